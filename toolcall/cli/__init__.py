@@ -1,0 +1,48 @@
+"""The `toolcall` command line: one sub-command module each, wired here."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import ToolcallError
+
+# Each module defines `register(subparsers)`, which adds its parser and sets `func=run(args) -> int`.
+COMMAND_MODULES = ("parse_cmd", "tools_cmd", "generate_cmd", "chat_cmd", "datagen_cmd", "eval_cmd", "train_cmd", "serve_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolcall", description="Language models that use tools, Toolformer and MOSS style.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"{__name__}.{name}":
+                continue  # a sub-command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ToolcallError as err:
+        print(f"toolcall {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

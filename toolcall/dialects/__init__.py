@@ -1,0 +1,1 @@
+"""Package data: toolcall/dialects."""

@@ -1,0 +1,59 @@
+"""A small name → object registry shared by tools, dialects and backends."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from .errors import DuplicateNameError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Objects looked up by case-insensitive name; duplicates raise unless replaced on purpose."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._names: dict[str, str] = {}  # lower-case key or alias -> canonical name
+
+    def register(self, name: str, item: T, *, aliases: tuple[str, ...] = (), replace: bool = False) -> T:
+        for key in (name, *aliases):
+            owner = self._names.get(key.lower())
+            if owner is not None and owner != name and not replace:
+                raise DuplicateNameError(f"{self.kind} name {key!r} is already registered (for {owner!r}); pass replace=True to replace it")
+        if name in self._items and not replace:
+            raise DuplicateNameError(f"{self.kind} {name!r} is already registered; pass replace=True to replace it")
+        self._items[name] = item
+        for key in (name, *aliases):
+            self._names[key.lower()] = name
+        return item
+
+    def unregister(self, name: str) -> None:
+        canonical = self.canonical(name)
+        del self._items[canonical]
+        for key in [k for k, v in self._names.items() if v == canonical]:
+            del self._names[key]
+
+    def canonical(self, name: str) -> str:
+        found = self._names.get(name.lower())
+        if found is None:
+            close = difflib.get_close_matches(name.lower(), list(self._names), n=1)
+            raise UnknownNameError(self.kind, name, self.names(), self._names[close[0]] if close else None)
+        return found
+
+    def get(self, name: str) -> T:
+        return self._items[self.canonical(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._names
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter([self._items[n] for n in self.names()])
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,1 +1,1 @@
-"""Package data: grammars."""
+"""Package data: the Lark grammars of the call dialects, opened with Lark.open_from_package("grammars", ...)."""

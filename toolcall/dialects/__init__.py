@@ -1,1 +1,42 @@
-"""Package data: toolcall/dialects."""
+"""Call dialects: parse tool calls out of text and render them back, looked up by name."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..calls import Parsed
+from ..errors import ConfigError
+from ..naming import Registry
+from .base import Dialect
+from .moss import MossDialect
+from .toolformer import ToolformerDialect
+
+__all__ = ["Dialect", "MossDialect", "ToolformerDialect", "dialects", "get_dialect", "parse", "render"]
+
+# Name -> factory taking the dialect's options (e.g. spelling="tagged" for toolformer).
+dialects: Registry[Callable[..., Dialect]] = Registry("dialect")
+dialects.register("toolformer", ToolformerDialect)
+dialects.register("moss", MossDialect)
+
+
+def get_dialect(name: str, **options: Any) -> Dialect:
+    """A dialect by (case-insensitive) name, built with its options; unknown names list the valid ones."""
+    factory = dialects.get(name)
+    try:
+        return factory(**options)
+    except TypeError as err:
+        raise ConfigError(f"bad options for dialect {dialects.canonical(name)!r}: {err}") from err
+
+
+def _resolve(dialect: str | Dialect) -> Dialect:
+    return dialect if isinstance(dialect, Dialect) else get_dialect(dialect)
+
+
+def parse(text: str, dialect: str | Dialect = "toolformer", strict: bool = False) -> Parsed:
+    """Every call in `text`; malformed call-like spans go to `issues`, or raise DialectSyntaxError if strict."""
+    return _resolve(dialect).parse(text, strict=strict)
+
+
+def render(parsed: Parsed, dialect: str | Dialect | None = None) -> str:
+    """The text of `parsed` with its calls; `render(parse(s)) == s`. Defaults to the dialect it was parsed with."""
+    return _resolve(dialect if dialect is not None else parsed.dialect).render(parsed)

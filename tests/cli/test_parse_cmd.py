@@ -1,0 +1,66 @@
+"""`toolcall parse`: JSON lines on stdout, FILE:line:column issues on stderr, exit codes."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from toolcall.cli import main
+
+TEXT = "Out of 1400, 400 (or [Calculator(400 / 1400) → 0.29] 29%) passed [1].\nBorn in [QA(\"Where?\")] x [Calculator(3+\n"
+
+
+def lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_file_lenient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "in.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    assert main(["parse", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert lines(out) == [
+        {"tool": "Calculator", "args": ["400 / 1400"], "result": "0.29", "start": TEXT.index("[Calc"),
+         "end": TEXT.index(" 29%")},
+        {"tool": "QA", "args": ["Where?"], "result": None, "start": TEXT.index("[QA"), "end": TEXT.index(" x [")},
+    ]
+    assert err.splitlines() == [
+        f"{path}:2:40: unexpected end of input in a Toolformer call starting at line 2, column 26 (expected '(', ')', ',')"]
+
+
+def test_strict_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "in.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    assert main(["parse", "--strict", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"{path}:2:40: ") and "(expected" in err
+    good = tmp_path / "good.txt"
+    good.write_text("[Calendar()]", encoding="utf-8")
+    assert main(["parse", "--strict", str(good)]) == 0
+    assert lines(capsys.readouterr().out)[0]["tool"] == "Calendar"
+
+
+@pytest.mark.parametrize("argv", [["parse", "--dialect", "moss"], ["parse", "--dialect", "moss", "-"]])
+def test_stdin_moss(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    turn = '<|Commands|>: Search("a"), Calculate("2+3")<eoc>\n<|Results|>:\nSearch("a") =>\n<|1|>: "ü"\nCalculate("2+3") => \'5\'\n<eor>\n'
+    monkeypatch.setattr("sys.stdin", io.StringIO(turn + '<|Commands|>: oops<eoc>\n'))
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert [(d["tool"], d["args"], d["result"]) for d in lines(out)] == [("Search", ["a"], "ü"), ("Calculate", ["2+3"], "5")]
+    assert "ü" in out  # not \u-escaped
+    assert err.startswith("<stdin>:7:19: ")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["parse", "--dialect", "hermes"])
+    assert info.value.code == 2
+    assert "moss" in capsys.readouterr().err
+
+
+def test_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parse", str(tmp_path / "nope.txt")]) == 1
+    assert "cannot read" in capsys.readouterr().err

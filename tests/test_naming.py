@@ -1,0 +1,38 @@
+"""The shared name registry: case-insensitive lookup, aliases, duplicates, suggestions."""
+from __future__ import annotations
+
+import pytest
+
+from toolcall.errors import DuplicateNameError, UnknownNameError
+from toolcall.naming import Registry
+
+
+def test_lookup_is_case_insensitive_and_follows_aliases() -> None:
+    reg: Registry[int] = Registry("tool")
+    reg.register("Calculator", 1, aliases=("Calculate",))
+    assert reg.get("CALCULATOR") == 1
+    assert reg.get("calculate") == 1
+    assert reg.canonical("calculate") == "Calculator"
+    assert "calculator" in reg and "Search" not in reg
+
+
+def test_unknown_name_lists_valid_names_and_suggests() -> None:
+    reg: Registry[int] = Registry("dialect")
+    reg.register("toolformer", 1)
+    reg.register("moss", 2)
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("toolfromer")
+    assert info.value.suggestion == "toolformer"
+    assert "moss, toolformer" in str(info.value)
+    assert isinstance(info.value, KeyError)
+
+
+def test_duplicates_raise_unless_replaced() -> None:
+    reg: Registry[int] = Registry("backend")
+    reg.register("fake", 1)
+    with pytest.raises(DuplicateNameError):
+        reg.register("FAKE", 2)
+    reg.register("fake", 3, replace=True)
+    assert reg.get("fake") == 3
+    reg.unregister("fake")
+    assert len(reg) == 0

@@ -1,0 +1,186 @@
+"""The Dialect interface and the helpers every dialect shares: Lark loading, issues, argument quoting."""
+from __future__ import annotations
+
+import functools
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..calls import Parsed, SyntaxIssue, ToolCall
+from ..errors import ConfigError, DialectSyntaxError
+
+# Characters that force a canonical argument into double quotes: without them the grammar would split
+# or end the argument there, or strip them away.
+_NEEDS_QUOTES = re.compile(r"""[,()\[\]"'\\\n]|^\s|\s$|^$""")
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+@functools.lru_cache(maxsize=None)
+def load_parser(grammar: str, starts: tuple[str, ...]) -> Lark:
+    """Build the LALR parser of one grammar file in the `grammars` package, once per process."""
+    return Lark.open_from_package(
+        "grammars", grammar, ("",), parser="lalr", lexer="contextual", start=list(starts),
+        propagate_positions=True, maybe_placeholders=False,
+    )
+
+
+def rule(tree: Tree) -> str:
+    """A tree's rule name without the namespace Lark gives rules imported from common.lark."""
+    return str(tree.data).rsplit("__", 1)[-1]
+
+
+def unquote(token: str) -> str:
+    """The value of a quoted argument: outer quotes dropped, backslash escapes resolved."""
+    return _ESCAPE.sub(r"\1", token[1:-1])
+
+
+def quote_arg(value: Any, always: bool = False) -> str:
+    """Canonical spelling of one argument: bare when the grammar reads it back unchanged, else "quoted".
+
+    Newlines become spaces, because a call lives on one line.
+    """
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    if not always and not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_call(call: ToolCall, always_quote: bool = False) -> str:
+    """`Tool(arg1, arg2)` in canonical form."""
+    return f"{call.tool}({', '.join(quote_arg(a, always_quote) for a in call.args)})"
+
+
+def args_from_tree(arguments: Tree, source: str) -> tuple[str, ...]:
+    """Argument values of an `arguments` subtree; `source` is the text the positions refer to."""
+    values: list[str] = []
+    for child in arguments.children:
+        if not isinstance(child, Tree):
+            continue  # whitespace tokens
+        if rule(child) == "arg":  # `string WS?` keeps its own node when the space is there
+            child = child.children[0]
+        kind = rule(child)
+        if kind == "string":
+            values.append(unquote(str(child.children[0])))
+        elif kind == "bare":
+            values.append(source[child.meta.start_pos:child.meta.end_pos].strip())
+    return tuple(values)
+
+
+def find_child(tree: Tree, name: str) -> Tree | None:
+    for child in tree.children:
+        if isinstance(child, Tree) and rule(child) == name:
+            return child
+    return None
+
+
+def has_token(tree: Tree, kind: str) -> bool:
+    return any(isinstance(c, Token) and c.type == kind for c in tree.children)
+
+
+def line_column(text: str, pos: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return line, column
+
+
+def caret_context(text: str, pos: int, span: int = 40) -> str:
+    """The text around `pos` on its line, and a caret under `pos`."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    line_end = len(text) if line_end < 0 else line_end
+    start = max(line_start, pos - span)
+    before, after = text[start:pos], text[pos:min(line_end, pos + span)]
+    return f"{before}{after}\n{' ' * len(before.expandtabs())}^\n"
+
+
+def _display_terminal(parser: Lark, name: str) -> str:
+    """A terminal as a person reads it: the literal for fixed strings, the name for patterns."""
+    if name == "$END":
+        return "end of input"
+    try:
+        pattern = parser.get_terminal(name).pattern
+    except KeyError:
+        return name
+    if pattern.type == "str":
+        return repr(pattern.value)
+    return name.rsplit("__", 1)[-1]
+
+
+def issue_from_error(err: UnexpectedInput, parser: Lark, text: str, offset: int, chunk_len: int,
+                     what: str) -> SyntaxIssue:
+    """Turn Lark's error on `text[offset:offset+chunk_len]` into an issue located in the whole `text`."""
+    if isinstance(err, UnexpectedCharacters):
+        rel = err.pos_in_stream
+        expected = err.allowed or set()
+        found = f"unexpected character {text[offset + rel]!r}" if offset + rel < len(text) else "unexpected end"
+    elif isinstance(err, UnexpectedToken) and err.token.type != "$END":
+        rel = err.token.start_pos if err.token.start_pos is not None else chunk_len
+        expected = err.expected or set()
+        found = f"unexpected {err.token.value!r}"
+    else:  # end of the span reached: Lark reports $END as a token borrowing the last token's position
+        rel = chunk_len
+        expected = getattr(err, "expected", None) or set()
+        found = "unexpected end of input"
+    pos = offset + rel
+    line, column = line_column(text, pos)
+    start_line, start_column = line_column(text, offset)
+    names = tuple(sorted({_display_terminal(parser, n) for n in expected}))
+    message = f"{found} in {what} starting at line {start_line}, column {start_column}"
+    return SyntaxIssue(message, line, column, pos, names, caret_context(text, pos))
+
+
+def raise_issue(issue: SyntaxIssue) -> None:
+    raise DialectSyntaxError(issue.message, line=issue.line, column=issue.column, pos=issue.pos,
+                             expected=issue.expected, context=issue.context)
+
+
+def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """Replace non-overlapping (start, end) ranges of `text`."""
+    out: list[str] = []
+    pos = 0
+    for start, end, replacement in sorted(edits, key=lambda e: (e[0], e[1])):
+        if start < pos or not 0 <= start <= end <= len(text):
+            raise ConfigError(f"cannot render: call span ({start}, {end}) overlaps another or lies outside "
+                              f"the text (0..{len(text)}); give each call its own span")
+        out.append(text[pos:start])
+        out.append(replacement)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class Dialect(ABC):
+    """One way of writing tool calls into text: parse it, render it, and help the decoding loop."""
+
+    name: str = ""
+    call_markers: tuple[str, ...] = ()
+    end_markers: tuple[str, ...] = ()
+    open_marker: str = ""
+
+    @abstractmethod
+    def parse(self, text: str, strict: bool = False) -> Parsed:
+        """Every call in `text`; malformed call-like spans become issues (or raise when strict)."""
+
+    @abstractmethod
+    def render(self, parsed: Parsed) -> str:
+        """The text with its calls: unchanged calls verbatim, replaced or new ones in canonical form."""
+
+    @abstractmethod
+    def render_call(self, call: ToolCall) -> str:
+        """The canonical spelling of one call."""
+
+    @abstractmethod
+    def pending_calls(self, text: str) -> tuple[list[ToolCall], list[SyntaxIssue]]:
+        """The calls awaiting results at the end of `text`, which ends with a call marker."""
+
+    @abstractmethod
+    def splice(self, text: str, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
+        """What to append after the call marker so that the pending calls carry their results."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

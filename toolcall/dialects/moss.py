@@ -1,0 +1,240 @@
+"""The MOSS (moss-003) dialect: `<|Commands|>: ...<eoc>` calls and their `<|Results|>: ...<eor>` block."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
+
+from ..calls import Parsed, SyntaxIssue, ToolCall
+from ..errors import ConfigError
+from .base import (
+    Dialect, apply_edits, args_from_tree, find_child, format_call, issue_from_error, load_parser, raise_issue, rule,
+)
+
+COMMANDS_OPEN = "<|Commands|>:"
+RESULTS_OPEN = "<|Results|>:"
+_BLOCK = re.compile(r"<\|(Commands|Results)\|>:")
+# Any field opener (`<|Human|>:`, `<|MOSS|>:`, ...) but not the numbered snippets `<|1|>:`.
+_FIELD = re.compile(r"<\|[A-Za-z][A-Za-z ]*\|>:")
+_SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
+# Tools whose results MOSS lays out as numbered snippets rather than one quoted value.
+SNIPPET_TOOLS = frozenset({"search", "wikisearch"})
+
+
+def _parser() -> Lark:
+    return load_parser("moss.lark", ("commands", "commands_tail", "results"))
+
+
+def _strip_quotes(value: str, quote: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == quote and value[-1] == quote:
+        return value[1:-1]
+    return value
+
+
+def _closer_end(tree: Tree) -> int:
+    """End offset of a field's `<eoc>` / `<eor>` in the parsed chunk."""
+    for child in tree.children:
+        if isinstance(child, Token) and child.type in ("EOC", "END_RESULTS"):
+            return child.end_pos
+    raise AssertionError("the grammar ends every field with its closer")
+
+
+@dataclass
+class _Round:
+    """One Commands block and the Results block that answers it (either may be missing)."""
+
+    commands: tuple[int, int] | None = None
+    results: tuple[int, int] | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+
+
+def render_commands(calls: Sequence[ToolCall]) -> str:
+    """The body of a Commands field: `None`, or the calls separated by ", " with double-quoted arguments."""
+    return ", ".join(format_call(c, always_quote=True) for c in calls) if calls else "None"
+
+
+def _render_outcome(call: ToolCall, result: str | None) -> str:
+    head = f"{format_call(call, always_quote=True)} =>"
+    if result is None or not result.strip():
+        return f"{head} No result."
+    if call.tool.lower() in SNIPPET_TOOLS or "\n" in result:
+        lines = [line.strip() for line in result.splitlines() if line.strip()]
+        return head + "".join(f'\n<|{i}|>: "{line}"' for i, line in enumerate(lines, 1))
+    return f"{head} '{result.strip()}'"
+
+
+def render_results(calls: Sequence[ToolCall], results: Sequence[str | None]) -> str:
+    """The body of a Results field in MOSS's layout, one entry per call.
+
+    `Search("a") =>` then `<|1|>: "snippet"` lines (search tools, or any multi-line result: one snippet per
+    line); `Calculate("10^16") => '10000000000000000'` for a one-line result; `Tool(...) => No result.`
+    for an empty or missing one; `None` when there are no calls.
+    """
+    if len(calls) != len(results):
+        raise ConfigError(f"render_results needs one result per call: {len(calls)} calls, {len(results)} results")
+    if not calls:
+        return "None"
+    return "\n".join(_render_outcome(c, r) for c, r in zip(calls, results))
+
+
+class MossDialect(Dialect):
+    """MOSS plugin turns: the model writes Commands, the program writes Results (SPEC §8)."""
+
+    name = "moss"
+    call_markers = ("<eoc>",)
+    end_markers = ("<eom>",)
+    open_marker = COMMANDS_OPEN
+
+    # -- parsing -------------------------------------------------------------------------------
+    @staticmethod
+    def _field_limit(text: str, start: int) -> int:
+        """Where the text a field may span ends: at the next field opener, trailing whitespace excluded."""
+        nxt = _FIELD.search(text, start + 1)
+        limit = nxt.start() if nxt else len(text)
+        while limit > start and text[limit - 1].isspace():  # report a missing closer where the line ends
+            limit -= 1
+        return limit
+
+    def _rounds(self, text: str, issues: list[SyntaxIssue], strict: bool) -> list[_Round]:
+        parser = _parser()
+        rounds: list[_Round] = []
+        awaiting: _Round | None = None  # the round whose Commands field still waits for its Results
+        blocks = [(m.start(), m.group(1)) for m in _BLOCK.finditer(text)]
+        first_field = _FIELD.search(text)
+        first_eoc = text.find("<eoc>")
+        if first_eoc >= 0 and (first_field is None or first_eoc < first_field.start()):
+            blocks.insert(0, (0, "Commands_tail"))  # the text starts inside a Commands field
+        for start, kind in blocks:
+            chunk = text[start:self._field_limit(text, start)]
+            try:
+                tree = parser.parse(chunk, start=kind.lower())
+            except UnexpectedInput as err:
+                issue = issue_from_error(err, parser, text, start, len(chunk), f"a MOSS {kind.split('_')[0]} field")
+                if strict:
+                    raise_issue(issue)
+                issues.append(issue)
+                awaiting = None  # Results after a broken Commands field name their own calls
+                continue
+            end = start + _closer_end(tree)
+            if kind.startswith("Commands"):
+                awaiting = _Round(commands=(start, end), calls=self._commands(tree, chunk, start))
+                rounds.append(awaiting)
+                continue
+            entries, blanket = self._results(tree, chunk, start)
+            current = awaiting
+            if current is None:  # a Results field on its own: its entries name the calls
+                current = _Round(calls=[c for c, _ in entries])
+                rounds.append(current)
+            current.results = (start, end)
+            # Results pair with the commands by position; a blanket `No result.` answers them all.
+            outcomes: list[str | None] = [blanket] * len(current.calls) if blanket is not None else [r for _, r in entries]
+            outcomes += [None] * (len(current.calls) - len(outcomes))
+            current.calls = [c.with_result(r) for c, r in zip(current.calls, outcomes)]
+            awaiting = None
+        return rounds
+
+    @staticmethod
+    def _call(tree: Tree, chunk: str, offset: int) -> ToolCall:
+        args = args_from_tree(tree.children[1], chunk)
+        return ToolCall(str(tree.children[0]), args, None, (offset + tree.meta.start_pos, offset + tree.meta.end_pos))
+
+    def _commands(self, tree: Tree, chunk: str, offset: int) -> list[ToolCall]:
+        call_list = find_child(tree, "call_list")
+        if call_list is None:
+            return []  # None
+        return [self._call(c, chunk, offset) for c in call_list.children if isinstance(c, Tree)]
+
+    def _results(self, tree: Tree, chunk: str, offset: int) -> tuple[list[tuple[ToolCall, str]], str | None]:
+        """The (call, result) entries of a Results tree, and a result for every call (`No result.`) if any."""
+        entries: list[tuple[ToolCall, str]] = []
+        for child in tree.children:
+            if isinstance(child, Token) and child.type == "NO_RESULT":
+                return [], ""
+            if not isinstance(child, Tree) or rule(child) != "entry":
+                continue
+            call_tree = find_child(child, "call")
+            assert call_tree is not None
+            entries.append((self._call(call_tree, chunk, offset), self._outcome(child)))
+        return entries, None
+
+    @staticmethod
+    def _outcome(entry: Tree) -> str:
+        last = entry.children[-1]
+        if isinstance(last, Token) and last.type == "INLINE":
+            return _strip_quotes(str(last), "'")
+        if isinstance(last, Tree) and rule(last) in ("outcome", "snippet"):
+            snippets = [last] if rule(last) == "snippet" else last.children
+            values = []
+            for snippet in snippets:
+                m = _SNIPPET_VALUE.match(str(snippet.children[0]))
+                values.append(_strip_quotes(m.group(1) if m else "", '"'))
+            return "\n".join(values)
+        return ""  # No result., or nothing after =>
+
+    def parse(self, text: str, strict: bool = False) -> Parsed:
+        issues: list[SyntaxIssue] = []
+        calls = [c for r in self._rounds(text, issues, strict) for c in r.calls]
+        return Parsed(text, calls, self.name, issues, tuple(calls))
+
+    # -- rendering -----------------------------------------------------------------------------
+    def render_call(self, call: ToolCall) -> str:
+        return format_call(call, always_quote=True)
+
+    def render(self, parsed: Parsed) -> str:
+        """Rounds whose calls are unchanged stay verbatim; a changed round gets both fields re-rendered."""
+        text = parsed.text
+        rounds = self._rounds(text, [], False)
+        mine: list[list[ToolCall]] = [[] for _ in rounds]
+        for call in parsed.calls:
+            for i, rnd in enumerate(rounds):
+                home = rnd.commands or rnd.results
+                if home and home[0] <= call.span[0] < home[1]:
+                    mine[i].append(call)
+                    break
+            else:
+                raise ConfigError(f"cannot render MOSS call {call.tool!r}: its span {call.span} lies in no "
+                                  f"{COMMANDS_OPEN} or {RESULTS_OPEN} field of the text")
+        edits: list[tuple[int, int, str]] = []
+        for rnd, calls in zip(rounds, mine):
+            if calls == rnd.calls:
+                continue
+            if rnd.commands:
+                opener = f"{COMMANDS_OPEN} " if text.startswith(COMMANDS_OPEN, rnd.commands[0]) else " "
+                edits.append((*rnd.commands, f"{opener}{render_commands(calls)}<eoc>"))
+            body = render_results(calls, [c.result for c in calls])
+            if rnd.results:
+                edits.append((*rnd.results, f"{RESULTS_OPEN}\n{body}\n<eor>"))
+            elif rnd.commands and any(c.result is not None for c in calls):
+                end = rnd.commands[1]
+                edits.append((end, end, f"\n{RESULTS_OPEN}\n{body}\n<eor>"))
+        return apply_edits(text, edits)
+
+    # -- the decoding loop ---------------------------------------------------------------------
+    def pending_calls(self, text: str) -> tuple[list[ToolCall], list[SyntaxIssue]]:
+        """The calls of the last Commands field, when `text` ends with its `<eoc>`."""
+        body = text.rstrip()
+        if not body.endswith("<eoc>"):
+            return [], []
+        start = body.rfind(COMMANDS_OPEN)
+        kind = "commands"
+        if start < 0:
+            if _FIELD.search(body):
+                return [], []
+            start, kind = 0, "commands_tail"  # the text starts inside the Commands field
+        parser = _parser()
+        chunk = body[start:]
+        try:
+            tree = parser.parse(chunk, start=kind)
+            if start + _closer_end(tree) != len(body):
+                return [], []  # the last Commands field closed earlier: the final <eoc> is not its closer
+        except UnexpectedInput as err:
+            return [], [issue_from_error(err, parser, body, start, len(chunk), "a MOSS Commands field")]
+        return self._commands(tree, chunk, start), []
+
+    def splice(self, text: str, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
+        """`\\n<|Results|>:\\n` + render_results(calls, results) + `\\n<eor>\\n<|MOSS|>:`."""
+        return f"\n{RESULTS_OPEN}\n{render_results(calls, list(results))}\n<eor>\n<|MOSS|>:"

@@ -1,0 +1,53 @@
+"""`toolcall tools` and `toolcall tool`: listing (table and JSON) and running one tool with exit codes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from toolcall.cli import main
+
+
+def test_tools_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tools"]) == 0
+    out = capsys.readouterr().out
+    for name in ("Calculator", "Calendar", "Solve", "WikiSearch", "Search", "QA", "MT"):
+        assert f"\n{name} " in "\n" + out
+    assert "(alias Calculate)" in out and "expression (string, required): The arithmetic expression" in out
+
+
+def test_tools_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tools", "--json"]) == 0
+    listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
+    calc = listed["Calculator"]
+    assert calc["aliases"] == ["Calculate"] and calc["isolated"] is True and calc["timeout"] == 5.0
+    assert calc["schema"]["function"]["parameters"]["required"] == ["expression"]
+    assert listed["Calendar"]["schema"]["function"]["parameters"] == {"type": "object", "properties": {}}
+
+
+def test_tool_runs_and_prints(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["tool", "calculate", "400 / 1400"]) == 0
+    assert capsys.readouterr().out == "0.29\n"
+    monkeypatch.setenv("TOOLCALL_TODAY", "2023-01-30")
+    assert main(["tool", "Calendar"]) == 0
+    assert capsys.readouterr().out == "Today is Monday, January 30, 2023.\n"
+    assert main(["tool", "solve", "x^2 - 4 = 0", "x"]) == 0
+    assert capsys.readouterr().out == "x = -2 or x = 2\n"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["tool", "Calculator", "9**9**9**9"], "Calculator: result too large"),
+    (["tool", "Calcultor", "1"], "Did you mean 'Calculator'?"),
+    (["tool", "Calendar", "tomorrow"], "Calendar: takes at most 0 argument(s)"),
+    (["tool", "WikiSearch", "Ghana flag", "--timeout", "0.000001"], "WikiSearch: timed out after 1e-06 s"),
+])
+def test_tool_errors_exit_1_on_stderr(argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and words in captured.err and captured.err.startswith("toolcall tool: error: ")
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["tool"])
+    assert info.value.code == 2

@@ -1,0 +1,310 @@
+"""toolcall.registry: Tool, @tool, ToolRegistry.call (never raises; timeouts, cache, isolation), entry points, defaults."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+
+from toolcall import registry as registry_mod
+from toolcall.errors import ConfigError, DuplicateNameError, UnknownNameError
+from toolcall.executor import shared_pool
+from toolcall.registry import Tool, ToolRegistry, ToolResult, default_registry, make_tool, tool
+
+calls: list[Any] = []
+
+
+def add(a: int, b: int = 2) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+
+    Returns:
+        The sum.
+    """
+    calls.append((a, b))
+    return a + b
+
+
+def nap(seconds: float) -> str:
+    """Sleep, then answer.
+
+    Args:
+        seconds: How long to sleep.
+    """
+    time.sleep(seconds)
+    return "awake"
+
+
+def spin(seconds: float) -> str:
+    """Burn CPU in pure Python (cannot be interrupted from another thread).
+
+    Args:
+        seconds: How long to burn.
+    """
+    end = time.time() + seconds
+    n = 0
+    while time.time() < end:
+        n += 1
+    return str(n)
+
+
+def worker_pid() -> int:
+    """The process id of whoever runs this."""
+    return os.getpid()
+
+
+def boom(text: str) -> str:
+    """Always fails.
+
+    Args:
+        text: Ignored.
+    """
+    raise RuntimeError("kaboom " + text)
+
+
+def test_tool_is_callable_and_schema_matches_transformers() -> None:
+    transformers_utils = pytest.importorskip("transformers.utils")
+    made = make_tool(add)
+    assert made(2, 3) == 5
+    assert made.schema == transformers_utils.get_json_schema(add)
+    assert made.name == "add" and made.description == "Add two integers." and made.returns == {"type": "integer", "description": "The sum."}
+
+
+def quits() -> str:
+    """Calls sys.exit, as careless tool code might."""
+    raise SystemExit(3)
+
+
+def test_a_tool_calling_sys_exit_is_an_error_result() -> None:
+    reg = ToolRegistry([quits])
+    assert reg.call("quits").error == "quits: SystemExit: 3"
+    reg.add(quits, name="quits_inline", timeout=0)  # no time limit: runs inline
+    assert reg.call("quits_inline").error == "quits_inline: SystemExit: 3"
+
+
+def test_call_coerces_text_and_reports_timing() -> None:
+    reg = ToolRegistry([add])
+    result = reg.call("ADD", ("40", "2"))
+    assert result == ToolResult("add", ("40", "2"), "42", True, None, result.seconds, False)
+    assert reg.call("add", {"a": "1"}).text == "3"
+    assert reg.call("add", "5").text == "7"  # a bare string is one argument
+
+
+@pytest.mark.parametrize("name, args, words", [
+    ("nope", (), "unknown tool 'nope'. Valid names: add, boom"),
+    ("ad", (), "Did you mean 'add'?"),
+    ("add", ("x",), "add: argument 'a' = 'x' is not valid: expected an integer"),
+    ("add", (), "add: missing required argument 'a'"),
+    ("add", ("1", "2", "3"), "add: takes at most 2 argument(s)"),
+    ("boom", ("now",), "boom: RuntimeError: kaboom now"),
+])
+def test_call_never_raises(name: str, args: tuple[str, ...], words: str) -> None:
+    reg = ToolRegistry([add, boom])
+    result = reg.call(name, args)
+    assert not result.ok and words in (result.error or "")
+    assert result.text == "Error: " + result.error
+
+
+def test_thread_timeout_returns_an_error_within_the_limit() -> None:
+    reg = ToolRegistry()
+    reg.add(nap, timeout=0.2)
+    start = time.perf_counter()
+    result = reg.call("nap", ("5",))
+    assert time.perf_counter() - start < 1.0
+    assert not result.ok and result.error == "nap: timed out after 0.2 s"
+    assert reg.call("nap", ("0.01",), timeout=2).text == "awake"
+
+
+def test_isolated_timeout_kills_the_worker_and_frees_the_cpu() -> None:
+    reg = ToolRegistry()
+    reg.add(spin, isolated=True, timeout=0.5, cache=False)
+    reg.add(worker_pid, isolated=True, cache=False)
+    assert reg.call("spin", ("0.01",)).ok
+    pid = int(reg.call("worker_pid").text)
+    assert pid != os.getpid()
+    assert int(reg.call("worker_pid").text) == pid  # the worker is reused, not started per call
+    start = time.perf_counter()
+    result = reg.call("spin", ("30",))
+    assert time.perf_counter() - start < 2.0
+    assert not result.ok and "timed out after 0.5 s" in (result.error or "")
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone: killed and reaped, not left burning a core
+    fresh = reg.call("worker_pid")
+    assert fresh.ok and int(fresh.text) != pid
+
+
+def test_isolated_errors_come_back_as_results() -> None:
+    reg = ToolRegistry()
+    reg.add(boom, isolated=True)
+    result = reg.call("boom", ("x",))
+    assert not result.ok and result.error == "boom: RuntimeError: kaboom x"
+
+
+def test_isolated_needs_an_importable_function() -> None:
+    def local(x: int) -> int:
+        """Local.
+
+        Args:
+            x: X.
+        """
+        return x
+
+    with pytest.raises(ConfigError, match="module-level function"):
+        make_tool(local, isolated=True)
+
+
+def test_worker_overhead_is_small() -> None:
+    reg = ToolRegistry()
+    reg.add(worker_pid, isolated=True, cache=False)
+    reg.call("worker_pid")
+    start = time.perf_counter()
+    for _ in range(50):
+        assert reg.call("worker_pid").ok
+    per_call = (time.perf_counter() - start) / 50
+    assert per_call < 0.02, f"{per_call * 1000:.2f} ms per isolated call"
+
+
+def test_identical_calls_are_cached_when_cacheable() -> None:
+    reg = ToolRegistry()
+    reg.add(add)
+    calls.clear()
+    first, second = reg.call("add", ("1", "2")), reg.call("add", {"a": 1, "b": "2"})
+    assert (first.cached, second.cached, second.text, len(calls)) == (False, True, "3", 1)
+    reg.add(add, name="add_nocache", cache=False)
+    reg.call("add_nocache", ("1",))
+    reg.call("add_nocache", ("1",))
+    assert len(calls) == 3
+    small = ToolRegistry(cache_size=1)
+    small.add(add)
+    small.call("add", ("1",)), small.call("add", ("2",)), small.call("add", ("1",))
+    assert len(calls) == 6  # LRU of size 1 evicted the first call
+
+
+def test_errors_are_not_cached() -> None:
+    reg = ToolRegistry()
+    reg.add(boom)
+    assert not reg.call("boom", ("a",)).cached and not reg.call("boom", ("a",)).cached
+
+
+def test_registry_names_aliases_subset_and_duplicates() -> None:
+    reg = ToolRegistry()
+    reg.add(add, name="Adder", aliases=("Plus",))
+    reg.add(nap)
+    assert reg.call("plus", ("1",)).text == "3" and reg.call("plus", ("1",)).tool == "Adder"
+    assert [t["function"]["name"] for t in reg.schemas()] == ["Adder", "nap"]
+    assert reg.subset(["PLUS"]).names() == ["Adder"]
+    with pytest.raises(UnknownNameError, match="Valid names: Adder, nap"):
+        reg.subset(["missing"])
+    with pytest.raises(DuplicateNameError):
+        reg.add(add, name="adder")
+    reg.add(add, name="Adder", replace=True)
+
+
+def test_decorator_registers_into_the_user_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_mod, "_USER", ToolRegistry())
+
+    @tool
+    def shout(text: str) -> str:
+        """Shout.
+
+        Args:
+            text: What to shout.
+        """
+        return text.upper()
+
+    @tool(name="Whisper", timeout=1.5, cache=False, aliases=("hush",))
+    def whisper(text: str) -> str:
+        """Whisper.
+
+        Args:
+            text: What to whisper.
+        """
+        return text.lower()
+
+    assert isinstance(shout, Tool) and shout("a") == "A"
+
+    @tool
+    def shout(text: str) -> str:  # noqa: F811 - the same definition run again (a notebook cell) replaces the old one
+        """Shout twice.
+
+        Args:
+            text: What to shout.
+        """
+        return text.upper() * 2
+
+    assert registry_mod.user_tools().call("shout", ("a",)).text == "AA"
+    with pytest.raises(DuplicateNameError):
+        tool(name="shout")(add)
+    assert (whisper.name, whisper.timeout, whisper.cacheable, whisper.aliases) == ("Whisper", 1.5, False, ("hush",))
+    reg = default_registry(entry_points=False)
+    assert reg.call("hush", ("LOUD",)).text == "loud" and reg.call("shout", ("hi", "there")).text == "HI, THEREHI, THERE"
+
+
+class _EntryPoint:
+    def __init__(self, name: str, value: Any, fail: bool = False) -> None:
+        self.name, self._value, self._fail, self.value = name, value, fail, f"pkg:{name}"
+
+    def load(self) -> Any:
+        if self._fail:
+            raise ImportError("no module named pkg")
+        return self._value
+
+
+def test_entry_point_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    seen: list[str] = []
+
+    def fake_entry_points(group: str) -> list[_EntryPoint]:
+        seen.append(group)
+        return [_EntryPoint("Plus", add), _EntryPoint("napper", make_tool(nap, "Napper")),
+                _EntryPoint("several", [boom, make_tool(spin, "Spinner", isolated=True)]), _EntryPoint("broken", None, fail=True)]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    with pytest.warns(RuntimeWarning, match="skipping tool entry point 'broken'"):
+        reg = default_registry()
+    assert seen == ["toolcall.tools"]
+    assert {"Plus", "Napper", "boom", "Spinner", "Calculator"} <= set(reg.names())
+    assert reg.call("plus", ("2",)).text == "4"
+
+
+def test_default_registry_builtins_and_subset() -> None:
+    reg = default_registry(entry_points=False)
+    assert {"Calculator", "Calendar", "Solve", "WikiSearch", "Search", "QA", "MT"} <= set(reg.names())
+    assert reg.get("calculate").name == "Calculator"
+    assert default_registry(["calculate", "qa"], entry_points=False).names() == ["Calculator", "QA"]
+    with pytest.raises(UnknownNameError, match="Did you mean 'Calendar'"):
+        default_registry(["Calender"], entry_points=False)
+
+
+def test_hostile_calculator_inputs_finish_within_the_timeout() -> None:
+    reg = default_registry(["Calculator"], entry_points=False)
+    reg.call("Calculator", ("1 + 1",))  # start the worker outside the timed part
+    for text in ("9**9**9**9", "factorial(10**9)", "__import__('os')", "2**2**2**2**2**2", "10**10**10"):
+        start = time.perf_counter()
+        result = reg.call("Calculator", (text,), timeout=2.0)
+        assert time.perf_counter() - start < 2.5, text
+        assert not result.ok and result.text.startswith("Error: Calculator: "), result
+
+
+def test_pool_reuses_workers_across_tools() -> None:
+    pool = shared_pool()
+    reg = default_registry(["Calculator", "Solve"], entry_points=False)
+    reg.call("Calculator", ("1 + 2",))
+    before = pool.started
+    assert reg.call("Solve", ("2*x = 4",)).text == "x = 2"
+    assert reg.call("Calculator", ("2 + 2",)).text == "4"
+    assert pool.started == before
+
+
+def test_slow_sympy_solve_is_killed_at_the_timeout() -> None:
+    reg = default_registry(["Solve"], entry_points=False)
+    assert reg.call("Solve", ("x = 1",)).text == "x = 1"  # worker started and Solve imported outside the timed part
+    start = time.perf_counter()
+    result = reg.call("Solve", ("x^64 + 3*x^63*sin(x) = exp(x)",), timeout=1.0)
+    assert time.perf_counter() - start < 1.8
+    assert not result.ok and result.error == "Solve: timed out after 1 s"

@@ -1,0 +1,303 @@
+"""toolcall.schema: schemas equal transformers' get_json_schema, and model text is coerced to the annotated types."""
+from __future__ import annotations
+
+import enum
+import inspect
+from typing import Any, Literal, Optional, Union
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolcall.errors import ConfigError, ToolArgumentError
+from toolcall.schema import bind_arguments, function_schema, parse_docstring, type_schema
+
+transformers_utils = pytest.importorskip("transformers.utils")
+get_json_schema = transformers_utils.get_json_schema
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+def f_basic(a: str, b: int, c: float, d: bool):
+    """Basic scalar types.
+
+    Args:
+        a: A string.
+        b: An integer.
+        c: A float.
+        d: A flag.
+    """
+
+
+def f_defaults(query: str, k: int = 3, verbose: bool = False) -> str:
+    """Search something.
+
+    A longer second paragraph that is part of the description.
+
+    Args:
+        query: What to look for.
+        k: How many results.
+        verbose: Say more.
+
+    Returns:
+        The results, one per line.
+    """
+    return query
+
+
+def f_optional(x: Optional[int], y: int | None = None, z: Union[int, str] = 1, w: str | int | None = None) -> None:
+    """Optionals and unions.
+
+    Args:
+        x: Maybe an integer.
+        y: Maybe an integer, new syntax.
+        z: Either kind.
+        w: Either kind or nothing.
+    """
+
+
+def f_lists(xs: list[int], names: list[str], raw: list, pair: tuple[int, str], blob: dict, scores: dict[str, float],
+            nested: dict[str, list[int]], deep: list[dict[str, int]]) -> list[str]:
+    """Containers.
+
+    Args:
+        xs: Integers.
+        names: Names.
+        raw: Anything listed.
+        pair: An int and a str.
+        blob: A mapping.
+        scores: Named scores.
+        nested: Lists by name.
+        deep: Records.
+
+    Returns:
+        Strings.
+    """
+    return []
+
+
+def f_choices(unit: str, mode: Literal["fast", "slow"], color: Color, level: Literal[1, 2, "max"] = 1):
+    """Choices three ways.
+
+    Args:
+        unit: The unit to use (choices: ["celsius", "fahrenheit"])
+        mode: How to run.
+        color: A colour.
+        level: How hard.
+    """
+
+
+def f_typed_doc(city: str, days: int = 1):
+    """Weather forecast.
+
+    Args:
+        city (str): The city, written
+            over two lines of the docstring.
+        days (int, optional): Number of days.
+            Defaults to 1.
+
+    Returns:
+        A forecast.
+
+    Raises:
+        ValueError: for an unknown city.
+    """
+
+
+def f_no_args() -> str:
+    """Tell the time."""
+    return ""
+
+
+def f_any(value: Any, extra: Optional[list[str]] = None):
+    """Anything goes.
+
+    Args:
+        value: Any value at all.
+        extra: Maybe a list of strings.
+    """
+
+
+def f_union_complex(a: list[int] | dict[str, int], b: Optional[Literal["x", "y"]] = None):
+    """Complex unions.
+
+    Args:
+        a: A list or a dict.
+        b: Maybe x or y.
+    """
+
+
+class Thing:
+    def method(self, n: int) -> int:
+        """A method.
+
+        Args:
+            n: A number.
+        """
+        return n
+
+
+@pytest.mark.parametrize("func", [f_basic, f_defaults, f_optional, f_lists, f_choices, f_typed_doc, f_no_args, f_any,
+                                  f_union_complex, Thing().method, Thing.method])
+def test_function_schema_equals_transformers(func: Any) -> None:
+    assert function_schema(func) == get_json_schema(func)
+
+
+def test_type_schema_examples() -> None:
+    assert type_schema(int) == {"type": "integer"}
+    assert type_schema(Optional[float]) == {"type": "number", "nullable": True}
+    assert type_schema(int | str) == {"type": ["integer", "string"]}
+    assert type_schema(list[int]) == {"type": "array", "items": {"type": "integer"}}
+    assert type_schema(Literal["a", 1]) == {"type": ["string", "integer"], "enum": ["a", 1]}
+
+
+class Custom:
+    pass
+
+
+def test_refuses_what_has_no_schema() -> None:
+    def no_hint(x):  # type: ignore[no-untyped-def]
+        """Doc.
+
+        Args:
+            x: X.
+        """
+
+    def undocumented_arg(x: int, y: int):
+        """Doc.
+
+        Args:
+            x: X.
+        """
+
+    def custom(x: Custom):
+        """Doc.
+
+        Args:
+            x: X.
+        """
+
+    def no_doc(x: int):
+        pass
+
+    for func, words in ((no_hint, "no type hint"), (undocumented_arg, "'y'"), (custom, "cannot describe"), (no_doc, "no docstring")):
+        with pytest.raises(ConfigError, match=words):
+            function_schema(func)
+
+
+# Docstrings with random layout: indentation, "(type)" parts, continuation lines, blank lines, choices.
+_word = st.text(alphabet="abcdefghij klmnop,.;-'()", min_size=1, max_size=25).map(str.strip).filter(lambda s: s and not s.endswith(":") and "(" not in s and ")" not in s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta"]), min_size=1, max_size=4, unique=True),
+    descs=st.lists(st.lists(_word, min_size=1, max_size=3), min_size=4, max_size=4),
+    indent=st.sampled_from(["    ", "  ", "\t"]),
+    typed=st.booleans(), blank=st.booleans(), returns=st.booleans(), choices=st.booleans(),
+)
+def test_docstring_parsing_matches_transformers(names: list[str], descs: list[list[str]], indent: str, typed: bool,
+                                                blank: bool, returns: bool, choices: bool) -> None:
+    lines = ["Do a thing.", "", "More about the thing.", "", "Args:"]
+    for name, desc in zip(names, descs):
+        kind = " (str)" if typed else ""
+        lines.append(f"{indent}{name}{kind}: {desc[0]}")
+        lines.extend(f"{indent}{indent}{piece}" for piece in desc[1:])
+        if blank:
+            lines.append("")
+    if choices:
+        lines[-1 if not blank else -2] += ' (choices: ["a", " b "])'
+    if returns:
+        lines += ["", "Returns:", f"{indent}The result", f"{indent}over two lines."]
+    doc = "\n".join(lines)
+
+    def built(**kwargs: str) -> str:
+        return ""
+
+    # Give the function the generated parameters, as a `def` with these names would have.
+    built.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str) for n in names])  # type: ignore[attr-defined]
+    built.__annotations__ = {**{n: str for n in names}, "return": str}
+    built.__doc__ = doc
+    assert function_schema(built) == get_json_schema(built)
+    assert parse_docstring(doc)[0] == "Do a thing.\n\nMore about the thing."
+
+
+# ---------------------------------------------------------------------------------------------- coercion
+
+def typed(count: int, ratio: float, flag: bool, items: list[int], mapping: dict[str, int], maybe: int | None = None,
+          mode: Literal["a", "b"] = "a", color: Color = Color.RED, text: str = "") -> dict[str, Any]:
+    """Everything typed.
+
+    Args:
+        count: c
+        ratio: r
+        flag: f
+        items: i
+        mapping: m
+        maybe: o
+        mode: l
+        color: e
+        text: t
+    """
+    return locals()
+
+
+def test_coerces_positional_text() -> None:
+    out = bind_arguments("T", typed, ("12", "3.5", "yes", "[1, 2, 3]", '{"a": 1}', "none", "b", "green", "hi"))
+    assert out == {"count": 12, "ratio": 3.5, "flag": True, "items": [1, 2, 3], "mapping": {"a": 1}, "maybe": None,
+                   "mode": "b", "color": Color.GREEN, "text": "hi"}
+    out = bind_arguments("T", typed, ("1,200", " 2 ", "False", "4, 5", "{}", "7"))
+    assert out["count"] == 1200 and out["ratio"] == 2.0 and out["flag"] is False and out["items"] == [4, 5] and out["maybe"] == 7
+
+
+def test_coerces_mapping_and_keeps_typed_values() -> None:
+    out = bind_arguments("T", typed, {"count": 3, "ratio": "1e3", "flag": "true", "items": [1, "2"], "mapping": {"x": "5"}})
+    assert out == {"count": 3, "ratio": 1000.0, "flag": True, "items": [1, 2], "mapping": {"x": 5}}
+
+
+@pytest.mark.parametrize("args, words", [
+    (("twelve", "1", "true", "[]", "{}"), "argument 'count' = 'twelve' is not valid: expected an integer"),
+    (("1", "x", "true", "[]", "{}"), "argument 'ratio' = 'x' is not valid: expected a number"),
+    (("1", "1", "maybe", "[]", "{}"), "expected a boolean"),
+    (("1", "1", "true", "[1,", "{}"), "expected a list written as JSON"),
+    (("1", "1", "true", "[]", "[]"), "expected an object written as JSON"),
+    (("1", "1", "true", "[]", "{}", "1", "c"), "argument 'mode' = 'c' is not valid: expected one of \"a\", \"b\""),
+    (("1",), "missing required argument 'ratio'"),
+    (tuple("1" for _ in range(10)), "takes at most 9 argument(s)"),
+    ({"count": 1, "nope": 2}, "unexpected argument 'nope'"),
+])
+def test_bad_arguments_name_tool_argument_and_expectation(args: Any, words: str) -> None:
+    with pytest.raises(ToolArgumentError) as info:
+        bind_arguments("T", typed, args)
+    assert str(info.value).startswith("T: ") and words in str(info.value)
+
+
+def one_text(expression: str) -> str:
+    """One string.
+
+    Args:
+        expression: e
+    """
+    return expression
+
+
+def nothing() -> str:
+    """No arguments."""
+    return ""
+
+
+def test_single_string_tool_gets_the_split_pieces_joined() -> None:
+    assert bind_arguments("C", one_text, ("658", "893 + 1"), joiner=",") == {"expression": "658,893 + 1"}
+    assert bind_arguments("Q", one_text, ("Where is it", "and why?")) == {"expression": "Where is it, and why?"}
+    assert bind_arguments("N", nothing, ("",)) == {}
+    with pytest.raises(ToolArgumentError, match="takes at most 0"):
+        bind_arguments("N", nothing, ("x",))
+
+
+def test_docstring_choices_are_enforced() -> None:
+    with pytest.raises(ToolArgumentError, match='expected one of "celsius", "fahrenheit"'):
+        bind_arguments("W", f_choices, ("kelvin", "fast", "red"), enums={"unit": ["celsius", "fahrenheit"]})
+    assert bind_arguments("W", f_choices, ("celsius", "fast", "red"), enums={"unit": ["celsius", "fahrenheit"]})["unit"] == "celsius"

@@ -1,0 +1,93 @@
+"""tools.wikisearch and tools.qa: BM25 over the demo corpus or a user's JSONL/plain-text corpus; extractive answers."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toolcall.errors import ConfigError
+from tools import _corpus, qa, wikisearch
+
+
+@pytest.fixture(autouse=True)
+def _reset(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(_corpus.ENV_VAR, raising=False)
+    yield
+    wikisearch.configure(None, top_k=3, max_chars=200)
+    qa.set_answerer(None)
+
+
+def test_demo_corpus_works_out_of_the_box() -> None:
+    out = wikisearch.wiki_search("Ghana flag red meaning")
+    snippets = out.split(" | ")
+    assert snippets[0].startswith("Flag of Ghana: The flag of Ghana has three horizontal stripes")
+    assert len(snippets) <= 3 and all(len(s) <= 201 for s in snippets)
+    assert wikisearch.wiki_search("zzzz qqqq") == "No result."
+
+
+def test_configured_jsonl_and_text_corpora(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"title": "Alpha", "text": "Alpha is the first letter of the Greek alphabet."},
+            {"title": "Omega", "text": "Omega is the last letter of the Greek alphabet."}]
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    wikisearch.configure(jsonl, top_k=1, max_chars=30)
+    assert wikisearch.wiki_search("last letter") == "Omega: Omega is the last…"
+
+    text = tmp_path / "c.txt"
+    text.write_text("Zebras have black and white stripes.\n\nLions live in prides\nin Africa.\n")
+    wikisearch.configure(None, top_k=1, max_chars=200)
+    monkeypatch.setenv(_corpus.ENV_VAR, str(text))
+    assert wikisearch.wiki_search("where do lions live") == "Lions live in prides in Africa."
+    assert qa.qa("What stripes do zebras have?") == "Zebras have black and white stripes."
+
+
+def test_index_is_built_once_and_rebuilt_when_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "c.txt"
+    path.write_text("Cats purr.\n\nDogs bark.\n")
+    wikisearch.configure(path)
+    first = _corpus.index()
+    assert _corpus.index() is first
+    path.write_text("Cats purr.\n\nDogs bark.\n\nCows moo loudly.\n")
+    import os
+
+    os.utime(path, (1, 1))
+    assert _corpus.index() is not first and "Cows moo loudly." in wikisearch.wiki_search("cows moo")
+
+
+def test_bad_corpus_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="is not a file"):
+        wikisearch.configure(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json}\n")
+    wikisearch.configure(bad)
+    with pytest.raises(ConfigError, match="bad.jsonl:1: not a JSON line"):
+        wikisearch.wiki_search("x")
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Where was Joe Biden born?", "He was born in Scranton, Pennsylvania, on November 20, 1942."),
+    ("Where was the Knights of Columbus founded?", "It was founded by Father Michael J. McGivney in New Haven, Connecticut, in 1882."),
+    ("How tall is Mount Everest?", "Its height is 8,849 metres according to a survey announced in 2020."),
+    ("Who designed the flag of Ghana?", "It was designed by Theodosia Okoh and adopted in 1957."),
+    ("What is the capital of Australia?", "Canberra is the capital city of Australia."),
+])
+def test_qa_is_extractive_over_the_demo_corpus(question: str, answer: str) -> None:
+    assert qa.qa(question) == answer
+
+
+def test_qa_answerer_is_pluggable() -> None:
+    qa.set_answerer(lambda q: f"answer to {q}")
+    assert qa.qa("why?") == "answer to why?"
+    qa.set_answerer(None)
+    assert qa.qa("the of and") == "No answer found."
+
+
+def test_through_the_registry() -> None:
+    from toolcall.registry import default_registry
+
+    reg = default_registry(["WikiSearch", "QA"], entry_points=False)
+    # An unquoted question split at its comma by a dialect still reaches QA whole.
+    assert reg.call("QA", ("Where was Joe Biden born", "the president?")).text.startswith("He was born in Scranton")
+    assert reg.call("wikisearch", ("Apollo 11 Moon landing",)).text.startswith("Apollo 11: ")

@@ -1,0 +1,69 @@
+"""`toolcall tools` lists the registered tools; `toolcall tool NAME ARG...` runs one through the registry."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from typing import Any
+
+from ..errors import ToolError
+from ..registry import Tool, default_registry
+
+
+def register(subparsers: Any) -> None:
+    listing = subparsers.add_parser("tools", help="list the available tools with their descriptions and schemas",
+                                    description="List built-in, entry-point and @tool tools.")
+    listing.add_argument("--json", action="store_true", help="print a JSON list (name, aliases, timeout, schema, ...)")
+    listing.set_defaults(func=run_list)
+
+    single = subparsers.add_parser("tool", help="run one tool on arguments and print its result",
+                                   description="Run a tool through the registry (argument coercion, time limit) and print its result. "
+                                               "Exit status 1 with the error on stderr when the call fails.")
+    single.add_argument("name", help="tool name or alias (any case), e.g. Calculator")
+    single.add_argument("args", nargs="*", metavar="ARG", help="arguments as the model would write them, e.g. '400 / 1400'")
+    single.add_argument("--timeout", type=float, default=None, help="seconds before the call is abandoned (default: the tool's own)")
+    single.set_defaults(func=run_call)
+
+
+def describe(item: Tool) -> dict[str, Any]:
+    return {"name": item.name, "aliases": list(item.aliases), "description": item.description, "timeout": item.timeout,
+            "cacheable": item.cacheable, "isolated": item.isolated, "example": item.example, "schema": item.schema}
+
+
+def _params(item: Tool) -> list[str]:
+    props = item.parameters.get("properties", {})
+    required = set(item.parameters.get("required", []))
+    lines = []
+    for name, spec in props.items():
+        kind = spec.get("type", "any")
+        kind = "|".join(kind) if isinstance(kind, list) else kind
+        flag = "required" if name in required else "optional"
+        choices = f" one of {spec['enum']}" if "enum" in spec else ""
+        lines.append(f"{name} ({kind}, {flag}{choices}): {spec.get('description', '')}")
+    return lines or ["(no arguments)"]
+
+
+def run_list(args: argparse.Namespace) -> int:
+    reg = default_registry()
+    if args.json:
+        print(json.dumps([describe(t) for t in reg], indent=2, ensure_ascii=False))
+        return 0
+    width = max((len(t.name) for t in reg), default=4)
+    for item in reg:
+        aliases = f" (alias {', '.join(item.aliases)})" if item.aliases else ""
+        mode = "process" if item.isolated else "thread"
+        print(f"{item.name.ljust(width)}  {item.description.splitlines()[0] if item.description else ''}{aliases}")
+        print(" " * (width + 2) + f"timeout {item.timeout:g} s, runs in a {mode}{', cached' if item.cacheable else ''}")
+        for line in _params(item):
+            print(textwrap.fill(line, width=100, initial_indent=" " * (width + 4), subsequent_indent=" " * (width + 6)))
+    return 0
+
+
+def run_call(args: argparse.Namespace) -> int:
+    reg = default_registry()
+    result = reg.call(args.name, tuple(args.args), timeout=args.timeout)
+    if not result.ok:
+        raise ToolError(result.error or result.text)
+    sys.stdout.write(result.text + ("\n" if not result.text.endswith("\n") else ""))
+    return 0

@@ -1,0 +1,323 @@
+"""Running a tool function under a time limit: in a thread (I/O tools) or in a reusable worker process that is killed on timeout."""
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ConfigError, ToolError, ToolTimeoutError
+
+# Address-space cap for worker processes: a hostile expression that allocates without bound dies with
+# MemoryError instead of swapping the machine. Override with TOOLCALL_WORKER_MEMORY_MB (0 = no cap).
+DEFAULT_WORKER_MEMORY_MB = 4096
+# How long a fresh worker may take to start (interpreter + preloaded modules such as sympy).
+START_TIMEOUT = 60.0
+
+
+def result_text(value: Any) -> str:
+    """A tool's return value as the text spliced into the model's output."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- threads
+
+def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
+    """Call func(**kwargs) in a daemon thread and wait at most `timeout` seconds.
+
+    A thread cannot be killed: on timeout it is abandoned and finishes (or blocks) in the background,
+    which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead.
+    """
+    if timeout is None or timeout <= 0:
+        return result_text(func(**kwargs))
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = func(**kwargs)
+        except BaseException as err:  # re-raised in the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return result_text(box.get("value"))
+
+
+# ---------------------------------------------------------------------------------------------- worker processes
+
+def function_ref(func: Callable[..., Any]) -> tuple[str, str]:
+    """(module, qualified name) by which a worker process imports `func`; ConfigError if it cannot."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    if not module or module == "__main__" or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ConfigError(f"{qualname or func!r}: a tool run in an isolated process must be a module-level function "
+                          f"in an importable module (found module {module!r}, name {qualname!r})")
+    return module, qualname
+
+
+def _send(stream: Any, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("!I", len(data)) + data)
+    stream.flush()
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    """`size` bytes; an unbuffered pipe may hand them over in pieces."""
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError("worker channel closed")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(stream: Any) -> Any:
+    (size,) = struct.unpack("!I", _read_exactly(stream, 4))
+    return pickle.loads(_read_exactly(stream, size))
+
+
+def _resolve(ref: tuple[str, str]) -> Callable[..., Any]:
+    obj: Any = importlib.import_module(ref[0])
+    for part in ref[1].split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, "func", obj)  # a module-level name may hold a Tool wrapping the function
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this worker when its parent dies, so no orphan keeps computing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def worker_main() -> None:
+    """The worker's loop: read (ref, kwargs), call, write ("ok", text) or ("error", type, message). Stdlib only at start."""
+    channel_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # tool prints go to stderr, never into the result channel
+    channel_in = sys.stdin.buffer
+    _die_with_parent()
+    init = _recv(channel_in)
+    sys.path[:] = init["path"]
+    if init.get("memory_mb"):
+        try:
+            import resource
+
+            limit = int(init["memory_mb"]) * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (ImportError, ValueError, OSError):
+            pass
+    for name in init.get("preload", ()):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a bad preload only costs time later, when the call imports it again and reports
+            pass
+    _send(channel_out, ("ready", os.getpid()))
+    cache: dict[tuple[str, str], Callable[..., Any]] = {}
+    while True:
+        try:
+            ref, kwargs = _recv(channel_in)
+        except EOFError:
+            return
+        try:
+            func = cache.get(ref)
+            if func is None:
+                # Importing the tool's module is start-up, not the call: say so, and the caller starts its clock now.
+                func = cache[ref] = _resolve(ref)
+                _send(channel_out, ("imported",))
+            reply: tuple[Any, ...] = ("ok", result_text(func(**kwargs)))
+        except BaseException as err:  # every failure goes back to the caller as data
+            reply = ("error", type(err).__name__, str(err), isinstance(err, ToolError))
+        _send(channel_out, reply)
+
+
+class Worker:
+    """One worker process speaking length-prefixed pickles over its stdin/stdout; killed (not asked) on timeout."""
+
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+        memory = int(os.environ.get("TOOLCALL_WORKER_MEMORY_MB", DEFAULT_WORKER_MEMORY_MB))
+        # -c with a fresh interpreter: no re-import of the caller's __main__, no fork of a threaded parent.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from toolcall.executor import worker_main; worker_main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, bufsize=0,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+        self.ready = False
+        self.imported: set[tuple[str, str]] = set()  # functions this worker has already imported
+        _send(self.proc.stdin, {"path": list(sys.path), "memory_mb": memory, "preload": list(preload)})
+
+    def wait_ready(self) -> None:
+        if self.ready:
+            return
+        reply = self._read(START_TIMEOUT)
+        if reply is None or reply[0] != "ready":
+            self.kill()
+            raise ToolError(f"tool worker process did not start within {START_TIMEOUT:g} s")
+        self.ready = True
+
+    def _read(self, timeout: float) -> Any:
+        """The next message, or None when none arrives within `timeout` seconds."""
+        import select
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout, 0.0))
+        if not ready:
+            return None
+        return _recv(self.proc.stdout)
+
+    def call(self, ref: tuple[str, str], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
+        self.wait_ready()
+        try:
+            _send(self.proc.stdin, (ref, dict(kwargs)))
+            if ref not in self.imported:
+                reply = self._read(START_TIMEOUT)
+                if reply is not None and reply[0] == "imported":
+                    self.imported.add(ref)
+                    reply = self._read(timeout if timeout and timeout > 0 else 1e9)
+            else:
+                reply = self._read(timeout if timeout and timeout > 0 else 1e9)
+        except (EOFError, BrokenPipeError, OSError) as err:
+            self.kill()
+            raise ToolError(f"{label}: the tool's worker process died ({self._exit_reason()})") from err
+        if reply is None:
+            self.kill()
+            raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
+        if reply[0] == "ok":
+            return reply[1]
+        _, kind, message, is_tool_error = reply
+        if is_tool_error:
+            raise ToolError(message)
+        raise ToolError(f"{kind}: {message}" if message else kind)
+
+    def _exit_reason(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class WorkerPool:
+    """Reused worker processes, at most `max_workers` busy at once; a killed worker is replaced by a fresh one in advance."""
+
+    def __init__(self, max_workers: int = 2, preload: tuple[str, ...] = ()) -> None:
+        self.max_workers = max(1, max_workers)
+        self.preload = preload
+        self._idle: list[Worker] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_workers)
+        self.started = 0  # workers started so far (tests check reuse)
+
+    def _new(self) -> Worker:
+        self.started += 1
+        return Worker(self.preload)
+
+    def warm(self) -> None:
+        """Start one worker now, so the first call does not pay the start-up."""
+        with self._lock:
+            if not self._idle:
+                self._idle.append(self._new())
+
+    def call(self, func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
+        ref = function_ref(func)
+        with self._slots:
+            with self._lock:
+                worker = self._idle.pop() if self._idle else self._new()
+            try:
+                result = worker.call(ref, kwargs, timeout, label)
+            finally:
+                with self._lock:
+                    if worker.alive():
+                        self._idle.append(worker)
+                    elif not self._idle:
+                        self._idle.append(self._new())  # starts now, so the next call finds it (nearly) ready
+            return result
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
+
+
+_POOL: WorkerPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def shared_pool() -> WorkerPool:
+    """The process-wide pool used by isolated tools (sympy preloaded, since Calculator and Solve need it)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = WorkerPool(max_workers=min(4, os.cpu_count() or 2), preload=("sympy", "tools.calculator", "tools.solve"))
+            atexit.register(_POOL.close)
+        return _POOL
+
+
+def run_isolated(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
+    """Call func(**kwargs) in a worker process; on timeout the process is killed, so the CPU is really freed."""
+    return shared_pool().call(func, kwargs, timeout, label)
+
+
+def measure_overhead(n: int = 200) -> dict[str, float]:
+    """Mean seconds per call of a trivial function: in-process, in a thread, in the worker (after warm-up)."""
+    def timed(run: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            run()
+        return (time.perf_counter() - start) / n
+
+    kwargs = {"value": "x"}
+    shared_pool().call(_echo, kwargs, 30, "echo")  # warm-up: start the worker
+    return {
+        "direct_s": timed(lambda: result_text(_echo(**kwargs))),
+        "thread_s": timed(lambda: run_in_thread(_echo, kwargs, 10, "echo")),
+        "worker_s": timed(lambda: run_isolated(_echo, kwargs, 10, "echo")),
+    }
+
+
+def _echo(value: str) -> str:
+    return value

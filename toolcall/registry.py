@@ -1,0 +1,279 @@
+"""Tools from typed Python functions: the Tool type, the registry that calls them safely, the @tool decorator, the defaults."""
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+from .errors import ConfigError, ToolArgumentError, ToolcallError, ToolError, ToolTimeoutError, UnknownNameError
+from .executor import function_ref, run_in_thread, run_isolated
+from .naming import Registry
+from .schema import bind_arguments, function_schema
+
+DEFAULT_TIMEOUT = 10.0
+ENTRY_POINT_GROUP = "toolcall.tools"
+CACHE_SIZE = 1024
+
+__all__ = ["Tool", "ToolResult", "ToolRegistry", "tool", "make_tool", "user_tools", "default_registry",
+           "entry_point_tools", "DEFAULT_TIMEOUT", "ENTRY_POINT_GROUP"]
+
+
+@dataclass
+class Tool:
+    """A callable tool: the function plus its name, description, JSON schema and how to run it.
+
+    `isolated=True` runs it in a worker process that is killed on timeout (for CPU-heavy tools; the function
+    must then be importable by module and name). `joiner` glues positional pieces back together for a tool
+    whose only parameter is a string.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    func: Callable[..., Any]
+    timeout: float = DEFAULT_TIMEOUT
+    cacheable: bool = True
+    aliases: tuple[str, ...] = ()
+    example: str | None = None
+    isolated: bool = False
+    joiner: str = ", "
+    returns: dict[str, Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """{"type": "function", "function": {...}} in the form of transformers' get_json_schema."""
+        function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": self.parameters}
+        if self.returns is not None:
+            function["return"] = self.returns
+        return {"type": "function", "function": function}
+
+    def enums(self) -> dict[str, list[Any]]:
+        """Allowed values per argument, from docstring `(choices: [...])` blocks."""
+        return {k: v["enum"] for k, v in self.parameters.get("properties", {}).items() if "enum" in v}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What one call produced: `text` is what goes back to the model ("Error: ..." when ok is False)."""
+
+    tool: str
+    args: Any
+    text: str
+    ok: bool = True
+    error: str | None = None
+    seconds: float = 0.0
+    cached: bool = False
+
+
+def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeout: float | None = None,
+              cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
+              isolated: bool | None = None, joiner: str | None = None, description: str | None = None) -> Tool:
+    """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
+    if isinstance(func, Tool):
+        base = func
+        return Tool(name=name or base.name, description=description or base.description, parameters=base.parameters,
+                    func=base.func, timeout=base.timeout if timeout is None else timeout,
+                    cacheable=base.cacheable if cache is None else cache, aliases=tuple(aliases) or base.aliases,
+                    example=example or base.example, isolated=base.isolated if isolated is None else isolated,
+                    joiner=base.joiner if joiner is None else joiner, returns=base.returns)
+    if not callable(func):
+        raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
+    schema = function_schema(func, name)["function"]
+    if isolated:
+        function_ref(func)  # fail now, not at the first call
+    if timeout is not None and timeout < 0:
+        raise ConfigError(f"tool {schema['name']}: timeout must be >= 0 seconds, got {timeout}")
+    return Tool(name=schema["name"], description=description or schema["description"], parameters=schema["parameters"],
+                func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+                cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
+                isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"))
+
+
+class ToolRegistry(Registry[Tool]):
+    """Tools by case-insensitive name or alias; `call` runs one with coercion, a time limit and a cache, and never raises."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), cache_size: int = CACHE_SIZE) -> None:
+        super().__init__("tool")
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        for item in tools:
+            self.add(item)
+
+    def add(self, func_or_tool: Callable[..., Any] | Tool, name: str | None = None, *, replace: bool = False,
+            **opts: Any) -> Tool:
+        """Register a function or Tool (options as in make_tool) and return the Tool."""
+        item = make_tool(func_or_tool, name, **opts) if (opts or name or not isinstance(func_or_tool, Tool)) else func_or_tool
+        self.register(item.name, item, aliases=item.aliases, replace=replace)
+        self.clear_cache()
+        return item
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return [t.schema for t in self]
+
+    def subset(self, names: Iterable[str]) -> "ToolRegistry":
+        """A registry with only these tools (names or aliases, any case); unknown names raise UnknownNameError."""
+        out = ToolRegistry(cache_size=self.cache_size)
+        for name in names:
+            item = self.get(name)
+            if item.name not in out:
+                out.register(item.name, item, aliases=item.aliases)
+        return out
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    def call(self, name: str, args: Sequence[Any] | Mapping[str, Any] = (), timeout: float | None = None) -> ToolResult:
+        """Run tool `name` on model-written arguments. Every failure comes back as ok=False with text "Error: ..."."""
+        start = time.perf_counter()
+        shown_args: Any = dict(args) if isinstance(args, Mapping) else tuple(args)
+        if isinstance(args, str):  # a bare string is one argument, not a sequence of characters
+            shown_args = (args,)
+        try:
+            item = self.get(name)
+        except UnknownNameError as err:
+            return _failure(name, shown_args, str(err), start)
+        try:
+            kwargs = bind_arguments(item.name, item.func, shown_args, item.enums(), item.joiner)
+        except ToolArgumentError as err:
+            return _failure(item.name, shown_args, str(err), start)
+        key = (item.name, _freeze(kwargs)) if item.cacheable else None
+        if key is not None:
+            with self._cache_lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return ToolResult(item.name, shown_args, hit, True, None, time.perf_counter() - start, True)
+        limit = item.timeout if timeout is None else timeout
+        runner = run_isolated if item.isolated else run_in_thread
+        try:
+            text = runner(item.func, kwargs, limit, item.name)
+        except ToolTimeoutError as err:
+            return _failure(item.name, shown_args, str(err), start)
+        except ToolError as err:
+            message = str(err)
+            return _failure(item.name, shown_args, message if message.startswith(item.name + ":") else f"{item.name}: {message}", start)
+        except ToolcallError as err:
+            return _failure(item.name, shown_args, f"{item.name}: {err}", start)
+        except (Exception, SystemExit) as err:  # a bug or bad input inside the tool is the model's result, not our crash
+            return _failure(item.name, shown_args, f"{item.name}: {type(err).__name__}: {err}", start)
+        if key is not None:
+            with self._cache_lock:
+                self._cache[key] = text
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return ToolResult(item.name, shown_args, text, True, None, time.perf_counter() - start, False)
+
+
+def _failure(tool_name: str, args: Any, message: str, start: float) -> ToolResult:
+    return ToolResult(tool_name, args, f"Error: {message}", False, message, time.perf_counter() - start, False)
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable cache key for coerced arguments."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple, set)):
+        return tuple(_freeze(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- user tools
+
+_USER = ToolRegistry()
+
+
+def user_tools() -> ToolRegistry:
+    """The process-wide registry that @tool adds to (merged into default_registry())."""
+    return _USER
+
+
+@overload
+def tool(func: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(*, name: str | None = None, timeout: float | None = None, cache: bool | None = None,
+         aliases: Sequence[str] = (), example: str | None = None, isolated: bool | None = None,
+         replace: bool = False) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(func: Callable[..., Any] | None = None, /, *, name: str | None = None, timeout: float | None = None,
+         cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
+         isolated: bool | None = None, replace: bool = False) -> Any:
+    """Decorator: `@tool` or `@tool(name=..., timeout=..., cache=..., aliases=...)` turns a function into a Tool
+    and registers it in the process-wide user registry. The Tool is still callable like the function."""
+    def wrap(f: Callable[..., Any]) -> Tool:
+        made = make_tool(f, name, timeout=timeout, cache=cache, aliases=aliases, example=example, isolated=isolated)
+        again = made.name in _USER and _same_function(_USER.get(made.name).func, f)
+        return _USER.add(made, replace=replace or again)  # re-running a definition (a notebook cell) replaces it
+
+    return wrap(func) if func is not None else wrap
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    return (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+
+def builtin_tools() -> list[Tool]:
+    """Calculator (alias Calculate), Calendar, Solve, WikiSearch, Search, QA, MT from the `tools` package."""
+    from tools import builtin_tools as load
+
+    return load()
+
+
+def entry_point_tools() -> list[Tool]:
+    """Tools that installed packages declare in the "toolcall.tools" entry-point group.
+
+    An entry point may name a function (the tool takes the entry point's name), a Tool, or a list of either.
+    One that fails to load is skipped with a warning, so one broken plug-in does not disable the others.
+    """
+    from importlib.metadata import entry_points
+
+    found: list[Tool] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+            for item in items:
+                if isinstance(item, Tool):
+                    found.append(item)
+                elif callable(item):
+                    found.append(make_tool(item, ep.name if len(items) == 1 else None))
+                else:
+                    raise ConfigError(f"{type(item).__name__} is neither a function nor a Tool")
+        except Exception as err:  # noqa: BLE001 - any plug-in failure is reported, not fatal
+            warnings.warn(f"toolcall: skipping tool entry point {ep.name!r} ({ep.value}): {err}", RuntimeWarning, stacklevel=2)
+    return found
+
+
+def default_registry(names: Sequence[str] | None = None, *, entry_points: bool = True) -> ToolRegistry:
+    """Built-ins, then entry-point tools, then @tool-decorated ones (a later one with the same name replaces an
+    earlier one, with a warning); `names` selects a subset (any case; unknown names raise UnknownNameError)."""
+    reg = ToolRegistry()
+    sources: list[tuple[str, list[Tool]]] = [("built-in", builtin_tools())]
+    if entry_points:
+        sources.append(("entry point", entry_point_tools()))
+    sources.append(("@tool", list(_USER)))
+    for source, items in sources:
+        for item in items:
+            clash = [n for n in (item.name, *item.aliases) if n in reg]
+            if clash:
+                warnings.warn(f"toolcall: {source} tool {item.name!r} replaces the tool already named {clash[0]!r}",
+                              RuntimeWarning, stacklevel=2)
+                for old in {reg.canonical(n) for n in clash}:
+                    reg.unregister(old)
+            reg.register(item.name, item, aliases=item.aliases)
+    return reg.subset(names) if names is not None else reg

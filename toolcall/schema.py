@@ -1,0 +1,386 @@
+"""Typed, Google-docstringed functions → JSON schemas (as transformers' get_json_schema makes them) and text → typed values."""
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError, ToolArgumentError
+
+# JSON type names of the Python scalars a schema "enum" may hold.
+_SCALARS: dict[type, str] = {int: "integer", float: "number", str: "string", bool: "boolean", type(None): "null"}
+# Bare types we know how to describe; anything else (a custom class) is refused rather than guessed.
+_BARE: dict[Any, dict[str, Any]] = {
+    int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"}, bool: {"type": "boolean"},
+    type(None): {"type": "null"}, list: {"type": "array"}, tuple: {"type": "array"}, dict: {"type": "object"}, Any: {},
+}
+_SECTION_HEADS = ("Args:", "Returns:", "Raises:")
+# One "name (type): description" line of an Args block; the "(type)" part is optional and ignored.
+_ARG_HEAD = re.compile(r"([ \t]*)(\w+)(?:[ \t]*\([^()\n]*\))?:")
+_CHOICES = re.compile(r"\(choices:\s*(.*?)\)\s*$", re.IGNORECASE)
+
+
+class SchemaError(ConfigError):
+    """A function's type hints or docstring cannot be turned into a tool schema."""
+
+
+# ---------------------------------------------------------------------------------------------- docstrings
+
+def _first(text: str, markers: Sequence[str], start: int = 0) -> int:
+    """Index of the earliest of `markers` in text[start:], or len(text)."""
+    hits = [i for i in (text.find(m, start) for m in markers) if i >= 0]
+    return min(hits) if hits else len(text)
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str], str | None]:
+    """Split a Google-style docstring into (description, {arg: description}, returns description or None)."""
+    description = doc[:_first(doc, _SECTION_HEADS)].strip()
+    args: dict[str, str] = {}
+    head = re.search(r"\n\s*Args:\n", doc)
+    if head:
+        block = doc[head.end():_first(doc, ("Returns:", "Raises:"), head.end())]
+        args = _parse_args_block(block)
+    returns = None
+    head = re.search(r"\n\s*Returns:\n", doc)
+    if head:
+        returns = doc[head.end():_first(doc, ("Raises:",), head.end())].strip()
+    return description, args, returns
+
+
+def _parse_args_block(block: str) -> dict[str, str]:
+    """Entries start at a `name:` line; a later `name:` line ends one unless it is indented deeper than it."""
+    lines = [line for line in block.split("\n") if line.strip()]
+    entries: list[tuple[str, str, list[str]]] = []  # (indent, name, description pieces)
+    for line in lines:
+        m = _ARG_HEAD.match(line)
+        current = entries[-1] if entries else None
+        deeper = current is not None and line.startswith(current[0]) and line[len(current[0]):][:1] in (" ", "\t")
+        if m and not deeper:
+            entries.append((m.group(1), m.group(2), [line[m.end():].strip()]))
+        elif current is not None:
+            current[2].append(line.strip())
+    return {name: " ".join(p for p in pieces if p) for _, name, pieces in entries}
+
+
+# ---------------------------------------------------------------------------------------------- type hints
+
+def _enum_schema(values: list[Any]) -> dict[str, Any]:
+    kinds = list(dict.fromkeys(_SCALARS[type(v)] for v in values))
+    return {"type": kinds[0] if len(kinds) == 1 else kinds, "enum": values}
+
+
+def type_schema(hint: Any) -> dict[str, Any]:
+    """The JSON schema fragment for one type hint (raises SchemaError for hints with no JSON equivalent)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is None and isinstance(hint, type) and issubclass(hint, enum.Enum):
+        values = [member.value for member in hint]
+        if not values or any(type(v) not in _SCALARS for v in values):
+            raise SchemaError(f"Enum {hint.__name__} needs members whose values are JSON scalars (str, int, float, bool, None)")
+        return _enum_schema(values)
+    if origin is None:
+        try:
+            found = _BARE.get(hint)
+        except TypeError:  # unhashable annotation objects
+            found = None
+        if found is None:
+            raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema; use str, int, float, bool, "
+                              "Enum, Literal, or list/tuple/dict/Union of those")
+        return dict(found)
+    if origin is Union or origin is types.UnionType:
+        parts = [type_schema(t) for t in args if t is not type(None)]
+        if len(parts) == 1:
+            out = parts[0]
+        elif all(p.keys() == {"type"} and isinstance(p["type"], str) for p in parts):
+            kinds = sorted({p["type"] for p in parts})
+            out = {"type": kinds[0] if len(kinds) == 1 else kinds}
+        else:
+            out = {"anyOf": parts}  # parts with items/enum keys would lose them in a plain type list
+        if type(None) in args:
+            out["nullable"] = True
+        return out
+    if origin is Literal and args:
+        if any(type(a) not in _SCALARS for a in args):
+            raise SchemaError(f"Literal values must be JSON scalars, got {args!r}")
+        return _enum_schema(list(args))
+    if origin is list:
+        return {"type": "array", "items": type_schema(args[0])} if args else {"type": "array"}
+    if origin is tuple:
+        if not args:
+            return {"type": "array"}
+        if len(args) == 1 or ... in args:
+            raise SchemaError(f"tuple hint {hint!r} is not supported: use list[...] for variable length, or two or more fixed items")
+        return {"type": "array", "prefixItems": [type_schema(t) for t in args]}
+    if origin is dict:
+        out = {"type": "object"}
+        if len(args) == 2:
+            out["additionalProperties"] = type_schema(args[1])
+        return out
+    raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema")
+
+
+def _receiver(sig: inspect.Signature) -> str | None:
+    """The implicit `self`/`cls` of a method (first parameter, unannotated), which the model never fills."""
+    first = next(iter(sig.parameters.values()), None)
+    if first is not None and first.name in ("self", "cls") and first.annotation is inspect.Parameter.empty:
+        return first.name
+    return None
+
+
+def parameters_schema(func: Callable[..., Any]) -> dict[str, Any]:
+    """The "parameters" object (plus a "return" entry in properties when the return hint is describable)."""
+    name = getattr(func, "__name__", "operation")
+    sig = inspect.signature(func)
+    skip = _receiver(sig)
+    required = []
+    for pname, param in sig.parameters.items():
+        if pname == skip:
+            continue
+        if param.annotation is inspect.Parameter.empty:
+            raise SchemaError(f"tool function {name}: argument {pname!r} has no type hint")
+        if param.default is inspect.Parameter.empty:
+            required.append(pname)
+    try:
+        hints = get_type_hints(func)
+    except Exception as err:  # NameError for a hint naming something not importable here, and the like
+        raise SchemaError(f"tool function {name}: cannot resolve its type hints ({err})") from err
+    properties: dict[str, Any] = {}
+    for pname, hint in hints.items():
+        if pname == skip:
+            continue
+        if pname == "return":
+            try:  # the model never writes the return value, so an odd return hint is left out, not an error
+                properties[pname] = type_schema(hint)
+            except SchemaError:
+                pass
+        else:
+            properties[pname] = type_schema(hint)
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        out["required"] = required
+    return out
+
+
+def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[str, Any]:
+    """{"type": "function", "function": {name, description, parameters[, return]}}, equal to transformers' get_json_schema(func)."""
+    fname = getattr(func, "__name__", "operation")
+    doc = inspect.getdoc(func)
+    if not doc:
+        raise SchemaError(f"tool function {fname} has no docstring; write a Google-style one with an Args: section")
+    description, arg_docs, return_doc = parse_docstring(doc.strip())
+    params = parameters_schema(func)
+    ret = params["properties"].pop("return", None)
+    if ret is not None and return_doc is not None:
+        ret["description"] = return_doc
+    for arg, schema in params["properties"].items():
+        if arg not in arg_docs:
+            raise SchemaError(f"tool function {fname}: the docstring's Args: section has no description for argument {arg!r}")
+        text = arg_docs[arg]
+        choices = _CHOICES.search(text)
+        if choices:
+            try:
+                values = json.loads(choices.group(1))
+            except json.JSONDecodeError as err:
+                raise SchemaError(f"tool function {fname}: argument {arg!r} has choices that are not a JSON list: {choices.group(1)!r}") from err
+            schema["enum"] = [v.strip() if isinstance(v, str) else v for v in values]
+            text = text[:choices.start()].strip()
+        schema["description"] = text
+    function: dict[str, Any] = {"name": name or fname, "description": description, "parameters": params}
+    if ret is not None:
+        function["return"] = ret
+    return {"type": "function", "function": function}
+
+
+# ---------------------------------------------------------------------------------------------- coercion
+
+_TRUE = {"true", "yes", "y", "on", "1", "t"}
+_FALSE = {"false", "no", "n", "off", "0", "f"}
+_NONE = {"none", "null", "nil", ""}
+
+
+class _Mismatch(ValueError):
+    """A value does not fit a type; the message says what was expected."""
+
+
+def _json(value: str, what: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise _Mismatch(f"{what} written as JSON") from err
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """`value` (usually model text) converted to `hint`, or _Mismatch naming what was expected."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return value
+    text = value.strip() if isinstance(value, str) else None
+    if origin is Union or origin is types.UnionType:
+        if type(None) in args and (value is None or (text is not None and text.lower() in _NONE)):
+            return None
+        wanted = []
+        for sub in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, sub)
+            except _Mismatch as err:
+                wanted.append(str(err))
+        raise _Mismatch(" or ".join(wanted))
+    if origin is Literal:
+        for choice in args:
+            try:
+                if _coerce(value, type(choice)) == choice:
+                    return choice
+            except _Mismatch:
+                continue
+        raise _Mismatch("one of " + ", ".join(json.dumps(c) for c in args))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        for member in hint:
+            if value == member.value or value is member or (text is not None and text in (str(member.value), member.name)):
+                return member
+        raise _Mismatch("one of " + ", ".join(json.dumps(m.value) for m in hint))
+    if hint is str:
+        return value if isinstance(value, str) else (json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise _Mismatch("a boolean (true/false, yes/no)")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if text is not None:
+            plain = text.replace("_", "")
+            if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", plain):  # thousands separators, as models write them
+                plain = plain.replace(",", "")
+            try:
+                return int(plain)
+            except ValueError:
+                try:
+                    number = float(plain)
+                except ValueError:
+                    pass
+                else:
+                    if number.is_integer():
+                        return int(number)
+        raise _Mismatch("an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if text is not None:
+            plain = text.replace("_", "")
+            if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", plain):
+                plain = plain.replace(",", "")
+            try:
+                return float(plain)
+            except ValueError:
+                pass
+        raise _Mismatch("a number")
+    if hint is type(None):
+        if value is None or (text is not None and text.lower() in _NONE):
+            return None
+        raise _Mismatch("null")
+    if hint in (list, tuple) or origin in (list, tuple, Sequence, typing.Sequence):
+        items = value
+        if text is not None:
+            items = _json(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
+        if not isinstance(items, (list, tuple)):
+            raise _Mismatch("a list")
+        if origin is tuple and args and ... not in args:
+            if len(items) != len(args):
+                raise _Mismatch(f"a list of {len(args)} items")
+            return tuple(_coerce(v, a) for v, a in zip(items, args))
+        item_hint = args[0] if args else Any
+        out = [_coerce(v, item_hint) for v in items]
+        return tuple(out) if (hint is tuple or origin is tuple) else out
+    if hint is dict or origin in (dict, Mapping, typing.Mapping):
+        mapping = _json(text, "an object") if text is not None else value
+        if not isinstance(mapping, dict):
+            raise _Mismatch("an object written as JSON")
+        if len(args) == 2:
+            return {str(k): _coerce(v, args[1]) for k, v in mapping.items()}
+        return mapping
+    if isinstance(hint, type) and isinstance(value, hint):
+        return value
+    raise _Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+_SIGNATURES: dict[Any, tuple[list[inspect.Parameter], dict[str, Any]]] = {}
+
+
+def _signature(func: Callable[..., Any]) -> tuple[list[inspect.Parameter], dict[str, Any]]:
+    """The model-fillable parameters and the resolved type hints of `func`, computed once per function."""
+    key = func
+    try:
+        return _SIGNATURES[key]
+    except (KeyError, TypeError):
+        pass
+    sig = inspect.signature(func)
+    skip = _receiver(sig)
+    params = [p for p in sig.parameters.values() if p.name != skip
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    try:
+        hints = get_type_hints(func)
+    except Exception:  # unresolvable forward references: coerce nothing rather than fail the call
+        hints = {}
+    try:
+        _SIGNATURES[key] = (params, hints)
+    except TypeError:  # unhashable callables are simply not cached
+        pass
+    return params, hints
+
+
+def bind_arguments(tool_name: str, func: Callable[..., Any], args: Sequence[Any] | Mapping[str, Any],
+                   enums: Mapping[str, Sequence[Any]] | None = None, joiner: str = ", ") -> dict[str, Any]:
+    """Match model arguments (positional strings or a name → value mapping) to `func`'s parameters and coerce them.
+
+    A tool whose only parameter is a string receives all positional pieces joined with `joiner`, because models
+    write unquoted text with commas (`[QA(Where is it, and why?)]`) that a dialect may have split.
+    Raises ToolArgumentError with a message naming the tool, the argument, the value and what was expected.
+    """
+    params, hints = _signature(func)
+    names = ", ".join(p.name for p in params) or "no arguments"
+    bound: dict[str, Any] = {}
+    if isinstance(args, Mapping):
+        known = {p.name for p in params}
+        extra = [k for k in args if k not in known]
+        if extra:
+            raise ToolArgumentError(f"{tool_name}: unexpected argument {extra[0]!r}; it takes: {names}")
+        bound = dict(args)
+    else:
+        values = list(args)
+        positional = [p for p in params if p.kind != p.KEYWORD_ONLY]
+        if len(values) > 1 and len(positional) == 1 and hints.get(positional[0].name) is str:
+            values = [joiner.join(str(v) for v in values)]
+        if not positional and len(values) == 1 and isinstance(values[0], str) and not values[0].strip():
+            values = []  # Calendar() parsed as one empty argument: nothing was passed
+        if len(values) > len(positional):
+            raise ToolArgumentError(f"{tool_name}: takes at most {len(positional)} argument(s) ({names}) but got {len(values)}: "
+                                    + ", ".join(_shown(v) for v in values))
+        bound = {p.name: v for p, v in zip(positional, values)}
+    missing = [p.name for p in params if p.name not in bound and p.default is p.empty]
+    if missing:
+        raise ToolArgumentError(f"{tool_name}: missing required argument {missing[0]!r}; it takes: {names}")
+    out: dict[str, Any] = {}
+    for key, value in bound.items():
+        hint = hints.get(key, Any)
+        try:
+            out[key] = _coerce(value, hint)
+        except _Mismatch as err:
+            raise ToolArgumentError(f"{tool_name}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
+        allowed = (enums or {}).get(key)
+        if allowed and out[key] not in allowed:
+            raise ToolArgumentError(f"{tool_name}: argument {key!r} = {_shown(value)} is not allowed: expected one of "
+                                    + ", ".join(json.dumps(a) for a in allowed))
+    return out

@@ -1,0 +1,136 @@
+"""The local passage corpus shared by WikiSearch and QA: loading (JSONL or plain text), a lazily built, cached BM25 index."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from toolcall.errors import ConfigError, MissingDependencyError
+
+ENV_VAR = "TOOLCALL_WIKI_CORPUS"
+DEMO_CORPUS = Path(__file__).parent / "data" / "demo_wiki.jsonl"
+
+_configured: Path | None = None
+_lock = threading.Lock()
+_indexes: dict[tuple[str, float], "Index"] = {}  # (path, mtime) -> index
+
+
+@dataclass(frozen=True)
+class Passage:
+    title: str
+    text: str
+
+
+def configure(corpus: str | os.PathLike[str] | None) -> None:
+    """Use this corpus file (JSONL with "title"/"text", or plain text with blank-line-separated paragraphs); None resets."""
+    global _configured
+    if corpus is not None and not Path(corpus).is_file():
+        raise ConfigError(f"WikiSearch corpus {corpus} is not a file; give a .jsonl with title/text fields or a .txt of paragraphs")
+    _configured = Path(corpus) if corpus is not None else None
+
+
+def corpus_path() -> Path:
+    """configure()'d path, else $TOOLCALL_WIKI_CORPUS, else the small demo corpus shipped with toolcall."""
+    if _configured is not None:
+        return _configured
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if not Path(env).is_file():
+            raise ConfigError(f"{ENV_VAR}={env} is not a file")
+        return Path(env)
+    return DEMO_CORPUS
+
+
+def load_passages(path: Path) -> list[Passage]:
+    text = path.read_text(encoding="utf-8")
+    passages: list[Passage] = []
+    if path.suffix in (".jsonl", ".json"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{path}:{number}: not a JSON line ({err.msg})") from err
+            body = str(row.get("text") or row.get("contents") or "").strip()
+            if body:
+                passages.append(Passage(str(row.get("title") or "").strip(), body))
+    else:
+        for block in re.split(r"\n\s*\n", text):
+            body = " ".join(block.split())
+            if body:
+                passages.append(Passage("", body))
+    if not passages:
+        raise ConfigError(f"corpus {path} holds no passages")
+    return passages
+
+
+class Index:
+    """BM25 (bm25s) over title + text of each passage."""
+
+    def __init__(self, passages: list[Passage]) -> None:
+        try:
+            import bm25s
+        except ImportError as err:
+            raise MissingDependencyError("bm25s", None, "WikiSearch and QA") from err
+        self.bm25s = bm25s
+        self.passages = passages
+        self.retriever = bm25s.BM25()
+        tokens = bm25s.tokenize([f"{p.title}. {p.text}" for p in passages], stopwords="en", show_progress=False)
+        self.retriever.index(tokens, show_progress=False)
+
+    def search(self, query: str, k: int) -> list[tuple[Passage, float]]:
+        tokens = self.bm25s.tokenize([query], stopwords="en", show_progress=False)
+        if not any(len(ids) for ids in tokens.ids):
+            return []
+        k = min(k, len(self.passages))
+        docs, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
+        return [(self.passages[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+def index() -> Index:
+    """The index for the current corpus, built on first use and kept until the file changes."""
+    path = corpus_path()
+    key = (str(path.resolve()), path.stat().st_mtime)
+    with _lock:
+        found = _indexes.get(key)
+        if found is None:
+            found = _indexes[key] = Index(load_passages(path))
+        return found
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """Cut at a word boundary and mark the cut with an ellipsis."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "…"
+
+
+def stats_idf(query_words: list[str], passages: list[Passage]) -> dict[str, float]:
+    """Inverse document frequency of each query word over the given passages (rarer words weigh more)."""
+    import math
+
+    n = len(passages)
+    docs = [set(words(f"{p.title} {p.text}")) for p in passages]
+    return {w: math.log(1 + (n + 1) / (1 + sum(w in d for d in docs))) for w in set(query_words)}
+
+
+def sentences(text: str) -> list[str]:
+    # No split after an initial ("Michael J. McGivney") - a capital letter alone before the full stop.
+    return [s.strip() for s in re.split(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[A-Z0-9\"'])", text) if s.strip()]
+
+
+def reset_cache() -> None:
+    with _lock:
+        _indexes.clear()
+
+

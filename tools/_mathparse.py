@@ -1,0 +1,366 @@
+"""A small whitelisting parser from model-written math text to sympy expressions (no eval/exec of model text)."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from typing import Any
+
+import sympy
+
+from toolcall.errors import ToolError
+
+MAX_DIGITS = 1000        # an exact number with more digits than this is refused ("result too large")
+MAX_FACTORIAL = 5000     # factorial(n) is only computed for n up to this
+MAX_SYMBOL_POWER = 64    # x^n with a symbolic base: n up to this (keeps Solve's polynomials small)
+MAX_INPUT = 500          # characters of expression text
+MAX_DEPTH = 60           # nested parentheses / signs (keeps the recursive parser far from Python's limit)
+MAX_NAME = 12            # characters of a variable name in Solve
+
+
+class MathSyntaxError(ToolError):
+    """The expression text is not something the parser accepts."""
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str   # "num", "name", "op", "end"
+    text: str
+    pos: int
+    value: Any = None
+
+
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_OPS = {"**": "^", "^": "^", "+": "+", "-": "-", "\u2212": "-", "\u2013": "-", "*": "*", "\u00d7": "*", "\u00b7": "*",
+        "\u22c5": "*", "/": "/", "\u00f7": "/", "\u2215": "/", ":": "/", "%": "%", "(": "(", ")": ")", ",": ",",
+        "!": "!", "==": "=", "=": "="}
+_IGNORED = set("$\u20ac\u00a3 \t\n\r")
+
+# name -> (sympy function building the value, allowed argument counts)
+FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {
+    "sqrt": (sympy.sqrt, (1,)), "cbrt": (lambda x: sympy.root(x, 3), (1,)), "exp": (sympy.exp, (1,)),
+    "ln": (sympy.log, (1,)), "log": (sympy.log, (1, 2)), "log10": (lambda x: sympy.log(x, 10), (1,)),
+    "log2": (lambda x: sympy.log(x, 2), (1,)),
+    "sin": (sympy.sin, (1,)), "cos": (sympy.cos, (1,)), "tan": (sympy.tan, (1,)),
+    "asin": (sympy.asin, (1,)), "acos": (sympy.acos, (1,)), "atan": (sympy.atan, (1,)),
+    "sinh": (sympy.sinh, (1,)), "cosh": (sympy.cosh, (1,)), "tanh": (sympy.tanh, (1,)),
+    "abs": (sympy.Abs, (1,)), "floor": (sympy.floor, (1,)), "ceil": (sympy.ceiling, (1,)), "ceiling": (sympy.ceiling, (1,)),
+    "round": (None, (1, 2)), "factorial": (None, (1,)), "min": (sympy.Min, (1, 2, 3, 4, 5, 6, 7, 8)),
+    "max": (sympy.Max, (1, 2, 3, 4, 5, 6, 7, 8)), "gcd": (sympy.gcd, (2,)), "lcm": (sympy.lcm, (2,)),
+    "binomial": (sympy.binomial, (2,)), "comb": (sympy.binomial, (2,)),
+}
+# Functions whose evaluation gets arbitrarily slow (or huge) for arguments beyond 1e100.
+_BOUNDED_ARGS = {"exp", "sin", "cos", "tan", "sinh", "cosh", "tanh", "binomial", "comb", "asin", "acos", "atan"}
+CONSTANTS: dict[str, Any] = {"pi": sympy.pi, "e": sympy.E, "E": sympy.E}
+
+
+def tokenize(text: str, times_x: bool) -> list[Token]:
+    """Tokens of `text`; with times_x a standalone `x`/`X` means multiplication (Calculator), else a variable."""
+    text = text.replace("\u03c0", "pi")
+    tokens: list[Token] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in _IGNORED:
+            i += 1
+            continue
+        m = _NUMBER.match(text, i)
+        if m:
+            raw = m.group(0)
+            try:
+                value = sympy.Rational(raw.replace(",", ""))  # exact: 0.1 + 0.2 is 3/10, not 0.30000000000000004
+            except (TypeError, ValueError) as err:
+                raise MathSyntaxError(f"bad number {raw!r} at position {i}") from err
+            if len(raw) > MAX_DIGITS:
+                raise MathSyntaxError(f"number at position {i} is too long (more than {MAX_DIGITS} digits)")
+            tokens.append(Token("num", raw, i, value))
+            i = m.end()
+            continue
+        m = _NAME.match(text, i)
+        if m:
+            name = m.group(0)
+            if times_x and name[0] in "xX" and (len(name) == 1 or name[1:].isdigit()):
+                tokens.append(Token("op", "*", i))  # "3 x 4", "3x4": the letter x as a times sign
+                i += 1
+                continue
+            tokens.append(Token("name", name, i))
+            i = m.end()
+            continue
+        two = text[i:i + 2]
+        if two in _OPS:
+            tokens.append(Token("op", _OPS[two], i))
+            i += 2
+            continue
+        if ch in _OPS:
+            tokens.append(Token("op", _OPS[ch], i))
+            i += 1
+            continue
+        raise MathSyntaxError(f"unexpected character {ch!r} at position {i}; allowed: numbers, + - * / ^ % ( ), "
+                              f"and the functions {', '.join(sorted(FUNCTIONS))}")
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+def _log10_abs(value: Any) -> float:
+    """log10(|value|) for a sympy number, without overflowing floats on big exact numbers."""
+    if value.is_Rational:
+        p, q = abs(int(value.p)), int(value.q)
+        return (math.log10(p) if p else -math.inf) - math.log10(q)
+    number = complex(sympy.N(value, 15))
+    return math.log10(abs(number)) if number != 0 else -math.inf
+
+
+def check_size(value: Any) -> Any:
+    """Refuse exact numbers too large to be a sensible tool result (and too slow to keep computing with)."""
+    if isinstance(value, sympy.Rational) and max(len(str(abs(value.p))), len(str(value.q))) > MAX_DIGITS:
+        raise ToolError(f"result too large (more than {MAX_DIGITS} digits)")
+    if value is sympy.zoo or value is sympy.nan or value in (sympy.oo, -sympy.oo):
+        raise ToolError("division by zero or undefined result")
+    return value
+
+
+def safe_power(base: Any, exponent: Any) -> Any:
+    """base ** exponent, refusing before computing it when the result would be astronomically large."""
+    if base.free_symbols:
+        if exponent.free_symbols or not exponent.is_number or abs(float(sympy.N(exponent))) > MAX_SYMBOL_POWER:
+            raise ToolError(f"exponent too large: powers of a variable are limited to {MAX_SYMBOL_POWER}")
+        return base ** exponent
+    if exponent.is_number and not exponent.free_symbols and base not in (0, 1, -1):
+        mag = abs(complex(sympy.N(exponent, 15)))
+        if base.is_Rational:
+            # Exact arithmetic writes out numerator and denominator: (1000001/1000000)^(10^6) is small but has
+            # millions of digits, so the size that matters is that of the larger of the two.
+            size = max(math.log10(abs(int(base.p))), math.log10(int(base.q)))
+        else:
+            size = abs(_log10_abs(base))
+            if mag > 10 * MAX_DIGITS:
+                raise ToolError(f"exponent too large: {exponent} (limit {10 * MAX_DIGITS} for this base)")
+        if mag * size > MAX_DIGITS:
+            raise ToolError(f"result too large: {base}^{exponent} has about {mag * size:.3g} digits "
+                            f"(limit {MAX_DIGITS})")
+    return check_size(base ** exponent)
+
+
+def _factorial(n: Any) -> Any:
+    if not (n.is_Integer and n >= 0):
+        raise ToolError(f"factorial needs a whole number >= 0, got {n}")
+    if n > MAX_FACTORIAL:
+        raise ToolError(f"factorial({n}) is too large (limit {MAX_FACTORIAL})")
+    return check_size(sympy.factorial(n))
+
+
+def _round(x: Any, digits: Any = sympy.Integer(0)) -> Any:
+    if not (digits.is_Integer and 0 <= digits <= 50):
+        raise ToolError("round(x, n) needs a whole number n between 0 and 50")
+    if x.free_symbols:
+        raise ToolError("round() needs a number")
+    return sympy.Rational(str(Decimal(str(sympy.N(x, 60))).quantize(Decimal(1).scaleb(-int(digits)), ROUND_HALF_UP)))
+
+
+class Parser:
+    """Precedence climbing over the tokens: sums, products (with implicit ones before "(" and names), powers, postfix % and !."""
+
+    def __init__(self, text: str, *, symbols: bool) -> None:
+        if len(text) > MAX_INPUT:
+            raise MathSyntaxError(f"expression too long ({len(text)} characters; limit {MAX_INPUT})")
+        self.text = text
+        self.symbols = symbols
+        self.tokens = tokenize(text, times_x=not symbols)
+        self.i = 0
+        self.depth = 0
+
+    # -- token helpers
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def _take(self) -> Token:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def _is(self, text: str) -> bool:
+        return self.tok.kind == "op" and self.tok.text == text
+
+    def _fail(self, expected: str) -> MathSyntaxError:
+        tok = self.tok
+        found = "the end of the expression" if tok.kind == "end" else repr(tok.text)
+        return MathSyntaxError(f"cannot parse {self.text!r}: found {found} at position {tok.pos}, expected {expected}")
+
+    def _starts_operand(self, tok: Token) -> bool:
+        return tok.kind in ("num", "name") or (tok.kind == "op" and tok.text == "(")
+
+    # -- grammar
+    def parse_items(self) -> list[tuple[Any, Any | None]]:
+        """Comma-separated items, each `expr` or `expr = expr`."""
+        items = []
+        while True:
+            left = self.expr()
+            right = None
+            if self._is("="):
+                self._take()
+                right = self.expr()
+            items.append((left, right))
+            if self._is(","):
+                self._take()
+                continue
+            if self.tok.kind != "end":
+                raise self._fail("an operator, ',' or the end")
+            return items
+
+    def expr(self) -> Any:
+        value = self.term()
+        while self._is("+") or self._is("-"):
+            op = self._take().text
+            rhs = self.term()
+            value = check_size(value + rhs if op == "+" else value - rhs)
+        return value
+
+    def term(self) -> Any:
+        value = self.unary()
+        while True:
+            if self._is("*") or self._is("/") or self._is("%"):
+                op = self._take().text
+                rhs = self.unary()
+                if op == "*":
+                    value = value * rhs
+                elif rhs == 0:
+                    raise ToolError("division by zero")
+                else:
+                    value = value / rhs if op == "/" else sympy.Mod(value, rhs)
+            elif self.tok.kind == "name" or self._is("("):
+                value = value * self.unary()  # implicit product: 2(3+4), 2pi, 3x
+            else:
+                return value
+            value = check_size(value)
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise MathSyntaxError(f"expression nested too deeply (more than {MAX_DEPTH} levels)")
+
+    def unary(self) -> Any:
+        if self._is("-") or self._is("+"):
+            sign = self._take().text
+            self._deeper()
+            value = self.unary()
+            self.depth -= 1
+            return -value if sign == "-" else value
+        return self.power()
+
+    def power(self) -> Any:
+        base = self.postfix()
+        if self._is("^"):
+            self._take()
+            self._deeper()
+            exponent = self.unary()  # right-associative: 2^3^2 = 2^9; 2^-1 allowed
+            self.depth -= 1
+            return safe_power(base, exponent)
+        return base
+
+    def postfix(self) -> Any:
+        value = self.primary()
+        while True:
+            if self._is("%") and not self._starts_operand(self.tokens[self.i + 1]):
+                self._take()
+                value = value / 100  # "11.4%" is a percentage; "10 % 3" (an operand follows) is modulo
+            elif self._is("!"):
+                self._take()
+                value = _factorial(value)
+            else:
+                return value
+
+    def primary(self) -> Any:
+        tok = self.tok
+        if tok.kind == "num":
+            self._take()
+            return tok.value
+        if self._is("("):
+            self._take()
+            self._deeper()
+            value = self.expr()
+            self.depth -= 1
+            if not self._is(")"):
+                raise self._fail("')'")
+            self._take()
+            return value
+        if tok.kind == "name":
+            self._take()
+            if tok.text in FUNCTIONS and self._is("("):
+                return self._call(tok)
+            if tok.text in CONSTANTS:
+                return CONSTANTS[tok.text]
+            if self.symbols and tok.text not in FUNCTIONS and len(tok.text) <= MAX_NAME and not tok.text.startswith("_"):
+                return sympy.Symbol(tok.text)
+            allowed = ", ".join(sorted(FUNCTIONS)) + ", and the constants " + ", ".join(sorted(CONSTANTS))
+            raise MathSyntaxError(f"unknown name {tok.text!r} at position {tok.pos}; allowed: {allowed}")
+        raise self._fail("a number, '(' or a function name")
+
+    def _call(self, name: Token) -> Any:
+        self._take()  # "("
+        self._deeper()
+        args = [self.expr()]
+        while self._is(","):
+            self._take()
+            args.append(self.expr())
+        self.depth -= 1
+        if not self._is(")"):
+            raise self._fail("')' closing " + name.text + "(")
+        self._take()
+        func, counts = FUNCTIONS[name.text]
+        if len(args) not in counts:
+            raise MathSyntaxError(f"{name.text}() takes {' or '.join(map(str, counts))} argument(s), got {len(args)}")
+        if name.text == "factorial":
+            return _factorial(args[0])
+        if name.text == "round":
+            return _round(*args)
+        for arg in args:  # huge arguments make sin/log/... evaluation arbitrarily slow
+            if name.text in _BOUNDED_ARGS and arg.is_number and not arg.free_symbols and _log10_abs(arg) > 100:
+                raise ToolError(f"{name.text}() of a number this large is not computed")
+        return check_size(func(*args))
+
+
+def parse_items(text: str, *, symbols: bool) -> list[tuple[Any, Any | None]]:
+    """Parse comma-separated `expr` or `expr = expr` items into sympy expressions."""
+    return Parser(text, symbols=symbols).parse_items()
+
+
+def format_number(value: Any, decimals: int = 2) -> str:
+    """A real number as the paper's calculator shows it: rounded to `decimals` places, integers without ".0".
+
+    Non-zero values that would round to 0 keep two significant digits instead (0.0042, not 0).
+    """
+    value = sympy.nsimplify(value) if isinstance(value, float) else value
+    if value.is_Integer:
+        return str(int(value))
+    with localcontext() as ctx:
+        if value.is_Rational:  # exact: p/q to as many digits as the integer part needs
+            ctx.prec = len(str(abs(value.p))) + decimals + 10
+            exact = Decimal(int(value.p)) / Decimal(int(value.q))
+        else:
+            probe = sympy.N(value, 15)
+            if not probe.is_real:
+                if probe.is_number and sympy.im(probe) != 0:
+                    raise ToolError(f"the result is not a real number ({sympy.N(value, 6)})")
+                raise ToolError(f"the result is not a number: {value}")
+            size = _log10_abs(probe) if probe != 0 else 0.0
+            if size >= MAX_DIGITS:
+                raise ToolError(f"result too large (more than {MAX_DIGITS} digits)")
+            digits = max(int(size), 0) + decimals + 15
+            ctx.prec = digits + 5
+            try:
+                exact = Decimal(str(sympy.N(value, digits)))
+            except InvalidOperation as err:
+                raise ToolError(f"the result is not a finite number: {value}") from err
+        if exact != 0 and exact.adjusted() >= MAX_DIGITS:
+            raise ToolError(f"result too large (more than {MAX_DIGITS} digits)")
+        rounded = exact.quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
+        if rounded == 0 and exact != 0:
+            rounded = Decimal(f"{exact:.2g}")
+        text = format(rounded, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

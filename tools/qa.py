@@ -1,0 +1,73 @@
+"""The QA tool: extractive question answering over the WikiSearch corpus (best BM25 passages → best-matching sentence).
+
+Extractive means the answer is a sentence copied from the corpus, not a generated short answer; the paper's QA was a
+retrieval-augmented LM. Plug in another answerer (any `question -> answer` callable) with set_answerer().
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from . import _corpus
+
+PASSAGES = 3
+# Question words and glue that say nothing about which sentence answers.
+_STOP = {"the", "and", "was", "were", "is", "are", "did", "does", "do", "what", "which", "who", "whom", "whose", "where",
+         "when", "why", "how", "many", "much", "for", "from", "with", "that", "this", "has", "have", "had", "its", "his", "her"}
+# Sentences that hold the kind of thing a question word asks for get a bonus.
+_KIND = [
+    (re.compile(r"^(when|what year|in what year|what date)\b"), re.compile(r"\b(1\d{3}|20\d{2})\b|January|February|March|April|May|June|July|August|September|October|November|December")),
+    (re.compile(r"^how (many|much|tall|long|high|far|old|big|large|deep)\b"), re.compile(r"\d")),
+    (re.compile(r"^where\b"), re.compile(r"\b(in|at|near|on) [A-Z]")),
+    (re.compile(r"^who\b"), re.compile(r"\S\s+[A-Z][a-z]+ [A-Z][a-z]+")),
+]
+KIND_BONUS = 1.5
+_answerer: Callable[[str], str] | None = None
+
+
+def set_answerer(answerer: Callable[[str], str] | None) -> None:
+    """Use `answerer(question) -> answer` instead of the extractive default; None restores the default."""
+    global _answerer
+    _answerer = answerer
+
+
+def extractive_answer(question: str) -> str:
+    """The corpus sentence sharing the most (IDF-weighted) words with the question, from the top BM25 passages."""
+    hits = _corpus.index().search(question, PASSAGES)
+    if not hits:
+        return "No answer found."
+    asked = [_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
+    idf = _corpus.stats_idf(asked, _corpus.index().passages)
+    kinds = [pattern for ask, pattern in _KIND if ask.search(question.strip().lower())]
+    best, best_score = "", -1.0
+    for rank, (passage, _) in enumerate(hits):
+        for sentence in _corpus.sentences(passage.text):
+            # The title counts, because sentences say "He was born ..." about the passage's subject.
+            present = {_stem(w) for w in _corpus.words(f"{passage.title} {sentence}")}
+            score = sum(idf[w] for w in set(asked) if w in present)
+            if kinds and any(k.search(sentence) for k in kinds):
+                score *= KIND_BONUS
+            score -= 0.01 * rank  # ties go to the better-ranked passage
+            if score > best_score:
+                best, best_score = sentence, score
+    return best or "No answer found."
+
+
+def _stem(word: str) -> str:
+    """A crude suffix strip so "landed" meets "land" and "founded" meets "found"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def qa(question: str) -> str:
+    """Answer a factual question from the local corpus (extractive: returns the best-matching sentence).
+
+    Args:
+        question: The question, for example "Where was Joe Biden born?".
+
+    Returns:
+        A sentence from the corpus that answers the question, or "No answer found."
+    """
+    return (_answerer or extractive_answer)(question)

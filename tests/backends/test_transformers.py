@@ -1,0 +1,96 @@
+"""The transformers backend on the embedded SmolLM2: a KV cache kept across tool calls, stop overhang, steering."""
+from __future__ import annotations
+
+import pytest
+
+from toolcall.backends.base import Steering
+from toolcall.dialects import get_dialect
+from toolcall.loop import LoopConfig, TextDelta, resume_loop
+from toolcall.registry import ToolRegistry
+
+pytestmark = pytest.mark.model
+
+RAW = "Question: A crate holds 17 rows of 23 bottles. How many bottles are in the crate?\nAnswer: The crate holds"
+PROMPT = "<|im_start|>user\nWhat is 17 times 23? Use [Calculator(2 * 3) -> 6] for arithmetic.<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def backend():  # type: ignore[no-untyped-def]
+    from toolcall.backends.transformers import TransformersBackend
+
+    return TransformersBackend()
+
+
+def test_kv_resume_equals_a_from_scratch_run(backend) -> None:  # type: ignore[no-untyped-def]
+    session = backend.start(RAW)
+    session.generate([], 4)  # decode a little, then pretend a call was made
+    session.append(" [Calculator(17 * 23) -> 391]")
+    cut = list(session.ids)
+    resumed = session.generate([], 12)
+    assert resumed.strip()
+    # From scratch on the same tokens, and on the re-tokenized text where the tokenization agrees.
+    assert backend.start_ids(cut).generate([], 12) == resumed
+    text = session.text[: len(session.text) - len(resumed)]
+    if backend.encode(text) == cut:
+        assert backend.start(text).generate([], 12) == resumed
+
+
+def test_resume_after_decoding_prefills_only_the_spliced_tokens(backend) -> None:  # type: ignore[no-untyped-def]
+    session = backend.start(RAW)
+    first = session.generate([], 6)
+    prefilled = session.counters.prefilled_tokens
+    assert prefilled == len(backend.encode(RAW))
+    splice = " [Calculator(17 * 23) -> 391]"
+    session.append(splice)
+    cut = list(session.ids)
+    second = session.generate([], 6)
+    assert session.counters.prefilled_tokens - prefilled == len(backend.encode(splice))
+    # Identical to a from-scratch run over the very same token ids.
+    fresh = backend.start_ids(cut)
+    assert fresh.text == RAW + first + splice
+    assert fresh.generate([], 6) == second
+
+
+def test_stop_inside_a_token_rolls_the_cache_back(backend) -> None:  # type: ignore[no-untyped-def]
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    free = backend.start(prompt).generate([], 8)
+    assert "Paris" in free
+    session = backend.start(prompt)
+    out = session.generate(["Par"], 8)  # " Paris" is one token: the stop ends inside it
+    assert out.endswith("Par") and session.stop_reason == "stop" and session.rollback_tokens >= 1
+    assert backend.decode_ids(session.ids) == session.text
+    cut = list(session.ids)
+    more = session.generate([], 5)
+    assert more == backend.start_ids(cut).generate([], 5)
+
+
+def test_trigger_top_k_forces_a_call_and_disable_bans_it(backend) -> None:  # type: ignore[no-untyped-def]
+    plain = backend.start(PROMPT)
+    free = plain.generate([], 10)
+    forced = backend.start(PROMPT)
+    text = forced.generate(["->"], 10, Steering("[", trigger_top_k=10))
+    assert forced.triggers == 1 and "[" in text and text != free
+    banned = backend.start(PROMPT + "17 times 23 is")
+    assert "[" not in banned.generate([], 10, Steering("[", disable=True))
+
+
+def test_loop_reprefill_per_call_equals_spliced_tokens(backend) -> None:  # type: ignore[no-untyped-def]
+    def calculator(expression: str) -> str:
+        """Evaluate an arithmetic expression.
+
+        Args:
+            expression: The expression.
+        """
+        return "391"
+
+    prompt = ("Question: A box holds 24 rows of 15 eggs. How many eggs are in the box?\n"
+              "Answer: The box holds [Calculator(24 * 15) -> 360] 360 eggs.\n" + RAW + " [Calculator(17 * 23)")
+    session = backend.start(prompt)
+    events = list(resume_loop(session, get_dialect("toolformer"), ToolRegistry([calculator]),
+                              LoopConfig(max_new_tokens=6)))
+    result = events[-1].result
+    spliced = [e.text for e in events if isinstance(e, TextDelta) and e.source == "tool"]
+    assert [c.result for c in result.calls] == ["391"] and spliced == [" 391]"]
+    # Prompt once, then only the spliced tokens (plus any stop-overhang re-encoding, counted on its own).
+    expected = len(backend.encode(prompt)) + len(backend.encode(" 391]")) + session.reprefilled_tokens
+    assert result.counters.prefilled_tokens == expected

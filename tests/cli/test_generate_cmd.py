@@ -1,0 +1,75 @@
+"""`toolcall generate` on the fake backend: plain text, --json, usage and runtime errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from toolcall.cli import main
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> str:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps(["17 * 23 = [Calculator(17 * 23) -> 1]", " so the answer is 391."]))
+    return str(path)
+
+
+def test_prints_the_text_with_the_spliced_result(script: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--backend", "fake", "--model", script, "What is 17 * 23?"]) == 0
+    assert capsys.readouterr().out == "17 * 23 = [Calculator(17 * 23) -> 391] so the answer is 391.\n"
+
+
+def test_json_output(script: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--backend", "fake", "--model", script, "--json", "--max-calls", "2", "q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"].endswith("so the answer is 391.")
+    assert data["calls"][0]["tool"] == "Calculator" and data["calls"][0]["result"] == "391" and data["calls"][0]["ok"]
+    assert set(data["calls"][0]) == {"tool", "args", "result", "ok", "error", "seconds"}
+    assert data["counters"]["decoded_tokens"] > 0 and data["stop_reason"] == "eos"
+
+
+def test_no_tools_runs_no_call(script: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--backend", "fake", "--model", script, "--no-tools", "--json", "q"]) == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == []
+
+
+def test_unknown_tool_and_backend_are_runtime_errors(script: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--backend", "fake", "--model", script, "--tools", "calculater", "q"]) == 1
+    assert "Did you mean 'Calculator'" in capsys.readouterr().err
+    assert main(["generate", "--backend", "nope", "q"]) == 1
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+
+
+def test_bad_number_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--max-calls", "many", "q"])
+    assert exc.value.code == 2
+
+
+def test_serve_answers_like_generate_json(script: str) -> None:
+    import threading
+    import urllib.request
+
+    from toolcall.cli import build_parser
+    from toolcall.cli.serve_cmd import make_server
+
+    args = build_parser().parse_args(["serve", "--backend", "fake", "--model", script, "--port", "0"])
+    server = make_server(args, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/generate"
+        request = urllib.request.Request(url, data=json.dumps({"prompt": "What is 17 * 23?"}).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data = json.loads(response.read())
+        assert data["text"] == "17 * 23 = [Calculator(17 * 23) -> 391] so the answer is 391."
+        assert data["calls"][0]["result"] == "391"
+        bad = urllib.request.Request(url, data=b'{"nope": 1}', method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(bad, timeout=10)
+        assert err.value.code == 400
+    finally:
+        server.shutdown()
+        server.server_close()

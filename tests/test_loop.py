@@ -1,0 +1,201 @@
+"""The decoding loop on the fake backend: calls found, run, spliced and resumed; every failure becomes a result."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from toolcall.backends.base import Steering
+from toolcall.backends.fake import FakeBackend
+from toolcall.dialects import get_dialect
+from toolcall.loop import (
+    CallFinished, CallStarted, Done, LoopConfig, TextDelta, run_batch, run_loop, stream_loop,
+)
+from toolcall.registry import ToolRegistry
+from toolcall.errors import ConfigError
+
+TF = get_dialect("toolformer")
+MOSS = get_dialect("moss")
+
+
+def multiply(a: float, b: float) -> float:
+    """Multiply two numbers.
+
+    Args:
+        a: The first factor.
+        b: The second factor.
+    """
+    return a * b
+
+
+def sleepy(seconds: float) -> str:
+    """Sleep, then answer.
+
+    Args:
+        seconds: How long to sleep.
+    """
+    time.sleep(seconds)
+    return "woke up"
+
+
+def calculate(expression: str) -> str:
+    """Add or multiply two integers, like "2+3" or "4*5".
+
+    Args:
+        expression: Two integers joined by + or *.
+    """
+    for op, fn in (("+", int.__add__), ("*", int.__mul__)):
+        if op in expression:
+            left, right = expression.split(op)
+            return str(fn(int(left), int(right)))
+    raise ValueError(f"cannot compute {expression!r}")
+
+
+@pytest.fixture
+def moss_tools() -> ToolRegistry:
+    registry = ToolRegistry()
+    registry.add(calculate, name="Calculate")
+    return registry
+
+
+@pytest.fixture
+def tools() -> ToolRegistry:
+    return ToolRegistry([multiply, sleepy])
+
+
+def run(script: list[str], registry: ToolRegistry, dialect=TF, **config: object) -> tuple[FakeBackend, object]:
+    backend = FakeBackend(script=script, chars_per_token=3)
+    return backend, run_loop(backend, "Q: ", dialect, registry, LoopConfig(**config))
+
+
+def test_no_call(tools: ToolRegistry) -> None:
+    backend, result = run(["Just an answer, no tools."], tools)
+    assert result.text == "Just an answer, no tools." and result.calls == [] and result.stop_reason == "eos"
+    assert backend.calls[0][0] == ("->", "→")  # stopped at call markers
+
+
+def test_one_call_result_is_spliced_and_generation_resumes(tools: ToolRegistry) -> None:
+    _, result = run(["6 times 7 is [multiply(6, 7) -> 41]", " so 42."], tools)
+    assert result.text == "6 times 7 is [multiply(6, 7) -> 42.0] so 42."
+    (call,) = result.calls
+    assert (call.tool, call.args, call.result, call.ok) == ("multiply", ("6", "7"), "42.0", True)
+    assert result.counters.decoded_tokens > 0 and result.counters.prefilled_tokens > 0
+
+
+def test_several_calls_and_the_unicode_arrow(tools: ToolRegistry) -> None:
+    _, result = run(["[multiply(2, 3)→", " and [multiply(4, 5) ->", " done."], tools)
+    assert result.text == "[multiply(2, 3)→6.0] and [multiply(4, 5) -> 20.0] done."
+    assert [c.result for c in result.calls] == ["6.0", "20.0"]
+
+
+def test_unknown_tool_gets_an_error_result_and_generation_goes_on(tools: ToolRegistry) -> None:
+    _, result = run(["[Weather(Paris) ->", " anyway."], tools)
+    (call,) = result.calls
+    assert not call.ok and "unknown tool 'Weather'" in call.error
+    assert result.text.startswith("[Weather(Paris) -> Error: unknown tool") and result.text.endswith("] anyway.")
+
+
+def test_malformed_call_gets_an_error_result(tools: ToolRegistry) -> None:
+    _, result = run(["[multiply(2, 3 ->", " moving on."], tools)
+    (call,) = result.calls
+    assert call.tool == "?" and not call.ok and "malformed call" in call.error
+    assert result.text == "[multiply(2, 3 -> Error: malformed call] moving on."
+
+
+def test_hanging_tool_times_out(tools: ToolRegistry) -> None:
+    began = time.perf_counter()
+    _, result = run(["[sleepy(3) ->", " later."], tools, call_timeout=0.2)
+    assert time.perf_counter() - began < 2.5
+    (call,) = result.calls
+    assert not call.ok and "time" in call.error.lower()
+    assert result.text.endswith("] later.")
+
+
+def test_max_calls_cap_then_tools_are_disabled(tools: ToolRegistry) -> None:
+    backend, result = run(["[multiply(1, 2) ->", " [multiply(3, 4) ->", " [multiply(5, 6) -> 30] end."], tools,
+                          max_calls=2)
+    assert [c.result for c in result.calls] == ["2.0", "12.0"]
+    # The third decode ran with the opener banned and no call markers: the fake drops the "[".
+    stop, _, steering = backend.calls[2]
+    assert stop == () and steering == Steering("[", disable=True)
+    assert result.text.endswith(" multiply(5, 6) -> 30] end.")
+
+
+def test_tools_disabled_runs_nothing(tools: ToolRegistry) -> None:
+    backend, result = run(["I think [multiply(2, 2) -> 4] is 4."], tools, tools_enabled=False)
+    assert result.calls == []
+    assert backend.calls[0][2] == Steering("[", disable=True)
+    assert result.text == "I think multiply(2, 2) -> 4] is 4."
+
+
+def test_trigger_top_k_is_passed_as_steering(tools: ToolRegistry) -> None:
+    backend, _ = run(["x"], tools, trigger_top_k=10)
+    assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1)
+
+
+def test_arrow_in_prose_is_not_a_call(tools: ToolRegistry) -> None:
+    _, result = run(["a ->", " b and c."], tools)
+    assert result.text == "a -> b and c." and result.calls == []
+
+
+def test_token_budget_spans_all_calls(tools: ToolRegistry) -> None:
+    _, result = run(["[multiply(1, 2) ->", " " + "word " * 50], tools, max_new_tokens=10)
+    assert result.stop_reason == "length" and result.counters.decoded_tokens == 10
+
+
+def test_moss_two_pass_turn(moss_tools: ToolRegistry) -> None:
+    registry = moss_tools
+    script = [" I should compute this.<eot>\n<|Commands|>: Calculate(\"17*23\")<eoc>", " 17 times 23 is 391.<eom> extra"]
+    backend, result = run(script, registry, dialect=MOSS)
+    assert result.text == (" I should compute this.<eot>\n<|Commands|>: Calculate(\"17*23\")<eoc>\n<|Results|>:\n"
+                           "Calculate(\"17*23\") => '391'\n<eor>\n<|MOSS|>: 17 times 23 is 391.<eom>")
+    assert backend.calls[0][0] == ("<eoc>", "<eom>") and result.stop_reason == "stop"
+    assert [c.result for c in result.calls] == ["391"]
+
+
+def test_moss_no_command_gets_results_none(moss_tools: ToolRegistry) -> None:
+    registry = moss_tools
+    _, result = run([" Easy.<eot>\n<|Commands|>: None<eoc>", " Hi!<eom>"], registry, dialect=MOSS)
+    assert "<eoc>\n<|Results|>:\nNone\n<eor>\n<|MOSS|>: Hi!<eom>" in result.text and result.calls == []
+
+
+def test_moss_several_commands_and_the_cap(moss_tools: ToolRegistry) -> None:
+    registry = moss_tools
+    script = [" x<eot>\n<|Commands|>: Calculate(\"1+1\"), Calculate(\"2+2\")<eoc>", " 2 and 4<eom>"]
+    _, result = run(script, registry, dialect=MOSS, max_calls=1)
+    assert [c.ok for c in result.calls] == [True, False]
+    assert "call limit" in result.calls[1].result
+    assert "Calculate(\"1+1\") => '2'" in result.text
+
+
+def test_streaming_equals_non_streaming_under_any_chunking(tools: ToolRegistry) -> None:
+    script = ["6 times 7 is [multiply(6, 7) ->", " 42, and [Nope() ->", " fine; [multiply(2, 3 ->", " end."]
+    expected = run_loop(FakeBackend(script=script, chars_per_token=5), "Q", TF, tools, LoopConfig(max_calls=5))
+    for size in (1, 2, 7, 100):
+        events = list(stream_loop(FakeBackend(script=script, chars_per_token=size), "Q", TF, tools, LoopConfig(max_calls=5)))
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        done = events[-1]
+        assert isinstance(done, Done)
+        assert text == done.result.text == expected.text
+        assert [e.record for e in events if isinstance(e, CallFinished)] == done.result.calls
+        assert len([e for e in events if isinstance(e, CallStarted)]) == 3
+        assert [c.result for c in done.result.calls] == [c.result for c in expected.calls]
+
+
+def test_run_batch_matches_one_by_one(tools: ToolRegistry) -> None:
+    def model(text: str) -> str:
+        if text.endswith("]"):
+            return " done."
+        n = text.split("Q", 1)[1][0]
+        return f" [multiply({n}, 2) ->"
+
+    prompts = ["Q1", "Q2", "Q3"]
+    config = LoopConfig()
+    batch = run_batch(FakeBackend(script=model), prompts, TF, tools, config)
+    single = [run_loop(FakeBackend(script=model), p, TF, tools, config) for p in prompts]
+    assert [r.text for r in batch] == [r.text for r in single] == [f" [multiply({n}, 2) -> {2.0 * n}] done." for n in (1, 2, 3)]
+
+
+def test_config_rejects_negative_values() -> None:
+    with pytest.raises(ConfigError):
+        LoopConfig(max_calls=-1)

@@ -1,0 +1,83 @@
+"""toolcall: language models that use tools, Toolformer and MOSS style."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .calls import Parsed, SyntaxIssue, ToolCall
+from .errors import (
+    BackendError,
+    ConfigError,
+    DialectSyntaxError,
+    DuplicateNameError,
+    MissingDependencyError,
+    ToolArgumentError,
+    ToolcallError,
+    ToolError,
+    ToolTimeoutError,
+    UnknownNameError,
+)
+
+__version__ = "0.1.0"
+
+# Public names that live in heavier modules, imported on first use (PEP 562) so `import toolcall` stays cheap.
+_LAZY = {
+    "parse": "toolcall.dialects",
+    "render": "toolcall.dialects",
+    "get_dialect": "toolcall.dialects",
+    "tool": "toolcall.registry",
+    "Tool": "toolcall.registry",
+    "ToolRegistry": "toolcall.registry",
+    "ToolResult": "toolcall.registry",
+    "default_registry": "toolcall.registry",
+    "get_backend": "toolcall.backends",
+    "LoopConfig": "toolcall.loop",
+    "LoopResult": "toolcall.loop",
+    "run_loop": "toolcall.loop",
+    "stream_loop": "toolcall.loop",
+    "generate": "toolcall.api",
+}
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "DialectSyntaxError",
+    "DuplicateNameError",
+    "LoopConfig",
+    "LoopResult",
+    "MissingDependencyError",
+    "Parsed",
+    "SyntaxIssue",
+    "Tool",
+    "ToolArgumentError",
+    "ToolCall",
+    "ToolError",
+    "ToolRegistry",
+    "ToolResult",
+    "ToolTimeoutError",
+    "ToolcallError",
+    "UnknownNameError",
+    "__version__",
+    "default_registry",
+    "generate",
+    "get_backend",
+    "get_dialect",
+    "parse",
+    "render",
+    "run_loop",
+    "stream_loop",
+    "tool",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolcall' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

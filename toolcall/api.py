@@ -1,0 +1,59 @@
+"""The small Python API: `generate(prompt, ...)` builds the prompt, backend, dialect and tools, and runs the loop."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .backends import get_backend
+from .backends.base import Backend
+from .loop import LoopConfig, LoopResult, run_loop
+from .prompting import PromptSource, build_prompt
+
+if TYPE_CHECKING:
+    from .dialects.base import Dialect
+    from .registry import ToolRegistry
+
+
+
+def make_backend(backend: str | Backend = "transformers", model: str | None = None,
+                 options: Mapping[str, Any] | None = None) -> Backend:
+    """A Backend instance: passed through, or built by name with its options."""
+    return backend if isinstance(backend, Backend) else get_backend(backend, model, **dict(options or {}))
+
+
+def make_dialect(dialect: "str | Dialect" = "toolformer") -> "Dialect":
+    from .dialects import get_dialect
+
+    return get_dialect(dialect) if isinstance(dialect, str) else dialect
+
+
+def make_registry(tools: "Sequence[str] | ToolRegistry | None" = ("calculator",)) -> "ToolRegistry | None":
+    """A ToolRegistry: passed through, the named built-in/registered tools, all of them (None), or no tools (empty)."""
+    from .registry import ToolRegistry, default_registry
+
+    if isinstance(tools, ToolRegistry):
+        return tools
+    if tools is None:
+        return default_registry()
+    names = [tools] if isinstance(tools, str) else list(tools)
+    return default_registry(names) if names else None
+
+
+def generate(prompt: str, *, backend: str | Backend = "transformers", model: str | None = None,
+             dialect: "str | Dialect" = "toolformer", tools: "Sequence[str] | ToolRegistry | None" = ("calculator",),
+             few_shot: bool = True, raw: bool = False, prompt_path: PromptSource = None,
+             history: list[dict[str, str]] | None = None, backend_options: Mapping[str, Any] | None = None,
+             **loop_options: Any) -> LoopResult:
+    """Answer `prompt` with tools and return the LoopResult (text, calls, counters).
+
+    `tools`: tool names (case-insensitive), a ToolRegistry, None for every registered tool, () for none.
+    `raw=True` sends `prompt` as is, without instructions or chat template. `loop_options` are LoopConfig fields
+    (max_calls, max_new_tokens, trigger_top_k, tools_enabled, call_timeout, max_triggers).
+    """
+    engine = make_backend(backend, model, backend_options)
+    d = make_dialect(dialect)
+    registry = make_registry(tools)
+    config = LoopConfig(**loop_options)
+    shown = registry if config.tools_enabled else None
+    full = prompt if raw else build_prompt(prompt, d, shown, engine, history, few_shot, prompt_path)
+    return run_loop(engine, full, d, registry, config)

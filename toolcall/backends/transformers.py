@@ -1,0 +1,275 @@
+"""The transformers backend: our own decode loop over a DynamicCache that survives tool calls.
+
+How a session keeps its KV cache across a call:
+- `token_ids` are the tokens whose keys/values are in the cache; `append(text)` tokenizes ONLY the appended text
+  and queues those ids, so the already-decoded tokens are never re-tokenized (re-tokenizing the whole text can cut
+  the seam differently from what the model decoded). The next `stream()` prefills just the queued ids.
+- A sampled token is fed to the model lazily, at the next step; when decoding stops, the last token is "carried"
+  and fed together with the next appended text in one forward pass.
+- Stop strings are matched on decoded text. When a stop string ends inside a token (e.g. a hypothetical `->[`),
+  `text` keeps only up to the end of the stop string; the token(s) holding the overhang are dropped from the
+  session (cropped from the cache when already in it), and the kept characters of those tokens are re-encoded
+  and queued for prefill. So the cache always holds exactly `text`, at the cost of re-prefilling a token or two
+  (counted in `prefilled_tokens` and in `session.rollback_tokens`).
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+from ..errors import BackendError, ConfigError, MissingDependencyError
+from . import find_stop
+from .base import Backend, DecodeSession, Steering
+from .hf_loading import load_model_and_tokenizer
+from .hf_scoring import HFScoringMixin
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as err:
+        raise MissingDependencyError("torch", "hf", "the transformers backend") from err
+    return torch
+
+
+class TransformersSession(DecodeSession):
+    """One text decoded with a KV cache that is kept, and only extended, across tool calls."""
+
+    def __init__(self, backend: "TransformersBackend", prompt: str, prompt_ids: list[int]) -> None:
+        super().__init__(text=prompt, prompt_chars=len(prompt))
+        from transformers import DynamicCache
+
+        self._backend = backend
+        self._cache = DynamicCache(config=backend.model.config)
+        self.token_ids: list[int] = []          # tokens in the cache, in order
+        self._fresh: list[int] = list(prompt_ids)  # input tokens not yet run (prompt, appended text, overhang)
+        self._carry: list[int] = []             # the last decoded token, sampled but not yet fed
+        self._logits: Any = None                # next-token logits after token_ids, valid when nothing is queued
+        self.triggers = 0                       # how often steering forced a call open
+        self.rollback_tokens = 0                # decoded tokens dropped because a stop string ended inside them
+        self.reprefilled_tokens = 0             # tokens re-encoded from those dropped tokens' kept characters
+
+    @property
+    def ids(self) -> list[int]:
+        """Every token of the session as the model sees it: cached, carried, then queued."""
+        return self.token_ids + self._carry + self._fresh
+
+    # --- model steps ---------------------------------------------------------------------
+    def _feed(self, ids: list[int]) -> None:
+        torch = _torch()
+        model = self._backend.model
+        tensor = torch.tensor([ids], dtype=torch.long, device=self._backend.device)
+        # The DynamicCache is extended in place; newer transformers call the argument `cache`.
+        kwargs = {self._backend.cache_kwarg: self._cache}
+        with torch.inference_mode():
+            out = model(input_ids=tensor, use_cache=True, logits_to_keep=1, **kwargs)
+        self.token_ids += ids
+        self._logits = out.logits[0, -1].float()
+        self.counters.forward_passes += 1
+
+    def _prefill(self) -> None:
+        # The carried decoded token and any appended text go through the model in one pass.
+        feed = self._carry + self._fresh
+        if feed:
+            self.counters.prefilled_tokens += len(self._fresh)
+            self._carry, self._fresh = [], []
+            self._feed(feed)
+        elif self._logits is None:
+            raise BackendError("cannot decode from an empty prompt: the session has no tokens")
+
+    def _crop(self, keep: int) -> None:
+        """Drop cached tokens after the first `keep` (the stop-overhang rollback)."""
+        self._cache.crop(keep)
+        del self.token_ids[keep:]
+        self._logits = None
+
+    # --- steering and sampling ------------------------------------------------------------
+    def _pick(self, steering: Steering | None, forced: list[int]) -> int:
+        torch = _torch()
+        backend = self._backend
+        scores = self._logits
+        if steering is not None and steering.open_text:
+            begin_ids, ban_ids = backend.open_token_ids(steering.open_text)
+            if steering.disable:
+                scores = scores.clone()
+                scores[list(ban_ids)] = float("-inf")
+            elif steering.trigger_top_k > 0 and self.triggers < steering.max_triggers and begin_ids:
+                top = torch.topk(scores, steering.trigger_top_k).indices.tolist()
+                ranked = [t for t in top if t in begin_ids]
+                # Force the call open when its token is in the top-k but greedy would not pick it (Toolformer §4.2).
+                if ranked and top[0] not in begin_ids:
+                    self.triggers += 1
+                    opener = ranked[0]
+                    rest = steering.open_text[len(backend.vocab_text(opener).lstrip()):]
+                    forced.extend(backend.encode(rest) if rest else [])
+                    return opener
+        if backend.temperature <= 0:
+            return int(torch.argmax(scores))
+        probs = torch.softmax(scores / backend.temperature, -1)
+        if backend.top_p < 1.0:
+            sorted_p, order = torch.sort(probs, descending=True)
+            outside = torch.cumsum(sorted_p, -1) - sorted_p > backend.top_p  # keep the smallest set reaching top_p
+            sorted_p[outside] = 0.0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+        return int(torch.multinomial(probs, 1, generator=backend.generator))
+
+    # --- the DecodeSession interface ---------------------------------------------------------
+    def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
+        backend = self._backend
+        self.stop_reason, self.matched_stop = None, None
+        began = time.perf_counter()
+        try:
+            self._prefill()
+            start = len(self.text)
+            generated: list[int] = []
+            shown = ""               # decoded text of `generated` already added to self.text
+            boundaries = [0]         # len(shown) after each token whose text is complete (no split UTF-8)
+            bounds_at = [0]          # number of generated tokens at each boundary
+            forced: list[int] = []
+            while True:
+                if len(generated) >= max_new_tokens:
+                    self.stop_reason = "length"
+                    break
+                if self._carry:  # feed the previous token now that its logits are needed
+                    last, self._carry = self._carry, []
+                    self._feed(last)
+                tok = forced.pop(0) if forced else self._pick(steering, forced)
+                self.counters.decoded_tokens += 1
+                if tok in backend.eos_ids:
+                    # End of sequence: the eos token is neither in the text nor in the cache.
+                    self.stop_reason = "eos"
+                    return
+                generated.append(tok)
+                self._carry = [tok]  # set at once, so a stream closed early still leaves the session consistent
+                decoded = backend.decode_ids(generated)
+                if decoded.endswith("\ufffd"):
+                    continue  # half a UTF-8 character: wait for the token that completes it
+                delta, before = decoded[len(shown):], len(self.text)
+                self.text += delta
+                hit = find_stop(self.text, stop, before)
+                if hit is None:
+                    shown = decoded
+                    boundaries.append(len(shown))
+                    bounds_at.append(len(generated))
+                    yield delta
+                    continue
+                end, self.matched_stop = hit
+                self.stop_reason = "stop"
+                if end < len(self.text):
+                    self._roll_back(start, end, generated, boundaries, bounds_at)
+                    self.text = self.text[:end]
+                yield self.text[before:]
+                break
+        finally:
+            self.counters.decode_seconds += time.perf_counter() - began
+
+    def _roll_back(self, start: int, end: int, generated: list[int], boundaries: list[int], bounds_at: list[int]) -> None:
+        """The stop string ended inside the last token(s): drop them and queue the kept characters for prefill."""
+        i = max(j for j, b in enumerate(boundaries) if b <= end - start)
+        keep_tokens = bounds_at[i]
+        dropped = len(generated) - keep_tokens
+        in_cache = dropped - 1  # the last generated token was never fed
+        if in_cache:
+            self._crop(len(self.token_ids) - in_cache)
+        piece = self.text[start + boundaries[i]:end]
+        self._carry = []
+        self._fresh = self._backend.encode(piece) if piece else []
+        if not self._fresh:
+            # Nothing to re-feed, but the next step needs logits: re-run the last cached token.
+            last = self.token_ids[-1]
+            self._crop(len(self.token_ids) - 1)
+            self._fresh = [last]
+        self._logits = None
+        self.rollback_tokens += dropped
+        self.reprefilled_tokens += len(self._fresh)
+
+    def append(self, text: str) -> None:
+        # Tokenize only the new text: the decoded tokens before it stay exactly as the model produced them.
+        self.text += text
+        self._fresh += self._backend.encode(text)
+
+
+class TransformersBackend(HFScoringMixin, Backend):
+    """A transformers causal LM: pass a path (or None for the embedded SmolLM2), or a built `lm` + `tokenizer`."""
+
+    name = "transformers"
+
+    def __init__(self, model: str | None = None, *, lm: Any = None, tokenizer: Any = None, dtype: str = "float32",
+                 temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> None:
+        if (lm is None) != (tokenizer is None):
+            raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
+        if lm is None:
+            lm, tokenizer = load_model_and_tokenizer(model, dtype=dtype)
+        torch = _torch()
+        self.model = lm
+        self.tokenizer = tokenizer
+        self.device = next(lm.parameters()).device
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generator = torch.Generator(device="cpu")
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        eos = getattr(getattr(lm, "generation_config", None), "eos_token_id", None)
+        eos_list = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = frozenset(int(e) for e in [*eos_list, tokenizer.eos_token_id] if e is not None)
+        params = inspect.signature(lm.forward).parameters
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._open_ids: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
+
+    @classmethod
+    def from_transformers(cls, lm: Any, tokenizer: Any, **options: Any) -> "TransformersBackend":
+        """Wrap a model and tokenizer the caller built."""
+        return cls(lm=lm, tokenizer=tokenizer, **options)
+
+    def start(self, prompt: str) -> TransformersSession:
+        tok = self.tokenizer
+        # The prompt gets the tokenizer's special prefix (BOS) unless the text already carries it (chat templates do).
+        special = not (tok.bos_token and prompt.startswith(tok.bos_token))
+        ids = list(tok(prompt, add_special_tokens=special)["input_ids"])
+        return TransformersSession(self, prompt, ids)
+
+    def start_ids(self, ids: Sequence[int]) -> TransformersSession:
+        """A session over exact token ids (to compare a KV resume with a from-scratch run on the same tokens)."""
+        return TransformersSession(self, self.decode_ids(ids), list(ids))
+
+    # start_batch: the base class's sequential version. Sessions pause and resume independently at tool calls,
+    # so a shared left-padded cache would need re-packing at every pause; on CPU the gain is small, so not done.
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                          add_generation_prompt=add_generation_prompt))
+        return super().chat_prompt(messages, add_generation_prompt)
+
+    # --- call-open tokens ------------------------------------------------------------------
+    def vocab_text(self, token_id: int) -> str:
+        return _vocab(self.tokenizer)[token_id]
+
+    def open_token_ids(self, open_text: str) -> tuple[frozenset[int], frozenset[int]]:
+        """(tokens that begin `open_text`, tokens to ban to disable it).
+
+        A token begins it when its text, leading whitespace removed, is a non-empty prefix of open_text
+        (SmolLM2: "[" and " ["). Banning also covers tokens that contain the whole opener and more ('["', "[[").
+        """
+        if open_text not in self._open_ids:
+            begin, ban = set(), set()
+            for i, text in enumerate(_vocab(self.tokenizer)):
+                core = text.lstrip()
+                if core and open_text.startswith(core):
+                    begin.add(i)
+                elif core.startswith(open_text):
+                    ban.add(i)
+            self._open_ids[open_text] = (frozenset(begin), frozenset(begin | ban))
+        return self._open_ids[open_text]
+
+
+@lru_cache(maxsize=4)
+def _vocab(tokenizer: Any) -> list[str]:
+    """Every token id's decoded text (computed once per tokenizer, ~0.5 s for 49k tokens)."""
+    return list(tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False,
+                                       clean_up_tokenization_spaces=False))

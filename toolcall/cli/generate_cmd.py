@@ -1,0 +1,84 @@
+"""`toolcall generate`: answer one prompt with tools and print the text (or JSON with the calls and counters)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from ..api import make_backend, make_dialect, make_registry
+from ..backends.base import Backend
+from ..loop import LoopConfig, run_loop
+from ..prompting import build_prompt, reply_text
+
+
+def add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """The options `generate` and `chat` share: backend, model, dialect, tools and the LoopConfig fields."""
+    parser.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
+    parser.add_argument("--model", default=None, metavar="PATH",
+                        help="checkpoint directory or .gguf file (default: the embedded SmolLM2-135M-Instruct); "
+                             "for --backend fake, a JSON list of scripted replies")
+    parser.add_argument("--dialect", default="toolformer", help="toolformer (default) or moss")
+    parser.add_argument("--tools", default="calculator", metavar="NAMES",
+                        help="comma-separated tool names (default: calculator); 'all' for every registered tool")
+    parser.add_argument("--max-calls", type=int, default=3, metavar="N", help="tool calls per reply (default 3)")
+    parser.add_argument("--max-new-tokens", type=int, default=200, metavar="N", help="token budget per reply (default 200)")
+    parser.add_argument("--trigger-top-k", type=int, default=0, metavar="K",
+                        help="open a call whenever its token is among the top-K next tokens (Toolformer §4.2; 0 = off)")
+    parser.add_argument("--no-tools", action="store_true", help="ban the call-open token and run no tools")
+    parser.add_argument("--call-timeout", type=float, default=None, metavar="SECONDS", help="time limit per tool call")
+    parser.add_argument("--prompt-file", default=None, metavar="PATH",
+                        help="replace the instruction (Toolformer; {tools} is filled in) or the MOSS meta-instruction ({plugins})")
+    parser.add_argument("--no-few-shot", action="store_true", help="instructions only, no worked examples")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: greedy)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling")
+
+
+def backend_from_args(args: argparse.Namespace) -> Backend:
+    options: dict[str, Any] = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
+                                                  ("seed", args.seed)) if v is not None}
+    return make_backend(args.backend, args.model, options)
+
+
+def tool_names(args: argparse.Namespace) -> list[str] | None:
+    """None means every registered tool."""
+    text = args.tools.strip()
+    if text.lower() == "all":
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def config_from_args(args: argparse.Namespace) -> LoopConfig:
+    return LoopConfig(max_calls=args.max_calls, max_new_tokens=args.max_new_tokens, trigger_top_k=args.trigger_top_k,
+                      tools_enabled=not args.no_tools, call_timeout=args.call_timeout)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("generate", help="answer one prompt, running tool calls as the model writes them",
+                                   description="Answer PROMPT with a model that calls tools mid-generation.")
+    parser.add_argument("prompt", metavar="PROMPT", help="the question or text ('-' reads standard input)")
+    add_generation_options(parser)
+    parser.add_argument("--raw", action="store_true", help="send PROMPT as is: no instructions, no chat template")
+    parser.add_argument("--json", action="store_true", help="print {text, reply, calls, counters, stop_reason} as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    question = sys.stdin.read() if args.prompt == "-" else args.prompt
+    config = config_from_args(args)  # invalid numbers fail before the model loads
+    dialect = make_dialect(args.dialect)
+    registry = make_registry(tool_names(args))
+    backend = backend_from_args(args)
+    shown = registry if config.tools_enabled else None
+    prompt = question if args.raw else build_prompt(question, dialect, shown, backend, few_shot=not args.no_few_shot,
+                                                    prompt_path=args.prompt_file)
+    result = run_loop(backend, prompt, dialect, registry, config)
+    if args.json:
+        print(json.dumps({"text": result.text, "reply": reply_text(dialect, result.text),
+                          "calls": [c.to_dict() for c in result.calls], "counters": asdict(result.counters),
+                          "stop_reason": result.stop_reason}, ensure_ascii=False))
+    else:
+        print(reply_text(dialect, result.text))
+    return 0

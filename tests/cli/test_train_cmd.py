@@ -1,0 +1,151 @@
+"""Tests of `toolcall train` through the CLI: a tiny random Llama in the fast suite, the embedded model end to end."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from toolcall.cli import main
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def _training_tests() -> ModuleType:
+    """tests/test_training.py, for its corpus texts and tiny-model builder (tests is not a package)."""
+    spec = importlib.util.spec_from_file_location("_toolcall_test_training", Path(__file__).parents[1] / "test_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _training_tests()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return helpers.make_tiny_model(tmp_path_factory.mktemp("tiny"), helpers.TEXTS * 3)
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    return helpers.write_corpus(tmp_path / "gen", helpers.TEXTS)
+
+
+def _summary(capsys: pytest.CaptureFixture[str]) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_full_then_reload(tiny: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    out = tmp_path / "ckpt"
+    assert main(["train", "--corpus", str(corpus), "--output", str(out), "--model", str(tiny), "--max-steps", "2",
+                 "--batch-size", "2", "--lr", "1e-3", "--json"]) == 0
+    summary = _summary(capsys)
+    assert summary["steps"] == 2 and summary["examples"] == 4 and not summary["lora"]
+    assert 0 < summary["masked_tokens"] < summary["tokens"]
+    assert summary["verified_max_logit_diff"] is not None
+    model, tok = load_model_and_tokenizer(out)
+    assert model.config.vocab_size == len(tok)
+
+
+def test_train_no_mask_results_trains_on_every_token(tiny: Path, corpus: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--corpus", str(corpus / "corpus.jsonl"), "--output", str(tmp_path / "o"), "--model", str(tiny),
+                 "--max-steps", "1", "--no-mask-results", "--no-verify", "--json"]) == 0
+    summary = _summary(capsys)
+    assert summary["masked_tokens"] == 0 and summary["verified_max_logit_diff"] is None
+
+
+def test_train_lora_then_reload(tiny: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("peft")
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    out = tmp_path / "lora"
+    assert main(["train", "--corpus", str(corpus), "--output", str(out), "--model", str(tiny), "--max-steps", "2",
+                 "--lora", "--lora-targets", "q_proj,k_proj,v_proj,o_proj", "--lora-r", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "LoRA adapter saved to" in text and f"--model {out}" in text
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert sorted(adapter["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"] and adapter["r"] == 4
+    model, _ = load_model_and_tokenizer(out)
+    assert not hasattr(model, "peft_config")  # merged for decoding
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--corpus", "/nonexistent/gen"], "does not exist"),
+        (["--batch-size", "0"], "batch_size must be >= 1"),
+        (["--lora", "--lora-targets", " , "], "--lora-targets must name"),
+    ],
+)
+def test_train_runtime_errors_exit_1(extra: list[str], message: str, corpus: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--corpus", str(corpus), "--output", str(tmp_path / "o"), *extra]
+    assert main(args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_train_usage_error_exits_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--corpus", "x"])
+    assert exc.value.code == 2
+
+
+# --- the embedded model, end to end: train -> reload -> eval --------------------------------------------------
+
+SHORT = ["Tom has [Calculator(52 - 17) -> 35] 35 marbles.", "It is [Calendar() -> Today is Monday, January 30, 2023.] Monday."]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_embedded_fine_tune_reload_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors import safe_open
+
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    corpus = helpers.write_corpus(tmp_path / "gen", SHORT)
+    out = tmp_path / "ckpt"
+    assert main(["train", "--corpus", str(corpus), "--output", str(out), "--max-steps", "1", "--batch-size", "2",
+                 "--max-length", "32", "--lr", "1e-4", "--warmup", "0", "--json"]) == 0
+    summary = _summary(capsys)
+    assert summary["steps"] == 1 and summary["verified_max_logit_diff"] is not None
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert "lm_head.weight" not in f.keys()  # tied to the embeddings (NOTES.md)
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    model, tok = load_model_and_tokenizer(out)
+    base, _ = load_model_and_tokenizer(None)
+    ids = tok(SHORT[0], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert not torch.allclose(model(input_ids=ids).logits, base(input_ids=ids).logits)
+    assert tok.chat_template  # chat and eval prompts still use the model's template
+    items = tmp_path / "math.jsonl"
+    items.write_text(json.dumps({"question": "What is 6 times 7?", "answer": "42"}) + "\n")
+    assert main(["eval", "--task", "math", "--input", str(items), "--model", str(out), "--max-new-tokens", "4", "--few-shot", "0",
+                 "--quiet", "--json"]) == 0
+    result = _summary(capsys)
+    assert result["model"] == str(out) and result["no_tools"]["n"] == 1 and result["tools"]["n"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_embedded_lora_reloads_over_the_embedded_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("peft")
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    corpus = helpers.write_corpus(tmp_path / "gen", SHORT)
+    out = tmp_path / "lora"
+    assert main(["train", "--corpus", str(corpus), "--output", str(out), "--max-steps", "1", "--batch-size", "2",
+                 "--max-length", "32", "--lora", "--lr", "1e-2", "--warmup", "0", "--json"]) == 0
+    assert _summary(capsys)["lora"]
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "embedded"
+    merged, tok = load_model_and_tokenizer(out)
+    base, _ = load_model_and_tokenizer(None)
+    ids = tok(SHORT[1], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert not torch.allclose(merged(input_ids=ids).logits, base(input_ids=ids).logits)

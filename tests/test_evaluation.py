@@ -1,0 +1,313 @@
+"""Tests of toolcall.eval_scoring and toolcall.evaluation: scoring rules, date answers, no-leak, fake-backend runs."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from toolcall.errors import ConfigError
+from toolcall.eval_scoring import (
+    exact_match,
+    first_number,
+    normalize_answer,
+    numbers_match,
+    parse_number,
+    score_dates,
+    score_math,
+    words_match,
+)
+from toolcall.evaluation import (
+    EvalItem,
+    check_no_leak,
+    date_answer,
+    eval_prompt,
+    evaluate,
+    format_table,
+    load_items,
+    reply_text,
+    sample_path,
+    write_items,
+)
+
+TODAY = dt.date(2026, 11, 25)  # a Wednesday
+
+
+# --- scoring --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("The answer is 1,234 apples and 5 pears.", 1234.0),
+        ("-8 degrees at midnight", -8.0),
+        ("It was −8 degrees", -8.0),
+        ("so 5-3 is 2", 5.0),
+        ("about 7/24 of the slices", 7 / 24),
+        ("Each pays 34.5 dollars.", 34.5),
+        ("It costs $60.", 60.0),
+        ("on 2026-12-02", 2026.0),
+        ("a total of 12,5 is not a thousands group", 12.0),
+        ("no numbers here", None),
+        ("", None),
+    ],
+)
+def test_first_number(text: str, value: float | None) -> None:
+    got = first_number(text)
+    assert got == pytest.approx(value) if value is not None else got is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1,625", 1625.0), ("-8", -8.0), ("7/24", 7 / 24), ("$60", 60.0), ("34.5.", 34.5), ("3 apples", None), ("x", None)],
+)
+def test_parse_number_accepts_one_number_only(text: str, value: float | None) -> None:
+    got = parse_number(text)
+    assert got == pytest.approx(value) if value is not None else got is None
+
+
+def test_numbers_match_tolerance_and_two_decimal_rounding() -> None:
+    assert numbers_match(34.5, 34.5)
+    assert numbers_match(0.1 + 0.2, 0.3)
+    assert numbers_match(0.29, 7 / 24)          # the calculator rounds to 2 decimals
+    assert not numbers_match(0.3, 7 / 24)
+    assert not numbers_match(8.01, 8.0)          # an integer gold is not rounded away
+    assert not numbers_match(None, 8.0)
+
+
+def test_math_scores_first_number_and_exact_answer() -> None:
+    assert score_math("The answer is 1,625 books.", "1,625") == (True, False)
+    assert score_math("1625", "1,625") == (True, True)
+    assert score_math("Answer: 34.5.", "34.5") == (True, True)
+    assert score_math("She has 12 left, no wait 225.", "225") == (False, False)
+    assert score_math("-8", "-8") == (True, True)
+    assert score_math("7/24\nmore text", "7/24") == (True, True)
+
+
+def test_exact_match_normalises() -> None:
+    assert normalize_answer("  The answer is $1,625. ") == "1625"
+    assert exact_match("\n\nThursday.\nsomething else", "Thursday")
+    assert not exact_match("It is Thursday.", "Thursday")
+
+
+def test_dates_score_by_the_first_five_words() -> None:
+    assert words_match("It is Thursday today.", "Thursday")
+    assert words_match("The date will be December 2, 2026.", "December 2, 2026")
+    assert not words_match("Well, I really think that it is Thursday.", "Thursday")
+    assert not words_match("It is December 3, 2026.", "December 2, 2026")
+    assert score_dates("There are 30 days left.", "30") == (True, False)
+    assert score_dates("Wednesday", "Wednesday") == (True, True)
+
+
+# --- date rules -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("record", "answer"),
+    [
+        ({"rule": "weekday", "days": 0}, "Wednesday"),
+        ({"rule": "weekday", "days": 1}, "Thursday"),
+        ({"rule": "weekday", "days": -1}, "Tuesday"),
+        ({"rule": "year", "years": 3}, "2029"),
+        ({"rule": "year", "years": -12}, "2014"),
+        ({"rule": "month", "months": 2}, "January"),
+        ({"rule": "date", "days": 7}, "December 2, 2026"),
+        ({"rule": "date", "days": -30}, "October 26, 2026"),
+        ({"rule": "days_until", "month": 12, "day": 25}, "30"),
+        ({"rule": "days_until", "month": 1, "day": 1}, "37"),
+        ({"rule": "days_until", "month": 10, "day": 31}, "340"),
+        ({"rule": "days_in_month"}, "30"),
+        ({"rule": "leap_year"}, "no"),
+        ({"rule": "days_passed"}, "328"),
+        ({"rule": "weekday_of_next", "month": 1, "day": 1}, "Friday"),
+    ],
+)
+def test_date_rules(record: dict, answer: str) -> None:
+    assert date_answer(record, TODAY) == answer
+
+
+def test_date_rules_edge_days() -> None:
+    assert date_answer({"rule": "days_until", "month": 12, "day": 25}, dt.date(2026, 12, 25)) == "0"
+    assert date_answer({"rule": "weekday_of_next", "month": 1, "day": 1}, dt.date(2027, 1, 1)) == "Saturday"  # 2028-01-01
+    assert date_answer({"rule": "days_until", "month": 2, "day": 29}, dt.date(2026, 3, 1)) == str((dt.date(2028, 2, 29) - dt.date(2026, 3, 1)).days)
+    assert date_answer({"rule": "leap_year"}, dt.date(2028, 5, 1)) == "yes"
+    with pytest.raises(ConfigError, match="unknown date rule 'fortnight'"):
+        date_answer({"rule": "fortnight"}, TODAY)
+    with pytest.raises(ConfigError, match="missing or bad fields"):
+        date_answer({"rule": "days_until", "month": 12}, TODAY)
+
+
+# --- items and the shipped samples -------------------------------------------------------------------------
+
+def test_shipped_samples_load_and_are_answerable() -> None:
+    math_items = load_items(sample_path("math"), "math")
+    assert len(math_items) >= 30
+    assert all(parse_number(it.answer) is not None for it in math_items)
+    assert len({it.question for it in math_items}) == len(math_items)
+    date_items = load_items(sample_path("dates"), "dates", TODAY)
+    assert len(date_items) >= 20
+    assert date_items[0] == EvalItem("Tell me which weekday it is today.", "Wednesday")
+    assert len(load_items(sample_path("math"), "math", limit=5)) == 5
+
+
+def test_load_items_reports_bad_lines(tmp_path: Path) -> None:
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"question": "ok?", "answer": "1"}\n{"question": "no answer"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.jsonl:2: .*'answer'"):
+        load_items(f, "math")
+    f.write_text('{"question": "What year is it?", "rule": "year"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="--task dates"):
+        load_items(f, "math")
+    with pytest.raises(ConfigError, match="unknown eval task"):
+        load_items(f, "trivia")
+
+
+# --- prompts: no evaluated item in the demonstrations ---------------------------------------------------------
+
+def test_check_no_leak() -> None:
+    prompt = "Q: What is 2 + 2?\nA: 4\nQ: How many legs has a cat?\nA:"
+    check_no_leak(prompt, "How many legs has a cat?", ["How many legs has a cat?", "What is 3 + 3?"])
+    with pytest.raises(ConfigError, match="what is  2"):
+        check_no_leak(prompt, "How many legs has a cat?", ["How many legs has a cat?", "what is  2 + 2?"])
+
+
+@pytest.mark.parametrize(("task", "tool"), [("math", "Calculator"), ("dates", "Calendar")])
+@pytest.mark.parametrize("dialect_name", ["toolformer", "moss"])
+def test_shipped_samples_never_appear_in_the_prompts(task: str, tool: str, dialect_name: str) -> None:
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.registry import default_registry
+
+    items = load_items(sample_path(task), task, TODAY)
+    questions = [it.question for it in items]
+    dialect, registry, backend = get_dialect(dialect_name), default_registry([tool]), FakeBackend()
+    for it in items:
+        prompt = eval_prompt(it.question, dialect, registry, backend)
+        assert prompt.count(it.question) == 1
+        check_no_leak(prompt, it.question, questions)
+
+
+def test_evaluation_refuses_items_that_are_demonstrations(tmp_path: Path) -> None:
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.prompting import toolformer_messages
+    from toolcall.registry import default_registry
+
+    registry = default_registry(["Calculator"])
+    demo = toolformer_messages("x", registry)[1]["content"]  # the first demonstration's question
+    items = [EvalItem("What is 6 times 7?", "42"), EvalItem(demo, "360")]
+    with pytest.raises(ConfigError, match="must not appear in the few-shot examples"):
+        evaluate(items, "math", FakeBackend(script=["42"]), get_dialect("toolformer"), registry, LoopConfig())
+
+
+def test_few_shot_k_keeps_the_first_k_demonstrations() -> None:
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.prompting import toolformer_messages
+    from toolcall.registry import default_registry
+
+    registry, dialect, backend = default_registry(["Calculator"]), get_dialect("toolformer"), FakeBackend()
+    demos = [m["content"] for m in toolformer_messages("q", registry)[1:-1] if m["role"] == "user"]
+    assert len(demos) >= 3
+    two = eval_prompt("What is 6 times 7?", dialect, registry, backend, 2)
+    assert demos[0] in two and demos[1] in two and demos[2] not in two
+    none = eval_prompt("What is 6 times 7?", dialect, registry, backend, 0)
+    assert not any(d in none for d in demos) and "Calculator" in none
+    assert all(d in eval_prompt("What is 6 times 7?", dialect, registry, backend) for d in demos)
+
+
+# --- runs on the fake backend ------------------------------------------------------------------------------
+
+def _reply_part(text: str) -> str:
+    """What the fake model has written in its current (last) assistant turn."""
+    return text.rsplit("assistant:", 1)[-1]
+
+
+MATH = [EvalItem("A baker fills 7 trays with 24 muffins each. How many muffins does she bake?", "168"),
+        EvalItem("Maya had 312 stickers and gave 87 away. How many are left?", "225"),
+        EvalItem("A rope 9.6 metres long is cut into 4 equal pieces. How long is each?", "2.4")]
+
+
+def math_script(text: str) -> str:
+    """A model that guesses without tools, calls the calculator on the first two items, and copies results."""
+    question = text.rsplit("user:", 1)[-1]
+    reply = _reply_part(text)
+    if "->" in reply:  # the loop spliced a result: answer with it
+        return " " + re.findall(r"-> ([\d.]+)\]", reply)[-1] + "."
+    if "muffins" in question:
+        return "She bakes [Calculator(7 * 24) ->"
+    if "stickers" in question:
+        return "[Calculator(312 - 87) ->"
+    return "Each piece is 2.4 metres."
+
+
+def test_evaluate_math_with_and_without_tools(tmp_path: Path) -> None:
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    backend = FakeBackend(script=math_script)
+    report = evaluate(MATH, "math", backend, get_dialect("toolformer"), default_registry(["Calculator"]),
+                      LoopConfig(max_calls=1, max_new_tokens=60), settings={"backend": "fake"})
+    off, on = report.modes["no_tools"], report.modes["tools"]
+    # Tools off: the call-open "[" is banned, so the first two replies carry no result and no number
+    # ("She bakes Calculator(7 * 24) ->" has 7 first: wrong); only the third, tool-free, answer is right.
+    assert (off.n, off.accuracy, off.call_share, off.avg_calls) == (3, pytest.approx(1 / 3, abs=1e-3), 0.0, 0.0)
+    assert (on.n, on.accuracy, on.call_share, on.avg_calls) == (3, 1.0, pytest.approx(2 / 3, abs=1e-3), pytest.approx(2 / 3, abs=1e-3))
+    assert on.exact_accuracy == pytest.approx(1 / 3, abs=1e-3)  # "225." alone is an exact answer
+    # Both modes saw the same prompts.
+    assert len(backend.prompts) == 6 and backend.prompts[:3] == backend.prompts[3:]
+    first = next(r for r in report.items if r.mode == "tools")
+    assert first.transcript == "She bakes [Calculator(7 * 24) -> 168] 168."
+    assert first.prediction == "She bakes 168."
+    assert first.calls == [{"tool": "Calculator", "args": ["7 * 24"], "result": "168", "ok": True, "error": None,
+                            "seconds": first.calls[0]["seconds"]}]
+    out = tmp_path / "items.jsonl"
+    write_items(report, out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["mode"] for r in rows] == ["no_tools"] * 3 + ["tools"] * 3
+    assert {"question", "gold", "prediction", "transcript", "calls", "mode", "correct", "exact"} <= set(rows[0])
+    summary = report.summary()
+    assert summary["backend"] == "fake" and summary["tools"]["accuracy"] == 1.0
+    assert "no_tools" in format_table(report) and "33.3%" in format_table(report)
+
+
+def dates_script(text: str) -> str:
+    """Calls the calendar, then reads the answer off its result."""
+    question, reply = text.rsplit("user:", 1)[-1], _reply_part(text)
+    found = re.search(r"Today is (\w+), \w+ \d+, (\d+)\.", reply)
+    if found:
+        return f" It is {found.group(1) if 'weekday' in question else found.group(2)}."
+    return "[Calendar() ->"  # with tools off the fake drops the banned "[" and no call runs
+
+
+def test_evaluate_dates_uses_the_injected_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import calendar as calendar_tool
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    items = [EvalItem("Tell me which weekday it is today.", date_answer({"rule": "weekday"}, TODAY)),
+             EvalItem("What year is it?", date_answer({"rule": "year"}, TODAY))]
+    report = evaluate(items, "dates", FakeBackend(script=dates_script), get_dialect("toolformer"),
+                      default_registry(["Calendar"]), LoopConfig(max_calls=1, max_new_tokens=60), today=TODAY)
+    assert report.modes["tools"].accuracy == 1.0 and report.modes["tools"].call_share == 1.0
+    assert report.modes["no_tools"].accuracy == 0.0
+    tools_items = [r for r in report.items if r.mode == "tools"]
+    assert tools_items[0].calls[0]["result"] == "Today is Wednesday, November 25, 2026."
+    assert [r.prediction for r in tools_items] == ["It is Wednesday.", "It is 2026."]
+    assert report.today == "2026-11-25"
+    monkeypatch.delenv("TOOLCALL_TODAY", raising=False)
+    assert calendar_tool.today() == dt.date.today()  # the pin is released afterwards
+
+
+def test_reply_text_cuts_calls_and_moss_fields() -> None:
+    from toolcall.dialects import get_dialect
+
+    assert reply_text("It is [Calculator(2 * 3) -> 6] 6 apples.", get_dialect("toolformer")) == "It is 6 apples."
+    moss = ("search needed<eot>\n<|Commands|>: Calculate(\"2*3\")<eoc>\n<|Results|>:\nCalculate(\"2*3\") => '6'\n<eor>\n"
+            "<|MOSS|>: The answer is 6.<eom>")
+    assert reply_text(moss, get_dialect("moss")) == "The answer is 6."

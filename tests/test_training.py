@@ -1,0 +1,233 @@
+"""Tests of toolcall.training: corpus reading, result spans, label masking, and short fine-tunes that reload."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolcall.errors import ConfigError
+from toolcall.training import (
+    IGNORE_INDEX,
+    PadCollator,
+    TrainConfig,
+    read_corpus,
+    result_spans,
+    result_token_mask,
+    tokenize_example,
+)
+
+TEXTS = [
+    "Out of 1400 participants, 400 (or [Calculator(400 / 1400) → 0.29] 29%) passed the test.",
+    "The shop sold [Calculator(208 + 179) -> 387] 387 apples in two days.",
+    "Asked on a Monday, [Calendar() -> Today is Monday, January 30, 2023.] the answer was Monday.",
+    "A result with brackets [QA(Which list?) -> [1, 2] and more] is still one result.",
+]
+
+
+def write_corpus(directory: Path, texts: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"text": t, "original": t, "calls": []}) for t in texts]
+    (directory / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+# --- corpus and spans ---------------------------------------------------------------------------------
+
+def test_read_corpus_accepts_a_directory_or_a_file(tmp_path: Path) -> None:
+    d = write_corpus(tmp_path / "gen", TEXTS[:2])
+    assert read_corpus(d) == TEXTS[:2]
+    assert read_corpus(d / "corpus.jsonl") == TEXTS[:2]
+
+
+def test_read_corpus_reports_bad_records(tmp_path: Path) -> None:
+    f = tmp_path / "c.jsonl"
+    f.write_text('{"text": "fine"}\n{"original": "no text"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"c.jsonl:2: .*'text'"):
+        read_corpus(f)
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_corpus(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("text", "results"),
+    [
+        (TEXTS[0], [" 0.29"]),
+        (TEXTS[1], [" 387"]),
+        (TEXTS[2], [" Today is Monday, January 30, 2023."]),
+        (TEXTS[3], [" [1, 2] and more"]),
+        ("two [Calculator(1+2)->3] and <API> Calculator(2*3) → 6 </API> calls", ["3", " 6 "]),
+        ("no result [QA(Where?)] here", []),
+    ],
+)
+def test_result_spans_cover_exactly_the_text_between_arrow_and_close(text: str, results: list[str]) -> None:
+    spans = result_spans(text)
+    assert [text[a:b] for _, (a, b) in spans] == results
+    assert all(text[ma:mb] in ("->", "→") for (ma, mb), _ in spans)
+
+
+def test_token_mask_skips_tokens_that_carry_the_arrow() -> None:
+    #  text: "x [C() -> 5] y"; a token " -> 5" fuses arrow and result, "5]" fuses result and close.
+    spans = [((7, 9), (9, 11))]
+    offsets = [(0, 1), (1, 3), (3, 7), (7, 9), (9, 10), (10, 12), (12, 14), (0, 0)]
+    assert result_token_mask(offsets, spans) == [False, False, False, False, True, True, False, False]
+    assert result_token_mask([(5, 11)], spans) == [False]  # carries the arrow: the model must learn to emit it
+
+
+# --- tokenization on a small real BPE tokenizer --------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def make_tiny_model(path: Path, texts: list[str]) -> Path:
+    """A 2-layer random Llama with a byte-level BPE tokenizer trained on `texts`: a real checkpoint in seconds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>", unk_token="<unk>")
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+                         bos_token_id=None)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"), TEXTS * 3)
+
+
+def _check_labels(text: str, tokenizer: Any, max_length: int = 256) -> dict:
+    ex = tokenize_example(text, tokenizer, max_length)
+    enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+    expected = result_token_mask([tuple(o) for o in enc["offset_mapping"]], result_spans(text))
+    n = len(enc["input_ids"])
+    assert ex["input_ids"][:n] == enc["input_ids"]
+    masked = [label == IGNORE_INDEX for label in ex["labels"][:n]]
+    assert masked == expected
+    # Every result character lies in a masked token or in a token that also holds the arrow.
+    for (ma, mb), (ra, rb) in result_spans(text):
+        for i, (a, b) in enumerate(enc["offset_mapping"]):
+            if a < rb and ra < b:
+                assert masked[i] or (a < mb and ma < b)
+            elif b > a:
+                assert not masked[i]  # nothing outside a result is masked
+    return ex
+
+
+def test_labels_are_masked_exactly_over_result_tokens_tiny_tokenizer(tiny: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    for text in TEXTS:
+        ex = _check_labels(text, tok)
+        assert ex["input_ids"][-1] == tok.eos_token_id and ex["labels"][-1] == tok.eos_token_id
+    unmasked = tokenize_example(TEXTS[0], tok, 256, mask_results=False)
+    assert IGNORE_INDEX not in unmasked["labels"]
+
+
+def test_collator_pads_labels_with_ignore_index() -> None:
+    batch = PadCollator(pad_id=0)([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [5, -100, 7]},
+                                   {"input_ids": [8], "attention_mask": [1], "labels": [8]}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[5, -100, 7], [8, -100, -100]]
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(Path("c"), Path("o"), batch_size=0).validate()
+    with pytest.raises(ConfigError, match="warmup"):
+        TrainConfig(Path("c"), Path("o"), warmup=1.5).validate()
+    assert TrainConfig(Path("c"), Path("o")).learning_rate() == 1e-5
+    assert TrainConfig(Path("c"), Path("o"), lora=True).learning_rate() == 1e-4
+
+
+# --- fine-tuning the tiny model -------------------------------------------------------------------------
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_full_fine_tune_saves_a_checkpoint_that_reloads(tiny: Path, tmp_path: Path) -> None:
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    out = tmp_path / "ckpt"
+    result = train(TrainConfig(corpus=corpus, output=out, model=str(tiny), max_steps=4, batch_size=2, lr=1e-2,
+                               logging_steps=1))
+    assert result.steps == 4 and result.examples == 4 and result.masked_tokens > 0
+    assert result.verified_max_logit_diff is not None and result.verified_max_logit_diff < 1e-3
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config
+    before, after = _weights(tiny), _weights(out)
+    assert "lm_head.weight" not in after  # tied to the embeddings, re-tied on load
+    changed = [k for k in after if not torch.equal(before[k], after[k])]
+    assert changed, "training changed no weight"
+    model, tok = load_model_and_tokenizer(out)
+    assert torch.equal(model.get_input_embeddings().weight.detach(), after["model.embed_tokens.weight"])
+    assert tok("[Calculator(1+2) -> 3]")["input_ids"]
+    assert json.loads((out / "train_result.json").read_text())["steps"] == 4
+
+
+def test_lora_fine_tune_saves_an_adapter_that_reloads(tiny: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    out = tmp_path / "lora"
+    result = train(TrainConfig(corpus=corpus, output=out, model=str(tiny), max_steps=3, batch_size=2, lora=True,
+                               lr=5e-2))
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny.resolve())
+    assert sorted(adapter["target_modules"]) == ["q_proj", "v_proj"]
+    assert result.lora and result.verified_max_logit_diff is not None
+    merged, _ = load_model_and_tokenizer(out)
+    base, _ = load_model_and_tokenizer(tiny)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        assert not torch.allclose(merged(input_ids=ids).logits, base(input_ids=ids).logits)
+
+
+def test_lora_rejects_unknown_target_modules(tiny: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    with pytest.raises(ConfigError, match="not in this model"):
+        train(TrainConfig(corpus=corpus, output=tmp_path / "x", model=str(tiny), max_steps=1, lora=True,
+                          lora_targets=("query_key_value",)))
+
+
+# --- the embedded model -----------------------------------------------------------------------------------
+
+@pytest.mark.model
+def test_labels_are_masked_exactly_over_result_tokens_embedded_tokenizer() -> None:
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    _, tok = load_model_and_tokenizer(None)
+    for text in TEXTS:
+        _check_labels(text, tok)
+    # SmolLM2 cuts "2023.]" so that "." + "]" fuse: that token holds result text and is masked.
+    ex = tokenize_example(TEXTS[2], tok, 256)
+    enc = tok(TEXTS[2], return_offsets_mapping=True)
+    tokens = [(TEXTS[2][a:b], a, label) for (a, b), label in zip(enc["offset_mapping"], ex["labels"])]
+    mondays = [(a, label) for piece, a, label in tokens if piece == " Monday"]
+    assert [label == IGNORE_INDEX for a, label in mondays] == [False, True, False]  # only the one in the result
+    assert [label for piece, _, label in tokens if piece == " ->"] != [IGNORE_INDEX]
+    assert [label for piece, _, label in tokens if piece == ".]"] == [IGNORE_INDEX]

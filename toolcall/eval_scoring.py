@@ -1,0 +1,115 @@
+"""Scoring a reply against a gold answer: Toolformer's first-number rule, LAMA-style word match, exact match."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+
+# A number as people write it: an optional sign, digits with thousands separators or plain, decimals, or a
+# fraction "3/4". The sign counts only when it does not follow a word character ("5-3" is not "-3").
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<sign>[-−–]\s?)?"  # minus, unicode minus, en dash
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?:\s?/\s?(?P<den>\d+)(?![\d.]))?"
+)
+_SIGN_ALLOWED_BEFORE = re.compile(r"(?:^|[\s(\[=:$])$")
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)?\s*", re.IGNORECASE)
+
+#: Relative tolerance of the numeric comparison (floating-point noise, not leniency).
+REL_TOL = 1e-6
+
+
+def parse_number(text: str) -> float | None:
+    """The value of `text` if it is one number ("1,234", "-8", "34.5", "7/24", "$60"), else None."""
+    found = list(_iter_numbers(text))
+    if len(found) != 1:
+        return None
+    value, start, end = found[0]
+    rest = (text[:start] + text[end:]).strip(" \t$%.")
+    return value if not rest else None
+
+
+def first_number(text: str) -> float | None:
+    """The first number in `text` (Toolformer §4.2.2 scores math by it), or None if there is none."""
+    for value, _, _ in _iter_numbers(text):
+        return value
+    return None
+
+
+def _iter_numbers(text: str) -> Iterator[tuple[float, int, int]]:
+    """(value, start, end) of every number in `text`, left to right."""
+    for m in _NUMBER.finditer(text):
+        sign = -1.0 if m.group("sign") and _SIGN_ALLOWED_BEFORE.search(text[: m.start()]) else 1.0
+        start = m.start() if sign < 0 else m.start("num")
+        num = m.group("num").replace(",", "")
+        try:
+            value = float(Fraction(num) / Fraction(m.group("den"))) if m.group("den") else float(num)
+        except ZeroDivisionError:
+            value = float(num)
+        yield sign * value, start, m.end()
+
+
+def numbers_match(predicted: float | None, gold: float | None) -> bool:
+    """Numeric equality with float tolerance; a prediction rounded to 2 decimals (the paper's calculator) counts too."""
+    if predicted is None or gold is None:
+        return False
+    if math.isclose(predicted, gold, rel_tol=REL_TOL, abs_tol=1e-9):
+        return True
+    return math.isclose(predicted, round(gold, 2), abs_tol=1e-9) and not math.isclose(gold, round(gold, 2), abs_tol=1e-9)
+
+
+def answer_line(reply: str) -> str:
+    """The first non-empty line of a reply: where a short answer is expected."""
+    for line in reply.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop an "Answer:" prefix, thousands separators, '$', trailing punctuation and extra spaces."""
+    text = _ANSWER_PREFIX.sub("", text.strip())
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    text = text.replace("$", "").replace("−", "-")
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".!?;:,").strip()
+    return text.lower()
+
+
+def exact_match(reply: str, gold: str) -> bool:
+    """Normalised string equality of the reply's answer line and the gold answer."""
+    return normalize_answer(answer_line(reply)) == normalize_answer(gold)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word/number tokens; commas inside numbers are dropped first ("1,625" -> "1625")."""
+    return _WORD.findall(re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower()))
+
+
+def words_match(reply: str, gold: str, window: int = 5) -> bool:
+    """True when the gold answer's words appear, in order and adjacent, starting within the reply's first `window` words.
+
+    Toolformer scores LAMA and its temporal sets this way (§4.2.1, §4.2.5): lenient about phrasing,
+    strict about position.
+    """
+    want, have = words(gold), words(reply)
+    if not want:
+        return False
+    return any(have[i:i + len(want)] == want for i in range(min(window, len(have))))
+
+
+def score_math(reply: str, gold: str) -> tuple[bool, bool]:
+    """(correct by the first number, exact answer) for a math reply."""
+    gold_value = parse_number(gold)
+    if gold_value is None:
+        gold_value = first_number(gold)
+    return numbers_match(first_number(reply), gold_value), exact_match(reply, gold)
+
+
+def score_dates(reply: str, gold: str) -> tuple[bool, bool]:
+    """(correct by the LAMA-style word window, exact answer) for a date reply."""
+    return words_match(reply, gold), exact_match(reply, gold)
+
+
+SCORERS = {"math": score_math, "dates": score_dates}

@@ -1,0 +1,419 @@
+"""Fine-tuning a causal LM on a Toolformer corpus with HF Trainer, the loss masked on tool results."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, MissingDependencyError
+
+#: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
+IGNORE_INDEX = -100
+#: What separates a call from its result in the bracket/tagged forms (SPEC §1).
+RESULT_MARKERS = ("->", "→")
+CLOSE_MARKERS = ("</API>", "]")
+#: The base recorded in a LoRA adapter trained on the embedded model; hf_loading maps it back.
+EMBEDDED_BASE = "embedded"
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tuning run; every field is also a `toolcall train` flag."""
+
+    corpus: Path                       # DIR holding corpus.jsonl, or a .jsonl file of {"text": ...} records
+    output: Path                       # where the checkpoint (or LoRA adapter) is written
+    model: str | None = None           # base checkpoint/.gguf path; None: the embedded SmolLM2
+    epochs: float = 1.0
+    max_steps: int = -1                # > 0 overrides epochs
+    lr: float | None = None            # None: 1e-5 full fine-tuning (paper App. B), 1e-4 LoRA
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512              # tokens per example; longer texts are truncated (paper: 1,024)
+    warmup: float = 0.1                # fraction of steps (paper: 10% warm-up)
+    mask_results: bool = True          # labels -100 on tool results: the program writes them, the model need not
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    bf16: bool = False                 # mixed precision where the device supports it (Trainer decides the device)
+    seed: int = 0
+    verify: bool = True                # reload the saved checkpoint with load_model_and_tokenizer and compare logits
+    logging_steps: int = 10
+
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-4 if self.lora else 1e-5)
+
+    def validate(self) -> None:
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"epochs must be > 0 (got {self.epochs}) unless max_steps > 0")
+        for name in ("batch_size", "grad_accum", "max_length", "lora_r", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if self.learning_rate() <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    """What a run did: where it saved, how long, and how much of the text the loss saw."""
+
+    output: str
+    examples: int
+    steps: int
+    train_loss: float
+    seconds: float
+    tokens: int
+    masked_tokens: int                 # result tokens excluded from the loss
+    lora: bool
+    verified_max_logit_diff: float | None = None
+    log: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- the corpus -----------------------------------------------------------------------------------
+
+def corpus_file(path: str | Path) -> Path:
+    """DIR -> DIR/corpus.jsonl (what data_gen writes); a file is used as is."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"corpus {path} does not exist; pass a data-gen output directory or a .jsonl file")
+    return path
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """The "text" field of every record (augmented text in bracket form); blank lines are skipped."""
+    file = corpus_file(path)
+    texts: list[str] = []
+    with file.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                raise ConfigError(f"{file}:{number}: not a JSON object: {err}") from err
+            text = record.get("text") if isinstance(record, dict) else None
+            if not isinstance(text, str) or not text:
+                raise ConfigError(f"{file}:{number}: a corpus record needs a non-empty string field 'text'")
+            texts.append(text)
+    if not texts:
+        raise ConfigError(f"corpus {file} holds no records")
+    return texts
+
+
+# --- which characters are tool results --------------------------------------------------------------
+
+def result_spans(text: str, dialect: str = "toolformer") -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """For each call with a result: ((marker start, marker end), (result start, result end)) character offsets.
+
+    The result is everything between the arrow ("->" or "→") and the closing "]" / "</API>", spaces
+    included: at inference the program writes exactly that text (Dialect.splice), so the model never
+    has to predict it. Calls are found with the dialect's own parser, so results holding brackets or
+    arrows are delimited the same way the decoding loop delimits them.
+    """
+    from .dialects import get_dialect
+
+    spans = []
+    for call in get_dialect(dialect).parse(text).calls:
+        if call.result is None:
+            continue
+        start, end = call.span
+        close = next((end - len(c) for c in CLOSE_MARKERS if text.endswith(c, start, end)), end)
+        marker = _result_marker(text, start, close, call.result)
+        if marker is not None:
+            spans.append((marker, (marker[1], close)))
+    return spans
+
+
+def _result_marker(text: str, start: int, close: int, result: str) -> tuple[int, int] | None:
+    """The arrow that introduces `result`: the first one whose following text is the result (stripped)."""
+    candidates = sorted(
+        (at, at + len(m)) for m in RESULT_MARKERS for at in _find_all(text, m, start, close)
+    )
+    for at, after in candidates:
+        if text[after:close].strip() == result.strip():
+            return at, after
+    # The parser normalised the result (unquoting, spacing): fall back to the first arrow in the call.
+    return candidates[0] if candidates else None
+
+
+def _find_all(text: str, needle: str, start: int, end: int) -> list[int]:
+    found, at = [], text.find(needle, start, end)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1, end)
+    return found
+
+
+def result_token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> list[bool]:
+    """True for tokens to leave out of the loss: tokens overlapping a result, unless they also hold part of the arrow.
+
+    Tokens cross the boundaries (SmolLM2 writes "2023.]" as "." + "]"-merged pieces, ` ->` as one token):
+    a token that carries arrow characters stays in the loss because the model must learn to emit the
+    arrow that triggers the call; a token fused with the closing bracket is masked, the program writes
+    the bracket too.
+    """
+    mask = []
+    for a, b in offsets:
+        hit = False
+        if b > a:
+            for (ma, mb), (ra, rb) in spans:
+                if a < rb and ra < b and not (a < mb and ma < b):
+                    hit = True
+                    break
+        mask.append(hit)
+    return mask
+
+
+def tokenize_example(text: str, tokenizer: Any, max_length: int, mask_results: bool = True,
+                     dialect: str = "toolformer", add_eos: bool = True) -> dict[str, list[int]]:
+    """input_ids, attention_mask and labels for one text; labels are -100 on result tokens when masking."""
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True, truncation=True, max_length=max_length)
+    ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    labels = list(ids)
+    if mask_results:
+        spans = result_spans(text, dialect)
+        for i, masked in enumerate(result_token_mask(offsets, spans)):
+            if masked:
+                labels[i] = IGNORE_INDEX
+    # An end-of-text token teaches the model to stop after a passage, when there is room for it.
+    if add_eos and tokenizer.eos_token_id is not None and len(ids) < max_length and (not ids or ids[-1] != tokenizer.eos_token_id):
+        ids.append(tokenizer.eos_token_id)
+        labels.append(tokenizer.eos_token_id)
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+class PadCollator:
+    """Right-pads a batch: input_ids with the pad id, labels with -100, attention_mask with 0."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(x["input_ids"]) for x in batch)
+
+        def pad(key: str, value: int) -> Any:
+            return torch.tensor([x[key] + [value] * (width - len(x[key])) for x in batch], dtype=torch.long)
+
+        return {"input_ids": pad("input_ids", self.pad_id), "attention_mask": pad("attention_mask", 0), "labels": pad("labels", IGNORE_INDEX)}
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+def _require_training() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as err:
+        raise MissingDependencyError(err.name or "transformers", "hf", "toolcall train") from err
+    return torch, transformers
+
+
+def plain_model(model: Any) -> Any:
+    """A trainable, serialisable copy of `model`: GGUF-loaded models carry a quantizer that Trainer and
+    save_pretrained refuse, although their weights are already de-quantized to float tensors."""
+    torch, transformers = _require_training()
+    config = model.config.__class__.from_dict(_plain_config_dict(model.config))
+    with torch.device("meta"):
+        fresh = transformers.AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fresh.load_state_dict(state, strict=False, assign=True)
+    # Non-persistent buffers (rotary inv_freq) are not in a state_dict: copy them over one by one.
+    buffers = dict(model.named_buffers())
+    for name, buf in list(fresh.named_buffers()):
+        if buf.is_meta and name in buffers:
+            owner, _, attr = name.rpartition(".")
+            setattr(fresh.get_submodule(owner), attr, buffers[name].detach().clone())
+    fresh.tie_weights()
+    leftover = [n for n, p in list(fresh.named_parameters()) + list(fresh.named_buffers()) if p.is_meta]
+    if leftover:
+        raise ConfigError(f"could not copy the model's weights; missing: {', '.join(leftover[:5])}")
+    return fresh
+
+
+def _plain_config_dict(config: Any) -> dict[str, Any]:
+    data = config.to_dict()
+    data.pop("quantization_config", None)
+    return data
+
+
+def save_checkpoint(model: Any, tokenizer: Any, output: Path) -> None:
+    """A checkpoint directory load_model_and_tokenizer (and vLLM) opens: weights, config.json, tokenizer.
+
+    Weights go through safetensors directly (NOTES.md: GGUF-born models refuse save_pretrained);
+    lm_head.weight is dropped when it is tied to the embeddings, the loader re-ties it.
+    """
+    from safetensors.torch import save_file
+
+    output.mkdir(parents=True, exist_ok=True)
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}
+    save_file(state, str(output / "model.safetensors"), metadata={"format": "pt"})
+    (output / "config.json").write_text(json.dumps(_plain_config_dict(model.config), indent=2, sort_keys=True), encoding="utf-8")
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+
+
+def save_lora(model: Any, tokenizer: Any, output: Path, base: str | None) -> None:
+    """The adapter plus tokenizer; base_model_name_or_path names the base for hf_loading ("embedded" = SmolLM2)."""
+    output.mkdir(parents=True, exist_ok=True)
+    # Embeddings are never LoRA targets here; "auto" would go looking for the base's config to decide.
+    model.save_pretrained(output, save_embedding_layers=False)
+    config_path = output / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(Path(base).resolve()) if base else EMBEDDED_BASE
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    tokenizer.save_pretrained(output)
+
+
+def _lora_model(model: Any, config: TrainConfig) -> Any:
+    try:
+        import peft
+    except ImportError as err:
+        raise MissingDependencyError("peft", "hf", "LoRA fine-tuning") from err
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in config.lora_targets if t not in names]
+    if missing:
+        raise ConfigError(f"LoRA target modules {missing} are not in this model; it has e.g. {sorted(names)[:12]}")
+    lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                           target_modules=list(config.lora_targets), task_type="CAUSAL_LM")
+    return peft.get_peft_model(model, lora)
+
+
+class _StderrLog:
+    """A Trainer callback that prints each log entry (loss, learning rate) as one line on stderr."""
+
+    def __getattr__(self, name: str) -> Any:
+        # TrainerCallback's other hooks are no-ops; answering them here avoids importing transformers at module level.
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        import sys
+
+        if logs:
+            shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items())
+            print(f"step {state.global_step}/{state.max_steps}: {shown}", file=sys.stderr)
+
+
+class _Examples:
+    """A map-style dataset over pre-tokenized examples (Trainer needs only __len__ and __getitem__)."""
+
+    def __init__(self, items: list[dict[str, list[int]]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.items[i]
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune, save to config.output, optionally verify the reload; the device is whatever Trainer picks."""
+    config.validate()
+    torch, transformers = _require_training()
+    from .backends.hf_loading import load_model_and_tokenizer
+
+    texts = read_corpus(config.corpus)
+    base, tokenizer = load_model_and_tokenizer(config.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    examples = [tokenize_example(t, tokenizer, config.max_length, config.mask_results) for t in texts]
+    tokens = sum(len(e["labels"]) for e in examples)
+    masked = sum(sum(1 for x in e["labels"] if x == IGNORE_INDEX) for e in examples)
+
+    # The loader caches one shared model per path: train a copy so other users of the cache keep the base.
+    model = plain_model(base)
+    model.train()
+    if config.lora:
+        model = _lora_model(model, config)
+    work = config.output / "trainer"
+    args = transformers.TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate(),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        warmup_steps=config.warmup,
+        lr_scheduler_type="linear",
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        bf16=config.bf16,
+        seed=config.seed,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=_Examples(examples),
+                                   data_collator=PadCollator(tokenizer.pad_token_id))
+    # Progress goes to stderr, so stdout stays free for the command's own summary (and --json).
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
+    trainer.add_callback(_StderrLog())
+    began = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - began
+    model = trainer.model
+    model.eval()
+    if config.lora:
+        save_lora(model, tokenizer, config.output, config.model)
+    else:
+        save_checkpoint(model, tokenizer, config.output)
+    _remove_empty(work)
+    result = TrainResult(
+        output=str(config.output), examples=len(examples), steps=int(out.global_step), train_loss=float(out.training_loss),
+        seconds=round(seconds, 3), tokens=tokens, masked_tokens=masked, lora=config.lora,
+        log=[{k: float(v) for k, v in entry.items() if isinstance(v, (int, float))} for entry in trainer.state.log_history],
+    )
+    if config.verify:
+        result.verified_max_logit_diff = verify_checkpoint(model, config.output, texts[0])
+    (config.output / "train_result.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+    return result
+
+
+def verify_checkpoint(trained: Any, output: Path, text: str, tolerance: float = 1e-3) -> float:
+    """Reload `output` through load_model_and_tokenizer and check its logits match the trained model's."""
+    torch, _ = _require_training()
+    from .backends.hf_loading import load_model_and_tokenizer
+    from .errors import BackendError
+
+    loaded, tokenizer = load_model_and_tokenizer(output)
+    ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=64)["input_ids"]
+    with torch.no_grad():
+        want = trained(input_ids=ids.to(_device(trained))).logits.float().cpu()
+        got = loaded(input_ids=ids.to(_device(loaded))).logits.float().cpu()
+    diff = float((want - got).abs().max())
+    # bf16 training keeps float32 master weights, so the comparison stays tight; NaN fails too.
+    if not math.isfinite(diff) or diff > tolerance * max(1.0, float(want.abs().max())):
+        raise BackendError(f"the checkpoint saved in {output} reloads with different outputs (max logit diff {diff:.3g})")
+    return diff
+
+
+def _device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+def _remove_empty(path: Path) -> None:
+    """Trainer creates its output_dir even with saving off; leave no empty clutter behind."""
+    try:
+        path.rmdir()
+    except OSError:
+        pass

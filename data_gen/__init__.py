@@ -1,1 +1,1 @@
-"""Package data: data_gen."""
+"""data_gen: the Toolformer corpus pipeline, prefilter -> positions -> sample -> execute -> filter -> merge -> export."""

@@ -1,1 +1,4 @@
-"""Package data: data_gen/corpora."""
+"""Small text corpora shipped with data_gen (written for this project, Apache-2.0)."""
+from pathlib import Path
+
+FACTS = Path(__file__).parent / "facts.txt"   # 60 short factual paragraphs with numbers and dates

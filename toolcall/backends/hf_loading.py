@@ -44,11 +44,21 @@ def _require_hf() -> tuple[Any, Any]:
 
 def load_model_and_tokenizer(model: str | os.PathLike[str] | None = None, dtype: str = "float32") -> tuple[Any, Any]:
     """Load (model, tokenizer): None means the embedded SmolLM2; a .gguf file or a checkpoint directory/hub-cache name otherwise."""
-    return _load_cached(str(model) if model is not None else None, dtype)
+    return _load_cached(str(model) if model is not None else None, dtype, _stamp(model))
+
+
+def _stamp(model: str | os.PathLike[str] | None) -> float:
+    """The newest modification time under a local model path, so a checkpoint rewritten in place is reloaded."""
+    if model is None:
+        return 0.0
+    path = Path(model)
+    if path.is_dir():
+        return max((f.stat().st_mtime for f in path.iterdir() if f.is_file()), default=0.0)
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 @lru_cache(maxsize=2)
-def _load_cached(model: str | None, dtype: str) -> tuple[Any, Any]:
+def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any, Any]:  # stamp: cache key only
     torch, transformers = _require_hf()
     path = embedded_model_path() if model is None else Path(model)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
@@ -91,3 +101,8 @@ def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return lm, tok
+
+
+def clear_model_cache() -> None:
+    """Forget every model loaded so far (e.g. after retraining into the same directory)."""
+    _load_cached.cache_clear()

@@ -1,0 +1,91 @@
+"""Crash-safe progress for a data_gen run: records are appended when a text is finished, then a progress line commits it.
+
+Commit order per text: append the record to corpus.jsonl, fsync; append {"index", "corpus_bytes", ...} to
+progress.jsonl, fsync. On resume, the last complete progress line says how long corpus.jsonl may be; anything past
+that (a record whose commit line never landed, a half-written line) is cut off, so no record is lost or written twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from toolcall.errors import ConfigError
+
+CORPUS = "corpus.jsonl"
+PROGRESS = "progress.jsonl"
+RUN = "run.json"
+
+
+def _append(path: Path, line: str) -> int:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+        return fh.tell()
+
+
+def _complete_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Parsed complete lines and the byte length they cover (a torn last line is not counted)."""
+    if not path.exists():
+        return [], 0
+    data = path.read_bytes()
+    good, end = [], 0
+    for raw in data.split(b"\n")[:-1]:    # the piece after the last newline is incomplete
+        try:
+            good.append(json.loads(raw))
+        except json.JSONDecodeError:
+            break
+        end += len(raw) + 1
+    return good, end
+
+
+class RunDir:
+    """The output directory of one run: corpus, progress log, run description."""
+
+    def __init__(self, path: Path, resume: bool, run_info: dict[str, Any]) -> None:
+        self.path = Path(path)
+        run_info = json.loads(json.dumps(run_info))   # compare as stored: tuples become lists in JSON
+        self.corpus = self.path / CORPUS
+        self.progress = self.path / PROGRESS
+        if self.path.exists() and any(self.path.iterdir()):
+            if not resume:
+                raise ConfigError(f"output directory {self.path} exists and is not empty; pass --resume to continue "
+                                  "that run, or choose another directory")
+            self._check_same_run(run_info)
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / RUN).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+        self.summaries, end = _complete_lines(self.progress)
+        if self.progress.exists():
+            os.truncate(self.progress, end)
+        corpus_bytes = self.summaries[-1]["corpus_bytes"] if self.summaries else 0
+        if self.corpus.exists() and self.corpus.stat().st_size > corpus_bytes:
+            os.truncate(self.corpus, corpus_bytes)
+        self.done = {s["index"] for s in self.summaries}
+        self.corpus.touch()   # present even when no text keeps a call
+
+    def _check_same_run(self, run_info: dict[str, Any]) -> None:
+        run_file = self.path / RUN
+        if not run_file.exists():
+            raise ConfigError(f"{self.path} has no {RUN}; it is not a data-gen output directory, choose another one")
+        old = json.loads(run_file.read_text(encoding="utf-8"))
+        for key in ("input_sha256", "config"):
+            if old.get(key) != run_info.get(key):
+                raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}; "
+                                  "resume with the same input and settings, or choose another directory")
+
+    def commit(self, index: int, record: dict[str, Any] | None, summary: dict[str, Any]) -> None:
+        size = self.corpus.stat().st_size if self.corpus.exists() else 0
+        if record is not None:
+            size = _append(self.corpus, json.dumps(record, ensure_ascii=False))
+        entry = {"index": index, "corpus_bytes": size, **summary}
+        _append(self.progress, json.dumps(entry, ensure_ascii=False))
+        self.summaries.append(entry)
+        self.done.add(index)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

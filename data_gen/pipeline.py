@@ -1,0 +1,108 @@
+"""The Toolformer corpus pipeline: prefilter -> positions -> sample -> execute -> filter -> merge, per text, resumable."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import RunDir, file_sha256
+from .config import DataGenConfig
+from .execute import Executor, execute_calls
+from .export import read_corpus, write_hf_dataset, write_moss
+from .filter import score_candidates
+from .inputs import read_texts
+from .merge import merge_record
+from .positions import PromptStates, find_positions
+from .prefilter import prefilter
+from .sample import sample_calls
+from .stats import aggregate, write_stats
+
+STAGES = ("prefilter", "positions", "sample", "execute", "filter", "merge")
+
+
+class Pipeline:
+    """The stages bound to one scorer (an HFScoringMixin), one tool registry and one config."""
+
+    def __init__(self, scorer: Any, registry: Any, config: DataGenConfig) -> None:
+        self.scorer = scorer
+        self.registry = registry
+        self.config = config
+        self.tools = tuple(registry.canonical(t) for t in config.tools)
+        self.states = PromptStates(scorer, config.positions.open_texts, registry)
+        self.executor = Executor(registry, config.execute)
+        self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
+
+    def process(self, text: str, tick: Callable[[str], None] = lambda stage: None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """One text through every stage: (output record or None, summary for stats)."""
+        began = time.perf_counter()
+        rec = prefilter({"text": text}, self.tools, self.config.prefilter)
+        tick("prefilter")
+        for tool in rec["tools"]:
+            pos_cfg, sam_cfg, _ = self.config.for_tool(tool)
+            rec = find_positions(rec, tool, self.states, pos_cfg)
+        tick("positions")
+        for tool in rec["tools"]:
+            _, sam_cfg, _ = self.config.for_tool(tool)
+            rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical)
+        tick("sample")
+        rec = execute_calls(rec, self.executor)
+        tick("execute")
+        rec = score_candidates(rec, self.scorer, self.filters)
+        tick("filter")
+        out = merge_record(rec)
+        tick("merge")
+        merged = {(c["tool"], c["position"], c["loss_reduction"]) for c in (out or {}).get("calls", [])}
+        summary = {
+            "tools": rec["tools"],
+            "positions": {t: len(p) for t, p in rec.get("positions", {}).items()},
+            "counts": rec.get("counts", {}),
+            "scored": [[c["tool"], c["loss_reduction"], c["kept"], (c["tool"], c["position"], c["loss_reduction"]) in merged]
+                       for c in rec.get("candidates", []) if "loss_reduction" in c],
+            "kept": len(merged),
+            "seconds": time.perf_counter() - began,
+        }
+        return out, summary
+
+
+def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resume: bool = False,
+                 limit: int | None = None, progress: bool = True,
+                 on_text_done: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Process every input text not already done in output_dir, then write stats and the exports; returns the stats."""
+    texts = read_texts(input_path, limit)
+    run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
+                "config": pipeline.config.to_dict()}
+    run = RunDir(Path(output_dir), resume, run_info)
+    bars = _bars(len(texts), len(run.done), progress)
+    try:
+        for index, text in enumerate(texts):
+            if index in run.done:
+                continue
+            record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None)
+            run.commit(index, record, summary)
+            if on_text_done is not None:
+                on_text_done(index)
+    finally:
+        for bar in (bars or {}).values():
+            bar.close()
+    return finish(run, len(texts), pipeline)
+
+
+def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:
+    stats = aggregate(run.summaries, texts_in, list(pipeline.tools))
+    write_stats(stats, run.path, {t: f.tau_f for t, f in pipeline.filters.items()})
+    records = read_corpus(run.corpus)
+    write_moss(records, run.path / "moss.jsonl", list(pipeline.tools))
+    write_hf_dataset(records, run.path / "hf_dataset")
+    return stats
+
+
+def _bars(total: int, done: int, enabled: bool) -> dict[str, Any] | None:
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm import tqdm
+
+    return {stage: tqdm(total=total, initial=done, desc=f"{stage:>9}", position=i, file=sys.stderr, leave=True,
+                        dynamic_ncols=True) for i, stage in enumerate(STAGES)}

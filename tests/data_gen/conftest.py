@@ -1,0 +1,29 @@
+"""Fixtures for data_gen tests: a tiny Llama trained for a moment on bracket calls, and the real tool registry."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer() -> Any:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tiny_lm import trained_tiny_model_and_tokenizer
+
+    from toolcall.backends.hf_scoring import HFScorer
+
+    model, tok = trained_tiny_model_and_tokenizer()
+    return HFScorer(model, tok)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Any:
+    from toolcall.registry import default_registry
+
+    return default_registry(["calculator", "calendar"])

@@ -1,0 +1,108 @@
+"""The filter's batched, KV-sharing losses agree with a naive one-forward-per-sequence reference to 1e-4."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from data_gen.execute import Executor, execute_calls
+from data_gen.filter import score_candidates
+from data_gen.merge import merge_record
+from data_gen.pipeline import Pipeline
+from data_gen.positions import PromptStates, find_positions
+from data_gen.prefilter import prefilter
+from data_gen.reference import naive_losses
+from data_gen.sample import sample_calls
+
+TEXTS = [
+    "Out of 1400 participants, 400 passed, a total of 1800 people on Monday, January 30, 2023.",
+    "The store sold 12 apples and 30 pears, a total of 42 fruits on Friday.",
+]
+
+
+def run_stages(scorer: Any, registry: Any, text: str, placement: str, k: int = 4, m: int = 3) -> dict[str, Any]:
+    cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=k), sample=SampleConfig(m=m, seed=3),
+                        filter=FilterConfig(tau_f=-1e9, placement=placement), overrides={})
+    tools = tuple(registry.canonical(t) for t in cfg.tools)
+    states = PromptStates(scorer, cfg.positions.open_texts, registry)
+    rec = prefilter({"text": text}, tools, cfg.prefilter)
+    for tool in rec["tools"]:
+        rec = find_positions(rec, tool, states, cfg.positions)
+        rec = sample_calls(rec, tool, states, cfg.sample, registry.canonical)
+    rec = execute_calls(rec, Executor(registry, cfg.execute))
+    return score_candidates(rec, scorer, {t.lower(): cfg.filter for t in tools})
+
+
+@pytest.mark.parametrize("placement", ["prefix", "inline"])
+def test_losses_match_naive_reference(tiny_scorer: Any, registry: Any, placement: str) -> None:
+    checked = 0
+    for text in TEXTS:
+        rec = run_stages(tiny_scorer, registry, text, placement)
+        for cand in rec["candidates"]:
+            minus, plus = naive_losses(tiny_scorer, text, cand, placement=placement)
+            assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4)
+            assert cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
+            assert cand["loss_reduction"] == pytest.approx(minus - plus, abs=2e-4)
+            checked += 1
+        out = merge_record(rec)
+        assert out is not None and out["calls"]   # tau_f = -inf keeps every call
+    assert checked >= 6, "the trained tiny model should sample several parseable calls"
+
+
+def test_threshold_decides_kept(tiny_scorer: Any, registry: Any) -> None:
+    rec = run_stages(tiny_scorer, registry, TEXTS[0], "prefix")
+    reductions = sorted(c["loss_reduction"] for c in rec["candidates"])
+    assert len(reductions) >= 2
+    mid = (reductions[0] + reductions[-1]) / 2
+    cfg = FilterConfig(tau_f=mid)
+    again = score_candidates({**rec, "candidates": [{k: v for k, v in c.items() if not k.startswith("loss")} for c in rec["candidates"]]},
+                             tiny_scorer, {"calculator": cfg, "calendar": cfg})
+    for c in again["candidates"]:
+        assert c["kept"] is (c["loss_reduction"] >= mid)
+
+
+def test_identical_calls_share_one_scored_sequence(tiny_scorer: Any, registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same call at three positions (prefix placement): e(c, eps) and e(c, r) are scored once each, not three times.
+    text = TEXTS[1]
+    base = {"tool": "Calculator", "args": ["12 + 30"], "result": "42"}
+    ids = tiny_scorer.encode(text)
+    cands = [{**base, "token": t, "position": 0} for t in (3, 6, len(ids) - 2)]
+    seen: list[int] = []
+    real = tiny_scorer.shared_prefix_logprobs
+    monkeypatch.setattr(tiny_scorer, "shared_prefix_logprobs", lambda seqs: seen.append(len(seqs)) or real(seqs))
+    cfg = FilterConfig(tau_f=0.0)
+    out = score_candidates({"text": text, "candidates": cands}, tiny_scorer, {"calculator": cfg})
+    assert seen == [2]
+    for cand in out["candidates"]:
+        minus, plus = naive_losses(tiny_scorer, text, cand)
+        assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4) and cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
+
+
+def test_pipeline_samples_and_keeps_parseable_calls(tiny_scorer: Any, registry: Any) -> None:
+    cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=4), sample=SampleConfig(m=4),
+                        filter=FilterConfig(tau_f=-1e9), overrides={})
+    out, summary = Pipeline(tiny_scorer, registry, cfg).process(TEXTS[1])
+    assert out is not None and out["original"] == TEXTS[1]
+    assert summary["counts"]["Calculator"]["samples"] == 16
+    for call in out["calls"]:
+        assert call["tool"] in ("Calculator", "Calendar")
+        assert call["result"] and "[" + call["tool"] in out["text"]
+
+
+@pytest.mark.model
+def test_embedded_model_losses_match_naive_reference(registry: Any) -> None:
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.backends.hf_scoring import HFScorer
+
+    scorer = HFScorer(*load_model_and_tokenizer(None))
+    text = "A box holds 12 eggs, so 3 boxes hold 36 eggs."
+    cands = [{"tool": "Calculator", "args": ["12 * 3"], "result": "36", "token": t, "position": 0} for t in (9, 11)]
+    cands.append({"tool": "Calendar", "args": [], "result": "Today is Monday, January 30, 2023.", "token": 4, "position": 0})
+    for placement in ("prefix", "inline"):
+        cfg = FilterConfig(tau_f=0.0, placement=placement)
+        out = score_candidates({"text": text, "candidates": cands}, scorer, {"calculator": cfg, "calendar": cfg})
+        for cand in out["candidates"]:
+            minus, plus = naive_losses(scorer, text, cand, placement=placement)
+            assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4)
+            assert cand["loss_plus"] == pytest.approx(plus, abs=1e-4)

@@ -162,3 +162,13 @@ def test_results_after_a_broken_commands_field_name_their_own_calls() -> None:
     assert [(c.tool, c.result) for c in parsed.calls] == [("Search", "x"), ("Calculate", "1")]
     assert len(parsed.issues) == 1 and parsed.issues[0].line == 5
     assert render(parsed) == text
+
+
+def test_field_markers_inside_quoted_arguments_are_not_fields() -> None:
+    # Found by hypothesis in CI: an argument spelled like a MOSS field opener split the Commands field.
+    text = '<|Commands|>: Search("<|Results|>: x"), Calculate("a<eoc>b")<eoc>'
+    parsed = parse(text, "moss")
+    assert parsed.issues == []
+    assert [c.args for c in parsed.calls] == [("<|Results|>: x",), ("a<eoc>b",)]
+    calls, issues = get_dialect("moss").pending_calls(text)
+    assert [c.tool for c in calls] == ["Search", "Calculate"] and issues == []

@@ -19,6 +19,7 @@ RESULTS_OPEN = "<|Results|>:"
 _BLOCK = re.compile(r"<\|(Commands|Results)\|>:")
 # Any field opener (`<|Human|>:`, `<|MOSS|>:`, ...) but not the numbered snippets `<|1|>:`.
 _FIELD = re.compile(r"<\|[A-Za-z][A-Za-z ]*\|>:")
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
 # Tools whose results MOSS lays out as numbered snippets rather than one quoted value.
 SNIPPET_TOOLS = frozenset({"search", "wikisearch"})
@@ -91,6 +92,11 @@ class MossDialect(Dialect):
 
     # -- parsing -------------------------------------------------------------------------------
     @staticmethod
+    def _mask_quotes(text: str) -> str:
+        """`text` with the inside of one-line double-quoted strings blanked, so markers in arguments are not fields."""
+        return _QUOTED.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', text)
+
+    @staticmethod
     def _field_limit(text: str, start: int) -> int:
         """Where the text a field may span ends: at the next field opener, trailing whitespace excluded."""
         nxt = _FIELD.search(text, start + 1)
@@ -103,13 +109,14 @@ class MossDialect(Dialect):
         parser = _parser()
         rounds: list[_Round] = []
         awaiting: _Round | None = None  # the round whose Commands field still waits for its Results
-        blocks = [(m.start(), m.group(1)) for m in _BLOCK.finditer(text)]
-        first_field = _FIELD.search(text)
-        first_eoc = text.find("<eoc>")
+        masked = self._mask_quotes(text)
+        blocks = [(m.start(), m.group(1)) for m in _BLOCK.finditer(masked)]
+        first_field = _FIELD.search(masked)
+        first_eoc = masked.find("<eoc>")
         if first_eoc >= 0 and (first_field is None or first_eoc < first_field.start()):
             blocks.insert(0, (0, "Commands_tail"))  # the text starts inside a Commands field
         for start, kind in blocks:
-            chunk = text[start:self._field_limit(text, start)]
+            chunk = text[start:self._field_limit(masked, start)]
             try:
                 tree = parser.parse(chunk, start=kind.lower())
             except UnexpectedInput as err:
@@ -219,10 +226,11 @@ class MossDialect(Dialect):
         body = text.rstrip()
         if not body.endswith("<eoc>"):
             return [], []
-        start = body.rfind(COMMANDS_OPEN)
+        masked = self._mask_quotes(body)
+        start = masked.rfind(COMMANDS_OPEN)
         kind = "commands"
         if start < 0:
-            if _FIELD.search(body):
+            if _FIELD.search(masked):
                 return [], []
             start, kind = 0, "commands_tail"  # the text starts inside the Commands field
         parser = _parser()

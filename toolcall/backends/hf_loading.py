@@ -60,6 +60,10 @@ def _stamp(model: str | os.PathLike[str] | None) -> float:
 @lru_cache(maxsize=2)
 def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any, Any]:  # stamp: cache key only
     torch, transformers = _require_hf()
+    if not os.environ.get("TOOLCALL_SHOW_LOAD_PROGRESS"):
+        # De-quantizing the GGUF draws two progress bars per load; a CLI answer should not start with them.
+        transformers.utils.logging.disable_progress_bar()
+        _quiet_gguf_progress()
     path = embedded_model_path() if model is None else Path(model)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     try:
@@ -82,6 +86,16 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return lm, tok
+
+
+def _quiet_gguf_progress() -> None:
+    """transformers' GGUF reader calls tqdm directly (not its own switchable bar): hand it a silent one."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        return
+    if hasattr(gguf_utils, "tqdm"):
+        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
 
 
 def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:

@@ -17,6 +17,7 @@ from toolcall.errors import ConfigError
 CORPUS = "corpus.jsonl"
 PROGRESS = "progress.jsonl"
 RUN = "run.json"
+REJECTED = "rejected.jsonl"
 
 
 def _append(path: Path, line: str) -> int:
@@ -76,6 +77,17 @@ class RunDir:
             if old.get(key) != run_info.get(key):
                 raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}; "
                                   "resume with the same input and settings, or choose another directory")
+
+    def log_rejected(self, index: int, text: str, rejected: list[dict[str, Any]]) -> None:
+        """Append why text `index`'s samples and calls were dropped (a debug log: a text redone on resume appears twice)."""
+        if not rejected:
+            return
+        lines = []
+        for r in rejected:
+            at = r.get("position", 0)
+            lines.append(json.dumps({"index": index, **r, "before": text[max(0, at - 40):at]}, ensure_ascii=False))
+        with (self.path / REJECTED).open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
 
     def commit(self, index: int, record: dict[str, Any] | None, summary: dict[str, Any]) -> None:
         size = self.corpus.stat().st_size if self.corpus.exists() else 0

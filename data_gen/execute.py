@@ -36,12 +36,15 @@ def execute_calls(record: dict[str, Any], executor: Executor) -> dict[str, Any]:
     pending = [c for c in cands if "result" not in c]
     results = executor.run_many([(c["tool"], list(c["args"])) for c in pending])
     done = [c for c in cands if "result" in c]
+    rejected = list(record.get("rejected", []))
     for cand, res in zip(pending, results):
         per = counts.setdefault(cand["tool"], {})
         per["executed"] = per.get("executed", 0) + 1
         if not res.ok:
             per["errors"] = per.get("errors", 0) + 1
             if executor.config.drop_errors:
+                rejected.append({"stage": "execute", "tool": cand["tool"], "position": cand["position"],
+                                 "call": cand["call"], "reason": res.error or res.text})
                 continue
         done.append({**cand, "result": res.text if res.ok else (res.error or res.text)})
-    return {**record, "candidates": done, "counts": counts}
+    return {**record, "candidates": done, "counts": counts, "rejected": rejected}

@@ -32,6 +32,11 @@ class Pipeline:
         self.states = PromptStates(scorer, config.positions.open_texts, registry)
         self.executor = Executor(registry, config.execute)
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
+        self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)
+
+    def _spellings(self, tool: str) -> tuple[str, ...]:
+        found = self.registry.get(tool)
+        return (found.name, *getattr(found, "aliases", ()))
 
     def process(self, text: str, tick: Callable[[str], None] = lambda stage: None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """One text through every stage: (output record or None, summary for stats)."""
@@ -44,7 +49,7 @@ class Pipeline:
         tick("positions")
         for tool in rec["tools"]:
             _, sam_cfg, _ = self.config.for_tool(tool)
-            rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical)
+            rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical, self._spellings(tool))
         tick("sample")
         rec = execute_calls(rec, self.executor)
         tick("execute")
@@ -53,6 +58,12 @@ class Pipeline:
         out = merge_record(rec)
         tick("merge")
         merged = {(c["tool"], c["position"], c["loss_reduction"]) for c in (out or {}).get("calls", [])}
+        self.last_rejected = rec.get("rejected", []) + [
+            {"stage": "filter", "tool": c["tool"], "position": c["position"], "call": c["text_call"],
+             "reason": "below tau_f" if not c["kept"] else "another call at this position won",
+             **{k: c[k] for k in ("loss_eps", "loss_null", "loss_plus", "loss_reduction")}}
+            for c in rec.get("candidates", [])
+            if "loss_reduction" in c and (c["tool"], c["position"], c["loss_reduction"]) not in merged]
         summary = {
             "tools": rec["tools"],
             "positions": {t: len(p) for t, p in rec.get("positions", {}).items()},
@@ -79,6 +90,7 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
             if index in run.done:
                 continue
             record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None)
+            run.log_rejected(index, text, pipeline.last_rejected)
             run.commit(index, record, summary)
             if on_text_done is not None:
                 on_text_done(index)

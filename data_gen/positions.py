@@ -5,7 +5,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .config import PositionConfig
-from .prompts import build_prompt
+from .prompts import split_prompt
 from .tokens import TokenizedText, tokenize
 
 
@@ -39,8 +39,9 @@ class PromptStates:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
-        head = build_prompt(tool, self.registry).split("{text}")[0]
-        prompt_ids = self.scorer.encode(head)
+        # P(x) holds x as its Input and ends with "Output:\n"; the copy of x that follows is where calls go, as in
+        # the demonstrations (calls appear only in Outputs, never in Inputs).
+        prompt_ids = self.scorer.encode(split_prompt(tool, text, self.registry))
         tt = tokenize(self.scorer, text)
         state = self.scorer.prefix_state(prompt_ids + list(tt.ids), keep_logits=True)
         open_lp = self.scorer.open_token_logprobs(state, [i for _, i in self.opens]).exp()
@@ -51,6 +52,22 @@ class PromptStates:
         return self._items[key]
 
 
+def call_may_start(tt: TokenizedText, i: int) -> bool:
+    """Token i is a sensible place for a call: not inside a word or a number like 1,240 / 2.5, and not right after a
+    whitespace-only token (SmolLM2 splits " 2,800" into " " + "2": the call goes before the " " token, written " [",
+    the way the demonstrations spell it; "[" after a bare " " token would be the same place, tokenized unnaturally)."""
+    text, at = tt.text, tt.starts[i]
+    if not 0 < at < len(text):
+        return True
+    before, here = text[at - 1], text[at]
+    if before.isalnum() and here.isalnum():
+        return False
+    if before in ",." and here.isdigit() and at >= 2 and text[at - 2].isdigit():
+        return False
+    prev = text[tt.starts[i - 1]:at] if i > 0 else ""
+    return not (prev and prev.isspace() and not here.isspace())
+
+
 def find_positions(record: dict[str, Any], tool: str, states: PromptStates, config: PositionConfig) -> dict[str, Any]:
     """record -> record with positions[tool] = [[token index, char offset, p_i, open text], ...] best first."""
     opens = states.opens
@@ -58,8 +75,7 @@ def find_positions(record: dict[str, Any], tool: str, states: PromptStates, conf
     scored = []
     text = record["text"]
     for i in range(max(config.min_token, 0), len(tt.ids)):
-        at = tt.starts[i]
-        if config.word_start_only and 0 < at < len(text) and text[at - 1].isalnum() and text[at].isalnum():
+        if config.word_start_only and not call_may_start(tt, i):
             continue
         row = open_p[plen + i - 1]   # logits at prompt+x_{<i} predict the token at i
         p = float(row.sum())

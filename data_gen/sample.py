@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from typing import Any
+
+from toolcall.calls import ToolCall
 
 from .calls_text import parse_call, render_call
 from .config import SampleConfig
@@ -10,45 +13,76 @@ from .positions import PromptStates
 
 
 def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config: SampleConfig,
-                 canonical: Any = None) -> dict[str, Any]:
+                 canonical: Any = None, names: Sequence[str] = ()) -> dict[str, Any]:
     """record -> record with candidates += [{"tool","args","call","token","position"}] for `tool` (unique per position).
 
     `canonical(name) -> str` maps a sampled tool name to the registry's name (raises for unknown names); samples that
-    call another tool, never close, or do not parse are counted and dropped.
+    call another tool, never close, or do not parse are counted and dropped, and their text and reason go to
+    record["rejected"]. `names` are the spellings that call `tool` (its aliases); a sample that stops being one of
+    them followed by "(" is ended at once instead of decoded to max_new_tokens.
     """
     positions = record.get("positions", {}).get(tool, [])
     counts = dict(record.get("counts", {}))
     cand = list(record.get("candidates", []))
+    rejected = list(record.get("rejected", []))
     if positions:
         scorer = states.scorer
         plen, _, state, _ = states.get(tool, record["text"])
         branches = [(plen + tok, scorer.encode(open_text)) for tok, _, _, open_text in positions]
         # The seed depends on the text and tool only, so a resumed run samples exactly what a fresh one would.
         seed = config.seed * 1_000_003 + zlib.crc32(f"{tool}\0{record['text']}".encode())
+        spellings = tuple(dict.fromkeys((tool, *names)))
         outs = scorer.sample_branches(state, branches, config.m, stop=config.stop, max_new_tokens=config.max_new_tokens,
-                                      temperature=config.temperature, top_k=config.top_k, seed=seed)
+                                      temperature=config.temperature, top_k=config.top_k, seed=seed,
+                                      keep_going=lambda text: may_become_call(text, spellings))
         for (tok, char, _, _), samples in zip(positions, outs):
             seen: set[str] = set()
             for text, stopped in samples:
                 _bump(counts, tool, "samples")
-                if not stopped:
-                    _bump(counts, tool, "unclosed")
+                call, reason = sampled_call(text, stopped, tool, canonical, spellings)
+                if call is None:
+                    _bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
+                    rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text, "reason": reason})
                     continue
-                # A sampled `-> result` is the model's guess; keep only the call, the tool supplies the result.
-                body = text.split("->")[0].split("→")[0]
-                call = parse_call("[" + body.strip() + "]")
-                name = _canonical(call.tool, canonical) if call is not None else None
-                if call is None or name is None or name.lower() != tool.lower():
-                    _bump(counts, tool, "unparsed")
-                    continue
-                call = call.__class__(name, tuple(call.args), None, (0, 0))
                 key = render_call(call)
                 if key in seen:
                     _bump(counts, tool, "duplicates")
                     continue
                 seen.add(key)
-                cand.append({"tool": name, "args": list(call.args), "call": key, "token": tok, "position": char})
-    return {**record, "candidates": cand, "counts": counts}
+                cand.append({"tool": call.tool, "args": list(call.args), "call": key, "token": tok, "position": char})
+    return {**record, "candidates": cand, "counts": counts, "rejected": rejected}
+
+
+def may_become_call(text: str, names: Sequence[str]) -> bool:
+    """`text` (what was sampled after the call-open) is, or can still grow into, `Name(` for one of `names`."""
+    head = text.lstrip().lower()
+    for name in names:
+        low = name.lower()
+        if low.startswith(head):
+            return True
+        if head.startswith(low) and (head[len(low):].lstrip() == "" or head[len(low):].lstrip().startswith("(")):
+            return True
+    return False
+
+
+def sampled_call(text: str, stopped: bool, tool: str, canonical: Any = None,
+                 names: Sequence[str] | None = None) -> tuple[ToolCall | None, str]:
+    """The call that a sample (the text generated after the call-open, cut before `]`) spells, or (None, why not)."""
+    if names is not None and not may_become_call(text, names):
+        return None, f"not a call to {tool}"
+    if not stopped:
+        return None, "unclosed"
+    # A sampled `-> result` is the model's guess; keep only the call, the tool supplies the result.
+    body = text.split("->")[0].split("→")[0].strip()
+    call = parse_call("[" + body + "]")
+    if call is None:
+        return None, "not a call"
+    name = _canonical(call.tool, canonical)
+    if name is None:
+        return None, f"unknown tool {call.tool!r}"
+    if name.lower() != tool.lower():
+        return None, f"other tool {name!r}"
+    return ToolCall(name, tuple(call.args), None, (0, 0)), ""
 
 
 def _canonical(name: str, canonical: Any) -> str | None:

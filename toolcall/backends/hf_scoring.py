@@ -1,7 +1,7 @@
 """Log-probability scoring and branch sampling on a transformers causal LM, reusing the KV cache of shared prefixes."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +37,14 @@ class Branch:
 class HFScoringMixin:
     """Scoring primitives over `self.model` (a transformers causal LM) and `self.tokenizer`.
 
-    Every batched call is split so that rows x (cached + new tokens) stays under `max_batch_tokens`.
+    Every batched forward is split so that rows x (cached + new tokens) stays under `max_batch_tokens`; sampling
+    batches rows up to `max_sample_kv_bytes` of KV cache instead.
     """
 
     model: Any
     tokenizer: Any
     max_batch_tokens: int = 8192
+    max_sample_kv_bytes: int = 2 << 30   # KV cache held by the rows sampled together (SmolLM2: ~60 rows of 750 tokens)
 
     # --- tokens ----------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -248,26 +250,36 @@ class HFScoringMixin:
     # --- sampling -----------------------------------------------------------------------
     def sample_branches(self, state: PrefixState, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
-                        top_k: int = 0, seed: int = 0) -> list[list[tuple[str, bool]]]:
+                        top_k: int = 0, seed: int = 0,
+                        keep_going: Callable[[str], bool] | None = None) -> list[list[tuple[str, bool]]]:
         """For each (cut, first_ids): n continuations of `ids[:cut] + first_ids`, as (text, stopped).
 
         `text` ends just before the first stop string when `stopped` is True (stop strings are matched on the decoded
         text because `)]`-like merges hide them inside tokens); otherwise it is what max_new_tokens produced.
-        temperature 0 means greedy.
+        temperature 0 means greedy. `keep_going(text)` returning False ends a row early, returned as (text, False): the
+        caller can stop a sample that has already turned into something it would discard.
         """
         torch = _torch()
         gen = torch.Generator().manual_seed(seed)
         out: list[list[tuple[str, bool]]] = [[] for _ in branches]
         rows_all = [(b, cut, list(first)) for b, (cut, first) in enumerate(branches) for _ in range(n)]
-        budget_rows = [cut + len(first) + max_new_tokens for _, cut, first in rows_all]
-        for chunk in self._chunks(budget_rows, list(range(len(rows_all)))):
+        # Decoding runs one token per row per step, so the cost of a step is reading the weights once plus the rows'
+        # KV caches: batch as many rows as the KV budget allows (chunking by max_batch_tokens, meant for full
+        # forwards, re-read the weights for every ~10 rows and made sampling ~3x slower).
+        per_token = sum(k[0, :, :1].numel() * k.element_size() + v[0, :, :1].numel() * v.element_size() for k, v in state.kv)
+        widest = max(cut + len(first) + max_new_tokens for _, cut, first in rows_all) if rows_all else 1
+        per_chunk = max(1, int(self.max_sample_kv_bytes // max(1, per_token * widest)))
+        for start in range(0, len(rows_all), per_chunk):
+            chunk = range(start, min(start + per_chunk, len(rows_all)))
             rows = [rows_all[i] for i in chunk]
-            for b, text, stopped in self._sample_rows(state, rows, stop, max_new_tokens, temperature, top_k, gen):
+            for b, text, stopped in self._sample_rows(state, rows, stop, max_new_tokens, temperature, top_k, gen,
+                                                      keep_going):
                 out[b].append((text, stopped))
         return out
 
     def _sample_rows(self, state: PrefixState, rows: list[tuple[int, int, list[int]]], stop: Sequence[str],
-                     max_new_tokens: int, temperature: float, top_k: int, gen: Any) -> list[tuple[int, str, bool]]:
+                     max_new_tokens: int, temperature: float, top_k: int, gen: Any,
+                     keep_going: Callable[[str], bool] | None = None) -> list[tuple[int, str, bool]]:
         torch = _torch()
         cuts = [cut for _, cut, _ in rows]
         firsts = [first for _, _, first in rows]
@@ -289,8 +301,9 @@ class HFScoringMixin:
                     scaled = scaled.masked_fill(scaled < kth, float("-inf"))
                 probs = torch.softmax(scaled, -1).cpu()
                 tokens = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-            keep: list[int] = []
             for slot, r in enumerate(live):
+                if done[r] is not None:
+                    continue      # finished, still in the batch until enough rows have finished to compact it
                 tok = int(tokens[slot])
                 generated[r].append(tok)
                 text = self.decode_ids(generated[r])
@@ -299,20 +312,20 @@ class HFScoringMixin:
                     done[r] = (text[:hit], True)
                 elif eos is not None and tok == eos:
                     done[r] = (self.decode_ids(generated[r][:-1]), False)
-                elif step == max_new_tokens - 1:
+                elif step == max_new_tokens - 1 or (keep_going is not None and not keep_going(text)):
                     done[r] = (text, False)
-                else:
-                    keep.append(slot)
+            keep = [slot for slot, r in enumerate(live) if done[r] is None]
             if not keep:
                 break
-            if len(keep) < len(live):
-                # Drop finished rows from the cache only when some finished: selecting copies every layer.
+            if len(keep) <= 0.75 * len(live):
+                # Compacting copies every layer's cache, so it is done only when a quarter of the rows has finished;
+                # until then finished rows ride along (one token of compute each per step, cheaper than a copy).
                 sel = torch.tensor(keep, device=mask.device)
                 cache.batch_select_indices(sel)
-                mask, next_pos = mask[sel], next_pos[sel]
+                mask, next_pos, tokens = mask[sel], next_pos[sel], tokens[sel.to(tokens.device)]
                 live = [live[s] for s in keep]
-            mask = torch.cat([mask, torch.ones((len(keep), 1), dtype=mask.dtype, device=mask.device)], 1)
-            feed = tokens[keep].view(-1, 1).to(mask.device)
+            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=mask.device)], 1)
+            feed = tokens.view(-1, 1).to(mask.device)
             hidden, cache = self._forward(feed, mask, next_pos.view(-1, 1), cache)
             next_pos = next_pos + 1
             logits = self._head(hidden[:, -1])

@@ -126,6 +126,10 @@ def worker_main() -> None:
     os.dup2(2, 1)  # tool prints go to stderr, never into the result channel
     channel_in = sys.stdin.buffer
     _die_with_parent()
+    import signal
+
+    # Ctrl-C in a chat reaches the whole process group; the parent decides what stops, the worker just waits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     init = _recv(channel_in)
     sys.path[:] = init["path"]
     if init.get("memory_mb"):

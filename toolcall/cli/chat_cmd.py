@@ -37,6 +37,7 @@ class _Style:
 
     def __init__(self, out: TextIO) -> None:
         on = out.isatty() and os.environ.get("NO_COLOR") is None
+        self.on = on
         self.dim, self.reset = ("\033[2m", "\033[0m") if on else ("", "")
 
 
@@ -134,7 +135,9 @@ class Chat:
                     shown.append(event.text)
                     self.write(f"{dim}{event.text}{reset}" if event.source == "tool" else event.text)
                 elif isinstance(event, CallFinished):
-                    self.write(f"\n{dim}{_format_call(event.record)}{reset}\n")
+                    if not self.style.on:
+                        self.write(f"\n{_format_call(event.record)}\n")  # logs and pipes: one line per call
+                    # On a terminal the result (or error) shows inline, dimmed: it is the spliced text that follows.
                 elif isinstance(event, Done):
                     result = event.result
         except KeyboardInterrupt:
@@ -175,4 +178,7 @@ class Chat:
 
 
 def run(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty() and args.backend != "fake":
+        # Loading the embedded model takes ~20 s on a laptop CPU; say so instead of sitting silent.
+        print(f"loading {args.model or 'the embedded SmolLM2-135M-Instruct'} ...", file=sys.stderr, flush=True)
     return Chat(args, sys.stdout).loop(sys.stdin)

@@ -308,3 +308,19 @@ def test_slow_sympy_solve_is_killed_at_the_timeout() -> None:
     result = reg.call("Solve", ("x^64 + 3*x^63*sin(x) = exp(x)",), timeout=1.0)
     assert time.perf_counter() - start < 1.8
     assert not result.ok and result.error == "Solve: timed out after 1 s"
+
+
+def test_ctrl_c_during_an_isolated_call_does_not_leak_its_reply_into_the_next_call() -> None:
+    import signal
+    import threading
+
+    reg = ToolRegistry()
+    reg.add(nap, isolated=True, timeout=5, cache=False)
+    reg.add(worker_pid, isolated=True, cache=False)
+    reg.call("worker_pid")  # warm: the next calls go to a running worker
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        reg.call("nap", ["1.5"])
+    time.sleep(1.5)  # the interrupted worker, had it survived, would have answered "awake" by now
+    result = reg.call("worker_pid")
+    assert result.ok and result.text.isdigit(), result

@@ -211,6 +211,10 @@ class Worker:
         except (EOFError, BrokenPipeError, OSError) as err:
             self.kill()
             raise ToolError(f"{label}: the tool's worker process died ({self._exit_reason()})") from err
+        except BaseException:
+            # Interrupted mid-call (Ctrl-C): the worker's late reply would answer the next call, so drop the worker.
+            self.kill()
+            raise
         if reply is None:
             self.kill()
             raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")

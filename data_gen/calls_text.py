@@ -20,10 +20,23 @@ def _dialect() -> Any | None:
         return None
 
 
+# Tools whose few-shot demonstrations (prompts.py, paper App. A.2) write the argument unquoted.
+BARE_ARG_TOOLS = frozenset({"calculator", "solve"})
+
+
 def render_call(call: ToolCall) -> str:
     """The canonical bracket form `[Tool(args) -> result]` (or `[Tool(args)]` when result is None)."""
     dialect = _dialect()
     if dialect is not None:
+        if len(call.args) == 1 and call.tool.lower() in BARE_ARG_TOOLS:
+            # An expression is written bare, as the demonstrations write it (`[Calculator(1,240 + 1,560)]`), when it
+            # parses back to the same call; the dialect's canonical form would quote it ("1,240 + 1,560"), which the
+            # model then sees (prefix when scoring, corpus when training) in a form it was never shown.
+            tail = f" -> {call.result}" if call.result is not None else ""
+            bare = f"[{call.tool}({call.args[0]}){tail}]"
+            back = parse_call(bare)
+            if back is not None and back.tool == call.tool and tuple(back.args) == tuple(call.args) and back.result == call.result:
+                return bare
         return str(dialect.render_call(call))
     args = ", ".join(str(a) for a in call.args)
     tail = f" -> {call.result}" if call.result is not None else ""

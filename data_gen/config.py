@@ -26,7 +26,8 @@ class PositionConfig:
     k: int = 5
     open_texts: tuple[str, ...] = (" [", "[")   # both tokens open a call; p_i sums their probabilities
     min_token: int = 1                          # no call before the first token: it would have no context
-    word_start_only: bool = True                # not inside a word ("o[..]n"); the paper does not say, subword splits make it likely
+    word_start_only: bool = True                # not inside a word ("o[..]n") or a number ("1,[..]240") (positions.call_may_start);
+                                                # the paper does not say, subword splits make such positions likely
 
 
 @dataclass(frozen=True)

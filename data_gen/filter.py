@@ -88,6 +88,6 @@ def score_candidates(record: dict[str, Any], scorer: Any, configs: Mapping[str, 
         l_null, l_plus = loss(c, zm), loss(c, zp)
         l_minus = min(l_eps, l_null)
         tau = configs.get(c["tool"].lower(), first).tau_f
-        out.append({**c, "text_call": zp, "loss_eps": l_eps, "loss_null": l_null, "loss_plus": l_plus,
+        out.append({**c, "text_call": zp, "placement": placement, "loss_eps": l_eps, "loss_null": l_null, "loss_plus": l_plus,
                     "loss_minus": l_minus, "loss_reduction": l_minus - l_plus, "kept": l_minus - l_plus >= tau})
     return {**record, "candidates": out}

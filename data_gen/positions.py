@@ -53,9 +53,10 @@ class PromptStates:
 
 
 def call_may_start(tt: TokenizedText, i: int) -> bool:
-    """Token i is a sensible place for a call: not inside a word or a number like 1,240 / 2.5, and not right after a
-    whitespace-only token (SmolLM2 splits " 2,800" into " " + "2": the call goes before the " " token, written " [",
-    the way the demonstrations spell it; "[" after a bare " " token would be the same place, tokenized unnaturally)."""
+    """Token i is a sensible place for a call: not inside a word ("o[..]n") nor inside a number ("1,[..]240", "2[..].5").
+
+    A token after a bare " " token stays a candidate (SmolLM2 cuts " 2,800" into " " "2" ...): the paper scores every
+    token, and there the weighted loss starts at the digits rather than at the space, which carries almost no loss."""
     text, at = tt.text, tt.starts[i]
     if not 0 < at < len(text):
         return True
@@ -64,8 +65,7 @@ def call_may_start(tt: TokenizedText, i: int) -> bool:
         return False
     if before in ",." and here.isdigit() and at >= 2 and text[at - 2].isdigit():
         return False
-    prev = text[tt.starts[i - 1]:at] if i > 0 else ""
-    return not (prev and prev.isspace() and not here.isspace())
+    return not (here in ",." and before.isdigit() and at + 1 < len(text) and text[at + 1].isdigit())
 
 
 def find_positions(record: dict[str, Any], tool: str, states: PromptStates, config: PositionConfig) -> dict[str, Any]:

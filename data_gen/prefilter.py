@@ -9,6 +9,7 @@ from typing import Any
 from .config import PrefilterConfig
 
 NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.,])-?\d+(?:\.\d+)?")
+PERCENT = re.compile(r"\s*(?:%|per ?cent\b)", re.I)
 KEYWORD = re.compile(r"(=|\bequals?\b|\btotal of\b|\baverage of\b)\s*\$?-?\d", re.I)
 MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -37,12 +38,17 @@ def calculator_heuristic(text: str, config: PrefilterConfig = PrefilterConfig())
     `total of`/`average of` followed by a number."""
     if KEYWORD.search(text):
         return True
-    found = [(m.start(), _value(m.group())) for m in NUMBER.finditer(text)]
+    found = []
+    for m in NUMBER.finditer(text):
+        found.append((m.start(), _value(m.group())))
+        if PERCENT.match(text, m.end()):
+            # "256 passed, a pass rate of 80 percent" of 320: the percentage follows as 0.8 = 256 / 320.
+            found.append((m.start(), _value(m.group()) / 100))
     for i, (start, _) in enumerate(found):
         window = [v for pos, v in found[i:] if pos - start <= config.number_window]
         if len(window) < config.min_numbers:
             continue
-        for x, y, z in itertools.permutations(window[:8], 3):
+        for x, y, z in itertools.permutations(window[:9], 3):
             if _follows(x, y, z):
                 return True
     return False

@@ -124,3 +124,35 @@ def test_sampling_is_reproducible_per_seed(scorer: HFScorer) -> None:
     a = scorer.sample_branches(state, [(6, ids[6:7]), (12, ids[12:13])], 3, max_new_tokens=5, seed=7)
     b = scorer.sample_branches(state, [(6, ids[6:7]), (12, ids[12:13])], 3, max_new_tokens=5, seed=7)
     assert a == b and len(a) == 2 and all(len(s) == 3 for s in a)
+
+
+def test_rows_ended_at_different_steps_match_naive_greedy(scorer: HFScorer) -> None:
+    # Rows end at different steps (keep_going), finished rows ride along until a quarter of the batch has finished and
+    # are then compacted away; every row must still be what a lone greedy decode gives, however the rows are batched.
+    ids = scorer.encode(TEXT)
+    state = scorer.prefix_state(ids)
+    branches = [(cut, ids[cut:cut + 1]) for cut in (3, 5, 8, 11, 14, 17, 20, 23)]
+    budget = 7
+
+    def keep_going(text: str) -> bool:
+        return len(text) < budget
+
+    def want(cut: int, first: list[int]) -> tuple[str, bool]:
+        got: list[int] = []
+        for tok in naive_greedy(scorer.model, ids[:cut] + first, 6):
+            got.append(tok)
+            text = scorer.decode_ids(got)
+            if not keep_going(text):
+                return text, False
+        return text, False
+
+    expected = [[want(cut, list(first))] for cut, first in branches]
+    lengths = {len(e[0][0]) for e in expected}
+    assert len(lengths) > 1, "rows should end at different steps for this test to mean anything"
+    together = scorer.sample_branches(state, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
+                                      keep_going=keep_going)
+    one_by_one = HFScorer(scorer.model, scorer.tokenizer)
+    one_by_one.max_sample_kv_bytes = 1       # one row per batch
+    alone = one_by_one.sample_branches(state, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
+                                       keep_going=keep_going)
+    assert together == expected and alone == expected

@@ -38,6 +38,30 @@ def test_merge_inserts_calls_keeping_spaces_and_drops_losers() -> None:
     assert set(out["calls"][0]) == {"tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction"}
 
 
+def test_prefix_call_after_a_bare_space_token_is_written_before_the_space() -> None:
+    # Real run: SmolLM2 tokens " " "2" ",800"; a call kept at "2" read "of [Calculator(..) -> 2800]2,800".
+    text = "a total of 2,800 books"
+    at = text.index("2,800")
+    calc = {**cand("Calculator", 4, at, 0.7, call="[Calculator(1,240 + 1,560) -> 2800]"), "placement": "prefix"}
+    out = merge_record({"text": text, "candidates": [calc, {**calc, "token": 3, "position": at - 1, "loss_reduction": 0.6}]})
+    assert out is not None and out["text"] == "a total of [Calculator(1,240 + 1,560) -> 2800] 2,800 books"
+    assert [c["loss_reduction"] for c in out["calls"]] == [0.7]      # the same place twice: the larger reduction wins
+    inline = merge_record({"text": text, "candidates": [{**calc, "placement": "inline"}]})
+    assert inline is not None and inline["text"] == "a total of [Calculator(1,240 + 1,560) -> 2800]2,800 books"
+
+
+def test_identical_call_is_kept_once_where_it_helped_most() -> None:
+    text = "Out of 1400 participants, 400 (or 29%) passed."
+    places = [text.index(" ("), text.index("or "), text.index(" 29")]
+    cands = [cand("Calculator", t, at, red) for t, at, red in zip((9, 11, 12), places, (0.86, 1.85, 0.8))]
+    cands.append(cand("Calculator", 2, 6, 0.7, call="[Calculator(1400 - 400) -> 1000]"))
+    out = merge_record({"text": text, "candidates": cands})
+    assert out is not None
+    assert out["text"] == ("Out of [Calculator(1400 - 400) -> 1000] 1400 participants, 400 ([Calculator(400 / 1400) -> 0.29]or "
+                           "29%) passed.")
+    assert [c["loss_reduction"] for c in out["calls"]] == [0.7, 1.85]
+
+
 def test_merge_drops_texts_without_kept_calls() -> None:
     assert merge_record({"text": TEXT, "candidates": [cand("Calendar", 11, 40, 0.2, kept=False)]}) is None
     assert merge_record({"text": TEXT}) is None

@@ -14,6 +14,8 @@ from data_gen.prefilter import calculator_heuristic, calendar_heuristic, prefilt
     "The result equals 17 in the end.",
     "They spent a total of 35 dollars.",
     "x = 4",
+    "Out of 320 students who sat the exam, 256 passed, which is a pass rate of 80 percent.",   # 256 / 320 = 80%
+    "Of the 1,400 participants, 400 said they cycle, or about 29%.",                          # 400 / 1400 ~ 29%
 ])
 def test_calculator_accepts(text: str) -> None:
     assert calculator_heuristic(text)
@@ -23,6 +25,7 @@ def test_calculator_accepts(text: str) -> None:
     "There were 12 cats, 7 dogs and 3 birds.",        # no number follows from two others
     "The team won in 1998.",
     "No numbers here at all.",
+    "Of 320 students, 256 passed; turnout was 37 percent.",     # 37% does not follow from 320 and 256
 ])
 def test_calculator_rejects(text: str) -> None:
     assert not calculator_heuristic(text)

@@ -1,0 +1,138 @@
+"""Regression tests for how sampled calls are prompted, cut, parsed, rendered and logged (found on a real SmolLM2 run)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from data_gen.calls_text import parse_call, render_call
+from data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from data_gen.pipeline import Pipeline, run_data_gen
+from data_gen.positions import PromptStates, call_may_start
+from data_gen.prompts import build_prompt
+from data_gen.sample import may_become_call, sampled_call
+from data_gen.tokens import TokenizedText
+from toolcall.calls import ToolCall
+
+CALC = ("Calculator", "Calculate")
+
+
+def test_prompt_state_puts_the_text_after_output_not_in_the_input(tiny_scorer: Any, registry: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bug: the sampled prefix was `...Input: x_{<i} [`, i.e. the model was asked to write a call inside an Input line,
+    # where the demonstrations never have one. P(x) must hold all of x as Input, then "Output:\n", then x_{<i}.
+    text = "The store sold 12 apples and 30 pears, a total of 42 fruits."
+    fed: list[list[int]] = []
+    real = tiny_scorer.prefix_state
+    monkeypatch.setattr(tiny_scorer, "prefix_state", lambda ids, keep_logits=False: fed.append(list(ids)) or real(ids, keep_logits))
+    plen, tt, _, _ = PromptStates(tiny_scorer, registry=registry).get("Calculator", text)
+    whole = tiny_scorer.decode_ids(fed[0])
+    assert whole.endswith(f"Input: {text}\nOutput:\n{text}")
+    assert whole == build_prompt("Calculator").replace("{text}", text) + text
+    assert list(fed[0][plen:]) == list(tt.ids)     # positions index the copy after "Output:"
+
+
+def test_demonstrations_use_the_form_that_is_sampled_and_parsed() -> None:
+    prompt = build_prompt("calculator")
+    outputs = [line for line in prompt.splitlines() if " [Calculator(" in line]
+    assert len(outputs) >= 4
+    for line in outputs:
+        call = line[line.index(" [") + 2:line.index("]")]   # what sampling returns: after " [", cut before "]"
+        got, why = sampled_call(call, True, "Calculator", None, CALC)
+        assert got is not None, (line, why)
+        assert render_call(got) == "[" + call + "]"          # and it is written back the way it was shown
+
+
+@pytest.mark.parametrize(("sample", "args"), [
+    ("Calculator(1,240 + 1,560)", ("1,240 + 1,560",)),        # from ")]" merged: the stop string cut before "]"
+    (" Calculator(400 / 1400)", ("400 / 1400",)),              # leading space after a "[" open
+    ("Calculator(723 / 252) -> 2.87", ("723 / 252",)),         # the model's own result is dropped
+    ("calculate(4 * 30)", ("4 * 30",)),                         # alias, lower case
+])
+def test_sampled_calls_parse(sample: str, args: tuple[str, ...], registry: Any) -> None:
+    call, why = sampled_call(sample, True, "Calculator", registry.canonical, CALC)
+    assert why == "" and call is not None and call.tool == "Calculator" and tuple(call.args) == args
+
+
+@pytest.mark.parametrize(("sample", "stopped", "reason"), [
+    ("1,240 / 3", True, "not a call to Calculator"),
+    ("Calendar()", True, "not a call to Calculator"),
+    ("Calculator(1, * 2", False, "unclosed"),
+    ("Calculator(3 * 4)(5)", True, "not a call"),
+])
+def test_rejected_samples_say_why(sample: str, stopped: bool, reason: str, registry: Any) -> None:
+    assert sampled_call(sample, stopped, "Calculator", registry.canonical, CALC) == (None, reason)
+
+
+def test_may_become_call() -> None:
+    for text in ("", " ", "Calc", "Calculat", "Calculator", "Calculator (", "Calculate(1", " CALCULATOR(2"):
+        assert may_become_call(text, CALC), text
+    for text in ("1", "Account", "Calculators", "Calculator x", "calculated"):
+        assert not may_become_call(text, CALC), text
+
+
+def test_calculator_expressions_are_rendered_bare_like_the_demonstrations() -> None:
+    call = ToolCall("Calculator", ("1,240 + 1,560",), "2800")
+    assert render_call(call) == "[Calculator(1,240 + 1,560) -> 2800]"
+    back = parse_call(render_call(call))
+    assert back is not None and back.args == ("1,240 + 1,560",) and back.result == "2800"
+    odd = ToolCall("Calculator", ("f(x))",), None)       # would not parse back bare: the dialect's quoted form
+    assert parse_call(render_call(odd)).args == ("f(x))",)
+
+
+def tokenized(pieces: list[str]) -> TokenizedText:
+    starts, at = [], 0
+    for p in pieces:
+        starts.append(at)
+        at += len(p)
+    return TokenizedText("".join(pieces), tuple(range(len(pieces))), tuple(starts))
+
+
+def test_call_positions_skip_inside_words_and_numbers() -> None:
+    # SmolLM2 cuts " 2,800" into " " "2" "," "8" "0" "0": before " " and before "2" are places, the rest are not.
+    pieces = ["a", " total", " of", " ", "2", ",", "8", "0", "0", " books", ".", " 3", ".5", " ok", "ay"]
+    tt = tokenized(pieces)
+    allowed = [pieces[i] for i in range(len(pieces)) if call_may_start(tt, i)]
+    assert allowed == ["a", " total", " of", " ", "2", " books", ".", " 3", " ok"]
+
+
+def test_run_logs_rejected_samples_with_reasons(tiny_scorer: Any, registry: Any, tmp_path: Path) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("The store sold 12 apples and 30 pears, a total of 42 fruits on Friday.\n")
+    cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=3), sample=SampleConfig(m=3, max_new_tokens=12),
+                        filter=FilterConfig(tau_f=1e9), overrides={})
+    stats = run_data_gen(texts, tmp_path / "out", Pipeline(tiny_scorer, registry, cfg), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    per = stats["per_tool"]
+    sampled_out = sum(per[t]["unparsed"] + per[t]["unclosed"] for t in per)
+    assert sum(r["stage"] == "sample" for r in rows) == sampled_out
+    filtered = [r for r in rows if r["stage"] == "filter"]
+    assert len(filtered) == sum(per[t]["candidates_scored"] for t in per) > 0    # tau_f = inf rejects all
+    for r in rows:
+        assert r["index"] == 0 and r["reason"] and isinstance(r["before"], str)
+    assert all("sample" in r for r in rows if r["stage"] == "sample")
+    assert all(r["loss_reduction"] < 1e9 for r in filtered)
+
+
+@pytest.mark.model
+def test_embedded_model_opens_and_writes_a_calculator_call_where_the_result_is_due(registry: Any) -> None:
+    # With the text in the Input line and its copy after "Output:", SmolLM2 puts its most likely call right before
+    # the sum and writes a Calculator call there (before the fix: best p_i 0.047, "in March", samples were not calls).
+    from data_gen.positions import find_positions
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.backends.hf_scoring import HFScorer
+
+    scorer = HFScorer(*load_model_and_tokenizer(None))
+    text = "The library lent 1,240 books in March and 1,560 books in April, a total of 2,800 books over the two months."
+    states = PromptStates(scorer, registry=registry)
+    rec = find_positions({"text": text}, "Calculator", states, PositionConfig(tau_s=0.0, k=3))
+    tok, char, p, opener = rec["positions"]["Calculator"][0]
+    assert text[:char].endswith("a total of") and p > 0.05 and opener == " ["
+    plen, _, state, _ = states.get("Calculator", text)
+    (sample, stopped), = scorer.sample_branches(state, [(plen + tok, scorer.encode(opener))], 1, max_new_tokens=16,
+                                                temperature=0)[0]
+    call, why = sampled_call(sample, stopped, "Calculator", registry.canonical, CALC)
+    assert call is not None, (sample, why)
+    assert "1,240" in call.args[0] or "1240" in call.args[0]

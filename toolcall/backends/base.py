@@ -74,6 +74,10 @@ class Backend(ABC):
 
     def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """Messages rendered with the model's chat template (plain role: text lines when it has none)."""
+        tokenizer = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
+        if getattr(tokenizer, "chat_template", None):
+            return str(tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                     add_generation_prompt=add_generation_prompt))
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
 

@@ -240,12 +240,6 @@ class TransformersBackend(HFScoringMixin, Backend):
     # start_batch: the base class's sequential version. Sessions pause and resume independently at tool calls,
     # so a shared left-padded cache would need re-packing at every pause; on CPU the gain is small, so not done.
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                                          add_generation_prompt=add_generation_prompt))
-        return super().chat_prompt(messages, add_generation_prompt)
-
     # --- call-open tokens ------------------------------------------------------------------
     def vocab_text(self, token_id: int) -> str:
         return _vocab(self.tokenizer)[token_id]

@@ -136,12 +136,6 @@ class VLLMBackend(Backend):
     def decode_ids(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                                          add_generation_prompt=add_generation_prompt))
-        return super().chat_prompt(messages, add_generation_prompt)
-
     # --- sessions ---------------------------------------------------------------------------------
     def start(self, prompt: str) -> VLLMSession:
         tok = self.tokenizer

@@ -82,10 +82,6 @@ class Done:
 
 Event = Union[TextDelta, CallStarted, CallFinished, Done]
 
-# Closing text for a malformed call, for dialects whose splice() only closes calls that parsed.
-_CLOSERS = {"[": "]", "<API>": "</API>"}
-
-
 @dataclass
 class _Run:
     """Bookkeeping for one session in the loop."""
@@ -142,16 +138,13 @@ def _execute(run: _Run, call: ToolCall, registry: "ToolRegistry | None") -> Call
     return CallRecord(call.tool, tuple(call.args), res.text, res.ok, res.error, res.seconds)
 
 
-def _splice(dialect: "Dialect", text: str, calls: list[ToolCall], results: list[str], malformed: bool) -> str:
+def _splice(dialect: "Dialect", text: str, calls: list[ToolCall], results: list[str]) -> str:
     try:
         return dialect.splice(text, calls, results)
     except ConfigError:
-        if not malformed:
-            if calls:
-                raise
-            return ""  # a call marker with no call before it (an arrow in prose): nothing to splice
-        # Toolformer's splice only closes calls that parsed: close a malformed one by hand.
-        return f" {results[0]}{_CLOSERS.get(dialect.open_marker, '')}"
+        if calls:
+            raise
+        return ""  # a call marker with no call before it (an arrow in prose): nothing to splice
 
 
 def _after_stop(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> Generator[Event, None, bool]:
@@ -182,7 +175,7 @@ def _after_stop(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") 
         calls = [bad]
         yield CallFinished(record)
     # 5. Splice the results (MOSS: a Results block and "<|MOSS|>:"; "None" when there was no call) and resume.
-    spliced = _splice(dialect, s.text, calls, results, malformed)
+    spliced = _splice(dialect, s.text, calls, results)
     if spliced:
         s.append(spliced)
         yield TextDelta(spliced, "tool")

@@ -183,3 +183,9 @@ def test_markers() -> None:
     assert get_dialect("toolformer").end_markers == ()
     assert get_dialect("toolformer").open_marker == "["
     assert get_dialect("toolformer", spelling="tagged").open_marker == "<API>"
+
+
+def test_splice_closes_a_malformed_pending_call_with_what_opened_it() -> None:
+    dialect = get_dialect("toolformer")
+    assert dialect.splice("so [Calculator(1 ->", [], ["Error: malformed call"]) == " Error: malformed call]"
+    assert dialect.splice("so <API>[Calculator(1 ->", [], ["Error: bad"]) == " Error: bad</API>"

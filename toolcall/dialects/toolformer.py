@@ -147,7 +147,8 @@ class ToolformerDialect(Dialect):
                 if self._is_complete_call(parser, chunk):
                     break  # the arrow follows a finished call: prose, nothing pending
                 issues = [issue_from_error(err, parser, body, start, len(chunk), "a pending Toolformer call")]
-                break
+                # A malformed call is still closed after its (error) result, with what opened it.
+                return None, " ", ("</API>" if body.startswith("<API>", start) else "]"), issues
             opening = tree.children[0]
             invocation = find_child(opening, "invocation")
             assert invocation is not None
@@ -184,11 +185,11 @@ class ToolformerDialect(Dialect):
 
         `[Calculator(3 * 4) ->` gives " 12]", `[Calculator(3*4)->` gives "12]", `<API>[Calculator(3*4)]->`
         gives "12</API>", `<API> Calculator(3*4) →` gives " 12 </API>". Newlines in a result become spaces.
+        A malformed pending call (e.g. `[f(2, 3 ->`) is closed the same way, so its error result ends it.
         """
         call, lead, closer, issues = self._pending(text)
-        if call is None:
-            where = f": {issues[0]}" if issues else ""
-            raise ConfigError(f"no Toolformer call awaits a result at the end of the text{where}")
+        if call is None and not issues:
+            raise ConfigError("no Toolformer call awaits a result at the end of the text")
         if len(results) != 1:
             raise ConfigError(f"a Toolformer call takes exactly one result, got {len(results)}")
         result = str(results[0]).replace("\r", " ").replace("\n", " ")

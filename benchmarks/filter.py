@@ -26,7 +26,7 @@ CALLS = 4
 
 
 def candidates(scorer, registry, text: str) -> list[dict]:
-    from data_gen.tokens import tokenize
+    from toolcall.data_gen.tokens import tokenize
 
     tt = tokenize(scorer, text)
     spots = [i for i in range(1, len(tt.ids)) if tt.leading_space(i) and text[tt.starts[i] + 1:tt.starts[i] + 2].isdigit()]
@@ -43,11 +43,11 @@ def candidates(scorer, registry, text: str) -> list[dict]:
 
 
 def main() -> None:
-    from data_gen.config import FilterConfig
-    from data_gen.corpora import FACTS
-    from data_gen.filter import score_candidates
-    from data_gen.prefilter import calculator_heuristic
-    from data_gen.reference import naive_losses
+    from toolcall.data_gen.config import FilterConfig
+    from toolcall.data_gen.corpora import FACTS
+    from toolcall.data_gen.filter import score_candidates
+    from toolcall.data_gen.prefilter import calculator_heuristic
+    from toolcall.data_gen.reference import naive_losses
     from toolcall.backends.hf_loading import load_model_and_tokenizer
     from toolcall.backends.hf_scoring import HFScorer
     from toolcall.registry import default_registry

@@ -73,7 +73,6 @@ def find_positions(record: dict[str, Any], tool: str, states: PromptStates, conf
     opens = states.opens
     plen, tt, _, open_p = states.get(tool, record["text"])
     scored = []
-    text = record["text"]
     for i in range(max(config.min_token, 0), len(tt.ids)):
         if config.word_start_only and not call_may_start(tt, i):
             continue

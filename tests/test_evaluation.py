@@ -284,7 +284,7 @@ def dates_script(text: str) -> str:
 
 
 def test_evaluate_dates_uses_the_injected_today(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tools import calendar as calendar_tool
+    from toolcall.tools import calendar as calendar_tool
     from toolcall.backends.fake import FakeBackend
     from toolcall.dialects import get_dialect
     from toolcall.loop import LoopConfig

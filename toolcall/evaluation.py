@@ -229,7 +229,7 @@ def pinned_today(today: dt.date | None) -> Iterator[None]:
     if today is None:
         yield
         return
-    from tools import calendar as calendar_tool
+    from toolcall.tools import calendar as calendar_tool
 
     calendar_tool.set_today(today)
     try:
@@ -240,7 +240,7 @@ def pinned_today(today: dt.date | None) -> Iterator[None]:
 
 def default_today() -> dt.date:
     """The date the Calendar tool would report now ($TOOLCALL_TODAY or the system clock)."""
-    from tools import calendar as calendar_tool
+    from toolcall.tools import calendar as calendar_tool
 
     return calendar_tool.today()
 

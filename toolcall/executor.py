@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -253,7 +252,9 @@ class WorkerPool:
 
     def __init__(self, max_workers: int = 2, preload: tuple[str, ...] = ()) -> None:
         self.max_workers = max(1, max_workers)
-        self.preload = preload
+        # Modules a new worker imports before it is needed: the given ones plus the module of every function this
+        # pool has run, so a worker that replaces a killed one is ready for the same tools without naming them here.
+        self.preload: dict[str, None] = dict.fromkeys(preload)
         self._idle: list[Worker] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_workers)
@@ -261,7 +262,7 @@ class WorkerPool:
 
     def _new(self) -> Worker:
         self.started += 1
-        return Worker(self.preload)
+        return Worker(tuple(self.preload))
 
     def warm(self) -> None:
         """Start one worker now, so the first call does not pay the start-up."""
@@ -271,6 +272,7 @@ class WorkerPool:
 
     def call(self, func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
         ref = function_ref(func)
+        self.preload.setdefault(ref[0], None)
         with self._slots:
             with self._lock:
                 worker = self._idle.pop() if self._idle else self._new()
@@ -296,11 +298,11 @@ _POOL_LOCK = threading.Lock()
 
 
 def shared_pool() -> WorkerPool:
-    """The process-wide pool used by isolated tools (sympy preloaded, since Calculator and Solve need it)."""
+    """The process-wide pool used by isolated tools."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = WorkerPool(max_workers=min(4, os.cpu_count() or 2), preload=("sympy", "tools.calculator", "tools.solve"))
+            _POOL = WorkerPool(max_workers=min(4, os.cpu_count() or 2))
             atexit.register(_POOL.close)
         return _POOL
 
@@ -308,24 +310,3 @@ def shared_pool() -> WorkerPool:
 def run_isolated(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
     """Call func(**kwargs) in a worker process; on timeout the process is killed, so the CPU is really freed."""
     return shared_pool().call(func, kwargs, timeout, label)
-
-
-def measure_overhead(n: int = 200) -> dict[str, float]:
-    """Mean seconds per call of a trivial function: in-process, in a thread, in the worker (after warm-up)."""
-    def timed(run: Callable[[], Any]) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            run()
-        return (time.perf_counter() - start) / n
-
-    kwargs = {"value": "x"}
-    shared_pool().call(_echo, kwargs, 30, "echo")  # warm-up: start the worker
-    return {
-        "direct_s": timed(lambda: result_text(_echo(**kwargs))),
-        "thread_s": timed(lambda: run_in_thread(_echo, kwargs, 10, "echo")),
-        "worker_s": timed(lambda: run_isolated(_echo, kwargs, 10, "echo")),
-    }
-
-
-def _echo(value: str) -> str:
-    return value

@@ -1,4 +1,4 @@
-"""Tools from typed Python functions: the Tool type, the registry that calls them safely, the @tool decorator, the defaults."""
+"""The tool registry that calls tools safely, the @tool decorator, and the default set (built-ins, entry points, @tool)."""
 from __future__ import annotations
 
 import threading
@@ -6,94 +6,19 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, overload
 
 from .errors import ConfigError, ToolArgumentError, ToolcallError, ToolError, ToolTimeoutError, UnknownNameError
-from .executor import function_ref, run_in_thread, run_isolated
+from .executor import run_in_thread, run_isolated
 from .naming import Registry
-from .schema import bind_arguments, function_schema
+from .schema import bind_arguments
+from .tool import DEFAULT_TIMEOUT, Tool, ToolResult, make_tool
 
-DEFAULT_TIMEOUT = 10.0
 ENTRY_POINT_GROUP = "toolcall.tools"
 CACHE_SIZE = 1024
 
 __all__ = ["Tool", "ToolResult", "ToolRegistry", "tool", "make_tool", "user_tools", "default_registry",
            "entry_point_tools", "DEFAULT_TIMEOUT", "ENTRY_POINT_GROUP"]
-
-
-@dataclass
-class Tool:
-    """A callable tool: the function plus its name, description, JSON schema and how to run it.
-
-    `isolated=True` runs it in a worker process that is killed on timeout (for CPU-heavy tools; the function
-    must then be importable by module and name). `joiner` glues positional pieces back together for a tool
-    whose only parameter is a string.
-    """
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    func: Callable[..., Any]
-    timeout: float = DEFAULT_TIMEOUT
-    cacheable: bool = True
-    aliases: tuple[str, ...] = ()
-    example: str | None = None
-    isolated: bool = False
-    joiner: str = ", "
-    returns: dict[str, Any] | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
-
-    @property
-    def schema(self) -> dict[str, Any]:
-        """{"type": "function", "function": {...}} in the form of transformers' get_json_schema."""
-        function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": self.parameters}
-        if self.returns is not None:
-            function["return"] = self.returns
-        return {"type": "function", "function": function}
-
-    def enums(self) -> dict[str, list[Any]]:
-        """Allowed values per argument, from docstring `(choices: [...])` blocks."""
-        return {k: v["enum"] for k, v in self.parameters.get("properties", {}).items() if "enum" in v}
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """What one call produced: `text` is what goes back to the model ("Error: ..." when ok is False)."""
-
-    tool: str
-    args: Any
-    text: str
-    ok: bool = True
-    error: str | None = None
-    seconds: float = 0.0
-    cached: bool = False
-
-
-def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeout: float | None = None,
-              cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
-              isolated: bool | None = None, joiner: str | None = None, description: str | None = None) -> Tool:
-    """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
-    if isinstance(func, Tool):
-        base = func
-        return Tool(name=name or base.name, description=description or base.description, parameters=base.parameters,
-                    func=base.func, timeout=base.timeout if timeout is None else timeout,
-                    cacheable=base.cacheable if cache is None else cache, aliases=tuple(aliases) or base.aliases,
-                    example=example or base.example, isolated=base.isolated if isolated is None else isolated,
-                    joiner=base.joiner if joiner is None else joiner, returns=base.returns)
-    if not callable(func):
-        raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
-    schema = function_schema(func, name)["function"]
-    if isolated:
-        function_ref(func)  # fail now, not at the first call
-    if timeout is not None and timeout < 0:
-        raise ConfigError(f"tool {schema['name']}: timeout must be >= 0 seconds, got {timeout}")
-    return Tool(name=schema["name"], description=description or schema["description"], parameters=schema["parameters"],
-                func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
-                cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
-                isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"))
 
 
 class ToolRegistry(Registry[Tool]):
@@ -229,7 +154,7 @@ def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
 
 def builtin_tools() -> list[Tool]:
     """Calculator (alias Calculate), Calendar, Solve, WikiSearch, Search, QA, MT from the `tools` package."""
-    from tools import builtin_tools as load
+    from toolcall.tools import builtin_tools as load
 
     return load()
 

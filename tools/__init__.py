@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from toolcall.registry import Tool
+    from toolcall.tool import Tool
 
 __all__ = ["builtin_tools"]
 
@@ -16,7 +16,7 @@ def builtin_tools() -> list["Tool"]:
     Calculator and Solve run in a worker process that is killed on timeout, because a hostile sympy computation
     cannot be interrupted in a thread; the others run in threads (I/O or an in-process model).
     """
-    from toolcall.registry import make_tool
+    from toolcall.tool import make_tool
 
     from . import calculator, calendar, mt, qa, search, solve, wikisearch
 

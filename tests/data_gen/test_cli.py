@@ -35,7 +35,7 @@ def test_bad_placement_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_input_formats(tmp_path: Path) -> None:
-    from data_gen.inputs import read_texts
+    from toolcall.data_gen.inputs import read_texts
     from toolcall.errors import ConfigError
 
     (tmp_path / "a.txt").write_text("one\n\ntwo\nthree\n")

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from data_gen.config import DataGenConfig, FilterConfig
+from toolcall.data_gen.config import DataGenConfig, FilterConfig
 from toolcall.errors import ConfigError
 
 

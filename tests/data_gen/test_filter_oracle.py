@@ -5,15 +5,15 @@ from typing import Any
 
 import pytest
 
-from data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
-from data_gen.execute import Executor, execute_calls
-from data_gen.filter import score_candidates
-from data_gen.merge import merge_record
-from data_gen.pipeline import Pipeline
-from data_gen.positions import PromptStates, find_positions
-from data_gen.prefilter import prefilter
-from data_gen.reference import naive_losses
-from data_gen.sample import sample_calls
+from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from toolcall.data_gen.execute import Executor, execute_calls
+from toolcall.data_gen.filter import score_candidates
+from toolcall.data_gen.merge import merge_record
+from toolcall.data_gen.pipeline import Pipeline
+from toolcall.data_gen.positions import PromptStates, find_positions
+from toolcall.data_gen.prefilter import prefilter
+from toolcall.data_gen.reference import naive_losses
+from toolcall.data_gen.sample import sample_calls
 
 TEXTS = [
     "Out of 1400 participants, 400 passed, a total of 1800 people on Monday, January 30, 2023.",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from data_gen.export import read_corpus, to_moss, write_hf_dataset
-from data_gen.merge import merge_record
+from toolcall.data_gen.export import read_corpus, to_moss, write_hf_dataset
+from toolcall.data_gen.merge import merge_record
 
 TEXT = "Out of 1400 participants, 400 passed. It was Monday."
 

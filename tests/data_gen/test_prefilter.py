@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from data_gen.config import PrefilterConfig
-from data_gen.prefilter import calculator_heuristic, calendar_heuristic, prefilter
+from toolcall.data_gen.config import PrefilterConfig
+from toolcall.data_gen.prefilter import calculator_heuristic, calendar_heuristic, prefilter
 
 
 @pytest.mark.parametrize("text", [

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from data_gen.checkpoint import CORPUS, PROGRESS
-from data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
-from data_gen.pipeline import Pipeline, run_data_gen
+from toolcall.data_gen.checkpoint import CORPUS, PROGRESS
+from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from toolcall.data_gen.pipeline import Pipeline, run_data_gen
 from toolcall.errors import ConfigError
 
 TEXTS = [

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from data_gen.calls_text import parse_call, render_call
-from data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
-from data_gen.pipeline import Pipeline, run_data_gen
-from data_gen.positions import PromptStates, call_may_start
-from data_gen.prompts import build_prompt
-from data_gen.sample import may_become_call, sampled_call
-from data_gen.tokens import TokenizedText
+from toolcall.data_gen.calls_text import parse_call, render_call
+from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from toolcall.data_gen.pipeline import Pipeline, run_data_gen
+from toolcall.data_gen.positions import PromptStates, call_may_start
+from toolcall.data_gen.prompts import build_prompt
+from toolcall.data_gen.sample import may_become_call, sampled_call
+from toolcall.data_gen.tokens import TokenizedText
 from toolcall.calls import ToolCall
 
 CALC = ("Calculator", "Calculate")
@@ -120,7 +120,7 @@ def test_run_logs_rejected_samples_with_reasons(tiny_scorer: Any, registry: Any,
 def test_embedded_model_opens_and_writes_a_calculator_call_where_the_result_is_due(registry: Any) -> None:
     # With the text in the Input line and its copy after "Output:", SmolLM2 puts its most likely call right before
     # the sum and writes a Calculator call there (before the fix: best p_i 0.047, "in March", samples were not calls).
-    from data_gen.positions import find_positions
+    from toolcall.data_gen.positions import find_positions
     from toolcall.backends.hf_loading import load_model_and_tokenizer
     from toolcall.backends.hf_scoring import HFScorer
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolcall.errors import ToolError
-from tools.calculator import calculator
-from tools.solve import solve
+from toolcall.tools.calculator import calculator
+from toolcall.tools.solve import solve
 
 
 @pytest.mark.parametrize("text, expected", [

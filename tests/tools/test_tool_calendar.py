@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from toolcall.errors import ConfigError
-from tools import calendar as cal
+from toolcall.tools import calendar as cal
 
 
 @pytest.fixture(autouse=True)

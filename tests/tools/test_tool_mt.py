@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from toolcall.errors import ToolError
-from tools import mt
+from toolcall.tools import mt
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from toolcall.errors import MissingDependencyError, ToolError
-from tools import search as search_mod
+from toolcall.tools import search as search_mod
 
 
 class FakeSearch:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolcall.errors import ConfigError
-from tools import _corpus, qa, wikisearch
+from toolcall.tools import _corpus, qa, wikisearch
 
 
 @pytest.fixture(autouse=True)

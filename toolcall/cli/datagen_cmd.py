@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from data_gen.config import (PAPER_OVERRIDES, DataGenConfig, ExecuteConfig, FilterConfig, PositionConfig,
+    from toolcall.data_gen.config import (PAPER_OVERRIDES, DataGenConfig, ExecuteConfig, FilterConfig, PositionConfig,
                                  PrefilterConfig, SampleConfig)
 
     tools = tuple(t.strip() for t in args.tools.split(",") if t.strip())
@@ -66,7 +66,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_gen.pipeline import Pipeline, run_data_gen
+    from toolcall.data_gen.pipeline import Pipeline, run_data_gen
 
     from ..backends import get_backend
     from ..registry import default_registry

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..calls import Parsed, SyntaxIssue, ToolCall
 from ..errors import ConfigError, DialectSyntaxError
@@ -23,7 +23,7 @@ _ESCAPE = re.compile(r"\\(.)", re.S)
 def load_parser(grammar: str, starts: tuple[str, ...]) -> Lark:
     """Build the LALR parser of one grammar file in the `grammars` package, once per process."""
     return Lark.open_from_package(
-        "grammars", grammar, ("",), parser="lalr", lexer="contextual", start=list(starts),
+        "toolcall.grammars", grammar, ("",), parser="lalr", lexer="contextual", start=list(starts),
         propagate_positions=True, maybe_placeholders=False,
     )
 

@@ -1,0 +1,88 @@
+"""The Tool type: a Python function with its name, JSON schema and how it runs; and what one call of it produced."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .executor import function_ref
+from .schema import function_schema
+
+DEFAULT_TIMEOUT = 10.0
+
+__all__ = ["DEFAULT_TIMEOUT", "Tool", "ToolResult", "make_tool"]
+
+
+@dataclass
+class Tool:
+    """A callable tool: the function plus its name, description, JSON schema and how to run it.
+
+    `isolated=True` runs it in a worker process that is killed on timeout (for CPU-heavy tools; the function
+    must then be importable by module and name). `joiner` glues positional pieces back together for a tool
+    whose only parameter is a string.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    func: Callable[..., Any]
+    timeout: float = DEFAULT_TIMEOUT
+    cacheable: bool = True
+    aliases: tuple[str, ...] = ()
+    example: str | None = None
+    isolated: bool = False
+    joiner: str = ", "
+    returns: dict[str, Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """{"type": "function", "function": {...}} in the form of transformers' get_json_schema."""
+        function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": self.parameters}
+        if self.returns is not None:
+            function["return"] = self.returns
+        return {"type": "function", "function": function}
+
+    def enums(self) -> dict[str, list[Any]]:
+        """Allowed values per argument, from docstring `(choices: [...])` blocks."""
+        return {k: v["enum"] for k, v in self.parameters.get("properties", {}).items() if "enum" in v}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What one call produced: `text` is what goes back to the model ("Error: ..." when ok is False)."""
+
+    tool: str
+    args: Any
+    text: str
+    ok: bool = True
+    error: str | None = None
+    seconds: float = 0.0
+    cached: bool = False
+
+
+def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeout: float | None = None,
+              cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
+              isolated: bool | None = None, joiner: str | None = None, description: str | None = None) -> Tool:
+    """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
+    if isinstance(func, Tool):
+        base = func
+        return Tool(name=name or base.name, description=description or base.description, parameters=base.parameters,
+                    func=base.func, timeout=base.timeout if timeout is None else timeout,
+                    cacheable=base.cacheable if cache is None else cache, aliases=tuple(aliases) or base.aliases,
+                    example=example or base.example, isolated=base.isolated if isolated is None else isolated,
+                    joiner=base.joiner if joiner is None else joiner, returns=base.returns)
+    if not callable(func):
+        raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
+    schema = function_schema(func, name)["function"]
+    if isolated:
+        function_ref(func)  # fail now, not at the first call
+    if timeout is not None and timeout < 0:
+        raise ConfigError(f"tool {schema['name']}: timeout must be >= 0 seconds, got {timeout}")
+    return Tool(name=schema["name"], description=description or schema["description"], parameters=schema["parameters"],
+                func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+                cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
+                isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"))

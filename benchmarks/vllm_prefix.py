@@ -25,7 +25,6 @@ def main() -> None:
     from toolcall.backends.vllm import VLLMBackend
     from toolcall.dialects import get_dialect
     from toolcall.loop import LoopConfig, run_batch, run_loop
-    from toolcall.prompting import build_prompt
     from toolcall.registry import ToolRegistry, default_registry
 
     model = sys.argv[1] if len(sys.argv) > 1 else None
@@ -41,7 +40,7 @@ def main() -> None:
         # The real chat prompt (instruction + worked examples, ~300 tokens: longer than a KV block), with the
         # reply started inside a call so every prompt makes one.
         demos = default_registry(["calculator"])
-        prompts = [build_prompt(q, dialect, demos, backend) + a for q, a in PROBLEMS]
+        prompts = [dialect.prompt(q, demos, backend.chat_prompt) + a for q, a in PROBLEMS]
         began = time.perf_counter()
         results = [run_loop(backend, p, dialect, registry, config) for p in prompts]
         sequential = time.perf_counter() - began

@@ -1,11 +1,9 @@
 """Writing the corpus in other forms: an HF `datasets` dataset on disk and MOSS-format conversations.
 
-MOSS mapping (moss-003 SFT plugin layout, one turn per text):
+MOSS mapping (moss-003 SFT plugin layout, one turn per text, written by the MOSS dialect):
 - Human: "Continue the text: " + the original text up to the first call's position (stripped);
 - Inner Thoughts: "None" (the corpus has no reasoning to put there);
-- Commands: every call of the text, in order, comma-separated, tool names mapped to MOSS's API names
-  (Calculator -> Calculate, WikiSearch/Search -> Search, Solve -> Solve; others keep their name);
-- Tool Responses: one `Name("arg") => 'result'` line per call;
+- Commands and Tool Responses: every call of the text, in order, with its result, under MOSS's API names;
 - MOSS: the rest of the original text (from the first call's position on), so the reply is what the tools helped write.
 """
 from __future__ import annotations
@@ -14,44 +12,28 @@ import json
 from pathlib import Path
 from typing import Any
 
+from toolcall.calls import ToolCall
+from toolcall.dialects.moss import MossDialect
 from toolcall.errors import MissingDependencyError
-
-MOSS_NAMES = {"calculator": "Calculate", "calculate": "Calculate", "wikisearch": "Search", "search": "Search", "solve": "Solve"}
-META = ("You are an AI assistant whose name is MOSS.\n"
-        "Capabilities and tools that MOSS can possess.\n"
-        "- Inner thoughts: enabled.\n- Web search: {search}. API: Search(query)\n"
-        "- Calculator: {calc}. API: Calculate(expression)\n- Equation solver: {solve}. API: Solve(equation)\n"
-        "- Text-to-image: disabled.\n- Image edition: disabled.\n- Text-to-speech: disabled.\n")
+from toolcall.jsonl import read_jsonl
 
 
-def read_corpus(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a corpus.jsonl this pipeline wrote (none when the file does not exist yet)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _moss_command(call: dict[str, Any]) -> str:
-    name = MOSS_NAMES.get(call["tool"].lower(), call["tool"])
-    args = ", ".join(json.dumps(str(a), ensure_ascii=False) for a in call["args"])
-    return f"{name}({args})"
+    return [record for _, record in read_jsonl(path, "corpus")]
 
 
 def to_moss(record: dict[str, Any], index: int, tools: list[str]) -> dict[str, Any]:
+    """One corpus record as a moss-003 conversation; `tools` are the run's tools, enabled in the meta-instruction."""
+    moss = MossDialect()
     original = record["original"]
     first = record["calls"][0]["position"]
-    commands = [_moss_command(c) for c in record["calls"]]
-    results = "\n".join(f"{cmd} => {str(c['result'])!r}" for cmd, c in zip(commands, record["calls"]))
-    enabled = {t.lower() for t in tools}
-    meta = META.format(search="enabled" if enabled & {"search", "wikisearch"} else "disabled",
-                       calc="enabled" if "calculator" in enabled else "disabled",
-                       solve="enabled" if "solve" in enabled else "disabled")
-    turn = {
-        "Human": f"<|Human|>: Continue the text: {original[:first].strip()}<eoh>\n",
-        "Inner Thoughts": "<|Inner Thoughts|>: None<eot>\n",
-        "Commands": f"<|Commands|>: {', '.join(commands)}<eoc>\n",
-        "Tool Responses": f"<|Results|>:\n{results}\n<eor>\n",
-        "MOSS": f"<|MOSS|>: {original[first:].strip()}<eom>\n",
-    }
+    calls = [ToolCall(moss.api_name(c["tool"]), tuple(str(a) for a in c["args"]), str(c["result"]))
+             for c in record["calls"]]
+    turn = moss.render_turn(f"Continue the text: {original[:first].strip()}", "None", calls, original[first:].strip())
+    meta = moss.meta_instruction([moss.api_name(t) for t in tools])
     return {"conversation_id": index + 1, "meta_instruction": meta, "num_turns": 1, "chat": {"turn_1": turn}}
 
 

@@ -1,4 +1,4 @@
-"""Tests of toolcall.eval_scoring and toolcall.evaluation: scoring rules, date answers, no-leak, fake-backend runs."""
+"""Tests of toolcall.grading and toolcall.evaluation: scoring rules, date answers, no-leak, fake-backend runs."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from toolcall.errors import ConfigError
-from toolcall.eval_scoring import (
+from toolcall.grading import (
     exact_match,
     first_number,
     normalize_answer,
     numbers_match,
     parse_number,
-    score_dates,
-    score_math,
+    grade_dates,
+    grade_math,
     words_match,
 )
 from toolcall.evaluation import (
@@ -27,7 +27,6 @@ from toolcall.evaluation import (
     evaluate,
     format_table,
     load_items,
-    reply_text,
     sample_path,
     write_items,
 )
@@ -77,12 +76,12 @@ def test_numbers_match_tolerance_and_two_decimal_rounding() -> None:
 
 
 def test_math_scores_first_number_and_exact_answer() -> None:
-    assert score_math("The answer is 1,625 books.", "1,625") == (True, False)
-    assert score_math("1625", "1,625") == (True, True)
-    assert score_math("Answer: 34.5.", "34.5") == (True, True)
-    assert score_math("She has 12 left, no wait 225.", "225") == (False, False)
-    assert score_math("-8", "-8") == (True, True)
-    assert score_math("7/24\nmore text", "7/24") == (True, True)
+    assert grade_math("The answer is 1,625 books.", "1,625") == (True, False)
+    assert grade_math("1625", "1,625") == (True, True)
+    assert grade_math("Answer: 34.5.", "34.5") == (True, True)
+    assert grade_math("She has 12 left, no wait 225.", "225") == (False, False)
+    assert grade_math("-8", "-8") == (True, True)
+    assert grade_math("7/24\nmore text", "7/24") == (True, True)
 
 
 def test_exact_match_normalises() -> None:
@@ -96,8 +95,8 @@ def test_dates_score_by_the_first_five_words() -> None:
     assert words_match("The date will be December 2, 2026.", "December 2, 2026")
     assert not words_match("Well, I really think that it is Thursday.", "Thursday")
     assert not words_match("It is December 3, 2026.", "December 2, 2026")
-    assert score_dates("There are 30 days left.", "30") == (True, False)
-    assert score_dates("Wednesday", "Wednesday") == (True, True)
+    assert grade_dates("There are 30 days left.", "30") == (True, False)
+    assert grade_dates("Wednesday", "Wednesday") == (True, True)
 
 
 # --- date rules -------------------------------------------------------------------------------------------
@@ -191,11 +190,10 @@ def test_evaluation_refuses_items_that_are_demonstrations(tmp_path: Path) -> Non
     from toolcall.backends.fake import FakeBackend
     from toolcall.dialects import get_dialect
     from toolcall.loop import LoopConfig
-    from toolcall.prompting import toolformer_messages
     from toolcall.registry import default_registry
 
     registry = default_registry(["Calculator"])
-    demo = toolformer_messages("x", registry)[1]["content"]  # the first demonstration's question
+    demo = get_dialect("toolformer").messages("x", registry)[1]["content"]  # the first demonstration's question
     items = [EvalItem("What is 6 times 7?", "42"), EvalItem(demo, "360")]
     with pytest.raises(ConfigError, match="must not appear in the few-shot examples"):
         evaluate(items, "math", FakeBackend(script=["42"]), get_dialect("toolformer"), registry, LoopConfig())
@@ -204,11 +202,10 @@ def test_evaluation_refuses_items_that_are_demonstrations(tmp_path: Path) -> Non
 def test_few_shot_k_keeps_the_first_k_demonstrations() -> None:
     from toolcall.backends.fake import FakeBackend
     from toolcall.dialects import get_dialect
-    from toolcall.prompting import toolformer_messages
     from toolcall.registry import default_registry
 
     registry, dialect, backend = default_registry(["Calculator"]), get_dialect("toolformer"), FakeBackend()
-    demos = [m["content"] for m in toolformer_messages("q", registry)[1:-1] if m["role"] == "user"]
+    demos = [m["content"] for m in dialect.messages("q", registry)[1:-1] if m["role"] == "user"]
     assert len(demos) >= 3
     two = eval_prompt("What is 6 times 7?", dialect, registry, backend, 2)
     assert demos[0] in two and demos[1] in two and demos[2] not in two
@@ -304,10 +301,10 @@ def test_evaluate_dates_uses_the_injected_today(monkeypatch: pytest.MonkeyPatch)
     assert calendar_tool.today() == dt.date.today()  # the pin is released afterwards
 
 
-def test_reply_text_cuts_calls_and_moss_fields() -> None:
+def test_scored_reply_cuts_calls_and_moss_fields() -> None:
     from toolcall.dialects import get_dialect
 
-    assert reply_text("It is [Calculator(2 * 3) -> 6] 6 apples.", get_dialect("toolformer")) == "It is 6 apples."
+    assert get_dialect("toolformer").reply("It is [Calculator(2 * 3) -> 6] 6 apples.", keep_calls=False) == "It is 6 apples."
     moss = ("search needed<eot>\n<|Commands|>: Calculate(\"2*3\")<eoc>\n<|Results|>:\nCalculate(\"2*3\") => '6'\n<eor>\n"
             "<|MOSS|>: The answer is 6.<eom>")
-    assert reply_text(moss, get_dialect("moss")) == "The answer is 6."
+    assert get_dialect("moss").reply(moss, keep_calls=False) == "The answer is 6."

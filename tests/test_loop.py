@@ -9,7 +9,7 @@ from toolcall.backends.base import Steering
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import get_dialect
 from toolcall.loop import (
-    CallFinished, CallStarted, Done, LoopConfig, TextDelta, run_batch, run_loop, stream_loop,
+    CallFinished, CallStarted, Done, LoopConfig, MalformedCall, TextDelta, run_batch, run_loop, stream_loop,
 )
 from toolcall.registry import ToolRegistry
 from toolcall.errors import ConfigError
@@ -98,8 +98,28 @@ def test_unknown_tool_gets_an_error_result_and_generation_goes_on(tools: ToolReg
 def test_malformed_call_gets_an_error_result(tools: ToolRegistry) -> None:
     _, result = run(["[multiply(2, 3 ->", " moving on."], tools)
     (call,) = result.calls
-    assert call.tool == "?" and not call.ok and "malformed call" in call.error
+    assert call.tool is None and call.args == () and not call.ok and "malformed call" in call.error
+    assert call.issue is not None and "')'" in call.issue.expected
+    assert call.to_dict() == {"tool": None, "args": [], "result": "Error: malformed call", "ok": False,
+                              "error": call.error, "seconds": 0.0}
     assert result.text == "[multiply(2, 3 -> Error: malformed call] moving on."
+
+
+def test_malformed_call_is_its_own_event_and_nothing_starts(tools: ToolRegistry) -> None:
+    events = list(stream_loop(FakeBackend(script=["[multiply(2, 3 ->", " moving on."]), "Q", TF, tools))
+    kinds = [type(e).__name__ for e in events if not isinstance(e, TextDelta)]
+    assert kinds == ["MalformedCall", "CallFinished", "Done"]
+    malformed = next(e for e in events if isinstance(e, MalformedCall))
+    finished = next(e for e in events if isinstance(e, CallFinished))
+    assert finished.record.issue == malformed.issue and malformed.issue.line == 1
+
+
+def test_moss_malformed_commands_get_their_error_in_the_results_field(moss_tools: ToolRegistry) -> None:
+    _, result = run([" x<eot>\n<|Commands|>: look it up<eoc>", " Sorry.<eom>"], moss_tools, dialect=MOSS)
+    (call,) = result.calls
+    assert call.tool is None and not call.ok
+    assert result.text.endswith("<eoc>\n<|Results|>:\nError: malformed call\n<eor>\n<|MOSS|>: Sorry.<eom>")
+    assert "?" not in result.text
 
 
 def test_hanging_tool_times_out(tools: ToolRegistry) -> None:
@@ -178,7 +198,8 @@ def test_streaming_equals_non_streaming_under_any_chunking(tools: ToolRegistry) 
         assert isinstance(done, Done)
         assert text == done.result.text == expected.text
         assert [e.record for e in events if isinstance(e, CallFinished)] == done.result.calls
-        assert len([e for e in events if isinstance(e, CallStarted)]) == 3
+        assert len([e for e in events if isinstance(e, CallStarted)]) == 2  # multiply and Nope; the third is malformed
+        assert len([e for e in events if isinstance(e, MalformedCall)]) == 1
         assert [c.result for c in done.result.calls] == [c.result for c in expected.calls]
 
 
@@ -194,6 +215,20 @@ def test_run_batch_matches_one_by_one(tools: ToolRegistry) -> None:
     batch = run_batch(FakeBackend(script=model), prompts, TF, tools, config)
     single = [run_loop(FakeBackend(script=model), p, TF, tools, config) for p in prompts]
     assert [r.text for r in batch] == [r.text for r in single] == [f" [multiply({n}, 2) -> {2.0 * n}] done." for n in (1, 2, 3)]
+
+
+def test_run_batch_goes_through_generate_batch(tools: ToolRegistry) -> None:
+    class Recording(FakeBackend):
+        rounds: list[int] = []
+
+        def generate_batch(self, sessions, stops, budgets, steerings) -> None:  # type: ignore[no-untyped-def]
+            self.rounds.append(len(sessions))
+            super().generate_batch(sessions, stops, budgets, steerings)
+
+    backend = Recording(script=lambda text: " done." if text.endswith("]") else " [multiply(2, 2) ->")
+    results = run_batch(backend, ["Q1", "Q2"], TF, tools, LoopConfig())
+    assert backend.rounds == [2, 2]  # both decode to their call, then both finish
+    assert [r.text for r in results] == [" [multiply(2, 2) -> 4.0] done."] * 2
 
 
 def test_config_rejects_negative_values() -> None:

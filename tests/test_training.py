@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError
 from toolcall.training import (
     IGNORE_INDEX,
     PadCollator,
     TrainConfig,
-    read_corpus,
-    result_spans,
+    read_training_texts,
     result_token_mask,
     tokenize_example,
 )
@@ -35,19 +35,19 @@ def write_corpus(directory: Path, texts: list[str]) -> Path:
 
 # --- corpus and spans ---------------------------------------------------------------------------------
 
-def test_read_corpus_accepts_a_directory_or_a_file(tmp_path: Path) -> None:
+def test_read_training_texts_accepts_a_directory_or_a_file(tmp_path: Path) -> None:
     d = write_corpus(tmp_path / "gen", TEXTS[:2])
-    assert read_corpus(d) == TEXTS[:2]
-    assert read_corpus(d / "corpus.jsonl") == TEXTS[:2]
+    assert read_training_texts(d) == TEXTS[:2]
+    assert read_training_texts(d / "corpus.jsonl") == TEXTS[:2]
 
 
-def test_read_corpus_reports_bad_records(tmp_path: Path) -> None:
+def test_read_training_texts_reports_bad_records(tmp_path: Path) -> None:
     f = tmp_path / "c.jsonl"
     f.write_text('{"text": "fine"}\n{"original": "no text"}\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"c.jsonl:2: .*'text'"):
-        read_corpus(f)
+        read_training_texts(f)
     with pytest.raises(ConfigError, match="does not exist"):
-        read_corpus(tmp_path / "missing")
+        read_training_texts(tmp_path / "missing")
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_read_corpus_reports_bad_records(tmp_path: Path) -> None:
     ],
 )
 def test_result_spans_cover_exactly_the_text_between_arrow_and_close(text: str, results: list[str]) -> None:
-    spans = result_spans(text)
+    spans = get_dialect("toolformer").result_spans(text)
     assert [text[a:b] for _, (a, b) in spans] == results
     assert all(text[ma:mb] in ("->", "→") for (ma, mb), _ in spans)
 
@@ -108,16 +108,17 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny"), TEXTS * 3)
 
 
-def _check_labels(text: str, tokenizer: Any, max_length: int = 256) -> dict:
-    ex = tokenize_example(text, tokenizer, max_length)
+def _check_labels(text: str, tokenizer: Any, max_length: int = 256, dialect: str = "toolformer") -> dict:
+    ex = tokenize_example(text, tokenizer, max_length, dialect=dialect)
     enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
-    expected = result_token_mask([tuple(o) for o in enc["offset_mapping"]], result_spans(text))
+    spans = get_dialect(dialect).result_spans(text)
+    expected = result_token_mask([tuple(o) for o in enc["offset_mapping"]], spans)
     n = len(enc["input_ids"])
     assert ex["input_ids"][:n] == enc["input_ids"]
     masked = [label == IGNORE_INDEX for label in ex["labels"][:n]]
     assert masked == expected
     # Every result character lies in a masked token or in a token that also holds the arrow.
-    for (ma, mb), (ra, rb) in result_spans(text):
+    for (ma, mb), (ra, rb) in spans:
         for i, (a, b) in enumerate(enc["offset_mapping"]):
             if a < rb and ra < b:
                 assert masked[i] or (a < mb and ma < b)
@@ -135,6 +136,18 @@ def test_labels_are_masked_exactly_over_result_tokens_tiny_tokenizer(tiny: Path)
         assert ex["input_ids"][-1] == tok.eos_token_id and ex["labels"][-1] == tok.eos_token_id
     unmasked = tokenize_example(TEXTS[0], tok, 256, mask_results=False)
     assert IGNORE_INDEX not in unmasked["labels"]
+
+
+def test_moss_results_bodies_are_masked_tiny_tokenizer(tiny: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    text = ("<|Human|>: 2+3?<eoh>\n<|Inner Thoughts|>: add<eot>\n<|Commands|>: Calculate(\"2+3\")<eoc>\n"
+            "<|Results|>:\nCalculate(\"2+3\") => '5'\n<eor>\n<|MOSS|>: It is 5.<eom>\n")
+    ex = _check_labels(text, tok, dialect="moss")
+    assert IGNORE_INDEX in ex["labels"]
+    masked = "".join(tok.decode([i]) for i, label in zip(ex["input_ids"], ex["labels"]) if label == IGNORE_INDEX)
+    assert "'5'" in masked and "It is 5" not in masked
 
 
 def test_collator_pads_labels_with_ignore_index() -> None:

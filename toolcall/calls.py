@@ -1,4 +1,4 @@
-"""The parse result types: a tool call with its span, a syntax issue, a parsed text."""
+"""The parse result types: a tool call with its span, a syntax issue, a parsed text, the calls awaiting results."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,3 +44,21 @@ class Parsed:
     issues: list[SyntaxIssue] = field(default_factory=list)
     # The calls exactly as parsed, so render can copy unchanged spans verbatim.
     original_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class PendingCalls:
+    """The calls awaiting results where a text stops at a call marker, found in one parse.
+
+    `issues` is non-empty when the pending call is malformed: it gets one error result instead of running.
+    `closing` is the dialect's own note of how to close the call after its results (spacing, the closing
+    bracket), so closing needs no second parse; only the dialect that made it reads it.
+    """
+
+    calls: tuple[ToolCall, ...] = ()
+    issues: tuple[SyntaxIssue, ...] = ()
+    closing: Any = None
+
+    @property
+    def malformed(self) -> bool:
+        return bool(self.issues)

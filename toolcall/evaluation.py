@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .eval_scoring import SCORERS
+from .grading import GRADERS
+from .jsonl import read_jsonl
+from .loop import LoopConfig
+from .options import at_least, option
 
 if TYPE_CHECKING:
     from .backends.base import Backend
     from .dialects.base import Dialect
-    from .loop import LoopConfig, LoopResult
+    from .loop import LoopResult
     from .registry import ToolRegistry
 
 TASKS = ("math", "dates")
@@ -28,6 +31,46 @@ TASKS = ("math", "dates")
 TASK_TOOLS = {"math": ("Calculator",), "dates": ("Calendar",)}
 SAMPLE_FILES = {"math": "math_sample.jsonl", "dates": "dates_sample.jsonl"}
 MODES = ("no_tools", "tools")
+#: The loop of an evaluation unless flags say otherwise: one call per item, as in the paper, and short replies.
+EVAL_LOOP = LoopConfig(max_calls=1, max_new_tokens=48)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation runs: the task, its items and tools, the prompt; every field is a `toolcall eval` flag."""
+
+    task: str = option(choices=TASKS, help="math word problems or date questions")
+    input: Path | None = option(None, metavar="FILE", help='JSONL of {"question", "answer"} (dates may use "rule") '
+                                                          "(default: the shipped sample)")
+    tools: tuple[str, ...] | None = option(None, metavar="NAMES", help="comma-separated tools offered (default: "
+                                                                       "Calculator for math, Calendar for dates)")
+    limit: int | None = option(None, metavar="N", help="evaluate only the first N items")
+    few_shot: int | None = option(None, metavar="K", help="few-shot demonstrations in the prompt: 0 for none "
+                                                          "(default: the dialect's own)")
+    today: str | None = option(None, metavar="YYYY-MM-DD", help="the date the Calendar tool reports and date answers "
+                                                                "are computed for (default: today)")
+
+    def __post_init__(self) -> None:
+        _check_task(self.task)
+        at_least(self, limit=1, few_shot=0)
+        if self.today is not None:
+            _parse_date(self.today)  # a malformed --today fails here, before any model loads
+
+    def tool_names(self) -> tuple[str, ...]:
+        return self.tools or TASK_TOOLS[self.task]
+
+    def date(self) -> dt.date | None:
+        """The pinned date: --today, or the Calendar's today for the dates task; None when nothing needs one."""
+        if self.today is not None:
+            return _parse_date(self.today)
+        return default_today() if self.task == "dates" else None
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as err:
+        raise ConfigError(f"today {text!r} is not a date in the form YYYY-MM-DD") from err
 
 
 @dataclass(frozen=True)
@@ -97,21 +140,11 @@ def sample_path(task: str) -> Path:
 def load_items(path: str | Path, task: str, today: dt.date | None = None, limit: int | None = None) -> list[EvalItem]:
     """Read {"question", "answer"} lines; date lines may carry a "rule" instead, answered for `today`."""
     _check_task(task)
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"eval input {path} does not exist; give a .jsonl file of {{\"question\", \"answer\"}} lines")
     items: list[EvalItem] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            if limit is not None and len(items) >= limit:
-                break
-            try:
-                record = json.loads(line)
-            except ValueError as err:
-                raise ConfigError(f"{path}:{number}: not a JSON object: {err}") from err
-            items.append(_item(record, task, today, f"{path}:{number}"))
+    for where, record in read_jsonl(path, "eval input"):
+        if limit is not None and len(items) >= limit:
+            break
+        items.append(_item(record, task, today, where))
     if not items:
         raise ConfigError(f"eval input {path} holds no items")
     return items
@@ -190,37 +223,10 @@ def check_no_leak(prompt: str, question: str, questions: Sequence[str]) -> None:
 
 # --- running ----------------------------------------------------------------------------------------
 
-def reply_text(generated: str, dialect: "Dialect") -> str:
-    """The reply as a person reads it: calls and their results cut out, then the dialect's answer field."""
-    from .prompting import reply_text as answer_field
-
-    parsed = dialect.parse(generated)
-    pieces, pos = [], 0
-    for call in sorted(parsed.calls, key=lambda c: c.span):
-        start, end = call.span
-        if start >= pos:
-            pieces.append(generated[pos:start])
-            pos = end
-    pieces.append(generated[pos:])
-    # Cutting "[Calculator(2 * 3) -> 6]" out of "is [...] 6" leaves a double space.
-    return re.sub(r"[ \t]+", " ", answer_field(dialect, "".join(pieces))).strip()
-
-
 def eval_prompt(question: str, dialect: "Dialect", registry: "ToolRegistry", backend: "Backend",
                 few_shot: int | None = None) -> str:
-    """build_prompt's prompt; `few_shot` = K keeps the first K Toolformer demonstrations (None: all, 0: none).
-
-    MOSS prompts carry one worked turn per plugin, so there K > 0 means "with the worked turns".
-    """
-    from .prompting import build_prompt, toolformer_messages
-
-    if few_shot is None or (few_shot > 0 and (dialect.name == "moss" or len(registry) == 0)):
-        return build_prompt(question, dialect, registry, backend, few_shot=True)
-    if few_shot == 0:
-        return build_prompt(question, dialect, registry, backend, few_shot=False)
-    # system instruction, (user, assistant) demo pairs, the question
-    messages = toolformer_messages(question, registry, None, few_shot=True)
-    return backend.chat_prompt([messages[0], *messages[1:-1][: 2 * few_shot], messages[-1]])
+    """The dialect's prompt for `question`; `few_shot` = K keeps the first K worked examples (None: all, 0: none)."""
+    return dialect.prompt(question, registry, backend.chat_prompt, few_shot=True if few_shot is None else few_shot)
 
 
 @contextmanager
@@ -255,7 +261,7 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
     from .loop import run_loop
 
     _check_task(task)
-    scorer = SCORERS[task]
+    grade = GRADERS[task]
     questions = [it.question for it in items]
     # 1. One prompt per item, shared by both modes; refuse any prompt whose demos hold an evaluated question.
     prompts = []
@@ -275,7 +281,7 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
                 start = time.perf_counter()
                 out = run_loop(backend, prompt, dialect, registry, config)
                 decoded += out.counters.decoded_tokens
-                results.append(_score(mode, it, out, dialect, scorer, time.perf_counter() - start))
+                results.append(_grade(mode, it, out, dialect, grade, time.perf_counter() - start))
                 if progress is not None:
                     progress(mode, len(results), results[-1])
             # 3. Aggregate.
@@ -284,10 +290,10 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
     return report
 
 
-def _score(mode: str, item: EvalItem, out: "LoopResult", dialect: "Dialect",
-           scorer: Callable[[str, str], tuple[bool, bool]], seconds: float) -> ItemResult:
-    prediction = reply_text(out.text, dialect)
-    correct, exact = scorer(prediction, item.answer)
+def _grade(mode: str, item: EvalItem, out: "LoopResult", dialect: "Dialect",
+           grade: Callable[[str, str], tuple[bool, bool]], seconds: float) -> ItemResult:
+    prediction = dialect.reply(out.text, keep_calls=False)
+    correct, exact = grade(prediction, item.answer)
     # Only executed calls count as tool use; a call refused because tools are off is not one.
     calls = [c.to_dict() for c in out.calls if c.ok or c.error != "Error: tools are disabled"]
     return ItemResult(mode, item.question, item.answer, prediction, correct, exact, out.text, calls,

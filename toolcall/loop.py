@@ -1,4 +1,4 @@
-"""The decoding loop: decode until a call marker, run the pending calls, splice their results in, resume."""
+"""The decoding loop: decode until a call marker, run the pending calls, close them with their results, resume."""
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
@@ -6,8 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from .backends.base import Backend, Counters, DecodeSession, Steering
-from .calls import ToolCall
-from .errors import ConfigError
+from .calls import SyntaxIssue, ToolCall
+from .options import at_least, option
 
 if TYPE_CHECKING:
     from .dialects.base import Dialect
@@ -16,31 +16,40 @@ if TYPE_CHECKING:
 
 @dataclass
 class LoopConfig:
-    """Options of one generation with tools; the CLI flags of `generate` and `chat` map onto these fields."""
+    """How one reply is generated with tools: call limit, token budget, the top-K call trigger, time limits.
 
-    max_calls: int = 3            # calls executed per prompt; afterwards decoding goes on with tools disabled
-    max_new_tokens: int = 200     # tokens the model may generate in total, across all calls
-    trigger_top_k: int = 0        # > 0: open a call whenever its first token is among the top-k (Toolformer §4.2)
-    tools_enabled: bool = True    # False: the call-open token is banned where possible and no call is executed
-    call_timeout: float | None = None  # seconds per call; None = each tool's own timeout
-    max_triggers: int = 1         # how often the top-k trigger may fire per prompt (the paper: once)
+    Every field is also a flag of `generate`, `chat`, `serve` and `eval` (toolcall.options).
+    """
+
+    max_calls: int = option(3, metavar="N", help="tool calls executed per reply; after that decoding goes on with "
+                                                 "tools disabled")
+    max_new_tokens: int = option(200, metavar="N", help="tokens the model may generate per reply, across all calls")
+    trigger_top_k: int = option(0, metavar="K", help="open a call whenever its first token is among the top-K next "
+                                                     "tokens (Toolformer §4.2; 0 = off)")
+    tools_enabled: bool = option(True, flag="--no-tools", help="ban the call-open token where the dialect allows it "
+                                                               "and run no tools")
+    call_timeout: float | None = option(None, metavar="SECONDS", help="time limit per tool call (default: each "
+                                                                      "tool's own)")
+    max_triggers: int = option(1, metavar="N", help="how often the top-K trigger may fire per reply (the paper: once)")
 
     def __post_init__(self) -> None:
-        if self.max_calls < 0 or self.max_new_tokens < 0 or self.trigger_top_k < 0:
-            raise ConfigError("max_calls, max_new_tokens and trigger_top_k must be >= 0; got "
-                              f"{self.max_calls}, {self.max_new_tokens}, {self.trigger_top_k}")
+        at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0)
 
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One call as the loop handled it: what was asked, what came back, and how long it took."""
+    """One call as the loop handled it: what was asked, what came back, and how long it took.
 
-    tool: str
+    A malformed call has no tool (None) and carries the syntax issue that made it so.
+    """
+
+    tool: str | None
     args: tuple[Any, ...]
     result: str            # the text spliced into the generation (an error text when ok is False)
     ok: bool
     error: str | None = None
     seconds: float = 0.0
+    issue: SyntaxIssue | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "args": list(self.args), "result": self.result, "ok": self.ok,
@@ -71,6 +80,13 @@ class CallStarted:
 
 
 @dataclass(frozen=True)
+class MalformedCall:
+    """A call that did not parse; it runs nothing, and its CallFinished brings the error result."""
+
+    issue: SyntaxIssue
+
+
+@dataclass(frozen=True)
 class CallFinished:
     record: CallRecord
 
@@ -80,7 +96,7 @@ class Done:
     result: LoopResult
 
 
-Event = Union[TextDelta, CallStarted, CallFinished, Done]
+Event = Union[TextDelta, CallStarted, MalformedCall, CallFinished, Done]
 
 @dataclass
 class _Run:
@@ -138,47 +154,40 @@ def _execute(run: _Run, call: ToolCall, registry: "ToolRegistry | None") -> Call
     return CallRecord(call.tool, tuple(call.args), res.text, res.ok, res.error, res.seconds)
 
 
-def _splice(dialect: "Dialect", text: str, calls: list[ToolCall], results: list[str]) -> str:
-    try:
-        return dialect.splice(text, calls, results)
-    except ConfigError:
-        if calls:
-            raise
-        return ""  # a call marker with no call before it (an arrow in prose): nothing to splice
+def _malformed(issue: SyntaxIssue) -> CallRecord:
+    message = "Error: malformed call"
+    return CallRecord(None, (), message, False, f"{message} ({issue.message})", issue=issue)
 
 
 def _after_stop(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> Generator[Event, None, bool]:
-    """Handle the end of one decode: run pending calls and splice; returns whether to decode again."""
+    """Handle the end of one decode: run pending calls and close them with their results; returns whether to decode again."""
     s = run.session
     # 1. Only a call marker pauses for tools; an end marker, eos or the token budget ends the generation.
     if s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers or run.budget <= 0:
         return False
-    # 2. Find the calls that await results at the end of the text.
-    calls, issues = dialect.pending_calls(s.text)
+    # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text.
+    pending = dialect.pending(s.text)
+    if pending is None:
+        return True
     results: list[str] = []
-    malformed = bool(issues) and not calls
     # 3. Run each call, reporting it as it starts and finishes.
-    for call in calls:
+    for call in pending.calls:
         yield CallStarted(call)
         record = _execute(run, call, registry)
         run.calls.append(record)
         results.append(record.result)
         yield CallFinished(record)
-    # 4. A malformed call gets an error result too, so generation can go on.
-    if malformed:
-        message = f"Error: malformed call ({issues[0].message})"
-        bad = ToolCall("?", (), None, (issues[0].pos, len(s.text)))
-        yield CallStarted(bad)
-        record = CallRecord("?", (), "Error: malformed call", False, message)
+    # 4. A malformed call runs nothing but gets an error result too, so generation can go on.
+    if pending.malformed:
+        yield MalformedCall(pending.issues[0])
+        record = _malformed(pending.issues[0])
         run.calls.append(record)
         results.append(record.result)
-        calls = [bad]
         yield CallFinished(record)
-    # 5. Splice the results (MOSS: a Results block and "<|MOSS|>:"; "None" when there was no call) and resume.
-    spliced = _splice(dialect, s.text, calls, results)
-    if spliced:
-        s.append(spliced)
-        yield TextDelta(spliced, "tool")
+    # 5. Close the calls with their results (MOSS: a Results field and "<|MOSS|>:"; "None" when there was no call), resume.
+    closing = dialect.close(pending, results)
+    s.append(closing)
+    yield TextDelta(closing, "tool")
     return True
 
 
@@ -228,25 +237,20 @@ def run_loop(backend: Backend, prompt: str, dialect: "Dialect | str", registry: 
 
 def run_batch(backend: Backend, prompts: Sequence[str], dialect: "Dialect | str", registry: "ToolRegistry | None",
               config: LoopConfig | None = None) -> list[LoopResult]:
-    """Several prompts in rounds: all live sessions decode together (when the backend can batch), then their calls run.
+    """Several prompts in rounds: all live sessions decode together (Backend.generate_batch), then their calls run.
 
-    A backend batches when it has `generate_batch(sessions, stops, budgets, steerings)`; otherwise each
-    session decodes in turn (the transformers backend does that; vLLM batches).
+    vLLM schedules a round's sessions together; the transformers backend decodes them in turn.
     """
     dialect = _resolve(dialect)
     cfg = config or LoopConfig()
     runs = [_Run(s, cfg) for s in backend.start_batch(list(prompts))]
     live = list(runs)
-    batch = getattr(backend, "generate_batch", None)
     while live:
         # 1. Decode every live session up to its next stop.
         args = [_decode_args(r, dialect) for r in live]
         before = [r.session.counters.decoded_tokens for r in live]
-        if batch is not None:
-            batch([r.session for r in live], [a[0] for a in args], [r.budget for r in live], [a[1] for a in args])
-        else:
-            for r, (stop, steering) in zip(live, args):
-                r.session.generate(stop, r.budget, steering)
+        backend.generate_batch([r.session for r in live], [a[0] for a in args], [r.budget for r in live],
+                               [a[1] for a in args])
         # 2. Run the calls of the sessions that paused at a call marker; the others are finished.
         still: list[_Run] = []
         for r, b in zip(live, before):

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingDependencyError
+from .options import option
+from .jsonl import read_jsonl, string_field
 
 #: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
 IGNORE_INDEX = -100
-#: What separates a call from its result in the bracket/tagged forms (SPEC §1).
-RESULT_MARKERS = ("->", "→")
-CLOSE_MARKERS = ("</API>", "]")
 #: The base recorded in a LoRA adapter trained on the embedded model; hf_loading maps it back.
 EMBEDDED_BASE = "embedded"
 
@@ -24,26 +23,30 @@ EMBEDDED_BASE = "embedded"
 class TrainConfig:
     """One fine-tuning run; every field is also a `toolcall train` flag."""
 
-    corpus: Path                       # DIR holding corpus.jsonl, or a .jsonl file of {"text": ...} records
-    output: Path                       # where the checkpoint (or LoRA adapter) is written
-    model: str | None = None           # base checkpoint/.gguf path; None: the embedded SmolLM2
-    epochs: float = 1.0
-    max_steps: int = -1                # > 0 overrides epochs
-    lr: float | None = None            # None: 1e-5 full fine-tuning (paper App. B), 1e-4 LoRA
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512              # tokens per example; longer texts are truncated (paper: 1,024)
-    warmup: float = 0.1                # fraction of steps (paper: 10% warm-up)
-    mask_results: bool = True          # labels -100 on tool results: the program writes them, the model need not
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    bf16: bool = False                 # mixed precision where the device supports it (Trainer decides the device)
-    seed: int = 0
-    verify: bool = True                # reload the saved checkpoint with load_model_and_tokenizer and compare logits
-    logging_steps: int = 10
+    corpus: Path = option(help="data-gen output DIR (reads DIR/corpus.jsonl) or a .jsonl file of {\"text\": ...} records")
+    output: Path = option(help="directory for the checkpoint or LoRA adapter")
+    model: str | None = option(None, metavar="PATH", help="base checkpoint or .gguf (default: the embedded "
+                                                          "SmolLM2-135M-Instruct)")
+    epochs: float = option(1.0, help="passes over the corpus")
+    max_steps: int = option(-1, metavar="N", help="stop after N optimiser steps; > 0 overrides --epochs")
+    lr: float | None = option(None, help="peak learning rate (default: 1e-5 for full fine-tuning, as in the paper's "
+                                         "App. B; 1e-4 with --lora)")
+    batch_size: int = option(8, metavar="N", help="examples per device per step")
+    grad_accum: int = option(1, metavar="N", help="gradient accumulation steps")
+    max_length: int = option(512, metavar="N", help="truncate examples to N tokens (the paper: 1,024)")
+    warmup: float = option(0.1, metavar="FRACTION", help="linear warm-up as a fraction of the steps (the paper: 10%)")
+    mask_results: bool = option(True, help="leave tool-result tokens out of the loss: the program writes them at "
+                                           "inference, the model need not learn them")
+    lora: bool = option(False, help="train a LoRA adapter (PEFT) instead of all weights")
+    lora_r: int = option(8, metavar="R", help="LoRA rank")
+    lora_alpha: int = option(16, metavar="ALPHA", help="LoRA alpha")
+    lora_dropout: float = option(0.05, metavar="P", help="LoRA dropout")
+    lora_targets: tuple[str, ...] = option(("q_proj", "v_proj"), metavar="NAMES",
+                                           help="comma-separated module names LoRA adapts")
+    bf16: bool = option(False, help="bfloat16 mixed precision where the device supports it (Trainer picks the device)")
+    seed: int = option(0, help="random seed of the run (data order, adapter initialisation)")
+    verify: bool = option(True, help="reload the saved checkpoint and check it gives the trained model's logits")
+    logging_steps: int = option(10, metavar="N", help="log the loss every N steps (stderr)")
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.lora else 1e-5)
@@ -56,6 +59,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if self.lora and not self.lora_targets:
+            raise ConfigError("lora_targets must name at least one module, e.g. q_proj,v_proj")
         if self.learning_rate() <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
 
@@ -91,22 +96,10 @@ def corpus_file(path: str | Path) -> Path:
     return path
 
 
-def read_corpus(path: str | Path) -> list[str]:
-    """The "text" field of every record (augmented text in bracket form); blank lines are skipped."""
+def read_training_texts(path: str | Path) -> list[str]:
+    """The "text" field of every corpus record (augmented text with its calls); blank lines are skipped."""
     file = corpus_file(path)
-    texts: list[str] = []
-    with file.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as err:
-                raise ConfigError(f"{file}:{number}: not a JSON object: {err}") from err
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str) or not text:
-                raise ConfigError(f"{file}:{number}: a corpus record needs a non-empty string field 'text'")
-            texts.append(text)
+    texts = [string_field(record, "text", where) for where, record in read_jsonl(file, "corpus")]
     if not texts:
         raise ConfigError(f"corpus {file} holds no records")
     return texts
@@ -114,50 +107,9 @@ def read_corpus(path: str | Path) -> list[str]:
 
 # --- which characters are tool results --------------------------------------------------------------
 
-def result_spans(text: str, dialect: str = "toolformer") -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """For each call with a result: ((marker start, marker end), (result start, result end)) character offsets.
-
-    The result is everything between the arrow ("->" or "→") and the closing "]" / "</API>", spaces
-    included: at inference the program writes exactly that text (Dialect.splice), so the model never
-    has to predict it. Calls are found with the dialect's own parser, so results holding brackets or
-    arrows are delimited the same way the decoding loop delimits them.
-    """
-    from .dialects import get_dialect
-
-    spans = []
-    for call in get_dialect(dialect).parse(text).calls:
-        if call.result is None:
-            continue
-        start, end = call.span
-        close = next((end - len(c) for c in CLOSE_MARKERS if text.endswith(c, start, end)), end)
-        marker = _result_marker(text, start, close, call.result)
-        if marker is not None:
-            spans.append((marker, (marker[1], close)))
-    return spans
-
-
-def _result_marker(text: str, start: int, close: int, result: str) -> tuple[int, int] | None:
-    """The arrow that introduces `result`: the first one whose following text is the result (stripped)."""
-    candidates = sorted(
-        (at, at + len(m)) for m in RESULT_MARKERS for at in _find_all(text, m, start, close)
-    )
-    for at, after in candidates:
-        if text[after:close].strip() == result.strip():
-            return at, after
-    # The parser normalised the result (unquoting, spacing): fall back to the first arrow in the call.
-    return candidates[0] if candidates else None
-
-
-def _find_all(text: str, needle: str, start: int, end: int) -> list[int]:
-    found, at = [], text.find(needle, start, end)
-    while at >= 0:
-        found.append(at)
-        at = text.find(needle, at + 1, end)
-    return found
-
-
 def result_token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> list[bool]:
-    """True for tokens to leave out of the loss: tokens overlapping a result, unless they also hold part of the arrow.
+    """True for tokens to leave out of the loss: tokens overlapping a result, unless they also hold part of its
+    marker (`spans` as `Dialect.result_spans` gives them; the marker is Toolformer's arrow, MOSS's Results opener).
 
     Tokens cross the boundaries (SmolLM2 writes "2023.]" as "." + "]"-merged pieces, ` ->` as one token):
     a token that carries arrow characters stays in the loss because the model must learn to emit the
@@ -184,7 +136,9 @@ def tokenize_example(text: str, tokenizer: Any, max_length: int, mask_results: b
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     labels = list(ids)
     if mask_results:
-        spans = result_spans(text, dialect)
+        from .dialects import get_dialect
+
+        spans = get_dialect(dialect).result_spans(text)  # the dialect knows which characters the program writes
         for i, masked in enumerate(result_token_mask(offsets, spans)):
             if masked:
                 labels[i] = IGNORE_INDEX
@@ -254,7 +208,7 @@ def _plain_config_dict(config: Any) -> dict[str, Any]:
 def save_checkpoint(model: Any, tokenizer: Any, output: Path) -> None:
     """A checkpoint directory load_model_and_tokenizer (and vLLM) opens: weights, config.json, tokenizer.
 
-    Weights go through safetensors directly (NOTES.md: GGUF-born models refuse save_pretrained);
+    Weights go through safetensors directly (a model loaded from a GGUF file refuses save_pretrained);
     lm_head.weight is dropped when it is tied to the embeddings, the loader re-ties it.
     """
     from safetensors.torch import save_file
@@ -331,7 +285,7 @@ def train(config: TrainConfig) -> TrainResult:
     torch, transformers = _require_training()
     from .backends.hf_loading import load_model_and_tokenizer
 
-    texts = read_corpus(config.corpus)
+    texts = read_training_texts(config.corpus)
     base, tokenizer = load_model_and_tokenizer(config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

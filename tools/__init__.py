@@ -27,7 +27,7 @@ def builtin_tools() -> list["Tool"]:
         make_tool(solve.solve, "Solve", timeout=10.0, isolated=True, example="[Solve(2*x + 3 = 7) -> x = 2]"),
         make_tool(wikisearch.wiki_search, "WikiSearch", timeout=30.0, cache=False,
                   example="[WikiSearch(Ghana flag red meaning) -> Flag of Ghana: The flag of Ghana has three horizontal stripes of red, gold and green...]"),
-        make_tool(search.search, "Search", timeout=30.0, example='[Search(Scranton Pennsylvania) -> <|1|>: "Scranton is a city in northeastern Pennsylvania..."]'),
+        make_tool(search.search, "Search", timeout=30.0, example="[Search(Scranton Pennsylvania) -> Scranton is a city in northeastern Pennsylvania...]"),
         make_tool(qa.qa, "QA", timeout=30.0, cache=False,
                   example='[QA("Where was Joe Biden born?") -> He was born in Scranton, Pennsylvania, on November 20, 1942.]'),
         make_tool(mt.mt, "MT", timeout=180.0, example='[MT(sûreté nucléaire) -> nuclear safety]'),

@@ -1,4 +1,4 @@
-"""The Search tool (MOSS's Search): web search through `ddgs`, with back-off on rate limits, a result cache and a test seam."""
+"""The Search tool (MOSS's Search plugin): web search through `ddgs`, with back-off on rate limits, a result cache and a test seam."""
 from __future__ import annotations
 
 import threading
@@ -74,13 +74,17 @@ def fetch(query: str, max_results: int = MAX_RESULTS) -> list[dict[str, Any]]:
 
 
 def format_results(results: list[dict[str, Any]]) -> str:
-    """MOSS's layout: one `<|n|>: "snippet"` line per result; "No result." when there are none."""
+    """One snippet per line, whitespace collapsed and long ones cut; "No result." when there are none.
+
+    Each dialect lays the lines out its own way (MOSS numbers them, Toolformer joins them on one line).
+    """
     lines = []
-    for n, row in enumerate(results, 1):
+    for row in results:
         body = " ".join(str(row.get("body") or row.get("snippet") or row.get("title") or "").split())
         if len(body) > SNIPPET_CHARS:
             body = body[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-        lines.append(f'<|{n}|>: "{body}"')
+        if body:
+            lines.append(body)
     return "\n".join(lines) if lines else "No result."
 
 
@@ -91,7 +95,7 @@ def search(query: str) -> str:
         query: The search query, for example "Scranton Pennsylvania population".
 
     Returns:
-        Numbered snippets in MOSS's format, one per line: <|1|>: "..."
+        The top snippets, one per line; "No result." when there are none.
     """
     query = " ".join(query.split())
     if not query:

@@ -162,11 +162,10 @@ def test_real_vllm_prefix_cache_serves_the_resubmitted_prefix() -> None:
 
     from toolcall.api import make_registry
     from toolcall.backends.vllm import VLLMBackend
-    from toolcall.prompting import build_prompt
 
     backend = VLLMBackend(os.environ.get("TOOLCALL_VLLM_MODEL"))
     dialect = get_dialect("toolformer")
-    prompt = build_prompt("What is 17 times 23?", dialect, make_registry(["calculator"]), backend) + "It is [Calculator(17 * 23)"
+    prompt = dialect.prompt("What is 17 times 23?", make_registry(["calculator"]), backend.chat_prompt) + "It is [Calculator(17 * 23)"
     session = backend.start(prompt)
     result = run_loop(backend, prompt, dialect, make_registry(["calculator"]), LoopConfig(max_new_tokens=20))
     assert result.calls and result.calls[0].result == "391"

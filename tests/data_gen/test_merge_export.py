@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from toolcall.data_gen.export import read_corpus, to_moss, write_hf_dataset
+from toolcall.data_gen.export import read_records, to_moss, write_hf_dataset
+from toolcall.dialects import get_dialect
 from toolcall.data_gen.merge import merge_record
 
 TEXT = "Out of 1400 participants, 400 passed. It was Monday."
@@ -77,13 +78,34 @@ def test_moss_mapping() -> None:
     assert turn["Tool Responses"] == "<|Results|>:\nCalculate(\"400 / 1400\") => '0.29'\n<eor>\n"
     assert turn["MOSS"] == "<|MOSS|>: 400 passed. It was Monday.<eom>\n"
     assert "- Calculator: enabled." in conv["meta_instruction"] and "- Web search: disabled." in conv["meta_instruction"]
+    assert "- Calendar: enabled." in conv["meta_instruction"]
+
+
+def test_every_moss_export_round_trips_through_the_moss_parser() -> None:
+    text = "One. Two, three. Four."
+    results = ["it's 2", 'say "hi"', "line one\nline two", "a, b, c", "", "No result."]
+    tools = ["Calculator", "WikiSearch", "Search", "Solve", "Calendar", "QA"]
+    calls = [{"tool": tool, "args": args, "result": result, "position": 4, "loss_minus": 1.0, "loss_plus": 0.5,
+              "loss_reduction": 0.5}
+             for tool, args, result in zip(tools, [["1+1"], ["it's, \"quoted\""], ["q"], ["x=1"], [], ["Who?"]], results)]
+    record = {"text": text, "original": text, "calls": calls}
+    conv = to_moss(record, 4, tools)
+    assert conv["conversation_id"] == 5 and conv["num_turns"] == 1
+    moss = get_dialect("moss")
+    parsed = moss.parse("".join(conv["chat"]["turn_1"].values()))
+    assert parsed.issues == []
+    assert [(c.tool, c.args, c.result) for c in parsed.calls] == [
+        ("Calculate", ("1+1",), "it's 2"), ("Search", ('it\'s, "quoted"',), 'say "hi"'),
+        ("Search", ("q",), "line one\nline two"), ("Solve", ("x=1",), "a, b, c"), ("Calendar", (), ""),
+        ("QA", ("Who?",), "No result.")]
+    assert moss.reply("".join(conv["chat"]["turn_1"].values())) == "Two, three. Four."
 
 
 def test_hf_dataset_roundtrip(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     rec = merge_record({"text": TEXT, "candidates": [cand("Calculator", 6, TEXT.index(" 400"), 0.9)]})
     (tmp_path / "corpus.jsonl").write_text(json.dumps(rec) + "\n")
-    records = read_corpus(tmp_path / "corpus.jsonl")
+    records = read_records(tmp_path / "corpus.jsonl")
     write_hf_dataset(records, tmp_path / "hf")
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert ds[0]["text"] == rec["text"] and ds[0]["calls"][0]["args"] == ["400 / 1400"]

@@ -1,4 +1,4 @@
-"""MOSS dialect: Commands and Results fields, MOSS's results layout, issues, the loop helpers."""
+"""MOSS dialect: Commands and Results fields, MOSS's results layout, issues, pending calls, turns, result spans, replies."""
 from __future__ import annotations
 
 import dataclasses
@@ -86,6 +86,11 @@ def test_render_commands_and_results_layout() -> None:
         render_results(calls, ["x"])
 
 
+def test_any_multi_line_result_is_numbered_snippets_whatever_the_tool() -> None:
+    assert render_results([ToolCall("Search", ("a",))], ["only one"]) == "Search(\"a\") => 'only one'"
+    assert render_results([ToolCall("Lookup", ("a",))], ["one\n\n two "]) == 'Lookup("a") =>\n<|1|>: "one"\n<|2|>: "two"'
+
+
 def test_replaced_results_rerender_the_round() -> None:
     parsed = parse(TURN, "moss")
     parsed.calls[1] = dataclasses.replace(parsed.calls[1], result="42")
@@ -112,28 +117,90 @@ def test_call_outside_any_field_cannot_render() -> None:
         render(parsed)
 
 
-def test_pending_calls_and_splice() -> None:
+def test_pending_calls_and_their_closing() -> None:
     dialect = get_dialect("moss")
     assert (dialect.call_markers, dialect.end_markers, dialect.open_marker) == (("<eoc>",), ("<eom>",), "<|Commands|>:")
     prompt = '<|Human|>: hi<eoh>\n<|Inner Thoughts|>: need tools<eot>\n<|Commands|>: Search("a"), Calculate("2*3")<eoc>'
-    calls, issues = dialect.pending_calls(prompt)
-    assert issues == []
-    assert [(c.tool, c.args) for c in calls] == [("Search", ("a",)), ("Calculate", ("2*3",))]
-    assert [prompt[s:e] for s, e in (c.span for c in calls)] == ['Search("a")', 'Calculate("2*3")']
-    appended = dialect.splice(prompt, calls, ["snippet one\nsnippet two", "6"])
+    pending = dialect.pending(prompt)
+    assert pending is not None and not pending.malformed
+    assert [(c.tool, c.args) for c in pending.calls] == [("Search", ("a",)), ("Calculate", ("2*3",))]
+    assert [prompt[s:e] for s, e in (c.span for c in pending.calls)] == ['Search("a")', 'Calculate("2*3")']
+    appended = dialect.close(pending, ["snippet one\nsnippet two", "6"])
     assert appended == ('\n<|Results|>:\nSearch("a") =>\n<|1|>: "snippet one"\n<|2|>: "snippet two"\n'
                         "Calculate(\"2*3\") => '6'\n<eor>\n<|MOSS|>:")
     finished = parse(prompt + appended + " It is 6.<eom>", "moss")
     assert [c.result for c in finished.calls] == ["snippet one\nsnippet two", "6"]
-    none_calls, _ = dialect.pending_calls("<|Commands|>: None<eoc>")
-    assert none_calls == []
-    assert dialect.splice("<|Commands|>: None<eoc>", [], []) == "\n<|Results|>:\nNone\n<eor>\n<|MOSS|>:"
-    assert dialect.pending_calls("<|MOSS|>: done<eom>") == ([], [])
-    tail_calls, _ = dialect.pending_calls(' Calculate("2*3")<eoc>')
-    assert [(c.tool, c.args, c.span) for c in tail_calls] == [("Calculate", ("2*3",), (1, 17))]
-    assert dialect.pending_calls("<|MOSS|>: odd<eoc>") == ([], [])
-    bad_calls, bad = dialect.pending_calls("<|Commands|>: look it up<eoc>")
-    assert bad_calls == [] and bad[0].column == 19
+    with pytest.raises(ConfigError, match="one result per call"):
+        dialect.close(pending, ["x"])
+
+
+def test_commands_none_is_pending_with_no_calls() -> None:
+    dialect = get_dialect("moss")
+    pending = dialect.pending("<|Commands|>: None<eoc>")
+    assert pending is not None and pending.calls == () and not pending.malformed
+    assert dialect.close(pending, []) == "\n<|Results|>:\nNone\n<eor>\n<|MOSS|>:"
+
+
+def test_what_is_not_pending() -> None:
+    dialect = get_dialect("moss")
+    assert dialect.pending("<|MOSS|>: done<eom>") is None
+    assert dialect.pending("<|MOSS|>: odd<eoc>") is None  # an <eoc> inside another field
+    assert dialect.pending('<|Commands|>: Search("a")<eoc> and <eoc>') is None  # the field closed earlier
+    tail = dialect.pending(' Calculate("2*3")<eoc>')
+    assert tail is not None and [(c.tool, c.args, c.span) for c in tail.calls] == [("Calculate", ("2*3",), (1, 17))]
+
+
+def test_a_malformed_commands_field_closes_with_its_error() -> None:
+    dialect = get_dialect("moss")
+    text = "<|Commands|>: look it up<eoc>"
+    pending = dialect.pending(text)
+    assert pending is not None and pending.malformed and pending.calls == () and pending.issues[0].column == 19
+    closing = dialect.close(pending, ["Error: malformed call"])
+    assert closing == "\n<|Results|>:\nError: malformed call\n<eor>\n<|MOSS|>:"
+    assert parse(text + closing + " sorry<eom>", "moss").calls == []  # nothing invented
+    with pytest.raises(ConfigError, match="one error text"):
+        dialect.close(pending, [])
+
+
+def test_render_turn_round_trips() -> None:
+    dialect = get_dialect("moss")
+    calls = [ToolCall("Calculate", ("1+1",), "it's 2"), ToolCall("Search", ('say "x", y',), 'a "quoted", b\nsecond'),
+             ToolCall("Solve", ("x=1",), None)]
+    turn = dialect.render_turn("hi", "None", calls, "ok")
+    assert list(turn) == ["Human", "Inner Thoughts", "Commands", "Tool Responses", "MOSS"]
+    assert turn["Human"] == "<|Human|>: hi<eoh>\n" and turn["MOSS"] == "<|MOSS|>: ok<eom>\n"
+    assert turn["Tool Responses"].startswith("<|Results|>:\nCalculate(\"1+1\") => 'it's 2'\n")
+    parsed = parse("".join(turn.values()), "moss")
+    assert parsed.issues == []
+    assert [(c.tool, c.args, c.result) for c in parsed.calls] == [
+        ("Calculate", ("1+1",), "it's 2"), ("Search", ('say "x", y',), 'a "quoted", b\nsecond'), ("Solve", ("x=1",), "")]
+    empty = "".join(dialect.render_turn("hi", "None", [], "ok").values())
+    assert "<|Commands|>: None<eoc>\n<|Results|>:\nNone\n<eor>" in empty and parse(empty, "moss").calls == []
+
+
+def test_api_names_come_from_the_plugin_data() -> None:
+    dialect = get_dialect("moss")
+    assert [dialect.api_name(t) for t in ("Calculator", "calculate", "WikiSearch", "search", "solve", "Calendar")] == [
+        "Calculate", "Calculate", "Search", "Search", "Solve", "Calendar"]
+
+
+def test_result_spans_are_the_results_bodies() -> None:
+    text = TURN + "<|Commands|>: None<eoc>\n<|Results|>:\nNone\n<eor>\n<|MOSS|>: x<eom>\n<|Results|>:\nbroken\n<eor>"
+    spans = get_dialect("moss").result_spans(text)
+    assert [text[m[0]:m[1]] for m, _ in spans] == ["<|Results|>:", "<|Results|>:"]
+    bodies = [text[r[0]:r[1]] for _, r in spans]
+    assert bodies[0] == ('\nSearch("who founded X") =>\n<|1|>: "X was founded by Y, in [1901]."\n<|2|>: "Y also founded Z."\n'
+                         "Calculate(\"10^16\") => '10000000000000000'")
+    assert bodies[1] == "\nNone"
+    assert all(m[1] == r[0] for m, r in spans)
+
+
+def test_reply_is_the_last_moss_field() -> None:
+    dialect = get_dialect("moss")
+    assert dialect.reply(" t<eot>\n<|Commands|>: None<eoc>\n<|Results|>:\nNone\n<eor>\n<|MOSS|>: Hi!<eom>") == "Hi!"
+    assert dialect.reply(TURN) == "Y founded X<sup><|1|></sup>; 10^16 = 10000000000000000."
+    assert dialect.reply(TURN, keep_calls=False) == dialect.reply(TURN)
+    assert dialect.reply(" no fields at all ") == "no fields at all"
 
 
 def test_text_starting_inside_a_commands_field() -> None:
@@ -170,5 +237,5 @@ def test_field_markers_inside_quoted_arguments_are_not_fields() -> None:
     parsed = parse(text, "moss")
     assert parsed.issues == []
     assert [c.args for c in parsed.calls] == [("<|Results|>: x",), ("a<eoc>b",)]
-    calls, issues = get_dialect("moss").pending_calls(text)
-    assert [c.tool for c in calls] == ["Search", "Calculate"] and issues == []
+    pending = get_dialect("moss").pending(text)
+    assert pending is not None and [c.tool for c in pending.calls] == ["Search", "Calculate"] and not pending.malformed

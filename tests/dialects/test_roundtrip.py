@@ -117,9 +117,18 @@ def test_broken_text_never_raises_in_lenient_mode(seed: int) -> None:
         dialect = get_dialect(name)
         for cut in range(0, len(broken) + 1, max(1, len(broken) // 7)):  # streaming prefixes
             prefix = broken[:cut]
-            calls, issues = dialect.pending_calls(prefix)
-            assert all(0 <= c.span[0] <= c.span[1] <= len(prefix) for c in calls)
-            assert all(0 <= i.pos <= len(prefix) for i in issues)
+            pending = dialect.pending(prefix)
+            if pending is None:
+                continue
+            assert all(0 <= c.span[0] <= c.span[1] <= len(prefix) for c in pending.calls)
+            assert all(0 <= i.pos <= len(prefix) for i in pending.issues)
+            assert not (pending.calls and pending.issues)  # a pending call is either well-formed or malformed
+            results = ["Error: malformed call"] if pending.malformed else ["r"] * len(pending.calls)
+            closed = prefix + dialect.close(pending, results)
+            if pending.calls:  # closing well-formed calls gives them their results
+                assert [c.result for c in parse(closed, name).calls[-len(pending.calls):]] == results
+        for (ma, mb), (ra, rb) in dialect.result_spans(broken):
+            assert 0 <= ma <= mb == ra <= rb <= len(broken)
 
 
 _ARG_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\x85"),

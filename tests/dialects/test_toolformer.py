@@ -1,4 +1,4 @@
-"""Toolformer dialect: every spelling, prose brackets, issues, canonical rendering, the loop helpers."""
+"""Toolformer dialect: every spelling, prose brackets, issues, canonical rendering, pending calls, result spans, replies."""
 from __future__ import annotations
 
 import dataclasses
@@ -155,27 +155,47 @@ def test_unknown_spelling_is_a_config_error() -> None:
     ("So <API>[Calculator(3*4) ->", ("3*4",), " 12]</API>"),
     ("[Calendar() -> x] then\nnow [QA(\"a, b\") -> [x]] [Calculator(3, 4)->", ("3", "4"), "12]"),
 ])
-def test_pending_calls_and_splice(text: str, args: tuple[str, ...], appended: str) -> None:
+def test_pending_call_and_its_closing(text: str, args: tuple[str, ...], appended: str) -> None:
     dialect = get_dialect("toolformer")
-    calls, issues = dialect.pending_calls(text)
-    assert issues == []
-    assert [(c.tool, c.args, c.result) for c in calls] == [("Calculator", args, None)]
-    start, end = calls[0].span
+    pending = dialect.pending(text)
+    assert pending is not None and pending.issues == () and not pending.malformed
+    assert [(c.tool, c.args, c.result) for c in pending.calls] == [("Calculator", args, None)]
+    start, end = pending.calls[0].span
     assert text[start:end].startswith(("[Calculator", "<API>")) and end == len(text.rstrip())
-    assert dialect.splice(text, calls, ["12"]) == appended
+    assert dialect.close(pending, ["12"]) == appended
     finished = parse(text + appended)
     assert finished.calls[-1].result == "12" and finished.calls[-1].args == args and finished.issues == []
 
 
-def test_pending_calls_ignore_prose_arrows_and_report_broken_calls() -> None:
+def test_arrows_that_open_no_call_are_not_pending() -> None:
     dialect = get_dialect("toolformer")
-    assert dialect.pending_calls("[Calculator(1) -> 1] so x ->") == ([], [])
-    assert dialect.pending_calls("no marker here") == ([], [])
-    assert dialect.pending_calls("a -> b ->") == ([], [])
-    calls, issues = dialect.pending_calls("so [Calculator(1 ->")
-    assert calls == [] and issues and issues[0].line == 1 and "')'" in issues[0].expected
-    with pytest.raises(ConfigError, match="no Toolformer call awaits"):
-        dialect.splice("a -> b ->", [], ["1"])
+    assert dialect.pending("[Calculator(1) -> 1] so x ->") is None
+    assert dialect.pending("no marker here") is None
+    assert dialect.pending("a -> b ->") is None
+
+
+def test_a_malformed_pending_call_closes_with_what_opened_it() -> None:
+    dialect = get_dialect("toolformer")
+    pending = dialect.pending("so [Calculator(1 ->")
+    assert pending is not None and pending.malformed and pending.calls == ()
+    issue = pending.issues[0]
+    assert issue.line == 1 and "')'" in issue.expected
+    assert dialect.close(pending, ["Error: malformed call"]) == " Error: malformed call]"
+    tagged = dialect.pending("so <API>[Calculator(1 ->")
+    assert tagged is not None and dialect.close(tagged, ["Error: bad"]) == " Error: bad</API>"
+
+
+def test_close_takes_one_result_on_one_line() -> None:
+    dialect = get_dialect("toolformer")
+    pending = dialect.pending("[Search(cats) ->")
+    assert pending is not None
+    text = "[Search(cats) ->" + dialect.close(pending, ["Cats purr.\n\n  Cats sleep a lot. \n"])
+    assert text == "[Search(cats) -> Cats purr. | Cats sleep a lot.]"
+    assert parse(text).calls[0].result == "Cats purr. | Cats sleep a lot."
+    with pytest.raises(ConfigError, match="exactly one result"):
+        dialect.close(pending, ["a", "b"])
+    with pytest.raises(ConfigError, match="ToolformerDialect.pending"):
+        dialect.close(get_dialect("moss").pending('<|Commands|>: Search("a")<eoc>'), ["x"])
 
 
 def test_markers() -> None:
@@ -185,7 +205,46 @@ def test_markers() -> None:
     assert get_dialect("toolformer", spelling="tagged").open_marker == "<API>"
 
 
-def test_splice_closes_a_malformed_pending_call_with_what_opened_it() -> None:
+def test_a_single_argument_is_bare_when_it_parses_back_unchanged() -> None:
+    dialect = get_dialect("toolformer", spelling="bracket")
+    assert dialect.render_call(ToolCall("Calculator", ("1,240 + 1,560",), "2800")) == "[Calculator(1,240 + 1,560) -> 2800]"
+    assert dialect.render_call(ToolCall("WikiSearch", ("Ghana's flag",))) == "[WikiSearch(Ghana's flag)]"
+    assert dialect.render_call(ToolCall("Calculator", ("(2 + 3) * 4",))) == "[Calculator((2 + 3) * 4)]"
+    # Bare, these would read back as something else: quoted.
+    assert dialect.render_call(ToolCall("QA", ("a, b",))) == '[QA("a, b")]'
+    assert dialect.render_call(ToolCall("T", ("f(x))",))) == '[T("f(x))")]'
+    assert dialect.render_call(ToolCall("T", (" padded ",))) == '[T(" padded ")]'
+    assert dialect.render_call(ToolCall("T", ("",))) == '[T("")]'
+    # Two arguments keep the per-argument rule: "a, b" must be quoted to stay one argument.
+    assert dialect.render_call(ToolCall("T", ("it's", "x"))) == '[T("it\'s", x)]'
+
+
+@pytest.mark.parametrize(("text", "pieces"), [
+    ("Out of 1400, 400 (or [Calculator(400 / 1400) → 0.29] 29%) passed.", [("→", " 0.29")]),
+    ("two [Calculator(1+2)->3] and <API> Calculator(2*3) → 6 </API> calls", [("->", "3"), ("→", " 6 ")]),
+    ("a <API>[Calculator(3*4)]->12</API> b <API>[Calculator(3*4) -> 12]</API> c", [("->", "12"), ("->", " 12")]),
+    ("brackets [QA(Which list?) -> [1, 2] and more] inside", [("->", " [1, 2] and more")]),
+    ("empty [Calculator(1) ->] and none [QA(Where?)] and an arrow [T(a -> b) -> c]", [("->", ""), ("->", " c")]),
+    ("broken [Calculator(1 -> 2 and prose a -> b", []),
+])
+def test_result_spans_are_the_arrow_and_what_follows_it_up_to_the_close(text: str, pieces: list[tuple[str, str]]) -> None:
+    spans = get_dialect("toolformer").result_spans(text)
+    assert [(text[m[0]:m[1]], text[r[0]:r[1]]) for m, r in spans] == pieces
+    assert all(m[1] == r[0] for m, r in spans)
+
+
+def test_result_spans_are_what_close_writes() -> None:
     dialect = get_dialect("toolformer")
-    assert dialect.splice("so [Calculator(1 ->", [], ["Error: malformed call"]) == " Error: malformed call]"
-    assert dialect.splice("so <API>[Calculator(1 ->", [], ["Error: bad"]) == " Error: bad</API>"
+    for text in ("So [Calculator(3 * 4) ->", "So <API> Calculator(3*4) →", "So <API>[Calculator(3*4)]->"):
+        pending = dialect.pending(text)
+        assert pending is not None
+        closing = dialect.close(pending, ["12"])
+        (marker, (start, end)), = dialect.result_spans(text + closing)
+        assert text[marker[0]:marker[1]] in ("->", "→") and marker[1] == start == len(text)
+        assert closing[:end - start].strip() == "12" and closing[end - start:] in ("]", "</API>")  # the closer is not masked
+
+
+def test_reply_keeps_or_cuts_calls() -> None:
+    dialect = get_dialect("toolformer")
+    assert dialect.reply(" a [b(1) -> 2] c ") == "a [b(1) -> 2] c"
+    assert dialect.reply("It is [Calculator(2 * 3) -> 6] 6 apples.", keep_calls=False) == "It is 6 apples."

@@ -1,4 +1,4 @@
-"""tools.search: MOSS-style snippets, back-off on rate limits, cache; a fake at the search-function seam, never the network."""
+"""tools.search: one snippet per line, back-off on rate limits, cache; a fake at the search-function seam, never the network."""
 from __future__ import annotations
 
 import builtins
@@ -35,15 +35,31 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     search_mod.set_search_function(None)
 
 
-def test_moss_snippet_format_and_truncation(sleeps: list[float]) -> None:
+def test_one_snippet_per_line_and_truncation(sleeps: list[float]) -> None:
     fake = FakeSearch()
     search_mod.set_search_function(fake)
     out = search_mod.search("Scranton  population")
     lines = out.split("\n")
-    assert lines[0] == '<|1|>: "first result for Scranton population"'
-    assert lines[1].startswith('<|2|>: "second word') and lines[1].endswith('…"') and len(lines[1]) < 320
+    assert lines[0] == "first result for Scranton population"
+    assert lines[1].startswith("second word") and lines[1].endswith("…") and len(lines[1]) <= search_mod.SNIPPET_CHARS + 1
     assert fake.queries == [("Scranton population", 3)]
     assert search_mod.format_results([]) == "No result."
+    assert search_mod.format_results([{"title": "", "body": "  "}, {"title": "T"}]) == "T"  # empty rows are dropped
+
+
+def test_each_dialect_lays_the_snippets_out_its_own_way(sleeps: list[float]) -> None:
+    from toolcall.dialects import get_dialect
+
+    search_mod.set_search_function(FakeSearch())
+    out = search_mod.search("cats")
+    moss, toolformer = get_dialect("moss"), get_dialect("toolformer")
+    moss_text = '<|Commands|>: Search("cats")<eoc>'
+    closed = moss_text + moss.close(moss.pending(moss_text), [out])
+    assert '\n<|1|>: "first result for cats"\n<|2|>: "second word' in closed
+    assert moss.parse(closed).calls[0].result == out
+    tf_text = "[Search(cats) ->"
+    closed = tf_text + toolformer.close(toolformer.pending(tf_text), [out])
+    assert closed.startswith("[Search(cats) -> first result for cats | second word") and "\n" not in closed
 
 
 def test_results_are_cached(sleeps: list[float]) -> None:
@@ -56,7 +72,7 @@ def test_results_are_cached(sleeps: list[float]) -> None:
 def test_rate_limit_backs_off_exponentially_then_succeeds(sleeps: list[float]) -> None:
     fake = FakeSearch(fail_times=2)
     search_mod.set_search_function(fake)
-    assert search_mod.search("q").startswith('<|1|>: "first result for q"')
+    assert search_mod.search("q").startswith("first result for q\n")
     assert sleeps == [1.0, 2.0] and len(fake.queries) == 3
 
 
@@ -104,4 +120,5 @@ def test_missing_ddgs_gives_a_pip_hint(monkeypatch: pytest.MonkeyPatch, sleeps: 
 @pytest.mark.network
 def test_real_search() -> None:
     search_mod.set_search_function(None)
-    assert search_mod.search("Python programming language").startswith("<|1|>:")
+    out = search_mod.search("Python programming language")
+    assert out != "No result." and "<|" not in out

@@ -1,4 +1,4 @@
-"""Call dialects: parse tool calls out of text and render them back, looked up by name."""
+"""Call dialects, looked up by name: each owns one wire format, from parsing calls to the prompt that offers the tools."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,7 +6,7 @@ from typing import Any
 
 from ..calls import Parsed
 from ..errors import ConfigError
-from ..naming import Registry
+from ..name_registry import NameRegistry
 from .base import Dialect
 from .moss import MossDialect
 from .toolformer import ToolformerDialect
@@ -14,7 +14,7 @@ from .toolformer import ToolformerDialect
 __all__ = ["Dialect", "MossDialect", "ToolformerDialect", "dialects", "get_dialect", "parse", "render"]
 
 # Name -> factory taking the dialect's options (e.g. spelling="tagged" for toolformer).
-dialects: Registry[Callable[..., Dialect]] = Registry("dialect")
+dialects: NameRegistry[Callable[..., Dialect]] = NameRegistry("dialect")
 dialects.register("toolformer", ToolformerDialect)
 dialects.register("moss", MossDialect)
 

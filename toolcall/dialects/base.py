@@ -4,14 +4,21 @@ from __future__ import annotations
 import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from ..calls import Parsed, SyntaxIssue, ToolCall
+from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError, DialectSyntaxError
+from .prompt_data import ChatTemplate, PromptSource
+
+if TYPE_CHECKING:
+    from ..registry import ToolRegistry
+
+#: ((marker start, marker end), (result start, result end)) character offsets of one tool result in a text.
+ResultSpan = tuple[tuple[int, int], tuple[int, int]]
 
 # Characters that force a canonical argument into double quotes: without them the grammar would split
 # or end the argument there, or strip them away.
@@ -155,13 +162,19 @@ def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
 
 
 class Dialect(ABC):
-    """One way of writing tool calls into text: parse it, render it, and help the decoding loop."""
+    """One way of writing tool calls into text; it answers every question about its wire format.
+
+    Parse and render calls; find the calls pending at a call marker and close them with their results;
+    write the prompt that offers the tools; say what of a generation a person reads; and say which
+    characters are tool results, which training leaves out of the loss.
+    """
 
     name: str = ""
     call_markers: tuple[str, ...] = ()
     end_markers: tuple[str, ...] = ()
     open_marker: str = ""
 
+    # -- parsing and rendering -------------------------------------------------------------------
     @abstractmethod
     def parse(self, text: str, strict: bool = False) -> Parsed:
         """Every call in `text`; malformed call-like spans become issues (or raise when strict)."""
@@ -174,13 +187,61 @@ class Dialect(ABC):
     def render_call(self, call: ToolCall) -> str:
         """The canonical spelling of one call."""
 
+    # -- the decoding loop -----------------------------------------------------------------------
     @abstractmethod
-    def pending_calls(self, text: str) -> tuple[list[ToolCall], list[SyntaxIssue]]:
-        """The calls awaiting results at the end of `text`, which ends with a call marker."""
+    def pending(self, text: str) -> PendingCalls | None:
+        """The calls awaiting results at the end of `text`, which ends with a call marker.
+
+        None when the marker opens no call (an arrow in prose): there is nothing to close.
+        """
 
     @abstractmethod
-    def splice(self, text: str, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
-        """What to append after the call marker so that the pending calls carry their results."""
+    def close(self, pending: PendingCalls, results: Sequence[str]) -> str:
+        """The text to append after the call marker so that the pending calls carry their results.
+
+        One result per call; a malformed pending call takes one error text.
+        """
+
+    # -- prompts and replies ---------------------------------------------------------------------
+    @abstractmethod
+    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+               history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
+               instruction: PromptSource = None) -> str:
+        """The whole prompt for one question: the instruction offering the tools, worked examples, the conversation.
+
+        `chat` renders chat messages with the model's template (e.g. `backend.chat_prompt`) for dialects that
+        use it. `few_shot`: True for every worked example, False or 0 for none, K for the first K.
+        `instruction` is a file replacing the dialect's instruction text. A tool the dialect has no text for
+        gets a line made from its name, description and schema.
+        """
+
+    def reply(self, generated: str, keep_calls: bool = True) -> str:
+        """What a person reads of a generation: its answer part, with the calls in it, or without them
+        (keep_calls=False: calls and their results cut out, spacing mended; what evaluation scores)."""
+        if keep_calls:
+            return self._answer_part(generated)
+        pieces, pos = [], 0
+        for call in sorted(self.parse(generated).calls, key=lambda c: c.span):
+            start, end = call.span
+            if start >= pos:
+                pieces.append(generated[pos:start])
+                pos = end
+        pieces.append(generated[pos:])
+        # Cutting "[Calculator(2 * 3) -> 6]" out of "is [...] 6" leaves a double space.
+        return re.sub(r"[ \t]+", " ", self._answer_part("".join(pieces))).strip()
+
+    def _answer_part(self, generated: str) -> str:
+        """The part of a generation that answers the person (all of it, unless the dialect has an answer field)."""
+        return generated.strip()
+
+    # -- training --------------------------------------------------------------------------------
+    @abstractmethod
+    def result_spans(self, text: str) -> list[ResultSpan]:
+        """For each tool result in `text`: the span of the marker before it and the span of the result.
+
+        The result is what the program writes at inference, so the model need not learn to predict it;
+        the marker is what the model writes to ask for it.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -2,27 +2,39 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
-from ..calls import Parsed, SyntaxIssue, ToolCall
+from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from .base import (
-    Dialect, apply_edits, args_from_tree, find_child, format_call, issue_from_error, load_parser, raise_issue, rule,
+    Dialect, ResultSpan, apply_edits, args_from_tree, find_child, format_call, issue_from_error, load_parser,
+    raise_issue, rule,
+)
+from .prompt_data import (
+    ChatTemplate, PromptSource, builtin_key, first_line, read_data, read_json, read_override, shots, signature,
 )
 
+if TYPE_CHECKING:
+    from ..registry import ToolRegistry
+    from ..tool import Tool
+
+HUMAN_OPEN = "<|Human|>:"
+THOUGHTS_OPEN = "<|Inner Thoughts|>:"
 COMMANDS_OPEN = "<|Commands|>:"
 RESULTS_OPEN = "<|Results|>:"
+MOSS_OPEN = "<|MOSS|>:"
+PLUGINS_FILE = "moss_plugins.json"
+META_FILE = "moss_meta.txt"
 _BLOCK = re.compile(r"<\|(Commands|Results)\|>:")
 # Any field opener (`<|Human|>:`, `<|MOSS|>:`, ...) but not the numbered snippets `<|1|>:`.
 _FIELD = re.compile(r"<\|[A-Za-z][A-Za-z ]*\|>:")
 _QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
-# Tools whose results MOSS lays out as numbered snippets rather than one quoted value.
-SNIPPET_TOOLS = frozenset({"search", "wikisearch"})
 
 
 def _parser() -> Lark:
@@ -36,11 +48,11 @@ def _strip_quotes(value: str, quote: str) -> str:
     return value
 
 
-def _closer_end(tree: Tree) -> int:
-    """End offset of a field's `<eoc>` / `<eor>` in the parsed chunk."""
+def _closer(tree: Tree) -> Token:
+    """A field's `<eoc>` / `<eor>` token (`<eor>` with the whitespace before it) in the parsed chunk."""
     for child in tree.children:
         if isinstance(child, Token) and child.type in ("EOC", "END_RESULTS"):
-            return child.end_pos
+            return child
     raise AssertionError("the grammar ends every field with its closer")
 
 
@@ -50,6 +62,7 @@ class _Round:
 
     commands: tuple[int, int] | None = None
     results: tuple[int, int] | None = None
+    results_body: tuple[int, int] | None = None  # between the Results opener and the whitespace before <eor>
     calls: list[ToolCall] = field(default_factory=list)
 
 
@@ -62,18 +75,18 @@ def _render_outcome(call: ToolCall, result: str | None) -> str:
     head = f"{format_call(call, always_quote=True)} =>"
     if result is None or not result.strip():
         return f"{head} No result."
-    if call.tool.lower() in SNIPPET_TOOLS or "\n" in result:
-        lines = [line.strip() for line in result.splitlines() if line.strip()]
+    lines = [line.strip() for line in result.splitlines() if line.strip()]
+    if len(lines) > 1:
         return head + "".join(f'\n<|{i}|>: "{line}"' for i, line in enumerate(lines, 1))
-    return f"{head} '{result.strip()}'"
+    return f"{head} '{lines[0]}'"
 
 
 def render_results(calls: Sequence[ToolCall], results: Sequence[str | None]) -> str:
     """The body of a Results field in MOSS's layout, one entry per call.
 
-    `Search("a") =>` then `<|1|>: "snippet"` lines (search tools, or any multi-line result: one snippet per
-    line); `Calculate("10^16") => '10000000000000000'` for a one-line result; `Tool(...) => No result.`
-    for an empty or missing one; `None` when there are no calls.
+    `Search("a") =>` then `<|1|>: "snippet"` lines for a multi-line result (a list of snippets, one per line);
+    `Calculate("10^16") => '10000000000000000'` for a one-line result; `Tool(...) => No result.` for an empty
+    or missing one; `None` when there are no calls.
     """
     if len(calls) != len(results):
         raise ConfigError(f"render_results needs one result per call: {len(calls)} calls, {len(results)} results")
@@ -83,7 +96,8 @@ def render_results(calls: Sequence[ToolCall], results: Sequence[str | None]) -> 
 
 
 class MossDialect(Dialect):
-    """MOSS plugin turns: the model writes Commands, the program writes Results (SPEC §8)."""
+    """MOSS plugin turns (moss-003): the model writes Inner Thoughts and Commands, the program writes Results,
+    then the model answers in the MOSS field."""
 
     name = "moss"
     call_markers = ("<eoc>",)
@@ -126,7 +140,7 @@ class MossDialect(Dialect):
                 issues.append(issue)
                 awaiting = None  # Results after a broken Commands field name their own calls
                 continue
-            end = start + _closer_end(tree)
+            end = start + _closer(tree).end_pos
             if kind.startswith("Commands"):
                 awaiting = _Round(commands=(start, end), calls=self._commands(tree, chunk, start))
                 rounds.append(awaiting)
@@ -137,6 +151,7 @@ class MossDialect(Dialect):
                 current = _Round(calls=[c for c, _ in entries])
                 rounds.append(current)
             current.results = (start, end)
+            current.results_body = (start + len(RESULTS_OPEN), start + _closer(tree).start_pos)
             # Results pair with the commands by position; a blanket `No result.` answers them all.
             outcomes: list[str | None] = [blanket] * len(current.calls) if blanket is not None else [r for _, r in entries]
             outcomes += [None] * (len(current.calls) - len(outcomes))
@@ -220,29 +235,141 @@ class MossDialect(Dialect):
                 edits.append((end, end, f"\n{RESULTS_OPEN}\n{body}\n<eor>"))
         return apply_edits(text, edits)
 
+    def result_spans(self, text: str) -> list[ResultSpan]:
+        """The `<|Results|>:` opener of each Results field that parses, and its body up to `<eor>`."""
+        spans = []
+        for rnd in self._rounds(text, [], False):
+            if rnd.results is not None and rnd.results_body is not None:
+                opener = (rnd.results[0], rnd.results[0] + len(RESULTS_OPEN))
+                spans.append((opener, rnd.results_body))
+        return spans
+
     # -- the decoding loop ---------------------------------------------------------------------
-    def pending_calls(self, text: str) -> tuple[list[ToolCall], list[SyntaxIssue]]:
-        """The calls of the last Commands field, when `text` ends with its `<eoc>`."""
+    def pending(self, text: str) -> PendingCalls | None:
+        """The calls of the last Commands field, when `text` ends with its `<eoc>` (none for `None<eoc>`)."""
         body = text.rstrip()
         if not body.endswith("<eoc>"):
-            return [], []
+            return None
         masked = self._mask_quotes(body)
         start = masked.rfind(COMMANDS_OPEN)
         kind = "commands"
         if start < 0:
             if _FIELD.search(masked):
-                return [], []
+                return None  # an <eoc> inside another field is no call
             start, kind = 0, "commands_tail"  # the text starts inside the Commands field
         parser = _parser()
         chunk = body[start:]
         try:
             tree = parser.parse(chunk, start=kind)
-            if start + _closer_end(tree) != len(body):
-                return [], []  # the last Commands field closed earlier: the final <eoc> is not its closer
         except UnexpectedInput as err:
-            return [], [issue_from_error(err, parser, body, start, len(chunk), "a MOSS Commands field")]
-        return self._commands(tree, chunk, start), []
+            return PendingCalls((), (issue_from_error(err, parser, body, start, len(chunk), "a MOSS Commands field"),))
+        if start + _closer(tree).end_pos != len(body):
+            return None  # the last Commands field closed earlier: the final <eoc> is not its closer
+        return PendingCalls(tuple(self._commands(tree, chunk, start)))
 
-    def splice(self, text: str, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
-        """`\\n<|Results|>:\\n` + render_results(calls, results) + `\\n<eor>\\n<|MOSS|>:`."""
-        return f"\n{RESULTS_OPEN}\n{render_results(calls, list(results))}\n<eor>\n<|MOSS|>:"
+    def close(self, pending: PendingCalls, results: Sequence[str]) -> str:
+        """The Results field (`None` when there were no calls, the error text for a malformed Commands field),
+        then the opener of the MOSS field for the answer."""
+        if pending.malformed:
+            if len(results) != 1:
+                raise ConfigError(f"a malformed MOSS Commands field takes one error text, got {len(results)}")
+            body = str(results[0]).strip()
+        else:
+            body = render_results(pending.calls, [str(r) for r in results])
+        return f"\n{RESULTS_OPEN}\n{body}\n<eor>\n{MOSS_OPEN}"
+
+    # -- turns, prompts and replies ------------------------------------------------------------
+    def render_turn(self, human: str, thoughts: str, calls: Sequence[ToolCall], reply: str) -> dict[str, str]:
+        """One plugin turn as the moss-003 SFT data stores it: field name -> text; joined, it parses back to `calls`.
+
+        Each call carries its result (None writes `No result.`); no calls writes `None` in both fields.
+        """
+        return {
+            "Human": f"{HUMAN_OPEN} {human}<eoh>\n",
+            "Inner Thoughts": f"{THOUGHTS_OPEN} {thoughts}<eot>\n",
+            "Commands": f"{COMMANDS_OPEN} {render_commands(calls)}<eoc>\n",
+            "Tool Responses": f"{RESULTS_OPEN}\n{render_results(calls, [c.result for c in calls])}\n<eor>\n",
+            "MOSS": f"{MOSS_OPEN} {reply}<eom>\n",
+        }
+
+    @staticmethod
+    def _plugin_key(names: Sequence[str]) -> str | None:
+        """The plugin a tool serves, by its name or alias, or the plugin's API name (Calculate is the Calculator)."""
+        plugins = read_json(PLUGINS_FILE)["plugins"]
+        key = builtin_key(names, plugins)
+        if key is None:
+            by_api = {info["api"].split("(")[0]: k for k, info in plugins.items()}
+            api = builtin_key(names, by_api)
+            key = by_api[api] if api is not None else None
+        return key
+
+    def api_name(self, tool: str) -> str:
+        """The name MOSS's own data uses for a toolcall tool (Calculator -> Calculate, WikiSearch -> Search)."""
+        data = read_json(PLUGINS_FILE)
+        renamed = builtin_key((tool,), data["api_names"])
+        if renamed is not None:
+            return str(data["api_names"][renamed])
+        key = self._plugin_key((tool,))
+        return str(data["plugins"][key]["api"].split("(")[0]) if key is not None else tool
+
+    def meta_instruction(self, tools: "Iterable[Tool | str] | None" = None, path: PromptSource = None) -> str:
+        """MOSS's meta-instruction with one line per plugin: enabled ones with their API, the rest disabled.
+
+        A tool the plugin list lacks gets an enable line of its own: `- name: enabled. API: name(params) -
+        description` (a bare name, as an export has, gets `- name: enabled.`).
+        `path` is a file replacing the meta-instruction; `{plugins}` in it is replaced by the lines.
+        """
+        plugins: dict[str, dict[str, str]] = read_json(PLUGINS_FILE)["plugins"]
+        enabled: set[str] = set()
+        custom: list[str] = []
+        for t in tools or ():
+            names = (t,) if isinstance(t, str) else (t.name, *t.aliases)
+            key = self._plugin_key(names)
+            if key is not None:
+                enabled.add(key)
+            elif isinstance(t, str):
+                custom.append(f"- {t}: enabled.")
+            else:
+                description = first_line(t.description)
+                custom.append(f"- {t.name}: enabled. API: {signature(t)}" + (f" - {description}" if description else ""))
+        lines = [f"- {info['label']}: " + (f"enabled. API: {info['api']}" if key in enabled else "disabled.")
+                 for key, info in plugins.items()]
+        template = read_override(path) or read_data(META_FILE)
+        return template.replace("{plugins}", "\n".join(lines + custom)).rstrip("\n") + "\n"
+
+    def example_turns(self, registry: "ToolRegistry", few_shot: int | bool = True) -> str:
+        """Worked turns, one per enabled built-in plugin that has an example (the first K when few_shot is K)."""
+        examples = read_json(PLUGINS_FILE)["examples"]
+        turns = []
+        for t in registry:
+            key = builtin_key((t.name, *t.aliases), examples)
+            if key is None:
+                continue
+            ex = examples[key]
+            call = ToolCall(ex["tool"], tuple(ex["args"]), ex["result"])
+            turns.append("".join(self.render_turn(ex["human"], ex["thoughts"], [call], ex["reply"]).values()))
+        return "".join(turns[:shots(few_shot, len(turns))])
+
+    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+               history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
+               instruction: PromptSource = None) -> str:
+        """Meta-instruction, worked turns, earlier turns, then `<|Human|>: question<eoh>` and the model's first field.
+
+        MOSS has its own turn layout, so the model's chat template (`chat`) is not used.
+        """
+        parts = [self.meta_instruction(registry, instruction)]
+        if registry is not None:
+            parts.append(self.example_turns(registry, few_shot))
+        for message in history or []:
+            if message["role"] == "user":
+                parts.append(f"{HUMAN_OPEN} {message['content']}<eoh>\n")
+            elif message["role"] == "assistant":
+                parts.append(f"{MOSS_OPEN} {message['content']}<eom>\n")
+        parts.append(f"{HUMAN_OPEN} {question}<eoh>\n{THOUGHTS_OPEN}")
+        return "".join(parts)
+
+    def _answer_part(self, generated: str) -> str:
+        """The last MOSS field: the answer after the thoughts, commands and results."""
+        at = generated.rfind(MOSS_OPEN)
+        body = generated[at + len(MOSS_OPEN):] if at >= 0 else generated
+        return body.replace("<eom>", "").strip()

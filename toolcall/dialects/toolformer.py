@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lark import Lark, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
-from ..calls import Parsed, SyntaxIssue, ToolCall
+from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from .base import (
-    Dialect, apply_edits, args_from_tree, find_child, format_call, has_token, issue_from_error,
+    Dialect, ResultSpan, apply_edits, args_from_tree, find_child, format_call, has_token, issue_from_error,
     load_parser, raise_issue, rule,
 )
+from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, read_override, shots, signature
+
+if TYPE_CHECKING:
+    from ..registry import ToolRegistry
 
 # Where a call may start: `<API>`, or `[` right before `Name(`. Prose brackets ([1], [citation needed],
 # [text](url), [a, b]) never match, so they are neither calls nor issues.
@@ -20,6 +26,9 @@ CANDIDATE = re.compile(r"<API>|\[(?=[A-Za-z_][A-Za-z0-9_]*\()")
 # A call lives on one line and is at most this long; it bounds the text handed to Lark per candidate.
 MAX_CALL_CHARS = 8192
 SPELLINGS = ("auto", "bracket", "tagged", "paper")
+# How the lines of a multi-line result (e.g. search snippets) are joined, because a call lives on one line.
+LINE_JOINER = " | "
+PROMPT_FILE = "toolformer_chat.json"
 
 
 def _parser() -> Lark:
@@ -43,6 +52,37 @@ def _call_from_tree(call_tree: Tree, chunk: str, offset: int) -> ToolCall:
             result = ""  # an arrow with nothing after it
     span = (offset + call_tree.meta.start_pos, offset + call_tree.meta.end_pos)
     return ToolCall(tool, args, result, span)
+
+
+def _result_span(call_tree: Tree, offset: int) -> ResultSpan | None:
+    """The arrow and the result of a parsed call (the holder whose result _call_from_tree keeps), None without one."""
+    inner = find_child(call_tree, "inner_bracket")
+    span: ResultSpan | None = None
+    for holder in (inner, call_tree) if inner is not None else (call_tree,):
+        arrow = next((c for c in holder.children if isinstance(c, Token) and c.type == "ARROW"), None)
+        if arrow is None:
+            continue
+        if rule(holder) == "tagged_call":
+            close = next(c.start_pos for c in holder.children if isinstance(c, Token) and c.type == "API_CLOSE")
+        else:
+            close = holder.meta.end_pos - 1  # the closing "]"
+        span = ((offset + arrow.start_pos, offset + arrow.end_pos), (offset + arrow.end_pos, offset + close))
+    return span
+
+
+def one_line(result: str) -> str:
+    """A result as it is written inside a call: the lines of a multi-line result joined with " | "."""
+    if "\n" not in result and "\r" not in result:
+        return result
+    return LINE_JOINER.join(line.strip() for line in result.splitlines() if line.strip())
+
+
+@dataclass(frozen=True)
+class _Closing:
+    """What goes around the result of a pending call: the space after the arrow, and what closes the call."""
+
+    lead: str
+    closer: str
 
 
 def _spelling_of(source: str) -> str:
@@ -74,10 +114,10 @@ class ToolformerDialect(Dialect):
         return f"ToolformerDialect(spelling={self.spelling!r})"
 
     # -- parsing -------------------------------------------------------------------------------
-    def parse(self, text: str, strict: bool = False) -> Parsed:
+    @staticmethod
+    def _found(text: str, issues: list[SyntaxIssue], strict: bool) -> Iterator[tuple[Tree, str, int]]:
+        """Each call's tree, the chunk it was parsed from and the chunk's offset; broken candidates go to `issues`."""
         parser = _parser()
-        calls: list[ToolCall] = []
-        issues: list[SyntaxIssue] = []
         pos = 0
         while (match := CANDIDATE.search(text, pos)) is not None:
             start = match.start()
@@ -93,21 +133,54 @@ class ToolformerDialect(Dialect):
                 issues.append(issue)
                 pos = start + 1  # a bracket call may still start inside a broken <API> span
                 continue
-            call = _call_from_tree(tree.children[0], chunk, start)
-            calls.append(call)
-            pos = call.span[1]
+            call_tree = tree.children[0]
+            yield call_tree, chunk, start
+            pos = start + call_tree.meta.end_pos
+
+    def parse(self, text: str, strict: bool = False) -> Parsed:
+        issues: list[SyntaxIssue] = []
+        calls = [_call_from_tree(tree, chunk, start) for tree, chunk, start in self._found(text, issues, strict)]
         return Parsed(text, calls, self.name, issues, tuple(calls))
+
+    def result_spans(self, text: str) -> list[ResultSpan]:
+        """The arrow ("->" or "→") and everything between it and the closing "]" or "</API>", spaces included:
+        at inference the program writes exactly that text (`close`)."""
+        spans = (_result_span(tree, start) for tree, _, start in self._found(text, [], False))
+        return [s for s in spans if s is not None]
 
     # -- rendering -----------------------------------------------------------------------------
     def render_call(self, call: ToolCall, spelling: str | None = None) -> str:
+        """The call in `spelling` (default: the dialect's). A single argument is written bare whenever it parses
+        back unchanged (`[Calculator(1,240 + 1,560)]`, as the worked examples write it), else "quoted"."""
         spelling = spelling or ("bracket" if self.spelling == "auto" else self.spelling)
-        invocation = format_call(call)
-        result = None if call.result is None else call.result.replace("\r", " ").replace("\n", " ")
+        result = None if call.result is None else one_line(call.result)
+        quoted = format_call(call)
+        if len(call.args) == 1:
+            bare = f"{call.tool}({call.args[0]})"
+            if bare != quoted:
+                text = self._spell(bare, result, spelling)
+                if self._reads_back(text, str(call.args[0])):
+                    return text
+        return self._spell(quoted, result, spelling)
+
+    @staticmethod
+    def _spell(invocation: str, result: str | None, spelling: str) -> str:
         if spelling == "tagged":
             return f"<API>[{invocation}]</API>" if result is None else f"<API>[{invocation}]->{result}</API>"
         if spelling == "paper":
             return f"<API> {invocation} </API>" if result is None else f"<API> {invocation} → {result} </API>"
         return f"[{invocation}]" if result is None else f"[{invocation} -> {result}]"
+
+    @staticmethod
+    def _reads_back(text: str, arg: str) -> bool:
+        """Whether `text` is one whole call whose only argument parses as `arg`."""
+        try:
+            tree = _parser().parse(text, start="start")
+        except UnexpectedInput:
+            return False
+        if len(tree.children) != 1:
+            return False  # the call ended early and the rest is prose
+        return _call_from_tree(tree.children[0], text, 0).args == (arg,)
 
     def render(self, parsed: Parsed) -> str:
         originals = {c.span: c for c in parsed.original_calls}
@@ -128,15 +201,19 @@ class ToolformerDialect(Dialect):
         return apply_edits(parsed.text, edits)
 
     # -- the decoding loop ---------------------------------------------------------------------
-    def _pending(self, text: str) -> tuple[ToolCall | None, str, str, list[SyntaxIssue]]:
-        """The pending call at the end of `text`, what goes before and after its result, and issues."""
+    def pending(self, text: str) -> PendingCalls | None:
+        """The call whose arrow ends `text`, and how to close it: spaced like the text before the arrow.
+
+        `[Calculator(3 * 4) ->` closes with " 12]", `[Calculator(3*4)->` with "12]", `<API>[Calculator(3*4)]->`
+        with "12</API>", `<API> Calculator(3*4) →` with " 12 </API>". A malformed call (`[f(2, 3 ->`) is closed
+        the same way, with what opened it, so its error result ends it.
+        """
         body = text.rstrip()
         if not body.endswith(self.call_markers):
-            return None, "", "", []
+            return None
         parser = _parser()
         line_start = body.rfind("\n") + 1
         starts = [m.start() for m in CANDIDATE.finditer(body, line_start)]
-        issues: list[SyntaxIssue] = []
         for start in reversed(starts):  # the nearest opening first
             if body[start] == "[" and body[:start].rstrip().endswith("<API>"):
                 continue  # the <API> before it opens this call
@@ -145,10 +222,10 @@ class ToolformerDialect(Dialect):
                 tree = parser.parse(chunk, start="pending")
             except UnexpectedInput as err:
                 if self._is_complete_call(parser, chunk):
-                    break  # the arrow follows a finished call: prose, nothing pending
-                issues = [issue_from_error(err, parser, body, start, len(chunk), "a pending Toolformer call")]
-                # A malformed call is still closed after its (error) result, with what opened it.
-                return None, " ", ("</API>" if body.startswith("<API>", start) else "]"), issues
+                    return None  # the arrow follows a finished call: prose, nothing pending
+                issue = issue_from_error(err, parser, body, start, len(chunk), "a pending Toolformer call")
+                closer = "</API>" if body.startswith("<API>", start) else "]"
+                return PendingCalls((), (issue,), _Closing(" ", closer))
             opening = tree.children[0]
             invocation = find_child(opening, "invocation")
             assert invocation is not None
@@ -165,8 +242,8 @@ class ToolformerDialect(Dialect):
                 closer = "</API>" if bracketed else (" </API>" if spaced else "</API>")
                 if bracketed and not before_arrow.rstrip().endswith("]"):
                     closer = "]" + closer  # `<API>[Tool(x) ->` closes the bracket, then the tag
-            return call, (" " if spaced else ""), closer, []
-        return None, "", "", issues
+            return PendingCalls((call,), (), _Closing(" " if spaced else "", closer))
+        return None
 
     @staticmethod
     def _is_complete_call(parser: Lark, chunk: str) -> bool:
@@ -176,21 +253,49 @@ class ToolformerDialect(Dialect):
             return False
         return True
 
-    def pending_calls(self, text: str) -> tuple[list[ToolCall], list[SyntaxIssue]]:
-        call, _, _, issues = self._pending(text)
-        return ([call] if call else []), issues
-
-    def splice(self, text: str, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
-        """The result and the closing `]` or `</API>`, spaced like the text before the arrow.
-
-        `[Calculator(3 * 4) ->` gives " 12]", `[Calculator(3*4)->` gives "12]", `<API>[Calculator(3*4)]->`
-        gives "12</API>", `<API> Calculator(3*4) →` gives " 12 </API>". Newlines in a result become spaces.
-        A malformed pending call (e.g. `[f(2, 3 ->`) is closed the same way, so its error result ends it.
-        """
-        call, lead, closer, issues = self._pending(text)
-        if call is None and not issues:
-            raise ConfigError("no Toolformer call awaits a result at the end of the text")
+    def close(self, pending: PendingCalls, results: Sequence[str]) -> str:
+        """The result (on one line) and the closing `]` or `</API>` that `pending` noted."""
         if len(results) != 1:
             raise ConfigError(f"a Toolformer call takes exactly one result, got {len(results)}")
-        result = str(results[0]).replace("\r", " ").replace("\n", " ")
-        return f"{lead}{result}{closer}"
+        closing = pending.closing
+        if not isinstance(closing, _Closing):
+            raise ConfigError("close() needs the PendingCalls that ToolformerDialect.pending returned")
+        return f"{closing.lead}{one_line(str(results[0]))}{closing.closer}"
+
+    # -- prompts and replies -------------------------------------------------------------------
+    def messages(self, question: str, registry: "ToolRegistry", history: Sequence[Mapping[str, str]] | None = None,
+                 few_shot: int | bool = True, instruction: PromptSource = None) -> list[dict[str, str]]:
+        """Chat messages: a system instruction listing the tools, worked examples as earlier turns, then the question.
+
+        A custom tool (no built-in entry) gets a line built from its signature and description, plus its example.
+        `instruction` is a file replacing the instruction text; `{tools}` in it is replaced by the tool lines.
+        """
+        data = read_json(PROMPT_FILE)
+        lines: list[str] = []
+        demos: list[tuple[str, str]] = []
+        for t in registry:
+            key = builtin_key((t.name, *t.aliases), data["tools"])
+            if key is not None:
+                lines.append(f"- {data['tools'][key]['line']}")
+                demos += [(user, assistant) for user, assistant in data["tools"][key]["examples"]]
+                continue
+            description = t.description.strip() or "no description"
+            line = data["custom_line"].format(signature=signature(t), description=description)
+            if t.example:
+                line += " " + data["custom_example"].format(example=t.example.strip())
+            lines.append(f"- {line}")
+        template = read_override(instruction) or data["instruction"]
+        messages = [{"role": "system", "content": template.replace("{tools}", "\n".join(lines))}]
+        for user, assistant in demos[:shots(few_shot, len(demos))]:
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        messages += [dict(m) for m in history or []]
+        messages.append({"role": "user", "content": question})
+        return messages
+
+    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+               history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
+               instruction: PromptSource = None) -> str:
+        """`messages` in the model's chat template; with no tools (None or an empty registry), the plain conversation."""
+        if registry is None or len(registry) == 0:
+            return chat([*(dict(m) for m in history or []), {"role": "user", "content": question}])
+        return chat(self.messages(question, registry, history, few_shot, instruction))

@@ -1,4 +1,4 @@
-"""Scoring a reply against a gold answer: Toolformer's first-number rule, LAMA-style word match, exact match."""
+"""Grading a reply against a gold answer: Toolformer's first-number rule, LAMA-style word match, exact match."""
 from __future__ import annotations
 
 import math
@@ -99,7 +99,7 @@ def words_match(reply: str, gold: str, window: int = 5) -> bool:
     return any(have[i:i + len(want)] == want for i in range(min(window, len(have))))
 
 
-def score_math(reply: str, gold: str) -> tuple[bool, bool]:
+def grade_math(reply: str, gold: str) -> tuple[bool, bool]:
     """(correct by the first number, exact answer) for a math reply."""
     gold_value = parse_number(gold)
     if gold_value is None:
@@ -107,9 +107,9 @@ def score_math(reply: str, gold: str) -> tuple[bool, bool]:
     return numbers_match(first_number(reply), gold_value), exact_match(reply, gold)
 
 
-def score_dates(reply: str, gold: str) -> tuple[bool, bool]:
+def grade_dates(reply: str, gold: str) -> tuple[bool, bool]:
     """(correct by the LAMA-style word window, exact answer) for a date reply."""
     return words_match(reply, gold), exact_match(reply, gold)
 
 
-SCORERS = {"math": score_math, "dates": score_dates}
+GRADERS = {"math": grade_math, "dates": grade_dates}

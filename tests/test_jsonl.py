@@ -1,0 +1,42 @@
+"""toolcall.jsonl: one reader for every JSON Lines input, errors with file and line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from toolcall.errors import ConfigError
+from toolcall.jsonl import read_jsonl, string_field
+
+
+def test_reads_objects_with_their_line_numbers_and_skips_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "one"}\n\n  \n{"text": "two", "n": 2}\n', encoding="utf-8")
+    rows = list(read_jsonl(path))
+    assert rows == [(f"{path}:1", {"text": "one"}), (f"{path}:4", {"text": "two", "n": 2})]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"text": "x"', "not valid JSON"),
+    ('["a list"]', "each line must be a JSON object, found list"),
+    ('"a string"', "each line must be a JSON object, found str"),
+])
+def test_a_bad_line_is_named_by_file_and_number(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"text": "fine"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"b\.jsonl:2: {message}"):
+        list(read_jsonl(path))
+
+
+def test_a_missing_file_says_what_was_expected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"corpus .*nope\.jsonl does not exist"):
+        list(read_jsonl(tmp_path / "nope.jsonl", "corpus"))
+
+
+def test_string_field_checks_type_and_blankness() -> None:
+    assert string_field({"q": "hi"}, "q", "f:1") == "hi"
+    assert string_field({"q": ""}, "q", "f:1", allow_empty=True) == ""
+    with pytest.raises(ConfigError, match="f:3: each line needs a non-empty string field 'q'"):
+        string_field({"q": "  "}, "q", "f:3")
+    with pytest.raises(ConfigError, match="f:4: each line needs a string field 'q'"):
+        string_field({"q": 5}, "q", "f:4", allow_empty=True)

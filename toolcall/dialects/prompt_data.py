@@ -1,0 +1,66 @@
+"""What the dialects' prompts are made of: their data files, a user's override file, and how a tool is named."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..tool import Tool
+
+#: A file that replaces a dialect's instruction text, or None for the dialect's own.
+PromptSource = str | os.PathLike[str] | None
+#: Renders chat messages with the model's chat template, e.g. a bound `Backend.chat_prompt`.
+ChatTemplate = Callable[[Sequence[Mapping[str, str]]], str]
+
+
+def read_data(name: str) -> str:
+    """A data file of the dialects (toolcall/dialects/prompts), read relative to the package, never the working directory."""
+    return resources.files("toolcall.dialects").joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def read_json(name: str) -> dict[str, Any]:
+    return dict(json.loads(read_data(name)))
+
+
+def read_override(path: PromptSource) -> str | None:
+    """The text of a user's prompt file, or None when no file is given."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"prompt file {path} could not be read: {err}") from err
+
+
+def signature(t: "Tool") -> str:
+    """`name(param, ...)` from the tool's JSON schema: how a prompt names a tool it has no text for."""
+    return f"{t.name}({', '.join(t.parameters.get('properties', {}))})"
+
+
+def first_line(text: str) -> str:
+    stripped = text.strip()
+    return stripped.splitlines()[0] if stripped else ""
+
+
+def builtin_key(names: Sequence[str], table: Mapping[str, Any]) -> str | None:
+    """The key of `table` that one of `names` spells, in any case (Calculator is also Calculate); None for a custom tool."""
+    for name in names:
+        for key in table:
+            if key.lower() == name.lower():
+                return key
+    return None
+
+
+def shots(few_shot: int | bool, available: int) -> int:
+    """How many worked examples a prompt shows: True all of them, False none, K the first K."""
+    if isinstance(few_shot, bool):
+        return available if few_shot else 0
+    return max(0, min(int(few_shot), available))

@@ -8,33 +8,46 @@ from typing import Any
 from .config import ExecuteConfig
 
 
-class Executor:
-    """Runs (tool, args) pairs; results are cached for the run, so repeated calls across texts cost nothing."""
+class CallRunner:
+    """Runs (tool, args) pairs; results of cacheable tools are kept for the run, so repeated calls across texts cost nothing.
+
+    A tool made with cache=False (Calendar, WikiSearch, QA) is run again for every text that calls it: its answer
+    may change between calls. Within one text a distinct call still runs once.
+    """
 
     def __init__(self, registry: Any, config: ExecuteConfig = ExecuteConfig()) -> None:
         self.registry = registry
         self.config = config
         self._cache: dict[str, Any] = {}
 
+    def _cacheable(self, tool: str) -> bool:
+        try:
+            return bool(self.registry.get(tool).cacheable)
+        except KeyError:       # an unknown tool: registry.call reports it as a failure, nothing to keep
+            return False
+
     def run_many(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         keys = [json.dumps([tool, args], default=str) for tool, args in calls]
-        todo = {k: c for k, c in zip(keys, calls) if k not in self._cache}
+        found = {k: self._cache[k] for k in keys if k in self._cache}
+        todo = {k: c for k, c in zip(keys, calls) if k not in found}
         if todo:
             workers = max(1, min(self.config.workers, len(todo)))
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 # registry.call never raises: failures come back as ok=False with an error text.
                 results = pool.map(lambda c: self.registry.call(c[0], c[1], timeout=self.config.timeout), todo.values())
-                for key, result in zip(todo, results):
-                    self._cache[key] = result
-        return [self._cache[k] for k in keys]
+                for (key, (tool, _)), result in zip(todo.items(), results):
+                    found[key] = result
+                    if self._cacheable(tool):
+                        self._cache[key] = result
+        return [found[k] for k in keys]
 
 
-def execute_calls(record: dict[str, Any], executor: Executor) -> dict[str, Any]:
+def execute_calls(record: dict[str, Any], runner: CallRunner) -> dict[str, Any]:
     """record -> record whose candidates carry "result" (and failures are dropped and counted when drop_errors)."""
     cands = record.get("candidates", [])
     counts = {k: dict(v) for k, v in record.get("counts", {}).items()}
     pending = [c for c in cands if "result" not in c]
-    results = executor.run_many([(c["tool"], list(c["args"])) for c in pending])
+    results = runner.run_many([(c["tool"], list(c["args"])) for c in pending])
     done = [c for c in cands if "result" in c]
     rejected = list(record.get("rejected", []))
     for cand, res in zip(pending, results):
@@ -42,7 +55,7 @@ def execute_calls(record: dict[str, Any], executor: Executor) -> dict[str, Any]:
         per["executed"] = per.get("executed", 0) + 1
         if not res.ok:
             per["errors"] = per.get("errors", 0) + 1
-            if executor.config.drop_errors:
+            if runner.config.drop_errors:
                 rejected.append({"stage": "execute", "tool": cand["tool"], "position": cand["position"],
                                  "call": cand["call"], "reason": res.error or res.text})
                 continue

@@ -7,9 +7,10 @@ cache of x_{<i} and only its call tokens plus the 5 scored tokens are run, all c
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from toolcall.backends.base import Branch, Scorer
 from toolcall.calls import ToolCall
 
 from .calls_text import render_call
@@ -17,7 +18,7 @@ from .config import FilterConfig
 from .tokens import TokenizedText, tokenize
 
 
-def weighted_loss(logprobs: list[float], weights: list[float]) -> float:
+def weighted_loss(logprobs: Sequence[float], weights: Sequence[float]) -> float:
     return -sum(w * lp for w, lp in zip(weights, logprobs))
 
 
@@ -32,7 +33,7 @@ def inline_text(tt: TokenizedText, i: int, z: str) -> str:
     return (" " if tt.leading_space(i) else "") + z
 
 
-def score_candidates(record: dict[str, Any], scorer: Any, configs: Mapping[str, FilterConfig]) -> dict[str, Any]:
+def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[str, FilterConfig]) -> dict[str, Any]:
     """record -> record whose candidates carry loss_eps, loss_null, loss_plus, loss_minus, loss_reduction, kept."""
     cands = [c for c in record.get("candidates", []) if "result" in c]
     if not cands:
@@ -42,13 +43,8 @@ def score_candidates(record: dict[str, Any], scorer: Any, configs: Mapping[str, 
     tt = tokenize(scorer, record["text"])
     ids, n, span = list(tt.ids), len(tt.ids), len(weights)
     start = scorer.start_token_id()
-    base = scorer.prefix_state([start] + ids, keep_logits=True)
-    import torch
-
-    logp = torch.log_softmax(base.logits[:n], -1)
-    eps = logp.gather(1, torch.tensor(ids).unsqueeze(1)).squeeze(1).tolist()   # log p(x_j | x_<j), j = 0..n-1
-    if placement == "inline":
-        base.logits = None
+    base = scorer.prefix_state([start] + ids)
+    eps = base.token_logprobs                     # eps[j] = log p(x_j | x_<j), j = 0..n-1
     strings = [call_strings(c) for c in cands]
     if placement == "prefix":
         # One forward per distinct call string, as long as its furthest user needs.
@@ -60,22 +56,20 @@ def score_candidates(record: dict[str, Any], scorer: Any, configs: Mapping[str, 
         zs = sorted(need)
         heads = [scorer.encode(z + first.prefix_separator) for z in zs]
         seqs = [([start] + h + ids[:need[z]], 1 + len(h)) for z, h in zip(zs, heads)]
-        lps = dict(zip(zs, scorer.shared_prefix_logprobs(seqs)))
+        lps = dict(zip(zs, scorer.sequence_logprobs(seqs)))
 
         def loss(c: Mapping[str, Any], z: str) -> float:
             i = c["token"]
             return weighted_loss(lps[z][i:i + span], weights)
     else:
-        from toolcall.backends.hf_scoring import Branch
-
-        branches: list[Any] = []
+        branches: list[Branch] = []
         for c, (zm, zp) in zip(cands, strings):
             i = c["token"]
             for z in (zm, zp):
                 head = scorer.encode(inline_text(tt, i, z))
                 branches.append(Branch(1 + i, tuple(head + ids[i:min(n, i + span)]), len(head)))
         scored = scorer.branch_logprobs(base, branches)
-        table = {}
+        table: dict[tuple[int, str], list[float]] = {}
         for b, (c, (zm, zp)) in enumerate(zip(cands, strings)):
             table[(id(c), zm)], table[(id(c), zp)] = scored[2 * b], scored[2 * b + 1]
 

@@ -6,10 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from toolcall.backends import as_scorer
+from toolcall.backends.base import Scorer
+
 from .checkpoint import RunDir, file_sha256
 from .config import DataGenConfig
-from .execute import Executor, execute_calls
-from .export import read_corpus, write_hf_dataset, write_moss
+from .execute import CallRunner, execute_calls
+from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
 from .inputs import read_texts
 from .merge import merge_record
@@ -22,15 +25,15 @@ STAGES = ("prefilter", "positions", "sample", "execute", "filter", "merge")
 
 
 class Pipeline:
-    """The stages bound to one scorer (an HFScoringMixin), one tool registry and one config."""
+    """The stages bound to one scorer (anything implementing the Scorer protocol), one tool registry and one config."""
 
-    def __init__(self, scorer: Any, registry: Any, config: DataGenConfig) -> None:
-        self.scorer = scorer
+    def __init__(self, scorer: Scorer, registry: Any, config: DataGenConfig) -> None:
+        self.scorer = as_scorer(scorer)    # a backend that cannot score fails here, naming what it lacks
         self.registry = registry
         self.config = config
         self.tools = tuple(registry.canonical(t) for t in config.tools)
         self.states = PromptStates(scorer, config.positions.open_texts, registry)
-        self.executor = Executor(registry, config.execute)
+        self.runner = CallRunner(registry, config.execute)
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
         self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)
 
@@ -51,7 +54,7 @@ class Pipeline:
             _, sam_cfg, _ = self.config.for_tool(tool)
             rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical, self._spellings(tool))
         tick("sample")
-        rec = execute_calls(rec, self.executor)
+        rec = execute_calls(rec, self.runner)
         tick("execute")
         rec = score_candidates(rec, self.scorer, self.filters)
         tick("filter")
@@ -103,7 +106,7 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
 def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:
     stats = aggregate(run.summaries, texts_in, list(pipeline.tools))
     write_stats(stats, run.path, {t: f.tau_f for t, f in pipeline.filters.items()})
-    records = read_corpus(run.corpus)
+    records = read_records(run.corpus)
     write_moss(records, run.path / "moss.jsonl", list(pipeline.tools))
     write_hf_dataset(records, run.path / "hf_dataset")
     return stats

@@ -1,15 +1,18 @@
-"""Stage 2: candidate positions, p_i = p(call-open | P(x), x_{1:i-1}) from one forward pass over prompt + text."""
+"""Stage 2: candidate positions, p_i = p(call-open | P(x), x_{1:i-1}) from one scoring run over prompt + text."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
+
+from toolcall.backends.base import Prefix, Scorer
 
 from .config import PositionConfig
 from .prompts import split_prompt
 from .tokens import TokenizedText, tokenize
 
 
-def open_token_ids(scorer: Any, open_texts: tuple[str, ...]) -> list[tuple[str, int]]:
+def open_token_ids(scorer: Scorer, open_texts: tuple[str, ...]) -> list[tuple[str, int]]:
     """The call-open spellings that are one token each (SmolLM2: " [" and "["), with their ids."""
     found = []
     for text in open_texts:
@@ -23,18 +26,18 @@ def open_token_ids(scorer: Any, open_texts: tuple[str, ...]) -> list[tuple[str, 
 
 
 class PromptStates:
-    """The KV state of P(x) + x per (tool, text), shared by the position and sampling stages (one forward each)."""
+    """The prefix state of P(x) + x per (tool, text), shared by the position and sampling stages (one run each)."""
 
-    def __init__(self, scorer: Any, open_texts: tuple[str, ...] = PositionConfig.open_texts, registry: Any | None = None,
+    def __init__(self, scorer: Scorer, open_texts: tuple[str, ...] = PositionConfig.open_texts, registry: Any | None = None,
                  maxsize: int = 2) -> None:
         self.scorer = scorer
         self.opens = open_token_ids(scorer, open_texts)
         self.registry = registry
         self.maxsize = maxsize
-        self._items: OrderedDict[tuple[str, str], tuple[int, TokenizedText, Any, Any]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[int, TokenizedText, Prefix, list[list[float]]]] = OrderedDict()
 
-    def get(self, tool: str, text: str) -> tuple[int, TokenizedText, Any, Any]:
-        """(prompt length in tokens, tokenized text, prefix state, [len, len(self.opens)] open-token probabilities)."""
+    def get(self, tool: str, text: str) -> tuple[int, TokenizedText, Prefix, list[list[float]]]:
+        """(prompt length in tokens, tokenized text, prefix state, per position the probability of each open token)."""
         key = (tool.lower(), text)
         if key in self._items:
             self._items.move_to_end(key)
@@ -43,10 +46,9 @@ class PromptStates:
         # the demonstrations (calls appear only in Outputs, never in Inputs).
         prompt_ids = self.scorer.encode(split_prompt(tool, text, self.registry))
         tt = tokenize(self.scorer, text)
-        state = self.scorer.prefix_state(prompt_ids + list(tt.ids), keep_logits=True)
-        open_lp = self.scorer.open_token_logprobs(state, [i for _, i in self.opens]).exp()
-        state.logits = None   # only the open-token columns are needed; free the [len, vocab] block
-        self._items[key] = (len(prompt_ids), tt, state, open_lp)
+        prefix = self.scorer.prefix_state(prompt_ids + list(tt.ids), [i for _, i in self.opens])
+        open_p = [[math.exp(lp) for lp in row] for row in prefix.candidate_logprobs]
+        self._items[key] = (len(prompt_ids), tt, prefix, open_p)
         while len(self._items) > self.maxsize:
             self._items.popitem(last=False)
         return self._items[key]
@@ -76,10 +78,10 @@ def find_positions(record: dict[str, Any], tool: str, states: PromptStates, conf
     for i in range(max(config.min_token, 0), len(tt.ids)):
         if config.word_start_only and not call_may_start(tt, i):
             continue
-        row = open_p[plen + i - 1]   # logits at prompt+x_{<i} predict the token at i
-        p = float(row.sum())
+        row = open_p[plen + i - 1]   # what prompt + x_{<i} predicts for the token at i
+        p = sum(row)
         if p > config.tau_s:
-            best = int(row.argmax())
+            best = row.index(max(row))
             scored.append([i, tt.starts[i], p, opens[best][0]])
     scored.sort(key=lambda s: (-s[2], s[0]))
     positions = dict(record.get("positions", {}))

@@ -66,7 +66,7 @@ TOOL_PROMPTS: dict[str, tuple[str, str, str, str, str, tuple[tuple[str, str], ..
 }
 
 
-def build_prompt(tool: str, registry: Any | None = None) -> str:
+def annotation_prompt(tool: str, registry: Any | None = None) -> str:
     """The prompt up to and including `Output:` and a newline; the text follows it (so its tokens match the bare text's)."""
     key = tool.lower()
     if key in TOOL_PROMPTS:
@@ -89,4 +89,4 @@ def build_prompt(tool: str, registry: Any | None = None) -> str:
 
 def split_prompt(tool: str, text: str, registry: Any | None = None) -> str:
     """The part of P(x) that comes before the copied text x."""
-    return build_prompt(tool, registry).replace("{text}", text)
+    return annotation_prompt(tool, registry).replace("{text}", text)

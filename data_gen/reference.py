@@ -1,23 +1,15 @@
-"""A deliberately naive reference for the filter's losses: one un-batched full forward per scored sequence."""
+"""A deliberately naive reference for the filter's losses: one un-batched full forward (naive_logprobs) per scored sequence."""
 from __future__ import annotations
 
 from typing import Any
+
+from toolcall.backends.base import ReferenceScorer
 
 from .filter import call_strings, inline_text
 from .tokens import tokenize
 
 
-def _full_logprobs(model: Any, ids: list[int]) -> list[float]:
-    """log p(ids[j] | ids[:j]) for j >= 1, from the model's own forward (no cache, no batching, no trimming)."""
-    import torch
-
-    with torch.inference_mode():
-        logits = model(input_ids=torch.tensor([ids])).logits[0].float()
-    logp = torch.log_softmax(logits, -1)
-    return [float(logp[j - 1, ids[j]]) for j in range(1, len(ids))]
-
-
-def naive_losses(scorer: Any, text: str, cand: dict[str, Any], placement: str = "prefix", decay: float = 0.2,
+def naive_losses(scorer: ReferenceScorer, text: str, cand: dict[str, Any], placement: str = "prefix", decay: float = 0.2,
                  separator: str = "\n") -> tuple[float, float]:
     """(loss_minus, loss_plus) for one candidate, every sequence scored from scratch, weights applied by hand."""
     tt = tokenize(scorer, text)
@@ -28,7 +20,7 @@ def naive_losses(scorer: Any, text: str, cand: dict[str, Any], placement: str = 
     zm, zp = call_strings(cand)
 
     def loss_of(seq: list[int], first_scored: int) -> float:
-        lps = _full_logprobs(scorer.model, seq)      # lps[j - 1] is token j
+        lps = scorer.naive_logprobs(seq)      # lps[j - 1] is token j, from one plain full forward
         total = 0.0
         for t, w in enumerate(weights):
             j = first_scored + t

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from .backends import get_backend
 from .backends.base import Backend
 from .loop import LoopConfig, LoopResult, run_loop
-from .prompting import PromptSource, build_prompt
 
 if TYPE_CHECKING:
     from .dialects.base import Dialect
+    from .dialects.prompt_data import PromptSource
     from .registry import ToolRegistry
 
 
@@ -27,21 +27,31 @@ def make_dialect(dialect: "str | Dialect" = "toolformer") -> "Dialect":
     return get_dialect(dialect) if isinstance(dialect, str) else dialect
 
 
-def make_registry(tools: "Sequence[str] | ToolRegistry | None" = ("calculator",)) -> "ToolRegistry | None":
-    """A ToolRegistry: passed through, the named built-in/registered tools, all of them (None), or no tools (empty)."""
+def make_registry(tools: "Sequence[str] | ToolRegistry | None" = ("calculator",),
+                  backend: Backend | None = None) -> "ToolRegistry | None":
+    """A ToolRegistry: passed through, the named built-in/registered tools, all of them (None), or no tools (empty).
+
+    `backend`: a model already loaded, which tools that need one (MT) then use instead of loading their own.
+    """
     from .registry import ToolRegistry, default_registry
 
     if isinstance(tools, ToolRegistry):
-        return tools
-    if tools is None:
-        return default_registry()
-    names = [tools] if isinstance(tools, str) else list(tools)
-    return default_registry(names) if names else None
+        registry: ToolRegistry | None = tools
+    elif tools is None:
+        registry = default_registry()
+    else:
+        names = [tools] if isinstance(tools, str) else list(tools)
+        registry = default_registry(names) if names else None
+    if backend is not None and registry is not None and "MT" in registry:
+        from .tools import mt
+
+        mt.use_backend(backend)
+    return registry
 
 
 def generate(prompt: str, *, backend: str | Backend = "transformers", model: str | None = None,
              dialect: "str | Dialect" = "toolformer", tools: "Sequence[str] | ToolRegistry | None" = ("calculator",),
-             few_shot: bool = True, raw: bool = False, prompt_path: PromptSource = None,
+             few_shot: bool = True, raw: bool = False, prompt_path: "PromptSource" = None,
              history: list[dict[str, str]] | None = None, backend_options: Mapping[str, Any] | None = None,
              **loop_options: Any) -> LoopResult:
     """Answer `prompt` with tools and return the LoopResult (text, calls, counters).
@@ -52,8 +62,8 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     """
     engine = make_backend(backend, model, backend_options)
     d = make_dialect(dialect)
-    registry = make_registry(tools)
+    registry = make_registry(tools, engine)
     config = LoopConfig(**loop_options)
     shown = registry if config.tools_enabled else None
-    full = prompt if raw else build_prompt(prompt, d, shown, engine, history, few_shot, prompt_path)
+    full = prompt if raw else d.prompt(prompt, shown, engine.chat_prompt, history, few_shot, prompt_path)
     return run_loop(engine, full, d, registry, config)

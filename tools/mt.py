@@ -1,41 +1,65 @@
-"""The MT tool: translation into English; by default the embedded LM is prompted to translate (loaded on first use)."""
+"""The MT tool: translation into English, by prompting a chat backend (the default one, built on first use, unless given one)."""
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from toolcall.errors import ToolError
+
+if TYPE_CHECKING:
+    from toolcall.backends.base import Backend
 
 MAX_NEW_TOKENS = 48
 SHOTS = (("Je suis fatigué.", "I am tired."), ("¿Dónde está la estación?", "Where is the station?"),
          ("Das Haus ist groß.", "The house is big."))
 _translator: Callable[[str], str] | None = None
-_lock = threading.Lock()  # one generation at a time on the shared model
+_backend: "Backend | None" = None
+_lock = threading.Lock()  # one translation at a time on the shared backend
 
 
 def set_translator(translator: Callable[[str], str] | None) -> None:
-    """Use `translator(text) -> English text` instead of the embedded LM; None restores the default."""
+    """Use `translator(text) -> English text` instead of prompting a backend; None restores the default."""
     global _translator
     _translator = translator
 
 
-def lm_translate(text: str, model: str | None = None) -> str:
-    """Ask a chat LM (the embedded SmolLM2 unless `model` is given) for the English translation, greedily."""
-    from toolcall.backends.hf_loading import load_model_and_tokenizer
+def use_backend(backend: "Backend | None") -> None:
+    """Translate with `backend` (e.g. the model a command has already loaded); None: the default backend, on first use."""
+    global _backend
+    _backend = backend
 
-    import torch
 
-    lm, tok = load_model_and_tokenizer(model)
-    # A few worked turns: the 135M model copies the source text back without them (measured: "Bonjour" -> "Bonjour!").
+def _default_backend() -> "Backend":
+    global _backend
+    with _lock:
+        if _backend is None:
+            from toolcall.backends import get_backend
+
+            _backend = get_backend()   # the embedded SmolLM2 through transformers
+        return _backend
+
+
+def translation_messages(text: str) -> list[dict[str, str]]:
+    """The chat asking for `text` in English, after a few worked turns (the 135M model copies the source text back
+    without them: measured "Bonjour" -> "Bonjour!")."""
     messages: list[dict[str, str]] = []
     for source, english in SHOTS:
         messages += [{"role": "user", "content": f"Translate to English: {source}"}, {"role": "assistant", "content": english}]
     messages.append({"role": "user", "content": f"Translate to English: {text}"})
-    prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
-    with _lock, torch.no_grad():
-        out = lm.generate(**ids, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id)
-    reply = tok.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    return messages
+
+
+def lm_translate(text: str, backend: "Backend | None" = None) -> str:
+    """Ask a chat backend (`backend`, else the one given to use_backend, else the default) for the English translation.
+
+    The reply is decoded with the backend's own settings (greedy for the default) until end of sequence, and its
+    first non-empty line is the translation.
+    """
+    engine = backend if backend is not None else (_backend or _default_backend())
+    prompt = engine.chat_prompt(translation_messages(text))
+    with _lock:
+        reply = engine.start(prompt).generate((), MAX_NEW_TOKENS)
     line = next((part.strip() for part in reply.splitlines() if part.strip()), "")
     return line.strip().strip('"')
 

@@ -1,4 +1,4 @@
-"""The fake backend: scripted continuations with real stop-string, budget and counter behaviour."""
+"""The fake backend: scripted continuations with real stop-string, budget and counter behaviour; the Scorer protocol on its toy LM."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 from toolcall.backends import find_stop, get_backend
 from toolcall.backends.base import Steering
 from toolcall.backends.fake import FakeBackend
-from toolcall.errors import ConfigError, UnknownNameError
+from toolcall.errors import BackendError, ConfigError, UnknownNameError
 
 
 def test_stop_string_inside_a_chunk_cuts_the_text_after_it() -> None:
@@ -49,6 +49,17 @@ def test_counters_prefill_appended_text_once() -> None:
     assert s.text == "PPPPabcdRRRRRRefgh"
 
 
+def test_next_turn_keeps_the_text_and_starts_a_new_reply() -> None:
+    backend = FakeBackend(script=["first reply", "second"], chars_per_token=4)
+    session = backend.start("Q1: ")
+    session.generate([], 50)
+    session.next_turn("\nQ2: ")
+    assert session.text == "Q1: first reply\nQ2: " and session.generated == ""
+    assert session.counters.decoded_tokens == 0 and session.stop_reason is None
+    session.generate([], 50)
+    assert session.generated == "second" and session.counters.prefilled_tokens == 2  # "\nQ2: " only
+
+
 def test_callable_script_sees_the_text_and_disable_removes_the_opener() -> None:
     backend = FakeBackend(script=lambda text: f"[{len(text)}]")
     s = backend.start("abc")
@@ -83,3 +94,68 @@ def test_get_backend_by_name_and_script_file(tmp_path: Path) -> None:
     bad.write_text('{"a": 1}')
     with pytest.raises(ConfigError, match="JSON list of strings"):
         get_backend("fake", str(bad))
+
+
+# --- the Scorer protocol on the toy LM -------------------------------------------------------------------------
+
+TOY_TEXTS = ["a total of [Calculator(12 + 30)] 42 fruits.", "a total of 7 pears."]
+
+
+def toy() -> FakeBackend:
+    from toolcall.backends.toy_lm import ToyLM
+
+    return FakeBackend(lm=ToyLM(TOY_TEXTS, order=3, vocab_size=100))
+
+
+def test_fake_backend_is_a_reference_scorer() -> None:
+    from toolcall.backends.base import ReferenceScorer, Scorer
+
+    backend = toy()
+    assert isinstance(backend, Scorer) and isinstance(backend, ReferenceScorer)
+    ids, offsets = backend.encode_with_offsets("a total of  42 ünï.")
+    assert backend.decode_ids(ids) == "a total of  42 ünï." and ids == backend.encode("a total of  42 ünï.")
+    assert [backend.decode_ids([i]) for i in ids] == ["a", " total", " of", " ", " 4", "2", " ünï", "."]
+    assert [b - a for a, b in offsets] == [1, 6, 3, 1, 2, 1, 4, 1]
+    assert backend.decode_ids([backend.start_token_id()]) == "<s>"
+
+
+def test_toy_probabilities_sum_to_one_and_follow_the_texts() -> None:
+    backend = toy()
+    lm = backend.lm
+    for context in ([], ["<s>", "a"], [" total", " of"], [" of", " ["], ["never", "seen"]):
+        unseen = lm.vocab_size - len(lm.known)
+        total = sum(lm.prob(context, t) for t in lm.known) + unseen * lm.prob(context, "no such token")
+        assert total == pytest.approx(1.0)
+    assert lm.prob([" total", " of"], " [") > lm.prob([" total", " of"], " pears")
+    assert lm.pick([" of", " ["], __import__("random").Random(0), temperature=0) == "Calculator"
+
+
+def test_fake_scores_agree_across_prefix_branch_and_sequence() -> None:
+    from toolcall.backends.base import Branch
+
+    backend = toy()
+    ids = [backend.start_token_id()] + backend.encode("a total of 42 fruits.")
+    opener = backend.encode(" [")
+    prefix = backend.prefix_state(ids, opener)
+    assert list(prefix.token_logprobs) == backend.naive_logprobs(ids) == backend.sequence_logprobs([(ids, 1)])[0]
+    assert [round(r[0], 9) for r in prefix.candidate_logprobs] == [
+        round(backend.naive_logprobs(ids[:j + 1] + opener)[-1], 9) for j in range(len(ids))]
+    call = backend.encode(" [Calculator(12 + 30)]")
+    (row,) = backend.branch_logprobs(prefix, [Branch(4, tuple(call + ids[4:]), 1)])
+    assert row == backend.naive_logprobs(ids[:4] + call + ids[4:])[4:]
+    with pytest.raises(BackendError, match="another scorer"):
+        toy().branch_logprobs(prefix, [Branch(4, tuple(call), 1)])
+
+
+def test_fake_sampling_stops_before_a_stop_string_glued_to_other_characters() -> None:
+    backend = toy()
+    ids = backend.encode("a total of")
+    prefix = backend.prefix_state(ids)
+    (greedy,) = backend.sample_branches(prefix, [(len(ids), backend.encode(" ["))], 2, temperature=0)
+    assert greedy == [("Calculator(12 + 30)", True)] * 2     # ")]" is one token; the text is cut before "]"
+    (cut,) = backend.sample_branches(prefix, [(len(ids), backend.encode(" ["))], 1, temperature=0,
+                                     keep_going=lambda text: len(text) < 5)
+    assert cut == [("Calculator", False)]
+    a = backend.sample_branches(prefix, [(2, ids[2:3]), (3, [])], 4, max_new_tokens=6, seed=5)
+    assert a == backend.sample_branches(prefix, [(2, ids[2:3]), (3, [])], 4, max_new_tokens=6, seed=5)
+    assert a != backend.sample_branches(prefix, [(2, ids[2:3]), (3, [])], 4, max_new_tokens=6, seed=6)

@@ -1,4 +1,4 @@
-"""HFScoringMixin against a naive full forward on a tiny random Llama: log-probs, branches, shared prefixes, sampling."""
+"""The transformers Scorer against a naive full forward on a tiny random Llama: log-probs, branches, shared prefixes, sampling."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,7 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from toolcall.backends.hf_scoring import Branch, HFScorer  # noqa: E402
+from toolcall.backends.base import Branch, Prefix, ReferenceScorer  # noqa: E402
+from toolcall.backends.hf_scoring import HFScorer  # noqa: E402
+from toolcall.errors import BackendError, ConfigError  # noqa: E402
+
+# Every test here builds the tiny Llama and its tokenizer (a few seconds): not part of the fast tier.
+pytestmark = pytest.mark.slow
 
 _spec = importlib.util.spec_from_file_location("tiny_lm", Path(__file__).parents[1] / "data_gen" / "tiny_lm.py")
 tiny_lm = importlib.util.module_from_spec(_spec)
@@ -38,53 +43,91 @@ def test_encode_decode_roundtrip(scorer: HFScorer) -> None:
     ids = scorer.encode(TEXT)
     assert scorer.decode_ids(ids) == TEXT
     assert scorer.start_token_id() == scorer.tokenizer.bos_token_id
+    assert isinstance(scorer, ReferenceScorer)
 
 
-def test_token_logprobs_match_naive_with_padding(scorer: HFScorer) -> None:
+def test_naive_logprobs_is_one_plain_forward(scorer: HFScorer) -> None:
+    ids = [scorer.start_token_id()] + scorer.encode(TEXT)
+    assert close(scorer.naive_logprobs(ids), naive(scorer.model, ids, 1), tol=0.0)
+
+
+def test_sequence_logprobs_match_naive_with_padding(scorer: HFScorer) -> None:
+    # No head shared by all four: they are batched whole, right-padded.
     ids = [scorer.start_token_id()] + scorer.encode(TEXT)
     seqs = [(ids, 5), (ids[:9], 1), (ids[:30], 29), (ids[3:20], 2)]
-    got = scorer.token_logprobs(seqs)
+    got = scorer.sequence_logprobs(seqs)
     for (seq, start), row in zip(seqs, got):
         assert close(row, naive(scorer.model, seq, start))
 
 
-def test_token_logprobs_same_when_split_into_small_batches(scorer: HFScorer) -> None:
+def test_sequence_logprobs_same_when_split_into_small_batches(scorer: HFScorer) -> None:
     ids = scorer.encode(TEXT)
-    seqs = [(ids[:n], 1) for n in (5, 17, 33, 40)]
+    seqs = [(ids[:n], 1) for n in (5, 17, 33, 40)] + [(ids[2:30], 3)]
     small = HFScorer(scorer.model, scorer.tokenizer, max_batch_tokens=40)
-    assert all(close(a, b) for a, b in zip(scorer.token_logprobs(seqs), small.token_logprobs(seqs)))
+    assert all(close(a, b) for a, b in zip(scorer.sequence_logprobs(seqs), small.sequence_logprobs(seqs)))
 
 
-def test_next_token_logprobs_every_position(scorer: HFScorer) -> None:
-    ids = scorer.encode("Out of 1400 participants")
-    rows = scorer.next_token_logprobs(ids, [ids[0], ids[1]])
-    assert len(rows) == len(ids) + 1
-    full = naive(scorer.model, [scorer.start_token_id()] + ids, 1)
-    assert abs(rows[0][0] - full[0]) < 1e-5   # position 0 is conditioned on the start token only
-    within = naive(scorer.model, ids, 1)
-    assert abs(rows[1][1] - within[0]) < 1e-5
+def test_batch_size_must_be_positive(scorer: HFScorer) -> None:
+    with pytest.raises(ConfigError, match="max_batch_tokens"):
+        HFScorer(scorer.model, scorer.tokenizer, max_batch_tokens=0)
+
+
+def test_transformers_backend_is_a_scorer_with_the_same_scores(scorer: HFScorer) -> None:
+    from toolcall.backends import as_scorer
+    from toolcall.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend.from_transformers(scorer.model, scorer.tokenizer, max_batch_tokens=40)
+    assert backend.max_batch_tokens == 40 and as_scorer(backend) is backend
+    ids = [scorer.start_token_id()] + scorer.encode(TEXT)
+    seqs = [(ids[:n], 2) for n in (9, 30, 41)]
+    assert all(close(a, b) for a, b in zip(backend.sequence_logprobs(seqs), scorer.sequence_logprobs(seqs)))
+    with pytest.raises(ConfigError, match="max_batch_tokens"):
+        TransformersBackend.from_transformers(scorer.model, scorer.tokenizer, max_batch_tokens=-1)
+
+
+def test_prefix_state_gives_own_and_candidate_logprobs(scorer: HFScorer) -> None:
+    ids = [scorer.start_token_id()] + scorer.encode("Out of 1400 participants")
+    prefix = scorer.prefix_state(ids, [ids[1], ids[2]])
+    assert prefix.ids == tuple(ids)
+    assert close(list(prefix.token_logprobs), naive(scorer.model, ids, 1))
+    assert len(prefix.candidate_logprobs) == len(ids)
+    with torch.no_grad():
+        logp = torch.log_softmax(scorer.model(torch.tensor([ids])).logits[0].float(), -1)
+    for j, row in enumerate(prefix.candidate_logprobs):
+        assert close(list(row), [float(logp[j, ids[1]]), float(logp[j, ids[2]])])
+    assert scorer.prefix_state(ids).candidate_logprobs == ()
 
 
 def test_branches_reuse_prefix_and_match_naive(scorer: HFScorer) -> None:
     ids = scorer.encode(TEXT)
     call = scorer.encode(" [Calculator(12 + 30)]")
-    state = scorer.prefix_state(ids, keep_logits=True)
+    prefix = scorer.prefix_state(ids)
     branches = [Branch(4, tuple(call + ids[4:9]), len(call)), Branch(10, tuple(ids[10:20]), 0),
                 Branch(25, tuple(call), 1), Branch(2, tuple(ids[2:3]), 0)]
-    got = scorer.branch_logprobs(state, branches)
+    got = scorer.branch_logprobs(prefix, branches)
     for br, row in zip(branches, got):
         seq = ids[:br.cut] + list(br.new_ids)
         assert close(row, naive(scorer.model, seq, br.cut + br.score_from))
 
 
-def test_shared_prefix_logprobs_match_plain(scorer: HFScorer) -> None:
+def test_a_prefix_from_another_engine_is_refused(scorer: HFScorer) -> None:
+    foreign = Prefix((1, 2, 3), (0.0, 0.0), (), state="someone else's")
+    with pytest.raises(BackendError, match="another engine"):
+        scorer.branch_logprobs(foreign, [Branch(2, (3,), 0)])
+
+
+def test_sequence_logprobs_share_a_head_and_match_plain(scorer: HFScorer) -> None:
     ids = scorer.encode(TEXT)
     head = scorer.encode("[Calculator(400 / 1400)]\n")
     other = scorer.encode("[Calendar()]\n")
+    # The third sequence's first scored token is predicted by the shared head's last position.
     seqs = [([1] + head + ids, 1 + len(head)), ([1] + other + ids[:20], 1 + len(other)), ([1] + ids, 1)]
-    got = scorer.shared_prefix_logprobs(seqs)
-    for (seq, start), row in zip(seqs, got):
-        assert close(row, naive(scorer.model, seq, start))
+    # Here the first sequence is scored from inside the head the two share: that row is run whole instead.
+    inside = [([1] + head + ids, 1), ([1] + head + ids[:10], 1 + len(head))]
+    for group in (seqs, inside):
+        got = scorer.sequence_logprobs(group)
+        for (seq, start), row in zip(group, got):
+            assert close(row, naive(scorer.model, seq, start))
 
 
 def naive_greedy(model, ids: list[int], steps: int) -> list[int]:
@@ -98,9 +141,9 @@ def naive_greedy(model, ids: list[int], steps: int) -> list[int]:
 
 def test_greedy_branch_sampling_equals_naive_greedy(scorer: HFScorer) -> None:
     ids = scorer.encode(TEXT)
-    state = scorer.prefix_state(ids)
+    prefix = scorer.prefix_state(ids)
     opener = scorer.encode(" [")
-    outs = scorer.sample_branches(state, [(7, opener), (15, opener + ids[16:18])], 2, stop=("\x00never",),
+    outs = scorer.sample_branches(prefix, [(7, opener), (15, opener + ids[16:18])], 2, stop=("\x00never",),
                                   max_new_tokens=6, temperature=0)
     for (cut, first), samples in zip([(7, opener), (15, opener + ids[16:18])], outs):
         want = scorer.decode_ids(naive_greedy(scorer.model, ids[:cut] + first, 6))
@@ -110,19 +153,19 @@ def test_greedy_branch_sampling_equals_naive_greedy(scorer: HFScorer) -> None:
 def test_sampling_stops_on_text_inside_merged_tokens(scorer: HFScorer) -> None:
     # With a stop string that the greedy continuation contains, the text is cut before it and marked stopped.
     ids = scorer.encode(TEXT)
-    state = scorer.prefix_state(ids)
-    free = scorer.sample_branches(state, [(5, ids[5:6])], 1, stop=("\x00never",), max_new_tokens=6, temperature=0)[0][0][0]
+    prefix = scorer.prefix_state(ids)
+    free = scorer.sample_branches(prefix, [(5, ids[5:6])], 1, stop=("\x00never",), max_new_tokens=6, temperature=0)[0][0][0]
     assert len(free) >= 3
     stop = free[2:4]
-    text, stopped = scorer.sample_branches(state, [(5, ids[5:6])], 1, stop=(stop,), max_new_tokens=6, temperature=0)[0][0]
+    text, stopped = scorer.sample_branches(prefix, [(5, ids[5:6])], 1, stop=(stop,), max_new_tokens=6, temperature=0)[0][0]
     assert stopped and text == free[:free.find(stop)]
 
 
 def test_sampling_is_reproducible_per_seed(scorer: HFScorer) -> None:
     ids = scorer.encode(TEXT)
-    state = scorer.prefix_state(ids)
-    a = scorer.sample_branches(state, [(6, ids[6:7]), (12, ids[12:13])], 3, max_new_tokens=5, seed=7)
-    b = scorer.sample_branches(state, [(6, ids[6:7]), (12, ids[12:13])], 3, max_new_tokens=5, seed=7)
+    prefix = scorer.prefix_state(ids)
+    a = scorer.sample_branches(prefix, [(6, ids[6:7]), (12, ids[12:13])], 3, max_new_tokens=5, seed=7)
+    b = scorer.sample_branches(prefix, [(6, ids[6:7]), (12, ids[12:13])], 3, max_new_tokens=5, seed=7)
     assert a == b and len(a) == 2 and all(len(s) == 3 for s in a)
 
 
@@ -130,7 +173,7 @@ def test_rows_ended_at_different_steps_match_naive_greedy(scorer: HFScorer) -> N
     # Rows end at different steps (keep_going), finished rows ride along until a quarter of the batch has finished and
     # are then compacted away; every row must still be what a lone greedy decode gives, however the rows are batched.
     ids = scorer.encode(TEXT)
-    state = scorer.prefix_state(ids)
+    prefix = scorer.prefix_state(ids)
     branches = [(cut, ids[cut:cut + 1]) for cut in (3, 5, 8, 11, 14, 17, 20, 23)]
     budget = 7
 
@@ -149,10 +192,10 @@ def test_rows_ended_at_different_steps_match_naive_greedy(scorer: HFScorer) -> N
     expected = [[want(cut, list(first))] for cut, first in branches]
     lengths = {len(e[0][0]) for e in expected}
     assert len(lengths) > 1, "rows should end at different steps for this test to mean anything"
-    together = scorer.sample_branches(state, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
+    together = scorer.sample_branches(prefix, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
                                       keep_going=keep_going)
     one_by_one = HFScorer(scorer.model, scorer.tokenizer)
     one_by_one.max_sample_kv_bytes = 1       # one row per batch
-    alone = one_by_one.sample_branches(state, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
+    alone = one_by_one.sample_branches(prefix, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
                                        keep_going=keep_going)
     assert together == expected and alone == expected

@@ -72,6 +72,12 @@ def test_trigger_top_k_forces_a_call_and_disable_bans_it(backend) -> None:  # ty
     assert forced.triggers == 1 and "[" in text and text != free
     banned = backend.start(PROMPT + "17 times 23 is")
     assert "[" not in banned.generate([], 10, Steering("[", disable=True))
+    # The next reply in the same session (a chat turn) may trigger again: the limit counts per reply.
+    forced.next_turn(" 391]<|im_end|>\n" + PROMPT.split("<|im_end|>\n", 1)[0].replace("17 times 23", "12 times 34")
+                     + "<|im_end|>\n<|im_start|>assistant\n")
+    assert forced.triggers == 0 and forced.generated == "" and forced.counters.decoded_tokens == 0
+    again = forced.generate(["->"], 10, Steering("[", trigger_top_k=10))
+    assert forced.triggers == 1 and "[" in again
 
 
 def test_loop_reprefill_per_call_equals_spliced_tokens(backend) -> None:  # type: ignore[no-untyped-def]

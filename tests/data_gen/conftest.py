@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
-def tiny_scorer() -> Any:
+def _trained_tiny_scorer() -> Any:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from tiny_lm import trained_tiny_model_and_tokenizer
@@ -20,6 +20,14 @@ def tiny_scorer() -> Any:
 
     model, tok = trained_tiny_model_and_tokenizer()
     return HFScorer(model, tok)
+
+
+@pytest.fixture()
+def tiny_scorer(request: pytest.FixtureRequest, _trained_tiny_scorer: Any) -> Any:
+    """The tiny Llama, trained for a few seconds on bracket calls; a test using it must be marked slow."""
+    if request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"{request.node.nodeid} uses the tiny trained LM: mark it @pytest.mark.slow so the fast tier stays fast")
+    return _trained_tiny_scorer
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,11 @@ def test_missing_input_and_unknown_tool(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Calculator" in capsys.readouterr().err
 
 
+def test_limit_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data-gen", "--input", str(tmp_path / "t.txt"), "--output", str(tmp_path / "o"), "--limit", "0"]) == 1
+    assert "--limit must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_bad_placement_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["data-gen", "--input", "x.txt", "--output", "o", "--placement", "middle"])
@@ -43,3 +48,26 @@ def test_input_formats(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text('{"text": "x"}\n{"id": 1}\n')
     with pytest.raises(ConfigError, match=r"b.jsonl:2"):
         read_texts(tmp_path / "b.jsonl")
+
+
+def test_stage_flags_reach_the_run_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("The total of 2 and 3 is 5.\nToday is Monday.\n")
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--samples", "2", "--no-prefilter", "--call-timeout", "2", "--max-batch-tokens", "64"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["texts_in"] == 2
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["sample"]["m"] == 2 and config["prefilter"]["enabled"] is False
+    assert config["execute"]["timeout"] == 2.0 and config["positions"]["k"] == 5
+    assert config["overrides"]["calculator"]["m"] is None and config["overrides"]["calculator"]["k"] == 20
+
+
+def test_max_batch_tokens_goes_to_the_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("x\n")
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(tmp_path / "o"),
+                 "--max-batch-tokens", "0"]) == 1
+    assert "max_batch_tokens must be a whole number >= 1" in capsys.readouterr().err

@@ -51,5 +51,55 @@ def test_cli_flags_override_every_tool() -> None:
 def test_cli_rejects_zero_samples() -> None:
     from toolcall.cli.datagen_cmd import build_config
 
-    with pytest.raises(ConfigError, match="--samples"):
+    with pytest.raises(ConfigError, match=r"m \(--samples\) must be >= 1, got 0"):
         build_config(_args(samples=0))
+
+
+def test_no_stage_flag_keeps_the_papers_values_and_the_stage_defaults() -> None:
+    from toolcall.cli.datagen_cmd import build_config
+
+    cfg = build_config(_args())
+    assert cfg == DataGenConfig()
+    assert cfg.for_tool("calculator")[0].tau_s == 0.0 and cfg.for_tool("calendar")[0].tau_s == 0.05
+
+
+def test_every_stage_field_has_its_flag() -> None:
+    from toolcall.cli import build_parser
+    from toolcall.cli.datagen_cmd import build_config
+
+    argv = ["data-gen", "--input", "x.txt", "--output", "d", "--tools", "calendar", "--no-prefilter",
+            "--number-window", "50", "--min-numbers", "2", "--tau-s", "0.1", "--top-k", "3", "--min-token", "2",
+            "--no-word-start-only", "--samples", "4", "--temperature", "0.7", "--sample-top-k", "40",
+            "--max-new-tokens", "16", "--seed", "9", "--workers", "2", "--call-timeout", "3", "--no-drop-errors",
+            "--tau-f", "0.2", "--placement", "inline", "--decay", "0.5"]
+    cfg = build_config(build_parser().parse_args(argv))
+    assert cfg.tools == ("calendar",)
+    assert (cfg.prefilter.enabled, cfg.prefilter.number_window, cfg.prefilter.min_numbers) == (False, 50, 2)
+    assert (cfg.positions.tau_s, cfg.positions.k, cfg.positions.min_token, cfg.positions.word_start_only) == (0.1, 3, 2, False)
+    assert (cfg.sample.m, cfg.sample.temperature, cfg.sample.top_k, cfg.sample.max_new_tokens, cfg.sample.seed) == \
+        (4, 0.7, 40, 16, 9)
+    assert (cfg.execute.workers, cfg.execute.timeout, cfg.execute.drop_errors) == (2, 3.0, False)
+    assert (cfg.filter.tau_f, cfg.filter.placement, cfg.filter.decay) == (0.2, "inline", 0.5)
+    for tool in ("calculator", "mt"):  # every per-tool value was given on the command line
+        pos, sam, fil = cfg.for_tool(tool)
+        assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.1, 3, 4, 0.2)
+
+
+def test_stage_validation_names_the_flag() -> None:
+    from toolcall.data_gen.config import ExecuteConfig, PositionConfig, SampleConfig
+
+    with pytest.raises(ConfigError, match=r"k \(--top-k\) must be >= 1"):
+        PositionConfig(k=0)
+    with pytest.raises(ConfigError, match=r"temperature \(--temperature\) must be >= 0"):
+        SampleConfig(temperature=-1)
+    with pytest.raises(ConfigError, match=r"workers \(--workers\) must be >= 1"):
+        ExecuteConfig(workers=0)
+    with pytest.raises(ConfigError, match="tools is empty"):
+        DataGenConfig(tools=())
+
+
+def test_cli_rejects_an_empty_tool_list() -> None:
+    from toolcall.cli.datagen_cmd import build_config
+
+    with pytest.raises(ConfigError, match="--tools calculator"):
+        build_config(_args(tools=" , "))

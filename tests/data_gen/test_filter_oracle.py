@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
-from toolcall.data_gen.execute import Executor, execute_calls
+from toolcall.data_gen.execute import CallRunner, execute_calls
 from toolcall.data_gen.filter import score_candidates
 from toolcall.data_gen.merge import merge_record
 from toolcall.data_gen.pipeline import Pipeline
@@ -30,10 +30,11 @@ def run_stages(scorer: Any, registry: Any, text: str, placement: str, k: int = 4
     for tool in rec["tools"]:
         rec = find_positions(rec, tool, states, cfg.positions)
         rec = sample_calls(rec, tool, states, cfg.sample, registry.canonical)
-    rec = execute_calls(rec, Executor(registry, cfg.execute))
+    rec = execute_calls(rec, CallRunner(registry, cfg.execute))
     return score_candidates(rec, scorer, {t.lower(): cfg.filter for t in tools})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("placement", ["prefix", "inline"])
 def test_losses_match_naive_reference(tiny_scorer: Any, registry: Any, placement: str) -> None:
     checked = 0
@@ -50,6 +51,7 @@ def test_losses_match_naive_reference(tiny_scorer: Any, registry: Any, placement
     assert checked >= 6, "the trained tiny model should sample several parseable calls"
 
 
+@pytest.mark.slow
 def test_threshold_decides_kept(tiny_scorer: Any, registry: Any) -> None:
     rec = run_stages(tiny_scorer, registry, TEXTS[0], "prefix")
     reductions = sorted(c["loss_reduction"] for c in rec["candidates"])
@@ -62,6 +64,7 @@ def test_threshold_decides_kept(tiny_scorer: Any, registry: Any) -> None:
         assert c["kept"] is (c["loss_reduction"] >= mid)
 
 
+@pytest.mark.slow
 def test_identical_calls_share_one_scored_sequence(tiny_scorer: Any, registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Same call at three positions (prefix placement): e(c, eps) and e(c, r) are scored once each, not three times.
     text = TEXTS[1]
@@ -69,8 +72,8 @@ def test_identical_calls_share_one_scored_sequence(tiny_scorer: Any, registry: A
     ids = tiny_scorer.encode(text)
     cands = [{**base, "token": t, "position": 0} for t in (3, 6, len(ids) - 2)]
     seen: list[int] = []
-    real = tiny_scorer.shared_prefix_logprobs
-    monkeypatch.setattr(tiny_scorer, "shared_prefix_logprobs", lambda seqs: seen.append(len(seqs)) or real(seqs))
+    real = tiny_scorer.sequence_logprobs
+    monkeypatch.setattr(tiny_scorer, "sequence_logprobs", lambda seqs: seen.append(len(seqs)) or real(seqs))
     cfg = FilterConfig(tau_f=0.0)
     out = score_candidates({"text": text, "candidates": cands}, tiny_scorer, {"calculator": cfg})
     assert seen == [2]
@@ -79,6 +82,7 @@ def test_identical_calls_share_one_scored_sequence(tiny_scorer: Any, registry: A
         assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4) and cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_pipeline_samples_and_keeps_parseable_calls(tiny_scorer: Any, registry: Any) -> None:
     cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=4), sample=SampleConfig(m=4),
                         filter=FilterConfig(tau_f=-1e9), overrides={})

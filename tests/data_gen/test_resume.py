@@ -12,6 +12,8 @@ from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
 from toolcall.errors import ConfigError
 
+pytestmark = pytest.mark.slow   # every test runs the pipeline on the tiny trained LM
+
 TEXTS = [
     "The store sold 12 apples and 30 pears, a total of 42 fruits.",
     "Cats sleep a lot and dogs bark.",

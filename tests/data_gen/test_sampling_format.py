@@ -11,7 +11,7 @@ from toolcall.data_gen.calls_text import parse_call, render_call
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
 from toolcall.data_gen.positions import PromptStates, call_may_start
-from toolcall.data_gen.prompts import build_prompt
+from toolcall.data_gen.prompts import annotation_prompt
 from toolcall.data_gen.sample import may_become_call, sampled_call
 from toolcall.data_gen.tokens import TokenizedText
 from toolcall.calls import ToolCall
@@ -19,6 +19,7 @@ from toolcall.calls import ToolCall
 CALC = ("Calculator", "Calculate")
 
 
+@pytest.mark.slow
 def test_prompt_state_puts_the_text_after_output_not_in_the_input(tiny_scorer: Any, registry: Any,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # Bug: the sampled prefix was `...Input: x_{<i} [`, i.e. the model was asked to write a call inside an Input line,
@@ -26,16 +27,16 @@ def test_prompt_state_puts_the_text_after_output_not_in_the_input(tiny_scorer: A
     text = "The store sold 12 apples and 30 pears, a total of 42 fruits."
     fed: list[list[int]] = []
     real = tiny_scorer.prefix_state
-    monkeypatch.setattr(tiny_scorer, "prefix_state", lambda ids, keep_logits=False: fed.append(list(ids)) or real(ids, keep_logits))
+    monkeypatch.setattr(tiny_scorer, "prefix_state", lambda ids, candidates=(): fed.append(list(ids)) or real(ids, candidates))
     plen, tt, _, _ = PromptStates(tiny_scorer, registry=registry).get("Calculator", text)
     whole = tiny_scorer.decode_ids(fed[0])
     assert whole.endswith(f"Input: {text}\nOutput:\n{text}")
-    assert whole == build_prompt("Calculator").replace("{text}", text) + text
+    assert whole == annotation_prompt("Calculator").replace("{text}", text) + text
     assert list(fed[0][plen:]) == list(tt.ids)     # positions index the copy after "Output:"
 
 
 def test_demonstrations_use_the_form_that_is_sampled_and_parsed() -> None:
-    prompt = build_prompt("calculator")
+    prompt = annotation_prompt("calculator")
     outputs = [line for line in prompt.splitlines() if " [Calculator(" in line]
     assert len(outputs) >= 4
     for line in outputs:
@@ -98,6 +99,7 @@ def test_call_positions_skip_inside_words_and_numbers() -> None:
     assert allowed == ["a", " total", " of", " ", "2", " books", ".", " 3", " ok"]
 
 
+@pytest.mark.slow
 def test_run_logs_rejected_samples_with_reasons(tiny_scorer: Any, registry: Any, tmp_path: Path) -> None:
     texts = tmp_path / "t.txt"
     texts.write_text("The store sold 12 apples and 30 pears, a total of 42 fruits on Friday.\n")

@@ -1,17 +1,18 @@
-"""Backend lookup by name: a Registry of factories, so new engines plug in without touching an if/elif chain."""
+"""Backend lookup by name: a NameRegistry of factories, so new engines plug in without touching an if/elif chain."""
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..naming import Registry
-from .base import Backend, Counters, DecodeSession, Steering
+from ..errors import ConfigError
+from ..name_registry import NameRegistry
+from .base import Backend, Branch, Counters, DecodeSession, Prefix, Scorer, Steering, missing_scorer_methods
 
 BackendFactory = Callable[..., Backend]
 
 #: name -> factory(model=None, **options) -> Backend. Register your own engine here.
-backends: Registry[BackendFactory] = Registry("backend")
+backends: NameRegistry[BackendFactory] = NameRegistry("backend")
 
 
 def _lazy(module: str, cls: str) -> BackendFactory:
@@ -20,7 +21,11 @@ def _lazy(module: str, cls: str) -> BackendFactory:
     def factory(model: str | None = None, **options: Any) -> Backend:
         return getattr(importlib.import_module(module, __name__), cls)(model, **options)
 
+    def engine_class() -> type:
+        return getattr(importlib.import_module(module, __name__), cls)
+
     factory.__name__ = f"make_{cls}"
+    factory.engine_class = engine_class  # type: ignore[attr-defined]  # lets scoring_backends() inspect the class
     return factory
 
 
@@ -50,4 +55,43 @@ def get_backend(name: str = "transformers", model: str | None = None, **options:
     return backends.get(name)(model, **options)
 
 
-__all__ = ["Backend", "BackendFactory", "Counters", "DecodeSession", "Steering", "backends", "find_stop", "get_backend"]
+def scoring_backends() -> list[str]:
+    """Names of the registered backends whose engine implements the Scorer protocol (data_gen can use them).
+
+    A factory is inspected through its `engine_class()` attribute (the built-in ones have it; importing an engine's
+    module does not import its heavy libraries); a factory without it is not listed.
+    """
+    names = []
+    for name in backends.names():
+        engine_class = getattr(backends.get(name), "engine_class", None)
+        if engine_class is not None and not missing_scorer_methods(engine_class()):
+            names.append(name)
+    return names
+
+
+def as_scorer(engine: object) -> Scorer:
+    """`engine` itself once it implements the Scorer protocol; otherwise a ConfigError naming what it lacks."""
+    _require_scorer(engine, getattr(engine, "name", type(engine).__name__))
+    return engine  # type: ignore[return-value]  # checked just above; Protocol isinstance only checks names too
+
+
+def get_scorer(name: str = "transformers", model: str | None = None, **options: Any) -> Scorer:
+    """Build the backend registered as `name` for scoring (data_gen); options such as max_batch_tokens go to it.
+
+    An engine that cannot score is refused before it is built, so no model is loaded for nothing.
+    """
+    engine_class = getattr(backends.get(name), "engine_class", None)
+    if engine_class is not None:
+        _require_scorer(engine_class(), backends.canonical(name))
+    return as_scorer(get_backend(name, model, **options))
+
+
+def _require_scorer(engine: object, name: str) -> None:
+    missing = missing_scorer_methods(engine)
+    if missing:
+        raise ConfigError(f"backend {name!r} cannot score log-probabilities for data generation: it lacks "
+                          f"{', '.join(missing)}; backends that can: {', '.join(scoring_backends()) or '(none)'}")
+
+
+__all__ = ["Backend", "BackendFactory", "Branch", "Counters", "DecodeSession", "Prefix", "Scorer", "Steering",
+           "as_scorer", "backends", "find_stop", "get_backend", "get_scorer", "scoring_backends"]

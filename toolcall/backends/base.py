@@ -1,11 +1,12 @@
-"""The backend interface: decode sessions that pause at stop strings, and log-probability scoring."""
+"""The backend interfaces: decode sessions that pause at stop strings, and the Scorer protocol data_gen scores with."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
 
 
 @dataclass
@@ -59,6 +60,21 @@ class DecodeSession(ABC):
     def append(self, text: str) -> None:
         """Add program-written text (a tool result); it is prefilled on the next stream, nothing before it."""
 
+    def next_turn(self, text: str) -> None:
+        """Start a new reply after `text` (the next user turn): the model state is kept, so only `text` is prefilled.
+
+        The reply's own bookkeeping starts afresh: `generated`, the counters and per-reply limits such as the
+        trigger count.
+        """
+        self.append(text)
+        self.prompt_chars = len(self.text)
+        self.counters = Counters()
+        self.stop_reason, self.matched_stop = None, None
+        self._reset_reply()
+
+    def _reset_reply(self) -> None:
+        """Hook: forget per-reply engine state (nothing by default)."""
+
 
 class Backend(ABC):
     """A model engine behind one narrow seam; the loop and data_gen see only this."""
@@ -72,6 +88,12 @@ class Backend(ABC):
     def start_batch(self, prompts: Sequence[str]) -> list[DecodeSession]:
         return [self.start(p) for p in prompts]
 
+    def generate_batch(self, sessions: Sequence[DecodeSession], stops: Sequence[Sequence[str]],
+                       budgets: Sequence[int], steerings: Sequence[Steering | None]) -> None:
+        """Decode each session up to its stop (as `DecodeSession.generate`); an engine that batches overrides this."""
+        for session, stop, budget, steering in zip(sessions, stops, budgets, steerings):
+            session.generate(stop, budget, steering)
+
     def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """Messages rendered with the model's chat template (plain role: text lines when it has none)."""
         tokenizer = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
@@ -81,18 +103,118 @@ class Backend(ABC):
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
 
-    # --- scoring (data_gen) -------------------------------------------------------------
+    # --- tokens (scoring engines implement the Scorer protocol below) ------------------------
     def encode(self, text: str) -> list[int]:
         raise BackendError(f"backend {self.name!r} cannot tokenize")
 
     def decode_ids(self, ids: Sequence[int]) -> str:
         raise BackendError(f"backend {self.name!r} cannot detokenize")
 
-    def token_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
-        """For each (ids, start): [log p(ids[j] | ids[:j]) for j in range(start, len(ids))]."""
-        raise BackendError(f"backend {self.name!r} cannot score log-probabilities")
 
-    def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[list[float]]:
-        """For every position j: [log p(c | ids[:j]) for c in candidates], j in range(len(ids) + 1)."""
-        raise BackendError(f"backend {self.name!r} cannot score next-token log-probabilities")
 
+# --- scoring: the interface data_gen needs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Branch:
+    """The sequence `prefix.ids[:cut] + new_ids`, scored at new_ids[j] for j >= score_from (0: the first new token too)."""
+
+    cut: int
+    new_ids: tuple[int, ...]
+    score_from: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Prefix:
+    """A token sequence an engine has run once, and what that one run gave.
+
+    Branches and samples continue from any `ids[:cut]` without recomputing it. `state` belongs to the engine that
+    made it (a KV cache, a prefix-cache key): callers pass the Prefix back to that engine and never look inside.
+    """
+
+    ids: tuple[int, ...]
+    token_logprobs: tuple[float, ...]                  # [j - 1] = log p(ids[j] | ids[:j]) for j = 1 .. len(ids) - 1
+    candidate_logprobs: tuple[tuple[float, ...], ...]  # [j][c] = log p(candidates[c] | ids[:j + 1]); () if none asked
+    state: Any = field(default=None, repr=False)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Log-probability scoring and branch sampling in token ids and floats, never tensors.
+
+    This is everything data_gen asks of an engine: run a prefix once and reuse its work for many branches (KV cache
+    reuse here, prefix caching in a served engine), score many sequences that share a head, and sample short
+    continuations that end at a stop string. Sequences a caller scores start with `start_token_id()`.
+    """
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, no special tokens added."""
+        ...
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and the (start, end) character span of each token in `text`."""
+        ...
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        """The text of `ids`, special tokens kept, no clean-up of spaces."""
+        ...
+
+    def start_token_id(self) -> int:
+        """The token a scored text starts from (BOS, else EOS): the context of the text's first token."""
+        ...
+
+    def prefix_state(self, ids: Sequence[int], candidates: Sequence[int] = ()) -> Prefix:
+        """Run `ids` once: their own log-probs, the log-probs of each candidate token after every position, and
+        the state that branches and samples continue from."""
+        ...
+
+    def branch_logprobs(self, prefix: Prefix, branches: Sequence[Branch]) -> list[list[float]]:
+        """For each branch: [log p(new_ids[j] | ids[:cut] + new_ids[:j]) for j >= score_from]; the cut prefix is
+        not recomputed. score_from 0 needs cut >= 1 (the first new token is predicted by ids[cut - 1])."""
+        ...
+
+    def sequence_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
+        """For each (ids, start): [log p(ids[j] | ids[:j]) for j in range(max(start, 1), len(ids))]; a head that the
+        sequences share is run once."""
+        ...
+
+    def sample_branches(self, prefix: Prefix, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
+                        stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
+                        top_k: int = 0, seed: int = 0,
+                        keep_going: Callable[[str], bool] | None = None) -> list[list[tuple[str, bool]]]:
+        """For each (cut, first_ids): n continuations of `ids[:cut] + first_ids`, as (text, stopped).
+
+        `text` ends just before the first stop string when `stopped` is True (stop strings are matched on decoded
+        text, since a token may hold a stop string glued to other characters); otherwise it is what max_new_tokens
+        or end of sequence produced. temperature 0 is greedy; top_k > 0 samples among the k likeliest tokens.
+        `keep_going(text)` returning False ends a row at once, as (text, False), so a sample that has already
+        turned into something the caller would discard costs no more steps. The same seed gives the same samples.
+        """
+        ...
+
+
+@runtime_checkable
+class ReferenceScorer(Scorer, Protocol):
+    """A Scorer that also offers the un-optimised reference that its batched, cache-reusing scores are checked against."""
+
+    def naive_logprobs(self, ids: Sequence[int]) -> list[float]:
+        """[log p(ids[j] | ids[:j]) for j >= 1] from one plain full forward: no cache, no batching, no padding."""
+        ...
+
+
+#: The methods an engine needs to serve as a Scorer (what `missing_scorer_methods` checks).
+SCORER_METHODS: tuple[str, ...] = tuple(name for name, value in vars(Scorer).items()
+                                        if callable(value) and not name.startswith("_"))
+
+
+def missing_scorer_methods(engine: object) -> list[str]:
+    """The Scorer methods `engine` (an instance or a class) lacks; [] when it can score."""
+    return [name for name in SCORER_METHODS if not callable(getattr(engine, name, None))]
+
+
+def check_batch_tokens(max_batch_tokens: int) -> int:
+    """A scoring engine's `max_batch_tokens` option (rows x tokens of one batched forward), once it is a usable size."""
+    if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
+        raise ConfigError(f"max_batch_tokens must be a whole number >= 1 (rows x tokens per batched forward), "
+                          f"got {max_batch_tokens!r}")
+    return max_batch_tokens

@@ -1,15 +1,18 @@
-"""A scripted backend for fast tests: canned continuations, real stop-string and token-budget handling."""
+"""A backend for fast tests: scripted decode sessions, and the Scorer protocol on a deterministic toy LM."""
 from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import BackendError, ConfigError
 from . import find_stop
-from .base import Backend, DecodeSession, Steering
+from .base import Backend, Branch, DecodeSession, Prefix, Steering, check_batch_tokens
+from .toy_lm import START, ToyLM, sample_text
 
 #: A script: continuations handed out one per `stream()` call, in order, across the whole backend
 #: (so a chat's successive turns get successive items), or a function of the session text so far.
@@ -74,18 +77,33 @@ class FakeSession(DecodeSession):
         self._unprefilled += len(text)
 
 
+@dataclass(frozen=True)
+class _ToyState:
+    """A Prefix's state from the fake backend: the scorer that made it (the toy LM recomputes, nothing is cached)."""
+
+    owner: "FakeBackend"
+
+
 class FakeBackend(Backend):
-    """Scripted outputs; `model` may name a JSON file holding a list of continuations (for the CLI)."""
+    """Scripted outputs; `model` may name a JSON file holding a list of continuations (for the CLI).
+
+    Scoring (the Scorer protocol) uses `lm`, a ToyLM: token ids, log-probs and samples are a fixed function of the
+    texts it was given, so data_gen's stages run without a model. Without `lm` every token is equally likely.
+    """
 
     name = "fake"
 
-    def __init__(self, model: str | None = None, *, script: Script | None = None, chars_per_token: int = 4) -> None:
+    def __init__(self, model: str | None = None, *, script: Script | None = None, chars_per_token: int = 4,
+                 lm: ToyLM | None = None, max_batch_tokens: int = 8192) -> None:
         if chars_per_token < 1:
             raise ConfigError(f"chars_per_token must be >= 1, got {chars_per_token}")
+        # Taken (and checked) like every scoring engine's option; the toy LM scores a sequence at a time, no batches.
+        self.max_batch_tokens = check_batch_tokens(max_batch_tokens)
         if script is None and model is not None:
             script = _load_script(Path(model))
         self.script: Script = script if script is not None else [DEFAULT_REPLY]
         self.chars_per_token = chars_per_token
+        self.lm = lm if lm is not None else ToyLM()
         self.position = 0  # next item of a list script
         self.prompts: list[str] = []  # every prompt a session was started with
         self.calls: list[tuple[tuple[str, ...], int, Steering | None]] = []  # (stop, max_new_tokens, steering) per stream
@@ -101,6 +119,70 @@ class FakeBackend(Backend):
     def start(self, prompt: str) -> FakeSession:
         self.prompts.append(prompt)
         return FakeSession(self, prompt)
+
+    # --- the Scorer protocol, on the toy LM -------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return [self.lm.token_id(t) for t, _, _ in self.lm.split(text)]
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        pieces = self.lm.split(text)
+        return [self.lm.token_id(t) for t, _, _ in pieces], [(a, b) for _, a, b in pieces]
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        return "".join(self.lm.token(i) for i in ids)
+
+    def start_token_id(self) -> int:
+        return self.lm.token_id(START)
+
+    def _context(self, tokens: list[str], end: int) -> list[str]:
+        return tokens[max(0, end - self.lm.order + 1):end]   # all the toy LM looks at of tokens[:end]
+
+    def _logprobs(self, ids: Sequence[int], start: int) -> list[float]:
+        tokens = [self.lm.token(i) for i in ids]
+        return [self.lm.logprob(self._context(tokens, j), tokens[j]) for j in range(max(start, 1), len(tokens))]
+
+    def naive_logprobs(self, ids: Sequence[int]) -> list[float]:
+        """The same toy log-probs: the fake has no faster path to check against a reference."""
+        return self._logprobs(ids, 1)
+
+    def prefix_state(self, ids: Sequence[int], candidates: Sequence[int] = ()) -> Prefix:
+        if not ids:
+            raise BackendError("a prefix state needs at least one token")
+        tokens = [self.lm.token(i) for i in ids]
+        wanted = [self.lm.token(c) for c in candidates]
+        rows = tuple(tuple(self.lm.logprob(self._context(tokens, j + 1), c) for c in wanted)
+                     for j in range(len(tokens))) if wanted else ()
+        return Prefix(tuple(ids), tuple(self._logprobs(ids, 1)), rows, _ToyState(self))
+
+    def _own(self, prefix: Prefix) -> Prefix:
+        if not (isinstance(prefix.state, _ToyState) and prefix.state.owner is self):
+            raise BackendError("this prefix was made by another scorer; pass a Prefix from this backend's prefix_state")
+        return prefix
+
+    def branch_logprobs(self, prefix: Prefix, branches: Sequence[Branch]) -> list[list[float]]:
+        ids = self._own(prefix).ids
+        out = []
+        for br in branches:
+            if br.score_from == 0 and br.cut < 1:
+                raise BackendError("scoring a branch's first token needs cut >= 1: nothing before it predicts it")
+            out.append(self._logprobs(list(ids[:br.cut]) + list(br.new_ids), br.cut + br.score_from))
+        return out
+
+    def sequence_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
+        return [self._logprobs(ids, int(start)) for ids, start in sequences]
+
+    def sample_branches(self, prefix: Prefix, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
+                        stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
+                        top_k: int = 0, seed: int = 0,
+                        keep_going: Callable[[str], bool] | None = None) -> list[list[tuple[str, bool]]]:
+        ids = self._own(prefix).ids
+        rng = random.Random(seed)
+        out = []
+        for cut, first in branches:
+            context = [self.lm.token(i) for i in list(ids[:cut]) + list(first)]
+            out.append([sample_text(self.lm, list(context), stop, max_new_tokens, rng, temperature, top_k, keep_going)
+                        for _ in range(n)])
+        return out
 
 
 def _load_script(path: Path) -> list[str]:

@@ -115,8 +115,3 @@ def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return lm, tok
-
-
-def clear_model_cache() -> None:
-    """Forget every model loaded so far (e.g. after retraining into the same directory)."""
-    _load_cached.cache_clear()

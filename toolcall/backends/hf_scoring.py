@@ -1,4 +1,4 @@
-"""Log-probability scoring and branch sampling on a transformers causal LM, reusing the KV cache of shared prefixes."""
+"""The Scorer protocol on a transformers causal LM: log-probs and branch sampling that reuse the KV cache of shared prefixes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, MissingDependencyError
+from .base import Branch, Prefix, check_batch_tokens
 
 
 def _torch() -> Any:
@@ -17,25 +18,17 @@ def _torch() -> Any:
 
 
 @dataclass
-class PrefixState:
-    """One sequence run through the model once: its ids, KV cache (one layer = (keys, values)) and optional logits."""
+class _HFState:
+    """What a Prefix made here holds: the ids, the KV cache (one layer = (keys, values)) and the last hidden states."""
 
+    model: Any                       # the model that computed them: a cache is meaningless to any other
     ids: list[int]
     kv: list[tuple[Any, Any]]        # per layer, tensors of shape [1, kv_heads, len(ids), head_dim]
-    logits: Any | None = None        # [len(ids), vocab] float32, or None when not kept
-
-
-@dataclass(frozen=True)
-class Branch:
-    """`state.ids[:cut] + new_ids`; score log p(new_ids[j]) for j >= score_from (j = 0 needs the state's logits)."""
-
-    cut: int
-    new_ids: tuple[int, ...]
-    score_from: int = 0
+    hidden: Any                      # [len(ids), width]: logits of any position are one LM-head product away
 
 
 class HFScoringMixin:
-    """Scoring primitives over `self.model` (a transformers causal LM) and `self.tokenizer`.
+    """The Scorer protocol over `self.model` (a transformers causal LM) and `self.tokenizer`.
 
     Every batched forward is split so that rows x (cached + new tokens) stays under `max_batch_tokens`; sampling
     batches rows up to `max_sample_kv_bytes` of KV cache instead.
@@ -103,9 +96,140 @@ class HFScoringMixin:
 
         return DynamicCache(ddp_cache_data=kv, config=self.model.config) if kv else DynamicCache(config=self.model.config)
 
-    # --- plain scoring (Backend interface) --------------------------------------------
-    def token_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
-        """For each (ids, start): [log p(ids[j] | ids[:j]) for j in range(max(start, 1), len(ids))], batched with padding."""
+    # --- reference ----------------------------------------------------------------------
+    def naive_logprobs(self, ids: Sequence[int]) -> list[float]:
+        """log p(ids[j] | ids[:j]) for j >= 1 from the model's own full forward: the un-optimised reference (no cache,
+        no batching, no padding, no trimming of the LM head) that the scores below are tested against."""
+        torch = _torch()
+        ids = list(ids)
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids], device=self._device())).logits[0].float()
+        logp = torch.log_softmax(logits, -1)
+        return [float(logp[j - 1, ids[j]]) for j in range(1, len(ids))]
+
+    # --- prefix states ----------------------------------------------------------------------
+    def _run(self, ids: Sequence[int]) -> _HFState:
+        """Run `ids` once and keep the KV cache and the last hidden states."""
+        torch = _torch()
+        ids = list(ids)
+        if not ids:
+            raise BackendError("a prefix state needs at least one token")
+        dev = self._device()
+        tensor = torch.tensor([ids], dtype=torch.long, device=dev)
+        hidden, cache = self._forward(tensor, torch.ones_like(tensor), torch.arange(len(ids), device=dev).unsqueeze(0))
+        return _HFState(self.model, ids, [(layer.keys, layer.values) for layer in cache.layers], hidden[0])
+
+    def prefix_state(self, ids: Sequence[int], candidates: Sequence[int] = ()) -> Prefix:
+        """Run `ids` once; the state's KV cache lets any prefix `ids[:cut]` be continued without recomputing it."""
+        torch = _torch()
+        state = self._run(ids)
+        # The [len, vocab] log-probabilities exist only here: the state keeps the hidden states (len x width), and
+        # the few log-probs callers need leave as floats.
+        logp = torch.log_softmax(self._head(state.hidden), -1)
+        target = torch.tensor(state.ids[1:], device=logp.device).unsqueeze(1)
+        own = logp[:-1].gather(1, target).squeeze(1).tolist()
+        cand = [tuple(row) for row in logp[:, list(candidates)].tolist()] if len(candidates) else []
+        return Prefix(tuple(state.ids), tuple(own), tuple(cand), state)
+
+    def _state(self, prefix: Prefix) -> _HFState:
+        if not isinstance(prefix.state, _HFState) or prefix.state.model is not self.model:
+            raise BackendError(f"this prefix was made by another engine or model ({type(prefix.state).__name__}); "
+                               "pass a Prefix from this scorer's prefix_state")
+        return prefix.state
+
+    def _chunks(self, lengths: Sequence[int], items: Sequence[int]) -> list[list[int]]:
+        # Consecutive groups whose rows x widest row stays within max_batch_tokens (at least one row each).
+        groups: list[list[int]] = []
+        current: list[int] = []
+        widest = 0
+        for length, item in zip(lengths, items):
+            w = max(widest, length)
+            if current and w * (len(current) + 1) > self.max_batch_tokens:
+                groups.append(current)
+                current, w = [], length
+            current.append(item)
+            widest = w
+        if current:
+            groups.append(current)
+        return groups
+
+    def _branch_batch(self, state: _HFState, cuts: Sequence[int], news: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any]:
+        """Feed each row `ids[:cut] + new`: the cut prefixes are left-padded into one cache, the new tokens right-padded."""
+        torch = _torch()
+        dev = self._device()
+        rows, width_c, width_n = len(cuts), max(cuts), max(len(n) for n in news)
+        kv = []
+        for keys, values in state.kv:
+            k = keys.new_zeros((rows, keys.shape[1], width_c, keys.shape[3]))
+            v = values.new_zeros((rows, values.shape[1], width_c, values.shape[3]))
+            for r, cut in enumerate(cuts):
+                k[r, :, width_c - cut:] = keys[0, :, :cut]
+                v[r, :, width_c - cut:] = values[0, :, :cut]
+            kv.append((k, v))
+        ids = torch.zeros((rows, width_n), dtype=torch.long)
+        mask = torch.zeros((rows, width_c + width_n), dtype=torch.long)
+        pos = torch.zeros((rows, width_n), dtype=torch.long)
+        for r, (cut, new) in enumerate(zip(cuts, news)):
+            ids[r, :len(new)] = torch.tensor(list(new), dtype=torch.long)
+            mask[r, width_c - cut:width_c + len(new)] = 1
+            pos[r] = torch.arange(cut, cut + width_n)
+        hidden, cache = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), self._new_cache(kv))
+        return hidden, cache, mask.to(dev), pos.to(dev)
+
+    def branch_logprobs(self, prefix: Prefix, branches: Sequence[Branch]) -> list[list[float]]:
+        """For each branch: [log p(new_ids[j] | ids[:cut] + new_ids[:j]) for j >= score_from]; the cut prefix is never recomputed."""
+        return self._branch_logprobs(self._state(prefix), branches)
+
+    def _branch_logprobs(self, state: _HFState, branches: Sequence[Branch]) -> list[list[float]]:
+        torch = _torch()
+        results: list[list[float]] = [[] for _ in branches]
+        order = sorted(range(len(branches)), key=lambda b: (branches[b].cut, len(branches[b].new_ids)))
+        for chunk in self._chunks([branches[b].cut + len(branches[b].new_ids) for b in order], order):
+            todo = [b for b in chunk if branches[b].new_ids]
+            if not todo:
+                continue
+            hidden, _, _, _ = self._branch_batch(state, [branches[b].cut for b in todo], [branches[b].new_ids for b in todo])
+            for row, b in enumerate(todo):
+                br = branches[b]
+                new = list(br.new_ids)
+                scores: list[float] = []
+                if br.score_from == 0:
+                    if br.cut < 1:
+                        raise BackendError("scoring a branch's first token needs cut >= 1: nothing before it predicts it")
+                    # The first new token is predicted by the prefix's own last kept position.
+                    scores.append(float(torch.log_softmax(self._head(state.hidden[br.cut - 1]), -1)[new[0]]))
+                lo = max(br.score_from, 1)
+                if lo < len(new):
+                    logp = torch.log_softmax(self._head(hidden[row, lo - 1:len(new) - 1]), -1)
+                    scores += logp.gather(1, torch.tensor(new[lo:], device=logp.device).unsqueeze(1)).squeeze(1).tolist()
+                results[b] = scores
+        return results
+
+    def sequence_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
+        """For each (ids, start): [log p(ids[j] | ids[:j]) for j >= max(start, 1)]; the longest token prefix common to
+        all sequences is run once and branched from, the rest are batched with padding."""
+        seqs = [list(s) for s, _ in sequences]
+        if len(seqs) < 2:
+            return self._padded_logprobs(sequences)
+        common = 0
+        shortest = min(len(s) for s in seqs)
+        while common < shortest - 1 and all(s[common] == seqs[0][common] for s in seqs):
+            common += 1
+        if common < 1:
+            return self._padded_logprobs(sequences)
+        state = self._run(seqs[0][:common])
+        branches = [Branch(common, tuple(s[common:]), max(int(start), 1) - common) for s, (_, start) in zip(seqs, sequences)]
+        # A score start inside the shared part would need log-probs of the prefix itself; fall back for those rows.
+        inside = [b for b, br in enumerate(branches) if br.score_from < 0]
+        out = self._branch_logprobs(state, [Branch(br.cut, br.new_ids, max(br.score_from, 0)) for br in branches])
+        if inside:
+            redo = self._padded_logprobs([sequences[b] for b in inside])
+            for b, scores in zip(inside, redo):
+                out[b] = scores
+        return out
+
+    def _padded_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
+        """sequence_logprobs without prefix sharing: every sequence whole, right-padded into batches."""
         torch = _torch()
         results: list[list[float]] = [[] for _ in sequences]
         order = sorted(range(len(sequences)), key=lambda s: len(sequences[s][0]))
@@ -129,126 +253,8 @@ class HFScoringMixin:
                 results[s] = logp.gather(1, target).squeeze(1).tolist()
         return results
 
-    def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[list[float]]:
-        """For every j in range(len(ids) + 1): [log p(c | ids[:j]) for c in candidates]; j = 0 is conditioned on the start token."""
-        torch = _torch()
-        state = self.prefix_state(list(ids), keep_logits=True)
-        cand = torch.tensor(list(candidates), dtype=torch.long)
-        first = self.prefix_state([self.start_token_id()], keep_logits=True).logits[0]
-        rows = [torch.log_softmax(first, -1)[cand].tolist()]
-        if ids:
-            rows += torch.log_softmax(state.logits, -1)[:, cand].tolist()
-        return rows
-
-    # --- prefix states and branches ---------------------------------------------------
-    def prefix_state(self, ids: Sequence[int], keep_logits: bool = False) -> PrefixState:
-        """Run `ids` once; the state's KV cache lets any prefix `ids[:cut]` be continued without recomputing it."""
-        torch = _torch()
-        ids = list(ids)
-        if not ids:
-            raise BackendError("prefix_state needs at least one token")
-        dev = self._device()
-        tensor = torch.tensor([ids], dtype=torch.long, device=dev)
-        hidden, cache = self._forward(tensor, torch.ones_like(tensor), torch.arange(len(ids), device=dev).unsqueeze(0))
-        kv = [(layer.keys, layer.values) for layer in cache.layers]
-        logits = self._head(hidden[0]) if keep_logits else None
-        return PrefixState(ids, kv, logits)
-
-    def open_token_logprobs(self, state: PrefixState, candidates: Sequence[int]) -> Any:
-        """[len(state.ids), len(candidates)] tensor: log p(c | ids[:j+1]) from the state's logits."""
-        torch = _torch()
-        if state.logits is None:
-            raise BackendError("this prefix state was computed without keep_logits=True")
-        return torch.log_softmax(state.logits, -1)[:, list(candidates)]
-
-    def _chunks(self, lengths: Sequence[int], items: Sequence[int]) -> list[list[int]]:
-        # Consecutive groups whose rows x widest row stays within max_batch_tokens (at least one row each).
-        groups: list[list[int]] = []
-        current: list[int] = []
-        widest = 0
-        for length, item in zip(lengths, items):
-            w = max(widest, length)
-            if current and w * (len(current) + 1) > self.max_batch_tokens:
-                groups.append(current)
-                current, w = [], length
-            current.append(item)
-            widest = w
-        if current:
-            groups.append(current)
-        return groups
-
-    def _branch_batch(self, state: PrefixState, cuts: Sequence[int], news: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any]:
-        """Feed each row `ids[:cut] + new`: the cut prefixes are left-padded into one cache, the new tokens right-padded."""
-        torch = _torch()
-        dev = self._device()
-        rows, width_c, width_n = len(cuts), max(cuts), max(len(n) for n in news)
-        kv = []
-        for keys, values in state.kv:
-            k = keys.new_zeros((rows, keys.shape[1], width_c, keys.shape[3]))
-            v = values.new_zeros((rows, values.shape[1], width_c, values.shape[3]))
-            for r, cut in enumerate(cuts):
-                k[r, :, width_c - cut:] = keys[0, :, :cut]
-                v[r, :, width_c - cut:] = values[0, :, :cut]
-            kv.append((k, v))
-        ids = torch.zeros((rows, width_n), dtype=torch.long)
-        mask = torch.zeros((rows, width_c + width_n), dtype=torch.long)
-        pos = torch.zeros((rows, width_n), dtype=torch.long)
-        for r, (cut, new) in enumerate(zip(cuts, news)):
-            ids[r, :len(new)] = torch.tensor(list(new), dtype=torch.long)
-            mask[r, width_c - cut:width_c + len(new)] = 1
-            pos[r] = torch.arange(cut, cut + width_n)
-        hidden, cache = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), self._new_cache(kv))
-        return hidden, cache, mask.to(dev), pos.to(dev)
-
-    def branch_logprobs(self, state: PrefixState, branches: Sequence[Branch]) -> list[list[float]]:
-        """For each branch: [log p(new_ids[j] | ids[:cut] + new_ids[:j]) for j >= score_from]; the cut prefix is never recomputed."""
-        torch = _torch()
-        results: list[list[float]] = [[] for _ in branches]
-        order = sorted(range(len(branches)), key=lambda b: (branches[b].cut, len(branches[b].new_ids)))
-        for chunk in self._chunks([branches[b].cut + len(branches[b].new_ids) for b in order], order):
-            todo = [b for b in chunk if branches[b].new_ids]
-            if not todo:
-                continue
-            hidden, _, _, _ = self._branch_batch(state, [branches[b].cut for b in todo], [branches[b].new_ids for b in todo])
-            for row, b in enumerate(todo):
-                br = branches[b]
-                new = list(br.new_ids)
-                scores: list[float] = []
-                if br.score_from == 0:
-                    if state.logits is None:
-                        raise BackendError("scoring a branch's first token needs a prefix state with keep_logits=True")
-                    scores.append(float(torch.log_softmax(state.logits[br.cut - 1], -1)[new[0]]))
-                lo = max(br.score_from, 1)
-                if lo < len(new):
-                    logp = torch.log_softmax(self._head(hidden[row, lo - 1:len(new) - 1]), -1)
-                    scores += logp.gather(1, torch.tensor(new[lo:], device=logp.device).unsqueeze(1)).squeeze(1).tolist()
-                results[b] = scores
-        return results
-
-    def shared_prefix_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
-        """Like token_logprobs, but the longest token prefix common to all sequences is run once and branched from."""
-        seqs = [list(s) for s, _ in sequences]
-        if len(seqs) < 2:
-            return self.token_logprobs(sequences)
-        common = 0
-        shortest = min(len(s) for s in seqs)
-        while common < shortest - 1 and all(s[common] == seqs[0][common] for s in seqs):
-            common += 1
-        if common < 1:
-            return self.token_logprobs(sequences)
-        state = self.prefix_state(seqs[0][:common], keep_logits=True)
-        branches = [Branch(common, tuple(s[common:]), max(int(start), 1) - common) for s, (_, start) in zip(seqs, sequences)]
-        # A score start inside the shared part would need logits of the prefix itself; fall back for those rows.
-        inside = [b for b, br in enumerate(branches) if br.score_from < 0]
-        out = self.branch_logprobs(state, [Branch(br.cut, br.new_ids, max(br.score_from, 0)) for br in branches])
-        if inside:
-            redo = self.token_logprobs([sequences[b] for b in inside])
-            for b, scores in zip(inside, redo):
-                out[b] = scores
-        return out
-
     # --- sampling -----------------------------------------------------------------------
-    def sample_branches(self, state: PrefixState, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
+    def sample_branches(self, prefix: Prefix, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
                         keep_going: Callable[[str], bool] | None = None) -> list[list[tuple[str, bool]]]:
@@ -260,6 +266,7 @@ class HFScoringMixin:
         caller can stop a sample that has already turned into something it would discard.
         """
         torch = _torch()
+        state = self._state(prefix)
         gen = torch.Generator().manual_seed(seed)
         out: list[list[tuple[str, bool]]] = [[] for _ in branches]
         rows_all = [(b, cut, list(first)) for b, (cut, first) in enumerate(branches) for _ in range(n)]
@@ -277,7 +284,7 @@ class HFScoringMixin:
                 out[b].append((text, stopped))
         return out
 
-    def _sample_rows(self, state: PrefixState, rows: list[tuple[int, int, list[int]]], stop: Sequence[str],
+    def _sample_rows(self, state: _HFState, rows: list[tuple[int, int, list[int]]], stop: Sequence[str],
                      max_new_tokens: int, temperature: float, top_k: int, gen: Any,
                      keep_going: Callable[[str], bool] | None = None) -> list[tuple[int, str, bool]]:
         torch = _torch()
@@ -333,11 +340,11 @@ class HFScoringMixin:
 
 
 class HFScorer(HFScoringMixin):
-    """The scoring mixin on a user-built (model, tokenizer) pair, without the decoding backend."""
+    """The Scorer protocol on a user-built (model, tokenizer) pair, without the decoding backend."""
 
     def __init__(self, model: Any, tokenizer: Any, max_batch_tokens: int = 8192) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = check_batch_tokens(max_batch_tokens)
         if getattr(model, "training", False):
             model.eval()

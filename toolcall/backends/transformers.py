@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
 from . import find_stop
-from .base import Backend, DecodeSession, Steering
+from .base import Backend, DecodeSession, Steering, check_batch_tokens
 from .hf_loading import load_model_and_tokenizer
 from .hf_scoring import HFScoringMixin
 
@@ -186,6 +186,9 @@ class TransformersSession(DecodeSession):
         self.rollback_tokens += dropped
         self.reprefilled_tokens += len(self._fresh)
 
+    def _reset_reply(self) -> None:
+        self.triggers = 0  # the top-k trigger's limit counts per reply
+
     def append(self, text: str) -> None:
         # Tokenize only the new text: the decoded tokens before it stay exactly as the model produced them.
         self.text += text
@@ -193,16 +196,22 @@ class TransformersSession(DecodeSession):
 
 
 class TransformersBackend(HFScoringMixin, Backend):
-    """A transformers causal LM: pass a path (or None for the embedded SmolLM2), or a built `lm` + `tokenizer`."""
+    """A transformers causal LM: pass a path (or None for the embedded SmolLM2), or a built `lm` + `tokenizer`.
+
+    Decodes sessions for the loop and implements the Scorer protocol for data_gen; `max_batch_tokens` bounds
+    rows x tokens of one batched scoring forward.
+    """
 
     name = "transformers"
 
     def __init__(self, model: str | None = None, *, lm: Any = None, tokenizer: Any = None, dtype: str = "float32",
-                 temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> None:
+                 temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+                 max_batch_tokens: int = 8192) -> None:
         if (lm is None) != (tokenizer is None):
             raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
+        self.max_batch_tokens = check_batch_tokens(max_batch_tokens)
         if lm is None:
             lm, tokenizer = load_model_and_tokenizer(model, dtype=dtype)
         torch = _torch()

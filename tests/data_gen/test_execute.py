@@ -1,0 +1,46 @@
+"""The call runner: each distinct call once per text, results kept across texts only for cacheable tools."""
+from __future__ import annotations
+
+from toolcall.data_gen.config import ExecuteConfig
+from toolcall.data_gen.execute import CallRunner, execute_calls
+from toolcall.registry import ToolRegistry
+
+runs: list[str] = []
+
+
+def stamp(label: str) -> str:
+    """Answer with how often it has run.
+
+    Args:
+        label: Any text.
+    """
+    runs.append(label)
+    return f"{label} #{len(runs)}"
+
+
+def registry() -> ToolRegistry:
+    reg = ToolRegistry()
+    reg.add(stamp, "Fixed")               # cacheable: the same arguments always give the same answer
+    reg.add(stamp, "Clock", cache=False)  # like Calendar: the answer may change between calls
+    return reg
+
+
+def test_uncacheable_tools_run_again_for_every_text() -> None:
+    runs.clear()
+    runner = CallRunner(registry(), ExecuteConfig(workers=2))
+    first = runner.run_many([("Clock", ["t"]), ("Clock", ["t"]), ("Fixed", ["f"])])
+    assert first[0] is first[1] and len(runs) == 2          # within one text a distinct call runs once
+    second = runner.run_many([("Clock", ["t"]), ("Fixed", ["f"])])
+    assert len(runs) == 3 and runs.count("t") == 2          # the clock ran again, the fixed tool did not
+    assert second[1] is first[2] and second[0].text != first[0].text
+
+
+def test_execute_calls_attaches_results_and_drops_failures() -> None:
+    runner = CallRunner(registry())
+    rec = {"text": "x", "candidates": [
+        {"tool": "Fixed", "args": ["a"], "call": "[Fixed(a)]", "token": 1, "position": 0},
+        {"tool": "Nope", "args": [], "call": "[Nope()]", "token": 2, "position": 1}]}
+    out = execute_calls(rec, runner)
+    assert [c["tool"] for c in out["candidates"]] == ["Fixed"] and out["candidates"][0]["result"].startswith("a #")
+    assert out["counts"]["Nope"] == {"executed": 1, "errors": 1}
+    assert out["rejected"][0]["stage"] == "execute" and "Nope" in out["rejected"][0]["reason"]

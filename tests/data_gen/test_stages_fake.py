@@ -1,0 +1,128 @@
+"""data_gen's stages on the fake backend's toy LM: positions -> sample -> execute -> filter -> merge, no model needed."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from toolcall.backends import as_scorer, get_scorer, scoring_backends
+from toolcall.backends.base import Backend, DecodeSession
+from toolcall.backends.fake import FakeBackend
+from toolcall.backends.toy_lm import ToyLM
+from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from toolcall.data_gen.execute import CallRunner, execute_calls
+from toolcall.data_gen.filter import score_candidates
+from toolcall.data_gen.merge import merge_record
+from toolcall.data_gen.pipeline import Pipeline
+from toolcall.data_gen.positions import PromptStates, find_positions
+from toolcall.data_gen.reference import naive_losses
+from toolcall.data_gen.sample import sample_calls
+from toolcall.errors import ConfigError
+from toolcall.tools import calendar
+
+# The toy LM learns where a Calculator call goes (after "a total of") and what it says, from these texts alone.
+LM_TEXTS = [
+    "The store sold 12 apples and 30 pears, a total of [Calculator(12 + 30) -> 42] 42 fruits.",
+    "The farm has 12 cows and 30 sheep, a total of [Calculator(12 + 30) -> 42] 42 animals.",
+    "We had 12 red and 30 blue pens, a total of [Calculator(12 + 30) -> 42] 42 pens.",
+]
+TEXT = "The shop sold 12 apples and 30 pears, a total of 42 fruits."
+
+
+@pytest.fixture()
+def fake() -> FakeBackend:
+    return FakeBackend(lm=ToyLM(LM_TEXTS, order=5, smoothing=0.1))
+
+
+@pytest.fixture(autouse=True)
+def _pinned_date() -> Iterator[None]:
+    calendar.set_today("2023-01-30")
+    yield
+    calendar.set_today(None)
+
+
+def config(placement: str = "prefix", tau_f: float = -1e9) -> DataGenConfig:
+    return DataGenConfig(positions=PositionConfig(tau_s=0.05, k=3), sample=SampleConfig(m=3, seed=1),
+                         filter=FilterConfig(tau_f=tau_f, placement=placement), overrides={})
+
+
+def run_stages(fake: FakeBackend, registry: Any, placement: str) -> dict[str, Any]:
+    cfg = config(placement)
+    states = PromptStates(fake, cfg.positions.open_texts, registry)
+    rec = find_positions({"text": TEXT, "tools": ["Calculator"]}, "Calculator", states, cfg.positions)
+    rec = sample_calls(rec, "Calculator", states, cfg.sample, registry.canonical, ("Calculator", "Calculate"))
+    rec = execute_calls(rec, CallRunner(registry, cfg.execute))
+    return score_candidates(rec, fake, {"calculator": cfg.filter})
+
+
+def test_the_likeliest_position_is_where_the_texts_put_the_call(fake: FakeBackend, registry: Any) -> None:
+    states = PromptStates(fake, PositionConfig.open_texts, registry)
+    rec = find_positions({"text": TEXT}, "Calculator", states, PositionConfig(tau_s=0.05, k=3))
+    (tok, char, p, opener), *_ = rec["positions"]["Calculator"]
+    assert TEXT[:char] == "The shop sold 12 apples and 30 pears, a total of" and opener == " ["
+    assert p > 0.3
+
+
+@pytest.mark.parametrize("placement", ["prefix", "inline"])
+def test_stages_sample_run_score_and_merge_a_call(fake: FakeBackend, registry: Any, placement: str) -> None:
+    rec = run_stages(fake, registry, placement)
+    calls = {(c["call"], c["result"]) for c in rec["candidates"]}
+    assert ("[Calculator(12 + 30)]", "42") in calls
+    for cand in rec["candidates"]:
+        # The filter's shared, batched scores agree with scoring every sequence on its own.
+        minus, plus = naive_losses(fake, TEXT, cand, placement=placement)
+        assert cand["loss_minus"] == pytest.approx(minus, abs=1e-9)
+        assert cand["loss_plus"] == pytest.approx(plus, abs=1e-9)
+    out = merge_record(rec)
+    assert out is not None and "a total of [Calculator(12 + 30) -> 42] 42 fruits." in out["text"]
+
+
+def test_inline_result_lowers_the_loss_of_what_follows(fake: FakeBackend, registry: Any) -> None:
+    # Right before " 42", "-> 42]" makes the next tokens likely (the texts say so): loss reduction > 0.
+    rec = run_stages(fake, registry, "inline")
+    best = next(c for c in rec["candidates"] if c["call"] == "[Calculator(12 + 30)]" and TEXT[c["position"]:].startswith(" 42"))
+    assert best["loss_reduction"] > 1.0
+
+
+def test_pipeline_accepts_the_fake_backend(fake: FakeBackend, registry: Any) -> None:
+    out, summary = Pipeline(fake, registry, config("inline", tau_f=1.0)).process(TEXT)
+    assert out is not None and out["original"] == TEXT
+    assert [(c["tool"], c["result"]) for c in out["calls"]] == [("Calculator", "42")]
+    assert summary["kept"] == 1 and summary["counts"]["Calculator"]["samples"] > 0
+
+
+def test_pipeline_with_an_untrained_toy_lm_runs_and_keeps_nothing(registry: Any) -> None:
+    out, summary = Pipeline(FakeBackend(), registry, config(tau_f=1.0)).process(TEXT)
+    assert out is None and summary["kept"] == 0
+
+
+class _DecodeOnly(Backend):
+    """A backend that decodes but cannot score (as vLLM is today)."""
+
+    name = "decode-only"
+
+    def start(self, prompt: str) -> DecodeSession:
+        raise AssertionError("not used")
+
+
+def test_a_backend_that_cannot_score_is_refused_with_what_it_lacks(registry: Any) -> None:
+    assert {"fake", "transformers"} <= set(scoring_backends()) and "vllm" not in scoring_backends()
+    with pytest.raises(ConfigError) as err:
+        Pipeline(_DecodeOnly(), registry, config())
+    message = str(err.value)
+    assert "'decode-only'" in message and "prefix_state" in message and "sample_branches" in message
+    assert "encode," not in message            # Backend's own encode counts: only what is really missing is named
+    assert "backends that can: fake, transformers" in message
+    fake = FakeBackend()
+    assert as_scorer(fake) is fake
+
+
+def test_get_scorer_refuses_a_decode_only_backend_before_building_it() -> None:
+    # vLLM decodes but cannot score yet: refused by name, without starting an engine (vllm is not even installed here).
+    with pytest.raises(ConfigError, match="backend 'vllm' cannot score.*lacks .*prefix_state"):
+        get_scorer("vllm", None, max_batch_tokens=64)
+    fake = get_scorer("FAKE", None, max_batch_tokens=64)
+    assert isinstance(fake, FakeBackend) and fake.max_batch_tokens == 64
+    with pytest.raises(ConfigError, match="max_batch_tokens must be a whole number >= 1"):
+        get_scorer("fake", None, max_batch_tokens=0)

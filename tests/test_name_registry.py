@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from toolcall.errors import DuplicateNameError, UnknownNameError
-from toolcall.naming import Registry
+from toolcall.name_registry import NameRegistry
 
 
 def test_lookup_is_case_insensitive_and_follows_aliases() -> None:
-    reg: Registry[int] = Registry("tool")
+    reg: NameRegistry[int] = NameRegistry("tool")
     reg.register("Calculator", 1, aliases=("Calculate",))
     assert reg.get("CALCULATOR") == 1
     assert reg.get("calculate") == 1
@@ -17,7 +17,7 @@ def test_lookup_is_case_insensitive_and_follows_aliases() -> None:
 
 
 def test_unknown_name_lists_valid_names_and_suggests() -> None:
-    reg: Registry[int] = Registry("dialect")
+    reg: NameRegistry[int] = NameRegistry("dialect")
     reg.register("toolformer", 1)
     reg.register("moss", 2)
     with pytest.raises(UnknownNameError) as info:
@@ -28,7 +28,7 @@ def test_unknown_name_lists_valid_names_and_suggests() -> None:
 
 
 def test_duplicates_raise_unless_replaced() -> None:
-    reg: Registry[int] = Registry("backend")
+    reg: NameRegistry[int] = NameRegistry("backend")
     reg.register("fake", 1)
     with pytest.raises(DuplicateNameError):
         reg.register("FAKE", 2)

@@ -10,7 +10,7 @@ from .errors import DuplicateNameError, UnknownNameError
 T = TypeVar("T")
 
 
-class Registry(Generic[T]):
+class NameRegistry(Generic[T]):
     """Objects looked up by case-insensitive name; duplicates raise unless replaced on purpose."""
 
     def __init__(self, kind: str) -> None:

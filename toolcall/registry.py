@@ -10,7 +10,7 @@ from typing import Any, overload
 
 from .errors import ConfigError, ToolArgumentError, ToolcallError, ToolError, ToolTimeoutError, UnknownNameError
 from .executor import run_in_thread, run_isolated
-from .naming import Registry
+from .name_registry import NameRegistry
 from .schema import bind_arguments
 from .tool import DEFAULT_TIMEOUT, Tool, ToolResult, make_tool
 
@@ -21,7 +21,7 @@ __all__ = ["Tool", "ToolResult", "ToolRegistry", "tool", "make_tool", "user_tool
            "entry_point_tools", "DEFAULT_TIMEOUT", "ENTRY_POINT_GROUP"]
 
 
-class ToolRegistry(Registry[Tool]):
+class ToolRegistry(NameRegistry[Tool]):
     """Tools by case-insensitive name or alias; `call` runs one with coercion, a time limit and a cache, and never raises."""
 
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), cache_size: int = CACHE_SIZE) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolcall.cli import main
+from toolcall.cli.chat_cmd import Chat
 
 
 def chat(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -56,3 +57,91 @@ def test_tool_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 def test_end_of_input_exits_cleanly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:
     assert chat(monkeypatch, capsys, tmp_path, ["x"], "") == ""
+
+
+# --- the decode session (and its KV cache) lives across turns ------------------------------------------------------
+
+def chatml(messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    """A template shaped like SmolLM2's: it renders earlier replies exactly as written, so a prompt extends the last."""
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+def make_chat(tmp_path: Path, replies: list[str], *extra: str) -> Chat:
+    from toolcall.cli import build_parser
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(replies))
+    args = build_parser().parse_args(["chat", "--backend", "fake", "--model", str(script), *extra])
+    return Chat(args, io.StringIO())
+
+
+def test_next_turn_prefills_only_the_new_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from toolcall.backends.fake import FakeBackend
+
+    monkeypatch.setattr(FakeBackend, "chat_prompt", lambda self, messages, add_generation_prompt=True:
+                        chatml(list(messages), add_generation_prompt))
+    chat = make_chat(tmp_path, ["It is [Calculator(17 * 23) ->", " 391.", "Twice that is 782."])
+    first = chat.reply("What is 17*23?")
+    assert first is not None and first.text == "It is [Calculator(17 * 23) -> 391] 391."
+    session = chat.session
+    held = session.text
+    second = chat.reply("And twice that?")
+    assert chat.session is session and chat.backend.prompts == [chat.backend.prompts[0]]  # no new session
+    assert second is not None and second.text == "Twice that is 782."
+    new_text = "<|im_end|>\n<|im_start|>user\nAnd twice that?<|im_end|>\n<|im_start|>assistant\n"
+    assert session.text == held + new_text + second.text
+    # This turn's counters: only the new turn went through the "model", not the conversation before it.
+    assert second.counters.prefilled_tokens == -(-len(new_text) // chat.backend.chars_per_token)
+    assert second.counters.prefilled_tokens < first.counters.prefilled_tokens / 10
+    # The held reply keeps the call and its result: the history the next prompt renders is what the session holds.
+    assert chat.turns[0].held == first.text and "[Calculator(17 * 23) -> 391]" in chat._prompt("x", None, "held")
+
+
+def test_changed_instructions_start_a_fresh_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from toolcall.backends.fake import FakeBackend
+
+    monkeypatch.setattr(FakeBackend, "chat_prompt", lambda self, messages, add_generation_prompt=True:
+                        chatml(list(messages), add_generation_prompt))
+    chat = make_chat(tmp_path, ["One.", "Two.", "Three.", "Four."])
+    chat.reply("a")
+    chat.command("/disable calculator")   # the tool instructions leave the prompt: it no longer extends the session
+    chat.reply("b")
+    assert len(chat.backend.prompts) == 2 and "One." in chat.backend.prompts[1]
+    chat.reply("c")
+    assert len(chat.backend.prompts) == 2  # same instructions again: the session goes on
+    chat.command("/reset")
+    chat.reply("d")
+    assert len(chat.backend.prompts) == 3 and "One." not in chat.backend.prompts[2]
+
+
+def test_a_template_that_rewrites_replies_falls_back_to_a_fresh_prompt(tmp_path: Path) -> None:
+    # The fake backend's plain template writes "assistant:" before a reply and "assistant: reply" for a past one,
+    # so the prompt never extends the session: each turn starts fresh, past replies as a person reads them.
+    chat = make_chat(tmp_path, ["  First answer. ", "Second."])
+    chat.reply("one")
+    chat.reply("two")
+    assert len(chat.backend.prompts) == 2
+    assert "user: one\nassistant: First answer.\nuser: two" in chat.backend.prompts[1]
+
+
+@pytest.mark.model
+def test_embedded_model_keeps_its_kv_cache_across_turns(tmp_path: Path) -> None:
+    from toolcall.cli import build_parser
+    from toolcall.loop import run_loop
+
+    args = build_parser().parse_args(["chat", "--max-new-tokens", "24"])
+    chat = Chat(args, io.StringIO())
+    first = chat.reply("What is 17 * 23?")
+    session = chat.session
+    question = "And what is that plus 1?"
+    prompt = chat._prompt(question, chat.registry, "held")
+    assert prompt.startswith(session.text)  # SmolLM2's template renders the held reply as the model wrote it
+    second = chat.reply(question)
+    assert chat.session is session
+    assert first is not None and second is not None
+    full = len(chat.backend.encode(prompt))
+    assert second.counters.prefilled_tokens < full / 4, (second.counters.prefilled_tokens, full)
+    # Greedy decoding from scratch on the same prompt gives the same reply.
+    scratch = run_loop(chat.backend, prompt, chat.dialect, chat.registry, chat.config)
+    assert second.text == scratch.text

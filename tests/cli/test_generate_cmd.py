@@ -66,10 +66,12 @@ def test_serve_answers_like_generate_json(script: str) -> None:
             data = json.loads(response.read())
         assert data["text"] == "17 * 23 = [Calculator(17 * 23) -> 391] so the answer is 391."
         assert data["calls"][0]["result"] == "391"
-        bad = urllib.request.Request(url, data=b'{"nope": 1}', method="POST")
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(bad, timeout=10)
-        assert err.value.code == 400
+        for body in (b'{"nope": 1}', b'["a list"]', b'{"prompt": "q", "max_triggers": -1}'):
+            bad = urllib.request.Request(url, data=body, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(bad, timeout=10)
+            assert err.value.code == 400
+        assert "max_triggers" in json.loads(err.value.read())["error"]
     finally:
         server.shutdown()
         server.server_close()

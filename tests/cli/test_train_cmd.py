@@ -81,7 +81,7 @@ def test_train_lora_then_reload(tiny: Path, corpus: Path, tmp_path: Path, capsys
     [
         (["--corpus", "/nonexistent/gen"], "does not exist"),
         (["--batch-size", "0"], "batch_size must be >= 1"),
-        (["--lora", "--lora-targets", " , "], "--lora-targets must name"),
+        (["--lora", "--lora-targets", " , "], "lora_targets must name at least one module"),
     ],
 )
 def test_train_runtime_errors_exit_1(extra: list[str], message: str, corpus: Path, tmp_path: Path,
@@ -116,7 +116,7 @@ def test_embedded_fine_tune_reload_and_eval(tmp_path: Path, capsys: pytest.Captu
     summary = _summary(capsys)
     assert summary["steps"] == 1 and summary["verified_max_logit_diff"] is not None
     with safe_open(str(out / "model.safetensors"), "pt") as f:
-        assert "lm_head.weight" not in f.keys()  # tied to the embeddings (NOTES.md)
+        assert "lm_head.weight" not in f.keys()  # tied to the embeddings, so not saved twice
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     model, tok = load_model_and_tokenizer(out)
     base, _ = load_model_and_tokenizer(None)

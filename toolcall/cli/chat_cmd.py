@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ..api import make_dialect, make_registry
+from ..backends.base import DecodeSession
 from ..errors import UnknownNameError
-from ..loop import CallFinished, Done, LoopResult, TextDelta, stream_loop
-from ..prompting import build_prompt, reply_text
+from ..loop import CallFinished, Done, LoopResult, TextDelta, resume_loop
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args, tool_names
+
+if TYPE_CHECKING:
+    from ..registry import ToolRegistry
 
 HISTORY_FILE = Path("~/.toolcall_history")
 HELP = """commands:
@@ -68,8 +71,22 @@ def _format_call(record: Any) -> str:
     return f"→ {record.tool}({args}) = {record.result}"
 
 
+@dataclass
+class Turn:
+    """One exchange: the question, and the reply as the decode session holds it and as a person reads it."""
+
+    question: str
+    held: str   # the model's text with its calls and results, exactly as in the session (its KV cache)
+    read: str   # the dialect's reply: what a person reads, and what a fresh prompt shows of this turn
+
+
 class Chat:
-    """The REPL state: backend, dialect, all tools and which are on, the conversation so far."""
+    """The REPL state: backend, dialect, all tools and which are on, the conversation and its decode session.
+
+    The session (and its KV cache) lives across turns: each turn appends only the new text, so the model never
+    re-reads the conversation. A fresh session starts when the prompt changed before its end (/reset, /enable,
+    /disable, or a chat template that renders past replies differently from what the model wrote).
+    """
 
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args = args
@@ -80,7 +97,8 @@ class Chat:
         self.enabled = set(self.registry.names()) if self.registry is not None else set()
         self.config = config_from_args(args)
         self.backend = backend_from_args(args)
-        self.history: list[dict[str, str]] = []
+        self.turns: list[Turn] = []
+        self.session: DecodeSession | None = None
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -96,7 +114,8 @@ class Chat:
         if name == "help":
             self.write(HELP + "\n")
         elif name == "reset":
-            self.history.clear()
+            self.turns.clear()
+            self.session = None
             self.write("(conversation cleared)\n")
         elif name == "tools":
             for t in (self.registry or []):
@@ -119,20 +138,39 @@ class Chat:
         return True
 
     # --- one reply ----------------------------------------------------------------------------
+    def _prompt(self, question: str, registry: "ToolRegistry | None", form: Literal["held", "read"]) -> str:
+        """The whole prompt for `question`, earlier replies in `form` ("held" or "read")."""
+        history: list[dict[str, str]] = []
+        for turn in self.turns:
+            history += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": getattr(turn, form)}]
+        return self.dialect.prompt(question, registry, self.backend.chat_prompt, history,
+                                   few_shot=not self.args.no_few_shot, instruction=self.args.prompt_file)
+
+    def _session_for(self, question: str, registry: "ToolRegistry | None") -> DecodeSession:
+        """The session that answers `question`: the last one, extended by the new text, when the new prompt starts
+        with all it holds; otherwise a fresh one."""
+        prompt = self._prompt(question, registry, "held")
+        session = self.session
+        if session is not None and prompt.startswith(session.text):
+            session.next_turn(prompt[len(session.text):])  # only the new text is prefilled
+            return session
+        # A fresh session shows earlier replies as a person reads them (for MOSS, its answer field alone).
+        for turn in self.turns:
+            turn.held = turn.read
+        self.session = self.backend.start(self._prompt(question, registry, "held"))
+        return self.session
+
     def reply(self, question: str) -> LoopResult | None:
         registry = self.registry.subset(sorted(self.enabled)) if self.registry is not None and self.enabled else None
         config = self.config
         if registry is None and config.tools_enabled:
             config = replace(config, tools_enabled=False)  # every tool switched off: ban the call opener too
-        prompt = build_prompt(question, self.dialect, registry if config.tools_enabled else None, self.backend,
-                              self.history, few_shot=not self.args.no_few_shot, prompt_path=self.args.prompt_file)
+        session = self._session_for(question, registry if config.tools_enabled else None)
         dim, reset = self.style.dim, self.style.reset
-        shown: list[str] = []
         result: LoopResult | None = None
         try:
-            for event in stream_loop(self.backend, prompt, self.dialect, registry, config):
+            for event in resume_loop(session, self.dialect, registry, config):
                 if isinstance(event, TextDelta):
-                    shown.append(event.text)
                     self.write(f"{dim}{event.text}{reset}" if event.source == "tool" else event.text)
                 elif isinstance(event, CallFinished):
                     if not self.style.on:
@@ -143,9 +181,9 @@ class Chat:
         except KeyboardInterrupt:
             self.write(f"\n{dim}(reply stopped){reset}")
         self.write("\n")
-        text = result.text if result is not None else "".join(shown)
-        self.history += [{"role": "user", "content": question},
-                         {"role": "assistant", "content": reply_text(self.dialect, text)}]
+        # What the session holds of this reply, also when it was stopped: the next turn continues after it.
+        text = session.generated
+        self.turns.append(Turn(question, text, self.dialect.reply(text)))
         return result
 
     def loop(self, stdin: TextIO) -> int:

@@ -10,11 +10,11 @@ from typing import Any
 from ..api import make_backend, make_dialect, make_registry
 from ..backends.base import Backend
 from ..loop import LoopConfig, run_loop
-from ..prompting import build_prompt, reply_text
+from ..options import add_options, from_args
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
-    """The options `generate` and `chat` share: backend, model, dialect, tools and the LoopConfig fields."""
+    """The options `generate`, `chat` and `serve` share: backend, model, dialect, tools and the LoopConfig fields."""
     parser.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
     parser.add_argument("--model", default=None, metavar="PATH",
                         help="checkpoint directory or .gguf file (default: the embedded SmolLM2-135M-Instruct); "
@@ -22,12 +22,7 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dialect", default="toolformer", help="toolformer (default) or moss")
     parser.add_argument("--tools", default="calculator", metavar="NAMES",
                         help="comma-separated tool names (default: calculator); 'all' for every registered tool")
-    parser.add_argument("--max-calls", type=int, default=3, metavar="N", help="tool calls per reply (default 3)")
-    parser.add_argument("--max-new-tokens", type=int, default=200, metavar="N", help="token budget per reply (default 200)")
-    parser.add_argument("--trigger-top-k", type=int, default=0, metavar="K",
-                        help="open a call whenever its token is among the top-K next tokens (Toolformer §4.2; 0 = off)")
-    parser.add_argument("--no-tools", action="store_true", help="ban the call-open token and run no tools")
-    parser.add_argument("--call-timeout", type=float, default=None, metavar="SECONDS", help="time limit per tool call")
+    add_options(parser, LoopConfig, group="generation (the decoding loop)")
     parser.add_argument("--prompt-file", default=None, metavar="PATH",
                         help="replace the instruction (Toolformer; {tools} is filled in) or the MOSS meta-instruction ({plugins})")
     parser.add_argument("--no-few-shot", action="store_true", help="instructions only, no worked examples")
@@ -51,8 +46,8 @@ def tool_names(args: argparse.Namespace) -> list[str] | None:
 
 
 def config_from_args(args: argparse.Namespace) -> LoopConfig:
-    return LoopConfig(max_calls=args.max_calls, max_new_tokens=args.max_new_tokens, trigger_top_k=args.trigger_top_k,
-                      tools_enabled=not args.no_tools, call_timeout=args.call_timeout)
+    """The LoopConfig of the command line; a bad value raises ConfigError (exit 1) before any model loads."""
+    return from_args(LoopConfig, args)
 
 
 def register(subparsers: Any) -> None:
@@ -72,13 +67,13 @@ def run(args: argparse.Namespace) -> int:
     registry = make_registry(tool_names(args))
     backend = backend_from_args(args)
     shown = registry if config.tools_enabled else None
-    prompt = question if args.raw else build_prompt(question, dialect, shown, backend, few_shot=not args.no_few_shot,
-                                                    prompt_path=args.prompt_file)
+    prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
+                                                      few_shot=not args.no_few_shot, instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)
     if args.json:
-        print(json.dumps({"text": result.text, "reply": reply_text(dialect, result.text),
+        print(json.dumps({"text": result.text, "reply": dialect.reply(result.text),
                           "calls": [c.to_dict() for c in result.calls], "counters": asdict(result.counters),
                           "stop_reason": result.stop_reason}, ensure_ascii=False))
     else:
-        print(reply_text(dialect, result.text))
+        print(dialect.reply(result.text))
     return 0

@@ -4,25 +4,42 @@ from __future__ import annotations
 import argparse
 import json
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..api import make_dialect, make_registry
 from ..errors import ToolcallError
 from ..loop import LoopConfig, run_loop
-from ..prompting import build_prompt, reply_text
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args, tool_names
 
-LOOP_FIELDS = ("max_calls", "max_new_tokens", "trigger_top_k", "tools_enabled", "call_timeout")
+#: The body keys that set the decoding loop: every LoopConfig field.
+LOOP_FIELDS = tuple(f.name for f in fields(LoopConfig))
+
+DESCRIPTION = """\
+A small local HTTP server (Python's standard library, one model loaded once, one generation at a time).
+It listens on 127.0.0.1 only and answers one endpoint:
+
+  POST /generate   Content-Type: application/json
+    {"prompt": "What is 17 * 23?",      required: the question (or, with "raw", the whole prompt)
+     "raw": false,                      send "prompt" as is: no instructions, no chat template
+     "history": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}],
+     "dialect": "toolformer",           default: --dialect
+     "tools": ["Calculator"],           default: --tools
+     "max_calls": 3, "max_new_tokens": 200, "trigger_top_k": 0, "max_triggers": 1,
+     "tools_enabled": true, "call_timeout": null}      loop settings; defaults: the flags below
+  200: {"text", "reply", "calls", "counters", "stop_reason"}, as `toolcall generate --json` prints
+  400: {"error": "..."} for a malformed body, an unknown tool or dialect, or a bad setting; 404 for another path
+
+  curl -s localhost:8765/generate -d '{"prompt": "What is 17 * 23?"}'
+"""
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="serve POST /generate on 127.0.0.1 (stdlib HTTP, one model)",
-                                   description='POST /generate {"prompt": ..., "tools": [...], "max_calls": N, ...} '
-                                               "returns the JSON of `generate --json`. The model is loaded once.")
+                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generation_options(parser)
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     parser.set_defaults(func=run)
 
 
@@ -32,17 +49,17 @@ def make_server(args: argparse.Namespace, port: int) -> ThreadingHTTPServer:
     lock = threading.Lock()  # one generation at a time: the backend holds one model
 
     def answer(body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt")
+        prompt = body.get("prompt") if isinstance(body, dict) else None
         if not isinstance(prompt, str):
             raise ToolcallError('the request needs "prompt": a string')
         dialect = make_dialect(body.get("dialect", args.dialect))
         registry = make_registry(body.get("tools", tool_names(args)))
-        config = LoopConfig(**{f: body.get(f, getattr(defaults, f)) for f in LOOP_FIELDS})
+        config = replace(defaults, **{f: body[f] for f in LOOP_FIELDS if f in body})
         shown = registry if config.tools_enabled else None
-        full = prompt if body.get("raw") else build_prompt(prompt, dialect, shown, backend, body.get("history"))
+        full = prompt if body.get("raw") else dialect.prompt(prompt, shown, backend.chat_prompt, body.get("history"))
         with lock:
             result = run_loop(backend, full, dialect, registry, config)
-        return {"text": result.text, "reply": reply_text(dialect, result.text), "calls": [c.to_dict() for c in result.calls],
+        return {"text": result.text, "reply": dialect.reply(result.text), "calls": [c.to_dict() for c in result.calls],
                 "counters": asdict(result.counters), "stop_reason": result.stop_reason}
 
     class Handler(BaseHTTPRequestHandler):

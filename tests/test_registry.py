@@ -324,3 +324,18 @@ def test_ctrl_c_during_an_isolated_call_does_not_leak_its_reply_into_the_next_ca
     time.sleep(1.5)  # the interrupted worker, had it survived, would have answered "awake" by now
     result = reg.call("worker_pid")
     assert result.ok and result.text.isdigit(), result
+
+
+def test_a_worker_started_from_a_short_lived_thread_outlives_that_thread() -> None:
+    # The kernel's parent-death signal follows the thread that started a worker; data_gen runs tool calls in
+    # ThreadPoolExecutor threads that end after each text, and their workers must serve the next text too.
+    from concurrent.futures import ThreadPoolExecutor
+
+    reg = ToolRegistry()
+    reg.add(worker_pid, isolated=True, cache=False)
+    shared_pool().close()  # no idle worker: the next call starts one from the pool thread below
+    with ThreadPoolExecutor(max_workers=1) as short_lived:
+        first = short_lived.submit(reg.call, "worker_pid").result()
+    time.sleep(0.5)  # the thread is gone; a worker tied to it would be dead by now
+    second = reg.call("worker_pid")
+    assert first.ok and second.ok and first.text == second.text, (first, second)

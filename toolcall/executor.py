@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .errors import ConfigError, ToolError, ToolTimeoutError
@@ -262,7 +263,10 @@ class WorkerPool:
 
     def _new(self) -> Worker:
         self.started += 1
-        return Worker(tuple(self.preload))
+        # The kernel's parent-death signal fires when the *thread* that started a worker exits, not the process:
+        # a worker started from a short-lived thread (a ThreadPoolExecutor running tool calls) would be killed when
+        # that thread ends. So every worker is started from one thread that lives as long as the process.
+        return _spawner().submit(Worker, tuple(self.preload)).result()
 
     def warm(self) -> None:
         """Start one worker now, so the first call does not pay the start-up."""
@@ -295,6 +299,17 @@ class WorkerPool:
 
 _POOL: WorkerPool | None = None
 _POOL_LOCK = threading.Lock()
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The one long-lived thread that starts worker processes (see WorkerPool._new)."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolcall-worker-spawner")
+        return _SPAWNER
 
 
 def shared_pool() -> WorkerPool:

@@ -1,4 +1,4 @@
-"""Stage 3: sample up to m calls at each kept position, `]` as end of sequence, parse and deduplicate them."""
+"""Stage 3: sample up to m calls at each kept position (under the tool's call grammar), parse and deduplicate them."""
 from __future__ import annotations
 
 import zlib
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from toolcall.calls import ToolCall
+from toolcall.dialects.toolformer import ToolformerDialect
+from toolcall.errors import ConfigError
 
 from .calls_text import parse_call, render_call
 from .config import SampleConfig
@@ -18,8 +20,10 @@ def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config
 
     `canonical(name) -> str` maps a sampled tool name to the registry's name (raises for unknown names); samples that
     call another tool, never close, or do not parse are counted and dropped, and their text and reason go to
-    record["rejected"]. `names` are the spellings that call `tool` (its aliases); a sample that stops being one of
-    them followed by "(" is ended at once instead of decoded to max_new_tokens.
+    record["rejected"]. With `config.constrain` every sample follows the tool's call grammar (`call_grammar`), so
+    it is a well-formed call of the tool unless max_new_tokens cut it short. Otherwise `names` are the spellings that
+    call `tool` (its aliases); a sample that stops being one of them followed by "(" is ended at once instead of
+    decoded to max_new_tokens.
     """
     positions = record.get("positions", {}).get(tool, [])
     counts = dict(record.get("counts", {}))
@@ -32,14 +36,18 @@ def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config
         # The seed depends on the text and tool only, so a resumed run samples exactly what a fresh one would.
         seed = config.seed * 1_000_003 + zlib.crc32(f"{tool}\0{record['text']}".encode())
         spellings = tuple(dict.fromkeys((tool, *names)))
+        grammar = call_grammar(tool, states.registry) if config.constrain else None
+        if grammar is not None:  # a sample cannot stray from `Tool(`, so there is nothing to cut short
+            how: dict[str, Any] = {"grammar": grammar}
+        else:
+            how = {"keep_going": lambda text: may_become_call(text, spellings)}
         outs = scorer.sample_branches(state, branches, config.m, stop=config.stop, max_new_tokens=config.max_new_tokens,
-                                      temperature=config.temperature, top_k=config.top_k, seed=seed,
-                                      keep_going=lambda text: may_become_call(text, spellings))
+                                      temperature=config.temperature, top_k=config.top_k, seed=seed, **how)
         for (tok, char, _, _), samples in zip(positions, outs):
             seen: set[str] = set()
             for text, stopped in samples:
                 _bump(counts, tool, "samples")
-                call, reason = sampled_call(text, stopped, tool, canonical, spellings)
+                call, reason = sampled_call(text, stopped, tool, canonical, spellings, closed=grammar is not None)
                 if call is None:
                     _bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text, "reason": reason})
@@ -65,16 +73,31 @@ def may_become_call(text: str, names: Sequence[str]) -> bool:
     return False
 
 
+def call_grammar(tool: str, registry: Any) -> str:
+    """The grammar a constrained sample of `tool` follows: `Tool(` its arguments `)` (name or alias), then `]` or an
+    arrow, as the Toolformer dialect writes a bracket call after its "[" (ToolformerDialect.call_grammar)."""
+    if registry is None:
+        raise ConfigError("constrained call sampling needs the tool registry (PromptStates(..., registry=...)) to "
+                          "know the tool's argument grammar; pass it, or sample with constrain=False")
+    return ToolformerDialect(spelling="bracket").call_grammar([registry.get(tool)])
+
+
 def sampled_call(text: str, stopped: bool, tool: str, canonical: Any = None,
-                 names: Sequence[str] | None = None) -> tuple[ToolCall | None, str]:
-    """The call that a sample (the text generated after the call-open, cut before `]`) spells, or (None, why not)."""
+                 names: Sequence[str] | None = None, closed: bool = False) -> tuple[ToolCall | None, str]:
+    """The call that a sample (the text generated after the call-open) spells, or (None, why not).
+
+    A free sample is cut before its `]`; a `closed` one (sampled under the call grammar) keeps its closing `]` or
+    arrow, and an arrow inside a quoted argument is then part of the argument."""
     if names is not None and not may_become_call(text, names):
         return None, f"not a call to {tool}"
     if not stopped:
         return None, "unclosed"
-    # A sampled `-> result` is the model's guess; keep only the call, the tool supplies the result.
-    body = text.split("->")[0].split("→")[0].strip()
-    call = parse_call("[" + body + "]")
+    if closed:
+        call = parse_call("[" + text if text.endswith("]") else "[" + text + "]")
+    else:
+        # A sampled `-> result` is the model's guess; keep only the call, the tool supplies the result.
+        body = text.split("->")[0].split("→")[0].strip()
+        call = parse_call("[" + body + "]")
     if call is None:
         return None, "not a call"
     name = _canonical(call.tool, canonical)

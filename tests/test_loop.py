@@ -153,6 +153,23 @@ def test_trigger_top_k_is_passed_as_steering(tools: ToolRegistry) -> None:
     assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1)
 
 
+def test_constrain_calls_steers_with_the_registry_call_grammar_until_the_arrow(tools: ToolRegistry) -> None:
+    backend, result = run(["I get [multiply(2, 3) ->", " more."], tools, constrain_calls=True, max_calls=1)
+    first, second = (call[2] for call in backend.calls)
+    assert first == Steering("[", constrain=TF.call_grammar(tools, closers=TF.call_markers))
+    assert '"multiply("' in first.constrain and '"sleepy("' in first.constrain
+    assert 'close: "->" | "→"' in first.constrain     # the call ends where the loop runs it, never at a bare "]"
+    assert second == Steering("[", disable=True)       # the call limit is reached: tools off, no constraint
+    assert result.text == "I get [multiply(2, 3) -> 6.0] more."
+    _, plain = run(["x"], tools, constrain_calls=True, tools_enabled=False)
+    assert plain.text == "x"
+
+
+def test_constrain_calls_needs_a_dialect_with_a_call_grammar(moss_tools: ToolRegistry) -> None:
+    with pytest.raises(ConfigError, match="available for the toolformer dialect"):
+        run(["x"], moss_tools, MOSS, constrain_calls=True)
+
+
 def test_arrow_in_prose_is_not_a_call(tools: ToolRegistry) -> None:
     _, result = run(["a ->", " b and c."], tools)
     assert result.text == "a -> b and c." and result.calls == []

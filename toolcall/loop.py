@@ -31,6 +31,10 @@ class LoopConfig:
     call_timeout: float | None = option(None, metavar="SECONDS", help="time limit per tool call (default: each "
                                                                       "tool's own)")
     max_triggers: int = option(1, metavar="N", help="how often the top-K trigger may fire per reply (the paper: once)")
+    constrain_calls: bool = option(False, help="once a call is open (the model or the top-K trigger wrote the "
+                                               "call-open marker), allow only tokens that continue a well-formed "
+                                               "call of a registered tool until its arrow, so a started call always "
+                                               "parses (llguidance; Toolformer dialect)")
 
     def __post_init__(self) -> None:
         at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0)
@@ -107,6 +111,7 @@ class _Run:
     calls: list[CallRecord] = field(default_factory=list)
     executed: int = 0
     budget: int = 0
+    call_grammar: str | None = None  # the registry's call grammar under constrain_calls, built on first use
 
     def __post_init__(self) -> None:
         self.budget = self.config.max_new_tokens
@@ -127,13 +132,26 @@ def _tools_on(run: _Run) -> bool:
     return run.config.tools_enabled and run.executed < run.config.max_calls
 
 
-def _decode_args(run: _Run, dialect: "Dialect") -> tuple[tuple[str, ...], Steering | None]:
+def _call_grammar(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> str | None:
+    """The grammar an open call follows under constrain_calls: any registered tool's call, up to the arrow (so the
+    loop then runs it); None when there are no tools to call."""
+    if registry is None or len(registry) == 0:
+        return None
+    if run.call_grammar is None:
+        run.call_grammar = dialect.call_grammar(registry, closers=dialect.call_markers)
+    return run.call_grammar
+
+
+def _decode_args(run: _Run, dialect: "Dialect",
+                 registry: "ToolRegistry | None" = None) -> tuple[tuple[str, ...], Steering | None]:
     """Stop strings and steering for the next decode of this run."""
     cfg = run.config
     if _tools_on(run):
         steering = None
-        if cfg.trigger_top_k > 0:
-            steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers)
+        grammar = _call_grammar(run, dialect, registry) if cfg.constrain_calls else None
+        if cfg.trigger_top_k > 0 or grammar is not None:
+            steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
+                                constrain=grammar)
         return tuple(dialect.call_markers) + tuple(dialect.end_markers), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.
@@ -195,7 +213,7 @@ def _drive(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> It
     """Decode and handle calls until the reply ends."""
     s = run.session
     while True:
-        stop, steering = _decode_args(run, dialect)
+        stop, steering = _decode_args(run, dialect, registry)
         before = s.counters.decoded_tokens
         for delta in s.stream(stop, run.budget, steering):
             yield TextDelta(delta)
@@ -247,7 +265,7 @@ def run_batch(backend: Backend, prompts: Sequence[str], dialect: "Dialect | str"
     live = list(runs)
     while live:
         # 1. Decode every live session up to its next stop.
-        args = [_decode_args(r, dialect) for r in live]
+        args = [_decode_args(r, dialect, registry) for r in live]
         before = [r.session.counters.decoded_tokens for r in live]
         backend.generate_batch([r.session for r in live], [a[0] for a in args], [r.budget for r in live],
                                [a[1] for a in args])

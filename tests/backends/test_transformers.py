@@ -100,3 +100,20 @@ def test_loop_reprefill_per_call_equals_spliced_tokens(backend) -> None:  # type
     # Prompt once, then only the spliced tokens (plus any stop-overhang re-encoding, counted on its own).
     expected = len(backend.encode(prompt)) + len(backend.encode(" 391]")) + session.reprefilled_tokens
     assert result.counters.prefilled_tokens == expected
+
+
+def test_constrained_calls_opened_by_the_trigger_parse_and_run(backend) -> None:  # type: ignore[no-untyped-def]
+    from toolcall.backends.transformers import TransformersBackend
+    from toolcall.loop import run_loop
+    from toolcall.registry import default_registry
+
+    registry = default_registry(["calculator", "calendar"])
+    dialect = get_dialect("toolformer")
+    config = LoopConfig(trigger_top_k=10, constrain_calls=True, max_new_tokens=40)
+    greedy = run_loop(backend, PROMPT, dialect, registry, config)
+    assert greedy.calls and all(c.ok and c.tool in ("Calculator", "Calendar") for c in greedy.calls), greedy.calls
+    # Sampled at temperature 1 the model writes other calls, and every one it starts is a call that runs.
+    sampler = TransformersBackend(lm=backend.model, tokenizer=backend.tokenizer, temperature=1.0, seed=0)
+    calls = [c for _ in range(3) for c in run_loop(sampler, PROMPT, dialect, registry, config).calls]
+    assert calls and all(c.ok and c.issue is None for c in calls), calls
+    assert all(c.tool != "Calculator" or c.result.replace(".", "").replace("-", "").isdigit() for c in calls)

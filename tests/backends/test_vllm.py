@@ -170,3 +170,53 @@ def test_real_vllm_prefix_cache_serves_the_resubmitted_prefix() -> None:
     result = run_loop(backend, prompt, dialect, make_registry(["calculator"]), LoopConfig(max_new_tokens=20))
     assert result.calls and result.calls[0].result == "391"
     assert result.counters.prefilled_tokens < 2 * len(session.ids)  # the resubmission was mostly served from cache
+
+
+@dataclass
+class StructuredOutputsParams:
+    grammar: str | None = None
+
+
+@dataclass
+class ConstrainedSamplingParams(SamplingParams):
+    structured_outputs: StructuredOutputsParams | None = None
+
+
+@pytest.fixture
+def structured_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vLLM >= 0.10.2 stand-in: SamplingParams take structured_outputs=StructuredOutputsParams(grammar=...)."""
+    module = types.ModuleType("vllm")
+    module.SamplingParams = ConstrainedSamplingParams  # type: ignore[attr-defined]
+    params = types.ModuleType("vllm.sampling_params")
+    params.StructuredOutputsParams = StructuredOutputsParams  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setitem(sys.modules, "vllm.sampling_params", params)
+
+
+def test_constrained_call_is_decoded_under_the_call_grammar(structured_stand_in: None) -> None:
+    from toolcall.backends.vllm import VLLMBackend, guidance_engine_options
+
+    # The first decode pauses at the call-open "["; the call is then a request under the grammar, which ends it
+    # at its arrow (the scripted engine returns it whole, as a grammar-finished request ends, without a stop string).
+    llm = ScriptedLLM(["x [double(21) -> 0] never", "double(21) ->", " done."])
+    registry = ToolRegistry([double])
+    dialect = get_dialect("toolformer")
+    result = run_loop(VLLMBackend.from_vllm(llm), "P:", dialect, registry, LoopConfig(constrain_calls=True))
+    assert result.text == "x [double(21) -> 42] done." and [c.result for c in result.calls] == ["42"]
+    first, call, after = llm.params
+    assert first.stop == ["->", "→", "["] and first.structured_outputs is None
+    assert call.structured_outputs == StructuredOutputsParams(dialect.call_grammar(registry, closers=("->", "→")))
+    assert call.stop == [] and call.max_tokens == LoopConfig().max_new_tokens - len("x [")
+    assert after.structured_outputs is None
+    assert guidance_engine_options() == {"structured_outputs_config": {"backend": "guidance"}}
+
+
+def test_a_vllm_without_structured_outputs_says_so(stand_in: None) -> None:
+    from toolcall.backends.vllm import VLLMBackend, guidance_engine_options
+    from toolcall.errors import BackendError
+
+    llm = ScriptedLLM(["x [", "double(2) ->"])
+    with pytest.raises(BackendError, match="cannot constrain calls"):
+        run_loop(VLLMBackend.from_vllm(llm), "P:", get_dialect("toolformer"), ToolRegistry([double]),
+                 LoopConfig(constrain_calls=True))
+    assert guidance_engine_options() == {"guided_decoding_backend": "guidance"}

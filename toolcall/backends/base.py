@@ -33,6 +33,9 @@ class Steering:
     trigger_top_k: int = 0        # > 0: force the call open when its first token is among the top-k next tokens
     disable: bool = False         # True: the call-open token gets probability 0
     max_triggers: int = 1         # how many times the trigger may fire in one session
+    # A grammar (llguidance Lark) for the text after open_text: once the call is open, tokens are masked to it until
+    # it completes, so a started call always parses; tokens holding open_text glued to more text are banned.
+    constrain: str | None = None
 
 
 @dataclass
@@ -181,7 +184,8 @@ class Scorer(Protocol):
     def sample_branches(self, prefix: Prefix, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
-                        keep_going: Callable[[str], bool] | None = None) -> list[list[tuple[str, bool]]]:
+                        keep_going: Callable[[str], bool] | None = None,
+                        grammar: str | None = None) -> list[list[tuple[str, bool]]]:
         """For each (cut, first_ids): n continuations of `ids[:cut] + first_ids`, as (text, stopped).
 
         `text` ends just before the first stop string when `stopped` is True (stop strings are matched on decoded
@@ -189,6 +193,9 @@ class Scorer(Protocol):
         or end of sequence produced. temperature 0 is greedy; top_k > 0 samples among the k likeliest tokens.
         `keep_going(text)` returning False ends a row at once, as (text, False), so a sample that has already
         turned into something the caller would discard costs no more steps. The same seed gives the same samples.
+        With `grammar` (llguidance Lark text, e.g. a dialect's call grammar) every token is masked to those the
+        grammar allows; a row ends when the grammar is complete, as (the whole text it matched, True), and stop
+        strings are not looked for.
         """
         ...
 

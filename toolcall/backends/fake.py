@@ -8,11 +8,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import BackendError, ConfigError
 from . import find_stop
 from .base import Backend, Branch, DecodeSession, Prefix, Steering, check_batch_tokens
-from .toy_lm import START, ToyLM, sample_text
+from .toy_lm import END, START, ToyLM, sample_text
+
+# Characters always in the toy vocabulary while sampling under a grammar, so any call the grammar allows can be spelled.
+SPELLING_CHARACTERS = [chr(c) for c in range(32, 127)] + ["×", "→"]
 
 #: A script: continuations handed out one per `stream()` call, in order, across the whole backend
 #: (so a chat's successive turns get successive items), or a function of the session text so far.
@@ -107,6 +111,7 @@ class FakeBackend(Backend):
         self.position = 0  # next item of a list script
         self.prompts: list[str] = []  # every prompt a session was started with
         self.calls: list[tuple[tuple[str, ...], int, Steering | None]] = []  # (stop, max_new_tokens, steering) per stream
+        self._masks: Any = None  # TokenMasks over the toy vocabulary, rebuilt when the vocabulary grows
 
     def _next_continuation(self, text: str) -> str | None:
         if callable(self.script):
@@ -174,15 +179,63 @@ class FakeBackend(Backend):
     def sample_branches(self, prefix: Prefix, branches: Sequence[tuple[int, Sequence[int]]], n: int, *,
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
-                        keep_going: Callable[[str], bool] | None = None) -> list[list[tuple[str, bool]]]:
+                        keep_going: Callable[[str], bool] | None = None,
+                        grammar: str | None = None) -> list[list[tuple[str, bool]]]:
         ids = self._own(prefix).ids
         rng = random.Random(seed)
         out = []
         for cut, first in branches:
             context = [self.lm.token(i) for i in list(ids[:cut]) + list(first)]
+            if grammar is not None:
+                out.append([self._sample_constrained(list(context), grammar, max_new_tokens, rng, temperature, top_k,
+                                                     keep_going) for _ in range(n)])
+                continue
             out.append([sample_text(self.lm, list(context), stop, max_new_tokens, rng, temperature, top_k, keep_going)
                         for _ in range(n)])
         return out
+
+    def _token_masks(self) -> Any:
+        """llguidance over the toy vocabulary (plus single characters, so every call can be spelled)."""
+        from .constraint import TokenMasks
+
+        for char in SPELLING_CHARACTERS:
+            self.lm.token_id(char)
+        tokens = self.lm.vocabulary()
+        if self._masks is None or self._masks.width != len(tokens):
+            index = {t: i for i, t in enumerate(tokens)}
+
+            def encode(text: str) -> list[int]:
+                # The toy's own pieces where it has them, else one character at a time (characters it lacks are left out).
+                out: list[int] = []
+                for piece, _, _ in self.lm.split(text):
+                    out += [index[piece]] if piece in index else [index[c] for c in piece if c in index]
+                return out
+
+            self._masks = TokenMasks.for_tokens(tokens, self.lm.token_id(END), encode, [self.lm.token_id(START)])
+        return self._masks
+
+    def _sample_constrained(self, context: list[str], grammar: str, max_new_tokens: int, rng: random.Random,
+                            temperature: float, top_k: int, keep_going: Callable[[str], bool] | None) -> tuple[str, bool]:
+        """One continuation whose tokens the grammar allows, drawn from the toy LM's probabilities among them."""
+        masks = self._token_masks()
+        tokens = self.lm.vocabulary()
+        (matcher,) = masks.matchers(grammar, 1)
+        text = ""
+        for _ in range(max_new_tokens):
+            allowed = [tokens[i] for i in masks.allowed([matcher])[0].nonzero()[0]]
+            if not allowed:
+                return text, False
+            token = self.lm.pick(context, rng, temperature, top_k, among=allowed)
+            if token == END:
+                return text, bool(matcher.is_accepting())
+            masks.consume(matcher, self.lm.token_id(token))
+            context.append(token)
+            text += token
+            if matcher.is_stopped():
+                return text, True
+            if keep_going is not None and not keep_going(text):
+                return text, False
+        return text, False
 
 
 def _load_script(path: Path) -> list[str]:

@@ -59,6 +59,10 @@ class ToyLM:
             raise BackendError(f"token id {token_id} is not in the toy vocabulary (ids 0 .. {len(self._tokens) - 1})")
         return self._tokens[token_id]
 
+    def vocabulary(self) -> list[str]:
+        """Every token with an id so far, by id (<s> and </s> first)."""
+        return list(self._tokens)
+
     # --- counting and probabilities --------------------------------------------------
     def learn(self, text: str) -> None:
         tokens = [START] + [t for t, _, _ in self.split(text)] + [END]
@@ -85,11 +89,15 @@ class ToyLM:
     def logprob(self, context: Sequence[str], token: str) -> float:
         return math.log(self.prob(context, token))
 
-    def pick(self, context: Sequence[str], rng: random.Random, temperature: float = 1.0, top_k: int = 0) -> str:
-        """The next token: the likeliest known one at temperature 0, else drawn from the known tokens' p ** (1 / T)."""
-        if not self.known:
+    def pick(self, context: Sequence[str], rng: random.Random, temperature: float = 1.0, top_k: int = 0,
+             among: Sequence[str] | None = None) -> str:
+        """The next token: the likeliest known one at temperature 0, else drawn from the known tokens' p ** (1 / T).
+
+        `among` replaces the known tokens as the choices (a grammar's allowed tokens); it must not be empty."""
+        choices = self.known if among is None else among
+        if not choices:
             return END
-        scored = [(self.prob(context, t), n, t) for n, t in enumerate(self.known)]
+        scored = [(self.prob(context, t), n, t) for n, t in enumerate(choices)]
         scored.sort(key=lambda s: (-s[0], s[1]))
         if temperature <= 0:
             return scored[0][2]

@@ -87,11 +87,22 @@ class TransformersSession(DecodeSession):
         self._logits = None
 
     # --- steering and sampling ------------------------------------------------------------
-    def _pick(self, steering: Steering | None, forced: list[int]) -> int:
+    def _pick(self, steering: Steering | None, forced: list[int], call: Any = None) -> int:
         torch = _torch()
         backend = self._backend
         scores = self._logits
-        if steering is not None and steering.open_text:
+        if call is not None:
+            # Inside a constrained call: only tokens that continue it (no trigger, no ban).
+            allowed = torch.from_numpy(backend._token_masks().allowed([call])[0][:scores.shape[-1]]).to(scores.device)
+            if not bool(allowed.any()):
+                raise BackendError("the call grammar allows no next token with this tokenizer")
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        elif steering is not None and steering.open_text and steering.constrain and not steering.disable:
+            # A call may open only at the end of a token, where the grammar takes over: tokens that hold the
+            # opener with more text after it ('["', "[[") would start a call the grammar never saw.
+            scores = scores.clone()
+            scores[list(backend.glued_open_ids(steering.open_text))] = float("-inf")
+        if call is None and steering is not None and steering.open_text:
             begin_ids, ban_ids = backend.open_token_ids(steering.open_text)
             if steering.disable:
                 scores = scores.clone()
@@ -129,6 +140,8 @@ class TransformersSession(DecodeSession):
             boundaries = [0]         # len(shown) after each token whose text is complete (no split UTF-8)
             bounds_at = [0]          # number of generated tokens at each boundary
             forced: list[int] = []
+            grammar = steering.constrain if steering is not None and steering.open_text else None
+            call: Any = None         # the open call's grammar matcher (constrained steering), None outside a call
             while True:
                 if len(generated) >= max_new_tokens:
                     self.stop_reason = "length"
@@ -136,12 +149,14 @@ class TransformersSession(DecodeSession):
                 if self._carry:  # feed the previous token now that its logits are needed
                     last, self._carry = self._carry, []
                     self._feed(last)
-                tok = forced.pop(0) if forced else self._pick(steering, forced)
+                tok = forced.pop(0) if forced else self._pick(steering, forced, call)
                 self.counters.decoded_tokens += 1
                 if tok in backend.eos_ids:
                     # End of sequence: the eos token is neither in the text nor in the cache.
                     self.stop_reason = "eos"
                     return
+                if call is not None:
+                    backend._token_masks().consume(call, tok)
                 generated.append(tok)
                 self._carry = [tok]  # set at once, so a stream closed early still leaves the session consistent
                 decoded = backend.decode_ids(generated)
@@ -149,6 +164,17 @@ class TransformersSession(DecodeSession):
                     continue  # half a UTF-8 character: wait for the token that completes it
                 delta, before = decoded[len(shown):], len(self.text)
                 self.text += delta
+                if call is not None and not call.is_stopped():
+                    # The call is still open: a stop string inside it (an arrow in a quoted argument) is argument text.
+                    shown = decoded
+                    boundaries.append(len(shown))
+                    bounds_at.append(len(generated))
+                    yield delta
+                    continue
+                if call is not None:
+                    call = None  # this token closed the call: its closing marker is matched as a stop below
+                elif grammar is not None and not forced and self.text.endswith(steering.open_text):
+                    call = backend._token_masks().matchers(grammar, 1)[0]
                 hit = find_stop(self.text, stop, before)
                 if hit is None:
                     shown = decoded
@@ -252,6 +278,15 @@ class TransformersBackend(HFScoringMixin, Backend):
     # --- call-open tokens ------------------------------------------------------------------
     def vocab_text(self, token_id: int) -> str:
         return _vocab(self.tokenizer)[token_id]
+
+    def glued_open_ids(self, open_text: str) -> frozenset[int]:
+        """Tokens that hold `open_text` with more text after it ('["', "[[", "[]"): banned under constrained calls."""
+        key = "\x00glued" + open_text
+        if key not in self._open_ids:
+            glued = frozenset(i for i, text in enumerate(_vocab(self.tokenizer))
+                              if open_text in text and not text.endswith(open_text))
+            self._open_ids[key] = (glued, glued)
+        return self._open_ids[key][0]
 
     def open_token_ids(self, open_text: str) -> tuple[frozenset[int], frozenset[int]]:
         """(tokens that begin `open_text`, tokens to ban to disable it).

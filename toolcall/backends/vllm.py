@@ -7,7 +7,9 @@ exactly as the model produced them (re-tokenizing the text can cut the seam diff
 
 Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode; the Toolformer
 top-k trigger needs a per-step logits hook that vLLM v1 does not offer per request, so trigger_top_k raises;
-`disable` is done with `logit_bias`.
+`disable` is done with `logit_bias`. Constrained calls (`Steering.constrain`) use vLLM's structured outputs with
+its llguidance ("guidance") backend, which reads the same Lark text: a decode stops at the call-open marker, and
+the call is then decoded as a second request under the call grammar.
 """
 from __future__ import annotations
 
@@ -65,6 +67,7 @@ class VLLMSession(DecodeSession):
         self._backend = backend
         self.ids = ids
         self.cached_tokens = 0  # prompt tokens the prefix cache served, summed over streams
+        self._decoded_before = 0  # decoded_tokens when the current request was sent (budget of a constrained call)
 
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
         before = len(self.text)
@@ -72,8 +75,9 @@ class VLLMSession(DecodeSession):
         if len(self.text) > before:
             yield self.text[before:]
 
-    def _absorb(self, output: Any, seconds: float) -> None:
-        """Take one RequestOutput: text, ids, stop reason and counters."""
+    def _absorb(self, output: Any, seconds: float, closers: Sequence[str] = ()) -> None:
+        """Take one RequestOutput: text, ids, stop reason and counters. A decode under a grammar ends when the grammar
+        is complete, not at a stop string: one of `closers` that ends its text counts as the stop it matched."""
         completion = output.outputs[0]
         prompt_len = len(output.prompt_token_ids or self.ids)
         cached = getattr(output, "num_cached_tokens", None) or 0
@@ -90,6 +94,8 @@ class VLLMSession(DecodeSession):
         self.ids += new_ids
         self.text += text
         self.matched_stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+        if self.matched_stop is None and completion.finish_reason != "length":
+            self.matched_stop = next((c for c in closers if c and text.endswith(c)), None)
         if completion.finish_reason == "length":
             self.stop_reason = "length"
         elif self.matched_stop is not None:
@@ -115,7 +121,7 @@ class VLLMBackend(Backend):
         if llm is None:
             vllm = _vllm()
             path = str(model) if model is not None else str(export_embedded_checkpoint())
-            options = {**DEFAULT_ENGINE, **engine_options}
+            options = {**DEFAULT_ENGINE, **guidance_engine_options(), **engine_options}
             try:
                 llm = vllm.LLM(model=path, **options)
             except Exception as err:  # engine start-up fails in many library-specific ways
@@ -150,22 +156,30 @@ class VLLMBackend(Backend):
                                          if t.lstrip() and (open_text.startswith(t.lstrip()) or t.lstrip().startswith(open_text))]
         return self._open_ids[open_text]
 
-    def _params(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None) -> Any:
+    def _params(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None,
+                grammar: str | None = None) -> Any:
+        """SamplingParams for one decode; with `grammar`, the decode of an open call under that grammar."""
         vllm = _vllm()
         options: dict[str, Any] = {"stop": list(stop), "include_stop_str_in_output": True,
                                    "max_tokens": max(1, max_new_tokens), "temperature": self.temperature,
                                    "top_p": self.top_p, "seed": self.seed}
-        if steering is not None and steering.open_text:
+        if grammar is not None:
+            options["stop"] = []  # the grammar ends the call; an arrow inside a quoted argument is not its end
+            options.update(structured_grammar(grammar))
+        elif steering is not None and steering.open_text:
             if steering.trigger_top_k > 0:
                 raise ConfigError("trigger_top_k needs a per-step logits hook that the vLLM backend does not have; "
                                   "use --backend transformers for the top-k trigger")
             if steering.disable:
                 options["logit_bias"] = {i: -100.0 for i in self._ban_ids(steering.open_text)}
+            elif steering.constrain:
+                options["stop"] = [*stop, steering.open_text]  # pause where a call opens; its grammar takes over
         return vllm.SamplingParams(**options)
 
     def generate_batch(self, sessions: Sequence[VLLMSession], stops: Sequence[Sequence[str]],
                        budgets: Sequence[int], steerings: Sequence[Steering | None]) -> None:
-        """Decode several sessions in one `LLM.generate` call (vLLM schedules them together)."""
+        """Decode several sessions in one `LLM.generate` call (vLLM schedules them together); the calls that opened
+        under constrained steering are then decoded together in a second one, under their grammar."""
         todo = [(s, st, b, sg) for s, st, b, sg in zip(sessions, stops, budgets, steerings)]
         for s, _, b, _ in todo:
             s.stop_reason, s.matched_stop = None, None
@@ -174,10 +188,54 @@ class VLLMBackend(Backend):
         todo = [t for t in todo if t[2] > 0]
         if not todo:
             return
+        self._decode(todo, [None] * len(todo))
+        # A constrained call that opened in that decode goes on under its grammar, within what is left of the budget.
+        opened = []
+        for s, st, b, sg in todo:
+            left = b - (s.counters.decoded_tokens - s._decoded_before)
+            if sg is not None and sg.constrain and s.matched_stop == sg.open_text and left > 0:
+                opened.append((s, st, left, sg))
+        if opened:
+            self._decode(opened, [sg.constrain for _, _, _, sg in opened])
+
+    def _decode(self, todo: list[tuple[VLLMSession, Sequence[str], int, Steering | None]],
+                grammars: list[str | None]) -> None:
+        """One `LLM.generate` call for the sessions in `todo`; each one's output is appended to it."""
+        for s, _, _, _ in todo:
+            s._decoded_before = s.counters.decoded_tokens
         prompts = [{"prompt_token_ids": list(s.ids)} for s, _, _, _ in todo]
-        params = [self._params(st, b, sg) for _, st, b, sg in todo]
+        params = [self._params(st, b, sg, g) for (_, st, b, sg), g in zip(todo, grammars)]
         began = time.perf_counter()
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         seconds = (time.perf_counter() - began) / len(todo)  # one batched call: its wall time shared out
-        for (s, _, _, _), out in zip(todo, outputs):
-            s._absorb(out, seconds)
+        for (s, st, _, _), out, g in zip(todo, outputs, grammars):
+            s._absorb(out, seconds, closers=st if g is not None else ())
+
+
+def structured_grammar(grammar: str) -> dict[str, Any]:
+    """The SamplingParams option that constrains a decode to `grammar` (llguidance Lark text).
+
+    vLLM >= 0.10.2 takes `structured_outputs=StructuredOutputsParams(grammar=...)`; older versions took
+    `guided_decoding=GuidedDecodingParams(grammar=...)` (removed in 0.12). vLLM hands the text to llguidance as Lark
+    because it starts with a `%llguidance` line.
+    """
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:
+        try:
+            from vllm.sampling_params import GuidedDecodingParams
+        except ImportError as err:
+            raise BackendError("this vLLM has neither StructuredOutputsParams nor GuidedDecodingParams, so it "
+                               "cannot constrain calls; use vLLM >= 0.10.2 or --backend transformers") from err
+        return {"guided_decoding": GuidedDecodingParams(grammar=grammar)}
+    return {"structured_outputs": StructuredOutputsParams(grammar=grammar)}
+
+
+def guidance_engine_options() -> dict[str, Any]:
+    """Engine options that select the llguidance backend for structured outputs (it reads our Lark grammars as
+    they are; vLLM's default tries xgrammar first), in the spelling of the installed vLLM."""
+    try:
+        from vllm.sampling_params import StructuredOutputsParams  # noqa: F401  # present from vLLM 0.10.2
+    except ImportError:
+        return {"guided_decoding_backend": "guidance"}
+    return {"structured_outputs_config": {"backend": "guidance"}}

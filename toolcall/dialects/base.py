@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lark import Lark, Token, Tree
@@ -16,6 +16,7 @@ from .prompt_data import ChatTemplate, PromptSource
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
+    from ..tool import Tool
 
 #: ((marker start, marker end), (result start, result end)) character offsets of one tool result in a text.
 ResultSpan = tuple[tuple[int, int], tuple[int, int]]
@@ -242,6 +243,13 @@ class Dialect(ABC):
         The result is what the program writes at inference, so the model need not learn to predict it;
         the marker is what the model writes to ask for it.
         """
+
+    # -- constrained decoding --------------------------------------------------------------------
+    def call_grammar(self, tools: Iterable["Tool"], closers: Sequence[str] | None = None) -> str:
+        """An llguidance Lark grammar for what follows the call-open marker: a well-formed call of one of `tools`,
+        ended by one of `closers`. A dialect without one cannot constrain its calls."""
+        raise ConfigError(f"constrained calls are available for the toolformer dialect; the {self.name} dialect has "
+                          "no call grammar, so leave --constrain-calls off with it")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -1,9 +1,11 @@
 """The Toolformer dialect: inline calls in prose, `[Tool(args) -> result]` and the `<API>` spellings."""
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from string import Template
 from typing import TYPE_CHECKING
 
 from lark import Lark, Token, Tree
@@ -19,6 +21,7 @@ from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, rea
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
+    from ..tool import Tool
 
 # Where a call may start: `<API>`, or `[` right before `Name(`. Prose brackets ([1], [citation needed],
 # [text](url), [a, b]) never match, so they are neither calls nor issues.
@@ -29,6 +32,8 @@ SPELLINGS = ("auto", "bracket", "tagged", "paper")
 # How the lines of a multi-line result (e.g. search snippets) are joined, because a call lives on one line.
 LINE_JOINER = " | "
 PROMPT_FILE = "toolformer_chat.json"
+# A tool name as the call grammar spells it (the NAME terminal of common.lark).
+TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _parser() -> Lark:
@@ -199,6 +204,40 @@ class ToolformerDialect(Dialect):
         # Calls dropped from parsed.calls are removed from the text.
         edits.extend((s, e, "") for (s, e) in originals if (s, e) not in kept)
         return apply_edits(parsed.text, edits)
+
+    # -- constrained sampling ------------------------------------------------------------------
+    def call_grammar(self, tools: Iterable["Tool"], closers: Sequence[str] | None = None) -> str:
+        """An llguidance Lark grammar for what a model may write after the call-open "[": for each tool, under its
+        name and each alias, `Name(` the tool's argument grammar `)`; then one of `closers` (default: "]" and the
+        arrows). Everything it accepts parses as one call of this dialect, so a constrained sample always does."""
+        from toolcall.grammars.arguments import namespaced, read_grammar
+
+        if self.open_marker != "[":
+            raise ConfigError(f"constrained calls are written in the bracket spelling ([Tool(args)]); this dialect "
+                              f"writes {self.spelling!r} calls, opened by {self.open_marker!r}")
+        closers = tuple(closers) if closers is not None else ("]", *self.call_markers)
+        if not closers or not all(c in ("]", *self.call_markers) for c in closers):
+            raise ConfigError(f"a Toolformer call closes with ']' or an arrow ({', '.join(self.call_markers)}); "
+                              f"got closers {closers!r}")
+        invocations: list[str] = []
+        arguments: list[str] = []
+        for number, tool in enumerate(tools):
+            lark = tool.arguments_grammar()
+            inner = ""
+            if lark.strip():
+                arguments.append(namespaced(lark, f"t{number}", tool.name))
+                inner = f" t{number}_start "
+            for name in dict.fromkeys((tool.name, *tool.aliases)):
+                if not TOOL_NAME.fullmatch(name):
+                    raise ConfigError(f"tool name {name!r} cannot be written in a Toolformer call; a name is letters, "
+                                      "digits and _ and does not start with a digit")
+                invocations.append(f'"{name}("{inner}")"' if inner else f'"{name}()"')
+        if not invocations:
+            raise ConfigError("a call grammar needs at least one tool")
+        return Template(read_grammar("toolformer_call.lark")).substitute(
+            invocations="\n          | ".join(invocations),
+            closers=" | ".join(json.dumps(c, ensure_ascii=False) for c in closers),
+            arguments="\n".join(arguments))
 
     # -- the decoding loop ---------------------------------------------------------------------
     def pending(self, text: str) -> PendingCalls | None:

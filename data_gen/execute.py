@@ -1,4 +1,5 @@
-"""Stage 4: run the sampled calls through the tool registry, in parallel, each distinct call once."""
+"""Stage 4: run the candidate calls through the tool registry, in parallel, each distinct call once; results follow
+the text's number style."""
 from __future__ import annotations
 
 import json
@@ -19,6 +20,19 @@ class CallRunner:
         self.registry = registry
         self.config = config
         self._cache: dict[str, Any] = {}
+        # One pool for the whole run: an isolated tool's worker process is killed by the kernel when the *thread*
+        # that started it ends (PR_SET_PDEATHSIG follows the thread), so a pool per batch made every later call of
+        # that worker fail with "worker process died (killed by signal 9)".
+        self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="toolcall-call")
+
+    def restyle(self, tool: str, result: str, following: str) -> str:
+        """`result` written in the style of the text after the call, by the tool's own `restyle` (same value; a tool
+        without one returns its result as it is)."""
+        try:
+            restyler = self.registry.get(tool).restyle
+        except KeyError:
+            return result
+        return result if restyler is None else restyler(result, following)
 
     def _cacheable(self, tool: str) -> bool:
         try:
@@ -31,19 +45,21 @@ class CallRunner:
         found = {k: self._cache[k] for k in keys if k in self._cache}
         todo = {k: c for k, c in zip(keys, calls) if k not in found}
         if todo:
-            workers = max(1, min(self.config.workers, len(todo)))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                # registry.call never raises: failures come back as ok=False with an error text.
-                results = pool.map(lambda c: self.registry.call(c[0], c[1], timeout=self.config.timeout), todo.values())
-                for (key, (tool, _)), result in zip(todo.items(), results):
-                    found[key] = result
-                    if self._cacheable(tool):
-                        self._cache[key] = result
+            # registry.call never raises: failures come back as ok=False with an error text.
+            results = self._pool.map(lambda c: self.registry.call(c[0], c[1], timeout=self.config.timeout), todo.values())
+            for (key, (tool, _)), result in zip(todo.items(), results):
+                found[key] = result
+                if self._cacheable(tool):
+                    self._cache[key] = result
         return [found[k] for k in keys]
 
 
 def execute_calls(record: dict[str, Any], runner: CallRunner) -> dict[str, Any]:
-    """record -> record whose candidates carry "result" (and failures are dropped and counted when drop_errors)."""
+    """record -> record whose candidates carry "result" (and failures are dropped and counted when drop_errors).
+
+    A result is written the way the text writes the number after the call when both are the same value
+    ("[Calculator(1,240 + 1,560) -> 2,800] 2,800", not "-> 2800"), else the loss filter would punish a right call.
+    """
     cands = record.get("candidates", [])
     counts = {k: dict(v) for k, v in record.get("counts", {}).items()}
     pending = [c for c in cands if "result" not in c]
@@ -59,5 +75,6 @@ def execute_calls(record: dict[str, Any], runner: CallRunner) -> dict[str, Any]:
                 rejected.append({"stage": "execute", "tool": cand["tool"], "position": cand["position"],
                                  "call": cand["call"], "reason": res.error or res.text})
                 continue
-        done.append({**cand, "result": res.text if res.ok else (res.error or res.text)})
+        result = runner.restyle(cand["tool"], res.text, record["text"][cand["position"]:]) if res.ok else (res.error or res.text)
+        done.append({**cand, "result": result})
     return {**record, "candidates": done, "counts": counts, "rejected": rejected}

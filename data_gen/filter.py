@@ -47,19 +47,21 @@ def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[st
     eps = base.token_logprobs                     # eps[j] = log p(x_j | x_<j), j = 0..n-1
     strings = [call_strings(c) for c in cands]
     if placement == "prefix":
-        # One forward per distinct call string, as long as its furthest user needs.
-        need: dict[str, int] = {}
+        # One sequence per distinct call string, as long as its furthest user needs, scored from its nearest user's
+        # position on (the LM head runs only where a loss is read).
+        need: dict[str, tuple[int, int]] = {}
         for c, (zm, zp) in zip(cands, strings):
-            end = min(n, c["token"] + span)
+            i = c["token"]
             for z in (zm, zp):
-                need[z] = max(need.get(z, 0), end)
+                lo, hi = need.get(z, (i, 0))
+                need[z] = (min(lo, i), max(hi, min(n, i + span)))
         zs = sorted(need)
         heads = [scorer.encode(z + first.prefix_separator) for z in zs]
-        seqs = [([start] + h + ids[:need[z]], 1 + len(h)) for z, h in zip(zs, heads)]
+        seqs = [([start] + h + ids[:need[z][1]], 1 + len(h) + need[z][0]) for z, h in zip(zs, heads)]
         lps = dict(zip(zs, scorer.sequence_logprobs(seqs)))
 
         def loss(c: Mapping[str, Any], z: str) -> float:
-            i = c["token"]
+            i = c["token"] - need[z][0]
             return weighted_loss(lps[z][i:i + span], weights)
     else:
         branches: list[Branch] = []
@@ -81,7 +83,7 @@ def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[st
         l_eps = weighted_loss(eps[i:i + span], weights)
         l_null, l_plus = loss(c, zm), loss(c, zp)
         l_minus = min(l_eps, l_null)
-        tau = configs.get(c["tool"].lower(), first).tau_f
+        tau = configs.get(c["tool"].lower(), first).threshold(c.get("source", "model"))
         out.append({**c, "text_call": zp, "placement": placement, "loss_eps": l_eps, "loss_null": l_null, "loss_plus": l_plus,
                     "loss_minus": l_minus, "loss_reduction": l_minus - l_plus, "kept": l_minus - l_plus >= tau})
     return {**record, "candidates": out}

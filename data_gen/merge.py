@@ -4,13 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 CALL_FIELDS = ("tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction")
+CURRENCY = "$€£¥"
 
 
 def merge_record(record: dict[str, Any]) -> dict[str, Any] | None:
     """The output record {"text", "original", "calls"}, or None when no call survived (such texts are dropped).
 
-    At most one call per place in the text: when several tools (or samples) survive there, the one with the largest
-    loss reduction wins; and one place per identical call (the largest reduction wins again).
+    At most one call per place in the text: when several tools (or samples) survive there, the one that `ranks`
+    first wins; and one place per identical call (where it ranks first again).
     """
     original = record["text"]
     best: dict[int, dict[str, Any]] = {}
@@ -18,12 +19,12 @@ def merge_record(record: dict[str, Any]) -> dict[str, Any] | None:
         if not cand.get("kept"):
             continue
         at = write_at(original, cand)
-        if at not in best or cand["loss_reduction"] > best[at]["loss_reduction"]:
+        if at not in best or rank(cand) > rank(best[at]):
             best[at] = cand
     # The same call (same string, same result) at several places of one text is kept once, where it helped most:
     # SmolLM2 kept "[Calculator(400 / 1400) -> 0.29]" at three adjacent places of one sentence.
     seen: dict[str, int] = {}
-    for at, cand in sorted(best.items(), key=lambda item: -item[1]["loss_reduction"]):
+    for at, cand in sorted(best.items(), key=lambda item: rank(item[1]), reverse=True):
         if cand["text_call"] in seen:
             del best[at]
         else:
@@ -35,17 +36,31 @@ def merge_record(record: dict[str, Any]) -> dict[str, Any] | None:
     for at in sorted(best, reverse=True):
         gap = " " if at < len(original) and original[at].isspace() else ""
         text = text[:at] + gap + best[at]["text_call"] + text[at:]
-    calls = [{k: cand[k] for k in CALL_FIELDS} for cand in sorted(best.values(), key=lambda c: c["position"])]
+    calls = [{**{k: cand[k] for k in CALL_FIELDS}, "source": cand.get("source", "model")}
+             for cand in sorted(best.values(), key=lambda c: c["position"])]
     return {"text": text, "original": original, "calls": calls}
+
+
+def rank(cand: dict[str, Any]) -> tuple[bool, float]:
+    """Which of two kept calls wins a place: one a tool proposed (its result is what the text writes there, or its
+    date is the one written there) before one only the model sampled, then the larger loss reduction. SmolLM2 put
+    its sampled Calendar call before another day's date with a larger reduction than the proposed one had before
+    today's weekday, and one place per identical call kept the wrong one."""
+    return cand.get("source", "model") != "model", cand["loss_reduction"]
 
 
 def write_at(original: str, cand: dict[str, Any]) -> int:
     """Where the call is written: before token i, or, for a call scored in prefix placement at a token that follows a
-    space (SmolLM2 cuts " 2,800" into " " + "2"), before that space, so the text reads "of [Calculator(..) -> 2800] 2,800"
-    as in the demonstrations rather than "of [..]2,800" (the prefix-placement loss does not depend on where the call is
-    written; an inline-placed call is written exactly where it was scored)."""
+    space or a currency sign (SmolLM2 cuts " 2,800" into " " + "2", and " $180" into " $" + "1"), before that space
+    and sign, so the text reads "of [Calculator(..) -> 2,800] 2,800" and "away [..] $180" as in the demonstrations
+    rather than "of [..]2,800" or "$[..]180" (the prefix-placement loss does not depend on where the call is written;
+    an inline-placed call is written exactly where it was scored)."""
     pos = cand["position"]
-    if (cand.get("placement", "prefix") == "prefix" and 0 < pos < len(original) and original[pos - 1].isspace()
-            and not original[pos].isspace()):
-        return pos - 1
-    return pos
+    if cand.get("placement", "prefix") != "prefix" or not 0 < pos < len(original) or original[pos].isspace():
+        return pos
+    at = pos
+    while at > 0 and original[at - 1] in CURRENCY:
+        at -= 1
+    if at > 0 and original[at - 1].isspace():
+        return at - 1
+    return at if at < pos and (at == 0 or not original[at - 1].isalnum()) else pos

@@ -1,4 +1,5 @@
-"""The Toolformer corpus pipeline: prefilter -> positions -> sample -> execute -> filter -> merge, per text, resumable."""
+"""The Toolformer corpus pipeline: prefilter -> positions -> sample (+ proposals) -> execute -> filter -> merge, per text,
+resumable."""
 from __future__ import annotations
 
 import time
@@ -18,8 +19,10 @@ from .inputs import read_texts
 from .merge import merge_record
 from .positions import PromptStates, find_positions
 from .prefilter import prefilter
+from .propose import mark_model_samples, propose_calls
 from .sample import sample_calls
 from .stats import aggregate, write_stats
+from .tokens import tokenize
 
 STAGES = ("prefilter", "positions", "sample", "execute", "filter", "merge")
 
@@ -53,6 +56,12 @@ class Pipeline:
         for tool in rec["tools"]:
             _, sam_cfg, _ = self.config.for_tool(tool)
             rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical, self._spellings(tool))
+        rec = mark_model_samples(rec)
+        proposing = [tool for tool in rec["tools"] if self.config.proposes(tool)]
+        if proposing:
+            tokenized = tokenize(self.scorer, text)
+            for tool in proposing:
+                rec = propose_calls(rec, tool, self.registry, tokenized, self.config.propose, self.config.filter.placement)
         tick("sample")
         rec = execute_calls(rec, self.runner)
         tick("execute")
@@ -88,6 +97,7 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
                 "config": pipeline.config.to_dict()}
     run = RunDir(Path(output_dir), resume, run_info)
     bars = _bars(len(texts), len(run.done), progress)
+    began, finished = time.perf_counter(), 0
     try:
         for index, text in enumerate(texts):
             if index in run.done:
@@ -95,6 +105,9 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
             record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None)
             run.log_rejected(index, text, pipeline.last_rejected)
             run.commit(index, record, summary)
+            finished += 1
+            if bars:
+                bars[STAGES[-1]].set_postfix_str(texts_per_minute(finished, time.perf_counter() - began))
             if on_text_done is not None:
                 on_text_done(index)
     finally:
@@ -110,6 +123,11 @@ def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:
     write_moss(records, run.path / "moss.jsonl", list(pipeline.tools))
     write_hf_dataset(records, run.path / "hf_dataset")
     return stats
+
+
+def texts_per_minute(texts: int, seconds: float) -> str:
+    """The throughput shown on the progress bar of the last stage, e.g. "4.2 texts/min" (texts done in this run)."""
+    return f"{60.0 * texts / max(seconds, 1e-9):.1f} texts/min"
 
 
 def _bars(total: int, done: int, enabled: bool) -> dict[str, Any] | None:

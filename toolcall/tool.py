@@ -11,7 +11,26 @@ from .schema import function_schema
 
 DEFAULT_TIMEOUT = 10.0
 
-__all__ = ["DEFAULT_TIMEOUT", "Tool", "ToolResult", "make_tool"]
+__all__ = ["DEFAULT_TIMEOUT", "Proposal", "Proposer", "Restyler", "Tool", "ToolResult", "make_tool"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A call a tool proposes for a text by reading it: where it goes and with which arguments.
+
+    `position` is the character offset where the call is inserted, i.e. where the text it computes starts (the
+    "6" of "3*2=6"); `score` ranks a tool's proposals (higher first) when data_gen keeps only the best few.
+    """
+
+    position: int
+    args: tuple[Any, ...]
+    score: float = 1.0
+
+
+#: text -> the calls a tool proposes for it (data_gen judges them with the same loss filter as sampled calls).
+Proposer = Callable[[str], list[Proposal]]
+#: (result, text that follows the call) -> the result written in the style of that text, same value.
+Restyler = Callable[[str, str], str]
 
 
 @dataclass
@@ -20,7 +39,11 @@ class Tool:
 
     `isolated=True` runs it in a worker process that is killed on timeout (for CPU-heavy tools; the function
     must then be importable by module and name). `joiner` glues positional pieces back together for a tool
-    whose only parameter is a string.
+    whose only parameter is a string. `proposer` reads a text and proposes calls of this tool (data_gen's
+    candidates besides the model's samples); `restyle` writes a result in the style of the text that follows it
+    (Calculator: "2800" before "2,800" becomes "2,800"). `argument_grammar` is the Lark grammar (llguidance's
+    dialect, a `start` rule) of what may stand between the call's parentheses when calls are sampled under a
+    constraint; None derives it from the JSON schema, "" means no arguments.
     """
 
     name: str
@@ -34,6 +57,9 @@ class Tool:
     isolated: bool = False
     joiner: str = ", "
     returns: dict[str, Any] | None = None
+    proposer: Proposer | None = None
+    restyle: Restyler | None = None
+    argument_grammar: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -49,6 +75,15 @@ class Tool:
     def enums(self) -> dict[str, list[Any]]:
         """Allowed values per argument, from docstring `(choices: [...])` blocks."""
         return {k: v["enum"] for k, v in self.parameters.get("properties", {}).items() if "enum" in v}
+
+    def arguments_grammar(self) -> str:
+        """What constrained sampling lets a model write between this tool's parentheses: Lark text whose `start`
+        rule is the argument list ("" for none). `argument_grammar` when set, else derived from the JSON schema."""
+        if self.argument_grammar is not None:
+            return self.argument_grammar
+        from toolcall.grammars.arguments import schema_argument_grammar
+
+        return schema_argument_grammar(self.parameters)
 
 
 @dataclass(frozen=True)
@@ -66,7 +101,9 @@ class ToolResult:
 
 def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeout: float | None = None,
               cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
-              isolated: bool | None = None, joiner: str | None = None, description: str | None = None) -> Tool:
+              isolated: bool | None = None, joiner: str | None = None, description: str | None = None,
+              proposer: Proposer | None = None, restyle: Restyler | None = None,
+              argument_grammar: str | None = None) -> Tool:
     """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
     if isinstance(func, Tool):
         base = func
@@ -74,7 +111,9 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                     func=base.func, timeout=base.timeout if timeout is None else timeout,
                     cacheable=base.cacheable if cache is None else cache, aliases=tuple(aliases) or base.aliases,
                     example=example or base.example, isolated=base.isolated if isolated is None else isolated,
-                    joiner=base.joiner if joiner is None else joiner, returns=base.returns)
+                    joiner=base.joiner if joiner is None else joiner, returns=base.returns,
+                    proposer=proposer or base.proposer, restyle=restyle or base.restyle,
+                    argument_grammar=base.argument_grammar if argument_grammar is None else argument_grammar)
     if not callable(func):
         raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
     schema = function_schema(func, name)["function"]
@@ -85,4 +124,5 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
     return Tool(name=schema["name"], description=description or schema["description"], parameters=schema["parameters"],
                 func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
                 cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
-                isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"))
+                isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"),
+                proposer=proposer, restyle=restyle, argument_grammar=argument_grammar)

@@ -16,14 +16,17 @@ def builtin_tools() -> list["Tool"]:
     Calculator and Solve run in a worker process that is killed on timeout, because a hostile sympy computation
     cannot be interrupted in a thread; the others run in threads (I/O or an in-process model).
     """
+    from toolcall.grammars.arguments import arithmetic_grammar
     from toolcall.tool import make_tool
 
     from . import calculator, calendar, mt, qa, search, solve, wikisearch
 
     return [
         make_tool(calculator.calculator, "Calculator", aliases=("Calculate",), timeout=5.0, isolated=True, joiner=",",
-                  example="[Calculator(400 / 1400) -> 0.29]"),
-        make_tool(calendar.calendar, "Calendar", timeout=2.0, cache=False, example="[Calendar() -> Today is Monday, January 30, 2023.]"),
+                  example="[Calculator(400 / 1400) -> 0.29]", argument_grammar=arithmetic_grammar(),
+                  proposer=calculator.calculator_proposer, restyle=calculator.restyle),
+        make_tool(calendar.calendar, "Calendar", timeout=2.0, cache=False, example="[Calendar() -> Today is Monday, January 30, 2023.]",
+                  proposer=calendar.calendar_proposer),
         make_tool(solve.solve, "Solve", timeout=10.0, isolated=True, example="[Solve(2*x + 3 = 7) -> x = 2]"),
         make_tool(wikisearch.wiki_search, "WikiSearch", timeout=30.0, cache=False,
                   example="[WikiSearch(Ghana flag red meaning) -> Flag of Ghana: The flag of Ghana has three horizontal stripes of red, gold and green...]"),

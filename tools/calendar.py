@@ -1,11 +1,14 @@
-"""The Calendar tool: today's date as a sentence, with an injectable clock for tests and evaluation."""
+"""The Calendar tool: today's date as a sentence, with an injectable clock for tests and evaluation, and where a text
+writes today's date (its proposer)."""
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable
 
 from toolcall.errors import ConfigError
+from toolcall.tool import Proposal
 
 ENV_VAR = "TOOLCALL_TODAY"  # YYYY-MM-DD: pins "today" for a whole run (evaluation, tests in subprocesses)
 
@@ -44,3 +47,64 @@ def calendar() -> str:
     """
     day = today()
     return f"Today is {day:%A}, {day:%B} {day.day}, {day.year}."
+
+
+# ------------------------------------------------------------------------------------------------ proposals
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+_WEEKDAY = r"(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+_MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
+_DAY = r"(?:\d{1,2})(?:st|nd|rd|th)?"
+# A date as prose writes it, optionally after its weekday: "Friday, March 6, 2026", "9 August 2027", "2027-04-20".
+_DATE = re.compile(
+    rf"(?:{_WEEKDAY}(?:,\s*|\s+))?(?:"
+    rf"(?P<month1>{_MONTH})\s+(?P<day1>{_DAY})(?!\d)(?:,?\s+(?P<year1>\d{{4}}))?(?!\d|:\d)"
+    rf"|(?:the\s+)?(?P<day2>{_DAY})\s+(?:of\s+)?(?P<month2>{_MONTH})(?:,?\s+(?P<year2>\d{{4}}))?(?!\d|:\d)"
+    rf"|(?P<year3>\d{{4}})-(?P<month3>\d\d)-(?P<day3>\d\d)\b)"
+    rf"|\b{_WEEKDAY.replace('weekday', 'alone')}\b(?!s\b)", re.I)
+# "next Friday", "last Monday", "every Sunday" never name today.
+_NOT_TODAY_BEFORE = re.compile(r"\b(?:next|last|every|each|previous|following|coming|past|until|till|since)\s+$", re.I)
+
+
+def calendar_proposer(text: str) -> list[Proposal]:
+    """A Calendar call where the text writes today's date or weekday (as the tool answers it), placed where the
+    date starts; a mention of another day, or "next Friday", gets none. Full dates score higher than a weekday."""
+    day = today()
+    out = []
+    for m in _DATE.finditer(text):
+        if _NOT_TODAY_BEFORE.search(text, 0, m.start()):
+            continue
+        found = _mention(m)
+        if found is None:
+            continue
+        weekday, year, month, mday = found
+        if weekday is not None and weekday != day.weekday():
+            continue
+        if month is not None and (month, mday) != (day.month, day.day):
+            continue
+        if year is not None and year != day.year:
+            continue
+        start = m.start("day2") if m.group("day2") else m.start()
+        score = 1.0 if year is not None else 0.9 if month is not None else 0.8
+        out.append(Proposal(start, (), score))
+    return out
+
+
+def _mention(m: re.Match[str]) -> tuple[int | None, int | None, int | None, int | None] | None:
+    """(weekday 0-6, year, month, day) of a date match, None where the text does not say; None for no real date."""
+    named = m.group("weekday") or m.group("alone")
+    weekday = WEEKDAYS.index(named.lower()) if named else None
+    if m.group("alone"):
+        return weekday, None, None, None
+    if m.group("year3"):
+        year, month, mday = int(m.group("year3")), int(m.group("month3")), int(m.group("day3"))
+    else:
+        k = "1" if m.group("month1") else "2"
+        month = MONTHS.index(m.group("month" + k).lower()) + 1
+        mday = int(re.sub(r"\D", "", m.group("day" + k)))
+        year = int(m.group("year" + k)) if m.group("year" + k) else None
+    if not (1 <= month <= 12 and 1 <= mday <= 31):
+        return None
+    return weekday, year, month, mday

@@ -199,3 +199,59 @@ def test_rows_ended_at_different_steps_match_naive_greedy(scorer: HFScorer) -> N
     alone = one_by_one.sample_branches(prefix, branches, 1, stop=("\x00never",), max_new_tokens=6, temperature=0,
                                        keep_going=keep_going)
     assert together == expected and alone == expected
+
+
+def test_branches_packed_into_token_trees_match_naive_in_any_pack_size(scorer: HFScorer) -> None:
+    # Branches at several cuts share heads (the call opening, the call up to its result); each pack size, down to
+    # packs that split a shared head, must give every branch exactly its own sequence's log-probs.
+    ids = scorer.encode(TEXT)
+    prefix = scorer.prefix_state(ids)
+    empty, full = scorer.encode(" [Calculator(12 + 30)]"), scorer.encode(" [Calculator(12 + 30) -> 42]")
+    branches = [Branch(cut, tuple(call + ids[cut:cut + 5]), len(call)) for cut in (4, 9, 9, 17) for call in (empty, full)]
+    branches += [Branch(9, tuple(ids[9:14]), 0), Branch(12, (), 0), Branch(30, tuple(full[:3]), 1)]
+    want = [naive(scorer.model, ids[:br.cut] + list(br.new_ids), br.cut + br.score_from) for br in branches]
+    for size in (3, 16, 512):
+        small = HFScorer(scorer.model, scorer.tokenizer)
+        small.max_pack_tokens = size
+        got = small.branch_logprobs(small.prefix_state(ids), branches)
+        assert all(close(row, exp) for row, exp in zip(got, want)), size
+    assert scorer.branch_logprobs(prefix, branches)[branches.index(Branch(12, (), 0))] == []
+
+
+def test_prefix_states_reuse_whole_blocks_of_a_recent_state_bit_for_bit(scorer: HFScorer) -> None:
+    # A state computed after another that shares its head reuses the shared whole blocks; blocks are computed the
+    # same way either way, so it equals (exactly) the state a fresh engine computes, and the naive forward (closely).
+    head = scorer.encode("Here are some examples of API calls: [Calculator(400 / 1400)]\nInput: ")
+    first = [scorer.start_token_id()] + head + scorer.encode("Out of 1400 participants, 400 passed.")
+    second = [scorer.start_token_id()] + head + scorer.encode(TEXT)
+    candidates = scorer.encode(" [") + scorer.encode("[")
+
+    def engine() -> HFScorer:
+        fresh = HFScorer(scorer.model, scorer.tokenizer)
+        fresh.prefix_block = 4
+        return fresh
+
+    warm = engine()
+    warm.prefix_state(first, candidates)
+    runs: list[int] = []
+    real = warm._forward
+    warm._forward = lambda ids, *rest: runs.append(ids.shape[1]) or real(ids, *rest)   # type: ignore[method-assign]
+    reused = warm.prefix_state(second, candidates)
+    cold = engine().prefix_state(second, candidates)
+    assert sum(runs) < len(second) - len(head) // 2          # the shared blocks were not run again
+    assert reused.token_logprobs == cold.token_logprobs and reused.candidate_logprobs == cold.candidate_logprobs
+    assert torch.equal(reused.state.hidden, cold.state.hidden)
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(reused.state.kv, cold.state.kv))
+    assert close(list(reused.token_logprobs), naive(scorer.model, second, 1))
+    assert warm.prefix_state(second, candidates) is reused     # the same ids and candidates again: nothing is run
+
+
+def test_recent_prefix_states_are_forgotten_when_the_weights_change(scorer: HFScorer) -> None:
+    engine = HFScorer(scorer.model, scorer.tokenizer)
+    ids = [scorer.start_token_id()] + scorer.encode(TEXT)
+    before = engine.prefix_state(ids)
+    assert engine.prefix_state(ids) is before
+    weight = next(scorer.model.parameters())
+    with torch.no_grad():
+        weight.add_(0.0)                    # an in-place update, as an optimizer step makes
+    assert engine.prefix_state(ids) is not before

@@ -62,7 +62,36 @@ def test_stage_flags_reach_the_run_on_the_fake_backend(tmp_path: Path, capsys: p
     config = json.loads((out / "run.json").read_text())["config"]
     assert config["sample"]["m"] == 2 and config["prefilter"]["enabled"] is False
     assert config["execute"]["timeout"] == 2.0 and config["positions"]["k"] == 5
-    assert config["overrides"]["calculator"]["m"] is None and config["overrides"]["calculator"]["k"] == 20
+    # --samples cleared the per-tool m; k stays the default sampling's Calculator value.
+    assert config["overrides"]["calculator"]["m"] is None and config["overrides"]["calculator"]["k"] == 5
+    assert config["sampling"] == "default" and config["propose"]["enabled"] is True
+
+
+def test_sampling_paper_restores_the_papers_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("The total of 2 and 3 is 5.\n")
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--sampling", "paper", "--tau-p", "0.3"]) == 0
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["sampling"] == "paper" and config["filter"]["tau_p"] == 0.3
+    assert config["overrides"]["calculator"] == {"tau_s": 0.0, "k": 20, "m": 10, "tau_f": 0.5, "propose": None}
+    assert all(c["source"] == "model" for c in _corpus_calls(out))
+
+
+def _corpus_calls(out: Path) -> list[dict[str, object]]:
+    import json
+
+    lines = (out / "corpus.jsonl").read_text().splitlines()
+    return [call for line in lines if line.strip() for call in json.loads(line)["calls"]]
+
+
+def test_bad_sampling_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["data-gen", "--input", "x.txt", "--output", "o", "--sampling", "clever"])
+    assert exc.value.code == 2
 
 
 def test_max_batch_tokens_goes_to_the_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,9 +18,33 @@ def test_defaults_and_per_tool_overrides() -> None:
     cfg = DataGenConfig()
     pos, sam, fil = cfg.for_tool("QA")
     assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.05, 5, 5, 1.0)
+    # Default sampling: Calculator's proposals carry its recall, so the model samples less there.
+    assert [(p.tau_s, p.k, s.m, f.tau_f) for p, s, f in [cfg.for_tool("Calculator")]] == [(0.0, 5, 2, 0.5)]
+    pos, sam, fil = cfg.for_tool("mt")
+    assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.0, 20, 10, 0.5)
+    assert sam.constrain and cfg.proposes("calculator") and fil.threshold("proposer") == fil.tau_p == 0.1
+    assert fil.threshold("model") == 0.5
+
+
+def test_paper_sampling_is_the_papers_procedure() -> None:
+    cfg = DataGenConfig(sampling="paper")
     for tool in ("Calculator", "mt"):
         pos, sam, fil = cfg.for_tool(tool)
         assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.0, 20, 10, 0.5)
+    assert not cfg.for_tool("calendar")[1].constrain       # free samples, ended at "]"
+    assert not cfg.proposes("calculator") and not cfg.proposes("calendar")
+    with pytest.raises(ConfigError, match="default, paper"):
+        DataGenConfig(sampling="clever")
+
+
+def test_a_tool_override_can_turn_one_proposer_off() -> None:
+    from toolcall.data_gen.config import ProposeConfig, ToolOverride
+
+    cfg = DataGenConfig(overrides={"calendar": ToolOverride(propose=False)})
+    assert cfg.proposes("calculator") and not cfg.proposes("Calendar")
+    assert not DataGenConfig(propose=ProposeConfig(enabled=False)).proposes("calculator")
+    with pytest.raises(ConfigError, match=r"per_position \(--per-position\) must be >= 1"):
+        ProposeConfig(per_position=0)
 
 
 def test_bad_placement_is_a_config_error() -> None:
@@ -44,7 +68,7 @@ def test_cli_flags_override_every_tool() -> None:
     for tool in ("calculator", "calendar"):
         pos, sam, fil = cfg.for_tool(tool)
         assert (sam.m, fil.tau_f, fil.placement) == (3, 2.0, "inline")
-    assert cfg.for_tool("calculator")[0].k == 20      # not given: the paper's per-tool value stays
+    assert cfg.for_tool("calculator")[0].k == 5       # not given: the sampling mode's per-tool value stays
     assert cfg.to_dict()["filter"]["tau_f"] == 2.0
 
 
@@ -71,7 +95,8 @@ def test_every_stage_field_has_its_flag() -> None:
             "--number-window", "50", "--min-numbers", "2", "--tau-s", "0.1", "--top-k", "3", "--min-token", "2",
             "--no-word-start-only", "--samples", "4", "--temperature", "0.7", "--sample-top-k", "40",
             "--max-new-tokens", "16", "--seed", "9", "--workers", "2", "--call-timeout", "3", "--no-drop-errors",
-            "--tau-f", "0.2", "--placement", "inline", "--decay", "0.5"]
+            "--tau-f", "0.2", "--placement", "inline", "--decay", "0.5", "--tau-p", "0.3", "--sampling", "paper",
+            "--no-propose", "--min-score", "0.6", "--per-position", "1", "--per-text", "9"]
     cfg = build_config(build_parser().parse_args(argv))
     assert cfg.tools == ("calendar",)
     assert (cfg.prefilter.enabled, cfg.prefilter.number_window, cfg.prefilter.min_numbers) == (False, 50, 2)
@@ -79,7 +104,10 @@ def test_every_stage_field_has_its_flag() -> None:
     assert (cfg.sample.m, cfg.sample.temperature, cfg.sample.top_k, cfg.sample.max_new_tokens, cfg.sample.seed) == \
         (4, 0.7, 40, 16, 9)
     assert (cfg.execute.workers, cfg.execute.timeout, cfg.execute.drop_errors) == (2, 3.0, False)
-    assert (cfg.filter.tau_f, cfg.filter.placement, cfg.filter.decay) == (0.2, "inline", 0.5)
+    assert (cfg.filter.tau_f, cfg.filter.placement, cfg.filter.decay, cfg.filter.tau_p) == (0.2, "inline", 0.5, 0.3)
+    assert cfg.sampling == "paper"
+    assert (cfg.propose.enabled, cfg.propose.min_score, cfg.propose.per_position, cfg.propose.per_text) == \
+        (False, 0.6, 1, 9)
     for tool in ("calculator", "mt"):  # every per-tool value was given on the command line
         pos, sam, fil = cfg.for_tool(tool)
         assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.1, 3, 4, 0.2)

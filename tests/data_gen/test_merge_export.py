@@ -36,7 +36,9 @@ def test_merge_inserts_calls_keeping_spaces_and_drops_losers() -> None:
     assert out["original"] == TEXT
     assert [c["tool"] for c in out["calls"]] == ["Calculator", "Calendar"]
     assert [c["position"] for c in out["calls"]] == [at_400, at_monday]
-    assert set(out["calls"][0]) == {"tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction"}
+    assert set(out["calls"][0]) == {"tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction",
+                                    "source"}
+    assert out["calls"][0]["source"] == "model"       # a candidate without a source was sampled
 
 
 def test_prefix_call_after_a_bare_space_token_is_written_before_the_space() -> None:
@@ -49,6 +51,17 @@ def test_prefix_call_after_a_bare_space_token_is_written_before_the_space() -> N
     assert [c["loss_reduction"] for c in out["calls"]] == [0.7]      # the same place twice: the larger reduction wins
     inline = merge_record({"text": text, "candidates": [{**calc, "placement": "inline"}]})
     assert inline is not None and inline["text"] == "a total of [Calculator(1,240 + 1,560) -> 2800]2,800 books"
+
+
+def test_prefix_call_at_a_price_is_written_before_the_currency_sign() -> None:
+    # SmolLM2 tokens " $" "1" "8" "0": a call kept at "1" would read "away $[..]180".
+    text = "she put away $180 and ($25) more"
+    calls = [{**cand("Calculator", 4, text.index("180"), 0.7, call="[Calculator(15 * 12) -> 180]"), "placement": "prefix"},
+             {**cand("Calculator", 9, text.index("25"), 0.6, call="[Calculator(5 * 5) -> 25]"), "placement": "prefix"}]
+    out = merge_record({"text": text, "candidates": calls})
+    assert out is not None
+    assert out["text"] == "she put away [Calculator(15 * 12) -> 180] $180 and ([Calculator(5 * 5) -> 25]$25) more"
+    assert [c["position"] for c in out["calls"]] == [text.index("180"), text.index("25")]   # where the number starts
 
 
 def test_identical_call_is_kept_once_where_it_helped_most() -> None:
@@ -109,3 +122,15 @@ def test_hf_dataset_roundtrip(tmp_path: Path) -> None:
     write_hf_dataset(records, tmp_path / "hf")
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert ds[0]["text"] == rec["text"] and ds[0]["calls"][0]["args"] == ["400 / 1400"]
+
+
+def test_a_proposed_call_wins_over_a_sampled_one_at_a_place_and_for_an_identical_call() -> None:
+    text = "Today is Tuesday. The parcel shipped on Saturday, October 4, with 12 boxes."
+    today = {**cand("Calendar", 3, text.index(" Tuesday"), 0.3), "source": "proposer"}
+    other_day = {**cand("Calendar", 9, text.index(" Saturday"), 1.3), "source": "model"}
+    out = merge_record({"text": text, "candidates": [today, other_day]})
+    assert out is not None and [c["position"] for c in out["calls"]] == [text.index(" Tuesday")]
+    sampled = {**cand("Calculator", 14, text.index(" 12"), 2.0, call="[Calculator(3 * 5) -> 15]"), "source": "model"}
+    proposed = {**cand("Calculator", 14, text.index(" 12"), 0.2, call="[Calculator(3 * 4) -> 12]"), "source": "both"}
+    out = merge_record({"text": text, "candidates": [sampled, proposed]})
+    assert out is not None and [c["source"] for c in out["calls"]] == ["both"]

@@ -138,3 +138,141 @@ def test_random_arithmetic_matches_exact_rationals(pair: tuple[str, Fraction]) -
     if expected is None or abs(value) >= 10**300:
         return
     assert calculator(text) == expected, text
+
+
+# ------------------------------------------------------------------------------------------------ proposer, restyle
+
+from toolcall.tools._written_numbers import find_numbers  # noqa: E402
+from toolcall.tools.calculator import calculator_proposer, restyle  # noqa: E402
+
+
+def _marked(marked: str) -> tuple[str, list[tuple[int, str]]]:
+    """A hand-made text whose computed numbers are written {like this}: (text, [(start, value)])."""
+    text, spots, at = "", [], 0
+    for m in re.finditer(r"\{([^}]*)\}", marked):
+        text += marked[at:m.start()]
+        spots.append((len(text), m.group(1)))
+        text += m.group(1)
+        at = m.end()
+    return text + marked[at:], spots
+
+
+def _best(text: str, min_score: float = 0.4) -> dict[int, list[str]]:
+    """{position: proposed expressions, best first} of the proposals scoring at least min_score."""
+    found: dict[int, list[tuple[float, str]]] = {}
+    for p in calculator_proposer(text):
+        if p.score >= min_score:
+            found.setdefault(p.position, []).append((p.score, p.args[0]))
+    return {pos: [e for _, e in sorted(v, key=lambda x: -x[0])] for pos, v in found.items()}
+
+
+# Hand-made texts (prose with arithmetic, prices, units), computed numbers marked.
+PROSE = [
+    "Carla bakes 4 trays of 9 rolls, so she has {36} rolls. She sells 20 of them and keeps the other {16} for her "
+    "neighbours on 12 Oak Street.",
+    "A bus ticket costs $2.75 and Omar rides 10 times a week, spending ${27.50}. Over 4 weeks that comes to ${110}. "
+    "He has lived in the city since 2015.",
+    "The school library owns 1,200 books and buys 350 more this year, reaching {1,550} books. Shelf 14 holds the atlases.",
+    "Our team of 11 players scored 3 goals in the first half and 2 in the second, {5} goals in total. The match "
+    "started at 7 and we celebrated until late.",
+    "Flight 372 leaves at 9:40 and lands 3 hours later. The distance is 1,500 miles, an average of {500} miles per hour.",
+    "The jar holds 250 candies. Mia eats 15 on Monday and 25 on Tuesday, {40} in two days, leaving {210} in the jar.",
+    "A tank of 60 liters lasts 480 km, which is {8} km per liter. A 720 km trip needs {90} liters.",
+    "We walked 4.5 km in the morning and 3.2 km in the afternoon, {7.7} km on the day. Our guide, who is 62, walked it twice.",
+    "Out of 40 students, 30 passed the test, a pass rate of {75}%. The test had 25 questions.",
+    "The recipe for 6 people needs 300 g of rice. For 10 people you need {500} g of rice and a pan from aisle 7.",
+    "Tickets for the museum cost $14 for adults. A group of 9 adults pays ${126}, and with the $20 parking fee the "
+    "outing costs ${146}.",
+    "The price was $250 and the store gave 20% off, a discount of ${50}, so the bike cost ${200}.",
+    "Sara earns $3,200 a month and spends $1,100 on rent, leaving ${2,100} for everything else.",
+]
+
+
+@pytest.mark.parametrize("marked", PROSE)
+def test_proposals_cover_the_computed_numbers_and_nothing_else(marked: str) -> None:
+    text, spots = _marked(marked)
+    best = _best(text)
+    for start, value in spots:
+        assert start in best, (value, text)
+        assert any(restyle(calculator(expr), value) == value for expr in best[start]), (value, best[start])
+    assert set(best) == {start for start, _ in spots}, {text[p:p + 8]: e for p, e in best.items()}
+
+
+def test_an_expression_the_text_writes_is_proposed_as_written() -> None:
+    text = "Each box has 3 rows of 20 eggs. 3*20=60 eggs a box, and 2*(8+5)=26 boxes hold 60 x 26 = 1,560 eggs."
+    props = {text[p.position:p.position + 5]: (p.args, p.score) for p in calculator_proposer(text)}
+    assert props["60 eg"] == (("3 * 20",), 1.0)
+    assert props["26 bo"] == (("2 * (8 + 5)",), 1.0)
+    assert props["1,560"] == (("60 * 26",), 1.0)
+    # Numbers inside a written expression are operands, never results: nothing is placed before "20" or "8".
+    assert set(props) == {"60 eg", "26 bo", "1,560"}
+
+
+def test_a_written_expression_that_does_not_hold_is_not_proposed() -> None:
+    assert calculator_proposer("Two plus two: 2 + 2 = 5 says the joke.") == []
+
+
+def test_years_times_dates_labels_and_ordinals_are_not_quantities() -> None:
+    text = ("In 1998 the shop at 18 Pine Road, Room 214, opened at 9:30 on March 3, 2001 with 5th-floor views, "
+            "invoice #20417; 1,999 customers came, each spending $12.50 or 15%, and 2000 cups were sold.")
+    kinds = {n.text: n.kind for n in find_numbers(text)}
+    assert kinds["1998"] == "year" and kinds["3"] == "date" and kinds["2001"] == "date"
+    assert kinds["18"] == "label" and kinds["214"] == "label" and kinds["20417"] == "label"
+    assert kinds["9"] == "time" and kinds["30"] == "time" and kinds["5"] == "ordinal"
+    assert kinds["1,999"] == "quantity" and kinds["12.50"] == "quantity" and kinds["2000"] == "quantity"
+    money = next(n for n in find_numbers(text) if n.text == "12.50")
+    share = next(n for n in find_numbers(text) if n.text == "15")
+    assert money.currency == "$" and money.decimals == 2 and share.percent and share.operand == "15%"
+
+
+def test_years_are_never_operands() -> None:
+    # 2024 - 2000 = 24 would be a coincidence; the years are not quantities, so nothing is proposed.
+    assert _best("The bridge opened in 2000 and was rebuilt in 2024, after 24 winters.", 0.0) == {}
+
+
+def test_a_coincidence_among_small_numbers_scores_below_a_cued_result() -> None:
+    cued = calculator_proposer("She packs 3 boxes with 4 cups each, so she packs 12 cups.")
+    loose = calculator_proposer("She has 3 dogs, 4 cats and 2 birds; her 7 cousins visit on 5 days a year.")
+    assert max(p.score for p in cued) >= 0.8
+    assert all(p.score < 0.4 for p in loose)
+
+
+def test_decimals_rounded_as_written_and_about_rounds_whole_numbers() -> None:
+    text = "A marathon is 42.2 km and a mile is 1.609 km, so it is 26.2 miles; 16 ounces at 28.35 g is about 454 g."
+    best = _best(text, 0.0)
+    assert "42.2 / 1.609" in best[text.index("26.2")]
+    assert "16 * 28.35" in best[text.index("454")]
+    # Without "about" a whole number must be exact: 453.6 is not 454.
+    plain = "16 ounces at 28.35 g each weigh 454 g."
+    assert _best(plain, 0.0) == {}
+
+
+def test_percentages_are_proposed_both_ways() -> None:
+    text = "Of the 80 tickets, 20% went to members, which is 16 tickets; 60 of 80 is 75% of the hall."
+    best = _best(text, 0.0)
+    assert "80 * 20%" in best[text.index("16 tickets")]
+    assert any(calculator(e) == "75" for e in best[text.index("75%")])
+
+
+@pytest.mark.parametrize("result, following, expected", [
+    ("2800", " 2,800 people came", "2,800"),
+    ("1560.5", " $1,560.50.", "1,560.50"),
+    ("14.1", "$14.10 back", "14.10"),
+    ("7", " 7 days", "7"),
+    ("14.1", " 14.2", "14.1"),            # another value: never changed
+    ("2800", " people", "2800"),          # no number there
+    ("0.29", "", "0.29"),
+    ("Today is Monday.", " 5", "Today is Monday."),
+])
+def test_restyle_writes_the_same_value_as_the_text_does(result: str, following: str, expected: str) -> None:
+    assert restyle(result, following) == expected
+
+
+def test_proposing_is_not_quadratic_in_the_text() -> None:
+    sentence = "Maya buys 3 packs of 12 pencils, so she has 36 pencils; she gives away 9 and keeps 27. "
+    text = sentence * 150          # 13,000 characters, 750 numbers
+    start = time.perf_counter()
+    proposals = calculator_proposer(text)
+    assert time.perf_counter() - start < 3.0      # about 0.2 s; the whole-prefix version took 5 s
+    first = {p.position for p in proposals if p.score >= 0.4 and p.position < len(sentence)}
+    assert {sentence.index("36"), sentence.index("27")} <= first

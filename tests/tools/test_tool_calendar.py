@@ -49,3 +49,24 @@ def test_through_the_registry_no_argument_and_not_cached(monkeypatch: pytest.Mon
     assert reg.call("Calendar", ("",)).text == "Today is Monday, January 30, 2023."
     monkeypatch.setenv(cal.ENV_VAR, "2023-01-31")
     assert reg.call("calendar", ()).text == "Today is Tuesday, January 31, 2023."
+
+
+def test_proposer_places_a_call_where_todays_date_or_weekday_is_written() -> None:
+    cal.set_today("2024-05-17")     # a Friday
+    text = ("Posted Friday, May 17, 2024: the gym is shut today, Friday. It reopens on Monday, May 20, and the "
+            "next Friday is a holiday. Classes resume on 17 May 2025; the log says 2024-05-17 and 2024-05-16.")
+    found = {text[p.position:p.position + 12]: p.score for p in cal.calendar_proposer(text)}
+    assert found == {"Friday, May ": 1.0, "Friday. It r": 0.8, "2024-05-17 a": 1.0}
+    assert all(p.args == () for p in cal.calendar_proposer(text))
+
+
+def test_proposer_reads_day_month_orders_and_ordinals() -> None:
+    cal.set_today("2025-06-03")     # a Tuesday
+    text = "It is June 3 today; the 3rd of June is also when, on Tuesday the 3rd, we met. Tuesdays are busy."
+    starts = [text[p.position:p.position + 6] for p in cal.calendar_proposer(text)]
+    assert starts == ["June 3", "3rd of", "Tuesda"]
+
+
+def test_proposer_finds_nothing_on_another_day() -> None:
+    cal.set_today("2023-01-30")
+    assert cal.calendar_proposer("Today is Friday, March 6, 2026, and on Saturday we travel.") == []

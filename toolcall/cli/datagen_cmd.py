@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..data_gen.config import PAPER_OVERRIDES, STAGES, DataGenConfig, ToolOverride, without_overrides
+from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
 
@@ -17,11 +18,12 @@ def register(subparsers: Any) -> None:
         "data-gen", help="annotate texts with tool calls that lower the model's loss (Toolformer data generation)",
         description="Sample calls at likely positions, run them, keep those with L- - L+ >= tau_f, and write "
                     "DIR/corpus.jsonl, DIR/stats.json, DIR/loss_reduction_hist.png, DIR/hf_dataset/, DIR/moss.jsonl. "
-                    "Stage flags given here apply to every tool; without them the paper's per-tool values are used "
-                    "(tau_s 0.05, k 5, m 5, tau_f 1.0; Calculator and MT: tau_s 0.0, k 20, m 10, tau_f 0.5).")
+                    "Stage flags given here apply to every tool; without them the sampling mode's per-tool values are "
+                    "used (the paper's: tau_s 0.05, k 5, m 5, tau_f 1.0; Calculator and MT: tau_s 0.0, k 20, m 10, "
+                    "tau_f 0.5).")
     p.add_argument("--input", required=True, type=Path, help="texts: .jsonl with a \"text\" field per line, or .txt with one text per line")
     p.add_argument("--output", required=True, type=Path, help="output directory (must be new or empty unless --resume)")
-    add_options(p, DataGenConfig, only=("tools",))
+    add_options(p, DataGenConfig, only=("tools", "sampling"))
     p.add_argument("--backend", default="transformers", help="model backend with scoring support (default: transformers)")
     p.add_argument("--model", default=None, help="model path (.gguf file or checkpoint dir); default: the embedded SmolLM2")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
@@ -36,10 +38,15 @@ def register(subparsers: Any) -> None:
 
 
 def build_config(args: argparse.Namespace) -> DataGenConfig:
-    """The DataGenConfig of the command line: stage flags given here replace the per-tool values for every tool."""
+    """The DataGenConfig of the command line: stage flags given here replace the sampling mode's per-tool values for
+    every tool."""
     stages = {name: from_args(cls, args) for name, cls in STAGES.items()}
     typed = set().union(*(given(args, cls) for cls in STAGES.values()))
-    overrides: dict[str, ToolOverride] = without_overrides(PAPER_OVERRIDES, typed)
+    sampling = given(args, DataGenConfig).get("sampling", DataGenConfig.sampling)
+    # None keeps the sampling mode's per-tool values; a per-tool value typed here clears them for every tool.
+    overrides: dict[str, ToolOverride] | None = None
+    if typed & {f.name for f in fields(ToolOverride)}:
+        overrides = without_overrides(mode_overrides(sampling), typed)
     return from_args(DataGenConfig, args, overrides=overrides, **stages)
 
 

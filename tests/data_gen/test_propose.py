@@ -1,0 +1,176 @@
+"""The propose stage: tools' proposals become candidates at token starts, capped, deduplicated, judged like samples."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from toolcall.backends.fake import FakeBackend
+from toolcall.backends.toy_lm import ToyLM
+from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, ProposeConfig, SampleConfig
+from toolcall.data_gen.execute import CallRunner, execute_calls
+from toolcall.data_gen.pipeline import Pipeline
+from toolcall.data_gen.propose import mark_model_samples, propose_calls, proposal_token
+from toolcall.data_gen.tokens import TokenizedText
+from toolcall.errors import ToolError
+from toolcall.registry import ToolRegistry, default_registry, user_tools
+from toolcall.tool import Proposal, make_tool
+from toolcall.tools import calendar
+
+# " 2,800" is cut " " + "2" + ",800" and " $180" is " $" + "180", as SmolLM2 does.
+TEXT = "We sold 1,240 and 1,560, so 2,800 in all for $180."
+PIECES = ["We", " sold", " ", "1", ",240", " and", " ", "1", ",560", ",", " so", " ", "2", ",800", " in", " all",
+          " for", " $", "180", "."]
+
+
+def tokenized(text: str = TEXT, pieces: list[str] = PIECES) -> TokenizedText:
+    assert "".join(pieces) == text
+    starts, at = [], 0
+    for piece in pieces:
+        starts.append(at)
+        at += len(piece)
+    return TokenizedText(text, tuple(range(len(pieces))), tuple(starts))
+
+
+def adder(a: str) -> str:
+    """Add numbers.
+
+    Args:
+        a: The sum to compute.
+    """
+    return str(sum(float(x.replace(",", "")) for x in a.split("+")))
+
+
+def registry_with(proposer: Any) -> ToolRegistry:
+    return ToolRegistry([make_tool(adder, "Adder", proposer=proposer)])
+
+
+@pytest.fixture(autouse=True)
+def _pinned_date() -> Iterator[None]:
+    calendar.set_today("2023-01-30")
+    yield
+    calendar.set_today(None)
+
+
+def test_a_proposal_goes_to_the_token_where_its_number_starts() -> None:
+    tt = tokenized()
+    at = TEXT.index("2,800")
+    assert proposal_token(tt, at) == 12 and tt.starts[12] == at
+    assert proposal_token(tt, at + 2) == 13                  # inside a token: the token holding it
+    assert proposal_token(tt, at, "inline") == 11            # inline: the lone space before it, " [..] 2,800"
+    assert proposal_token(tt, TEXT.index("180"), "inline") == 17 and proposal_token(tt, TEXT.index("180")) == 18
+
+
+def test_proposals_become_candidates_shaped_like_samples() -> None:
+    reg = registry_with(lambda text: [Proposal(text.index("2,800"), ("1,240 + 1,560",), 0.9)])
+    sampled = {"tool": "Adder", "args": ["2 + 2"], "call": "[Adder(2 + 2)]", "token": 12, "position": 28}
+    rec = propose_calls({"text": TEXT, "candidates": [sampled]}, "Adder", reg, tokenized(), ProposeConfig())
+    model, proposed = rec["candidates"]
+    assert model == {**sampled, "source": "model"}
+    assert proposed == {"tool": "Adder", "args": ["1,240 + 1,560"], "call": "[Adder(1,240 + 1,560)]", "token": 12,
+                        "position": TEXT.index("2,800"), "source": "proposer", "score": 0.9}
+    assert rec["counts"]["Adder"]["proposed"] == 1
+
+
+def test_a_proposal_equal_to_a_model_sample_is_not_added_again() -> None:
+    reg = registry_with(lambda text: [Proposal(text.index("2,800"), ("2 + 2",), 0.7)])
+    sampled = {"tool": "Adder", "args": ["2 + 2"], "call": "[Adder(2 + 2)]", "token": 12, "position": 28}
+    rec = propose_calls({"text": TEXT, "candidates": [sampled]}, "Adder", reg, tokenized(), ProposeConfig())
+    assert rec["candidates"] == [{**sampled, "source": "both", "score": 0.7}]    # judged as a proposal
+    assert rec["counts"]["Adder"] == {"proposal_duplicates": 1, "proposed": 0}
+    assert FilterConfig(tau_f=0.5, tau_p=0.1).threshold("both") == 0.1
+
+
+def test_min_score_and_the_caps_keep_the_best() -> None:
+    at, other = TEXT.index("2,800"), TEXT.index("180")
+    proposals = [Proposal(at, (f"{k} + 1",), score) for k, score in ((1, 0.3), (2, 0.9), (3, 0.8), (4, 0.7))]
+    proposals.append(Proposal(other, ("90 + 90",), 0.6))
+    reg = registry_with(lambda text: proposals)
+    cfg = ProposeConfig(min_score=0.5, per_position=2, per_text=3)
+    kept = propose_calls({"text": TEXT}, "Adder", reg, tokenized(), cfg)["candidates"]
+    assert [c["args"] for c in kept] == [["2 + 1"], ["3 + 1"], ["90 + 90"]]
+    fewer = propose_calls({"text": TEXT}, "Adder", reg, tokenized(), ProposeConfig(min_score=0.5, per_text=1))
+    assert [c["args"] for c in fewer["candidates"]] == [["2 + 1"]]
+
+
+def test_off_or_without_a_proposer_only_marks_the_samples() -> None:
+    sampled = {"tool": "Adder", "args": ["2 + 2"], "call": "[Adder(2 + 2)]", "token": 12, "position": 28}
+    reg = registry_with(None)
+    rec = propose_calls({"text": TEXT, "candidates": [sampled]}, "Adder", reg, tokenized(), ProposeConfig())
+    assert rec["candidates"] == [{**sampled, "source": "model"}]
+    busy = registry_with(lambda text: [Proposal(3, ("1 + 1",))])
+    off = propose_calls({"text": TEXT}, "Adder", busy, tokenized(), ProposeConfig(enabled=False))
+    assert off.get("candidates", []) == []
+    assert mark_model_samples({"text": TEXT}) == {"text": TEXT}
+
+
+def test_a_failing_proposer_names_its_tool() -> None:
+    reg = registry_with(lambda text: 1 / 0)
+    with pytest.raises(ToolError, match="Adder: its proposer failed .*ZeroDivisionError"):
+        propose_calls({"text": TEXT}, "Adder", reg, tokenized(), ProposeConfig())
+
+
+def test_the_tool_decorator_takes_a_proposer() -> None:
+    from toolcall.registry import tool
+
+    def propose(text: str) -> list[Proposal]:
+        return [Proposal(text.index("!"), (text.upper(),))]
+
+    @tool(name="Shout", proposer=propose, replace=True)
+    def shout(words: str) -> str:
+        """Shout.
+
+        Args:
+            words: What to shout.
+        """
+        return words.upper() + "!"
+
+    try:
+        assert user_tools().get("shout").proposer is propose
+        assert make_tool(shout).proposer is propose                 # a copy keeps it
+    finally:
+        user_tools().unregister("Shout")
+
+
+def test_results_follow_the_number_style_of_the_text() -> None:
+    reg = default_registry(["calculator"], entry_points=False)
+    at = TEXT.index("2,800")
+    cands = [{"tool": "Calculator", "args": ["1,240 + 1,560"], "call": "x", "token": 12, "position": at},
+             {"tool": "Calculator", "args": ["100 + 80"], "call": "y", "token": 17, "position": TEXT.index(" $")},
+             {"tool": "Calculator", "args": ["2 + 2"], "call": "z", "token": 12, "position": at}]
+    rec = execute_calls({"text": TEXT, "candidates": cands}, CallRunner(reg))
+    assert [c["result"] for c in rec["candidates"]] == ["2,800", "180", "4"]   # 4 is not 2,800: left alone
+    again = execute_calls({"text": TEXT, "candidates": cands[:1]}, CallRunner(reg))  # a second batch, same workers
+    assert again["candidates"][0]["result"] == "2,800"
+
+
+# The toy LM has seen the call after "a total of", so the filter keeps it wherever it is proposed there.
+LM_TEXTS = [
+    "The store sold 12 apples and 30 pears, a total of [Calculator(12 + 30) -> 42] 42 fruits.",
+    "The farm has 12 cows and 30 sheep, a total of [Calculator(12 + 30) -> 42] 42 animals.",
+    "We had 12 red and 30 blue pens, a total of [Calculator(12 + 30) -> 42] 42 pens.",
+]
+SHOP = "The shop sold 12 apples and 30 pears, a total of 42 fruits. It was Monday, January 30."
+
+
+def pipeline_config(sampling: str) -> DataGenConfig:
+    return DataGenConfig(sampling=sampling, positions=PositionConfig(tau_s=0.9, k=1), sample=SampleConfig(m=1, seed=1),
+                         filter=FilterConfig(tau_f=1e9, tau_p=-1e9), overrides={})
+
+
+def test_the_pipeline_judges_proposals_in_default_sampling_only() -> None:
+    fake = FakeBackend(lm=ToyLM(LM_TEXTS, order=5, smoothing=0.1))
+    reg = default_registry(["calculator", "calendar"], entry_points=False)
+    out, summary = Pipeline(fake, reg, pipeline_config("default")).process(SHOP)
+    assert out is not None
+    # The model sampled "12 + 30" there too ("both"): judged as a proposal, by tau_p.
+    assert [(c["tool"], c["args"], c["result"], c["source"]) for c in out["calls"]] == [
+        ("Calculator", ["12 + 30"], "42", "both"),
+        ("Calendar", [], "Today is Monday, January 30, 2023.", "proposer")]
+    assert out["text"] == ("The shop sold 12 apples and 30 pears, a total of [Calculator(12 + 30) -> 42] 42 fruits. "
+                           "It was [Calendar() -> Today is Monday, January 30, 2023.] Monday, January 30.")
+    assert summary["counts"]["Calculator"]["proposal_duplicates"] == 1
+    assert summary["counts"]["Calendar"]["proposed"] == 1
+    paper, summary = Pipeline(fake, reg, pipeline_config("paper")).process(SHOP)
+    assert paper is None and "proposed" not in summary["counts"].get("Calculator", {})

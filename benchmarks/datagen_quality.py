@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-from check_datagen_dev import value_matches  # noqa: E402
+from toolcall.data_gen.config import DataGenConfig
+from toolcall.data_gen.pipeline import Pipeline
+from toolcall.tools import calendar
 
-from toolcall.data_gen.config import DataGenConfig  # noqa: E402
-from toolcall.data_gen.pipeline import Pipeline  # noqa: E402
-from toolcall.tools import calendar  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from check_datagen_dev import value_matches  # noqa: E402  (the gold checker's own matching rule)
 
 DATA = Path(__file__).parent / "data" / "datagen_dev.jsonl"
 NO_TODAY = "2000-01-01"
@@ -75,9 +75,11 @@ def measure(records: list[dict[str, Any]], pipeline: Pipeline, details: list[dic
         try:
             out, _ = pipeline.process(text)
             hit: set[int] = set()
+            judged: list[tuple[dict[str, Any], bool]] = []
             for call in (out or {}).get("calls", []):
                 spot = spot_of(text, call, gold)
                 ok = spot is not None and right(call, spot)
+                judged.append((call, ok))
                 kept[call["tool"]] = kept.get(call["tool"], 0) + 1
                 matched[call["tool"]] = matched.get(call["tool"], 0) + ok
                 by_source.setdefault(call.get("source", "model"), [0, 0])[0] += 1
@@ -90,9 +92,8 @@ def measure(records: list[dict[str, Any]], pipeline: Pipeline, details: list[dic
             if details is not None:
                 details.append({"id": rec["id"], "text": text, "missed": [s for s in gold if id(s) not in hit],
                                 "kept": [{**{k: c[k] for k in ("tool", "args", "result", "position", "source")},
-                                          "loss_reduction": round(c["loss_reduction"], 3),
-                                          "right": (lambda s: s is not None and right(c, s))(spot_of(text, c, gold))}
-                                         for c in (out or {}).get("calls", [])]})
+                                          "loss_reduction": round(c["loss_reduction"], 3), "right": ok}
+                                         for c, ok in judged]})
         finally:
             calendar.set_today(None)
     seconds = time.perf_counter() - began

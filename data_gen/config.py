@@ -70,6 +70,8 @@ class ExecuteConfig:
     timeout: float | None = option(None, flag="--call-timeout", metavar="SECONDS",
                                    help="time limit per tool call (default: each tool's own)")
     drop_errors: bool = option(True, help="drop a call whose tool failed instead of keeping it as a candidate")
+    restyle: bool = option(True, help="write a result the way the text writes the number after the call when both are "
+                                      "the same value (-> 2,800 before \"2,800\"); never with --sampling paper")
 
     def __post_init__(self) -> None:
         at_least(self, workers=1)
@@ -211,6 +213,10 @@ class DataGenConfig:
             sam = replace(sam, constrain=False)     # the paper samples freely and stops at "]"
         fil = replace(self.filter, **({"tau_f": o.tau_f} if o.tau_f is not None else {}))
         return pos, sam, fil
+
+    def execute_config(self) -> ExecuteConfig:
+        """The execute stage's settings: the paper writes results as the tool returns them (no restyle)."""
+        return replace(self.execute, restyle=False) if self.sampling == "paper" else self.execute
 
     def proposes(self, tool: str) -> bool:
         """Whether `tool`'s proposer runs: default sampling, --propose, and not turned off for that tool."""

@@ -57,8 +57,9 @@ class CallRunner:
 def execute_calls(record: dict[str, Any], runner: CallRunner) -> dict[str, Any]:
     """record -> record whose candidates carry "result" (and failures are dropped and counted when drop_errors).
 
-    A result is written the way the text writes the number after the call when both are the same value
-    ("[Calculator(1,240 + 1,560) -> 2,800] 2,800", not "-> 2800"), else the loss filter would punish a right call.
+    With config.restyle a result is written the way the text writes the number after the call when both are the
+    same value ("[Calculator(1,240 + 1,560) -> 2,800] 2,800", not "-> 2800"), else the loss filter would punish a
+    right call.
     """
     cands = record.get("candidates", [])
     counts = {k: dict(v) for k, v in record.get("counts", {}).items()}
@@ -75,6 +76,11 @@ def execute_calls(record: dict[str, Any], runner: CallRunner) -> dict[str, Any]:
                 rejected.append({"stage": "execute", "tool": cand["tool"], "position": cand["position"],
                                  "call": cand["call"], "reason": res.error or res.text})
                 continue
-        result = runner.restyle(cand["tool"], res.text, record["text"][cand["position"]:]) if res.ok else (res.error or res.text)
+        if not res.ok:
+            result = res.error or res.text
+        elif runner.config.restyle:
+            result = runner.restyle(cand["tool"], res.text, record["text"][cand["position"]:])
+        else:
+            result = res.text
         done.append({**cand, "result": result})
     return {**record, "candidates": done, "counts": counts, "rejected": rejected}

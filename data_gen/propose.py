@@ -44,7 +44,7 @@ def propose_calls(record: dict[str, Any], tool: str, registry: Any, tokenized: T
     text = record["text"]
     try:
         proposals: list[Proposal] = list(found.proposer(text))
-    except Exception as err:  # noqa: BLE001 - a custom proposer's bug is reported with the tool's name
+    except Exception as err:  # a custom proposer's bug is reported with the tool's name
         raise ToolError(f"{found.name}: its proposer failed on the text {text[:60]!r}: {type(err).__name__}: {err}") from err
     cands = list(record.get("candidates", []))
     taken = {(c["tool"], c["token"], c["call"]): i for i, c in enumerate(cands)}

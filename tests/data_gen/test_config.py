@@ -33,6 +33,7 @@ def test_paper_sampling_is_the_papers_procedure() -> None:
         assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.0, 20, 10, 0.5)
     assert not cfg.for_tool("calendar")[1].constrain       # free samples, ended at "]"
     assert not cfg.proposes("calculator") and not cfg.proposes("calendar")
+    assert not cfg.execute_config().restyle and DataGenConfig().execute_config().restyle
     with pytest.raises(ConfigError, match="default, paper"):
         DataGenConfig(sampling="clever")
 
@@ -95,6 +96,7 @@ def test_every_stage_field_has_its_flag() -> None:
             "--number-window", "50", "--min-numbers", "2", "--tau-s", "0.1", "--top-k", "3", "--min-token", "2",
             "--no-word-start-only", "--samples", "4", "--temperature", "0.7", "--sample-top-k", "40",
             "--max-new-tokens", "16", "--seed", "9", "--workers", "2", "--call-timeout", "3", "--no-drop-errors",
+            "--no-restyle",
             "--tau-f", "0.2", "--placement", "inline", "--decay", "0.5", "--tau-p", "0.3", "--sampling", "paper",
             "--no-propose", "--min-score", "0.6", "--per-position", "1", "--per-text", "9"]
     cfg = build_config(build_parser().parse_args(argv))
@@ -103,7 +105,7 @@ def test_every_stage_field_has_its_flag() -> None:
     assert (cfg.positions.tau_s, cfg.positions.k, cfg.positions.min_token, cfg.positions.word_start_only) == (0.1, 3, 2, False)
     assert (cfg.sample.m, cfg.sample.temperature, cfg.sample.top_k, cfg.sample.max_new_tokens, cfg.sample.seed) == \
         (4, 0.7, 40, 16, 9)
-    assert (cfg.execute.workers, cfg.execute.timeout, cfg.execute.drop_errors) == (2, 3.0, False)
+    assert (cfg.execute.workers, cfg.execute.timeout, cfg.execute.drop_errors, cfg.execute.restyle) == (2, 3.0, False, False)
     assert (cfg.filter.tau_f, cfg.filter.placement, cfg.filter.decay, cfg.filter.tau_p) == (0.2, "inline", 0.5, 0.3)
     assert cfg.sampling == "paper"
     assert (cfg.propose.enabled, cfg.propose.min_score, cfg.propose.per_position, cfg.propose.per_text) == \

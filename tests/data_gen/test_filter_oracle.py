@@ -110,3 +110,26 @@ def test_embedded_model_losses_match_naive_reference(registry: Any) -> None:
             minus, plus = naive_losses(scorer, text, cand, placement=placement)
             assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4)
             assert cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", ["prefix", "inline"])
+def test_candidates_scored_together_keep_what_one_at_a_time_keeps(tiny_scorer: Any, registry: Any, placement: str) -> None:
+    # All of a text's candidates share packed forwards (shared heads once, several call strings per pack); scoring
+    # each candidate alone must give the same losses and so the same kept calls.
+    rec = run_stages(tiny_scorer, registry, TEXTS[0], placement)
+    bare = [{k: v for k, v in c.items() if not k.startswith("loss") and k != "kept"} for c in rec["candidates"]]
+    assert len(bare) >= 3
+    # A threshold halfway between two reductions, so that no candidate sits on it.
+    reductions = sorted(c["loss_reduction"] for c in rec["candidates"])
+    gap, mid = max((b - a, (a + b) / 2) for a, b in zip(reductions, reductions[1:]))
+    assert gap > 1e-3
+    cfg = FilterConfig(tau_f=mid, placement=placement)
+    configs = {"calculator": cfg, "calendar": cfg}
+    together = score_candidates({**rec, "candidates": bare}, tiny_scorer, configs)["candidates"]
+    alone = [score_candidates({**rec, "candidates": [c]}, tiny_scorer, configs)["candidates"][0] for c in bare]
+    assert [c["kept"] for c in together] == [c["kept"] for c in alone]
+    assert any(c["kept"] for c in together) and not all(c["kept"] for c in together)
+    for a, b in zip(together, alone):
+        assert a["loss_minus"] == pytest.approx(b["loss_minus"], abs=1e-5)
+        assert a["loss_plus"] == pytest.approx(b["loss_plus"], abs=1e-5)

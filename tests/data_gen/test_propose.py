@@ -141,8 +141,11 @@ def test_results_follow_the_number_style_of_the_text() -> None:
              {"tool": "Calculator", "args": ["2 + 2"], "call": "z", "token": 12, "position": at}]
     rec = execute_calls({"text": TEXT, "candidates": cands}, CallRunner(reg))
     assert [c["result"] for c in rec["candidates"]] == ["2,800", "180", "4"]   # 4 is not 2,800: left alone
-    again = execute_calls({"text": TEXT, "candidates": cands[:1]}, CallRunner(reg))  # a second batch, same workers
-    assert again["candidates"][0]["result"] == "2,800"
+    runner = CallRunner(reg, DataGenConfig(sampling="paper").execute_config())     # the paper keeps "2800"
+    assert [c["result"] for c in execute_calls({"text": TEXT, "candidates": cands}, runner)["candidates"]] == \
+        ["2800", "180", "4"]
+    again = execute_calls({"text": TEXT, "candidates": cands[:1]}, runner)    # a second batch, same workers
+    assert again["candidates"][0]["result"] == "2800"
 
 
 # The toy LM has seen the call after "a total of", so the filter keeps it wherever it is proposed there.

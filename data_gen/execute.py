@@ -20,9 +20,8 @@ class CallRunner:
         self.registry = registry
         self.config = config
         self._cache: dict[str, Any] = {}
-        # One pool for the whole run: an isolated tool's worker process is killed by the kernel when the *thread*
-        # that started it ends (PR_SET_PDEATHSIG follows the thread), so a pool per batch made every later call of
-        # that worker fail with "worker process died (killed by signal 9)".
+        # One pool of threads for the whole run rather than one per text. (Isolated tools' worker processes no longer
+        # depend on which thread started them: toolcall.executor starts them all from one long-lived thread.)
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="toolcall-call")
 
     def restyle(self, tool: str, result: str, following: str) -> str:

@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from ..api import make_dialect, make_registry
+from ..api import make_dialect
 from ..backends.base import DecodeSession
 from ..errors import UnknownNameError
 from ..loop import CallFinished, Done, LoopResult, TextDelta, resume_loop
-from .generate_cmd import add_generation_options, backend_from_args, config_from_args, tool_names
+from .generate_cmd import add_generation_options, backend_from_args, config_from_args
+from .tool_options import registry_from_args
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
@@ -93,7 +94,7 @@ class Chat:
         self.out = out
         self.style = _Style(out)
         self.dialect = make_dialect(args.dialect)
-        self.registry = make_registry(tool_names(args))
+        self.registry = registry_from_args(args)
         self.enabled = set(self.registry.names()) if self.registry is not None else set()
         self.config = config_from_args(args)
         self.backend = backend_from_args(args)

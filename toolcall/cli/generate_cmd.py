@@ -7,10 +7,11 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from ..api import make_backend, make_dialect, make_registry
+from ..api import make_backend, make_dialect
 from ..backends.base import Backend
 from ..loop import LoopConfig, run_loop
 from ..options import add_options, from_args
+from .tool_options import add_tool_options, registry_from_args
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +21,7 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint directory or .gguf file (default: the embedded SmolLM2-135M-Instruct); "
                              "for --backend fake, a JSON list of scripted replies")
     parser.add_argument("--dialect", default="toolformer", help="toolformer (default) or moss")
-    parser.add_argument("--tools", default="calculator", metavar="NAMES",
-                        help="comma-separated tool names (default: calculator); 'all' for every registered tool")
+    add_tool_options(parser)
     add_options(parser, LoopConfig, group="generation (the decoding loop)")
     parser.add_argument("--prompt-file", default=None, metavar="PATH",
                         help="replace the instruction (Toolformer; {tools} is filled in) or the MOSS meta-instruction ({plugins})")
@@ -35,14 +35,6 @@ def backend_from_args(args: argparse.Namespace) -> Backend:
     options: dict[str, Any] = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
                                                   ("seed", args.seed)) if v is not None}
     return make_backend(args.backend, args.model, options)
-
-
-def tool_names(args: argparse.Namespace) -> list[str] | None:
-    """None means every registered tool."""
-    text = args.tools.strip()
-    if text.lower() == "all":
-        return None
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def config_from_args(args: argparse.Namespace) -> LoopConfig:
@@ -64,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     question = sys.stdin.read() if args.prompt == "-" else args.prompt
     config = config_from_args(args)  # invalid numbers fail before the model loads
     dialect = make_dialect(args.dialect)
-    registry = make_registry(tool_names(args))
+    registry = registry_from_args(args)
     backend = backend_from_args(args)
     shown = registry if config.tools_enabled else None
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,

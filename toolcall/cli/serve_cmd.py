@@ -11,7 +11,8 @@ from typing import Any
 from ..api import make_dialect, make_registry
 from ..errors import ToolcallError
 from ..loop import LoopConfig, run_loop
-from .generate_cmd import add_generation_options, backend_from_args, config_from_args, tool_names
+from .generate_cmd import add_generation_options, backend_from_args, config_from_args
+from .tool_options import tool_names
 
 #: The body keys that set the decoding loop: every LoopConfig field.
 LOOP_FIELDS = tuple(f.name for f in fields(LoopConfig))

@@ -2,6 +2,7 @@
 the text's number style."""
 from __future__ import annotations
 
+import contextvars
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,7 +46,11 @@ class CallRunner:
         todo = {k: c for k, c in zip(keys, calls) if k not in found}
         if todo:
             # registry.call never raises: failures come back as ok=False with an error text.
-            results = self._pool.map(lambda c: self.registry.call(c[0], c[1], timeout=self.config.timeout), todo.values())
+            # Each call runs in a copy of the caller's context, so a tool reads the text it is called for
+            # (toolcall.tool.text_context: e.g. Calendar answers with the record's date).
+            results = self._pool.map(
+                lambda job: job[0].run(self.registry.call, job[1][0], job[1][1], timeout=self.config.timeout),
+                [(contextvars.copy_context(), c) for c in todo.values()])
             for (key, (tool, _)), result in zip(todo.items(), results):
                 found[key] = result
                 if self._cacheable(tool):

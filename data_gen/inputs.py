@@ -1,30 +1,52 @@
-"""Reading input texts: .jsonl (a "text" field per line) or .txt (one text per non-empty line)."""
+"""Reading input texts: .jsonl (a "text" field per line, optionally its "date") or .txt (one text per non-empty line)."""
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from toolcall.errors import ConfigError
 from toolcall.jsonl import read_jsonl, string_field
 
 
+#: Record fields that describe the text (the tools read them through toolcall.tool.text_context): "date", the
+#: document's date as YYYY-MM-DD, is what the Calendar tool answers for that text, as the paper dates each document.
+TEXT_FIELDS = ("date",)
+
+
 def read_texts(path: Path, limit: int | None = None) -> list[str]:
     """The input texts of a data-gen run, at most `limit` of them."""
+    return [text for text, _ in read_inputs(path, limit)]
+
+
+def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(text, its fields) for each input text, at most `limit`; a .txt line has no fields."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"input file {path} does not exist")
     if path.suffix not in (".jsonl", ".txt"):
         raise ConfigError(f"input {path} must end in .jsonl or .txt")
-    texts: list[str] = []
+    texts: list[tuple[str, dict[str, Any]]] = []
     if path.suffix == ".jsonl":
         for where, record in read_jsonl(path, "input file"):
             if limit is not None and len(texts) >= limit:
                 break
-            texts.append(string_field(record, "text", where, allow_empty=True))
+            texts.append((string_field(record, "text", where, allow_empty=True), _fields(record, where)))
         return texts
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             if limit is not None and len(texts) >= limit:
                 break
             if line.strip():
-                texts.append(line.strip())
+                texts.append((line.strip(), {}))
     return texts
+
+
+def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
+    fields = {k: record[k] for k in TEXT_FIELDS if record.get(k) is not None}
+    if "date" in fields:
+        try:
+            dt.date.fromisoformat(str(fields["date"]))
+        except ValueError:
+            raise ConfigError(f"{where}: \"date\" must be YYYY-MM-DD (the document's date), got {fields['date']!r}") from None
+    return fields

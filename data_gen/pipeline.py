@@ -9,13 +9,14 @@ from typing import Any
 
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
+from toolcall.tool import about_text
 
 from .checkpoint import RunDir, file_sha256
 from .config import DataGenConfig
 from .execute import CallRunner, execute_calls
 from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
-from .inputs import read_texts
+from .inputs import read_inputs
 from .merge import merge_record
 from .positions import PromptStates, find_positions
 from .prefilter import prefilter
@@ -44,8 +45,17 @@ class Pipeline:
         found = self.registry.get(tool)
         return (found.name, *getattr(found, "aliases", ()))
 
-    def process(self, text: str, tick: Callable[[str], None] = lambda stage: None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """One text through every stage: (output record or None, summary for stats)."""
+    def process(self, text: str, tick: Callable[[str], None] = lambda stage: None,
+                fields: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """One text through every stage: (output record or None, summary for stats). `fields` describe the text
+        (its "date"): the tools' proposers and calls see them, and the output record keeps them."""
+        with about_text(fields):
+            out, summary = self._process(text, tick)
+        if out is not None and fields:
+            out = {**out, **fields}
+        return out, summary
+
+    def _process(self, text: str, tick: Callable[[str], None]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         began = time.perf_counter()
         rec = prefilter({"text": text}, self.tools, self.config.prefilter)
         tick("prefilter")
@@ -92,17 +102,17 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
                  limit: int | None = None, progress: bool = True,
                  on_text_done: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Process every input text not already done in output_dir, then write stats and the exports; returns the stats."""
-    texts = read_texts(input_path, limit)
+    texts = read_inputs(input_path, limit)
     run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
                 "config": pipeline.config.to_dict()}
     run = RunDir(Path(output_dir), resume, run_info)
     bars = _bars(len(texts), len(run.done), progress)
     began, finished = time.perf_counter(), 0
     try:
-        for index, text in enumerate(texts):
+        for index, (text, fields) in enumerate(texts):
             if index in run.done:
                 continue
-            record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None)
+            record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None, fields)
             run.log_rejected(index, text, pipeline.last_rejected)
             run.commit(index, record, summary)
             finished += 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import contextvars
 import importlib
 import json
 import os
@@ -48,10 +49,12 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     if timeout is None or timeout <= 0:
         return result_text(func(**kwargs))
     box: dict[str, Any] = {}
+    # The tool runs in a copy of the caller's context, so it sees what the caller set (toolcall.tool.text_context).
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            box["value"] = func(**kwargs)
+            box["value"] = context.run(func, **kwargs)
         except BaseException as err:  # re-raised in the caller's thread
             box["error"] = err
 

@@ -1,8 +1,11 @@
 """The Tool type: a Python function with its name, JSON schema and how it runs; and what one call of it produced."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError
@@ -11,7 +14,23 @@ from .schema import function_schema
 
 DEFAULT_TIMEOUT = 10.0
 
-__all__ = ["DEFAULT_TIMEOUT", "Proposal", "Proposer", "Restyler", "Tool", "ToolResult", "make_tool"]
+__all__ = ["DEFAULT_TIMEOUT", "Proposal", "Proposer", "Restyler", "Tool", "ToolResult", "make_tool", "text_context",
+           "about_text"]
+
+#: What the caller knows about the text a call is made for, e.g. {"date": "2025-03-04"}: data_gen sets it from each
+#: input record, so a tool whose answer depends on the document (Calendar: the paper dates each text by its own
+#: date) answers for that text. Such a tool must be made with cache=False.
+text_context: ContextVar[Mapping[str, Any]] = ContextVar("toolcall_text_context", default=MappingProxyType({}))
+
+
+@contextmanager
+def about_text(fields: Mapping[str, Any] | None) -> Iterator[None]:
+    """Run the enclosed calls (and proposers) for a text with these `fields` (see `text_context`)."""
+    token = text_context.set(MappingProxyType(dict(fields or {})))
+    try:
+        yield
+    finally:
+        text_context.reset(token)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,17 @@ def test_input_formats(tmp_path: Path) -> None:
         read_texts(tmp_path / "b.jsonl")
 
 
+def test_a_jsonl_record_may_carry_the_texts_date(tmp_path: Path) -> None:
+    from toolcall.data_gen.inputs import read_inputs
+    from toolcall.errors import ConfigError
+
+    (tmp_path / "d.jsonl").write_text('{"text": "x", "date": "2025-03-04", "id": 7}\n{"text": "y"}\n')
+    assert read_inputs(tmp_path / "d.jsonl") == [("x", {"date": "2025-03-04"}), ("y", {})]
+    (tmp_path / "bad.jsonl").write_text('{"text": "x", "date": "March 4"}\n')
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1.*YYYY-MM-DD.*'March 4'"):
+        read_inputs(tmp_path / "bad.jsonl")
+
+
 def test_stage_flags_reach_the_run_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

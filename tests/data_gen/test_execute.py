@@ -44,3 +44,20 @@ def test_execute_calls_attaches_results_and_drops_failures() -> None:
     assert [c["tool"] for c in out["candidates"]] == ["Fixed"] and out["candidates"][0]["result"].startswith("a #")
     assert out["counts"]["Nope"] == {"executed": 1, "errors": 1}
     assert out["rejected"][0]["stage"] == "execute" and "Nope" in out["rejected"][0]["reason"]
+
+
+def test_calls_run_in_the_context_of_their_text_on_the_runners_threads() -> None:
+    from toolcall.tool import about_text, text_context
+
+    def dated() -> str:
+        """The date of the text the call is made for."""
+        return str(text_context.get().get("date"))
+
+    reg = ToolRegistry()
+    reg.add(dated, "Dated", cache=False)
+    runner = CallRunner(reg, ExecuteConfig(workers=3))
+    with about_text({"date": "2025-03-04"}):
+        first = runner.run_many([("Dated", [])])
+    with about_text({"date": "1999-12-31"}):
+        second = runner.run_many([("Dated", [])])
+    assert [first[0].text, second[0].text, runner.run_many([("Dated", [])])[0].text] == ["2025-03-04", "1999-12-31", "None"]

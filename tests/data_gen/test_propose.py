@@ -177,3 +177,15 @@ def test_the_pipeline_judges_proposals_in_default_sampling_only() -> None:
     assert summary["counts"]["Calendar"]["proposed"] == 1
     paper, summary = Pipeline(fake, reg, pipeline_config("paper")).process(SHOP)
     assert paper is None and "proposed" not in summary["counts"].get("Calculator", {})
+
+
+def test_a_texts_own_date_is_what_calendar_answers_and_proposes_for_it() -> None:
+    fake = FakeBackend(lm=ToyLM(LM_TEXTS, order=5, smoothing=0.1))
+    reg = default_registry(["calculator", "calendar"], entry_points=False)
+    text = "The shop opened early. It was Tuesday, March 4, and the queue was long."
+    out, _ = Pipeline(fake, reg, pipeline_config("default")).process(text, fields={"date": "2025-03-04"})
+    assert out is not None and out["date"] == "2025-03-04"
+    assert [(c["tool"], c["result"]) for c in out["calls"]] == [("Calendar", "Today is Tuesday, March 4, 2025.")]
+    # Without the date the text's weekday is not today's (the tests pin Monday, January 30, 2023): no proposal.
+    plain, summary = Pipeline(fake, reg, pipeline_config("default")).process(text)
+    assert plain is None and not summary["counts"].get("Calendar", {}).get("proposed")

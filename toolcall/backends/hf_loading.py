@@ -43,8 +43,12 @@ def _require_hf() -> tuple[Any, Any]:
 
 
 def load_model_and_tokenizer(model: str | os.PathLike[str] | None = None, dtype: str = "float32") -> tuple[Any, Any]:
-    """Load (model, tokenizer): None means the embedded SmolLM2; a .gguf file or a checkpoint directory/hub-cache name otherwise."""
-    return _load_cached(str(model) if model is not None else None, dtype, _stamp(model))
+    """Load (model, tokenizer): None means the embedded SmolLM2; a shipped model's name (toolcall.models, e.g.
+    "toolformer-smollm2"), a .gguf file, a LoRA adapter directory or a checkpoint directory/hub-cache name otherwise."""
+    from ..models import resolve_model
+
+    model = resolve_model(str(model) if model is not None else None)
+    return _load_cached(model, dtype, _stamp(model))
 
 
 def _stamp(model: str | os.PathLike[str] | None) -> float:
@@ -75,6 +79,10 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
             tok = transformers.AutoTokenizer.from_pretrained(source, gguf_file=path.name)
         else:
             source = str(path)
+            adapter = path / "adapter_config.json"
+            # A shipped adapter carries no tokenizer of its own: it uses its base model's.
+            if adapter.is_file() and not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+                return _load_lora(source, None, dtype)
             tok = transformers.AutoTokenizer.from_pretrained(source)
         adapter = Path(source) / "adapter_config.json"
         if adapter.is_file():
@@ -99,7 +107,8 @@ def _quiet_gguf_progress() -> None:
 
 
 def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
-    """A PEFT LoRA adapter directory: load its base model, apply the adapter, merge for fast decoding."""
+    """A PEFT LoRA adapter directory: load its base model, apply the adapter, merge for fast decoding; `tok` None
+    takes the base model's tokenizer."""
     import json
 
     try:
@@ -107,7 +116,8 @@ def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
     except ImportError as err:
         raise MissingDependencyError("peft", "hf", "loading LoRA adapters") from err
     base = json.loads((Path(source) / "adapter_config.json").read_text()).get("base_model_name_or_path") or None
-    base_model, _ = load_model_and_tokenizer(base if base and base != "embedded" else None, dtype)
+    base_model, base_tok = load_model_and_tokenizer(base if base and base != "embedded" else None, dtype)
+    tok = base_tok if tok is None else tok
     import copy
 
     lm = peft.PeftModel.from_pretrained(copy.deepcopy(base_model), source).merge_and_unload()

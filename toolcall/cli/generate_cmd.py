@@ -18,7 +18,9 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     """The options `generate`, `chat` and `serve` share: backend, model, dialect, tools and the LoopConfig fields."""
     parser.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
     parser.add_argument("--model", default=None, metavar="PATH",
-                        help="checkpoint directory or .gguf file (default: the embedded SmolLM2-135M-Instruct); "
+                        help="checkpoint directory, .gguf file, LoRA adapter directory or a shipped model (toolformer-smollm2: "
+                             "SmolLM2 fine-tuned to call the calculator and calendar) (default: the embedded "
+                             "SmolLM2-135M-Instruct); "
                              "for --backend fake, a JSON list of scripted replies")
     parser.add_argument("--dialect", default="toolformer", help="toolformer (default) or moss")
     add_tool_options(parser)

@@ -1,0 +1,207 @@
+"""The Toolformer effect, end to end: our corpus -> data-gen -> LoRA fine-tune -> eval, base vs trained x tools off vs on.
+
+Runs the documented `toolcall` commands one after the other (each printed with its time) on this machine:
+
+1. `python -m toolcall.data_gen.corpora.tool_texts` writes the training texts and the held-out test split;
+2. `toolcall data-gen` annotates the first --texts training texts with Calculator and Calendar calls;
+3. `toolcall train --lora` fine-tunes the base model on the annotated corpus (result tokens masked);
+4. `toolcall eval` runs the base and the trained model on the test split, tools off and on (math and dates);
+
+then writes DIR/report.json and DIR/report.png (the 2x2 table as bars) and prints one JSON line: the four accuracies,
+the call rate, how often the call computed the right answer, the two target gaps, and the seconds of each step.
+A step whose output is already there is skipped (so a run can be resumed); --fresh starts over.
+
+    python benchmarks/toolformer_effect.py --out runs/effect
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MODES = ("no_tools", "tools")
+#: The issue's targets, in accuracy points: trained+tools over base without tools, and over trained without tools.
+TARGET_OVER_BASE, TARGET_OVER_TRAINED = 0.15, 0.10
+
+
+def run(cmd: list[str], log: Path, timings: dict[str, float], step: str) -> None:
+    """Run one command, its output appended to `log`; stop the whole run if it fails."""
+    print(f"$ {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    began = time.perf_counter()
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(f"\n$ {shlex.join(cmd)}\n")
+        fh.flush()
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - began, 1)
+    if done.returncode != 0:
+        raise SystemExit(f"step {step} failed (exit {done.returncode}); see {log}")
+
+
+def toolcall(*args: str) -> list[str]:
+    return [sys.executable, "-m", "toolcall", *args]
+
+
+def eval_summary(path: Path) -> dict[str, Any]:
+    """The summary JSON line `toolcall eval --json` printed last into `path`."""
+    for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise SystemExit(f"no summary line in {path}")
+
+
+def call_quality(items_path: Path) -> dict[str, float]:
+    """Of the tools-on items: the share with a call, and the share whose call returned the gold answer (the call's
+    expression was right) among those with a call and overall."""
+    from toolcall.grading import numbers_match, parse_number
+
+    rows = [json.loads(line) for line in items_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    on = [r for r in rows if r["mode"] == "tools"]
+    with_call = [r for r in on if r["calls"]]
+    right = [r for r in with_call
+             if any(c.get("ok") and numbers_match(parse_number(str(c.get("result", ""))), parse_number(r["gold"]))
+                    for c in r["calls"])]
+    n = max(len(on), 1)
+    return {"call_rate": round(len(with_call) / n, 4), "right_call_rate": round(len(right) / n, 4),
+            "right_given_call": round(len(right) / max(len(with_call), 1), 4)}
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in ("math", "dates") if t in report["results"]]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        res = report["results"][task]
+        labels = ["base", "trained"]
+        width = 0.38
+        for j, mode in enumerate(MODES):
+            values = [100 * res[m][mode]["accuracy"] for m in labels]
+            bars = ax.bar([i + (j - 0.5) * width for i in range(2)], values, width,
+                          label="tools off" if mode == "no_tools" else "tools on", color=("#9aa5b1", "#2f6fde")[j])
+            for b, v in zip(bars, values):
+                ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+        ax.set_xticks(range(2), labels)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{task} (n={res['base']['tools']['n']})")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("SmolLM2-135M-Instruct: base vs fine-tuned on the toolcall corpus", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("runs/effect"), help="run directory")
+    p.add_argument("--model", default=None, help="base checkpoint (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--train-texts", type=int, default=3000, help="training texts the corpus script writes")
+    p.add_argument("--texts", type=int, default=600, help="of those, how many data-gen annotates")
+    p.add_argument("--math", type=int, default=150, help="math word problems in the test split")
+    p.add_argument("--dates", type=int, default=36, help="date questions in the test split (0: no dates table)")
+    p.add_argument("--today", default="2025-06-18", help="the date the date questions are asked on")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-gen-args", default="", help="extra `toolcall data-gen` flags, e.g. \"--tau-p 0.2\"")
+    p.add_argument("--fresh", action="store_true", help="delete DIR first instead of reusing finished steps")
+    args = p.parse_args(argv)
+
+    out: Path = args.out
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "run.log"
+    timings: dict[str, float] = {}
+    model = ["--model", args.model] if args.model else []
+    began = time.perf_counter()
+
+    # 1. The corpus and its held-out test split (deterministic for a seed).
+    corpus = out / "corpus"
+    if not (corpus / "overlap.json").is_file():
+        run([sys.executable, "-m", "toolcall.data_gen.corpora.tool_texts", "--out", str(corpus), "--train",
+             str(args.train_texts), "--test-math", str(args.math), "--test-dates", str(max(args.dates, 1)),
+             "--seed", str(args.seed)], log, timings, "corpus")
+    # 2. data-gen on the first --texts training texts (resumes a run that was cut short).
+    datagen = out / "datagen"
+    if not (datagen / "stats.json").is_file():
+        resume = ["--resume"] if datagen.is_dir() and any(datagen.iterdir()) else []
+        run(toolcall("data-gen", "--input", str(corpus / "train.jsonl"), "--output", str(datagen), "--tools",
+                     "calculator,calendar", "--limit", str(args.texts), "--no-progress", *model, *resume,
+                     *shlex.split(args.data_gen_args)), log, timings, "data_gen")
+    # 3. LoRA fine-tune on the annotated texts.
+    adapter = out / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        run(toolcall("train", "--corpus", str(datagen), "--output", str(adapter), "--lora", "--epochs",
+                     str(args.epochs), "--lr", str(args.lr), "--lora-r", str(args.lora_r), "--lora-alpha",
+                     str(2 * args.lora_r), "--lora-targets", args.lora_targets, "--batch-size", str(args.batch_size),
+                     "--seed", str(args.seed), *model), log, timings, "train")
+    # 4. Both models, tools off and on, on the held-out split.
+    tasks = {"math": (corpus / "test_math.jsonl", [])}
+    if args.dates > 0:
+        tasks["dates"] = (corpus / "test_dates.jsonl", ["--today", args.today, "--limit", str(args.dates)])
+    results: dict[str, Any] = {}
+    for task, (items, extra) in tasks.items():
+        results[task] = {}
+        for name, which in (("base", model), ("trained", ["--model", str(adapter)])):
+            summary_path, items_path = out / f"eval_{task}_{name}.log", out / f"eval_{task}_{name}.jsonl"
+            if not items_path.is_file():
+                cmd = toolcall("eval", "--task", task, "--input", str(items), "--output", str(items_path), "--json",
+                               "--quiet", *which, *extra)
+                print(f"$ {shlex.join(cmd)}", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                with summary_path.open("w", encoding="utf-8") as fh:
+                    done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                timings[f"eval_{task}_{name}"] = round(time.perf_counter() - t0, 1)
+                if done.returncode != 0:
+                    items_path.unlink(missing_ok=True)
+                    raise SystemExit(f"eval {task} {name} failed; see {summary_path}")
+            summary = eval_summary(summary_path)
+            results[task][name] = {mode: summary[mode] for mode in MODES}
+            results[task][name]["calls"] = call_quality(items_path)
+
+    math = results["math"]
+    gap_base = math["trained"]["tools"]["accuracy"] - math["base"]["no_tools"]["accuracy"]
+    gap_trained = math["trained"]["tools"]["accuracy"] - math["trained"]["no_tools"]["accuracy"]
+    datagen_stats = json.loads((datagen / "stats.json").read_text())
+    report = {
+        "benchmark": "toolformer_effect", "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "fresh"},
+        "corpus": json.loads((corpus / "overlap.json").read_text()),
+        "data_gen": {k: datagen_stats[k] for k in ("texts_in", "texts_kept", "calls_kept")}
+                    | {"kept_per_tool": {t: v["kept"] for t, v in datagen_stats["per_tool"].items()}},
+        "results": results,
+        "targets": {"trained_tools_minus_base_no_tools": round(gap_base, 4), "needed": TARGET_OVER_BASE,
+                    "trained_tools_minus_trained_no_tools": round(gap_trained, 4), "needed_2": TARGET_OVER_TRAINED,
+                    "met": gap_base >= TARGET_OVER_BASE and gap_trained >= TARGET_OVER_TRAINED},
+        "seconds": timings, "seconds_total_this_run": round(time.perf_counter() - began, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot(report, out / "report.png")
+    line = {"benchmark": "toolformer_effect",
+            **{f"{task}_{m}_{mode}": results[task][m][mode]["accuracy"] for task in results for m in ("base", "trained")
+               for mode in MODES},
+            "math_trained_call_rate": math["trained"]["calls"]["call_rate"],
+            "math_trained_right_call_rate": math["trained"]["calls"]["right_call_rate"],
+            "gap_over_base": round(gap_base, 4), "gap_over_trained": round(gap_trained, 4),
+            "targets_met": report["targets"]["met"], "seconds": timings}
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

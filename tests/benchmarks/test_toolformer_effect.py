@@ -1,0 +1,57 @@
+"""The Toolformer-effect run's report: call quality from eval's per-item lines, the summary it reads, the chart."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "toolformer_effect.py"
+
+
+@pytest.fixture(scope="module")
+def effect() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("toolformer_effect", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def item(mode: str, gold: str, calls: list[dict[str, object]]) -> str:
+    return json.dumps({"mode": mode, "question": "q", "gold": gold, "prediction": "", "correct": False, "exact": False,
+                       "transcript": "", "calls": calls, "seconds": 0.1, "stop_reason": "eos"})
+
+
+def test_call_quality_counts_calls_that_computed_the_gold_answer(effect: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    right = {"tool": "Calculator", "args": ["7 * 24"], "result": "168", "ok": True}
+    wrong = {"tool": "Calculator", "args": ["7 + 24"], "result": "31", "ok": True}
+    failed = {"tool": "Calculator", "args": ["7 *"], "result": None, "ok": False, "error": "Error: bad"}
+    path.write_text("\n".join([
+        item("no_tools", "168", []),                    # tools-off lines are not counted
+        item("tools", "168", [right]), item("tools", "1,034", [{**right, "result": "1034"}]),
+        item("tools", "168", [wrong]), item("tools", "168", [failed]), item("tools", "168", []),
+    ]) + "\n")
+    assert effect.call_quality(path) == {"call_rate": 0.8, "right_call_rate": 0.4, "right_given_call": 0.5}
+
+
+def test_the_summary_is_the_last_json_line_of_the_eval_log(effect: ModuleType, tmp_path: Path) -> None:
+    log = tmp_path / "eval.log"
+    log.write_text('task math\nmode ...\n{"task": "math", "tools": {"accuracy": 0.5}}\n')
+    assert effect.eval_summary(log)["tools"]["accuracy"] == 0.5
+    (tmp_path / "empty.log").write_text("Traceback ...\n")
+    with pytest.raises(SystemExit, match="no summary"):
+        effect.eval_summary(tmp_path / "empty.log")
+
+
+def test_the_chart_draws_both_tables(effect: ModuleType, tmp_path: Path) -> None:
+    def cell(acc: float) -> dict[str, float]:
+        return {"accuracy": acc, "n": 10}
+
+    results = {task: {m: {"no_tools": cell(0.1), "tools": cell(0.4)} for m in ("base", "trained")}
+               for task in ("math", "dates")}
+    effect.plot({"results": results}, tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from ..errors import ToolcallError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func=run(args) -> int`.
-COMMAND_MODULES = ("parse_cmd", "tools_cmd", "generate_cmd", "chat_cmd", "datagen_cmd", "eval_cmd", "train_cmd", "serve_cmd")
+COMMAND_MODULES = ("parse_cmd", "tools_cmd", "generate_cmd", "chat_cmd", "datagen_cmd", "eval_cmd", "train_cmd", "serve_cmd",
+                   "mcp_serve_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

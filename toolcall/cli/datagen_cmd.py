@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
+from .tool_options import add_tool_source_options, build_registry
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +25,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--input", required=True, type=Path, help="texts: .jsonl with a \"text\" field per line, or .txt with one text per line")
     p.add_argument("--output", required=True, type=Path, help="output directory (must be new or empty unless --resume)")
     add_options(p, DataGenConfig, only=("tools", "sampling"))
+    add_tool_source_options(p)
     p.add_argument("--backend", default="transformers", help="model backend with scoring support (default: transformers)")
     p.add_argument("--model", default=None, help="model path (.gguf file or checkpoint dir); default: the embedded SmolLM2")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
@@ -58,7 +60,14 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
-    registry = make_registry(list(config.tools))  # unknown tool names fail before the model loads
+    # Unknown tool names and broken --tools-from files fail before the model loads; --tools-from/--mcp tools are
+    # added to a typed --tools, and replace the default one.
+    registry = build_registry(list(config.tools), tools_from=args.tools_from, mcp=args.mcp,
+                              names_given="tools" in given(args, DataGenConfig))
+    if registry is None:
+        raise ConfigError("no tools; give --tools, --tools-from or --mcp")
+    if args.tools_from or args.mcp:  # the pipeline samples the tools config.tools names
+        config = replace(config, tools=tuple(item.name for item in registry))
     if not args.input.is_file():
         raise ConfigError(f"--input {args.input} does not exist")
     out = args.output

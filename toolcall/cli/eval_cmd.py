@@ -9,6 +9,7 @@ from pathlib import Path
 from ..evaluation import EVAL_LOOP, EvalConfig
 from ..loop import LoopConfig
 from ..options import add_options, from_args
+from .tool_options import add_tool_source_options, build_registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,8 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "enabled - and reports accuracy (math: first number in the reply; dates: answer within "
                     "the first five words), exact-answer accuracy, how often a tool was called, and time.")
     add_options(p, EvalConfig)
+    add_tool_source_options(p)
     p.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
-    p.add_argument("--model", default=None, help="checkpoint dir, .gguf or LoRA adapter dir (default: embedded SmolLM2)")
+    p.add_argument("--model", default=None, help="checkpoint dir, .gguf, LoRA adapter dir or a shipped model "
+                                                         "(toolformer-smollm2) (default: embedded SmolLM2)")
     p.add_argument("--dialect", default="toolformer", help="call dialect (default toolformer)")
     # Both modes share these; tools_enabled is what the two modes differ in.
     add_options(p, LoopConfig, exclude=("tools_enabled",), base=EVAL_LOOP, group="generation (the decoding loop)")
@@ -33,15 +36,16 @@ def run(args: argparse.Namespace) -> int:
     from ..backends import get_backend
     from ..dialects import get_dialect
     from ..evaluation import evaluate, format_table, load_items, sample_path, write_items
-    from ..registry import default_registry
 
     cfg: EvalConfig = from_args(EvalConfig, args)
     config: LoopConfig = from_args(LoopConfig, args, base=EVAL_LOOP)
     today = cfg.date()
     path = cfg.input or sample_path(cfg.task)
     items = load_items(path, cfg.task, today, cfg.limit)
-    tools = cfg.tool_names()
-    registry = default_registry(list(tools))
+    # --tools-from/--mcp tools are added to a typed --tools, and replace the task's default tool.
+    registry = build_registry(list(cfg.tool_names()), tools_from=args.tools_from, mcp=args.mcp,
+                              names_given=cfg.tools is not None)
+    tools = tuple(item.name for item in registry) if (args.tools_from or args.mcp) and registry else cfg.tool_names()
     dialect = get_dialect(args.dialect)
     backend = get_backend(args.backend, args.model)
     settings = {"input": str(path), "backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,

@@ -8,13 +8,15 @@ import textwrap
 from typing import Any
 
 from ..errors import ToolError
-from ..registry import Tool, default_registry
+from ..registry import Tool, ToolRegistry
+from .tool_options import add_tool_source_options, build_registry
 
 
 def register(subparsers: Any) -> None:
     listing = subparsers.add_parser("tools", help="list the available tools with their descriptions and schemas",
                                     description="List built-in, entry-point and @tool tools.")
     listing.add_argument("--json", action="store_true", help="print a JSON list (name, aliases, timeout, schema, ...)")
+    add_tool_source_options(listing)
     listing.set_defaults(func=run_list)
 
     single = subparsers.add_parser("tool", help="run one tool on arguments and print its result",
@@ -23,6 +25,7 @@ def register(subparsers: Any) -> None:
     single.add_argument("name", help="tool name or alias (any case), e.g. Calculator")
     single.add_argument("args", nargs="*", metavar="ARG", help="arguments as the model would write them, e.g. '400 / 1400'")
     single.add_argument("--timeout", type=float, default=None, help="seconds before the call is abandoned (default: the tool's own)")
+    add_tool_source_options(single)
     single.set_defaults(func=run_call)
 
 
@@ -44,8 +47,13 @@ def _params(item: Tool) -> list[str]:
     return lines or ["(no arguments)"]
 
 
+def _registry(args: argparse.Namespace) -> ToolRegistry:
+    """Every registered tool, plus those of --tools-from files and --mcp servers."""
+    return build_registry(None, tools_from=args.tools_from, mcp=args.mcp) or ToolRegistry()
+
+
 def run_list(args: argparse.Namespace) -> int:
-    reg = default_registry()
+    reg = _registry(args)
     if args.json:
         print(json.dumps([describe(t) for t in reg], indent=2, ensure_ascii=False))
         return 0
@@ -61,7 +69,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    reg = default_registry()
+    reg = _registry(args)
     result = reg.call(args.name, tuple(args.args), timeout=args.timeout)
     if not result.ok:
         raise ToolError(result.error or result.text)

@@ -1,0 +1,234 @@
+"""`--tools`, `--tools-from` and `--mcp` on every command that takes tools: which tools a registry gets, loading
+files and modules, and the errors for a missing, broken, empty or clashing tools file."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toolcall.cli import build_parser, main
+from toolcall.cli.tool_options import build_registry, load_tools, registry_from_args
+from toolcall.errors import ConfigError
+from toolcall.registry import user_tools
+
+WORDS = '''
+import toolcall
+from toolcall.tool import make_tool
+
+
+@toolcall.tool(timeout=3.0)
+def word_count(text: str) -> int:
+    """Count the words in a text.
+
+    Args:
+        text: The text whose words are counted.
+    """
+    return len(text.split())
+
+
+def _shout(text: str) -> str:
+    """Upper-case a text.
+
+    Args:
+        text: What to shout.
+    """
+    return text.upper()
+
+
+shout = make_tool(_shout, "Shout")   # a Tool object, not decorated
+imported_elsewhere = toolcall.tool    # not a tool: ignored
+'''
+TINY = Path(__file__).parents[1] / "mcp" / "tiny_server.py"
+
+
+@pytest.fixture(autouse=True)
+def clean_process_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Loading tools registers them process-wide and imports their modules: put that back after each test (only the
+    test's own modules are forgotten; libraries imported meanwhile, C extensions among them, stay)."""
+    users = user_tools()
+    before = {item.name: item for item in users}
+    modules, path = set(sys.modules), list(sys.path)
+    temp = str(tmp_path_factory.getbasetemp())
+    yield
+    for item in list(users):
+        if before.get(item.name) is not item:
+            users.unregister(item.name)
+    for name, item in before.items():
+        if name not in users:
+            users.add(item)
+    for name in set(sys.modules) - modules:
+        if str(getattr(sys.modules[name], "__file__", None) or "").startswith(temp):
+            del sys.modules[name]
+    sys.path[:] = path
+    if "toolcall.mcp.client" in sys.modules:
+        sys.modules["toolcall.mcp.client"].close_all()
+
+
+@pytest.fixture
+def words(tmp_path: Path) -> Path:
+    path = tmp_path / "my_words.py"
+    path.write_text(WORDS, encoding="utf-8")
+    return path
+
+
+def names(argv: list[str]) -> list[str]:
+    registry = registry_from_args(build_parser().parse_args(argv))
+    return [] if registry is None else [item.name for item in registry]
+
+
+# ---------------------------------------------------------------------------------------------- which tools
+
+
+def test_a_file_brings_its_decorated_functions_and_tool_objects(words: Path) -> None:
+    loaded = load_tools(str(words))
+    assert sorted(t.name for t in loaded) == ["Shout", "word_count"]
+    assert "Shout" in user_tools() and "word_count" in user_tools()
+    assert {t.name: t.timeout for t in loaded} == {"word_count": 3.0, "Shout": 10.0}
+
+
+def test_tools_from_replaces_the_default_and_adds_to_typed_tools(words: Path) -> None:
+    assert names(["generate", "q"]) == ["Calculator"]
+    assert names(["generate", "--tools-from", str(words), "q"]) == ["Shout", "word_count"]
+    assert names(["generate", "--tools", "calculator", "--tools-from", str(words), "q"]) == ["Calculator", "Shout",
+                                                                                                "word_count"]
+    everything = names(["chat", "--tools", "all", "--tools-from", str(words)])
+    assert {"Calculator", "Calendar", "MT", "Shout", "word_count"} <= set(everything)
+    assert names(["generate", "--tools", "", "q"]) == []
+    # mcp-serve's default is every tool; with --tools-from alone it serves just that file's.
+    assert "Calendar" in names(["mcp-serve"])
+    assert names(["mcp-serve", "--tools-from", str(words)]) == ["Shout", "word_count"]
+
+
+def test_an_importable_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "acme_tools_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "text.py").write_text(WORDS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert names(["generate", "--tools-from", "acme_tools_pkg.text", "q"]) == ["Shout", "word_count"]
+
+
+def test_repeatable_and_loaded_again_in_one_process(words: Path, tmp_path: Path) -> None:
+    other = tmp_path / "more.py"
+    other.write_text(WORDS.replace("word_count", "char_count").replace('"Shout"', '"Whisper"'))
+    argv = ["generate", "--tools-from", str(words), "--tools-from", str(other), "q"]
+    assert names(argv) == ["Shout", "Whisper", "char_count", "word_count"]
+    assert names(argv) == ["Shout", "Whisper", "char_count", "word_count"]  # a second run reloads, no clash
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("content, words_in_error", [
+    (None, "no such file"),
+    ("import toolcall\nraise RuntimeError('the config is missing')\n",
+     "importing it failed: RuntimeError: the config is missing (at "),
+    ("def broken(:\n", "importing it failed: SyntaxError"),
+    ("import not_a_module_anywhere_xyz\n", "importing it failed: ModuleNotFoundError"),
+    ("X = 1\n", "defines no tool"),
+    (WORDS.replace("def word_count", "def Calculate").replace('make_tool(_shout, "Shout")', 'make_tool(_shout)'),
+     "tool 'Calculate' clashes with the built-in tool 'Calculator'"),
+])
+def test_bad_files_are_errors_naming_the_file(content: str | None, words_in_error: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad_tools.py"
+    if content is not None:
+        path.write_text(content)
+    before = user_tools().names()
+    assert main(["generate", "--backend", "fake", "--tools-from", str(path), "q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"toolcall generate: error: --tools-from {path}: ") and words_in_error in err
+    assert user_tools().names() == before  # a failed load leaves no tool behind
+    with pytest.raises(ConfigError, match="bad_tools.py"):
+        load_tools(str(path))
+
+
+def test_an_unknown_module_and_a_decorated_clash_with_an_alias(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--tools-from no_such_pkg_xyz\.tools: no such file or importable module"):
+        load_tools("no_such_pkg_xyz.tools")
+    path = tmp_path / "alias_clash.py"
+    path.write_text(WORDS.replace("@toolcall.tool(timeout=3.0)", "@toolcall.tool(aliases=['Calendar'])"))
+    with pytest.raises(ConfigError, match="tool 'word_count' clashes with the built-in tool 'Calendar'"):
+        load_tools(str(path))
+
+
+# ---------------------------------------------------------------------------------------------- the commands
+
+
+def test_generate_and_tool_run_file_tools(words: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["It has [word_count(one two three) -> 0]", " words."]))
+    assert main(["generate", "--backend", "fake", "--model", str(script), "--tools-from", str(words), "q"]) == 0
+    assert capsys.readouterr().out == "It has [word_count(one two three) -> 3] words.\n"
+    assert main(["tool", "--tools-from", str(words), "shout", "hey"]) == 0
+    assert capsys.readouterr().out == "HEY\n"
+    assert main(["tools", "--tools-from", str(words), "--json"]) == 0
+    listed = {t["name"] for t in json.loads(capsys.readouterr().out)}
+    assert {"Calculator", "word_count", "Shout"} <= listed
+
+
+def test_eval_offers_file_tools(words: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = tmp_path / "math.jsonl"
+    items.write_text(json.dumps({"question": "How many words in 'a b c'?", "answer": "3"}) + "\n")
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["2", "[word_count(a b c) ->", " 3 words."]))
+    assert main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--model", str(script),
+                 "--tools-from", str(words), "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["tools_offered"] == ["Shout", "word_count"]
+    assert (summary["no_tools"]["accuracy"], summary["tools"]["accuracy"]) == (0.0, 1.0)
+
+
+def test_data_gen_samples_file_tools(words: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("The sentence one two three has 3 words.\n")
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--tools-from", str(words), "--samples", "1", "--no-prefilter"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "run.json").read_text())["config"]["tools"] == ["Shout", "word_count"]
+    # With --tools typed, the named tools stay and the file's are added.
+    out2 = tmp_path / "out2"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out2), "--no-progress",
+                 "--tools", "calculator", "--tools-from", str(words), "--samples", "1", "--no-prefilter"]) == 0
+    assert json.loads((out2 / "run.json").read_text())["config"]["tools"] == ["Calculator", "Shout", "word_count"]
+
+
+# ---------------------------------------------------------------------------------------------- --mcp
+
+
+def test_generate_calls_an_mcp_servers_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("mcp")
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["Two and three make [add(2, 3) -> 0]", " in all."]))
+    server = f"{sys.executable} {TINY}"
+    assert main(["generate", "--backend", "fake", "--model", str(script), "--mcp", server, "--json", "q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == "Two and three make [add(2, 3) -> 5] in all." and data["calls"][0]["ok"]
+    assert names(["generate", "--mcp", server, "q"]) == ["add", "crash", "fail", "greet", "slow"]
+    assert names(["generate", "--tools", "calculator", "--mcp", server, "q"])[0] == "Calculator"
+
+
+def test_mcp_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("mcp")
+    clash = tmp_path / "clash.py"
+    clash.write_text(WORDS.replace("def word_count", "def add"))
+    server = f"{sys.executable} {TINY}"
+    with pytest.raises(ConfigError, match=r"--mcp .*tiny_server.py: its tool 'add' has the name of a tool already"):
+        build_registry([], tools_from=[str(clash)], mcp=[server])
+    assert main(["generate", "--backend", "fake", "--mcp", "no_such_server_binary_xyz", "q"]) == 1
+    assert "cannot connect to MCP server 'no_such_server_binary_xyz'" in capsys.readouterr().err
+    assert main(["mcp-serve", "--tools", ""]) == 1
+    assert "no tools to serve" in capsys.readouterr().err
+
+
+def test_toolcall_tool_stays_the_decorator_whatever_was_imported_first() -> None:
+    import subprocess
+
+    code = ("import toolcall.registry, toolcall.tool, toolcall; "
+            "assert toolcall.tool is toolcall.registry.tool, toolcall.tool")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

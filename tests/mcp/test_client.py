@@ -1,0 +1,213 @@
+"""Importing an MCP server's tools into a ToolRegistry: a small SDK-written server (tiny_server.py) over stdio and
+streamable HTTP, errors and timeouts as results, a server killed mid-call, and the Tool built from a listing."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from mcp import types
+
+from toolcall.errors import ConfigError, ToolError, ToolTimeoutError
+from toolcall.mcp.client import WAIT_CEILING, MCPClient, callable_name, remote_tool, result_text
+from toolcall.registry import ToolRegistry
+
+TINY = Path(__file__).with_name("tiny_server.py")
+STDIO = f"{sys.executable} {TINY}"
+
+
+class Recorder:
+    """Stands in for an MCPClient: records what a Tool sends to the server and answers with it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], float | None]] = []
+
+    def call(self, name: str, arguments: dict[str, Any], timeout: float | None = None, label: str | None = None) -> str:
+        self.sent.append((name, dict(arguments), timeout))
+        return f"{name} got {sorted(arguments.items())}"
+
+
+def listing(name: str, schema: dict[str, Any], description: str = "A tool.") -> types.Tool:
+    return types.Tool(name=name, description=description, input_schema=schema)
+
+
+# ---------------------------------------------------------------------------------------------- the Tool, no server
+
+
+def test_schema_is_the_listing_in_hf_form() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string", "description": "Where."}},
+              "required": ["city"]}
+    item = remote_tool(Recorder(), listing("weather", schema, "Today's weather."), timeout=3.0)  # type: ignore[arg-type]
+    assert item.schema == {"type": "function", "function": {"name": "weather", "description": "Today's weather.",
+                                                            "parameters": schema}}
+    assert item.timeout == 3.0 and item.cacheable is False
+
+
+def test_positional_arguments_follow_the_property_order_and_are_coerced() -> None:
+    client = Recorder()
+    schema = {"type": "object", "required": ["b", "a"],
+              "properties": {"b": {"type": "integer"}, "a": {"type": "number"}, "flag": {"type": "boolean"},
+                             "tags": {"type": "array", "items": {"type": "integer"}}}}
+    registry = ToolRegistry([remote_tool(client, listing("mix", schema), timeout=2.0)])  # type: ignore[arg-type]
+    assert registry.call("mix", ["7", "2.5", "yes", "[1, 2]"]).ok
+    assert client.sent[-1] == ("mix", {"b": 7, "a": 2.5, "flag": True, "tags": [1, 2]}, WAIT_CEILING)
+    assert registry.call("mix", {"a": 1, "b": "3"}).ok  # keywords; omitted optional ones are not sent
+    assert client.sent[-1][1] == {"a": 1.0, "b": 3}
+    missing = registry.call("mix", ["7"])
+    assert not missing.ok and "missing required argument 'a'" in missing.text
+    wrong = registry.call("mix", ["seven", "1"])
+    assert not wrong.ok and "argument 'b' = 'seven' is not valid: expected an integer" in wrong.text
+    assert len(client.sent) == 2  # bad arguments never reach the server
+
+
+def test_optional_before_required_and_names_python_cannot_spell() -> None:
+    client = Recorder()
+    schema = {"type": "object", "required": ["user-id"],
+              "properties": {"from": {"type": "string"}, "user-id": {"type": "string"}, "count": {}}}
+    registry = ToolRegistry([remote_tool(client, listing("lookup", schema))])  # type: ignore[arg-type]
+    assert registry.call("lookup", ["here", "u7", "3"]).ok
+    assert client.sent[-1][1] == {"from": "here", "user-id": "u7", "count": "3"}  # no type: passed as written
+    result = registry.call("lookup", [])
+    assert not result.ok and "missing required argument" in result.text
+
+
+def test_a_name_the_call_grammar_cannot_spell_is_adapted_and_the_server_still_gets_its_own() -> None:
+    assert [callable_name(n) for n in ("add", "get-forecast", "weather.today", "3d", "")] == [
+        "add", "get_forecast", "weather_today", "_3d", "tool"]
+    assert callable_name("a-b", {"a_b"}) == "a_b_"
+    client = Recorder()
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    item = remote_tool(client, listing("get-forecast", schema))  # type: ignore[arg-type]
+    assert item.name == "get_forecast" and item.schema["function"]["name"] == "get_forecast"
+    assert ToolRegistry([item]).call("get_forecast", ["Paris"]).ok
+    assert client.sent[-1][:2] == ("get-forecast", {"city": "Paris"})
+
+
+def test_enum_choices_are_checked_before_the_call() -> None:
+    client = Recorder()
+    schema = {"type": "object", "properties": {"unit": {"type": "string", "enum": ["C", "F"]}}, "required": ["unit"]}
+    registry = ToolRegistry([remote_tool(client, listing("temp", schema))])  # type: ignore[arg-type]
+    bad = registry.call("temp", ["K"])
+    assert not bad.ok and 'expected one of "C", "F"' in bad.text and client.sent == []
+
+
+def test_result_text_joins_text_and_names_other_blocks() -> None:
+    result = types.CallToolResult(content=[types.TextContent(type="text", text="a"),
+                                           types.ImageContent(type="image", data="AA==", mime_type="image/png"),
+                                           types.TextContent(type="text", text="b")])
+    assert result_text(result) == "a\n[image image/png]\nb"
+    assert result_text(types.CallToolResult(content=[], structured_content={"x": 1})) == '{"x": 1}'
+
+
+def test_bad_server_specs_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="--mcp needs a server"):
+        MCPClient("  ")
+    with pytest.raises(ConfigError, match=r"cannot connect to MCP server .*no_such_command_xyz"):
+        MCPClient("no_such_command_xyz --flag").open(timeout=20)
+
+
+# ---------------------------------------------------------------------------------------------- a real server
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Iterator[MCPClient]:
+    with MCPClient(STDIO) as client:
+        yield client
+
+
+def test_lists_the_servers_tools(tiny: MCPClient) -> None:
+    names = [entry.name for entry in tiny.tools]
+    assert names == ["add", "greet", "slow", "crash", "fail"]
+    greet = next(t for t in tiny.registry_tools() if t.name == "greet")
+    assert greet.description == "Greet someone by name."
+    assert greet.parameters["required"] == ["name"] and list(greet.parameters["properties"]) == ["name", "greeting"]
+
+
+def test_calls_through_the_registry(tiny: MCPClient) -> None:
+    registry = ToolRegistry(tiny.registry_tools(timeout=10))
+    assert registry.call("add", ["2", "40"]).text == "42"
+    assert registry.call("add", {"a": 1, "b": 2}).text == "3"
+    assert registry.call("greet", ["Ada"]).text == "Hello, Ada!"
+    assert registry.call("greet", ["Ada", "Hi"]).text == "Hi, Ada!"
+
+
+def test_a_tool_error_is_an_error_result(tiny: MCPClient) -> None:
+    result = ToolRegistry(tiny.registry_tools()).call("fail", ["the disk is full"])
+    assert not result.ok and result.text.startswith("Error: fail: ") and "the disk is full" in result.text
+
+
+def test_a_slow_tool_times_out_and_the_session_stays_usable(tiny: MCPClient) -> None:
+    registry = ToolRegistry(tiny.registry_tools(timeout=0.5))
+    start = time.perf_counter()
+    result = registry.call("slow", ["30"])
+    assert not result.ok and result.text == "Error: slow: timed out after 0.5 s"
+    assert time.perf_counter() - start < 5
+    assert registry.call("add", ["1", "1"]).text == "2"
+    # A per-call limit above the tool's own is the registry's to apply (the loop's --call-timeout).
+    assert registry.call("slow", ["0.8"], timeout=5).text == "slept 0.8 s"
+    # The client's own wait ends a call too, and cancels the request.
+    with pytest.raises(ToolTimeoutError, match=r"slow: timed out after 0.3 s"):
+        tiny.call("slow", {"seconds": 30}, timeout=0.3)
+
+
+def test_a_server_killed_mid_call_gives_error_results_not_a_crash() -> None:
+    with MCPClient(STDIO) as client:
+        registry = ToolRegistry(client.registry_tools(timeout=20))
+        start = time.perf_counter()
+        result = registry.call("crash", [])
+        assert not result.ok and "crash: MCP server" in result.text and "failed" in result.text
+        assert time.perf_counter() - start < 10  # noticed when the pipe closed, not at the time limit
+        after = registry.call("add", ["1", "2"])
+        assert not after.ok and after.text.startswith("Error: add: ")
+    assert client.closed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened on 127.0.0.1:{port} within {limit} s")
+
+
+def test_imports_from_a_streamable_http_server() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(TINY), "http", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        with MCPClient(f"http://127.0.0.1:{port}/mcp") as client:
+            registry = ToolRegistry(client.registry_tools(timeout=10))
+            assert "add" in registry and registry.call("add", ["20", "22"]).text == "42"
+            assert not registry.call("fail", ["nope"]).ok
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_closed_client_refuses_calls() -> None:
+    client = MCPClient(STDIO)
+    client.close()
+    with pytest.raises(ToolError, match="not connected"):
+        client.call("add", {"a": 1, "b": 2})
+    with pytest.raises(ConfigError, match="was closed"):
+        client.open()

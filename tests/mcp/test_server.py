@@ -1,0 +1,175 @@
+"""`toolcall mcp-serve` listed and called by the MCP SDK's own client (stdio subprocess and streamable HTTP), and the
+round trip: a tool exported by mcp-serve and imported back gives the same schema and the same result."""
+from __future__ import annotations
+
+import os
+import queue
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp")
+
+import anyio
+from mcp import ClientSession, StdioServerParameters, types
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from toolcall.mcp.client import MCPClient
+from toolcall.registry import ToolRegistry, default_registry
+
+TOOLS_FILE = '''
+import toolcall
+
+print("importing the served tools")  # over stdio this must not reach the JSON-RPC stream
+
+
+@toolcall.tool
+def scale(value: float, factor: int = 2, negate: bool = False) -> float:
+    """Multiply a number.
+
+    Args:
+        value: The number to multiply.
+        factor: What to multiply it by.
+        negate: Whether to flip the sign too.
+    """
+    return -value * factor if negate else value * factor
+
+
+@toolcall.tool
+def explode(reason: str) -> str:
+    """Always fail.
+
+    Args:
+        reason: What the error says.
+    """
+    raise RuntimeError(reason)
+'''
+SERVED = "calculator,calendar,solve"
+ENV = {**os.environ, "TOOLCALL_TODAY": "2023-01-30"}
+
+
+@pytest.fixture
+def tools_file(tmp_path: Path) -> Path:
+    path = tmp_path / "served_tools.py"
+    path.write_text(TOOLS_FILE, encoding="utf-8")
+    return path
+
+
+def serve_argv(tools_file: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "toolcall", "mcp-serve", "--tools", SERVED, "--tools-from", str(tools_file), *extra]
+
+
+async def exercise(session: ClientSession) -> tuple[list[types.Tool], dict[str, types.CallToolResult]]:
+    """List the tools and make the same few calls over any transport."""
+    await session.initialize()
+    listed = (await session.list_tools()).tools
+    calls = {"calc": await session.call_tool("Calculator", {"expression": "17 * 23"}),
+             "alias": await session.call_tool("calculate", {"expression": "2^10"}),
+             "scale": await session.call_tool("scale", {"value": 1.5, "factor": 4}),
+             "error": await session.call_tool("explode", {"reason": "out of cheese"}),
+             "bad_args": await session.call_tool("scale", {"value": "lots"}),
+             "unknown": await session.call_tool("nope", {})}
+    return listed, calls
+
+
+def check(listed: list[types.Tool], calls: dict[str, types.CallToolResult], tools_file: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("served_tools_check", tools_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected = {t.name: t.schema["function"] for t in default_registry(SERVED.split(","))}
+    expected.update({t.name: t.schema["function"] for t in (module.scale, module.explode)})
+    # The input schemas are exactly the registry's "parameters" objects; descriptions are the tools'.
+    assert {t.name: {"name": t.name, "description": t.description, "parameters": t.input_schema}
+            for t in listed} == {n: {k: f[k] for k in ("name", "description", "parameters")} for n, f in expected.items()}
+
+    def text(result: types.CallToolResult) -> str:
+        assert len(result.content) == 1 and isinstance(result.content[0], types.TextContent)
+        return result.content[0].text
+
+    assert (text(calls["calc"]), calls["calc"].is_error) == ("391", False)
+    assert (text(calls["alias"]), calls["alias"].is_error) == ("1024", False)
+    assert (text(calls["scale"]), calls["scale"].is_error) == ("6.0", False)
+    assert calls["error"].is_error and text(calls["error"]) == "Error: explode: RuntimeError: out of cheese"
+    assert calls["bad_args"].is_error and "argument 'value' = 'lots' is not valid" in text(calls["bad_args"])
+    assert calls["unknown"].is_error and "unknown tool 'nope'" in text(calls["unknown"])
+
+
+def test_stdio_server_listed_and_called_by_the_sdk_client(tools_file: Path) -> None:
+    async def main() -> tuple[list[types.Tool], dict[str, types.CallToolResult]]:
+        argv = serve_argv(tools_file)
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=ENV)
+        with anyio.fail_after(60):
+            async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+                return await exercise(session)
+
+    listed, calls = anyio.run(main)
+    check(listed, calls, tools_file)
+
+
+def announced_url(proc: subprocess.Popen[str], limit: float = 30.0) -> str:
+    """The URL mcp-serve prints on stderr once it listens, read with a bounded wait."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True).start()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            if proc.poll() is not None:
+                raise AssertionError(f"mcp-serve exited with {proc.returncode} before listening") from None
+            continue
+        if "listening on " in line:
+            return line.rsplit(" ", 1)[-1].strip()
+    raise AssertionError(f"mcp-serve did not announce its URL within {limit} s")
+
+
+def test_http_server_on_a_free_loopback_port(tools_file: Path) -> None:
+    proc = subprocess.Popen(serve_argv(tools_file, "--transport", "http", "--port", "0"), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = announced_url(proc)
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
+
+        async def main() -> tuple[list[types.Tool], dict[str, types.CallToolResult]]:
+            with anyio.fail_after(60):
+                async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+                    return await exercise(session)
+
+        listed, calls = anyio.run(main)
+        check(listed, calls, tools_file)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode is not None
+
+
+def test_round_trip_gives_the_same_schema_and_result(tools_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLCALL_TODAY", "2023-01-30")
+    local = default_registry(SERVED.split(","))
+    cases: list[tuple[str, Any]] = [("Calculator", ["400 / 1400"]), ("Calendar", []), ("Solve", ["x^2 - 4 = 0, x"]),
+                                    ("Calculator", ["1 +"]), ("Calculator", {"expression": "12 * 12"})]
+    with MCPClient(shlex.join(serve_argv(tools_file))) as client:
+        imported = ToolRegistry(client.registry_tools(timeout=30))
+        for name in SERVED.split(","):
+            assert imported.get(name).schema == local.get(name).schema
+        for name, args in cases:
+            here, there = local.call(name, args), imported.call(name, args)
+            assert (there.text, there.ok) == (here.text, here.ok), (name, args)
+        # A tool from --tools-from comes back the same way, errors included.
+        scale = imported.get("scale")
+        assert scale.schema["function"]["parameters"]["properties"]["negate"] == {
+            "type": "boolean", "description": "Whether to flip the sign too."}
+        assert imported.call("scale", ["2", "3", "yes"]).text == "-6.0"
+        assert imported.call("explode", ["no"]).text == "Error: explode: RuntimeError: no"

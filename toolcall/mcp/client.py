@@ -1,0 +1,371 @@
+"""An MCP server's tools as registry Tools: a client session owned by an asyncio loop in a background thread."""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import inspect
+import json
+import keyword
+import os
+import re
+import shlex
+import sys
+import threading
+from collections.abc import Collection, Mapping
+from contextlib import AsyncExitStack
+from typing import Any, Union
+
+from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
+from ..tool import DEFAULT_TIMEOUT, Tool
+from . import RETURN_META
+
+try:
+    from mcp import ClientSession, StdioServerParameters, types
+    from mcp.client.stdio import stdio_client
+    from mcp.client.streamable_http import streamable_http_client
+except ImportError as err:  # the optional `mcp` extra
+    raise MissingDependencyError("mcp", "mcp", "MCP servers and clients") from err
+
+#: Seconds to start a server, initialize the session and list its tools.
+CONNECT_TIMEOUT = 30.0
+#: Seconds `close` waits for the session and the server process to wind down.
+CLOSE_TIMEOUT = 10.0
+#: tools/list pages read at most (a server that keeps answering with a cursor is not followed forever).
+MAX_PAGES = 100
+#: Seconds an imported tool's call waits for the server at most. The registry's limit (the tool's timeout, or a
+#: per-call override such as --call-timeout, which the tool cannot see) ends the call for the model first; this
+#: ceiling only ends the abandoned wait and cancels the request on the server.
+WAIT_CEILING = 600.0
+
+_JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list,
+                               "object": dict, "null": type(None)}
+
+__all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "WAIT_CEILING", "MCPClient", "callable_name", "close_all", "connect",
+           "import_tools", "remote_tool"]
+
+
+class MCPClient:
+    """One connection to an MCP server, usable from synchronous code.
+
+    `server` is a command line (the server runs as a subprocess speaking stdio) or an http(s) URL (streamable
+    HTTP). An asyncio loop in a daemon thread owns the session: one task enters the transport and the session and
+    holds them open until `close()` (anyio scopes must be left by the task that entered them); each call is a task
+    of its own, submitted with run_coroutine_threadsafe and waited for with a timeout.
+    """
+
+    def __init__(self, server: str, *, env: Mapping[str, str] | None = None) -> None:
+        self.server = server.strip()
+        if not self.server:
+            raise ConfigError("--mcp needs a server: a command line (stdio) or an http(s):// URL (streamable HTTP)")
+        self.is_http = self.server.lower().startswith(("http://", "https://"))
+        try:
+            self.argv = [] if self.is_http else shlex.split(self.server)
+        except ValueError as err:
+            raise ConfigError(f"--mcp {self.server!r}: not a valid command line ({err})") from err
+        # The command was typed by the user, so it runs with the user's environment (the SDK's default passes only
+        # a few variables such as PATH and HOME, which would drop PYTHONPATH, virtualenv settings and TOOLCALL_*).
+        self.env = dict(os.environ if env is None else env)
+        self.tools: list[types.Tool] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="toolcall-mcp", daemon=True)
+        self._session: ClientSession | None = None
+        self._ready = threading.Event()
+        self._closing = asyncio.Event()  # set (from any thread, through the loop) to end the session
+        self._holder: concurrent.futures.Future[None] | None = None
+        self._failure: BaseException | None = None
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"MCPClient({self.server!r})"
+
+    def __enter__(self) -> "MCPClient":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def open(self, timeout: float = CONNECT_TIMEOUT) -> "MCPClient":
+        """Start the server (stdio) or reach it (http), initialize the session and list its tools."""
+        if self.closed:
+            raise ConfigError(f"MCP server {self.server!r}: this connection was closed; open a new one")
+        if self._holder is not None:
+            return self
+        self._thread.start()
+        self._holder = asyncio.run_coroutine_threadsafe(self._hold(), self._loop)
+        if not self._ready.wait(timeout):
+            self.close()
+            raise ConfigError(f"MCP server {self.server!r}: not ready within {timeout:g} s (started, initialized "
+                              "and listed its tools)")
+        if self._session is None:
+            self.close()
+            raise ConfigError(f"cannot connect to MCP server {self.server!r}: {_describe(self._failure)}") from self._failure
+        return self
+
+    def _transport(self) -> Any:
+        if self.is_http:
+            return streamable_http_client(self.server)
+        params = StdioServerParameters(command=self.argv[0], args=self.argv[1:], env=self.env)
+        return stdio_client(params, errlog=_errlog())
+
+    async def _hold(self) -> None:
+        """The owner task: enter transport and session, list the tools, then wait until close() is asked for."""
+        try:
+            async with AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(self._transport())
+                session = await stack.enter_async_context(ClientSession(read, write))
+                await session.initialize()
+                self.tools = await _list_all(session)
+                self._session = session
+                self._ready.set()
+                await self._closing.wait()
+                self._session = None
+        except Exception as err:
+            self._failure = err
+        finally:
+            self._session = None
+            self._ready.set()
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """End the session (a stdio server is asked to exit, then terminated) and stop the loop thread."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        _OPEN.discard(self)
+        if self._thread.is_alive():
+            if self._holder is not None:
+                self._loop.call_soon_threadsafe(self._closing.set)
+                try:
+                    self._holder.result(timeout)
+                except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                    self._holder.cancel()
+            try:  # calls still waiting (abandoned after a timeout) end now, not as "destroyed but pending" tasks
+                asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(timeout)
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    # ------------------------------------------------------------------------------------------ calls
+
+    def call(self, name: str, arguments: Mapping[str, Any], timeout: float | None = DEFAULT_TIMEOUT,
+             label: str | None = None) -> str:
+        """Call tool `name`; its text, or ToolError (ToolTimeoutError after `timeout` seconds; None waits). Error
+        messages begin with `label` (the name the registry knows the tool by), else `name`."""
+        shown = label or name
+        session = self._session
+        if session is None or self.closed:
+            why = f": {_describe(self._failure)}" if self._failure is not None else ""
+            raise ToolError(f"{shown}: the MCP server {self.server!r} is not connected{why}")
+        # The SDK's own read timeout is only a backstop, later than ours, so a slow tool reads as a timeout.
+        backstop = None if timeout is None else timeout + 5.0
+        request = session.call_tool(name, dict(arguments), read_timeout_seconds=backstop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(request, self._loop)
+        except RuntimeError as err:  # closed in the meantime by another thread
+            request.close()
+            raise ToolError(f"{shown}: the MCP server {self.server!r} is not connected (closed)") from err
+        try:
+            result = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # cancels the request task, which tells the server the call was abandoned
+            raise ToolTimeoutError(f"{shown}: timed out after {timeout:g} s") from None
+        except Exception as err:  # a dead server, a closed pipe, a protocol error: the model gets text
+            raise ToolError(f"{shown}: MCP server {self.server!r} failed: {_describe(err)}") from err
+        text = result_text(result)
+        if result.is_error:
+            # toolcall's own servers send "Error: ..."; the registry adds that prefix again, so it is dropped here.
+            raise ToolError(text.removeprefix("Error: "))
+        return text
+
+    def registry_tools(self, timeout: float = DEFAULT_TIMEOUT) -> list[Tool]:
+        """The server's tools as registry Tools (each calls through this connection)."""
+        taken: set[str] = set()
+        out = []
+        for entry in self.tools:
+            local = callable_name(entry.name, taken)
+            taken.add(local.lower())
+            out.append(remote_tool(self, entry, timeout, local))
+        return out
+
+
+async def _cancel_others() -> None:
+    """Cancel every task on this loop but the caller, and let them finish."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+async def _list_all(session: ClientSession) -> list[types.Tool]:
+    listed: list[types.Tool] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+        listed.extend(page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return listed
+
+
+def result_text(result: types.CallToolResult) -> str:
+    """A tool result as the text a model reads: its text blocks joined; other blocks named; else structured JSON."""
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, types.TextContent):
+            parts.append(block.text)
+        elif isinstance(block, (types.ImageContent, types.AudioContent)):
+            parts.append(f"[{block.type} {block.mime_type}]")
+        elif isinstance(block, types.ResourceLink):
+            parts.append(f"[resource {block.uri}]")
+        elif isinstance(block, types.EmbeddedResource):
+            inner = block.resource
+            parts.append(inner.text if isinstance(inner, types.TextResourceContents) else f"[resource {inner.uri}]")
+    if not parts and result.structured_content is not None:
+        return json.dumps(result.structured_content, ensure_ascii=False)
+    return "\n".join(parts)
+
+
+def _errlog() -> Any:
+    """Where a stdio server's stderr goes: ours, if it is a real file (a subprocess needs a descriptor; notebooks
+    and captured test output replace sys.stderr with objects that have none), else the process's original one."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.fileno()
+                return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return open(os.devnull, "w")
+
+
+def _describe(err: BaseException | None) -> str:
+    """The first real error inside anyio's exception groups, as 'Type: message'."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    if err is None:
+        return "unknown error"
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+# ---------------------------------------------------------------------------------------------- tools
+
+
+def _hint(spec: Any) -> Any:
+    """The Python type the registry coerces a model-written argument to, from its JSON schema (Any when unsure)."""
+    if not isinstance(spec, Mapping):
+        return Any
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        hints = tuple(_hint({**spec, "type": k}) for k in kind)
+        return Union[hints] if hints else Any
+    if kind == "array" and isinstance(spec.get("items"), Mapping) and spec["items"].get("type"):
+        return list[_hint(spec["items"])]  # type: ignore[misc]
+    return _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
+
+
+def _python_name(name: str, taken: set[str]) -> str:
+    """A parameter name Python accepts, for a JSON property name that is not one (`user-id`, `from`)."""
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "arg"
+    if safe[0].isdigit() or keyword.iskeyword(safe):
+        safe = "_" + safe
+    while safe in taken:
+        safe += "_"
+    return safe
+
+
+def callable_name(name: str, taken: Collection[str] = ()) -> str:
+    """The name a model writes for an MCP tool: the tool's own when the call grammars accept it (a letter or _,
+    then letters, digits and _), else with every other character as "_" (`get-forecast` -> `get_forecast`)."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", name) or "tool"
+    if safe[0].isdigit():
+        safe = "_" + safe
+    while safe.lower() in taken:
+        safe += "_"
+    return safe
+
+
+def remote_tool(client: MCPClient, entry: types.Tool, timeout: float = DEFAULT_TIMEOUT,
+                name: str | None = None) -> Tool:
+    """A registry Tool for one MCP tool: schema from its name (`name` replaces it; see callable_name), description
+    and inputSchema; calling it calls the server by its own name. Its signature lists the schema's properties in
+    order, so positional model arguments map to them."""
+    parameters = dict(entry.input_schema or {"type": "object", "properties": {}})
+    properties = parameters.get("properties") or {}
+    required = set(parameters.get("required") or ())
+    params: list[inspect.Parameter] = []
+    wire: dict[str, str] = {}  # Python parameter name -> property name on the wire
+    for prop, spec in properties.items():
+        pname = prop if prop.isidentifier() and not keyword.iskeyword(prop) else _python_name(prop, set(wire))
+        wire[pname] = prop
+        default = inspect.Parameter.empty if prop in required else None
+        params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                        annotation=_hint(spec)))
+    remote = entry.name
+    name = name or callable_name(remote)
+    wait = max(timeout, WAIT_CEILING) if timeout and timeout > 0 else None
+
+    def call_remote(**kwargs: Any) -> str:
+        # Only the arguments the model gave are sent: an omitted optional one takes the server's own default.
+        return client.call(remote, {wire.get(k, k): v for k, v in kwargs.items()}, wait, name)
+
+    # A schema may list an optional property before a required one, an order a def cannot have; the signature
+    # only describes the call (positional order, which have defaults), so it skips that check.
+    call_remote.__signature__ = inspect.Signature(params, __validate_parameters__=False)  # type: ignore[attr-defined]
+    call_remote.__annotations__ = {p.name: p.annotation for p in params}
+    call_remote.__name__ = call_remote.__qualname__ = _python_name(name, set())
+    call_remote.__doc__ = entry.description
+    returns = (entry.meta or {}).get(RETURN_META)
+    # Remote results may change between calls (the server holds the state), so they are never cached.
+    return Tool(name=name, description=entry.description or "", parameters=parameters, func=call_remote,
+                timeout=timeout, cacheable=False, returns=returns if isinstance(returns, dict) else None)
+
+
+# ---------------------------------------------------------------------------------------------- process-wide
+
+_OPEN: set[MCPClient] = set()
+_CONNECTED: dict[str, MCPClient] = {}
+_CONNECT_LOCK = threading.Lock()
+
+
+def connect(server: str, timeout: float = CONNECT_TIMEOUT) -> MCPClient:
+    """An open client for `server`, shared within the process (a second `--mcp` of the same server, or a registry
+    built again, reuses the connection); closed at exit."""
+    key = server.strip()
+    with _CONNECT_LOCK:
+        client = _CONNECTED.get(key)
+        if client is not None and not client.closed and client._session is not None:
+            return client
+        client = MCPClient(key)
+        _OPEN.add(client)
+        try:
+            client.open(timeout)
+        except BaseException:
+            _OPEN.discard(client)
+            raise
+        _CONNECTED[key] = client
+        return client
+
+
+def import_tools(server: str, timeout: float = DEFAULT_TIMEOUT) -> list[Tool]:
+    """The tools of MCP server `server` (a command line or an http(s) URL) as registry Tools with `timeout`."""
+    return connect(server).registry_tools(timeout)
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every client this process opened (registered with atexit, so servers do not outlive the command)."""
+    for client in list(_OPEN):
+        try:
+            client.close()
+        except Exception as err:
+            print(f"toolcall: closing MCP server {client.server!r} failed: {_describe(err)}", file=sys.stderr)
+    _CONNECTED.clear()

@@ -1,0 +1,94 @@
+"""A ToolRegistry served as an MCP server (stdio or streamable HTTP) with the official `mcp` SDK's low-level Server."""
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, MissingDependencyError
+from . import DEFAULT_PORT, HTTP_PATH, RETURN_META, TRANSPORTS
+
+try:
+    import anyio
+    from mcp import types
+    from mcp.server.lowlevel import Server
+    from mcp.server.stdio import stdio_server
+except ImportError as err:  # the optional `mcp` extra
+    raise MissingDependencyError("mcp", "mcp", "MCP servers and clients") from err
+
+if TYPE_CHECKING:
+    from ..registry import ToolRegistry
+
+__all__ = ["DEFAULT_PORT", "HTTP_PATH", "TRANSPORTS", "build_server", "list_entry", "serve"]
+
+
+def list_entry(item: Any) -> "types.Tool":
+    """How one registry Tool is listed: its schema's `parameters` object is MCP's inputSchema, unchanged. The
+    schema's "return" (a bare type, which MCP's object-only outputSchema cannot hold) travels in `_meta`."""
+    meta = {RETURN_META: item.returns} if item.returns is not None else None
+    return types.Tool(name=item.name, description=item.description, input_schema=item.parameters, _meta=meta)
+
+
+def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
+    """An MCP Server whose tools/list is the registry's tools and whose tools/call goes through `registry.call`
+    (argument coercion, time limits, errors as text; a failed call is a result with isError set)."""
+    from .. import __version__
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[list_entry(item) for item in registry])
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        arguments = dict(params.arguments or {})
+        # registry.call blocks on the tool's thread or worker process; a worker thread keeps the event loop free
+        # to answer other requests (pings, concurrent calls) meanwhile.
+        result = await anyio.to_thread.run_sync(registry.call, params.name, arguments)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=result.text)], is_error=not result.ok)
+
+    def input_schema(tool_name: str) -> dict[str, Any] | None:
+        return registry.get(tool_name).parameters if tool_name in registry else None
+
+    return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool,
+                  get_tool_input_schema=input_schema)
+
+
+def serve(registry: "ToolRegistry", transport: str = "stdio", host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+          announce: Callable[[str], None] | None = None) -> None:
+    """Serve until the client hangs up (stdio) or the process is stopped (http). For http, `announce` receives the
+    endpoint URL once the port is listening (port 0 picks a free one); by default it is printed on stderr."""
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"unknown MCP transport {transport!r}; valid: {', '.join(TRANSPORTS)}")
+    server = build_server(registry)
+    if transport == "stdio":
+        anyio.run(_serve_stdio, server)
+    else:
+        anyio.run(_serve_http, server, host, port, announce or _to_stderr)
+
+
+async def _serve_stdio(server: Server) -> None:
+    # stdio_server points fd 1 at stderr while serving, so a tool that prints cannot corrupt the JSON-RPC stream.
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+async def _serve_http(server: Server, host: str, port: int, announce: Callable[[str], None]) -> None:
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise MissingDependencyError("uvicorn", "mcp", "the MCP streamable HTTP transport") from err
+    # The SDK turns on DNS-rebinding protection (Host/Origin checks) by itself for a loopback host.
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # Bound and listening before the URL is announced, so a client that reads it can connect at once.
+        sock = socket.create_server((host, port), family=family)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {host}:{port}: {err}") from err
+    shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+    announce(f"http://{shown_host}:{sock.getsockname()[1]}{HTTP_PATH}")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    await uvicorn.Server(config).serve(sockets=[sock])
+
+
+def _to_stderr(url: str) -> None:
+    print(f"toolcall mcp-serve: listening on {url}", file=sys.stderr, flush=True)

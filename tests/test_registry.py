@@ -339,3 +339,39 @@ def test_a_worker_started_from_a_short_lived_thread_outlives_that_thread() -> No
     time.sleep(0.5)  # the thread is gone; a worker tied to it would be dead by now
     second = reg.call("worker_pid")
     assert first.ok and second.ok and first.text == second.text, (first, second)
+
+
+def pick(items: list[int], options: dict[str, bool], label: str, scale: float = 1.0) -> str:
+    """Describe a pick.
+
+    Args:
+        items: Numbers.
+        options: Flags.
+        label: A label.
+        scale: A factor.
+    """
+    return f"{label}:{sum(items) * scale}:{sorted(options)}"
+
+
+def test_call_with_keyword_arguments_as_json_dialects_give_them() -> None:
+    from toolcall.calls import KeywordArgs, ToolCall
+
+    reg = ToolRegistry([pick])
+    call = ToolCall("pick", {"items": [1, 2], "options": {"b": True, "a": False}, "label": "x"})
+    result = reg.call(call.tool, call.args)
+    assert (result.text, result.ok, result.args) == ("x:3.0:['a', 'b']", True, {"items": [1, 2], "options": {"b": True, "a": False}, "label": "x"})
+    assert reg.call("pick", KeywordArgs(items=[2], options={}, label="y", scale=2)).text == "y:4.0:[]"
+    assert reg.call("pick", {"items": "[5]", "options": "{}", "label": 7}).text == "7:5.0:[]"  # JSON in strings is read
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"items": [1], "options": {}, "label": "x", "colour": "red"}, "pick: unexpected argument 'colour'; it takes: items, options, label, scale"),
+    ({"items": [1], "label": "x"}, "pick: missing required argument 'options'"),
+    ({"items": 3, "options": {}, "label": "x"}, "pick: argument 'items' = 3 is not valid: expected a list"),
+    ({"items": ["a"], "options": {}, "label": "x"}, "pick: argument 'items' = ['a'] is not valid: expected an integer"),
+    ({"items": [1], "options": [], "label": "x"}, "pick: argument 'options' = [] is not valid: expected an object"),
+    ({"items": [1], "options": {}, "label": "x", "scale": "big"}, "pick: argument 'scale' = 'big' is not valid: expected a number"),
+])
+def test_bad_keyword_arguments_name_the_field(args: dict, words: str) -> None:
+    result = ToolRegistry([pick]).call("pick", args)
+    assert not result.ok and words in result.text and result.text.startswith("Error: ")

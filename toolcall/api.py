@@ -21,9 +21,14 @@ def make_backend(backend: str | Backend = "transformers", model: str | None = No
     return backend if isinstance(backend, Backend) else get_backend(backend, model, **dict(options or {}))
 
 
-def make_dialect(dialect: "str | Dialect" = "toolformer") -> "Dialect":
-    from .dialects import get_dialect
+def make_dialect(dialect: "str | Dialect" = "toolformer", backend: Backend | None = None) -> "Dialect":
+    """A Dialect instance: passed through, or built by name; "auto" reads it from the backend's chat template
+    (`dialect_for_template`: hermes, mistral, llama3_json, pythonic) and falls back to toolformer."""
+    from .dialects import dialect_for_template, get_dialect
 
+    if isinstance(dialect, str) and dialect.lower() == "auto":
+        template = getattr(getattr(backend, "tokenizer", None), "chat_template", None)
+        dialect = dialect_for_template(template) or "toolformer"
     return get_dialect(dialect) if isinstance(dialect, str) else dialect
 
 
@@ -61,7 +66,7 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     (max_calls, max_new_tokens, trigger_top_k, tools_enabled, call_timeout, max_triggers).
     """
     engine = make_backend(backend, model, backend_options)
-    d = make_dialect(dialect)
+    d = make_dialect(dialect, engine)
     registry = make_registry(tools, engine)
     config = LoopConfig(**loop_options)
     shown = registry if config.tools_enabled else None

@@ -1,21 +1,79 @@
 """The parse result types: a tool call with its span, a syntax issue, a parsed text, the calls awaiting results."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+
+class KeywordArgs(Mapping[str, Any]):
+    """Keyword arguments of a call (a JSON object's fields, in order): read-only, hashable, equal to a dict with
+    the same items. Values stay plain JSON values (str, int, float, bool, None, list, dict)."""
+
+    __slots__ = ("_items", "_hash")
+
+    def __init__(self, items: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        self._items: dict[str, Any] = {str(k): v for k, v in {**dict(items or {}), **more}.items()}
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        # Values may be lists or dicts, so hash their canonical JSON; equal mappings give equal JSON.
+        if self._hash is None:
+            self._hash = hash(json.dumps(self._items, sort_keys=True, ensure_ascii=False, default=repr))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._items)
+
+
+def args_json(args: Any) -> list[Any] | dict[str, Any]:
+    """Arguments as JSON shows them: an object for keyword arguments, a list for positional ones."""
+    return dict(args) if isinstance(args, Mapping) else list(args)
 
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One call found in a text: tool name, argument values (quotes removed), result, character span."""
+    """One call found in a text: tool name, arguments, result, character span, and the call id some formats carry.
+
+    `args` is a tuple of positional values (Toolformer and MOSS: strings, quotes removed) or `KeywordArgs`, the
+    named values of a JSON-argument format (hermes, pythonic, llama3_json, mistral). A dict or list given here is
+    turned into KeywordArgs or a tuple, so a call stays hashable. `registry.call(call.tool, call.args)` takes both.
+    """
 
     tool: str
-    args: tuple[Any, ...] = ()
+    args: tuple[Any, ...] | KeywordArgs = ()
     result: str | None = None
     span: tuple[int, int] = (0, 0)
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.args, Mapping) and not isinstance(self.args, KeywordArgs):
+            object.__setattr__(self, "args", KeywordArgs(self.args))
+        elif isinstance(self.args, str):  # a bare string is one argument, not a sequence of characters
+            object.__setattr__(self, "args", (self.args,))
+        elif not isinstance(self.args, (tuple, KeywordArgs)):
+            object.__setattr__(self, "args", tuple(self.args))
+
+    @property
+    def keyword(self) -> bool:
+        """Whether the arguments are named (a JSON object) rather than positional."""
+        return isinstance(self.args, KeywordArgs)
 
     def with_result(self, result: str | None) -> "ToolCall":
-        return ToolCall(self.tool, self.args, result, self.span)
+        return replace(self, result=result)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from .backends.base import Backend, Counters, DecodeSession, Steering
-from .calls import SyntaxIssue, ToolCall
+from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
 from .options import at_least, option
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class CallRecord:
     """
 
     tool: str | None
-    args: tuple[Any, ...]
+    args: tuple[Any, ...] | KeywordArgs  # positional values, or the named ones of a JSON-argument dialect
     result: str            # the text spliced into the generation (an error text when ok is False)
     ok: bool
     error: str | None = None
@@ -56,7 +56,7 @@ class CallRecord:
     issue: SyntaxIssue | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": self.tool, "args": list(self.args), "result": self.result, "ok": self.ok,
+        return {"tool": self.tool, "args": args_json(self.args), "result": self.result, "ok": self.ok,
                 "error": self.error, "seconds": round(self.seconds, 4)}
 
 
@@ -168,8 +168,9 @@ def _execute(run: _Run, call: ToolCall, registry: "ToolRegistry | None") -> Call
         message = f"Error: call limit reached ({run.config.max_calls})"
         return CallRecord(call.tool, call.args, message, False, message)
     run.executed += 1
+    # Keyword arguments (a JSON object) go through as a mapping: the registry binds them by name.
     res = registry.call(call.tool, call.args, timeout=run.config.call_timeout)
-    return CallRecord(call.tool, tuple(call.args), res.text, res.ok, res.error, res.seconds)
+    return CallRecord(call.tool, call.args, res.text, res.ok, res.error, res.seconds)
 
 
 def _malformed(issue: SyntaxIssue) -> CallRecord:

@@ -56,7 +56,7 @@ def test_stdin_moss(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: py
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["parse", "--dialect", "hermes"])
+        main(["parse", "--dialect", "qwen"])
     assert info.value.code == 2
     assert "moss" in capsys.readouterr().err
 
@@ -64,3 +64,33 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["parse", str(tmp_path / "nope.txt")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dialect, text, args", [
+    ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Dallas", "days": [1, 2]}}\n</tool_call>',
+     {"city": "Dallas", "days": [1, 2]}),
+    ("pythonic", "[get_weather(city='Dallas', days=[1, 2])]", {"city": "Dallas", "days": [1, 2]}),
+    ("llama3_json", '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Dallas", "days": [1, 2]}}',
+     {"city": "Dallas", "days": [1, 2]}),
+    ("mistral", '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Dallas", "days": [1, 2]}}]',
+     {"city": "Dallas", "days": [1, 2]}),
+])
+def test_keyword_dialects_print_args_as_an_object(dialect: str, text: str, args: dict, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert main(["parse", "--dialect", dialect]) == 0
+    out, err = capsys.readouterr()
+    (line,) = lines(out)
+    assert line["tool"] == "get_weather" and line["args"] == args and line["result"] is None and err == ""
+    assert list(line) == ["tool", "args", "result", "start", "end"] and line["end"] <= len(text)
+
+
+def test_keyword_dialect_malformed_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "reply.txt"
+    path.write_text('ok\n<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>\n', encoding="utf-8")
+    assert main(["parse", "--dialect", "hermes", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"{path}:4:1: unexpected '</tool_call>' in a <tool_call> block")
+    path.write_text('<tool_call>\n{"name": "f"}, "arguments": {}}\n</tool_call>', encoding="utf-8")
+    assert main(["parse", "--dialect", "hermes", "--strict", str(path)]) == 1
+    assert capsys.readouterr().err.startswith(f"{path}:2:14: unexpected ','")

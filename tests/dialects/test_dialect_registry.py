@@ -10,7 +10,7 @@ from toolcall.errors import ConfigError, UnknownNameError
 
 
 def test_names_and_lookup() -> None:
-    assert dialects.names() == ["moss", "toolformer"]
+    assert dialects.names() == ["hermes", "llama3_json", "mistral", "moss", "pythonic", "toolformer"]
     assert isinstance(get_dialect("TOOLFORMER"), ToolformerDialect)
     assert isinstance(get_dialect("moss"), MossDialect)
     assert isinstance(get_dialect("moss"), Dialect)
@@ -21,8 +21,8 @@ def test_unknown_dialect_lists_valid_names() -> None:
         get_dialect("toolfromer")
     message = str(info.value)
     assert "moss" in message and "toolformer" in message and "Did you mean 'toolformer'" in message
-    with pytest.raises(UnknownNameError, match="Valid names: moss, toolformer"):
-        parse("x", "hermes")
+    with pytest.raises(UnknownNameError, match="Valid names: hermes, llama3_json, mistral, moss, pythonic, toolformer"):
+        parse("x", "qwen")
 
 
 def test_bad_options_are_config_errors() -> None:

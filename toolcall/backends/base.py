@@ -97,12 +97,19 @@ class Backend(ABC):
         for session, stop, budget, steering in zip(sessions, stops, budgets, steerings):
             session.generate(stop, budget, steering)
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        """Messages rendered with the model's chat template (plain role: text lines when it has none)."""
+    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True,
+                    tools: Sequence[dict[str, Any]] | None = None) -> str:
+        """Messages rendered with the model's chat template (plain role: text lines when it has none).
+
+        `tools` (JSON schemas, e.g. `registry.schemas()`) go to the template, which shows them the way the model was
+        trained to see them; `role: tool` messages carry results. Without a template there is no trained way to show
+        tools, so they are left out and the dialect writes its own instruction (see toolcall.dialects.chat).
+        """
         tokenizer = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
         if getattr(tokenizer, "chat_template", None):
+            extra = {"tools": list(tools)} if tools else {}
             return str(tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                                     add_generation_prompt=add_generation_prompt))
+                                                     add_generation_prompt=add_generation_prompt, **extra))
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
@@ -68,7 +69,10 @@ def _setup_readline() -> None:
 
 
 def _format_call(record: Any) -> str:
-    args = ", ".join(str(a) for a in record.args)
+    if isinstance(record.args, Mapping):   # keyword arguments (hermes, pythonic, llama3_json, mistral)
+        args = ", ".join(f"{k}={v!r}" for k, v in record.args.items())
+    else:
+        args = ", ".join(str(a) for a in record.args)
     return f"→ {record.tool}({args}) = {record.result}"
 
 
@@ -93,11 +97,13 @@ class Chat:
         self.args = args
         self.out = out
         self.style = _Style(out)
-        self.dialect = make_dialect(args.dialect)
+        auto = args.dialect.strip().lower() == "auto"
+        dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
         self.registry = registry_from_args(args)
         self.enabled = set(self.registry.names()) if self.registry is not None else set()
         self.config = config_from_args(args)
         self.backend = backend_from_args(args)
+        self.dialect = make_dialect(args.dialect, self.backend) if dialect is None else dialect
         self.turns: list[Turn] = []
         self.session: DecodeSession | None = None
 

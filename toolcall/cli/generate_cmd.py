@@ -22,7 +22,8 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                              "SmolLM2 fine-tuned to call the calculator and calendar) (default: the embedded "
                              "SmolLM2-135M-Instruct); "
                              "for --backend fake, a JSON list of scripted replies")
-    parser.add_argument("--dialect", default="toolformer", help="toolformer (default) or moss")
+    parser.add_argument("--dialect", default="toolformer", help="toolformer (default), moss, hermes, pythonic, llama3_json, mistral, or auto (the one the "
+                             "model's chat template implies; toolformer when it implies none)")
     add_tool_options(parser)
     add_options(parser, LoopConfig, group="generation (the decoding loop)")
     parser.add_argument("--prompt-file", default=None, metavar="PATH",
@@ -57,9 +58,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     question = sys.stdin.read() if args.prompt == "-" else args.prompt
     config = config_from_args(args)  # invalid numbers fail before the model loads
-    dialect = make_dialect(args.dialect)
+    auto = args.dialect.strip().lower() == "auto"
+    dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
     registry = registry_from_args(args)
     backend = backend_from_args(args)
+    dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
     shown = registry if config.tools_enabled else None
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
                                                       few_shot=not args.no_few_shot, instruction=args.prompt_file)

@@ -6,15 +6,16 @@ import json
 import sys
 from pathlib import Path
 
-from ..calls import Parsed, SyntaxIssue
+from ..calls import Parsed, SyntaxIssue, args_json
 from ..dialects import dialects, get_dialect
 from ..errors import ConfigError, DialectSyntaxError
 
 
 def call_lines(parsed: Parsed) -> list[str]:
-    """One JSON object per call: tool, args, result, start, end."""
+    """One JSON object per call: tool, args (a list of positional values, or an object of keyword ones), result,
+    start, end."""
     return [
-        json.dumps({"tool": c.tool, "args": list(c.args), "result": c.result, "start": c.span[0], "end": c.span[1]},
+        json.dumps({"tool": c.tool, "args": args_json(c.args), "result": c.result, "start": c.span[0], "end": c.span[1]},
                    ensure_ascii=False)
         for c in parsed.calls
     ]

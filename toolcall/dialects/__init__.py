@@ -8,15 +8,26 @@ from ..calls import Parsed
 from ..errors import ConfigError
 from ..name_registry import NameRegistry
 from .base import Dialect
+from .chat import dialect_for_template
+from .hermes import HermesDialect
+from .llama3_json import Llama3JsonDialect
+from .mistral import MistralDialect
 from .moss import MossDialect
+from .pythonic import PythonicDialect
+from .streaming import IncrementalParser
 from .toolformer import ToolformerDialect
 
-__all__ = ["Dialect", "MossDialect", "ToolformerDialect", "dialects", "get_dialect", "parse", "render"]
+__all__ = ["Dialect", "HermesDialect", "IncrementalParser", "Llama3JsonDialect", "MistralDialect", "MossDialect",
+           "PythonicDialect", "ToolformerDialect", "dialect_for_template", "dialects", "get_dialect", "parse", "render"]
 
 # Name -> factory taking the dialect's options (e.g. spelling="tagged" for toolformer).
 dialects: NameRegistry[Callable[..., Dialect]] = NameRegistry("dialect")
 dialects.register("toolformer", ToolformerDialect)
 dialects.register("moss", MossDialect)
+dialects.register("hermes", HermesDialect)
+dialects.register("pythonic", PythonicDialect)
+dialects.register("llama3_json", Llama3JsonDialect)
+dialects.register("mistral", MistralDialect)
 
 
 def get_dialect(name: str, **options: Any) -> Dialect:

@@ -1,0 +1,360 @@
+"""The JSON-argument dialects (hermes, pythonic, llama3_json, mistral): outputs as real models write them, malformed
+ones, round trips, the loop's pending/close, and the same calls under any chunking (vLLM's tool-parser test style)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from toolcall.calls import KeywordArgs, ToolCall
+from toolcall.dialects import IncrementalParser, dialect_for_template, get_dialect
+from toolcall.errors import ConfigError, DialectSyntaxError
+
+NAMES = ("hermes", "pythonic", "llama3_json", "mistral")
+
+
+def calls_of(text: str, name: str) -> list[tuple[str, dict, str | None]]:
+    return [(c.tool, dict(c.args), c.result) for c in get_dialect(name).parse(text).calls]
+
+
+# ---------------------------------------------------------------------------------------------- hermes
+QWEN_PARALLEL = (
+    "I'll check both cities.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Dallas\", "
+    "\"unit\": \"fahrenheit\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+    "{\"city\": \"São Paulo\"}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n{\"temp\": 91}\n"
+    "</tool_response>\n<tool_response>\n{\"temp\": 23}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+    "Dallas is 91°F and São Paulo 23°C.")
+
+
+def test_hermes_parallel_calls_and_their_responses() -> None:
+    assert calls_of(QWEN_PARALLEL, "hermes") == [
+        ("get_weather", {"city": "Dallas", "unit": "fahrenheit"}, '{"temp": 91}'),
+        ("get_weather", {"city": "São Paulo"}, '{"temp": 23}')]
+    parsed = get_dialect("hermes").parse(QWEN_PARALLEL)
+    assert parsed.issues == [] and get_dialect("hermes").render(parsed) == QWEN_PARALLEL
+    first = parsed.calls[0]
+    assert QWEN_PARALLEL[first.span[0]:first.span[1]].startswith("<tool_call>")
+    assert QWEN_PARALLEL[first.span[0]:first.span[1]].endswith("</tool_call>")
+
+
+@pytest.mark.parametrize("body, args", [
+    ('{"name":"f","arguments":{"q":"a \\"quoted\\" word","n":-1.5e3,"ok":true,"none":null,"list":[1,[2,{"x":[]}]]}}',
+     {"q": 'a "quoted" word', "n": -1500.0, "ok": True, "none": None, "list": [1, [2, {"x": []}]]}),
+    ('\n  {\n    "name": "f",\n    "arguments": {\n      "text": "line one\nline two",\n      "emoji": "\\ud83d\\ude00 ü"\n    }\n  }\n',
+     {"text": "line one\nline two", "emoji": "😀 ü"}),
+    ('{"name": "f", "parameters": {"k": 0}}', {"k": 0}),
+    ('{"name": "f", "arguments": "{\\"k\\": 1}"}', {"k": 1}),  # arguments as a JSON string (OpenAI's wire form)
+    ('{"name": "f"}', {}),
+    ('{"name": "f", "arguments": {"html": "</tool_call> is text here"}}', {"html": "</tool_call> is text here"}),
+])
+def test_hermes_json_as_models_write_it(body: str, args: dict) -> None:
+    text = f"<tool_call>{body}</tool_call>"
+    parsed = get_dialect("hermes").parse(text)
+    assert parsed.issues == [] and [(c.tool, dict(c.args)) for c in parsed.calls] == [("f", args)]
+    assert get_dialect("hermes").render(parsed) == text
+
+
+def test_hermes_last_block_without_its_closing_tag() -> None:
+    text = 'Sure.\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n'
+    parsed = get_dialect("hermes").parse(text)
+    assert parsed.issues == [] and [(c.tool, dict(c.args), c.span) for c in parsed.calls] == [("f", {"a": 1}, (6, len(text) - 1))]
+    assert get_dialect("hermes").render(parsed) == text
+    stream = IncrementalParser(get_dialect("hermes"))
+    assert [stream.feed(ch) for ch in text] and stream.reported == []  # not final: the tag may still come
+    assert [c.tool for c in stream.finish().calls] == ["f"] and stream.reported[0].span == (6, len(text) - 1)
+
+
+def test_hermes_array_inside_one_tag() -> None:
+    text = '<tool_call>[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"x": 1}}]</tool_call>'
+    assert calls_of(text, "hermes") == [("a", {}, None), ("b", {"x": 1}, None)]
+
+
+@pytest.mark.parametrize("text, line, column, found", [
+    ('<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>', 3, 1, "unexpected '</tool_call>'"),  # last } missing
+    ('<tool_call>\n{"name": "f"}, "arguments": "{\\"a\\": 1}"}\n</tool_call>', 2, 14, "unexpected ','"),
+    ("<tool_call>\n[{'name': 'f', 'arguments': {'a': 1}}]\n</tool_call>", 2, 3, "unexpected character \"'\""),
+    ('<tool_call>\n{"name": "f", "arguments": {"city": "Dal', 2, 41, "unexpected end of input"),  # token limit
+    ('<tool_call>\n{"arguments": {"a": 1}}\n</tool_call>', 2, 1, 'needs a "name" string'),
+    ('<tool_call>\n{"name": "f", "arguments": [1, 2]}\n</tool_call>', 2, 28, "must be a JSON object"),
+])
+def test_hermes_malformed_outputs_are_issues(text: str, line: int, column: int, found: str) -> None:
+    parsed = get_dialect("hermes").parse("Before. " + text)
+    assert parsed.calls == [] and len(parsed.issues) == 1
+    issue = parsed.issues[0]
+    assert found in issue.message and (issue.line, issue.column) == (line, column + (8 if line == 1 else 0))
+    assert get_dialect("hermes").render(parsed) == "Before. " + text
+    with pytest.raises(DialectSyntaxError) as info:
+        get_dialect("hermes").parse("Before. " + text, strict=True)
+    assert info.value.line == line
+
+
+def test_hermes_prose_with_json_is_not_a_call() -> None:
+    text = 'Use JSON like {"name": "f", "arguments": {}} or a list [1, 2]; tags: <tool_response>x</tool_response>'
+    parsed = get_dialect("hermes").parse(text)
+    assert parsed.calls == [] and parsed.issues == []
+
+
+def test_hermes_pending_and_close_cycle() -> None:
+    hermes = get_dialect("hermes")
+    text = 'Sure.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+    pending = hermes.pending(text)
+    assert pending is not None and [(c.tool, dict(c.args)) for c in pending.calls] == [("add", {"a": 2, "b": 3})]
+    closed = text + hermes.close(pending, ["5"])
+    assert closed.endswith("</tool_call>\n<tool_response>\n5\n</tool_response>\n")
+    assert calls_of(closed, "hermes") == [("add", {"a": 2, "b": 3}, "5")]
+    assert hermes.pending(closed + "Then <tool_call>x") is None  # no marker at the end
+    # A string holding the marker is not the end of the call: nothing pending yet, the loop decodes on.
+    assert hermes.pending('<tool_call>\n{"name": "f", "arguments": {"s": "</tool_call>') is None
+    # A malformed call is pending with its issue and takes one error text.
+    bad = hermes.pending('<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>')
+    assert bad is not None and bad.malformed and bad.issues[0].line == 3
+    again = '<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>' + hermes.close(bad, ["Error: malformed call"])
+    assert hermes.parse(again).calls == []
+    later = again + '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>\n<tool_response>\nok\n</tool_response>'
+    assert calls_of(later, "hermes") == [("g", {}, "ok")]  # the error response answered the malformed call
+    spans = hermes.result_spans(closed)
+    assert [(closed[m[0]:m[1]], closed[r[0]:r[1]].strip()) for m, r in spans] == [("<tool_response>", "5")]
+
+
+def test_hermes_render_changed_and_new_calls() -> None:
+    hermes = get_dialect("hermes")
+    parsed = hermes.parse(QWEN_PARALLEL)
+    parsed.calls[0] = ToolCall("get_weather", {"city": "Austin"}, "{\"temp\": 99}", parsed.calls[0].span)
+    out = hermes.render(parsed)
+    assert calls_of(out, "hermes")[0] == ("get_weather", {"city": "Austin"}, '{"temp": 99}')
+    assert calls_of(out, "hermes")[1] == ("get_weather", {"city": "São Paulo"}, '{"temp": 23}')
+    parsed.calls[1] = parsed.calls[1].with_result(None)
+    assert calls_of(hermes.render(parsed), "hermes")[1] == ("get_weather", {"city": "São Paulo"}, None)
+    dropped = hermes.parse(QWEN_PARALLEL)
+    del dropped.calls[0]
+    # The dropped call leaves with its response, so the other keeps its own.
+    assert calls_of(hermes.render(dropped), "hermes") == [("get_weather", {"city": "São Paulo"}, '{"temp": 23}')]
+    with pytest.raises(ConfigError, match="positional arguments"):
+        hermes.render_call(ToolCall("f", ("x",)))
+
+
+# ---------------------------------------------------------------------------------------------- pythonic
+def test_pythonic_as_llama_writes_it() -> None:
+    text = "[get_weather(city='San Francisco', metric='celsius'), get_time()]"
+    assert calls_of(text, "pythonic") == [("get_weather", {"city": "San Francisco", "metric": "celsius"}, None),
+                                          ("get_time", {}, None)]
+    odd = ("<|python_tag|>[search.web(query=\"it's \\\"new\\\"\", k=3, filters={'lang': ['en', 'de'], 'safe': True}, "
+           "after=None, t=(1, 2.5), neg=-0.5e-3,)]")
+    assert calls_of(odd, "pythonic") == [("search.web", {"query": 'it\'s "new"', "k": 3, "filters": {"lang": ["en", "de"], "safe": True},
+                                                         "after": None, "t": [1, 2.5], "neg": -0.0005}, None)]
+    prose = "See [1], [a, b], [link](http://x.org) and [x for x in y]."
+    assert get_dialect("pythonic").parse(prose).calls == [] and get_dialect("pythonic").parse(prose).issues == []
+
+
+@pytest.mark.parametrize("text, found", [
+    ("[get_weather('Paris')]", "unexpected"),          # positional
+    ("[f(x=y)]", "unexpected"),                         # a variable, never evaluated
+    ("[f(x=__import__('os').system('ls'))]", "unexpected"),
+    ("[f(x=1 + 2)]", "unexpected"),
+    ("[f(city='Par", "unexpected"),                     # cut off
+])
+def test_pythonic_never_evaluates(text: str, found: str) -> None:
+    parsed = get_dialect("pythonic").parse(text)
+    assert parsed.calls == [] and parsed.issues and found in parsed.issues[0].message
+    assert parsed.issues[0].pos >= 1
+
+
+def test_pythonic_pending_waits_for_the_closing_bracket() -> None:
+    pythonic = get_dialect("pythonic")
+    assert pythonic.pending("[f(a=[1, 2]") is None  # the loop paused at a "]" inside the call
+    pending = pythonic.pending("[f(a=[1, 2]), g(b='x]')]")
+    assert pending is not None and [c.tool for c in pending.calls] == ["f", "g"]
+    closed = "[f(a=[1, 2]), g(b='x]')]" + pythonic.close(pending, ["3", "y"])
+    assert "<|start_header_id|>ipython<|end_header_id|>\n\n3<|eot_id|>" in closed
+    assert closed.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert calls_of(closed, "pythonic") == [("f", {"a": [1, 2]}, "3"), ("g", {"b": "x]"}, "y")]
+    assert pythonic.pending("see [1]") is None
+
+
+# ---------------------------------------------------------------------------------------------- llama3_json
+@pytest.mark.parametrize("text, expected", [
+    ('{"name": "get_weather", "parameters": {"city": "Dallas"}}', [("get_weather", {"city": "Dallas"}, None)]),
+    ('<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "arguments": {"x": [1, 2]}}',
+     [("a", {}, None), ("b", {"x": [1, 2]}, None)]),
+    ('\n  {"name": "f",\n   "parameters": {"q": "multi\nline"}}  \n', [("f", {"q": "multi\nline"}, None)]),
+    ('Here is an example: {"name": "f", "parameters": {}}', []),   # JSON inside prose
+    ('{"name": "Bob", "age": 3}', []),                              # a JSON reply that is not a call
+    ('{"name": "f", "parameters": {}} and then prose', []),         # not the whole reply
+])
+def test_llama3_json_calls_are_whole_replies(text: str, expected: list) -> None:
+    parsed = get_dialect("llama3_json").parse(text)
+    assert [(c.tool, dict(c.args), c.result) for c in parsed.calls] == expected
+    assert get_dialect("llama3_json").render(parsed) == text
+
+
+@pytest.mark.parametrize("text, column", [
+    ('{"name": "f", "parameters": {"a": 1}', 37),                           # last } missing
+    ('{"name": "f"}, "parameters": "{\\"a\\": 1}"}', 14),                   # name object closed early
+    ('<|python_tag|>{"name": "f", "parameters": {"a": 1}} trailing', 53),
+])
+def test_llama3_json_malformed(text: str, column: int) -> None:
+    parsed = get_dialect("llama3_json").parse(text)
+    assert parsed.calls == [] and [i.column for i in parsed.issues] == [column]
+
+
+def test_llama3_json_turns_and_results() -> None:
+    llama = get_dialect("llama3_json")
+    head = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    text = head + '{"name": "add", "parameters": {"a": 1, "b": 2}}'
+    pending = llama.pending(text)
+    assert pending is not None and pending.calls[0].tool == "add"
+    assert llama.pending(head + '{"name": "add", "parameters": {"a": 1') is None  # still being written
+    closed = text + llama.close(pending, ["3"])
+    assert calls_of(closed, "llama3_json") == [("add", {"a": 1, "b": 2}, "3")]
+    (marker, body), = llama.result_spans(closed)
+    assert closed[marker[0]:marker[1]] == "<|start_header_id|>ipython<|end_header_id|>" and closed[body[0]:body[1]].strip() == "3"
+
+
+# ---------------------------------------------------------------------------------------------- mistral
+def test_mistral_both_spellings_and_ids() -> None:
+    v3 = ('[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "aB3dE6gH9"}, '
+          '{"name": "get_time", "arguments": {}, "id": "Zz9Yy8Xx7"}]</s>[TOOL_RESULTS] {"content": "noon", '
+          '"call_id": "Zz9Yy8Xx7"}[/TOOL_RESULTS][TOOL_RESULTS] {"content": {"temp": 20}, "call_id": "aB3dE6gH9"}[/TOOL_RESULTS]')
+    parsed = get_dialect("mistral").parse(v3)
+    assert [(c.tool, dict(c.args), c.result, c.id) for c in parsed.calls] == [
+        ("get_weather", {"city": "Paris"}, '{"temp": 20}', "aB3dE6gH9"), ("get_time", {}, "noon", "Zz9Yy8Xx7")]
+    v11 = '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[CALL_ID]abc123def[ARGS]{}'
+    assert [(c.tool, dict(c.args), c.id) for c in get_dialect("mistral").parse(v11).calls] == [
+        ("get_weather", {"city": "Paris"}, None), ("get_time", {}, "abc123def")]
+    new = get_dialect("mistral").render_call(ToolCall("f", {"x": 1}))
+    made = get_dialect("mistral").parse(new).calls[0]
+    assert made.id is not None and len(made.id) == 9 and made.id.isalnum()
+    assert get_dialect("mistral", spelling="args").render_call(ToolCall("f", {"x": 1})) == '[TOOL_CALLS]f[ARGS]{"x": 1}'
+
+
+def test_mistral_malformed_and_pending() -> None:
+    mistral = get_dialect("mistral")
+    for text in ('[TOOL_CALLS][{"name": "f", "arguments": {"a": 1}]', "[TOOL_CALLS][{'name': 'f'}]",
+                 '[TOOL_CALLS]f[ARGS]{"a": '):
+        parsed = mistral.parse(text)
+        assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos > 0
+    assert mistral.pending('[TOOL_CALLS][{"name": "f", "arguments": {"a": [1]') is None
+    pending = mistral.pending('[TOOL_CALLS][{"name": "f", "arguments": {"a": [1]}, "id": "abcdefghi"}]')
+    assert pending is not None
+    closed = '[TOOL_CALLS][{"name": "f", "arguments": {"a": [1]}, "id": "abcdefghi"}]' + mistral.close(pending, ["ok"])
+    assert closed.endswith('[TOOL_RESULTS]{"content": "ok", "call_id": "abcdefghi"}[/TOOL_RESULTS]')
+    assert calls_of(closed, "mistral") == [("f", {"a": [1]}, "ok")]
+
+
+# ---------------------------------------------------------------------------------------------- templates
+@pytest.mark.parametrize("template, name", [
+    ("{%- if tools %}<tools>{{ tool }}</tools> For each call: <tool_call>\n{...}\n</tool_call>{% endif %}", "hermes"),
+    ("{{ '[AVAILABLE_TOOLS]' + tools|tojson + '[/AVAILABLE_TOOLS]' }}{% if m.tool_calls %}[TOOL_CALLS]{% endif %}", "mistral"),
+    ("{%- if builtin_tools %}<|python_tag|>{% endif %}{{ '<|eom_id|>' }}", "llama3_json"),
+    ("Respond as [func_name1(params_name1=params_value1), func_name2(params)] <|python_tag|>", "pythonic"),
+    ("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}", None),
+    ("", None),
+])
+def test_dialect_for_template(template: str, name: str | None) -> None:
+    assert dialect_for_template(template) == name
+
+
+# ---------------------------------------------------------------------------------------------- property tests
+KEYS = st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min_size=1, max_size=6)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False, width=32) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3), max_leaves=6)
+TOOL_NAMES = st.sampled_from(["get_weather", "search", "Calculator", "f_2"])
+RESULTS = st.none() | st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=10).map(str.strip).filter(
+    lambda r: "<" not in r and "[" not in r)
+PROSE = st.sampled_from(["Sure.", "Let me check", "[1]", "{not json}", "a, b", "ü →", "\n", "[see](x)", "(x)", ""])
+
+
+def _call_strategy(name: str) -> st.SearchStrategy[ToolCall]:
+    results = RESULTS if name != "llama3_json" else st.none()
+    return st.builds(lambda t, a, r: ToolCall(t, KeywordArgs(a), r), TOOL_NAMES,
+                     st.dictionaries(KEYS, JSON, max_size=3), results)
+
+
+def _texts(name: str) -> st.SearchStrategy[tuple[str, list[ToolCall]]]:
+    dialect = get_dialect(name)
+
+    def build(parts: list[tuple[str, ToolCall | None]]) -> tuple[str, list[ToolCall]]:
+        pieces, calls = [], []
+        for prose, call in parts:
+            # Prose before each call: calls separated only by whitespace are one run of parallel calls, whose results
+            # answer them in order, which is not what a generated mix of answered and unanswered calls means.
+            pieces.append(prose if prose.strip() else "Then")
+            if call is None:
+                continue
+            if name == "llama3_json":  # a call is a whole reply, between turn tokens
+                text = "<|start_header_id|>assistant<|end_header_id|>\n\n" + dialect.render_call(call) + "<|eot_id|>"
+            else:
+                text = dialect.render_call(call)
+                if call.result is not None:
+                    text += dialect.close(dialect.pending(text), [call.result])  # type: ignore[arg-type]
+            pieces.append(text)
+            calls.append(call)
+        return " ".join(pieces), calls
+
+    return st.lists(st.tuples(PROSE, st.none() | _call_strategy(name)), max_size=5).map(build)
+
+
+def _same(found: list[ToolCall], expected: list[ToolCall]) -> bool:
+    return [(c.tool, dict(c.args), c.result) for c in found] == [(c.tool, dict(c.args), c.result) for c in expected]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_trip_and_any_chunking(name: str) -> None:
+    dialect = get_dialect(name)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_texts(name), st.lists(st.integers(1, 12), max_size=40))
+    def check(made: tuple[str, list[ToolCall]], cuts: list[int]) -> None:
+        text, expected = made
+        parsed = dialect.parse(text)
+        assert parsed.issues == [] and _same(parsed.calls, expected), text
+        assert dialect.render(parsed) == text
+        # Replaced by equal values, the calls render canonically and parse back the same.
+        parsed.calls[:] = [ToolCall(c.tool, dict(c.args), c.result, c.span, c.id) for c in parsed.calls]
+        assert _same(dialect.parse(dialect.render(parsed)).calls, expected)
+        # Any chunking: the streaming parser reports the same calls, and early reports are final.
+        for sizes in (cuts or [1], [1]):
+            stream = IncrementalParser(dialect)
+            pos, step = 0, 0
+            while pos < len(text):
+                size = sizes[step % len(sizes)]
+                for call in stream.feed(text[pos:pos + size]):
+                    assert call in [c.with_result(None) for c in parsed.original_calls], call
+                pos, step = pos + size, step + 1
+            whole = stream.finish()
+            assert whole.calls == dialect.parse(text).calls
+            assert stream.reported == [c.with_result(None) for c in whole.calls]
+
+    check()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(list('{}[]()"\',:;=<>/|_ \nabfnrtuxTNFe0123456789') + [
+    "<tool_call>", "</tool_call>", "[TOOL_CALLS]", "[ARGS]", "<|python_tag|>", '"name"', '"arguments"', "<tool_response>",
+    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "<|eot_id|>"]), max_size=60).map("".join))
+def test_garbage_never_raises(name: str, text: str) -> None:
+    dialect = get_dialect(name)
+    parsed = dialect.parse(text)
+    assert dialect.render(parsed) == text
+    for issue in parsed.issues:
+        assert 0 <= issue.pos <= len(text) and issue.line == text.count("\n", 0, issue.pos) + 1
+    for call in parsed.calls:
+        assert 0 <= call.span[0] < call.span[1] <= len(text)
+    pending = dialect.pending(text)
+    if pending is not None:
+        results = ["Error: malformed call"] if pending.malformed else ["r"] * len(pending.calls)
+        dialect.parse(text + dialect.close(pending, results))
+    dialect.result_spans(text)
+
+
+def test_keyword_args_are_hashable_and_equal_to_dicts() -> None:
+    call = ToolCall("f", {"a": [1, {"b": None}]})
+    assert isinstance(call.args, KeywordArgs) and call.keyword and call.args == {"a": [1, {"b": None}]}
+    assert hash(call) == hash(ToolCall("f", {"a": [1, {"b": None}]})) and len({call, ToolCall("f", ("x",))}) == 2
+    assert ToolCall("f", ["x"]).args == ("x",) and not ToolCall("f", ["x"]).keyword
+    assert json.loads(json.dumps(dict(call.args))) == {"a": [1, {"b": None}]}

@@ -1,0 +1,544 @@
+"""What the JSON-argument dialects share: Lark prefix parsing, JSON and Python literal values, calls paired with results."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..calls import KeywordArgs, Parsed, PendingCalls, SyntaxIssue, ToolCall
+from ..errors import ConfigError
+from .base import Dialect, ResultSpan, apply_edits, caret_context, issue_from_error, line_column, raise_issue, rule
+from .prompt_data import ChatTemplate, PromptSource
+
+if TYPE_CHECKING:
+    from ..registry import ToolRegistry
+
+ID_ALPHABET = string.ascii_letters + string.digits
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def parse_prefix(parser: Lark, text: str, start: int, closers: Iterable[str], rule_name: str = "start") -> tuple[Tree, int]:
+    """Parse the call that starts at `text[start]` and return its tree and where it ends.
+
+    The parser reads token by token and stops at the first closing token (one of `closers`, e.g. "]") after which
+    the whole rule is complete, so text after the call is never read and brackets inside strings are text.
+    Raises Lark's UnexpectedInput (positions relative to `start`) when the call is malformed or cut off.
+    """
+    closing = frozenset(closers)
+    interactive = parser.parse_interactive(text[start:], start=rule_name)
+    for token in interactive.lexer_thread.lex(interactive.parser_state):
+        interactive.feed_token(token)
+        if token.value in closing:
+            try:  # on a copy, whose tokens lose their end positions (Lark's Token.__deepcopy__): only a test
+                interactive.copy().feed_eof(token)
+            except UnexpectedToken:
+                continue  # a nested bracket: the call goes on
+            return interactive.feed_eof(token), start + token.end_pos
+    interactive.feed_eof()  # the text ended inside the call: raises "unexpected end of input"
+    raise AssertionError("feed_eof accepted a call without its closing token")  # pragma: no cover
+
+
+def cut_off(err: UnexpectedInput, parser: Lark, rest: str) -> bool:
+    """Whether a parse failed only because the text ended inside the call (more may follow); `rest` is the text from
+    the fault on: an unclosed string, or the start of a keyword or tag, is cut off too."""
+    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+        return True
+    if not isinstance(err, UnexpectedCharacters) or not rest:
+        return False
+    if rest[0] in "\"'":
+        return re.search(r"(?<!\\)(?:\\\\)*" + rest[0], rest[1:]) is None
+    return any(t.pattern.type == "str" and t.pattern.value.startswith(rest) for t in parser.terminals)
+
+
+def make_issue(text: str, pos: int, message: str, expected: tuple[str, ...] = ()) -> SyntaxIssue:
+    line, column = line_column(text, pos)
+    return SyntaxIssue(message, line, column, pos, expected, caret_context(text, pos))
+
+
+_JSON_ESCAPE_FREE = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"', re.S)
+
+
+def json_value(tree: Tree | Token) -> Any:
+    """The Python value of a JSON tree from grammars/json.lark (strings decoded by json, never evaluated)."""
+    if isinstance(tree, Token):
+        return {"TRUE": True, "FALSE": False, "NULL": None}[tree.type.rsplit("__", 1)[-1]]
+    kind = rule(tree)
+    if kind == "string":
+        # One string token, already checked by the grammar; raw control characters (a newline a model wrote
+        # inside a string) are allowed, as json's non-strict mode does.
+        return json.loads(str(tree.children[0]), strict=False)
+    if kind == "number":
+        raw = str(tree.children[0])
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if kind == "array":
+        return [json_value(c) for c in tree.children if isinstance(c, (Tree, Token))]
+    if kind == "object":
+        return {json_value(pair.children[0]): json_value(pair.children[1]) for pair in tree.children if isinstance(pair, Tree)}
+    raise AssertionError(f"unexpected JSON rule {kind}")  # pragma: no cover
+
+
+def object_fields(tree: Tree) -> dict[str, Tree | Token]:
+    """A JSON object tree's fields, name -> value subtree (later duplicates win, as in json.loads)."""
+    return {json_value(pair.children[0]): pair.children[1] for pair in tree.children if isinstance(pair, Tree)}
+
+
+def dump(value: Any) -> str:
+    """Canonical JSON: one line, ", " and ": " separators, unicode kept."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def call_id(call: ToolCall, index: int = 0) -> str:
+    """A call's id, or a stable 9-character alphanumeric one made from the call (Mistral's id shape)."""
+    if call.id:
+        return call.id
+    digest = hashlib.sha256(f"{index}:{call.tool}:{dump(dict(call.args) if call.keyword else list(call.args))}"
+                            .encode()).digest()
+    return "".join(ID_ALPHABET[b % len(ID_ALPHABET)] for b in digest[:9])
+
+
+def keyword_args(call: ToolCall, dialect: str) -> dict[str, Any]:
+    """A call's arguments as a JSON object; positional arguments cannot be written in a JSON-argument format."""
+    if call.keyword:
+        return dict(call.args)
+    if call.args:
+        raise ConfigError(f"the {dialect} dialect writes arguments as a JSON object of named values; call "
+                          f"{call.tool!r} has positional arguments {list(call.args)!r}: give args as a mapping")
+    return {}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why a call object parsed as JSON is not a call, and where."""
+
+    pos: int
+    message: str
+
+
+def call_from_object(tree: Tree, offset: int, span: tuple[int, int], args_keys: Sequence[str] = ("arguments", "parameters"),
+                     require_args: bool = False) -> ToolCall | Fault:
+    """A ToolCall from a JSON object {"name": ..., "arguments": {...}} (the first of `args_keys` present).
+
+    Arguments written as a string holding a JSON object (OpenAI's wire form) are read too; missing arguments are {}
+    unless `require_args`.
+    """
+    fields = object_fields(tree)
+    start = offset + tree.meta.start_pos
+    name = fields.get("name")
+    if name is None or not (isinstance(name, Tree) and rule(name) == "string"):
+        return Fault(start, 'a tool call object needs a "name" string')
+    tool = json_value(name)
+    key = next((k for k in args_keys if k in fields), None)
+    if key is None and require_args:
+        return Fault(start, f'tool call {tool!r} needs its arguments as "{args_keys[0]}"')
+    args: Any = {}
+    if key is not None:
+        node = fields[key]
+        args = json_value(node)
+        where = offset + (node.meta.start_pos if isinstance(node, Tree) else node.start_pos or 0)
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError:
+                return Fault(where, f'"{key}" of tool call {tool!r} is a string that is not a JSON object')
+        if not isinstance(args, dict):
+            return Fault(where, f'"{key}" of tool call {tool!r} must be a JSON object of named arguments, '
+                                f'got {type(args).__name__}')
+    ident = fields.get("id")
+    ident_value = json_value(ident) if ident is not None else None
+    return ToolCall(str(tool), KeywordArgs(args), None, span, ident_value if isinstance(ident_value, str) else None)
+
+
+# ---------------------------------------------------------------------------------------------- Python literals
+_PY_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", "a": "\a", "b": "\b",
+               "f": "\f", "v": "\v", "\n": ""}
+_PY_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.S)
+
+
+def py_string(token: str) -> str:
+    """The value of a quoted Python string literal (the grammar checked it): escapes resolved, nothing evaluated."""
+    def sub(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code[0] in "xuU" and len(code) > 1:
+            return chr(int(code[1:], 16))
+        return _PY_ESCAPES.get(code, "\\" + code)  # an unknown escape stays as written, as in Python
+
+    return _PY_ESCAPE.sub(sub, token[1:-1])
+
+
+def py_value(tree: Tree | Token) -> Any:
+    """The value of a literal tree from grammars/pythonic.lark: tuples become lists (JSON has no tuples)."""
+    if isinstance(tree, Token):
+        return {"true": True, "false": False, "null": None, "none": None}[str(tree).lower()]
+    kind = rule(tree)
+    if kind == "string":  # adjacent literals concatenate, as in Python
+        return "".join(py_string(str(t)) for t in tree.children)
+    if kind == "number":
+        raw = str(tree.children[0]).replace("_", "")
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if kind in ("list", "tuple"):
+        return [py_value(c) for c in tree.children if isinstance(c, (Tree, Token))]
+    if kind == "dict":
+        out: dict[Any, Any] = {}
+        for pair in tree.children:
+            if isinstance(pair, Tree):
+                key = py_value(pair.children[0])
+                out[key if isinstance(key, (str, int, float, bool)) or key is None else dump(key)] = py_value(pair.children[1])
+        return out
+    raise AssertionError(f"unexpected literal rule {kind}")  # pragma: no cover
+
+
+def py_literal(value: Any) -> str:
+    """A JSON value written as a Python literal that grammars/pythonic.lark reads back to the same value."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value)  # repr's escapes are the ones py_string resolves
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(py_literal(v) for v in value) + "]"
+    return repr(str(value))
+
+
+# ---------------------------------------------------------------------------------------------- calls and results
+@dataclass
+class Group:
+    """One stretch of text the model wrote to call tools (a <tool_call> block, a [..] call list): its calls."""
+
+    span: tuple[int, int]
+    calls: list[ToolCall]
+    style: str = ""  # the dialect's note of how the group is spelled (kept when it is re-rendered)
+
+
+@dataclass(frozen=True)
+class ResultBlock:
+    """One tool result in the text: the whole block, the marker that opens it, its body, and the result text."""
+
+    span: tuple[int, int]
+    marker: tuple[int, int]
+    body: tuple[int, int]
+    text: str
+    call_id: str | None = None
+
+
+@dataclass
+class Scan:
+    """A text's call groups, result blocks and issues; `answers[(g, i)]` is the result block of call i of group g."""
+
+    groups: list[Group]
+    results: list[ResultBlock]
+    issues: list[SyntaxIssue]
+    failed: list[tuple[int, int]] = field(default_factory=list)  # spans of call candidates that did not parse
+    answers: dict[tuple[int, int], int] = field(default_factory=dict)
+    cut: bool = False  # the last candidate was cut off by the end of the text (more may follow)
+
+    def calls(self) -> list[ToolCall]:
+        out = []
+        for g, group in enumerate(self.groups):
+            for i, call in enumerate(group.calls):
+                r = self.answers.get((g, i))
+                out.append(call.with_result(self.results[r].text if r is not None else None))
+        return out
+
+
+@dataclass(frozen=True)
+class _Closing:
+    """How pending calls are closed: the ids of the calls (for results that name their call)."""
+
+    ids: tuple[str | None, ...] = ()
+
+
+class StructuredDialect(Dialect):
+    """A dialect whose calls are groups of structured calls (JSON or Python literals) and whose results are blocks
+    of their own (`<tool_response>`, `[TOOL_RESULTS]`, an ipython turn) somewhere after the calls.
+
+    A result answers the first unanswered call of the latest run of call groups before it that still has one (a
+    run: groups separated only by whitespace, e.g. parallel <tool_call> blocks); a result naming a call id answers
+    that call. Subclasses find the groups and result blocks and spell them.
+    """
+
+    #: Text that may end a reply after its calls and still leave them pending (an end-of-turn token).
+    trailers: tuple[str, ...] = ()
+    #: Whether a malformed call takes the result that follows it (the loop's error text). True where a candidate is
+    #: surely a call attempt (a tag); False where prose can look like one, so prose never takes a call's result.
+    failed_take_results: bool = True
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    @abstractmethod
+    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
+        """The call groups of `text`; malformed candidates go to `issues` and their spans to `failed`; and whether the
+        last candidate was cut off by the end of the text."""
+
+    @abstractmethod
+    def _result_blocks(self, text: str) -> list[ResultBlock]:
+        """Every result block in `text`, in order."""
+
+    @abstractmethod
+    def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
+        """The canonical text of a group of calls, in `style` ("" for the dialect's default)."""
+
+    @abstractmethod
+    def _render_results(self, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
+        """The canonical text that carries `results` for `calls`, written right after them."""
+
+    def _failed_span(self, text: str, start: int, err_pos: int) -> tuple[int, int]:
+        """The text a malformed candidate takes: up to the first call marker at or after the fault (the model meant
+        the call to end there), else the fault itself."""
+        ends = [text.find(m, err_pos) for m in self.call_markers]
+        ends = [e + len(m) for e, m in zip(ends, self.call_markers) if e >= 0]
+        return start, max(start + 1, min(ends) if ends else min(len(text), err_pos + 1))
+
+    def _candidate(self, parser: Lark, text: str, start: int, closers: Iterable[str], what: str,
+                   issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[Tree, int] | None | bool:
+        """Parse one candidate: (tree, end), or None after recording its issue; False when cut off at the text end."""
+        try:
+            return parse_prefix(parser, text, start, closers)
+        except UnexpectedInput as err:
+            issue = issue_from_error(err, parser, text, start, len(text) - start, what)
+            cut = cut_off(err, parser, text[issue.pos:])
+            if cut and isinstance(err, UnexpectedCharacters):  # an unclosed string: the text ended inside it
+                line, column = line_column(text, start)
+                issue = make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, "
+                                                    f"column {column}", issue.expected)
+            issues.append(issue)
+            failed.append(self._failed_span(text, start, issue.pos))
+            return False if cut else None
+
+    # -- scanning ------------------------------------------------------------------------------
+    def scan(self, text: str, strict: bool = False) -> Scan:
+        issues: list[SyntaxIssue] = []
+        failed: list[tuple[int, int]] = []
+        groups, cut = self._groups(text, issues, failed)
+        if strict and issues:
+            raise_issue(min(issues, key=lambda i: i.pos))
+        found = Scan(groups, self._result_blocks(text), sorted(issues, key=lambda i: i.pos), failed, cut=cut)
+        self._pair(text, found)
+        return found
+
+    def _pair(self, text: str, found: Scan) -> None:
+        # Runs of adjacent groups (and failed candidates, which take a result of their own: the error text).
+        units: list[tuple[int, int, int | None]] = [(g.span[0], g.span[1], n) for n, g in enumerate(found.groups)]
+        if self.failed_take_results:
+            units += [(s, e, None) for s, e in found.failed]
+        units.sort(key=lambda u: u[:2])
+        runs: list[list[tuple[int, int] | None]] = []  # each slot: (group, call index), or None for a failed candidate
+        run_ends: list[tuple[int, int]] = []
+        last_end = -1
+        for start, end, n in units:
+            slots: list[tuple[int, int] | None] = ([(n, i) for i in range(len(found.groups[n].calls))] if n is not None
+                                                   else [None])
+            if runs and text[last_end:start].strip() == "":
+                runs[-1].extend(slots)
+                run_ends[-1] = (run_ends[-1][0], end)
+            else:
+                runs.append(slots)
+                run_ends.append((start, end))
+            last_end = end
+        taken = [0] * len(runs)  # unanswered slots of a run are answered in order
+        used: set[tuple[int, int]] = set()
+        for r, block in enumerate(found.results):
+            if block.call_id is not None:
+                # The nearest call before the result with that id (ids made from a call repeat for equal calls).
+                named = next(((g, i) for g, grp in reversed(list(enumerate(found.groups)))
+                              for i, c in enumerate(grp.calls)
+                              if c.id == block.call_id and grp.span[1] <= block.span[0] and (g, i) not in used), None)
+                if named is not None:
+                    found.answers[named] = r
+                    used.add(named)
+                    continue
+            for k in range(len(runs) - 1, -1, -1):
+                if run_ends[k][1] > block.span[0]:
+                    continue
+                slots = runs[k]
+                while taken[k] < len(slots) and slots[taken[k]] is not None and slots[taken[k]] in used:
+                    taken[k] += 1
+                if taken[k] < len(slots):
+                    slot = slots[taken[k]]
+                    taken[k] += 1
+                    if slot is not None:
+                        found.answers[slot] = r
+                        used.add(slot)
+                    break
+
+    def parse(self, text: str, strict: bool = False) -> Parsed:
+        found = self.scan(text, strict)
+        calls = found.calls()
+        return Parsed(text, calls, self.name, found.issues, tuple(calls))
+
+    def result_spans(self, text: str) -> list[ResultSpan]:
+        """Each result block's opening marker and its body (what the program writes at inference)."""
+        return [(b.marker, b.body) for b in self._result_blocks(text)]
+
+    # -- rendering -----------------------------------------------------------------------------
+    def render_call(self, call: ToolCall) -> str:
+        return self._render_group([call], "")
+
+    def render(self, parsed: Parsed) -> str:
+        """Groups whose calls are unchanged stay verbatim; a changed group is re-spelled in its own style, a changed
+        result replaces its block (or gets one right after the calls), calls that are gone leave with their results."""
+        text = parsed.text
+        found = self.scan(text)
+        originals = found.calls()
+        where = {c.span: (g, i) for g, grp in enumerate(found.groups) for i, c in enumerate(grp.calls)}
+        mine: list[list[ToolCall]] = [[] for _ in found.groups]
+        new: list[ToolCall] = []
+        for call in parsed.calls:
+            home = where.get(call.span)
+            if home is None:
+                new.append(call)
+            else:
+                mine[home[0]].append(call)
+        edits: list[tuple[int, int, str]] = []
+        flat = 0
+        for g, group in enumerate(found.groups):
+            before = originals[flat:flat + len(group.calls)]
+            flat += len(group.calls)
+            now = mine[g]
+            if now == before:
+                continue
+            kept = {c.span for c in now}
+            same_calls = [(c.tool, c.args, c.id) for c in now] == [(c.tool, c.args, c.id) for c in before]
+            if not same_calls:
+                edits.append((*group.span, self._render_group(now, group.style) if now else ""))
+            missing: list[ToolCall] = []
+            for i, call in enumerate(group.calls):
+                r = found.answers.get((g, i))
+                block = found.results[r] if r is not None else None
+                updated = next((c for c in now if c.span == call.span), None)
+                if updated is None or call.span not in kept:
+                    if block is not None:
+                        edits.append((*block.span, ""))
+                    continue
+                if updated.result == (block.text if block else None):
+                    continue
+                if block is not None:
+                    edits.append((*block.span, "" if updated.result is None
+                                  else self._render_results([updated], [updated.result])))
+                elif updated.result is not None:
+                    missing.append(updated)
+            if missing:
+                end = group.span[1]
+                edits.append((end, end, self._render_results(missing, [str(c.result) for c in missing])))
+        for call in new:
+            body = self._render_group([call], "")
+            if call.result is not None:
+                body += self._render_results([call], [call.result])
+            edits.append((call.span[0], call.span[1], body))
+        return apply_edits(text, edits)
+
+    # -- streaming -----------------------------------------------------------------------------
+    @property
+    def stream_signals(self) -> tuple[str, ...]:
+        """Text whose arrival can make a call final (IncrementalParser parses again only then): the call markers."""
+        return self.call_markers
+
+    def settled(self, text: str) -> int:
+        """How much of `text` more text cannot change: up to the end of its last call group (a closed block, list or
+        object stays what it is). Used by IncrementalParser; a dialect that cannot tell before the end says 0."""
+        groups = self.scan(text).groups
+        return groups[-1].span[1] if groups else 0
+
+    # -- the decoding loop ---------------------------------------------------------------------
+    def _reply_end(self, text: str) -> int:
+        """Where the model's call text ends: trailing whitespace and end-of-turn tokens left out."""
+        end = len(text.rstrip())
+        changed = True
+        while changed:
+            changed = False
+            for trailer in self.trailers:
+                if text.startswith(trailer, end - len(trailer)) and end >= len(trailer):
+                    end = len(text[:end - len(trailer)].rstrip())
+                    changed = True
+        return end
+
+    def pending(self, text: str) -> PendingCalls | None:
+        """The unanswered calls of the run of groups that ends the text; a malformed last call is pending with its
+        issue; a call still being written (the marker was a bracket inside it) is not pending yet."""
+        end = self._reply_end(text)
+        if not text[:end].endswith(self.call_markers):
+            return None
+        found = self.scan(text)
+        if found.cut:
+            return None
+        last_group = found.groups[-1] if found.groups else None
+        last_fail = max(found.failed, default=None)
+        if last_fail is not None and last_fail[1] >= end and (last_group is None or last_fail[0] >= last_group.span[1]):
+            issue = next((i for i in reversed(found.issues) if i.pos >= last_fail[0]), found.issues[-1])
+            return PendingCalls((), (issue,), _Closing((None,)))
+        if last_group is None or last_group.span[1] != end:
+            return None
+        if any(block.span[0] >= last_group.span[1] for block in found.results):
+            return None
+        calls: list[ToolCall] = []
+        g = len(found.groups) - 1
+        while g >= 0:  # the run of adjacent groups that ends the text
+            group = found.groups[g]
+            calls[:0] = [c for i, c in enumerate(group.calls) if (g, i) not in found.answers]
+            if g == 0 or text[found.groups[g - 1].span[1]:group.span[0]].strip():
+                break
+            g -= 1
+        if not calls:
+            return None
+        return PendingCalls(tuple(calls), (), _Closing(tuple(c.id for c in calls)))
+
+    def close(self, pending: PendingCalls, results: Sequence[str]) -> str:
+        """The result blocks for the pending calls (one error text for a malformed call)."""
+        if pending.malformed:
+            if len(results) != 1:
+                raise ConfigError(f"a malformed {self.name} call takes one error text, got {len(results)}")
+            return self._render_results([ToolCall("", ())], [str(results[0])])
+        if len(results) != len(pending.calls):
+            raise ConfigError(f"close needs one result per pending call: {len(pending.calls)} calls, {len(results)} results")
+        return self._render_results(pending.calls, [str(r) for r in results])
+
+    # -- replies -------------------------------------------------------------------------------
+    def reply(self, generated: str, keep_calls: bool = True) -> str:
+        """The generation as a person reads it; keep_calls=False cuts the calls and their result blocks out."""
+        if keep_calls:
+            return self._answer_part(generated)
+        found = self.scan(generated)
+        cuts = sorted([g.span for g in found.groups] + [b.span for b in found.results] + found.failed)
+        pieces, pos = [], 0
+        for start, end in cuts:
+            if start >= pos:
+                pieces.append(generated[pos:start])
+                pos = end
+        pieces.append(generated[pos:])
+        return re.sub(r"\s+", " ", self._strip_turns("".join(pieces))).strip()
+
+    def _strip_turns(self, text: str) -> str:
+        """`text` without the chat-format tokens the dialect's results bring (Llama's turn headers)."""
+        return text
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+               history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
+               instruction: PromptSource = None) -> str:
+        """The conversation in the model's chat template with the tools handed to the template (`tools=`), as the model
+        was trained to see them; when the template shows no tools (or `instruction` names a file), a system message of
+        the dialect's own lists them. `few_shot` is unused: these formats are the model's own, taught in training."""
+        from .chat import tools_prompt
+
+        return tools_prompt(self, question, registry, chat, history, instruction)
+
+    def tool_instruction(self, schemas: Sequence[Mapping[str, Any]]) -> str:
+        """A system message offering `schemas` in this format, for a chat template that shows no tools."""
+        tools = "\n".join(dump(s) for s in schemas)
+        example = self._render_group([ToolCall("tool_name", KeywordArgs({"argument": "value"}))], "")
+        return (f"You can call these tools, described as JSON schemas:\n{tools}\n\nTo call a tool, write exactly:\n"
+                f"{example}\nwith the tool's name and its arguments, then stop; the result is given to you. "
+                "Then answer with the result.")
+
+    def tool_message_text(self, content: str) -> str:
+        """A `role: tool` message's content as this format writes a result (for a template without a tool role)."""
+        return self._render_results([ToolCall("", ())], [content]).strip()

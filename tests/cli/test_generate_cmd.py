@@ -46,32 +46,3 @@ def test_bad_number_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["generate", "--max-calls", "many", "q"])
     assert exc.value.code == 2
-
-
-def test_serve_answers_like_generate_json(script: str) -> None:
-    import threading
-    import urllib.request
-
-    from toolcall.cli import build_parser
-    from toolcall.cli.serve_cmd import make_server
-
-    args = build_parser().parse_args(["serve", "--backend", "fake", "--model", script, "--port", "0"])
-    server = make_server(args, 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/generate"
-        request = urllib.request.Request(url, data=json.dumps({"prompt": "What is 17 * 23?"}).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            data = json.loads(response.read())
-        assert data["text"] == "17 * 23 = [Calculator(17 * 23) -> 391] so the answer is 391."
-        assert data["calls"][0]["result"] == "391"
-        for body in (b'{"nope": 1}', b'["a list"]', b'{"prompt": "q", "max_triggers": -1}'):
-            bad = urllib.request.Request(url, data=body, method="POST")
-            with pytest.raises(urllib.error.HTTPError) as err:
-                urllib.request.urlopen(bad, timeout=10)
-            assert err.value.code == 400
-        assert "max_triggers" in json.loads(err.value.read())["error"]
-    finally:
-        server.shutdown()
-        server.server_close()

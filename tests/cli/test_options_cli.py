@@ -96,5 +96,6 @@ def test_eval_starts_from_its_own_loop_defaults() -> None:
 
 def test_serve_help_documents_the_endpoint() -> None:
     text = subcommands()["serve"].format_help()
-    for part in ("POST /generate", '"prompt"', '"history"', '"max_triggers"', "400", "127.0.0.1", "--port"):
+    for part in ("POST /v1/chat/completions", "GET  /v1/models", "tool_runs", '"toolcall"', "127.0.0.1", "--port",
+                 "--api-key", "TOOLCALL_API_KEY", "--host"):
         assert part in text, part

@@ -1,99 +1,98 @@
-"""`toolcall serve`: a tiny local HTTP endpoint, POST /generate with JSON, answered with the generate --json object."""
+"""`toolcall serve`: the OpenAI-compatible server (FastAPI + uvicorn) that runs tools mid-generation, and its chat page."""
 from __future__ import annotations
 
 import argparse
-import json
-import threading
-from dataclasses import asdict, fields, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import os
+from pathlib import Path
 from typing import Any
 
-from ..api import make_dialect, make_registry
-from ..errors import ToolcallError
-from ..loop import LoopConfig, run_loop
+from ..api import make_dialect
+from ..errors import ConfigError, MissingDependencyError
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
-from .tool_options import tool_names
+from .tool_options import registry_from_args
 
-#: The body keys that set the decoding loop: every LoopConfig field.
-LOOP_FIELDS = tuple(f.name for f in fields(LoopConfig))
+API_KEY_ENV = "TOOLCALL_API_KEY"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 
-DESCRIPTION = """\
-A small local HTTP server (Python's standard library, one model loaded once, one generation at a time).
-It listens on 127.0.0.1 only and answers one endpoint:
+DESCRIPTION = f"""\
+An OpenAI-compatible server: one model loaded once, tools run inside the generation.
 
-  POST /generate   Content-Type: application/json
-    {"prompt": "What is 17 * 23?",      required: the question (or, with "raw", the whole prompt)
-     "raw": false,                      send "prompt" as is: no instructions, no chat template
-     "history": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}],
-     "dialect": "toolformer",           default: --dialect
-     "tools": ["Calculator"],           default: --tools
-     "max_calls": 3, "max_new_tokens": 200, "trigger_top_k": 0, "max_triggers": 1,
-     "tools_enabled": true, "call_timeout": null}      loop settings; defaults: the flags below
-  200: {"text", "reply", "calls", "counters", "stop_reason"}, as `toolcall generate --json` prints
-  400: {"error": "..."} for a malformed body, an unknown tool or dialect, or a bad setting; 404 for another path
+  GET  /                      a chat page (streams replies, shows each tool call as a card)
+  GET  /health                {{"status": "ok", "model", "active"}}
+  GET  /v1/models             the one model it serves (--served-model-name)
+  POST /v1/chat/completions   OpenAI's chat completions: messages, max_tokens / max_completion_tokens,
+                              temperature, top_p, seed, stop, n, stream (+ stream_options.include_usage),
+                              tools, tool_choice (none/auto/required/a function), parallel_tool_calls
 
-  curl -s localhost:8765/generate -d '{"prompt": "What is 17 * 23?"}'
+The --tools run on the server while the model writes: each run is listed in the reply's message.tool_runs
+(streamed as delta.tool_runs: id, tool, arguments, then result or error and seconds). Functions in a
+request's "tools" are the client's: a call of one ends the reply with finish_reason "tool_calls", and the
+conversation goes on when the client sends "tool" messages with the results. The extension object
+"toolcall": {{"keep_markup", "tools", "trigger_top_k", "max_calls", "constrain_calls"}} sets this server's
+tool handling per request. Errors are 4xx in OpenAI's shape {{"error": {{"message", "type", "param", "code"}}}}.
+It binds 127.0.0.1 unless --host says otherwise; --api-key (or ${API_KEY_ENV}) requires
+"Authorization: Bearer KEY" on /v1/.
+
+  curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+       -d '{{"model": "{EMBEDDED_NAME}", "messages": [{{"role": "user", "content": "What is 17 * 23?"}}]}}'
 """
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("serve", help="serve POST /generate on 127.0.0.1 (stdlib HTTP, one model)",
+    parser = subparsers.add_parser("serve", help="serve an OpenAI-compatible API and a chat page (tools run "
+                                                 "mid-generation)",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generation_options(parser)
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--api-key", default=None, metavar="KEY",
+                        help=f"require 'Authorization: Bearer KEY' on /v1/ (default: ${API_KEY_ENV} when set)")
+    parser.add_argument("--served-model-name", default=None, metavar="NAME",
+                        help="the model id clients send (default: the model's file or folder name; 'fake' for "
+                             "--backend fake)")
+    parser.add_argument("--max-tokens-limit", type=int, default=4096, metavar="N",
+                        help="the largest max_tokens a request may ask for (default 4096)")
     parser.set_defaults(func=run)
 
 
-def make_server(args: argparse.Namespace, port: int) -> ThreadingHTTPServer:
+def model_id(args: argparse.Namespace) -> str:
+    """The id clients name the model by."""
+    if args.served_model_name:
+        return str(args.served_model_name)
+    if args.backend == "fake":
+        return "fake"
+    if args.model is None:
+        return EMBEDDED_NAME
+    path = Path(args.model)
+    return path.stem if path.suffix == ".gguf" else (path.name or str(args.model))
+
+
+def build_app(args: argparse.Namespace) -> Any:
+    """The app the flags describe (the model is loaded here)."""
+    from ..server import ServerSettings, create_app
+
+    if args.max_tokens_limit < 1:
+        raise ConfigError(f"--max-tokens-limit must be >= 1, got {args.max_tokens_limit}")
+    config = config_from_args(args)  # invalid numbers fail before the model loads
+    auto = args.dialect.strip().lower() == "auto"
+    dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
     backend = backend_from_args(args)
-    defaults = config_from_args(args)
-    lock = threading.Lock()  # one generation at a time: the backend holds one model
-
-    def answer(body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt") if isinstance(body, dict) else None
-        if not isinstance(prompt, str):
-            raise ToolcallError('the request needs "prompt": a string')
-        dialect = make_dialect(body.get("dialect", args.dialect))
-        registry = make_registry(body.get("tools", tool_names(args)))
-        config = replace(defaults, **{f: body[f] for f in LOOP_FIELDS if f in body})
-        shown = registry if config.tools_enabled else None
-        full = prompt if body.get("raw") else dialect.prompt(prompt, shown, backend.chat_prompt, body.get("history"))
-        with lock:
-            result = run_loop(backend, full, dialect, registry, config)
-        return {"text": result.text, "reply": dialect.reply(result.text), "calls": [c.to_dict() for c in result.calls],
-                "counters": asdict(result.counters), "stop_reason": result.stop_reason}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            if self.path != "/generate":
-                return self._send(404, {"error": f"unknown path {self.path}; POST /generate"})
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                self._send(200, answer(body))
-            except (ValueError, TypeError, ToolcallError) as err:
-                self._send(400, {"error": str(err)})
-
-        def _send(self, status: int, data: dict[str, Any]) -> None:
-            payload = json.dumps(data, ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet; the CLI prints its address once
-
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
+    registry = registry_from_args(args, backend)
+    settings = ServerSettings(model_id(args), registry, config, few_shot=not args.no_few_shot,
+                              instruction=args.prompt_file, max_tokens_limit=args.max_tokens_limit)
+    key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    return create_app(backend, dialect, settings, api_key=key)
 
 
 def run(args: argparse.Namespace) -> int:
-    server = make_server(args, args.port)
-    print(f"toolcall serve: POST http://127.0.0.1:{server.server_address[1]}/generate (Ctrl-C to stop)", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        import uvicorn
+    except ImportError as err:
+        raise MissingDependencyError("uvicorn", "serve", "toolcall serve") from err
+    app = build_app(args)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"toolcall serve: http://{shown}:{args.port}/ (chat page), /v1/chat/completions (OpenAI API); "
+          f"model {app.state.server.settings.model_id!r}; Ctrl-C to stop", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,0 +1,55 @@
+"""The server over the embedded model (greedy): a real tool call mid-generation, streaming equal to non-streaming,
+and a forced client call that always parses (constrained call sampling)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from live_server import Live, serve
+
+from toolcall.api import make_registry
+from toolcall.loop import LoopConfig
+from toolcall.server import ServerSettings
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+NAME = "SmolLM2-135M-Instruct"
+PENS = [{"role": "user", "content": "A shop sells 17 boxes with 23 pens in each box. How many pens is that?"}]
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[Live]:
+    from toolcall.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend()
+    settings = ServerSettings(NAME, make_registry(["calculator"]), LoopConfig(trigger_top_k=10, max_new_tokens=40))
+    yield from serve(backend, settings)
+
+
+def test_model_calls_the_calculator_and_streams_the_same_text(model_server: Live) -> None:
+    client = model_server.client(timeout=600)
+    whole = client.chat.completions.create(model=NAME, messages=PENS, max_tokens=40)
+    message = whole.choices[0].message
+    runs = message.model_extra["tool_runs"]
+    assert runs and runs[0]["tool"] == "Calculator" and runs[0]["result"] == "391"
+    chunks = list(client.chat.completions.create(model=NAME, messages=PENS, max_tokens=40, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == [whole.choices[0].finish_reason]
+
+
+def test_required_tool_choice_forces_a_call_that_parses(model_server: Live) -> None:
+    tool = {"type": "function", "function": {
+        "name": "lookup_price", "description": "The price of some items in a shop.",
+        "parameters": {"type": "object", "properties": {"item": {"type": "string", "enum": ["pen", "pencil"]},
+                                                        "count": {"type": "integer"}},
+                       "required": ["item", "count"]}}}
+    reply = model_server.client(timeout=600).chat.completions.create(
+        model=NAME, messages=[{"role": "user", "content": "How much do 3 pens cost?"}], tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "lookup_price"}}, max_tokens=40)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    arguments = json.loads(call.function.arguments)
+    assert call.function.name == "lookup_price" and set(arguments) == {"item", "count"}
+    assert arguments["item"] in ("pen", "pencil") and isinstance(arguments["count"], int)

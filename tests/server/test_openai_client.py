@@ -1,0 +1,160 @@
+"""The real openai client against the live server (fake backend): shapes, streaming invariants, tools both ways."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from live_server import MODEL, Live
+
+pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city now.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city"]}}}
+ASK_CALC = [{"role": "user", "content": "What is 17 * 23?"}]
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def stream(live: Live, **kwargs: Any) -> list[Any]:
+    return list(live.client().chat.completions.create(model=MODEL, stream=True, **kwargs))
+
+
+def test_health_and_models(live: Live) -> None:
+    client = live.client()
+    assert [m.id for m in client.models.list()] == [MODEL]
+    assert client.models.retrieve(MODEL).owned_by == "toolcall"
+    import httpx
+
+    assert httpx.get(live.url + "/health").json()["status"] == "ok"
+
+
+def test_server_tool_runs_inside_the_generation(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC)
+    assert reply.object == "chat.completion" and reply.id.startswith("chatcmpl-") and reply.model == MODEL
+    assert isinstance(reply.created, int) and reply.created > 1_600_000_000
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.role == "assistant"
+    # The call and its result are cut from the text; the loop ran it and the model went on after it.
+    assert choice.message.content == "Let me compute: so the answer is 391."
+    (run,) = choice.message.model_extra["tool_runs"]
+    assert run["tool"] == "Calculator" and run["arguments"] == {"expression": "17 * 23"}
+    assert run["ok"] and run["result"] == "391" and run["error"] is None and run["seconds"] >= 0
+    assert reply.usage.completion_tokens > 0 and reply.usage.prompt_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_keep_markup_keeps_the_inline_call(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC,
+                                                  extra_body={"toolcall": {"keep_markup": True}})
+    assert reply.choices[0].message.content == "Let me compute: [Calculator(17 * 23) -> 391] so the answer is 391."
+
+
+def test_stream_invariants_and_equal_text(live: Live) -> None:
+    whole = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC)
+    chunks = stream(live, messages=ASK_CALC, stream_options={"include_usage": True})
+    ids = {c.id for c in chunks}
+    assert len(ids) == 1 and all(c.object == "chat.completion.chunk" and c.model == MODEL for c in chunks)
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert [d.role for d in deltas if d.role] == ["assistant"] and deltas[0].role == "assistant"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert "".join(d.content or "" for d in deltas) == whole.choices[0].message.content
+    runs = [r for d in deltas for r in (d.model_extra or {}).get("tool_runs", [])]
+    assert [r["status"] for r in runs] == ["running", "done"] and runs[1]["result"] == "391"
+    assert runs[0]["id"] == runs[1]["id"]
+    # include_usage: one last chunk with no choices and the usage; every other chunk has usage null.
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == whole.usage.total_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_stream_without_usage_has_no_usage_chunk(live: Live) -> None:
+    chunks = stream(live, messages=[{"role": "user", "content": "hello"}])
+    assert all(c.choices for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "You said: hello"
+
+
+def test_client_tool_call_and_continuation(live: Live) -> None:
+    client = live.client()
+    first = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content == "I will look it up."
+    (call,) = choice.message.tool_calls
+    assert call.type == "function" and call.id.startswith("call_") and call.function.name == "get_weather"
+    # Positional arguments, mapped to the schema's properties in order.
+    assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "celsius"}
+    assert choice.message.model_extra["tool_runs"] == []  # the server ran nothing
+    messages = ASK_WEATHER + [choice.message.model_dump(exclude_none=True, exclude={"tool_runs"}),
+                              {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}]
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER])
+    assert second.choices[0].finish_reason == "stop"
+    assert second.choices[0].message.content == "It is sunny in Paris."
+    # The call and its result went back into the assistant's text, the dialect's way, and the model continued it.
+    assert live.backend.prompts[-1].endswith("I will look it up. [get_weather(Paris, celsius) -> sunny, 21 C]")
+
+
+def test_streamed_tool_call_fragments_reassemble(live: Live) -> None:
+    whole = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
+    chunks = stream(live, messages=ASK_WEATHER, tools=[WEATHER])
+    parts = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+    assert len(parts) > 1 and parts[0].id and parts[0].function.name == "get_weather"
+    assert all(p.id is None and p.function.name is None for p in parts[1:])  # id and name arrive once
+    assert {p.index for p in parts} == {0}
+    arguments = "".join(p.function.arguments or "" for p in parts)
+    assert arguments == whole.choices[0].message.tool_calls[0].function.arguments
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "I will look it up."
+
+
+def test_tool_choice_none_offers_no_tools(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER],
+                                                  tool_choice="none")
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.tool_calls is None
+    assert "get_weather" not in live.backend.prompts[-1]  # not offered in the prompt
+
+
+def test_server_tools_can_be_switched_off_per_request(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, extra_body={"toolcall": {"tools": []}})
+    assert reply.choices[0].message.model_extra["tool_runs"] == []
+    assert "Calculator(" not in live.backend.prompts[-1].split("user: What is 17 * 23?")[0]
+
+
+def test_malformed_call_is_reported_as_a_failed_run(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "broken"}])
+    (run,) = reply.choices[0].message.model_extra["tool_runs"]
+    assert run["tool"] is None and not run["ok"] and "malformed" in run["error"]
+    assert reply.choices[0].message.content == "Try Done."
+
+
+def test_stop_sequence_and_length(live: Live) -> None:
+    client = live.client()
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello there"}],
+                                           stop=["there"])
+    assert reply.choices[0].message.content == "You said: hello" and reply.choices[0].finish_reason == "stop"
+    chunks = stream(live, messages=[{"role": "user", "content": "hello there"}], stop="there")
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "You said: hello"
+    short = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "long"}], max_tokens=3)
+    assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 3
+    also = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "long"}],
+                                          max_completion_tokens=2)
+    assert also.usage.completion_tokens == 2
+
+
+def test_n_choices(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, n=3)
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    assert {c.message.content for c in reply.choices} == {"Let me compute: so the answer is 391."}
+    chunks = stream(live, messages=ASK_CALC, n=2)
+    for i in range(2):
+        deltas = [c.choices[0].delta for c in chunks if c.choices[0].index == i]
+        assert "".join(d.content or "" for d in deltas) == "Let me compute: so the answer is 391."
+        assert [c.choices[0].finish_reason for c in chunks if c.choices[0].index == i][-1] == "stop"
+
+
+def test_sampling_fields_are_accepted(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, temperature=0.7, top_p=0.9, seed=3,
+                                                  user="u1", metadata={"a": "b"})
+    assert reply.choices[0].message.content == "Let me compute: so the answer is 391."

@@ -1,0 +1,61 @@
+"""The chat page in a real headless browser: Playwright driving the system Chromium against the live server."""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from live_server import Live
+
+CHROMIUM = os.environ.get("TOOLCALL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium's background services try the network, which is closed here; these flags keep it quiet and offline.
+# (Playwright adds --headless itself and gives each launch a fresh temporary profile.)
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def page(live: Live) -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the page test needs playwright (the [dev] extra)")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}: install it (apt-get install -y chromium; .ci/run does)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            tab = browser.new_page(viewport={"width": 900, "height": 600})
+            tab.set_default_timeout(20_000)
+            tab.goto(live.url + "/")
+            yield tab
+        finally:
+            browser.close()
+
+
+def test_page_streams_a_reply_with_a_finished_tool_card(page: Any) -> None:
+    page.wait_for_selector("#tools input[data-tool=Calculator]")  # the server's tools, as toggles
+    page.fill("#input", "What is 17 * 23?")
+    page.press("#input", "Enter")
+    card = page.wait_for_selector("details.tool-card.done")
+    assert "Calculator" in card.inner_text()
+    assert card.get_attribute("open") is None  # collapsed when done
+    card.click()  # opening it shows the arguments and the result
+    assert "17 * 23" in card.inner_text() and "result: 391" in card.inner_text()
+    reply = page.locator(".msg.assistant").last
+    page.wait_for_function("() => !document.querySelector('#send').disabled")
+    assert "so the answer is 391." in reply.inner_text()
+
+
+def test_page_tool_toggle_and_reset(page: Any) -> None:
+    page.click("#reset")
+    assert page.locator(".msg").count() == 0
+    page.uncheck("#tools input[data-tool=Calculator]")
+    page.fill("#input", "What is 17 * 23?")
+    page.press("#input", "Enter")
+    page.wait_for_function("() => !document.querySelector('#send').disabled")
+    assert page.locator("details.tool-card").count() == 0  # the tool was off: nothing ran
+    page.check("#tools input[data-tool=Calculator]")
+    page.click("#reset")

@@ -1,0 +1,40 @@
+"""`toolcall serve` builds the app from its flags: model id, tools, API key from the environment, limits."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from toolcall.cli import build_parser, main  # noqa: E402
+from toolcall.cli.serve_cmd import build_app, model_id  # noqa: E402
+
+
+def test_flags_build_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["Hello."]))
+    monkeypatch.setenv("TOOLCALL_API_KEY", "k1")
+    args = build_parser().parse_args(["serve", "--backend", "fake", "--model", str(script), "--tools",
+                                      "calculator,calendar", "--max-calls", "2", "--trigger-top-k", "5"])
+    assert (args.host, args.port) == ("127.0.0.1", 8000)  # this machine only, unless told otherwise
+    server = build_app(args).state.server
+    assert server.settings.model_id == "fake" and server.api_key == "k1"
+    assert sorted(server.settings.registry.names()) == ["Calculator", "Calendar"]
+    assert server.settings.config.max_calls == 2 and server.settings.config.trigger_top_k == 5
+
+
+def test_model_id_comes_from_the_model_path() -> None:
+    parse = build_parser().parse_args
+    assert model_id(parse(["serve"])) == "SmolLM2-135M-Instruct"
+    assert model_id(parse(["serve", "--model", "/m/my-model.gguf"])) == "my-model"
+    assert model_id(parse(["serve", "--model", "out/model"])) == "model"
+    assert model_id(parse(["serve", "--model", "out/model", "--served-model-name", "x"])) == "x"
+
+
+def test_bad_settings_fail_before_any_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--max-tokens-limit", "0"]) == 1
+    assert "--max-tokens-limit" in capsys.readouterr().err
+    assert main(["serve", "--backend", "fake", "--tools", "calculater"]) == 1
+    assert "Did you mean 'Calculator'" in capsys.readouterr().err

@@ -1,0 +1,242 @@
+"""The OpenAI chat-completions wire format: request models (strictly validated), the error shape, response pieces."""
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+#: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
+IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
+                  "safety_identifier", "web_search_options", "frequency_penalty", "presence_penalty")
+#: Request fields the OpenAI API defines that would change the answer in a way this server cannot honour:
+#: refused unless they hold their neutral value, so a client never gets a silently different answer.
+UNSUPPORTED_FIELDS = {
+    "logprobs": (None, False), "top_logprobs": (None, 0), "logit_bias": (None, {}), "functions": (None, []),
+    "function_call": (None, "none", "auto"), "audio": (None,), "modalities": (None, ["text"]), "prediction": (None,),
+    "response_format": (None, {"type": "text"}),
+}
+MAX_CHOICES = 8
+MAX_STOPS = 4
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}} with an HTTP status."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 kind: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+class _Strict(BaseModel):
+    # strict: "5" is not a number and 1 is not a boolean; forbid: a misspelt field is an error, not silently dropped.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class FunctionCall(_Strict):
+    name: str
+    arguments: str
+
+
+class ToolCallIn(_Strict):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(BaseModel):
+    """One message of the conversation; fields OpenAI allows but that mean nothing here (name, refusal) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class FunctionDef(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class ToolDef(_Strict):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class FunctionName(_Strict):
+    name: str
+
+
+class NamedToolChoice(_Strict):
+    type: Literal["function"]
+    function: FunctionName
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+    include_obfuscation: bool | None = None  # a privacy padding of OpenAI's own; nothing to pad here
+
+
+class ToolcallOptions(_Strict):
+    """The `toolcall` extension object: how this server's own tools run in this request."""
+
+    keep_markup: bool = False  # keep the inline call markup ([Calculator(2 * 3) -> 6]) in the reply text
+    tools: list[str] | None = None  # which of the server's tools to offer (names); None: all it was started with
+    trigger_top_k: int | None = Field(default=None, ge=0, le=1000)
+    max_calls: int | None = Field(default=None, ge=0, le=32)
+    constrain_calls: bool | None = None
+
+
+class ChatRequest(_Strict):
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
+    toolcall: ToolcallOptions | None = None
+    # Accepted, with no effect (IGNORED_FIELDS) or refused unless neutral (UNSUPPORTED_FIELDS): see check_fields.
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    web_search_options: dict[str, Any] | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, Any] | None = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    audio: Any = None
+    modalities: list[str] | None = None
+    prediction: Any = None
+    response_format: dict[str, Any] | None = None
+
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        items = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        if len(items) > MAX_STOPS:
+            raise ApiError(400, f"stop: at most {MAX_STOPS} stop sequences are allowed, got {len(items)}",
+                           param="stop")
+        if any(not s for s in items):
+            raise ApiError(400, "stop: a stop sequence must not be empty", param="stop")
+        return tuple(items)
+
+
+def check_fields(request: ChatRequest) -> None:
+    """Refuse an OpenAI option that would change the answer in a way this server does not implement."""
+    for name, neutral in UNSUPPORTED_FIELDS.items():
+        value = getattr(request, name)
+        if value not in neutral:
+            raise ApiError(400, f"{name}: this server does not support {name}={json.dumps(value)}; leave it out",
+                           param=name, code="unsupported_parameter")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(request, name) not in (None, 0, 0.0):
+            raise ApiError(400, f"{name}: this server does not apply penalties; leave it out or send 0",
+                           param=name, code="unsupported_parameter")
+
+
+def parse_request(body: bytes) -> ChatRequest:
+    """The request in `body` (JSON), or an ApiError 400 that names the first wrong field and what it must be."""
+    try:
+        request = ChatRequest.model_validate_json(body)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            raise ApiError(400, f"the body is not valid JSON: {first['msg']}", code="invalid_json") from None
+        if first["type"] == "model_type" and not first["loc"]:
+            raise ApiError(400, "the body must be a JSON object", code="invalid_json") from None
+        param = _param(first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ApiError(400, f"Unrecognized request argument supplied: {param}", param=param,
+                           code="unknown_parameter") from None
+        if first["type"] == "missing":
+            raise ApiError(400, f"Missing required parameter: '{param}'.", param=param,
+                           code="missing_required_parameter") from None
+        raise ApiError(400, f"Invalid value for '{param}': {first['msg']} (got {_short(first.get('input'))})",
+                       param=param, code="invalid_value") from None
+    check_fields(request)
+    return request
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    """The dotted field path of an error location, without the union-member tags pydantic adds (str, literal[...])."""
+    parts = [str(p) for p in loc if isinstance(p, int) or (re.fullmatch(r"[a-z_][a-z0-9_]*", str(p))
+                                                            and str(p) not in _TYPE_TAGS)]
+    return ".".join(parts) or None
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, BaseModel) else value.model_dump_json()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- response pieces -----------------------------------------------------------------------------------------------
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def run_id() -> str:
+    return "run_" + uuid.uuid4().hex[:24]
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def split_arguments(arguments: str, size: int = 16) -> list[str]:
+    """The arguments JSON in fragments, as a stream delivers them (their concatenation is the whole JSON)."""
+    return [arguments[i:i + size] for i in range(0, len(arguments), size)] or [""]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolcall.cli import build_parser, main
+from toolcall.cli import tool_options
 from toolcall.cli.tool_options import build_registry, load_tools, registry_from_args
 from toolcall.errors import ConfigError
 from toolcall.registry import user_tools
@@ -53,12 +54,7 @@ def clean_process_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     modules, path = set(sys.modules), list(sys.path)
     temp = str(tmp_path_factory.getbasetemp())
     yield
-    for item in list(users):
-        if before.get(item.name) is not item:
-            users.unregister(item.name)
-    for name, item in before.items():
-        if name not in users:
-            users.add(item)
+    tool_options._restore(users, before)
     for name in set(sys.modules) - modules:
         if str(getattr(sys.modules[name], "__file__", None) or "").startswith(temp):
             del sys.modules[name]

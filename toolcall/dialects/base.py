@@ -162,6 +162,17 @@ def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
+def cut_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` without the (start, end) spans; a span starting inside an earlier cut one is already gone."""
+    pieces, pos = [], 0
+    for start, end in sorted(spans):
+        if start >= pos:
+            pieces.append(text[pos:start])
+            pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 class Dialect(ABC):
     """One way of writing tool calls into text; it answers every question about its wire format.
 
@@ -221,15 +232,9 @@ class Dialect(ABC):
         (keep_calls=False: calls and their results cut out, spacing mended; what evaluation scores)."""
         if keep_calls:
             return self._answer_part(generated)
-        pieces, pos = [], 0
-        for call in sorted(self.parse(generated).calls, key=lambda c: c.span):
-            start, end = call.span
-            if start >= pos:
-                pieces.append(generated[pos:start])
-                pos = end
-        pieces.append(generated[pos:])
+        kept = cut_spans(generated, (call.span for call in self.parse(generated).calls))
         # Cutting "[Calculator(2 * 3) -> 6]" out of "is [...] 6" leaves a double space.
-        return re.sub(r"[ \t]+", " ", self._answer_part("".join(pieces))).strip()
+        return re.sub(r"[ \t]+", " ", self._answer_part(kept)).strip()
 
     def _answer_part(self, generated: str) -> str:
         """The part of a generation that answers the person (all of it, unless the dialect has an answer field)."""

@@ -15,7 +15,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..calls import KeywordArgs, Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
-from .base import Dialect, ResultSpan, apply_edits, caret_context, issue_from_error, line_column, raise_issue, rule
+from .base import (
+    Dialect, ResultSpan, apply_edits, caret_context, cut_spans, issue_from_error, line_column, raise_issue, rule,
+)
 from .prompt_data import ChatTemplate, PromptSource
 
 if TYPE_CHECKING:
@@ -507,14 +509,8 @@ class StructuredDialect(Dialect):
         if keep_calls:
             return self._answer_part(generated)
         found = self.scan(generated)
-        cuts = sorted([g.span for g in found.groups] + [b.span for b in found.results] + found.failed)
-        pieces, pos = [], 0
-        for start, end in cuts:
-            if start >= pos:
-                pieces.append(generated[pos:start])
-                pos = end
-        pieces.append(generated[pos:])
-        return re.sub(r"\s+", " ", self._strip_turns("".join(pieces))).strip()
+        kept = cut_spans(generated, [g.span for g in found.groups] + [b.span for b in found.results] + found.failed)
+        return re.sub(r"\s+", " ", self._strip_turns(kept)).strip()
 
     def _strip_turns(self, text: str) -> str:
         """`text` without the chat-format tokens the dialect's results bring (Llama's turn headers)."""

@@ -54,6 +54,7 @@ def spot_of(text: str, call: dict[str, Any], gold: list[dict[str, Any]]) -> dict
 
 
 def right(call: dict[str, Any], spot: dict[str, Any]) -> bool:
+    """Whether a call at `spot` returned its gold value (Calendar: today's date, as pinned for the text)."""
     if spot["tool"] == "Calendar":
         return str(call["result"]) == calendar.calendar()
     try:
@@ -62,18 +63,39 @@ def right(call: dict[str, Any], spot: dict[str, Any]) -> bool:
         return False
 
 
+def today_of(rec: dict[str, Any]) -> str:
+    """The date a gold text is about: its "today" (the dev set) or "date" (data_gen/corpora/tool_texts.py)."""
+    return rec.get("today") or rec.get("date") or NO_TODAY
+
+
 def measure(records: list[dict[str, Any]], pipeline: Pipeline, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run the pipeline on every gold text (Calendar pinned to the text's date) and score what it kept."""
+    outputs = []
+    began = time.perf_counter()
+    for rec in records:
+        calendar.set_today(today_of(rec))
+        try:
+            outputs.append(pipeline.process(rec["text"])[0])
+        finally:
+            calendar.set_today(None)
+    seconds = time.perf_counter() - began
+    return {**score(records, outputs, details), "seconds": round(seconds, 1),
+            "texts_per_min": round(len(records) / seconds * 60, 2)}
+
+
+def score(records: list[dict[str, Any]], outputs: list[dict[str, Any] | None],
+          details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Precision and recall of the kept calls in `outputs` (data-gen output records, None for a text that kept
+    none) against the gold spots of the same `records`."""
     kept = {t: 0 for t in TOOLS}
     matched = {t: 0 for t in TOOLS}
     gold_n = {t: 0 for t in TOOLS}
     covered = {t: 0 for t in TOOLS}
     by_source: dict[str, list[int]] = {}
-    began = time.perf_counter()
-    for rec in records:
+    for rec, out in zip(records, outputs):
         text, gold = rec["text"], rec["gold"]
-        calendar.set_today(rec.get("today", NO_TODAY))
+        calendar.set_today(today_of(rec))
         try:
-            out, _ = pipeline.process(text)
             hit: set[int] = set()
             judged: list[tuple[dict[str, Any], bool]] = []
             for call in (out or {}).get("calls", []):
@@ -90,25 +112,22 @@ def measure(records: list[dict[str, Any]], pipeline: Pipeline, details: list[dic
                 gold_n[spot["tool"]] += 1
                 covered[spot["tool"]] += id(spot) in hit
             if details is not None:
-                details.append({"id": rec["id"], "text": text, "missed": [s for s in gold if id(s) not in hit],
+                details.append({"id": rec.get("id"), "text": text, "missed": [s for s in gold if id(s) not in hit],
                                 "kept": [{**{k: c[k] for k in ("tool", "args", "result", "position", "source")},
                                           "loss_reduction": round(c["loss_reduction"], 3), "right": ok}
                                          for c, ok in judged]})
         finally:
             calendar.set_today(None)
-    seconds = time.perf_counter() - began
     n_kept, n_matched = sum(kept.values()), sum(matched.values())
     return {
         "precision": round(n_matched / n_kept, 3) if n_kept else None,
-        "recall": round(sum(covered.values()) / sum(gold_n.values()), 3),
+        "recall": round(sum(covered.values()) / sum(gold_n.values()), 3) if sum(gold_n.values()) else None,
         "kept": n_kept, "kept_right": n_matched, "gold": sum(gold_n.values()), "gold_covered": sum(covered.values()),
         "per_tool": {t: {"precision": round(matched[t] / kept[t], 3) if kept.get(t) else None,
                          "recall": round(covered[t] / gold_n[t], 3) if gold_n[t] else None,
                          "kept": kept.get(t, 0), "kept_right": matched.get(t, 0), "gold": gold_n[t],
                          "gold_covered": covered[t]} for t in TOOLS},
         "kept_by_source": {s: {"kept": k, "right": r} for s, (k, r) in sorted(by_source.items())},
-        "seconds": round(seconds, 1),
-        "texts_per_min": round(len(records) / seconds * 60, 2),
     }
 
 

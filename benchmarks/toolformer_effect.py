@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("no_tools", "tools")
+ROOT = Path(__file__).resolve().parents[1]
+#: Where the shipped model lives in the package (toolcall.models.NAMED_MODELS["toolformer-smollm2"]).
+SHIPPED = ROOT / "toolcall" / "models" / "toolformer-smollm2"
 #: The issue's targets, in accuracy points: trained+tools over base without tools, and over trained without tools.
 TARGET_OVER_BASE, TARGET_OVER_TRAINED = 0.15, 0.10
 
@@ -41,6 +44,7 @@ def run(cmd: list[str], log: Path, timings: dict[str, float], step: str) -> None
         fh.flush()
         done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - began, 1)
+    (log.parent / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
     if done.returncode != 0:
         raise SystemExit(f"step {step} failed (exit {done.returncode}); see {log}")
 
@@ -73,6 +77,23 @@ def call_quality(items_path: Path) -> dict[str, float]:
             "right_given_call": round(len(right) / max(len(with_call), 1), 4)}
 
 
+def corpus_quality(train: Path, datagen: Path, n: int) -> dict[str, Any]:
+    """Precision and recall of the annotated corpus against the gold spots the corpus script marks in each text
+    (where a computed number or today's date starts), scored as benchmarks/datagen_quality.py scores its dev set."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from datagen_quality import score
+
+    records = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines()[:n] if line.strip()]
+    if not all("gold" in r for r in records):
+        return {}
+    kept = {}
+    for line in (datagen / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            out = json.loads(line)
+            kept[out["original"]] = out
+    return score(records, [kept.get(r["text"]) for r in records])
+
+
 def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -102,6 +123,60 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def ship(adapter: Path, dest: Path, report: dict[str, Any]) -> None:
+    """The adapter as the package ships it: its config, its weights in float16 (half the size; the loader casts them
+    to the model's dtype) and a README with the recipe and the table; no tokenizer (the base model's is used)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(adapter / "adapter_config.json", dest / "adapter_config.json")
+    weights = {k: v.to(torch.float16).contiguous() for k, v in load_file(adapter / "adapter_model.safetensors").items()}
+    save_file(weights, dest / "adapter_model.safetensors")
+    (dest / "README.md").write_text(recipe(report), encoding="utf-8")
+
+
+def recipe(report: dict[str, Any]) -> str:
+    """How the shipped adapter was made, and what it scored."""
+    s = report["settings"]
+    rows = []
+    for task, res in report["results"].items():
+        for model in ("base", "trained"):
+            cells = " | ".join(f"{100 * res[model][mode]['accuracy']:.1f}%" for mode in MODES)
+            calls = res[model]["calls"]
+            rows.append(f"| {task} | {model} | {cells} | {100 * calls['call_rate']:.0f}% | "
+                        f"{100 * calls['right_call_rate']:.0f}% |")
+    table = "\n".join(rows)
+    return f"""# toolformer-smollm2
+
+A LoRA adapter over the embedded SmolLM2-135M-Instruct, fine-tuned on a Toolformer corpus that toolcall made itself:
+it writes `[Calculator(expression) -> ` where a number is computed from earlier ones and `[Calendar() -> ` where
+today's date is written. Use it with `--model toolformer-smollm2`.
+
+## How it was made (rebuild: `python benchmarks/toolformer_effect.py --out runs/effect --ship`)
+1. Corpus: `python -m toolcall.data_gen.corpora.tool_texts --out DIR/corpus --train {s['train_texts']} --test-math {s['math']} --test-dates {max(s['dates'], 1)} --seed {s['seed']}`
+   (templates and word lists written for toolcall; the test split uses other templates, names and objects).
+2. Annotation: `toolcall data-gen --input DIR/corpus/train.jsonl --output DIR/datagen --tools calculator,calendar --limit {s['texts']} {s['data_gen_args']}`
+   (default sampling: tool proposals and constrained model samples, judged by the paper's loss filter) —
+   {report['data_gen']['texts_kept']} of {report['data_gen']['texts_in']} texts kept, {report['data_gen']['calls_kept']} calls ({report['data_gen']['kept_per_tool']}).
+3. Fine-tune: `toolcall train --corpus DIR/datagen --output DIR/adapter --lora --epochs {s['epochs']} --lr {s['lr']} --lora-r {s['lora_r']} --lora-alpha {2 * s['lora_r']} --lora-targets {s['lora_targets']} --batch-size {s['batch_size']} --seed {s['seed']}`
+   (tool results masked out of the loss); weights stored here in float16.
+4. Evaluation: `toolcall eval --task math --input DIR/corpus/test_math.jsonl` and `--task dates --input DIR/corpus/test_dates.jsonl --today {s['today']} --limit {s['dates']}`, base and trained, tools off and on.
+
+## Results on the held-out split (accuracy; paper scoring: first number for math, answer in the first words for dates)
+
+| task | model | tools off | tools on | call rate (tools on) | call returned the answer |
+|---|---|---|---|---|---|
+{table}
+
+Trained with tools minus base without tools: {100 * report['targets']['trained_tools_minus_base_no_tools']:.1f} points; minus trained
+without tools: {100 * report['targets']['trained_tools_minus_trained_no_tools']:.1f} points. Seconds per step: {report['seconds']}.
+Machine: {report['machine']}.
+
+Licence: Apache-2.0 (the adapter); the base model is SmolLM2-135M-Instruct (Apache-2.0).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/effect"), help="run directory")
@@ -119,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-gen-args", default="", help="extra `toolcall data-gen` flags, e.g. \"--tau-p 0.2\"")
     p.add_argument("--fresh", action="store_true", help="delete DIR first instead of reusing finished steps")
+    p.add_argument("--ship", action="store_true",
+                   help=f"copy the trained adapter (weights in float16) and its recipe into {SHIPPED.relative_to(ROOT)}")
     args = p.parse_args(argv)
 
     out: Path = args.out
@@ -126,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "run.log"
-    timings: dict[str, float] = {}
+    # Seconds per step, kept across resumed runs (a step skipped now keeps the time it took when it ran).
+    timings_file = out / "timings.json"
+    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     model = ["--model", args.model] if args.model else []
     began = time.perf_counter()
 
@@ -167,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 with summary_path.open("w", encoding="utf-8") as fh:
                     done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
                 timings[f"eval_{task}_{name}"] = round(time.perf_counter() - t0, 1)
+                timings_file.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
                 if done.returncode != 0:
                     items_path.unlink(missing_ok=True)
                     raise SystemExit(f"eval {task} {name} failed; see {summary_path}")
@@ -183,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "fresh"},
         "corpus": json.loads((corpus / "overlap.json").read_text()),
         "data_gen": {k: datagen_stats[k] for k in ("texts_in", "texts_kept", "calls_kept")}
-                    | {"kept_per_tool": {t: v["kept"] for t, v in datagen_stats["per_tool"].items()}},
+                    | {"kept_per_tool": {t: v["kept"] for t, v in datagen_stats["per_tool"].items()},
+                       "quality": corpus_quality(corpus / "train.jsonl", datagen, args.texts)},
         "results": results,
         "targets": {"trained_tools_minus_base_no_tools": round(gap_base, 4), "needed": TARGET_OVER_BASE,
                     "trained_tools_minus_trained_no_tools": round(gap_trained, 4), "needed_2": TARGET_OVER_TRAINED,
@@ -192,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot(report, out / "report.png")
+    if args.ship:
+        ship(adapter, SHIPPED, report)
     line = {"benchmark": "toolformer_effect",
             **{f"{task}_{m}_{mode}": results[task][m][mode]["accuracy"] for task in results for m in ("base", "trained")
                for mode in MODES},

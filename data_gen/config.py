@@ -56,6 +56,10 @@ class SampleConfig:
     constrain: bool = option(True, help="sample only well-formed calls of the tool, its arguments following the "
                                         "tool's argument grammar (llguidance); --no-constrain samples freely and "
                                         "ends a sample at `]`, as the paper")
+    admissible_only: bool = option(True, flag="--admissible",
+                                   help="drop a sampled call that could not be written from the text before it "
+                                        "(the tool's `admissible` rule; Calculator: its numbers are written there); "
+                                        "never with --sampling paper")
     stop: tuple[str, ...] = ("]",)
 
     def __post_init__(self) -> None:
@@ -210,7 +214,8 @@ class DataGenConfig:
         pos = replace(self.positions, **{k: v for k, v in (("tau_s", o.tau_s), ("k", o.k)) if v is not None})
         sam = replace(self.sample, **({"m": o.m} if o.m is not None else {}))
         if self.sampling == "paper":
-            sam = replace(sam, constrain=False)     # the paper samples freely and stops at "]"
+            # the paper samples freely, stops at "]", and judges every sample by the loss alone
+            sam = replace(sam, constrain=False, admissible_only=False)
         fil = replace(self.filter, **({"tau_f": o.tau_f} if o.tau_f is not None else {}))
         return pos, sam, fil
 

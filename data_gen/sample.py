@@ -37,6 +37,7 @@ def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config
         seed = config.seed * 1_000_003 + zlib.crc32(f"{tool}\0{record['text']}".encode())
         spellings = tuple(dict.fromkeys((tool, *names)))
         grammar = call_grammar(tool, states.registry) if config.constrain else None
+        admissible = states.registry.get(tool).admissible if config.admissible_only else None
         if grammar is not None:  # a sample cannot stray from `Tool(`, so there is nothing to cut short
             how: dict[str, Any] = {"grammar": grammar}
         else:
@@ -51,6 +52,11 @@ def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config
                 if call is None:
                     _bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text, "reason": reason})
+                    continue
+                if admissible is not None and not admissible(tuple(call.args), record["text"][:char]):
+                    _bump(counts, tool, "inadmissible")
+                    rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text,
+                                     "reason": "not admissible: it uses what the text writes only after the call"})
                     continue
                 key = render_call(call)
                 if key in seen:

@@ -14,7 +14,7 @@ from .schema import function_schema
 
 DEFAULT_TIMEOUT = 10.0
 
-__all__ = ["DEFAULT_TIMEOUT", "Proposal", "Proposer", "Restyler", "Tool", "ToolResult", "make_tool", "text_context",
+__all__ = ["DEFAULT_TIMEOUT", "Admissible", "Proposal", "Proposer", "Restyler", "Tool", "ToolResult", "make_tool", "text_context",
            "about_text"]
 
 #: What the caller knows about the text a call is made for, e.g. {"date": "2025-03-04"}: data_gen sets it from each
@@ -50,6 +50,10 @@ class Proposal:
 Proposer = Callable[[str], list[Proposal]]
 #: (result, text that follows the call) -> the result written in the style of that text, same value.
 Restyler = Callable[[str, str], str]
+#: (arguments, text before the call) -> whether one who has read only that text could write the call (Calculator:
+#: its operands are numbers written there). A model sampling calls sees the whole text, so it can copy numbers
+#: from after the call; a call it could not make at inference time is not worth training on.
+Admissible = Callable[[tuple[Any, ...], str], bool]
 
 
 @dataclass
@@ -62,7 +66,8 @@ class Tool:
     candidates besides the model's samples); `restyle` writes a result in the style of the text that follows it
     (Calculator: "2800" before "2,800" becomes "2,800"). `argument_grammar` is the Lark grammar (llguidance's
     dialect, a `start` rule) of what may stand between the call's parentheses when calls are sampled under a
-    constraint; None derives it from the JSON schema, "" means no arguments.
+    constraint; None derives it from the JSON schema, "" means no arguments. `admissible(args, before)` says
+    whether a call could be written from the text before it alone; data_gen drops sampled calls that fail it.
     """
 
     name: str
@@ -78,6 +83,7 @@ class Tool:
     returns: dict[str, Any] | None = None
     proposer: Proposer | None = None
     restyle: Restyler | None = None
+    admissible: Admissible | None = None
     argument_grammar: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -122,7 +128,7 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
               cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
               isolated: bool | None = None, joiner: str | None = None, description: str | None = None,
               proposer: Proposer | None = None, restyle: Restyler | None = None,
-              argument_grammar: str | None = None) -> Tool:
+              argument_grammar: str | None = None, admissible: Admissible | None = None) -> Tool:
     """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
     if isinstance(func, Tool):
         base = func
@@ -132,7 +138,8 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                     example=example or base.example, isolated=base.isolated if isolated is None else isolated,
                     joiner=base.joiner if joiner is None else joiner, returns=base.returns,
                     proposer=proposer or base.proposer, restyle=restyle or base.restyle,
-                    argument_grammar=base.argument_grammar if argument_grammar is None else argument_grammar)
+                    argument_grammar=base.argument_grammar if argument_grammar is None else argument_grammar,
+                    admissible=admissible or base.admissible)
     if not callable(func):
         raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
     schema = function_schema(func, name)["function"]
@@ -144,4 +151,4 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                 func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
                 cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
                 isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"),
-                proposer=proposer, restyle=restyle, argument_grammar=argument_grammar)
+                proposer=proposer, restyle=restyle, argument_grammar=argument_grammar, admissible=admissible)

@@ -24,7 +24,8 @@ def builtin_tools() -> list["Tool"]:
     return [
         make_tool(calculator.calculator, "Calculator", aliases=("Calculate",), timeout=5.0, isolated=True, joiner=",",
                   example="[Calculator(400 / 1400) -> 0.29]", argument_grammar=arithmetic_grammar(),
-                  proposer=calculator.calculator_proposer, restyle=calculator.restyle),
+                  proposer=calculator.calculator_proposer, restyle=calculator.restyle,
+                  admissible=calculator.calculator_admissible),
         make_tool(calendar.calendar, "Calendar", timeout=2.0, cache=False, example="[Calendar() -> Today is Monday, January 30, 2023.]",
                   proposer=calendar.calendar_proposer),
         make_tool(solve.solve, "Solve", timeout=10.0, isolated=True, example="[Solve(2*x + 3 = 7) -> x = 2]"),

@@ -87,6 +87,26 @@ _NOT_UNITS = frozenset("a an the of and or to in on at for per each with is are 
                        "its their his her our my your more less than new old about as if then but every".split())
 
 
+# Numbers a calculation may use without the text writing them: halving, doubling, percentages, thousands.
+FREE_CONSTANTS = frozenset(Decimal(v) for v in (1, 2, 100, 1000))
+_EXPRESSION_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
+
+
+def calculator_admissible(args: tuple[object, ...], before: str) -> bool:
+    """Whether one who has read only `before` could write this calculation: each of its numbers is written there
+    (1,240 and 1240 alike) or is a free constant (1, 2, 100, 1,000). A model sampling with the whole text in view
+    copies numbers written after the call ("Kira counted [Calculator(352 / 22) -> 16] 16 jars of 22 cookies: 352")."""
+    written = {n.value for n in find_numbers(before)}
+    for token in _EXPRESSION_NUMBER.findall(" ".join(str(a) for a in args)):
+        try:
+            value = parse_decimal(token)
+        except InvalidOperation:
+            return False
+        if value not in written and value not in FREE_CONSTANTS:
+            return False
+    return True
+
+
 def calculator_proposer(text: str) -> list[Proposal]:
     """Calculator calls for the numbers of `text` that follow from earlier ones, each placed where the number starts.
 

@@ -9,7 +9,7 @@ wording occurs in the training texts.
 
     python -m toolcall.data_gen.corpora.tool_texts --out DIR [--train 3000] [--test-math 150] [--test-dates 60] [--seed 0]
 
-writes DIR/train.jsonl ({"id", "kind", "text"[, "date"]}), DIR/test_math.jsonl ({"question", "answer"}),
+writes DIR/train.jsonl ({"id", "kind", "text"[, "date"], "gold": where a call belongs: [{"tool", "start", "value"}]}), DIR/test_math.jsonl ({"question", "answer"}),
 DIR/test_dates.jsonl (the eval's date rules) and DIR/overlap.json.
 """
 from __future__ import annotations
@@ -74,6 +74,45 @@ def money(value: float) -> str:
     return f"${value:,.2f}" if not float(value).is_integer() else f"${int(value):,}"
 
 
+# Gold spots are marked while a text is written and cut out after: where a computed number or today's date starts.
+_CALC, _END_CALC, _DATE, _END_DATE = "\x02", "\x03", "\x04", "\x05"
+_MARKS = re.compile("[\x02\x04]([^\x03\x05]*)[\x03\x05]")
+
+
+def res(value: float) -> str:
+    """A number the text computes from numbers written before it (a gold Calculator spot)."""
+    return f"{_CALC}{num(value)}{_END_CALC}"
+
+
+def res_money(value: float) -> str:
+    """A computed amount of money; the spot starts at its digits (a call before the "$" counts too)."""
+    return "$" + res(value) if float(value).is_integer() else f"${_CALC}{value:,.2f}{_END_CALC}"
+
+
+def dated(mention: str) -> str:
+    """Where the text writes today's date or weekday (a gold Calendar spot)."""
+    return f"{_DATE}{mention}{_END_DATE}"
+
+
+def unmark(marked: str) -> tuple[str, list[dict[str, Any]]]:
+    """The text without its marks, and its gold spots {"tool", "start", "value"} (value: the number or the date as the
+    text writes it), in the form of benchmarks/data/datagen_dev.jsonl."""
+    gold: list[dict[str, Any]] = []
+    out, pos = [], 0
+    for m in _MARKS.finditer(marked):
+        out.append(marked[pos:m.start()])
+        start = sum(map(len, out))
+        inner = m.group(1)
+        if marked[m.start()] == _CALC:
+            gold.append({"tool": "Calculator", "start": start, "value": inner})
+        else:
+            gold.append({"tool": "Calendar", "start": start, "value": inner})
+        out.append(inner)
+        pos = m.end()
+    out.append(marked[pos:])
+    return "".join(out), gold
+
+
 def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -85,12 +124,12 @@ def t_groups(r: Random) -> str:
     name, (box, things) = r.choice(TRAIN_NAMES), r.choice(TRAIN_GROUPS)
     a, b = r.randint(3, 48), r.randint(4, 36)
     return r.choice((
-        f"{name} filled {a} {plural(box)} with {b} {things} each, so {she(name)} packed {num(a * b)} {things} in all.",
-        f"There are {a} {plural(box)} and every {box} holds {b} {things}. Altogether that makes {num(a * b)} {things}.",
-        f"Each {box} has {b} {things}. With {a} {plural(box)}, the total is {num(a * b)} {things}.",
-        f"{name} counted {a} {plural(box)} of {b} {things}: {num(a * b)} {things} for the fair.",
+        f"{name} filled {a} {plural(box)} with {b} {things} each, so {she(name)} packed {res(a * b)} {things} in all.",
+        f"There are {a} {plural(box)} and every {box} holds {b} {things}. Altogether that makes {res(a * b)} {things}.",
+        f"Each {box} has {b} {things}. With {a} {plural(box)}, the total is {res(a * b)} {things}.",
+        f"{name} counted {a} {plural(box)} of {b} {things}: {res(a * b)} {things} for the fair.",
         f"Question: {name} has {a} {plural(box)} with {b} {things} in each. How many {things} is that? "
-        f"Answer: {cap(she(name))} has {num(a * b)} {things}.",
+        f"Answer: {cap(she(name))} has {res(a * b)} {things}.",
     ))
 
 
@@ -99,11 +138,11 @@ def t_share(r: Random) -> str:
     k, each = r.randint(2, 12), r.randint(3, 40)
     total = k * each
     return r.choice((
-        f"{name} shared {total} {things} equally among {k} friends, and each friend got {each} {things}.",
-        f"The {total} {things} were split evenly into {k} {plural(box)}, which put {each} {things} in every {box}.",
-        f"Dividing {total} {things} between {k} teams gives each team {each} {things}.",
+        f"{name} shared {total} {things} equally among {k} friends, and each friend got {res(each)} {things}.",
+        f"The {total} {things} were split evenly into {k} {plural(box)}, which put {res(each)} {things} in every {box}.",
+        f"Dividing {total} {things} between {k} teams gives each team {res(each)} {things}.",
         f"Question: {total} {things} are packed equally into {k} {plural(box)}. How many go in each {box}? "
-        f"Answer: Each {box} gets {each} {things}.",
+        f"Answer: Each {box} gets {res(each)} {things}.",
     ))
 
 
@@ -113,10 +152,10 @@ def t_left(r: Random) -> str:
     a = r.randint(30, 900)
     b = r.randint(5, a - 5)
     return r.choice((
-        f"{name} had {a} {things} and gave {b} of them to {other}, leaving {num(a - b)} {things}.",
-        f"The {r.choice(TRAIN_PLACES)} started the week with {a} {things}. After {b} were used, {num(a - b)} remained.",
-        f"Of the {a} {things}, {b} were sold, so {num(a - b)} are still in stock.",
-        f"Question: {name} had {a} {things} and lost {b}. How many are left? Answer: {num(a - b)} {things} are left.",
+        f"{name} had {a} {things} and gave {b} of them to {other}, leaving {res(a - b)} {things}.",
+        f"The {r.choice(TRAIN_PLACES)} started the week with {a} {things}. After {b} were used, {res(a - b)} remained.",
+        f"Of the {a} {things}, {b} were sold, so {res(a - b)} are still in stock.",
+        f"Question: {name} had {a} {things} and lost {b}. How many are left? Answer: {res(a - b)} {things} are left.",
     ))
 
 
@@ -124,11 +163,11 @@ def t_total(r: Random) -> str:
     place, things = r.choice(TRAIN_PLACES), r.choice(TRAIN_GROUPS)[1]
     a, b, c = r.randint(12, 950), r.randint(12, 950), r.randint(12, 400)
     return r.choice((
-        f"The {place} received {a} {things} on Monday and {b} on Tuesday, {num(a + b)} {things} in total.",
-        f"Last year the {place} had {a} visitors in June and {b} in July, together {num(a + b)} visitors.",
-        f"The {place} sold {a} {things} in the morning, {b} at noon and {c} in the evening: {num(a + b + c)} in all.",
+        f"The {place} received {a} {things} on Monday and {b} on Tuesday, {res(a + b)} {things} in total.",
+        f"Last year the {place} had {a} visitors in June and {b} in July, together {res(a + b)} visitors.",
+        f"The {place} sold {a} {things} in the morning, {b} at noon and {c} in the evening: {res(a + b + c)} in all.",
         f"Question: A {place} has {a} {things} and buys {b} more. How many does it have now? "
-        f"Answer: It has {num(a + b)} {things}.",
+        f"Answer: It has {res(a + b)} {things}.",
     ))
 
 
@@ -138,11 +177,11 @@ def t_receipt(r: Random) -> str:
     extra = r.choice((2.75, 3.5, 5.25, 8, 9.99, 11.5))
     first = round(n * price, 2)
     return r.choice((
-        f"Receipt: {n} x {item} at {money(price)} = {money(first)}; one {other} {money(extra)}; "
-        f"total {money(round(first + extra, 2))}.",
-        f"{r.choice(TRAIN_NAMES)} bought {n} {plural(item)} at {money(price)} each for {money(first)}, and with a "
-        f"{money(extra)} {other} the bill came to {money(round(first + extra, 2))}.",
-        f"{n} {plural(item)} cost {money(price)} each, so they come to {money(first)}.",
+        f"Receipt: {n} x {item} at {money(price)} = {res_money(first)}; one {other} {money(extra)}; "
+        f"total {res_money(round(first + extra, 2))}.",
+        f"{r.choice(TRAIN_NAMES)} bought {n} {plural(item)} at {money(price)} each for {res_money(first)}, and with a "
+        f"{money(extra)} {other} the bill came to {res_money(round(first + extra, 2))}.",
+        f"{n} {plural(item)} cost {money(price)} each, so they come to {res_money(first)}.",
     ))
 
 
@@ -151,10 +190,10 @@ def t_recipe(r: Random) -> str:
     grams, serves, factor = r.choice((120, 150, 200, 250, 300, 350, 400, 450)), r.choice((2, 4, 6)), r.randint(2, 5)
     return r.choice((
         f"The recipe needs {grams} g of {ingredient} for {serves} servings. Cooking {factor} times as much "
-        f"takes {num(grams * factor)} g of {ingredient}.",
+        f"takes {res(grams * factor)} g of {ingredient}.",
         f"For {serves} people the cake uses {grams} grams of {ingredient}; for {num(serves * factor)} people "
-        f"multiply by {factor}, which gives {num(grams * factor)} grams.",
-        f"One batch of bread uses {grams} g of {ingredient}, so {factor} batches use {num(grams * factor)} g.",
+        f"multiply by {factor}, which gives {res(grams * factor)} grams.",
+        f"One batch of bread uses {grams} g of {ingredient}, so {factor} batches use {res(grams * factor)} g.",
     ))
 
 
@@ -163,22 +202,22 @@ def t_travel(r: Random) -> str:
     speed, hours = r.choice((15, 20, 40, 45, 50, 60, 75, 80, 90, 120)), r.randint(2, 9)
     dist = speed * hours
     return r.choice((
-        f"The {vehicle} travelled at {speed} km/h for {hours} hours and covered {num(dist)} km.",
-        f"At {speed} miles per hour, a {num(dist)}-mile trip by {vehicle} takes {hours} hours.",
-        f"The {vehicle} kept up {speed} km per hour, so after {hours} hours it was {num(dist)} km from home.",
-        f"A {vehicle} going {num(dist)} km at {speed} km/h needs {hours} hours for the journey.",
+        f"The {vehicle} travelled at {speed} km/h for {hours} hours and covered {res(dist)} km.",
+        f"At {speed} miles per hour, a {num(dist)}-mile trip by {vehicle} takes {res(hours)} hours.",
+        f"The {vehicle} kept up {speed} km per hour, so after {hours} hours it was {res(dist)} km from home.",
+        f"A {vehicle} going {num(dist)} km at {speed} km/h needs {res(hours)} hours for the journey.",
     ))
 
 
 def t_convert(r: Random) -> str:
     x = r.randint(2, 48)
     return r.choice((
-        f"There are 60 minutes in an hour, so {x} hours is {num(x * 60)} minutes.",
-        f"A foot has 12 inches; {x} feet are {num(x * 12)} inches.",
-        f"One kilometre is 1,000 metres, so the {x} km route is {num(x * 1000)} metres long.",
-        f"With 7 days in a week, {x} weeks make {num(x * 7)} days.",
-        f"A dozen is 12, so {x} dozen eggs are {num(x * 12)} eggs.",
-        f"Each kilogram is 1,000 grams: {x} kg of rice weighs {num(x * 1000)} grams.",
+        f"There are 60 minutes in an hour, so {x} hours is {res(x * 60)} minutes.",
+        f"A foot has 12 inches; {x} feet are {res(x * 12)} inches.",
+        f"One kilometre is 1,000 metres, so the {x} km route is {res(x * 1000)} metres long.",
+        f"With 7 days in a week, {x} weeks make {res(x * 7)} days.",
+        f"A dozen is 12, so {x} dozen eggs are {res(x * 12)} eggs.",
+        f"Each kilogram is 1,000 grams: {x} kg of rice weighs {res(x * 1000)} grams.",
     ))
 
 
@@ -187,9 +226,9 @@ def t_percent(r: Random) -> str:
     part = total * pct / 100
     place = r.choice(TRAIN_PLACES)
     return r.choice((
-        f"Of the {total} students at the {place}, {pct}% walk to class, that is {num(part)} students.",
-        f"The {place} gave a {pct}% discount on a {money(total)} order, which saved {money(part)}.",
-        f"{pct} percent of the {total} seats were empty: {num(part)} seats.",
+        f"Of the {total} students at the {place}, {pct}% walk to class, that is {res(part)} students.",
+        f"The {place} gave a {pct}% discount on a {money(total)} order, which saved {res_money(part)}.",
+        f"{pct} percent of the {total} seats were empty: {res(part)} seats.",
     ))
 
 
@@ -204,13 +243,13 @@ def t_today(r: Random) -> tuple[str, dt.date]:
     place, name = r.choice(TRAIN_PLACES), r.choice(TRAIN_NAMES)
     later = r.randint(2, 20)
     text = r.choice((
-        f"Today is {full}, and the {place} stays open until 8 p.m.",
-        f"Notice posted today, {full}: the {place} will be closed for repairs for {later} days.",
-        f"It is {day:%A} today, so {name} has {her(name)} piano lesson after school.",
-        f"{name} wrote in {her(name)} diary: today, {month_day}, it rained all morning.",
-        f"The meeting is today, {full}, at 10 a.m. in room {r.randint(2, 40)}.",
-        f"Happy {day:%A}! Today is {month_day} and the {place} has {later} new events this month.",
-        f"As of today, {month_day}, {day.year}, the {place} has welcomed {r.randint(200, 9000):,} visitors.",
+        f"Today is {dated(full)}, and the {place} stays open until 8 p.m.",
+        f"Notice posted today, {dated(full)}: the {place} will be closed for repairs for {later} days.",
+        f"It is {dated(f'{day:%A}')} today, so {name} has {her(name)} piano lesson after school.",
+        f"{name} wrote in {her(name)} diary: today, {dated(month_day)}, it rained all morning.",
+        f"The meeting is today, {dated(full)}, at 10 a.m. in room {r.randint(2, 40)}.",
+        f"Happy {dated(f'{day:%A}')}! Today is {dated(month_day)} and the {place} has {later} new events this month.",
+        f"As of today, {dated(month_day)}, {day.year}, the {place} has welcomed {r.randint(200, 9000):,} visitors.",
     ))
     return text, day
 
@@ -231,13 +270,15 @@ def training_texts(n: int, seed: int = 0) -> list[dict[str, Any]]:
     while len(out) < n:
         i = r.choices(range(len(names)), weights=weights)[0]
         made = funcs[i](r)
-        text, day = made if isinstance(made, tuple) else (made, None)
+        marked, day = made if isinstance(made, tuple) else (made, None)
+        text, gold = unmark(marked)
         if text in seen:
             continue
         seen.add(text)
         rec: dict[str, Any] = {"id": f"{names[i]}-{len(out):05d}", "kind": names[i], "text": text}
         if day is not None:
             rec["date"] = day.isoformat()
+        rec["gold"] = gold
         out.append(rec)
     return out
 

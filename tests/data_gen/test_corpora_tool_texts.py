@@ -98,3 +98,18 @@ def test_the_command_line_writes_the_files(tmp_path: Path, capsys: pytest.Captur
     line = json.loads(capsys.readouterr().out)
     assert line["train"] == 40 and (tmp_path / "overlap.json").is_file()
     assert len((tmp_path / "test_dates.jsonl").read_text().splitlines()) == 5
+
+
+def test_gold_spots_mark_each_computed_number_and_todays_date(corpus: Path) -> None:
+    records = [json.loads(line) for line in (corpus / "train.jsonl").read_text().splitlines()]
+    assert all(r["gold"] for r in records)                          # every text has a place where a tool helps
+    for rec in records:
+        text = rec["text"]
+        assert not set(text) & {"\x02", "\x03", "\x04", "\x05"}
+        for spot in rec["gold"]:
+            assert text[spot["start"]:spot["start"] + len(spot["value"])] == spot["value"], (text, spot)
+            if spot["tool"] == "Calculator":                          # computed from numbers written before it
+                target = float(spot["value"].replace(",", ""))
+                assert computed_from(numbers(text[:spot["start"]]), target), (text, spot)
+            else:
+                assert rec["kind"] == "today" and "date" in rec

@@ -98,7 +98,7 @@ def test_pipeline_with_an_untrained_toy_lm_runs_and_keeps_nothing(registry: Any)
 
 
 class _DecodeOnly(Backend):
-    """A backend that decodes but cannot score (as vLLM is today)."""
+    """A backend that decodes but cannot score."""
 
     name = "decode-only"
 
@@ -107,22 +107,53 @@ class _DecodeOnly(Backend):
 
 
 def test_a_backend_that_cannot_score_is_refused_with_what_it_lacks(registry: Any) -> None:
-    assert {"fake", "transformers"} <= set(scoring_backends()) and "vllm" not in scoring_backends()
+    assert {"fake", "transformers", "vllm"} <= set(scoring_backends()) and "decode-only" not in scoring_backends()
     with pytest.raises(ConfigError) as err:
         Pipeline(_DecodeOnly(), registry, config())
     message = str(err.value)
     assert "'decode-only'" in message and "prefix_state" in message and "sample_branches" in message
     assert "encode," not in message            # Backend's own encode counts: only what is really missing is named
-    assert "backends that can: fake, transformers" in message
+    assert "backends that can: fake, transformers, vllm" in message
     fake = FakeBackend()
     assert as_scorer(fake) is fake
 
 
 def test_get_scorer_refuses_a_decode_only_backend_before_building_it() -> None:
-    # vLLM decodes but cannot score yet: refused by name, without starting an engine (vllm is not even installed here).
-    with pytest.raises(ConfigError, match="backend 'vllm' cannot score.*lacks .*prefix_state"):
-        get_scorer("vllm", None, max_batch_tokens=64)
+    # A decode-only engine is refused by name, without building it.
+    from toolcall.backends import backends
+
+    def factory(model: Any = None, **options: Any) -> Backend:
+        raise AssertionError("a backend that cannot score must not be built")
+
+    factory.engine_class = lambda: _DecodeOnly  # type: ignore[attr-defined]
+    backends.register("decode-only", factory)
+    try:
+        with pytest.raises(ConfigError, match="backend 'decode-only' cannot score.*lacks .*prefix_state"):
+            get_scorer("decode-only", None, max_batch_tokens=64)
+    finally:
+        backends.unregister("decode-only")
     fake = get_scorer("FAKE", None, max_batch_tokens=64)
     assert isinstance(fake, FakeBackend) and fake.max_batch_tokens == 64
     with pytest.raises(ConfigError, match="max_batch_tokens must be a whole number >= 1"):
         get_scorer("fake", None, max_batch_tokens=0)
+
+
+def test_a_sampled_call_using_numbers_written_only_after_it_is_dropped(fake: FakeBackend, registry: Any) -> None:
+    # The toy LM writes "12 + 30" after "a total of"; here 30 is written only after that place.
+    text = "The shop sold 12 apples, a total of 42 fruits with the 30 pears."
+    cfg = config()
+    states = PromptStates(fake, cfg.positions.open_texts, registry)
+    found = find_positions({"text": text, "tools": ["Calculator"]}, "Calculator", states, cfg.positions)
+
+    def sampled(admissible_only: bool) -> dict[str, Any]:
+        sample = SampleConfig(m=3, seed=1, admissible_only=admissible_only)
+        return sample_calls(found, "Calculator", states, sample, registry.canonical, ("Calculator", "Calculate"))
+
+    loose, strict = sampled(False), sampled(True)
+    assert "[Calculator(12 + 30)]" in {c["call"] for c in loose["candidates"]}
+    assert "[Calculator(12 + 30)]" not in {c["call"] for c in strict["candidates"]}
+    assert strict["counts"]["Calculator"]["inadmissible"] >= 1
+    assert any(r["reason"].startswith("not admissible") for r in strict["rejected"])
+    # The paper's procedure judges every sample by the loss alone.
+    assert DataGenConfig(sampling="paper").for_tool("Calculator")[1].admissible_only is False
+    assert DataGenConfig().for_tool("Calculator")[1].admissible_only is True

@@ -276,3 +276,20 @@ def test_proposing_is_not_quadratic_in_the_text() -> None:
     assert time.perf_counter() - start < 3.0      # about 0.2 s; the whole-prefix version took 5 s
     first = {p.position for p in proposals if p.score >= 0.4 and p.position < len(sentence)}
     assert {sentence.index("36"), sentence.index("27")} <= first
+
+
+@pytest.mark.parametrize(("args", "before", "ok"), [
+    (("12 + 30",), "The shop sold 12 apples and 30 pears, a total of", True),
+    (("1,240 + 1560",), "It cost $1240 and then 1,560 more, so", True),           # the number, however written
+    (("2.50 * 7",), "7 mugs at $2.5 each come to", True),
+    (("120 * 5 / 100",), "Of the 120 students, 5% walk:", True),                    # 100 is free
+    (("60 / 2",), "He drove 60 miles in", True),                                    # halving
+    (("352 / 22",), "Kira counted", False),                                         # copied from after the call
+    (("12 + 30",), "The shop sold 12 apples", False),
+    (("7",), "", False),
+])
+def test_a_calculation_is_admissible_when_its_numbers_are_written_before_it(args: tuple[str, ...], before: str,
+                                                                              ok: bool) -> None:
+    from toolcall.tools.calculator import calculator_admissible
+
+    assert calculator_admissible(args, before) is ok

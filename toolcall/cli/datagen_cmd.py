@@ -33,6 +33,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument("--max-batch-tokens", type=int, default=None, metavar="N",
                    help="rows x tokens per batched scoring forward (default: the backend's own)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: one process, text by text (default); ray: Ray Data actors, one model each, with Ray "
+                        "Data's checkpointing for --resume (needs toolcall[ray])")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: the Ray cluster to join (\"auto\", \"ray://HOST:10001\"); default: start Ray "
+                        "on this machine, listening on 127.0.0.1 only")
+    p.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="with --engine ray: pipeline actors, each loading the model (default: one per GPU on a GPU "
+                        "cluster, else one per CPU slot)")
     for name, cls in STAGES.items():
         # open_texts, stop and prefix_separator are markers and whitespace of the call syntax, not settings to type.
         add_options(p, cls, exclude=("open_texts", "stop", "prefix_separator"), group=f"{name} stage")
@@ -62,23 +71,38 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     # Unknown tool names and broken --tools-from files fail before the model loads; --tools-from/--mcp tools are
     # added to a typed --tools, and replace the default one.
-    registry = build_registry(list(config.tools), tools_from=args.tools_from, mcp=args.mcp,
-                              names_given="tools" in given(args, DataGenConfig))
+    tool_names, names_given = tuple(config.tools), "tools" in given(args, DataGenConfig)
+    registry = build_registry(list(tool_names), tools_from=args.tools_from, mcp=args.mcp, names_given=names_given)
     if registry is None:
         raise ConfigError("no tools; give --tools, --tools-from or --mcp")
     if args.tools_from or args.mcp:  # the pipeline samples the tools config.tools names
         config = replace(config, tools=tuple(item.name for item in registry))
+    if args.engine != "ray" and (args.address is not None or args.actors is not None):
+        raise ConfigError("--address and --actors apply to --engine ray only")
     if not args.input.is_file():
         raise ConfigError(f"--input {args.input} does not exist")
     out = args.output
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise ConfigError(f"output directory {out} exists and is not empty; pass --resume to continue that run, or choose another directory")
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
-    # A backend that cannot score is refused before a model is loaded.
-    scorer = get_scorer(args.backend, args.model, **options)
-    make_registry(registry, backend=scorer)  # tools that need a model (MT) share this one
-    stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config), resume=args.resume, limit=args.limit,
-                         progress=not args.no_progress)
+    if args.engine == "ray":
+        from ..backends import backends, scoring_backends
+        from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray
+
+        if backends.canonical(args.backend) not in scoring_backends():  # refused before Ray starts
+            raise ConfigError(f"backend {args.backend!r} cannot score log-probabilities for data generation; "
+                              f"backends that can: {', '.join(scoring_backends())}")
+        # Each actor builds its own model and registry from these names; files are named absolutely for the workers.
+        sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in args.tools_from)
+        spec = PipelineSpec(config, args.backend, args.model, options, tool_names, sources, tuple(args.mcp), names_given)
+        stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
+                                 progress=not args.no_progress, options=RayOptions(args.address, args.actors))
+    else:
+        # A backend that cannot score is refused before a model is loaded.
+        scorer = get_scorer(args.backend, args.model, **options)
+        make_registry(registry, backend=scorer)  # tools that need a model (MT) share this one
+        stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config), resume=args.resume,
+                             limit=args.limit, progress=not args.no_progress)
     summary = {k: stats[k] for k in ("texts_in", "texts_after_prefilter", "texts_kept", "calls_kept")}
     summary["kept_per_tool"] = {t: v["kept"] for t, v in stats["per_tool"].items()}
     print(json.dumps(summary), file=sys.stdout)

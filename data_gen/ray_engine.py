@@ -1,0 +1,257 @@
+"""data_gen on Ray Data: the same `Pipeline.process` per text, in a pool of actors that each hold a model, across machines.
+
+The plan is read -> map_batches -> write, so Ray Data's own checkpointing can resume it: each text carries its input
+index as a unique id column, every block written is checkpointed (a two-phase commit: Ray removes a data file whose
+checkpoint never landed), and a re-run with the same output directory reads past the ids already written. When the
+plan has finished, the driver joins the written rows in input order into the files a single-process run writes
+(corpus.jsonl, progress.jsonl, rejected.jsonl, stats.json and the exports), so the two engines' outputs are the same
+and either engine can resume the other's run.
+
+Layout under the output directory: ray/input/ (the texts still to do, in shards: the plan's read), ray/rows/ (what
+the actors wrote), ray/checkpoint/ (Ray Data's checkpoint). On a cluster these paths must be on storage every node
+sees (a shared mount), as Ray Data's checkpointing requires.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolcall.errors import ConfigError, MissingDependencyError
+
+from .checkpoint import RunDir, file_sha256
+from .config import DataGenConfig
+from .inputs import read_inputs
+from .pipeline import Pipeline, write_outputs
+
+RAY_DIR = "ray"
+#: Texts per input shard: a shard is a read task, and its rows are written (and checkpointed) together.
+SHARD_TEXTS = 4
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401  # the [data] part: a bare `ray` install lacks its dependencies
+    except ImportError as err:
+        raise MissingDependencyError("ray[data]", "ray", "data-gen --engine ray") from err
+    return ray
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What an actor needs to build its own Pipeline: picklable names and options, never a loaded model.
+
+    `backend_options` go to `get_scorer` (e.g. max_batch_tokens; the fake backend's `lm`). The registry is built in
+    each actor as on the command line: `tool_names` (None: config.tools) plus the tools of `tools_from` and `mcp`
+    (give absolute paths: an actor's working directory is not the driver's).
+    """
+
+    config: DataGenConfig
+    backend: str = "transformers"
+    model: str | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    tool_names: tuple[str, ...] | None = None
+    tools_from: tuple[str, ...] = ()
+    mcp: tuple[str, ...] = ()
+    names_given: bool = True
+
+    def registry(self, backend: Any = None) -> Any:
+        from toolcall.cli.tool_options import build_registry
+
+        names = self.tool_names if self.tool_names is not None else self.config.tools
+        registry = build_registry(list(names), tools_from=self.tools_from, mcp=self.mcp,
+                                  names_given=self.names_given, backend=backend)
+        if registry is None:
+            raise ConfigError("no tools; give --tools, --tools-from or --mcp")
+        return registry
+
+    def __call__(self) -> Pipeline:
+        from toolcall.backends import get_scorer
+
+        scorer = get_scorer(self.backend, self.model, **self.backend_options)
+        return Pipeline(scorer, self.registry(backend=scorer), self.config)   # MT shares this actor's model
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide the Ray run is."""
+
+    address: str | None = None   # None: start Ray on this machine (local mode); "auto" or "ray://host:10001": a cluster
+    actors: int | None = None    # pipeline actors (each loads the model); None: one per GPU, else one per CPU slot
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None   # None: 1 when the cluster has GPUs, else 0
+
+    def __post_init__(self) -> None:
+        if self.actors is not None and self.actors < 1:
+            raise ConfigError(f"--actors must be at least 1, got {self.actors}")
+        if self.cpus_per_actor <= 0 or (self.gpus_per_actor is not None and self.gpus_per_actor < 0):
+            raise ConfigError(f"an actor needs cpus_per_actor > 0 and gpus_per_actor >= 0; got {self.cpus_per_actor}, "
+                              f"{self.gpus_per_actor}")
+
+
+class _TextActor:
+    """One Pipeline (one model) in a Ray actor; a batch of input rows in, one output row per text out."""
+
+    def __init__(self, make_pipeline: Callable[[], Pipeline]) -> None:
+        self.pipeline = make_pipeline()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {"id": [], "record": [], "summary": [], "rejected": []}
+        for index, text, fields in zip(batch["id"], batch["text"], batch["fields"]):
+            record, summary = self.pipeline.process(str(text), fields=json.loads(fields))
+            out["id"].append(int(index))
+            # JSON strings, so Arrow never has to unify the records' nested, varying shapes across blocks.
+            out["record"].append("" if record is None else json.dumps(record, ensure_ascii=False))
+            out["summary"].append(json.dumps(summary, ensure_ascii=False))
+            out["rejected"].append(json.dumps(self.pipeline.last_rejected, ensure_ascii=False))
+        return out
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> Any:
+    """ray.init for a run: a local Ray bound to 127.0.0.1 when `address` is None, else a connection to that cluster."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    if address is None:
+        # Ray listens on the machine's external address by default; this switch (its single-machine mode) keeps
+        # every local listener on loopback. Ray reads it when it is imported: the environment carries it to the
+        # processes Ray starts, and the constant of an already imported Ray is set to match.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        cpus = num_cpus if num_cpus is not None else max(4, (os.cpu_count() or 1) + 2)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return ray
+
+
+def _pool(ray: Any, options: RayOptions) -> tuple[int, float, float]:
+    """(actors, cpus each, gpus each): one actor per GPU on a GPU cluster, else one per CPU slot, leaving room
+    for the read, checkpoint-filter and write tasks (an actor pool holding every CPU starves them and hangs)."""
+    resources = ray.cluster_resources()
+    gpus = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if resources.get("GPU", 0) else 0.0)
+    if options.actors is not None:
+        return options.actors, options.cpus_per_actor, gpus
+    if gpus:
+        return max(1, int(resources.get("GPU", 0) // gpus)), options.cpus_per_actor, gpus
+    slots = int(resources.get("CPU", 1) // options.cpus_per_actor) - 2
+    if options.address is None:   # local mode reserves extra logical CPUs (init_ray): one actor per real core
+        slots = min(slots, os.cpu_count() or 1)
+    return max(1, slots), options.cpus_per_actor, 0.0
+
+
+def _stage_inputs(texts: Sequence[tuple[str, dict[str, Any]]], done: set[int], folder: Path) -> int:
+    """Write the texts not yet done as shards of {"id", "text", "fields"} lines (the plan's read); how many."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jsonl"):
+        old.unlink()
+    todo = [(i, t, f) for i, (t, f) in enumerate(texts) if i not in done]
+    for start in range(0, len(todo), SHARD_TEXTS):
+        with (folder / f"{start // SHARD_TEXTS:06d}.jsonl").open("w", encoding="utf-8") as fh:
+            for i, text, fields in todo[start:start + SHARD_TEXTS]:
+                fh.write(json.dumps({"id": i, "text": text, "fields": json.dumps(fields)}, ensure_ascii=False) + "\n")
+    return len(todo)
+
+
+def read_rows(folder: Path) -> dict[int, dict[str, Any]]:
+    """The rows the actors wrote, by text index (a row written twice is kept once: its content is the same)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json*")) if folder.is_dir() else []:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    row = json.loads(line)
+                    rows.setdefault(int(row["id"]), row)
+    return rows
+
+
+def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable[[], Pipeline],
+                     config: DataGenConfig, registry: Any, *, resume: bool = False, limit: int | None = None,
+                     progress: bool = True, options: RayOptions = RayOptions()) -> dict[str, Any]:
+    """`run_data_gen` on Ray Data: `make_pipeline` (picklable, e.g. a PipelineSpec) builds each actor's Pipeline;
+    `config` and `registry` are the driver's view of the same run (its description, tools and thresholds).
+    Returns the stats; the output directory ends up as a single-process run leaves it."""
+    texts = read_inputs(input_path, limit)
+    run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
+                "config": config.to_dict()}
+    run = RunDir(Path(output_dir), resume, run_info)   # refuses a used directory without --resume, checks a resumed one
+    work = run.path / RAY_DIR
+    todo = _stage_inputs(texts, run.done, work / "input")
+    if todo:
+        _execute(work, make_pipeline, progress, options)
+    rows = read_rows(work / "rows")
+    tools = tuple(registry.canonical(t) for t in config.tools)
+    _assemble(run, rows, texts)
+    return write_outputs(run.path, run.summaries, len(texts), list(tools),
+                         {t.lower(): config.for_tool(t)[2].tau_f for t in tools})
+
+
+def _execute(work: Path, make_pipeline: Callable[[], Pipeline], progress: bool, options: RayOptions) -> None:
+    ray = init_ray(options.address)
+    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data.checkpoint import CheckpointConfig
+
+    actors, cpus, gpus = _pool(ray, options)
+    context = DataContext.get_current()
+    context.enable_progress_bars = progress
+    # Kept after success: the driver joins the rows after the plan ends, and a crash between the two must not
+    # make a re-run process every text again (the rows are there; the checkpoint says so).
+    context.checkpoint_config = CheckpointConfig(id_column="id", checkpoint_path=str((work / "checkpoint").resolve()),
+                                                 delete_checkpoint_on_success=False)
+    shards = sorted(str(p.resolve()) for p in (work / "input").glob("*.jsonl"))
+    ds = ray.data.read_json(shards)   # pyarrow blocks: the checkpoint filter takes no pandas ones
+    ds = ds.map_batches(_TextActor, fn_constructor_args=(make_pipeline,), batch_size=1,
+                        compute=ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
+    ds.write_json(str((work / "rows").resolve()))
+
+
+def _assemble(run: RunDir, rows: dict[int, dict[str, Any]], texts: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Rewrite corpus.jsonl and progress.jsonl in input order from what is already committed there (a single-process
+    run being resumed) and the rows Ray wrote; written aside, then moved into place, so a crash leaves the old ones.
+    The rows' reasons for dropping samples are appended to rejected.jsonl as a single-process run logs them."""
+    committed = _committed_records(run)
+    for index, row in rows.items():
+        if index in committed:
+            continue
+        summary = json.loads(row["summary"])
+        committed[index] = (json.loads(row["record"]) if row["record"] else None, summary)
+        run.log_rejected(index, texts[index][0], json.loads(row["rejected"]))
+    corpus_tmp, progress_tmp = run.corpus.with_suffix(".tmp"), run.progress.with_suffix(".tmp")
+    size, summaries = 0, []
+    with corpus_tmp.open("w", encoding="utf-8") as corpus, progress_tmp.open("w", encoding="utf-8") as log:
+        for index in sorted(committed):
+            record, summary = committed[index]
+            if record is not None:
+                line = json.dumps(record, ensure_ascii=False) + "\n"
+                corpus.write(line)
+                size += len(line.encode("utf-8"))
+            entry = {"index": index, "corpus_bytes": size, **{k: v for k, v in summary.items()
+                                                               if k not in ("index", "corpus_bytes")}}
+            log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            summaries.append(entry)
+    os.replace(corpus_tmp, run.corpus)
+    os.replace(progress_tmp, run.progress)
+    run.summaries, run.done = summaries, set(committed)
+
+
+def _committed_records(run: RunDir) -> dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """{index: (record or None, summary)} of what progress.jsonl commits: a summary whose corpus_bytes grew owns the
+    next corpus line."""
+    out: dict[int, tuple[dict[str, Any] | None, dict[str, Any]]] = {}
+    lines = iter(run.corpus.read_text(encoding="utf-8").splitlines()) if run.corpus.exists() else iter(())
+    before = 0
+    for entry in run.summaries:
+        grew = entry["corpus_bytes"] > before
+        before = entry["corpus_bytes"]
+        out[entry["index"]] = (json.loads(next(lines)) if grew else None, entry)
+    return out
+
+
+__all__ = ["PipelineSpec", "RayOptions", "init_ray", "read_rows", "run_data_gen_ray"]

@@ -1,0 +1,208 @@
+"""data-gen on Ray Data (local mode): the same corpus as one process, a crashed run resumed exactly, loopback only."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolcall.backends.toy_lm import ToyLM
+from toolcall.data_gen.checkpoint import CORPUS, PROGRESS
+from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
+from toolcall.data_gen.pipeline import Pipeline, run_data_gen
+from toolcall.errors import MissingDependencyError
+
+# The toy LM learns where a Calculator call goes (after "a total of") from these texts alone (as test_stages_fake).
+LM_TEXTS = [
+    "The store sold 12 apples and 30 pears, a total of [Calculator(12 + 30) -> 42] 42 fruits.",
+    "The farm has 12 cows and 30 sheep, a total of [Calculator(12 + 30) -> 42] 42 animals.",
+    "We had 12 red and 30 blue pens, a total of [Calculator(12 + 30) -> 42] 42 pens.",
+]
+PAIRS = [(12, 30), (3, 4), (10, 20), (7, 8), (1, 2), (5, 6), (11, 12), (2, 9), (4, 4), (6, 1)]
+TEXTS = [f"The shop sold {a} apples and {b} pears, a total of {a + b} fruits." for a, b in PAIRS]
+TEXTS[4] = "Cats sleep a lot and dogs bark."   # a text that keeps no call still gets its progress line
+CONFIG = DataGenConfig(tools=("calculator",), positions=PositionConfig(tau_s=0.05, k=3),
+                       sample=SampleConfig(m=3, seed=1), filter=FilterConfig(tau_f=-1.0, tau_p=-1.0), overrides={})
+
+
+def spec() -> Any:
+    from toolcall.data_gen.ray_engine import PipelineSpec
+
+    return PipelineSpec(CONFIG, backend="fake", backend_options={"lm": ToyLM(LM_TEXTS, order=5, smoothing=0.1)})
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Builds the spec's Pipeline, logs each text an actor processes to `log`, and raises at text `crash_at`."""
+
+    log: str
+    crash_at: int | None = None
+
+    def __call__(self) -> Pipeline:
+        pipeline = spec()()
+        process = pipeline.process
+
+        def logged(text: str, tick: Any = lambda stage: None, fields: Any = None) -> Any:
+            index = TEXTS.index(text)
+            with open(self.log, "a", encoding="utf-8") as fh:
+                fh.write(f"{index}\n")
+            if index == self.crash_at:
+                raise RuntimeError(f"crash on text {index}")
+            return process(text, tick, fields)
+
+        pipeline.process = logged  # type: ignore[method-assign]
+        return pipeline
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[Any]:
+    pytest.importorskip("ray.data")
+    import ray
+    from ray import cloudpickle
+
+    from toolcall.data_gen.ray_engine import init_ray
+
+    # Ray's workers cannot import this test module (pytest imports it by path): ship its classes by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    init_ray(None)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture()
+def texts(tmp_path: Path) -> Path:
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    return path
+
+
+def kept_calls(out: Path) -> list[tuple[Any, ...]]:
+    return [(r["original"], c["tool"], tuple(c["args"]), c["result"], c["position"], c["loss_reduction"])
+            for line in (out / CORPUS).read_text().splitlines() for r in [json.loads(line)] for c in r["calls"]]
+
+
+def processed(log: Path) -> list[int]:
+    return [int(x) for x in log.read_text().split()] if log.exists() else []
+
+
+@pytest.mark.slow
+def test_ray_gives_the_single_process_corpus_and_listens_on_loopback_only(ray_local: Any, texts: Path,
+                                                                           tmp_path: Path) -> None:
+    from toolcall.data_gen.ray_engine import run_data_gen_ray
+
+    local = run_data_gen(texts, tmp_path / "local", spec()(), progress=False)
+    stats = run_data_gen_ray(texts, tmp_path / "ray", spec(), CONFIG, spec().registry(), progress=False)
+    assert stats["calls_kept"] == local["calls_kept"] >= 5 and kept_calls(tmp_path / "ray")
+    assert kept_calls(tmp_path / "ray") == kept_calls(tmp_path / "local")
+    # Same records in the same order, same per-text progress (less timings), same exports.
+    assert (tmp_path / "ray" / CORPUS).read_text() == (tmp_path / "local" / CORPUS).read_text()
+    strip = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+             for line in (tmp_path / "ray" / PROGRESS).read_text().splitlines()]
+    assert strip == [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                     for line in (tmp_path / "local" / PROGRESS).read_text().splitlines()]
+    assert {k: v for k, v in stats.items() if k != "seconds"} == {k: v for k, v in local.items() if k != "seconds"}
+    for name in ("stats.json", "moss.jsonl", "hf_dataset", "rejected.jsonl"):
+        assert (tmp_path / "ray" / name).exists()
+    assert (tmp_path / "ray" / "moss.jsonl").read_text() == (tmp_path / "local" / "moss.jsonl").read_text()
+
+    # Every listening socket of this process and the Ray processes it started is on the loopback address.
+    import psutil
+
+    me = psutil.Process()
+    listening = []
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            listening += [(proc.name(), c.laddr) for c in proc.net_connections(kind="inet")
+                          if c.status == psutil.CONN_LISTEN]
+        except psutil.NoSuchProcess:
+            continue
+    assert len(listening) >= 3   # the GCS, the raylet, the object manager, workers' gRPC servers
+    assert all(loopback(addr.ip) for _, addr in listening), listening
+
+
+def loopback(ip: str) -> bool:
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)   # "::ffff:127.0.0.1": an IPv6 socket bound to the IPv4 loopback
+    return (mapped or address).is_loopback
+
+
+@pytest.mark.slow
+def test_a_crashed_run_resumed_loses_and_duplicates_nothing(ray_local: Any, texts: Path, tmp_path: Path) -> None:
+    from toolcall.data_gen.ray_engine import RAY_DIR, read_rows, run_data_gen_ray
+
+    run_data_gen(texts, tmp_path / "local", spec()(), progress=False)
+    out, first, second = tmp_path / "ray", tmp_path / "first.log", tmp_path / "second.log"
+    with pytest.raises(Exception, match="crash on text 9"):
+        run_data_gen_ray(texts, out, Recording(str(first), crash_at=9), CONFIG, spec().registry(), progress=False)
+    written = set(read_rows(out / RAY_DIR / "rows"))
+    assert 9 not in written and 9 in processed(first) and len(written) < len(TEXTS)
+
+    stats = run_data_gen_ray(texts, out, Recording(str(second)), CONFIG, spec().registry(), resume=True,
+                             progress=False)
+    # The re-run did exactly the texts whose rows had not been written (and checkpointed), each once.
+    again = processed(second)
+    assert sorted(again) == sorted(set(range(len(TEXTS))) - written)
+    rows = [json.loads(line) for p in sorted((out / RAY_DIR / "rows").glob("*.json*"))
+            for line in p.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == list(range(len(TEXTS)))   # no text written twice
+    assert (out / CORPUS).read_text() == (tmp_path / "local" / CORPUS).read_text()
+    assert stats["texts_done"] == len(TEXTS)
+    assert [json.loads(line)["index"] for line in (out / PROGRESS).read_text().splitlines()] == list(range(len(TEXTS)))
+
+
+@pytest.mark.slow
+def test_a_single_process_run_resumes_on_ray_and_the_cli_takes_the_engine(ray_local: Any, texts: Path,
+                                                                           tmp_path: Path) -> None:
+    from toolcall.cli import main
+    from toolcall.data_gen.ray_engine import RAY_DIR, read_rows, run_data_gen_ray
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(index: int) -> None:
+        if index == 3:
+            raise Stop
+
+    out = tmp_path / "mixed"
+    with pytest.raises(Stop):
+        run_data_gen(texts, out, spec()(), progress=False, on_text_done=stop_after)
+    run_data_gen_ray(texts, out, spec(), CONFIG, spec().registry(), resume=True, progress=False)
+    assert set(read_rows(out / RAY_DIR / "rows")) == set(range(4, len(TEXTS)))   # Ray did only the rest
+    run_data_gen(texts, tmp_path / "local", spec()(), progress=False)
+    assert (out / CORPUS).read_text() == (tmp_path / "local" / CORPUS).read_text()
+
+    # The command line: the fake backend (uniform toy LM) through Ray, the usual files written.
+    cli_out = tmp_path / "cli"
+    assert main(["data-gen", "--input", str(texts), "--output", str(cli_out), "--backend", "fake", "--engine", "ray",
+                 "--actors", "1", "--tools", "calculator", "--no-progress"]) == 0
+    stats = json.loads((cli_out / "stats.json").read_text())
+    assert stats["texts_done"] == len(TEXTS) and (cli_out / CORPUS).exists()
+
+
+def test_engine_flags_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from toolcall.cli import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("The total of 2 and 3 is 5.\n")
+    assert main(["data-gen", "--input", str(texts), "--output", str(tmp_path / "o"), "--address", "auto"]) == 1
+    assert "--engine ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["data-gen", "--input", str(texts), "--output", str(tmp_path / "o"), "--engine", "spark"])
+    assert exc.value.code == 2
+    assert main(["data-gen", "--input", str(texts), "--output", str(tmp_path / "o"), "--engine", "ray",
+                 "--actors", "0"]) == 1
+    assert "--actors must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from toolcall.data_gen import ray_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingDependencyError, match=r"toolcall\[ray\]"):
+        ray_engine.init_ray(None)

@@ -1,0 +1,114 @@
+"""Per-request steering inside vLLM v1: a logits processor that forces given tokens, bans tokens, and fires the
+Toolformer top-k trigger, driven by `SamplingParams.extra_args[EXTRA_KEY]`.
+
+`TokenRule` is the rule on one request's logits, plain torch and no vLLM, so it is tested against the transformers
+backend's `_pick` without vLLM installed. `logits_processor_class()` wraps it in vLLM's `AdapterLogitsProcessor`
+(imported only then); the vLLM backend passes that class to `LLM(logits_processors=[...])`, so the engine-core
+process builds one per engine and a rule per request that carries the extra argument.
+
+The extra argument, a dict of plain lists (it crosses the process boundary as msgpack):
+- "force": token ids the request must produce first, one per step (scoring a continuation through decode steps,
+  whose raw log-probs vLLM returns while prefix caching serves the shared head);
+- "ban": ids given -inf at every free step (`Steering.disable`: every token that begins the call opener; constrained
+  steering: tokens that glue the opener to more text);
+- "begin", "top_k", "triggers", "rest": the trigger (Toolformer §4.2): when one of `begin` is among the top_k next
+  tokens but the top token is not one of them, the best-ranked of them is forced, then `rest[str(id)]` (the
+  opener's remaining tokens), at most `triggers` times in the request.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+EXTRA_KEY = "toolcall"
+
+
+class TokenRule:
+    """The steering of one request: called with the tokens it has produced so far and its next-token logits."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.force = [int(t) for t in spec.get("force", ())]
+        self.ban = sorted({int(t) for t in spec.get("ban", ())})
+        self.begin = frozenset(int(t) for t in spec.get("begin", ()))
+        self.top_k = int(spec.get("top_k", 0))
+        self.triggers = int(spec.get("triggers", 0))
+        self.rest = {int(k): [int(t) for t in v] for k, v in dict(spec.get("rest", {})).items()}
+        self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
+        self.fired = 0
+
+    def __call__(self, output_ids: Sequence[int], logits: Any) -> Any:
+        step = len(output_ids)
+        if step < len(self.force):
+            return _only(logits, self.force[step])
+        if self.queued:
+            return _only(logits, self.queued.pop(0))
+        if self.ban:
+            logits[self.ban] = float("-inf")
+        if self.triggers > self.fired and self.top_k > 0 and self.begin:
+            import torch
+
+            top = torch.topk(logits, min(self.top_k, logits.shape[-1])).indices.tolist()
+            ranked = [t for t in top if t in self.begin]
+            # Force the call open when its token is in the top-k but greedy would not pick it (Toolformer §4.2).
+            if ranked and top[0] not in self.begin:
+                self.fired += 1
+                self.queued = list(self.rest.get(ranked[0], ()))
+                return _only(logits, ranked[0])
+        return logits
+
+
+def _only(logits: Any, token: int) -> Any:
+    """`logits` with every token but `token` at -inf (in place: vLLM hands over a row of its batch)."""
+    keep = logits[token].clone()
+    logits.fill_(float("-inf"))
+    logits[token] = keep
+    return logits
+
+
+def fired_triggers(begin: frozenset[int], ban: Sequence[int], top_k: int, output_ids: Sequence[int],
+                   raw_top: Sequence[Sequence[int]]) -> int:
+    """How many times the trigger fired in a finished request, replayed from the raw top tokens vLLM returned per
+    step (`logprobs=N`; raw, before any processor): at a step that produced a `begin` token, the rule fired iff the
+    best token left after the ban was not one of `begin` and the produced one was among the top_k left."""
+    banned = set(ban)
+    fired = 0
+    for tok, top in zip(output_ids, raw_top):
+        if tok not in begin:
+            continue
+        left = [t for t in top if t not in banned][:top_k]
+        if left and left[0] not in begin and tok in left:
+            fired += 1
+    return fired
+
+
+def logits_processor_class() -> type:
+    """The vLLM logits processor that applies a `TokenRule` to every request carrying extra_args[EXTRA_KEY]."""
+    global _CLASS
+    if _CLASS is None:
+        from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
+
+        class ToolcallLogitsProcessor(AdapterLogitsProcessor):
+            """toolcall's per-request rules (forced tokens, bans, the top-k trigger)."""
+
+            def is_argmax_invariant(self) -> bool:
+                return False   # it forces and bans tokens: greedy picks change
+
+            def new_req_logits_processor(self, params: Any) -> Any:
+                spec = (params.extra_args or {}).get(EXTRA_KEY)
+                return TokenRule(spec) if spec else None
+
+        ToolcallLogitsProcessor.__module__ = __name__
+        ToolcallLogitsProcessor.__qualname__ = "ToolcallLogitsProcessor"
+        _CLASS = ToolcallLogitsProcessor
+    return _CLASS
+
+
+_CLASS: type | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # vLLM may name the class by its import path ("toolcall.backends.vllm_steering:ToolcallLogitsProcessor") in its
+    # engine-core process: resolve it there on first use.
+    if name == "ToolcallLogitsProcessor":
+        return logits_processor_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -61,17 +61,24 @@ def eval_summary(path: Path) -> dict[str, Any]:
     raise SystemExit(f"no summary line in {path}")
 
 
-def call_quality(items_path: Path) -> dict[str, float]:
-    """Of the tools-on items: the share with a call, and the share whose call returned the gold answer (the call's
-    expression was right) among those with a call and overall."""
-    from toolcall.grading import numbers_match, parse_number
+def call_quality(items_path: Path, task: str = "math") -> dict[str, float]:
+    """Of the tools-on items: the share with a call, and the share whose call returned the answer (math: the call's
+    result is the gold number, i.e. its expression was right; dates: the Calendar's answer names the gold answer),
+    overall and among those with a call."""
+    from toolcall.grading import normalize_answer, numbers_match, parse_number
+
+    def answered(call: dict[str, Any], gold: str) -> bool:
+        if not call.get("ok"):
+            return False
+        result = str(call.get("result", ""))
+        if task == "math":
+            return numbers_match(parse_number(result), parse_number(gold))
+        return normalize_answer(gold) in normalize_answer(result)
 
     rows = [json.loads(line) for line in items_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     on = [r for r in rows if r["mode"] == "tools"]
     with_call = [r for r in on if r["calls"]]
-    right = [r for r in with_call
-             if any(c.get("ok") and numbers_match(parse_number(str(c.get("result", ""))), parse_number(r["gold"]))
-                    for c in r["calls"])]
+    right = [r for r in with_call if any(answered(c, r["gold"]) for c in r["calls"])]
     n = max(len(on), 1)
     return {"call_rate": round(len(with_call) / n, 4), "right_call_rate": round(len(right) / n, 4),
             "right_given_call": round(len(right) / max(len(with_call), 1), 4)}
@@ -142,7 +149,8 @@ def recipe(report: dict[str, Any]) -> str:
     rows = []
     for task, res in report["results"].items():
         for model in ("base", "trained"):
-            cells = " | ".join(f"{100 * res[model][mode]['accuracy']:.1f}%" for mode in MODES)
+            cells = " | ".join(f"{100 * res[model][mode]['accuracy']:.1f}% ({100 * res[model][mode]['exact_accuracy']:.0f}%)"
+                               for mode in MODES)
             calls = res[model]["calls"]
             rows.append(f"| {task} | {model} | {cells} | {100 * calls['call_rate']:.0f}% | "
                         f"{100 * calls['right_call_rate']:.0f}% |")
@@ -163,7 +171,7 @@ today's date is written. Use it with `--model toolformer-smollm2`.
    (tool results masked out of the loss); weights stored here in float16.
 4. Evaluation: `toolcall eval --task math --input DIR/corpus/test_math.jsonl` and `--task dates --input DIR/corpus/test_dates.jsonl --today {s['today']} --limit {s['dates']}`, base and trained, tools off and on.
 
-## Results on the held-out split (accuracy; paper scoring: first number for math, answer in the first words for dates)
+## Results on the held-out split (accuracy by the paper's scoring — first number for math, the answer within the first words for dates — and exact match of the answer line in brackets)
 
 | task | model | tools off | tools on | call rate (tools on) | call returned the answer |
 |---|---|---|---|---|---|
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"eval {task} {name} failed; see {summary_path}")
             summary = eval_summary(summary_path)
             results[task][name] = {mode: summary[mode] for mode in MODES}
-            results[task][name]["calls"] = call_quality(items_path)
+            results[task][name]["calls"] = call_quality(items_path, task)
 
     math = results["math"]
     gap_base = math["trained"]["tools"]["accuracy"] - math["base"]["no_tools"]["accuracy"]
@@ -269,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"trained_tools_minus_base_no_tools": round(gap_base, 4), "needed": TARGET_OVER_BASE,
                     "trained_tools_minus_trained_no_tools": round(gap_trained, 4), "needed_2": TARGET_OVER_TRAINED,
                     "met": gap_base >= TARGET_OVER_BASE and gap_trained >= TARGET_OVER_TRAINED},
-        "seconds": timings, "seconds_total_this_run": round(time.perf_counter() - began, 1),
+        # data-gen's own count of the seconds its texts took, whatever resumes cut the run into
+        "seconds": {**timings, "data_gen": round(datagen_stats["seconds"], 1)},
+        "seconds_total_this_run": round(time.perf_counter() - began, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot(report, out / "report.png")
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             "math_trained_call_rate": math["trained"]["calls"]["call_rate"],
             "math_trained_right_call_rate": math["trained"]["calls"]["right_call_rate"],
             "gap_over_base": round(gap_base, 4), "gap_over_trained": round(gap_trained, 4),
-            "targets_met": report["targets"]["met"], "seconds": timings}
+            "targets_met": report["targets"]["met"], "seconds": report["seconds"]}
     print(json.dumps(line))
     return 0
 

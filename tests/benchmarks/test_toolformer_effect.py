@@ -38,6 +38,15 @@ def test_call_quality_counts_calls_that_computed_the_gold_answer(effect: ModuleT
     assert effect.call_quality(path) == {"call_rate": 0.8, "right_call_rate": 0.4, "right_given_call": 0.5}
 
 
+def test_a_date_call_is_right_when_the_calendar_names_the_answer(effect: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    today = {"tool": "Calendar", "args": [], "result": "Today is Wednesday, June 18, 2025.", "ok": True}
+    path.write_text("\n".join([item("tools", "Wednesday", [today]), item("tools", "Thursday", [today]),
+                                item("tools", "2025", [])]) + "\n")
+    assert effect.call_quality(path, "dates") == {"call_rate": 0.6667, "right_call_rate": 0.3333,
+                                                  "right_given_call": 0.5}
+
+
 def test_the_summary_is_the_last_json_line_of_the_eval_log(effect: ModuleType, tmp_path: Path) -> None:
     log = tmp_path / "eval.log"
     log.write_text('task math\nmode ...\n{"task": "math", "tools": {"accuracy": 0.5}}\n')

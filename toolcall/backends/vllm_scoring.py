@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import BackendError
 from .base import Branch, Prefix
 from .vllm_steering import EXTRA_KEY
+from .vllm_support import import_vllm, structured_grammar
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,8 @@ class VLLMScoringMixin:
     # --- forced decoding ---------------------------------------------------------------
     def _run_forced(self, requests: Sequence[_Scored], candidates: Sequence[int] = ()) -> list[tuple[list[float], list[list[float]]]]:
         """For each request: (raw log-prob of each forced token, per step the raw log-prob of each candidate)."""
-        from . import vllm as vllm_backend
 
-        vllm = vllm_backend._vllm()
+        vllm = import_vllm()
         todo = [i for i, r in enumerate(requests) if r.steps > 0]
         out: list[tuple[list[float], list[list[float]]]] = [([], []) for _ in requests]
         if not todo:
@@ -134,9 +134,8 @@ class VLLMScoringMixin:
     def naive_logprobs(self, ids: Sequence[int]) -> list[float]:
         """The reference: one plain request whose prompt log-probs vLLM computes in a single prefill (no forcing,
         no prefix cache)."""
-        from . import vllm as vllm_backend
 
-        vllm = vllm_backend._vllm()
+        vllm = import_vllm()
         ids = [int(i) for i in ids]
         result = self.llm.generate([{"prompt_token_ids": ids}],
                                    [vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)],
@@ -152,9 +151,8 @@ class VLLMScoringMixin:
         and repeats it. `keep_going` is applied to the finished samples token by token (vLLM cannot stop a request
         from outside mid-decode), which gives the same texts it would have cut; `grammar` goes through structured
         outputs (vLLM's llguidance backend reads the same Lark)."""
-        from . import vllm as vllm_backend
 
-        vllm = vllm_backend._vllm()
+        vllm = import_vllm()
         ids = list(self._own(prefix).ids)
         if not branches or n < 1:
             return [[] for _ in branches]
@@ -167,7 +165,7 @@ class VLLMScoringMixin:
             if top_k > 0 and not greedy:
                 options["top_k"] = top_k
             if grammar is not None:
-                options.update(vllm_backend.structured_grammar(grammar))
+                options.update(structured_grammar(grammar))
             else:
                 options["stop"] = list(stop)
             params.append(vllm.SamplingParams(**options))

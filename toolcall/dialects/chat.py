@@ -5,13 +5,20 @@ import inspect
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .prompt_data import ChatTemplate, PromptSource, read_override
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
-    from .structured import StructuredDialect
+
+
+class ToolMessages(Protocol):
+    """What a dialect says when the chat template cannot show tools: its instruction and how a result reads."""
+
+    def tool_instruction(self, schemas: Sequence[Mapping[str, Any]]) -> str: ...
+
+    def tool_message_text(self, content: str) -> str: ...
 
 # What a chat template's text says about the call format it was trained on, most specific first.
 _TEMPLATE_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -67,7 +74,7 @@ def render_with_tools(chat: ChatTemplate, messages: Sequence[Mapping[str, str]],
     return None
 
 
-def tools_prompt(dialect: "StructuredDialect", question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+def tools_prompt(dialect: ToolMessages, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
                  history: Sequence[Mapping[str, str]] | None = None, instruction: PromptSource = None) -> str:
     """The conversation (history, which may hold `role: tool` results, then the question) with the registry's tools:
     through the chat template when it shows them, else with the dialect's own system message listing them.

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from .base import (
     Dialect, ResultSpan, apply_edits, caret_context, cut_spans, issue_from_error, line_column, raise_issue, rule,
 )
+from .chat import tools_prompt
 from .prompt_data import ChatTemplate, PromptSource
 
 if TYPE_CHECKING:
@@ -523,8 +524,6 @@ class StructuredDialect(Dialect):
         """The conversation in the model's chat template with the tools handed to the template (`tools=`), as the model
         was trained to see them; when the template shows no tools (or `instruction` names a file), a system message of
         the dialect's own lists them. `few_shot` is unused: these formats are the model's own, taught in training."""
-        from .chat import tools_prompt
-
         return tools_prompt(self, question, registry, chat, history, instruction)
 
     def tool_instruction(self, schemas: Sequence[Mapping[str, Any]]) -> str:

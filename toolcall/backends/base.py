@@ -9,6 +9,14 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import BackendError, ConfigError
 
 
+
+def scoring_start_id(tokenizer: Any) -> int:
+    """The token every scored text starts from (the tokenizer's BOS, else EOS): the context of the text's first token."""
+    found = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if found is None:
+        raise BackendError("the tokenizer has neither a BOS nor an EOS token to start a scored sequence")
+    return int(found)
+
 @dataclass
 class Counters:
     """What a session or backend did, so KV reuse and throughput are measurable."""

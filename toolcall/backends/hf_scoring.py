@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, MissingDependencyError
-from .base import Branch, Prefix, check_batch_tokens
+from .base import Branch, Prefix, check_batch_tokens, scoring_start_id
 
 
 def _torch() -> Any:
@@ -61,11 +61,7 @@ class HFScoringMixin:
 
     def start_token_id(self) -> int:
         """The token every scored text starts from (BOS, else EOS): the context of the text's first token."""
-        tok = self.tokenizer
-        found = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        if found is None:
-            raise BackendError("the tokenizer has neither a BOS nor an EOS token to start a scored sequence")
-        return int(found)
+        return scoring_start_id(self.tokenizer)
 
     # --- model plumbing --------------------------------------------------------------
     def _device(self) -> Any:

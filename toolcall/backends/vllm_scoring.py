@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError
-from .base import Branch, Prefix
+from .base import Branch, Prefix, scoring_start_id
 from .vllm_steering import EXTRA_KEY
 from .vllm_support import import_vllm, structured_grammar
 
@@ -53,11 +53,8 @@ class VLLMScoringMixin:
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
     def start_token_id(self) -> int:
-        tok = self.tokenizer
-        found = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        if found is None:
-            raise BackendError("the tokenizer has neither a BOS nor an EOS token to start a scored sequence")
-        return int(found)
+        """The token every scored text starts from (BOS, else EOS): the context of the text's first token."""
+        return scoring_start_id(self.tokenizer)
 
     # --- forced decoding ---------------------------------------------------------------
     def _run_forced(self, requests: Sequence[_Scored], candidates: Sequence[int] = ()) -> list[tuple[list[float], list[list[float]]]]:

@@ -125,7 +125,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> Any:
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False
-        cpus = num_cpus if num_cpus is not None else max(4, (os.cpu_count() or 1) + 2)
+        # Logical CPUs for Ray's scheduler, not threads: the actors (one per real core) plus the read, checkpoint
+        # filter and write tasks must all fit, or Ray Data's budget leaves the read task no CPU and the run hangs
+        # (seen with 4 on 2 cores: two actors, the filter and one read task held them all).
+        cpus = num_cpus if num_cpus is not None else max(8, 2 * (os.cpu_count() or 1) + 4)
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -133,7 +136,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> Any:
 
 
 def _pool(ray: Any, options: RayOptions) -> tuple[int, float, float]:
-    """(actors, cpus each, gpus each): one actor per GPU on a GPU cluster, else one per CPU slot, leaving room
+    """(actors, cpus each, gpus each): one actor per GPU on a GPU cluster, else one per CPU slot, leaving three CPUs
     for the read, checkpoint-filter and write tasks (an actor pool holding every CPU starves them and hangs)."""
     resources = ray.cluster_resources()
     gpus = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if resources.get("GPU", 0) else 0.0)
@@ -141,7 +144,7 @@ def _pool(ray: Any, options: RayOptions) -> tuple[int, float, float]:
         return options.actors, options.cpus_per_actor, gpus
     if gpus:
         return max(1, int(resources.get("GPU", 0) // gpus)), options.cpus_per_actor, gpus
-    slots = int(resources.get("CPU", 1) // options.cpus_per_actor) - 2
+    slots = int((resources.get("CPU", 1) - 3) // options.cpus_per_actor)   # 3 left for read, filter and write
     if options.address is None:   # local mode reserves extra logical CPUs (init_ray): one actor per real core
         slots = min(slots, os.cpu_count() or 1)
     return max(1, slots), options.cpus_per_actor, 0.0

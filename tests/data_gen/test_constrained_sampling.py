@@ -70,7 +70,8 @@ def test_constraint_needs_the_registry_and_is_a_flag(registry: Any) -> None:
 
 @pytest.mark.slow
 def test_tiny_llama_constrained_samples_all_parse(tiny_scorer: Any, registry: Any) -> None:
-    rec = sample(tiny_scorer, registry, SampleConfig(m=6, seed=5, max_new_tokens=24))
+    # Every sample is judged here, admissible or not: this is about the grammar.
+    rec = sample(tiny_scorer, registry, SampleConfig(m=6, seed=5, max_new_tokens=24, admissible_only=False))
     counts = rec["counts"]["Calculator"]
     assert counts["samples"] == 24 and counts.get("unparsed", 0) == 0 and counts.get("unclosed", 0) == 0
     assert rec["candidates"]
@@ -88,7 +89,8 @@ def test_embedded_model_samples_fifty_calls_that_all_parse(registry: Any) -> Non
     states = PromptStates(scorer, registry=registry)
     rec = find_positions({"text": text, "tools": ["Calculator"]}, "Calculator", states, PositionConfig(tau_s=0.0, k=5))
     assert len(rec["positions"]["Calculator"]) == 5
-    rec = sample_calls(rec, "Calculator", states, SampleConfig(m=10, temperature=1.0, seed=0), registry.canonical, CALC)
+    rec = sample_calls(rec, "Calculator", states, SampleConfig(m=10, temperature=1.0, seed=0, admissible_only=False),
+                       registry.canonical, CALC)
     counts = rec["counts"]["Calculator"]
     assert counts["samples"] == 50
     assert counts.get("unparsed", 0) == 0 and counts.get("unclosed", 0) == 0, rec["rejected"]

@@ -27,7 +27,7 @@ def _histogram(values: list[float], bins: int = 20) -> dict[str, list[float]]:
 
 def aggregate(summaries: list[dict[str, Any]], texts_in: int, tools: list[str]) -> dict[str, Any]:
     per_tool: dict[str, dict[str, Any]] = {t: {"texts_after_prefilter": 0, "positions": 0, "samples": 0, "unclosed": 0,
-                                               "unparsed": 0, "duplicates": 0, "executed": 0, "errors": 0,
+                                               "unparsed": 0, "inadmissible": 0, "duplicates": 0, "executed": 0, "errors": 0,
                                                "candidates_scored": 0, "kept": 0} for t in tools}
     reductions: list[float] = []
     kept_reductions: list[float] = []

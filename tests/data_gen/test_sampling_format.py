@@ -108,7 +108,7 @@ def test_run_logs_rejected_samples_with_reasons(tiny_scorer: Any, registry: Any,
     stats = run_data_gen(texts, tmp_path / "out", Pipeline(tiny_scorer, registry, cfg), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     per = stats["per_tool"]
-    sampled_out = sum(per[t]["unparsed"] + per[t]["unclosed"] for t in per)
+    sampled_out = sum(per[t]["unparsed"] + per[t]["unclosed"] + per[t].get("inadmissible", 0) for t in per)
     assert sum(r["stage"] == "sample" for r in rows) == sampled_out
     filtered = [r for r in rows if r["stage"] == "filter"]
     assert len(filtered) == sum(per[t]["candidates_scored"] for t in per) > 0    # tau_f = inf rejects all

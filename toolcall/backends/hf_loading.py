@@ -79,13 +79,11 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
             tok = transformers.AutoTokenizer.from_pretrained(source, gguf_file=path.name)
         else:
             source = str(path)
-            adapter = path / "adapter_config.json"
-            # A shipped adapter carries no tokenizer of its own: it uses its base model's.
-            if adapter.is_file() and not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-                return _load_lora(source, None, dtype)
-            tok = transformers.AutoTokenizer.from_pretrained(source)
-        adapter = Path(source) / "adapter_config.json"
-        if adapter.is_file():
+            # A shipped adapter carries no tokenizer of its own: None makes it use its base model's.
+            bare_adapter = (path / "adapter_config.json").is_file() and not any(
+                (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
+            tok = None if bare_adapter else transformers.AutoTokenizer.from_pretrained(source)
+        if (Path(source) / "adapter_config.json").is_file():
             return _load_lora(source, tok, dtype)
         lm = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:

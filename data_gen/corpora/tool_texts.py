@@ -451,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-dates", type=int, default=60, help="date questions in the test split")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args(argv)
+    for flag, value, least in (("--train", args.train, 1), ("--test-math", args.test_math, 0),
+                               ("--test-dates", args.test_dates, 0)):
+        if value < least:
+            parser.error(f"{flag} must be at least {least}, got {value}")
     report = write_corpus(args.out, args.train, args.test_math, args.test_dates, args.seed)
     print(json.dumps({"out": str(args.out), "train": report["train"]["texts"],
                       "math_overlap_max": report["math"]["max_share"], "dates_overlap_max": report["dates"]["max_share"]}))

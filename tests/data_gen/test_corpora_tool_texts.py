@@ -113,3 +113,10 @@ def test_gold_spots_mark_each_computed_number_and_todays_date(corpus: Path) -> N
                 assert computed_from(numbers(text[:spot["start"]]), target), (text, spot)
             else:
                 assert rec["kind"] == "today" and "date" in rec
+
+
+def test_the_command_line_refuses_counts_below_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        tt.main(["--out", str(tmp_path), "--train", "-3"])
+    assert exc.value.code == 2 and "--train must be at least 1, got -3" in capsys.readouterr().err
+    assert not (tmp_path / "train.jsonl").exists()

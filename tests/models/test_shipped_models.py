@@ -53,3 +53,11 @@ def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> Non
         result = generate(question, model="toolformer-smollm2", tools=["calculator"])
         right += any(c.ok and c.tool == "Calculator" and c.result == answer for c in result.calls)
     assert right >= 2
+
+
+def test_an_unknown_model_name_is_an_error_naming_the_shipped_ones() -> None:
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.errors import BackendError
+
+    with pytest.raises(BackendError, match=r"no model 'no-such-model'.*toolformer-smollm2"):
+        load_model_and_tokenizer("no-such-model")

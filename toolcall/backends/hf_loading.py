@@ -45,10 +45,18 @@ def _require_hf() -> tuple[Any, Any]:
 def load_model_and_tokenizer(model: str | os.PathLike[str] | None = None, dtype: str = "float32") -> tuple[Any, Any]:
     """Load (model, tokenizer): None means the embedded SmolLM2; a shipped model's name (toolcall.models, e.g.
     "toolformer-smollm2"), a .gguf file, a LoRA adapter directory or a checkpoint directory/hub-cache name otherwise."""
-    from ..models import resolve_model
+    from ..models import NAMED_MODELS, resolve_model
 
     model = resolve_model(str(model) if model is not None else None)
-    return _load_cached(model, dtype, _stamp(model))
+    try:
+        return _load_cached(model, dtype, _stamp(model))
+    except BackendError as err:
+        if model is None or Path(model).exists():
+            raise
+        # Neither here nor in the hub cache: say what a name may be.
+        raise BackendError(f"no model {model!r}: it is not a file or directory here, nor a shipped model "
+                           f"({', '.join(NAMED_MODELS)}), nor in the Hugging Face cache; pass a checkpoint "
+                           "directory, a .gguf file or a LoRA adapter directory") from err
 
 
 def _stamp(model: str | os.PathLike[str] | None) -> float:

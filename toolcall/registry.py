@@ -12,6 +12,7 @@ from .errors import ConfigError, ToolArgumentError, ToolcallError, ToolError, To
 from .executor import run_in_thread, run_isolated
 from .name_registry import NameRegistry
 from .schema import bind_arguments
+from .specs import ToolSpecs
 from .tool import DEFAULT_TIMEOUT, Proposer, Tool, ToolResult, make_tool
 
 ENTRY_POINT_GROUP = "toolcall.tools"
@@ -42,6 +43,10 @@ class ToolRegistry(NameRegistry[Tool]):
 
     def schemas(self) -> list[dict[str, Any]]:
         return [t.schema for t in self]
+
+    def specs(self) -> ToolSpecs:
+        """The tools as a model is offered them (plain data for dialects and the decoding loop)."""
+        return ToolSpecs(t.spec() for t in self)
 
     def subset(self, names: Iterable[str]) -> "ToolRegistry":
         """A registry with only these tools (names or aliases, any case); unknown names raise UnknownNameError."""

@@ -11,6 +11,7 @@ from typing import Any
 from .errors import ConfigError
 from .executor import function_ref
 from .schema import function_schema
+from .specs import ToolSpec
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -97,6 +98,12 @@ class Tool:
             function["return"] = self.returns
         return {"type": "function", "function": function}
 
+    def spec(self) -> ToolSpec:
+        """The tool as a model is offered it: plain data, nothing to run."""
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters,
+                        aliases=self.aliases, example=self.example, argument_grammar=self.argument_grammar,
+                        joiner=self.joiner, returns=self.returns)
+
     def enums(self) -> dict[str, list[Any]]:
         """Allowed values per argument, from docstring `(choices: [...])` blocks."""
         return {k: v["enum"] for k, v in self.parameters.get("properties", {}).items() if "enum" in v}
@@ -104,11 +111,7 @@ class Tool:
     def arguments_grammar(self) -> str:
         """What constrained sampling lets a model write between this tool's parentheses: Lark text whose `start`
         rule is the argument list ("" for none). `argument_grammar` when set, else derived from the JSON schema."""
-        if self.argument_grammar is not None:
-            return self.argument_grammar
-        from toolcall.grammars.arguments import schema_argument_grammar
-
-        return schema_argument_grammar(self.parameters)
+        return self.spec().arguments_grammar()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ def builtin_tools() -> list["Tool"]:
     Calculator and Solve run in a worker process that is killed on timeout, because a hostile sympy computation
     cannot be interrupted in a thread; the others run in threads (I/O or an in-process model).
     """
-    from toolcall.grammars.arguments import arithmetic_grammar
+    from toolcall.argument_grammar import arithmetic_grammar
     from toolcall.tool import make_tool
 
     from . import calculator, calendar, mt, qa, search, solve, wikisearch

@@ -18,7 +18,7 @@ from toolcall.backends.constraint import TokenMasks  # noqa: E402
 from toolcall.dialects import get_dialect  # noqa: E402
 from toolcall.dialects.toolformer import ToolformerDialect  # noqa: E402
 from toolcall.errors import ConfigError  # noqa: E402
-from toolcall.grammars.arguments import arithmetic_grammar, namespaced, schema_argument_grammar  # noqa: E402
+from toolcall.argument_grammar import arithmetic_grammar, namespaced, schema_argument_grammar  # noqa: E402
 from toolcall.registry import ToolRegistry, default_registry, tool, user_tools  # noqa: E402
 from toolcall.tool import make_tool  # noqa: E402
 

@@ -210,7 +210,7 @@ class ToolformerDialect(Dialect):
         """An llguidance Lark grammar for what a model may write after the call-open "[": for each tool, under its
         name and each alias, `Name(` the tool's argument grammar `)`; then one of `closers` (default: "]" and the
         arrows). Everything it accepts parses as one call of this dialect, so a constrained sample always does."""
-        from toolcall.grammars.arguments import namespaced, read_grammar
+        from toolcall.argument_grammar import namespaced, read_grammar
 
         if self.open_marker != "[":
             raise ConfigError(f"constrained calls are written in the bracket spelling ([Tool(args)]); this dialect "

@@ -8,18 +8,36 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
-from .errors import ConfigError, ToolArgumentError, ToolcallError, ToolError, ToolTimeoutError, UnknownNameError
+from .binding import bind_arguments
+from .errors import (
+    ConfigError,
+    ToolArgumentError,
+    ToolcallError,
+    ToolError,
+    ToolTimeoutError,
+    UnknownNameError,
+)
 from .executor import run_in_thread, run_isolated
 from .name_registry import NameRegistry
-from .schema import bind_arguments
+from .schema import python_arguments
 from .specs import ToolSpecs
-from .tool import DEFAULT_TIMEOUT, Proposer, Tool, ToolResult, make_tool
+from .tool import DEFAULT_TIMEOUT, Admissible, Proposer, Tool, ToolResult, make_tool
 
 ENTRY_POINT_GROUP = "toolcall.tools"
 CACHE_SIZE = 1024
 
-__all__ = ["Tool", "ToolResult", "ToolRegistry", "tool", "make_tool", "user_tools", "default_registry",
-           "entry_point_tools", "DEFAULT_TIMEOUT", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ENTRY_POINT_GROUP",
+    "Tool",
+    "ToolRegistry",
+    "ToolResult",
+    "default_registry",
+    "entry_point_tools",
+    "make_tool",
+    "tool",
+    "user_tools",
+]
 
 
 class ToolRegistry(NameRegistry[Tool]):
@@ -48,7 +66,7 @@ class ToolRegistry(NameRegistry[Tool]):
         """The tools as a model is offered them (plain data for dialects and the decoding loop)."""
         return ToolSpecs(t.spec() for t in self)
 
-    def subset(self, names: Iterable[str]) -> "ToolRegistry":
+    def subset(self, names: Iterable[str]) -> ToolRegistry:
         """A registry with only these tools (names or aliases, any case); unknown names raise UnknownNameError."""
         out = ToolRegistry(cache_size=self.cache_size)
         for name in names:
@@ -72,7 +90,8 @@ class ToolRegistry(NameRegistry[Tool]):
         except UnknownNameError as err:
             return _failure(name, shown_args, str(err), start)
         try:
-            kwargs = bind_arguments(item.name, item.func, shown_args, item.enums(), item.joiner)
+            kwargs = bind_arguments(shown_args, item.parameters, tool=item.name, joiner=item.joiner)
+            kwargs = python_arguments(item.func, kwargs, tool=item.name)
         except ToolArgumentError as err:
             return _failure(item.name, shown_args, str(err), start)
         key = (item.name, _freeze(kwargs)) if item.cacheable else None
@@ -93,7 +112,7 @@ class ToolRegistry(NameRegistry[Tool]):
             return _failure(item.name, shown_args, message if message.startswith(item.name + ":") else f"{item.name}: {message}", start)
         except ToolcallError as err:
             return _failure(item.name, shown_args, f"{item.name}: {err}", start)
-        except (Exception, SystemExit) as err:  # a bug or bad input inside the tool is the model's result, not our crash
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - a bug or bad input inside the tool is the model's result, not our crash
             return _failure(item.name, shown_args, f"{item.name}: {type(err).__name__}: {err}", start)
         if key is not None:
             with self._cache_lock:

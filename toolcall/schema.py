@@ -195,7 +195,7 @@ def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[s
     return {"type": "function", "function": function}
 
 
-# ---------------------------------------------------------------------------------------------- coercion
+# ---------------------------------------------------------------------------------------------- Python values
 
 _TRUE = {"true", "yes", "y", "on", "1", "t"}
 _FALSE = {"false", "no", "n", "off", "0", "f"}
@@ -214,7 +214,8 @@ def _json(value: str, what: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any) -> Any:
-    """`value` (usually model text) converted to `hint`, or _Mismatch naming what was expected."""
+    """`value` (a bound JSON value, or text where the schema said less than the hint) converted to `hint`, or
+    _Mismatch naming what was expected."""
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any or hint is inspect.Parameter.empty:
         return value
@@ -316,71 +317,35 @@ def _shown(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-_SIGNATURES: dict[Any, tuple[list[inspect.Parameter], dict[str, Any]]] = {}
+_HINTS: dict[Any, dict[str, Any]] = {}
 
 
-def _signature(func: Callable[..., Any]) -> tuple[list[inspect.Parameter], dict[str, Any]]:
-    """The model-fillable parameters and the resolved type hints of `func`, computed once per function."""
-    key = func
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The resolved type hints of `func`, computed once per function ({} when they cannot be resolved)."""
     try:
-        return _SIGNATURES[key]
+        return _HINTS[func]
     except (KeyError, TypeError):
         pass
-    sig = inspect.signature(func)
-    skip = _receiver(sig)
-    params = [p for p in sig.parameters.values() if p.name != skip
-              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     try:
         hints = get_type_hints(func)
-    except Exception:  # unresolvable forward references: coerce nothing rather than fail the call
+    except Exception:  # noqa: BLE001 - unresolvable forward references: convert nothing rather than fail the call
         hints = {}
     try:
-        _SIGNATURES[key] = (params, hints)
+        _HINTS[func] = hints
     except TypeError:  # unhashable callables are simply not cached
         pass
-    return params, hints
+    return hints
 
 
-def bind_arguments(tool_name: str, func: Callable[..., Any], args: Sequence[Any] | Mapping[str, Any],
-                   enums: Mapping[str, Sequence[Any]] | None = None, joiner: str = ", ") -> dict[str, Any]:
-    """Match model arguments (positional strings or a name → value mapping) to `func`'s parameters and coerce them.
-
-    A tool whose only parameter is a string receives all positional pieces joined with `joiner`, because models
-    write unquoted text with commas (`[QA(Where is it, and why?)]`) that a dialect may have split.
-    Raises ToolArgumentError with a message naming the tool, the argument, the value and what was expected.
-    """
-    params, hints = _signature(func)
-    names = ", ".join(p.name for p in params) or "no arguments"
-    bound: dict[str, Any] = {}
-    if isinstance(args, Mapping):
-        known = {p.name for p in params}
-        extra = [k for k in args if k not in known]
-        if extra:
-            raise ToolArgumentError(f"{tool_name}: unexpected argument {extra[0]!r}; it takes: {names}")
-        bound = dict(args)
-    else:
-        values = list(args)
-        positional = [p for p in params if p.kind != p.KEYWORD_ONLY]
-        if len(values) > 1 and len(positional) == 1 and hints.get(positional[0].name) is str:
-            values = [joiner.join(str(v) for v in values)]
-        if not positional and len(values) == 1 and isinstance(values[0], str) and not values[0].strip():
-            values = []  # Calendar() parsed as one empty argument: nothing was passed
-        if len(values) > len(positional):
-            raise ToolArgumentError(f"{tool_name}: takes at most {len(positional)} argument(s) ({names}) but got {len(values)}: "
-                                    + ", ".join(_shown(v) for v in values))
-        bound = {p.name: v for p, v in zip(positional, values)}
-    missing = [p.name for p in params if p.name not in bound and p.default is p.empty]
-    if missing:
-        raise ToolArgumentError(f"{tool_name}: missing required argument {missing[0]!r}; it takes: {names}")
+def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool: str) -> dict[str, Any]:
+    """Arguments bound to a tool's JSON schema (toolcall.binding) as the Python types `func`'s hints name: JSON has
+    no Enum, tuple or float-that-looks-like-an-int, so `Color.GREEN` arrives as "green" and a `tuple[int, int]` as
+    a list. Raises ToolArgumentError when a value cannot become its hint's type."""
+    hints = _hints(func)
     out: dict[str, Any] = {}
     for key, value in bound.items():
-        hint = hints.get(key, Any)
         try:
-            out[key] = _coerce(value, hint)
+            out[key] = _coerce(value, hints.get(key, Any))
         except _Mismatch as err:
-            raise ToolArgumentError(f"{tool_name}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
-        allowed = (enums or {}).get(key)
-        if allowed and out[key] not in allowed:
-            raise ToolArgumentError(f"{tool_name}: argument {key!r} = {_shown(value)} is not allowed: expected one of "
-                                    + ", ".join(json.dumps(a) for a in allowed))
+            raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
     return out

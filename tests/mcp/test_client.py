@@ -73,8 +73,11 @@ def test_optional_before_required_and_names_python_cannot_spell() -> None:
     schema = {"type": "object", "required": ["user-id"],
               "properties": {"from": {"type": "string"}, "user-id": {"type": "string"}, "count": {}}}
     registry = ToolRegistry([remote_tool(client, listing("lookup", schema))])  # type: ignore[arg-type]
-    assert registry.call("lookup", ["here", "u7", "3"]).ok
+    # Positional arguments take the order the call grammar writes: required first, then optional, in schema order.
+    assert registry.call("lookup", ["u7", "here", "3"]).ok
     assert client.sent[-1][1] == {"from": "here", "user-id": "u7", "count": "3"}  # no type: passed as written
+    assert registry.call("lookup", {"user-id": "u8", "from": "there"}).ok
+    assert client.sent[-1][1] == {"user-id": "u8", "from": "there"}
     result = registry.call("lookup", [])
     assert not result.ok and "missing required argument" in result.text
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import inspect
 import json
-import keyword
 import os
 import re
 import shlex
@@ -14,7 +12,7 @@ import sys
 import threading
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
 from ..tool import DEFAULT_TIMEOUT, Tool
@@ -37,9 +35,6 @@ MAX_PAGES = 100
 #: per-call override such as --call-timeout, which the tool cannot see) ends the call for the model first; this
 #: ceiling only ends the abandoned wait and cancels the request on the server.
 WAIT_CEILING = 600.0
-
-_JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list,
-                               "object": dict, "null": type(None)}
 
 __all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "WAIT_CEILING", "MCPClient", "callable_name", "close_all", "connect",
            "import_tools", "remote_tool"]
@@ -80,7 +75,7 @@ class MCPClient:
     def __repr__(self) -> str:
         return f"MCPClient({self.server!r})"
 
-    def __enter__(self) -> "MCPClient":
+    def __enter__(self) -> MCPClient:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -88,7 +83,7 @@ class MCPClient:
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
-    def open(self, timeout: float = CONNECT_TIMEOUT) -> "MCPClient":
+    def open(self, timeout: float = CONNECT_TIMEOUT) -> MCPClient:
         """Start the server (stdio) or reach it (http), initialize the session and list its tools."""
         if self.closed:
             raise ConfigError(f"MCP server {self.server!r}: this connection was closed; open a new one")
@@ -259,29 +254,6 @@ def _describe(err: BaseException | None) -> str:
 # ---------------------------------------------------------------------------------------------- tools
 
 
-def _hint(spec: Any) -> Any:
-    """The Python type the registry coerces a model-written argument to, from its JSON schema (Any when unsure)."""
-    if not isinstance(spec, Mapping):
-        return Any
-    kind = spec.get("type")
-    if isinstance(kind, list):
-        hints = tuple(_hint({**spec, "type": k}) for k in kind)
-        return Union[hints] if hints else Any
-    if kind == "array" and isinstance(spec.get("items"), Mapping) and spec["items"].get("type"):
-        return list[_hint(spec["items"])]  # type: ignore[misc]
-    return _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
-
-
-def _python_name(name: str, taken: set[str]) -> str:
-    """A parameter name Python accepts, for a JSON property name that is not one (`user-id`, `from`)."""
-    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "arg"
-    if safe[0].isdigit() or keyword.iskeyword(safe):
-        safe = "_" + safe
-    while safe in taken:
-        safe += "_"
-    return safe
-
-
 def callable_name(name: str, taken: Collection[str] = ()) -> str:
     """The name a model writes for an MCP tool: the tool's own when the call grammars accept it (a letter or _,
     then letters, digits and _), else with every other character as "_" (`get-forecast` -> `get_forecast`)."""
@@ -296,32 +268,19 @@ def callable_name(name: str, taken: Collection[str] = ()) -> str:
 def remote_tool(client: MCPClient, entry: types.Tool, timeout: float = DEFAULT_TIMEOUT,
                 name: str | None = None) -> Tool:
     """A registry Tool for one MCP tool: schema from its name (`name` replaces it; see callable_name), description
-    and inputSchema; calling it calls the server by its own name. Its signature lists the schema's properties in
-    order, so positional model arguments map to them."""
+    and inputSchema; calling it calls the server by its own name. The registry binds a model's arguments by the
+    inputSchema (toolcall.binding), so the function receives the JSON object the server asked for, keyed by its own
+    property names, whatever characters they hold."""
     parameters = dict(entry.input_schema or {"type": "object", "properties": {}})
-    properties = parameters.get("properties") or {}
-    required = set(parameters.get("required") or ())
-    params: list[inspect.Parameter] = []
-    wire: dict[str, str] = {}  # Python parameter name -> property name on the wire
-    for prop, spec in properties.items():
-        pname = prop if prop.isidentifier() and not keyword.iskeyword(prop) else _python_name(prop, set(wire))
-        wire[pname] = prop
-        default = inspect.Parameter.empty if prop in required else None
-        params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
-                                        annotation=_hint(spec)))
     remote = entry.name
     name = name or callable_name(remote)
     wait = max(timeout, WAIT_CEILING) if timeout and timeout > 0 else None
 
-    def call_remote(**kwargs: Any) -> str:
+    def call_remote(**arguments: Any) -> str:
         # Only the arguments the model gave are sent: an omitted optional one takes the server's own default.
-        return client.call(remote, {wire.get(k, k): v for k, v in kwargs.items()}, wait, name)
+        return client.call(remote, arguments, wait, name)
 
-    # A schema may list an optional property before a required one, an order a def cannot have; the signature
-    # only describes the call (positional order, which have defaults), so it skips that check.
-    call_remote.__signature__ = inspect.Signature(params, __validate_parameters__=False)  # type: ignore[attr-defined]
-    call_remote.__annotations__ = {p.name: p.annotation for p in params}
-    call_remote.__name__ = call_remote.__qualname__ = _python_name(name, set())
+    call_remote.__name__ = call_remote.__qualname__ = name
     call_remote.__doc__ = entry.description
     returns = (entry.meta or {}).get(RETURN_META)
     # Remote results may change between calls (the server holds the state), so they are never cached.

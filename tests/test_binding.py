@@ -1,0 +1,109 @@
+"""toolcall.binding: model-written arguments bound to a tool's JSON schema, by name or position, and back."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toolcall.binding import bind_arguments, parameter_order, positional_arguments
+from toolcall.errors import ToolArgumentError
+
+WEATHER = {"type": "object",
+           "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}, "city": {"type": "string"},
+                          "days": {"type": "integer"}, "exact": {"type": "boolean"}},
+           "required": ["city", "days"]}
+
+
+def bind(args: Any, parameters: dict[str, Any] = WEATHER, **kw: Any) -> dict[str, Any]:
+    return bind_arguments(args, parameters, tool="weather", **kw)
+
+
+def test_positional_order_is_the_call_grammars_required_first() -> None:
+    assert parameter_order(WEATHER) == ["city", "days", "unit", "exact"]
+    assert bind(("Paris", "3", "celsius", "yes")) == {"city": "Paris", "days": 3, "unit": "celsius", "exact": True}
+    assert bind(("Paris", "3")) == {"city": "Paris", "days": 3}  # omitted optional ones are left out, not null
+
+
+def test_keywords_are_checked_by_name_and_coerced() -> None:
+    assert bind({"days": "2", "city": "Oslo"}) == {"days": 2, "city": "Oslo"}
+    assert bind({"days": 2.0, "city": 5}) == {"days": 2, "city": "5"}
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"city": "Oslo", "days": 1, "colour": "red"}, "weather: unexpected argument 'colour'; it takes: city, days, unit, exact"),
+    ({"days": 1}, "weather: missing required argument 'city'; it takes: city, days, unit, exact"),
+    (("Oslo",), "weather: missing required argument 'days'"),
+    (("Oslo", "x"), "weather: argument 'days' = 'x' is not valid: expected an integer"),
+    (("Oslo", "1", "kelvin"), "weather: argument 'unit' = 'kelvin' is not valid: expected one of \"celsius\", \"fahrenheit\""),
+    (("Oslo", "1", "celsius", "maybe"), "expected a boolean (true/false, yes/no)"),
+    (("Oslo", "1", "celsius", "true", "more"), "weather: takes at most 4 argument(s) (city, days, unit, exact) but got 5"),
+])
+def test_errors_name_the_field_and_what_is_allowed(args: Any, message: str) -> None:
+    with pytest.raises(ToolArgumentError) as info:
+        bind(args)
+    assert message in str(info.value)
+
+
+def test_extra_pieces_join_onto_a_trailing_string_parameter() -> None:
+    one = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+    assert bind(("Paris", "France"), one) == {"q": "Paris, France"}
+    assert bind(("658", "893 + 1"), one, joiner=",") == {"q": "658,893 + 1"}
+    assert bind("a, b", one) == {"q": "a, b"}  # a bare string is one argument
+    two = {"type": "object", "properties": {"n": {"type": "integer"}, "where": {"type": "string"}}, "required": ["n"]}
+    assert bind(("2", "Paris", "France"), two) == {"n": 2, "where": "Paris, France"}
+    last_not_text = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    with pytest.raises(ToolArgumentError, match="takes at most 1"):
+        bind(("1", "2"), last_not_text)
+
+
+def test_no_parameters() -> None:
+    empty = {"type": "object", "properties": {}}
+    assert bind((), empty) == {} and bind(("",), empty) == {} and bind({}, empty) == {}
+    with pytest.raises(ToolArgumentError, match=r"takes at most 0 argument\(s\) \(no arguments\)"):
+        bind(("x",), empty)
+
+
+def test_json_types_from_text() -> None:
+    schema = {"type": "object", "properties": {
+        "n": {"type": "number"}, "big": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "integer"}},
+        "opts": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}]},
+        "maybe": {"type": "integer", "nullable": True}, "either": {"type": ["integer", "string"]},
+        "any": {}, "level": {"enum": [1, 2, "max"]},
+        "shape": {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "number"}}]}}}
+    out = bind(("2.5", "1,200", "4, 5", '{"a": "yes"}', '[1, 2]', "null", "7", "as is", "2", "[1, 2]"), schema)
+    assert out == {"n": 2.5, "big": 1200, "tags": [4, 5], "opts": {"a": True}, "pair": [1, "2"], "maybe": None,
+                   "either": 7, "any": "as is", "level": 2, "shape": [1, 2]}
+    assert bind({"either": "seven", "n": "3", "level": "max", "shape": "4"}, schema) == {
+        "either": "seven", "n": 3, "level": "max", "shape": 4}
+    assert bind({"n": 1e3}, schema) == {"n": 1000.0}
+    with pytest.raises(ToolArgumentError, match="expected a number"):
+        bind({"n": True}, schema)  # JSON true is not a number
+    with pytest.raises(ToolArgumentError, match="expected a list of 2 items"):
+        bind({"pair": [1]}, schema)
+    with pytest.raises(ToolArgumentError, match='expected one of 1, 2, "max"'):
+        bind({"level": True}, schema)
+    with pytest.raises(ToolArgumentError, match="expected an integer or a number"):
+        bind({"shape": "x"}, schema)
+
+
+def test_positional_arguments_is_the_inverse() -> None:
+    assert positional_arguments({"days": 2, "city": "Oslo"}, WEATHER) == ("Oslo", 2)
+    assert positional_arguments({"city": "Oslo", "days": 2, "unit": "celsius"}, WEATHER) == ("Oslo", 2, "celsius")
+    nested = {"type": "object", "properties": {"xs": {"type": "array"}, "o": {"type": "object"}}}
+    assert positional_arguments({"xs": [1, "a"], "o": {"k": 1}}, nested) == ('[1, "a"]', '{"k": 1}')
+    with pytest.raises(ToolArgumentError, match="unexpected argument 'colour'"):
+        positional_arguments({"colour": "red"}, WEATHER, tool="weather")
+    with pytest.raises(ToolArgumentError, match="'exact' is given but 'unit' before it is not"):
+        positional_arguments({"city": "Oslo", "days": 2, "exact": True}, WEATHER, tool="weather")
+
+
+@given(city=st.text(alphabet=st.characters(blacklist_characters=",", blacklist_categories=("Cs",)), min_size=1)
+       .filter(lambda s: s == s.strip()),
+       days=st.integers(-10**6, 10**6), unit=st.sampled_from(["celsius", "fahrenheit"]), exact=st.booleans())
+def test_round_trip_through_positions(city: str, days: int, unit: str, exact: bool) -> None:
+    named = {"city": city, "days": days, "unit": unit, "exact": exact}
+    assert bind(positional_arguments(named, WEATHER)) == named
+    assert bind(tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in positional_arguments(named, WEATHER))) == named

@@ -1,0 +1,260 @@
+"""Model-written call arguments bound to a tool's JSON schema: by name or by position, each value coerced to its type."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import ToolArgumentError
+
+__all__ = ["bind_arguments", "parameter_order", "positional_arguments"]
+
+# How models write booleans and nulls as text.
+_TRUE = {"true", "yes", "y", "on", "1", "t"}
+_FALSE = {"false", "no", "n", "off", "0", "f"}
+_NULL = {"none", "null", "nil", ""}
+# Integers and decimals with thousands separators, as models write them ("1,200", "2,800.5").
+_GROUPED_INT = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
+_GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+# For a value written as text, the JSON types tried in this order; "string" last, so "5" for integer|string is 5.
+_TEXT_ORDER = ("null", "boolean", "integer", "number", "array", "object", "string")
+
+
+class _Mismatch(ValueError):
+    """A value does not fit a schema; the message says what was expected."""
+
+
+def parameter_order(parameters: Mapping[str, Any]) -> list[str]:
+    """The order positional arguments take: required parameters first, then the optional ones, each in schema order
+    (the order toolcall.argument_grammar lets a constrained model write them in)."""
+    properties = list((parameters.get("properties") or {}).keys())
+    required = set(parameters.get("required") or ())
+    return [p for p in properties if p in required] + [p for p in properties if p not in required]
+
+
+def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[str, Any], *, tool: str,
+                   joiner: str = ", ") -> dict[str, Any]:
+    """The model-written arguments of a call of `tool` as the JSON object its `parameters` schema describes.
+
+    A mapping is checked by name; a sequence is mapped in `parameter_order`, and pieces beyond the last parameter are
+    joined with `joiner` onto it when it is a string (a dialect may have split `Paris, France` at the comma). Every
+    value is coerced to its declared JSON type and checked against its enum. Raises ToolArgumentError naming the
+    tool, the argument, the value and what is allowed.
+    """
+    properties: Mapping[str, Any] = parameters.get("properties") or {}
+    order = parameter_order(parameters)
+    names = ", ".join(order) or "no arguments"
+    if isinstance(args, str):  # a bare string is one argument, not a sequence of characters
+        args = (args,)
+    if isinstance(args, Mapping):
+        extra = [k for k in args if k not in properties]
+        if extra:
+            raise ToolArgumentError(f"{tool}: unexpected argument {extra[0]!r}; it takes: {names}")
+        bound = dict(args)
+    else:
+        values = list(args)
+        if not order and len(values) == 1 and isinstance(values[0], str) and not values[0].strip():
+            values = []  # `Calendar()` read as one empty argument: nothing was passed
+        if len(values) > len(order) and order and "string" in _kinds(properties.get(order[-1]) or {}):
+            keep = len(order) - 1
+            values = values[:keep] + [joiner.join(_text(v) for v in values[keep:])]
+        if len(values) > len(order):
+            raise ToolArgumentError(f"{tool}: takes at most {len(order)} argument(s) ({names}) but got {len(values)}: "
+                                    + ", ".join(_shown(v) for v in values))
+        bound = dict(zip(order, values))
+    missing = [n for n in parameters.get("required") or () if n not in bound]
+    if missing:
+        raise ToolArgumentError(f"{tool}: missing required argument {missing[0]!r}; it takes: {names}")
+    out: dict[str, Any] = {}
+    for key, value in bound.items():
+        schema = properties.get(key)
+        try:
+            out[key] = coerce(value, schema if isinstance(schema, Mapping) else {})
+        except _Mismatch as err:
+            raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
+    return out
+
+
+def positional_arguments(named: Mapping[str, Any], parameters: Mapping[str, Any], *, tool: str = "tool") -> tuple[Any, ...]:
+    """The inverse of bind_arguments for dialects that write positional calls (Toolformer, MOSS): a JSON object's
+    values in `parameter_order`, arrays and objects written as JSON text. An optional argument may be left out only
+    when no later one is given (a positional call cannot skip one); unknown names raise ToolArgumentError."""
+    order = parameter_order(parameters)
+    extra = [k for k in named if k not in order]
+    if extra:
+        raise ToolArgumentError(f"{tool}: unexpected argument {extra[0]!r}; it takes: {', '.join(order) or 'no arguments'}")
+    given = [n for n in order if n in named]
+    if given != order[:len(given)]:
+        gap = next(n for n in order if n not in named)
+        raise ToolArgumentError(f"{tool}: argument {given[-1]!r} is given but {gap!r} before it is not, and a positional "
+                                "call cannot skip one")
+    return tuple(json.dumps(named[n], ensure_ascii=False) if isinstance(named[n], (dict, list)) else named[n]
+                 for n in given)
+
+
+# ---------------------------------------------------------------------------------------------- coercion
+
+def _kinds(schema: Mapping[str, Any]) -> list[str]:
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else []
+    if schema.get("nullable") and "null" not in kinds:
+        kinds = [*kinds, "null"]
+    return kinds
+
+
+def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
+    """`value` (model text, or a JSON value) as the JSON type `schema` declares; _Mismatch says what was expected.
+    A schema without a type (or one this binder does not know) takes the value as written."""
+    if "anyOf" in schema or "oneOf" in schema:
+        options = [s for s in schema.get("anyOf") or schema.get("oneOf") or () if isinstance(s, Mapping)]
+        if schema.get("nullable"):
+            options.append({"type": "null"})
+        wanted = []
+        for option in options:
+            try:
+                return coerce(value, option)
+            except _Mismatch as err:
+                wanted.append(str(err))
+        raise _Mismatch(" or ".join(dict.fromkeys(wanted)) or "a value of another shape")
+    kinds = _kinds(schema)
+    if not kinds:
+        out = value
+    elif len(kinds) == 1:
+        out = _as(value, kinds[0], schema)
+    else:
+        out = _first_fit(value, kinds, schema)
+    allowed = schema.get("enum")
+    if isinstance(allowed, list) and allowed and not any(_same(out, a) for a in allowed):
+        # An untyped enum, or a value the type did not change: the text may still spell a choice ("2" for 2).
+        text = value.strip() if isinstance(value, str) else None
+        match = [a for a in allowed if text is not None and text == (a if isinstance(a, str) else json.dumps(a))]
+        if not match:
+            raise _Mismatch("one of " + ", ".join(json.dumps(a) for a in allowed))
+        out = match[0]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any]) -> Any:
+    """A value for a type list: kept when it already is one of the types, else the first type it converts to."""
+    if not isinstance(value, str) or "string" not in kinds:
+        for kind in kinds:
+            if _is(value, kind):
+                return value
+    tried = [k for k in _TEXT_ORDER if k in kinds] + [k for k in kinds if k not in _TEXT_ORDER]
+    wanted = []
+    for kind in tried:
+        try:
+            return _as(value, kind, schema)
+        except _Mismatch as err:
+            wanted.append(str(err))
+    raise _Mismatch(" or ".join(wanted))
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    checks: dict[str, Any] = {"string": str, "boolean": bool, "array": (list, tuple), "object": Mapping,
+                              "null": type(None)}
+    return isinstance(value, checks.get(kind, object))
+
+
+def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
+    """`value` as one JSON type."""
+    text = value.strip() if isinstance(value, str) else None
+    if kind == "string":
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else _text(value)
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise _Mismatch("a boolean (true/false, yes/no)")
+    if kind == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if text is not None:
+            plain = text.replace("_", "")
+            if _GROUPED_INT.fullmatch(plain):
+                plain = plain.replace(",", "")
+            try:
+                return int(plain)
+            except ValueError:
+                try:
+                    number = float(plain)
+                except ValueError:
+                    pass
+                else:
+                    if number.is_integer():
+                        return int(number)
+        raise _Mismatch("an integer")
+    if kind == "number":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if text is not None:
+            plain = text.replace("_", "")
+            if _GROUPED_NUMBER.fullmatch(plain):
+                plain = plain.replace(",", "")
+            try:
+                number = float(plain)
+            except ValueError:
+                pass
+            else:
+                # "3" stays an int (JSON has one number type); "3.0" and "1e3" are floats, as written.
+                return int(number) if re.fullmatch(r"[+-]?\d+", plain) else number
+        raise _Mismatch("a number")
+    if kind == "null":
+        if value is None or (text is not None and text.lower() in _NULL):
+            return None
+        raise _Mismatch("null")
+    if kind == "array":
+        items: Any = value
+        if text is not None:
+            items = _json(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
+        if not isinstance(items, (list, tuple)):
+            raise _Mismatch("a list")
+        fixed = schema.get("prefixItems")
+        if isinstance(fixed, list) and fixed:
+            if len(items) != len(fixed) and schema.get("items") is not True:
+                raise _Mismatch(f"a list of {len(fixed)} items")
+            return [coerce(v, s) for v, s in zip(items, fixed)] + list(items[len(fixed):])
+        each = schema.get("items")
+        return [coerce(v, each) for v in items] if isinstance(each, Mapping) else list(items)
+    if kind == "object":
+        data: Any = value
+        if text is not None:
+            data = _json(text, "an object")
+        if not isinstance(data, Mapping):
+            raise _Mismatch("an object written as JSON" if text is not None else "an object")
+        props = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        rest = schema.get("additionalProperties")
+        return {k: coerce(v, props[k]) if isinstance(props.get(k), Mapping)
+                else coerce(v, rest) if isinstance(rest, Mapping) else v for k, v in data.items()}
+    return value  # a type name JSON schema does not have: passed as written
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _Mismatch(f"{what} written as JSON") from err
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."

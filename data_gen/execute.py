@@ -47,7 +47,7 @@ class CallRunner:
         if todo:
             # registry.call never raises: failures come back as ok=False with an error text.
             # Each call runs in a copy of the caller's context, so a tool reads the text it is called for
-            # (toolcall.tool.text_context: e.g. Calendar answers with the record's date).
+            # (toolcall.tool_type.text_context: e.g. Calendar answers with the record's date).
             results = self._pool.map(
                 lambda job: job[0].run(self.registry.call, job[1][0], job[1][1], timeout=self.config.timeout),
                 [(contextvars.copy_context(), c) for c in todo.values()])

@@ -9,7 +9,7 @@ from toolcall.errors import ConfigError
 from toolcall.jsonl import read_jsonl, string_field
 
 
-#: Record fields that describe the text (the tools read them through toolcall.tool.text_context): "date", the
+#: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context): "date", the
 #: document's date as YYYY-MM-DD, is what the Calendar tool answers for that text, as the paper dates each document.
 TEXT_FIELDS = ("date",)
 

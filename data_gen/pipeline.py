@@ -9,7 +9,7 @@ from typing import Any
 
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
-from toolcall.tool import about_text
+from toolcall.tool_type import about_text
 
 from .checkpoint import CORPUS, RunDir, file_sha256
 from .config import DataGenConfig

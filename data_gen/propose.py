@@ -7,7 +7,7 @@ from typing import Any
 
 from toolcall.calls import ToolCall
 from toolcall.errors import ToolError
-from toolcall.tool import Proposal
+from toolcall.tool_type import Proposal
 
 from .calls_text import render_call
 from .config import ProposeConfig

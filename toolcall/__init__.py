@@ -20,21 +20,15 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-# `toolcall.tool` names both a submodule (the Tool type) and the @tool decorator. The submodule is loaded now and
-# the attribute the import system bound for it dropped, so `toolcall.tool` stays the decorator (via __getattr__)
-# even when toolcall.registry or toolcall.tool was imported first (as `--tools-from` files see it).
-from . import tool as _tool_module  # noqa: E402,F401
-del tool  # noqa: F821
-
 # Public names that live in heavier modules, imported on first use (PEP 562) so `import toolcall` stays cheap.
 _LAZY = {
     "parse": "toolcall.dialects",
     "render": "toolcall.dialects",
     "get_dialect": "toolcall.dialects",
     "tool": "toolcall.registry",
-    "Tool": "toolcall.tool",
+    "Tool": "toolcall.tool_type",
     "ToolRegistry": "toolcall.registry",
-    "ToolResult": "toolcall.tool",
+    "ToolResult": "toolcall.tool_type",
     "default_registry": "toolcall.registry",
     "get_backend": "toolcall.backends",
     "LoopConfig": "toolcall.loop",

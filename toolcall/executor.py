@@ -49,7 +49,7 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     if timeout is None or timeout <= 0:
         return result_text(func(**kwargs))
     box: dict[str, Any] = {}
-    # The tool runs in a copy of the caller's context, so it sees what the caller set (toolcall.tool.text_context).
+    # The tool runs in a copy of the caller's context, so it sees what the caller set (toolcall.tool_type.text_context).
     context = contextvars.copy_context()
 
     def target() -> None:

@@ -21,7 +21,7 @@ from .executor import run_in_thread, run_isolated
 from .name_registry import NameRegistry
 from .schema import python_arguments
 from .specs import ToolSpecs
-from .tool import DEFAULT_TIMEOUT, Admissible, Proposer, Tool, ToolResult, make_tool
+from .tool_type import DEFAULT_TIMEOUT, Admissible, Proposer, Tool, ToolResult, make_tool
 
 ENTRY_POINT_GROUP = "toolcall.tools"
 CACHE_SIZE = 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from toolcall.tool import Tool
+    from toolcall.tool_type import Tool
 
 __all__ = ["builtin_tools"]
 
@@ -17,7 +17,7 @@ def builtin_tools() -> list["Tool"]:
     cannot be interrupted in a thread; the others run in threads (I/O or an in-process model).
     """
     from toolcall.argument_grammar import arithmetic_grammar
-    from toolcall.tool import make_tool
+    from toolcall.tool_type import make_tool
 
     from . import calculator, calendar, mt, qa, search, solve, wikisearch
 

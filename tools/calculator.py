@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
 from toolcall.errors import ToolError
-from toolcall.tool import Proposal
+from toolcall.tool_type import Proposal
 
 from ._mathparse import format_number, parse_items
 from ._written_numbers import CURRENCY, WrittenNumber, find_numbers, parse_decimal, sentence_starts

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from toolcall.errors import ConfigError
-from toolcall.tool import Proposal, text_context
+from toolcall.tool_type import Proposal, text_context
 
 ENV_VAR = "TOOLCALL_TODAY"  # YYYY-MM-DD: pins "today" for a whole run (evaluation, tests in subprocesses)
 
@@ -30,7 +30,7 @@ def _parse(text: str, where: str) -> dt.date:
 
 
 def today() -> dt.date:
-    """The date of the text being processed (its "date" in `toolcall.tool.text_context`), else the pinned date, else
+    """The date of the text being processed (its "date" in `toolcall.tool_type.text_context`), else the pinned date, else
     $TOOLCALL_TODAY, else `clock()`."""
     of_text = text_context.get().get("date")
     if of_text is not None:

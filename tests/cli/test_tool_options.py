@@ -17,7 +17,7 @@ from toolcall.registry import user_tools
 
 WORDS = '''
 import toolcall
-from toolcall.tool import make_tool
+from toolcall.tool_type import make_tool
 
 
 @toolcall.tool(timeout=3.0)
@@ -224,7 +224,7 @@ def test_mcp_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_toolcall_tool_stays_the_decorator_whatever_was_imported_first() -> None:
     import subprocess
 
-    code = ("import toolcall.registry, toolcall.tool, toolcall; "
-            "assert toolcall.tool is toolcall.registry.tool, toolcall.tool")
+    code = ("import toolcall.registry, toolcall.tool_type as t, toolcall; "
+            "assert toolcall.tool is toolcall.registry.tool and t.Tool is toolcall.Tool, toolcall.tool")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -47,7 +47,7 @@ def test_execute_calls_attaches_results_and_drops_failures() -> None:
 
 
 def test_calls_run_in_the_context_of_their_text_on_the_runners_threads() -> None:
-    from toolcall.tool import about_text, text_context
+    from toolcall.tool_type import about_text, text_context
 
     def dated() -> str:
         """The date of the text the call is made for."""

@@ -15,7 +15,7 @@ from toolcall.data_gen.propose import mark_model_samples, propose_calls, proposa
 from toolcall.data_gen.tokens import TokenizedText
 from toolcall.errors import ToolError
 from toolcall.registry import ToolRegistry, default_registry, user_tools
-from toolcall.tool import Proposal, make_tool
+from toolcall.tool_type import Proposal, make_tool
 from toolcall.tools import calendar
 
 # " 2,800" is cut " " + "2" + ",800" and " $180" is " $" + "180", as SmolLM2 does.

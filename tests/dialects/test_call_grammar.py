@@ -20,7 +20,7 @@ from toolcall.dialects.toolformer import ToolformerDialect  # noqa: E402
 from toolcall.errors import ConfigError  # noqa: E402
 from toolcall.argument_grammar import arithmetic_grammar, namespaced, schema_argument_grammar  # noqa: E402
 from toolcall.registry import ToolRegistry, default_registry, tool, user_tools  # noqa: E402
-from toolcall.tool import make_tool  # noqa: E402
+from toolcall.tool_type import make_tool  # noqa: E402
 
 # Multi-character tokens like SmolLM2's: closers glued to the argument's end, an arrow with its space, doubled brackets.
 SPANNING = [")]", "))]", "()]", '")]', '")', " ->", "->", " →", "((", "))", " (", ", ", "1,", ",0", "00", " +", " *",

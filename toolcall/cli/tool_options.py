@@ -26,7 +26,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..registry import ToolRegistry
-    from ..tool import Tool
+    from ..tool_type import Tool
 
 TOOLS_FROM_HELP = ("a Python file (my_tools.py) or importable module (package.tools) whose @toolcall.tool functions "
                    "and Tool objects are added to the tools; repeatable")
@@ -111,7 +111,7 @@ def load_tools(source: str) -> list["Tool"]:
     process-wide @tool registry. ConfigError (naming the source) when it does not exist, does not import, defines
     no tool, or defines a tool whose name or alias is a built-in tool's."""
     from ..registry import builtin_tools, user_tools
-    from ..tool import Tool
+    from ..tool_type import Tool
 
     users = user_tools()
     before = {item.name: item for item in users}

@@ -16,7 +16,7 @@ from .prompt_data import ChatTemplate, PromptSource
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
-    from ..tool import Tool
+    from ..tool_type import Tool
 
 #: ((marker start, marker end), (result start, result end)) character offsets of one tool result in a text.
 ResultSpan = tuple[tuple[int, int], tuple[int, int]]

@@ -21,7 +21,7 @@ from .prompt_data import (
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
-    from ..tool import Tool
+    from ..tool_type import Tool
 
 HUMAN_OPEN = "<|Human|>:"
 THOUGHTS_OPEN = "<|Inner Thoughts|>:"

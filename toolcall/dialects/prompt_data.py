@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..tool import Tool
+    from ..tool_type import Tool
 
 #: A file that replaces a dialect's instruction text, or None for the dialect's own.
 PromptSource = str | os.PathLike[str] | None

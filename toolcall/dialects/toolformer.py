@@ -21,7 +21,7 @@ from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, rea
 
 if TYPE_CHECKING:
     from ..registry import ToolRegistry
-    from ..tool import Tool
+    from ..tool_type import Tool
 
 # Where a call may start: `<API>`, or `[` right before `Name(`. Prose brackets ([1], [citation needed],
 # [text](url), [a, b]) never match, so they are neither calls nor issues.

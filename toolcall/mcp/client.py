@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
-from ..tool import DEFAULT_TIMEOUT, Tool
+from ..tool_type import DEFAULT_TIMEOUT, Tool
 from . import RETURN_META
 
 try:

@@ -24,7 +24,7 @@ from ..calls import ToolCall
 from ..errors import ToolError
 from ..loop import CallFinished, CallStarted, Done, LoopConfig, MalformedCall, TextDelta, resume_loop
 from ..registry import ToolRegistry
-from ..tool import Tool
+from ..tool_type import Tool
 from .protocol import ApiError, ChatRequest, Message, call_id, run_id
 
 if TYPE_CHECKING:

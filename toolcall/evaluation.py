@@ -1,4 +1,4 @@
-"""Evaluating a model with tools disabled and enabled on the same prompts (Toolformer §4.2): math and dates."""
+"""Evaluating a model with tools disabled and enabled on the same prompts (Toolformer §4.2): math and dates (BFCL: toolcall.bfcl)."""
 from __future__ import annotations
 
 import calendar as _cal
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from .loop import LoopResult
     from .registry import ToolRegistry
 
-TASKS = ("math", "dates")
+TASKS = ("math", "dates", "bfcl")
 #: The tool each task is about (the paper evaluates each task with all tools available; one keeps the
 #: prompt short for small models; --tools widens it).
-TASK_TOOLS = {"math": ("Calculator",), "dates": ("Calendar",)}
+TASK_TOOLS: dict[str, tuple[str, ...]] = {"math": ("Calculator",), "dates": ("Calendar",),
+                                          "bfcl": ()}  # each BFCL item offers its own functions
 SAMPLE_FILES = {"math": "math_sample.jsonl", "dates": "dates_sample.jsonl"}
 MODES = ("no_tools", "tools")
 #: The loop of an evaluation unless flags say otherwise: one call per item, as in the paper, and short replies.
@@ -39,12 +40,13 @@ EVAL_LOOP = LoopConfig(max_calls=1, max_new_tokens=48)
 class EvalConfig:
     """What an evaluation runs: the task, its items and tools, the prompt; every field is a `toolcall eval` flag."""
 
-    task: str = option(choices=TASKS, help="math word problems or date questions")
+    task: str = option(choices=TASKS, help="math word problems, date questions, or BFCL function calling (bfcl)")
     input: Path | None = option(None, metavar="FILE", help='JSONL of {"question", "answer"} (dates may use "rule") '
                                                           "(default: the shipped sample)")
     tools: tuple[str, ...] | None = option(None, metavar="NAMES", help="comma-separated tools offered (default: "
                                                                        "Calculator for math, Calendar for dates)")
-    limit: int | None = option(None, metavar="N", help="evaluate only the first N items")
+    limit: int | None = option(None, metavar="N", help="evaluate only the first N items (bfcl: N per category, "
+                                                        "drawn with --seed)")
     few_shot: int | None = option(None, metavar="K", help="few-shot demonstrations in the prompt: 0 for none "
                                                           "(default: the dialect's own)")
     today: str | None = option(None, metavar="YYYY-MM-DD", help="the date the Calendar tool reports and date answers "
@@ -258,7 +260,7 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
     """Run every item twice with the same prompt: tools disabled (call-open token banned), then enabled."""
     from dataclasses import replace
 
-    from .loop import run_loop
+    from .runner import run_loop
 
     _check_task(task)
     grade = GRADERS[task]

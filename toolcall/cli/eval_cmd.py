@@ -6,9 +6,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..bfcl import BfclConfig
+from ..errors import ConfigError
 from ..evaluation import EVAL_LOOP, EvalConfig
 from ..loop import LoopConfig
-from ..options import add_options, from_args
+from ..options import add_options, from_args, given
 from .tool_options import add_tool_source_options, build_registry
 
 
@@ -19,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "enabled - and reports accuracy (math: first number in the reply; dates: answer within "
                     "the first five words), exact-answer accuracy, how often a tool was called, and time.")
     add_options(p, EvalConfig)
+    add_options(p, BfclConfig, group="BFCL (--task bfcl)")
     add_tool_source_options(p)
     p.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
     p.add_argument("--model", default=None, help="checkpoint dir, .gguf, LoRA adapter dir or a shipped model "
@@ -39,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg: EvalConfig = from_args(EvalConfig, args)
     config: LoopConfig = from_args(LoopConfig, args, base=EVAL_LOOP)
+    if cfg.task == "bfcl":
+        return run_bfcl(args, cfg, config)
     today = cfg.date()
     path = cfg.input or sample_path(cfg.task)
     items = load_items(path, cfg.task, today, cfg.limit)
@@ -62,6 +67,48 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_items(report, args.output)
     print(format_table(report))
+    if args.output is not None:
+        print(f"per-item results: {args.output}")
+    if args.json:
+        print(json.dumps(report.summary(), sort_keys=True))
+    return 0
+
+
+def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> int:
+    """`--task bfcl`: one reply per BFCL item, its calls parsed with --dialect and judged by bfcl-eval's AST checker."""
+    from ..backends import get_backend
+    from ..bfcl import (
+        DEFAULT_MAX_NEW_TOKENS,
+        evaluate_bfcl,
+        format_bfcl_table,
+        load_bfcl_items,
+        write_bfcl_items,
+    )
+    from ..dialects import get_dialect
+
+    bfcl: BfclConfig = from_args(BfclConfig, args)
+    if cfg.input is not None or cfg.tools is not None or args.tools_from or args.mcp:
+        raise ConfigError("--task bfcl offers each item's own functions and reads BFCL's data: use --bfcl-data DIR "
+                          "instead of --input, and no --tools, --tools-from or --mcp")
+    # The math/dates reply budget is too short for parallel calls; a typed --max-new-tokens still wins.
+    budget = config.max_new_tokens if "max_new_tokens" in given(args, LoopConfig) else DEFAULT_MAX_NEW_TOKENS
+    items = {c: load_bfcl_items(c, cfg.limit, bfcl.seed, bfcl.bfcl_data) for c in bfcl.names()}
+    dialect = get_dialect(args.dialect)
+    backend = get_backend(args.backend, args.model)
+    settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
+                "limit": cfg.limit, "seed": bfcl.seed, "max_new_tokens": budget,
+                "data": str(bfcl.bfcl_data) if bfcl.bfcl_data else "bfcl-eval"}
+
+    def progress(done: int, total: int, result: object) -> None:
+        if not args.quiet:
+            mark = "ok " if getattr(result, "valid", False) else f"-- {getattr(result, 'kind', '')} "
+            print(f"[{done}/{total} {getattr(result, 'id', '')}] {mark}{getattr(result, 'reply', '')[:60]!r}",
+                  file=sys.stderr)
+
+    report = evaluate_bfcl(items, backend, dialect, max_new_tokens=budget, settings=settings, progress=progress)
+    if args.output is not None:
+        write_bfcl_items(report, args.output)
+    print(format_bfcl_table(report))
     if args.output is not None:
         print(f"per-item results: {args.output}")
     if args.json:

@@ -1,0 +1,289 @@
+"""Tests of toolcall.bfcl: BFCL data, schemas offered, replies turned into BFCL's model_output, the AST checker's wiring."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolcall.backends.fake import FakeBackend
+from toolcall.bfcl import (
+    CATEGORIES,
+    LIVE,
+    NON_LIVE,
+    BfclConfig,
+    BfclItem,
+    ast_judge,
+    data_dir,
+    evaluate_bfcl,
+    format_bfcl_table,
+    item_prompt,
+    item_specs,
+    judge_reply,
+    load_bfcl_items,
+    model_output,
+    to_json_schema,
+)
+from toolcall.cli import main
+from toolcall.dialects import get_dialect
+from toolcall.errors import ConfigError, MissingDependencyError
+
+HAVE_BFCL = importlib.util.find_spec("bfcl_eval") is not None
+needs_bfcl = pytest.mark.skipif(not HAVE_BFCL, reason="bfcl-eval is not installed (pip install --no-deps bfcl-eval; "
+                                                      ".ci/run installs it)")
+
+# Hand-made items in BFCL's format (our own functions and requests, not BFCL's).
+KETTLE = {"name": "kitchen.boil_water", "description": "Boil water in the kettle.",
+          "parameters": {"type": "dict", "properties": {
+              "litres": {"type": "float", "description": "How much water."},
+              "whistle": {"type": "boolean", "description": "Whistle when done.", "default": False}},
+              "required": ["litres"]}}
+LAMP = {"name": "set_lamp", "description": "Switch a lamp on or off.",
+        "parameters": {"type": "dict", "properties": {
+            "room": {"type": "string", "description": "The room.", "enum": ["hall", "study"]},
+            "on": {"type": "boolean", "description": "On or off."},
+            "hours": {"type": "tuple", "items": {"type": "integer"}, "description": "From and until."}},
+            "required": ["room", "on"]}}
+
+
+def item(category: str, functions: list[dict[str, Any]], answer: list[dict[str, Any]] | None,
+         question: str = "Please do it.") -> BfclItem:
+    return BfclItem(f"{category}_0", category, ({"role": "user", "content": question},), tuple(functions),
+                    tuple(answer) if answer is not None else None)
+
+
+SIMPLE = item("simple", [KETTLE], [{"kitchen.boil_water": {"litres": [1.5], "whistle": [False, ""]}}])
+PARALLEL = item("parallel", [LAMP], [{"set_lamp": {"room": ["hall"], "on": [True], "hours": [""]}},
+                                      {"set_lamp": {"room": ["study"], "on": [False], "hours": [""]}}])
+MULTIPLE = item("multiple", [KETTLE, LAMP], [{"set_lamp": {"room": ["hall"], "on": [True], "hours": [[18, 23], ""]}}])
+IRRELEVANT = item("irrelevance", [KETTLE], None, "Who wrote the first cookbook?")
+
+
+def hermes(*calls: tuple[str, dict[str, Any]]) -> str:
+    return "\n".join(f'<tool_call>\n{json.dumps({"name": n, "arguments": a})}\n</tool_call>' for n, a in calls)
+
+
+# --- offering the functions ---------------------------------------------------------------------------------------
+
+def test_bfcl_types_become_json_schema_types_at_every_depth() -> None:
+    schema = to_json_schema({"type": "dict", "properties": {
+        "a": {"type": "float"}, "b": {"type": "tuple", "items": {"type": "float"}}, "c": {"type": "any"},
+        "d": {"type": "dict", "properties": {"e": {"type": "array", "items": {"type": "dict", "properties": {}}}}}}})
+    assert schema["type"] == "object"
+    props = schema["properties"]
+    assert props["a"] == {"type": "number"} and props["b"] == {"type": "array", "items": {"type": "number"}}
+    assert props["c"] == {"type": "string"}
+    assert props["d"]["type"] == "object" and props["d"]["properties"]["e"]["items"]["type"] == "object"
+
+
+def test_item_functions_are_offered_in_the_dialects_prompt() -> None:
+    specs = item_specs(MULTIPLE)
+    assert specs.names() == ["kitchen.boil_water", "set_lamp"]
+    assert specs.find("set_lamp").parameters["properties"]["hours"]["type"] == "array"  # type: ignore[union-attr]
+    backend = FakeBackend()
+    prompt = item_prompt(MULTIPLE, get_dialect("hermes"), backend.chat_prompt)
+    assert '"name": "set_lamp"' in prompt and "<tool_call>" in prompt and prompt.rstrip().endswith("assistant:")
+    assert '"dict"' not in prompt and '"tuple"' not in prompt
+    assert "Please do it." in prompt
+
+
+def test_a_system_message_of_the_item_is_kept_before_the_tools() -> None:
+    it = BfclItem("x", "simple", ({"role": "system", "content": "Answer tersely."},
+                                  {"role": "user", "content": "Boil a litre."}), (KETTLE,), None)
+    prompt = item_prompt(it, get_dialect("hermes"), FakeBackend().chat_prompt)
+    assert prompt.index("Answer tersely.") < prompt.index("kitchen.boil_water") < prompt.index("Boil a litre.")
+
+
+# --- categories and data ------------------------------------------------------------------------------------------
+
+def test_category_groups_expand_and_unknown_names_fail() -> None:
+    assert BfclConfig().names() == NON_LIVE
+    assert BfclConfig(categories=("live",)).names() == LIVE
+    assert BfclConfig(categories=("simple", "non_live")).names() == NON_LIVE
+    assert not set(NON_LIVE) & set(LIVE) and set(NON_LIVE) | set(LIVE) == set(CATEGORIES)
+    with pytest.raises(ConfigError, match="unknown BFCL category 'simpel'"):
+        BfclConfig(categories=("simpel",))
+
+
+def write_bfcl_dir(root: Path, category: str, entries: list[BfclItem]) -> Path:
+    stem = CATEGORIES[category]
+    (root / "possible_answer").mkdir(parents=True, exist_ok=True)
+    with (root / f"BFCL_v4_{stem}.json").open("w") as fh:
+        for e in entries:
+            fh.write(json.dumps({"id": e.id, "question": [list(e.messages)], "function": list(e.functions)}) + "\n")
+    if entries and entries[0].answer is not None:
+        with (root / "possible_answer" / f"BFCL_v4_{stem}.json").open("w") as fh:
+            for e in entries:
+                fh.write(json.dumps({"id": e.id, "ground_truth": list(e.answer or ())}) + "\n")
+    return root
+
+
+def test_items_load_with_answers_and_a_seeded_sample(tmp_path: Path) -> None:
+    entries = [BfclItem(f"simple_python_{i}", "simple", ({"role": "user", "content": f"Boil {i} litres."},),
+                        (KETTLE,), ({"kitchen.boil_water": {"litres": [float(i)]}},)) for i in range(20)]
+    write_bfcl_dir(tmp_path, "simple", entries)
+    every = load_bfcl_items("simple", data=tmp_path)
+    assert [e.id for e in every] == [e.id for e in entries] and every[3].answer == entries[3].answer
+    a = load_bfcl_items("simple", limit=5, seed=1, data=tmp_path)
+    assert [e.id for e in a] == [e.id for e in load_bfcl_items("simple", limit=5, seed=1, data=tmp_path)]
+    assert len(a) == 5 and [e.id for e in a] == sorted((e.id for e in a), key=lambda s: int(s.rsplit("_", 1)[1]))
+    others = {tuple(e.id for e in load_bfcl_items("simple", limit=5, seed=s, data=tmp_path)) for s in range(2, 6)}
+    assert any(o != tuple(e.id for e in a) for o in others)
+
+
+def test_an_item_without_its_answer_is_an_error(tmp_path: Path) -> None:
+    write_bfcl_dir(tmp_path, "simple", [SIMPLE])
+    (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").write_text(
+        json.dumps({"id": "other", "ground_truth": []}) + "\n")
+    with pytest.raises(ConfigError, match="no possible answer"):
+        load_bfcl_items("simple", data=tmp_path)
+
+
+# --- replies as BFCL's model_output -------------------------------------------------------------------------------
+
+def test_calls_of_every_json_dialect_become_model_output() -> None:
+    want = [{"set_lamp": {"room": "hall", "on": True, "hours": [18, 23]}}]
+    texts = {
+        "hermes": hermes(("set_lamp", {"room": "hall", "on": True, "hours": [18, 23]})),
+        "pythonic": "[set_lamp(room='hall', on=True, hours=(18, 23))]",
+        "llama3_json": '{"name": "set_lamp", "parameters": {"room": "hall", "on": true, "hours": [18, 23]}}',
+        "mistral": '[TOOL_CALLS][{"name": "set_lamp", "arguments": {"room": "hall", "on": true, "hours": [18, 23]}}]',
+    }
+    for name, text in texts.items():
+        out = model_output(get_dialect(name).parse(text), MULTIPLE)
+        assert out == want, name
+        assert type(out[0]["set_lamp"]["hours"]) is list  # the checker compares types exactly
+
+
+def test_underscored_names_map_back_and_positional_args_take_schema_order() -> None:
+    out = model_output(get_dialect("hermes").parse(hermes(("kitchen_boil_water", {"litres": 2.0}))), SIMPLE)
+    assert out == [{"kitchen.boil_water": {"litres": 2.0}}]
+    out = model_output(get_dialect("toolformer").parse("[set_lamp(study, off)]"), MULTIPLE)
+    assert out == [{"set_lamp": {"room": "study", "on": "off"}}]
+
+
+# --- the judge ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def judge() -> Any:
+    if not HAVE_BFCL:
+        pytest.skip("bfcl-eval is not installed (pip install --no-deps bfcl-eval; .ci/run installs it)")
+    return ast_judge()
+
+
+@needs_bfcl
+@pytest.mark.parametrize(("it", "reply", "valid", "kind"), [
+    (SIMPLE, hermes(("kitchen.boil_water", {"litres": 1.5})), True, "ok"),
+    (SIMPLE, hermes(("kitchen.boil_water", {"litres": 1.5, "whistle": False})), True, "ok"),
+    (SIMPLE, hermes(("kitchen.boil_water", {"litres": 2.5})), False, "wrong_args"),
+    (SIMPLE, hermes(("kitchen.boil_water", {"litres": "1.5"})), False, "wrong_args"),
+    (SIMPLE, hermes(("kitchen.boil_water", {"whistle": True})), False, "wrong_args"),
+    (SIMPLE, hermes(("kitchen.boil_water", {"litres": 1.5, "colour": "red"})), False, "wrong_args"),
+    (SIMPLE, hermes(("kitchen.make_tea", {"litres": 1.5})), False, "wrong_function"),
+    (SIMPLE, hermes(("kitchen.boil_water", {"litres": 1.5}), ("kitchen.boil_water", {"litres": 1.5})), False,
+     "wrong_count"),
+    (SIMPLE, "def boil(litres):\n    return litres * 100", False, "no_call"),
+    (SIMPLE, '<tool_call>\n{"name": "kitchen.boil_water", "arguments": {"litres": }\n</tool_call>', False,
+     "unparsable"),
+    (PARALLEL, hermes(("set_lamp", {"room": "study", "on": False}), ("set_lamp", {"room": "hall", "on": True})),
+     True, "ok"),
+    (PARALLEL, hermes(("set_lamp", {"room": "hall", "on": True})), False, "wrong_count"),
+    (PARALLEL, hermes(("set_lamp", {"room": "study", "on": True}), ("set_lamp", {"room": "hall", "on": True})),
+     False, "wrong_args"),
+    (MULTIPLE, hermes(("set_lamp", {"room": "hall", "on": True, "hours": [18, 23]})), True, "ok"),
+    (MULTIPLE, hermes(("set_lamp", {"room": "hall", "on": True})), True, "ok"),
+    (MULTIPLE, hermes(("kitchen.boil_water", {"litres": 1.0})), False, "wrong_function"),
+    (IRRELEVANT, "I cannot look that up with the tools I have.", True, "ok"),
+    (IRRELEVANT, hermes(("kitchen.boil_water", {"litres": 1.0})), False, "called_irrelevant"),
+])
+def test_the_ast_checker_judges_hand_made_calls(judge: Any, it: BfclItem, reply: str, valid: bool, kind: str) -> None:
+    result = judge_reply(it, reply, get_dialect("hermes"), judge)
+    assert (result.valid, result.kind) == (valid, kind), result.error
+    if kind in ("wrong_args", "wrong_function", "wrong_count"):
+        assert result.error_type and result.error  # the checker's own verdict is kept
+
+
+def test_relevance_needs_a_call_and_no_checker() -> None:
+    it = item("live_relevance", [KETTLE], None)
+    assert judge_reply(it, hermes(("kitchen.boil_water", {"litres": 9})), get_dialect("hermes"), None).valid
+    missed = judge_reply(it, "No.", get_dialect("hermes"), None)
+    assert (missed.valid, missed.kind) == (False, "no_call")
+
+
+@needs_bfcl
+def test_the_checker_imports_without_the_sdks_and_leaves_no_stand_in_behind(judge: Any) -> None:
+    assert "bfcl_eval.constants.model_config" not in sys.modules
+    for sdk in ("anthropic", "cohere", "mistralai", "google.genai", "qwen_agent"):
+        assert sdk not in sys.modules
+
+
+def test_a_missing_bfcl_eval_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import toolcall.bfcl as bfcl
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(bfcl.importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("bfcl_eval") else real(name, *a))
+    monkeypatch.delitem(sys.modules, "bfcl_eval.eval_checker.ast_eval.ast_checker", raising=False)
+    for call in (data_dir, ast_judge):
+        with pytest.raises(MissingDependencyError, match="pip install --no-deps bfcl-eval"):
+            call()
+
+
+# --- the whole path on the fake backend ---------------------------------------------------------------------------
+
+@needs_bfcl
+def test_the_eval_path_on_the_fake_backend(tmp_path: Path) -> None:
+    items = {"simple": [SIMPLE], "parallel": [PARALLEL], "irrelevance": [IRRELEVANT]}
+    backend = FakeBackend(script=[hermes(("kitchen.boil_water", {"litres": 1.5})),
+                                  hermes(("set_lamp", {"room": "hall", "on": True})),
+                                  "The first cookbook? I do not know."])
+    report = evaluate_bfcl(items, backend, get_dialect("hermes"), max_new_tokens=64)
+    assert {c: (s.n, s.accuracy, s.call_rate) for c, s in report.categories.items()} == {
+        "simple": (1, 1.0, 1.0), "parallel": (1, 0.0, 1.0), "irrelevance": (1, 1.0, 0.0)}
+    assert report.categories["parallel"].failures == {"wrong_count": 1}
+    assert backend.calls and all(budget == 64 for _, budget, _ in backend.calls)
+    assert "kitchen.boil_water" in backend.prompts[0]
+    table = format_bfcl_table(report)
+    assert "parallel" in table and "wrong_count 1" in table
+
+
+@needs_bfcl
+def test_toolcall_eval_task_bfcl_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_bfcl_dir(tmp_path / "bfcl", "simple", [SIMPLE])
+    write_bfcl_dir(data, "irrelevance", [IRRELEVANT])
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["[kitchen.boil_water(litres=1.5)]", "[kitchen.boil_water(litres=1.0)]"]))
+    out = tmp_path / "items.jsonl"
+    code = main(["eval", "--task", "bfcl", "--categories", "simple,irrelevance", "--bfcl-data", str(data),
+                 "--dialect", "pythonic", "--backend", "fake", "--model", str(script), "--output", str(out),
+                 "--json", "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["task"] == "bfcl" and summary["dialect"] == "pythonic"
+    assert summary["max_new_tokens"] == 192
+    cats = summary["categories"]
+    assert (cats["simple"]["accuracy"], cats["irrelevance"]["accuracy"]) == (1.0, 0.0)
+    assert cats["irrelevance"]["failures"] == {"called_irrelevant": 1}
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["calls"] == [{"kitchen.boil_water": {"litres": 1.5}}] and rows[0]["valid"]
+
+
+def test_task_bfcl_refuses_math_only_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["eval", "--task", "bfcl", "--tools", "calculator", "--backend", "fake", "--quiet"])
+    assert code == 1 and "--task bfcl offers each item's own functions" in capsys.readouterr().err
+
+
+# --- the real data (when installed) -------------------------------------------------------------------------------
+
+@needs_bfcl
+@pytest.mark.parametrize("category", NON_LIVE)
+def test_the_packaged_non_live_data_loads_and_converts(category: str) -> None:
+    items = load_bfcl_items(category, limit=25, seed=0)
+    assert len(items) == 25
+    for it in items:
+        assert (it.answer is None) == (category == "irrelevance")
+        text = json.dumps([s.schema for s in item_specs(it)])
+        assert '"type": "dict"' not in text and '"type": "float"' not in text and '"type": "tuple"' not in text

@@ -1,0 +1,453 @@
+"""BFCL evaluation: Berkeley Function Calling Leaderboard items offered as tools, one reply each, judged by bfcl-eval."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+import time
+import types
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .binding import parameter_order
+from .errors import ConfigError, MissingDependencyError
+from .options import at_least, option
+from .specs import ToolSpec, ToolSpecs
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .calls import Parsed
+    from .dialects.base import Dialect
+
+__all__ = [
+    "CATEGORIES",
+    "LIVE",
+    "NON_LIVE",
+    "BfclConfig",
+    "BfclItem",
+    "BfclReport",
+    "BfclResult",
+    "ast_judge",
+    "data_dir",
+    "evaluate_bfcl",
+    "format_bfcl_table",
+    "item_prompt",
+    "item_specs",
+    "judge_reply",
+    "load_bfcl_items",
+    "model_output",
+    "to_json_schema",
+    "write_bfcl_items",
+]
+
+#: Our category name -> BFCL v4's file stem (`BFCL_v4_<stem>.json`; the checker reads "parallel"/"multiple" in it).
+CATEGORIES: dict[str, str] = {
+    "simple": "simple_python", "multiple": "multiple", "parallel": "parallel",
+    "parallel_multiple": "parallel_multiple", "irrelevance": "irrelevance",
+    "live_simple": "live_simple", "live_multiple": "live_multiple", "live_parallel": "live_parallel",
+    "live_parallel_multiple": "live_parallel_multiple", "live_irrelevance": "live_irrelevance",
+    "live_relevance": "live_relevance",
+}
+NON_LIVE = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+#: Functions and requests contributed by real users: what a model is checked with, never tuned or selected on.
+LIVE = tuple(c for c in CATEGORIES if c.startswith("live_"))
+_GROUPS = {"non_live": NON_LIVE, "live": LIVE, "all": NON_LIVE + LIVE}
+#: The reply budget when --max-new-tokens is not given: parallel items need several calls with their arguments.
+DEFAULT_MAX_NEW_TOKENS = 192
+#: BFCL's parameter types that JSON Schema spells otherwise. "any" is offered as a string because the checker
+#: reads an "any" value as one.
+_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
+_INSTALL = "pip install --no-deps bfcl-eval"
+
+
+class BfclMissingError(MissingDependencyError):
+    """bfcl-eval is absent: its wheel carries the data and the checker, and is installed without its dependencies."""
+
+    def __init__(self) -> None:
+        ImportError.__init__(self, f"bfcl-eval is not installed (needed for --task bfcl: its data and AST checker); "
+                                   f"install it with: {_INSTALL} (its own dependencies are API SDKs the checker "
+                                   "does not use)")
+        self.package = "bfcl-eval"
+
+
+@dataclass(frozen=True)
+class BfclConfig:
+    """Which BFCL items `toolcall eval --task bfcl` runs; every field is a flag."""
+
+    categories: tuple[str, ...] = option(NON_LIVE, metavar="NAMES",
+                                         help="comma-separated BFCL categories, or the groups non_live, live, all "
+                                              f"(categories: {', '.join(CATEGORIES)})")
+    seed: int = option(0, help="seed of the per-category sample drawn when --limit is below a category's size")
+    bfcl_data: Path | None = option(None, metavar="DIR",  # noqa: RUF009 (options are dataclass fields by design)
+                                    help="a directory in BFCL's layout (BFCL_v4_<category>.json, possible_answer/) "
+                                         "(default: the bfcl-eval package's)")
+
+    def __post_init__(self) -> None:
+        at_least(self, seed=0)
+        self.names()  # an unknown category fails before any model loads
+
+    def names(self) -> tuple[str, ...]:
+        """The categories to run, groups expanded, each once, in the order given."""
+        out: list[str] = []
+        for name in self.categories:
+            key = name.strip().lower()
+            if key in _GROUPS:
+                out.extend(_GROUPS[key])
+            elif key in CATEGORIES:
+                out.append(key)
+            else:
+                raise ConfigError(f"unknown BFCL category {name!r}; valid: {', '.join([*_GROUPS, *CATEGORIES])}")
+        if not out:
+            raise ConfigError("no BFCL category given")
+        return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class BfclItem:
+    """One BFCL entry: the conversation's first turn, the functions offered (BFCL's own form), the possible answers."""
+
+    id: str
+    category: str
+    messages: tuple[Mapping[str, str], ...]
+    functions: tuple[Mapping[str, Any], ...]
+    answer: tuple[Mapping[str, Any], ...] | None   # None for (ir)relevance items: they have no ground truth
+
+
+@dataclass
+class BfclResult:
+    """What happened on one item; one line of the per-item JSONL."""
+
+    id: str
+    category: str
+    valid: bool
+    kind: str                 # "ok" or the failure kind (see FAILURE_KINDS)
+    error_type: str | None    # the checker's own error type, when it judged the calls
+    error: list[str]
+    calls: list[dict[str, Any]]   # the model_output handed to the checker: [{name: {arg: value}}]
+    reply: str
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Why an item failed: no call where one was due; call-like text that did not parse; a function that is not the
+#: expected one (or not offered); the wrong number of calls; the right function with wrong or missing arguments;
+#: a call where no offered function fits (irrelevance).
+FAILURE_KINDS = ("no_call", "unparsable", "wrong_function", "wrong_count", "wrong_args", "called_irrelevant")
+
+
+@dataclass
+class CategorySummary:
+    """Aggregates of one category."""
+
+    category: str
+    n: int
+    accuracy: float       # share judged right (BFCL's AST accuracy; for irrelevance: no call written)
+    call_rate: float      # share of replies with at least one parsed call
+    failures: dict[str, int]
+    seconds: float
+
+
+@dataclass
+class BfclReport:
+    """Every category run; `summary()` is the JSON summary line."""
+
+    settings: dict[str, Any]
+    categories: dict[str, CategorySummary] = field(default_factory=dict)
+    items: list[BfclResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": "bfcl", **self.settings, "categories": {k: asdict(v) for k, v in self.categories.items()}}
+
+
+# --- data ---------------------------------------------------------------------------------------------------------
+
+def data_dir() -> Path:
+    """bfcl-eval's data directory, found without importing the package (its wheel is installed --no-deps)."""
+    spec = importlib.util.find_spec("bfcl_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise BfclMissingError()
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    # BFCL's .json files hold one JSON object per line.
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read BFCL file {path}: {err}") from err
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not one JSON object per line ({err})") from err
+
+
+def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
+                    data: str | Path | None = None) -> list[BfclItem]:
+    """The items of one category, all or `limit` of them drawn with `seed` (kept in file order); answers joined by id."""
+    if category not in CATEGORIES:
+        raise ConfigError(f"unknown BFCL category {category!r}; valid: {', '.join(CATEGORIES)}")
+    root = Path(data) if data is not None else data_dir()
+    stem = CATEGORIES[category]
+    entries = _read_lines(root / f"BFCL_v4_{stem}.json")
+    if limit is not None and limit < len(entries):
+        # A string seed gives each category its own sample, the same on every run and machine.
+        chosen = sorted(random.Random(f"{seed}:{category}").sample(range(len(entries)), limit))
+        entries = [entries[i] for i in chosen]
+    answers: dict[str, Any] = {}
+    if "irrelevance" not in category and "relevance" not in category:
+        answers = {a["id"]: a["ground_truth"] for a in _read_lines(root / "possible_answer" / f"BFCL_v4_{stem}.json")}
+    items = []
+    for entry in entries:
+        turns = entry.get("question") or []
+        if not turns or not turns[0]:
+            raise ConfigError(f"BFCL item {entry.get('id')!r} has no question")
+        answer = answers.get(entry["id"]) if answers else None
+        if answers and answer is None:
+            raise ConfigError(f"BFCL item {entry['id']!r} has no possible answer in {root / 'possible_answer'}")
+        items.append(BfclItem(entry["id"], category, tuple(turns[0]), tuple(entry.get("function") or ()),
+                              tuple(answer) if answer is not None else None))
+    return items
+
+
+# --- offering the functions ---------------------------------------------------------------------------------------
+
+def to_json_schema(schema: Any) -> Any:
+    """A BFCL parameter schema in JSON Schema's words (dict -> object, float -> number, tuple -> array, any -> string),
+    nested properties and items included."""
+    if isinstance(schema, list):
+        return [to_json_schema(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, str):
+            out[key] = _TYPES.get(value, value)
+        elif key == "properties" and isinstance(value, Mapping):
+            out[key] = {name: to_json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf"):
+            out[key] = to_json_schema(value)
+        else:
+            out[key] = value
+    return out
+
+
+def item_specs(item: BfclItem) -> ToolSpecs:
+    """The item's functions as the tools offered to the model."""
+    return ToolSpecs(ToolSpec(str(f["name"]), str(f.get("description", "")),
+                              to_json_schema(f.get("parameters") or {"type": "dict", "properties": {}}))
+                     for f in item.functions)
+
+
+def item_prompt(item: BfclItem, dialect: Dialect, chat: Callable[..., str]) -> str:
+    """The item's conversation with its functions offered the dialect's way (the chat template's `tools=` for
+    hermes and its kin); the last user message is the question, earlier messages its history."""
+    messages = [dict(m) for m in item.messages]
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages) - 1)
+    question = str(messages[last].get("content", ""))
+    history = messages[:last] + messages[last + 1:]
+    # ToolSpecs answers what a dialect asks of the tools it offers (their schemas, their number).
+    return dialect.prompt(question, item_specs(item), chat, history=history, few_shot=False)  # type: ignore[arg-type]
+
+
+# --- reading the reply --------------------------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    # The checker compares with type(...) ==: tuples (pythonic) must be lists, mappings plain dicts.
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def model_output(parsed: Parsed, item: BfclItem) -> list[dict[str, Any]]:
+    """The parsed calls in BFCL's model_output form `[{name: {arg: value}}]`.
+
+    A call named like an offered function with its dots written as underscores (`math_factorial` for
+    `math.factorial`, as models trained on OpenAI-style names write them) takes the offered name; positional
+    arguments (Toolformer, MOSS) are named in the schema's parameter order.
+    """
+    offered = {str(f["name"]): f for f in item.functions}
+    by_underscore = {name.replace(".", "_"): name for name in offered}
+    out: list[dict[str, Any]] = []
+    for call in parsed.calls:
+        name = call.tool if call.tool in offered else by_underscore.get(call.tool, call.tool)
+        if isinstance(call.args, Mapping):
+            args = dict(call.args)
+        else:
+            params = offered.get(name, {}).get("parameters") or {}
+            args = dict(zip(parameter_order(params), call.args))
+        out.append({name: _plain(args)})
+    return out
+
+
+# --- the judge ----------------------------------------------------------------------------------------------------
+
+Judge = Callable[[Sequence[Mapping[str, Any]], list[dict[str, Any]], Sequence[Mapping[str, Any]], str], dict[str, Any]]
+
+#: The model name handed to the checker. It looks the model up in BFCL's table of leaderboard models only to learn
+#: whether that model writes dotted function names with underscores; model_output() has already mapped those back.
+_MODEL_NAME = "toolcall"
+_CHECKER = "bfcl_eval.eval_checker.ast_eval.ast_checker"
+_MODEL_CONFIG = "bfcl_eval.constants.model_config"
+
+
+class _NoRenaming(dict[str, Any]):
+    """Stands in for BFCL's model table while the checker imports: every model keeps dotted names as they are."""
+
+    def __missing__(self, key: str) -> Any:
+        return types.SimpleNamespace(underscore_to_dot=False)
+
+
+def _import_checker() -> types.ModuleType:
+    """bfcl-eval's AST checker module, imported through its public path.
+
+    The checker module imports BFCL's model table (constants/model_config.py), which imports every model handler and
+    with them every API SDK; the checker reads one flag from it (see _MODEL_NAME). So, unless the real table is
+    already loaded, a table answering "no renaming" stands in for it during the import and is removed afterwards:
+    nothing else sees it, and bfcl-eval installs with --no-deps.
+    """
+    if _CHECKER in sys.modules:
+        return sys.modules[_CHECKER]
+    if importlib.util.find_spec("bfcl_eval") is None:
+        raise BfclMissingError()
+    placed = _MODEL_CONFIG not in sys.modules
+    if placed:
+        table = types.ModuleType(_MODEL_CONFIG, "BFCL's model table, as the AST checker sees it under toolcall")
+        table.MODEL_CONFIG_MAPPING = _NoRenaming()  # type: ignore[attr-defined]
+        sys.modules[_MODEL_CONFIG] = table
+    try:
+        return importlib.import_module(_CHECKER)
+    except ImportError as err:
+        raise MissingDependencyError("bfcl-eval", purpose=f"the BFCL AST checker ({err})") from err
+    finally:
+        if placed:
+            sys.modules.pop(_MODEL_CONFIG, None)
+
+
+def ast_judge() -> Judge:
+    """bfcl-eval's `ast_checker` for Python functions: (functions, model_output, possible_answer, category) -> its
+    verdict {"valid", "error", "error_type"}."""
+    checker = _import_checker()
+    python = importlib.import_module("bfcl_eval.constants.enums").Language.PYTHON
+
+    def judge(functions: Sequence[Mapping[str, Any]], output: list[dict[str, Any]],
+              answer: Sequence[Mapping[str, Any]], category: str) -> dict[str, Any]:
+        verdict = checker.ast_checker([dict(f) for f in functions], output, [dict(a) for a in answer], python,
+                                      CATEGORIES.get(category, category), _MODEL_NAME)
+        return dict(verdict)
+
+    return judge
+
+
+def _failure_kind(error_type: str, output: list[dict[str, Any]], item: BfclItem) -> str:
+    offered = {str(f["name"]) for f in item.functions}
+    if error_type.endswith("wrong_func_name") or any(next(iter(c)) not in offered for c in output):
+        return "wrong_function"
+    if error_type.endswith("wrong_count"):
+        return "wrong_count"
+    return "wrong_args"
+
+
+def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | None,
+                seconds: float = 0.0) -> BfclResult:
+    """Parse one reply with the dialect and judge it as BFCL does: irrelevance items are right when no call was
+    written, live_relevance items when one was, the others when the AST checker accepts the calls."""
+    parsed = dialect.parse(reply)
+    output = model_output(parsed, item)
+    called = bool(output)
+    silent = "no_call" if not parsed.issues else "unparsable"
+
+    def result(valid: bool, kind: str, error_type: str | None = None, error: Sequence[str] = ()) -> BfclResult:
+        return BfclResult(item.id, item.category, valid, kind, error_type, list(error), output, reply, round(seconds, 3))
+
+    if "irrelevance" in item.category:
+        return result(True, "ok") if not called else result(False, "called_irrelevant")
+    if item.category.endswith("relevance"):
+        return result(True, "ok") if called else result(False, silent)
+    if not called:
+        return result(False, silent)
+    if judge is None or item.answer is None:
+        raise ConfigError(f"BFCL item {item.id!r} needs the AST checker and its possible answer")
+    verdict = judge(item.functions, output, item.answer, item.category)
+    if verdict.get("valid"):
+        return result(True, "ok")
+    error_type = str(verdict.get("error_type", ""))
+    return result(False, _failure_kind(error_type, output, item), error_type,
+                  [str(e) for e in verdict.get("error", [])])
+
+
+# --- running ------------------------------------------------------------------------------------------------------
+
+def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def evaluate_bfcl(items_by_category: Mapping[str, Sequence[BfclItem]], backend: Backend, dialect: Dialect, *,
+                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, judge: Judge | None = None, batch_size: int = 8,
+                  settings: Mapping[str, Any] | None = None,
+                  progress: Callable[[int, int, BfclResult], None] | None = None) -> BfclReport:
+    """One reply per item (no tool runs: BFCL judges the calls written), parsed and judged, summarised per category.
+
+    `judge` defaults to bfcl-eval's AST checker, loaded only when an item needs it.
+    """
+    report = BfclReport(dict(settings or {}))
+    total = sum(len(v) for v in items_by_category.values())
+    done = 0
+    for category, items in items_by_category.items():
+        began = time.perf_counter()
+        results: list[BfclResult] = []
+        # A batching engine (vLLM) decodes a batch together; the others decode its sessions in turn.
+        for batch in _batches(items, batch_size):
+            start = time.perf_counter()
+            sessions = backend.start_batch([item_prompt(it, dialect, backend.chat_prompt) for it in batch])
+            backend.generate_batch(sessions, [()] * len(batch), [max_new_tokens] * len(batch), [None] * len(batch))
+            each = (time.perf_counter() - start) / len(batch)
+            for item, session in zip(batch, sessions):
+                if judge is None and item.answer is not None:
+                    judge = ast_judge()
+                results.append(judge_reply(item, session.generated, dialect, judge, each))
+                done += 1
+                if progress is not None:
+                    progress(done, total, results[-1])
+        report.categories[category] = _summarise(category, results, time.perf_counter() - began)
+        report.items.extend(results)
+    return report
+
+
+def _summarise(category: str, results: Sequence[BfclResult], seconds: float) -> CategorySummary:
+    n = len(results)
+    kinds = Counter(r.kind for r in results if not r.valid)
+    return CategorySummary(
+        category=category, n=n,
+        accuracy=round(sum(r.valid for r in results) / n, 4) if n else 0.0,
+        call_rate=round(sum(bool(r.calls) for r in results) / n, 4) if n else 0.0,
+        failures={k: kinds[k] for k in FAILURE_KINDS if kinds[k]},
+        seconds=round(seconds, 3),
+    )
+
+
+def write_bfcl_items(report: BfclReport, path: str | Path) -> None:
+    """One JSON line per item."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for item in report.items:
+            fh.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+
+
+def format_bfcl_table(report: BfclReport) -> str:
+    """One row per category: accuracy, call rate, and the failure kinds."""
+    head = f"{'category':<24}{'n':>5}{'accuracy':>10}{'calls':>8}  failures"
+    rows = [head, "-" * (len(head) + 30)]
+    for s in report.categories.values():
+        kinds = ", ".join(f"{k} {v}" for k, v in s.failures.items()) or "-"
+        rows.append(f"{s.category:<24}{s.n:>5}{s.accuracy:>10.1%}{s.call_rate:>8.1%}  {kinds}")
+    return "task bfcl\n" + "\n".join(rows)

@@ -12,7 +12,8 @@ import pytest
 
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import dialect_for_template, get_dialect
-from toolcall.loop import LoopConfig, run_loop
+from toolcall.loop import LoopConfig
+from toolcall.runner import run_loop
 from toolcall.registry import ToolRegistry
 
 # A ChatML template that offers tools the Hermes way (written for these tests): the schemas in <tools> in the system

@@ -179,11 +179,13 @@ def test_pythonic_pending_waits_for_the_closing_bracket() -> None:
     ('<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "arguments": {"x": [1, 2]}}',
      [("a", {}, None), ("b", {"x": [1, 2]}, None)]),
     ('\n  {"name": "f",\n   "parameters": {"q": "multi\nline"}}  \n', [("f", {"q": "multi\nline"}, None)]),
-    ('Here is an example: {"name": "f", "parameters": {}}', []),   # JSON inside prose
+    # Prose before the calls, as other servers' parsers take it: the JSON that runs to the end of the reply is calls.
+    ('Let me look that up. {"name": "f", "parameters": {}}', [("f", {}, None)]),
+    ('Here is an example: {"name": "f", "parameters": {}} in a sentence.', []),   # JSON inside prose
     ('{"name": "Bob", "age": 3}', []),                              # a JSON reply that is not a call
     ('{"name": "f", "parameters": {}} and then prose', []),         # not the whole reply
 ])
-def test_llama3_json_calls_are_whole_replies(text: str, expected: list) -> None:
+def test_llama3_json_calls_end_their_reply(text: str, expected: list) -> None:
     parsed = get_dialect("llama3_json").parse(text)
     assert [(c.tool, dict(c.args), c.result) for c in parsed.calls] == expected
     assert get_dialect("llama3_json").render(parsed) == text

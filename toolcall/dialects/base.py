@@ -1,6 +1,7 @@
 """The Dialect interface and the helpers every dialect shares: Lark loading, issues, argument quoting."""
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from abc import ABC, abstractmethod
@@ -25,6 +26,13 @@ ResultSpan = tuple[tuple[int, int], tuple[int, int]]
 # or end the argument there, or strip them away.
 _NEEDS_QUOTES = re.compile(r"""[,()\[\]"'\\\n]|^\s|\s$|^$""")
 _ESCAPE = re.compile(r"\\(.)", re.S)
+_NEWLINE = re.compile("\n")
+
+#: The most characters one call candidate may span. Text past it is not read as part of the call (the candidate is
+#: reported), so no call, however hostile, makes a parse read more than this per candidate.
+MAX_CALL_CHARS = 65_536
+#: The deepest nesting of brackets a call's arguments may have; deeper is reported, never recursed into.
+MAX_DEPTH = 100
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,21 +97,55 @@ def has_token(tree: Tree, kind: str) -> bool:
     return any(isinstance(c, Token) and c.type == kind for c in tree.children)
 
 
+@functools.lru_cache(maxsize=8)
+def _line_starts(text: str) -> list[int]:
+    """Offsets where the lines of `text` start, built once per text so that locating many issues stays linear."""
+    return [0, *(m.end() for m in _NEWLINE.finditer(text))]
+
+
 def line_column(text: str, pos: int) -> tuple[int, int]:
     """1-based line and column of a character offset."""
-    line = text.count("\n", 0, pos) + 1
-    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return line, column
+    if pos < 4096:  # a short prefix is counted directly, without indexing the whole text
+        return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+    starts = _line_starts(text)
+    line = bisect.bisect_right(starts, pos)
+    return line, pos - starts[line - 1] + 1
 
 
 def caret_context(text: str, pos: int, span: int = 40) -> str:
-    """The text around `pos` on its line, and a caret under `pos`."""
-    line_start = text.rfind("\n", 0, pos) + 1
-    line_end = text.find("\n", pos)
-    line_end = len(text) if line_end < 0 else line_end
-    start = max(line_start, pos - span)
-    before, after = text[start:pos], text[pos:min(line_end, pos + span)]
+    """The text around `pos` on its line (at most `span` characters each side), and a caret under `pos`."""
+    newline = text.rfind("\n", max(0, pos - span), pos)
+    start = newline + 1 if newline >= 0 else max(0, pos - span)
+    line_end = text.find("\n", pos, pos + span)
+    line_end = min(len(text), pos + span) if line_end < 0 else line_end
+    before, after = text[start:pos], text[pos:line_end]
     return f"{before}{after}\n{' ' * len(before.expandtabs())}^\n"
+
+
+def nesting_fault(text: str, start: int, end: int, pieces: re.Pattern[str]) -> int | None:
+    """Where the brackets of the value starting at `text[start]` (read no further than `end`) first nest deeper than
+    MAX_DEPTH, or None. `pieces` matches the dialect's strings (skipped) and single brackets; the scan stops where the
+    value's brackets close. Cheap when the span holds few brackets."""
+    if text.count("[", start, end) + text.count("{", start, end) + text.count("(", start, end) <= MAX_DEPTH:
+        return None
+    depth = 0
+    for m in pieces.finditer(text, start, end):
+        c = m.group()
+        if c in "[{(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start()
+        elif c in "]})":
+            depth -= 1
+            if depth <= 0:
+                return None
+    return None
+
+
+def make_issue(text: str, pos: int, message: str, expected: tuple[str, ...] = ()) -> SyntaxIssue:
+    """An issue at `pos` in `text`, located by line and column, with a caret under it."""
+    line, column = line_column(text, pos)
+    return SyntaxIssue(message, line, column, pos, expected, caret_context(text, pos))
 
 
 def _display_terminal(parser: Lark, name: str) -> str:
@@ -185,6 +227,13 @@ class Dialect(ABC):
     call_markers: tuple[str, ...] = ()
     end_markers: tuple[str, ...] = ()
     open_marker: str = ""
+    #: Text from which a call may begin, for a streaming reader that must not show a call as prose before it knows
+    #: (empty: the open marker; a dialect without one names the character its calls start with).
+    call_start: str = ""
+    #: Whether a call is written on one line, so a newline after `call_start` means it was prose after all.
+    one_line_calls: bool = False
+    #: Whether calls name their arguments (a JSON object) rather than list them in order.
+    named_arguments: bool = False
 
     # -- parsing and rendering -------------------------------------------------------------------
     @abstractmethod
@@ -206,6 +255,11 @@ class Dialect(ABC):
 
         None when the marker opens no call (an arrow in prose): there is nothing to close.
         """
+
+    def write_calls(self, calls: Sequence[ToolCall]) -> str:
+        """The text a model writes to make these calls, up to and including the call marker: `pending` of a text
+        ending with it finds exactly these calls (how a conversation whose calls a client answered is written back)."""
+        return "".join(self.render_call(c.with_result(None)) for c in calls)
 
     @abstractmethod
     def close(self, pending: PendingCalls, results: Sequence[str]) -> str:

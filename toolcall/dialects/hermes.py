@@ -5,19 +5,20 @@ import re
 from collections.abc import Sequence
 
 from lark import Lark, Tree
-from lark.exceptions import UnexpectedInput
 
 from ..calls import SyntaxIssue, ToolCall
-from .base import load_parser, rule
+from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
 from .structured import (
-    Fault, Group, ResultBlock, StructuredDialect, call_from_object, dump, keyword_args, make_issue, parse_prefix,
+    Fault, Group, ResultBlock, StructuredDialect, call_from_object, call_from_value, decode_json, dump, keyword_args,
+    skip_space,
 )
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
 RESPONSE_OPEN = "<tool_response>"
 RESPONSE_CLOSE = "</tool_response>"
-_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.S)
+# End-of-turn tokens a reply decoded with its special tokens kept may end with, right after an unclosed call.
+TURN_ENDS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 
 
 def _parser() -> Lark:
@@ -45,54 +46,78 @@ class HermesDialect(StructuredDialect):
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        pos = 0
-        while (start := text.find(CALL_OPEN, pos)) >= 0:
-            got = self._candidate(parser, text, start, (CALL_CLOSE,), "a <tool_call> block", issues, failed)
-            cut = got is False
-            style = ""
-            if got is False and (whole := self._unclosed(parser, text, start)) is not None:
-                # The JSON is whole and only the closing tag is missing at the end (the model stopped there):
-                # a call, as the format's other readers take it, but not final while text may still come.
-                issues.pop()
-                failed.pop()
-                got, cut, style = whole, False, "unclosed"
-            if not isinstance(got, tuple):
-                pos = start + len(CALL_OPEN)
-                continue
-            tree, end = got
-            payload = next(c for c in tree.children if isinstance(c, Tree))
-            objects = [payload] if rule(payload) == "object" else [c for c in payload.children if isinstance(c, Tree)]
-            calls: list[ToolCall] = []
-            fault: Fault | None = None
-            for obj in objects:
-                if rule(obj) != "object":
-                    fault = Fault(start + obj.meta.start_pos, "a <tool_call> array holds call objects only")
-                    break
-                span = (start, end) if obj is payload else (start + obj.meta.start_pos, start + obj.meta.end_pos)
-                made = call_from_object(obj, start, span)
-                if isinstance(made, Fault):
-                    fault = made
-                    break
-                calls.append(made)
-            if fault is not None or not calls:
-                fault = fault or Fault(start, "a <tool_call> block holds no call")
-                issues.append(make_issue(text, fault.pos, fault.message + " in a <tool_call> block"))
-                failed.append((start, end))
-            else:
-                groups.append(Group((start, end), calls, style))
-            pos = end
+        start = text.find(CALL_OPEN)
+        while start >= 0:
+            # A block is read no further than the next opening tag (or MAX_CALL_CHARS): hostile text with many
+            # unclosed blocks is then read once, not once per block.
+            following = text.find(CALL_OPEN, start + len(CALL_OPEN))
+            end = min(len(text) if following < 0 else following, start + MAX_CALL_CHARS)
+            made = self._block(parser, text, start, end, issues, failed)
+            cut = made is False
+            stop = end
+            if isinstance(made, tuple):
+                group, stop = made
+                if group is not None:
+                    groups.append(group)
+            start = following if following >= stop or following < 0 else text.find(CALL_OPEN, stop)
         return groups, cut
 
-    @staticmethod
-    def _unclosed(parser: Lark, text: str, start: int) -> tuple[Tree, int] | None:
-        """The block starting at `start` read as if "</tool_call>" followed the text, when that makes it whole; its
-        end is then the end of the JSON."""
-        body_end = len(text.rstrip())
-        try:
-            tree, _ = parse_prefix(parser, text[:body_end] + CALL_CLOSE, start, (CALL_CLOSE,))
-        except UnexpectedInput:
+    def _block(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
+               failed: list[tuple[int, int]]) -> tuple[Group | None, int] | None | bool:
+        """The block at `start`: its group (None when its faults went to `issues`) and where it ends; None or False
+        (cut off by the end of the text) as `_candidate` says."""
+        body = skip_space(text, start + len(CALL_OPEN))
+        decoded = decode_json(text, body, end)
+        if isinstance(decoded, Fault):
+            self._fault(text, start, decoded, issues, failed, end)
             return None
-        return tree, body_end
+        chunk = None
+        style = ""
+        if decoded is not None:
+            value, json_end = decoded
+            after = skip_space(text, json_end)
+            if text.startswith(CALL_CLOSE, after):
+                stop = after + len(CALL_CLOSE)
+            elif after == len(text) or text.startswith(TURN_ENDS, after):
+                # The JSON is whole and only the closing tag is missing where the reply ends (the model stopped there,
+                # or its end-of-turn token was kept): a call, as the format's other readers take it.
+                stop, style = json_end, "unclosed"
+                chunk = text[start:json_end] + CALL_CLOSE
+            else:
+                stop = -1  # something else follows the JSON: the grammar says what was expected
+            call = call_from_value(value, (start, stop)) if stop >= 0 else None
+            if call is not None:
+                return Group((start, stop), [call], style), stop
+        got = self._candidate(parser, text, start, end, (CALL_CLOSE,), "a <tool_call> block", issues, failed, chunk)
+        if not isinstance(got, tuple):
+            return got
+        tree, stop = got
+        if style:
+            stop -= len(CALL_CLOSE)
+        payload = next(c for c in tree.children if isinstance(c, Tree))
+        objects = [payload] if rule(payload) == "object" else [c for c in payload.children if isinstance(c, Tree)]
+        calls: list[ToolCall] = []
+        for obj in objects:
+            if rule(obj) != "object":
+                self._fault(text, start, Fault(start + obj.meta.start_pos, "a <tool_call> array holds call objects only"),
+                            issues, failed, stop)
+                continue
+            span = (start, stop) if obj is payload else (start + obj.meta.start_pos, start + obj.meta.end_pos)
+            made = call_from_object(obj, start, span)
+            if isinstance(made, Fault):  # its siblings are still calls
+                self._fault(text, start, made, issues, failed, stop)
+            else:
+                calls.append(made)
+        if not calls and not objects:
+            self._fault(text, start, Fault(start, "a <tool_call> block holds no call"), issues, failed, stop)
+        return (Group((start, stop), calls, style) if calls else None), stop
+
+    @staticmethod
+    def _fault(text: str, start: int, fault: Fault, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+               end: int) -> None:
+        issues.append(make_issue(text, fault.pos, fault.message + " in a <tool_call> block"))
+        close = text.find(CALL_CLOSE, fault.pos, end)
+        failed.append((start, close + len(CALL_CLOSE) if close >= 0 else max(start + 1, min(end, fault.pos + 1))))
 
     def settled(self, text: str) -> int:
         """Up to the end of the last closed block (an unclosed one at the end may still get its closing tag)."""
@@ -100,8 +125,19 @@ class HermesDialect(StructuredDialect):
         return closed[-1].span[1] if closed else 0
 
     def _result_blocks(self, text: str) -> list[ResultBlock]:
-        return [ResultBlock(m.span(), (m.start(), m.start(1)), m.span(1), m.group(1).strip())
-                for m in _RESPONSE.finditer(text)]
+        # str.find from where the last block ended: an opening tag whose closing tag never comes ends the search
+        # (every later one has none either), so the search stays linear.
+        blocks = []
+        pos = 0
+        while (start := text.find(RESPONSE_OPEN, pos)) >= 0:
+            body = start + len(RESPONSE_OPEN)
+            close = text.find(RESPONSE_CLOSE, body)
+            if close < 0:
+                break
+            end = close + len(RESPONSE_CLOSE)
+            blocks.append(ResultBlock((start, end), (start, body), (body, close), text[body:close].strip()))
+            pos = end
+        return blocks
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         return "\n".join(f"{CALL_OPEN}\n{dump({'name': c.tool, 'arguments': keyword_args(c, self.name)})}\n{CALL_CLOSE}"

@@ -1,16 +1,19 @@
 """The llama3_json dialect (Llama 3.1/3.2 JSON tool calls): `{"name": "f", "parameters": {...}}`, `; `-separated."""
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from lark import Lark, Tree
 from lark.exceptions import UnexpectedInput
 
 from ..calls import SyntaxIssue, ToolCall
-from .base import issue_from_error, load_parser, rule
+from .base import MAX_CALL_CHARS, issue_from_error, load_parser, make_issue, rule
 from .structured import (
-    Fault, Group, ResultBlock, StructuredDialect, call_from_object, cut_off, dump, keyword_args, make_issue,
+    Fault, Group, ResultBlock, StructuredDialect, call_from_object, call_from_value, cut_off, decode_json, dump,
+    keyword_args, skip_space,
 )
 
 PYTHON_TAG = "<|python_tag|>"
@@ -21,6 +24,38 @@ _TURN_TOKEN = re.compile(r"<\|start_header_id\|>[^<]*<\|end_header_id\|>|<\|eot_
 _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[ \t]*\n?(.*?)(?=<\|eot_id\|>|<\|eom_id\|>|<\|start_header_id\|>|$)", re.S)
 # A reply that means to be a JSON call: `{"name"` first (or the python tag), so a malformed one is reported.
 _LOOKS_LIKE_CALL = re.compile(r'\s*(?:<\|python_tag\|>|\{\s*"name"\s*:)')
+# Where calls may start after prose.
+_CALL_START = re.compile(r'<\|python_tag\|>|\{[ \t\r\n]*"name"[ \t\r\n]*:')
+
+
+def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | None:
+    """The calls written from `reply[pos]` to its end (optionally after the python tag, separated by ";"), decoded in
+    C, with spans in `reply`; a Fault the grammar does not see; None when they are not all calls (the grammar and
+    call_from_object then say why, where a reply means to be calls)."""
+    style = ""
+    if reply.startswith(PYTHON_TAG, pos):
+        pos, style = skip_space(reply, pos + len(PYTHON_TAG)), "tag"
+    calls: list[ToolCall] = []
+    while True:
+        decoded = decode_json(reply, pos, len(reply))
+        if not isinstance(decoded, tuple):
+            return decoded
+        value, stop = decoded
+        call = call_from_value(value, (pos, stop), ("parameters", "arguments"), require_args=True)
+        if call is None:
+            return None
+        calls.append(call)
+        pos = skip_space(reply, stop)
+        if reply.startswith(";", pos):
+            pos = skip_space(reply, pos + 1)
+        if pos >= len(reply):
+            return calls, style
+        if reply[pos] != "{":
+            return None
+
+
+def _shift(call: ToolCall, offset: int) -> ToolCall:
+    return replace(call, span=(call.span[0] + offset, call.span[1] + offset))
 
 
 def _parser() -> Lark:
@@ -63,6 +98,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     call_markers = ("}",)
     end_markers = ()
     open_marker = ""  # "{" is too common in text to ban or trigger
+    call_start = "{"
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
@@ -70,47 +106,73 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         groups: list[Group] = []
         cut = False
         bounds = [0] + [p for m in _TURN_TOKEN.finditer(text) for p in m.span()] + [len(text)]
-        results = [b.span for b in self._result_blocks(text)]
+        results = self._result_blocks(text)
+        result_starts = [b.span[0] for b in results]
         for seg_start, seg_end in zip(bounds[::2], bounds[1::2]):
+            at = bisect.bisect_right(result_starts, seg_start) - 1
+            if at >= 0 and seg_start < results[at].span[1]:
+                continue  # an ipython turn: a result, not a reply
             segment = text[seg_start:seg_end]
             stripped = segment.strip()
-            if not stripped or any(a <= seg_start < b for a, b in results):
+            if not stripped:
                 continue
             start = seg_start + len(segment) - len(segment.lstrip())
             end = seg_start + len(segment.rstrip())
-            looks = _LOOKS_LIKE_CALL.match(segment) is not None
-            if not (looks or stripped.startswith("{")):
-                continue
-            chunk = text[start:end]
-            try:
-                tree = parser.parse(chunk)
-            except UnexpectedInput as err:
-                if not looks:
-                    continue  # prose that starts with "{": only call-like replies are reported
-                issue = issue_from_error(err, parser, text, start, len(chunk), "a JSON tool call")
-                issues.append(issue)
-                failed.append((start, end))
-                cut = seg_end == len(text) and cut_off(err, parser, text[issue.pos:end])
-                continue
+            reply = text[start:end]
             cut = False
-            objects = [c for c in tree.children if isinstance(c, Tree) and rule(c) == "object"]
-            calls: list[ToolCall] = []
-            fault: Fault | None = None
-            for obj in objects:
-                span = (start + obj.meta.start_pos, start + obj.meta.end_pos)
-                made = call_from_object(obj, start, span, ("parameters", "arguments"), require_args=True)
-                if isinstance(made, Fault):
-                    fault = made
-                    break
-                calls.append(made)
-            if fault is not None:
-                if chunk.startswith(PYTHON_TAG):  # a JSON reply that is not a call (`{"name": "Bob"}`) is just a reply
-                    issues.append(make_issue(text, fault.pos, fault.message + " in a JSON tool call"))
+            if reply.startswith((PYTHON_TAG, "{")):
+                made = _reply_calls(reply, 0)
+                if isinstance(made, tuple):
+                    calls, style = made
+                    groups.append(Group((start, end), [_shift(c, start) for c in calls], style))
+                    continue
+                looks = _LOOKS_LIKE_CALL.match(reply) is not None
+                if looks and isinstance(made, Fault):
+                    issues.append(make_issue(text, start + made.pos, made.message + " in a JSON tool call"))
                     failed.append((start, end))
-                continue
-            style = "tag" if chunk.startswith(PYTHON_TAG) else ""
-            groups.append(Group((start, end), calls, style))
+                    continue
+                if looks:
+                    cut = self._report(parser, text, start, end, seg_end, issues, failed, groups)
+                    continue
+            # Prose first: the calls are the JSON that runs from a call's `{"name":` to the end of the reply.
+            pos = 0
+            while (m := _CALL_START.search(reply, pos)) is not None:
+                made = _reply_calls(reply, m.start())
+                if isinstance(made, tuple):
+                    calls, style = made
+                    groups.append(Group((start + m.start(), end), [_shift(c, start) for c in calls], style))
+                    break
+                pos = m.start() + 1
         return groups, cut
+
+    def _report(self, parser: Lark, text: str, start: int, end: int, seg_end: int, issues: list[SyntaxIssue],
+                failed: list[tuple[int, int]], groups: list[Group]) -> bool:
+        """A reply that means to be calls but did not decode as such: its issues by the grammar (and its good calls, when
+        a sibling is broken); whether it was cut off by the end of the text."""
+        chunk = text[start:min(end, start + MAX_CALL_CHARS)]
+        try:
+            tree = parser.parse(chunk)
+        except UnexpectedInput as err:
+            issue = issue_from_error(err, parser, text, start, len(chunk), "a JSON tool call")
+            issues.append(issue)
+            failed.append((start, end))
+            return seg_end == len(text) and cut_off(err, parser, text[issue.pos:end])
+        objects = [c for c in tree.children if isinstance(c, Tree) and rule(c) == "object"]
+        calls: list[ToolCall] = []
+        faults: list[Fault] = []
+        for obj in objects:
+            made = call_from_object(obj, start, (start + obj.meta.start_pos, start + obj.meta.end_pos),
+                                    ("parameters", "arguments"), require_args=True)
+            (faults if isinstance(made, Fault) else calls).append(made)  # type: ignore[arg-type]
+        # A JSON reply that is not a call (`{"name": "Bob"}`) is just a reply; after the tag, or beside good calls,
+        # it is a broken call.
+        if faults and (calls or chunk.startswith(PYTHON_TAG)):
+            for fault in faults:
+                issues.append(make_issue(text, fault.pos, fault.message + " in a JSON tool call"))
+            failed.append((start, end))
+        if calls:
+            groups.append(Group((start, end), calls, "tag" if chunk.startswith(PYTHON_TAG) else ""))
+        return False
 
     stream_signals = ("<|start_header_id|>", "<|eot_id|>", "<|eom_id|>")
 

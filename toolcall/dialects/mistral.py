@@ -9,16 +9,34 @@ from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from ..errors import ConfigError
-from .base import load_parser, rule
+from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
 from .structured import (
-    Fault, Group, ResultBlock, StructuredDialect, call_from_object, call_id, dump, json_value, keyword_args, make_issue,
+    Fault, Group, ResultBlock, StructuredDialect, ValueFault, call_from_object, call_from_value, call_id, decode_items,
+    decode_json, dump, json_value, keyword_args, skip_space,
 )
 
 TOOL_CALLS = "[TOOL_CALLS]"
 RESULTS_OPEN = "[TOOL_RESULTS]"
 RESULTS_CLOSE = "[/TOOL_RESULTS]"
 SPELLINGS = ("auto", "list", "args")
-_RESULT = re.compile(r"\[TOOL_RESULTS\](.*?)\[/TOOL_RESULTS\]", re.S)
+# The v11 spelling's head, `name[ARGS]` or `name[CALL_ID]id[ARGS]`, as grammars/mistral.lark spells it.
+_NAMED = re.compile(r"[ \t\r\n]*([A-Za-z_][A-Za-z0-9_.\-]*)[ \t\r\n]*(?:\[CALL_ID\][ \t\r\n]*([A-Za-z0-9]+)[ \t\r\n]*)?"
+                    r"\[ARGS\][ \t\r\n]*")
+
+
+def _blocks_between(text: str, opener: str, closer: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(block span, body span) of each `opener ... closer` block, found with str.find: an opener whose closer never
+    comes ends the search (no later one has a closer either), so it stays linear."""
+    out = []
+    pos = 0
+    while (start := text.find(opener, pos)) >= 0:
+        body = start + len(opener)
+        close = text.find(closer, body)
+        if close < 0:
+            break
+        pos = close + len(closer)
+        out.append(((start, pos), (body, close)))
+    return out
 
 
 def _parser() -> Lark:
@@ -57,58 +75,99 @@ class MistralDialect(StructuredDialect):
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        pos = 0
-        while (start := text.find(TOOL_CALLS, pos)) >= 0:
-            got = self._candidate(parser, text, start, ("]", "}"), "a [TOOL_CALLS] call", issues, failed)
-            cut = got is False
-            if not isinstance(got, tuple):
-                pos = start + len(TOOL_CALLS)
-                continue
-            tree, end = got
-            body = next(c for c in tree.children if isinstance(c, Tree))
-            made = self._calls(body, start, end)
+        start = text.find(TOOL_CALLS)
+        while start >= 0:
+            # Read no further than the next [TOOL_CALLS] (or MAX_CALL_CHARS), so many unclosed ones stay linear.
+            following = text.find(TOOL_CALLS, start + len(TOOL_CALLS))
+            end = min(len(text) if following < 0 else following, start + MAX_CALL_CHARS)
+            made = self._fast(text, start, end)
+            stop = end
+            cut = False
             if isinstance(made, Fault):
                 issues.append(make_issue(text, made.pos, made.message + " in a [TOOL_CALLS] call"))
-                failed.append((start, end))
+                failed.append((start, max(start + 1, min(end, made.pos + 1))))
+            elif made is not None:
+                group, stop = made
+                groups.append(group)
             else:
-                groups.append(Group((start, end), made, "args" if rule(body) == "named" else "list"))
-            pos = end
+                got = self._candidate(parser, text, start, end, ("]", "}"), "a [TOOL_CALLS] call", issues, failed)
+                cut = got is False
+                if isinstance(got, tuple):
+                    tree, stop = got
+                    body = next(c for c in tree.children if isinstance(c, Tree))
+                    calls = self._calls(body, start, stop, text, issues, failed)
+                    if calls:
+                        groups.append(Group((start, stop), calls, "args" if rule(body) == "named" else "list"))
+            start = following if following >= stop or following < 0 else text.find(TOOL_CALLS, stop)
         return groups, cut
 
     @staticmethod
-    def _calls(body: Tree, start: int, end: int) -> list[ToolCall] | Fault:
-        if rule(body) == "named":
-            tokens = {t.type.rsplit("__", 1)[-1]: str(t) for t in body.children if isinstance(t, Token)}
-            args = json_value(body.children[-1])
-            return [ToolCall(tokens["FUNC_NAME"], KeywordArgs(args), None, (start, end), tokens.get("CALL_ID_VALUE"))]
+    def _fast(text: str, start: int, end: int) -> tuple[Group, int] | Fault | None:
+        """The group at `start` decoded in C when it is well formed; a Fault the grammar cannot see; else None."""
+        pos = skip_space(text, start + len(TOOL_CALLS))
+        if text.startswith("[", pos):
+            items = decode_items(text, pos, end)
+            if not isinstance(items, tuple):
+                return items
+            values, stop = items
+            calls = [call_from_value(v, (s, e)) for v, s, e in values]
+            if not calls or any(c is None for c in calls):
+                return None
+            return Group((start, stop), [c for c in calls if c is not None], "list"), stop
+        m = _NAMED.match(text, pos, end)
+        if m is None:
+            return None
+        decoded = decode_json(text, m.end(), end)
+        if not isinstance(decoded, tuple):
+            return decoded
+        args, stop = decoded
+        if not isinstance(args, dict):
+            return None
+        return Group((start, stop), [ToolCall(m.group(1), KeywordArgs(args), None, (start, stop), m.group(2))], "args"), stop
+
+    @staticmethod
+    def _calls(body: Tree, start: int, end: int, text: str, issues: list[SyntaxIssue],
+               failed: list[tuple[int, int]]) -> list[ToolCall]:
+        """The calls of a parsed group; a broken call object goes to `issues` and its siblings are kept."""
+        def fault(made: Fault) -> None:
+            issues.append(make_issue(text, made.pos, made.message + " in a [TOOL_CALLS] call"))
+            failed.append((start, end))
+
+        try:
+            if rule(body) == "named":
+                tokens = {t.type.rsplit("__", 1)[-1]: str(t) for t in body.children if isinstance(t, Token)}
+                args = json_value(body.children[-1])
+                return [ToolCall(tokens["FUNC_NAME"], KeywordArgs(args), None, (start, end), tokens.get("CALL_ID_VALUE"))]
+        except ValueFault as err:
+            fault(Fault(start, str(err)))
+            return []
         calls: list[ToolCall] = []
-        for obj in body.children:
-            if not isinstance(obj, Tree):
-                continue
+        objects = [obj for obj in body.children if isinstance(obj, Tree)]
+        for obj in objects:
             if rule(obj) != "object":
-                return Fault(start + obj.meta.start_pos, "a [TOOL_CALLS] list holds call objects only")
+                fault(Fault(start + obj.meta.start_pos, "a [TOOL_CALLS] list holds call objects only"))
+                continue
             made = call_from_object(obj, start, (start + obj.meta.start_pos, start + obj.meta.end_pos))
             if isinstance(made, Fault):
-                return made
-            calls.append(made)
-        if not calls:
-            return Fault(start, "a [TOOL_CALLS] list holds no call")
+                fault(made)
+            else:
+                calls.append(made)
+        if not objects:
+            fault(Fault(start, "a [TOOL_CALLS] list holds no call"))
         return calls
 
     def _result_blocks(self, text: str) -> list[ResultBlock]:
         blocks = []
-        for m in _RESULT.finditer(text):
-            body = m.group(1).strip()
+        for span, body_span in _blocks_between(text, RESULTS_OPEN, RESULTS_CLOSE):
+            body = text[body_span[0]:body_span[1]].strip()
             result, ident = body, None
-            try:
-                value = json.loads(body)
-            except json.JSONDecodeError:
-                value = None
+            decoded = decode_json(body, 0, len(body))
+            value = decoded[0] if isinstance(decoded, tuple) and decoded[1] == len(body) else None
             if isinstance(value, dict) and "content" in value:
                 content = value["content"]
                 result = content if isinstance(content, str) else dump(content)
                 ident = value.get("call_id") if isinstance(value.get("call_id"), str) else None
-            blocks.append(ResultBlock(m.span(), (m.start(), m.start(1)), m.span(1), result, ident))
+            blocks.append(ResultBlock(span, (span[0], body_span[0]), body_span, result, ident))
         return blocks
 
     def _spelling(self, style: str) -> str:

@@ -1,13 +1,14 @@
 """The pythonic dialect (Llama 3.2/4, ToolACE, BFCL): `[get_weather(city='Paris'), get_time()]`, never evaluated."""
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
 from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
-from .base import load_parser, rule
+from .base import MAX_CALL_CHARS, MAX_DEPTH, load_parser, make_issue, nesting_fault, rule
 from .llama3_json import LlamaResults
 from .structured import Group, StructuredDialect, keyword_args, py_literal, py_value
 
@@ -15,6 +16,29 @@ PYTHON_TAG = "<|python_tag|>"
 # Where a call list may start: "[" before `name(` (dotted names too), or the python tag before such a list.
 # Prose brackets ([1], [a, b], [link](url)) never match.
 _CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?\[(?=\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\()")
+
+
+# Python strings (skipped) and single brackets, for measuring how deep a call list nests.
+_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}]""")
+
+
+class _NumberFault(ValueError):
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(message)
+        self.pos = pos
+
+
+def _check_numbers(tree: Tree | Token, offset: int) -> None:
+    """Raise _NumberFault at the first number literal in `tree` that is no finite JSON number (1e999, or thousands of
+    digits), which could not be written back as JSON."""
+    for token in (tree.scan_values(lambda t: isinstance(t, Token) and t.type == "NUMBER") if isinstance(tree, Tree)
+                  else [tree] if tree.type == "NUMBER" else []):
+        raw = str(token).replace("_", "")
+        digits = len(raw.lstrip("+-"))
+        if digits > 4000:
+            raise _NumberFault(f"a number of {digits} digits is too long", offset + (token.start_pos or 0))
+        if any(c in raw for c in ".eE") and not math.isfinite(float(raw)):
+            raise _NumberFault(f"the number {raw[:40]} is too large to be finite", offset + (token.start_pos or 0))
 
 
 def _parser() -> Lark:
@@ -35,6 +59,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
     call_markers = ("]",)
     end_markers = ()
     open_marker = ""  # "[" also opens prose brackets and lists, so it is never banned or triggered
+    call_start = "["
     trailers = ("<|eot_id|>", "<|eom_id|>")
     failed_take_results = False  # "[see(above)]" in prose is an issue, not a call awaiting a result
 
@@ -42,19 +67,51 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        pos = 0
-        while (match := _CANDIDATE.search(text, pos)) is not None:
+        match = _CANDIDATE.search(text)
+        while match is not None:
             start = match.start()
-            got = self._candidate(parser, text, start, ("]",), "a pythonic call list", issues, failed)
+            following = _CANDIDATE.search(text, match.end())
+            # First read no further than the next candidate (so many unclosed lists are read once, not once each);
+            # only a list that runs into it (a string holding `[name(`) is read again, up to MAX_CALL_CHARS.
+            end = len(text) if following is None else following.start()
+            got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed)
+            if got is None and following is not None and issues and issues[-1].pos >= end:
+                issues.pop()
+                failed.pop()
+                got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed)
             cut = got is False
-            if not isinstance(got, tuple):
-                pos = match.end()
-                continue
-            tree, end = got
-            calls = [self._call(c, start) for c in tree.children if isinstance(c, Tree) and rule(c) == "call"]
-            groups.append(Group((start, end), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
-            pos = end
+            stop = match.end()
+            if isinstance(got, tuple):
+                tree, stop = got
+                calls = [self._call(c, start) for c in tree.children if isinstance(c, Tree) and rule(c) == "call"]
+                groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
+            match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
         return groups, cut
+
+    def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
+              failed: list[tuple[int, int]]) -> tuple[Tree, int] | None | bool:
+        """The call list at `start` read no further than `end`, as `_candidate` gives it; nesting deeper than
+        MAX_DEPTH is an issue before any parse."""
+        deep = nesting_fault(text, start, end, _PIECES)
+        if deep is not None:
+            issues.append(make_issue(text, deep, f"arguments nested deeper than {MAX_DEPTH} levels in a pythonic call "
+                                                 "list"))
+            failed.append((start, deep + 1))
+            return None
+        got = self._candidate(parser, text, start, end, ("]",), "a pythonic call list", issues, failed)
+        if not isinstance(got, tuple):
+            return got
+        try:
+            for call in got[0].children:
+                if isinstance(call, Tree):
+                    for kwarg in call.children:
+                        if isinstance(kwarg, Tree):
+                            _check_numbers(kwarg.children[1], start)
+        except _NumberFault as err:
+            issues.append(make_issue(text, err.pos, f"{err} in a pythonic call list"))
+            failed.append((start, got[1]))
+            return None
+        return got
 
     @staticmethod
     def _call(tree: Tree, offset: int) -> ToolCall:

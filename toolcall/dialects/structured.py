@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import string
 from abc import abstractmethod
@@ -16,7 +17,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..calls import KeywordArgs, Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from .base import (
-    Dialect, ResultSpan, apply_edits, caret_context, cut_spans, issue_from_error, line_column, raise_issue, rule,
+    MAX_CALL_CHARS, MAX_DEPTH, Dialect, ResultSpan, apply_edits, cut_spans, issue_from_error, line_column, make_issue,
+    nesting_fault, raise_issue, rule,
 )
 from .chat import tools_prompt
 from .prompt_data import ChatTemplate, PromptSource
@@ -28,22 +30,30 @@ ID_ALPHABET = string.ascii_letters + string.digits
 
 
 # ---------------------------------------------------------------------------------------------- parsing
-def parse_prefix(parser: Lark, text: str, start: int, closers: Iterable[str], rule_name: str = "start") -> tuple[Tree, int]:
-    """Parse the call that starts at `text[start]` and return its tree and where it ends.
+_OPENERS = frozenset("[{(")
+_CLOSERS = frozenset("]})")
 
-    The parser reads token by token and stops at the first closing token (one of `closers`, e.g. "]") after which
-    the whole rule is complete, so text after the call is never read and brackets inside strings are text.
+
+def parse_prefix(parser: Lark, text: str, start: int, closers: Iterable[str], rule_name: str = "start",
+                 end: int | None = None) -> tuple[Tree, int]:
+    """Parse the call that starts at `text[start]` (reading no further than `end`) and return its tree and where it ends.
+
+    The parser reads token by token and stops at the first closing token (one of `closers`, e.g. "]") that leaves no
+    bracket open, so text after the call is never read and brackets inside strings (one token each) are text.
     Raises Lark's UnexpectedInput (positions relative to `start`) when the call is malformed or cut off.
     """
     closing = frozenset(closers)
-    interactive = parser.parse_interactive(text[start:], start=rule_name)
+    interactive = parser.parse_interactive(text[start:end], start=rule_name)
+    depth = 0
     for token in interactive.lexer_thread.lex(interactive.parser_state):
         interactive.feed_token(token)
-        if token.value in closing:
-            try:  # on a copy, whose tokens lose their end positions (Lark's Token.__deepcopy__): only a test
-                interactive.copy().feed_eof(token)
-            except UnexpectedToken:
-                continue  # a nested bracket: the call goes on
+        value = token.value
+        if value in _OPENERS:
+            depth += 1
+        elif value in _CLOSERS:
+            depth -= 1
+        if value in closing and depth <= 0:
+            # Every bracket the call opened is closed: the call ends here or is malformed (feed_eof says which).
             return interactive.feed_eof(token), start + token.end_pos
     interactive.feed_eof()  # the text ended inside the call: raises "unexpected end of input"
     raise AssertionError("feed_eof accepted a call without its closing token")  # pragma: no cover
@@ -61,36 +71,94 @@ def cut_off(err: UnexpectedInput, parser: Lark, rest: str) -> bool:
     return any(t.pattern.type == "str" and t.pattern.value.startswith(rest) for t in parser.terminals)
 
 
-def make_issue(text: str, pos: int, message: str, expected: tuple[str, ...] = ()) -> SyntaxIssue:
-    line, column = line_column(text, pos)
-    return SyntaxIssue(message, line, column, pos, expected, caret_context(text, pos))
+@dataclass(frozen=True)
+class Fault:
+    """Why a call object parsed as JSON is not a call, and where."""
+
+    pos: int
+    message: str
 
 
-_JSON_ESCAPE_FREE = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"', re.S)
+# JSON strings (skipped) and single brackets, for measuring how deep a JSON text nests.
+JSON_PIECES = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_NUMBER_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?', re.S)
+_SPACE = re.compile(r"[ \t\r\n]+")
+_MAX_DIGITS = 4000  # Python refuses longer digit strings (int's conversion limit is 4300)
 
 
-def json_value(tree: Tree | Token) -> Any:
-    """The Python value of a JSON tree from grammars/json.lark (strings decoded by json, never evaluated)."""
-    if isinstance(tree, Token):
-        return {"TRUE": True, "FALSE": False, "NULL": None}[tree.type.rsplit("__", 1)[-1]]
-    kind = rule(tree)
-    if kind == "string":
-        # One string token, already checked by the grammar; raw control characters (a newline a model wrote
-        # inside a string) are allowed, as json's non-strict mode does.
-        return json.loads(str(tree.children[0]), strict=False)
-    if kind == "number":
-        raw = str(tree.children[0])
-        return float(raw) if any(c in raw for c in ".eE") else int(raw)
-    if kind == "array":
-        return [json_value(c) for c in tree.children if isinstance(c, (Tree, Token))]
-    if kind == "object":
-        return {json_value(pair.children[0]): json_value(pair.children[1]) for pair in tree.children if isinstance(pair, Tree)}
-    raise AssertionError(f"unexpected JSON rule {kind}")  # pragma: no cover
+class ValueFault(ValueError):
+    """A JSON value that parses but cannot be a call's argument (a number that is not finite, or too long)."""
 
 
-def object_fields(tree: Tree) -> dict[str, Tree | Token]:
-    """A JSON object tree's fields, name -> value subtree (later duplicates win, as in json.loads)."""
-    return {json_value(pair.children[0]): pair.children[1] for pair in tree.children if isinstance(pair, Tree)}
+def finite_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueFault(f"the number {raw[:40]} is too large to be finite (JSON has no infinity)")
+    return value
+
+
+def bounded_int(raw: str) -> int:
+    if len(raw) > _MAX_DIGITS:
+        raise ValueFault(f"an integer of {len(raw)} digits is too long (at most {_MAX_DIGITS})")
+    return int(raw)
+
+
+def _no_constant(raw: str) -> Any:
+    raise ValueFault(f"{raw} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(strict=False, parse_float=finite_float, parse_int=bounded_int, parse_constant=_no_constant)
+
+
+def decode_json(text: str, pos: int, end: int) -> tuple[Any, int] | Fault | None:
+    """The JSON value starting at `text[pos]` (read no further than `end`) and where it ends, decoded in C.
+
+    A fault the grammar does not describe (a bad escape, a number that is not finite or too long, nesting deeper than
+    MAX_DEPTH, a lone surrogate) is a Fault at its position; any other syntax error is None, so that the Lark grammar
+    reports it with what was expected there. Only a bounded `end` copies text: pass the text already cut to decode
+    many values of one stretch.
+    """
+    source, idx, base = (text, pos, 0) if end >= len(text) else (text[pos:end], 0, pos)
+    try:
+        value, stop = _DECODER.raw_decode(source, idx)
+    except json.JSONDecodeError as err:
+        if err.msg.startswith("Invalid \\escape"):
+            return Fault(base + err.pos, f"invalid escape {source[err.pos:err.pos + 2]!r} in a JSON string (JSON "
+                                         r'allows \" \\ \/ \b \f \n \r \t \uXXXX; a backslash itself is written \\)')
+        return None
+    except ValueFault as err:
+        return Fault(base + bad_number(source, idx), str(err))
+    except RecursionError:  # far deeper than MAX_DEPTH
+        where = nesting_fault(source, idx, len(source), JSON_PIECES)
+        return Fault(base + (idx if where is None else where), f"arguments nested deeper than {MAX_DEPTH} levels")
+    # Nesting within what the decoder allows, but deeper than the rest of the program may recurse into.
+    where = nesting_fault(source, idx, stop, JSON_PIECES)
+    if where is not None:
+        return Fault(base + where, f"arguments nested deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(source, idx, stop):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return Fault(base + idx, r"a \u escape in a JSON string is half of a surrogate pair, which is no character")
+    return value, base + stop
+
+
+def bad_number(text: str, pos: int = 0) -> int:
+    """Where the first number from `text[pos]` on that cannot be a value is (strings are skipped); `pos` if none."""
+    for m in _NUMBER_OR_STRING.finditer(text, pos):
+        raw = m.group()
+        if raw[0] == '"':
+            continue
+        if len(raw) > _MAX_DIGITS or (not raw.lstrip("-").isdigit() and not math.isfinite(float(raw))):
+            return m.start()
+    return pos
+
+
+def skip_space(text: str, pos: int) -> int:
+    """The first position at or after `pos` that is not JSON whitespace."""
+    m = _SPACE.match(text, pos)
+    return m.end() if m else pos
 
 
 def dump(value: Any) -> str:
@@ -117,12 +185,56 @@ def keyword_args(call: ToolCall, dialect: str) -> dict[str, Any]:
     return {}
 
 
-@dataclass(frozen=True)
-class Fault:
-    """Why a call object parsed as JSON is not a call, and where."""
+def json_value(tree: Tree | Token) -> Any:
+    """The Python value of a JSON tree from grammars/json.lark (strings decoded by json, never evaluated).
 
-    pos: int
-    message: str
+    Raises ValueFault for a number that is not finite or too long (the caller reports it where the value is)."""
+    if isinstance(tree, Token):
+        return {"TRUE": True, "FALSE": False, "NULL": None}[tree.type.rsplit("__", 1)[-1]]
+    kind = rule(tree)
+    if kind == "string":
+        # One string token, already checked by the grammar; raw control characters (a newline a model wrote
+        # inside a string) are allowed, as json's non-strict mode does.
+        return json.loads(str(tree.children[0]), strict=False)
+    if kind == "number":
+        raw = str(tree.children[0])
+        return finite_float(raw) if any(c in raw for c in ".eE") else bounded_int(raw)
+    if kind == "array":
+        return [json_value(c) for c in tree.children if isinstance(c, (Tree, Token))]
+    if kind == "object":
+        return {json_value(pair.children[0]): json_value(pair.children[1]) for pair in tree.children if isinstance(pair, Tree)}
+    raise AssertionError(f"unexpected JSON rule {kind}")  # pragma: no cover
+
+
+def object_fields(tree: Tree) -> dict[str, Tree | Token]:
+    """A JSON object tree's fields, name -> value subtree (later duplicates win, as in json.loads)."""
+    return {json_value(pair.children[0]): pair.children[1] for pair in tree.children if isinstance(pair, Tree)}
+
+
+def _object_from_string(value: str) -> dict[str, Any] | None:
+    """The JSON object a string holds (arguments in OpenAI's wire form), or None when it holds anything else."""
+    start = skip_space(value, 0)
+    got = decode_json(value, start, len(value))
+    if not isinstance(got, tuple) or skip_space(value, got[1]) != len(value) or not isinstance(got[0], dict):
+        return None
+    return got[0]
+
+
+def call_from_value(value: Any, span: tuple[int, int], args_keys: Sequence[str] = ("arguments", "parameters"),
+                    require_args: bool = False) -> ToolCall | None:
+    """A ToolCall from a decoded call object, or None when it is not one (call_from_object then says why and where)."""
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return None
+    key = next((k for k in args_keys if k in value), None)
+    if key is None and require_args:
+        return None
+    args = value[key] if key is not None else {}
+    if isinstance(args, str):
+        args = _object_from_string(args)
+    if not isinstance(args, dict):
+        return None
+    ident = value.get("id")
+    return ToolCall(value["name"], KeywordArgs(args), None, span, ident if isinstance(ident, str) else None)
 
 
 def call_from_object(tree: Tree, offset: int, span: tuple[int, int], args_keys: Sequence[str] = ("arguments", "parameters"),
@@ -130,33 +242,60 @@ def call_from_object(tree: Tree, offset: int, span: tuple[int, int], args_keys: 
     """A ToolCall from a JSON object {"name": ..., "arguments": {...}} (the first of `args_keys` present).
 
     Arguments written as a string holding a JSON object (OpenAI's wire form) are read too; missing arguments are {}
-    unless `require_args`.
+    unless `require_args`. A string that holds anything but a JSON object is a fault: a wire format knows no tools,
+    so it cannot tell which parameter a bare string would be.
     """
-    fields = object_fields(tree)
     start = offset + tree.meta.start_pos
-    name = fields.get("name")
-    if name is None or not (isinstance(name, Tree) and rule(name) == "string"):
-        return Fault(start, 'a tool call object needs a "name" string')
-    tool = json_value(name)
-    key = next((k for k in args_keys if k in fields), None)
-    if key is None and require_args:
-        return Fault(start, f'tool call {tool!r} needs its arguments as "{args_keys[0]}"')
-    args: Any = {}
-    if key is not None:
-        node = fields[key]
-        args = json_value(node)
-        where = offset + (node.meta.start_pos if isinstance(node, Tree) else node.start_pos or 0)
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                return Fault(where, f'"{key}" of tool call {tool!r} is a string that is not a JSON object')
-        if not isinstance(args, dict):
-            return Fault(where, f'"{key}" of tool call {tool!r} must be a JSON object of named arguments, '
-                                f'got {type(args).__name__}')
-    ident = fields.get("id")
-    ident_value = json_value(ident) if ident is not None else None
+    try:
+        fields = object_fields(tree)
+        name = fields.get("name")
+        if name is None or not (isinstance(name, Tree) and rule(name) == "string"):
+            return Fault(start, 'a tool call object needs a "name" string')
+        tool = json_value(name)
+        key = next((k for k in args_keys if k in fields), None)
+        if key is None and require_args:
+            return Fault(start, f'tool call {tool!r} needs its arguments as "{args_keys[0]}"')
+        args: Any = {}
+        if key is not None:
+            node = fields[key]
+            args = json_value(node)
+            where = offset + (node.meta.start_pos if isinstance(node, Tree) else node.start_pos or 0)
+            if isinstance(args, str):
+                held = _object_from_string(args)
+                if held is None:
+                    return Fault(where, f'"{key}" of tool call {tool!r} is a string that is not a JSON object')
+                args = held
+            if not isinstance(args, dict):
+                return Fault(where, f'"{key}" of tool call {tool!r} must be a JSON object of named arguments, '
+                                    f'got {type(args).__name__}')
+        ident = fields.get("id")
+        ident_value = json_value(ident) if ident is not None else None
+    except ValueFault as err:
+        return Fault(start, str(err))
     return ToolCall(str(tool), KeywordArgs(args), None, span, ident_value if isinstance(ident_value, str) else None)
+
+
+def decode_items(text: str, pos: int, end: int) -> tuple[list[tuple[Any, int, int]], int] | Fault | None:
+    """The items of the JSON array at `text[pos]` (read no further than `end`): (value, start, end) each, and where
+    the array ends; a Fault or None as decode_json says."""
+    if not text.startswith("[", pos):
+        return None
+    i = skip_space(text, pos + 1)
+    items: list[tuple[Any, int, int]] = []
+    if text.startswith("]", i):
+        return items, i + 1
+    while True:
+        got = decode_json(text, i, end)
+        if not isinstance(got, tuple):
+            return got
+        items.append((got[0], i, got[1]))
+        i = skip_space(text, got[1])
+        if text.startswith(",", i):
+            i = skip_space(text, i + 1)
+        elif text.startswith("]", i):
+            return items, i + 1
+        else:
+            return None
 
 
 # ---------------------------------------------------------------------------------------------- Python literals
@@ -270,6 +409,8 @@ class StructuredDialect(Dialect):
     that call. Subclasses find the groups and result blocks and spell them.
     """
 
+    named_arguments = True
+
     #: Text that may end a reply after its calls and still leave them pending (an end-of-turn token).
     trailers: tuple[str, ...] = ()
     #: Whether a malformed call takes the result that follows it (the loop's error text). True where a candidate is
@@ -286,6 +427,10 @@ class StructuredDialect(Dialect):
     def _result_blocks(self, text: str) -> list[ResultBlock]:
         """Every result block in `text`, in order."""
 
+    def write_calls(self, calls: Sequence[ToolCall]) -> str:
+        """The calls as one group, the way the model writes parallel calls."""
+        return self._render_group([c.with_result(None) for c in calls], "")
+
     @abstractmethod
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         """The canonical text of a group of calls, in `style` ("" for the dialect's default)."""
@@ -294,27 +439,38 @@ class StructuredDialect(Dialect):
     def _render_results(self, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
         """The canonical text that carries `results` for `calls`, written right after them."""
 
-    def _failed_span(self, text: str, start: int, err_pos: int) -> tuple[int, int]:
-        """The text a malformed candidate takes: up to the first call marker at or after the fault (the model meant
-        the call to end there), else the fault itself."""
-        ends = [text.find(m, err_pos) for m in self.call_markers]
+    def _failed_span(self, text: str, start: int, err_pos: int, end: int) -> tuple[int, int]:
+        """The text a malformed candidate takes: up to the first call marker at or after the fault and before `end`
+        (the model meant the call to end there), else the fault itself."""
+        ends = [text.find(m, err_pos, end) for m in self.call_markers]
         ends = [e + len(m) for e, m in zip(ends, self.call_markers) if e >= 0]
         return start, max(start + 1, min(ends) if ends else min(len(text), err_pos + 1))
 
-    def _candidate(self, parser: Lark, text: str, start: int, closers: Iterable[str], what: str,
-                   issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[Tree, int] | None | bool:
-        """Parse one candidate: (tree, end), or None after recording its issue; False when cut off at the text end."""
+    def _candidate(self, parser: Lark, text: str, start: int, end: int, closers: Iterable[str], what: str,
+                   issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+                   chunk: str | None = None) -> tuple[Tree, int] | None | bool:
+        """Parse the candidate at `text[start]`, reading no further than `end` (the next candidate, MAX_CALL_CHARS, or
+        the end of the text), or `chunk` in its place; return (tree, end), or None after recording its issue, or False
+        when it was cut off by the end of the text (more may follow)."""
+        source = text[start:end] if chunk is None else chunk
         try:
-            return parse_prefix(parser, text, start, closers)
+            tree, stop = parse_prefix(parser, source, 0, closers)
+            return tree, start + stop
         except UnexpectedInput as err:
-            issue = issue_from_error(err, parser, text, start, len(text) - start, what)
-            cut = cut_off(err, parser, text[issue.pos:])
+            issue = issue_from_error(err, parser, text, start, len(source), what)
+            at_end = start + len(source) >= len(text)
+            cut = at_end and cut_off(err, parser, text[issue.pos:end])
+            line, column = line_column(text, start)
             if cut and isinstance(err, UnexpectedCharacters):  # an unclosed string: the text ended inside it
-                line, column = line_column(text, start)
                 issue = make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, "
                                                     f"column {column}", issue.expected)
+            elif not at_end and issue.pos >= start + len(source):
+                reason = (f"is longer than {MAX_CALL_CHARS} characters" if len(source) >= MAX_CALL_CHARS
+                          else "is not closed before the next one opens")
+                issue = make_issue(text, issue.pos, f"{what} starting at line {line}, column {column} {reason}",
+                                   issue.expected)
             issues.append(issue)
-            failed.append(self._failed_span(text, start, issue.pos))
+            failed.append(self._failed_span(text, start, issue.pos, start + len(source)))
             return False if cut else None
 
     # -- scanning ------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from collections.abc import Iterator, Sequence
 from toolcall.backends.base import Backend, Counters, DecodeSession, Steering
 from toolcall.backends.transformers import TransformersBackend
 from toolcall.dialects import get_dialect
-from toolcall.loop import LoopConfig, run_loop
+from toolcall.loop import LoopConfig
+from toolcall.runner import run_loop
 from toolcall.registry import ToolRegistry
 
 DEMO = "Question: A box holds 24 rows of 15 eggs. How many eggs?\nAnswer: The box holds [Calculator(24 * 15) -> 360] 360 eggs.\n"

@@ -31,7 +31,8 @@ def main() -> None:
 
     from toolcall.backends.vllm import VLLMBackend
     from toolcall.dialects import get_dialect
-    from toolcall.loop import LoopConfig, run_batch, run_loop
+    from toolcall.loop import LoopConfig
+    from toolcall.runner import run_batch, run_loop
     from toolcall.registry import ToolRegistry, default_registry
 
     model = sys.argv[1] if len(sys.argv) > 1 else None

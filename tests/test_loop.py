@@ -8,9 +8,8 @@ import pytest
 from toolcall.backends.base import Steering
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import get_dialect
-from toolcall.loop import (
-    CallFinished, CallStarted, Done, LoopConfig, MalformedCall, TextDelta, run_batch, run_loop, stream_loop,
-)
+from toolcall.loop import CallFinished, CallRequest, Done, LoopConfig, MalformedCall, TextDelta
+from toolcall.runner import run_batch, run_loop, stream_loop
 from toolcall.registry import ToolRegistry
 from toolcall.errors import ConfigError
 
@@ -215,7 +214,7 @@ def test_streaming_equals_non_streaming_under_any_chunking(tools: ToolRegistry) 
         assert isinstance(done, Done)
         assert text == done.result.text == expected.text
         assert [e.record for e in events if isinstance(e, CallFinished)] == done.result.calls
-        assert len([e for e in events if isinstance(e, CallStarted)]) == 2  # multiply and Nope; the third is malformed
+        assert len([e for e in events if isinstance(e, CallRequest)]) == 2  # multiply and Nope; the third is malformed
         assert len([e for e in events if isinstance(e, MalformedCall)]) == 1
         assert [c.result for c in done.result.calls] == [c.result for c in expected.calls]
 

@@ -33,8 +33,8 @@ _LAZY = {
     "get_backend": "toolcall.backends",
     "LoopConfig": "toolcall.loop",
     "LoopResult": "toolcall.loop",
-    "run_loop": "toolcall.loop",
-    "stream_loop": "toolcall.loop",
+    "run_loop": "toolcall.runner",
+    "stream_loop": "toolcall.runner",
     "generate": "toolcall.api",
 }
 

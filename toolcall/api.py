@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import get_backend
 from .backends.base import Backend
-from .loop import LoopConfig, LoopResult, run_loop
+from .loop import LoopConfig, LoopResult
+from .runner import run_loop
 
 if TYPE_CHECKING:
     from .dialects.base import Dialect
     from .dialects.prompt_data import PromptSource
     from .registry import ToolRegistry
+    from .toolset import Toolset
 
 
 
@@ -32,36 +34,36 @@ def make_dialect(dialect: "str | Dialect" = "toolformer", backend: Backend | Non
     return get_dialect(dialect) if isinstance(dialect, str) else dialect
 
 
-def make_registry(tools: "Sequence[str] | ToolRegistry | None" = ("calculator",),
+def make_registry(tools: "Sequence[str] | ToolRegistry | Toolset | None" = ("calculator",),
                   backend: Backend | None = None) -> "ToolRegistry | None":
-    """A ToolRegistry: passed through, the named built-in/registered tools, all of them (None), or no tools (empty).
+    """A ToolRegistry: passed through, built from a Toolset, the named built-in/registered tools, or all of them
+    (None); None when that is no tool at all.
 
-    `backend`: a model already loaded, which tools that need one (MT) then use instead of loading their own.
+    `backend`: a model already loaded, which tools that declare `setup` (MT) then use instead of loading their own.
     """
-    from .registry import ToolRegistry, default_registry
+    from .registry import ToolRegistry
+    from .toolset import Toolset, set_up_tools
 
     if isinstance(tools, ToolRegistry):
-        registry: ToolRegistry | None = tools
-    elif tools is None:
-        registry = default_registry()
-    else:
-        names = [tools] if isinstance(tools, str) else list(tools)
-        registry = default_registry(names) if names else None
-    if backend is not None and registry is not None and "MT" in registry:
-        from .tools import mt
-
-        mt.use_backend(backend)
-    return registry
+        if backend is not None:
+            set_up_tools(tools, backend)
+        return tools
+    toolset = tools if isinstance(tools, Toolset) else Toolset(names=None if tools is None else tuple(
+        [tools] if isinstance(tools, str) else tools))
+    registry = toolset.build(backend)
+    return registry if len(registry) else None
 
 
 def generate(prompt: str, *, backend: str | Backend = "transformers", model: str | None = None,
-             dialect: "str | Dialect" = "toolformer", tools: "Sequence[str] | ToolRegistry | None" = ("calculator",),
+             dialect: "str | Dialect" = "toolformer",
+             tools: "Sequence[str] | ToolRegistry | Toolset | None" = ("calculator",),
              few_shot: bool = True, raw: bool = False, prompt_path: "PromptSource" = None,
              history: list[dict[str, str]] | None = None, backend_options: Mapping[str, Any] | None = None,
              **loop_options: Any) -> LoopResult:
     """Answer `prompt` with tools and return the LoopResult (text, calls, counters).
 
-    `tools`: tool names (case-insensitive), a ToolRegistry, None for every registered tool, () for none.
+    `tools`: tool names (case-insensitive), a Toolset (names, --tools-from files, MCP servers), a ToolRegistry,
+    None for every registered tool, () for none.
     `raw=True` sends `prompt` as is, without instructions or chat template. `loop_options` are LoopConfig fields
     (max_calls, max_new_tokens, trigger_top_k, tools_enabled, call_timeout, max_triggers).
     """

@@ -1,17 +1,25 @@
-"""The decoding loop: decode until a call marker, run the pending calls, close them with their results, resume."""
+"""The decoding loop: decode until a call marker, ask for the pending calls' outcomes, splice the results, resume.
+
+The loop decides nothing about running tools: it yields a CallRequest for each call and is sent back its Outcome (a
+Result to splice, or a Handoff that ends the reply with the call pending), the way an httpx auth flow yields a
+request and is sent the response. toolcall.runner answers with a tool registry; the server answers with its policy.
+"""
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+import secrets
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from .backends.base import Backend, Counters, DecodeSession, Steering
+from .binding import bind_arguments
 from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
+from .errors import ConfigError, ToolArgumentError
 from .options import at_least, option
+from .specs import ToolSpec, ToolSpecs
 
 if TYPE_CHECKING:
     from .dialects.base import Dialect
-    from .registry import ToolRegistry
 
 
 @dataclass
@@ -36,8 +44,17 @@ class LoopConfig:
                                                "call of a registered tool until its arrow, so a started call always "
                                                "parses (llguidance; Toolformer dialect)")
 
+    force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
+                                          "model writes the call, under the offered tools' call grammar where the "
+                                          "dialect has one (what the server does for tool_choice 'required')")
+
     def __post_init__(self) -> None:
         at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0)
+
+
+def new_call_id() -> str:
+    """An id for one call, in the form OpenAI's tool_calls use."""
+    return "call_" + secrets.token_hex(12)
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,8 @@ class CallRecord:
     error: str | None = None
     seconds: float = 0.0
     issue: SyntaxIssue | None = None
+    arguments: dict[str, Any] | None = None  # bound by name against the tool's schema, when they bound
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "args": args_json(self.args), "result": self.result, "ok": self.ok,
@@ -68,10 +87,11 @@ class LoopResult:
     text: str
     calls: list[CallRecord] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
-    stop_reason: str | None = None
+    stop_reason: str | None = None  # "stop", "length", "eos", "cancelled", or "tool_calls" when calls were handed off
+    handed_off: list[CallRequest] = field(default_factory=list)  # calls left unanswered for the caller (Handoff)
 
 
-# --- events of stream_loop ----------------------------------------------------------------------
+# --- what the loop yields, and what it is sent back ----------------------------------------------------------------
 @dataclass(frozen=True)
 class TextDelta:
     text: str
@@ -79,8 +99,38 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
-class CallStarted:
-    call: ToolCall
+class CallRequest:
+    """A call the loop wants answered: the caller sends back a `Result` (splice it) or a `Handoff` (end the reply here,
+    the call unanswered, as OpenAI's `tool_calls`). The loop itself never runs a tool.
+
+    `arguments` are the call's arguments bound by name against the offered tool's JSON schema (toolcall.binding);
+    None when no offered tool has that name or they do not bind, and then `error` says why.
+    """
+
+    id: str
+    call: ToolCall               # as written: the name as the model spelled it, raw arguments, span in the session text
+    tool: str                    # the offered tool's own name, or the name as written when no offered tool has it
+    arguments: dict[str, Any] | None
+    error: str | None = None
+    spec: ToolSpec | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """An answer to a CallRequest: the text spliced into the generation ("Error: ..." when ok is False)."""
+
+    text: str
+    ok: bool = True
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """An answer to a CallRequest: end the reply with this call pending; whoever made the request answers it later."""
+
+
+Outcome = Union[Result, Handoff]
 
 
 @dataclass(frozen=True)
@@ -100,25 +150,34 @@ class Done:
     result: LoopResult
 
 
-Event = Union[TextDelta, CallStarted, MalformedCall, CallFinished, Done]
+Event = Union[TextDelta, CallRequest, MalformedCall, CallFinished, Done]
+#: The loop as a generator: it yields events, is sent an Outcome after each CallRequest, and returns the LoopResult.
+Flow = Generator[Event, "Outcome | None", LoopResult]
+
 
 @dataclass
 class _Run:
     """Bookkeeping for one session in the loop."""
 
     session: DecodeSession
+    dialect: "Dialect"
+    tools: ToolSpecs | None
     config: LoopConfig
     calls: list[CallRecord] = field(default_factory=list)
+    handed_off: list[CallRequest] = field(default_factory=list)
     executed: int = 0
     budget: int = 0
-    call_grammar: str | None = None  # the registry's call grammar under constrain_calls, built on first use
+    forced: bool = False  # the forced call (force_call) has been opened
+    grammar: str | None = None  # the offered tools' call grammar under constrain_calls, built on first use
 
     def __post_init__(self) -> None:
         self.budget = self.config.max_new_tokens
 
     def result(self) -> LoopResult:
         s = self.session
-        return LoopResult(s.text[:s.prompt_chars], s.generated, list(self.calls), replace(s.counters), s.stop_reason)
+        reason = "tool_calls" if self.handed_off else s.stop_reason
+        return LoopResult(s.text[:s.prompt_chars], s.generated, list(self.calls), replace(s.counters), reason,
+                          list(self.handed_off))
 
 
 def _can_ban_open(dialect: "Dialect") -> bool:
@@ -132,26 +191,31 @@ def _tools_on(run: _Run) -> bool:
     return run.config.tools_enabled and run.executed < run.config.max_calls
 
 
-def _call_grammar(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> str | None:
-    """The grammar an open call follows under constrain_calls: any registered tool's call, up to the arrow (so the
-    loop then runs it); None when there are no tools to call."""
-    if registry is None or len(registry) == 0:
+def _call_grammar(run: _Run) -> str | None:
+    """The grammar an open call follows under constrain_calls (or a forced call): any offered tool's call, up to the
+    call marker (so the loop then answers it); None when no tool is offered or the dialect has no call grammar."""
+    if not run.tools:
         return None
-    if run.call_grammar is None:
-        run.call_grammar = dialect.call_grammar(registry, closers=dialect.call_markers)
-    return run.call_grammar
+    if run.grammar is None:
+        try:
+            run.grammar = run.dialect.call_grammar(run.tools, closers=run.dialect.call_markers)
+        except ConfigError:
+            if run.config.constrain_calls:
+                raise
+            run.grammar = ""  # a forced call in a dialect without a call grammar is opened, then written freely
+    return run.grammar or None
 
 
-def _decode_args(run: _Run, dialect: "Dialect",
-                 registry: "ToolRegistry | None" = None) -> tuple[tuple[str, ...], Steering | None]:
+def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
     """Stop strings and steering for the next decode of this run."""
-    cfg = run.config
+    cfg, dialect = run.config, run.dialect
     if _tools_on(run):
+        force = cfg.force_call and not run.forced and bool(dialect.open_marker)
+        grammar = _call_grammar(run) if cfg.constrain_calls or force else None
         steering = None
-        grammar = _call_grammar(run, dialect, registry) if cfg.constrain_calls else None
-        if cfg.trigger_top_k > 0 or grammar is not None:
+        if cfg.trigger_top_k > 0 or grammar is not None or force:
             steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
-                                constrain=grammar)
+                                constrain=grammar, call_open=force)
         return tuple(dialect.call_markers) + tuple(dialect.end_markers), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.
@@ -159,18 +223,31 @@ def _decode_args(run: _Run, dialect: "Dialect",
     return tuple(dialect.call_markers) + tuple(dialect.end_markers), None
 
 
-def _execute(run: _Run, call: ToolCall, registry: "ToolRegistry | None") -> CallRecord:
-    """Run one call; every failure (unknown tool, bad arguments, exception, timeout) becomes an error result."""
-    if not run.config.tools_enabled or registry is None:
-        message = "Error: tools are disabled"
-        return CallRecord(call.tool, call.args, message, False, message)
+def _request(run: _Run, call: ToolCall) -> CallRequest:
+    """The call with its arguments bound by name against the offered tool's schema."""
+    spec = run.tools.find(call.tool) if run.tools is not None else None
+    if spec is None:
+        return CallRequest(new_call_id(), call, call.tool, None, None, None)
+    try:
+        arguments = bind_arguments(call.args, spec.parameters, tool=spec.name, joiner=spec.joiner)
+    except ToolArgumentError as err:
+        return CallRequest(new_call_id(), call, spec.name, None, str(err), spec)
+    return CallRequest(new_call_id(), call, spec.name, arguments, None, spec)
+
+
+def _refusal(run: _Run) -> str | None:
+    """Why a call gets an error result without being asked for: tools off, or the call limit reached."""
+    if not run.config.tools_enabled or not run.tools:
+        return "tools are disabled"
     if run.executed >= run.config.max_calls:
-        message = f"Error: call limit reached ({run.config.max_calls})"
-        return CallRecord(call.tool, call.args, message, False, message)
-    run.executed += 1
-    # Keyword arguments (a JSON object) go through as a mapping: the registry binds them by name.
-    res = registry.call(call.tool, call.args, timeout=run.config.call_timeout)
-    return CallRecord(call.tool, call.args, res.text, res.ok, res.error, res.seconds)
+        return f"call limit reached ({run.config.max_calls})"
+    return None
+
+
+def _record(request: CallRequest, outcome: Result) -> CallRecord:
+    args = request.call.args
+    return CallRecord(request.tool, args, outcome.text, outcome.ok, outcome.error, outcome.seconds,
+                      arguments=request.arguments, id=request.id)
 
 
 def _malformed(issue: SyntaxIssue) -> CallRecord:
@@ -178,9 +255,10 @@ def _malformed(issue: SyntaxIssue) -> CallRecord:
     return CallRecord(None, (), message, False, f"{message} ({issue.message})", issue=issue)
 
 
-def _after_stop(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> Generator[Event, None, bool]:
-    """Handle the end of one decode: run pending calls and close them with their results; returns whether to decode again."""
-    s = run.session
+def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
+    """Handle the end of one decode: ask for the pending calls' outcomes and close the calls with their results;
+    returns whether to decode again."""
+    s, dialect = run.session, run.dialect
     # 1. Only a call marker pauses for tools; an end marker, eos or the token budget ends the generation.
     if s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers or run.budget <= 0:
         return False
@@ -189,42 +267,71 @@ def _after_stop(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") 
     if pending is None:
         return True
     results: list[str] = []
-    # 3. Run each call, reporting it as it starts and finishes.
+    # 3. Ask for each call's outcome, reporting it as it is asked for and answered.
     for call in pending.calls:
-        yield CallStarted(call)
-        record = _execute(run, call, registry)
+        request = _request(run, call)
+        refused = _refusal(run)
+        outcome: Outcome | None
+        if refused is not None:
+            yield request
+            outcome = Result(f"Error: {refused}", False, refused)
+        else:
+            outcome = yield request
+            if outcome is None:
+                raise ConfigError(f"call {request.tool!r} was not answered: send a Result or a Handoff for each "
+                                  "CallRequest")
+        if isinstance(outcome, Handoff):
+            run.handed_off.append(request)
+            continue
+        if refused is None:
+            run.executed += 1
+        record = _record(request, outcome)
         run.calls.append(record)
         results.append(record.result)
         yield CallFinished(record)
-    # 4. A malformed call runs nothing but gets an error result too, so generation can go on.
+    # 4. Handed-off calls end the reply here, unanswered: the text stops at the call marker.
+    if run.handed_off:
+        return False
+    # 5. A malformed call runs nothing but gets an error result too, so generation can go on.
     if pending.malformed:
         yield MalformedCall(pending.issues[0])
         record = _malformed(pending.issues[0])
         run.calls.append(record)
         results.append(record.result)
         yield CallFinished(record)
-    # 5. Close the calls with their results (MOSS: a Results field and "<|MOSS|>:"; "None" when there was no call), resume.
+    # 6. Close the calls with their results (MOSS: a Results field and "<|MOSS|>:"; "None" when there was no call), resume.
     closing = dialect.close(pending, results)
     s.append(closing)
     yield TextDelta(closing, "tool")
     return True
 
 
-def _drive(run: _Run, dialect: "Dialect", registry: "ToolRegistry | None") -> Iterator[Event]:
-    """Decode and handle calls until the reply ends."""
+def _open_forced_call(run: _Run) -> Iterator[TextDelta]:
+    """A forced call (force_call) starts with the dialect's call-open marker, written for the model."""
+    if run.config.force_call and not run.forced and _tools_on(run) and run.dialect.open_marker:
+        run.session.append(run.dialect.open_marker)
+        yield TextDelta(run.dialect.open_marker)
+
+
+def _flow(run: _Run) -> Flow:
+    """Decode and ask for call outcomes until the reply ends."""
     s = run.session
     while True:
-        stop, steering = _decode_args(run, dialect, registry)
+        stop, steering = _decode_args(run)
+        yield from _open_forced_call(run)
+        run.forced = run.forced or bool(steering is not None and steering.call_open)
         before = s.counters.decoded_tokens
         for delta in s.stream(stop, run.budget, steering):
             yield TextDelta(delta)
         run.budget -= s.counters.decoded_tokens - before
-        if not (yield from _after_stop(run, dialect, registry)):
+        if not (yield from _after_stop(run)):
             break
-    yield Done(run.result())
+    result = run.result()
+    yield Done(result)
+    return result
 
 
-def _resolve(dialect: "Dialect | str") -> "Dialect":
+def resolve_dialect(dialect: "Dialect | str") -> "Dialect":
     if isinstance(dialect, str):
         from .dialects import get_dialect
 
@@ -232,52 +339,58 @@ def _resolve(dialect: "Dialect | str") -> "Dialect":
     return dialect
 
 
-def stream_loop(backend: Backend, prompt: str, dialect: "Dialect | str", registry: "ToolRegistry | None",
-                config: LoopConfig | None = None) -> Iterator[Event]:
-    """Events as they happen: text deltas, each call starting and finishing, then Done with the LoopResult."""
-    run = _Run(backend.start(prompt), config or LoopConfig())
-    return _drive(run, _resolve(dialect), registry)
+def decode_with_tools(session: DecodeSession, dialect: "Dialect | str", tools: ToolSpecs | None,
+                      config: LoopConfig | None = None) -> Flow:
+    """The loop on a started session, as a generator: it yields TextDelta, CallRequest, MalformedCall, CallFinished
+    and Done events, and after each CallRequest it must be sent that call's Outcome (`flow.send(Result(...))`).
 
-
-def resume_loop(session: DecodeSession, dialect: "Dialect | str", registry: "ToolRegistry | None",
-                config: LoopConfig | None = None) -> Iterator[Event]:
-    """stream_loop on a session the caller started (e.g. to keep its KV cache for the next chat turn)."""
-    return _drive(_Run(session, config or LoopConfig()), _resolve(dialect), registry)
-
-
-def run_loop(backend: Backend, prompt: str, dialect: "Dialect | str", registry: "ToolRegistry | None",
-             config: LoopConfig | None = None) -> LoopResult:
-    """Generate with tools and return the result; the same as the Done event of stream_loop."""
-    for event in stream_loop(backend, prompt, dialect, registry, config):
-        if isinstance(event, Done):
-            return event.result
-    raise AssertionError("stream_loop ended without a Done event")  # pragma: no cover
-
-
-def run_batch(backend: Backend, prompts: Sequence[str], dialect: "Dialect | str", registry: "ToolRegistry | None",
-              config: LoopConfig | None = None) -> list[LoopResult]:
-    """Several prompts in rounds: all live sessions decode together (Backend.generate_batch), then their calls run.
-
-    vLLM schedules a round's sessions together; the transformers backend decodes them in turn.
+    `tools` are the tools the model is offered (plain data: what a call may name, and its schema for binding).
     """
-    dialect = _resolve(dialect)
+    return _flow(_Run(session, resolve_dialect(dialect), tools, config or LoopConfig()))
+
+
+def answered(flow: Flow, answer: Callable[[CallRequest], Outcome]) -> Iterator[Event]:
+    """The flow's events, each CallRequest answered by `answer` after it has been seen."""
+    outcome: Outcome | None = None
+    while True:
+        try:
+            event = flow.send(outcome)
+        except StopIteration:
+            return
+        yield event
+        outcome = answer(event) if isinstance(event, CallRequest) else None
+
+
+def step_batch(sessions: Sequence[DecodeSession], backend: Backend, dialect: "Dialect | str",
+               tools: ToolSpecs | None, config: LoopConfig | None,
+               answer: Callable[[CallRequest], Outcome]) -> list[LoopResult]:
+    """Several sessions in rounds: all live sessions decode together (Backend.generate_batch), then their calls are
+    answered. vLLM schedules a round's sessions together; the transformers backend decodes them in turn."""
+    resolved = resolve_dialect(dialect)
     cfg = config or LoopConfig()
-    runs = [_Run(s, cfg) for s in backend.start_batch(list(prompts))]
+    runs = [_Run(s, resolved, tools, cfg) for s in sessions]
     live = list(runs)
     while live:
         # 1. Decode every live session up to its next stop.
-        args = [_decode_args(r, dialect, registry) for r in live]
+        for r in live:
+            for _ in _open_forced_call(r):
+                pass
+        args = [_decode_args(r) for r in live]
+        for r, (_, steering) in zip(live, args):
+            r.forced = r.forced or bool(steering is not None and steering.call_open)
         before = [r.session.counters.decoded_tokens for r in live]
         backend.generate_batch([r.session for r in live], [a[0] for a in args], [r.budget for r in live],
                                [a[1] for a in args])
-        # 2. Run the calls of the sessions that paused at a call marker; the others are finished.
+        # 2. Answer the calls of the sessions that paused at a call marker; the others are finished.
         still: list[_Run] = []
         for r, b in zip(live, before):
             r.budget -= r.session.counters.decoded_tokens - b
-            events = _after_stop(r, dialect, registry)
+            events = _after_stop(r)
+            outcome: Outcome | None = None
             try:
                 while True:
-                    next(events)
+                    event = events.send(outcome)
+                    outcome = answer(event) if isinstance(event, CallRequest) else None
             except StopIteration as done:
                 if done.value:
                     still.append(r)

@@ -11,7 +11,8 @@ import pytest
 from toolcall.backends.base import Steering
 from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError
-from toolcall.loop import LoopConfig, run_batch, run_loop
+from toolcall.loop import LoopConfig
+from toolcall.runner import run_batch, run_loop
 from toolcall.registry import ToolRegistry
 
 

@@ -128,7 +128,7 @@ def test_a_template_that_rewrites_replies_falls_back_to_a_fresh_prompt(tmp_path:
 @pytest.mark.model
 def test_embedded_model_keeps_its_kv_cache_across_turns(tmp_path: Path) -> None:
     from toolcall.cli import build_parser
-    from toolcall.loop import run_loop
+    from toolcall.runner import run_loop
 
     args = build_parser().parse_args(["chat", "--max-new-tokens", "24"])
     chat = Chat(args, io.StringIO())

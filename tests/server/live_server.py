@@ -83,8 +83,8 @@ class Live:
                              timeout=kwargs.pop("timeout", 30), **kwargs)
 
 
-def serve(backend: Any, settings: ServerSettings, **options: Any) -> Iterator[Live]:
-    app = create_app(backend, get_dialect("toolformer"), settings, **options)
+def serve(backend: Any, settings: ServerSettings, dialect: str = "toolformer", **options: Any) -> Iterator[Live]:
+    app = create_app(backend, get_dialect(dialect), settings, **options)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -44,6 +44,18 @@ class Steering:
     # A grammar (llguidance Lark) for the text after open_text: once the call is open, tokens are masked to it until
     # it completes, so a started call always parses; tokens holding open_text glued to more text are banned.
     constrain: str | None = None
+    # True: the call is already open when decoding starts (the loop wrote open_text, as for a forced call), so the
+    # first token is decoded under `constrain`.
+    call_open: bool = False
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One session's own sampling settings; None keeps the backend's (engines that do not sample ignore them)."""
+
+    temperature: float | None = None  # 0: greedy
+    top_p: float | None = None
+    seed: int | None = None
 
 
 @dataclass
@@ -55,6 +67,7 @@ class DecodeSession(ABC):
     counters: Counters = field(default_factory=Counters)
     stop_reason: str | None = None            # "stop", "length", "eos" after a stream ends
     matched_stop: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)  # this session's sampling, over the backend's defaults
 
     @property
     def generated(self) -> str:
@@ -127,6 +140,15 @@ class Backend(ABC):
 
     def decode_ids(self, ids: Sequence[int]) -> str:
         raise BackendError(f"backend {self.name!r} cannot detokenize")
+
+    # --- limits (a server refuses a prompt that cannot fit before any work is done) -----------
+    def context_size(self) -> int | None:
+        """The most tokens one session may hold, prompt and reply together; None when the engine states no bound."""
+        return None
+
+    def prompt_tokens(self, prompt: str) -> int:
+        """How many tokens `start(prompt)` would prefill."""
+        return len(self.encode(prompt))
 
 
 

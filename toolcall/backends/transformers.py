@@ -51,6 +51,7 @@ class TransformersSession(DecodeSession):
         self.triggers = 0                       # how often steering forced a call open
         self.rollback_tokens = 0                # decoded tokens dropped because a stop string ended inside them
         self.reprefilled_tokens = 0             # tokens re-encoded from those dropped tokens' kept characters
+        self._seeded: Any = None                # the generator of a session with its own seed, made on first use
 
     @property
     def ids(self) -> list[int]:
@@ -117,15 +118,28 @@ class TransformersSession(DecodeSession):
                     rest = steering.open_text[len(backend.vocab_text(opener).lstrip()):]
                     forced.extend(backend.encode(rest) if rest else [])
                     return opener
-        if backend.temperature <= 0:
+        own = self.sampling
+        temperature = backend.temperature if own.temperature is None else own.temperature
+        top_p = backend.top_p if own.top_p is None else own.top_p
+        if temperature <= 0:
             return int(torch.argmax(scores))
-        probs = torch.softmax(scores / backend.temperature, -1)
-        if backend.top_p < 1.0:
+        probs = torch.softmax(scores / temperature, -1)
+        if top_p < 1.0:
             sorted_p, order = torch.sort(probs, descending=True)
-            outside = torch.cumsum(sorted_p, -1) - sorted_p > backend.top_p  # keep the smallest set reaching top_p
+            outside = torch.cumsum(sorted_p, -1) - sorted_p > top_p  # keep the smallest set reaching top_p
             sorted_p[outside] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
-        return int(torch.multinomial(probs, 1, generator=backend.generator))
+        return int(torch.multinomial(probs, 1, generator=self._generator()))
+
+    def _generator(self) -> Any:
+        """The session's own random generator when it has a seed (so its samples do not depend on other sessions),
+        else the backend's."""
+        if self.sampling.seed is None:
+            return self._backend.generator
+        if self._seeded is None:
+            self._seeded = _torch().Generator(device="cpu")
+            self._seeded.manual_seed(self.sampling.seed)
+        return self._seeded
 
     # --- the DecodeSession interface ---------------------------------------------------------
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
@@ -142,6 +156,8 @@ class TransformersSession(DecodeSession):
             forced: list[int] = []
             grammar = steering.constrain if steering is not None and steering.open_text else None
             call: Any = None         # the open call's grammar matcher (constrained steering), None outside a call
+            if grammar is not None and steering is not None and steering.call_open:
+                call = backend._token_masks().matchers(grammar, 1)[0]
             while True:
                 if len(generated) >= max_new_tokens:
                     self.stop_reason = "length"
@@ -267,6 +283,15 @@ class TransformersBackend(HFScoringMixin, Backend):
         special = not (tok.bos_token and prompt.startswith(tok.bos_token))
         ids = list(tok(prompt, add_special_tokens=special)["input_ids"])
         return TransformersSession(self, prompt, ids)
+
+    def prompt_tokens(self, prompt: str) -> int:
+        tok = self.tokenizer
+        special = not (tok.bos_token and prompt.startswith(tok.bos_token))  # as start() tokenizes it
+        return len(tok(prompt, add_special_tokens=special)["input_ids"])
+
+    def context_size(self) -> int | None:
+        size = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return size if isinstance(size, int) and size > 0 else None
 
     def start_ids(self, ids: Sequence[int]) -> TransformersSession:
         """A session over exact token ids (to compare a KV resume with a from-scratch run on the same tokens)."""

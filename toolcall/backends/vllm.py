@@ -170,6 +170,18 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         special = not (getattr(tok, "bos_token", None) and prompt.startswith(tok.bos_token))
         return VLLMSession(self, prompt, list(tok.encode(prompt, add_special_tokens=special)))
 
+    def prompt_tokens(self, prompt: str) -> int:
+        tok = self.tokenizer
+        special = not (getattr(tok, "bos_token", None) and prompt.startswith(tok.bos_token))  # as start() does
+        return len(tok.encode(prompt, add_special_tokens=special))
+
+    def context_size(self) -> int | None:
+        engine = getattr(self.llm, "llm_engine", None)
+        config = getattr(engine, "model_config", None) or getattr(getattr(engine, "vllm_config", None),
+                                                                  "model_config", None)
+        size = getattr(config, "max_model_len", None)
+        return size if isinstance(size, int) and size > 0 else None
+
     def _ban_ids(self, open_text: str) -> list[int]:
         """Tokens to ban to disable the opener: those that begin it and those that hold all of it."""
         return self._open_sets(open_text)[1]
@@ -208,9 +220,13 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         """SamplingParams for one decode; with `grammar`, the decode of an open call under that grammar (no steering
         inside a call, as in the transformers backend)."""
         vllm = import_vllm()
+        own = session.sampling if session is not None else None
         options: dict[str, Any] = {"stop": list(stop), "include_stop_str_in_output": True,
-                                   "max_tokens": max(1, max_new_tokens), "temperature": self.temperature,
-                                   "top_p": self.top_p, "seed": self.seed}
+                                   "max_tokens": max(1, max_new_tokens),
+                                   "temperature": self.temperature if own is None or own.temperature is None
+                                   else own.temperature,
+                                   "top_p": self.top_p if own is None or own.top_p is None else own.top_p,
+                                   "seed": self.seed if own is None or own.seed is None else own.seed}
         if grammar is not None:
             options["stop"] = []  # the grammar ends the call; an arrow inside a quoted argument is not its end
             options.update(structured_grammar(grammar))
@@ -250,7 +266,9 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         todo = [t for t in todo if t[2] > 0]
         if not todo:
             return
-        self._decode(todo, [None] * len(todo))
+        # A call the loop opened already (a forced call) is decoded under its grammar from its first token.
+        self._decode(todo, [sg.constrain if sg is not None and sg.call_open else None for _, _, _, sg in todo])
+        todo = [t for t in todo if t[3] is None or not t[3].call_open]
         # A constrained call that opened in that decode goes on under its grammar, within what is left of the budget.
         opened = []
         for s, st, b, sg in todo:

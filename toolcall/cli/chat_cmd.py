@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from ..api import make_dialect
 from ..backends.base import DecodeSession
 from ..errors import UnknownNameError
-from ..loop import CallFinished, Done, LoopResult, TextDelta, resume_loop
+from ..loop import CallFinished, Done, LoopResult, TextDelta
+from ..runner import resume_loop
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
 from .tool_options import registry_from_args
 

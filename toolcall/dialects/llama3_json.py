@@ -99,6 +99,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     end_markers = ()
     open_marker = ""  # "{" is too common in text to ban or trigger
     call_start = "{"
+    call_start = "{"
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:

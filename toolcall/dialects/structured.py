@@ -411,6 +411,8 @@ class StructuredDialect(Dialect):
 
     named_arguments = True
 
+    named_arguments = True
+
     #: Text that may end a reply after its calls and still leave them pending (an end-of-turn token).
     trailers: tuple[str, ...] = ()
     #: Whether a malformed call takes the result that follows it (the loop's error text). True where a candidate is
@@ -426,6 +428,10 @@ class StructuredDialect(Dialect):
     @abstractmethod
     def _result_blocks(self, text: str) -> list[ResultBlock]:
         """Every result block in `text`, in order."""
+
+    def write_calls(self, calls: Sequence[ToolCall]) -> str:
+        """The calls as one group, the way the model writes parallel calls."""
+        return self._render_group([c.with_result(None) for c in calls], "")
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """The calls as one group, the way the model writes parallel calls."""

@@ -108,6 +108,7 @@ class ToolformerDialect(Dialect):
     name = "toolformer"
     call_markers = ("->", "→")
     one_line_calls = True
+    one_line_calls = True
     end_markers = ()
 
     def __init__(self, spelling: str = "auto") -> None:
@@ -168,6 +169,15 @@ class ToolformerDialect(Dialect):
                 if self._reads_back(text, str(call.args[0])):
                     return text
         return self._spell(quoted, result, spelling)
+
+    def write_calls(self, calls: Sequence[ToolCall]) -> str:
+        """One call up to its arrow (`[Calculator(2 * 3) ->`): the loop pauses at every call of this dialect."""
+        if len(calls) != 1:
+            raise ConfigError(f"a Toolformer call pauses for its result alone: write one call at a time, got "
+                              f"{len(calls)}")
+        marker = "\ue000"  # a result no call holds: where the result would be is where the model's text ends
+        text = self.render_call(calls[0].with_result(marker))
+        return text[:text.index(marker)].rstrip()
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """One call up to its arrow (`[Calculator(2 * 3) ->`): the loop pauses at every call of this dialect."""

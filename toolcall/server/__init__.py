@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .app import create_app
-from .generation import Engine, ServerSettings
+from .engine import Engine
+from .planning import ServerSettings
 
 __all__ = ["Engine", "ServerSettings", "create_app"]

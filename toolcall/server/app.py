@@ -9,7 +9,9 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
-from .generation import Engine, Event, Plan, ServerSettings, plan_request, run_choice
+from .choice import Event, run_choice
+from .engine import Engine
+from .planning import Plan, ServerSettings, plan_request
 from .protocol import ApiError, ChatRequest, completion_id, now, parse_request, split_arguments, usage
 
 if TYPE_CHECKING:

@@ -1,0 +1,133 @@
+"""The OpenAI client-tools flow in dialects whose results are not inline (hermes, pythonic), with the real openai client
+against the live server (fake backend): tools -> tool_calls with JSON arguments -> role: tool results -> the answer."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from live_server import MODEL, Live, SlowFake, question, serve, settings
+
+pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city now.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city"]}}}
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+#: How each dialect writes a call of get_weather(city="Paris") and of Calculator(expression="17 * 23").
+CALLS = {
+    "hermes": ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+               '<tool_call>\n{"name": "Calculator", "arguments": {"expression": "17 * 23"}}\n</tool_call>'),
+    "pythonic": ("[get_weather(city='Paris')]", "[Calculator(expression='17 * 23')]"),
+}
+OPENERS = {"hermes": "<tool_call>", "pythonic": ""}
+
+
+def model(dialect: str):  # type: ignore[no-untyped-def]
+    """A fake model for `dialect`: calls get_weather (or the Calculator), then answers from the result it was given."""
+    weather, calc = CALLS[dialect]
+    opener = OPENERS[dialect]
+
+    def script(text: str) -> str:
+        asked = question(text)
+        reply = text[text.rfind("\nassistant:") + len("\nassistant:"):]
+        if opener and reply.endswith(opener):  # the server opened the call (tool_choice required)
+            return weather[len(opener):]
+        if "sunny" in reply:
+            return "It is sunny in Paris."
+        if "391" in reply:
+            return "So it is 391."
+        if "weather" in asked:
+            return "Let me check.\n" + weather if dialect == "hermes" else weather
+        if "17 * 23" in asked:
+            return calc
+        return f"You said: {asked}"
+
+    return script
+
+
+@pytest.fixture(scope="module", params=["hermes", "pythonic"])
+def live(request: pytest.FixtureRequest) -> Iterator[Live]:
+    yield from serve(SlowFake(script=model(request.param)), settings(), dialect=request.param)
+
+
+def dialect_of(live: Live) -> str:
+    return "hermes" if "<tool_call>" in model_text(live) else "pythonic"
+
+
+def model_text(live: Live) -> str:
+    return live.backend.script("user: What is the weather in Paris?\nassistant:")  # type: ignore[operator]
+
+
+def stream(live: Live, **kwargs: Any) -> list[Any]:
+    return list(live.client().chat.completions.create(model=MODEL, stream=True, **kwargs))
+
+
+def test_client_tool_call_then_result_then_answer(live: Live) -> None:
+    client = live.client()
+    first = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert (choice.message.content or "") == ("Let me check." if dialect_of(live) == "hermes" else "")
+    (call,) = choice.message.tool_calls
+    assert call.type == "function" and call.id.startswith("call_") and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert choice.message.model_extra["tool_runs"] == []  # the server ran nothing
+    messages = ASK_WEATHER + [choice.message.model_dump(exclude_none=True, exclude={"tool_runs"}),
+                              {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}]
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER])
+    assert second.choices[0].finish_reason == "stop" and second.choices[0].message.tool_calls is None
+    assert second.choices[0].message.content == "It is sunny in Paris."
+    # The call and its result went back into the assistant's text in the dialect's own form.
+    prompt = live.backend.prompts[-1]
+    assert "sunny, 21 C" in prompt and "get_weather" in prompt.split("assistant:")[-1]
+
+
+def test_streamed_client_tool_call_equals_the_whole_reply(live: Live) -> None:
+    whole = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
+    chunks = stream(live, messages=ASK_WEATHER, tools=[WEATHER])
+    parts = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+    assert parts and parts[0].function.name == "get_weather"
+    arguments = "".join(p.function.arguments or "" for p in parts)
+    assert arguments == whole.choices[0].message.tool_calls[0].function.arguments
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == (whole.choices[0].message.content or "")
+    assert "tool_call" not in "".join(c.choices[0].delta.content or "" for c in chunks)
+
+
+def test_server_tools_run_inside_the_reply_in_this_dialect(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "17 * 23?"}])
+    (run,) = reply.choices[0].message.model_extra["tool_runs"]
+    assert run["tool"] == "Calculator" and run["ok"] and run["result"] == "391"
+    assert run["arguments"] == {"expression": "17 * 23"}
+    assert reply.choices[0].message.content == "So it is 391."
+
+
+def test_tool_choice_required_opens_a_call(live: Live) -> None:
+    reply = live.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello"}],
+                                                  tools=[WEATHER], tool_choice="required")
+    if dialect_of(live) == "pythonic":
+        # No call-open marker to write: the model is offered only the function, and a prose reply stays prose.
+        assert reply.choices[0].finish_reason == "stop"
+        return
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+def test_a_client_call_with_arguments_that_do_not_bind_is_answered_with_an_error() -> None:
+    bad = '<tool_call>\n{"name": "get_weather", "arguments": {"town": "Paris"}}\n</tool_call>'
+
+    def script(text: str) -> str:
+        return "Sorry." if "tool_response" in text.split("assistant:")[-1] else bad
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
+        assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.tool_calls is None
+        (run,) = reply.choices[0].message.model_extra["tool_runs"]
+        assert not run["ok"] and "town" in run["error"]
+        assert reply.choices[0].message.content == "Sorry."

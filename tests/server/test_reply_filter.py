@@ -1,0 +1,92 @@
+"""The reply filter: calls cut (or kept) under any chunking, stop sequences, a prefill's open call never leaked."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from toolcall.server.reply_filter import ReplyFilter
+
+
+def feed(pieces: list[tuple[str, str]], keep: bool = False, stops: tuple[str, ...] = ()) -> str:
+    """Run (kind, text) events through a ReplyFilter: kind is "t" text, "cut" a call to cut, "keep" a kept call."""
+    f = ReplyFilter("[", keep, stops)
+    out = ""
+    for kind, text in pieces:
+        if kind == "t":
+            out += f.text(text)
+        elif kind == "cut":
+            out += f.cut_call()
+        elif kind == "keep":
+            out += f.keep_call()
+        if f.stopped:
+            break
+    return out + f.finish()
+
+
+def chop(text: str, rng: random.Random) -> list[tuple[str, str]]:
+    pieces, i = [], 0
+    while i < len(text):
+        n = rng.randint(1, 6)
+        pieces.append(("t", text[i:i + n]))
+        i += n
+    return pieces
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_filter_cuts_calls_under_any_chunking(seed: int) -> None:
+    rng = random.Random(seed)
+    events = chop("  The answer is [Calculator(2 * 3) ->", rng) + [("cut", "")] + chop(" 6, and [1] stays.\n", rng)
+    assert feed(events) == "The answer is 6, and [1] stays."
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_filter_keeps_markup_when_asked(seed: int) -> None:
+    rng = random.Random(seed)
+    events = chop("It is [Calculator(2 * 3) ->", rng) + [("keep", ""), ("t", " 6]")] + chop(" 6.", rng)
+    assert feed(events, keep=True) == "It is [Calculator(2 * 3) -> 6] 6."
+
+
+def test_filter_holds_a_possible_call_until_it_resolves() -> None:
+    f = ReplyFilter("[", False, ())
+    assert f.text("See [Calc") == "See"
+    assert f.text("ulator(1) ->") == ""
+    assert f.cut_call() == ""
+    assert f.text(" done\nnext [x] line") + f.finish() == " done\nnext [x] line"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_filter_stop_sequence_under_any_chunking(seed: int) -> None:
+    events = chop("one two STOP three", random.Random(seed))
+    assert feed(events, stops=("STOP",)) == "one two"
+
+
+def test_filter_cuts_a_call_by_its_span_after_an_earlier_cut() -> None:
+    # Session offsets: the prompt is 10 characters; the loop's closing text of the first call is skipped.
+    f = ReplyFilter("[", False, (), one_line_calls=True, start=10)
+    out = f.text("A [f(1) ->")
+    out += f.cut_call(12)
+    f.skip(" 1]")
+    out += f.text(" then [g(2) ->")
+    out += f.cut_call(10 + len("A [f(1) -> 1] then "))
+    f.skip(" 2]")
+    out += f.text(" end.") + f.finish()
+    assert out == "A then end."
+
+
+def test_filter_without_an_opener_cuts_a_pythonic_call_from_its_start() -> None:
+    f = ReplyFilter("[", False, ())
+    out = f.text("[get(city=[") + f.text("'Oslo'])]")
+    out += f.cut_call(0)
+    assert out + f.finish() == ""
+
+
+def test_a_prefill_ending_inside_a_call_leaks_nothing() -> None:
+    tail = "It is [Calculator(6 * 7"
+    f = ReplyFilter("[", False, (), one_line_calls=True, start=100)
+    f.prime(tail)
+    out = f.text(") ->")
+    out += f.cut_call(100 - len("[Calculator(6 * 7"))
+    f.skip(" 42]")
+    out += f.text(" 42 in all.") + f.finish()
+    assert out == "42 in all."

@@ -1,0 +1,159 @@
+"""One choice of a request: the loop in a worker thread, its calls answered by the server's policy, its events reported.
+
+The policy: a call of one of the client's functions ends the reply as OpenAI's `tool_calls` (in any dialect); a call
+of a server tool runs here (under the engine's lock when the tool decodes with the model itself) and is reported as a
+`tool_runs` entry; anything else gets the registry's error text, so the model can go on.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..loop import (
+    CallFinished, CallRequest, Done, Handoff, MalformedCall, Outcome, Result, TextDelta, decode_with_tools,
+)
+from ..registry import ToolRegistry
+from .conversation import json_arguments
+from .engine import Engine
+from .planning import Plan
+from .protocol import run_id
+from .reply_filter import ReplyFilter
+
+if TYPE_CHECKING:
+    from ..dialects.base import Dialect
+
+
+@dataclass
+class Event:
+    """What a worker reports: kind is "text", "run" (a server tool started or finished), "tool_calls", "done"
+    (with finish_reason and token counts) or "error"."""
+
+    index: int
+    kind: str
+    data: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_choice(engine: Engine, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[Event], None],
+               cancel: threading.Event) -> None:
+    """Generate one choice, reporting events through `emit` (called from this worker thread)."""
+    engine.enter(1)
+    try:
+        _Choice(engine, dialect, plan, index, emit, cancel).run()
+    except Exception as err:  # noqa: BLE001 - a backend failure ends this reply with an error, never the server
+        emit(Event(index, "error", f"{type(err).__name__}: {err}"))
+    finally:
+        engine.enter(-1)
+
+
+def _server_answer(engine: Engine, registry: ToolRegistry | None, plan: Plan, request: CallRequest) -> Result:
+    """Run a server tool (or report why it cannot run) as the registry does: every failure is an error result."""
+    registry = registry or ToolRegistry()
+    args = request.arguments if request.arguments is not None else request.call.args
+
+    def call() -> Result:
+        res = registry.call(request.tool, args, timeout=plan.config.call_timeout)
+        return Result(res.text, res.ok, res.error, res.seconds)
+
+    uses_model = request.tool in registry and getattr(registry.get(request.tool), "uses_model", False)
+    return engine.locked(call) if uses_model else call()
+
+
+class _Choice:
+    """The loop's events turned into the client's: reply text, tool runs, tool_calls, done."""
+
+    def __init__(self, engine: Engine, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[Event], None],
+                 cancel: threading.Event) -> None:
+        self.engine, self.dialect, self.plan, self.index, self.emit, self.cancel = (
+            engine, dialect, plan, index, emit, cancel)
+        self.running: list[dict[str, Any]] = []  # server tool runs started and not yet finished
+        self.handed: list[CallRequest] = []      # client calls handed back as tool_calls
+
+    def say(self, text: str) -> None:
+        if text:
+            self.emit(Event(self.index, "text", text))
+
+    def answer(self, request: CallRequest, reply: ReplyFilter) -> Outcome:
+        """The server's policy for one call."""
+        plan = self.plan
+        if request.tool in plan.client and request.arguments is not None:
+            if self.handed and not plan.parallel:
+                # One call per reply unless parallel_tool_calls: the rest wait for the next turn.
+                return Result("Error: one function call per reply", False, "parallel_tool_calls is false")
+            self.say(reply.cut_call(request.call.span[0]) if not self.handed else "")
+            self.handed.append(request)
+            return Handoff()
+        # A server tool, an unknown name, or a client function whose arguments do not bind (the model sees why).
+        run = {"id": run_id(), "tool": request.tool, "arguments": request.arguments or {}, "status": "running"}
+        self.running.append(run)
+        self.say(reply.keep_call() if plan.keep_markup else reply.cut_call(request.call.span[0]))
+        self.emit(Event(self.index, "run", dict(run)))
+        if request.tool in plan.client:
+            message = f"{request.tool}: {request.error}"
+            return Result(f"Error: {message}", False, message)
+        return _server_answer(self.engine, plan.server, plan, request)
+
+    def run(self) -> None:
+        plan = self.plan
+        session = self.engine.start(plan.prompt, self.cancel, plan.sampling)
+        reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup, plan.stops,
+                            one_line_calls=self.dialect.one_line_calls, start=len(plan.prompt),
+                            open_marker=self.dialect.open_marker, grouped=self.dialect.named_arguments)
+        reply.prime(plan.tail)
+        flow = decode_with_tools(session, self.dialect, plan.tools, plan.config)
+        finish: str | None = None
+        hide_closing = False  # the loop's closing text (results) after a cut call is not part of the reply
+        outcome: Outcome | None = None
+        try:
+            while True:
+                try:
+                    event = flow.send(outcome)
+                except StopIteration:
+                    break
+                outcome = None
+                if self.cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if isinstance(event, TextDelta):
+                    if event.source == "tool" and hide_closing:
+                        hide_closing = False
+                        reply.skip(event.text)
+                        continue
+                    self.say(reply.text(event.text))
+                    if reply.stopped:
+                        finish = "stop"
+                        break
+                elif isinstance(event, CallRequest):
+                    outcome = self.answer(event, reply)
+                    hide_closing = not plan.keep_markup and not isinstance(outcome, Handoff)
+                elif isinstance(event, MalformedCall):
+                    run = {"id": run_id(), "tool": None, "arguments": {}, "status": "running"}
+                    self.running.append(run)
+                    self.say(reply.keep_call() if plan.keep_markup else reply.cut_call())
+                    hide_closing = not plan.keep_markup
+                    self.emit(Event(self.index, "run", dict(run)))
+                elif isinstance(event, CallFinished):
+                    record = event.record
+                    run = self.running.pop(0) if self.running else {"id": run_id(), "tool": record.tool,
+                                                                     "arguments": {}}
+                    run.update(status="done", ok=record.ok, result=record.result if record.ok else None,
+                               error=None if record.ok else (record.error or record.result),
+                               seconds=round(record.seconds, 4))
+                    self.emit(Event(self.index, "run", run))
+                elif isinstance(event, Done):
+                    reason = event.result.stop_reason
+                    finish = {"length": "length", "cancelled": "cancelled", "tool_calls": "tool_calls"}.get(
+                        reason or "", "stop")
+        finally:
+            flow.close()  # stops decoding at once when we left early (stop sequence, disconnect)
+        if finish == "cancelled":
+            self.emit(Event(self.index, "done", "cancelled", {"counters": session.counters}))
+            return
+        self.say(reply.finish())
+        if self.handed:
+            self.emit(Event(self.index, "tool_calls", [
+                {"id": r.id, "type": "function", "function": {"name": r.tool, "arguments": json_arguments(r.arguments)}}
+                for r in self.handed]))
+        self.emit(Event(self.index, "done", finish or "stop", {"counters": session.counters}))

@@ -1,0 +1,144 @@
+"""OpenAI messages as the model's conversation: tool calls a client answered are written back in the dialect's form."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..binding import positional_arguments
+from ..calls import ToolCall
+from ..errors import ConfigError, ToolArgumentError
+from ..specs import ToolSpecs
+from .protocol import ApiError, Message
+
+if TYPE_CHECKING:
+    from ..dialects.base import Dialect
+
+
+@dataclass
+class Conversation:
+    """What the prompt is made of: the history, the last user message, and the assistant text to continue."""
+
+    question: str
+    history: list[dict[str, str]]
+    tail: str = ""
+
+
+@dataclass
+class _OpenCalls:
+    """The calls of one assistant message, waiting for the tool messages that answer them."""
+
+    calls: list[tuple[str, ToolCall]] = field(default_factory=list)  # (tool_call_id, call) in the message's order
+    results: dict[str, str] = field(default_factory=dict)
+
+
+def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, where: str, call_id: str) -> ToolCall:
+    """A client's tool call as the dialect writes calls: named arguments, or positional in the schema's order."""
+    spec = client.find(name)
+    if spec is None:
+        raise ApiError(400, f"{where}: tool call {call_id!r} names {name!r}, which is not among the request's tools "
+                       f"({', '.join(client.names()) or 'none'})", param="messages")
+    try:
+        data = json.loads(arguments or "{}")
+    except ValueError:
+        raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} is not valid JSON",
+                       param="messages") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} must be a JSON object",
+                       param="messages")
+    if dialect.named_arguments:
+        return ToolCall(spec.name, data, id=call_id)
+    try:
+        args = positional_arguments(data, spec.parameters, tool=spec.name)
+    except ToolArgumentError as err:
+        raise ApiError(400, f"{where}: tool call {call_id!r}: {err}", param="messages") from None
+    return ToolCall(spec.name, tuple(json.dumps(a) if isinstance(a, (dict, list)) else a for a in args), id=call_id)
+
+
+def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:
+    """`text` followed by the group's calls and their results, as the model would have written and been given them."""
+    calls = [c for _, c in group.calls]
+    results = [group.results[i] for i, _ in group.calls]
+    try:
+        batches = [(calls, results)] if len(calls) == 1 or dialect.write_calls(calls) else []
+    except ConfigError:  # the dialect pauses after every call (Toolformer): one at a time
+        batches = [([c], [r]) for c, r in zip(calls, results)]
+    for batch, answers in batches:
+        separator = "" if not text or text[-1].isspace() else (" " if dialect.one_line_calls else "\n")
+        text += separator + dialect.write_calls(batch)
+        pending = dialect.pending(text)
+        if pending is None or len(pending.calls) != len(batch) or pending.malformed:
+            raise ApiError(400, f"messages: the tool calls {', '.join(c.tool for c in batch)} cannot be written back "
+                           f"in the {dialect.name} dialect", param="messages")
+        text += dialect.close(pending, answers)
+    return text
+
+
+def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSpecs) -> Conversation:
+    """The conversation from OpenAI messages.
+
+    An assistant message with tool_calls, the tool messages answering them and the assistant message after them are
+    one reply to the model: the calls go back into its text with their results, in the dialect's own form (the same
+    text the loop writes when it runs a call itself). When the messages end inside such a reply (the client just
+    sent results), that text is what the model continues.
+    """
+    turns: list[dict[str, str]] = []
+    group: _OpenCalls | None = None
+    seen_ids: set[str] = set()
+    continuing = False  # the last assistant turn got its results: the next assistant message continues it
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if group is not None and m.role != "tool":
+            missing = [cid for cid, _ in group.calls if cid not in group.results]
+            if missing:
+                raise ApiError(400, f"{where}: an assistant message with 'tool_calls' must be followed by tool "
+                               f"messages answering each 'tool_call_id' (missing: {', '.join(missing)})",
+                               param="messages")
+        if m.role in ("system", "developer", "user"):
+            turns.append({"role": "system" if m.role == "developer" else m.role, "content": m.text()})
+            continuing = False
+        elif m.role == "assistant":
+            text = m.text()
+            if continuing and turns and turns[-1]["role"] == "assistant":
+                turns[-1]["content"] += text
+            else:
+                turns.append({"role": "assistant", "content": text})
+            continuing = False
+            if m.tool_calls:
+                group = _OpenCalls()
+                for tc in m.tool_calls:
+                    if tc.id in seen_ids:
+                        raise ApiError(400, f"{where}: tool call id {tc.id!r} is used twice in the conversation; "
+                                       "each call needs its own id", param="messages")
+                    seen_ids.add(tc.id)
+                    group.calls.append((tc.id, _call(dialect, tc.function.name, tc.function.arguments, client,
+                                                     where, tc.id)))
+        else:  # tool
+            ids = [cid for cid, _ in group.calls] if group is not None else []
+            if group is None or m.tool_call_id not in ids:
+                raise ApiError(400, f"{where}: a tool message must answer a tool call of the assistant message before "
+                               f"it; no open call has id {m.tool_call_id!r}", param="messages")
+            if m.tool_call_id in group.results:
+                raise ApiError(400, f"{where}: tool call {m.tool_call_id!r} is answered twice", param="messages")
+            group.results[m.tool_call_id] = m.text()
+            if len(group.results) == len(group.calls):
+                turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
+                group, continuing = None, True
+    if group is not None:
+        missing = [cid for cid, _ in group.calls if cid not in group.results]
+        raise ApiError(400, f"messages: tool calls without a tool message answering them: {', '.join(missing)}",
+                       param="messages")
+    tail = ""
+    if turns and turns[-1]["role"] == "assistant":
+        tail = turns.pop()["content"]
+    if not turns or turns[-1]["role"] != "user":
+        raise ApiError(400, "messages: the conversation must end with a user message (or with an assistant reply "
+                       "to continue after a user message)", param="messages")
+    question = turns.pop()["content"]
+    return Conversation(question, turns, tail)
+
+
+def json_arguments(arguments: dict[str, Any] | None) -> str:
+    """A call's bound arguments as the JSON text OpenAI's tool_calls carry."""
+    return json.dumps(arguments or {}, ensure_ascii=False)

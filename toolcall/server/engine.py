@@ -1,0 +1,107 @@
+"""The one backend every request shares: a FIFO lock taken per decode step, sessions that stop when their client goes.
+
+Every request (every choice of it) runs the decoding loop in its own worker thread. The backend's model is shared, so
+each decode step (one token, or the prefill before it) takes the lock and gives it back at once: concurrent replies
+interleave token by token, and a tool running for one reply never holds up the others (tools run outside the lock,
+except those that decode with the model themselves). Sampling settings travel with each session, never as
+attributes of the shared backend.
+
+The seam for a batching engine: `Engine.start` is the one place a session is made and `_guard` the one place its
+decoding is wrapped; an engine that batches concurrent sessions would replace both and drop the lock.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+from ..backends.base import Backend, DecodeSession, Sampling, Steering
+
+T = TypeVar("T")
+
+
+class FairLock:
+    """A FIFO lock: a thread that releases it and asks again at once waits behind those already waiting.
+
+    threading.Lock makes no such promise, and a decoding thread that re-acquires in a tight loop would starve the rest.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+        self._held = False
+
+    def __enter__(self) -> "FairLock":
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return self
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()  # handed over by release(); _held stays True across the hand-over
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._held = False
+
+
+class Engine:
+    """The backend behind a FIFO lock taken per decode step, and how many sessions are decoding now."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.lock = FairLock()
+        self.active = 0  # sessions decoding now (a disconnected client's session leaves at once)
+        self._count_lock = threading.Lock()
+
+    def start(self, prompt: str, cancel: threading.Event, sampling: Sampling) -> DecodeSession:
+        """A session for `prompt` with its own sampling, each step taken under the lock, ended when `cancel` is set."""
+        with self.lock:
+            session = self.backend.start(prompt)
+        session.sampling = sampling
+        _guard(self, session, cancel)
+        return session
+
+    def locked(self, work: Callable[[], T]) -> T:
+        """Run `work` holding the model (a tool that decodes with it, such as MT)."""
+        with self.lock:
+            return work()
+
+    def enter(self, delta: int) -> None:
+        with self._count_lock:
+            self.active += delta
+
+
+def _guard(engine: Engine, session: DecodeSession, cancel: threading.Event) -> None:
+    """Wrap the session's stream and append so each step holds the engine lock and decoding ends as soon as `cancel`
+    is set (the client went away)."""
+    inner_stream, inner_append = session.stream, session.append
+
+    def step(iterator: Iterator[str]) -> str | None:
+        with engine.lock:
+            return next(iterator, None)
+
+    def stream(stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
+        iterator = inner_stream(stop, max_new_tokens, steering)
+        try:
+            while not cancel.is_set():
+                delta = step(iterator)
+                if delta is None:
+                    return
+                yield delta
+            session.stop_reason, session.matched_stop = "cancelled", None
+        finally:
+            with engine.lock:
+                iterator.close()  # runs the backend's own clean-up (counters) under the lock too
+
+    def append(text: str) -> None:
+        with engine.lock:  # tokenizes the text: the tokenizer is the backend's, shared like the model
+            inner_append(text)
+
+    session.stream = stream  # type: ignore[method-assign]  # instance attributes shadow the methods
+    session.append = append  # type: ignore[method-assign]

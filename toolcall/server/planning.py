@@ -1,0 +1,138 @@
+"""What one request asks for: the prompt, the tools offered (the server's and the client's), tool_choice, sampling."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ..backends.base import Backend, Sampling
+from ..loop import LoopConfig
+from ..registry import ToolRegistry
+from ..specs import ToolSpec, ToolSpecs
+from .conversation import conversation
+from .protocol import ApiError, ChatRequest
+
+if TYPE_CHECKING:
+    from ..dialects.base import Dialect
+
+#: A name a positional-argument call (`Name(args)`) can spell.
+CALL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class ServerSettings:
+    """What the server was started with: its tools, loop defaults, prompt options and limits."""
+
+    model_id: str
+    registry: ToolRegistry | None
+    config: LoopConfig
+    few_shot: bool = True
+    instruction: Any = None
+    max_tokens_limit: int = 4096
+
+
+@dataclass
+class Plan:
+    """Everything the choices of one request share."""
+
+    prompt: str
+    tools: ToolSpecs | None       # what the loop offers: the server's tools, then the client's (None: tools off)
+    client: ToolSpecs             # the request's functions: never run here, handed back as tool_calls
+    server: ToolRegistry | None   # the server's tools that may run for this request
+    config: LoopConfig
+    sampling: Sampling
+    stops: tuple[str, ...]
+    keep_markup: bool
+    parallel: bool
+    tail: str = ""               # the assistant text the client asked to continue (already in the prompt)
+
+
+def client_specs(request: ChatRequest, dialect: "Dialect") -> ToolSpecs:
+    """The request's functions as tools to offer; names a call of this dialect cannot spell are refused."""
+    specs: list[ToolSpec] = []
+    seen: set[str] = set()
+    for i, t in enumerate(request.tools or ()):
+        f = t.function
+        if f.name.lower() in seen:
+            raise ApiError(400, f"tools[{i}]: function {f.name!r} is declared twice", param="tools")
+        seen.add(f.name.lower())
+        if not dialect.named_arguments and not CALL_NAME.fullmatch(f.name):
+            raise ApiError(400, f"tools[{i}]: function name {f.name!r} cannot be written in a {dialect.name} call; use "
+                           "letters, digits and _ (not starting with a digit)", param="tools")
+        specs.append(ToolSpec(f.name, f.description, f.parameters))
+    return ToolSpecs(specs)
+
+
+def _server_tools(request: ChatRequest, settings: ServerSettings) -> ToolRegistry | None:
+    """The server's tools this request offers: all of them, or the subset it names (only registered ones can run)."""
+    server = settings.registry
+    options = request.toolcall
+    if options is None or options.tools is None:
+        return server
+    if server is None:
+        if options.tools:
+            raise ApiError(400, "toolcall.tools: this server runs no tools", param="toolcall.tools")
+        return None
+    unknown = [n for n in options.tools if n not in server]
+    if unknown:
+        raise ApiError(400, f"toolcall.tools: {unknown[0]!r} is not a tool of this server; its tools: "
+                       f"{', '.join(server.names())}", param="toolcall.tools")
+    return server.subset(options.tools) if options.tools else None
+
+
+def _loop_config(request: ChatRequest, settings: ServerSettings) -> LoopConfig:
+    config = settings.config
+    limit = request.max_completion_tokens or request.max_tokens
+    if limit is not None:
+        if limit > settings.max_tokens_limit:
+            raise ApiError(400, f"max_tokens: at most {settings.max_tokens_limit} tokens per reply, got {limit}",
+                           param="max_completion_tokens" if request.max_completion_tokens else "max_tokens")
+        config = replace(config, max_new_tokens=limit)
+    options = request.toolcall
+    if options is not None:
+        changes = {k: getattr(options, k) for k in ("trigger_top_k", "max_calls", "constrain_calls")
+                   if getattr(options, k) is not None}
+        config = replace(config, **changes)
+    return config
+
+
+def sampling(request: ChatRequest) -> Sampling:
+    """The request's sampling fields; OpenAI's top_p 0 means only the likeliest token, i.e. greedy."""
+    if request.top_p == 0:
+        return Sampling(temperature=0.0, seed=request.seed)
+    return Sampling(request.temperature, request.top_p, request.seed)
+
+
+def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Dialect", backend: Backend) -> Plan:
+    """The prompt, tools and loop settings for `request`; an ApiError (400) for anything it cannot mean."""
+    server = _server_tools(request, settings)
+    client = client_specs(request, dialect)
+    choice = request.tool_choice or "auto"
+    if choice == "required" and not client:
+        raise ApiError(400, "tool_choice: 'required' needs at least one function in 'tools'", param="tool_choice")
+    config = _loop_config(request, settings)
+    tools: ToolSpecs | None
+    if not isinstance(choice, str) or choice == "required":
+        # The model must call the client's function(s): the loop opens the call, the model writes it (under the
+        # call grammar of the allowed functions where the dialect has one, so it always parses).
+        named = None if isinstance(choice, str) else choice.function.name
+        if named is not None and named not in client:
+            raise ApiError(400, f"tool_choice: function {named!r} is not among the request's tools "
+                           f"({', '.join(client.names()) or 'none'})", param="tool_choice")
+        tools, server = (client.subset([named]) if named else client), None
+        config = replace(config, tools_enabled=True, force_call=True, max_calls=max(config.max_calls, 1))
+    elif choice == "none":
+        tools, server = None, None
+        config = replace(config, tools_enabled=False)
+    else:
+        # A client function shadows a server tool of the same name.
+        offered = [t.spec() for t in server or () if not any(n in client for n in (t.name, *t.aliases))]
+        tools = ToolSpecs([*offered, *client]) or None
+        if tools is None:
+            config = replace(config, tools_enabled=False)
+    shown = tools if config.tools_enabled else None
+    talk = conversation(request.messages, dialect, client)
+    prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
+                            instruction=settings.instruction) + talk.tail
+    return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
+                bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail)

@@ -1,0 +1,159 @@
+"""The loop's text as the client reads it, released incrementally so streamed and non-streamed replies are equal."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: How many characters after a possible call start are held back from the reply before they are released as prose.
+HOLD_CHARS = 4000
+
+
+class ReplyFilter:
+    """Turns the loop's text into the reply text.
+
+    Text from a possible call start (`call_start`) is held back until it is known whether a call starts there; a call
+    is cut out (with its result) unless `keep_markup`; a client's call is always cut (it comes back as tool_calls);
+    the reply's leading and trailing whitespace is dropped; text from a stop sequence on is dropped and ends the reply.
+    Offsets given to `cut_call` are in the session's text; `start` is where the first text fed to the filter stands.
+    """
+
+    def __init__(self, call_start: str, keep_markup: bool, stops: Sequence[str], *, one_line_calls: bool = False,
+                 start: int = 0, open_marker: str = "", grouped: bool = False) -> None:
+        self.opener = call_start
+        self.marker = open_marker   # written before a group of calls ("[TOOL_CALLS]"): cut with the group
+        self.grouped = grouped      # calls sit inside a list or object ("[f(x), g(y)]"): its bracket goes too
+        self.one_line = one_line_calls
+        self.keep = keep_markup
+        self.stops = tuple(stops)
+        self.held = ""         # text not yet released
+        self.settled = 0       # held[:settled] holds no possible call start
+        self.hidden = 0        # held[:hidden] is the client's own text (a prefill's open call): never released
+        self.started = False   # something other than whitespace was released (leading space is dropped)
+        self.mend = False      # a call was cut: one space of the text after it is redundant
+        self.stopped = False
+        # Where held text stands in the session's text: (index in held, session offset) where a contiguous run of
+        # held text begins; text cut or skipped between runs is in the session but not in held.
+        self.marks: list[tuple[int, int]] = [(0, start)]
+        self.end = start       # the session offset after the last text seen
+        self.gap = False       # text was cut or skipped since the last run began
+
+    def skip(self, text: str) -> None:
+        """Text the session holds but the reply leaves out (a cut call's results)."""
+        self.end += len(text)
+        self.gap = True
+
+    def _index(self, offset: int) -> int:
+        """The index in held of a session offset (0 when it lies before what is held)."""
+        for index, at in reversed(self.marks):
+            if at <= offset:
+                return max(0, min(index + offset - at, len(self.held)))
+        return 0
+
+    def prime(self, tail: str) -> None:
+        """The assistant text the client asked to continue: an open call at its end is held (and cut with the call
+        it starts), never released, since the client wrote it."""
+        at = tail.rfind(self.opener) if self.opener else -1
+        if at >= 0 and self._live(tail, at):
+            self.held = tail[at:]
+            self.hidden = len(self.held)
+            self.marks = [(0, self.end - len(self.held))]
+
+    def _live(self, text: str, at: int) -> bool:
+        """Whether a call opened at `at` may still be open at the end of `text`."""
+        return len(text) - at < HOLD_CHARS and not (self.one_line and "\n" in text[at:])
+
+    def _hold_from(self) -> int:
+        """Where the held text must stop being released: a live call start, a partial stop, trailing space."""
+        end = len(self.held)
+        if self.opener:
+            # The first live call start: a call's arguments may hold the same character (a pythonic list).
+            at = self.held.find(self.opener, self.settled)
+            while at >= 0 and not self._live(self.held, at):
+                at = self.held.find(self.opener, at + 1)
+            if at >= 0:
+                end = at
+            else:
+                for k in range(min(len(self.opener) - 1, len(self.held)), 0, -1):
+                    if self.held.endswith(self.opener[:k]):
+                        end = min(end, len(self.held) - k)
+                        break
+        if self.stops:
+            end = min(end, max(0, len(self.held) - max(len(s) for s in self.stops) + 1))
+        end = max(end, self.hidden)
+        while end > self.hidden and self.held[end - 1].isspace():
+            end -= 1
+        return end
+
+    def _release(self, end: int) -> str:
+        if end <= self.hidden:
+            return ""
+        out = self.held[self.hidden:end]
+        self.held = self.held[end:]
+        self.settled = max(0, self.settled - end)
+        self.hidden = 0
+        shifted = [(i - end, at) for i, at in self.marks]
+        kept = [(i, at) for i, at in shifted if i > 0]
+        before = [(i, at) for i, at in shifted if i <= 0]
+        self.marks = ([(0, before[-1][1] - before[-1][0])] if before else []) + kept
+        if not self.started:
+            out = out.lstrip()
+            self.started = bool(out)
+        return out
+
+    def text(self, delta: str) -> str:
+        """Model text (or a kept call's result); returns what can be released now."""
+        if self.stopped:
+            return ""
+        dropped = 0
+        if self.mend and delta:
+            # "is [Calculator(2 * 3) -> 6] 6" without its call would read "is  6": drop the second space.
+            if self.held[-1:].isspace():
+                dropped = len(delta) - len(delta.lstrip(" "))
+            self.mend = len(delta) == dropped
+        if self.gap or dropped:
+            self.marks.append((len(self.held), self.end + dropped))
+            self.gap = False
+        self.held += delta[dropped:]
+        self.end += len(delta)
+        for s in self.stops:
+            at = self.held.find(s, self.hidden)
+            if at >= 0:
+                self.held = self.held[:at]
+                self.stopped = True
+        if self.stopped:
+            return self._release(len(self.held.rstrip()))
+        return self._release(self._hold_from())
+
+    def cut_call(self, start: int | None = None) -> str:
+        """The call ending the held text is removed, from `start` (its offset in the session's text) or else from its
+        call start on; returns what can be released now."""
+        if start is not None:
+            at = self._group_start(self._index(start))
+        else:
+            at = self.held.rfind(self.opener, self.settled) if self.opener else -1
+        if at >= 0:
+            self.held = self.held[:at]
+            self.hidden = min(self.hidden, at)
+            self.marks = [(i, o) for i, o in self.marks if i <= at] or [(0, self.end)]
+            self.gap = True
+            self.mend = True
+        self.settled = len(self.held)
+        return self._release(self._hold_from())
+
+    def _group_start(self, at: int) -> int:
+        """Where the group holding a call that starts at `at` begins: the list bracket and open marker before it."""
+        while True:
+            if self.grouped and at > 0 and self.held[at - 1] in "[{":
+                at -= 1
+            elif self.marker and self.held.endswith(self.marker, 0, at):
+                at -= len(self.marker)
+            else:
+                return at
+
+    def keep_call(self) -> str:
+        """The call ending the held text stays in the reply: it is no longer a possible start."""
+        self.settled = len(self.held)
+        return ""
+
+    def finish(self) -> str:
+        """The rest of the reply, trailing whitespace dropped."""
+        return self._release(len(self.held.rstrip()))

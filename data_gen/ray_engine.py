@@ -61,12 +61,11 @@ class PipelineSpec:
     names_given: bool = True
 
     def registry(self, backend: Any = None) -> Any:
-        from toolcall.cli.tool_options import build_registry
+        from toolcall.toolset import Toolset
 
         names = self.tool_names if self.tool_names is not None else self.config.tools
-        registry = build_registry(list(names), tools_from=self.tools_from, mcp=self.mcp,
-                                  names_given=self.names_given, backend=backend)
-        if registry is None:
+        registry = Toolset(tuple(names), self.tools_from, self.mcp, self.names_given).build(backend)
+        if not len(registry):
             raise ConfigError("no tools; give --tools, --tools-from or --mcp")
         return registry
 

@@ -6,17 +6,20 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .executor import function_ref
 from .schema import function_schema
 from .specs import ToolSpec
 
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
 DEFAULT_TIMEOUT = 10.0
 
-__all__ = ["DEFAULT_TIMEOUT", "Admissible", "Proposal", "Proposer", "Restyler", "Tool", "ToolResult", "make_tool", "text_context",
-           "about_text"]
+__all__ = ["DEFAULT_TIMEOUT", "Admissible", "Proposal", "Proposer", "Restyler", "Setup", "Tool", "ToolResult", "about_text",
+           "make_tool", "text_context"]
 
 #: What the caller knows about the text a call is made for, e.g. {"date": "2025-03-04"}: data_gen sets it from each
 #: input record, so a tool whose answer depends on the document (Calendar: the paper dates each text by its own
@@ -55,6 +58,8 @@ Restyler = Callable[[str, str], str]
 #: its operands are numbers written there). A model sampling calls sees the whole text, so it can copy numbers
 #: from after the call; a call it could not make at inference time is not worth training on.
 Admissible = Callable[[tuple[Any, ...], str], bool]
+#: backend -> None: hands a tool that decodes with a model the one the caller has loaded (MT), before its first call.
+Setup = Callable[["Backend"], None]
 
 
 @dataclass
@@ -69,6 +74,8 @@ class Tool:
     dialect, a `start` rule) of what may stand between the call's parentheses when calls are sampled under a
     constraint; None derives it from the JSON schema, "" means no arguments. `admissible(args, before)` says
     whether a call could be written from the text before it alone; data_gen drops sampled calls that fail it.
+    `setup(backend)` declares that the tool decodes with a model: whoever assembles the tools (toolcall.toolset)
+    hands it the loaded one, and a server runs its calls under that model's lock (`uses_model`).
     """
 
     name: str
@@ -86,6 +93,12 @@ class Tool:
     restyle: Restyler | None = None
     admissible: Admissible | None = None
     argument_grammar: str | None = None
+    setup: Setup | None = None
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether a call decodes with the model given to `setup` (so it must not run beside that model's replies)."""
+        return self.setup is not None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -131,7 +144,8 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
               cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
               isolated: bool | None = None, joiner: str | None = None, description: str | None = None,
               proposer: Proposer | None = None, restyle: Restyler | None = None,
-              argument_grammar: str | None = None, admissible: Admissible | None = None) -> Tool:
+              argument_grammar: str | None = None, admissible: Admissible | None = None,
+              setup: Setup | None = None) -> Tool:
     """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
     if isinstance(func, Tool):
         base = func
@@ -142,7 +156,7 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                     joiner=base.joiner if joiner is None else joiner, returns=base.returns,
                     proposer=proposer or base.proposer, restyle=restyle or base.restyle,
                     argument_grammar=base.argument_grammar if argument_grammar is None else argument_grammar,
-                    admissible=admissible or base.admissible)
+                    admissible=admissible or base.admissible, setup=setup or base.setup)
     if not callable(func):
         raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
     schema = function_schema(func, name)["function"]
@@ -154,4 +168,5 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                 func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
                 cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
                 isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"),
-                proposer=proposer, restyle=restyle, argument_grammar=argument_grammar, admissible=admissible)
+                proposer=proposer, restyle=restyle, argument_grammar=argument_grammar, admissible=admissible,
+                setup=setup)

@@ -9,12 +9,13 @@ if TYPE_CHECKING:
 __all__ = ["builtin_tools"]
 
 
-def builtin_tools() -> list["Tool"]:
+def builtin_tools() -> list[Tool]:
     """The built-in tools with their names, aliases, time limits and how they run.
 
     Each `example` is one call with its result in Toolformer's bracket form.
     Calculator and Solve run in a worker process that is killed on timeout, because a hostile sympy computation
-    cannot be interrupted in a thread; the others run in threads (I/O or an in-process model).
+    cannot be interrupted in a thread; the others run in threads (I/O or an in-process model). MT declares
+    `setup`: it translates with the model the caller has loaded.
     """
     from toolcall.argument_grammar import arithmetic_grammar
     from toolcall.tool_type import make_tool
@@ -34,5 +35,5 @@ def builtin_tools() -> list["Tool"]:
         make_tool(search.search, "Search", timeout=30.0, example="[Search(Scranton Pennsylvania) -> Scranton is a city in northeastern Pennsylvania...]"),
         make_tool(qa.qa, "QA", timeout=30.0, cache=False,
                   example='[QA("Where was Joe Biden born?") -> He was born in Scranton, Pennsylvania, on November 20, 1942.]'),
-        make_tool(mt.mt, "MT", timeout=180.0, example='[MT(sûreté nucléaire) -> nuclear safety]'),
+        make_tool(mt.mt, "MT", timeout=180.0, example='[MT(sûreté nucléaire) -> nuclear safety]', setup=mt.use_backend),
     ]

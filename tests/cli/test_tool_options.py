@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from toolcall.cli import build_parser, main
-from toolcall.cli import tool_options
-from toolcall.cli.tool_options import build_registry, load_tools, registry_from_args
+from toolcall.cli.tool_options import registry_from_args
 from toolcall.errors import ConfigError
 from toolcall.registry import user_tools
+from toolcall.tool_files import load_tools, restore_user_tools
+from toolcall.toolset import Toolset
 
 WORDS = '''
 import toolcall
@@ -54,7 +55,7 @@ def clean_process_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     modules, path = set(sys.modules), list(sys.path)
     temp = str(tmp_path_factory.getbasetemp())
     yield
-    tool_options._restore(users, before)
+    restore_user_tools(users, before)
     for name in set(sys.modules) - modules:
         if str(getattr(sys.modules[name], "__file__", None) or "").startswith(temp):
             del sys.modules[name]
@@ -214,7 +215,7 @@ def test_mcp_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clash.write_text(WORDS.replace("def word_count", "def add"))
     server = f"{sys.executable} {TINY}"
     with pytest.raises(ConfigError, match=r"--mcp .*tiny_server.py: its tool 'add' has the name of a tool already"):
-        build_registry([], tools_from=[str(clash)], mcp=[server])
+        Toolset((), (str(clash),), (server,)).build()
     assert main(["generate", "--backend", "fake", "--mcp", "no_such_server_binary_xyz", "q"]) == 1
     assert "cannot connect to MCP server 'no_such_server_binary_xyz'" in capsys.readouterr().err
     assert main(["mcp-serve", "--tools", ""]) == 1
@@ -226,5 +227,5 @@ def test_toolcall_tool_stays_the_decorator_whatever_was_imported_first() -> None
 
     code = ("import toolcall.registry, toolcall.tool_type as t, toolcall; "
             "assert toolcall.tool is toolcall.registry.tool and t.Tool is toolcall.Tool, toolcall.tool")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

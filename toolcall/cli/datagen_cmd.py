@@ -11,7 +11,7 @@ from typing import Any
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
-from .tool_options import add_tool_source_options, build_registry
+from .tool_options import add_tool_source_options, toolset_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # Unknown tool names and broken --tools-from files fail before the model loads; --tools-from/--mcp tools are
     # added to a typed --tools, and replace the default one.
     tool_names, names_given = tuple(config.tools), "tools" in given(args, DataGenConfig)
-    registry = build_registry(list(tool_names), tools_from=args.tools_from, mcp=args.mcp, names_given=names_given)
+    registry = toolset_from_args(args, names=tool_names, names_given=names_given).build() or None
     if registry is None:
         raise ConfigError("no tools; give --tools, --tools-from or --mcp")
     if args.tools_from or args.mcp:  # the pipeline samples the tools config.tools names

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..evaluation import EVAL_LOOP, EvalConfig
 from ..loop import LoopConfig
 from ..options import add_options, from_args, given
-from .tool_options import add_tool_source_options, build_registry
+from .tool_options import add_tool_source_options, toolset_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     path = cfg.input or sample_path(cfg.task)
     items = load_items(path, cfg.task, today, cfg.limit)
     # --tools-from/--mcp tools are added to a typed --tools, and replace the task's default tool.
-    registry = build_registry(list(cfg.tool_names()), tools_from=args.tools_from, mcp=args.mcp,
-                              names_given=cfg.tools is not None)
+    registry = toolset_from_args(args, names=cfg.tool_names(), names_given=cfg.tools is not None).build() or None
     tools = tuple(item.name for item in registry) if (args.tools_from or args.mcp) and registry else cfg.tool_names()
     dialect = get_dialect(args.dialect)
     backend = get_backend(args.backend, args.model)

@@ -9,14 +9,14 @@ from typing import Any
 
 from ..errors import ToolError
 from ..registry import Tool, ToolRegistry
-from .tool_options import add_tool_source_options, build_registry
+from .tool_options import add_tool_options, toolset_from_args
 
 
 def register(subparsers: Any) -> None:
     listing = subparsers.add_parser("tools", help="list the available tools with their descriptions and schemas",
                                     description="List built-in, entry-point and @tool tools.")
     listing.add_argument("--json", action="store_true", help="print a JSON list (name, aliases, timeout, schema, ...)")
-    add_tool_source_options(listing)
+    add_tool_options(listing, default="all", sources_replace_default=False)
     listing.set_defaults(func=run_list)
 
     single = subparsers.add_parser("tool", help="run one tool on arguments and print its result",
@@ -25,13 +25,14 @@ def register(subparsers: Any) -> None:
     single.add_argument("name", help="tool name or alias (any case), e.g. Calculator")
     single.add_argument("args", nargs="*", metavar="ARG", help="arguments as the model would write them, e.g. '400 / 1400'")
     single.add_argument("--timeout", type=float, default=None, help="seconds before the call is abandoned (default: the tool's own)")
-    add_tool_source_options(single)
+    add_tool_options(single, default="all", sources_replace_default=False)
     single.set_defaults(func=run_call)
 
 
 def describe(item: Tool) -> dict[str, Any]:
     return {"name": item.name, "aliases": list(item.aliases), "description": item.description, "timeout": item.timeout,
-            "cacheable": item.cacheable, "isolated": item.isolated, "example": item.example, "schema": item.schema}
+            "cacheable": item.cacheable, "isolated": item.isolated, "uses_model": item.uses_model, "example": item.example,
+            "schema": item.schema}
 
 
 def _params(item: Tool) -> list[str]:
@@ -48,8 +49,8 @@ def _params(item: Tool) -> list[str]:
 
 
 def _registry(args: argparse.Namespace) -> ToolRegistry:
-    """Every registered tool, plus those of --tools-from files and --mcp servers."""
-    return build_registry(None, tools_from=args.tools_from, mcp=args.mcp) or ToolRegistry()
+    """The tools `--tools` names (default: every registered tool, kept beside --tools-from and --mcp tools)."""
+    return toolset_from_args(args, names_given=True).build()
 
 
 def run_list(args: argparse.Namespace) -> int:

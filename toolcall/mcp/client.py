@@ -5,14 +5,17 @@ import asyncio
 import atexit
 import concurrent.futures
 import json
+import logging
 import os
 import re
 import shlex
 import sys
 import threading
+import warnings
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Self
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
 from ..tool_type import DEFAULT_TIMEOUT, Tool
@@ -27,8 +30,11 @@ except ImportError as err:  # the optional `mcp` extra
 
 #: Seconds to start a server, initialize the session and list its tools.
 CONNECT_TIMEOUT = 30.0
-#: Seconds `close` waits for the session and the server process to wind down.
+#: Seconds `close` waits for the session and the server process to wind down (the SDK's own shutdown is bounded
+#: by about 3 s: stdin closed, 2 s to exit, then the process is killed).
 CLOSE_TIMEOUT = 10.0
+#: Characters of a server's name shown in errors a model reads.
+NAME_LIMIT = 40
 #: tools/list pages read at most (a server that keeps answering with a cursor is not followed forever).
 MAX_PAGES = 100
 #: Seconds an imported tool's call waits for the server at most. The registry's limit (the tool's timeout, or a
@@ -37,7 +43,18 @@ MAX_PAGES = 100
 WAIT_CEILING = 600.0
 
 __all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "WAIT_CEILING", "MCPClient", "callable_name", "close_all", "connect",
-           "import_tools", "remote_tool"]
+           "import_tools", "remote_tool", "tasks_required"]
+
+
+class _QuietParseErrors(logging.Filter):
+    """Drops the SDK's traceback for a stdout line that is not JSON-RPC: the client reports it in one line instead
+    (a server that prints a banner would otherwise show a screenful per line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to parse JSONRPC message")
+
+
+logging.getLogger("mcp.client.stdio").addFilter(_QuietParseErrors())
 
 
 class MCPClient:
@@ -58,24 +75,31 @@ class MCPClient:
             self.argv = [] if self.is_http else shlex.split(self.server)
         except ValueError as err:
             raise ConfigError(f"--mcp {self.server!r}: not a valid command line ({err})") from err
-        # The command was typed by the user, so it runs with the user's environment (the SDK's default passes only
-        # a few variables such as PATH and HOME, which would drop PYTHONPATH, virtualenv settings and TOOLCALL_*).
+        # The command was typed by the user, so by default it runs with the user's environment (the SDK's default
+        # passes only a few variables such as PATH and HOME, which would drop PYTHONPATH, virtualenv settings and
+        # TOOLCALL_*); `env` narrows that to chosen variables, to which the SDK adds its few.
         self.env = dict(os.environ if env is None else env)
+        #: A short name for messages a model may read (never the command line, which can hold paths): the name the
+        #: server gives itself once initialized, else its program's or host's name.
+        self.name = _short_name(self.argv[0] if self.argv else urlsplit(self.server).hostname or "server")
         self.tools: list[types.Tool] = []
+        self.skipped: list[str] = []   # listed tools not offered (they require MCP tasks)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="toolcall-mcp", daemon=True)
         self._session: ClientSession | None = None
         self._ready = threading.Event()
         self._closing = asyncio.Event()  # set (from any thread, through the loop) to end the session
         self._holder: concurrent.futures.Future[None] | None = None
+        self._finished = threading.Event()   # the owner task has left the transport (the server process is gone)
         self._failure: BaseException | None = None
+        self._garbage = 0   # stdout lines that were not JSON-RPC
         self._lock = threading.Lock()
         self.closed = False
 
     def __repr__(self) -> str:
         return f"MCPClient({self.server!r})"
 
-    def __enter__(self) -> MCPClient:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -83,7 +107,7 @@ class MCPClient:
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
-    def open(self, timeout: float = CONNECT_TIMEOUT) -> MCPClient:
+    def open(self, timeout: float = CONNECT_TIMEOUT) -> Self:
         """Start the server (stdio) or reach it (http), initialize the session and list its tools."""
         if self.closed:
             raise ConfigError(f"MCP server {self.server!r}: this connection was closed; open a new one")
@@ -94,10 +118,12 @@ class MCPClient:
         if not self._ready.wait(timeout):
             self.close()
             raise ConfigError(f"MCP server {self.server!r}: not ready within {timeout:g} s (started, initialized "
-                              "and listed its tools)")
+                              "and listed its tools); a slow server may need a longer --mcp-timeout")
         if self._session is None:
             self.close()
-            raise ConfigError(f"cannot connect to MCP server {self.server!r}: {_describe(self._failure)}") from self._failure
+            failure = self._failure
+            why = str(failure) if isinstance(failure, ConfigError) else _describe(failure)
+            raise ConfigError(f"cannot connect to MCP server {self.server!r}: {why}") from failure
         return self
 
     def _transport(self) -> Any:
@@ -111,18 +137,37 @@ class MCPClient:
         try:
             async with AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
-                session = await stack.enter_async_context(ClientSession(read, write))
-                await session.initialize()
-                self.tools = await _list_all(session)
+                session = await stack.enter_async_context(ClientSession(read, write, message_handler=self._incoming))
+                started = await session.initialize()
+                self.name = _short_name(started.server_info.name) or self.name
+                listed = await _list_all(session)
+                self.tools = [t for t in listed if not tasks_required(t)]
+                self.skipped = [t.name for t in listed if tasks_required(t)]
                 self._session = session
                 self._ready.set()
                 await self._closing.wait()
                 self._session = None
-        except Exception as err:
-            self._failure = err
+        except Exception as err:  # noqa: BLE001 - any failure to connect is reported by open() in one line
+            self._failure = self._failure or err
         finally:
             self._session = None
             self._ready.set()
+            self._finished.set()
+
+    async def _incoming(self, message: Any) -> None:
+        """The SDK hands a stdout line that is not JSON-RPC here, as an exception. Before the session is ready it
+        ends the connection (a server that prints to stdout is broken); later it is reported once, in one line."""
+        if not isinstance(message, Exception):
+            return
+        self._garbage += 1
+        line = _bad_line(message)
+        if self._session is None and self._failure is None:
+            self._failure = ConfigError(f"it printed a line that is not JSON-RPC: {line!r} (an MCP server over stdio "
+                                        "may write only protocol messages to stdout; logs go to stderr)")
+            self._ready.set()   # open() fails now rather than after its timeout
+        elif self._garbage == 1:
+            print(f"toolcall: MCP server {self.name}: ignoring a stdout line that is not JSON-RPC: {line!r}",
+                  file=sys.stderr)
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """End the session (a stdio server is asked to exit, then terminated) and stop the loop thread."""
@@ -133,11 +178,13 @@ class MCPClient:
         _OPEN.discard(self)
         if self._thread.is_alive():
             if self._holder is not None:
-                self._loop.call_soon_threadsafe(self._closing.set)
-                try:
-                    self._holder.result(timeout)
-                except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                if self._session is not None:
+                    self._loop.call_soon_threadsafe(self._closing.set)   # a live session ends politely
+                else:
+                    self._holder.cancel()   # still starting (or stuck in initialize): nothing to wait for
+                if not self._finished.wait(timeout):
                     self._holder.cancel()
+                    self._finished.wait(timeout)
             try:  # calls still waiting (abandoned after a timeout) end now, not as "destroyed but pending" tasks
                 asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(timeout)
             except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
@@ -157,7 +204,7 @@ class MCPClient:
         session = self._session
         if session is None or self.closed:
             why = f": {_describe(self._failure)}" if self._failure is not None else ""
-            raise ToolError(f"{shown}: the MCP server {self.server!r} is not connected{why}")
+            raise ToolError(f"{shown}: the MCP server {self.name} is not connected{why}")
         # The SDK's own read timeout is only a backstop, later than ours, so a slow tool reads as a timeout.
         backstop = None if timeout is None else timeout + 5.0
         request = session.call_tool(name, dict(arguments), read_timeout_seconds=backstop)
@@ -165,14 +212,14 @@ class MCPClient:
             future = asyncio.run_coroutine_threadsafe(request, self._loop)
         except RuntimeError as err:  # closed in the meantime by another thread
             request.close()
-            raise ToolError(f"{shown}: the MCP server {self.server!r} is not connected (closed)") from err
+            raise ToolError(f"{shown}: the MCP server {self.name} is not connected (closed)") from err
         try:
             result = future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()  # cancels the request task, which tells the server the call was abandoned
             raise ToolTimeoutError(f"{shown}: timed out after {timeout:g} s") from None
         except Exception as err:  # a dead server, a closed pipe, a protocol error: the model gets text
-            raise ToolError(f"{shown}: MCP server {self.server!r} failed: {_describe(err)}") from err
+            raise ToolError(f"{shown}: MCP server {self.name} failed: {_describe(err)}") from err
         text = result_text(result)
         if result.is_error:
             # toolcall's own servers send "Error: ..."; the registry adds that prefix again, so it is dropped here.
@@ -241,6 +288,33 @@ def _errlog() -> Any:
     return open(os.devnull, "w")
 
 
+def tasks_required(entry: types.Tool) -> bool:
+    """Whether a listed tool can only be called as an MCP task (`execution.taskSupport: "required"`), which this
+    client does not do: every plain call of it would fail."""
+    execution = entry.execution
+    return execution is not None and execution.task_support == "required"
+
+
+def _short_name(text: str) -> str:
+    """A name fit for a message a model reads: the last path part, without control characters, cut short."""
+    base = re.split(r"[\\/]", text.strip())[-1]
+    clean = "".join(c for c in base if c.isprintable())
+    return clean if len(clean) <= NAME_LIMIT else clean[:NAME_LIMIT - 3] + "..."
+
+
+def _bad_line(err: Exception) -> str:
+    """The stdout line a parse error was raised for (pydantic keeps it as the error's input), cut short."""
+    line: Any = None
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            line = errors()[0].get("input")
+        except Exception:  # noqa: BLE001 - any other shape: fall back to the message
+            line = None
+    text = str(line if isinstance(line, str) else err)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _describe(err: BaseException | None) -> str:
     """The first real error inside anyio's exception groups, as 'Type: message'."""
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
@@ -291,19 +365,20 @@ def remote_tool(client: MCPClient, entry: types.Tool, timeout: float = DEFAULT_T
 # ---------------------------------------------------------------------------------------------- process-wide
 
 _OPEN: set[MCPClient] = set()
-_CONNECTED: dict[str, MCPClient] = {}
+_CONNECTED: dict[tuple[str, tuple[tuple[str, str], ...] | None], MCPClient] = {}
 _CONNECT_LOCK = threading.Lock()
 
 
-def connect(server: str, timeout: float = CONNECT_TIMEOUT) -> MCPClient:
-    """An open client for `server`, shared within the process (a second `--mcp` of the same server, or a registry
-    built again, reuses the connection); closed at exit."""
-    key = server.strip()
+def connect(server: str, timeout: float = CONNECT_TIMEOUT, *, env: Mapping[str, str] | None = None) -> MCPClient:
+    """An open client for `server` (`env`: see MCPClient), shared within the process (a second `--mcp` of the same
+    server, or a registry built again, reuses the connection); closed at exit. Tools that require MCP tasks are not
+    offered; a warning names them."""
+    key = (server.strip(), None if env is None else tuple(sorted(env.items())))
     with _CONNECT_LOCK:
         client = _CONNECTED.get(key)
         if client is not None and not client.closed and client._session is not None:
             return client
-        client = MCPClient(key)
+        client = MCPClient(server, env=env)
         _OPEN.add(client)
         try:
             client.open(timeout)
@@ -311,12 +386,17 @@ def connect(server: str, timeout: float = CONNECT_TIMEOUT) -> MCPClient:
             _OPEN.discard(client)
             raise
         _CONNECTED[key] = client
-        return client
+    if client.skipped:
+        warnings.warn(f"toolcall: --mcp {client.name}: not offering {', '.join(map(repr, client.skipped))}: it "
+                      "requires MCP tasks (execution.taskSupport \"required\"), which toolcall does not run",
+                      RuntimeWarning, stacklevel=2)
+    return client
 
 
-def import_tools(server: str, timeout: float = DEFAULT_TIMEOUT) -> list[Tool]:
+def import_tools(server: str, timeout: float = DEFAULT_TIMEOUT, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 env: Mapping[str, str] | None = None) -> list[Tool]:
     """The tools of MCP server `server` (a command line or an http(s) URL) as registry Tools with `timeout`."""
-    return connect(server).registry_tools(timeout)
+    return connect(server, connect_timeout, env=env).registry_tools(timeout)
 
 
 @atexit.register
@@ -325,6 +405,6 @@ def close_all() -> None:
     for client in list(_OPEN):
         try:
             client.close()
-        except Exception as err:
-            print(f"toolcall: closing MCP server {client.server!r} failed: {_describe(err)}", file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 - one server failing to close must not keep the others open
+            print(f"toolcall: closing MCP server {client.name} failed: {_describe(err)}", file=sys.stderr)
     _CONNECTED.clear()

@@ -1,0 +1,65 @@
+"""A hand-written MCP server over stdio (no SDK), for edge cases a well-behaved server never shows.
+
+Run: python fake_server.py MODE, where MODE is
+  ok       answers initialize, lists `calculate` (a built-in's name), `echo_env` and `long_job` (which requires MCP
+           tasks), and answers tools/call;
+  silent   reads requests and never answers (a server stuck before `initialize`);
+  garbage  prints a banner on stdout before any JSON-RPC.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+TOOLS = [
+    {"name": "calculate", "description": "Evaluate a sum of integers.",
+     "inputSchema": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}},
+    {"name": "echo_env", "description": "The value of an environment variable here, or <unset>.",
+     "inputSchema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}},
+    {"name": "long_job", "description": "Only runs as an MCP task.", "execution": {"taskSupport": "required"},
+     "inputSchema": {"type": "object", "properties": {}}},
+]
+
+
+def reply(request_id: object, result: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}) + "\n")
+    sys.stdout.flush()
+
+
+def call(name: str, arguments: dict[str, str]) -> str:
+    if name == "calculate":
+        return str(sum(int(part) for part in arguments["expression"].split("+")))
+    if name == "echo_env":
+        return os.environ.get(arguments["name"], "<unset>")
+    raise ValueError(name)
+
+
+def main(mode: str) -> None:
+    if mode == "garbage":
+        print("Welcome to the fake server, version 1!", flush=True)
+    for line in sys.stdin:
+        if mode == "silent":
+            continue
+        message = json.loads(line)
+        method, request_id = message.get("method"), message.get("id")
+        if request_id is None:
+            continue  # a notification
+        if method == "initialize":
+            reply(request_id, {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                               "serverInfo": {"name": "fake-server", "version": "1"}})
+        elif method == "tools/list":
+            reply(request_id, {"tools": TOOLS})
+        elif method == "tools/call":
+            params = message["params"]
+            text = call(params["name"], params.get("arguments") or {})
+            reply(request_id, {"content": [{"type": "text", "text": text}], "isError": False})
+        else:
+            reply(request_id, {})
+    if mode == "silent":
+        time.sleep(3600)   # ignores the end of stdin too: the client has to kill it
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "ok")

@@ -1,0 +1,118 @@
+"""MCP servers that misbehave or surprise: a tool named like a built-in, one that requires MCP tasks, a server that
+never answers `initialize`, one that prints garbage, errors a model reads, and the environment a server gets."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from toolcall.cli import main
+from toolcall.errors import ConfigError
+from toolcall.mcp.client import MCPClient, close_all, connect
+from toolcall.registry import ToolRegistry
+from toolcall.toolset import Toolset
+
+FAKE = Path(__file__).with_name("fake_server.py")
+TINY = Path(__file__).with_name("tiny_server.py")
+
+
+def fake(mode: str = "ok") -> str:
+    return f"{sys.executable} {FAKE} {mode}"
+
+
+@pytest.fixture(autouse=True)
+def close_servers() -> Iterator[None]:
+    yield
+    close_all()
+
+
+def listed(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[list[str], str]:
+    assert main(["tools", "--json", *argv]) == 0
+    out, err = capsys.readouterr()
+    return [t["name"] for t in json.loads(out)], err
+
+
+def test_a_tool_named_like_a_built_in_replaces_it_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.warns(RuntimeWarning) as warned:
+        names, _ = listed(capsys, ["--mcp", fake()])
+    assert "calculate" in names and "Calculator" not in names and "Calendar" in names
+    messages = [str(w.message) for w in warned]
+    assert any("its tool 'calculate' replaces the tool 'Calculator'" in m for m in messages), messages
+    # the tool that requires MCP tasks is left out, and a warning says so
+    assert "long_job" not in names
+    assert any("not offering 'long_job'" in m and "taskSupport" in m for m in messages), messages
+
+
+def test_tools_leaves_the_built_ins_out(capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder) -> None:
+    names, _ = listed(capsys, ["--tools", "", "--mcp", fake()])
+    assert names == ["calculate", "echo_env"]
+    assert not [w for w in recwarn if "replaces" in str(w.message)]
+    names, _ = listed(capsys, ["--tools", "calendar", "--mcp", fake()])
+    assert names == ["Calendar", "calculate", "echo_env"]
+
+
+def test_tool_runs_the_servers_tool_of_that_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.warns(RuntimeWarning, match="replaces the tool 'Calculator'"):
+        assert main(["tool", "--mcp", fake(), "calculate", "2+3+4"]) == 0
+    assert capsys.readouterr().out == "9\n"
+    assert main(["tool", "--tools", "", "--mcp", fake(), "calculate", "1+1"]) == 0
+    assert capsys.readouterr().out == "2\n"
+
+
+def test_a_clash_between_two_requested_sources_is_still_an_error() -> None:
+    with pytest.raises(ConfigError, match="its tool 'calculate' has the name of a tool already offered"):
+        Toolset(names=(), mcp=(fake(), f"{sys.executable}  {FAKE} ok")).build()
+
+
+def test_a_server_that_never_answers_fails_after_the_stated_time(capsys: pytest.CaptureFixture[str]) -> None:
+    start = time.perf_counter()
+    assert main(["tools", "--mcp", fake("silent"), "--mcp-timeout", "0.5"]) == 1
+    elapsed = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert "not ready within 0.5 s" in err and "--mcp-timeout" in err
+    # the stated time, plus the MCP shutdown's bounded wait for the process to exit before it is killed
+    assert elapsed < 0.5 + 3.5, elapsed
+
+
+def test_a_server_that_prints_garbage_gives_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    start = time.perf_counter()
+    assert main(["tools", "--mcp", fake("garbage")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "printed a line that is not JSON-RPC: 'Welcome to the fake server, version 1!'" in err
+    assert time.perf_counter() - start < 10   # at once, not after the 30 s connect timeout
+
+
+def test_errors_a_model_reads_name_the_server_not_its_command_line() -> None:
+    client = connect(f"{sys.executable} {TINY}")
+    registry = ToolRegistry(client.registry_tools(timeout=20))
+    result = registry.call("crash", [])
+    assert not result.ok and "MCP server tiny failed" in result.text
+    after = registry.call("add", ["1", "2"])
+    for text in (result.text, after.text):
+        assert str(TINY) not in text and sys.executable not in text, text
+
+
+def test_stdio_servers_inherit_the_environment_unless_variables_are_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLCALL_TEST_SECRET", "s3cret")
+    monkeypatch.setenv("TOOLCALL_TEST_SHARED", "shared")
+    whole = Toolset(names=(), mcp=(fake(),)).build()
+    assert whole.call("echo_env", ("TOOLCALL_TEST_SECRET",)).text == "s3cret"
+    chosen = Toolset(names=(), mcp=(fake(),), mcp_env=("TOOLCALL_TEST_SHARED", "EXTRA=1")).build()
+    assert chosen.call("echo_env", ("TOOLCALL_TEST_SECRET",)).text == "<unset>"
+    assert chosen.call("echo_env", ("TOOLCALL_TEST_SHARED",)).text == "shared"
+    assert chosen.call("echo_env", ("EXTRA",)).text == "1"
+    assert chosen.call("echo_env", ("PATH",)).text != "<unset>"   # the SDK's few always pass
+
+
+def test_the_short_name_is_the_servers_own(tmp_path: Path) -> None:
+    with MCPClient(fake()) as client:
+        assert client.name == "fake-server"
+    assert MCPClient(f"{sys.executable} {FAKE}").name == Path(sys.executable).name
+    assert MCPClient("https://tools.example.com:8443/mcp").name == "tools.example.com"

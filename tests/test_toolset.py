@@ -1,0 +1,113 @@
+"""toolcall.toolset: the picklable description of a run's tools, the one place a registry is assembled, and the
+model handed to tools that declare `setup`."""
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import toolcall
+from toolcall.api import make_registry
+from toolcall.backends.fake import FakeBackend
+from toolcall.errors import ConfigError, UnknownNameError
+from toolcall.registry import user_tools
+from toolcall.tool_files import restore_user_tools
+from toolcall.toolset import Toolset, mcp_environment, set_up_tools
+
+TOOLS_FILE = '''
+import toolcall
+
+
+@toolcall.tool
+def shout(text: str) -> str:
+    """Upper-case a text.
+
+    Args:
+        text: What to shout.
+    """
+    return text.upper()
+'''
+
+
+@pytest.fixture(autouse=True)
+def clean_user_tools() -> Iterator[None]:
+    users = user_tools()
+    before = {item.name: item for item in users}
+    modules = set(sys.modules)
+    yield
+    restore_user_tools(users, before)
+    for name in set(sys.modules) - modules:
+        if name.startswith("shouting"):
+            del sys.modules[name]
+
+
+def test_a_toolset_is_plain_data_that_pickles() -> None:
+    toolset = Toolset(names=["calculator", "calendar"], tools_from=["x.py"], mcp=["srv"], mcp_env=["A", "B=1"])
+    assert toolset.names == ("calculator", "calendar") and toolset.mcp_env == ("A", "B=1")
+    assert pickle.loads(pickle.dumps(toolset)) == toolset and hash(toolset) == hash(pickle.loads(pickle.dumps(toolset)))
+    assert Toolset(names="calculator").names == ("calculator",)   # one name, not its letters
+
+
+def test_build_names_all_and_none() -> None:
+    assert Toolset().build().names() == ["Calculator"]
+    assert {"Calculator", "Calendar", "MT"} <= set(Toolset(names=None).build().names())
+    assert len(Toolset(names=()).build()) == 0
+    with pytest.raises(UnknownNameError, match="Calculater"):
+        Toolset(names=("Calculater",)).build()
+
+
+def test_tool_files_replace_a_default_and_add_to_typed_names(tmp_path: Path) -> None:
+    path = tmp_path / "shouting.py"
+    path.write_text(TOOLS_FILE)
+    assert Toolset(names=("calculator",), tools_from=(str(path),), names_given=False).build().names() == ["shout"]
+    assert Toolset(names=("calculator",), tools_from=(str(path),)).build().names() == ["Calculator", "shout"]
+
+
+def test_tools_that_declare_setup_get_the_loaded_model() -> None:
+    handed: list[Any] = []
+
+    @toolcall.tool(setup=handed.append)
+    def describe_image(path: str) -> str:
+        """Describe an image with the model.
+
+        Args:
+            path: The image.
+        """
+        return path
+
+    backend = FakeBackend(script=["x"])
+    assert describe_image.uses_model and not Toolset().build().get("Calculator").uses_model
+    Toolset(names=("describe_image", "calculator")).build()
+    assert handed == []   # no model loaded: nothing to hand over
+    registry = Toolset(names=("describe_image", "calculator")).build(backend)
+    assert handed == [backend]
+    set_up_tools(registry, backend)
+    make_registry(registry, backend)
+    assert handed == [backend] * 3
+
+
+def test_mt_declares_that_it_uses_the_model() -> None:
+    from toolcall.tools import mt
+
+    backend = FakeBackend(script=["good morning"])
+    try:
+        registry = Toolset(names=("MT",)).build(backend)
+        assert registry.get("MT").uses_model and mt._backend is backend
+    finally:
+        mt.use_backend(None)
+
+
+def test_mcp_settings_are_checked_before_any_server_starts() -> None:
+    with pytest.raises(ConfigError, match="--mcp-timeout must be more than 0 seconds"):
+        Toolset(mcp=("srv",), mcp_timeout=0)
+    with pytest.raises(ConfigError, match="--mcp-env '1X=2': expected NAME"):
+        Toolset(mcp_env=("1X=2",))
+    assert mcp_environment(None) is None
+    assert mcp_environment(("HOME_DIR", "TOKEN=abc", "EMPTY="), {"HOME_DIR": "/h", "OTHER": "o"}) == {
+        "HOME_DIR": "/h", "TOKEN": "abc", "EMPTY": ""}
+    with pytest.warns(RuntimeWarning, match="--mcp-env MISSING: not set"):
+        assert mcp_environment(("MISSING",), {}) == {}

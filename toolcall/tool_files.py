@@ -1,0 +1,119 @@
+"""Tools defined in a Python file or importable module (`--tools-from`): imported once, checked, and registered."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .registry import ToolRegistry
+    from .tool_type import Tool
+
+__all__ = ["load_tools", "restore_user_tools"]
+
+
+def load_tools(source: str) -> list[Tool]:
+    """Import a Python file or module and return the tools it defines: its @toolcall.tool functions (also those
+    not bound to a module-level name) and module-level Tool objects made from its own functions. Each joins the
+    process-wide @tool registry. ConfigError (naming the source) when it does not exist, does not import, defines
+    no tool, or defines a tool whose name or alias is a built-in tool's."""
+    from .registry import builtin_tools, user_tools
+    from .tool_type import Tool
+
+    users = user_tools()
+    before = {item.name: item for item in users}
+    try:
+        module = _import_source(source)
+    except ConfigError:
+        restore_user_tools(users, before)  # tools decorated before the failing line do not stay behind
+        raise
+    found = [item for item in users if before.get(item.name) is not item]
+    for value in list(vars(module).values()):
+        if (isinstance(value, Tool) and getattr(value.func, "__module__", None) == module.__name__
+                and all(value is not item for item in found)):
+            found.append(value)
+    if not found:
+        raise ConfigError(f"--tools-from {source}: defines no tool; decorate a typed, docstringed function with "
+                          "@toolcall.tool (or assign a toolcall.Tool at module level)")
+    builtin = {key.lower(): item.name for item in builtin_tools() for key in (item.name, *item.aliases)}
+    for item in found:
+        clash = next((key for key in (item.name, *item.aliases) if key.lower() in builtin), None)
+        if clash is not None:
+            restore_user_tools(users, before)
+            raise ConfigError(f"--tools-from {source}: tool {item.name!r} clashes with the built-in tool "
+                              f"{builtin[clash.lower()]!r}; give it another name, e.g. @toolcall.tool(name=...)")
+    for item in found:
+        if item.name not in users:
+            users.add(item)
+    return found
+
+
+def restore_user_tools(users: ToolRegistry, before: dict[str, Tool]) -> None:
+    """Put the process-wide @tool registry back as it was before a failed load."""
+    for item in list(users):
+        if before.get(item.name) is not item:
+            users.unregister(item.name)
+    for name, item in before.items():
+        if name not in users:
+            users.add(item)
+
+
+def _import_source(source: str) -> ModuleType:
+    """The module of a path (anything ending in .py or naming an existing file) or of a dotted module name."""
+    path = Path(source).expanduser()
+    if source.endswith(".py") or path.is_file() or "/" in source or "\\" in source:
+        if not path.is_file():
+            raise ConfigError(f"--tools-from {source}: no such file")
+        return _import_file(path.resolve(), source)
+    try:
+        return importlib.import_module(source)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (source == err.name or source.startswith(err.name + ".")):
+            raise ConfigError(f"--tools-from {source}: no such file or importable module") from err
+        raise ConfigError(f"--tools-from {source}: importing it failed: {_short_trace(err)}") from err
+    except Exception as err:
+        raise ConfigError(f"--tools-from {source}: importing it failed: {_short_trace(err)}") from err
+
+
+def _import_file(path: Path, source: str) -> ModuleType:
+    # Named after the file, as `python my_tools.py` would make it importable, so an isolated tool's worker process
+    # can import it again (the directory joins sys.path, at the end so it shadows nothing installed); a stem that
+    # another module already uses gets a unique name instead.
+    name = path.stem
+    existing = sys.modules.get(name)
+    if not name.isidentifier() or (existing is not None and getattr(existing, "__file__", None) != str(path)):
+        name = f"toolcall_tools_from_{name if name.isidentifier() else 'file'}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"--tools-from {source}: not a Python file that can be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name while it runs
+    try:
+        spec.loader.exec_module(module)
+    except KeyboardInterrupt:
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as err:  # SystemExit too: a tools file that exits did not define tools
+        sys.modules.pop(name, None)
+        raise ConfigError(f"--tools-from {source}: importing it failed: {_short_trace(err)}") from err
+    return module
+
+
+def _short_trace(err: BaseException) -> str:
+    """The exception and the last line of the user's code it came from (file:line), not the import machinery."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "importlib" not in f.filename
+              and not f.filename.endswith(("tool_files.py", "<frozen importlib._bootstrap>"))]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if isinstance(err, SyntaxError) and err.filename:
+        where = f" (at {err.filename}:{err.lineno})"
+    return f"{type(err).__name__}: {err}{where}"

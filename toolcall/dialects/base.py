@@ -234,13 +234,6 @@ class Dialect(ABC):
     one_line_calls: bool = False
     #: Whether calls name their arguments (a JSON object) rather than list them in order.
     named_arguments: bool = False
-    #: Text from which a call may begin, for a streaming reader that must not show a call as prose before it knows
-    #: (empty: the open marker; a dialect without one names the character its calls start with).
-    call_start: str = ""
-    #: Whether a call is written on one line, so a newline after `call_start` means it was prose after all.
-    one_line_calls: bool = False
-    #: Whether calls name their arguments (a JSON object) rather than list them in order.
-    named_arguments: bool = False
 
     # -- parsing and rendering -------------------------------------------------------------------
     @abstractmethod
@@ -262,11 +255,6 @@ class Dialect(ABC):
 
         None when the marker opens no call (an arrow in prose): there is nothing to close.
         """
-
-    def write_calls(self, calls: Sequence[ToolCall]) -> str:
-        """The text a model writes to make these calls, up to and including the call marker: `pending` of a text
-        ending with it finds exactly these calls (how a conversation whose calls a client answered is written back)."""
-        return "".join(self.render_call(c.with_result(None)) for c in calls)
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """The text a model writes to make these calls, up to and including the call marker: `pending` of a text

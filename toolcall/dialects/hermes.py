@@ -1,15 +1,20 @@
 """The Hermes dialect (Hermes 2 Pro/3, Qwen2.5, Qwen3): `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`."""
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from lark import Lark, Tree
 
 from ..calls import SyntaxIssue, ToolCall
+from ..errors import ConfigError
 from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
+if TYPE_CHECKING:
+    from ..specs import ToolSpec
 from .structured import (
-    Fault, Group, ResultBlock, StructuredDialect, call_from_object, call_from_value, decode_json, dump, keyword_args,
+    Fault, Group, ResultBlock, Scan, StructuredDialect, call_from_object, call_from_value, decode_json, dump, keyword_args,
     skip_space,
 )
 
@@ -119,9 +124,9 @@ class HermesDialect(StructuredDialect):
         close = text.find(CALL_CLOSE, fault.pos, end)
         failed.append((start, close + len(CALL_CLOSE) if close >= 0 else max(start + 1, min(end, fault.pos + 1))))
 
-    def settled(self, text: str) -> int:
+    def _settled(self, text: str, found: Scan) -> int:
         """Up to the end of the last closed block (an unclosed one at the end may still get its closing tag)."""
-        closed = [g for g in self.scan(text).groups if g.style != "unclosed"]
+        closed = [g for g in found.groups if g.style != "unclosed"]
         return closed[-1].span[1] if closed else 0
 
     def _result_blocks(self, text: str) -> list[ResultBlock]:
@@ -145,3 +150,20 @@ class HermesDialect(StructuredDialect):
 
     def _render_results(self, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
         return "".join(f"\n{RESPONSE_OPEN}\n{r}\n{RESPONSE_CLOSE}" for r in results) + "\n"
+
+    def call_grammar(self, tools: Iterable["ToolSpec"], closers: Sequence[str] | None = None) -> str:
+        """What follows `<tool_call>`: one call object of an offered tool, its arguments following the tool's JSON
+        schema (llguidance's %json), then the closing tag."""
+        closers = tuple(closers) if closers is not None else self.call_markers
+        if closers != (CALL_CLOSE,):
+            raise ConfigError(f"a hermes call closes with {CALL_CLOSE!r}, not {', '.join(closers)}")
+        rules, names = [], []
+        for number, spec in enumerate(tools):
+            schema = {**spec.parameters, "additionalProperties": False}
+            head = json.dumps('\n{"name": ' + json.dumps(spec.name) + ', "arguments": ')
+            rules.append(f"call{number}: {head} args{number} " + json.dumps("}\n" + CALL_CLOSE))
+            rules.append(f"args{number}: %json {json.dumps(schema)}")
+            names.append(f"call{number}")
+        if not names:
+            raise ConfigError("a call grammar needs at least one tool")
+        return "start: " + " | ".join(names) + "\n" + "\n".join(rules) + "\n"

@@ -12,7 +12,7 @@ from lark.exceptions import UnexpectedInput
 from ..calls import SyntaxIssue, ToolCall
 from .base import MAX_CALL_CHARS, issue_from_error, load_parser, make_issue, rule
 from .structured import (
-    Fault, Group, ResultBlock, StructuredDialect, call_from_object, call_from_value, cut_off, decode_json, dump,
+    Fault, Group, ResultBlock, Scan, StructuredDialect, call_from_object, call_from_value, cut_off, decode_json, dump,
     keyword_args, skip_space,
 )
 
@@ -99,7 +99,6 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     end_markers = ()
     open_marker = ""  # "{" is too common in text to ban or trigger
     call_start = "{"
-    call_start = "{"
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
@@ -177,12 +176,20 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
 
     stream_signals = ("<|start_header_id|>", "<|eot_id|>", "<|eom_id|>")
 
-    def settled(self, text: str) -> int:
+    def _settled(self, text: str, found: Scan) -> int:
         """Up to the last turn token: a call is a whole reply, so the reply being written may still turn into prose."""
         last = None
         for last in _TURN_TOKEN.finditer(text):
             pass
         return last.start() if last is not None else 0
+
+    stream_quotes = ""  # replies are parsed again only at turn tokens, which never sit inside a call
+
+    def stream_scan(self, text: str) -> tuple[list[ToolCall], int, bool]:
+        """The calls of the replies before the last turn token, which is where a later parse starts."""
+        found = self.scan(text)
+        limit = self._settled(text, found)
+        return [c for g in found.groups if g.span[1] <= limit for c in g.calls], limit, False
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         body = "; ".join(dump({"name": c.tool, "parameters": keyword_args(c, self.name)}) for c in calls)

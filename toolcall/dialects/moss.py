@@ -271,10 +271,6 @@ class MossDialect(Dialect):
         """The Commands field holding these calls, through its `<eoc>`."""
         return f"{COMMANDS_OPEN} {', '.join(self.render_call(c.with_result(None)) for c in calls)}<eoc>"
 
-    def write_calls(self, calls: Sequence[ToolCall]) -> str:
-        """The Commands field holding these calls, through its `<eoc>`."""
-        return f"{COMMANDS_OPEN} {', '.join(self.render_call(c.with_result(None)) for c in calls)}<eoc>"
-
     def close(self, pending: PendingCalls, results: Sequence[str]) -> str:
         """The Results field (`None` when there were no calls, the error text for a malformed Commands field),
         then the opener of the MOSS field for the answer."""

@@ -60,9 +60,10 @@ class PythonicDialect(LlamaResults, StructuredDialect):
     end_markers = ()
     open_marker = ""  # "[" also opens prose brackets and lists, so it is never banned or triggered
     call_start = "["
-    call_start = "["
     trailers = ("<|eot_id|>", "<|eom_id|>")
     failed_take_results = False  # "[see(above)]" in prose is an issue, not a call awaiting a result
+    stream_quotes = "'\""
+    stream_newline_ends_strings = True
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
         parser = _parser()

@@ -1,8 +1,50 @@
 """Parsing text that arrives in chunks (a decoding loop, a streaming server): calls reported as soon as they are final."""
 from __future__ import annotations
 
+import re
+
 from ..calls import Parsed, ToolCall
 from .base import Dialect
+
+# What the bracket tracker looks at: quotes, backslashes, brackets, newlines; everything else is skipped in C.
+_PIECE = re.compile(r"""["'\\\[\](){}\n]""")
+
+
+class _Depth:
+    """The bracket depth of a call still being written, outside its strings, kept up to date chunk by chunk, so that
+    the text is parsed again only when the call may have closed (not at every inner bracket)."""
+
+    def __init__(self, quotes: str, newline_ends_strings: bool) -> None:
+        self.quotes = quotes
+        self.newline_ends_strings = newline_ends_strings
+        self.depth = 0
+        self.quote: str | None = None
+        self.escape = False  # the last chunk ended with a backslash inside a string
+
+    def feed(self, text: str) -> bool:
+        """Track `text`; whether the brackets were balanced outside a string at some point in it (or at its end)."""
+        hit = False
+        skip = 1 if self.escape else 0  # positions below `skip` are escaped characters
+        self.escape = False
+        for m in _PIECE.finditer(text):
+            p = m.start()
+            if p < skip:
+                continue
+            c = m.group()
+            if self.quote is not None:
+                if c == "\\":
+                    skip = p + 2
+                    self.escape = p + 1 >= len(text)
+                elif c == self.quote or (c == "\n" and self.newline_ends_strings):
+                    self.quote = None
+            elif c in self.quotes:
+                self.quote = c
+            elif c in "[({":
+                self.depth += 1
+            elif c in "])}":
+                self.depth -= 1
+                hit = hit or self.depth <= 0
+        return hit or (self.depth <= 0 and self.quote is None)
 
 
 class IncrementalParser:
@@ -13,38 +55,57 @@ class IncrementalParser:
     ends (llama3_json: a call is a whole reply; toolformer and moss: results belong to the call), calls are reported by
     `finish`. After the last chunk, `finish()` returns `parse(whole text)`, whatever the chunking, and the reported
     calls are its calls (results aside) in order.
+
+    The work is linear in the text, amortized per character: only the text from where a call may still start (the
+    call being written, or the last few hundred characters) is parsed again, and only when a chunk brings text that
+    can end a call while that call's brackets are balanced.
     """
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self.text = ""
         self.reported: list[ToolCall] = []
+        self._parts: list[str] = []  # every chunk so far (joined on demand)
+        self._window: list[str] = []  # the text from `_base` on, in chunks
+        self._base = 0
+        self._tail = ""  # the last characters fed, so that a signal split across two chunks is seen
+        self._tracker: _Depth | None = None
+        self._signals: tuple[str, ...] = tuple(getattr(dialect, "stream_signals", ()))
+        self._reach = max((len(s) for s in self._signals), default=1) - 1
 
-    def _final(self, parsed: Parsed) -> list[ToolCall]:
-        """Calls of `parsed` (a parse of the text so far) that more text cannot change."""
-        limit = self.dialect.settled(parsed.text)  # type: ignore[attr-defined]
-        out = []
-        for call in parsed.calls:
-            if call.span[1] > limit:
-                break
-            out.append(call.with_result(None))
-        return out
+    @property
+    def text(self) -> str:
+        """Everything fed so far."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     def feed(self, chunk: str) -> list[ToolCall]:
         """Add `chunk`; the calls that became final with it, in text order."""
-        before = len(self.text)
-        self.text += chunk
-        # Only the text that ends a call (a closing tag or bracket, a turn token) can make one final: without it in
-        # the new text (or straddling its start) nothing is parsed again.
-        signals = tuple(getattr(self.dialect, "stream_signals", ()))
-        if not signals:
+        if not chunk:
             return []
-        reach = max(len(s) for s in signals) - 1
-        if not any(s in self.text[max(0, before - reach):] for s in signals):
+        self._parts.append(chunk)
+        if not self._signals:
             return []
-        final = self._final(self.dialect.parse(self.text))
-        fresh = final[len(self.reported):]
+        self._window.append(chunk)
+        seen = self._tail + chunk
+        self._tail = seen[len(seen) - self._reach:] if self._reach else ""
+        balanced = self._tracker.feed(chunk) if self._tracker is not None else True
+        # Only text that ends a call (a closing tag or bracket, a turn token) can make one final, and only once the
+        # call's brackets are balanced: otherwise nothing is parsed again.
+        if not balanced or not any(s in seen for s in self._signals):
+            return []
+        window = "".join(self._window)
+        final, resume, open_call = self.dialect.stream_scan(window)  # type: ignore[attr-defined]
+        fresh = [ToolCall(c.tool, c.args, None, (c.span[0] + self._base, c.span[1] + self._base), c.id) for c in final]
         self.reported.extend(fresh)
+        rest = window[resume:]
+        self._base += resume
+        self._window = [rest] if rest else []
+        self._tracker = None
+        quotes = getattr(self.dialect, "stream_quotes", "")
+        if open_call and quotes:
+            self._tracker = _Depth(quotes, getattr(self.dialect, "stream_newline_ends_strings", False))
+            self._tracker.feed(rest)
         return fresh
 
     def finish(self) -> Parsed:

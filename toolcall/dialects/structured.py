@@ -411,8 +411,6 @@ class StructuredDialect(Dialect):
 
     named_arguments = True
 
-    named_arguments = True
-
     #: Text that may end a reply after its calls and still leave them pending (an end-of-turn token).
     trailers: tuple[str, ...] = ()
     #: Whether a malformed call takes the result that follows it (the loop's error text). True where a candidate is
@@ -428,10 +426,6 @@ class StructuredDialect(Dialect):
     @abstractmethod
     def _result_blocks(self, text: str) -> list[ResultBlock]:
         """Every result block in `text`, in order."""
-
-    def write_calls(self, calls: Sequence[ToolCall]) -> str:
-        """The calls as one group, the way the model writes parallel calls."""
-        return self._render_group([c.with_result(None) for c in calls], "")
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """The calls as one group, the way the model writes parallel calls."""
@@ -602,6 +596,13 @@ class StructuredDialect(Dialect):
         return apply_edits(text, edits)
 
     # -- streaming -----------------------------------------------------------------------------
+    #: The quotes that open strings inside a call (IncrementalParser counts brackets outside them), and whether a
+    #: newline ends such a string (it does in Python literals, not in JSON, whose strings models break across lines).
+    stream_quotes: str = '"'
+    stream_newline_ends_strings: bool = False
+    #: How far back from the end a call may have started without being found yet (its opener still being written).
+    stream_lookback: int = 256
+
     @property
     def stream_signals(self) -> tuple[str, ...]:
         """Text whose arrival can make a call final (IncrementalParser parses again only then): the call markers."""
@@ -610,8 +611,25 @@ class StructuredDialect(Dialect):
     def settled(self, text: str) -> int:
         """How much of `text` more text cannot change: up to the end of its last call group (a closed block, list or
         object stays what it is). Used by IncrementalParser; a dialect that cannot tell before the end says 0."""
-        groups = self.scan(text).groups
-        return groups[-1].span[1] if groups else 0
+        return self._settled(text, self.scan(text))
+
+    def _settled(self, text: str, found: Scan) -> int:
+        return found.groups[-1].span[1] if found.groups else 0
+
+    def stream_scan(self, text: str) -> tuple[list[ToolCall], int, bool]:
+        """For IncrementalParser: the calls of `text` that more text cannot change; where a later parse must start
+        (no text before it can still become a call: a failed candidate stays failed however the text goes on); and
+        whether a call is being written there (rather than only, perhaps, its opener)."""
+        found = self.scan(text)
+        limit = self._settled(text, found)
+        final = [c for g in found.groups if g.span[1] <= limit for c in g.calls]
+        done = max((g.span[1] for g in found.groups if g.span[1] <= limit), default=0)
+        starts = [g.span[0] for g in found.groups if g.span[1] > limit]
+        if found.cut and found.failed:
+            starts.append(found.failed[-1][0])
+        if starts:
+            return final, max(done, min(starts)), True
+        return final, max(done, len(text) - self.stream_lookback), False
 
     # -- the decoding loop ---------------------------------------------------------------------
     def _reply_end(self, text: str) -> int:

@@ -1,6 +1,7 @@
 """The Toolformer dialect: inline calls in prose, `[Tool(args) -> result]` and the `<API>` spellings."""
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -14,8 +15,8 @@ from lark.exceptions import UnexpectedInput
 from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from .base import (
-    Dialect, ResultSpan, apply_edits, args_from_tree, find_child, format_call, has_token, issue_from_error,
-    load_parser, raise_issue, rule,
+    Dialect, ResultSpan, _display_terminal, apply_edits, args_from_tree, find_child, format_call, has_token,
+    issue_from_error, line_column, load_parser, make_issue, raise_issue, rule, unquote,
 )
 from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, read_override, shots, signature
 
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 CANDIDATE = re.compile(r"<API>|\[(?=[A-Za-z_][A-Za-z0-9_]*\()")
 # A call lives on one line and is at most this long; it bounds the text handed to Lark per candidate.
 MAX_CALL_CHARS = 8192
+_BRACKET = re.compile(r"[\[\]]")
+# The most common call shape, `[Tool(one bare argument or none) -> result]`, exactly as grammars/toolformer.lark reads it
+# (the argument is common.lark's BARE, the result its RESULT_TEXT, the spaces its WS); anything else goes to Lark.
+_SIMPLE_HEAD = (r"\[(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?:(?P<arg>[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*)"
+                r"|(?P<quoted>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')[ \t]*)?\)[ \t]*")
+_SIMPLE_CALL = re.compile(_SIMPLE_HEAD + r"(?:(?P<arrow>->|→)(?P<result>[^\[\]\n]*))?\]")
+# A simple call's head up to its arrow: when no "]" closes it on its line, the call is reported without the parser.
+_SIMPLE_OPEN = re.compile(_SIMPLE_HEAD + r"(?:->|→)")
+_API_CLOSE = re.compile(re.escape("</API>"))
 SPELLINGS = ("auto", "bracket", "tagged", "paper")
 # How the lines of a multi-line result (e.g. search snippets) are joined, because a call lives on one line.
 LINE_JOINER = " | "
@@ -37,7 +47,7 @@ TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _parser() -> Lark:
-    return load_parser("toolformer.lark", ("start", "pending"))
+    return load_parser("toolformer.lark", ("start", "call", "pending"))
 
 
 def _call_from_tree(call_tree: Tree, chunk: str, offset: int) -> ToolCall:
@@ -75,11 +85,105 @@ def _result_span(call_tree: Tree, offset: int) -> ResultSpan | None:
     return span
 
 
+def _simple_call(m: re.Match[str]) -> tuple[ToolCall, ResultSpan | None]:
+    """The call and result span of a _SIMPLE_CALL match, as _call_from_tree and _result_span make them."""
+    arg, quoted = m.group("arg"), m.group("quoted")
+    args = (arg.strip(),) if arg is not None else (unquote(quoted),) if quoted is not None else ()
+    if m.group("arrow") is None:
+        return ToolCall(m.group("tool"), args, None, m.span()), None
+    call = ToolCall(m.group("tool"), args, m.group("result").strip(), m.span())
+    return call, (m.span("arrow"), (m.end("arrow"), m.end() - 1))
+
+
 def one_line(result: str) -> str:
     """A result as it is written inside a call: the lines of a multi-line result joined with " | "."""
     if "\n" not in result and "\r" not in result:
         return result
     return LINE_JOINER.join(line.strip() for line in result.splitlines() if line.strip())
+
+
+class _Unclosed(Exception):
+    """A call whose result runs to the end of its line: no closing bracket or </API> follows it there."""
+
+    def __init__(self, expected: tuple[str, ...]) -> None:
+        super().__init__("unclosed")
+        self.expected = expected
+
+
+class _Closers:
+    """Where the results in one text can end, found once per text: so a line with many unclosed calls is not read to
+    its end once per call. Built on first use (text without an arrow never needs it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._brackets: list[int] | None = None
+        self._by_depth: dict[int, list[int]] = {}
+        self._depth_before: list[int] = []
+        self._tags: list[int] | None = None
+
+    def bracket(self, pos: int, stop: int) -> bool:
+        """Whether a "]" in text[pos:stop] closes a bracket open at `pos` (brackets between them nest)."""
+        if self._brackets is None:
+            self._brackets = []
+            depth = 0
+            for m in _BRACKET.finditer(self.text):
+                self._brackets.append(m.start())
+                self._depth_before.append(depth)
+                if m.group() == "[":
+                    depth += 1
+                else:
+                    self._by_depth.setdefault(depth, []).append(m.start())
+                    depth -= 1
+        k = bisect.bisect_left(self._brackets, pos)
+        depth = self._depth_before[k] if k < len(self._brackets) else None
+        if depth is None:
+            return False
+        # The first "]" after pos that leaves the depth pos had: the one that closes the open bracket.
+        closes = self._by_depth.get(depth, [])
+        j = bisect.bisect_left(closes, pos)
+        return j < len(closes) and closes[j] < stop
+
+    def tag(self, pos: int, stop: int) -> bool:
+        """Whether "</API>" occurs in text[pos:stop]."""
+        if self._tags is None:
+            self._tags = [m.start() for m in _API_CLOSE.finditer(self.text)]
+        j = bisect.bisect_left(self._tags, pos)
+        return j < len(self._tags) and self._tags[j] + len("</API>") <= stop
+
+
+# What the call grammar expects right after the arrow of a bracket call, as Lark lists it (learnt from the first one).
+_EXPECTED: dict[str, tuple[str, ...]] = {}
+
+
+def _parse_call(parser: Lark, chunk: str, offset: int, closers: _Closers) -> Tree:
+    """Parse the call that starts `chunk` (at `offset` in the text), reading no further than its end.
+
+    Stops at the "]" that closes a bracket call or at the "</API>" of a tagged one; at an arrow, checks that the
+    result closes on the line before reading it, so an unclosed call costs its head, not the rest of its line.
+    Raises UnexpectedInput, or _Unclosed.
+    """
+    interactive = parser.parse_interactive(chunk, start="call")
+    tagged = chunk.startswith("<API>")
+    depth = 0
+    for token in interactive.lexer_thread.lex(interactive.parser_state):
+        interactive.feed_token(token)
+        if token.type == "ARROW":
+            after = offset + token.end_pos
+            stop = offset + len(chunk)
+            if not (closers.bracket(after, stop) if depth > 0 else closers.tag(after, stop)):
+                expected = tuple(sorted({_display_terminal(parser, n) for n in interactive.choices() if n.isupper()}))
+                if depth == 1 and not tagged:
+                    _EXPECTED["bracket"] = expected
+                raise _Unclosed(expected)
+        elif token.value == "[":
+            depth += 1
+        elif token.value == "]":
+            depth -= 1
+            if depth == 0 and not tagged:
+                return interactive.feed_eof(token)
+        elif token.type == "API_CLOSE":
+            return interactive.feed_eof(token)
+    return interactive.feed_eof()
 
 
 @dataclass(frozen=True)
@@ -108,7 +212,6 @@ class ToolformerDialect(Dialect):
     name = "toolformer"
     call_markers = ("->", "→")
     one_line_calls = True
-    one_line_calls = True
     end_markers = ()
 
     def __init__(self, spelling: str = "auto") -> None:
@@ -122,38 +225,61 @@ class ToolformerDialect(Dialect):
 
     # -- parsing -------------------------------------------------------------------------------
     @staticmethod
-    def _found(text: str, issues: list[SyntaxIssue], strict: bool) -> Iterator[tuple[Tree, str, int]]:
-        """Each call's tree, the chunk it was parsed from and the chunk's offset; broken candidates go to `issues`."""
+    def _found(text: str, issues: list[SyntaxIssue], strict: bool) -> Iterator[tuple[ToolCall, ResultSpan | None]]:
+        """Each call and the span of its arrow and result (None without an arrow); broken candidates go to `issues`."""
         parser = _parser()
+        closers = _Closers(text)
         pos = 0
+        line_end = -1
         while (match := CANDIDATE.search(text, pos)) is not None:
             start = match.start()
-            line_end = text.find("\n", start)
-            stop = min(len(text) if line_end < 0 else line_end, start + MAX_CALL_CHARS)
-            chunk = text[start:stop]
-            try:
-                tree = parser.parse(chunk, start="start")
-            except UnexpectedInput as err:
-                issue = issue_from_error(err, parser, text, start, len(chunk), "a Toolformer call")
+            if line_end < start:  # the end of the candidate's line, found once per line
+                line_end = text.find("\n", start)
+                line_end = len(text) if line_end < 0 else line_end
+            stop = min(line_end, start + MAX_CALL_CHARS)
+            simple = _SIMPLE_CALL.match(text, start, stop)
+            if simple is not None:  # the common shape, read without the parser (tests check both agree)
+                yield _simple_call(simple)
+                pos = simple.end()
+                continue
+            opened = _SIMPLE_OPEN.match(text, start, stop)
+            if opened is not None and "bracket" in _EXPECTED and not closers.bracket(opened.end(), stop):
+                line, column = line_column(text, start)
+                issue = make_issue(text, stop, f"unexpected end of input in a Toolformer call starting at line {line}, "
+                                               f"column {column}", _EXPECTED["bracket"])
                 if strict:
                     raise_issue(issue)
                 issues.append(issue)
-                pos = start + 1  # a bracket call may still start inside a broken <API> span
+                pos = start + 1
                 continue
-            call_tree = tree.children[0]
-            yield call_tree, chunk, start
-            pos = start + call_tree.meta.end_pos
+            chunk = text[start:stop]
+            try:
+                tree = _parse_call(parser, chunk, start, closers)
+            except _Unclosed as err:
+                line, column = line_column(text, start)
+                issue = make_issue(text, stop, f"unexpected end of input in a Toolformer call starting at line {line}, "
+                                               f"column {column}", err.expected)
+            except UnexpectedInput as err:
+                issue = issue_from_error(err, parser, text, start, len(chunk), "a Toolformer call")
+            else:
+                call_tree = tree.children[0]
+                yield _call_from_tree(call_tree, chunk, start), _result_span(call_tree, start)
+                pos = start + call_tree.meta.end_pos
+                continue
+            if strict:
+                raise_issue(issue)
+            issues.append(issue)
+            pos = start + 1  # a bracket call may still start inside a broken <API> span
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
         issues: list[SyntaxIssue] = []
-        calls = [_call_from_tree(tree, chunk, start) for tree, chunk, start in self._found(text, issues, strict)]
+        calls = [call for call, _ in self._found(text, issues, strict)]
         return Parsed(text, calls, self.name, issues, tuple(calls))
 
     def result_spans(self, text: str) -> list[ResultSpan]:
         """The arrow ("->" or "→") and everything between it and the closing "]" or "</API>", spaces included:
         at inference the program writes exactly that text (`close`)."""
-        spans = (_result_span(tree, start) for tree, _, start in self._found(text, [], False))
-        return [s for s in spans if s is not None]
+        return [span for _, span in self._found(text, [], False) if span is not None]
 
     # -- rendering -----------------------------------------------------------------------------
     def render_call(self, call: ToolCall, spelling: str | None = None) -> str:
@@ -169,15 +295,6 @@ class ToolformerDialect(Dialect):
                 if self._reads_back(text, str(call.args[0])):
                     return text
         return self._spell(quoted, result, spelling)
-
-    def write_calls(self, calls: Sequence[ToolCall]) -> str:
-        """One call up to its arrow (`[Calculator(2 * 3) ->`): the loop pauses at every call of this dialect."""
-        if len(calls) != 1:
-            raise ConfigError(f"a Toolformer call pauses for its result alone: write one call at a time, got "
-                              f"{len(calls)}")
-        marker = "\ue000"  # a result no call holds: where the result would be is where the model's text ends
-        text = self.render_call(calls[0].with_result(marker))
-        return text[:text.index(marker)].rstrip()
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """One call up to its arrow (`[Calculator(2 * 3) ->`): the loop pauses at every call of this dialect."""

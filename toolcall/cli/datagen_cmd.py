@@ -11,6 +11,7 @@ from typing import Any
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
+from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
 
 
@@ -26,8 +27,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--output", required=True, type=Path, help="output directory (must be new or empty unless --resume)")
     add_options(p, DataGenConfig, only=("tools", "sampling"))
     add_tool_source_options(p)
-    p.add_argument("--backend", default="transformers", help="model backend with scoring support (default: transformers)")
-    p.add_argument("--model", default=None, help="model path (.gguf file or checkpoint dir); default: the embedded SmolLM2")
+    add_model_options(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("--limit", type=int, default=None, help="process only the first N texts")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")

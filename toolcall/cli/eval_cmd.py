@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..evaluation import EVAL_LOOP, EvalConfig
 from ..loop import LoopConfig
 from ..options import add_options, from_args, given
+from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
 
 
@@ -23,9 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_options(p, EvalConfig)
     add_options(p, BfclConfig, group="BFCL (--task bfcl)")
     add_tool_source_options(p)
-    p.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
-    p.add_argument("--model", default=None, help="checkpoint dir, .gguf, LoRA adapter dir or a shipped model "
-                                                         "(toolformer-smollm2) (default: embedded SmolLM2)")
+    add_model_options(p)
     p.add_argument("--dialect", default="toolformer", help="call dialect (default toolformer)")
     # Both modes share these; tools_enabled is what the two modes differ in.
     add_options(p, LoopConfig, exclude=("tools_enabled",), base=EVAL_LOOP, group="generation (the decoding loop)")

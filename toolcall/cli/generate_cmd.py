@@ -12,17 +12,13 @@ from ..backends.base import Backend
 from ..loop import LoopConfig
 from ..runner import run_loop
 from ..options import add_options, from_args
+from .model_options import add_model_options
 from .tool_options import add_tool_options, registry_from_args
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
     """The options `generate`, `chat` and `serve` share: backend, model, dialect, tools and the LoopConfig fields."""
-    parser.add_argument("--backend", default="transformers", help="transformers (default), vllm or fake")
-    parser.add_argument("--model", default=None, metavar="PATH",
-                        help="checkpoint directory, .gguf file, LoRA adapter directory or a shipped model (toolformer-smollm2: "
-                             "SmolLM2 fine-tuned to call the calculator and calendar) (default: the embedded "
-                             "SmolLM2-135M-Instruct); "
-                             "for --backend fake, a JSON list of scripted replies")
+    add_model_options(parser)
     parser.add_argument("--dialect", default="toolformer", help="toolformer (default), moss, hermes, pythonic, llama3_json, mistral, or auto (the one the "
                              "model's chat template implies; toolformer when it implies none)")
     add_tool_options(parser)

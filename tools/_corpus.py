@@ -127,10 +127,3 @@ def stats_idf(query_words: list[str], passages: list[Passage]) -> dict[str, floa
 def sentences(text: str) -> list[str]:
     # No split after an initial ("Michael J. McGivney") - a capital letter alone before the full stop.
     return [s.strip() for s in re.split(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[A-Z0-9\"'])", text) if s.strip()]
-
-
-def reset_cache() -> None:
-    with _lock:
-        _indexes.clear()
-
-

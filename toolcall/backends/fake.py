@@ -98,7 +98,7 @@ class FakeBackend(Backend):
     name = "fake"
 
     def __init__(self, model: str | None = None, *, script: Script | None = None, chars_per_token: int = 4,
-                 lm: ToyLM | None = None, max_batch_tokens: int = 8192) -> None:
+                 lm: ToyLM | None = None, max_batch_tokens: int = 8192, max_context: int | None = None) -> None:
         if chars_per_token < 1:
             raise ConfigError(f"chars_per_token must be >= 1, got {chars_per_token}")
         # Taken (and checked) like every scoring engine's option; the toy LM scores a sequence at a time, no batches.
@@ -107,6 +107,7 @@ class FakeBackend(Backend):
             script = _load_script(Path(model))
         self.script: Script = script if script is not None else [DEFAULT_REPLY]
         self.chars_per_token = chars_per_token
+        self.max_context = max_context  # what context_size() reports: None, no bound (a script decides the length)
         self.lm = lm if lm is not None else ToyLM()
         self.position = 0  # next item of a list script
         self.prompts: list[str] = []  # every prompt a session was started with
@@ -124,6 +125,12 @@ class FakeBackend(Backend):
     def start(self, prompt: str) -> FakeSession:
         self.prompts.append(prompt)
         return FakeSession(self, prompt)
+
+    def context_size(self) -> int | None:
+        return self.max_context
+
+    def prompt_tokens(self, prompt: str) -> int:
+        return math.ceil(len(prompt) / self.chars_per_token)  # what a FakeSession counts as prefilled
 
     # --- the Scorer protocol, on the toy LM -------------------------------------------------
     def encode(self, text: str) -> list[int]:

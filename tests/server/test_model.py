@@ -53,3 +53,35 @@ def test_required_tool_choice_forces_a_call_that_parses(model_server: Live) -> N
     arguments = json.loads(call.function.arguments)
     assert call.function.name == "lookup_price" and set(arguments) == {"item", "count"}
     assert arguments["item"] in ("pen", "pencil") and isinstance(arguments["count"], int)
+
+
+@pytest.fixture(scope="module")
+def hermes_server() -> Iterator[Live]:
+    from toolcall.backends.transformers import TransformersBackend
+
+    settings = ServerSettings(NAME, None, LoopConfig(max_new_tokens=60))
+    yield from serve(TransformersBackend(), settings, dialect="hermes")
+
+
+def test_hermes_client_tools_flow_on_the_embedded_model(hermes_server: Live) -> None:
+    """tools -> tool_calls (a forced call, its JSON arguments under the tool's schema) -> role: tool -> the answer."""
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city now.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    client = hermes_server.client(timeout=600)
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(model=NAME, messages=ask, tools=[weather], tool_choice="required",
+                                           max_tokens=40)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments)["city"], str)
+    messages = ask + [choice.message.model_dump(exclude_none=True, exclude={"tool_runs"}),
+                      {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 degrees."}]
+    second = client.chat.completions.create(model=NAME, messages=messages, tools=[weather], max_tokens=40)
+    answer = second.choices[0]
+    assert answer.finish_reason in ("stop", "length") and answer.message.tool_calls is None
+    assert answer.message.content and "<tool_" not in answer.message.content
+    streamed = client.chat.completions.create(model=NAME, messages=messages, tools=[weather], max_tokens=40,
+                                              stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == answer.message.content

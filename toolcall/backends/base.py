@@ -150,15 +150,6 @@ class Backend(ABC):
         """How many tokens `start(prompt)` would prefill."""
         return len(self.encode(prompt))
 
-    # --- limits (a server refuses a prompt that cannot fit before any work is done) -----------
-    def context_size(self) -> int | None:
-        """The most tokens one session may hold, prompt and reply together; None when the engine states no bound."""
-        return None
-
-    def prompt_tokens(self, prompt: str) -> int:
-        """How many tokens `start(prompt)` would prefill."""
-        return len(self.encode(prompt))
-
 
 
 # --- scoring: the interface data_gen needs ----------------------------------------------------------------------

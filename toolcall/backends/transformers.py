@@ -293,15 +293,6 @@ class TransformersBackend(HFScoringMixin, Backend):
         size = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
         return size if isinstance(size, int) and size > 0 else None
 
-    def prompt_tokens(self, prompt: str) -> int:
-        tok = self.tokenizer
-        special = not (tok.bos_token and prompt.startswith(tok.bos_token))  # as start() tokenizes it
-        return len(tok(prompt, add_special_tokens=special)["input_ids"])
-
-    def context_size(self) -> int | None:
-        size = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        return size if isinstance(size, int) and size > 0 else None
-
     def start_ids(self, ids: Sequence[int]) -> TransformersSession:
         """A session over exact token ids (to compare a KV resume with a from-scratch run on the same tokens)."""
         return TransformersSession(self, self.decode_ids(ids), list(ids))

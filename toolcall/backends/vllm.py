@@ -182,18 +182,6 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         size = getattr(config, "max_model_len", None)
         return size if isinstance(size, int) and size > 0 else None
 
-    def prompt_tokens(self, prompt: str) -> int:
-        tok = self.tokenizer
-        special = not (getattr(tok, "bos_token", None) and prompt.startswith(tok.bos_token))  # as start() does
-        return len(tok.encode(prompt, add_special_tokens=special))
-
-    def context_size(self) -> int | None:
-        engine = getattr(self.llm, "llm_engine", None)
-        config = getattr(engine, "model_config", None) or getattr(getattr(engine, "vllm_config", None),
-                                                                  "model_config", None)
-        size = getattr(config, "max_model_len", None)
-        return size if isinstance(size, int) and size > 0 else None
-
     def _ban_ids(self, open_text: str) -> list[int]:
         """Tokens to ban to disable the opener: those that begin it and those that hold all of it."""
         return self._open_sets(open_text)[1]

@@ -71,6 +71,6 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     d = make_dialect(dialect, engine)
     registry = make_registry(tools, engine)
     config = LoopConfig(**loop_options)
-    shown = registry if config.tools_enabled else None
+    shown = registry.specs() if registry is not None and config.tools_enabled else None
     full = prompt if raw else d.prompt(prompt, shown, engine.chat_prompt, history, few_shot, prompt_path)
     return run_loop(engine, full, d, registry, config)

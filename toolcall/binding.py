@@ -235,7 +235,8 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
             data = _json(text, "an object")
         if not isinstance(data, Mapping):
             raise _Mismatch("an object written as JSON" if text is not None else "an object")
-        props = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        found = schema.get("properties")
+        props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         rest = schema.get("additionalProperties")
         return {k: coerce(v, props[k]) if isinstance(props.get(k), Mapping)
                 else coerce(v, rest) if isinstance(rest, Mapping) else v for k, v in data.items()}

@@ -6,18 +6,15 @@ import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError, DialectSyntaxError
+from ..specs import ToolSpec, ToolSpecs
 from .prompt_data import ChatTemplate, PromptSource
-
-if TYPE_CHECKING:
-    from ..registry import ToolRegistry
-    from ..tool_type import Tool
 
 #: ((marker start, marker end), (result start, result end)) character offsets of one tool result in a text.
 ResultSpan = tuple[tuple[int, int], tuple[int, int]]
@@ -270,7 +267,7 @@ class Dialect(ABC):
 
     # -- prompts and replies ---------------------------------------------------------------------
     @abstractmethod
-    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+    def prompt(self, question: str, tools: ToolSpecs | None, chat: ChatTemplate,
                history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
                instruction: PromptSource = None) -> str:
         """The whole prompt for one question: the instruction offering the tools, worked examples, the conversation.
@@ -304,7 +301,7 @@ class Dialect(ABC):
         """
 
     # -- constrained decoding --------------------------------------------------------------------
-    def call_grammar(self, tools: Iterable["Tool"], closers: Sequence[str] | None = None) -> str:
+    def call_grammar(self, tools: Iterable[ToolSpec], closers: Sequence[str] | None = None) -> str:
         """An llguidance Lark grammar for what follows the call-open marker: a well-formed call of one of `tools`,
         ended by one of `closers`. A dialect without one cannot constrain its calls."""
         raise ConfigError(f"constrained calls are available for the toolformer dialect; the {self.name} dialect has "

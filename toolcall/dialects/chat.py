@@ -5,12 +5,10 @@ import inspect
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from ..specs import ToolSpecs
 from .prompt_data import ChatTemplate, PromptSource, read_override
-
-if TYPE_CHECKING:
-    from ..registry import ToolRegistry
 
 
 class ToolMessages(Protocol):
@@ -74,18 +72,18 @@ def render_with_tools(chat: ChatTemplate, messages: Sequence[Mapping[str, str]],
     return None
 
 
-def tools_prompt(dialect: ToolMessages, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+def tools_prompt(dialect: ToolMessages, question: str, tools: ToolSpecs | None, chat: ChatTemplate,
                  history: Sequence[Mapping[str, str]] | None = None, instruction: PromptSource = None) -> str:
-    """The conversation (history, which may hold `role: tool` results, then the question) with the registry's tools:
+    """The conversation (history, which may hold `role: tool` results, then the question) with the tools offered:
     through the chat template when it shows them, else with the dialect's own system message listing them.
 
     `instruction` is a file whose text becomes the system message (`{tools}` in it is replaced by the tools' JSON
     schemas, one per line); then the template is given no tools, so they are not shown twice.
     """
     messages = [dict(m) for m in history or []] + [{"role": "user", "content": question}]
-    if registry is None or len(registry) == 0:
+    if tools is None or len(tools) == 0:
         return chat(messages)
-    schemas = registry.schemas()
+    schemas = [t.schema for t in tools]
     override = read_override(instruction)
     if override is None:
         rendered = render_with_tools(chat, messages, schemas)

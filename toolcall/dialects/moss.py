@@ -4,13 +4,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
+from ..specs import ToolSpec, ToolSpecs
 from .base import (
     Dialect, ResultSpan, apply_edits, args_from_tree, find_child, format_call, issue_from_error, load_parser,
     raise_issue, rule,
@@ -19,9 +19,6 @@ from .prompt_data import (
     ChatTemplate, PromptSource, builtin_key, first_line, read_data, read_json, read_override, shots, signature,
 )
 
-if TYPE_CHECKING:
-    from ..registry import ToolRegistry
-    from ..tool_type import Tool
 
 HUMAN_OPEN = "<|Human|>:"
 THOUGHTS_OPEN = "<|Inner Thoughts|>:"
@@ -316,7 +313,7 @@ class MossDialect(Dialect):
         key = self._plugin_key((tool,))
         return str(data["plugins"][key]["api"].split("(")[0]) if key is not None else tool
 
-    def meta_instruction(self, tools: "Iterable[Tool | str] | None" = None, path: PromptSource = None) -> str:
+    def meta_instruction(self, tools: Iterable[ToolSpec | str] | None = None, path: PromptSource = None) -> str:
         """MOSS's meta-instruction with one line per plugin: enabled ones with their API, the rest disabled.
 
         A tool the plugin list lacks gets an enable line of its own: `- name: enabled. API: name(params) -
@@ -341,11 +338,11 @@ class MossDialect(Dialect):
         template = read_override(path) or read_data(META_FILE)
         return template.replace("{plugins}", "\n".join(lines + custom)).rstrip("\n") + "\n"
 
-    def example_turns(self, registry: "ToolRegistry", few_shot: int | bool = True) -> str:
+    def example_turns(self, tools: Iterable[ToolSpec], few_shot: int | bool = True) -> str:
         """Worked turns, one per enabled built-in plugin that has an example (the first K when few_shot is K)."""
         examples = read_json(PLUGINS_FILE)["examples"]
         turns = []
-        for t in registry:
+        for t in tools:
             key = builtin_key((t.name, *t.aliases), examples)
             if key is None:
                 continue
@@ -354,16 +351,16 @@ class MossDialect(Dialect):
             turns.append("".join(self.render_turn(ex["human"], ex["thoughts"], [call], ex["reply"]).values()))
         return "".join(turns[:shots(few_shot, len(turns))])
 
-    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+    def prompt(self, question: str, tools: ToolSpecs | None, chat: ChatTemplate,
                history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
                instruction: PromptSource = None) -> str:
         """Meta-instruction, worked turns, earlier turns, then `<|Human|>: question<eoh>` and the model's first field.
 
         MOSS has its own turn layout, so the model's chat template (`chat`) is not used.
         """
-        parts = [self.meta_instruction(registry, instruction)]
-        if registry is not None:
-            parts.append(self.example_turns(registry, few_shot))
+        parts = [self.meta_instruction(tools, instruction)]
+        if tools is not None:
+            parts.append(self.example_turns(tools, few_shot))
         for message in history or []:
             if message["role"] == "user":
                 parts.append(f"{HUMAN_OPEN} {message['content']}<eoh>\n")

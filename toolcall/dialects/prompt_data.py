@@ -7,12 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    from ..tool_type import Tool
+from ..specs import ToolSpec
 
 #: A file that replaces a dialect's instruction text, or None for the dialect's own.
 PromptSource = str | os.PathLike[str] | None
@@ -40,7 +38,7 @@ def read_override(path: PromptSource) -> str | None:
         raise ConfigError(f"prompt file {path} could not be read: {err}") from err
 
 
-def signature(t: "Tool") -> str:
+def signature(t: ToolSpec) -> str:
     """`name(param, ...)` from the tool's JSON schema: how a prompt names a tool it has no text for."""
     return f"{t.name}({', '.join(t.parameters.get('properties', {}))})"
 

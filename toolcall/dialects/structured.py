@@ -9,7 +9,7 @@ import string
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -21,10 +21,8 @@ from .base import (
     nesting_fault, raise_issue, rule,
 )
 from .chat import tools_prompt
+from ..specs import ToolSpecs
 from .prompt_data import ChatTemplate, PromptSource
-
-if TYPE_CHECKING:
-    from ..registry import ToolRegistry
 
 ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -698,13 +696,13 @@ class StructuredDialect(Dialect):
         return text
 
     # -- prompts ---------------------------------------------------------------------------------
-    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+    def prompt(self, question: str, tools: ToolSpecs | None, chat: ChatTemplate,
                history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
                instruction: PromptSource = None) -> str:
         """The conversation in the model's chat template with the tools handed to the template (`tools=`), as the model
         was trained to see them; when the template shows no tools (or `instruction` names a file), a system message of
         the dialect's own lists them. `few_shot` is unused: these formats are the model's own, taught in training."""
-        return tools_prompt(self, question, registry, chat, history, instruction)
+        return tools_prompt(self, question, tools, chat, history, instruction)
 
     def tool_instruction(self, schemas: Sequence[Mapping[str, Any]]) -> str:
         """A system message offering `schemas` in this format, for a chat template that shows no tools."""

@@ -7,22 +7,19 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from string import Template
-from typing import TYPE_CHECKING
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
+from ..specs import ToolSpec, ToolSpecs
 from .base import (
     Dialect, ResultSpan, _display_terminal, apply_edits, args_from_tree, find_child, format_call, has_token,
     issue_from_error, line_column, load_parser, make_issue, raise_issue, rule, unquote,
 )
 from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, read_override, shots, signature
 
-if TYPE_CHECKING:
-    from ..registry import ToolRegistry
-    from ..tool_type import Tool
 
 # Where a call may start: `<API>`, or `[` right before `Name(`. Prose brackets ([1], [citation needed],
 # [text](url), [a, b]) never match, so they are neither calls nor issues.
@@ -343,7 +340,7 @@ class ToolformerDialect(Dialect):
         return apply_edits(parsed.text, edits)
 
     # -- constrained sampling ------------------------------------------------------------------
-    def call_grammar(self, tools: Iterable["Tool"], closers: Sequence[str] | None = None) -> str:
+    def call_grammar(self, tools: Iterable[ToolSpec], closers: Sequence[str] | None = None) -> str:
         """An llguidance Lark grammar for what a model may write after the call-open "[": for each tool, under its
         name and each alias, `Name(` the tool's argument grammar `)`; then one of `closers` (default: "]" and the
         arrows). Everything it accepts parses as one call of this dialect, so a constrained sample always does."""
@@ -439,7 +436,7 @@ class ToolformerDialect(Dialect):
         return f"{closing.lead}{one_line(str(results[0]))}{closing.closer}"
 
     # -- prompts and replies -------------------------------------------------------------------
-    def messages(self, question: str, registry: "ToolRegistry", history: Sequence[Mapping[str, str]] | None = None,
+    def messages(self, question: str, tools: Iterable[ToolSpec], history: Sequence[Mapping[str, str]] | None = None,
                  few_shot: int | bool = True, instruction: PromptSource = None) -> list[dict[str, str]]:
         """Chat messages: a system instruction listing the tools, worked examples as earlier turns, then the question.
 
@@ -449,7 +446,7 @@ class ToolformerDialect(Dialect):
         data = read_json(PROMPT_FILE)
         lines: list[str] = []
         demos: list[tuple[str, str]] = []
-        for t in registry:
+        for t in tools:
             key = builtin_key((t.name, *t.aliases), data["tools"])
             if key is not None:
                 lines.append(f"- {data['tools'][key]['line']}")
@@ -468,10 +465,10 @@ class ToolformerDialect(Dialect):
         messages.append({"role": "user", "content": question})
         return messages
 
-    def prompt(self, question: str, registry: "ToolRegistry | None", chat: ChatTemplate,
+    def prompt(self, question: str, tools: ToolSpecs | None, chat: ChatTemplate,
                history: Sequence[Mapping[str, str]] | None = None, few_shot: int | bool = True,
                instruction: PromptSource = None) -> str:
-        """`messages` in the model's chat template; with no tools (None or an empty registry), the plain conversation."""
-        if registry is None or len(registry) == 0:
+        """`messages` in the model's chat template; with no tools (None or none offered), the plain conversation."""
+        if tools is None or len(tools) == 0:
             return chat([*(dict(m) for m in history or []), {"role": "user", "content": question}])
-        return chat(self.messages(question, registry, history, few_shot, instruction))
+        return chat(self.messages(question, tools, history, few_shot, instruction))

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..api import make_dialect
 from ..errors import ConfigError, MissingDependencyError
+from ..options import add_options, from_args
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
 from .tool_options import registry_from_args
 
@@ -31,7 +32,9 @@ conversation goes on when the client sends "tool" messages with the results. The
 "toolcall": {{"keep_markup", "tools", "trigger_top_k", "max_calls", "constrain_calls"}} sets this server's
 tool handling per request. Errors are 4xx in OpenAI's shape {{"error": {{"message", "type", "param", "code"}}}}.
 It binds 127.0.0.1 unless --host says otherwise; --api-key (or ${API_KEY_ENV}) requires
-"Authorization: Bearer KEY" on /v1/.
+"Authorization: Bearer KEY" on /v1/. Requests from other web pages (Origin, Sec-Fetch-Site), with a Host that
+is not this server's (--allowed-host) or with a body that is not JSON are refused; slow and idle connections
+are closed (the "network" options below).
 
   curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
        -d '{{"model": "{EMBEDDED_NAME}", "messages": [{{"role": "user", "content": "What is 17 * 23?"}}]}}'
@@ -52,7 +55,14 @@ def register(subparsers: Any) -> None:
                              "--backend fake)")
     parser.add_argument("--max-tokens-limit", type=int, default=4096, metavar="N",
                         help="the largest max_tokens a request may ask for (default 4096)")
+    add_options(parser, _guard_config(), group="network (who may connect, and for how long)")
     parser.set_defaults(func=run)
+
+
+def _guard_config() -> type:
+    from ..server.guard import GuardConfig
+
+    return GuardConfig
 
 
 def model_id(args: argparse.Namespace) -> str:
@@ -73,6 +83,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
     if args.max_tokens_limit < 1:
         raise ConfigError(f"--max-tokens-limit must be >= 1, got {args.max_tokens_limit}")
+    from_args(_guard_config(), args)  # bad network settings fail before the model loads
     config = config_from_args(args)  # invalid numbers fail before the model loads
     auto = args.dialect.strip().lower() == "auto"
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
@@ -82,7 +93,7 @@ def build_app(args: argparse.Namespace) -> Any:
     settings = ServerSettings(model_id(args), registry, config, few_shot=not args.no_few_shot,
                               instruction=args.prompt_file, max_tokens_limit=args.max_tokens_limit)
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    return create_app(backend, dialect, settings, api_key=key)
+    return create_app(backend, dialect, settings, api_key=key, guard=from_args(_guard_config(), args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,5 +105,8 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"toolcall serve: http://{shown}:{args.port}/ (chat page), /v1/chat/completions (OpenAI API); "
           f"model {app.state.server.settings.model_id!r}; Ctrl-C to stop", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    from ..server.guard import uvicorn_config
+
+    uvicorn.Server(uvicorn_config(app, app.state.server.guard, host=args.host, port=args.port,
+                                  log_level="warning")).run()
     return 0

@@ -1,8 +1,23 @@
 """An OpenAI-compatible chat-completions server that runs tools mid-generation, with a web chat page (`toolcall serve`)."""
 from __future__ import annotations
 
-from .app import create_app
-from .engine import Engine
-from .planning import ServerSettings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .engine import Engine
+    from .planning import ServerSettings
 
 __all__ = ["Engine", "ServerSettings", "create_app"]
+
+_HOMES = {"create_app": "app", "Engine": "engine", "ServerSettings": "planning"}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the CLI reads the server's option dataclasses (guard.GuardConfig) without loading
+    # FastAPI and pydantic, which only the [serve] extra installs.
+    if name in _HOMES:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

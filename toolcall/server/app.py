@@ -1,18 +1,30 @@
 """The FastAPI app: /health, /v1/models, /v1/chat/completions (JSON or SSE), the chat page at /, OpenAI-shaped errors."""
 import asyncio
 import json
+import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
 from .choice import Event, run_choice
 from .engine import Engine
+from .guard import Guard, GuardConfig, Receive, Scope, Send
 from .planning import Plan, ServerSettings, plan_request
-from .protocol import ApiError, ChatRequest, completion_id, now, parse_request, split_arguments, usage
+from .protocol import (
+    ApiError,
+    ChatRequest,
+    completion_id,
+    now,
+    parse_request,
+    split_arguments,
+    usage,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -21,9 +33,10 @@ if TYPE_CHECKING:
     from ..dialects.base import Dialect
 
 MAX_BODY_BYTES = 1 << 20
-#: Replies generated at once; more requests wait their turn (each reply holds a worker thread).
+#: Choices generated at once (each holds a worker thread until it ends); a request waits until all its n fit.
 MAX_ACTIVE = 64
 FINGERPRINT = "toolcall"
+LOG = logging.getLogger("toolcall.server")
 
 
 @dataclass
@@ -35,6 +48,7 @@ class Server:
     settings: ServerSettings
     api_key: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
 
 def _fastapi() -> Any:
@@ -46,19 +60,25 @@ def _fastapi() -> Any:
 
 
 def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings, *, api_key: str | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> "FastAPI":
-    """The OpenAI-compatible app over one loaded backend; run it with uvicorn (`toolcall serve` does)."""
+               max_body_bytes: int = MAX_BODY_BYTES, guard: GuardConfig | None = None,
+               max_active: int = MAX_ACTIVE) -> "FastAPI":
+    """The OpenAI-compatible app over one loaded backend; run it with uvicorn's settings from
+    `toolcall.server.guard.uvicorn_config` (`toolcall serve` does)."""
     fastapi = _fastapi()
     from starlette.exceptions import HTTPException
     from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-    Request = fastapi.Request  # noqa: N806 - the endpoints' annotations are evaluated here, where FastAPI reads them
+    Request = fastapi.Request
 
-    server = Server(Engine(backend), dialect, settings, api_key, max_body_bytes)
+    server = Server(Engine(backend), dialect, settings, api_key, max_body_bytes, guard or GuardConfig())
     app = fastapi.FastAPI(title="toolcall", description="OpenAI-compatible chat completions with tools run "
                           "mid-generation", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server
-    slots = asyncio.Semaphore(MAX_ACTIVE)
+    slots = ChoiceSlots(max_active)
+    app.state.slots = slots
+    app.add_middleware(HideCrashes)
+    app.add_middleware(Guard, config=server.guard)  # added last: it runs first
+    page_html = resources.files("toolcall.server").joinpath("static/index.html").read_text("utf-8")
 
     def error(err: ApiError) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status)
@@ -71,10 +91,6 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
     async def http_error(_: Any, err: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
         return error(ApiError(err.status_code, str(err.detail), code=code))
-
-    @app.exception_handler(Exception)
-    async def crash(_: Any, err: Exception) -> JSONResponse:
-        return error(ApiError(500, f"internal error: {type(err).__name__}: {err}"))
 
     def authorize(request: Request) -> None:
         if server.api_key is None:
@@ -90,7 +106,8 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": settings.model_id, "active": server.engine.active}
+        return {"status": "ok", "model": settings.model_id, "active": server.engine.active,
+                "waiting": slots.waiting}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -113,17 +130,21 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
-        return HTMLResponse(resources.files("toolcall.server").joinpath("static/index.html").read_text("utf-8"))
+        return HTMLResponse(page_html)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):  # type: ignore[no-untyped-def]  # JSON or an SSE stream
         authorize(request)
-        body = await _read_body(request, server.max_body_bytes)
+        body = await _read_body(request, server.max_body_bytes, server.guard.body_timeout)
         chat = parse_request(body)
         if chat.model != settings.model_id:
             raise ApiError(404, f"The model '{chat.model}' does not exist; this server serves "
                            f"'{settings.model_id}'", param="model", code="model_not_found")
+        if chat.n > slots.size:
+            raise ApiError(400, f"n: this server generates at most {slots.size} choices at once, got {chat.n}",
+                           param="n")
         plan = plan_request(chat, settings, dialect, server.engine.backend)
+        await _check_context(server.engine, plan.prompt, chat)
         if chat.stream:
             return StreamingResponse(_sse(server, chat, plan, request, slots), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -135,45 +156,178 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
 STARTED = now()
 
 
-async def _read_body(request: "Request", limit: int) -> bytes:
+async def _read_body(request: "Request", limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the request body is {declared} bytes; at most {limit} are accepted",
                        code="request_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the request body exceeds {limit} bytes", code="request_too_large")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):  # a body that never ends (short Content-Length, no last chunk)
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"the request body exceeds {limit} bytes", code="request_too_large")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} seconds ({size} bytes came)",
+                       code="request_timeout") from None
     return b"".join(chunks)
+
+
+async def _check_context(engine: Engine, prompt: str, chat: ChatRequest) -> None:
+    """Refuse a prompt (with the reply it asks for) that cannot fit the model's context, before any decoding."""
+    backend = engine.backend
+    limit = backend.context_size()
+    if limit is None:
+        return
+
+    def count() -> int:
+        with engine.lock:  # the tokenizer is the backend's, shared like the model
+            return backend.prompt_tokens(prompt)
+
+    tokens = await asyncio.to_thread(count)
+    asked = chat.max_completion_tokens or chat.max_tokens
+    if tokens > limit:
+        raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, your messages resulted "
+                       f"in {tokens} tokens. Please reduce the length of the messages.", param="messages",
+                       code="context_length_exceeded")
+    if asked is not None and tokens + asked > limit:
+        raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
+                       f"{tokens + asked} tokens ({tokens} in the messages, {asked} in the completion). Please reduce "
+                       "the length of the messages or completion.", param="messages", code="context_length_exceeded")
+
+
+class ChoiceSlots:
+    """At most `size` choices generate at once; a request waits, in arrival order, until all its n choices fit.
+
+    Each choice holds its slot until its worker thread ends (not when its client leaves: a cancelled choice may still
+    be inside a tool), so the slots bound the worker threads.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(n for n, _ in self._waiters)
+
+    async def acquire(self, n: int) -> None:
+        if not self._waiters and self.free >= n:
+            self.free -= n
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release(n)  # granted just as the request was cancelled: give it back
+            else:
+                self._waiters.remove((n, turn))
+                self._wake()  # a large request leaving the head of the line may let smaller ones in
+            raise
+
+    def release(self, n: int) -> None:
+        self.free += n
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.free >= self._waiters[0][0]:
+            n, turn = self._waiters.popleft()
+            self.free -= n
+            turn.set_result(None)
+
+
+class HideCrashes:
+    """ASGI middleware: an unexpected exception is logged with a request id, and the client gets a 500 that names the
+    id but not the exception (its text may hold paths, prompts or keys)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:  # noqa: BLE001 - every crash becomes a logged 500, never a traceback to the client
+            ident = _failure(f"{scope.get('method')} {scope.get('path')} failed")
+            if started:  # a stream was cut mid-way: nothing more can be said to the client
+                return
+            body = json.dumps(ApiError(500, _generic(ident)).body()).encode()
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
+def _failure(what: str, detail: str | None = None) -> str:
+    """Log a server-side failure (with the current exception's traceback, if any) under a new request id."""
+    ident = "req_" + uuid.uuid4().hex[:16]
+    if detail is None:
+        LOG.exception("%s: %s", ident, what)
+    else:
+        LOG.error("%s: %s: %s", ident, what, detail)
+    return ident
+
+
+def _generic(ident: str) -> str:
+    return f"The server had an error while processing your request (request id {ident}); its log has the details."
 
 
 class _Choices:
     """The worker threads of one request's choices, and the queue their events reach the event loop through."""
 
-    def __init__(self, server: Server, plan: Plan, n: int) -> None:
+    def __init__(self, server: Server, plan: Plan, n: int, slots: ChoiceSlots) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.cancel = threading.Event()
         self.live = n
-        self.threads = [threading.Thread(target=run_choice, name=f"toolcall-reply-{i}", daemon=True,
-                                         args=(server.engine, server.dialect, plan, i, self._emit, self.cancel))
-                        for i in range(n)]
+        self.slots = slots
+        self.threads = [threading.Thread(target=self._work, name=f"toolcall-reply-{i}", daemon=True,
+                                         args=(server, plan, i)) for i in range(n)]
+
+    def _work(self, server: Server, plan: Plan, index: int) -> None:
+        try:
+            run_choice(server.engine, server.dialect, plan, index, self._emit, self.cancel)
+        finally:
+            self._call(self.slots.release, 1)  # this thread's slot, now that it no longer runs
 
     def _emit(self, event: Event) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        self._call(self.queue.put_nowait, event)
+
+    def _call(self, func: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:  # the event loop is closed (the server stopped): no one is left to tell
+            pass
 
     def start(self) -> None:
-        for t in self.threads:
-            t.start()
+        """Start the workers; the request holds `len(threads)` slots, and each worker gives its own back."""
+        for k, t in enumerate(self.threads):
+            try:
+                t.start()
+            except RuntimeError:  # no more threads: the ones not started give their slots back now
+                self.cancel.set()
+                self.slots.release(len(self.threads) - k)
+                raise
 
     async def events(self, request: "Request") -> AsyncIterator[Event]:
         """Events until every choice is done; stops the workers when the client disconnects."""
         while self.live:
             try:
                 event = await asyncio.wait_for(self.queue.get(), timeout=0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if await request.is_disconnected():  # no write fails while a tool runs: ask the connection
                     self.cancel.set()
                     return
@@ -188,33 +342,33 @@ def _run_delta(run: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Request",
-                    slots: asyncio.Semaphore) -> dict[str, Any]:
+                    slots: ChoiceSlots) -> dict[str, Any]:
     texts = [""] * chat.n
     runs: list[dict[str, dict[str, Any]]] = [{} for _ in range(chat.n)]
     calls: list[list[dict[str, Any]] | None] = [None] * chat.n
     finish = ["stop"] * chat.n
     prompt_tokens = completion_tokens = 0
-    async with slots:
-        choices = _Choices(server, plan, chat.n)
-        choices.start()
-        try:
-            async for event in choices.events(request):
-                i = event.index
-                if event.kind == "text":
-                    texts[i] += event.data
-                elif event.kind == "run":
-                    runs[i].setdefault(event.data["id"], {}).update(event.data)
-                elif event.kind == "tool_calls":
-                    calls[i] = event.data
-                elif event.kind == "done":
-                    finish[i] = event.data
-                    counters = event.extra["counters"]
-                    prompt_tokens += counters.prefilled_tokens
-                    completion_tokens += counters.decoded_tokens
-                elif event.kind == "error":
-                    raise ApiError(500, f"generation failed: {event.data}")
-        finally:
-            choices.cancel.set()
+    await slots.acquire(chat.n)
+    choices = _Choices(server, plan, chat.n, slots)
+    choices.start()
+    try:
+        async for event in choices.events(request):
+            i = event.index
+            if event.kind == "text":
+                texts[i] += event.data
+            elif event.kind == "run":
+                runs[i].setdefault(event.data["id"], {}).update(event.data)
+            elif event.kind == "tool_calls":
+                calls[i] = event.data
+            elif event.kind == "done":
+                finish[i] = event.data
+                counters = event.extra["counters"]
+                prompt_tokens += counters.prefilled_tokens
+                completion_tokens += counters.decoded_tokens
+            elif event.kind == "error":
+                raise ApiError(500, _generic(_failure("generation failed", event.data)))
+    finally:
+        choices.cancel.set()
     out = []
     for i in range(chat.n):
         message: dict[str, Any] = {"role": "assistant", "content": texts[i] or (None if calls[i] else ""),
@@ -233,7 +387,7 @@ def _finished(run: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request",
-               slots: asyncio.Semaphore) -> AsyncIterator[str]:
+               slots: ChoiceSlots) -> AsyncIterator[str]:
     ident, created = completion_id(), now()
     with_usage = bool(chat.stream_options and chat.stream_options.include_usage)
 
@@ -248,41 +402,41 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     prompt_tokens = completion_tokens = 0
-    async with slots:
-        choices = _Choices(server, plan, chat.n)
-        choices.start()
-        try:
-            for i in range(chat.n):
-                yield chunk(i, {"role": "assistant", "content": ""})
-            async for event in choices.events(request):
-                i = event.index
-                if event.kind == "text":
-                    yield chunk(i, {"content": event.data})
-                elif event.kind == "run":
-                    yield chunk(i, _run_delta(event.data))
-                elif event.kind == "tool_calls":
-                    for k, call in enumerate(event.data):
-                        pieces = split_arguments(call["function"]["arguments"])
-                        yield chunk(i, {"tool_calls": [{"index": k, "id": call["id"], "type": "function",
-                                                        "function": {"name": call["function"]["name"],
-                                                                     "arguments": pieces[0]}}]})
-                        for piece in pieces[1:]:
-                            yield chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
-                elif event.kind == "done":
-                    if event.data == "cancelled":
-                        return
-                    counters = event.extra["counters"]
-                    prompt_tokens += counters.prefilled_tokens
-                    completion_tokens += counters.decoded_tokens
-                    yield chunk(i, {}, event.data)
-                elif event.kind == "error":
-                    body = ApiError(500, f"generation failed: {event.data}").body()
-                    yield f"data: {json.dumps(body)}\n\n"
+    await slots.acquire(chat.n)
+    choices = _Choices(server, plan, chat.n, slots)
+    choices.start()
+    try:
+        for i in range(chat.n):
+            yield chunk(i, {"role": "assistant", "content": ""})
+        async for event in choices.events(request):
+            i = event.index
+            if event.kind == "text":
+                yield chunk(i, {"content": event.data})
+            elif event.kind == "run":
+                yield chunk(i, _run_delta(event.data))
+            elif event.kind == "tool_calls":
+                for k, call in enumerate(event.data):
+                    pieces = split_arguments(call["function"]["arguments"])
+                    yield chunk(i, {"tool_calls": [{"index": k, "id": call["id"], "type": "function",
+                                                    "function": {"name": call["function"]["name"],
+                                                                 "arguments": pieces[0]}}]})
+                    for piece in pieces[1:]:
+                        yield chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
+            elif event.kind == "done":
+                if event.data == "cancelled":
                     return
-            if choices.cancel.is_set():
+                counters = event.extra["counters"]
+                prompt_tokens += counters.prefilled_tokens
+                completion_tokens += counters.decoded_tokens
+                yield chunk(i, {}, event.data)
+            elif event.kind == "error":
+                body = ApiError(500, _generic(_failure("generation failed", event.data))).body()
+                yield f"data: {json.dumps(body)}\n\n"
                 return
-            if with_usage:
-                yield chunk(None, counted=usage(prompt_tokens // chat.n, completion_tokens))
-            yield "data: [DONE]\n\n"
-        finally:
-            choices.cancel.set()  # the client went away (the generator was closed) or the reply ended: stop decoding
+        if choices.cancel.is_set():
+            return
+        if with_usage:
+            yield chunk(None, counted=usage(prompt_tokens // chat.n, completion_tokens))
+        yield "data: [DONE]\n\n"
+    finally:
+        choices.cancel.set()  # the client went away (the generator was closed) or the reply ended: stop decoding

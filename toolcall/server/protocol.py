@@ -7,7 +7,9 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import ToolcallError
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
 IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
@@ -21,9 +23,18 @@ UNSUPPORTED_FIELDS = {
 }
 MAX_CHOICES = 8
 MAX_STOPS = 4
+#: Characters in one stop sequence (the reply is held back by the longest one while it streams).
+MAX_STOP_CHARS = 256
+#: Messages in one conversation, and functions in one request (OpenAI's own limit for tools).
+MAX_MESSAGES = 2048
+MAX_TOOLS = 128
+#: How deep a function's parameter schema may nest (objects in arrays in objects...).
+MAX_SCHEMA_DEPTH = 32
+#: A seed is an unsigned 64-bit number (what torch's generators take).
+MAX_SEED = 2**64 - 1
 
 
-class ApiError(Exception):
+class ApiError(ToolcallError):
     """An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}} with an HTTP status."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
@@ -84,6 +95,57 @@ class FunctionDef(_Strict):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
 
+    @field_validator("parameters")
+    @classmethod
+    def _usable_schema(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        problem = schema_problem(parameters)
+        if problem is not None:
+            raise ValueError(problem)
+        return parameters
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests lists and objects (iteratively: a deep value cannot exhaust the stack)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_SCHEMA_DEPTH:
+                return deepest
+            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def schema_problem(parameters: dict[str, Any]) -> str | None:
+    """What makes `parameters` unusable as a function's parameter schema, or None.
+
+    It must be a valid JSON Schema (checked against the 2020-12 meta-schema) of an object whose properties are schema
+    objects, whose `required` names only its properties, and whose enums are not empty.
+    """
+    if _depth(parameters) > MAX_SCHEMA_DEPTH:
+        return f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+
+    try:
+        Draft202012Validator.check_schema(parameters)
+    except SchemaError as err:
+        where = "/".join(str(p) for p in err.path) or "the schema"
+        return f"not a valid JSON Schema at {where}: {_short(err.instance)} ({err.validator} {_short(err.validator_value)})"
+    if parameters.get("type", "object") != "object":
+        return f"the parameters must be a schema of type 'object', not {_short(parameters['type'])}"
+    properties = parameters.get("properties", {})
+    for name, schema in properties.items():
+        if not isinstance(schema, dict):
+            return f"properties.{name} must be a schema object, not {_short(schema)}"
+        if "enum" in schema and not schema["enum"]:
+            return f"properties.{name}.enum must list at least one value"
+    unknown = [n for n in parameters.get("required", ()) if n not in properties]
+    if unknown:
+        return f"required names {_short(unknown[0])}, which is not among the properties ({', '.join(properties) or 'none'})"
+    return None
+
 
 class ToolDef(_Strict):
     type: Literal["function"]
@@ -116,17 +178,17 @@ class ToolcallOptions(_Strict):
 
 class ChatRequest(_Strict):
     model: str
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=MAX_CHOICES)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    tools: list[ToolDef] | None = None
+    tools: list[ToolDef] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool = True
     toolcall: ToolcallOptions | None = None
@@ -161,7 +223,22 @@ class ChatRequest(_Strict):
                            param="stop")
         if any(not s for s in items):
             raise ApiError(400, "stop: a stop sequence must not be empty", param="stop")
+        longest = max(len(s) for s in items) if items else 0
+        if longest > MAX_STOP_CHARS:
+            raise ApiError(400, f"stop: a stop sequence may have at most {MAX_STOP_CHARS} characters, got {longest}",
+                           param="stop")
         return tuple(items)
+
+
+def check_history(request: ChatRequest) -> None:
+    """Refuse a conversation whose tool calls reuse an id: a tool message could not say which call it answers."""
+    seen: dict[str, int] = {}
+    for i, m in enumerate(request.messages):
+        for tc in m.tool_calls or ():
+            if tc.id in seen:
+                raise ApiError(400, f"messages[{i}]: tool call id {tc.id!r} is already used in messages[{seen[tc.id]}]; "
+                               "every tool call needs an id of its own", param="messages", code="duplicate_tool_call_id")
+            seen[tc.id] = i
 
 
 def check_fields(request: ChatRequest) -> None:
@@ -194,9 +271,12 @@ def parse_request(body: bytes) -> ChatRequest:
         if first["type"] == "missing":
             raise ApiError(400, f"Missing required parameter: '{param}'.", param=param,
                            code="missing_required_parameter") from None
-        raise ApiError(400, f"Invalid value for '{param}': {first['msg']} (got {_short(first.get('input'))})",
+        message = first["msg"].removeprefix("Value error, ")
+        raise ApiError(400, f"Invalid value for '{param}': {message} (got {_short(first.get('input'))})",
                        param=param, code="invalid_value") from None
     check_fields(request)
+    check_history(request)
+    request.stops()  # a wrong stop list is refused here, before anything else is done with the request
     return request
 
 

@@ -1,6 +1,7 @@
 """toolcall.registry: Tool, @tool, ToolRegistry.call (never raises; timeouts, cache, isolation), entry points, defaults."""
 from __future__ import annotations
 
+import enum
 import os
 import time
 from typing import Any
@@ -375,3 +376,41 @@ def test_call_with_keyword_arguments_as_json_dialects_give_them() -> None:
 def test_bad_keyword_arguments_name_the_field(args: dict, words: str) -> None:
     result = ToolRegistry([pick]).call("pick", args)
     assert not result.ok and words in result.text and result.text.startswith("Error: ")
+
+
+def test_the_decorator_and_the_tool_module_have_resolvable_names() -> None:
+    import typing
+
+    import toolcall
+    import toolcall.tool_type as tool_type
+
+    hints = typing.get_type_hints(tool)   # every annotation names something importable from the registry
+    assert "admissible" in hints and "setup" in hints
+    assert toolcall.tool is tool and tool_type.Tool is Tool and tool_type.make_tool is make_tool
+
+
+class Unit(enum.Enum):
+    C = "celsius"
+    F = "fahrenheit"
+
+
+def forecast(city: str, days: int = 1, unit: Unit = Unit.C, at: tuple[float, float] | None = None) -> str:
+    """Forecast.
+
+    Args:
+        city: Where.
+        days: How many days.
+        unit: Which unit.
+        at: Coordinates.
+    """
+    return f"{city}|{days!r}|{unit!r}|{at!r}"
+
+
+def test_the_schema_binds_and_the_function_gets_its_own_types() -> None:
+    reg = ToolRegistry([forecast])
+    assert reg.call("forecast", ("Paris", "France")).error == (
+        "forecast: argument 'days' = 'France' is not valid: expected an integer")
+    assert reg.call("forecast", {"city": "Oslo", "unit": "fahrenheit", "at": [59.9, "10.7"]}).text == (
+        "Oslo|1|<Unit.F: 'fahrenheit'>|(59.9, 10.7)")
+    assert reg.call("forecast", ("Oslo", "2,000")).text == "Oslo|2000|<Unit.C: 'celsius'>|None"
+    assert "expected one of \"celsius\", \"fahrenheit\"" in (reg.call("forecast", ("Oslo", "1", "kelvin")).error or "")

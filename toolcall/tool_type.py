@@ -6,15 +6,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .backends.base import Backend
 from .errors import ConfigError
 from .executor import function_ref
 from .schema import function_schema
 from .specs import ToolSpec
-
-if TYPE_CHECKING:
-    from .backends.base import Backend
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -59,7 +57,7 @@ Restyler = Callable[[str, str], str]
 #: from after the call; a call it could not make at inference time is not worth training on.
 Admissible = Callable[[tuple[Any, ...], str], bool]
 #: backend -> None: hands a tool that decodes with a model the one the caller has loaded (MT), before its first call.
-Setup = Callable[["Backend"], None]
+Setup = Callable[[Backend], None]
 
 
 @dataclass

@@ -1,70 +1,198 @@
-"""Benchmark: `toolcall parse`'s parsing path on ~1 MB of prose with calls, against a regex-only scan."""
+"""Benchmark: every dialect's parser on clean and on malformed text at 1, 2, 4 and 8 MB, against a regex + json.loads scan.
+
+One JSON line. The text is model-output-like: a few sentences of prose, a call in the dialect's own spelling with its
+result, more prose, over and over (one call per ~700 characters). "Malformed" text has, besides the good calls, as
+many broken ones (cut off, unclosed, a bad JSON escape, a non-finite number, a positional argument, deep nesting).
+For each dialect and size: seconds and MB/s of `dialect.parse`, and of a regex scan that finds the same kind of call
+region (json.loads on it where the format is JSON), measured in the same run; the 8 MB / 1 MB time ratio (linear time
+gives ~8); and the slowest single parse of hostile inputs under 10 KB (many brackets, deep nesting, many unclosed
+openers, one long line). Targets (issue 19): >= 5 MB/s clean, >= 2 MB/s malformed, ratio <= 10, small < 50 ms.
+
+    python benchmarks/parse.py [--sizes 1,2,4,8] [--dialects hermes,pythonic]
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import random
 import re
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from toolcall.cli.parse_cmd import call_lines
-from toolcall.dialects import get_dialect
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WORDS = ("the", "flag", "of", "Ghana", "has", "red", "meaning", "[1]", "[citation needed]", "a", "total",
-         "passed", "test", "1400", "participants", "[a, b]", "[see](http://x.org)", "was", "born", "in")
-CALLS = (
-    "[Calculator({a} / {b}) → 0.{a}]", "[Calculator({a} + {b} * 3) -> {b}]", '[QA("Where was item {a} made?")]',
-    "[WikiSearch(Ghana flag {a} meaning)]", "[Calendar()]", "<API>[Calculator({a}*{b})]->{b}</API>",
-    '[WikiSearch("x {a}") -> snippet [{b}], with "quotes" ü]', "<API> MT(sûreté {a}) → nuclear safety </API>",
-)
-# Bracket-form calls a regex without nesting can still find: the baseline's job.
-BASELINE = re.compile(r"\[([A-Za-z_]\w*)\(([^()\n]*)\)(?:\s*(?:->|→)\s*([^\]\n]*))?\]")
+from toolcall.calls import KeywordArgs, ToolCall  # noqa: E402
+from toolcall.dialects import Dialect, get_dialect  # noqa: E402
+
+DIALECTS = ("toolformer", "moss", "hermes", "pythonic", "llama3_json", "mistral")
+WORDS = ("the", "flag", "of", "Ghana", "has", "red", "meaning", "[1]", "a", "total", "passed", "test", "1400",
+         "participants", "(see above)", "was", "born", "in", "{x}", "weather", "in", "Paris", "is", "mild,", "and",
+         "the", "answer", "should", "be", "\"checked\"", "twice", "because", "it's", "late", "→", "ü", "[a, b]")
+RESULT = '{"temp": 21}'
+CITIES = ("Paris", "São Paulo", "Dallas", "Tokyo", "Reykjavík")
 
 
-def build_text(size: int = 1_000_000, seed: int = 0) -> str:
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(8, 20))]
+    return " ".join(words).capitalize() + ". "
+
+
+def _prose(rng: random.Random, sentences: int) -> str:
+    return "".join(_sentence(rng) for _ in range(sentences))
+
+
+def _good_call(name: str, dialect: Dialect, rng: random.Random) -> str:
+    """A call as the dialect writes it, with its result where the format carries one."""
+    a, b = rng.randint(1, 999), rng.randint(1, 999)
+    if name == "toolformer":
+        return rng.choice((f"[Calculator({a} * {b}) -> {a * b}]", f'[QA("Where was item {a} made?") -> Accra]',
+                           f"[WikiSearch(Ghana flag {a}) -> red, gold and green]", "[Calendar()]",
+                           f"<API>[Calculator({a}+{b})]->{a + b}</API>", f"<API> MT(sûreté {a}) → safety </API>"))
+    if name == "moss":
+        call = ToolCall("Calculate", (f"{a}*{b}",), str(a * b))
+        return "".join(dialect.render_turn("What is it?", "I should compute it.", [call], f"It is {a * b}.").values())  # type: ignore[attr-defined]
+    args: dict[str, Any] = rng.choice(({"city": rng.choice(CITIES), "unit": "celsius"}, {"a": a, "b": [b, {"c": 1.5}]},
+                                       {"query": f"flag of Ghana {a}", "limit": 3}))
+    call = ToolCall(rng.choice(("get_weather", "search", "add")), KeywordArgs(args))
+    text = dialect.render_call(call)
+    if name == "llama3_json":  # a call is a whole reply: between turn tokens, its result an ipython turn
+        head = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        closing = dialect.close(dialect.pending(head + text), [RESULT])  # type: ignore[arg-type]
+        return f"<|eot_id|>{head}{text}{closing}"
+    pending = dialect.pending(text)
+    return text + (dialect.close(pending, [RESULT]) if pending is not None else "")
+
+
+def _bad_call(name: str, rng: random.Random) -> str:
+    """A broken call of the dialect: cut off, unclosed, a bad escape, a non-finite number, too deep, positional."""
+    deep = "[" * 120 + "]" * 120
+    if name == "toolformer":
+        return rng.choice(("[Calculator(1, (2 ->", "[Calculator(3 * 4) -> 12", "<API> Calendar( </API>", "[QA(\"x)]"))
+    if name == "moss":
+        return rng.choice(("<|Commands|>: Search(\"a\"<eoc>", "<|Commands|>: Calculate(1+1)", "<|Results|>: x => <eor>"))
+    if name == "hermes":
+        return rng.choice(('<tool_call>\n{"name": "f", "arguments": {"p": "C:\\Users\\me"}}\n</tool_call>',
+                           '<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>',
+                           '<tool_call>{"name": "f", "arguments": {"x": 1e999}}</tool_call>',
+                           f'<tool_call>{{"name": "f", "arguments": {{"d": {deep}}}}}</tool_call>',
+                           '<tool_call>\n{"name": "f", "arguments": {"city": "Dal'))
+    if name == "pythonic":
+        return rng.choice(("[get_weather('Paris')]", "[f(x=1, y=g(2))]", "[f(x=[1, 2, ", f"[f(d={deep})]", "[f(x=1e999)]"))
+    if name == "llama3_json":
+        head = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        return head + rng.choice(('{"name": "f", "parameters": {"a": 1}', '{"name": "f", "parameters": {"p": "C:\\x"}}',
+                                  '<|python_tag|>{"name": "f"}', '{"name": "f", "parameters": {"x": 1e999}}'))
+    return rng.choice(('[TOOL_CALLS][{"name": "f", "arguments": {"a": 1}]', "[TOOL_CALLS][{'name': 'f'}]",
+                       '[TOOL_CALLS]f[ARGS]{"a": ', f'[TOOL_CALLS][{{"name": "f", "arguments": {{"d": {deep}}}}}]'))
+
+
+def build_text(name: str, size: int, malformed: bool, seed: int = 0) -> str:
+    """About `size` characters of prose with calls (and broken calls when `malformed`)."""
     rng = random.Random(seed)
+    dialect = get_dialect(name)
     parts: list[str] = []
     total = 0
     while total < size:
-        words = [rng.choice(WORDS) for _ in range(rng.randint(20, 60))]
-        words.insert(rng.randrange(len(words)), rng.choice(CALLS).format(a=rng.randint(1, 999), b=rng.randint(1, 999)))
-        line = " ".join(words) + ".\n"
-        parts.append(line)
-        total += len(line)
+        piece = _prose(rng, rng.randint(2, 5)) + _good_call(name, dialect, rng) + " " + _prose(rng, rng.randint(1, 3))
+        if malformed:
+            piece += _bad_call(name, rng) + " " + _prose(rng, 1)
+        piece += "\n"
+        parts.append(piece)
+        total += len(piece)
     return "".join(parts)
 
 
-def regex_scan(text: str) -> list[str]:
-    return [json.dumps({"tool": m[1], "args": [m[2]], "result": m[3], "start": m.start(), "end": m.end()})
-            for m in BASELINE.finditer(text)]
+# What a regex-only reader of each format would take as a call region.
+_BASELINES: dict[str, tuple[re.Pattern[str], bool]] = {
+    "toolformer": (re.compile(r"\[([A-Za-z_]\w*)\(([^()\n]*)\)(?:\s*(?:->|→)\s*([^\]\n]*))?\]|<API>(.*?)</API>"), False),
+    "moss": (re.compile(r"<\|Commands\|>:(.*?)<eoc>", re.S), False),
+    "hermes": (re.compile(r"<tool_call>(.*?)</tool_call>", re.S), True),
+    "pythonic": (re.compile(r"\[([A-Za-z_]\w*)\(([^()\n]*)\)\]"), False),
+    "llama3_json": (re.compile(r'(\{"name".*?\}\})'), True),
+    "mistral": (re.compile(r"\[TOOL_CALLS\](\[.*?\}\]|\w+\[ARGS\]\{.*?\})"), True),
+}
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def baseline(name: str, text: str) -> int:
+    """Call regions found by the regex (each decoded by json.loads where the format is JSON); how many decoded."""
+    pattern, is_json = _BASELINES[name]
+    found = 0
+    for m in pattern.finditer(text):
+        if is_json:
+            body = m.group(1)
+            body = body[body.find("{"):] if "[ARGS]" in body else body
+            try:
+                json.loads(body)
+            except ValueError:
+                continue
+        found += 1
+    return found
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def hostile(name: str) -> dict[str, str]:
+    """Inputs under 10 KB shaped to make a parser slow: the slowest single parse of them must stay under 50 ms."""
+    opener = {"toolformer": "[Calculator(1) -> ", "moss": "<|Commands|>: Search(\"", "hermes": '<tool_call>{"name": "f", ',
+              "pythonic": "[f(x=[", "llama3_json": '{"name": {"name": ', "mistral": "[TOOL_CALLS][{"}[name]
+    brackets = ", ".join(f"[{i}, {i + 1}]" for i in range(600))
+    wrap = {"toolformer": "[Calculator({})]", "moss": "<|Commands|>: Calculate({})<eoc>",
+            "hermes": '<tool_call>{{"name": "f", "arguments": {{"m": {}}}}}</tool_call>',
+            "pythonic": "[f(m={})]", "llama3_json": '{{"name": "f", "parameters": {{"m": {}}}}}',
+            "mistral": '[TOOL_CALLS][{{"name": "f", "arguments": {{"m": {}}}}}]'}[name]
+    return {
+        "many_brackets": wrap.format(f"[{brackets}]")[:9900],
+        "deep_nesting": wrap.format("[" * 3000 + "]" * 3000)[:9900],
+        "many_unclosed": (opener * 2000)[:9900],
+        "long_line": ("word " * 1900 + wrap.format("[1]"))[:9900],
+    }
 
 
 def main() -> None:
-    text = build_text()
-    mb = len(text.encode("utf-8")) / 1e6
-    dialect = get_dialect("toolformer")
-    dialect.parse("[Warm(up)]")  # build the Lark parser outside the timing
-    parsed = dialect.parse(text)
-    lark_s = best_of(lambda: call_lines(dialect.parse(text)))
-    regex_s = best_of(lambda: regex_scan(text))
-    print(json.dumps({
-        "benchmark": "parse", "dialect": "toolformer", "megabytes": round(mb, 3), "calls": len(parsed.calls),
-        "issues": len(parsed.issues), "lark_seconds": round(lark_s, 4), "lark_mb_per_s": round(mb / lark_s, 2),
-        "regex_seconds": round(regex_s, 4), "regex_mb_per_s": round(mb / regex_s, 2),
-        "regex_calls": len(regex_scan(text)), "slowdown_vs_regex": round(lark_s / regex_s, 2),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }))
+    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_argument("--sizes", default="1,2,4,8", help="text sizes in MB, comma-separated (default 1,2,4,8)")
+    cli.add_argument("--dialects", default=",".join(DIALECTS), help="dialects to measure (default: all)")
+    args = cli.parse_args()
+    sizes = [float(s) for s in args.sizes.split(",")]
+    out: dict[str, Any] = {"benchmark": "parse", "sizes_mb": sizes}
+    results: dict[str, Any] = {}
+    for name in args.dialects.split(","):
+        dialect = get_dialect(name)
+        dialect.parse(build_text(name, 2000, True))  # build the Lark parsers outside the timing
+        row: dict[str, Any] = {}
+        for kind in ("clean", "malformed"):
+            runs = []
+            for mb in sizes:
+                text = build_text(name, int(mb * 1_000_000), kind == "malformed")
+                real_mb = len(text.encode("utf-8")) / 1e6
+                parsed = dialect.parse(text)
+                seconds = timed(lambda: dialect.parse(text))
+                base = timed(lambda: baseline(name, text))
+                runs.append({"mb": round(real_mb, 2), "seconds": round(seconds, 3), "mb_per_s": round(real_mb / seconds, 2),
+                             "calls": len(parsed.calls), "issues": len(parsed.issues),
+                             "baseline_mb_per_s": round(real_mb / base, 1), "slowdown_vs_baseline": round(seconds / base, 1)})
+            row[kind] = {"runs": runs, "min_mb_per_s": min(r["mb_per_s"] for r in runs),
+                         "ratio_largest_smallest": round(runs[-1]["seconds"] / runs[0]["seconds"], 2)}
+        small = {shape: round(1000 * timed(lambda t=text: dialect.parse(t)), 1) for shape, text in hostile(name).items()}
+        row["small_inputs_ms"] = small
+        row["targets_met"] = {
+            "clean_5_mb_s": row["clean"]["min_mb_per_s"] >= 5, "malformed_2_mb_s": row["malformed"]["min_mb_per_s"] >= 2,
+            "ratio_le_10": max(row["clean"]["ratio_largest_smallest"], row["malformed"]["ratio_largest_smallest"]) <= 10,
+            "small_under_50_ms": max(small.values()) < 50}
+        results[name] = row
+    out["dialects"] = results
+    out.update({"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                "load_average": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version()})
+    print(json.dumps(out, ensure_ascii=False))
 
 
 if __name__ == "__main__":

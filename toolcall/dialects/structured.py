@@ -1,6 +1,7 @@
 """What the JSON-argument dialects share: Lark prefix parsing, JSON and Python literal values, calls paired with results."""
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -391,6 +392,26 @@ class Scan:
         return out
 
 
+class _Latest:
+    """Items 0..n-1, some removed: the latest one still there at or before an index, found in near-constant time
+    (removed items point past themselves, the pointers shortened as they are followed)."""
+
+    def __init__(self, n: int) -> None:
+        self._next = list(range(n))
+
+    def find(self, k: int) -> int:
+        """The largest index <= k not removed, or -1."""
+        root = k
+        while root >= 0 and self._next[root] != root:
+            root = self._next[root]
+        while k >= 0 and self._next[k] != k:  # shorten the path for the next search
+            self._next[k], k = root, self._next[k]
+        return root
+
+    def remove(self, k: int) -> None:
+        self._next[k] = k - 1
+
+
 @dataclass(frozen=True)
 class _Closing:
     """How pending calls are closed: the ids of the calls (for results that name their call)."""
@@ -489,33 +510,42 @@ class StructuredDialect(Dialect):
             units += [(s, e, None) for s, e in found.failed]
         units.sort(key=lambda u: u[:2])
         runs: list[list[tuple[int, int] | None]] = []  # each slot: (group, call index), or None for a failed candidate
-        run_ends: list[tuple[int, int]] = []
+        run_ends: list[int] = []
         last_end = -1
         for start, end, n in units:
             slots: list[tuple[int, int] | None] = ([(n, i) for i in range(len(found.groups[n].calls))] if n is not None
                                                    else [None])
             if runs and text[last_end:start].strip() == "":
                 runs[-1].extend(slots)
-                run_ends[-1] = (run_ends[-1][0], end)
+                run_ends[-1] = end
             else:
                 runs.append(slots)
-                run_ends.append((start, end))
+                run_ends.append(end)
             last_end = end
+        # Calls that carry an id, by id, in text order (ids made from a call repeat for equal calls).
+        by_id: dict[str, list[tuple[int, tuple[int, int]]]] = {}
+        for g, grp in enumerate(found.groups):
+            for i, c in enumerate(grp.calls):
+                if c.id is not None:
+                    by_id.setdefault(c.id, []).append((grp.span[1], (g, i)))
+        named_left = {ident: _Latest(len(calls)) for ident, calls in by_id.items()}
+        runs_left = _Latest(len(runs))
         taken = [0] * len(runs)  # unanswered slots of a run are answered in order
         used: set[tuple[int, int]] = set()
         for r, block in enumerate(found.results):
-            if block.call_id is not None:
-                # The nearest call before the result with that id (ids made from a call repeat for equal calls).
-                named = next(((g, i) for g, grp in reversed(list(enumerate(found.groups)))
-                              for i, c in enumerate(grp.calls)
-                              if c.id == block.call_id and grp.span[1] <= block.span[0] and (g, i) not in used), None)
-                if named is not None:
+            if block.call_id is not None and block.call_id in by_id:
+                # The nearest call before the result with that id that no result has answered yet.
+                calls = by_id[block.call_id]
+                k = named_left[block.call_id].find(bisect.bisect_right(calls, block.span[0], key=lambda c: c[0]) - 1)
+                if k >= 0:
+                    named = calls[k][1]
                     found.answers[named] = r
                     used.add(named)
+                    named_left[block.call_id].remove(k)
                     continue
-            for k in range(len(runs) - 1, -1, -1):
-                if run_ends[k][1] > block.span[0]:
-                    continue
+            # The latest run that ends before the result and still has an unanswered slot.
+            k = runs_left.find(bisect.bisect_right(run_ends, block.span[0]) - 1)
+            while k >= 0:
                 slots = runs[k]
                 while taken[k] < len(slots) and slots[taken[k]] is not None and slots[taken[k]] in used:
                     taken[k] += 1
@@ -526,6 +556,8 @@ class StructuredDialect(Dialect):
                         found.answers[slot] = r
                         used.add(slot)
                     break
+                runs_left.remove(k)  # every slot answered (some by id): never looked at again
+                k = runs_left.find(k - 1)
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
         found = self.scan(text, strict)

@@ -77,10 +77,10 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     from ..backends import get_backend
     from ..bfcl import (
         DEFAULT_MAX_NEW_TOKENS,
+        BfclResult,
         evaluate_bfcl,
         format_bfcl_table,
         load_bfcl_items,
-        write_bfcl_items,
     )
     from ..dialects import get_dialect
 
@@ -97,15 +97,20 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
                 "limit": cfg.limit, "seed": bfcl.seed, "max_new_tokens": budget,
                 "data": str(bfcl.bfcl_data) if bfcl.bfcl_data else "bfcl-eval"}
 
-    def progress(done: int, total: int, result: object) -> None:
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text("", encoding="utf-8")
+
+    def progress(done: int, total: int, result: BfclResult) -> None:
+        # Each item is written as it is judged, so a long run that is stopped keeps what it measured.
+        if args.output is not None:
+            with args.output.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         if not args.quiet:
-            mark = "ok " if getattr(result, "valid", False) else f"-- {getattr(result, 'kind', '')} "
-            print(f"[{done}/{total} {getattr(result, 'id', '')}] {mark}{getattr(result, 'reply', '')[:60]!r}",
-                  file=sys.stderr)
+            mark = "ok " if result.valid else f"-- {result.kind} "
+            print(f"[{done}/{total} {result.id}] {mark}{result.reply[:60]!r}", file=sys.stderr)
 
     report = evaluate_bfcl(items, backend, dialect, max_new_tokens=budget, settings=settings, progress=progress)
-    if args.output is not None:
-        write_bfcl_items(report, args.output)
     print(format_bfcl_table(report))
     if args.output is not None:
         print(f"per-item results: {args.output}")

@@ -252,7 +252,7 @@ def item_prompt(item: BfclItem, dialect: Dialect, chat: Callable[..., str]) -> s
     question = str(messages[last].get("content", ""))
     history = messages[:last] + messages[last + 1:]
     # ToolSpecs answers what a dialect asks of the tools it offers (their schemas, their number).
-    return dialect.prompt(question, item_specs(item), chat, history=history, few_shot=False)  # type: ignore[arg-type]
+    return dialect.prompt(question, item_specs(item), chat, history=history, few_shot=False)
 
 
 # --- reading the reply --------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""Tests of the schema-driven tool-use corpus: determinism, calls that parse and bind, simulated results, no BFCL leak."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from toolcall.data_gen.corpora import schema_tools as st
+
+from toolcall.binding import bind_arguments
+from toolcall.dialects import get_dialect
+
+HERMES = get_dialect("hermes")
+
+
+def chatml(messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True, **_: Any) -> str:
+    """A ChatML template (the embedded model's kind), so turn ends are exercised without loading a tokenizer."""
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[st.Sample]:
+    return st.generate(300, seed=7, chat=chatml)
+
+
+def test_the_same_seed_gives_the_same_texts_and_another_seed_others() -> None:
+    a = [s.to_json() for s in st.generate(40, seed=3)]
+    assert a == [s.to_json() for s in st.generate(40, seed=3)]
+    assert [s["text"] for s in a] != [s.text for s in st.generate(40, seed=4)]
+
+
+def test_every_kind_many_domains_and_argument_types_occur(samples: list[st.Sample]) -> None:
+    kinds = {s.kind for s in samples}
+    assert kinds == {"single", "parallel", "none"}
+    assert len({s.domain for s in samples if s.kind != "none"}) >= 12
+    kinds_of_params = {p.kind for t in st.TEMPLATES for p in t.params}
+    assert kinds_of_params == {"string", "integer", "number", "boolean", "enum", "array", "object"}
+    optional_given = sum(1 for s in samples for c in s.calls for t in st.TEMPLATES
+                         if t.description == _description(s, c["name"])
+                         for p in t.params if not p.required and p.name in c["arguments"])
+    assert optional_given > 20
+    assert any(len(s.calls) >= 2 and len({c["name"] for c in s.calls}) == 2 for s in samples)  # two tools at once
+    assert any(len(s.calls) >= 2 and len({c["name"] for c in s.calls}) == 1 for s in samples)  # one tool, twice
+
+
+def _description(sample: st.Sample, name: str) -> str:
+    prompt = sample.text[:sample.prompt_chars]
+    for line in prompt.splitlines():
+        if line.startswith("{") and f'"name": "{name}"' in line:
+            return str(json.loads(line)["function"]["description"])
+    raise AssertionError(f"{name} is not offered in the prompt")
+
+
+def test_every_call_parses_with_hermes_and_binds_to_its_schema(samples: list[st.Sample]) -> None:
+    for s in samples:
+        assert s.text[:s.prompt_chars] == HERMES.prompt(s.request, _specs(s), chatml)
+        reply = s.text[s.prompt_chars:]
+        assert reply.endswith("<|im_end|>\n")
+        parsed = HERMES.parse(reply)
+        assert not parsed.issues, (s.id, parsed.issues)
+        assert [(c.tool, dict(c.args)) for c in parsed.calls] == [(c["name"], c["arguments"]) for c in s.calls]
+        schemas = {x["function"]["name"]: x["function"] for x in _offered(s)}
+        for call, record in zip(parsed.calls, s.calls):
+            assert call.tool in schemas and call.tool in s.tools
+            bound = bind_arguments(call.args, schemas[call.tool]["parameters"], tool=call.tool)
+            assert bound == record["arguments"]  # already the schema's types: nothing to coerce
+            assert json.loads(call.result or "") == record["result"]
+        if s.kind == "none":
+            assert not parsed.calls and "<tool_call>" not in reply
+        else:
+            assert HERMES.reply(reply, keep_calls=False).replace("<|im_end|>", "").strip()  # an answer follows
+
+
+def _offered(sample: st.Sample) -> list[dict[str, Any]]:
+    prompt = sample.text[:sample.prompt_chars]
+    return [json.loads(line) for line in prompt.splitlines() if line.startswith('{"type": "function"')]
+
+
+def _specs(sample: st.Sample) -> Any:
+    from toolcall.specs import ToolSpec, ToolSpecs
+
+    return ToolSpecs(ToolSpec(f["function"]["name"], f["function"]["description"], f["function"]["parameters"])
+                     for f in _offered(sample))
+
+
+def test_the_right_tool_is_offered_among_distractors_with_unique_names(samples: list[st.Sample]) -> None:
+    for s in samples:
+        assert len(s.tools) >= 2 and len({n.lower() for n in s.tools}) == len(s.tools)
+        assert len(s.tools) > len({c["name"] for c in s.calls})
+    # The called tool is not always in the same place among the offered ones.
+    places = {s.tools.index(s.calls[0]["name"]) for s in samples if s.kind == "single"}
+    assert len(places) >= 3
+
+
+def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:
+    t = st.TEMPLATES[0]
+    a = st.simulate("get_outlook", {"town": "Oslo", "days": 3}, t.returns)
+    assert a == st.simulate("get_outlook", {"days": 3, "town": "Oslo"}, t.returns)
+    assert set(a) == {f for f, _, _ in t.returns}
+    results = {json.dumps(st.simulate("get_outlook", {"town": town}, t.returns)) for town in st.TOWNS}
+    assert len(results) > 3  # the arguments matter
+
+
+def test_templates_are_consistent() -> None:
+    fmt = string.Formatter()
+    for t in st.TEMPLATES:
+        names = {p.name for p in t.params}
+        required = {p.name for p in t.params if p.required}
+        for request in t.requests:
+            slots = {f for _, f, _, _ in fmt.parse(request) if f}
+            assert slots <= names and required <= slots, (t.noun, request)
+        answer_slots = {f for _, f, _, _ in fmt.parse(t.answer) if f}
+        assert answer_slots <= names | {f for f, _, _ in t.returns}, t.noun
+        for p in t.params:
+            assert p.kind == "boolean" or p.kind == "object" or p.values, (t.noun, p.name)
+            assert p.kind != "boolean" or (not p.required and p.phrase), (t.noun, p.name)
+
+
+# --- leak check ---------------------------------------------------------------------------------------------------
+
+def test_the_leak_check_finds_shared_names_and_wording(tmp_path: Path) -> None:
+    ours = st.corpus_strings()
+    theirs = {"names": ["book_hotel_room", "unrelated_fn"],
+              "prose": ["You may hold a room at a hotel for the team.", "Something else."]}
+    report = st.leak_report(ours, theirs)
+    assert report["shared_names"] == ["book_hotel_room"]
+    assert report["overlapping_strings"] == ["Hold a room at a hotel in some town for N nights."]
+    # The same check reads a directory in BFCL's layout.
+    (tmp_path / "BFCL_v4_x.json").write_text(json.dumps({
+        "id": "x_0", "question": [[{"role": "user", "content": theirs["prose"][0]}]],
+        "function": [{"name": "book_hotel_room", "description": "d",
+                      "parameters": {"type": "dict", "properties": {"a": {"type": "string", "description": "e"}}}}]})
+        + "\n")
+    read = st.bfcl_strings(tmp_path)
+    assert read is not None and read["names"] == ["book_hotel_room"] and theirs["prose"][0] in read["prose"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bfcl_eval") is None,
+                    reason="bfcl-eval is not installed (pip install --no-deps bfcl-eval; .ci/run installs it)")
+def test_nothing_of_the_corpus_occurs_in_bfcl(samples: list[st.Sample]) -> None:
+    theirs = st.bfcl_strings()
+    assert theirs is not None and len(theirs["names"]) > 1000  # the whole BFCL data was read
+    ours = st.corpus_strings()
+    # What the texts say beyond the templates: the filled-in requests and the offered names.
+    ours["prose"] = [*ours["prose"], *(s.request for s in samples)]
+    ours["names"] = sorted({*ours["names"], *(n for s in samples for n in s.tools)})
+    report = st.leak_report(ours, theirs)
+    assert report["shared_names"] == [] and report["overlapping_strings"] == []
+
+
+def test_the_corpus_writer_and_its_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert st.main(["--out", str(tmp_path), "--count", "12", "--seed", "1", "--fake-chat"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["count"] == 12 and summary["templates"] == len(st.TEMPLATES)
+    rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(r["text"].startswith("system:") for r in rows)
+    assert (tmp_path / "leak.json").is_file()

@@ -33,6 +33,7 @@ __all__ = [
     "BfclResult",
     "ast_judge",
     "data_dir",
+    "data_version",
     "evaluate_bfcl",
     "format_bfcl_table",
     "item_prompt",
@@ -173,6 +174,18 @@ def data_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise BfclMissingError()
     return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def data_version(data: str | Path | None = None) -> str:
+    """What the items come from: "bfcl-eval <version>", or the directory given instead."""
+    if data is not None:
+        return str(data)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"bfcl-eval {version('bfcl-eval')}"
+    except PackageNotFoundError as err:
+        raise BfclMissingError() from err
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

@@ -78,6 +78,7 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     from ..bfcl import (
         DEFAULT_MAX_NEW_TOKENS,
         BfclResult,
+        data_version,
         evaluate_bfcl,
         format_bfcl_table,
         load_bfcl_items,
@@ -95,7 +96,7 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     backend = get_backend(args.backend, args.model)
     settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
                 "limit": cfg.limit, "seed": bfcl.seed, "max_new_tokens": budget,
-                "data": str(bfcl.bfcl_data) if bfcl.bfcl_data else "bfcl-eval"}
+                "data": data_version(bfcl.bfcl_data)}
 
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -126,8 +126,8 @@ class Backend(ABC):
         trained to see them; `role: tool` messages carry results. Without a template there is no trained way to show
         tools, so they are left out and the dialect writes its own instruction (see toolcall.dialects.chat).
         """
-        tokenizer = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
-        if getattr(tokenizer, "chat_template", None):
+        tokenizer: Any = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
+        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
             extra = {"tools": list(tools)} if tools else {}
             return str(tokenizer.apply_chat_template(list(messages), tokenize=False,
                                                      add_generation_prompt=add_generation_prompt, **extra))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,11 @@ def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
     tok = base_tok if tok is None else tok
     import copy
 
-    lm = peft.PeftModel.from_pretrained(copy.deepcopy(base_model), source).merge_and_unload()
+    with warnings.catch_warnings():
+        # peft reads transformers' deprecated `is_gradient_checkpointing` while wrapping the model: a warning about
+        # the two libraries' versions, not about anything the user did, so it is not shown before their answer.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        lm = peft.PeftModel.from_pretrained(copy.deepcopy(base_model), source).merge_and_unload()
     lm.eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

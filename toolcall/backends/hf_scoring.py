@@ -131,6 +131,8 @@ class HFScoringMixin:
             mask = torch.ones((1, hi), dtype=torch.long, device=dev)
             hidden, cache = self._forward(tensor, mask, torch.arange(lo, hi, device=dev).unsqueeze(0), cache)
             hiddens.append(hidden[0])
+        if cache is None:  # keep == len(ids): nothing new was run, so the base's cut is the whole state
+            raise BackendError("a prefix state needs at least one token past the reused prefix")
         return _HFState(self.model, ids, [(layer.keys, layer.values) for layer in cache.layers], torch.cat(hiddens))
 
     def prefix_state(self, ids: Sequence[int], candidates: Sequence[int] = ()) -> Prefix:
@@ -292,7 +294,7 @@ class HFScoringMixin:
             seen[rows[up], node[up]] = True
         cached = max(pack.cuts) if state is not None else 0
         past = None
-        if cached:
+        if cached and state is not None:
             visible = torch.arange(cached).unsqueeze(0) < torch.tensor(pack.cuts).unsqueeze(1)
             seen = torch.cat([visible, seen], 1)
             past = self._new_cache([(k[:, :, :cached], v[:, :, :cached]) for k, v in state.kv])

@@ -189,7 +189,8 @@ class TransformersSession(DecodeSession):
                     continue
                 if call is not None:
                     call = None  # this token closed the call: its closing marker is matched as a stop below
-                elif grammar is not None and not forced and self.text.endswith(steering.open_text):
+                elif (grammar is not None and not forced and steering is not None and steering.open_text
+                      and self.text.endswith(steering.open_text)):
                     call = backend._token_masks().matchers(grammar, 1)[0]
                 hit = find_stop(self.text, stop, before)
                 if hit is None:

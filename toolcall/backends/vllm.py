@@ -211,7 +211,8 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         begin, _, _ = self._open_sets(steering.open_text or "")
         vocab = self.tokenizer.batch_decode([[i] for i in begin], skip_special_tokens=False,
                                             clean_up_tokenization_spaces=False)
-        rest = {str(i): self.encode(steering.open_text[len(t.lstrip()):]) if steering.open_text[len(t.lstrip()):] else []
+        opener = steering.open_text or ""
+        rest = {str(i): self.encode(opener[len(t.lstrip()):]) if opener[len(t.lstrip()):] else []
                 for i, t in zip(begin, vocab)}
         return {"begin": begin, "top_k": steering.trigger_top_k, "triggers": left, "rest": rest}
 
@@ -254,11 +255,11 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                     options["logit_bias"] = {i: -100.0 for i in ban}   # the nearest a plain engine offers
         return vllm.SamplingParams(**options)
 
-    def generate_batch(self, sessions: Sequence[VLLMSession], stops: Sequence[Sequence[str]],
+    def generate_batch(self, sessions: Sequence[DecodeSession], stops: Sequence[Sequence[str]],
                        budgets: Sequence[int], steerings: Sequence[Steering | None]) -> None:
         """Decode several sessions in one `LLM.generate` call (vLLM schedules them together); the calls that opened
         under constrained steering are then decoded together in a second one, under their grammar."""
-        todo = [(s, st, b, sg) for s, st, b, sg in zip(sessions, stops, budgets, steerings)]
+        todo = [(s, st, b, sg) for s, st, b, sg in zip(_own_sessions(sessions), stops, budgets, steerings)]
         for s, _, b, _ in todo:
             s.stop_reason, s.matched_stop = None, None
             if b <= 0:
@@ -270,13 +271,13 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         self._decode(todo, [sg.constrain if sg is not None and sg.call_open else None for _, _, _, sg in todo])
         todo = [t for t in todo if t[3] is None or not t[3].call_open]
         # A constrained call that opened in that decode goes on under its grammar, within what is left of the budget.
-        opened = []
+        opened: list[tuple[VLLMSession, Sequence[str], int, Steering | None]] = []
         for s, st, b, sg in todo:
             left = b - (s.counters.decoded_tokens - s._decoded_before)
             if sg is not None and sg.constrain and s.matched_stop == sg.open_text and left > 0:
                 opened.append((s, st, left, sg))
         if opened:
-            self._decode(opened, [sg.constrain for _, _, _, sg in opened])
+            self._decode(opened, [sg.constrain if sg is not None else None for _, _, _, sg in opened])
 
     def _decode(self, todo: list[tuple[VLLMSession, Sequence[str], int, Steering | None]],
                 grammars: list[str | None]) -> None:
@@ -300,3 +301,9 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                                              list(completion.token_ids), tops)
 
 
+def _own_sessions(sessions: Sequence[DecodeSession]) -> list[VLLMSession]:
+    """The sessions as this backend's own (a session of another engine cannot be decoded here)."""
+    own = [s for s in sessions if isinstance(s, VLLMSession)]
+    if len(own) != len(sessions):
+        raise BackendError("the vLLM backend decodes only the sessions it started")
+    return own

@@ -86,7 +86,8 @@ class _Choice:
             self.handed.append(request)
             return Handoff()
         # A server tool, an unknown name, or a client function whose arguments do not bind (the model sees why).
-        run = {"id": run_id(), "tool": request.tool, "arguments": request.arguments or {}, "status": "running"}
+        run: dict[str, Any] = {"id": run_id(), "tool": request.tool, "arguments": request.arguments or {},
+                               "status": "running"}
         self.running.append(run)
         self.say(reply.keep_call() if plan.keep_markup else reply.cut_call(request.call.span[0]))
         self.emit(Event(self.index, "run", dict(run)))
@@ -129,19 +130,19 @@ class _Choice:
                     outcome = self.answer(event, reply)
                     hide_closing = not plan.keep_markup and not isinstance(outcome, Handoff)
                 elif isinstance(event, MalformedCall):
-                    run = {"id": run_id(), "tool": None, "arguments": {}, "status": "running"}
-                    self.running.append(run)
+                    malformed: dict[str, Any] = {"id": run_id(), "tool": None, "arguments": {}, "status": "running"}
+                    self.running.append(malformed)
                     self.say(reply.keep_call() if plan.keep_markup else reply.cut_call())
                     hide_closing = not plan.keep_markup
-                    self.emit(Event(self.index, "run", dict(run)))
+                    self.emit(Event(self.index, "run", dict(malformed)))
                 elif isinstance(event, CallFinished):
                     record = event.record
-                    run = self.running.pop(0) if self.running else {"id": run_id(), "tool": record.tool,
-                                                                     "arguments": {}}
-                    run.update(status="done", ok=record.ok, result=record.result if record.ok else None,
+                    done: dict[str, Any] = (self.running.pop(0) if self.running
+                                            else {"id": run_id(), "tool": record.tool, "arguments": {}})
+                    done.update(status="done", ok=record.ok, result=record.result if record.ok else None,
                                error=None if record.ok else (record.error or record.result),
                                seconds=round(record.seconds, 4))
-                    self.emit(Event(self.index, "run", run))
+                    self.emit(Event(self.index, "run", done))
                 elif isinstance(event, Done):
                     reason = event.result.stop_reason
                     finish = {"length": "length", "cancelled": "cancelled", "tool_calls": "tool_calls"}.get(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..binding import positional_arguments
-from ..calls import ToolCall
+from ..calls import KeywordArgs, ToolCall
 from ..errors import ConfigError, ToolArgumentError
 from ..specs import ToolSpecs
 from .protocol import ApiError, Message
@@ -48,7 +48,7 @@ def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, wher
         raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} must be a JSON object",
                        param="messages")
     if dialect.named_arguments:
-        return ToolCall(spec.name, data, id=call_id)
+        return ToolCall(spec.name, KeywordArgs(data), id=call_id)
     try:
         args = positional_arguments(data, spec.parameters, tool=spec.name)
     except ToolArgumentError as err:

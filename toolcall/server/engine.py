@@ -96,8 +96,10 @@ def _guard(engine: Engine, session: DecodeSession, cancel: threading.Event) -> N
                 yield delta
             session.stop_reason, session.matched_stop = "cancelled", None
         finally:
-            with engine.lock:
-                iterator.close()  # runs the backend's own clean-up (counters) under the lock too
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with engine.lock:
+                    close()  # runs the backend's own clean-up (counters) under the lock too
 
     def append(text: str) -> None:
         with engine.lock:  # tokenizes the text: the tokenizer is the backend's, shared like the model

@@ -13,12 +13,18 @@ from ..errors import ConfigError, DialectSyntaxError
 
 def call_lines(parsed: Parsed) -> list[str]:
     """One JSON object per call: tool, args (a list of positional values, or an object of keyword ones), result,
-    start, end."""
-    return [
-        json.dumps({"tool": c.tool, "args": args_json(c.args), "result": c.result, "start": c.span[0], "end": c.span[1]},
-                   ensure_ascii=False)
-        for c in parsed.calls
-    ]
+    start, end. Text stays unescaped, except a line holding half of a surrogate pair (a Python `\\ud800` escape),
+    which no UTF-8 output can carry: that line is written with \\u escapes."""
+    out = []
+    for c in parsed.calls:
+        record = {"tool": c.tool, "args": args_json(c.args), "result": c.result, "start": c.span[0], "end": c.span[1]}
+        line = json.dumps(record, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(record)
+        out.append(line)
+    return out
 
 
 def issue_line(source: str, issue: SyntaxIssue | DialectSyntaxError) -> str:
@@ -29,7 +35,10 @@ def issue_line(source: str, issue: SyntaxIssue | DialectSyntaxError) -> str:
 
 def _read(path: str) -> tuple[str, str]:
     if path == "-":
-        return "<stdin>", sys.stdin.read()
+        try:
+            return "<stdin>", sys.stdin.read()
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"cannot read standard input as UTF-8 text: {err}") from err
     try:
         return path, Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

@@ -32,7 +32,7 @@ MAX_CALL_CHARS = 65_536
 MAX_DEPTH = 100
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_parser(grammar: str, starts: tuple[str, ...]) -> Lark:
     """Build the LALR parser of one grammar file in the `grammars` package, once per process."""
     return Lark.open_from_package(

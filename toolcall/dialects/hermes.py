@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -11,10 +10,20 @@ from lark import Lark, Tree
 from ..calls import SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
+
 if TYPE_CHECKING:
     from ..specs import ToolSpec
 from .structured import (
-    Fault, Group, ResultBlock, Scan, StructuredDialect, call_from_object, call_from_value, decode_json, dump, keyword_args,
+    Fault,
+    Group,
+    ResultBlock,
+    Scan,
+    StructuredDialect,
+    call_from_object,
+    call_from_value,
+    decode_json,
+    dump,
+    keyword_args,
     skip_space,
 )
 

@@ -12,8 +12,18 @@ from lark.exceptions import UnexpectedInput
 from ..calls import SyntaxIssue, ToolCall
 from .base import MAX_CALL_CHARS, issue_from_error, load_parser, make_issue, rule
 from .structured import (
-    Fault, Group, ResultBlock, Scan, StructuredDialect, call_from_object, call_from_value, cut_off, decode_json, dump,
-    keyword_args, skip_space,
+    Fault,
+    Group,
+    ResultBlock,
+    Scan,
+    StructuredDialect,
+    call_from_object,
+    call_from_value,
+    cut_off,
+    decode_json,
+    dump,
+    keyword_args,
+    skip_space,
 )
 
 PYTHON_TAG = "<|python_tag|>"
@@ -142,6 +152,10 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                     calls, style = made
                     groups.append(Group((start + m.start(), end), [_shift(c, start) for c in calls], style))
                     break
+                if isinstance(made, Fault):  # call-shaped, with a value no call may carry (a bad escape, 1e999)
+                    issues.append(make_issue(text, start + made.pos, made.message + " in a JSON tool call"))
+                    failed.append((start + m.start(), end))
+                    break
                 pos = m.start() + 1
         return groups, cut
 
@@ -178,10 +192,8 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
 
     def _settled(self, text: str, found: Scan) -> int:
         """Up to the last turn token: a call is a whole reply, so the reply being written may still turn into prose."""
-        last = None
-        for last in _TURN_TOKEN.finditer(text):
-            pass
-        return last.start() if last is not None else 0
+        starts = [m.start() for m in _TURN_TOKEN.finditer(text)]
+        return starts[-1] if starts else 0
 
     stream_quotes = ""  # replies are parsed again only at turn tokens, which never sit inside a call
 

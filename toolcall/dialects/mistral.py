@@ -1,7 +1,6 @@
 """The Mistral dialect: `[TOOL_CALLS][{"name": ..., "arguments": {...}, "id": ...}]` and `[TOOL_CALLS]name[ARGS]{...}`."""
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 
@@ -11,8 +10,20 @@ from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
 from .structured import (
-    Fault, Group, ResultBlock, StructuredDialect, ValueFault, call_from_object, call_from_value, call_id, decode_items,
-    decode_json, dump, json_value, keyword_args, skip_space,
+    Fault,
+    Group,
+    ResultBlock,
+    StructuredDialect,
+    ValueFault,
+    call_from_object,
+    call_from_value,
+    call_id,
+    decode_items,
+    decode_json,
+    dump,
+    json_value,
+    keyword_args,
+    skip_space,
 )
 
 TOOL_CALLS = "[TOOL_CALLS]"

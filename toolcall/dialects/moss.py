@@ -12,13 +12,28 @@ from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
-    Dialect, ResultSpan, apply_edits, args_from_tree, find_child, format_call, issue_from_error, load_parser,
-    raise_issue, rule,
+    Dialect,
+    ResultSpan,
+    apply_edits,
+    args_from_tree,
+    find_child,
+    format_call,
+    issue_from_error,
+    load_parser,
+    raise_issue,
+    rule,
 )
 from .prompt_data import (
-    ChatTemplate, PromptSource, builtin_key, first_line, read_data, read_json, read_override, shots, signature,
+    ChatTemplate,
+    PromptSource,
+    builtin_key,
+    first_line,
+    read_data,
+    read_json,
+    read_override,
+    shots,
+    signature,
 )
-
 
 HUMAN_OPEN = "<|Human|>:"
 THOUGHTS_OPEN = "<|Inner Thoughts|>:"

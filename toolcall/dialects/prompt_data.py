@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ def read_data(name: str) -> str:
     return resources.files("toolcall.dialects").joinpath("prompts", name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_json(name: str) -> dict[str, Any]:
     return dict(json.loads(read_data(name)))
 

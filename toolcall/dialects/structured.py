@@ -17,12 +17,22 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..calls import KeywordArgs, Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
+from ..specs import ToolSpecs
 from .base import (
-    MAX_CALL_CHARS, MAX_DEPTH, Dialect, ResultSpan, apply_edits, cut_spans, issue_from_error, line_column, make_issue,
-    nesting_fault, raise_issue, rule,
+    MAX_CALL_CHARS,
+    MAX_DEPTH,
+    Dialect,
+    ResultSpan,
+    apply_edits,
+    cut_spans,
+    issue_from_error,
+    line_column,
+    make_issue,
+    nesting_fault,
+    raise_issue,
+    rule,
 )
 from .chat import tools_prompt
-from ..specs import ToolSpecs
 from .prompt_data import ChatTemplate, PromptSource
 
 ID_ALPHABET = string.ascii_letters + string.digits

@@ -9,23 +9,37 @@ from dataclasses import dataclass
 from string import Template
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
-    Dialect, ResultSpan, _display_terminal, apply_edits, args_from_tree, find_child, format_call, has_token,
-    issue_from_error, line_column, load_parser, make_issue, raise_issue, rule, unquote,
+    Dialect,
+    ResultSpan,
+    _display_terminal,
+    apply_edits,
+    args_from_tree,
+    find_child,
+    format_call,
+    has_token,
+    issue_from_error,
+    line_column,
+    load_parser,
+    make_issue,
+    raise_issue,
+    rule,
+    unquote,
 )
 from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, read_override, shots, signature
-
 
 # Where a call may start: `<API>`, or `[` right before `Name(`. Prose brackets ([1], [citation needed],
 # [text](url), [a, b]) never match, so they are neither calls nor issues.
 CANDIDATE = re.compile(r"<API>|\[(?=[A-Za-z_][A-Za-z0-9_]*\()")
 # A call lives on one line and is at most this long; it bounds the text handed to Lark per candidate.
 MAX_CALL_CHARS = 8192
+# How much of a candidate's line is read first (most calls, and most faults, lie within it).
+_WINDOW = 512
 _BRACKET = re.compile(r"[\[\]]")
 # The most common call shape, `[Tool(one bare argument or none) -> result]`, exactly as grammars/toolformer.lark reads it
 # (the argument is common.lark's BARE, the result its RESULT_TEXT, the spaces its WS); anything else goes to Lark.
@@ -152,8 +166,24 @@ class _Closers:
 _EXPECTED: dict[str, tuple[str, ...]] = {}
 
 
-def _parse_call(parser: Lark, chunk: str, offset: int, closers: _Closers) -> Tree:
-    """Parse the call that starts `chunk` (at `offset` in the text), reading no further than its end.
+def _edge_fault(err: UnexpectedInput, text: str, start: int, edge: int) -> bool:
+    """Whether a fault found in text[start:edge] may be the edge's doing: the text ran out, a token may have gone on
+    past it, or a quote's string may close after it."""
+    if isinstance(err, UnexpectedCharacters):
+        pos = start + err.pos_in_stream
+        return pos >= edge - 8 or text[pos] in "\"'"
+    token = getattr(err, "token", None)
+    if isinstance(err, UnexpectedEOF) or token is None or token.type == "$END" or token.start_pos is None:
+        return True
+    # The unexpected token's own length does not matter (Lark's fallback lexer may match one up to the edge): no
+    # terminal the grammar allowed there could have matched, unless it needed text past the edge.
+    pos = start + token.start_pos
+    return pos >= edge - 8 or text[pos] in "\"'"
+
+
+def _parse_call(parser: Lark, chunk: str, offset: int, stop: int, closers: _Closers) -> Tree:
+    """Parse the call that starts `chunk` (at `offset` in the text; its line or MAX_CALL_CHARS ends at `stop`), reading
+    no further than its end.
 
     Stops at the "]" that closes a bracket call or at the "</API>" of a tagged one; at an arrow, checks that the
     result closes on the line before reading it, so an unclosed call costs its head, not the rest of its line.
@@ -166,7 +196,6 @@ def _parse_call(parser: Lark, chunk: str, offset: int, closers: _Closers) -> Tre
         interactive.feed_token(token)
         if token.type == "ARROW":
             after = offset + token.end_pos
-            stop = offset + len(chunk)
             if not (closers.bracket(after, stop) if depth > 0 else closers.tag(after, stop)):
                 expected = tuple(sorted({_display_terminal(parser, n) for n in interactive.choices() if n.isupper()}))
                 if depth == 1 and not tagged:
@@ -249,9 +278,19 @@ class ToolformerDialect(Dialect):
                 issues.append(issue)
                 pos = start + 1
                 continue
-            chunk = text[start:stop]
+            # Read a window first: Lark's error path matches its longest terminals to the end of what it is given, so a
+            # broken call costs the window, not its whole line. Only a fault the window's edge may have caused (the
+            # text ran out, or a quote whose string closes past it) is read again in full.
+            edge = min(stop, start + _WINDOW)
+            chunk = text[start:edge]
             try:
-                tree = _parse_call(parser, chunk, start, closers)
+                try:
+                    tree = _parse_call(parser, chunk, start, stop, closers)
+                except UnexpectedInput as err:
+                    if edge == stop or not _edge_fault(err, text, start, edge):
+                        raise
+                    chunk = text[start:stop]
+                    tree = _parse_call(parser, chunk, start, stop, closers)
             except _Unclosed as err:
                 line, column = line_column(text, start)
                 issue = make_issue(text, stop, f"unexpected end of input in a Toolformer call starting at line {line}, "

@@ -1,0 +1,190 @@
+"""Hostile text for every dialect: parsing never raises (lenient), raises only DialectSyntaxError (strict), reports each
+hostile value as a positioned issue, and takes time linear in the text, one-shot and streamed."""
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from toolcall.calls import Parsed
+from toolcall.cli import main
+from toolcall.dialects import IncrementalParser, get_dialect
+from toolcall.errors import DialectSyntaxError
+
+NAMES = ("toolformer", "moss", "hermes", "pythonic", "llama3_json", "mistral")
+# Pieces of every dialect's syntax, so that generated text is often nearly a call.
+PIECES = list('{}[]()"\',:;=<>/\\|_ \n\tabfnrtuxTNFe0123456789.-+→') + [
+    "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]",
+    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "<|python_tag|>", "<|eot_id|>", "<|im_end|>",
+    "<|start_header_id|>ipython<|end_header_id|>", '"name"', '"arguments"', '"parameters"', "<API>", "</API>", "->",
+    "[Calculator(", "<|Commands|>:", "<|Results|>:", "<eoc>", "<eor>", "=>", "<|1|>:", "None", "1e999", "\\U",
+    "[[[[[[[[", "]]]]]]]]", "{{{{", "}}}}", "\\ud800", "f(x=", "99999999999999999999"]
+HOSTILE_TEXT = st.one_of(
+    st.lists(st.sampled_from(PIECES), max_size=80).map("".join),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
+
+
+def _checked(text: str, parsed: Parsed) -> None:
+    for issue in parsed.issues:
+        assert 0 <= issue.pos <= len(text) and issue.line == text.count("\n", 0, issue.pos) + 1, issue
+    for call in parsed.calls:
+        assert 0 <= call.span[0] < call.span[1] <= len(text)
+        hash(call)  # arguments are plain, hashable JSON values
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=HOSTILE_TEXT, cuts=st.lists(st.integers(1, 9), min_size=1, max_size=8))
+def test_no_dialect_raises_on_any_text(name: str, text: str, cuts: list[int]) -> None:
+    dialect = get_dialect(name)
+    parsed = dialect.parse(text)
+    _checked(text, parsed)
+    assert dialect.render(parsed) == text
+    try:
+        strict = dialect.parse(text, strict=True)
+    except DialectSyntaxError as err:
+        assert parsed.issues and (err.line, err.column) == (parsed.issues[0].line, parsed.issues[0].column)
+    else:
+        assert not strict.issues and strict.calls == parsed.calls
+    dialect.result_spans(text)
+    dialect.reply(text, keep_calls=False)
+    pending = dialect.pending(text)
+    if pending is not None:
+        dialect.parse(text + dialect.close(pending, ["err"] if pending.malformed else ["r"] * len(pending.calls)))
+    stream = IncrementalParser(dialect)
+    pos = step = 0
+    while pos < len(text):
+        size = cuts[step % len(cuts)]
+        for call in stream.feed(text[pos:pos + size]):
+            assert call in [c.with_result(None) for c in parsed.calls]
+        pos, step = pos + size, step + 1
+    assert stream.finish().calls == parsed.calls
+    assert stream.reported == [c.with_result(None) for c in parsed.calls]
+
+
+# ---------------------------------------------------------------------------------------------- hostile values
+DEEP = "[" * 600 + "]" * 600
+CASES = {
+    "hermes": {
+        "escape": ('<tool_call>{"name": "f", "arguments": {"path": "C:\\Users\\me\\notes.txt"}}</tool_call>', "\\U"),
+        "deep": ('<tool_call>{"name": "f", "arguments": {"d": ' + DEEP + '}}</tool_call>', "["),
+        "infinite": ('<tool_call>{"name": "f", "arguments": {"x": 1e999}}</tool_call>', "1e999"),
+    },
+    "llama3_json": {
+        "escape": ('{"name": "f", "parameters": {"path": "C:\\Users\\me"}}', "\\U"),
+        "deep": ('{"name": "f", "parameters": {"d": ' + DEEP + "}}", "["),
+        "infinite": ('{"name": "f", "parameters": {"x": -1E400}}', "-1E400"),
+    },
+    "mistral": {
+        "escape": ('[TOOL_CALLS][{"name": "f", "arguments": {"path": "C:\\Users"}}]', "\\U"),
+        "deep": ('[TOOL_CALLS]f[ARGS]{"d": ' + DEEP + "}", "["),
+        "infinite": ('[TOOL_CALLS][{"name": "f", "arguments": {"x": 1e999}}]', "1e999"),
+    },
+    "pythonic": {
+        "deep": ("[f(d=" + DEEP + ")]", "["),
+        "infinite": ("[f(x=1e999)]", "1e999"),
+        "long": ("[f(x=" + "9" * 5000 + ")]", "9999"),
+    },
+    "toolformer": {
+        "deep": ("[Calculator(" + "(" * 600 + "1" + ")" * 600 + ") -> 1]", None),
+        "unclosed": ("[Calculator(1) -> " * 50, None),
+    },
+    "moss": {
+        "deep": ("<|Commands|>: Calculate(" + "(" * 600 + "1" + ")" * 600 + ")<eoc>", None),
+        "unclosed": ('<|Commands|>: Search("a"' * 50, None),
+    },
+}
+
+
+@pytest.mark.parametrize("name, case", [(n, c) for n, cases in CASES.items() for c in cases])
+def test_hostile_values_are_positioned_issues(name: str, case: str, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    text, at = CASES[name][case]
+    text = "Before.\n" + text + ("" if name == "llama3_json" else "\nAfter.")  # a llama3_json call ends its reply
+    dialect = get_dialect(name)
+    parsed = dialect.parse(text)
+    _checked(text, parsed)
+    if at is not None:  # a value no call may carry: an issue where it is, and no call
+        assert parsed.calls == [] and parsed.issues, parsed
+        assert text.startswith(at, parsed.issues[0].pos) and parsed.issues[0].line == 2, parsed.issues[0]
+        with pytest.raises(DialectSyntaxError) as info:
+            dialect.parse(text, strict=True)
+        assert info.value.pos == parsed.issues[0].pos
+    stream = IncrementalParser(dialect)
+    for ch in text:
+        stream.feed(ch)
+    assert stream.finish().calls == parsed.calls
+    # `toolcall parse` reports them as FILE:line:column on stderr, never a traceback.
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert main(["parse", "--dialect", name]) == 0
+    assert capsys.readouterr().err.count("<stdin>:") == len(parsed.issues)
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert main(["parse", "--dialect", name, "--strict"]) == (1 if parsed.issues else 0)
+
+
+def test_a_lone_surrogate_escape_is_an_issue_in_json_and_printable_in_python(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    parsed = get_dialect("hermes").parse('<tool_call>{"name": "f", "arguments": {"s": "\\ud800"}}</tool_call>')
+    assert parsed.calls == [] and "surrogate" in parsed.issues[0].message
+    monkeypatch.setattr("sys.stdin", io.StringIO("[f(s='\\ud800')]"))
+    assert main(["parse", "--dialect", "pythonic"]) == 0
+    assert '"s": "\\ud800"' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- linear time
+def _shapes(name: str) -> dict[str, Callable[[int], str]]:
+    """Text generators of about n characters in shapes that once made a parser quadratic."""
+    wrap = {"toolformer": "[Calculator({})]", "moss": "<|Commands|>: Calculate({})<eoc>",
+            "hermes": '<tool_call>{{"name": "f", "arguments": {{"m": {}}}}}</tool_call>',
+            "pythonic": "[f(m={})]", "llama3_json": '{{"name": "f", "parameters": {{"m": {}}}}}',
+            "mistral": '[TOOL_CALLS][{{"name": "f", "arguments": {{"m": {}}}}}]'}[name]
+    opener = {"toolformer": "[Calculator(1) -> ", "moss": '<|Commands|>: Search("', "hermes": '<tool_call>{"name": "f", ',
+              "pythonic": "[f(x=[", "llama3_json": '{"name": {"name": ', "mistral": "[TOOL_CALLS][{"}[name]
+
+    def brackets(n: int) -> str:
+        return wrap.format("[" + ", ".join(f"[{i}, {i + 1}]" for i in range(n // 12)) + "]")
+
+    def nesting(n: int) -> str:
+        return "\n".join(wrap.format("[" * 40 + "1" + "]" * 40) for _ in range(n // 120))
+
+    def unclosed(n: int) -> str:
+        return opener * (n // len(opener))
+
+    def long_line(n: int) -> str:
+        return " ".join(wrap.format("[1]") + " and then" for _ in range(n // 60))
+
+    return {"many_brackets": brackets, "deep_nesting": nesting, "many_unclosed": unclosed, "long_line": long_line}
+
+
+def _cpu_seconds(fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return max(best, 1e-3)  # below the clock's resolution both sizes are "instant"
+
+
+def _stream(name: str, text: str) -> None:
+    stream = IncrementalParser(get_dialect(name))
+    for i in range(0, len(text), 3):
+        stream.feed(text[i:i + 3])
+    stream.finish()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", ["many_brackets", "deep_nesting", "many_unclosed", "long_line"])
+def test_parse_time_is_linear(name: str, shape: str) -> None:
+    make = _shapes(name)[shape]
+    dialect = get_dialect(name)
+    dialect.parse(make(2000))  # build the parser first
+    small, large = make(4000), make(32000)
+    one_shot = _cpu_seconds(lambda: dialect.parse(large)) / _cpu_seconds(lambda: dialect.parse(small))
+    streamed = _cpu_seconds(lambda: _stream(name, large)) / _cpu_seconds(lambda: _stream(name, small))
+    # Linear time gives about 8 for 8 times the text, quadratic 64: 24 leaves room for a noisy machine.
+    assert one_shot < 24 and streamed < 24, (one_shot, streamed)

@@ -738,7 +738,11 @@ def write_corpus(out: Path, count: int, seed: int = 0, chat: ChatFn | None = Non
         for s in samples:
             fh.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
     theirs = bfcl_strings()
-    leak = leak_report(corpus_strings(), theirs) if theirs is not None else {"skipped": "bfcl-eval not installed"}
+    ours = corpus_strings()
+    # Beyond the templates, what the written texts say: each request as filled in, each name as offered.
+    ours["prose"] += [s.request for s in samples]
+    ours["names"] = sorted({*ours["names"], *(n for s in samples for n in s.tools)})
+    leak = leak_report(ours, theirs) if theirs is not None else {"skipped": "bfcl-eval not installed"}
     (out / "leak.json").write_text(json.dumps(leak, indent=2) + "\n", encoding="utf-8")
     kinds: dict[str, int] = {}
     for s in samples:

@@ -191,20 +191,31 @@ def protocol_class(config: GuardConfig) -> type:
 
     uvicorn times out only an idle connection after a response; a connection that never sends, trickles its headers
     or never finishes its body would be held forever. Here a request must have its headers within header_timeout of
-    the connection's start (or of its previous response), and its body within body_timeout more; a connection
-    beyond max_connections is closed as soon as it opens, so idle sockets cannot use up the file descriptors.
+    the connection's start (or of its previous response), and its body within body_timeout more. Past
+    max_connections, a new connection closes the one that has waited longest without sending a request (or, when
+    every connection is busy, is closed itself): idle sockets can neither use up the file descriptors nor keep an
+    honest client, who sends its request at once, out.
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-            super().connection_made(transport)  # type: ignore[arg-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
             self._deadline: asyncio.TimerHandle | None = None
+            self._idle_since = self.loop.time()
             if len(self.connections) > config.max_connections:
-                transport.close()
-                return
+                idle = [c for c in self.connections
+                        if c is not self and isinstance(c, GuardedH11Protocol) and c._waiting()]
+                if not idle:
+                    transport.close()
+                    return
+                min(idle, key=lambda c: c._idle_since).transport.abort()
             self._arm(config.header_timeout)
+
+        def _waiting(self) -> bool:
+            """Open and waiting for a request's headers (new, or idle between requests)."""
+            return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
 
         def _arm(self, seconds: float) -> None:
             if self._deadline is not None:
@@ -225,6 +236,7 @@ def protocol_class(config: GuardConfig) -> type:
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._idle_since = self.loop.time()
                 self._arm(config.header_timeout + config.keep_alive_timeout)
 
         def connection_lost(self, exc: Exception | None) -> None:

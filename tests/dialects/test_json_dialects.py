@@ -360,3 +360,51 @@ def test_keyword_args_are_hashable_and_equal_to_dicts() -> None:
     assert hash(call) == hash(ToolCall("f", {"a": [1, {"b": None}]})) and len({call, ToolCall("f", ("x",))}) == 2
     assert ToolCall("f", ["x"]).args == ("x",) and not ToolCall("f", ["x"]).keyword
     assert json.loads(json.dumps(dict(call.args))) == {"a": [1, {"b": None}]}
+
+
+# ---------------------------------------------------------------------------------------------- other parsers' conventions
+def test_a_broken_sibling_is_an_issue_and_the_good_calls_stay() -> None:
+    hermes = get_dialect("hermes").parse(
+        '<tool_call>[{"name": "a", "arguments": {}}, {"arguments": {"x": 1}}, {"name": "c", "arguments": [1]}]</tool_call>')
+    assert [c.tool for c in hermes.calls] == ["a"] and len(hermes.issues) == 2
+    assert 'needs a "name"' in hermes.issues[0].message and "must be a JSON object" in hermes.issues[1].message
+    mistral = get_dialect("mistral").parse('[TOOL_CALLS][{"name": "a", "arguments": {}}, {"name": 3}]')
+    assert [c.tool for c in mistral.calls] == ["a"] and len(mistral.issues) == 1
+    llama = get_dialect("llama3_json").parse('{"name": "a", "parameters": {}}; {"name": "b"}')
+    assert [c.tool for c in llama.calls] == ["a"] and "needs its arguments" in llama.issues[0].message
+
+
+@pytest.mark.parametrize("text", [
+    "[get_weather(city='Paris'); get_time()]",
+    "[get_weather(city='Paris')\nget_time()]",
+    "[get_weather(city='Paris'), get_time(),]",
+])
+def test_pythonic_calls_separated_by_semicolons_or_newlines(text: str) -> None:
+    parsed = get_dialect("pythonic").parse(text)
+    assert [(c.tool, dict(c.args)) for c in parsed.calls] == [("get_weather", {"city": "Paris"}), ("get_time", {})]
+    assert parsed.issues == []
+
+
+def test_qwen_reply_with_its_turn_token_and_no_closing_tag() -> None:
+    text = 'Checking.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n<|im_end|>\n<|im_start|>user\nok'
+    parsed = get_dialect("hermes").parse(text)
+    assert [(c.tool, dict(c.args)) for c in parsed.calls] == [("get_weather", {"city": "Paris"})] and parsed.issues == []
+    assert text[parsed.calls[0].span[0]:parsed.calls[0].span[1]].endswith('"Paris"}}')
+    assert get_dialect("hermes").render(parsed) == text
+
+
+def test_calls_followed_by_prose_and_arguments_as_strings() -> None:
+    assert calls_of('<tool_call>{"name": "f", "arguments": "{\\"a\\": 1}"}</tool_call> Then I answer.', "hermes") == [
+        ("f", {"a": 1}, None)]
+    assert calls_of("[f(a=1)] and then some prose.", "pythonic") == [("f", {"a": 1}, None)]
+    assert calls_of('[TOOL_CALLS]f[ARGS]{"a": 1} and prose', "mistral") == [("f", {"a": 1}, None)]
+    # A bare string cannot be bound to a parameter the wire format does not know: an issue, not a guess.
+    bare = get_dialect("hermes").parse('<tool_call>{"name": "f", "arguments": "Paris"}</tool_call>')
+    assert bare.calls == [] and "not a JSON object" in bare.issues[0].message
+
+
+def test_many_blocks_and_responses_pair_in_order() -> None:
+    block = '<tool_call>{"name": "f", "arguments": {"i": %d}}</tool_call>\n<tool_response>%d</tool_response>\nok.\n'
+    text = "".join(block % (i, i) for i in range(300))
+    parsed = get_dialect("hermes").parse(text)
+    assert [(dict(c.args)["i"], c.result) for c in parsed.calls] == [(i, str(i)) for i in range(300)]

@@ -269,8 +269,9 @@ def descriptor_budget(wanted: int) -> int:
 
 
 def uvicorn_config(app: Any, config: GuardConfig, **options: Any) -> Any:
-    """uvicorn's Config for `app` with the guard's bounds: connections, keep-alive, header size, deadlines; `options`
-    go to uvicorn as they are (host, port, log_level)."""
+    """uvicorn's Config for `app` with the guard's bounds: connections, keep-alive, header size, deadlines; no
+    WebSocket (nothing here speaks it, and a browser lets any page open one); no X-Forwarded-* trusted. `options` go
+    to uvicorn as they are (host, port, log_level)."""
     import uvicorn
 
     limit = descriptor_budget(config.max_connections)
@@ -279,7 +280,7 @@ def uvicorn_config(app: Any, config: GuardConfig, **options: Any) -> Any:
     quiet_repeats()
     return uvicorn.Config(app, http=protocol_class(bounded), limit_concurrency=limit + 1,
                           timeout_keep_alive=config.keep_alive_timeout, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-                          proxy_headers=False, server_header=False, **options)
+                          proxy_headers=False, server_header=False, ws="none", **options)
 
 
 # --- the log ------------------------------------------------------------------------------------------------------

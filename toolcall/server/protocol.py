@@ -125,8 +125,8 @@ def schema_problem(parameters: dict[str, Any]) -> str | None:
     """
     if _depth(parameters) > MAX_SCHEMA_DEPTH:
         return f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped, unused-ignore]
 
     try:
         Draft202012Validator.check_schema(parameters)

@@ -315,8 +315,8 @@ def test_idle_connections_beyond_the_cap_make_room_for_an_honest_client(live: Li
 def test_busy_connections_are_not_closed_for_new_ones(live: Live) -> None:
     # A reply being streamed is never the one closed: a newcomer past the cap is refused instead.
     guard = GuardConfig(max_connections=2, header_timeout=5.0, body_timeout=5.0, keep_alive_timeout=5)
-    backend = SlowFake(script=lambda _: "word " * 40)
-    backend.delay = 0.05
+    backend = SlowFake(script=lambda _: "word " * 20)
+    backend.delay = 0.03
     server = hardened(backend, guard)
     small = next(server)
     try:

@@ -244,3 +244,26 @@ def test_labels_are_masked_exactly_over_result_tokens_embedded_tokenizer() -> No
     assert [label == IGNORE_INDEX for a, label in mondays] == [False, True, False]  # only the one in the result
     assert [label for piece, _, label in tokens if piece == " ->"] != [IGNORE_INDEX]
     assert [label for piece, _, label in tokens if piece == ".]"] == [IGNORE_INDEX]
+
+
+def test_a_chat_record_learns_only_its_reply_and_not_its_tool_responses(tiny: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from toolcall.training import read_training_records
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    prompt = "system: Tools: get_weather(city).\nuser: Weather in Oslo?\nassistant:"
+    reply = ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n<tool_response>\n'
+             'rain\n</tool_response>\nIt rains in Oslo.')
+    f = tmp_path / "chat.jsonl"
+    f.write_text(json.dumps({"text": prompt + reply, "prompt_chars": len(prompt)}) + "\n" +
+                 json.dumps({"text": "plain"}) + "\n", encoding="utf-8")
+    assert read_training_records(f) == [(prompt + reply, len(prompt)), ("plain", 0)]
+    ex = tokenize_example(prompt + reply, tok, 512, dialect="hermes", prompt_chars=len(prompt))
+    learned = "".join(tok.decode([i]) for i, label in zip(ex["input_ids"], ex["labels"]) if label != IGNORE_INDEX)
+    assert "Weather in Oslo" not in learned and "get_weather(city)" not in learned
+    assert '"name": "get_weather"' in learned and "It rains in Oslo." in learned and "rain\n" not in learned
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "short", "prompt_chars": 99}) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="prompt_chars"):
+        read_training_records(bad)

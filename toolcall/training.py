@@ -37,6 +37,10 @@ class TrainConfig:
     warmup: float = option(0.1, metavar="FRACTION", help="linear warm-up as a fraction of the steps (the paper: 10%)")
     mask_results: bool = option(True, help="leave tool-result tokens out of the loss: the program writes them at "
                                            "inference, the model need not learn them")
+    dialect: str = option("toolformer", help="the dialect the corpus is written in (which characters are results)")
+    mask_prompt: bool = option(True, help="leave a record's prompt (its first prompt_chars characters: the system "
+                                          "message offering tools, the user's request) out of the loss; records "
+                                          "without prompt_chars are learned whole")
     lora: bool = option(False, help="train a LoRA adapter (PEFT) instead of all weights")
     lora_r: int = option(8, metavar="R", help="LoRA rank")
     lora_alpha: int = option(16, metavar="ALPHA", help="LoRA alpha")
@@ -98,11 +102,24 @@ def corpus_file(path: str | Path) -> Path:
 
 def read_training_texts(path: str | Path) -> list[str]:
     """The "text" field of every corpus record (augmented text with its calls); blank lines are skipped."""
+    return [text for text, _ in read_training_records(path)]
+
+
+def read_training_records(path: str | Path) -> list[tuple[str, int]]:
+    """(text, prompt_chars) of every corpus record: a chat record's prompt_chars says where the assistant's reply
+    starts (0 for a plain text, which is learned whole)."""
     file = corpus_file(path)
-    texts = [string_field(record, "text", where) for where, record in read_jsonl(file, "corpus")]
-    if not texts:
+    out = []
+    for where, record in read_jsonl(file, "corpus"):
+        text = string_field(record, "text", where)
+        prompt = record.get("prompt_chars", 0)
+        if isinstance(prompt, bool) or not isinstance(prompt, int) or not 0 <= prompt <= len(text):
+            raise ConfigError(f"{where}: prompt_chars must be a character offset into the text (0..{len(text)}), "
+                              f"got {prompt!r}")
+        out.append((text, prompt))
+    if not out:
         raise ConfigError(f"corpus {file} holds no records")
-    return texts
+    return out
 
 
 # --- which characters are tool results --------------------------------------------------------------
@@ -129,8 +146,9 @@ def result_token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[
 
 
 def tokenize_example(text: str, tokenizer: Any, max_length: int, mask_results: bool = True,
-                     dialect: str = "toolformer", add_eos: bool = True) -> dict[str, list[int]]:
-    """input_ids, attention_mask and labels for one text; labels are -100 on result tokens when masking."""
+                     dialect: str = "toolformer", add_eos: bool = True, prompt_chars: int = 0) -> dict[str, list[int]]:
+    """input_ids, attention_mask and labels for one text; labels are -100 on result tokens when masking, and on the
+    tokens that end within the first `prompt_chars` characters (a chat record's prompt)."""
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True, truncation=True, max_length=max_length)
     ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
@@ -141,6 +159,10 @@ def tokenize_example(text: str, tokenizer: Any, max_length: int, mask_results: b
         spans = get_dialect(dialect).result_spans(text)  # the dialect knows which characters the program writes
         for i, masked in enumerate(result_token_mask(offsets, spans)):
             if masked:
+                labels[i] = IGNORE_INDEX
+    if prompt_chars > 0:
+        for i, (_, end) in enumerate(offsets):
+            if end <= prompt_chars:
                 labels[i] = IGNORE_INDEX
     # An end-of-text token teaches the model to stop after a passage, when there is room for it.
     if add_eos and tokenizer.eos_token_id is not None and len(ids) < max_length and (not ids or ids[-1] != tokenizer.eos_token_id):
@@ -285,11 +307,12 @@ def train(config: TrainConfig) -> TrainResult:
     torch, transformers = _require_training()
     from .backends.hf_loading import load_model_and_tokenizer
 
-    texts = read_training_texts(config.corpus)
+    records = read_training_records(config.corpus)
     base, tokenizer = load_model_and_tokenizer(config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    examples = [tokenize_example(t, tokenizer, config.max_length, config.mask_results) for t in texts]
+    examples = [tokenize_example(t, tokenizer, config.max_length, config.mask_results, config.dialect,
+                                 prompt_chars=p if config.mask_prompt else 0) for t, p in records]
     tokens = sum(len(e["labels"]) for e in examples)
     masked = sum(sum(1 for x in e["labels"] if x == IGNORE_INDEX) for e in examples)
 
@@ -338,7 +361,7 @@ def train(config: TrainConfig) -> TrainResult:
         log=[{k: float(v) for k, v in entry.items() if isinstance(v, (int, float))} for entry in trainer.state.log_history],
     )
     if config.verify:
-        result.verified_max_logit_diff = verify_checkpoint(model, config.output, texts[0])
+        result.verified_max_logit_diff = verify_checkpoint(model, config.output, records[0][0])
     (config.output / "train_result.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     return result
 

@@ -384,6 +384,10 @@ def test_the_repeat_filter_keeps_one_traceback_and_a_few_lines() -> None:
     assert len(passed) == 5 and passed[0].exc_info is not None and all(r.exc_info is None for r in passed[1:])
     other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "another message", None, None)
     assert quiet.filter(other)
+    quiet.window = 0.0  # the window is over: the next one passes and says how many were dropped
+    time.sleep(0.01)
+    later = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "accept failed", None, info)
+    assert quiet.filter(later) and later.getMessage() == "accept failed [995 more like this were not logged]"
 
 
 # --- 5. 500s that must be 400s, and a 500 that says nothing -----------------------------------------------------------

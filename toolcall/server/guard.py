@@ -285,21 +285,24 @@ def uvicorn_config(app: Any, config: GuardConfig, **options: Any) -> Any:
 
 # --- the log ------------------------------------------------------------------------------------------------------
 class RepeatFilter(logging.Filter):
-    """Lets through `per_window` records of one kind (logger, message, exception type) per `window` seconds, the
-    traceback with the first only: a client that sends garbage or opens connections in a loop cannot flood the log."""
+    """Lets through `per_window` records of one kind (logger, message template, exception type) per `window` seconds,
+    the traceback with the first only; the first record of the next window says how many were dropped. A client that
+    sends garbage or opens connections in a loop cannot flood the log."""
 
     def __init__(self, per_window: int = 5, window: float = 60.0) -> None:
         super().__init__()
         self.per_window = per_window
         self.window = window
-        self.seen: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self.seen: dict[tuple[str, str, str], tuple[float, int]] = {}  # kind -> (window start, records in it)
 
     def filter(self, record: logging.LogRecord) -> bool:
         kind = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
         key = (record.name, str(record.msg)[:200], kind)
         now = time.monotonic()
         start, count = self.seen.get(key, (now, 0))
+        dropped = 0
         if now - start > self.window:
+            dropped = max(0, count - self.per_window)
             start, count = now, 0
         if len(self.seen) > 1000:  # many kinds: forget them rather than grow
             self.seen.clear()
@@ -308,6 +311,8 @@ class RepeatFilter(logging.Filter):
             return False
         if count >= 1:
             record.exc_info, record.exc_text = None, None
+        if dropped:
+            record.msg = f"{record.msg} [{dropped} more like this were not logged]"
         return True
 
 

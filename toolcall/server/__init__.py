@@ -5,12 +5,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import create_app
-    from .engine import Engine
+    from .shared_model import SharedModel
     from .planning import ServerSettings
 
-__all__ = ["Engine", "ServerSettings", "create_app"]
+__all__ = ["ServerSettings", "SharedModel", "create_app"]
 
-_HOMES = {"create_app": "app", "Engine": "engine", "ServerSettings": "planning"}
+_HOMES = {"create_app": "app", "SharedModel": "shared_model", "ServerSettings": "planning"}
 
 
 def __getattr__(name: str) -> Any:

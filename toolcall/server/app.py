@@ -12,8 +12,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
-from .choice import Event, run_choice
-from .engine import Engine
+from .choice import ReplyEvent, run_choice
+from .shared_model import SharedModel
 from .guard import Guard, GuardConfig, Receive, Scope, Send
 from .planning import Plan, ServerSettings, plan_request
 from .protocol import (
@@ -43,7 +43,7 @@ LOG = logging.getLogger("toolcall.server")
 class Server:
     """Everything a request needs: the shared engine, the dialect, the settings, and the access key."""
 
-    engine: Engine
+    engine: SharedModel
     dialect: "Dialect"
     settings: ServerSettings
     api_key: str | None = None
@@ -70,7 +70,7 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
 
     Request = fastapi.Request
 
-    server = Server(Engine(backend), dialect, settings, api_key, max_body_bytes, guard or GuardConfig())
+    server = Server(SharedModel(backend), dialect, settings, api_key, max_body_bytes, guard or GuardConfig())
     app = fastapi.FastAPI(title="toolcall", description="OpenAI-compatible chat completions with tools run "
                           "mid-generation", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server
@@ -175,7 +175,7 @@ async def _read_body(request: "Request", limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def _check_context(engine: Engine, prompt: str, chat: ChatRequest) -> None:
+async def _check_context(engine: SharedModel, prompt: str, chat: ChatRequest) -> None:
     """Refuse a prompt (with the reply it asks for) that cannot fit the model's context, before any decoding."""
     backend = engine.backend
     limit = backend.context_size()
@@ -290,7 +290,7 @@ class _Choices:
 
     def __init__(self, server: Server, plan: Plan, n: int, slots: ChoiceSlots) -> None:
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[ReplyEvent] = asyncio.Queue()
         self.cancel = threading.Event()
         self.live = n
         self.slots = slots
@@ -303,7 +303,7 @@ class _Choices:
         finally:
             self._call(self.slots.release, 1)  # this thread's slot, now that it no longer runs
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: ReplyEvent) -> None:
         self._call(self.queue.put_nowait, event)
 
     def _call(self, func: Callable[..., None], *args: Any) -> None:
@@ -322,7 +322,7 @@ class _Choices:
                 self.slots.release(len(self.threads) - k)
                 raise
 
-    async def events(self, request: "Request") -> AsyncIterator[Event]:
+    async def events(self, request: "Request") -> AsyncIterator[ReplyEvent]:
         """Events until every choice is done; stops the workers when the client disconnects."""
         while self.live:
             try:

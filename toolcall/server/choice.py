@@ -16,7 +16,7 @@ from ..loop import (
 )
 from ..registry import ToolRegistry
 from .conversation import json_arguments
-from .engine import Engine
+from .shared_model import SharedModel
 from .planning import Plan
 from .protocol import run_id
 from .reply_filter import ReplyFilter
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Event:
+class ReplyEvent:
     """What a worker reports: kind is "text", "run" (a server tool started or finished), "tool_calls", "done"
     (with finish_reason and token counts) or "error"."""
 
@@ -36,19 +36,19 @@ class Event:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_choice(engine: Engine, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[Event], None],
+def run_choice(engine: SharedModel, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[ReplyEvent], None],
                cancel: threading.Event) -> None:
     """Generate one choice, reporting events through `emit` (called from this worker thread)."""
     engine.enter(1)
     try:
         _Choice(engine, dialect, plan, index, emit, cancel).run()
     except Exception as err:  # noqa: BLE001 - a backend failure ends this reply with an error, never the server
-        emit(Event(index, "error", f"{type(err).__name__}: {err}"))
+        emit(ReplyEvent(index, "error", f"{type(err).__name__}: {err}"))
     finally:
         engine.enter(-1)
 
 
-def _server_answer(engine: Engine, registry: ToolRegistry | None, plan: Plan, request: CallRequest) -> Result:
+def _server_answer(engine: SharedModel, registry: ToolRegistry | None, plan: Plan, request: CallRequest) -> Result:
     """Run a server tool (or report why it cannot run) as the registry does: every failure is an error result."""
     registry = registry or ToolRegistry()
     args = request.arguments if request.arguments is not None else request.call.args
@@ -64,7 +64,7 @@ def _server_answer(engine: Engine, registry: ToolRegistry | None, plan: Plan, re
 class _Choice:
     """The loop's events turned into the client's: reply text, tool runs, tool_calls, done."""
 
-    def __init__(self, engine: Engine, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[Event], None],
+    def __init__(self, engine: SharedModel, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[ReplyEvent], None],
                  cancel: threading.Event) -> None:
         self.engine, self.dialect, self.plan, self.index, self.emit, self.cancel = (
             engine, dialect, plan, index, emit, cancel)
@@ -73,7 +73,7 @@ class _Choice:
 
     def say(self, text: str) -> None:
         if text:
-            self.emit(Event(self.index, "text", text))
+            self.emit(ReplyEvent(self.index, "text", text))
 
     def answer(self, request: CallRequest, reply: ReplyFilter) -> Outcome:
         """The server's policy for one call."""
@@ -90,7 +90,7 @@ class _Choice:
                                "status": "running"}
         self.running.append(run)
         self.say(reply.keep_call() if plan.keep_markup else reply.cut_call(request.call.span[0]))
-        self.emit(Event(self.index, "run", dict(run)))
+        self.emit(ReplyEvent(self.index, "run", dict(run)))
         if request.tool in plan.client:
             message = f"{request.tool}: {request.error}"
             return Result(f"Error: {message}", False, message)
@@ -134,7 +134,7 @@ class _Choice:
                     self.running.append(malformed)
                     self.say(reply.keep_call() if plan.keep_markup else reply.cut_call())
                     hide_closing = not plan.keep_markup
-                    self.emit(Event(self.index, "run", dict(malformed)))
+                    self.emit(ReplyEvent(self.index, "run", dict(malformed)))
                 elif isinstance(event, CallFinished):
                     record = event.record
                     done: dict[str, Any] = (self.running.pop(0) if self.running
@@ -142,7 +142,7 @@ class _Choice:
                     done.update(status="done", ok=record.ok, result=record.result if record.ok else None,
                                error=None if record.ok else (record.error or record.result),
                                seconds=round(record.seconds, 4))
-                    self.emit(Event(self.index, "run", done))
+                    self.emit(ReplyEvent(self.index, "run", done))
                 elif isinstance(event, Done):
                     reason = event.result.stop_reason
                     finish = {"length": "length", "cancelled": "cancelled", "tool_calls": "tool_calls"}.get(
@@ -150,11 +150,11 @@ class _Choice:
         finally:
             flow.close()  # stops decoding at once when we left early (stop sequence, disconnect)
         if finish == "cancelled":
-            self.emit(Event(self.index, "done", "cancelled", {"counters": session.counters}))
+            self.emit(ReplyEvent(self.index, "done", "cancelled", {"counters": session.counters}))
             return
         self.say(reply.finish())
         if self.handed:
-            self.emit(Event(self.index, "tool_calls", [
+            self.emit(ReplyEvent(self.index, "tool_calls", [
                 {"id": r.id, "type": "function", "function": {"name": r.tool, "arguments": json_arguments(r.arguments)}}
                 for r in self.handed]))
-        self.emit(Event(self.index, "done", finish or "stop", {"counters": session.counters}))
+        self.emit(ReplyEvent(self.index, "done", finish or "stop", {"counters": session.counters}))

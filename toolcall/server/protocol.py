@@ -300,10 +300,6 @@ def completion_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex
 
 
-def call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
-
-
 def run_id() -> str:
     return "run_" + uuid.uuid4().hex[:24]
 

@@ -6,7 +6,7 @@ import time
 
 from toolcall.backends.base import Sampling
 from toolcall.backends.fake import FakeBackend
-from toolcall.server.engine import Engine, FairLock
+from toolcall.server.shared_model import FairLock, SharedModel
 
 
 def test_fair_lock_serves_waiters_in_order() -> None:
@@ -26,7 +26,7 @@ def test_fair_lock_serves_waiters_in_order() -> None:
 
 
 def test_sampling_travels_with_the_session_not_the_backend() -> None:
-    engine = Engine(FakeBackend(script=["hi"]))
+    engine = SharedModel(FakeBackend(script=["hi"]))
     session = engine.start("P", threading.Event(), Sampling(temperature=0.7, seed=3))
     assert session.sampling == Sampling(temperature=0.7, seed=3)
     assert not hasattr(engine.backend, "temperature")
@@ -34,7 +34,7 @@ def test_sampling_travels_with_the_session_not_the_backend() -> None:
 
 def test_a_cancelled_session_stops_decoding() -> None:
     cancel = threading.Event()
-    engine = Engine(FakeBackend(script=["a long reply " * 20], chars_per_token=1))
+    engine = SharedModel(FakeBackend(script=["a long reply " * 20], chars_per_token=1))
     session = engine.start("P", cancel, Sampling())
     stream = session.stream((), 500)
     next(stream)

@@ -1,4 +1,4 @@
-"""The one backend every request shares: a FIFO lock taken per decode step, sessions that stop when their client goes.
+"""The one model every request shares: a FIFO lock taken per decode step, sessions that stop when their client goes.
 
 Every request (every choice of it) runs the decoding loop in its own worker thread. The backend's model is shared, so
 each decode step (one token, or the prefill before it) takes the lock and gives it back at once: concurrent replies
@@ -6,7 +6,7 @@ interleave token by token, and a tool running for one reply never holds up the o
 except those that decode with the model themselves). Sampling settings travel with each session, never as
 attributes of the shared backend.
 
-The seam for a batching engine: `Engine.start` is the one place a session is made and `_guard` the one place its
+The seam for a batching engine: `SharedModel.start` is the one place a session is made and `_guard` the one place its
 decoding is wrapped; an engine that batches concurrent sessions would replace both and drop the lock.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ class FairLock:
                 self._held = False
 
 
-class Engine:
+class SharedModel:
     """The backend behind a FIFO lock taken per decode step, and how many sessions are decoding now."""
 
     def __init__(self, backend: Backend) -> None:
@@ -77,7 +77,7 @@ class Engine:
             self.active += delta
 
 
-def _guard(engine: Engine, session: DecodeSession, cancel: threading.Event) -> None:
+def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event) -> None:
     """Wrap the session's stream and append so each step holds the engine lock and decoding ends as soon as `cancel`
     is set (the client went away)."""
     inner_stream, inner_append = session.stream, session.append

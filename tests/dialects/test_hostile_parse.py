@@ -3,6 +3,7 @@ hostile value as a positioned issue, and takes time linear in the text, one-shot
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Callable
 
@@ -10,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolcall.calls import Parsed
+from toolcall.calls import KeywordArgs, Parsed, ToolCall
 from toolcall.cli import main
 from toolcall.dialects import IncrementalParser, get_dialect
+from toolcall.dialects.structured import Fault, decode_json
 from toolcall.errors import DialectSyntaxError
 
 NAMES = ("toolformer", "moss", "hermes", "pythonic", "llama3_json", "mistral")
@@ -188,3 +190,46 @@ def test_parse_time_is_linear(name: str, shape: str) -> None:
     streamed = _cpu_seconds(lambda: _stream(name, large)) / _cpu_seconds(lambda: _stream(name, small))
     # Linear time gives about 8 for 8 times the text, quadratic 64: 24 leaves room for a noisy machine.
     assert one_shot < 24 and streamed < 24, (one_shot, streamed)
+
+
+# ---------------------------------------------------------------------------------------------- fast paths = the grammar
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("abc_", min_size=1, max_size=3), inner, max_size=3),
+    max_leaves=8)
+ARGS = st.dictionaries(st.sampled_from(["city", "n", "q", "x_1"]), VALUES, max_size=3)
+SPACING = st.sampled_from(["", " ", "\n", "  \n  "])
+
+
+@pytest.mark.parametrize("name", ["hermes", "pythonic", "llama3_json", "mistral", "toolformer"])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(calls=st.lists(st.tuples(st.sampled_from(["f", "get_weather", "a.b"]), ARGS), min_size=1, max_size=3),
+       gap=SPACING, raw=st.sampled_from(["", "[f(x=1, y='a')]", "[Calculator(2 + 3) -> 5]", '[QA("a b") -> x y]',
+                                         "[f(x=(1, 2), y=- 1)]", "[f(x=0x1F)]", "[f(x='\\x41')]", "[T(1,240 + 2)]"]))
+def test_fast_paths_read_what_the_grammar_reads(name: str, calls: list, gap: str, raw: str) -> None:
+    """The C-speed readers (json's decoder, Python's parser, the simple-call regex) give exactly the calls and issues
+    the Lark grammar gives, on the texts they accept."""
+    dialect = get_dialect(name)
+    if name == "toolformer":
+        text = "Say " + raw + " and " + " ".join(f"[{t.split('.')[0]}({a.get('q', '')}) -> {a.get('city', '')}]"
+                                                  .replace("\n", " ") for t, a in calls)
+    else:
+        made = [ToolCall(t if name == "pythonic" else t.replace(".", "_"), KeywordArgs(a)) for t, a in calls]
+        text = ("Say " + gap + raw + gap if name == "pythonic" else "") + "".join(dialect.render_call(c) + gap for c in made)
+    fast = dialect.parse(text)
+    with pytest.MonkeyPatch.context() as patch:
+        if name == "toolformer":
+            patch.setattr("toolcall.dialects.toolformer._SIMPLE_CALL", re.compile(r"(?!)"))
+        elif name == "pythonic":
+            patch.setattr("toolcall.dialects.pythonic._fast_list", lambda *a: None)
+        else:
+            # Every value read by Lark: hostile values still become faults first, as they do on the fast path.
+            patch.setattr(f"toolcall.dialects.{name}.decode_json",
+                          lambda t, p, e: got if isinstance(got := decode_json(t, p, e), Fault) else None)
+            if name == "mistral":
+                patch.setattr("toolcall.dialects.mistral.decode_items", lambda t, p, e: None)
+        slow = dialect.parse(text)
+    assert [(c.tool, dict(c.args) if c.keyword else c.args, c.result, c.span) for c in fast.calls] == [
+        (c.tool, dict(c.args) if c.keyword else c.args, c.result, c.span) for c in slow.calls], text
+    assert [(i.pos, i.message) for i in fast.issues] == [(i.pos, i.message) for i in slow.issues], text

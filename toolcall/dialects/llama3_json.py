@@ -56,12 +56,13 @@ def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | N
             return None
         calls.append(call)
         pos = skip_space(reply, stop)
-        if reply.startswith(";", pos):
-            pos = skip_space(reply, pos + 1)
         if pos >= len(reply):
             return calls, style
-        if reply[pos] != "{":
+        if not reply.startswith(";", pos):
             return None
+        pos = skip_space(reply, pos + 1)
+        if pos >= len(reply):
+            return calls, style
 
 
 def _shift(call: ToolCall, offset: int) -> ToolCall:

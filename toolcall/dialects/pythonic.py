@@ -1,16 +1,18 @@
 """The pythonic dialect (Llama 3.2/4, ToolACE, BFCL): `[get_weather(city='Paris'), get_time()]`, never evaluated."""
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from .base import MAX_CALL_CHARS, MAX_DEPTH, load_parser, make_issue, nesting_fault, rule
 from .llama3_json import LlamaResults
-from .structured import Group, StructuredDialect, keyword_args, py_literal, py_value
+from .structured import Group, StructuredDialect, dump, keyword_args, py_literal, py_value
 
 PYTHON_TAG = "<|python_tag|>"
 # Where a call list may start: "[" before `name(` (dotted names too), or the python tag before such a list.
@@ -39,6 +41,116 @@ def _check_numbers(tree: Tree | Token, offset: int) -> None:
             raise _NumberFault(f"a number of {digits} digits is too long", offset + (token.start_pos or 0))
         if any(c in raw for c in ".eE") and not math.isfinite(float(raw)):
             raise _NumberFault(f"the number {raw[:40]} is too large to be finite", offset + (token.start_pos or 0))
+
+
+# Python's own parser reads the common call list in C; what the grammar would read differently (escapes, string
+# prefixes, other number bases, comments, parenthesised values) is left to Lark.
+_LIST_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}#\\]|[A-Za-z_]['"]|0[xXoObB]""")
+_CONSTANTS = {"true": True, "false": False, "null": None}
+
+
+class _NotLiteral(Exception):
+    """An AST the grammar would not read as a literal the same way."""
+
+
+def _literal(node: ast.expr) -> Any:
+    """The value of a literal node as py_value gives it (tuples become lists), or _NotLiteral."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _NotLiteral
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise _NotLiteral  # bytes, complex, Ellipsis
+    if isinstance(node, ast.Name) and node.id in _CONSTANTS:
+        return _CONSTANTS[node.id]
+    if isinstance(node, ast.List):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in zip(node.keys, node.values):
+            if key_node is None:
+                raise _NotLiteral  # **spread
+            key = _literal(key_node)
+            out[key if isinstance(key, (str, int, float, bool)) or key is None else dump(key)] = _literal(value_node)
+        return out
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) in (int, float) and node.operand.col_offset == node.col_offset + 1):
+        value = node.operand.value
+        return -value if isinstance(node.op, ast.USub) else value
+    raise _NotLiteral
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name) and node.id.isascii():
+        return node.id
+    if isinstance(node, ast.Attribute) and node.attr.isascii():
+        return f"{_dotted(node.value)}.{node.attr}"
+    raise _NotLiteral
+
+
+def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | None:
+    """The calls of the list whose "[" is at `text[start]` (read no further than `end`) and where it ends, read by
+    Python's parser; None when the grammar must read it (any shape the two might read differently)."""
+    depth = 0
+    parens = 0
+    stop = -1
+    for m in _LIST_PIECES.finditer(text, start, end):
+        c = m.group()
+        if len(c) == 1:
+            if c in "[({":
+                depth += 1
+                parens += c == "("
+            elif c in "])}":
+                depth -= 1
+                if depth == 0:
+                    stop = m.end()
+                    break
+            else:
+                return None  # a comment or a backslash outside a string
+        elif c[0] not in "'\"" or "\\" in c:
+            return None  # a string prefix, another number base, an escape
+    if stop < 0 or depth > MAX_DEPTH:
+        return None
+    region = text[start:stop]
+    try:
+        tree = ast.parse(region, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if not isinstance(tree.body, ast.List) or not tree.body.elts:
+        return None
+    calls: list[ToolCall] = []
+    ascii_only = region.isascii()
+    lines = None if ascii_only else region.split("\n")
+    line_starts = None
+    if lines is not None:
+        line_starts = [0]
+        for line in lines[:-1]:
+            line_starts.append(line_starts[-1] + len(line) + 1)
+
+    def offset(lineno: int, col: int) -> int:
+        if lines is None or line_starts is None:
+            return start + (col if lineno == 1 else 0)
+        return start + line_starts[lineno - 1] + len(lines[lineno - 1].encode("utf-8")[:col].decode("utf-8"))
+
+    try:
+        for node in tree.body.elts:
+            if not isinstance(node, ast.Call) or node.args or any(k.arg is None or not k.arg.isascii() for k in node.keywords):
+                return None
+            if ascii_only and (node.lineno != 1 or node.end_lineno != 1):
+                lines = region.split("\n")  # a multi-line list: positions by line
+                line_starts = [0]
+                for line in lines[:-1]:
+                    line_starts.append(line_starts[-1] + len(line) + 1)
+                ascii_only = False
+            kwargs = {str(k.arg): _literal(k.value) for k in node.keywords}
+            span = (offset(node.lineno, node.col_offset), offset(node.end_lineno or 1, node.end_col_offset or 0))
+            calls.append(ToolCall(_dotted(node.func), KeywordArgs(kwargs), None, span))
+    except (_NotLiteral, RecursionError):
+        return None
+    if parens != len(calls):
+        return None  # a parenthesised value or a tuple: the grammar's reading of it is the one that counts
+    return calls, stop
 
 
 def _parser() -> Lark:
@@ -76,6 +188,14 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             # First read no further than the next candidate (so many unclosed lists are read once, not once each);
             # only a list that runs into it (a string holding `[name(`) is read again, up to MAX_CALL_CHARS.
             end = len(text) if following is None else following.start()
+            bracket = start + (text.index("[", start) - start if text.startswith(PYTHON_TAG, start) else 0)
+            fast = _fast_list(text, bracket, min(end, start + MAX_CALL_CHARS))
+            if fast is not None:
+                calls, stop = fast
+                groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
+                cut = False
+                match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
+                continue
             got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed)
             if got is None and following is not None and issues and issues[-1].pos >= end:
                 issues.pop()

@@ -1,13 +1,9 @@
 """Fixtures for data_gen tests: a tiny Llama trained for a moment on bracket calls, and the real tool registry."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

@@ -271,6 +271,19 @@ def test_toolcall_eval_task_bfcl_on_the_fake_backend(tmp_path: Path, capsys: pyt
     assert rows[0]["calls"] == [{"kitchen.boil_water": {"litres": 1.5}}] and rows[0]["valid"]
 
 
+@needs_bfcl
+def test_task_bfcl_speaks_hermes_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_bfcl_dir(tmp_path / "bfcl", "simple", [SIMPLE])
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([hermes(("kitchen.boil_water", {"litres": 1.5}))]))
+    code = main(["eval", "--task", "bfcl", "--categories", "simple", "--bfcl-data", str(data), "--backend", "fake",
+                 "--model", str(script), "--max-new-tokens", "40", "--json", "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["dialect"] == "hermes" and summary["max_new_tokens"] == 40
+    assert summary["categories"]["simple"]["accuracy"] == 1.0 and summary["data"] == str(data)
+
+
 def test_task_bfcl_refuses_math_only_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["eval", "--task", "bfcl", "--tools", "calculator", "--backend", "fake", "--quiet"])
     assert code == 1 and "--task bfcl offers each item's own functions" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_options(p, BfclConfig, group="BFCL (--task bfcl)")
     add_tool_source_options(p)
     add_model_options(p)
-    p.add_argument("--dialect", default="toolformer", help="call dialect (default toolformer)")
+    p.add_argument("--dialect", default=None, help="call dialect (default toolformer; hermes for --task bfcl)")
     # Both modes share these; tools_enabled is what the two modes differ in.
     add_options(p, LoopConfig, exclude=("tools_enabled",), base=EVAL_LOOP, group="generation (the decoding loop)")
     p.add_argument("--output", type=Path, default=None, help="write per-item results here (JSONL)")
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     config: LoopConfig = from_args(LoopConfig, args, base=EVAL_LOOP)
     if cfg.task == "bfcl":
         return run_bfcl(args, cfg, config)
+    args.dialect = args.dialect or "toolformer"
     today = cfg.date()
     path = cfg.input or sample_path(cfg.task)
     items = load_items(path, cfg.task, today, cfg.limit)
@@ -86,6 +87,8 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     from ..dialects import get_dialect
 
     bfcl: BfclConfig = from_args(BfclConfig, args)
+    # BFCL items are chat requests with function schemas: a chat-model format fits them, Toolformer's does not.
+    args.dialect = args.dialect or "hermes"
     if cfg.input is not None or cfg.tools is not None or args.tools_from or args.mcp:
         raise ConfigError("--task bfcl offers each item's own functions and reads BFCL's data: use --bfcl-data DIR "
                           "instead of --input, and no --tools, --tools-from or --mcp")

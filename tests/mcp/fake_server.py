@@ -4,7 +4,8 @@ Run: python fake_server.py MODE, where MODE is
   ok       answers initialize, lists `calculate` (a built-in's name), `echo_env` and `long_job` (which requires MCP
            tasks), and answers tools/call;
   silent   reads requests and never answers (a server stuck before `initialize`);
-  garbage  prints a banner on stdout before any JSON-RPC.
+  garbage  prints a banner on stdout before any JSON-RPC;
+  chatty   like ok, but prints a log line on stdout before each tools/call reply.
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def main(mode: str) -> None:
         elif method == "tools/call":
             params = message["params"]
             text = call(params["name"], params.get("arguments") or {})
+            if mode == "chatty":
+                print(f"calling {params['name']}", flush=True)
             reply(request_id, {"content": [{"type": "text", "text": text}], "isError": False})
         else:
             reply(request_id, {})

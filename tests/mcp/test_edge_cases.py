@@ -89,6 +89,14 @@ def test_a_server_that_prints_garbage_gives_one_line(capsys: pytest.CaptureFixtu
     assert time.perf_counter() - start < 10   # at once, not after the 30 s connect timeout
 
 
+def test_garbage_after_the_session_started_is_reported_once_and_ignored(capfd: pytest.CaptureFixture[str]) -> None:
+    registry = Toolset(names=(), mcp=(fake("chatty"),)).build()
+    assert [registry.call("calculate", (f"{i}+1",)).text for i in range(3)] == ["1", "2", "3"]
+    err = capfd.readouterr().err
+    assert err.count("ignoring a stdout line that is not JSON-RPC: 'calling calculate'") == 1, err
+    assert "Traceback" not in err
+
+
 def test_errors_a_model_reads_name_the_server_not_its_command_line() -> None:
     client = connect(f"{sys.executable} {TINY}")
     registry = ToolRegistry(client.registry_tools(timeout=20))

@@ -14,6 +14,7 @@ import threading
 import warnings
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -46,15 +47,25 @@ __all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "WAIT_CEILING", "MCPClient", "cal
            "import_tools", "remote_tool", "tasks_required"]
 
 
-class _QuietParseErrors(logging.Filter):
-    """Drops the SDK's traceback for a stdout line that is not JSON-RPC: the client reports it in one line instead
-    (a server that prints a banner would otherwise show a screenful per line)."""
+#: The client whose transport runs in this context: the SDK's stdout reader is a task started from the client's
+#: owner task, so it sees the client here when it reports a line it cannot parse.
+_CLIENT: ContextVar[MCPClient | None] = ContextVar("toolcall_mcp_client", default=None)
+
+
+class _StdoutGarbage(logging.Filter):
+    """The SDK logs a traceback for each stdout line that is not JSON-RPC, in the reader, before it reads the next
+    line. For our own clients the line goes to the client instead (one line of report, and a reply that follows it
+    can never be taken first); other users of the SDK keep its log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to parse JSONRPC message")
+        client = _CLIENT.get()
+        if client is None or not record.getMessage().startswith("Failed to parse JSONRPC message"):
+            return True
+        client._stdout_garbage(record.exc_info[1] if record.exc_info else None)
+        return False
 
 
-logging.getLogger("mcp.client.stdio").addFilter(_QuietParseErrors())
+logging.getLogger("mcp.client.stdio").addFilter(_StdoutGarbage())
 
 
 class MCPClient:
@@ -134,13 +145,16 @@ class MCPClient:
 
     async def _hold(self) -> None:
         """The owner task: enter transport and session, list the tools, then wait until close() is asked for."""
+        _CLIENT.set(self)   # this task's context, which the transport's tasks inherit
         try:
             async with AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
-                session = await stack.enter_async_context(ClientSession(read, write, message_handler=self._incoming))
+                session = await stack.enter_async_context(ClientSession(read, write))
                 started = await session.initialize()
                 self.name = _short_name(started.server_info.name) or self.name
                 listed = await _list_all(session)
+                if self._failure is not None:   # it printed garbage before answering: refuse it however it answered
+                    return
                 self.tools = [t for t in listed if not tasks_required(t)]
                 self.skipped = [t.name for t in listed if tasks_required(t)]
                 self._session = session
@@ -154,18 +168,19 @@ class MCPClient:
             self._ready.set()
             self._finished.set()
 
-    async def _incoming(self, message: Any) -> None:
-        """The SDK hands a stdout line that is not JSON-RPC here, as an exception. Before the session is ready it
-        ends the connection (a server that prints to stdout is broken); later it is reported once, in one line."""
-        if not isinstance(message, Exception):
+    def _stdout_garbage(self, err: BaseException | None) -> None:
+        """A stdout line that is not JSON-RPC (called in the SDK's reader, in stream order). Before the session is
+        ready it ends the connection (a stdio server may write only protocol messages there); later it is reported
+        once, in one line, and ignored."""
+        line = _bad_line(err)
+        if self._session is None:
+            if self._failure is None:
+                self._failure = ConfigError(f"it printed a line that is not JSON-RPC: {line!r} (an MCP server over "
+                                            "stdio may write only protocol messages to stdout; logs go to stderr)")
+            self._ready.set()   # open() fails now rather than after its timeout
             return
         self._garbage += 1
-        line = _bad_line(message)
-        if self._session is None and self._failure is None:
-            self._failure = ConfigError(f"it printed a line that is not JSON-RPC: {line!r} (an MCP server over stdio "
-                                        "may write only protocol messages to stdout; logs go to stderr)")
-            self._ready.set()   # open() fails now rather than after its timeout
-        elif self._garbage == 1:
+        if self._garbage == 1:
             print(f"toolcall: MCP server {self.name}: ignoring a stdout line that is not JSON-RPC: {line!r}",
                   file=sys.stderr)
 
@@ -302,7 +317,7 @@ def _short_name(text: str) -> str:
     return clean if len(clean) <= NAME_LIMIT else clean[:NAME_LIMIT - 3] + "..."
 
 
-def _bad_line(err: Exception) -> str:
+def _bad_line(err: BaseException | None) -> str:
     """The stdout line a parse error was raised for (pydantic keeps it as the error's input), cut short."""
     line: Any = None
     errors = getattr(err, "errors", None)

@@ -73,7 +73,7 @@ class RunDir:
         if not run_file.exists():
             raise ConfigError(f"{self.path} has no {RUN}; it is not a data-gen output directory, choose another one")
         old = json.loads(run_file.read_text(encoding="utf-8"))
-        for key in ("input_sha256", "config"):
+        for key in ("input_sha256", "config", "models"):
             if old.get(key) != run_info.get(key):
                 raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}; "
                                   "resume with the same input and settings, or choose another directory")

@@ -5,9 +5,14 @@ from __future__ import annotations
 import contextvars
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolcall.registry import ToolRegistry
 
 from .config import ExecuteConfig
+from .records import TextRecord, bump
 
 
 class CallRunner:
@@ -17,7 +22,7 @@ class CallRunner:
     may change between calls. Within one text a distinct call still runs once.
     """
 
-    def __init__(self, registry: Any, config: ExecuteConfig = ExecuteConfig()) -> None:
+    def __init__(self, registry: ToolRegistry, config: ExecuteConfig = ExecuteConfig()) -> None:
         self.registry = registry
         self.config = config
         self._cache: dict[str, Any] = {}
@@ -58,33 +63,32 @@ class CallRunner:
         return [found[k] for k in keys]
 
 
-def execute_calls(record: dict[str, Any], runner: CallRunner) -> dict[str, Any]:
-    """record -> record whose candidates carry "result" (and failures are dropped and counted when drop_errors).
+def execute_calls(record: TextRecord, runner: CallRunner) -> TextRecord:
+    """record -> record whose candidates carry a result (failures are dropped and counted when drop_errors).
 
     With config.restyle a result is written the way the text writes the number after the call when both are the
     same value ("[Calculator(1,240 + 1,560) -> 2,800] 2,800", not "-> 2800"), else the loss filter would punish a
     right call.
     """
-    cands = record.get("candidates", [])
-    counts = {k: dict(v) for k, v in record.get("counts", {}).items()}
-    pending = [c for c in cands if "result" not in c]
-    results = runner.run_many([(c["tool"], list(c["args"])) for c in pending])
-    done = [c for c in cands if "result" in c]
-    rejected = list(record.get("rejected", []))
+    cands = record.candidates
+    counts = record.counts
+    pending = [c for c in cands if c.result is None]
+    results = runner.run_many([(c.tool, list(c.args)) for c in pending])
+    done = [c for c in cands if c.result is not None]
+    rejected = list(record.rejected)
     for cand, res in zip(pending, results):
-        per = counts.setdefault(cand["tool"], {})
-        per["executed"] = per.get("executed", 0) + 1
+        counts = bump(counts, cand.tool, "executed")
         if not res.ok:
-            per["errors"] = per.get("errors", 0) + 1
+            counts = bump(counts, cand.tool, "errors")
             if runner.config.drop_errors:
-                rejected.append({"stage": "execute", "tool": cand["tool"], "position": cand["position"],
-                                 "call": cand["call"], "reason": res.error or res.text})
+                rejected.append({"stage": "execute", "tool": cand.tool, "position": cand.position,
+                                 "call": cand.call, "reason": res.error or res.text})
                 continue
         if not res.ok:
             result = res.error or res.text
         elif runner.config.restyle:
-            result = runner.restyle(cand["tool"], res.text, record["text"][cand["position"]:])
+            result = runner.restyle(cand.tool, res.text, record.text[cand.position:])
         else:
             result = res.text
-        done.append({**cand, "result": result})
-    return {**record, "candidates": done, "counts": counts, "rejected": rejected}
+        done.append(replace(cand, result=result))
+    return replace(record, candidates=tuple(done), counts=counts, rejected=tuple(rejected))

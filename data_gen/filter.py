@@ -8,13 +8,14 @@ cache of x_{<i} and only its call tokens plus the 5 scored tokens are run, all c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
 
 from toolcall.backends.base import Branch, Scorer
 from toolcall.calls import ToolCall
 
 from .calls_text import render_call
 from .config import FilterConfig
+from .records import Candidate, TextRecord
 from .tokens import TokenizedText, tokenize
 
 
@@ -22,10 +23,10 @@ def weighted_loss(logprobs: Sequence[float], weights: Sequence[float]) -> float:
     return -sum(w * lp for w, lp in zip(weights, logprobs))
 
 
-def call_strings(cand: Mapping[str, Any]) -> tuple[str, str]:
+def call_strings(cand: Candidate) -> tuple[str, str]:
     """(e(c, eps), e(c, r)) in the bracket form."""
-    call = ToolCall(cand["tool"], tuple(cand["args"]), None)
-    return render_call(call), render_call(call.with_result(str(cand["result"])))
+    call = ToolCall(cand.tool, tuple(cand.args), None)
+    return render_call(call), render_call(call.with_result(str(cand.result)))
 
 
 def inline_text(tt: TokenizedText, i: int, z: str) -> str:
@@ -33,14 +34,14 @@ def inline_text(tt: TokenizedText, i: int, z: str) -> str:
     return (" " if tt.leading_space(i) else "") + z
 
 
-def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[str, FilterConfig]) -> dict[str, Any]:
-    """record -> record whose candidates carry loss_eps, loss_null, loss_plus, loss_minus, loss_reduction, kept."""
-    cands = [c for c in record.get("candidates", []) if "result" in c]
+def score_candidates(record: TextRecord, scorer: Scorer, configs: Mapping[str, FilterConfig]) -> TextRecord:
+    """record -> record whose executed candidates carry their losses, loss_reduction and kept (the others are dropped)."""
+    cands = [c for c in record.candidates if c.result is not None]
     if not cands:
-        return {**record, "candidates": cands}
+        return replace(record, candidates=tuple(cands))
     first = next(iter(configs.values()))
     placement, weights = first.placement, first.weights()
-    tt = tokenize(scorer, record["text"])
+    tt = tokenize(scorer, record.text)
     ids, n, span = list(tt.ids), len(tt.ids), len(weights)
     start = scorer.start_token_id()
     base = scorer.prefix_state([start] + ids)
@@ -51,7 +52,7 @@ def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[st
         # position on (the LM head runs only where a loss is read).
         need: dict[str, tuple[int, int]] = {}
         for c, (zm, zp) in zip(cands, strings):
-            i = c["token"]
+            i = c.token
             for z in (zm, zp):
                 lo, hi = need.get(z, (i, 0))
                 need[z] = (min(lo, i), max(hi, min(n, i + span)))
@@ -60,13 +61,13 @@ def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[st
         seqs = [([start] + h + ids[:need[z][1]], 1 + len(h) + need[z][0]) for z, h in zip(zs, heads)]
         lps = dict(zip(zs, scorer.sequence_logprobs(seqs)))
 
-        def loss(c: Mapping[str, Any], z: str) -> float:
-            i = c["token"] - need[z][0]
+        def loss(c: Candidate, z: str) -> float:
+            i = c.token - need[z][0]
             return weighted_loss(lps[z][i:i + span], weights)
     else:
         branches: list[Branch] = []
         for c, (zm, zp) in zip(cands, strings):
-            i = c["token"]
+            i = c.token
             for z in (zm, zp):
                 head = scorer.encode(inline_text(tt, i, z))
                 branches.append(Branch(1 + i, tuple(head + ids[i:min(n, i + span)]), len(head)))
@@ -75,15 +76,15 @@ def score_candidates(record: dict[str, Any], scorer: Scorer, configs: Mapping[st
         for b, (c, (zm, zp)) in enumerate(zip(cands, strings)):
             table[(id(c), zm)], table[(id(c), zp)] = scored[2 * b], scored[2 * b + 1]
 
-        def loss(c: Mapping[str, Any], z: str) -> float:
+        def loss(c: Candidate, z: str) -> float:
             return weighted_loss(table[(id(c), z)], weights)
     out = []
     for c, (zm, zp) in zip(cands, strings):
-        i = c["token"]
+        i = c.token
         l_eps = weighted_loss(eps[i:i + span], weights)
         l_null, l_plus = loss(c, zm), loss(c, zp)
         l_minus = min(l_eps, l_null)
-        tau = configs.get(c["tool"].lower(), first).threshold(c.get("source", "model"))
-        out.append({**c, "text_call": zp, "placement": placement, "loss_eps": l_eps, "loss_null": l_null, "loss_plus": l_plus,
-                    "loss_minus": l_minus, "loss_reduction": l_minus - l_plus, "kept": l_minus - l_plus >= tau})
-    return {**record, "candidates": out}
+        tau = configs.get(c.tool.lower(), first).threshold(c.source)
+        out.append(replace(c, text_call=zp, placement=placement, loss_eps=l_eps, loss_null=l_null, loss_plus=l_plus,
+                           loss_minus=l_minus, loss_reduction=l_minus - l_plus, kept=l_minus - l_plus >= tau))
+    return replace(record, candidates=tuple(out))

@@ -8,15 +8,9 @@ from typing import Any
 from toolcall.errors import ConfigError
 from toolcall.jsonl import read_jsonl, string_field
 
-
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context): "date", the
 #: document's date as YYYY-MM-DD, is what the Calendar tool answers for that text, as the paper dates each document.
 TEXT_FIELDS = ("date",)
-
-
-def read_texts(path: Path, limit: int | None = None) -> list[str]:
-    """The input texts of a data-gen run, at most `limit` of them."""
-    return [text for text, _ in read_inputs(path, limit)]
 
 
 def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:

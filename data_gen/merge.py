@@ -3,20 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from .records import Candidate, TextRecord
+
 CALL_FIELDS = ("tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction")
 CURRENCY = "$€£¥"
 
 
-def merge_record(record: dict[str, Any]) -> dict[str, Any] | None:
+def merge_record(record: TextRecord) -> dict[str, Any] | None:
     """The output record {"text", "original", "calls"}, or None when no call survived (such texts are dropped).
 
     At most one call per place in the text: when several tools (or samples) survive there, the one that `ranks`
     first wins; and one place per identical call (where it ranks first again).
     """
-    original = record["text"]
-    best: dict[int, dict[str, Any]] = {}
-    for cand in record.get("candidates", []):
-        if not cand.get("kept"):
+    original = record.text
+    best: dict[int, Candidate] = {}
+    for cand in record.candidates:
+        if not cand.kept:
             continue
         at = write_at(original, cand)
         if at not in best or rank(cand) > rank(best[at]):
@@ -25,38 +27,42 @@ def merge_record(record: dict[str, Any]) -> dict[str, Any] | None:
     # SmolLM2 kept "[Calculator(400 / 1400) -> 0.29]" at three adjacent places of one sentence.
     seen: dict[str, int] = {}
     for at, cand in sorted(best.items(), key=lambda item: rank(item[1]), reverse=True):
-        if cand["text_call"] in seen:
+        if cand.text_call in seen:
             del best[at]
         else:
-            seen[cand["text_call"]] = at
+            seen[cand.text_call] = at
     if not best:
         return None
     text = original
     # Insert from the end so earlier character offsets stay valid; keep the space in front of the call (" [").
     for at in sorted(best, reverse=True):
         gap = " " if at < len(original) and original[at].isspace() else ""
-        text = text[:at] + gap + best[at]["text_call"] + text[at:]
-    calls = [{**{k: cand[k] for k in CALL_FIELDS}, "source": cand.get("source", "model")}
-             for cand in sorted(best.values(), key=lambda c: c["position"])]
+        text = text[:at] + gap + best[at].text_call + text[at:]
+    calls = [output_call(cand) for cand in sorted(best.values(), key=lambda c: c.position)]
     return {"text": text, "original": original, "calls": calls}
 
 
-def rank(cand: dict[str, Any]) -> tuple[bool, float]:
+def output_call(cand: Candidate) -> dict[str, Any]:
+    """A kept call as corpus.jsonl writes it: CALL_FIELDS, then its source."""
+    return {**{k: list(cand.args) if k == "args" else getattr(cand, k) for k in CALL_FIELDS}, "source": cand.source}
+
+
+def rank(cand: Candidate) -> tuple[bool, float]:
     """Which of two kept calls wins a place: one a tool proposed (its result is what the text writes there, or its
     date is the one written there) before one only the model sampled, then the larger loss reduction. SmolLM2 put
     its sampled Calendar call before another day's date with a larger reduction than the proposed one had before
     today's weekday, and one place per identical call kept the wrong one."""
-    return cand.get("source", "model") != "model", cand["loss_reduction"]
+    return cand.source != "model", cand.loss_reduction if cand.loss_reduction is not None else float("-inf")
 
 
-def write_at(original: str, cand: dict[str, Any]) -> int:
+def write_at(original: str, cand: Candidate) -> int:
     """Where the call is written: before token i, or, for a call scored in prefix placement at a token that follows a
     space or a currency sign (SmolLM2 cuts " 2,800" into " " + "2", and " $180" into " $" + "1"), before that space
     and sign, so the text reads "of [Calculator(..) -> 2,800] 2,800" and "away [..] $180" as in the demonstrations
     rather than "of [..]2,800" or "$[..]180" (the prefix-placement loss does not depend on where the call is written;
     an inline-placed call is written exactly where it was scored)."""
-    pos = cand["position"]
-    if cand.get("placement", "prefix") != "prefix" or not 0 < pos < len(original) or original[pos].isspace():
+    pos = cand.position
+    if cand.placement != "prefix" or not 0 < pos < len(original) or original[pos].isspace():
         return pos
     at = pos
     while at > 0 and original[at - 1] in CURRENCY:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
@@ -20,26 +20,35 @@ from .inputs import read_inputs
 from .merge import merge_record
 from .positions import PromptStates, find_positions
 from .prefilter import prefilter
-from .propose import mark_model_samples, propose_calls
+from .propose import propose_calls
+from .records import Candidate, TextRecord
 from .sample import sample_calls
 from .stats import aggregate, write_stats
 from .tokens import tokenize
+
+if TYPE_CHECKING:
+    from toolcall.registry import ToolRegistry
 
 STAGES = ("prefilter", "positions", "sample", "execute", "filter", "merge")
 
 
 class Pipeline:
-    """The stages bound to one scorer (anything implementing the Scorer protocol), one tool registry and one config."""
+    """The stages bound to one tool registry, one config and a model: `scorer` (anything implementing the Scorer
+    protocol) judges the calls in the filter; `sampler`, when given, finds the positions and samples the calls
+    instead of it (the paper uses one model M for both). Both must share a tokenizer."""
 
-    def __init__(self, scorer: Scorer, registry: Any, config: DataGenConfig) -> None:
+    def __init__(self, scorer: Scorer, registry: ToolRegistry, config: DataGenConfig,
+                 sampler: Scorer | None = None) -> None:
         self.scorer = as_scorer(scorer)    # a backend that cannot score fails here, naming what it lacks
+        self.sampler = self.scorer if sampler is None else as_scorer(sampler)
         self.registry = registry
         self.config = config
         self.tools = tuple(registry.canonical(t) for t in config.tools)
-        self.states = PromptStates(scorer, config.positions.open_texts, registry)
+        self.states = PromptStates(self.sampler, config.positions.open_texts, registry)
         self.runner = CallRunner(registry, config.execute_config())
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
         self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)
+        self.last_scored: tuple[Candidate, ...] = ()     # the last text's scored candidates, kept or not
 
     def _spellings(self, tool: str) -> tuple[str, ...]:
         found = self.registry.get(tool)
@@ -57,17 +66,15 @@ class Pipeline:
 
     def _process(self, text: str, tick: Callable[[str], None]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         began = time.perf_counter()
-        rec = prefilter({"text": text}, self.tools, self.config.prefilter)
+        rec = prefilter(TextRecord(text), self.tools, self.config.prefilter)
         tick("prefilter")
-        for tool in rec["tools"]:
-            pos_cfg, sam_cfg, _ = self.config.for_tool(tool)
-            rec = find_positions(rec, tool, self.states, pos_cfg)
+        for tool in rec.tools:
+            rec = find_positions(rec, tool, self.states, self.config.for_tool(tool)[0])
         tick("positions")
-        for tool in rec["tools"]:
+        for tool in rec.tools:
             _, sam_cfg, _ = self.config.for_tool(tool)
             rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical, self._spellings(tool))
-        rec = mark_model_samples(rec)
-        proposing = [tool for tool in rec["tools"] if self.config.proposes(tool)]
+        proposing = [tool for tool in rec.tools if self.config.proposes(tool)]
         if proposing:
             tokenized = tokenize(self.scorer, text)
             for tool in proposing:
@@ -80,18 +87,19 @@ class Pipeline:
         out = merge_record(rec)
         tick("merge")
         merged = {(c["tool"], c["position"], c["loss_reduction"]) for c in (out or {}).get("calls", [])}
-        self.last_rejected = rec.get("rejected", []) + [
-            {"stage": "filter", "tool": c["tool"], "position": c["position"], "call": c["text_call"],
-             "reason": "below tau_f" if not c["kept"] else "another call at this position won",
-             **{k: c[k] for k in ("loss_eps", "loss_null", "loss_plus", "loss_reduction")}}
-            for c in rec.get("candidates", [])
-            if "loss_reduction" in c and (c["tool"], c["position"], c["loss_reduction"]) not in merged]
+        scored = tuple(c for c in rec.candidates if c.scored)
+        self.last_scored = scored
+        self.last_rejected = list(rec.rejected) + [
+            {"stage": "filter", "tool": c.tool, "position": c.position, "call": c.text_call,
+             "reason": "below tau_f" if not c.kept else "another call at this position won",
+             **{k: getattr(c, k) for k in ("loss_eps", "loss_null", "loss_plus", "loss_reduction")}}
+            for c in scored if (c.tool, c.position, c.loss_reduction) not in merged]
         summary = {
-            "tools": rec["tools"],
-            "positions": {t: len(p) for t, p in rec.get("positions", {}).items()},
-            "counts": rec.get("counts", {}),
-            "scored": [[c["tool"], c["loss_reduction"], c["kept"], (c["tool"], c["position"], c["loss_reduction"]) in merged]
-                       for c in rec.get("candidates", []) if "loss_reduction" in c],
+            "tools": list(rec.tools),
+            "positions": {t: len(p) for t, p in rec.positions.items()},
+            "counts": {t: dict(per) for t, per in rec.counts.items()},
+            "scored": [[c.tool, c.loss_reduction, c.kept, (c.tool, c.position, c.loss_reduction) in merged]
+                       for c in scored],
             "kept": len(merged),
             "seconds": time.perf_counter() - began,
         }
@@ -100,11 +108,15 @@ class Pipeline:
 
 def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resume: bool = False,
                  limit: int | None = None, progress: bool = True,
-                 on_text_done: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Process every input text not already done in output_dir, then write stats and the exports; returns the stats."""
+                 on_text_done: Callable[[int], None] | None = None,
+                 models: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Process every input text not already done in output_dir, then write stats and the exports; returns the stats.
+
+    `models` names the sampling and scoring models ({"sampler": ..., "scorer": ...}): stored in run.json, and a
+    --resume with other models is refused, since its calls would come from another model than the first part's."""
     texts = read_inputs(input_path, limit)
     run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
-                "config": pipeline.config.to_dict()}
+                "config": pipeline.config.to_dict(), **({"models": models} if models is not None else {})}
     run = RunDir(Path(output_dir), resume, run_info)
     bars = _bars(len(texts), len(run.done), progress)
     began, finished = time.perf_counter(), 0

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from toolcall.backends.base import Prefix, Scorer
 
 from .config import PositionConfig
 from .prompts import split_prompt
+from .records import Position, TextRecord
 from .tokens import TokenizedText, tokenize
+
+if TYPE_CHECKING:
+    from toolcall.registry import ToolRegistry
 
 
 def open_token_ids(scorer: Scorer, open_texts: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -28,7 +33,7 @@ def open_token_ids(scorer: Scorer, open_texts: tuple[str, ...]) -> list[tuple[st
 class PromptStates:
     """The prefix state of P(x) + x per (tool, text), shared by the position and sampling stages (one run each)."""
 
-    def __init__(self, scorer: Scorer, open_texts: tuple[str, ...] = PositionConfig.open_texts, registry: Any | None = None,
+    def __init__(self, scorer: Scorer, open_texts: tuple[str, ...] = PositionConfig.open_texts, registry: ToolRegistry | None = None,
                  maxsize: int = 2) -> None:
         self.scorer = scorer
         self.opens = open_token_ids(scorer, open_texts)
@@ -70,10 +75,10 @@ def call_may_start(tt: TokenizedText, i: int) -> bool:
     return not (here in ",." and before.isdigit() and at + 1 < len(text) and text[at + 1].isdigit())
 
 
-def find_positions(record: dict[str, Any], tool: str, states: PromptStates, config: PositionConfig) -> dict[str, Any]:
-    """record -> record with positions[tool] = [[token index, char offset, p_i, open text], ...] best first."""
+def find_positions(record: TextRecord, tool: str, states: PromptStates, config: PositionConfig) -> TextRecord:
+    """record -> record with positions[tool]: the k best Positions with p_i > tau_s, best first."""
     opens = states.opens
-    plen, tt, _, open_p = states.get(tool, record["text"])
+    plen, tt, _, open_p = states.get(tool, record.text)
     scored = []
     for i in range(max(config.min_token, 0), len(tt.ids)):
         if config.word_start_only and not call_may_start(tt, i):
@@ -82,8 +87,6 @@ def find_positions(record: dict[str, Any], tool: str, states: PromptStates, conf
         p = sum(row)
         if p > config.tau_s:
             best = row.index(max(row))
-            scored.append([i, tt.starts[i], p, opens[best][0]])
-    scored.sort(key=lambda s: (-s[2], s[0]))
-    positions = dict(record.get("positions", {}))
-    positions[tool] = scored[:config.k]
-    return {**record, "positions": positions}
+            scored.append(Position(i, tt.starts[i], p, opens[best][0]))
+    scored.sort(key=lambda s: (-s.p, s.token))
+    return replace(record, positions={**record.positions, tool: tuple(scored[:config.k])})

@@ -4,9 +4,10 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from .config import PrefilterConfig
+from .records import TextRecord
 
 NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.,])-?\d+(?:\.\d+)?")
 PERCENT = re.compile(r"\s*(?:%|per ?cent\b)", re.I)
@@ -73,6 +74,6 @@ def passes(tool: str, text: str, config: PrefilterConfig = PrefilterConfig()) ->
     return True if check is None else check(text, config)
 
 
-def prefilter(record: dict[str, Any], tools: tuple[str, ...], config: PrefilterConfig = PrefilterConfig()) -> dict[str, Any]:
-    """record -> record with "tools": the tools whose heuristic accepts record["text"]."""
-    return {**record, "tools": [t for t in tools if passes(t, record["text"], config)]}
+def prefilter(record: TextRecord, tools: tuple[str, ...], config: PrefilterConfig = PrefilterConfig()) -> TextRecord:
+    """record -> record whose `tools` are the tools whose heuristic accepts its text."""
+    return replace(record, tools=tuple(t for t in tools if passes(t, record.text, config)))

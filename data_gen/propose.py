@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from toolcall.calls import ToolCall
 from toolcall.errors import ToolError
@@ -11,45 +12,39 @@ from toolcall.tool_type import Proposal
 
 from .calls_text import render_call
 from .config import ProposeConfig
+from .records import Candidate, TextRecord, bump
 from .tokens import TokenizedText
+
+if TYPE_CHECKING:
+    from toolcall.registry import ToolRegistry
 
 CURRENCY = "$€£¥"
 
 
-def mark_model_samples(record: dict[str, Any]) -> dict[str, Any]:
-    """record -> record whose candidates without a "source" (the sampled ones) say "source": "model"."""
-    cands = record.get("candidates", [])
-    if all("source" in c for c in cands):
-        return record
-    return {**record, "candidates": [c if "source" in c else {**c, "source": "model"} for c in cands]}
-
-
-def propose_calls(record: dict[str, Any], tool: str, registry: Any, tokenized: TokenizedText, config: ProposeConfig,
-                  placement: str = "prefix") -> dict[str, Any]:
-    """record -> record with candidates += `tool`'s proposals for record["text"], in the shape of sampled calls
-    ({"tool", "args", "call", "token", "position"}) plus "source": "proposer" and the proposal's "score".
+def propose_calls(record: TextRecord, tool: str, registry: ToolRegistry, tokenized: TokenizedText, config: ProposeConfig,
+                  placement: str = "prefix") -> TextRecord:
+    """record -> record with candidates += `tool`'s proposals for its text: Candidates with source "proposer" and
+    the proposal's score.
 
     Kept: score >= min_score, the best `per_position` at each token and the best `per_text` in all. A proposal
-    that equals a model sample at that token is not added again: the sample becomes "source": "both" (proposed
+    that equals a model sample at that token is not added again: the sample becomes source "both" (proposed
     too, so the filter judges it as a proposal) and the duplicate is counted. Each proposal's character position
     becomes the token where its text starts (`proposal_token`). They then meet the same execution and loss filter
     as sampled calls.
     """
     if not config.enabled:
-        return mark_model_samples(record)
+        return record
     found = registry.get(tool)
-    record = mark_model_samples(record)
     if found.proposer is None:
         return record
-    text = record["text"]
+    text = record.text
     try:
         proposals: list[Proposal] = list(found.proposer(text))
     except Exception as err:  # a custom proposer's bug is reported with the tool's name
         raise ToolError(f"{found.name}: its proposer failed on the text {text[:60]!r}: {type(err).__name__}: {err}") from err
-    cands = list(record.get("candidates", []))
-    taken = {(c["tool"], c["token"], c["call"]): i for i, c in enumerate(cands)}
-    counts = {k: dict(v) for k, v in record.get("counts", {}).items()}
-    per = counts.setdefault(found.name, {})
+    cands = list(record.candidates)
+    taken = {(c.tool, c.token, c.call): i for i, c in enumerate(cands)}
+    counts = record.counts
     at_token: Counter[int] = Counter()
     kept = 0
     # Best first; ties keep the proposer's order, so the result does not depend on how sorting breaks them.
@@ -62,19 +57,19 @@ def propose_calls(record: dict[str, Any], tool: str, registry: Any, tokenized: T
         key = render_call(ToolCall(found.name, tuple(proposal.args), None))
         if (found.name, token, key) in taken:
             same = taken[(found.name, token, key)]
-            if cands[same]["source"] == "model":
-                cands[same] = {**cands[same], "source": "both", "score": proposal.score}
-            per["proposal_duplicates"] = per.get("proposal_duplicates", 0) + 1
+            if cands[same].source == "model":
+                cands[same] = replace(cands[same], source="both", score=proposal.score)
+            counts = bump(counts, found.name, "proposal_duplicates")
             continue
         if at_token[token] >= config.per_position:
             continue
         taken[(found.name, token, key)] = len(cands)
         at_token[token] += 1
         kept += 1
-        cands.append({"tool": found.name, "args": list(proposal.args), "call": key, "token": token,
-                      "position": tokenized.starts[token], "source": "proposer", "score": proposal.score})
-    per["proposed"] = per.get("proposed", 0) + kept
-    return {**record, "candidates": cands, "counts": counts}
+        cands.append(Candidate(found.name, tuple(proposal.args), key, token, tokenized.starts[token],
+                               source="proposer", score=proposal.score))
+    counts = bump(counts, found.name, "proposed", kept)
+    return replace(record, candidates=tuple(cands), counts=counts)
 
 
 def proposal_token(tokenized: TokenizedText, position: int, placement: str = "prefix") -> int:

@@ -14,7 +14,6 @@ sees (a shared mount), as Ray Data's checkpointing requires.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

@@ -1,19 +1,18 @@
 """A deliberately naive reference for the filter's losses: one un-batched full forward (naive_logprobs) per scored sequence."""
 from __future__ import annotations
 
-from typing import Any
-
 from toolcall.backends.base import ReferenceScorer
 
 from .filter import call_strings, inline_text
+from .records import Candidate
 from .tokens import tokenize
 
 
-def naive_losses(scorer: ReferenceScorer, text: str, cand: dict[str, Any], placement: str = "prefix", decay: float = 0.2,
+def naive_losses(scorer: ReferenceScorer, text: str, cand: Candidate, placement: str = "prefix", decay: float = 0.2,
                  separator: str = "\n") -> tuple[float, float]:
     """(loss_minus, loss_plus) for one candidate, every sequence scored from scratch, weights applied by hand."""
     tt = tokenize(scorer, text)
-    ids, i = list(tt.ids), cand["token"]
+    ids, i = list(tt.ids), cand.token
     start = scorer.start_token_id()
     raw = [max(0.0, 1.0 - decay * t) for t in range(int(1 / decay) + 1)]
     weights = [w / sum(raw) for w in raw if w > 0]

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from toolcall.calls import ToolCall
 from toolcall.dialects.toolformer import ToolformerDialect
@@ -12,32 +13,42 @@ from toolcall.errors import ConfigError
 from .calls_text import parse_call, render_call
 from .config import SampleConfig
 from .positions import PromptStates
+from .records import Candidate, TextRecord, bump
+
+if TYPE_CHECKING:
+    from toolcall.registry import ToolRegistry
+
+#: Maps a sampled tool name to the registry's name; raises KeyError for an unknown one (ToolRegistry.canonical).
+Canonical = Callable[[str], str]
 
 
-def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config: SampleConfig,
-                 canonical: Any = None, names: Sequence[str] = ()) -> dict[str, Any]:
-    """record -> record with candidates += [{"tool","args","call","token","position"}] for `tool` (unique per position).
+def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: SampleConfig,
+                 canonical: Canonical | None = None, names: Sequence[str] = ()) -> TextRecord:
+    """record -> record with candidates += the sampled Candidates of `tool` (unique per position).
 
     `canonical(name) -> str` maps a sampled tool name to the registry's name (raises for unknown names); samples that
     call another tool, never close, or do not parse are counted and dropped, and their text and reason go to
-    record["rejected"]. With `config.constrain` every sample follows the tool's call grammar (`call_grammar`), so
+    record.rejected. With `config.constrain` every sample follows the tool's call grammar (`call_grammar`), so
     it is a well-formed call of the tool unless max_new_tokens cut it short. Otherwise `names` are the spellings that
     call `tool` (its aliases); a sample that stops being one of them followed by "(" is ended at once instead of
     decoded to max_new_tokens.
     """
-    positions = record.get("positions", {}).get(tool, [])
-    counts = dict(record.get("counts", {}))
-    cand = list(record.get("candidates", []))
-    rejected = list(record.get("rejected", []))
+    positions = record.positions.get(tool, ())
+    counts = record.counts
+    cand = list(record.candidates)
+    rejected = list(record.rejected)
     if positions:
         scorer = states.scorer
-        plen, _, state, _ = states.get(tool, record["text"])
+        registry = states.registry
+        plen, _, state, _ = states.get(tool, record.text)
         branches = [(plen + tok, scorer.encode(open_text)) for tok, _, _, open_text in positions]
         # The seed depends on the text and tool only, so a resumed run samples exactly what a fresh one would.
-        seed = config.seed * 1_000_003 + zlib.crc32(f"{tool}\0{record['text']}".encode())
+        seed = config.seed * 1_000_003 + zlib.crc32(f"{tool}\0{record.text}".encode())
         spellings = tuple(dict.fromkeys((tool, *names)))
-        grammar = call_grammar(tool, states.registry) if config.constrain else None
-        admissible = states.registry.get(tool).admissible if config.admissible_only else None
+        grammar = call_grammar(tool, registry) if config.constrain else None
+        if config.admissible_only and registry is None:
+            raise ConfigError("admissible-only sampling needs the tool registry (PromptStates(..., registry=...))")
+        admissible = registry.get(tool).admissible if config.admissible_only and registry is not None else None
         if grammar is not None:  # a sample cannot stray from `Tool(`, so there is nothing to cut short
             how: dict[str, Any] = {"grammar": grammar}
         else:
@@ -47,24 +58,24 @@ def sample_calls(record: dict[str, Any], tool: str, states: PromptStates, config
         for (tok, char, _, _), samples in zip(positions, outs):
             seen: set[str] = set()
             for text, stopped in samples:
-                _bump(counts, tool, "samples")
+                counts = bump(counts, tool, "samples")
                 call, reason = sampled_call(text, stopped, tool, canonical, spellings, closed=grammar is not None)
                 if call is None:
-                    _bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
+                    counts = bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text, "reason": reason})
                     continue
-                if admissible is not None and not admissible(tuple(call.args), record["text"][:char]):
-                    _bump(counts, tool, "inadmissible")
+                if admissible is not None and not admissible(tuple(call.args), record.text[:char]):
+                    counts = bump(counts, tool, "inadmissible")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text,
                                      "reason": "not admissible: it uses what the text writes only after the call"})
                     continue
                 key = render_call(call)
                 if key in seen:
-                    _bump(counts, tool, "duplicates")
+                    counts = bump(counts, tool, "duplicates")
                     continue
                 seen.add(key)
-                cand.append({"tool": call.tool, "args": list(call.args), "call": key, "token": tok, "position": char})
-    return {**record, "candidates": cand, "counts": counts, "rejected": rejected}
+                cand.append(Candidate(call.tool, tuple(call.args), key, tok, char))
+    return replace(record, candidates=tuple(cand), counts=counts, rejected=tuple(rejected))
 
 
 def may_become_call(text: str, names: Sequence[str]) -> bool:
@@ -79,16 +90,16 @@ def may_become_call(text: str, names: Sequence[str]) -> bool:
     return False
 
 
-def call_grammar(tool: str, registry: Any) -> str:
+def call_grammar(tool: str, registry: ToolRegistry | None) -> str:
     """The grammar a constrained sample of `tool` follows: `Tool(` its arguments `)` (name or alias), then `]` or an
     arrow, as the Toolformer dialect writes a bracket call after its "[" (ToolformerDialect.call_grammar)."""
     if registry is None:
         raise ConfigError("constrained call sampling needs the tool registry (PromptStates(..., registry=...)) to "
                           "know the tool's argument grammar; pass it, or sample with constrain=False")
-    return ToolformerDialect(spelling="bracket").call_grammar([registry.get(tool)])
+    return ToolformerDialect(spelling="bracket").call_grammar([registry.get(tool).spec()])
 
 
-def sampled_call(text: str, stopped: bool, tool: str, canonical: Any = None,
+def sampled_call(text: str, stopped: bool, tool: str, canonical: Canonical | None = None,
                  names: Sequence[str] | None = None, closed: bool = False) -> tuple[ToolCall | None, str]:
     """The call that a sample (the text generated after the call-open) spells, or (None, why not).
 
@@ -114,7 +125,7 @@ def sampled_call(text: str, stopped: bool, tool: str, canonical: Any = None,
     return ToolCall(name, tuple(call.args), None, (0, 0)), ""
 
 
-def _canonical(name: str, canonical: Any) -> str | None:
+def _canonical(name: str, canonical: Canonical | None) -> str | None:
     if canonical is None:
         return name
     try:
@@ -122,8 +133,3 @@ def _canonical(name: str, canonical: Any) -> str | None:
     except KeyError:
         return None
 
-
-def _bump(counts: dict[str, Any], tool: str, key: str) -> None:
-    per = dict(counts.get(tool, {}))
-    per[key] = per.get(key, 0) + 1
-    counts[tool] = per

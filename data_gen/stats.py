@@ -40,7 +40,7 @@ def aggregate(summaries: list[dict[str, Any]], texts_in: int, tools: list[str]) 
         for tool, counts in s.get("counts", {}).items():
             for key, n in counts.items():
                 per_tool[tool][key] = per_tool[tool].get(key, 0) + n
-        for tool, red, kept, merged in s.get("scored", []):
+        for tool, red, _kept, merged in s.get("scored", []):
             per_tool[tool]["candidates_scored"] += 1
             reductions.append(red)
             if merged:

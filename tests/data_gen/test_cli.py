@@ -40,18 +40,23 @@ def test_bad_placement_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_input_formats(tmp_path: Path) -> None:
-    from toolcall.data_gen.inputs import read_texts
+    from toolcall.data_gen.inputs import read_inputs
+
     from toolcall.errors import ConfigError
 
     (tmp_path / "a.txt").write_text("one\n\ntwo\nthree\n")
-    assert read_texts(tmp_path / "a.txt", limit=2) == ["one", "two"]
+    assert read_inputs(tmp_path / "a.txt", limit=2) == [("one", {}), ("two", {})]
     (tmp_path / "b.jsonl").write_text('{"text": "x"}\n{"id": 1}\n')
     with pytest.raises(ConfigError, match=r"b.jsonl:2"):
-        read_texts(tmp_path / "b.jsonl")
+        read_inputs(tmp_path / "b.jsonl")
+    (tmp_path / "c.csv").write_text("x\n")
+    with pytest.raises(ConfigError, match=r"must end in .jsonl or .txt"):
+        read_inputs(tmp_path / "c.csv")
 
 
 def test_a_jsonl_record_may_carry_the_texts_date(tmp_path: Path) -> None:
     from toolcall.data_gen.inputs import read_inputs
+
     from toolcall.errors import ConfigError
 
     (tmp_path / "d.jsonl").write_text('{"text": "x", "date": "2025-03-04", "id": 7}\n{"text": "y"}\n')

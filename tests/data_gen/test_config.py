@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
 from toolcall.data_gen.config import DataGenConfig, FilterConfig
+
 from toolcall.errors import ConfigError
 
 

@@ -8,11 +8,13 @@ import pytest
 
 pytest.importorskip("llguidance")
 
-from toolcall.backends.fake import FakeBackend  # noqa: E402
-from toolcall.backends.toy_lm import ToyLM  # noqa: E402
 from toolcall.data_gen.config import DataGenConfig, PositionConfig, SampleConfig  # noqa: E402
 from toolcall.data_gen.positions import PromptStates, find_positions  # noqa: E402
+from toolcall.data_gen.records import TextRecord
 from toolcall.data_gen.sample import call_grammar, sample_calls, sampled_call  # noqa: E402
+
+from toolcall.backends.fake import FakeBackend  # noqa: E402
+from toolcall.backends.toy_lm import ToyLM  # noqa: E402
 from toolcall.errors import ConfigError  # noqa: E402
 
 CALC = ("Calculator", "Calculate")
@@ -26,9 +28,9 @@ LM_TEXTS = [
 TEXT = "The shop sold 12 apples and 30 pears, a total of 42 fruits."
 
 
-def sample(backend: Any, registry: Any, config: SampleConfig, tool: str = "Calculator") -> dict[str, Any]:
+def sample(backend: Any, registry: Any, config: SampleConfig, tool: str = "Calculator") -> TextRecord:
     states = PromptStates(backend, PositionConfig.open_texts, registry)
-    rec = find_positions({"text": TEXT, "tools": [tool]}, tool, states, PositionConfig(tau_s=0.0, k=4))
+    rec = find_positions(TextRecord(TEXT, tools=(tool,)), tool, states, PositionConfig(tau_s=0.0, k=4))
     return sample_calls(rec, tool, states, config, registry.canonical, CALC)
 
 
@@ -36,20 +38,20 @@ def test_constrained_samples_are_all_calls_of_the_tool(registry: Any) -> None:
     backend = FakeBackend(lm=ToyLM(LM_TEXTS, order=3))
     free = sample(backend, registry, SampleConfig(m=8, seed=2, constrain=False))
     constrained = sample(backend, registry, SampleConfig(m=8, seed=2, max_new_tokens=48))
-    assert free["counts"]["Calculator"]["unparsed"] > 0          # the toy strays when it samples freely
-    counts = constrained["counts"]["Calculator"]
+    assert free.counts["Calculator"]["unparsed"] > 0          # the toy strays when it samples freely
+    counts = constrained.counts["Calculator"]
     assert counts["samples"] == 32 and counts.get("unparsed", 0) == 0
     assert counts.get("unclosed", 0) <= 3                         # only a sample cut short by max_new_tokens fails
-    assert constrained["candidates"] and all(c["tool"] == "Calculator" for c in constrained["candidates"])
-    for cand in constrained["candidates"]:
-        assert cand["call"].startswith("[Calculator(") and cand["call"].endswith(")]")
+    assert constrained.candidates and all(c.tool == "Calculator" for c in constrained.candidates)
+    for cand in constrained.candidates:
+        assert cand.call.startswith("[Calculator(") and cand.call.endswith(")]")
 
 
 def test_constrained_calendar_samples_take_no_argument(registry: Any) -> None:
     backend = FakeBackend(lm=ToyLM(LM_TEXTS, order=3))
     rec = sample(backend, registry, SampleConfig(m=4, seed=1), tool="Calendar")
-    assert {c["call"] for c in rec["candidates"]} == {"[Calendar()]"}
-    assert rec["counts"]["Calendar"].get("unparsed", 0) == 0
+    assert {c.call for c in rec.candidates} == {"[Calendar()]"}
+    assert rec.counts["Calendar"].get("unparsed", 0) == 0
 
 
 def test_a_closed_sample_keeps_an_arrow_that_sits_inside_its_quoted_argument(registry: Any) -> None:
@@ -72,9 +74,9 @@ def test_constraint_needs_the_registry_and_is_a_flag(registry: Any) -> None:
 def test_tiny_llama_constrained_samples_all_parse(tiny_scorer: Any, registry: Any) -> None:
     # Every sample is judged here, admissible or not: this is about the grammar.
     rec = sample(tiny_scorer, registry, SampleConfig(m=6, seed=5, max_new_tokens=24, admissible_only=False))
-    counts = rec["counts"]["Calculator"]
+    counts = rec.counts["Calculator"]
     assert counts["samples"] == 24 and counts.get("unparsed", 0) == 0 and counts.get("unclosed", 0) == 0
-    assert rec["candidates"]
+    assert rec.candidates
 
 
 @pytest.mark.model
@@ -87,12 +89,12 @@ def test_embedded_model_samples_fifty_calls_that_all_parse(registry: Any) -> Non
     scorer = HFScorer(*load_model_and_tokenizer(None))
     text = "Each hen eats 3 cups of feed a day, so 20 hens eat 3*20=60 cups, and in a week 60*7=420 cups of feed."
     states = PromptStates(scorer, registry=registry)
-    rec = find_positions({"text": text, "tools": ["Calculator"]}, "Calculator", states, PositionConfig(tau_s=0.0, k=5))
-    assert len(rec["positions"]["Calculator"]) == 5
+    rec = find_positions(TextRecord(text, tools=("Calculator",)), "Calculator", states, PositionConfig(tau_s=0.0, k=5))
+    assert len(rec.positions["Calculator"]) == 5
     rec = sample_calls(rec, "Calculator", states, SampleConfig(m=10, temperature=1.0, seed=0, admissible_only=False),
                        registry.canonical, CALC)
-    counts = rec["counts"]["Calculator"]
+    counts = rec.counts["Calculator"]
     assert counts["samples"] == 50
-    assert counts.get("unparsed", 0) == 0 and counts.get("unclosed", 0) == 0, rec["rejected"]
-    assert len(rec["candidates"]) + counts.get("duplicates", 0) == 50
-    assert all(c["tool"] == "Calculator" for c in rec["candidates"])
+    assert counts.get("unparsed", 0) == 0 and counts.get("unclosed", 0) == 0, rec.rejected
+    assert len(rec.candidates) + counts.get("duplicates", 0) == 50
+    assert all(c.tool == "Calculator" for c in rec.candidates)

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from toolcall.data_gen.corpora import tool_texts as tt
 from toolcall.data_gen.inputs import read_inputs
+
 from toolcall.evaluation import load_items
 from toolcall.grading import parse_number
 

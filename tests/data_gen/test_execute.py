@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from toolcall.data_gen.config import ExecuteConfig
 from toolcall.data_gen.execute import CallRunner, execute_calls
+from toolcall.data_gen.records import Candidate, TextRecord
+
 from toolcall.registry import ToolRegistry
 
 runs: list[str] = []
@@ -37,13 +39,12 @@ def test_uncacheable_tools_run_again_for_every_text() -> None:
 
 def test_execute_calls_attaches_results_and_drops_failures() -> None:
     runner = CallRunner(registry())
-    rec = {"text": "x", "candidates": [
-        {"tool": "Fixed", "args": ["a"], "call": "[Fixed(a)]", "token": 1, "position": 0},
-        {"tool": "Nope", "args": [], "call": "[Nope()]", "token": 2, "position": 1}]}
+    rec = TextRecord("x", candidates=(Candidate("Fixed", ("a",), "[Fixed(a)]", 1, 0),
+                                      Candidate("Nope", (), "[Nope()]", 2, 1)))
     out = execute_calls(rec, runner)
-    assert [c["tool"] for c in out["candidates"]] == ["Fixed"] and out["candidates"][0]["result"].startswith("a #")
-    assert out["counts"]["Nope"] == {"executed": 1, "errors": 1}
-    assert out["rejected"][0]["stage"] == "execute" and "Nope" in out["rejected"][0]["reason"]
+    assert [c.tool for c in out.candidates] == ["Fixed"] and str(out.candidates[0].result).startswith("a #")
+    assert out.counts["Nope"] == {"executed": 1, "errors": 1}
+    assert out.rejected[0]["stage"] == "execute" and "Nope" in out.rejected[0]["reason"]
 
 
 def test_calls_run_in_the_context_of_their_text_on_the_runners_threads() -> None:

@@ -1,10 +1,10 @@
 """The filter's batched, KV-sharing losses agree with a naive one-forward-per-sequence reference to 1e-4."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
-
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.execute import CallRunner, execute_calls
 from toolcall.data_gen.filter import score_candidates
@@ -12,6 +12,7 @@ from toolcall.data_gen.merge import merge_record
 from toolcall.data_gen.pipeline import Pipeline
 from toolcall.data_gen.positions import PromptStates, find_positions
 from toolcall.data_gen.prefilter import prefilter
+from toolcall.data_gen.records import Candidate, TextRecord
 from toolcall.data_gen.reference import naive_losses
 from toolcall.data_gen.sample import sample_calls
 
@@ -21,13 +22,24 @@ TEXTS = [
 ]
 
 
-def run_stages(scorer: Any, registry: Any, text: str, placement: str, k: int = 4, m: int = 3) -> dict[str, Any]:
+def unscored(cand: Candidate) -> Candidate:
+    """The candidate as the filter receives it: executed, not yet scored."""
+    return replace(cand, text_call="", loss_eps=None, loss_null=None, loss_plus=None, loss_minus=None,
+                   loss_reduction=None, kept=False)
+
+
+def reduction(cand: Candidate) -> float:
+    assert cand.loss_reduction is not None
+    return cand.loss_reduction
+
+
+def run_stages(scorer: Any, registry: Any, text: str, placement: str, k: int = 4, m: int = 3) -> TextRecord:
     cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=k), sample=SampleConfig(m=m, seed=3),
                         filter=FilterConfig(tau_f=-1e9, placement=placement), overrides={})
     tools = tuple(registry.canonical(t) for t in cfg.tools)
     states = PromptStates(scorer, cfg.positions.open_texts, registry)
-    rec = prefilter({"text": text}, tools, cfg.prefilter)
-    for tool in rec["tools"]:
+    rec = prefilter(TextRecord(text), tools, cfg.prefilter)
+    for tool in rec.tools:
         rec = find_positions(rec, tool, states, cfg.positions)
         rec = sample_calls(rec, tool, states, cfg.sample, registry.canonical)
     rec = execute_calls(rec, CallRunner(registry, cfg.execute))
@@ -40,11 +52,11 @@ def test_losses_match_naive_reference(tiny_scorer: Any, registry: Any, placement
     checked = 0
     for text in TEXTS:
         rec = run_stages(tiny_scorer, registry, text, placement)
-        for cand in rec["candidates"]:
+        for cand in rec.candidates:
             minus, plus = naive_losses(tiny_scorer, text, cand, placement=placement)
-            assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4)
-            assert cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
-            assert cand["loss_reduction"] == pytest.approx(minus - plus, abs=2e-4)
+            assert cand.loss_minus == pytest.approx(minus, abs=1e-4)
+            assert cand.loss_plus == pytest.approx(plus, abs=1e-4)
+            assert cand.loss_reduction == pytest.approx(minus - plus, abs=2e-4)
             checked += 1
         out = merge_record(rec)
         assert out is not None and out["calls"]   # tau_f = -inf keeps every call
@@ -54,32 +66,32 @@ def test_losses_match_naive_reference(tiny_scorer: Any, registry: Any, placement
 @pytest.mark.slow
 def test_threshold_decides_kept(tiny_scorer: Any, registry: Any) -> None:
     rec = run_stages(tiny_scorer, registry, TEXTS[0], "prefix")
-    reductions = sorted(c["loss_reduction"] for c in rec["candidates"])
+    reductions = sorted(reduction(c) for c in rec.candidates)
     assert len(reductions) >= 2
     mid = (reductions[0] + reductions[-1]) / 2
     cfg = FilterConfig(tau_f=mid)
-    again = score_candidates({**rec, "candidates": [{k: v for k, v in c.items() if not k.startswith("loss")} for c in rec["candidates"]]},
+    again = score_candidates(replace(rec, candidates=tuple(unscored(c) for c in rec.candidates)),
                              tiny_scorer, {"calculator": cfg, "calendar": cfg})
-    for c in again["candidates"]:
-        assert c["kept"] is (c["loss_reduction"] >= mid)
+    for c in again.candidates:
+        assert c.kept is (reduction(c) >= mid)
 
 
 @pytest.mark.slow
 def test_identical_calls_share_one_scored_sequence(tiny_scorer: Any, registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Same call at three positions (prefix placement): e(c, eps) and e(c, r) are scored once each, not three times.
     text = TEXTS[1]
-    base = {"tool": "Calculator", "args": ["12 + 30"], "result": "42"}
     ids = tiny_scorer.encode(text)
-    cands = [{**base, "token": t, "position": 0} for t in (3, 6, len(ids) - 2)]
+    cands = tuple(Candidate("Calculator", ("12 + 30",), "[Calculator(12 + 30)]", t, 0, result="42")
+                  for t in (3, 6, len(ids) - 2))
     seen: list[int] = []
     real = tiny_scorer.sequence_logprobs
     monkeypatch.setattr(tiny_scorer, "sequence_logprobs", lambda seqs: seen.append(len(seqs)) or real(seqs))
     cfg = FilterConfig(tau_f=0.0)
-    out = score_candidates({"text": text, "candidates": cands}, tiny_scorer, {"calculator": cfg})
+    out = score_candidates(TextRecord(text, candidates=cands), tiny_scorer, {"calculator": cfg})
     assert seen == [2]
-    for cand in out["candidates"]:
+    for cand in out.candidates:
         minus, plus = naive_losses(tiny_scorer, text, cand)
-        assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4) and cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
+        assert cand.loss_minus == pytest.approx(minus, abs=1e-4) and cand.loss_plus == pytest.approx(plus, abs=1e-4)
 
 
 @pytest.mark.slow
@@ -101,15 +113,15 @@ def test_embedded_model_losses_match_naive_reference(registry: Any) -> None:
 
     scorer = HFScorer(*load_model_and_tokenizer(None))
     text = "A box holds 12 eggs, so 3 boxes hold 36 eggs."
-    cands = [{"tool": "Calculator", "args": ["12 * 3"], "result": "36", "token": t, "position": 0} for t in (9, 11)]
-    cands.append({"tool": "Calendar", "args": [], "result": "Today is Monday, January 30, 2023.", "token": 4, "position": 0})
+    cands = [Candidate("Calculator", ("12 * 3",), "[Calculator(12 * 3)]", t, 0, result="36") for t in (9, 11)]
+    cands.append(Candidate("Calendar", (), "[Calendar()]", 4, 0, result="Today is Monday, January 30, 2023."))
     for placement in ("prefix", "inline"):
         cfg = FilterConfig(tau_f=0.0, placement=placement)
-        out = score_candidates({"text": text, "candidates": cands}, scorer, {"calculator": cfg, "calendar": cfg})
-        for cand in out["candidates"]:
+        out = score_candidates(TextRecord(text, candidates=tuple(cands)), scorer, {"calculator": cfg, "calendar": cfg})
+        for cand in out.candidates:
             minus, plus = naive_losses(scorer, text, cand, placement=placement)
-            assert cand["loss_minus"] == pytest.approx(minus, abs=1e-4)
-            assert cand["loss_plus"] == pytest.approx(plus, abs=1e-4)
+            assert cand.loss_minus == pytest.approx(minus, abs=1e-4)
+            assert cand.loss_plus == pytest.approx(plus, abs=1e-4)
 
 
 @pytest.mark.slow
@@ -118,18 +130,18 @@ def test_candidates_scored_together_keep_what_one_at_a_time_keeps(tiny_scorer: A
     # All of a text's candidates share packed forwards (shared heads once, several call strings per pack); scoring
     # each candidate alone must give the same losses and so the same kept calls.
     rec = run_stages(tiny_scorer, registry, TEXTS[0], placement)
-    bare = [{k: v for k, v in c.items() if not k.startswith("loss") and k != "kept"} for c in rec["candidates"]]
+    bare = [unscored(c) for c in rec.candidates]
     assert len(bare) >= 3
     # A threshold halfway between two reductions, so that no candidate sits on it.
-    reductions = sorted(c["loss_reduction"] for c in rec["candidates"])
+    reductions = sorted(reduction(c) for c in rec.candidates)
     gap, mid = max((b - a, (a + b) / 2) for a, b in zip(reductions, reductions[1:]))
     assert gap > 1e-3
     cfg = FilterConfig(tau_f=mid, placement=placement)
     configs = {"calculator": cfg, "calendar": cfg}
-    together = score_candidates({**rec, "candidates": bare}, tiny_scorer, configs)["candidates"]
-    alone = [score_candidates({**rec, "candidates": [c]}, tiny_scorer, configs)["candidates"][0] for c in bare]
-    assert [c["kept"] for c in together] == [c["kept"] for c in alone]
-    assert any(c["kept"] for c in together) and not all(c["kept"] for c in together)
+    together = score_candidates(replace(rec, candidates=tuple(bare)), tiny_scorer, configs).candidates
+    alone = [score_candidates(replace(rec, candidates=(c,)), tiny_scorer, configs).candidates[0] for c in bare]
+    assert [c.kept for c in together] == [c.kept for c in alone]
+    assert any(c.kept for c in together) and not all(c.kept for c in together)
     for a, b in zip(together, alone):
-        assert a["loss_minus"] == pytest.approx(b["loss_minus"], abs=1e-5)
-        assert a["loss_plus"] == pytest.approx(b["loss_plus"], abs=1e-5)
+        assert a.loss_minus == pytest.approx(b.loss_minus, abs=1e-5)
+        assert a.loss_plus == pytest.approx(b.loss_plus, abs=1e-5)

@@ -2,34 +2,41 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from toolcall.data_gen.export import read_records, to_moss, write_hf_dataset
-from toolcall.dialects import get_dialect
 from toolcall.data_gen.merge import merge_record
+from toolcall.data_gen.records import Candidate, TextRecord
+
+from toolcall.dialects import get_dialect
 
 TEXT = "Out of 1400 participants, 400 passed. It was Monday."
 
 
-def cand(tool: str, token: int, position: int, red: float, kept: bool = True, call: str | None = None) -> dict:
-    return {"tool": tool, "args": ["400 / 1400"] if tool == "Calculator" else [], "token": token, "position": position,
-            "result": "0.29" if tool == "Calculator" else "Today is Monday.", "loss_minus": 2.0, "loss_plus": 2.0 - red,
-            "loss_reduction": red, "kept": kept,
-            "text_call": call or ("[Calculator(400 / 1400) -> 0.29]" if tool == "Calculator" else "[Calendar() -> Today is Monday.]")}
+def cand(tool: str, token: int, position: int, red: float, kept: bool = True, call: str | None = None,
+         **more: object) -> Candidate:
+    args = ("400 / 1400",) if tool == "Calculator" else ()
+    return replace(Candidate(tool, args, f"[{tool}({', '.join(args)})]", token, position,
+                             result="0.29" if tool == "Calculator" else "Today is Monday.", loss_minus=2.0,
+                             loss_plus=2.0 - red, loss_reduction=red, kept=kept,
+                             text_call=call or ("[Calculator(400 / 1400) -> 0.29]" if tool == "Calculator"
+                                                else "[Calendar() -> Today is Monday.]")), **more)
+
+
+def merged(text: str, *cands: Candidate) -> dict | None:
+    return merge_record(TextRecord(text, candidates=cands))
 
 
 def test_merge_inserts_calls_keeping_spaces_and_drops_losers() -> None:
     at_400 = TEXT.index(" 400")
     at_monday = TEXT.index(" Monday")
-    rec = {"text": TEXT, "candidates": [
-        cand("Calculator", 6, at_400, 0.9),
-        cand("Calendar", 6, at_400, 0.4),                   # same position, smaller reduction: loses
-        cand("Calendar", 11, at_monday, 1.5),
-        cand("Calculator", 2, 6, 3.0, kept=False),          # filtered out
-    ]}
-    out = merge_record(rec)
+    out = merged(TEXT,
+                 cand("Calculator", 6, at_400, 0.9),
+                 cand("Calendar", 6, at_400, 0.4),                   # same position, smaller reduction: loses
+                 cand("Calendar", 11, at_monday, 1.5),
+                 cand("Calculator", 2, 6, 3.0, kept=False))          # filtered out
     assert out is not None
     assert out["text"] == ("Out of 1400 participants, [Calculator(400 / 1400) -> 0.29] 400 passed. "
                            "It was [Calendar() -> Today is Monday.] Monday.")
@@ -39,26 +46,26 @@ def test_merge_inserts_calls_keeping_spaces_and_drops_losers() -> None:
     assert set(out["calls"][0]) == {"tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction",
                                     "source"}
     assert out["calls"][0]["source"] == "model"       # a candidate without a source was sampled
+    assert out["calls"][0]["args"] == ["400 / 1400"]  # written as a JSON list
 
 
 def test_prefix_call_after_a_bare_space_token_is_written_before_the_space() -> None:
     # Real run: SmolLM2 tokens " " "2" ",800"; a call kept at "2" read "of [Calculator(..) -> 2800]2,800".
     text = "a total of 2,800 books"
     at = text.index("2,800")
-    calc = {**cand("Calculator", 4, at, 0.7, call="[Calculator(1,240 + 1,560) -> 2800]"), "placement": "prefix"}
-    out = merge_record({"text": text, "candidates": [calc, {**calc, "token": 3, "position": at - 1, "loss_reduction": 0.6}]})
+    calc = cand("Calculator", 4, at, 0.7, call="[Calculator(1,240 + 1,560) -> 2800]", placement="prefix")
+    out = merged(text, calc, replace(calc, token=3, position=at - 1, loss_reduction=0.6))
     assert out is not None and out["text"] == "a total of [Calculator(1,240 + 1,560) -> 2800] 2,800 books"
     assert [c["loss_reduction"] for c in out["calls"]] == [0.7]      # the same place twice: the larger reduction wins
-    inline = merge_record({"text": text, "candidates": [{**calc, "placement": "inline"}]})
+    inline = merged(text, replace(calc, placement="inline"))
     assert inline is not None and inline["text"] == "a total of [Calculator(1,240 + 1,560) -> 2800]2,800 books"
 
 
 def test_prefix_call_at_a_price_is_written_before_the_currency_sign() -> None:
     # SmolLM2 tokens " $" "1" "8" "0": a call kept at "1" would read "away $[..]180".
     text = "she put away $180 and ($25) more"
-    calls = [{**cand("Calculator", 4, text.index("180"), 0.7, call="[Calculator(15 * 12) -> 180]"), "placement": "prefix"},
-             {**cand("Calculator", 9, text.index("25"), 0.6, call="[Calculator(5 * 5) -> 25]"), "placement": "prefix"}]
-    out = merge_record({"text": text, "candidates": calls})
+    out = merged(text, cand("Calculator", 4, text.index("180"), 0.7, call="[Calculator(15 * 12) -> 180]"),
+                 cand("Calculator", 9, text.index("25"), 0.6, call="[Calculator(5 * 5) -> 25]"))
     assert out is not None
     assert out["text"] == "she put away [Calculator(15 * 12) -> 180] $180 and ([Calculator(5 * 5) -> 25]$25) more"
     assert [c["position"] for c in out["calls"]] == [text.index("180"), text.index("25")]   # where the number starts
@@ -69,7 +76,7 @@ def test_identical_call_is_kept_once_where_it_helped_most() -> None:
     places = [text.index(" ("), text.index("or "), text.index(" 29")]
     cands = [cand("Calculator", t, at, red) for t, at, red in zip((9, 11, 12), places, (0.86, 1.85, 0.8))]
     cands.append(cand("Calculator", 2, 6, 0.7, call="[Calculator(1400 - 400) -> 1000]"))
-    out = merge_record({"text": text, "candidates": cands})
+    out = merged(text, *cands)
     assert out is not None
     assert out["text"] == ("Out of [Calculator(1400 - 400) -> 1000] 1400 participants, 400 ([Calculator(400 / 1400) -> 0.29]or "
                            "29%) passed.")
@@ -77,13 +84,13 @@ def test_identical_call_is_kept_once_where_it_helped_most() -> None:
 
 
 def test_merge_drops_texts_without_kept_calls() -> None:
-    assert merge_record({"text": TEXT, "candidates": [cand("Calendar", 11, 40, 0.2, kept=False)]}) is None
-    assert merge_record({"text": TEXT}) is None
+    assert merged(TEXT, cand("Calendar", 11, 40, 0.2, kept=False)) is None
+    assert merged(TEXT) is None
 
 
 def test_moss_mapping() -> None:
     at_400 = TEXT.index(" 400")
-    rec = merge_record({"text": TEXT, "candidates": [cand("Calculator", 6, at_400, 0.9)]})
+    rec = merged(TEXT, cand("Calculator", 6, at_400, 0.9))
     conv = to_moss(rec, 0, ["Calculator", "Calendar"])
     turn = conv["chat"]["turn_1"]
     assert turn["Human"] == "<|Human|>: Continue the text: Out of 1400 participants,<eoh>\n"
@@ -116,7 +123,7 @@ def test_every_moss_export_round_trips_through_the_moss_parser() -> None:
 
 def test_hf_dataset_roundtrip(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    rec = merge_record({"text": TEXT, "candidates": [cand("Calculator", 6, TEXT.index(" 400"), 0.9)]})
+    rec = merged(TEXT, cand("Calculator", 6, TEXT.index(" 400"), 0.9))
     (tmp_path / "corpus.jsonl").write_text(json.dumps(rec) + "\n")
     records = read_records(tmp_path / "corpus.jsonl")
     write_hf_dataset(records, tmp_path / "hf")
@@ -126,11 +133,11 @@ def test_hf_dataset_roundtrip(tmp_path: Path) -> None:
 
 def test_a_proposed_call_wins_over_a_sampled_one_at_a_place_and_for_an_identical_call() -> None:
     text = "Today is Tuesday. The parcel shipped on Saturday, October 4, with 12 boxes."
-    today = {**cand("Calendar", 3, text.index(" Tuesday"), 0.3), "source": "proposer"}
-    other_day = {**cand("Calendar", 9, text.index(" Saturday"), 1.3), "source": "model"}
-    out = merge_record({"text": text, "candidates": [today, other_day]})
+    today = cand("Calendar", 3, text.index(" Tuesday"), 0.3, source="proposer")
+    other_day = cand("Calendar", 9, text.index(" Saturday"), 1.3, source="model")
+    out = merged(text, today, other_day)
     assert out is not None and [c["position"] for c in out["calls"]] == [text.index(" Tuesday")]
-    sampled = {**cand("Calculator", 14, text.index(" 12"), 2.0, call="[Calculator(3 * 5) -> 15]"), "source": "model"}
-    proposed = {**cand("Calculator", 14, text.index(" 12"), 0.2, call="[Calculator(3 * 4) -> 12]"), "source": "both"}
-    out = merge_record({"text": text, "candidates": [sampled, proposed]})
+    sampled = cand("Calculator", 14, text.index(" 12"), 2.0, call="[Calculator(3 * 5) -> 15]", source="model")
+    proposed = cand("Calculator", 14, text.index(" 12"), 0.2, call="[Calculator(3 * 4) -> 12]", source="both")
+    out = merged(text, sampled, proposed)
     assert out is not None and [c["source"] for c in out["calls"]] == ["both"]

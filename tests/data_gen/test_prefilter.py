@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-
 from toolcall.data_gen.config import PrefilterConfig
 from toolcall.data_gen.prefilter import calculator_heuristic, calendar_heuristic, prefilter
+from toolcall.data_gen.records import TextRecord
 
 
 @pytest.mark.parametrize("text", [
@@ -50,7 +50,7 @@ def test_calendar(text: str, expected: bool) -> None:
 
 
 def test_prefilter_record_lists_passing_tools_and_unknown_tools_pass() -> None:
-    rec = prefilter({"text": "Cats sleep 3 hours, 4 hours, 7 hours."}, ("Calculator", "Calendar", "QA"))
-    assert rec["tools"] == ["Calculator", "QA"]
-    off = prefilter({"text": "Cats."}, ("Calculator",), PrefilterConfig(enabled=False))
-    assert off["tools"] == ["Calculator"]
+    rec = prefilter(TextRecord("Cats sleep 3 hours, 4 hours, 7 hours."), ("Calculator", "Calendar", "QA"))
+    assert rec.tools == ("Calculator", "QA") and rec.text == "Cats sleep 3 hours, 4 hours, 7 hours."
+    off = prefilter(TextRecord("Cats."), ("Calculator",), PrefilterConfig(enabled=False))
+    assert off.tools == ("Calculator",)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from toolcall.backends.fake import FakeBackend
 from toolcall.data_gen.config import DataGenConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen, texts_per_minute
+
+from toolcall.backends.fake import FakeBackend
 
 
 def test_texts_per_minute_reads_as_a_rate() -> None:

@@ -2,21 +2,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
-
-from toolcall.backends.fake import FakeBackend
-from toolcall.backends.toy_lm import ToyLM
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, ProposeConfig, SampleConfig
 from toolcall.data_gen.execute import CallRunner, execute_calls
 from toolcall.data_gen.pipeline import Pipeline
-from toolcall.data_gen.propose import mark_model_samples, propose_calls, proposal_token
+from toolcall.data_gen.propose import proposal_token, propose_calls
+from toolcall.data_gen.records import Candidate, TextRecord
 from toolcall.data_gen.tokens import TokenizedText
+from toolcall.tools import calendar
+
+from toolcall.backends.fake import FakeBackend
+from toolcall.backends.toy_lm import ToyLM
 from toolcall.errors import ToolError
 from toolcall.registry import ToolRegistry, default_registry, user_tools
 from toolcall.tool_type import Proposal, make_tool
-from toolcall.tools import calendar
 
 # " 2,800" is cut " " + "2" + ",800" and " $180" is " $" + "180", as SmolLM2 does.
 TEXT = "We sold 1,240 and 1,560, so 2,800 in all for $180."
@@ -62,23 +64,24 @@ def test_a_proposal_goes_to_the_token_where_its_number_starts() -> None:
     assert proposal_token(tt, TEXT.index("180"), "inline") == 17 and proposal_token(tt, TEXT.index("180")) == 18
 
 
+SAMPLED = Candidate("Adder", ("2 + 2",), "[Adder(2 + 2)]", 12, 28)
+
+
 def test_proposals_become_candidates_shaped_like_samples() -> None:
     reg = registry_with(lambda text: [Proposal(text.index("2,800"), ("1,240 + 1,560",), 0.9)])
-    sampled = {"tool": "Adder", "args": ["2 + 2"], "call": "[Adder(2 + 2)]", "token": 12, "position": 28}
-    rec = propose_calls({"text": TEXT, "candidates": [sampled]}, "Adder", reg, tokenized(), ProposeConfig())
-    model, proposed = rec["candidates"]
-    assert model == {**sampled, "source": "model"}
-    assert proposed == {"tool": "Adder", "args": ["1,240 + 1,560"], "call": "[Adder(1,240 + 1,560)]", "token": 12,
-                        "position": TEXT.index("2,800"), "source": "proposer", "score": 0.9}
-    assert rec["counts"]["Adder"]["proposed"] == 1
+    rec = propose_calls(TextRecord(TEXT, candidates=(SAMPLED,)), "Adder", reg, tokenized(), ProposeConfig())
+    model, proposed = rec.candidates
+    assert model == SAMPLED and model.source == "model"
+    assert proposed == Candidate("Adder", ("1,240 + 1,560",), "[Adder(1,240 + 1,560)]", 12, TEXT.index("2,800"),
+                                 source="proposer", score=0.9)
+    assert rec.counts["Adder"]["proposed"] == 1
 
 
 def test_a_proposal_equal_to_a_model_sample_is_not_added_again() -> None:
     reg = registry_with(lambda text: [Proposal(text.index("2,800"), ("2 + 2",), 0.7)])
-    sampled = {"tool": "Adder", "args": ["2 + 2"], "call": "[Adder(2 + 2)]", "token": 12, "position": 28}
-    rec = propose_calls({"text": TEXT, "candidates": [sampled]}, "Adder", reg, tokenized(), ProposeConfig())
-    assert rec["candidates"] == [{**sampled, "source": "both", "score": 0.7}]    # judged as a proposal
-    assert rec["counts"]["Adder"] == {"proposal_duplicates": 1, "proposed": 0}
+    rec = propose_calls(TextRecord(TEXT, candidates=(SAMPLED,)), "Adder", reg, tokenized(), ProposeConfig())
+    assert rec.candidates == (replace(SAMPLED, source="both", score=0.7),)    # judged as a proposal
+    assert rec.counts["Adder"] == {"proposal_duplicates": 1, "proposed": 0}
     assert FilterConfig(tau_f=0.5, tau_p=0.1).threshold("both") == 0.1
 
 
@@ -88,27 +91,25 @@ def test_min_score_and_the_caps_keep_the_best() -> None:
     proposals.append(Proposal(other, ("90 + 90",), 0.6))
     reg = registry_with(lambda text: proposals)
     cfg = ProposeConfig(min_score=0.5, per_position=2, per_text=3)
-    kept = propose_calls({"text": TEXT}, "Adder", reg, tokenized(), cfg)["candidates"]
-    assert [c["args"] for c in kept] == [["2 + 1"], ["3 + 1"], ["90 + 90"]]
-    fewer = propose_calls({"text": TEXT}, "Adder", reg, tokenized(), ProposeConfig(min_score=0.5, per_text=1))
-    assert [c["args"] for c in fewer["candidates"]] == [["2 + 1"]]
+    kept = propose_calls(TextRecord(TEXT), "Adder", reg, tokenized(), cfg).candidates
+    assert [c.args for c in kept] == [("2 + 1",), ("3 + 1",), ("90 + 90",)]
+    fewer = propose_calls(TextRecord(TEXT), "Adder", reg, tokenized(), ProposeConfig(min_score=0.5, per_text=1))
+    assert [c.args for c in fewer.candidates] == [("2 + 1",)]
 
 
-def test_off_or_without_a_proposer_only_marks_the_samples() -> None:
-    sampled = {"tool": "Adder", "args": ["2 + 2"], "call": "[Adder(2 + 2)]", "token": 12, "position": 28}
+def test_off_or_without_a_proposer_leaves_the_samples_alone() -> None:
     reg = registry_with(None)
-    rec = propose_calls({"text": TEXT, "candidates": [sampled]}, "Adder", reg, tokenized(), ProposeConfig())
-    assert rec["candidates"] == [{**sampled, "source": "model"}]
+    rec = propose_calls(TextRecord(TEXT, candidates=(SAMPLED,)), "Adder", reg, tokenized(), ProposeConfig())
+    assert rec.candidates == (SAMPLED,) and rec.candidates[0].source == "model"
     busy = registry_with(lambda text: [Proposal(3, ("1 + 1",))])
-    off = propose_calls({"text": TEXT}, "Adder", busy, tokenized(), ProposeConfig(enabled=False))
-    assert off.get("candidates", []) == []
-    assert mark_model_samples({"text": TEXT}) == {"text": TEXT}
+    off = propose_calls(TextRecord(TEXT), "Adder", busy, tokenized(), ProposeConfig(enabled=False))
+    assert off.candidates == () and off.counts == {}
 
 
 def test_a_failing_proposer_names_its_tool() -> None:
     reg = registry_with(lambda text: 1 / 0)
     with pytest.raises(ToolError, match="Adder: its proposer failed .*ZeroDivisionError"):
-        propose_calls({"text": TEXT}, "Adder", reg, tokenized(), ProposeConfig())
+        propose_calls(TextRecord(TEXT), "Adder", reg, tokenized(), ProposeConfig())
 
 
 def test_the_tool_decorator_takes_a_proposer() -> None:
@@ -136,16 +137,16 @@ def test_the_tool_decorator_takes_a_proposer() -> None:
 def test_results_follow_the_number_style_of_the_text() -> None:
     reg = default_registry(["calculator"], entry_points=False)
     at = TEXT.index("2,800")
-    cands = [{"tool": "Calculator", "args": ["1,240 + 1,560"], "call": "x", "token": 12, "position": at},
-             {"tool": "Calculator", "args": ["100 + 80"], "call": "y", "token": 17, "position": TEXT.index(" $")},
-             {"tool": "Calculator", "args": ["2 + 2"], "call": "z", "token": 12, "position": at}]
-    rec = execute_calls({"text": TEXT, "candidates": cands}, CallRunner(reg))
-    assert [c["result"] for c in rec["candidates"]] == ["2,800", "180", "4"]   # 4 is not 2,800: left alone
+    cands = (Candidate("Calculator", ("1,240 + 1,560",), "x", 12, at),
+             Candidate("Calculator", ("100 + 80",), "y", 17, TEXT.index(" $")),
+             Candidate("Calculator", ("2 + 2",), "z", 12, at))
+    rec = execute_calls(TextRecord(TEXT, candidates=cands), CallRunner(reg))
+    assert [c.result for c in rec.candidates] == ["2,800", "180", "4"]   # 4 is not 2,800: left alone
     runner = CallRunner(reg, DataGenConfig(sampling="paper").execute_config())     # the paper keeps "2800"
-    assert [c["result"] for c in execute_calls({"text": TEXT, "candidates": cands}, runner)["candidates"]] == \
+    assert [c.result for c in execute_calls(TextRecord(TEXT, candidates=cands), runner).candidates] == \
         ["2800", "180", "4"]
-    again = execute_calls({"text": TEXT, "candidates": cands[:1]}, runner)    # a second batch, same workers
-    assert again["candidates"][0]["result"] == "2800"
+    again = execute_calls(TextRecord(TEXT, candidates=cands[:1]), runner)    # a second batch, same workers
+    assert again.candidates[0].result == "2800"
 
 
 # The toy LM has seen the call after "a total of", so the filter keeps it wherever it is proposed there.

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from toolcall.backends.toy_lm import ToyLM
 from toolcall.data_gen.checkpoint import CORPUS, PROGRESS
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
+
+from toolcall.backends.toy_lm import ToyLM
 from toolcall.errors import MissingDependencyError
 
 # The toy LM learns where a Calculator call goes (after "a total of") from these texts alone (as test_stages_fake).
@@ -63,7 +63,6 @@ def ray_local() -> Iterator[Any]:
     pytest.importorskip("ray.data")
     import ray
     from ray import cloudpickle
-
     from toolcall.data_gen.ray_engine import init_ray
 
     # Ray's workers cannot import this test module (pytest imports it by path): ship its classes by value.
@@ -159,8 +158,9 @@ def test_a_crashed_run_resumed_loses_and_duplicates_nothing(ray_local: Any, text
 @pytest.mark.slow
 def test_a_single_process_run_resumes_on_ray_and_the_cli_takes_the_engine(ray_local: Any, texts: Path,
                                                                            tmp_path: Path) -> None:
-    from toolcall.cli import main
     from toolcall.data_gen.ray_engine import RAY_DIR, read_rows, run_data_gen_ray
+
+    from toolcall.cli import main
 
     class Stop(Exception):
         pass

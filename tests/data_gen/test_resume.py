@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from toolcall.data_gen.checkpoint import CORPUS, PROGRESS
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
+
 from toolcall.errors import ConfigError
 
 pytestmark = pytest.mark.slow   # every test runs the pipeline on the tiny trained LM

@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from toolcall.data_gen.calls_text import parse_call, render_call
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
 from toolcall.data_gen.positions import PromptStates, call_may_start
 from toolcall.data_gen.prompts import annotation_prompt
+from toolcall.data_gen.records import TextRecord
 from toolcall.data_gen.sample import may_become_call, sampled_call
 from toolcall.data_gen.tokens import TokenizedText
+
 from toolcall.calls import ToolCall
 
 CALC = ("Calculator", "Calculate")
@@ -123,14 +124,15 @@ def test_embedded_model_opens_and_writes_a_calculator_call_where_the_result_is_d
     # With the text in the Input line and its copy after "Output:", SmolLM2 puts its most likely call right before
     # the sum and writes a Calculator call there (before the fix: best p_i 0.047, "in March", samples were not calls).
     from toolcall.data_gen.positions import find_positions
+
     from toolcall.backends.hf_loading import load_model_and_tokenizer
     from toolcall.backends.hf_scoring import HFScorer
 
     scorer = HFScorer(*load_model_and_tokenizer(None))
     text = "The library lent 1,240 books in March and 1,560 books in April, a total of 2,800 books over the two months."
     states = PromptStates(scorer, registry=registry)
-    rec = find_positions({"text": text}, "Calculator", states, PositionConfig(tau_s=0.0, k=3))
-    tok, char, p, opener = rec["positions"]["Calculator"][0]
+    rec = find_positions(TextRecord(text), "Calculator", states, PositionConfig(tau_s=0.0, k=3))
+    tok, char, p, opener = rec.positions["Calculator"][0]
     assert text[:char].endswith("a total of") and p > 0.05 and opener == " ["
     plen, _, state, _ = states.get("Calculator", text)
     (sample, stopped), = scorer.sample_branches(state, [(plen + tok, scorer.encode(opener))], 1, max_new_tokens=16,

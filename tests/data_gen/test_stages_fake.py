@@ -5,21 +5,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from toolcall.backends import as_scorer, get_scorer, scoring_backends
-from toolcall.backends.base import Backend, DecodeSession
-from toolcall.backends.fake import FakeBackend
-from toolcall.backends.toy_lm import ToyLM
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.execute import CallRunner, execute_calls
 from toolcall.data_gen.filter import score_candidates
 from toolcall.data_gen.merge import merge_record
 from toolcall.data_gen.pipeline import Pipeline
 from toolcall.data_gen.positions import PromptStates, find_positions
+from toolcall.data_gen.records import TextRecord
 from toolcall.data_gen.reference import naive_losses
 from toolcall.data_gen.sample import sample_calls
-from toolcall.errors import ConfigError
 from toolcall.tools import calendar
+
+from toolcall.backends import as_scorer, get_scorer, scoring_backends
+from toolcall.backends.base import Backend, DecodeSession
+from toolcall.backends.fake import FakeBackend
+from toolcall.backends.toy_lm import ToyLM
+from toolcall.errors import ConfigError
 
 # The toy LM learns where a Calculator call goes (after "a total of") and what it says, from these texts alone.
 LM_TEXTS = [
@@ -47,10 +48,10 @@ def config(placement: str = "prefix", tau_f: float = -1e9) -> DataGenConfig:
                          filter=FilterConfig(tau_f=tau_f, placement=placement), overrides={})
 
 
-def run_stages(fake: FakeBackend, registry: Any, placement: str) -> dict[str, Any]:
+def run_stages(fake: FakeBackend, registry: Any, placement: str) -> TextRecord:
     cfg = config(placement)
     states = PromptStates(fake, cfg.positions.open_texts, registry)
-    rec = find_positions({"text": TEXT, "tools": ["Calculator"]}, "Calculator", states, cfg.positions)
+    rec = find_positions(TextRecord(TEXT, tools=("Calculator",)), "Calculator", states, cfg.positions)
     rec = sample_calls(rec, "Calculator", states, cfg.sample, registry.canonical, ("Calculator", "Calculate"))
     rec = execute_calls(rec, CallRunner(registry, cfg.execute))
     return score_candidates(rec, fake, {"calculator": cfg.filter})
@@ -58,8 +59,8 @@ def run_stages(fake: FakeBackend, registry: Any, placement: str) -> dict[str, An
 
 def test_the_likeliest_position_is_where_the_texts_put_the_call(fake: FakeBackend, registry: Any) -> None:
     states = PromptStates(fake, PositionConfig.open_texts, registry)
-    rec = find_positions({"text": TEXT}, "Calculator", states, PositionConfig(tau_s=0.05, k=3))
-    (tok, char, p, opener), *_ = rec["positions"]["Calculator"]
+    rec = find_positions(TextRecord(TEXT), "Calculator", states, PositionConfig(tau_s=0.05, k=3))
+    (tok, char, p, opener), *_ = rec.positions["Calculator"]
     assert TEXT[:char] == "The shop sold 12 apples and 30 pears, a total of" and opener == " ["
     assert p > 0.3
 
@@ -67,13 +68,13 @@ def test_the_likeliest_position_is_where_the_texts_put_the_call(fake: FakeBacken
 @pytest.mark.parametrize("placement", ["prefix", "inline"])
 def test_stages_sample_run_score_and_merge_a_call(fake: FakeBackend, registry: Any, placement: str) -> None:
     rec = run_stages(fake, registry, placement)
-    calls = {(c["call"], c["result"]) for c in rec["candidates"]}
+    calls = {(c.call, c.result) for c in rec.candidates}
     assert ("[Calculator(12 + 30)]", "42") in calls
-    for cand in rec["candidates"]:
+    for cand in rec.candidates:
         # The filter's shared, batched scores agree with scoring every sequence on its own.
         minus, plus = naive_losses(fake, TEXT, cand, placement=placement)
-        assert cand["loss_minus"] == pytest.approx(minus, abs=1e-9)
-        assert cand["loss_plus"] == pytest.approx(plus, abs=1e-9)
+        assert cand.loss_minus == pytest.approx(minus, abs=1e-9)
+        assert cand.loss_plus == pytest.approx(plus, abs=1e-9)
     out = merge_record(rec)
     assert out is not None and "a total of [Calculator(12 + 30) -> 42] 42 fruits." in out["text"]
 
@@ -81,8 +82,8 @@ def test_stages_sample_run_score_and_merge_a_call(fake: FakeBackend, registry: A
 def test_inline_result_lowers_the_loss_of_what_follows(fake: FakeBackend, registry: Any) -> None:
     # Right before " 42", "-> 42]" makes the next tokens likely (the texts say so): loss reduction > 0.
     rec = run_stages(fake, registry, "inline")
-    best = next(c for c in rec["candidates"] if c["call"] == "[Calculator(12 + 30)]" and TEXT[c["position"]:].startswith(" 42"))
-    assert best["loss_reduction"] > 1.0
+    best = next(c for c in rec.candidates if c.call == "[Calculator(12 + 30)]" and TEXT[c.position:].startswith(" 42"))
+    assert best.loss_reduction > 1.0
 
 
 def test_pipeline_accepts_the_fake_backend(fake: FakeBackend, registry: Any) -> None:
@@ -143,17 +144,17 @@ def test_a_sampled_call_using_numbers_written_only_after_it_is_dropped(fake: Fak
     text = "The shop sold 12 apples, a total of 42 fruits with the 30 pears."
     cfg = config()
     states = PromptStates(fake, cfg.positions.open_texts, registry)
-    found = find_positions({"text": text, "tools": ["Calculator"]}, "Calculator", states, cfg.positions)
+    found = find_positions(TextRecord(text, tools=("Calculator",)), "Calculator", states, cfg.positions)
 
-    def sampled(admissible_only: bool) -> dict[str, Any]:
+    def sampled(admissible_only: bool) -> TextRecord:
         sample = SampleConfig(m=3, seed=1, admissible_only=admissible_only)
         return sample_calls(found, "Calculator", states, sample, registry.canonical, ("Calculator", "Calculate"))
 
     loose, strict = sampled(False), sampled(True)
-    assert "[Calculator(12 + 30)]" in {c["call"] for c in loose["candidates"]}
-    assert "[Calculator(12 + 30)]" not in {c["call"] for c in strict["candidates"]}
-    assert strict["counts"]["Calculator"]["inadmissible"] >= 1
-    assert any(r["reason"].startswith("not admissible") for r in strict["rejected"])
+    assert "[Calculator(12 + 30)]" in {c.call for c in loose.candidates}
+    assert "[Calculator(12 + 30)]" not in {c.call for c in strict.candidates}
+    assert strict.counts["Calculator"]["inadmissible"] >= 1
+    assert any(r["reason"].startswith("not admissible") for r in strict.rejected)
     # The paper's procedure judges every sample by the loss alone.
     assert DataGenConfig(sampling="paper").for_tool("Calculator")[1].admissible_only is False
     assert DataGenConfig().for_tool("Calculator")[1].admissible_only is True

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from toolcall.data_gen.tokens import TokenizedText, tokenize
 
 from toolcall.backends.fake import FakeBackend
 from toolcall.backends.toy_lm import ToyLM
-from toolcall.data_gen.tokens import TokenizedText, tokenize
 
 TEXTS = [
     "The store sold 12 apples and 30 pears, a total of 42 fruits.",

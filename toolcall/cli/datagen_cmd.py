@@ -28,6 +28,10 @@ def register(subparsers: Any) -> None:
     add_options(p, DataGenConfig, only=("tools", "sampling"))
     add_tool_source_options(p)
     add_model_options(p)
+    p.add_argument("--scorer-model", default=None, metavar="MODEL",
+                   help="the model whose loss judges the calls in the filter (same forms as --model, which then only "
+                        "finds positions and samples calls); default: --model itself, one model for both as in the "
+                        "paper. It must share --model's tokenizer")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("--limit", type=int, default=None, help="process only the first N texts")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise ConfigError(f"--input {args.input} does not exist")
     out = args.output
+    if args.engine == "ray" and args.scorer_model is not None:
+        raise ConfigError("--scorer-model applies to --engine local only: each Ray actor loads one model, --model")
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise ConfigError(f"output directory {out} exists and is not empty; pass --resume to continue that run, or choose another directory")
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
@@ -99,10 +105,13 @@ def run(args: argparse.Namespace) -> int:
                                  progress=not args.no_progress, options=RayOptions(args.address, args.actors))
     else:
         # A backend that cannot score is refused before a model is loaded.
-        scorer = get_scorer(args.backend, args.model, **options)
+        scorer_model = args.model if args.scorer_model is None else args.scorer_model
+        scorer = get_scorer(args.backend, scorer_model, **options)
+        sampler = None if scorer_model == args.model else get_scorer(args.backend, args.model, **options)
         make_registry(registry, backend=scorer)  # tools that need a model (MT) share this one
-        stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config), resume=args.resume,
-                             limit=args.limit, progress=not args.no_progress)
+        stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
+                             limit=args.limit, progress=not args.no_progress,
+                             models={"sampler": args.model, "scorer": scorer_model})
     summary = {k: stats[k] for k in ("texts_in", "texts_after_prefilter", "texts_kept", "calls_kept")}
     summary["kept_per_tool"] = {t: v["kept"] for t, v in stats["per_tool"].items()}
     print(json.dumps(summary), file=sys.stdout)

@@ -19,6 +19,7 @@ from .structured import (
     ResultBlock,
     Scan,
     StructuredDialect,
+    Truncated,
     call_from_object,
     call_from_value,
     decode_json,
@@ -82,6 +83,12 @@ class HermesDialect(StructuredDialect):
         (cut off by the end of the text) as `_candidate` says."""
         body = skip_space(text, start + len(CALL_OPEN))
         decoded = decode_json(text, body, end)
+        if isinstance(decoded, Truncated):
+            if end < len(text):  # it runs into the next block: no need for the grammar to say so
+                issues.append(self._unfinished(text, start, end, "a <tool_call> block"))
+                failed.append((start, end))
+                return None
+            decoded = None  # cut off by the end of the text: the grammar says what was expected
         if isinstance(decoded, Fault):
             self._fault(text, start, decoded, issues, failed, end)
             return None

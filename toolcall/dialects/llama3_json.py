@@ -49,7 +49,7 @@ def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | N
     while True:
         decoded = decode_json(reply, pos, len(reply))
         if not isinstance(decoded, tuple):
-            return decoded
+            return decoded if isinstance(decoded, Fault) else None
         value, stop = decoded
         call = call_from_value(value, (pos, stop), ("parameters", "arguments"), require_args=True)
         if call is None:

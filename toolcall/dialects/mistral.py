@@ -14,6 +14,7 @@ from .structured import (
     Group,
     ResultBlock,
     StructuredDialect,
+    Truncated,
     ValueFault,
     call_from_object,
     call_from_value,
@@ -94,6 +95,13 @@ class MistralDialect(StructuredDialect):
             made = self._fast(text, start, end)
             stop = end
             cut = False
+            if isinstance(made, Truncated):
+                if end < len(text):  # it runs into the next [TOOL_CALLS]: no need for the grammar to say so
+                    issues.append(self._unfinished(text, start, end, "a [TOOL_CALLS] call"))
+                    failed.append((start, end))
+                    start = following
+                    continue
+                made = None  # cut off by the end of the text: the grammar says what was expected
             if isinstance(made, Fault):
                 issues.append(make_issue(text, made.pos, made.message + " in a [TOOL_CALLS] call"))
                 failed.append((start, max(start + 1, min(end, made.pos + 1))))
@@ -113,7 +121,7 @@ class MistralDialect(StructuredDialect):
         return groups, cut
 
     @staticmethod
-    def _fast(text: str, start: int, end: int) -> tuple[Group, int] | Fault | None:
+    def _fast(text: str, start: int, end: int) -> tuple[Group, int] | Fault | Truncated | None:
         """The group at `start` decoded in C when it is well formed; a Fault the grammar cannot see; else None."""
         pos = skip_space(text, start + len(TOOL_CALLS))
         if text.startswith("[", pos):

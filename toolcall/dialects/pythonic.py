@@ -197,7 +197,10 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
                 continue
             got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed)
-            if got is None and following is not None and issues and issues[-1].pos >= end:
+            # Read again only when a string was open at the next candidate (it may hold `[name(`): a list that runs
+            # into the next candidate otherwise fails there whatever follows (no value starts with a name).
+            if (got is None and following is not None and issues and issues[-1].pos < end
+                    and text[issues[-1].pos] in "'\"" and failed[-1][0] == start):
                 issues.pop()
                 failed.pop()
                 got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed)

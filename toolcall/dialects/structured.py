@@ -88,6 +88,13 @@ class Fault:
     message: str
 
 
+@dataclass(frozen=True)
+class Truncated:
+    """The text ended inside a JSON value, at `pos`: more text may complete it."""
+
+    pos: int
+
+
 # JSON strings (skipped) and single brackets, for measuring how deep a JSON text nests.
 JSON_PIECES = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -120,18 +127,21 @@ def _no_constant(raw: str) -> Any:
 _DECODER = json.JSONDecoder(strict=False, parse_float=finite_float, parse_int=bounded_int, parse_constant=_no_constant)
 
 
-def decode_json(text: str, pos: int, end: int) -> tuple[Any, int] | Fault | None:
+def decode_json(text: str, pos: int, end: int) -> tuple[Any, int] | Fault | Truncated | None:
     """The JSON value starting at `text[pos]` (read no further than `end`) and where it ends, decoded in C.
 
     A fault the grammar does not describe (a bad escape, a number that is not finite or too long, nesting deeper than
     MAX_DEPTH, a lone surrogate) is a Fault at its position; any other syntax error is None, so that the Lark grammar
-    reports it with what was expected there. Only a bounded `end` copies text: pass the text already cut to decode
+    reports it with what was expected there; Truncated when the text ran out inside the value (but not inside a
+    string, whose opening quote is the better place to point at). Only a bounded `end` copies text: pass the text already cut to decode
     many values of one stretch.
     """
     source, idx, base = (text, pos, 0) if end >= len(text) else (text[pos:end], 0, pos)
     try:
         value, stop = _DECODER.raw_decode(source, idx)
     except json.JSONDecodeError as err:
+        if err.pos >= len(source) and not err.msg.startswith("Unterminated"):
+            return Truncated(base + err.pos)
         if err.msg.startswith("Invalid \\escape"):
             return Fault(base + err.pos, f"invalid escape {source[err.pos:err.pos + 2]!r} in a JSON string (JSON "
                                          r'allows \" \\ \/ \b \f \n \r \t \uXXXX; a backslash itself is written \\)')
@@ -284,7 +294,7 @@ def call_from_object(tree: Tree, offset: int, span: tuple[int, int], args_keys: 
     return ToolCall(str(tool), KeywordArgs(args), None, span, ident_value if isinstance(ident_value, str) else None)
 
 
-def decode_items(text: str, pos: int, end: int) -> tuple[list[tuple[Any, int, int]], int] | Fault | None:
+def decode_items(text: str, pos: int, end: int) -> tuple[list[tuple[Any, int, int]], int] | Fault | Truncated | None:
     """The items of the JSON array at `text[pos]` (read no further than `end`): (value, start, end) each, and where
     the array ends; a Fault or None as decode_json says."""
     if not text.startswith("[", pos):
@@ -303,6 +313,8 @@ def decode_items(text: str, pos: int, end: int) -> tuple[list[tuple[Any, int, in
             i = skip_space(text, i + 1)
         elif text.startswith("]", i):
             return items, i + 1
+        elif i >= min(end, len(text)):
+            return Truncated(i)
         else:
             return None
 
@@ -475,6 +487,14 @@ class StructuredDialect(Dialect):
         ends = [e + len(m) for e, m in zip(ends, self.call_markers) if e >= 0]
         return start, max(start + 1, min(ends) if ends else min(len(text), err_pos + 1))
 
+    @staticmethod
+    def _unfinished(text: str, start: int, end: int, what: str, expected: tuple[str, ...] = ()) -> SyntaxIssue:
+        """The issue of a candidate read up to `end` (the next candidate, or MAX_CALL_CHARS) and still open there."""
+        line, column = line_column(text, start)
+        reason = (f"is longer than {MAX_CALL_CHARS} characters" if end - start >= MAX_CALL_CHARS
+                  else "is not closed before the next one opens")
+        return make_issue(text, end, f"{what} starting at line {line}, column {column} {reason}", expected)
+
     def _candidate(self, parser: Lark, text: str, start: int, end: int, closers: Iterable[str], what: str,
                    issues: list[SyntaxIssue], failed: list[tuple[int, int]],
                    chunk: str | None = None) -> tuple[Tree, int] | None | bool:
@@ -494,10 +514,7 @@ class StructuredDialect(Dialect):
                 issue = make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, "
                                                     f"column {column}", issue.expected)
             elif not at_end and issue.pos >= start + len(source):
-                reason = (f"is longer than {MAX_CALL_CHARS} characters" if len(source) >= MAX_CALL_CHARS
-                          else "is not closed before the next one opens")
-                issue = make_issue(text, issue.pos, f"{what} starting at line {line}, column {column} {reason}",
-                                   issue.expected)
+                issue = self._unfinished(text, start, start + len(source), what, issue.expected)
             issues.append(issue)
             failed.append(self._failed_span(text, start, issue.pos, start + len(source)))
             return False if cut else None

@@ -1,0 +1,68 @@
+"""The committed real dev and test sets (benchmarks/data/real/) hold what their README says, and their builder strips
+GSM8K's calculator annotations into gold spots."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from toolcall.evaluation import load_items
+
+REAL = Path(__file__).parents[2] / "benchmarks" / "data" / "real"
+EXPRESSION = re.compile(r"^[\d.,\s+\-*/()x%^]+$")
+
+
+def builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_real_devsets", REAL.parent / "build_real_devsets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (REAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_annotations_become_spots_at_the_number_written_after_them() -> None:
+    text, spots, dropped = builder().strip_annotations(
+        "Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\nSo 4500*5 = <<4500*5=22500>>22,500 and <<35=35>>35 <<2*3=6>>six")
+    assert text == "Weng earns 12/60 = $0.2 per minute.\nSo 4500*5 = 22,500 and 35 six"
+    assert [(s["value"], s["expression"], text[s["start"]:s["start"] + len(s["value"])]) for s in spots] == [
+        ("0.2", "12/60", "0.2"), ("22,500", "4500*5", "22,500")]
+    assert dropped == 1          # "<<2*3=6>>six": the result is not written as a number there
+
+
+@pytest.mark.parametrize("name", ["gsm8k_train_tune.jsonl", "gsm8k_train_heldout.jsonl"])
+def test_gsm8k_spots_sit_on_the_computed_numbers(name: str) -> None:
+    records = rows(name)
+    assert len(records) == 100
+    for rec in records:
+        assert "<<" not in rec["text"] and "####" not in rec["text"] and rec["gold"]
+        for spot in rec["gold"]:
+            assert spot["tool"] == "Calculator" and rec["text"][spot["start"]:].startswith(spot["value"])
+            assert EXPRESSION.match(spot["expression"]), spot
+    tune, held = rows("gsm8k_train_tune.jsonl"), rows("gsm8k_train_heldout.jsonl")
+    assert not {r["id"] for r in tune} & {r["id"] for r in held}     # the halves share no text
+
+
+def test_squad_spots_start_crowd_answers_and_the_corpus_holds_their_paragraphs() -> None:
+    records = rows("squad_dev_sentences.jsonl")
+    corpus = " ".join(p["text"] for p in rows("squad_dev_corpus.jsonl"))
+    assert len(records) == 150
+    for rec in records:
+        assert rec["text"] in corpus
+        for spot in rec["gold"]:
+            assert spot["tool"] == "QA" and spot["question"].strip() and spot["start"] == min(spot["starts"]) > 0
+            assert any(rec["text"][start:].startswith(answer) for start in spot["starts"] for answer in spot["answers"])
+
+
+def test_svamp_is_read_by_the_math_evaluation() -> None:
+    items = load_items(REAL / "svamp_math.jsonl", "math")
+    assert len(items) == 1000 and all(item.answer for item in items)
+    assert items[1].question.startswith("Dan had $ 3 left") and items[1].answer == "1"

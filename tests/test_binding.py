@@ -100,7 +100,7 @@ def test_positional_arguments_is_the_inverse() -> None:
         positional_arguments({"city": "Oslo", "days": 2, "exact": True}, WEATHER, tool="weather")
 
 
-@given(city=st.text(alphabet=st.characters(blacklist_characters=",", blacklist_categories=("Cs",)), min_size=1)
+@given(city=st.text(alphabet=st.characters(exclude_characters=",", exclude_categories=("Cs",)), min_size=1)
        .filter(lambda s: s == s.strip()),
        days=st.integers(-10**6, 10**6), unit=st.sampled_from(["celsius", "fahrenheit"]), exact=st.booleans())
 def test_round_trip_through_positions(city: str, days: int, unit: str, exact: bool) -> None:

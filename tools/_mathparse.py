@@ -39,8 +39,8 @@ _OPS = {"**": "^", "^": "^", "+": "+", "-": "-", "\u2212": "-", "\u2013": "-", "
         "!": "!", "==": "=", "=": "="}
 _IGNORED = set("$\u20ac\u00a3 \t\n\r")
 
-# name -> (sympy function building the value, allowed argument counts)
-FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {
+# name -> (sympy function building the value, allowed argument counts); None: built by a helper of its own
+FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, tuple[int, ...]]] = {
     "sqrt": (sympy.sqrt, (1,)), "cbrt": (lambda x: sympy.root(x, 3), (1,)), "exp": (sympy.exp, (1,)),
     "ln": (sympy.log, (1,)), "log": (sympy.log, (1, 2)), "log10": (lambda x: sympy.log(x, 10), (1,)),
     "log2": (lambda x: sympy.log(x, 2), (1,)),
@@ -320,6 +320,7 @@ class Parser:
         for arg in args:  # huge arguments make sin/log/... evaluation arbitrarily slow
             if name.text in _BOUNDED_ARGS and arg.is_number and not arg.free_symbols and _log10_abs(arg) > 100:
                 raise ToolError(f"{name.text}() of a number this large is not computed")
+        assert func is not None, name.text   # only factorial and round have none, and they returned above
         return check_size(func(*args))
 
 

@@ -168,7 +168,9 @@ def _written_expressions(text: str, numbers: list[WrittenNumber]) -> tuple[dict[
     for t, target in enumerate(numbers):
         head = text[max(0, target.start - len(target.currency) - 160):target.start - len(target.currency)]
         eq = _EQUALS.search(head)
-        tail = _EXPRESSION_TAIL.search(head[:eq.start()][-120:]) if eq else None
+        if eq is None:
+            continue
+        tail = _EXPRESSION_TAIL.search(head[:eq.start()][-120:])
         if tail is None:
             continue
         span = tail.group(0)
@@ -249,15 +251,15 @@ def _two_operands(window: list[WrittenNumber], target: WrittenNumber) -> Iterato
             yield f"{base.operand} * (1 + {pct.operand})", _value(base) * (1 + p), far
             yield f"{base.operand} * (1 - {pct.operand})", _value(base) * (1 - p), far
             continue
-        x, y = float(a.value), float(b.value)
-        yield f"{a.operand} + {b.operand}", x + y, far
-        if x != y:
-            big, small = (a, b) if x > y else (b, a)
-            yield f"{big.operand} - {small.operand}", abs(x - y), far
-        if 0 not in (x, y) and 1 not in (x, y):     # times or over 1 gives back a number already written
-            yield f"{a.operand} * {b.operand}", x * y, far
-            yield f"{a.operand} / {b.operand}", x / y, far
-            yield f"{b.operand} / {a.operand}", y / x, far
+        u, v = float(a.value), float(b.value)
+        yield f"{a.operand} + {b.operand}", u + v, far
+        if u != v:
+            big, small = (a, b) if u > v else (b, a)
+            yield f"{big.operand} - {small.operand}", abs(u - v), far
+        if 0 not in (u, v) and 1 not in (u, v):     # times or over 1 gives back a number already written
+            yield f"{a.operand} * {b.operand}", u * v, far
+            yield f"{a.operand} / {b.operand}", u / v, far
+            yield f"{b.operand} / {a.operand}", v / u, far
 
 
 def _three_operands(window: list[WrittenNumber], target: WrittenNumber) -> Iterator[tuple[str, float, int]]:

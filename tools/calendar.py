@@ -102,6 +102,7 @@ def _mention(m: re.Match[str]) -> tuple[int | None, int | None, int | None, int 
     weekday = WEEKDAYS.index(named.lower()) if named else None
     if m.group("alone"):
         return weekday, None, None, None
+    year: int | None
     if m.group("year3"):
         year, month, mday = int(m.group("year3")), int(m.group("month3")), int(m.group("day3"))
     else:

@@ -233,3 +233,28 @@ def test_fast_paths_read_what_the_grammar_reads(name: str, calls: list, gap: str
     assert [(c.tool, dict(c.args) if c.keyword else c.args, c.result, c.span) for c in fast.calls] == [
         (c.tool, dict(c.args) if c.keyword else c.args, c.result, c.span) for c in slow.calls], text
     assert [(i.pos, i.message) for i in fast.issues] == [(i.pos, i.message) for i in slow.issues], text
+
+
+MOSS_ARGS = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=10)
+MOSS_RESULTS = st.none() | st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(turns=st.lists(st.lists(st.tuples(st.sampled_from(["Search", "Calculate", "f_1"]), st.lists(MOSS_ARGS, max_size=2),
+                                         MOSS_RESULTS), max_size=3), min_size=1, max_size=3),
+       raw=st.sampled_from(["", "<|Commands|>: Search(a b)<eoc>\n", "<|Commands|>: None<eoc>\n",
+                            "<|Results|>:\nSearch(x) => No result.\n<eor>\n", "<|Commands|>: Calculate(1,240 + 2)<eoc>",
+                            "<|Results|>:\nCalc(1) => '5' <eor>\n", "<|Results|>:\nCalc(1) =>\n<|1|>: \"a\"\n<eor>\n"]))
+def test_moss_fast_path_reads_what_the_grammar_reads(turns: list, raw: str) -> None:
+    moss = get_dialect("moss")
+    text = raw + "".join("".join(moss.render_turn("q", "t", [ToolCall(n, tuple(a), r) for n, a, r in calls], "a").values())
+                         for calls in turns)
+    fast = moss.parse(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("toolcall.dialects.moss._fast_field", lambda *a: None)
+        slow = moss.parse(text)
+        slow_spans = moss.result_spans(text)
+    assert [(c.tool, c.args, c.result, c.span) for c in fast.calls] == [
+        (c.tool, c.args, c.result, c.span) for c in slow.calls], text
+    assert [(i.pos, i.message) for i in fast.issues] == [(i.pos, i.message) for i in slow.issues], text
+    assert moss.result_spans(text) == slow_spans

@@ -22,6 +22,7 @@ from .base import (
     load_parser,
     raise_issue,
     rule,
+    unquote,
 )
 from .prompt_data import (
     ChatTemplate,
@@ -47,6 +48,50 @@ _BLOCK = re.compile(r"<\|(Commands|Results)\|>:")
 _FIELD = re.compile(r"<\|[A-Za-z][A-Za-z ]*\|>:")
 _QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
+
+
+# The common shapes of the two fields, exactly as grammars/moss.lark reads them: calls with at most one argument (a
+# quoted string or common.lark's BARE text), and results written inline after "=>" (not `No result.`, no snippets).
+# Anything else goes to the grammar.
+_CALL_SHAPE = (r"[A-Za-z_][A-Za-z0-9_]*\([ \t]*(?:(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')[ \t]*"
+               r"|[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*)?\)")
+_ONE_CALL = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?:(?P<quoted>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
+                       r"[ \t]*|(?P<bare>[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*))?\)")
+_FAST_COMMANDS = re.compile(rf"(?:<\|Commands\|>:)?\s*(?P<calls>{_CALL_SHAPE}(?:[ \t]*,[ \t]*{_CALL_SHAPE})*)\s*<eoc>")
+_ENTRY = rf"{_CALL_SHAPE}[ \t]*=>[ \t]*[^\s](?:(?!<eor>)[^\n])*"
+_FAST_RESULTS = re.compile(rf"<\|Results\|>:\s*(?P<entries>{_ENTRY}(?:[ \t]*\n\s*{_ENTRY})*)(?P<end>\s*<eor>)")
+_FAST_ENTRY = re.compile(rf"(?P<call>{_CALL_SHAPE})[ \t]*=>[ \t]*(?P<inline>[^\s](?:(?!<eor>)[^\n])*)")
+
+
+def _fast_calls(text: str, start: int, end: int) -> list[ToolCall]:
+    calls = []
+    for m in _ONE_CALL.finditer(text, start, end):
+        quoted, bare = m.group("quoted"), m.group("bare")
+        args = (unquote(quoted),) if quoted is not None else (bare.strip(),) if bare is not None else ()
+        calls.append(ToolCall(m.group("name"), args, None, m.span()))
+    return calls
+
+
+def _fast_field(text: str, start: int, limit: int,
+                kind: str) -> tuple[int, int, list[ToolCall], list[str | None]] | None:
+    """A field in its common shape: its end, where its body ends, its calls and (Results) their outcomes; else None."""
+    if kind.startswith("Commands"):
+        m = _FAST_COMMANDS.match(text, start, limit)
+        if m is None or (kind == "Commands") != text.startswith(COMMANDS_OPEN, start):
+            return None
+        return m.end(), m.end() - len("<eoc>"), _fast_calls(text, *m.span("calls")), []
+    m = _FAST_RESULTS.match(text, start, limit)
+    if m is None:
+        return None
+    calls: list[ToolCall] = []
+    outcomes: list[str | None] = []
+    for entry in _FAST_ENTRY.finditer(text, *m.span("entries")):
+        inline = entry.group("inline")
+        if inline.startswith("No result.") and not inline[len("No result."):].strip():
+            return None  # the grammar's NO_RESULT, not an inline value
+        calls += _fast_calls(text, *entry.span("call"))
+        outcomes.append(_strip_quotes(inline, "'"))
+    return m.end(), m.start("end"), calls, outcomes
 
 
 def _parser() -> Lark:
@@ -142,7 +187,23 @@ class MossDialect(Dialect):
         if first_eoc >= 0 and (first_field is None or first_eoc < first_field.start()):
             blocks.insert(0, (0, "Commands_tail"))  # the text starts inside a Commands field
         for start, kind in blocks:
-            chunk = text[start:self._field_limit(masked, start)]
+            limit = self._field_limit(masked, start)
+            fast = _fast_field(text, start, limit, kind)
+            if fast is not None:  # the common shape, read without the parser (tests check both agree)
+                end, body_end, calls, outcomes = fast
+                if kind.startswith("Commands"):
+                    awaiting = _Round(commands=(start, end), calls=calls)
+                    rounds.append(awaiting)
+                    continue
+                current = awaiting if awaiting is not None else _Round(calls=calls)
+                if awaiting is None:
+                    rounds.append(current)
+                current.results, current.results_body = (start, end), (start + len(RESULTS_OPEN), body_end)
+                outcomes += [None] * (len(current.calls) - len(outcomes))
+                current.calls = [c.with_result(r) for c, r in zip(current.calls, outcomes)]
+                awaiting = None
+                continue
+            chunk = text[start:limit]
             try:
                 tree = parser.parse(chunk, start=kind.lower())
             except UnexpectedInput as err:

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from live_server import MODEL, Live, SlowFake, script, serve, settings
 
 httpx = pytest.importorskip("httpx")

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import create_app
-    from .shared_model import SharedModel
     from .planning import ServerSettings
+    from .shared_model import SharedModel
 
 __all__ = ["ServerSettings", "SharedModel", "create_app"]
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
 from .choice import ReplyEvent, run_choice
-from .shared_model import SharedModel
 from .guard import Guard, GuardConfig, Receive, Scope, Send
 from .planning import Plan, ServerSettings, plan_request
 from .protocol import (
@@ -25,6 +24,7 @@ from .protocol import (
     split_arguments,
     usage,
 )
+from .shared_model import SharedModel
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request

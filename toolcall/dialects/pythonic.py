@@ -101,6 +101,8 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
             if c in "[({":
                 depth += 1
                 parens += c == "("
+                if depth > MAX_DEPTH:
+                    return None  # the grammar's path reports it
             elif c in "])}":
                 depth -= 1
                 if depth == 0:
@@ -110,7 +112,7 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
                 return None  # a comment or a backslash outside a string
         elif c[0] not in "'\"" or "\\" in c:
             return None  # a string prefix, another number base, an escape
-    if stop < 0 or depth > MAX_DEPTH:
+    if stop < 0:
         return None
     region = text[start:stop]
     try:

@@ -14,6 +14,7 @@ from ..backends.base import DecodeSession
 from ..errors import UnknownNameError
 from ..loop import CallFinished, Done, LoopResult, TextDelta
 from ..runner import resume_loop
+from ..toolset import set_up_tools
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
 from .tool_options import registry_from_args
 
@@ -104,6 +105,8 @@ class Chat:
         self.enabled = set(self.registry.names()) if self.registry is not None else set()
         self.config = config_from_args(args)
         self.backend = backend_from_args(args)
+        if self.registry is not None:
+            set_up_tools(self.registry, self.backend)   # a tool that decodes with a model (MT) uses this one
         self.dialect = make_dialect(args.dialect, self.backend) if dialect is None else dialect
         self.turns: list[Turn] = []
         self.session: DecodeSession | None = None

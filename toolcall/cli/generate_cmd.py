@@ -12,6 +12,7 @@ from ..backends.base import Backend
 from ..loop import LoopConfig
 from ..runner import run_loop
 from ..options import add_options, from_args
+from ..toolset import set_up_tools
 from .model_options import add_model_options
 from .tool_options import add_tool_options, registry_from_args
 
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
     registry = registry_from_args(args)
     backend = backend_from_args(args)
+    if registry is not None:
+        set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
     dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
     shown = registry if config.tools_enabled else None
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,

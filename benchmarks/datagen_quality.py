@@ -31,13 +31,15 @@ from check_datagen_dev import value_matches  # noqa: E402  (the gold checker's o
 
 DATA = Path(__file__).parent / "data" / "datagen_dev.jsonl"
 NO_TODAY = "2000-01-01"
-TOOLS = ("Calculator", "Calendar")
+TOOLS = ("Calculator", "Calendar", "QA")
 GAP = " \t\n$€£¥"
 
 
 def hardware() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    model = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
@@ -45,18 +47,24 @@ def hardware() -> str:
 
 
 def spot_of(text: str, call: dict[str, Any], gold: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The gold spot of the call's tool that the call sits at (its start, or white space / currency before it)."""
+    """The gold spot of the call's tool that the call sits at (its start, or white space / currency before it); a
+    spot with several "starts" (SQuAD: where each crowd worker's answer begins) is met at any of them."""
     at = call["position"]
     for spot in gold:
-        if spot["tool"] == call["tool"] and at <= spot["start"] and not text[at:spot["start"]].strip(GAP):
+        if spot["tool"] != call["tool"]:
+            continue
+        if any(at <= start and not text[at:start].strip(GAP) for start in spot.get("starts", [spot["start"]])):
             return spot
     return None
 
 
 def right(call: dict[str, Any], spot: dict[str, Any]) -> bool:
-    """Whether a call at `spot` returned its gold value (Calendar: today's date, as pinned for the text)."""
+    """Whether a call at `spot` returned its gold value (Calendar: today's date, as pinned for the text; QA: an
+    answer that contains one of the crowd workers' answers, ignoring case)."""
     if spot["tool"] == "Calendar":
         return str(call["result"]) == calendar.calendar()
+    if spot["tool"] == "QA":
+        return any(answer.lower() in str(call["result"]).lower() for answer in spot.get("answers", [spot["value"]]))
     try:
         return value_matches(float(str(call["result"]).replace(",", "")), spot["value"])
     except ValueError:

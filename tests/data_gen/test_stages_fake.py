@@ -158,3 +158,35 @@ def test_a_sampled_call_using_numbers_written_only_after_it_is_dropped(fake: Fak
     # The paper's procedure judges every sample by the loss alone.
     assert DataGenConfig(sampling="paper").for_tool("Calculator")[1].admissible_only is False
     assert DataGenConfig().for_tool("Calculator")[1].admissible_only is True
+
+
+def test_the_sampler_writes_the_calls_and_the_scorer_judges_them(fake: FakeBackend, registry: Any) -> None:
+    # The trained toy samples the call; an untrained scorer judges it: its losses, not the sampler's, decide.
+    untrained = FakeBackend()
+    pipeline = Pipeline(untrained, registry, config("prefix"), sampler=fake)
+    out, summary = pipeline.process(TEXT)
+    assert summary["counts"]["Calculator"]["samples"] > 0
+    calls = {c.call for c in pipeline.last_scored}
+    assert "[Calculator(12 + 30)]" in calls
+    for cand in pipeline.last_scored:
+        minus, plus = naive_losses(untrained, TEXT, cand)
+        assert cand.loss_minus == pytest.approx(minus, abs=1e-9) and cand.loss_plus == pytest.approx(plus, abs=1e-9)
+    sampled = {(c.call, c.position) for c in pipeline.last_scored if c.source != "proposer"}
+    assert sampled
+    # The untrained model as its own sampler does not write that call (what it keeps there was proposed).
+    alone = Pipeline(untrained, registry, config("prefix"))
+    alone.process(TEXT)
+    assert not {(c.call, c.position) for c in alone.last_scored if c.source != "proposer"} & sampled
+
+
+def test_resume_refuses_other_models(fake: FakeBackend, registry: Any, tmp_path: Any) -> None:
+    from toolcall.data_gen.pipeline import run_data_gen
+
+    texts = tmp_path / "t.txt"
+    texts.write_text(TEXT + "\n")
+    pipeline = Pipeline(fake, registry, config("prefix"))
+    run_data_gen(texts, tmp_path / "out", pipeline, progress=False, models={"sampler": "a", "scorer": "a"})
+    with pytest.raises(ConfigError, match="models differs"):
+        run_data_gen(texts, tmp_path / "out", pipeline, resume=True, progress=False,
+                     models={"sampler": "a", "scorer": "b"})
+    run_data_gen(texts, tmp_path / "out", pipeline, resume=True, progress=False, models={"sampler": "a", "scorer": "a"})

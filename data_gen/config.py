@@ -211,12 +211,15 @@ class DataGenConfig:
 
     def for_tool(self, tool: str) -> tuple[PositionConfig, SampleConfig, FilterConfig]:
         o = self.tool_overrides().get(tool.lower(), ToolOverride())
-        pos = replace(self.positions, **{k: v for k, v in (("tau_s", o.tau_s), ("k", o.k)) if v is not None})
-        sam = replace(self.sample, **({"m": o.m} if o.m is not None else {}))
+        pos_values: dict[str, Any] = {k: v for k, v in (("tau_s", o.tau_s), ("k", o.k)) if v is not None}
+        pos = replace(self.positions, **pos_values)
+        sam_values: dict[str, Any] = {"m": o.m} if o.m is not None else {}
+        sam = replace(self.sample, **sam_values)
         if self.sampling == "paper":
             # the paper samples freely, stops at "]", and judges every sample by the loss alone
             sam = replace(sam, constrain=False, admissible_only=False)
-        fil = replace(self.filter, **({"tau_f": o.tau_f} if o.tau_f is not None else {}))
+        fil_values: dict[str, Any] = {"tau_f": o.tau_f} if o.tau_f is not None else {}
+        fil = replace(self.filter, **fil_values)
         return pos, sam, fil
 
     def execute_config(self) -> ExecuteConfig:

@@ -23,6 +23,14 @@ def test_tools_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert calc["aliases"] == ["Calculate"] and calc["isolated"] is True and calc["timeout"] == 5.0
     assert calc["schema"]["function"]["parameters"]["required"] == ["expression"]
     assert listed["Calendar"]["schema"]["function"]["parameters"] == {"type": "object", "properties": {}}
+    assert listed["MT"]["uses_model"] is True and calc["uses_model"] is False   # MT declares setup(backend)
+
+
+def test_tools_selects_with_tools(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tools", "--json", "--tools", "calendar,solve"]) == 0
+    assert [t["name"] for t in json.loads(capsys.readouterr().out)] == ["Calendar", "Solve"]
+    assert main(["tool", "--tools", "solve", "calculator", "1+1"]) == 1
+    assert "unknown tool 'calculator'" in capsys.readouterr().err.lower()
 
 
 def test_tool_runs_and_prints(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -119,6 +119,17 @@ def test_stdio_servers_inherit_the_environment_unless_variables_are_chosen(monke
     assert chosen.call("echo_env", ("PATH",)).text != "<unset>"   # the SDK's few always pass
 
 
+def test_mcp_env_and_timeout_flags(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLCALL_TEST_SECRET", "s3cret")
+    argv = ["tool", "--tools", "", "--mcp", fake(), "--mcp-timeout", "20"]
+    assert main([*argv, "echo_env", "TOOLCALL_TEST_SECRET"]) == 0
+    assert capsys.readouterr().out == "s3cret\n"
+    assert main([*argv, "--mcp-env", "TOOLCALL_TEST_OTHER=1", "echo_env", "TOOLCALL_TEST_SECRET"]) == 0
+    assert capsys.readouterr().out == "<unset>\n"
+    assert main(["tools", "--mcp", fake(), "--mcp-timeout", "0"]) == 1
+    assert "--mcp-timeout must be more than 0 seconds" in capsys.readouterr().err
+
+
 def test_the_short_name_is_the_servers_own(tmp_path: Path) -> None:
     with MCPClient(fake()) as client:
         assert client.name == "fake-server"

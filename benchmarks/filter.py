@@ -65,6 +65,14 @@ def candidates(scorer: Any, registry: Any, record: dict[str, Any], per_spot: int
     return out
 
 
+def as_record(text: str, cands: list[dict[str, Any]]) -> Any:
+    """The filter stage's input record for `cands`."""
+    from toolcall.data_gen.records import Candidate, TextRecord
+
+    return TextRecord(text, candidates=tuple(Candidate(c["tool"], tuple(c["args"]), "", c["token"], c["position"],
+                                                       result=c["result"]) for c in cands))
+
+
 def peer_inputs(record: dict[str, Any], cand: dict[str, Any]) -> dict[str, str]:
     """The peer's three texts for a candidate: its call markers " [" and " ]" must be single tokens (")]" is not)."""
     text, at = record["text"], cand["position"]
@@ -155,7 +163,7 @@ def main() -> None:
     records = load_texts(args.texts)
     work = [(r, candidates(scorer, registry, r, args.per_spot)) for r in records]
     n = sum(len(c) for _, c in work)
-    score_candidates({"text": records[0]["text"], "candidates": work[0][1][:2]}, scorer, {"calculator": FilterConfig()})
+    score_candidates(as_record(records[0]["text"], work[0][1][:2]), scorer, {"calculator": FilterConfig()})
     result: dict[str, Any] = {
         "benchmark": "filter", "model": "SmolLM2-135M-Instruct (embedded GGUF, transformers, float32)",
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
@@ -169,17 +177,18 @@ def main() -> None:
     for placement in ("prefix", "inline"):
         cfg = {"calculator": FilterConfig(placement=placement)}
         began = time.perf_counter()
-        fast = [score_candidates({"text": r["text"], "candidates": c}, scorer, cfg)["candidates"] for r, c in work]
+        fast = [score_candidates(as_record(r["text"], c), scorer, cfg).candidates for r, c in work]
         fast_s = time.perf_counter() - began
         result[f"toolcall_{placement}_cands_per_s"] = round(n / fast_s, 2)
         result[f"{placement}_vs_peer"] = round(peer_s / fast_s, 2)
         if not args.no_naive:
             began = time.perf_counter()
-            slow = [[naive_losses(scorer, r["text"], cand, placement=placement) for cand in c] for r, c in work]
+            slow = [[naive_losses(scorer, r["text"], cand, placement=placement) for cand in as_record(r["text"], c).candidates]
+                    for r, c in work]
             result[f"naive_{placement}_cands_per_s"] = round(n / (time.perf_counter() - began), 2)
             for f_row, s_row in zip(fast, slow):
                 for cand, (minus, plus) in zip(f_row, s_row):
-                    worst = max(worst, abs(cand["loss_minus"] - minus), abs(cand["loss_plus"] - plus))
+                    worst = max(worst, abs(cand.loss_minus - minus), abs(cand.loss_plus - plus))
     if not args.no_naive:
         result["max_abs_loss_diff"] = worst
     print(json.dumps(result))

@@ -89,6 +89,12 @@ def test_json_types_from_text() -> None:
         bind({"shape": "x"}, schema)
 
 
+def test_a_malformed_schema_binds_what_it_can() -> None:
+    assert bind(("x",), {"type": "object", "properties": {"a": 5}, "required": 5}) == {"a": "x"}
+    assert bind({}, {"type": "object", "properties": ["a"]}) == {}
+    assert parameter_order({"properties": {"a": {}, "b": {}}, "required": ["b", 3]}) == ["b", "a"]
+
+
 def test_positional_arguments_is_the_inverse() -> None:
     assert positional_arguments({"days": 2, "city": "Oslo"}, WEATHER) == ("Oslo", 2)
     assert positional_arguments({"city": "Oslo", "days": 2, "unit": "celsius"}, WEATHER) == ("Oslo", 2, "celsius")

@@ -28,9 +28,20 @@ class _Mismatch(ValueError):
 def parameter_order(parameters: Mapping[str, Any]) -> list[str]:
     """The order positional arguments take: required parameters first, then the optional ones, each in schema order
     (the order toolcall.argument_grammar lets a constrained model write them in)."""
-    properties = list((parameters.get("properties") or {}).keys())
-    required = set(parameters.get("required") or ())
+    properties = list(_properties(parameters))
+    required = set(_required(parameters))
     return [p for p in properties if p in required] + [p for p in properties if p not in required]
+
+
+def _properties(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema's properties; a malformed entry counts as none (a client's schema is checked where it arrives)."""
+    found = parameters.get("properties")
+    return found if isinstance(found, Mapping) else {}
+
+
+def _required(parameters: Mapping[str, Any]) -> list[str]:
+    found = parameters.get("required")
+    return [n for n in found if isinstance(n, str)] if isinstance(found, (list, tuple)) else []
 
 
 def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[str, Any], *, tool: str,
@@ -42,7 +53,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     value is coerced to its declared JSON type and checked against its enum. Raises ToolArgumentError naming the
     tool, the argument, the value and what is allowed.
     """
-    properties: Mapping[str, Any] = parameters.get("properties") or {}
+    properties = _properties(parameters)
     order = parameter_order(parameters)
     names = ", ".join(order) or "no arguments"
     if isinstance(args, str):  # a bare string is one argument, not a sequence of characters
@@ -63,7 +74,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
             raise ToolArgumentError(f"{tool}: takes at most {len(order)} argument(s) ({names}) but got {len(values)}: "
                                     + ", ".join(_shown(v) for v in values))
         bound = dict(zip(order, values))
-    missing = [n for n in parameters.get("required") or () if n not in bound]
+    missing = [n for n in _required(parameters) if n not in bound]
     if missing:
         raise ToolArgumentError(f"{tool}: missing required argument {missing[0]!r}; it takes: {names}")
     out: dict[str, Any] = {}

@@ -14,11 +14,11 @@ pytest.importorskip("llguidance")
 
 from llguidance import LLMatcher  # noqa: E402
 
+from toolcall.argument_grammar import arithmetic_grammar, namespaced, schema_argument_grammar  # noqa: E402
 from toolcall.backends.constraint import TokenMasks  # noqa: E402
 from toolcall.dialects import get_dialect  # noqa: E402
 from toolcall.dialects.toolformer import ToolformerDialect  # noqa: E402
 from toolcall.errors import ConfigError  # noqa: E402
-from toolcall.argument_grammar import arithmetic_grammar, namespaced, schema_argument_grammar  # noqa: E402
 from toolcall.registry import ToolRegistry, default_registry, tool, user_tools  # noqa: E402
 from toolcall.tool_type import make_tool  # noqa: E402
 
@@ -77,18 +77,18 @@ def one_call(text: str) -> Any:
 def test_every_builtin_tool_grammar_validates(masks: TokenMasks, registry: ToolRegistry) -> None:
     dialect = ToolformerDialect()
     for item in registry:
-        grammar = dialect.call_grammar([item])
+        grammar = dialect.call_grammar([item.spec()])
         assert LLMatcher.validate_grammar(grammar) == "", item.name
         assert LLMatcher.validate_grammar(grammar, masks.tokenizer) == "", item.name
         # vLLM's guidance backend reads a grammar as Lark only when a line starts with %llguidance or start:.
         assert grammar.startswith("%llguidance")
-    assert LLMatcher.validate_grammar(dialect.call_grammar(registry)) == ""
+    assert LLMatcher.validate_grammar(dialect.call_grammar(registry.specs())) == ""
 
 
 @pytest.mark.parametrize("name", ["Calculator", "Calendar", "WikiSearch", "QA", "Search", "Solve", "MT"])
 def test_sampled_calls_parse_and_name_the_tool(masks: TokenMasks, registry: ToolRegistry, name: str) -> None:
     item = registry.get(name)
-    for text in samples(masks, ToolformerDialect().call_grammar([item]), 60, seed=len(name)):
+    for text in samples(masks, ToolformerDialect().call_grammar([item.spec()]), 60, seed=len(name)):
         call = one_call(text)
         assert registry.canonical(call.tool) == item.name
         if name == "Calendar":
@@ -103,7 +103,7 @@ def test_sampled_calls_parse_and_name_the_tool(masks: TokenMasks, registry: Tool
 def test_sampled_calculator_calls_execute(masks: TokenMasks, registry: ToolRegistry) -> None:
     calculator = registry.get("Calculator")
     assert calculator.arguments_grammar() == arithmetic_grammar()
-    texts = samples(masks, ToolformerDialect().call_grammar([calculator]), 150, seed=1)
+    texts = samples(masks, ToolformerDialect().call_grammar([calculator.spec()]), 150, seed=1)
     assert any("," in t for t in texts) and any("(" in t[11:] for t in texts)  # thousands and groups were drawn
     for text in texts:
         call = one_call(text)
@@ -114,8 +114,7 @@ def test_sampled_calculator_calls_execute(masks: TokenMasks, registry: ToolRegis
 
 
 def test_tokens_that_span_pieces_are_allowed(masks: TokenMasks, registry: ToolRegistry) -> None:
-    grammar = ToolformerDialect().call_grammar([registry.get("Calculator"), registry.get("WikiSearch"),
-                                                registry.get("Calendar")])
+    grammar = ToolformerDialect().call_grammar([registry.get(n).spec() for n in ("Calculator", "WikiSearch", "Calendar")])
     index = {t: i for i, t in enumerate(VOCAB)}
     for prefix, token in [("Calculator(3+4", ")]"), ("Calculator(2*(3+4", "))]"), ("Calendar", "()]"),
                           ('WikiSearch("Paris', '")]'), ("Calculator(3)", " ->"), ("Calculator(1", ",0")]:
@@ -129,13 +128,13 @@ def test_tokens_that_span_pieces_are_allowed(masks: TokenMasks, registry: ToolRe
 
 def test_closers_pick_how_a_call_may_end(masks: TokenMasks, registry: ToolRegistry) -> None:
     dialect = ToolformerDialect()
-    arrows = dialect.call_grammar([registry.get("Calendar")], closers=dialect.call_markers)
+    arrows = dialect.call_grammar([registry.get("Calendar").spec()], closers=dialect.call_markers)
     for text in samples(masks, arrows, 20):
         assert text.endswith(("->", "→")) and one_call(text).result == ""
     with pytest.raises(ConfigError, match="closes with"):
-        dialect.call_grammar([registry.get("Calendar")], closers=[")"])
+        dialect.call_grammar([registry.get("Calendar").spec()], closers=[")"])
     with pytest.raises(ConfigError, match="bracket spelling"):
-        ToolformerDialect(spelling="tagged").call_grammar([registry.get("Calendar")])
+        ToolformerDialect(spelling="tagged").call_grammar([registry.get("Calendar").spec()])
     with pytest.raises(ConfigError, match="at least one tool"):
         dialect.call_grammar([])
 
@@ -154,7 +153,7 @@ def temperature(value: float, unit: Literal["celsius", "fahrenheit"], days: int,
 
 def test_schema_grammar_follows_types_order_and_optional_parameters(masks: TokenMasks) -> None:
     item = make_tool(temperature)
-    grammar = ToolformerDialect().call_grammar([item])
+    grammar = ToolformerDialect().call_grammar([item.spec()])
     assert LLMatcher.validate_grammar(grammar) == ""
     registry = ToolRegistry([item])
     texts = samples(masks, grammar, 80, seed=3)
@@ -181,7 +180,7 @@ def test_a_tool_sets_its_own_argument_grammar() -> None:
 
         assert user_tools().get("pick").argument_grammar == 'start: "1" | "2"'
         assert make_tool(pick, timeout=3).arguments_grammar() == 'start: "1" | "2"'  # a copy keeps it
-        grammar = ToolformerDialect().call_grammar([pick])
+        grammar = ToolformerDialect().call_grammar([pick.spec()])
         assert '"pick(" t0_start ")"' in grammar and 't0_start: "1" | "2"' in grammar
     finally:
         user_tools().unregister("pick")

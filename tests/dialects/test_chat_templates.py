@@ -13,8 +13,8 @@ import pytest
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import dialect_for_template, get_dialect
 from toolcall.loop import LoopConfig
-from toolcall.runner import run_loop
 from toolcall.registry import ToolRegistry
+from toolcall.runner import run_loop
 
 # A ChatML template that offers tools the Hermes way (written for these tests): the schemas in <tools> in the system
 # turn, calls in <tool_call> tags, results of `role: tool` messages in <tool_response> tags in a user turn.
@@ -80,7 +80,7 @@ def test_hermes_prompt_uses_the_template_and_tool_messages() -> None:
     history = [{"role": "user", "content": "Add 1 and 1."},
                {"role": "assistant", "content": '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 1}}\n</tool_call>'},
                {"role": "tool", "content": "2"}, {"role": "assistant", "content": "It is 2."}]
-    prompt = get_dialect("hermes").prompt("Add 2 and 3.", registry(), backend.chat_prompt, history)
+    prompt = get_dialect("hermes").prompt("Add 2 and 3.", registry().specs(), backend.chat_prompt, history)
     assert prompt.count('"name": "add"') == 2 and "Functions you may call" in prompt  # the template's own words
     assert "<tool_response>\n2\n</tool_response>" in prompt
     assert prompt.endswith("Add 2 and 3.<|im_end|><|im_start|>assistant")
@@ -92,7 +92,7 @@ def test_hermes_prompt_uses_the_template_and_tool_messages() -> None:
 def test_without_a_template_the_dialect_offers_the_tools(name: str) -> None:
     backend = FakeBackend(script=[])  # no tokenizer: plain role lines, tools not shown by the template
     history = [{"role": "user", "content": "Add 1 and 1."}, {"role": "tool", "content": "2"}]
-    prompt = get_dialect(name).prompt("Add 2 and 3.", registry(), backend.chat_prompt, history)
+    prompt = get_dialect(name).prompt("Add 2 and 3.", registry().specs(), backend.chat_prompt, history)
     assert prompt.startswith("system: ") and '"name": "add"' in prompt
     example = get_dialect(name).parse(prompt.split("To call a tool, write exactly:\n")[1].split("\nwith the tool's")[0])
     assert [c.tool for c in example.calls][:1] == ["tool_name"]  # the instruction shows a call in this format
@@ -103,7 +103,7 @@ def test_without_a_template_the_dialect_offers_the_tools(name: str) -> None:
 def test_instruction_file_replaces_the_tools_text(tmp_path: Path) -> None:
     path = tmp_path / "system.txt"
     path.write_text("Only these tools:\n{tools}", encoding="utf-8")
-    prompt = get_dialect("hermes").prompt("Add 2 and 3.", registry(), templated_fake([]).chat_prompt, instruction=path)
+    prompt = get_dialect("hermes").prompt("Add 2 and 3.", registry().specs(), templated_fake([]).chat_prompt, instruction=path)
     assert "Only these tools:\n{" in prompt and "Functions you may call" not in prompt
 
 
@@ -112,7 +112,7 @@ def test_loop_runs_a_hermes_call_on_a_hermes_template() -> None:
               "The sum is 5."]
     backend = templated_fake(script)
     hermes = get_dialect(dialect_for_template(backend.tokenizer.chat_template) or "toolformer")  # type: ignore[attr-defined]
-    prompt = hermes.prompt("Add 2 and 3.", registry(), backend.chat_prompt)
+    prompt = hermes.prompt("Add 2 and 3.", registry().specs(), backend.chat_prompt)
     result = run_loop(backend, prompt, hermes, registry(), LoopConfig(max_new_tokens=200))
     assert [(r.tool, dict(r.args), r.result, r.ok) for r in result.calls] == [("add", {"a": 2, "b": 3}, "5", True)]
     assert result.calls[0].to_dict()["args"] == {"a": 2, "b": 3}
@@ -136,7 +136,7 @@ def test_tiny_transformers_model_with_a_hermes_template() -> None:
     model, tok = tiny()
     backend = TransformersBackend(lm=model, tokenizer=tok)
     hermes = get_dialect(dialect_for_template(tok.chat_template) or "toolformer")
-    prompt = hermes.prompt("Add 2 and 3.", registry(), backend.chat_prompt)
+    prompt = hermes.prompt("Add 2 and 3.", registry().specs(), backend.chat_prompt)
     assert '"name": "add"' in prompt and "<tool_call>" in prompt
     result = run_loop(backend, prompt, hermes, registry(), LoopConfig(max_new_tokens=12))
     assert result.prompt == prompt and result.stop_reason in ("length", "eos", "stop")

@@ -29,7 +29,7 @@ def convert_currency(amount: float, currency: str) -> str:
 
 
 def test_calculator_demos_use_the_bracket_form() -> None:
-    messages = TF.messages("What is 3 + 4?", default_registry(["calculator"]))
+    messages = TF.messages("What is 3 + 4?", default_registry(["calculator"]).specs())
     assert messages[0]["role"] == "system" and "Calculator(expression)" in messages[0]["content"]
     assert any("[Calculator(24 * 15) -> 360] 360" in m["content"] for m in messages if m["role"] == "assistant")
     assert messages[-1] == {"role": "user", "content": "What is 3 + 4?"}
@@ -37,7 +37,7 @@ def test_calculator_demos_use_the_bracket_form() -> None:
 
 def test_custom_tool_gets_a_generated_line_with_its_example() -> None:
     custom = make_tool(convert_currency, example="[convert_currency(10, USD) -> 9.2 EUR]")
-    messages = TF.messages("How much is 10 dollars?", ToolRegistry([custom]), few_shot=True)
+    messages = TF.messages("How much is 10 dollars?", ToolRegistry([custom]).specs(), few_shot=True)
     system = messages[0]["content"]
     assert "- convert_currency(amount, currency): Convert an amount of money into euros." in system
     assert "Example: [convert_currency(10, USD) -> 9.2 EUR]" in system
@@ -46,37 +46,37 @@ def test_custom_tool_gets_a_generated_line_with_its_example() -> None:
 
 def test_few_shot_off_and_history_kept() -> None:
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    messages = TF.messages("next", default_registry(["calculator"]), history, few_shot=False)
+    messages = TF.messages("next", default_registry(["calculator"]).specs(), history, few_shot=False)
     assert [m["content"] for m in messages[1:]] == ["hi", "hello", "next"]
 
 
 @pytest.mark.parametrize(("few_shot", "pairs"), [(True, 5), (False, 0), (0, 0), (2, 2), (1, 1), (99, 5)])
 def test_few_shot_counts_demonstrations(few_shot: int | bool, pairs: int) -> None:
-    messages = TF.messages("q", default_registry(["calculator"]), few_shot=few_shot)
+    messages = TF.messages("q", default_registry(["calculator"]).specs(), few_shot=few_shot)
     assert len(messages) == 2 + 2 * pairs  # system, demo pairs, the question
 
 
 def test_instruction_override_file(tmp_path: Path) -> None:
     path = tmp_path / "instr.txt"
     path.write_text("Use these:\n{tools}")
-    messages = TF.messages("q", default_registry(["calculator"]), instruction=path)
+    messages = TF.messages("q", default_registry(["calculator"]).specs(), instruction=path)
     assert messages[0]["content"].startswith("Use these:\n- Calculator(expression)")
     with pytest.raises(ConfigError, match="could not be read"):
-        TF.messages("q", default_registry(["calculator"]), instruction=tmp_path / "missing.txt")
+        TF.messages("q", default_registry(["calculator"]).specs(), instruction=tmp_path / "missing.txt")
 
 
 def test_toolformer_prompt_uses_the_chat_template() -> None:
-    prompt = TF.prompt("q?", default_registry(["calculator"]), CHAT)
+    prompt = TF.prompt("q?", default_registry(["calculator"]).specs(), CHAT)
     assert prompt.startswith("system: You are a helpful assistant") and prompt.endswith("user: q?\nassistant:")
     assert TF.prompt("q?", None, CHAT) == "user: q?\nassistant:"
-    assert TF.prompt("q?", ToolRegistry(), CHAT, history=[{"role": "user", "content": "hi"}]) == "user: hi\nuser: q?\nassistant:"
+    assert TF.prompt("q?", ToolRegistry().specs(), CHAT, history=[{"role": "user", "content": "hi"}]) == "user: hi\nuser: q?\nassistant:"
     seen: list[list[dict[str, str]]] = []
-    TF.prompt("q?", default_registry(["calculator"]), lambda m: seen.append(list(m)) or "x", few_shot=1)
+    TF.prompt("q?", default_registry(["calculator"]).specs(), lambda m: seen.append(list(m)) or "x", few_shot=1)
     assert [m["role"] for m in seen[0]] == ["system", "user", "assistant", "user"]
 
 
 def test_demos_parse_as_toolformer_calls() -> None:
-    for m in TF.messages("q", default_registry(None)):
+    for m in TF.messages("q", default_registry(None).specs()):
         if m["role"] == "assistant":
             parsed = TF.parse(m["content"])
             assert len(parsed.calls) == 1 and parsed.calls[0].result and not parsed.issues, m["content"]
@@ -85,7 +85,7 @@ def test_demos_parse_as_toolformer_calls() -> None:
 def test_moss_meta_instruction_enable_lines() -> None:
     registry = default_registry(["calculator"])
     registry.add(convert_currency)
-    meta = MOSS.meta_instruction(registry)
+    meta = MOSS.meta_instruction(registry.specs())
     assert "- Calculator: enabled. API: Calculate(expression)" in meta
     assert "- Web search: disabled." in meta
     assert "- convert_currency: enabled. API: convert_currency(amount, currency) - Convert an amount of money into euros." in meta
@@ -97,11 +97,11 @@ def test_moss_meta_instruction_enable_lines() -> None:
 def test_moss_meta_override_file(tmp_path: Path) -> None:
     path = tmp_path / "meta.txt"
     path.write_text("You are MOSS.\n{plugins}\n")
-    assert MOSS.meta_instruction(default_registry(["solve"]), path).startswith("You are MOSS.\n- Web search: disabled.")
+    assert MOSS.meta_instruction(default_registry(["solve"]).specs(), path).startswith("You are MOSS.\n- Web search: disabled.")
 
 
 def test_moss_prompt_layout_and_worked_turn() -> None:
-    prompt = MOSS.prompt("What is 2+2?", default_registry(["calculator"]), CHAT,
+    prompt = MOSS.prompt("What is 2+2?", default_registry(["calculator"]).specs(), CHAT,
                          history=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}])
     assert '<|Commands|>: Calculate("125*8")<eoc>\n<|Results|>:\nCalculate("125*8") => \'1000\'\n<eor>' in prompt
     assert "<|Human|>: hi<eoh>\n<|MOSS|>: Hello!<eom>\n" in prompt
@@ -112,7 +112,7 @@ def test_moss_prompt_layout_and_worked_turn() -> None:
 
 
 def test_moss_worked_turns_parse_and_few_shot_counts_them() -> None:
-    registry = default_registry(["calculator", "search", "solve"])
+    registry = default_registry(["calculator", "search", "solve"]).specs()  # the tools as dialects see them: plain data
     turns = MOSS.example_turns(registry)
     parsed = MOSS.parse(turns)
     assert parsed.issues == [] and [c.tool for c in parsed.calls] == ["Calculate", "Search", "Solve"]
@@ -127,5 +127,5 @@ def test_moss_worked_turns_parse_and_few_shot_counts_them() -> None:
 
 def test_prompts_are_package_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the data files are found relative to the package, not the working directory
-    assert "Calculator" in TF.prompt("q", default_registry(["calculator"]), CHAT)
+    assert "Calculator" in TF.prompt("q", default_registry(["calculator"]).specs(), CHAT)
     assert "Capabilities and tools that MOSS can possess." in get_dialect("moss").prompt("q", None, CHAT)

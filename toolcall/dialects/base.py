@@ -162,7 +162,7 @@ def issue_from_error(err: UnexpectedInput, parser: Lark, text: str, offset: int,
                      what: str) -> SyntaxIssue:
     """Turn Lark's error on `text[offset:offset+chunk_len]` into an issue located in the whole `text`."""
     if isinstance(err, UnexpectedCharacters):
-        rel = err.pos_in_stream
+        rel = err.pos_in_stream or 0
         expected = err.allowed or set()
         found = f"unexpected character {text[offset + rel]!r}" if offset + rel < len(text) else "unexpected end"
     elif isinstance(err, UnexpectedToken) and err.token.type != "$END":

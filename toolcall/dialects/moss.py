@@ -190,17 +190,17 @@ class MossDialect(Dialect):
             limit = self._field_limit(masked, start)
             fast = _fast_field(text, start, limit, kind)
             if fast is not None:  # the common shape, read without the parser (tests check both agree)
-                end, body_end, calls, outcomes = fast
+                end, body_end, calls, answers = fast
                 if kind.startswith("Commands"):
                     awaiting = _Round(commands=(start, end), calls=calls)
                     rounds.append(awaiting)
                     continue
-                current = awaiting if awaiting is not None else _Round(calls=calls)
+                answered = awaiting if awaiting is not None else _Round(calls=calls)
                 if awaiting is None:
-                    rounds.append(current)
-                current.results, current.results_body = (start, end), (start + len(RESULTS_OPEN), body_end)
-                outcomes += [None] * (len(current.calls) - len(outcomes))
-                current.calls = [c.with_result(r) for c, r in zip(current.calls, outcomes)]
+                    rounds.append(answered)
+                answered.results, answered.results_body = (start, end), (start + len(RESULTS_OPEN), body_end)
+                answers += [None] * (len(answered.calls) - len(answers))
+                answered.calls = [c.with_result(r) for c, r in zip(answered.calls, answers)]
                 awaiting = None
                 continue
             chunk = text[start:limit]
@@ -213,7 +213,7 @@ class MossDialect(Dialect):
                 issues.append(issue)
                 awaiting = None  # Results after a broken Commands field name their own calls
                 continue
-            end = start + _closer(tree).end_pos
+            end = start + (_closer(tree).end_pos or 0)
             if kind.startswith("Commands"):
                 awaiting = _Round(commands=(start, end), calls=self._commands(tree, chunk, start))
                 rounds.append(awaiting)
@@ -224,7 +224,7 @@ class MossDialect(Dialect):
                 current = _Round(calls=[c for c, _ in entries])
                 rounds.append(current)
             current.results = (start, end)
-            current.results_body = (start + len(RESULTS_OPEN), start + _closer(tree).start_pos)
+            current.results_body = (start + len(RESULTS_OPEN), start + (_closer(tree).start_pos or 0))
             # Results pair with the commands by position; a blanket `No result.` answers them all.
             outcomes: list[str | None] = [blanket] * len(current.calls) if blanket is not None else [r for _, r in entries]
             outcomes += [None] * (len(current.calls) - len(outcomes))
@@ -336,7 +336,7 @@ class MossDialect(Dialect):
             tree = parser.parse(chunk, start=kind)
         except UnexpectedInput as err:
             return PendingCalls((), (issue_from_error(err, parser, body, start, len(chunk), "a MOSS Commands field"),))
-        if start + _closer(tree).end_pos != len(body):
+        if start + (_closer(tree).end_pos or 0) != len(body):
             return None  # the last Commands field closed earlier: the final <eoc> is not its closer
         return PendingCalls(tuple(self._commands(tree, chunk, start)))
 

@@ -76,8 +76,9 @@ def _literal(node: ast.expr) -> Any:
         return out
     if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and isinstance(node.operand, ast.Constant)
             and type(node.operand.value) in (int, float) and node.operand.col_offset == node.col_offset + 1):
-        value = node.operand.value
-        return -value if isinstance(node.op, ast.USub) else value
+        number = node.operand.value
+        assert isinstance(number, (int, float))  # checked above
+        return -number if isinstance(node.op, ast.USub) else number
     raise _NotLiteral
 
 

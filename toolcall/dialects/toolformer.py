@@ -92,7 +92,8 @@ def _result_span(call_tree: Tree, offset: int) -> ResultSpan | None:
             close = next(c.start_pos for c in holder.children if isinstance(c, Token) and c.type == "API_CLOSE")
         else:
             close = holder.meta.end_pos - 1  # the closing "]"
-        span = ((offset + arrow.start_pos, offset + arrow.end_pos), (offset + arrow.end_pos, offset + close))
+        begin, end = arrow.start_pos or 0, arrow.end_pos or 0
+        span = ((offset + begin, offset + end), (offset + end, offset + close))
     return span
 
 
@@ -146,9 +147,9 @@ class _Closers:
                     self._by_depth.setdefault(depth, []).append(m.start())
                     depth -= 1
         k = bisect.bisect_left(self._brackets, pos)
-        depth = self._depth_before[k] if k < len(self._brackets) else None
-        if depth is None:
+        if k >= len(self._brackets):
             return False
+        depth = self._depth_before[k]
         # The first "]" after pos that leaves the depth pos had: the one that closes the open bracket.
         closes = self._by_depth.get(depth, [])
         j = bisect.bisect_left(closes, pos)
@@ -170,7 +171,7 @@ def _edge_fault(err: UnexpectedInput, text: str, start: int, edge: int) -> bool:
     """Whether a fault found in text[start:edge] may be the edge's doing: the text ran out, a token may have gone on
     past it, or a quote's string may close after it."""
     if isinstance(err, UnexpectedCharacters):
-        pos = start + err.pos_in_stream
+        pos = start + (err.pos_in_stream or 0)
         return pos >= edge - 8 or text[pos] in "\"'"
     token = getattr(err, "token", None)
     if isinstance(err, UnexpectedEOF) or token is None or token.type == "$END" or token.start_pos is None:

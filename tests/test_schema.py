@@ -149,7 +149,7 @@ def test_function_schema_equals_transformers(func: Any) -> None:
 
 def test_type_schema_examples() -> None:
     assert type_schema(int) == {"type": "integer"}
-    assert type_schema(Optional[float]) == {"type": "number", "nullable": True}
+    assert type_schema(Optional[float]) == {"type": "number", "nullable": True}  # noqa: UP045 - the typing spelling
     assert type_schema(int | str) == {"type": ["integer", "string"]}
     assert type_schema(list[int]) == {"type": "array", "items": {"type": "integer"}}
     assert type_schema(Literal["a", 1]) == {"type": ["string", "integer"], "enum": ["a", 1]}

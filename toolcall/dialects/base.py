@@ -145,6 +145,7 @@ def make_issue(text: str, pos: int, message: str, expected: tuple[str, ...] = ()
     return SyntaxIssue(message, line, column, pos, expected, caret_context(text, pos))
 
 
+@functools.lru_cache(maxsize=1024)
 def _display_terminal(parser: Lark, name: str) -> str:
     """A terminal as a person reads it: the literal for fixed strings, the name for patterns."""
     if name == "$END":

@@ -23,6 +23,7 @@ from .base import (
     MAX_DEPTH,
     Dialect,
     ResultSpan,
+    _display_terminal,
     apply_edits,
     cut_spans,
     issue_from_error,
@@ -506,8 +507,14 @@ class StructuredDialect(Dialect):
             tree, stop = parse_prefix(parser, source, 0, closers)
             return tree, start + stop
         except UnexpectedInput as err:
-            issue = issue_from_error(err, parser, text, start, len(source), what)
             at_end = start + len(source) >= len(text)
+            if not at_end and (isinstance(err, UnexpectedEOF) or getattr(getattr(err, "token", None), "type", "") == "$END"):
+                # It runs into the next candidate (or MAX_CALL_CHARS): what the grammar expected there is all we need.
+                expected = tuple(sorted({_display_terminal(parser, n) for n in getattr(err, "expected", None) or ()}))
+                issues.append(self._unfinished(text, start, start + len(source), what, expected))
+                failed.append(self._failed_span(text, start, start + len(source), start + len(source)))
+                return None
+            issue = issue_from_error(err, parser, text, start, len(source), what)
             cut = at_end and cut_off(err, parser, text[issue.pos:end])
             line, column = line_column(text, start)
             if cut and isinstance(err, UnexpectedCharacters):  # an unclosed string: the text ended inside it

@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "toolcall" / "models" / "toolformer-smollm2"
 #: The issue's targets, in accuracy points: trained+tools over base without tools, and over trained without tools.
 TARGET_OVER_BASE, TARGET_OVER_TRAINED = 0.15, 0.10
+#: Word problems written by people (SVAMP, MIT; benchmarks/data/real/README.md), never trained on, and the targets there.
+PUBLIC_MATH = Path(__file__).parent / "data" / "real" / "svamp_math.jsonl"
+PUBLIC_OVER_BASE, PUBLIC_OVER_TRAINED = 0.20, 0.10
 
 
 def run(cmd: list[str], log: Path, timings: dict[str, float], step: str) -> None:
@@ -185,6 +188,18 @@ Licence: Apache-2.0 (the adapter); the base model is SmolLM2-135M-Instruct (Apac
 """
 
 
+def public_targets(res: dict[str, Any] | None) -> dict[str, Any] | None:
+    """On the public word problems: trained with tools over the base without tools (+20 points needed) and over
+    itself without tools (+10)."""
+    if res is None:
+        return None
+    over_base = res["trained"]["tools"]["accuracy"] - res["base"]["no_tools"]["accuracy"]
+    over_trained = res["trained"]["tools"]["accuracy"] - res["trained"]["no_tools"]["accuracy"]
+    return {"trained_tools_minus_base_no_tools": round(over_base, 4), "needed": PUBLIC_OVER_BASE,
+            "trained_tools_minus_trained_no_tools": round(over_trained, 4), "needed_2": PUBLIC_OVER_TRAINED,
+            "met": over_base >= PUBLIC_OVER_BASE and over_trained >= PUBLIC_OVER_TRAINED}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/effect"), help="run directory")
@@ -200,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--public-math", type=Path, default=PUBLIC_MATH,
+                   help="held-out word problems written by people, evaluated as a third task (public_math)")
+    p.add_argument("--public-limit", type=int, default=80, help="how many of them (0: skip the task)")
     p.add_argument("--data-gen-args", default="", help="extra `toolcall data-gen` flags, e.g. \"--tau-p 0.2\"")
     p.add_argument("--fresh", action="store_true", help="delete DIR first instead of reusing finished steps")
     p.add_argument("--ship", action="store_true",
@@ -241,13 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     tasks = {"math": (corpus / "test_math.jsonl", [])}
     if args.dates > 0:
         tasks["dates"] = (corpus / "test_dates.jsonl", ["--today", args.today, "--limit", str(args.dates)])
+    if args.public_limit > 0:
+        tasks["public_math"] = (args.public_math, ["--limit", str(args.public_limit)])
     results: dict[str, Any] = {}
     for task, (items, extra) in tasks.items():
         results[task] = {}
         for name, which in (("base", model), ("trained", ["--model", str(adapter)])):
             summary_path, items_path = out / f"eval_{task}_{name}.log", out / f"eval_{task}_{name}.jsonl"
             if not items_path.is_file():
-                cmd = toolcall("eval", "--task", task, "--input", str(items), "--output", str(items_path), "--json",
+                cmd = toolcall("eval", "--task", "dates" if task == "dates" else "math", "--input", str(items), "--output", str(items_path), "--json",
                                "--quiet", *which, *extra)
                 print(f"$ {shlex.join(cmd)}", file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
@@ -260,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"eval {task} {name} failed; see {summary_path}")
             summary = eval_summary(summary_path)
             results[task][name] = {mode: summary[mode] for mode in MODES}
-            results[task][name]["calls"] = call_quality(items_path, task)
+            results[task][name]["calls"] = call_quality(items_path, "dates" if task == "dates" else "math")
 
     math = results["math"]
     gap_base = math["trained"]["tools"]["accuracy"] - math["base"]["no_tools"]["accuracy"]
@@ -277,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"trained_tools_minus_base_no_tools": round(gap_base, 4), "needed": TARGET_OVER_BASE,
                     "trained_tools_minus_trained_no_tools": round(gap_trained, 4), "needed_2": TARGET_OVER_TRAINED,
                     "met": gap_base >= TARGET_OVER_BASE and gap_trained >= TARGET_OVER_TRAINED},
+        "public_targets": public_targets(results.get("public_math")),
         # data-gen's own count of the seconds its texts took, whatever resumes cut the run into
         "seconds": {**timings, "data_gen": round(datagen_stats["seconds"], 1)},
         "seconds_total_this_run": round(time.perf_counter() - began, 1),
@@ -291,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             "math_trained_call_rate": math["trained"]["calls"]["call_rate"],
             "math_trained_right_call_rate": math["trained"]["calls"]["right_call_rate"],
             "gap_over_base": round(gap_base, 4), "gap_over_trained": round(gap_trained, 4),
-            "targets_met": report["targets"]["met"], "seconds": report["seconds"]}
+            "targets_met": report["targets"]["met"], "public_targets": report["public_targets"],
+            "seconds": report["seconds"]}
     print(json.dumps(line))
     return 0
 

@@ -64,3 +64,15 @@ def test_the_chart_draws_both_tables(effect: ModuleType, tmp_path: Path) -> None
                for task in ("math", "dates")}
     effect.plot({"results": results}, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_public_word_problem_targets(effect: ModuleType) -> None:
+    def res(base_off: float, trained_off: float, trained_on: float) -> dict[str, object]:
+        return {"base": {"no_tools": {"accuracy": base_off}}, "trained": {"no_tools": {"accuracy": trained_off},
+                                                                          "tools": {"accuracy": trained_on}}}
+
+    assert effect.public_targets(None) is None
+    met = effect.public_targets(res(0.05, 0.10, 0.30))
+    assert met["trained_tools_minus_base_no_tools"] == 0.25 and met["met"] is True
+    assert effect.public_targets(res(0.05, 0.25, 0.30))["met"] is False     # +5 over itself without tools: missed
+    assert effect.PUBLIC_MATH.is_file()

@@ -116,3 +116,24 @@ def test_max_batch_tokens_goes_to_the_backend(tmp_path: Path, capsys: pytest.Cap
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(tmp_path / "o"),
                  "--max-batch-tokens", "0"]) == 1
     assert "max_batch_tokens must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("The total of 2 and 3 is 5.\n")
+    script = tmp_path / "script.json"
+    script.write_text('["hello"]')
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--scorer-model", str(script)]) == 0
+    assert json.loads((out / "run.json").read_text())["models"] == {"sampler": None, "scorer": str(script)}
+    capsys.readouterr()
+    # Resuming with the scorer as the sampling model too is another run: refused.
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--resume", "--model", str(script)]) == 1
+    assert "models differs" in capsys.readouterr().err
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(tmp_path / "ray"),
+                 "--engine", "ray", "--scorer-model", str(script)]) == 1
+    assert "--scorer-model applies to --engine local only" in capsys.readouterr().err

@@ -322,7 +322,8 @@ def _flow(run: _Run) -> Flow:
         run.forced = run.forced or bool(steering is not None and steering.call_open)
         before = s.counters.decoded_tokens
         for delta in s.stream(stop, run.budget, steering):
-            yield TextDelta(delta)
+            if delta:  # an empty delta is an engine step that wrote nothing (a chunk of a long prefill)
+                yield TextDelta(delta)
         run.budget -= s.counters.decoded_tokens - before
         if not (yield from _after_stop(run)):
             break

@@ -82,5 +82,9 @@ class ToolSpecs:
 
     def subset(self, names: Iterable[str]) -> "ToolSpecs":
         """Only the named tools (unknown names are left out)."""
-        wanted = [self.find(n) for n in names]
-        return ToolSpecs(dict.fromkeys(s for s in wanted if s is not None))
+        chosen: list[ToolSpec] = []
+        for name in names:
+            spec = self.find(name)
+            if spec is not None and all(spec is not c for c in chosen):
+                chosen.append(spec)
+        return ToolSpecs(chosen)

@@ -118,3 +118,21 @@ def test_constrained_calls_opened_by_the_trigger_parse_and_run(backend) -> None:
     calls = [c for _ in range(3) for c in run_loop(sampler, PROMPT, dialect, registry, config).calls]
     assert calls and all(c.ok and c.issue is None for c in calls), calls
     assert all(c.tool != "Calculator" or c.result.replace(".", "").replace("-", "").isdigit() for c in calls)
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_with_the_same_result(backend) -> None:  # type: ignore[no-untyped-def]
+    long = RAW + " " + " ".join(f"Crate {i} holds 23 bottles." for i in range(60)) + "\nAnswer: The crate holds"
+    whole = backend.start(long)
+    before = backend.prefill_chunk
+    try:
+        backend.prefill_chunk = 0
+        expected = whole.generate([], 8)
+        backend.prefill_chunk = 64
+        chunked = backend.start(long)
+        deltas = list(chunked.stream([], 8))
+    finally:
+        backend.prefill_chunk = before
+    steps = len(backend.encode(long)) // 64
+    assert deltas[:steps] == [""] * steps  # one empty step per chunk before the first token
+    assert "".join(deltas) == expected
+    assert chunked.counters.prefilled_tokens == whole.counters.prefilled_tokens

@@ -147,6 +147,16 @@ class TransformersSession(DecodeSession):
         self.stop_reason, self.matched_stop = None, None
         began = time.perf_counter()
         try:
+            # A long prompt goes through in chunks, each its own step (an empty delta): a server that takes its lock
+            # per step lets other replies decode between them instead of waiting for the whole prompt.
+            chunk = backend.prefill_chunk
+            while chunk and len(self._carry) + len(self._fresh) > chunk:
+                piece = (self._carry + self._fresh)[:chunk]
+                self.counters.prefilled_tokens += chunk - len(self._carry)
+                self._fresh = self._fresh[chunk - len(self._carry):]
+                self._carry = []
+                self._feed(piece)
+                yield ""
             self._prefill()
             start = len(self.text)
             generated: list[int] = []
@@ -249,12 +259,16 @@ class TransformersBackend(HFScoringMixin, Backend):
 
     def __init__(self, model: str | None = None, *, lm: Any = None, tokenizer: Any = None, dtype: str = "float32",
                  temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-                 max_batch_tokens: int = 8192) -> None:
+                 max_batch_tokens: int = 8192, prefill_chunk: int = 512) -> None:
         if (lm is None) != (tokenizer is None):
             raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
         self.max_batch_tokens = check_batch_tokens(max_batch_tokens)
+        if isinstance(prefill_chunk, bool) or not isinstance(prefill_chunk, int) or prefill_chunk < 0:
+            raise ConfigError(f"prefill_chunk must be a whole number of tokens >= 0 (0: the whole prompt at once), "
+                              f"got {prefill_chunk!r}")
+        self.prefill_chunk = prefill_chunk  # tokens per prefill step of a decode session
         if lm is None:
             lm, tokenizer = load_model_and_tokenizer(model, dtype=dtype)
         torch = _torch()

@@ -248,3 +248,8 @@ def test_reply_keeps_or_cuts_calls() -> None:
     dialect = get_dialect("toolformer")
     assert dialect.reply(" a [b(1) -> 2] c ") == "a [b(1) -> 2] c"
     assert dialect.reply("It is [Calculator(2 * 3) -> 6] 6 apples.", keep_calls=False) == "It is 6 apples."
+
+
+def test_named_arguments_are_written_by_value_in_positional_formats() -> None:
+    assert get_dialect("toolformer").render_call(ToolCall("Calculator", {"expression": "2 + 3"})) == "[Calculator(2 + 3)]"
+    assert get_dialect("moss").render_call(ToolCall("Search", {"query": "a", "n": 2})) == 'Search("a", "2")'

@@ -62,9 +62,14 @@ def quote_arg(value: Any, always: bool = False) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def positional(call: ToolCall) -> list[Any]:
+    """A call's arguments in order: its values, when they are named (a positional format writes only the values)."""
+    return list(call.args.values()) if isinstance(call.args, Mapping) else list(call.args)
+
+
 def format_call(call: ToolCall, always_quote: bool = False) -> str:
     """`Tool(arg1, arg2)` in canonical form."""
-    return f"{call.tool}({', '.join(quote_arg(a, always_quote) for a in call.args)})"
+    return f"{call.tool}({', '.join(quote_arg(a, always_quote) for a in positional(call))})"
 
 
 def args_from_tree(arguments: Tree, source: str) -> tuple[str, ...]:

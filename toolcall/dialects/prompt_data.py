@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..specs import ToolSpec
 
 #: A file that replaces a dialect's instruction text, or None for the dialect's own.
 PromptSource = str | os.PathLike[str] | None
-#: Renders chat messages with the model's chat template, e.g. a bound `Backend.chat_prompt`.
-ChatTemplate = Callable[[Sequence[Mapping[str, str]]], str]
+class ChatTemplate(Protocol):
+    """Renders chat messages with the model's chat template, e.g. a bound `Backend.chat_prompt`; `tools` are JSON
+    schemas for a template that shows tools its own way."""
+
+    def __call__(self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True,
+                 tools: Sequence[dict[str, Any]] | None = None) -> str: ...
 
 
 def read_data(name: str) -> str:

@@ -27,6 +27,7 @@ from .base import (
     line_column,
     load_parser,
     make_issue,
+    positional,
     raise_issue,
     rule,
     unquote,
@@ -89,7 +90,7 @@ def _result_span(call_tree: Tree, offset: int) -> ResultSpan | None:
         if arrow is None:
             continue
         if rule(holder) == "tagged_call":
-            close = next(c.start_pos for c in holder.children if isinstance(c, Token) and c.type == "API_CLOSE")
+            close = next(c.start_pos or 0 for c in holder.children if isinstance(c, Token) and c.type == "API_CLOSE")
         else:
             close = holder.meta.end_pos - 1  # the closing "]"
         begin, end = arrow.start_pos or 0, arrow.end_pos or 0
@@ -325,11 +326,12 @@ class ToolformerDialect(Dialect):
         spelling = spelling or ("bracket" if self.spelling == "auto" else self.spelling)
         result = None if call.result is None else one_line(call.result)
         quoted = format_call(call)
-        if len(call.args) == 1:
-            bare = f"{call.tool}({call.args[0]})"
+        args = positional(call)
+        if len(args) == 1:
+            bare = f"{call.tool}({args[0]})"
             if bare != quoted:
                 text = self._spell(bare, result, spelling)
-                if self._reads_back(text, str(call.args[0])):
+                if self._reads_back(text, str(args[0])):
                     return text
         return self._spell(quoted, result, spelling)
 
@@ -357,9 +359,10 @@ class ToolformerDialect(Dialect):
             tree = _parser().parse(text, start="start")
         except UnexpectedInput:
             return False
-        if len(tree.children) != 1:
+        call_tree = tree.children[0]
+        if len(tree.children) != 1 or not isinstance(call_tree, Tree):
             return False  # the call ended early and the rest is prose
-        return _call_from_tree(tree.children[0], text, 0).args == (arg,)
+        return _call_from_tree(call_tree, text, 0).args == (arg,)
 
     def render(self, parsed: Parsed) -> str:
         originals = {c.span: c for c in parsed.original_calls}
@@ -439,12 +442,12 @@ class ToolformerDialect(Dialect):
                 issue = issue_from_error(err, parser, body, start, len(chunk), "a pending Toolformer call")
                 closer = "</API>" if body.startswith("<API>", start) else "]"
                 return PendingCalls((), (issue,), _Closing(" ", closer))
-            opening = tree.children[0]
+            opening, arrow = tree.children[0], tree.children[-1]
+            assert isinstance(opening, Tree) and isinstance(arrow, Token)  # the grammar's `pending` rule
             invocation = find_child(opening, "invocation")
             assert invocation is not None
             call = ToolCall(str(invocation.children[0]), args_from_tree(invocation.children[1], chunk), None,
                             (start, len(body)))
-            arrow = tree.children[-1]
             before_arrow = chunk[:arrow.start_pos]
             # Mirror the spacing before the arrow: `) ->` gets " 12", a glued `)->` gets "12".
             spaced = before_arrow.endswith((" ", "\t"))

@@ -48,7 +48,7 @@ def main() -> None:
         # The real chat prompt (instruction + worked examples, ~300 tokens: longer than a KV block), with the
         # reply started inside a call so every prompt makes one.
         demos = default_registry(["calculator"])
-        prompts = [dialect.prompt(q, demos, backend.chat_prompt) + a for q, a in PROBLEMS]
+        prompts = [dialect.prompt(q, demos.specs(), backend.chat_prompt) + a for q, a in PROBLEMS]
         began = time.perf_counter()
         results = [run_loop(backend, p, dialect, registry, config) for p in prompts]
         sequential = time.perf_counter() - began

@@ -34,7 +34,7 @@ def test_generate_raw_and_loop_options() -> None:
 def test_generate_moss_with_the_builtin_calculator() -> None:
     backend = FakeBackend(script=[" sum<eot>\n<|Commands|>: Calculate(\"19 + 23\")<eoc>", " It is 42.<eom>"])
     result = generate("What is 19 + 23?", backend=backend, dialect="moss")
-    assert [(c.tool, c.ok) for c in result.calls] == [("Calculate", True)]
+    assert [(c.tool, c.ok) for c in result.calls] == [("Calculator", True)]  # the tool that ran, by its own name
     assert "- Calculator: enabled. API: Calculate(expression)" in backend.prompts[0]
     assert result.text.endswith("<|MOSS|>: It is 42.<eom>")
 

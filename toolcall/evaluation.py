@@ -225,10 +225,11 @@ def check_no_leak(prompt: str, question: str, questions: Sequence[str]) -> None:
 
 # --- running ----------------------------------------------------------------------------------------
 
-def eval_prompt(question: str, dialect: "Dialect", registry: "ToolRegistry", backend: "Backend",
+def eval_prompt(question: str, dialect: "Dialect", registry: "ToolRegistry | None", backend: "Backend",
                 few_shot: int | None = None) -> str:
     """The dialect's prompt for `question`; `few_shot` = K keeps the first K worked examples (None: all, 0: none)."""
-    return dialect.prompt(question, registry, backend.chat_prompt, few_shot=True if few_shot is None else few_shot)
+    return dialect.prompt(question, registry.specs() if registry is not None else None, backend.chat_prompt,
+                          few_shot=True if few_shot is None else few_shot)
 
 
 @contextmanager
@@ -253,7 +254,7 @@ def default_today() -> dt.date:
     return calendar_tool.today()
 
 
-def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: "Dialect", registry: "ToolRegistry",
+def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: "Dialect", registry: "ToolRegistry | None",
              loop_config: "LoopConfig", *, few_shot: int | None = None, today: dt.date | None = None,
              settings: dict[str, Any] | None = None,
              progress: Callable[[str, int, ItemResult], None] | None = None) -> EvalReport:

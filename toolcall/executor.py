@@ -195,6 +195,7 @@ class Worker:
         """The next message, or None when none arrives within `timeout` seconds."""
         import select
 
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout, 0.0))
         if not ready:
             return None
@@ -245,6 +246,8 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass
         for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is None:
+                continue
             try:
                 stream.close()
             except OSError:

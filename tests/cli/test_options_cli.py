@@ -75,10 +75,10 @@ def test_train_flags_build_the_trainconfig() -> None:
     argv = ["train", "--corpus", "c", "--output", "o", "--model", "m", "--epochs", "2", "--max-steps", "5", "--lr", "1e-3",
             "--batch-size", "2", "--grad-accum", "4", "--max-length", "64", "--warmup", "0", "--no-mask-results", "--lora",
             "--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0.1", "--lora-targets", "q_proj, k_proj", "--bf16",
-            "--seed", "7", "--no-verify", "--logging-steps", "3"]
+            "--seed", "7", "--no-verify", "--logging-steps", "3", "--dialect", "hermes", "--no-mask-prompt"]
     got = from_args(TrainConfig, build_parser().parse_args(argv))
-    assert got == TrainConfig(Path("c"), Path("o"), "m", 2.0, 5, 1e-3, 2, 4, 64, 0.0, False, True, 4, 8, 0.1,
-                              ("q_proj", "k_proj"), True, 7, False, 3)
+    assert got == TrainConfig(Path("c"), Path("o"), "m", 2.0, 5, 1e-3, 2, 4, 64, 0.0, False, "hermes", False, True, 4, 8,
+                              0.1, ("q_proj", "k_proj"), True, 7, False, 3)
 
 
 def test_eval_starts_from_its_own_loop_defaults() -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -118,7 +118,7 @@ class Backend(ABC):
         for session, stop, budget, steering in zip(sessions, stops, budgets, steerings):
             session.generate(stop, budget, steering)
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True,
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True,
                     tools: Sequence[dict[str, Any]] | None = None) -> str:
         """Messages rendered with the model's chat template (plain role: text lines when it has none).
 

@@ -154,7 +154,8 @@ class Chat:
         history: list[dict[str, str]] = []
         for turn in self.turns:
             history += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": getattr(turn, form)}]
-        return self.dialect.prompt(question, registry, self.backend.chat_prompt, history,
+        return self.dialect.prompt(question, registry.specs() if registry is not None else None,
+                                   self.backend.chat_prompt, history,
                                    few_shot=not self.args.no_few_shot, instruction=self.args.prompt_file)
 
     def _session_for(self, question: str, registry: "ToolRegistry | None") -> DecodeSession:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
+from ..backends.base import Backend
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
 from .model_options import add_model_options
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         scorer_model = args.model if args.scorer_model is None else args.scorer_model
         scorer = get_scorer(args.backend, scorer_model, **options)
         sampler = None if scorer_model == args.model else get_scorer(args.backend, args.model, **options)
-        make_registry(registry, backend=scorer)  # tools that need a model (MT) share this one
+        # Tools that need a model (MT) share this one, when the scoring engine is also a decoding backend.
+        make_registry(registry, backend=scorer if isinstance(scorer, Backend) else None)
         stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
                              limit=args.limit, progress=not args.no_progress,
                              models={"sampler": args.model, "scorer": scorer_model})

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if registry is not None:
         set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
     dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
-    shown = registry if config.tools_enabled else None
+    shown = registry.specs() if registry is not None and config.tools_enabled else None
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
                                                       few_shot=not args.no_few_shot, instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)

@@ -64,7 +64,7 @@ def render_with_tools(chat: ChatTemplate, messages: Sequence[Mapping[str, str]],
     template without tool support, or a backend without a template, ignores them)."""
     if not _takes_tools(chat):
         return None
-    with_tools = chat(list(messages), tools=[dict(s) for s in schemas])  # type: ignore[call-arg]
+    with_tools = chat(list(messages), tools=[dict(s) for s in schemas])
     without = chat(list(messages))
     names = [str(s.get("function", s).get("name", "")) for s in schemas]
     if all(n and _mentions(with_tools, n) > _mentions(without, n) for n in names):

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import MissingDependencyError
 from .choice import ReplyEvent, run_choice
@@ -68,7 +68,7 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
     from starlette.exceptions import HTTPException
     from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-    Request = fastapi.Request
+    Request: TypeAlias = fastapi.Request  # type: ignore[name-defined]  # fastapi is imported lazily; the endpoints below name it, so FastAPI passes the request
 
     server = Server(SharedModel(backend), dialect, settings, api_key, max_body_bytes, guard or GuardConfig())
     app = fastapi.FastAPI(title="toolcall", description="OpenAI-compatible chat completions with tools run "
@@ -133,7 +133,7 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
         return HTMLResponse(page_html)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):  # type: ignore[no-untyped-def]  # JSON or an SSE stream
+    async def chat_completions(request: Request) -> Any:  # JSON or an SSE stream
         authorize(request)
         body = await _read_body(request, server.max_body_bytes, server.guard.body_timeout)
         chat = parse_request(body)

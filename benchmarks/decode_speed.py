@@ -9,8 +9,8 @@ from kv_prefill import DEMO, PROBLEMS, calculator, hardware
 from toolcall.backends.transformers import TransformersBackend
 from toolcall.dialects import get_dialect
 from toolcall.loop import LoopConfig
-from toolcall.runner import run_loop
 from toolcall.registry import ToolRegistry
+from toolcall.runner import run_loop
 
 
 def main() -> None:

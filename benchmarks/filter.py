@@ -147,12 +147,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
-    from toolcall.backends.hf_loading import load_model_and_tokenizer
-    from toolcall.backends.hf_scoring import HFScorer
     from toolcall.data_gen.config import FilterConfig
     from toolcall.data_gen.filter import score_candidates
     from toolcall.data_gen.reference import naive_losses
+
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.backends.hf_scoring import HFScorer
     from toolcall.registry import default_registry
 
     if args.threads:

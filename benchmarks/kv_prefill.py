@@ -11,8 +11,8 @@ from toolcall.backends.base import Backend, Counters, DecodeSession, Steering
 from toolcall.backends.transformers import TransformersBackend
 from toolcall.dialects import get_dialect
 from toolcall.loop import LoopConfig
-from toolcall.runner import run_loop
 from toolcall.registry import ToolRegistry
+from toolcall.runner import run_loop
 
 DEMO = "Question: A box holds 24 rows of 15 eggs. How many eggs?\nAnswer: The box holds [Calculator(24 * 15) -> 360] 360 eggs.\n"
 PROBLEMS = [  # each prompt ends inside a call, so every run makes at least one call
@@ -24,8 +24,10 @@ PROBLEMS = [  # each prompt ends inside a call, so every run makes at least one 
 
 
 def hardware() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    model = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
     return f"{model}, {os.cpu_count()} cores, CPU only"
 
 

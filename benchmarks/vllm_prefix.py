@@ -32,8 +32,8 @@ def main() -> None:
     from toolcall.backends.vllm import VLLMBackend
     from toolcall.dialects import get_dialect
     from toolcall.loop import LoopConfig
-    from toolcall.runner import run_batch, run_loop
     from toolcall.registry import ToolRegistry, default_registry
+    from toolcall.runner import run_batch, run_loop
 
     model = sys.argv[1] if len(sys.argv) > 1 else None
     dialect = get_dialect("toolformer")
@@ -74,9 +74,9 @@ def main() -> None:
 def score_branches(backend: object, branches: int = 24) -> dict[str, float]:
     """One text's call branches scored by prompt_logprobs (no prefix cache) and by the Scorer's forced decoding."""
     import vllm
+    from toolcall.data_gen.prompts import split_prompt
 
     from toolcall.backends.base import Branch
-    from toolcall.data_gen.prompts import split_prompt
     from toolcall.registry import default_registry
 
     text = "The store sold 12 apples and 30 pears, a total of 42 fruits, and then 7 more boxes of 12 pears each."

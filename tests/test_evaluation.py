@@ -9,16 +9,6 @@ from pathlib import Path
 import pytest
 
 from toolcall.errors import ConfigError
-from toolcall.grading import (
-    exact_match,
-    first_number,
-    normalize_answer,
-    numbers_match,
-    parse_number,
-    grade_dates,
-    grade_math,
-    words_match,
-)
 from toolcall.evaluation import (
     EvalItem,
     check_no_leak,
@@ -29,6 +19,16 @@ from toolcall.evaluation import (
     load_items,
     sample_path,
     write_items,
+)
+from toolcall.grading import (
+    exact_match,
+    first_number,
+    grade_dates,
+    grade_math,
+    normalize_answer,
+    numbers_match,
+    parse_number,
+    words_match,
 )
 
 TODAY = dt.date(2026, 11, 25)  # a Wednesday
@@ -282,6 +282,7 @@ def dates_script(text: str) -> str:
 
 def test_evaluate_dates_uses_the_injected_today(monkeypatch: pytest.MonkeyPatch) -> None:
     from toolcall.tools import calendar as calendar_tool
+
     from toolcall.backends.fake import FakeBackend
     from toolcall.dialects import get_dialect
     from toolcall.loop import LoopConfig

@@ -8,10 +8,10 @@ import pytest
 from toolcall.backends.base import Steering
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import get_dialect
-from toolcall.loop import CallFinished, CallRequest, Done, LoopConfig, MalformedCall, TextDelta
-from toolcall.runner import run_batch, run_loop, stream_loop
-from toolcall.registry import ToolRegistry
 from toolcall.errors import ConfigError
+from toolcall.loop import CallFinished, CallRequest, Done, LoopConfig, MalformedCall, TextDelta
+from toolcall.registry import ToolRegistry
+from toolcall.runner import run_batch, run_loop, stream_loop
 
 TF = get_dialect("toolformer")
 MOSS = get_dialect("moss")

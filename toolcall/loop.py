@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Counters, DecodeSession, Steering
 from .binding import bind_arguments
@@ -130,7 +130,7 @@ class Handoff:
     """An answer to a CallRequest: end the reply with this call pending; whoever made the request answers it later."""
 
 
-Outcome = Union[Result, Handoff]
+Outcome = Result | Handoff
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class Done:
     result: LoopResult
 
 
-Event = Union[TextDelta, CallRequest, MalformedCall, CallFinished, Done]
+Event = TextDelta | CallRequest | MalformedCall | CallFinished | Done
 #: The loop as a generator: it yields events, is sent an Outcome after each CallRequest, and returns the LoopResult.
 Flow = Generator[Event, "Outcome | None", LoopResult]
 

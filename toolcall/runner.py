@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING
 
 from .backends.base import Backend, DecodeSession
 from .loop import (
-    CallRequest, Done, Event, LoopConfig, LoopResult, Outcome, Result, answered, decode_with_tools, resolve_dialect,
+    CallRequest,
+    Done,
+    Event,
+    LoopConfig,
+    LoopResult,
+    Outcome,
+    Result,
+    answered,
+    decode_with_tools,
+    resolve_dialect,
     step_batch,
 )
 from .registry import ToolRegistry

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingDependencyError
-from .options import option
 from .jsonl import read_jsonl, string_field
+from .options import option
 
 #: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
 IGNORE_INDEX = -100

@@ -8,7 +8,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from toolcall.errors import ConfigError, MissingDependencyError
 
 ENV_VAR = "TOOLCALL_WIKI_CORPUS"

@@ -109,9 +109,9 @@ def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]]) -> str:
         return "time"
     if bare and (_DATE_NEAR.search(before) or (len(n.text) <= 2 and _MONTH_AFTER.match(after))):
         return "date"
-    if bare and n.decimals == 0 and not n.grouped and len(n.text) == 4 and 1800 <= n.value <= 2100:
-        if _DECADE_AFTER.match(after) or _YEAR_BEFORE.search(before) or not _WORD_AFTER.match(after):
-            return "year"
+    if (bare and n.decimals == 0 and not n.grouped and len(n.text) == 4 and 1800 <= n.value <= 2100
+            and (_DECADE_AFTER.match(after) or _YEAR_BEFORE.search(before) or not _WORD_AFTER.match(after))):
+        return "year"
     if bare and n.decimals == 0 and len(n.text) <= 2 and _AT_TIME.search(before) and n.value <= 24 \
             and _AFTER_A_TIME.match(after):
         return "time"

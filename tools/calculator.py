@@ -83,8 +83,7 @@ _CUE_BEFORE = re.compile(rf"(?:=|,\s*or\b|\b(?:so|thus|therefore|hence|total|tot
 _CUE_AFTER = re.compile(r"^[^\d.,;:!?]{0,30}?\b(?:in all|altogether|in total|total|combined|overall|left|remaining|"
                         r"back|in change|all together|together)\b", re.I)
 _UNIT_WORDS = re.compile(r"\s*-?\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?")
-_NOT_UNITS = frozenset("a an the of and or to in on at for per each with is are was were be from by so that this it "
-                       "its their his her our my your more less than new old about as if then but every".split())
+_NOT_UNITS = frozenset(["a", "an", "the", "of", "and", "or", "to", "in", "on", "at", "for", "per", "each", "with", "is", "are", "was", "were", "be", "from", "by", "so", "that", "this", "it", "its", "their", "his", "her", "our", "my", "your", "more", "less", "than", "new", "old", "about", "as", "if", "then", "but", "every"])
 
 
 # Numbers a calculation may use without the text writing them: halving, doubling, percentages, thousands.

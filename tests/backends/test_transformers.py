@@ -6,8 +6,8 @@ import pytest
 from toolcall.backends.base import Steering
 from toolcall.dialects import get_dialect
 from toolcall.loop import LoopConfig, TextDelta
-from toolcall.runner import resume_loop
 from toolcall.registry import ToolRegistry
+from toolcall.runner import resume_loop
 
 pytestmark = pytest.mark.model
 
@@ -105,8 +105,8 @@ def test_loop_reprefill_per_call_equals_spliced_tokens(backend) -> None:  # type
 
 def test_constrained_calls_opened_by_the_trigger_parse_and_run(backend) -> None:  # type: ignore[no-untyped-def]
     from toolcall.backends.transformers import TransformersBackend
-    from toolcall.runner import run_loop
     from toolcall.registry import default_registry
+    from toolcall.runner import run_loop
 
     registry = default_registry(["calculator", "calendar"])
     dialect = get_dialect("toolformer")

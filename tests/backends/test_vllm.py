@@ -12,8 +12,8 @@ from toolcall.backends.base import Steering
 from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError
 from toolcall.loop import LoopConfig
-from toolcall.runner import run_batch, run_loop
 from toolcall.registry import ToolRegistry
+from toolcall.runner import run_batch, run_loop
 
 
 class CharTokenizer:
@@ -264,6 +264,7 @@ def test_real_vllm_scores_as_the_transformers_engine(real_vllm: Any, real_hf: An
 def test_real_vllm_data_gen_keeps_the_calls_the_transformers_engine_keeps(real_vllm: Any, real_hf: Any) -> None:
     from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
     from toolcall.data_gen.pipeline import Pipeline
+
     from toolcall.registry import default_registry
 
     # Greedy samples (the engines' random streams differ), the proposers on, and tau_f and tau_p low enough that every

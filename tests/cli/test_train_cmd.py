@@ -116,7 +116,8 @@ def test_embedded_fine_tune_reload_and_eval(tmp_path: Path, capsys: pytest.Captu
     summary = _summary(capsys)
     assert summary["steps"] == 1 and summary["verified_max_logit_diff"] is not None
     with safe_open(str(out / "model.safetensors"), "pt") as f:
-        assert "lm_head.weight" not in f.keys()  # tied to the embeddings, so not saved twice
+        # Tied to the embeddings, so not saved twice (safe_open is no dict: keys() is its API).
+        assert "lm_head.weight" not in f.keys()  # noqa: SIM118
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     model, tok = load_model_and_tokenizer(out)
     base, _ = load_model_and_tokenizer(None)

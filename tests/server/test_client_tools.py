@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from live_server import MODEL, Live, SlowFake, question, serve, settings
 
 pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from live_server import MODEL, Live, SlowFake, script, serve, settings
 
 httpx = pytest.importorskip("httpx")

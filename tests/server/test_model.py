@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
 from live_server import Live, serve
 
 from toolcall.api import make_registry

@@ -5,7 +5,6 @@ import json
 from typing import Any
 
 import pytest
-
 from live_server import MODEL, Live
 
 pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from live_server import Live
 
 CHROMIUM = os.environ.get("TOOLCALL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -9,10 +9,10 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from toolcall.errors import ToolError
 from toolcall.tools.calculator import calculator
 from toolcall.tools.solve import solve
+
+from toolcall.errors import ToolError
 
 
 @pytest.mark.parametrize("text, expected", [

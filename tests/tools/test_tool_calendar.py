@@ -5,9 +5,9 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from toolcall.tools import calendar as cal
 
 from toolcall.errors import ConfigError
-from toolcall.tools import calendar as cal
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from toolcall.tools import mt
 
 from toolcall.backends.fake import FakeBackend
 from toolcall.errors import ToolError
-from toolcall.tools import mt
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from toolcall.tools import search as search_mod
 
 from toolcall.errors import MissingDependencyError, ToolError
-from toolcall.tools import search as search_mod
 
 
 class FakeSearch:

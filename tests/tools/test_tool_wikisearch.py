@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from toolcall.tools import _corpus, qa, wikisearch
 
 from toolcall.errors import ConfigError
-from toolcall.tools import _corpus, qa, wikisearch
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import BackendError, ConfigError
 
 
-
 def scoring_start_id(tokenizer: Any) -> int:
     """The token every scored text starts from (the tokenizer's BOS, else EOS): the context of the text's first token."""
     found = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -96,7 +95,7 @@ class DecodeSession(ABC):
         self.stop_reason, self.matched_stop = None, None
         self._reset_reply()
 
-    def _reset_reply(self) -> None:
+    def _reset_reply(self) -> None:  # noqa: B027  # a hook engines may leave as it is
         """Hook: forget per-reply engine state (nothing by default)."""
 
 

@@ -88,7 +88,6 @@ class TokenMasks:
     def allowed(self, matchers: Sequence[Any]) -> Any:
         """A numpy bool array [len(matchers), width]: True where the matcher allows that token next."""
         import numpy as np
-
         from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
         vocab = self.tokenizer.vocab_size

@@ -111,7 +111,7 @@ def sample_text(lm: ToyLM, context: list[str], stop: Sequence[str], max_new_toke
                 temperature: float, top_k: int, keep_going: Callable[[str], bool] | None) -> tuple[str, bool]:
     """One continuation of `context` with the Scorer protocol's rules for stop strings, end of sequence and keep_going."""
     text = ""
-    for step in range(max_new_tokens):
+    for _ in range(max_new_tokens):
         token = lm.pick(context, rng, temperature, top_k)
         if token == END:
             return text, False

@@ -28,9 +28,9 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
-from .vllm_support import INSTALL_HINT, guidance_engine_options, import_vllm, structured_grammar
 from .vllm_scoring import VLLMScoringMixin
 from .vllm_steering import EXTRA_KEY, fired_triggers
+from .vllm_support import guidance_engine_options, import_vllm, structured_grammar
 
 DEFAULT_ENGINE = {"max_model_len": 2048, "enable_prefix_caching": True, "enforce_eager": True, "dtype": "bfloat16"}
 #: toolcall's logits processor, by import path: vLLM's engine-core process imports it there.

@@ -8,8 +8,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..backends.base import Backend
+from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
 from .model_options import add_model_options

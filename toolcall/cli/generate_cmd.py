@@ -10,8 +10,8 @@ from typing import Any
 from ..api import make_backend, make_dialect
 from ..backends.base import Backend
 from ..loop import LoopConfig
-from ..runner import run_loop
 from ..options import add_options, from_args
+from ..runner import run_loop
 from ..toolset import set_up_tools
 from .model_options import add_model_options
 from .tool_options import add_tool_options, registry_from_args

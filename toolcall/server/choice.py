@@ -12,14 +12,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..loop import (
-    CallFinished, CallRequest, Done, Handoff, MalformedCall, Outcome, Result, TextDelta, decode_with_tools,
+    CallFinished,
+    CallRequest,
+    Done,
+    Handoff,
+    MalformedCall,
+    Outcome,
+    Result,
+    TextDelta,
+    decode_with_tools,
 )
 from ..registry import ToolRegistry
 from .conversation import json_arguments
-from .shared_model import SharedModel
 from .planning import Plan
 from .protocol import run_id
 from .reply_filter import ReplyFilter
+from .shared_model import SharedModel
 
 if TYPE_CHECKING:
     from ..dialects.base import Dialect

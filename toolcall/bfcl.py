@@ -83,7 +83,7 @@ class BfclConfig:
                                          help="comma-separated BFCL categories, or the groups non_live, live, all "
                                               f"(categories: {', '.join(CATEGORIES)})")
     seed: int = option(0, help="seed of the per-category sample drawn when --limit is below a category's size")
-    bfcl_data: Path | None = option(None, metavar="DIR",  # noqa: RUF009 (options are dataclass fields by design)
+    bfcl_data: Path | None = option(None, metavar="DIR",
                                     help="a directory in BFCL's layout (BFCL_v4_<category>.json, possible_answer/) "
                                          "(default: the bfcl-eval package's)")
 

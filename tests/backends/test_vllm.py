@@ -361,27 +361,29 @@ class VocabTokenizer:
 
 def _hf_pick(logits: Any, steering: Steering, triggers: int = 0) -> tuple[int, list[int]]:
     """The transformers backend's `_pick` on these logits (a stand-in session and backend, no model)."""
+    from toolcall.backends.base import Sampling
     from toolcall.backends.transformers import TransformersBackend, TransformersSession
 
-    backend = types.SimpleNamespace(temperature=0.0, tokenizer=VocabTokenizer(), _open_ids={})
+    backend = types.SimpleNamespace(temperature=0.0, top_p=1.0, tokenizer=VocabTokenizer(), _open_ids={})
     backend.open_token_ids = lambda t: TransformersBackend.open_token_ids(backend, t)
     backend.glued_open_ids = lambda t: TransformersBackend.glued_open_ids(backend, t)
     backend.vocab_text = lambda i: VOCAB[i]
     backend.encode = lambda t: VocabTokenizer().encode(t)
-    session = types.SimpleNamespace(_backend=backend, _logits=logits.clone(), triggers=triggers)
+    session = types.SimpleNamespace(_backend=backend, _logits=logits.clone(), triggers=triggers, sampling=Sampling())
     forced: list[int] = []
     return TransformersSession._pick(session, steering, forced), forced
 
 
 def _vllm_rule(steering: Steering, triggers: int = 0) -> dict[str, Any]:
     """The extra_args rule VLLMBackend sends for this steering (over the same vocabulary)."""
+    from toolcall.backends.base import Sampling
     from toolcall.backends.vllm import VLLMBackend
     from toolcall.backends.vllm_steering import EXTRA_KEY
 
     llm = ScriptedLLM([])
     llm.tokenizer = VocabTokenizer()  # type: ignore[assignment]
     backend = VLLMBackend.from_vllm(llm, logits_processor=True)
-    session = types.SimpleNamespace(triggers=triggers)
+    session = types.SimpleNamespace(triggers=triggers, sampling=Sampling())
     params = backend._params([], 5, steering, None, session)
     return (getattr(params, "extra_args", None) or {}).get(EXTRA_KEY, {})
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ToolArgumentError
 
-__all__ = ["bind_arguments", "parameter_order", "positional_arguments"]
+__all__ = ["bind_arguments", "integer_text", "parameter_order", "positional_arguments"]
 
 # How models write booleans and nulls as text.
 _TRUE = {"true", "yes", "y", "on", "1", "t"}
@@ -23,6 +23,21 @@ _TEXT_ORDER = ("null", "boolean", "integer", "number", "array", "object", "strin
 
 class _Mismatch(ValueError):
     """A value does not fit a schema; the message says what was expected."""
+
+
+def integer_text(text: str) -> int | None:
+    """The integer a text writes ("42", "1,200", "1_000", "3.0"), or None when it writes none."""
+    plain = text.replace("_", "")
+    if _GROUPED_INT.fullmatch(plain):
+        plain = plain.replace(",", "")
+    try:
+        return int(plain)
+    except ValueError:
+        try:
+            number = float(plain)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else None
 
 
 def parameter_order(parameters: Mapping[str, Any]) -> list[str]:
@@ -193,20 +208,8 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if text is not None:
-            plain = text.replace("_", "")
-            if _GROUPED_INT.fullmatch(plain):
-                plain = plain.replace(",", "")
-            try:
-                return int(plain)
-            except ValueError:
-                try:
-                    number = float(plain)
-                except ValueError:
-                    pass
-                else:
-                    if number.is_integer():
-                        return int(number)
+        if text is not None and (whole := integer_text(text)) is not None:
+            return whole
         raise _Mismatch("an integer")
     if kind == "number":
         if isinstance(value, (int, float)) and not isinstance(value, bool):

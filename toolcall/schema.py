@@ -10,6 +10,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from .binding import integer_text
 from .errors import ConfigError, ToolArgumentError
 
 # JSON type names of the Python scalars a schema "enum" may hold.
@@ -256,20 +257,8 @@ def _coerce(value: Any, hint: Any) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if text is not None:
-            plain = text.replace("_", "")
-            if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", plain):  # thousands separators, as models write them
-                plain = plain.replace(",", "")
-            try:
-                return int(plain)
-            except ValueError:
-                try:
-                    number = float(plain)
-                except ValueError:
-                    pass
-                else:
-                    if number.is_integer():
-                        return int(number)
+        if text is not None and (whole := integer_text(text)) is not None:
+            return whole
         raise _Mismatch("an integer")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -104,10 +104,7 @@ class Tool:
     @property
     def schema(self) -> dict[str, Any]:
         """{"type": "function", "function": {...}} in the form of transformers' get_json_schema."""
-        function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": self.parameters}
-        if self.returns is not None:
-            function["return"] = self.returns
-        return {"type": "function", "function": function}
+        return self.spec().schema
 
     def spec(self) -> ToolSpec:
         """The tool as a model is offered it: plain data, nothing to run."""

@@ -21,6 +21,13 @@ from toolcall.loop import LoopConfig  # noqa: E402
 from toolcall.server import ServerSettings, create_app  # noqa: E402
 
 MODEL = "fake"
+#: A client function the tests offer, and a request that needs it.
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city now.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city"]}}}
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 LONG = "word " * 400
 
 

@@ -7,16 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from live_server import MODEL, Live, SlowFake, question, serve, settings
+from live_server import ASK_WEATHER, MODEL, WEATHER, Live, SlowFake, question, serve, settings
 
 pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city now.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-                   "required": ["city"]}}}
-ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 #: How each dialect writes a call of get_weather(city="Paris") and of Calculator(expression="17 * 23").
 CALLS = {

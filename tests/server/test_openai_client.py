@@ -5,17 +5,11 @@ import json
 from typing import Any
 
 import pytest
-from live_server import MODEL, Live
+from live_server import ASK_WEATHER, MODEL, WEATHER, Live
 
 pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city now.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-                   "required": ["city"]}}}
 ASK_CALC = [{"role": "user", "content": "What is 17 * 23?"}]
-ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 def stream(live: Live, **kwargs: Any) -> list[Any]:

@@ -5,7 +5,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,13 +90,16 @@ class Live:
                              timeout=kwargs.pop("timeout", 30), **kwargs)
 
 
-def serve(backend: Any, settings: ServerSettings, dialect: str = "toolformer", **options: Any) -> Iterator[Live]:
+def serve(backend: Any, settings: ServerSettings, dialect: str = "toolformer", *,
+          config: Callable[[Any], Any] | None = None, **options: Any) -> Iterator[Live]:
+    """The app on a free 127.0.0.1 port in a uvicorn thread; `config(app)` gives its uvicorn.Config (default: plain)."""
     app = create_app(backend, get_dialect(dialect), settings, **options)
+    made = config(app) if config is not None else uvicorn.Config(app, log_level="warning", lifespan="off")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(made)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

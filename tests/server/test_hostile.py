@@ -14,15 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from live_server import MODEL, Live, SlowFake, script, settings
+from live_server import MODEL, Live, SlowFake, script, serve, settings
 
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
 from toolcall.cli import build_parser, main
 from toolcall.cli.serve_cmd import build_app
-from toolcall.dialects import get_dialect
-from toolcall.server import create_app
 from toolcall.server.guard import Guard, GuardConfig, RepeatFilter, uvicorn_config
 
 HI = [{"role": "user", "content": "hi"}]
@@ -33,25 +31,8 @@ GUARD = GuardConfig(max_connections=16, header_timeout=1.0, body_timeout=1.0, ke
 
 def hardened(backend: Any, guard: GuardConfig = GUARD, **options: Any) -> Iterator[Live]:
     """uvicorn as `toolcall serve` runs it (the guard's protocol and settings) on a free 127.0.0.1 port."""
-    app = create_app(backend, get_dialect("toolformer"), settings(), guard=guard, **options)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, guard, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", backend, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    yield from serve(backend, settings(), guard=guard,
+                     config=lambda app: uvicorn_config(app, guard, log_level="warning", lifespan="off"), **options)
 
 
 @pytest.fixture(scope="module")

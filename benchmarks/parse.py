@@ -6,7 +6,8 @@ many broken ones (cut off, unclosed, a bad JSON escape, a non-finite number, a p
 For each dialect and size: CPU seconds (wall seconds too) and MB/s of `dialect.parse`, and of a regex scan that finds the same kind of call
 region (json.loads on it where the format is JSON), measured in the same run; the 8 MB / 1 MB time ratio (linear time
 gives ~8); and the slowest single parse of hostile inputs under 10 KB (many brackets, deep nesting, many unclosed
-openers, one long line). Targets (issue 19): >= 5 MB/s clean, >= 2 MB/s malformed, ratio <= 10, small < 50 ms.
+openers, one long line, the shortest opener repeated, one call left open, many broken calls, dense calls the grammar
+reads). Targets (issue 19): >= 5 MB/s clean, >= 2 MB/s malformed, ratio <= 10, small < 50 ms.
 
     python benchmarks/parse.py [--sizes 1,2,4,8] [--dialects hermes,pythonic] [--repeat 2]
 """
@@ -151,12 +152,30 @@ def hostile(name: str) -> dict[str, str]:
             "hermes": '<tool_call>{{"name": "f", "arguments": {{"m": {}}}}}</tool_call>',
             "pythonic": "[f(m={})]", "llama3_json": '{{"name": "f", "parameters": {{"m": {}}}}}',
             "mistral": '[TOOL_CALLS][{{"name": "f", "arguments": {{"m": {}}}}}]'}[name]
+    # The shortest opener, one call left open for the whole text, and many closed calls that break inside.
+    short = {"toolformer": "[A(", "moss": "<|Commands|>:", "hermes": "<tool_call>", "pythonic": "[f(",
+             "llama3_json": '{"name": ', "mistral": "[TOOL_CALLS]"}[name]
+    broken = {"toolformer": "[A(1,) -> 2] ", "moss": "<|Commands|>: Calculate(1))<eoc>\n",
+              "hermes": '<tool_call>{"name": "f" 1}</tool_call>', "pythonic": "[f(x=1 2)] ",
+              "llama3_json": '{"name": "f", "parameters": {}} x\n<|eot_id|>', "mistral": '[TOOL_CALLS][{"name": "f"}, 1]'}[name]
+    # Calls the C readers leave to the grammar (so they cost what the grammar costs): still calls, never budgeted away.
+    dense = {"toolformer": "<API> Calculator(1, 2) → 3 </API> ", "moss": "<|Commands|>: Search(a, b)<eoc>\n",
+             "hermes": '<tool_call>[{"name": "f", "arguments": {}}]</tool_call>', "pythonic": "[f(x=(1, 2))] ",
+             "llama3_json": '{"name": "f", "parameters": {}}; ', "mistral": '[TOOL_CALLS]f[ARGS]{"a": 1}'}[name]
     return {
         "many_brackets": wrap.format(f"[{brackets}]")[:9900],
         "deep_nesting": wrap.format("[" * 3000 + "]" * 3000)[:9900],
         "many_unclosed": (opener * 2000)[:9900],
         "long_line": ("word " * 1900 + wrap.format("[1]"))[:9900],
+        "many_short_openers": (short * 5000)[:9900],
+        "one_long_unclosed": (wrap.replace("{}", "[" + "1, " * 4000))[:9900],
+        "many_broken": (broken * 2000)[:9900],
+        "dense_grammar_calls": (dense * 2000)[:9900],
     }
+
+
+def _counts(parsed: Any) -> tuple[int, int]:
+    return len(parsed.calls), len(parsed.issues)
 
 
 def main() -> None:
@@ -179,11 +198,13 @@ def main() -> None:
                 text = build_text(name, int(mb * 1_000_000), kind == "malformed")
                 real_mb = len(text.encode("utf-8")) / 1e6
                 # The fastest of `--repeat` runs: on a shared machine the slower ones measure the neighbours.
-                wall, seconds, parsed = min((timed(lambda d=dialect, t=text: d.parse(t)) for _ in range(args.repeat)),
-                                            key=lambda r: r[1])
+                # Only the counts are kept: a parse result held while the next run parses would make Python's cyclic
+                # collector walk it again and again, which times the benchmark's memory, not the parser.
+                wall, seconds, (calls, issues) = min((timed(lambda d=dialect, t=text: _counts(d.parse(t)))
+                                                      for _ in range(args.repeat)), key=lambda r: r[1])
                 base = min(timed(lambda n=name, t=text: baseline(n, t))[1] for _ in range(args.repeat))
                 runs.append({"mb": round(real_mb, 2), "seconds": round(seconds, 3), "mb_per_s": round(real_mb / seconds, 2),
-                             "wall_seconds": round(wall, 3), "calls": len(parsed.calls), "issues": len(parsed.issues),
+                             "wall_seconds": round(wall, 3), "calls": calls, "issues": issues,
                              "baseline_mb_per_s": round(real_mb / base, 1), "slowdown_vs_baseline": round(seconds / base, 1)})
             row[kind] = {"runs": runs, "min_mb_per_s": min(r["mb_per_s"] for r in runs),
                          "ratio_largest_smallest": round(runs[-1]["seconds"] / runs[0]["seconds"], 2)}

@@ -258,3 +258,61 @@ def test_moss_fast_path_reads_what_the_grammar_reads(turns: list, raw: str) -> N
         (c.tool, c.args, c.result, c.span) for c in slow.calls], text
     assert [(i.pos, i.message) for i in fast.issues] == [(i.pos, i.message) for i in slow.issues], text
     assert moss.result_spans(text) == slow_spans
+
+
+# ---------------------------------------------------------------------------------------------- the grammar's budget
+GOOD = {"toolformer": "[Calculator(2 * 3) -> 6]", "hermes": '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>',
+        "pythonic": "[f(x=1)]", "mistral": '[TOOL_CALLS][{"name": "f", "arguments": {"x": 1}}]'}
+BROKEN = {"toolformer": "[Calculator(1,) -> 2] ", "hermes": '<tool_call>{"name": "f" 1}</tool_call> ',
+          "pythonic": "[f(x=1 2)] ", "mistral": '[TOOL_CALLS][{"name": "f" 1}] '}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_broken_calls_past_the_grammar_budget_are_still_positioned_issues(name: str) -> None:
+    """A text of many broken candidates: the grammar says why for the first ones, a cheap reading places the rest; the
+    calls around them are kept, each broken candidate has one issue inside it, and the text is read in time."""
+    dialect = get_dialect(name)
+    count = 600
+    text = GOOD[name] + " " + BROKEN[name] * count + GOOD[name]
+    parsed = dialect.parse(text)
+    _checked(text, parsed)
+    assert [c.tool for c in parsed.calls] == [GOOD[name][1:].split("(")[0] if name in ("toolformer", "pythonic")
+                                              else "f"] * 2
+    starts = [len(GOOD[name]) + 1 + k * len(BROKEN[name]) for k in range(count)]
+    assert len(parsed.issues) == count
+    for issue, start in zip(parsed.issues, starts):
+        assert start <= issue.pos < start + len(BROKEN[name]), (issue, start)
+    detailed = sum(1 for i in parsed.issues if i.expected)
+    assert 0 < detailed < count  # the first ones with what the grammar expected, past the budget without
+
+
+@pytest.mark.parametrize("text", [
+    "<API> Calculator(400 / 1400) → 0.29 </API> " * 1500,  # the paper's own spelling, read by the grammar
+    "[f(x=(1, 2), y='a' 'b')] " * 1500,  # a tuple and joined strings, which Python's reader leaves to the grammar
+], ids=["toolformer-paper-spelling", "pythonic-tuples"])
+def test_calls_the_grammar_reads_never_spend_its_budget(text: str) -> None:
+    dialect = get_dialect("toolformer" if text.startswith("<API>") else "pythonic")
+    parsed = dialect.parse(text)
+    assert len(parsed.calls) == 1500 and not parsed.issues
+
+
+@pytest.mark.parametrize(("name", "text", "at"), [
+    ("hermes", '<tool_call>{"name": "f", "arguments": {"a": [' + "1, " * 3000, ""),
+    ("hermes", '<tool_call>{"name": "f", "arguments": {"a": [' + "1, " * 3000 + "x]}}</tool_call>", "x]"),
+    ("mistral", '[TOOL_CALLS][{"name": "f", "arguments": {"a": [' + "1, " * 3000, ""),
+    ("pythonic", "[f(x=[" + "1, " * 3000, ""),
+    ("pythonic", "[f(x=[" + "1, " * 3000 + "2 3])]", "2 3"),
+    ("llama3_json", '{"name": "f", "parameters": {"a": [' + "1, " * 3000 + "x]}}", "x]"),
+], ids=["hermes-cut", "hermes-bad", "mistral-cut", "pythonic-cut", "pythonic-bad", "llama3_json-bad"])
+def test_a_long_broken_call_is_placed_by_the_c_reader(name: str, text: str, at: str) -> None:
+    """A call longer than the grammar's budget: where it breaks comes from json's decoder or Python's parser, and a
+    call cut off by the end of the text is still known to be (more may follow)."""
+    dialect = get_dialect(name)
+    parsed = dialect.parse(text)
+    _checked(text, parsed)
+    assert not parsed.calls and len(parsed.issues) == 1
+    issue = parsed.issues[0]
+    cut = not at
+    assert issue.pos == (len(text) if cut else text.rindex(at)), issue
+    if dialect.name != "llama3_json":
+        assert dialect.scan(text).cut is cut  # type: ignore[attr-defined]

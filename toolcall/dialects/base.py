@@ -32,6 +32,39 @@ MAX_CALL_CHARS = 65_536
 MAX_DEPTH = 100
 
 
+class GrammarBudget:
+    """How much more text the grammar may read, in one parse, to say why call candidates failed.
+
+    Lark reads dense call text at ~100,000 characters/s and spends ~30 µs starting each parse, so a text made of many
+    broken candidates would cost far more per character than text of good calls (which are read in C). Each grammar
+    read is charged its characters plus a start cost (given back when it finds calls); past the budget a broken
+    candidate is still reported, at a
+    place a cheap reading finds (where the JSON decoder stops, where the brackets are left open, or its start),
+    without the grammar's list of what was expected. The budget grows with the text, so every parse stays linear
+    with a small constant: at most ~25 ms of grammar reading for a 10 KB text.
+    """
+
+    START_COST = 32  # a parse's fixed cost, in characters of reading
+    BASE = 1_024
+    SHARE = 10  # a text may spend one character of grammar reading per this many of its own
+
+    def __init__(self, text_chars: int) -> None:
+        self.left = self.BASE + text_chars // self.SHARE
+
+    def spend(self, chars: int) -> bool:
+        """Charge a read of `chars` characters; False (nothing charged) when the budget cannot cover it."""
+        cost = chars + self.START_COST
+        if cost > self.left:
+            return False
+        self.left -= cost
+        return True
+
+    def refund(self, chars: int) -> None:
+        """Give back a read that found calls (where the C readers leave valid calls to the grammar: Toolformer's tagged
+        spellings, pythonic tuples): only broken candidates use the budget up, so no call is lost to it."""
+        self.left += chars + self.START_COST
+
+
 @functools.cache
 def load_parser(grammar: str, starts: tuple[str, ...]) -> Lark:
     """Build the LALR parser of one grammar file in the `grammars` package, once per process."""

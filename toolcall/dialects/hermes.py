@@ -9,7 +9,7 @@ from lark import Lark, Tree
 
 from ..calls import SyntaxIssue, ToolCall
 from ..errors import ConfigError
-from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
+from .base import MAX_CALL_CHARS, GrammarBudget, load_parser, make_issue, rule
 
 if TYPE_CHECKING:
     from ..specs import ToolSpec
@@ -22,8 +22,10 @@ from .structured import (
     Truncated,
     call_from_object,
     call_from_value,
+    decode_items,
     decode_json,
     dump,
+    json_break,
     keyword_args,
     skip_space,
 )
@@ -57,7 +59,8 @@ class HermesDialect(StructuredDialect):
     end_markers = ()
     open_marker = CALL_OPEN
 
-    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
+    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+                budget: GrammarBudget) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
@@ -67,7 +70,7 @@ class HermesDialect(StructuredDialect):
             # unclosed blocks is then read once, not once per block.
             following = text.find(CALL_OPEN, start + len(CALL_OPEN))
             end = min(len(text) if following < 0 else following, start + MAX_CALL_CHARS)
-            made = self._block(parser, text, start, end, issues, failed)
+            made = self._block(parser, text, start, end, issues, failed, budget)
             cut = made is False
             stop = end
             if isinstance(made, tuple):
@@ -78,7 +81,7 @@ class HermesDialect(StructuredDialect):
         return groups, cut
 
     def _block(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
-               failed: list[tuple[int, int]]) -> tuple[Group | None, int] | None | bool:
+               failed: list[tuple[int, int]], budget: GrammarBudget) -> tuple[Group | None, int] | None | bool:
         """The block at `start`: its group (None when its faults went to `issues`) and where it ends; None or False
         (cut off by the end of the text) as `_candidate` says."""
         body = skip_space(text, start + len(CALL_OPEN))
@@ -94,6 +97,7 @@ class HermesDialect(StructuredDialect):
             return None
         chunk = None
         style = ""
+        cheap: Fault | Truncated | None = None  # where the block breaks, when the grammar's budget is spent
         if decoded is not None:
             value, json_end = decoded
             after = skip_space(text, json_end)
@@ -109,7 +113,19 @@ class HermesDialect(StructuredDialect):
             call = call_from_value(value, (start, stop)) if stop >= 0 else None
             if call is not None:
                 return Group((start, stop), [call], style), stop
-        got = self._candidate(parser, text, start, end, (CALL_CLOSE,), "a <tool_call> block", issues, failed, chunk)
+            if stop >= 0 and isinstance(value, list) and value:  # parallel calls as one array: each item its own span
+                items = decode_items(text, body, end)
+                listed = [call_from_value(v, (s, e)) for v, s, e in items[0]] if isinstance(items, tuple) else []
+                if listed and all(c is not None for c in listed):
+                    return Group((start, stop), [c for c in listed if c is not None], style), stop
+            cheap = (Fault(after, f"expected {CALL_CLOSE} after the call object") if stop < 0 else
+                     Fault(body, 'no call object (one needs a "name" string and "arguments", a JSON object)'))
+
+        def where() -> Fault | Truncated | None:
+            return cheap if decoded is not None else json_break(text, body, end)
+
+        got = self._candidate(parser, text, start, end, (CALL_CLOSE,), "a <tool_call> block", issues, failed, budget,
+                              where, chunk)
         if not isinstance(got, tuple):
             return got
         tree, stop = got

@@ -10,18 +10,20 @@ from lark import Lark, Tree
 from lark.exceptions import UnexpectedInput
 
 from ..calls import SyntaxIssue, ToolCall
-from .base import MAX_CALL_CHARS, issue_from_error, load_parser, make_issue, rule
+from .base import MAX_CALL_CHARS, GrammarBudget, issue_from_error, load_parser, make_issue, rule
 from .structured import (
     Fault,
     Group,
     ResultBlock,
     Scan,
     StructuredDialect,
+    Truncated,
     call_from_object,
     call_from_value,
     cut_off,
     decode_json,
     dump,
+    json_break,
     keyword_args,
     skip_space,
 )
@@ -36,6 +38,23 @@ _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[
 _LOOKS_LIKE_CALL = re.compile(r'\s*(?:<\|python_tag\|>|\{\s*"name"\s*:)')
 # Where calls may start after prose.
 _CALL_START = re.compile(r'<\|python_tag\|>|\{[ \t\r\n]*"name"[ \t\r\n]*:')
+
+
+def _break(text: str, start: int, end: int) -> Fault | Truncated | None:
+    """Where the calls of the reply `text[start:end]` stop being calls, read in C (for when the grammar's budget is
+    spent): a JSON fault, where text other than ";" follows an object, or None when each object decodes."""
+    pos = skip_space(text, start + len(PYTHON_TAG)) if text.startswith(PYTHON_TAG, start) else start
+    while True:
+        where = json_break(text, pos, end)
+        decoded = decode_json(text, pos, end) if where is None else where
+        if not isinstance(decoded, tuple):
+            return decoded
+        pos = skip_space(text, decoded[1])
+        if pos >= end:
+            return None
+        if not text.startswith(";", pos):
+            return Fault(pos, 'expected ";" between calls')
+        pos = skip_space(text, pos + 1)
 
 
 def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | None:
@@ -112,7 +131,8 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     call_start = "{"
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
-    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
+    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+                budget: GrammarBudget) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
@@ -143,7 +163,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                     failed.append((start, end))
                     continue
                 if looks:
-                    cut = self._report(parser, text, start, end, seg_end, issues, failed, groups)
+                    cut = self._report(parser, text, start, end, seg_end, issues, failed, groups, budget)
                     continue
             # Prose first: the calls are the JSON that runs from a call's `{"name":` to the end of the reply.
             pos = 0
@@ -161,10 +181,17 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         return groups, cut
 
     def _report(self, parser: Lark, text: str, start: int, end: int, seg_end: int, issues: list[SyntaxIssue],
-                failed: list[tuple[int, int]], groups: list[Group]) -> bool:
+                failed: list[tuple[int, int]], groups: list[Group], budget: GrammarBudget) -> bool:
         """A reply that means to be calls but did not decode as such: its issues by the grammar (and its good calls, when
-        a sibling is broken); whether it was cut off by the end of the text."""
+        a sibling is broken); whether it was cut off by the end of the text. Past the grammar's budget, it is reported
+        where the C decoder finds it breaks."""
         chunk = text[start:min(end, start + MAX_CALL_CHARS)]
+        if not budget.spend(len(chunk)):
+            at_end = seg_end == len(text)
+            return self._undiagnosed(text, start, len(text) if at_end else end, "a JSON tool call",
+                                     _break(text, start, end) or Fault(start, 'no call (each needs a "name" string and '
+                                                                       '"parameters", a JSON object)'),
+                                     issues, failed) is False
         try:
             tree = parser.parse(chunk)
         except UnexpectedInput as err:

@@ -1,6 +1,7 @@
 """The Mistral dialect: `[TOOL_CALLS][{"name": ..., "arguments": {...}, "id": ...}]` and `[TOOL_CALLS]name[ARGS]{...}`."""
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -8,7 +9,7 @@ from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from ..errors import ConfigError
-from .base import MAX_CALL_CHARS, load_parser, make_issue, rule
+from .base import MAX_CALL_CHARS, GrammarBudget, load_parser, make_issue, rule
 from .structured import (
     Fault,
     Group,
@@ -22,6 +23,7 @@ from .structured import (
     decode_items,
     decode_json,
     dump,
+    json_break,
     json_value,
     keyword_args,
     skip_space,
@@ -83,7 +85,8 @@ class MistralDialect(StructuredDialect):
     def __repr__(self) -> str:
         return f"MistralDialect(spelling={self.spelling!r})"
 
-    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
+    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+                budget: GrammarBudget) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
@@ -109,7 +112,8 @@ class MistralDialect(StructuredDialect):
                 group, stop = made
                 groups.append(group)
             else:
-                got = self._candidate(parser, text, start, end, ("]", "}"), "a [TOOL_CALLS] call", issues, failed)
+                got = self._candidate(parser, text, start, end, ("]", "}"), "a [TOOL_CALLS] call", issues, failed, budget,
+                                      functools.partial(self._break, text, start, end))
                 cut = got is False
                 if isinstance(got, tuple):
                     tree, stop = got
@@ -143,6 +147,20 @@ class MistralDialect(StructuredDialect):
         if not isinstance(args, dict):
             return None
         return Group((start, stop), [ToolCall(m.group(1), KeywordArgs(args), None, (start, stop), m.group(2))], "args"), stop
+
+    @staticmethod
+    def _break(text: str, start: int, end: int) -> Fault | Truncated:
+        """Where the group at `start` stops being one, read in C (for when the grammar's budget is spent)."""
+        pos = skip_space(text, start + len(TOOL_CALLS))
+        if text.startswith("[", pos):
+            where = json_break(text, pos, end)
+            return where if where is not None else Fault(pos, "a [TOOL_CALLS] list holds call objects only (each "
+                                                              'with a "name" string and "arguments", a JSON object)')
+        m = _NAMED.match(text, pos, end)
+        if m is None:
+            return Truncated(pos) if pos >= len(text) else Fault(pos, "expected a JSON list of calls or name[ARGS]")
+        where = json_break(text, m.end(), end)
+        return where if where is not None else Fault(m.end(), "the arguments must be a JSON object")
 
     @staticmethod
     def _calls(body: Tree, start: int, end: int, text: str, issues: list[SyntaxIssue],

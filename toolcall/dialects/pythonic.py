@@ -10,9 +10,9 @@ from typing import Any
 from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
-from .base import MAX_CALL_CHARS, MAX_DEPTH, load_parser, make_issue, nesting_fault, rule
+from .base import MAX_CALL_CHARS, MAX_DEPTH, GrammarBudget, load_parser, make_issue, nesting_fault, rule
 from .llama3_json import LlamaResults
-from .structured import Group, StructuredDialect, dump, keyword_args, py_literal, py_value
+from .structured import Fault, Group, StructuredDialect, Truncated, dump, keyword_args, py_literal, py_value
 
 PYTHON_TAG = "<|python_tag|>"
 # Where a call list may start: "[" before `name(` (dotted names too), or the python tag before such a list.
@@ -47,6 +47,8 @@ def _check_numbers(tree: Tree | Token, offset: int) -> None:
 # prefixes, other number bases, comments, parenthesised values) is left to Lark.
 _LIST_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}#\\]|[A-Za-z_]['"]|0[xXoObB]""")
 _CONSTANTS = {"true": True, "false": False, "null": None}
+# The escapes Python and py_string resolve alike (not octal, \N{name}, or an unknown escape).
+_SHARED_ESCAPE = re.compile(r"""\\(?:[ntr\\'"abfv]|0(?![0-7])|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})""")
 
 
 class _NotLiteral(Exception):
@@ -64,7 +66,7 @@ def _literal(node: ast.expr) -> Any:
         raise _NotLiteral  # bytes, complex, Ellipsis
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
-    if isinstance(node, ast.List):
+    if isinstance(node, (ast.List, ast.Tuple)):  # a tuple has its own parentheses, which the caller counts
         return [_literal(e) for e in node.elts]
     if isinstance(node, ast.Dict):
         out: dict[Any, Any] = {}
@@ -90,9 +92,10 @@ def _dotted(node: ast.expr) -> str:
     raise _NotLiteral
 
 
-def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | None:
+def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | Fault | Truncated | None:
     """The calls of the list whose "[" is at `text[start]` (read no further than `end`) and where it ends, read by
-    Python's parser; None when the grammar must read it (any shape the two might read differently)."""
+    Python's parser; else the grammar must read it, and this is where it breaks as a cheap reading sees it (still open
+    at `end`, where Python's parser stops) or None (any shape the two might read differently)."""
     depth = 0
     parens = 0
     stop = -1
@@ -111,14 +114,16 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
                     break
             else:
                 return None  # a comment or a backslash outside a string
-        elif c[0] not in "'\"" or "\\" in c:
-            return None  # a string prefix, another number base, an escape
+        elif c[0] not in "'\"" or ("\\" in c and "\\" in _SHARED_ESCAPE.sub("", c)):
+            return None  # a string prefix, another number base, an escape the two read differently
     if stop < 0:
-        return None
+        return Truncated(end)
     region = text[start:stop]
     try:
         tree = ast.parse(region, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except SyntaxError as err:
+        return _syntax_fault(region, start, err)
+    except (ValueError, RecursionError, MemoryError):
         return None
     if not isinstance(tree.body, ast.List) or not tree.body.elts:
         return None
@@ -151,9 +156,45 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
             calls.append(ToolCall(_dotted(node.func), KeywordArgs(kwargs), None, span))
     except (_NotLiteral, RecursionError):
         return None
-    if parens != len(calls):
-        return None  # a parenthesised value or a tuple: the grammar's reading of it is the one that counts
+    if parens != len(calls) + sum(isinstance(n, ast.Tuple) for n in ast.walk(tree.body)):
+        return None  # a parenthesised value, `(1)`: the grammar's reading of it is the one that counts
     return calls, stop
+
+
+_LONG_NUMBER = re.compile(r"\d{4300,}")
+
+
+def _syntax_fault(region: str, start: int, err: SyntaxError) -> Fault:
+    """Where Python's parser stopped reading the call list `region` (at `start` in the text)."""
+    digits = _LONG_NUMBER.search(region) if err.msg.startswith("Exceeds the limit") else None
+    if digits is not None:
+        return Fault(start + digits.start(), f"a number of {len(digits.group())} digits is too long")
+    lines = region.split("\n")
+    line = min(max(err.lineno or 1, 1), len(lines))
+    at = sum(len(s) + 1 for s in lines[:line - 1]) + max((err.offset or 1) - 1, 0)
+    return Fault(start + min(at, len(region) - 1), err.msg)
+
+
+def _break(text: str, start: int, end: int) -> Fault | Truncated:
+    """Where the call list at `text[start]` (read no further than `end`) breaks, read in C (for when the grammar's
+    budget is spent): still open at `end`, where Python's parser stops, or its start."""
+    depth = 0
+    for m in _PIECES.finditer(text, start, end):
+        c = m.group()
+        if c in "[({":
+            depth += 1
+        elif c in "])}":
+            depth -= 1
+            if depth <= 0:
+                region = text[start:m.end()]
+                try:
+                    ast.parse(region, mode="eval")
+                except SyntaxError as err:
+                    return _syntax_fault(region, start, err)
+                except (ValueError, RecursionError, MemoryError):
+                    pass
+                return Fault(start, "a pythonic call list holds only calls with named literal arguments")
+    return Truncated(end)
 
 
 def _parser() -> Lark:
@@ -180,7 +221,8 @@ class PythonicDialect(LlamaResults, StructuredDialect):
     stream_quotes = "'\""
     stream_newline_ends_strings = True
 
-    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
+    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+                budget: GrammarBudget) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
@@ -193,40 +235,44 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             end = len(text) if following is None else following.start()
             bracket = start + (text.index("[", start) - start if text.startswith(PYTHON_TAG, start) else 0)
             fast = _fast_list(text, bracket, min(end, start + MAX_CALL_CHARS))
-            if fast is not None:
+            if isinstance(fast, tuple):
                 calls, stop = fast
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
                 cut = False
                 match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
                 continue
-            got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed)
+            got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed, budget, fast)
             # Read again only when a string was open at the next candidate (it may hold `[name(`): a list that runs
             # into the next candidate otherwise fails there whatever follows (no value starts with a name).
             if (got is None and following is not None and issues and issues[-1].pos < end
                     and text[issues[-1].pos] in "'\"" and failed[-1][0] == start):
                 issues.pop()
                 failed.pop()
-                got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed)
+                got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed, budget)
             cut = got is False
             stop = match.end()
             if isinstance(got, tuple):
                 tree, stop = got
                 calls = [self._call(c, start) for c in tree.children if isinstance(c, Tree) and rule(c) == "call"]
+                if calls:  # a list the C reader left to the grammar (a tuple, 0x1F, r'...'): calls never use the budget up
+                    budget.refund(min(end, start + MAX_CALL_CHARS) - start)
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
             match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
         return groups, cut
 
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
-              failed: list[tuple[int, int]]) -> tuple[Tree, int] | None | bool:
-        """The call list at `start` read no further than `end`, as `_candidate` gives it; nesting deeper than
-        MAX_DEPTH is an issue before any parse."""
+              failed: list[tuple[int, int]], budget: GrammarBudget,
+              known: Fault | Truncated | None = None) -> tuple[Tree, int] | None | bool:
+        """The call list at `start` read no further than `end`, as `_candidate` gives it (`known`: where the C reader
+        found it breaks, if it did); nesting deeper than MAX_DEPTH is an issue before any parse."""
         deep = nesting_fault(text, start, end, _PIECES)
         if deep is not None:
             issues.append(make_issue(text, deep, f"arguments nested deeper than {MAX_DEPTH} levels in a pythonic call "
                                                  "list"))
             failed.append((start, deep + 1))
             return None
-        got = self._candidate(parser, text, start, end, ("]",), "a pythonic call list", issues, failed)
+        got = self._candidate(parser, text, start, end, ("]",), "a pythonic call list", issues, failed, budget,
+                              lambda: known if known is not None else _break(text, start, end))
         if not isinstance(got, tuple):
             return got
         try:

@@ -8,7 +8,7 @@ import math
 import re
 import string
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from .base import (
     MAX_CALL_CHARS,
     MAX_DEPTH,
     Dialect,
+    GrammarBudget,
     ResultSpan,
     _display_terminal,
     apply_edits,
@@ -162,6 +163,22 @@ def decode_json(text: str, pos: int, end: int) -> tuple[Any, int] | Fault | Trun
         except UnicodeEncodeError:
             return Fault(base + idx, r"a \u escape in a JSON string is half of a surrogate pair, which is no character")
     return value, base + stop
+
+
+def json_break(text: str, pos: int, end: int) -> Fault | Truncated | None:
+    """Where the JSON value at `text[pos]` (read no further than `end`) stops being JSON, as the C decoder says: a
+    Truncated when the text ran out inside it, a Fault at the place and with the decoder's reason otherwise, None
+    when it decodes (its fault, if any, is not in its syntax). The cheap reading of a broken JSON call."""
+    source, idx, base = (text, pos, 0) if end >= len(text) else (text[pos:end], 0, pos)
+    try:
+        _DECODER.raw_decode(source, idx)
+    except json.JSONDecodeError as err:
+        if err.pos >= len(source) and not err.msg.startswith("Unterminated"):
+            return Truncated(base + err.pos)
+        return Fault(base + err.pos, err.msg[0].lower() + err.msg[1:])
+    except (ValueFault, RecursionError):  # decode_json reports these before any grammar reading
+        return Fault(pos, "a value that cannot be a call's")
+    return None
 
 
 def bad_number(text: str, pos: int = 0) -> int:
@@ -461,9 +478,10 @@ class StructuredDialect(Dialect):
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abstractmethod
-    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> tuple[list[Group], bool]:
-        """The call groups of `text`; malformed candidates go to `issues` and their spans to `failed`; and whether the
-        last candidate was cut off by the end of the text."""
+    def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
+                budget: GrammarBudget) -> tuple[list[Group], bool]:
+        """The call groups of `text`; malformed candidates go to `issues` and their spans to `failed` (the grammar
+        reading them within `budget`); and whether the last candidate was cut off by the end of the text."""
 
     @abstractmethod
     def _result_blocks(self, text: str) -> list[ResultBlock]:
@@ -497,12 +515,15 @@ class StructuredDialect(Dialect):
         return make_issue(text, end, f"{what} starting at line {line}, column {column} {reason}", expected)
 
     def _candidate(self, parser: Lark, text: str, start: int, end: int, closers: Iterable[str], what: str,
-                   issues: list[SyntaxIssue], failed: list[tuple[int, int]],
-                   chunk: str | None = None) -> tuple[Tree, int] | None | bool:
+                   issues: list[SyntaxIssue], failed: list[tuple[int, int]], budget: GrammarBudget,
+                   cheap: Callable[[], Fault | Truncated | None], chunk: str | None = None) -> tuple[Tree, int] | None | bool:
         """Parse the candidate at `text[start]`, reading no further than `end` (the next candidate, MAX_CALL_CHARS, or
         the end of the text), or `chunk` in its place; return (tree, end), or None after recording its issue, or False
-        when it was cut off by the end of the text (more may follow)."""
+        when it was cut off by the end of the text (more may follow). Past the grammar's `budget`, the candidate
+        (known not to be a call by a faster reading) is reported where `cheap` says it breaks."""
         source = text[start:end] if chunk is None else chunk
+        if not budget.spend(len(source)):
+            return self._undiagnosed(text, start, min(end, len(text)), what, cheap(), issues, failed)
         try:
             tree, stop = parse_prefix(parser, source, 0, closers)
             return tree, start + stop
@@ -526,11 +547,35 @@ class StructuredDialect(Dialect):
             failed.append(self._failed_span(text, start, issue.pos, start + len(source)))
             return False if cut else None
 
+    def _undiagnosed(self, text: str, start: int, end: int, what: str, where: Fault | Truncated | None,
+                     issues: list[SyntaxIssue], failed: list[tuple[int, int]]) -> None | bool:
+        """Report a candidate the grammar's budget could not cover (see GrammarBudget) where a cheap reading found its
+        fault: open where it stops (cut off when that is the end of the text), a fault's place, or its start."""
+        if isinstance(where, Truncated) and end < len(text):  # the commonest: it runs into the next candidate
+            issues.append(self._unfinished(text, start, end, what))
+            failed.append(self._failed_span(text, start, end, end))
+            return None
+        line, column = line_column(text, start)
+        if isinstance(where, Truncated):  # cut off by the end of the text: more may follow
+            issues.append(make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, "
+                                                      f"column {column}"))
+            failed.append(self._failed_span(text, start, len(text), len(text)))
+            return False
+        if isinstance(where, Fault):
+            issues.append(make_issue(text, where.pos, f"{where.message} in {what} starting at line {line}, column {column}"))
+            failed.append(self._failed_span(text, start, where.pos, end))
+            return None
+        issues.append(make_issue(text, start, f"{what} starting at line {line}, column {column} does not parse (where it "
+                                              "breaks is not worked out: this text holds more broken calls than the "
+                                              "parser examines in detail)"))
+        failed.append(self._failed_span(text, start, start, end))
+        return None
+
     # -- scanning ------------------------------------------------------------------------------
     def scan(self, text: str, strict: bool = False) -> Scan:
         issues: list[SyntaxIssue] = []
         failed: list[tuple[int, int]] = []
-        groups, cut = self._groups(text, issues, failed)
+        groups, cut = self._groups(text, issues, failed, GrammarBudget(len(text)))
         if strict and issues:
             raise_issue(min(issues, key=lambda i: i.pos))
         found = Scan(groups, self._result_blocks(text), sorted(issues, key=lambda i: i.pos), failed, cut=cut)

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
     Dialect,
+    GrammarBudget,
     ResultSpan,
     _display_terminal,
     apply_edits,
@@ -42,10 +43,14 @@ MAX_CALL_CHARS = 8192
 # How much of a candidate's line is read first (most calls, and most faults, lie within it).
 _WINDOW = 512
 _BRACKET = re.compile(r"[\[\]]")
-# The most common call shape, `[Tool(one bare argument or none) -> result]`, exactly as grammars/toolformer.lark reads it
+# The most common call shape, `[Tool(bare or quoted arguments, or none) -> result]`, exactly as grammars/toolformer.lark reads it
 # (the argument is common.lark's BARE, the result its RESULT_TEXT, the spaces its WS); anything else goes to Lark.
-_SIMPLE_HEAD = (r"\[(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?:(?P<arg>[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*)"
-                r"|(?P<quoted>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')[ \t]*)?\)[ \t]*")
+_BARE = r"[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*"
+_QUOTED = r"(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
+_ARG = rf"(?:{_BARE}|{_QUOTED}[ \t]*)"
+_SIMPLE_HEAD = rf"\[(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?P<args>{_ARG}(?:,[ \t]*{_ARG})*)?\)[ \t]*"
+# One argument of a simple call's list, and the comma after it.
+_ARG_ITEM = re.compile(rf"(?:(?P<bare>{_BARE})|(?P<quoted>{_QUOTED})[ \t]*)(?:,[ \t]*)?")
 _SIMPLE_CALL = re.compile(_SIMPLE_HEAD + r"(?:(?P<arrow>->|→)(?P<result>[^\[\]\n]*))?\]")
 # A simple call's head up to its arrow: when no "]" closes it on its line, the call is reported without the parser.
 _SIMPLE_OPEN = re.compile(_SIMPLE_HEAD + r"(?:->|→)")
@@ -100,8 +105,10 @@ def _result_span(call_tree: Tree, offset: int) -> ResultSpan | None:
 
 def _simple_call(m: re.Match[str]) -> tuple[ToolCall, ResultSpan | None]:
     """The call and result span of a _SIMPLE_CALL match, as _call_from_tree and _result_span make them."""
-    arg, quoted = m.group("arg"), m.group("quoted")
-    args = (arg.strip(),) if arg is not None else (unquote(quoted),) if quoted is not None else ()
+    listed = m.group("args")
+    args = () if listed is None else tuple(
+        a.group("bare").strip() if a.group("bare") is not None else unquote(a.group("quoted"))
+        for a in _ARG_ITEM.finditer(listed))
     if m.group("arrow") is None:
         return ToolCall(m.group("tool"), args, None, m.span()), None
     call = ToolCall(m.group("tool"), args, m.group("result").strip(), m.span())
@@ -214,6 +221,14 @@ def _parse_call(parser: Lark, chunk: str, offset: int, stop: int, closers: _Clos
     return interactive.feed_eof()
 
 
+def _undiagnosed(text: str, start: int) -> SyntaxIssue:
+    """The issue of a candidate the grammar's budget could not cover (see GrammarBudget): at its start."""
+    line, column = line_column(text, start)
+    return make_issue(text, start, f"a Toolformer call starting at line {line}, column {column} does not parse (where it "
+                                   "breaks is not worked out: this text holds more broken calls than the parser "
+                                   "examines in detail)")
+
+
 @dataclass(frozen=True)
 class _Closing:
     """What goes around the result of a pending call: the space after the arrow, and what closes the call."""
@@ -257,6 +272,7 @@ class ToolformerDialect(Dialect):
         """Each call and the span of its arrow and result (None without an arrow); broken candidates go to `issues`."""
         parser = _parser()
         closers = _Closers(text)
+        budget = GrammarBudget(len(text))
         pos = 0
         line_end = -1
         while (match := CANDIDATE.search(text, pos)) is not None:
@@ -285,11 +301,18 @@ class ToolformerDialect(Dialect):
             # text ran out, or a quote whose string closes past it) is read again in full.
             edge = min(stop, start + _WINDOW)
             chunk = text[start:edge]
+            if not budget.spend(len(chunk)):  # given back below when it is a call
+                issue = _undiagnosed(text, start)
+                if strict:
+                    raise_issue(issue)
+                issues.append(issue)
+                pos = start + 1
+                continue
             try:
                 try:
                     tree = _parse_call(parser, chunk, start, stop, closers)
                 except UnexpectedInput as err:
-                    if edge == stop or not _edge_fault(err, text, start, edge):
+                    if edge == stop or not _edge_fault(err, text, start, edge) or not budget.spend(stop - start):
                         raise
                     chunk = text[start:stop]
                     tree = _parse_call(parser, chunk, start, stop, closers)
@@ -300,6 +323,7 @@ class ToolformerDialect(Dialect):
             except UnexpectedInput as err:
                 issue = issue_from_error(err, parser, text, start, len(chunk), "a Toolformer call")
             else:
+                budget.refund(len(chunk) if len(chunk) == edge - start else len(chunk) + edge - start + budget.START_COST)
                 call_tree = tree.children[0]
                 yield _call_from_tree(call_tree, chunk, start), _result_span(call_tree, start)
                 pos = start + call_tree.meta.end_pos

@@ -183,6 +183,24 @@ def test_a_prompt_past_the_context_is_a_400_that_counts_tokens(live: Live) -> No
     assert len(live.backend.prompts) == before  # refused before any session started
 
 
+def test_a_prompt_far_past_the_context_is_refused_from_a_prefix(live: Live) -> None:
+    """A body near the 1 MiB limit is refused after counting a prefix of it, not the whole, under the model's lock."""
+    error = error_of(post(live, ask("word " * 180_000)), 400, "context_length_exceeded")
+    found = re.search(r"resulted in more than (\d+) tokens", error["message"])
+    assert found is not None and CONTEXT < int(found.group(1)) < 180_000 * 5 // 4, error
+
+
+def test_a_reply_without_max_tokens_gets_what_the_context_has_left(live: Live) -> None:
+    assert post(live, ask("x")).status_code == 200
+    base = len(live.backend.prompts[-1]) - 1  # the prompt around a one-character message
+    left = 3
+    reply = post(live, ask("x" * (4 * (CONTEXT - left) - base)))  # the fake model: 4 characters a token
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["usage"]["prompt_tokens"] == CONTEXT - left
+    assert body["usage"]["completion_tokens"] <= left and body["choices"][0]["finish_reason"] == "length", body
+
+
 def test_prompt_and_requested_reply_must_fit_together(live: Live) -> None:
     error = error_of(post(live, ask(max_tokens=CONTEXT)), 400, "context_length_exceeded")
     assert f"{CONTEXT} in the completion" in error["message"]

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -144,7 +144,9 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
             raise ApiError(400, f"n: this server generates at most {slots.size} choices at once, got {chat.n}",
                            param="n")
         plan = plan_request(chat, settings, dialect, server.engine.backend)
-        await _check_context(server.engine, plan.prompt, chat)
+        room = await _check_context(server.engine, plan.prompt, chat)
+        if room is not None and room < plan.config.max_new_tokens:  # the reply may use what the context has left
+            plan.config = replace(plan.config, max_new_tokens=room)
         if chat.stream:
             return StreamingResponse(_sse(server, chat, plan, request, slots), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -175,27 +177,40 @@ async def _read_body(request: "Request", limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def _check_context(engine: SharedModel, prompt: str, chat: ChatRequest) -> None:
-    """Refuse a prompt (with the reply it asks for) that cannot fit the model's context, before any decoding."""
+async def _check_context(engine: SharedModel, prompt: str, chat: ChatRequest) -> int | None:
+    """Refuse a prompt (with the reply it asks for) that cannot fit the model's context, before any decoding; return
+    how many tokens the context has left for the reply (None when the engine states no bound)."""
     backend = engine.backend
     limit = backend.context_size()
     if limit is None:
-        return
+        return None
 
-    def count() -> int:
-        with engine.lock:  # the tokenizer is the backend's, shared like the model
-            return backend.prompt_tokens(prompt)
+    def count() -> tuple[int, bool]:
+        # Tokenized under the model's lock (the tokenizer is the backend's, shared like the model), so a long prompt
+        # is counted on growing prefixes (exactly up to 64 KiB): one far past the context is refused after a prefix,
+        # never holding the lock, which every streaming reply waits on, for the whole 1 MiB a body may carry.
+        size = max(65_536, 8 * (limit + 1))
+        while True:
+            with engine.lock:
+                tokens = backend.prompt_tokens(prompt[:size])
+            if size >= len(prompt):
+                return tokens, True
+            if tokens > limit + 1:  # a prefix over the context: the whole is too (a cut may split one token in two)
+                return tokens - 1, False
+            size *= 2
 
-    tokens = await asyncio.to_thread(count)
+    tokens, whole = await asyncio.to_thread(count)
     asked = chat.max_completion_tokens or chat.max_tokens
-    if tokens > limit:
+    if tokens >= limit:
+        counted = f"{tokens} tokens" if whole else f"more than {tokens} tokens"
         raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, your messages resulted "
-                       f"in {tokens} tokens. Please reduce the length of the messages.", param="messages",
+                       f"in {counted}. Please reduce the length of the messages.", param="messages",
                        code="context_length_exceeded")
     if asked is not None and tokens + asked > limit:
         raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
                        f"{tokens + asked} tokens ({tokens} in the messages, {asked} in the completion). Please reduce "
                        "the length of the messages or completion.", param="messages", code="context_length_exceeded")
+    return limit - tokens
 
 
 class ChoiceSlots:

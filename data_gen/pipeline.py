@@ -98,7 +98,7 @@ class Pipeline:
             "tools": list(rec.tools),
             "positions": {t: len(p) for t, p in rec.positions.items()},
             "counts": {t: dict(per) for t, per in rec.counts.items()},
-            "scored": [[c.tool, c.loss_reduction, c.kept, (c.tool, c.position, c.loss_reduction) in merged]
+            "scored": [[c.tool, c.loss_reduction, c.kept, (c.tool, c.position, c.loss_reduction) in merged, c.source]
                        for c in scored],
             "kept": len(merged),
             "seconds": time.perf_counter() - began,

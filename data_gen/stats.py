@@ -31,6 +31,8 @@ def aggregate(summaries: list[dict[str, Any]], texts_in: int, tools: list[str]) 
                                                "candidates_scored": 0, "kept": 0} for t in tools}
     reductions: list[float] = []
     kept_reductions: list[float] = []
+    # Who wrote the calls that were kept: the model ("model"), a tool's proposer ("proposer"), or both alike ("both").
+    kept_by_source: dict[str, int] = {}
     for s in summaries:
         for tool in s.get("tools", []):
             per_tool.setdefault(tool, {}).setdefault("texts_after_prefilter", 0)
@@ -40,18 +42,21 @@ def aggregate(summaries: list[dict[str, Any]], texts_in: int, tools: list[str]) 
         for tool, counts in s.get("counts", {}).items():
             for key, n in counts.items():
                 per_tool[tool][key] = per_tool[tool].get(key, 0) + n
-        for tool, red, _kept, merged in s.get("scored", []):
+        for tool, red, _kept, merged, *source in s.get("scored", []):  # runs before the source was logged have none
             per_tool[tool]["candidates_scored"] += 1
             reductions.append(red)
             if merged:
                 per_tool[tool]["kept"] += 1
                 kept_reductions.append(red)
+                who = source[0] if source else "unknown"
+                kept_by_source[who] = kept_by_source.get(who, 0) + 1
     return {
         "texts_in": texts_in,
         "texts_done": len(summaries),
         "texts_after_prefilter": sum(1 for s in summaries if s.get("tools")),
         "texts_kept": sum(1 for s in summaries if s.get("kept")),
         "calls_kept": sum(s.get("kept", 0) for s in summaries),
+        "calls_kept_by_source": kept_by_source,
         "per_tool": per_tool,
         "loss_reduction_all": {"n": len(reductions), **_quantiles(reductions), "histogram": _histogram(reductions)},
         "loss_reduction_kept": {"n": len(kept_reductions), **_quantiles(kept_reductions)},

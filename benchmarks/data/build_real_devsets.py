@@ -87,9 +87,10 @@ def gsm8k_record(line: int, row: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return {"id": f"gsm8k-train-{line}", "kind": "gsm8k_solution", "text": text, "gold": spots}, dropped
 
 
-def build_gsm8k(mirrors: Path, n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def build_gsm8k(mirrors: Path, n: int, pool: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                list[dict[str, Any]], dict[str, Any]]:
     """n training items drawn with the seed (those with at least one gold spot), split into a tuning and a held-out
-    half by their place in the draw."""
+    half by their place in the draw, and the next `pool` items of the same draw (texts to annotate and train on)."""
     text, commit = git_show(mirrors, *GSM8K)
     rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
     order = list(range(len(rows)))
@@ -101,13 +102,13 @@ def build_gsm8k(mirrors: Path, n: int) -> tuple[list[dict[str, Any]], list[dict[
         if rec["gold"]:
             chosen.append(rec)
             dropped += lost
-        if len(chosen) == n:
+        if len(chosen) == n + pool:
             break
     half = n // 2
     info = {"source": "github.com/openai/grade-school-math", "commit": commit, "file": GSM8K[1],
-            "licence": "MIT", "items_in_file": len(rows), "chosen": n,
-            "spots": sum(len(r["gold"]) for r in chosen), "annotations_without_written_result": dropped}
-    return chosen[:half], chosen[half:], info
+            "licence": "MIT", "items_in_file": len(rows), "chosen": n, "pool": pool,
+            "spots": sum(len(r["gold"]) for r in chosen[:n]), "annotations_without_written_result": dropped}
+    return chosen[:half], chosen[half:n], chosen[n:], info
 
 
 def sentence_spans(context: str) -> list[tuple[int, int]]:
@@ -197,18 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirrors", type=Path, required=True, help="directory of the bare clones (owner+name/repo)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--gsm8k", type=int, default=200, help="GSM8K training items (half tuning, half held out)")
+    parser.add_argument("--pool", type=int, default=400, help="more GSM8K training items, to annotate and train on")
     parser.add_argument("--squad", type=int, default=150, help="SQuAD dev sentences")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    tune, held, gsm_info = build_gsm8k(args.mirrors, args.gsm8k)
+    tune, held, pool, gsm_info = build_gsm8k(args.mirrors, args.gsm8k, args.pool)
     write_jsonl(args.out / "gsm8k_train_tune.jsonl", tune)
     write_jsonl(args.out / "gsm8k_train_heldout.jsonl", held)
+    write_jsonl(args.out / "gsm8k_train_pool.jsonl", pool)
     squad, corpus, squad_info = build_squad(args.mirrors, args.squad)
     write_jsonl(args.out / "squad_dev_sentences.jsonl", squad)
     write_jsonl(args.out / "squad_dev_corpus.jsonl", corpus)
     svamp, svamp_info = build_svamp(args.mirrors)
     write_jsonl(args.out / "svamp_math.jsonl", svamp)
-    summary = {"gsm8k": {**gsm_info, "tune": len(tune), "heldout": len(held)}, "squad": squad_info, "svamp": svamp_info}
+    summary = {"gsm8k": {**gsm_info, "tune": len(tune), "heldout": len(held), "pool": len(pool)}, "squad": squad_info, "svamp": svamp_info}
     (args.out / "sources.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(summary))
     return 0

@@ -105,7 +105,7 @@ def test_run_logs_rejected_samples_with_reasons(tiny_scorer: Any, registry: Any,
     texts = tmp_path / "t.txt"
     texts.write_text("The store sold 12 apples and 30 pears, a total of 42 fruits on Friday.\n")
     cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=3), sample=SampleConfig(m=3, max_new_tokens=12),
-                        filter=FilterConfig(tau_f=1e9), overrides={})
+                        filter=FilterConfig(tau_f=1e9, tau_p=1e9), overrides={})  # proposals too (on a Friday)
     stats = run_data_gen(texts, tmp_path / "out", Pipeline(tiny_scorer, registry, cfg), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     per = stats["per_tool"]

@@ -136,3 +136,18 @@ def test_a_long_prompt_is_prefilled_in_chunks_with_the_same_result(backend) -> N
     assert deltas[:steps] == [""] * steps  # one empty step per chunk before the first token
     assert "".join(deltas) == expected
     assert chunked.counters.prefilled_tokens == whole.counters.prefilled_tokens
+
+
+def test_a_rollback_crop_keeps_the_first_tokens_and_decodes_as_from_scratch(backend) -> None:  # type: ignore[no-untyped-def]
+    """The stop-overhang rollback drops cached tokens (transformers 5 refuses a positive crop length; 4 reads it as the
+    length to keep): after it, the session decodes what a fresh one over the kept tokens decodes."""
+    session = backend.start(RAW)
+    session.generate([], 6)
+    session._prefill()
+    keep = len(session.token_ids) - 4
+    kept = session.token_ids[:keep]
+    session._crop(keep)
+    assert session.token_ids == kept and session._cache.get_seq_length() == keep
+    session._fresh = [kept[-1]]  # what _roll_back queues when nothing of the dropped tokens is kept
+    session._crop(keep - 1)
+    assert session.generate([], 8) == backend.start_ids(kept).generate([], 8)

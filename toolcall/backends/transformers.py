@@ -83,7 +83,10 @@ class TransformersSession(DecodeSession):
 
     def _crop(self, keep: int) -> None:
         """Drop cached tokens after the first `keep` (the stop-overhang rollback)."""
-        self._cache.crop(keep)
+        if keep < len(self.token_ids):
+            # A negative count removes that many: the one form both transformers 4 (where a positive value is the
+            # length to keep) and 5 (where it is refused) read alike.
+            self._cache.crop(keep - len(self.token_ids))
         del self.token_ids[keep:]
         self._logits = None
 

@@ -9,6 +9,7 @@ that cost model; --backend transformers runs the embedded model instead.
 
     python benchmarks/serve_load.py                                    # fake backend, 1, 4 and 16 concurrent chats
     python benchmarks/serve_load.py --backend transformers --levels 1,4 --chats 4
+    python benchmarks/serve_load.py --backend transformers --batching --levels 1,4,16   # the step batcher off vs on
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import json
 import re
 import socket
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -97,14 +99,18 @@ def live_server(backend: Any, model_id: str, config: LoopConfig) -> Iterator[str
         thread.join(timeout=10)
 
 
-def chat(client: Any, model: str, question: str, mode: str, max_tokens: int) -> tuple[float, int, bool]:
-    """One chat to its final answer: (seconds, completion tokens, whether the tool ran)."""
+def chat(client: Any, model: str, question: str, mode: str, max_tokens: int,
+         replies: dict[str, str] | None = None) -> tuple[float, int, bool]:
+    """One chat to its final answer: (seconds, completion tokens, whether the tool ran); the reply text goes into
+    `replies[question]` when given."""
     registry = make_registry(["calculator"])
     began = time.perf_counter()
     messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
     if mode == "server_tools":
         reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)
         ran = bool(reply.choices[0].message.model_extra.get("tool_runs"))
+        if replies is not None:
+            replies[question] = reply.choices[0].message.content or ""
         return time.perf_counter() - began, reply.usage.completion_tokens, ran
     tokens, ran = 0, False
     for _ in range(3):  # the call, then the answer (a model may call again)
@@ -123,14 +129,15 @@ def chat(client: Any, model: str, question: str, mode: str, max_tokens: int) -> 
     return time.perf_counter() - began, tokens, ran
 
 
-def level(url: str, model: str, mode: str, concurrency: int, chats: int, max_tokens: int) -> dict[str, Any]:
+def level(url: str, model: str, mode: str, concurrency: int, chats: int, max_tokens: int,
+          replies: dict[str, str] | None = None) -> dict[str, Any]:
     import openai
 
     client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=1800)
     asked = [q for q, _ in questions(chats)]
     began = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda q: chat(client, model, q, mode, max_tokens), asked))
+        results = list(pool.map(lambda q: chat(client, model, q, mode, max_tokens, replies), asked))
     wall = time.perf_counter() - began
     latencies = sorted(r[0] for r in results)
     tokens = sum(r[1] for r in results)
@@ -148,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--prefill-ms", type=float, default=0.5, help="fake backend: ms per prefilled token")
     parser.add_argument("--decode-ms", type=float, default=10.0, help="fake backend: ms per decoded token")
     parser.add_argument("--max-tokens", type=int, default=40)
+    parser.add_argument("--batching", action="store_true",
+                        help="transformers backend: server-side tools with the step batcher off (lock-step, one "
+                             "session per forward) vs on, alternated per level, and whether every reply is the same")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     if args.backend == "fake":
@@ -160,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         backend = TransformersBackend()
         model, described = "SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct (embedded GGUF, fp32, greedy, --trigger-top-k 10)"
         config = LoopConfig(max_new_tokens=args.max_tokens, trigger_top_k=10)
+    if args.batching:
+        if args.backend != "transformers":
+            raise SystemExit("--batching compares the transformers backend's step batcher: add --backend transformers")
+        print(json.dumps({"benchmark": "serve_load_batching", "hardware": hardware(), "backend": described,
+                          "levels": batching(backend, model, config, levels, args)}))
+        return
     out = []
     for server in [live_server(backend, model, config)]:
         url = next(server)
@@ -177,6 +193,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         next(server, None)
     print(json.dumps({"benchmark": "serve_load", "hardware": hardware(), "backend": described,
                       "levels": out}))
+
+
+def batching(backend: Any, model: str, config: LoopConfig, levels: list[int], args: Any) -> list[dict[str, Any]]:
+    """Per level: the same chats with tools in the server, the step batcher off then on (the same backend object;
+    switched between levels' runs, when no request is in flight)."""
+    from toolcall.backends.step_batcher import StepBatcher
+
+    out = []
+    server = live_server(backend, model, config)
+    url = next(server)
+    level(url, model, "server_tools", 1, 1, args.max_tokens)  # warm-up
+    for concurrency in levels:
+        chats = args.chats or max(4, 2 * concurrency)
+        row: dict[str, Any] = {"concurrency": concurrency}
+        texts: dict[str, dict[str, str]] = {}
+        for name, batched in (("lockstep", False), ("batched", True)):
+            backend.batcher = StepBatcher(backend) if batched else None
+            texts[name] = {}
+            row[name] = level(url, model, "server_tools", concurrency, chats, args.max_tokens, texts[name])
+            if batched:
+                row[name]["rows_per_forward"] = round(backend.batcher.batched_rows / max(backend.batcher.batches, 1), 2)
+        row["tokens_per_s_batched_over_lockstep"] = round(row["batched"]["tokens_per_s"]
+                                                          / row["lockstep"]["tokens_per_s"], 2)
+        row["same_replies"] = f"{sum(texts['batched'][q] == t for q, t in texts['lockstep'].items())}/{chats}"
+        out.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    backend.batcher = None
+    next(server, None)
+    return out
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -97,6 +98,11 @@ class DecodeSession(ABC):
 
     def _reset_reply(self) -> None:  # noqa: B027  # a hook engines may leave as it is
         """Hook: forget per-reply engine state (nothing by default)."""
+
+    def released(self) -> AbstractContextManager[object]:
+        """Hook: what the caller holds while this session decodes (a server's model lock), given up while a step
+        waits for other sessions' steps to batch with; nothing by default."""
+        return nullcontext()
 
 
 class Backend(ABC):

@@ -25,6 +25,7 @@ from . import find_stop
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
 from .hf_loading import load_model_and_tokenizer
 from .hf_scoring import HFScoringMixin
+from .step_batcher import StepBatcher
 
 
 def _torch() -> Any:
@@ -43,7 +44,7 @@ class TransformersSession(DecodeSession):
         from transformers import DynamicCache
 
         self._backend = backend
-        self._cache = DynamicCache(config=backend.model.config)
+        self._cache: Any = DynamicCache(config=backend.model.config)  # None while the step batcher holds its rows
         self.token_ids: list[int] = []          # tokens in the cache, in order
         self._fresh: list[int] = list(prompt_ids)  # input tokens not yet run (prompt, appended text, overhang)
         self._carry: list[int] = []             # the last decoded token, sampled but not yet fed
@@ -60,6 +61,18 @@ class TransformersSession(DecodeSession):
 
     # --- model steps ---------------------------------------------------------------------
     def _feed(self, ids: list[int]) -> None:
+        batcher = self._backend.batcher
+        if batcher is None:
+            logits = self._forward(ids)
+        else:
+            with self.released():  # the caller's hold on the shared model, given up while the step waits for others
+                logits = batcher.feed(self, ids)
+        self.token_ids += ids
+        self._logits = logits
+        self.counters.forward_passes += 1
+
+    def _forward(self, ids: list[int]) -> Any:
+        """Run `ids` after the cached tokens (extending the cache); the logits after the last."""
         torch = _torch()
         model = self._backend.model
         tensor = torch.tensor([ids], dtype=torch.long, device=self._backend.device)
@@ -67,9 +80,7 @@ class TransformersSession(DecodeSession):
         kwargs = {self._backend.cache_kwarg: self._cache}
         with torch.inference_mode():
             out = model(input_ids=tensor, use_cache=True, logits_to_keep=1, **kwargs)
-        self.token_ids += ids
-        self._logits = out.logits[0, -1].float()
-        self.counters.forward_passes += 1
+        return out.logits[0, -1].float()
 
     def _prefill(self) -> None:
         # The carried decoded token and any appended text go through the model in one pass.
@@ -84,9 +95,15 @@ class TransformersSession(DecodeSession):
     def _crop(self, keep: int) -> None:
         """Drop cached tokens after the first `keep` (the stop-overhang rollback)."""
         if keep < len(self.token_ids):
+            drop = keep - len(self.token_ids)
             # A negative count removes that many: the one form both transformers 4 (where a positive value is the
             # length to keep) and 5 (where it is refused) read alike.
-            self._cache.crop(keep - len(self.token_ids))
+            batcher = self._backend.batcher
+            if batcher is None:
+                self._cache.crop(drop)
+            else:
+                with self.released():
+                    batcher.call(self, lambda: self._cache.crop(drop))
         del self.token_ids[keep:]
         self._logits = None
 
@@ -149,6 +166,8 @@ class TransformersSession(DecodeSession):
         backend = self._backend
         self.stop_reason, self.matched_stop = None, None
         began = time.perf_counter()
+        if backend.batcher is not None:
+            backend.batcher.enter()
         try:
             # A long prompt goes through in chunks, each its own step (an empty delta): a server that takes its lock
             # per step lets other replies decode between them instead of waiting for the whole prompt.
@@ -221,6 +240,8 @@ class TransformersSession(DecodeSession):
                 break
         finally:
             self.counters.decode_seconds += time.perf_counter() - began
+            if backend.batcher is not None:
+                backend.batcher.leave(self)
 
     def _roll_back(self, start: int, end: int, generated: list[int], boundaries: list[int], bounds_at: list[int]) -> None:
         """The stop string ended inside the last token(s): drop them and queue the kept characters for prefill."""
@@ -262,7 +283,7 @@ class TransformersBackend(HFScoringMixin, Backend):
 
     def __init__(self, model: str | None = None, *, lm: Any = None, tokenizer: Any = None, dtype: str = "float32",
                  temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-                 max_batch_tokens: int = 8192, prefill_chunk: int = 512) -> None:
+                 max_batch_tokens: int = 8192, prefill_chunk: int = 512, batch_steps: bool = False) -> None:
         if (lm is None) != (tokenizer is None):
             raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -289,6 +310,13 @@ class TransformersBackend(HFScoringMixin, Backend):
         params = inspect.signature(lm.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._open_ids: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
+        # Concurrent sessions' decode steps run as one batch (a server's replies); None: each session runs alone.
+        self.batcher: StepBatcher | None = StepBatcher(self) if batch_steps else None
+
+    def batch_steps(self) -> None:
+        """From now on, decode the steps of concurrent sessions together (see step_batcher)."""
+        if self.batcher is None:
+            self.batcher = StepBatcher(self)
 
     @classmethod
     def from_transformers(cls, lm: Any, tokenizer: Any, **options: Any) -> "TransformersBackend":

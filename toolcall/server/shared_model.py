@@ -6,14 +6,16 @@ interleave token by token, and a tool running for one reply never holds up the o
 except those that decode with the model themselves). Sampling settings travel with each session, never as
 attributes of the shared backend.
 
-The seam for a batching engine: `SharedModel.start` is the one place a session is made and `_guard` the one place its
-decoding is wrapped; an engine that batches concurrent sessions would replace both and drop the lock.
+A backend that batches the steps of concurrent sessions (the transformers backend's step batcher) gives the lock up
+while a step waits for the others' (`DecodeSession.released`), so all the replies reach their next step and run it
+as one forward.
 """
 from __future__ import annotations
 
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 from ..backends.base import Backend, DecodeSession, Sampling, Steering
@@ -48,6 +50,15 @@ class FairLock:
                 self._waiters.popleft().set()
             else:
                 self._held = False
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Give the lock up for a while (a step waiting for others to batch with), then take it again, in turn."""
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()
 
 
 class SharedModel:
@@ -107,3 +118,4 @@ def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event)
 
     session.stream = stream  # type: ignore[method-assign]  # instance attributes shadow the methods
     session.append = append  # type: ignore[method-assign]
+    session.released = engine.lock.released  # type: ignore[method-assign]  # a batched step waits without the lock

@@ -1,0 +1,58 @@
+"""`toolcall serve` with the step batcher: concurrent replies decode together, each what it is when served alone."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("transformers")
+
+from live_server import MODEL, Live, serve  # noqa: E402
+from tiny_model import make_tiny_model  # noqa: E402
+
+from toolcall.loop import LoopConfig  # noqa: E402
+from toolcall.server import ServerSettings  # noqa: E402
+
+TEXTS = ["the cat sat on the mat and the dog ran to the park", "one two three four five six seven eight nine ten",
+         "Calculator(17 * 23) -> 391 so the crate holds 391 bottles", "user: hi\nassistant: hello there"] * 3
+QUESTIONS = ["the cat", "one two three", "What is 17 * 23?", "a dog ran", "seven eight", "hello"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    from toolcall.backends.transformers import TransformersBackend
+
+    path = make_tiny_model(tmp_path_factory.mktemp("tiny_serve"), TEXTS)
+    # No few-shot examples and no tools: the tiny model's context is 512 tokens of a 400-token vocabulary.
+    yield from serve(TransformersBackend(str(path), batch_steps=True),
+                     ServerSettings(MODEL, None, LoopConfig(max_new_tokens=16), few_shot=False))
+
+
+def ask(live: Live, question: str) -> str:
+    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": question}], "temperature": 0}
+    response = httpx.post(live.url + "/v1/chat/completions", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def test_concurrent_replies_are_batched_and_each_is_the_reply_served_alone(live: Live) -> None:
+    alone = [ask(live, q) for q in QUESTIONS]
+    batcher = live.backend.batcher
+    before = batcher.batches
+    together: list[str] = [""] * len(QUESTIONS)
+    go = threading.Barrier(len(QUESTIONS))
+
+    def run(i: int) -> None:
+        go.wait()
+        together[i] = ask(live, QUESTIONS[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(QUESTIONS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert together == alone
+    assert batcher.batches > before  # decode steps of different replies ran in one forward

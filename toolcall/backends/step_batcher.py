@@ -1,0 +1,204 @@
+"""Concurrent decode sessions of one transformers model advanced together: one forward for every session's next token.
+
+A decoding step of a small model on a CPU (or a GPU) costs about the same for one sequence as for sixteen: reading
+the weights dominates. So when several sessions decode at once (a server's concurrent replies), their steps are
+gathered and run as one batch. Each session keeps its own KV cache between replies and across tool pauses; while it
+decodes with others its keys and values live in a row of a shared, left-padded cache, which stays put while the same
+sessions keep stepping and is re-packed only when one joins or leaves (a reply paused on a tool leaves, and rejoins
+with only the tool's result prefilled). Every forward runs in the batcher's one thread; prefills (prompts, results)
+run there alone, between batches.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .transformers import TransformersBackend, TransformersSession
+
+
+@dataclass
+class _Job:
+    session: "TransformersSession"
+    ids: list[int]                       # tokens to run; a step of one token may be batched
+    work: Callable[[], Any] | None = None  # or other work on the session's cache, run alone (a rollback's crop)
+    done: threading.Event = field(default_factory=threading.Event)
+    logits: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Packed:
+    """The shared cache of the sessions now decoding together: row i holds members[i], its `pads[i]` first positions
+    empty (left padding)."""
+
+    members: list["TransformersSession"]
+    pads: list[int]
+    cache: Any
+    mask: Any  # [rows, positions]: 1 where a row has a real token
+
+
+class StepBatcher:
+    """Runs every forward of a TransformersBackend's sessions, batching the decode steps of concurrent sessions.
+
+    `gather_seconds` bounds how long a step waits for the other decoding sessions to ask for theirs; `max_batch`
+    bounds the rows of one forward.
+    """
+
+    def __init__(self, backend: "TransformersBackend", max_batch: int = 32, gather_seconds: float = 0.02) -> None:
+        self.backend = backend
+        self.max_batch = max_batch
+        self.gather_seconds = gather_seconds
+        self._cv = threading.Condition()
+        self._jobs: list[_Job] = []
+        self._decoding = 0
+        self._packed: _Packed | None = None
+        self._thread: threading.Thread | None = None
+        self.batches = 0       # forwards that decoded more than one session
+        self.batched_rows = 0  # session steps they held
+
+    # --- what sessions call (their own threads) ------------------------------------------------
+    def enter(self) -> None:
+        """A session starts decoding (its next steps will ask to be batched)."""
+        with self._cv:
+            self._decoding += 1
+
+    def leave(self, session: "TransformersSession") -> None:
+        """A session stops decoding (its reply ended or paused on a tool): its row is unpacked before it runs again."""
+        with self._cv:
+            self._decoding -= 1
+            self._cv.notify_all()
+
+    def feed(self, session: "TransformersSession", ids: list[int]) -> Any:
+        """Run `ids` through the model after the session's cached tokens; the next-token logits after them."""
+        return self._submit(_Job(session, list(ids)))
+
+    def call(self, session: "TransformersSession", work: Callable[[], Any]) -> Any:
+        """Run `work` (which uses the session's own cache) in the batcher's thread, with the session unpacked."""
+        return self._submit(_Job(session, [], work))
+
+    def _submit(self, job: _Job) -> Any:
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="toolcall-step-batcher", daemon=True)
+                self._thread.start()
+            self._jobs.append(job)
+            self._cv.notify_all()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.logits
+
+    # --- the batcher's thread --------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs:
+                    self._cv.wait()
+                # Give the other decoding sessions a moment to ask for their step too.
+                deadline = time.monotonic() + self.gather_seconds
+                while len(self._jobs) < min(self._decoding, self.max_batch):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                jobs, self._jobs = self._jobs[:self.max_batch], self._jobs[self.max_batch:]
+            steps = [j for j in jobs if j.work is None and len(j.ids) == 1 and j.session.token_ids]
+            alone = [j for j in jobs if j not in steps]
+            if len(steps) == 1:
+                alone, steps = alone + steps, []
+            for job in alone:
+                self._run(job, lambda j=job: self._forward_alone(j))
+            if steps:
+                try:
+                    logits = self._forward_together(steps)
+                except BaseException as err:  # noqa: BLE001  # handed to the waiting sessions, which raise it
+                    self._unpack_all()
+                    for job in steps:
+                        job.error = err
+                        job.done.set()
+                else:
+                    for job, row in zip(steps, logits):
+                        job.logits = row
+                        job.done.set()
+
+    @staticmethod
+    def _run(job: _Job, work: Any) -> None:
+        try:
+            job.logits = work()
+        except BaseException as err:  # noqa: BLE001
+            job.error = err
+        job.done.set()
+
+    def _forward_alone(self, job: _Job) -> Any:
+        self._unpack(job.session)
+        return job.work() if job.work is not None else job.session._forward(job.ids)
+
+    def _forward_together(self, steps: list[_Job]) -> list[Any]:
+        torch = _torch()
+        sessions = [j.session for j in steps]
+        packed = self._packed
+        if packed is None or packed.members != sessions:
+            self._unpack_all()
+            packed = self._packed = self._pack(sessions)
+        model = self.backend.model
+        rows = len(sessions)
+        packed.mask = torch.cat([packed.mask, packed.mask.new_ones((rows, 1))], dim=1)
+        positions = torch.tensor([[len(s.token_ids)] for s in sessions], dtype=torch.long, device=self.backend.device)
+        tokens = torch.tensor([j.ids for j in steps], dtype=torch.long, device=self.backend.device)
+        with torch.inference_mode():
+            out = model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions, use_cache=True,
+                        logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        self.batches += 1
+        self.batched_rows += rows
+        return [out.logits[i, -1].float() for i in range(rows)]
+
+    def _pack(self, sessions: list["TransformersSession"]) -> _Packed:
+        """One left-padded cache holding every session's keys and values (each session's own cache is emptied)."""
+        from transformers import DynamicCache
+
+        torch = _torch()
+        lengths = [len(s.token_ids) for s in sessions]
+        longest = max(lengths)
+        packed = DynamicCache(config=self.backend.model.config)
+        for layer in range(len(sessions[0]._cache.layers)):
+            first: Any = sessions[0]._cache.layers[layer]
+            shape = (len(sessions), first.keys.shape[1], longest, first.keys.shape[3])
+            keys, values = first.keys.new_zeros(shape), first.values.new_zeros(shape)
+            for row, (s, n) in enumerate(zip(sessions, lengths)):
+                own: Any = s._cache.layers[layer]
+                keys[row, :, longest - n:] = own.keys[0]
+                values[row, :, longest - n:] = own.values[0]
+            packed.update(keys, values, layer)
+        mask = torch.zeros((len(sessions), longest), dtype=torch.long, device=self.backend.device)
+        for row, n in enumerate(lengths):
+            mask[row, longest - n:] = 1
+        for s in sessions:
+            s._cache = None  # its keys and values are in the packed cache until it is unpacked
+        return _Packed(list(sessions), [longest - n for n in lengths], packed, mask)
+
+    def _unpack(self, session: "TransformersSession") -> None:
+        """Give a packed session its own cache back (the others' rows are unpacked too: the pack is rebuilt)."""
+        if self._packed is not None and session in self._packed.members:
+            self._unpack_all()
+
+    def _unpack_all(self) -> None:
+        packed, self._packed = self._packed, None
+        if packed is None:
+            return
+        from transformers import DynamicCache
+
+        for row, (s, pad) in enumerate(zip(packed.members, packed.pads)):
+            own = DynamicCache(config=self.backend.model.config)
+            for layer, shared in enumerate(packed.cache.layers):
+                own.update(shared.keys[row:row + 1, :, pad:].clone(), shared.values[row:row + 1, :, pad:].clone(), layer)
+            s._cache = own
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch

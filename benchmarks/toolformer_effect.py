@@ -52,6 +52,16 @@ def run(cmd: list[str], log: Path, timings: dict[str, float], step: str) -> None
         raise SystemExit(f"step {step} failed (exit {done.returncode}); see {log}")
 
 
+def run_dir(out: Path, fresh: bool) -> tuple[Path, dict[str, float]]:
+    """Make the run directory (emptied first when `fresh`); its timings file and the seconds per step recorded there,
+    kept across resumed runs (a step skipped now keeps the time it took when it ran)."""
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings_file = out / "timings.json"
+    return timings_file, json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+
+
 def toolcall(*args: str) -> list[str]:
     return [sys.executable, "-m", "toolcall", *args]
 
@@ -225,13 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     out: Path = args.out
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    timings_file, timings = run_dir(out, args.fresh)
     log = out / "run.log"
-    # Seconds per step, kept across resumed runs (a step skipped now keeps the time it took when it ran).
-    timings_file = out / "timings.json"
-    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     model = ["--model", args.model] if args.model else []
     began = time.perf_counter()
 

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from toolformer_effect import call_quality, eval_summary, run, toolcall  # noqa: E402
+from toolformer_effect import call_quality, eval_summary, run, run_dir, toolcall  # noqa: E402
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
 POOL = REAL / "gsm8k_train_pool.jsonl"
@@ -101,12 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="delete DIR first")
     args = p.parse_args(argv)
     out: Path = args.out
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    timings_file, timings = run_dir(out, args.fresh)
     log = out / "commands.log"
-    timings_file = out / "timings.json"
-    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     began = time.perf_counter()
     iterations: list[dict[str, Any]] = []
     model: list[str] = []  # the base model: the backend's default

@@ -2,7 +2,6 @@
 with KV kept across appended results and rollbacks while packed."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from tiny_model import make_tiny_model  # noqa: E402
+from together import together  # noqa: E402
 
 from toolcall.backends.base import Sampling  # noqa: E402
 
@@ -43,19 +43,7 @@ def test_concurrent_replies_batched_equal_each_served_alone(tiny: Path) -> None:
     alone = backend(tiny, batch=False)
     expected = [reply(alone, p, ["e"]) for p in PROMPTS]
     batched = backend(tiny, batch=True)
-    got: list[Any] = [None] * len(PROMPTS)
-    start = threading.Barrier(len(PROMPTS))
-
-    def run(i: int) -> None:
-        start.wait()
-        got[i] = reply(batched, PROMPTS[i], ["e"])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(PROMPTS))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert got == expected
+    assert together(lambda i: reply(batched, PROMPTS[i], ["e"]), len(PROMPTS)) == expected
     stats = batched.batcher
     assert stats.batches > 0 and stats.batched_rows > stats.batches  # steps really ran together
 

@@ -1,7 +1,6 @@
 """`toolcall serve` with the step batcher: concurrent replies decode together, each what it is when served alone."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ pytest.importorskip("transformers")
 
 from live_server import MODEL, Live, serve  # noqa: E402
 from tiny_model import make_tiny_model  # noqa: E402
+from together import together  # noqa: E402
 
 from toolcall.loop import LoopConfig  # noqa: E402
 from toolcall.server import ServerSettings  # noqa: E402
@@ -42,17 +42,5 @@ def test_concurrent_replies_are_batched_and_each_is_the_reply_served_alone(live:
     alone = [ask(live, q) for q in QUESTIONS]
     batcher = live.backend.batcher
     before = batcher.batches
-    together: list[str] = [""] * len(QUESTIONS)
-    go = threading.Barrier(len(QUESTIONS))
-
-    def run(i: int) -> None:
-        go.wait()
-        together[i] = ask(live, QUESTIONS[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(QUESTIONS))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert together == alone
+    assert together(lambda i: ask(live, QUESTIONS[i]), len(QUESTIONS)) == alone
     assert batcher.batches > before  # decode steps of different replies ran in one forward

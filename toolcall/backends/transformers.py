@@ -313,7 +313,7 @@ class TransformersBackend(HFScoringMixin, Backend):
         # Concurrent sessions' decode steps run as one batch (a server's replies); None: each session runs alone.
         self.batcher: StepBatcher | None = StepBatcher(self) if batch_steps else None
 
-    def batch_steps(self) -> None:
+    def batch_concurrent(self) -> None:
         """From now on, decode the steps of concurrent sessions together (see step_batcher)."""
         if self.batcher is None:
             self.batcher = StepBatcher(self)

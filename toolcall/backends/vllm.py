@@ -13,7 +13,10 @@ llguidance ("guidance") backend, which reads the same Lark text: a decode stops 
 call is then decoded as a second request under the call grammar. The backend also implements the Scorer protocol
 (vllm_scoring), so `data-gen --backend vllm` runs on it.
 
-Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode. An `LLM` built by
+Concurrent sessions (a server's replies) are decoded together when `batch_concurrent()` is on: see vllm_gather.
+
+Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode (a segment up to the
+next call marker or the end), and a batch returns when its longest decode does. An `LLM` built by
 the caller without toolcall's logits processor (`from_vllm(llm)`) gets `disable` as a -100 `logit_bias` and no
 trigger.
 """
@@ -28,6 +31,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
+from .vllm_gather import RequestGatherer
 from .vllm_scoring import VLLMScoringMixin
 from .vllm_steering import EXTRA_KEY, fired_triggers
 from .vllm_support import guidance_engine_options, import_vllm, structured_grammar
@@ -76,7 +80,12 @@ class VLLMSession(DecodeSession):
 
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
         before = len(self.text)
-        self._backend.generate_batch([self], [stop], [max_new_tokens], [steering])
+        gatherer = self._backend.gatherer
+        if gatherer is None:
+            self._backend.generate_batch([self], [stop], [max_new_tokens], [steering])
+        else:
+            with self.released():  # the caller's hold on the shared engine, given up while decodes are gathered
+                gatherer.decode(self, stop, max_new_tokens, steering)
         if len(self.text) > before:
             yield self.text[before:]
 
@@ -151,6 +160,13 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         self.steers = bool(logits_processor)
         self.tokenizer = llm.get_tokenizer()
         self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        # Concurrent sessions' decodes sent to the engine together (a server's replies); None: one at a time.
+        self.gatherer: RequestGatherer | None = None
+
+    def batch_concurrent(self) -> None:
+        """From now on, decode concurrent sessions in one engine call (see vllm_gather)."""
+        if self.gatherer is None:
+            self.gatherer = RequestGatherer(self)
 
     @classmethod
     def from_vllm(cls, llm: Any, **options: Any) -> "VLLMBackend":

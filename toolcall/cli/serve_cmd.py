@@ -56,8 +56,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-tokens-limit", type=int, default=4096, metavar="N",
                         help="the largest max_tokens a request may ask for (default 4096)")
     parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
-                        help="decode the steps of concurrent replies as one batch (transformers backend; each reply "
-                             "is what it would be served alone) (default: on)")
+                        help="decode concurrent replies together: their steps as one batch on transformers, their "
+                             "requests in one engine call on vLLM (each reply is what it would be served alone) "
+                             "(default: on)")
     add_options(parser, _guard_config(), group="network (who may connect, and for how long)")
     parser.set_defaults(func=run)
 
@@ -91,9 +92,9 @@ def build_app(args: argparse.Namespace) -> Any:
     auto = args.dialect.strip().lower() == "auto"
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
     backend = backend_from_args(args)
-    batch_steps = getattr(backend, "batch_steps", None)
-    if args.batch and batch_steps is not None:
-        batch_steps()
+    batch_concurrent = getattr(backend, "batch_concurrent", None)
+    if args.batch and batch_concurrent is not None:
+        batch_concurrent()
     dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
     registry = registry_from_args(args, backend)
     settings = ServerSettings(model_id(args), registry, config, few_shot=not args.no_few_shot,

@@ -1,7 +1,8 @@
 """Benchmark: data-gen texts per minute - the default sampling vs `--sampling paper` vs the old path (commit 72a4e04).
 
 One JSON line. Every run is `python -m toolcall data-gen --tools calculator` on the same texts (the first LIMIT
-worked solutions of benchmarks/data/datagen_dev.jsonl) with the embedded SmolLM2-135M-Instruct, one after another in
+worked solutions of benchmarks/data/datagen_dev.jsonl, or of --input: benchmarks/data/real/gsm8k_train_tune.jsonl
+holds GSM8K's, written by people) with the embedded SmolLM2-135M-Instruct, one after another in
 this run: `--sampling default`, the same with `--placement inline` (default_inline), `--sampling paper`, and the old
 path: the code as it was when issue 10 was filed, `git archive 72a4e04` unpacked into a temporary folder and put
 first on PYTHONPATH, so its top-level `toolcall`, `data_gen`, `tools` and `grammars` packages are the ones imported
@@ -30,9 +31,10 @@ DEV = Path(__file__).with_name("data") / "datagen_dev.jsonl"
 OLD_COMMIT = "72a4e04"
 
 
-def write_texts(path: Path, limit: int) -> int:
-    """The first `limit` dev texts whose gold spots are Calculator calls, as the data-gen input (.jsonl, "text")."""
-    records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
+def write_texts(path: Path, limit: int, source: Path = DEV) -> int:
+    """The first `limit` texts of `source` whose gold spots are Calculator calls, as the data-gen input (.jsonl,
+    "text")."""
+    records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
     texts = [r["text"] for r in records if any(g["tool"] == "Calculator" for g in r["gold"])][:limit]
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     return len(texts)
@@ -71,6 +73,10 @@ def run_datagen(name: str, texts: Path, out: Path, extra: list[str], env: dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=8, help="texts per run (the first worked solutions of the dev set)")
+    parser.add_argument("--input", type=Path, default=DEV,
+                        help="texts with gold spots (jsonl), e.g. benchmarks/data/real/gsm8k_train_tune.jsonl for "
+                             "worked solutions written by people (default: the self-written dev set)")
+    parser.add_argument("--skip-paper", action="store_true", help="leave out --sampling paper")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for every run (default: torch's own)")
     parser.add_argument("--skip-old", action="store_true", help="leave out the old path (no ratio)")
     parser.add_argument("--skip-inline", action="store_true",
@@ -87,10 +93,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="datagen_throughput_") as tmp:
         work = Path(tmp)
         texts = work / "texts.jsonl"
-        result["texts"] = write_texts(texts, args.limit)
+        result["texts"] = write_texts(texts, args.limit, args.input)
+        result["input"] = str(args.input.resolve().relative_to(ROOT) if args.input.resolve().is_relative_to(ROOT)
+                              else args.input)
         result["new_code"] = imported_from(env, ROOT)
         result["default"] = run_datagen("default", texts, work / "default", ["--sampling", "default"], env, ROOT)
-        result["paper"] = run_datagen("paper", texts, work / "paper", ["--sampling", "paper"], env, ROOT)
+        if not args.skip_paper:
+            result["paper"] = run_datagen("paper", texts, work / "paper", ["--sampling", "paper"], env, ROOT)
         if not args.skip_inline:
             result["default_inline"] = run_datagen("default_inline", texts, work / "default_inline",
                                                    ["--sampling", "default", "--placement", "inline"], env, ROOT)

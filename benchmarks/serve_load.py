@@ -156,8 +156,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--decode-ms", type=float, default=10.0, help="fake backend: ms per decoded token")
     parser.add_argument("--max-tokens", type=int, default=40)
     parser.add_argument("--batching", action="store_true",
-                        help="transformers backend: server-side tools with the step batcher off (lock-step, one "
-                             "session per forward) vs on, alternated per level, and whether every reply is the same")
+                        help="transformers backend: server-side tools lock-step (--no-batch: one session per forward, "
+                             "every prompt prefilled whole) vs as served by default (step batcher and prefix cache), "
+                             "alternated per level, and whether every reply is the same")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     if args.backend == "fake":
@@ -196,8 +197,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def batching(backend: Any, model: str, config: LoopConfig, levels: list[int], args: Any) -> list[dict[str, Any]]:
-    """Per level: the same chats with tools in the server, the step batcher off then on (the same backend object;
-    switched between levels' runs, when no request is in flight)."""
+    """Per level: the same chats with tools in the server, as `toolcall serve --no-batch` runs them (lock-step: one
+    session per forward, every prompt prefilled whole) and as `toolcall serve` does (the step batcher and the prefix
+    cache); the same backend object, switched between runs when no request is in flight."""
+    from toolcall.backends.prefix_cache import PrefixCache
     from toolcall.backends.step_batcher import StepBatcher
 
     out = []
@@ -210,16 +213,18 @@ def batching(backend: Any, model: str, config: LoopConfig, levels: list[int], ar
         texts: dict[str, dict[str, str]] = {}
         for name, batched in (("lockstep", False), ("batched", True)):
             backend.batcher = StepBatcher(backend) if batched else None
+            backend.prefix_cache = PrefixCache() if batched else None
             texts[name] = {}
             row[name] = level(url, model, "server_tools", concurrency, chats, args.max_tokens, texts[name])
             if batched:
                 row[name]["rows_per_forward"] = round(backend.batcher.batched_rows / max(backend.batcher.batches, 1), 2)
+                row[name]["prompt_tokens_from_cache"] = backend.prefix_cache.reused_tokens
         row["tokens_per_s_batched_over_lockstep"] = round(row["batched"]["tokens_per_s"]
                                                           / row["lockstep"]["tokens_per_s"], 2)
         row["same_replies"] = f"{sum(texts['batched'][q] == t for q, t in texts['lockstep'].items())}/{chats}"
         out.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    backend.batcher = None
+    backend.batcher = backend.prefix_cache = None
     next(server, None)
     return out
 

@@ -25,6 +25,7 @@ from . import find_stop
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
 from .hf_loading import load_model_and_tokenizer
 from .hf_scoring import HFScoringMixin
+from .prefix_cache import PrefixCache
 from .step_batcher import StepBatcher
 
 
@@ -53,6 +54,7 @@ class TransformersSession(DecodeSession):
         self.rollback_tokens = 0                # decoded tokens dropped because a stop string ended inside them
         self.reprefilled_tokens = 0             # tokens re-encoded from those dropped tokens' kept characters
         self._seeded: Any = None                # the generator of a session with its own seed, made on first use
+        self._prompt_ids: list[int] | None = list(prompt_ids)  # kept for the prefix cache until the prompt is prefilled
 
     @property
     def ids(self) -> list[int]:
@@ -91,6 +93,20 @@ class TransformersSession(DecodeSession):
             self._feed(feed)
         elif self._logits is None:
             raise BackendError("cannot decode from an empty prompt: the session has no tokens")
+
+    def _reuse_prefix(self, cache: PrefixCache) -> None:
+        """Start from the stored keys and values of the longest prompt prefix this one shares with an earlier prompt."""
+        from transformers import DynamicCache
+
+        got = cache.lookup(self._fresh)
+        if got is None:
+            return
+        n, layers = got
+        own = DynamicCache(config=self._backend.model.config)
+        for index, (keys, values) in enumerate(layers):
+            own.update(keys, values, index)
+        self._cache = own
+        self.token_ids, self._fresh = self._fresh[:n], self._fresh[n:]
 
     def _crop(self, keep: int) -> None:
         """Drop cached tokens after the first `keep` (the stop-overhang rollback)."""
@@ -169,6 +185,8 @@ class TransformersSession(DecodeSession):
         if backend.batcher is not None:
             backend.batcher.enter()
         try:
+            if backend.prefix_cache is not None and not self.token_ids and not self._carry:
+                self._reuse_prefix(backend.prefix_cache)
             # A long prompt goes through in chunks, each its own step (an empty delta): a server that takes its lock
             # per step lets other replies decode between them instead of waiting for the whole prompt.
             chunk = backend.prefill_chunk
@@ -180,6 +198,10 @@ class TransformersSession(DecodeSession):
                 self._feed(piece)
                 yield ""
             self._prefill()
+            if self._prompt_ids is not None:
+                if backend.prefix_cache is not None and self._cache is not None and self.token_ids == self._prompt_ids:
+                    backend.prefix_cache.store(self.token_ids, self._cache)
+                self._prompt_ids = None
             start = len(self.text)
             generated: list[int] = []
             shown = ""               # decoded text of `generated` already added to self.text
@@ -283,7 +305,8 @@ class TransformersBackend(HFScoringMixin, Backend):
 
     def __init__(self, model: str | None = None, *, lm: Any = None, tokenizer: Any = None, dtype: str = "float32",
                  temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-                 max_batch_tokens: int = 8192, prefill_chunk: int = 512, batch_steps: bool = False) -> None:
+                 max_batch_tokens: int = 8192, prefill_chunk: int = 512, batch_steps: bool = False,
+                 prefix_cache: bool = False) -> None:
         if (lm is None) != (tokenizer is None):
             raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -312,11 +335,16 @@ class TransformersBackend(HFScoringMixin, Backend):
         self._open_ids: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
         # Concurrent sessions' decode steps run as one batch (a server's replies); None: each session runs alone.
         self.batcher: StepBatcher | None = StepBatcher(self) if batch_steps else None
+        # The last prompts' keys and values, for new sessions whose prompts begin the same way; None: off.
+        self.prefix_cache: PrefixCache | None = PrefixCache() if prefix_cache else None
 
     def batch_concurrent(self) -> None:
-        """From now on, decode the steps of concurrent sessions together (see step_batcher)."""
+        """From now on, decode the steps of concurrent sessions together (see step_batcher), and start each session
+        from the stored keys and values of the prompt prefix it shares with recent ones (see prefix_cache)."""
         if self.batcher is None:
             self.batcher = StepBatcher(self)
+        if self.prefix_cache is None:
+            self.prefix_cache = PrefixCache()
 
     @classmethod
     def from_transformers(cls, lm: Any, tokenizer: Any, **options: Any) -> "TransformersBackend":

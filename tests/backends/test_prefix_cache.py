@@ -1,0 +1,52 @@
+"""The prefix cache: a session whose prompt begins like an earlier one's prefills only the rest, and decodes the same."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from tiny_model import make_tiny_model  # noqa: E402
+
+from toolcall.backends.base import Sampling  # noqa: E402
+
+TEXTS = ["the cat sat on the mat and the dog ran to the park", "one two three four five six seven eight nine ten"] * 4
+SHARED = "one two three four five six seven eight nine ten " * 6  # an instruction every request starts with
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_prefix"), TEXTS)
+
+
+def decode(b: Any, prompt: str) -> tuple[str, int]:
+    s = b.start(prompt)
+    s.sampling = Sampling(temperature=0.0)
+    text = s.generate([], 12)
+    return text, s.counters.prefilled_tokens
+
+
+def test_a_shared_prompt_prefix_is_prefilled_once(tiny: Path) -> None:
+    from toolcall.backends.transformers import TransformersBackend
+
+    plain = TransformersBackend(str(tiny), prefill_chunk=0)
+    cached = TransformersBackend(str(tiny), prefill_chunk=0, prefix_cache=True)
+    first, second = SHARED + "the cat", SHARED + "the dog ran"
+    assert decode(cached, first)[1] == decode(plain, first)[1]  # nothing stored yet: the whole prompt
+    text, prefilled = decode(cached, second)
+    whole = len(plain.encode(second))
+    assert text == decode(plain, second)[0]
+    assert prefilled < whole // 4 and cached.prefix_cache is not None and cached.prefix_cache.hits == 1
+    # The same prompt again: all of it but the last token comes from the cache.
+    assert decode(cached, second) == (text, 1)
+
+
+def test_short_or_unrelated_prompts_are_not_served_from_the_cache(tiny: Path) -> None:
+    from toolcall.backends.transformers import TransformersBackend
+
+    cached = TransformersBackend(str(tiny), prefill_chunk=0, prefix_cache=True)
+    decode(cached, SHARED + "the cat")
+    decode(cached, "the cat sat on the mat")
+    assert cached.prefix_cache is not None and cached.prefix_cache.hits == 0

@@ -1,0 +1,65 @@
+"""The KV of the last few prompts a transformers backend prefilled, so that a new session whose prompt begins the same
+way (a server's instruction, tools and worked examples, the same for every request) prefills only what differs.
+
+A causal model's keys and values at a position depend only on the tokens up to it, so a session may start from the
+stored keys and values of the longest prompt prefix it shares with an earlier one, as vLLM's prefix caching does.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+
+class PrefixCache:
+    """Up to `entries` prompts' keys and values (each at most `max_tokens` long); a prefix shorter than `min_tokens` is
+    not worth the copy."""
+
+    def __init__(self, entries: int = 4, min_tokens: int = 32, max_tokens: int = 4096) -> None:
+        self.entries, self.min_tokens, self.max_tokens = entries, min_tokens, max_tokens
+        self._lock = threading.Lock()
+        self._stored: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
+        self.hits = 0
+        self.reused_tokens = 0
+
+    def lookup(self, ids: Sequence[int]) -> tuple[int, list[tuple[Any, Any]]] | None:
+        """The length of the longest stored prefix of `ids` (one token short of all of them: the session needs a
+        forward for its next-token logits) and copies of its keys and values per layer; None below min_tokens."""
+        with self._lock:
+            best, layers = 0, None
+            for key, stored in self._stored.items():
+                n = _common(key, ids)
+                if n > best:
+                    best, layers, found = n, stored, key
+            if layers is None:
+                return None
+            self._stored.move_to_end(found)
+        n = min(best, len(ids) - 1)
+        if n < self.min_tokens:
+            return None
+        self.hits += 1
+        self.reused_tokens += n
+        return n, [(k[:, :, :n].clone(), v[:, :, :n].clone()) for k, v in layers]
+
+    def store(self, ids: Sequence[int], cache: Any) -> None:
+        """Keep the keys and values of the prompt `ids` (the first max_tokens of them), held in `cache`."""
+        n = min(len(ids), self.max_tokens)
+        if n < self.min_tokens:
+            return
+        key = tuple(ids[:n])
+        layers = [(layer.keys[:, :, :n].clone(), layer.values[:, :, :n].clone()) for layer in cache.layers]
+        with self._lock:
+            self._stored[key] = layers
+            self._stored.move_to_end(key)
+            while len(self._stored) > self.entries:
+                self._stored.popitem(last=False)
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

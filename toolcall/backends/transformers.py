@@ -54,7 +54,6 @@ class TransformersSession(DecodeSession):
         self.rollback_tokens = 0                # decoded tokens dropped because a stop string ended inside them
         self.reprefilled_tokens = 0             # tokens re-encoded from those dropped tokens' kept characters
         self._seeded: Any = None                # the generator of a session with its own seed, made on first use
-        self._prompt_ids: list[int] | None = list(prompt_ids)  # kept for the prefix cache until the prompt is prefilled
 
     @property
     def ids(self) -> list[int]:
@@ -74,14 +73,23 @@ class TransformersSession(DecodeSession):
         self.counters.forward_passes += 1
 
     def _forward(self, ids: list[int]) -> Any:
-        """Run `ids` after the cached tokens (extending the cache); the logits after the last."""
+        """Run `ids` after the cached tokens (extending the cache); the logits after the last. A session's first
+        tokens start from the prefix cache where a recent prompt began the same way, and are stored there."""
         torch = _torch()
         model = self._backend.model
-        tensor = torch.tensor([ids], dtype=torch.long, device=self._backend.device)
+        shared = self._backend.prefix_cache if not self.token_ids else None
+        run = ids
+        if shared is not None:
+            reused = self._reuse_prefix(shared, ids)
+            run = ids[reused:]
+            self.counters.prefilled_tokens -= reused
+        tensor = torch.tensor([run], dtype=torch.long, device=self._backend.device)
         # The DynamicCache is extended in place; newer transformers call the argument `cache`.
         kwargs = {self._backend.cache_kwarg: self._cache}
         with torch.inference_mode():
             out = model(input_ids=tensor, use_cache=True, logits_to_keep=1, **kwargs)
+        if shared is not None:
+            shared.store(ids, self._cache)
         return out.logits[0, -1].float()
 
     def _prefill(self) -> None:
@@ -94,19 +102,20 @@ class TransformersSession(DecodeSession):
         elif self._logits is None:
             raise BackendError("cannot decode from an empty prompt: the session has no tokens")
 
-    def _reuse_prefix(self, cache: PrefixCache) -> None:
-        """Start from the stored keys and values of the longest prompt prefix this one shares with an earlier prompt."""
+    def _reuse_prefix(self, cache: PrefixCache, ids: list[int]) -> int:
+        """Start the empty session from the stored keys and values of the longest prefix of `ids` that a recent prompt
+        shares; how many tokens of `ids` they cover (0: none)."""
         from transformers import DynamicCache
 
-        got = cache.lookup(self._fresh)
+        got = cache.lookup(ids)
         if got is None:
-            return
+            return 0
         n, layers = got
         own = DynamicCache(config=self._backend.model.config)
         for index, (keys, values) in enumerate(layers):
             own.update(keys, values, index)
         self._cache = own
-        self.token_ids, self._fresh = self._fresh[:n], self._fresh[n:]
+        return n
 
     def _crop(self, keep: int) -> None:
         """Drop cached tokens after the first `keep` (the stop-overhang rollback)."""
@@ -185,8 +194,6 @@ class TransformersSession(DecodeSession):
         if backend.batcher is not None:
             backend.batcher.enter()
         try:
-            if backend.prefix_cache is not None and not self.token_ids and not self._carry:
-                self._reuse_prefix(backend.prefix_cache)
             # A long prompt goes through in chunks, each its own step (an empty delta): a server that takes its lock
             # per step lets other replies decode between them instead of waiting for the whole prompt.
             chunk = backend.prefill_chunk
@@ -198,10 +205,6 @@ class TransformersSession(DecodeSession):
                 self._feed(piece)
                 yield ""
             self._prefill()
-            if self._prompt_ids is not None:
-                if backend.prefix_cache is not None and self._cache is not None and self.token_ids == self._prompt_ids:
-                    backend.prefix_cache.store(self.token_ids, self._cache)
-                self._prompt_ids = None
             start = len(self.text)
             generated: list[int] = []
             shown = ""               # decoded text of `generated` already added to self.text

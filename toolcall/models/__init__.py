@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 #: name -> folder beside this file holding adapter_config.json, adapter_model.safetensors and README.md (the recipe).
-NAMED_MODELS: dict[str, str] = {"toolformer-smollm2": "toolformer-smollm2"}
+NAMED_MODELS: dict[str, str] = {"toolformer-smollm2": "toolformer-smollm2",
+                                "schema-tools-smollm2": "schema-tools-smollm2"}
 
 
 def named_model_path(name: str) -> Path | None:

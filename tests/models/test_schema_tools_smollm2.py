@@ -1,5 +1,5 @@
 """The shipped generalist adapter, schema-tools-smollm2: found by name, and given three tools it has never seen, it
-calls the one each request needs (hermes, through the chat template)."""
+calls an offered one (hermes, through the chat template) - and, so far, the right one for only some requests."""
 from __future__ import annotations
 
 import json

@@ -316,3 +316,28 @@ def test_a_long_broken_call_is_placed_by_the_c_reader(name: str, text: str, at: 
     assert issue.pos == (len(text) if cut else text.rindex(at)), issue
     if dialect.name != "llama3_json":
         assert dialect.scan(text).cut is cut  # type: ignore[attr-defined]
+
+
+def test_a_long_parse_pauses_the_cyclic_collector_and_restores_it() -> None:
+    import gc
+
+    from toolcall.dialects.base import PAUSE_GC_CHARS, paused_gc
+
+    text = "[Calculator(1 + 2) -> 3] " * (PAUSE_GC_CHARS // 20)
+    assert gc.isenabled()
+    with paused_gc(len(text)):
+        assert not gc.isenabled()
+        with paused_gc(len(text)):  # nested (another thread's parse): the pause ends with the last one
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), paused_gc(len(text)):
+        raise ValueError("a parse that fails still restores the collector")
+    assert gc.isenabled()
+    assert len(get_dialect("toolformer").parse(text).calls) == PAUSE_GC_CHARS // 20 and gc.isenabled()
+    gc.disable()
+    try:  # a program that turned the collector off keeps it off
+        get_dialect("hermes").parse(text)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -20,6 +20,7 @@ from .base import (
     format_call,
     issue_from_error,
     load_parser,
+    paused_gc,
     raise_issue,
     rule,
     unquote,
@@ -272,7 +273,8 @@ class MossDialect(Dialect):
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
         issues: list[SyntaxIssue] = []
-        calls = [c for r in self._rounds(text, issues, strict) for c in r.calls]
+        with paused_gc(len(text)):
+            calls = [c for r in self._rounds(text, issues, strict) for c in r.calls]
         return Parsed(text, calls, self.name, issues, tuple(calls))
 
     # -- rendering -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from .base import (
     line_column,
     make_issue,
     nesting_fault,
+    paused_gc,
     raise_issue,
     rule,
 )
@@ -639,8 +640,9 @@ class StructuredDialect(Dialect):
                 k = runs_left.find(k - 1)
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
-        found = self.scan(text, strict)
-        calls = found.calls()
+        with paused_gc(len(text)):
+            found = self.scan(text, strict)
+            calls = found.calls()
         return Parsed(text, calls, self.name, found.issues, tuple(calls))
 
     def result_spans(self, text: str) -> list[ResultSpan]:

@@ -28,6 +28,7 @@ from .base import (
     line_column,
     load_parser,
     make_issue,
+    paused_gc,
     positional,
     raise_issue,
     rule,
@@ -335,7 +336,8 @@ class ToolformerDialect(Dialect):
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
         issues: list[SyntaxIssue] = []
-        calls = [call for call, _ in self._found(text, issues, strict)]
+        with paused_gc(len(text)):
+            calls = [call for call, _ in self._found(text, issues, strict)]
         return Parsed(text, calls, self.name, issues, tuple(calls))
 
     def result_spans(self, text: str) -> list[ResultSpan]:

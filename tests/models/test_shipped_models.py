@@ -9,7 +9,13 @@ import pytest
 from toolcall.models import NAMED_MODELS, named_model_path, resolve_model
 
 
+#: How each shipped model's corpus was made, as its recipe must say.
+RECIPES = {"toolformer-smollm2": ("tool_texts", "toolcall data-gen"),
+           "schema-tools-smollm2": ("toolcall.data_gen.corpora.schema_tools", "answer_filter")}
+
+
 def test_every_named_model_ships_its_adapter_and_recipe() -> None:
+    assert set(RECIPES) == set(NAMED_MODELS)
     for name in NAMED_MODELS:
         folder = named_model_path(name)
         assert folder is not None and folder.is_dir(), name
@@ -18,8 +24,10 @@ def test_every_named_model_ships_its_adapter_and_recipe() -> None:
         weights = folder / "adapter_model.safetensors"
         assert 0 < weights.stat().st_size < 8_000_000      # a few MB inside the wheel
         recipe = (folder / "README.md").read_text()
-        for step in ("tool_texts", "toolcall data-gen", "toolcall train", "toolcall eval", "seed"):
-            assert step in recipe, step
+        # Each recipe names how its corpus was made, then the training and the evaluation, with their seeds.
+        made_by = RECIPES[name]
+        for step in (*made_by, "toolcall train", "toolcall eval", "seed"):
+            assert step in recipe, (name, step)
 
 
 def test_names_resolve_to_the_package_and_paths_stay_paths(tmp_path: Path) -> None:

@@ -39,10 +39,14 @@ def reply(b: Any, prompt: str, stop: list[str]) -> tuple[str, str]:
     return first, s.generate([], 10)
 
 
-def test_concurrent_replies_batched_equal_each_served_alone(tiny: Path) -> None:
+@pytest.mark.parametrize("idle_steps", [16, 0], ids=["rows-kept", "rows-given-back-at-once"])
+def test_concurrent_replies_batched_equal_each_served_alone(tiny: Path, idle_steps: int) -> None:
+    """Replies leave the batch (their appended result runs alone) and rejoin in a free row; rows that sit out steps
+    ride along masked, or give their keys back (idle_steps 0): every reply is still the one served alone."""
     alone = backend(tiny, batch=False)
     expected = [reply(alone, p, ["e"]) for p in PROMPTS]
     batched = backend(tiny, batch=True)
+    batched.batcher.idle_steps = idle_steps
     assert together(lambda i: reply(batched, PROMPTS[i], ["e"]), len(PROMPTS)) == expected
     stats = batched.batcher
     assert stats.batches > 0 and stats.batched_rows > stats.batches  # steps really ran together

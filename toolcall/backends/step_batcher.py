@@ -32,13 +32,13 @@ class _Job:
 
 @dataclass
 class _Packed:
-    """The shared cache of the sessions now decoding together: row i holds members[i], its `pads[i]` first positions
-    empty (left padding)."""
+    """The shared cache of the sessions decoding together. Row i belongs to members[i] (None: a free row); `mask` marks
+    the positions of each row that hold its real tokens (0: left padding, or a step the row sat out)."""
 
-    members: list["TransformersSession"]
-    pads: list[int]
+    members: list["TransformersSession | None"]
     cache: Any
-    mask: Any  # [rows, positions]: 1 where a row has a real token
+    mask: Any  # [rows, positions]
+    idle: list[int]  # batched steps each row has sat out in a row
 
 
 class StepBatcher:
@@ -138,30 +138,66 @@ class StepBatcher:
         return job.work() if job.work is not None else job.session._forward(job.ids)
 
     def _forward_together(self, steps: list[_Job]) -> list[Any]:
+        """One forward for every stepping session. Rows of packed sessions that do not step this time ride along on a
+        masked pad (their caches grow by a position no later token sees), so joining and leaving cost one row's copy,
+        not the whole batch's."""
         torch = _torch()
         sessions = [j.session for j in steps]
-        packed = self._packed
-        if packed is None or packed.members != sessions:
-            self._unpack_all()
-            packed = self._packed = self._pack(sessions)
-        model = self.backend.model
-        rows = len(sessions)
-        packed.mask = torch.cat([packed.mask, packed.mask.new_ones((rows, 1))], dim=1)
-        positions = torch.tensor([[len(s.token_ids)] for s in sessions], dtype=torch.long, device=self.backend.device)
-        tokens = torch.tensor([j.ids for j in steps], dtype=torch.long, device=self.backend.device)
+        packed = self._place(sessions)
+        rows = len(packed.members)
+        row_of = {id(s): r for r, s in enumerate(packed.members) if s is not None}
+        stepping = torch.zeros((rows, 1), dtype=packed.mask.dtype, device=packed.mask.device)
+        tokens = torch.zeros((rows, 1), dtype=torch.long, device=self.backend.device)
+        positions = torch.zeros((rows, 1), dtype=torch.long, device=self.backend.device)
+        for job in steps:
+            r = row_of[id(job.session)]
+            stepping[r, 0] = 1
+            tokens[r, 0] = job.ids[0]
+            positions[r, 0] = len(job.session.token_ids)
+        packed.mask = torch.cat([packed.mask, stepping], dim=1)
         with torch.inference_mode():
-            out = model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions, use_cache=True,
-                        logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+            out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
+                                     use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        for r in range(rows):
+            packed.idle[r] = 0 if stepping[r, 0] else packed.idle[r] + 1
+        # A row that has sat out many steps (its reply ended, or waits on a slow tool) gives its keys back.
+        for r, member in enumerate(packed.members):
+            if member is not None and packed.idle[r] > self.idle_steps:
+                self._release_row(packed, r)
         self.batches += 1
-        self.batched_rows += rows
-        return [out.logits[i, -1].float() for i in range(rows)]
+        self.batched_rows += len(steps)
+        return [out.logits[row_of[id(s)], -1].float() for s in sessions]
+
+    idle_steps = 16  # batched steps a packed session may sit out before its row is given back
+
+    def _place(self, sessions: list["TransformersSession"]) -> _Packed:
+        """The packed cache with a row for each of `sessions`: a session not in it takes a free row (its keys copied
+        in, right-aligned), or the pack is rebuilt when no row is free, a cache is longer than the rows, or the rows
+        have grown to twice what their sessions hold."""
+        packed = self._packed
+        if packed is not None:
+            length = packed.mask.shape[1]
+            needed = [s for s in sessions if _row(packed, s) is None]
+            free = [r for r, m in enumerate(packed.members) if m is None]
+            live = [len(m.token_ids) for m in packed.members if m is not None] + [len(s.token_ids) for s in needed]
+            if (len(needed) <= len(free) and all(_cached(s) <= length for s in needed)
+                    and length <= 2 * max(live) + 64):
+                for s, r in zip(needed, free):
+                    self._fill_row(packed, r, s)
+                return packed
+        members = [m for m in (packed.members if packed is not None else []) if m is not None]
+        members += [s for s in sessions if not any(m is s for m in members)]
+        self._unpack_all()
+        self._packed = self._pack(members)
+        return self._packed
 
     def _pack(self, sessions: list["TransformersSession"]) -> _Packed:
         """One left-padded cache holding every session's keys and values (each session's own cache is emptied)."""
         from transformers import DynamicCache
 
         torch = _torch()
-        lengths = [len(s.token_ids) for s in sessions]
+        # The cache's own length: a packed session that is not stepping may be between its step and counting it.
+        lengths = [_cached(s) for s in sessions]
         longest = max(lengths)
         packed = DynamicCache(config=self.backend.model.config)
         for layer in range(len(sessions[0]._cache.layers)):
@@ -178,24 +214,58 @@ class StepBatcher:
             mask[row, longest - n:] = 1
         for s in sessions:
             s._cache = None  # its keys and values are in the packed cache until it is unpacked
-        return _Packed(list(sessions), [longest - n for n in lengths], packed, mask)
+        return _Packed(list(sessions), packed, mask, [0] * len(sessions))
+
+    def _fill_row(self, packed: _Packed, row: int, session: "TransformersSession") -> None:
+        """Copy a session's own keys and values into a free row, right-aligned."""
+        n, length = _cached(session), packed.mask.shape[1]
+        for shared, own in zip(packed.cache.layers, session._cache.layers):
+            shared.keys[row].zero_()
+            shared.values[row].zero_()
+            shared.keys[row, :, length - n:] = own.keys[0]
+            shared.values[row, :, length - n:] = own.values[0]
+        packed.mask[row] = 0
+        packed.mask[row, length - n:] = 1
+        packed.members[row], packed.idle[row] = session, 0
+        session._cache = None
+
+    def _release_row(self, packed: _Packed, row: int) -> None:
+        """Give a packed session its own keys and values back (its real positions only); its row is free again."""
+        from transformers import DynamicCache
+
+        session = packed.members[row]
+        assert session is not None
+        real = packed.mask[row].bool()
+        own = DynamicCache(config=self.backend.model.config)
+        for layer, shared in enumerate(packed.cache.layers):
+            own.update(shared.keys[row:row + 1, :, real].clone(), shared.values[row:row + 1, :, real].clone(), layer)
+        session._cache = own
+        packed.members[row] = None
 
     def _unpack(self, session: "TransformersSession") -> None:
-        """Give a packed session its own cache back (the others' rows are unpacked too: the pack is rebuilt)."""
-        if self._packed is not None and session in self._packed.members:
-            self._unpack_all()
+        """Give a packed session its own cache back before it runs alone (a prefill, a rollback)."""
+        packed = self._packed
+        row = _row(packed, session) if packed is not None else None
+        if packed is not None and row is not None:
+            self._release_row(packed, row)
 
     def _unpack_all(self) -> None:
         packed, self._packed = self._packed, None
         if packed is None:
             return
-        from transformers import DynamicCache
+        for row, member in enumerate(packed.members):
+            if member is not None:
+                self._release_row(packed, row)
 
-        for row, (s, pad) in enumerate(zip(packed.members, packed.pads)):
-            own = DynamicCache(config=self.backend.model.config)
-            for layer, shared in enumerate(packed.cache.layers):
-                own.update(shared.keys[row:row + 1, :, pad:].clone(), shared.values[row:row + 1, :, pad:].clone(), layer)
-            s._cache = own
+
+def _cached(session: "TransformersSession") -> int:
+    """How many positions the session's own cache holds."""
+    return int(session._cache.layers[0].keys.shape[2])
+
+
+def _row(packed: _Packed, session: "TransformersSession") -> int | None:
+    """The session's row (sessions compare by identity: two with the same text are not the same session)."""
+    return next((r for r, m in enumerate(packed.members) if m is session), None)
 
 
 def _torch() -> Any:

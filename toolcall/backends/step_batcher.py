@@ -114,7 +114,8 @@ class StepBatcher:
                 self._run(job, lambda j=job: self._forward_alone(j))
             if steps:
                 try:
-                    logits = self._forward_together(steps)
+                    with _torch().inference_mode():  # the packed cache's tensors are written in place
+                        logits = self._forward_together(steps)
                 except BaseException as err:  # noqa: BLE001  # handed to the waiting sessions, which raise it
                     self._unpack_all()
                     for job in steps:
@@ -134,7 +135,8 @@ class StepBatcher:
         job.done.set()
 
     def _forward_alone(self, job: _Job) -> Any:
-        self._unpack(job.session)
+        with _torch().inference_mode():
+            self._unpack(job.session)
         return job.work() if job.work is not None else job.session._forward(job.ids)
 
     def _forward_together(self, steps: list[_Job]) -> list[Any]:
@@ -155,9 +157,8 @@ class StepBatcher:
             tokens[r, 0] = job.ids[0]
             positions[r, 0] = len(job.session.token_ids)
         packed.mask = torch.cat([packed.mask, stepping], dim=1)
-        with torch.inference_mode():
-            out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
-                                     use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
+                                 use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
         for r in range(rows):
             packed.idle[r] = 0 if stepping[r, 0] else packed.idle[r] + 1
         # A row that has sat out many steps (its reply ended, or waits on a slow tool) gives its keys back.

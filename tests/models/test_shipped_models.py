@@ -8,7 +8,6 @@ import pytest
 
 from toolcall.models import NAMED_MODELS, named_model_path, resolve_model
 
-
 #: How each shipped model's corpus was made, as its recipe must say.
 RECIPES = {"toolformer-smollm2": ("tool_texts", "toolcall data-gen"),
            "schema-tools-smollm2": ("toolcall.data_gen.corpora.schema_tools", "answer_filter")}

@@ -103,6 +103,7 @@ JSON_PIECES = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _NUMBER_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?', re.S)
 _SPACE = re.compile(r"[ \t\r\n]+")
+_BLANK = re.compile(r"\s*")
 _MAX_DIGITS = 4000  # Python refuses longer digit strings (int's conversion limit is 4300)
 
 
@@ -595,7 +596,7 @@ class StructuredDialect(Dialect):
         for start, end, n in units:
             slots: list[tuple[int, int] | None] = ([(n, i) for i in range(len(found.groups[n].calls))] if n is not None
                                                    else [None])
-            if runs and text[last_end:start].strip() == "":
+            if runs and _BLANK.fullmatch(text, last_end, start) is not None:  # no copy of the prose between
                 runs[-1].extend(slots)
                 run_ends[-1] = end
             else:

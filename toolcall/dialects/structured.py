@@ -516,6 +516,13 @@ class StructuredDialect(Dialect):
                   else "is not closed before the next one opens")
         return make_issue(text, end, f"{what} starting at line {line}, column {column} {reason}", expected)
 
+    @staticmethod
+    def _ended(text: str, start: int, what: str, expected: tuple[str, ...] = ()) -> SyntaxIssue:
+        """The issue of a candidate the end of the text cut off (more may follow)."""
+        line, column = line_column(text, start)
+        return make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, column {column}",
+                          expected)
+
     def _candidate(self, parser: Lark, text: str, start: int, end: int, closers: Iterable[str], what: str,
                    issues: list[SyntaxIssue], failed: list[tuple[int, int]], budget: GrammarBudget,
                    cheap: Callable[[], Fault | Truncated | None], chunk: str | None = None) -> tuple[Tree, int] | None | bool:
@@ -539,10 +546,8 @@ class StructuredDialect(Dialect):
                 return None
             issue = issue_from_error(err, parser, text, start, len(source), what)
             cut = at_end and cut_off(err, parser, text[issue.pos:end])
-            line, column = line_column(text, start)
             if cut and isinstance(err, UnexpectedCharacters):  # an unclosed string: the text ended inside it
-                issue = make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, "
-                                                    f"column {column}", issue.expected)
+                issue = self._ended(text, start, what, issue.expected)
             elif not at_end and issue.pos >= start + len(source):
                 issue = self._unfinished(text, start, start + len(source), what, issue.expected)
             issues.append(issue)
@@ -557,12 +562,11 @@ class StructuredDialect(Dialect):
             issues.append(self._unfinished(text, start, end, what))
             failed.append(self._failed_span(text, start, end, end))
             return None
-        line, column = line_column(text, start)
         if isinstance(where, Truncated):  # cut off by the end of the text: more may follow
-            issues.append(make_issue(text, len(text), f"unexpected end of input in {what} starting at line {line}, "
-                                                      f"column {column}"))
+            issues.append(self._ended(text, start, what))
             failed.append(self._failed_span(text, start, len(text), len(text)))
             return False
+        line, column = line_column(text, start)
         if isinstance(where, Fault):
             issues.append(make_issue(text, where.pos, f"{where.message} in {what} starting at line {line}, column {column}"))
             failed.append(self._failed_span(text, start, where.pos, end))

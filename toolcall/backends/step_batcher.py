@@ -3,10 +3,10 @@
 A decoding step of a small model on a CPU (or a GPU) costs about the same for one sequence as for sixteen: reading
 the weights dominates. So when several sessions decode at once (a server's concurrent replies), their steps are
 gathered and run as one batch. Each session keeps its own KV cache between replies and across tool pauses; while it
-decodes with others its keys and values live in a row of a shared, left-padded cache, which stays put while the same
-sessions keep stepping and is re-packed only when one joins or leaves (a reply paused on a tool leaves, and rejoins
-with only the tool's result prefilled). Every forward runs in the batcher's one thread; prefills (prompts, results)
-run there alone, between batches.
+decodes with others its keys and values live in a row of a shared, left-padded cache. A session that leaves (a reply
+paused on a tool) takes its row's keys back, and one that returns, with only the tool's result prefilled, takes a
+free row: one row's copy, not the batch's. Every forward runs in the batcher's one thread; prefills (prompts,
+results) run there alone, between batches.
 """
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ class StepBatcher:
         with self._cv:
             self._decoding += 1
 
-    def leave(self, session: "TransformersSession") -> None:
-        """A session stops decoding (its reply ended or paused on a tool): its row is unpacked before it runs again."""
+    def leave(self) -> None:
+        """A session stops decoding (its reply ended or paused on a tool): no step of it is to be waited for."""
         with self._cv:
             self._decoding -= 1
             self._cv.notify_all()
@@ -106,8 +106,10 @@ class StepBatcher:
                         break
                     self._cv.wait(left)
                 jobs, self._jobs = self._jobs[:self.max_batch], self._jobs[self.max_batch:]
-            steps = [j for j in jobs if j.work is None and len(j.ids) == 1 and j.session.token_ids]
-            alone = [j for j in jobs if j not in steps]
+            steps: list[_Job] = []
+            alone: list[_Job] = []
+            for job in jobs:
+                (steps if job.work is None and len(job.ids) == 1 and job.session.token_ids else alone).append(job)
             if len(steps) == 1:
                 alone, steps = alone + steps, []
             for job in alone:

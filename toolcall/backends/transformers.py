@@ -266,7 +266,7 @@ class TransformersSession(DecodeSession):
         finally:
             self.counters.decode_seconds += time.perf_counter() - began
             if backend.batcher is not None:
-                backend.batcher.leave(self)
+                backend.batcher.leave()
 
     def _roll_back(self, start: int, end: int, generated: list[int], boundaries: list[int], bounds_at: list[int]) -> None:
         """The stop string ended inside the last token(s): drop them and queue the kept characters for prefill."""

@@ -37,7 +37,6 @@ class RequestGatherer:
         self.gather_seconds = gather_seconds
         self._cv = threading.Condition()
         self._waiting: list[_Decode] = []
-        self._decoding = 0
         self._thread: threading.Thread | None = None
         self.calls = 0      # generate calls made
         self.requests = 0   # decodes they held
@@ -49,14 +48,9 @@ class RequestGatherer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="toolcall-vllm-gatherer", daemon=True)
                 self._thread.start()
-            self._decoding += 1
             self._waiting.append(job)
             self._cv.notify_all()
-        try:
-            job.done.wait()
-        finally:
-            with self._cv:
-                self._decoding -= 1
+        job.done.wait()
         if job.error is not None:
             raise job.error
 

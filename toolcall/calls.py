@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,8 +14,20 @@ class KeywordArgs(Mapping[str, Any]):
     __slots__ = ("_items", "_hash")
 
     def __init__(self, items: Mapping[str, Any] | None = None, /, **more: Any) -> None:
-        self._items: dict[str, Any] = {str(k): v for k, v in {**dict(items or {}), **more}.items()}
+        if type(items) is dict and not more and all(type(k) is str for k in items):  # a decoded JSON object: one copy
+            self._items: dict[str, Any] = dict(items)
+        else:
+            self._items = {str(k): v for k, v in {**dict(items or {}), **more}.items()}
         self._hash: int | None = None
+
+    @classmethod
+    def adopt(cls, items: dict[str, Any]) -> "KeywordArgs":
+        """KeywordArgs over a dict nobody else holds (a freshly decoded JSON object), without copying it."""
+        if not all(type(k) is str for k in items):
+            return cls(items)
+        made = cls.__new__(cls)
+        made._items, made._hash = items, None
+        return made
 
     def __getitem__(self, key: str) -> Any:
         return self._items[key]
@@ -44,7 +56,7 @@ def args_json(args: Any) -> list[Any] | dict[str, Any]:
     return dict(args) if isinstance(args, Mapping) else list(args)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """One call found in a text: tool name, arguments, result, character span, and the call id some formats carry.
 
@@ -73,7 +85,9 @@ class ToolCall:
         return isinstance(self.args, KeywordArgs)
 
     def with_result(self, result: str | None) -> "ToolCall":
-        return replace(self, result=result)
+        if result is self.result:
+            return self
+        return ToolCall(self.tool, self.args, result, self.span, self.id)
 
 
 @dataclass(frozen=True)

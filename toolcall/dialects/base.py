@@ -176,7 +176,7 @@ def _line_starts(text: str) -> list[int]:
 
 def line_column(text: str, pos: int) -> tuple[int, int]:
     """1-based line and column of a character offset."""
-    if pos < 4096:  # a short prefix is counted directly, without indexing the whole text
+    if pos < 256:  # a short prefix is counted directly, without indexing the whole text
         return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
     starts = _line_starts(text)
     line = bisect.bisect_right(starts, pos)

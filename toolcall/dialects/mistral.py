@@ -146,7 +146,7 @@ class MistralDialect(StructuredDialect):
         args, stop = decoded
         if not isinstance(args, dict):
             return None
-        return Group((start, stop), [ToolCall(m.group(1), KeywordArgs(args), None, (start, stop), m.group(2))], "args"), stop
+        return Group((start, stop), [ToolCall(m.group(1), KeywordArgs.adopt(args), None, (start, stop), m.group(2))], "args"), stop
 
     @staticmethod
     def _break(text: str, start: int, end: int) -> Fault | Truncated:

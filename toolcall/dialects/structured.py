@@ -273,7 +273,7 @@ def call_from_value(value: Any, span: tuple[int, int], args_keys: Sequence[str] 
     if not isinstance(args, dict):
         return None
     ident = value.get("id")
-    return ToolCall(value["name"], KeywordArgs(args), None, span, ident if isinstance(ident, str) else None)
+    return ToolCall(value["name"], KeywordArgs.adopt(args), None, span, ident if isinstance(ident, str) else None)
 
 
 def call_from_object(tree: Tree, offset: int, span: tuple[int, int], args_keys: Sequence[str] = ("arguments", "parameters"),
@@ -416,21 +416,22 @@ class ResultBlock:
 
 @dataclass
 class Scan:
-    """A text's call groups, result blocks and issues; `answers[(g, i)]` is the result block of call i of group g."""
+    """A text's call groups, result blocks and issues; `answers[k]` is the result block of the k-th call in text order
+    (over all groups), -1 for none."""
 
     groups: list[Group]
     results: list[ResultBlock]
     issues: list[SyntaxIssue]
     failed: list[tuple[int, int]] = field(default_factory=list)  # spans of call candidates that did not parse
-    answers: dict[tuple[int, int], int] = field(default_factory=dict)
+    answers: list[int] = field(default_factory=list)
     cut: bool = False  # the last candidate was cut off by the end of the text (more may follow)
 
     def calls(self) -> list[ToolCall]:
-        out = []
-        for g, group in enumerate(self.groups):
-            for i, call in enumerate(group.calls):
-                r = self.answers.get((g, i))
-                out.append(call.with_result(self.results[r].text if r is not None else None))
+        results, answers = self.results, self.answers
+        out = [call for group in self.groups for call in group.calls]
+        for k, r in enumerate(answers):
+            if r >= 0:
+                out[k] = out[k].with_result(results[r].text)
         return out
 
 
@@ -589,17 +590,22 @@ class StructuredDialect(Dialect):
         return found
 
     def _pair(self, text: str, found: Scan) -> None:
-        # Runs of adjacent groups (and failed candidates, which take a result of their own: the error text).
-        units: list[tuple[int, int, int | None]] = [(g.span[0], g.span[1], n) for n, g in enumerate(found.groups)]
+        # Calls are numbered in text order over all groups (flat lists, not dicts of (group, call) pairs: on megabytes
+        # of text the hash tables were most of the pairing's time). Runs of adjacent groups (and failed candidates,
+        # which take a result of their own: the error text) are ranges of slots; a failed candidate's slot is -1.
+        groups = found.groups
+        first = [0] * (len(groups) + 1)
+        for g, grp in enumerate(groups):
+            first[g + 1] = first[g] + len(grp.calls)
+        units: list[tuple[int, int, int]] = [(g.span[0], g.span[1], n) for n, g in enumerate(groups)]
         if self.failed_take_results:
-            units += [(s, e, None) for s, e in found.failed]
+            units += [(s, e, -1) for s, e in found.failed]
         units.sort(key=lambda u: u[:2])
-        runs: list[list[tuple[int, int] | None]] = []  # each slot: (group, call index), or None for a failed candidate
+        runs: list[list[int]] = []  # each slot: a call's number, or -1 for a failed candidate
         run_ends: list[int] = []
         last_end = -1
         for start, end, n in units:
-            slots: list[tuple[int, int] | None] = ([(n, i) for i in range(len(found.groups[n].calls))] if n is not None
-                                                   else [None])
+            slots = list(range(first[n], first[n + 1])) if n >= 0 else [-1]
             if runs and _BLANK.fullmatch(text, last_end, start) is not None:  # no copy of the prose between
                 runs[-1].extend(slots)
                 run_ends[-1] = end
@@ -607,39 +613,42 @@ class StructuredDialect(Dialect):
                 runs.append(slots)
                 run_ends.append(end)
             last_end = end
-        # Calls that carry an id, by id, in text order (ids made from a call repeat for equal calls).
-        by_id: dict[str, list[tuple[int, tuple[int, int]]]] = {}
-        for g, grp in enumerate(found.groups):
+        # Calls that carry an id, by id, in text order (ids made from a call repeat for equal calls): (end of its
+        # group, call number) each.
+        by_id: dict[str, list[tuple[int, int]]] = {}
+        for g, grp in enumerate(groups):
             for i, c in enumerate(grp.calls):
                 if c.id is not None:
-                    by_id.setdefault(c.id, []).append((grp.span[1], (g, i)))
-        named_left = {ident: _Latest(len(calls)) for ident, calls in by_id.items()}
+                    by_id.setdefault(c.id, []).append((grp.span[1], first[g] + i))
+        named_left: dict[str, _Latest] = {}  # made when an id that several calls share is first answered
         runs_left = _Latest(len(runs))
         taken = [0] * len(runs)  # unanswered slots of a run are answered in order
-        used: set[tuple[int, int]] = set()
+        answers = found.answers = [-1] * first[-1]
         for r, block in enumerate(found.results):
             if block.call_id is not None and block.call_id in by_id:
                 # The nearest call before the result with that id that no result has answered yet.
                 calls = by_id[block.call_id]
-                k = named_left[block.call_id].find(bisect.bisect_right(calls, block.span[0], key=lambda c: c[0]) - 1)
+                if len(calls) == 1:  # the usual case: ids are unique
+                    k = 0 if calls[0][0] <= block.span[0] and answers[calls[0][1]] < 0 else -1
+                else:
+                    left = named_left.get(block.call_id) or named_left.setdefault(block.call_id, _Latest(len(calls)))
+                    k = left.find(bisect.bisect_right(calls, block.span[0], key=lambda c: c[0]) - 1)
+                    if k >= 0:
+                        left.remove(k)
                 if k >= 0:
-                    named = calls[k][1]
-                    found.answers[named] = r
-                    used.add(named)
-                    named_left[block.call_id].remove(k)
+                    answers[calls[k][1]] = r
                     continue
             # The latest run that ends before the result and still has an unanswered slot.
             k = runs_left.find(bisect.bisect_right(run_ends, block.span[0]) - 1)
             while k >= 0:
                 slots = runs[k]
-                while taken[k] < len(slots) and slots[taken[k]] is not None and slots[taken[k]] in used:
+                while taken[k] < len(slots) and slots[taken[k]] >= 0 and answers[slots[taken[k]]] >= 0:
                     taken[k] += 1
                 if taken[k] < len(slots):
                     slot = slots[taken[k]]
                     taken[k] += 1
-                    if slot is not None:
-                        found.answers[slot] = r
-                        used.add(slot)
+                    if slot >= 0:
+                        answers[slot] = r
                     break
                 runs_left.remove(k)  # every slot answered (some by id): never looked at again
                 k = runs_left.find(k - 1)
@@ -648,7 +657,9 @@ class StructuredDialect(Dialect):
         with paused_gc(len(text)):
             found = self.scan(text, strict)
             calls = found.calls()
-        return Parsed(text, calls, self.name, found.issues, tuple(calls))
+            issues = found.issues
+            del found  # freed before the collector resumes, so its first collection walks the calls only
+        return Parsed(text, calls, self.name, issues, tuple(calls))
 
     def result_spans(self, text: str) -> list[ResultSpan]:
         """Each result block's opening marker and its body (what the program writes at inference)."""
@@ -687,8 +698,8 @@ class StructuredDialect(Dialect):
                 edits.append((*group.span, self._render_group(now, group.style) if now else ""))
             missing: list[ToolCall] = []
             for i, call in enumerate(group.calls):
-                r = found.answers.get((g, i))
-                block = found.results[r] if r is not None else None
+                r = found.answers[flat - len(group.calls) + i]
+                block = found.results[r] if r >= 0 else None
                 updated = next((c for c in now if c.span == call.span), None)
                 if updated is None or call.span not in kept:
                     if block is not None:

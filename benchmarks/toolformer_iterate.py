@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             run(toolcall("data-gen", "--input", str(args.pool), "--output", str(datagen), "--tools", args.tools,
                          "--limit", str(args.texts), "--seed", str(args.seed + i), "--no-progress", *backend_args(args),
                          *model, *flags, *resume, *shlex.split(args.data_gen_args)), log, timings, f"data_gen_{i}")
+        corpus = who_wrote(datagen) | {"quality": corpus_quality(args.pool, datagen, args.texts)}
+        if not corpus["texts_kept"]:  # nothing to train on: the loop ends here, and the report says so
+            iterations.append({"iteration": i, "sampler_and_scorer": "base (+ proposers)" if i == 0 else f"model_{i}",
+                               "corpus": corpus, "stopped": f"corpus {i} kept no text, so no model {i + 1} was trained"})
+            break
         adapter = out / f"model_{i + 1}"
         if not any(adapter.glob("*.json")):
             run(toolcall("train", "--corpus", str(datagen), "--output", str(adapter), "--lora", "--epochs",
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         model = ["--model", str(adapter)]
         iterations.append({
             "iteration": i, "sampler_and_scorer": "base (+ proposers)" if i == 0 else f"model_{i}",
-            "corpus": who_wrote(datagen) | {"quality": corpus_quality(args.pool, datagen, args.texts)},
+            "corpus": corpus,
             f"model_{i + 1}_on_held_out_problems": evaluate(out, f"model_{i + 1}", model, args, timings, log)})
         timings_file.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
     report = {"benchmark": "toolformer_iterate", "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",

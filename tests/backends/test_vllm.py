@@ -486,3 +486,59 @@ def test_without_the_logits_processor_the_trigger_is_refused(stand_in: None) -> 
     backend = VLLMBackend.from_vllm(ScriptedLLM(["x"]))
     with pytest.raises(ConfigError, match="logits_processors"):
         backend.start("q").generate([], 10, Steering("[", trigger_top_k=10))
+
+
+@pytest.fixture(scope="module")
+def real_async_vllm() -> Any:
+    """vLLM's async engine (what `toolcall serve --backend vllm` runs); needs what real_vllm needs."""
+    pytest.importorskip("vllm")
+    import os
+
+    from toolcall.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(os.environ.get("TOOLCALL_VLLM_MODEL"), dtype="float32", engine="async")
+    yield backend
+    backend.close()
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [LoopConfig(max_new_tokens=24, trigger_top_k=10),
+                                    LoopConfig(max_new_tokens=24, trigger_top_k=10, constrain_calls=True),
+                                    LoopConfig(max_new_tokens=24, tools_enabled=False)],
+                         ids=["trigger", "trigger+constrain", "no-tools"])
+def test_real_async_engine_replies_as_the_offline_engine(real_async_vllm: Any, real_vllm: Any,
+                                                         config: LoopConfig) -> None:
+    from toolcall.api import make_registry
+
+    dialect, registry = get_dialect("toolformer"), make_registry(["calculator"])
+    texts = {}
+    for name, backend in (("async", real_async_vllm), ("offline", real_vllm)):
+        prompts = [dialect.prompt(q, registry, backend.chat_prompt) for q in QUESTIONS]
+        texts[name] = [run_loop(backend, p, dialect, registry, config).text for p in prompts]
+    assert texts["async"] == texts["offline"]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_async_engine_streams_tokens_and_runs_concurrent_replies_as_alone(real_async_vllm: Any) -> None:
+    from together import together
+
+    from toolcall.api import make_registry
+    from toolcall.errors import BackendError
+
+    backend = real_async_vllm
+    dialect = get_dialect("toolformer")
+    config = LoopConfig(max_new_tokens=24, trigger_top_k=10)
+    prompts = [dialect.prompt(q, make_registry(["calculator"]), backend.chat_prompt) for q in QUESTIONS * 3]
+
+    def reply(i: int) -> str:
+        return run_loop(backend, prompts[i], dialect, make_registry(["calculator"]), config).text
+
+    alone = [reply(i) for i in range(len(prompts))]
+    assert together(reply, len(prompts)) == alone
+    session = backend.start(prompts[0])
+    deltas = list(session.stream([], 12))
+    assert len(deltas) > 1 and session.counters.decoded_tokens == 12  # token by token, not one whole segment
+    with pytest.raises(BackendError, match="engine='offline'"):
+        backend.naive_logprobs([backend.start_token_id(), *backend.encode("one two")])

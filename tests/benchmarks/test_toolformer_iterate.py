@@ -86,3 +86,35 @@ def test_the_pool_is_real_text_disjoint_from_the_dev_sets() -> None:
            for name in ("gsm8k_train_pool", "gsm8k_train_tune", "gsm8k_train_heldout")}
     assert len(ids["gsm8k_train_pool"]) == 400
     assert not ids["gsm8k_train_pool"] & (ids["gsm8k_train_tune"] | ids["gsm8k_train_heldout"])
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.model
+def test_the_iteration_runs_end_to_end_on_the_embedded_model(iterate: ModuleType, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Two iterations on one text, the real commands and the embedded model: the proposers seed corpus 0, model 1 is
+    trained on it and then samples (and judges) corpus 1 by itself; every step reports."""
+    text = ("The library lent 1,240 books in March and 1,560 books in April, a total of 2,800 books over the two "
+            "months.")
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({"id": "e2e-1", "text": text,
+                                "gold": [{"tool": "Calculator", "start": text.index("2,800"), "value": "2800"}]}) + "\n")
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"question": "A shelf has 14 rows of 12 books. How many books?", "answer": "168"}) + "\n")
+    out = tmp_path / "run"
+    assert iterate.main(["--out", str(out), "--iterations", "2", "--texts", "1", "--pool", str(pool), "--problems",
+                         str(problems), "--problems-limit", "1", "--epochs", "1", "--batch-size", "1"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["base_on_held_out_problems"]["tools"]["n"] == 1
+    first = report["iterations"][0]
+    assert first["corpus"]["texts_kept"] == 1 and first["corpus"]["by_source"]  # the proposer-seeded corpus
+    assert first["corpus"]["quality"]["precision"] is not None
+    assert first["model_1_on_held_out_problems"]["tools"]["n"] == 1
+    assert any((out / "model_1").glob("adapter_config.json"))
+    second = report["iterations"][1]
+    assert second["sampler_and_scorer"] == "model_1"
+    # Model 1 writes its own calls or none: either it trained model 2, or the report says why the loop stopped.
+    assert "model_2_on_held_out_problems" in second or second["stopped"].startswith("corpus 1 kept no text")
+    commands = (out / "commands.log").read_text()
+    assert "--no-propose" in commands and f"--scorer-model {out / 'model_1'}" in commands

@@ -13,10 +13,12 @@ llguidance ("guidance") backend, which reads the same Lark text: a decode stops 
 call is then decoded as a second request under the call grammar. The backend also implements the Scorer protocol
 (vllm_scoring), so `data-gen --backend vllm` runs on it.
 
-Concurrent sessions (a server's replies) are decoded together when `batch_concurrent()` is on: see vllm_gather.
-
-Limits: offline `LLM.generate` returns whole outputs, so `stream()` yields one delta per decode (a segment up to the
-next call marker or the end), and a batch returns when its longest decode does. An `LLM` built by
+Two engines. The offline `vllm.LLM` (the default: data-gen's scoring needs it) returns whole outputs, so `stream()`
+yields one delta per decode (a segment up to the next call marker or the end); concurrent sessions are decoded together
+when `batch_concurrent()` is on (vllm_gather), and such a batch returns when its longest decode does. With
+`engine="async"` (what `toolcall serve --backend vllm` uses) the backend runs vLLM's `AsyncLLM` (vllm_async): each
+decode is its own engine request, streamed token by token, and the engine batches all running requests continuously;
+it cannot score (data-gen). An `LLM` built by
 the caller without toolcall's logits processor (`from_vllm(llm)`) gets `disable` as a -100 `logit_bias` and no
 trigger.
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
+from .vllm_async import AsyncEngine
 from .vllm_gather import RequestGatherer
 from .vllm_scoring import VLLMScoringMixin
 from .vllm_steering import EXTRA_KEY, fired_triggers
@@ -79,6 +82,9 @@ class VLLMSession(DecodeSession):
         self.triggers = 0  # how often the top-k trigger forced a call open in this reply
 
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
+        if self._backend.async_engine is not None:
+            yield from self._stream_async(stop, max_new_tokens, steering)
+            return
         before = len(self.text)
         gatherer = self._backend.gatherer
         if gatherer is None:
@@ -89,9 +95,55 @@ class VLLMSession(DecodeSession):
         if len(self.text) > before:
             yield self.text[before:]
 
-    def _absorb(self, output: Any, seconds: float, closers: Sequence[str] = ()) -> None:
-        """Take one RequestOutput: text, ids, stop reason and counters. A decode under a grammar ends when the grammar
-        is complete, not at a stop string: one of `closers` that ends its text counts as the stop it matched."""
+    def _stream_async(self, stop: Sequence[str], budget: int, steering: Steering | None) -> Iterator[str]:
+        """One decode on the async engine, as `generate_batch` does it for one session: a call the loop opened is
+        decoded under its grammar; a constrained call that opens goes on under its grammar in a second request."""
+        self.stop_reason, self.matched_stop = None, None
+        if budget <= 0:
+            self.stop_reason = "length"
+            return
+        before = self.counters.decoded_tokens
+        opened = steering is not None and steering.call_open
+        yield from self._request(stop, budget, steering, steering.constrain if opened and steering else None)
+        if opened or steering is None:
+            return
+        left = budget - (self.counters.decoded_tokens - before)
+        if steering.constrain and self.matched_stop == steering.open_text and left > 0:
+            yield from self._request(stop, left, steering, steering.constrain)
+
+    def _request(self, stop: Sequence[str], budget: int, steering: Steering | None, grammar: str | None) -> Iterator[str]:
+        """One engine request over the ids so far, its text yielded as it comes; the caller's hold on the shared
+        engine (a server's lock) is given up while the engine works."""
+        backend = self._backend
+        assert backend.async_engine is not None
+        self._decoded_before = self.counters.decoded_tokens
+        params = backend._params(stop, budget, steering, grammar, self)
+        began = time.perf_counter()
+        outputs = backend.async_engine.stream(list(self.ids), params)
+        last, shown = None, 0
+        try:
+            while True:
+                with self.released():
+                    out = next(outputs, None)
+                if out is None:
+                    break
+                last = out
+                text = out.outputs[0].text
+                if len(text) > shown:
+                    delta, shown = text[shown:], len(text)
+                    self.text += delta
+                    yield delta
+        finally:
+            outputs.close()
+        if last is None:
+            raise BackendError("the vLLM engine finished a request without any output")
+        self._absorb(last, time.perf_counter() - began, closers=stop if grammar is not None else (), streamed=shown)
+        backend._count_triggers(self, params, last)
+
+    def _absorb(self, output: Any, seconds: float, closers: Sequence[str] = (), streamed: int = 0) -> None:
+        """Take one RequestOutput: text (after the `streamed` characters already appended), ids, stop reason and
+        counters. A decode under a grammar ends when the grammar is complete, not at a stop string: one of `closers`
+        that ends its text counts as the stop it matched."""
         completion = output.outputs[0]
         prompt_len = len(output.prompt_token_ids or self.ids)
         cached = getattr(output, "num_cached_tokens", None) or 0
@@ -112,7 +164,7 @@ class VLLMSession(DecodeSession):
         if self._backend.decode_ids(new_ids) != text:
             new_ids = self._backend.encode(text)
         self.ids += new_ids
-        self.text += text
+        self.text += text[streamed:]
         self.matched_stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
         if self.matched_stop is None and completion.finish_reason != "length":
             self.matched_stop = next((c for c in closers if c and text.endswith(c)), None)
@@ -138,14 +190,36 @@ class VLLMBackend(VLLMScoringMixin, Backend):
 
     def __init__(self, model: str | None = None, *, llm: Any = None, temperature: float = 0.0, top_p: float = 1.0,
                  seed: int | None = None, logits_processor: bool | None = None, max_batch_tokens: int | None = None,
-                 **engine_options: Any) -> None:
+                 engine: str = "offline", **engine_options: Any) -> None:
         """`logits_processor`: whether `llm` was built with toolcall's (LOGITS_PROCESSOR); an LLM built here always
-        is. `max_batch_tokens` (data-gen's --max-batch-tokens) becomes vLLM's max_num_batched_tokens."""
+        is. `max_batch_tokens` (data-gen's --max-batch-tokens) becomes vLLM's max_num_batched_tokens. `engine`:
+        "offline" (`vllm.LLM`) or "async" (`AsyncLLM`, streamed and continuously batched; no scoring)."""
         if temperature < 0 or not 0 < top_p <= 1:
             raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         if max_batch_tokens is not None:
             engine_options["max_num_batched_tokens"] = check_batch_tokens(max_batch_tokens)
+        if engine not in ("offline", "async"):
+            raise ConfigError(f"unknown vLLM engine {engine!r}; valid engines: offline, async")
+        if engine == "async" and llm is not None:
+            raise ConfigError("engine='async' builds its own AsyncLLM: pass a model path, not an offline `llm`")
+        # The async engine (vllm_async), when asked for; None: the offline LLM.
+        self.async_engine: AsyncEngine | None = None
+        if engine == "async":
+            import_vllm()
+            path = str(model) if model is not None else str(export_embedded_checkpoint())
+            options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
+                       **engine_options}
+            try:
+                self.async_engine = AsyncEngine(path, options)
+            except Exception as err:  # engine start-up fails in many library-specific ways
+                raise BackendError(f"vLLM could not load {path}: {type(err).__name__}: {err}") from err
+            self.llm = None
+            self.steers = LOGITS_PROCESSOR in options["logits_processors"]
+            self.tokenizer = self.async_engine.tokenizer()
+            self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
+            self.gatherer: RequestGatherer | None = None
+            return
         if llm is None:
             vllm = import_vllm()
             path = str(model) if model is not None else str(export_embedded_checkpoint())
@@ -159,14 +233,27 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         self.llm = llm
         self.steers = bool(logits_processor)
         self.tokenizer = llm.get_tokenizer()
-        self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        self._open_ids = {}
         # Concurrent sessions' decodes sent to the engine together (a server's replies); None: one at a time.
-        self.gatherer: RequestGatherer | None = None
+        self.gatherer = None
 
     def batch_concurrent(self) -> None:
-        """From now on, decode concurrent sessions in one engine call (see vllm_gather)."""
-        if self.gatherer is None:
+        """From now on, decode concurrent sessions together: in one offline engine call (see vllm_gather); the async
+        engine batches its running requests already."""
+        if self.gatherer is None and self.async_engine is None:
             self.gatherer = RequestGatherer(self)
+
+    def close(self) -> None:
+        """Shut the async engine down (the offline engine goes with the process)."""
+        if self.async_engine is not None:
+            self.async_engine.close()
+
+    def offline_llm(self) -> Any:
+        """The offline `vllm.LLM` (batched generation and scoring), or a clear error on the async engine."""
+        if self.llm is None:
+            raise BackendError("this vLLM backend runs the async engine, which serves decoding only; scoring and "
+                               "batched generation need engine='offline' (the default)")
+        return self.llm
 
     @classmethod
     def from_vllm(cls, llm: Any, **options: Any) -> "VLLMBackend":
@@ -193,8 +280,9 @@ class VLLMBackend(VLLMScoringMixin, Backend):
 
     def context_size(self) -> int | None:
         engine = getattr(self.llm, "llm_engine", None)
-        config = getattr(engine, "model_config", None) or getattr(getattr(engine, "vllm_config", None),
-                                                                  "model_config", None)
+        config = (self.async_engine.model_config if self.async_engine is not None else
+                  getattr(engine, "model_config", None) or getattr(getattr(engine, "vllm_config", None),
+                                                                   "model_config", None))
         size = getattr(config, "max_model_len", None)
         return size if isinstance(size, int) and size > 0 else None
 
@@ -303,18 +391,22 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         prompts = [{"prompt_token_ids": list(s.ids)} for s, _, _, _ in todo]
         params = [self._params(st, b, sg, g, s) for (s, st, b, sg), g in zip(todo, grammars)]
         began = time.perf_counter()
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.offline_llm().generate(prompts, params, use_tqdm=False)
         seconds = (time.perf_counter() - began) / len(todo)  # one batched call: its wall time shared out
         for (s, st, _, _), out, g, p in zip(todo, outputs, grammars, params):
             s._absorb(out, seconds, closers=st if g is not None else ())
-            rule = (getattr(p, "extra_args", None) or {}).get(EXTRA_KEY, {})
-            if rule.get("begin"):
-                # The rule ran in the engine process: replay it on the raw top tokens to count its firings.
-                completion = out.outputs[0]
-                tops = [[t for t, _ in sorted(step.items(), key=lambda kv: -kv[1].logprob)]
-                        for step in (completion.logprobs or [])]
-                s.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
-                                             list(completion.token_ids), tops)
+            self._count_triggers(s, p, out)
+
+    @staticmethod
+    def _count_triggers(session: VLLMSession, params: Any, out: Any) -> None:
+        """The rule ran in the engine process: replay it on the raw top tokens to count its firings."""
+        rule = (getattr(params, "extra_args", None) or {}).get(EXTRA_KEY, {})
+        if rule.get("begin"):
+            completion = out.outputs[0]
+            tops = [[t for t, _ in sorted(step.items(), key=lambda kv: -kv[1].logprob)]
+                    for step in (completion.logprobs or [])]
+            session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
+                                               list(completion.token_ids), tops)
 
 
 def _own_sessions(sessions: Sequence[DecodeSession]) -> list[VLLMSession]:

@@ -40,12 +40,14 @@ class _Scored:
 
 
 class VLLMScoringMixin:
-    """Scorer methods for a backend holding `self.llm` (a vllm.LLM built with toolcall's logits processor) and
+    """Scorer methods for a backend whose `offline_llm()` is a vllm.LLM built with toolcall's logits processor, and
     `self.tokenizer`."""
 
-    llm: Any
     tokenizer: Any
     score_chunk: int = 32   # tokens per forced-decode request of prefix_state (its sequential steps)
+
+    def offline_llm(self) -> Any:
+        raise NotImplementedError
 
     # --- tokens ----------------------------------------------------------------------
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -74,7 +76,7 @@ class VLLMScoringMixin:
             options.update({"logprob_token_ids": list(candidates)} if candidates else {"logprobs": 0})
             params.append(vllm.SamplingParams(**options))
             prompts.append({"prompt_token_ids": list(r.prompt)})
-        results = self.llm.generate(prompts, params, use_tqdm=False)
+        results = self.offline_llm().generate(prompts, params, use_tqdm=False)
         for i, result in zip(todo, results):
             r, completion = requests[i], result.outputs[0]
             steps = completion.logprobs or []
@@ -134,7 +136,7 @@ class VLLMScoringMixin:
 
         vllm = import_vllm()
         ids = [int(i) for i in ids]
-        result = self.llm.generate([{"prompt_token_ids": ids}],
+        result = self.offline_llm().generate([{"prompt_token_ids": ids}],
                                    [vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)],
                                    use_tqdm=False)[0]
         return [result.prompt_logprobs[j][ids[j]].logprob for j in range(1, len(ids))]
@@ -167,7 +169,7 @@ class VLLMScoringMixin:
                 options["stop"] = list(stop)
             params.append(vllm.SamplingParams(**options))
             prompts.append({"prompt_token_ids": ids[:cut] + [int(t) for t in first]})
-        results = self.llm.generate(prompts, params, use_tqdm=False)
+        results = self.offline_llm().generate(prompts, params, use_tqdm=False)
         out = []
         for result in results:
             rows = [self._sample_result(c, grammar is not None, keep_going) for c in result.outputs]

@@ -32,10 +32,11 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed for sampling")
 
 
-def backend_from_args(args: argparse.Namespace) -> Backend:
+def backend_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Backend:
+    """The backend the flags name, with their sampling defaults and the command's own `extra` engine options."""
     options: dict[str, Any] = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
                                                   ("seed", args.seed)) if v is not None}
-    return make_backend(args.backend, args.model, options)
+    return make_backend(args.backend, args.model, {**options, **(extra or {})})
 
 
 def config_from_args(args: argparse.Namespace) -> LoopConfig:

@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
                         help="the largest max_tokens a request may ask for (default 4096)")
     parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
                         help="decode concurrent replies together: their steps as one batch on transformers, their "
-                             "requests in one engine call on vLLM (each reply is what it would be served alone) "
+                             "requests streamed on the async engine on vLLM, which batches them continuously (each reply "
+                             "is what it would be served alone) "
                              "(default: on)")
     add_options(parser, _guard_config(), group="network (who may connect, and for how long)")
     parser.set_defaults(func=run)
@@ -91,7 +92,8 @@ def build_app(args: argparse.Namespace) -> Any:
     config = config_from_args(args)  # invalid numbers fail before the model loads
     auto = args.dialect.strip().lower() == "auto"
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
-    backend = backend_from_args(args)
+    # vLLM serves concurrent replies on its async engine: each streams its own request, batched continuously.
+    backend = backend_from_args(args, {"engine": "async"} if args.batch and args.backend == "vllm" else None)
     batch_concurrent = getattr(backend, "batch_concurrent", None)
     if args.batch and batch_concurrent is not None:
         batch_concurrent()

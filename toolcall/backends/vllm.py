@@ -46,20 +46,21 @@ LOGITS_PROCESSOR = "toolcall.backends.vllm_steering:ToolcallLogitsProcessor"
 TRIGGER_LOGPROBS = 20
 
 
-def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None) -> Path:
-    """Write the embedded SmolLM2 GGUF as an ordinary safetensors checkpoint vLLM can load (once; reused after).
+def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None, model: str | None = None) -> Path:
+    """Write the embedded SmolLM2 GGUF (or `model`: a shipped adapter's name, a LoRA adapter directory over it, or
+    another .gguf) as an ordinary safetensors checkpoint vLLM can load (once; reused after).
 
-    GGUF-loaded models refuse save_pretrained, so: the de-quantized state dict without the tied lm_head,
-    the config without its quantization entry, and the tokenizer.
+    GGUF-loaded models refuse save_pretrained, so: the de-quantized state dict (an adapter merged into it) without the
+    tied lm_head, the config without its quantization entry, and the tokenizer.
     """
-    target = Path(directory) if directory else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "toolcall" / "smollm2-135m-instruct"
+    target = Path(directory) if directory else _cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     from safetensors.torch import save_file
 
     from .hf_loading import load_model_and_tokenizer
 
-    lm, tok = load_model_and_tokenizer(None)
+    lm, tok = load_model_and_tokenizer(model)
     target.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in lm.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(target / "model.safetensors"))
@@ -68,6 +69,27 @@ def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None) 
     (target / "config.json").write_text(json.dumps(config), encoding="utf-8")
     tok.save_pretrained(str(target))
     return target
+
+
+def vllm_checkpoint(model: str | None) -> str:
+    """What vLLM loads for `model`: the embedded model, a shipped adapter (`schema-tools-smollm2`), a LoRA adapter
+    directory or a .gguf file become a plain checkpoint exported once (keyed by the source's name and time); a
+    checkpoint directory or hub name is passed through."""
+    from ..models import resolve_model
+
+    resolved = resolve_model(model)
+    if resolved is None:
+        return str(export_embedded_checkpoint())
+    path = Path(resolved)
+    if path.suffix == ".gguf" or (path / "adapter_config.json").is_file():
+        stamp = int(max((f.stat().st_mtime for f in path.iterdir() if f.is_file()), default=0) if path.is_dir()
+                    else path.stat().st_mtime)
+        return str(export_embedded_checkpoint(_cache_dir() / f"{path.stem or path.name}-{stamp}", model=resolved))
+    return resolved
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "toolcall"
 
 
 class VLLMSession(DecodeSession):
@@ -207,7 +229,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         self.async_engine: AsyncEngine | None = None
         if engine == "async":
             import_vllm()
-            path = str(model) if model is not None else str(export_embedded_checkpoint())
+            path = vllm_checkpoint(model)
             options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
                        **engine_options}
             try:
@@ -222,7 +244,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             return
         if llm is None:
             vllm = import_vllm()
-            path = str(model) if model is not None else str(export_embedded_checkpoint())
+            path = vllm_checkpoint(model)
             options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
                        **engine_options}
             try:

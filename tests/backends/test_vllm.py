@@ -226,28 +226,47 @@ def test_real_vllm_prefix_cache_serves_the_resubmitted_prefix(real_vllm: Any) ->
 
 QUESTIONS = ["A shop sells 17 boxes with 23 pens in each box. How many pens is that?",
              "Tom had 45 marbles and gave 18 away. How many are left?"]
+STEERINGS = [LoopConfig(max_new_tokens=24, trigger_top_k=10),
+             LoopConfig(max_new_tokens=24, trigger_top_k=10, constrain_calls=True),
+             LoopConfig(max_new_tokens=24, tools_enabled=False)]
+STEERING_IDS = ["trigger", "trigger+constrain", "no-tools"]
+
+
+def loop_texts(backend: Any, config: LoopConfig) -> list[str]:
+    """The loop's texts for QUESTIONS on `backend`, the Toolformer dialect and the calculator."""
+    from toolcall.api import make_registry
+
+    dialect, registry = get_dialect("toolformer"), make_registry(["calculator"])
+    return [run_loop(backend, dialect.prompt(q, registry, backend.chat_prompt), dialect, registry, config).text
+            for q in QUESTIONS]
+
+
+def alone_and_together(backend: Any, copies: int) -> tuple[list[str], Any]:
+    """Greedy tool-using replies to QUESTIONS * copies, each decoded alone; and a function that decodes them all at
+    the same moment, in threads."""
+    from together import together
+
+    from toolcall.api import make_registry
+
+    dialect = get_dialect("toolformer")
+    config = LoopConfig(max_new_tokens=24, trigger_top_k=10)
+    prompts = [dialect.prompt(q, make_registry(["calculator"]), backend.chat_prompt) for q in QUESTIONS * copies]
+
+    def reply(i: int) -> str:
+        return run_loop(backend, prompts[i], dialect, make_registry(["calculator"]), config).text
+
+    return [reply(i) for i in range(len(prompts))], lambda: together(reply, len(prompts))
 
 
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_real_vllm_gathered_replies_equal_each_decoded_alone(real_vllm: Any) -> None:
     """Concurrent tool-using replies gathered into shared engine calls: each is what it is decoded alone (greedy)."""
-    from together import together
-
-    from toolcall.api import make_registry
-
     backend = real_vllm
-    dialect = get_dialect("toolformer")
-    config = LoopConfig(max_new_tokens=24, trigger_top_k=10)
-    prompts = [dialect.prompt(q, make_registry(["calculator"]), backend.chat_prompt) for q in QUESTIONS * 2]
-
-    def reply(i: int) -> str:
-        return run_loop(backend, prompts[i], dialect, make_registry(["calculator"]), config).text
-
-    alone = [reply(i) for i in range(len(prompts))]
+    alone, at_once = alone_and_together(backend, 2)
     backend.batch_concurrent()
     try:
-        together_texts = together(reply, len(prompts))
+        together_texts = at_once()
         assert backend.gatherer.requests > backend.gatherer.calls  # some decodes shared a call
     finally:
         backend.gatherer = None
@@ -256,18 +275,9 @@ def test_real_vllm_gathered_replies_equal_each_decoded_alone(real_vllm: Any) -> 
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("config", [LoopConfig(max_new_tokens=24, trigger_top_k=10),
-                                    LoopConfig(max_new_tokens=24, trigger_top_k=10, constrain_calls=True),
-                                    LoopConfig(max_new_tokens=24, tools_enabled=False)],
-                         ids=["trigger", "trigger+constrain", "no-tools"])
+@pytest.mark.parametrize("config", STEERINGS, ids=STEERING_IDS)
 def test_real_vllm_steers_as_the_transformers_engine(real_vllm: Any, real_hf: Any, config: LoopConfig) -> None:
-    from toolcall.api import make_registry
-
-    dialect, registry = get_dialect("toolformer"), make_registry(["calculator"])
-    texts = {}
-    for name, backend in (("vllm", real_vllm), ("transformers", real_hf)):
-        prompts = [dialect.prompt(q, registry, backend.chat_prompt) for q in QUESTIONS]
-        texts[name] = [run_loop(backend, p, dialect, registry, config).text for p in prompts]
+    texts = {"vllm": loop_texts(real_vllm, config), "transformers": loop_texts(real_hf, config)}
     assert texts["vllm"] == texts["transformers"]
     if config.trigger_top_k:
         assert any("[Calculator(" in t for t in texts["vllm"])   # the trigger opened calls
@@ -503,41 +513,23 @@ def real_async_vllm() -> Any:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("config", [LoopConfig(max_new_tokens=24, trigger_top_k=10),
-                                    LoopConfig(max_new_tokens=24, trigger_top_k=10, constrain_calls=True),
-                                    LoopConfig(max_new_tokens=24, tools_enabled=False)],
-                         ids=["trigger", "trigger+constrain", "no-tools"])
+@pytest.mark.parametrize("config", STEERINGS, ids=STEERING_IDS)
 def test_real_async_engine_replies_as_the_offline_engine(real_async_vllm: Any, real_vllm: Any,
                                                          config: LoopConfig) -> None:
-    from toolcall.api import make_registry
-
-    dialect, registry = get_dialect("toolformer"), make_registry(["calculator"])
-    texts = {}
-    for name, backend in (("async", real_async_vllm), ("offline", real_vllm)):
-        prompts = [dialect.prompt(q, registry, backend.chat_prompt) for q in QUESTIONS]
-        texts[name] = [run_loop(backend, p, dialect, registry, config).text for p in prompts]
-    assert texts["async"] == texts["offline"]
+    assert loop_texts(real_async_vllm, config) == loop_texts(real_vllm, config)
 
 
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_real_async_engine_streams_tokens_and_runs_concurrent_replies_as_alone(real_async_vllm: Any) -> None:
-    from together import together
-
     from toolcall.api import make_registry
     from toolcall.errors import BackendError
 
     backend = real_async_vllm
-    dialect = get_dialect("toolformer")
-    config = LoopConfig(max_new_tokens=24, trigger_top_k=10)
-    prompts = [dialect.prompt(q, make_registry(["calculator"]), backend.chat_prompt) for q in QUESTIONS * 3]
-
-    def reply(i: int) -> str:
-        return run_loop(backend, prompts[i], dialect, make_registry(["calculator"]), config).text
-
-    alone = [reply(i) for i in range(len(prompts))]
-    assert together(reply, len(prompts)) == alone
-    session = backend.start(prompts[0])
+    alone, at_once = alone_and_together(backend, 3)
+    assert at_once() == alone
+    prompt = get_dialect("toolformer").prompt(QUESTIONS[0], make_registry(["calculator"]), backend.chat_prompt)
+    session = backend.start(prompt)
     deltas = list(session.stream([], 12))
     assert len(deltas) > 1 and session.counters.decoded_tokens == 12  # token by token, not one whole segment
     with pytest.raises(BackendError, match="engine='offline'"):

@@ -1,4 +1,4 @@
-"""The vLLM backend: offline `vllm.LLM` with prefix caching, so resubmitting a text after a tool call prefills only the new tokens.
+"""The vLLM backend: offline `vllm.LLM` or the async engine, with prefix caching, so resubmitting a text after a tool call prefills only the new tokens.
 
 A session keeps the token ids it has so far (prompt, decoded, appended) and resubmits them whole on every
 `stream()` as a token prompt; vLLM's automatic prefix caching finds the blocks it already computed, so only the

@@ -505,9 +505,13 @@ class StructuredDialect(Dialect):
     def _failed_span(self, text: str, start: int, err_pos: int, end: int) -> tuple[int, int]:
         """The text a malformed candidate takes: up to the first call marker at or after the fault and before `end`
         (the model meant the call to end there), else the fault itself."""
-        ends = [text.find(m, err_pos, end) for m in self.call_markers]
-        ends = [e + len(m) for e, m in zip(ends, self.call_markers) if e >= 0]
-        return start, max(start + 1, min(ends) if ends else min(len(text), err_pos + 1))
+        stop = -1
+        if err_pos < end:
+            for marker in self.call_markers:
+                found = text.find(marker, err_pos, end)
+                if found >= 0 and (stop < 0 or found + len(marker) < stop):
+                    stop = found + len(marker)
+        return start, max(start + 1, stop if stop >= 0 else min(len(text), err_pos + 1))
 
     @staticmethod
     def _unfinished(text: str, start: int, end: int, what: str, expected: tuple[str, ...] = ()) -> SyntaxIssue:
@@ -531,9 +535,9 @@ class StructuredDialect(Dialect):
         the end of the text), or `chunk` in its place; return (tree, end), or None after recording its issue, or False
         when it was cut off by the end of the text (more may follow). Past the grammar's `budget`, the candidate
         (known not to be a call by a faster reading) is reported where `cheap` says it breaks."""
-        source = text[start:end] if chunk is None else chunk
-        if not budget.spend(len(source)):
+        if not budget.spend(min(end, len(text)) - start if chunk is None else len(chunk)):
             return self._undiagnosed(text, start, min(end, len(text)), what, cheap(), issues, failed)
+        source = text[start:end] if chunk is None else chunk
         try:
             tree, stop = parse_prefix(parser, source, 0, closers)
             return tree, start + stop

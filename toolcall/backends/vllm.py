@@ -227,37 +227,25 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             raise ConfigError("engine='async' builds its own AsyncLLM: pass a model path, not an offline `llm`")
         # The async engine (vllm_async), when asked for; None: the offline LLM.
         self.async_engine: AsyncEngine | None = None
-        if engine == "async":
-            import_vllm()
-            path = vllm_checkpoint(model)
-            options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
-                       **engine_options}
-            try:
-                self.async_engine = AsyncEngine(path, options)
-            except Exception as err:  # engine start-up fails in many library-specific ways
-                raise BackendError(f"vLLM could not load {path}: {type(err).__name__}: {err}") from err
-            self.llm = None
-            self.steers = LOGITS_PROCESSOR in options["logits_processors"]
-            self.tokenizer = self.async_engine.tokenizer()
-            self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
-            self.gatherer: RequestGatherer | None = None
-            return
         if llm is None:
             vllm = import_vllm()
             path = vllm_checkpoint(model)
             options = {**DEFAULT_ENGINE, **guidance_engine_options(), "logits_processors": [LOGITS_PROCESSOR],
                        **engine_options}
             try:
-                llm = vllm.LLM(model=path, **options)
+                if engine == "async":
+                    self.async_engine = AsyncEngine(path, options)
+                else:
+                    llm = vllm.LLM(model=path, **options)
             except Exception as err:  # engine start-up fails in many library-specific ways
                 raise BackendError(f"vLLM could not load {path}: {type(err).__name__}: {err}") from err
             logits_processor = LOGITS_PROCESSOR in options["logits_processors"]
         self.llm = llm
         self.steers = bool(logits_processor)
-        self.tokenizer = llm.get_tokenizer()
-        self._open_ids = {}
-        # Concurrent sessions' decodes sent to the engine together (a server's replies); None: one at a time.
-        self.gatherer = None
+        self.tokenizer = self.async_engine.tokenizer() if self.async_engine is not None else llm.get_tokenizer()
+        self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        # Concurrent sessions' decodes sent to the offline engine together (a server's replies); None: one at a time.
+        self.gatherer: RequestGatherer | None = None
 
     def batch_concurrent(self) -> None:
         """From now on, decode concurrent sessions together: in one offline engine call (see vllm_gather); the async

@@ -498,6 +498,17 @@ def test_without_the_logits_processor_the_trigger_is_refused(stand_in: None) -> 
         backend.start("q").generate([], 10, Steering("[", trigger_top_k=10))
 
 
+def test_a_backend_without_an_offline_engine_refuses_to_score(stand_in: None) -> None:
+    """The async engine decodes only (its backend holds no `vllm.LLM`): scoring says which engine it needs."""
+    from toolcall.backends.vllm import VLLMBackend
+    from toolcall.errors import BackendError
+
+    backend = VLLMBackend.from_vllm(ScriptedLLM([]))
+    backend.llm = None
+    with pytest.raises(BackendError, match="engine='offline'"):
+        backend.naive_logprobs([1, 2, 3])
+
+
 @pytest.fixture(scope="module")
 def real_async_vllm() -> Any:
     """vLLM's async engine (what `toolcall serve --backend vllm` runs); needs what real_vllm needs."""

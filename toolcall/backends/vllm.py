@@ -258,13 +258,6 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         if self.async_engine is not None:
             self.async_engine.close()
 
-    def offline_llm(self) -> Any:
-        """The offline `vllm.LLM` (batched generation and scoring), or a clear error on the async engine."""
-        if self.llm is None:
-            raise BackendError("this vLLM backend runs the async engine, which serves decoding only; scoring and "
-                               "batched generation need engine='offline' (the default)")
-        return self.llm
-
     @classmethod
     def from_vllm(cls, llm: Any, **options: Any) -> "VLLMBackend":
         """Wrap an `LLM` the caller built (it should have enable_prefix_caching=True)."""

@@ -40,14 +40,19 @@ class _Scored:
 
 
 class VLLMScoringMixin:
-    """Scorer methods for a backend whose `offline_llm()` is a vllm.LLM built with toolcall's logits processor, and
-    `self.tokenizer`."""
+    """Scorer methods for a backend holding `self.llm` (a vllm.LLM built with toolcall's logits processor; None on
+    the async engine, which cannot score) and `self.tokenizer`."""
 
+    llm: Any
     tokenizer: Any
     score_chunk: int = 32   # tokens per forced-decode request of prefix_state (its sequential steps)
 
     def offline_llm(self) -> Any:
-        raise NotImplementedError
+        """The offline `vllm.LLM` (batched generation and scoring), or a clear error on the async engine."""
+        if self.llm is None:
+            raise BackendError("this vLLM backend runs the async engine, which serves decoding only; scoring and "
+                               "batched generation need engine='offline' (the default)")
+        return self.llm
 
     # --- tokens ----------------------------------------------------------------------
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:

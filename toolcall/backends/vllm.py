@@ -120,18 +120,26 @@ class VLLMSession(DecodeSession):
     def _stream_async(self, stop: Sequence[str], budget: int, steering: Steering | None) -> Iterator[str]:
         """One decode on the async engine, as `generate_batch` does it for one session: a call the loop opened is
         decoded under its grammar; a constrained call that opens goes on under its grammar in a second request."""
+        if not self._begin(budget):
+            return
+        yield from self._request(stop, budget, steering, _opened_grammar(steering))
+        left = self._constrained_left(budget, steering)
+        if left > 0 and steering is not None:
+            yield from self._request(stop, left, steering, steering.constrain)
+
+    def _begin(self, budget: int) -> bool:
+        """Start a decode of `budget` tokens (its stop not known yet); False, and a "length" stop, for none at all."""
         self.stop_reason, self.matched_stop = None, None
         if budget <= 0:
             self.stop_reason = "length"
-            return
-        before = self.counters.decoded_tokens
-        opened = steering is not None and steering.call_open
-        yield from self._request(stop, budget, steering, steering.constrain if opened and steering else None)
-        if opened or steering is None:
-            return
-        left = budget - (self.counters.decoded_tokens - before)
-        if steering.constrain and self.matched_stop == steering.open_text and left > 0:
-            yield from self._request(stop, left, steering, steering.constrain)
+        return budget > 0
+
+    def _constrained_left(self, budget: int, steering: Steering | None) -> int:
+        """After a decode of `budget` tokens: what is left of it for a constrained call that opened in that decode,
+        to go on under its grammar; 0 when none did (a call the loop opened was under its grammar already)."""
+        if steering is None or steering.call_open or not steering.constrain or self.matched_stop != steering.open_text:
+            return 0
+        return max(0, budget - (self.counters.decoded_tokens - self._decoded_before))
 
     def _request(self, stop: Sequence[str], budget: int, steering: Steering | None, grammar: str | None) -> Iterator[str]:
         """One engine request over the ids so far, its text yielded as it comes; the caller's hold on the shared
@@ -366,22 +374,16 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                        budgets: Sequence[int], steerings: Sequence[Steering | None]) -> None:
         """Decode several sessions in one `LLM.generate` call (vLLM schedules them together); the calls that opened
         under constrained steering are then decoded together in a second one, under their grammar."""
-        todo = [(s, st, b, sg) for s, st, b, sg in zip(_own_sessions(sessions), stops, budgets, steerings)]
-        for s, _, b, _ in todo:
-            s.stop_reason, s.matched_stop = None, None
-            if b <= 0:
-                s.stop_reason = "length"
-        todo = [t for t in todo if t[2] > 0]
+        todo = [(s, st, b, sg) for s, st, b, sg in zip(_own_sessions(sessions), stops, budgets, steerings)
+                if s._begin(b)]
         if not todo:
             return
-        # A call the loop opened already (a forced call) is decoded under its grammar from its first token.
-        self._decode(todo, [sg.constrain if sg is not None and sg.call_open else None for _, _, _, sg in todo])
-        todo = [t for t in todo if t[3] is None or not t[3].call_open]
+        self._decode(todo, [_opened_grammar(sg) for _, _, _, sg in todo])
         # A constrained call that opened in that decode goes on under its grammar, within what is left of the budget.
         opened: list[tuple[VLLMSession, Sequence[str], int, Steering | None]] = []
         for s, st, b, sg in todo:
-            left = b - (s.counters.decoded_tokens - s._decoded_before)
-            if sg is not None and sg.constrain and s.matched_stop == sg.open_text and left > 0:
+            left = s._constrained_left(b, sg)
+            if left > 0:
                 opened.append((s, st, left, sg))
         if opened:
             self._decode(opened, [sg.constrain if sg is not None else None for _, _, _, sg in opened])
@@ -410,6 +412,12 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                     for step in (completion.logprobs or [])]
             session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
                                                list(completion.token_ids), tops)
+
+
+def _opened_grammar(steering: Steering | None) -> str | None:
+    """The grammar a decode starts under: a call the loop opened already (a forced call) is decoded under its grammar
+    from its first token; anything else starts free."""
+    return steering.constrain if steering is not None and steering.call_open else None
 
 
 def _own_sessions(sessions: Sequence[DecodeSession]) -> list[VLLMSession]:

@@ -625,6 +625,7 @@ class StructuredDialect(Dialect):
                 if c.id is not None:
                     by_id.setdefault(c.id, []).append((grp.span[1], first[g] + i))
         named_left: dict[str, _Latest] = {}  # made when an id that several calls share is first answered
+        by_id_done = bytearray(first[-1])  # calls with an id of their own that a result naming it answered
         runs_left = _Latest(len(runs))
         taken = [0] * len(runs)  # unanswered slots of a run are answered in order
         answers = found.answers = [-1] * first[-1]
@@ -633,7 +634,9 @@ class StructuredDialect(Dialect):
                 # The nearest call before the result with that id that no result has answered yet.
                 calls = by_id[block.call_id]
                 if len(calls) == 1:  # the usual case: ids are unique
-                    k = 0 if calls[0][0] <= block.span[0] and answers[calls[0][1]] < 0 else -1
+                    k = 0 if calls[0][0] <= block.span[0] and not by_id_done[calls[0][1]] else -1
+                    if k == 0:
+                        by_id_done[calls[0][1]] = 1
                 else:
                     left = named_left.get(block.call_id) or named_left.setdefault(block.call_id, _Latest(len(calls)))
                     k = left.find(bisect.bisect_right(calls, block.span[0], key=lambda c: c[0]) - 1)

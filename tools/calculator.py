@@ -63,6 +63,9 @@ THREE_OPERANDS_BACK = 4    # a op b op c only over the nearest four, and only wh
 SENTENCES_BACK = 1         # operands come from the number's sentence and the one before it ...
 CHARS_BACK = 100           # ... or from the last 100 characters (receipts write one short sentence per line)
 CUE_REACH = 80             # cue words are looked for this many characters before a number
+# A number announced as the answer ("The answer is 51.", "Answer: $12") answers the whole text before it (a word
+# problem's quantities sit in its earlier sentences), so its operands may be any quantities written before it.
+_ANSWER_CUE = re.compile(rf"\banswer(?:\s+is|\s*:)\s*[{CURRENCY}]?$", re.I)
 _EQUALS = re.compile(r"(?:=|\bequals\b|\bis\b|\bare\b|\bmakes\b|\bgives\b)\s*$", re.I)
 # The tail of a written expression: numbers, operators, parentheses ("2*(8+5)", "23 times 2", "$3.75 x 2").
 _EXPRESSION_TAIL = re.compile(rf"(?:[\d.,()%{CURRENCY}+\-*/×·÷−–\s]|\btimes\b|\bplus\b|\bminus\b|\bdivided by\b|"
@@ -131,12 +134,13 @@ def calculator_proposer(text: str) -> list[Proposal]:
         if t in written:
             out.append(Proposal(target.start, (written[t],), 1.0))
             continue
-        window = [n for i, n in enumerate(numbers[:t]) if n.quantity and (sentence[i] >= sentence[t] - SENTENCES_BACK
+        before = text[max(0, target.start - CUE_REACH):target.start]
+        answer = _ANSWER_CUE.search(before) is not None
+        window = [n for i, n in enumerate(numbers[:t]) if n.quantity and (answer or sentence[i] >= sentence[t] - SENTENCES_BACK
                                                                            or target.start - n.end <= CHARS_BACK)]
         window = window[-OPERANDS_BACK:]
         if not window:
             continue
-        before = text[max(0, target.start - CUE_REACH):target.start]
         approx = _APPROX.search(before) is not None
         found = [(expr, far, 2) for expr, value, far in _two_operands(window, target) if _equal(value, target, approx)]
         if not found:
@@ -145,7 +149,7 @@ def calculator_proposer(text: str) -> list[Proposal]:
         if not found:
             continue
         earlier_units = set().union(*units[:t])
-        evidence = (0.2 if _CUE_BEFORE.search(before) else 0.15 if _CUE_AFTER.match(text, target.end) else 0.0)
+        evidence = (0.2 if answer or _CUE_BEFORE.search(before) else 0.15 if _CUE_AFTER.match(text, target.end) else 0.0)
         if (target.currency and any(n.currency == target.currency for n in window)) or units[t] & earlier_units:
             evidence += 0.2
         if any(n.quantity and n.value == target.value for n in numbers[:t]):

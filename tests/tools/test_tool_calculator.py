@@ -293,3 +293,13 @@ def test_a_calculation_is_admissible_when_its_numbers_are_written_before_it(args
     from toolcall.tools.calculator import calculator_admissible
 
     assert calculator_admissible(args, before) is ok
+
+
+def test_an_announced_answer_takes_its_operands_from_the_whole_problem() -> None:
+    # A word problem's quantities sit sentences before its answer, beyond the usual reach of one sentence back and
+    # 100 characters; "The answer is" says the number answers everything before it.
+    text = ("Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack, how much do you "
+            "have to pay to buy each pack of dvds from the shop today? The answer is 51.")
+    assert _best(text)[text.rindex("51")][0] == "76 - 25"
+    plain = text.replace("The answer is 51.", "You pay 51.")
+    assert text.rindex("51") not in _best(plain, 0.0)

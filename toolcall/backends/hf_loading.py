@@ -26,6 +26,19 @@ def embedded_model_path() -> Path:
     return path
 
 
+#: Where models run: "cpu", "cuda", "cuda:1", ... Without it, the first CUDA device when there is one, else the CPU.
+DEVICE_ENV = "TOOLCALL_DEVICE"
+
+
+def default_device() -> str:
+    """The device a model is placed on unless the caller names one: $TOOLCALL_DEVICE, else CUDA when available."""
+    chosen = os.environ.get(DEVICE_ENV, "").strip()
+    if chosen:
+        return chosen
+    torch, _ = _require_hf()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def embedded_model_available() -> bool:
     try:
         embedded_model_path()

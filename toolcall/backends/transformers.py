@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import BackendError, ConfigError, MissingDependencyError
 from . import find_stop
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
-from .hf_loading import load_model_and_tokenizer
+from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer
 from .hf_scoring import HFScoringMixin
 from .prefix_cache import PrefixCache
 from .step_batcher import StepBatcher
@@ -174,7 +174,8 @@ class TransformersSession(DecodeSession):
             outside = torch.cumsum(sorted_p, -1) - sorted_p > top_p  # keep the smallest set reaching top_p
             sorted_p[outside] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
-        return int(torch.multinomial(probs, 1, generator=self._generator()))
+        # The generators live on the CPU (seeded samples must not depend on the device), so the draw does too.
+        return int(torch.multinomial(probs.cpu(), 1, generator=self._generator()))
 
     def _generator(self) -> Any:
         """The session's own random generator when it has a seed (so its samples do not depend on other sessions),
@@ -309,7 +310,7 @@ class TransformersBackend(HFScoringMixin, Backend):
     def __init__(self, model: str | None = None, *, lm: Any = None, tokenizer: Any = None, dtype: str = "float32",
                  temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
                  max_batch_tokens: int = 8192, prefill_chunk: int = 512, batch_steps: bool = False,
-                 prefix_cache: bool = False) -> None:
+                 prefix_cache: bool = False, device: str | None = None) -> None:
         if (lm is None) != (tokenizer is None):
             raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -319,9 +320,17 @@ class TransformersBackend(HFScoringMixin, Backend):
             raise ConfigError(f"prefill_chunk must be a whole number of tokens >= 0 (0: the whole prompt at once), "
                               f"got {prefill_chunk!r}")
         self.prefill_chunk = prefill_chunk  # tokens per prefill step of a decode session
+        handed = lm is not None
         if lm is None:
             lm, tokenizer = load_model_and_tokenizer(model, dtype=dtype)
         torch = _torch()
+        if device is not None or not handed or str(next(lm.parameters()).device) == "cpu":
+            # A model we were handed on an accelerator stays there; any other goes where it runs fastest.
+            try:
+                lm = lm.to(device or default_device())
+            except (RuntimeError, AssertionError, ValueError) as err:  # "cuda:7" on a one-GPU machine, a CPU-only torch
+                raise ConfigError(f"cannot place the model on device {device or default_device()!r}: {err}; "
+                                  f"name another with ${DEVICE_ENV} (cpu, cuda, cuda:N)") from err
         self.model = lm
         self.tokenizer = tokenizer
         self.device = next(lm.parameters()).device

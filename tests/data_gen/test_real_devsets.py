@@ -66,3 +66,36 @@ def test_svamp_is_read_by_the_math_evaluation() -> None:
     items = load_items(REAL / "svamp_math.jsonl", "math")
     assert len(items) == 1000 and all(item.answer for item in items)
     assert items[1].question.startswith("Dan had $ 3 left") and items[1].answer == "1"
+
+
+def splitter() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("split_svamp", REAL.parent / "split_svamp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_svamp_split_is_what_its_script_writes_and_no_family_crosses_it() -> None:
+    split = splitter()
+    heldout, train, families = split.split(rows("svamp_math.jsonl"))
+    assert (heldout, train) == (rows("svamp_heldout.jsonl"), rows("svamp_train_texts.jsonl"))
+    assert families > 90 and len(heldout) + len(train) == 1000 and 250 < len(heldout) < 350
+    assert not {r["id"] for r in heldout} & {r["id"] for r in train}
+    held_bodies = [split.body_words(r["question"]) for r in heldout]
+    for rec in train:
+        question = rec["text"][:rec["text"].rindex(" The answer is ")]
+        assert max(split.overlap(split.body_words(question), b) for b in held_bodies) < split.SAME_FAMILY
+        (spot,) = rec["gold"]
+        assert rec["text"][spot["start"]:] == f"{rec['answer']}."
+
+
+def test_a_family_is_held_out_whole_even_when_its_members_are_far_apart() -> None:
+    split = splitter()
+    base = {"answer": "3", "equation": "( 5.0 - 2.0 )"}
+    problems = [{"id": f"p{i}", "question": q, **base} for i, q in enumerate([
+        "Dan had 5 apples in a red basket on the table. He ate 2. How many are left?",     # family 0: held out
+        "Mia walks 5 miles to the old mill by the river each day. How far in 2 days?",
+        "Dan had 9 apples in a red basket on the table. He ate 4. How many are left?"])]  # family 0 again
+    heldout, train, families = split.split(problems)
+    assert families == 2 and [r["id"] for r in heldout] == ["p0", "p2"] and [r["id"] for r in train] == ["p1"]

@@ -70,7 +70,8 @@ def evaluate(out: Path, name: str, model: list[str], args: argparse.Namespace, t
     summary_log, items = out / f"eval_{name}.log", out / f"eval_{name}.jsonl"
     if not items.is_file():
         cmd = toolcall("eval", "--task", "math", "--input", str(args.problems), "--limit", str(args.problems_limit),
-                       "--output", str(items), "--json", "--quiet", *backend_args(args), *model)
+                       "--output", str(items), "--json", "--quiet", *backend_args(args), *model,
+                       *shlex.split(args.eval_args))
         run(cmd, summary_log, timings, f"eval_{name}")
     summary = eval_summary(summary_log)
     return {mode: summary[mode] for mode in ("no_tools", "tools")} | {"calls": call_quality(items)}
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="transformers", help="fake: the toy model, to check the loop end to end")
     p.add_argument("--data-gen-args", default="", help="extra `toolcall data-gen` flags for every iteration")
     p.add_argument("--later-args", default="", help="extra data-gen flags from iteration 1 on, e.g. \"--tau-f 0.5\"")
+    p.add_argument("--eval-args", default="", help="extra `toolcall eval` flags, e.g. \"--few-shot 0\" (the paper "
+                                                   "evaluates zero-shot)")
     p.add_argument("--fresh", action="store_true", help="delete DIR first")
     args = p.parse_args(argv)
     out: Path = args.out

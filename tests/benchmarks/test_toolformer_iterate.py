@@ -62,7 +62,10 @@ def test_iteration_zero_is_seeded_by_proposers_and_later_ones_by_the_trained_mod
     commands: list[list[str]] = []
     monkeypatch.setattr(iterate, "run", fake_steps(commands))
     out = tmp_path / "run"
-    assert iterate.main(["--out", str(out), "--iterations", "2", "--texts", "2", "--pool", str(pool)]) == 0
+    assert iterate.main(["--out", str(out), "--iterations", "2", "--texts", "2", "--pool", str(pool),
+                         "--eval-args", "--few-shot 0"]) == 0
+    evals = [c for c in commands if "eval" in c]
+    assert len(evals) == 3 and all(c[c.index("--few-shot") + 1] == "0" for c in evals)  # base, model 1, model 2
     data_gen = [c for c in commands if "data-gen" in c]
     assert "--propose" in data_gen[0] and "--model" not in data_gen[0]  # the base model, with the proposers
     later = data_gen[1]

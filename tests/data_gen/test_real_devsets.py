@@ -17,12 +17,17 @@ REAL = Path(__file__).parents[2] / "benchmarks" / "data" / "real"
 EXPRESSION = re.compile(r"^[\d.,\s+\-*/()x%^]+$")
 
 
-def builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_real_devsets", REAL.parent / "build_real_devsets.py")
+def script(name: str) -> ModuleType:
+    """One of the scripts beside the data sets, loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, REAL.parent / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def builder() -> ModuleType:
+    return script("build_real_devsets")
 
 
 def rows(name: str) -> list[dict[str, Any]]:
@@ -69,11 +74,7 @@ def test_svamp_is_read_by_the_math_evaluation() -> None:
 
 
 def splitter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("split_svamp", REAL.parent / "split_svamp.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("split_svamp")
 
 
 def test_the_svamp_split_is_what_its_script_writes_and_no_family_crosses_it() -> None:

@@ -54,10 +54,11 @@ def families(rows: list[dict[str, str]]) -> list[int]:
 def split(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, object]], int]:
     """(held-out problems, training texts, number of families) with no family on both sides."""
     family = families(rows)
-    heldout = [r for r, f in zip(rows, family) if f % 10 in HELDOUT_SLOTS]
+    heldout: list[dict[str, str]] = []
     train: list[dict[str, object]] = []
     for r, f in zip(rows, family):
         if f % 10 in HELDOUT_SLOTS:
+            heldout.append(r)
             continue
         text = answer_text(r["question"], r["answer"])
         train.append({"id": r["id"], "text": text, "answer": r["answer"], "equation": r["equation"],

@@ -326,10 +326,11 @@ class TransformersBackend(HFScoringMixin, Backend):
         torch = _torch()
         if device is not None or not handed or str(next(lm.parameters()).device) == "cpu":
             # A model we were handed on an accelerator stays there; any other goes where it runs fastest.
+            target = device or default_device()
             try:
-                lm = lm.to(device or default_device())
+                lm = lm.to(target)
             except (RuntimeError, AssertionError, ValueError) as err:  # "cuda:7" on a one-GPU machine, a CPU-only torch
-                raise ConfigError(f"cannot place the model on device {device or default_device()!r}: {err}; "
+                raise ConfigError(f"cannot place the model on device {target!r}: {err}; "
                                   f"name another with ${DEVICE_ENV} (cpu, cuda, cuda:N)") from err
         self.model = lm
         self.tokenizer = tokenizer

@@ -50,3 +50,22 @@ def test_short_or_unrelated_prompts_are_not_served_from_the_cache(tiny: Path) ->
     decode(cached, SHARED + "the cat")
     decode(cached, "the cat sat on the mat")
     assert cached.prefix_cache is not None and cached.prefix_cache.hits == 0
+
+
+def test_a_stored_prompt_is_untouched_by_the_session_that_stored_it(tiny: Path) -> None:
+    """Stored without a copy: decoding on, appending and rolling back the storing session leave the entry as it was."""
+    from toolcall.backends.transformers import TransformersBackend
+
+    cached = TransformersBackend(str(tiny), prefill_chunk=0, prefix_cache=True)
+    assert cached.prefix_cache is not None
+    s = cached.start(SHARED + "the cat")
+    s.sampling = Sampling(temperature=0.0)
+    s.generate([], 4)
+    ((_, stored),) = cached.prefix_cache._stored.items()
+    before = [(k.clone(), v.clone()) for k, v in stored]
+    s.generate([], 8)
+    s.append(" -> 42]")
+    s.generate([], 4)
+    s._crop(len(s.token_ids) - 6)
+    s.generate([], 4)
+    assert all(k.equal(k0) and v.equal(v0) for (k, v), (k0, v0) in zip(stored, before))

@@ -50,7 +50,66 @@ def test_concurrent_replies_batched_equal_each_served_alone(tiny: Path, idle_ste
     assert together(lambda i: reply(batched, PROMPTS[i], ["e"]), len(PROMPTS)) == expected
     stats = batched.batcher
     assert stats.batches > 0 and stats.batched_rows > stats.batches  # steps really ran together
+    assert stats.ridden_tokens > 0  # appended results rode along in batched steps rather than running alone
 
 
 def test_a_lone_session_runs_as_without_the_batcher(tiny: Path) -> None:
     assert reply(backend(tiny, batch=True), "the cat", ["e"]) == reply(backend(tiny, batch=False), "the cat", ["e"])
+
+
+def test_the_packed_cache_writes_steps_in_place_and_grows_when_its_room_is_spent() -> None:
+    import torch
+
+    from toolcall.backends.step_batcher import _roomy_layer_class
+
+    layer = _roomy_layer_class()()
+    seen = torch.randn(2, 3, 70, 4)
+    keys, _ = layer.update(seen[:, :, :5], seen[:, :, :5])
+    room = layer._room_keys
+    for at in range(5, 69):  # one position per step: written into the room, no new buffer
+        keys, values = layer.update(seen[:, :, at:at + 1], -seen[:, :, at:at + 1])
+    assert layer._room_keys is room and torch.equal(keys, seen[:, :, :69])
+    assert torch.equal(values[:, :, 5:], -seen[:, :, 5:69])
+    keys, _ = layer.update(seen[:, :, 69:], seen[:, :, 69:])  # the room is spent: a larger buffer, same contents
+    assert layer._room_keys is not room and torch.equal(keys, seen)
+    layer.crop(-10)  # the base class's crop takes a shorter view; the next step lands right after it
+    keys, _ = layer.update(seen[:, :, :1], seen[:, :, :1])
+    assert keys.shape[2] == 61 and torch.equal(keys[:, :, 60], seen[:, :, 0])
+
+
+def test_long_replies_decoded_together_equal_each_alone(tiny: Path) -> None:
+    """Past the packed cache's first room (64 positions): every step still lands where it belongs."""
+    def long_reply(b: Any, prompt: str) -> str:
+        s = b.start(prompt)
+        s.sampling = Sampling(temperature=0.0)
+        return s.generate([], 90)
+
+    alone = backend(tiny, batch=False)
+    expected = [long_reply(alone, p) for p in PROMPTS[:3]]
+    batched = backend(tiny, batch=True)
+    assert together(lambda i: long_reply(batched, PROMPTS[i]), 3) == expected
+    assert batched.batcher.batches > 0
+
+
+def test_a_session_that_starts_later_takes_the_row_of_one_sitting_steps_out(tiny: Path) -> None:
+    """The row of a packed session that is not stepping is given back to make room (its keys copied out): no re-pack
+    of every row."""
+    import torch
+
+    b = backend(tiny, batch=True)
+    batcher = b.batcher
+
+    def prefilled(prompt: str) -> Any:
+        s = b.start(prompt)
+        s._forward(s._fresh)
+        s.token_ids, s._fresh = s._fresh, []
+        return s
+
+    with torch.inference_mode():
+        first, second = prefilled("one two three four"), prefilled("the dog ran to the park and")
+        keys = [layer.keys.clone() for layer in first._cache.layers]
+        packed = batcher._place([first, second])
+        later = prefilled("the cat")
+        assert batcher._place([second, later]) is packed and batcher.packs == 1
+    assert packed.members[0] is later and first._cache is not None  # `first` has its own keys back, as they were
+    assert all(layer.keys.equal(k) for layer, k in zip(first._cache.layers, keys))

@@ -25,7 +25,8 @@ class PrefixCache:
 
     def lookup(self, ids: Sequence[int]) -> tuple[int, list[tuple[Any, Any]]] | None:
         """The length of the longest stored prefix of `ids` (one token short of all of them: the session needs a
-        forward for its next-token logits) and copies of its keys and values per layer; None below min_tokens."""
+        forward for its next-token logits) and its keys and values per layer, as views of the stored tensors (the
+        caller copies them into its own cache); None below min_tokens."""
         with self._lock:
             best, layers = 0, None
             for key, stored in self._stored.items():
@@ -40,20 +41,32 @@ class PrefixCache:
             return None
         self.hits += 1
         self.reused_tokens += n
-        return n, [(k[:, :, :n].clone(), v[:, :, :n].clone()) for k, v in layers]
+        return n, [(k[:, :, :n], v[:, :, :n]) for k, v in layers]
 
     def store(self, ids: Sequence[int], cache: Any) -> None:
-        """Keep the keys and values of the prompt `ids` (the first max_tokens of them), held in `cache`."""
+        """Keep the keys and values of the prompt `ids` (the first max_tokens of them), held in `cache`.
+
+        Kept without a copy: a session's DynamicCache never writes into its tensors (a step concatenates into new
+        ones, a rollback takes a shorter view), so these stay as they are after the session moves on; a cache of
+        another kind is copied."""
         n = min(len(ids), self.max_tokens)
         if n < self.min_tokens:
             return
         key = tuple(ids[:n])
-        layers = [(layer.keys[:, :, :n].clone(), layer.values[:, :, :n].clone()) for layer in cache.layers]
+        from transformers.cache_utils import DynamicLayer
+
+        layers = [_kept(layer, n, copy=type(layer) is not DynamicLayer) for layer in cache.layers]
         with self._lock:
             self._stored[key] = layers
             self._stored.move_to_end(key)
             while len(self._stored) > self.entries:
                 self._stored.popitem(last=False)
+
+
+def _kept(layer: Any, n: int, copy: bool) -> tuple[Any, Any]:
+    """A layer's keys and values at the first n positions: views, or copies."""
+    keys, values = layer.keys[:, :, :n], layer.values[:, :, :n]
+    return (keys.clone(), values.clone()) if copy else (keys, values)
 
 
 def _common(a: Sequence[int], b: Sequence[int]) -> int:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class _Job:
     session: "TransformersSession"
     ids: list[int]                       # tokens to run; a step of one token may be batched
     work: Callable[[], Any] | None = None  # or other work on the session's cache, run alone (a rollback's crop)
+    fed: int = 0                         # of `ids`, how many batched steps have run (a short feed rides token by token)
     done: threading.Event = field(default_factory=threading.Event)
     logits: Any = None
     error: BaseException | None = None
@@ -59,6 +61,8 @@ class StepBatcher:
         self._thread: threading.Thread | None = None
         self.batches = 0       # forwards that decoded more than one session
         self.batched_rows = 0  # session steps they held
+        self.ridden_tokens = 0  # tokens of multi-token feeds (appended results) that rode in those forwards
+        self.packs = 0         # times the shared cache was built from every member's own (not a row's copy)
 
     # --- what sessions call (their own threads) ------------------------------------------------
     def enter(self) -> None:
@@ -109,9 +113,9 @@ class StepBatcher:
             steps: list[_Job] = []
             alone: list[_Job] = []
             for job in jobs:
-                (steps if job.work is None and len(job.ids) == 1 and job.session.token_ids else alone).append(job)
+                (steps if self._rides(job) else alone).append(job)
             if len(steps) == 1:
-                alone, steps = alone + steps, []
+                alone, steps = alone + steps, []  # nothing to ride along with: one forward over its tokens is cheaper
             for job in alone:
                 self._run(job, lambda j=job: self._forward_alone(j))
             if steps:
@@ -124,9 +128,16 @@ class StepBatcher:
                         job.error = err
                         job.done.set()
                 else:
+                    unfinished = []
                     for job, row in zip(steps, logits):
-                        job.logits = row
-                        job.done.set()
+                        if job.fed < len(job.ids):
+                            unfinished.append(job)  # its next token rides in the next batch, before any other work
+                        else:
+                            job.logits = row
+                            job.done.set()
+                    if unfinished:
+                        with self._cv:
+                            self._jobs[:0] = unfinished
 
     @staticmethod
     def _run(job: _Job, work: Any) -> None:
@@ -136,10 +147,20 @@ class StepBatcher:
             job.error = err
         job.done.set()
 
+    #: A feed of at most this many tokens (an appended tool result, a rollback's re-encoded characters) rides along in
+    #: the batched steps, a token per step, rather than run alone while every other reply waits: alone, a few tokens
+    #: after a long context cost about as much as a whole batched step; riding, each adds one row to a step.
+    ride_tokens = 8
+
+    def _rides(self, job: _Job) -> bool:
+        """Whether the job can be a row of a batched step (else it runs alone)."""
+        return (job.work is None and bool(job.session.token_ids)
+                and 1 <= len(job.ids) - job.fed <= max(1, self.ride_tokens))
+
     def _forward_alone(self, job: _Job) -> Any:
         with _torch().inference_mode():
             self._unpack(job.session)
-        return job.work() if job.work is not None else job.session._forward(job.ids)
+        return job.work() if job.work is not None else job.session._forward(job.ids[job.fed:])
 
     def _forward_together(self, steps: list[_Job]) -> list[Any]:
         """One forward for every stepping session. Rows of packed sessions that do not step this time ride along on a
@@ -156,8 +177,9 @@ class StepBatcher:
         for job in steps:
             r = row_of[id(job.session)]
             stepping[r, 0] = 1
-            tokens[r, 0] = job.ids[0]
-            positions[r, 0] = len(job.session.token_ids)
+            tokens[r, 0] = job.ids[job.fed]
+            positions[r, 0] = len(job.session.token_ids) + job.fed  # the session counts its tokens when the job ends
+            job.fed += 1
         packed.mask = torch.cat([packed.mask, stepping], dim=1)
         out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
                                  use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
@@ -169,22 +191,31 @@ class StepBatcher:
                 self._release_row(packed, r)
         self.batches += 1
         self.batched_rows += len(steps)
+        self.ridden_tokens += sum(len(job.ids) > 1 for job in steps)
         return [out.logits[row_of[id(s)], -1].float() for s in sessions]
 
     idle_steps = 16  # batched steps a packed session may sit out before its row is given back
 
     def _place(self, sessions: list["TransformersSession"]) -> _Packed:
         """The packed cache with a row for each of `sessions`: a session not in it takes a free row (its keys copied
-        in, right-aligned), or the pack is rebuilt when no row is free, a cache is longer than the rows, or the rows
-        have grown to twice what their sessions hold."""
+        in, right-aligned), or the row of a session not stepping now; the pack is rebuilt when there are not enough
+        such rows, a cache is longer than the rows, or the rows have grown to twice what their sessions hold."""
         packed = self._packed
         if packed is not None:
             length = packed.mask.shape[1]
             needed = [s for s in sessions if _row(packed, s) is None]
             free = [r for r, m in enumerate(packed.members) if m is None]
+            # Rows of sessions that sit this step out (a reply that ended or waits on a tool), the longest idle first:
+            # given back to make room, one row's copy each, rather than re-packing every row.
+            stepping = {id(s) for s in sessions}
+            spare = sorted((r for r, m in enumerate(packed.members) if m is not None and id(m) not in stepping),
+                           key=lambda r: -packed.idle[r])
             live = [len(m.token_ids) for m in packed.members if m is not None] + [len(s.token_ids) for s in needed]
-            if (len(needed) <= len(free) and all(_cached(s) <= length for s in needed)
+            if (len(needed) <= len(free) + len(spare) and all(_cached(s) <= length for s in needed)
                     and length <= 2 * max(live) + 64):
+                for r in spare[:max(0, len(needed) - len(free))]:
+                    self._release_row(packed, r)
+                    free.append(r)
                 for s, r in zip(needed, free):
                     self._fill_row(packed, r, s)
                 return packed
@@ -203,20 +234,27 @@ class StepBatcher:
         lengths = [_cached(s) for s in sessions]
         longest = max(lengths)
         packed = DynamicCache(config=self.backend.model.config)
+        roomy = _roomy_layers(packed)
         for layer in range(len(sessions[0]._cache.layers)):
             first: Any = sessions[0]._cache.layers[layer]
-            shape = (len(sessions), first.keys.shape[1], longest, first.keys.shape[3])
+            # Room for the steps to come, so that each step writes its keys in place rather than copying the cache.
+            shape = (len(sessions), first.keys.shape[1], longest + (_room(longest) if roomy else 0), first.keys.shape[3])
             keys, values = first.keys.new_zeros(shape), first.values.new_zeros(shape)
             for row, (s, n) in enumerate(zip(sessions, lengths)):
                 own: Any = s._cache.layers[layer]
-                keys[row, :, longest - n:] = own.keys[0]
-                values[row, :, longest - n:] = own.values[0]
-            packed.update(keys, values, layer)
+                keys[row, :, longest - n:longest] = own.keys[0]
+                values[row, :, longest - n:longest] = own.values[0]
+            if roomy:
+                held: Any = packed.layers[layer]
+                held.hold(keys, values, longest)
+            else:
+                packed.update(keys, values, layer)
         mask = torch.zeros((len(sessions), longest), dtype=torch.long, device=self.backend.device)
         for row, n in enumerate(lengths):
             mask[row, longest - n:] = 1
         for s in sessions:
             s._cache = None  # its keys and values are in the packed cache until it is unpacked
+        self.packs += 1
         return _Packed(list(sessions), packed, mask, [0] * len(sessions))
 
     def _fill_row(self, packed: _Packed, row: int, session: "TransformersSession") -> None:
@@ -259,6 +297,59 @@ class StepBatcher:
         for row, member in enumerate(packed.members):
             if member is not None:
                 self._release_row(packed, row)
+
+
+def _room(length: int) -> int:
+    """Spare positions to allocate past `length`: a quarter more, at least 64 (so growing costs amortised O(1))."""
+    return max(64, length // 4)
+
+
+def _roomy_layers(cache: Any) -> bool:
+    """Swap a DynamicCache's plain layers for `_RoomyLayer`s; False (left as it is) when any layer is of another kind
+    (sliding windows), which keeps its own update."""
+    from transformers.cache_utils import DynamicLayer
+
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return False
+    cache.layers = [_roomy_layer_class()() for _ in cache.layers]
+    return True
+
+
+@lru_cache(maxsize=1)
+def _roomy_layer_class() -> type:
+    """A DynamicLayer that appends a step's keys and values into spare room at the end of its tensors, where
+    DynamicLayer concatenates (a copy, and a fresh allocation, of the whole batch's cache at every step): `keys` and
+    `values` are views of the used part of a larger buffer, which grows by a quarter when full."""
+    from transformers.cache_utils import DynamicLayer
+
+    class _RoomyLayer(DynamicLayer):
+        _room_keys: Any = None
+        _room_values: Any = None
+
+        def hold(self, keys: Any, values: Any, length: int) -> None:
+            """Take buffers whose first `length` positions are the cache (the rest is room)."""
+            self.device, self.is_initialized = keys.device, True
+            self._room_keys, self._room_values = keys, values
+            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            room, used = self._room_keys, self.keys  # `used`: a view of the room's first positions, unless replaced
+            length = used.shape[-2] if room is not None and used is not None else 0
+            end = length + key_states.shape[-2]
+            # New room when there is none left, or when `keys` was replaced (a crop or reorder of the base class).
+            if room is None or used is None or end > room.shape[-2] or used.data_ptr() != room.data_ptr():
+                shape = (*key_states.shape[:2], end + _room(end), key_states.shape[-1])
+                keys, values = key_states.new_zeros(shape), value_states.new_zeros(shape)
+                if length:
+                    keys[:, :, :length] = used
+                    values[:, :, :length] = self.values
+                self.hold(keys, values, length)
+            self._room_keys[:, :, length:end] = key_states
+            self._room_values[:, :, length:end] = value_states
+            self.hold(self._room_keys, self._room_values, end)
+            return self.keys, self.values
+
+    return _RoomyLayer
 
 
 def _cached(session: "TransformersSession") -> int:

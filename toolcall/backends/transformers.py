@@ -113,7 +113,7 @@ class TransformersSession(DecodeSession):
         n, layers = got
         own = DynamicCache(config=self._backend.model.config)
         for index, (keys, values) in enumerate(layers):
-            own.update(keys, values, index)
+            own.update(keys, values, index)  # a fresh layer concatenates onto an empty tensor: a copy, not the stored one
         self._cache = own
         return n
 

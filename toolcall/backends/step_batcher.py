@@ -3,10 +3,11 @@
 A decoding step of a small model on a CPU (or a GPU) costs about the same for one sequence as for sixteen: reading
 the weights dominates. So when several sessions decode at once (a server's concurrent replies), their steps are
 gathered and run as one batch. Each session keeps its own KV cache between replies and across tool pauses; while it
-decodes with others its keys and values live in a row of a shared, left-padded cache. A session that leaves (a reply
-paused on a tool) takes its row's keys back, and one that returns, with only the tool's result prefilled, takes a
-free row: one row's copy, not the batch's. Every forward runs in the batcher's one thread; prefills (prompts,
-results) run there alone, between batches.
+decodes with others its keys and values live in a row of a shared, left-padded cache, and each step writes into room
+at the end of it. A session that sits steps out (a reply paused on a tool, or ended) keeps its row for a while; a
+tool's short result rides along in the batched steps a token at a time. A session whose row was given back (it
+idled too long, or a newcomer needed the row) takes its keys with it, and returns in a free row: one row's copy,
+not the batch's. Every forward runs in the batcher's one thread; prefills of prompts run there alone, between batches.
 """
 from __future__ import annotations
 

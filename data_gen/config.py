@@ -11,6 +11,8 @@ from toolcall.errors import ConfigError
 from toolcall.options import at_least, option
 
 PLACEMENTS = ("prefix", "inline")
+#: `--prompt`: what precedes the text when positions are found and calls sampled ("few-shot": the paper's P(x)).
+PROMPTS = ("few-shot", "none")
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,16 @@ class PositionConfig:
     # Not inside a word ("o[..]n") or a number ("1,[..]240") (positions.call_may_start): the paper does not say,
     # but subword splits make such positions likely.
     word_start_only: bool = option(True, help="let a call start only where a word or number starts")
+    prompt: str = option("few-shot", choices=PROMPTS,
+                         help="what the model reads before the text when it finds positions and samples calls: "
+                              "few-shot, the paper's P(x) (an instruction, worked examples, and the whole text as the "
+                              "Input); none, only the text up to each position, as a model trained on annotated text "
+                              "reads it (it then cannot copy what the text writes after the position)")
 
     def __post_init__(self) -> None:
         at_least(self, k=1, min_token=0)
+        if self.prompt not in PROMPTS:
+            raise ConfigError(f"prompt {self.prompt!r} is not allowed; use one of: {', '.join(PROMPTS)}")
 
 
 @dataclass(frozen=True)
@@ -204,6 +213,9 @@ class DataGenConfig:
             raise ConfigError("tools is empty; give at least one tool name, e.g. --tools calculator")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"sampling {self.sampling!r} is not allowed; use one of: {', '.join(SAMPLINGS)}")
+        if self.sampling == "paper" and self.positions.prompt != "few-shot":
+            raise ConfigError(f"--sampling paper prompts the model with the paper's P(x); --prompt "
+                              f"{self.positions.prompt} is for the default sampling")
 
     def tool_overrides(self) -> dict[str, ToolOverride]:
         """The per-tool values in force: `overrides`, or the sampling mode's when it is None."""

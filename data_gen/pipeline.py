@@ -44,7 +44,7 @@ class Pipeline:
         self.registry = registry
         self.config = config
         self.tools = tuple(registry.canonical(t) for t in config.tools)
-        self.states = PromptStates(self.sampler, config.positions.open_texts, registry)
+        self.states = PromptStates(self.sampler, config.positions.open_texts, registry, prompt=config.positions.prompt)
         self.runner = CallRunner(registry, config.execute_config())
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
         self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)

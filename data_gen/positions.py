@@ -34,10 +34,11 @@ class PromptStates:
     """The prefix state of P(x) + x per (tool, text), shared by the position and sampling stages (one run each)."""
 
     def __init__(self, scorer: Scorer, open_texts: tuple[str, ...] = PositionConfig.open_texts, registry: ToolRegistry | None = None,
-                 maxsize: int = 2) -> None:
+                 maxsize: int = 2, prompt: str = "few-shot") -> None:
         self.scorer = scorer
         self.opens = open_token_ids(scorer, open_texts)
         self.registry = registry
+        self.prompt = prompt  # "few-shot": P(x) before the text; "none": the text alone (PositionConfig.prompt)
         self.maxsize = maxsize
         self._items: OrderedDict[tuple[str, str], tuple[int, TokenizedText, Prefix, list[list[float]]]] = OrderedDict()
 
@@ -48,8 +49,9 @@ class PromptStates:
             self._items.move_to_end(key)
             return self._items[key]
         # P(x) holds x as its Input and ends with "Output:\n"; the copy of x that follows is where calls go, as in
-        # the demonstrations (calls appear only in Outputs, never in Inputs).
-        prompt_ids = self.scorer.encode(split_prompt(tool, text, self.registry))
+        # the demonstrations (calls appear only in Outputs, never in Inputs). Without a prompt, the model reads the
+        # text alone, as it was trained on annotated texts.
+        prompt_ids = [] if self.prompt == "none" else self.scorer.encode(split_prompt(tool, text, self.registry))
         tt = tokenize(self.scorer, text)
         prefix = self.scorer.prefix_state(prompt_ids + list(tt.ids), [i for _, i in self.opens])
         open_p = [[math.exp(lp) for lp in row] for row in prefix.candidate_logprobs]

@@ -190,3 +190,24 @@ def test_resume_refuses_other_models(fake: FakeBackend, registry: Any, tmp_path:
         run_data_gen(texts, tmp_path / "out", pipeline, resume=True, progress=False,
                      models={"sampler": "a", "scorer": "b"})
     run_data_gen(texts, tmp_path / "out", pipeline, resume=True, progress=False, models={"sampler": "a", "scorer": "a"})
+
+
+def test_without_a_prompt_a_model_trained_on_calls_finds_and_writes_them_from_the_text_alone(
+        fake: FakeBackend, registry: Any) -> None:
+    """--prompt none: the model reads only the text (as the toy LM was trained, on annotated texts), no P(x)."""
+    positions = PositionConfig(tau_s=0.05, k=3, prompt="none")
+    states = PromptStates(fake, positions.open_texts, registry, prompt="none")
+    plen, tt, _, _ = states.get("Calculator", TEXT)
+    assert plen == 0 and fake.decode_ids(list(tt.ids)) == TEXT
+    rec = find_positions(TextRecord(TEXT, tools=("Calculator",)), "Calculator", states, positions)
+    (_, char, _, _), *_ = rec.positions["Calculator"]
+    assert TEXT[:char] == "The shop sold 12 apples and 30 pears, a total of"
+    rec = sample_calls(rec, "Calculator", states, SampleConfig(m=3, seed=1), registry.canonical)
+    assert ("12 + 30",) in {c.args for c in rec.candidates}
+
+
+def test_the_prompt_is_few_shot_or_none_and_the_paper_sampling_keeps_its_own() -> None:
+    with pytest.raises(ConfigError, match="prompt 'zero-shot' is not allowed; use one of: few-shot, none"):
+        PositionConfig(prompt="zero-shot")
+    with pytest.raises(ConfigError, match="--sampling paper prompts the model with the paper's P"):
+        DataGenConfig(sampling="paper", positions=PositionConfig(prompt="none"))

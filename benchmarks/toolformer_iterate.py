@@ -5,6 +5,8 @@ whose results help. A 135M model that has never seen a call writes few usable on
 tools' proposers (`--propose`); from iteration 1 on, the model trained on the previous corpus both samples the calls
 (`--no-propose`: every kept call is one it wrote) and scores them (`--scorer-model`: the paper's M is both sampler and
 judge, and a model that has seen calls tells right ones from wrong far better; data_gen/README.md has the figures).
+It reads the text alone (`--prompt none`), as it was trained: shown the whole text in the paper's few-shot prompt, a
+model that has learned to call at answers copies the answer written after the call instead of computing it.
 Each model i+1 is a LoRA over the base trained on corpus i alone, as the paper fine-tunes M on C*.
 
 Per iteration, on real, human-written text (GSM8K training solutions, benchmarks/data/real/, MIT):
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     base = evaluate(out, "base", model, args, timings, log)
     for i in range(args.iterations):
         datagen = out / f"corpus_{i}"
-        flags = ["--propose"] if i == 0 else ["--no-propose", "--scorer-model", model[-1], *shlex.split(args.later_args)]
+        flags = (["--propose"] if i == 0 else
+                 ["--no-propose", "--prompt", "none", "--scorer-model", model[-1], *shlex.split(args.later_args)])
         if not (datagen / "stats.json").is_file():
             resume = ["--resume"] if (datagen / "progress.jsonl").is_file() else []
             run(toolcall("data-gen", "--input", str(args.pool), "--output", str(datagen), "--tools", args.tools,

@@ -72,6 +72,7 @@ def test_iteration_zero_is_seeded_by_proposers_and_later_ones_by_the_trained_mod
     model_1 = str(out / "model_1")
     assert "--no-propose" in later and later[later.index("--model") + 1] == model_1
     assert later[later.index("--scorer-model") + 1] == model_1  # the paper's M samples and judges
+    assert later[later.index("--prompt") + 1] == "none" and data_gen[0].count("--prompt") == 0  # it reads the text alone
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     first, second = report["iterations"]
     assert first["corpus"]["model_written_share"] == 0.0 and second["corpus"]["model_written_share"] == 1.0

@@ -113,3 +113,23 @@ def test_a_session_that_starts_later_takes_the_row_of_one_sitting_steps_out(tiny
         assert batcher._place([second, later]) is packed and batcher.packs == 1
     assert packed.members[0] is later and first._cache is not None  # `first` has its own keys back, as they were
     assert all(layer.keys.equal(k) for layer, k in zip(first._cache.layers, keys))
+
+
+def test_prompts_arriving_together_are_prefilled_in_one_forward_and_decode_as_alone(tiny: Path) -> None:
+    """Prompts that share a prefix (the prefix cache's) and differ after it, of different lengths: their remainders
+    run as one left-padded forward; each reply is the one decoded alone, and each prompt is stored for the next."""
+    from toolcall.backends.transformers import TransformersBackend
+
+    shared = "one two three four five six seven eight nine ten " * 4
+    prompts = [shared + p for p in PROMPTS]
+
+    def run(b: Any, prompt: str) -> tuple[str, str]:
+        return reply(b, prompt, ["e"])
+
+    alone = backend(tiny, batch=False)
+    expected = [run(alone, p) for p in prompts]
+    batched = TransformersBackend(str(tiny), batch_steps=True, prefix_cache=True, prefill_chunk=0)
+    run(batched, shared + "x")  # stores the shared prefix
+    batched.batcher.gather_seconds = 0.5  # the prompts surely arrive in one gathering
+    assert together(lambda i: run(batched, prompts[i]), len(prompts)) == expected
+    assert batched.batcher.prefill_batches >= 1 and batched.batcher.prefill_rows >= 2

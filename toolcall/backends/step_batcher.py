@@ -64,6 +64,8 @@ class StepBatcher:
         self.batched_rows = 0  # session steps they held
         self.ridden_tokens = 0  # tokens of multi-token feeds (appended results) that rode in those forwards
         self.packs = 0         # times the shared cache was built from every member's own (not a row's copy)
+        self.prefill_batches = 0  # forwards that prefilled several sessions together
+        self.prefill_rows = 0     # the prefills they held
 
     # --- what sessions call (their own threads) ------------------------------------------------
     def enter(self) -> None:
@@ -117,6 +119,10 @@ class StepBatcher:
                 (steps if self._rides(job) else alone).append(job)
             if len(steps) == 1:
                 alone, steps = alone + steps, []  # nothing to ride along with: one forward over its tokens is cheaper
+            feeds = [job for job in alone if job.work is None and len(job.ids) - job.fed > 1]
+            if len(feeds) > 1 and self.prefill_together:
+                alone = [job for job in alone if job not in feeds]
+                self._prefill_together(feeds)
             for job in alone:
                 self._run(job, lambda j=job: self._forward_alone(j))
             if steps:
@@ -162,6 +168,88 @@ class StepBatcher:
         with _torch().inference_mode():
             self._unpack(job.session)
         return job.work() if job.work is not None else job.session._forward(job.ids[job.fed:])
+
+    prefill_together = True  # prefills that arrive together run as one forward (False: each alone)
+
+    def _prefill_together(self, jobs: list[_Job]) -> None:
+        """Several sessions' prefills (prompts arriving together, each after the prefix it shares with recent ones) as
+        one forward: a weight read shared by every row, where prefills of a few dozen tokens each run alone leave the
+        matrix units half idle. Queries are left-padded to the longest; a session whose cache is empty after the prefix
+        cache (nothing of its prompt seen before) runs alone, since its padding would see no key at all."""
+        torch = _torch()
+        runs: list[tuple[_Job, list[int]]] = []
+        try:
+            with torch.inference_mode():
+                for job in jobs:
+                    self._unpack(job.session)
+                    runs.append((job, job.session._start_from_prefix(job.ids[job.fed:])))
+                batch = [(job, run) for job, run in runs if _cached(job.session) and run]
+                if len(batch) > 1:
+                    for (job, _), row in zip(batch, self._forward_prefills(batch)):
+                        job.fed = len(job.ids)
+                        job.session._store_prefix(job.ids)
+                        job.logits = row
+                        job.done.set()
+        except BaseException as err:  # noqa: BLE001  # handed to the waiting sessions, which raise them
+            for job in jobs:
+                if not job.done.is_set():
+                    job.error = err
+                    job.done.set()
+            return
+        for job, run in runs:
+            if not job.done.is_set():
+                self._run(job, lambda j=job, r=run: self._prefill_alone(j, r))
+
+    def _prefill_alone(self, job: _Job, run: list[int]) -> Any:
+        """A prefill left out of the batch: its prefix (if any) is already in its cache, `run` follows it."""
+        session = job.session
+        with _torch().inference_mode():
+            out = self.backend.model(input_ids=_torch().tensor([run], dtype=_torch().long, device=self.backend.device),
+                                     use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: session._cache})
+        session._store_prefix(job.ids)
+        return out.logits[0, -1].float()
+
+    def _forward_prefills(self, batch: list[tuple[_Job, list[int]]]) -> list[Any]:
+        """One forward over each session's cache, left-padded, then its `run`, left-padded; each session's own cache
+        (its real positions) back; the logits after each run."""
+        from transformers import DynamicCache
+
+        torch = _torch()
+        sessions = [job.session for job, _ in batch]
+        cached = [_cached(s) for s in sessions]
+        longest, width = max(cached), max(len(run) for _, run in batch)
+        device = self.backend.device
+        shared = DynamicCache(config=self.backend.model.config)
+        for layer in range(len(sessions[0]._cache.layers)):
+            first: Any = sessions[0]._cache.layers[layer]
+            shape = (len(sessions), first.keys.shape[1], longest, first.keys.shape[3])
+            keys, values = first.keys.new_zeros(shape), first.values.new_zeros(shape)
+            for row, (s, n) in enumerate(zip(sessions, cached)):
+                own: Any = s._cache.layers[layer]
+                keys[row, :, longest - n:] = own.keys[0]
+                values[row, :, longest - n:] = own.values[0]
+            shared.update(keys, values, layer)
+        mask = torch.zeros((len(sessions), longest + width), dtype=torch.long, device=device)
+        tokens = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
+        positions = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
+        for row, ((_, run), n) in enumerate(zip(batch, cached)):
+            mask[row, longest - n:longest] = 1
+            mask[row, longest + width - len(run):] = 1
+            tokens[row, width - len(run):] = torch.tensor(run, dtype=torch.long, device=device)
+            positions[row, :] = n  # the padding's positions: any, no real token sees it
+            positions[row, width - len(run):] = torch.arange(n, n + len(run), device=device)
+        out = self.backend.model(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True,
+                                 logits_to_keep=1, **{self.backend.cache_kwarg: shared})
+        for row, s in enumerate(sessions):
+            real = mask[row].bool()
+            own_cache = DynamicCache(config=self.backend.model.config)
+            for layer, held in enumerate(shared.layers):
+                kept: Any = held
+                own_cache.update(kept.keys[row:row + 1, :, real].clone(), kept.values[row:row + 1, :, real].clone(), layer)
+            s._cache = own_cache
+        self.prefill_batches += 1
+        self.prefill_rows += len(sessions)
+        return [out.logits[row, -1].float() for row in range(len(sessions))]
 
     def _forward_together(self, steps: list[_Job]) -> list[Any]:
         """One forward for every stepping session. Rows of packed sessions that do not step this time ride along on a
@@ -354,8 +442,9 @@ def _roomy_layer_class() -> type:
 
 
 def _cached(session: "TransformersSession") -> int:
-    """How many positions the session's own cache holds."""
-    return int(session._cache.layers[0].keys.shape[2])
+    """How many positions the session's own cache holds (0: none yet)."""
+    keys = session._cache.layers[0].keys if session._cache.layers else None
+    return int(keys.shape[2]) if keys is not None and keys.dim() == 4 else 0
 
 
 def _row(packed: _Packed, session: "TransformersSession") -> int | None:

@@ -77,20 +77,30 @@ class TransformersSession(DecodeSession):
         tokens start from the prefix cache where a recent prompt began the same way, and are stored there."""
         torch = _torch()
         model = self._backend.model
-        shared = self._backend.prefix_cache if not self.token_ids else None
-        run = ids
-        if shared is not None:
-            reused = self._reuse_prefix(shared, ids)
-            run = ids[reused:]
-            self.counters.prefilled_tokens -= reused
+        run = self._start_from_prefix(ids)
         tensor = torch.tensor([run], dtype=torch.long, device=self._backend.device)
         # The DynamicCache is extended in place; newer transformers call the argument `cache`.
         kwargs = {self._backend.cache_kwarg: self._cache}
         with torch.inference_mode():
             out = model(input_ids=tensor, use_cache=True, logits_to_keep=1, **kwargs)
+        self._store_prefix(ids)
+        return out.logits[0, -1].float()
+
+    def _start_from_prefix(self, ids: list[int]) -> list[int]:
+        """Before a session's first forward over `ids`: start from the prefix cache where a recent prompt began the same
+        way; the ids still to run."""
+        shared = self._backend.prefix_cache if not self.token_ids else None
+        if shared is None:
+            return ids
+        reused = self._reuse_prefix(shared, ids)
+        self.counters.prefilled_tokens -= reused
+        return ids[reused:]
+
+    def _store_prefix(self, ids: list[int]) -> None:
+        """After a session's first forward over `ids` (its cache holds exactly them): keep them for later prompts."""
+        shared = self._backend.prefix_cache if not self.token_ids else None
         if shared is not None:
             shared.store(ids, self._cache)
-        return out.logits[0, -1].float()
 
     def _prefill(self) -> None:
         # The carried decoded token and any appended text go through the model in one pass.

@@ -133,3 +133,12 @@ def test_prompts_arriving_together_are_prefilled_in_one_forward_and_decode_as_al
     batched.batcher.gather_seconds = 0.5  # the prompts surely arrive in one gathering
     assert together(lambda i: run(batched, prompts[i]), len(prompts)) == expected
     assert batched.batcher.prefill_batches >= 1 and batched.batcher.prefill_rows >= 2
+
+
+def test_a_batched_prefill_takes_prompts_while_rows_times_length_fit_its_budget() -> None:
+    from toolcall.backends.step_batcher import _within
+
+    batch: list[Any] = [("a", [1] * 30), ("b", [1] * 20), ("c", [1] * 40), ("d", [1] * 10)]
+    assert [job for job, _ in _within(90, batch)] == ["a", "b"]  # a third row of 40 would make 120
+    assert [job for job, _ in _within(160, batch)] == ["a", "b", "c", "d"]
+    assert _within(10, batch) == []  # a prompt longer than the budget prefills alone

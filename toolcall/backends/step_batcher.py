@@ -170,6 +170,9 @@ class StepBatcher:
         return job.work() if job.work is not None else job.session._forward(job.ids[job.fed:])
 
     prefill_together = True  # prefills that arrive together run as one forward (False: each alone)
+    #: Rows x padded length of one batched prefill at most: its attention scores grow with rows x length x context,
+    #: so long prompts (hostile ones too) arriving together prefill alone, chunk by chunk, as they would unbatched.
+    prefill_tokens = 1024
 
     def _prefill_together(self, jobs: list[_Job]) -> None:
         """Several sessions' prefills (prompts arriving together, each after the prefix it shares with recent ones) as
@@ -183,7 +186,7 @@ class StepBatcher:
                 for job in jobs:
                     self._unpack(job.session)
                     runs.append((job, job.session._start_from_prefix(job.ids[job.fed:])))
-                batch = [(job, run) for job, run in runs if _cached(job.session) and run]
+                batch = _within(self.prefill_tokens, [(job, run) for job, run in runs if _cached(job.session) and run])
                 if len(batch) > 1:
                     for (job, _), row in zip(batch, self._forward_prefills(batch)):
                         job.fed = len(job.ids)
@@ -386,6 +389,18 @@ class StepBatcher:
         for row, member in enumerate(packed.members):
             if member is not None:
                 self._release_row(packed, row)
+
+
+def _within(budget: int, batch: list[tuple[_Job, list[int]]]) -> list[tuple[_Job, list[int]]]:
+    """The first prefills of `batch` whose rows x longest run stay within `budget` tokens."""
+    taken: list[tuple[_Job, list[int]]] = []
+    width = 0
+    for job, run in batch:
+        width = max(width, len(run))
+        if (len(taken) + 1) * width > budget:
+            break
+        taken.append((job, run))
+    return taken
 
 
 def _room(length: int) -> int:

@@ -142,3 +142,17 @@ def test_a_batched_prefill_takes_prompts_while_rows_times_length_fit_its_budget(
     assert [job for job, _ in _within(90, batch)] == ["a", "b"]  # a third row of 40 would make 120
     assert [job for job, _ in _within(160, batch)] == ["a", "b", "c", "d"]
     assert _within(10, batch) == []  # a prompt longer than the budget prefills alone
+
+
+def test_prompts_arriving_together_at_a_cold_prefix_cache_start_from_the_first_ones_prefix(tiny: Path) -> None:
+    """Nothing stored yet: the first prompt prefills alone and is stored, and the others start from it."""
+    from toolcall.backends.transformers import TransformersBackend
+
+    shared = "one two three four five six seven eight nine ten " * 4
+    prompts = [shared + p for p in PROMPTS]
+    alone = backend(tiny, batch=False)
+    expected = [reply(alone, p, ["e"]) for p in prompts]
+    batched = TransformersBackend(str(tiny), batch_steps=True, prefix_cache=True, prefill_chunk=0)
+    batched.batcher.gather_seconds = 0.5
+    assert together(lambda i: reply(batched, prompts[i], ["e"]), len(prompts)) == expected
+    assert batched.prefix_cache.hits == len(prompts) - 1

@@ -177,15 +177,21 @@ class StepBatcher:
     def _prefill_together(self, jobs: list[_Job]) -> None:
         """Several sessions' prefills (prompts arriving together, each after the prefix it shares with recent ones) as
         one forward: a weight read shared by every row, where prefills of a few dozen tokens each run alone leave the
-        matrix units half idle. Queries are left-padded to the longest; a session whose cache is empty after the prefix
-        cache (nothing of its prompt seen before) runs alone, since its padding would see no key at all."""
+        matrix units half idle. Queries are left-padded to the longest. A session whose cache is empty after the prefix
+        cache (nothing of its prompt seen before) runs alone first: its padding would see no key at all, and the
+        prompts after it may then start from its prefix."""
         torch = _torch()
         runs: list[tuple[_Job, list[int]]] = []
         try:
             with torch.inference_mode():
                 for job in jobs:
                     self._unpack(job.session)
-                    runs.append((job, job.session._start_from_prefix(job.ids[job.fed:])))
+                    run = job.session._start_from_prefix(job.ids[job.fed:])
+                    if not _cached(job.session):
+                        # Nothing of it seen before: alone now, so that the prompts after it can start from its prefix.
+                        self._run(job, lambda j=job, r=run: self._prefill_alone(j, r))
+                        continue
+                    runs.append((job, run))
                 batch = _within(self.prefill_tokens, [(job, run) for job, run in runs if _cached(job.session) and run])
                 if len(batch) > 1:
                     for (job, _), row in zip(batch, self._forward_prefills(batch)):

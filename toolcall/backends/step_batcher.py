@@ -7,7 +7,8 @@ decodes with others its keys and values live in a row of a shared, left-padded c
 at the end of it. A session that sits steps out (a reply paused on a tool, or ended) keeps its row for a while; a
 tool's short result rides along in the batched steps a token at a time. A session whose row was given back (it
 idled too long, or a newcomer needed the row) takes its keys with it, and returns in a free row: one row's copy,
-not the batch's. Every forward runs in the batcher's one thread; prefills of prompts run there alone, between batches.
+not the batch's. Every forward runs in the batcher's one thread; prompts that arrive together prefill there as one
+forward, between batches.
 """
 from __future__ import annotations
 

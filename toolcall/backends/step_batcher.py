@@ -220,43 +220,27 @@ class StepBatcher:
         return out.logits[0, -1].float()
 
     def _forward_prefills(self, batch: list[tuple[_Job, list[int]]]) -> list[Any]:
-        """One forward over each session's cache, left-padded, then its `run`, left-padded; each session's own cache
-        (its real positions) back; the logits after each run."""
-        from transformers import DynamicCache
-
+        """One forward over the sessions' caches, packed apart from the decoding sessions' pack, each followed by its
+        `run` left-padded to the longest; each session's own cache (its real positions) back; the logits after each."""
         torch = _torch()
+        device = self.backend.device
         sessions = [job.session for job, _ in batch]
         cached = [_cached(s) for s in sessions]
-        longest, width = max(cached), max(len(run) for _, run in batch)
-        device = self.backend.device
-        shared = DynamicCache(config=self.backend.model.config)
-        for layer in range(len(sessions[0]._cache.layers)):
-            first: Any = sessions[0]._cache.layers[layer]
-            shape = (len(sessions), first.keys.shape[1], longest, first.keys.shape[3])
-            keys, values = first.keys.new_zeros(shape), first.values.new_zeros(shape)
-            for row, (s, n) in enumerate(zip(sessions, cached)):
-                own: Any = s._cache.layers[layer]
-                keys[row, :, longest - n:] = own.keys[0]
-                values[row, :, longest - n:] = own.values[0]
-            shared.update(keys, values, layer)
-        mask = torch.zeros((len(sessions), longest + width), dtype=torch.long, device=device)
+        width = max(len(run) for _, run in batch)
+        packed = self._pack(sessions)
+        real = torch.zeros((len(sessions), width), dtype=packed.mask.dtype, device=device)
         tokens = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
         positions = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
         for row, ((_, run), n) in enumerate(zip(batch, cached)):
-            mask[row, longest - n:longest] = 1
-            mask[row, longest + width - len(run):] = 1
+            real[row, width - len(run):] = 1
             tokens[row, width - len(run):] = torch.tensor(run, dtype=torch.long, device=device)
             positions[row, :] = n  # the padding's positions: any, no real token sees it
             positions[row, width - len(run):] = torch.arange(n, n + len(run), device=device)
-        out = self.backend.model(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True,
-                                 logits_to_keep=1, **{self.backend.cache_kwarg: shared})
-        for row, s in enumerate(sessions):
-            real = mask[row].bool()
-            own_cache = DynamicCache(config=self.backend.model.config)
-            for layer, held in enumerate(shared.layers):
-                kept: Any = held
-                own_cache.update(kept.keys[row:row + 1, :, real].clone(), kept.values[row:row + 1, :, real].clone(), layer)
-            s._cache = own_cache
+        packed.mask = torch.cat([packed.mask, real], dim=1)
+        out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions, use_cache=True,
+                                 logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        for row in range(len(sessions)):
+            self._release_row(packed, row)
         self.prefill_batches += 1
         self.prefill_rows += len(sessions)
         return [out.logits[row, -1].float() for row in range(len(sessions))]
@@ -322,6 +306,7 @@ class StepBatcher:
         members += [s for s in sessions if not any(m is s for m in members)]
         self._unpack_all()
         self._packed = self._pack(members)
+        self.packs += 1
         return self._packed
 
     def _pack(self, sessions: list["TransformersSession"]) -> _Packed:
@@ -353,7 +338,6 @@ class StepBatcher:
             mask[row, longest - n:] = 1
         for s in sessions:
             s._cache = None  # its keys and values are in the packed cache until it is unpacked
-        self.packs += 1
         return _Packed(list(sessions), packed, mask, [0] * len(sessions))
 
     def _fill_row(self, packed: _Packed, row: int, session: "TransformersSession") -> None:

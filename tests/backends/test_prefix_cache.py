@@ -69,3 +69,17 @@ def test_a_stored_prompt_is_untouched_by_the_session_that_stored_it(tiny: Path) 
     s._crop(len(s.token_ids) - 6)
     s.generate([], 4)
     assert all(k.equal(k0) and v.equal(v0) for (k, v), (k0, v0) in zip(stored, before))
+
+
+def test_a_prompt_longer_than_what_is_kept_is_stored_as_a_copy_of_its_start(tiny: Path) -> None:
+    """Only max_tokens positions are kept, in tensors of their own (a view would keep the whole prompt's alive)."""
+    from toolcall.backends.prefix_cache import PrefixCache
+    from toolcall.backends.transformers import TransformersBackend
+
+    cached = TransformersBackend(str(tiny), prefill_chunk=0, prefix_cache=True)
+    cached.prefix_cache = PrefixCache(min_tokens=4, max_tokens=20)
+    decode(cached, SHARED + "the cat")
+    ((key, stored),) = cached.prefix_cache._stored.items()
+    assert len(key) == 20
+    for k, v in stored:
+        assert k.shape[2] == 20 and k.untyped_storage().nbytes() == k.numel() * k.element_size()

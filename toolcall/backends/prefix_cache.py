@@ -48,19 +48,24 @@ class PrefixCache:
 
         Kept without a copy: a session's DynamicCache never writes into its tensors (a step concatenates into new
         ones, a rollback takes a shorter view), so these stay as they are after the session moves on; a cache of
-        another kind is copied."""
+        another kind, or a prompt longer than max_tokens, is copied."""
         n = min(len(ids), self.max_tokens)
         if n < self.min_tokens:
             return
         key = tuple(ids[:n])
         from transformers.cache_utils import DynamicLayer
 
-        layers = [_kept(layer, n, copy=type(layer) is not DynamicLayer) for layer in cache.layers]
+        # A copy too when the prompt is longer than what is kept: a view would hold the whole prompt's tensors.
+        layers = [_kept(layer, n, copy=type(layer) is not DynamicLayer or _length(layer) != n) for layer in cache.layers]
         with self._lock:
             self._stored[key] = layers
             self._stored.move_to_end(key)
             while len(self._stored) > self.entries:
                 self._stored.popitem(last=False)
+
+
+def _length(layer: Any) -> int:
+    return int(layer.keys.shape[-2])
 
 
 def _kept(layer: Any, n: int, copy: bool) -> tuple[Any, Any]:

@@ -81,5 +81,5 @@ def test_a_prompt_longer_than_what_is_kept_is_stored_as_a_copy_of_its_start(tiny
     decode(cached, SHARED + "the cat")
     ((key, stored),) = cached.prefix_cache._stored.items()
     assert len(key) == 20
-    for k, v in stored:
-        assert k.shape[2] == 20 and k.untyped_storage().nbytes() == k.numel() * k.element_size()
+    for tensor in (t for pair in stored for t in pair):
+        assert tensor.shape[2] == 20 and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()

@@ -1,23 +1,17 @@
 """The Toolformer-effect run's report: call quality from eval's per-item lines, the summary it reads, the chart."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "toolformer_effect.py"
+from script_module import BENCHMARKS, load_script
 
 
 @pytest.fixture(scope="module")
 def effect() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("toolformer_effect", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / "toolformer_effect.py")
 
 
 def item(mode: str, gold: str, calls: list[dict[str, object]]) -> str:

@@ -1,26 +1,18 @@
 """The iteration run: which model samples and judges each corpus, who wrote the kept calls, resume, the report."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from script_module import BENCHMARKS, load_script
 
 
 @pytest.fixture(scope="module")
 def iterate() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("toolformer_iterate", BENCHMARKS / "toolformer_iterate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / "toolformer_iterate.py", beside=True)
 
 
 POOL = [{"text": "Tom has 3 bags of 4 apples, so 12 apples.", "gold": [{"tool": "Calculator", "start": 31, "value": "12"}]},

@@ -1,17 +1,11 @@
 """Word problems with their annotated answers become chat records whose reply is the answer and its call."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from script_module import BENCHMARKS, load_script
 
 
 def test_the_answer_with_its_call_is_the_reply_and_the_problem_the_prompt() -> None:
-    spec = importlib.util.spec_from_file_location("word_problem_chat", BENCHMARKS / "word_problem_chat.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(BENCHMARKS / "word_problem_chat.py")
     problem = "A pack costs 76 dollars with 25 off. How much do you pay?"
     answered = {"original": f"{problem} The answer is 51.",
                 "text": f"{problem} The answer is [Calculator(76 - 25) -> 51] 51."}

@@ -1,12 +1,12 @@
 """Tests of `toolcall train` through the CLI: a tiny random Llama in the fast suite, the embedded model end to end."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_module import TESTS, load_script
 
 from toolcall.cli import main
 
@@ -16,10 +16,7 @@ pytest.importorskip("transformers")
 
 def _training_tests() -> ModuleType:
     """tests/test_training.py, for its corpus texts and tiny-model builder (tests is not a package)."""
-    spec = importlib.util.spec_from_file_location("_toolcall_test_training", Path(__file__).parents[1] / "test_training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TESTS / "test_training.py", "_toolcall_test_training")
 
 
 helpers = _training_tests()

@@ -2,7 +2,6 @@
 GSM8K's calculator annotations into gold spots."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -10,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from script_module import load_script
 
 from toolcall.evaluation import load_items
 
@@ -19,11 +19,7 @@ EXPRESSION = re.compile(r"^[\d.,\s+\-*/()x%^]+$")
 
 def script(name: str) -> ModuleType:
     """One of the scripts beside the data sets, loaded as a module."""
-    spec = importlib.util.spec_from_file_location(name, REAL.parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REAL.parent / f"{name}.py")
 
 
 def builder() -> ModuleType:

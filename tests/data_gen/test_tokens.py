@@ -1,12 +1,11 @@
 """tokenize: token start offsets, computed in linear time, equal to decoding every prefix (the quadratic definition)."""
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
+from script_module import TESTS, load_script
 from toolcall.data_gen.tokens import TokenizedText, tokenize
 
 from toolcall.backends.fake import FakeBackend
@@ -63,10 +62,7 @@ def test_decoding_work_grows_linearly() -> None:
 
 
 def _tiny_lm() -> Any:
-    spec = importlib.util.spec_from_file_location("tiny_lm", Path(__file__).parent / "tiny_lm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TESTS / "data_gen" / "tiny_lm.py")
 
 
 def _metaspace_tokenizer() -> Any:

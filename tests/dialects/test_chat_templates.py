@@ -2,13 +2,13 @@
 dialect read from the template, and the loop running a hermes call on a checkpoint whose template uses hermes."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from script_module import TESTS, load_script
 
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import dialect_for_template, get_dialect
@@ -46,10 +46,7 @@ def registry() -> ToolRegistry:
 @lru_cache(maxsize=1)
 def tiny() -> tuple[Any, Any]:
     """The tests' tiny random Llama and its offline-trained tokenizer, the tokenizer given the hermes template."""
-    spec = importlib.util.spec_from_file_location("tiny_lm", Path(__file__).parents[1] / "data_gen" / "tiny_lm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(TESTS / "data_gen" / "tiny_lm.py")
     model, tok = module.tiny_model_and_tokenizer()
     tok.chat_template = HERMES_TEMPLATE
     return model, tok

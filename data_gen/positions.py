@@ -44,7 +44,7 @@ class PromptStates:
 
     def get(self, tool: str, text: str) -> tuple[int, TokenizedText, Prefix, list[list[float]]]:
         """(prompt length in tokens, tokenized text, prefix state, per position the probability of each open token)."""
-        key = (tool.lower(), text)
+        key = ("" if self.prompt == "none" else tool.lower(), text)  # without P(x), one state serves every tool
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]

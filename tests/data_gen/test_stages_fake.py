@@ -199,6 +199,7 @@ def test_without_a_prompt_a_model_trained_on_calls_finds_and_writes_them_from_th
     states = PromptStates(fake, positions.open_texts, registry, prompt="none")
     plen, tt, _, _ = states.get("Calculator", TEXT)
     assert plen == 0 and fake.decode_ids(list(tt.ids)) == TEXT
+    assert states.get("Calendar", TEXT) is states.get("Calculator", TEXT)  # no P(x): one forward serves every tool
     rec = find_positions(TextRecord(TEXT, tools=("Calculator",)), "Calculator", states, positions)
     (_, char, _, _), *_ = rec.positions["Calculator"]
     assert TEXT[:char] == "The shop sold 12 apples and 30 pears, a total of"

@@ -190,13 +190,12 @@ class StepBatcher:
                     run = job.session._start_from_prefix(job.ids[job.fed:])
                     if not _cached(job.session):
                         # Nothing of it seen before: alone now, so that the prompts after it can start from its prefix.
-                        self._run(job, lambda j=job, r=run: self._prefill_alone(j, r))
+                        self._run(job, lambda j=job, r=run: j.session._extend(r, j.ids))
                         continue
                     runs.append((job, run))
-                batch = _within(self.prefill_tokens, [(job, run) for job, run in runs if _cached(job.session) and run])
+                batch = _within(self.prefill_tokens, runs)
                 if len(batch) > 1:
                     for (job, _), row in zip(batch, self._forward_prefills(batch)):
-                        job.fed = len(job.ids)
                         job.session._store_prefix(job.ids)
                         job.logits = row
                         job.done.set()
@@ -206,18 +205,9 @@ class StepBatcher:
                     job.error = err
                     job.done.set()
             return
-        for job, run in runs:
+        for job, run in runs:  # those left out of the batch: their prefix (if any) is in their cache, `run` follows
             if not job.done.is_set():
-                self._run(job, lambda j=job, r=run: self._prefill_alone(j, r))
-
-    def _prefill_alone(self, job: _Job, run: list[int]) -> Any:
-        """A prefill left out of the batch: its prefix (if any) is already in its cache, `run` follows it."""
-        session = job.session
-        with _torch().inference_mode():
-            out = self.backend.model(input_ids=_torch().tensor([run], dtype=_torch().long, device=self.backend.device),
-                                     use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: session._cache})
-        session._store_prefix(job.ids)
-        return out.logits[0, -1].float()
+                self._run(job, lambda j=job, r=run: j.session._extend(r, j.ids))
 
     def _forward_prefills(self, batch: list[tuple[_Job, list[int]]]) -> list[Any]:
         """One forward over the sessions' caches, packed apart from the decoding sessions' pack, each followed by its

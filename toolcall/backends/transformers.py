@@ -75,14 +75,17 @@ class TransformersSession(DecodeSession):
     def _forward(self, ids: list[int]) -> Any:
         """Run `ids` after the cached tokens (extending the cache); the logits after the last. A session's first
         tokens start from the prefix cache where a recent prompt began the same way, and are stored there."""
+        return self._extend(self._start_from_prefix(ids), ids)
+
+    def _extend(self, run: list[int], ids: list[int]) -> Any:
+        """Run `run` (the end of `ids` that the prefix cache did not give) after the cached tokens; the logits after
+        it. `ids` is stored in the prefix cache when they are the session's first."""
         torch = _torch()
-        model = self._backend.model
-        run = self._start_from_prefix(ids)
         tensor = torch.tensor([run], dtype=torch.long, device=self._backend.device)
         # The DynamicCache is extended in place; newer transformers call the argument `cache`.
         kwargs = {self._backend.cache_kwarg: self._cache}
         with torch.inference_mode():
-            out = model(input_ids=tensor, use_cache=True, logits_to_keep=1, **kwargs)
+            out = self._backend.model(input_ids=tensor, use_cache=True, logits_to_keep=1, **kwargs)
         self._store_prefix(ids)
         return out.logits[0, -1].float()
 

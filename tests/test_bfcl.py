@@ -251,6 +251,18 @@ def test_the_eval_path_on_the_fake_backend(tmp_path: Path) -> None:
 
 
 @needs_bfcl
+def test_a_reply_ends_where_the_model_starts_writing_a_result_itself() -> None:
+    # A model trained on whole conversations goes on after its calls with a made-up <tool_response> and more calls;
+    # the program would have written the result there, so the reply is judged on the calls before it.
+    made_up = '\n<tool_response>\n{"done": true}\n</tool_response>\n' + hermes(("set_lamp", {"room": "hall"}))
+    backend = FakeBackend(script=[hermes(("kitchen.boil_water", {"litres": 1.5})) + made_up])
+    report = evaluate_bfcl({"simple": [SIMPLE]}, backend, get_dialect("hermes"), max_new_tokens=64)
+    assert report.categories["simple"].accuracy == 1.0
+    assert backend.calls[0][0] == ("<tool_response>",)
+    assert "set_lamp" not in report.items[0].reply
+
+
+@needs_bfcl
 def test_toolcall_eval_task_bfcl_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_bfcl_dir(tmp_path / "bfcl", "simple", [SIMPLE])
     write_bfcl_dir(data, "irrelevance", [IRRELEVANT])

@@ -421,7 +421,9 @@ def evaluate_bfcl(items_by_category: Mapping[str, Sequence[BfclItem]], backend: 
         for batch in _batches(items, batch_size):
             start = time.perf_counter()
             sessions = backend.start_batch([item_prompt(it, dialect, backend.chat_prompt) for it in batch])
-            backend.generate_batch(sessions, [()] * len(batch), [max_new_tokens] * len(batch), [None] * len(batch))
+            # The reply ends where the model starts writing a result itself: its calls are all written by then.
+            stops = [dialect.result_markers] * len(batch)
+            backend.generate_batch(sessions, stops, [max_new_tokens] * len(batch), [None] * len(batch))
             each = (time.perf_counter() - start) / len(batch)
             for item, session in zip(batch, sessions):
                 if judge is None and item.answer is not None:

@@ -299,6 +299,9 @@ class Dialect(ABC):
     call_markers: tuple[str, ...] = ()
     end_markers: tuple[str, ...] = ()
     open_marker: str = ""
+    #: Text with which a model starts writing a tool's result itself, which the program writes: a reply that is judged
+    #: only on the calls it makes (BFCL) is complete there.
+    result_markers: tuple[str, ...] = ()
     #: Text from which a call may begin, for a streaming reader that must not show a call as prose before it knows
     #: (empty: the open marker; a dialect without one names the character its calls start with).
     call_start: str = ""

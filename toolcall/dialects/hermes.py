@@ -58,6 +58,7 @@ class HermesDialect(StructuredDialect):
     call_markers = (CALL_CLOSE,)
     end_markers = ()
     open_marker = CALL_OPEN
+    result_markers = (RESPONSE_OPEN,)
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
                 budget: GrammarBudget) -> tuple[list[Group], bool]:

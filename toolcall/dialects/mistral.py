@@ -76,6 +76,7 @@ class MistralDialect(StructuredDialect):
     call_markers = ("]", "}")
     end_markers = ()
     open_marker = TOOL_CALLS
+    result_markers = (RESULTS_OPEN,)
 
     def __init__(self, spelling: str = "auto") -> None:
         if spelling not in SPELLINGS:

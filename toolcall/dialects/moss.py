@@ -161,6 +161,7 @@ class MossDialect(Dialect):
     call_markers = ("<eoc>",)
     end_markers = ("<eom>",)
     open_marker = COMMANDS_OPEN
+    result_markers = (RESULTS_OPEN,)
 
     # -- parsing -------------------------------------------------------------------------------
     @staticmethod

@@ -196,6 +196,19 @@ def test_lora_fine_tune_saves_an_adapter_that_reloads(tiny: Path, tmp_path: Path
         assert not torch.allclose(merged(input_ids=ids).logits, base(input_ids=ids).logits)
 
 
+def test_bf16_trains_on_a_machine_without_an_accelerator(tiny: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trainer refuses bf16 without an accelerator unless the CPU is asked for; `--bf16` means "where supported".
+    pytest.importorskip("peft")
+    from toolcall.training import train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    result = train(TrainConfig(corpus=corpus, output=tmp_path / "lora", model=str(tiny), max_steps=2, batch_size=2,
+                               lora=True, lr=5e-2, bf16=True))
+    assert result.steps == 2 and result.verified_max_logit_diff is not None
+
+
 def test_lora_rejects_unknown_target_modules(tiny: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     from toolcall.training import train

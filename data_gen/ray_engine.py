@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toolcall.errors import ConfigError, MissingDependencyError
+from toolcall.toolset import Toolset
 
 from .checkpoint import RunDir, file_sha256
 from .config import DataGenConfig
@@ -45,25 +46,20 @@ def _ray() -> Any:
 class PipelineSpec:
     """What an actor needs to build its own Pipeline: picklable names and options, never a loaded model.
 
-    `backend_options` go to `get_scorer` (e.g. max_batch_tokens; the fake backend's `lm`). The registry is built in
-    each actor as on the command line: `tool_names` (None: config.tools) plus the tools of `tools_from` and `mcp`
-    (give absolute paths: an actor's working directory is not the driver's).
+    `backend_options` go to `get_scorer` (e.g. max_batch_tokens; the fake backend's `lm`). Each actor builds the
+    registry from `toolset` as the command line does (None: the tools config.tools names); its `tools_from` files
+    should be named absolutely, since an actor's working directory is not the driver's.
     """
 
     config: DataGenConfig
     backend: str = "transformers"
     model: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
-    tool_names: tuple[str, ...] | None = None
-    tools_from: tuple[str, ...] = ()
-    mcp: tuple[str, ...] = ()
-    names_given: bool = True
+    toolset: Toolset | None = None
 
     def registry(self, backend: Any = None) -> Any:
-        from toolcall.toolset import Toolset
-
-        names = self.tool_names if self.tool_names is not None else self.config.tools
-        registry = Toolset(tuple(names), self.tools_from, self.mcp, self.names_given).build(backend)
+        toolset = self.toolset if self.toolset is not None else Toolset(tuple(self.config.tools))
+        registry = toolset.build(backend)
         if not len(registry):
             raise ConfigError("no tools; give --tools, --tools-from or --mcp")
         return registry

@@ -200,6 +200,30 @@ def test_engine_flags_are_checked_before_anything_runs(tmp_path: Path, capsys: p
     assert "--actors must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_the_actors_get_every_tool_option_the_command_line_gave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from toolcall.data_gen import ray_engine
+
+    from toolcall.cli import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("The total of 2 and 3 is 5.\n")
+    (tmp_path / "my_tools.py").write_text(
+        "import toolcall\n\n@toolcall.tool\ndef shout(text: str) -> str:\n"
+        '    """Upper case.\n\n    Args:\n        text: what to shout\n    """\n    return text.upper()\n')
+    seen: list[Any] = []
+    stats = {"texts_in": 1, "texts_after_prefilter": 1, "texts_kept": 0, "calls_kept": 0, "per_tool": {}}
+    monkeypatch.setattr(ray_engine, "run_data_gen_ray", lambda inp, out, spec, *a, **k: seen.append(spec) or stats)
+    monkeypatch.chdir(tmp_path)
+    assert main(["data-gen", "--input", str(texts), "--output", str(tmp_path / "o"), "--engine", "ray",
+                 "--backend", "fake", "--tools-from", "my_tools.py", "--mcp-timeout", "7", "--mcp-env", "FOO=1"]) == 0
+    toolset = pickle.loads(pickle.dumps(seen[0])).toolset
+    assert toolset.tools_from == (str(tmp_path / "my_tools.py"),)   # absolute: an actor runs elsewhere
+    assert (toolset.mcp_timeout, toolset.mcp_env) == (7.0, ("FOO=1",))
+    assert [t.name for t in seen[0].registry()] == ["shout"]
+
+
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from toolcall.data_gen import ray_engine
 

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     # Unknown tool names and broken --tools-from files fail before the model loads; --tools-from/--mcp tools are
     # added to a typed --tools, and replace the default one.
     tool_names, names_given = tuple(config.tools), "tools" in given(args, DataGenConfig)
-    registry = toolset_from_args(args, names=tool_names, names_given=names_given).build() or None
+    toolset = toolset_from_args(args, names=tool_names, names_given=names_given)
+    registry = toolset.build() or None
     if registry is None:
         raise ConfigError("no tools; give --tools, --tools-from or --mcp")
     if args.tools_from or args.mcp:  # the pipeline samples the tools config.tools names
@@ -99,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
         if backends.canonical(args.backend) not in scoring_backends():  # refused before Ray starts
             raise ConfigError(f"backend {args.backend!r} cannot score log-probabilities for data generation; "
                               f"backends that can: {', '.join(scoring_backends())}")
-        # Each actor builds its own model and registry from these names; files are named absolutely for the workers.
-        sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in args.tools_from)
-        spec = PipelineSpec(config, args.backend, args.model, options, tool_names, sources, tuple(args.mcp), names_given)
+        # Each actor builds its own model and registry from the toolset; files are named absolutely for the workers.
+        sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in toolset.tools_from)
+        spec = PipelineSpec(config, args.backend, args.model, options, replace(toolset, tools_from=sources))
         stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
                                  progress=not args.no_progress, options=RayOptions(args.address, args.actors))
     else:

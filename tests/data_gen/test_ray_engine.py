@@ -200,6 +200,23 @@ def test_engine_flags_are_checked_before_anything_runs(tmp_path: Path, capsys: p
     assert "--actors must be at least 1, got 0" in capsys.readouterr().err
 
 
+@pytest.fixture
+def user_tools_restored() -> Iterator[None]:
+    """The @toolcall.tool tools a test's --tools-from file registers are forgotten after it."""
+    from toolcall.registry import user_tools
+    from toolcall.tool_files import restore_user_tools
+
+    users = user_tools()
+    before = {item.name: item for item in users}
+    modules = set(sys.modules)
+    yield
+    restore_user_tools(users, before)
+    for name in set(sys.modules) - modules:
+        if name.startswith("ray_actor_tools"):
+            del sys.modules[name]
+
+
+@pytest.mark.usefixtures("user_tools_restored")
 def test_the_actors_get_every_tool_option_the_command_line_gave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 
@@ -209,19 +226,25 @@ def test_the_actors_get_every_tool_option_the_command_line_gave(tmp_path: Path, 
 
     texts = tmp_path / "t.txt"
     texts.write_text("The total of 2 and 3 is 5.\n")
-    (tmp_path / "my_tools.py").write_text(
-        "import toolcall\n\n@toolcall.tool\ndef shout(text: str) -> str:\n"
-        '    """Upper case.\n\n    Args:\n        text: what to shout\n    """\n    return text.upper()\n')
+    (tmp_path / "ray_actor_tools.py").write_text(
+        "import toolcall\n\n@toolcall.tool\ndef echo_upper(text: str) -> str:\n"
+        '    """Upper case.\n\n    Args:\n        text: what to upper-case\n    """\n    return text.upper()\n')
     seen: list[Any] = []
     stats = {"texts_in": 1, "texts_after_prefilter": 1, "texts_kept": 0, "calls_kept": 0, "per_tool": {}}
-    monkeypatch.setattr(ray_engine, "run_data_gen_ray", lambda inp, out, spec, *a, **k: seen.append(spec) or stats)
+
+    def run(inp: Path, out: Path, spec: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(spec)
+        return stats
+
+    monkeypatch.setattr(ray_engine, "run_data_gen_ray", run)
     monkeypatch.chdir(tmp_path)
     assert main(["data-gen", "--input", str(texts), "--output", str(tmp_path / "o"), "--engine", "ray",
-                 "--backend", "fake", "--tools-from", "my_tools.py", "--mcp-timeout", "7", "--mcp-env", "FOO=1"]) == 0
+                 "--backend", "fake", "--tools-from", "ray_actor_tools.py", "--mcp-timeout", "7",
+                 "--mcp-env", "FOO=1"]) == 0
     toolset = pickle.loads(pickle.dumps(seen[0])).toolset
-    assert toolset.tools_from == (str(tmp_path / "my_tools.py"),)   # absolute: an actor runs elsewhere
+    assert toolset.tools_from == (str(tmp_path / "ray_actor_tools.py"),)   # absolute: an actor runs elsewhere
     assert (toolset.mcp_timeout, toolset.mcp_env) == (7.0, ("FOO=1",))
-    assert [t.name for t in seen[0].registry()] == ["shout"]
+    assert [t.name for t in seen[0].registry()] == ["echo_upper"]
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -3,19 +3,17 @@ model handed to tools that declare `setup`."""
 from __future__ import annotations
 
 import pickle
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from user_tools_state import user_tools_restored
 
 import toolcall
 from toolcall.api import make_registry
 from toolcall.backends.fake import FakeBackend
 from toolcall.errors import ConfigError, UnknownNameError
-from toolcall.registry import user_tools
-from toolcall.tool_files import restore_user_tools
 from toolcall.toolset import Toolset, mcp_environment, set_up_tools
 
 TOOLS_FILE = '''
@@ -35,14 +33,8 @@ def shout(text: str) -> str:
 
 @pytest.fixture(autouse=True)
 def clean_user_tools() -> Iterator[None]:
-    users = user_tools()
-    before = {item.name: item for item in users}
-    modules = set(sys.modules)
-    yield
-    restore_user_tools(users, before)
-    for name in set(sys.modules) - modules:
-        if name.startswith("shouting"):
-            del sys.modules[name]
+    with user_tools_restored("shouting"):
+        yield
 
 
 def test_a_toolset_is_plain_data_that_pickles() -> None:

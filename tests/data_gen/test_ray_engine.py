@@ -12,6 +12,7 @@ import pytest
 from toolcall.data_gen.checkpoint import CORPUS, PROGRESS
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
+from user_tools_state import user_tools_restored
 
 from toolcall.backends.toy_lm import ToyLM
 from toolcall.errors import MissingDependencyError
@@ -201,22 +202,12 @@ def test_engine_flags_are_checked_before_anything_runs(tmp_path: Path, capsys: p
 
 
 @pytest.fixture
-def user_tools_restored() -> Iterator[None]:
-    """The @toolcall.tool tools a test's --tools-from file registers are forgotten after it."""
-    from toolcall.registry import user_tools
-    from toolcall.tool_files import restore_user_tools
-
-    users = user_tools()
-    before = {item.name: item for item in users}
-    modules = set(sys.modules)
-    yield
-    restore_user_tools(users, before)
-    for name in set(sys.modules) - modules:
-        if name.startswith("ray_actor_tools"):
-            del sys.modules[name]
+def ray_actor_tools_forgotten() -> Iterator[None]:
+    with user_tools_restored("ray_actor_tools"):
+        yield
 
 
-@pytest.mark.usefixtures("user_tools_restored")
+@pytest.mark.usefixtures("ray_actor_tools_forgotten")
 def test_the_actors_get_every_tool_option_the_command_line_gave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 

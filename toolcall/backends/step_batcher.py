@@ -33,6 +33,11 @@ class _Job:
     logits: Any = None
     error: BaseException | None = None
 
+    @property
+    def pending(self) -> list[int]:
+        """The tokens still to run."""
+        return self.ids[self.fed:]
+
 
 @dataclass
 class _Packed:
@@ -120,7 +125,7 @@ class StepBatcher:
                 (steps if self._rides(job) else alone).append(job)
             if len(steps) == 1:
                 alone, steps = alone + steps, []  # nothing to ride along with: one forward over its tokens is cheaper
-            feeds = [job for job in alone if job.work is None and len(job.ids) - job.fed > 1]
+            feeds = [job for job in alone if job.work is None and len(job.pending) > 1]
             if len(feeds) > 1 and self.prefill_together:
                 alone = [job for job in alone if job not in feeds]
                 self._prefill_together(feeds)
@@ -163,12 +168,12 @@ class StepBatcher:
     def _rides(self, job: _Job) -> bool:
         """Whether the job can be a row of a batched step (else it runs alone)."""
         return (job.work is None and bool(job.session.token_ids)
-                and 1 <= len(job.ids) - job.fed <= max(1, self.ride_tokens))
+                and 1 <= len(job.pending) <= max(1, self.ride_tokens))
 
     def _forward_alone(self, job: _Job) -> Any:
         with _torch().inference_mode():
             self._unpack(job.session)
-        return job.work() if job.work is not None else job.session._forward(job.ids[job.fed:])
+        return job.work() if job.work is not None else job.session._forward(job.pending)
 
     prefill_together = True  # prefills that arrive together run as one forward (False: each alone)
     #: Rows x padded length of one batched prefill at most: its attention scores grow with rows x length x context,
@@ -187,16 +192,16 @@ class StepBatcher:
             with torch.inference_mode():
                 for job in jobs:
                     self._unpack(job.session)
-                    run = job.session._start_from_prefix(job.ids[job.fed:])
+                    run = job.session._start_from_prefix(job.pending)
                     if not _cached(job.session):
                         # Nothing of it seen before: alone now, so that the prompts after it can start from its prefix.
-                        self._run(job, lambda j=job, r=run: j.session._extend(r, j.ids))
+                        self._run(job, lambda j=job, r=run: j.session._extend(r, j.pending))
                         continue
                     runs.append((job, run))
                 batch = _within(self.prefill_tokens, runs)
                 if len(batch) > 1:
                     for (job, _), row in zip(batch, self._forward_prefills(batch)):
-                        job.session._store_prefix(job.ids)
+                        job.session._store_prefix(job.pending)
                         job.logits = row
                         job.done.set()
         except BaseException as err:  # noqa: BLE001  # handed to the waiting sessions, which raise them
@@ -207,7 +212,7 @@ class StepBatcher:
             return
         for job, run in runs:  # those left out of the batch: their prefix (if any) is in their cache, `run` follows
             if not job.done.is_set():
-                self._run(job, lambda j=job, r=run: j.session._extend(r, j.ids))
+                self._run(job, lambda j=job, r=run: j.session._extend(r, j.pending))
 
     def _forward_prefills(self, batch: list[tuple[_Job, list[int]]]) -> list[Any]:
         """One forward over the sessions' caches, packed apart from the decoding sessions' pack, each followed by its

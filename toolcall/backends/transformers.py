@@ -92,7 +92,7 @@ class TransformersSession(DecodeSession):
     def _start_from_prefix(self, ids: list[int]) -> list[int]:
         """Before a session's first forward over `ids`: start from the prefix cache where a recent prompt began the same
         way; the ids still to run."""
-        shared = self._backend.prefix_cache if not self.token_ids else None
+        shared = self._prefixes()
         if shared is None:
             return ids
         reused = self._reuse_prefix(shared, ids)
@@ -101,9 +101,13 @@ class TransformersSession(DecodeSession):
 
     def _store_prefix(self, ids: list[int]) -> None:
         """After a session's first forward over `ids` (its cache holds exactly them): keep them for later prompts."""
-        shared = self._backend.prefix_cache if not self.token_ids else None
+        shared = self._prefixes()
         if shared is not None:
             shared.store(ids, self._cache)
+
+    def _prefixes(self) -> Any:
+        """The backend's prefix cache while the session has run no token (only a prompt's start is shared), else None."""
+        return self._backend.prefix_cache if not self.token_ids else None
 
     def _prefill(self) -> None:
         # The carried decoded token and any appended text go through the model in one pass.

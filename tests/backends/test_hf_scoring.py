@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -216,6 +217,15 @@ def test_branches_packed_into_token_trees_match_naive_in_any_pack_size(scorer: H
         got = small.branch_logprobs(small.prefix_state(ids), branches)
         assert all(close(row, exp) for row, exp in zip(got, want)), size
     assert scorer.branch_logprobs(prefix, branches)[branches.index(Branch(12, (), 0))] == []
+
+
+def test_packs_grow_on_an_accelerator_and_stay_small_on_the_cpu(scorer: HFScorer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert scorer._pack_limit() == scorer.max_pack_tokens == 512
+    monkeypatch.setattr(scorer, "_device", lambda: SimpleNamespace(type="cuda"))
+    assert scorer._pack_limit() == scorer.max_pack_tokens_accelerated == 4096
+    monkeypatch.setattr(scorer, "max_batch_tokens", 1000)
+    assert scorer._pack_limit() == 1000
 
 
 def test_prefix_states_reuse_whole_blocks_of_a_recent_state_bit_for_bit(scorer: HFScorer) -> None:

@@ -42,6 +42,7 @@ class HFScoringMixin:
     # A packed forward's attention mask is dense (tokens x tokens), so its cost grows with the square of the pack:
     # at 512 tokens it stayed a small part of the forward for SmolLM2 on CPU, and the matrix products stay full.
     max_pack_tokens: int = 512
+    max_pack_tokens_accelerated: int = 4096
     # Prefix states are run in blocks of this many tokens, so whole blocks shared with a recent state are reused exactly.
     prefix_block: int = 64
     prefix_cache_entries: int = 8        # recent prefix states kept for that reuse (a few per tool and text)
@@ -66,6 +67,12 @@ class HFScoringMixin:
     # --- model plumbing --------------------------------------------------------------
     def _device(self) -> Any:
         return next(self.model.parameters()).device
+
+    def _pack_limit(self) -> int:
+        """Tokens per packed forward: on an accelerator a forward of a small model is bound by its kernel launches,
+        not by the dense mask, so packs grow to hold many sequences (and share their heads)."""
+        limit = self.max_pack_tokens if self._device().type == "cpu" else self.max_pack_tokens_accelerated
+        return max(1, min(limit, self.max_batch_tokens))
 
     def _trunk(self) -> Any:
         # The decoder without the LM head, so logits are computed only for the rows that are scored.
@@ -254,7 +261,7 @@ class HFScoringMixin:
 
         torch = _torch()
         results: list[list[float]] = [[] for _ in items]
-        for pack in pack_items([(cut, new) for cut, new, _ in items], max(1, min(self.max_pack_tokens, self.max_batch_tokens))):
+        for pack in pack_items([(cut, new) for cut, new, _ in items], self._pack_limit()):
             hidden = self._tree_forward(state, pack)
             if state is not None:
                 # Row len(pack) + j of `source` is the prefix's own position j: it predicts a branch's first new token.
@@ -283,15 +290,12 @@ class HFScoringMixin:
         torch = _torch()
         dev = self._device()
         n = len(pack)
-        parents = torch.tensor(pack.parents + [-1], dtype=torch.long)   # the extra -1 keeps index -1 at -1
-        seen = torch.eye(n, dtype=torch.bool)
-        rows, node = torch.arange(n), torch.arange(n)
-        while True:          # one step up the tree per round: as many rounds as the deepest node is deep
-            node = parents[node]
-            up = node >= 0
-            if not bool(up.any()):
-                break
-            seen[rows[up], node[up]] = True
+        # Every node lies on some item's path, and the nodes before it on that path are its ancestors: one block
+        # write per item (a walk up the tree would take as many rounds as the deepest node is deep).
+        seen = torch.zeros((n, n), dtype=torch.bool)
+        for path in pack.paths.values():
+            at = torch.tensor(path, dtype=torch.long)
+            seen[at.unsqueeze(1), at.unsqueeze(0)] = torch.ones((len(path), len(path)), dtype=torch.bool).tril()
         cached = max(pack.cuts) if state is not None else 0
         past = None
         if cached and state is not None:

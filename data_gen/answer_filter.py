@@ -83,16 +83,22 @@ def _mean_nll(scorer: Scorer, pairs: Sequence[tuple[str, str]]) -> list[float]:
     return out
 
 
-def score_answers(records: Sequence[Mapping[str, Any]], scorer: Scorer, dialect: Dialect) -> list[AnswerScore]:
-    """L+, both L- and the reduction for every record with calls (records without calls are not scored)."""
+def score_answers(records: Sequence[Mapping[str, Any]], scorer: Scorer, dialect: Dialect,
+                  chunk: int = 16) -> list[AnswerScore]:
+    """L+, both L- and the reduction for every record with calls (records without calls are not scored); `chunk`
+    records go to the scorer at once, so an engine that packs or batches sequences fills its forwards."""
+    if chunk < 1:
+        raise ConfigError(f"chunk must be at least 1, got {chunk}")
+    scored = [(str(r.get("id")), split_reply(r, dialect)) for r in records if r.get("calls")]
     scores = []
-    for record in records:
-        if not record.get("calls"):
-            continue
-        p = split_reply(record, dialect)
-        full, none, empty = _mean_nll(scorer, [(p.prompt + p.calls + p.results, p.answer), (p.prompt, p.answer),
-                                               (p.prompt + p.calls + p.empty, p.answer)])
-        scores.append(AnswerScore(str(record.get("id")), full, none, empty, min(none, empty) - full))
+    for at in range(0, len(scored), chunk):
+        part = scored[at:at + chunk]
+        nll = _mean_nll(scorer, [pair for _, p in part for pair in
+                                 ((p.prompt + p.calls + p.results, p.answer), (p.prompt, p.answer),
+                                  (p.prompt + p.calls + p.empty, p.answer))])
+        for i, (id_, _) in enumerate(part):
+            full, none, empty = nll[3 * i:3 * i + 3]
+            scores.append(AnswerScore(id_, full, none, empty, min(none, empty) - full))
     return scores
 
 

@@ -5,9 +5,9 @@ import json
 from collections.abc import Sequence
 
 import pytest
+
 from toolcall.data_gen.answer_filter import main, score_answers, split_reply
 from toolcall.data_gen.corpora.schema_tools import generate
-
 from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError
 
@@ -54,6 +54,22 @@ def test_results_that_help_the_answer_are_kept(corpus: list[dict]) -> None:
     for s in scores:
         assert s.with_results == pytest.approx(0.1) and s.without_call == pytest.approx(2.0)
         assert s.reduction == pytest.approx(1.9) and s.kept(1.0) and not s.kept(2.0)
+
+
+class LengthReader(ResultReader):
+    """Each token's log-probability depends on the whole context's length, so every record scores differently."""
+
+    def sequence_logprobs(self, sequences: Sequence[tuple[Sequence[int], int]]) -> list[list[float]]:
+        return [[-(start % 97) / 10 - j / 1000 for j in range(len(ids) - start)] for ids, start in sequences]
+
+
+def test_records_scored_together_get_the_scores_they_get_alone(corpus: list[dict]) -> None:
+    alone = score_answers(corpus, LengthReader(), HERMES, chunk=1)
+    assert len({s.reduction for s in alone}) > 5
+    for chunk in (4, 7, 1000):
+        assert score_answers(corpus, LengthReader(), HERMES, chunk=chunk) == alone
+    with pytest.raises(ConfigError, match="chunk must be at least 1, got 0"):
+        score_answers(corpus, LengthReader(), HERMES, chunk=0)
 
 
 def test_a_record_whose_text_is_not_its_calls_is_refused(corpus: list[dict]) -> None:

@@ -11,7 +11,7 @@ name. A tool's behaviour is simulated from its schema: its result fields are dra
 call itself, so the same call always gets the same result. `leak_report()` measures word n-gram overlap with the
 BFCL data (bfcl-eval, when installed), which is an evaluation set and must not leak into training.
 
-    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--model PATH] [--fake-chat]
+    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2] [--model PATH] [--fake-chat]
 
 writes DIR/train.jsonl ({"id", "kind", "domain", "text", "prompt_chars", "tools", "calls"}) and DIR/leak.json.
 """
@@ -369,6 +369,136 @@ TEMPLATES: tuple[Template, ...] = (
       "Sent to {to}."),
 )
 
+ELEMENTS = ("Fe", "Cu", "Na", "Cl", "Au", "Ne", "Si", "K")
+SPECIES = ("red fox", "snow leopard", "blue whale", "honey bee", "emperor penguin", "sea otter")
+
+# The second mix's extra schemas: numbers, formulas and facts, the kind of tool a science or maths assistant offers.
+MORE_TEMPLATES: tuple[Template, ...] = (
+    T("geometry", "compute", "polygon_area", "Surface inside an equal-sided figure, from how many sides it has and how long each is.",
+      [P("sides", "integer", "Number of equal sides, 3 or more.", range(3, 13)),
+       P("side_length", "number", "Length of one side in metres.", (1.5, 2.0, 4.2, 7.0, 10.0))],
+      ["A regular shape has {sides} equal sides of {side_length} m each; how big is it?",
+       "Area of a regular {sides}-sided figure whose sides are {side_length} metres long."],
+      [("area", "number", (3.9, 10.83, 27.5, 76.94, 150.3))],
+      "That polygon covers {area} square metres."),
+    T("geometry", "compute", "cylinder_volume", "Volume held by a cylinder of a given radius and height.",
+      [P("radius", "number", "Radius of the base, in centimetres.", (2.0, 3.5, 5.0, 12.0)),
+       P("height", "number", "Height, in centimetres.", (4.0, 10.0, 25.0, 60.0)),
+       P("unit", "enum", "Unit of the reply.", ("cm3", "litres"), required=False)],
+      ["How much does a cylinder with radius {radius} cm and height {height} cm hold?",
+       "Volume of a can {height} cm high with a {radius} cm radius, in {unit}?"],
+      [("volume", "number", (50.27, 384.85, 1963.5, 27143.4))],
+      "It holds {volume} {unit}."),
+    T("physics", "estimate", "travel_duration", "Hours a trip takes when the speed stays constant.",
+      [P("distance_km", "number", "Distance in kilometres.", (12.0, 85.0, 240.0, 1020.0)),
+       P("speed_kmh", "number", "Speed in kilometres per hour.", (15.0, 60.0, 90.0, 120.0))],
+      ["How long does {distance_km} km take at {speed_kmh} km/h?",
+       "At a steady {speed_kmh} km per hour, how many hours for {distance_km} kilometres?"],
+      [("hours", "number", (0.2, 1.4, 2.67, 8.5, 68.0))],
+      "It takes {hours} hours."),
+    T("physics", "compute", "drop_impact", "Landing speed and seconds of fall for something let go from a height, without drag.",
+      [P("drop_height", "number", "Height it falls from, in metres.", (1.2, 5.0, 20.0, 45.0, 100.0)),
+       P("planet", "enum", "Where it falls.", ("Earth", "Moon", "Mars"), required=False)],
+      ["An object falls from {drop_height} m. How fast is it when it lands?",
+       "Fall time and landing speed from {drop_height} metres on {planet}?"],
+      [("speed", "number", (4.85, 9.9, 19.81, 29.71, 44.29)), ("seconds", "number", (0.49, 1.01, 2.02, 3.03, 4.52))],
+      "It lands after {seconds} s at {speed} m/s."),
+    T("chemistry", "get", "element_data", "Atomic number and standard atomic weight of a chemical element.",
+      [P("symbol", "enum", "The element's symbol.", ELEMENTS),
+       P("include_isotopes", "boolean", "List its stable isotopes too.", required=False,
+         phrase="with its stable isotopes")],
+      ["What is the atomic weight of {symbol}?", "Give me the data on {symbol} {include_isotopes}."],
+      [("atomic_number", "integer", (10, 11, 14, 17, 19, 26, 29, 79)),
+       ("atomic_weight", "number", (20.18, 22.99, 28.09, 35.45, 39.1, 55.85, 63.55, 196.97))],
+      "{symbol} has atomic number {atomic_number} and weighs {atomic_weight}."),
+    T("math", "find", "prime_factors", "Break a whole number into its prime factors.",
+      [P("number", "integer", "The number to factor, at least 2.", (84, 360, 1001, 4096, 9699))],
+      ["Break {number} down into primes, please.", "Factor {number} into primes."],
+      [("factors", "string", ("2 x 2 x 3 x 7", "2 x 2 x 2 x 3 x 3 x 5", "7 x 11 x 13", "3 x 53 x 61"))],
+      "{number} = {factors}."),
+    T("math", "summarise", "number_list", "Mean, median or spread of a list of numbers.",
+      [P("values", "array", "The numbers.", (3.5, 7.0, 12.0, 18.25, 21.0, 40.0), items="number"),
+       P("measure", "enum", "Which figure to return.", ("mean", "median", "spread"), required=False)],
+      ["What is the {measure} of {values}?", "Summarise these numbers: {values}."],
+      [("value", "number", (7.0, 11.5, 14.08, 19.6))],
+      "The {measure} is {value}."),
+    T("math", "solve", "second_degree_roots", "Real roots of a x^2 + b x + c = 0.",
+      [P("a", "integer", "Coefficient of x squared, not zero.", (1, 2, 3, -1)),
+       P("b", "integer", "Coefficient of x.", (-7, -4, 0, 5, 6)),
+       P("c", "integer", "Constant term.", (-12, -3, 0, 2, 8))],
+      ["Find x when {a}x^2 + {b}x + {c} = 0.", "Roots of the quadratic with a={a}, b={b}, c={c}?"],
+      [("roots", "string", ("x = 2 or x = -6", "x = 0.5 or x = -3", "no real roots", "x = 4"))],
+      "The roots: {roots}."),
+    T("math", "convert", "number_base", "Write a whole number in another base.",
+      [P("number", "integer", "The number, in base 10.", (19, 255, 1000, 4242)),
+       P("base", "integer", "Base to write it in: 2, 8 or 16.", (2, 8, 16))],
+      ["Write {number} in base {base}.", "What is {number} in base {base}?"],
+      [("digits", "string", ("10011", "377", "3E8", "1092"))],
+      "{number} in base {base} is {digits}."),
+    T("finance", "project", "savings_growth", "Balance of a deposit after years of compound interest.",
+      [P("deposit", "number", "Money put in at the start.", (1000.0, 2500.0, 10000.0, 45000.0)),
+       P("rate_percent", "number", "Interest per year, in percent.", (1.5, 2.75, 4.0, 5.2)),
+       P("years", "integer", "Years it stays in.", (2, 5, 8, 15, 30)),
+       P("compounding", "enum", "How often interest is added.", ("monthly", "quarterly", "yearly"), required=False)],
+      ["If I put {deposit} away at {rate_percent}% for {years} years, what will I have?",
+       "Balance of {deposit} after {years} years at {rate_percent} percent compounded {compounding}?"],
+      [("balance", "number", (1077.3, 2861.15, 13685.7, 96510.4))],
+      "After {years} years you would have {balance}."),
+    T("astronomy", "get", "daylight", "Sunrise and sunset in a town on a day.",
+      [P("town", "string", "The town.", TOWNS), P("date", "string", "Day in YYYY-MM-DD form.", DATES)],
+      ["When does the sun rise in {town} on {date}?", "Sunrise and sunset for {town} on {date}."],
+      [("sunrise", "string", ("05:12", "06:48", "07:31", "08:55")), ("sunset", "string", ("16:20", "18:02", "20:44"))],
+      "On {date} in {town} the sun rises at {sunrise} and sets at {sunset}."),
+    T("history", "lookup", "event_date", "Year and place of a well-known historical event.",
+      [P("event", "enum", "The event.", ("the first crossing of the Channel by balloon", "the opening of the Suez "
+                                         "Canal", "the first ascent of Everest", "the founding of the Red Cross"))],
+      ["When was {event}?", "What year and where was {event}?"],
+      [("year", "integer", (1785, 1863, 1869, 1953)), ("place", "string", ("Dover", "Geneva", "Port Said", "Nepal"))],
+      "That was in {year}, {place}."),
+    T("music", "find", "concerts", "Upcoming concerts of an artist, optionally in one town.",
+      [P("artist", "string", "Performer or band.", ("The Quiet Orchards", "Mina Solace", "Brass Lantern Trio",
+                                                   "Okapi Skies")),
+       P("town", "string", "Town to look in.", TOWNS, required=False)],
+      ["When does {artist} play next?", "Is {artist} playing in {town} soon?"],
+      [("venue", "string", ("The Foundry", "Harbour Hall", "Open Air Stage")), ("date", "string", DATES)],
+      "{artist} plays {venue} on {date}."),
+    T("biology", "get", "species_profile", "Habitat and typical lifespan of an animal species.",
+      [P("species", "enum", "Common name of the species.", SPECIES),
+       P("facts", "array", "What to include.", ("diet", "habitat", "lifespan", "range"), required=False)],
+      ["How long does a {species} live?", "Tell me the {facts} of the {species}."],
+      [("lifespan_years", "integer", (1, 4, 12, 20, 80)),
+       ("habitat", "string", ("coastal waters", "mountain slopes", "open ocean", "woodland edges"))],
+      "A {species} lives about {lifespan_years} years, in {habitat}."),
+    T("housing", "estimate", "rent", "Typical monthly rent for a flat in a town.",
+      [P("town", "string", "Town of the flat.", TOWNS),
+       P("bedrooms", "integer", "Number of bedrooms.", range(1, 5)),
+       P("furnished", "boolean", "Furnished flats only.", required=False, phrase="furnished")],
+      ["What does a {bedrooms}-bedroom flat rent for in {town}?", "Typical rent in {town}, {bedrooms} bedrooms, "
+       "{furnished}?"],
+      [("monthly_rent", "integer", range(450, 3200, 35))],
+      "About {monthly_rent} a month."),
+    T("calendar", "count", "days_between", "Number of days from one date to another.",
+      [P("start", "string", "First date, YYYY-MM-DD.", DATES), P("end", "string", "Second date, YYYY-MM-DD.", DATES),
+       P("weekdays_only", "boolean", "Count only Monday to Friday.", required=False, phrase="weekdays only")],
+      ["How many days from {start} to {end}?", "Count the days between {start} and {end}, {weekdays_only}."],
+      [("days", "integer", range(14, 290, 3))],
+      "There are {days} days from {start} to {end}."),
+    T("nutrition", "get", "food_nutrients", "Energy and protein in a portion of a food.",
+      [P("food", "enum", "The food.", ("oats", "lentils", "almonds", "brown rice", "tofu", "salmon")),
+       P("grams", "number", "Portion size in grams.", (30.0, 50.0, 100.0, 150.0), required=False)],
+      ["How many calories are in {grams} g of {food}?", "Nutrition of {food}?"],
+      [("kcal", "integer", range(40, 620, 9)), ("protein_g", "number", (2.6, 6.1, 9.0, 13.2, 21.5))],
+      "{grams} g of {food}: {kcal} kcal and {protein_g} g of protein."),
+    T("energy", "estimate", "appliance_use", "Electricity an appliance uses and what it costs.",
+      [P("watts", "integer", "Power of the appliance in watts.", (60, 400, 1200, 2000)),
+       P("hours_per_day", "number", "Hours it runs each day.", (0.5, 2.0, 6.0, 24.0)),
+       P("price_per_kwh", "number", "Price of one kWh.", (0.12, 0.21, 0.34), required=False)],
+      ["How much power does a {watts} W heater use running {hours_per_day} hours a day?",
+       "Cost of {watts} watts for {hours_per_day} h a day at {price_per_kwh} per kWh?"],
+      [("kwh_per_month", "number", (0.9, 24.0, 216.0, 1440.0)), ("monthly_cost", "number", (0.19, 5.04, 45.36))],
+      "It uses {kwh_per_month} kWh a month, about {monthly_cost}."),
+)
+
 # Verb synonyms: a tool's name changes from text to text, so its schema, not its name, tells what it does.
 VERBS: dict[str, tuple[str, ...]] = {
     "get": ("get", "fetch", "lookup", "read"), "read": ("read", "check"), "find": ("find", "search", "locate"), "search": ("search", "find"),
@@ -378,7 +508,8 @@ VERBS: dict[str, tuple[str, ...]] = {
     "set": ("set", "adjust"), "add": ("add", "append"), "schedule": ("schedule", "plan"),
     "count": ("count", "measure"), "enrol": ("enrol", "register"), "plan": ("plan",),
     "estimate": ("estimate", "calc"), "check": ("check", "list"), "roll": ("roll", "throw"),
-    "send": ("send", "post"),
+    "send": ("send", "post"), "summarise": ("summarise", "describe"), "solve": ("solve", "find"),
+    "lookup": ("lookup", "find"), "project": ("project", "forecast"),
 }
 
 # Requests no tool here can serve (or that need none): answered without a call.
@@ -503,6 +634,33 @@ class Sample:
 
 KINDS = (("single", 0.6), ("parallel", 0.25), ("none", 0.15))
 
+# Replies to a request that an offered tool's neighbour would serve, but none offered does.
+NEAR_MISS = ("None of the tools offered here can do that, so I can't answer it with them.",
+             "I don't have a tool for that: the ones offered here do other things.",
+             "The tools available here don't cover this request, so I can't do it.",
+             "No offered tool fits this request; I can't look that up here.")
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How a corpus is drawn: the kinds' weights, the schemas, how often a text offers only the tool(s) it needs
+    (`alone`), and how often a request no tool fits is one an unoffered schema would serve, with its neighbours
+    offered instead (`near_miss`) rather than small talk. A share of 0 draws nothing, so "v1" is the first corpus."""
+
+    kinds: tuple[tuple[str, float], ...] = KINDS
+    templates: tuple[Template, ...] = TEMPLATES
+    alone: float = 0.0
+    near_miss: float = 0.0
+
+
+MIXES: dict[str, Mix] = {
+    "v1": Mix(),
+    # A function offered alone (most BFCL-style requests offer one), more requests to decline, and more schemas.
+    "v2": Mix(kinds=(("single", 0.5), ("parallel", 0.25), ("none", 0.25)), templates=TEMPLATES + MORE_TEMPLATES,
+              alone=0.35, near_miss=0.6),
+}
+DEFAULT_MIX = "v2"
+
 
 def _turn_end(chat: ChatFn) -> str:
     """What the chat template writes after an assistant message (e.g. ChatML's `<|im_end|>`)."""
@@ -512,18 +670,34 @@ def _turn_end(chat: ChatFn) -> str:
     return full[full.index(mark) + len(mark):] if mark in full else ""
 
 
-def _offer(main: Sequence[Template], rng: Random, n_tools: int) -> list[Offered]:
+def _offer(main: Sequence[Template], rng: Random, n_tools: int,
+           templates: Sequence[Template] = TEMPLATES) -> list[Offered]:
     """The main templates and distractors (some from the same domain: the right one among its neighbours), shuffled,
     each with this text's name; names never clash."""
     chosen = list(dict.fromkeys(main))
-    same = [t for t in TEMPLATES if t.domain in {m.domain for m in main} and t not in chosen]
-    other = [t for t in TEMPLATES if t not in chosen and t not in same]
+    same = [t for t in templates if t.domain in {m.domain for m in main} and t not in chosen]
+    other = [t for t in templates if t not in chosen and t not in same]
     rng.shuffle(same)
     rng.shuffle(other)
     for t in same[:1] + other:
         if len(chosen) >= n_tools:
             break
         chosen.append(t)
+    return _named(chosen, rng)
+
+
+def _near(withheld: Template, rng: Random, n_tools: int, templates: Sequence[Template]) -> list[Offered]:
+    """Tools that do not serve `withheld`'s request: its domain's other schemas first when a coin says so (the hard
+    case: a neighbour that almost fits), then others."""
+    same = [t for t in templates if t.domain == withheld.domain and t is not withheld]
+    other = [t for t in templates if t.domain != withheld.domain]
+    rng.shuffle(same)
+    rng.shuffle(other)
+    pool = same + other if same and rng.random() < 0.5 else other
+    return _named(pool[:n_tools], rng)
+
+
+def _named(chosen: list[Template], rng: Random) -> list[Offered]:
     rng.shuffle(chosen)
     offered: list[Offered] = []
     names: set[str] = set()
@@ -538,29 +712,39 @@ def _offer(main: Sequence[Template], rng: Random, n_tools: int) -> list[Offered]
     return offered
 
 
-def make_sample(index: int, rng: Random, chat: ChatFn, end: str) -> Sample:
-    """One conversation; its kind drawn with the KINDS weights."""
+def make_sample(index: int, rng: Random, chat: ChatFn, end: str, mix: Mix = MIXES["v1"]) -> Sample:
+    """One conversation; its kind drawn with the mix's weights."""
     dialect = get_dialect("hermes")
-    kind = rng.choices([k for k, _ in KINDS], weights=[w for _, w in KINDS])[0]
+    templates = mix.templates
+    kind = rng.choices([k for k, _ in mix.kinds], weights=[w for _, w in mix.kinds])[0]
     n_tools = rng.randint(2, 5)
     if kind == "none":
-        offered = _offer([rng.choice(TEMPLATES)], rng, n_tools)
-        request, answer = rng.choice(UNSERVED)
-        request = request.format(colour=rng.choice(COLOURS))
+        if mix.near_miss and rng.random() < mix.near_miss:
+            withheld = rng.choice(templates)
+            request, _ = make_call(withheld, rng)
+            offered = _near(withheld, rng, n_tools - 1, templates)
+            answer = rng.choice(NEAR_MISS)
+        else:
+            offered = _offer([rng.choice(templates)], rng, n_tools, templates)
+            request, answer = rng.choice(UNSERVED)
+            request = request.format(colour=rng.choice(COLOURS))
         prompt = dialect.prompt(request, ToolSpecs(o.spec() for o in offered), chat)
         return Sample(f"schema-{index:06d}", kind, "none", prompt + answer + end, len(prompt),
                       [o.name for o in offered], [], request)
     if kind == "single":
-        mains = [rng.choice(TEMPLATES)]
+        mains = [rng.choice(templates)]
         parts = 1
     else:
         # Parallel: the same tool for two or three requests, or two different tools in one request.
         if rng.random() < 0.5:
-            t = rng.choice(TEMPLATES)
+            t = rng.choice(templates)
             mains, parts = [t], rng.randint(2, 3)
         else:
-            mains, parts = rng.sample(list(TEMPLATES), 2), 2
-    offered = _offer(mains, rng, max(n_tools, len(mains) + 1))  # always one distractor at least
+            mains, parts = rng.sample(list(templates), 2), 2
+    if mix.alone and rng.random() < mix.alone:
+        offered = _named(list(mains), rng)      # only what the request needs, as a single-function request offers
+    else:
+        offered = _offer(mains, rng, max(n_tools, len(mains) + 1), templates)  # one distractor at least
     by_template = {o.template: o for o in offered}
     requests: list[str] = []
     calls: list[ToolCall] = []
@@ -600,15 +784,17 @@ def _join_requests(requests: Sequence[str], rng: Random) -> str:
     return out
 
 
-def generate(count: int, seed: int = 0, chat: ChatFn | None = None) -> list[Sample]:
-    """`count` conversations, the same for the same seed and chat template (`chat`: the model's, e.g. a backend's
-    `chat_prompt`; default: plain `role: text` lines)."""
+def generate(count: int, seed: int = 0, chat: ChatFn | None = None, mix: str = DEFAULT_MIX) -> list[Sample]:
+    """`count` conversations, the same for the same seed, chat template and mix (`chat`: the model's, e.g. a
+    backend's `chat_prompt`; default: plain `role: text` lines; `mix`: a name in MIXES)."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
+    if mix not in MIXES:
+        raise ValueError(f"unknown mix {mix!r}; known: {', '.join(sorted(MIXES))}")
     chat = chat or _plain_chat
     end = _turn_end(chat)
     rng = Random(f"schema-tools:{seed}")
-    return [make_sample(i, rng, chat, end) for i in range(count)]
+    return [make_sample(i, rng, chat, end, MIXES[mix]) for i in range(count)]
 
 
 def _plain_chat(messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True, **_: Any) -> str:
@@ -663,7 +849,7 @@ def corpus_strings() -> dict[str, list[str]]:
     parameter descriptions, requests and answers, and the unserved requests with their replies."""
     names: set[str] = set()
     prose: list[str] = []
-    for t in TEMPLATES:
+    for t in TEMPLATES + MORE_TEMPLATES:
         for verb in VERBS.get(t.verb, (t.verb,)):
             words_ = [verb, *t.noun.split("_")]
             names.update({f"{verb}_{t.noun}", words_[0] + "".join(w.capitalize() for w in words_[1:]),
@@ -672,7 +858,7 @@ def corpus_strings() -> dict[str, list[str]]:
         prose += [t.description, *t.requests, t.answer]
         for p in t.params:
             prose += [p.description, *(f.description for f in p.fields)]
-    prose += [s for pair in UNSERVED for s in pair]
+    prose += [s for pair in UNSERVED for s in pair] + list(NEAR_MISS)
     return {"names": sorted(names), "prose": prose}
 
 
@@ -731,9 +917,10 @@ def leak_report(ours: Mapping[str, Sequence[str]], theirs: Mapping[str, Sequence
 
 
 # ----------------------------------------------------------------------------------------------- main
-def write_corpus(out: Path, count: int, seed: int = 0, chat: ChatFn | None = None) -> dict[str, Any]:
+def write_corpus(out: Path, count: int, seed: int = 0, chat: ChatFn | None = None,
+                 mix: str = DEFAULT_MIX) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    samples = generate(count, seed, chat)
+    samples = generate(count, seed, chat, mix)
     with (out / "train.jsonl").open("w", encoding="utf-8") as fh:
         for s in samples:
             fh.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
@@ -747,8 +934,10 @@ def write_corpus(out: Path, count: int, seed: int = 0, chat: ChatFn | None = Non
     kinds: dict[str, int] = {}
     for s in samples:
         kinds[s.kind] = kinds.get(s.kind, 0) + 1
-    return {"count": len(samples), "kinds": kinds, "domains": len({t.domain for t in TEMPLATES}),
-            "templates": len(TEMPLATES), "leak": {k: (len(v) if isinstance(v, list) else v) for k, v in leak.items()}}
+    templates = MIXES[mix].templates
+    return {"count": len(samples), "mix": mix, "kinds": kinds, "domains": len({t.domain for t in templates}),
+            "templates": len(templates), "alone": sum(len(s.tools) == len({c["name"] for c in s.calls}) for s in samples),
+            "leak": {k: (len(v) if isinstance(v, list) else v) for k, v in leak.items()}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -759,11 +948,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint whose chat template is used (default: the "
                                                       "embedded SmolLM2)")
     parser.add_argument("--fake-chat", action="store_true", help="plain 'role: text' lines instead of a template")
+    parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
+                        help=f"how the texts are drawn (default {DEFAULT_MIX}; v1: the first adapter's corpus)")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
     chat = None if args.fake_chat else template_chat(args.model)
-    print(json.dumps(write_corpus(args.out, args.count, args.seed, chat)), file=sys.stdout)
+    print(json.dumps(write_corpus(args.out, args.count, args.seed, chat, args.mix)), file=sys.stdout)
     return 0
 
 

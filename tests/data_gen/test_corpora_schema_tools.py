@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from toolcall.data_gen.corpora import schema_tools as st
 
 from toolcall.binding import bind_arguments
+from toolcall.data_gen.corpora import schema_tools as st
 from toolcall.dialects import get_dialect
 
 HERMES = get_dialect("hermes")
@@ -88,13 +89,52 @@ def _specs(sample: st.Sample) -> Any:
                      for f in _offered(sample))
 
 
-def test_the_right_tool_is_offered_among_distractors_with_unique_names(samples: list[st.Sample]) -> None:
+def test_the_right_tool_is_offered_among_distractors_with_unique_names() -> None:
+    samples = st.generate(300, seed=7, chat=chatml, mix="v1")
     for s in samples:
         assert len(s.tools) >= 2 and len({n.lower() for n in s.tools}) == len(s.tools)
         assert len(s.tools) > len({c["name"] for c in s.calls})
     # The called tool is not always in the same place among the offered ones.
     places = {s.tools.index(s.calls[0]["name"]) for s in samples if s.kind == "single"}
     assert len(places) >= 3
+
+
+def test_the_first_mix_is_unchanged_and_draws_nothing_for_the_second_mixs_shares() -> None:
+    v1 = st.MIXES["v1"]
+    assert v1.templates == st.TEMPLATES and v1.alone == 0 and v1.near_miss == 0 and v1.kinds == st.KINDS
+    assert [s.to_json() for s in st.generate(60, seed=3, mix="v1")] != [s.to_json() for s in st.generate(60, seed=3)]
+    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2"):
+        st.generate(5, mix="v9")
+
+
+def _template_of(request: str) -> st.Template:
+    """The schema whose request template `request` fills in (each slot matches any text)."""
+    for t in st.MIXES["v2"].templates:
+        for r in t.requests:
+            pattern = re.escape(r)
+            pattern = re.sub(r"\\\{\w+\\\}", ".+?", pattern)
+            if re.fullmatch(pattern, request):
+                return t
+    raise AssertionError(f"no template writes {request!r}")
+
+
+def test_the_second_mix_offers_tools_alone_and_declines_requests_their_neighbours_would_serve(
+        samples: list[st.Sample]) -> None:
+    alone = [s for s in samples if s.calls and len(s.tools) == len({c["name"] for c in s.calls})]
+    with_calls = [s for s in samples if s.calls]
+    assert 0.25 < len(alone) / len(with_calls) < 0.45        # about the mix's 0.35
+    assert any(len(s.tools) == 1 for s in alone) and any(s.kind == "parallel" for s in alone)
+    declined = [s for s in samples if s.kind == "none" and s.text[s.prompt_chars:].split("<|im_end|>")[0] in st.NEAR_MISS]
+    assert len(declined) / sum(s.kind == "none" for s in samples) > 0.4   # about the mix's 0.6
+    neighbours = 0
+    for s in declined:
+        withheld = _template_of(s.request)
+        offered = {d["function"]["description"] for d in _offered(s)}
+        assert withheld.description not in offered and len(offered) == len(s.tools) >= 1
+        neighbours += any(t.domain == withheld.domain and t.description in offered
+                          for t in st.MIXES["v2"].templates)
+    assert neighbours > 5        # the hard case: a schema of the same domain is offered, and does not fit
+    assert {t.domain for t in st.MORE_TEMPLATES} <= {s.domain for s in samples if s.calls}
 
 
 def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:
@@ -108,7 +148,7 @@ def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:
 
 def test_templates_are_consistent() -> None:
     fmt = string.Formatter()
-    for t in st.TEMPLATES:
+    for t in st.TEMPLATES + st.MORE_TEMPLATES:
         names = {p.name for p in t.params}
         required = {p.name for p in t.params if p.required}
         for request in t.requests:
@@ -156,7 +196,8 @@ def test_nothing_of_the_corpus_occurs_in_bfcl(samples: list[st.Sample]) -> None:
 def test_the_corpus_writer_and_its_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert st.main(["--out", str(tmp_path), "--count", "12", "--seed", "1", "--fake-chat"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["count"] == 12 and summary["templates"] == len(st.TEMPLATES)
+    assert summary["count"] == 12 and summary["mix"] == "v2"
+    assert summary["templates"] == len(st.TEMPLATES) + len(st.MORE_TEMPLATES)
     rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(r["text"].startswith("system:") for r in rows)
     assert (tmp_path / "leak.json").is_file()

@@ -5,9 +5,9 @@ import json
 from collections.abc import Sequence
 
 import pytest
-
 from toolcall.data_gen.answer_filter import main, score_answers, split_reply
 from toolcall.data_gen.corpora.schema_tools import generate
+
 from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from toolcall.data_gen.corpora import schema_tools as st
 
 from toolcall.binding import bind_arguments
-from toolcall.data_gen.corpora import schema_tools as st
 from toolcall.dialects import get_dialect
 
 HERMES = get_dialect("hermes")
@@ -103,7 +103,7 @@ def test_the_first_mix_is_unchanged_and_draws_nothing_for_the_second_mixs_shares
     v1 = st.MIXES["v1"]
     assert v1.templates == st.TEMPLATES and v1.alone == 0 and v1.near_miss == 0 and v1.kinds == st.KINDS
     assert [s.to_json() for s in st.generate(60, seed=3, mix="v1")] != [s.to_json() for s in st.generate(60, seed=3)]
-    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2"):
+    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3$"):
         st.generate(5, mix="v9")
 
 
@@ -135,6 +135,25 @@ def test_the_second_mix_offers_tools_alone_and_declines_requests_their_neighbour
                           for t in st.MIXES["v2"].templates)
     assert neighbours > 5        # the hard case: a schema of the same domain is offered, and does not fit
     assert {t.domain for t in st.MORE_TEMPLATES} <= {s.domain for s in samples if s.calls}
+
+
+def test_the_third_mix_writes_whole_numbers_as_integers_and_is_otherwise_the_second() -> None:
+    v2, v3 = st.generate(200, seed=5, chat=chatml, mix="v2"), st.generate(200, seed=5, chat=chatml, mix="v3")
+    assert [(s.kind, s.request, s.tools) for s in v2] == [(s.kind, s.request, s.tools) for s in v3]
+    whole_floats = 0
+    for a, b in zip(v2, v3):
+        for ca, cb in zip(a.calls, b.calls):
+            assert cb["arguments"] == st._plain(ca["arguments"]) == ca["arguments"]   # equal values: 50 == 50.0
+            whole_floats += sum(isinstance(v, float) and v.is_integer() for v in ca["arguments"].values())
+            assert not any(isinstance(v, float) and v.is_integer() for v in cb["arguments"].values())
+            assert '.0,' not in json.dumps(cb["arguments"]) and '.0}' not in json.dumps(cb["arguments"])
+        schemas = {x["function"]["name"]: x["function"] for x in _offered(b)}
+        for call in b.calls:   # an int is a valid JSON Schema number: it binds as written
+            bound = bind_arguments(call["arguments"], schemas[call["name"]]["parameters"], tool=call["name"])
+            assert bound == call["arguments"]
+            assert [type(v) for v in bound.values()] == [type(v) for v in call["arguments"].values()]
+    assert whole_floats > 20
+    assert st._plain({"a": [1.0, 2.5], "b": {"c": 3.0}, "d": True}) == {"a": [1, 2.5], "b": {"c": 3}, "d": True}
 
 
 def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:

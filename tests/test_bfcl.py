@@ -22,6 +22,7 @@ from toolcall.bfcl import (
     format_bfcl_table,
     item_prompt,
     item_specs,
+    item_steering,
     judge_reply,
     load_bfcl_items,
     model_output,
@@ -30,6 +31,7 @@ from toolcall.bfcl import (
 from toolcall.cli import main
 from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError, MissingDependencyError
+from toolcall.loop import LoopConfig
 
 HAVE_BFCL = importlib.util.find_spec("bfcl_eval") is not None
 needs_bfcl = pytest.mark.skipif(not HAVE_BFCL, reason="bfcl-eval is not installed (pip install --no-deps bfcl-eval; "
@@ -260,6 +262,56 @@ def test_a_reply_ends_where_the_model_starts_writing_a_result_itself() -> None:
     assert report.categories["simple"].accuracy == 1.0
     assert backend.calls[0][0] == ("<tool_response>",)
     assert "set_lamp" not in report.items[0].reply
+
+
+def test_replies_are_steered_as_the_loop_settings_say() -> None:
+    hermes_dialect = get_dialect("hermes")
+    assert item_steering(SIMPLE, hermes_dialect, None) is None
+    assert item_steering(SIMPLE, hermes_dialect, LoopConfig()) is None            # free decoding by default
+    held = item_steering(MULTIPLE, hermes_dialect, LoopConfig(constrain_calls=True))
+    assert held is not None and held.open_text == "<tool_call>" and not held.disable
+    assert held.constrain == hermes_dialect.call_grammar(item_specs(MULTIPLE), closers=("</tool_call>",))
+    assert 'kitchen.boil_water' in held.constrain and 'set_lamp' in held.constrain
+    trigger = item_steering(SIMPLE, hermes_dialect, LoopConfig(trigger_top_k=5, max_triggers=2))
+    assert trigger is not None and (trigger.trigger_top_k, trigger.max_triggers, trigger.constrain) == (5, 2, None)
+    banned = item_steering(SIMPLE, hermes_dialect, LoopConfig(tools_enabled=False, constrain_calls=True))
+    assert banned is not None and banned.disable
+    with pytest.raises(ConfigError, match="--force-call is not used with --task bfcl"):
+        item_steering(SIMPLE, hermes_dialect, LoopConfig(force_call=True))
+    # The steering reaches the engine with each reply.
+    backend = FakeBackend(script=[hermes(("kitchen.boil_water", {"litres": 1.5}))])
+    evaluate_bfcl({"simple": [SIMPLE]}, backend, hermes_dialect, max_new_tokens=64,
+                  config=LoopConfig(constrain_calls=True), judge=lambda *a, **k: {"valid": True})
+    steering = backend.calls[0][2]
+    assert steering is not None and steering.constrain and "kitchen.boil_water" in steering.constrain
+
+
+class GrammarRefuser(FakeBackend):
+    """Refuses any batch holding a call grammar that mentions set_lamp, as an engine refuses a schema it cannot use."""
+
+    def generate_batch(self, sessions: Any, stops: Any, budgets: Any, steerings: Any) -> Any:
+        if any(st is not None and st.constrain and "set_lamp" in st.constrain for st in steerings):
+            raise ConfigError("the constraint grammar cannot be used: unsupported keyword")
+        return super().generate_batch(sessions, stops, budgets, steerings)
+
+
+def test_an_item_whose_grammar_cannot_be_used_is_decoded_without_it_and_says_so() -> None:
+    backend = GrammarRefuser(script=[hermes(("kitchen.boil_water", {"litres": 1.5})),
+                                     hermes(("set_lamp", {"room": "hall", "on": True}))])
+    report = evaluate_bfcl({"simple": [SIMPLE], "multiple": [MULTIPLE]}, backend, get_dialect("hermes"),
+                           max_new_tokens=64, config=LoopConfig(constrain_calls=True),
+                           judge=lambda *a, **k: {"valid": True})
+    assert [(r.id, r.unconstrained) for r in report.items] == [("simple_0", False), ("multiple_0", True)]
+    assert report.items[1].calls == [{"set_lamp": {"room": "hall", "on": True}}]
+    assert report.items[1].to_json()["unconstrained"] is True
+    # Without a grammar to blame, an engine's error is not hidden.
+    class Broken(FakeBackend):
+        def generate_batch(self, *args: Any) -> Any:
+            raise ConfigError("unsupported keyword")
+
+    with pytest.raises(ConfigError, match="unsupported keyword"):
+        evaluate_bfcl({"simple": [SIMPLE]}, Broken(script=["x"]), get_dialect("hermes"), max_new_tokens=8,
+                      judge=lambda *a, **k: {"valid": True})
 
 
 @needs_bfcl

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .binding import parameter_order
-from .errors import ConfigError, MissingDependencyError
+from .errors import BackendError, ConfigError, MissingDependencyError
 from .options import at_least, option
 from .specs import ToolSpec, ToolSpecs
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from .backends.base import Backend, DecodeSession, Steering
     from .calls import Parsed
     from .dialects.base import Dialect
+    from .loop import LoopConfig
 
 __all__ = [
     "CATEGORIES",
@@ -38,6 +39,7 @@ __all__ = [
     "format_bfcl_table",
     "item_prompt",
     "item_specs",
+    "item_steering",
     "judge_reply",
     "load_bfcl_items",
     "model_output",
@@ -131,6 +133,9 @@ class BfclResult:
     calls: list[dict[str, Any]]   # the model_output handed to the checker: [{name: {arg: value}}]
     reply: str
     seconds: float
+    # True when the calls were to be held to the offered schemas but this item's grammar could not be used, so its
+    # reply was decoded without it.
+    unconstrained: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -398,6 +403,59 @@ def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | Non
 
 # --- running ------------------------------------------------------------------------------------------------------
 
+def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -> Steering | None:
+    """How the reply to `item` is steered under the loop's settings: the call-open marker banned with tools off; the
+    top-K trigger; under constrain_calls every call held to one offered function and its schema (the dialect's call
+    grammar), as a server with structured outputs does. None: the model decodes freely."""
+    from .backends.base import Steering
+
+    if config is None:
+        return None
+    if config.force_call:
+        raise ConfigError("--force-call is not used with --task bfcl: a forced call would answer every irrelevance "
+                          "item wrongly; use --constrain-calls or --trigger-top-k")
+    wanted = not config.tools_enabled or config.constrain_calls or config.trigger_top_k > 0
+    if not wanted:
+        return None
+    if not dialect.open_marker:
+        raise ConfigError(f"the {dialect.name} dialect has no call-open marker to steer: leave out --constrain-calls, "
+                          "--trigger-top-k and --no-tools")
+    if not config.tools_enabled:
+        return Steering(dialect.open_marker, disable=True)
+    grammar = dialect.call_grammar(item_specs(item), closers=dialect.call_markers) if config.constrain_calls else None
+    return Steering(dialect.open_marker, trigger_top_k=config.trigger_top_k, max_triggers=config.max_triggers,
+                    constrain=grammar)
+
+
+def _replies(batch: Sequence[BfclItem], backend: Backend, dialect: Dialect, max_new_tokens: int,
+             config: LoopConfig | None) -> list[tuple[str, bool]]:
+    """(reply, decoded without its grammar) per item, the batch decoded together. The reply ends where the model
+    starts writing a result itself: its calls are all written by then. When a call grammar cannot be used (a schema
+    llguidance refuses), the batch is decoded item by item and only that item goes without its grammar."""
+    steerings = [item_steering(it, dialect, config) for it in batch]
+    stops = [dialect.result_markers] * len(batch)
+
+    def decode(items: Sequence[BfclItem], steer: Sequence[Steering | None]) -> list[DecodeSession]:
+        sessions = backend.start_batch([item_prompt(it, dialect, backend.chat_prompt) for it in items])
+        backend.generate_batch(sessions, stops[:len(items)], [max_new_tokens] * len(items), list(steer))
+        return sessions
+
+    try:
+        return [(s.generated, False) for s in decode(batch, steerings)]
+    except (ConfigError, BackendError):
+        if not any(st is not None and st.constrain for st in steerings):
+            raise
+    out = []
+    for item, steering in zip(batch, steerings):
+        try:
+            out.append((decode([item], [steering])[0].generated, False))
+        except (ConfigError, BackendError):
+            if steering is None or not steering.constrain:
+                raise
+            out.append((decode([item], [None])[0].generated, True))
+    return out
+
+
 def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start:start + size]
@@ -405,11 +463,12 @@ def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def evaluate_bfcl(items_by_category: Mapping[str, Sequence[BfclItem]], backend: Backend, dialect: Dialect, *,
                   max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, judge: Judge | None = None, batch_size: int = 8,
-                  settings: Mapping[str, Any] | None = None,
+                  settings: Mapping[str, Any] | None = None, config: LoopConfig | None = None,
                   progress: Callable[[int, int, BfclResult], None] | None = None) -> BfclReport:
     """One reply per item (no tool runs: BFCL judges the calls written), parsed and judged, summarised per category.
 
-    `judge` defaults to bfcl-eval's AST checker, loaded only when an item needs it.
+    `judge` defaults to bfcl-eval's AST checker, loaded only when an item needs it; `config`'s steering settings
+    (constrain_calls, trigger_top_k, tools_enabled) apply to every reply (`item_steering`).
     """
     report = BfclReport(dict(settings or {}))
     total = sum(len(v) for v in items_by_category.values())
@@ -420,15 +479,13 @@ def evaluate_bfcl(items_by_category: Mapping[str, Sequence[BfclItem]], backend: 
         # A batching engine (vLLM) decodes a batch together; the others decode its sessions in turn.
         for batch in _batches(items, batch_size):
             start = time.perf_counter()
-            sessions = backend.start_batch([item_prompt(it, dialect, backend.chat_prompt) for it in batch])
-            # The reply ends where the model starts writing a result itself: its calls are all written by then.
-            stops = [dialect.result_markers] * len(batch)
-            backend.generate_batch(sessions, stops, [max_new_tokens] * len(batch), [None] * len(batch))
+            replies = _replies(batch, backend, dialect, max_new_tokens, config)
             each = (time.perf_counter() - start) / len(batch)
-            for item, session in zip(batch, sessions):
+            for item, (reply, unconstrained) in zip(batch, replies):
                 if judge is None and item.answer is not None:
                     judge = ast_judge()
-                results.append(judge_reply(item, session.generated, dialect, judge, each))
+                results.append(judge_reply(item, reply, dialect, judge, each))
+                results[-1].unconstrained = unconstrained
                 done += 1
                 if progress is not None:
                     progress(done, total, results[-1])

@@ -99,7 +99,8 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     backend = get_backend(args.backend, args.model)
     settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
                 "limit": cfg.limit, "seed": bfcl.seed, "max_new_tokens": budget,
-                "data": data_version(bfcl.bfcl_data)}
+                "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
+                "trigger_top_k": config.trigger_top_k}
 
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +115,8 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
             mark = "ok " if result.valid else f"-- {result.kind} "
             print(f"[{done}/{total} {result.id}] {mark}{result.reply[:60]!r}", file=sys.stderr)
 
-    report = evaluate_bfcl(items, backend, dialect, max_new_tokens=budget, settings=settings, progress=progress)
+    report = evaluate_bfcl(items, backend, dialect, max_new_tokens=budget, settings=settings, config=config,
+                           progress=progress)
     print(format_bfcl_table(report))
     if args.output is not None:
         print(f"per-item results: {args.output}")

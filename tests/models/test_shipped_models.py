@@ -21,7 +21,7 @@ def test_every_named_model_ships_its_adapter_and_recipe() -> None:
         config = json.loads((folder / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == "embedded" and config["peft_type"] == "LORA"
         weights = folder / "adapter_model.safetensors"
-        assert 0 < weights.stat().st_size < 8_000_000      # a few MB inside the wheel
+        assert 0 < weights.stat().st_size < 12_000_000     # a few MB inside the wheel
         recipe = (folder / "README.md").read_text()
         # Each recipe names how its corpus was made, then the training and the evaluation, with their seeds.
         made_by = RECIPES[name]

@@ -278,6 +278,9 @@ def test_replies_are_steered_as_the_loop_settings_say() -> None:
     assert banned is not None and banned.disable
     with pytest.raises(ConfigError, match="--force-call is not used with --task bfcl"):
         item_steering(SIMPLE, hermes_dialect, LoopConfig(force_call=True))
+    with pytest.raises(ConfigError, match="the pythonic dialect has no call-open marker to steer"):
+        item_steering(SIMPLE, get_dialect("pythonic"), LoopConfig(constrain_calls=True))
+    assert item_steering(SIMPLE, get_dialect("pythonic"), LoopConfig()) is None
     # The steering reaches the engine with each reply.
     backend = FakeBackend(script=[hermes(("kitchen.boil_water", {"litres": 1.5}))])
     evaluate_bfcl({"simple": [SIMPLE]}, backend, hermes_dialect, max_new_tokens=64,

@@ -418,8 +418,8 @@ def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -
     if not wanted:
         return None
     if not dialect.open_marker:
-        raise ConfigError(f"the {dialect.name} dialect has no call-open marker to steer: leave out --constrain-calls, "
-                          "--trigger-top-k and --no-tools")
+        raise ConfigError(f"the {dialect.name} dialect has no call-open marker to steer: leave out --constrain-calls "
+                          "and --trigger-top-k")
     if not config.tools_enabled:
         return Steering(dialect.open_marker, disable=True)
     grammar = dialect.call_grammar(item_specs(item), closers=dialect.call_markers) if config.constrain_calls else None

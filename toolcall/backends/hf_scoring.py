@@ -291,9 +291,13 @@ class HFScoringMixin:
         dev = self._device()
         n = len(pack)
         # Every node lies on some item's path, and the nodes before it on that path are its ancestors: one block
-        # write per item (a walk up the tree would take as many rounds as the deepest node is deep).
+        # write per item (a walk up the tree would take as many rounds as the deepest node is deep). Longest first,
+        # and a path whose last node is already written (a repeated item, a head of a longer one) is skipped, so
+        # items that add no nodes add no work.
         seen = torch.zeros((n, n), dtype=torch.bool)
-        for path in pack.paths.values():
+        for path in sorted(pack.paths.values(), key=len, reverse=True):
+            if seen[path[-1], path[-1]]:
+                continue
             at = torch.tensor(path, dtype=torch.long)
             seen[at.unsqueeze(1), at.unsqueeze(0)] = torch.ones((len(path), len(path)), dtype=torch.bool).tril()
         cached = max(pack.cuts) if state is not None else 0

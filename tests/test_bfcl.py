@@ -274,6 +274,10 @@ def test_replies_are_steered_as_the_loop_settings_say() -> None:
     assert 'kitchen.boil_water' in held.constrain and 'set_lamp' in held.constrain
     trigger = item_steering(SIMPLE, hermes_dialect, LoopConfig(trigger_top_k=5, max_triggers=2))
     assert trigger is not None and (trigger.trigger_top_k, trigger.max_triggers, trigger.constrain) == (5, 2, None)
+    gated = item_steering(SIMPLE, hermes_dialect, LoopConfig(call_threshold=0.9))
+    assert gated is not None and (gated.min_open_prob, gated.constrain, gated.disable) == (0.9, None, False)
+    held = item_steering(SIMPLE, hermes_dialect, LoopConfig(call_threshold=0.9, constrain_calls=True))
+    assert held is not None and held.min_open_prob == 0.9 and held.constrain
     banned = item_steering(SIMPLE, hermes_dialect, LoopConfig(tools_enabled=False, constrain_calls=True))
     assert banned is not None and banned.disable
     with pytest.raises(ConfigError, match="--force-call is not used with --task bfcl"):

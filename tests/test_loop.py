@@ -152,6 +152,13 @@ def test_trigger_top_k_is_passed_as_steering(tools: ToolRegistry) -> None:
     assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1)
 
 
+def test_call_threshold_is_passed_as_steering(tools: ToolRegistry) -> None:
+    backend, _ = run(["x"], tools, call_threshold=0.9)
+    assert backend.calls[0][2] == Steering("[", min_open_prob=0.9)
+    backend, _ = run(["x"], tools, call_threshold=0.9, tools_enabled=False)   # tools off: banned outright
+    assert backend.calls[0][2] == Steering("[", disable=True)
+
+
 def test_constrain_calls_steers_with_the_registry_call_grammar_until_the_arrow(tools: ToolRegistry) -> None:
     backend, result = run(["I get [multiply(2, 3) ->", " more."], tools, constrain_calls=True, max_calls=1)
     first, second = (call[2] for call in backend.calls)
@@ -250,3 +257,10 @@ def test_run_batch_goes_through_generate_batch(tools: ToolRegistry) -> None:
 def test_config_rejects_negative_values() -> None:
     with pytest.raises(ConfigError):
         LoopConfig(max_calls=-1)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2.0, float("nan")])
+def test_the_call_threshold_is_a_probability_below_one(bad: float) -> None:
+    with pytest.raises(ConfigError, match=r"call_threshold \(--call-threshold\) must be"):
+        LoopConfig(call_threshold=bad)
+    assert LoopConfig(call_threshold=0.0).call_threshold == 0.0 and LoopConfig(call_threshold=0.99).call_threshold

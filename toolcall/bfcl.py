@@ -405,7 +405,7 @@ def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | Non
 
 def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -> Steering | None:
     """How the reply to `item` is steered under the loop's settings: the call-open marker banned with tools off; the
-    top-K trigger; under constrain_calls every call held to one offered function and its schema (the dialect's call
+    top-K trigger and the call threshold; under constrain_calls every call held to one offered function and its schema (the dialect's call
     grammar), as a server with structured outputs does. None: the model decodes freely."""
     from .backends.base import Steering
 
@@ -414,17 +414,18 @@ def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -
     if config.force_call:
         raise ConfigError("--force-call is not used with --task bfcl: a forced call would answer every irrelevance "
                           "item wrongly; use --constrain-calls or --trigger-top-k")
-    wanted = not config.tools_enabled or config.constrain_calls or config.trigger_top_k > 0
+    wanted = (not config.tools_enabled or config.constrain_calls or config.trigger_top_k > 0
+              or config.call_threshold > 0)
     if not wanted:
         return None
     if not dialect.open_marker:
-        raise ConfigError(f"the {dialect.name} dialect has no call-open marker to steer: leave out --constrain-calls "
-                          "and --trigger-top-k")
+        raise ConfigError(f"the {dialect.name} dialect has no call-open marker to steer: leave out --constrain-calls, "
+                          "--trigger-top-k and --call-threshold")
     if not config.tools_enabled:
         return Steering(dialect.open_marker, disable=True)
     grammar = dialect.call_grammar(item_specs(item), closers=dialect.call_markers) if config.constrain_calls else None
     return Steering(dialect.open_marker, trigger_top_k=config.trigger_top_k, max_triggers=config.max_triggers,
-                    constrain=grammar)
+                    constrain=grammar, min_open_prob=config.call_threshold)
 
 
 def _replies(batch: Sequence[BfclItem], backend: Backend, dialect: Dialect, max_new_tokens: int,

@@ -15,7 +15,7 @@ from .backends.base import Backend, Counters, DecodeSession, Steering
 from .binding import bind_arguments
 from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
 from .errors import ConfigError, ToolArgumentError
-from .options import at_least, option
+from .options import at_least, flag_of, option
 from .specs import ToolSpec, ToolSpecs
 
 if TYPE_CHECKING:
@@ -39,6 +39,10 @@ class LoopConfig:
     call_timeout: float | None = option(None, metavar="SECONDS", help="time limit per tool call (default: each "
                                                                       "tool's own)")
     max_triggers: int = option(1, metavar="N", help="how often the top-K trigger may fire per reply (the paper: once)")
+    call_threshold: float = option(0.0, metavar="P", help="open a call only where the model gives the call-open "
+                                                          "token probability >= P; below it the token is banned "
+                                                          "at that step, for the top-K trigger too (Toolformer's "
+                                                          "tau_s, applied while decoding; 0 = off)")
     constrain_calls: bool = option(False, help="once a call is open (the model or the top-K trigger wrote the "
                                                "call-open marker), allow only tokens that continue a well-formed "
                                                "call of a registered tool until its arrow, so a started call always "
@@ -49,7 +53,10 @@ class LoopConfig:
                                           "dialect has one (what the server does for tool_choice 'required')")
 
     def __post_init__(self) -> None:
-        at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0)
+        at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0, call_threshold=0.0)
+        if not self.call_threshold < 1.0:
+            raise ConfigError(f"call_threshold ({flag_of(type(self), 'call_threshold')}) must be below 1 (a "
+                              f"probability; 0 = off), got {self.call_threshold}")
 
 
 def new_call_id() -> str:
@@ -213,9 +220,9 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
         force = cfg.force_call and not run.forced and bool(dialect.open_marker)
         grammar = _call_grammar(run) if cfg.constrain_calls or force else None
         steering = None
-        if cfg.trigger_top_k > 0 or grammar is not None or force:
+        if cfg.trigger_top_k > 0 or cfg.call_threshold > 0 or grammar is not None or force:
             steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
-                                constrain=grammar, call_open=force)
+                                constrain=grammar, call_open=force, min_open_prob=cfg.call_threshold)
         return tuple(dialect.call_markers) + tuple(dialect.end_markers), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.

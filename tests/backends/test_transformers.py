@@ -81,6 +81,15 @@ def test_trigger_top_k_forces_a_call_and_disable_bans_it(backend) -> None:  # ty
     assert forced.triggers == 1 and "[" in again
 
 
+def test_the_call_threshold_holds_back_the_trigger_where_a_call_is_unlikely(backend) -> None:  # type: ignore[no-untyped-def]
+    free = backend.start(PROMPT).generate([], 10)
+    gated = backend.start(PROMPT)
+    text = gated.generate(["->"], 10, Steering("[", trigger_top_k=10, min_open_prob=0.99))
+    assert gated.triggers == 0 and "[" not in text and text == free
+    low = backend.start(PROMPT)
+    assert "[" in low.generate(["->"], 10, Steering("[", trigger_top_k=10, min_open_prob=1e-9)) and low.triggers == 1
+
+
 def test_loop_reprefill_per_call_equals_spliced_tokens(backend) -> None:  # type: ignore[no-untyped-def]
     def calculator(expression: str) -> str:
         """Evaluate an arithmetic expression.

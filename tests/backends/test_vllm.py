@@ -451,7 +451,11 @@ def _vllm_rule(steering: Steering, triggers: int = 0) -> dict[str, Any]:
 @pytest.mark.parametrize("seed", range(25))
 @pytest.mark.parametrize("steering", [Steering("[", disable=True), Steering("[", trigger_top_k=3),
                                       Steering("[", trigger_top_k=3, constrain="start: /.+/"),
-                                      Steering("[", constrain="start: /.+/")], ids=["disable", "trigger", "trigger+constrain", "constrain"])
+                                      Steering("[", constrain="start: /.+/"), Steering("[", min_open_prob=0.3),
+                                      Steering("[", trigger_top_k=3, min_open_prob=0.05),
+                                      Steering("[", constrain="start: /.+/", min_open_prob=0.3)],
+                         ids=["disable", "trigger", "trigger+constrain", "constrain", "threshold", "trigger+threshold",
+                              "constrain+threshold"])
 def test_the_logits_processor_picks_what_the_transformers_backend_picks(stand_in: None, steering: Steering, seed: int) -> None:
     torch = pytest.importorskip("torch")
     from toolcall.backends.vllm_steering import TokenRule
@@ -469,6 +473,46 @@ def test_the_logits_processor_picks_what_the_transformers_backend_picks(stand_in
         spec = _vllm_rule(steering)
         raw_top = [int(t) for t in torch.argsort(logits, descending=True)]
         assert fired_triggers(frozenset(spec["begin"]), spec.get("ban", ()), spec["top_k"], [got], [raw_top]) == rule.fired
+
+
+def test_the_call_threshold_bans_the_opener_only_where_it_is_unlikely(stand_in: None) -> None:
+    torch = pytest.importorskip("torch")
+    from toolcall.backends.vllm_steering import TokenRule
+
+    opener, other = VOCAB.index(" ["), VOCAB.index("a")
+
+    def logits_with(p_open: float) -> Any:
+        probs = torch.full((len(VOCAB),), 1e-6)
+        probs[opener], probs[other] = p_open, 1 - p_open
+        return torch.log(probs)
+
+    cases = [
+        (0.6, Steering("[", min_open_prob=0.5), opener),      # likely enough: greedy opens, as without the rule
+        (0.6, Steering("[", min_open_prob=0.7), other),       # below the threshold: banned
+        (0.2, Steering("[", trigger_top_k=5), opener),         # the trigger opens an unlikely call...
+        (0.2, Steering("[", trigger_top_k=5, min_open_prob=0.5), other),   # ...but not below the threshold
+        (0.2, Steering("[", trigger_top_k=5, min_open_prob=0.1), opener),
+    ]
+    for p_open, steering, want in cases:
+        logits = logits_with(p_open)
+        pick, _ = _hf_pick(logits, steering)
+        rule = TokenRule(_vllm_rule(steering))
+        assert pick == want and int(torch.argmax(rule([], logits.clone()))) == want, (p_open, steering)
+    # The opener's probability is the sum over every token that begins it.
+    rule = _vllm_rule(Steering("[", min_open_prob=0.5))
+    assert rule["min_open"] == 0.5 and sorted(rule["begin"]) == [VOCAB.index(" ["), VOCAB.index("[")]
+    split = torch.log(torch.tensor([0.4, 1e-6, 0.3, 0.3] + [1e-6] * (len(VOCAB) - 4)))
+    assert _hf_pick(split, Steering("[", min_open_prob=0.55))[0] == 0              # greedy "a", allowed either way
+    assert TokenRule(_vllm_rule(Steering("[", min_open_prob=0.55)))([], split.clone())[opener] > float("-inf")
+    assert TokenRule(_vllm_rule(Steering("[", min_open_prob=0.65)))([], split.clone())[opener] == float("-inf")
+
+
+def test_without_the_logits_processor_the_call_threshold_is_refused(stand_in: None) -> None:
+    from toolcall.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend.from_vllm(ScriptedLLM(["x"]))
+    with pytest.raises(ConfigError, match="call_threshold needs toolcall's logits processor"):
+        backend.start("q").generate([], 10, Steering("[", min_open_prob=0.5))
 
 
 def test_trigger_limits_and_forced_tokens(stand_in: None) -> None:

@@ -501,6 +501,8 @@ def test_a_crash_outside_generation_is_a_generic_500(exploding: Live, monkeypatc
     pytest.param({"max_completion_tokens": 10**12}, "max_completion_tokens", id="absurd-max-completion-tokens"),
     pytest.param({"tools": function({"type": "object", "properties": {}}) * 200}, "tools", id="two-hundred-tools"),
     pytest.param({"toolcall": {"trigger_top_k": 10**9}}, "toolcall.trigger_top_k", id="absurd-trigger"),
+    pytest.param({"toolcall": {"call_threshold": 1.0}}, "toolcall.call_threshold", id="certain-threshold"),
+    pytest.param({"toolcall": {"call_threshold": -1}}, "toolcall.call_threshold", id="negative-threshold"),
 ])
 def test_absurd_sizes_are_400s(live: Live, extra: dict[str, Any], param: str) -> None:
     assert error_of(post(live, ask(**extra)), 400)["param"] == param

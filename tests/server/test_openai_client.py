@@ -46,6 +46,15 @@ def test_keep_markup_keeps_the_inline_call(live: Live) -> None:
     assert reply.choices[0].message.content == "Let me compute: [Calculator(17 * 23) -> 391] so the answer is 391."
 
 
+def test_the_request_steering_reaches_the_engine(live: Live) -> None:
+    from toolcall.backends.base import Steering
+
+    live.backend.calls.clear()
+    live.client().chat.completions.create(model=MODEL, messages=ASK_CALC,
+                                          extra_body={"toolcall": {"call_threshold": 0.8, "trigger_top_k": 4}})
+    assert live.backend.calls[0][2] == Steering("[", trigger_top_k=4, min_open_prob=0.8)
+
+
 def test_stream_invariants_and_equal_text(live: Live) -> None:
     whole = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC)
     chunks = stream(live, messages=ASK_CALC, stream_options={"include_usage": True})

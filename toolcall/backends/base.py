@@ -41,6 +41,9 @@ class Steering:
     trigger_top_k: int = 0        # > 0: force the call open when its first token is among the top-k next tokens
     disable: bool = False         # True: the call-open token gets probability 0
     max_triggers: int = 1         # how many times the trigger may fire in one session
+    # > 0: a call may open only at a step where the model gives the opener's first token(s) at least this probability
+    # (raw logits, temperature 1); below it they are banned at that step. Toolformer's tau_s, applied while decoding.
+    min_open_prob: float = 0.0
     # A grammar (llguidance Lark) for the text after open_text: once the call is open, tokens are masked to it until
     # it completes, so a started call always parses; tokens holding open_text glued to more text are banned.
     constrain: str | None = None

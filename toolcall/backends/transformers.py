@@ -167,7 +167,11 @@ class TransformersSession(DecodeSession):
             scores[list(backend.glued_open_ids(steering.open_text))] = float("-inf")
         if call is None and steering is not None and steering.open_text:
             begin_ids, ban_ids = backend.open_token_ids(steering.open_text)
-            if steering.disable:
+            # Below the call threshold the model may not open a call here, by itself or through the trigger; the
+            # probability is the model's own (raw logits, temperature 1), as Toolformer's tau_s reads it.
+            unlikely = steering.min_open_prob > 0 and float(
+                torch.softmax(self._logits.float(), -1)[list(begin_ids)].sum()) < steering.min_open_prob
+            if steering.disable or unlikely:
                 scores = scores.clone()
                 scores[list(ban_ids)] = float("-inf")
             elif steering.trigger_top_k > 0 and self.triggers < steering.max_triggers and begin_ids:

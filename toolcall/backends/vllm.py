@@ -331,6 +331,12 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 for i, t in zip(begin, vocab)}
         return {"begin": begin, "top_k": steering.trigger_top_k, "triggers": left, "rest": rest}
 
+    def _need_processor(self, what: str) -> None:
+        if not self.steers:
+            raise ConfigError(f"{what} needs toolcall's logits processor in the vLLM engine: build the LLM with "
+                              f"logits_processors=[{LOGITS_PROCESSOR!r}] and pass logits_processor=True, or let "
+                              "VLLMBackend build it")
+
     def _params(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None,
                 grammar: str | None = None, session: VLLMSession | None = None) -> Any:
         """SamplingParams for one decode; with `grammar`, the decode of an open call under that grammar (no steering
@@ -354,11 +360,12 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 rule["ban"] = glued   # a call opens only at a token's end, where the grammar takes over
             if steering.disable:
                 rule["ban"] = ban
-            elif steering.trigger_top_k > 0:
-                if not self.steers:
-                    raise ConfigError("trigger_top_k needs toolcall's logits processor in the vLLM engine: build the "
-                                      f"LLM with logits_processors=[{LOGITS_PROCESSOR!r}] and pass "
-                                      "logits_processor=True, or let VLLMBackend build it")
+            elif steering.min_open_prob > 0:
+                self._need_processor("call_threshold")
+                rule.update(min_open=steering.min_open_prob, begin=self._open_sets(steering.open_text)[0],
+                            ban_open=ban)
+            if not steering.disable and steering.trigger_top_k > 0:
+                self._need_processor("trigger_top_k")
                 left = steering.max_triggers - (session.triggers if session is not None else 0)
                 if left > 0:
                     rule.update(self._trigger_rule(steering, left))

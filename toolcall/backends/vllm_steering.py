@@ -13,7 +13,9 @@ The extra argument, a dict of plain lists (it crosses the process boundary as ms
   steering: tokens that glue the opener to more text);
 - "begin", "top_k", "triggers", "rest": the trigger (Toolformer §4.2): when one of `begin` is among the top_k next
   tokens but the top token is not one of them, the best-ranked of them is forced, then `rest[str(id)]` (the
-  opener's remaining tokens), at most `triggers` times in the request.
+  opener's remaining tokens), at most `triggers` times in the request;
+- "min_open", "begin", "ban_open": the call threshold: at a free step where the `begin` tokens' probability (softmax
+  of the raw logits) is below `min_open`, the `ban_open` tokens get -inf and the trigger does not fire.
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ class TokenRule:
         self.top_k = int(spec.get("top_k", 0))
         self.triggers = int(spec.get("triggers", 0))
         self.rest = {int(k): [int(t) for t in v] for k, v in dict(spec.get("rest", {})).items()}
+        self.min_open = float(spec.get("min_open", 0.0))
+        self.ban_open = sorted({int(t) for t in spec.get("ban_open", ())})
         self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
         self.fired = 0
 
@@ -42,6 +46,11 @@ class TokenRule:
             return _only(logits, self.force[step])
         if self.queued:
             return _only(logits, self.queued.pop(0))
+        if self.min_open > 0 and _probability(logits, self.begin) < self.min_open:
+            logits[self.ban_open] = float("-inf")   # below the call threshold: no call opens here, not even by trigger
+            if self.ban:
+                logits[self.ban] = float("-inf")
+            return logits
         if self.ban:
             logits[self.ban] = float("-inf")
         if self.triggers > self.fired and self.top_k > 0 and self.begin:
@@ -55,6 +64,13 @@ class TokenRule:
                 self.queued = list(self.rest.get(ranked[0], ()))
                 return _only(logits, ranked[0])
         return logits
+
+
+def _probability(logits: Any, tokens: frozenset[int]) -> float:
+    """The probability the raw `logits` give to any of `tokens` (softmax at temperature 1)."""
+    import torch
+
+    return float(torch.softmax(logits.float(), -1)[sorted(tokens)].sum()) if tokens else 0.0
 
 
 def _only(logits: Any, token: int) -> Any:

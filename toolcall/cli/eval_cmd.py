@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend, args.model)
     settings = {"input": str(path), "backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
                 "tools_offered": list(tools), "few_shot": cfg.few_shot, "max_new_tokens": config.max_new_tokens,
-                "max_calls": config.max_calls, "trigger_top_k": config.trigger_top_k}
+                "max_calls": config.max_calls, "trigger_top_k": config.trigger_top_k,
+                "call_threshold": config.call_threshold}
 
     def progress(mode: str, done: int, result: object) -> None:
         if not args.quiet:
@@ -100,7 +101,7 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
                 "limit": cfg.limit, "seed": bfcl.seed, "max_new_tokens": budget,
                 "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
-                "trigger_top_k": config.trigger_top_k}
+                "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
 
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,9 @@ The --tools run on the server while the model writes: each run is listed in the 
 (streamed as delta.tool_runs: id, tool, arguments, then result or error and seconds). Functions in a
 request's "tools" are the client's: a call of one ends the reply with finish_reason "tool_calls", and the
 conversation goes on when the client sends "tool" messages with the results. The extension object
-"toolcall": {{"keep_markup", "tools", "trigger_top_k", "max_calls", "constrain_calls"}} sets this server's
-tool handling per request. Errors are 4xx in OpenAI's shape {{"error": {{"message", "type", "param", "code"}}}}.
-It binds 127.0.0.1 unless --host says otherwise; --api-key (or ${API_KEY_ENV}) requires
+"toolcall": {{"keep_markup", "tools", "trigger_top_k", "call_threshold", "max_calls", "constrain_calls"}}
+sets this server's tool handling per request. Errors are 4xx in OpenAI's shape
+{{"error": {{"message", "type", "param", "code"}}}}. It binds 127.0.0.1 unless --host says otherwise; --api-key (or ${API_KEY_ENV}) requires
 "Authorization: Bearer KEY" on /v1/. Requests from other web pages (Origin, Sec-Fetch-Site), with a Host that
 is not this server's (--allowed-host) or with a body that is not JSON are refused; slow and idle connections
 are closed (the "network" options below).

@@ -172,6 +172,7 @@ class ToolcallOptions(_Strict):
     keep_markup: bool = False  # keep the inline call markup ([Calculator(2 * 3) -> 6]) in the reply text
     tools: list[str] | None = None  # which of the server's tools to offer (names); None: all it was started with
     trigger_top_k: int | None = Field(default=None, ge=0, le=1000)
+    call_threshold: float | None = Field(default=None, ge=0, lt=1)
     max_calls: int | None = Field(default=None, ge=0, le=32)
     constrain_calls: bool | None = None
 

@@ -43,3 +43,16 @@ def test_make_registry_forms() -> None:
     assert make_registry(()) is None
     assert make_registry("calculator").names() == ["Calculator"]
     assert "Calculator" in make_registry(None).names()
+
+
+def test_a_named_model_brings_its_recommended_loop_settings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import toolcall.api as api
+
+    seen = []
+    monkeypatch.setattr(api, "run_loop", lambda backend, prompt, dialect, registry, config: seen.append(config))
+    monkeypatch.setattr(api, "get_backend", lambda name, model, **options: FakeBackend())   # no model to load
+    (tmp_path / "toolcall.json").write_text('{"loop": {"call_threshold": 0.9, "max_calls": 2}}', encoding="utf-8")
+    generate("Q", backend="transformers", model=str(tmp_path))
+    generate("Q", backend="transformers", model=str(tmp_path), call_threshold=0.0)  # a typed option wins
+    generate("Q", backend=FakeBackend(), model=str(tmp_path))                       # a built backend: its own settings
+    assert [(c.call_threshold, c.max_calls) for c in seen] == [(0.9, 2), (0.0, 2), (0.0, 3)]

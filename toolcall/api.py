@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .backends import get_backend
 from .backends.base import Backend
 from .loop import LoopConfig, LoopResult
+from .models import recommended
 from .runner import run_loop
 
 if TYPE_CHECKING:
@@ -65,12 +67,13 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     `tools`: tool names (case-insensitive), a Toolset (names, --tools-from files, MCP servers), a ToolRegistry,
     None for every registered tool, () for none.
     `raw=True` sends `prompt` as is, without instructions or chat template. `loop_options` are LoopConfig fields
-    (max_calls, max_new_tokens, trigger_top_k, tools_enabled, call_timeout, max_triggers).
+    (max_calls, max_new_tokens, trigger_top_k, call_threshold, tools_enabled, call_timeout, max_triggers, ...), over
+    what the model's folder recommends (its toolcall.json).
     """
     engine = make_backend(backend, model, backend_options)
     d = make_dialect(dialect, engine)
     registry = make_registry(tools, engine)
-    config = LoopConfig(**loop_options)
+    config = replace(recommended(LoopConfig(), model if isinstance(backend, str) else None), **loop_options)
     shown = registry.specs() if registry is not None and config.tools_enabled else None
     full = prompt if raw else d.prompt(prompt, shown, engine.chat_prompt, history, few_shot, prompt_path)
     return run_loop(engine, full, d, registry, config)

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..evaluation import EVAL_LOOP, EvalConfig
 from ..loop import LoopConfig
 from ..options import add_options, from_args, given
+from .generate_cmd import config_from_args
 from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate, format_table, load_items, sample_path, write_items
 
     cfg: EvalConfig = from_args(EvalConfig, args)
-    config: LoopConfig = from_args(LoopConfig, args, base=EVAL_LOOP)
+    config = config_from_args(args, base=EVAL_LOOP)
     if cfg.task == "bfcl":
         return run_bfcl(args, cfg, config)
     args.dialect = args.dialect or "toolformer"

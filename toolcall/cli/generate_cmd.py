@@ -39,9 +39,12 @@ def backend_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = N
     return make_backend(args.backend, args.model, {**options, **(extra or {})})
 
 
-def config_from_args(args: argparse.Namespace) -> LoopConfig:
-    """The LoopConfig of the command line; a bad value raises ConfigError (exit 1) before any model loads."""
-    return from_args(LoopConfig, args)
+def config_from_args(args: argparse.Namespace, base: LoopConfig | None = None) -> LoopConfig:
+    """The LoopConfig of the command line: `base` (LoopConfig's defaults), then what the model's folder recommends
+    (its toolcall.json), then the flags typed; a bad value raises ConfigError (exit 1) before any model loads."""
+    from ..models import recommended
+
+    return from_args(LoopConfig, args, base=recommended(base or LoopConfig(), getattr(args, "model", None)))
 
 
 def register(subparsers: Any) -> None:

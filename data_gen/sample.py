@@ -29,9 +29,10 @@ def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: Sa
     `canonical(name) -> str` maps a sampled tool name to the registry's name (raises for unknown names); samples that
     call another tool, never close, or do not parse are counted and dropped, and their text and reason go to
     record.rejected. With `config.constrain` every sample follows the tool's call grammar (`call_grammar`), so
-    it is a well-formed call of the tool unless max_new_tokens cut it short. Otherwise `names` are the spellings that
-    call `tool` (its aliases); a sample that stops being one of them followed by "(" is ended at once instead of
-    decoded to max_new_tokens.
+    it is a well-formed call of the tool unless max_new_tokens cut it short; with `config.admissible_only` and a tool
+    that has an `admissible_grammar`, each position's grammar is restricted to the text before it, so no sample is
+    inadmissible. Otherwise `names` are the spellings that call `tool` (its aliases); a sample that stops being one
+    of them followed by "(" is ended at once instead of decoded to max_new_tokens.
     """
     positions = record.positions.get(tool, ())
     counts = record.counts
@@ -49,8 +50,14 @@ def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: Sa
         if config.admissible_only and registry is None:
             raise ConfigError("admissible-only sampling needs the tool registry (PromptStates(..., registry=...))")
         admissible = registry.get(tool).admissible if config.admissible_only and registry is not None else None
-        if grammar is not None:  # a sample cannot stray from `Tool(`, so there is nothing to cut short
-            how: dict[str, Any] = {"grammar": grammar}
+        if grammar is not None and config.admissible_only and registry is not None \
+                and registry.get(tool).admissible_grammar is not None:
+            # Each position gets the grammar of what the text before it lets one write, so the model's samples are
+            # not spent on calls `admissible` would drop (Calculator: numbers written only after the call).
+            how: dict[str, Any] = {"grammar": [call_grammar(tool, registry, record.text[:char])
+                                               for _, char, _, _ in positions]}
+        elif grammar is not None:  # a sample cannot stray from `Tool(`, so there is nothing to cut short
+            how = {"grammar": grammar}
         else:
             how = {"keep_going": lambda text: may_become_call(text, spellings)}
         outs = scorer.sample_branches(state, branches, config.m, stop=config.stop, max_new_tokens=config.max_new_tokens,
@@ -90,13 +97,22 @@ def may_become_call(text: str, names: Sequence[str]) -> bool:
     return False
 
 
-def call_grammar(tool: str, registry: ToolRegistry | None) -> str:
+def call_grammar(tool: str, registry: ToolRegistry | None, before: str | None = None) -> str:
     """The grammar a constrained sample of `tool` follows: `Tool(` its arguments `)` (name or alias), then `]` or an
-    arrow, as the Toolformer dialect writes a bracket call after its "[" (ToolformerDialect.call_grammar)."""
+    arrow, as the Toolformer dialect writes a bracket call after its "[" (ToolformerDialect.call_grammar).
+
+    With `before` (the text before the call) and a tool that has an `admissible_grammar`, the arguments are only
+    what one who has read that text could write; otherwise they follow the tool's own argument grammar."""
     if registry is None:
         raise ConfigError("constrained call sampling needs the tool registry (PromptStates(..., registry=...)) to "
                           "know the tool's argument grammar; pass it, or sample with constrain=False")
-    return ToolformerDialect(spelling="bracket").call_grammar([registry.get(tool).spec()])
+    found = registry.get(tool)
+    spec = found.spec()
+    if before is not None and found.admissible_grammar is not None:
+        restricted = found.admissible_grammar(before)
+        if restricted is not None:
+            spec = replace(spec, argument_grammar=restricted)
+    return ToolformerDialect(spelling="bracket").call_grammar([spec])
 
 
 def sampled_call(text: str, stopped: bool, tool: str, canonical: Canonical | None = None,

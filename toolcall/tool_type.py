@@ -16,7 +16,7 @@ from .specs import ToolSpec
 
 DEFAULT_TIMEOUT = 10.0
 
-__all__ = ["DEFAULT_TIMEOUT", "Admissible", "Proposal", "Proposer", "Restyler", "Setup", "Tool", "ToolResult", "about_text",
+__all__ = ["DEFAULT_TIMEOUT", "Admissible", "AdmissibleGrammar", "Proposal", "Proposer", "Restyler", "Setup", "Tool", "ToolResult", "about_text",
            "make_tool", "text_context"]
 
 #: What the caller knows about the text a call is made for, e.g. {"date": "2025-03-04"}: data_gen sets it from each
@@ -56,6 +56,9 @@ Restyler = Callable[[str, str], str]
 #: its operands are numbers written there). A model sampling calls sees the whole text, so it can copy numbers
 #: from after the call; a call it could not make at inference time is not worth training on.
 Admissible = Callable[[tuple[Any, ...], str], bool]
+#: text before a call -> the argument grammar (Lark, a `start` rule, like `argument_grammar`) of the calls one who
+#: has read only that text could write, or None for the tool's own argument grammar.
+AdmissibleGrammar = Callable[[str], str | None]
 #: backend -> None: hands a tool that decodes with a model the one the caller has loaded (MT), before its first call.
 Setup = Callable[[Backend], None]
 
@@ -72,6 +75,9 @@ class Tool:
     dialect, a `start` rule) of what may stand between the call's parentheses when calls are sampled under a
     constraint; None derives it from the JSON schema, "" means no arguments. `admissible(args, before)` says
     whether a call could be written from the text before it alone; data_gen drops sampled calls that fail it.
+    `admissible_grammar(before)` is the argument grammar restricted to what one who has read `before` could write
+    (None, or None from it: the tool's own argument grammar); data_gen samples each position's calls under it, so
+    a constrained sample already passes `admissible` (Calculator: only numbers written before the call).
     `setup(backend)` declares that the tool decodes with a model: whoever assembles the tools (toolcall.toolset)
     hands it the loaded one, and a server runs its calls under that model's lock (`uses_model`).
     """
@@ -91,6 +97,7 @@ class Tool:
     restyle: Restyler | None = None
     admissible: Admissible | None = None
     argument_grammar: str | None = None
+    admissible_grammar: AdmissibleGrammar | None = None
     setup: Setup | None = None
 
     @property
@@ -140,7 +147,7 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
               isolated: bool | None = None, joiner: str | None = None, description: str | None = None,
               proposer: Proposer | None = None, restyle: Restyler | None = None,
               argument_grammar: str | None = None, admissible: Admissible | None = None,
-              setup: Setup | None = None) -> Tool:
+              admissible_grammar: AdmissibleGrammar | None = None, setup: Setup | None = None) -> Tool:
     """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
     if isinstance(func, Tool):
         base = func
@@ -151,7 +158,8 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                     joiner=base.joiner if joiner is None else joiner, returns=base.returns,
                     proposer=proposer or base.proposer, restyle=restyle or base.restyle,
                     argument_grammar=base.argument_grammar if argument_grammar is None else argument_grammar,
-                    admissible=admissible or base.admissible, setup=setup or base.setup)
+                    admissible=admissible or base.admissible,
+                    admissible_grammar=admissible_grammar or base.admissible_grammar, setup=setup or base.setup)
     if not callable(func):
         raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
     schema = function_schema(func, name)["function"]
@@ -164,4 +172,4 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                 cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
                 isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"),
                 proposer=proposer, restyle=restyle, argument_grammar=argument_grammar, admissible=admissible,
-                setup=setup)
+                admissible_grammar=admissible_grammar, setup=setup)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
-from toolcall.errors import ToolError
+from toolcall.errors import ConfigError, ToolError
 from toolcall.tool_type import Proposal
 
 from ._mathparse import format_number, parse_items
@@ -107,6 +108,44 @@ def calculator_admissible(args: tuple[object, ...], before: str) -> bool:
         if value not in written and value not in FREE_CONSTANTS:
             return False
     return True
+
+
+#: At most this many distinct numbers, the last ones written before a call, make up its admissible grammar: a long
+#: text's early numbers are rarely a late calculation's operands, and the grammar stays small.
+ADMISSIBLE_NUMBERS = 64
+# How the arithmetic grammar writes a number (grammars/arithmetic.lark NUMBER): a spelling outside it ("007", 13
+# digits) is left out, so the restricted grammar stays a subset of what the Calculator evaluates.
+_GRAMMAR_NUMBER = re.compile(r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?|[1-9][0-9]{0,2}(,[0-9]{3}){1,3}(\.[0-9]{1,6})?")
+_FREE_SPELLINGS = ("1", "2", "100", "1000", "1,000")
+
+
+def calculator_admissible_grammar(before: str) -> str:
+    """The Calculator's argument grammar with its numbers restricted to those one who has read only `before` could
+    write, so that every expression it accepts passes `calculator_admissible`: the numbers written there (the last
+    ADMISSIBLE_NUMBERS distinct values), each as written ("35,000", "2.50") and plain ("35000", "2.5"), and the
+    free constants. A divisor is one of the nonzero ones."""
+    from toolcall.argument_grammar import arithmetic_grammar
+
+    values: dict[Decimal, set[str]] = {}
+    for n in reversed(find_numbers(before)):
+        if n.value in values or len(values) < ADMISSIBLE_NUMBERS:
+            values.setdefault(n.value, set()).update((n.text, _plain(n.value)))
+    for spelling in _FREE_SPELLINGS:
+        values.setdefault(parse_decimal(spelling), set()).add(spelling)
+    spellings = sorted(((value, s) for value, group in values.items() for s in group if _GRAMMAR_NUMBER.fullmatch(s)))
+    number = " | ".join(json.dumps(s) for _, s in spellings)
+    nonzero = " | ".join(json.dumps(s) for value, s in spellings if value != 0)
+    grammar, found = re.subn(r"^NUMBER:.*$", lambda _: f"NUMBER: {number}", arithmetic_grammar(), flags=re.M)
+    grammar, found_nonzero = re.subn(r"^NONZERO:.*$", lambda _: f"NONZERO: {nonzero}", grammar, flags=re.M)
+    if (found, found_nonzero) != (1, 1):
+        raise ConfigError("grammars/arithmetic.lark must define NUMBER and NONZERO on one line each for the "
+                          f"Calculator's admissible grammar to restrict them; found {found} and {found_nonzero}")
+    return grammar
+
+
+def _plain(value: Decimal) -> str:
+    """A number without thousands separators or trailing decimal zeros: 35,000 -> "35000", 2.50 -> "2.5"."""
+    return format(value.normalize(), "f") if value != 0 else "0"
 
 
 def calculator_proposer(text: str) -> list[Proposal]:

@@ -153,3 +153,59 @@ def test_a_session_decodes_an_open_call_under_its_grammar_past_arrows_inside_it(
     assert text.lstrip() == '[Q("a -> b")->' and session.stop_reason == "stop" and session.matched_stop == "->"
     # The cache holds exactly the text: the next decode goes on from it like a fresh session over the same ids.
     assert backend.start_ids(session.ids).text == session.text
+
+
+# --- one grammar per branch (data_gen: what the text before each position admits) -----------------------------------
+def _branch_grammars(registry):  # type: ignore[no-untyped-def]
+    from toolcall.data_gen.sample import call_grammar
+
+    return [call_grammar("Calculator", registry, before) for before in ("The shop sold 12 apples and 30 pears",
+                                                                        "We drove 3 hours at 60 miles per hour")]
+
+
+def _numbers(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"\d[\d,.]*", text))
+
+
+def test_each_branch_samples_under_its_own_grammar() -> None:
+    registry = default_registry(["calculator"])
+    own = _branch_grammars(registry)
+    backend = FakeBackend(lm=ToyLM(TOY_TEXTS + ["We drove 3 hours at 60 miles per hour, so [Calculator(3 * 60)] 180."],
+                                   order=5, smoothing=0.1))
+    ids = backend.encode("The shop sold 12 apples and 30 pears, a total of")
+    prefix = backend.prefix_state(ids)
+    branches = [(len(ids), backend.encode(" [")), (len(ids), backend.encode(" ["))]
+    outs = backend.sample_branches(prefix, branches, 12, max_new_tokens=40, seed=4, grammar=own)
+    free = {"1", "2", "100", "1000", "1,000"}
+    written = ({"12", "30"} | free, {"3", "60"} | free)
+    for row, allowed in zip(outs, written):
+        closed = [text for text, stopped in row if stopped]
+        assert len(closed) >= 8 and all(parses(text) for text in closed)
+        assert set().union(*(_numbers(text) for text in closed)) <= allowed
+    assert any({"12", "30"} & _numbers(text) for text, _ in outs[0])     # each branch uses its own numbers
+    assert any({"3", "60"} & _numbers(text) for text, _ in outs[1])
+    # One grammar for all branches is the same as that grammar repeated; the count must match the branches.
+    single = backend.sample_branches(prefix, branches, 5, max_new_tokens=40, seed=4, grammar=own[0])
+    assert single == backend.sample_branches(prefix, branches, 5, max_new_tokens=40, seed=4, grammar=[own[0]] * 2)
+    with pytest.raises(ConfigError, match="one grammar .* per branch; got 1 for 2 branches"):
+        backend.sample_branches(prefix, branches, 1, grammar=own[:1])
+
+
+@pytest.mark.slow
+def test_tiny_llama_samples_each_branch_under_its_own_grammar(tiny) -> None:  # type: ignore[no-untyped-def]
+    registry = default_registry(["calculator"])
+    own = _branch_grammars(registry)
+    ids = [tiny.start_token_id()] + tiny.encode("The store sold 12 apples and 30 pears, a total of 42.")
+    prefix = tiny.prefix_state(ids)
+    branches = [(9, tiny.encode(" [")), (14, tiny.encode("["))]
+    outs = tiny.sample_branches(prefix, branches, 12, max_new_tokens=48, temperature=1.0, seed=3, grammar=own)
+    free = {"1", "2", "100", "1000", "1,000"}
+    for row, allowed in zip(outs, ({"12", "30"} | free, {"3", "60"} | free)):
+        closed = [text for text, stopped in row if stopped]
+        assert len(closed) >= 8 and all(parses(text) for text in closed), row
+        assert set().union(*(_numbers(text) for text in closed)) <= allowed, row
+    # The greedy rows under one grammar for all are those under that grammar repeated, row by row.
+    greedy = tiny.sample_branches(prefix, branches, 1, max_new_tokens=24, temperature=0, grammar=own[1])
+    assert greedy == tiny.sample_branches(prefix, branches, 1, max_new_tokens=24, temperature=0, grammar=[own[1]] * 2)

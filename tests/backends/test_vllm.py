@@ -390,6 +390,36 @@ def test_constrained_call_is_decoded_under_the_call_grammar(structured_stand_in:
     assert guidance_engine_options() == {"structured_outputs_config": {"backend": "guidance"}}
 
 
+@dataclass
+class BranchSamplingParams(ConstrainedSamplingParams):
+    n: int = 1
+    top_k: int = 0
+
+
+def test_each_branch_is_sampled_under_its_own_grammar(structured_stand_in: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolcall.backends.base import Prefix
+    from toolcall.backends.vllm import VLLMBackend
+    from toolcall.backends.vllm_scoring import _VLLMState
+
+    monkeypatch.setattr(sys.modules["vllm"], "SamplingParams", BranchSamplingParams)
+    llm = ScriptedLLM(["f(12) ->", "f(3) ->", "f(12) ->", "f(12) ->"])
+    backend = VLLMBackend.from_vllm(llm)
+    ids = backend.encode("x = 12. y = 3. [")
+    prefix = Prefix(tuple(ids), (), (), _VLLMState(backend))
+    branches = [(len(ids), []), (len(ids) - 1, backend.encode("["))]
+    grammars = ['start: "f(12) ->"\n', 'start: "f(3) ->"\n']
+    outs = backend.sample_branches(prefix, branches, 2, temperature=0, grammar=grammars)
+    assert outs == [[("f(12) ->", True)] * 2, [("f(3) ->", True)] * 2]
+    assert [p.structured_outputs for p in llm.params] == [StructuredOutputsParams(g) for g in grammars]
+    assert all(p.stop == [] for p in llm.params)
+    # One grammar serves every branch, as before.
+    backend.sample_branches(prefix, branches, 1, temperature=0, grammar=grammars[0])
+    assert [p.structured_outputs for p in llm.params[2:]] == [StructuredOutputsParams(grammars[0])] * 2
+    with pytest.raises(ConfigError, match="per branch; got 1 for 2 branches"):
+        backend.sample_branches(prefix, branches, 1, grammar=grammars[:1])
+
+
 def test_a_vllm_without_structured_outputs_says_so(stand_in: None) -> None:
     from toolcall.backends.vllm import VLLMBackend, guidance_engine_options
     from toolcall.errors import BackendError

@@ -98,3 +98,35 @@ def test_embedded_model_samples_fifty_calls_that_all_parse(registry: Any) -> Non
     assert counts.get("unparsed", 0) == 0 and counts.get("unclosed", 0) == 0, rec.rejected
     assert len(rec.candidates) + counts.get("duplicates", 0) == 50
     assert all(c.tool == "Calculator" for c in rec.candidates)
+
+
+def _without_admissible_grammar(registry: Any) -> Any:
+    from toolcall.registry import ToolRegistry
+
+    return ToolRegistry([replace(registry.get(name), admissible_grammar=None) for name in ("Calculator", "Calendar")])
+
+
+def test_each_position_samples_only_calls_its_text_admits(registry: Any) -> None:
+    from toolcall.tools.calculator import calculator_admissible
+
+    backend = FakeBackend(lm=ToyLM(LM_TEXTS, order=3))
+    config = SampleConfig(m=8, seed=2, max_new_tokens=48)
+    unrestricted = sample(backend, _without_admissible_grammar(registry), config)
+    assert unrestricted.counts["Calculator"]["inadmissible"] > 0      # the toy copies numbers written after the call
+    restricted = sample(backend, registry, config)
+    counts = restricted.counts["Calculator"]
+    assert counts["samples"] == 32 and counts.get("inadmissible", 0) == 0 and counts.get("unparsed", 0) == 0
+    assert restricted.candidates
+    assert all(calculator_admissible(c.args, TEXT[:c.position]) for c in restricted.candidates)
+    assert len(restricted.candidates) > len(unrestricted.candidates)
+    # The rule is kept after sampling: it rejects nothing the grammar lets through. Without admissible_only neither
+    # the rule nor the restricted grammar applies.
+    free = sample(backend, registry, replace(config, admissible_only=False))
+    assert free.counts["Calculator"].get("inadmissible", 0) == 0
+    assert any(not calculator_admissible(c.args, TEXT[:c.position]) for c in free.candidates)
+
+
+def test_call_grammar_restricts_to_the_text_before_the_call(registry: Any) -> None:
+    assert '"12"' in call_grammar("Calculator", registry, "The shop sold 12 apples")
+    assert '"12"' not in call_grammar("Calculator", registry, "The shop sold")
+    assert call_grammar("Calendar", registry, "12 apples") == call_grammar("Calendar", registry)

@@ -1,6 +1,7 @@
 """data_gen's stages on the fake backend's toy LM: positions -> sample -> execute -> filter -> merge, no model needed."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from toolcall.backends.base import Backend, DecodeSession
 from toolcall.backends.fake import FakeBackend
 from toolcall.backends.toy_lm import ToyLM
 from toolcall.errors import ConfigError
+from toolcall.registry import ToolRegistry
 
 # The toy LM learns where a Calculator call goes (after "a total of") and what it says, from these texts alone.
 LM_TEXTS = [
@@ -146,15 +148,24 @@ def test_a_sampled_call_using_numbers_written_only_after_it_is_dropped(fake: Fak
     states = PromptStates(fake, cfg.positions.open_texts, registry)
     found = find_positions(TextRecord(text, tools=("Calculator",)), "Calculator", states, cfg.positions)
 
-    def sampled(admissible_only: bool) -> TextRecord:
+    def sampled(admissible_only: bool, tools: Any = registry) -> TextRecord:
         sample = SampleConfig(m=3, seed=1, admissible_only=admissible_only)
-        return sample_calls(found, "Calculator", states, sample, registry.canonical, ("Calculator", "Calculate"))
+        return sample_calls(found, "Calculator", PromptStates(fake, cfg.positions.open_texts, tools), sample,
+                            tools.canonical, ("Calculator", "Calculate"))
 
-    loose, strict = sampled(False), sampled(True)
+    # Without the Calculator's admissible grammar the call is sampled, and the admissible rule drops it.
+    ruled = ToolRegistry([dataclasses.replace(registry.get(name), admissible_grammar=None)
+                          for name in ("Calculator", "Calendar")])
+    loose, strict = sampled(False, ruled), sampled(True, ruled)
     assert "[Calculator(12 + 30)]" in {c.call for c in loose.candidates}
     assert "[Calculator(12 + 30)]" not in {c.call for c in strict.candidates}
     assert strict.counts["Calculator"]["inadmissible"] >= 1
     assert any(r["reason"].startswith("not admissible") for r in strict.rejected)
+    # With it, each position's grammar offers only numbers written before it: the call is never sampled.
+    restricted = sampled(True)
+    assert "[Calculator(12 + 30)]" not in {c.call for c in restricted.candidates}
+    assert restricted.counts["Calculator"]["samples"] == strict.counts["Calculator"]["samples"]
+    assert restricted.counts["Calculator"].get("inadmissible", 0) == 0
     # The paper's procedure judges every sample by the loss alone.
     assert DataGenConfig(sampling="paper").for_tool("Calculator")[1].admissible_only is False
     assert DataGenConfig().for_tool("Calculator")[1].admissible_only is True

@@ -230,7 +230,7 @@ class Scorer(Protocol):
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
                         keep_going: Callable[[str], bool] | None = None,
-                        grammar: str | None = None) -> list[list[tuple[str, bool]]]:
+                        grammar: str | Sequence[str] | None = None) -> list[list[tuple[str, bool]]]:
         """For each (cut, first_ids): n continuations of `ids[:cut] + first_ids`, as (text, stopped).
 
         `text` ends just before the first stop string when `stopped` is True (stop strings are matched on decoded
@@ -240,9 +240,21 @@ class Scorer(Protocol):
         turned into something the caller would discard costs no more steps. The same seed gives the same samples.
         With `grammar` (llguidance Lark text, e.g. a dialect's call grammar) every token is masked to those the
         grammar allows; a row ends when the grammar is complete, as (the whole text it matched, True), and stop
-        strings are not looked for.
+        strings are not looked for. A sequence of grammars, one per branch, gives each branch its own (data_gen:
+        the calls the text before each position admits).
         """
         ...
+
+
+def branch_grammars(grammar: str | Sequence[str] | None, branches: int) -> list[str | None]:
+    """`sample_branches`' grammar argument as one grammar (or None) per branch: a string serves every branch."""
+    if grammar is None or isinstance(grammar, str):
+        return [grammar] * branches
+    grammars: list[str | None] = list(grammar)
+    if len(grammars) != branches or not all(isinstance(g, str) for g in grammars):
+        raise ConfigError(f"sample_branches takes one grammar for all branches or a list of one grammar (a string) "
+                          f"per branch; got {len(grammars)} for {branches} branches")
+    return grammars
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from . import find_stop
-from .base import Backend, Branch, DecodeSession, Prefix, Steering, check_batch_tokens
+from .base import Backend, Branch, DecodeSession, Prefix, Steering, branch_grammars, check_batch_tokens
 from .toy_lm import END, START, ToyLM, sample_text
 
 # Characters always in the toy vocabulary while sampling under a grammar, so any call the grammar allows can be spelled.
@@ -187,14 +187,14 @@ class FakeBackend(Backend):
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
                         keep_going: Callable[[str], bool] | None = None,
-                        grammar: str | None = None) -> list[list[tuple[str, bool]]]:
+                        grammar: str | Sequence[str] | None = None) -> list[list[tuple[str, bool]]]:
         ids = self._own(prefix).ids
         rng = random.Random(seed)
         out = []
-        for cut, first in branches:
+        for (cut, first), own in zip(branches, branch_grammars(grammar, len(branches))):
             context = [self.lm.token(i) for i in list(ids[:cut]) + list(first)]
-            if grammar is not None:
-                out.append([self._sample_constrained(list(context), grammar, max_new_tokens, rng, temperature, top_k,
+            if own is not None:
+                out.append([self._sample_constrained(list(context), own, max_new_tokens, rng, temperature, top_k,
                                                      keep_going) for _ in range(n)])
                 continue
             out.append([sample_text(self.lm, list(context), stop, max_new_tokens, rng, temperature, top_k, keep_going)

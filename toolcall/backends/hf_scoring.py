@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, MissingDependencyError
-from .base import Branch, Prefix, check_batch_tokens, scoring_start_id
+from .base import Branch, Prefix, branch_grammars, check_batch_tokens, scoring_start_id
 
 
 def _torch() -> Any:
@@ -330,7 +330,7 @@ class HFScoringMixin:
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
                         keep_going: Callable[[str], bool] | None = None,
-                        grammar: str | None = None) -> list[list[tuple[str, bool]]]:
+                        grammar: str | Sequence[str] | None = None) -> list[list[tuple[str, bool]]]:
         """For each (cut, first_ids): n continuations of `ids[:cut] + first_ids`, as (text, stopped).
 
         `text` ends just before the first stop string when `stopped` is True (stop strings are matched on the decoded
@@ -338,12 +338,13 @@ class HFScoringMixin:
         temperature 0 means greedy. `keep_going(text)` returning False ends a row early, returned as (text, False): the
         caller can stop a sample that has already turned into something it would discard. With `grammar` each row's
         tokens are masked by its own llguidance matcher, and a row ends, as (all it matched, True), when the
-        grammar is complete; stop strings are then not looked for.
+        grammar is complete; stop strings are then not looked for. A sequence of grammars gives each branch its own.
         """
         torch = _torch()
         state = self._state(prefix)
         gen = torch.Generator().manual_seed(seed)
         out: list[list[tuple[str, bool]]] = [[] for _ in branches]
+        grammars = branch_grammars(grammar, len(branches))
         rows_all = [(b, cut, list(first)) for b, (cut, first) in enumerate(branches) for _ in range(n)]
         # Decoding runs one token per row per step, so the cost of a step is reading the weights once plus the rows'
         # KV caches: batch as many rows as the KV budget allows (chunking by max_batch_tokens, meant for full
@@ -355,16 +356,17 @@ class HFScoringMixin:
             chunk = range(start, min(start + per_chunk, len(rows_all)))
             rows = [rows_all[i] for i in chunk]
             for b, text, stopped in self._sample_rows(state, rows, stop, max_new_tokens, temperature, top_k, gen,
-                                                      keep_going, grammar):
+                                                      keep_going, grammars):
                 out[b].append((text, stopped))
         return out
 
     def _sample_rows(self, state: _HFState, rows: list[tuple[int, int, list[int]]], stop: Sequence[str],
                      max_new_tokens: int, temperature: float, top_k: int, gen: Any,
                      keep_going: Callable[[str], bool] | None = None,
-                     grammar: str | None = None) -> list[tuple[int, str, bool]]:
+                     grammars: Sequence[str | None] = ()) -> list[tuple[int, str, bool]]:
+        """Decode `rows` (branch, cut, first ids) together; `grammars[branch]` (when given) masks that branch's rows."""
         torch = _torch()
-        matchers = self._token_masks().matchers(grammar, len(rows)) if grammar is not None else None
+        matchers = self._row_matchers(rows, grammars)
         cuts = [cut for _, cut, _ in rows]
         firsts = [first for _, _, first in rows]
         hidden, cache, mask, pos = self._branch_batch(state, cuts, firsts)
@@ -423,6 +425,25 @@ class HFScoringMixin:
 
 
     # --- grammar-constrained sampling -----------------------------------------------------
+    def _row_matchers(self, rows: list[tuple[int, int, list[int]]], grammars: Sequence[str | None]) -> list[Any] | None:
+        """One fresh matcher per row, at the start of its branch's grammar (None when the branches have none).
+
+        Rows are grouped by grammar text, so each distinct grammar is compiled (or found in the prototype cache)
+        once, however many rows and branches share it."""
+        if all(g is None for g in grammars):
+            return None
+        wanted: dict[str, list[int]] = {}
+        for r, (b, _, _) in enumerate(rows):
+            own = grammars[b]
+            if own is not None:      # branch_grammars gives every branch a grammar or none
+                wanted.setdefault(own, []).append(r)
+        matchers: list[Any] = [None] * len(rows)
+        masks = self._token_masks()
+        for text, members in wanted.items():
+            for r, matcher in zip(members, masks.matchers(text, len(members))):
+                matchers[r] = matcher
+        return matchers
+
     def _token_masks(self) -> Any:
         """llguidance over this engine's tokenizer, built on first use (~0.3 s for a 49k vocabulary) and kept."""
         masks = getattr(self, "_llg_masks", None)

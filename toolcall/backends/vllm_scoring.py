@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError
-from .base import Branch, Prefix, scoring_start_id
+from .base import Branch, Prefix, branch_grammars, scoring_start_id
 from .vllm_steering import EXTRA_KEY
 from .vllm_support import import_vllm, structured_grammar
 
@@ -150,11 +150,11 @@ class VLLMScoringMixin:
                         stop: Sequence[str] = ("]",), max_new_tokens: int = 32, temperature: float = 1.0,
                         top_k: int = 0, seed: int = 0,
                         keep_going: Callable[[str], bool] | None = None,
-                        grammar: str | None = None) -> list[list[tuple[str, bool]]]:
+                        grammar: str | Sequence[str] | None = None) -> list[list[tuple[str, bool]]]:
         """n samples per branch in one request each (vLLM's parallel sampling, seeds seed + i); greedy asks for one
         and repeats it. `keep_going` is applied to the finished samples token by token (vLLM cannot stop a request
         from outside mid-decode), which gives the same texts it would have cut; `grammar` goes through structured
-        outputs (vLLM's llguidance backend reads the same Lark)."""
+        outputs (vLLM's llguidance backend reads the same Lark), a sequence of them one per branch's request."""
 
         vllm = import_vllm()
         ids = list(self._own(prefix).ids)
@@ -162,22 +162,23 @@ class VLLMScoringMixin:
             return [[] for _ in branches]
         greedy = temperature <= 0
         per = 1 if greedy else n
+        grammars = branch_grammars(grammar, len(branches))
         params, prompts = [], []
-        for b, (cut, first) in enumerate(branches):
+        for b, ((cut, first), own) in enumerate(zip(branches, grammars)):
             options: dict[str, Any] = {"n": per, "max_tokens": max(1, max_new_tokens), "seed": seed + 1000 * b,
                                        "temperature": 0.0 if greedy else temperature}
             if top_k > 0 and not greedy:
                 options["top_k"] = top_k
-            if grammar is not None:
-                options.update(structured_grammar(grammar))
+            if own is not None:
+                options.update(structured_grammar(own))
             else:
                 options["stop"] = list(stop)
             params.append(vllm.SamplingParams(**options))
             prompts.append({"prompt_token_ids": ids[:cut] + [int(t) for t in first]})
         results = self.offline_llm().generate(prompts, params, use_tqdm=False)
         out = []
-        for result in results:
-            rows = [self._sample_result(c, grammar is not None, keep_going) for c in result.outputs]
+        for result, own in zip(results, grammars):
+            rows = [self._sample_result(c, own is not None, keep_going) for c in result.outputs]
             out.append(rows * n if greedy else rows)
         return out
 

@@ -204,7 +204,7 @@ def test_tiny_llama_samples_each_branch_under_its_own_grammar(tiny) -> None:  # 
     free = {"1", "2", "100", "1000", "1,000"}
     for row, allowed in zip(outs, ({"12", "30"} | free, {"3", "60"} | free)):
         closed = [text for text, stopped in row if stopped]
-        assert len(closed) >= 8 and all(parses(text) for text in closed), row
+        assert len(closed) >= 4 and all(parses(text) for text in closed), row
         assert set().union(*(_numbers(text) for text in closed)) <= allowed, row
     # The greedy rows under one grammar for all are those under that grammar repeated, row by row.
     greedy = tiny.sample_branches(prefix, branches, 1, max_new_tokens=24, temperature=0, grammar=own[1])

@@ -78,6 +78,11 @@ def test_the_grammar_spells_each_written_number_as_written_and_plain_plus_the_fr
     ("12 + 42", False, False),             # 42 is written only after the call
     ("0 * 12", False, False),              # nor is 0
     ("2.500 * 12", False, True),           # the value is written, but the text spells it neither way
+    ("12", False, True),                   # a bare number computes nothing: written, but not offered
+    ("2", False, True),
+    ("(12 + 2)", False, True),             # the operator must stand at the top level
+    ("-12 + 35000", True, True),
+    ("12 x 2.5", True, True),
 ])
 def test_the_grammar_offers_admissible_calls_only(masks: TokenMasks, registry: ToolRegistry, expression: str,
                                                   offered: bool, admissible: bool) -> None:

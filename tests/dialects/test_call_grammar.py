@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("llguidance")
 
+from char_vocab import char_masks  # noqa: E402
 from llguidance import LLMatcher  # noqa: E402
 
 from toolcall.argument_grammar import arithmetic_grammar, namespaced, schema_argument_grammar  # noqa: E402
@@ -31,8 +32,7 @@ ENDINGS = {")", "]", "->", " ->", "→", " →", ")]", "))]", "()]", '")]', '")'
 
 @pytest.fixture(scope="module")
 def masks() -> TokenMasks:
-    index = {t: i for i, t in enumerate(VOCAB)}
-    return TokenMasks.for_tokens(VOCAB, 1, lambda text: [index[c] for c in text if c in index], [0])
+    return char_masks(VOCAB)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("llguidance")
 
+from char_vocab import char_masks  # noqa: E402
 from llguidance import LLMatcher  # noqa: E402
 from toolcall.data_gen.sample import call_grammar  # noqa: E402
 from toolcall.tools.calculator import (  # noqa: E402
@@ -30,8 +31,7 @@ TEXT = "Tom paid $35,000 for the van, $2.50 a mile for 12 miles, and 7% tax."
 
 @pytest.fixture(scope="module")
 def masks() -> TokenMasks:
-    index = {t: i for i, t in enumerate(VOCAB)}
-    return TokenMasks.for_tokens(VOCAB, 1, lambda text: [index[c] for c in text if c in index], [0])
+    return char_masks(VOCAB)
 
 
 @pytest.fixture(scope="module")

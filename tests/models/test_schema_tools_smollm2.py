@@ -81,3 +81,25 @@ def test_the_generalist_picks_the_right_one_of_three_unseen_tools() -> None:
     # issue asks for the right one on 2 of 3.
     assert all(p in REQUESTS_TOOLS for p in picked), picked
     assert right >= 2, picked
+
+
+@pytest.mark.model
+def test_with_its_recommended_call_threshold_it_calls_less_and_never_the_wrong_tool() -> None:
+    from toolcall.api import make_backend
+    from toolcall.loop import LoopConfig
+    from toolcall.models import recommended
+
+    threshold = recommended(LoopConfig(), NAME).call_threshold
+    assert threshold > 0                                   # the folder's toolcall.json
+    backend = make_backend("transformers", NAME)
+    registry = ToolRegistry([get_air_quality, translate_text, search_library_catalogue])
+    picked = []
+    for request, _ in REQUESTS:
+        result = toolcall.generate(request, backend=backend, dialect="hermes", tools=registry, few_shot=False,
+                                   max_new_tokens=96, max_calls=1, call_threshold=threshold)
+        picked.append(result.calls[0].tool if result.calls else None)
+    print(f"{NAME} with call_threshold {threshold} picked {picked}")
+    # Measured when the threshold was shipped: ['get_air_quality', None, 'search_library_catalogue']: the translation
+    # request, where the model is less sure it should call, gets no call; where it calls, it calls the right tool.
+    assert all(p is None or p == wanted for p, (_, wanted) in zip(picked, REQUESTS)), picked
+    assert sum(p is not None for p in picked) >= 2, picked

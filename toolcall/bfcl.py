@@ -405,8 +405,8 @@ def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | Non
 
 def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -> Steering | None:
     """How the reply to `item` is steered under the loop's settings: the call-open marker banned with tools off; the
-    top-K trigger and the call threshold; under constrain_calls every call held to one offered function and its schema (the dialect's call
-    grammar), as a server with structured outputs does. None: the model decodes freely."""
+    top-K trigger and the call threshold; under constrain_calls every call held to one offered function and its
+    schema (the dialect's call grammar), as a server with structured outputs does. None: the model decodes freely."""
     from .backends.base import Steering
 
     if config is None:
@@ -469,7 +469,7 @@ def evaluate_bfcl(items_by_category: Mapping[str, Sequence[BfclItem]], backend: 
     """One reply per item (no tool runs: BFCL judges the calls written), parsed and judged, summarised per category.
 
     `judge` defaults to bfcl-eval's AST checker, loaded only when an item needs it; `config`'s steering settings
-    (constrain_calls, trigger_top_k, tools_enabled) apply to every reply (`item_steering`).
+    (constrain_calls, trigger_top_k, call_threshold, tools_enabled) apply to every reply (`item_steering`).
     """
     report = BfclReport(dict(settings or {}))
     total = sum(len(v) for v in items_by_category.values())

@@ -353,7 +353,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             options["stop"] = []  # the grammar ends the call; an arrow inside a quoted argument is not its end
             options.update(structured_grammar(grammar))
         elif steering is not None and steering.open_text:
-            _, ban, glued = self._open_sets(steering.open_text)
+            begin, ban, glued = self._open_sets(steering.open_text)
             rule: dict[str, Any] = {}
             if steering.constrain and not steering.disable:
                 options["stop"] = [*stop, steering.open_text]  # pause where a call opens; its grammar takes over
@@ -362,8 +362,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 rule["ban"] = ban
             elif steering.min_open_prob > 0:
                 self._need_processor("call_threshold")
-                rule.update(min_open=steering.min_open_prob, begin=self._open_sets(steering.open_text)[0],
-                            ban_open=ban)
+                rule.update(min_open=steering.min_open_prob, begin=begin, ban_open=ban)
             if not steering.disable and steering.trigger_top_k > 0:
                 self._need_processor("trigger_top_k")
                 left = steering.max_triggers - (session.triggers if session is not None else 0)

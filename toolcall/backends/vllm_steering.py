@@ -46,14 +46,12 @@ class TokenRule:
             return _only(logits, self.force[step])
         if self.queued:
             return _only(logits, self.queued.pop(0))
-        if self.min_open > 0 and _probability(logits, self.begin) < self.min_open:
+        unlikely = self.min_open > 0 and _probability(logits, self.begin) < self.min_open
+        if unlikely:
             logits[self.ban_open] = float("-inf")   # below the call threshold: no call opens here, not even by trigger
-            if self.ban:
-                logits[self.ban] = float("-inf")
-            return logits
         if self.ban:
             logits[self.ban] = float("-inf")
-        if self.triggers > self.fired and self.top_k > 0 and self.begin:
+        if not unlikely and self.triggers > self.fired and self.top_k > 0 and self.begin:
             import torch
 
             top = torch.topk(logits, min(self.top_k, logits.shape[-1])).indices.tolist()

@@ -31,10 +31,10 @@ request's "tools" are the client's: a call of one ends the reply with finish_rea
 conversation goes on when the client sends "tool" messages with the results. The extension object
 "toolcall": {{"keep_markup", "tools", "trigger_top_k", "call_threshold", "max_calls", "constrain_calls"}}
 sets this server's tool handling per request. Errors are 4xx in OpenAI's shape
-{{"error": {{"message", "type", "param", "code"}}}}. It binds 127.0.0.1 unless --host says otherwise; --api-key (or ${API_KEY_ENV}) requires
-"Authorization: Bearer KEY" on /v1/. Requests from other web pages (Origin, Sec-Fetch-Site), with a Host that
-is not this server's (--allowed-host) or with a body that is not JSON are refused; slow and idle connections
-are closed (the "network" options below).
+{{"error": {{"message", "type", "param", "code"}}}}. It binds 127.0.0.1 unless --host says otherwise; --api-key
+(or ${API_KEY_ENV}) requires "Authorization: Bearer KEY" on /v1/. Requests from other web pages (Origin,
+Sec-Fetch-Site), with a Host that is not this server's (--allowed-host) or with a body that is not JSON are
+refused; slow and idle connections are closed (the "network" options below).
 
   curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
        -d '{{"model": "{EMBEDDED_NAME}", "messages": [{{"role": "user", "content": "What is 17 * 23?"}}]}}'

@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling", default="default", help="modes to measure, comma-separated: default, paper")
     parser.add_argument("--backend", default="transformers")
     parser.add_argument("--model", default=None, help="model path (default: the embedded SmolLM2)")
+    parser.add_argument("--dtype", default="auto", help="what the model computes in (data-gen's --dtype)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.sampling.split(",") if m.strip()]
     records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     from toolcall.registry import default_registry
 
     began = time.perf_counter()
-    scorer = get_scorer(args.backend, args.model)
+    from toolcall.cli.datagen_cmd import dtype_option
+
+    scorer = get_scorer(args.backend, args.model, **dtype_option(args.backend, args.dtype))
     load_seconds = time.perf_counter() - began
     registry = default_registry(["calculator", "calendar"], entry_points=False)
     details: list[dict[str, Any]] = []
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     first = results[modes[0]]
     line = {"benchmark": "datagen_quality", "data": args.data.name, "texts": len(records), "sampling": modes[0],
             **first, **{f"{mode}_sampling": results[mode] for mode in modes[1:]},
-            "model": args.model or "SmolLM2-135M (embedded GGUF)", "model_load_seconds": round(load_seconds, 1),
+            "model": args.model or "SmolLM2-135M (embedded GGUF)", "dtype": args.dtype, "model_load_seconds": round(load_seconds, 1),
             "hardware": hardware()}
     print(json.dumps(line))
     return 0

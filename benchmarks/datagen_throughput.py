@@ -3,7 +3,8 @@
 One JSON line. Every run is `python -m toolcall data-gen --tools calculator` on the same texts (the first LIMIT
 worked solutions of benchmarks/data/datagen_dev.jsonl, or of --input: benchmarks/data/real/gsm8k_train_tune.jsonl
 holds GSM8K's, written by people) with the embedded SmolLM2-135M-Instruct, one after another in
-this run: `--sampling default`, the same with `--placement inline` (default_inline), `--sampling paper`, and the old
+this run: `--sampling default`, the same computed in float32 (default_float32: the default's `--dtype auto` is
+bfloat16 on a CPU with AVX512-BF16), the same with `--placement inline` (default_inline), `--sampling paper`, and the old
 path: the code as it was when issue 10 was filed, `git archive 72a4e04` unpacked into a temporary folder and put
 first on PYTHONPATH, so its top-level `toolcall`, `data_gen`, `tools` and `grammars` packages are the ones imported
 (checked before it runs; reading git objects changes nothing in the repository). The old path's defaults are the
@@ -70,6 +71,13 @@ def run_datagen(name: str, texts: Path, out: Path, extra: list[str], env: dict[s
             "calls_kept": stats.get("calls_kept")}
 
 
+def default_dtype() -> str:
+    """What data-gen's default `--dtype auto` computes in on this machine's CPU."""
+    from toolcall.backends.hf_loading import resolve_dtype
+
+    return resolve_dtype("auto", "cpu")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=8, help="texts per run (the first worked solutions of the dev set)")
@@ -81,13 +89,17 @@ def main() -> None:
     parser.add_argument("--skip-old", action="store_true", help="leave out the old path (no ratio)")
     parser.add_argument("--skip-inline", action="store_true",
                         help="leave out the default sampling with inline placement (default_inline)")
+    parser.add_argument("--skip-float32", action="store_true",
+                        help="leave out the default sampling computed in float32 (default_float32), the type the old "
+                             "path computes in: where the default computes in bfloat16 it shows what that type gives")
     args = parser.parse_args()
 
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
     result: dict[str, Any] = {
-        "benchmark": "datagen_throughput", "model": "SmolLM2-135M-Instruct (embedded GGUF, transformers, float32)",
+        "benchmark": "datagen_throughput", "model": "SmolLM2-135M-Instruct (embedded GGUF, transformers)",
+        "dtype": {"default": default_dtype(), "old": "float32"},
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores, threads {args.threads or 'torch default'}",
         "tools": "calculator"}
     with tempfile.TemporaryDirectory(prefix="datagen_throughput_") as tmp:
@@ -98,6 +110,9 @@ def main() -> None:
                               else args.input)
         result["new_code"] = imported_from(env, ROOT)
         result["default"] = run_datagen("default", texts, work / "default", ["--sampling", "default"], env, ROOT)
+        if not args.skip_float32:
+            result["default_float32"] = run_datagen("default_float32", texts, work / "default_float32",
+                                                    ["--sampling", "default", "--dtype", "float32"], env, ROOT)
         if not args.skip_paper:
             result["paper"] = run_datagen("paper", texts, work / "paper", ["--sampling", "paper"], env, ROOT)
         if not args.skip_inline:
@@ -114,7 +129,7 @@ def main() -> None:
             result["old_code"] = f"{OLD_COMMIT} (git archive)"
             result["old"] = run_datagen("old", texts, work / "old_out", [], old_env, old)
             base = result["old"]["texts_per_min"]
-            for name in ("default", "paper", "default_inline"):
+            for name in ("default", "default_float32", "paper", "default_inline"):
                 if name not in result:
                     continue
                 mine = result[name]["texts_per_min"]

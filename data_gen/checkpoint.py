@@ -73,10 +73,15 @@ class RunDir:
         if not run_file.exists():
             raise ConfigError(f"{self.path} has no {RUN}; it is not a data-gen output directory, choose another one")
         old = json.loads(run_file.read_text(encoding="utf-8"))
+        models = old.get("models")
+        if isinstance(models, dict) and "dtype" not in models and "dtype" in (run_info.get("models") or {}):
+            old["models"] = {**models, "dtype": "float32"}   # runs from before --dtype computed in float32
         for key in ("input_sha256", "config", "models"):
             if old.get(key) != run_info.get(key):
-                raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}; "
-                                  "resume with the same input and settings, or choose another directory")
+                shown = f" (that run: {old.get(key)}; now: {run_info.get(key)})" if key == "models" else ""
+                raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}{shown}; "
+                                  "resume with the same input, models, --dtype and settings, or choose another "
+                                  "directory")
 
     def log_rejected(self, index: int, text: str, rejected: list[dict[str, Any]]) -> None:
         """Append why text `index`'s samples and calls were dropped (a debug log: a text redone on resume appears twice)."""

@@ -54,3 +54,54 @@ def test_sampling_with_a_seed_gives_the_same_text_on_every_device(tiny: Path, mo
     assert on_cpu == sample("cpu") and on_cpu
     if torch.cuda.is_available():  # the draw runs on the CPU generator wherever the logits were computed
         assert sample("cuda") == on_cpu
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolcall.backends import hf_loading
+
+    monkeypatch.setattr(hf_loading, "cpu_computes_bf16", lambda: True)
+    assert hf_loading.resolve_dtype("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(hf_loading, "cpu_computes_bf16", lambda: False)
+    assert hf_loading.resolve_dtype("auto", "cpu") == "float32"
+    assert hf_loading.resolve_dtype("float32", "cpu") == "float32"
+    assert hf_loading.resolve_dtype("bfloat16", "cpu") == "bfloat16"  # asked for by name: given, fast or not
+
+
+def test_an_unknown_dtype_is_a_config_error_listing_the_allowed_ones(tiny: Path) -> None:
+    from toolcall.backends.hf_loading import resolve_dtype
+    from toolcall.backends.transformers import TransformersBackend
+
+    with pytest.raises(ConfigError, match="'float8' is not allowed; use one of: auto, float32, bfloat16, float16"):
+        resolve_dtype("float8", "cpu")
+    with pytest.raises(ConfigError, match="'int4' is not allowed"):
+        TransformersBackend(str(tiny), dtype="int4")
+
+
+def test_a_model_loads_in_the_dtype_auto_resolves_to(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from toolcall.backends import hf_loading
+    from toolcall.backends.transformers import TransformersBackend
+
+    monkeypatch.setenv("TOOLCALL_DEVICE", "cpu")
+    monkeypatch.setattr(hf_loading, "cpu_computes_bf16", lambda: True)
+    assert next(TransformersBackend(str(tiny), dtype="auto").model.parameters()).dtype == torch.bfloat16
+    monkeypatch.setattr(hf_loading, "cpu_computes_bf16", lambda: False)
+    assert next(TransformersBackend(str(tiny), dtype="auto").model.parameters()).dtype == torch.float32
+
+
+def test_the_cpu_flags_decide_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolcall.backends import hf_loading
+
+    real = hf_loading.Path
+    for flags, expected in (("fpu avx2 avx512f avx512_bf16 sse", True), ("fpu amx_bf16", True), ("fpu avx2 avx512f", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(hf_loading, "Path", lambda p, info=info: info if p == "/proc/cpuinfo" else real(p))
+        hf_loading.cpu_computes_bf16.cache_clear()
+        assert hf_loading.cpu_computes_bf16() is expected
+    monkeypatch.setattr(hf_loading, "Path", lambda p: real(tmp_path / "absent"))
+    hf_loading.cpu_computes_bf16.cache_clear()
+    assert hf_loading.cpu_computes_bf16() is False   # no /proc/cpuinfo: float32, never slow
+    monkeypatch.setattr(hf_loading, "Path", real)
+    hf_loading.cpu_computes_bf16.cache_clear()

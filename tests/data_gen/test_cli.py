@@ -128,7 +128,7 @@ def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsy
     out = tmp_path / "out"
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
                  "--scorer-model", str(script)]) == 0
-    assert json.loads((out / "run.json").read_text())["models"] == {"sampler": None, "scorer": str(script)}
+    assert json.loads((out / "run.json").read_text())["models"] == {"sampler": None, "scorer": str(script), "dtype": "auto"}
     capsys.readouterr()
     # Resuming with the scorer as the sampling model too is another run: refused.
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
@@ -137,3 +137,19 @@ def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsy
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(tmp_path / "ray"),
                  "--engine", "ray", "--scorer-model", str(script)]) == 1
     assert "--scorer-model applies to --engine local only" in capsys.readouterr().err
+
+
+def test_dtype_goes_to_the_engines_that_have_weights() -> None:
+    from toolcall.cli.datagen_cmd import dtype_option
+
+    assert dtype_option("transformers", "auto") == {"dtype": "auto"}    # resolved for the device where it loads
+    assert dtype_option("hf", "float32") == {"dtype": "float32"}
+    assert dtype_option("vllm", "auto") == {}                            # vLLM's own default
+    assert dtype_option("vllm", "float32") == {"dtype": "float32"}
+    assert dtype_option("fake", "bfloat16") == {}
+
+
+def test_an_unknown_dtype_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["data-gen", "--input", "x.txt", "--output", "o", "--dtype", "float8"])
+    assert exc.value.code == 2

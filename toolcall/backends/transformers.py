@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import BackendError, ConfigError, MissingDependencyError
 from . import find_stop
 from .base import Backend, DecodeSession, Steering, check_batch_tokens
-from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer
+from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer, resolve_dtype
 from .hf_scoring import HFScoringMixin
 from .prefix_cache import PrefixCache
 from .step_batcher import StepBatcher
@@ -343,7 +343,7 @@ class TransformersBackend(HFScoringMixin, Backend):
         self.prefill_chunk = prefill_chunk  # tokens per prefill step of a decode session
         handed = lm is not None
         if lm is None:
-            lm, tokenizer = load_model_and_tokenizer(model, dtype=dtype)
+            lm, tokenizer = load_model_and_tokenizer(model, dtype=resolve_dtype(dtype, device or default_device()))
         torch = _torch()
         if device is not None or not handed or str(next(lm.parameters()).device) == "cpu":
             # A model we were handed on an accelerator stays there; any other goes where it runs fastest.

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
+from ..backends.hf_loading import DTYPES
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..options import add_options, from_args, given
@@ -38,6 +39,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument("--max-batch-tokens", type=int, default=None, metavar="N",
                    help="rows x tokens per batched scoring forward (default: the backend's own)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="the type the model computes in (transformers and vLLM backends): auto (default) is bfloat16 "
+                        "where the hardware computes it natively (a GPU that supports it, a CPU with AVX512-BF16 or "
+                        "AMX) and float32 elsewhere; vLLM's auto is its own default")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: one process, text by text (default); ray: Ray Data actors, one model each, with Ray "
                         "Data's checkpointing for --resume (needs toolcall[ray])")
@@ -51,6 +56,17 @@ def register(subparsers: Any) -> None:
         # open_texts, stop and prefix_separator are markers and whitespace of the call syntax, not settings to type.
         add_options(p, cls, exclude=("open_texts", "stop", "prefix_separator"), group=f"{name} stage")
     p.set_defaults(func=run)
+
+
+def dtype_option(backend: str, dtype: str) -> dict[str, str]:
+    """The backend option that loads the model in `dtype`: the transformers backend resolves "auto" for its device;
+    vLLM keeps its own default unless a type is named; the fake backend has no weights."""
+    from ..backends import backends
+
+    name = backends.canonical(backend) if backend in backends else backend
+    if name == "transformers" or (name == "vllm" and dtype != "auto"):
+        return {"dtype": dtype}
+    return {}
 
 
 def build_config(args: argparse.Namespace) -> DataGenConfig:
@@ -93,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise ConfigError(f"output directory {out} exists and is not empty; pass --resume to continue that run, or choose another directory")
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
+    options.update(dtype_option(args.backend, args.dtype))
     if args.engine == "ray":
         from ..backends import backends, scoring_backends
         from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray
@@ -114,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         make_registry(registry, backend=scorer if isinstance(scorer, Backend) else None)
         stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
                              limit=args.limit, progress=not args.no_progress,
-                             models={"sampler": args.model, "scorer": scorer_model})
+                             models={"sampler": args.model, "scorer": scorer_model, "dtype": args.dtype})
     summary = {k: stats[k] for k in ("texts_in", "texts_after_prefilter", "texts_kept", "calls_kept")}
     summary["kept_per_tool"] = {t: v["kept"] for t, v in stats["per_tool"].items()}
     print(json.dumps(summary), file=sys.stdout)

@@ -265,3 +265,18 @@ def test_recent_prefix_states_are_forgotten_when_the_weights_change(scorer: HFSc
     with torch.no_grad():
         weight.add_(0.0)                    # an in-place update, as an optimizer step makes
     assert engine.prefix_state(ids) is not before
+
+
+def test_a_bfloat16_model_gets_float32_logits_and_a_changed_head_is_read_again() -> None:
+    model, tok = tiny_lm.tiny_model_and_tokenizer()
+    model = model.to(torch.bfloat16)
+    scorer = HFScorer(model, tok)
+    hidden = torch.randn(3, model.config.hidden_size, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    weight = model.get_output_embeddings().weight
+    exact = hidden.float() @ weight.float().T
+    got = scorer._head(hidden)
+    assert got.dtype == torch.float32 and torch.allclose(got, exact, atol=1e-5)
+    assert not torch.equal(got, model.get_output_embeddings()(hidden).float())   # not rounded to bfloat16 first
+    with torch.no_grad():
+        weight.mul_(2)    # an optimizer step changes the weights in place
+    assert torch.allclose(scorer._head(hidden), 2 * exact, atol=1e-4)

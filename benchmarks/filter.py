@@ -175,7 +175,7 @@ def main() -> None:
     result["peer_failed"] = failed
     worst = 0.0
     for placement in ("prefix", "inline"):
-        cfg = {"calculator": FilterConfig(placement=placement)}
+        cfg = {"calculator": FilterConfig(placement=placement, exact_losses=True)}   # every loss, as the peer
         began = time.perf_counter()
         fast = [score_candidates(as_record(r["text"], c), scorer, cfg).candidates for r, c in work]
         fast_s = time.perf_counter() - began

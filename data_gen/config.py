@@ -105,6 +105,11 @@ class FilterConfig:
     # 0.5, 48 by 0.1).
     tau_p: float = option(0.1, help="filter threshold on L- - L+ for calls a tool proposed (--propose); sampled calls "
                                     "keep tau_f")
+    exact_losses: bool = option(False, help="score L(e(c, eps)) for every call; by default only for calls whose "
+                                            "L_eps - L+ reaches the threshold, since L- <= L_eps: the others fail "
+                                            "whatever it is (the same calls are kept, with less work), and their "
+                                            "loss_reduction is that bound L_eps - L+ with loss_null unset. For "
+                                            "analyses of the loss reductions")
     prefix_separator: str = "\n"       # between z and the text in prefix placement
 
     def __post_init__(self) -> None:

@@ -86,12 +86,52 @@ def test_identical_calls_share_one_scored_sequence(tiny_scorer: Any, registry: A
     seen: list[int] = []
     real = tiny_scorer.sequence_logprobs
     monkeypatch.setattr(tiny_scorer, "sequence_logprobs", lambda seqs: seen.append(len(seqs)) or real(seqs))
-    cfg = FilterConfig(tau_f=0.0)
+    cfg = FilterConfig(tau_f=0.0, exact_losses=True)
     out = score_candidates(TextRecord(text, candidates=cands), tiny_scorer, {"calculator": cfg})
-    assert seen == [2]
+    assert seen == [1, 1]    # e(c, r) for the decision, then e(c, eps)
     for cand in out.candidates:
         minus, plus = naive_losses(tiny_scorer, text, cand)
         assert cand.loss_minus == pytest.approx(minus, abs=1e-4) and cand.loss_plus == pytest.approx(plus, abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", ["prefix", "inline"])
+def test_calls_that_cannot_pass_skip_the_call_without_result_and_the_same_calls_are_kept(
+        tiny_scorer: Any, registry: Any, placement: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_stages(tiny_scorer, registry, TEXTS[0], placement)
+    bare = tuple(unscored(c) for c in rec.candidates)
+    bounds = sorted(c.loss_eps - c.loss_plus for c in rec.candidates if c.loss_eps is not None and c.loss_plus is not None)
+    assert len(bounds) >= 3
+    tau = (bounds[len(bounds) // 2] + bounds[len(bounds) // 2 - 1]) / 2   # about half the calls cannot pass
+    scored: list[int] = []
+    for method in ("sequence_logprobs", "branch_logprobs"):
+        real = getattr(tiny_scorer, method)
+        monkeypatch.setattr(tiny_scorer, method, lambda *a, real=real: scored.append(len(a[-1])) or real(*a))
+
+    def run(exact: bool) -> tuple[Candidate, ...]:
+        cfg = FilterConfig(tau_f=tau, tau_p=tau, placement=placement, exact_losses=exact)
+        scored.clear()
+        return score_candidates(replace(rec, candidates=bare), tiny_scorer, {"calculator": cfg, "calendar": cfg}).candidates
+
+    exact = run(True)
+    exact_work = sum(scored)
+    lazy = run(False)
+    assert sum(scored) < exact_work
+    assert [c.kept for c in lazy] == [c.kept for c in exact] and any(c.kept for c in lazy)
+    merged = [merge_record(replace(rec, candidates=c)) or {} for c in (lazy, exact)]
+    assert merged[0]["text"] == merged[1]["text"]    # the losses differ only in the last bits (other packs)
+    assert [(c["args"], c["result"], c["position"]) for c in merged[0]["calls"]] == \
+        [(c["args"], c["result"], c["position"]) for c in merged[1]["calls"]]
+    for a, b in zip(lazy, exact):
+        assert a.loss_plus == pytest.approx(b.loss_plus, abs=1e-4) and a.loss_eps == pytest.approx(b.loss_eps, abs=1e-4)
+        if a.loss_null is None:   # skipped: its reduction is the bound it failed on, never below the true one
+            assert a.loss_minus is None and not a.kept
+            assert reduction(a) == pytest.approx(b.loss_eps - b.loss_plus, abs=1e-4) and reduction(a) < tau
+            assert reduction(a) >= reduction(b) - 1e-4
+        else:
+            assert a.loss_minus == pytest.approx(b.loss_minus, abs=1e-4)
+            assert reduction(a) == pytest.approx(reduction(b), abs=1e-4)
+    assert any(a.loss_null is None for a in lazy) and any(a.loss_null is not None for a in lazy)
 
 
 @pytest.mark.slow
@@ -116,7 +156,7 @@ def test_embedded_model_losses_match_naive_reference(registry: Any) -> None:
     cands = [Candidate("Calculator", ("12 * 3",), "[Calculator(12 * 3)]", t, 0, result="36") for t in (9, 11)]
     cands.append(Candidate("Calendar", (), "[Calendar()]", 4, 0, result="Today is Monday, January 30, 2023."))
     for placement in ("prefix", "inline"):
-        cfg = FilterConfig(tau_f=0.0, placement=placement)
+        cfg = FilterConfig(tau_f=0.0, placement=placement, exact_losses=True)
         out = score_candidates(TextRecord(text, candidates=tuple(cands)), scorer, {"calculator": cfg, "calendar": cfg})
         for cand in out.candidates:
             minus, plus = naive_losses(scorer, text, cand, placement=placement)

@@ -5,7 +5,9 @@ same candidates for every path, all measured in this run:
 - peer: lucidrains/toolformer-pytorch 0.0.30 `filter_tokens_with_api_response` (three full padded forwards per batch
   of PEER_BATCH candidates: the text, the text with the call, the text with the call and its result; nothing reused).
   Set-up: `pip install --no-deps toolformer-pytorch==0.0.30 && pip install beartype einops`.
-- toolcall: `data_gen.filter.score_candidates` per text, in prefix and in inline placement;
+- toolcall: `data_gen.filter.score_candidates` per text, in prefix and in inline placement, scoring every loss
+  (`exact_losses`, as the peer does) and as the default does (L(e(c, eps)) only for calls it can still decide; the
+  kept calls must be the same: `*_default_keeps_the_same`);
 - naive: `data_gen.reference.naive_losses` (one un-batched full forward per scored sequence): the oracle whose losses
   toolcall must equal within 1e-4 (`max_abs_loss_diff`).
 Candidates are built without sampling, from the worked solutions of benchmarks/data/datagen_dev.jsonl: at each
@@ -174,6 +176,7 @@ def main() -> None:
     result["peer_cands_per_s"] = round(n / peer_s, 2)
     result["peer_failed"] = failed
     worst = 0.0
+    exact_kept: dict[str, list[list[bool]]] = {}
     for placement in ("prefix", "inline"):
         cfg = {"calculator": FilterConfig(placement=placement, exact_losses=True)}   # every loss, as the peer
         began = time.perf_counter()
@@ -181,6 +184,15 @@ def main() -> None:
         fast_s = time.perf_counter() - began
         result[f"toolcall_{placement}_cands_per_s"] = round(n / fast_s, 2)
         result[f"{placement}_vs_peer"] = round(peer_s / fast_s, 2)
+        exact_kept[placement] = [[c.kept for c in row] for row in fast]
+        # The default filter: L(e(c, eps)) only for calls it can still decide (L- <= L_eps); the same calls kept.
+        lazy_cfg = {"calculator": FilterConfig(placement=placement)}
+        began = time.perf_counter()
+        lazy = [score_candidates(as_record(r["text"], c), scorer, lazy_cfg).candidates for r, c in work]
+        lazy_s = time.perf_counter() - began
+        result[f"toolcall_{placement}_default_cands_per_s"] = round(n / lazy_s, 2)
+        result[f"{placement}_default_vs_peer"] = round(peer_s / lazy_s, 2)
+        result[f"{placement}_default_keeps_the_same"] = [[c.kept for c in row] for row in lazy] == exact_kept[placement]
         if not args.no_naive:
             began = time.perf_counter()
             slow = [[naive_losses(scorer, r["text"], cand, placement=placement) for cand in as_record(r["text"], c).candidates]

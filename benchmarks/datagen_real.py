@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = tuple(t.strip() for t in args.tools.split(",") if t.strip())
     registry = default_registry(list(tools), entry_points=False)
     # Exact losses for every candidate: the distributions and the threshold sweep read each one's L- - L+.
-    config = replace(DataGenConfig(tools=tools), filter=replace(DataGenConfig().filter, exact_losses=True))
+    config = DataGenConfig(tools=tools)
+    config = replace(config, filter=replace(config.filter, exact_losses=True))
     taus = {k: v for k, v in (("tau_f", args.tau_f), ("tau_p", args.tau_p)) if v is not None}
     if taus:
         # A tau_f typed here replaces the mode's per-tool tau_f too, as the CLI's stage flags do.

@@ -54,14 +54,20 @@ def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: Sa
                 and registry.get(tool).admissible_grammar is not None:
             # Each position gets the grammar of what the text before it lets one write, so the model's samples are
             # not spent on calls `admissible` would drop (Calculator: numbers written only after the call).
-            how: dict[str, Any] = {"grammar": [call_grammar(tool, registry, record.text[:char])
-                                               for _, char, _, _ in positions]}
+            grammars = [call_grammar(tool, registry, record.text[:char]) for _, char, _, _ in positions]
+            # A position where the text before it admits no call ("" - Calculator: no number written yet) is not
+            # sampled at all: every sample there would be dropped.
+            kept = [g != "" for g in grammars]
+            positions = tuple(p for p, k in zip(positions, kept) if k)
+            branches = [b for b, k in zip(branches, kept) if k]
+            how: dict[str, Any] = {"grammar": [g for g in grammars if g]}
         elif grammar is not None:  # a sample cannot stray from `Tool(`, so there is nothing to cut short
             how = {"grammar": grammar}
         else:
             how = {"keep_going": lambda text: may_become_call(text, spellings)}
         outs = scorer.sample_branches(state, branches, config.m, stop=config.stop, max_new_tokens=config.max_new_tokens,
-                                      temperature=config.temperature, top_k=config.top_k, seed=seed, **how)
+                                      temperature=config.temperature, top_k=config.top_k, seed=seed,
+                                      **how) if branches else []
         for (tok, char, _, _), samples in zip(positions, outs):
             seen: set[str] = set()
             for text, stopped in samples:
@@ -102,7 +108,8 @@ def call_grammar(tool: str, registry: ToolRegistry | None, before: str | None = 
     arrow, as the Toolformer dialect writes a bracket call after its "[" (ToolformerDialect.call_grammar).
 
     With `before` (the text before the call) and a tool that has an `admissible_grammar`, the arguments are only
-    what one who has read that text could write; otherwise they follow the tool's own argument grammar."""
+    what one who has read that text could write ("" when that is nothing: no call to sample there); otherwise they
+    follow the tool's own argument grammar."""
     if registry is None:
         raise ConfigError("constrained call sampling needs the tool registry (PromptStates(..., registry=...)) to "
                           "know the tool's argument grammar; pass it, or sample with constrain=False")
@@ -110,6 +117,8 @@ def call_grammar(tool: str, registry: ToolRegistry | None, before: str | None = 
     spec = found.spec()
     if before is not None and found.admissible_grammar is not None:
         restricted = found.admissible_grammar(before)
+        if restricted == "":
+            return ""     # nothing one could write from `before` alone
         if restricted is not None:
             spec = replace(spec, argument_grammar=restricted)
     return ToolformerDialect(spelling="bracket").call_grammar([spec])

@@ -76,8 +76,9 @@ class Tool:
     constraint; None derives it from the JSON schema, "" means no arguments. `admissible(args, before)` says
     whether a call could be written from the text before it alone; data_gen drops sampled calls that fail it.
     `admissible_grammar(before)` is the argument grammar restricted to what one who has read `before` could write
-    (None, or None from it: the tool's own argument grammar); data_gen samples each position's calls under it, so
-    a constrained sample already passes `admissible` (Calculator: only numbers written before the call).
+    (None, or None from it: the tool's own argument grammar; "" from it: no call is admissible there); data_gen
+    samples each position's calls under it, so a constrained sample already passes `admissible` (Calculator: only
+    numbers written before the call, at least one of them), and samples nothing where it is "".
     `setup(backend)` declares that the tool decodes with a model: whoever assembles the tools (toolcall.toolset)
     hands it the loaded one, and a server runs its calls under that model's lock (`uses_model`).
     """

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
-from toolcall.errors import ConfigError, ToolError
+from toolcall.errors import ToolError
 from toolcall.tool_type import Proposal
 
 from ._mathparse import format_number, parse_items
@@ -97,17 +97,22 @@ _EXPRESSION_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
 
 def calculator_admissible(args: tuple[object, ...], before: str) -> bool:
     """Whether one who has read only `before` could write this calculation: each of its numbers is written there
-    (1,240 and 1240 alike) or is a free constant (1, 2, 100, 1,000). A model sampling with the whole text in view
-    copies numbers written after the call ("Kira counted [Calculator(352 / 22) -> 16] 16 jars of 22 cookies: 352")."""
+    (1,240 and 1240 alike) or is a free constant (1, 2, 100, 1,000), and at least one is written there. A model
+    sampling with the whole text in view copies numbers written after the call ("Kira counted [Calculator(352 / 22)
+    -> 16] 16 jars of 22 cookies: 352"), and a calculation of free constants alone computes nothing the text says
+    (SmolLM2 wrote `Tim gets [Calculator((100*2)*2 + 100*2) -> 600]` where no number was written yet)."""
     written = {n.value for n in find_numbers(before)}
+    uses_text = False
     for token in _EXPRESSION_NUMBER.findall(" ".join(str(a) for a in args)):
         try:
             value = parse_decimal(token)
         except InvalidOperation:
             return False
-        if value not in written and value not in FREE_CONSTANTS:
+        if value in written:
+            uses_text = True
+        elif value not in FREE_CONSTANTS:
             return False
-    return True
+    return uses_text
 
 
 #: At most this many distinct numbers, the last ones written before a call, make up its admissible grammar: a long
@@ -117,36 +122,48 @@ ADMISSIBLE_NUMBERS = 64
 # digits) is left out, so the restricted grammar stays a subset of what the Calculator evaluates.
 _GRAMMAR_NUMBER = re.compile(r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?|[1-9][0-9]{0,2}(,[0-9]{3}){1,3}(\.[0-9]{1,6})?")
 _FREE_SPELLINGS = ("1", "2", "100", "1000", "1,000")
-#: The admissible grammar's start: a sum of two or more products, or a product of two or more factors.
-COMPUTING_START = 'start: product (("+" | "-") product)+ | factor (("*" | "x" | "×") factor | "/" divisor)+'
+#: The admissible grammar's rules over WRITTEN numbers (those written before the call), FREE constants (the free ones
+#: not written there) and their nonzero spellings: every rule has a w-twin that holds at least one WRITTEN number, and
+#: `start` is a w-sum or w-product with an operator at its top level (it computes, and about the text).
+_ADMISSIBLE_RULES = """\
+start: wproduct (("+" | "-") product)+ | product (("+" | "-") product)* ("+" | "-") wproduct (("+" | "-") product)* | wfactor mulpart+ | factor mulpart* wmulpart mulpart*
+?sum: product (("+" | "-") product)*
+wsum: (product ("+" | "-"))* wproduct (("+" | "-") product)*
+?product: factor mulpart*
+wproduct: wfactor mulpart* | factor mulpart* wmulpart mulpart*
+mulpart: ("*" | "x" | "×") factor | "/" divisor
+wmulpart: ("*" | "x" | "×") wfactor | "/" wdivisor
+?factor: ANY "%"? | "-" factor | "(" sum ")"
+wfactor: WRITTEN "%"? | "-" wfactor | "(" wsum ")"
+?divisor: ANY_NONZERO "%"? | "-" divisor | "(" sum ")"
+wdivisor: {written_divisor}"-" wdivisor | "(" wsum ")"
+"""
 
 
 def calculator_admissible_grammar(before: str) -> str:
-    """The Calculator's argument grammar with its numbers restricted to those one who has read only `before` could
-    write, so that every expression it accepts passes `calculator_admissible`: the numbers written there (the last
-    ADMISSIBLE_NUMBERS distinct values), each as written ("35,000", "2.50") and plain ("35000", "2.5"), and the
-    free constants. A divisor is one of the nonzero ones, and the expression has an operator (it computes)."""
-    from toolcall.argument_grammar import arithmetic_grammar
-
+    """The Calculator's argument grammar restricted to what one who has read only `before` could write, so that every
+    expression it accepts passes `calculator_admissible`: the numbers written there (the last ADMISSIBLE_NUMBERS
+    distinct values), each as written ("35,000", "2.50") and plain ("35000", "2.5"), and the free constants; at
+    least one written number, a divisor that is not zero, and an operator at the top level (the expression
+    computes). The shapes are those of grammars/arithmetic.lark (+ - * / x ×, unary minus, parentheses, percent).
+    "" where no number is written yet: no calculation is admissible there."""
     values: dict[Decimal, set[str]] = {}
     for n in reversed(find_numbers(before)):
         if n.value in values or len(values) < ADMISSIBLE_NUMBERS:
             values.setdefault(n.value, set()).update((n.text, _plain(n.value)))
-    for spelling in _FREE_SPELLINGS:
-        values.setdefault(parse_decimal(spelling), set()).add(spelling)
-    spellings = sorted(((value, s) for value, group in values.items() for s in group if _GRAMMAR_NUMBER.fullmatch(s)))
-    number = " | ".join(json.dumps(s) for _, s in spellings)
-    nonzero = " | ".join(json.dumps(s) for value, s in spellings if value != 0)
-    grammar, found = re.subn(r"^NUMBER:.*$", lambda _: f"NUMBER: {number}", arithmetic_grammar(), flags=re.M)
-    grammar, found_nonzero = re.subn(r"^NONZERO:.*$", lambda _: f"NONZERO: {nonzero}", grammar, flags=re.M)
-    # A call must compute: `Calculator(2) -> 2` (a bare number, an admissible free constant) only copies it, yet a
-    # small model's samples are full of them and its loss can favour one. At least one operator at the top level.
-    grammar, found_start = re.subn(r"^start:.*$", lambda _: COMPUTING_START, grammar, flags=re.M)
-    if (found, found_nonzero, found_start) != (1, 1, 1):
-        raise ConfigError("grammars/arithmetic.lark must define start, NUMBER and NONZERO on one line each for the "
-                          f"Calculator's admissible grammar to restrict them; found {found_start}, {found} and "
-                          f"{found_nonzero}")
-    return grammar
+    written = sorted((value, s) for value, group in values.items() for s in group if _GRAMMAR_NUMBER.fullmatch(s))
+    free = [(parse_decimal(s), s) for s in _FREE_SPELLINGS if parse_decimal(s) not in values]
+
+    def alternatives(pairs: list[tuple[Decimal, str]]) -> str:
+        return " | ".join(json.dumps(s) for _, s in pairs)
+
+    if not written:   # nothing to compute about yet: free constants alone compute nothing the text says
+        return ""
+    nonzero = [(v, s) for v, s in written if v != 0]
+    terminals = {"WRITTEN": written, "WRITTEN_NONZERO": nonzero, "ANY": written + free, "ANY_NONZERO": nonzero + free}
+    rules = _ADMISSIBLE_RULES.format(written_divisor='WRITTEN_NONZERO "%"? | ' if nonzero else "")
+    lines = [rules.rstrip("\n")] + [f"{name}: {alternatives(pairs)}" for name, pairs in terminals.items() if pairs]
+    return "\n".join(lines) + "\n"
 
 
 def _plain(value: Decimal) -> str:

@@ -34,13 +34,18 @@ def sample(backend: Any, registry: Any, config: SampleConfig, tool: str = "Calcu
     return sample_calls(rec, tool, states, config, registry.canonical, CALC)
 
 
+def after_the_first_number(rec: TextRecord) -> int:
+    """The Calculator positions that can admit a calculation: those after the text's first number."""
+    return len([p for p in rec.positions["Calculator"] if p.char > TEXT.index("12")])
+
+
 def test_constrained_samples_are_all_calls_of_the_tool(registry: Any) -> None:
     backend = FakeBackend(lm=ToyLM(LM_TEXTS, order=3))
     free = sample(backend, registry, SampleConfig(m=8, seed=2, constrain=False))
     constrained = sample(backend, registry, SampleConfig(m=8, seed=2, max_new_tokens=48))
     assert free.counts["Calculator"]["unparsed"] > 0          # the toy strays when it samples freely
     counts = constrained.counts["Calculator"]
-    assert counts["samples"] == 32 and counts.get("unparsed", 0) == 0
+    assert counts["samples"] == 8 * after_the_first_number(constrained) and counts.get("unparsed", 0) == 0
     assert counts.get("unclosed", 0) <= 3                         # only a sample cut short by max_new_tokens fails
     assert constrained.candidates and all(c.tool == "Calculator" for c in constrained.candidates)
     for cand in constrained.candidates:
@@ -115,7 +120,9 @@ def test_each_position_samples_only_calls_its_text_admits(registry: Any) -> None
     assert unrestricted.counts["Calculator"]["inadmissible"] > 0      # the toy copies numbers written after the call
     restricted = sample(backend, registry, config)
     counts = restricted.counts["Calculator"]
-    assert counts["samples"] == 32 and counts.get("inadmissible", 0) == 0 and counts.get("unparsed", 0) == 0
+    # The positions before the first number admit no calculation: they are not sampled at all.
+    assert counts["samples"] == 8 * after_the_first_number(restricted)
+    assert counts["samples"] > 0 and counts.get("inadmissible", 0) == 0 and counts.get("unparsed", 0) == 0
     assert restricted.candidates
     assert all(calculator_admissible(c.args, TEXT[:c.position]) for c in restricted.candidates)
     assert len(restricted.candidates) > len(unrestricted.candidates)

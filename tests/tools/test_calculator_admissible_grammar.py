@@ -53,16 +53,21 @@ def accepts(masks: TokenMasks, grammar: str, text: str) -> bool:
 def test_the_grammar_spells_each_written_number_as_written_and_plain_plus_the_free_constants() -> None:
     grammar = calculator_admissible_grammar(TEXT)
     assert LLMatcher.validate_grammar(grammar) == ""
-    number = re.search(r"^NUMBER: (.*)$", grammar, re.M)
-    nonzero = re.search(r"^NONZERO: (.*)$", grammar, re.M)
-    assert number is not None and nonzero is not None
-    assert number.group(1) == ('"1" | "2" | "2.5" | "2.50" | "7" | "12" | "100" | "1,000" | "1000" | "35,000" | '
-                               '"35000"')
-    assert nonzero.group(1) == number.group(1)
+
+    def terminal(name: str, text: str = grammar) -> str:
+        found = re.search(rf"^{name}: (.*)$", text, re.M)
+        assert found is not None, name
+        return found.group(1)
+
+    assert terminal("WRITTEN") == '"2.5" | "2.50" | "7" | "12" | "35,000" | "35000"'
+    assert terminal("ANY") == terminal("WRITTEN") + ' | "1" | "2" | "100" | "1000" | "1,000"'
+    assert terminal("WRITTEN_NONZERO") == terminal("WRITTEN") and terminal("ANY_NONZERO") == terminal("ANY")
     # Zero is a number one may write once it is written, but never a divisor; the same text gives the same grammar.
     with_zero = calculator_admissible_grammar("0 of the 12 eggs broke")
-    assert '"0" | "1"' in with_zero and 'NONZERO: "1" |' in with_zero
+    assert terminal("WRITTEN", with_zero) == '"0" | "12"' and terminal("WRITTEN_NONZERO", with_zero) == '"12"'
     assert calculator_admissible_grammar(TEXT) == grammar
+    # A free constant the text writes is a written number.
+    assert '"2"' in terminal("WRITTEN", calculator_admissible_grammar("He ate 2 of them"))
 
 
 @pytest.mark.parametrize(("expression", "offered", "admissible"), [
@@ -79,7 +84,12 @@ def test_the_grammar_spells_each_written_number_as_written_and_plain_plus_the_fr
     ("0 * 12", False, False),              # nor is 0
     ("2.500 * 12", False, True),           # the value is written, but the text spells it neither way
     ("12", False, True),                   # a bare number computes nothing: written, but not offered
-    ("2", False, True),
+    ("2", False, False),                   # nor is a free constant alone: 2 is not written (2.50 is)
+    ("2 * 100", False, False),             # free constants alone compute nothing the text says
+    ("(2 + 1) * 100 / 1,000", False, False),
+    ("(2 + 1) * 100 / 12", True, True),    # one written number is enough
+    ("100 - 7", True, True),
+    ("-(1 - 7)", False, True),             # computes, but not at the top level (as "(12 + 2)")
     ("(12 + 2)", False, True),             # the operator must stand at the top level
     ("-12 + 35000", True, True),
     ("12 x 2.5", True, True),
@@ -125,10 +135,10 @@ def test_random_walks_under_the_grammar_are_admissible_calls_that_run(masks: Tok
 def test_only_the_last_numbers_before_the_call_are_offered() -> None:
     before = " ".join(f"{n} boxes," for n in range(10, 10 + ADMISSIBLE_NUMBERS + 20))
     grammar = calculator_admissible_grammar(before)
-    offered = set(re.findall(r'"([\d.,]+)"', grammar.split("NUMBER:")[1].split("\n")[0]))
+    offered = set(re.findall(r'"([\d.,]+)"', grammar.split("\nANY:")[1].split("\n")[0]))
     last = {str(n) for n in range(30, 10 + ADMISSIBLE_NUMBERS + 20)}
     assert offered == last | {"1", "2", "100", "1000", "1,000"}
-    assert not calculator_admissible_grammar("nothing written").count('"7"')
+    assert calculator_admissible_grammar("nothing written") == ""    # no number yet: no calculation to offer
 
 
 def test_the_calculator_declares_it_and_copies_keep_it() -> None:

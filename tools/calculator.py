@@ -122,9 +122,11 @@ ADMISSIBLE_NUMBERS = 64
 # digits) is left out, so the restricted grammar stays a subset of what the Calculator evaluates.
 _GRAMMAR_NUMBER = re.compile(r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?|[1-9][0-9]{0,2}(,[0-9]{3}){1,3}(\.[0-9]{1,6})?")
 _FREE_SPELLINGS = ("1", "2", "100", "1000", "1,000")
-#: The admissible grammar's rules over WRITTEN numbers (those written before the call), FREE constants (the free ones
-#: not written there) and their nonzero spellings: every rule has a w-twin that holds at least one WRITTEN number, and
-#: `start` is a w-sum or w-product with an operator at its top level (it computes, and about the text).
+#: The admissible grammar's rules over WRITTEN numbers (those written before the call), ANY number (those and the free
+#: constants) and their nonzero spellings: every rule has a w-twin that holds at least one WRITTEN number, and `start`
+#: is a w-sum or w-product with an operator at its top level (it computes, and about the text). The shapes are those
+#: of grammars/arithmetic.lark: a change there must be made here too (the tests walk this grammar and check that the
+#: tool's own grammar accepts every walk).
 _ADMISSIBLE_RULES = """\
 start: wproduct (("+" | "-") product)+ | product (("+" | "-") product)* ("+" | "-") wproduct (("+" | "-") product)* | wfactor mulpart+ | factor mulpart* wmulpart mulpart*
 ?sum: product (("+" | "-") product)*
@@ -152,17 +154,14 @@ def calculator_admissible_grammar(before: str) -> str:
         if n.value in values or len(values) < ADMISSIBLE_NUMBERS:
             values.setdefault(n.value, set()).update((n.text, _plain(n.value)))
     written = sorted((value, s) for value, group in values.items() for s in group if _GRAMMAR_NUMBER.fullmatch(s))
-    free = [(parse_decimal(s), s) for s in _FREE_SPELLINGS if parse_decimal(s) not in values]
-
-    def alternatives(pairs: list[tuple[Decimal, str]]) -> str:
-        return " | ".join(json.dumps(s) for _, s in pairs)
-
     if not written:   # nothing to compute about yet: free constants alone compute nothing the text says
         return ""
+    free = [(parse_decimal(s), s) for s in _FREE_SPELLINGS if parse_decimal(s) not in values]
     nonzero = [(v, s) for v, s in written if v != 0]
     terminals = {"WRITTEN": written, "WRITTEN_NONZERO": nonzero, "ANY": written + free, "ANY_NONZERO": nonzero + free}
     rules = _ADMISSIBLE_RULES.format(written_divisor='WRITTEN_NONZERO "%"? | ' if nonzero else "")
-    lines = [rules.rstrip("\n")] + [f"{name}: {alternatives(pairs)}" for name, pairs in terminals.items() if pairs]
+    lines = [rules.rstrip("\n")] + [f"{name}: {' | '.join(json.dumps(s) for _, s in pairs)}"
+                                     for name, pairs in terminals.items() if pairs]
     return "\n".join(lines) + "\n"
 
 

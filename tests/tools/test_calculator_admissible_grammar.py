@@ -125,6 +125,8 @@ def test_random_walks_under_the_grammar_are_admissible_calls_that_run(masks: Tok
         assert call is not None, text
         expression = call.group(1)
         assert calculator_admissible((expression,), TEXT + " In all, he paid 42"), text
+        # Its rules copy the shapes of grammars/arithmetic.lark: the tool's own grammar takes every walk.
+        assert accepts(masks, call_grammar("Calculator", registry), text), text
         try:
             calculator(expression)
         except ToolError as err:           # only a computed zero divisor, which no grammar of literals can refuse

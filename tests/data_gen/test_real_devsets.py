@@ -96,3 +96,41 @@ def test_a_family_is_held_out_whole_even_when_its_members_are_far_apart() -> Non
         "Dan had 9 apples in a red basket on the table. He ate 4. How many are left?"])]  # family 0 again
     heldout, train, families = split.split(problems)
     assert families == 2 and [r["id"] for r in heldout] == ["p0", "p2"] and [r["id"] for r in train] == ["p1"]
+
+
+def changelogs() -> ModuleType:
+    return script("build_changelog_devset")
+
+
+def test_changelog_entries_are_split_at_their_signatures_and_dated_by_them() -> None:
+    log = ("hello (2.12-1) unstable; urgency=medium\n\n  * New upstream release.\n\n"
+           " -- Santiago Vila <sanvila@debian.org>  Tue, 14 Mar 2023 10:00:00 +0100\n\n"
+           "hello (2.11-1) unstable; urgency=low\n\n  * Binary-only non-maintainer upload for amd64; no source changes.\n\n"
+           " -- amd64 Build Daemon <buildd@debian.org>  Mon, 13 Mar 2023 10:00:00 +0000\n\n"
+           "hello (2.10-9) unstable; urgency=low\n\n  * Wrong weekday in the signature, as a few old entries have.\n\n"
+           " -- Santiago Vila <sanvila@debian.org>  Thu, 10 Mar 2023 10:00:00 +0100\n")
+    build = changelogs()
+    assert len(build.entries(log)) == 3
+    first = build.entries(log)[0]
+    day, start, written = build.signed_date(first)
+    assert (str(day), written, first[start:start + 16]) == ("2023-03-14", "Tue, 14 Mar 2023", "Tue, 14 Mar 2023")
+    assert build.signed_date(build.entries(log)[2]) is None     # 10 March 2023 was a Friday
+    # only entries a person wrote, of a length the model reads whole
+    assert [entry for entry, *_ in build.candidates(log)] == [first]
+
+
+@pytest.mark.parametrize("name", ["debian_changelog_tune.jsonl", "debian_changelog_heldout.jsonl"])
+def test_changelog_spots_sit_on_the_signature_date_which_is_the_texts_date(name: str) -> None:
+    import datetime as dt
+    import email.utils
+
+    records = rows(name)
+    assert len(records) == 100
+    for rec in records:
+        (spot,) = rec["gold"]
+        assert spot["tool"] == "Calendar" and rec["text"][spot["start"]:].startswith(spot["value"])
+        written = email.utils.parsedate_to_datetime(rec["text"][spot["start"]:].split("\n")[0])
+        assert written.date() == dt.date.fromisoformat(rec["date"])
+        assert f"{written:%a}" == spot["value"][:3]
+    both = rows("debian_changelog_tune.jsonl") + rows("debian_changelog_heldout.jsonl")
+    assert len({r["text"].split(" ", 1)[0] for r in both}) == 200     # one entry per source package

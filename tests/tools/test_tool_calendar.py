@@ -70,3 +70,14 @@ def test_proposer_reads_day_month_orders_and_ordinals() -> None:
 def test_proposer_finds_nothing_on_another_day() -> None:
     cal.set_today("2023-01-30")
     assert cal.calendar_proposer("Today is Friday, March 6, 2026, and on Saturday we travel.") == []
+
+
+def test_proposer_reads_cut_names_as_mail_and_changelogs_write_them() -> None:
+    cal.set_today("2023-05-06")     # a Saturday
+    text = ("  * Fix checking for ATK_STATE_COLLAPSED (reported Fri, 05 May 2023).\n\n"
+            " -- Samuel Thibault <sthibault@debian.org>  Sat, 06 May 2023 21:25:54 +0200")
+    assert [text[p.position:p.position + 16] for p in cal.calendar_proposer(text)] == ["Sat, 06 May 2023"]
+    starts = [p.position for p in cal.calendar_proposer("Sent Sat. May 6, 2023; due Sept. 9; a sat 6 marker, Jun 6")]
+    assert starts == [5]
+    # a cut weekday alone is another word far more often than a day
+    assert cal.calendar_proposer("We sat down; the Sun was out; Wed 9 Jun at the latest.") == []

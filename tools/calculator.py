@@ -95,13 +95,25 @@ FREE_CONSTANTS = frozenset(Decimal(v) for v in (1, 2, 100, 1000))
 _EXPRESSION_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
 
 
+#: Numbers that name or date a thing rather than count it: never a calculation's operand ("libxkbcommon (1.3.1-1)":
+#: SmolLM2 wrote `[Calculator(1.3-1) -> 0.3]` into a changelog's version).
+NOT_OPERANDS = frozenset({"label", "date"})
+
+
+def operands(before: str) -> list[WrittenNumber]:
+    """The numbers written in `before` that a calculation may use: all but labels ("Room 214", versions, phone
+    numbers) and dates."""
+    return [n for n in find_numbers(before) if n.kind not in NOT_OPERANDS]
+
+
 def calculator_admissible(args: tuple[object, ...], before: str) -> bool:
-    """Whether one who has read only `before` could write this calculation: each of its numbers is written there
-    (1,240 and 1240 alike) or is a free constant (1, 2, 100, 1,000), and at least one is written there. A model
+    """Whether one who has read only `before` could write this calculation: each of its numbers is written there as
+    a quantity (1,240 and 1240 alike; `operands`) or is a free constant (1, 2, 100, 1,000), and at least one is
+    written there. A model
     sampling with the whole text in view copies numbers written after the call ("Kira counted [Calculator(352 / 22)
     -> 16] 16 jars of 22 cookies: 352"), and a calculation of free constants alone computes nothing the text says
     (SmolLM2 wrote `Tim gets [Calculator((100*2)*2 + 100*2) -> 600]` where no number was written yet)."""
-    written = {n.value for n in find_numbers(before)}
+    written = {n.value for n in operands(before)}
     uses_text = False
     for token in _EXPRESSION_NUMBER.findall(" ".join(str(a) for a in args)):
         try:
@@ -150,7 +162,7 @@ def calculator_admissible_grammar(before: str) -> str:
     computes). The shapes are those of grammars/arithmetic.lark (+ - * / x ×, unary minus, parentheses, percent).
     "" where no number is written yet: no calculation is admissible there."""
     values: dict[Decimal, set[str]] = {}
-    for n in reversed(find_numbers(before)):
+    for n in reversed(operands(before)):
         if n.value in values or len(values) < ADMISSIBLE_NUMBERS:
             values.setdefault(n.value, set()).update((n.text, _plain(n.value)))
     written = sorted((value, s) for value, group in values.items() for s in group if _GRAMMAR_NUMBER.fullmatch(s))

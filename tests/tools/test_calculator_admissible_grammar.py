@@ -68,6 +68,9 @@ def test_the_grammar_spells_each_written_number_as_written_and_plain_plus_the_fr
     assert calculator_admissible_grammar(TEXT) == grammar
     # A free constant the text writes is a written number.
     assert '"2"' in terminal("WRITTEN", calculator_admissible_grammar("He ate 2 of them"))
+    # Labels and dates are not operands: a changelog's version offers nothing to compute with.
+    assert calculator_admissible_grammar("libxkbcommon (1.3.1-1) unstable; urgency=medium") == ""
+    assert terminal("WRITTEN", calculator_admissible_grammar("Room 214 holds 12 chairs")) == '"12"'
 
 
 @pytest.mark.parametrize(("expression", "offered", "admissible"), [

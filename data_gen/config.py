@@ -166,6 +166,7 @@ class ToolOverride:
     k: int | None = None
     m: int | None = None
     tau_f: float | None = None
+    tau_p: float | None = None
     propose: bool | None = None     # False: this tool's proposer stays off
 
 
@@ -176,10 +177,13 @@ PAPER_OVERRIDES: dict[str, ToolOverride] = {
 }
 # Default sampling: Calculator's proposals carry its recall (SmolLM2's own samples added no right call on the dev
 # set), so the model gets fewer positions and samples there; the paper's filter threshold stays. Calendar takes no
-# argument, so under the call grammar its m samples are all the same call: one is enough.
+# argument, so under the call grammar its m samples are all the same call: one is enough. A Calendar proposal
+# answers the date the text writes by construction, so the filter only has to see that it does not hurt: on the
+# real Calendar tuning set (100 Debian changelog entries) its proposals lowered the loss by a median 0.24 and
+# tau_p 0.1 dropped 21 of 100 right ones, 0.0 two, and none of them was wrong at any threshold.
 DEFAULT_OVERRIDES: dict[str, ToolOverride] = {
     "calculator": ToolOverride(tau_s=0.0, k=5, m=2, tau_f=0.5),
-    "calendar": ToolOverride(m=1),
+    "calendar": ToolOverride(m=1, tau_p=0.0),
     "mt": ToolOverride(tau_s=0.0, k=20, m=10, tau_f=0.5),
 }
 
@@ -235,7 +239,7 @@ class DataGenConfig:
         if self.sampling == "paper":
             # the paper samples freely, stops at "]", and judges every sample by the loss alone
             sam = replace(sam, constrain=False, admissible_only=False)
-        fil_values: dict[str, Any] = {"tau_f": o.tau_f} if o.tau_f is not None else {}
+        fil_values: dict[str, Any] = {k: v for k, v in (("tau_f", o.tau_f), ("tau_p", o.tau_p)) if v is not None}
         fil = replace(self.filter, **fil_values)
         return pos, sam, fil
 

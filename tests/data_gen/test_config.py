@@ -48,6 +48,16 @@ def test_a_tool_override_can_turn_one_proposer_off() -> None:
         ProposeConfig(per_position=0)
 
 
+def test_calendar_proposals_pass_where_they_do_not_hurt_and_a_typed_tau_p_wins() -> None:
+    from toolcall.cli.datagen_cmd import build_config
+
+    cfg = DataGenConfig()
+    assert (cfg.for_tool("Calendar")[2].tau_p, cfg.for_tool("calculator")[2].tau_p) == (0.0, 0.1)
+    typed = build_config(_args(tau_p=0.3))
+    assert typed.for_tool("calendar")[2].tau_p == typed.for_tool("calculator")[2].tau_p == 0.3
+    assert DataGenConfig(sampling="paper").for_tool("calendar")[2].tau_p == 0.1     # the paper has no proposals
+
+
 def test_bad_placement_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="prefix, inline"):
         FilterConfig(placement="middle")

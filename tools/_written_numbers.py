@@ -101,8 +101,9 @@ def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]]) -> str:
     bare = not n.currency and not n.percent
     if any(a <= n.start < b for a, b in dates):
         return "date"
-    if before[-1:].isalpha() or (before[-1:] == "-" and before[-2:-1].isdigit()) or re.match(r"-\d|\.\d", after):
-        return "label"              # "B12", "555-1234", "3.2.1"
+    if before[-1:].isalpha() or (before[-1:] == "-" and before[-2:-1].isdigit()) \
+            or re.match(r"-\d|\.\d|:\d+(?:[.~+-]\w+)+", after):
+        return "label"              # "B12", "555-1234", "3.2.1", a Debian version's epoch "1:4.4.26-1"
     if bare and _ORDINAL_AFTER.match(after):
         return "ordinal"
     if bare and (_TIME_AFTER.match(after) or before.endswith(":") and before[-2:-1].isdigit()):

@@ -223,6 +223,9 @@ def test_years_times_dates_labels_and_ordinals_are_not_quantities() -> None:
     money = next(n for n in find_numbers(text) if n.text == "12.50")
     share = next(n for n in find_numbers(text) if n.text == "15")
     assert money.currency == "$" and money.decimals == 2 and share.percent and share.operand == "15%"
+    # versions, with a Debian epoch too, are labels; a ratio is not a version
+    assert [n.kind for n in find_numbers("libxcrypt (1:4.4.26-1) and 3.2.1")] == ["label"] * 4
+    assert [n.kind for n in find_numbers("the ratio is 3:2. So")] == ["quantity", "time"]
 
 
 def test_years_are_never_operands() -> None:

@@ -108,11 +108,11 @@ def operands(before: str) -> list[WrittenNumber]:
 
 def calculator_admissible(args: tuple[object, ...], before: str) -> bool:
     """Whether one who has read only `before` could write this calculation: each of its numbers is written there as
-    a quantity (1,240 and 1240 alike; `operands`) or is a free constant (1, 2, 100, 1,000), and at least one is
-    written there. A model
-    sampling with the whole text in view copies numbers written after the call ("Kira counted [Calculator(352 / 22)
-    -> 16] 16 jars of 22 cookies: 352"), and a calculation of free constants alone computes nothing the text says
-    (SmolLM2 wrote `Tim gets [Calculator((100*2)*2 + 100*2) -> 600]` where no number was written yet)."""
+    an operand (1,240 and 1240 alike; `operands`) or is a free constant (1, 2, 100, 1,000), and at least one is
+    written there. A model sampling with the whole text in view copies numbers written after the call ("Kira counted
+    [Calculator(352 / 22) -> 16] 16 jars of 22 cookies: 352"), and a calculation of free constants alone computes
+    nothing the text says (SmolLM2 wrote `Tim gets [Calculator((100*2)*2 + 100*2) -> 600]` where no number was
+    written yet)."""
     written = {n.value for n in operands(before)}
     uses_text = False
     for token in _EXPRESSION_NUMBER.findall(" ".join(str(a) for a in args)):

@@ -10,7 +10,8 @@ CURRENCY = "$€£¥"
 CONTEXT = 40        # characters either side of a number that decide its kind
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
           "november", "december")
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|" \
+#: A month's name, whole or cut ("Sept.", "Jan"), as a regular expression without groups.
+MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|" \
          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 
 # A written number: an optional currency sign, digits with or without thousands separators, decimals, a percent sign.
@@ -39,8 +40,8 @@ _AFTER_A_TIME = re.compile(r"\s*(?:$|[.,;!?)]|\s(?:and|in|tonight|today|tomorrow
 _YEAR_BEFORE = re.compile(r"\b(?:in|since|from|by|until|till|year|circa|before|after|during|early|late|mid|"
                           r"spring|summer|autumn|fall|winter)\s+$", re.I)
 _WORD_AFTER = re.compile(r"\s+[a-z]")
-_DATE_NEAR = re.compile(rf"(?:\b{_MONTH}\s+(?:the\s+)?$)|(?:\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+$)", re.I)
-_MONTH_AFTER = re.compile(rf"(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?![a-z])", re.I)
+_DATE_NEAR = re.compile(rf"(?:\b{MONTH}\s+(?:the\s+)?$)|(?:\b{MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+$)", re.I)
+_MONTH_AFTER = re.compile(rf"(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}(?![a-z])", re.I)
 _ISO_DATE = re.compile(r"\b\d{4}-\d\d-\d\d\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from toolcall.errors import ConfigError
 from toolcall.tool_type import Proposal, text_context
 
+from ._written_numbers import MONTH, MONTHS
+
 ENV_VAR = "TOOLCALL_TODAY"  # YYYY-MM-DD: pins "today" for a whole run (evaluation, tests in subprocesses)
 
 _fixed: dt.date | None = None
@@ -56,21 +58,19 @@ def calendar() -> str:
 # ------------------------------------------------------------------------------------------------ proposals
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december")
-# Weekdays and months written out or cut to their first letters ("Sat", "Tues.", "Sept"); a cut weekday only counts
-# in front of a date, since "Sun" or "Wed" alone are usually other words.
-_WEEKDAY = r"(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|sunday|(?:mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?)"
-_WEEKDAY_ALONE = r"(?P<alone>monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-_MONTH = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december"
-          r"|(?:jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?)")
+_WEEKDAY_STEMS = tuple(w[:3] for w in WEEKDAYS)
+_MONTH_STEMS = tuple(m[:3] for m in MONTHS)
+# Weekdays written out or cut to their first letters ("Sat", "Tues."); a cut weekday only counts in front of a date,
+# since "Sun" or "Wed" alone are usually other words.
+_WEEKDAY = rf"(?P<weekday>{'|'.join(WEEKDAYS)}|(?:mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?)"
+_WEEKDAY_ALONE = rf"(?P<alone>{'|'.join(WEEKDAYS)})"
 _DAY = r"(?:\d{1,2})(?:st|nd|rd|th)?"
 # A date as prose, mail or a changelog writes it, optionally after its weekday: "Friday, March 6, 2026",
 # "9 August 2027", "2027-04-20", "Sat, 06 May 2023".
 _DATE = re.compile(
     rf"(?:{_WEEKDAY}(?:,\s*|\s+))?(?:"
-    rf"(?P<month1>{_MONTH})\s+(?P<day1>{_DAY})(?!\d)(?:,?\s+(?P<year1>\d{{4}}))?(?!\d|:\d)"
-    rf"|(?:the\s+)?(?P<day2>{_DAY})\s+(?:of\s+)?(?P<month2>{_MONTH})(?![a-z])(?:,?\s+(?P<year2>\d{{4}}))?(?!\d|:\d)"
+    rf"(?P<month1>{MONTH})\s+(?P<day1>{_DAY})(?!\d)(?:,?\s+(?P<year1>\d{{4}}))?(?!\d|:\d)"
+    rf"|(?:the\s+)?(?P<day2>{_DAY})\s+(?:of\s+)?(?P<month2>{MONTH})(?![a-z])(?:,?\s+(?P<year2>\d{{4}}))?(?!\d|:\d)"
     rf"|(?P<year3>\d{{4}})-(?P<month3>\d\d)-(?P<day3>\d\d)\b)"
     rf"|\b{_WEEKDAY_ALONE}\b(?!s\b)", re.I)
 # "next Friday", "last Monday", "every Sunday" never name today.
@@ -105,7 +105,7 @@ def calendar_proposer(text: str) -> list[Proposal]:
 def _mention(m: re.Match[str]) -> tuple[int | None, int | None, int | None, int | None] | None:
     """(weekday 0-6, year, month, day) of a date match, None where the text does not say; None for no real date."""
     named = m.group("weekday") or m.group("alone")
-    weekday = [w[:3] for w in WEEKDAYS].index(named[:3].lower()) if named else None
+    weekday = _WEEKDAY_STEMS.index(named[:3].lower()) if named else None
     if m.group("alone"):
         return weekday, None, None, None
     year: int | None
@@ -113,7 +113,7 @@ def _mention(m: re.Match[str]) -> tuple[int | None, int | None, int | None, int 
         year, month, mday = int(m.group("year3")), int(m.group("month3")), int(m.group("day3"))
     else:
         k = "1" if m.group("month1") else "2"
-        month = [name[:3] for name in MONTHS].index(m.group("month" + k)[:3].lower()) + 1
+        month = _MONTH_STEMS.index(m.group("month" + k)[:3].lower()) + 1
         mday = int(re.sub(r"\D", "", m.group("day" + k)))
         year = int(m.group("year" + k)) if m.group("year" + k) else None
     if not (1 <= month <= 12 and 1 <= mday <= 31):

@@ -56,6 +56,7 @@ class PipelineSpec:
     model: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
     toolset: Toolset | None = None
+    scorer_model: str | None = None     # the judge, when not `model` itself: each actor loads both
 
     def registry(self, backend: Any = None) -> Any:
         toolset = self.toolset if self.toolset is not None else Toolset(tuple(self.config.tools))
@@ -67,8 +68,11 @@ class PipelineSpec:
     def __call__(self) -> Pipeline:
         from toolcall.backends import get_scorer
 
-        scorer = get_scorer(self.backend, self.model, **self.backend_options)
-        return Pipeline(scorer, self.registry(backend=scorer), self.config)   # MT shares this actor's model
+        sampler = get_scorer(self.backend, self.model, **self.backend_options)
+        scorer = sampler if self.scorer_model == self.model else get_scorer(self.backend, self.scorer_model,
+                                                                             **self.backend_options)
+        # MT decodes with this actor's sampling model.
+        return Pipeline(scorer, self.registry(backend=sampler), self.config, sampler=sampler)
 
 
 @dataclass(frozen=True)
@@ -171,13 +175,15 @@ def read_rows(folder: Path) -> dict[int, dict[str, Any]]:
 
 def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable[[], Pipeline],
                      config: DataGenConfig, registry: Any, *, resume: bool = False, limit: int | None = None,
-                     progress: bool = True, options: RayOptions = RayOptions()) -> dict[str, Any]:
+                     progress: bool = True, options: RayOptions = RayOptions(),
+                     models: dict[str, str | None] | None = None) -> dict[str, Any]:
     """`run_data_gen` on Ray Data: `make_pipeline` (picklable, e.g. a PipelineSpec) builds each actor's Pipeline;
-    `config` and `registry` are the driver's view of the same run (its description, tools and thresholds).
-    Returns the stats; the output directory ends up as a single-process run leaves it."""
+    `config` and `registry` are the driver's view of the same run (its description, tools and thresholds), `models`
+    names its models as `run_data_gen`'s does (a --resume with others is refused). Returns the stats; the output
+    directory ends up as a single-process run leaves it."""
     texts = read_inputs(input_path, limit)
     run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
-                "config": config.to_dict()}
+                "config": config.to_dict(), **({"models": models} if models is not None else {})}
     run = RunDir(Path(output_dir), resume, run_info)   # refuses a used directory without --resume, checks a resumed one
     work = run.path / RAY_DIR
     todo = _stage_inputs(texts, run.done, work / "input")

@@ -11,12 +11,11 @@ from typing import Any
 
 from .errors import ConfigError, MissingDependencyError
 from .jsonl import read_jsonl, string_field
+from .models import EMBEDDED as EMBEDDED_BASE
 from .options import option
 
 #: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
 IGNORE_INDEX = -100
-#: The base recorded in a LoRA adapter trained on the embedded model; hf_loading maps it back.
-EMBEDDED_BASE = "embedded"
 
 
 @dataclass

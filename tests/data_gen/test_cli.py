@@ -135,9 +135,46 @@ def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsy
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
                  "--resume", "--model", str(script)]) == 1
     assert "models differs" in capsys.readouterr().err
-    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(tmp_path / "ray"),
-                 "--engine", "ray", "--scorer-model", str(script)]) == 1
-    assert "--scorer-model applies to --engine local only" in capsys.readouterr().err
+    # On Ray each actor loads both models; the run records them as a local run does, and refuses another on resume.
+    ray_out = tmp_path / "ray"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(ray_out), "--no-progress",
+                 "--engine", "ray", "--actors", "1", "--scorer-model", str(script)]) == 0
+    assert json.loads((ray_out / "run.json").read_text())["models"]["scorer"] == str(script)
+    capsys.readouterr()
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(ray_out), "--no-progress",
+                 "--engine", "ray", "--actors", "1", "--resume"]) == 1
+    assert "models differs" in capsys.readouterr().err
+
+
+def test_a_ray_actor_builds_the_judge_apart_from_the_sampler(tmp_path: Path) -> None:
+    from toolcall.data_gen.config import DataGenConfig
+    from toolcall.data_gen.ray_engine import PipelineSpec
+
+    script = tmp_path / "script.json"
+    script.write_text('["hello"]')
+    config = DataGenConfig(tools=("calculator",))
+    apart = PipelineSpec(config, "fake", None, scorer_model=str(script))()
+    assert apart.scorer is not apart.sampler
+    one = PipelineSpec(config, "fake", str(script), scorer_model=str(script))()
+    assert one.scorer is one.sampler
+
+
+@pytest.mark.parametrize(("backend", "model", "typed", "sampling", "judge"), [
+    ("transformers", None, None, "default", "toolformer-smollm2"),   # the embedded model is judged by the adapter
+    ("hf", "embedded", None, "default", "toolformer-smollm2"),
+    ("transformers", None, None, "paper", None),                     # the paper's one model
+    ("vllm", None, None, "default", None),                           # one engine
+    ("fake", None, None, "default", None),
+    ("transformers", "ckpt", None, "default", "ckpt"),               # a model the user names judges itself
+    ("transformers", None, "embedded", "default", None),             # the base, by name
+    ("transformers", None, "Embedded", "default", None),
+    ("transformers", None, "other", "paper", "other"),               # typed wins
+])
+def test_the_default_judge(backend: str, model: str | None, typed: str | None, sampling: str,
+                           judge: str | None) -> None:
+    from toolcall.cli.datagen_cmd import scorer_model
+
+    assert scorer_model(backend, model, typed, sampling) == judge
 
 
 def test_dtype_goes_to_the_engines_that_have_weights() -> None:

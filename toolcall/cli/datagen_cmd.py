@@ -12,9 +12,15 @@ from ..backends.base import Backend
 from ..backends.hf_loading import DTYPES
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
+from ..models import EMBEDDED, resolve_model
 from ..options import add_options, from_args, given
 from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
+
+#: data-gen's judge when --model is the embedded model: the shipped adapter. On real worked solutions its loss moves
+#: right calls' and wrong calls' apart where the base model's barely does (data_gen/README.md, "Real, human-written
+#: text"); the base still finds the positions and samples, as a model that has never seen a call does in the paper.
+DEFAULT_SCORER = "toolformer-smollm2"
 
 
 def register(subparsers: Any) -> None:
@@ -32,8 +38,11 @@ def register(subparsers: Any) -> None:
     add_model_options(p)
     p.add_argument("--scorer-model", default=None, metavar="MODEL",
                    help="the model whose loss judges the calls in the filter (same forms as --model, which then only "
-                        "finds positions and samples calls); default: --model itself, one model for both as in the "
-                        "paper. It must share --model's tokenizer")
+                        f"finds positions and samples calls; {EMBEDDED}: the embedded base). Default: with the "
+                        f"embedded model on the transformers backend and the default sampling, the shipped "
+                        f"{DEFAULT_SCORER} adapter, which has seen calls and tells right ones from wrong far better "
+                        "on real text; otherwise --model itself, one model for both as in the paper. It must share "
+                        "--model's tokenizer")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("--limit", type=int, default=None, help="process only the first N texts")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -67,6 +76,25 @@ def dtype_option(backend: str, dtype: str) -> dict[str, str]:
     if name == "transformers" or (name == "vllm" and dtype != "auto"):
         return {"dtype": dtype}
     return {}
+
+
+def model_name(model: str | None) -> str | None:
+    """A model as named on the command line, with "embedded" as None: the embedded model has one name."""
+    return None if model is None or resolve_model(model) is None else model
+
+
+def scorer_model(backend: str, model: str | None, scorer: str | None, sampling: str) -> str | None:
+    """The model whose loss judges the calls: `scorer` when typed; else the shipped adapter for the embedded model on
+    the transformers backend under the default sampling; else `model` itself (the paper's one M). The vLLM backend
+    keeps one engine (a second would claim its own share of the accelerator), as does --sampling paper."""
+    from ..backends import backends
+
+    if scorer is not None:
+        return model_name(scorer)
+    name = backends.canonical(backend) if backend in backends else backend
+    if model_name(model) is None and name == "transformers" and sampling != "paper":
+        return DEFAULT_SCORER
+    return model_name(model)
 
 
 def build_config(args: argparse.Namespace) -> DataGenConfig:
@@ -104,12 +132,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise ConfigError(f"--input {args.input} does not exist")
     out = args.output
-    if args.engine == "ray" and args.scorer_model is not None:
-        raise ConfigError("--scorer-model applies to --engine local only: each Ray actor loads one model, --model")
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise ConfigError(f"output directory {out} exists and is not empty; pass --resume to continue that run, or choose another directory")
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
     options.update(dtype_option(args.backend, args.dtype))
+    sampler_model = model_name(args.model)
+    judge = scorer_model(args.backend, args.model, args.scorer_model, config.sampling)
+    # Stored in run.json: a --resume with other models is refused (its calls would come from another model).
+    models = {"sampler": sampler_model, "scorer": judge, "dtype": args.dtype}
     if args.engine == "ray":
         from ..backends import backends, scoring_backends
         from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray
@@ -119,19 +149,20 @@ def run(args: argparse.Namespace) -> int:
                               f"backends that can: {', '.join(scoring_backends())}")
         # Each actor builds its own model and registry from the toolset; files are named absolutely for the workers.
         sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in toolset.tools_from)
-        spec = PipelineSpec(config, args.backend, args.model, options, replace(toolset, tools_from=sources))
+        spec = PipelineSpec(config, args.backend, sampler_model, options, replace(toolset, tools_from=sources),
+                            scorer_model=judge)
         stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
-                                 progress=not args.no_progress, options=RayOptions(args.address, args.actors))
+                                 progress=not args.no_progress, options=RayOptions(args.address, args.actors),
+                                 models=models)
     else:
         # A backend that cannot score is refused before a model is loaded.
-        scorer_model = args.model if args.scorer_model is None else args.scorer_model
-        scorer = get_scorer(args.backend, scorer_model, **options)
-        sampler = None if scorer_model == args.model else get_scorer(args.backend, args.model, **options)
-        # Tools that need a model (MT) share this one, when the scoring engine is also a decoding backend.
-        make_registry(registry, backend=scorer if isinstance(scorer, Backend) else None)
+        scorer = get_scorer(args.backend, judge, **options)
+        sampler = None if judge == sampler_model else get_scorer(args.backend, sampler_model, **options)
+        # Tools that need a model (MT) decode with the sampling model, when it is also a decoding backend.
+        decoder = scorer if sampler is None else sampler
+        make_registry(registry, backend=decoder if isinstance(decoder, Backend) else None)
         stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
-                             limit=args.limit, progress=not args.no_progress,
-                             models={"sampler": args.model, "scorer": scorer_model, "dtype": args.dtype})
+                             limit=args.limit, progress=not args.no_progress, models=models)
     summary = {k: stats[k] for k in ("texts_in", "texts_after_prefilter", "texts_kept", "calls_kept")}
     summary["kept_per_tool"] = {t: v["kept"] for t, v in stats["per_tool"].items()}
     print(json.dumps(summary), file=sys.stdout)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 SETTINGS_FILE = "toolcall.json"
 MAX_SETTINGS_BYTES = 64 * 1024
 C = TypeVar("C", bound="DataclassInstance")
+#: The name that says "the embedded SmolLM2-135M-Instruct itself" where a model is named (also an adapter's base).
+EMBEDDED = "embedded"
 
 #: name -> folder beside this file holding adapter_config.json, adapter_model.safetensors and README.md (the recipe).
 NAMED_MODELS: dict[str, str] = {"toolformer-smollm2": "toolformer-smollm2",
@@ -28,8 +30,9 @@ def named_model_path(name: str) -> Path | None:
 
 
 def resolve_model(model: str | None) -> str | None:
-    """A shipped model's name becomes its folder; anything else (a path, None for the embedded model) is kept."""
-    if model is None:
+    """A shipped model's name becomes its folder, "embedded" None (the embedded model); anything else (a path, None)
+    is kept. A file or folder of that name here wins over both names."""
+    if model is None or (model.strip().lower() == EMBEDDED and not Path(model).exists()):
         return None
     path = named_model_path(str(model))
     return str(path) if path is not None and not Path(model).exists() else str(model)

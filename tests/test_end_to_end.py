@@ -8,7 +8,7 @@ import pytest
 
 from toolcall.cli import main
 
-# A text where the paper's filter keeps a calculator call for SmolLM2-135M (seen: loss reduction ~0.69 >= tau_f 0.5).
+# A text where data-gen keeps a calculator call for SmolLM2-135M (seen: loss reduction ~0.69 with the base judging).
 TEXT = ("The library lent 1,240 books in March and 1,560 books in April, a total of 2,800 books over the two "
         "months.")
 
@@ -25,7 +25,7 @@ def test_data_gen_then_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFix
     records = [json.loads(line) for line in (corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
     assert records, json.loads((corpus / "stats.json").read_text())
     call = records[0]["calls"][0]
-    assert call["tool"] == "Calculator" and call["loss_reduction"] >= 0.5
+    assert call["tool"] == "Calculator" and call["loss_reduction"] >= (0.5 if call["source"] == "model" else 0.0)
     assert "[Calculator(" in records[0]["text"] and records[0]["original"] == TEXT
 
     model = tmp_path / "model"
@@ -42,3 +42,22 @@ def test_data_gen_then_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFix
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["model"] == str(model)
     assert report["no_tools"]["n"] == 1 and report["tools"]["n"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_data_gen_judged_by_the_adapter_resumes_losing_and_duplicating_nothing(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text(TEXT + "\nA box holds 12 eggs, so 7 boxes hold 84 eggs.\n", encoding="utf-8")
+    common = ["data-gen", "--input", str(texts), "--tools", "calculator", "--no-progress"]
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    assert main([*common, "--output", str(whole)]) == 0
+    run = json.loads((whole / "run.json").read_text(encoding="utf-8"))
+    assert run["models"]["sampler"] is None and run["models"]["scorer"] == "toolformer-smollm2"
+    # Stopped after the first text, then resumed: the same corpus as one run, nothing lost or written twice.
+    assert main([*common, "--output", str(halves), "--limit", "1"]) == 0
+    assert main([*common, "--output", str(halves), "--resume"]) == 0
+    assert (halves / "corpus.jsonl").read_text(encoding="utf-8") == (whole / "corpus.jsonl").read_text(encoding="utf-8")
+    assert len((halves / "progress.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+    # The same directory resumed with the base as judge is another run: refused.
+    assert main([*common, "--output", str(halves), "--resume", "--scorer-model", "embedded"]) == 1

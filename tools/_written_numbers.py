@@ -31,6 +31,8 @@ _LABEL_BEFORE = re.compile(
 # A number followed by a street word is a house number: "18 Pine Road", "42 Elm Street".
 _ADDRESS_AFTER = re.compile(r"\s+(?:[A-Z][a-z]+\s+){0,2}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|"
                             r"Blvd|Way|Place|Pl|Court|Ct|Square|Sq|Terrace|Highway|Hwy|Parkway|Close|Crescent)\b")
+#: The rest of a written sum after a number: operators and numbers up to "=" ("-5=15", " - $5 - 2 = 13").
+_EQUATION_AFTER = re.compile(r"(?:\s*[-+*/x\u00d7]\s*\$?\d[\d,.]*){0,8}\s*=(?!=)")
 _ORDINAL_AFTER = re.compile(r"(?:st|nd|rd|th)\b", re.I)
 _DECADE_AFTER = re.compile(r"'?s\b")
 _TIME_AFTER = re.compile(r":\d\d|\s*(?:a\.m\.|p\.m\.|am\b|pm\b|o'clock|o’clock|h\d\d|hrs?\b(?=\s*(?:sharp|$)))", re.I)
@@ -102,9 +104,11 @@ def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]]) -> str:
     bare = not n.currency and not n.percent
     if any(a <= n.start < b for a, b in dates):
         return "date"
-    if before[-1:].isalpha() or (before[-1:] == "-" and before[-2:-1].isdigit()) \
-            or re.match(r"-\d|\.\d|:\d+(?:[.~+-]\w+)+", after):
-        return "label"              # "B12", "555-1234", "3.2.1", a Debian version's epoch "1:4.4.26-1"
+    # Numbers joined by a hyphen are a label ("555-1234", "3-4 kids") unless the run ends in "=": "20-5=15".
+    joined = (before[-1:] == "-" and before[-2:-1].isdigit()) or re.match(r"-\$?\d", after)
+    if before[-1:].isalpha() or (before[-1:] == "-" and before[-2:-1].isalpha()) \
+            or (joined and not _EQUATION_AFTER.match(after)) or re.match(r"\.\d|:\d+(?:[.~+-]\w+)+", after):
+        return "label"              # "B12", "libusb-1.0", "3.2.1", a Debian epoch "1:4.4.26-1"
     if bare and _ORDINAL_AFTER.match(after):
         return "ordinal"
     if bare and (_TIME_AFTER.match(after) or before.endswith(":") and before[-2:-1].isdigit()):

@@ -226,6 +226,12 @@ def test_years_times_dates_labels_and_ordinals_are_not_quantities() -> None:
     # versions, with a Debian epoch too, are labels; a ratio is not a version
     assert [n.kind for n in find_numbers("libxcrypt (1:4.4.26-1) and 3.2.1")] == ["label"] * 4
     assert [n.kind for n in find_numbers("the ratio is 3:2. So")] == ["quantity", "time"]
+    # a number hyphened to a name is part of it; a minus sign after a space is not
+    assert [n.kind for n in find_numbers("libusb-1.0 and COVID-19 and utf-8")] == ["label"] * 3
+    assert [n.kind for n in find_numbers("it fell to -5 and then 3")] == ["quantity", "quantity"]
+    # numbers joined by hyphens are a label (a phone number, a range) unless they are a sum the text works out
+    assert [n.kind for n in find_numbers("call 555-1234 for the 3-4 kids")] == ["label"] * 4
+    assert [n.kind for n in find_numbers("He had 20-5=15 left, $20-$5 = $15")] == ["quantity"] * 6
 
 
 def test_years_are_never_operands() -> None:

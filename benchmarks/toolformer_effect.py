@@ -168,17 +168,19 @@ def recipe(report: dict[str, Any]) -> str:
             rows.append(f"| {task} | {model} | {cells} | {100 * calls['call_rate']:.0f}% | "
                         f"{100 * calls['right_call_rate']:.0f}% |")
     table = "\n".join(rows)
+    rebuild_args = f" --data-gen-args {shlex.quote(s['data_gen_args'])}" if s["data_gen_args"] else ""
     return f"""# toolformer-smollm2
 
 A LoRA adapter over the embedded SmolLM2-135M-Instruct, fine-tuned on a Toolformer corpus that toolcall made itself:
 it writes `[Calculator(expression) -> ` where a number is computed from earlier ones and `[Calendar() -> ` where
 today's date is written. Use it with `--model toolformer-smollm2`.
 
-## How it was made (rebuild: `python benchmarks/toolformer_effect.py --out runs/effect --ship`)
+## How it was made (rebuild: `python benchmarks/toolformer_effect.py --out runs/effect --ship{rebuild_args}`)
 1. Corpus: `python -m toolcall.data_gen.corpora.tool_texts --out DIR/corpus --train {s['train_texts']} --test-math {s['math']} --test-dates {max(s['dates'], 1)} --seed {s['seed']}`
    (templates and word lists written for toolcall; the test split uses other templates, names and objects).
 2. Annotation: `toolcall data-gen --input DIR/corpus/train.jsonl --output DIR/datagen --tools calculator,calendar --limit {s['texts']} {s['data_gen_args']}`
-   (default sampling: tool proposals and constrained model samples, judged by the paper's loss filter) —
+   (default sampling: tool proposals and constrained model samples, kept by the paper's loss filter as data-gen's
+   judge scores them) —
    {report['data_gen']['texts_kept']} of {report['data_gen']['texts_in']} texts kept, {report['data_gen']['calls_kept']} calls ({report['data_gen']['kept_per_tool']}).
 3. Fine-tune: `toolcall train --corpus DIR/datagen --output DIR/adapter --lora --epochs {s['epochs']} --lr {s['lr']} --lora-r {s['lora_r']} --lora-alpha {2 * s['lora_r']} --lora-targets {s['lora_targets']} --batch-size {s['batch_size']} --seed {s['seed']}`
    (tool results masked out of the loss); weights stored here in float16.

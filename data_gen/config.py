@@ -142,7 +142,10 @@ class ProposeConfig:
                            help="let tools propose calls from the text itself besides the model's samples (Calculator: "
                                 "expressions over earlier numbers placed before their result; Calendar: where today's "
                                 "date is written); never with --sampling paper")
-    min_score: float = option(0.4, help="keep a proposal only if its score (the proposer's confidence, 0 to 1) is at "
+    # Chosen on 40 GSM8K tuning solutions (the adapter judging, tau_p 0.0): among the proposals the filter let pass,
+    # those scoring under 0.7 were 4 right and 19 wrong; at 0.7 precision/recall 0.920/0.770 against 0.828/0.785
+    # at 0.4 (the largest F1 of 0.5-0.8). Calendar proposals score 1.0.
+    min_score: float = option(0.7, help="keep a proposal only if its score (the proposer's confidence, 0 to 1) is at "
                                         "least this")
     per_position: int = option(2, metavar="N", help="proposals kept per tool and position, best first")
     per_text: int = option(40, metavar="N", help="proposals kept per tool and text, best first")

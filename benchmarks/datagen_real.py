@@ -8,7 +8,9 @@ those same candidates again. For each (sampler, scorer) pair the line reports, a
 - `at_defaults`: precision/recall of what the merge keeps at the configured thresholds, kept calls by source;
 - `loss_reduction`: quantiles of right and wrong candidates' loss reduction, per source;
 - `sweep`: precision/recall for each (tau_f, tau_p) of a grid, merged as the pipeline merges, and the `best` pair
-  (the largest recall with precision >= 0.9, else the largest F1) - choose thresholds on a tuning set only.
+  (the largest recall with precision >= 0.9, else the largest F1) - choose thresholds on a tuning set only;
+- `min_score_sweep`: the same at the configured thresholds for each proposal min_score (the runs propose down to
+  0.4 and the figures above drop what the configured min_score would not propose).
 One JSON line; --candidates writes every labelled candidate, --plot a histogram per pair.
 
     python benchmarks/datagen_real.py --data benchmarks/data/real/gsm8k_train_tune.jsonl --limit 20 \
@@ -38,6 +40,7 @@ EMBEDDED = "embedded"
 TAU_F = (-0.5, -0.2, -0.1, 0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 TAU_P = (-0.5, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 TARGET_PRECISION = 0.9
+MIN_SCORES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def model_arg(name: str) -> str | None:
@@ -64,6 +67,39 @@ def merged_at(records: list[dict[str, Any]], scored: list[tuple[Candidate, ...]]
                      for c in cands)
         outputs.append(merge_record(TextRecord(rec["text"], candidates=kept)))
     return outputs
+
+
+def above(scored: list[tuple[Candidate, ...]], min_score: float) -> list[tuple[Candidate, ...]]:
+    """The candidates as a run with ProposeConfig.min_score = `min_score` has them: proposals scoring less are gone
+    (a call the model sampled too stays, as the model's)."""
+    out = []
+    for cands in scored:
+        kept = []
+        for c in cands:
+            if c.source in ("proposer", "both") and c.score is not None and c.score < min_score:
+                if c.source == "proposer":
+                    continue
+                c = replace(c, source="model", score=None)
+            kept.append(c)
+        out.append(tuple(kept))
+    return out
+
+
+def min_score_sweep(records: list[dict[str, Any]], scored: list[tuple[Candidate, ...]],
+                    filters: dict[str, FilterConfig]) -> list[dict[str, Any]]:
+    """Precision/recall at the configured per-tool thresholds (`filters`, by lower-case tool name) for each proposal
+    min_score of MIN_SCORES."""
+    grid = []
+    for min_score in MIN_SCORES:
+        merged = []
+        for rec, cands in zip(records, above(scored, min_score)):
+            kept = tuple(replace(c, kept=c.loss_reduction is not None
+                                 and c.loss_reduction >= filters[c.tool.lower()].threshold(c.source)) for c in cands)
+            merged.append(merge_record(TextRecord(rec["text"], candidates=kept)))
+        result = score(records, merged)
+        grid.append({"min_score": min_score, **{k: v for k, v in brief(result).items()
+                                                if k in ("precision", "recall", "kept", "share_model_written")}})
+    return grid
 
 
 def quantiles(values: list[float]) -> dict[str, Any]:
@@ -221,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-candidates", type=Path, default=None,
                         help="analyse a --candidates file of an earlier run (its finished texts) instead of running")
     parser.add_argument("--plot", type=Path, default=None, help="histograms of right/wrong loss reduction (png)")
+    parser.add_argument("--min-score", type=float, default=None,
+                        help="proposals' min_score for the figures (default: the config's); every run proposes down "
+                             f"to {MIN_SCORES[0]} so that `min_score_sweep` can read the lower ones")
     args = parser.parse_args(argv)
     records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     records = records[:args.limit] if args.limit else records
@@ -236,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     registry = default_registry(list(tools), entry_points=False)
     # Exact losses for every candidate: the distributions and the threshold sweep read each one's L- - L+.
     config = DataGenConfig(tools=tools)
-    config = replace(config, filter=replace(config.filter, exact_losses=True))
+    min_score = config.propose.min_score if args.min_score is None else args.min_score
+    config = replace(config, filter=replace(config.filter, exact_losses=True),
+                     propose=replace(config.propose, min_score=min(MIN_SCORES[0], min_score)))
     taus = {k: v for k, v in (("tau_f", args.tau_f), ("tau_p", args.tau_p)) if v is not None}
     if taus:
         # A tau_f typed here replaces the mode's per-tool tau_f too, as the CLI's stage flags do.
@@ -262,18 +303,21 @@ def main(argv: list[str] | None = None) -> int:
             load_seconds[name] = round(time.perf_counter() - began, 1)
         pairs, seconds = measure(records, registry, config, models, samplers, scorer_names, args.candidates)
     report: dict[str, Any] = {}
-    for name, scored in pairs.items():
+    for name, every in pairs.items():
+        scored = above(every, min_score)
         at_defaults = score(records, [merge_record(TextRecord(rec["text"], candidates=cands))
                                       for rec, cands in zip(records, scored)])
-        entry = {"at_defaults": brief(at_defaults), "loss_reduction": distributions(records, scored),
+        entry: dict[str, Any] = {"at_defaults": brief(at_defaults), "loss_reduction": distributions(records, scored),
                  "seconds": seconds.get(name)}
         if not args.no_sweep:
             entry["sweep"] = sweep(records, scored)
+            entry["min_score_sweep"] = min_score_sweep(records, every, filters)
         report[name] = entry
     if args.plot is not None:
-        plot(args.plot, records, pairs)
+        plot(args.plot, records, {name: above(every, min_score) for name, every in pairs.items()})
     print(json.dumps({"benchmark": "datagen_real", "data": args.data.name, "texts": len(records), "tools": list(tools),
                       "thresholds": {t: {"tau_f": f.tau_f, "tau_p": f.tau_p} for t, f in filters.items()},
+                      "min_score": min_score,
                       "pairs": report, "model_load_seconds": load_seconds, "hardware": hardware()}))
     return 0
 

@@ -1,0 +1,44 @@
+"""The real-text benchmark: what a proposal min_score leaves, and a whole run on the toy LM."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from script_module import BENCHMARKS, load_script
+from toolcall.data_gen.records import Candidate
+
+
+def _cand(source: str, score: float | None) -> Candidate:
+    return Candidate("Calculator", ("2 + 3",), "[Calculator(2 + 3)]", 3, 10, source=source, score=score,
+                     result="5", loss_reduction=0.2)
+
+
+def test_a_min_score_drops_weak_proposals_and_keeps_the_models_own_sample() -> None:
+    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
+    scored = [(_cand("proposer", 0.5), _cand("proposer", 0.9), _cand("both", 0.5), _cand("model", None))]
+    left = module.above(scored, 0.7)[0]
+    assert [(c.source, c.score) for c in left] == [("proposer", 0.9), ("model", None), ("model", None)]
+    assert module.above(scored, 0.4) == scored
+
+
+def test_a_run_on_the_toy_lm_reports_the_figures_at_the_configured_min_score(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
+    data = BENCHMARKS / "data" / "datagen_dev.jsonl"
+    cands = tmp_path / "cands.jsonl"
+    assert module.main(["--data", str(data), "--limit", "4", "--backend", "fake", "--candidates", str(cands),
+                        "--min-score", "0.6"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["min_score"] == 0.6
+    (pair, entry), = report["pairs"].items()
+    assert pair == "embedded/embedded"     # the fake backend: data-gen's judge is the model itself
+    sweep = {row["min_score"]: row for row in entry["min_score_sweep"]}
+    assert list(sweep) == list(module.MIN_SCORES)
+    # At the configured min_score the sweep and the headline figures agree, and a higher one keeps no more.
+    assert sweep[0.6]["kept"] == entry["at_defaults"]["kept"]
+    assert [sweep[m]["kept"] for m in module.MIN_SCORES] == sorted((sweep[m]["kept"] for m in module.MIN_SCORES),
+                                                                    reverse=True)
+    # Proposals under the configured min_score were made (for the sweep) and written to the candidates file.
+    rows = [json.loads(line) for line in cands.read_text().splitlines()]
+    assert any(r.get("source") == "proposer" and r["score"] < 0.6 for r in rows)

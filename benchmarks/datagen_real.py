@@ -69,6 +69,18 @@ def merged_at(records: list[dict[str, Any]], scored: list[tuple[Candidate, ...]]
     return outputs
 
 
+def merged_by(records: list[dict[str, Any]], scored: list[tuple[Candidate, ...]],
+              filters: dict[str, FilterConfig]) -> list[dict[str, Any] | None]:
+    """What the merge writes for each text under the per-tool thresholds `filters` (by lower-case tool name): the
+    figures of a --from-candidates file follow today's thresholds, not those of the run that wrote it."""
+    outputs = []
+    for rec, cands in zip(records, scored):
+        kept = tuple(replace(c, kept=c.loss_reduction is not None
+                             and c.loss_reduction >= filters[c.tool.lower()].threshold(c.source)) for c in cands)
+        outputs.append(merge_record(TextRecord(rec["text"], candidates=kept)))
+    return outputs
+
+
 def above(scored: list[tuple[Candidate, ...]], min_score: float) -> list[tuple[Candidate, ...]]:
     """The candidates as a run with ProposeConfig.min_score = `min_score` has them: proposals scoring less are gone
     (a call the model sampled too stays, as the model's)."""
@@ -91,12 +103,7 @@ def min_score_sweep(records: list[dict[str, Any]], scored: list[tuple[Candidate,
     min_score of MIN_SCORES."""
     grid = []
     for min_score in MIN_SCORES:
-        merged = []
-        for rec, cands in zip(records, above(scored, min_score)):
-            kept = tuple(replace(c, kept=c.loss_reduction is not None
-                                 and c.loss_reduction >= filters[c.tool.lower()].threshold(c.source)) for c in cands)
-            merged.append(merge_record(TextRecord(rec["text"], candidates=kept)))
-        result = score(records, merged)
+        result = score(records, merged_by(records, above(scored, min_score), filters))
         grid.append({"min_score": min_score, **{k: v for k, v in brief(result).items()
                                                 if k in ("precision", "recall", "kept", "share_model_written")}})
     return grid
@@ -305,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {}
     for name, every in pairs.items():
         scored = above(every, min_score)
-        at_defaults = score(records, [merge_record(TextRecord(rec["text"], candidates=cands))
-                                      for rec, cands in zip(records, scored)])
+        at_defaults = score(records, merged_by(records, scored, filters))
         entry: dict[str, Any] = {"at_defaults": brief(at_defaults), "loss_reduction": distributions(records, scored),
                  "seconds": seconds.get(name)}
         if not args.no_sweep:

@@ -22,7 +22,7 @@ def test_defaults_and_per_tool_overrides() -> None:
     assert [(p.tau_s, p.k, s.m, f.tau_f) for p, s, f in [cfg.for_tool("Calculator")]] == [(0.0, 5, 2, 0.5)]
     pos, sam, fil = cfg.for_tool("mt")
     assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.0, 20, 10, 0.5)
-    assert sam.constrain and cfg.proposes("calculator") and fil.threshold("proposer") == fil.tau_p == 0.0
+    assert sam.constrain and cfg.proposes("calculator") and fil.threshold("proposer") == fil.tau_p == -0.5
     assert fil.threshold("model") == 0.5
 
 
@@ -54,9 +54,9 @@ def test_proposals_pass_where_they_do_not_hurt_a_tool_may_differ_and_a_typed_tau
     from toolcall.cli.datagen_cmd import build_config
 
     cfg = DataGenConfig()
-    assert (cfg.for_tool("Calendar")[2].tau_p, cfg.for_tool("calculator")[2].tau_p) == (0.0, 0.0)
+    assert (cfg.for_tool("Calendar")[2].tau_p, cfg.for_tool("calculator")[2].tau_p) == (-0.5, -0.5)
     own = DataGenConfig(overrides={"calendar": ToolOverride(tau_p=0.2)})
-    assert (own.for_tool("Calendar")[2].tau_p, own.for_tool("calculator")[2].tau_p) == (0.2, 0.0)
+    assert (own.for_tool("Calendar")[2].tau_p, own.for_tool("calculator")[2].tau_p) == (0.2, -0.5)
     typed = build_config(_args(tau_p=0.3))
     assert typed.for_tool("calendar")[2].tau_p == typed.for_tool("calculator")[2].tau_p == 0.3
 

@@ -98,7 +98,7 @@ def test_pipeline_accepts_the_fake_backend(fake: FakeBackend, registry: Any) -> 
 def test_pipeline_with_an_untrained_toy_lm_runs_and_keeps_nothing(registry: Any) -> None:
     out, summary = Pipeline(FakeBackend(), registry, config(tau_f=1.0, tau_p=0.1)).process(TEXT)
     assert out is None and summary["kept"] == 0
-    # A call that changes nothing does not raise the loss: the default tau_p (0.0) keeps a proposed one.
+    # A call that changes nothing does not raise the loss: tau_p 0.0 keeps a proposed one.
     out, summary = Pipeline(FakeBackend(), registry, config(tau_f=1.0)).process(TEXT)
     assert summary["kept"] == 1 and out is not None and out["calls"][0]["loss_reduction"] == 0.0
 

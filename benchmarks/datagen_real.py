@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="gold texts (jsonl: text, gold spots)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N texts")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N texts (before --limit)")
     parser.add_argument("--tools", default="calculator", help="tools to annotate with, comma-separated")
     parser.add_argument("--samplers", default=EMBEDDED, help=f"sampling models, comma-separated ({EMBEDDED}: SmolLM2)")
     parser.add_argument("--scorers", default=None,
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"to {MIN_SCORES[0]} so that `min_score_sweep` can read the lower ones")
     args = parser.parse_args(argv)
     records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = records[args.skip:]
     records = records[:args.limit] if args.limit else records
     if args.corpus is not None:
         from toolcall.tools import _corpus
@@ -321,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         report[name] = entry
     if args.plot is not None:
         plot(args.plot, records, {name: above(every, min_score) for name, every in pairs.items()})
-    print(json.dumps({"benchmark": "datagen_real", "data": args.data.name, "texts": len(records), "tools": list(tools),
+    print(json.dumps({"benchmark": "datagen_real", "data": args.data.name, "skip": args.skip, "texts": len(records),
+                      "tools": list(tools),
                       "thresholds": {t: {"tau_f": f.tau_f, "tau_p": f.tau_p} for t, f in filters.items()},
                       "min_score": min_score,
                       "pairs": report, "model_load_seconds": load_seconds, "hardware": hardware()}))

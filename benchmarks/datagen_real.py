@@ -254,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", default="calculator", help="tools to annotate with, comma-separated")
     parser.add_argument("--samplers", default=EMBEDDED, help=f"sampling models, comma-separated ({EMBEDDED}: SmolLM2)")
     parser.add_argument("--scorers", default=None,
-                        help="scoring models, comma-separated (default: the judge `toolcall data-gen` gives each "
-                             "sampler: the shipped adapter for the embedded model on transformers)")
+                        help="scoring models, comma-separated (default: each sampler, as `toolcall data-gen` does)")
     parser.add_argument("--tau-f", type=float, default=None, help="tau_f for every tool (default: the config's)")
     parser.add_argument("--tau-p", type=float, default=None, help="tau_p for every tool (default: the config's)")
     parser.add_argument("--backend", default="transformers", help="model backend (fake: the toy LM, for tests)")
@@ -293,13 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, filter=replace(config.filter, **taus),
                          overrides=without_overrides(mode_overrides(config.sampling), set(taus)))
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
-    if args.scorers:
-        scorer_names = [s.strip() for s in args.scorers.split(",")]
-    else:   # the command's own default judges
-        from toolcall.cli.datagen_cmd import scorer_model
-
-        judges = (scorer_model(args.backend, model_arg(s), None, config.sampling) for s in samplers)
-        scorer_names = list(dict.fromkeys(EMBEDDED if j is None else j for j in judges))
+    scorer_names = [s.strip() for s in args.scorers.split(",")] if args.scorers else None
     load_seconds: dict[str, float] = {}
     filters = {t.lower(): config.for_tool(t)[2] for t in tools}
     if args.from_candidates is not None:

@@ -159,22 +159,19 @@ def test_a_ray_actor_builds_the_judge_apart_from_the_sampler(tmp_path: Path) -> 
     assert one.scorer is one.sampler
 
 
-@pytest.mark.parametrize(("backend", "model", "typed", "sampling", "judge"), [
-    ("transformers", None, None, "default", "toolformer-smollm2"),   # the embedded model is judged by the adapter
-    ("hf", "embedded", None, "default", "toolformer-smollm2"),
-    ("transformers", None, None, "paper", None),                     # the paper's one model
-    ("vllm", None, None, "default", None),                           # one engine
-    ("fake", None, None, "default", None),
-    ("transformers", "ckpt", None, "default", "ckpt"),               # a model the user names judges itself
-    ("transformers", None, "embedded", "default", None),             # the base, by name
-    ("transformers", None, "Embedded", "default", None),
-    ("transformers", None, "other", "paper", "other"),               # typed wins
+@pytest.mark.parametrize(("model", "typed", "judge"), [
+    (None, None, None),                            # the paper's one model
+    ("embedded", None, None),
+    ("ckpt", None, "ckpt"),
+    (None, "toolformer-smollm2", "toolformer-smollm2"),
+    ("ckpt", "embedded", None),                    # the base, by name
+    ("ckpt", "Embedded", None),
 ])
-def test_the_default_judge(backend: str, model: str | None, typed: str | None, sampling: str,
-                           judge: str | None) -> None:
+def test_the_judge_is_the_sampling_model_unless_one_is_named(model: str | None, typed: str | None,
+                                                             judge: str | None) -> None:
     from toolcall.cli.datagen_cmd import scorer_model
 
-    assert scorer_model(backend, model, typed, sampling) == judge
+    assert scorer_model(model, typed) == judge
 
 
 def test_dtype_goes_to_the_engines_that_have_weights() -> None:

@@ -24,6 +24,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -61,22 +62,17 @@ def merged_at(records: list[dict[str, Any]], scored: list[tuple[Candidate, ...]]
               tau_p: float) -> list[dict[str, Any] | None]:
     """What the merge writes for each text when the filter keeps loss reduction >= tau_f (sampled) / tau_p (proposed)."""
     config = FilterConfig(tau_f=tau_f, tau_p=tau_p)
-    outputs = []
-    for rec, cands in zip(records, scored):
-        kept = tuple(replace(c, kept=c.loss_reduction is not None and c.loss_reduction >= config.threshold(c.source))
-                     for c in cands)
-        outputs.append(merge_record(TextRecord(rec["text"], candidates=kept)))
-    return outputs
+    return merged_by(records, scored, lambda tool: config)
 
 
 def merged_by(records: list[dict[str, Any]], scored: list[tuple[Candidate, ...]],
-              filters: dict[str, FilterConfig]) -> list[dict[str, Any] | None]:
-    """What the merge writes for each text under the per-tool thresholds `filters` (by lower-case tool name): the
-    figures of a --from-candidates file follow today's thresholds, not those of the run that wrote it."""
+              filter_for: Callable[[str], FilterConfig]) -> list[dict[str, Any] | None]:
+    """What the merge writes for each text under the thresholds `filter_for(tool name)` gives: the figures of a
+    --from-candidates file follow today's thresholds, not those of the run that wrote it."""
     outputs = []
     for rec, cands in zip(records, scored):
         kept = tuple(replace(c, kept=c.loss_reduction is not None
-                             and c.loss_reduction >= filters[c.tool.lower()].threshold(c.source)) for c in cands)
+                             and c.loss_reduction >= filter_for(c.tool).threshold(c.source)) for c in cands)
         outputs.append(merge_record(TextRecord(rec["text"], candidates=kept)))
     return outputs
 
@@ -103,7 +99,7 @@ def min_score_sweep(records: list[dict[str, Any]], scored: list[tuple[Candidate,
     min_score of MIN_SCORES."""
     grid = []
     for min_score in MIN_SCORES:
-        result = score(records, merged_by(records, above(scored, min_score), filters))
+        result = score(records, merged_by(records, above(scored, min_score), lambda tool: filters[tool.lower()]))
         grid.append({"min_score": min_score, **{k: v for k, v in brief(result).items()
                                                 if k in ("precision", "recall", "kept", "share_model_written")}})
     return grid
@@ -307,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {}
     for name, every in pairs.items():
         scored = above(every, min_score)
-        at_defaults = score(records, merged_by(records, scored, filters))
+        at_defaults = score(records, merged_by(records, scored, lambda tool: filters[tool.lower()]))
         entry: dict[str, Any] = {"at_defaults": brief(at_defaults), "loss_reduction": distributions(records, scored),
                  "seconds": seconds.get(name)}
         if not args.no_sweep:

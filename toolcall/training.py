@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError, MissingDependencyError
 from .jsonl import read_jsonl, string_field
-from .models import EMBEDDED as EMBEDDED_BASE
+from .models import EMBEDDED
 from .options import option
 
 #: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
@@ -251,7 +251,7 @@ def save_lora(model: Any, tokenizer: Any, output: Path, base: str | None) -> Non
     model.save_pretrained(output, save_embedding_layers=False)
     config_path = output / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = str(Path(base).resolve()) if base else EMBEDDED_BASE
+    config["base_model_name_or_path"] = str(Path(base).resolve()) if base else EMBEDDED
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     tokenizer.save_pretrained(output)
 

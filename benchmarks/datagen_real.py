@@ -9,8 +9,12 @@ those same candidates again. For each (sampler, scorer) pair the line reports, a
 - `loss_reduction`: quantiles of right and wrong candidates' loss reduction, per source;
 - `sweep`: precision/recall for each (tau_f, tau_p) of a grid, merged as the pipeline merges, and the `best` pair
   (the largest recall with precision >= 0.9, else the largest F1) - choose thresholds on a tuning set only;
-- `min_score_sweep`: the same at the configured thresholds for each proposal min_score (the runs propose down to
-  0.4 and the figures above drop what the configured min_score would not propose).
+- `min_score_sweep`: the same at the configured thresholds for each proposal min_score (with --no-at-proposals: the
+  runs then propose down to 0.4 and the figures above drop what the configured min_score would not propose; with
+  the model sampling at the proposals' tokens, as by default, a lower proposal would add places to sample, so the
+  runs propose at the configured min_score and there is no sweep).
+`sampling` records m and temperature per tool and whether the model samples at the proposals' tokens (--samples,
+--temperature and --at-proposals change them as data-gen's flags do).
 One JSON line; --candidates writes every labelled candidate, --plot a histogram per pair.
 
     python benchmarks/datagen_real.py --data benchmarks/data/real/gsm8k_train_tune.jsonl --limit 20 \
@@ -263,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-score", type=float, default=None,
                         help="proposals' min_score for the figures (default: the config's); every run proposes down "
                              f"to {MIN_SCORES[0]} so that `min_score_sweep` can read the lower ones")
+    parser.add_argument("--samples", type=int, default=None, help="m for every tool (default: the config's)")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the config's)")
+    parser.add_argument("--at-proposals", action=argparse.BooleanOptionalAction, default=None,
+                        help="the model samples at the proposals' tokens too (default: the config's)")
     args = parser.parse_args(argv)
     records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     records = records[args.skip:]
@@ -280,13 +288,25 @@ def main(argv: list[str] | None = None) -> int:
     # Exact losses for every candidate: the distributions and the threshold sweep read each one's L- - L+.
     config = DataGenConfig(tools=tools)
     min_score = config.propose.min_score if args.min_score is None else args.min_score
+    if args.at_proposals is not None:
+        config = replace(config, positions=replace(config.positions, at_proposals=args.at_proposals))
+    # Proposing lower than min_score lets `min_score_sweep` read lower thresholds; not when the model samples at the
+    # proposals' tokens, since it would then sample where a run at min_score does not.
+    sweep_min_score = not config.positions.at_proposals
     config = replace(config, filter=replace(config.filter, exact_losses=True),
-                     propose=replace(config.propose, min_score=min(MIN_SCORES[0], min_score)))
+                     propose=replace(config.propose, min_score=min(MIN_SCORES[0], min_score) if sweep_min_score
+                                     else min_score))
     taus = {k: v for k, v in (("tau_f", args.tau_f), ("tau_p", args.tau_p)) if v is not None}
     if taus:
         # A tau_f typed here replaces the mode's per-tool tau_f too, as the CLI's stage flags do.
         config = replace(config, filter=replace(config.filter, **taus),
                          overrides=without_overrides(mode_overrides(config.sampling), set(taus)))
+    if args.samples is not None:
+        config = replace(config, sample=replace(config.sample, m=args.samples),
+                         overrides=without_overrides(config.tool_overrides(), {"m"}))
+    if args.temperature is not None:
+        config = replace(config, sample=replace(config.sample, temperature=args.temperature),
+                         overrides=without_overrides(config.tool_overrides(), {"temperature"}))
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     scorer_names = [s.strip() for s in args.scorers.split(",")] if args.scorers else None
     load_seconds: dict[str, float] = {}
@@ -308,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                  "seconds": seconds.get(name)}
         if not args.no_sweep:
             entry["sweep"] = sweep(records, scored)
-            entry["min_score_sweep"] = min_score_sweep(records, every, filters)
+            entry["min_score_sweep"] = min_score_sweep(records, every, filters) if sweep_min_score else \
+                "not with --at-proposals: the model samples at the tokens of the proposals it is given"
         report[name] = entry
     if args.plot is not None:
         plot(args.plot, records, {name: above(every, min_score) for name, every in pairs.items()})
@@ -316,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
                       "tools": list(tools),
                       "thresholds": {t: {"tau_f": f.tau_f, "tau_p": f.tau_p} for t, f in filters.items()},
                       "min_score": min_score,
+                      "sampling": {"m": {t: config.for_tool(t)[1].m for t in tools},
+                                   "temperature": {t: config.for_tool(t)[1].temperature for t in tools},
+                                   "at_proposals": config.positions.at_proposals},
                       "pairs": report, "model_load_seconds": load_seconds, "hardware": hardware()}))
     return 0
 

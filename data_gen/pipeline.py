@@ -18,9 +18,9 @@ from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
 from .inputs import read_inputs
 from .merge import merge_record
-from .positions import PromptStates, find_positions
+from .positions import PromptStates, add_positions, find_positions
 from .prefilter import prefilter
-from .propose import propose_calls
+from .propose import add_proposals, choose_proposals
 from .records import Candidate, TextRecord
 from .sample import sample_calls
 from .stats import aggregate, write_stats
@@ -68,17 +68,26 @@ class Pipeline:
         began = time.perf_counter()
         rec = prefilter(TextRecord(text), self.tools, self.config.prefilter)
         tick("prefilter")
-        for tool in rec.tools:
-            rec = find_positions(rec, tool, self.states, self.config.for_tool(tool)[0])
-        tick("positions")
-        for tool in rec.tools:
-            _, sam_cfg, _ = self.config.for_tool(tool)
-            rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical, self._spellings(tool))
+        # Proposals are chosen first, so the model can sample at their tokens too; they join the candidates after
+        # the model's samples, so a proposal the model wrote as well is one candidate with source "both".
+        proposals: dict[str, tuple[Candidate, ...]] = {}
         proposing = [tool for tool in rec.tools if self.config.proposes(tool)]
         if proposing:
             tokenized = tokenize(self.scorer, text)
             for tool in proposing:
-                rec = propose_calls(rec, tool, self.registry, tokenized, self.config.propose, self.config.filter.placement)
+                proposals[tool] = choose_proposals(text, tool, self.registry, tokenized, self.config.propose,
+                                                   self.config.filter.placement)
+        for tool in rec.tools:
+            pos_cfg = self.config.for_tool(tool)[0]
+            rec = find_positions(rec, tool, self.states, pos_cfg)
+            if pos_cfg.at_proposals and proposals.get(tool):
+                rec = add_positions(rec, tool, self.states, (c.token for c in proposals[tool]))
+        tick("positions")
+        for tool in rec.tools:
+            _, sam_cfg, _ = self.config.for_tool(tool)
+            rec = sample_calls(rec, tool, self.states, sam_cfg, self.registry.canonical, self._spellings(tool))
+        for tool in proposing:
+            rec = add_proposals(rec, proposals[tool])
         tick("sample")
         rec = execute_calls(rec, self.runner)
         tick("execute")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -92,3 +93,27 @@ def find_positions(record: TextRecord, tool: str, states: PromptStates, config: 
             scored.append(Position(i, tt.starts[i], p, opens[best][0]))
     scored.sort(key=lambda s: (-s.p, s.token))
     return replace(record, positions={**record.positions, tool: tuple(scored[:config.k])})
+
+
+def add_positions(record: TextRecord, tool: str, states: PromptStates, tokens: Iterable[int]) -> TextRecord:
+    """record -> record with positions[tool] += a Position at each of `tokens` not already there (after the model's
+    own), each with the model's p_i and the call-open that fits there: where a tool proposes a call, the model
+    writes its own (PositionConfig.at_proposals).
+
+    The model may find a call unlikely there, so its likeliest open spelling is noise: after a space the open
+    without one is taken ("= [Calculator(" rather than "=  [Calculator(", after which SmolLM2 wrote `13 / 13`
+    for "13 + 6 = 19"); elsewhere the likeliest."""
+    plen, tt, _, open_p = states.get(tool, record.text)
+    have = list(record.positions.get(tool, ()))
+    taken = {p.token for p in have}
+    for i in sorted(set(tokens)):
+        if i in taken or not 0 < i < len(tt.ids):   # token 0 has nothing before it to predict the call-open from
+            continue
+        row = open_p[plen + i - 1]
+        spaced = tt.text[:tt.starts[i]][-1:].isspace()
+        fits = [j for j, (text, _) in enumerate(states.opens) if not (spaced and text[:1].isspace())] \
+            or list(range(len(states.opens)))
+        best = max(fits, key=lambda j: row[j])
+        have.append(Position(i, tt.starts[i], sum(row), states.opens[best][0]))
+        taken.add(i)
+    return replace(record, positions={**record.positions, tool: tuple(have)})

@@ -23,53 +23,76 @@ CURRENCY = "$€£¥"
 
 def propose_calls(record: TextRecord, tool: str, registry: ToolRegistry, tokenized: TokenizedText, config: ProposeConfig,
                   placement: str = "prefix") -> TextRecord:
-    """record -> record with candidates += `tool`'s proposals for its text: Candidates with source "proposer" and
-    the proposal's score.
+    """record -> record with candidates += `tool`'s proposals for its text (`choose_proposals`, then `add_proposals`)."""
+    return add_proposals(record, choose_proposals(record.text, tool, registry, tokenized, config, placement))
 
-    Kept: score >= min_score, the best `per_position` at each token and the best `per_text` in all. A proposal
-    that equals a model sample at that token is not added again: the sample becomes source "both" (proposed
-    too, so the filter judges it as a proposal) and the duplicate is counted. Each proposal's character position
-    becomes the token where its text starts (`proposal_token`). They then meet the same execution and loss filter
-    as sampled calls.
-    """
+
+def choose_proposals(text: str, tool: str, registry: ToolRegistry, tokenized: TokenizedText, config: ProposeConfig,
+                     placement: str = "prefix") -> tuple[Candidate, ...]:
+    """`tool`'s proposals for `text` as Candidates with source "proposer" and the proposal's score.
+
+    Kept: score >= min_score, the best `per_position` at each token and the best `per_text` in all; a proposal
+    repeated at a token counts once. Each proposal's character position becomes the token where its text starts
+    (`proposal_token`). Chosen before the model samples, so the model can sample at their tokens too
+    (PositionConfig.at_proposals)."""
     if not config.enabled:
-        return record
+        return ()
     found = registry.get(tool)
     if found.proposer is None:
-        return record
-    text = record.text
+        return ()
     try:
         proposals: list[Proposal] = list(found.proposer(text))
     except Exception as err:  # a custom proposer's bug is reported with the tool's name
         raise ToolError(f"{found.name}: its proposer failed on the text {text[:60]!r}: {type(err).__name__}: {err}") from err
-    cands = list(record.candidates)
-    taken = {(c.tool, c.token, c.call): i for i, c in enumerate(cands)}
-    counts = record.counts
+    chosen: list[Candidate] = []
+    taken: set[tuple[int, str]] = set()
     at_token: Counter[int] = Counter()
-    kept = 0
     # Best first; ties keep the proposer's order, so the result does not depend on how sorting breaks them.
     for proposal in sorted(proposals, key=lambda p: -p.score):
-        if proposal.score < config.min_score or kept >= config.per_text:
+        if proposal.score < config.min_score or len(chosen) >= config.per_text:
             break
         if not 0 <= proposal.position < len(text):
             continue
         token = proposal_token(tokenized, proposal.position, placement)
         key = render_call(ToolCall(found.name, tuple(proposal.args), None))
-        if (found.name, token, key) in taken:
-            same = taken[(found.name, token, key)]
+        if (token, key) in taken or at_token[token] >= config.per_position:
+            continue
+        taken.add((token, key))
+        at_token[token] += 1
+        chosen.append(Candidate(found.name, tuple(proposal.args), key, token, tokenized.starts[token],
+                                source="proposer", score=proposal.score))
+    return tuple(chosen)
+
+
+def add_proposals(record: TextRecord, proposals: tuple[Candidate, ...]) -> TextRecord:
+    """record -> record with candidates += `proposals` (from `choose_proposals`). A proposal that equals a model
+    sample at its token, spaces aside (`20*30` is `20 * 30`), is not added again: the sample, as the model wrote
+    it, becomes source "both" (the model wrote it and a tool proposed it, so the filter judges it as a proposal)
+    and the duplicate is counted as a proposal_duplicate."""
+    if not proposals:
+        return record
+    cands = list(record.candidates)
+    taken: dict[tuple[str, int, str], int] = {}
+    for i, c in enumerate(cands):
+        taken.setdefault((c.tool, c.token, _spaceless(c.call)), i)
+    counts = record.counts
+    added = 0
+    for proposal in proposals:
+        same = taken.get((proposal.tool, proposal.token, _spaceless(proposal.call)))
+        if same is not None:
             if cands[same].source == "model":
                 cands[same] = replace(cands[same], source="both", score=proposal.score)
-            counts = bump(counts, found.name, "proposal_duplicates")
+            counts = bump(counts, proposal.tool, "proposal_duplicates")
             continue
-        if at_token[token] >= config.per_position:
-            continue
-        taken[(found.name, token, key)] = len(cands)
-        at_token[token] += 1
-        kept += 1
-        cands.append(Candidate(found.name, tuple(proposal.args), key, token, tokenized.starts[token],
-                               source="proposer", score=proposal.score))
-    counts = bump(counts, found.name, "proposed", kept)
+        taken[(proposal.tool, proposal.token, _spaceless(proposal.call))] = len(cands)
+        added += 1
+        cands.append(proposal)
+    counts = bump(counts, proposals[0].tool, "proposed", added)
     return replace(record, candidates=tuple(cands), counts=counts)
+
+
+def _spaceless(call: str) -> str:
+    return "".join(call.split())
 
 
 def proposal_token(tokenized: TokenizedText, position: int, placement: str = "prefix") -> int:

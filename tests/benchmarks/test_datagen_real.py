@@ -28,9 +28,9 @@ def test_a_run_on_the_toy_lm_reports_the_figures_at_the_configured_min_score(
     data = BENCHMARKS / "data" / "datagen_dev.jsonl"
     cands = tmp_path / "cands.jsonl"
     assert module.main(["--data", str(data), "--limit", "4", "--backend", "fake", "--candidates", str(cands),
-                        "--min-score", "0.6"]) == 0
+                        "--min-score", "0.6", "--no-at-proposals"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["min_score"] == 0.6
+    assert report["min_score"] == 0.6 and report["sampling"]["at_proposals"] is False
     (pair, entry), = report["pairs"].items()
     assert pair == "embedded/embedded"     # the fake backend: data-gen's judge is the model itself
     sweep = {row["min_score"]: row for row in entry["min_score_sweep"]}
@@ -42,3 +42,18 @@ def test_a_run_on_the_toy_lm_reports_the_figures_at_the_configured_min_score(
     # Proposals under the configured min_score were made (for the sweep) and written to the candidates file.
     rows = [json.loads(line) for line in cands.read_text().splitlines()]
     assert any(r.get("source") == "proposer" and r["score"] < 0.6 for r in rows)
+
+
+def test_with_the_model_sampling_at_the_proposals_a_run_proposes_at_min_score_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
+    data = BENCHMARKS / "data" / "datagen_dev.jsonl"
+    cands = tmp_path / "cands.jsonl"
+    assert module.main(["--data", str(data), "--limit", "4", "--backend", "fake", "--candidates", str(cands),
+                        "--min-score", "0.6", "--samples", "2", "--temperature", "0.5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sampling"] == {"m": {"calculator": 2}, "temperature": {"calculator": 0.5}, "at_proposals": True}
+    (entry,) = report["pairs"].values()
+    assert isinstance(entry["min_score_sweep"], str)      # a lower proposal would add places to sample: no sweep
+    rows = [json.loads(line) for line in cands.read_text().splitlines()]
+    assert not any(r.get("source") in ("proposer", "both") and r["score"] < 0.6 for r in rows)

@@ -93,7 +93,7 @@ def test_sampling_paper_restores_the_papers_values(tmp_path: Path, capsys: pytes
                  "--sampling", "paper", "--tau-p", "0.3"]) == 0
     config = json.loads((out / "run.json").read_text())["config"]
     assert config["sampling"] == "paper" and config["filter"]["tau_p"] == 0.3
-    assert config["overrides"]["calculator"] == {"tau_s": 0.0, "k": 20, "m": 10, "tau_f": 0.5, "tau_p": None,
+    assert config["overrides"]["calculator"] == {"tau_s": 0.0, "k": 20, "m": 10, "temperature": None, "tau_f": 0.5, "tau_p": None,
                                                  "propose": None}
     assert all(c["source"] == "model" for c in _corpus_calls(out))
 

@@ -19,7 +19,10 @@ def test_defaults_and_per_tool_overrides() -> None:
     pos, sam, fil = cfg.for_tool("QA")
     assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.05, 5, 5, 1.0)
     # Default sampling: Calculator's proposals carry its recall, so the model samples less there.
-    assert [(p.tau_s, p.k, s.m, f.tau_f) for p, s, f in [cfg.for_tool("Calculator")]] == [(0.0, 5, 2, 0.5)]
+    # It writes one greedy call at each position (with the proposals' tokens among them).
+    assert [(p.tau_s, p.k, s.m, s.temperature, f.tau_f, p.at_proposals)
+            for p, s, f in [cfg.for_tool("Calculator")]] == [(0.0, 5, 1, 0.0, 0.5, True)]
+    assert cfg.for_tool("calendar")[1].temperature == 1.0
     pos, sam, fil = cfg.for_tool("mt")
     assert (pos.tau_s, pos.k, sam.m, fil.tau_f) == (0.0, 20, 10, 0.5)
     assert sam.constrain and cfg.proposes("calculator") and fil.threshold("proposer") == fil.tau_p == -0.5
@@ -59,6 +62,15 @@ def test_proposals_pass_where_they_do_not_hurt_a_tool_may_differ_and_a_typed_tau
     assert (own.for_tool("Calendar")[2].tau_p, own.for_tool("calculator")[2].tau_p) == (0.2, -0.5)
     typed = build_config(_args(tau_p=0.3))
     assert typed.for_tool("calendar")[2].tau_p == typed.for_tool("calculator")[2].tau_p == 0.3
+
+
+def test_a_typed_temperature_or_sample_count_wins_over_the_tools_own() -> None:
+    from toolcall.cli.datagen_cmd import build_config
+
+    typed = build_config(_args(temperature=0.5))
+    assert typed.for_tool("calculator")[1].temperature == typed.for_tool("calendar")[1].temperature == 0.5
+    assert typed.for_tool("calculator")[1].m == 1      # untouched: only what was typed is cleared
+    assert build_config(_args(samples=3)).for_tool("calculator")[1].m == 3
 
 
 def test_bad_placement_is_a_config_error() -> None:

@@ -83,6 +83,13 @@ def test_a_proposal_equal_to_a_model_sample_is_not_added_again() -> None:
     assert rec.candidates == (replace(SAMPLED, source="both", score=0.7),)    # judged as a proposal
     assert rec.counts["Adder"] == {"proposal_duplicates": 1, "proposed": 0}
     assert FilterConfig(tau_f=0.5, tau_p=0.1).threshold("both") == 0.1
+    # the same call spaced otherwise is the same call; the model's spelling is kept
+    tight = replace(SAMPLED, args=("2+2",), call="[Adder(2+2)]")
+    rec = propose_calls(TextRecord(TEXT, candidates=(tight,)), "Adder", reg, tokenized(), ProposeConfig())
+    assert rec.candidates == (replace(tight, source="both", score=0.7),)
+    other = replace(SAMPLED, args=("2 + 3",), call="[Adder(2 + 3)]")
+    assert [c.source for c in propose_calls(TextRecord(TEXT, candidates=(other,)), "Adder", reg, tokenized(),
+                                            ProposeConfig()).candidates] == ["model", "proposer"]
 
 
 def test_min_score_and_the_caps_keep_the_best() -> None:
@@ -158,9 +165,9 @@ LM_TEXTS = [
 SHOP = "The shop sold 12 apples and 30 pears, a total of 42 fruits. It was Monday, January 30."
 
 
-def pipeline_config(sampling: str) -> DataGenConfig:
-    return DataGenConfig(sampling=sampling, positions=PositionConfig(tau_s=0.9, k=1), sample=SampleConfig(m=1, seed=1),
-                         filter=FilterConfig(tau_f=1e9, tau_p=-1e9), overrides={})
+def pipeline_config(sampling: str, at_proposals: bool = True) -> DataGenConfig:
+    return DataGenConfig(sampling=sampling, positions=PositionConfig(tau_s=0.9, k=1, at_proposals=at_proposals),
+                         sample=SampleConfig(m=1, seed=1), filter=FilterConfig(tau_f=1e9, tau_p=-1e9), overrides={})
 
 
 def test_the_pipeline_judges_proposals_in_default_sampling_only() -> None:
@@ -168,14 +175,19 @@ def test_the_pipeline_judges_proposals_in_default_sampling_only() -> None:
     reg = default_registry(["calculator", "calendar"], entry_points=False)
     out, summary = Pipeline(fake, reg, pipeline_config("default")).process(SHOP)
     assert out is not None
-    # The model sampled "12 + 30" there too ("both"): judged as a proposal, by tau_p.
+    # The model sampled "12 + 30" there too ("both", at its own top position): judged as a proposal, by tau_p. Its
+    # only position (k=1) is not the Calendar's; it samples there because the Calendar proposes a call there.
     assert [(c["tool"], c["args"], c["result"], c["source"]) for c in out["calls"]] == [
         ("Calculator", ["12 + 30"], "42", "both"),
-        ("Calendar", [], "Today is Monday, January 30, 2023.", "proposer")]
+        ("Calendar", [], "Today is Monday, January 30, 2023.", "both")]
     assert out["text"] == ("The shop sold 12 apples and 30 pears, a total of [Calculator(12 + 30) -> 42] 42 fruits. "
                            "It was [Calendar() -> Today is Monday, January 30, 2023.] Monday, January 30.")
     assert summary["counts"]["Calculator"]["proposal_duplicates"] == 1
-    assert summary["counts"]["Calendar"]["proposed"] == 1
+    assert summary["counts"]["Calendar"] == {"samples": 2, "executed": 2, "proposal_duplicates": 1, "proposed": 0}
+    assert summary["positions"] == {"Calculator": 1, "Calendar": 2}
+    alone, summary = Pipeline(fake, reg, pipeline_config("default", at_proposals=False)).process(SHOP)
+    assert alone is not None and [c["source"] for c in alone["calls"]] == ["both", "proposer"]
+    assert summary["counts"]["Calendar"]["proposed"] == 1 and summary["positions"]["Calendar"] == 1
     paper, summary = Pipeline(fake, reg, pipeline_config("paper")).process(SHOP)
     assert paper is None and "proposed" not in summary["counts"].get("Calculator", {})
 

@@ -11,7 +11,7 @@ from toolcall.data_gen.execute import CallRunner, execute_calls
 from toolcall.data_gen.filter import score_candidates
 from toolcall.data_gen.merge import merge_record
 from toolcall.data_gen.pipeline import Pipeline
-from toolcall.data_gen.positions import PromptStates, find_positions
+from toolcall.data_gen.positions import PromptStates, add_positions, find_positions
 from toolcall.data_gen.records import TextRecord
 from toolcall.data_gen.reference import naive_losses
 from toolcall.data_gen.sample import sample_calls
@@ -65,6 +65,28 @@ def test_the_likeliest_position_is_where_the_texts_put_the_call(fake: FakeBacken
     (tok, char, p, opener), *_ = rec.positions["Calculator"]
     assert TEXT[:char] == "The shop sold 12 apples and 30 pears, a total of" and opener == " ["
     assert p > 0.3
+
+
+def test_positions_are_added_where_a_tool_proposes_a_call(fake: FakeBackend, registry: Any) -> None:
+    states = PromptStates(fake, PositionConfig.open_texts, registry)
+    own = find_positions(TextRecord(TEXT), "Calculator", states, PositionConfig(tau_s=0.05, k=1))
+    (best, *_), = [own.positions["Calculator"]]
+    plen, tt, _, open_p = states.get("Calculator", TEXT)
+    at = max(i for i, start in enumerate(tt.starts) if start <= TEXT.index("30"))   # the token holding "30"
+    rec = add_positions(own, "Calculator", states, [at, best.token, at, 0])
+    # the model's own position first and once; token 0 has no context to predict a call-open from
+    assert [p.token for p in rec.positions["Calculator"]] == [best.token, at]
+    added = rec.positions["Calculator"][1]
+    row = open_p[plen + at - 1]
+    assert added.char == tt.starts[at] and added.p == pytest.approx(sum(row))
+    assert added.open_text == states.opens[row.index(max(row))][0]
+    assert add_positions(own, "Calculator", states, []).positions == own.positions
+    # After a space the open without one is taken, however unlikely the model finds both there.
+    text = "The shop sold 12 apples and 30 pears, a total of\n42 fruits."
+    plen, tt, _, open_p = states.get("Calculator", text)
+    at = tt.starts.index(text.index("42"))
+    (added,) = add_positions(TextRecord(text), "Calculator", states, [at]).positions["Calculator"]
+    assert text[added.char - 1] == "\n" and added.open_text == "["
 
 
 @pytest.mark.parametrize("placement", ["prefix", "inline"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from script_module import BENCHMARKS, load_script
@@ -22,14 +23,20 @@ def test_a_min_score_drops_weak_proposals_and_keeps_the_models_own_sample() -> N
     assert module.above(scored, 0.4) == scored
 
 
+def _run_on_toy_lm(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                   *flags: str) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """(the script's module, its report, the candidate rows) of a 4-text run on the fake backend at min_score 0.6."""
+    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
+    cands = tmp_path / "cands.jsonl"
+    assert module.main(["--data", str(BENCHMARKS / "data" / "datagen_dev.jsonl"), "--limit", "4", "--backend", "fake",
+                        "--candidates", str(cands), "--min-score", "0.6", *flags]) == 0
+    report = json.loads(capsys.readouterr().out)
+    return module, report, [json.loads(line) for line in cands.read_text().splitlines()]
+
+
 def test_a_run_on_the_toy_lm_reports_the_figures_at_the_configured_min_score(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
-    data = BENCHMARKS / "data" / "datagen_dev.jsonl"
-    cands = tmp_path / "cands.jsonl"
-    assert module.main(["--data", str(data), "--limit", "4", "--backend", "fake", "--candidates", str(cands),
-                        "--min-score", "0.6", "--no-at-proposals"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    module, report, rows = _run_on_toy_lm(tmp_path, capsys, "--no-at-proposals")
     assert report["min_score"] == 0.6 and report["sampling"]["at_proposals"] is False
     (pair, entry), = report["pairs"].items()
     assert pair == "embedded/embedded"     # the fake backend: data-gen's judge is the model itself
@@ -40,20 +47,13 @@ def test_a_run_on_the_toy_lm_reports_the_figures_at_the_configured_min_score(
     assert [sweep[m]["kept"] for m in module.MIN_SCORES] == sorted((sweep[m]["kept"] for m in module.MIN_SCORES),
                                                                     reverse=True)
     # Proposals under the configured min_score were made (for the sweep) and written to the candidates file.
-    rows = [json.loads(line) for line in cands.read_text().splitlines()]
     assert any(r.get("source") == "proposer" and r["score"] < 0.6 for r in rows)
 
 
 def test_with_the_model_sampling_at_the_proposals_a_run_proposes_at_min_score_only(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
-    data = BENCHMARKS / "data" / "datagen_dev.jsonl"
-    cands = tmp_path / "cands.jsonl"
-    assert module.main(["--data", str(data), "--limit", "4", "--backend", "fake", "--candidates", str(cands),
-                        "--min-score", "0.6", "--samples", "2", "--temperature", "0.5"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    _, report, rows = _run_on_toy_lm(tmp_path, capsys, "--samples", "2", "--temperature", "0.5")
     assert report["sampling"] == {"m": {"calculator": 2}, "temperature": {"calculator": 0.5}, "at_proposals": True}
     (entry,) = report["pairs"].values()
     assert isinstance(entry["min_score_sweep"], str)      # a lower proposal would add places to sample: no sweep
-    rows = [json.loads(line) for line in cands.read_text().splitlines()]
     assert not any(r.get("source") in ("proposer", "both") and r["score"] < 0.6 for r in rows)

@@ -297,16 +297,12 @@ def main(argv: list[str] | None = None) -> int:
                      propose=replace(config.propose, min_score=min(MIN_SCORES[0], min_score) if sweep_min_score
                                      else min_score))
     taus = {k: v for k, v in (("tau_f", args.tau_f), ("tau_p", args.tau_p)) if v is not None}
-    if taus:
-        # A tau_f typed here replaces the mode's per-tool tau_f too, as the CLI's stage flags do.
-        config = replace(config, filter=replace(config.filter, **taus),
-                         overrides=without_overrides(mode_overrides(config.sampling), set(taus)))
-    if args.samples is not None:
-        config = replace(config, sample=replace(config.sample, m=args.samples),
-                         overrides=without_overrides(config.tool_overrides(), {"m"}))
-    if args.temperature is not None:
-        config = replace(config, sample=replace(config.sample, temperature=args.temperature),
-                         overrides=without_overrides(config.tool_overrides(), {"temperature"}))
+    sampling = {k: v for k, v in (("m", args.samples), ("temperature", args.temperature)) if v is not None}
+    if taus or sampling:
+        # A value typed here replaces the mode's per-tool value too (a tau_f, m or temperature), as the CLI's stage
+        # flags do.
+        config = replace(config, filter=replace(config.filter, **taus), sample=replace(config.sample, **sampling),
+                         overrides=without_overrides(mode_overrides(config.sampling), set(taus) | set(sampling)))
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     scorer_names = [s.strip() for s in args.scorers.split(",")] if args.scorers else None
     load_seconds: dict[str, float] = {}

@@ -16,8 +16,14 @@ TOOL_PROMPTS: dict[str, tuple[str, str, str, str, str, tuple[tuple[str, str], ..
              "The number in the next term is 18 + 12 x 3 = [Calculator(18 + 12 * 3)] 54."),
             ("The population is 658,893 people. This is 11.4% of the national average of 5,763,868 people.",
              "The population is 658,893 people. This is 11.4% of the national average of [Calculator(658,893 / 11.4%)] 5,763,868 people."),
-            ("A total of 252 qualifying matches were played, and 723 goals were scored (an average of 2.87 per match).",
-             "A total of 252 qualifying matches were played, and 723 goals were scored (an average of [Calculator(723 / 252)] 2.87 per match)."),
+            # The paper's Input here ends "three times less than the 2169 goals last year", which its Output does not
+            # say (a slip); both take the Output's sentence.
+            ("A total of 252 qualifying matches were played, and 723 goals were scored (an average of 2.87 per match). "
+             "This is twenty goals more than the 703 goals last year.",
+             "A total of 252 qualifying matches were played, and 723 goals were scored (an average of [Calculator(723 / 252)] 2.87 per match). "
+             "This is twenty goals more than the [Calculator(723 - 20)] 703 goals last year."),
+            ("I went to Paris in 1994 and stayed there until 2011, so in total, it was 17 years.",
+             "I went to Paris in 1994 and stayed there until 2011, so in total, it was [Calculator(2011 - 1994)] 17 years."),
             ("From this, we have 4 * 30 minutes = 120 minutes.",
              "From this, we have 4 * 30 minutes = [Calculator(4 * 30)] 120 minutes."),
         ),

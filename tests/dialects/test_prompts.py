@@ -129,3 +129,16 @@ def test_prompts_are_package_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)  # the data files are found relative to the package, not the working directory
     assert "Calculator" in TF.prompt("q", default_registry(["calculator"]).specs(), CHAT)
     assert "Capabilities and tools that MOSS can possess." in get_dialect("moss").prompt("q", None, CHAT)
+
+
+def test_toolformer_demos_take_the_offered_tools_in_turn() -> None:
+    tools = default_registry(["calculator", "calendar", "wikisearch"]).specs()
+    replies = [m["content"] for m in TF.messages("q", tools) if m["role"] == "assistant"]
+    called = [TF.parse(reply).calls[0].tool for reply in replies]
+    # Each tool's first example, then the rest: the examples right before the question are not one other tool's.
+    assert called[:3] == ["Calculator", "Calendar", "WikiSearch"]
+    assert called[3:] == ["Calculator"] * (len(called) - 3) and len(called) > 4
+    alone = [m["content"] for m in TF.messages("q", default_registry(["calculator"]).specs()) if m["role"] == "assistant"]
+    assert [r for r in replies if "[Calculator(" in r] == alone        # one tool's examples keep their order
+    few = [m["content"] for m in TF.messages("q", tools, few_shot=3) if m["role"] == "assistant"]
+    assert [TF.parse(reply).calls[0].tool for reply in few] == ["Calculator", "Calendar", "WikiSearch"]

@@ -1,19 +1,23 @@
 """What the dialects' prompts are made of: their data files, a user's override file, and how a tool is named."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ConfigError
 from ..specs import ToolSpec
 
 #: A file that replaces a dialect's instruction text, or None for the dialect's own.
 PromptSource = str | os.PathLike[str] | None
+T = TypeVar("T")
+
+
 class ChatTemplate(Protocol):
     """Renders chat messages with the model's chat template, e.g. a bound `Backend.chat_prompt`; `tools` are JSON
     schemas for a template that shows tools its own way."""
@@ -59,6 +63,16 @@ def builtin_key(names: Sequence[str], table: Mapping[str, Any]) -> str | None:
             if key.lower() == name.lower():
                 return key
     return None
+
+
+def interleaved(per_tool: Sequence[Sequence[T]]) -> list[T]:
+    """Each offered tool's worked examples taken in turn (the first of each, then the second of each, ...).
+
+    Grouped by tool, the examples just before the question were all the last tools', and a model follows the nearest
+    ones: offered calculator, calendar and WikiSearch, toolformer-smollm2 called on 84 of 100 held-out math problems
+    grouped and on 100 in turn (50% and 62% right; 62% with the calculator alone). In turn, `few_shot` K also shows
+    every tool's first example before any tool's second."""
+    return [example for row in itertools.zip_longest(*per_tool) for example in row if example is not None]
 
 
 def shots(few_shot: int | bool, available: int) -> int:

@@ -34,7 +34,16 @@ from .base import (
     rule,
     unquote,
 )
-from .prompt_data import ChatTemplate, PromptSource, builtin_key, read_json, read_override, shots, signature
+from .prompt_data import (
+    ChatTemplate,
+    PromptSource,
+    builtin_key,
+    interleaved,
+    read_json,
+    read_override,
+    shots,
+    signature,
+)
 
 # Where a call may start: `<API>`, or `[` right before `Name(`. Prose brackets ([1], [citation needed],
 # [text](url), [a, b]) never match, so they are neither calls nor issues.
@@ -514,12 +523,12 @@ class ToolformerDialect(Dialect):
         """
         data = read_json(PROMPT_FILE)
         lines: list[str] = []
-        demos: list[tuple[str, str]] = []
+        per_tool: list[list[tuple[str, str]]] = []
         for t in tools:
             key = builtin_key((t.name, *t.aliases), data["tools"])
             if key is not None:
                 lines.append(f"- {data['tools'][key]['line']}")
-                demos += [(user, assistant) for user, assistant in data["tools"][key]["examples"]]
+                per_tool.append([(user, assistant) for user, assistant in data["tools"][key]["examples"]])
                 continue
             description = t.description.strip() or "no description"
             line = data["custom_line"].format(signature=signature(t), description=description)
@@ -528,6 +537,7 @@ class ToolformerDialect(Dialect):
             lines.append(f"- {line}")
         template = read_override(instruction) or data["instruction"]
         messages = [{"role": "system", "content": template.replace("{tools}", "\n".join(lines))}]
+        demos = interleaved(per_tool)
         for user, assistant in demos[:shots(few_shot, len(demos))]:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         messages += [dict(m) for m in history or []]

@@ -131,14 +131,33 @@ def test_prompts_are_package_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "Capabilities and tools that MOSS can possess." in get_dialect("moss").prompt("q", None, CHAT)
 
 
-def test_toolformer_demos_take_the_offered_tools_in_turn() -> None:
-    tools = default_registry(["calculator", "calendar", "wikisearch"]).specs()
-    replies = [m["content"] for m in TF.messages("q", tools) if m["role"] == "assistant"]
-    called = [TF.parse(reply).calls[0].tool for reply in replies]
-    # Each tool's first example, then the rest: the examples right before the question are not one other tool's.
-    assert called[:3] == ["Calculator", "Calendar", "WikiSearch"]
-    assert called[3:] == ["Calculator"] * (len(called) - 3) and len(called) > 4
-    alone = [m["content"] for m in TF.messages("q", default_registry(["calculator"]).specs()) if m["role"] == "assistant"]
-    assert [r for r in replies if "[Calculator(" in r] == alone        # one tool's examples keep their order
-    few = [m["content"] for m in TF.messages("q", tools, few_shot=3) if m["role"] == "assistant"]
-    assert [TF.parse(reply).calls[0].tool for reply in few] == ["Calculator", "Calendar", "WikiSearch"]
+def _called(question: str, names: list[str], few_shot: int | bool = True) -> list[str]:
+    messages = TF.messages(question, default_registry(names).specs(), few_shot=few_shot)
+    return [TF.parse(m["content"]).calls[0].tool for m in messages if m["role"] == "assistant"]
+
+
+def test_toolformer_demos_of_the_tool_the_question_fits_come_last() -> None:
+    three = ["calculator", "calendar", "wikisearch"]
+    # A small model calls the tool of the examples nearest the question: grouped in the offered order, a math
+    # question sat after the Calendar's and WikiSearch's examples.
+    math = _called("One umbrella costs $1.50. What do 2 umbrellas cost?", three)
+    assert math[-5:] == ["Calculator"] * 5 and math[:2] == ["Calendar", "WikiSearch"]
+    assert _called("What day of the week will it be tomorrow?", three)[-1] == "Calendar"
+    assert _called("Where is the Taj Mahal?", ["wikisearch", "calculator"])[-1] == "WikiSearch"
+    # Nothing in common with any tool's examples: the offered order, as before.
+    assert _called("Tell me something.", three) == ["Calculator"] * 5 + ["Calendar", "WikiSearch"]
+
+
+def test_toolformer_demos_keep_each_tool_whole_and_one_tool_fixed() -> None:
+    three = default_registry(["calculator", "calendar", "wikisearch"]).specs()
+    alone = default_registry(["calculator"]).specs()
+    replies = [m["content"] for m in TF.messages("How many eggs are left?", three) if m["role"] == "assistant"]
+    only = [m["content"] for m in TF.messages("q", alone) if m["role"] == "assistant"]
+    assert [r for r in replies if "[Calculator(" in r] == only           # a tool's examples keep their order
+    # One tool: the same examples for every question, so the prompt's head is shared (a server's prefix cache).
+    assert TF.messages("What day is it?", alone)[:-1] == TF.messages("How many eggs?", alone)[:-1]
+    # few_shot K picks the first K in the offered order, then they are placed.
+    three_names = ["calculator", "calendar", "wikisearch"]
+    assert _called("What day of the week is it?", three_names, few_shot=2) == ["Calculator"] * 2
+    assert _called("What day of the week is it?", three_names, few_shot=6) == ["Calculator"] * 5 + ["Calendar"]
+    assert _called("How many eggs?", three_names, few_shot=7)[:2] == ["Calendar", "WikiSearch"]

@@ -38,10 +38,9 @@ from .prompt_data import (
     ChatTemplate,
     PromptSource,
     builtin_key,
-    interleaved,
+    by_relevance,
     read_json,
     read_override,
-    shots,
     signature,
 )
 
@@ -537,8 +536,7 @@ class ToolformerDialect(Dialect):
             lines.append(f"- {line}")
         template = read_override(instruction) or data["instruction"]
         messages = [{"role": "system", "content": template.replace("{tools}", "\n".join(lines))}]
-        demos = interleaved(per_tool)
-        for user, assistant in demos[:shots(few_shot, len(demos))]:
+        for user, assistant in by_relevance(question, per_tool, few_shot):
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         messages += [dict(m) for m in history or []]
         messages.append({"role": "user", "content": question})

@@ -66,8 +66,8 @@ def builtin_key(names: Sequence[str], table: Mapping[str, Any]) -> str | None:
 
 def by_relevance(question: str, per_tool: Sequence[Sequence[tuple[str, str]]], few_shot: int | bool = True
                  ) -> list[tuple[str, str]]:
-    """Worked examples (user, assistant), each tool's together and in its own order, the tool whose examples' requests
-    share the most words with `question` last, nearest the question; ties keep the offered order. `few_shot` picks the
+    """Worked examples (user, assistant), each tool's together and in its own order, the tool whose example requests
+    share the most content words with `question` last, nearest it; ties keep the offered order. `few_shot` picks the
     examples first, as before (the first K, in the offered order).
 
     A small model calls the tool of the examples just before the question. Offered calculator, calendar and WikiSearch
@@ -83,12 +83,16 @@ def by_relevance(question: str, per_tool: Sequence[Sequence[tuple[str, str]]], f
         """How many of the question's content words the tool's example requests use (any of them)."""
         return len(asked & set().union(*(_words(user) for user, _ in per_tool[tool])))
 
-    order = sorted(range(len(per_tool)), key=relevance) if len(per_tool) > 1 else [0]
+    order = sorted(range(len(per_tool)), key=relevance)
     return [example for tool in order for which, example in flat if which == tool]
 
 
 # Words any request may use, whatever it asks for.
-_GLUE = frozenset(["a", "an", "the", "is", "are", "was", "were", "be", "it", "its", "this", "that", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "but", "as", "what", "which", "who", "where", "when", "how", "do", "does", "did", "i", "you", "we", "he", "she", "they", "me", "my", "your", "our"])
+_GLUE = frozenset([
+    "a", "an", "the", "is", "are", "was", "were", "be", "it", "its", "this", "that", "of", "in", "on", "at", "to", "for",
+    "from", "by", "with", "and", "or", "but", "as", "what", "which", "who", "where", "when", "how", "do", "does", "did",
+    "i", "you", "we", "he", "she", "they", "me", "my", "your", "our",
+])
 
 
 def _words(text: str) -> set[str]:

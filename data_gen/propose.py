@@ -78,13 +78,14 @@ def add_proposals(record: TextRecord, proposals: tuple[Candidate, ...]) -> TextR
     counts = record.counts
     added = 0
     for proposal in proposals:
-        same = taken.get((proposal.tool, proposal.token, _spaceless(proposal.call)))
+        key = (proposal.tool, proposal.token, _spaceless(proposal.call))
+        same = taken.get(key)
         if same is not None:
             if cands[same].source == "model":
                 cands[same] = replace(cands[same], source="both", score=proposal.score)
             counts = bump(counts, proposal.tool, "proposal_duplicates")
             continue
-        taken[(proposal.tool, proposal.token, _spaceless(proposal.call))] = len(cands)
+        taken[key] = len(cands)
         added += 1
         cands.append(proposal)
     counts = bump(counts, proposals[0].tool, "proposed", added)

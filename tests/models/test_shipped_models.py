@@ -10,7 +10,8 @@ from toolcall.models import NAMED_MODELS, named_model_path, resolve_model
 
 #: How each shipped model's corpus was made, as its recipe must say.
 RECIPES = {"toolformer-smollm2": ("tool_texts", "toolcall data-gen"),
-           "schema-tools-smollm2": ("toolcall.data_gen.corpora.schema_tools", "answer_filter")}
+           "schema-tools-smollm2": ("toolcall.data_gen.corpora.schema_tools", "answer_filter"),
+           "word-problems-smollm2": ("svamp_train_texts", "toolcall data-gen", "word_problem_chat.py")}
 
 
 def test_every_named_model_ships_its_adapter_and_recipe() -> None:
@@ -61,6 +62,30 @@ def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> Non
         right += any(c.ok and c.tool == "Calculator" and c.result == answer for c in result.calls)
     assert right >= 2
 
+
+
+#: Word problems written for this test (not SVAMP's), each with a set-up to read: what is taken away, shared or added.
+WORD_PROBLEMS = [
+    ("Maria had 45 stickers. She gave 18 of them to her brother. How many stickers does Maria have now?", "27"),
+    ("A farmer planted 12 rows of apple trees with 9 trees in each row. How many apple trees did he plant?", "108"),
+    ("56 students sit in groups of 8. How many groups are there?", "7"),
+    ("Tom read 23 pages on Monday and 38 pages on Tuesday. How many pages did he read in all?", "61"),
+]
+
+
+@pytest.mark.model
+def test_the_word_problem_adapter_answers_with_the_calculator_where_the_base_model_does_not() -> None:
+    from toolcall.api import generate
+
+    def right_calls(model: str | None) -> int:
+        right = 0
+        for question, answer in WORD_PROBLEMS:
+            result = generate(question, model=model, tools=["calculator"])
+            right += any(c.ok and c.tool == "Calculator" and c.result == answer for c in result.calls)
+        return right
+
+    tuned, base = right_calls("word-problems-smollm2"), right_calls(None)
+    assert tuned >= 2 and base < tuned  # here: 2 of 4 (take-away, rows of trees) against 0 of 4
 
 def test_an_unknown_model_name_is_an_error_naming_the_shipped_ones() -> None:
     from toolcall.backends.hf_loading import load_model_and_tokenizer

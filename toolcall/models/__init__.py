@@ -20,7 +20,8 @@ EMBEDDED = "embedded"
 
 #: name -> folder beside this file holding adapter_config.json, adapter_model.safetensors and README.md (the recipe).
 NAMED_MODELS: dict[str, str] = {"toolformer-smollm2": "toolformer-smollm2",
-                                "schema-tools-smollm2": "schema-tools-smollm2"}
+                                "schema-tools-smollm2": "schema-tools-smollm2",
+                                "word-problems-smollm2": "word-problems-smollm2"}
 
 
 def named_model_path(name: str) -> Path | None:

@@ -63,7 +63,6 @@ def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> Non
     assert right >= 2
 
 
-
 #: Word problems written for this test (not SVAMP's), each with a set-up to read: what is taken away, shared or added.
 WORD_PROBLEMS = [
     ("Maria had 45 stickers. She gave 18 of them to her brother. How many stickers does Maria have now?", "27"),
@@ -86,6 +85,7 @@ def test_the_word_problem_adapter_answers_with_the_calculator_where_the_base_mod
 
     tuned, base = right_calls("word-problems-smollm2"), right_calls(None)
     assert tuned >= 2 and base < tuned  # here: 2 of 4 (take-away, rows of trees) against 0 of 4
+
 
 def test_an_unknown_model_name_is_an_error_naming_the_shipped_ones() -> None:
     from toolcall.backends.hf_loading import load_model_and_tokenizer

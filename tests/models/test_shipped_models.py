@@ -42,7 +42,6 @@ def test_names_resolve_to_the_package_and_paths_stay_paths(tmp_path: Path) -> No
 def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> None:
     import torch
 
-    from toolcall.api import generate
     from toolcall.backends.hf_loading import load_model_and_tokenizer
 
     base, tok = load_model_and_tokenizer(None)
@@ -56,11 +55,18 @@ def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> Non
     problems = [("Nina bakes 6 trays of cookies with 14 cookies on each tray. How many cookies does she bake?", "84"),
                 ("A library has 245 books and lends out 68. How many books are left?", "177"),
                 ("There are 144 pencils shared equally among 12 students. How many pencils does each student get?", "12")]
+    assert right_calculator_calls("toolformer-smollm2", problems) >= 2
+
+
+def right_calculator_calls(model: str | None, problems: list[tuple[str, str]]) -> int:
+    """How many of the problems get a Calculator call whose result is the answer (greedy, the calculator offered)."""
+    from toolcall.api import generate
+
     right = 0
     for question, answer in problems:
-        result = generate(question, model="toolformer-smollm2", tools=["calculator"])
+        result = generate(question, model=model, tools=["calculator"])
         right += any(c.ok and c.tool == "Calculator" and c.result == answer for c in result.calls)
-    assert right >= 2
+    return right
 
 
 #: Word problems written for this test (not SVAMP's), each with a set-up to read: what is taken away, shared or added.
@@ -74,16 +80,7 @@ WORD_PROBLEMS = [
 
 @pytest.mark.model
 def test_the_word_problem_adapter_answers_with_the_calculator_where_the_base_model_does_not() -> None:
-    from toolcall.api import generate
-
-    def right_calls(model: str | None) -> int:
-        right = 0
-        for question, answer in WORD_PROBLEMS:
-            result = generate(question, model=model, tools=["calculator"])
-            right += any(c.ok and c.tool == "Calculator" and c.result == answer for c in result.calls)
-        return right
-
-    tuned, base = right_calls("word-problems-smollm2"), right_calls(None)
+    tuned, base = right_calculator_calls("word-problems-smollm2", WORD_PROBLEMS), right_calculator_calls(None, WORD_PROBLEMS)
     assert tuned >= 2 and base < tuned  # here: 2 of 4 (take-away, rows of trees) against 0 of 4
 
 

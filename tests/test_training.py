@@ -144,6 +144,7 @@ def test_config_validation() -> None:
         TrainConfig(Path("c"), Path("o"), warmup=1.5).validate()
     assert TrainConfig(Path("c"), Path("o")).learning_rate() == 1e-5
     assert TrainConfig(Path("c"), Path("o"), lora=True).learning_rate() == 1e-4
+    assert TrainConfig(Path("c"), Path("o"), from_adapter="a").learning_rate() == 1e-4
 
 
 # --- fine-tuning the tiny model -------------------------------------------------------------------------
@@ -194,6 +195,64 @@ def test_lora_fine_tune_saves_an_adapter_that_reloads(tiny: Path, tmp_path: Path
     ids = torch.tensor([[3, 4, 5, 6]])
     with torch.no_grad():
         assert not torch.allclose(merged(input_ids=ids).logits, base(input_ids=ids).logits)
+
+
+def test_an_adapter_trained_further_stays_one_adapter_over_the_same_base(tiny: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    from safetensors.torch import load_file
+
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    first = tmp_path / "first"
+    train(TrainConfig(corpus=corpus, output=first, model=str(tiny), max_steps=2, batch_size=2, lora=True, lr=5e-2,
+                      lora_r=4, lora_alpha=8, lora_targets=("q_proj", "k_proj")))
+    again = tmp_path / "again"
+    # The flags' rank and modules (the defaults: 8, q_proj,v_proj) give way to the adapter's own.
+    result = train(TrainConfig(corpus=corpus, output=again, from_adapter=str(first), max_steps=2, batch_size=2,
+                               lr=5e-2))
+    assert result.lora and result.steps == 2 and result.verified_max_logit_diff is not None
+    config = json.loads((again / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny.resolve())
+    assert (config["r"], config["lora_alpha"], sorted(config["target_modules"])) == (4, 8, ["k_proj", "q_proj"])
+    before = load_file(str(first / "adapter_model.safetensors"))
+    after = load_file(str(again / "adapter_model.safetensors"))
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        one = load_model_and_tokenizer(first)[0](input_ids=ids).logits
+        two = load_model_and_tokenizer(again)[0](input_ids=ids).logits
+    assert not torch.allclose(one, two)
+
+
+def test_from_adapter_refuses_a_model_and_a_folder_without_an_adapter(tiny: Path, tmp_path: Path) -> None:
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    with pytest.raises(ConfigError, match="leave --model out"):
+        TrainConfig(corpus, tmp_path / "o", model=str(tiny), from_adapter=str(tiny)).validate()
+    with pytest.raises(ConfigError, match="no adapter_config.json"):
+        train(TrainConfig(corpus=corpus, output=tmp_path / "o", from_adapter=str(tiny), max_steps=1))
+
+
+def test_an_adapter_over_a_shipped_model_names_its_folder_as_base(tmp_path: Path) -> None:
+    from toolcall.models import named_model_path
+    from toolcall.training import save_lora
+
+    class Saved:
+        def save_pretrained(self, output: Path, **_: Any) -> None:
+            (output / "adapter_config.json").write_text("{}", encoding="utf-8")
+
+    class Tokenizer:
+        def save_pretrained(self, output: Path) -> None:
+            pass
+
+    save_lora(Saved(), Tokenizer(), tmp_path / "a", "schema-tools-smollm2")
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(named_model_path("schema-tools-smollm2"))
+    save_lora(Saved(), Tokenizer(), tmp_path / "b", None)
+    assert json.loads((tmp_path / "b" / "adapter_config.json").read_text())["base_model_name_or_path"] == "embedded"
 
 
 def test_bf16_trains_on_a_machine_without_an_accelerator(tiny: Path, tmp_path: Path,

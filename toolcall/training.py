@@ -41,6 +41,9 @@ class TrainConfig:
                                           "message offering tools, the user's request) out of the loss; records "
                                           "without prompt_chars are learned whole")
     lora: bool = option(False, help="train a LoRA adapter (PEFT) instead of all weights")
+    from_adapter: str | None = option(None, metavar="PATH", help="train this LoRA adapter further (a directory or a "
+                                      "shipped model's name): its rank, alpha and modules, over its own base, "
+                                      "saved as one adapter; implies --lora, and --model must be left out")
     lora_r: int = option(8, metavar="R", help="LoRA rank")
     lora_alpha: int = option(16, metavar="ALPHA", help="LoRA alpha")
     lora_dropout: float = option(0.05, metavar="P", help="LoRA dropout")
@@ -52,7 +55,7 @@ class TrainConfig:
     logging_steps: int = option(10, metavar="N", help="log the loss every N steps (stderr)")
 
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (1e-4 if self.lora else 1e-5)
+        return self.lr if self.lr is not None else (1e-4 if self.lora or self.from_adapter is not None else 1e-5)
 
     def validate(self) -> None:
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -62,6 +65,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if self.from_adapter is not None and self.model is not None:
+            raise ConfigError("--from-adapter trains the adapter over its own base model; leave --model out "
+                              f"(got --model {self.model})")
         if self.lora and not self.lora_targets:
             raise ConfigError("lora_targets must name at least one module, e.g. q_proj,v_proj")
         if self.learning_rate() <= 0:
@@ -85,6 +91,23 @@ class TrainResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def adapter_folder(adapter: str) -> tuple[Path, str | None]:
+    """A LoRA adapter's folder (a shipped model's name resolved) and its base as the loader names it (None: the
+    embedded model)."""
+    from .models import resolve_model
+
+    folder = Path(resolve_model(adapter) or adapter)
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"--from-adapter {adapter}: {folder} holds no adapter_config.json; pass a LoRA adapter "
+                          "directory or a shipped model's name")
+    try:
+        base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise ConfigError(f"{config_file}: not a JSON object ({err})") from err
+    return folder, None if base in (None, "", EMBEDDED) else str(base)
 
 
 # --- the corpus -----------------------------------------------------------------------------------
@@ -251,7 +274,10 @@ def save_lora(model: Any, tokenizer: Any, output: Path, base: str | None) -> Non
     model.save_pretrained(output, save_embedding_layers=False)
     config_path = output / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = str(Path(base).resolve()) if base else EMBEDDED
+    from .models import resolve_model
+
+    folder = resolve_model(base)  # a shipped model's name is its folder; "embedded" the embedded model
+    config["base_model_name_or_path"] = str(Path(folder).resolve()) if folder else EMBEDDED
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     tokenizer.save_pretrained(output)
 
@@ -268,6 +294,14 @@ def _lora_model(model: Any, config: TrainConfig) -> Any:
     lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                            target_modules=list(config.lora_targets), task_type="CAUSAL_LM")
     return peft.get_peft_model(model, lora)
+
+
+def _trainable_adapter(model: Any, folder: Path) -> Any:
+    try:
+        import peft
+    except ImportError as err:
+        raise MissingDependencyError("peft", "hf", "LoRA fine-tuning") from err
+    return peft.PeftModel.from_pretrained(model, str(folder), is_trainable=True)
 
 
 class _StderrLog:
@@ -313,7 +347,11 @@ def train(config: TrainConfig) -> TrainResult:
     from .backends.hf_loading import load_model_and_tokenizer
 
     records = read_training_records(config.corpus)
-    base, tokenizer = load_model_and_tokenizer(config.model)
+    base_name, adapter = config.model, None
+    if config.from_adapter is not None:
+        adapter, base_name = adapter_folder(config.from_adapter)
+    lora = config.lora or adapter is not None
+    base, tokenizer = load_model_and_tokenizer(base_name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     examples = [tokenize_example(t, tokenizer, config.max_length, config.mask_results, config.dialect,
@@ -324,7 +362,9 @@ def train(config: TrainConfig) -> TrainResult:
     # The loader caches one shared model per path: train a copy so other users of the cache keep the base.
     model = plain_model(base)
     model.train()
-    if config.lora:
+    if adapter is not None:
+        model = _trainable_adapter(model, adapter)
+    elif lora:
         model = _lora_model(model, config)
     work = config.output / "trainer"
     args = transformers.TrainingArguments(
@@ -360,14 +400,14 @@ def train(config: TrainConfig) -> TrainResult:
     # verification's forward.
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     model.eval()
-    if config.lora:
-        save_lora(model, tokenizer, config.output, config.model)
+    if lora:
+        save_lora(model, tokenizer, config.output, base_name)
     else:
         save_checkpoint(model, tokenizer, config.output)
     _remove_empty(work)
     result = TrainResult(
         output=str(config.output), examples=len(examples), steps=int(out.global_step), train_loss=float(out.training_loss),
-        seconds=round(seconds, 3), tokens=tokens, masked_tokens=masked, lora=config.lora,
+        seconds=round(seconds, 3), tokens=tokens, masked_tokens=masked, lora=lora,
         log=[{k: float(v) for k, v in entry.items() if isinstance(v, (int, float))} for entry in trainer.state.log_history],
     )
     if config.verify:

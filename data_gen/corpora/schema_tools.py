@@ -11,7 +11,7 @@ name. A tool's behaviour is simulated from its schema: its result fields are dra
 call itself, so the same call always gets the same result. `leak_report()` measures word n-gram overlap with the
 BFCL data (bfcl-eval, when installed), which is an evaluation set and must not leak into training.
 
-    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2] [--model PATH] [--fake-chat]
+    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4] [--model PATH] [--fake-chat]
 
 writes DIR/train.jsonl ({"id", "kind", "domain", "text", "prompt_chars", "tools", "calls"}) and DIR/leak.json.
 """
@@ -604,9 +604,9 @@ def _slots(request: str) -> list[str]:
     return re.findall(r"\{(\w+)\}", request)
 
 
-def make_call(t: Template, rng: Random) -> tuple[str, dict[str, Any]]:
-    """A request of `t` and the arguments it states: exactly the parameters the request names."""
-    request = rng.choice(t.requests)
+def make_call(t: Template, rng: Random, request: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A request of `t` (`request`, or one drawn) and the arguments it states: exactly the parameters it names."""
+    request = request if request is not None else rng.choice(t.requests)
     by_name = {p.name: p for p in t.params}
     args: dict[str, Any] = {}
     for slot in _slots(request):
@@ -614,6 +614,51 @@ def make_call(t: Template, rng: Random) -> tuple[str, dict[str, Any]]:
     text = request.format(**{k: _say(by_name[k], v) for k, v in args.items()})
     # Order the arguments as the schema lists them, as a model reading it would write them.
     return text, {p.name: args[p.name] for p in t.params if p.name in args}
+
+
+#: How many calls a request for one tool over several values asks for, and how often.
+SERIES_CALLS = ((2, 0.5), (3, 0.3), (4, 0.2))
+#: The second way a series is said: the first request in full, then the other values after it.
+SERIES_AGAIN = ("Then repeat it with {name} {values}.", "Do the same for {name} {values} too.",
+                "And again with {name} {values}.")
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _variable(p: Param) -> bool:
+    """Whether a request can ask for several values of `p` at once (one call each)."""
+    return p.kind in ("string", "enum", "integer", "number") and len(p.values) >= 2
+
+
+def make_series(t: Template, rng: Random) -> tuple[str, list[dict[str, Any]]] | None:
+    """One request asking for `t` over two to four values of one parameter, said once ("the outlook for Oslo, Ghent
+    and Hobart", or the first request then "Then repeat it with days 3 and 5."), and the calls' arguments, which
+    share every other value. None when no request of `t` names a parameter that can vary."""
+    by_name = {p.name: p for p in t.params}
+    choices = [(r, slot) for r in t.requests for slot in dict.fromkeys(_slots(r)) if _variable(by_name[slot])]
+    if not choices:
+        return None
+    request, slot = rng.choice(choices)
+    _, args = make_call(t, rng, request)
+    p = by_name[slot]
+    others = {k: v for k, v in args.items() if k != slot}
+    pool = [v for v in p.values if v != args[slot] and v not in others.values()]
+    if not pool:
+        return None
+    count = rng.choices([n for n, _ in SERIES_CALLS], weights=[w for _, w in SERIES_CALLS])[0]
+    values = [args[slot], *rng.sample(pool, min(count, len(pool) + 1) - 1)]
+    said = [_say(p, v) for v in values]
+    fill = {k: _say(by_name[k], v) for k, v in others.items()}
+    # A list of values beside an array's own list ("A and B from C and D") would not say which is which.
+    arrays = any(by_name[k].kind == "array" for k in others)
+    if rng.random() < 0.6 and not arrays:
+        text = request.format(**fill, **{slot: _listed(said)})
+    else:
+        again = rng.choice(SERIES_AGAIN).format(name=slot.replace("_", " "), values=_listed(said[1:]))
+        text = request.format(**fill, **{slot: said[0]}) + " " + again
+    return text, [{**args, slot: v} for v in values]
 
 
 def _answer(t: Template, args: Mapping[str, Any], result: Mapping[str, Any]) -> str:
@@ -663,6 +708,7 @@ class Mix:
     alone: float = 0.0
     near_miss: float = 0.0
     plain_numbers: bool = False   # a whole number is written as the request says it (50), not as a float (50.0)
+    series: float = 0.0           # of the parallel texts: one tool over several values said in one request
 
 
 MIXES: dict[str, Mix] = {
@@ -674,6 +720,10 @@ MIXES: dict[str, Mix] = {
 # v2, with whole numbers written as integers: a model trained on v2 writes `50.0` for an integer parameter, which
 # a strict checker (BFCL's) counts as the wrong type, while `50` is right for both integer and number parameters.
 MIXES["v3"] = replace(MIXES["v2"], plain_numbers=True)
+# v3, with more parallel texts, half of them one tool over two to four values said in one request ("the outlook for
+# Oslo, Ghent and Hobart"): v2's parallel texts are two or three whole requests, one per call, and a model trained
+# on them writes one call fewer than a one-sentence request asks for.
+MIXES["v4"] = replace(MIXES["v3"], kinds=(("single", 0.45), ("parallel", 0.3), ("none", 0.25)), series=0.5)
 DEFAULT_MIX = "v2"
 
 
@@ -746,9 +796,17 @@ def make_sample(index: int, rng: Random, chat: ChatFn, end: str, mix: Mix = MIXE
         prompt = dialect.prompt(request, ToolSpecs(o.spec() for o in offered), chat)
         return Sample(f"schema-{index:06d}", kind, "none", prompt + answer + end, len(prompt),
                       [o.name for o in offered], [], request)
+    series: tuple[str, list[dict[str, Any]]] | None = None
+    if kind == "parallel" and mix.series and rng.random() < mix.series:
+        # One tool over several values said once. A mix without series draws nothing here, so v1-v3 stay the texts
+        # they were.
+        serial = rng.choice(templates)
+        series = make_series(serial, rng)
     if kind == "single":
         mains = [rng.choice(templates)]
         parts = 1
+    elif series is not None:
+        mains, parts = [serial], len(series[1])
     else:
         # Parallel: the same tool for two or three requests, or two different tools in one request.
         if rng.random() < 0.5:
@@ -769,7 +827,7 @@ def make_sample(index: int, rng: Random, chat: ChatFn, end: str, mix: Mix = MIXE
     for part in range(parts):
         t = mains[part % len(mains)]
         for _ in range(10):  # a repeated call would be one call: draw again
-            text, args = make_call(t, rng)
+            text, args = (series[0], series[1][part]) if series is not None else make_call(t, rng)
             if mix.plain_numbers:
                 args = _plain(args)
             if _canon([t.noun, args]) not in seen:
@@ -781,7 +839,7 @@ def make_sample(index: int, rng: Random, chat: ChatFn, end: str, mix: Mix = MIXE
         calls.append(ToolCall(name, KeywordArgs(args)))
         records.append({"name": name, "arguments": args, "result": result})
         answers.append(_answer(t, args, result))
-    request = requests[0] if parts == 1 else _join_requests(requests, rng)
+    request = requests[0] if parts == 1 or series is not None else _join_requests(requests, rng)
     prompt = dialect.prompt(request, ToolSpecs(o.spec() for o in offered), chat)
     reply = "\n".join(dialect.render_call(c) for c in calls)
     pending = dialect.pending(prompt + reply)
@@ -875,7 +933,7 @@ def corpus_strings() -> dict[str, list[str]]:
         prose += [t.description, *t.requests, t.answer]
         for p in t.params:
             prose += [p.description, *(f.description for f in p.fields)]
-    prose += [s for pair in UNSERVED for s in pair] + list(NEAR_MISS)
+    prose += [s for pair in UNSERVED for s in pair] + list(NEAR_MISS) + list(SERIES_AGAIN)
     return {"names": sorted(names), "prose": prose}
 
 
@@ -967,7 +1025,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fake-chat", action="store_true", help="plain 'role: text' lines instead of a template")
     parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
                         help=f"how the texts are drawn (default {DEFAULT_MIX}; v1: the first adapter's corpus; v3: v2 "
-                             "with whole numbers written as integers)")
+                             "with whole numbers written as integers; v4: v3 with more parallel texts, half of them "
+                             "one tool over several values said in one request)")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")

@@ -103,7 +103,7 @@ def test_the_first_mix_is_unchanged_and_draws_nothing_for_the_second_mixs_shares
     v1 = st.MIXES["v1"]
     assert v1.templates == st.TEMPLATES and v1.alone == 0 and v1.near_miss == 0 and v1.kinds == st.KINDS
     assert [s.to_json() for s in st.generate(60, seed=3, mix="v1")] != [s.to_json() for s in st.generate(60, seed=3)]
-    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3$"):
+    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3, v4$"):
         st.generate(5, mix="v9")
 
 
@@ -156,6 +156,49 @@ def test_the_third_mix_writes_whole_numbers_as_integers_and_is_otherwise_the_sec
     assert st._plain({"a": [1.0, 2.5], "b": {"c": 3.0}, "d": True}) == {"a": [1, 2.5], "b": {"c": 3}, "d": True}
 
 
+@pytest.fixture(scope="module")
+def v4() -> list[st.Sample]:
+    return st.generate(400, seed=7, chat=chatml, mix="v4")
+
+
+def test_the_fourth_mix_asks_for_one_tool_over_several_values_in_one_request(v4: list[st.Sample]) -> None:
+    parallel = [s for s in v4 if s.kind == "parallel"]
+    assert 0.22 < len(parallel) / len(v4) < 0.38                      # about the mix's 0.3
+    series = [s for s in parallel if len({c["name"] for c in s.calls}) == 1 and len(_varied(s)) == 1]
+    assert 0.35 < len(series) / len(parallel) < 0.8       # half, and v2's same-tool texts where one value differs
+    assert {len(s.calls) for s in series} == {2, 3, 4}     # v2's parallel texts hold two or three calls
+    said_once = 0
+    for s in series:
+        args = [c["arguments"] for c in s.calls]
+        assert len({json.dumps(a, sort_keys=True) for a in args}) == len(args)           # no call repeated
+        varied = _varied(s)
+        for a in args:   # every value the calls hold is said in the request
+            assert st._say(_param(s, varied[0]), a[varied[0]]) in s.request
+        said_once += not any(again.split("{")[0] in s.request for again in st.SERIES_AGAIN)
+        assert not any(isinstance(v, float) and v.is_integer() for a in args for v in a.values())  # v3's integers
+    assert 0.4 < said_once / len(series) < 0.8                        # the list form 60%, the "again" form the rest
+
+
+def _varied(sample: st.Sample) -> list[str]:
+    """The parameters whose values differ between the sample's calls (all of them, when the calls' keys differ)."""
+    args = [c["arguments"] for c in sample.calls]
+    keys = list(dict.fromkeys(k for a in args for k in a))
+    return [k for k in keys if len({json.dumps(a.get(k)) for a in args}) > 1]
+
+
+def _param(sample: st.Sample, name: str) -> st.Param:
+    tools = {t.description: t for t in st.MIXES["v4"].templates}
+    function = next(f["function"] for f in _offered(sample) if f["function"]["name"] == sample.calls[0]["name"])
+    return next(p for p in tools[function["description"]].params if p.name == name)
+
+
+def test_the_fourth_mix_parses_binds_and_leaves_the_earlier_mixes_as_they_were(v4: list[st.Sample]) -> None:
+    test_every_call_parses_with_hermes_and_binds_to_its_schema(v4)
+    assert st.MIXES["v2"].series == st.MIXES["v3"].series == 0 and st.MIXES["v4"].plain_numbers
+    # A mix without series draws nothing for it: v3 is v2 but for the numbers' spelling (the test above).
+    assert [s.kind for s in st.generate(40, seed=2, mix="v3")] == [s.kind for s in st.generate(40, seed=2, mix="v2")]
+
+
 def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:
     t = st.TEMPLATES[0]
     a = st.simulate("get_outlook", {"town": "Oslo", "days": 3}, t.returns)
@@ -206,8 +249,9 @@ def test_nothing_of_the_corpus_occurs_in_bfcl(samples: list[st.Sample]) -> None:
     assert theirs is not None and len(theirs["names"]) > 1000  # the whole BFCL data was read
     ours = st.corpus_strings()
     # What the texts say beyond the templates: the filled-in requests and the offered names.
-    ours["prose"] = [*ours["prose"], *(s.request for s in samples)]
-    ours["names"] = sorted({*ours["names"], *(n for s in samples for n in s.tools)})
+    v4 = st.generate(300, seed=7, chat=chatml, mix="v4")
+    ours["prose"] = [*ours["prose"], *(s.request for s in samples + v4)]
+    ours["names"] = sorted({*ours["names"], *(n for s in samples + v4 for n in s.tools)})
     report = st.leak_report(ours, theirs)
     assert report["shared_names"] == [] and report["overlapping_strings"] == []
 

@@ -76,15 +76,15 @@ def test_the_generalist_picks_the_right_one_of_three_unseen_tools() -> None:
         picked.append(result.calls[0].tool if result.calls else None)
     right = sum(p == wanted for p, (_, wanted) in zip(picked, REQUESTS))
     print(f"{NAME} picked {picked}")                       # shown with -s: what it called, request by request
-    # Measured when the second version was shipped: ['get_air_quality', 'translate_text', 'search_library_catalogue']
-    # - the right tool for all three (the first version: [None, 'translate_text', 'translate_text'], 1 of 3). The
-    # issue asks for the right one on 2 of 3.
+    # Measured when the second and the third version were shipped: ['get_air_quality', 'translate_text',
+    # 'search_library_catalogue'] - the right tool for all three (the first version: [None, 'translate_text',
+    # 'translate_text'], 1 of 3). The issue asks for the right one on 2 of 3.
     assert all(p in REQUESTS_TOOLS for p in picked), picked
     assert right >= 2, picked
 
 
 @pytest.mark.model
-def test_with_its_recommended_call_threshold_it_calls_less_and_never_the_wrong_tool() -> None:
+def test_with_its_recommended_call_threshold_it_never_calls_the_wrong_tool() -> None:
     from toolcall.api import make_backend
     from toolcall.loop import LoopConfig
     from toolcall.models import recommended
@@ -99,7 +99,8 @@ def test_with_its_recommended_call_threshold_it_calls_less_and_never_the_wrong_t
                                    max_new_tokens=96, max_calls=1, call_threshold=threshold)
         picked.append(result.calls[0].tool if result.calls else None)
     print(f"{NAME} with call_threshold {threshold} picked {picked}")
-    # Measured when the threshold was shipped: ['get_air_quality', None, 'search_library_catalogue']: the translation
-    # request, where the model is less sure it should call, gets no call; where it calls, it calls the right tool.
+    # Measured with the second version's 0.95: ['get_air_quality', None, 'search_library_catalogue'] (the translation
+    # request, where it was less sure it should call, got no call); with the third version's 0.96 the right tool for
+    # all three. A threshold may withhold a call, never change which tool is called.
     assert all(p is None or p == wanted for p, (_, wanted) in zip(picked, REQUESTS)), picked
     assert sum(p is not None for p in picked) >= 2, picked

@@ -41,9 +41,6 @@ class TrainConfig:
                                           "message offering tools, the user's request) out of the loss; records "
                                           "without prompt_chars are learned whole")
     lora: bool = option(False, help="train a LoRA adapter (PEFT) instead of all weights")
-    from_adapter: str | None = option(None, metavar="PATH", help="train this LoRA adapter further (a directory or a "
-                                      "shipped model's name): its rank, alpha and modules, over its own base, "
-                                      "saved as one adapter; implies --lora, and --model must be left out")
     lora_r: int = option(8, metavar="R", help="LoRA rank")
     lora_alpha: int = option(16, metavar="ALPHA", help="LoRA alpha")
     lora_dropout: float = option(0.05, metavar="P", help="LoRA dropout")
@@ -53,6 +50,9 @@ class TrainConfig:
     seed: int = option(0, help="random seed of the run (data order, adapter initialisation)")
     verify: bool = option(True, help="reload the saved checkpoint and check it gives the trained model's logits")
     logging_steps: int = option(10, metavar="N", help="log the loss every N steps (stderr)")
+    from_adapter: str | None = option(None, metavar="PATH", help="train this LoRA adapter further (a directory or a "
+                                      "shipped model's name): its rank, alpha and modules, over its own base, "
+                                      "saved as one adapter; implies --lora, and --model must be left out")
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.lora or self.from_adapter is not None else 1e-5)

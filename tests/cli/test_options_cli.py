@@ -79,6 +79,8 @@ def test_train_flags_build_the_trainconfig() -> None:
     got = from_args(TrainConfig, build_parser().parse_args(argv))
     assert got == TrainConfig(Path("c"), Path("o"), "m", 2.0, 5, 1e-3, 2, 4, 64, 0.0, False, "hermes", False, True, 4, 8,
                               0.1, ("q_proj", "k_proj"), True, 7, False, 3)
+    argv = ["train", "--corpus", "c", "--output", "o", "--from-adapter", "schema-tools-smollm2"]
+    assert from_args(TrainConfig, build_parser().parse_args(argv)).from_adapter == "schema-tools-smollm2"
 
 
 def test_eval_starts_from_its_own_loop_defaults() -> None:

@@ -234,6 +234,11 @@ def test_from_adapter_refuses_a_model_and_a_folder_without_an_adapter(tiny: Path
         TrainConfig(corpus, tmp_path / "o", model=str(tiny), from_adapter=str(tiny)).validate()
     with pytest.raises(ConfigError, match="no adapter_config.json"):
         train(TrainConfig(corpus=corpus, output=tmp_path / "o", from_adapter=str(tiny), max_steps=1))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds list, not an object"):
+        train(TrainConfig(corpus=corpus, output=tmp_path / "o", from_adapter=str(broken), max_steps=1))
 
 
 def test_an_adapter_over_a_shipped_model_names_its_folder_as_base(tmp_path: Path) -> None:

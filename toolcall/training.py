@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError, MissingDependencyError
 from .jsonl import read_jsonl, string_field
-from .models import EMBEDDED
+from .models import EMBEDDED, resolve_model
 from .options import option
 
 #: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
@@ -96,18 +96,16 @@ class TrainResult:
 def adapter_folder(adapter: str) -> tuple[Path, str | None]:
     """A LoRA adapter's folder (a shipped model's name resolved) and its base as the loader names it (None: the
     embedded model)."""
-    from .models import resolve_model
+    from .backends.hf_loading import adapter_base
 
     folder = Path(resolve_model(adapter) or adapter)
-    config_file = folder / "adapter_config.json"
-    if not config_file.is_file():
+    if not (folder / "adapter_config.json").is_file():
         raise ConfigError(f"--from-adapter {adapter}: {folder} holds no adapter_config.json; pass a LoRA adapter "
                           "directory or a shipped model's name")
     try:
-        base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
-        raise ConfigError(f"{config_file}: not a JSON object ({err})") from err
-    return folder, None if base in (None, "", EMBEDDED) else str(base)
+        return folder, adapter_base(folder)
+    except ValueError as err:  # not JSON, not UTF-8, or not an object
+        raise ConfigError(f"--from-adapter {adapter}: {err}") from err
 
 
 # --- the corpus -----------------------------------------------------------------------------------
@@ -274,19 +272,22 @@ def save_lora(model: Any, tokenizer: Any, output: Path, base: str | None) -> Non
     model.save_pretrained(output, save_embedding_layers=False)
     config_path = output / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    from .models import resolve_model
-
     folder = resolve_model(base)  # a shipped model's name is its folder; "embedded" the embedded model
     config["base_model_name_or_path"] = str(Path(folder).resolve()) if folder else EMBEDDED
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     tokenizer.save_pretrained(output)
 
 
-def _lora_model(model: Any, config: TrainConfig) -> Any:
+def _require_peft() -> Any:
     try:
         import peft
     except ImportError as err:
         raise MissingDependencyError("peft", "hf", "LoRA fine-tuning") from err
+    return peft
+
+
+def _lora_model(model: Any, config: TrainConfig) -> Any:
+    peft = _require_peft()
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     missing = [t for t in config.lora_targets if t not in names]
     if missing:
@@ -297,11 +298,7 @@ def _lora_model(model: Any, config: TrainConfig) -> Any:
 
 
 def _trainable_adapter(model: Any, folder: Path) -> Any:
-    try:
-        import peft
-    except ImportError as err:
-        raise MissingDependencyError("peft", "hf", "LoRA fine-tuning") from err
-    return peft.PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    return _require_peft().PeftModel.from_pretrained(model, str(folder), is_trainable=True)
 
 
 class _StderrLog:

@@ -172,17 +172,26 @@ def _quiet_gguf_progress() -> None:
         gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
 
 
+def adapter_base(folder: str | os.PathLike[str]) -> str | None:
+    """The base model a LoRA adapter directory names in its adapter_config.json (None: the embedded model); a
+    ValueError when that file is not JSON or not an object."""
+    import json
+
+    config = json.loads((Path(folder) / "adapter_config.json").read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError(f"{Path(folder) / 'adapter_config.json'} holds {type(config).__name__}, not an object")
+    base = config.get("base_model_name_or_path")
+    return None if base in (None, "", EMBEDDED) else str(base)
+
+
 def _load_lora(source: str, tok: Any, dtype: str) -> tuple[Any, Any]:
     """A PEFT LoRA adapter directory: load its base model, apply the adapter, merge for fast decoding; `tok` None
     takes the base model's tokenizer."""
-    import json
-
     try:
         import peft
     except ImportError as err:
         raise MissingDependencyError("peft", "hf", "loading LoRA adapters") from err
-    base = json.loads((Path(source) / "adapter_config.json").read_text()).get("base_model_name_or_path") or None
-    base_model, base_tok = load_model_and_tokenizer(None if base == EMBEDDED else base, dtype)
+    base_model, base_tok = load_model_and_tokenizer(adapter_base(source), dtype)
     tok = base_tok if tok is None else tok
     import copy
 

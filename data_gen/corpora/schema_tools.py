@@ -11,7 +11,7 @@ name. A tool's behaviour is simulated from its schema: its result fields are dra
 call itself, so the same call always gets the same result. `leak_report()` measures word n-gram overlap with the
 BFCL data (bfcl-eval, when installed), which is an evaluation set and must not leak into training.
 
-    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4] [--model PATH] [--fake-chat]
+    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4|v5] [--model PATH] [--fake-chat]
 
 writes DIR/train.jsonl ({"id", "kind", "domain", "text", "prompt_chars", "tools", "calls"}) and DIR/leak.json.
 """
@@ -43,6 +43,8 @@ class Param:
     `kind` is string, integer, number, boolean, enum, array (of `items`) or object (of `fields`). A request template
     names it as `{name}`; a boolean is given only by its `phrase` (the value is then true); an object is said as its
     `phrase` with its fields filled in. Optional parameters appear in a call exactly when the request names them.
+    A `fraction` number is said as a percentage ("5%", the sign included) and called as the fraction its description
+    asks for (0.05).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Param:
     items: str = "string"
     fields: tuple["Param", ...] = ()
     phrase: str = ""
+    fraction: bool = False  # a number the call gives as a fraction of one (0.05) and a request says in percent (5)
 
     def schema(self) -> dict[str, Any]:
         if self.kind == "enum":
@@ -85,8 +88,8 @@ class Template:
 
 
 def P(name: str, kind: str, description: str, values: Iterable[Any] = (), *, required: bool = True,
-      items: str = "string", fields: Sequence[Param] = (), phrase: str = "") -> Param:
-    return Param(name, kind, description, tuple(values), required, items, tuple(fields), phrase)
+      items: str = "string", fields: Sequence[Param] = (), phrase: str = "", fraction: bool = False) -> Param:
+    return Param(name, kind, description, tuple(values), required, items, tuple(fields), phrase, fraction)
 
 
 def T(domain: str, verb: str, noun: str, description: str, params: Sequence[Param], requests: Sequence[str],
@@ -499,6 +502,54 @@ MORE_TEMPLATES: tuple[Template, ...] = (
       "It uses {kwh_per_month} kWh a month, about {monthly_cost}."),
 )
 
+# Rates a call gives as a fraction of one (0.05) and a request says in percent ("5%"), the way many APIs take them;
+# the description says so, or says only "rate", the usual convention. The templates above that take percent (loans,
+# savings, tips) say "in percent", so a model learns to read which one a schema wants.
+RATE_TEMPLATES: tuple[Template, ...] = (
+    T("finance", "project", "deposit_value", "Value of a deposit after years of growth at a fixed yearly rate.",
+      [P("deposit", "number", "Money put in at the start.", (800.0, 3000.0, 12000.0, 60000.0)),
+       P("growth", "number", "Yearly growth as a fraction of one: 0.04 means 4% a year.", (0.02, 0.035, 0.05, 0.07),
+         fraction=True),
+       P("years", "integer", "How long it grows, in years.", (3, 6, 10, 20))],
+      ["What is {deposit} worth after {years} years growing {growth} a year?",
+       "Project {deposit} over {years} years at {growth} yearly growth."],
+      [("value", "number", (952.4, 4217.9, 19546.2, 232158.0))],
+      "After {years} years it is worth {value}."),
+    T("shopping", "compute", "reduced_price", "Price of an item after a percentage discount.",
+      [P("price", "number", "Price before the discount.", (19.99, 45.0, 120.0, 349.5)),
+       P("discount", "number", "Share taken off, between 0 and 1 (0.25 for a quarter off).", (0.1, 0.15, 0.25, 0.4),
+         fraction=True)],
+      ["What does a {price} jacket cost with {discount} off?", "Take {discount} off {price}."],
+      [("final_price", "number", (17.99, 38.25, 90.0, 209.7))],
+      "With {discount} off, it costs {final_price}."),
+    T("tax", "calculate", "purchase_tax", "Tax due on a purchase at a given tax rate.",
+      [P("amount", "number", "Purchase amount before tax.", (24.0, 80.0, 310.0, 1250.0)),
+       P("tax_rate", "number", "Rate of tax as a plain fraction: 0.08 stands for 8 percent.", (0.05, 0.0725, 0.08, 0.2),
+         fraction=True),
+       P("region", "string", "Region whose tax applies.", TOWNS, required=False)],
+      ["How much tax is due on {amount} at {tax_rate}?", "Sales tax on {amount} in {region} at {tax_rate}?"],
+      [("tax", "number", (1.2, 5.8, 24.8, 250.0)), ("total", "number", (25.2, 85.8, 334.8, 1500.0))],
+      "The tax is {tax}, so {total} in total."),
+    T("investing", "forecast", "fund_value", "Expected value of a fund holding after some years.",
+      [P("fund", "string", "Name of the fund.", ("Northwind Index", "Cedar Growth", "Harbor Bond Fund",
+                                                 "Aurora Dividend")),
+       P("amount", "number", "Amount invested.", (1500.0, 5000.0, 20000.0)),
+       P("yearly_return", "number", "Expected return per year.", (0.03, 0.06, 0.075, 0.09), fraction=True),
+       P("years", "integer", "Holding period in years.", (2, 5, 12))],
+      ["If I put {amount} in {fund} for {years} years and it returns {yearly_return} a year, what will it be worth?",
+       "Value of {amount} in {fund} after {years} years at {yearly_return} a year?"],
+      [("value", "number", (1687.8, 6691.1, 47261.4))],
+      "{amount} in {fund} would grow to {value}."),
+    T("demography", "project", "population", "Population of a town after years of steady growth.",
+      [P("town", "string", "The town.", TOWNS), P("population", "integer", "Inhabitants today.", (12000, 85000, 410000)),
+       P("growth_rate", "number", "Yearly growth rate of the population.", (0.01, 0.015, 0.025, 0.04), fraction=True),
+       P("years", "integer", "Years ahead.", (5, 10, 25))],
+      ["{town} has {population} people and grows {growth_rate} a year. How many in {years} years?",
+       "Population of {town} in {years} years if it grows {growth_rate} yearly from {population}?"],
+      [("projected", "integer", (13250, 98600, 452000, 601000))],
+      "In {years} years {town} would have about {projected} people."),
+)
+
 # Verb synonyms: a tool's name changes from text to text, so its schema, not its name, tells what it does.
 VERBS: dict[str, tuple[str, ...]] = {
     "get": ("get", "fetch", "lookup", "read"), "read": ("read", "check"), "find": ("find", "search", "locate"), "search": ("search", "find"),
@@ -572,6 +623,8 @@ def _say(p: Param, value: Any) -> str:
         return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
     if p.kind == "object":
         return p.phrase.format(**value)
+    if p.fraction:
+        return f"{value * 100:g}%"  # :g drops the float noise of the product (0.035 * 100 = 3.5000000000000004)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -632,7 +685,8 @@ def _variable(p: Param) -> bool:
     return p.kind in ("string", "enum", "integer", "number") and len(p.values) >= 2
 
 
-def make_series(t: Template, rng: Random) -> tuple[str, list[dict[str, Any]]] | None:
+def make_series(t: Template, rng: Random, calls: Sequence[tuple[int, float]] = SERIES_CALLS
+                ) -> tuple[str, list[dict[str, Any]]] | None:
     """One request asking for `t` over two to four values of one parameter, said once ("the outlook for Oslo, Ghent
     and Hobart", or the first request then "Then repeat it with days 3 and 5."), and the calls' arguments, which
     share every other value. None when no request of `t` names a parameter that can vary."""
@@ -647,7 +701,7 @@ def make_series(t: Template, rng: Random) -> tuple[str, list[dict[str, Any]]] | 
     pool = [v for v in p.values if v != args[slot] and v not in others.values()]
     if not pool:
         return None
-    count = rng.choices([n for n, _ in SERIES_CALLS], weights=[w for _, w in SERIES_CALLS])[0]
+    count = rng.choices([n for n, _ in calls], weights=[w for _, w in calls])[0]
     values = [args[slot], *rng.sample(pool, min(count, len(pool) + 1) - 1)]
     said = [_say(p, v) for v in values]
     fill = {k: _say(by_name[k], v) for k, v in others.items()}
@@ -659,6 +713,60 @@ def make_series(t: Template, rng: Random) -> tuple[str, list[dict[str, Any]]] | 
         again = rng.choice(SERIES_AGAIN).format(name=slot.replace("_", " "), values=_listed(said[1:]))
         text = request.format(**fill, **{slot: said[0]}) + " " + again
     return text, [{**args, slot: v} for v in values]
+
+
+#: How many calls a request varying two parameters together asks for, and how often.
+PAIRS_CALLS = ((2, 0.6), (3, 0.4))
+#: The second way such a request is said: the first request in full, then the other pairs after it (and the joiner).
+PAIRS_AGAIN = (("Then do the same with {pairs}.", ", and with "), ("Repeat that for {pairs} too.", ", and for "),
+               ("And once more with {pairs}.", ", then with "))
+
+
+def _spoken_slot(request: str, slot: str) -> bool:
+    """Whether `{slot}` stands as its own words in `request` (not glued, as in `{a}x^2` or `a={a}`), so a list of
+    values can take its place."""
+    return re.search(r"(^|\s)\{" + slot + r"\}(?=$|[\s,.?!;:])", request) is not None
+
+
+def make_pairs(t: Template, rng: Random) -> tuple[str, list[dict[str, Any]]] | None:
+    """One request asking for `t` two or three times with two parameters changing together ("Trains from Oslo and
+    Kyoto to Hobart and Tallinn on 2027-03-14, respectively", or the first request then "Then do the same with origin
+    Lisbon and destination Hobart."), and the calls' arguments, which share every other value. None when no request
+    of `t` names two parameters that can vary."""
+    by_name = {p.name: p for p in t.params}
+    choices = [(r, a, b) for r in t.requests for i, a in enumerate(dict.fromkeys(_slots(r)))
+               for b in list(dict.fromkeys(_slots(r)))[i + 1:] if _variable(by_name[a]) and _variable(by_name[b])]
+    if not choices:
+        return None
+    request, a, b = rng.choice(choices)
+    _, first = make_call(t, rng, request)
+    others = {k: v for k, v in first.items() if k not in (a, b)}
+    count = rng.choices([n for n, _ in PAIRS_CALLS], weights=[w for _, w in PAIRS_CALLS])[0]
+    calls = [first]
+    for _ in range(count - 1):
+        taken = {k: [c[k] for c in calls] for k in (a, b)}
+        row: dict[str, Any] = {}
+        for slot in (a, b):
+            # Every call changes both values; two slots drawing from one pool (origin, destination) differ too.
+            pool = [v for v in by_name[slot].values if v not in taken[slot] and v not in row.values()
+                    and v not in others.values()]
+            if not pool:
+                return None
+            row[slot] = rng.choice(pool)
+        calls.append({**first, **row})
+    fill = {k: _say(by_name[k], v) for k, v in others.items()}
+    arrays = any(by_name[k].kind == "array" for k in others)
+    said = {k: [_say(by_name[k], c[k]) for c in calls] for k in (a, b)}
+    if rng.random() < 0.5 and not arrays and _spoken_slot(request, a) and _spoken_slot(request, b):
+        text = request.format(**fill, **{k: _listed(v) for k, v in said.items()})
+        end = text[-1] if text[-1] in ".?!" else ""
+        text = text[:len(text) - len(end)] + ", respectively" + (end or ".")
+    else:
+        phrase, joiner = rng.choice(PAIRS_AGAIN)
+        pairs = joiner.join(f"{a.replace('_', ' ')} {said[a][i]} and {b.replace('_', ' ')} {said[b][i]}"
+                            for i in range(1, count))
+        text = request.format(**fill, **{k: v[0] for k, v in said.items()}) + " " + phrase.format(pairs=pairs)
+    return text, calls
 
 
 def _answer(t: Template, args: Mapping[str, Any], result: Mapping[str, Any]) -> str:
@@ -709,6 +817,8 @@ class Mix:
     near_miss: float = 0.0
     plain_numbers: bool = False   # a whole number is written as the request says it (50), not as a float (50.0)
     series: float = 0.0           # of the parallel texts: one tool over several values said in one request
+    series_calls: tuple[tuple[int, float], ...] = SERIES_CALLS  # how many values such a request gives, how often
+    pairs: float = 0.0            # of those: two parameters changing together instead of one
 
 
 MIXES: dict[str, Mix] = {
@@ -724,6 +834,12 @@ MIXES["v3"] = replace(MIXES["v2"], plain_numbers=True)
 # Oslo, Ghent and Hobart"): v2's parallel texts are two or three whole requests, one per call, and a model trained
 # on them writes one call fewer than a one-sentence request asks for.
 MIXES["v4"] = replace(MIXES["v3"], kinds=(("single", 0.45), ("parallel", 0.3), ("none", 0.25)), series=0.5)
+# v4, with the parallel requests BFCL-style items still get wrong: two values changing together ("from A and B to C and
+# D, respectively"), more three- and four-call requests, and rates a schema takes as a fraction but a request says
+# in percent (RATE_TEMPLATES).
+MIXES["v5"] = replace(MIXES["v4"], kinds=(("single", 0.4), ("parallel", 0.35), ("none", 0.25)),
+                      templates=TEMPLATES + MORE_TEMPLATES + RATE_TEMPLATES, series=0.6,
+                      series_calls=((2, 0.35), (3, 0.35), (4, 0.3)), pairs=0.4)
 DEFAULT_MIX = "v2"
 
 
@@ -801,7 +917,10 @@ def make_sample(index: int, rng: Random, chat: ChatFn, end: str, mix: Mix = MIXE
         # One tool over several values said once. A mix without series draws nothing here, so v1-v3 stay the texts
         # they were.
         serial = rng.choice(templates)
-        series = make_series(serial, rng)
+        if mix.pairs and rng.random() < mix.pairs:
+            series = make_pairs(serial, rng) or make_series(serial, rng, mix.series_calls)
+        else:
+            series = make_series(serial, rng, mix.series_calls)
     if kind == "single":
         mains = [rng.choice(templates)]
         parts = 1
@@ -924,7 +1043,7 @@ def corpus_strings() -> dict[str, list[str]]:
     parameter descriptions, requests and answers, and the unserved requests with their replies."""
     names: set[str] = set()
     prose: list[str] = []
-    for t in TEMPLATES + MORE_TEMPLATES:
+    for t in TEMPLATES + MORE_TEMPLATES + RATE_TEMPLATES:
         for verb in VERBS.get(t.verb, (t.verb,)):
             words_ = [verb, *t.noun.split("_")]
             names.update({f"{verb}_{t.noun}", words_[0] + "".join(w.capitalize() for w in words_[1:]),
@@ -934,6 +1053,7 @@ def corpus_strings() -> dict[str, list[str]]:
         for p in t.params:
             prose += [p.description, *(f.description for f in p.fields)]
     prose += [s for pair in UNSERVED for s in pair] + list(NEAR_MISS) + list(SERIES_AGAIN)
+    prose += [phrase for phrase, _ in PAIRS_AGAIN]
     return {"names": sorted(names), "prose": prose}
 
 
@@ -1026,7 +1146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
                         help=f"how the texts are drawn (default {DEFAULT_MIX}; v1: the first adapter's corpus; v3: v2 "
                              "with whole numbers written as integers; v4: v3 with more parallel texts, half of them "
-                             "one tool over several values said in one request)")
+                             "one tool over several values said in one request; v5: v4 with two values changing together, more three- and "
+                             "four-call requests, and rates given as fractions)")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")

@@ -103,7 +103,7 @@ def test_the_first_mix_is_unchanged_and_draws_nothing_for_the_second_mixs_shares
     v1 = st.MIXES["v1"]
     assert v1.templates == st.TEMPLATES and v1.alone == 0 and v1.near_miss == 0 and v1.kinds == st.KINDS
     assert [s.to_json() for s in st.generate(60, seed=3, mix="v1")] != [s.to_json() for s in st.generate(60, seed=3)]
-    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3, v4$"):
+    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3, v4, v5$"):
         st.generate(5, mix="v9")
 
 
@@ -199,8 +199,86 @@ def test_the_fourth_mix_parses_binds_and_leaves_the_earlier_mixes_as_they_were(v
     assert [s.kind for s in st.generate(40, seed=2, mix="v3")] == [s.kind for s in st.generate(40, seed=2, mix="v2")]
 
 
+@pytest.fixture(scope="module")
+def v5() -> list[st.Sample]:
+    return st.generate(600, seed=7, chat=chatml, mix="v5")
+
+
+def _template(sample: st.Sample) -> st.Template:
+    tools = {t.description: t for t in st.MIXES["v5"].templates}
+    function = next(f["function"] for f in _offered(sample) if f["function"]["name"] == sample.calls[0]["name"])
+    return tools[function["description"]]
+
+
+def test_the_fifth_mix_asks_for_two_values_changing_together(v5: list[st.Sample]) -> None:
+    parallel = [s for s in v5 if s.kind == "parallel"]
+    assert 0.28 < len(parallel) / len(v5) < 0.42                      # about the mix's 0.35
+    pairs = [s for s in parallel if len({c["name"] for c in s.calls}) == 1 and len(_varied(s)) == 2
+             and len({tuple(c["arguments"]) for c in s.calls}) == 1
+             and all(len({json.dumps(c["arguments"][k]) for c in s.calls}) == len(s.calls) for k in _varied(s))
+             # (v2's same-tool texts, whole requests joined by "Also:", can have that shape too)
+             and (", respectively" in s.request or any(p.split("{")[0] in s.request for p, _ in st.PAIRS_AGAIN))]
+    assert len(pairs) > 15 and {len(s.calls) for s in pairs} == {2, 3}
+    respectively = again = 0
+    for s in pairs:
+        t = _template(s)
+        by_name = {p.name: p for p in t.params}
+        a, b = _varied(s)
+        for call in s.calls:     # every pair of values the calls hold is said in the request
+            assert st._say(by_name[a], call["arguments"][a]) in s.request
+            assert st._say(by_name[b], call["arguments"][b]) in s.request
+        if ", respectively" in s.request:
+            respectively += 1
+            # In the list form, each value's place in its list says which call it belongs to.
+            for k in (a, b):
+                said = [st._say(by_name[k], c["arguments"][k]) for c in s.calls]
+                assert st._listed(said) in s.request
+        else:
+            again += 1
+            assert all(f"{k.replace('_', ' ')} {st._say(by_name[k], c['arguments'][k])}" in s.request
+                       for c in s.calls[1:] for k in (a, b))
+    assert respectively > 3 and again > 3
+    # More three- and four-call requests than v4 asks for.
+    counts = [len(s.calls) for s in parallel]
+    v4_counts = [len(s.calls) for s in st.generate(600, seed=7, chat=chatml, mix="v4") if s.kind == "parallel"]
+    assert sum(n >= 3 for n in counts) / len(counts) > sum(n >= 3 for n in v4_counts) / len(v4_counts)
+    test_every_call_parses_with_hermes_and_binds_to_its_schema(v5)
+
+
+def test_the_fifth_mix_gives_a_rate_said_in_percent_as_the_fraction_its_schema_asks_for(v5: list[st.Sample]) -> None:
+    fractions = 0
+    for s in v5:
+        if not s.calls:
+            continue
+        t = _template(s)
+        for call in s.calls:
+            for p in t.params:
+                if p.fraction and p.name in call["arguments"]:
+                    value = call["arguments"][p.name]
+                    assert isinstance(value, float) and 0 < value < 1 and value in p.values
+                    assert f"{value * 100:g}%" in s.request     # said as a percentage, called as the fraction
+                    fractions += 1
+    assert fractions > 20
+    assert st._say(st.P("r", "number", "d", (0.035,), fraction=True), 0.035) == "3.5%"
+    assert st._say(st.P("r", "number", "d", (0.0725,), fraction=True), 0.0725) == "7.25%"
+
+
+def test_pairs_need_two_parameters_that_can_vary() -> None:
+    from random import Random
+
+    one = st.T("x", "get", "thing", "d", [st.P("town", "string", "t", st.TOWNS)], ["Thing in {town}?"],
+               [("v", "integer", (1, 2))], "{v}")
+    assert st.make_pairs(one, Random(0)) is None
+    glued = st.T("x", "get", "thing", "d", [st.P("a", "integer", "a", (1, 2, 3)), st.P("b", "integer", "b", (4, 5, 6))],
+                 ["Solve {a}x + {b} = 0."], [("v", "integer", (1, 2))], "{v}")
+    for seed in range(20):   # a glued slot ({a}x) is never replaced by a list: always the "again" form
+        made = st.make_pairs(glued, Random(seed))
+        assert made is not None and "respectively" not in made[0] and made[0].startswith("Solve ")
+        assert len({c["a"] for c in made[1]}) == len(made[1]) == len({c["b"] for c in made[1]})
+
+
 @pytest.mark.parametrize(("mix", "digest"), [("v1", "9ce7d8639199589a"), ("v2", "eee26a674e596f77"),
-                                            ("v3", "7ed807285da2df5e")])
+                                            ("v3", "7ed807285da2df5e"), ("v4", "64a9e39b422e4c68")])
 def test_the_trained_mixes_write_the_texts_they_wrote_when_trained(mix: str, digest: str) -> None:
     # The shipped adapters' recipes name a mix and a seed: a change to the generator must not change their texts
     # (a new kind of text goes into a new mix). Digests of the first 300 texts, seed 0, plain chat lines.
@@ -221,7 +299,7 @@ def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:
 
 def test_templates_are_consistent() -> None:
     fmt = string.Formatter()
-    for t in st.TEMPLATES + st.MORE_TEMPLATES:
+    for t in st.TEMPLATES + st.MORE_TEMPLATES + st.RATE_TEMPLATES:
         names = {p.name for p in t.params}
         required = {p.name for p in t.params if p.required}
         for request in t.requests:
@@ -260,9 +338,9 @@ def test_nothing_of_the_corpus_occurs_in_bfcl(samples: list[st.Sample]) -> None:
     assert theirs is not None and len(theirs["names"]) > 1000  # the whole BFCL data was read
     ours = st.corpus_strings()
     # What the texts say beyond the templates: the filled-in requests and the offered names.
-    v4 = st.generate(300, seed=7, chat=chatml, mix="v4")
-    ours["prose"] = [*ours["prose"], *(s.request for s in samples + v4)]
-    ours["names"] = sorted({*ours["names"], *(n for s in samples + v4 for n in s.tools)})
+    later = st.generate(300, seed=7, chat=chatml, mix="v4") + st.generate(300, seed=7, chat=chatml, mix="v5")
+    ours["prose"] = [*ours["prose"], *(s.request for s in samples + later)]
+    ours["names"] = sorted({*ours["names"], *(n for s in samples + later for n in s.tools)})
     report = st.leak_report(ours, theirs)
     assert report["shared_names"] == [] and report["overlapping_strings"] == []
 
@@ -272,6 +350,8 @@ def test_the_corpus_writer_and_its_command(tmp_path: Path, capsys: pytest.Captur
     summary = json.loads(capsys.readouterr().out)
     assert summary["count"] == 12 and summary["mix"] == "v2"
     assert summary["templates"] == len(st.TEMPLATES) + len(st.MORE_TEMPLATES)
+    assert st.main(["--out", str(tmp_path / "v5"), "--count", "5", "--fake-chat", "--mix", "v5"]) == 0
+    assert json.loads(capsys.readouterr().out)["templates"] == len(st.MIXES["v5"].templates)
     rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(r["text"].startswith("system:") for r in rows)
     assert (tmp_path / "leak.json").is_file()

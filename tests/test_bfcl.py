@@ -136,6 +136,28 @@ def test_items_load_with_answers_and_a_seeded_sample(tmp_path: Path) -> None:
     assert any(o != tuple(e.id for e in a) for o in others)
 
 
+def test_a_second_sample_leaves_out_the_first_samples_items(tmp_path: Path) -> None:
+    entries = [BfclItem(f"simple_python_{i}", "simple", ({"role": "user", "content": f"Boil {i} litres."},),
+                        (KETTLE,), ({"kitchen.boil_water": {"litres": [float(i)]}},)) for i in range(20)]
+    write_bfcl_dir(tmp_path, "simple", entries)
+
+    def ids(**kw: Any) -> list[str]:
+        return [e.id for e in load_bfcl_items("simple", data=tmp_path, **kw)]
+
+    first = ids(limit=6, seed=0)
+    for seed in range(1, 6):
+        second = ids(limit=6, seed=seed, exclude_seed=0)
+        assert len(second) == 6 and not set(first) & set(second)
+        assert second == ids(limit=6, seed=seed, exclude_seed=0)
+    # Without it, other seeds' samples share items with seed 0's.
+    assert any(set(ids(limit=6, seed=seed)) & set(first) for seed in range(1, 6))
+    assert ids(limit=6, seed=0) == first                # the first sample is the one drawn before the option existed
+    assert sorted(ids(limit=12, seed=2, exclude_seed=0)) == sorted(set(ids()) - set(ids(limit=12, seed=0)))  # 8 left
+    assert ids(exclude_seed=0) == ids()                 # no --limit: every item, nothing to leave out
+    with pytest.raises(ConfigError, match="exclude_seed"):
+        BfclConfig(exclude_seed=-1)
+
+
 def test_an_item_without_its_answer_is_an_error(tmp_path: Path) -> None:
     write_bfcl_dir(tmp_path, "simple", [SIMPLE])
     (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").write_text(
@@ -353,6 +375,12 @@ def test_task_bfcl_speaks_hermes_unless_told(tmp_path: Path, capsys: pytest.Capt
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["dialect"] == "hermes" and summary["max_new_tokens"] == 40
     assert summary["categories"]["simple"]["accuracy"] == 1.0 and summary["data"] == str(data)
+    assert summary["exclude_seed"] is None
+    # The flag is taken and recorded (what it draws: the test above).
+    code = main(["eval", "--task", "bfcl", "--categories", "simple", "--bfcl-data", str(data), "--backend", "fake",
+                 "--model", str(script), "--limit", "1", "--seed", "1", "--exclude-seed", "0", "--json", "--quiet"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and summary["exclude_seed"] == 0
 
 
 def test_task_bfcl_refuses_math_only_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

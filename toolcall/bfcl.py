@@ -85,12 +85,17 @@ class BfclConfig:
                                          help="comma-separated BFCL categories, or the groups non_live, live, all "
                                               f"(categories: {', '.join(CATEGORIES)})")
     seed: int = option(0, help="seed of the per-category sample drawn when --limit is below a category's size")
+    exclude_seed: int | None = option(None, metavar="SEED",
+                                      help="draw the sample from the items --seed SEED would not draw at the same "
+                                           "--limit: a second sample disjoint from a first one (a report's)")
     bfcl_data: Path | None = option(None, metavar="DIR",
                                     help="a directory in BFCL's layout (BFCL_v4_<category>.json, possible_answer/) "
                                          "(default: the bfcl-eval package's)")
 
     def __post_init__(self) -> None:
         at_least(self, seed=0)
+        if self.exclude_seed is not None:
+            at_least(self, exclude_seed=0)
         self.names()  # an unknown category fails before any model loads
 
     def names(self) -> tuple[str, ...]:
@@ -206,17 +211,21 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
-                    data: str | Path | None = None) -> list[BfclItem]:
-    """The items of one category, all or `limit` of them drawn with `seed` (kept in file order); answers joined by id."""
+                    data: str | Path | None = None, exclude_seed: int | None = None) -> list[BfclItem]:
+    """The items of one category, all or `limit` of them drawn with `seed` (kept in file order); answers joined by id.
+    With `exclude_seed`, the `limit` items are drawn from those the `exclude_seed` sample of the same size leaves out
+    (all of them when fewer remain)."""
     if category not in CATEGORIES:
         raise ConfigError(f"unknown BFCL category {category!r}; valid: {', '.join(CATEGORIES)}")
     root = Path(data) if data is not None else data_dir()
     stem = CATEGORIES[category]
     entries = _read_lines(root / f"BFCL_v4_{stem}.json")
     if limit is not None and limit < len(entries):
-        # A string seed gives each category its own sample, the same on every run and machine.
-        chosen = sorted(random.Random(f"{seed}:{category}").sample(range(len(entries)), limit))
-        entries = [entries[i] for i in chosen]
+        pool: Sequence[int] = range(len(entries))
+        if exclude_seed is not None:
+            taken = set(_draw(pool, limit, exclude_seed, category))
+            pool = [i for i in pool if i not in taken]
+        entries = [entries[i] for i in _draw(pool, min(limit, len(pool)), seed, category)]
     answers: dict[str, Any] = {}
     if "irrelevance" not in category and "relevance" not in category:
         answers = {a["id"]: a["ground_truth"] for a in _read_lines(root / "possible_answer" / f"BFCL_v4_{stem}.json")}
@@ -231,6 +240,11 @@ def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
         items.append(BfclItem(entry["id"], category, tuple(turns[0]), tuple(entry.get("function") or ()),
                               tuple(answer) if answer is not None else None))
     return items
+
+
+def _draw(pool: Sequence[int], k: int, seed: int, category: str) -> list[int]:
+    # A string seed gives each category its own sample, the same on every run and machine; file order is kept.
+    return sorted(random.Random(f"{seed}:{category}").sample(pool, k))
 
 
 # --- offering the functions ---------------------------------------------------------------------------------------

@@ -96,11 +96,11 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
                           "instead of --input, and no --tools, --tools-from or --mcp")
     # The math/dates reply budget is too short for parallel calls; a typed --max-new-tokens still wins.
     budget = config.max_new_tokens if "max_new_tokens" in given(args, LoopConfig) else DEFAULT_MAX_NEW_TOKENS
-    items = {c: load_bfcl_items(c, cfg.limit, bfcl.seed, bfcl.bfcl_data) for c in bfcl.names()}
+    items = {c: load_bfcl_items(c, cfg.limit, bfcl.seed, bfcl.bfcl_data, bfcl.exclude_seed) for c in bfcl.names()}
     dialect = get_dialect(args.dialect)
     backend = get_backend(args.backend, args.model)
     settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
-                "limit": cfg.limit, "seed": bfcl.seed, "max_new_tokens": budget,
+                "limit": cfg.limit, "seed": bfcl.seed, "exclude_seed": bfcl.exclude_seed, "max_new_tokens": budget,
                 "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
                 "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
 

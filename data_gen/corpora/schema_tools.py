@@ -619,8 +619,7 @@ def _say(p: Param, value: Any) -> str:
     if p.kind == "boolean":
         return p.phrase
     if p.kind == "array":
-        items = [str(v) for v in value]
-        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        return _listed([str(v) for v in value])
     if p.kind == "object":
         return p.phrase.format(**value)
     if p.fraction:

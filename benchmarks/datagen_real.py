@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="transformers", help="model backend (fake: the toy LM, for tests)")
     parser.add_argument("--no-sweep", action="store_true", help="report the configured thresholds only")
     parser.add_argument("--corpus", type=Path, default=None, help="passages for WikiSearch/QA (jsonl title/text)")
+    parser.add_argument("--qa-answer", choices=("sentence", "short"), default="sentence",
+                        help="what QA returns: the best-matching sentence (the tool's default) or its answer span")
     parser.add_argument("--candidates", type=Path, default=None, help="write every labelled candidate here (jsonl)")
     parser.add_argument("--from-candidates", type=Path, default=None,
                         help="analyse a --candidates file of an earlier run (its finished texts) instead of running")
@@ -279,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         from toolcall.tools import _corpus
 
         _corpus.configure(args.corpus)
+    if args.qa_answer == "short":
+        from toolcall.tools import qa
+
+        qa.set_answerer(qa.short_answer)
 
     from toolcall.backends import get_scorer
     from toolcall.registry import default_registry
@@ -330,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot is not None:
         plot(args.plot, records, {name: above(every, min_score) for name, every in pairs.items()})
     print(json.dumps({"benchmark": "datagen_real", "data": args.data.name, "skip": args.skip, "texts": len(records),
+                      **({"qa_answer": args.qa_answer} if "qa" in (t.lower() for t in tools) else {}),
                       "tools": list(tools),
                       "thresholds": {t: {"tau_f": f.tau_f, "tau_p": f.tau_p} for t, f in filters.items()},
                       "min_score": min_score,

@@ -1,14 +1,15 @@
 """The QA tool: extractive question answering over the WikiSearch corpus (best BM25 passages → best-matching sentence).
 
-Extractive means the answer is a sentence copied from the corpus, not a generated short answer; the paper's QA was a
-retrieval-augmented LM. Plug in another answerer (any `question -> answer` callable) with set_answerer().
+Extractive means the answer is copied from the corpus: by default the best-matching sentence; `short_answer` gives
+the span of it that the question asks for, as the paper's QA (a retrieval-augmented LM) answered. Plug in another
+answerer (any `question -> answer` callable, `short_answer` included) with set_answerer().
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 
-from . import _corpus
+from . import _corpus, _span
 
 PASSAGES = 3
 # Question words and glue that say nothing about which sentence answers.
@@ -32,33 +33,38 @@ def set_answerer(answerer: Callable[[str], str] | None) -> None:
 
 
 def extractive_answer(question: str) -> str:
+    """The corpus sentence that best matches the question."""
+    return best_sentence(question) or "No answer found."
+
+
+def short_answer(question: str) -> str:
+    """The span of the best-matching corpus sentence that the question asks for (the sentence where none fits)."""
+    sentence = best_sentence(question)
+    if sentence is None:
+        return "No answer found."
+    return _span.answer_span(question, sentence) or sentence
+
+
+def best_sentence(question: str) -> str | None:
     """The corpus sentence sharing the most (IDF-weighted) words with the question, from the top BM25 passages."""
     hits = _corpus.index().search(question, PASSAGES)
     if not hits:
-        return "No answer found."
-    asked = [_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
+        return None
+    asked = [_span.suffix_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
     idf = _corpus.stats_idf(asked, _corpus.index().passages)
     kinds = [pattern for ask, pattern in _KIND if ask.search(question.strip().lower())]
     best, best_score = "", -1.0
     for rank, (passage, _) in enumerate(hits):
         for sentence in _corpus.sentences(passage.text):
             # The title counts, because sentences say "He was born ..." about the passage's subject.
-            present = {_stem(w) for w in _corpus.words(f"{passage.title} {sentence}")}
+            present = {_span.suffix_stem(w) for w in _corpus.words(f"{passage.title} {sentence}")}
             score = sum(idf[w] for w in set(asked) if w in present)
             if kinds and any(k.search(sentence) for k in kinds):
                 score *= KIND_BONUS
             score -= 0.01 * rank  # ties go to the better-ranked passage
             if score > best_score:
                 best, best_score = sentence, score
-    return best or "No answer found."
-
-
-def _stem(word: str) -> str:
-    """A crude suffix strip so "landed" meets "land" and "founded" meets "found"."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+    return best or None
 
 
 def qa(question: str) -> str:

@@ -57,3 +57,29 @@ def test_with_the_model_sampling_at_the_proposals_a_run_proposes_at_min_score_on
     (entry,) = report["pairs"].values()
     assert isinstance(entry["min_score_sweep"], str)      # a lower proposal would add places to sample: no sweep
     assert not any(r.get("source") in ("proposer", "both") and r["score"] < 0.6 for r in rows)
+
+
+def test_qa_answer_short_makes_qa_answer_with_its_span_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from toolcall.tools import qa
+
+    module = load_script(BENCHMARKS / "datagen_real.py", beside=True)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"title": "Joe Biden", "text": "He was born in Scranton, Pennsylvania, in 1942."}) + "\n")
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"id": "t", "text": "Biden was born in Scranton, Pennsylvania.",
+                                "gold": [{"tool": "QA", "start": 18, "value": "Scranton", "answers": ["Scranton"]}]})
+                    + "\n")
+    try:
+        for mode, answer in (("sentence", "He was born in Scranton, Pennsylvania, in 1942."),
+                             ("short", "Scranton, Pennsylvania")):
+            qa.set_answerer(None)
+            assert module.main(["--data", str(data), "--tools", "qa", "--corpus", str(corpus), "--backend", "fake",
+                                "--no-sweep", "--qa-answer", mode]) == 0
+            assert json.loads(capsys.readouterr().out)["qa_answer"] == mode
+            assert qa.qa("Where was Biden born?") == answer
+    finally:
+        qa.set_answerer(None)
+        from toolcall.tools import _corpus
+
+        _corpus.configure(None)

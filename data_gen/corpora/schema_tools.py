@@ -11,7 +11,7 @@ name. A tool's behaviour is simulated from its schema: its result fields are dra
 call itself, so the same call always gets the same result. `leak_report()` measures word n-gram overlap with the
 BFCL data (bfcl-eval, when installed), which is an evaluation set and must not leak into training.
 
-    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4|v5] [--model PATH] [--fake-chat]
+    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4|v5|v6] [--model PATH] [--fake-chat]
 
 writes DIR/train.jsonl ({"id", "kind", "domain", "text", "prompt_chars", "tools", "calls"}) and DIR/leak.json.
 """
@@ -44,7 +44,8 @@ class Param:
     names it as `{name}`; a boolean is given only by its `phrase` (the value is then true); an object is said as its
     `phrase` with its fields filled in. Optional parameters appear in a call exactly when the request names them.
     A `fraction` number is said as a percentage ("5%", the sign included) and called as the fraction its description
-    asks for (0.05).
+    asks for (0.05). A value in `spoken` is said in its everyday words and called as the code its description asks for
+    ("British pounds" -> "GBP", "Tokyo" -> "Asia/Tokyo").
     """
 
     name: str
@@ -56,6 +57,7 @@ class Param:
     fields: tuple["Param", ...] = ()
     phrase: str = ""
     fraction: bool = False  # a number the call gives as a fraction of one (0.05) and a request says in percent (5)
+    spoken: tuple[tuple[Any, str], ...] = ()  # (value as called, as a request says it)
 
     def schema(self) -> dict[str, Any]:
         if self.kind == "enum":
@@ -88,8 +90,13 @@ class Template:
 
 
 def P(name: str, kind: str, description: str, values: Iterable[Any] = (), *, required: bool = True,
-      items: str = "string", fields: Sequence[Param] = (), phrase: str = "", fraction: bool = False) -> Param:
-    return Param(name, kind, description, tuple(values), required, items, tuple(fields), phrase, fraction)
+      items: str = "string", fields: Sequence[Param] = (), phrase: str = "", fraction: bool = False,
+      spoken: Mapping[Any, str] | None = None) -> Param:
+    """A parameter; with `spoken`, its values are the mapping's keys and a request says each as its value."""
+    if spoken:
+        values = tuple(spoken)
+    return Param(name, kind, description, tuple(values), required, items, tuple(fields), phrase, fraction,
+                 tuple((spoken or {}).items()))
 
 
 def T(domain: str, verb: str, noun: str, description: str, params: Sequence[Param], requests: Sequence[str],
@@ -550,6 +557,62 @@ RATE_TEMPLATES: tuple[Template, ...] = (
       "In {years} years {town} would have about {projected} people."),
 )
 
+# Values a call gives as a code or a formatted name (ISO codes, unit symbols, time-zone names, "City, ST") and a request
+# says in everyday words; the description says which form the schema wants, so a model learns to write the schema's
+# form rather than copy the request's words.
+_CURRENCIES = {"GBP": "British pounds", "EUR": "euros", "JPY": "Japanese yen", "CHF": "Swiss francs",
+               "INR": "Indian rupees", "MXN": "Mexican pesos", "SEK": "Swedish kronor", "CAD": "Canadian dollars"}
+_LANGUAGES = {"fr": "French", "de": "German", "es": "Spanish", "ja": "Japanese", "pt": "Portuguese", "sw": "Swahili",
+              "it": "Italian", "nl": "Dutch"}
+_COUNTRIES = {"JP": "Japan", "KE": "Kenya", "BR": "Brazil", "NO": "Norway", "IN": "India", "DE": "Germany",
+              "PE": "Peru", "NZ": "New Zealand"}
+_ZONES = {"Asia/Tokyo": "Tokyo", "Europe/Oslo": "Oslo", "America/Chicago": "Chicago", "Africa/Nairobi": "Nairobi",
+          "Australia/Hobart": "Hobart", "Europe/Lisbon": "Lisbon", "America/Lima": "Lima", "Asia/Kolkata": "Kolkata"}
+_US_CITIES = {"Denver, CO": "Denver", "Austin, TX": "Austin", "Seattle, WA": "Seattle", "Boston, MA": "Boston",
+              "Atlanta, GA": "Atlanta", "Phoenix, AZ": "Phoenix", "Portland, OR": "Portland", "Nashville, TN": "Nashville"}
+CODED_TEMPLATES: tuple[Template, ...] = (
+    T("money", "quote", "currency_swap", "Quote what an amount of money fetches in another currency after the fee.",
+      [P("amount", "number", "How much money is exchanged.", (75.0, 200.0, 640.0, 1500.0)),
+       P("sell", "string", "Three-letter ISO 4217 code of the currency handed over, such as EUR.", spoken=_CURRENCIES),
+       P("buy", "string", "Three-letter ISO 4217 code of the currency wanted, such as CHF.", spoken=_CURRENCIES),
+       P("fee_percent", "number", "Exchange fee in percent.", (0.5, 1.0, 2.5), required=False)],
+      ["How many {buy} would I get for {amount} {sell}?", "Swap {amount} {sell} into {buy} with a {fee_percent} percent fee."],
+      [("received", "number", (61.2, 188.4, 702.9, 16890.0)), ("rate", "number", (0.86, 1.17, 112.6))],
+      "{amount} {sell} fetch {received} {buy} at a rate of {rate}."),
+    T("language", "translate", "phrase", "Translate a short phrase into another language.",
+      [P("phrase", "string", "The phrase to translate.", ("good morning", "where is the station", "thank you very much",
+                                                          "see you tomorrow")),
+       P("target", "string", "Two-letter ISO 639-1 code of the language wanted, like fr or de.", spoken=_LANGUAGES)],
+      ["How do you say {phrase} in {target}?", "Put {phrase} into {target}."],
+      [("translation", "string", ("bom dia", "guten Morgen", "asante sana", "hasta mañana"))],
+      "In {target}: {translation}."),
+    T("calendar", "list", "public_holidays", "Public holidays of a country in a given year.",
+      [P("country", "string", "Two-letter ISO 3166-1 country code, for example FR.", spoken=_COUNTRIES),
+       P("year", "integer", "The year.", (2026, 2027, 2028))],
+      ["Which public holidays does {country} have in {year}?", "List the holidays in {country} for {year}."],
+      [("count", "integer", (9, 11, 13, 16)), ("first", "string", ("1 January", "6 February", "26 January"))],
+      "{country} has {count} public holidays in {year}, the first on {first}."),
+    T("clock", "get", "zone_time", "Clock time right now for a named zone of the world.",
+      [P("zone", "string", "IANA time zone name, as Region/City, e.g. Europe/Paris.", spoken=_ZONES),
+       P("twelve_hour", "boolean", "Give the time on a 12-hour clock.", required=False, phrase="in am/pm")],
+      ["What time is it in {zone} right now?", "Tell me the local time in {zone} {twelve_hour}."],
+      [("time", "string", ("07:42", "13:05", "18:30", "23:16"))],
+      "It is {time} in {zone}."),
+    T("weather", "get", "city_forecast", "Tomorrow's forecast for a city in the United States.",
+      [P("city", "string", "City and state abbreviation, written as City, ST (Boise, ID).", spoken=_US_CITIES),
+       P("units", "enum", "Temperature units.", ("fahrenheit", "celsius"), required=False)],
+      ["What's the weather tomorrow in {city}?", "Forecast for {city} tomorrow in {units}."],
+      [("high", "integer", (41, 58, 73, 96)), ("sky", "string", ("sunny", "cloudy", "showers"))],
+      "Tomorrow in {city}: {sky}, a high of {high}."),
+    T("shipping", "estimate", "parcel_postage", "Postage for a parcel sent abroad.",
+      [P("weight", "number", "Weight of the parcel.", (0.5, 2.0, 4.5, 12.0)),
+       P("weight_unit", "string", "Unit of the weight as its symbol: kg or lb.", spoken={"kg": "kilograms", "lb": "pounds"}),
+       P("country", "string", "Destination as a two-letter ISO 3166-1 country code.", spoken=_COUNTRIES)],
+      ["How much to post {weight} {weight_unit} to {country}?", "Postage for a {weight} {weight_unit} parcel to {country}?"],
+      [("postage", "number", (8.4, 17.9, 36.5, 72.0)), ("days", "integer", (3, 5, 9))],
+      "Sending it to {country} costs {postage} and takes about {days} days."),
+)
+
 # Verb synonyms: a tool's name changes from text to text, so its schema, not its name, tells what it does.
 VERBS: dict[str, tuple[str, ...]] = {
     "get": ("get", "fetch", "lookup", "read"), "read": ("read", "check"), "find": ("find", "search", "locate"), "search": ("search", "find"),
@@ -622,6 +685,8 @@ def _say(p: Param, value: Any) -> str:
         return _listed([str(v) for v in value])
     if p.kind == "object":
         return p.phrase.format(**value)
+    if p.spoken:
+        return dict(p.spoken)[value]
     if p.fraction:
         return f"{value * 100:g}%"  # :g drops the float noise of the product (0.035 * 100 = 3.5000000000000004)
     if isinstance(value, float):
@@ -839,6 +904,9 @@ MIXES["v4"] = replace(MIXES["v3"], kinds=(("single", 0.45), ("parallel", 0.3), (
 MIXES["v5"] = replace(MIXES["v4"], kinds=(("single", 0.4), ("parallel", 0.35), ("none", 0.25)),
                       templates=TEMPLATES + MORE_TEMPLATES + RATE_TEMPLATES, series=0.6,
                       series_calls=((2, 0.35), (3, 0.35), (4, 0.3)), pairs=0.4)
+# v5, with values a schema wants as a code or in a set format but a request says in words (CODED_TEMPLATES): a model
+# trained on v5 copies the request's words ("British pounds" for a currency code, "New York" for "City, ST").
+MIXES["v6"] = replace(MIXES["v5"], templates=MIXES["v5"].templates + CODED_TEMPLATES)
 DEFAULT_MIX = "v2"
 
 
@@ -1042,7 +1110,7 @@ def corpus_strings() -> dict[str, list[str]]:
     parameter descriptions, requests and answers, and the unserved requests with their replies."""
     names: set[str] = set()
     prose: list[str] = []
-    for t in TEMPLATES + MORE_TEMPLATES + RATE_TEMPLATES:
+    for t in TEMPLATES + MORE_TEMPLATES + RATE_TEMPLATES + CODED_TEMPLATES:
         for verb in VERBS.get(t.verb, (t.verb,)):
             words_ = [verb, *t.noun.split("_")]
             names.update({f"{verb}_{t.noun}", words_[0] + "".join(w.capitalize() for w in words_[1:]),
@@ -1146,7 +1214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"how the texts are drawn (default {DEFAULT_MIX}; v1: the first adapter's corpus; v3: v2 "
                              "with whole numbers written as integers; v4: v3 with more parallel texts, half of them "
                              "one tool over several values said in one request; v5: v4 with two values changing together, more three- and "
-                             "four-call requests, and rates given as fractions)")
+                             "four-call requests, and rates given as fractions; v6: v5 with values a schema wants as a code (GBP, "
+                             "Asia/Tokyo, Denver, CO) said in words)")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")

@@ -103,7 +103,7 @@ def test_the_first_mix_is_unchanged_and_draws_nothing_for_the_second_mixs_shares
     v1 = st.MIXES["v1"]
     assert v1.templates == st.TEMPLATES and v1.alone == 0 and v1.near_miss == 0 and v1.kinds == st.KINDS
     assert [s.to_json() for s in st.generate(60, seed=3, mix="v1")] != [s.to_json() for s in st.generate(60, seed=3)]
-    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3, v4, v5$"):
+    with pytest.raises(ValueError, match="unknown mix 'v9'; known: v1, v2, v3, v4, v5, v6$"):
         st.generate(5, mix="v9")
 
 
@@ -263,6 +263,32 @@ def test_the_fifth_mix_gives_a_rate_said_in_percent_as_the_fraction_its_schema_a
     assert st._say(st.P("r", "number", "d", (0.0725,), fraction=True), 0.0725) == "7.25%"
 
 
+
+def test_the_sixth_mix_says_coded_values_in_words_and_calls_them_as_the_schema_asks() -> None:
+    v6 = st.generate(600, seed=7, chat=chatml, mix="v6")
+    assert st.MIXES["v6"].templates == st.MIXES["v5"].templates + st.CODED_TEMPLATES
+    tools = {t.description: t for t in st.MIXES["v6"].templates}
+    coded = 0
+    for s in v6:
+        if not s.calls:
+            continue
+        for call in s.calls:
+            function = next(f["function"] for f in _offered(s) if f["function"]["name"] == call["name"])
+            t = tools[function["description"]]
+            for p in t.params:
+                if p.spoken and p.name in call["arguments"]:
+                    value = call["arguments"][p.name]
+                    said = dict(p.spoken)[value]
+                    assert said in s.request                  # the request says the words ...
+                    assert not re.search(rf"(?<![\w/]){re.escape(value)}(?![\w/])", s.request) or value in said
+                    coded += 1                                # ... and the call gives the code
+                    assert function["parameters"]["properties"][p.name]["type"] == "string"
+    assert coded > 30
+    test_every_call_parses_with_hermes_and_binds_to_its_schema(v6)
+    # A spoken parameter's values are the mapping's keys.
+    p = st.P("cur", "string", "ISO code.", spoken={"GBP": "British pounds", "EUR": "euros"})
+    assert p.values == ("GBP", "EUR") and st._say(p, "GBP") == "British pounds"
+
 def test_pairs_need_two_parameters_that_can_vary() -> None:
     from random import Random
 
@@ -299,7 +325,7 @@ def test_tool_behaviour_is_simulated_deterministically_from_the_call() -> None:
 
 def test_templates_are_consistent() -> None:
     fmt = string.Formatter()
-    for t in st.TEMPLATES + st.MORE_TEMPLATES + st.RATE_TEMPLATES:
+    for t in st.TEMPLATES + st.MORE_TEMPLATES + st.RATE_TEMPLATES + st.CODED_TEMPLATES:
         names = {p.name for p in t.params}
         required = {p.name for p in t.params if p.required}
         for request in t.requests:
@@ -338,7 +364,7 @@ def test_nothing_of_the_corpus_occurs_in_bfcl(samples: list[st.Sample]) -> None:
     assert theirs is not None and len(theirs["names"]) > 1000  # the whole BFCL data was read
     ours = st.corpus_strings()
     # What the texts say beyond the templates: the filled-in requests and the offered names.
-    later = st.generate(300, seed=7, chat=chatml, mix="v4") + st.generate(300, seed=7, chat=chatml, mix="v5")
+    later = [s for mix in ("v4", "v5", "v6") for s in st.generate(300, seed=7, chat=chatml, mix=mix)]
     ours["prose"] = [*ours["prose"], *(s.request for s in samples + later)]
     ours["names"] = sorted({*ours["names"], *(n for s in samples + later for n in s.tools)})
     report = st.leak_report(ours, theirs)

@@ -59,7 +59,7 @@ class Candidate:
     start: int
     end: int
     text: str
-    kind: int = 0  # 0: a date, number, name or quotation; 1: a plain phrase, the answer only nearer than those
+    kind: int = 0  # 0: a date, number, name or quotation; 1: a plain phrase, chosen over those only when nearer
 
 
 def suffix_stem(word: str) -> str:

@@ -569,14 +569,16 @@ _COUNTRIES = {"JP": "Japan", "KE": "Kenya", "BR": "Brazil", "NO": "Norway", "IN"
 _ZONES = {"Asia/Tokyo": "Tokyo", "Europe/Oslo": "Oslo", "America/Chicago": "Chicago", "Africa/Nairobi": "Nairobi",
           "Australia/Hobart": "Hobart", "Europe/Lisbon": "Lisbon", "America/Lima": "Lima", "Asia/Kolkata": "Kolkata"}
 _US_CITIES = {"Denver, CO": "Denver", "Austin, TX": "Austin", "Seattle, WA": "Seattle", "Boston, MA": "Boston",
-              "Atlanta, GA": "Atlanta", "Phoenix, AZ": "Phoenix", "Portland, OR": "Portland", "Nashville, TN": "Nashville"}
+              "Atlanta, GA": "Atlanta", "Phoenix, AZ": "Phoenix", "Portland, OR": "Portland",
+              "Nashville, TN": "Nashville"}
 CODED_TEMPLATES: tuple[Template, ...] = (
     T("money", "quote", "currency_swap", "Quote what an amount of money fetches in another currency after the fee.",
       [P("amount", "number", "How much money is exchanged.", (75.0, 200.0, 640.0, 1500.0)),
        P("sell", "string", "Three-letter ISO 4217 code of the currency handed over, such as EUR.", spoken=_CURRENCIES),
        P("buy", "string", "Three-letter ISO 4217 code of the currency wanted, such as CHF.", spoken=_CURRENCIES),
        P("fee_percent", "number", "Exchange fee in percent.", (0.5, 1.0, 2.5), required=False)],
-      ["How many {buy} would I get for {amount} {sell}?", "Swap {amount} {sell} into {buy} with a {fee_percent} percent fee."],
+      ["How many {buy} would I get for {amount} {sell}?",
+       "Swap {amount} {sell} into {buy} with a {fee_percent} percent fee."],
       [("received", "number", (61.2, 188.4, 702.9, 16890.0)), ("rate", "number", (0.86, 1.17, 112.6))],
       "{amount} {sell} fetch {received} {buy} at a rate of {rate}."),
     T("language", "translate", "phrase", "Translate a short phrase into another language.",
@@ -606,9 +608,11 @@ CODED_TEMPLATES: tuple[Template, ...] = (
       "Tomorrow in {city}: {sky}, a high of {high}."),
     T("shipping", "estimate", "parcel_postage", "Postage for a parcel sent abroad.",
       [P("weight", "number", "Weight of the parcel.", (0.5, 2.0, 4.5, 12.0)),
-       P("weight_unit", "string", "Unit of the weight as its symbol: kg or lb.", spoken={"kg": "kilograms", "lb": "pounds"}),
+       P("weight_unit", "string", "Unit of the weight as its symbol: kg or lb.",
+         spoken={"kg": "kilograms", "lb": "pounds"}),
        P("country", "string", "Destination as a two-letter ISO 3166-1 country code.", spoken=_COUNTRIES)],
-      ["How much to post {weight} {weight_unit} to {country}?", "Postage for a {weight} {weight_unit} parcel to {country}?"],
+      ["How much to post {weight} {weight_unit} to {country}?",
+       "Postage for a {weight} {weight_unit} parcel to {country}?"],
       [("postage", "number", (8.4, 17.9, 36.5, 72.0)), ("days", "integer", (3, 5, 9))],
       "Sending it to {country} costs {postage} and takes about {days} days."),
 )

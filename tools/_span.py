@@ -163,7 +163,8 @@ def _trimmed(sentence: str, run: list[re.Match[str]]) -> list[Candidate]:
 
 def _new(text: str, asked: set[str]) -> bool:
     """Whether a candidate says something the question does not: a content word or number of its own."""
-    own = [stem(w) for w in re.findall(r"[\w'’]+", text) if w.lower() not in FUNCTION_WORDS]
+    # (a lone apostrophe stems to nothing and says nothing)
+    own = [w for w in (stem(w) for w in re.findall(r"[\w'’]+", text) if w.lower() not in FUNCTION_WORDS) if w]
     return bool(own) and not any(w in asked for w in own if not w[0].isdigit()) and not all(w in asked for w in own)
 
 

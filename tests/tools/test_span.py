@@ -80,3 +80,13 @@ def test_long_and_hostile_input_stays_fast() -> None:
     began = time.perf_counter()
     _span.answer_span("When was Alpha founded? " + "why " * 500, sentence)
     assert time.perf_counter() - began < 5
+
+
+@pytest.mark.parametrize("question, sentence", [
+    ("What did Ann say?", "Ann said \"'\" today."),       # a quotation of a lone apostrophe: a word that stems to nothing
+    ("What did Ann say?", "Ann said “’” today."),
+    ("’s Bob?", "’ ’s Bob ’"), ("", "Anything at all."), ("Who is Ann?", ""), ("漢字 Ann?", "Ann met 漢字 Bo."),
+])
+def test_odd_input_gives_a_span_of_the_sentence_or_none(question: str, sentence: str) -> None:
+    out = _span.answer_span(question, sentence)
+    assert out is None or (out and out in sentence)

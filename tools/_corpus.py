@@ -102,6 +102,14 @@ def index() -> Index:
         return found
 
 
+def suffix_stem(word: str) -> str:
+    """A crude suffix strip so "landed" meets "land" and "founded" meets "found"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 

@@ -5,6 +5,8 @@ import bisect
 import re
 from dataclasses import dataclass
 
+from . import _corpus
+
 MAX_PHRASE = 8  # words: a longer stretch of the sentence is a clause, not an answer
 # Words that carry no content of their own: they neither show which part of a sentence the question is about nor
 # make an answer, so a phrase is trimmed of them at both ends.
@@ -44,6 +46,8 @@ _NAME = re.compile(rf"\b[A-Z][\w'’.\-]*(?:{_CONNECT}[A-Z][\w'’.\-]*)*")
 _PLACE = re.compile(rf"\b[A-Z][\w'’.\-]*(?:(?:{_CONNECT}|,\s+)[A-Z][\w'’.\-]*)*")
 _QUOTED = re.compile(r"\"[^\"]{1,80}\"|“[^”]{1,80}”")
 _WORD = re.compile(r"[$£€]?\d[\d,]*(?:\.\d+)?%?|[A-Za-z][\w'’\-]*")
+_TOKEN = re.compile(_WORD.pattern + r"|[^\w\s]")  # a word, or one mark of punctuation
+_TERM = re.compile(r"\w[\w'’]*")  # a word as a question or candidate is compared by: never an apostrophe alone
 # The first words of a question say what kind of answer it wants.
 _WANTS = [
     (re.compile(r"^(?:when|(?:in |on )?(?:what|which) (?:year|date|century))\b"), ("date",)),
@@ -62,17 +66,9 @@ class Candidate:
     kind: int = 0  # 0: a date, number, name or quotation; 1: a plain phrase, chosen over those only when nearer
 
 
-def suffix_stem(word: str) -> str:
-    """A crude suffix strip so "landed" meets "land" and "founded" meets "found"."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
 def stem(word: str) -> str:
-    """suffix_stem of the lower-cased word, and a final "e" dropped so "introduce" meets "introduced"."""
-    word = suffix_stem(word.lower().strip("'’"))
+    """The corpus's suffix_stem of the lower-cased word, and a final "e" dropped so "introduce" meets "introduced"."""
+    word = _corpus.suffix_stem(word.lower().strip("'’"))
     return word[:-1] if word.endswith("e") and len(word) > 4 else word
 
 
@@ -83,7 +79,7 @@ def answer_span(question: str, sentence: str) -> str | None:
     question wants (or, for "what"/"which" questions, of any kind and any phrase), the one nearest to where the
     question's words stand in the sentence; a candidate made of the question's own words is never the answer.
     """
-    asked = {stem(w) for w in re.findall(r"[\w'’]+", question.lower()) if w not in FUNCTION_WORDS}
+    asked = {stem(w) for w in _TERM.findall(question.lower()) if w not in FUNCTION_WORDS}
     if not asked:
         return None
     words = [(m.start(), stem(m.group())) for m in _WORD.finditer(sentence) if m.group().lower() not in FUNCTION_WORDS]
@@ -134,7 +130,7 @@ def _phrases(sentence: str, asked: set[str]) -> list[Candidate]:
     """Stretches of the sentence between the question's words and punctuation, trimmed of function words."""
     out: list[Candidate] = []
     run: list[re.Match[str]] = []
-    for m in re.finditer(r"[$£€]?\d[\d,]*(?:\.\d+)?%?|[A-Za-z][\w'’\-]*|[^\w\s]", sentence):
+    for m in _TOKEN.finditer(sentence):
         token = m.group()
         if (not token[0].isalnum() and token[0] not in "$£€") or stem(token) in asked:
             out += _trimmed(sentence, run)
@@ -163,8 +159,7 @@ def _trimmed(sentence: str, run: list[re.Match[str]]) -> list[Candidate]:
 
 def _new(text: str, asked: set[str]) -> bool:
     """Whether a candidate says something the question does not: a content word or number of its own."""
-    # (a lone apostrophe stems to nothing and says nothing)
-    own = [w for w in (stem(w) for w in re.findall(r"[\w'’]+", text) if w.lower() not in FUNCTION_WORDS) if w]
+    own = [stem(w) for w in _TERM.findall(text) if w.lower() not in FUNCTION_WORDS]
     return bool(own) and not any(w in asked for w in own if not w[0].isdigit()) and not all(w in asked for w in own)
 
 

@@ -50,14 +50,14 @@ def best_sentence(question: str) -> str | None:
     hits = _corpus.index().search(question, PASSAGES)
     if not hits:
         return None
-    asked = [_span.suffix_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
+    asked = [_corpus.suffix_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
     idf = _corpus.stats_idf(asked, _corpus.index().passages)
     kinds = [pattern for ask, pattern in _KIND if ask.search(question.strip().lower())]
     best, best_score = "", -1.0
     for rank, (passage, _) in enumerate(hits):
         for sentence in _corpus.sentences(passage.text):
             # The title counts, because sentences say "He was born ..." about the passage's subject.
-            present = {_span.suffix_stem(w) for w in _corpus.words(f"{passage.title} {sentence}")}
+            present = {_corpus.suffix_stem(w) for w in _corpus.words(f"{passage.title} {sentence}")}
             score = sum(idf[w] for w in set(asked) if w in present)
             if kinds and any(k.search(sentence) for k in kinds):
                 score *= KIND_BONUS

@@ -49,7 +49,7 @@ def test_no_year_inside_a_thousands_number() -> None:
 
 def test_stems_meet_across_inflections() -> None:
     assert _span.stem("introduced") == _span.stem("introduce") == _span.stem("Introduces")
-    assert _span.suffix_stem("founded") == "found" and _span.suffix_stem("introduce") == "introduce"
+    assert _corpus.suffix_stem("founded") == "found" and _corpus.suffix_stem("introduce") == "introduce"
 
 
 @pytest.mark.parametrize("question, answer", [

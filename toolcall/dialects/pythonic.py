@@ -24,6 +24,12 @@ _CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?\[(?=\s*[A-Za-z_][A-Za-z0-9_]*
 _PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}]""")
 
 
+def _closed_string(text: str, pos: int, end: int) -> str:
+    """The Python string literal starting at `text[pos]` when it closes before `end`, else a piece of at most 1 character."""
+    m = _PIECES.match(text, pos, end)
+    return "" if m is None else m.group()
+
+
 class _NumberFault(ValueError):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
@@ -243,9 +249,12 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 continue
             got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed, budget, fast)
             # Read again only when a string was open at the next candidate (it may hold `[name(`): a list that runs
-            # into the next candidate otherwise fails there whatever follows (no value starts with a name).
+            # into the next candidate otherwise fails there whatever follows (no value starts with a name). A string
+            # the grammar refused but that closes before the next candidate (`[QA("a b")]`, positional) is not open
+            # there, and reading the rest of the text again for it would spend the budget that later lists need.
             if (got is None and following is not None and issues and issues[-1].pos < end
-                    and text[issues[-1].pos] in "'\"" and failed[-1][0] == start):
+                    and text[issues[-1].pos] in "'\"" and failed[-1][0] == start
+                    and len(_closed_string(text, issues[-1].pos, end)) < 2):
                 issues.pop()
                 failed.pop()
                 got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed, budget)

@@ -37,7 +37,7 @@ def _complete_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
     for raw in data.split(b"\n")[:-1]:    # the piece after the last newline is incomplete
         try:
             good.append(json.loads(raw))
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8: the log ends before this line
             break
         end += len(raw) + 1
     return good, end
@@ -72,7 +72,14 @@ class RunDir:
         run_file = self.path / RUN
         if not run_file.exists():
             raise ConfigError(f"{self.path} has no {RUN}; it is not a data-gen output directory, choose another one")
-        old = json.loads(run_file.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--resume: {run_file} could not be read ({err}); it is not a data-gen run's record, "
+                              "choose another directory") from None
+        if not isinstance(old, dict):
+            raise ConfigError(f"--resume: {run_file} is not a data-gen run's record (a JSON object); choose another "
+                              "directory")
         models = old.get("models")
         if isinstance(models, dict) and "dtype" not in models and "dtype" in (run_info.get("models") or {}):
             old["models"] = {**models, "dtype": "float32"}   # runs from before --dtype computed in float32

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from toolcall.errors import ConfigError
-from toolcall.jsonl import read_jsonl, string_field
+from toolcall.jsonl import read_jsonl, read_lines, string_field
 
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context): "date", the
 #: document's date as YYYY-MM-DD, is what the Calendar tool answers for that text, as the paper dates each document.
@@ -27,12 +27,11 @@ def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[st
                 break
             texts.append((string_field(record, "text", where, allow_empty=True), _fields(record, where)))
         return texts
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if limit is not None and len(texts) >= limit:
-                break
-            if line.strip():
-                texts.append((line.strip(), {}))
+    for _, line in read_lines(path, "input file"):
+        if limit is not None and len(texts) >= limit:
+            break
+        if line.strip():
+            texts.append((line.strip(), {}))
     return texts
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from toolcall.errors import ConfigError
-from toolcall.jsonl import read_jsonl, string_field
+from toolcall.jsonl import read_jsonl, read_lines, string_field
 
 
 def test_reads_objects_with_their_line_numbers_and_skips_blank_lines(tmp_path: Path) -> None:
@@ -40,3 +40,33 @@ def test_string_field_checks_type_and_blankness() -> None:
         string_field({"q": "  "}, "q", "f:3")
     with pytest.raises(ConfigError, match="f:4: each line needs a string field 'q'"):
         string_field({"q": 5}, "q", "f:4", allow_empty=True)
+
+
+def test_bytes_that_are_not_utf8_are_placed_by_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"text": "fine"}\n{"text": "caf'.encode() + b"\xe9" + b'"}\n')
+    with pytest.raises(ConfigError, match=r"latin1\.jsonl:2:14: input is not UTF-8 text \(byte 0xe9"):
+        list(read_jsonl(path))
+
+
+def test_a_byte_order_mark_at_the_start_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text": "one"}\n')
+    assert [r for _, r in read_jsonl(path)] == [{"text": "one"}]
+    assert [line for _, line in read_lines(path)] == ['{"text": "one"}\n']
+
+
+def test_json_nested_past_the_reader_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep\.jsonl:1: the JSON nests deeper than can be read"):
+        list(read_jsonl(path))
+
+
+def test_a_lone_surrogate_escape_is_refused_and_a_pair_is_text(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "smile \\ud83d\\ude00"}\n{"meta": {"tags": ["ok", "bad \\udc00"]}}\n', encoding="utf-8")
+    rows = read_jsonl(path)
+    assert next(rows)[1] == {"text": "smile \U0001F600"}
+    with pytest.raises(ConfigError, match=r"s\.jsonl:2: field 'meta'\['tags'\]\[1\] holds a lone UTF-16 surrogate"):
+        next(rows)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,27 +10,73 @@ from typing import Any
 from .errors import ConfigError
 
 
+def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str]]:
+    """Yield ("FILE:LINE", line) for every line of the UTF-8 text file `path` (a byte-order mark at its start is
+    dropped); bytes that are not UTF-8 raise ConfigError at their line and column instead of a codec traceback."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                column = len(raw[:err.start].decode("utf-8", errors="replace")) + 1
+                raise ConfigError(f"{where}:{column}: {what} is not UTF-8 text (byte 0x{raw[err.start]:02x}: "
+                                  f"{err.reason}); save it as UTF-8") from None
+            yield where, line
+
+
 def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ("FILE:LINE", object) for every non-blank line of `path`.
 
-    A missing file, a line that is not JSON, or a line that is not a JSON object raises ConfigError naming the file,
-    the line and what was found, so a caller can add its own field checks with the same location.
+    A missing file, bytes that are not UTF-8, a line that is not JSON (or nests deeper than Python's JSON reader
+    goes), a line that is not a JSON object, or a string holding a lone surrogate (`"\\ud800"`, which no UTF-8 file
+    can hold and nothing downstream can write) raises ConfigError naming the file, the line and what was found, so a
+    caller can add its own field checks with the same location.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist (a .jsonl file with one JSON object per line is expected)")
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
-            if not isinstance(record, dict):
-                raise ConfigError(f"{where}: each line must be a JSON object, found {type(record).__name__}")
-            yield where, record
+    for where, line in read_lines(path, what):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+        except RecursionError:
+            raise ConfigError(f"{where}: the JSON nests deeper than can be read") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{where}: each line must be a JSON object, found {type(record).__name__}")
+        try:
+            field = _surrogate_field(record) if _ESCAPED_SURROGATE.search(line) else None
+        except RecursionError:
+            raise ConfigError(f"{where}: the JSON nests deeper than can be read") from None
+        if field is not None:
+            raise ConfigError(f"{where}: {field} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its "
+                              "pair), which is not text")
+        yield where, record
+
+
+#: A JSON escape of a UTF-16 surrogate; only lines holding one are searched for a lone one after decoding.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_field(value: Any, name: str = "the line") -> str | None:
+    """Where in a decoded JSON value a string holds a lone surrogate, or None."""
+    if isinstance(value, str):
+        return name if _SURROGATE.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return f"a key of {name}"
+        found = _surrogate_field(item, f"field {key!r}" if name == "the line" else f"{name}[{key!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 def string_field(record: dict[str, Any], name: str, where: str, *, allow_empty: bool = False) -> str:

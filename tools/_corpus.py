@@ -1,7 +1,6 @@
 """The local passage corpus shared by WikiSearch and QA: loading (JSONL or plain text), a lazily built, cached BM25 index."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -9,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolcall.errors import ConfigError, MissingDependencyError
+from toolcall.jsonl import read_jsonl, read_lines
 
 ENV_VAR = "TOOLCALL_WIKI_CORPUS"
 DEMO_CORPUS = Path(__file__).parent / "data" / "demo_wiki.jsonl"
@@ -45,20 +45,14 @@ def corpus_path() -> Path:
 
 
 def load_passages(path: Path) -> list[Passage]:
-    text = path.read_text(encoding="utf-8")
     passages: list[Passage] = []
     if path.suffix in (".jsonl", ".json"):
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}:{number}: not a JSON line ({err.msg})") from err
+        for _, row in read_jsonl(path, "corpus"):
             body = str(row.get("text") or row.get("contents") or "").strip()
             if body:
                 passages.append(Passage(str(row.get("title") or "").strip(), body))
     else:
+        text = "".join(line for _, line in read_lines(path, "corpus"))
         for block in re.split(r"\n\s*\n", text):
             body = " ".join(block.split())
             if body:

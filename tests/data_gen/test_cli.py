@@ -49,6 +49,9 @@ def test_input_formats(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text('{"text": "x"}\n{"id": 1}\n')
     with pytest.raises(ConfigError, match=r"b.jsonl:2"):
         read_inputs(tmp_path / "b.jsonl")
+    (tmp_path / "d.txt").write_bytes(b"one\nna\xefve\n")
+    with pytest.raises(ConfigError, match=r"d.txt:2:3: input file is not UTF-8 text"):
+        read_inputs(tmp_path / "d.txt")
     (tmp_path / "c.csv").write_text("x\n")
     with pytest.raises(ConfigError, match=r"must end in .jsonl or .txt"):
         read_inputs(tmp_path / "c.csv")

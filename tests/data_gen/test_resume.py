@@ -88,6 +88,17 @@ def test_existing_output_needs_resume(pipeline: Pipeline, texts: Path, tmp_path:
         run_data_gen(texts, out, pipeline, progress=False)
 
 
+@pytest.mark.parametrize("record", ["{torn", "[1, 2]", "\udcff"], ids=["not-json", "not-an-object", "not-utf8"])
+def test_resume_into_a_directory_whose_run_record_is_damaged_is_refused(pipeline: Pipeline, texts: Path, tmp_path: Path,
+                                                                       record: str) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_bytes(record.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ConfigError, match=r"--resume: .*run\.json .*choose another directory"):
+        run_data_gen(texts, out, pipeline, resume=True, progress=False)
+    assert (out / "run.json").read_bytes() == record.encode("utf-8", "surrogateescape")  # left as it was
+
+
 def test_resume_with_other_settings_is_refused(pipeline: Pipeline, texts: Path, tmp_path: Path, tiny_scorer: Any, registry: Any) -> None:
     out = tmp_path / "o"
     run_data_gen(texts, out, pipeline, progress=False, limit=1)

@@ -62,7 +62,15 @@ def test_bad_corpus_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n")
     wikisearch.configure(bad)
-    with pytest.raises(ConfigError, match="bad.jsonl:1: not a JSON line"):
+    with pytest.raises(ConfigError, match="bad.jsonl:1: not valid JSON"):
+        wikisearch.wiki_search("x")
+    bad.write_text('["a list"]\n')
+    with pytest.raises(ConfigError, match="bad.jsonl:1: each line must be a JSON object"):
+        wikisearch.wiki_search("x")
+    text = tmp_path / "paragraphs.txt"
+    text.write_bytes(b"Cows moo.\n\nCaf\xe9 au lait.\n")
+    wikisearch.configure(text)
+    with pytest.raises(ConfigError, match=r"paragraphs.txt:3:4: corpus is not UTF-8 text"):
         wikisearch.wiki_search("x")
 
 

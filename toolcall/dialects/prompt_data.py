@@ -41,7 +41,7 @@ def read_override(path: PromptSource) -> str | None:
         return None
     try:
         return Path(path).read_text(encoding="utf-8")
-    except OSError as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"prompt file {path} could not be read: {err}") from err
 
 

@@ -44,7 +44,7 @@ def test_string_field_checks_type_and_blankness() -> None:
 
 def test_bytes_that_are_not_utf8_are_placed_by_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes('{"text": "fine"}\n{"text": "caf'.encode() + b"\xe9" + b'"}\n')
+    path.write_bytes(b'{"text": "fine"}\n{"text": "caf' + b"\xe9" + b'"}\n')
     with pytest.raises(ConfigError, match=r"latin1\.jsonl:2:14: input is not UTF-8 text \(byte 0xe9"):
         list(read_jsonl(path))
 

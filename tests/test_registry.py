@@ -191,6 +191,45 @@ def test_errors_are_not_cached() -> None:
     assert not reg.call("boom", ("a",)).cached and not reg.call("boom", ("a",)).cached
 
 
+def flood(n: int) -> str:
+    """Return a long text.
+
+    Args:
+        n: How many characters.
+    """
+    return "w" * n
+
+
+def flood_error(n: int) -> str:
+    """Fail with a long message.
+
+    Args:
+        n: How many characters.
+    """
+    raise ValueError("e" * n)
+
+
+def test_a_result_or_error_longer_than_the_limit_is_cut_and_says_so() -> None:
+    reg = ToolRegistry([flood, flood_error], max_result_chars=1_000)
+    fits = reg.call("flood", {"n": 1_000})
+    assert fits.ok and fits.text == "w" * 1_000
+    cut = reg.call("flood", {"n": 5_000_000})
+    assert cut.ok and cut.text == "w" * 1_000 + " [... cut: 5,000,000 characters, the first 1,000 shown]"
+    failed = reg.call("flood_error", {"n": 5_000_000})
+    assert not failed.ok and failed.error is not None and len(failed.error) < 1_100
+    assert failed.text == "Error: " + failed.error and failed.error.endswith("the first 1,000 shown]")
+    assert reg.subset(["flood"]).call("flood", {"n": 2_000}).text.startswith("w" * 1_000 + " [... cut: 2,000")
+    assert reg.call("flood", {"n": 5_000_000}).cached  # the cut text is what the cache keeps
+
+
+def test_the_result_limit_defaults_to_about_a_small_models_context_and_can_be_lifted() -> None:
+    assert ToolRegistry([flood]).max_result_chars == registry_mod.MAX_RESULT_CHARS == 32_768
+    assert len(ToolRegistry([flood]).call("flood", {"n": 100_000}).text) < 33_000
+    assert ToolRegistry([flood], max_result_chars=None).call("flood", {"n": 100_000}).text == "w" * 100_000
+    with pytest.raises(ConfigError, match="max_result_chars must be at least 1"):
+        ToolRegistry(max_result_chars=0)
+
+
 def test_registry_names_aliases_subset_and_duplicates() -> None:
     reg = ToolRegistry()
     reg.add(add, name="Adder", aliases=("Plus",))

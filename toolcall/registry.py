@@ -34,10 +34,15 @@ from .tool_type import (
 
 ENTRY_POINT_GROUP = "toolcall.tools"
 CACHE_SIZE = 1024
+#: The most characters of one tool result (or error message) that reach the model: about the whole context of the
+#: embedded model. A tool or an MCP server that returns megabytes would otherwise be prefilled token by token, far
+#: past any context, and kept in every cache and transcript; the cut says how much there was.
+MAX_RESULT_CHARS = 32_768
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ENTRY_POINT_GROUP",
+    "MAX_RESULT_CHARS",
     "Tool",
     "ToolRegistry",
     "ToolResult",
@@ -52,9 +57,13 @@ __all__ = [
 class ToolRegistry(NameRegistry[Tool]):
     """Tools by case-insensitive name or alias; `call` runs one with coercion, a time limit and a cache, and never raises."""
 
-    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), cache_size: int = CACHE_SIZE,
+                 max_result_chars: int | None = MAX_RESULT_CHARS) -> None:
         super().__init__("tool")
+        if max_result_chars is not None and max_result_chars < 1:
+            raise ConfigError(f"max_result_chars must be at least 1 (or None: no limit), got {max_result_chars}")
         self.cache_size = cache_size
+        self.max_result_chars = max_result_chars
         self._cache: OrderedDict[tuple[Any, ...], str] = OrderedDict()
         self._cache_lock = threading.Lock()
         for item in tools:
@@ -77,7 +86,7 @@ class ToolRegistry(NameRegistry[Tool]):
 
     def subset(self, names: Iterable[str]) -> ToolRegistry:
         """A registry with only these tools (names or aliases, any case); unknown names raise UnknownNameError."""
-        out = ToolRegistry(cache_size=self.cache_size)
+        out = ToolRegistry(cache_size=self.cache_size, max_result_chars=self.max_result_chars)
         for name in names:
             item = self.get(name)
             if item.name not in out:
@@ -97,12 +106,12 @@ class ToolRegistry(NameRegistry[Tool]):
         try:
             item = self.get(name)
         except UnknownNameError as err:
-            return _failure(name, shown_args, str(err), start)
+            return self._failure(name, shown_args, str(err), start)
         try:
             kwargs = bind_arguments(shown_args, item.parameters, tool=item.name, joiner=item.joiner)
             kwargs = python_arguments(item.func, kwargs, tool=item.name)
         except ToolArgumentError as err:
-            return _failure(item.name, shown_args, str(err), start)
+            return self._failure(item.name, shown_args, str(err), start)
         key = (item.name, _freeze(kwargs)) if item.cacheable else None
         if key is not None:
             with self._cache_lock:
@@ -113,16 +122,16 @@ class ToolRegistry(NameRegistry[Tool]):
         limit = item.timeout if timeout is None else timeout
         runner = run_isolated if item.isolated else run_in_thread
         try:
-            text = runner(item.func, kwargs, limit, item.name)
+            text = self._bounded(runner(item.func, kwargs, limit, item.name))
         except ToolTimeoutError as err:
-            return _failure(item.name, shown_args, str(err), start)
+            return self._failure(item.name, shown_args, str(err), start)
         except ToolError as err:
             message = str(err)
-            return _failure(item.name, shown_args, message if message.startswith(item.name + ":") else f"{item.name}: {message}", start)
+            return self._failure(item.name, shown_args, message if message.startswith(item.name + ":") else f"{item.name}: {message}", start)
         except ToolcallError as err:
-            return _failure(item.name, shown_args, f"{item.name}: {err}", start)
+            return self._failure(item.name, shown_args, f"{item.name}: {err}", start)
         except (Exception, SystemExit) as err:  # noqa: BLE001 - a bug or bad input inside the tool is the model's result, not our crash
-            return _failure(item.name, shown_args, f"{item.name}: {type(err).__name__}: {err}", start)
+            return self._failure(item.name, shown_args, f"{item.name}: {type(err).__name__}: {err}", start)
         if key is not None:
             with self._cache_lock:
                 self._cache[key] = text
@@ -130,9 +139,16 @@ class ToolRegistry(NameRegistry[Tool]):
                     self._cache.popitem(last=False)
         return ToolResult(item.name, shown_args, text, True, None, time.perf_counter() - start, False)
 
+    def _bounded(self, text: str) -> str:
+        """`text` cut to max_result_chars, saying how long it was."""
+        limit = self.max_result_chars
+        if limit is None or len(text) <= limit:
+            return text
+        return f"{text[:limit]} [... cut: {len(text):,} characters, the first {limit:,} shown]"
 
-def _failure(tool_name: str, args: Any, message: str, start: float) -> ToolResult:
-    return ToolResult(tool_name, args, f"Error: {message}", False, message, time.perf_counter() - start, False)
+    def _failure(self, tool_name: str, args: Any, message: str, start: float) -> ToolResult:
+        message = self._bounded(message)
+        return ToolResult(tool_name, args, f"Error: {message}", False, message, time.perf_counter() - start, False)
 
 
 def _freeze(value: Any) -> Any:

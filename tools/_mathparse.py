@@ -30,6 +30,7 @@ class Token:
     text: str
     pos: int
     value: Any = None
+    raw: str = ""  # as written, where it differs from `text` (the letter x read as a times sign)
 
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -70,6 +71,10 @@ def tokenize(text: str, times_x: bool) -> list[Token]:
         m = _NUMBER.match(text, i)
         if m:
             raw = m.group(0)
+            exponent = re.search(r"[eE]([+-]?\d+)$", raw)
+            if exponent is not None and abs(int(exponent.group(1))) > MAX_DIGITS:
+                # Checked before sympy builds it: 1e99999999 would be written out exactly, for minutes.
+                raise MathSyntaxError(f"number {raw!r} at position {i} is out of range (exponents up to {MAX_DIGITS})")
             try:
                 value = sympy.Rational(raw.replace(",", ""))  # exact: 0.1 + 0.2 is 3/10, not 0.30000000000000004
             except (TypeError, ValueError) as err:
@@ -83,7 +88,7 @@ def tokenize(text: str, times_x: bool) -> list[Token]:
         if m:
             name = m.group(0)
             if times_x and name[0] in "xX" and (len(name) == 1 or name[1:].isdigit()):
-                tokens.append(Token("op", "*", i))  # "3 x 4", "3x4": the letter x as a times sign
+                tokens.append(Token("op", "*", i, raw=name[0]))  # "3 x 4", "3x4": the letter x as a times sign
                 i += 1
                 continue
             tokens.append(Token("name", name, i))
@@ -187,7 +192,7 @@ class Parser:
 
     def _fail(self, expected: str) -> MathSyntaxError:
         tok = self.tok
-        found = "the end of the expression" if tok.kind == "end" else repr(tok.text)
+        found = "the end of the expression" if tok.kind == "end" else repr(tok.raw or tok.text)
         return MathSyntaxError(f"cannot parse {self.text!r}: found {found} at position {tok.pos}, expected {expected}")
 
     def _starts_operand(self, tok: Token) -> bool:

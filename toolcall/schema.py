@@ -30,6 +30,18 @@ class SchemaError(ConfigError):
     """A function's type hints or docstring cannot be turned into a tool schema."""
 
 
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply a JSON value (a schema from elsewhere) nests lists and objects, counted without recursion, so a
+    hostile one cannot exhaust the stack; past `limit` counting stops, and the result is then over `limit`."""
+    deepest, todo = 0, [(value, 1)]
+    while todo and deepest <= limit:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 # ---------------------------------------------------------------------------------------------- docstrings
 
 def _first(text: str, markers: Sequence[str], start: int = 0) -> int:

@@ -5,7 +5,9 @@ Run: python fake_server.py MODE, where MODE is
            tasks), and answers tools/call;
   silent   reads requests and never answers (a server stuck before `initialize`);
   garbage  prints a banner on stdout before any JSON-RPC;
-  chatty   like ok, but prints a log line on stdout before each tools/call reply.
+  chatty   like ok, but prints a log line on stdout before each tools/call reply;
+  flood    lists 1,000 tools besides ok's, one with a schema nested 5,000 levels deep, one with a 1 MB description and
+           one with a 10,000-character name, and answers every call with 5 MB of text.
 """
 from __future__ import annotations
 
@@ -24,8 +26,24 @@ TOOLS = [
 ]
 
 
+DEEP = "<deep schema>"  # replaced in the written reply: json.dumps itself cannot nest 5,000 levels
+
+
+def flood_tools() -> list[dict[str, object]]:
+    deep = DEEP
+    many: list[dict[str, object]] = [{"name": f"t{i}", "description": f"Tool {i}.",
+                                      "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}}}
+                                     for i in range(1_000)]
+    return [*TOOLS[:2], *many,
+            {"name": "deep", "description": "Nested.", "inputSchema": {"type": "object", "properties": {"v": deep}}},
+            {"name": "wordy", "description": "word " * 200_000, "inputSchema": {"type": "object", "properties": {}}},
+            {"name": "n" * 10_000, "description": "Long name.", "inputSchema": {"type": "object", "properties": {}}}]
+
+
 def reply(request_id: object, result: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}) + "\n")
+    text = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+    nested = '{"type": "object", "properties": {"a": ' * 40 + '{"type": "string"}' + "}}" * 40
+    sys.stdout.write(text.replace(json.dumps(DEEP), nested) + "\n")
     sys.stdout.flush()
 
 
@@ -51,10 +69,10 @@ def main(mode: str) -> None:
             reply(request_id, {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
                                "serverInfo": {"name": "fake-server", "version": "1"}})
         elif method == "tools/list":
-            reply(request_id, {"tools": TOOLS})
+            reply(request_id, {"tools": flood_tools() if mode == "flood" else TOOLS})
         elif method == "tools/call":
             params = message["params"]
-            text = call(params["name"], params.get("arguments") or {})
+            text = "x" * 5_000_000 if mode == "flood" else call(params["name"], params.get("arguments") or {})
             if mode == "chatty":
                 print(f"calling {params['name']}", flush=True)
             reply(request_id, {"content": [{"type": "text", "text": text}], "isError": False})

@@ -97,6 +97,24 @@ def test_garbage_after_the_session_started_is_reported_once_and_ignored(capfd: p
     assert "Traceback" not in err
 
 
+def test_a_flooding_server_offers_what_fits_and_its_results_reach_the_model_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    """1,000 tools, a schema 40 levels deep, a 1 MB description, a 10,000-character name, 5 MB results: the first
+    128 fitting tools are offered (the rest named in warnings), and a result is cut to the registry's limit."""
+    with pytest.warns(RuntimeWarning) as warned:
+        names, _ = listed(capsys, ["--tools", "", "--mcp", fake("flood")])
+    assert sorted(names) == sorted(["calculate", "echo_env", *(f"t{i}" for i in range(126))])
+    messages = [str(w.message) for w in warned]
+    for expected in ("not offering 't126', 't127', 't128', 't129', 't130' and 869 more: the server lists more than 128",
+                     "not offering 'deep': its inputSchema nests deeper than 32 levels",
+                     "not offering 'wordy': its description is longer than 8,192 characters",
+                     "not offering '" + "n" * 64 + "...': its name is longer than 64 characters"):
+        assert any(expected in m for m in messages), (expected, messages)
+    registry = Toolset(names=(), mcp=(fake("flood"),)).build()  # the same connection: warned once, above
+    result = registry.call("t3", ("hi",))
+    assert result.ok and len(result.text) < 33_000 and result.text.endswith("[... cut: 5,000,000 characters, the first "
+                                                                            "32,768 shown]")
+
+
 def test_errors_a_model_reads_name_the_server_not_its_command_line() -> None:
     client = connect(f"{sys.executable} {TINY}")
     registry = ToolRegistry(client.registry_tools(timeout=20))

@@ -19,6 +19,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
+from ..schema import nesting_depth
 from ..tool_type import DEFAULT_TIMEOUT, Tool
 from . import RETURN_META
 
@@ -38,6 +39,15 @@ CLOSE_TIMEOUT = 10.0
 NAME_LIMIT = 40
 #: tools/list pages read at most (a server that keeps answering with a cursor is not followed forever).
 MAX_PAGES = 100
+#: What one server may offer, so that its listing cannot flood every prompt the tools are offered in: tools (as many
+#: as a chat request to `toolcall serve` or OpenAI's API may declare), characters of a name (OpenAI's limit) and of a
+#: description, characters of an inputSchema written as JSON, and how deep it nests. A tool past a limit is not
+#: offered, and a warning says which and why.
+MAX_TOOLS = 128
+MAX_NAME = 64
+MAX_DESCRIPTION = 8_192
+MAX_SCHEMA_CHARS = 32_768
+MAX_SCHEMA_DEPTH = 32
 #: Seconds an imported tool's call waits for the server at most. The registry's limit (the tool's timeout, or a
 #: per-call override such as --call-timeout, which the tool cannot see) ends the call for the model first; this
 #: ceiling only ends the abandoned wait and cancels the request on the server.
@@ -94,7 +104,7 @@ class MCPClient:
         #: server gives itself once initialized, else its program's or host's name.
         self.name = _short_name(self.argv[0] if self.argv else urlsplit(self.server).hostname or "server")
         self.tools: list[types.Tool] = []
-        self.skipped: list[str] = []   # listed tools not offered (they require MCP tasks)
+        self.skipped: dict[str, list[str]] = {}   # why -> the listed tools not offered for it (see not_offered)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="toolcall-mcp", daemon=True)
         self._session: ClientSession | None = None
@@ -155,8 +165,7 @@ class MCPClient:
                 listed = await _list_all(session)
                 if self._failure is not None:   # it printed garbage before answering: refuse it however it answered
                     return
-                self.tools = [t for t in listed if not tasks_required(t)]
-                self.skipped = [t.name for t in listed if tasks_required(t)]
+                self.tools, self.skipped = offered(listed)
                 self._session = session
                 self._ready.set()
                 await self._closing.wait()
@@ -303,6 +312,37 @@ def _errlog() -> Any:
     return open(os.devnull, "w")
 
 
+def offered(listed: list[types.Tool]) -> tuple[list[types.Tool], dict[str, list[str]]]:
+    """The listed tools toolcall offers, and the others by why they are not (see not_offered and MAX_TOOLS)."""
+    tools: list[types.Tool] = []
+    skipped: dict[str, list[str]] = {}
+    for entry in listed:
+        why = not_offered(entry)
+        if why is None and len(tools) >= MAX_TOOLS:
+            why = f"the server lists more than {MAX_TOOLS} tools; the first {MAX_TOOLS} are offered"
+        if why is None:
+            tools.append(entry)
+        else:
+            skipped.setdefault(why, []).append(entry.name)
+    return tools, skipped
+
+
+def not_offered(entry: types.Tool) -> str | None:
+    """Why a listed tool is not offered, or None: it can only run as an MCP task, or it is past a listing limit."""
+    if tasks_required(entry):
+        return "it requires MCP tasks (execution.taskSupport \"required\"), which toolcall does not run"
+    if len(entry.name) > MAX_NAME:
+        return f"its name is longer than {MAX_NAME} characters"
+    if len(entry.description or "") > MAX_DESCRIPTION:
+        return f"its description is longer than {MAX_DESCRIPTION:,} characters"
+    schema = entry.input_schema or {}
+    if nesting_depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+        return f"its inputSchema nests deeper than {MAX_SCHEMA_DEPTH} levels"
+    if len(json.dumps(schema, ensure_ascii=False)) > MAX_SCHEMA_CHARS:
+        return f"its inputSchema is longer than {MAX_SCHEMA_CHARS:,} characters as JSON"
+    return None
+
+
 def tasks_required(entry: types.Tool) -> bool:
     """Whether a listed tool can only be called as an MCP task (`execution.taskSupport: "required"`), which this
     client does not do: every plain call of it would fail."""
@@ -401,10 +441,10 @@ def connect(server: str, timeout: float = CONNECT_TIMEOUT, *, env: Mapping[str, 
             _OPEN.discard(client)
             raise
         _CONNECTED[key] = client
-    if client.skipped:
-        warnings.warn(f"toolcall: --mcp {client.name}: not offering {', '.join(map(repr, client.skipped))}: it "
-                      "requires MCP tasks (execution.taskSupport \"required\"), which toolcall does not run",
-                      RuntimeWarning, stacklevel=2)
+    for why, names in client.skipped.items():
+        shown = ", ".join(repr(n if len(n) <= MAX_NAME else n[:MAX_NAME] + "...") for n in names[:5])
+        more = f" and {len(names) - 5:,} more" if len(names) > 5 else ""
+        warnings.warn(f"toolcall: --mcp {client.name}: not offering {shown}{more}: {why}", RuntimeWarning, stacklevel=2)
     return client
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ToolcallError
+from ..schema import nesting_depth
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
 IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
@@ -104,26 +105,13 @@ class FunctionDef(_Strict):
         return parameters
 
 
-def _depth(value: Any) -> int:
-    """How deeply `value` nests lists and objects (iteratively: a deep value cannot exhaust the stack)."""
-    deepest, todo = 0, [(value, 1)]
-    while todo:
-        item, level = todo.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if deepest > MAX_SCHEMA_DEPTH:
-                return deepest
-            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 def schema_problem(parameters: dict[str, Any]) -> str | None:
     """What makes `parameters` unusable as a function's parameter schema, or None.
 
     It must be a valid JSON Schema (checked against the 2020-12 meta-schema) of an object whose properties are schema
     objects, whose `required` names only its properties, and whose enums are not empty.
     """
-    if _depth(parameters) > MAX_SCHEMA_DEPTH:
+    if nesting_depth(parameters, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
         return f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
     from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped, unused-ignore]

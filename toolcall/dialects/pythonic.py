@@ -24,10 +24,9 @@ _CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?\[(?=\s*[A-Za-z_][A-Za-z0-9_]*
 _PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}]""")
 
 
-def _closed_string(text: str, pos: int, end: int) -> str:
-    """The Python string literal starting at `text[pos]` when it closes before `end`, else a piece of at most 1 character."""
-    m = _PIECES.match(text, pos, end)
-    return "" if m is None else m.group()
+def _closes_before(text: str, pos: int, end: int) -> bool:
+    """Whether the Python string literal whose quote is `text[pos]` closes on its line before `end`."""
+    return _PIECES.match(text, pos, end) is not None
 
 
 class _NumberFault(ValueError):
@@ -254,7 +253,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             # there, and reading the rest of the text again for it would spend the budget that later lists need.
             if (got is None and following is not None and issues and issues[-1].pos < end
                     and text[issues[-1].pos] in "'\"" and failed[-1][0] == start
-                    and len(_closed_string(text, issues[-1].pos, end)) < 2):
+                    and not _closes_before(text, issues[-1].pos, end)):
                 issues.pop()
                 failed.pop()
                 got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed, budget)

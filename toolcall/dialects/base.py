@@ -287,6 +287,23 @@ def cut_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
     return "".join(pieces)
 
 
+#: What `defuse` puts after the first character of reserved markup in a tool result: invisible when read, and no parser
+#: or tokenizer reads the markup any more.
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+@functools.lru_cache(maxsize=64)
+def _reserved_pattern(markers: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(m) for m in sorted(markers, key=len, reverse=True)))
+
+
+def defuse(text: str, markers: tuple[str, ...]) -> str:
+    """`text` with every occurrence of `markers` broken by a zero-width space after its first character."""
+    if not markers:
+        return text
+    return _reserved_pattern(markers).sub(lambda m: m.group()[0] + ZERO_WIDTH_SPACE + m.group()[1:], text)
+
+
 class Dialect(ABC):
     """One way of writing tool calls into text; it answers every question about its wire format.
 
@@ -309,6 +326,14 @@ class Dialect(ABC):
     one_line_calls: bool = False
     #: Whether calls name their arguments (a JSON object) rather than list them in order.
     named_arguments: bool = False
+    #: The dialect's markup that would end a tool's result or start a call or turn if a result held it as written
+    #: (`</tool_response>`, `<|eot_id|>`): close() breaks each with a zero-width space (see `defuse`), so a result
+    #: (a web page, an MCP server's answer) cannot write calls, results or turns of its own into the text.
+    reserved: tuple[str, ...] = ()
+
+    def defuse_result(self, result: str) -> str:
+        """A tool's result as close() writes it: the dialect's reserved markup in it broken (see `reserved`)."""
+        return defuse(result, self.reserved)
 
     # -- parsing and rendering -------------------------------------------------------------------
     @abstractmethod

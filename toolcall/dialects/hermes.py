@@ -56,6 +56,7 @@ class HermesDialect(StructuredDialect):
 
     name = "hermes"
     call_markers = (CALL_CLOSE,)
+    reserved = (CALL_OPEN, CALL_CLOSE, RESPONSE_OPEN, RESPONSE_CLOSE, "<|im_start|>", "<|im_end|>", "<|endoftext|>")
     end_markers = ()
     open_marker = CALL_OPEN
     result_markers = (RESPONSE_OPEN,)

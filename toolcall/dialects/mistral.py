@@ -73,6 +73,7 @@ class MistralDialect(StructuredDialect):
     """
 
     name = "mistral"
+    reserved = (TOOL_CALLS, RESULTS_OPEN, RESULTS_CLOSE, "[ARGS]", "[CALL_ID]", "[INST]", "[/INST]", "<s>", "</s>")
     call_markers = ("]", "}")
     end_markers = ()
     open_marker = TOOL_CALLS

@@ -162,6 +162,8 @@ class MossDialect(Dialect):
     end_markers = ("<eom>",)
     open_marker = COMMANDS_OPEN
     result_markers = (RESULTS_OPEN,)
+    reserved = (HUMAN_OPEN, THOUGHTS_OPEN, COMMANDS_OPEN, RESULTS_OPEN, MOSS_OPEN, "<eoh>", "<eot>", "<eoc>", "<eor>",
+                "<eom>")
 
     # -- parsing -------------------------------------------------------------------------------
     @staticmethod
@@ -353,9 +355,9 @@ class MossDialect(Dialect):
         if pending.malformed:
             if len(results) != 1:
                 raise ConfigError(f"a malformed MOSS Commands field takes one error text, got {len(results)}")
-            body = str(results[0]).strip()
+            body = self.defuse_result(str(results[0])).strip()
         else:
-            body = render_results(pending.calls, [str(r) for r in results])
+            body = render_results(pending.calls, [self.defuse_result(str(r)) for r in results])
         return f"\n{RESULTS_OPEN}\n{body}\n<eor>\n{MOSS_OPEN}"
 
     # -- turns, prompts and replies ------------------------------------------------------------
@@ -368,7 +370,7 @@ class MossDialect(Dialect):
             "Human": f"{HUMAN_OPEN} {human}<eoh>\n",
             "Inner Thoughts": f"{THOUGHTS_OPEN} {thoughts}<eot>\n",
             "Commands": f"{COMMANDS_OPEN} {render_commands(calls)}<eoc>\n",
-            "Tool Responses": f"{RESULTS_OPEN}\n{render_results(calls, [c.result for c in calls])}\n<eor>\n",
+            "Tool Responses": f"{RESULTS_OPEN}\n{render_results(calls, [None if c.result is None else self.defuse_result(c.result) for c in calls])}\n<eor>\n",
             "MOSS": f"{MOSS_OPEN} {reply}<eom>\n",
         }
 

@@ -10,7 +10,16 @@ from typing import Any
 from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
-from .base import MAX_CALL_CHARS, MAX_DEPTH, GrammarBudget, load_parser, make_issue, nesting_fault, rule
+from .base import (
+    MAX_CALL_CHARS,
+    MAX_DEPTH,
+    ZERO_WIDTH_SPACE,
+    GrammarBudget,
+    load_parser,
+    make_issue,
+    nesting_fault,
+    rule,
+)
 from .llama3_json import LlamaResults
 from .structured import Fault, Group, StructuredDialect, Truncated, dump, keyword_args, py_literal, py_value
 
@@ -300,6 +309,11 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         name = ".".join(str(c) for c in tree.children if isinstance(c, Token))
         kwargs = {str(k.children[0]): py_value(k.children[1]) for k in tree.children if isinstance(k, Tree)}
         return ToolCall(name, KeywordArgs(kwargs), None, (offset + tree.meta.start_pos, offset + tree.meta.end_pos))
+
+    def defuse_result(self, result: str) -> str:
+        """Llama's turn tokens broken, and every `[` before `name(` too: calls are read anywhere in the text, so a
+        result holding `[f(x=1)]` would otherwise be a call the model never wrote."""
+        return _CANDIDATE.sub(lambda m: m.group() + ZERO_WIDTH_SPACE, super().defuse_result(result))
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         body = ", ".join(f"{c.tool}({', '.join(f'{k}={py_literal(v)}' for k, v in keyword_args(c, self.name).items())})"

@@ -813,10 +813,10 @@ class StructuredDialect(Dialect):
         if pending.malformed:
             if len(results) != 1:
                 raise ConfigError(f"a malformed {self.name} call takes one error text, got {len(results)}")
-            return self._render_results([ToolCall("", ())], [str(results[0])])
+            return self._render_results([ToolCall("", ())], [self.defuse_result(str(results[0]))])
         if len(results) != len(pending.calls):
             raise ConfigError(f"close needs one result per pending call: {len(pending.calls)} calls, {len(results)} results")
-        return self._render_results(pending.calls, [str(r) for r in results])
+        return self._render_results(pending.calls, [self.defuse_result(str(r)) for r in results])
 
     # -- replies -------------------------------------------------------------------------------
     def reply(self, generated: str, keep_calls: bool = True) -> str:

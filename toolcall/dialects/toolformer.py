@@ -21,6 +21,7 @@ from .base import (
     _display_terminal,
     apply_edits,
     args_from_tree,
+    defuse,
     find_child,
     format_call,
     has_token,
@@ -129,6 +130,26 @@ def one_line(result: str) -> str:
     if "\n" not in result and "\r" not in result:
         return result
     return LINE_JOINER.join(line.strip() for line in result.splitlines() if line.strip())
+
+
+def _paired(result: str) -> str:
+    """A result whose square brackets all pair up (paired ones nest inside a call's): an unpaired "[" or "]" becomes
+    its full-width form, which no reader takes for the bracket that closes the call or opens one."""
+    if "[" not in result and "]" not in result:
+        return result
+    chars = list(result)
+    open_at: list[int] = []
+    for i, c in enumerate(result):
+        if c == "[":
+            open_at.append(i)
+        elif c == "]":
+            if open_at:
+                open_at.pop()
+            else:
+                chars[i] = "\uff3d"
+    for i in open_at:
+        chars[i] = "\uff3b"
+    return "".join(chars)
 
 
 class _Unclosed(Exception):
@@ -263,6 +284,7 @@ class ToolformerDialect(Dialect):
 
     name = "toolformer"
     call_markers = ("->", "→")
+    reserved = ("<API>", "</API>")  # and unpaired brackets: see _paired
     one_line_calls = True
     end_markers = ()
 
@@ -358,7 +380,7 @@ class ToolformerDialect(Dialect):
         """The call in `spelling` (default: the dialect's). A single argument is written bare whenever it parses
         back unchanged (`[Calculator(1,240 + 1,560)]`, as the worked examples write it), else "quoted"."""
         spelling = spelling or ("bracket" if self.spelling == "auto" else self.spelling)
-        result = None if call.result is None else one_line(call.result)
+        result = None if call.result is None else self.defuse_result(one_line(call.result))
         quoted = format_call(call)
         args = positional(call)
         if len(args) == 1:
@@ -510,7 +532,11 @@ class ToolformerDialect(Dialect):
         closing = pending.closing
         if not isinstance(closing, _Closing):
             raise ConfigError("close() needs the PendingCalls that ToolformerDialect.pending returned")
-        return f"{closing.lead}{one_line(str(results[0]))}{closing.closer}"
+        return f"{closing.lead}{self.defuse_result(one_line(str(results[0])))}{closing.closer}"
+
+    def defuse_result(self, result: str) -> str:
+        """Reserved tags broken, and unpaired brackets made full-width (see _paired): the result ends where it should."""
+        return defuse(_paired(result), self.reserved)
 
     # -- prompts and replies -------------------------------------------------------------------
     def messages(self, question: str, tools: Iterable[ToolSpec], history: Sequence[Mapping[str, str]] | None = None,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from toolcall.registry import ToolRegistry
 
+from toolcall.dialects.base import defuse
+
 from .config import ExecuteConfig
 from .records import TextRecord, bump
 
@@ -22,9 +24,13 @@ class CallRunner:
     may change between calls. Within one text a distinct call still runs once.
     """
 
-    def __init__(self, registry: ToolRegistry, config: ExecuteConfig = ExecuteConfig()) -> None:
+    def __init__(self, registry: ToolRegistry, config: ExecuteConfig = ExecuteConfig(),
+                 special_texts: tuple[str, ...] = ()) -> None:
         self.registry = registry
         self.config = config
+        #: The scoring tokenizer's special texts: a result quoting one (`<|endoftext|>` in a passage) is broken so that
+        #: the filter and the corpus read it as text, not as that token.
+        self.special_texts = special_texts
         self._cache: dict[str, Any] = {}
         # One pool of threads for the whole run rather than one per text. (Isolated tools' worker processes no longer
         # depend on which thread started them: toolcall.executor starts them all from one long-lived thread.)
@@ -57,6 +63,8 @@ class CallRunner:
                 lambda job: job[0].run(self.registry.call, job[1][0], job[1][1], timeout=self.config.timeout),
                 [(contextvars.copy_context(), c) for c in todo.values()])
             for (key, (tool, _)), result in zip(todo.items(), results):
+                if self.special_texts:
+                    result = replace(result, text=defuse(result.text, self.special_texts))
                 found[key] = result
                 if self._cacheable(tool):
                     self._cache[key] = result

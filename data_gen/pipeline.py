@@ -45,7 +45,8 @@ class Pipeline:
         self.config = config
         self.tools = tuple(registry.canonical(t) for t in config.tools)
         self.states = PromptStates(self.sampler, config.positions.open_texts, registry, prompt=config.positions.prompt)
-        self.runner = CallRunner(registry, config.execute_config())
+        special = getattr(self.scorer, "special_texts", None)
+        self.runner = CallRunner(registry, config.execute_config(), special() if callable(special) else ())
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
         self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)
         self.last_scored: tuple[Candidate, ...] = ()     # the last text's scored candidates, kept or not

@@ -307,7 +307,11 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
         results.append(record.result)
         yield CallFinished(record)
     # 6. Close the calls with their results (MOSS: a Results field and "<|MOSS|>:"; "None" when there was no call), resume.
-    closing = dialect.close(pending, results)
+    from .dialects.base import defuse
+
+    # A result holding the tokenizer's special texts (a web page quoting `<|endoftext|>`) would put those tokens in the
+    # context; they are broken as the dialect breaks its own markup.
+    closing = dialect.close(pending, [defuse(r, s.special_texts()) for r in results])
     s.append(closing)
     yield TextDelta(closing, "tool")
     return True

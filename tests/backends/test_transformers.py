@@ -160,3 +160,13 @@ def test_a_rollback_crop_keeps_the_first_tokens_and_decodes_as_from_scratch(back
     session._fresh = [kept[-1]]  # what _roll_back queues when nothing of the dropped tokens is kept
     session._crop(keep - 1)
     assert session.generate([], 8) == backend.start_ids(kept).generate([], 8)
+
+
+def test_special_texts_are_what_the_tokenizer_reads_as_one_token_and_defused_they_are_text(backend) -> None:  # type: ignore[no-untyped-def]
+    from toolcall.dialects.base import defuse
+
+    texts = backend.special_texts()
+    assert {"<|endoftext|>", "<|im_start|>", "<|im_end|>"} <= set(texts)
+    eos = backend.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    quoted = "Models end with <|endoftext|> here."
+    assert eos in backend.encode(quoted) and eos not in backend.encode(defuse(quoted, texts))

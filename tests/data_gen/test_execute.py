@@ -62,3 +62,24 @@ def test_calls_run_in_the_context_of_their_text_on_the_runners_threads() -> None
     with about_text({"date": "1999-12-31"}):
         second = runner.run_many([("Dated", [])])
     assert [first[0].text, second[0].text, runner.run_many([("Dated", [])])[0].text] == ["2025-03-04", "1999-12-31", "None"]
+
+
+def test_a_result_quoting_the_scorers_special_tokens_is_kept_as_text() -> None:
+    runs.clear()
+    runner = CallRunner(registry(), special_texts=("<|endoftext|>",))
+    (result,) = runner.run_many([("Fixed", ["ends with <|endoftext|>"])])
+    assert result.text.startswith("ends with <\u200b|endoftext|> #")
+    assert CallRunner(registry()).run_many([("Fixed", ["<|endoftext|>"])])[0].text.startswith("<|endoftext|> #")
+
+
+def test_the_pipeline_gives_the_runner_its_scorers_special_texts() -> None:
+    from toolcall.data_gen.config import DataGenConfig
+    from toolcall.data_gen.pipeline import Pipeline
+
+    from toolcall.backends.fake import FakeBackend
+
+    class Special(FakeBackend):
+        def special_texts(self) -> tuple[str, ...]:
+            return ("<|im_end|>",)
+
+    assert Pipeline(Special(), registry(), DataGenConfig(tools=("Fixed",))).runner.special_texts == ("<|im_end|>",)

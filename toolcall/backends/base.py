@@ -99,6 +99,12 @@ class DecodeSession(ABC):
         self.stop_reason, self.matched_stop = None, None
         self._reset_reply()
 
+    def special_texts(self) -> tuple[str, ...]:
+        """What this session's tokenizer reads as one special or added token wherever it is written (see
+        Backend.special_texts); the loop breaks them in tool results."""
+        backend = getattr(self, "_backend", None)
+        return backend.special_texts() if isinstance(backend, Backend) else ()
+
     def _reset_reply(self) -> None:  # noqa: B027  # a hook engines may leave as it is
         """Hook: forget per-reply engine state (nothing by default)."""
 
@@ -141,6 +147,22 @@ class Backend(ABC):
                                                      add_generation_prompt=add_generation_prompt, **extra))
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
+
+    def special_texts(self) -> tuple[str, ...]:
+        """The texts the tokenizer reads as one special or added token wherever they are written (`<|endoftext|>`,
+        `<|im_end|>`; a Qwen tokenizer's `<tool_call>`): a tool result holding one would put that token in the
+        model's context, ending its turn or writing markup. Empty for an engine without an HF tokenizer."""
+        tokenizer: Any = getattr(self, "tokenizer", None)
+        if tokenizer is None:
+            return ()
+        cached: tuple[str, ...] | None = getattr(self, "_special_texts", None)
+        if cached is None:
+            added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+            texts = {str(getattr(t, "content", t)) for t in added.values()}
+            texts |= {str(t) for t in getattr(tokenizer, "all_special_tokens", None) or ()}
+            cached = tuple(sorted(t for t in texts if len(t) > 1))
+            self._special_texts = cached
+        return cached
 
     # --- tokens (scoring engines implement the Scorer protocol below) ------------------------
     def encode(self, text: str) -> list[int]:

@@ -2,6 +2,7 @@
 round trip: a tool exported by mcp-serve and imported back gives the same schema and the same result."""
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shlex
@@ -153,6 +154,31 @@ def test_http_server_on_a_free_loopback_port(tools_file: Path) -> None:
         proc.terminate()
         proc.wait(10)
     assert proc.returncode is not None
+
+
+def test_the_http_server_refuses_other_web_pages_and_host_names(tools_file: Path) -> None:
+    """Any web page the user opens can reach a loopback port: a request from another origin (CSRF), under another host
+    name (DNS rebinding) or not declared JSON never reaches a tool (the SDK's transport security, which it turns on for
+    a loopback host; checked here so that an upgrade that drops it fails)."""
+    import httpx
+
+    proc = subprocess.Popen(serve_argv(tools_file, "--transport", "http", "--port", "0"), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = announced_url(proc)
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        accept = {"Accept": "application/json, text/event-stream"}
+        with httpx.Client(timeout=30) as client:
+            assert client.post(url, json=body, headers={**accept, "Origin": "http://evil.example"}).status_code == 403
+            assert client.post(url, json=body, headers={**accept, "Host": f"evil.example:{port}"}).status_code == 421
+            plain = client.post(url, content=json.dumps(body), headers={**accept, "Content-Type": "text/plain"})
+            assert plain.status_code == 400
+            assert client.post(url, json=body, headers=accept).status_code == 200  # a local client without a page
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_round_trip_gives_the_same_schema_and_result(tools_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

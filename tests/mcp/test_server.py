@@ -199,3 +199,14 @@ def test_round_trip_gives_the_same_schema_and_result(tools_file: Path, monkeypat
             "type": "boolean", "description": "Whether to flip the sign too."}
         assert imported.call("scale", ["2", "3", "yes"]).text == "-6.0"
         assert imported.call("explode", ["no"]).text == "Error: explode: RuntimeError: no"
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("localhost", False), ("::1", False),
+                                              ("0.0.0.0", True), ("192.168.1.5", True)])
+def test_serving_beyond_loopback_says_that_nothing_checks_host_or_origin(host: str, warned: bool) -> None:
+    from toolcall.mcp.server import exposure_warning
+
+    warning = exposure_warning(host)
+    assert (warning is not None) is warned
+    if warning is not None:
+        assert host in warning and "any machine that reaches this port" in warning

@@ -78,6 +78,9 @@ async def _serve_http(server: Server, host: str, port: int, announce: Callable[[
         raise MissingDependencyError("uvicorn", "mcp", "the MCP streamable HTTP transport") from err
     # The SDK turns on DNS-rebinding protection (Host/Origin checks) by itself for a loopback host.
     app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    warning = exposure_warning(host)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         # Bound and listening before the URL is announced, so a client that reads it can connect at once.
@@ -88,6 +91,19 @@ async def _serve_http(server: Server, host: str, port: int, announce: Callable[[
     announce(f"http://{shown_host}:{sock.getsockname()[1]}{HTTP_PATH}")
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve(sockets=[sock])
+
+
+#: The hosts for which the MCP SDK checks Host and Origin headers (its DNS-rebinding protection).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str) -> str | None:
+    """What to tell the user who serves tools beyond loopback, where the SDK checks no Host or Origin; else None."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    return (f"toolcall mcp-serve: warning: listening on {host}, not a loopback address: there the MCP SDK checks no Host "
+            "or Origin header, so any machine that reaches this port, and any web page opened on one (DNS "
+            "rebinding), can call these tools")
 
 
 def _to_stderr(url: str) -> None:

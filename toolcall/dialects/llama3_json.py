@@ -96,8 +96,8 @@ class LlamaResults:
     """Results as Llama writes `role: tool` messages: ipython turns, one per call, after the assistant's turn."""
 
     name = ""
-    reserved: tuple[str, ...] = (PYTHON_TAG, "<|start_header_id|>", "<|end_header_id|>", END_OF_TURN, "<|eom_id|>", "<|begin_of_text|>",
-                "<|end_of_text|>")
+    reserved: tuple[str, ...] = (PYTHON_TAG, "<|start_header_id|>", "<|end_header_id|>", END_OF_TURN, "<|eom_id|>",
+                                 "<|begin_of_text|>", "<|end_of_text|>")
 
     def _result_blocks(self, text: str) -> list[ResultBlock]:
         blocks = []

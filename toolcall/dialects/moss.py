@@ -366,11 +366,12 @@ class MossDialect(Dialect):
 
         Each call carries its result (None writes `No result.`); no calls writes `None` in both fields.
         """
+        results = render_results(calls, [None if c.result is None else self.defuse_result(c.result) for c in calls])
         return {
             "Human": f"{HUMAN_OPEN} {human}<eoh>\n",
             "Inner Thoughts": f"{THOUGHTS_OPEN} {thoughts}<eot>\n",
             "Commands": f"{COMMANDS_OPEN} {render_commands(calls)}<eoc>\n",
-            "Tool Responses": f"{RESULTS_OPEN}\n{render_results(calls, [None if c.result is None else self.defuse_result(c.result) for c in calls])}\n<eor>\n",
+            "Tool Responses": f"{RESULTS_OPEN}\n{results}\n<eor>\n",
             "MOSS": f"{MOSS_OPEN} {reply}<eom>\n",
         }
 

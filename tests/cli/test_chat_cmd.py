@@ -27,6 +27,16 @@ def test_streams_reply_and_shows_the_call(monkeypatch: pytest.MonkeyPatch, capsy
     assert "\033[" not in out  # no colour codes when not on a terminal
 
 
+def test_control_characters_from_the_model_or_a_tool_are_shown_not_obeyed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    tools = tmp_path / "page.py"
+    tools.write_text('import toolcall\n\n\n@toolcall.tool\ndef page(url: str) -> str:\n    """Fetch a page.\n\n'
+                     '    Args:\n        url: Where.\n    """\n    return "hi \\x1b]52;c;ZXZpbA==\\x07 \\x9b2J"\n')
+    out = chat(monkeypatch, capsys, tmp_path, ["Clear \x1b[2J [page(x) ->", " done."], "Go\n", "--tools-from", str(tools))
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "Clear \u241b[2J [page(x) ->" in out and "hi \u241b]52;c;ZXZpbA==\u2407 \\x9b2J" in out
+
+
 def test_history_is_kept_and_reset(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                    tmp_path: Path) -> None:
     from toolcall.backends import fake

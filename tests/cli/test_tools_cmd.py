@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,17 @@ def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["tool"])
     assert info.value.code == 2
+
+
+def test_a_tools_control_characters_are_printed_visibly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from toolcall.cli.terminal import printable
+
+    assert printable("a\x1b[2Jb\rc\x7f\x9b\td\n") == "a\u241b[2Jb\u240dc\u2421\\x9b\td\n"  # tab and newline stay
+    tools = tmp_path / "esc.py"
+    tools.write_text('import toolcall\n\n\n@toolcall.tool\ndef esc(x: str) -> str:\n    """Ring \\x07 the bell.\n\n'
+                     '    Args:\n        x: Anything.\n    """\n    return "\\x1b]0;owned\\x07" + x\n')
+    assert main(["tool", "--tools-from", str(tools), "esc", "y"]) == 0
+    assert capsys.readouterr().out == "\u241b]0;owned\u2407y\n"
+    assert main(["tools", "--tools-from", str(tools), "--tools", ""]) == 0
+    listing = capsys.readouterr().out
+    assert "\x07" not in listing and "Ring \u2407 the bell." in listing

@@ -16,6 +16,7 @@ from ..loop import CallFinished, Done, LoopResult, TextDelta
 from ..runner import resume_loop
 from ..toolset import set_up_tools
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
+from .terminal import printable
 from .tool_options import registry_from_args
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _format_call(record: Any) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in record.args.items())
     else:
         args = ", ".join(str(a) for a in record.args)
-    return f"→ {record.tool}({args}) = {record.result}"
+    return printable(f"→ {record.tool}({args}) = {record.result}")
 
 
 @dataclass
@@ -183,7 +184,8 @@ class Chat:
         try:
             for event in resume_loop(session, self.dialect, registry, config):
                 if isinstance(event, TextDelta):
-                    self.write(f"{dim}{event.text}{reset}" if event.source == "tool" else event.text)
+                    text = printable(event.text)  # the model's text and tool results: printed, never obeyed
+                    self.write(f"{dim}{text}{reset}" if event.source == "tool" else text)
                 elif isinstance(event, CallFinished):
                     if not self.style.on:
                         self.write(f"\n{_format_call(event.record)}\n")  # logs and pipes: one line per call

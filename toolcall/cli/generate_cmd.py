@@ -14,6 +14,7 @@ from ..options import add_options, from_args
 from ..runner import run_loop
 from ..toolset import set_up_tools
 from .model_options import add_model_options
+from .terminal import printable
 from .tool_options import add_tool_options, registry_from_args
 
 
@@ -76,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
                           "calls": [c.to_dict() for c in result.calls], "counters": asdict(result.counters),
                           "stop_reason": result.stop_reason}, ensure_ascii=False))
     else:
-        print(dialect.reply(result.text))
+        print(printable(dialect.reply(result.text)))
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ToolError
 from ..registry import Tool, ToolRegistry
+from .terminal import printable
 from .tool_options import add_tool_options, toolset_from_args
 
 
@@ -62,10 +63,11 @@ def run_list(args: argparse.Namespace) -> int:
     for item in reg:
         aliases = f" (alias {', '.join(item.aliases)})" if item.aliases else ""
         mode = "process" if item.isolated else "thread"
-        print(f"{item.name.ljust(width)}  {item.description.splitlines()[0] if item.description else ''}{aliases}")
+        # Names and descriptions may come from an MCP server: printed, never obeyed by the terminal.
+        print(printable(f"{item.name.ljust(width)}  {item.description.splitlines()[0] if item.description else ''}{aliases}"))
         print(" " * (width + 2) + f"timeout {item.timeout:g} s, runs in a {mode}{', cached' if item.cacheable else ''}")
         for line in _params(item):
-            print(textwrap.fill(line, width=100, initial_indent=" " * (width + 4), subsequent_indent=" " * (width + 6)))
+            print(printable(textwrap.fill(line, width=100, initial_indent=" " * (width + 4), subsequent_indent=" " * (width + 6))))
     return 0
 
 
@@ -74,5 +76,6 @@ def run_call(args: argparse.Namespace) -> int:
     result = reg.call(args.name, tuple(args.args), timeout=args.timeout)
     if not result.ok:
         raise ToolError(result.error or result.text)
-    sys.stdout.write(result.text + ("\n" if not result.text.endswith("\n") else ""))
+    text = printable(result.text)
+    sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
     return 0

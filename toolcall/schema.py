@@ -30,6 +30,12 @@ class SchemaError(ConfigError):
     """A function's type hints or docstring cannot be turned into a tool schema."""
 
 
+#: The most tools one prompt is offered (OpenAI's limit on a request's tools: a chat request to `toolcall serve`, or one
+#: MCP server's listing), and how deep a tool's parameter schema from elsewhere may nest (objects in arrays in ...).
+MAX_OFFERED_TOOLS = 128
+MAX_SCHEMA_DEPTH = 32
+
+
 def nesting_depth(value: Any, limit: int) -> int:
     """How deeply a JSON value (a schema from elsewhere) nests lists and objects, counted without recursion, so a
     hostile one cannot exhaust the stack; past `limit` counting stops, and the result is then over `limit`."""

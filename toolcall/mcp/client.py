@@ -19,7 +19,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
-from ..schema import nesting_depth
+from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, nesting_depth
 from ..tool_type import DEFAULT_TIMEOUT, Tool
 from . import RETURN_META
 
@@ -41,13 +41,12 @@ NAME_LIMIT = 40
 MAX_PAGES = 100
 #: What one server may offer, so that its listing cannot flood every prompt the tools are offered in: tools (as many
 #: as a chat request to `toolcall serve` or OpenAI's API may declare), characters of a name (OpenAI's limit) and of a
-#: description, characters of an inputSchema written as JSON, and how deep it nests. A tool past a limit is not
-#: offered, and a warning says which and why.
-MAX_TOOLS = 128
+#: description, characters of an inputSchema written as JSON, and how deep it nests (toolcall.schema's limit, as for
+#: a request's functions). A tool past a limit is not offered, and a warning says which and why.
+MAX_TOOLS = MAX_OFFERED_TOOLS
 MAX_NAME = 64
 MAX_DESCRIPTION = 8_192
 MAX_SCHEMA_CHARS = 32_768
-MAX_SCHEMA_DEPTH = 32
 #: Seconds an imported tool's call waits for the server at most. The registry's limit (the tool's timeout, or a
 #: per-call override such as --call-timeout, which the tool cannot see) ends the call for the model first; this
 #: ceiling only ends the abandoned wait and cancels the request on the server.

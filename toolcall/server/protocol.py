@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ToolcallError
-from ..schema import nesting_depth
+from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, nesting_depth
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
 IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
@@ -28,9 +28,7 @@ MAX_STOPS = 4
 MAX_STOP_CHARS = 256
 #: Messages in one conversation, and functions in one request (OpenAI's own limit for tools).
 MAX_MESSAGES = 2048
-MAX_TOOLS = 128
-#: How deep a function's parameter schema may nest (objects in arrays in objects...).
-MAX_SCHEMA_DEPTH = 32
+MAX_TOOLS = MAX_OFFERED_TOOLS
 #: A seed is an unsigned 64-bit number (what torch's generators take).
 MAX_SEED = 2**64 - 1
 

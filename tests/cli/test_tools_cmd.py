@@ -63,7 +63,7 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_a_tools_control_characters_are_printed_visibly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from toolcall.cli.terminal import printable
+    from toolcall.terminal import printable
 
     assert printable("a\x1b[2Jb\rc\x7f\x9b\td\n") == "a\u241b[2Jb\u240dc\u2421\\x9b\td\n"  # tab and newline stay
     tools = tmp_path / "esc.py"

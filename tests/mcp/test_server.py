@@ -117,12 +117,13 @@ def test_stdio_server_listed_and_called_by_the_sdk_client(tools_file: Path) -> N
     check(listed, calls, tools_file)
 
 
-def announced_url(proc: subprocess.Popen[str], limit: float = 30.0) -> str:
-    """The URL mcp-serve prints on stderr once it listens, read with a bounded wait."""
+def announced_url(proc: subprocess.Popen[str], limit: float = 30.0, log: list[str] | None = None) -> str:
+    """The URL mcp-serve prints on stderr once it listens, read with a bounded wait; every stderr line, then and
+    later, is appended to `log`."""
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stderr is not None
-    stderr = proc.stderr
-    threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True).start()
+    stderr, kept = proc.stderr, log if log is not None else []
+    threading.Thread(target=lambda: [(lines.put(line), kept.append(line)) for line in stderr], daemon=True).start()
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
@@ -158,27 +159,42 @@ def test_http_server_on_a_free_loopback_port(tools_file: Path) -> None:
 
 def test_the_http_server_refuses_other_web_pages_and_host_names(tools_file: Path) -> None:
     """Any web page the user opens can reach a loopback port: a request from another origin (CSRF), under another host
-    name (DNS rebinding) or not declared JSON never reaches a tool (the SDK's transport security, which it turns on for
-    a loopback host; checked here so that an upgrade that drops it fails)."""
+    name (DNS rebinding) or not declared JSON never reaches a tool (the SDK's transport security, which mcp-serve
+    configures; checked here so that an upgrade that drops it fails). --allowed-host and --allowed-origin add names,
+    and the refused headers reach the log with their control characters shown, not obeyed by the terminal."""
     import httpx
 
-    proc = subprocess.Popen(serve_argv(tools_file, "--transport", "http", "--port", "0"), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    proc = subprocess.Popen(serve_argv(tools_file, "--transport", "http", "--port", "0", "--allowed-host",
+                                       "tools.lan", "--allowed-origin", "https://app.example"),
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     try:
-        url = announced_url(proc)
+        url = announced_url(proc, log=log)
         port = url.rsplit(":", 1)[1].split("/")[0]
         body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                 "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
         accept = {"Accept": "application/json, text/event-stream"}
+
+        def status(**headers: str | bytes) -> int:
+            return client.post(url, json=body, headers={**accept, **headers}).status_code
+
         with httpx.Client(timeout=30) as client:
-            assert client.post(url, json=body, headers={**accept, "Origin": "http://evil.example"}).status_code == 403
-            assert client.post(url, json=body, headers={**accept, "Host": f"evil.example:{port}"}).status_code == 421
+            assert status(Origin="http://evil.example") == 403
+            assert status(Host=f"evil.example:{port}") == 421
             plain = client.post(url, content=json.dumps(body), headers={**accept, "Content-Type": "text/plain"})
             assert plain.status_code == 400
-            assert client.post(url, json=body, headers=accept).status_code == 200  # a local client without a page
+            assert status() == 200  # a local client without a page
+            assert status(Host=f"tools.lan:{port}") == 200 and status(Host=f"localhost:{port}") == 200
+            assert status(Origin="https://app.example") == 200 and status(Origin=f"http://127.0.0.1:{port}") == 200
+            assert status(Host=b"evil\x9b[2J.example") == 421  # a header may carry C1 controls (obs-text)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("evil" in line and "2J" in line for line in log):
+            time.sleep(0.1)
     finally:
         proc.terminate()
         proc.wait(10)
+    refused = [line for line in log if "evil" in line and "2J" in line]
+    assert refused and all("\x9b" not in line and "\\x9b[2J" in line for line in refused), log
 
 
 def test_round_trip_gives_the_same_schema_and_result(tools_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,3 +226,23 @@ def test_serving_beyond_loopback_says_that_nothing_checks_host_or_origin(host: s
     assert (warning is not None) is warned
     if warning is not None:
         assert host in warning and "any machine that reaches this port" in warning
+
+
+def test_allowed_hosts_and_origins_become_the_sdks_checks() -> None:
+    from toolcall.errors import ConfigError
+    from toolcall.mcp.server import transport_security
+
+    assert transport_security("0.0.0.0") is None  # nothing to check against: exposure_warning says so
+    loopback = transport_security("127.0.0.1")
+    assert loopback is not None and loopback.enable_dns_rebinding_protection
+    assert "localhost:*" in loopback.allowed_hosts and "tools.lan" not in loopback.allowed_hosts
+    named = transport_security("0.0.0.0", ["Tools.LAN", "10.0.0.2:8766", "fe80::1", " "], ["https://app.example/"])
+    assert named is not None
+    assert {"tools.lan", "tools.lan:*", "10.0.0.2:8766", "[fe80::1]", "[fe80::1]:*"} <= set(named.allowed_hosts)
+    assert "10.0.0.2:8766:*" not in named.allowed_hosts and "https://app.example" in named.allowed_origins
+    for bad_host in ("http://tools.lan", "*", "tools.lan/x"):
+        with pytest.raises(ConfigError, match="--allowed-host"):
+            transport_security("0.0.0.0", [bad_host])
+    for bad_origin in ("app.example", "https://app.example/page", "https://*.example"):
+        with pytest.raises(ConfigError, match="--allowed-origin"):
+            transport_security("127.0.0.1", (), [bad_origin])

@@ -38,3 +38,31 @@ def test_bad_settings_fail_before_any_model(capsys: pytest.CaptureFixture[str]) 
     assert "--max-tokens-limit" in capsys.readouterr().err
     assert main(["serve", "--backend", "fake", "--tools", "calculater"]) == 1
     assert "Did you mean 'Calculator'" in capsys.readouterr().err
+
+
+def test_the_log_shows_what_clients_send_visibly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`toolcall serve` wraps the handlers uvicorn configured (so after its Config) with the printable formatter:
+    paths, headers and tool errors in log lines cannot write escape sequences to the user's terminal."""
+    import uvicorn
+
+    import toolcall.terminal
+    from toolcall.server.guard import UVICORN_LOGGERS
+
+    events: list[object] = []
+    real_config = uvicorn.Config
+
+    class Server:
+        def __init__(self, config: object) -> None:
+            events.append(config)
+
+        def run(self) -> None:
+            events.append("run")
+
+    monkeypatch.setattr(uvicorn, "Config", lambda *a, **k: events.append("config") or real_config(*a, **k))
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    monkeypatch.setattr(toolcall.terminal, "printable_logs", lambda *names: events.append(names))
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["Hello."]))
+    assert main(["serve", "--backend", "fake", "--model", str(script), "--port", "0"]) == 0
+    assert events[0] == "config" and events[1] == UVICORN_LOGGERS and events[-1] == "run"
+    assert {"uvicorn", "uvicorn.access", "uvicorn.error"} <= set(UVICORN_LOGGERS)

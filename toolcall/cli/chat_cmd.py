@@ -14,9 +14,9 @@ from ..backends.base import DecodeSession
 from ..errors import UnknownNameError
 from ..loop import CallFinished, Done, LoopResult, TextDelta
 from ..runner import resume_loop
+from ..terminal import printable
 from ..toolset import set_up_tools
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
-from .terminal import printable
 from .tool_options import registry_from_args
 
 if TYPE_CHECKING:

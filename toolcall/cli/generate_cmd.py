@@ -12,9 +12,9 @@ from ..backends.base import Backend
 from ..loop import LoopConfig
 from ..options import add_options, from_args
 from ..runner import run_loop
+from ..terminal import printable
 from ..toolset import set_up_tools
 from .model_options import add_model_options
-from .terminal import printable
 from .tool_options import add_tool_options, registry_from_args
 
 

@@ -18,6 +18,11 @@ and the error text.
   toolcall mcp-serve --tools all                          stdio: a client starts this command itself
   toolcall mcp-serve --tools-from my_tools.py --transport http --port 8766
                                                           streamable HTTP at http://127.0.0.1:8766/mcp
+  toolcall mcp-serve --transport http --host 0.0.0.0 --allowed-host tools.lan
+                                                          on every interface, for clients that call it tools.lan
+
+Over HTTP, a request whose Host header is not a loopback name or an --allowed-host, or that comes from a web page
+(Origin) other than a loopback one or an --allowed-origin, is refused; so is a body not declared JSON.
 """
 
 
@@ -30,6 +35,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="http: address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"http: port (default {DEFAULT_PORT}; 0 picks a free one, printed on stderr)")
+    parser.add_argument("--allowed-host", default="", metavar="HOST[:PORT],...",
+                        help="http: host names this server may be reached by besides loopback's (comma-separated; a "
+                             "name without :PORT on any port); requests naming another Host are refused (421). Give "
+                             "this machine's names when --host is not a loopback address: without it nothing is "
+                             "checked there")
+    parser.add_argument("--allowed-origin", default="", metavar="ORIGIN,...",
+                        help="http: web page origins (scheme://host[:port], comma-separated) whose pages may call the "
+                             "tools besides loopback pages; other pages are refused (403)")
     parser.set_defaults(func=run)
 
 
@@ -43,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if registry is None:
         raise ConfigError("no tools to serve; name some with --tools, --tools-from or --mcp")
     try:
-        serve(registry, args.transport, args.host, args.port)
+        serve(registry, args.transport, args.host, args.port, allowed_hosts=args.allowed_host.split(","),
+              allowed_origins=args.allowed_origin.split(","))
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a server is stopped, not an error
     return 0

@@ -114,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"toolcall serve: http://{shown}:{args.port}/ (chat page), /v1/chat/completions (OpenAI API); "
           f"model {app.state.server.settings.model_id!r}; Ctrl-C to stop", flush=True)
-    from ..server.guard import uvicorn_config
+    from ..server.guard import UVICORN_LOGGERS, uvicorn_config
+    from ..terminal import printable_logs
 
-    uvicorn.Server(uvicorn_config(app, app.state.server.guard, host=args.host, port=args.port,
-                                  log_level="warning")).run()
+    config = uvicorn_config(app, app.state.server.guard, host=args.host, port=args.port, log_level="warning")
+    printable_logs(*UVICORN_LOGGERS)  # after uvicorn set up its handlers: a client writes paths and headers there
+    uvicorn.Server(config).run()
     return 0

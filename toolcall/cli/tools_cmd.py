@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ToolError
 from ..registry import Tool, ToolRegistry
-from .terminal import printable
+from ..terminal import printable
 from .tool_options import add_tool_options, toolset_from_args
 
 

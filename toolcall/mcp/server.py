@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError
+from ..server.guard import UVICORN_LOGGERS
+from ..terminal import printable_logs
 from . import DEFAULT_PORT, HTTP_PATH, RETURN_META, TRANSPORTS
 
 try:
@@ -18,6 +20,8 @@ except ImportError as err:  # the optional `mcp` extra
     raise MissingDependencyError("mcp", "mcp", "MCP servers and clients") from err
 
 if TYPE_CHECKING:
+    from mcp.server.transport_security import TransportSecuritySettings
+
     from ..registry import ToolRegistry
 
 __all__ = ["DEFAULT_PORT", "HTTP_PATH", "TRANSPORTS", "build_server", "list_entry", "serve"]
@@ -53,16 +57,20 @@ def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
 
 
 def serve(registry: "ToolRegistry", transport: str = "stdio", host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-          announce: Callable[[str], None] | None = None) -> None:
+          announce: Callable[[str], None] | None = None, allowed_hosts: Sequence[str] = (),
+          allowed_origins: Sequence[str] = ()) -> None:
     """Serve until the client hangs up (stdio) or the process is stopped (http). For http, `announce` receives the
-    endpoint URL once the port is listening (port 0 picks a free one); by default it is printed on stderr."""
+    endpoint URL once the port is listening (port 0 picks a free one); by default it is printed on stderr.
+    `allowed_hosts` and `allowed_origins` are the Host names and web page origins accepted besides loopback's (see
+    `transport_security`)."""
     if transport not in TRANSPORTS:
         raise ConfigError(f"unknown MCP transport {transport!r}; valid: {', '.join(TRANSPORTS)}")
     server = build_server(registry)
     if transport == "stdio":
         anyio.run(_serve_stdio, server)
     else:
-        anyio.run(_serve_http, server, host, port, announce or _to_stderr)
+        security = transport_security(host, allowed_hosts, allowed_origins)
+        anyio.run(_serve_http, server, host, port, announce or _to_stderr, security)
 
 
 async def _serve_stdio(server: Server) -> None:
@@ -71,14 +79,14 @@ async def _serve_stdio(server: Server) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-async def _serve_http(server: Server, host: str, port: int, announce: Callable[[str], None]) -> None:
+async def _serve_http(server: Server, host: str, port: int, announce: Callable[[str], None],
+                      security: "TransportSecuritySettings | None") -> None:
     try:
         import uvicorn
     except ImportError as err:
         raise MissingDependencyError("uvicorn", "mcp", "the MCP streamable HTTP transport") from err
-    # The SDK turns on DNS-rebinding protection (Host/Origin checks) by itself for a loopback host.
-    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
-    warning = exposure_warning(host)
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security)
+    warning = exposure_warning(host) if security is None else None
     if warning is not None:
         print(warning, file=sys.stderr, flush=True)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -90,20 +98,63 @@ async def _serve_http(server: Server, host: str, port: int, announce: Callable[[
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     announce(f"http://{shown_host}:{sock.getsockname()[1]}{HTTP_PATH}")
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # The SDK logs the Host and Origin headers it refuses as they were sent: a client's control characters.
+    printable_logs(*UVICORN_LOGGERS)
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
-#: The hosts for which the MCP SDK checks Host and Origin headers (its DNS-rebinding protection).
+#: The hosts for which the MCP SDK checks Host and Origin headers (its DNS-rebinding protection) by itself.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def transport_security(host: str, allowed_hosts: Sequence[str] = (),
+                       allowed_origins: Sequence[str] = ()) -> "TransportSecuritySettings | None":
+    """The SDK's Host and Origin checks for a server on `host`: a request must name this machine by a loopback name
+    or one of `allowed_hosts` (`name` for any port, `name:port` for one), and a web page's request must come from a
+    loopback page or one of `allowed_origins` (`scheme://host[:port]`); a request without Origin is a program's and
+    passes. None where nothing is allowed beyond loopback and `host` is not a loopback address: the SDK then checks
+    nothing (there is no list of the names this machine goes by), which `exposure_warning` says."""
+    hosts = [_bracketed(h.strip().lower()) for h in allowed_hosts if h.strip()]
+    origins = [o.strip().lower().rstrip("/") for o in allowed_origins if o.strip()]
+    for name in hosts:
+        if "/" in name or "*" in name:
+            raise ConfigError(f"--allowed-host {name!r}: give a host name or address, optionally with :PORT "
+                              "(no scheme, path or wildcard)")
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1] or "*" in origin:
+            raise ConfigError(f"--allowed-origin {origin!r}: give a web page origin, scheme://host[:port] "
+                              "(http or https, no path or wildcard)")
+    if host not in LOOPBACK_HOSTS and not hosts:
+        return None
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    named = [*_LOOPBACK_NAMES, *hosts]
+    # A name without a port is allowed on every port ("name:*"); "[::1]:8766" keeps its brackets.
+    host_patterns = [*named, *(f"{n}:*" for n in named if not _has_port(n))]
+    origin_patterns = [*(f"{scheme}://{n}:*" for n in _LOOPBACK_NAMES for scheme in ("http", "https")),
+                       *(f"{scheme}://{n}" for n in _LOOPBACK_NAMES for scheme in ("http", "https")), *origins]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=host_patterns,
+                                     allowed_origins=origin_patterns)
+
+
+def _bracketed(name: str) -> str:
+    """An IPv6 address as a Host header writes it (`[fe80::1]`)."""
+    return f"[{name}]" if name.count(":") >= 2 and not name.startswith("[") else name
+
+
+def _has_port(name: str) -> bool:
+    return name.rsplit("]", 1)[-1].count(":") == 1 if name.startswith("[") else name.count(":") == 1
 
 
 def exposure_warning(host: str) -> str | None:
-    """What to tell the user who serves tools beyond loopback, where the SDK checks no Host or Origin; else None."""
+    """What to tell the user who serves tools beyond loopback with no --allowed-host, where the SDK checks no Host or
+    Origin; else None."""
     if host in LOOPBACK_HOSTS:
         return None
     return (f"toolcall mcp-serve: warning: listening on {host}, not a loopback address: there the MCP SDK checks no Host "
             "or Origin header, so any machine that reaches this port, and any web page opened on one (DNS "
-            "rebinding), can call these tools")
+            "rebinding), can call these tools; name this machine's host names with --allowed-host to check them")
 
 
 def _to_stderr(url: str) -> None:

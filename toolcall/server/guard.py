@@ -318,6 +318,8 @@ class RepeatFilter(logging.Filter):
 
 #: The loggers a client can make write: uvicorn's (bad requests, app errors), asyncio's (accept failures), ours.
 NOISY_LOGGERS = ("uvicorn.error", "asyncio", "toolcall.server")
+#: The loggers uvicorn gives handlers of its own.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def quiet_repeats() -> None:

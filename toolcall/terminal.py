@@ -1,0 +1,73 @@
+"""Model, tool and client text made safe to print: control characters shown, never obeyed by the terminal."""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# C0 controls but tab and newline, DEL and the C1 controls: a terminal obeys them (ESC starts sequences that clear the
+# screen, retitle the window or, with OSC 52, write the clipboard), and a web page or an MCP server may send them.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode control picture: ESC shows as ␛
+    return "\u2421" if code == 0x7F else f"\\x{code:02x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character a terminal would act on written visibly instead (`␛`, `␍`, `\\x9b`)."""
+    return _CONTROL.sub(_picture, text)
+
+
+def _printable_arg(value: Any) -> Any:
+    """A log record's argument with control characters shown; numbers stay numbers (for `%d`), and any other object
+    whose text holds a control character becomes that text shown (a `%r` of it then quotes it)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str) or _CONTROL.search(text):
+        return printable(text)
+    return value
+
+
+class PrintableFormatter(logging.Formatter):
+    """Wraps a handler's formatter so that what a record carries (its message, arguments, traceback) prints its
+    control characters visibly, while the formatter's own decoration (uvicorn's coloured level names) is kept: a
+    server logs Host headers, paths and tool errors that a client or a model wrote."""
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = copy.copy(record)
+        clean.msg = printable(record.msg) if isinstance(record.msg, str) else _printable_arg(record.msg)
+        if isinstance(record.args, Mapping):
+            clean.args = {key: _printable_arg(value) for key, value in record.args.items()}
+        elif isinstance(record.args, tuple):
+            clean.args = tuple(_printable_arg(value) for value in record.args)
+        if record.exc_info and not record.exc_text:
+            clean.exc_text = self.inner.formatException(record.exc_info)
+        clean.exc_text = printable(clean.exc_text) if clean.exc_text else clean.exc_text
+        clean.stack_info = printable(record.stack_info) if record.stack_info else record.stack_info
+        return self.inner.format(clean)
+
+
+def printable_logs(*names: str) -> None:
+    """Every handler of the root logger and of the loggers `names` prints control characters visibly (see
+    PrintableFormatter); a root logger without handlers gets one on stderr at WARNING, which is what Python's
+    last-resort handler would have printed. For a command that owns the process (a server), not for a library."""
+    root = logging.getLogger()
+    if not root.handlers:
+        stderr = logging.StreamHandler()
+        stderr.setLevel(logging.WARNING)
+        root.addHandler(stderr)
+    for logger in (root, *(logging.getLogger(name) for name in names)):
+        for handler in logger.handlers:
+            if not isinstance(handler.formatter, PrintableFormatter):
+                handler.setFormatter(PrintableFormatter(handler.formatter))

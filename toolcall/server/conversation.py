@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..binding import positional_arguments
 from ..calls import KeywordArgs, ToolCall
+from ..dialects.base import defuse
 from ..errors import ConfigError, ToolArgumentError
 from ..specs import ToolSpecs
 from .protocol import ApiError, Message
@@ -75,18 +76,26 @@ def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:
     return text
 
 
-def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSpecs) -> Conversation:
+def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSpecs,
+                 special_texts: tuple[str, ...] = ()) -> Conversation:
     """The conversation from OpenAI messages.
 
     An assistant message with tool_calls, the tool messages answering them and the assistant message after them are
     one reply to the model: the calls go back into its text with their results, in the dialect's own form (the same
     text the loop writes when it runs a call itself). When the messages end inside such a reply (the client just
     sent results), that text is what the model continues.
+
+    `special_texts` (the tokenizer's, `Backend.special_texts`) are broken wherever a message holds one, as OpenAI
+    reads them in messages as plain text: a tool result quoting `<|im_end|>` would otherwise end a turn in the
+    model's context; a result's dialect markup is broken too, as in every result (`Dialect.close`).
     """
     turns: list[dict[str, str]] = []
     group: _OpenCalls | None = None
     seen_ids: set[str] = set()
     continuing = False  # the last assistant turn got its results: the next assistant message continues it
+    def text(m: Message) -> str:
+        return defuse(m.text(), special_texts)
+
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
         if group is not None and m.role != "tool":
@@ -96,14 +105,13 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                                f"messages answering each 'tool_call_id' (missing: {', '.join(missing)})",
                                param="messages")
         if m.role in ("system", "developer", "user"):
-            turns.append({"role": "system" if m.role == "developer" else m.role, "content": m.text()})
+            turns.append({"role": "system" if m.role == "developer" else m.role, "content": text(m)})
             continuing = False
         elif m.role == "assistant":
-            text = m.text()
             if continuing and turns and turns[-1]["role"] == "assistant":
-                turns[-1]["content"] += text
+                turns[-1]["content"] += text(m)
             else:
-                turns.append({"role": "assistant", "content": text})
+                turns.append({"role": "assistant", "content": text(m)})
             continuing = False
             if m.tool_calls:
                 group = _OpenCalls()
@@ -121,7 +129,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                                f"it; no open call has id {m.tool_call_id!r}", param="messages")
             if m.tool_call_id in group.results:
                 raise ApiError(400, f"{where}: tool call {m.tool_call_id!r} is answered twice", param="messages")
-            group.results[m.tool_call_id] = m.text()
+            group.results[m.tool_call_id] = text(m)
             if len(group.results) == len(group.calls):
                 turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
                 group, continuing = None, True

@@ -131,7 +131,7 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         if tools is None:
             config = replace(config, tools_enabled=False)
     shown = tools if config.tools_enabled else None
-    talk = conversation(request.messages, dialect, client)
+    talk = conversation(request.messages, dialect, client, backend.special_texts())
     prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
                             instruction=settings.instruction) + talk.tail
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),

@@ -120,6 +120,46 @@ def test_thread_timeout_returns_an_error_within_the_limit() -> None:
     assert reg.call("nap", ("0.01",), timeout=2).text == "awake"
 
 
+def test_a_tool_that_hangs_cannot_pile_up_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timed-out thread keeps running; once MAX_OVERDUE_CALLS of one tool's calls do, its next call is refused at
+    once (no new thread), and it runs again when one of them ends."""
+    import threading
+
+    from toolcall import executor
+
+    monkeypatch.setattr(executor, "MAX_OVERDUE_CALLS", 3)
+    release = threading.Event()
+
+    def hang(x: str) -> str:
+        """Wait for the test.
+
+        Args:
+            x: Anything.
+        """
+        release.wait(30)
+        return "done " + x
+
+    reg = ToolRegistry()
+    reg.add(hang, timeout=0.05, cache=False)
+    reg.add(nap, timeout=1, cache=False)
+    try:
+        for i in range(3):
+            assert reg.call("hang", (str(i),)).error == "hang: timed out after 0.05 s"
+        threads = threading.active_count()
+        start = time.perf_counter()
+        refused = reg.call("hang", ("3",))
+        assert time.perf_counter() - start < 0.04 and threading.active_count() == threads
+        assert refused.error == ("hang: not run: 3 earlier calls of it are still running past their time limit; it "
+                                 "runs again once one of them ends")
+        assert reg.call("nap", ("0",)).text == "awake"  # other tools are not held back
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while executor.overdue_calls("hang") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reg.call("hang", ("4",), timeout=2).text == "done 4"
+
+
 def test_isolated_timeout_kills_the_worker_and_frees_the_cpu() -> None:
     reg = ToolRegistry()
     reg.add(spin, isolated=True, timeout=0.5, cache=False)

@@ -40,14 +40,38 @@ def result_text(value: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------- threads
 
+#: Calls of one tool that may go on running after their time limit (a thread cannot be killed): past this many, the
+#: tool's next calls are refused at once until one of them ends, so a tool that hangs (a request with no timeout of
+#: its own) cannot pile up threads without bound while a model or a server's clients keep calling it.
+MAX_OVERDUE_CALLS = 8
+_overdue: dict[str, list[threading.Thread]] = {}
+_overdue_lock = threading.Lock()
+
+
+def overdue_calls(label: str) -> int:
+    """How many timed-out calls of tool `label` are still running."""
+    with _overdue_lock:
+        alive = [t for t in _overdue.get(label, ()) if t.is_alive()]
+        if alive:
+            _overdue[label] = alive
+        else:
+            _overdue.pop(label, None)
+        return len(alive)
+
+
 def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
     """Call func(**kwargs) in a daemon thread and wait at most `timeout` seconds.
 
     A thread cannot be killed: on timeout it is abandoned and finishes (or blocks) in the background,
-    which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead.
+    which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead. While
+    MAX_OVERDUE_CALLS of the tool's calls are still running so, the next is refused without starting.
     """
     if timeout is None or timeout <= 0:
         return result_text(func(**kwargs))
+    running = overdue_calls(label)
+    if running >= MAX_OVERDUE_CALLS:
+        raise ToolError(f"{label}: not run: {running} earlier calls of it are still running past their time limit; "
+                        "it runs again once one of them ends")
     box: dict[str, Any] = {}
     # The tool runs in a copy of the caller's context, so it sees what the caller set (toolcall.tool_type.text_context).
     context = contextvars.copy_context()
@@ -62,6 +86,8 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        with _overdue_lock:
+            _overdue.setdefault(label, []).append(thread)
         raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]

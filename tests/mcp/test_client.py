@@ -207,6 +207,32 @@ def test_imports_from_a_streamable_http_server() -> None:
         proc.wait(10)
 
 
+def test_a_servers_huge_answer_is_refused_past_the_limit_not_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK reads a JSON answer whole: a remote server answering with gigabytes held them all in memory (600 MB
+    took the client to 3.9 GB). Past MAX_RESPONSE_BYTES the call is an error instead; under it, the result reaches
+    the model cut as any long result is."""
+    from toolcall.mcp import bounded_http
+
+    monkeypatch.setattr(bounded_http, "MAX_RESPONSE_BYTES", 1 << 20)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("huge_http_server.py")), str(port),
+                             str(3 << 20)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        with MCPClient(f"http://127.0.0.1:{port}/mcp") as client:
+            registry = ToolRegistry(client.registry_tools(timeout=20))
+            for name, words in (("big", "went past 1,048,576 bytes"), ("declared", "declares 3,145,")):
+                result = registry.call(name)
+                assert not result.ok and words in (result.error or ""), result.error
+        monkeypatch.setattr(bounded_http, "MAX_RESPONSE_BYTES", 4 << 20)
+        with MCPClient(f"http://127.0.0.1:{port}/mcp") as client:
+            result = ToolRegistry(client.registry_tools(timeout=20)).call("big")
+            assert result.ok and result.text.endswith("[... cut: 3,145,728 characters, the first 32,768 shown]")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_a_closed_client_refuses_calls() -> None:
     client = MCPClient(STDIO)
     client.close()

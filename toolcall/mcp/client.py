@@ -26,7 +26,8 @@ from . import RETURN_META
 try:
     from mcp import ClientSession, StdioServerParameters, types
     from mcp.client.stdio import stdio_client
-    from mcp.client.streamable_http import streamable_http_client
+
+    from .bounded_http import bounded_http_client
 except ImportError as err:  # the optional `mcp` extra
     raise MissingDependencyError("mcp", "mcp", "MCP servers and clients") from err
 
@@ -148,7 +149,7 @@ class MCPClient:
 
     def _transport(self) -> Any:
         if self.is_http:
-            return streamable_http_client(self.server)
+            return bounded_http_client(self.server)
         params = StdioServerParameters(command=self.argv[0], args=self.argv[1:], env=self.env)
         return stdio_client(params, errlog=_errlog())
 

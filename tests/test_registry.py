@@ -493,3 +493,70 @@ def test_the_schema_binds_and_the_function_gets_its_own_types() -> None:
         "Oslo|1|<Unit.F: 'fahrenheit'>|(59.9, 10.7)")
     assert reg.call("forecast", ("Oslo", "2,000")).text == "Oslo|2000|<Unit.C: 'celsius'>|None"
     assert "expected one of \"celsius\", \"fahrenheit\"" in (reg.call("forecast", ("Oslo", "1", "kelvin")).error or "")
+
+
+def scale_by(x: float) -> str:
+    """Scale a number.
+
+    Args:
+        x: The number.
+    """
+    return repr(x * 2)
+
+
+def count_items(xs: list) -> str:  # type: ignore[type-arg]
+    """Count a list's items.
+
+    Args:
+        xs: The items.
+    """
+    return str(len(xs))
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("name", "args", "words"), [
+    ("scale_by", {"x": "1" * 400}, "a number within a float's range"),  # was OverflowError out of call
+    ("scale_by", {"x": 10**400}, "a number within a float's range"),
+    ("scale_by", {"x": "1e999"}, "a finite number"),
+    ("scale_by", {"x": float("nan")}, "a finite number"),  # JSON's reader takes NaN
+    ("scale_by", ["inf"], "a finite number"),
+    ("count_items", {"xs": "[" * 5000}, "a list written as JSON, nested less deep"),  # was RecursionError
+    ("Calendar", [nested(5000)], "the arguments could not be read: RecursionError"),  # shown in the error
+    ("Calculator", ["1", 10**5000], "the arguments could not be read"),  # str() refuses 4,300+ digits
+    (None, {}, "a tool name is text, not NoneType"),
+    ("Calculator", None, "arguments are a list or an object, not NoneType"),
+])
+def test_arguments_nobody_should_write_are_errors_never_exceptions(name: Any, args: Any, words: str) -> None:
+    reg = default_registry(["calculator", "calendar"])
+    reg.add(scale_by)
+    reg.add(count_items)
+    result = reg.call(name, args)
+    assert not result.ok and words in (result.error or ""), result.error
+
+
+def test_numbers_that_fit_are_still_read_as_written() -> None:
+    reg = ToolRegistry()
+    reg.add(scale_by, cache=False)
+    assert [reg.call("scale_by", [x]).text for x in ("3", "1,200.5", "1e3", "-0.25", 10**300)] == [
+        "6.0", "2401.0", "2000.0", "-0.5", repr(float(10**300) * 2)]
+    count = ToolRegistry([count_items])
+    assert count.call("count_items", {"xs": "[" * 50 + "]" * 50}).text == "1"
+    for depth in (900, 5000):  # too deep to cache: run, not kept
+        result = count.call("count_items", {"xs": nested(depth)})
+        assert result.text == "1" and not result.cached
+
+
+def test_calls_with_large_arguments_are_run_but_not_cached() -> None:
+    reg = ToolRegistry()
+    reg.add(count_items)
+    big = list(range(registry_mod.MAX_CACHED_ARGUMENT_CHARS))
+    assert reg.call("count_items", {"xs": big}).text == str(len(big))
+    assert not reg.call("count_items", {"xs": big}).cached
+    assert reg.call("count_items", {"xs": [1, 2]}).text == "2" and reg.call("count_items", {"xs": [1, 2]}).cached
+    assert not reg.call("count_items", {"xs": "x," * 5000}).cached  # a megabyte of text was kept 1,024 times

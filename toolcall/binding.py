@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,13 +18,16 @@ _FALSE = {"false", "no", "n", "off", "0", "f"}
 _NULL = {"none", "null", "nil", ""}
 # Integers and decimals with thousands separators, as models write them ("1,200", "2,800.5").
 _GROUPED_INT = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
+#: The largest whole number a float holds: a "number" past it is refused rather than read as infinity.
+_LARGEST_FLOAT = int(sys.float_info.max)
 _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
 # For a value written as text, the JSON types tried in this order; "string" last, so "5" for integer|string is 5.
 _TEXT_ORDER = ("null", "boolean", "integer", "number", "array", "object", "string")
 
 
-class _Mismatch(ValueError):
-    """A value does not fit a schema; the message says what was expected."""
+class Mismatch(ValueError):
+    """A value does not fit a schema or a type hint; the message says what was expected."""
+
 
 
 def integer_text(text: str) -> int | None:
@@ -97,7 +102,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
         schema = properties.get(key)
         try:
             out[key] = coerce(value, schema if isinstance(schema, Mapping) else {})
-        except _Mismatch as err:
+        except Mismatch as err:
             raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
     return out
 
@@ -130,7 +135,7 @@ def _kinds(schema: Mapping[str, Any]) -> list[str]:
 
 
 def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
-    """`value` (model text, or a JSON value) as the JSON type `schema` declares; _Mismatch says what was expected.
+    """`value` (model text, or a JSON value) as the JSON type `schema` declares; Mismatch says what was expected.
     A schema without a type (or one this binder does not know) takes the value as written."""
     if "anyOf" in schema or "oneOf" in schema:
         options = [s for s in schema.get("anyOf") or schema.get("oneOf") or () if isinstance(s, Mapping)]
@@ -140,9 +145,9 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
         for option in options:
             try:
                 return coerce(value, option)
-            except _Mismatch as err:
+            except Mismatch as err:
                 wanted.append(str(err))
-        raise _Mismatch(" or ".join(dict.fromkeys(wanted)) or "a value of another shape")
+        raise Mismatch(" or ".join(dict.fromkeys(wanted)) or "a value of another shape")
     kinds = _kinds(schema)
     if not kinds:
         out = value
@@ -156,7 +161,7 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
         text = value.strip() if isinstance(value, str) else None
         match = [a for a in allowed if text is not None and text == (a if isinstance(a, str) else json.dumps(a))]
         if not match:
-            raise _Mismatch("one of " + ", ".join(json.dumps(a) for a in allowed))
+            raise Mismatch("one of " + ", ".join(json.dumps(a) for a in allowed))
         out = match[0]
     return out
 
@@ -177,9 +182,9 @@ def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any]) -> Any:
     for kind in tried:
         try:
             return _as(value, kind, schema)
-        except _Mismatch as err:
+        except Mismatch as err:
             wanted.append(str(err))
-    raise _Mismatch(" or ".join(wanted))
+    raise Mismatch(" or ".join(wanted))
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -202,7 +207,7 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
             return value
         if text is not None and text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE
-        raise _Mismatch("a boolean (true/false, yes/no)")
+        raise Mismatch("a boolean (true/false, yes/no)")
     if kind == "integer":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -210,45 +215,41 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
             return int(value)
         if text is not None and (whole := integer_text(text)) is not None:
             return whole
-        raise _Mismatch("an integer")
+        raise Mismatch("an integer")
     if kind == "number":
+        if isinstance(value, float) and not math.isfinite(value):  # JSON's reader takes NaN and Infinity
+            raise Mismatch("a finite number (within about ±1.8e308)")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         if text is not None:
             plain = text.replace("_", "")
             if _GROUPED_NUMBER.fullmatch(plain):
                 plain = plain.replace(",", "")
-            try:
-                number = float(plain)
-            except ValueError:
-                pass
-            else:
-                # "3" stays an int (JSON has one number type); "3.0" and "1e3" are floats, as written.
-                return int(number) if re.fullmatch(r"[+-]?\d+", plain) else number
-        raise _Mismatch("a number")
+            return finite_number(plain)
+        raise Mismatch("a number")
     if kind == "null":
         if value is None or (text is not None and text.lower() in _NULL):
             return None
-        raise _Mismatch("null")
+        raise Mismatch("null")
     if kind == "array":
         items: Any = value
         if text is not None:
-            items = _json(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
+            items = json_value(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
         if not isinstance(items, (list, tuple)):
-            raise _Mismatch("a list")
+            raise Mismatch("a list")
         fixed = schema.get("prefixItems")
         if isinstance(fixed, list) and fixed:
             if len(items) != len(fixed) and schema.get("items") is not True:
-                raise _Mismatch(f"a list of {len(fixed)} items")
+                raise Mismatch(f"a list of {len(fixed)} items")
             return [coerce(v, s) for v, s in zip(items, fixed)] + list(items[len(fixed):])
         each = schema.get("items")
         return [coerce(v, each) for v in items] if isinstance(each, Mapping) else list(items)
     if kind == "object":
         data: Any = value
         if text is not None:
-            data = _json(text, "an object")
+            data = json_value(text, "an object")
         if not isinstance(data, Mapping):
-            raise _Mismatch("an object written as JSON" if text is not None else "an object")
+            raise Mismatch("an object written as JSON" if text is not None else "an object")
         found = schema.get("properties")
         props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         rest = schema.get("additionalProperties")
@@ -257,11 +258,33 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
     return value  # a type name JSON schema does not have: passed as written
 
 
-def _json(text: str, what: str) -> Any:
+def json_value(text: str, what: str) -> Any:
+    """The value `text` writes as JSON, or Mismatch saying it should be `what` written so (JSON nested past what
+    Python's reader takes included: a model can write 5,000 `[`)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise _Mismatch(f"{what} written as JSON") from err
+        raise Mismatch(f"{what} written as JSON") from err
+    except RecursionError:
+        raise Mismatch(f"{what} written as JSON, nested less deep") from None
+
+
+def finite_number(text: str) -> int | float:
+    """The number `text` writes ("3" an int, "3.0" and "1e3" floats, as written), or Mismatch: a number too large
+    for a float (`1e999`, 400 digits), `nan` and `inf` are none JSON can hold."""
+    if re.fullmatch(r"[+-]?\d+", text):
+        whole = integer_text(text)
+        if whole is None or abs(whole) > _LARGEST_FLOAT:
+            raise Mismatch("a number within a float's range (about ±1.8e308)")
+        return whole
+    try:
+        number = float(text)
+    except ValueError:
+        raise Mismatch("a number") from None
+    if not math.isfinite(number):
+        raise Mismatch("a finite number (within about ±1.8e308)")
+    return number
+
 
 
 def _text(value: Any) -> str:

@@ -100,9 +100,17 @@ class ToolRegistry(NameRegistry[Tool]):
     def call(self, name: str, args: Sequence[Any] | Mapping[str, Any] = (), timeout: float | None = None) -> ToolResult:
         """Run tool `name` on model-written arguments. Every failure comes back as ok=False with text "Error: ..."."""
         start = time.perf_counter()
-        shown_args: Any = dict(args) if isinstance(args, Mapping) else tuple(args)
+        if not isinstance(name, str):
+            return self._failure(repr(name)[:64], (), f"a tool name is text, not {type(name).__name__}", start)
         if isinstance(args, str):  # a bare string is one argument, not a sequence of characters
-            shown_args = (args,)
+            shown_args: Any = (args,)
+        elif isinstance(args, Mapping):
+            shown_args = dict(args)
+        elif isinstance(args, Sequence) and not isinstance(args, (bytes, bytearray)):
+            shown_args = tuple(args)
+        else:
+            return self._failure(name, (), f"{name}: arguments are a list or an object, not "
+                                           f"{type(args).__name__}", start)
         try:
             item = self.get(name)
         except UnknownNameError as err:
@@ -112,7 +120,12 @@ class ToolRegistry(NameRegistry[Tool]):
             kwargs = python_arguments(item.func, kwargs, tool=item.name)
         except ToolArgumentError as err:
             return self._failure(item.name, shown_args, str(err), start)
-        key = (item.name, _freeze(kwargs)) if item.cacheable else None
+        except (ValueError, TypeError, OverflowError, RecursionError) as err:
+            # Arguments given directly (not written by a model, whose text the binding reads with bounds): nested
+            # past what Python's recursion takes, or an int past str()'s 4,300 digits.
+            return self._failure(item.name, (), f"{item.name}: the arguments could not be read: "
+                                                f"{type(err).__name__}: {str(err)[:200]}", start)
+        key = _cache_key(item.name, kwargs) if item.cacheable else None
         if key is not None:
             with self._cache_lock:
                 hit = self._cache.get(key)
@@ -149,6 +162,45 @@ class ToolRegistry(NameRegistry[Tool]):
     def _failure(self, tool_name: str, args: Any, message: str, start: float) -> ToolResult:
         message = self._bounded(message)
         return ToolResult(tool_name, args, f"Error: {message}", False, message, time.perf_counter() - start, False)
+
+
+#: Characters of arguments past which a call is not cached: the cache bounds its entries, not their keys, so 1,024
+#: calls with a megabyte of argument each held a gigabyte.
+MAX_CACHED_ARGUMENT_CHARS = 4_096
+
+
+def _cacheable(kwargs: Mapping[str, Any]) -> bool:
+    """Whether the arguments are small enough to be kept as a cache key (counted without building their text)."""
+    budget = MAX_CACHED_ARGUMENT_CHARS
+    stack: list[Any] = [kwargs]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+            budget -= 2 * len(value)
+        elif isinstance(value, (list, tuple, set)):
+            stack.extend(value)
+            budget -= 1 + len(value)
+        elif isinstance(value, (str, bytes)):
+            budget -= len(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            budget -= max(1, value.bit_length() // 3)  # about its digits, without writing it
+        else:
+            budget -= 8
+        if budget < 0:
+            return False
+    return True
+
+
+def _cache_key(name: str, kwargs: Mapping[str, Any]) -> Any:
+    """The call's cache key, or None (not cached) for arguments too large or too deep to keep as one."""
+    if not _cacheable(kwargs):
+        return None
+    try:
+        return (name, _freeze(kwargs))
+    except RecursionError:
+        return None
 
 
 def _freeze(value: Any) -> Any:

@@ -4,13 +4,15 @@ from __future__ import annotations
 import enum
 import inspect
 import json
+import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from .binding import integer_text
+from .binding import Mismatch, finite_number, integer_text, json_value
 from .errors import ConfigError, ToolArgumentError
 
 # JSON type names of the Python scalars a schema "enum" may hold.
@@ -221,20 +223,9 @@ _FALSE = {"false", "no", "n", "off", "0", "f"}
 _NONE = {"none", "null", "nil", ""}
 
 
-class _Mismatch(ValueError):
-    """A value does not fit a type; the message says what was expected."""
-
-
-def _json(value: str, what: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as err:
-        raise _Mismatch(f"{what} written as JSON") from err
-
-
 def _coerce(value: Any, hint: Any) -> Any:
     """`value` (a bound JSON value, or text where the schema said less than the hint) converted to `hint`, or
-    _Mismatch naming what was expected."""
+    Mismatch naming what was expected."""
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any or hint is inspect.Parameter.empty:
         return value
@@ -246,22 +237,22 @@ def _coerce(value: Any, hint: Any) -> Any:
         for sub in (a for a in args if a is not type(None)):
             try:
                 return _coerce(value, sub)
-            except _Mismatch as err:
+            except Mismatch as err:
                 wanted.append(str(err))
-        raise _Mismatch(" or ".join(wanted))
+        raise Mismatch(" or ".join(wanted))
     if origin is Literal:
         for choice in args:
             try:
                 if _coerce(value, type(choice)) == choice:
                     return choice
-            except _Mismatch:
+            except Mismatch:
                 continue
-        raise _Mismatch("one of " + ", ".join(json.dumps(c) for c in args))
+        raise Mismatch("one of " + ", ".join(json.dumps(c) for c in args))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         for member in hint:
             if value == member.value or value is member or (text is not None and text in (str(member.value), member.name)):
                 return member
-        raise _Mismatch("one of " + ", ".join(json.dumps(m.value) for m in hint))
+        raise Mismatch("one of " + ", ".join(json.dumps(m.value) for m in hint))
     if hint is str:
         return value if isinstance(value, str) else (json.dumps(value) if isinstance(value, (list, dict)) else str(value))
     if hint is bool:
@@ -269,7 +260,7 @@ def _coerce(value: Any, hint: Any) -> Any:
             return value
         if text is not None and text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE
-        raise _Mismatch("a boolean (true/false, yes/no)")
+        raise Mismatch("a boolean (true/false, yes/no)")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -277,46 +268,47 @@ def _coerce(value: Any, hint: Any) -> Any:
             return int(value)
         if text is not None and (whole := integer_text(text)) is not None:
             return whole
-        raise _Mismatch("an integer")
+        raise Mismatch("an integer")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) > sys.float_info.max:
+                raise Mismatch("a number within a float's range (about ±1.8e308)")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise Mismatch("a finite number (within about ±1.8e308)")
             return float(value)
         if text is not None:
             plain = text.replace("_", "")
             if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", plain):
                 plain = plain.replace(",", "")
-            try:
-                return float(plain)
-            except ValueError:
-                pass
-        raise _Mismatch("a number")
+            return float(finite_number(plain))
+        raise Mismatch("a number")
     if hint is type(None):
         if value is None or (text is not None and text.lower() in _NONE):
             return None
-        raise _Mismatch("null")
+        raise Mismatch("null")
     if hint in (list, tuple) or origin in (list, tuple, Sequence, typing.Sequence):
         items = value
         if text is not None:
-            items = _json(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
+            items = json_value(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
         if not isinstance(items, (list, tuple)):
-            raise _Mismatch("a list")
+            raise Mismatch("a list")
         if origin is tuple and args and ... not in args:
             if len(items) != len(args):
-                raise _Mismatch(f"a list of {len(args)} items")
+                raise Mismatch(f"a list of {len(args)} items")
             return tuple(_coerce(v, a) for v, a in zip(items, args))
         item_hint = args[0] if args else Any
         out = [_coerce(v, item_hint) for v in items]
         return tuple(out) if (hint is tuple or origin is tuple) else out
     if hint is dict or origin in (dict, Mapping, typing.Mapping):
-        mapping = _json(text, "an object") if text is not None else value
+        mapping = json_value(text, "an object") if text is not None else value
         if not isinstance(mapping, dict):
-            raise _Mismatch("an object written as JSON")
+            raise Mismatch("an object written as JSON")
         if len(args) == 2:
             return {str(k): _coerce(v, args[1]) for k, v in mapping.items()}
         return mapping
     if isinstance(hint, type) and isinstance(value, hint):
         return value
-    raise _Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")
+    raise Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")
 
 
 def _shown(value: Any) -> str:
@@ -353,6 +345,6 @@ def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool
     for key, value in bound.items():
         try:
             out[key] = _coerce(value, hints.get(key, Any))
-        except _Mismatch as err:
+        except Mismatch as err:
             raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
     return out

@@ -35,6 +35,7 @@ class Token:
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 _OPS = {"**": "^", "^": "^", "+": "+", "-": "-", "\u2212": "-", "\u2013": "-", "*": "*", "\u00d7": "*", "\u00b7": "*",
         "\u22c5": "*", "/": "/", "\u00f7": "/", "\u2215": "/", ":": "/", "%": "%", "(": "(", ")": ")", ",": ",",
         "!": "!", "==": "=", "=": "="}
@@ -43,7 +44,7 @@ _IGNORED = set("$\u20ac\u00a3 \t\n\r")
 # name -> (sympy function building the value, allowed argument counts); None: built by a helper of its own
 FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, tuple[int, ...]]] = {
     "sqrt": (sympy.sqrt, (1,)), "cbrt": (lambda x: sympy.root(x, 3), (1,)), "exp": (sympy.exp, (1,)),
-    "ln": (sympy.log, (1,)), "log": (sympy.log, (1, 2)), "log10": (lambda x: sympy.log(x, 10), (1,)),
+    "ln": (sympy.log, (1,)), "log": (None, (1, 2)), "log10": (lambda x: sympy.log(x, 10), (1,)),
     "log2": (lambda x: sympy.log(x, 2), (1,)),
     "sin": (sympy.sin, (1,)), "cos": (sympy.cos, (1,)), "tan": (sympy.tan, (1,)),
     "asin": (sympy.asin, (1,)), "acos": (sympy.acos, (1,)), "atan": (sympy.atan, (1,)),
@@ -71,6 +72,14 @@ def tokenize(text: str, times_x: bool) -> list[Token]:
         m = _NUMBER.match(text, i)
         if m:
             raw = m.group(0)
+            literal = _HEX.match(text, i)
+            if times_x and literal is not None:
+                # Read as 0 times 10, "0x10" gave 0 where every programming language means 16.
+                raise MathSyntaxError(f"{literal.group()!r} at position {i}: hexadecimal numbers are not read; write "
+                                      f"the number in decimal ({int(literal.group()[2:], 16)})"
+                                      if len(literal.group()) <= 20 else
+                                      f"{literal.group()[:20]!r}... at position {i}: hexadecimal numbers are not "
+                                      "read; write the number in decimal")
             exponent = re.search(r"[eE]([+-]?\d+)$", raw)
             if exponent is not None and abs(int(exponent.group(1))) > MAX_DIGITS:
                 # Checked before sympy builds it: 1e99999999 would be written out exactly, for minutes.
@@ -118,9 +127,14 @@ def _log10_abs(value: Any) -> float:
     return math.log10(abs(number)) if number != 0 else -math.inf
 
 
+def _digits(n: int) -> int:
+    """About how many digits `n` has (within one), without writing it: str() refuses past 4,300 digits."""
+    return int(abs(n).bit_length() * 0.30103) + 1
+
+
 def check_size(value: Any) -> Any:
     """Refuse exact numbers too large to be a sensible tool result (and too slow to keep computing with)."""
-    if isinstance(value, sympy.Rational) and max(len(str(abs(value.p))), len(str(value.q))) > MAX_DIGITS:
+    if isinstance(value, sympy.Rational) and max(_digits(int(value.p)), _digits(int(value.q))) > MAX_DIGITS:
         raise ToolError(f"result too large (more than {MAX_DIGITS} digits)")
     if value is sympy.zoo or value is sympy.nan or value in (sympy.oo, -sympy.oo):
         raise ToolError("division by zero or undefined result")
@@ -162,7 +176,21 @@ def _round(x: Any, digits: Any = sympy.Integer(0)) -> Any:
         raise ToolError("round(x, n) needs a whole number n between 0 and 50")
     if x.free_symbols:
         raise ToolError("round() needs a number")
-    return sympy.Rational(str(Decimal(str(sympy.N(x, 60))).quantize(Decimal(1).scaleb(-int(digits)), ROUND_HALF_UP)))
+    # Room for every digit a result may have (MAX_DIGITS) and the 50 after the point: decimal's default 28 made
+    # round(1e999) an InvalidOperation.
+    with localcontext() as context:
+        context.prec = MAX_DIGITS + 60
+        rounded = Decimal(str(sympy.N(x, 60))).quantize(Decimal(1).scaleb(-int(digits)), ROUND_HALF_UP)
+    return sympy.Rational(str(rounded))
+
+
+def _log(x: Any, base: Any = None) -> Any:
+    if base is None:
+        return sympy.log(x)
+    if base.is_number and (base.is_positive is False or base == 1):
+        # sympy divides by log(base): log(8, 0) is log(8)/zoo, which it writes as 0.
+        raise ToolError(f"log(x, base) needs a positive base other than 1, got {base}")
+    return sympy.log(x, base)
 
 
 class Parser:
@@ -322,10 +350,12 @@ class Parser:
             return _factorial(args[0])
         if name.text == "round":
             return _round(*args)
+        if name.text == "log":
+            return check_size(_log(*args))
         for arg in args:  # huge arguments make sin/log/... evaluation arbitrarily slow
             if name.text in _BOUNDED_ARGS and arg.is_number and not arg.free_symbols and _log10_abs(arg) > 100:
                 raise ToolError(f"{name.text}() of a number this large is not computed")
-        assert func is not None, name.text   # only factorial and round have none, and they returned above
+        assert func is not None, name.text   # only factorial, round and log have none, and they returned above
         return check_size(func(*args))
 
 

@@ -12,6 +12,13 @@ from ._mathparse import format_number, parse_items
 MAX_EQUATIONS = 6
 
 
+def _complex_approximation(value: Any) -> str:
+    """A complex number as `a + b*I`, each part rounded as the Calculator rounds."""
+    z = complex(sympy.N(value, 15))
+    sign = "-" if z.imag < 0 else "+"
+    return f"{format_number(sympy.Float(z.real))} {sign} {format_number(sympy.Float(abs(z.imag)))}*I"
+
+
 def _show(value: Any) -> str:
     """Exact form when it is short and rational, else the exact form with a rounded decimal."""
     value = sympy.nsimplify(value) if isinstance(value, float) else value
@@ -22,9 +29,13 @@ def _show(value: Any) -> str:
     try:
         approx = format_number(value)
     except ToolError:
-        return str(value)
+        if not (value.is_number and value.has(sympy.CRootOf)):
+            return str(value)
+        approx = _complex_approximation(value)  # a complex root a polynomial has no radicals for
     exact = str(value)
-    return approx if len(exact) > 40 else f"{exact} ≈ {approx}"
+    if len(exact) > 40 or value.has(sympy.CRootOf):  # CRootOf(x**5 - x + 1, 0) says less than its value
+        return approx
+    return f"{exact} ≈ {approx}"
 
 
 def solve(equation: str) -> str:
@@ -57,7 +68,12 @@ def solve(equation: str) -> str:
     unknowns = unknowns or free
     if not unknowns:
         raise ToolError(f"no variable to solve for in {text!r}")
-    found = sympy.solve(equations, unknowns, dict=True)
+    if len(equations) == 1 and len(unknowns) == 1:
+        # One equation: sympy gives the roots a polynomial has no radicals for (CRootOf) only in this form; in a
+        # list it answers [] for x^5 - x + 1 = 0, which read as "No solution." though it has five.
+        found = sympy.solve(equations[0], unknowns[0], dict=True)
+    else:
+        found = sympy.solve(equations, unknowns, dict=True)
     if not found:
         return "No solution."
     answers = []

@@ -28,6 +28,8 @@ from toolcall.errors import ToolError
     ("2^10", "1024"), ("2**10", "1024"), ("2^3^2", "512"), ("-2^2", "-4"), ("2^-1", "0.5"),
     ("10^16", "10000000000000000"), # MOSS's example
     ("0.1 + 0.2", "0.3"),           # exact decimals
+    ("log(8, 2)", "3"), ("round(2.555, 2)", "2.56"),
+    ("round(1e999) / 1e998", "10"),  # decimal's default 28 digits made it InvalidOperation
     ("1/3", "0.33"), ("2/3", "0.67"), ("0.125", "0.13"),  # half-up
     ("5 / 2", "2.5"), ("6 / 3", "2"), ("2.999", "3"),
     ("0.00042", "0.00042"),         # non-zero values keep two significant digits
@@ -71,6 +73,11 @@ def test_values(text: str, expected: str | None) -> None:
     ("1e99999999", "number '1e99999999' at position 0 is out of range"),  # was built exactly, past the time limit
     ("2 * 1e-99999999", "at position 4 is out of range"),
     ("x", "found 'x' at position 0"),  # the letter as written, not the times sign it stands for
+    ("1" + "=" * 40_000 + "x", "too long"),  # the trailing '=' were trimmed by a quadratic pattern: 4 s at 20,000
+    ("factorial(2000)", "result too large (more than 1000 digits)"),  # was str()'s ValueError past 4,300 digits
+    ("log(8, 0)", "log(x, base) needs a positive base other than 1, got 0"),  # was 0: log(8)/zoo
+    ("log(8, -2)", "a positive base other than 1"),
+    ("0x10 + 1", "'0x10' at position 0: hexadecimal numbers are not read; write the number in decimal (16)"),  # was 1
 ])
 def test_hostile_and_bad_inputs_fail_fast_with_a_message(text: str, words: str) -> None:
     start = time.perf_counter()
@@ -89,6 +96,9 @@ def test_hostile_and_bad_inputs_fail_fast_with_a_message(text: str, words: str) 
     ("a*x + b = 0, x", "x = -b/a"),
     ("x = x + 1", "No solution."),
     ("1,000 = 10*n", "n = 100"),
+    # No radicals for these roots: sympy answered [] for the equation in a list, read as "No solution."
+    ("x^5 - x + 1 = 0", "x = -1.17 or x = -0.18 - 1.08*I or x = -0.18 + 1.08*I or x = 0.76 - 0.35*I or x = 0.76 + 0.35*I"),
+    ("x^5 + x = 3, x", "x = 1.13 or x = -1.04 - 0.82*I or x = -1.04 + 0.82*I or x = 0.48 - 1.13*I or x = 0.48 + 1.13*I"),
 ])
 def test_solve(text: str, expected: str) -> None:
     assert solve(text) == expected

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from toolcall import registry as registry_mod
-from toolcall.errors import ConfigError, DuplicateNameError, UnknownNameError
+from toolcall.errors import ConfigError, DuplicateNameError, ToolTimeoutError, UnknownNameError
 from toolcall.executor import shared_pool
 from toolcall.registry import Tool, ToolRegistry, ToolResult, default_registry, make_tool, tool
 
@@ -118,6 +118,29 @@ def test_thread_timeout_returns_an_error_within_the_limit() -> None:
     assert time.perf_counter() - start < 1.0
     assert not result.ok and result.error == "nap: timed out after 0.2 s"
     assert reg.call("nap", ("0.01",), timeout=2).text == "awake"
+
+
+def test_waiting_for_a_free_worker_counts_against_the_time_limit() -> None:
+    """Calls of isolated tools queue for the pool's workers; a call's limit covers its wait, so one that waited its
+    whole limit reports the timeout then, not its whole limit again after its turn came."""
+    import threading
+
+    from toolcall.executor import WorkerPool
+
+    pool = WorkerPool(max_workers=1)
+    pool.warm()
+    try:
+        busy = threading.Thread(target=pool.call, args=(spin, {"seconds": 3}, 10, "spin"), daemon=True)
+        busy.start()
+        time.sleep(0.3)  # the one worker is spinning now
+        start = time.perf_counter()
+        with pytest.raises(ToolTimeoutError, match=r"spin: timed out after 0\.5 s \(waiting for a free worker"):
+            pool.call(spin, {"seconds": 0.01}, 0.5, "spin")
+        assert time.perf_counter() - start < 1.5  # was 0.5 s after the other call's 3 s
+        busy.join(10)
+        assert pool.call(spin, {"seconds": 0.01}, 5, "spin").isdigit()  # the slot was given back
+    finally:
+        pool.close()
 
 
 def test_a_tool_that_hangs_cannot_pile_up_threads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -309,11 +310,21 @@ class WorkerPool:
     def call(self, func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
         ref = function_ref(func)
         self.preload.setdefault(ref[0], None)
-        with self._slots:
+        # The wait for a free worker counts against the call's time limit: four slow calls on two workers each
+        # waited their turn and then their whole limit, reporting "timed out after 5 s" after 12.
+        bounded = timeout is not None and timeout > 0
+        started = time.monotonic()
+        if not self._slots.acquire(timeout=timeout if bounded else None):
+            raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s (waiting for a free worker: "
+                                   f"{self.max_workers} isolated calls were running)")
+        try:
+            left = max(0.001, timeout - (time.monotonic() - started)) if bounded and timeout is not None else timeout
             with self._lock:
                 worker = self._idle.pop() if self._idle else self._new()
             try:
-                result = worker.call(ref, kwargs, timeout, label)
+                result = worker.call(ref, kwargs, left, label)
+            except ToolTimeoutError:
+                raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s") from None
             finally:
                 with self._lock:
                     if worker.alive():
@@ -321,6 +332,8 @@ class WorkerPool:
                     elif not self._idle:
                         self._idle.append(self._new())  # starts now, so the next call finds it (nearly) ready
             return result
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from toolcall.backends.base import Backend
 
 MAX_NEW_TOKENS = 48
+#: Characters of text translated at most: the tool translates a phrase or a sentence into a short answer
+#: (MAX_NEW_TOKENS); a megabyte of text would be prefilled past the model's context while every other translation
+#: waits on the shared backend.
+MAX_TEXT_CHARS = 2_000
 SHOTS = (("Je suis fatigué.", "I am tired."), ("¿Dónde está la estación?", "Where is the station?"),
          ("Das Haus ist groß.", "The house is big."))
 _translator: Callable[[str], str] | None = None
@@ -76,6 +80,9 @@ def mt(text: str) -> str:
     text = text.strip().strip("\"'")
     if not text:
         raise ToolError("nothing to translate")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ToolError(f"text too long to translate ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}): give "
+                        "the phrase or sentence to translate")
     result = (_translator or lm_translate)(text)
     if not result:
         raise ToolError(f"the translator returned nothing for {text!r}")

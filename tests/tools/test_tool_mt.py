@@ -32,6 +32,8 @@ def test_fake_translator_plumbing() -> None:
         mt.mt("xyz")
     with pytest.raises(ToolError, match="nothing to translate"):
         mt.mt("  ")
+    with pytest.raises(ToolError, match=r"text too long to translate \(1,000,000 characters; at most 2,000\)"):
+        mt.mt("é" * 1_000_000)  # never reaches the translator (a model's context, the shared backend's lock)
     assert seen == ["sûreté nucléaire", "xyz"]
 
 

@@ -76,6 +76,19 @@ BAD = [
         id="call-arguments"),
     pytest.param({"model": MODEL, "messages": [{"role": "system", "content": "be brief"}]}, "messages",
                  "end with a user message", id="no-user-message"),
+    # Each of these was a 500 with a traceback in the log.
+    pytest.param({"model": MODEL, "messages": HI + [{"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "[" * 990 + "]" * 990}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r"}], "tools": [WEATHER]}, "messages", "nests too deeply",
+        id="deep-call-arguments"),
+    pytest.param({"model": MODEL, "messages": HI + [{"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "\\ud800"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r"}], "tools": [WEATHER]}, "messages", "lone surrogate",
+        id="surrogate-in-call-arguments"),
+    # Checked against JSON Schema's meta-schema at ~0.2 ms an object: 250,000 of them held the event loop 80 s.
+    pytest.param({"model": MODEL, "messages": HI, "tools": [{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "allOf": [{}] * 10_000}}}]}, "tools",
+        "hold more than 8,192 objects and lists together", id="schema-too-large"),
 ]
 
 
@@ -103,6 +116,12 @@ def test_oversized_body_is_a_413(live: Live) -> None:
 def test_unknown_path_and_method(live: Live) -> None:
     assert_error(httpx.get(live.url + "/v1/nothing"), 404)
     assert_error(httpx.get(live.url + "/v1/chat/completions"), 405)
+
+
+def test_a_refused_value_is_shown_short(live: Live) -> None:
+    response = post(live, {"model": MODEL, "messages": HI, "logit_bias": {"1": "a" * 900_000}})
+    assert_error(response, 400, "logit_bias", "does not support")
+    assert len(response.content) < 1_000  # the 900 KB value was echoed whole
 
 
 def test_server_still_answers_after_all_that(live: Live) -> None:

@@ -76,3 +76,33 @@ def test_disconnect_mid_stream_stops_generation(slow: Live) -> None:
     time.sleep(0.3)
     assert backend.pieces - before == decoded  # nothing decodes any more
     assert decoded < 400  # the whole reply is ~500 tokens (10 s): it stopped early
+
+
+def test_a_request_cancelled_as_slots_free_up_loses_no_slot() -> None:
+    """A waiting request whose client leaves (uvicorn cancels its task) in the same loop turn as a release: the
+    release granted the cancelled waiter its slots, which were then held for good (8 of 64 per such request, until
+    none were left and every request waited forever), and the request ended in a 500."""
+    import asyncio
+
+    from toolcall.server.app import ChoiceSlots
+
+    async def main() -> tuple[int, BaseException | None]:
+        slots = ChoiceSlots(64)
+        await slots.acquire(64)
+        waiter = asyncio.ensure_future(slots.acquire(8))
+        behind = asyncio.ensure_future(slots.acquire(4))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        slots.release(8)  # the cancelled waiter is skipped; the one behind it gets its 4
+        ended: BaseException | None = None
+        try:
+            await waiter
+        except BaseException as err:  # noqa: BLE001 - the kind of ending is what is checked
+            ended = err
+        await behind
+        slots.release(56)
+        slots.release(4)
+        return slots.free, ended
+
+    free, ended = asyncio.run(main())
+    assert free == 64 and isinstance(ended, asyncio.CancelledError)

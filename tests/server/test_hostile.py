@@ -109,6 +109,14 @@ def test_a_host_that_is_not_this_server_is_refused(live: Live, host: str) -> Non
     error_of(httpx.get(live.url + "/v1/models", headers=headers, timeout=10), 400, "invalid_host")
 
 
+def test_a_port_written_in_other_digits_is_refused_not_a_crash(live: Live) -> None:
+    # "²".isdigit() is true and int("²") raises: a plain 500 without the guard's headers.
+    bad_host = {"Host": b"127.0.0.1:\xb2"}
+    error_of(httpx.get(live.url + "/v1/models", headers=bad_host, timeout=10), 400, "invalid_host")
+    refused = post(live, ask(), {"Origin": b"http://127.0.0.1:\xb9", "Sec-Fetch-Site": "same-origin"})  # type: ignore[dict-item]
+    assert refused.status_code == 403 and refused.headers.get("x-frame-options")
+
+
 @pytest.mark.parametrize("host", ["localhost:{port}", "127.0.0.1:{port}", "LOCALHOST:{port}"])
 def test_loopback_names_on_the_bound_port_are_accepted(live: Live, host: str) -> None:
     assert post(live, ask(), {"Host": host.format(port=port_of(live))}).status_code == 200

@@ -1,5 +1,6 @@
 """The FastAPI app: /health, /v1/models, /v1/chat/completions (JSON or SSE), the chat page at /, OpenAI-shaped errors."""
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -136,7 +137,9 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
     async def chat_completions(request: Request) -> Any:  # JSON or an SSE stream
         authorize(request)
         body = await _read_body(request, server.max_body_bytes, server.guard.body_timeout)
-        chat = parse_request(body)
+        # In a worker thread: checking the functions' schemas takes up to about a second (MAX_SCHEMA_NODES), which
+        # the event loop must not wait for while it serves every other connection.
+        chat = await asyncio.to_thread(parse_request, body)
         if chat.model != settings.model_id:
             raise ApiError(404, f"The model '{chat.model}' does not exist; this server serves "
                            f"'{settings.model_id}'", param="model", code="model_not_found")
@@ -241,7 +244,8 @@ class ChoiceSlots:
             if turn.done() and not turn.cancelled():
                 self.release(n)  # granted just as the request was cancelled: give it back
             else:
-                self._waiters.remove((n, turn))
+                with contextlib.suppress(ValueError):  # _wake may have dropped it already, as cancelled
+                    self._waiters.remove((n, turn))
                 self._wake()  # a large request leaving the head of the line may let smaller ones in
             raise
 
@@ -250,8 +254,16 @@ class ChoiceSlots:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.free >= self._waiters[0][0]:
-            n, turn = self._waiters.popleft()
+        while self._waiters:
+            n, turn = self._waiters[0]
+            if turn.done():
+                # Cancelled (its client left) in the same loop turn as a release, before its task ran: granting it
+                # took its n slots for good and raised in the releasing worker's callback.
+                self._waiters.popleft()
+                continue
+            if self.free < n:
+                return
+            self._waiters.popleft()
             self.free -= n
             turn.set_result(None)
 

@@ -42,8 +42,17 @@ def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, wher
                        f"({', '.join(client.names()) or 'none'})", param="messages")
     try:
         data = json.loads(arguments or "{}")
+        # Nested JSON can carry what the body's own reader refuses: a lone surrogate (written \ud800 in the
+        # arguments' own JSON), which no tokenizer can encode.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} holds a lone surrogate "
+                       "(\\ud800-\\udfff), which is no character", param="messages") from None
     except ValueError:
         raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} is not valid JSON",
+                       param="messages") from None
+    except RecursionError:
+        raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} nests too deeply",
                        param="messages") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} must be a JSON object",

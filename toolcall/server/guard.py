@@ -78,7 +78,8 @@ def _split_host(value: str, default_port: int) -> tuple[str, int] | None:
         return None
     if not rest:
         return name, default_port
-    if not rest.startswith(":") or not rest[1:].isdigit() or len(rest) > 6:
+    # isascii: "²".isdigit() is true, and int() refuses it (a 500 without the guard's headers).
+    if not rest.startswith(":") or not (rest[1:].isascii() and rest[1:].isdigit()) or len(rest) > 6:
         return None
     return name, int(rest[1:])
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ToolcallError
-from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, nesting_depth
+from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES, json_nodes, nesting_depth
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
 IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
@@ -201,6 +201,19 @@ class ChatRequest(_Strict):
     prediction: Any = None
     response_format: dict[str, Any] | None = None
 
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _bounded_schemas(cls, tools: Any) -> Any:
+        """Counted before any function is checked: the schemas' check costs time by their size."""
+        if not isinstance(tools, list):
+            return tools
+        schemas = [t["function"].get("parameters") for t in tools
+                   if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+        if json_nodes(schemas, MAX_SCHEMA_NODES + 1) > MAX_SCHEMA_NODES + 1:  # + 1: the list that holds them
+            raise ValueError(f"the functions' parameter schemas hold more than {MAX_SCHEMA_NODES:,} objects and "
+                             "lists together; offer fewer or smaller functions")
+        return tools
+
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
             return ()
@@ -233,7 +246,7 @@ def check_fields(request: ChatRequest) -> None:
     for name, neutral in UNSUPPORTED_FIELDS.items():
         value = getattr(request, name)
         if value not in neutral:
-            raise ApiError(400, f"{name}: this server does not support {name}={json.dumps(value)}; leave it out",
+            raise ApiError(400, f"{name}: this server does not support {name}={_short(value)}; leave it out",
                            param=name, code="unsupported_parameter")
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(request, name) not in (None, 0, 0.0):

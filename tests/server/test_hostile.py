@@ -3,6 +3,7 @@ the choice limit, slow and idle connections on a real uvicorn (raw sockets), 500
 security reviewer would try. Every loop here is bounded in count and time."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -26,7 +27,7 @@ from toolcall.server.guard import Guard, GuardConfig, RepeatFilter, uvicorn_conf
 HI = [{"role": "user", "content": "hi"}]
 CONTEXT = 2000  # the fake model's context, in tokens (4 characters each)
 ACTIVE = 4      # choices generated at once
-GUARD = GuardConfig(max_connections=16, header_timeout=1.0, body_timeout=1.0, keep_alive_timeout=1)
+GUARD = GuardConfig(max_connections=16, header_timeout=1.0, body_timeout=1.0, keep_alive_timeout=1, send_timeout=1.0)
 
 
 def hardened(backend: Any, guard: GuardConfig = GUARD, **options: Any) -> Iterator[Live]:
@@ -290,6 +291,28 @@ def test_trickled_headers_are_cut_off(live: Live) -> None:
         pytest.fail("the server let headers trickle for 4 s")
     assert time.monotonic() - began < GUARD.header_timeout + 1.5
     sock.close()
+
+
+def test_a_client_that_never_reads_its_answers_is_closed(live: Live) -> None:
+    """Pipelined requests whose answers are never read: each connection held megabytes of queued answer for good."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port_of(live)))
+    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port_of(live)}\r\n\r\n".encode()
+    sock.settimeout(5)
+    with contextlib.suppress(OSError):
+        for _ in range(400):  # 400 chat pages, 3.7 MB of answers
+            sock.sendall(request)
+    time.sleep(GUARD.send_timeout + 2)  # not reading: the server's send buffer fills and stays full
+    took, got = closed_after(sock, 20)
+    assert got.count(b"HTTP/1.1 200") < 400  # closed before it could answer them all
+
+
+def test_a_head_sent_whole_is_held_to_the_limit_too(live: Live) -> None:
+    # h11 bounds a head that arrives in pieces only: 60 KB in one write was accepted.
+    response = httpx.get(live.url + "/health", headers={f"X-Pad-{i}": "a" * 1000 for i in range(60)}, timeout=10)
+    error_of(response, 431, "headers_too_large")
+    assert httpx.get(live.url + "/health", headers={"X-Pad": "a" * 8000}, timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("framing", ["short-content-length", "unfinished-chunks"])

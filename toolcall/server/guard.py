@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..options import at_least, option
@@ -55,9 +55,13 @@ class GuardConfig:
         30.0, metavar="SECONDS", help="how long a request may take to send its body after its headers")
     keep_alive_timeout: int = option(
         5, metavar="SECONDS", help="how long an idle connection is kept open between requests")
+    send_timeout: float = option(
+        30.0, metavar="SECONDS", help="how long a client may leave the server's answer unread (its send buffer "
+                                      "full) before the connection is closed")
 
     def __post_init__(self) -> None:
-        at_least(self, max_connections=1, header_timeout=0.1, body_timeout=0.1, keep_alive_timeout=1)
+        at_least(self, max_connections=1, header_timeout=0.1, body_timeout=0.1, keep_alive_timeout=1,
+                 send_timeout=0.1)
         self.allowed_hosts = tuple(h.strip().lower() for h in self.allowed_hosts or () if h.strip())
         self.allowed_origins = tuple(o.strip().lower().rstrip("/") for o in self.allowed_origins or () if o.strip())
 
@@ -130,6 +134,13 @@ class Guard:
         # Imported here: pydantic comes with the [serve] extra, and the CLI reads GuardConfig without it.
         from .protocol import ApiError
 
+        raw = scope.get("headers", ())
+        # h11 bounds only a head that arrives in pieces; one sent in a single write is whole before it is measured.
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+            len(k) + len(v) + 4 for k, v in raw)
+        if size > MAX_HEADER_BYTES:
+            return ApiError(431, f"the request's headers are {size:,} bytes; at most {MAX_HEADER_BYTES:,} are "
+                            "accepted", code="headers_too_large")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         scheme = scope.get("scheme", "http")
         host_header = headers.get("host", "")
@@ -240,9 +251,32 @@ def protocol_class(config: GuardConfig) -> type:
                 self._idle_since = self.loop.time()
                 self._arm(config.header_timeout + config.keep_alive_timeout)
 
+        def pause_writing(self) -> None:
+            # The client has left send_timeout's worth of answer unread (pipelined requests it never reads, a stream
+            # it stopped taking): nothing else closes such a connection, which holds its buffered answer.
+            super().pause_writing()
+            self._unstall()
+            self._stall: asyncio.TimerHandle | None = self.loop.call_later(config.send_timeout, self._stalled)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._unstall()
+
+        def _unstall(self) -> None:
+            stall: asyncio.TimerHandle | None = getattr(self, "_stall", None)
+            if stall is not None:
+                stall.cancel()
+                self._stall = None
+
+        def _stalled(self) -> None:
+            self._stall = None
+            if not self.transport.is_closing():
+                self.transport.abort()
+
         def connection_lost(self, exc: Exception | None) -> None:
             if getattr(self, "_deadline", None) is not None:
                 self._deadline.cancel()  # type: ignore[union-attr]
+            self._unstall()
             super().connection_lost(exc)
 
     return GuardedH11Protocol
@@ -276,8 +310,7 @@ def uvicorn_config(app: Any, config: GuardConfig, **options: Any) -> Any:
     import uvicorn
 
     limit = descriptor_budget(config.max_connections)
-    bounded = GuardConfig(config.allowed_hosts, config.allowed_origins, limit, config.header_timeout,
-                          config.body_timeout, config.keep_alive_timeout)
+    bounded = replace(config, max_connections=limit)
     quiet_repeats()
     return uvicorn.Config(app, http=protocol_class(bounded), limit_concurrency=limit + 1,
                           timeout_keep_alive=config.keep_alive_timeout, h11_max_incomplete_event_size=MAX_HEADER_BYTES,

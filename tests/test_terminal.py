@@ -22,6 +22,9 @@ def record(msg: object, args: tuple[object, ...] = (), exc: bool = False) -> log
 
 def test_printable_shows_controls_and_keeps_tab_and_newline() -> None:
     assert printable("a\x1b[2Jb\rc\x7f\x9b\td\n\u2400") == "a\u241b[2Jb\u240dc\u2421\\x9b\td\n\u2400"
+    # Bidi overrides and isolates reorder what is shown (a name that reads as another); marks and RTL text stay.
+    assert printable("add\u202e)x(\u2066\u2028") == "add\\u202e)x(\\u2066\\u2028"
+    assert printable("\u05e9\u05dc\u05d5\u05dd\u200f") == "\u05e9\u05dc\u05d5\u05dd\u200f"
 
 
 def test_a_log_records_message_arguments_and_traceback_print_visibly() -> None:

@@ -1,6 +1,6 @@
 """`python -m toolcall` runs the CLI."""
 import sys
 
-from .cli import main
+from .cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -9,18 +9,23 @@ from typing import Any
 
 # C0 controls but tab and newline, DEL and the C1 controls: a terminal obeys them (ESC starts sequences that clear the
 # screen, retitle the window or, with OSC 52, write the clipboard), and a web page or an MCP server may send them.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Also the bidirectional overrides and isolates, which reorder what is shown ("Trojan Source": a tool's name that
+# reads as another), and the line and paragraph separators, which some terminals break lines at.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
 def _picture(match: re.Match[str]) -> str:
     code = ord(match.group())
     if code < 0x20:
         return chr(0x2400 + code)  # the Unicode control picture: ESC shows as ␛
+    if code > 0xFF:
+        return f"\\u{code:04x}"
     return "\u2421" if code == 0x7F else f"\\x{code:02x}"
 
 
 def printable(text: str) -> str:
-    """`text` with every control character a terminal would act on written visibly instead (`␛`, `␍`, `\\x9b`)."""
+    """`text` with every control character a terminal would act on written visibly instead (`␛`, `␍`, `\\x9b`,
+    `\\u202e`)."""
     return _CONTROL.sub(_picture, text)
 
 

@@ -74,3 +74,9 @@ def test_a_tools_control_characters_are_printed_visibly(capsys: pytest.CaptureFi
     assert main(["tools", "--tools-from", str(tools), "--tools", ""]) == 0
     listing = capsys.readouterr().out
     assert "\x07" not in listing and "Ring \u2407 the bell." in listing
+    # An error message (a tool's, an MCP server's) goes to stderr shown the same way.
+    failing = tmp_path / "fails.py"
+    failing.write_text('import toolcall\n\n\n@toolcall.tool\ndef fails(x: str) -> str:\n    """Fail.\n\n    Args:\n'
+                       '        x: Anything.\n    """\n    raise toolcall.ToolError("\\x1b]0;owned\\x07" + x)\n')
+    assert main(["tool", "--tools-from", str(failing), "fails", "y"]) == 1
+    assert capsys.readouterr().err == "toolcall tool: error: fails: \u241b]0;owned\u2407y\n"

@@ -240,3 +240,32 @@ def test_a_closed_client_refuses_calls() -> None:
         client.call("add", {"a": 1, "b": 2})
     with pytest.raises(ConfigError, match="was closed"):
         client.open()
+
+
+def test_a_listed_schema_that_is_no_json_schema_is_not_offered() -> None:
+    from toolcall.mcp.client import not_offered
+
+    assert not_offered(listing("ok", {"type": "object", "properties": {"x": {"type": "string"}}})) is None
+    for schema in ({"type": "object", "properties": {"x": {"type": [{"a": 1}]}}},  # crashed `toolcall tools`
+                   {"type": "object", "properties": {"x": {"type": 7}}}):
+        why = not_offered(listing("odd", schema))
+        assert why is not None and why.startswith("its inputSchema is not a valid JSON Schema at properties/x"), why
+
+
+def test_listing_stops_asking_for_pages_past_what_could_be_offered() -> None:
+    """A server paging 350,000 tools at a time took 2.2 GB in 3 pages; only MAX_TOOLS are offered."""
+    import asyncio
+
+    from toolcall.mcp.client import MAX_LISTED, _list_all
+
+    class Pager:
+        asked = 0
+
+        async def list_tools(self, params: Any = None) -> types.ListToolsResult:
+            self.asked += 1
+            tools = [listing(f"t{self.asked}_{i}", {"type": "object"}) for i in range(300)]
+            return types.ListToolsResult(tools=tools, next_cursor=f"page{self.asked}")
+
+    pager = Pager()
+    listed = asyncio.run(_list_all(pager))  # type: ignore[arg-type]
+    assert pager.asked == 4 and MAX_LISTED <= len(listed) < MAX_LISTED + 300

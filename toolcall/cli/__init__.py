@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ToolcallError
+from ..terminal import printable, printable_logs
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func=run(args) -> int`.
 COMMAND_MODULES = ("parse_cmd", "tools_cmd", "generate_cmd", "chat_cmd", "datagen_cmd", "eval_cmd", "train_cmd", "serve_cmd",
@@ -30,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ToolcallError as err:
-        print(f"toolcall {args.command}: error: {err}", file=sys.stderr)
+        # The message may quote what an MCP server or a tool sent (its error text, its protocol version).
+        print(f"toolcall {args.command}: error: {printable(str(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -39,5 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def entry() -> int:
+    """The `toolcall` command as a process runs it: log lines (an MCP SDK's, quoting what a server sent) print their
+    control characters visibly too (see toolcall.terminal.printable_logs), then `main`."""
+    printable_logs()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

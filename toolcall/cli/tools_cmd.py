@@ -42,7 +42,7 @@ def _params(item: Tool) -> list[str]:
     lines = []
     for name, spec in props.items():
         kind = spec.get("type", "any")
-        kind = "|".join(kind) if isinstance(kind, list) else kind
+        kind = "|".join(map(str, kind)) if isinstance(kind, list) else kind
         flag = "required" if name in required else "optional"
         choices = f" one of {spec['enum']}" if "enum" in spec else ""
         lines.append(f"{name} ({kind}, {flag}{choices}): {spec.get('description', '')}")

@@ -19,7 +19,8 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, MissingDependencyError, ToolError, ToolTimeoutError
-from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, nesting_depth
+from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, meta_schema_problem, nesting_depth
+from ..server.guard import RepeatFilter
 from ..tool_type import DEFAULT_TIMEOUT, Tool
 from . import RETURN_META
 
@@ -38,8 +39,10 @@ CONNECT_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 10.0
 #: Characters of a server's name shown in errors a model reads.
 NAME_LIMIT = 40
-#: tools/list pages read at most (a server that keeps answering with a cursor is not followed forever).
+#: tools/list pages read at most (a server that keeps answering with a cursor is not followed forever), and tools
+#: listed past which no further page is asked for (MAX_TOOLS are offered; 3 pages of 350,000 took 2.2 GB).
 MAX_PAGES = 100
+MAX_LISTED = 1_024
 #: What one server may offer, so that its listing cannot flood every prompt the tools are offered in: tools (as many
 #: as a chat request to `toolcall serve` or OpenAI's API may declare), characters of a name (OpenAI's limit) and of a
 #: description, characters of an inputSchema written as JSON, and how deep it nests (toolcall.schema's limit, as for
@@ -75,7 +78,28 @@ class _StdoutGarbage(logging.Filter):
         return False
 
 
+class _OneLine(logging.Filter):
+    """What the SDK logs while it serves toolcall's own clients, as one line per record and at most 5 of a kind a
+    minute: a server's garbage made it log a traceback per event, forever, from its event stream, while the call's
+    own outcome (an error text, a failed connection) reaches the user anyway. Other users of the SDK keep its log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repeats = RepeatFilter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _CLIENT.get() is None:
+            return True
+        if not self.repeats.filter(record):  # keyed by the message's template, before it is filled in
+            return False
+        record.msg = record.getMessage().strip().split("\n", 1)[0][:300]
+        record.args, record.exc_info, record.exc_text, record.stack_info = (), None, None, None
+        return True
+
+
 logging.getLogger("mcp.client.stdio").addFilter(_StdoutGarbage())
+for _name in [n for n in logging.Logger.manager.loggerDict if n.startswith(("mcp.client", "mcp.shared"))]:
+    logging.getLogger(_name).addFilter(_OneLine())
 
 
 class MCPClient:
@@ -276,7 +300,7 @@ async def _list_all(session: ClientSession) -> list[types.Tool]:
         page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
         listed.extend(page.tools)
         cursor = page.next_cursor
-        if not cursor:
+        if not cursor or len(listed) >= MAX_LISTED:
             break
     return listed
 
@@ -340,6 +364,9 @@ def not_offered(entry: types.Tool) -> str | None:
         return f"its inputSchema nests deeper than {MAX_SCHEMA_DEPTH} levels"
     if len(json.dumps(schema, ensure_ascii=False)) > MAX_SCHEMA_CHARS:
         return f"its inputSchema is longer than {MAX_SCHEMA_CHARS:,} characters as JSON"
+    invalid = meta_schema_problem(schema)  # under 32 KiB of JSON: a few thousand objects at most
+    if invalid is not None:
+        return f"its inputSchema is {invalid}"
     return None
 
 
@@ -376,7 +403,8 @@ def _describe(err: BaseException | None) -> str:
         err = err.exceptions[0]
     if err is None:
         return "unknown error"
-    text = str(err)
+    # The first line, bounded: a pydantic ValidationError of a server's listing runs to dozens of lines.
+    text = str(err).strip().split("\n", 1)[0][:300]
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 

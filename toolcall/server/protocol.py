@@ -10,7 +10,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ToolcallError
-from ..schema import MAX_OFFERED_TOOLS, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES, json_nodes, nesting_depth
+from ..schema import (
+    MAX_OFFERED_TOOLS,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_NODES,
+    json_nodes,
+    meta_schema_problem,
+    nesting_depth,
+)
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
 IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
@@ -111,14 +118,9 @@ def schema_problem(parameters: dict[str, Any]) -> str | None:
     """
     if nesting_depth(parameters, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
         return f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped, unused-ignore]
-
-    try:
-        Draft202012Validator.check_schema(parameters)
-    except SchemaError as err:
-        where = "/".join(str(p) for p in err.path) or "the schema"
-        return f"not a valid JSON Schema at {where}: {_short(err.instance)} ({err.validator} {_short(err.validator_value)})"
+    invalid = meta_schema_problem(parameters)
+    if invalid is not None:
+        return invalid
     if parameters.get("type", "object") != "object":
         return f"the parameters must be a schema of type 'object', not {_short(parameters['type'])}"
     properties = parameters.get("properties", {})

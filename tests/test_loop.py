@@ -9,7 +9,7 @@ from toolcall.backends.base import Steering
 from toolcall.backends.fake import FakeBackend
 from toolcall.dialects import get_dialect
 from toolcall.errors import ConfigError
-from toolcall.loop import CallFinished, CallRequest, Done, LoopConfig, MalformedCall, TextDelta
+from toolcall.loop import CallFinished, CallRefused, CallRequest, Done, LoopConfig, MalformedCall, TextDelta
 from toolcall.registry import ToolRegistry
 from toolcall.runner import run_batch, run_loop, stream_loop
 
@@ -233,6 +233,43 @@ def test_moss_several_commands_and_the_cap(moss_tools: ToolRegistry) -> None:
     assert [c.ok for c in result.calls] == [True, False]
     assert "call limit" in result.calls[1].result
     assert "Calculate(\"1+1\") => '2'" in result.text
+
+
+@pytest.mark.parametrize(("dialect", "script", "config"), [
+    ("moss", [" x<eot>\n<|Commands|>: charge(1), charge(2), charge(3)<eoc>", " done<eom>"], {"max_calls": 1}),
+    ("pythonic", ["[charge(amount=1), charge(amount=2), charge(amount=3)]", " done"], {"max_calls": 1}),
+    ("moss", [" x<eot>\n<|Commands|>: charge(7)<eoc>", " done<eom>"], {"tools_enabled": False}),
+    ("moss", [" x<eot>\n<|Commands|>: charge(9)<eoc>", " done<eom>"], {"max_calls": 0}),
+])
+def test_calls_past_the_limit_are_never_run(dialect: str, script: list[str], config: dict[str, object]) -> None:
+    """A group of calls past max_calls (or any call with tools off) gets its error without being run: the loop
+    asked the caller for each, and every caller ran them (a tool with a side effect ran three times under
+    max_calls=1), the loop then splicing "call limit reached" over what they returned."""
+    ran: list[int] = []
+
+    def charge(amount: int) -> str:
+        """Charge a card.
+
+        Args:
+            amount: How much.
+        """
+        ran.append(amount)
+        return f"charged {amount}"
+
+    allowed = int(config.get("max_calls", 3)) if config.get("tools_enabled", True) else 0  # type: ignore[call-overload]
+    result = run_loop(FakeBackend(script=script, chars_per_token=3), "Q: ", get_dialect(dialect),
+                      ToolRegistry([charge]), LoopConfig(**config))  # type: ignore[arg-type]
+    assert len(ran) == allowed and [c.ok for c in result.calls].count(True) == allowed
+    assert all("call limit" in c.result or "disabled" in c.result for c in result.calls[allowed:])
+    ran.clear()
+    run_batch(FakeBackend(script=script, chars_per_token=3), ["Q: "], get_dialect(dialect), ToolRegistry([charge]),
+              LoopConfig(**config))  # type: ignore[arg-type]
+    assert len(ran) == allowed
+    events = list(stream_loop(FakeBackend(script=script, chars_per_token=3), "Q: ", get_dialect(dialect),
+                              ToolRegistry([charge]), LoopConfig(**config)))  # type: ignore[arg-type]
+    refused = [e for e in events if isinstance(e, CallRefused)]
+    assert len(refused) == len(result.calls) - allowed and not any(
+        isinstance(e, CallRequest) and e.call.args in [r.request.call.args for r in refused] for e in events)
 
 
 def test_streaming_equals_non_streaming_under_any_chunking(tools: ToolRegistry) -> None:

@@ -123,6 +123,16 @@ class CallRequest:
 
 
 @dataclass(frozen=True)
+class CallRefused:
+    """A call the loop answers itself, with an error, instead of asking for it to be run: tools are off, or the reply
+    has made its `max_calls` calls. Nobody runs it (a CallRequest for it was run by every caller, so a reply holding
+    three calls in one group ran all three under max_calls=1); CallFinished follows with the error result."""
+
+    request: CallRequest
+    reason: str
+
+
+@dataclass(frozen=True)
 class Result:
     """An answer to a CallRequest: the text spliced into the generation ("Error: ..." when ok is False)."""
 
@@ -157,7 +167,7 @@ class Done:
     result: LoopResult
 
 
-Event = TextDelta | CallRequest | MalformedCall | CallFinished | Done
+Event = TextDelta | CallRequest | CallRefused | MalformedCall | CallFinished | Done
 #: The loop as a generator: it yields events, is sent an Outcome after each CallRequest, and returns the LoopResult.
 Flow = Generator[Event, "Outcome | None", LoopResult]
 
@@ -280,18 +290,18 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
         refused = _refusal(run)
         outcome: Outcome | None
         if refused is not None:
-            yield request
+            yield CallRefused(request, refused)
             outcome = Result(f"Error: {refused}", False, refused)
         else:
             outcome = yield request
             if outcome is None:
                 raise ConfigError(f"call {request.tool!r} was not answered: send a Result or a Handoff for each "
                                   "CallRequest")
+        if refused is None:
+            run.executed += 1  # a call handed to the caller counts too: the reply made it
         if isinstance(outcome, Handoff):
             run.handed_off.append(request)
             continue
-        if refused is None:
-            run.executed += 1
         record = _record(request, outcome)
         run.calls.append(record)
         results.append(record.result)

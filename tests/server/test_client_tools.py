@@ -124,3 +124,48 @@ def test_a_client_call_with_arguments_that_do_not_bind_is_answered_with_an_error
         (run,) = reply.choices[0].message.model_extra["tool_runs"]
         assert not run["ok"] and "town" in run["error"]
         assert reply.choices[0].message.content == "Sorry."
+
+
+def test_max_calls_holds_for_server_tools_and_client_functions_alike() -> None:
+    """Three calls in one pythonic list under toolcall.max_calls 1: the server tool ran three times and the client
+    got three tool_calls; now one runs (or is handed back) and the others are shown with their error."""
+    import httpx
+
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import ToolRegistry
+    from toolcall.server import ServerSettings
+
+    ran: list[int] = []
+
+    def charge(amount: int) -> str:
+        """Charge a card.
+
+        Args:
+            amount: How much.
+        """
+        ran.append(amount)
+        return f"charged {amount}"
+
+    def script(text: str) -> str:
+        if "client" in text and "tool_calls" not in text:
+            return "[pay(amount=1), pay(amount=2), pay(amount=3)]"
+        if text.rstrip().endswith("]") or "charged" in text or "Error" in text:
+            return " done."
+        return "[charge(amount=1), charge(amount=2), charge(amount=3)]"
+
+    pay = {"type": "function", "function": {"name": "pay", "parameters": {
+        "type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]}}}
+    settings_ = ServerSettings(MODEL, ToolRegistry([charge]), LoopConfig())
+    for live in serve(SlowFake(script=script), settings_, dialect="pythonic"):
+        url = live.url + "/v1/chat/completions"
+
+        def post(body: dict[str, Any], url: str = url) -> Any:
+            return httpx.post(url, json={"model": MODEL, **body}, timeout=30).json()
+
+        reply = post({"messages": [{"role": "user", "content": "pay three times"}], "toolcall": {"max_calls": 1}})
+        runs = reply["choices"][0]["message"]["tool_runs"]
+        assert ran == [1] and [r.get("error") for r in runs] == [None, "call limit reached (1)", "call limit reached (1)"]
+        reply = post({"messages": [{"role": "user", "content": "client pay"}], "tools": [pay],
+                      "toolcall": {"max_calls": 1}})
+        calls = reply["choices"][0]["message"]["tool_calls"]
+        assert [c["function"]["arguments"] for c in calls] == ['{"amount": 1}']

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..loop import (
     CallFinished,
+    CallRefused,
     CallRequest,
     Done,
     Handoff,
@@ -94,15 +95,20 @@ class _Choice:
             self.handed.append(request)
             return Handoff()
         # A server tool, an unknown name, or a client function whose arguments do not bind (the model sees why).
-        run: dict[str, Any] = {"id": run_id(), "tool": request.tool, "arguments": request.arguments or {},
-                               "status": "running"}
-        self.running.append(run)
-        self.say(reply.keep_call() if plan.keep_markup else reply.cut_call(request.call.span[0]))
-        self.emit(ReplyEvent(self.index, "run", dict(run)))
+        self.show_run(request, reply)
         if request.tool in plan.client:
             message = f"{request.tool}: {request.error}"
             return Result(f"Error: {message}", False, message)
         return _server_answer(self.engine, plan.server, plan, request)
+
+    def show_run(self, request: CallRequest, reply: ReplyFilter) -> None:
+        """A tool run starts for the client to see (its result follows with CallFinished), the call's markup cut from
+        the reply unless kept."""
+        run: dict[str, Any] = {"id": run_id(), "tool": request.tool, "arguments": request.arguments or {},
+                               "status": "running"}
+        self.running.append(run)
+        self.say(reply.keep_call() if self.plan.keep_markup else reply.cut_call(request.call.span[0]))
+        self.emit(ReplyEvent(self.index, "run", dict(run)))
 
     def run(self) -> None:
         plan = self.plan
@@ -137,6 +143,9 @@ class _Choice:
                 elif isinstance(event, CallRequest):
                     outcome = self.answer(event, reply)
                     hide_closing = not plan.keep_markup and not isinstance(outcome, Handoff)
+                elif isinstance(event, CallRefused):  # past max_calls, or tools off: shown with its error, not run
+                    self.show_run(event.request, reply)
+                    hide_closing = not plan.keep_markup
                 elif isinstance(event, MalformedCall):
                     malformed: dict[str, Any] = {"id": run_id(), "tool": None, "arguments": {}, "status": "running"}
                     self.running.append(malformed)

@@ -195,6 +195,30 @@ def test_parse_time_is_linear(name: str, shape: str) -> None:
     assert one_shot < 24 and streamed < 24, (one_shot, streamed)
 
 
+@pytest.mark.parametrize(("name", "make"), [
+    ("toolformer", lambda k: "[Calculator(" + "1,000," * k + ") -> "),  # each thousands comma a place to split
+    ("toolformer", lambda k: "[add(" + "1,000," * k + "2"),               # a call the line ends before closing
+    ("toolformer", lambda k: "Sum: [add(" + "1,000," * k + ") -> 3]"),
+])
+def test_thousands_commas_cannot_make_the_call_regex_exponential(name: str, make: Callable[[int], str]) -> None:
+    """Each `1,000,` more doubled the time: 21 of them (133 characters) took 4.9 s, 200 characters would take hours."""
+    dialect = get_dialect(name)
+    started = time.process_time()
+    dialect.parse(make(24))
+    dialect.reply(make(24), keep_calls=False)
+    assert time.process_time() - started < 1.0
+    assert _cpu_seconds(lambda: dialect.parse(make(4000))) / _cpu_seconds(lambda: dialect.parse(make(500))) < 24
+
+
+def test_a_moss_result_line_of_spaces_is_read_in_linear_time() -> None:
+    """An inline result followed by a long run of spaces and then more text: 100 KB took 31 s (quadratic)."""
+    moss = get_dialect("moss")
+    text = "<|Results|>:\nf(1) => x{}y"
+    assert _cpu_seconds(lambda: moss.parse(text.format(" " * 80_000))) / _cpu_seconds(
+        lambda: moss.parse(text.format(" " * 10_000))) < 24
+    assert moss.parse('<|Commands|>: f(1)<eoc>\n<|Results|>:\nf(1) => 5  \n<eor>').calls[0].result == "5"
+
+
 # ---------------------------------------------------------------------------------------------- fast paths = the grammar
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False, allow_infinity=False)

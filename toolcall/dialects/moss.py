@@ -59,9 +59,10 @@ _CALL_SHAPE = (r"[A-Za-z_][A-Za-z0-9_]*\([ \t]*(?:(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:
 _ONE_CALL = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?:(?P<quoted>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
                        r"[ \t]*|(?P<bare>[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*))?\)")
 _FAST_COMMANDS = re.compile(rf"(?:<\|Commands\|>:)?\s*(?P<calls>{_CALL_SHAPE}(?:[ \t]*,[ \t]*{_CALL_SHAPE})*)\s*<eoc>")
-_ENTRY = rf"{_CALL_SHAPE}[ \t]*=>[ \t]*[^\s](?:(?!<eor>)[^\n])*"
+# The inline value is possessive (`*+`): backtracking over a long line's spaces was quadratic (100 KB took 31 s).
+_ENTRY = rf"{_CALL_SHAPE}[ \t]*=>[ \t]*[^\s](?:(?!<eor>)[^\n])*+"
 _FAST_RESULTS = re.compile(rf"<\|Results\|>:\s*(?P<entries>{_ENTRY}(?:[ \t]*\n\s*{_ENTRY})*)(?P<end>\s*<eor>)")
-_FAST_ENTRY = re.compile(rf"(?P<call>{_CALL_SHAPE})[ \t]*=>[ \t]*(?P<inline>[^\s](?:(?!<eor>)[^\n])*)")
+_FAST_ENTRY = re.compile(rf"(?P<call>{_CALL_SHAPE})[ \t]*=>[ \t]*(?P<inline>[^\s](?:(?!<eor>)[^\n])*+)")
 
 
 def _fast_calls(text: str, start: int, end: int) -> list[ToolCall]:

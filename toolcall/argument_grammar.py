@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from importlib import resources
 from typing import Any
@@ -36,51 +37,97 @@ def arithmetic_grammar() -> str:
     return read_grammar("arithmetic.lark")
 
 
+#: Enum values past which an argument is held to its type only: a literal per value compiled in time that grew
+#: quadratically (60,000 took 10.5 s under the engine's lock, and 80,000 made llguidance panic).
+MAX_ENUM_VALUES = 512
+#: Parameters a call grammar holds at most: its rules chain one per optional parameter, and llguidance crashed the
+#: process (a segmentation fault) on a chain of 4,000.
+MAX_GRAMMAR_PARAMETERS = 256
+#: Any value a parameter may take where its schema says nothing the grammar can hold it to (`true`, or no type).
+ANY_VALUE = f"{QUOTED} | {NUMBER} | {BOOLEAN}"
+# What a quoted enum value may hold to be written as the dialect reads it back: QUOTED's characters, and not the line
+# and paragraph separators, which Lark's lexer takes as line breaks, nor a lone surrogate, which is no character.
+_SPELLABLE = re.compile(r'[^"\\\x00-\x1F\x7F\u2028\u2029\ud800-\udfff]{0,80}')
+
+
 def schema_argument_grammar(parameters: dict[str, Any]) -> str:
     """The argument grammar a tool's JSON-schema `parameters` imply, as Lark text whose `start` is the argument list.
 
     No parameters give "" (the call is `Name()`). Each parameter is a quoted string, a number, an integer, true/false
     or one of its enum values; the required ones come first, in order, comma-separated, and the optional ones may
-    follow in order. A type without a spelling of its own (array, object) is written as a quoted string.
+    follow in order. A type without a spelling of its own (array, object) is written as a quoted string, and so is an
+    enum value the dialect cannot write (a list, a string with a quote or a control character): such an enum, or one
+    of more than MAX_ENUM_VALUES values, holds the argument to its type only, and binding then checks the value.
     """
-    properties: dict[str, Any] = parameters.get("properties", {}) or {}
+    found = parameters.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
     if not properties:
         return ""
-    required = set(parameters.get("required", ()))
+    if len(properties) > MAX_GRAMMAR_PARAMETERS:
+        raise ConfigError(f"a call grammar holds at most {MAX_GRAMMAR_PARAMETERS} parameters; this tool has "
+                          f"{len(properties):,}")
+    listed = parameters.get("required")
+    required = {r for r in listed if isinstance(r, str)} if isinstance(listed, list) else set()
     names = [n for n in properties if n in required] + [n for n in properties if n not in required]
     pieces = [f"({_value_grammar(properties[n])})" for n in names]
     needed = sum(1 for n in names if n in required)
+    rules: list[str] = []
     if needed == 0:  # every parameter optional: nothing, or the first one and then the others in order
-        return f"start: ({pieces[0]}{_optional_tail(pieces[1:])})?\n"
-    separator = ' "," '
-    return f"start: {separator.join(pieces[:needed])}{_optional_tail(pieces[needed:])}\n"
+        start = f"start: ({pieces[0]}{_optional_tail(pieces, 1, rules)})?"
+    else:
+        start = "start: " + ' "," '.join(pieces[:needed]) + _optional_tail(pieces, needed, rules)
+    return "\n".join([start, *rules]) + "\n"
 
 
-def _optional_tail(pieces: list[str]) -> str:
-    """`("," a ("," b)?)?`: each optional argument may follow only when the one before it is there."""
-    tail = ""
-    for piece in reversed(pieces):
-        tail = f' ("," {piece}{tail})?'
-    return tail
+def _optional_tail(pieces: list[str], first: int, rules: list[str]) -> str:
+    """` opt{first}?` and the rules `opt{i}: "," piece_i opt{i+1}?`: each optional argument may follow only when the
+    one before it is there. One rule each, not nested brackets: 28 optional parameters nested past what Lark takes."""
+    if first >= len(pieces):
+        return ""
+    for i in range(first, len(pieces)):
+        follow = f" opt{i + 1}?" if i + 1 < len(pieces) else ""
+        rules.append(f'opt{i}: "," {pieces[i]}{follow}')
+    return f" opt{first}?"
 
 
-def _value_grammar(schema: dict[str, Any]) -> str:
+def _value_grammar(schema: Any) -> str:
     """Lark for one argument value."""
-    if "enum" in schema:
-        return " | ".join(_literal(v) for v in schema["enum"])
-    if "anyOf" in schema:
-        return " | ".join(f"({_value_grammar(s)})" for s in schema["anyOf"])
+    if not isinstance(schema, dict):  # `true` (anything), or a schema from elsewhere that is no object
+        return ANY_VALUE
+    values = schema.get("enum")
+    if isinstance(values, list):
+        spelled = list(dict.fromkeys(_literal(v) for v in values if _spellable(v)))
+        if spelled and len(values) <= MAX_ENUM_VALUES:
+            return " | ".join(spelled)
+    branches = schema.get("anyOf")
+    if isinstance(branches, list):
+        parts = list(dict.fromkeys(f"({_value_grammar(s)})" for s in branches if s is not False))
+        if parts:
+            return " | ".join(parts)
     kinds = schema.get("type", "string")
     kinds = kinds if isinstance(kinds, list) else [kinds]
-    spelled = {"string": QUOTED, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN}
-    choices = list(dict.fromkeys(spelled.get(k, QUOTED) for k in kinds if k != "null"))
+    spelled_as = {"string": QUOTED, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN}
+    choices = list(dict.fromkeys(spelled_as.get(k, QUOTED) for k in kinds if isinstance(k, str) and k != "null"))
     return " | ".join(choices or [QUOTED])
+
+
+def _spellable(value: Any) -> bool:
+    """Whether an enum value can be written in a call and read back as itself."""
+    if isinstance(value, str):
+        return _SPELLABLE.fullmatch(value) is not None
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return abs(value) < 10**12
+    if isinstance(value, float):
+        return math.isfinite(value) and len(repr(value)) <= 24
+    return False  # lists and objects: no spelling of their own
 
 
 def _literal(value: Any) -> str:
     """A Lark literal for one enum value as the model writes it: strings quoted (as the dialect reads them back)."""
     if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
+        text = f'"{value}"'  # _spellable: no quote, backslash or control character to escape
     elif value is None:
         text = "null"
     else:

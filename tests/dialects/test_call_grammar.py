@@ -167,6 +167,43 @@ def test_schema_grammar_follows_types_order_and_optional_parameters(masks: Token
     assert schema_argument_grammar({"type": "object", "properties": {}}) == ""
 
 
+def _spec(properties: dict[str, Any], required: list[str] | None = None) -> Any:
+    from toolcall.specs import ToolSpec
+
+    return ToolSpec("f", "", {"type": "object", "properties": properties, "required": required or []})
+
+
+def test_schema_grammars_a_client_may_send_build_and_read_back(masks: TokenMasks) -> None:
+    """Function schemas from a server's clients: 28 optional parameters nested past what Lark takes; `anyOf: [true]`
+    raised TypeError (a 500); enum values the dialect cannot write (a newline, a list) made calls that never bind;
+    60,000 enum values took 10.5 s to compile under the engine's lock; 4,000 parameters crashed the process."""
+    dialect = ToolformerDialect()
+    many = _spec({f"p{i}": {"type": "integer"} for i in range(40)})
+    assert LLMatcher.validate_grammar(dialect.call_grammar([many])) == ""
+    with pytest.raises(ConfigError, match="at most 256 parameters; this tool has 4,000"):
+        dialect.call_grammar([_spec({f"p{i}": {"type": "integer"} for i in range(4000)})])
+    odd = _spec({"a": {"anyOf": [True, {"type": "integer"}]},
+                 "b": {"enum": ["x\ny", [1, 2], "ok", "q\"u", "", None, 10**40]},
+                 "c": {"enum": [f"v{i}" for i in range(60_000)]}}, ["a", "b", "c"])
+    grammar = dialect.call_grammar([odd])
+    assert LLMatcher.validate_grammar(grammar) == "" and len(grammar) < 5_000
+    for text in samples(masks, grammar, 40, seed=5):
+        call = one_call(text)
+        assert call.args[1] in ("ok", "", "null"), text  # only the values it can write, each read back as itself
+
+
+def test_hermes_leaves_a_schema_built_from_refs_open() -> None:
+    """`additionalProperties: false` at the top of a `$ref` schema (pydantic's, for a recursive model) refused
+    every argument, so no call could be written under constrain_calls."""
+    from toolcall.dialects.hermes import _closed
+
+    plain = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert _closed(plain)["additionalProperties"] is False
+    for schema in ({"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {}}}},
+                   {"type": "object", "allOf": [plain]}, {**plain, "additionalProperties": True}):
+        assert _closed(schema) is schema
+
+
 def test_a_tool_sets_its_own_argument_grammar() -> None:
     try:
         @tool(argument_grammar='start: "1" | "2"')

@@ -85,6 +85,11 @@ BAD = [
         {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "\\ud800"}'}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "r"}], "tools": [WEATHER]}, "messages", "lone surrogate",
         id="surrogate-in-call-arguments"),
+    # Under constrain_calls the call grammar is built before decoding: a tool it cannot hold was a failure mid-reply.
+    pytest.param({"model": MODEL, "messages": HI, "toolcall": {"constrain_calls": True}, "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+            f"p{i}": {"type": "integer"} for i in range(300)}}}}]}, "tools", "at most 256 parameters",
+        id="unusable-call-grammar"),
     # Checked against JSON Schema's meta-schema at ~0.2 ms an object: 250,000 of them held the event loop 80 s.
     pytest.param({"model": MODEL, "messages": HI, "tools": [{"type": "function", "function": {
         "name": "f", "parameters": {"type": "object", "allOf": [{}] * 10_000}}}]}, "tools",

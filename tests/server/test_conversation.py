@@ -1,6 +1,8 @@
 """The conversation from OpenAI messages: client calls and their results written back in any dialect's own form."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from toolcall.dialects import get_dialect
@@ -107,3 +109,24 @@ def test_the_server_plans_with_its_backends_special_texts() -> None:
         {"role": "user", "content": "Say <|im_end|> twice."}]})
     plan = plan_request(request, ServerSettings("m", None, LoopConfig()), get_dialect("hermes"), Special(script=[]))
     assert "Say <\u200b|im_end|> twice." in plan.prompt and "<|im_end|>" not in plan.prompt
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "pattern": "(?=a)b"},  # look-around: llguidance's regexes have none
+    {"not": {"type": "string"}},
+    {"type": "string", "format": "bogus"},
+])
+def test_a_schema_the_engine_cannot_hold_calls_to_is_a_400_before_decoding(schema: dict[str, Any]) -> None:
+    """Valid JSON Schema that llguidance refuses: the failure came mid-reply, from the engine, under its lock."""
+    pytest.importorskip("llguidance")
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.loop import LoopConfig
+    from toolcall.server.planning import ServerSettings, plan_request
+    from toolcall.server.protocol import ChatRequest
+
+    request = ChatRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                          "toolcall": {"constrain_calls": True}, "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": schema}}}}]})
+    with pytest.raises(ApiError) as info:
+        plan_request(request, ServerSettings("m", None, LoopConfig()), get_dialect("hermes"), FakeBackend(script=[]))
+    assert info.value.status == 400 and "cannot be held to these functions' schemas" in str(info.value)

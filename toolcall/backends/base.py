@@ -148,6 +148,12 @@ class Backend(ABC):
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
 
+    def check_constraint(self, grammar: str) -> None:  # noqa: B027 - a hook engines may leave as it is
+        """Raise ConfigError (or BackendError) if this engine cannot sample under `grammar` (a call grammar of the
+        offered tools), so that a request is refused before it decodes rather than failing mid-reply. An engine that
+        builds the grammar here keeps it for the sampling that follows; by default nothing is checked (an engine
+        whose constraints its own library checks as it samples)."""
+
     def special_texts(self) -> tuple[str, ...]:
         """The texts the tokenizer reads as one special or added token wherever they are written (`<|endoftext|>`,
         `<|im_end|>`; a Qwen tokenizer's `<tool_call>`): a tool result holding one would put that token in the

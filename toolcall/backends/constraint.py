@@ -7,6 +7,7 @@ applied by each engine in its own arrays (llguidance.torch's `apply_token_bitmas
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +39,7 @@ class TokenMasks:
         self.tokenizer = tokenizer          # an llguidance.LLTokenizer
         self.width = int(width)
         self._prototypes: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
     def for_hf(cls, tokenizer: Any, width: int, eos_ids: Sequence[int] = ()) -> "TokenMasks":
@@ -72,17 +74,21 @@ class TokenMasks:
 
     def matchers(self, grammar: str, n: int) -> list[Any]:
         """`n` fresh matchers at the start of `grammar` (copies of one prototype built per grammar)."""
-        proto = self._prototypes.get(grammar)
+        # The table is shared with a server's request threads, which build a request's grammar before it decodes
+        # (Backend.check_constraint): looking up and evicting hold the lock; building does not.
+        with self._lock:
+            proto = self._prototypes.get(grammar)
+            if proto is not None:
+                self._prototypes.move_to_end(grammar)
         if proto is None:
             self.check(grammar)
             proto = llguidance_module().LLMatcher(self.tokenizer, grammar)
             if proto.is_error():
                 raise ConfigError(f"the constraint grammar cannot be used: {proto.get_error()}")
-            self._prototypes[grammar] = proto
-            while len(self._prototypes) > PROTOTYPES:
-                self._prototypes.popitem(last=False)
-        else:
-            self._prototypes.move_to_end(grammar)
+            with self._lock:
+                self._prototypes[grammar] = proto
+                while len(self._prototypes) > PROTOTYPES:
+                    self._prototypes.popitem(last=False)
         return [proto.deep_copy() for _ in range(n)]
 
     def allowed(self, matchers: Sequence[Any]) -> Any:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lark import Lark, Tree
 
@@ -193,7 +193,7 @@ class HermesDialect(StructuredDialect):
             raise ConfigError(f"a hermes call closes with {CALL_CLOSE!r}, not {', '.join(closers)}")
         rules, names = [], []
         for number, spec in enumerate(tools):
-            schema = {**spec.parameters, "additionalProperties": False}
+            schema = _closed(spec.parameters)
             head = json.dumps('\n{"name": ' + json.dumps(spec.name) + ', "arguments": ')
             rules.append(f"call{number}: {head} args{number} " + json.dumps("}\n" + CALL_CLOSE))
             rules.append(f"args{number}: %json {json.dumps(schema)}")
@@ -201,3 +201,14 @@ class HermesDialect(StructuredDialect):
         if not names:
             raise ConfigError("a call grammar needs at least one tool")
         return "start: " + " | ".join(names) + "\n" + "\n".join(rules) + "\n"
+
+
+def _closed(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters' schema with no arguments besides its properties, where it lists them at its top and says
+    nothing of others: so the model cannot invent one. A schema built from `$ref`, `allOf`, `anyOf` or `oneOf`, or
+    one that sets additionalProperties itself, is left as it is (closed at the top, a `$ref`'s properties would all
+    be refused)."""
+    combined = any(k in parameters for k in ("$ref", "allOf", "anyOf", "oneOf", "additionalProperties"))
+    if combined or not isinstance(parameters.get("properties"), dict):
+        return parameters
+    return {**parameters, "additionalProperties": False}

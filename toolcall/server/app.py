@@ -146,7 +146,8 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
         if chat.n > slots.size:
             raise ApiError(400, f"n: this server generates at most {slots.size} choices at once, got {chat.n}",
                            param="n")
-        plan = plan_request(chat, settings, dialect, server.engine.backend)
+        # In a worker thread too: the chat template is rendered, and under constrain_calls the call grammar built.
+        plan = await asyncio.to_thread(plan_request, chat, settings, dialect, server.engine.backend)
         room = await _check_context(server.engine, plan.prompt, chat)
         if room is not None and room < plan.config.max_new_tokens:  # the reply may use what the context has left
             plan.config = replace(plan.config, max_new_tokens=room)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, Sampling
+from ..errors import BackendError, ConfigError
 from ..loop import LoopConfig
 from ..registry import ToolRegistry
 from ..specs import ToolSpec, ToolSpecs
@@ -131,8 +132,28 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         if tools is None:
             config = replace(config, tools_enabled=False)
     shown = tools if config.tools_enabled else None
+    if shown is not None and (config.constrain_calls or config.force_call):
+        _check_call_grammar(dialect, shown, backend, required=config.constrain_calls)
     talk = conversation(request.messages, dialect, client, backend.special_texts())
     prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
                             instruction=settings.instruction) + talk.tail
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
                 bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail)
+
+
+def _check_call_grammar(dialect: "Dialect", tools: ToolSpecs, backend: Backend, required: bool) -> None:
+    """Build the call grammar the loop will hold calls to (and the engine's matcher for it, kept for the decode), so
+    that functions whose schemas it cannot use are a 400 before anything is decoded, not a failure mid-reply under
+    the engine's lock. A dialect without a call grammar fails only where the calls must follow it (`required`)."""
+    try:
+        grammar = dialect.call_grammar(tools, closers=dialect.call_markers)
+    except ConfigError as err:
+        if not required:
+            return  # a forced call is then opened and written freely, as the loop does
+        raise ApiError(400, f"tools: the calls cannot be held to these functions' schemas: {err}",
+                       param="tools") from None
+    try:
+        backend.check_constraint(grammar)
+    except (ConfigError, BackendError) as err:
+        raise ApiError(400, f"tools: the calls cannot be held to these functions' schemas: {str(err)[:300]}",
+                       param="tools") from None

@@ -30,6 +30,9 @@ def test_conversation_puts_client_results_back_inline() -> None:
                             {"role": "assistant", "content": "Checking. [w(Oslo) -> rain in Oslo] It rains."}]
     talk = conversation(exchange(), get_dialect("toolformer"), WEATHER)
     assert talk.question == "Weather?" and talk.tail == "Checking. [w(Oslo) -> rain in Oslo]"
+    assert talk.answered == len(talk.tail)  # the tail ends with the client's answered call: nothing open there
+    more = conversation([*exchange(), Message(role="assistant", content=" Also [w(")], get_dialect("toolformer"), WEATHER)
+    assert more.tail.endswith("rain in Oslo] Also [w(") and more.answered == len(talk.tail)
 
 
 @pytest.mark.parametrize("name", ["hermes", "pythonic", "llama3_json", "mistral", "moss", "toolformer"])

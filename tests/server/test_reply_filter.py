@@ -90,3 +90,15 @@ def test_a_prefill_ending_inside_a_call_leaks_nothing() -> None:
     f.skip(" 42]")
     out += f.text(" 42 in all.") + f.finish()
     assert out == "42 in all."
+
+
+def test_a_continuation_after_answered_calls_streams_at_once() -> None:
+    """The tail the client asked to continue ends with its calls and their results: nothing is open there, so the
+    model's text is released as it comes (held as an open call, the whole answer came at the end, in one piece)."""
+    tail = 'Checking. <tool_call>\n{"name": "w", "arguments": {}}\n</tool_call>\n<tool_response>\nsunny\n</tool_response>\n'
+    answered = ReplyFilter("<tool_call>", False, (), start=0)
+    answered.prime(tail, answered=len(tail))
+    assert [answered.text(piece) for piece in (" It is", " sunny", " today.")] == ["It is", " sunny", " today."]
+    prefilled = ReplyFilter("<tool_call>", False, (), start=0)
+    prefilled.prime('Checking. <tool_call>\n{"name": "w", ', answered=0)  # the client's own open call
+    assert prefilled.text('"arguments": {}}') == ""

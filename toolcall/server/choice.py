@@ -116,7 +116,7 @@ class _Choice:
         reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup, plan.stops,
                             one_line_calls=self.dialect.one_line_calls, start=len(plan.prompt),
                             open_marker=self.dialect.open_marker, grouped=self.dialect.named_arguments)
-        reply.prime(plan.tail)
+        reply.prime(plan.tail, plan.tail_answered)
         flow = decode_with_tools(session, self.dialect, plan.tools, plan.config)
         finish: str | None = None
         hide_closing = False  # the loop's closing text (results) after a cut call is not part of the reply

@@ -24,6 +24,7 @@ class Conversation:
     question: str
     history: list[dict[str, str]]
     tail: str = ""
+    answered: int = 0  # tail[:answered] ends with the client's calls and their results: no call is open there
 
 
 @dataclass
@@ -99,6 +100,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
     model's context; a result's dialect markup is broken too, as in every result (`Dialect.close`).
     """
     turns: list[dict[str, str]] = []
+    answered: dict[int, int] = {}  # turn index -> length of its text that ends with written-back results
     group: _OpenCalls | None = None
     seen_ids: set[str] = set()
     continuing = False  # the last assistant turn got its results: the next assistant message continues it
@@ -141,19 +143,21 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             group.results[m.tool_call_id] = text(m)
             if len(group.results) == len(group.calls):
                 turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
+                answered[len(turns) - 1] = len(turns[-1]["content"])
                 group, continuing = None, True
     if group is not None:
         missing = [cid for cid, _ in group.calls if cid not in group.results]
         raise ApiError(400, f"messages: tool calls without a tool message answering them: {', '.join(missing)}",
                        param="messages")
-    tail = ""
+    tail, tail_answered = "", 0
     if turns and turns[-1]["role"] == "assistant":
+        tail_answered = answered.get(len(turns) - 1, 0)
         tail = turns.pop()["content"]
     if not turns or turns[-1]["role"] != "user":
         raise ApiError(400, "messages: the conversation must end with a user message (or with an assistant reply "
                        "to continue after a user message)", param="messages")
     question = turns.pop()["content"]
-    return Conversation(question, turns, tail)
+    return Conversation(question, turns, tail, tail_answered)
 
 
 def json_arguments(arguments: dict[str, Any] | None) -> str:

@@ -46,6 +46,7 @@ class Plan:
     keep_markup: bool
     parallel: bool
     tail: str = ""               # the assistant text the client asked to continue (already in the prompt)
+    tail_answered: int = 0       # tail[:tail_answered] ends with calls the client answered: none is open there
 
 
 def client_specs(request: ChatRequest, dialect: "Dialect") -> ToolSpecs:
@@ -138,7 +139,8 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
     prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
                             instruction=settings.instruction) + talk.tail
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
-                bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail)
+                bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail,
+                talk.answered)
 
 
 def _check_call_grammar(dialect: "Dialect", tools: ToolSpecs, backend: Backend, required: bool) -> None:

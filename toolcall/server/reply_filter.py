@@ -48,11 +48,12 @@ class ReplyFilter:
                 return max(0, min(index + offset - at, len(self.held)))
         return 0
 
-    def prime(self, tail: str) -> None:
+    def prime(self, tail: str, answered: int = 0) -> None:
         """The assistant text the client asked to continue: an open call at its end is held (and cut with the call
-        it starts), never released, since the client wrote it."""
+        it starts), never released, since the client wrote it. A call in `tail[:answered]` is one whose results the
+        client sent: closed, so the reply streams at once (held as open, the whole continuation came at the end)."""
         at = tail.rfind(self.opener) if self.opener else -1
-        if at >= 0 and self._live(tail, at):
+        if at >= answered and self._live(tail, at):
             self.held = tail[at:]
             self.hidden = len(self.held)
             self.marks = [(0, self.end - len(self.held))]

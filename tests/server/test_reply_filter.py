@@ -102,3 +102,19 @@ def test_a_continuation_after_answered_calls_streams_at_once() -> None:
     prefilled = ReplyFilter("<tool_call>", False, (), start=0)
     prefilled.prime('Checking. <tool_call>\n{"name": "w", ', answered=0)  # the client's own open call
     assert prefilled.text('"arguments": {}}') == ""
+
+
+def test_stops_end_only_the_models_own_shown_text() -> None:
+    """A stop sequence inside a call's markup ended the reply before the call could run ('(17' gave 'Compute
+    [Calculator'), and one inside a kept tool result ended it at text the model never wrote."""
+    f = ReplyFilter("[", False, ("(17",))
+    out = f.text("Compute [Calculator") + f.text("(17 * 23) ->")
+    assert not f.stopped
+    out += f.cut_call()
+    f.skip(" 391]")
+    out += f.text(" done (17 cows).") + f.finish()
+    assert out == "Compute done" and f.stopped  # the stop in the prose after the call still ends the reply
+    kept = ReplyFilter("[", True, ("39",))
+    out = kept.text("It is [Calculator(17 * 23) ->") + kept.keep_call() + kept.text(" 391]", tool=True)
+    out += kept.text(" so 3") + kept.text("9 then.") + kept.finish()
+    assert out == "It is [Calculator(17 * 23) -> 391] so" and kept.stopped  # a stop split across deltas is found

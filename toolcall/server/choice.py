@@ -136,7 +136,7 @@ class _Choice:
                         hide_closing = False
                         reply.skip(event.text)
                         continue
-                    self.say(reply.text(event.text))
+                    self.say(reply.text(event.text, tool=event.source == "tool"))
                     if reply.stopped:
                         finish = "stop"
                         break

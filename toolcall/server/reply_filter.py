@@ -32,6 +32,8 @@ class ReplyFilter:
         self.stopped = False
         # Where held text stands in the session's text: (index in held, session offset) where a contiguous run of
         # held text begins; text cut or skipped between runs is in the session but not in held.
+        self.scanned = 0       # held[:scanned] was searched for stops (up to a stop's length before it)
+        self.floor = 0         # held[:floor] is never searched: it ends with a tool's output
         self.marks: list[tuple[int, int]] = [(0, start)]
         self.end = start       # the session offset after the last text seen
         self.gap = False       # text was cut or skipped since the last run began
@@ -62,14 +64,21 @@ class ReplyFilter:
         """Whether a call opened at `at` may still be open at the end of `text`."""
         return len(text) - at < HOLD_CHARS and not (self.one_line and "\n" in text[at:])
 
+    def _live_start(self) -> int:
+        """Where the first live call start in the held text is (-1: none): a call's arguments may hold the same
+        character (a pythonic list)."""
+        if not self.opener:
+            return -1
+        at = self.held.find(self.opener, self.settled)
+        while at >= 0 and not self._live(self.held, at):
+            at = self.held.find(self.opener, at + 1)
+        return at
+
     def _hold_from(self) -> int:
         """Where the held text must stop being released: a live call start, a partial stop, trailing space."""
         end = len(self.held)
         if self.opener:
-            # The first live call start: a call's arguments may hold the same character (a pythonic list).
-            at = self.held.find(self.opener, self.settled)
-            while at >= 0 and not self._live(self.held, at):
-                at = self.held.find(self.opener, at + 1)
+            at = self._live_start()
             if at >= 0:
                 end = at
             else:
@@ -90,6 +99,8 @@ class ReplyFilter:
         out = self.held[self.hidden:end]
         self.held = self.held[end:]
         self.settled = max(0, self.settled - end)
+        self.scanned = max(0, self.scanned - end)
+        self.floor = max(0, self.floor - end)
         self.hidden = 0
         shifted = [(i - end, at) for i, at in self.marks]
         kept = [(i, at) for i, at in shifted if i > 0]
@@ -100,8 +111,8 @@ class ReplyFilter:
             self.started = bool(out)
         return out
 
-    def text(self, delta: str) -> str:
-        """Model text (or a kept call's result); returns what can be released now."""
+    def text(self, delta: str, tool: bool = False) -> str:
+        """Model text, or (`tool`) a kept call's result; returns what can be released now."""
         if self.stopped:
             return ""
         dropped = 0
@@ -115,14 +126,28 @@ class ReplyFilter:
             self.gap = False
         self.held += delta[dropped:]
         self.end += len(delta)
-        for s in self.stops:
-            at = self.held.find(s, self.hidden)
-            if at >= 0:
-                self.held = self.held[:at]
-                self.stopped = True
+        if tool:  # the model did not write it: a stop sequence in a tool's result does not end the reply
+            self.floor = self.scanned = len(self.held)
+        else:
+            self._find_stop()
         if self.stopped:
             return self._release(len(self.held.rstrip()))
         return self._release(self._hold_from())
+
+    def _find_stop(self) -> None:
+        """End the held text at the first stop sequence in what the reply will show of the model's own text: not in
+        a call still being written (cut, it is never shown; a stop inside its markup ended the reply before the
+        call could run) nor in a tool's result."""
+        if not self.stops:
+            return
+        limit = self._live_start()
+        limit = len(self.held) if limit < 0 else limit
+        begin = max(self.hidden, self.floor, self.scanned - max(len(s) for s in self.stops) + 1)
+        found = [at for at in (self.held.find(s, begin, limit) for s in self.stops) if at >= 0]
+        if found:
+            self.held = self.held[:min(found)]
+            self.stopped = True
+        self.scanned = max(self.scanned, limit)
 
     def cut_call(self, start: int | None = None) -> str:
         """The call ending the held text is removed, from `start` (its offset in the session's text) or else from its
@@ -134,6 +159,7 @@ class ReplyFilter:
         if at >= 0:
             self.held = self.held[:at]
             self.hidden = min(self.hidden, at)
+            self.scanned, self.floor = min(self.scanned, at), min(self.floor, at)
             self.marks = [(i, o) for i, o in self.marks if i <= at] or [(0, self.end)]
             self.gap = True
             self.mend = True

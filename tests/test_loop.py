@@ -245,16 +245,9 @@ def test_calls_past_the_limit_are_never_run(dialect: str, script: list[str], con
     """A group of calls past max_calls (or any call with tools off) gets its error without being run: the loop
     asked the caller for each, and every caller ran them (a tool with a side effect ran three times under
     max_calls=1), the loop then splicing "call limit reached" over what they returned."""
-    ran: list[int] = []
+    from side_effects import charging
 
-    def charge(amount: int) -> str:
-        """Charge a card.
-
-        Args:
-            amount: How much.
-        """
-        ran.append(amount)
-        return f"charged {amount}"
+    ran, charge = charging()
 
     allowed = int(config.get("max_calls", 3)) if config.get("tools_enabled", True) else 0  # type: ignore[call-overload]
     result = run_loop(FakeBackend(script=script, chars_per_token=3), "Q: ", get_dialect(dialect),

@@ -130,21 +130,13 @@ def test_max_calls_holds_for_server_tools_and_client_functions_alike() -> None:
     """Three calls in one pythonic list under toolcall.max_calls 1: the server tool ran three times and the client
     got three tool_calls; now one runs (or is handed back) and the others are shown with their error."""
     import httpx
+    from side_effects import charging
 
     from toolcall.loop import LoopConfig
     from toolcall.registry import ToolRegistry
     from toolcall.server import ServerSettings
 
-    ran: list[int] = []
-
-    def charge(amount: int) -> str:
-        """Charge a card.
-
-        Args:
-            amount: How much.
-        """
-        ran.append(amount)
-        return f"charged {amount}"
+    ran, charge = charging()
 
     def script(text: str) -> str:
         if "client" in text and "tool_calls" not in text:

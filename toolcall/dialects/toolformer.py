@@ -15,6 +15,7 @@ from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
+    BARE_ARGUMENT,
     Dialect,
     GrammarBudget,
     ResultSpan,
@@ -55,14 +56,11 @@ _WINDOW = 512
 _BRACKET = re.compile(r"[\[\]]")
 # The most common call shape, `[Tool(bare or quoted arguments, or none) -> result]`, exactly as grammars/toolformer.lark reads it
 # (the argument is common.lark's BARE, the result its RESULT_TEXT, the spaces its WS); anything else goes to Lark.
-# Possessive (`*+`), as Lark's longest-match lexer reads a bare argument: with backtracking, `1,000,` repeated could be
-# split at every thousands comma, and 21 of them in an unclosed call took 4.9 s (each one more doubled it).
-_BARE = r"[^\s(),\[\]\"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*+"
 _QUOTED = r"(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
-_ARG = rf"(?:{_BARE}|{_QUOTED}[ \t]*)"
+_ARG = rf"(?:{BARE_ARGUMENT}|{_QUOTED}[ \t]*)"
 _SIMPLE_HEAD = rf"\[(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?P<args>{_ARG}(?:,[ \t]*{_ARG})*)?\)[ \t]*"
 # One argument of a simple call's list, and the comma after it.
-_ARG_ITEM = re.compile(rf"(?:(?P<bare>{_BARE})|(?P<quoted>{_QUOTED})[ \t]*)(?:,[ \t]*)?")
+_ARG_ITEM = re.compile(rf"(?:(?P<bare>{BARE_ARGUMENT})|(?P<quoted>{_QUOTED})[ \t]*)(?:,[ \t]*)?")
 _SIMPLE_CALL = re.compile(_SIMPLE_HEAD + r"(?:(?P<arrow>->|→)(?P<result>[^\[\]\n]*))?\]")
 # A simple call's head up to its arrow: when no "]" closes it on its line, the call is reported without the parser.
 _SIMPLE_OPEN = re.compile(_SIMPLE_HEAD + r"(?:->|→)")

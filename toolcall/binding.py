@@ -29,7 +29,6 @@ class Mismatch(ValueError):
     """A value does not fit a schema or a type hint; the message says what was expected."""
 
 
-
 def integer_text(text: str) -> int | None:
     """The integer a text writes ("42", "1,200", "1_000", "3.0"), or None when it writes none."""
     plain = text.replace("_", "")
@@ -222,10 +221,7 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         if text is not None:
-            plain = text.replace("_", "")
-            if _GROUPED_NUMBER.fullmatch(plain):
-                plain = plain.replace(",", "")
-            return finite_number(plain)
+            return number_text(text)
         raise Mismatch("a number")
     if kind == "null":
         if value is None or (text is not None and text.lower() in _NULL):
@@ -269,6 +265,15 @@ def json_value(text: str, what: str) -> Any:
         raise Mismatch(f"{what} written as JSON, nested less deep") from None
 
 
+def number_text(text: str) -> int | float:
+    """The number a model's text writes, thousands separators and underscores allowed ("1,200.5", "1_000"); see
+    finite_number."""
+    plain = text.replace("_", "")
+    if _GROUPED_NUMBER.fullmatch(plain):
+        plain = plain.replace(",", "")
+    return finite_number(plain)
+
+
 def finite_number(text: str) -> int | float:
     """The number `text` writes ("3" an int, "3.0" and "1e3" floats, as written), or Mismatch: a number too large
     for a float (`1e999`, 400 digits), `nan` and `inf` are none JSON can hold."""
@@ -284,7 +289,6 @@ def finite_number(text: str) -> int | float:
     if not math.isfinite(number):
         raise Mismatch("a finite number (within about ±1.8e308)")
     return number
-
 
 
 def _text(value: Any) -> str:

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from .binding import Mismatch, finite_number, integer_text, json_value
+from .binding import Mismatch, integer_text, json_value, number_text
 from .errors import ConfigError, ToolArgumentError
 
 # JSON type names of the Python scalars a schema "enum" may hold.
@@ -64,12 +64,14 @@ def meta_schema_problem(schema: Any) -> str | None:
         Draft202012Validator.check_schema(schema)
     except SchemaError as err:
         where = "/".join(str(p) for p in err.path) or "the schema"
-        return f"not a valid JSON Schema at {where}: {_short(err.instance)} ({err.validator} {_short(err.validator_value)})"
+        return f"not a valid JSON Schema at {where}: {short_json(err.instance)} ({err.validator} {short_json(err.validator_value)})"
     return None
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
+def short_json(value: Any) -> str:
+    """`value` as JSON for an error message, cut to 60 characters (a pydantic model as its own JSON)."""
+    dump = getattr(value, "model_dump_json", None)
+    text = dump() if callable(dump) else json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -312,10 +314,7 @@ def _coerce(value: Any, hint: Any) -> Any:
                 raise Mismatch("a finite number (within about ±1.8e308)")
             return float(value)
         if text is not None:
-            plain = text.replace("_", "")
-            if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", plain):
-                plain = plain.replace(",", "")
-            return float(finite_number(plain))
+            return float(number_text(text))
         raise Mismatch("a number")
     if hint is type(None):
         if value is None or (text is not None and text.lower() in _NONE):

@@ -1,7 +1,6 @@
 """The OpenAI chat-completions wire format: request models (strictly validated), the error shape, response pieces."""
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -17,6 +16,7 @@ from ..schema import (
     json_nodes,
     meta_schema_problem,
     nesting_depth,
+    short_json,
 )
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
@@ -122,16 +122,16 @@ def schema_problem(parameters: dict[str, Any]) -> str | None:
     if invalid is not None:
         return invalid
     if parameters.get("type", "object") != "object":
-        return f"the parameters must be a schema of type 'object', not {_short(parameters['type'])}"
+        return f"the parameters must be a schema of type 'object', not {short_json(parameters['type'])}"
     properties = parameters.get("properties", {})
     for name, schema in properties.items():
         if not isinstance(schema, dict):
-            return f"properties.{name} must be a schema object, not {_short(schema)}"
+            return f"properties.{name} must be a schema object, not {short_json(schema)}"
         if "enum" in schema and not schema["enum"]:
             return f"properties.{name}.enum must list at least one value"
     unknown = [n for n in parameters.get("required", ()) if n not in properties]
     if unknown:
-        return f"required names {_short(unknown[0])}, which is not among the properties ({', '.join(properties) or 'none'})"
+        return f"required names {short_json(unknown[0])}, which is not among the properties ({', '.join(properties) or 'none'})"
     return None
 
 
@@ -248,7 +248,7 @@ def check_fields(request: ChatRequest) -> None:
     for name, neutral in UNSUPPORTED_FIELDS.items():
         value = getattr(request, name)
         if value not in neutral:
-            raise ApiError(400, f"{name}: this server does not support {name}={_short(value)}; leave it out",
+            raise ApiError(400, f"{name}: this server does not support {name}={short_json(value)}; leave it out",
                            param=name, code="unsupported_parameter")
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(request, name) not in (None, 0, 0.0):
@@ -274,7 +274,7 @@ def parse_request(body: bytes) -> ChatRequest:
             raise ApiError(400, f"Missing required parameter: '{param}'.", param=param,
                            code="missing_required_parameter") from None
         message = first["msg"].removeprefix("Value error, ")
-        raise ApiError(400, f"Invalid value for '{param}': {message} (got {_short(first.get('input'))})",
+        raise ApiError(400, f"Invalid value for '{param}': {message} (got {short_json(first.get('input'))})",
                        param=param, code="invalid_value") from None
     check_fields(request)
     check_history(request)
@@ -290,11 +290,6 @@ def _param(loc: tuple[Any, ...]) -> str | None:
 
 
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, BaseModel) else value.model_dump_json()
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- response pieces -----------------------------------------------------------------------------------------------

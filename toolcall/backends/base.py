@@ -148,11 +148,18 @@ class Backend(ABC):
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
 
-    def check_constraint(self, grammar: str) -> None:  # noqa: B027 - a hook engines may leave as it is
+    def check_constraint(self, grammar: str) -> None:
         """Raise ConfigError (or BackendError) if this engine cannot sample under `grammar` (a call grammar of the
         offered tools), so that a request is refused before it decodes rather than failing mid-reply. An engine that
-        builds the grammar here keeps it for the sampling that follows; by default nothing is checked (an engine
-        whose constraints its own library checks as it samples)."""
+        samples with llguidance (`_token_masks`) builds the matcher here and keeps it for the sampling that follows;
+        one whose constraints its own library checks as it samples checks nothing here."""
+        masks = self._token_masks()
+        if masks is not None:
+            masks.matchers(grammar, 1)
+
+    def _token_masks(self) -> Any:
+        """Hook: the engine's TokenMasks (llguidance over its tokenizer), or None when it constrains otherwise."""
+        return None
 
     def special_texts(self) -> tuple[str, ...]:
         """The texts the tokenizer reads as one special or added token wherever they are written (`<|endoftext|>`,

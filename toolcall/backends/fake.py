@@ -201,10 +201,6 @@ class FakeBackend(Backend):
                         for _ in range(n)])
         return out
 
-    def check_constraint(self, grammar: str) -> None:
-        """Build `grammar`'s matcher now (kept for the sampling that follows): ConfigError if llguidance refuses it."""
-        self._token_masks().matchers(grammar, 1)
-
     def _token_masks(self) -> Any:
         """llguidance over the toy vocabulary (plus single characters, so every call can be spelled)."""
         from .constraint import TokenMasks

@@ -463,10 +463,6 @@ class HFScoringMixin:
                 matchers[r] = matcher
         return matchers
 
-    def check_constraint(self, grammar: str) -> None:
-        """Build `grammar`'s matcher now (kept for the sampling that follows): ConfigError if llguidance refuses it."""
-        self._token_masks().matchers(grammar, 1)
-
     def _token_masks(self) -> Any:
         """llguidance over this engine's tokenizer, built on first use (~0.3 s for a 49k vocabulary) and kept."""
         masks = getattr(self, "_llg_masks", None)

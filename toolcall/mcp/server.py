@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError
-from ..server.guard import UVICORN_LOGGERS
+from ..server.guard import LOOPBACK_NAMES, UVICORN_LOGGERS
 from ..terminal import printable_logs
 from . import DEFAULT_PORT, HTTP_PATH, RETURN_META, TRANSPORTS
 
@@ -105,7 +105,6 @@ async def _serve_http(server: Server, host: str, port: int, announce: Callable[[
 
 #: The hosts for which the MCP SDK checks Host and Origin headers (its DNS-rebinding protection) by itself.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def transport_security(host: str, allowed_hosts: Sequence[str] = (),
@@ -129,11 +128,12 @@ def transport_security(host: str, allowed_hosts: Sequence[str] = (),
         return None
     from mcp.server.transport_security import TransportSecuritySettings
 
-    named = [*_LOOPBACK_NAMES, *hosts]
+    loopback = sorted(LOOPBACK_NAMES)
+    named = [*loopback, *hosts]
     # A name without a port is allowed on every port ("name:*"); "[::1]:8766" keeps its brackets.
     host_patterns = [*named, *(f"{n}:*" for n in named if not _has_port(n))]
-    origin_patterns = [*(f"{scheme}://{n}:*" for n in _LOOPBACK_NAMES for scheme in ("http", "https")),
-                       *(f"{scheme}://{n}" for n in _LOOPBACK_NAMES for scheme in ("http", "https")), *origins]
+    origin_patterns = [*(f"{scheme}://{n}{port}" for n in loopback for scheme in ("http", "https")
+                         for port in (":*", "")), *origins]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=host_patterns,
                                      allowed_origins=origin_patterns)
 

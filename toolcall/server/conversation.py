@@ -100,10 +100,11 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
     model's context; a result's dialect markup is broken too, as in every result (`Dialect.close`).
     """
     turns: list[dict[str, str]] = []
-    answered: dict[int, int] = {}  # turn index -> length of its text that ends with written-back results
+    answered = 0  # how much of the last turn's text ends with written-back results (0: none)
     group: _OpenCalls | None = None
     seen_ids: set[str] = set()
     continuing = False  # the last assistant turn got its results: the next assistant message continues it
+
     def text(m: Message) -> str:
         return defuse(m.text(), special_texts)
 
@@ -117,12 +118,13 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                                param="messages")
         if m.role in ("system", "developer", "user"):
             turns.append({"role": "system" if m.role == "developer" else m.role, "content": text(m)})
-            continuing = False
+            continuing, answered = False, 0
         elif m.role == "assistant":
             if continuing and turns and turns[-1]["role"] == "assistant":
                 turns[-1]["content"] += text(m)
             else:
                 turns.append({"role": "assistant", "content": text(m)})
+                answered = 0
             continuing = False
             if m.tool_calls:
                 group = _OpenCalls()
@@ -143,7 +145,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             group.results[m.tool_call_id] = text(m)
             if len(group.results) == len(group.calls):
                 turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
-                answered[len(turns) - 1] = len(turns[-1]["content"])
+                answered = len(turns[-1]["content"])
                 group, continuing = None, True
     if group is not None:
         missing = [cid for cid, _ in group.calls if cid not in group.results]
@@ -151,8 +153,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                        param="messages")
     tail, tail_answered = "", 0
     if turns and turns[-1]["role"] == "assistant":
-        tail_answered = answered.get(len(turns) - 1, 0)
-        tail = turns.pop()["content"]
+        tail, tail_answered = turns.pop()["content"], answered
     if not turns or turns[-1]["role"] != "user":
         raise ApiError(400, "messages: the conversation must end with a user message (or with an assistant reply "
                        "to continue after a user message)", param="messages")

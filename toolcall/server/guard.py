@@ -141,7 +141,7 @@ class Guard:
         if size > MAX_HEADER_BYTES:
             return ApiError(431, f"the request's headers are {size:,} bytes; at most {MAX_HEADER_BYTES:,} are "
                             "accepted", code="headers_too_large")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
         scheme = scope.get("scheme", "http")
         host_header = headers.get("host", "")
         host = _split_host(host_header, 443 if scheme == "https" else 80)

@@ -30,10 +30,10 @@ class ReplyFilter:
         self.started = False   # something other than whitespace was released (leading space is dropped)
         self.mend = False      # a call was cut: one space of the text after it is redundant
         self.stopped = False
-        # Where held text stands in the session's text: (index in held, session offset) where a contiguous run of
-        # held text begins; text cut or skipped between runs is in the session but not in held.
         self.scanned = 0       # held[:scanned] was searched for stops (up to a stop's length before it)
         self.floor = 0         # held[:floor] is never searched: it ends with a tool's output
+        # Where held text stands in the session's text: (index in held, session offset) where a contiguous run of
+        # held text begins; text cut or skipped between runs is in the session but not in held.
         self.marks: list[tuple[int, int]] = [(0, start)]
         self.end = start       # the session offset after the last text seen
         self.gap = False       # text was cut or skipped since the last run began

@@ -75,11 +75,10 @@ def tokenize(text: str, times_x: bool) -> list[Token]:
             literal = _HEX.match(text, i)
             if times_x and literal is not None:
                 # Read as 0 times 10, "0x10" gave 0 where every programming language means 16.
-                raise MathSyntaxError(f"{literal.group()!r} at position {i}: hexadecimal numbers are not read; write "
-                                      f"the number in decimal ({int(literal.group()[2:], 16)})"
-                                      if len(literal.group()) <= 20 else
-                                      f"{literal.group()[:20]!r}... at position {i}: hexadecimal numbers are not "
-                                      "read; write the number in decimal")
+                hexa = literal.group()
+                shown, value = (repr(hexa), f" ({int(hexa[2:], 16)})") if len(hexa) <= 20 else (repr(hexa[:20]) + "...", "")
+                raise MathSyntaxError(f"{shown} at position {i}: hexadecimal numbers are not read; write the number "
+                                      f"in decimal{value}")
             exponent = re.search(r"[eE]([+-]?\d+)$", raw)
             if exponent is not None and abs(int(exponent.group(1))) > MAX_DIGITS:
                 # Checked before sympy builds it: 1e99999999 would be written out exactly, for minutes.

@@ -318,3 +318,73 @@ def test_the_call_threshold_is_a_probability_below_one(bad: float) -> None:
     with pytest.raises(ConfigError, match=r"call_threshold \(--call-threshold\) must be"):
         LoopConfig(call_threshold=bad)
     assert LoopConfig(call_threshold=0.0).call_threshold == 0.0 and LoopConfig(call_threshold=0.99).call_threshold
+
+
+# --- handing calls back to the caller ------------------------------------------------------------------------------
+def _weather_specs():  # type: ignore[no-untyped-def]
+    from toolcall.specs import ToolSpec, ToolSpecs
+
+    return ToolSpecs([ToolSpec("get_weather", "The weather.", {
+        "type": "object", "properties": {"city": {"type": "string"}, "where": {"type": "object"}},
+        "required": ["city"]})])
+
+
+def _replying(prompt: str, full: str):  # type: ignore[no-untyped-def]
+    """A fake model that writes `full` as its reply, whatever the loop stops at."""
+    def script(text: str) -> str | None:
+        reply = text[len(prompt):]
+        return full[len(reply):] if full.startswith(reply) else None
+    return script
+
+
+HANDED = {
+    "hermes": ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n\n'
+               '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome", "where": {"x": {"y": 1}}}}\n'
+               '</tool_call>', "\n<tool_response>\nsunny\n</tool_response>\nIt is sunny."),
+    "llama3_json": ('{"name": "get_weather", "parameters": {"city": "Paris"}} ;\n'
+                    '{"name": "get_weather", "parameters": {"city": "Rome", "where": {"x": {"y": 1}}}}',
+                    "<|eot_id|>"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(HANDED))
+@pytest.mark.parametrize("batched", [False, True])
+def test_calls_written_after_a_handed_off_call_are_asked_for_too(dialect: str, batched: bool) -> None:
+    from toolcall.loop import Handoff, answered, decode_with_tools, step_batch
+
+    prompt = "user: weather in Paris and Rome?\nassistant:"
+    calls, after = HANDED[dialect]
+    backend = FakeBackend(script=_replying(prompt, calls + after))
+    asked: list[str] = []
+
+    def hand(request: CallRequest) -> Handoff:
+        asked.append(request.arguments["city"] if request.arguments else "?")
+        return Handoff()
+
+    if batched:
+        (result,) = step_batch([backend.start(prompt)], backend, dialect, _weather_specs(), LoopConfig(), hand)
+    else:
+        flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), LoopConfig())
+        events = list(answered(flow, hand))
+        result = events[-1].result  # type: ignore[union-attr]
+        shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert shown == calls  # what followed the calls is never shown
+    assert asked == ["Paris", "Rome"]
+    assert [r.arguments["city"] for r in result.handed_off] == ["Paris", "Rome"]  # type: ignore[index]
+    assert result.stop_reason == "tool_calls" and result.text == calls
+
+
+@pytest.mark.parametrize("dialect", sorted(HANDED))
+def test_after_a_handoff_prose_or_the_call_limit_ends_the_reply(dialect: str) -> None:
+    from toolcall.loop import Handoff, answered, decode_with_tools
+
+    prompt = "user: weather?\nassistant:"
+    first = HANDED[dialect][0].split("\n")[0] if dialect == "llama3_json" else HANDED[dialect][0].split("\n\n")[0]
+    first = first.rstrip(" ;")
+    for full, config, handed in ((first + " and now some prose", LoopConfig(), 1),
+                                 (HANDED[dialect][0], LoopConfig(max_calls=1), 1),
+                                 (HANDED[dialect][0], LoopConfig(max_new_tokens=30), 1)):
+        backend = FakeBackend(script=_replying(prompt, full))
+        flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), config)
+        result = [e for e in answered(flow, lambda r: Handoff()) if isinstance(e, Done)][0].result
+        assert len(result.handed_off) == handed and result.text == first

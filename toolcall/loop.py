@@ -186,6 +186,9 @@ class _Run:
     budget: int = 0
     forced: bool = False  # the forced call (force_call) has been opened
     grammar: str | None = None  # the offered tools' call grammar under constrain_calls, built on first use
+    # Where the reply ends in the session's text when it was decoded past its end: after handing calls back, the
+    # loop looks at what the model writes next for more calls, and drops it when it is something else.
+    end: int | None = None
 
     def __post_init__(self) -> None:
         self.budget = self.config.max_new_tokens
@@ -193,8 +196,8 @@ class _Run:
     def result(self) -> LoopResult:
         s = self.session
         reason = "tool_calls" if self.handed_off else s.stop_reason
-        return LoopResult(s.text[:s.prompt_chars], s.generated, list(self.calls), replace(s.counters), reason,
-                          list(self.handed_off))
+        return LoopResult(s.text[:s.prompt_chars], s.text[s.prompt_chars:self.end], list(self.calls),
+                          replace(s.counters), reason, list(self.handed_off))
 
 
 def _can_ban_open(dialect: "Dialect") -> bool:
@@ -283,29 +286,8 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     pending = dialect.pending(s.text)
     if pending is None:
         return True
-    results: list[str] = []
     # 3. Ask for each call's outcome, reporting it as it is asked for and answered.
-    for call in pending.calls:
-        request = _request(run, call)
-        refused = _refusal(run)
-        outcome: Outcome | None
-        if refused is not None:
-            yield CallRefused(request, refused)
-            outcome = Result(f"Error: {refused}", False, refused)
-        else:
-            outcome = yield request
-            if outcome is None:
-                raise ConfigError(f"call {request.tool!r} was not answered: send a Result or a Handoff for each "
-                                  "CallRequest")
-        if refused is None:
-            run.executed += 1  # a call handed to the caller counts too: the reply made it
-        if isinstance(outcome, Handoff):
-            run.handed_off.append(request)
-            continue
-        record = _record(request, outcome)
-        run.calls.append(record)
-        results.append(record.result)
-        yield CallFinished(record)
+    results = yield from _ask(run, pending.calls)
     # 4. Handed-off calls end the reply here, unanswered: the text stops at the call marker.
     if run.handed_off:
         return False
@@ -327,6 +309,78 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     return True
 
 
+def _ask(run: _Run, calls: Sequence[ToolCall]) -> Generator[Event, "Outcome | None", list[str]]:
+    """Ask for each call's outcome, reporting it as it is asked for and answered; returns the results to splice (a
+    handed-off call has none)."""
+    results: list[str] = []
+    for call in calls:
+        request = _request(run, call)
+        refused = _refusal(run)
+        outcome: Outcome | None
+        if refused is not None:
+            yield CallRefused(request, refused)
+            outcome = Result(f"Error: {refused}", False, refused)
+        else:
+            outcome = yield request
+            if outcome is None:
+                raise ConfigError(f"call {request.tool!r} was not answered: send a Result or a Handoff for each "
+                                  "CallRequest")
+        if refused is None:
+            run.executed += 1  # a call handed to the caller counts too: the reply made it
+        if isinstance(outcome, Handoff):
+            run.handed_off.append(request)
+            continue
+        record = _record(request, outcome)
+        run.calls.append(record)
+        results.append(record.result)
+        yield CallFinished(record)
+    return results
+
+
+def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
+    """After calls were handed back: the calls the model writes right after them belong to the same reply (hermes
+    writes a block per call, each ending at a call marker), so decode on while the text may still be calls (the
+    dialect's `continues_calls`) and ask for those too. The reply ends after the last of them: text that turns out
+    to be something else is decoded but never shown, and is not part of the reply."""
+    s, dialect = run.session, run.dialect
+    run.end = len(s.text)
+    held = ""  # decoded since the last calls, shown once it is known to be calls
+    while run.budget > 0 and _tools_on(run):
+        stop, steering = _decode_args(run)
+        before = s.counters.decoded_tokens
+        stream = s.stream(stop, run.budget, steering)
+        try:
+            for delta in stream:
+                held += delta
+                if not dialect.continues_calls(held):
+                    break
+        finally:
+            stream.close()
+        run.budget -= s.counters.decoded_tokens - before
+        if not dialect.continues_calls(held) or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
+            return
+        pending = dialect.pending(s.text)
+        if pending is None:
+            continue  # a marker inside a call still being written (an argument's own "}")
+        calls = [c for c in pending.calls if c.span[0] >= run.end]
+        if pending.malformed or not calls:
+            return
+        yield TextDelta(held)
+        held = ""
+        yield from _ask(run, calls)
+        run.end = len(s.text)
+
+
+def _after_decode(run: _Run) -> Generator[Event, "Outcome | None", bool]:
+    """The calls at the end of one decode, and the calls written right after handed-off ones; returns whether to
+    decode again."""
+    if (yield from _after_stop(run)):
+        return True
+    if run.handed_off and run.end is None:
+        yield from _further_calls(run)
+    return False
+
+
 def _open_forced_call(run: _Run) -> Iterator[TextDelta]:
     """A forced call (force_call) starts with the dialect's call-open marker, written for the model."""
     if run.config.force_call and not run.forced and _tools_on(run) and run.dialect.open_marker:
@@ -346,7 +400,7 @@ def _flow(run: _Run) -> Flow:
             if delta:  # an empty delta is an engine step that wrote nothing (a chunk of a long prefill)
                 yield TextDelta(delta)
         run.budget -= s.counters.decoded_tokens - before
-        if not (yield from _after_stop(run)):
+        if not (yield from _after_decode(run)):
             break
     result = run.result()
     yield Done(result)
@@ -407,7 +461,7 @@ def step_batch(sessions: Sequence[DecodeSession], backend: Backend, dialect: "Di
         still: list[_Run] = []
         for r, b in zip(live, before):
             r.budget -= r.session.counters.decoded_tokens - b
-            events = _after_stop(r)
+            events = _after_decode(r)
             outcome: Outcome | None = None
             try:
                 while True:

@@ -161,3 +161,56 @@ def test_max_calls_holds_for_server_tools_and_client_functions_alike() -> None:
                       "toolcall": {"max_calls": 1}})
         calls = reply["choices"][0]["message"]["tool_calls"]
         assert [c["function"]["arguments"] for c in calls] == ['{"amount": 1}']
+
+
+#: Two calls of get_weather and then what the model writes after them, as each dialect writes them one by one.
+TWO_CALLS = {
+    "hermes": ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+               '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'),
+    "llama3_json": ('{"name": "get_weather", "parameters": {"city": "Paris"}}; '
+                    '{"name": "get_weather", "parameters": {"city": "Rome", "unit": "celsius"}}'),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(TWO_CALLS))
+@pytest.mark.parametrize("after", ["", "\nI have asked for both.", "\n<tool_response>\nsunny\n</tool_response>"])
+def test_every_call_of_a_reply_is_handed_back_and_what_follows_them_is_not_shown(dialect: str, after: str) -> None:
+    """hermes writes one block per call and pauses at each: the first used to end the reply, and the client never
+    got the others. Text after the calls (prose, a made-up tool response) is not part of the reply."""
+    full = TWO_CALLS[dialect] + after
+
+    def script(text: str) -> str | None:
+        reply = text[text.rfind("assistant:") + len("assistant:"):]
+        return full[len(reply):] if full.startswith(reply) else None
+
+    for live in serve(SlowFake(script=script), settings(), dialect=dialect):
+        client = live.client()
+        for parallel in (True, False):
+            whole = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER],
+                                                   parallel_tool_calls=parallel)
+            choice = whole.choices[0]
+            assert choice.finish_reason == "tool_calls" and not choice.message.content
+            cities = [json.loads(c.function.arguments)["city"] for c in choice.message.tool_calls]
+            assert cities == (["Paris", "Rome"] if parallel else ["Paris"])
+            chunks = stream(live, messages=ASK_WEATHER, tools=[WEATHER], parallel_tool_calls=parallel)
+            assert "".join(c.choices[0].delta.content or "" for c in chunks) == ""
+            parts = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+            assert len({p.index for p in parts}) == len(cities)
+            assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+
+
+def test_a_server_tool_called_after_a_client_call_is_not_run() -> None:
+    """Its result could not reach the model (the reply ends with the client's calls): it is shown, not run."""
+    full = TWO_CALLS["hermes"].split("\n<tool_call>")[0] + (
+        '\n<tool_call>\n{"name": "Calculator", "arguments": {"expression": "17 * 23"}}\n</tool_call>')
+
+    def script(text: str) -> str | None:
+        reply = text[text.rfind("assistant:") + len("assistant:"):]
+        return full[len(reply):] if full.startswith(reply) else None
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
+        message = reply.choices[0].message
+        assert [c.function.name for c in message.tool_calls] == ["get_weather"] and not message.content
+        (run,) = message.model_extra["tool_runs"]
+        assert run["tool"] == "Calculator" and not run["ok"] and "not run" in run["error"]

@@ -367,6 +367,13 @@ class Dialect(ABC):
         ending with it finds exactly these calls (how a conversation whose calls a client answered is written back)."""
         return "".join(self.render_call(c.with_result(None)) for c in calls)
 
+    def continues_calls(self, text: str) -> bool:
+        """Whether `text`, written right after a call group, may still be (the start of) more calls of the same
+        group: a model that hands its calls to a client writes them all before its reply ends (hermes writes one
+        block per call), so the loop, having handed one back, decodes on only while this holds. Most dialects write
+        a group whole before its marker: no."""
+        return False
+
     @abstractmethod
     def close(self, pending: PendingCalls, results: Sequence[str]) -> str:
         """The text to append after the call marker so that the pending calls carry their results.

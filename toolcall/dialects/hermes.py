@@ -61,6 +61,10 @@ class HermesDialect(StructuredDialect):
     open_marker = CALL_OPEN
     result_markers = (RESPONSE_OPEN,)
 
+    def continues_calls(self, text: str) -> bool:
+        rest = text.lstrip()
+        return rest.startswith(CALL_OPEN) or CALL_OPEN.startswith(rest)
+
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
                 budget: GrammarBudget) -> tuple[list[Group], bool]:
         parser = _parser()

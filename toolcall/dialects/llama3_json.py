@@ -133,6 +133,16 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     call_start = "{"
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
+    def continues_calls(self, text: str) -> bool:
+        # The calls of a reply are one ";"-separated run: `{...}; {...}`.
+        rest = text.lstrip()
+        if not rest:
+            return True
+        if not rest.startswith(";"):
+            return False
+        rest = rest[1:].lstrip()
+        return not rest or rest.startswith("{")
+
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
                 budget: GrammarBudget) -> tuple[list[Group], bool]:
         parser = _parser()

@@ -87,10 +87,15 @@ class _Choice:
     def answer(self, request: CallRequest, reply: ReplyFilter) -> Outcome:
         """The server's policy for one call."""
         plan = self.plan
-        if request.tool in plan.client and request.arguments is not None:
-            if self.handed and not plan.parallel:
-                # One call per reply unless parallel_tool_calls: the rest wait for the next turn.
-                return Result("Error: one function call per reply", False, "parallel_tool_calls is false")
+        handing = request.tool in plan.client and request.arguments is not None
+        if self.handed and not (handing and plan.parallel):
+            # The reply ends with calls for the client: a later call is not run (its result could not reach the
+            # model), and one call per reply unless parallel_tool_calls.
+            why = ("parallel_tool_calls is false" if handing
+                   else "not run: this reply ends with calls for the client; call it again once they are answered")
+            self.show_run(request, reply)
+            return Result(f"Error: {why}", False, why)
+        if handing:
             self.say(reply.cut_call(request.call.span[0]) if not self.handed else "")
             self.handed.append(request)
             return Handoff()
@@ -132,6 +137,9 @@ class _Choice:
                     finish = "cancelled"
                     break
                 if isinstance(event, TextDelta):
+                    if self.handed:  # after a handoff the loop shows only the calls written right after it
+                        reply.skip(event.text)
+                        continue
                     if event.source == "tool" and hide_closing:
                         hide_closing = False
                         reply.skip(event.text)

@@ -355,7 +355,8 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
                 if not dialect.continues_calls(held):
                     break
         finally:
-            stream.close()
+            if isinstance(stream, Generator):
+                stream.close()  # the engine stops here (it may hold a lock or a batch slot), not when collected
         run.budget -= s.counters.decoded_tokens - before
         if not dialect.continues_calls(held) or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
             return

@@ -214,3 +214,49 @@ def test_a_server_tool_called_after_a_client_call_is_not_run() -> None:
         assert [c.function.name for c in message.tool_calls] == ["get_weather"] and not message.content
         (run,) = message.model_extra["tool_runs"]
         assert run["tool"] == "Calculator" and not run["ok"] and "not run" in run["error"]
+
+
+def moss_model(text: str) -> str:
+    """A fake moss-003: thoughts, then a command (or None), then the answer after the results."""
+    reply = text[text.rfind("<|Inner Thoughts|>:") + len("<|Inner Thoughts|>:"):]
+    if "<|Results|>" in reply:
+        return " It is sunny." if "sunny" in reply else " It is 391.<eom>"
+    asked = text.split("<|Human|>:")[-1]
+    if "weather" in asked:
+        return ' I should look it up.<eot>\n<|Commands|>: get_weather("Paris")<eoc>'
+    if "17 * 23" in asked:
+        return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
+    return " Nothing to run.<eot>\n<|Commands|>: None<eoc>"
+
+
+def test_moss_replies_show_the_answer_field_and_give_the_thoughts_as_reasoning() -> None:
+    """The MOSS fields (thoughts, commands, results, `<eom>`) were the content; now content is the answer field."""
+    for live in serve(SlowFake(script=moss_model), settings(), dialect="moss"):
+        client = live.client()
+        for content, answer, tools in (("17 * 23?", "It is 391.", None), ("hello", "It is 391.", None),
+                                       ("weather in Paris?", None, [WEATHER])):
+            kwargs: dict[str, Any] = {"messages": [{"role": "user", "content": content}]}
+            if tools:
+                kwargs["tools"] = tools
+            message = client.chat.completions.create(model=MODEL, **kwargs).choices[0].message
+            assert message.content == answer
+            thoughts = message.model_extra["reasoning_content"]
+            assert thoughts in ("I need to compute.", "Nothing to run.", "I should look it up.")
+            chunks = stream(live, **kwargs)
+            assert "".join(c.choices[0].delta.content or "" for c in chunks) == (answer or "")
+            assert "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                           for c in chunks if c.choices) == thoughts
+        # The client answers the call; its reply, thoughts and all, is what the model continues.
+        kwargs = {"messages": [{"role": "user", "content": "weather in Paris?"}], "tools": [WEATHER]}
+        first = client.chat.completions.create(model=MODEL, **kwargs).choices[0].message
+        (call,) = first.tool_calls
+        kwargs["messages"] += [first.model_dump(exclude_none=True, exclude={"tool_runs"}),
+                               {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+        second = client.chat.completions.create(model=MODEL, **kwargs).choices[0].message
+        assert second.content == "It is sunny."
+        assert live.backend.prompts[-1].endswith(
+            "<|Inner Thoughts|>: I should look it up.<eot>\n<|Commands|>: get_weather(\"Paris\")<eoc>\n<|Results|>:\n"
+            "get_weather(\"Paris\") => 'sunny'\n<eor>\n<|MOSS|>:")
+        raw = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "17 * 23?"}],
+                                             extra_body={"toolcall": {"keep_markup": True}}).choices[0].message
+        assert raw.content.startswith("I need to compute.<eot>") and raw.content.endswith("It is 391.")

@@ -164,6 +164,8 @@ class MossDialect(Dialect):
     end_markers = ("<eom>",)
     open_marker = COMMANDS_OPEN
     result_markers = (RESULTS_OPEN,)
+    answer_opener = MOSS_OPEN
+    thoughts_end = "<eot>"
     reserved = (HUMAN_OPEN, THOUGHTS_OPEN, COMMANDS_OPEN, RESULTS_OPEN, MOSS_OPEN, "<eoh>", "<eot>", "<eoc>", "<eor>",
                 "<eom>")
 
@@ -455,6 +457,6 @@ class MossDialect(Dialect):
 
     def _answer_part(self, generated: str) -> str:
         """The last MOSS field: the answer after the thoughts, commands and results."""
-        at = generated.rfind(MOSS_OPEN)
-        body = generated[at + len(MOSS_OPEN):] if at >= 0 else generated
+        at = generated.rfind(self.answer_opener)
+        body = generated[at + len(self.answer_opener):] if at >= 0 else generated
         return body.replace("<eom>", "").strip()

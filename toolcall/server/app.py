@@ -372,6 +372,7 @@ def _run_delta(run: dict[str, Any]) -> dict[str, Any]:
 async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Request",
                     slots: ChoiceSlots) -> dict[str, Any]:
     texts = [""] * chat.n
+    thoughts = [""] * chat.n
     runs: list[dict[str, dict[str, Any]]] = [{} for _ in range(chat.n)]
     calls: list[list[dict[str, Any]] | None] = [None] * chat.n
     finish = ["stop"] * chat.n
@@ -384,6 +385,8 @@ async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Req
             i = event.index
             if event.kind == "text":
                 texts[i] += event.data
+            elif event.kind == "reasoning":
+                thoughts[i] += event.data
             elif event.kind == "run":
                 runs[i].setdefault(event.data["id"], {}).update(event.data)
             elif event.kind == "tool_calls":
@@ -401,6 +404,8 @@ async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Req
     for i in range(chat.n):
         message: dict[str, Any] = {"role": "assistant", "content": texts[i] or (None if calls[i] else ""),
                                    "refusal": None, "tool_runs": [_finished(r) for r in runs[i].values()]}
+        if thoughts[i]:
+            message["reasoning_content"] = thoughts[i]
         if calls[i]:
             message["tool_calls"] = calls[i]
         out.append({"index": i, "message": message, "finish_reason": finish[i], "logprobs": None})
@@ -440,6 +445,8 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
             i = event.index
             if event.kind == "text":
                 yield chunk(i, {"content": event.data})
+            elif event.kind == "reasoning":
+                yield chunk(i, {"reasoning_content": event.data})
             elif event.kind == "run":
                 yield chunk(i, _run_delta(event.data))
             elif event.kind == "tool_calls":

@@ -24,6 +24,7 @@ from ..loop import (
     decode_with_tools,
 )
 from ..registry import ToolRegistry
+from .answer_field import AnswerField, Kind
 from .conversation import json_arguments
 from .planning import Plan
 from .protocol import run_id
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReplyEvent:
-    """What a worker reports: kind is "text", "run" (a server tool started or finished), "tool_calls", "done"
-    (with finish_reason and token counts) or "error"."""
+    """What a worker reports: kind is "text", "reasoning" (a dialect's thoughts field, as vLLM's reasoning
+    parsers report it), "run" (a server tool started or finished), "tool_calls", "done" (with finish_reason and
+    token counts) or "error"."""
 
     index: int
     kind: str
@@ -84,6 +86,19 @@ class _Choice:
         if text:
             self.emit(ReplyEvent(self.index, "text", text))
 
+    def show(self, pieces: list[tuple[Kind, str]], reply: ReplyFilter, hide_tool: bool = False) -> None:
+        """The loop's text as the answer field split it: reasoning and the answer are the client's, the rest is not
+        (nor a tool's text after a cut call, `hide_tool`)."""
+        for kind, text in pieces:
+            if kind == "reasoning":
+                reply.skip(text)
+                if text.strip():
+                    self.emit(ReplyEvent(self.index, "reasoning", text.strip()))
+            elif kind == "skip" or (kind == "tool" and hide_tool):
+                reply.skip(text)
+            else:
+                self.say(reply.text(text, tool=kind == "tool"))
+
     def answer(self, request: CallRequest, reply: ReplyFilter) -> Outcome:
         """The server's policy for one call."""
         plan = self.plan
@@ -118,10 +133,16 @@ class _Choice:
     def run(self) -> None:
         plan = self.plan
         session = self.engine.start(plan.prompt, self.cancel, plan.sampling)
-        reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup, plan.stops,
+        # The dialect's end-of-reply markers (MOSS's "<eom>") end the reply as a stop sequence does, unshown.
+        reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup,
+                            plan.stops + self.dialect.end_markers,
                             one_line_calls=self.dialect.one_line_calls, start=len(plan.prompt),
                             open_marker=self.dialect.open_marker, grouped=self.dialect.named_arguments)
         reply.prime(plan.tail, plan.tail_answered)
+        # With the markup kept the client reads the reply as written; else only its answer field, and its reasoning.
+        field = AnswerField("" if plan.keep_markup else self.dialect.answer_opener, self.dialect.thoughts_end,
+                            self.dialect.open_marker)
+        field.prime(plan.tail)
         flow = decode_with_tools(session, self.dialect, plan.tools, plan.config)
         finish: str | None = None
         hide_closing = False  # the loop's closing text (results) after a cut call is not part of the reply
@@ -140,11 +161,9 @@ class _Choice:
                     if self.handed:  # after a handoff the loop shows only the calls written right after it
                         reply.skip(event.text)
                         continue
-                    if event.source == "tool" and hide_closing:
-                        hide_closing = False
-                        reply.skip(event.text)
-                        continue
-                    self.say(reply.text(event.text, tool=event.source == "tool"))
+                    tool = event.source == "tool"
+                    self.show(field.feed(event.text, tool), reply, hide_tool=hide_closing)
+                    hide_closing = hide_closing and not tool
                     if reply.stopped:
                         finish = "stop"
                         break
@@ -177,6 +196,7 @@ class _Choice:
         if finish == "cancelled":
             self.emit(ReplyEvent(self.index, "done", "cancelled", {"counters": session.counters}))
             return
+        self.show(field.finish(), reply)
         self.say(reply.finish())
         if self.handed:
             self.emit(ReplyEvent(self.index, "tool_calls", [

@@ -123,7 +123,12 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             if continuing and turns and turns[-1]["role"] == "assistant":
                 turns[-1]["content"] += text(m)
             else:
-                turns.append({"role": "assistant", "content": text(m)})
+                content = text(m)
+                if m.tool_calls and dialect.thoughts_end and dialect.thoughts_end not in content:
+                    # The dialect's reply begins with a thoughts field (MOSS) that the client read as reasoning.
+                    thoughts = defuse(m.reasoning_content or "", special_texts + dialect.reserved)
+                    content = f" {thoughts.strip()}{dialect.thoughts_end}\n{content.lstrip()}"
+                turns.append({"role": "assistant", "content": content})
                 answered = 0
             continuing = False
             if m.tool_calls:

@@ -86,6 +86,7 @@ class Message(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None  # what the server gave as the reply's thoughts field (MOSS), sent back
 
     def text(self) -> str:
         if self.content is None:

@@ -260,3 +260,43 @@ def test_moss_replies_show_the_answer_field_and_give_the_thoughts_as_reasoning()
         raw = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "17 * 23?"}],
                                              extra_body={"toolcall": {"keep_markup": True}}).choices[0].message
         assert raw.content.startswith("I need to compute.<eot>") and raw.content.endswith("It is 391.")
+
+
+SERVER_THEN_CLIENT = {
+    "hermes": ('I will compute first.\n<tool_call>\n{"name": "Calculator", "arguments": {"expression": "17 * 23"}}\n'
+               '</tool_call>', '\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'),
+    "pythonic": ("[Calculator(expression='17 * 23'), get_weather(city='Paris')]", ""),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(SERVER_THEN_CLIENT))
+def test_what_a_server_tool_told_the_model_before_a_client_call_is_kept_for_the_continuation(dialect: str) -> None:
+    """The Calculator's call and result were cut from content, and the client sends back what it was shown: the
+    continuation used to lose them. The server remembers the reply by its calls' ids and continues what the model
+    wrote; a message the client edited is its own."""
+    first, then = SERVER_THEN_CLIENT[dialect]
+
+    def script(text: str) -> str | None:
+        reply = text[text.rfind("assistant:") + len("assistant:"):]
+        if "sunny" in reply:
+            return " Sunny, and 391."
+        if "get_weather" in reply:
+            return None
+        return then if "391" in reply else first
+
+    for live in serve(SlowFake(script=script), settings(), dialect=dialect):
+        client = live.client()
+        messages: list[Any] = [{"role": "user", "content": "17 * 23, and the weather in Paris?"}]
+        message = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER]).choices[0].message
+        (run,) = message.model_extra["tool_runs"]
+        assert run["result"] == "391" and "391" not in (message.content or "")
+        (call,) = message.tool_calls
+        sent = message.model_dump(exclude_none=True, exclude={"tool_runs"})
+        for edited in (False, True):
+            back = {**sent, "content": "I edited this."} if edited else sent
+            more = [*messages, back, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+            reply = client.chat.completions.create(model=MODEL, messages=more, tools=[WEATHER]).choices[0].message
+            assert reply.content == "Sunny, and 391."
+            prompt = live.backend.prompts[-1]
+            assert ("391" in prompt) is not edited and ("I edited this." in prompt) is edited
+            assert prompt.count("sunny") == 1

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ..errors import MissingDependencyError
 from .choice import ReplyEvent, run_choice
 from .guard import Guard, GuardConfig, Receive, Scope, Send
+from .handoffs import HandoffMemory
 from .planning import Plan, ServerSettings, plan_request
 from .protocol import (
     ApiError,
@@ -50,6 +51,7 @@ class Server:
     api_key: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     guard: GuardConfig = field(default_factory=GuardConfig)
+    handoffs: HandoffMemory = field(default_factory=HandoffMemory)  # replies that ended with the client's calls
 
 
 def _fastapi() -> Any:
@@ -147,7 +149,7 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
             raise ApiError(400, f"n: this server generates at most {slots.size} choices at once, got {chat.n}",
                            param="n")
         # In a worker thread too: the chat template is rendered, and under constrain_calls the call grammar built.
-        plan = await asyncio.to_thread(plan_request, chat, settings, dialect, server.engine.backend)
+        plan = await asyncio.to_thread(plan_request, chat, settings, dialect, server.engine.backend, server.handoffs)
         room = await _check_context(server.engine, plan.prompt, chat)
         if room is not None and room < plan.config.max_new_tokens:  # the reply may use what the context has left
             plan.config = replace(plan.config, max_new_tokens=room)
@@ -327,7 +329,7 @@ class _Choices:
 
     def _work(self, server: Server, plan: Plan, index: int) -> None:
         try:
-            run_choice(server.engine, server.dialect, plan, index, self._emit, self.cancel)
+            run_choice(server.engine, server.dialect, plan, index, self._emit, self.cancel, server.handoffs)
         finally:
             self._call(self.slots.release, 1)  # this thread's slot, now that it no longer runs
 

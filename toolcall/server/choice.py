@@ -26,6 +26,7 @@ from ..loop import (
 from ..registry import ToolRegistry
 from .answer_field import AnswerField, Kind
 from .conversation import json_arguments
+from .handoffs import HandedReply, HandoffMemory, PendingCall
 from .planning import Plan
 from .protocol import run_id
 from .reply_filter import ReplyFilter
@@ -48,11 +49,12 @@ class ReplyEvent:
 
 
 def run_choice(engine: SharedModel, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[ReplyEvent], None],
-               cancel: threading.Event) -> None:
-    """Generate one choice, reporting events through `emit` (called from this worker thread)."""
+               cancel: threading.Event, memory: HandoffMemory | None = None) -> None:
+    """Generate one choice, reporting events through `emit` (called from this worker thread); a reply that ends
+    with calls for the client is remembered in `memory`, as the model wrote it."""
     engine.enter(1)
     try:
-        _Choice(engine, dialect, plan, index, emit, cancel).run()
+        _Choice(engine, dialect, plan, index, emit, cancel, memory).run()
     except Exception as err:  # noqa: BLE001 - a backend failure ends this reply with an error, never the server
         emit(ReplyEvent(index, "error", f"{type(err).__name__}: {err}"))
     finally:
@@ -76,15 +78,31 @@ class _Choice:
     """The loop's events turned into the client's: reply text, tool runs, tool_calls, done."""
 
     def __init__(self, engine: SharedModel, dialect: "Dialect", plan: Plan, index: int, emit: Callable[[ReplyEvent], None],
-                 cancel: threading.Event) -> None:
-        self.engine, self.dialect, self.plan, self.index, self.emit, self.cancel = (
-            engine, dialect, plan, index, emit, cancel)
+                 cancel: threading.Event, memory: HandoffMemory | None = None) -> None:
+        self.engine, self.dialect, self.plan, self.index, self.emit, self.cancel, self.memory = (
+            engine, dialect, plan, index, emit, cancel, memory)
         self.running: list[dict[str, Any]] = []  # server tool runs started and not yet finished
         self.handed: list[CallRequest] = []      # client calls handed back as tool_calls
+        self.shown: list[str] = []               # the content the client is given
+        # The calls asked for since the loop last closed calls with their results: [start in the reply, the id of
+        # a handed-back call, the result text of one answered here].
+        self.open_calls: list[list[Any]] = []
 
     def say(self, text: str) -> None:
         if text:
+            self.shown.append(text)
             self.emit(ReplyEvent(self.index, "text", text))
+
+    def asked(self, request: CallRequest, handed: bool) -> None:
+        offset = len(self.plan.prompt) - len(self.plan.tail)  # where the reply (its continued tail too) starts
+        self.open_calls.append([request.call.span[0] - offset, request.id if handed else None, None])
+
+    def remember(self, text: str) -> None:
+        """The reply that ended with calls for the client, as the model wrote it (toolcall.server.handoffs)."""
+        if self.memory is None or not self.handed:
+            return
+        calls = tuple(PendingCall(start, call_id, result or "") for start, call_id, result in self.open_calls)
+        self.memory.remember(HandedReply(self.plan.tail + text, "".join(self.shown), calls))
 
     def show(self, pieces: list[tuple[Kind, str]], reply: ReplyFilter, hide_tool: bool = False) -> None:
         """The loop's text as the answer field split it: reasoning and the answer are the client's, the rest is not
@@ -145,6 +163,7 @@ class _Choice:
         field.prime(plan.tail)
         flow = decode_with_tools(session, self.dialect, plan.tools, plan.config)
         finish: str | None = None
+        done_text = ""
         hide_closing = False  # the loop's closing text (results) after a cut call is not part of the reply
         outcome: Outcome | None = None
         try:
@@ -162,6 +181,8 @@ class _Choice:
                         reply.skip(event.text)
                         continue
                     tool = event.source == "tool"
+                    if tool:
+                        self.open_calls.clear()  # the loop closed the calls asked for so far with their results
                     self.show(field.feed(event.text, tool), reply, hide_tool=hide_closing)
                     hide_closing = hide_closing and not tool
                     if reply.stopped:
@@ -170,7 +191,9 @@ class _Choice:
                 elif isinstance(event, CallRequest):
                     outcome = self.answer(event, reply)
                     hide_closing = not plan.keep_markup and not isinstance(outcome, Handoff)
+                    self.asked(event, isinstance(outcome, Handoff))
                 elif isinstance(event, CallRefused):  # past max_calls, or tools off: shown with its error, not run
+                    self.asked(event.request, False)
                     self.show_run(event.request, reply)
                     hide_closing = not plan.keep_markup
                 elif isinstance(event, MalformedCall):
@@ -181,6 +204,8 @@ class _Choice:
                     self.emit(ReplyEvent(self.index, "run", dict(malformed)))
                 elif isinstance(event, CallFinished):
                     record = event.record
+                    if self.open_calls and self.open_calls[-1][2] is None and self.open_calls[-1][1] is None:
+                        self.open_calls[-1][2] = record.result
                     done: dict[str, Any] = (self.running.pop(0) if self.running
                                             else {"id": run_id(), "tool": record.tool, "arguments": {}})
                     done.update(status="done", ok=record.ok, result=record.result if record.ok else None,
@@ -189,6 +214,7 @@ class _Choice:
                     self.emit(ReplyEvent(self.index, "run", done))
                 elif isinstance(event, Done):
                     reason = event.result.stop_reason
+                    done_text = event.result.text
                     finish = {"length": "length", "cancelled": "cancelled", "tool_calls": "tool_calls"}.get(
                         reason or "", "stop")
         finally:
@@ -198,6 +224,7 @@ class _Choice:
             return
         self.show(field.finish(), reply)
         self.say(reply.finish())
+        self.remember(done_text)
         if self.handed:
             self.emit(ReplyEvent(self.index, "tool_calls", [
                 {"id": r.id, "type": "function", "function": {"name": r.tool, "arguments": json_arguments(r.arguments)}}

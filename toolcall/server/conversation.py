@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..binding import positional_arguments
-from ..calls import KeywordArgs, ToolCall
+from ..calls import KeywordArgs, PendingCalls, ToolCall
 from ..dialects.base import defuse
 from ..errors import ConfigError, ToolArgumentError
 from ..specs import ToolSpecs
+from .handoffs import HandedReply, HandoffMemory
 from .protocol import ApiError, Message
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class _OpenCalls:
 
     calls: list[tuple[str, ToolCall]] = field(default_factory=list)  # (tool_call_id, call) in the message's order
     results: dict[str, str] = field(default_factory=dict)
+    # The reply as the model wrote it, when the server remembers it, and its calls awaiting results.
+    remembered: tuple[HandedReply, PendingCalls] | None = None
 
 
 def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, where: str, call_id: str) -> ToolCall:
@@ -86,8 +89,23 @@ def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:
     return text
 
 
+def _recall(memory: HandoffMemory | None, dialect: "Dialect", m: Message,
+            before: str) -> tuple[HandedReply, PendingCalls] | None:
+    """The reply this assistant message shows, as the model wrote it, if the server remembers it and it continues
+    `before` (the turn's text so far) with the same calls at its end."""
+    if memory is None or not m.tool_calls:
+        return None
+    reply = memory.recall([tc.id for tc in m.tool_calls], m.text())
+    if reply is None or not reply.text.startswith(before):
+        return None
+    pending = dialect.pending(reply.text)
+    if pending is None or pending.malformed or [c.span[0] for c in pending.calls] != [c.start for c in reply.calls]:
+        return None
+    return reply, pending
+
+
 def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSpecs,
-                 special_texts: tuple[str, ...] = ()) -> Conversation:
+                 special_texts: tuple[str, ...] = (), memory: HandoffMemory | None = None) -> Conversation:
     """The conversation from OpenAI messages.
 
     An assistant message with tool_calls, the tool messages answering them and the assistant message after them are
@@ -98,6 +116,9 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
     `special_texts` (the tokenizer's, `Backend.special_texts`) are broken wherever a message holds one, as OpenAI
     reads them in messages as plain text: a tool result quoting `<|im_end|>` would otherwise end a turn in the
     model's context; a result's dialect markup is broken too, as in every result (`Dialect.close`).
+
+    An assistant message that `memory` holds (a reply of this server that ended with these calls, shown as the
+    message says) is continued from the text the model wrote, server tools' calls and results included.
     """
     turns: list[dict[str, str]] = []
     answered = 0  # how much of the last turn's text ends with written-back results (0: none)
@@ -120,7 +141,15 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             turns.append({"role": "system" if m.role == "developer" else m.role, "content": text(m)})
             continuing, answered = False, 0
         elif m.role == "assistant":
-            if continuing and turns and turns[-1]["role"] == "assistant":
+            joined = continuing and bool(turns) and turns[-1]["role"] == "assistant"
+            remembered = _recall(memory, dialect, m, turns[-1]["content"] if joined else "")
+            if remembered is not None:
+                if joined:
+                    turns[-1]["content"] = remembered[0].text
+                else:
+                    turns.append({"role": "assistant", "content": remembered[0].text})
+                    answered = 0
+            elif joined:
                 turns[-1]["content"] += text(m)
             else:
                 content = text(m)
@@ -132,7 +161,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                 answered = 0
             continuing = False
             if m.tool_calls:
-                group = _OpenCalls()
+                group = _OpenCalls(remembered=remembered)
                 for tc in m.tool_calls:
                     if tc.id in seen_ids:
                         raise ApiError(400, f"{where}: tool call id {tc.id!r} is used twice in the conversation; "
@@ -149,7 +178,11 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                 raise ApiError(400, f"{where}: tool call {m.tool_call_id!r} is answered twice", param="messages")
             group.results[m.tool_call_id] = text(m)
             if len(group.results) == len(group.calls):
-                turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
+                if group.remembered is not None:
+                    reply, pending = group.remembered
+                    turns[-1]["content"] = reply.text + dialect.close(pending, reply.results(group.results))
+                else:
+                    turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
                 answered = len(turns[-1]["content"])
                 group, continuing = None, True
     if group is not None:

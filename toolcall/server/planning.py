@@ -11,6 +11,7 @@ from ..loop import LoopConfig
 from ..registry import ToolRegistry
 from ..specs import ToolSpec, ToolSpecs
 from .conversation import conversation
+from .handoffs import HandoffMemory
 from .protocol import ApiError, ChatRequest
 
 if TYPE_CHECKING:
@@ -105,8 +106,10 @@ def sampling(request: ChatRequest) -> Sampling:
     return Sampling(request.temperature, request.top_p, request.seed)
 
 
-def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Dialect", backend: Backend) -> Plan:
-    """The prompt, tools and loop settings for `request`; an ApiError (400) for anything it cannot mean."""
+def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Dialect", backend: Backend,
+                 memory: HandoffMemory | None = None) -> Plan:
+    """The prompt, tools and loop settings for `request`; an ApiError (400) for anything it cannot mean. `memory`
+    holds this server's replies that ended with calls for the client (see toolcall.server.handoffs)."""
     server = _server_tools(request, settings)
     client = client_specs(request, dialect)
     choice = request.tool_choice or "auto"
@@ -135,7 +138,7 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
     shown = tools if config.tools_enabled else None
     if shown is not None and (config.constrain_calls or config.force_call):
         _check_call_grammar(dialect, shown, backend, required=config.constrain_calls)
-    talk = conversation(request.messages, dialect, client, backend.special_texts())
+    talk = conversation(request.messages, dialect, client, backend.special_texts(), memory)
     prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
                             instruction=settings.instruction) + talk.tail
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),

@@ -300,3 +300,14 @@ def test_what_a_server_tool_told_the_model_before_a_client_call_is_kept_for_the_
             prompt = live.backend.prompts[-1]
             assert ("391" in prompt) is not edited and ("I edited this." in prompt) is edited
             assert prompt.count("sunny") == 1
+
+
+def test_a_reply_that_max_tokens_ends_inside_a_call_shows_no_markup() -> None:
+    full = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    for live in serve(SlowFake(script=lambda text: full), settings(), dialect="hermes"):
+        for limit in (6, 12, 18):
+            kwargs: dict[str, Any] = {"messages": ASK_WEATHER, "tools": [WEATHER], "max_tokens": limit}
+            choice = live.client().chat.completions.create(model=MODEL, **kwargs).choices[0]
+            assert choice.finish_reason == "length" and choice.message.content == "Let me check."
+            chunks = stream(live, **kwargs)
+            assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Let me check."

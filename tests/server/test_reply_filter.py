@@ -118,3 +118,26 @@ def test_stops_end_only_the_models_own_shown_text() -> None:
     out = kept.text("It is [Calculator(17 * 23) ->") + kept.keep_call() + kept.text(" 391]", tool=True)
     out += kept.text(" so 3") + kept.text("9 then.") + kept.finish()
     assert out == "It is [Calculator(17 * 23) -> 391] so" and kept.stopped  # a stop split across deltas is found
+
+
+@pytest.mark.parametrize("dialect, text, shown", [
+    ("pythonic", "See [1] and [get_weather(cities=['Par", "See [1] and"),
+    ("pythonic", "Lists like [1, 2] and [a, b", "Lists like [1, 2] and [a, b"),
+    ("hermes", 'Let me check. <tool_call>\n{"name": "get_weather", "argu', "Let me check."),
+    ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Pa', ""),
+    ("toolformer", "It is [see above] and [Calculator(17 * ", "It is [see above] and"),
+])
+def test_a_call_the_reply_ended_in_is_cut_and_prose_brackets_stay(dialect: str, text: str, shown: str) -> None:
+    """max_tokens striking inside a call used to give its markup as the reply's content."""
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect(dialect)
+
+    def is_call(stretch: str) -> bool:
+        parsed = d.parse(stretch)
+        return bool(parsed.calls or parsed.issues)
+
+    for keep in (False, True):
+        f = ReplyFilter(d.call_start or d.open_marker, keep, (), one_line_calls=d.one_line_calls)
+        out = "".join(f.text(c) for c in text) + f.finish(is_call)
+        assert out == (text.rstrip() if keep else shown)

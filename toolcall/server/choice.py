@@ -93,6 +93,11 @@ class _Choice:
             self.shown.append(text)
             self.emit(ReplyEvent(self.index, "text", text))
 
+    def is_call(self, text: str) -> bool:
+        """Whether `text` (from a possible call start on) holds call markup, finished or not."""
+        parsed = self.dialect.parse(text)
+        return bool(parsed.calls or parsed.issues)
+
     def asked(self, request: CallRequest, handed: bool) -> None:
         offset = len(self.plan.prompt) - len(self.plan.tail)  # where the reply (its continued tail too) starts
         self.open_calls.append([request.call.span[0] - offset, request.id if handed else None, None])
@@ -223,7 +228,7 @@ class _Choice:
             self.emit(ReplyEvent(self.index, "done", "cancelled", {"counters": session.counters}))
             return
         self.show(field.finish(), reply)
-        self.say(reply.finish())
+        self.say(reply.finish(self.is_call))
         self.remember(done_text)
         if self.handed:
             self.emit(ReplyEvent(self.index, "tool_calls", [

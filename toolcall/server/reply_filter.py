@@ -1,10 +1,12 @@
 """The loop's text as the client reads it, released incrementally so streamed and non-streamed replies are equal."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: How many characters after a possible call start are held back from the reply before they are released as prose.
 HOLD_CHARS = 4000
+#: How many possible call starts the end of a reply looks at for a call the model did not finish.
+MAX_UNFINISHED_STARTS = 32
 
 
 class ReplyFilter:
@@ -181,6 +183,21 @@ class ReplyFilter:
         self.settled = len(self.held)
         return ""
 
-    def finish(self) -> str:
-        """The rest of the reply, trailing whitespace dropped."""
+    def finish(self, is_call: Callable[[str], bool] | None = None) -> str:
+        """The rest of the reply, trailing whitespace dropped. With `is_call` (whether a stretch of text from a
+        possible call start to the next one holds call markup, finished or not), a call the reply ended in (the token
+        limit struck inside it) is cut rather than shown as prose."""
+        if is_call is not None and not self.keep:
+            starts: list[int] = []
+            at = self._live_start()
+            while at >= 0 and len(starts) < MAX_UNFINISHED_STARTS:
+                starts.append(at)
+                at = self.held.find(self.opener, at + 1)
+            for k, at in enumerate(starts):
+                if is_call(self.held[at:starts[k + 1] if k + 1 < len(starts) else len(self.held)]):
+                    self.held = self.held[:max(at, self.hidden)]
+                    break
+            # The first characters of a marker such as "<tool_call>" at the very end: the call was being opened.
+            partial = next((k for k in range(len(self.opener) - 1, 1, -1) if self.held.endswith(self.opener[:k])), 0)
+            self.held = self.held[:max(len(self.held) - partial, self.hidden)]
         return self._release(len(self.held.rstrip()))

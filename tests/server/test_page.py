@@ -60,7 +60,7 @@ def test_page_tool_toggle_and_reset(page: Any) -> None:
     page.click("#reset")
 
 
-def test_page_shows_a_moss_reply_with_its_thoughts_folded() -> None:
+def test_page_shows_a_moss_reply_with_its_thoughts_folded(page: Any) -> None:
     """MOSS's Inner Thoughts field comes as reasoning_content: the page shows it folded, the answer as the reply."""
     from live_server import SlowFake, serve, settings
 
@@ -70,12 +70,16 @@ def test_page_shows_a_moss_reply_with_its_thoughts_folded() -> None:
             return " It is 391.<eom>"
         return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
 
+    back = page.url
     for live in serve(SlowFake(script=moss), settings(), dialect="moss"):
-        for tab in page.__wrapped__(live):  # type: ignore[attr-defined]
-            tab.fill("#input", "What is 17 * 23?")
-            tab.press("#input", "Enter")
-            tab.wait_for_function("() => !document.querySelector('#send').disabled")
-            thoughts = tab.wait_for_selector("details.thoughts")
+        try:
+            page.goto(live.url + "/")
+            page.fill("#input", "What is 17 * 23?")
+            page.press("#input", "Enter")
+            page.wait_for_function("() => !document.querySelector('#send').disabled")
+            thoughts = page.wait_for_selector("details.thoughts")
             assert thoughts.get_attribute("open") is None and "I need to compute." in thoughts.text_content()
-            reply = tab.locator(".msg.assistant").last.inner_text()
+            reply = page.locator(".msg.assistant").last.inner_text()
             assert "It is 391." in reply and "<eot>" not in reply and "Commands" not in reply
+        finally:
+            page.goto(back)

@@ -59,6 +59,10 @@ class LoopConfig:
                               f"probability; 0 = off), got {self.call_threshold}")
 
 
+#: How much blank text after handed-off calls the loop waits through for another call before it ends the reply.
+MAX_BLANK_AFTER_CALLS = 32
+
+
 def new_call_id() -> str:
     """An id for one call, in the form OpenAI's tool_calls use."""
     return "call_" + secrets.token_hex(12)
@@ -352,13 +356,14 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
         try:
             for delta in stream:
                 held += delta
-                if not dialect.continues_calls(held):
+                if not dialect.continues_calls(held) or (len(held) > MAX_BLANK_AFTER_CALLS and not held.strip()):
                     break
         finally:
             if isinstance(stream, Generator):
                 stream.close()  # the engine stops here (it may hold a lock or a batch slot), not when collected
         run.budget -= s.counters.decoded_tokens - before
-        if not dialect.continues_calls(held) or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
+        if (not dialect.continues_calls(held) or (len(held) > MAX_BLANK_AFTER_CALLS and not held.strip())
+                or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers):
             return
         pending = dialect.pending(s.text)
         if pending is None:

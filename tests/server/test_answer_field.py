@@ -51,3 +51,19 @@ def test_a_continued_reply_starts_in_the_field_its_text_left_open() -> None:
     field = AnswerField(OPEN, EOT, COMMANDS)
     field.prime("".join(t for t, _ in REPLY[:2]))
     assert field.feed(" Sunny.", False) == [("model", " Sunny.")]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_second_round_after_the_answer_goes_back_to_thoughts_and_fields(chunked: bool) -> None:
+    second = [(" It is 391. <|Inner Thoughts|>: Check.<eot>\n<|Commands|>: Calculator(\"391 / 23\")<eoc>", False),
+              ("\n<|Results|>:\nCalculator(\"391 / 23\") => '17'\n<eor>\n<|MOSS|>:", True), (" Final.", False)]
+    pieces = REPLY[:2] + second
+    out = split(AnswerField(OPEN, EOT, COMMANDS, "<|Inner Thoughts|>:"), by_chars(pieces) if chunked else pieces)
+    assert out["reasoning"] == " I need to compute. Check."
+    assert out["model"] == " It is 391.  Final." and "Commands" in out["skip"]
+
+
+def test_thoughts_the_token_limit_cut_are_reasoning() -> None:
+    field = AnswerField(OPEN, EOT, COMMANDS)
+    assert field.feed(" I was thinking about", False) == []
+    assert field.finish(cut=True) == [("reasoning", " I was thinking about")]

@@ -311,3 +311,82 @@ def test_a_reply_that_max_tokens_ends_inside_a_call_shows_no_markup() -> None:
             assert choice.finish_reason == "length" and choice.message.content == "Let me check."
             chunks = stream(live, **kwargs)
             assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Let me check."
+
+
+def test_a_remembered_reply_is_used_only_in_its_own_conversation_and_as_it_was_sent() -> None:
+    """The same assistant message after other messages, with other arguments, or with earlier rounds dropped, is the
+    client's own: it is written back from what it says, never from the server's memory."""
+    first, then = SERVER_THEN_CLIENT["hermes"]
+
+    def script(text: str) -> str | None:
+        reply = text[text.rfind("assistant:") + len("assistant:"):]
+        if "sunny" in reply or "rainy" in reply:
+            return " Done."
+        if "get_weather" in reply:
+            return None
+        return then if "391" in reply else first
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        client = live.client()
+        asked: list[Any] = [{"role": "user", "content": "17 * 23, and the weather in Paris?"}]
+        message = client.chat.completions.create(model=MODEL, messages=asked, tools=[WEATHER]).choices[0].message
+        sent = message.model_dump(exclude_none=True, exclude={"tool_runs"})
+        (call,) = message.tool_calls
+        rome = {**sent, "tool_calls": [{**sent["tool_calls"][0], "function": {
+            "name": "get_weather", "arguments": '{"city": "Rome"}'}}]}
+        for before, back, remembered in (
+                (asked, sent, True),
+                ([{"role": "user", "content": "Write a haiku about rain."}], sent, False),
+                ([{"role": "system", "content": "Be brief."}, *asked], sent, False),
+                (asked, rome, False)):
+            more = [*before, back, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+            client.chat.completions.create(model=MODEL, messages=more, tools=[WEATHER])
+            prompt = live.backend.prompts[-1]
+            assert ("391" in prompt) is remembered
+            assert ("Rome" in prompt) is (back is rome)
+
+
+def test_a_second_moss_round_shows_its_thoughts_as_reasoning_and_its_fields_not_at_all() -> None:
+    def script(text: str) -> str:
+        reply = text.split("<|Human|>:")[-1]
+        if reply.count("<|Results|>") == 2:
+            return " Final.<eom>"
+        if "<|Results|>" in reply:
+            return (' It is 391. <|Inner Thoughts|>: Check it again.<eot>\n<|Commands|>: Calculator("391 / 23")'
+                    "<eoc>")
+        return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
+
+    for live in serve(SlowFake(script=script), settings(), dialect="moss"):
+        kwargs: dict[str, Any] = {"messages": [{"role": "user", "content": "17 * 23?"}]}
+        message = live.client().chat.completions.create(model=MODEL, **kwargs).choices[0].message
+        assert message.content == "It is 391. Final."
+        assert message.model_extra["reasoning_content"] == "I need to compute.\nCheck it again."
+        chunks = stream(live, **kwargs)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "It is 391. Final."
+
+
+def test_blank_text_after_a_handed_back_call_ends_the_reply_soon() -> None:
+    full = TWO_CALLS["hermes"].split("\n<tool_call>")[0] + "\n" * 4000
+
+    def script(text: str) -> str | None:
+        reply = text[text.rfind("assistant:") + len("assistant:"):]
+        return full[len(reply):] if full.startswith(reply) else None
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER],
+                                                      max_tokens=2000)
+        assert reply.choices[0].finish_reason == "tool_calls" and reply.usage.completion_tokens < 40
+
+
+def test_a_reply_that_ends_normally_keeps_prose_that_mentions_call_markup() -> None:
+    texts = {"mistral": "Calls start with [TOOL_CALLS] and a JSON list. Then they stop.",
+             "toolformer": "The model writes [get_weather(Paris) in brackets, then goes on.",
+             "hermes": "The tag is <tool"}
+    for dialect, text in texts.items():
+        def script(whole: str, text: str = text) -> str | None:
+            reply = whole[whole.rfind("assistant:") + len("assistant:"):]
+            return text[len(reply):] if text.startswith(reply) and len(reply) < len(text) else None
+
+        for live in serve(SlowFake(script=script), settings(), dialect=dialect):
+            reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER)
+            assert reply.choices[0].message.content == text

@@ -333,9 +333,10 @@ class Dialect(ABC):
     #: Whether calls name their arguments (a JSON object) rather than list them in order.
     named_arguments: bool = False
     #: For a dialect whose replies write fields before the answer (MOSS: inner thoughts, then commands and results,
-    #: then the answer): the text that opens the answer, and the one that ends the thoughts the reply begins with.
-    #: Empty: the whole reply is the answer.
+    #: then the answer): the text that opens the answer, and the ones that open and end the thoughts the reply begins
+    #: with (the prompt writes the first opener). Empty: the whole reply is the answer.
     answer_opener: str = ""
+    thoughts_opener: str = ""
     thoughts_end: str = ""
     #: The dialect's markup that would end a tool's result or start a call or turn if a result held it as written
     #: (`</tool_response>`, `<|eot_id|>`): close() breaks each with a zero-width space (see `defuse`), so a result

@@ -165,6 +165,7 @@ class MossDialect(Dialect):
     open_marker = COMMANDS_OPEN
     result_markers = (RESULTS_OPEN,)
     answer_opener = MOSS_OPEN
+    thoughts_opener = THOUGHTS_OPEN
     thoughts_end = "<eot>"
     reserved = (HUMAN_OPEN, THOUGHTS_OPEN, COMMANDS_OPEN, RESULTS_OPEN, MOSS_OPEN, "<eoh>", "<eot>", "<eoc>", "<eor>",
                 "<eom>")

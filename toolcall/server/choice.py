@@ -84,6 +84,7 @@ class _Choice:
         self.running: list[dict[str, Any]] = []  # server tool runs started and not yet finished
         self.handed: list[CallRequest] = []      # client calls handed back as tool_calls
         self.shown: list[str] = []               # the content the client is given
+        self.thoughts: list[str] = []            # and its reasoning
         # The calls asked for since the loop last closed calls with their results: [start in the reply, the id of
         # a handed-back call, the result text of one answered here].
         self.open_calls: list[list[Any]] = []
@@ -94,9 +95,14 @@ class _Choice:
             self.emit(ReplyEvent(self.index, "text", text))
 
     def is_call(self, text: str) -> bool:
-        """Whether `text` (from a possible call start on) holds call markup, finished or not."""
+        """Whether `text`, from a possible call start on, is a call, finished or not: the dialect reads a call there,
+        or reads the start of one and then finds it broken (not at once: "<tool_call> tags" is prose)."""
         parsed = self.dialect.parse(text)
-        return bool(parsed.calls or parsed.issues)
+        if any(c.span[0] == 0 for c in parsed.calls):
+            return True
+        opener = self.dialect.call_start or self.dialect.open_marker
+        body = len(text) - len(text[len(opener):].lstrip())
+        return any(issue.pos > body for issue in parsed.issues)
 
     def asked(self, request: CallRequest, handed: bool) -> None:
         offset = len(self.plan.prompt) - len(self.plan.tail)  # where the reply (its continued tail too) starts
@@ -107,7 +113,9 @@ class _Choice:
         if self.memory is None or not self.handed:
             return
         calls = tuple(PendingCall(start, call_id, result or "") for start, call_id, result in self.open_calls)
-        self.memory.remember(HandedReply(self.plan.tail + text, "".join(self.shown), calls))
+        sent = tuple((r.id, r.tool, json_arguments(r.arguments)) for r in self.handed)
+        self.memory.remember(HandedReply(self.plan.tail + text, "".join(self.shown), calls, self.plan.context, sent,
+                                         "".join(self.thoughts)))
 
     def show(self, pieces: list[tuple[Kind, str]], reply: ReplyFilter, hide_tool: bool = False) -> None:
         """The loop's text as the answer field split it: reasoning and the answer are the client's, the rest is not
@@ -116,7 +124,10 @@ class _Choice:
             if kind == "reasoning":
                 reply.skip(text)
                 if text.strip():
-                    self.emit(ReplyEvent(self.index, "reasoning", text.strip()))
+                    # A second round's thoughts (MOSS) start on a line of their own.
+                    thought = ("\n" if self.thoughts else "") + text.strip()
+                    self.thoughts.append(thought)
+                    self.emit(ReplyEvent(self.index, "reasoning", thought))
             elif kind == "skip" or (kind == "tool" and hide_tool):
                 reply.skip(text)
             else:
@@ -129,8 +140,12 @@ class _Choice:
         if self.handed and not (handing and plan.parallel):
             # The reply ends with calls for the client: a later call is not run (its result could not reach the
             # model), and one call per reply unless parallel_tool_calls.
-            why = ("parallel_tool_calls is false" if handing
-                   else "not run: this reply ends with calls for the client; call it again once they are answered")
+            if handing:
+                why = "parallel_tool_calls is false"
+            elif request.tool in plan.client:
+                why = f"{request.tool}: {request.error or 'not offered in this reply'}"
+            else:
+                why = "not run: this reply ends with calls for the client; call it again once they are answered"
             self.show_run(request, reply)
             return Result(f"Error: {why}", False, why)
         if handing:
@@ -164,7 +179,7 @@ class _Choice:
         reply.prime(plan.tail, plan.tail_answered)
         # With the markup kept the client reads the reply as written; else only its answer field, and its reasoning.
         field = AnswerField("" if plan.keep_markup else self.dialect.answer_opener, self.dialect.thoughts_end,
-                            self.dialect.open_marker)
+                            self.dialect.open_marker, self.dialect.thoughts_opener)
         field.prime(plan.tail)
         flow = decode_with_tools(session, self.dialect, plan.tools, plan.config)
         finish: str | None = None
@@ -227,8 +242,9 @@ class _Choice:
         if finish == "cancelled":
             self.emit(ReplyEvent(self.index, "done", "cancelled", {"counters": session.counters}))
             return
-        self.show(field.finish(), reply)
-        self.say(reply.finish(self.is_call))
+        cut = finish == "length"  # the token limit struck: thoughts or a call may be unfinished
+        self.show(field.finish(cut), reply)
+        self.say(reply.finish(self.is_call if cut else None))
         self.remember(done_text)
         if self.handed:
             self.emit(ReplyEvent(self.index, "tool_calls", [

@@ -11,7 +11,7 @@ from ..calls import KeywordArgs, PendingCalls, ToolCall
 from ..dialects.base import defuse
 from ..errors import ConfigError, ToolArgumentError
 from ..specs import ToolSpecs
-from .handoffs import HandedReply, HandoffMemory
+from .handoffs import HandedReply, HandoffMemory, MessageDigest
 from .protocol import ApiError, Message
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class Conversation:
     history: list[dict[str, str]]
     tail: str = ""
     answered: int = 0  # tail[:answered] ends with the client's calls and their results: no call is open there
+    digest: str = ""   # of the messages (toolcall.server.handoffs.MessageDigest)
 
 
 @dataclass
@@ -89,14 +90,17 @@ def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:
     return text
 
 
-def _recall(memory: HandoffMemory | None, dialect: "Dialect", m: Message,
-            before: str) -> tuple[HandedReply, PendingCalls] | None:
-    """The reply this assistant message shows, as the model wrote it, if the server remembers it and it continues
-    `before` (the turn's text so far) with the same calls at its end."""
+def _recall(memory: HandoffMemory | None, dialect: "Dialect", m: Message, before: str,
+            context: str) -> tuple[HandedReply, PendingCalls] | None:
+    """The reply this assistant message shows, as the model wrote it, if the server remembers it: made after the
+    same messages (`context`, their digest), shown as this message shows it (content, calls, reasoning), continuing
+    `before` (the turn's text so far), with the same calls at its end."""
     if memory is None or not m.tool_calls:
         return None
     reply = memory.recall([tc.id for tc in m.tool_calls], m.text())
-    if reply is None or not reply.text.startswith(before):
+    if (reply is None or reply.context != context or not reply.text.startswith(before)
+            or reply.tool_calls != tuple((tc.id, tc.function.name, tc.function.arguments) for tc in m.tool_calls)
+            or m.reasoning_content not in (None, reply.reasoning)):
         return None
     pending = dialect.pending(reply.text)
     if pending is None or pending.malformed or [c.span[0] for c in pending.calls] != [c.start for c in reply.calls]:
@@ -125,12 +129,15 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
     group: _OpenCalls | None = None
     seen_ids: set[str] = set()
     continuing = False  # the last assistant turn got its results: the next assistant message continues it
+    digest = MessageDigest()  # of the messages before the one read
 
     def text(m: Message) -> str:
         return defuse(m.text(), special_texts)
 
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
+        if i:
+            digest.add(messages[i - 1].model_dump(mode="json", exclude_none=True))
         if group is not None and m.role != "tool":
             missing = [cid for cid, _ in group.calls if cid not in group.results]
             if missing:
@@ -142,7 +149,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             continuing, answered = False, 0
         elif m.role == "assistant":
             joined = continuing and bool(turns) and turns[-1]["role"] == "assistant"
-            remembered = _recall(memory, dialect, m, turns[-1]["content"] if joined else "")
+            remembered = _recall(memory, dialect, m, turns[-1]["content"] if joined else "", digest.hexdigest())
             if remembered is not None:
                 if joined:
                     turns[-1]["content"] = remembered[0].text
@@ -196,7 +203,9 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
         raise ApiError(400, "messages: the conversation must end with a user message (or with an assistant reply "
                        "to continue after a user message)", param="messages")
     question = turns.pop()["content"]
-    return Conversation(question, turns, tail, tail_answered)
+    if messages:
+        digest.add(messages[-1].model_dump(mode="json", exclude_none=True))
+    return Conversation(question, turns, tail, tail_answered, digest.hexdigest())
 
 
 def json_arguments(arguments: dict[str, Any] | None) -> str:

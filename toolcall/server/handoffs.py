@@ -4,14 +4,17 @@ A reply that ran a server tool (or wrote MOSS thoughts) before it called a clien
 than the model wrote: the tool's call and result are cut from `content`. When the client sends its results back, the
 conversation would be rebuilt from what it was shown, and the model would lose what its tools told it. The server
 remembers each such reply by its calls' ids (random, given only to the client that made the request) and continues
-from the text the model wrote when the client sends back the same message.
+from the text the model wrote when the client sends back the same message, after the same conversation.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: How many replies, and how many characters of them in all, are remembered; the oldest are forgotten first (a
 #: forgotten reply is rebuilt from its message, as every reply was before).
@@ -31,11 +34,16 @@ class PendingCall:
 
 @dataclass(frozen=True)
 class HandedReply:
-    """The assistant text as the model wrote it, up to its last call, and what the client was shown of it."""
+    """The assistant text as the model wrote it, up to its last call, and what the client was shown of it: the
+    content, the tool_calls (id, name, arguments) and the reasoning; `context` is the digest of the messages the
+    reply answered (`MessageDigest`)."""
 
     text: str
     shown: str
     calls: tuple[PendingCall, ...]
+    context: str = ""
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
+    reasoning: str = ""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -44,6 +52,21 @@ class HandedReply:
     def results(self, answers: dict[str, str]) -> list[str]:
         """The results of the pending calls in order: the client's answers, and the server's own error texts."""
         return [answers[c.call_id] if c.call_id is not None else c.result for c in self.calls]
+
+
+class MessageDigest:
+    """A running digest of a conversation's messages, message by message, so that the digest of every prefix of a
+    long conversation costs one pass."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add(self, message: Mapping[str, Any]) -> None:
+        data = json.dumps(message, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        self._hash.update(len(data).to_bytes(8, "big") + data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 class HandoffMemory:

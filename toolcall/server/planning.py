@@ -48,6 +48,7 @@ class Plan:
     parallel: bool
     tail: str = ""               # the assistant text the client asked to continue (already in the prompt)
     tail_answered: int = 0       # tail[:tail_answered] ends with calls the client answered: none is open there
+    context: str = ""            # the digest of the request's messages (what a reply handed to the client answers)
 
 
 def client_specs(request: ChatRequest, dialect: "Dialect") -> ToolSpecs:
@@ -143,7 +144,7 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
                             instruction=settings.instruction) + talk.tail
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
                 bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail,
-                talk.answered)
+                talk.answered, talk.digest)
 
 
 def _check_call_grammar(dialect: "Dialect", tools: ToolSpecs, backend: Backend, required: bool) -> None:

@@ -173,8 +173,8 @@ class ReplyFilter:
         while True:
             if self.grouped and at > 0 and self.held[at - 1] in "[{":
                 at -= 1
-            elif self.marker and self.held.endswith(self.marker, 0, at):
-                at -= len(self.marker)
+            elif self.marker and self.held[:at].rstrip().endswith(self.marker):
+                at = len(self.held[:at].rstrip()) - len(self.marker)  # "[TOOL_CALLS] [" and "<|Commands|>: f()"
             else:
                 return at
 
@@ -190,9 +190,10 @@ class ReplyFilter:
         if is_call is not None and not self.keep:
             starts: list[int] = []
             at = self._live_start()
-            while at >= 0 and len(starts) < MAX_UNFINISHED_STARTS:
+            while at >= 0:
                 starts.append(at)
                 at = self.held.find(self.opener, at + 1)
+            starts = starts[-MAX_UNFINISHED_STARTS:]  # the call the limit struck in is the last thing written
             for k, at in enumerate(starts):
                 if is_call(self.held[at:starts[k + 1] if k + 1 < len(starts) else len(self.held)]):
                     self.held = self.held[:max(at, self.hidden)]

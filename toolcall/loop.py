@@ -341,6 +341,11 @@ def _ask(run: _Run, calls: Sequence[ToolCall]) -> Generator[Event, "Outcome | No
     return results
 
 
+def _may_be_calls(dialect: "Dialect", text: str) -> bool:
+    """Whether `text`, written right after handed-off calls, may still be more calls (not a long blank run)."""
+    return dialect.continues_calls(text) and (len(text) <= MAX_BLANK_AFTER_CALLS or bool(text.strip()))
+
+
 def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
     """After calls were handed back: the calls the model writes right after them belong to the same reply (hermes
     writes a block per call, each ending at a call marker), so decode on while the text may still be calls (the
@@ -356,14 +361,13 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
         try:
             for delta in stream:
                 held += delta
-                if not dialect.continues_calls(held) or (len(held) > MAX_BLANK_AFTER_CALLS and not held.strip()):
+                if not _may_be_calls(dialect, held):
                     break
         finally:
             if isinstance(stream, Generator):
                 stream.close()  # the engine stops here (it may hold a lock or a batch slot), not when collected
         run.budget -= s.counters.decoded_tokens - before
-        if (not dialect.continues_calls(held) or (len(held) > MAX_BLANK_AFTER_CALLS and not held.strip())
-                or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers):
+        if not _may_be_calls(dialect, held) or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
             return
         pending = dialect.pending(s.text)
         if pending is None:

@@ -373,6 +373,17 @@ class Dialect(ABC):
         ending with it finds exactly these calls (how a conversation whose calls a client answered is written back)."""
         return "".join(self.render_call(c.with_result(None)) for c in calls)
 
+    def begins_call(self, text: str) -> bool:
+        """Whether `text`, which starts where a call may start, is a call, finished or not (a reply the token limit
+        cut inside one): a call is read there, or the start of one that then breaks ("<tool_call> tags" breaks at
+        once, and is prose)."""
+        parsed = self.parse(text)
+        if any(c.span[0] == 0 for c in parsed.calls):
+            return True
+        opener = self.call_start or self.open_marker
+        body = len(text) - len(text[len(opener):].lstrip()) if text.startswith(opener) else 0
+        return any(issue.pos > body for issue in parsed.issues)
+
     def continues_calls(self, text: str) -> bool:
         """Whether `text`, written right after a call group, may still be (the start of) more calls of the same
         group: a model that hands its calls to a client writes them all before its reply ends (hermes writes one

@@ -94,16 +94,6 @@ class _Choice:
             self.shown.append(text)
             self.emit(ReplyEvent(self.index, "text", text))
 
-    def is_call(self, text: str) -> bool:
-        """Whether `text`, from a possible call start on, is a call, finished or not: the dialect reads a call there,
-        or reads the start of one and then finds it broken (not at once: "<tool_call> tags" is prose)."""
-        parsed = self.dialect.parse(text)
-        if any(c.span[0] == 0 for c in parsed.calls):
-            return True
-        opener = self.dialect.call_start or self.dialect.open_marker
-        body = len(text) - len(text[len(opener):].lstrip())
-        return any(issue.pos > body for issue in parsed.issues)
-
     def asked(self, request: CallRequest, handed: bool) -> None:
         offset = len(self.plan.prompt) - len(self.plan.tail)  # where the reply (its continued tail too) starts
         self.open_calls.append([request.call.span[0] - offset, request.id if handed else None, None])
@@ -244,7 +234,7 @@ class _Choice:
             return
         cut = finish == "length"  # the token limit struck: thoughts or a call may be unfinished
         self.show(field.finish(cut), reply)
-        self.say(reply.finish(self.is_call if cut else None))
+        self.say(reply.finish(self.dialect.begins_call if cut else None))
         self.remember(done_text)
         if self.handed:
             self.emit(ReplyEvent(self.index, "tool_calls", [

@@ -89,6 +89,15 @@ def test_json_types_from_text() -> None:
         bind({"shape": "x"}, schema)
 
 
+def test_a_const_is_an_enum_of_one() -> None:
+    schema = {"type": "object", "properties": {"mode": {"const": "fast"}, "version": {"type": "integer", "const": 2}}}
+    assert bind(("fast", "2"), schema) == {"mode": "fast", "version": 2}
+    with pytest.raises(ToolArgumentError, match='expected one of "fast"'):
+        bind({"mode": "slow"}, schema)
+    with pytest.raises(ToolArgumentError, match="expected one of 2"):
+        bind({"version": 3}, schema)
+
+
 def test_a_malformed_schema_binds_what_it_can() -> None:
     assert bind(("x",), {"type": "object", "properties": {"a": 5}, "required": 5}) == {"a": "x"}
     assert bind({}, {"type": "object", "properties": ["a"]}) == {}

@@ -94,12 +94,12 @@ def _value_grammar(schema: Any) -> str:
     """Lark for one argument value."""
     if not isinstance(schema, dict):  # `true` (anything), or a schema from elsewhere that is no object
         return ANY_VALUE
-    values = schema.get("enum")
+    values = [schema["const"]] if "const" in schema else schema.get("enum")
     if isinstance(values, list):
         spelled = list(dict.fromkeys(_literal(v) for v in values if _spellable(v)))
         if spelled and len(values) <= MAX_ENUM_VALUES:
             return " | ".join(spelled)
-    branches = schema.get("anyOf")
+    branches = schema.get("anyOf", schema.get("oneOf"))
     if isinstance(branches, list):
         parts = list(dict.fromkeys(f"({_value_grammar(s)})" for s in branches if s is not False))
         if parts:

@@ -154,7 +154,7 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
         out = _as(value, kinds[0], schema)
     else:
         out = _first_fit(value, kinds, schema)
-    allowed = schema.get("enum")
+    allowed = [schema["const"]] if "const" in schema else schema.get("enum")  # a const is an enum of one
     if isinstance(allowed, list) and allowed and not any(_same(out, a) for a in allowed):
         # An untyped enum, or a value the type did not change: the text may still spell a choice ("2" for 2).
         text = value.strip() if isinstance(value, str) else None

@@ -192,6 +192,16 @@ def test_schema_grammars_a_client_may_send_build_and_read_back(masks: TokenMasks
         assert call.args[1] in ("ok", "", "null"), text  # only the values it can write, each read back as itself
 
 
+def test_const_and_one_of_hold_a_toolformer_argument(masks: TokenMasks) -> None:
+    """`const` and `oneOf` (pydantic writes both) were not held: any string or any type could be written."""
+    spec = _spec({"mode": {"const": "fast"}, "n": {"oneOf": [{"type": "integer"}, {"enum": ["all"]}]}}, ["mode", "n"])
+    grammar = ToolformerDialect().call_grammar([spec])
+    assert LLMatcher.validate_grammar(grammar) == ""
+    for text in samples(masks, grammar, 30, seed=7):
+        mode, n = one_call(text).args
+        assert mode == "fast" and (n == "all" or str(n).lstrip("-").isdigit()), text
+
+
 def test_hermes_leaves_a_schema_built_from_refs_open() -> None:
     """`additionalProperties: false` at the top of a `$ref` schema (pydantic's, for a recursive model) refused
     every argument, so no call could be written under constrain_calls."""

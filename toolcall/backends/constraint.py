@@ -66,12 +66,6 @@ class TokenMasks:
         return cls(llguidance.LLTokenizer(llguidance.TokenizerWrapper(vocabulary)), len(tokens))
 
     # --- matchers ----------------------------------------------------------------------------------
-    def check(self, grammar: str) -> None:
-        """Raise ConfigError with llguidance's message (line, column, what is unsupported) if `grammar` is unusable."""
-        message = llguidance_module().LLMatcher.validate_grammar(grammar, self.tokenizer)
-        if message:
-            raise ConfigError(f"the constraint grammar cannot be used: {message}")
-
     def matchers(self, grammar: str, n: int) -> list[Any]:
         """`n` fresh matchers at the start of `grammar` (copies of one prototype built per grammar)."""
         # The table is shared with a server's request threads, which build a request's grammar before it decodes
@@ -81,7 +75,8 @@ class TokenMasks:
             if proto is not None:
                 self._prototypes.move_to_end(grammar)
         if proto is None:
-            self.check(grammar)
+            # A grammar it cannot use gives a matcher in error, with llguidance's message (line, column, what is
+            # unsupported): compiled once, not once to validate and again to match.
             proto = llguidance_module().LLMatcher(self.tokenizer, grammar)
             if proto.is_error():
                 raise ConfigError(f"the constraint grammar cannot be used: {proto.get_error()}")

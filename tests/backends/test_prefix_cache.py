@@ -41,6 +41,9 @@ def test_a_shared_prompt_prefix_is_prefilled_once(tiny: Path) -> None:
     assert prefilled < whole // 4 and cached.prefix_cache is not None and cached.prefix_cache.hits == 1
     # The same prompt again: all of it but the last token comes from the cache.
     assert decode(cached, second) == (text, 1)
+    again = cached.start(second)
+    again.generate([], 1)
+    assert (again.counters.input_tokens, again.counters.cached_tokens) == (whole, whole - 1)
 
 
 def test_short_or_unrelated_prompts_are_not_served_from_the_cache(tiny: Path) -> None:

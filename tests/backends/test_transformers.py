@@ -110,6 +110,8 @@ def test_loop_reprefill_per_call_equals_spliced_tokens(backend) -> None:  # type
     # Prompt once, then only the spliced tokens (plus any stop-overhang re-encoding, counted on its own).
     expected = len(backend.encode(prompt)) + len(backend.encode(" 391]")) + session.reprefilled_tokens
     assert result.counters.prefilled_tokens == expected
+    # The input: the prompt and the result, each once (re-encoded overhang is the model's own text).
+    assert result.counters.input_tokens == len(backend.encode(prompt)) + len(backend.encode(" 391]"))
 
 
 def test_constrained_calls_opened_by_the_trigger_parse_and_run(backend) -> None:  # type: ignore[no-untyped-def]

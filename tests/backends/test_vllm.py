@@ -116,6 +116,8 @@ def test_resubmits_ids_and_counts_only_uncached_prefill(stand_in: None) -> None:
     assert second[: len(first)] == first
     # Prompt once, then only the tokens after the cached prefix: the decoded call and the splice.
     assert result.counters.prefilled_tokens == len("PROMPT:") + len("x [double(21) -> 42]")
+    # The input, each token once: the prompt and the spliced result; none of it was in the cache before.
+    assert (result.counters.input_tokens, result.counters.cached_tokens) == (len("PROMPT:") + len(" 42]"), 0)
     assert llm.params[0].stop == ["->", "→"] and llm.params[0].include_stop_str_in_output
 
 

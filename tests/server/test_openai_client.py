@@ -40,6 +40,21 @@ def test_server_tool_runs_inside_the_generation(live: Live) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
 
+def test_usage_counts_the_prompt_once_and_every_choices_results(live: Live) -> None:
+    """usage.prompt_tokens was the prefilled tokens over n choices divided by n; it is the input, as OpenAI counts
+    it: the prompt once, then each choice's spliced results (the fake model: 4 characters a token)."""
+    one = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC)
+    two = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, n=2)
+    prompt = -(-len(live.backend.prompts[-1]) // 4)
+    result = one.usage.prompt_tokens - prompt
+    assert result > 0 and two.usage.prompt_tokens == prompt + 2 * result
+    assert two.usage.completion_tokens == 2 * one.usage.completion_tokens
+    assert one.usage.prompt_tokens_details.cached_tokens == 0
+    chunks = list(live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, n=2, stream=True,
+                                                        stream_options={"include_usage": True}))
+    assert chunks[-1].usage.prompt_tokens == two.usage.prompt_tokens
+
+
 def test_keep_markup_keeps_the_inline_call(live: Live) -> None:
     reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC,
                                                   extra_body={"toolcall": {"keep_markup": True}})

@@ -25,12 +25,18 @@ class Counters:
     decoded_tokens: int = 0     # tokens the model generated
     forward_passes: int = 0
     decode_seconds: float = 0.0  # wall time spent in the model (prefill + decode), tool time excluded
+    # Tokens given to the model that it did not write (the prompt, spliced results), each counted once however
+    # often an engine re-reads it; and how many of those a prefix cache served instead of a prefill.
+    input_tokens: int = 0
+    cached_tokens: int = 0
 
     def add(self, other: "Counters") -> None:
         self.prefilled_tokens += other.prefilled_tokens
         self.decoded_tokens += other.decoded_tokens
         self.forward_passes += other.forward_passes
         self.decode_seconds += other.decode_seconds
+        self.input_tokens += other.input_tokens
+        self.cached_tokens += other.cached_tokens
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,10 @@ class DecodeSession(ABC):
         The reply's own bookkeeping starts afresh: `generated`, the counters and per-reply limits such as the
         trigger count.
         """
+        before = self.counters.input_tokens
         self.append(text)
         self.prompt_chars = len(self.text)
-        self.counters = Counters()
+        self.counters = Counters(input_tokens=self.counters.input_tokens - before)  # the new turn is its input
         self.stop_reason, self.matched_stop = None, None
         self._reset_reply()
 

@@ -32,6 +32,7 @@ class FakeSession(DecodeSession):
         super().__init__(text=prompt, prompt_chars=len(prompt))
         self._backend = backend
         self._unprefilled = len(prompt)  # characters appended since the last stream, "prefilled" on the next one
+        self.counters.input_tokens = self._tokens(len(prompt))
 
     def _tokens(self, chars: int) -> int:
         return math.ceil(chars / self._backend.chars_per_token)
@@ -79,6 +80,7 @@ class FakeSession(DecodeSession):
     def append(self, text: str) -> None:
         self.text += text
         self._unprefilled += len(text)
+        self.counters.input_tokens += self._tokens(len(text))
 
 
 @dataclass(frozen=True)

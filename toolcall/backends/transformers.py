@@ -54,6 +54,7 @@ class TransformersSession(DecodeSession):
         self.rollback_tokens = 0                # decoded tokens dropped because a stop string ended inside them
         self.reprefilled_tokens = 0             # tokens re-encoded from those dropped tokens' kept characters
         self._seeded: Any = None                # the generator of a session with its own seed, made on first use
+        self.counters.input_tokens = len(prompt_ids)
 
     @property
     def ids(self) -> list[int]:
@@ -97,6 +98,7 @@ class TransformersSession(DecodeSession):
             return ids
         reused = self._reuse_prefix(shared, ids)
         self.counters.prefilled_tokens -= reused
+        self.counters.cached_tokens += reused
         return ids[reused:]
 
     def _store_prefix(self, ids: list[int]) -> None:
@@ -316,7 +318,9 @@ class TransformersSession(DecodeSession):
     def append(self, text: str) -> None:
         # Tokenize only the new text: the decoded tokens before it stay exactly as the model produced them.
         self.text += text
-        self._fresh += self._backend.encode(text)
+        ids = self._backend.encode(text)
+        self._fresh += ids
+        self.counters.input_tokens += len(ids)
 
 
 class TransformersBackend(HFScoringMixin, Backend):

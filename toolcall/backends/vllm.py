@@ -100,6 +100,8 @@ class VLLMSession(DecodeSession):
         self._backend = backend
         self.ids = ids
         self.cached_tokens = 0  # prompt tokens the prefix cache served, summed over streams
+        self._unsent = len(ids)  # input tokens (prompt, appended results) no request has carried yet
+        self.counters.input_tokens = len(ids)
         self._decoded_before = 0  # decoded_tokens when the current request was sent (budget of a constrained call)
         self.triggers = 0  # how often the top-k trigger forced a call open in this reply
 
@@ -179,6 +181,9 @@ class VLLMSession(DecodeSession):
         cached = getattr(output, "num_cached_tokens", None) or 0
         self.cached_tokens += cached
         self.counters.prefilled_tokens += prompt_len - cached
+        # Of the input this request carried for the first time (at the end of its prompt), what the cache served.
+        self.counters.cached_tokens += max(0, min(self._unsent, cached - (prompt_len - self._unsent)))
+        self._unsent = 0
         produced = len(completion.token_ids)
         eos = getattr(self._backend.tokenizer, "eos_token_id", None)
         if closers and produced and completion.token_ids[-1] == eos:
@@ -207,7 +212,10 @@ class VLLMSession(DecodeSession):
 
     def append(self, text: str) -> None:
         self.text += text
-        self.ids += self._backend.encode(text)
+        ids = self._backend.encode(text)
+        self.ids += ids
+        self._unsent += len(ids)
+        self.counters.input_tokens += len(ids)
 
     def _reset_reply(self) -> None:
         self.triggers = 0  # the top-k trigger's limit counts per reply

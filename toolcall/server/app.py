@@ -20,11 +20,11 @@ from .planning import Plan, ServerSettings, plan_request
 from .protocol import (
     ApiError,
     ChatRequest,
+    UsageCount,
     completion_id,
     now,
     parse_request,
     split_arguments,
-    usage,
 )
 from .shared_model import SharedModel
 
@@ -378,7 +378,7 @@ async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Req
     runs: list[dict[str, dict[str, Any]]] = [{} for _ in range(chat.n)]
     calls: list[list[dict[str, Any]] | None] = [None] * chat.n
     finish = ["stop"] * chat.n
-    prompt_tokens = completion_tokens = 0
+    counted = UsageCount()
     await slots.acquire(chat.n)
     choices = _Choices(server, plan, chat.n, slots)
     choices.start()
@@ -395,9 +395,7 @@ async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Req
                 calls[i] = event.data
             elif event.kind == "done":
                 finish[i] = event.data
-                counters = event.extra["counters"]
-                prompt_tokens += counters.prefilled_tokens
-                completion_tokens += counters.decoded_tokens
+                counted.add(event.extra["counters"], event.extra["prompt"])
             elif event.kind == "error":
                 raise ApiError(500, _generic(_failure("generation failed", event.data)))
     finally:
@@ -411,10 +409,8 @@ async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Req
         if calls[i]:
             message["tool_calls"] = calls[i]
         out.append({"index": i, "message": message, "finish_reason": finish[i], "logprobs": None})
-    if chat.n > 1:
-        prompt_tokens //= chat.n  # every choice read the same prompt; count it once
     return {"id": completion_id(), "object": "chat.completion", "created": now(), "model": chat.model,
-            "system_fingerprint": FINGERPRINT, "choices": out, "usage": usage(prompt_tokens, completion_tokens)}
+            "system_fingerprint": FINGERPRINT, "choices": out, "usage": counted.body()}
 
 
 def _finished(run: dict[str, Any]) -> dict[str, Any]:
@@ -427,16 +423,16 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
     with_usage = bool(chat.stream_options and chat.stream_options.include_usage)
 
     def chunk(i: int | None, delta: dict[str, Any] | None = None, finish: str | None = None,
-              counted: dict[str, int] | None = None) -> str:
+              used: dict[str, Any] | None = None) -> str:
         data: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created,
                                 "model": chat.model, "system_fingerprint": FINGERPRINT,
                                 "choices": [] if i is None else [{"index": i, "delta": delta or {},
                                                                   "logprobs": None, "finish_reason": finish}]}
         if with_usage:
-            data["usage"] = counted
+            data["usage"] = used
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
-    prompt_tokens = completion_tokens = 0
+    counted = UsageCount()
     await slots.acquire(chat.n)
     choices = _Choices(server, plan, chat.n, slots)
     choices.start()
@@ -462,9 +458,7 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
             elif event.kind == "done":
                 if event.data == "cancelled":
                     return
-                counters = event.extra["counters"]
-                prompt_tokens += counters.prefilled_tokens
-                completion_tokens += counters.decoded_tokens
+                counted.add(event.extra["counters"], event.extra["prompt"])
                 yield chunk(i, {}, event.data)
             elif event.kind == "error":
                 body = ApiError(500, _generic(_failure("generation failed", event.data))).body()
@@ -473,7 +467,7 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
         if choices.cancel.is_set():
             return
         if with_usage:
-            yield chunk(None, counted=usage(prompt_tokens // chat.n, completion_tokens))
+            yield chunk(None, used=counted.body())
         yield "data: [DONE]\n\n"
     finally:
         choices.cancel.set()  # the client went away (the generator was closed) or the reply ended: stop decoding

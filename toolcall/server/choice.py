@@ -161,6 +161,7 @@ class _Choice:
     def run(self) -> None:
         plan = self.plan
         session = self.engine.start(plan.prompt, self.cancel, plan.sampling)
+        prompt_tokens = session.counters.input_tokens  # the prompt's, before any result is spliced
         # The dialect's end-of-reply markers (MOSS's "<eom>") end the reply as a stop sequence does, unshown.
         reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup,
                             plan.stops + self.dialect.end_markers,
@@ -230,7 +231,7 @@ class _Choice:
         finally:
             flow.close()  # stops decoding at once when we left early (stop sequence, disconnect)
         if finish == "cancelled":
-            self.emit(ReplyEvent(self.index, "done", "cancelled", {"counters": session.counters}))
+            self.emit(ReplyEvent(self.index, "done", "cancelled", {"counters": session.counters, "prompt": prompt_tokens}))
             return
         cut = finish == "length"  # the token limit struck: thoughts or a call may be unfinished
         self.show(field.finish(cut), reply)
@@ -240,4 +241,4 @@ class _Choice:
             self.emit(ReplyEvent(self.index, "tool_calls", [
                 {"id": r.id, "type": "function", "function": {"name": r.tool, "arguments": json_arguments(r.arguments)}}
                 for r in self.handed]))
-        self.emit(ReplyEvent(self.index, "done", finish or "stop", {"counters": session.counters}))
+        self.emit(ReplyEvent(self.index, "done", finish or "stop", {"counters": session.counters, "prompt": prompt_tokens}))

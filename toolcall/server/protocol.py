@@ -306,9 +306,26 @@ def now() -> int:
     return int(time.time())
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+class UsageCount:
+    """A request's usage over its choices, as OpenAI counts it: the input tokens (the prompt once, every choice's
+    spliced results), how many of them a prefix cache served, and the tokens generated."""
+
+    def __init__(self) -> None:
+        self.input = self.cached = self.completion = 0
+        self.prompts: list[int] = []
+
+    def add(self, counters: Any, prompt_tokens: int) -> None:
+        self.input += counters.input_tokens
+        self.cached += counters.cached_tokens
+        self.completion += counters.decoded_tokens
+        self.prompts.append(prompt_tokens)
+
+    def body(self) -> dict[str, Any]:
+        again = sum(sorted(self.prompts)[:-1])  # every choice read the same prompt: it is counted once
+        prompt = max(0, self.input - again)
+        cached = max(0, min(prompt, self.cached - again))
+        return {"prompt_tokens": prompt, "completion_tokens": self.completion,
+                "total_tokens": prompt + self.completion, "prompt_tokens_details": {"cached_tokens": cached}}
 
 
 def split_arguments(arguments: str, size: int = 16) -> list[str]:

@@ -246,3 +246,58 @@ def test_allowed_hosts_and_origins_become_the_sdks_checks() -> None:
     for bad_origin in ("app.example", "https://app.example/page", "https://*.example"):
         with pytest.raises(ConfigError, match="--allowed-origin"):
             transport_security("127.0.0.1", (), [bad_origin])
+
+
+def test_tool_calls_running_at_once_are_bounded_in_all_and_per_session() -> None:
+    """One client's calls could take every worker thread (anyio lends 40), so another client's calls waited behind
+    them: past the limits a call is refused at once, with why, and a finished call frees its place."""
+    from toolcall.mcp.server import CallRunner
+    from toolcall.registry import make_tool
+
+    release = threading.Event()
+
+    def hold(tag: str) -> str:
+        """Wait until released.
+
+        Args:
+            tag: Anything.
+        """
+        release.wait(20)
+        return tag
+
+    runner = CallRunner(ToolRegistry([make_tool(hold)]), most=3, per_session=2)
+    class Session:  # a client session, as the SDK's ServerSession: hashable, weakly referenced
+        pass
+
+    first, second, third = Session(), Session(), Session()
+    results: dict[str, tuple[str, bool]] = {}
+
+    async def main() -> None:
+        async def call(key: str, session: object) -> None:
+            results[key] = await runner.call(session, "hold", {"tag": key})
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for key, session in (("a1", first), ("a2", first), ("b1", second)):
+                    group.start_soon(call, key, session)
+                await anyio.sleep(0.5)
+                await call("a3", first)   # the session's third: refused
+                await call("c1", third)   # the server's fourth: refused
+                release.set()
+            await call("a4", first)       # places freed
+    anyio.run(main)
+    assert {k: ok for k, (_, ok) in results.items()} == {"a1": True, "a2": True, "b1": True, "a3": False, "c1": False,
+                                                         "a4": True}
+    assert "at most 3 tool calls at once, 2 per session" in results["a3"][0]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "127.1.2.3", "::1", "localhost"])
+def test_every_loopback_address_gets_the_host_and_origin_checks(host: str) -> None:
+    """On 127.0.0.2 nothing was checked (and the warning called it "not a loopback address")."""
+    from toolcall.mcp.server import exposure_warning, transport_security
+
+    security = transport_security(host)
+    assert exposure_warning(host) is None and security is not None and security.enable_dns_rebinding_protection
+    assert "evil.example:*" not in security.allowed_hosts
+    if host.startswith("127."):
+        assert f"{host}:*" in security.allowed_hosts

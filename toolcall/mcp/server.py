@@ -1,13 +1,15 @@
 """A ToolRegistry served as an MCP server (stdio or streamable HTTP) with the official `mcp` SDK's low-level Server."""
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError
-from ..server.guard import LOOPBACK_NAMES, UVICORN_LOGGERS
+from ..server.guard import LOOPBACK_NAMES, UVICORN_LOGGERS, GuardConfig, uvicorn_config
 from ..terminal import printable_logs
 from . import DEFAULT_PORT, HTTP_PATH, RETURN_META, TRANSPORTS
 
@@ -34,20 +36,51 @@ def list_entry(item: Any) -> "types.Tool":
     return types.Tool(name=item.name, description=item.description, input_schema=item.parameters, _meta=meta)
 
 
+#: Tool calls running at once, in all and per client session: one client cannot take every worker thread (anyio
+#: lends 40) and so hold up every other client's calls; a call past either limit is refused at once, with why.
+MAX_RUNNING_CALLS = 32
+MAX_SESSION_CALLS = 8
+
+
+class CallRunner:
+    """Runs tools/call requests through a registry, each in a worker thread, within the limits above."""
+
+    def __init__(self, registry: "ToolRegistry", most: int = MAX_RUNNING_CALLS,
+                 per_session: int = MAX_SESSION_CALLS) -> None:
+        self.registry, self.most, self.per_session = registry, most, per_session
+        self.running: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # calls running, by session
+
+    async def call(self, session: Any, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+        """The call's result text and whether it succeeded (a refusal is an error result, as every failure is)."""
+        if sum(self.running.values()) >= self.most or self.running.get(session, 0) >= self.per_session:
+            return (f"Error: {name}: not run: this server runs at most {self.most} tool calls at once, "
+                    f"{self.per_session} per session; call it again when one has finished"), False
+        self.running[session] = self.running.get(session, 0) + 1
+        try:
+            # registry.call blocks on the tool's thread or worker process; a worker thread keeps the event loop
+            # free to answer other requests (pings, concurrent calls) meanwhile.
+            result = await anyio.to_thread.run_sync(self.registry.call, name, arguments)
+        finally:
+            self.running[session] -= 1
+        return result.text, result.ok
+
+
 def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
     """An MCP Server whose tools/list is the registry's tools and whose tools/call goes through `registry.call`
-    (argument coercion, time limits, errors as text; a failed call is a result with isError set)."""
+    (argument coercion, time limits, errors as text; a failed call is a result with isError set), a bounded number
+    at once (CallRunner)."""
     from .. import __version__
+
+    runner = CallRunner(registry)
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[list_entry(item) for item in registry])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        arguments = dict(params.arguments or {})
-        # registry.call blocks on the tool's thread or worker process; a worker thread keeps the event loop free
-        # to answer other requests (pings, concurrent calls) meanwhile.
-        result = await anyio.to_thread.run_sync(registry.call, params.name, arguments)
-        return types.CallToolResult(content=[types.TextContent(type="text", text=result.text)], is_error=not result.ok)
+        # Calls are counted by the client session that made them (a stdio server has one).
+        session = getattr(ctx, "session", None) or runner
+        text, ok = await runner.call(session, params.name, dict(params.arguments or {}))
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=not ok)
 
     def input_schema(tool_name: str) -> dict[str, Any] | None:
         return registry.get(tool_name).parameters if tool_name in registry else None
@@ -97,14 +130,12 @@ async def _serve_http(server: Server, host: str, port: int, announce: Callable[[
         raise ConfigError(f"cannot listen on {host}:{port}: {err}") from err
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     announce(f"http://{shown_host}:{sock.getsockname()[1]}{HTTP_PATH}")
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # toolcall serve's connection bounds: deadlines for a request's head and body and for an unread answer, and a
+    # cap on open connections (the MCP SDK's app sets none of them).
+    config = uvicorn_config(app, GuardConfig(), log_level="warning", lifespan="on")
     # The SDK logs the Host and Origin headers it refuses as they were sent: a client's control characters.
     printable_logs(*UVICORN_LOGGERS)
     await uvicorn.Server(config).serve(sockets=[sock])
-
-
-#: The hosts for which the MCP SDK checks Host and Origin headers (its DNS-rebinding protection) by itself.
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def transport_security(host: str, allowed_hosts: Sequence[str] = (),
@@ -124,9 +155,12 @@ def transport_security(host: str, allowed_hosts: Sequence[str] = (),
         if not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1] or "*" in origin:
             raise ConfigError(f"--allowed-origin {origin!r}: give a web page origin, scheme://host[:port] "
                               "(http or https, no path or wildcard)")
-    if host not in LOOPBACK_HOSTS and not hosts:
+    if not is_loopback(host) and not hosts:
         return None
     from mcp.server.transport_security import TransportSecuritySettings
+
+    if is_loopback(host) and _bracketed(host.lower()) not in LOOPBACK_NAMES:
+        hosts.append(_bracketed(host.lower()))  # another loopback address (127.0.0.2): its clients name it
 
     loopback = sorted(LOOPBACK_NAMES)
     named = [*loopback, *hosts]
@@ -136,6 +170,16 @@ def transport_security(host: str, allowed_hosts: Sequence[str] = (),
                          for port in (":*", "")), *origins]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=host_patterns,
                                      allowed_origins=origin_patterns)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a name or address of this machine's loopback interface (all of 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _bracketed(name: str) -> str:
@@ -150,7 +194,7 @@ def _has_port(name: str) -> bool:
 def exposure_warning(host: str) -> str | None:
     """What to tell the user who serves tools beyond loopback with no --allowed-host, where the SDK checks no Host or
     Origin; else None."""
-    if host in LOOPBACK_HOSTS:
+    if is_loopback(host):
         return None
     return (f"toolcall mcp-serve: warning: listening on {host}, not a loopback address: there the MCP SDK checks no Host "
             "or Origin header, so any machine that reaches this port, and any web page opened on one (DNS "

@@ -74,6 +74,7 @@ def test_page_shows_a_moss_reply_with_its_thoughts_folded(page: Any) -> None:
     for live in serve(SlowFake(script=moss), settings(), dialect="moss"):
         try:
             page.goto(live.url + "/")
+            page.wait_for_selector("#tools input[data-tool=Calculator]")  # the page is set up: its form answers
             page.fill("#input", "What is 17 * 23?")
             page.press("#input", "Enter")
             page.wait_for_function("() => !document.querySelector('#send').disabled")

@@ -1,6 +1,7 @@
 """The Calculator tool (MOSS calls it Calculate): arithmetic written by a model, parsed by a whitelist, rounded like the paper."""
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import re
@@ -204,9 +205,19 @@ def calculator_proposer(text: str) -> list[Proposal]:
     """
     numbers = find_numbers(text)
     starts = sentence_starts(text)
-    sentence = [sum(1 for s in starts if s <= n.start) - 1 for n in numbers]
+    sentence = [bisect.bisect_right(starts, n.start) - 1 for n in numbers]
     written, inside = _written_expressions(text, numbers)
     units = [_units(text, n) for n in numbers]
+    # Where each unit and each quantity's value is first written: "an earlier number has it" in constant time, so a
+    # long text costs linear time, not a pass over every earlier number per number.
+    unit_first: dict[str, int] = {}
+    for i, named in enumerate(units):
+        for unit in named:
+            unit_first.setdefault(unit, i)
+    value_first: dict[Decimal, int] = {}
+    for i, n in enumerate(numbers):
+        if n.quantity:
+            value_first.setdefault(n.value, i)
     out: list[Proposal] = []
     for t, target in enumerate(numbers):
         if not target.quantity or (t in inside and t not in written):
@@ -216,9 +227,7 @@ def calculator_proposer(text: str) -> list[Proposal]:
             continue
         before = text[max(0, target.start - CUE_REACH):target.start]
         answer = _ANSWER_CUE.search(before) is not None
-        window = [n for i, n in enumerate(numbers[:t]) if n.quantity and (answer or sentence[i] >= sentence[t] - SENTENCES_BACK
-                                                                           or target.start - n.end <= CHARS_BACK)]
-        window = window[-OPERANDS_BACK:]
+        window = _operands(numbers, sentence, t, answer)
         if not window:
             continue
         approx = _APPROX.search(before) is not None
@@ -228,11 +237,11 @@ def calculator_proposer(text: str) -> list[Proposal]:
                      if _equal(value, target, approx)]
         if not found:
             continue
-        earlier_units = set().union(*units[:t])
         evidence = (0.2 if answer or _CUE_BEFORE.search(before) else 0.15 if _CUE_AFTER.match(text, target.end) else 0.0)
-        if (target.currency and any(n.currency == target.currency for n in window)) or units[t] & earlier_units:
+        if ((target.currency and any(n.currency == target.currency for n in window))
+                or any(unit_first[u] < t for u in units[t])):
             evidence += 0.2
-        if any(n.quantity and n.value == target.value for n in numbers[:t]):
+        if value_first.get(target.value, t) < t:
             evidence -= 0.25
         evidence -= 0.3 * _chance(window, target)
         best: dict[str, float] = {}
@@ -241,6 +250,22 @@ def calculator_proposer(text: str) -> list[Proposal]:
             best[expr] = max(score, best.get(expr, -1.0))
         out += [Proposal(target.start, (expr,), round(min(max(score, 0.0), 1.0), 4)) for expr, score in best.items()]
     return out
+
+
+def _operands(numbers: list[WrittenNumber], sentence: list[int], t: int, answer: bool) -> list[WrittenNumber]:
+    """The quantities nearest before number `t` that may be its operands, in text order: the last OPERANDS_BACK of
+    those in its sentence and the one before or within CHARS_BACK characters (any earlier one after an answer cue)."""
+    target, found = numbers[t], []
+    for i in range(t - 1, -1, -1):
+        n = numbers[i]
+        near = sentence[i] >= sentence[t] - SENTENCES_BACK or target.start - n.end <= CHARS_BACK
+        if not (near or answer):
+            break  # numbers further back are in earlier sentences and further away still
+        if n.quantity:
+            found.append(n)
+            if len(found) == OPERANDS_BACK:
+                break
+    return found[::-1]
 
 
 def _written_expressions(text: str, numbers: list[WrittenNumber]) -> tuple[dict[int, str], set[int]]:

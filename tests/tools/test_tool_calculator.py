@@ -329,3 +329,23 @@ def test_an_announced_answer_takes_its_operands_from_the_whole_problem() -> None
     assert _best(text)[text.rindex("51")][0] == "76 - 25"
     plain = text.replace("The answer is 51.", "You pay 51.")
     assert text.rindex("51") not in _best(plain, 0.0)
+
+
+def test_the_proposer_takes_linear_time_on_a_long_text() -> None:
+    """It read every earlier number for each number: 1.28 M characters of prose ran past 300 s. Sixteen times the
+    text now takes about sixteen times as long (it took 70-90 times as long)."""
+    import time
+
+    from tools.calculator import calculator_proposer
+
+    paragraph = ("A shop sold 12 pens on Monday and 30 pens on Tuesday, so 42 pens in all. Each pen cost $3, "
+                 "so the shop took $126. ")
+    timings = []
+    for copies in (100, 1600):
+        best = float("inf")
+        for _ in range(2):
+            began = time.perf_counter()
+            assert calculator_proposer(paragraph * copies)
+            best = min(best, time.perf_counter() - began)
+        timings.append(best)
+    assert timings[1] < 40 * timings[0], timings

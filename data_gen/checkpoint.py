@@ -3,6 +3,8 @@
 Commit order per text: append the record to corpus.jsonl, fsync; append {"index", "corpus_bytes", ...} to
 progress.jsonl, fsync. On resume, the last complete progress line says how long corpus.jsonl may be; anything past
 that (a record whose commit line never landed, a half-written line) is cut off, so no record is lost or written twice.
+A corpus shorter than its progress says (a copy that lost its tail) keeps the texts whose records are whole; the
+others are done again.
 """
 from __future__ import annotations
 
@@ -28,19 +30,46 @@ def _append(path: Path, line: str) -> int:
         return fh.tell()
 
 
-def _complete_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Parsed complete lines and the byte length they cover (a torn last line is not counted)."""
+def _commits(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The progress log's complete commit lines, and the byte offset after each (the log ends before a torn line or
+    one that is no commit)."""
     if not path.exists():
-        return [], 0
+        return [], []
     data = path.read_bytes()
-    good, end = [], 0
+    good: list[dict[str, Any]] = []
+    ends: list[int] = []
+    end = 0
     for raw in data.split(b"\n")[:-1]:    # the piece after the last newline is incomplete
         try:
-            good.append(json.loads(raw))
+            entry = json.loads(raw)
         except ValueError:  # not JSON, or not UTF-8: the log ends before this line
             break
+        if not (isinstance(entry, dict) and type(entry.get("index")) is int
+                and type(entry.get("corpus_bytes")) is int):
+            break
         end += len(raw) + 1
-    return good, end
+        good.append(entry)
+        ends.append(end)
+    return good, ends
+
+
+def check_output_dir(path: Path, resume: bool) -> None:
+    """Refuse, with why, an output directory a run cannot use: a file, a path under a file or where nothing may be
+    written, or a used directory without --resume. Nothing is created."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"output directory {path} is a file; choose a directory")
+        if path.is_dir() and any(path.iterdir()) and not resume:
+            raise ConfigError(f"output directory {path} exists and is not empty; pass --resume to continue that run, "
+                              "or choose another directory")
+        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    except OSError as err:
+        raise ConfigError(f"output directory {path} cannot be used: {err.strerror or err}") from None
+    if not existing.is_dir():
+        raise ConfigError(f"output directory {path} cannot be made: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output directory {path} cannot be made or written: {existing} is not writable")
 
 
 class RunDir:
@@ -51,19 +80,28 @@ class RunDir:
         run_info = json.loads(json.dumps(run_info))   # compare as stored: tuples become lists in JSON
         self.corpus = self.path / CORPUS
         self.progress = self.path / PROGRESS
+        check_output_dir(self.path, resume)
         if self.path.exists() and any(self.path.iterdir()):
             if not resume:
                 raise ConfigError(f"output directory {self.path} exists and is not empty; pass --resume to continue "
                                   "that run, or choose another directory")
             self._check_same_run(run_info)
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            (self.path / RUN).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
-        self.summaries, end = _complete_lines(self.progress)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                (self.path / RUN).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+            except OSError as err:
+                raise ConfigError(f"output directory {self.path} cannot be written: {err.strerror or err}") from None
+        self.summaries, ends = _commits(self.progress)
+        size = self.corpus.stat().st_size if self.corpus.exists() else 0
+        kept = len(self.summaries)
+        while kept and self.summaries[kept - 1]["corpus_bytes"] > size:
+            kept -= 1  # this text's record is not (whole) in the corpus: it is done again
+        self.summaries = self.summaries[:kept]
         if self.progress.exists():
-            os.truncate(self.progress, end)
+            os.truncate(self.progress, ends[kept - 1] if kept else 0)
         corpus_bytes = self.summaries[-1]["corpus_bytes"] if self.summaries else 0
-        if self.corpus.exists() and self.corpus.stat().st_size > corpus_bytes:
+        if size > corpus_bytes:
             os.truncate(self.corpus, corpus_bytes)
         self.done = {s["index"] for s in self.summaries}
         self.corpus.touch()   # present even when no text keeps a call

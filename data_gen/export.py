@@ -51,6 +51,9 @@ def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
         raise MissingDependencyError("datasets", "hf", "exporting an HF dataset") from err
     rows = [{**r, "calls": [{**c, "args": [str(a) for a in c["args"]], "result": str(c["result"])} for c in r["calls"]]}
             for r in records]
+    # Every row gets every column (a text without a date has date None): the columns are not the first row's alone.
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    rows = [{k: r.get(k) for k in columns} for r in rows]
     if rows:
         ds = datasets.Dataset.from_list(rows)
     else:

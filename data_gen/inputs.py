@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from toolcall.jsonl import read_jsonl, read_lines, string_field
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context): "date", the
 #: document's date as YYYY-MM-DD, is what the Calendar tool answers for that text, as the paper dates each document.
 TEXT_FIELDS = ("date",)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -38,8 +40,12 @@ def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[st
 def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
     fields = {k: record[k] for k in TEXT_FIELDS if record.get(k) is not None}
     if "date" in fields:
+        date = fields["date"]
         try:
-            dt.date.fromisoformat(str(fields["date"]))
+            # A string written YYYY-MM-DD (fromisoformat also reads 20230130 and 2023-W05-1).
+            if not isinstance(date, str) or not _ISO_DATE.fullmatch(date):
+                raise ValueError
+            dt.date.fromisoformat(date)
         except ValueError:
-            raise ConfigError(f"{where}: \"date\" must be YYYY-MM-DD (the document's date), got {fields['date']!r}") from None
+            raise ConfigError(f"{where}: \"date\" must be YYYY-MM-DD (the document's date), got {date!r}") from None
     return fields

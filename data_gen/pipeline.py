@@ -11,6 +11,7 @@ from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
 from toolcall.tool_type import about_text
 
+from .author_text import safe_text
 from .checkpoint import CORPUS, RunDir, file_sha256
 from .config import DataGenConfig
 from .execute import CallRunner, execute_calls
@@ -46,7 +47,8 @@ class Pipeline:
         self.tools = tuple(registry.canonical(t) for t in config.tools)
         self.states = PromptStates(self.sampler, config.positions.open_texts, registry, prompt=config.positions.prompt)
         special = getattr(self.scorer, "special_texts", None)
-        self.runner = CallRunner(registry, config.execute_config(), special() if callable(special) else ())
+        self.special: tuple[str, ...] = tuple(special()) if callable(special) else ()
+        self.runner = CallRunner(registry, config.execute_config(), self.special)
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
         self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)
         self.last_scored: tuple[Candidate, ...] = ()     # the last text's scored candidates, kept or not
@@ -58,9 +60,10 @@ class Pipeline:
     def process(self, text: str, tick: Callable[[str], None] = lambda stage: None,
                 fields: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """One text through every stage: (output record or None, summary for stats). `fields` describe the text
-        (its "date"): the tools' proposers and calls see them, and the output record keeps them."""
+        (its "date"): the tools' proposers and calls see them, and the output record keeps them. Markup the text
+        already holds (calls, special tokens) is broken first (`safe_text`): the record's "original" is that text."""
         with about_text(fields):
-            out, summary = self._process(text, tick)
+            out, summary = self._process(safe_text(text, self.special), tick)
         if out is not None and fields:
             out = {**out, **fields}
         return out, summary

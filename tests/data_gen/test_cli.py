@@ -67,6 +67,23 @@ def test_a_jsonl_record_may_carry_the_texts_date(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "x", "date": "March 4"}\n')
     with pytest.raises(ConfigError, match=r"bad.jsonl:1.*YYYY-MM-DD.*'March 4'"):
         read_inputs(tmp_path / "bad.jsonl")
+    # A number was read as a date (fromisoformat reads 20230130), and crashed the export later.
+    for date in ("20230130", "2023-W05-1"):
+        (tmp_path / "num.jsonl").write_text(f'{{"text": "x", "date": {date if date.isdigit() else repr(date)!s}}}\n'
+                                            .replace("'", '"'))
+        with pytest.raises(ConfigError, match="YYYY-MM-DD"):
+            read_inputs(tmp_path / "num.jsonl")
+
+
+def test_the_dataset_export_keeps_a_column_the_first_record_lacks(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    import datasets
+    from toolcall.data_gen.export import write_hf_dataset
+
+    call = {"tool": "Calendar", "args": [], "result": "Monday", "position": 0}
+    write_hf_dataset([{"text": "a", "original": "a", "calls": [call]},
+                      {"text": "b", "original": "b", "calls": [call], "date": "2023-01-30"}], tmp_path / "ds")
+    assert datasets.load_from_disk(str(tmp_path / "ds"))["date"] == [None, "2023-01-30"]
 
 
 def test_stage_flags_reach_the_run_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,3 +208,15 @@ def test_an_unknown_dtype_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["data-gen", "--input", "x.txt", "--output", "o", "--dtype", "float8"])
     assert exc.value.code == 2
+
+
+def test_an_output_path_a_run_cannot_use_is_an_error_not_a_traceback(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("It costs 12 and 30, so 42.\n")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out, why in ((afile, "is a file"), (afile / "sub", "cannot be made")):
+        assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out),
+                     "--no-progress"]) == 1
+        assert why in capsys.readouterr().err

@@ -80,6 +80,30 @@ def test_torn_commit_is_cut_back_on_resume(pipeline: Pipeline, texts: Path, tmp_
     assert lines(out / CORPUS) == want
 
 
+@pytest.mark.parametrize("cut", [1, 30, 10_000])
+def test_a_corpus_that_lost_its_tail_is_mended_on_resume(pipeline: Pipeline, texts: Path, tmp_path: Path,
+                                                         cut: int) -> None:
+    """A corpus cut shorter than its progress log says (a copy that lost its tail): resuming appended to the torn
+    line, lost records and failed at export from then on. The texts whose records are gone are done again."""
+    out = tmp_path / "out"
+    run_data_gen(texts, out, pipeline, progress=False)
+    want = lines(out / CORPUS)
+    data = (out / CORPUS).read_bytes()
+    (out / CORPUS).write_bytes(data[:max(0, len(data) - cut)])
+    stats = run_data_gen(texts, out, pipeline, resume=True, progress=False)
+    assert lines(out / CORPUS) == want and stats["texts_done"] == 5
+
+
+def test_a_progress_line_that_is_no_commit_ends_the_log(pipeline: Pipeline, texts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_data_gen(texts, out, pipeline, progress=False)
+    want = lines(out / CORPUS)
+    progress = lines(out / PROGRESS)
+    (out / PROGRESS).write_text("\n".join(progress[:2] + ["null", *progress[2:]]) + "\n")
+    run_data_gen(texts, out, pipeline, resume=True, progress=False)
+    assert lines(out / CORPUS) == want and len(lines(out / PROGRESS)) == 5
+
+
 def test_existing_output_needs_resume(pipeline: Pipeline, texts: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()

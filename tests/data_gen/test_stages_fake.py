@@ -271,3 +271,17 @@ def test_the_prompt_is_few_shot_or_none_and_the_paper_sampling_keeps_its_own() -
         PositionConfig(prompt="zero-shot")
     with pytest.raises(ConfigError, match="--sampling paper prompts the model with the paper's P"):
         DataGenConfig(sampling="paper", positions=PositionConfig(prompt="none"))
+
+
+def test_call_markup_the_author_wrote_never_trains_as_a_call(fake: FakeBackend, registry: Any) -> None:
+    """An author's `[Calculator(12 + 30) -> 41]` stayed in the corpus: read as a call (its wrong result masked as
+    the tool's) beside the one data_gen wrote; and `<|endoftext|>` was read as the end of the text."""
+    from toolcall.dialects.toolformer import ToolformerDialect
+
+    written = "[Calculator(12 + 30) -> 41] <API>Calculator(1+1)</API> " + TEXT
+    out, _ = Pipeline(fake, registry, config("inline", tau_f=1.0)).process(written)
+    assert out is not None and len(out["calls"]) == 1
+    for spelling in ("bracket", "tagged"):
+        calls = ToolformerDialect(spelling=spelling).parse(out["text"]).calls
+        assert [c.result for c in calls] == ["42"]  # only the call data_gen wrote
+    assert out["original"].replace("\u200b", "") == written

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..backends.hf_loading import DTYPES
+from ..data_gen.checkpoint import check_output_dir
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..errors import ConfigError
 from ..models import EMBEDDED, resolve_model
@@ -118,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise ConfigError(f"--input {args.input} does not exist")
     out = args.output
-    if out.exists() and any(out.iterdir()) and not args.resume:
-        raise ConfigError(f"output directory {out} exists and is not empty; pass --resume to continue that run, or choose another directory")
+    check_output_dir(out, args.resume)  # before any model is loaded
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
     options.update(dtype_option(args.backend, args.dtype))
     sampler_model = model_name(args.model)

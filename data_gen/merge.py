@@ -68,5 +68,6 @@ def write_at(original: str, cand: Candidate) -> int:
     while at > 0 and original[at - 1] in CURRENCY:
         at -= 1
     if at > 0 and original[at - 1].isspace():
-        return at - 1
+        # Before the space, and before a whole line break: "\r\n42" keeps its "\r\n" together.
+        return at - 2 if original[at - 2:at] == "\r\n" else at - 1
     return at if at < pos and (at == 0 or not original[at - 1].isalnum()) else pos

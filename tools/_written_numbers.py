@@ -57,7 +57,7 @@ class WrittenNumber:
     value: Decimal
     currency: str = ""
     percent: bool = False
-    kind: str = "quantity"   # "quantity", or why it is not one: "year", "time", "date", "ordinal", "label"
+    kind: str = "quantity"   # "quantity", or why it is not one: "year", "time", "date", "ordinal", "label", "signed"
 
     @property
     def decimals(self) -> int:
@@ -107,8 +107,10 @@ def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]]) -> str:
     # Numbers joined by a hyphen are a label ("555-1234", "3-4 kids") unless the run ends in "=": "20-5=15".
     joined = (before[-1:] == "-" and before[-2:-1].isdigit()) or re.match(r"-\$?\d", after)
     if before[-1:].isalpha() or (before[-1:] == "-" and before[-2:-1].isalpha()) \
-            or (joined and not _EQUATION_AFTER.match(after)) or re.match(r"\.\d|:\d+(?:[.~+-]\w+)+", after):
-        return "label"              # "B12", "libusb-1.0", "3.2.1", a Debian epoch "1:4.4.26-1"
+            or (joined and not _EQUATION_AFTER.match(after)) or re.match(r"\.\d|:\d+(?:[.~+-]\w+)+|[eE][+-]?\d", after):
+        return "label"              # "B12", "libusb-1.0", "3.2.1", a Debian epoch "1:4.4.26-1", "42e3"
+    if not joined and before[-1:] in ("-", "\u2212") and not before[-2:-1].isalnum():
+        return "signed"             # "-42": its value is not the digits' (a call before them would split it)
     if bare and _ORDINAL_AFTER.match(after):
         return "ordinal"
     if bare and (_TIME_AFTER.match(after) or before.endswith(":") and before[-2:-1].isdigit()):

@@ -61,6 +61,16 @@ def test_prefix_call_after_a_bare_space_token_is_written_before_the_space() -> N
     assert inline is not None and inline["text"] == "a total of [Calculator(1,240 + 1,560) -> 2800]2,800 books"
 
 
+def test_a_prefix_call_at_the_start_of_a_line_keeps_a_crlf_together() -> None:
+    """It was written between the CR and the LF, leaving a lone CR at the end of a line."""
+    for newline in ("\n", "\r\n"):
+        text = f"a total of{newline}2,800 books"
+        calc = cand("Calculator", 4, text.index("2,800"), 0.7, call="[Calculator(1,240 + 1,560) -> 2800]",
+                    placement="prefix")
+        out = merged(text, calc)
+        assert out is not None and out["text"] == f"a total of [Calculator(1,240 + 1,560) -> 2800]{newline}2,800 books"
+
+
 def test_prefix_call_at_a_price_is_written_before_the_currency_sign() -> None:
     # SmolLM2 tokens " $" "1" "8" "0": a call kept at "1" would read "away $[..]180".
     text = "she put away $180 and ($25) more"

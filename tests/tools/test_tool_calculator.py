@@ -240,9 +240,10 @@ def test_years_times_dates_labels_and_ordinals_are_not_quantities() -> None:
     # versions, with a Debian epoch too, are labels; a ratio is not a version
     assert [n.kind for n in find_numbers("libxcrypt (1:4.4.26-1) and 3.2.1")] == ["label"] * 4
     assert [n.kind for n in find_numbers("the ratio is 3:2. So")] == ["quantity", "time"]
-    # a number hyphened to a name is part of it; a minus sign after a space is not
+    # a number hyphened to a name is part of it; one with a minus sign of its own is signed: its value is not its
+    # digits', so it is neither an operand nor a result
     assert [n.kind for n in find_numbers("libusb-1.0 and COVID-19 and utf-8")] == ["label"] * 3
-    assert [n.kind for n in find_numbers("it fell to -5 and then 3")] == ["quantity", "quantity"]
+    assert [n.kind for n in find_numbers("it fell to -5 and then 3")] == ["signed", "quantity"]
     # numbers joined by hyphens are a label (a phone number, a range) unless they are a sum the text works out
     assert [n.kind for n in find_numbers("call 555-1234 for the 3-4 kids")] == ["label"] * 4
     assert [n.kind for n in find_numbers("He had 20-5=15 left, $20-$5 = $15")] == ["quantity"] * 6
@@ -349,3 +350,15 @@ def test_the_proposer_takes_linear_time_on_a_long_text() -> None:
             best = min(best, time.perf_counter() - began)
         timings.append(best)
     assert timings[1] < 40 * timings[0], timings
+
+
+def test_the_proposer_leaves_signed_and_scientific_numbers_alone() -> None:
+    """"-42" got a call before its digits (-[Calculator(54 - 12) -> 42]42: the sign split off, the value wrong), and
+    "42e3" one whose result was 42."""
+    from tools.calculator import calculator_proposer
+
+    assert calculator_proposer("He had 54 and spent 12, so the balance is -42 now.") == []
+    assert calculator_proposer("He had 54 and spent 12, so the balance is \u221242 now.") == []
+    assert calculator_proposer("Mix 12 and 30 to get 42e3 units.") == []
+    assert [p.args for p in calculator_proposer("He had 54 and spent 12, so the balance is 42 now.")] == [("54 - 12",)]
+    assert [p.args for p in calculator_proposer("It fell from 20 to 5, a drop of 20-5=15.")][-1:] == [("20 - 5",)]

@@ -337,7 +337,7 @@ def test_the_proposer_takes_linear_time_on_a_long_text() -> None:
     text now takes about sixteen times as long (it took 70-90 times as long)."""
     import time
 
-    from tools.calculator import calculator_proposer
+    from toolcall.tools.calculator import calculator_proposer
 
     paragraph = ("A shop sold 12 pens on Monday and 30 pens on Tuesday, so 42 pens in all. Each pen cost $3, "
                  "so the shop took $126. ")
@@ -355,7 +355,7 @@ def test_the_proposer_takes_linear_time_on_a_long_text() -> None:
 def test_the_proposer_leaves_signed_and_scientific_numbers_alone() -> None:
     """"-42" got a call before its digits (-[Calculator(54 - 12) -> 42]42: the sign split off, the value wrong), and
     "42e3" one whose result was 42."""
-    from tools.calculator import calculator_proposer
+    from toolcall.tools.calculator import calculator_proposer
 
     assert calculator_proposer("He had 54 and spent 12, so the balance is -42 now.") == []
     assert calculator_proposer("He had 54 and spent 12, so the balance is \u221242 now.") == []

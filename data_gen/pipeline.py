@@ -3,6 +3,7 @@ resumable."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,21 +100,28 @@ class Pipeline:
         tick("filter")
         out = merge_record(rec)
         tick("merge")
-        merged = {(c["tool"], c["position"], c["loss_reduction"]) for c in (out or {}).get("calls", [])}
+        written = (out or {}).get("calls", [])
         scored = tuple(c for c in rec.candidates if c.scored)
         self.last_scored = scored
+        # Which scored candidates the corpus holds: each written call answers for one candidate only (two samples of
+        # the same call at a place both matched it, and the per-tool counts said 2 where one call was written).
+        unclaimed = Counter((c["tool"], c["position"], c["loss_reduction"], tuple(c["args"])) for c in written)
+        in_corpus = []
+        for c in scored:
+            key = (c.tool, c.position, c.loss_reduction, tuple(c.args))
+            in_corpus.append(unclaimed[key] > 0)
+            unclaimed[key] -= 1 if in_corpus[-1] else 0
         self.last_rejected = list(rec.rejected) + [
             {"stage": "filter", "tool": c.tool, "position": c.position, "call": c.text_call,
              "reason": "below tau_f" if not c.kept else "another call at this position won",
              **{k: getattr(c, k) for k in ("loss_eps", "loss_null", "loss_plus", "loss_reduction")}}
-            for c in scored if (c.tool, c.position, c.loss_reduction) not in merged]
+            for c, kept in zip(scored, in_corpus) if not kept]
         summary = {
             "tools": list(rec.tools),
             "positions": {t: len(p) for t, p in rec.positions.items()},
             "counts": {t: dict(per) for t, per in rec.counts.items()},
-            "scored": [[c.tool, c.loss_reduction, c.kept, (c.tool, c.position, c.loss_reduction) in merged, c.source]
-                       for c in scored],
-            "kept": len(merged),
+            "scored": [[c.tool, c.loss_reduction, c.kept, kept, c.source] for c, kept in zip(scored, in_corpus)],
+            "kept": len(written),
             "seconds": time.perf_counter() - began,
         }
         return out, summary

@@ -115,6 +115,7 @@ def test_pipeline_accepts_the_fake_backend(fake: FakeBackend, registry: Any) -> 
     assert out is not None and out["original"] == TEXT
     assert [(c["tool"], c["result"]) for c in out["calls"]] == [("Calculator", "42")]
     assert summary["kept"] == 1 and summary["counts"]["Calculator"]["samples"] > 0
+    assert sum(1 for scored in summary["scored"] if scored[3]) == summary["kept"]  # each written call counted once
 
 
 def test_pipeline_with_an_untrained_toy_lm_runs_and_keeps_nothing(registry: Any) -> None:

@@ -54,6 +54,8 @@ def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
     # Every row gets every column (a text without a date has date None): the columns are not the first row's alone.
     columns = list(dict.fromkeys(k for r in rows for k in r))
     rows = [{k: r.get(k) for k in columns} for r in rows]
+    if len({type(r["id"]) for r in rows if r.get("id") is not None}) > 1:
+        rows = [{**r, "id": None if r["id"] is None else str(r["id"])} for r in rows]  # one Arrow type: ids as text
     if rows:
         ds = datasets.Dataset.from_list(rows)
     else:

@@ -9,9 +9,10 @@ from typing import Any
 from toolcall.errors import ConfigError
 from toolcall.jsonl import read_jsonl, read_lines, string_field
 
-#: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context): "date", the
-#: document's date as YYYY-MM-DD, is what the Calendar tool answers for that text, as the paper dates each document.
-TEXT_FIELDS = ("date",)
+#: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context), and that its
+#: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
+#: as the paper dates each document; "id", a string or an integer, says which input the record came from.
+TEXT_FIELDS = ("date", "id")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -39,6 +40,8 @@ def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[st
 
 def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
     fields = {k: record[k] for k in TEXT_FIELDS if record.get(k) is not None}
+    if "id" in fields and (isinstance(fields["id"], bool) or not isinstance(fields["id"], (str, int))):
+        raise ConfigError(f"{where}: \"id\" must be a string or an integer, got {fields['id']!r}")
     if "date" in fields:
         date = fields["date"]
         try:

@@ -62,8 +62,11 @@ def test_a_jsonl_record_may_carry_the_texts_date(tmp_path: Path) -> None:
 
     from toolcall.errors import ConfigError
 
-    (tmp_path / "d.jsonl").write_text('{"text": "x", "date": "2025-03-04", "id": 7}\n{"text": "y"}\n')
-    assert read_inputs(tmp_path / "d.jsonl") == [("x", {"date": "2025-03-04"}), ("y", {})]
+    (tmp_path / "d.jsonl").write_text('{"text": "x", "date": "2025-03-04", "id": 7}\n{"text": "y", "id": "b"}\n')
+    assert read_inputs(tmp_path / "d.jsonl") == [("x", {"date": "2025-03-04", "id": 7}), ("y", {"id": "b"})]
+    (tmp_path / "id.jsonl").write_text('{"text": "x", "id": [1]}\n')
+    with pytest.raises(ConfigError, match=r"id.jsonl:1.*\"id\" must be a string or an integer"):
+        read_inputs(tmp_path / "id.jsonl")
     (tmp_path / "bad.jsonl").write_text('{"text": "x", "date": "March 4"}\n')
     with pytest.raises(ConfigError, match=r"bad.jsonl:1.*YYYY-MM-DD.*'March 4'"):
         read_inputs(tmp_path / "bad.jsonl")
@@ -81,9 +84,10 @@ def test_the_dataset_export_keeps_a_column_the_first_record_lacks(tmp_path: Path
     from toolcall.data_gen.export import write_hf_dataset
 
     call = {"tool": "Calendar", "args": [], "result": "Monday", "position": 0}
-    write_hf_dataset([{"text": "a", "original": "a", "calls": [call]},
-                      {"text": "b", "original": "b", "calls": [call], "date": "2023-01-30"}], tmp_path / "ds")
-    assert datasets.load_from_disk(str(tmp_path / "ds"))["date"] == [None, "2023-01-30"]
+    write_hf_dataset([{"text": "a", "original": "a", "calls": [call], "id": 7},
+                      {"text": "b", "original": "b", "calls": [call], "date": "2023-01-30", "id": "b"}], tmp_path / "ds")
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))
+    assert ds["date"] == [None, "2023-01-30"] and ds["id"] == ["7", "b"]  # ids of two types: as text
 
 
 def test_stage_flags_reach_the_run_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,6 +201,41 @@ def test_isolated_timeout_kills_the_worker_and_frees_the_cpu() -> None:
     assert fresh.ok and int(fresh.text) != pid
 
 
+def test_a_cancelled_isolated_call_frees_its_worker_at_once() -> None:
+    """A caller that gives up on a call (an MCP client's notifications/cancelled) sets executor.CANCELLED's event:
+    the call stops waiting and its worker is killed within CANCEL_POLL, not at the call's time limit, and another
+    call waiting for the worker gets it."""
+    import threading
+
+    from toolcall import executor
+    from toolcall.errors import ToolError
+
+    pool = executor.WorkerPool(max_workers=1)
+    pool.warm()
+    cancelled = threading.Event()
+    outcome: list[BaseException] = []
+
+    def busy() -> None:
+        executor.CANCELLED.set(cancelled)
+        try:
+            pool.call(spin, {"seconds": 30}, 60, "spin")
+        except ToolError as err:
+            outcome.append(err)
+
+    try:
+        thread = threading.Thread(target=busy, daemon=True)
+        thread.start()
+        time.sleep(0.5)  # the one worker is spinning now
+        threading.Timer(0.3, cancelled.set).start()
+        start = time.perf_counter()
+        assert pool.call(spin, {"seconds": 0.01}, 20, "spin").isdigit()  # waited for the worker the cancel freed
+        assert time.perf_counter() - start < 3.0
+        thread.join(5)
+        assert [str(e) for e in outcome] == ["spin: the call was cancelled"]
+    finally:
+        pool.close()
+
+
 def test_isolated_errors_come_back_as_results() -> None:
     reg = ToolRegistry()
     reg.add(boom, isolated=True)

@@ -23,6 +23,21 @@ from .errors import ConfigError, ToolError, ToolTimeoutError
 DEFAULT_WORKER_MEMORY_MB = 4096
 # How long a fresh worker may take to start (interpreter + preloaded modules such as sympy).
 START_TIMEOUT = 60.0
+#: Set by a caller that can give up on a call (an MCP client's notifications/cancelled): an isolated call stops
+#: waiting within CANCEL_POLL seconds and its worker process is killed, so the worker is free for other calls at once
+#: rather than busy until the call's time limit.
+CANCELLED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("toolcall_call_cancelled",
+                                                                                   default=None)
+CANCEL_POLL = 0.25
+
+
+def _cancelled() -> bool:
+    event = CANCELLED.get()
+    return event is not None and event.is_set()
+
+
+class _Cancelled(Exception):
+    """The caller gave up on the call while a worker ran it."""
 
 
 def result_text(value: Any) -> str:
@@ -219,18 +234,25 @@ class Worker:
         self.ready = True
 
     def _read(self, timeout: float) -> Any:
-        """The next message, or None when none arrives within `timeout` seconds."""
+        """The next message, or None when none arrives within `timeout` seconds; raises ToolError when the caller
+        gave up on the call (CANCELLED)."""
         import select
 
         assert self.proc.stdout is not None  # started with stdout=PIPE
-        ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout, 0.0))
-        if not ready:
-            return None
-        return _recv(self.proc.stdout)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, min(left, CANCEL_POLL)))
+            if ready:
+                return _recv(self.proc.stdout)
+            if _cancelled():
+                raise _Cancelled
+            if left <= CANCEL_POLL:
+                return None
 
     def call(self, ref: tuple[str, str], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
-        self.wait_ready()
         try:
+            self.wait_ready()
             _send(self.proc.stdin, (ref, dict(kwargs)))
             if ref not in self.imported:
                 reply = self._read(START_TIMEOUT)
@@ -242,6 +264,9 @@ class Worker:
         except (EOFError, BrokenPipeError, OSError) as err:
             self.kill()
             raise ToolError(f"{label}: the tool's worker process died ({self._exit_reason()})") from err
+        except _Cancelled:
+            self.kill()  # the call's result is no longer wanted: its worker is freed now, not at its time limit
+            raise ToolError(f"{label}: the call was cancelled") from None
         except BaseException:
             # Interrupted mid-call (Ctrl-C): the worker's late reply would answer the next call, so drop the worker.
             self.kill()
@@ -314,7 +339,9 @@ class WorkerPool:
         # waited their turn and then their whole limit, reporting "timed out after 5 s" after 12.
         bounded = timeout is not None and timeout > 0
         started = time.monotonic()
-        if not self._slots.acquire(timeout=timeout if bounded else None):
+        if not self._acquire(timeout if bounded else None):
+            if _cancelled():
+                raise ToolError(f"{label}: the call was cancelled")
             raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s (waiting for a free worker: "
                                    f"{self.max_workers} isolated calls were running)")
         try:
@@ -334,6 +361,16 @@ class WorkerPool:
             return result
         finally:
             self._slots.release()
+
+    def _acquire(self, timeout: float | None) -> bool:
+        """A worker slot within `timeout` seconds (None: no limit), given up when the caller cancels the call."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = CANCEL_POLL if deadline is None else min(CANCEL_POLL, deadline - time.monotonic())
+            if self._slots.acquire(timeout=max(0.0, wait)):
+                return True
+            if _cancelled() or (deadline is not None and time.monotonic() >= deadline):
+                return False
 
     def close(self) -> None:
         with self._lock:

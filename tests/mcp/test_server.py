@@ -301,3 +301,47 @@ def test_every_loopback_address_gets_the_host_and_origin_checks(host: str) -> No
     assert "evil.example:*" not in security.allowed_hosts
     if host.startswith("127."):
         assert f"{host}:*" in security.allowed_hosts
+
+
+def test_a_cancelled_call_is_told_so_and_counts_until_its_thread_is_done() -> None:
+    """A client's notifications/cancelled stops the wait at once and sets the call's CANCELLED event (an isolated
+    call then frees its worker); the call still counts against the limits until its thread ends, so cancelling and
+    calling again cannot pile threads up."""
+    from toolcall import executor
+    from toolcall.mcp.server import CallRunner
+    from toolcall.registry import make_tool
+
+    release, seen = threading.Event(), threading.Event()
+
+    def hold(tag: str) -> str:
+        """Wait until released.
+
+        Args:
+            tag: Anything.
+        """
+        event = executor.CANCELLED.get()
+        release.wait(20)
+        if event is not None and event.is_set():
+            seen.set()
+        return tag
+
+    runner = CallRunner(ToolRegistry([make_tool(hold, timeout=30)]), most=4, per_session=1)
+
+    class Session:
+        pass
+
+    session = Session()
+
+    async def main() -> tuple[str, bool]:
+        with anyio.fail_after(30):
+            with anyio.move_on_after(0.5):
+                await runner.call(session, "hold", {"tag": "first"})
+            refused = await runner.call(session, "hold", {"tag": "again"})  # the first still runs: refused
+            release.set()
+            while runner.running.get(session):
+                await anyio.sleep(0.05)
+            return refused
+
+    text, ok = anyio.run(main)
+    assert not ok and "1 per session" in text
+    assert seen.is_set() and runner.running.get(session) == 0

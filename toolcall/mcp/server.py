@@ -4,11 +4,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError
+from ..executor import CANCELLED
 from ..server.guard import LOOPBACK_NAMES, UVICORN_LOGGERS, GuardConfig, uvicorn_config
 from ..terminal import printable_logs
 from . import DEFAULT_PORT, HTTP_PATH, RETURN_META, TRANSPORTS
@@ -43,25 +45,49 @@ MAX_SESSION_CALLS = 8
 
 
 class CallRunner:
-    """Runs tools/call requests through a registry, each in a worker thread, within the limits above."""
+    """Runs tools/call requests through a registry, each in a worker thread, within the limits above. A call counts
+    until its thread is done, even one its client cancelled (the thread may still be running it)."""
 
     def __init__(self, registry: "ToolRegistry", most: int = MAX_RUNNING_CALLS,
                  per_session: int = MAX_SESSION_CALLS) -> None:
         self.registry, self.most, self.per_session = registry, most, per_session
         self.running: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # calls running, by session
+        self._lock = threading.Lock()  # the counts change in the event loop and in the worker threads
+
+    def _enter(self, session: Any) -> bool:
+        with self._lock:
+            if sum(self.running.values()) >= self.most or self.running.get(session, 0) >= self.per_session:
+                return False
+            self.running[session] = self.running.get(session, 0) + 1
+            return True
+
+    def _leave(self, session: Any) -> None:
+        with self._lock:
+            self.running[session] -= 1
 
     async def call(self, session: Any, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
         """The call's result text and whether it succeeded (a refusal is an error result, as every failure is)."""
-        if sum(self.running.values()) >= self.most or self.running.get(session, 0) >= self.per_session:
+        if not self._enter(session):
             return (f"Error: {name}: not run: this server runs at most {self.most} tool calls at once, "
                     f"{self.per_session} per session; call it again when one has finished"), False
-        self.running[session] = self.running.get(session, 0) + 1
+        cancelled = threading.Event()
+
+        def run() -> Any:
+            token = CANCELLED.set(cancelled)  # an isolated call gives its worker up when the client cancels
+            try:
+                return self.registry.call(name, arguments)
+            finally:
+                CANCELLED.reset(token)
+                self._leave(session)
+
         try:
             # registry.call blocks on the tool's thread or worker process; a worker thread keeps the event loop
-            # free to answer other requests (pings, concurrent calls) meanwhile.
-            result = await anyio.to_thread.run_sync(self.registry.call, name, arguments)
-        finally:
-            self.running[session] -= 1
+            # free to answer other requests (pings, concurrent calls) meanwhile. A cancelled request (the client's
+            # notifications/cancelled, or its session ending) stops waiting at once and tells the call so.
+            result = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
         return result.text, result.ok
 
 

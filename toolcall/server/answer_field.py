@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .reply_filter import marker_begun
+
 #: What a piece of the loop's text is to the client: the model's reasoning, markup it never reads, or the answer
 #: (the model's own text, or a tool's text spliced into it).
 Kind = Literal["reasoning", "skip", "model", "tool"]
@@ -56,11 +58,6 @@ class AnswerField:
         found = [(at, m) for m in markers if m and (at := text.find(m)) >= 0]
         return min(found) if found else None
 
-    def _partial(self, markers: tuple[str, ...]) -> int:
-        """How many characters at the end of the held text may begin one of `markers`."""
-        return max((k for m in markers if m for k in range(min(len(m) - 1, len(self.held)), 0, -1)
-                    if self.held.endswith(m[:k])), default=0)
-
     def _step(self, tool: bool, out: list[tuple[Kind, str]]) -> bool:
         """Move through the held text in the current phase; whether a phase changed (go on)."""
         held = self.held
@@ -80,7 +77,7 @@ class AnswerField:
         if self.phase == "fields":
             found = self._first(held, (self.opener,))
             if found is None:
-                keep = self._partial((self.opener,))
+                keep = marker_begun(held, (self.opener,))
                 out.append(("skip", held[:len(held) - keep]))
                 self.held = held[len(held) - keep:]
                 return False
@@ -94,7 +91,7 @@ class AnswerField:
             return False
         found = self._first(held, (self.thoughts_opener, self.call_opener))
         if found is None:
-            keep = self._partial((self.thoughts_opener, self.call_opener))
+            keep = marker_begun(held, (self.thoughts_opener, self.call_opener))
             out.append(("model", held[:len(held) - keep]))
             self.held = held[len(held) - keep:]
             return False

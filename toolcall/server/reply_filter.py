@@ -1,12 +1,19 @@
 """The loop's text as the client reads it, released incrementally so streamed and non-streamed replies are equal."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 #: How many characters after a possible call start are held back from the reply before they are released as prose.
 HOLD_CHARS = 4000
 #: How many possible call starts the end of a reply looks at for a call the model did not finish.
 MAX_UNFINISHED_STARTS = 32
+
+
+def marker_begun(text: str, markers: Iterable[str], shortest: int = 1) -> int:
+    """How many characters at the end of `text` may begin one of `markers` (a proper prefix of one, at least
+    `shortest` characters long); 0 for none. Text that may still become a marker is held back, not released."""
+    return max((k for m in markers if m for k in range(min(len(m) - 1, len(text)), shortest - 1, -1)
+                if text.endswith(m[:k])), default=0)
 
 
 class ReplyFilter:
@@ -84,10 +91,7 @@ class ReplyFilter:
             if at >= 0:
                 end = at
             else:
-                for k in range(min(len(self.opener) - 1, len(self.held)), 0, -1):
-                    if self.held.endswith(self.opener[:k]):
-                        end = min(end, len(self.held) - k)
-                        break
+                end -= marker_begun(self.held, (self.opener,))
         if self.stops:
             end = min(end, max(0, len(self.held) - max(len(s) for s in self.stops) + 1))
         end = max(end, self.hidden)
@@ -199,6 +203,6 @@ class ReplyFilter:
                     self.held = self.held[:max(at, self.hidden)]
                     break
             # The first characters of a marker such as "<tool_call>" at the very end: the call was being opened.
-            partial = next((k for k in range(len(self.opener) - 1, 1, -1) if self.held.endswith(self.opener[:k])), 0)
+            partial = marker_begun(self.held, (self.opener,), shortest=2)
             self.held = self.held[:max(len(self.held) - partial, self.hidden)]
         return self._release(len(self.held.rstrip()))

@@ -136,8 +136,6 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
 
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        if i:
-            digest.add(messages[i - 1].model_dump(mode="json", exclude_none=True))
         if group is not None and m.role != "tool":
             missing = [cid for cid, _ in group.calls if cid not in group.results]
             if missing:
@@ -192,6 +190,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                     turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
                 answered = len(turns[-1]["content"])
                 group, continuing = None, True
+        digest.add(m.model_dump(mode="json", exclude_none=True))
     if group is not None:
         missing = [cid for cid, _ in group.calls if cid not in group.results]
         raise ApiError(400, f"messages: tool calls without a tool message answering them: {', '.join(missing)}",
@@ -203,8 +202,6 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
         raise ApiError(400, "messages: the conversation must end with a user message (or with an assistant reply "
                        "to continue after a user message)", param="messages")
     question = turns.pop()["content"]
-    if messages:
-        digest.add(messages[-1].model_dump(mode="json", exclude_none=True))
     return Conversation(question, turns, tail, tail_answered, digest.hexdigest())
 
 

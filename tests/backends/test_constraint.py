@@ -14,7 +14,7 @@ from toolcall.backends.fake import FakeBackend  # noqa: E402
 from toolcall.backends.toy_lm import ToyLM  # noqa: E402
 from toolcall.dialects import get_dialect  # noqa: E402
 from toolcall.dialects.toolformer import ToolformerDialect  # noqa: E402
-from toolcall.errors import ConfigError, MissingDependencyError  # noqa: E402
+from toolcall.errors import BackendError, ConfigError, MissingDependencyError  # noqa: E402
 from toolcall.registry import default_registry  # noqa: E402
 
 TOY_TEXTS = ["The store sold 12 apples and 30 pears, a total of [Calculator(12 + 30) -> 42] 42 fruits.",
@@ -209,3 +209,20 @@ def test_tiny_llama_samples_each_branch_under_its_own_grammar(tiny) -> None:  # 
     # The greedy rows under one grammar for all are those under that grammar repeated, row by row.
     greedy = tiny.sample_branches(prefix, branches, 1, max_new_tokens=24, temperature=0, grammar=own[1])
     assert greedy == tiny.sample_branches(prefix, branches, 1, max_new_tokens=24, temperature=0, grammar=[own[1]] * 2)
+
+
+def test_a_token_longer_than_llguidance_holds_is_a_backend_error_not_a_panic() -> None:
+    tokens = ["<s>", "</s>", "a", " " * 1024]
+    TokenMasks.for_tokens(tokens, 1, lambda t: [2], [0])   # the longest token its trie holds
+    with pytest.raises(BackendError, match="token 3 is 1,025 bytes long; .* at most 1,024 bytes"):
+        TokenMasks.for_tokens([*tokens[:3], " " * 1025], 1, lambda t: [2], [0])
+
+
+def test_constrained_sampling_after_a_text_with_long_runs_of_spaces_and_brackets() -> None:
+    # The toy LM took each run as one token, and llguidance panicked building its token trie over them.
+    text = "The sum" + " " * 3000 + "of 12 and 30 is " + "[" * 3000 + " 42."
+    backend = FakeBackend(lm=ToyLM([*TOY_TEXTS, text]))
+    assert max(len(t) for t in backend.lm.vocabulary()) <= 17   # a leading space and 16 characters
+    ids = backend.encode(text[:40])
+    (rows,) = backend.sample_branches(backend.prefix_state(ids), [(len(ids), [])], 2, grammar='start: "a" | "b"\n')
+    assert all(out in ("a", "b") for out, _ in rows)

@@ -16,6 +16,9 @@ from ..errors import BackendError, ConfigError, MissingDependencyError
 
 # Grammars whose ready-built matcher is kept per tokenizer: building one takes ~1 ms, copying it ~2 us.
 PROTOTYPES = 16
+#: The longest token llguidance's token trie holds: one byte more and it panics (an exception no `except Exception`
+#: catches) instead of reporting an error.
+MAX_TOKEN_BYTES = 1024
 
 
 def llguidance_module() -> Any:
@@ -62,6 +65,10 @@ class TokenMasks:
         special = set(special_ids) | {eos_id}
         # llguidance marks a special token by a leading 0xFF byte, which no UTF-8 text contains.
         table = [b"\xff" + t.encode("utf-8") if i in special else t.encode("utf-8") for i, t in enumerate(tokens)]
+        longest = max(range(len(table)), key=lambda i: len(table[i]), default=None)
+        if longest is not None and len(table[longest]) > MAX_TOKEN_BYTES:
+            raise BackendError(f"token {longest} is {len(table[longest]):,} bytes long; grammar-constrained sampling "
+                               f"takes tokens of at most {MAX_TOKEN_BYTES:,} bytes")
         vocabulary = _Vocabulary(table, eos_id, sorted(special), encode)
         return cls(llguidance.LLTokenizer(llguidance.TokenizerWrapper(vocabulary)), len(tokens))
 

@@ -11,8 +11,11 @@ from ..errors import BackendError, ConfigError
 
 # GPT-2-like pieces: a word or one digit with its leading space, a punctuation run with its leading space (so " ["
 # and ")]" are one token each, as in real byte-level vocabularies), whitespace (a run before a word leaves its last
-# space to the word).
-TOKEN = re.compile(r" ?[^\W\d_]+| ?\d| ?[^\s\w]+| ?_+|\s+(?!\S)|\s+|.", re.S)
+# space to the word). A run is cut every MAX_RUN characters, as real vocabularies bound their tokens: a text's run of
+# 5,000 spaces or brackets was one token, and llguidance's token trie panics on a token over 1,024 bytes.
+MAX_RUN = 16
+TOKEN = re.compile(rf" ?[^\W\d_]{{1,{MAX_RUN}}}| ?\d| ?[^\s\w]{{1,{MAX_RUN}}}| ?_{{1,{MAX_RUN}}}"
+                   rf"|\s{{1,{MAX_RUN}}}(?!\S)|\s{{1,{MAX_RUN}}}|.", re.S)
 
 START, END = "<s>", "</s>"
 

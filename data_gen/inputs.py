@@ -1,10 +1,10 @@
 """Reading input texts: .jsonl (a "text" field per line, optionally its "date") or .txt (one text per non-empty line)."""
 from __future__ import annotations
 
-import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
+
+from toolcall.tools.calendar import parse_date
 
 from toolcall.errors import ConfigError
 from toolcall.jsonl import read_jsonl, read_lines, string_field
@@ -13,7 +13,6 @@ from toolcall.jsonl import read_jsonl, read_lines, string_field
 #: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
 #: as the paper dates each document; "id", a string or an integer, says which input the record came from.
 TEXT_FIELDS = ("date", "id")
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -43,12 +42,5 @@ def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
     if "id" in fields and (isinstance(fields["id"], bool) or not isinstance(fields["id"], (str, int))):
         raise ConfigError(f"{where}: \"id\" must be a string or an integer, got {fields['id']!r}")
     if "date" in fields:
-        date = fields["date"]
-        try:
-            # A string written YYYY-MM-DD (fromisoformat also reads 20230130 and 2023-W05-1).
-            if not isinstance(date, str) or not _ISO_DATE.fullmatch(date):
-                raise ValueError
-            dt.date.fromisoformat(date)
-        except ValueError:
-            raise ConfigError(f"{where}: \"date\" must be YYYY-MM-DD (the document's date), got {date!r}") from None
+        parse_date(fields["date"], f"{where}: \"date\" (the document's date)")
     return fields

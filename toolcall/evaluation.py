@@ -69,10 +69,9 @@ class EvalConfig:
 
 
 def _parse_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError as err:
-        raise ConfigError(f"today {text!r} is not a date in the form YYYY-MM-DD") from err
+    from toolcall.tools.calendar import parse_date
+
+    return parse_date(text, "--today")
 
 
 @dataclass(frozen=True)

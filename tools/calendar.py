@@ -18,17 +18,24 @@ _fixed: dt.date | None = None
 clock: Callable[[], dt.date] = dt.date.today
 
 
+# A day written YYYY-MM-DD, and nothing else: fromisoformat alone also reads 20230130 and 2023-W05-1.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def set_today(day: dt.date | str | None) -> None:
     """Pin today's date (a date or "YYYY-MM-DD"); None goes back to the environment variable or the clock."""
     global _fixed
-    _fixed = _parse(day, "set_today") if isinstance(day, str) else day
+    _fixed = parse_date(day, "set_today") if isinstance(day, str) else day
 
 
-def _parse(text: str, where: str) -> dt.date:
+def parse_date(text: object, where: str) -> dt.date:
+    """`text` read as a day written YYYY-MM-DD (spaces around it allowed), or a ConfigError that names `where`."""
     try:
+        if not isinstance(text, str) or not _ISO_DATE.fullmatch(text.strip()):
+            raise ValueError
         return dt.date.fromisoformat(text.strip())
-    except ValueError as err:
-        raise ConfigError(f"{where}: {text!r} is not a date in the form YYYY-MM-DD") from err
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not a date in the form YYYY-MM-DD") from None
 
 
 def today() -> dt.date:
@@ -36,12 +43,12 @@ def today() -> dt.date:
     $TOOLCALL_TODAY, else `clock()`."""
     of_text = text_context.get().get("date")
     if of_text is not None:
-        return of_text if isinstance(of_text, dt.date) else _parse(str(of_text), "the text's date")
+        return of_text if isinstance(of_text, dt.date) else parse_date(str(of_text), "the text's date")
     if _fixed is not None:
         return _fixed
     env = os.environ.get(ENV_VAR)
     if env:
-        return _parse(env, ENV_VAR)
+        return parse_date(env, ENV_VAR)
     return clock()
 
 

@@ -63,7 +63,8 @@ def test_eval_dates_pins_today_for_the_calendar(tmp_path: Path, capsys: pytest.C
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--today", "25/11/2026"], "today '25/11/2026' is not a date in the form YYYY-MM-DD"),
+        (["--today", "25/11/2026"], "--today: '25/11/2026' is not a date in the form YYYY-MM-DD"),
+        (["--today", "20261125"], "--today: '20261125' is not a date in the form YYYY-MM-DD"),
         (["--limit", "0"], "limit (--limit) must be >= 1, got 0"),
         (["--few-shot", "-1"], "few_shot (--few-shot) must be >= 0"),
         (["--max-calls", "-2"], "max_calls (--max-calls) must be >= 0"),

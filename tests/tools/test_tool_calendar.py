@@ -36,6 +36,10 @@ def test_environment_variable_and_clock(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_dates_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         cal.set_today("30/01/2023")
+    for other_iso_form in ("20230130", "2023-W05-1"):   # dates fromisoformat reads, but not as the message says
+        with pytest.raises(ConfigError, match=f"set_today: '{other_iso_form}' is not a date in the form YYYY-MM-DD"):
+            cal.set_today(other_iso_form)
+    assert cal.parse_date(" 2023-01-30 ", "x") == dt.date(2023, 1, 30)
     monkeypatch.setenv(cal.ENV_VAR, "tomorrow")
     with pytest.raises(ConfigError, match="TOOLCALL_TODAY"):
         cal.calendar()

@@ -168,7 +168,8 @@ def write_outputs(path: Path, summaries: list[dict[str, Any]], texts_in: int, to
                   taus: dict[str, float]) -> dict[str, Any]:
     """stats.json (and its histogram), moss.jsonl and hf_dataset/ from a run directory's corpus and progress log;
     every engine ends a run with this, so their outputs are alike. Returns the stats."""
-    stats = aggregate(summaries, texts_in, tools)
+    # The stats describe the directory's corpus: a --resume with a smaller --limit reads fewer inputs than were done.
+    stats = aggregate(summaries, max(texts_in, len(summaries)), tools)
     write_stats(stats, path, taus)
     records = read_records(path / CORPUS)
     write_moss(records, path / "moss.jsonl", tools)

@@ -129,3 +129,13 @@ def test_resume_with_other_settings_is_refused(pipeline: Pipeline, texts: Path, 
     other = Pipeline(tiny_scorer, registry, DataGenConfig(filter=FilterConfig(tau_f=3.0)))
     with pytest.raises(ConfigError, match="config differs"):
         run_data_gen(texts, out, other, resume=True, progress=False, limit=1)
+
+
+def test_a_resume_with_a_smaller_limit_keeps_the_stats_of_the_whole_corpus(pipeline: Pipeline, texts: Path,
+                                                                          tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = run_data_gen(texts, out, pipeline, progress=False, limit=3)
+    again = run_data_gen(texts, out, pipeline, resume=True, progress=False, limit=2)
+    # It said 2 texts in beside 3 done and 3 after the prefilter.
+    assert again["texts_in"] == again["texts_done"] == 3 and again["texts_kept"] == first["texts_kept"]
+    assert json.loads((out / "stats.json").read_text())["texts_in"] == 3

@@ -76,6 +76,12 @@ def test_validation_stays_in_the_dataclass() -> None:
         build("--top-k", "0")
 
 
+def test_nan_is_below_every_bound() -> None:
+    sample = build("--ratio", "nan")   # `nan < 0.0` is false: every bound let NaN through
+    with pytest.raises(ConfigError, match=r"ratio \(--ratio\) must be >= 0.0, got nan"):
+        at_least(sample, ratio=0.0)
+
+
 def test_only_given_flags_are_in_the_namespace() -> None:
     args = parser_for().parse_args(["--source", "x", "--count", "3", "--no-checks"])
     assert given(args, Sample) == {"source": Path("x"), "count": 3, "checks": False}  # 3 equals the default: still given

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import time
 from typing import Any
 
@@ -83,8 +84,210 @@ def quits() -> str:
 def test_a_tool_calling_sys_exit_is_an_error_result() -> None:
     reg = ToolRegistry([quits])
     assert reg.call("quits").error == "quits: SystemExit: 3"
-    reg.add(quits, name="quits_inline", timeout=0)  # no time limit: runs inline
-    assert reg.call("quits_inline").error == "quits_inline: SystemExit: 3"
+
+
+def raises(kind: str) -> str:
+    """Raises the exception named.
+
+    Args:
+        kind: Which one.
+    """
+    raise {"GeneratorExit": GeneratorExit, "KeyboardInterrupt": KeyboardInterrupt,
+           "BaseException": BaseException}[kind]("from the tool")
+
+
+@pytest.mark.parametrize("kind", ["GeneratorExit", "KeyboardInterrupt", "BaseException"])
+def test_any_exception_a_tool_raises_is_an_error_result(kind: str) -> None:
+    # They escaped registry.call (it caught Exception and SystemExit): a GeneratorExit crashed `toolcall generate`.
+    assert ToolRegistry([raises]).call("raises", (kind,)).error == f"raises: {kind}: from the tool"
+
+
+class SlowText:
+    def __str__(self) -> str:
+        time.sleep(3)
+        return "late"
+
+
+def slow_text() -> SlowText:
+    """Returns a value whose text takes long to write."""
+    return SlowText()
+
+
+def test_writing_the_result_as_text_counts_against_the_time_limit() -> None:
+    # It was written in the caller's thread after the limit: 5 s for a 0.5 s limit, forever for a __str__ that hangs.
+    began = time.perf_counter()
+    result = ToolRegistry([make_tool(slow_text, timeout=0.3)]).call("slow_text")
+    assert result.error == "slow_text: timed out after 0.3 s" and time.perf_counter() - began < 2
+
+
+class Unsayable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no words")
+
+
+def unsayable() -> str:
+    """Raises an exception whose message cannot be written."""
+    raise Unsayable
+
+
+def test_an_exception_whose_message_fails_is_still_an_error_result() -> None:
+    assert ToolRegistry([unsayable]).call("unsayable").error == \
+        "unsayable: Unsayable: (its message could not be written: RuntimeError)"
+    isolated = ToolRegistry([make_tool(unsayable, isolated=True)]).call("unsayable")
+    assert isolated.error == "unsayable: Unsayable: (its message could not be written: RuntimeError)"  # the worker died
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), 1e300, "5", True])
+def test_a_time_limit_is_a_positive_finite_number(bad: Any) -> None:
+    # 0 and -1 meant no limit (every call has one); NaN and inf failed every call with ValueError / OverflowError.
+    with pytest.raises(ConfigError, match="tool add: a time limit"):
+        make_tool(add, timeout=bad)
+    assert "add's call: a time limit" in (ToolRegistry([add]).call("add", ("1",), timeout=bad).error or "")
+    from toolcall.loop import LoopConfig
+    with pytest.raises(ConfigError, match=r"call_timeout \(--call-timeout\): a time limit"):
+        LoopConfig(call_timeout=bad)
+
+
+def describe(x: Any) -> str:
+    """Says what it was given.
+
+    Args:
+        x: Anything.
+    """
+    return f"{x!r} is a {type(x).__name__}"
+
+
+def test_the_cache_tells_equal_values_of_other_types_apart() -> None:
+    # True, 1 and 1.0 are equal (and hash alike) in Python: the first call's answer came back for all three.
+    reg = ToolRegistry([describe])
+    assert [reg.call("describe", {"x": x}).text for x in (True, 1, 1.0, False, 0.0, -0.0)] == \
+        ["True is a bool", "1 is a int", "1.0 is a float", "False is a bool", "0.0 is a float", "-0.0 is a float"]
+
+
+async def fetch(city: str) -> str:
+    """Looks a city up, asynchronously.
+
+    Args:
+        city: The city.
+    """
+    import asyncio
+    await asyncio.sleep(0.01)
+    return f"{city}: sunny"
+
+
+def test_an_async_tool_is_awaited_in_a_thread_and_in_a_worker() -> None:
+    # Its body never ran: the result was "<coroutine object fetch at 0x...>".
+    assert ToolRegistry([fetch]).call("fetch", ("Oslo",)).text == "Oslo: sunny"
+    assert ToolRegistry([make_tool(fetch, isolated=True)]).call("fetch", ("Oslo",)).text == "Oslo: sunny"
+
+
+def scaled(value: int, /, factor: int = 2) -> int:
+    """Scales a value.
+
+    Args:
+        value: The value.
+        factor: By how much.
+    """
+    return value * factor
+
+
+def test_a_positional_only_parameter_is_given_by_position() -> None:
+    reg = ToolRegistry([scaled])
+    assert reg.call("scaled", {"value": 4, "factor": 3}).text == "12" and reg.call("scaled", ("5",)).text == "10"
+
+
+def _counted(n: int) -> Any:
+    """Counts.
+
+    Args:
+        n: Up to.
+    """
+    yield from range(n)
+
+
+def _spread(a: int, *rest: int, **named: str) -> str:
+    """Spreads.
+
+    Args:
+        a: First.
+        rest: Others.
+        named: Named ones.
+    """
+    return ""
+
+
+class _Maker:
+    """Makes things.
+
+    Args:
+        a: A number.
+    """
+
+    def __init__(self, a: int) -> None:
+        self.a = a
+
+    def run(self, a: int) -> int:
+        """Runs.
+
+        Args:
+            a: A number.
+        """
+        return a
+
+
+@pytest.mark.parametrize(("func", "words"), [
+    (_counted, "is a generator function: a tool returns its result"),
+    (_spread, "a call gives named arguments, so *rest or **rest would get none"),
+    (_Maker, "is a class: a tool is a function"),
+    (_Maker.run, "first parameter 'self' would never be given; register the bound method (an_object.run)"),
+    (max, "its signature cannot be read"),
+])
+def test_functions_a_call_cannot_run_are_refused_when_registered(func: Any, words: str) -> None:
+    # Each was accepted, and every call of it failed or ran with its values in the wrong place.
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        make_tool(func)
+    assert make_tool(_Maker(1).run).name == "run"
+
+
+@pytest.mark.parametrize("name", ["my-tool", "my tool", "ツール", "9lives", "x" * 65])
+def test_a_tool_name_must_be_one_a_call_can_write(name: str) -> None:
+    # Accepted and offered, but no Toolformer or pythonic call of it was ever run, and MOSS said "malformed call".
+    with pytest.raises(ConfigError, match="cannot be written in a call"):
+        make_tool(add, name)
+    with pytest.raises(ConfigError, match="cannot be written in a call"):
+        make_tool(add, aliases=[name])
+    unnamed = lambda: "x"  # noqa: E731
+    unnamed.__doc__ = "Says x."
+    with pytest.raises(ConfigError, match="'<lambda>' cannot be written in a call"):
+        make_tool(unnamed)
+    with pytest.raises(ConfigError, match="a tool's name is text, got int"):
+        make_tool(add, 123)   # type: ignore[arg-type]
+
+
+def test_one_alias_given_as_a_string_is_one_alias() -> None:
+    assert make_tool(add, aliases="plus").aliases == ("plus",)   # type: ignore[arg-type]  # it was ('p','l','u','s')
+
+
+def broken_text() -> str:
+    """Returns text with a lone surrogate."""
+    return "a\ud800b"
+
+
+def test_a_lone_surrogate_in_a_result_becomes_a_replacement_character() -> None:
+    # It crashed whatever printed or saved the result (`toolcall tool`, `generate --json`): no UTF-8 can write it.
+    assert ToolRegistry([broken_text]).call("broken_text").text == "a\ufffdb"
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, True])
+def test_a_cache_size_is_a_whole_number(size: Any) -> None:
+    with pytest.raises(ConfigError, match="cache_size must be a whole number >= 0"):
+        ToolRegistry(cache_size=size)   # -1 raised KeyError from the first call
+
+
+def test_a_cache_of_size_zero_keeps_nothing() -> None:
+    calls.clear()
+    reg = ToolRegistry([add], cache_size=0)
+    assert [reg.call("add", ("1",)).cached for _ in range(2)] == [False, False] and len(calls) == 2
 
 
 def test_call_coerces_text_and_reports_timing() -> None:

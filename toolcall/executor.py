@@ -1,9 +1,11 @@
 """Running a tool function under a time limit: in a thread (I/O tools) or in a reusable worker process that is killed on timeout."""
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextvars
 import importlib
+import inspect
 import json
 import os
 import pickle
@@ -38,6 +40,52 @@ def _cancelled() -> bool:
 
 class _Cancelled(Exception):
     """The caller gave up on the call while a worker ran it."""
+
+
+#: The longest time limit a call may have: a day (a thread's wait takes no more than about 292 years, and NaN none).
+MAX_TIMEOUT = 86_400.0
+
+
+def check_timeout(value: Any, what: str) -> float:
+    """`value` as a call's time limit in seconds, or a ConfigError: a number more than 0 and at most MAX_TIMEOUT.
+    0, a negative number, NaN and infinity used to mean no limit or fail every call."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what}: a time limit is a number of seconds, not {type(value).__name__}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise ConfigError(f"{what}: a time limit must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value}")
+    return float(value)
+
+
+def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
+    """func(**kwargs) as text: its positional-only parameters given by position, an awaitable it returns (an
+    `async def` tool) run to its end in an event loop of its own. Done in the thread or process that runs the call,
+    so turning the value into text counts against the time limit too."""
+    named = dict(kwargs)
+    positional = [named.pop(n) for n in _positional_only(func) if n in named]
+    value = func(*positional, **named)
+    if inspect.isawaitable(value):
+        value = asyncio.run(_awaited(value))
+    return result_text(value)
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
+def _positional_only(func: Callable[..., Any]) -> list[str]:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: everything goes by name
+        return []
+    return [p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+
+
+def error_text(err: BaseException) -> str:
+    """str(err), or what can be said of it when its own __str__ fails."""
+    try:
+        return str(err)
+    except Exception as inner:  # noqa: BLE001 - a tool's exception type is the tool's code
+        return f"(its message could not be written: {type(inner).__name__})"
 
 
 def result_text(value: Any) -> str:
@@ -82,8 +130,6 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead. While
     MAX_OVERDUE_CALLS of the tool's calls are still running so, the next is refused without starting.
     """
-    if timeout is None or timeout <= 0:
-        return result_text(func(**kwargs))
     running = overdue_calls(label)
     if running >= MAX_OVERDUE_CALLS:
         raise ToolError(f"{label}: not run: {running} earlier calls of it are still running past their time limit; "
@@ -94,20 +140,23 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
 
     def target() -> None:
         try:
-            box["value"] = context.run(func, **kwargs)
-        except BaseException as err:  # re-raised in the caller's thread
+            box["value"] = context.run(invoke, func, kwargs)
+        except Exception as err:  # re-raised in the caller's thread
             box["error"] = err
+        except BaseException as err:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the tool: its failure,
+            # not a signal to the caller (a real Ctrl-C reaches the main thread, not this one)
+            box["error"] = ToolError(f"{type(err).__name__}: {error_text(err)}")
 
     thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
     thread.start()
-    thread.join(timeout)
+    thread.join(timeout)  # None: no limit (a caller that checked none); tools always have one
     if thread.is_alive():
         with _overdue_lock:
             _overdue.setdefault(label, []).append(thread)
         raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]
-    return result_text(box.get("value"))
+    return str(box.get("value", ""))
 
 
 # ---------------------------------------------------------------------------------------------- worker processes
@@ -203,9 +252,9 @@ def worker_main() -> None:
                 # Importing the tool's module is start-up, not the call: say so, and the caller starts its clock now.
                 func = cache[ref] = _resolve(ref)
                 _send(channel_out, ("imported",))
-            reply: tuple[Any, ...] = ("ok", result_text(func(**kwargs)))
+            reply: tuple[Any, ...] = ("ok", invoke(func, kwargs))
         except BaseException as err:  # every failure goes back to the caller as data
-            reply = ("error", type(err).__name__, str(err), isinstance(err, ToolError))
+            reply = ("error", type(err).__name__, error_text(err), isinstance(err, ToolError))
         _send(channel_out, reply)
 
 

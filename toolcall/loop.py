@@ -15,6 +15,7 @@ from .backends.base import Backend, Counters, DecodeSession, Steering
 from .binding import bind_arguments
 from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
 from .errors import ConfigError, ToolArgumentError
+from .executor import check_timeout
 from .options import at_least, flag_of, option
 from .specs import ToolSpec, ToolSpecs
 
@@ -54,6 +55,8 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0, call_threshold=0.0)
+        if self.call_timeout is not None:
+            check_timeout(self.call_timeout, f"call_timeout ({flag_of(type(self), 'call_timeout')})")
         if not self.call_threshold < 1.0:
             raise ConfigError(f"call_threshold ({flag_of(type(self), 'call_threshold')}) must be below 1 (a "
                               f"probability; 0 = off), got {self.call_threshold}")

@@ -103,7 +103,7 @@ def at_least(config: Any, **bounds: float) -> None:
     """Raise ConfigError unless each named field of `config` is >= its bound (for a dataclass's __post_init__)."""
     for name, low in bounds.items():
         value = getattr(config, name)
-        if value is not None and value < low:
+        if value is not None and not value >= low:  # NaN is not >= anything, and passed `value < low`
             raise ConfigError(f"{name} ({flag_of(type(config), name)}) must be >= {low}, got {value}")
 
 

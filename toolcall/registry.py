@@ -17,7 +17,7 @@ from .errors import (
     ToolTimeoutError,
     UnknownNameError,
 )
-from .executor import run_in_thread, run_isolated
+from .executor import check_timeout, error_text, run_in_thread, run_isolated
 from .name_registry import NameRegistry
 from .schema import python_arguments
 from .specs import ToolSpecs
@@ -62,6 +62,8 @@ class ToolRegistry(NameRegistry[Tool]):
         super().__init__("tool")
         if max_result_chars is not None and max_result_chars < 1:
             raise ConfigError(f"max_result_chars must be at least 1 (or None: no limit), got {max_result_chars}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ConfigError(f"cache_size must be a whole number >= 0 (0: no cache), got {cache_size!r}")
         self.cache_size = cache_size
         self.max_result_chars = max_result_chars
         self._cache: OrderedDict[tuple[Any, ...], str] = OrderedDict()
@@ -132,9 +134,9 @@ class ToolRegistry(NameRegistry[Tool]):
                 if hit is not None:
                     self._cache.move_to_end(key)
                     return ToolResult(item.name, shown_args, hit, True, None, time.perf_counter() - start, True)
-        limit = item.timeout if timeout is None else timeout
         runner = run_isolated if item.isolated else run_in_thread
         try:
+            limit = item.timeout if timeout is None else check_timeout(timeout, f"{item.name}'s call")
             text = self._bounded(runner(item.func, kwargs, limit, item.name))
         except ToolTimeoutError as err:
             return self._failure(item.name, shown_args, str(err), start)
@@ -143,9 +145,9 @@ class ToolRegistry(NameRegistry[Tool]):
             return self._failure(item.name, shown_args, message if message.startswith(item.name + ":") else f"{item.name}: {message}", start)
         except ToolcallError as err:
             return self._failure(item.name, shown_args, f"{item.name}: {err}", start)
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - a bug or bad input inside the tool is the model's result, not our crash
-            return self._failure(item.name, shown_args, f"{item.name}: {type(err).__name__}: {err}", start)
-        if key is not None:
+        except Exception as err:  # noqa: BLE001 - a bug or bad input inside the tool is the model's result, not our crash
+            return self._failure(item.name, shown_args, f"{item.name}: {type(err).__name__}: {error_text(err)}", start)
+        if key is not None and self.cache_size:
             with self._cache_lock:
                 self._cache[key] = text
                 while len(self._cache) > self.cache_size:
@@ -153,7 +155,10 @@ class ToolRegistry(NameRegistry[Tool]):
         return ToolResult(item.name, shown_args, text, True, None, time.perf_counter() - start, False)
 
     def _bounded(self, text: str) -> str:
-        """`text` cut to max_result_chars, saying how long it was."""
+        """`text` cut to max_result_chars, saying how long it was; a lone surrogate (no character: it cannot be written
+        as UTF-8, and crashed whatever printed or saved the result) becomes U+FFFD."""
+        if not text.isascii():
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         limit = self.max_result_chars
         if limit is None or len(text) <= limit:
             return text
@@ -204,16 +209,21 @@ def _cache_key(name: str, kwargs: Mapping[str, Any]) -> Any:
 
 
 def _freeze(value: Any) -> Any:
-    """A hashable cache key for coerced arguments."""
+    """A hashable cache key for coerced arguments: each value with its type, so True, 1 and 1.0 (equal, and equal
+    keys, in Python) and 0.0 and -0.0 are different calls, as they may be to the tool."""
     if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple, set)):
-        return tuple(_freeze(v) for v in value)
+        return ("{", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = (_freeze(v) for v in value)
+        return (type(value).__name__, tuple(sorted(items, key=repr)) if isinstance(value, (set, frozenset))
+                else tuple(items))
+    if isinstance(value, float):
+        return ("float", repr(value))
     try:
         hash(value)
     except TypeError:
-        return repr(value)
-    return value
+        return (type(value).__qualname__, repr(value))
+    return (type(value).__qualname__, value)
 
 
 # ---------------------------------------------------------------------------------------------- user tools

@@ -1,13 +1,18 @@
 """What a wire format and the decoding loop know of a tool: its name, description and JSON schema, as plain data."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DuplicateNameError
 
-__all__ = ["ToolSpec", "ToolSpecs"]
+__all__ = ["TOOL_NAME", "ToolSpec", "ToolSpecs"]
+
+#: A name every dialect can write in a call, Toolformer's `Name(args)` included: a letter or _, then letters,
+#: digits and _ (64 at most, as OpenAI's tools allow).
+TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)

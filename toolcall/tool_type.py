@@ -1,6 +1,7 @@
 """The Tool type: a Python function with its name, JSON schema and how it runs; and what one call of it produced."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -10,9 +11,9 @@ from typing import Any
 
 from .backends.base import Backend
 from .errors import ConfigError
-from .executor import function_ref
+from .executor import check_timeout, function_ref
 from .schema import function_schema
-from .specs import ToolSpec
+from .specs import TOOL_NAME, ToolSpec
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -152,25 +153,68 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
     """A Tool from a typed, Google-docstringed function (or a copy of a Tool with options changed)."""
     if isinstance(func, Tool):
         base = func
-        return Tool(name=name or base.name, description=description or base.description, parameters=base.parameters,
-                    func=base.func, timeout=base.timeout if timeout is None else timeout,
-                    cacheable=base.cacheable if cache is None else cache, aliases=tuple(aliases) or base.aliases,
+        new_name = base.name if name is None else _tool_name(name)
+        return Tool(name=new_name, description=description or base.description, parameters=base.parameters,
+                    func=base.func, timeout=base.timeout if timeout is None else check_timeout(timeout, f"tool {new_name}"),
+                    cacheable=base.cacheable if cache is None else cache,
+                    aliases=_aliases(aliases, new_name) or base.aliases,
                     example=example or base.example, isolated=base.isolated if isolated is None else isolated,
                     joiner=base.joiner if joiner is None else joiner, returns=base.returns,
                     proposer=proposer or base.proposer, restyle=restyle or base.restyle,
                     argument_grammar=base.argument_grammar if argument_grammar is None else argument_grammar,
                     admissible=admissible or base.admissible,
                     admissible_grammar=admissible_grammar or base.admissible_grammar, setup=setup or base.setup)
-    if not callable(func):
-        raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
+    _check_callable(func)
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"a tool's name is text, got {type(name).__name__}")
     schema = function_schema(func, name)["function"]
+    _tool_name(schema["name"])
+    names = _aliases(aliases, schema["name"])
     if isolated:
         function_ref(func)  # fail now, not at the first call
-    if timeout is not None and timeout < 0:
-        raise ConfigError(f"tool {schema['name']}: timeout must be >= 0 seconds, got {timeout}")
     return Tool(name=schema["name"], description=description or schema["description"], parameters=schema["parameters"],
-                func=func, timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
-                cacheable=True if cache is None else cache, aliases=tuple(aliases), example=example,
+                func=func, timeout=DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout, f"tool {schema['name']}"),
+                cacheable=True if cache is None else cache, aliases=names, example=example,
                 isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"),
                 proposer=proposer, restyle=restyle, argument_grammar=argument_grammar, admissible=admissible,
                 admissible_grammar=admissible_grammar, setup=setup)
+
+
+def _tool_name(name: object) -> str:
+    """`name` if a call can write it (specs.TOOL_NAME), else a ConfigError saying what a name may be."""
+    if not isinstance(name, str):
+        raise ConfigError(f"a tool's name is text, got {type(name).__name__}")
+    if not TOOL_NAME.fullmatch(name):
+        raise ConfigError(f"tool name {name!r} cannot be written in a call: a name is 1-64 ASCII letters, digits and "
+                          "_, and does not start with a digit")
+    return name
+
+
+def _aliases(aliases: Sequence[str] | str, name: str) -> tuple[str, ...]:
+    """The aliases as a tuple of names (one string is one alias, not its letters), each checked as a name is."""
+    items = (aliases,) if isinstance(aliases, str) else tuple(aliases)
+    return tuple(_tool_name(a) for a in items if a != name)
+
+
+def _check_callable(func: object) -> None:
+    """A ConfigError unless a call's named arguments can run `func` and its return value is the result."""
+    if not callable(func):
+        raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
+    label = getattr(func, "__qualname__", None) or repr(func)
+    if inspect.isclass(func):
+        raise ConfigError(f"{label} is a class: a tool is a function (one that makes and uses the object)")
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise ConfigError(f"{label} is a generator function: a tool returns its result (collect the items into a "
+                          "list and return it)")
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{label}: its signature cannot be read ({err}), so a call cannot be bound to it: wrap it in "
+                          "a typed function") from None
+    for p in parameters:
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise ConfigError(f"{label}: a call gives named arguments, so *{p.name} or **{p.name} would get none: "
+                              "name each parameter")
+    if parameters and parameters[0].name in ("self", "cls") and parameters[0].annotation is inspect.Parameter.empty:
+        raise ConfigError(f"{label}: its first parameter {parameters[0].name!r} would never be given; register the "
+                          f"bound method (an_object.{getattr(func, '__name__', 'method')}) instead")

@@ -161,6 +161,14 @@ def test_pythonic_never_evaluates(text: str, found: str) -> None:
     assert parsed.issues[0].pos >= 1
 
 
+def test_a_keyword_given_twice_is_a_positioned_issue_as_python_makes_it() -> None:
+    # The last value won silently: `city='Rome'` ran for a request about Paris.
+    for text, pos in [("[get_weather(city='Paris', city='Rome')]", 27), ("x [f(a=1), g(b=2, c=3, b=4)] y", 23)]:
+        parsed = get_dialect("pythonic").parse(text)
+        assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos == pos
+        assert "keyword argument" in parsed.issues[0].message and "repeated" in parsed.issues[0].message
+
+
 def test_pythonic_pending_waits_for_the_closing_bracket() -> None:
     pythonic = get_dialect("pythonic")
     assert pythonic.pending("[f(a=[1, 2]") is None  # the loop paused at a "]" inside the call

@@ -8,6 +8,7 @@ import textwrap
 from typing import Any
 
 from ..errors import ToolError
+from ..executor import check_timeout
 from ..registry import Tool, ToolRegistry
 from ..terminal import printable
 from .tool_options import add_tool_options, toolset_from_args
@@ -72,6 +73,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_call(args: argparse.Namespace) -> int:
+    if args.timeout is not None:
+        check_timeout(args.timeout, "--timeout")  # before any tool or MCP server is loaded
     reg = _registry(args)
     result = reg.call(args.name, tuple(args.args), timeout=args.timeout)
     if not result.ok:

@@ -38,23 +38,25 @@ def _closes_before(text: str, pos: int, end: int) -> bool:
     return _PIECES.match(text, pos, end) is not None
 
 
-class _NumberFault(ValueError):
+class _ListFault(ValueError):
+    """A call list the grammar reads but a caller cannot take: a number no JSON holds, a keyword given twice."""
+
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
         self.pos = pos
 
 
 def _check_numbers(tree: Tree | Token, offset: int) -> None:
-    """Raise _NumberFault at the first number literal in `tree` that is no finite JSON number (1e999, or thousands of
+    """Raise _ListFault at the first number literal in `tree` that is no finite JSON number (1e999, or thousands of
     digits), which could not be written back as JSON."""
     for token in (tree.scan_values(lambda t: isinstance(t, Token) and t.type == "NUMBER") if isinstance(tree, Tree)
                   else [tree] if tree.type == "NUMBER" else []):
         raw = str(token).replace("_", "")
         digits = len(raw.lstrip("+-"))
         if digits > 4000:
-            raise _NumberFault(f"a number of {digits} digits is too long", offset + (token.start_pos or 0))
+            raise _ListFault(f"a number of {digits} digits is too long", offset + (token.start_pos or 0))
         if any(c in raw for c in ".eE") and not math.isfinite(float(raw)):
-            raise _NumberFault(f"the number {raw[:40]} is too large to be finite", offset + (token.start_pos or 0))
+            raise _ListFault(f"the number {raw[:40]} is too large to be finite", offset + (token.start_pos or 0))
 
 
 # Python's own parser reads the common call list in C; what the grammar would read differently (escapes, string
@@ -159,6 +161,8 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
         for node in tree.body.elts:
             if not isinstance(node, ast.Call) or node.args or any(k.arg is None or not k.arg.isascii() for k in node.keywords):
                 return None
+            if len({k.arg for k in node.keywords}) < len(node.keywords):
+                return None  # a keyword repeated: the grammar's reading says where
             if ascii_only and (node.lineno != 1 or node.end_lineno != 1):
                 lines = region.split("\n")  # a multi-line list: positions by line
                 line_starts = [0]
@@ -295,10 +299,16 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         try:
             for call in got[0].children:
                 if isinstance(call, Tree):
+                    named: set[str] = set()
                     for kwarg in call.children:
                         if isinstance(kwarg, Tree):
+                            key = kwarg.children[0]
+                            if str(key) in named:  # Python refuses the call; the last value must not win silently
+                                raise _ListFault(f"keyword argument {str(key)!r} repeated",
+                                                   start + (getattr(key, "start_pos", None) or 0))
+                            named.add(str(key))
                             _check_numbers(kwarg.children[1], start)
-        except _NumberFault as err:
+        except _ListFault as err:
             issues.append(make_issue(text, err.pos, f"{err} in a pythonic call list"))
             failed.append((start, got[1]))
             return None

@@ -36,3 +36,15 @@ def test_duplicates_raise_unless_replaced() -> None:
     assert reg.get("fake") == 3
     reg.unregister("fake")
     assert len(reg) == 0
+
+
+def test_replacing_under_another_case_or_alias_leaves_no_ghost() -> None:
+    reg: NameRegistry[int] = NameRegistry("tool")
+    reg.register("Foo", 1, aliases=("F",))
+    reg.register("foo", 2, replace=True)   # "Foo" stayed listed, ran as 2, and could not be unregistered
+    assert reg.names() == ["foo"] and reg.get("Foo") == 2 and "F" not in reg
+    reg.register("Bar", 3, aliases=("B",))
+    reg.register("Baz", 4, aliases=("b",), replace=True)   # takes the alias, and the tool that held it goes whole
+    assert reg.names() == ["Baz", "foo"] and reg.get("b") == 4
+    reg.unregister("FOO")
+    assert reg.names() == ["Baz"]

@@ -5,6 +5,7 @@ import asyncio
 import atexit
 import contextvars
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -161,14 +162,21 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
 
 # ---------------------------------------------------------------------------------------------- worker processes
 
-def function_ref(func: Callable[..., Any]) -> tuple[str, str]:
-    """(module, qualified name) by which a worker process imports `func`; ConfigError if it cannot."""
+#: How a worker process finds a tool function: (module, qualified name, the module's file or None).
+FunctionRef = tuple[str, str, "str | None"]
+
+
+def function_ref(func: Callable[..., Any]) -> FunctionRef:
+    """(module, qualified name, file) by which a worker process imports `func`; ConfigError if it cannot. The file
+    is for a module `--tools-from` loaded from a path under a name of its own (`my-tools.py`, or a `calendar.py`
+    that the standard library's would shadow), which no import statement finds."""
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", "")
     if not module or module == "__main__" or "<locals>" in qualname or "<lambda>" in qualname:
         raise ConfigError(f"{qualname or func!r}: a tool run in an isolated process must be a module-level function "
                           f"in an importable module (found module {module!r}, name {qualname!r})")
-    return module, qualname
+    source = getattr(sys.modules.get(module), "__file__", None)
+    return module, qualname, source if isinstance(source, str) else None
 
 
 def _send(stream: Any, obj: Any) -> None:
@@ -194,9 +202,20 @@ def _recv(stream: Any) -> Any:
     return pickle.loads(_read_exactly(stream, size))
 
 
-def _resolve(ref: tuple[str, str]) -> Callable[..., Any]:
-    obj: Any = importlib.import_module(ref[0])
-    for part in ref[1].split("."):
+def _resolve(ref: FunctionRef) -> Callable[..., Any]:
+    name, qualname, source = ref
+    try:
+        obj: Any = importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if source is None or err.name != name:
+            raise
+        spec = importlib.util.spec_from_file_location(name, source)
+        if spec is None or spec.loader is None:
+            raise
+        obj = importlib.util.module_from_spec(spec)
+        sys.modules[name] = obj
+        spec.loader.exec_module(obj)
+    for part in qualname.split("."):
         obj = getattr(obj, part)
     return getattr(obj, "func", obj)  # a module-level name may hold a Tool wrapping the function
 
@@ -240,7 +259,7 @@ def worker_main() -> None:
         except Exception:  # a bad preload only costs time later, when the call imports it again and reports
             pass
     _send(channel_out, ("ready", os.getpid()))
-    cache: dict[tuple[str, str], Callable[..., Any]] = {}
+    cache: dict[FunctionRef, Callable[..., Any]] = {}
     while True:
         try:
             ref, kwargs = _recv(channel_in)
@@ -270,7 +289,7 @@ class Worker:
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
         self.ready = False
-        self.imported: set[tuple[str, str]] = set()  # functions this worker has already imported
+        self.imported: set[FunctionRef] = set()  # functions this worker has already imported
         _send(self.proc.stdin, {"path": list(sys.path), "memory_mb": memory, "preload": list(preload)})
 
     def wait_ready(self) -> None:
@@ -299,7 +318,7 @@ class Worker:
             if left <= CANCEL_POLL:
                 return None
 
-    def call(self, ref: tuple[str, str], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
+    def call(self, ref: FunctionRef, kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
         try:
             self.wait_ready()
             _send(self.proc.stdin, (ref, dict(kwargs)))

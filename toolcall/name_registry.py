@@ -25,6 +25,11 @@ class NameRegistry(Generic[T]):
                 raise DuplicateNameError(f"{self.kind} name {key!r} is already registered (for {owner!r}); pass replace=True to replace it")
         if name in self._items and not replace:
             raise DuplicateNameError(f"{self.kind} {name!r} is already registered; pass replace=True to replace it")
+        # Whatever held these names goes whole, its other aliases too: replacing "Foo" by "foo" left "Foo" listed
+        # and offered, run as the new item, and not callable after unregister("Foo").
+        held = {self._names[k.lower()] for k in (name, *aliases) if k.lower() in self._names}
+        for owner in held | ({name} & set(self._items)):
+            self.unregister(owner)
         self._items[name] = item
         for key in (name, *aliases):
             self._names[key.lower()] = name

@@ -78,7 +78,9 @@ def _import_source(source: str) -> ModuleType:
         if err.name is not None and (source == err.name or source.startswith(err.name + ".")):
             raise ConfigError(f"--tools-from {source}: no such file or importable module") from err
         raise ConfigError(f"--tools-from {source}: importing it failed: {_short_trace(err)}") from err
-    except Exception as err:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # SystemExit too: a module that exits did not define tools (it quit silently)
         raise ConfigError(f"--tools-from {source}: importing it failed: {_short_trace(err)}") from err
 
 
@@ -110,9 +112,14 @@ def _import_file(path: Path, source: str) -> ModuleType:
 
 
 def _short_trace(err: BaseException) -> str:
-    """The exception and the last line of the user's code it came from (file:line), not the import machinery."""
+    """The exception and the last line of the user's code it came from (file:line), not the import machinery nor
+    toolcall's own code (a decorator that refused a function pointed at toolcall's schema reader)."""
+    import toolcall
+    import toolcall.tools
+
+    own = tuple(str(Path(m.__file__).parent) for m in (toolcall, toolcall.tools) if m.__file__)
     frames = [f for f in traceback.extract_tb(err.__traceback__) if "importlib" not in f.filename
-              and not f.filename.endswith(("tool_files.py", "<frozen importlib._bootstrap>"))]
+              and not f.filename.startswith(own)]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     if isinstance(err, SyntaxError) and err.filename:
         where = f" (at {err.filename}:{err.lineno})"

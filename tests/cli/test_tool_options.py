@@ -143,6 +143,51 @@ def test_bad_files_are_errors_naming_the_file(content: str | None, words_in_erro
         load_tools(str(path))
 
 
+def test_an_error_in_a_decorated_function_points_at_the_users_line(tmp_path: Path) -> None:
+    path = tmp_path / "untyped_tools.py"
+    path.write_text("import toolcall\n\n\n@toolcall.tool\ndef untyped(x):\n    \"\"\"Doc.\n\n    Args:\n        x: X.\n"
+                    "    \"\"\"\n    return x\n")
+    # It pointed at toolcall's schema reader (toolcall/schema.py:202), not at the file being loaded.
+    with pytest.raises(ConfigError, match=rf"has no type hint \(at {path}:4\)"):
+        load_tools(str(path))
+
+
+def test_a_module_that_exits_while_imported_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "exiting_tools_mod.py").write_text("import sys\nsys.exit(4)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # The process quit with status 4 and no word (a file that exits was already an error).
+    with pytest.raises(ConfigError, match=r"--tools-from exiting_tools_mod: importing it failed: SystemExit: 4"):
+        load_tools("exiting_tools_mod")
+
+
+HEAVY = '''
+import toolcall
+
+
+@toolcall.tool(isolated=True)
+def heavy_sum(n: int) -> int:
+    """Sum 0..n-1 in a worker process.
+
+    Args:
+        n: How many numbers.
+    """
+    return sum(range(n))
+'''
+
+
+@pytest.mark.parametrize("file_name", ["my-heavy-tools.py", "calendar.py"])
+def test_an_isolated_tool_from_a_file_no_import_finds_runs_in_its_worker(file_name: str, tmp_path: Path) -> None:
+    # A stem that is no module name, or one the standard library's would shadow, gets a name of its own, which the
+    # worker process could not import: every call failed with ModuleNotFoundError.
+    path = tmp_path / file_name
+    name = "heavy_sum_" + file_name.split(".")[0].replace("-", "_")   # the shared worker keeps what each file registered
+    path.write_text(HEAVY.replace("heavy_sum", name))
+    (loaded,) = load_tools(str(path))
+    from toolcall.registry import ToolRegistry
+
+    assert ToolRegistry([loaded]).call(name, ("10",)).text == "45"
+
+
 def test_an_unknown_module_and_a_decorated_clash_with_an_alias(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--tools-from no_such_pkg_xyz\.tools: no such file or importable module"):
         load_tools("no_such_pkg_xyz.tools")

@@ -43,7 +43,7 @@ _IGNORED = set("$\u20ac\u00a3 \t\n\r")
 
 # name -> (sympy function building the value, allowed argument counts); None: built by a helper of its own
 FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, tuple[int, ...]]] = {
-    "sqrt": (sympy.sqrt, (1,)), "cbrt": (lambda x: sympy.root(x, 3), (1,)), "exp": (sympy.exp, (1,)),
+    "sqrt": (sympy.sqrt, (1,)), "cbrt": (lambda x: sympy.real_root(x, 3), (1,)), "exp": (sympy.exp, (1,)),
     "ln": (sympy.log, (1,)), "log": (None, (1, 2)), "log10": (lambda x: sympy.log(x, 10), (1,)),
     "log2": (lambda x: sympy.log(x, 2), (1,)),
     "sin": (sympy.sin, (1,)), "cos": (sympy.cos, (1,)), "tan": (sympy.tan, (1,)),
@@ -122,8 +122,10 @@ def _log10_abs(value: Any) -> float:
     if value.is_Rational:
         p, q = abs(int(value.p)), int(value.q)
         return (math.log10(p) if p else -math.inf) - math.log10(q)
-    number = complex(sympy.N(value, 15))
-    return math.log10(abs(number)) if number != 0 else -math.inf
+    number = sympy.Abs(sympy.N(value, 15))
+    # In sympy's own floats: exp(710) is past a Python float (read as inf: "more than 1000 digits") and exp(-1000)
+    # below one (read as 0, then int(-inf) raised OverflowError).
+    return float(sympy.log(number, 10).evalf(15)) if number != 0 else -math.inf
 
 
 def _digits(n: int) -> int:
@@ -143,7 +145,9 @@ def check_size(value: Any) -> Any:
 def safe_power(base: Any, exponent: Any) -> Any:
     """base ** exponent, refusing before computing it when the result would be astronomically large."""
     if base.free_symbols:
-        if exponent.free_symbols or not exponent.is_number or abs(float(sympy.N(exponent))) > MAX_SYMBOL_POWER:
+        if exponent.free_symbols or not exponent.is_number:
+            raise ToolError("a variable's power must be a number (x^2 or x^(1/2), not x^x)")
+        if abs(float(sympy.N(exponent))) > MAX_SYMBOL_POWER:
             raise ToolError(f"exponent too large: powers of a variable are limited to {MAX_SYMBOL_POWER}")
         return base ** exponent
     if exponent.is_number and not exponent.free_symbols and base not in (0, 1, -1):

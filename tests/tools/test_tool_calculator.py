@@ -36,6 +36,8 @@ from toolcall.errors import ToolError
     ("sqrt(16)", "4"), ("sqrt(2)", "1.41"), ("log(8, 2)", "3"), ("ln(e)", "1"), ("2pi", "6.28"), ("2(3 + 4)", "14"),
     ("5!", "120"), ("factorial(5)", "120"), ("round(2.345, 1)", "2.3"), ("max(3, 9, 4)", "9"), ("abs(-3)", "3"),
     ("10^30 + 0.5", "1000000000000000000000000000000.5"), ("10^40 / 7", "1428571428571428571428571428571428571428.57"),
+    ("cbrt(-27)", "-3"), ("cbrt(-2)", "-1.26"),   # the real cube root (it was "not a real number (1.5 + 2.6*I)")
+    ("exp(-1000)", "0." + "0" * 434 + "51"),   # below a float: OverflowError
     ("sqrt(10^41)", "316227766016837933199.89"), ("$12 * 3", "36"), ("27 + 4 * 2 =", "35"), ("what  ", None), ("(1 + 2) * 3", "9"), ('"4 / 5"', "0.8"),
 ])
 def test_values(text: str, expected: str | None) -> None:
@@ -44,6 +46,10 @@ def test_values(text: str, expected: str | None) -> None:
             calculator(text)
     else:
         assert calculator(text) == expected
+
+
+def test_a_value_past_a_float_is_written_whole() -> None:
+    assert calculator("exp(710)").startswith("2233994766161711031253644458") and len(calculator("exp(710)").split(".")[0]) == 309
 
 
 @pytest.mark.parametrize("text, words", [
@@ -106,6 +112,7 @@ def test_solve(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize("text, words", [
     ("x^100000 = 1", "exponent too large"),
+    ("x^x = 2", r"a variable's power must be a number \(x\^2"),   # it said "exponent too large ... limited to 64"
     ("__import__('os') = 1", "unexpected character"),
     ("3 = 3", "no equation"),
     ("x = 1e-5000", "out of range"),

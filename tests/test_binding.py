@@ -31,6 +31,18 @@ def test_keywords_are_checked_by_name_and_coerced() -> None:
     assert bind({"days": 2.0, "city": 5}) == {"days": 2, "city": "5"}
 
 
+def test_null_is_no_string_and_leaves_an_optional_parameter_out() -> None:
+    # null arrived as the text "null" (a city called null); for an optional parameter models mean "not given".
+    with pytest.raises(ToolArgumentError, match="weather: argument 'city' = None is not valid: expected a string"):
+        bind({"city": None, "days": 1})
+    assert bind({"city": "Oslo", "days": 1, "unit": None, "exact": None}) == {"city": "Oslo", "days": 1}
+    nullable = {"type": "object", "properties": {"note": {"type": "string", "nullable": True}}}
+    assert bind({"note": None}, nullable) == {"note": None}
+    listed = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    with pytest.raises(ToolArgumentError, match="expected a string"):
+        bind({"tags": ["a", None]}, listed)
+
+
 @pytest.mark.parametrize("args, message", [
     ({"city": "Oslo", "days": 1, "colour": "red"}, "weather: unexpected argument 'colour'; it takes: city, days, unit, exact"),
     ({"days": 1}, "weather: missing required argument 'city'; it takes: city, days, unit, exact"),

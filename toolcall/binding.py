@@ -97,11 +97,14 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     if missing:
         raise ToolArgumentError(f"{tool}: missing required argument {missing[0]!r}; it takes: {names}")
     out: dict[str, Any] = {}
+    required = set(_required(parameters))
     for key, value in bound.items():
         schema = properties.get(key)
         try:
             out[key] = coerce(value, schema if isinstance(schema, Mapping) else {})
         except Mismatch as err:
+            if value is None and key not in required:
+                continue  # null for an optional parameter that takes none: not given (its default applies)
             raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
     return out
 
@@ -200,6 +203,8 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
     """`value` as one JSON type."""
     text = value.strip() if isinstance(value, str) else None
     if kind == "string":
+        if value is None:  # JSON's null is no string (it became the text "null")
+            raise Mismatch("a string")
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else _text(value)
     if kind == "boolean":
         if isinstance(value, bool):

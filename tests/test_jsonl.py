@@ -70,3 +70,11 @@ def test_a_lone_surrogate_escape_is_refused_and_a_pair_is_text(tmp_path: Path) -
     assert next(rows)[1] == {"text": "smile \U0001F600"}
     with pytest.raises(ConfigError, match=r"s\.jsonl:2: field 'meta'\['tags'\]\[1\] holds a lone UTF-16 surrogate"):
         next(rows)
+
+
+def test_an_integer_past_pythons_digit_limit_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    path.write_text('{"a": 1}\n{"answer": ' + "9" * 5000 + "}\n")
+    # json.loads raised a ValueError no reader caught: a traceback from eval, train and data-gen.
+    with pytest.raises(ConfigError, match=r"long.jsonl:2: a number in it is too long to read"):
+        list(read_jsonl(path))

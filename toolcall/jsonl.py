@@ -48,6 +48,8 @@ def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dic
             raise ConfigError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
         except RecursionError:
             raise ConfigError(f"{where}: the JSON nests deeper than can be read") from None
+        except ValueError as err:  # an integer past Python's 4,300-digit conversion limit
+            raise ConfigError(f"{where}: a number in it is too long to read ({err})") from None
         if not isinstance(record, dict):
             raise ConfigError(f"{where}: each line must be a JSON object, found {type(record).__name__}")
         try:

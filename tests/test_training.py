@@ -177,6 +177,20 @@ def test_full_fine_tune_saves_a_checkpoint_that_reloads(tiny: Path, tmp_path: Pa
     assert json.loads((out / "train_result.json").read_text())["steps"] == 4
 
 
+def test_a_corpus_with_no_token_for_the_loss_is_refused(tiny: Path, tmp_path: Path) -> None:
+    from toolcall.training import train
+
+    texts = ["Question: what is 2 + 2? Answer: 4.", "Question: and 3 + 3? Answer: 6."]
+    corpus = tmp_path / "prompts.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t, "prompt_chars": len(t)}) + "\n" for t in texts))
+    # It trained with loss 0, passed its reload check and saved a model that had learned nothing.
+    with pytest.raises(ConfigError, match=r"no token of .*prompts.jsonl counts toward the loss: all \d+ are tool "
+                                          r"results or prompts"):
+        train(TrainConfig(corpus=corpus, output=tmp_path / "out", model=str(tiny), max_steps=1, batch_size=2,
+                          max_length=4))   # the cut leaves no end-of-text token either
+    assert not (tmp_path / "out").exists()
+
+
 def test_lora_fine_tune_saves_an_adapter_that_reloads(tiny: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     from toolcall.backends.hf_loading import load_model_and_tokenizer

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, MissingDependencyError
+from .errors import BackendError, ConfigError, MissingDependencyError
 from .jsonl import read_jsonl, string_field
 from .models import EMBEDDED, resolve_model
 from .options import option
@@ -58,8 +58,9 @@ class TrainConfig:
         return self.lr if self.lr is not None else (1e-4 if self.lora or self.from_adapter is not None else 1e-5)
 
     def validate(self) -> None:
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"epochs must be > 0 (got {self.epochs}) unless max_steps > 0")
+        """Every option checked before a model loads (a bad one used to fail inside Trainer or torch after it)."""
+        if not math.isfinite(self.epochs) or (self.epochs <= 0 and self.max_steps <= 0):
+            raise ConfigError(f"epochs must be a finite number > 0 (got {self.epochs}) unless max_steps > 0")
         for name in ("batch_size", "grad_accum", "max_length", "lora_r", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -70,8 +71,18 @@ class TrainConfig:
                               f"(got --model {self.model})")
         if self.lora and not self.lora_targets:
             raise ConfigError("lora_targets must name at least one module, e.g. q_proj,v_proj")
-        if self.learning_rate() <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.learning_rate() < math.inf:
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        if not self.lora_alpha > 0:
+            raise ConfigError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"lora_dropout is a probability in [0, 1), got {self.lora_dropout}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2^32), got {self.seed}")
+        from .dialects import get_dialect
+
+        get_dialect(self.dialect)
+        check_output_dir(self.output)
 
 
 @dataclass
@@ -84,7 +95,7 @@ class TrainResult:
     train_loss: float
     seconds: float
     tokens: int
-    masked_tokens: int                 # result tokens excluded from the loss
+    masked_tokens: int                 # tokens excluded from the loss: tool results, and prompts when masked
     lora: bool
     verified_max_logit_diff: float | None = None
     log: list[dict[str, float]] = field(default_factory=list)
@@ -337,6 +348,21 @@ def _accelerator(torch: Any) -> bool:
     return bool(torch.cuda.is_available() or (mps is not None and mps.is_available()))
 
 
+#: What every `toolcall train` run writes into its output: a directory holding it is a previous run's, which a new
+#: run may replace.
+RESULT_FILE = "train_result.json"
+
+
+def check_output_dir(output: Path) -> None:
+    """A ConfigError unless `output` is a new or empty directory, or one a previous run wrote (it holds RESULT_FILE):
+    training into a directory of other files replaced a user's config.json without a word."""
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file; the checkpoint or adapter is saved into a directory")
+    if output.is_dir() and any(output.iterdir()) and not (output / RESULT_FILE).is_file():
+        raise ConfigError(f"--output {output} is a directory of other files (no {RESULT_FILE} from an earlier "
+                          "`toolcall train`); give a new or empty directory")
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Fine-tune, save to config.output, optionally verify the reload; the device is whatever Trainer picks."""
     config.validate()
@@ -355,6 +381,9 @@ def train(config: TrainConfig) -> TrainResult:
                                  prompt_chars=p if config.mask_prompt else 0) for t, p in records]
     tokens = sum(len(e["labels"]) for e in examples)
     masked = sum(sum(1 for x in e["labels"] if x == IGNORE_INDEX) for e in examples)
+    if masked >= tokens:
+        raise ConfigError(f"no token of {config.corpus} counts toward the loss: all {tokens:,} are tool results or "
+                          f"prompts (--max-length {config.max_length} may cut each text before its reply)")
 
     # The loader caches one shared model per path: train a copy so other users of the cache keep the base.
     model = plain_model(base)
@@ -391,8 +420,14 @@ def train(config: TrainConfig) -> TrainResult:
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
     trainer.add_callback(_StderrLog())
     began = time.perf_counter()
-    out = trainer.train()
+    try:
+        out = trainer.train()
+    finally:
+        _remove_empty(work)   # a failed run left an empty trainer/ folder behind
     seconds = time.perf_counter() - began
+    if not math.isfinite(float(out.training_loss)):
+        raise BackendError(f"training diverged (train loss {out.training_loss}); nothing was saved to {config.output}: "
+                           f"try a smaller --lr (this run: {config.learning_rate():g})")
     # Without the mixed-precision wrapper Trainer put around forward: the saved weights are float32, and so is the
     # verification's forward.
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
@@ -409,7 +444,7 @@ def train(config: TrainConfig) -> TrainResult:
     )
     if config.verify:
         result.verified_max_logit_diff = verify_checkpoint(model, config.output, records[0][0])
-    (config.output / "train_result.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+    (config.output / RESULT_FILE).write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     return result
 
 
@@ -417,7 +452,6 @@ def verify_checkpoint(trained: Any, output: Path, text: str, tolerance: float = 
     """Reload `output` through load_model_and_tokenizer and check its logits match the trained model's."""
     torch, _ = _require_training()
     from .backends.hf_loading import load_model_and_tokenizer
-    from .errors import BackendError
 
     loaded, tokenizer = load_model_and_tokenizer(output)
     ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=64)["input_ids"]

@@ -79,6 +79,15 @@ def test_train_lora_then_reload(tiny: Path, corpus: Path, tmp_path: Path, capsys
         (["--corpus", "/nonexistent/gen"], "does not exist"),
         (["--batch-size", "0"], "batch_size must be >= 1"),
         (["--lora", "--lora-targets", " , "], "lora_targets must name at least one module"),
+        # Each of these failed inside Trainer or torch after the model loaded, or (inf) trained NaN weights and saved them.
+        (["--lr", "inf"], "lr must be a finite number > 0, got inf"),
+        (["--lr", "nan"], "lr must be a finite number > 0, got nan"),
+        (["--epochs", "nan"], "epochs must be a finite number > 0"),
+        (["--epochs", "inf"], "epochs must be a finite number > 0"),
+        (["--lora", "--lora-dropout", "1.5"], "lora_dropout is a probability in [0, 1), got 1.5"),
+        (["--lora", "--lora-alpha", "0"], "lora_alpha must be > 0, got 0"),
+        (["--seed", "99999999999999999999"], "seed must be in [0, 2^32)"),
+        (["--dialect", "nope"], "unknown dialect 'nope'"),
     ],
 )
 def test_train_runtime_errors_exit_1(extra: list[str], message: str, corpus: Path, tmp_path: Path,
@@ -86,6 +95,19 @@ def test_train_runtime_errors_exit_1(extra: list[str], message: str, corpus: Pat
     args = ["train", "--corpus", str(corpus), "--output", str(tmp_path / "o"), *extra]
     assert main(args) == 1
     assert message in capsys.readouterr().err
+
+
+def test_train_refuses_an_output_that_is_a_file_or_a_directory_of_other_files(corpus: Path, tmp_path: Path,
+                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"important": 1}')   # it was replaced by the model's config, exit 0
+    assert main(["train", "--corpus", str(corpus), "--output", str(mine), "--max-steps", "1"]) == 1
+    assert "is a directory of other files (no train_result.json" in capsys.readouterr().err
+    assert (mine / "config.json").read_text() == '{"important": 1}'
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", "--corpus", str(corpus), "--output", str(tmp_path / "afile"), "--max-steps", "1"]) == 1
+    assert "is a file; the checkpoint or adapter is saved into a directory" in capsys.readouterr().err
 
 
 def test_train_usage_error_exits_2() -> None:

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         share = result.masked_tokens / result.tokens if result.tokens else 0.0
         print(f"trained {result.steps} steps on {result.examples} examples in {result.seconds:.1f} s, "
               f"final train loss {result.train_loss:.4f}")
-        print(f"{result.masked_tokens} of {result.tokens} tokens ({share:.1%}) were tool results, left out of the loss")
+        print(f"{result.masked_tokens} of {result.tokens} tokens ({share:.1%}) were left out of the loss (tool results, "
+              "and prompts with --mask-prompt)")
         if result.verified_max_logit_diff is not None:
             print(f"reload check passed (max logit difference {result.verified_max_logit_diff:.2g})")
         print(f"{kind} saved to {result.output}; use it with: --model {result.output}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -158,12 +159,131 @@ def test_a_second_sample_leaves_out_the_first_samples_items(tmp_path: Path) -> N
         BfclConfig(exclude_seed=-1)
 
 
-def test_an_item_without_its_answer_is_an_error(tmp_path: Path) -> None:
+def test_an_item_without_its_answer_is_an_error_naming_the_item(tmp_path: Path) -> None:
     write_bfcl_dir(tmp_path, "simple", [SIMPLE])
     (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").write_text(
-        json.dumps({"id": "other", "ground_truth": []}) + "\n")
-    with pytest.raises(ConfigError, match="no possible answer"):
+        json.dumps({"id": "other", "ground_truth": [{"set_lamp": {}}]}) + "\n")
+    where = re.escape(f"{tmp_path / 'BFCL_v4_simple_python.json'}:1")
+    with pytest.raises(ConfigError, match=f"BFCL item 'simple_0' \\({where}\\) has no possible answer"):
         load_bfcl_items("simple", data=tmp_path)
+
+
+THREE = [BfclItem(f"simple_{i}", "simple", ({"role": "user", "content": f"Boil {i} litres."},), (KETTLE,),
+                  ({"kitchen.boil_water": {"litres": [float(i)]}},)) for i in range(3)]
+GOOD = {"id": "simple_1", "question": [[{"role": "user", "content": "Boil 1 litres."}]], "function": [KETTLE]}
+
+
+def spoil(root: Path, answers: bool, line: str | bytes, number: int = 2) -> Path:
+    """A BFCL directory of THREE whose item (or answer) file has line `number` replaced; the file written."""
+    write_bfcl_dir(root, "simple", THREE)
+    path = root / ("possible_answer" if answers else "") / "BFCL_v4_simple_python.json"
+    lines = path.read_bytes().splitlines()
+    lines[number - 1] = line if isinstance(line, bytes) else line.encode()
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def entry(**fields: Any) -> str:
+    """GOOD with `fields` replaced (a value of None leaves the field out)."""
+    return json.dumps({k: v for k, v in {**GOOD, **fields}.items() if v is not None})
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    (entry(id=None), "field 'id' must be a non-empty string, found no such field"),
+    (entry(id=5), "field 'id' must be a non-empty string, found a number (5)"),
+    (entry(id="simple_0"), "id 'simple_0' is already used at .*:1; each id must be unique"),
+    (entry(question="hello"), "field 'question' must be a non-empty list of turns.*found a string (\"hello\")"),
+    (entry(question=[]), "field 'question' must be a non-empty list of turns"),
+    (entry(question=None), "field 'question' must be .*found no such field"),
+    (entry(question=["hi"]), "question[0] must be a list of {\"role\", \"content\"} messages, found a string"),
+    (entry(question=[[5]]), "question[0][0] must be a {\"role\", \"content\"} message object, found a number"),
+    (entry(question=[[]]), "question[0], the turn the model answers, holds no message"),
+    (entry(question=[[{"role": "user"}]]), "question[0][0]: field 'content' must be a string, found no such field"),
+    (entry(question=[[{"role": "user", "content": ["hi"]}]]), "question[0][0]: field 'content' must be a string, found a list"),
+    (entry(question=[[{"role": "robot", "content": "hi"}]]),
+     "question[0][0]: field 'role' must be one of system, user, assistant, found a string (\"robot\")"),
+    (entry(question=[[GOOD["question"][0][0]], [{"content": "later"}]]), "question[1][0]: field 'role'"),
+    (entry(function="nope"), "field 'function' must be a list of function objects.*found a string (\"nope\")"),
+    (entry(function=None), "field 'function' must be a list .*found no such field"),
+    (entry(function=[]), "field 'function' is empty; an item with a possible answer must offer at least one"),
+    (entry(function=[5]), "function[0] must be a function object (with a 'name'), found a number"),
+    (entry(function=[{"description": "x"}]), "function[0]: field 'name' must be a non-empty string"),
+    (entry(function=[KETTLE, {**KETTLE, "name": "Kitchen.Boil_Water"}]),
+     "function[1]: function name 'Kitchen.Boil_Water' is also function[0]'s"),
+    (entry(function=[{**KETTLE, "description": 5}]), "function[0]: field 'description' must be a string"),
+    (entry(function=[{"name": "f"}]), "function[0]: field 'parameters' must be an object .*found no such field"),
+    (entry(function=[{**KETTLE, "parameters": {"type": "dict", "properties": [], "required": []}}]),
+     "function[0]: field 'parameters' must be an object .*; its 'properties' holds a list"),
+    (entry(function=[{**KETTLE, "parameters": {"type": "dict", "properties": {"a": 1}, "required": []}}]),
+     "function[0]: field 'parameters' .*; its 'properties' holds a schema that is not an object"),
+    (entry(function=[{**KETTLE, "parameters": {"type": "dict", "properties": {}, "required": "litres"}}]),
+     "function[0]: field 'parameters' .*; its 'required' holds a string (\"litres\")"),
+    ("[1,2]", "each line must be a JSON object, found list"),
+    ('{"id": "x", "question": }', "not valid JSON (Expecting value at column 25)"),
+])
+def test_a_malformed_item_line_is_an_error_at_its_file_and_line(tmp_path: Path, line: str, says: str) -> None:
+    path = spoil(tmp_path, False, line)
+    pattern = re.escape(f"{path}:2: ") + re.escape(says).replace(re.escape(".*"), ".*")
+    with pytest.raises(ConfigError, match=pattern):
+        load_bfcl_items("simple", data=tmp_path)
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    (json.dumps({"id": "simple_1", "ground_truth": "x"}),
+     "field 'ground_truth' must be a non-empty list of {\"function name\": {\"argument\": [accepted values]}} "
+     "objects, found a string (\"x\")"),
+    (json.dumps({"id": "simple_1"}), "field 'ground_truth' must be a non-empty list .*found no such field"),
+    (json.dumps({"id": "simple_1", "ground_truth": []}), "field 'ground_truth' must be a non-empty list"),
+    (json.dumps({"id": "simple_1", "ground_truth": [5]}), "ground_truth[0] must be one function name mapped to"),
+    (json.dumps({"id": "simple_1", "ground_truth": [{"f": {}, "g": {}}]}), "ground_truth[0] must be one function"),
+    (json.dumps({"id": "simple_1", "ground_truth": [{"f": {"x": 1}}]}), "ground_truth[0] must be one function"),
+    (json.dumps({"ground_truth": [{"f": {}}]}), "field 'id' must be a non-empty string"),
+    (json.dumps({"id": "simple_0", "ground_truth": [{"f": {}}]}), "id 'simple_0' is already used at"),
+])
+def test_a_malformed_answer_line_is_an_error_at_its_file_and_line(tmp_path: Path, line: str, says: str) -> None:
+    path = spoil(tmp_path, True, line)
+    pattern = re.escape(f"{path}:2: ") + re.escape(says).replace(re.escape(".*"), ".*")
+    with pytest.raises(ConfigError, match=pattern):
+        load_bfcl_items("simple", data=tmp_path)
+
+
+def test_a_byte_that_is_not_utf8_is_an_error_at_its_line_and_column(tmp_path: Path) -> None:
+    path = spoil(tmp_path, False, entry().encode().replace(b"Boil", b"B\xf6il"))
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:2:") + r"\d+: BFCL data file is not UTF-8 text"):
+        load_bfcl_items("simple", data=tmp_path)
+
+
+def test_a_bad_line_fails_the_load_even_when_the_sample_leaves_it_out(tmp_path: Path) -> None:
+    spoil(tmp_path, False, entry(question="hello"))
+    for seed in range(4):
+        with pytest.raises(ConfigError, match=":2: field 'question'"):
+            load_bfcl_items("simple", limit=1, seed=seed, data=tmp_path)
+
+
+def test_irrelevance_items_may_offer_no_function_and_need_no_answer_file(tmp_path: Path) -> None:
+    (tmp_path / "BFCL_v4_live_irrelevance.json").write_text(
+        json.dumps({"id": "live_irrelevance_0", "question": [[{"role": "user", "content": "Hi."}]], "function": []})
+        + "\n")
+    assert load_bfcl_items("live_irrelevance", data=tmp_path)[0].functions == ()
+
+
+def test_a_missing_data_file_says_what_the_directory_must_hold(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"BFCL data file {tmp_path / 'BFCL_v4_simple_python.json'} does "
+                                                    "not exist (a BFCL data directory holds BFCL_v4_<category>")):
+        load_bfcl_items("simple", data=tmp_path)
+    write_bfcl_dir(tmp_path, "simple", THREE)
+    (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").unlink()
+    with pytest.raises(ConfigError, match="BFCL answer file .*possible_answer.* does not exist"):
+        load_bfcl_items("simple", data=tmp_path)
+
+
+def test_toolcall_eval_reports_a_malformed_bfcl_file_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = spoil(tmp_path, False, entry(function="nope"))
+    code = main(["eval", "--task", "bfcl", "--categories", "simple", "--bfcl-data", str(tmp_path), "--limit", "2",
+                 "--backend", "fake", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{path}:2: field 'function' must be a list" in err and "Traceback" not in err
 
 
 # --- replies as BFCL's model_output -------------------------------------------------------------------------------
@@ -399,3 +519,11 @@ def test_the_packaged_non_live_data_loads_and_converts(category: str) -> None:
         assert (it.answer is None) == (category == "irrelevance")
         text = json.dumps([s.schema for s in item_specs(it)])
         assert '"type": "dict"' not in text and '"type": "float"' not in text and '"type": "tuple"' not in text
+
+
+@needs_bfcl
+@pytest.mark.parametrize("category", LIVE)
+def test_the_packaged_live_data_loads(category: str) -> None:
+    items = load_bfcl_items(category, limit=2, seed=0)
+    assert len(items) == 2 and all(it.messages for it in items)
+    assert all((it.answer is None) == category.endswith("relevance") for it in items)

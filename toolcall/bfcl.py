@@ -9,12 +9,13 @@ import time
 import types
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .binding import parameter_order
 from .errors import BackendError, ConfigError, MissingDependencyError
+from .jsonl import read_jsonl
 from .options import at_least, option
 from .specs import ToolSpec, ToolSpecs
 
@@ -198,47 +199,176 @@ def data_version(data: str | Path | None = None) -> str:
         raise BfclMissingError() from err
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    # BFCL's .json files hold one JSON object per line.
+#: The speakers a BFCL conversation may hold; the chat template is handed nothing else.
+_ROLES = ("system", "user", "assistant")
+_LAYOUT = "a BFCL data directory holds BFCL_v4_<category>.json and possible_answer/BFCL_v4_<category>.json"
+
+
+def _found(record: Mapping[str, Any], key: str) -> str:
+    """What a field holds, in JSON's words, for an error message."""
+    return _json_kind(record[key]) if key in record else "no such field"
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    kind = "a string" if isinstance(value, str) else "a number"
+    # A short value is quoted so the line is easy to find; a long one is named only by its kind.
+    shown = json.dumps(value[:41] if isinstance(value, str) else value, ensure_ascii=False)
+    return f"{kind} ({shown})" if len(shown) <= 40 else kind
+
+
+def _read_entries(path: Path, what: str) -> list[tuple[str, dict[str, Any]]]:
+    """("FILE:LINE", object) for each line of a BFCL file (one JSON object per line, despite the .json name)."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist ({_LAYOUT})")
     try:
-        text = path.read_text(encoding="utf-8")
+        # read_jsonl names FILE:LINE for bytes that are not UTF-8, lines that are not JSON or not objects.
+        return list(read_jsonl(path, what))
     except OSError as err:
-        raise ConfigError(f"cannot read BFCL file {path}: {err}") from err
-    try:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not one JSON object per line ({err})") from err
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror or err}") from err
+
+
+def _entry_id(where: str, record: Mapping[str, Any], seen: dict[str, str]) -> str:
+    """The line's "id", a non-empty string no earlier line of the file holds: answers are joined to items by it."""
+    ident = record.get("id")
+    if not isinstance(ident, str) or not ident.strip():
+        raise ConfigError(f"{where}: field 'id' must be a non-empty string, found {_found(record, 'id')}")
+    if ident in seen:
+        raise ConfigError(f"{where}: id {ident!r} is already used at {seen[ident]}; each id must be unique")
+    seen[ident] = where
+    return ident
+
+
+def _first_turn(where: str, record: Mapping[str, Any]) -> tuple[Mapping[str, str], ...]:
+    """The messages of the entry's first turn (the one asked), after every turn's shape is checked."""
+    shape = 'a non-empty list of turns, each a list of {"role", "content"} messages'
+    question = record.get("question")
+    if not isinstance(question, list) or not question:
+        raise ConfigError(f"{where}: field 'question' must be {shape}, found {_found(record, 'question')}")
+    for t, turn in enumerate(question):
+        if not isinstance(turn, list):
+            raise ConfigError(f"{where}: question[{t}] must be a list of {{\"role\", \"content\"}} messages, "
+                              f"found {_json_kind(turn)}")
+        for m, message in enumerate(turn):
+            at = f"{where}: question[{t}][{m}]"
+            if not isinstance(message, dict):
+                raise ConfigError(f"{at} must be a {{\"role\", \"content\"}} message object, found "
+                                  f"{_json_kind(message)}")
+            if message.get("role") not in _ROLES:
+                raise ConfigError(f"{at}: field 'role' must be one of {', '.join(_ROLES)}, found "
+                                  f"{_found(message, 'role')}")
+            if not isinstance(message.get("content"), str):
+                raise ConfigError(f"{at}: field 'content' must be a string, found {_found(message, 'content')}")
+    if not question[0]:
+        raise ConfigError(f"{where}: question[0], the turn the model answers, holds no message")
+    return tuple(question[0])
+
+
+def _functions(where: str, record: Mapping[str, Any], judged: bool) -> tuple[Mapping[str, Any], ...]:
+    """The entry's functions, each checked for what item_specs, model_output and the AST checker read of it."""
+    functions = record.get("function")
+    if not isinstance(functions, list):
+        raise ConfigError(f"{where}: field 'function' must be a list of function objects (each with a 'name'), "
+                          f"found {_found(record, 'function')}")
+    if judged and not functions:
+        # The checker compares the calls with the offered functions; an item offering none cannot be judged.
+        raise ConfigError(f"{where}: field 'function' is empty; an item with a possible answer must offer at "
+                          "least one function")
+    names: dict[str, int] = {}
+    for i, function in enumerate(functions):
+        at = f"{where}: function[{i}]"
+        if not isinstance(function, dict):
+            raise ConfigError(f"{at} must be a function object (with a 'name'), found {_json_kind(function)}")
+        name = function.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{at}: field 'name' must be a non-empty string, found {_found(function, 'name')}")
+        if name.lower() in names:
+            # Tools are looked up by name in any case: two alike could not both be offered.
+            raise ConfigError(f"{at}: function name {name!r} is also function[{names[name.lower()]}]'s; the names "
+                              "of an item's functions must differ (in any case)")
+        names[name.lower()] = i
+        if "description" in function and not isinstance(function["description"], str):
+            raise ConfigError(f"{at}: field 'description' must be a string, found "
+                              f"{_found(function, 'description')}")
+        _check_parameters(at, function)
+    return tuple(functions)
+
+
+def _check_parameters(at: str, function: Mapping[str, Any]) -> None:
+    # The AST checker reads parameters["properties"][name] and parameters["required"] without a default.
+    shape = ("an object with 'properties' (an object of parameter schemas, each an object) and 'required' "
+             "(a list of parameter names)")
+    params = function.get("parameters")
+    if not isinstance(params, dict):
+        raise ConfigError(f"{at}: field 'parameters' must be {shape}, found {_found(function, 'parameters')}")
+    properties, required = params.get("properties"), params.get("required")
+    if not isinstance(properties, dict) or not all(isinstance(p, dict) for p in properties.values()):
+        found = _found(params, "properties") if not isinstance(properties, dict) else "a schema that is not an object"
+        raise ConfigError(f"{at}: field 'parameters' must be {shape}; its 'properties' holds {found}")
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        found = _found(params, "required") if not isinstance(required, list) else "a name that is not a string"
+        raise ConfigError(f"{at}: field 'parameters' must be {shape}; its 'required' holds {found}")
+
+
+def _answers(path: Path) -> dict[str, tuple[Mapping[str, Any], ...]]:
+    """Each answer line's ground truth by id: a non-empty list of {function name: {argument: [accepted values]}}, the
+    form the AST checker reads."""
+    shape = 'a non-empty list of {"function name": {"argument": [accepted values]}} objects'
+    answers: dict[str, tuple[Mapping[str, Any], ...]] = {}
+    seen: dict[str, str] = {}
+    for where, record in _read_entries(path, "BFCL answer file"):
+        ident = _entry_id(where, record, seen)
+        truth = record.get("ground_truth")
+        if not isinstance(truth, list) or not truth:
+            raise ConfigError(f"{where}: field 'ground_truth' must be {shape}, found {_found(record, 'ground_truth')}")
+        for i, call in enumerate(truth):
+            args = next(iter(call.values())) if isinstance(call, dict) and len(call) == 1 else None
+            if not isinstance(args, dict) or not all(isinstance(v, list) for v in args.values()):
+                raise ConfigError(f"{where}: ground_truth[{i}] must be one function name mapped to an object of "
+                                  f"argument -> list of accepted values, found {_json_kind(call)}")
+        answers[ident] = tuple(truth)
+    return answers
 
 
 def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
                     data: str | Path | None = None, exclude_seed: int | None = None) -> list[BfclItem]:
     """The items of one category, all or `limit` of them drawn with `seed` (kept in file order); answers joined by id.
     With `exclude_seed`, the `limit` items are drawn from those the `exclude_seed` sample of the same size leaves out
-    (all of them when fewer remain)."""
+    (all of them when fewer remain).
+
+    Every line of the category's files is checked, drawn or not, so a bad file fails whatever the sample: a
+    ConfigError names FILE:LINE, the field and what it must hold."""
     if category not in CATEGORIES:
         raise ConfigError(f"unknown BFCL category {category!r}; valid: {', '.join(CATEGORIES)}")
     root = Path(data) if data is not None else data_dir()
     stem = CATEGORIES[category]
-    entries = _read_lines(root / f"BFCL_v4_{stem}.json")
-    if limit is not None and limit < len(entries):
-        pool: Sequence[int] = range(len(entries))
+    # (Ir)relevance items have no ground truth: they are judged by whether a call was written.
+    judged = "relevance" not in category
+    items: list[BfclItem] = []
+    lines: dict[str, str] = {}
+    for where, record in _read_entries(root / f"BFCL_v4_{stem}.json", "BFCL data file"):
+        ident = _entry_id(where, record, lines)
+        items.append(BfclItem(ident, category, _first_turn(where, record), _functions(where, record, judged), None))
+    if limit is not None and limit < len(items):
+        pool: Sequence[int] = range(len(items))
         if exclude_seed is not None:
             taken = set(_draw(pool, limit, exclude_seed, category))
             pool = [i for i in pool if i not in taken]
-        entries = [entries[i] for i in _draw(pool, min(limit, len(pool)), seed, category)]
-    answers: dict[str, Any] = {}
-    if "irrelevance" not in category and "relevance" not in category:
-        answers = {a["id"]: a["ground_truth"] for a in _read_lines(root / "possible_answer" / f"BFCL_v4_{stem}.json")}
-    items = []
-    for entry in entries:
-        turns = entry.get("question") or []
-        if not turns or not turns[0]:
-            raise ConfigError(f"BFCL item {entry.get('id')!r} has no question")
-        answer = answers.get(entry["id"]) if answers else None
-        if answers and answer is None:
-            raise ConfigError(f"BFCL item {entry['id']!r} has no possible answer in {root / 'possible_answer'}")
-        items.append(BfclItem(entry["id"], category, tuple(turns[0]), tuple(entry.get("function") or ()),
-                              tuple(answer) if answer is not None else None))
+        items = [items[i] for i in _draw(pool, min(limit, len(pool)), seed, category)]
+    if not judged:
+        return items
+    answer_file = root / "possible_answer" / f"BFCL_v4_{stem}.json"
+    answers = _answers(answer_file)
+    for i, item in enumerate(items):
+        if item.id not in answers:
+            raise ConfigError(f"BFCL item {item.id!r} ({lines[item.id]}) has no possible answer in {answer_file}: "
+                              "an answer line with the same id is needed")
+        items[i] = replace(item, answer=answers[item.id])
     return items
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,8 +52,19 @@ def find_stop(text: str, stop: Sequence[str], new_from: int) -> tuple[int, str] 
 
 
 def get_backend(name: str = "transformers", model: str | None = None, **options: Any) -> Backend:
-    """Build the backend registered as `name` (case-insensitive); `model` is a path or None for the default."""
-    return backends.get(name)(model, **options)
+    """Build the backend registered as `name` (case-insensitive); `model` is a path or None for the default. An option
+    the engine does not take is a ConfigError naming the ones it does (`--backend fake --temperature 0.7` was a
+    TypeError from its constructor)."""
+    factory = backends.get(name)
+    engine_class = getattr(factory, "engine_class", None)
+    if options and engine_class is not None:
+        parameters = inspect.signature(engine_class().__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            taken = [p for p in parameters if p not in ("self", "model")]
+            unknown = [k for k in options if k not in taken]
+            if unknown:
+                raise ConfigError(f"the {name} backend takes no option {unknown[0]!r}; it takes: {', '.join(taken)}")
+    return factory(model, **options)
 
 
 def scoring_backends() -> list[str]:

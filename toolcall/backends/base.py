@@ -58,6 +58,12 @@ class Steering:
     call_open: bool = False
 
 
+#: A seed is an unsigned 64-bit number (what torch's generators take).
+MAX_SEED = 2**64 - 1
+#: The highest sampling temperature taken (OpenAI's bound): past it every token is about as likely as any other.
+MAX_TEMPERATURE = 2.0
+
+
 @dataclass(frozen=True)
 class Sampling:
     """One session's own sampling settings; None keeps the backend's (engines that do not sample ignore them)."""
@@ -65,6 +71,16 @@ class Sampling:
     temperature: float | None = None  # 0: greedy
     top_p: float | None = None
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        # Checked where they are given, not where they are used: NaN made torch raise on the first sampled step, and
+        # a seed past 64 bits "Overflow when unpacking long long", both after the model had loaded.
+        if self.temperature is not None and not 0 <= self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"temperature must be in [0, {MAX_TEMPERATURE:g}] (0: greedy), got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED):
+            raise ConfigError(f"seed must be a whole number in [0, 2^64), got {self.seed}")
 
 
 @dataclass

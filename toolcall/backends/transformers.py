@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
 from . import find_stop
-from .base import Backend, DecodeSession, Steering, check_batch_tokens
+from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens
 from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer, resolve_dtype
 from .hf_scoring import HFScoringMixin
 from .prefix_cache import PrefixCache
@@ -218,6 +218,13 @@ class TransformersSession(DecodeSession):
         if backend.batcher is not None:
             backend.batcher.enter()
         try:
+            limit = backend.context_size()
+            held = len(self.token_ids) + len(self._carry) + len(self._fresh)
+            if limit is not None and held >= limit:
+                # Spliced results filled the context: positions past it are ones the model never saw (its output
+                # there is noise), so the reply ends as if by its length.
+                self.stop_reason = "length"
+                return
             # A long prompt goes through in chunks, each its own step (an empty delta): a server that takes its lock
             # per step lets other replies decode between them instead of waiting for the whole prompt.
             chunk = backend.prefill_chunk
@@ -239,8 +246,9 @@ class TransformersSession(DecodeSession):
             call: Any = None         # the open call's grammar matcher (constrained steering), None outside a call
             if grammar is not None and steering is not None and steering.call_open:
                 call = backend._token_masks().matchers(grammar, 1)[0]
+            budget = max_new_tokens if limit is None else min(max_new_tokens, limit - held)
             while True:
-                if len(generated) >= max_new_tokens:
+                if len(generated) >= budget:
                     self.stop_reason = "length"
                     break
                 if self._carry:  # feed the previous token now that its logits are needed
@@ -338,8 +346,7 @@ class TransformersBackend(HFScoringMixin, Backend):
                  prefix_cache: bool = False, device: str | None = None) -> None:
         if (lm is None) != (tokenizer is None):
             raise ConfigError("pass both lm= and tokenizer= to wrap a built model, or neither to load one")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
+        Sampling(temperature, top_p, seed)   # checked before any model loads
         self.max_batch_tokens = check_batch_tokens(max_batch_tokens)
         if isinstance(prefill_chunk, bool) or not isinstance(prefill_chunk, int) or prefill_chunk < 0:
             raise ConfigError(f"prefill_chunk must be a whole number of tokens >= 0 (0: the whole prompt at once), "
@@ -394,6 +401,11 @@ class TransformersBackend(HFScoringMixin, Backend):
         # The prompt gets the tokenizer's special prefix (BOS) unless the text already carries it (chat templates do).
         special = not (tok.bos_token and prompt.startswith(tok.bos_token))
         ids = list(tok(prompt, add_special_tokens=special)["input_ids"])
+        limit = self.context_size()
+        if limit is not None and len(ids) >= limit:
+            # Refused before any prefill: a 14,000-token prompt ran for minutes and decoded noise past 8,192.
+            raise ConfigError(f"the prompt is {len(ids):,} tokens; this model reads at most {limit:,} (prompt and "
+                              "reply together): shorten it")
         return TransformersSession(self, prompt, ids)
 
     def prompt_tokens(self, prompt: str) -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, ConfigError
-from .base import Backend, DecodeSession, Steering, check_batch_tokens
+from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens
 from .vllm_async import AsyncEngine
 from .vllm_gather import RequestGatherer
 from .vllm_scoring import VLLMScoringMixin
@@ -232,8 +232,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         """`logits_processor`: whether `llm` was built with toolcall's (LOGITS_PROCESSOR); an LLM built here always
         is. `max_batch_tokens` (data-gen's --max-batch-tokens) becomes vLLM's max_num_batched_tokens. `engine`:
         "offline" (`vllm.LLM`) or "async" (`AsyncLLM`, streamed and continuously batched; no scoring)."""
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ConfigError(f"temperature must be >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
+        Sampling(temperature, top_p, seed)   # checked before any model loads
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         if max_batch_tokens is not None:
             engine_options["max_num_batched_tokens"] = check_batch_tokens(max_batch_tokens)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..backends.base import MAX_SEED
 from ..errors import ToolcallError
 from ..schema import (
     MAX_OFFERED_TOOLS,
@@ -36,8 +37,6 @@ MAX_STOP_CHARS = 256
 #: Messages in one conversation, and functions in one request (OpenAI's own limit for tools).
 MAX_MESSAGES = 2048
 MAX_TOOLS = MAX_OFFERED_TOOLS
-#: A seed is an unsigned 64-bit number (what torch's generators take).
-MAX_SEED = 2**64 - 1
 
 
 class ApiError(ToolcallError):

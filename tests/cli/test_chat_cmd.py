@@ -155,3 +155,23 @@ def test_embedded_model_keeps_its_kv_cache_across_turns(tmp_path: Path) -> None:
     # Greedy decoding from scratch on the same prompt gives the same reply.
     scratch = run_loop(chat.backend, prompt, chat.dialect, chat.registry, chat.config)
     assert second.text == scratch.text
+
+
+def test_a_line_that_is_not_utf8_is_skipped_and_the_chat_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["Four.", "Third answer."]))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"What is 2+2?\ncaf\xe9?\nthird\n"), encoding="utf-8"))
+    assert main(["chat", "--backend", "fake", "--model", str(script)]) == 0   # it died on line 2
+    assert capsys.readouterr().out == "Four.\n(line 2 is not UTF-8 text; skipped)\nThird answer.\n"
+
+
+def test_a_conversation_past_the_context_is_said_and_the_chat_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    from toolcall.backends.fake import FakeBackend
+
+    monkeypatch.setattr(FakeBackend, "context_size", lambda self: 400)   # 1,600 characters at 4 a token
+    out = chat(monkeypatch, capsys, tmp_path, ["Short."] * 3, f"hi\n{'word ' * 400}\n/reset\nhi\n", "--no-few-shot")
+    assert "(the conversation is " in out and "this model reads at most 400; /reset clears the conversation)" in out
+    assert out.count("Short.") == 2

@@ -46,3 +46,30 @@ def test_bad_number_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["generate", "--max-calls", "many", "q"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    # Each passed the early checks, then failed inside the engine (after the model loaded) with a traceback.
+    (["--temperature", "nan"], "temperature must be in [0, 2] (0: greedy), got nan"),
+    (["--top-p", "0"], "top_p must be in (0, 1], got 0.0"),
+    (["--seed", "99999999999999999999999"], "seed must be a whole number in [0, 2^64)"),
+    (["--backend", "fake", "--temperature", "0.7"], "the fake backend takes no option 'temperature'; it takes: script"),
+    (["--no-tools", "--force-call"], "--force-call starts every reply with a call and --no-tools runs none"),
+])
+def test_options_no_engine_takes_are_errors_before_it_loads(extra: list[str], message: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", *extra, "q"]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_prompt_must_be_utf8_text_that_says_something(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9?"), encoding="utf-8"))
+    assert main(["generate", "--backend", "fake", "-"]) == 1   # the tokenizer raised TypeError on it
+    assert "standard input is not UTF-8 text: byte 0xe9 at offset 3" in capsys.readouterr().err
+    for empty in ("", "  \n"):
+        assert main(["generate", "--backend", "fake", empty]) == 1
+        assert "the prompt is empty" in capsys.readouterr().err

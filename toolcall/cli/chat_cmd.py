@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ..api import make_dialect
 from ..backends.base import DecodeSession
-from ..errors import UnknownNameError
+from ..errors import ConfigError, UnknownNameError
 from ..loop import CallFinished, Done, LoopResult, TextDelta
 from ..runner import resume_loop
 from ..terminal import printable
@@ -163,6 +165,9 @@ class Chat:
         """The session that answers `question`: the last one, extended by the new text, when the new prompt starts
         with all it holds; otherwise a fresh one."""
         prompt = self._prompt(question, registry, "held")
+        limit = self.backend.context_size()
+        if limit is not None and (tokens := self.backend.prompt_tokens(prompt)) >= limit:
+            raise ConfigError(f"the conversation is {tokens:,} tokens and this model reads at most {limit:,}")
         session = self.session
         if session is not None and prompt.startswith(session.text):
             session.next_turn(prompt[len(session.text):])  # only the new text is prefilled
@@ -178,8 +183,12 @@ class Chat:
         config = self.config
         if registry is None and config.tools_enabled:
             config = replace(config, tools_enabled=False)  # every tool switched off: ban the call opener too
-        session = self._session_for(question, registry if config.tools_enabled else None)
         dim, reset = self.style.dim, self.style.reset
+        try:
+            session = self._session_for(question, registry if config.tools_enabled else None)
+        except ConfigError as err:  # the chat goes on: the next question may be shorter, or the history cleared
+            self.write(f"{dim}({err}; /reset clears the conversation){reset}\n")
+            return None
         result: LoopResult | None = None
         try:
             for event in resume_loop(session, self.dialect, registry, config):
@@ -206,6 +215,7 @@ class Chat:
             _setup_readline()
             self.write(f"toolcall chat ({self.args.backend}, {self.dialect.name}; tools: "
                        f"{', '.join(sorted(self.enabled)) or 'none'}). /help for commands, Ctrl-D to leave.\n")
+        number = 0
         while True:
             try:
                 line = input("you> ") if interactive else stdin.readline()
@@ -216,6 +226,11 @@ class Chat:
                 continue
             if not interactive and line == "":
                 break  # end of piped input
+            number += 1
+            if _UNDECODED.search(line):
+                # Read with surrogateescape (see run): a byte that is not UTF-8 ended the whole chat.
+                self.write(f"(line {number} is not UTF-8 text; skipped)\n")
+                continue
             line = line.strip()
             if not line:
                 continue
@@ -229,7 +244,13 @@ class Chat:
         return 0
 
 
+#: What surrogateescape makes of a byte that is not UTF-8.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def run(args: argparse.Namespace) -> int:
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")   # a bad line is skipped, not the end of the chat
     if sys.stdin.isatty() and args.backend != "fake":
         # Loading the embedded model takes ~20 s on a laptop CPU; say so instead of sitting silent.
         print(f"loading {args.model or 'the embedded SmolLM2-135M-Instruct'} ...", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..api import make_backend, make_dialect
 from ..backends.base import Backend
+from ..errors import ConfigError
 from ..loop import LoopConfig
 from ..options import add_options, from_args
 from ..runner import run_loop
@@ -45,7 +46,24 @@ def config_from_args(args: argparse.Namespace, base: LoopConfig | None = None) -
     (its toolcall.json), then the flags typed; a bad value raises ConfigError (exit 1) before any model loads."""
     from ..models import recommended
 
-    return from_args(LoopConfig, args, base=recommended(base or LoopConfig(), getattr(args, "model", None)))
+    config = from_args(LoopConfig, args, base=recommended(base or LoopConfig(), getattr(args, "model", None)))
+    if config.force_call and not config.tools_enabled:
+        raise ConfigError("--force-call starts every reply with a call and --no-tools runs none: give one of them")
+    return config
+
+
+def read_prompt(prompt: str) -> str:
+    """PROMPT, or standard input for '-': UTF-8 text that says something (a ConfigError otherwise)."""
+    if prompt == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            prompt = data.decode("utf-8")
+        except UnicodeDecodeError as err:  # the tokenizer raised TypeError on what the reader let through
+            raise ConfigError(f"standard input is not UTF-8 text: byte 0x{data[err.start]:02x} at offset "
+                              f"{err.start:,}") from None
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty: give a question (or '-' and text on standard input)")
+    return prompt
 
 
 def register(subparsers: Any) -> None:
@@ -59,7 +77,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    question = sys.stdin.read() if args.prompt == "-" else args.prompt
+    question = read_prompt(args.prompt)
     config = config_from_args(args)  # invalid numbers fail before the model loads
     auto = args.dialect.strip().lower() == "auto"
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads

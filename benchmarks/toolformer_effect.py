@@ -74,6 +74,10 @@ def eval_summary(path: Path) -> dict[str, Any]:
     raise SystemExit(f"no summary line in {path}")
 
 
+def _has_summary(path: Path) -> bool:
+    return any(line.startswith("{") for line in path.read_text(encoding="utf-8").splitlines())
+
+
 def call_quality(items_path: Path, task: str = "math") -> dict[str, float]:
     """Of the tools-on items: the share with a call, and the share whose call returned the answer (math: the call's
     result is the gold number, i.e. its expression was right; dates: the Calendar's answer names the gold answer),
@@ -273,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         results[task] = {}
         for name, which in (("base", model), ("trained", ["--model", str(adapter)])):
             summary_path, items_path = out / f"eval_{task}_{name}.log", out / f"eval_{task}_{name}.jsonl"
-            if not items_path.is_file():
+            # An eval writes its items as it grades them: only one that printed its summary is done (a stopped one
+            # left part of its items, which a rerun would have taken as the whole).
+            if not (items_path.is_file() and summary_path.is_file() and _has_summary(summary_path)):
                 cmd = toolcall("eval", "--task", "dates" if task == "dates" else "math", "--input", str(items), "--output", str(items_path), "--json",
                                "--quiet", *which, *extra)
                 print(f"$ {shlex.join(cmd)}", file=sys.stderr, flush=True)

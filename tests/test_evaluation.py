@@ -11,6 +11,7 @@ import pytest
 from toolcall.errors import ConfigError
 from toolcall.evaluation import (
     EvalItem,
+    check_few_shot,
     check_no_leak,
     date_answer,
     eval_prompt,
@@ -18,6 +19,7 @@ from toolcall.evaluation import (
     format_table,
     load_items,
     sample_path,
+    worked_examples,
     write_items,
 )
 from toolcall.grading import (
@@ -130,10 +132,65 @@ def test_date_rules_edge_days() -> None:
     assert date_answer({"rule": "weekday_of_next", "month": 1, "day": 1}, dt.date(2027, 1, 1)) == "Saturday"  # 2028-01-01
     assert date_answer({"rule": "days_until", "month": 2, "day": 29}, dt.date(2026, 3, 1)) == str((dt.date(2028, 2, 29) - dt.date(2026, 3, 1)).days)
     assert date_answer({"rule": "leap_year"}, dt.date(2028, 5, 1)) == "yes"
-    with pytest.raises(ConfigError, match="unknown date rule 'fortnight'"):
+    with pytest.raises(ConfigError, match='unknown date rule "fortnight"'):
         date_answer({"rule": "fortnight"}, TODAY)
-    with pytest.raises(ConfigError, match="missing or bad fields"):
+    with pytest.raises(ConfigError, match="date rule 'days_until' needs the field 'day', a whole number from 1 to 31"):
         date_answer({"rule": "days_until", "month": 12}, TODAY)
+
+
+def test_29_february_is_found_across_a_century_that_skips_its_leap_year() -> None:
+    # 2100 is no leap year: from 2097-03-01 the next 29 February is in 2104, past the three years once searched.
+    assert date_answer({"rule": "days_until", "month": 2, "day": 29}, dt.date(2097, 3, 1)) == \
+        str((dt.date(2104, 2, 29) - dt.date(2097, 3, 1)).days)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        # Each raised OverflowError (a traceback) or was read quietly as another number.
+        ({"rule": "weekday", "days": 1e300}, "field 'days' must be a whole number from -3,652,058 to 3,652,058, "
+                                             "got 1e\\+300"),
+        ({"rule": "weekday", "days": float("inf")}, "field 'days' must be a whole number .*, got Infinity"),
+        ({"rule": "date", "days": 99999999999}, "field 'days' must be a whole number .*, got 99999999999"),
+        ({"rule": "weekday", "days": 1.7}, "got 1.7"),
+        ({"rule": "weekday", "days": True}, "got true"),
+        ({"rule": "weekday", "days": "3"}, 'got "3"'),
+        ({"rule": "year", "years": 1e23}, "field 'years' must be a whole number from -9,999 to 9,999, got 1e\\+23"),
+        ({"rule": "month", "months": 10**6}, "field 'months' must be a whole number"),
+        ({"rule": "days_until", "month": 13, "day": 1}, "field 'month' must be a whole number from 1 to 12, got 13"),
+        ({"rule": "weekday_of_next", "month": 4, "day": 31}, "month 4 has no day 31"),
+        ({"rule": "x" * 5000}, 'unknown date rule "x{56}\\.\\.\\.; valid rules'),
+    ],
+)
+def test_bad_date_rule_fields_are_errors_at_the_line_with_the_value_shortened(record: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^items.jsonl:3: .*{message}") as err:
+        date_answer(record, TODAY, "items.jsonl:3")
+    assert len(str(err.value)) < 300
+
+
+def test_a_whole_float_is_a_count() -> None:
+    assert date_answer({"rule": "weekday", "days": 1.0}, TODAY) == "Thursday"
+
+
+@pytest.mark.parametrize(
+    ("record", "today"),
+    [
+        ({"rule": "weekday", "days": 1}, dt.date.max),
+        ({"rule": "date", "days": -1}, dt.date.min),
+        ({"rule": "year", "years": 1}, dt.date.max),
+        ({"rule": "month", "months": -1}, dt.date.min),
+        ({"rule": "days_until", "month": 1, "day": 1}, dt.date.max),
+        ({"rule": "weekday_of_next", "month": 2, "day": 29}, dt.date(9997, 1, 1)),
+    ],
+)
+def test_an_answer_outside_the_calendar_is_an_error_naming_the_item(record: dict, today: dt.date) -> None:
+    with pytest.raises(ConfigError, match=r"^d.jsonl:7: date rule .*outside the calendar \(0001-01-01 to 9999-12-31\)"):
+        date_answer(record, today, "d.jsonl:7")
+
+
+def test_the_shipped_dates_fail_at_the_end_of_the_calendar_naming_the_item() -> None:
+    with pytest.raises(ConfigError, match=r"dates_sample.jsonl:\d+: date rule 'weekday': \+1 days from 9999-12-31"):
+        load_items(sample_path("dates"), "dates", dt.date.max)
 
 
 # --- items and the shipped samples -------------------------------------------------------------------------
@@ -159,6 +216,81 @@ def test_load_items_reports_bad_lines(tmp_path: Path) -> None:
         load_items(f, "math")
     with pytest.raises(ConfigError, match="unknown eval task"):
         load_items(f, "trivia")
+
+
+def test_a_directory_as_input_is_named_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"eval input {re.escape(str(tmp_path))} is a directory, not a file"):
+        load_items(tmp_path, "math")
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        # Each became a gold answer no reply can match ("None", "False", "nan", ...): every item scored wrong.
+        ("null", "'answer' must be text or a number, got null"),
+        ("false", "'answer' must be text or a number, got false"),
+        ("[1, 2]", "'answer' must be text or a number, got \\[1, 2\\]"),
+        ('{"a": 1}', "'answer' must be text or a number"),
+        ("NaN", "'answer' must be a finite number, got NaN"),
+        ("-Infinity", "'answer' must be a finite number, got -Infinity"),
+        ('"banana"', "a math 'answer' must be one finite number, such as .*; got \"banana\""),
+        ('"1e5"', "a math 'answer' must be one finite number"),        # the grader reads it as 1 and 5
+        ('"3 apples"', "a math 'answer' must be one finite number"),
+        ('"' + "9" * 400 + '"', "a math 'answer' must be one finite number"),  # the grader reads it as inf
+        ('"  "', "each line needs an 'answer'"),
+    ],
+)
+def test_a_math_answer_must_be_a_number_the_grader_reads(tmp_path: Path, answer: str, message: str) -> None:
+    f = tmp_path / "m.jsonl"
+    f.write_text('{"question": "Fine?", "answer": "1"}\n{"question": "How many?", "answer": ' + answer + "}\n")
+    with pytest.raises(ConfigError, match=f"m.jsonl:2: {message}"):
+        load_items(f, "math")
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold"),
+    [('"1,200"', "1,200"), ('"$5"', "$5"), ('"7/24"', "7/24"), ('"-8"', "-8"), ('"34.5."', "34.5."), ("168", "168"),
+     ("168.0", "168"), ("2.5", "2.5"), ("1e20", "100000000000000000000"), ("1e-7", "0.0000001")],
+)
+def test_math_answers_the_grader_reads_are_kept(tmp_path: Path, answer: str, gold: str) -> None:
+    f = tmp_path / "m.jsonl"
+    f.write_text('{"question": "How many?", "answer": ' + answer + "}\n")
+    item = load_items(f, "math")[0]
+    assert item.answer == gold and parse_number(item.answer) is not None
+
+
+def test_a_dates_answer_may_be_text_or_a_number_but_not_null(tmp_path: Path) -> None:
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"question": "Which day?", "answer": "Wednesday"}\n{"question": "How many days?", "answer": 30}\n')
+    assert [it.answer for it in load_items(f, "dates", TODAY)] == ["Wednesday", "30"]
+    f.write_text('{"question": "Which day?", "answer": null}\n')
+    with pytest.raises(ConfigError, match="d.jsonl:1: 'answer' must be text or a number, got null"):
+        load_items(f, "dates", TODAY)
+
+
+@pytest.mark.parametrize("path", [sample_path("math"), Path("benchmarks/data/real/svamp_heldout.jsonl"),
+                                  Path("benchmarks/data/real/svamp_math.jsonl")])
+def test_every_shipped_math_answer_is_accepted(path: Path) -> None:
+    repo_file = Path(__file__).resolve().parents[1] / path if not path.is_absolute() else path
+    if not repo_file.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    assert len(load_items(repo_file, "math")) >= 30
+
+
+def test_few_shot_above_the_worked_examples_is_refused() -> None:
+    from toolcall.dialects import get_dialect
+    from toolcall.registry import default_registry
+
+    toolformer, calculator = get_dialect("toolformer"), default_registry(["Calculator"])
+    available = worked_examples(toolformer, calculator, limit=1000)
+    assert available >= 3
+    check_few_shot(available, toolformer, "toolformer", calculator)
+    check_few_shot(0, get_dialect("hermes"), "hermes", calculator)
+    with pytest.raises(ConfigError, match=f"--few-shot 1000: the toolformer prompt for Calculator holds {available} "
+                                          f"worked examples; give at most {available}"):
+        check_few_shot(1000, toolformer, "toolformer", calculator)
+    with pytest.raises(ConfigError, match="the hermes prompt for Calculator holds no worked examples"):
+        check_few_shot(1, get_dialect("hermes"), "hermes", calculator)
 
 
 # --- prompts: no evaluated item in the demonstrations ---------------------------------------------------------

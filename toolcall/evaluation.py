@@ -4,20 +4,24 @@ from __future__ import annotations
 import calendar as _cal
 import datetime as dt
 import json
+import math
+import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .grading import GRADERS
+from .grading import GRADERS, parse_number
 from .jsonl import read_jsonl
 from .loop import LoopConfig
 from .options import at_least, option
+from .schema import short_json
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -141,6 +145,9 @@ def sample_path(task: str) -> Path:
 def load_items(path: str | Path, task: str, today: dt.date | None = None, limit: int | None = None) -> list[EvalItem]:
     """Read {"question", "answer"} lines; date lines may carry a "rule" instead, answered for `today`."""
     _check_task(task)
+    if Path(path).is_dir():  # read_jsonl would call it missing
+        raise ConfigError(f"eval input {path} is a directory, not a file: give a .jsonl file with one "
+                          '{"question", "answer"} object per line')
     items: list[EvalItem] = []
     for where, record in read_jsonl(path, "eval input"):
         if limit is not None and len(items) >= limit:
@@ -159,51 +166,133 @@ def _item(record: Any, task: str, today: dt.date | None, where: str) -> EvalItem
             raise ConfigError(f"{where}: 'rule' lines are date questions; use --task dates")
         if today is None:
             raise ConfigError(f"{where}: a rule-based date question needs a today date")
-        return EvalItem(record["question"].strip(), date_answer(record, today))
-    if "answer" not in record or not str(record["answer"]).strip():
+        return EvalItem(record["question"].strip(), date_answer(record, today, where))
+    return EvalItem(record["question"].strip(), _gold(record, task, where))
+
+
+#: What a math answer may look like: what toolcall.grading.parse_number reads as one number.
+_NUMBER_FORMS = '"168", "1,625", "-8", "34.5", "7/24" or "$60"'
+
+
+def _gold(record: dict[str, Any], task: str, where: str) -> str:
+    """The gold answer as text. str() of anything else made null "None" and NaN "nan", gold answers no reply
+    can match, so an item was scored wrong without a word: only text and finite numbers are answers, and a math
+    answer must be one number the grader can read."""
+    value = record.get("answer")
+    if "answer" not in record or (isinstance(value, str) and not value.strip()):
         raise ConfigError(f"{where}: each line needs an 'answer' (or, for dates, a 'rule')")
-    return EvalItem(record["question"].strip(), str(record["answer"]).strip())
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{where}: 'answer' must be text or a number, got {short_json(value)}")
+    text = value.strip() if isinstance(value, str) else _number_text(value, where)
+    if task == "math":
+        number = parse_number(text)
+        if number is None or not math.isfinite(number):
+            raise ConfigError(f"{where}: a math 'answer' must be one finite number, such as {_NUMBER_FORMS}; "
+                              f"got {short_json(value)}")
+    return text
 
 
-def date_answer(record: dict[str, Any], today: dt.date) -> str:
-    """The gold answer of a rule-based date question for `today` (rules documented in toolcall/data/README.md)."""
+def _number_text(value: int | float, where: str) -> str:
+    """A JSON number as a person writes it: 168.0 as "168", 1e20 as "100000000000000000000" (not "1e+20", which the
+    grader would read as two numbers)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: 'answer' must be a finite number, got {short_json(value)}")
+        if value.is_integer():
+            value = int(value)
+    return str(value) if isinstance(value, int) else format(Decimal(repr(value)), "f")
+
+
+DATE_RULES = ("weekday", "year", "month", "date", "days_until", "days_in_month", "leap_year", "days_passed",
+              "weekday_of_next")
+#: The widest day offset that can stay inside the calendar (0001-01-01 to 9999-12-31).
+MAX_DAYS = (dt.date.max - dt.date.min).days
+_CALENDAR = f"the calendar ({dt.date.min} to {dt.date.max})"
+
+
+def date_answer(record: dict[str, Any], today: dt.date, where: str | None = None) -> str:
+    """The gold answer of a rule-based date question for `today` (rules documented in toolcall/data/README.md).
+
+    Counts must be JSON integers in range: int() read 1.7 as 1 and true as 1, and an offset past the calendar
+    raised OverflowError. `where` ("FILE:LINE") starts every error message."""
     rule = record.get("rule")
+    at = f"{where}: " if where else ""
+    if not isinstance(rule, str) or rule not in DATE_RULES:
+        raise ConfigError(f"{at}unknown date rule {short_json(rule)}; valid rules: {', '.join(DATE_RULES)}")
+    at = f"{at}date rule {rule!r}"
+    if rule in ("weekday", "date"):
+        day = _shift(today, _whole(record, "days", at, -MAX_DAYS, MAX_DAYS, default=0), at)
+        return day.strftime("%A") if rule == "weekday" else f"{day:%B} {day.day}, {day.year}"
+    if rule == "year":
+        return str(_in_calendar(today.year + _whole(record, "years", at, -dt.MAXYEAR, dt.MAXYEAR, default=0),
+                                today, at))
+    if rule == "month":
+        index = today.year * 12 + today.month - 1 + _whole(record, "months", at, -12 * dt.MAXYEAR, 12 * dt.MAXYEAR,
+                                                            default=0)
+        _in_calendar(index // 12, today, at)
+        return _cal.month_name[index % 12 + 1]
+    if rule in ("days_until", "weekday_of_next"):
+        month, day_of_month = _month_day(record, at)
+        when = _next_occurrence(today, month, day_of_month, same_day=rule == "days_until", at=at)
+        return str((when - today).days) if rule == "days_until" else when.strftime("%A")
+    if rule == "days_in_month":
+        return str(_cal.monthrange(today.year, today.month)[1])
+    if rule == "leap_year":
+        return "yes" if _cal.isleap(today.year) else "no"
+    return str(today.timetuple().tm_yday - 1)  # days_passed
+
+
+def _whole(record: dict[str, Any], name: str, at: str, low: int, high: int, *, default: int | None = None) -> int:
+    """record[name] as a whole number in [low, high]: a JSON integer, or a float without a fraction (7.0); never
+    a bool, text or 1.7."""
+    if name not in record:
+        if default is None:
+            raise ConfigError(f"{at} needs the field {name!r}, a whole number from {low:,} to {high:,}")
+        return default
+    value = record[name]
+    number = int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+        raise ConfigError(f"{at}: field {name!r} must be a whole number from {low:,} to {high:,}, "
+                          f"got {short_json(value)}")
+    return number
+
+
+def _month_day(record: dict[str, Any], at: str) -> tuple[int, int]:
+    month = _whole(record, "month", at, 1, 12)
+    day = _whole(record, "day", at, 1, 31)
+    if day > _cal.monthrange(2000, month)[1]:  # 2000 is a leap year: 29 February is allowed
+        raise ConfigError(f"{at}: month {month} has no day {day}")
+    return month, day
+
+
+def _shift(today: dt.date, days: int, at: str) -> dt.date:
     try:
-        if rule == "weekday":
-            return (today + dt.timedelta(days=int(record.get("days", 0)))).strftime("%A")
-        if rule == "year":
-            return str(today.year + int(record.get("years", 0)))
-        if rule == "month":
-            index = today.month - 1 + int(record.get("months", 0))
-            return _cal.month_name[index % 12 + 1]
-        if rule == "date":
-            day = today + dt.timedelta(days=int(record.get("days", 0)))
-            return f"{day:%B} {day.day}, {day.year}"
-        if rule == "days_until":
-            return str((_next_occurrence(today, int(record["month"]), int(record["day"]), same_day=True) - today).days)
-        if rule == "days_in_month":
-            return str(_cal.monthrange(today.year, today.month)[1])
-        if rule == "leap_year":
-            return "yes" if _cal.isleap(today.year) else "no"
-        if rule == "days_passed":
-            return str(today.timetuple().tm_yday - 1)
-        if rule == "weekday_of_next":
-            return _next_occurrence(today, int(record["month"]), int(record["day"]), same_day=False).strftime("%A")
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"date rule {rule!r} has missing or bad fields in {record}: {err}") from err
-    raise ConfigError(f"unknown date rule {rule!r}; valid rules: weekday, year, month, date, days_until, "
-                      "days_in_month, leap_year, days_passed, weekday_of_next")
+        return today + dt.timedelta(days=days)
+    except OverflowError:
+        raise ConfigError(f"{at}: {days:+,} days from {today} falls outside {_CALENDAR}; choose another --today "
+                          "or offset") from None
 
 
-def _next_occurrence(today: dt.date, month: int, day: int, same_day: bool) -> dt.date:
-    for year in (today.year, today.year + 1, today.year + 2):
+def _in_calendar(year: int, today: dt.date, at: str) -> int:
+    if not dt.MINYEAR <= year <= dt.MAXYEAR:
+        raise ConfigError(f"{at}: from {today} the answer is year {year}, outside {_CALENDAR}; choose another "
+                          "--today or offset")
+    return year
+
+
+def _next_occurrence(today: dt.date, month: int, day: int, same_day: bool, at: str = "date rule") -> dt.date:
+    # 29 February comes back within eight years (2096 -> 2104: 2100 is no leap year).
+    for year in range(today.year, today.year + 9):
+        if year > dt.MAXYEAR:
+            break
         try:
             when = dt.date(year, month, day)
         except ValueError:  # 29 February in a common year
             continue
         if when > today or (same_day and when == today):
             return when
-    raise ValueError(f"no next occurrence of month {month}, day {day}")
+    raise ConfigError(f"{at}: the next month {month}, day {day} after {today} falls outside {_CALENDAR}; choose "
+                      "another --today")
 
 
 # --- the no-leak rule -------------------------------------------------------------------------------
@@ -325,6 +414,96 @@ def write_items(report: EvalReport, path: str | Path) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for item in report.items:
             fh.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+
+
+def check_output(output: Path, reads: Mapping[str, Path | None]) -> None:
+    """Refuse, before any model loads, an --output that cannot be a file or would replace what the run reads
+    (`reads`: each input by its flag). `--input mine.jsonl --output mine.jsonl` replaced the items with the results;
+    overwriting an earlier results file stays allowed: rerunning an evaluation into it is normal."""
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a directory; give the path of a file for the per-item results (JSONL)")
+    for folder in output.absolute().parents:  # the nearest folder that exists must be one
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"--output {output}: {folder} is a file, not a directory")
+            break
+    if not output.exists():
+        return
+    for flag, source in reads.items():
+        if source is None or not source.exists():
+            continue
+        if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
+            raise ConfigError(f"--output {output} is a file inside {flag} {source}, which this run reads; "
+                              "write the results somewhere else")
+        if not source.is_dir() and os.path.samefile(output, source):
+            raise ConfigError(f"--output {output} is {flag} {source}, which this run reads: writing the results "
+                              "there would replace it; give another file")
+
+
+class ResultsFile:
+    """The per-item results, one JSON line each, written and flushed as each item is graded, so a run that is
+    stopped keeps what it measured. An existing file is emptied at the first line, not on opening: a run that fails
+    before its first item (a model that does not load) leaves an earlier run's results as they were."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = 0
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: IO[str] = path.open("a", encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"--output {path} cannot be written: {err.strerror or err}") from None
+        self._created = not existed
+        self._regular = path.is_file()  # /dev/null or a pipe cannot be emptied, and need not be
+
+    def write(self, record: dict[str, Any]) -> None:
+        try:
+            if self.lines == 0 and self._regular:
+                self._fh.truncate(0)
+            self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._fh.flush()
+        except OSError as err:
+            raise ConfigError(f"--output {self.path}: writing line {self.lines + 1} failed: "
+                              f"{err.strerror or err}") from None
+        self.lines += 1
+
+    def close(self) -> None:
+        """Close; a file this run created and wrote nothing into is removed (the run failed before its first item)."""
+        self._fh.close()
+        if self._created and self.lines == 0 and self._regular:
+            self.path.unlink(missing_ok=True)
+
+
+def worked_examples(dialect: "Dialect", registry: "ToolRegistry | None", limit: int) -> int:
+    """How many worked examples `dialect`'s prompt shows for these tools, counted up to `limit`: the least K whose
+    prompt is the full one (0 for a dialect that shows none, whatever K)."""
+    if registry is None:
+        return 0
+    specs = registry.specs()
+
+    def chat(messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True,
+             tools: Sequence[dict[str, Any]] | None = None) -> str:
+        return json.dumps([dict(m) for m in messages]) + json.dumps(tools)  # any faithful rendering will do
+
+    question = "How many worked examples are there?"
+    full = dialect.prompt(question, specs, chat, few_shot=True)
+    k = 0
+    while k < limit and dialect.prompt(question, specs, chat, few_shot=k) != full:
+        k += 1
+    return k
+
+
+def check_few_shot(few_shot: int | None, dialect: "Dialect", dialect_name: str, registry: "ToolRegistry | None") -> None:
+    """Refuse a --few-shot K above the worked examples there are: the prompt showed all of them without a word."""
+    if not few_shot:
+        return
+    available = worked_examples(dialect, registry, limit=few_shot)
+    if available < few_shot:
+        tools = ", ".join(t.name for t in registry) if registry is not None else "no tools"
+        have = (f"holds {available} worked example{'s' if available > 1 else ''}; give at most {available}"
+                if available else "holds no worked examples; leave --few-shot out or give 0")
+        raise ConfigError(f"--few-shot {few_shot}: the {dialect_name} prompt for {tools} {have}")
 
 
 def format_table(report: EvalReport) -> str:

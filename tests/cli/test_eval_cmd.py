@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from toolcall.backends.fake import FakeBackend
 from toolcall.cli import main
+from toolcall.errors import BackendError
+from toolcall.evaluation import sample_path
 
 MATH_ITEMS = [
     {"question": "A baker fills 7 trays with 24 muffins each. How many muffins does she bake?", "answer": "168"},
@@ -14,7 +18,7 @@ MATH_ITEMS = [
 ]
 
 
-def write_jsonl(path: Path, rows: list[object]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -69,7 +73,16 @@ def test_eval_dates_pins_today_for_the_calendar(tmp_path: Path, capsys: pytest.C
         (["--few-shot", "-1"], "few_shot (--few-shot) must be >= 0"),
         (["--max-calls", "-2"], "max_calls (--max-calls) must be >= 0"),
         (["--input", "/nonexistent/items.jsonl"], "does not exist"),
+        (["--input", "/"], "eval input / is a directory, not a file"),
         (["--tools", "Calculater"], "Did you mean"),
+        # The shipped sample asks for tomorrow: an OverflowError traceback at the calendar's end.
+        (["--today", "9999-12-31"], "dates_sample.jsonl:2: date rule 'weekday': +1 days from 9999-12-31 falls "
+                                    "outside the calendar"),
+        (["--today", "0001-01-01"], "dates_sample.jsonl:3: date rule 'weekday': -1 days from 0001-01-01 falls "
+                                    "outside the calendar"),
+        # The prompt showed its five worked examples without a word.
+        (["--few-shot", "1000"], "--few-shot 1000: the toolformer prompt for Calendar holds 1 worked example; "
+                                 "give at most 1"),
     ],
 )
 def test_eval_runtime_errors_exit_1(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,3 +94,174 @@ def test_eval_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--task", "trivia"])
     assert exc.value.code == 2
+
+
+# --- --output: what it may replace, and when it is written ------------------------------------------------------
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that reaches the model fails the test: these refusals must come before any model loads."""
+    def load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("toolcall.backends.get_backend", load)
+
+
+def fake_model(monkeypatch: pytest.MonkeyPatch, backend: FakeBackend) -> None:
+    monkeypatch.setattr("toolcall.backends.get_backend", lambda *args, **kwargs: backend)
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("how", ["same path", "a link to it", "a hard link to it"])
+def test_an_output_that_is_the_input_is_refused(tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]) -> None:
+    items = write_jsonl(tmp_path / "mine.jsonl", MATH_ITEMS)
+    before = items.read_text()
+    out = items
+    if how == "a link to it":
+        out = tmp_path / "link.jsonl"
+        out.symlink_to(items)
+    elif how == "a hard link to it":
+        out = tmp_path / "hard.jsonl"
+        out.hardlink_to(items)
+    # It replaced a 32-line input with the 4 result lines.
+    assert main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--output", str(out)]) == 1
+    assert f"--output {out} is --input {items}, which this run reads" in capsys.readouterr().err
+    assert items.read_text() == before
+
+
+@pytest.mark.usefixtures("no_model")
+def test_an_output_that_is_the_shipped_sample_or_the_script_is_refused(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    sample = sample_path("math")
+    assert main(["eval", "--task", "math", "--backend", "fake", "--output", str(sample)]) == 1
+    assert f"--output {sample} is the task's sample" in capsys.readouterr().err
+    script = tmp_path / "script.json"
+    script.write_text('["168"]')
+    assert main(["eval", "--task", "math", "--backend", "fake", "--model", str(script), "--output", str(script)]) == 1
+    assert f"--output {script} is --model {script}" in capsys.readouterr().err
+    assert script.read_text() == '["168"]'
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        # Each was an IsADirectoryError, FileExistsError or FileNotFoundError traceback after the whole run.
+        ("{tmp}", "--output {tmp} is a directory; give the path of a file"),
+        ("{tmp}/afile/x.jsonl", "--output {tmp}/afile/x.jsonl: {tmp}/afile is a file, not a directory"),
+        ("{tmp}/afile/deeper/x.jsonl", "--output {tmp}/afile/deeper/x.jsonl: {tmp}/afile is a file, not a directory"),
+        ("/proc/x.jsonl", "--output /proc/x.jsonl cannot be written"),
+    ],
+)
+def test_an_output_that_cannot_be_a_file_is_refused_before_the_model_loads(
+        tmp_path: Path, output: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if output.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    (tmp_path / "afile").write_text("mine")
+    output, message = output.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    assert main(["eval", "--task", "math", "--backend", "fake", "--output", output, "--quiet"]) == 1
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_an_earlier_results_file_is_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = write_jsonl(tmp_path / "math.jsonl", MATH_ITEMS)
+    out = tmp_path / "new" / "results.jsonl"  # a missing folder is made
+    out.parent.mkdir()
+    out.write_text("an earlier run's results\n" * 10)
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["168", "225", "168", "225"]))
+    code = main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--model", str(script),
+                 "--output", str(out), "--quiet"])
+    assert code == 0
+    assert [json.loads(line)["prediction"] for line in out.read_text().splitlines()] == ["168", "225", "168", "225"]
+
+
+def test_each_result_is_written_as_it_is_graded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    items = write_jsonl(tmp_path / "math.jsonl", MATH_ITEMS)
+    replies = iter(["168", "225"])
+
+    def model(text: str) -> str:
+        reply = next(replies, None)
+        if reply is None:
+            raise KeyboardInterrupt  # Ctrl-C during the third decode
+        return reply
+
+    fake_model(monkeypatch, FakeBackend(script=model))
+    out = tmp_path / "results.jsonl"
+    out.write_text("an earlier run's results\n")
+    # The results were written only at the end: Ctrl-C after 7 s of a 64-item run lost every finished item.
+    assert main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--output", str(out),
+                 "--quiet"]) == 130
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["mode"], r["prediction"], r["correct"]) for r in rows] == [("no_tools", "168", True),
+                                                                          ("no_tools", "225", True)]
+
+
+def test_a_run_that_fails_before_its_first_item_keeps_the_earlier_results(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def load(*args: object, **kwargs: object) -> None:
+        raise BackendError("no such model")
+
+    monkeypatch.setattr("toolcall.backends.get_backend", load)
+    out, new = tmp_path / "results.jsonl", tmp_path / "new.jsonl"
+    out.write_text("an earlier run's results\n")
+    for path in (out, new):
+        assert main(["eval", "--task", "math", "--backend", "fake", "--output", str(path), "--quiet"]) == 1
+        assert "no such model" in capsys.readouterr().err
+    assert out.read_text() == "an earlier run's results\n"
+    assert not new.exists()  # no empty file left behind
+
+
+# --- options that do not apply ---------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--categories", "live"], "--categories: an option of --task bfcl, which --task math does not use"),
+        (["--seed", "5"], "--seed: an option of --task bfcl"),
+        (["--exclude-seed", "1"], "--exclude-seed: an option of --task bfcl"),
+        (["--categories", "live", "--seed", "5", "--bfcl-data", "/nonexist"],
+         "--categories, --seed, --bfcl-data: options of --task bfcl, which --task math does not use; leave them out"),
+    ],
+)
+def test_bfcl_options_are_refused_for_math_and_dates(extra: list[str], message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # They were ignored without a word.
+    assert main(["eval", "--task", "math", "--backend", "fake", *extra]) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_model")
+def test_few_shot_up_to_the_worked_examples_is_taken_and_above_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--task", "math", "--backend", "fake", "--few-shot", "1000"]) == 1
+    assert "--few-shot 1000: the toolformer prompt for Calculator holds 5 worked examples" in capsys.readouterr().err
+    assert main(["eval", "--task", "math", "--backend", "fake", "--dialect", "hermes", "--few-shot", "2"]) == 1
+    assert "the hermes prompt for Calculator holds no worked examples" in capsys.readouterr().err
+    backend = FakeBackend(script=lambda text: "168")
+    fake_model(monkeypatch, backend)
+    assert main(["eval", "--task", "math", "--backend", "fake", "--few-shot", "5", "--limit", "1", "--quiet"]) == 0
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("extra", [["--few-shot", "2"], ["--today", "2026-11-25"]])
+def test_math_and_dates_options_are_refused_for_bfcl(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--task", "bfcl", "--backend", "fake", *extra]) == 1
+    assert "--few-shot and --today are options of --task math and dates" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_model")
+def test_a_bfcl_output_inside_the_bfcl_data_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "bfcl"
+    (data / "possible_answer").mkdir(parents=True)
+    answers = data / "possible_answer" / "BFCL_v4_simple_python.json"
+    answers.write_text('{"id": "simple_python_0", "ground_truth": []}\n')
+    for output, message in [(answers, f"--output {answers} is a file inside --bfcl-data {data}"),
+                            (data, f"--output {data} is a directory")]:
+        code = main(["eval", "--task", "bfcl", "--categories", "simple", "--bfcl-data", str(data), "--backend", "fake",
+                     "--output", str(output), "--quiet"])
+        assert code == 1 and message in capsys.readouterr().err
+    assert answers.read_text() == '{"id": "simple_python_0", "ground_truth": []}\n'

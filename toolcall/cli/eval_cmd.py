@@ -5,15 +5,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..bfcl import BfclConfig
 from ..errors import ConfigError
-from ..evaluation import EVAL_LOOP, EvalConfig
+from ..evaluation import EVAL_LOOP, EvalConfig, ResultsFile, check_output
 from ..loop import LoopConfig
-from ..options import add_options, from_args, given
+from ..options import add_options, flag_of, from_args, given
 from .generate_cmd import config_from_args
 from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
+
+if TYPE_CHECKING:
+    from ..evaluation import ItemResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,41 +42,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..backends import get_backend
     from ..dialects import get_dialect
-    from ..evaluation import evaluate, format_table, load_items, sample_path, write_items
+    from ..evaluation import check_few_shot, evaluate, format_table, load_items, sample_path
 
     cfg: EvalConfig = from_args(EvalConfig, args)
     config = config_from_args(args, base=EVAL_LOOP)
     if cfg.task == "bfcl":
         return run_bfcl(args, cfg, config)
+    refuse_bfcl_options(args, cfg.task)
     args.dialect = args.dialect or "toolformer"
     today = cfg.date()
     path = cfg.input or sample_path(cfg.task)
+    if args.output is not None:
+        check_output(args.output, {"--input" if cfg.input else "the task's sample": path, "--model": model_path(args)})
     items = load_items(path, cfg.task, today, cfg.limit)
     # --tools-from/--mcp tools are added to a typed --tools, and replace the task's default tool.
     registry = toolset_from_args(args, names=cfg.tool_names(), names_given=cfg.tools is not None).build() or None
     tools = tuple(item.name for item in registry) if (args.tools_from or args.mcp) and registry else cfg.tool_names()
     dialect = get_dialect(args.dialect)
-    backend = get_backend(args.backend, args.model)
-    settings = {"input": str(path), "backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
-                "tools_offered": list(tools), "few_shot": cfg.few_shot, "max_new_tokens": config.max_new_tokens,
-                "max_calls": config.max_calls, "trigger_top_k": config.trigger_top_k,
-                "call_threshold": config.call_threshold}
+    check_few_shot(cfg.few_shot, dialect, args.dialect, registry)
+    results = ResultsFile(args.output) if args.output is not None else None  # an unwritable path fails here
+    try:
+        backend = get_backend(args.backend, args.model)
+        settings = {"input": str(path), "backend": args.backend, "model": args.model or "embedded",
+                    "dialect": args.dialect, "tools_offered": list(tools), "few_shot": cfg.few_shot,
+                    "max_new_tokens": config.max_new_tokens, "max_calls": config.max_calls,
+                    "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
 
-    def progress(mode: str, done: int, result: object) -> None:
-        if not args.quiet:
-            mark = "ok " if getattr(result, "correct", False) else "-- "
-            print(f"[{mode} {done}/{len(items)}] {mark}{getattr(result, 'prediction', '')[:70]!r}", file=sys.stderr)
+        def progress(mode: str, done: int, result: ItemResult) -> None:
+            # Each item is written as it is graded, so a long run that is stopped keeps what it measured.
+            if results is not None:
+                results.write(result.to_json())
+            if not args.quiet:
+                mark = "ok " if result.correct else "-- "
+                print(f"[{mode} {done}/{len(items)}] {mark}{result.prediction[:70]!r}", file=sys.stderr)
 
-    report = evaluate(items, cfg.task, backend, dialect, registry, config, few_shot=cfg.few_shot, today=today,
-                      settings=settings, progress=progress)
-    if args.output is not None:
-        write_items(report, args.output)
+        report = evaluate(items, cfg.task, backend, dialect, registry, config, few_shot=cfg.few_shot, today=today,
+                          settings=settings, progress=progress)
+    finally:
+        if results is not None:
+            results.close()
     print(format_table(report))
     if args.output is not None:
         print(f"per-item results: {args.output}")
     if args.json:
         print(json.dumps(report.summary(), sort_keys=True))
     return 0
+
+
+def refuse_bfcl_options(args: argparse.Namespace, task: str) -> None:
+    """The BFCL options mean nothing to math or dates, and were ignored without a word."""
+    flags = [flag_of(BfclConfig, name) for name in given(args, BfclConfig)]
+    if flags:
+        raise ConfigError(f"{', '.join(flags)}: {'options' if len(flags) > 1 else 'an option'} of --task bfcl, "
+                          f"which --task {task} does not use; leave {'them' if len(flags) > 1 else 'it'} out")
+
+
+def model_path(args: argparse.Namespace) -> Path | None:
+    """--model as a path, when it names one (a script, a checkpoint directory), for the --output check."""
+    return Path(args.model) if args.model else None
 
 
 def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> int:
@@ -94,31 +121,35 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     if cfg.input is not None or cfg.tools is not None or args.tools_from or args.mcp:
         raise ConfigError("--task bfcl offers each item's own functions and reads BFCL's data: use --bfcl-data DIR "
                           "instead of --input, and no --tools, --tools-from or --mcp")
+    if cfg.few_shot is not None or cfg.today is not None:  # BFCL prompts show no worked examples and no Calendar
+        raise ConfigError("--few-shot and --today are options of --task math and dates; --task bfcl does not use them")
+    if args.output is not None:
+        check_output(args.output, {"--bfcl-data": bfcl.bfcl_data, "--model": model_path(args)})
     # The math/dates reply budget is too short for parallel calls; a typed --max-new-tokens still wins.
     budget = config.max_new_tokens if "max_new_tokens" in given(args, LoopConfig) else DEFAULT_MAX_NEW_TOKENS
     items = {c: load_bfcl_items(c, cfg.limit, bfcl.seed, bfcl.bfcl_data, bfcl.exclude_seed) for c in bfcl.names()}
     dialect = get_dialect(args.dialect)
-    backend = get_backend(args.backend, args.model)
-    settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
-                "limit": cfg.limit, "seed": bfcl.seed, "exclude_seed": bfcl.exclude_seed, "max_new_tokens": budget,
-                "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
-                "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
+    results = ResultsFile(args.output) if args.output is not None else None  # an unwritable path fails here
+    try:
+        backend = get_backend(args.backend, args.model)
+        settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
+                    "limit": cfg.limit, "seed": bfcl.seed, "exclude_seed": bfcl.exclude_seed, "max_new_tokens": budget,
+                    "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
+                    "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
 
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text("", encoding="utf-8")
+        def progress(done: int, total: int, result: BfclResult) -> None:
+            # Each item is written as it is judged, so a long run that is stopped keeps what it measured.
+            if results is not None:
+                results.write(result.to_json())
+            if not args.quiet:
+                mark = "ok " if result.valid else f"-- {result.kind} "
+                print(f"[{done}/{total} {result.id}] {mark}{result.reply[:60]!r}", file=sys.stderr)
 
-    def progress(done: int, total: int, result: BfclResult) -> None:
-        # Each item is written as it is judged, so a long run that is stopped keeps what it measured.
-        if args.output is not None:
-            with args.output.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-        if not args.quiet:
-            mark = "ok " if result.valid else f"-- {result.kind} "
-            print(f"[{done}/{total} {result.id}] {mark}{result.reply[:60]!r}", file=sys.stderr)
-
-    report = evaluate_bfcl(items, backend, dialect, max_new_tokens=budget, settings=settings, config=config,
-                           progress=progress)
+        report = evaluate_bfcl(items, backend, dialect, max_new_tokens=budget, settings=settings, config=config,
+                               progress=progress)
+    finally:
+        if results is not None:
+            results.close()
     print(format_bfcl_table(report))
     if args.output is not None:
         print(f"per-item results: {args.output}")

@@ -75,6 +75,7 @@ def test_eval_dates_pins_today_for_the_calendar(tmp_path: Path, capsys: pytest.C
         (["--input", "/nonexistent/items.jsonl"], "does not exist"),
         (["--input", "/"], "eval input / is a directory, not a file"),
         (["--tools", "Calculater"], "Did you mean"),
+        (["--tools", ""], "--tools '' offers no tool, but the tools mode needs one"),   # it offered the Calculator
         # The shipped sample asks for tomorrow: an OverflowError traceback at the calendar's end.
         (["--today", "9999-12-31"], "dates_sample.jsonl:2: date rule 'weekday': +1 days from 9999-12-31 falls "
                                     "outside the calendar"),

@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     if cfg.task == "bfcl":
         return run_bfcl(args, cfg, config)
     refuse_bfcl_options(args, cfg.task)
+    if cfg.tools == () and not (args.tools_from or args.mcp):
+        # It offered the task's tool anyway; the no_tools mode already measures the model without one.
+        raise ConfigError("--tools '' offers no tool, but the tools mode needs one (the no_tools mode is measured "
+                          "beside it anyway): name the tools, or leave --tools out for the task's own")
     args.dialect = args.dialect or "toolformer"
     today = cfg.date()
     path = cfg.input or sample_path(cfg.task)

@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 from tiny_model import make_tiny_model  # noqa: E402
 
 from toolcall.backends.base import Sampling  # noqa: E402
-from toolcall.errors import ConfigError  # noqa: E402
+from toolcall.errors import BackendError, ConfigError  # noqa: E402
 
 TEXTS = ["the cat sat on the mat and the dog ran to the park"] * 4
 
@@ -105,3 +105,16 @@ def test_the_cpu_flags_decide_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert hf_loading.cpu_computes_bf16() is False   # no /proc/cpuinfo: float32, never slow
     monkeypatch.setattr(hf_loading, "Path", real)
     hf_loading.cpu_computes_bf16.cache_clear()
+
+
+def test_a_model_directory_that_holds_nothing_or_no_tokenizer_is_one_line_that_says_so(tmp_path: Path) -> None:
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackendError, match=r"model directory .*empty is empty: give a checkpoint directory"):
+        load_model_and_tokenizer(tmp_path / "empty")
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "config.json").write_text("{}")
+    with pytest.raises(BackendError) as info:
+        load_model_and_tokenizer(tmp_path / "bare")
+    assert str(info.value).startswith(f"could not load model from {tmp_path / 'bare'}: ") and "\n" not in str(info.value)

@@ -131,6 +131,9 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
             tok = transformers.AutoTokenizer.from_pretrained(source, gguf_file=path.name)
         else:
             source = str(path)
+            if path.is_dir() and not any(path.iterdir()):
+                raise BackendError(f"model directory {path} is empty: give a checkpoint directory (config.json, "
+                                   "weights, tokenizer), a LoRA adapter directory or a .gguf file")
             # A shipped adapter carries no tokenizer of its own: None makes it use its base model's.
             bare_adapter = (path / "adapter_config.json").is_file() and not any(
                 (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
@@ -139,7 +142,9 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
             return _load_lora(source, tok, dtype)
         lm = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
-        raise BackendError(f"could not load model from {path}: {err}") from err
+        # On one line: transformers explains a missing tokenizer in five.
+        said = " ".join(str(err).split())[:400] or type(err).__name__
+        raise BackendError(f"could not load model from {path}: {said}") from err
     lm.eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

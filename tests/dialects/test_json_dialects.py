@@ -416,3 +416,11 @@ def test_many_blocks_and_responses_pair_in_order() -> None:
     text = "".join(block % (i, i) for i in range(300))
     parsed = get_dialect("hermes").parse(text)
     assert [(dict(c.args)["i"], c.result) for c in parsed.calls] == [(i, str(i)) for i in range(300)]
+
+
+def test_a_broken_llama3_json_reply_is_reported_the_same_at_any_size() -> None:
+    # Past 64 KiB the grammar read only the reply's start: 1,986 good calls came back and the broken end was dropped.
+    for n in (1_000, 20_000):
+        text = '{"name": "f", "parameters": {}}; ' * n + "x"
+        parsed = get_dialect("llama3_json").parse(text)
+        assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos == len(text) - 1

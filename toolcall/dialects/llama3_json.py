@@ -198,7 +198,9 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         a sibling is broken); whether it was cut off by the end of the text. Past the grammar's budget, it is reported
         where the C decoder finds it breaks."""
         chunk = text[start:min(end, start + MAX_CALL_CHARS)]
-        if not budget.spend(len(chunk)):
+        # A reply longer than the grammar reads is reported where the C decoder finds it breaks: read in part, its
+        # first 64 KiB could parse as good calls, and the broken rest (and its issue) was dropped without a word.
+        if end - start > MAX_CALL_CHARS or not budget.spend(len(chunk)):
             at_end = seg_end == len(text)
             return self._undiagnosed(text, start, len(text) if at_end else end, "a JSON tool call",
                                      _break(text, start, end) or Fault(start, 'no call (each needs a "name" string and '

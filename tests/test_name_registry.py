@@ -48,3 +48,33 @@ def test_replacing_under_another_case_or_alias_leaves_no_ghost() -> None:
     assert reg.names() == ["Baz", "foo"] and reg.get("b") == 4
     reg.unregister("FOO")
     assert reg.names() == ["Baz"]
+
+
+def test_a_lookup_while_another_thread_replaces_the_item_finds_it() -> None:
+    import sys
+    import threading
+
+    reg: NameRegistry[int] = NameRegistry("tool")
+    reg.register("add", 0)
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def replace() -> None:
+        for i in range(3_000):
+            reg.register("add", i, replace=True)
+        done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)   # switch threads often, so the race shows within a short test
+    try:
+        worker = threading.Thread(target=replace)
+        worker.start()
+        while not done.is_set():
+            try:
+                reg.get("add")
+            except KeyError as err:   # it raised KeyError thousands of times in 20,000 lookups
+                failures.append(err)
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -17,8 +18,14 @@ class NameRegistry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._names: dict[str, str] = {}  # lower-case key or alias -> canonical name
+        # Lookups and changes are atomic: a tool replaced while another thread called it raised KeyError from get().
+        self._lock = threading.RLock()
 
     def register(self, name: str, item: T, *, aliases: tuple[str, ...] = (), replace: bool = False) -> T:
+        with self._lock:
+            return self._register(name, item, aliases, replace)
+
+    def _register(self, name: str, item: T, aliases: tuple[str, ...], replace: bool) -> T:
         for key in (name, *aliases):
             owner = self._names.get(key.lower())
             if owner is not None and owner != name and not replace:
@@ -36,29 +43,34 @@ class NameRegistry(Generic[T]):
         return item
 
     def unregister(self, name: str) -> None:
-        canonical = self.canonical(name)
-        del self._items[canonical]
-        for key in [k for k, v in self._names.items() if v == canonical]:
-            del self._names[key]
+        with self._lock:
+            canonical = self.canonical(name)
+            del self._items[canonical]
+            for key in [k for k, v in self._names.items() if v == canonical]:
+                del self._names[key]
 
     def canonical(self, name: str) -> str:
-        found = self._names.get(name.lower())
-        if found is None:
-            close = difflib.get_close_matches(name.lower(), list(self._names), n=1)
-            raise UnknownNameError(self.kind, name, self.names(), self._names[close[0]] if close else None)
-        return found
+        with self._lock:
+            found = self._names.get(name.lower())
+            if found is None:
+                close = difflib.get_close_matches(name.lower(), list(self._names), n=1)
+                raise UnknownNameError(self.kind, name, self.names(), self._names[close[0]] if close else None)
+            return found
 
     def get(self, name: str) -> T:
-        return self._items[self.canonical(name)]
+        with self._lock:
+            return self._items[self.canonical(name)]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._names
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        with self._lock:
+            return sorted(self._items)
 
     def __iter__(self) -> Iterator[T]:
-        return iter([self._items[n] for n in self.names()])
+        with self._lock:
+            return iter([self._items[n] for n in self.names()])
 
     def __len__(self) -> int:
         return len(self._items)

@@ -45,3 +45,17 @@ def test_no_module_imports_the_folders_by_their_bare_names() -> None:
                                         "import grammars", "from grammars")):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {stripped}")
     assert offenders == []
+
+
+def test_type_checkers_are_told_the_package_is_typed_and_see_its_lazy_names() -> None:
+    # Without py.typed a user's mypy found no hints at all, and every lazily imported name was Any.
+    assert (ROOT / "toolcall" / "py.typed").is_file()
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in data["toolcall"]
+    source = (ROOT / "toolcall" / "__init__.py").read_text()
+    checked = source.split("if TYPE_CHECKING:", 1)[1].split("\n\n", 1)[0]
+    import toolcall
+
+    assert all(f" {name}" in checked for name in toolcall._LAZY), "each lazy name is imported for type checkers"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .calls import Parsed, SyntaxIssue, ToolCall
 from .errors import (
@@ -19,6 +19,15 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what a type checker sees of the names imported lazily below
+    from .api import generate
+    from .backends import get_backend
+    from .dialects import get_dialect, parse, render
+    from .loop import LoopConfig, LoopResult
+    from .registry import ToolRegistry, default_registry, tool
+    from .runner import run_loop, stream_loop
+    from .tool_type import Tool, ToolResult
 
 # Public names that live in heavier modules, imported on first use (PEP 562) so `import toolcall` stays cheap.
 _LAZY = {

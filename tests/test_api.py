@@ -54,5 +54,43 @@ def test_a_named_model_brings_its_recommended_loop_settings(tmp_path, monkeypatc
     (tmp_path / "toolcall.json").write_text('{"loop": {"call_threshold": 0.9, "max_calls": 2}}', encoding="utf-8")
     generate("Q", backend="transformers", model=str(tmp_path))
     generate("Q", backend="transformers", model=str(tmp_path), call_threshold=0.0)  # a typed option wins
-    generate("Q", backend=FakeBackend(), model=str(tmp_path))                       # a built backend: its own settings
+    generate("Q", backend=FakeBackend())                                            # a built backend: its own settings
     assert [(c.call_threshold, c.max_calls) for c in seen] == [(0.9, 2), (0.0, 2), (0.0, 3)]
+    import pytest
+
+    from toolcall.errors import ConfigError
+    with pytest.raises(ConfigError, match="model= and backend_options= describe a backend"):  # it was ignored
+        generate("Q", backend=FakeBackend(), model=str(tmp_path))
+
+
+def test_misused_arguments_are_config_errors_that_say_what_is_allowed() -> None:
+    import pytest
+
+    from toolcall.errors import ConfigError
+
+    backend = FakeBackend(script=["ok"])
+    # Each was a raw TypeError, KeyError or AttributeError from deep inside, or (MOSS) a message left out silently.
+    cases = [
+        (dict(max_cals=2), "generate() takes no option 'max_cals'; the loop's options are: max_calls,"),
+        (dict(model="x.gguf"), "model= and backend_options= describe a backend for generate() to build"),
+        (dict(history=[{"role": "user"}]), r"history\[0\] must be a message \{'role': str, 'content': str\}"),
+        (dict(history="hello"), "history is a list of {'role', 'content'} messages, not str"),
+        (dict(history=[{"role": "system", "content": "Be brief."}], dialect="moss"),
+         r"history\[0\]: the moss dialect writes turns of user and assistant, not 'system'"),
+        (dict(dialect=None), "dialect is a dialect's name"),
+    ]
+    for options, words in cases:
+        with pytest.raises(ConfigError, match=words.replace("()", r"\(\)")):
+            generate("q", backend=backend, **options)   # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="backend is an engine's name"):
+        generate("q", backend=None)   # type: ignore[arg-type]
+
+
+def test_one_name_or_file_is_not_split_into_its_letters() -> None:
+    from toolcall.registry import default_registry
+    from toolcall.toolset import Toolset
+
+    assert default_registry("calculator").names() == ["Calculator"]   # "unknown tool 'c'"
+    assert default_registry().subset("calendar").names() == ["Calendar"]
+    made = Toolset(names=(), tools_from="my_tools.py", mcp="python server.py", mcp_env="TZ")   # type: ignore[arg-type]
+    assert (made.tools_from, made.mcp, made.mcp_env) == (("my_tools.py",), ("python server.py",), ("TZ",))

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .backends import get_backend
 from .backends.base import Backend
+from .errors import ConfigError
 from .loop import LoopConfig, LoopResult
 from .models import recommended
 from .runner import run_loop
@@ -22,7 +23,12 @@ if TYPE_CHECKING:
 def make_backend(backend: str | Backend = "transformers", model: str | None = None,
                  options: Mapping[str, Any] | None = None) -> Backend:
     """A Backend instance: passed through, or built by name with its options."""
-    return backend if isinstance(backend, Backend) else get_backend(backend, model, **dict(options or {}))
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str):
+        raise ConfigError(f"backend is an engine's name (transformers, vllm, fake) or a Backend, not "
+                          f"{type(backend).__name__}")
+    return get_backend(backend, model, **dict(options or {}))
 
 
 def make_dialect(dialect: "str | Dialect" = "toolformer", backend: Backend | None = None) -> "Dialect":
@@ -30,6 +36,9 @@ def make_dialect(dialect: "str | Dialect" = "toolformer", backend: Backend | Non
     (`dialect_for_template`: hermes, mistral, llama3_json, pythonic) and falls back to toolformer."""
     from .dialects import dialect_for_template, get_dialect
 
+    if not isinstance(dialect, str) and not hasattr(dialect, "parse"):
+        raise ConfigError(f"dialect is a dialect's name (toolformer, moss, hermes, ...) or a Dialect, not "
+                          f"{type(dialect).__name__}")
     if isinstance(dialect, str) and dialect.lower() == "auto":
         template = getattr(getattr(backend, "tokenizer", None), "chat_template", None)
         dialect = dialect_for_template(template) or "toolformer"
@@ -70,8 +79,16 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     (max_calls, max_new_tokens, trigger_top_k, call_threshold, tools_enabled, call_timeout, max_triggers, ...), over
     what the model's folder recommends (its toolcall.json).
     """
+    unknown = sorted(set(loop_options) - {f.name for f in fields(LoopConfig)})
+    if unknown:   # a typo (max_cals=2) was a TypeError from LoopConfig that listed nothing
+        raise ConfigError(f"generate() takes no option {unknown[0]!r}; the loop's options are: "
+                          f"{', '.join(f.name for f in fields(LoopConfig))}")
+    if isinstance(backend, Backend) and (model is not None or backend_options):
+        raise ConfigError("model= and backend_options= describe a backend for generate() to build; a built backend "
+                          "was passed, which they would not change")
     engine = make_backend(backend, model, backend_options)
     d = make_dialect(dialect, engine)
+    d.check_history(history)
     registry = make_registry(tools, engine)
     config = replace(recommended(LoopConfig(), model if isinstance(backend, str) else None), **loop_options)
     shown = registry.specs() if registry is not None and config.tools_enabled else None

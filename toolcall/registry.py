@@ -60,8 +60,9 @@ class ToolRegistry(NameRegistry[Tool]):
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), cache_size: int = CACHE_SIZE,
                  max_result_chars: int | None = MAX_RESULT_CHARS) -> None:
         super().__init__("tool")
-        if max_result_chars is not None and max_result_chars < 1:
-            raise ConfigError(f"max_result_chars must be at least 1 (or None: no limit), got {max_result_chars}")
+        if max_result_chars is not None and (isinstance(max_result_chars, bool) or not isinstance(max_result_chars, int)
+                                             or max_result_chars < 1):
+            raise ConfigError(f"max_result_chars must be a whole number >= 1 (or None: no limit), got {max_result_chars!r}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ConfigError(f"cache_size must be a whole number >= 0 (0: no cache), got {cache_size!r}")
         self.cache_size = cache_size
@@ -89,7 +90,7 @@ class ToolRegistry(NameRegistry[Tool]):
     def subset(self, names: Iterable[str]) -> ToolRegistry:
         """A registry with only these tools (names or aliases, any case); unknown names raise UnknownNameError."""
         out = ToolRegistry(cache_size=self.cache_size, max_result_chars=self.max_result_chars)
-        for name in names:
+        for name in (names,) if isinstance(names, str) else names:  # one name, not its letters
             item = self.get(name)
             if item.name not in out:
                 out.register(item.name, item, aliases=item.aliases)

@@ -45,11 +45,11 @@ class Toolset:
     mcp_env: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.names, str):  # a bare name, not its characters
-            object.__setattr__(self, "names", (self.names,))
         for name in ("names", "tools_from", "mcp", "mcp_env"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
+            if isinstance(value, str):  # one name, file, server or variable, not its characters
+                object.__setattr__(self, name, (value,))
+            elif value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
         if not self.mcp_timeout > 0:
             raise ConfigError(f"--mcp-timeout must be more than 0 seconds, got {self.mcp_timeout:g}")

@@ -342,6 +342,24 @@ class Dialect(ABC):
     #: (`</tool_response>`, `<|eot_id|>`): close() breaks each with a zero-width space (see `defuse`), so a result
     #: (a web page, an MCP server's answer) cannot write calls, results or turns of its own into the text.
     reserved: tuple[str, ...] = ()
+    #: The roles an earlier message may have in `prompt`'s history; None: any, as the model's chat template takes them.
+    history_roles: tuple[str, ...] | None = None
+
+    def check_history(self, history: object) -> None:
+        """A ConfigError unless `history` is a list of {"role": str, "content": str} messages whose roles this dialect
+        writes (a message missing its content was a KeyError deep in the prompt, one of a role MOSS has no turn for
+        was left out without a word)."""
+        if history is None:
+            return
+        if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+            raise ConfigError(f"history is a list of {{'role', 'content'}} messages, not {type(history).__name__}")
+        for i, message in enumerate(history):
+            if not isinstance(message, Mapping) or not isinstance(message.get("role"), str) \
+                    or not isinstance(message.get("content"), str):
+                raise ConfigError(f"history[{i}] must be a message {{'role': str, 'content': str}}, got {message!r:.80}")
+            if self.history_roles is not None and message["role"] not in self.history_roles:
+                raise ConfigError(f"history[{i}]: the {self.name} dialect writes turns of "
+                                  f"{' and '.join(self.history_roles)}, not {message['role']!r}")
 
     def defuse_result(self, result: str) -> str:
         """A tool's result as close() writes it: the dialect's reserved markup in it broken (see `reserved`)."""

@@ -160,6 +160,7 @@ class MossDialect(Dialect):
     then the model answers in the MOSS field."""
 
     name = "moss"
+    history_roles = ("user", "assistant")   # MOSS's turns: <|Human|> and <|MOSS|>
     call_markers = ("<eoc>",)
     end_markers = ("<eom>",)
     open_marker = COMMANDS_OPEN

@@ -527,7 +527,7 @@ def test_the_result_limit_defaults_to_about_a_small_models_context_and_can_be_li
     assert ToolRegistry([flood]).max_result_chars == registry_mod.MAX_RESULT_CHARS == 32_768
     assert len(ToolRegistry([flood]).call("flood", {"n": 100_000}).text) < 33_000
     assert ToolRegistry([flood], max_result_chars=None).call("flood", {"n": 100_000}).text == "w" * 100_000
-    with pytest.raises(ConfigError, match="max_result_chars must be at least 1"):
+    with pytest.raises(ConfigError, match="max_result_chars must be a whole number >= 1"):
         ToolRegistry(max_result_chars=0)
 
 

@@ -94,3 +94,37 @@ def test_keyword_dialect_malformed_goes_to_stderr(tmp_path: Path, capsys: pytest
     path.write_text('<tool_call>\n{"name": "f"}, "arguments": {}}\n</tool_call>', encoding="utf-8")
     assert main(["parse", "--dialect", "hermes", "--strict", str(path)]) == 1
     assert capsys.readouterr().err.startswith(f"{path}:2:14: unexpected ','")
+
+
+def stdin_bytes(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_spans_index_the_text_as_its_bytes_say_from_a_file_or_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    data = b"A [Calculator(1+1) -> 2] b\r\nC [Calculator(2+2) -> 4]\r\n"
+    (tmp_path / "crlf.txt").write_bytes(data)
+    assert main(["parse", str(tmp_path / "crlf.txt")]) == 0
+    from_file = [(c["start"], c["end"]) for c in lines(capsys.readouterr().out)]
+    stdin_bytes(monkeypatch, data)
+    assert main(["parse", "-"]) == 0
+    # The file was read with its newlines translated: its second call started at 29, not at 30 where the bytes put it.
+    assert from_file == [(c["start"], c["end"]) for c in lines(capsys.readouterr().out)] == [(2, 24), (30, 52)]
+
+
+def test_stdin_that_is_not_utf8_is_an_error_like_a_file(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    stdin_bytes(monkeypatch, b"x \xff [Calculator(1)]")
+    assert main(["parse", "-"]) == 1   # it was read, surrogates and all, and the calls printed
+    assert "<stdin> is not UTF-8 text: byte 0xff at offset 2" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", None)
+    assert main(["parse", "-"]) == 1   # an AttributeError traceback
+    assert "no standard input to read" in capsys.readouterr().err
+
+
+def test_what_a_terminal_acts_on_is_escaped_in_the_json(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    stdin_bytes(monkeypatch, "[Calculator(1\x9b2J) -> \u202e\x7f]".encode())
+    assert main(["parse", "-"]) == 0
+    out = capsys.readouterr().out
+    assert "\\u009b2J" in out and "\\u202e\\u007f" in out and lines(out)[0]["args"] == ["1\x9b2J"]

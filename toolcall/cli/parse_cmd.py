@@ -3,18 +3,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from ..calls import Parsed, SyntaxIssue, args_json
 from ..dialects import dialects, get_dialect
 from ..errors import ConfigError, DialectSyntaxError
+from ..terminal import printable
+
+#: Characters a terminal acts on that JSON writes as they are (DEL, C1 controls such as CSI, bidirectional overrides,
+#: line and paragraph separators); JSON's own escaping covers the C0 controls.
+_ACTIVE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
 def call_lines(parsed: Parsed) -> list[str]:
     """One JSON object per call: tool, args (a list of positional values, or an object of keyword ones), result,
-    start, end. Text stays unescaped, except a line holding half of a surrogate pair (a Python `\\ud800` escape),
-    which no UTF-8 output can carry: that line is written with \\u escapes."""
+    start, end. Text stays unescaped, except what a terminal would act on (escaped as \\u, still the same JSON) and
+    a line holding half of a surrogate pair (a Python `\\ud800` escape), which no UTF-8 output can carry: that line is
+    written with \\u escapes."""
     out = []
     for c in parsed.calls:
         record = {"tool": c.tool, "args": args_json(c.args), "result": c.result, "start": c.span[0], "end": c.span[1]}
@@ -23,26 +30,34 @@ def call_lines(parsed: Parsed) -> list[str]:
             line.encode("utf-8")
         except UnicodeEncodeError:
             line = json.dumps(record)
-        out.append(line)
+        out.append(_ACTIVE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
     return out
 
 
 def issue_line(source: str, issue: SyntaxIssue | DialectSyntaxError) -> str:
     """`FILE:line:column: message (expected ...)`, the shape compilers and editors understand."""
     want = f" (expected {', '.join(issue.expected)})" if issue.expected else ""
-    return f"{source}:{issue.line}:{issue.column}: {issue.message}{want}"
+    return printable(f"{source}:{issue.line}:{issue.column}: {issue.message}{want}")
 
 
 def _read(path: str) -> tuple[str, str]:
+    """The text as its bytes say, newlines untranslated, so spans index the file as it is (a CRLF file's spans were
+    off by one a line read from a file, and right read from stdin)."""
     if path == "-":
-        try:
+        if sys.stdin is None:
+            raise ConfigError("no standard input to read (it is closed): give a FILE")
+        if getattr(sys.stdin, "buffer", None) is None:  # a text stream put in its place (an embedding program, tests)
             return "<stdin>", sys.stdin.read()
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"cannot read standard input as UTF-8 text: {err}") from err
+        source, data = "<stdin>", sys.stdin.buffer.read()
+    else:
+        try:
+            source, data = path, Path(path).read_bytes()
+        except OSError as err:
+            raise ConfigError(f"cannot read {path!r}: {err.strerror or err}") from err
     try:
-        return path, Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read {path!r}: {err}") from err
+        return source, data.decode("utf-8")
+    except UnicodeDecodeError as err:  # stdin's bytes that were not UTF-8 came through as surrogates
+        raise ConfigError(f"{source} is not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start:,}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -378,6 +378,17 @@ def test_a_tool_that_hangs_cannot_pile_up_threads(monkeypatch: pytest.MonkeyPatc
         assert refused.error == ("hang: not run: 3 earlier calls of it are still running past their time limit; it "
                                  "runs again once one of them ends")
         assert reg.call("nap", ("0",)).text == "awake"  # other tools are not held back
+
+        def other_hang(x: str) -> str:
+            """Another registry's tool of the same name.
+
+            Args:
+                x: Anything.
+            """
+            return "fast " + x
+
+        # It was refused too: the count was kept by the tool's name alone, for the whole process.
+        assert ToolRegistry([make_tool(other_hang, "hang")]).call("hang", ("5",)).text == "fast 5"
     finally:
         release.set()
     deadline = time.monotonic() + 5

@@ -109,19 +109,24 @@ def result_text(value: Any) -> str:
 #: tool's next calls are refused at once until one of them ends, so a tool that hangs (a request with no timeout of
 #: its own) cannot pile up threads without bound while a model or a server's clients keep calling it.
 MAX_OVERDUE_CALLS = 8
-_overdue: dict[str, list[threading.Thread]] = {}
+# By the tool's name and its function: another registry's tool of the same name is another tool (eight timeouts of
+# one `lookup` refused a different, fast `lookup` elsewhere in the process).
+_overdue: dict[tuple[str, int], list[threading.Thread]] = {}
 _overdue_lock = threading.Lock()
 
 
-def overdue_calls(label: str) -> int:
-    """How many timed-out calls of tool `label` are still running."""
+def overdue_calls(label: str, func: Callable[..., Any] | None = None) -> int:
+    """How many timed-out calls of tool `label` (of its function `func`; None: of any function) are still running."""
     with _overdue_lock:
-        alive = [t for t in _overdue.get(label, ()) if t.is_alive()]
-        if alive:
-            _overdue[label] = alive
-        else:
-            _overdue.pop(label, None)
-        return len(alive)
+        count = 0
+        for key in [k for k in _overdue if k[0] == label and (func is None or k[1] == id(func))]:
+            alive = [t for t in _overdue[key] if t.is_alive()]
+            if alive:
+                _overdue[key] = alive
+            else:
+                del _overdue[key]
+            count += len(alive)
+        return count
 
 
 def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
@@ -131,7 +136,7 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead. While
     MAX_OVERDUE_CALLS of the tool's calls are still running so, the next is refused without starting.
     """
-    running = overdue_calls(label)
+    running = overdue_calls(label, func)
     if running >= MAX_OVERDUE_CALLS:
         raise ToolError(f"{label}: not run: {running} earlier calls of it are still running past their time limit; "
                         "it runs again once one of them ends")
@@ -153,7 +158,8 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     thread.join(timeout)  # None: no limit (a caller that checked none); tools always have one
     if thread.is_alive():
         with _overdue_lock:
-            _overdue.setdefault(label, []).append(thread)
+            # The thread holds `func`, so its id stays this function's while the thread runs.
+            _overdue.setdefault((label, id(func)), []).append(thread)
         raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]

@@ -145,3 +145,43 @@ def test_canonical_arguments_parse_back(args: list[str], spelling: str) -> None:
     assert [(c.tool, c.args, c.result) for c in parsed.calls] == [("Tool", tuple(args), "ok")]
     moss_text = f"<|Commands|>: {render_commands([call])}<eoc>"
     assert parse(moss_text, "moss").calls[0].args == tuple(args)
+
+
+@pytest.mark.parametrize("dialect", ["hermes", "llama3_json", "mistral"])
+def test_a_rendered_json_call_whose_arguments_hold_markup_parses_back_to_itself(dialect: str) -> None:
+    from toolcall.calls import KeywordArgs
+
+    args = KeywordArgs({"q": "<tool_call> </tool_call> <|eot_id|> <|python_tag|> [TOOL_CALLS] [ARGS] </s> a < b"})
+    text = get_dialect(dialect).render_call(ToolCall("f", args, None, (0, 0)))
+    # Written as they were, the markers ended or opened calls: the text parsed back to no call and an issue.
+    parsed = parse(text, dialect)
+    assert [(c.tool, dict(c.args)) for c in parsed.calls] == [("f", dict(args))] and parsed.issues == []
+
+
+@pytest.mark.parametrize("dialect", ["hermes", "llama3_json", "mistral"])
+def test_a_number_json_cannot_write_is_a_config_error(dialect: str) -> None:
+    from toolcall.calls import KeywordArgs
+    from toolcall.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a number JSON cannot write"):   # it wrote Infinity, which is no JSON
+        get_dialect(dialect).render_call(ToolCall("f", KeywordArgs({"x": float("inf")}), None, (0, 0)))
+
+
+@pytest.mark.parametrize(("dialect", "name", "args"), [
+    ("toolformer", "my tool", ("1",)), ("toolformer", "1x", ()), ("moss", "my tool", ("1",)),
+    ("pythonic", "a b", {}), ("pythonic", "f", {"a b": 1}),
+])
+def test_a_name_the_dialect_cannot_spell_is_not_rendered(dialect: str, name: str, args: object) -> None:
+    from toolcall.calls import KeywordArgs
+    from toolcall.errors import ConfigError
+
+    made = KeywordArgs(args) if isinstance(args, dict) else args
+    with pytest.raises(ConfigError, match="cannot render a call of"):   # it parsed back to no call and no issue
+        get_dialect(dialect).render_call(ToolCall(name, made, None, (0, 0)))   # type: ignore[arg-type]
+
+
+def test_a_lone_surrogate_in_a_mistral_argument_renders() -> None:
+    from toolcall.calls import KeywordArgs
+
+    text = get_dialect("mistral").render_call(ToolCall("f", KeywordArgs({"x": "\ud800"}), None, (0, 0)))
+    assert text.startswith("[TOOL_CALLS]")   # hashing its id raised UnicodeEncodeError

@@ -310,6 +310,15 @@ def defuse(text: str, markers: tuple[str, ...]) -> str:
     return _reserved_pattern(markers).sub(lambda m: m.group()[0] + ZERO_WIDTH_SPACE + m.group()[1:], text)
 
 
+def writable_name(name: str, dialect: str, pattern: re.Pattern[str]) -> str:
+    """`name` when `pattern` (the names the dialect's calls can spell) takes it whole, else a ConfigError: rendered as
+    it is, `[my tool(1) -> 1]` parsed back to no call and no issue."""
+    if not pattern.fullmatch(name):
+        raise ConfigError(f"cannot render a call of {name!r} in the {dialect} dialect: its calls name a tool with "
+                          "letters, digits and _, not starting with a digit")
+    return name
+
+
 class Dialect(ABC):
     """One way of writing tool calls into text; it answers every question about its wire format.
 

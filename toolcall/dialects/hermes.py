@@ -24,7 +24,7 @@ from .structured import (
     call_from_value,
     decode_items,
     decode_json,
-    dump,
+    dump_call_json,
     json_break,
     keyword_args,
     skip_space,
@@ -183,8 +183,8 @@ class HermesDialect(StructuredDialect):
         return blocks
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
-        return "\n".join(f"{CALL_OPEN}\n{dump({'name': c.tool, 'arguments': keyword_args(c, self.name)})}\n{CALL_CLOSE}"
-                         for c in calls)
+        return "\n".join(f"{CALL_OPEN}\n{dump_call_json({'name': c.tool, 'arguments': keyword_args(c, self.name)}, self.reserved)}"
+                         f"\n{CALL_CLOSE}" for c in calls)
 
     def _render_results(self, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
         return "".join(f"\n{RESPONSE_OPEN}\n{r}\n{RESPONSE_CLOSE}" for r in results) + "\n"

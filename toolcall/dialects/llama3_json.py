@@ -22,7 +22,7 @@ from .structured import (
     call_from_value,
     cut_off,
     decode_json,
-    dump,
+    dump_call_json,
     json_break,
     keyword_args,
     skip_space,
@@ -246,5 +246,6 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         return [c for g in found.groups if g.span[1] <= limit for c in g.calls], limit, False
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
-        body = "; ".join(dump({"name": c.tool, "parameters": keyword_args(c, self.name)}) for c in calls)
+        body = "; ".join(dump_call_json({"name": c.tool, "parameters": keyword_args(c, self.name)}, self.reserved)
+                         for c in calls)
         return f"{PYTHON_TAG if style == 'tag' else ''}{body}"

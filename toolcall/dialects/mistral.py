@@ -23,6 +23,7 @@ from .structured import (
     decode_items,
     decode_json,
     dump,
+    dump_call_json,
     json_break,
     json_value,
     keyword_args,
@@ -217,9 +218,9 @@ class MistralDialect(StructuredDialect):
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         if self._spelling(style) == "args":
             return "".join(f"{TOOL_CALLS}{c.tool}" + (f"[CALL_ID]{c.id}" if c.id else "")
-                           + f"[ARGS]{dump(keyword_args(c, self.name))}" for c in calls)
+                           + f"[ARGS]{dump_call_json(keyword_args(c, self.name), self.reserved)}" for c in calls)
         items = [{"name": c.tool, "arguments": keyword_args(c, self.name), "id": call_id(c, n)} for n, c in enumerate(calls)]
-        return f"{TOOL_CALLS}{dump(items)}"
+        return f"{TOOL_CALLS}{dump_call_json(items, self.reserved)}"
 
     def _render_results(self, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
         out = []

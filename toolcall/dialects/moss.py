@@ -25,6 +25,7 @@ from .base import (
     raise_issue,
     rule,
     unquote,
+    writable_name,
 )
 from .prompt_data import (
     ChatTemplate,
@@ -115,6 +116,9 @@ def _closer(tree: Tree) -> Token:
             return child
     raise AssertionError("the grammar ends every field with its closer")
 
+
+#: A command name the MOSS grammar reads (common.lark's NAME).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @dataclass
 class _Round:
@@ -288,6 +292,7 @@ class MossDialect(Dialect):
 
     # -- rendering -----------------------------------------------------------------------------
     def render_call(self, call: ToolCall) -> str:
+        writable_name(call.tool, self.name, _NAME)
         return format_call(call, always_quote=True)
 
     def render(self, parsed: Parsed) -> str:

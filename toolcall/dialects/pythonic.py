@@ -19,6 +19,7 @@ from .base import (
     make_issue,
     nesting_fault,
     rule,
+    writable_name,
 )
 from .llama3_json import LlamaResults
 from .structured import Fault, Group, StructuredDialect, Truncated, dump, keyword_args, py_literal, py_value
@@ -37,6 +38,10 @@ def _closes_before(text: str, pos: int, end: int) -> bool:
     """Whether the Python string literal whose quote is `text[pos]` closes on its line before `end`."""
     return _PIECES.match(text, pos, end) is not None
 
+
+#: What the pythonic grammar reads as a call's name (dotted) and as a keyword.
+_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 class _ListFault(ValueError):
     """A call list the grammar reads but a caller cannot take: a number no JSON holds, a keyword given twice."""
@@ -326,6 +331,10 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         return _CANDIDATE.sub(lambda m: m.group() + ZERO_WIDTH_SPACE, super().defuse_result(result))
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
+        for c in calls:   # a name or keyword Python cannot read made text that parsed back to no call
+            writable_name(c.tool, self.name, _DOTTED_NAME)
+            for key in keyword_args(c, self.name):
+                writable_name(key, self.name, _KEYWORD)
         body = ", ".join(f"{c.tool}({', '.join(f'{k}={py_literal(v)}' for k, v in keyword_args(c, self.name).items())})"
                          for c in calls)
         return f"{PYTHON_TAG if style == 'tag' else ''}[{body}]"

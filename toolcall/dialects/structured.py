@@ -205,12 +205,28 @@ def dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def dump_call_json(value: Any, reserved: Sequence[str]) -> str:
+    """`value` as canonical JSON inside a dialect's text, written so the text parses back to it: the dialect's
+    `reserved` markup inside a string has its first character escaped (`\\u003ctool_call>`: a string cannot hold it
+    as written, and an argument "<tool_call>" rendered as it is broke the call), and NaN or Infinity, which JSON
+    has not, are a ConfigError. Markup starts with a character JSON writes only inside strings (`<`, or `[` before a
+    letter), so the escape never touches the JSON's own brackets."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError as err:
+        raise ConfigError(f"cannot render a call: its arguments hold a number JSON cannot write ({err})") from None
+    for marker in reserved:
+        if marker in text:
+            text = text.replace(marker, f"\\u{ord(marker[0]):04x}{marker[1:]}")
+    return text
+
+
 def call_id(call: ToolCall, index: int = 0) -> str:
     """A call's id, or a stable 9-character alphanumeric one made from the call (Mistral's id shape)."""
     if call.id:
         return call.id
     digest = hashlib.sha256(f"{index}:{call.tool}:{dump(dict(call.args) if call.keyword else list(call.args))}"
-                            .encode()).digest()
+                            .encode("utf-8", "surrogatepass")).digest()   # a lone surrogate raised UnicodeEncodeError
     return "".join(ID_ALPHABET[b % len(ID_ALPHABET)] for b in digest[:9])
 
 

@@ -35,6 +35,7 @@ from .base import (
     raise_issue,
     rule,
     unquote,
+    writable_name,
 )
 from .prompt_data import (
     ChatTemplate,
@@ -380,6 +381,7 @@ class ToolformerDialect(Dialect):
         """The call in `spelling` (default: the dialect's). A single argument is written bare whenever it parses
         back unchanged (`[Calculator(1,240 + 1,560)]`, as the worked examples write it), else "quoted"."""
         spelling = spelling or ("bracket" if self.spelling == "auto" else self.spelling)
+        writable_name(call.tool, self.name, TOOL_NAME)
         result = None if call.result is None else self.defuse_result(one_line(call.result))
         quoted = format_call(call)
         args = positional(call)

@@ -167,3 +167,21 @@ def test_the_project_configs_round_trip(cls_path: str) -> None:
     defaults = {"TrainConfig": dict(corpus=Path("c"), output=Path("o")), "EvalConfig": dict(task="math")}.get(name, {})
     assert made == cls(**defaults)
     assert all(f.name in skip or f.metadata.get("help") for f in fields(cls))
+
+
+def test_a_config_made_in_python_holds_values_of_its_declared_types() -> None:
+    from toolcall.loop import LoopConfig
+    from toolcall.options import check_types
+
+    # From Python, max_calls=None failed later inside the loop, and tools_enabled="no" counted as true.
+    for changes, words in [({"max_calls": None}, r"max_calls \(--max-calls\) must be a whole number, got None"),
+                           ({"tools_enabled": "no"}, r"tools_enabled \(--no-tools\) must be true or false, got 'no'"),
+                           ({"max_new_tokens": 1.5}, "must be a whole number, got 1.5"),
+                           ({"call_timeout": "5"}, r"call_timeout \(--call-timeout\) must be a number")]:
+        with pytest.raises(ConfigError, match=words):
+            LoopConfig(**changes)   # type: ignore[arg-type]
+    assert LoopConfig(call_timeout=2, call_threshold=0).call_timeout == 2   # an int is a number
+    sample = build()
+    object.__setattr__(sample, "mode", "slow")
+    with pytest.raises(ConfigError, match=r"mode \(--mode\) must be one of 'fast', 'exact', got 'slow'"):
+        check_types(sample)

@@ -16,7 +16,7 @@ from .binding import bind_arguments
 from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
 from .errors import ConfigError, ToolArgumentError
 from .executor import check_timeout
-from .options import at_least, flag_of, option
+from .options import at_least, check_types, flag_of, option
 from .specs import ToolSpec, ToolSpecs
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class LoopConfig:
                                           "dialect has one (what the server does for tool_choice 'required')")
 
     def __post_init__(self) -> None:
+        check_types(self)
         at_least(self, max_calls=0, max_new_tokens=0, trigger_top_k=0, max_triggers=0, call_threshold=0.0)
         if self.call_timeout is not None:
             check_timeout(self.call_timeout, f"call_timeout ({flag_of(type(self), 'call_timeout')})")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Collection, Sequence
@@ -105,6 +106,52 @@ def at_least(config: Any, **bounds: float) -> None:
         value = getattr(config, name)
         if value is not None and not value >= low:  # NaN is not >= anything, and passed `value < low`
             raise ConfigError(f"{name} ({flag_of(type(config), name)}) must be >= {low}, got {value}")
+
+
+def check_types(config: Any) -> None:
+    """Raise ConfigError unless each field of the dataclass `config` holds a value of its declared type (for
+    __post_init__): from Python, `max_calls=None` failed later inside the loop and `tools_enabled="no"` counted as
+    true. An int is no bool, a float may be an int, a Path may be given as a str."""
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        kind = hints.get(f.name, Any)
+        optional = kind is not _unwrap_optional(kind) or kind is type(None)
+        kind = _unwrap_optional(kind)
+        if value is None and optional:
+            continue
+        if not _holds(value, kind):
+            raise ConfigError(f"{f.name} ({flag_of(type(config), f.name)}) must be {_kind_words(kind)}, got {value!r:.60}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _holds(value: Any, kind: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if kind is Path:
+        return isinstance(value, (str, Path))
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple and typing.get_args(kind) == (str, ...):
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    return True  # a type no option uses: not checked here
+
+
+def _kind_words(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(repr(v) for v in typing.get_args(kind))
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}
+    return names.get(kind, "a tuple of strings" if typing.get_origin(kind) is tuple else str(kind))
 
 
 # --- internals ---------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Callable, Collection, Sequence
@@ -124,9 +123,15 @@ def check_types(config: Any) -> None:
             raise ConfigError(f"{f.name} ({flag_of(type(config), f.name)}) must be {_kind_words(kind)}, got {value!r:.60}")
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """A config class's resolved field types, read once (LoopConfig is made per server request)."""
+    found = _HINTS.get(cls)
+    if found is None:
+        found = _HINTS[cls] = typing.get_type_hints(cls)
+    return found
 
 
 def _holds(value: Any, kind: Any) -> bool:

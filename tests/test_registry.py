@@ -144,7 +144,7 @@ def test_a_time_limit_is_a_positive_finite_number(bad: Any) -> None:
         make_tool(add, timeout=bad)
     assert "add's call: a time limit" in (ToolRegistry([add]).call("add", ("1",), timeout=bad).error or "")
     from toolcall.loop import LoopConfig
-    with pytest.raises(ConfigError, match=r"call_timeout \(--call-timeout\): a time limit"):
+    with pytest.raises(ConfigError, match=r"call_timeout \(--call-timeout\)(: a time limit| must be a number)"):
         LoopConfig(call_timeout=bad)
 
 
@@ -262,6 +262,12 @@ def test_a_tool_name_must_be_one_a_call_can_write(name: str) -> None:
         make_tool(unnamed)
     with pytest.raises(ConfigError, match="a tool's name is text, got int"):
         make_tool(add, 123)   # type: ignore[arg-type]
+
+
+def test_cache_and_isolated_are_true_or_false() -> None:
+    for flag in ("cache", "isolated"):
+        with pytest.raises(ConfigError, match=f"a tool's {flag} is true or false, got 'no'"):
+            make_tool(add, **{flag: "no"})   # cache="no" counted as true
 
 
 def test_one_alias_given_as_a_string_is_one_alias() -> None:

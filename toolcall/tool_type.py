@@ -165,6 +165,9 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                     admissible=admissible or base.admissible,
                     admissible_grammar=admissible_grammar or base.admissible_grammar, setup=setup or base.setup)
     _check_callable(func)
+    for flag, value in (("cache", cache), ("isolated", isolated)):
+        if value is not None and not isinstance(value, bool):   # cache="no" counted as true
+            raise ConfigError(f"a tool's {flag} is true or false, got {value!r}")
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"a tool's name is text, got {type(name).__name__}")
     schema = function_schema(func, name)["function"]

@@ -25,6 +25,8 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def set_today(day: dt.date | str | None) -> None:
     """Pin today's date (a date or "YYYY-MM-DD"); None goes back to the environment variable or the clock."""
     global _fixed
+    if day is not None and not isinstance(day, (str, dt.date)):  # it was kept, and every Calendar call then failed
+        raise ConfigError(f"set_today takes a date, a \"YYYY-MM-DD\" string or None, not {type(day).__name__}")
     _fixed = parse_date(day, "set_today") if isinstance(day, str) else day
 
 

@@ -40,6 +40,8 @@ def test_bad_dates_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ConfigError, match=f"set_today: '{other_iso_form}' is not a date in the form YYYY-MM-DD"):
             cal.set_today(other_iso_form)
     assert cal.parse_date(" 2023-01-30 ", "x") == dt.date(2023, 1, 30)
+    with pytest.raises(ConfigError, match="set_today takes a date"):
+        cal.set_today(5)   # type: ignore[arg-type]
     monkeypatch.setenv(cal.ENV_VAR, "tomorrow")
     with pytest.raises(ConfigError, match="TOOLCALL_TODAY"):
         cal.calendar()

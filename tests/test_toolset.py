@@ -82,15 +82,16 @@ def test_tools_that_declare_setup_get_the_loaded_model() -> None:
     assert handed == [backend] * 3
 
 
-def test_mt_declares_that_it_uses_the_model() -> None:
+def test_mt_declares_that_it_uses_the_model_and_each_registry_translates_with_its_own() -> None:
     from toolcall.tools import mt
 
-    backend = FakeBackend(script=["good morning"])
-    try:
-        registry = Toolset(names=("MT",)).build(backend)
-        assert registry.get("MT").uses_model and mt._backend is backend
-    finally:
-        mt.use_backend(None)
+    first, second = FakeBackend(script=["good morning"]), FakeBackend(script=["FROM THE SECOND"])
+    registry = Toolset(names=("MT",)).build(first)
+    other = Toolset(names=("MT",)).build(second)
+    assert registry.get("MT").uses_model and mt._backend is None   # nothing module-wide
+    # The second build's model translated for the first registry too, and kept the first model alive.
+    assert registry.call("MT", ("bonjour",)).text == "good morning"
+    assert other.call("MT", ("bonjour",)).text == "FROM THE SECOND"
 
 
 def test_mcp_settings_are_checked_before_any_server_starts() -> None:

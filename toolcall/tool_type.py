@@ -60,8 +60,9 @@ Admissible = Callable[[tuple[Any, ...], str], bool]
 #: text before a call -> the argument grammar (Lark, a `start` rule, like `argument_grammar`) of the calls one who
 #: has read only that text could write, or None for the tool's own argument grammar.
 AdmissibleGrammar = Callable[[str], str | None]
-#: backend -> None: hands a tool that decodes with a model the one the caller has loaded (MT), before its first call.
-Setup = Callable[[Backend], None]
+#: backend -> None, or the function to run instead, bound to that model: hands a tool that decodes with a model the one
+#: the caller has loaded (MT), before its first call. A function returned replaces the tool's in that registry alone.
+Setup = Callable[[Backend], "Callable[..., Any] | None"]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
@@ -99,10 +99,12 @@ class Toolset:
 
 def set_up_tools(registry: ToolRegistry, backend: Backend) -> None:
     """Hand `backend` (a model the caller has loaded) to every tool that declares `setup`, so it decodes with that
-    model instead of loading its own."""
-    for item in registry:
+    model instead of loading its own; a setup that returns a function makes it the tool's in this registry alone."""
+    for item in list(registry):
         if item.setup is not None:
-            item.setup(backend)
+            bound = item.setup(backend)
+            if bound is not None:  # the function to run in this registry, bound to this model
+                registry.add(replace(item, func=bound), replace=True)
 
 
 def mcp_environment(chosen: tuple[str, ...] | None, environ: Mapping[str, str] | None = None) -> dict[str, str] | None:

@@ -36,5 +36,5 @@ def builtin_tools() -> list[Tool]:
         make_tool(search.search, "Search", timeout=30.0, example="[Search(Scranton Pennsylvania) -> Scranton is a city in northeastern Pennsylvania...]"),
         make_tool(qa.qa, "QA", timeout=30.0, cache=False,
                   example='[QA("Where was Joe Biden born?") -> He was born in Scranton, Pennsylvania, on November 20, 1942.]'),
-        make_tool(mt.mt, "MT", timeout=180.0, example='[MT(sûreté nucléaire) -> nuclear safety]', setup=mt.use_backend),
+        make_tool(mt.mt, "MT", timeout=180.0, example='[MT(sûreté nucléaire) -> nuclear safety]', setup=mt.bound_to),
     ]

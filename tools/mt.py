@@ -68,6 +68,17 @@ def lm_translate(text: str, backend: "Backend | None" = None) -> str:
     return line.strip().strip('"')
 
 
+def bound_to(backend: "Backend") -> Callable[[str], str]:
+    """MT translating with `backend`: its `setup`, so each registry translates with the model it was built with (a
+    module-wide backend made a second registry's model translate for the first, and kept the first alive)."""
+
+    def translate(text: str) -> str:
+        return _translated(text, _translator or (lambda t: lm_translate(t, backend)))
+
+    translate.__name__, translate.__qualname__, translate.__doc__ = mt.__name__, mt.__qualname__, mt.__doc__
+    return translate
+
+
 def mt(text: str) -> str:
     """Translate text from any language into English.
 
@@ -77,13 +88,17 @@ def mt(text: str) -> str:
     Returns:
         The English translation.
     """
+    return _translated(text, _translator or lm_translate)
+
+
+def _translated(text: str, translate: Callable[[str], str]) -> str:
     text = text.strip().strip("\"'")
     if not text:
         raise ToolError("nothing to translate")
     if len(text) > MAX_TEXT_CHARS:
         raise ToolError(f"text too long to translate ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}): give "
                         "the phrase or sentence to translate")
-    result = (_translator or lm_translate)(text)
+    result = translate(text)
     if not result:
         raise ToolError(f"the translator returned nothing for {text!r}")
     return result

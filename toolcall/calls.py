@@ -1,10 +1,22 @@
 """The parse result types: a tool call with its span, a syntax issue, a parsed text, the calls awaiting results."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable value equal where `value`s are equal (dicts as sets of frozen items, lists as tuples)."""
+    if isinstance(value, Mapping):
+        return frozenset((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 class KeywordArgs(Mapping[str, Any]):
@@ -39,9 +51,10 @@ class KeywordArgs(Mapping[str, Any]):
         return len(self._items)
 
     def __hash__(self) -> int:
-        # Values may be lists or dicts, so hash their canonical JSON; equal mappings give equal JSON.
+        # Equal mappings must hash alike, and == says {"n": 1} == {"n": 1.0} == {"n": True} (their JSON differed, so
+        # a set held both); values may be lists or dicts, frozen into tuples that hash as Python's numbers do.
         if self._hash is None:
-            self._hash = hash(json.dumps(self._items, sort_keys=True, ensure_ascii=False, default=repr))
+            self._hash = hash(_frozen(self._items))
         return self._hash
 
     def __repr__(self) -> str:

@@ -424,3 +424,10 @@ def test_a_broken_llama3_json_reply_is_reported_the_same_at_any_size() -> None:
         text = '{"name": "f", "parameters": {}}; ' * n + "x"
         parsed = get_dialect("llama3_json").parse(text)
         assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos == len(text) - 1
+
+
+def test_equal_calls_hash_alike_whatever_their_numbers_type() -> None:
+    # {"n": 1} == {"n": 1.0}, as in Python, but their JSON differed, so a set held both.
+    one, one_float, true = (ToolCall("f", {"n": v}) for v in (1, 1.0, True))
+    assert one == one_float == true and len({one, one_float, true}) == 1
+    assert len({ToolCall("f", {"a": [1, {"b": 2}]}), ToolCall("f", {"a": [1.0, {"b": 2.0}]})}) == 1

@@ -838,3 +838,26 @@ def test_calls_with_large_arguments_are_run_but_not_cached() -> None:
     assert not reg.call("count_items", {"xs": big}).cached
     assert reg.call("count_items", {"xs": [1, 2]}).text == "2" and reg.call("count_items", {"xs": [1, 2]}).cached
     assert not reg.call("count_items", {"xs": "x," * 5000}).cached  # a megabyte of text was kept 1,024 times
+
+
+def test_a_decorated_function_pickles_and_keeps_its_name_and_signature(tmp_path: Any, monkeypatch: Any) -> None:
+    import inspect
+    import pickle
+    import sys
+
+    (tmp_path / "pickled_tools_mod.py").write_text(
+        "import toolcall\n\n\n@toolcall.tool(replace=True)\ndef shout_it(text: str, times: int = 1) -> str:\n"
+        '    """Shouts.\n\n    Args:\n        text: What.\n        times: How often.\n    """\n'
+        "    return text.upper() * times\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pickled_tools_mod
+
+    try:
+        made = pickled_tools_mod.shout_it
+        # PicklingError "not the same object as pickled_tools_mod.shout_it", and the name and signature were lost.
+        assert pickle.loads(pickle.dumps(made)) is made
+        assert made.__name__ == "shout_it" and str(inspect.signature(made)) == "(text: str, times: int = 1) -> str"
+        assert pickle.loads(pickle.dumps(make_tool(add, "plus"))).name == "plus"   # no module name holds it: by value
+    finally:
+        registry_mod.user_tools().unregister("shout_it")
+        sys.modules.pop("pickled_tools_mod", None)

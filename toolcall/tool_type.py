@@ -1,7 +1,9 @@
 """The Tool type: a Python function with its name, JSON schema and how it runs; and what one call of it produced."""
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -103,6 +105,21 @@ class Tool:
     admissible_grammar: AdmissibleGrammar | None = None
     setup: Setup | None = None
 
+    def __post_init__(self) -> None:
+        # What a decorated function showed of itself stays readable on the Tool that replaced it: its name, its
+        # docstring, and (inspect.signature follows __wrapped__) its parameters, which read (*args, **kwargs).
+        self.__wrapped__ = self.func
+        self.__name__ = getattr(self.func, "__name__", self.name)
+        self.__doc__ = getattr(self.func, "__doc__", None)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickled by reference when a module's name holds it (a decorated function: pickling it by value found the
+        function's own module name holding the Tool, and failed with "not the same object"), else by value."""
+        module, qualname = getattr(self.func, "__module__", None), getattr(self.func, "__qualname__", "")
+        if module and qualname and "<locals>" not in qualname and _named(module, qualname) is self:
+            return (_named, (module, qualname))
+        return super().__reduce_ex__(protocol)
+
     @property
     def uses_model(self) -> bool:
         """Whether a call decodes with the model given to `setup` (so it must not run beside that model's replies)."""
@@ -130,6 +147,16 @@ class Tool:
         """What constrained sampling lets a model write between this tool's parentheses: Lark text whose `start`
         rule is the argument list ("" for none). `argument_grammar` when set, else derived from the JSON schema."""
         return self.spec().arguments_grammar()
+
+
+def _named(module: str, qualname: str) -> Any:
+    """What `module`'s `qualname` holds (None when it holds nothing): how a pickled Tool is found again."""
+    found: Any = sys.modules.get(module)
+    if found is None:
+        found = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,14 @@ Each field with help text is also a `toolcall data-gen` flag (toolcall.options t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from toolcall.backends.base import MAX_TEMPERATURE
 from toolcall.errors import ConfigError
-from toolcall.options import at_least, option
+from toolcall.executor import check_timeout
+from toolcall.options import at_least, flag_of, option
 
 PLACEMENTS = ("prefix", "inline")
 #: `--prompt`: what precedes the text when positions are found and calls sampled ("few-shot": the paper's P(x)).
@@ -55,6 +58,7 @@ class PositionConfig:
 
     def __post_init__(self) -> None:
         at_least(self, k=1, min_token=0)
+        _no_nan(self, "tau_s")
         if self.prompt not in PROMPTS:
             raise ConfigError(f"prompt {self.prompt!r} is not allowed; use one of: {', '.join(PROMPTS)}")
 
@@ -82,6 +86,12 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         at_least(self, m=1, temperature=0, top_k=0, max_new_tokens=1)
+        # Checked before the model loads: inf made torch's sampler fail on NaN, and a seed past 2^32 overflowed the
+        # per-position seed the engine derives from it.
+        if not self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"temperature (--temperature) must be in [0, {MAX_TEMPERATURE:g}], got {self.temperature}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed (--seed) must be in [0, 2^32), got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class ExecuteConfig:
 
     def __post_init__(self) -> None:
         at_least(self, workers=1)
+        if self.timeout is not None:  # 0, -1, NaN and inf made every call fail and the run end with an empty corpus
+            check_timeout(self.timeout, "call timeout (--call-timeout)")
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ class FilterConfig:
     prefix_separator: str = "\n"       # between z and the text in prefix placement
 
     def __post_init__(self) -> None:
+        _no_nan(self, "tau_f", "tau_p")
         if self.placement not in PLACEMENTS:
             raise ConfigError(f"placement {self.placement!r} is not allowed; use one of: {', '.join(PLACEMENTS)}")
         if not 0 < self.decay <= 1:
@@ -162,6 +175,7 @@ class ProposeConfig:
 
     def __post_init__(self) -> None:
         at_least(self, per_position=1, per_text=1)
+        _no_nan(self, "min_score")
 
 
 #: The stage configs whose fields are data-gen flags, by their DataGenConfig field name.
@@ -277,3 +291,12 @@ class DataGenConfig:
             elif f.name not in ("tools", "sampling"):
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
         return out
+
+
+def _no_nan(config: Any, *names: str) -> None:
+    """A ConfigError for a threshold that is NaN: every comparison with it is false, so --tau-f nan kept nothing and
+    --min-score nan kept every proposal, without a word."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"{name} ({flag_of(type(config), name)}) must be a number, got nan")

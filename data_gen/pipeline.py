@@ -2,6 +2,7 @@
 resumable."""
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -105,10 +106,11 @@ class Pipeline:
         self.last_scored = scored
         # Which scored candidates the corpus holds: each written call answers for one candidate only (two samples of
         # the same call at a place both matched it, and the per-tool counts said 2 where one call was written).
-        unclaimed = Counter((c["tool"], c["position"], c["loss_reduction"], tuple(c["args"])) for c in written)
+        # Arguments as JSON text: a list argument (`Sum([12, 30])`) is no key of a Counter.
+        unclaimed = Counter((c["tool"], c["position"], c["loss_reduction"], _args_key(c["args"])) for c in written)
         in_corpus = []
         for c in scored:
-            key = (c.tool, c.position, c.loss_reduction, tuple(c.args))
+            key = (c.tool, c.position, c.loss_reduction, _args_key(c.args))
             in_corpus.append(unclaimed[key] > 0)
             unclaimed[key] -= 1 if in_corpus[-1] else 0
         self.last_rejected = list(rec.rejected) + [
@@ -125,6 +127,10 @@ class Pipeline:
             "seconds": time.perf_counter() - began,
         }
         return out, summary
+
+
+def _args_key(args: Any) -> str:
+    return json.dumps(list(args), sort_keys=True, ensure_ascii=False, default=str)
 
 
 def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resume: bool = False,

@@ -4,16 +4,16 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolcall.calls import ToolCall
-from toolcall.errors import ToolError
 from toolcall.tool_type import Proposal
 
 from .calls_text import render_call
 from .config import ProposeConfig
 from .records import Candidate, TextRecord, bump
 from .tokens import TokenizedText
+from .user_hooks import hook_value, usable_proposal
 
 if TYPE_CHECKING:
     from toolcall.registry import ToolRegistry
@@ -40,10 +40,10 @@ def choose_proposals(text: str, tool: str, registry: ToolRegistry, tokenized: To
     found = registry.get(tool)
     if found.proposer is None:
         return ()
-    try:
-        proposals: list[Proposal] = list(found.proposer(text))
-    except Exception as err:  # a custom proposer's bug is reported with the tool's name
-        raise ToolError(f"{found.name}: its proposer failed on the text {text[:60]!r}: {type(err).__name__}: {err}") from err
+    proposer = found.proposer
+    made: list[Any] = hook_value(found.name, "proposer", lambda: list(proposer(text)), [],
+                                 lambda v: isinstance(v, list))
+    proposals: list[Proposal] = [p for p in made if _usable(found.name, p, len(text))]
     chosen: list[Candidate] = []
     taken: set[tuple[int, str]] = set()
     at_token: Counter[int] = Counter()
@@ -51,9 +51,7 @@ def choose_proposals(text: str, tool: str, registry: ToolRegistry, tokenized: To
     for proposal in sorted(proposals, key=lambda p: -p.score):
         if proposal.score < config.min_score or len(chosen) >= config.per_text:
             break
-        if not 0 <= proposal.position < len(text):
-            continue
-        token = proposal_token(tokenized, proposal.position, placement)
+        token = proposal_token(tokenized, int(proposal.position), placement)
         key = render_call(ToolCall(found.name, tuple(proposal.args), None))
         if (token, key) in taken or at_token[token] >= config.per_position:
             continue
@@ -62,6 +60,11 @@ def choose_proposals(text: str, tool: str, registry: ToolRegistry, tokenized: To
         chosen.append(Candidate(found.name, tuple(proposal.args), key, token, tokenized.starts[token],
                                 source="proposer", score=proposal.score))
     return tuple(chosen)
+
+
+def _usable(tool: str, proposal: Any, text_chars: int) -> bool:
+    """Whether a proposal can become a call (usable_proposal); one that cannot is left out, and said once."""
+    return hook_value(tool, "proposer", lambda: proposal, None, lambda v: usable_proposal(v, text_chars)) is not None
 
 
 def add_proposals(record: TextRecord, proposals: tuple[Candidate, ...]) -> TextRecord:

@@ -14,6 +14,11 @@ from .calls_text import parse_call, render_call
 from .config import SampleConfig
 from .positions import PromptStates
 from .records import Candidate, TextRecord, bump
+from .user_hooks import hook_value
+
+#: The longest grammar an admissible_grammar may return: llguidance refused 50,000 alternatives ("Too many items")
+#: only when it came to sample, and the Calculator's, over every number a long text writes, stays far below.
+MAX_ADMISSIBLE_GRAMMAR = 65_536
 
 if TYPE_CHECKING:
     from toolcall.registry import ToolRegistry
@@ -77,7 +82,7 @@ def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: Sa
                     counts = bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text, "reason": reason})
                     continue
-                if admissible is not None and not admissible(tuple(call.args), record.text[:char]):
+                if admissible is not None and not _admissible(tool, admissible, tuple(call.args), record.text[:char]):
                     counts = bump(counts, tool, "inadmissible")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text,
                                      "reason": "not admissible: it uses what the text writes only after the call"})
@@ -116,7 +121,9 @@ def call_grammar(tool: str, registry: ToolRegistry | None, before: str | None = 
     found = registry.get(tool)
     spec = found.spec()
     if before is not None and found.admissible_grammar is not None:
-        restricted = found.admissible_grammar(before)
+        grammar_of = found.admissible_grammar
+        restricted = hook_value(found.name, "admissible_grammar", lambda: grammar_of(before), "",
+                                lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_ADMISSIBLE_GRAMMAR))
         if restricted == "":
             return ""     # nothing one could write from `before` alone
         if restricted is not None:
@@ -158,3 +165,7 @@ def _canonical(name: str, canonical: Canonical | None) -> str | None:
     except KeyError:
         return None
 
+
+def _admissible(tool: str, admissible: Callable[[tuple[Any, ...], str], bool], args: tuple[Any, ...], before: str) -> bool:
+    """The tool's `admissible` verdict; a call it fails on (it raised, or said neither True nor False) is dropped."""
+    return bool(hook_value(tool, "admissible", lambda: admissible(args, before), False, lambda v: isinstance(v, bool)))

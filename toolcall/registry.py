@@ -26,6 +26,7 @@ from .tool_type import (
     Admissible,
     AdmissibleGrammar,
     Proposer,
+    Restyler,
     Setup,
     Tool,
     ToolResult,
@@ -244,14 +245,15 @@ def tool(*, name: str | None = None, timeout: float | None = None, cache: bool |
          aliases: Sequence[str] = (), example: str | None = None, isolated: bool | None = None,
          proposer: Proposer | None = None, argument_grammar: str | None = None,
          admissible: Admissible | None = None, admissible_grammar: AdmissibleGrammar | None = None,
-         setup: Setup | None = None, replace: bool = False) -> Callable[[Callable[..., Any]], Tool]: ...
+         setup: Setup | None = None, restyle: Restyler | None = None,
+         replace: bool = False) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(func: Callable[..., Any] | None = None, /, *, name: str | None = None, timeout: float | None = None,
          cache: bool | None = None, aliases: Sequence[str] = (), example: str | None = None,
          isolated: bool | None = None, proposer: Proposer | None = None, argument_grammar: str | None = None,
          admissible: Admissible | None = None, admissible_grammar: AdmissibleGrammar | None = None,
-         setup: Setup | None = None, replace: bool = False) -> Any:
+         setup: Setup | None = None, restyle: Restyler | None = None, replace: bool = False) -> Any:
     """Decorator: `@tool` or `@tool(name=..., timeout=..., cache=..., aliases=..., proposer=...)` turns a function
     into a Tool and registers it in the process-wide user registry. The Tool is still callable like the function.
     `proposer(text) -> list[Proposal]` lets data_gen propose calls of it by reading a text (toolcall.tool_type.Proposal).
@@ -259,11 +261,12 @@ def tool(func: Callable[..., Any] | None = None, /, *, name: str | None = None, 
     by default it follows the function's parameters. `admissible(args, before)` lets data_gen drop sampled calls that
     could not be written from the text before them, and `admissible_grammar(before)` restricts sampling to such
     calls (toolcall.tool_type.Tool). `setup(backend)` declares that it decodes with a model: it is
-    handed the one a command has loaded (see toolcall.toolset)."""
+    handed the one a command has loaded (see toolcall.toolset). `restyle(result, following)` writes a result the way
+    the text after the call writes the same value (data_gen)."""
     def wrap(f: Callable[..., Any]) -> Tool:
         made = make_tool(f, name, timeout=timeout, cache=cache, aliases=aliases, example=example, isolated=isolated,
                          proposer=proposer, argument_grammar=argument_grammar, admissible=admissible,
-                         admissible_grammar=admissible_grammar, setup=setup)
+                         admissible_grammar=admissible_grammar, setup=setup, restyle=restyle)
         again = made.name in _USER and _same_function(_USER.get(made.name).func, f)
         return _USER.add(made, replace=replace or again)  # re-running a definition (a notebook cell) replaces it
 

@@ -206,3 +206,21 @@ def test_a_texts_own_date_is_what_calendar_answers_and_proposes_for_it() -> None
     # Without the date the text's weekday is not today's (the tests pin Monday, January 30, 2023): no proposal.
     plain, summary = Pipeline(fake, reg, pipeline_config("default")).process(text)
     assert plain is None and not summary["counts"].get("Calendar", {}).get("proposed")
+
+
+def test_the_tool_decorator_takes_a_restyle() -> None:
+    from toolcall.registry import tool
+
+    @tool(name="Plain", restyle=lambda result, following: result.upper(), replace=True)   # it was a TypeError
+    def plain(words: str) -> str:
+        """Plain.
+
+        Args:
+            words: Words.
+        """
+        return words
+
+    try:
+        assert plain.restyle is not None and plain.restyle("ab", "") == "AB"
+    finally:
+        user_tools().unregister("Plain")

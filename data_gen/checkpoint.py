@@ -121,12 +121,12 @@ class RunDir:
         models = old.get("models")
         if isinstance(models, dict) and "dtype" not in models and "dtype" in (run_info.get("models") or {}):
             old["models"] = {**models, "dtype": "float32"}   # runs from before --dtype computed in float32
-        for key in ("input_sha256", "config", "models"):
+        for key in ("input_sha256", "config", "models", "tool_code"):
             if old.get(key) != run_info.get(key):
                 shown = f" (that run: {old.get(key)}; now: {run_info.get(key)})" if key == "models" else ""
                 raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}{shown}; "
-                                  "resume with the same input, models, --dtype and settings, or choose another "
-                                  "directory")
+                                  "resume with the same input, models, --dtype, settings and tools' code, or choose "
+                                  "another directory")
 
     def log_rejected(self, index: int, text: str, rejected: list[dict[str, Any]]) -> None:
         """Append why text `index`'s samples and calls were dropped (a debug log: a text redone on resume appears twice)."""

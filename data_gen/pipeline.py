@@ -2,13 +2,17 @@
 resumable."""
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import toolcall.tools
+
+import toolcall
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
 from toolcall.tool_type import about_text
@@ -129,6 +133,32 @@ class Pipeline:
         return out, summary
 
 
+def run_record(input_path: Path, limit: int | None, config: DataGenConfig, registry: ToolRegistry,
+               models: dict[str, str | None] | None) -> dict[str, Any]:
+    """What run.json says of a run, and a --resume must match (checkpoint.RunDir): its input, settings, models and
+    its user tools' code. Both engines write it."""
+    code = tool_code(registry, [registry.canonical(t) for t in config.tools])
+    return {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
+            "config": config.to_dict(), **({"models": models} if models is not None else {}),
+            **({"tool_code": code} if code else {})}
+
+
+def tool_code(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
+    """The sha256 of the file that defines each user tool of the run (not toolcall's own), by tool: a --resume with a
+    changed --tools-from file mixed the old code's results with the new one's in one corpus."""
+    own = str(Path(toolcall.__file__).parent), str(Path(toolcall.tools.__file__).parent)
+    out: dict[str, str] = {}
+    for name in tools:
+        source = None
+        try:
+            source = inspect.getsourcefile(inspect.unwrap(registry.get(name).func))
+        except TypeError:  # a built-in or a C function: no file
+            pass
+        if source is not None and not source.startswith(own) and Path(source).is_file():
+            out[name] = file_sha256(Path(source))
+    return out
+
+
 def _args_key(args: Any) -> str:
     return json.dumps(list(args), sort_keys=True, ensure_ascii=False, default=str)
 
@@ -142,9 +172,7 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
     `models` names the sampling and scoring models ({"sampler": ..., "scorer": ...}): stored in run.json, and a
     --resume with other models is refused, since its calls would come from another model than the first part's."""
     texts = read_inputs(input_path, limit)
-    run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
-                "config": pipeline.config.to_dict(), **({"models": models} if models is not None else {})}
-    run = RunDir(Path(output_dir), resume, run_info)
+    run = RunDir(Path(output_dir), resume, run_record(input_path, limit, pipeline.config, pipeline.registry, models))
     bars = _bars(len(texts), len(run.done), progress)
     began, finished = time.perf_counter(), 0
     try:

@@ -23,10 +23,10 @@ from typing import Any
 from toolcall.errors import ConfigError, MissingDependencyError
 from toolcall.toolset import Toolset
 
-from .checkpoint import RunDir, file_sha256
+from .checkpoint import RunDir
 from .config import DataGenConfig
 from .inputs import read_inputs
-from .pipeline import Pipeline, write_outputs
+from .pipeline import Pipeline, run_record, write_outputs
 
 RAY_DIR = "ray"
 #: Texts per input shard: a shard is a read task, and its rows are written (and checkpointed) together.
@@ -182,9 +182,8 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
     names its models as `run_data_gen`'s does (a --resume with others is refused). Returns the stats; the output
     directory ends up as a single-process run leaves it."""
     texts = read_inputs(input_path, limit)
-    run_info = {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
-                "config": config.to_dict(), **({"models": models} if models is not None else {})}
-    run = RunDir(Path(output_dir), resume, run_info)   # refuses a used directory without --resume, checks a resumed one
+    # Refuses a used directory without --resume, checks a resumed one.
+    run = RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models))
     work = run.path / RAY_DIR
     todo = _stage_inputs(texts, run.done, work / "input")
     if todo:

@@ -239,6 +239,23 @@ def test_data_gen_samples_file_tools(words: Path, tmp_path: Path, capsys: pytest
     assert json.loads((out2 / "run.json").read_text())["config"]["tools"] == ["Calculator", "Shout", "word_count"]
 
 
+def test_data_gen_resumes_only_with_the_same_tools_code(words: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    texts = tmp_path / "t.txt"
+    texts.write_text("The sentence one two three has 3 words.\nAnd four five.\n")
+    out = tmp_path / "out"
+    argv = ["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+            "--tools-from", str(words), "--samples", "1", "--no-prefilter"]
+    assert main([*argv, "--limit", "1"]) == 0
+    assert set(json.loads((out / "run.json").read_text())["tool_code"]) == {"Shout", "word_count"}
+    assert main([*argv, "--resume"]) == 0   # the same code: resumed
+    words.write_text(WORDS.replace("return len(text.split())", "return 2 * len(text.split())"))
+    capsys.readouterr()
+    # It resumed, and the corpus mixed the old code's results with the new one's.
+    assert main([*argv, "--resume"]) == 1
+    assert "--resume: the tool code differs from the run" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------- --mcp
 
 

@@ -15,6 +15,7 @@ import toolcall.tools
 import toolcall
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
+from toolcall.errors import ConfigError
 from toolcall.tool_type import about_text
 
 from .author_text import safe_text
@@ -29,7 +30,7 @@ from .positions import PromptStates, add_positions, find_positions
 from .prefilter import prefilter
 from .propose import add_proposals, choose_proposals
 from .records import Candidate, TextRecord
-from .sample import sample_calls
+from .sample import call_grammar, sample_calls
 from .stats import aggregate, write_stats
 from .tokens import tokenize
 
@@ -56,12 +57,26 @@ class Pipeline:
         self.special: tuple[str, ...] = tuple(special()) if callable(special) else ()
         self.runner = CallRunner(registry, config.execute_config(), self.special)
         self.filters = {t.lower(): config.for_tool(t)[2] for t in self.tools}
+        self._check_call_grammars()
         self.last_rejected: list[dict[str, Any]] = []   # why the last text's samples/calls were dropped (debug log)
         self.last_scored: tuple[Candidate, ...] = ()     # the last text's scored candidates, kept or not
 
     def _spellings(self, tool: str) -> tuple[str, ...]:
         found = self.registry.get(tool)
         return (found.name, *getattr(found, "aliases", ()))
+
+    def _check_call_grammars(self) -> None:
+        """Each constrained tool's call grammar compiled now, so a tool whose argument grammar the engine cannot use
+        fails before the first text, naming it (it failed when the tool was first sampled, texts into the run)."""
+        check = getattr(self.sampler, "check_constraint", None)
+        if check is None:
+            return
+        for tool in self.tools:
+            if self.config.for_tool(tool)[1].constrain:
+                try:
+                    check(call_grammar(tool, self.registry))
+                except ConfigError as err:
+                    raise ConfigError(f"{tool}: its call grammar cannot be sampled under: {err}") from None
 
     def process(self, text: str, tick: Callable[[str], None] = lambda stage: None,
                 fields: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:

@@ -140,3 +140,13 @@ def test_the_runs_result_cache_keeps_the_most_recent(monkeypatch: pytest.MonkeyP
     runner = execute.CallRunner(ToolRegistry([echo]))
     runner.run_many([("echo", [str(i)]) for i in range(5)])
     assert list(runner._cache) == [json.dumps(["echo", ["3"]]), json.dumps(["echo", ["4"]])]
+
+
+def test_an_argument_grammar_the_engine_cannot_use_fails_before_the_first_text() -> None:
+    from toolcall.errors import ConfigError
+
+    tool = make_tool(echo, "echo", argument_grammar="start: (((  nonsense")
+    cfg = DataGenConfig(tools=("echo",), overrides={})
+    # It failed when the tool was first sampled, texts into the run (or never, when nothing was sampled).
+    with pytest.raises(ConfigError, match="echo: its call grammar cannot be sampled under"):
+        Pipeline(FakeBackend(lm=ToyLM([TEXT])), ToolRegistry([tool]), cfg)

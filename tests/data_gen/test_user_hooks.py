@@ -150,3 +150,21 @@ def test_an_argument_grammar_the_engine_cannot_use_fails_before_the_first_text()
     # It failed when the tool was first sampled, texts into the run (or never, when nothing was sampled).
     with pytest.raises(ConfigError, match="echo: its call grammar cannot be sampled under"):
         Pipeline(FakeBackend(lm=ToyLM([TEXT])), ToolRegistry([tool]), cfg)
+
+
+def test_what_a_tool_prints_goes_to_stderr_and_stdout_holds_the_summary_alone(tmp_path: Any,
+                                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    from toolcall.cli import main
+
+    tools = tmp_path / "printing_tools.py"
+    tools.write_text(
+        "import toolcall\nfrom toolcall.tool_type import Proposal\n\n\n"
+        "@toolcall.tool(proposer=lambda text: [Proposal(49, ('42',), 0.9)], cache=False)\n"
+        "def Loud(s: str) -> str:\n    \"\"\"Echoes loudly.\n\n    Args:\n        s: The text.\n    \"\"\"\n"
+        "    print('DEBUG from the tool')\n    return s\n")
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": TEXT}) + "\n")
+    assert main(["data-gen", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"), "--backend",
+                 "fake", "--no-progress", "--tools-from", str(tools), "--no-prefilter", "--tau-p=-1e9"]) == 0
+    out, err = capfd.readouterr()
+    assert "DEBUG from the tool" in err   # it came before the summary, on stdout
+    assert len(out.splitlines()) == 1 and json.loads(out)["texts_in"] == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import fields, replace
@@ -126,29 +127,31 @@ def run(args: argparse.Namespace) -> int:
     judge = scorer_model(args.model, args.scorer_model)
     # Stored in run.json: a --resume with other models is refused (its calls would come from another model).
     models = {"sampler": sampler_model, "scorer": judge, "dtype": args.dtype}
-    if args.engine == "ray":
-        from ..backends import backends, scoring_backends
-        from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray
+    # What tools print (a --tools-from file's debugging) goes to stderr: stdout holds the summary line alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        if args.engine == "ray":
+            from ..backends import backends, scoring_backends
+            from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray
 
-        if backends.canonical(args.backend) not in scoring_backends():  # refused before Ray starts
-            raise ConfigError(f"backend {args.backend!r} cannot score log-probabilities for data generation; "
-                              f"backends that can: {', '.join(scoring_backends())}")
-        # Each actor builds its own model and registry from the toolset; files are named absolutely for the workers.
-        sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in toolset.tools_from)
-        spec = PipelineSpec(config, args.backend, sampler_model, options, replace(toolset, tools_from=sources),
-                            scorer_model=judge)
-        stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
-                                 progress=not args.no_progress, options=RayOptions(args.address, args.actors),
-                                 models=models)
-    else:
-        # A backend that cannot score is refused before a model is loaded.
-        scorer = get_scorer(args.backend, judge, **options)
-        sampler = None if judge == sampler_model else get_scorer(args.backend, sampler_model, **options)
-        # Tools that need a model (MT) decode with the sampling model, when it is also a decoding backend.
-        decoder = scorer if sampler is None else sampler
-        make_registry(registry, backend=decoder if isinstance(decoder, Backend) else None)
-        stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
-                             limit=args.limit, progress=not args.no_progress, models=models)
+            if backends.canonical(args.backend) not in scoring_backends():  # refused before Ray starts
+                raise ConfigError(f"backend {args.backend!r} cannot score log-probabilities for data generation; "
+                                  f"backends that can: {', '.join(scoring_backends())}")
+            # Each actor builds its own model and registry from the toolset; files are named absolutely for the workers.
+            sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in toolset.tools_from)
+            spec = PipelineSpec(config, args.backend, sampler_model, options, replace(toolset, tools_from=sources),
+                                scorer_model=judge)
+            stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
+                                     progress=not args.no_progress, options=RayOptions(args.address, args.actors),
+                                     models=models)
+        else:
+            # A backend that cannot score is refused before a model is loaded.
+            scorer = get_scorer(args.backend, judge, **options)
+            sampler = None if judge == sampler_model else get_scorer(args.backend, sampler_model, **options)
+            # Tools that need a model (MT) decode with the sampling model, when it is also a decoding backend.
+            decoder = scorer if sampler is None else sampler
+            make_registry(registry, backend=decoder if isinstance(decoder, Backend) else None)
+            stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
+                                 limit=args.limit, progress=not args.no_progress, models=models)
     summary = {k: stats[k] for k in ("texts_in", "texts_after_prefilter", "texts_kept", "calls_kept")}
     summary["kept_per_tool"] = {t: v["kept"] for t, v in stats["per_tool"].items()}
     print(json.dumps(summary), file=sys.stdout)

@@ -116,7 +116,10 @@ class Tool:
         """Pickled by reference when a module's name holds it (a decorated function: pickling it by value found the
         function's own module name holding the Tool, and failed with "not the same object"), else by value."""
         module, qualname = getattr(self.func, "__module__", None), getattr(self.func, "__qualname__", "")
-        if module and qualname and "<locals>" not in qualname and _named(module, qualname) is self:
+        holder: Any = sys.modules.get(module) if isinstance(module, str) else None   # pickling imports nothing
+        for part in qualname.split(".") if holder is not None and "<locals>" not in qualname else ():
+            holder = getattr(holder, part, None)
+        if holder is self:
             return (_named, (module, qualname))
         return super().__reduce_ex__(protocol)
 

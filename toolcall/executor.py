@@ -130,13 +130,19 @@ def overdue_calls(label: str, func: Callable[..., Any] | None = None) -> int:
 
 
 def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
-    """Call func(**kwargs) in a daemon thread and wait at most `timeout` seconds.
+    """Call func(**kwargs) in a daemon thread and wait at most `timeout` seconds; its value as text (see `invoke`).
 
     A thread cannot be killed: on timeout it is abandoned and finishes (or blocks) in the background,
     which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead. While
     MAX_OVERDUE_CALLS of the tool's calls are still running so, the next is refused without starting.
     """
-    running = overdue_calls(label, func)
+    return str(call_in_thread(lambda: invoke(func, kwargs), timeout, label, func))
+
+
+def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, owner: Callable[..., Any]) -> Any:
+    """call() in a daemon thread, in a copy of the caller's context, waited on at most `timeout` seconds (None: no
+    limit); its value as it is. `owner`, the function `call` runs, is what overdue calls are counted by."""
+    running = overdue_calls(label, owner)
     if running >= MAX_OVERDUE_CALLS:
         raise ToolError(f"{label}: not run: {running} earlier calls of it are still running past their time limit; "
                         "it runs again once one of them ends")
@@ -146,7 +152,7 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
 
     def target() -> None:
         try:
-            box["value"] = context.run(invoke, func, kwargs)
+            box["value"] = context.run(call)
         except Exception as err:  # re-raised in the caller's thread
             box["error"] = err
         except BaseException as err:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the tool: its failure,
@@ -155,15 +161,15 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
 
     thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
     thread.start()
-    thread.join(timeout)  # None: no limit (a caller that checked none); tools always have one
+    thread.join(timeout)
     if thread.is_alive():
         with _overdue_lock:
-            # The thread holds `func`, so its id stays this function's while the thread runs.
-            _overdue.setdefault((label, id(func)), []).append(thread)
+            # The thread holds `owner`, so its id stays this function's while the thread runs.
+            _overdue.setdefault((label, id(owner)), []).append(thread)
         raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]
-    return str(box.get("value", ""))
+    return box.get("value")
 
 
 # ---------------------------------------------------------------------------------------------- worker processes

@@ -168,3 +168,17 @@ def test_what_a_tool_prints_goes_to_stderr_and_stdout_holds_the_summary_alone(tm
     out, err = capfd.readouterr()
     assert "DEBUG from the tool" in err   # it came before the summary, on stdout
     assert len(out.splitlines()) == 1 and json.loads(out)["texts_in"] == 1
+
+
+def test_a_proposer_runs_under_its_tools_time_limit() -> None:
+    import time
+
+    def slow(text: str) -> list[Proposal]:
+        time.sleep(3)
+        return [Proposal(49, ("42",), 0.9)]
+
+    began = time.perf_counter()
+    # A proposer that slept 30 s slowed each text by 30 s, and one that hung held the run for good.
+    _, summary, said = run(proposing(slow, timeout=0.3))
+    assert time.perf_counter() - began < 2.5 and summary["counts"]["echo"].get("proposed", 0) == 0
+    assert any("echo's proposer raised ToolTimeoutError: echo's proposer: timed out after 0.3 s" in s for s in said)

@@ -10,6 +10,14 @@ from typing import Any
 from .errors import ConfigError
 
 
+def utf8_text(data: bytes, source: str) -> str:
+    """`data` decoded as UTF-8, or a ConfigError naming `source` and the first byte that is not (its offset)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source} is not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start:,}") from None
+
+
 def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str]]:
     """Yield ("FILE:LINE", line) for every line of the UTF-8 text file `path` (a byte-order mark at its start is
     dropped); bytes that are not UTF-8 raise ConfigError at their line and column instead of a codec traceback."""

@@ -29,6 +29,12 @@ def printable(text: str) -> str:
     return _CONTROL.sub(_picture, text)
 
 
+def escaped_controls(json_text: str) -> str:
+    """JSON text with every character a terminal acts on written as a \\u escape: the same JSON (json.dumps writes
+    DEL, C1 controls such as CSI and bidirectional overrides as they are, and only the C0 ones escaped)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
+
+
 def _printable_arg(value: Any) -> Any:
     """A log record's argument with control characters shown; numbers stay numbers (for `%d`), and any other object
     whose text holds a control character becomes that text shown (a `%r` of it then quotes it)."""

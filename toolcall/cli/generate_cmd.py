@@ -10,6 +10,7 @@ from typing import Any
 from ..api import make_backend, make_dialect
 from ..backends.base import Backend
 from ..errors import ConfigError
+from ..jsonl import utf8_text
 from ..loop import LoopConfig
 from ..options import add_options, from_args
 from ..runner import run_loop
@@ -54,13 +55,8 @@ def config_from_args(args: argparse.Namespace, base: LoopConfig | None = None) -
 
 def read_prompt(prompt: str) -> str:
     """PROMPT, or standard input for '-': UTF-8 text that says something (a ConfigError otherwise)."""
-    if prompt == "-":
-        data = sys.stdin.buffer.read()
-        try:
-            prompt = data.decode("utf-8")
-        except UnicodeDecodeError as err:  # the tokenizer raised TypeError on what the reader let through
-            raise ConfigError(f"standard input is not UTF-8 text: byte 0x{data[err.start]:02x} at offset "
-                              f"{err.start:,}") from None
+    if prompt == "-":  # read as bytes: the tokenizer raised TypeError on what the text reader let through
+        prompt = utf8_text(sys.stdin.buffer.read(), "standard input")
     if not prompt.strip():
         raise ConfigError("the prompt is empty: give a question (or '-' and text on standard input)")
     return prompt

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 from ..calls import Parsed, SyntaxIssue, args_json
 from ..dialects import dialects, get_dialect
 from ..errors import ConfigError, DialectSyntaxError
-from ..terminal import printable
-
-#: Characters a terminal acts on that JSON writes as they are (DEL, C1 controls such as CSI, bidirectional overrides,
-#: line and paragraph separators); JSON's own escaping covers the C0 controls.
-_ACTIVE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+from ..jsonl import utf8_text
+from ..terminal import escaped_controls, printable
 
 
 def call_lines(parsed: Parsed) -> list[str]:
@@ -30,7 +26,7 @@ def call_lines(parsed: Parsed) -> list[str]:
             line.encode("utf-8")
         except UnicodeEncodeError:
             line = json.dumps(record)
-        out.append(_ACTIVE.sub(lambda m: f"\\u{ord(m.group()):04x}", line))
+        out.append(escaped_controls(line))
     return out
 
 
@@ -54,10 +50,7 @@ def _read(path: str) -> tuple[str, str]:
             source, data = path, Path(path).read_bytes()
         except OSError as err:
             raise ConfigError(f"cannot read {path!r}: {err.strerror or err}") from err
-    try:
-        return source, data.decode("utf-8")
-    except UnicodeDecodeError as err:  # stdin's bytes that were not UTF-8 came through as surrogates
-        raise ConfigError(f"{source} is not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start:,}") from None
+    return source, utf8_text(data, source)   # stdin's bytes that were not UTF-8 came through as surrogates
 
 
 def run(args: argparse.Namespace) -> int:

@@ -310,7 +310,11 @@ def defuse(text: str, markers: tuple[str, ...]) -> str:
     return _reserved_pattern(markers).sub(lambda m: m.group()[0] + ZERO_WIDTH_SPACE + m.group()[1:], text)
 
 
-def writable_name(name: str, dialect: str, pattern: re.Pattern[str]) -> str:
+#: A name as the call grammars read it (common.lark's NAME): a tool's in a positional call, a keyword in pythonic.
+CALL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def writable_name(name: str, dialect: str, pattern: re.Pattern[str] = CALL_NAME) -> str:
     """`name` when `pattern` (the names the dialect's calls can spell) takes it whole, else a ConfigError: rendered as
     it is, `[my tool(1) -> 1]` parsed back to no call and no issue."""
     if not pattern.fullmatch(name):

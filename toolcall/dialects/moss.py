@@ -117,9 +117,6 @@ def _closer(tree: Tree) -> Token:
     raise AssertionError("the grammar ends every field with its closer")
 
 
-#: A command name the MOSS grammar reads (common.lark's NAME).
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 @dataclass
 class _Round:
     """One Commands block and the Results block that answers it (either may be missing)."""
@@ -292,7 +289,7 @@ class MossDialect(Dialect):
 
     # -- rendering -----------------------------------------------------------------------------
     def render_call(self, call: ToolCall) -> str:
-        writable_name(call.tool, self.name, _NAME)
+        writable_name(call.tool, self.name)
         return format_call(call, always_quote=True)
 
     def render(self, parsed: Parsed) -> str:

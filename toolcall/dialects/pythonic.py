@@ -11,6 +11,7 @@ from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from .base import (
+    CALL_NAME,
     MAX_CALL_CHARS,
     MAX_DEPTH,
     ZERO_WIDTH_SPACE,
@@ -39,9 +40,8 @@ def _closes_before(text: str, pos: int, end: int) -> bool:
     return _PIECES.match(text, pos, end) is not None
 
 
-#: What the pythonic grammar reads as a call's name (dotted) and as a keyword.
-_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: What the pythonic grammar reads as a call's name: names joined by dots.
+_DOTTED_NAME = re.compile(rf"{CALL_NAME.pattern}(\.{CALL_NAME.pattern})*")
 
 class _ListFault(ValueError):
     """A call list the grammar reads but a caller cannot take: a number no JSON holds, a keyword given twice."""
@@ -334,7 +334,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         for c in calls:   # a name or keyword Python cannot read made text that parsed back to no call
             writable_name(c.tool, self.name, _DOTTED_NAME)
             for key in keyword_args(c, self.name):
-                writable_name(key, self.name, _KEYWORD)
+                writable_name(key, self.name)
         body = ", ".join(f"{c.tool}({', '.join(f'{k}={py_literal(v)}' for k, v in keyword_args(c, self.name).items())})"
                          for c in calls)
         return f"{PYTHON_TAG if style == 'tag' else ''}[{body}]"

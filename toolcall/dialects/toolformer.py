@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
     BARE_ARGUMENT,
+    CALL_NAME,
     Dialect,
     GrammarBudget,
     ResultSpan,
@@ -71,7 +72,6 @@ SPELLINGS = ("auto", "bracket", "tagged", "paper")
 LINE_JOINER = " | "
 PROMPT_FILE = "toolformer_chat.json"
 # A tool name as the call grammar spells it (the NAME terminal of common.lark).
-TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _parser() -> Lark:
@@ -381,7 +381,7 @@ class ToolformerDialect(Dialect):
         """The call in `spelling` (default: the dialect's). A single argument is written bare whenever it parses
         back unchanged (`[Calculator(1,240 + 1,560)]`, as the worked examples write it), else "quoted"."""
         spelling = spelling or ("bracket" if self.spelling == "auto" else self.spelling)
-        writable_name(call.tool, self.name, TOOL_NAME)
+        writable_name(call.tool, self.name)
         result = None if call.result is None else self.defuse_result(one_line(call.result))
         quoted = format_call(call)
         args = positional(call)
@@ -463,7 +463,7 @@ class ToolformerDialect(Dialect):
                 arguments.append(namespaced(lark, f"t{number}", tool.name))
                 inner = f" t{number}_start "
             for name in dict.fromkeys((tool.name, *tool.aliases)):
-                if not TOOL_NAME.fullmatch(name):
+                if not CALL_NAME.fullmatch(name):
                     raise ConfigError(f"tool name {name!r} cannot be written in a Toolformer call; a name is letters, "
                                       "digits and _ and does not start with a digit")
                 invocations.append(f'"{name}("{inner}")"' if inner else f'"{name}()"')

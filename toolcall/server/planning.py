@@ -1,11 +1,11 @@
 """What one request asks for: the prompt, the tools offered (the server's and the client's), tool_choice, sampling."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, Sampling
+from ..dialects.base import CALL_NAME
 from ..errors import BackendError, ConfigError
 from ..loop import LoopConfig
 from ..registry import ToolRegistry
@@ -17,8 +17,6 @@ from .protocol import ApiError, ChatRequest
 if TYPE_CHECKING:
     from ..dialects.base import Dialect
 
-#: A name a positional-argument call (`Name(args)`) can spell.
-CALL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass

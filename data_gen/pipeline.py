@@ -10,12 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import toolcall.tools
-
-import toolcall
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
 from toolcall.errors import ConfigError
+from toolcall.tool_files import is_toolcall_source
 from toolcall.tool_type import about_text
 
 from .author_text import safe_text
@@ -161,7 +159,6 @@ def run_record(input_path: Path, limit: int | None, config: DataGenConfig, regis
 def tool_code(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
     """The sha256 of the file that defines each user tool of the run (not toolcall's own), by tool: a --resume with a
     changed --tools-from file mixed the old code's results with the new one's in one corpus."""
-    own = str(Path(toolcall.__file__).parent), str(Path(toolcall.tools.__file__).parent)
     out: dict[str, str] = {}
     for name in tools:
         source = None
@@ -169,7 +166,7 @@ def tool_code(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
             source = inspect.getsourcefile(inspect.unwrap(registry.get(name).func))
         except TypeError:  # a built-in or a C function: no file
             pass
-        if source is not None and not source.startswith(own) and Path(source).is_file():
+        if source is not None and not is_toolcall_source(source) and Path(source).is_file():
             out[name] = file_sha256(Path(source))
     return out
 

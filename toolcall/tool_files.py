@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .registry import ToolRegistry
     from .tool_type import Tool
 
-__all__ = ["load_tools", "restore_user_tools"]
+__all__ = ["is_toolcall_source", "load_tools", "restore_user_tools"]
 
 
 def load_tools(source: str) -> list[Tool]:
@@ -111,15 +111,19 @@ def _import_file(path: Path, source: str) -> ModuleType:
     return module
 
 
-def _short_trace(err: BaseException) -> str:
-    """The exception and the last line of the user's code it came from (file:line), not the import machinery nor
-    toolcall's own code (a decorator that refused a function pointed at toolcall's schema reader)."""
+def is_toolcall_source(filename: str) -> bool:
+    """Whether a source file is toolcall's own (its package or its built-in tools), not a user's."""
     import toolcall
     import toolcall.tools
 
-    own = tuple(str(Path(m.__file__).parent) for m in (toolcall, toolcall.tools) if m.__file__)
+    return filename.startswith(tuple(str(Path(m.__file__).parent) for m in (toolcall, toolcall.tools) if m.__file__))
+
+
+def _short_trace(err: BaseException) -> str:
+    """The exception and the last line of the user's code it came from (file:line), not the import machinery nor
+    toolcall's own code (a decorator that refused a function pointed at toolcall's schema reader)."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if "importlib" not in f.filename
-              and not f.filename.startswith(own)]
+              and not is_toolcall_source(f.filename)]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     if isinstance(err, SyntaxError) and err.filename:
         where = f" (at {err.filename}:{err.lineno})"

@@ -116,10 +116,8 @@ class Tool:
         """Pickled by reference when a module's name holds it (a decorated function: pickling it by value found the
         function's own module name holding the Tool, and failed with "not the same object"), else by value."""
         module, qualname = getattr(self.func, "__module__", None), getattr(self.func, "__qualname__", "")
-        holder: Any = sys.modules.get(module) if isinstance(module, str) else None   # pickling imports nothing
-        for part in qualname.split(".") if holder is not None and "<locals>" not in qualname else ():
-            holder = getattr(holder, part, None)
-        if holder is self:
+        loaded = sys.modules.get(module) if isinstance(module, str) else None   # pickling imports nothing
+        if loaded is not None and "<locals>" not in qualname and _attribute(loaded, qualname) is self:
             return (_named, (module, qualname))
         return super().__reduce_ex__(protocol)
 
@@ -154,12 +152,13 @@ class Tool:
 
 def _named(module: str, qualname: str) -> Any:
     """What `module`'s `qualname` holds (None when it holds nothing): how a pickled Tool is found again."""
-    found: Any = sys.modules.get(module)
-    if found is None:
-        found = importlib.import_module(module)
+    return _attribute(sys.modules.get(module) or importlib.import_module(module), qualname)
+
+
+def _attribute(holder: Any, qualname: str) -> Any:
     for part in qualname.split("."):
-        found = getattr(found, part, None)
-    return found
+        holder = getattr(holder, part, None)
+    return holder
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 from toolcall.errors import ConfigError
 from toolcall.evaluation import (
     EvalItem,
+    ResultsFile,
     check_few_shot,
     check_no_leak,
     date_answer,
@@ -20,7 +21,6 @@ from toolcall.evaluation import (
     load_items,
     sample_path,
     worked_examples,
-    write_items,
 )
 from toolcall.grading import (
     exact_match,
@@ -394,7 +394,10 @@ def test_evaluate_math_with_and_without_tools(tmp_path: Path) -> None:
     assert first.calls == [{"tool": "Calculator", "args": ["7 * 24"], "result": "168", "ok": True, "error": None,
                             "seconds": first.calls[0]["seconds"]}]
     out = tmp_path / "items.jsonl"
-    write_items(report, out)
+    results = ResultsFile(out)   # as `toolcall eval --output` writes them, one line per (item, mode)
+    for item in report.items:
+        results.write(item.to_json())
+    results.close()
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["mode"] for r in rows] == ["no_tools"] * 3 + ["tools"] * 3
     assert {"question", "gold", "prediction", "transcript", "calls", "mode", "correct", "exact"} <= set(rows[0])

@@ -407,15 +407,6 @@ def _summarise(mode: str, results: Sequence[ItemResult], seconds: float, decoded
     )
 
 
-def write_items(report: EvalReport, path: str | Path) -> None:
-    """One JSON line per (item, mode)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for item in report.items:
-            fh.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
-
-
 def check_output(output: Path, reads: Mapping[str, Path | None]) -> None:
     """Refuse, before any model loads, an --output that cannot be a file or would replace what the run reads
     (`reads`: each input by its flag). `--input mine.jsonl --output mine.jsonl` replaced the items with the results;

@@ -46,12 +46,14 @@ class CallRunner:
         """`result` written in the style of the text after the call, by the tool's own `restyle` (same value; a tool
         without one returns its result as it is)."""
         try:
-            restyler = self.registry.get(tool).restyle
+            found = self.registry.get(tool)
         except KeyError:
             return result
+        restyler = found.restyle
         if restyler is None:
             return result
-        return hook_value(tool, "restyle", lambda: restyler(result, following), result, usable_restyle(result))
+        return hook_value(tool, "restyle", lambda: restyler(result, following), result, usable_restyle(result),
+                          timeout=found.timeout, owner=restyler)
 
     def _cacheable(self, tool: str) -> bool:
         try:

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from toolcall.calls import ToolCall
-from toolcall.executor import call_in_thread
 from toolcall.tool_type import Proposal
 
 from .calls_text import render_call
@@ -43,9 +42,8 @@ def choose_proposals(text: str, tool: str, registry: ToolRegistry, tokenized: To
         return ()
     proposer = found.proposer
     # Under the tool's own time limit: a proposer that hung held the whole run (one that slept 30 s, each text).
-    made: list[Any] = hook_value(found.name, "proposer", lambda: call_in_thread(
-        lambda: list(proposer(text)), found.timeout, f"{found.name}'s proposer", proposer), [],
-        lambda v: isinstance(v, list))
+    made: list[Any] = hook_value(found.name, "proposer", lambda: list(proposer(text)), [],
+                                 lambda v: isinstance(v, list), timeout=found.timeout, owner=proposer)
     proposals: list[Proposal] = [p for p in made if _usable(found.name, p, len(text))]
     chosen: list[Candidate] = []
     taken: set[tuple[int, str]] = set()

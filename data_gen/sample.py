@@ -55,6 +55,7 @@ def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: Sa
         if config.admissible_only and registry is None:
             raise ConfigError("admissible-only sampling needs the tool registry (PromptStates(..., registry=...))")
         admissible = registry.get(tool).admissible if config.admissible_only and registry is not None else None
+        limit = registry.get(tool).timeout if registry is not None else None
         if grammar is not None and config.admissible_only and registry is not None \
                 and registry.get(tool).admissible_grammar is not None:
             # Each position gets the grammar of what the text before it lets one write, so the model's samples are
@@ -82,7 +83,8 @@ def sample_calls(record: TextRecord, tool: str, states: PromptStates, config: Sa
                     counts = bump(counts, tool, "unclosed" if reason == "unclosed" else "unparsed")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text, "reason": reason})
                     continue
-                if admissible is not None and not _admissible(tool, admissible, tuple(call.args), record.text[:char]):
+                if admissible is not None \
+                        and not _admissible(tool, admissible, tuple(call.args), record.text[:char], limit):
                     counts = bump(counts, tool, "inadmissible")
                     rejected.append({"stage": "sample", "tool": tool, "position": char, "sample": text,
                                      "reason": "not admissible: it uses what the text writes only after the call"})
@@ -123,7 +125,8 @@ def call_grammar(tool: str, registry: ToolRegistry | None, before: str | None = 
     if before is not None and found.admissible_grammar is not None:
         grammar_of = found.admissible_grammar
         restricted = hook_value(found.name, "admissible_grammar", lambda: grammar_of(before), "",
-                                lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_ADMISSIBLE_GRAMMAR))
+                                lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_ADMISSIBLE_GRAMMAR),
+                                timeout=found.timeout, owner=grammar_of)
         if restricted == "":
             return ""     # nothing one could write from `before` alone
         if restricted is not None:
@@ -166,6 +169,9 @@ def _canonical(name: str, canonical: Canonical | None) -> str | None:
         return None
 
 
-def _admissible(tool: str, admissible: Callable[[tuple[Any, ...], str], bool], args: tuple[Any, ...], before: str) -> bool:
-    """The tool's `admissible` verdict; a call it fails on (it raised, or said neither True nor False) is dropped."""
-    return bool(hook_value(tool, "admissible", lambda: admissible(args, before), False, lambda v: isinstance(v, bool)))
+def _admissible(tool: str, admissible: Callable[[tuple[Any, ...], str], bool], args: tuple[Any, ...], before: str,
+                timeout: float | None) -> bool:
+    """The tool's `admissible` verdict, under the tool's time limit; a call it fails on (it raised, timed out, or said
+    neither True nor False) is dropped."""
+    return bool(hook_value(tool, "admissible", lambda: admissible(args, before), False, lambda v: isinstance(v, bool),
+                           timeout=timeout, owner=admissible))

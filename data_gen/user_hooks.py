@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from toolcall.executor import error_text
+from toolcall.executor import call_in_thread, error_text
 from toolcall.registry import MAX_RESULT_CHARS
 from toolcall.tool_type import Proposal
 
@@ -17,10 +17,18 @@ T = TypeVar("T")
 _warned: set[tuple[str, str]] = set()
 
 
-def hook_value(tool: str, hook: str, call: Callable[[], Any], fallback: T, usable: Callable[[Any], bool]) -> Any:
-    """call(), or `fallback` when it raises or returns what `usable` refuses; said once per tool and hook."""
+def hook_value(tool: str, hook: str, call: Callable[[], Any], fallback: T, usable: Callable[[Any], bool], *,
+               timeout: float | None = None, owner: Callable[..., Any] | None = None) -> Any:
+    """call(), or `fallback` when it raises or returns what `usable` refuses; said once per tool and hook.
+
+    With `timeout` (the tool's own time limit) call() runs in a thread and is given up after that many seconds, a
+    timeout counting as a failure: a hook that hung held the whole run. `owner`, the hook function itself, is what
+    calls still running past their limit are counted by (toolcall.executor.call_in_thread)."""
     try:
-        value = call()
+        if timeout is None:
+            value = call()
+        else:
+            value = call_in_thread(call, timeout, f"{tool}'s {hook}", owner or call)
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # noqa: BLE001 - SystemExit too: a proposer that exits ended the run with status 0

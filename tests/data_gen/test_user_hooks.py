@@ -182,3 +182,39 @@ def test_a_proposer_runs_under_its_tools_time_limit() -> None:
     _, summary, said = run(proposing(slow, timeout=0.3))
     assert time.perf_counter() - began < 2.5 and summary["counts"]["echo"].get("proposed", 0) == 0
     assert any("echo's proposer raised ToolTimeoutError: echo's proposer: timed out after 0.3 s" in s for s in said)
+
+
+def _hang(*_: Any) -> Any:
+    import time
+
+    time.sleep(3)
+    return True
+
+
+@pytest.mark.parametrize("hook", ["admissible_grammar", "restyle"])
+def test_every_hook_runs_under_its_tools_time_limit(hook: str) -> None:
+    import time
+
+    # Each hook that hung held the whole run (only the proposer had a limit).
+    more: dict[str, Any] = {hook: _hang}
+    if hook == "restyle":
+        more["proposer"] = lambda text: [Proposal(49, ("42",), 0.9)]
+    tool = make_tool(echo, "echo", cache=False, timeout=0.3, **more)
+    began = time.perf_counter()
+    _, summary, said = run(tool)
+    assert time.perf_counter() - began < 2.5 and summary["tools"] == ["echo"]
+    assert any(f"echo's {hook} raised ToolTimeoutError: echo's {hook}: timed out after 0.3 s" in s for s in said)
+
+
+def test_a_sampled_calls_admissible_verdict_runs_under_the_time_limit() -> None:
+    import time
+
+    from toolcall.data_gen import sample
+
+    # The toy model's samples never close a call, so the verdict is asked directly, as the sampler asks it.
+    began = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert sample._admissible("echo", _hang, ("x",), "before", 0.3) is False
+    assert time.perf_counter() - began < 2.5
+    assert any("echo's admissible raised ToolTimeoutError" in str(w.message) for w in caught)

@@ -456,6 +456,48 @@ def test_a_cancelled_isolated_call_frees_its_worker_at_once() -> None:
         pool.close()
 
 
+def test_a_cancelled_thread_call_stops_waiting_at_once() -> None:
+    """A thread call whose caller gives up (CANCELLED) stops waiting within CANCEL_POLL, as an isolated one does:
+    mcp-serve's cancelled thread calls held their slot until the call's time limit."""
+    import threading
+
+    from toolcall import executor
+
+    reg = ToolRegistry()
+    reg.add(nap, timeout=30)
+    cancelled = threading.Event()
+    token = executor.CANCELLED.set(cancelled)
+    try:
+        threading.Timer(0.3, cancelled.set).start()
+        start = time.perf_counter()
+        result = reg.call("nap", ("5",))
+        assert time.perf_counter() - start < 2.0
+        assert not result.ok and result.error == "nap: the call was cancelled"
+    finally:
+        executor.CANCELLED.reset(token)
+
+
+def test_abandoned_calls_stop_waiting_and_new_ones_do_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in a command abandons the process's calls: a pool thread waiting on a tool stops waiting (data-gen's
+    exit waited out each running call's time limit: 30 s after Ctrl-C), and a call not yet started is not run."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from toolcall import executor
+
+    monkeypatch.setattr(executor, "_ABANDONED", threading.Event())
+    reg = ToolRegistry()
+    reg.add(nap, timeout=30)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(reg.call, "nap", ("5",))
+        time.sleep(0.3)
+        start = time.perf_counter()
+        executor.abandon_calls()
+        assert waiting.result(timeout=5).error == "nap: the call was cancelled"
+        assert time.perf_counter() - start < 2.0
+    assert reg.call("nap", ("0",)).error == "nap: not run: the process is ending"
+
+
 def test_isolated_errors_come_back_as_results() -> None:
     reg = ToolRegistry()
     reg.add(boom, isolated=True)

@@ -34,9 +34,20 @@ CANCELLED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextV
 CANCEL_POLL = 0.25
 
 
+#: Set once the process gives up on every call still running (Ctrl-C in a command): a thread waiting on a tool stops
+#: waiting, so exiting does not wait out each running call's time limit (a thread pool's workers, which wait on the
+#: tools, are joined when the interpreter exits: data-gen took 30 s to end after Ctrl-C).
+_ABANDONED = threading.Event()
+
+
+def abandon_calls() -> None:
+    """Give up on every call running now or later in this process (the process is ending)."""
+    _ABANDONED.set()
+
+
 def _cancelled() -> bool:
     event = CANCELLED.get()
-    return event is not None and event.is_set()
+    return _ABANDONED.is_set() or (event is not None and event.is_set())
 
 
 class _Cancelled(Exception):
@@ -142,6 +153,8 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
 def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, owner: Callable[..., Any]) -> Any:
     """call() in a daemon thread, in a copy of the caller's context, waited on at most `timeout` seconds (None: no
     limit); its value as it is. `owner`, the function `call` runs, is what overdue calls are counted by."""
+    if _ABANDONED.is_set():
+        raise ToolError(f"{label}: not run: the process is ending")
     running = overdue_calls(label, owner)
     if running >= MAX_OVERDUE_CALLS:
         raise ToolError(f"{label}: not run: {running} earlier calls of it are still running past their time limit; "
@@ -161,15 +174,31 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
 
     thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
     thread.start()
-    thread.join(timeout)
+    cancelled = _wait(thread, timeout)
     if thread.is_alive():
         with _overdue_lock:
             # The thread holds `owner`, so its id stays this function's while the thread runs.
             _overdue.setdefault((label, id(owner)), []).append(thread)
+        if cancelled:
+            raise ToolError(f"{label}: the call was cancelled")
         raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def _wait(thread: threading.Thread, timeout: float | None) -> bool:
+    """Wait for `thread` at most `timeout` seconds (None: no limit), looking every CANCEL_POLL seconds whether the
+    caller gave up on the call (CANCELLED, or the process abandoning its calls); True when it did."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while thread.is_alive():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        if _cancelled():
+            return True
+        thread.join(CANCEL_POLL if left is None else min(left, CANCEL_POLL))
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- worker processes

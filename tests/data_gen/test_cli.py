@@ -224,3 +224,37 @@ def test_an_output_path_a_run_cannot_use_is_an_error_not_a_traceback(tmp_path: P
         assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out),
                      "--no-progress"]) == 1
         assert why in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_data_gen_without_waiting_out_a_running_tool(tmp_path: Path) -> None:
+    """Ctrl-C while a tool ran in data-gen's call pool: the process ended only when the call's time limit (30 s)
+    had passed, since the interpreter's exit joins the pool's threads, each waiting on its tool."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    started = tmp_path / "started"
+    (tmp_path / "slow_tools.py").write_text(
+        "import pathlib, time\nimport toolcall\nfrom toolcall.tool_type import Proposal\n\n\n"
+        "@toolcall.tool(timeout=30, cache=False, proposer=lambda text: [Proposal(10, ('x',), 0.9)])\n"
+        "def Slow(s: str) -> str:\n    \"\"\"Sleeps.\n\n    Args:\n        s: The text.\n    \"\"\"\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n    time.sleep(60)\n    return s\n")
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "The shop sold 12 apples, a total of 42 fruits."}) + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolcall", "data-gen", "--input", "in.jsonl", "--output", "out", "--backend", "fake",
+         "--no-progress", "--tools-from", "slow_tools.py", "--no-prefilter", "--tau-p=-1e9"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job ignores it
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        _, err = proc.communicate(timeout=20)
+        assert time.monotonic() - began < 5 and proc.returncode == 130 and "interrupted" in err
+    finally:
+        proc.kill()

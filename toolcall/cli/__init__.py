@@ -43,9 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> int:
     """The `toolcall` command as a process runs it: log lines (an MCP SDK's, quoting what a server sent) print their
-    control characters visibly too (see toolcall.terminal.printable_logs), then `main`."""
+    control characters visibly too (see toolcall.terminal.printable_logs), then `main`, then the calls still running
+    are abandoned."""
+    from ..executor import abandon_calls
+
     printable_logs()
-    return main()
+    try:
+        return main()
+    finally:
+        # The process ends now: threads still waiting on tools (a thread pool's, which the exit joins) stop waiting,
+        # so Ctrl-C does not wait out each running call's time limit.
+        abandon_calls()
 
 
 if __name__ == "__main__":

@@ -224,7 +224,9 @@ def _assemble(run: RunDir, rows: dict[int, dict[str, Any]], texts: Sequence[tupl
             continue
         summary = json.loads(row["summary"])
         committed[index] = (json.loads(row["record"]) if row["record"] else None, summary)
-        run.log_rejected(index, texts[index][0], json.loads(row["rejected"]))
+        # A row past this run's texts is one a run with a larger --limit did: kept, as a single-process resume keeps
+        # it, its dropped samples logged without the text around them.
+        run.log_rejected(index, texts[index][0] if index < len(texts) else "", json.loads(row["rejected"]))
     corpus_tmp, progress_tmp = run.corpus.with_suffix(".tmp"), run.progress.with_suffix(".tmp")
     size, summaries = 0, []
     with corpus_tmp.open("w", encoding="utf-8") as corpus, progress_tmp.open("w", encoding="utf-8") as log:
@@ -247,7 +249,8 @@ def _committed_records(run: RunDir) -> dict[int, tuple[dict[str, Any] | None, di
     """{index: (record or None, summary)} of what progress.jsonl commits: a summary whose corpus_bytes grew owns the
     next corpus line."""
     out: dict[int, tuple[dict[str, Any] | None, dict[str, Any]]] = {}
-    lines = iter(run.corpus.read_text(encoding="utf-8").splitlines()) if run.corpus.exists() else iter(())
+    # Split at newlines only: a record's text may hold U+2028 or U+0085, which JSON leaves raw and splitlines() cuts.
+    lines = iter(run.corpus.read_text(encoding="utf-8").split("\n")) if run.corpus.exists() else iter(())
     before = 0
     for entry in run.summaries:
         grew = entry["corpus_bytes"] > before

@@ -249,3 +249,22 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependencyError, match=r"toolcall\[ray\]"):
         ray_engine.init_ray(None)
+
+
+def test_the_join_reads_records_holding_line_separators_and_keeps_rows_past_the_limit(tmp_path: Path) -> None:
+    """A record whose text holds U+2028 or U+0085 (JSON leaves them raw) was cut in two when a Ray resume read the
+    committed corpus (a JSONDecodeError, every resume); and rows Ray wrote for texts past a smaller --limit were an
+    IndexError. No Ray needed: the driver's join alone."""
+    from toolcall.data_gen.checkpoint import RunDir
+    from toolcall.data_gen.ray_engine import _assemble
+
+    run = RunDir(tmp_path / "out", False, {})
+    odd = {"original": "one\u2028two\x85three", "text": "one\u2028two\x85three", "calls": []}
+    run.commit(0, odd, {"kept": 1})
+    run.commit(1, None, {"kept": 0})
+    row = {"record": json.dumps({"original": "later", "text": "later", "calls": []}), "summary": json.dumps({"kept": 1}),
+           "rejected": json.dumps([{"stage": "sample", "position": 0, "reason": "x"}])}
+    _assemble(run, {3: row}, [("one\u2028two\x85three", {}), ("plain", {})])   # this run's --limit: 2 texts
+    records = [json.loads(line) for line in (tmp_path / "out" / CORPUS).read_text(encoding="utf-8").split("\n") if line]
+    assert [r["original"] for r in records] == [odd["original"], "later"]
+    assert [s["index"] for s in run.summaries] == [0, 1, 3]

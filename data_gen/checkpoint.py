@@ -8,6 +8,7 @@ others are done again.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -92,6 +93,7 @@ class RunDir:
                 (self.path / RUN).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
             except OSError as err:
                 raise ConfigError(f"output directory {self.path} cannot be written: {err.strerror or err}") from None
+        self._lock = self._take_lock()
         self.summaries, ends = _commits(self.progress)
         size = self.corpus.stat().st_size if self.corpus.exists() else 0
         kept = len(self.summaries)
@@ -105,6 +107,44 @@ class RunDir:
             os.truncate(self.corpus, corpus_bytes)
         self.done = {s["index"] for s in self.summaries}
         self.corpus.touch()   # present even when no text keeps a call
+        self._check_corpus()
+
+    def _take_lock(self) -> Any:
+        """An exclusive lock on the run's record for as long as this run lasts (`close`, or the process's end): a
+        second run on the same directory, resumed or not, wrote the same texts' records twice (1,053 records for
+        600 texts), and every later resume kept them."""
+        try:
+            handle = (self.path / RUN).open("rb")
+        except OSError as err:
+            raise ConfigError(f"output directory {self.path}: its {RUN} cannot be opened: {err.strerror or err}") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ConfigError(f"output directory {self.path} is in use by another data-gen run; wait for it to end "
+                              "(then --resume), or choose another directory") from None
+        return handle
+
+    def close(self) -> None:
+        """Let another run use the directory."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _check_corpus(self) -> None:
+        """Every committed record is one JSON object: one damaged in the middle of the corpus was found only by the
+        export, after every remaining text had been processed, and then again on every resume."""
+        with self.corpus.open("rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    self.close()
+                    raise ConfigError(f"{self.corpus}:{number}: not a JSON object, so the corpus of this run is "
+                                      "damaged; mend or remove that line's record (and its text's progress line), "
+                                      "or start the run again in another directory")
 
     def _check_same_run(self, run_info: dict[str, Any]) -> None:
         run_file = self.path / RUN
@@ -120,7 +160,10 @@ class RunDir:
                               "directory")
         models = old.get("models")
         if isinstance(models, dict) and "dtype" not in models and "dtype" in (run_info.get("models") or {}):
-            old["models"] = {**models, "dtype": "float32"}   # runs from before --dtype computed in float32
+            old["models"] = models = {**models, "dtype": "float32"}   # runs from before --dtype computed in float32
+        if isinstance(models, dict) and "backend" not in models and "backend" in (run_info.get("models") or {}):
+            # Runs from before the backend was recorded: which one made them is not known, so any may resume them.
+            old["models"] = {**models, "backend": run_info["models"]["backend"]}
         for key in ("input_sha256", "config", "models", "tool_code"):
             if old.get(key) != run_info.get(key):
                 shown = f" (that run: {old.get(key)}; now: {run_info.get(key)})" if key == "models" else ""
@@ -150,4 +193,6 @@ class RunDir:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The file's SHA-256, read in pieces (read whole, a 614 MB input took its size in memory even for --limit 1)."""
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

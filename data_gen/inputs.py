@@ -41,6 +41,10 @@ def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
     fields = {k: record[k] for k in TEXT_FIELDS if record.get(k) is not None}
     if "id" in fields and (isinstance(fields["id"], bool) or not isinstance(fields["id"], (str, int))):
         raise ConfigError(f"{where}: \"id\" must be a string or an integer, got {fields['id']!r}")
+    if isinstance(fields.get("id"), int) and not -2**63 <= fields["id"] < 2**63:
+        # The HF dataset stores ids as 64-bit integers: a larger one failed that export at the end of every run.
+        raise ConfigError(f"{where}: an integer \"id\" must be in [-2^63, 2^63), got {fields['id']}; write a larger "
+                          "one as a string")
     if "date" in fields:
         parse_date(fields["date"], f"{where}: \"date\" (the document's date)")
     return fields

@@ -178,31 +178,36 @@ def _args_key(args: Any) -> str:
 def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resume: bool = False,
                  limit: int | None = None, progress: bool = True,
                  on_text_done: Callable[[int], None] | None = None,
-                 models: dict[str, str | None] | None = None) -> dict[str, Any]:
+                 models: dict[str, str | None] | None = None,
+                 texts: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Process every input text not already done in output_dir, then write stats and the exports; returns the stats.
 
     `models` names the sampling and scoring models ({"sampler": ..., "scorer": ...}): stored in run.json, and a
-    --resume with other models is refused, since its calls would come from another model than the first part's."""
-    texts = read_inputs(input_path, limit)
+    --resume with other models is refused, since its calls would come from another model than the first part's.
+    `texts`: the input as `read_inputs(input_path, limit)` reads it, when the caller has read it already."""
+    texts = read_inputs(input_path, limit) if texts is None else texts
     run = RunDir(Path(output_dir), resume, run_record(input_path, limit, pipeline.config, pipeline.registry, models))
-    bars = _bars(len(texts), len(run.done), progress)
-    began, finished = time.perf_counter(), 0
     try:
-        for index, (text, fields) in enumerate(texts):
-            if index in run.done:
-                continue
-            record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None, fields)
-            run.log_rejected(index, text, pipeline.last_rejected)
-            run.commit(index, record, summary)
-            finished += 1
-            if bars:
-                bars[STAGES[-1]].set_postfix_str(texts_per_minute(finished, time.perf_counter() - began))
-            if on_text_done is not None:
-                on_text_done(index)
+        bars = _bars(len(texts), len(run.done), progress)
+        began, finished = time.perf_counter(), 0
+        try:
+            for index, (text, fields) in enumerate(texts):
+                if index in run.done:
+                    continue
+                record, summary = pipeline.process(text, lambda stage: bars[stage].update(1) if bars else None, fields)
+                run.log_rejected(index, text, pipeline.last_rejected)
+                run.commit(index, record, summary)
+                finished += 1
+                if bars:
+                    bars[STAGES[-1]].set_postfix_str(texts_per_minute(finished, time.perf_counter() - began))
+                if on_text_done is not None:
+                    on_text_done(index)
+        finally:
+            for bar in (bars or {}).values():
+                bar.close()
+        return finish(run, len(texts), pipeline)
     finally:
-        for bar in (bars or {}).values():
-            bar.close()
-    return finish(run, len(texts), pipeline)
+        run.close()
 
 
 def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:

@@ -176,23 +176,27 @@ def read_rows(folder: Path) -> dict[int, dict[str, Any]]:
 def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable[[], Pipeline],
                      config: DataGenConfig, registry: Any, *, resume: bool = False, limit: int | None = None,
                      progress: bool = True, options: RayOptions = RayOptions(),
-                     models: dict[str, str | None] | None = None) -> dict[str, Any]:
+                     models: dict[str, str | None] | None = None,
+                     texts: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """`run_data_gen` on Ray Data: `make_pipeline` (picklable, e.g. a PipelineSpec) builds each actor's Pipeline;
     `config` and `registry` are the driver's view of the same run (its description, tools and thresholds), `models`
     names its models as `run_data_gen`'s does (a --resume with others is refused). Returns the stats; the output
-    directory ends up as a single-process run leaves it."""
-    texts = read_inputs(input_path, limit)
+    directory ends up as a single-process run leaves it. `texts`: the input as read_inputs reads it, when read."""
+    texts = read_inputs(input_path, limit) if texts is None else texts
     # Refuses a used directory without --resume, checks a resumed one.
     run = RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models))
-    work = run.path / RAY_DIR
-    todo = _stage_inputs(texts, run.done, work / "input")
-    if todo:
-        _execute(work, make_pipeline, progress, options)
-    rows = read_rows(work / "rows")
-    tools = tuple(registry.canonical(t) for t in config.tools)
-    _assemble(run, rows, texts)
-    return write_outputs(run.path, run.summaries, len(texts), list(tools),
-                         {t.lower(): config.for_tool(t)[2].tau_f for t in tools})
+    try:
+        work = run.path / RAY_DIR
+        todo = _stage_inputs(texts, run.done, work / "input")
+        if todo:
+            _execute(work, make_pipeline, progress, options)
+        rows = read_rows(work / "rows")
+        tools = tuple(registry.canonical(t) for t in config.tools)
+        _assemble(run, rows, texts)
+        return write_outputs(run.path, run.summaries, len(texts), list(tools),
+                             {t.lower(): config.for_tool(t)[2].tau_f for t in tools})
+    finally:
+        run.close()
 
 
 def _execute(work: Path, make_pipeline: Callable[[], Pipeline], progress: bool, options: RayOptions) -> None:

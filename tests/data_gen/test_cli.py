@@ -153,7 +153,8 @@ def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsy
     out = tmp_path / "out"
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
                  "--scorer-model", str(script)]) == 0
-    assert json.loads((out / "run.json").read_text())["models"] == {"sampler": None, "scorer": str(script), "dtype": "auto"}
+    assert json.loads((out / "run.json").read_text())["models"] == {"sampler": None, "scorer": str(script), "dtype": "auto",
+                                                                "backend": "fake"}
     capsys.readouterr()
     # Resuming with the scorer as the sampling model too is another run: refused.
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",

@@ -13,6 +13,7 @@ from ..backends.base import Backend
 from ..backends.hf_loading import DTYPES
 from ..data_gen.checkpoint import check_output_dir
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
+from ..data_gen.inputs import read_inputs
 from ..errors import ConfigError
 from ..models import EMBEDDED, resolve_model
 from ..options import add_options, from_args, given
@@ -121,19 +122,25 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--input {args.input} does not exist")
     out = args.output
     check_output_dir(out, args.resume)  # before any model is loaded
+    # Read (and checked: a malformed line, a bad date) before any model loads too; a failure took the model's load.
+    texts = read_inputs(args.input, args.limit)
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
     options.update(dtype_option(args.backend, args.dtype))
     sampler_model = model_name(args.model)
     judge = scorer_model(args.model, args.scorer_model)
-    # Stored in run.json: a --resume with other models is refused (its calls would come from another model).
-    models = {"sampler": sampler_model, "scorer": judge, "dtype": args.dtype}
+    from ..backends import backends
+
+    # Stored in run.json: a --resume with other models, or another engine, is refused (its calls would come from
+    # another model: a fake run resumed on the embedded model mixed the toy's texts with SmolLM2's).
+    engine = backends.canonical(args.backend) if args.backend in backends else args.backend
+    models = {"sampler": sampler_model, "scorer": judge, "dtype": args.dtype, "backend": engine}
     # What tools print (a --tools-from file's debugging) goes to stderr: stdout holds the summary line alone.
     with contextlib.redirect_stdout(sys.stderr):
         if args.engine == "ray":
-            from ..backends import backends, scoring_backends
+            from ..backends import scoring_backends
             from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray
 
-            if backends.canonical(args.backend) not in scoring_backends():  # refused before Ray starts
+            if engine not in scoring_backends():  # refused before Ray starts
                 raise ConfigError(f"backend {args.backend!r} cannot score log-probabilities for data generation; "
                                   f"backends that can: {', '.join(scoring_backends())}")
             # Each actor builds its own model and registry from the toolset; files are named absolutely for the workers.
@@ -142,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                                 scorer_model=judge)
             stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
                                      progress=not args.no_progress, options=RayOptions(args.address, args.actors),
-                                     models=models)
+                                     models=models, texts=texts)
         else:
             # A backend that cannot score is refused before a model is loaded.
             scorer = get_scorer(args.backend, judge, **options)
@@ -151,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             decoder = scorer if sampler is None else sampler
             make_registry(registry, backend=decoder if isinstance(decoder, Backend) else None)
             stats = run_data_gen(args.input, out, Pipeline(scorer, registry, config, sampler=sampler), resume=args.resume,
-                                 limit=args.limit, progress=not args.no_progress, models=models)
+                                 limit=args.limit, progress=not args.no_progress, models=models, texts=texts)
     summary = {k: stats[k] for k in ("texts_in", "texts_after_prefilter", "texts_kept", "calls_kept")}
     summary["kept_per_tool"] = {t: v["kept"] for t, v in stats["per_tool"].items()}
     print(json.dumps(summary), file=sys.stdout)

@@ -1,0 +1,76 @@
+"""The run directory: one run at a time, resumed only by the same engine and models, its corpus checked on resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from toolcall.data_gen.checkpoint import CORPUS, RUN, RunDir
+
+from toolcall.errors import ConfigError
+
+TEXT = "The shop sold 12 apples and 30 pears, a total of 42 fruits."
+
+
+def info(backend: str | None = "fake") -> dict[str, Any]:
+    models: dict[str, Any] = {"sampler": None, "scorer": None, "dtype": "auto"}
+    if backend is not None:
+        models["backend"] = backend
+    return {"input_sha256": "0", "config": {}, "models": models, "tool_code": {}}
+
+
+def test_a_second_run_on_a_directory_in_use_is_refused_until_the_first_ends(tmp_path: Path) -> None:
+    # Two runs on one directory (a fresh one and a --resume started beside it) wrote 1,053 records for 600 texts.
+    first = RunDir(tmp_path / "out", False, info())
+    with pytest.raises(ConfigError, match="is in use by another data-gen run"):
+        RunDir(tmp_path / "out", True, info())
+    first.close()
+    RunDir(tmp_path / "out", True, info()).close()
+
+
+def test_a_resume_on_another_engine_is_refused_and_an_older_record_resumes(tmp_path: Path) -> None:
+    # A fake-backend run resumed on the embedded model mixed the toy's records with SmolLM2's, exit 0.
+    RunDir(tmp_path / "out", False, info("fake")).close()
+    with pytest.raises(ConfigError, match="the models differs.*'backend': 'fake'.*'backend': 'transformers'"):
+        RunDir(tmp_path / "out", True, info("transformers"))
+    # A run recorded before the engine was: which one made it is not known, so it resumes.
+    RunDir(tmp_path / "old", False, info(None)).close()
+    RunDir(tmp_path / "old", True, info("transformers")).close()
+
+
+def test_a_corpus_damaged_inside_is_refused_on_resume_before_any_text_is_done(tmp_path: Path) -> None:
+    # Found only by the export, after every remaining text was processed, and again on every resume.
+    run = RunDir(tmp_path / "out", False, info())
+    for index in range(3):
+        run.commit(index, {"original": f"text {index}", "text": f"text {index}", "calls": []}, {"kept": 1})
+    run.close()
+    corpus = tmp_path / "out" / CORPUS
+    lines = corpus.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"text"', '"te"xt', 1)   # same size, no longer JSON
+    corpus.write_text("".join(lines))
+    with pytest.raises(ConfigError, match=f"{CORPUS}:2: not a JSON object"):
+        RunDir(tmp_path / "out", True, info())
+    RunDir(tmp_path / "elsewhere", False, info()).close()
+
+
+def test_the_command_records_its_engine_and_checks_its_input_before_any_model_loads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from toolcall import backends
+    from toolcall.cli import main
+
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": TEXT}) + "\n")
+    assert main(["data-gen", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"),
+                 "--backend", "fake", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "out" / RUN).read_text())["models"]["backend"] == "fake"
+
+    def no_model(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(backends, "get_scorer", no_model)
+    for line, words in [({"text": TEXT, "date": "2024-02-30"}, "in.jsonl:2"),
+                        ({"text": TEXT, "id": 2**64}, "an integer \"id\" must be in [-2^63, 2^63)")]:
+        (tmp_path / "bad.jsonl").write_text(json.dumps({"text": TEXT}) + "\n" + json.dumps(line) + "\n")
+        assert main(["data-gen", "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "bad"),
+                     "--no-progress"]) == 1
+        assert words.replace("in.jsonl", "bad.jsonl") in capsys.readouterr().err

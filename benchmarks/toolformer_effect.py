@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (corpus / "overlap.json").is_file():
         run([sys.executable, "-m", "toolcall.data_gen.corpora.tool_texts", "--out", str(corpus), "--train",
              str(args.train_texts), "--test-math", str(args.math), "--test-dates", str(max(args.dates, 1)),
-             "--seed", str(args.seed)], log, timings, "corpus")
+             "--seed", str(args.seed), "--force"], log, timings, "corpus")   # its own folder: a cut run's files go
     # 2. data-gen on the first --texts training texts (resumes a run that was cut short).
     datagen = out / "datagen"
     if not (datagen / "stats.json").is_file():

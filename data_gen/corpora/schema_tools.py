@@ -11,9 +11,10 @@ name. A tool's behaviour is simulated from its schema: its result fields are dra
 call itself, so the same call always gets the same result. `leak_report()` measures word n-gram overlap with the
 BFCL data (bfcl-eval, when installed), which is an evaluation set and must not leak into training.
 
-    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4|v5|v6] [--model PATH] [--fake-chat]
+    python -m toolcall.data_gen.corpora.schema_tools --out DIR [--count 2000] [--seed 0] [--mix v2|v1|v3|v4|v5|v6] [--model PATH] [--fake-chat] [--force]
 
-writes DIR/train.jsonl ({"id", "kind", "domain", "text", "prompt_chars", "tools", "calls"}) and DIR/leak.json.
+writes DIR/train.jsonl ({"id", "kind", "domain", "text", "prompt_chars", "tools", "calls"}) and DIR/leak.json
+(refusing a DIR that already holds them unless --force).
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from typing import Any
 
 from toolcall.calls import KeywordArgs, ToolCall
 from toolcall.dialects import get_dialect
+from toolcall.errors import ConfigError, ToolcallError
 from toolcall.specs import ToolSpec, ToolSpecs
+from toolcall.terminal import printable
 
 ChatFn = Callable[..., str]
 
@@ -1206,9 +1209,35 @@ def write_corpus(out: Path, count: int, seed: int = 0, chat: ChatFn | None = Non
             "leak": {k: (len(v) if isinstance(v, list) else v) for k, v in leak.items()}}
 
 
+OUT_FILES = ("train.jsonl", "leak.json")
+
+
+def check_out(out: Path, names: Sequence[str], force: bool) -> None:
+    """ConfigError unless `out` is a folder (or can be made one) where the files `names` can be written: none of them
+    may already hold data unless `force` (a rerun into the same folder would silently replace a corpus)."""
+    for parent in (out, *out.parents):  # the nearest part of the path that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == out else f"is inside {parent}, which is a file"
+                raise ConfigError(f"--out {out} {where}; give a folder (new or empty) for {', '.join(names)}")
+            break
+    for name in names:
+        path = out / name
+        if path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a folder, where the file {name} is written; give another "
+                              "folder")
+        if not force and path.is_file() and path.stat().st_size > 0:
+            raise ConfigError(f"--out {out} already holds {name} ({path.stat().st_size:,} bytes); give a new or "
+                              "empty folder, or pass --force to replace its files")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write chat-format schema-driven tool-use texts (hermes dialect).")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (made if missing; one that "
+                                                                 "already holds train.jsonl or leak.json is refused "
+                                                                 "unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace train.jsonl and leak.json where --out already "
+                                                             "holds them")
     parser.add_argument("--count", type=int, default=2000, help="conversations to write (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--model", default=None, help="checkpoint whose chat template is used (default: the "
@@ -1223,8 +1252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
-    chat = None if args.fake_chat else template_chat(args.model)
-    print(json.dumps(write_corpus(args.out, args.count, args.seed, chat, args.mix)), file=sys.stdout)
+    try:
+        check_out(args.out, OUT_FILES, args.force)  # before the chat template's model loads
+        chat = None if args.fake_chat else template_chat(args.model)
+        print(json.dumps(write_corpus(args.out, args.count, args.seed, chat, args.mix)), file=sys.stdout)
+    except ToolcallError as err:
+        print(f"{parser.prog}: error: {printable(str(err))}", file=sys.stderr)
+        return 1
     return 0
 
 

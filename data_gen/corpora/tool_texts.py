@@ -7,10 +7,10 @@ The test split is made the same way from *other* templates, names and objects: m
 about today's date for `toolcall eval`, never used for training. `overlap()` measures how much of each test item's
 wording occurs in the training texts.
 
-    python -m toolcall.data_gen.corpora.tool_texts --out DIR [--train 3000] [--test-math 150] [--test-dates 60] [--seed 0]
+    python -m toolcall.data_gen.corpora.tool_texts --out DIR [--train 3000] [--test-math 150] [--test-dates 60] [--seed 0] [--force]
 
 writes DIR/train.jsonl ({"id", "kind", "text"[, "date"], "gold": where a call belongs: [{"tool", "start", "value"}]}), DIR/test_math.jsonl ({"question", "answer"}),
-DIR/test_dates.jsonl (the eval's date rules) and DIR/overlap.json.
+DIR/test_dates.jsonl (the eval's date rules) and DIR/overlap.json (refusing a DIR that already holds them unless --force).
 """
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ import argparse
 import datetime as dt
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
 from typing import Any
+
+from toolcall.errors import ConfigError, ToolcallError
+from toolcall.terminal import printable
 
 # ----------------------------------------------------------------------------------------------- word lists
 # Training and test draw people and objects from different lists, so a test item never repeats a training sentence.
@@ -443,9 +447,35 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     return counts
 
 
+OUT_FILES = ("train.jsonl", "test_math.jsonl", "test_dates.jsonl", "overlap.json")
+
+
+def check_out(out: Path, names: Sequence[str], force: bool) -> None:
+    """ConfigError unless `out` is a folder (or can be made one) where the files `names` can be written: none of them
+    may already hold data unless `force` (a rerun into the same folder would silently replace a corpus)."""
+    for parent in (out, *out.parents):  # the nearest part of the path that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == out else f"is inside {parent}, which is a file"
+                raise ConfigError(f"--out {out} {where}; give a folder (new or empty) for {', '.join(names)}")
+            break
+    for name in names:
+        path = out / name
+        if path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a folder, where the file {name} is written; give another "
+                              "folder")
+        if not force and path.is_file() and path.stat().st_size > 0:
+            raise ConfigError(f"--out {out} already holds {name} ({path.stat().st_size:,} bytes); give a new or "
+                              "empty folder, or pass --force to replace its files")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a tool-use training corpus and a held-out test split.")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (made if missing; one that "
+                                                                 "already holds any of its files is refused unless "
+                                                                 "--force)")
+    parser.add_argument("--force", action="store_true", help="replace train.jsonl, test_math.jsonl, test_dates.jsonl "
+                                                             "and overlap.json where --out already holds them")
     parser.add_argument("--train", type=int, default=3000, help="training texts")
     parser.add_argument("--test-math", type=int, default=150, help="math word problems in the test split")
     parser.add_argument("--test-dates", type=int, default=60, help="date questions in the test split")
@@ -455,6 +485,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                ("--test-dates", args.test_dates, 0)):
         if value < least:
             parser.error(f"{flag} must be at least {least}, got {value}")
+    try:
+        check_out(args.out, OUT_FILES, args.force)
+    except ToolcallError as err:
+        print(f"{parser.prog}: error: {printable(str(err))}", file=sys.stderr)
+        return 1
     report = write_corpus(args.out, args.train, args.test_math, args.test_dates, args.seed)
     print(json.dumps({"out": str(args.out), "train": report["train"]["texts"],
                       "math_overlap_max": report["math"]["max_share"], "dates_overlap_max": report["dates"]["max_share"]}))

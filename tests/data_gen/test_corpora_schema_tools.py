@@ -383,3 +383,26 @@ def test_the_corpus_writer_and_its_command(tmp_path: Path, capsys: pytest.Captur
     rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(r["text"].startswith("system:") for r in rows)
     assert (tmp_path / "leak.json").is_file()
+
+
+def test_the_command_refuses_a_file_and_a_folder_holding_a_corpus_unless_forced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(model: str | None) -> None:
+        raise AssertionError("the chat template's model loaded before --out was checked")
+
+    monkeypatch.setattr(st, "template_chat", no_model)
+    afile = tmp_path / "afile"
+    afile.write_text("kept\n")
+    for out, message in ((afile, "is a file; give a folder"), (afile / "sub", "is inside")):
+        assert st.main(["--out", str(out), "--count", "3"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error: --out" in err and message in err, err
+    assert afile.read_text() == "kept\n"
+    assert st.main(["--out", str(tmp_path / "c"), "--count", "20", "--fake-chat"]) == 0
+    before = (tmp_path / "c" / "train.jsonl").read_text()
+    assert st.main(["--out", str(tmp_path / "c"), "--count", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds train.jsonl" in err and "pass --force" in err, err
+    assert (tmp_path / "c" / "train.jsonl").read_text() == before
+    assert st.main(["--out", str(tmp_path / "c"), "--count", "3", "--fake-chat", "--force"]) == 0
+    assert len((tmp_path / "c" / "train.jsonl").read_text().splitlines()) == 3

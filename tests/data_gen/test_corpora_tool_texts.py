@@ -120,3 +120,23 @@ def test_the_command_line_refuses_counts_below_one(tmp_path: Path, capsys: pytes
         tt.main(["--out", str(tmp_path), "--train", "-3"])
     assert exc.value.code == 2 and "--train must be at least 1, got -3" in capsys.readouterr().err
     assert not (tmp_path / "train.jsonl").exists()
+
+
+def test_the_command_line_refuses_a_file_and_a_folder_holding_a_corpus_unless_forced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("kept\n")
+    for out, message in ((afile, "is a file; give a folder"), (afile / "sub", "is inside")):
+        assert tt.main(["--out", str(out), "--train", "3"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error: --out" in err and message in err, err
+    assert afile.read_text() == "kept\n"
+    out = tmp_path / "c"
+    assert tt.main(["--out", str(out), "--train", "20", "--test-math", "2", "--test-dates", "2"]) == 0
+    before = (out / "train.jsonl").read_text()
+    assert tt.main(["--out", str(out), "--train", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds train.jsonl" in err and "pass --force" in err, err
+    assert (out / "train.jsonl").read_text() == before
+    assert tt.main(["--out", str(out), "--train", "3", "--force"]) == 0
+    assert len((out / "train.jsonl").read_text().splitlines()) == 3

@@ -18,12 +18,15 @@ TEXT_FIELDS = ("date", "id")
 def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(text, its fields) for each input text, at most `limit`; a .txt line has no fields."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"input file {path} does not exist")
-    if path.suffix not in (".jsonl", ".txt"):
+    if not path.is_file():  # a folder, a pipe: a run's texts are read again on --resume, so they must be a file
+        raise ConfigError(f"input {path} is not a regular file; give a .jsonl or .txt file")
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".txt"):
         raise ConfigError(f"input {path} must end in .jsonl or .txt")
     texts: list[tuple[str, dict[str, Any]]] = []
-    if path.suffix == ".jsonl":
+    if suffix == ".jsonl":
         for where, record in read_jsonl(path, "input file"):
             if limit is not None and len(texts) >= limit:
                 break
@@ -45,6 +48,6 @@ def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
         # The HF dataset stores ids as 64-bit integers: a larger one failed that export at the end of every run.
         raise ConfigError(f"{where}: an integer \"id\" must be in [-2^63, 2^63), got {fields['id']}; write a larger "
                           "one as a string")
-    if "date" in fields:
-        parse_date(fields["date"], f"{where}: \"date\" (the document's date)")
+    if "date" in fields:  # kept as the day it names (" 2024-01-05\n" was copied into the output record as written)
+        fields["date"] = parse_date(fields["date"], f"{where}: \"date\" (the document's date)").isoformat()
     return fields

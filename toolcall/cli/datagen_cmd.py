@@ -118,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, tools=tuple(item.name for item in registry))
     if args.engine != "ray" and (args.address is not None or args.actors is not None):
         raise ConfigError("--address and --actors apply to --engine ray only")
-    if not args.input.is_file():
-        raise ConfigError(f"--input {args.input} does not exist")
     out = args.output
     check_output_dir(out, args.resume)  # before any model is loaded
     # Read (and checked: a malformed line, a bad date) before any model loads too; a failure took the model's load.

@@ -66,3 +66,60 @@ def test_the_log_shows_what_clients_send_visibly(tmp_path: Path, monkeypatch: py
     assert main(["serve", "--backend", "fake", "--model", str(script), "--port", "0"]) == 0
     assert events[0] == "config" and events[1] == UVICORN_LOGGERS and events[-1] == "run"
     assert {"uvicorn", "uvicorn.access", "uvicorn.error"} <= set(UVICORN_LOGGERS)
+
+
+def test_ctrl_c_stops_the_server_soon_though_a_reply_waits_on_a_slow_tool(tmp_path: Path) -> None:
+    """uvicorn waited without end for the replies in flight: one inside a tool held the stopping server for the tool's
+    whole time limit (27 s of 30), and then the exit waited on the tool's thread. The reply is cancelled after the
+    grace period, logged in one line (not a CancelledError traceback)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    started = tmp_path / "started"
+    (tmp_path / "slow_tools.py").write_text(
+        "import pathlib, time\nimport toolcall\n\n\n@toolcall.tool(timeout=30)\n"
+        "def Slow(s: str) -> str:\n    \"\"\"Sleeps.\n\n    Args:\n        s: The text.\n    \"\"\"\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n    time.sleep(60)\n    return s\n")
+    (tmp_path / "script.json").write_text(json.dumps(["Let me see [Slow(x) -> ", " done."]))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolcall", "serve", "--backend", "fake", "--model", "script.json", "--tools-from",
+         "slow_tools.py", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def ask() -> None:
+        body = json.dumps({"model": "fake", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body,
+                                         {"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=60).read()
+        except (urllib.error.URLError, OSError):
+            pass   # the reply is cancelled: its connection ends without one
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        threading.Thread(target=ask, daemon=True).start()
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists()
+        proc.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        out, _ = proc.communicate(timeout=40)
+        assert time.monotonic() - began < 10 and proc.returncode == 130
+        assert "CancelledError" not in out and "was cancelled" in out
+    finally:
+        proc.kill()

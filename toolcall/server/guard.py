@@ -30,6 +30,9 @@ SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", 
 MAX_HEADER_BYTES = 16 * 1024
 #: File descriptors kept for everything but client connections (the model's files, tools, logs).
 RESERVED_DESCRIPTORS = 64
+#: Seconds Ctrl-C (or SIGTERM) lets the replies in flight finish before they are cancelled: uvicorn waited for them
+#: without end, so a reply inside a slow tool held the stopping server for the tool's whole time limit.
+SHUTDOWN_GRACE = 3
 
 
 @dataclass
@@ -314,7 +317,8 @@ def uvicorn_config(app: Any, config: GuardConfig, **options: Any) -> Any:
     quiet_repeats()
     return uvicorn.Config(app, http=protocol_class(bounded), limit_concurrency=limit + 1,
                           timeout_keep_alive=config.keep_alive_timeout, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-                          proxy_headers=False, server_header=False, ws="none", **options)
+                          proxy_headers=False, server_header=False, ws="none",
+                          timeout_graceful_shutdown=SHUTDOWN_GRACE, **options)
 
 
 # --- the log ------------------------------------------------------------------------------------------------------
@@ -330,6 +334,10 @@ class RepeatFilter(logging.Filter):
         self.seen: dict[tuple[str, str, str], tuple[float, int]] = {}  # kind -> (window start, records in it)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is asyncio.CancelledError:
+            # A reply still running when the server stopped, cancelled after SHUTDOWN_GRACE: no fault to trace.
+            record.msg, record.args = "a reply still running when the server stopped was cancelled", ()
+            record.exc_info, record.exc_text = None, None
         kind = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
         key = (record.name, str(record.msg)[:200], kind)
         now = time.monotonic()

@@ -94,6 +94,15 @@ class RunDir:
             except OSError as err:
                 raise ConfigError(f"output directory {self.path} cannot be written: {err.strerror or err}") from None
         self._lock = self._take_lock()
+        try:
+            self._recover()
+        except OSError as err:   # progress.jsonl or corpus.jsonl a folder, unreadable: a traceback before
+            self.close()
+            raise ConfigError(f"output directory {self.path} cannot be resumed: {err.filename or ''}: "
+                              f"{err.strerror or err}; choose another directory") from None
+
+    def _recover(self) -> None:
+        """Cut the progress log and the corpus back to what was committed whole; note which texts are done."""
         self.summaries, ends = _commits(self.progress)
         size = self.corpus.stat().st_size if self.corpus.exists() else 0
         kept = len(self.summaries)

@@ -1,6 +1,7 @@
 """The run directory: one run at a time, resumed only by the same engine and models, its corpus checked on resume."""
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,16 @@ def test_the_command_records_its_engine_and_checks_its_input_before_any_model_lo
         assert main(["data-gen", "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "bad"),
                      "--no-progress"]) == 1
         assert words.replace("in.jsonl", "bad.jsonl") in capsys.readouterr().err
+
+
+def test_a_run_directory_whose_files_are_folders_is_refused_in_one_line(tmp_path: Path) -> None:
+    from toolcall.data_gen.checkpoint import PROGRESS
+
+    for name in (PROGRESS, CORPUS):   # IsADirectoryError tracebacks
+        RunDir(tmp_path / name, False, info()).close()
+        (tmp_path / name / name).unlink(missing_ok=True)
+        (tmp_path / name / name).mkdir()
+        with pytest.raises(ConfigError, match=f"cannot be resumed: .*{name}: Is a directory"):
+            RunDir(tmp_path / name, True, info())
+        with (tmp_path / name / RUN).open("rb") as fh:   # the refused run let its lock go
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -903,3 +903,17 @@ def test_a_decorated_function_pickles_and_keeps_its_name_and_signature(tmp_path:
     finally:
         registry_mod.user_tools().unregister("shout_it")
         sys.modules.pop("pickled_tools_mod", None)
+
+
+@pytest.mark.parametrize("value", ["abc", "1e3", "-1", "50", "99999999999999"])
+def test_a_worker_memory_cap_that_cannot_work_is_named(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'abc' was a ValueError naming nothing, -1 silently no cap, 50 a bare MemoryError on every call, and a huge
+    # value a worker traceback and "killed by signal 9".
+    from toolcall.executor import worker_memory_mb
+
+    monkeypatch.setenv("TOOLCALL_WORKER_MEMORY_MB", value)
+    with pytest.raises(ConfigError, match="TOOLCALL_WORKER_MEMORY_MB=.*whole number of megabytes from 256"):
+        worker_memory_mb()
+    for fine, expected in [("0", 0), (" 512 ", 512), ("", 4096)]:
+        monkeypatch.setenv("TOOLCALL_WORKER_MEMORY_MB", fine)
+        assert worker_memory_mb() == expected

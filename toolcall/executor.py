@@ -318,11 +318,32 @@ def worker_main() -> None:
         _send(channel_out, reply)
 
 
+#: What TOOLCALL_WORKER_MEMORY_MB may be besides 0: under ~256 MB a worker cannot import sympy (a bare MemoryError
+#: for every call), and past a terabyte setrlimit failed in the worker (a traceback, then "killed by signal 9").
+WORKER_MEMORY_RANGE_MB = (256, 1 << 20)
+
+
+def worker_memory_mb() -> int:
+    """The worker's address-space cap in MB from TOOLCALL_WORKER_MEMORY_MB (0: none), or a ConfigError naming it."""
+    raw = os.environ.get("TOOLCALL_WORKER_MEMORY_MB", "").strip()
+    if not raw:
+        return DEFAULT_WORKER_MEMORY_MB
+    low, high = WORKER_MEMORY_RANGE_MB
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value != 0 and not low <= value <= high:
+        raise ConfigError(f"TOOLCALL_WORKER_MEMORY_MB={raw[:40]!r}: give a whole number of megabytes from {low} to "
+                          f"{high:,}, or 0 for no cap")
+    return value
+
+
 class Worker:
     """One worker process speaking length-prefixed pickles over its stdin/stdout; killed (not asked) on timeout."""
 
     def __init__(self, preload: tuple[str, ...] = ()) -> None:
-        memory = int(os.environ.get("TOOLCALL_WORKER_MEMORY_MB", DEFAULT_WORKER_MEMORY_MB))
+        memory = worker_memory_mb()
         # -c with a fresh interpreter: no re-import of the caller's __main__, no fork of a threaded parent.
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from toolcall.executor import worker_main; worker_main()"],

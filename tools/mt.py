@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from toolcall.dialects.base import defuse
 from toolcall.errors import ToolError
 
 if TYPE_CHECKING:
@@ -61,7 +62,10 @@ def lm_translate(text: str, backend: "Backend | None" = None) -> str:
     first non-empty line is the translation.
     """
     engine = backend if backend is not None else (_backend or _default_backend())
-    prompt = engine.chat_prompt(translation_messages(text))
+    # The text is the model's (or a client's): a special token written in it (`<|im_end|>`, a role header) would
+    # end the user's turn in the prompt and speak as another role, so each is broken as the loop breaks them in
+    # tool results.
+    prompt = engine.chat_prompt(translation_messages(defuse(text, engine.special_texts())))
     with _lock:
         reply = engine.start(prompt).generate((), MAX_NEW_TOKENS)
     line = next((part.strip() for part in reply.splitlines() if part.strip()), "")

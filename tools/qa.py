@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from toolcall.errors import ToolError
+
 from . import _corpus, _span
 
 PASSAGES = 3
@@ -23,6 +25,10 @@ _KIND = [
     (re.compile(r"^who\b"), re.compile(r"\S\s+[A-Z][a-z]+ [A-Z][a-z]+")),
 ]
 KIND_BONUS = 1.5
+#: A question longer than this is no question: each of its words is weighed against every sentence read.
+MAX_QUESTION_CHARS = 1_000
+#: The longest answer returned: a passage with no sentence break came back whole, up to the registry's cut (~32 K).
+MAX_ANSWER_CHARS = 500
 _answerer: Callable[[str], str] | None = None
 
 
@@ -51,7 +57,7 @@ def best_sentence(question: str) -> str | None:
     if not hits:
         return None
     asked = [_corpus.suffix_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
-    idf = _corpus.stats_idf(asked, _corpus.index().passages)
+    idf = _corpus.index().idf(asked)
     kinds = [pattern for ask, pattern in _KIND if ask.search(question.strip().lower())]
     best, best_score = "", -1.0
     for rank, (passage, _) in enumerate(hits):
@@ -76,4 +82,7 @@ def qa(question: str) -> str:
     Returns:
         A sentence from the corpus that answers the question, or "No answer found."
     """
-    return (_answerer or extractive_answer)(question)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ToolError(f"question too long ({len(question):,} characters; at most {MAX_QUESTION_CHARS:,}): ask one "
+                        "short factual question")
+    return _corpus.truncate((_answerer or extractive_answer)(question), MAX_ANSWER_CHARS)

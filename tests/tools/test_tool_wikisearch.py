@@ -99,3 +99,40 @@ def test_through_the_registry() -> None:
     # An unquoted question split at its comma by a dialect still reaches QA whole.
     assert reg.call("QA", ("Where was Joe Biden born", "the president?")).text.startswith("He was born in Scranton")
     assert reg.call("wikisearch", ("Apollo 11 Moon landing",)).text.startswith("Apollo 11: ")
+
+
+def test_an_edited_corpus_keeps_one_index(tmp_path: Path) -> None:
+    # Each edit of a served corpus kept one more index for good (30 MB each for a 9 MB corpus).
+    import os
+
+    path = tmp_path / "c.txt"
+    wikisearch.configure(path.write_text("Cats purr.\n") and path)
+    for step in range(3):
+        path.write_text("Cats purr.\n\n" + "Dogs bark.\n\n" * (step + 1))
+        os.utime(path, (step + 10, step + 10))
+        _corpus.index()
+    assert [k for k in _corpus._indexes if k[0] == str(path.resolve())] == [(str(path.resolve()), 12.0)]
+
+
+def test_qa_counts_the_corpus_words_once_and_bounds_its_question_and_answer(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every call re-read the whole corpus (3 s a call on 100,000 passages, and a long question ran on past the
+    # limit); a passage with no sentence break came back whole.
+    path = tmp_path / "c.jsonl"
+    rows = [{"title": "Cats", "text": "Cats purr when they are content."},
+            {"title": "Walls", "text": "bricks and mortar " * 400}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    wikisearch.configure(path)
+    counted: list[str] = []
+    real_words = _corpus.words
+    monkeypatch.setattr(_corpus, "words", lambda text: counted.append(text) or real_words(text))
+    assert qa.qa("When do cats purr?") == "Cats purr when they are content."
+    read = len(counted)
+    qa.qa("What do cats do?")
+    assert len(counted) - read <= 8   # the question and the best passages' sentences, not every passage again
+    answer = qa.qa("What are walls made of, bricks?")
+    assert len(answer) <= qa.MAX_ANSWER_CHARS + 1 and answer.endswith("…")
+    from toolcall.errors import ToolError
+
+    with pytest.raises(ToolError, match="question too long"):
+        qa.qa("why " * 1_000)

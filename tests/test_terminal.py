@@ -2,6 +2,7 @@
 CLI's output and in a server's log lines, whose own formatting (uvicorn's colours) is kept."""
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -59,3 +60,11 @@ def test_printable_logs_wraps_each_handler_once(monkeypatch: pytest.MonkeyPatch)
     assert len(root.handlers) == 1 and root.handlers[0].level == logging.WARNING  # what the last resort prints
     for h in (root.handlers[0], handler):
         assert isinstance(h.formatter, PrintableFormatter) and not isinstance(h.formatter.inner, PrintableFormatter)
+
+
+def test_a_lone_surrogate_is_shown_not_printed() -> None:
+    # A model's text holding one ended `generate` and `chat` with a UnicodeEncodeError when printed.
+    from toolcall.terminal import escaped_controls, printable
+
+    assert printable("a\ud800b") == "a\\ud800b"
+    assert json.loads(escaped_controls(json.dumps({"t": "a\udfffb"}, ensure_ascii=False))) == {"t": "a\udfffb"}

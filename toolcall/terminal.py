@@ -10,8 +10,9 @@ from typing import Any
 # C0 controls but tab and newline, DEL and the C1 controls: a terminal obeys them (ESC starts sequences that clear the
 # screen, retitle the window or, with OSC 52, write the clipboard), and a web page or an MCP server may send them.
 # Also the bidirectional overrides and isolates, which reorder what is shown ("Trojan Source": a tool's name that
-# reads as another), and the line and paragraph separators, which some terminals break lines at.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# reads as another), and the line and paragraph separators, which some terminals break lines at. And a lone UTF-16
+# surrogate, which is no character and which printing cannot encode (a model's text holding one ended the command).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]")
 
 
 def _picture(match: re.Match[str]) -> str:

@@ -73,3 +73,18 @@ def test_a_prompt_must_be_utf8_text_that_says_something(monkeypatch: pytest.Monk
     for empty in ("", "  \n"):
         assert main(["generate", "--backend", "fake", empty]) == 1
         assert "the prompt is empty" in capsys.readouterr().err
+
+
+def test_a_lone_surrogate_in_the_models_text_is_printed_escaped(tmp_path: Path) -> None:
+    # A UnicodeEncodeError ended the command (plain and --json) once the reply was made.
+    import subprocess
+    import sys
+
+    (tmp_path / "s.json").write_text(json.dumps(["A [Calculator(2+3) ->", " 5] and \ud800 ok."]))
+    for more in ([], ["--json"]):
+        done = subprocess.run([sys.executable, "-m", "toolcall", "generate", "--backend", "fake", "--model",
+                               str(tmp_path / "s.json"), *more, "q"], capture_output=True, text=True, timeout=120,
+                              env={**__import__("os").environ, "PYTHONIOENCODING": "utf-8"})
+        assert done.returncode == 0, done.stderr[-400:]
+        shown = done.stdout if not more else json.loads(done.stdout)["reply"]   # the same text, escaped in JSON
+        assert shown.endswith("and \\ud800 ok.\n" if not more else "and \ud800 ok.")

@@ -14,7 +14,7 @@ from ..jsonl import utf8_text
 from ..loop import LoopConfig
 from ..options import add_options, from_args
 from ..runner import run_loop
-from ..terminal import printable
+from ..terminal import escaped_controls, printable
 from ..toolset import set_up_tools
 from .model_options import add_model_options
 from .tool_options import add_tool_options, registry_from_args
@@ -87,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
                                                       few_shot=not args.no_few_shot, instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)
     if args.json:
-        print(json.dumps({"text": result.text, "reply": dialect.reply(result.text),
-                          "calls": [c.to_dict() for c in result.calls], "counters": asdict(result.counters),
-                          "stop_reason": result.stop_reason}, ensure_ascii=False))
+        # Controls (and lone surrogates, which cannot be printed) written as \u escapes: the same JSON.
+        print(escaped_controls(json.dumps({"text": result.text, "reply": dialect.reply(result.text),
+                                           "calls": [c.to_dict() for c in result.calls],
+                                           "counters": asdict(result.counters), "stop_reason": result.stop_reason},
+                                          ensure_ascii=False)))
     else:
         print(printable(dialect.reply(result.text)))
     return 0

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import sympy
+from sympy.core.evalf import PrecisionExhausted, get_integer_part
 
 from toolcall.errors import ToolError
 
@@ -34,6 +35,9 @@ class Token:
 
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# Inside the parentheses of a function that takes several arguments a comma separates them (max(3,500) is 500, not
+# 3500), so a number there has no thousands separators.
+_PLAIN_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 _OPS = {"**": "^", "^": "^", "+": "+", "-": "-", "\u2212": "-", "\u2013": "-", "*": "*", "\u00d7": "*", "\u00b7": "*",
@@ -63,13 +67,15 @@ def tokenize(text: str, times_x: bool) -> list[Token]:
     """Tokens of `text`; with times_x a standalone `x`/`X` means multiplication (Calculator), else a variable."""
     text = text.replace("\u03c0", "pi")
     tokens: list[Token] = []
+    # One entry per open parenthesis: whether it opens the arguments of a function that takes several of them.
+    arguments: list[bool] = []
     i = 0
     while i < len(text):
         ch = text[i]
         if ch in _IGNORED:
             i += 1
             continue
-        m = _NUMBER.match(text, i)
+        m = (_PLAIN_NUMBER if arguments and arguments[-1] else _NUMBER).match(text, i)
         if m:
             raw = m.group(0)
             literal = _HEX.match(text, i)
@@ -109,6 +115,12 @@ def tokenize(text: str, times_x: bool) -> list[Token]:
             continue
         if ch in _OPS:
             tokens.append(Token("op", _OPS[ch], i))
+            if ch == "(":
+                callee = tokens[-2] if len(tokens) > 1 else None
+                arguments.append(callee is not None and callee.kind == "name" and callee.text in FUNCTIONS
+                                 and max(FUNCTIONS[callee.text][1]) > 1)
+            elif ch == ")" and arguments:
+                arguments.pop()
             i += 1
             continue
         raise MathSyntaxError(f"unexpected character {ch!r} at position {i}; allowed: numbers, + - * / ^ % ( ), "
@@ -174,17 +186,48 @@ def _factorial(n: Any) -> Any:
     return check_size(sympy.factorial(n))
 
 
+# Bits of working precision for an exact floor or ceiling: enough for every digit a result may have (MAX_DIGITS) and
+# some to tell the value from the nearest integer. sympy's own limit (about 100 digits) left floor(10^999/pi)
+# unevaluated, and printing it raised a bare PrecisionExhausted.
+_INTEGER_PART_BITS = int((MAX_DIGITS + 60) * 3.33) + 64
+
+
+def integer_part(x: Any, direction: int) -> Any:
+    """floor(x) (direction -1) or ceiling(x) (direction 1), exact: a number with up to MAX_DIGITS digits is
+    evaluated to as many digits as it takes; an expression with variables stays symbolic (Solve)."""
+    build = sympy.floor if direction < 0 else sympy.ceiling
+    if x.free_symbols or not x.is_number or x.is_Rational:
+        return build(x)
+    name = "floor" if direction < 0 else "ceil"
+    if x.is_extended_real is False:
+        raise ToolError(f"{name}() needs a real number, got {sympy.N(x, 6)}")
+    if _log10_abs(x) >= MAX_DIGITS:
+        raise ToolError(f"result too large (more than {MAX_DIGITS} digits)")
+    try:
+        real, imaginary = get_integer_part(x, direction, {"maxprec": _INTEGER_PART_BITS}, return_ints=True)
+    except PrecisionExhausted as err:
+        raise ToolError(f"{name}() of this value cannot be found exactly: it is too large, or too close to a whole "
+                        f"number, to tell which whole numbers it lies between") from err
+    if imaginary:
+        raise ToolError(f"{name}() needs a real number, got {sympy.N(x, 6)}")
+    return sympy.Integer(real)
+
+
 def _round(x: Any, digits: Any = sympy.Integer(0)) -> Any:
     if not (digits.is_Integer and 0 <= digits <= 50):
         raise ToolError("round(x, n) needs a whole number n between 0 and 50")
     if x.free_symbols:
         raise ToolError("round() needs a number")
-    # Room for every digit a result may have (MAX_DIGITS) and the 50 after the point: decimal's default 28 made
-    # round(1e999) an InvalidOperation.
-    with localcontext() as context:
-        context.prec = MAX_DIGITS + 60
-        rounded = Decimal(str(sympy.N(x, 60))).quantize(Decimal(1).scaleb(-int(digits)), ROUND_HALF_UP)
-    return sympy.Rational(str(rounded))
+    if x.is_extended_real is False:
+        raise ToolError(f"round() needs a real number, got {sympy.N(x, 6)}")
+    # Half away from zero, on the exact value: y >= 1/2 rounds to floor(y + 1/2), anything less to ceiling(y - 1/2)
+    # (0 for -1/2 < y < 1/2, and -1 at -1/2). Converting through a 60-digit Decimal first dropped every digit past
+    # the 60th: round(2^200 + 0.5) was 2^200 + 4.
+    scale = sympy.Integer(10) ** int(digits)
+    scaled = check_size(x * scale)
+    up = integer_part(scaled + sympy.Rational(1, 2), -1)
+    whole = up if up >= 1 else integer_part(scaled - sympy.Rational(1, 2), 1)
+    return sympy.Rational(whole, scale)
 
 
 def _log(x: Any, base: Any = None) -> Any:
@@ -355,6 +398,11 @@ class Parser:
             return _round(*args)
         if name.text == "log":
             return check_size(_log(*args))
+        if name.text in ("gcd", "lcm") and any(arg.free_symbols for arg in args):
+            # sympy reads gcd(x, 4) as the gcd of two polynomials (1), not of integers: gcd(x, 4) = 2 had "no solution".
+            raise ToolError(f"{name.text}() needs numbers, not unknowns: equations in {name.text}() are not solved")
+        if name.text in ("floor", "ceil", "ceiling"):
+            return check_size(integer_part(args[0], -1 if name.text == "floor" else 1))
         for arg in args:  # huge arguments make sin/log/... evaluation arbitrarily slow
             if name.text in _BOUNDED_ARGS and arg.is_number and not arg.free_symbols and _log10_abs(arg) > 100:
                 raise ToolError(f"{name.text}() of a number this large is not computed")
@@ -388,6 +436,11 @@ def format_number(value: Any, decimals: int = 2) -> str:
             size = _log10_abs(probe) if probe != 0 else 0.0
             if size >= MAX_DIGITS:
                 raise ToolError(f"result too large (more than {MAX_DIGITS} digits)")
+            if size < -MAX_DIGITS:
+                # exp(-10^50): a Decimal cannot hold its exponent (it raised InvalidOperation, read as "not finite").
+                sign = "positive" if probe > 0 else "negative"
+                raise ToolError(f"the result is a {sign} number too small to write: below 10^-{MAX_DIGITS} "
+                                f"(about 10^{size:.6g})")
             digits = max(int(size), 0) + decimals + 15
             ctx.prec = digits + 5
             try:

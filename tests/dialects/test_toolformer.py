@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+import tracemalloc
 
 import pytest
 
+from toolcall.backends.fake import FakeBackend
 from toolcall.calls import ToolCall
-from toolcall.dialects import get_dialect, parse, render
+from toolcall.dialects import base, get_dialect, parse, render
+from toolcall.dialects.toolformer import MAX_CALL_CHARS
 from toolcall.errors import ConfigError, DialectSyntaxError
+from toolcall.loop import LoopConfig
+from toolcall.registry import ToolRegistry
+from toolcall.runner import run_loop
 
 
 def only_call(text: str) -> ToolCall:
@@ -253,3 +260,118 @@ def test_reply_keeps_or_cuts_calls() -> None:
 def test_named_arguments_are_written_by_value_in_positional_formats() -> None:
     assert get_dialect("toolformer").render_call(ToolCall("Calculator", {"expression": "2 + 3"})) == "[Calculator(2 + 3)]"
     assert get_dialect("moss").render_call(ToolCall("Search", {"query": "a", "n": 2})) == 'Search("a", "2")'
+
+
+@pytest.mark.parametrize("text", [
+    'Map: [echo("a ->', "[echo(x, 'a →", '[echo(x,  "a, b ->', '<API> echo("a →', '<API>[echo("x ->',
+    '[echo("say \\"hi\\" ->', "[Calculator(1) -> 1] and [echo('a ->",
+])
+def test_an_arrow_inside_a_quoted_argument_being_written_is_no_pause(text: str) -> None:
+    # The call is still being written: stopping there spliced an error into the string, and the tool got it.
+    assert get_dialect("toolformer").pending(text) is None
+
+
+@pytest.mark.parametrize(("text", "args"), [
+    ('[echo("a -> b") ->', ("a -> b",)),
+    ("[WikiSearch(Joe's house) ->", ("Joe's house",)),  # an apostrophe inside bare text opens no string
+    ("[echo(it's, 'x -> y') →", ("it's", "x -> y")),
+])
+def test_quoted_arrows_that_closed_still_pause(text: str, args: tuple[str, ...]) -> None:
+    pending = get_dialect("toolformer").pending(text)
+    assert pending is not None and not pending.malformed and [c.args for c in pending.calls] == [args]
+
+
+@pytest.mark.parametrize("text", [
+    "[WikiSearch(Joe's house ->",  # the apostrophe is bare text: the call breaks at the arrow, as before
+    '[echo("x" "a ->',  # a quote after an argument starts none
+    '[echo(x "a ->',
+    '[echo(g("a ->',  # inside parentheses a quote is plain text
+])
+def test_quotes_that_start_no_argument_leave_the_call_malformed(text: str) -> None:
+    pending = get_dialect("toolformer").pending(text)
+    assert pending is not None and pending.malformed
+
+
+def test_the_loop_runs_a_call_whose_argument_holds_an_arrow() -> None:
+    got: list[str] = []
+
+    def echo(text: str) -> str:
+        """Echo.
+
+        Args:
+            text: Text.
+        """
+        got.append(text)
+        return "ok"
+
+    backend = FakeBackend(script=['Map: [echo("a ->', ' b") ->', " done"], chars_per_token=3)
+    result = run_loop(backend, "Q: ", get_dialect("toolformer"), ToolRegistry([echo]), LoopConfig())
+    assert got == ["a -> b"]  # was 'a -> Error: malformed call] b': the error spliced into the string
+    assert result.text == 'Map: [echo("a -> b") -> ok] done'
+    assert [(c.tool, c.args, c.result) for c in parse(result.text).calls] == [("echo", ("a -> b",), "ok")]
+
+
+@pytest.mark.parametrize("chars", [MAX_CALL_CHARS + 10, 400_000])
+def test_a_pending_call_past_the_cap_is_malformed_as_parse_reads_it(chars: int) -> None:
+    # Lark read the whole pending call: 150 bytes of memory per character (1 MB took 237 MB), where parse reads 8 KiB.
+    dialect = get_dialect("toolformer")
+    text = "So [Calculator(" + "1+" * (chars // 2) + "1) ->"
+    tracemalloc.start()
+    try:
+        pending = dialect.pending(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert pending is not None and pending.malformed and pending.calls == ()
+    assert [(i.pos, i.message, i.expected) for i in pending.issues] == [
+        (i.pos, i.message, i.expected) for i in dialect.parse(text).issues]
+    assert peak < 2_000_000
+    assert dialect.close(pending, ["Error: malformed call"]) == " Error: malformed call]"
+
+
+def test_an_arrow_past_the_cap_of_a_call_is_prose() -> None:
+    dialect = get_dialect("toolformer")
+    far = "x" * MAX_CALL_CHARS
+    assert dialect.pending(f"[Calculator(1) -> 1] {far} so ->") is None  # the call closed within its cap
+    broken = f"[Calculator(1 {far} -> Error: malformed call] then ->"  # its first arrow was answered with an error
+    assert dialect.pending(broken) is None
+    assert dialect.pending(f"[Calculator(1 {far} {far} and ->").malformed  # type: ignore[union-attr]
+    assert dialect.pending(f"{far} [Calculator(1) ->").calls[0].args == ("1",)  # type: ignore[union-attr]
+    assert dialect.pending(f"{far}\n{far} ->") is None
+
+
+def test_pauses_on_a_long_line_of_prose_arrows_take_linear_time() -> None:
+    # Each pause collected every candidate from the line's start: 32,000 arrows on one line took 17.5 s.
+    dialect = get_dialect("toolformer")
+    text, started = "", time.process_time()
+    for _ in range(16_000):
+        text += "a [b] (c) ->"  # brackets and parentheses: the candidates' pattern reads the text near each arrow
+        assert dialect.pending(text) is None
+        text += " d "
+    assert time.process_time() - started < 4.0  # ~1 s; ~9 s before
+
+
+class _CountingNewlines:
+    """base._NEWLINE, counting the characters its scans start on."""
+
+    def __init__(self) -> None:
+        self.scanned = 0
+        self.pattern = base._NEWLINE
+
+    def finditer(self, text: str, pos: int = 0):  # type: ignore[no-untyped-def]
+        self.scanned += len(text) - pos
+        return self.pattern.finditer(text, pos)
+
+
+def test_locating_the_issues_of_many_malformed_pauses_reads_the_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each issue's line and column indexed the whole text again: 16,000 malformed calls, one a line, took 15 s.
+    counting = _CountingNewlines()
+    monkeypatch.setattr(base, "_NEWLINE", counting)
+    dialect = get_dialect("toolformer")
+    text = ""
+    for n in range(1, 3_001):
+        text += "x [f(2, 3 ->"
+        pending = dialect.pending(text)
+        assert pending is not None and pending.malformed and pending.issues[0].line == n
+        text += "\n"
+    assert counting.scanned < 3 * len(text)

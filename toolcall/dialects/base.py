@@ -168,10 +168,43 @@ def has_token(tree: Tree, kind: str) -> bool:
     return any(isinstance(c, Token) and c.type == kind for c in tree.children)
 
 
-@functools.lru_cache(maxsize=8)
-def _line_starts(text: str) -> list[int]:
-    """Offsets where the lines of `text` start, built once per text so that locating many issues stays linear."""
-    return [0, *(m.end() for m in _NEWLINE.finditer(text))]
+class _LineStarts:
+    """Where the lines of recent texts start, so that locating many issues stays linear.
+
+    A text is found again by identity, never by its hash: hashing a text reads all of it, and the decoding loop asks
+    about a new, longer text at every pause (`pending` of a text holding many malformed calls rebuilt the index of the
+    whole text per issue: 16,000 of them took 15 s). A text that extends a remembered one (the loop's text only grows)
+    takes over its index and scans only the characters added since.
+    """
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recent: list[tuple[str, list[int]]] = []  # most recent last
+
+    def __call__(self, text: str) -> list[int]:
+        with self._lock:
+            for i in range(len(self._recent) - 1, -1, -1):
+                known, starts = self._recent[i]
+                if known is text:
+                    return starts
+            grown = max((i for i, (known, _) in enumerate(self._recent)
+                         if len(known) < len(text) and text.startswith(known)),
+                        key=lambda i: len(self._recent[i][0]), default=None)
+            if grown is None:
+                starts, scanned = [0], 0
+            else:  # the remembered text's index is handed over: its entries stay right for it, and only it used them
+                known, starts = self._recent.pop(grown)
+                scanned = len(known)
+            # Appended in place: a reader of the shorter text looks up offsets within it, before every new start.
+            starts.extend(m.end() for m in _NEWLINE.finditer(text, scanned))
+            self._recent.append((text, starts))
+            del self._recent[:-self.KEEP]
+            return starts
+
+
+_line_starts = _LineStarts()
 
 
 def line_column(text: str, pos: int) -> tuple[int, int]:
@@ -254,6 +287,35 @@ def issue_from_error(err: UnexpectedInput, parser: Lark, text: str, offset: int,
     names = tuple(sorted({_display_terminal(parser, n) for n in expected}))
     message = f"{found} in {what} starting at line {start_line}, column {start_column}"
     return SyntaxIssue(message, line, column, pos, names, caret_context(text, pos))
+
+
+# A quoted argument from its opening quote to the end of the text, not closed there (common.lark's DQ_STRING and
+# SQ_STRING, less the closing quote). Possessive: no backtracking state is kept per character.
+_OPEN_STRING = {q: re.compile(rf"{q}(?:[^{q}\\\n]++|\\.)*+\\?") for q in "\"'"}
+
+
+def in_open_string(err: UnexpectedInput, text: str, offset: int) -> bool:
+    """Whether the parse of `text[offset:]` failed because its end lies inside a quoted argument still being written:
+    at a quote where the grammar takes a quoted string (an argument's start, after "(" or "," and spaces), whose string
+    runs to the end of the text on its line without closing. The call marker that ends the text is then part of the
+    argument, not the end of the call. A quote inside bare text (`Joe's house`) or after an argument is no such
+    start."""
+    if isinstance(err, UnexpectedCharacters):
+        rel, expected = err.pos_in_stream, err.allowed or set()
+    elif isinstance(err, UnexpectedToken):
+        rel, expected = err.token.start_pos, err.expected or set()
+    else:
+        return False
+    if rel is None or offset + rel >= len(text):
+        return False
+    pos = offset + rel
+    quote = text[pos]
+    if quote not in _OPEN_STRING:
+        return False
+    terminal = "DQ_STRING" if quote == '"' else "SQ_STRING"
+    if not any(str(name).rsplit("__", 1)[-1] == terminal for name in expected):
+        return False
+    return _OPEN_STRING[quote].fullmatch(text, pos) is not None
 
 
 def raise_issue(issue: SyntaxIssue) -> None:

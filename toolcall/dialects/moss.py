@@ -13,14 +13,18 @@ from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
     BARE_ARGUMENT,
+    MAX_CALL_CHARS,
     Dialect,
     ResultSpan,
     apply_edits,
     args_from_tree,
     find_child,
     format_call,
+    in_open_string,
     issue_from_error,
+    line_column,
     load_parser,
+    make_issue,
     paused_gc,
     raise_issue,
     rule,
@@ -49,7 +53,8 @@ META_FILE = "moss_meta.txt"
 _BLOCK = re.compile(r"<\|(Commands|Results)\|>:")
 # Any field opener (`<|Human|>:`, `<|MOSS|>:`, ...) but not the numbered snippets `<|1|>:`.
 _FIELD = re.compile(r"<\|[A-Za-z][A-Za-z ]*\|>:")
-_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+# Possessive: with backtracking, the regex kept ~120 bytes of state per character of a long string.
+_QUOTED = re.compile(r'"(?:[^"\\\n]++|\\.)*+"')
 _SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
 
 
@@ -107,6 +112,26 @@ def _strip_quotes(value: str, quote: str) -> str:
     if len(value) >= 2 and value[0] == quote and value[-1] == quote:
         return value[1:-1]
     return value
+
+
+def _commands_chunk(text: str, masked: str, start: int, limit: int) -> str | SyntaxIssue:
+    """The text the Commands field at `text[start]` is read from: up to `limit`, and no more than MAX_CALL_CHARS
+    characters; or the issue of a field whose <eoc> lies further (Lark's reading of a megabyte-long argument took 150
+    bytes of memory per character). A field with no <eoc> at all is read up to the cap, so the grammar says where it
+    breaks. `masked` is the text with its quoted strings blanked."""
+    end = min(limit, start + MAX_CALL_CHARS)
+    if end < limit and masked.find("<eoc>", start, end) < 0 and masked.find("<eoc>", end, limit) >= 0:
+        line, column = line_column(text, start)
+        return make_issue(text, end, f"a MOSS Commands field starting at line {line}, column {column} is longer than "
+                                     f"{MAX_CALL_CHARS} characters")
+    return text[start:end]
+
+
+def _unanswered_issue(text: str, start: int) -> SyntaxIssue:
+    """The issue of a Results field that answers no Commands field."""
+    line, column = line_column(text, start)
+    return make_issue(text, start, f"a MOSS Results field at line {line}, column {column} answers no Commands field: "
+                                   "results belong to the calls a Commands field made, so its entries are not calls")
 
 
 def _closer(tree: Tree) -> Token:
@@ -199,6 +224,15 @@ class MossDialect(Dialect):
             blocks.insert(0, (0, "Commands_tail"))  # the text starts inside a Commands field
         for start, kind in blocks:
             limit = self._field_limit(masked, start)
+            chunk_or_issue = _commands_chunk(text, masked, start, limit) if kind.startswith("Commands") else None
+            if isinstance(chunk_or_issue, SyntaxIssue):
+                if strict:
+                    raise_issue(chunk_or_issue)
+                issues.append(chunk_or_issue)
+                awaiting = None
+                continue
+            if chunk_or_issue is not None:
+                limit = start + len(chunk_or_issue)
             fast = _fast_field(text, start, limit, kind)
             if fast is not None:  # the common shape, read without the parser (tests check both agree)
                 end, body_end, calls, answers = fast
@@ -206,9 +240,7 @@ class MossDialect(Dialect):
                     awaiting = _Round(commands=(start, end), calls=calls)
                     rounds.append(awaiting)
                     continue
-                answered = awaiting if awaiting is not None else _Round(calls=calls)
-                if awaiting is None:
-                    rounds.append(answered)
+                answered = awaiting if awaiting is not None else self._unanswered(text, rounds, issues, strict, start)
                 answered.results, answered.results_body = (start, end), (start + len(RESULTS_OPEN), body_end)
                 answers += [None] * (len(answered.calls) - len(answers))
                 answered.calls = [c.with_result(r) for c, r in zip(answered.calls, answers)]
@@ -230,10 +262,7 @@ class MossDialect(Dialect):
                 rounds.append(awaiting)
                 continue
             entries, blanket = self._results(tree, chunk, start)
-            current = awaiting
-            if current is None:  # a Results field on its own: its entries name the calls
-                current = _Round(calls=[c for c, _ in entries])
-                rounds.append(current)
+            current = awaiting if awaiting is not None else self._unanswered(text, rounds, issues, strict, start)
             current.results = (start, end)
             current.results_body = (start + len(RESULTS_OPEN), start + (_closer(tree).start_pos or 0))
             # Results pair with the commands by position; a blanket `No result.` answers them all.
@@ -242,6 +271,19 @@ class MossDialect(Dialect):
             current.calls = [c.with_result(r) for c, r in zip(current.calls, outcomes)]
             awaiting = None
         return rounds
+
+    @staticmethod
+    def _unanswered(text: str, rounds: list[_Round], issues: list[SyntaxIssue], strict: bool, start: int) -> _Round:
+        """The round of a Results field with no Commands field before it to answer (none, or one already answered, or
+        a broken one): no calls, and an issue. Its entries name calls, but only the program writes results, after the
+        calls a Commands field made: read as calls, they showed results no tool gave (a model that wrote
+        `<|Results|>:` itself forged them). Its span is kept: training still leaves its body out of the loss."""
+        issue = _unanswered_issue(text, start)
+        if strict:
+            raise_issue(issue)
+        issues.append(issue)
+        rounds.append(_Round())
+        return rounds[-1]
 
     @staticmethod
     def _call(tree: Tree, chunk: str, offset: int) -> ToolCall:
@@ -344,10 +386,14 @@ class MossDialect(Dialect):
                 return None  # an <eoc> inside another field is no call
             start, kind = 0, "commands_tail"  # the text starts inside the Commands field
         parser = _parser()
-        chunk = body[start:]
+        chunk = _commands_chunk(body, masked, start, len(body))
+        if isinstance(chunk, SyntaxIssue):
+            return PendingCalls((), (chunk,))
         try:
             tree = parser.parse(chunk, start=kind)
         except UnexpectedInput as err:
+            if len(chunk) == len(body) - start and in_open_string(err, body, start):
+                return None  # the <eoc> is part of a quoted argument: the field is still being written
             return PendingCalls((), (issue_from_error(err, parser, body, start, len(chunk), "a MOSS Commands field"),))
         if start + (_closer(tree).end_pos or 0) != len(body):
             return None  # the last Commands field closed earlier: the final <eoc> is not its closer

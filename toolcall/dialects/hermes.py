@@ -22,6 +22,7 @@ from .structured import (
     Truncated,
     call_from_object,
     call_from_value,
+    closing_bracket,
     decode_items,
     decode_json,
     dump_call_json,
@@ -60,6 +61,11 @@ class HermesDialect(StructuredDialect):
     end_markers = ()
     open_marker = CALL_OPEN
     result_markers = (RESPONSE_OPEN,)
+    # A block without its closing tag ends a reply that the loop never paused in, so no call ran: a <tool_response>
+    # after it is the model's own invention, not the call's result.
+    unanswered_styles = frozenset({"unclosed"})
+    _forged_message = (f"a {RESPONSE_OPEN} after a {CALL_OPEN} block that was never closed with {CALL_CLOSE} answers "
+                       "nothing (no call ran there)")
 
     def continues_calls(self, text: str) -> bool:
         rest = text.lstrip()
@@ -77,6 +83,16 @@ class HermesDialect(StructuredDialect):
             following = text.find(CALL_OPEN, start + len(CALL_OPEN))
             end = min(len(text) if following < 0 else following, start + MAX_CALL_CHARS)
             made = self._block(parser, text, start, end, issues, failed, budget)
+            region = len(text) if following < 0 else following
+            if made is None and end < region and failed and failed[-1][0] == start:
+                # Longer than the parser reads: malformed whatever it made of the start, the block ends at the closing
+                # tag after its JSON closes (the loop then gives the model its error), or is still being written.
+                close = closing_bracket(text, skip_space(text, start + len(CALL_OPEN)), region)
+                tag = -1 if close is None else text.find(CALL_CLOSE, close, region)
+                if tag >= 0:
+                    failed[-1] = (start, max(failed[-1][1], tag + len(CALL_CLOSE)))
+                elif region == len(text):
+                    made = False
             cut = made is False
             stop = end
             if isinstance(made, tuple):

@@ -20,6 +20,7 @@ from .structured import (
     call_from_object,
     call_from_value,
     call_id,
+    closing_bracket,
     decode_items,
     decode_json,
     dump,
@@ -98,19 +99,25 @@ class MistralDialect(StructuredDialect):
             # Read no further than the next [TOOL_CALLS] (or MAX_CALL_CHARS), so many unclosed ones stay linear.
             following = text.find(TOOL_CALLS, start + len(TOOL_CALLS))
             end = min(len(text) if following < 0 else following, start + MAX_CALL_CHARS)
+            region = len(text) if following < 0 else following
             made = self._fast(text, start, end)
             stop = end
             cut = False
             if isinstance(made, Truncated):
                 if end < len(text):  # it runs into the next [TOOL_CALLS]: no need for the grammar to say so
                     issues.append(self._unfinished(text, start, end, "a [TOOL_CALLS] call"))
-                    failed.append((start, end))
+                    # Longer than the parser reads: it ends where its brackets close, or is still being written.
+                    close, cut = self._close(text, start, region) if end < region else (None, False)
+                    failed.append((start, end if close is None else close))
                     start = following
                     continue
                 made = None  # cut off by the end of the text: the grammar says what was expected
             if isinstance(made, Fault):
                 issues.append(make_issue(text, made.pos, made.message + " in a [TOOL_CALLS] call"))
-                failed.append((start, max(start + 1, min(end, made.pos + 1))))
+                # A value no call may carry (nested too deep, a bad escape): the call ends where its brackets close,
+                # so the loop gives the model its error once it is written; cut off while they are open at the end.
+                close, cut = self._close(text, start, region)
+                failed.append((start, max(start + 1, min(end, made.pos + 1), close or 0)))
             elif made is not None:
                 group, stop = made
                 groups.append(group)
@@ -118,6 +125,11 @@ class MistralDialect(StructuredDialect):
                 got = self._candidate(parser, text, start, end, ("]", "}"), "a [TOOL_CALLS] call", issues, failed, budget,
                                       functools.partial(self._break, text, start, end))
                 cut = got is False
+                if got is None and end < region and failed and failed[-1][0] == start:
+                    # Longer than the parser reads: malformed whatever it made of the start, and ending where its
+                    # brackets close, or still being written while they are open at the end of the text.
+                    close, cut = self._close(text, start, region)
+                    failed[-1] = (start, max(failed[-1][1], close or 0))
                 if isinstance(got, tuple):
                     tree, stop = got
                     body = next(c for c in tree.children if isinstance(c, Tree))
@@ -150,6 +162,15 @@ class MistralDialect(StructuredDialect):
         if not isinstance(args, dict):
             return None
         return Group((start, stop), [ToolCall(m.group(1), KeywordArgs.adopt(args), None, (start, stop), m.group(2))], "args"), stop
+
+    @staticmethod
+    def _close(text: str, start: int, end: int) -> tuple[int | None, bool]:
+        """Where the malformed group at `start` ends (its list's or arguments' brackets closed, before `end`), or None,
+        and whether it is cut off by the end of the text there (still open)."""
+        pos = skip_space(text, start + len(TOOL_CALLS))
+        m = None if text.startswith("[", pos) else _NAMED.match(text, pos, end)
+        close = closing_bracket(text, pos if m is None else m.end(), end)
+        return close, close is None and end >= len(text)
 
     @staticmethod
     def _break(text: str, start: int, end: int) -> Fault | Truncated:

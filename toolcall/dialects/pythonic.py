@@ -23,7 +23,17 @@ from .base import (
     writable_name,
 )
 from .llama3_json import LlamaResults
-from .structured import Fault, Group, StructuredDialect, Truncated, dump, keyword_args, py_literal, py_value
+from .structured import (
+    Fault,
+    Group,
+    StructuredDialect,
+    Truncated,
+    closing_bracket,
+    dump,
+    keyword_args,
+    py_literal,
+    py_value,
+)
 
 PYTHON_TAG = "<|python_tag|>"
 # Where a call list may start: "[" before `name(` (dotted names too), or the python tag before such a list.
@@ -33,6 +43,10 @@ _CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?\[(?=\s*[A-Za-z_][A-Za-z0-9_]*
 
 # Python strings (skipped) and single brackets, for measuring how deep a call list nests.
 _PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}]""")
+
+
+# The same, with a lone quote (a string that does not close on its line): for finding where a call list closes.
+_CLOSE_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"]|[\[\](){}]""")
 
 
 def _closes_before(text: str, pos: int, end: int) -> bool:
@@ -264,7 +278,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 cut = False
                 match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
                 continue
-            got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed, budget, fast)
+            got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed, budget, fast, end)
             # Read again only when a string was open at the next candidate (it may hold `[name(`): a list that runs
             # into the next candidate otherwise fails there whatever follows (no value starts with a name). A string
             # the grammar refused but that closes before the next candidate (`[QA("a b")]`, positional) is not open
@@ -274,7 +288,17 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                     and not _closes_before(text, issues[-1].pos, end)):
                 issues.pop()
                 failed.pop()
-                got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed, budget)
+                got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed, budget,
+                                 region_end=len(text))
+            if got is None and end - start > MAX_CALL_CHARS and failed and failed[-1][0] == start:
+                # Longer than the parser reads: the list is malformed (whatever the parser made of its start), and
+                # ends where its brackets close (the loop then gives the model its error), or is still being written
+                # while they are open at the end of the text.
+                close = closing_bracket(text, start, end, _CLOSE_PIECES, newline_ends_strings=True)
+                if close is not None:
+                    failed[-1] = (start, max(failed[-1][1], close))
+                elif end == len(text):
+                    got = False
             cut = got is False
             stop = match.end()
             if isinstance(got, tuple):
@@ -288,15 +312,19 @@ class PythonicDialect(LlamaResults, StructuredDialect):
 
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
               failed: list[tuple[int, int]], budget: GrammarBudget,
-              known: Fault | Truncated | None = None) -> tuple[Tree, int] | None | bool:
+              known: Fault | Truncated | None = None, region_end: int | None = None) -> tuple[Tree, int] | None | bool:
         """The call list at `start` read no further than `end`, as `_candidate` gives it (`known`: where the C reader
-        found it breaks, if it did); nesting deeper than MAX_DEPTH is an issue before any parse."""
+        found it breaks, if it did); nesting deeper than MAX_DEPTH is an issue before any parse, the list taking the
+        text up to where its brackets close (before `region_end`, the next candidate), or cut off while they are open
+        at the end of the text: the loop gives the model its error once the list is written, as for any broken call."""
         deep = nesting_fault(text, start, end, _PIECES)
         if deep is not None:
             issues.append(make_issue(text, deep, f"arguments nested deeper than {MAX_DEPTH} levels in a pythonic call "
                                                  "list"))
-            failed.append((start, deep + 1))
-            return None
+            region_end = end if region_end is None else region_end
+            close = closing_bracket(text, start, region_end, _CLOSE_PIECES, newline_ends_strings=True)
+            failed.append((start, deep + 1 if close is None else close))
+            return False if close is None and region_end >= len(text) else None
         got = self._candidate(parser, text, start, end, ("]",), "a pythonic call list", issues, failed, budget,
                               lambda: known if known is not None else _break(text, start, end))
         if not isinstance(got, tuple):

@@ -167,6 +167,36 @@ def decode_json(text: str, pos: int, end: int) -> tuple[Any, int] | Fault | Trun
     return value, base + stop
 
 
+# JSON strings, a quote that opens a string never closed, and single brackets: for finding where a value closes.
+JSON_CLOSE_PIECES = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{}]', re.S)
+
+
+def closing_bracket(text: str, pos: int, end: int, pieces: re.Pattern[str] = JSON_CLOSE_PIECES,
+                    newline_ends_strings: bool = False) -> int | None:
+    """Where the brackets opened from `text[pos]` on are all closed again (just past the closing one), reading no
+    further than `end`; None when some are still open there (more text may close them). `pieces` matches strings
+    (skipped), a lone quote (a string that does not close) and single brackets. A string that does not close runs to
+    `end`, or to its line's end where `newline_ends_strings` (Python), after which counting goes on. One pass, in C
+    but for one step per bracket: where a malformed call too long or too deep for the parser ends."""
+    depth = 0
+    i = pos
+    while (m := pieces.search(text, i, end)) is not None:
+        c = m.group()
+        i = m.end()
+        if c in "[{(":
+            depth += 1
+        elif c in "]})":
+            depth -= 1
+            if depth <= 0:
+                return i
+        elif len(c) == 1:  # a string that does not close
+            line_end = text.find("\n", i, end) if newline_ends_strings else -1
+            if line_end < 0:
+                return None
+            i = line_end + 1
+    return None
+
+
 def json_break(text: str, pos: int, end: int) -> Fault | Truncated | None:
     """Where the JSON value at `text[pos]` (read no further than `end`) stops being JSON, as the C decoder says: a
     Truncated when the text ran out inside it, a Fault at the place and with the decoder's reason otherwise, None
@@ -471,6 +501,43 @@ class _Latest:
         self._next[k] = k - 1
 
 
+class _SharedId:
+    """The calls that share one id, (group end, call number, run) each in text order, taken by the results naming it:
+    the runs are taken latest first, the calls of a run in order; each call is looked at once."""
+
+    def __init__(self, calls: list[tuple[int, int, int]]) -> None:
+        self._calls = calls
+        self._segment: list[int] = []  # the segment (the calls of one run) each call is in
+        self._ends: list[int] = []  # where each segment's calls end (exclusive)
+        for i, call in enumerate(calls):
+            if i and call[2] == calls[i - 1][2]:
+                self._ends[-1] = i + 1
+            else:
+                self._ends.append(i + 1)
+            self._segment.append(len(self._ends) - 1)
+        self._next = [0] + self._ends[:-1]  # each segment's first call not taken yet
+        self._left = _Latest(len(self._ends))
+
+    def take(self, last: int, answers: list[int]) -> int:
+        """The index of the call a result answers, given the last call (index) before it; -1 for none. A call that
+        `answers` shows answered otherwise (by a result naming no id) is passed over."""
+        if last < 0:
+            return -1
+        s = self._left.find(self._segment[last])
+        while s >= 0:
+            k = self._next[s]
+            while k < self._ends[s] and answers[self._calls[k][1]] >= 0:
+                k += 1
+            self._next[s] = k
+            if k < self._ends[s] and k <= last:
+                self._next[s] = k + 1
+                return k
+            if k >= self._ends[s]:
+                self._left.remove(s)
+            s = self._left.find(s - 1)
+        return -1
+
+
 @dataclass(frozen=True)
 class _Closing:
     """How pending calls are closed: the ids of the calls (for results that name their call)."""
@@ -494,6 +561,9 @@ class StructuredDialect(Dialect):
     #: Whether a malformed call takes the result that follows it (the loop's error text). True where a candidate is
     #: surely a call attempt (a tag); False where prose can look like one, so prose never takes a call's result.
     failed_take_results: bool = True
+    #: Styles of groups whose calls never ran (hermes: a block the model did not close), so no result answers them.
+    unanswered_styles: frozenset[str] = frozenset()
+    _forged_message = "a result block after a call the model did not close answers nothing (that call never ran)"
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abstractmethod
@@ -617,12 +687,19 @@ class StructuredDialect(Dialect):
         first = [0] * (len(groups) + 1)
         for g, grp in enumerate(groups):
             first[g + 1] = first[g] + len(grp.calls)
+        # Calls of a group the model never closed (hermes: the reply ended before </tool_call>) never ran, so no
+        # result answers them: a result that would is forged, and is an issue rather than their result.
+        unanswerable = bytearray(first[-1])
+        for g, grp in enumerate(groups):
+            if grp.style in self.unanswered_styles:
+                unanswerable[first[g]:first[g + 1]] = b"\x01" * len(grp.calls)
         units: list[tuple[int, int, int]] = [(g.span[0], g.span[1], n) for n, g in enumerate(groups)]
         if self.failed_take_results:
             units += [(s, e, -1) for s, e in found.failed]
         units.sort(key=lambda u: u[:2])
         runs: list[list[int]] = []  # each slot: a call's number, or -1 for a failed candidate
         run_ends: list[int] = []
+        run_of = [0] * len(groups)  # the run each group is in
         last_end = -1
         for start, end, n in units:
             slots = list(range(first[n], first[n + 1])) if n >= 0 else [-1]
@@ -632,34 +709,39 @@ class StructuredDialect(Dialect):
             else:
                 runs.append(slots)
                 run_ends.append(end)
+            if n >= 0:
+                run_of[n] = len(runs) - 1
             last_end = end
         # Calls that carry an id, by id, in text order (ids made from a call repeat for equal calls): (end of its
-        # group, call number) each.
-        by_id: dict[str, list[tuple[int, int]]] = {}
+        # group, call number, its run) each.
+        by_id: dict[str, list[tuple[int, int, int]]] = {}
         for g, grp in enumerate(groups):
             for i, c in enumerate(grp.calls):
                 if c.id is not None:
-                    by_id.setdefault(c.id, []).append((grp.span[1], first[g] + i))
-        named_left: dict[str, _Latest] = {}  # made when an id that several calls share is first answered
+                    by_id.setdefault(c.id, []).append((grp.span[1], first[g] + i, run_of[g]))
+        named_left: dict[str, _SharedId] = {}  # made when an id that several calls share is first answered
         by_id_done = bytearray(first[-1])  # calls with an id of their own that a result naming it answered
         runs_left = _Latest(len(runs))
         taken = [0] * len(runs)  # unanswered slots of a run are answered in order
         answers = found.answers = [-1] * first[-1]
+        forged: list[int] = []  # results that would answer a call that never ran
         for r, block in enumerate(found.results):
             if block.call_id is not None and block.call_id in by_id:
-                # The nearest call before the result with that id that no result has answered yet.
                 calls = by_id[block.call_id]
                 if len(calls) == 1:  # the usual case: ids are unique
                     k = 0 if calls[0][0] <= block.span[0] and not by_id_done[calls[0][1]] else -1
                     if k == 0:
                         by_id_done[calls[0][1]] = 1
                 else:
-                    left = named_left.get(block.call_id) or named_left.setdefault(block.call_id, _Latest(len(calls)))
-                    k = left.find(bisect.bisect_right(calls, block.span[0], key=lambda c: c[0]) - 1)
-                    if k >= 0:
-                        left.remove(k)
+                    # Several calls share the id (a model reused one): the latest run before the result that has
+                    # one unanswered, and in it the first, so the results of one run pair in order, never crosswise.
+                    shared = named_left.get(block.call_id) or named_left.setdefault(block.call_id, _SharedId(calls))
+                    k = shared.take(bisect.bisect_right(calls, block.span[0], key=lambda c: c[0]) - 1, answers)
                 if k >= 0:
-                    answers[calls[k][1]] = r
+                    if unanswerable[calls[k][1]]:
+                        forged.append(r)
+                    else:
+                        answers[calls[k][1]] = r
                     continue
             # The latest run that ends before the result and still has an unanswered slot.
             k = runs_left.find(bisect.bisect_right(run_ends, block.span[0]) - 1)
@@ -670,11 +752,17 @@ class StructuredDialect(Dialect):
                 if taken[k] < len(slots):
                     slot = slots[taken[k]]
                     taken[k] += 1
-                    if slot >= 0:
+                    if slot >= 0 and unanswerable[slot]:
+                        forged.append(r)
+                    elif slot >= 0:
                         answers[slot] = r
                     break
                 runs_left.remove(k)  # every slot answered (some by id): never looked at again
                 k = runs_left.find(k - 1)
+        if forged:
+            for r in forged:
+                found.issues.append(make_issue(text, found.results[r].span[0], self._forged_message))
+            found.issues.sort(key=lambda i: i.pos)
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
         with paused_gc(len(text)):
@@ -812,14 +900,21 @@ class StructuredDialect(Dialect):
             return None
         if any(block.span[0] >= last_group.span[1] for block in found.results):
             return None
-        calls: list[ToolCall] = []
+        # The run of adjacent groups that ends the text, walked back: `k` numbers the first call of group g (calls are
+        # numbered over all groups, as in `found.answers`), and the groups' calls are joined once at the end (joining
+        # them at each step, and looking calls up in the list of answers, made a run of n handed-off calls cost n³).
+        answers = found.answers
+        k = len(answers)
+        parts: list[list[ToolCall]] = []
         g = len(found.groups) - 1
-        while g >= 0:  # the run of adjacent groups that ends the text
+        while g >= 0:
             group = found.groups[g]
-            calls[:0] = [c for i, c in enumerate(group.calls) if (g, i) not in found.answers]
-            if g == 0 or text[found.groups[g - 1].span[1]:group.span[0]].strip():
+            k -= len(group.calls)
+            parts.append([c for i, c in enumerate(group.calls) if answers[k + i] < 0])
+            if g == 0 or not _BLANK.fullmatch(text, found.groups[g - 1].span[1], group.span[0]):
                 break
             g -= 1
+        calls = [c for part in reversed(parts) for c in part]
         if not calls:
             return None
         return PendingCalls(tuple(calls), (), _Closing(tuple(c.id for c in calls)))

@@ -25,8 +25,10 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from toolcall.errors import ConfigError, ToolcallError
+from toolcall.errors import ToolcallError
 from toolcall.terminal import printable
+
+from .output import check_out
 
 # ----------------------------------------------------------------------------------------------- word lists
 # Training and test draw people and objects from different lists, so a test item never repeats a training sentence.
@@ -449,24 +451,6 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 OUT_FILES = ("train.jsonl", "test_math.jsonl", "test_dates.jsonl", "overlap.json")
 
-
-def check_out(out: Path, names: Sequence[str], force: bool) -> None:
-    """ConfigError unless `out` is a folder (or can be made one) where the files `names` can be written: none of them
-    may already hold data unless `force` (a rerun into the same folder would silently replace a corpus)."""
-    for parent in (out, *out.parents):  # the nearest part of the path that exists must be a folder
-        if parent.exists():
-            if not parent.is_dir():
-                where = "is a file" if parent == out else f"is inside {parent}, which is a file"
-                raise ConfigError(f"--out {out} {where}; give a folder (new or empty) for {', '.join(names)}")
-            break
-    for name in names:
-        path = out / name
-        if path.is_dir():
-            raise ConfigError(f"--out {out}: {path} is a folder, where the file {name} is written; give another "
-                              "folder")
-        if not force and path.is_file() and path.stat().st_size > 0:
-            raise ConfigError(f"--out {out} already holds {name} ({path.stat().st_size:,} bytes); give a new or "
-                              "empty folder, or pass --force to replace its files")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -388,3 +388,18 @@ def test_after_a_handoff_prose_or_the_call_limit_ends_the_reply(dialect: str) ->
         flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), config)
         result = [e for e in answered(flow, lambda r: Handoff()) if isinstance(e, Done)][0].result
         assert len(result.handed_off) == handed and result.text == first
+
+
+def test_a_reply_that_keeps_calling_past_its_limit_ends_after_max_refused_calls() -> None:
+    """pythonic cannot ban its call opener: a model writing call after call past max_calls was answered each time,
+    with a re-read of the whole text per call (2,000 calls took over 100 s)."""
+    from side_effects import charging
+
+    from toolcall.loop import MAX_REFUSED_CALLS
+
+    ran, charge = charging()
+    calls = iter(range(10_000))
+    result = run_loop(FakeBackend(script=lambda text: f" [charge(amount={next(calls)})]", chars_per_token=50), "Q: ",
+                      get_dialect("pythonic"), ToolRegistry([charge]), LoopConfig(max_calls=2, max_new_tokens=100_000))
+    assert len(ran) == 2 and len(result.calls) == 2 + MAX_REFUSED_CALLS
+    assert all("call limit" in c.result for c in result.calls[2:])

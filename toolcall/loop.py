@@ -65,6 +65,10 @@ class LoopConfig:
 
 #: How much blank text after handed-off calls the loop waits through for another call before it ends the reply.
 MAX_BLANK_AFTER_CALLS = 32
+#: Calls refused in one reply (past max_calls, or with tools off) after which the reply ends: where the dialect's
+#: call opener cannot be banned (MOSS, pythonic, llama3_json) a model in a loop of calls was answered each time,
+#: with a re-read of the whole text per call (2,000 calls: 90-100 s).
+MAX_REFUSED_CALLS = 16
 
 
 def new_call_id() -> str:
@@ -191,6 +195,7 @@ class _Run:
     calls: list[CallRecord] = field(default_factory=list)
     handed_off: list[CallRequest] = field(default_factory=list)
     executed: int = 0
+    refused: int = 0
     budget: int = 0
     forced: bool = False  # the forced call (force_call) has been opened
     grammar: str | None = None  # the offered tools' call grammar under constrain_calls, built on first use
@@ -314,7 +319,7 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     closing = dialect.close(pending, [defuse(r, s.special_texts()) for r in results])
     s.append(closing)
     yield TextDelta(closing, "tool")
-    return True
+    return run.refused < MAX_REFUSED_CALLS
 
 
 def _ask(run: _Run, calls: Sequence[ToolCall]) -> Generator[Event, "Outcome | None", list[str]]:
@@ -326,6 +331,7 @@ def _ask(run: _Run, calls: Sequence[ToolCall]) -> Generator[Event, "Outcome | No
         refused = _refusal(run)
         outcome: Outcome | None
         if refused is not None:
+            run.refused += 1
             yield CallRefused(request, refused)
             outcome = Result(f"Error: {refused}", False, refused)
         else:

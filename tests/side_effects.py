@@ -1,4 +1,4 @@
-"""A tool with a side effect, for tests that check how often a call really runs."""
+"""Tools with a side effect, for tests that check how often, and with what, a call really runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,3 +18,19 @@ def charging() -> tuple[list[int], Callable[[int], str]]:
         return f"charged {amount}"
 
     return ran, charge
+
+
+def echoing() -> tuple[list[str], Callable[[str], str]]:
+    """A fresh `echo` tool and the list of texts it was really run with (it answers "ok")."""
+    got: list[str] = []
+
+    def echo(text: str) -> str:
+        """Echo.
+
+        Args:
+            text: Text.
+        """
+        got.append(text)
+        return "ok"
+
+    return got, echo

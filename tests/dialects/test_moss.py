@@ -266,17 +266,9 @@ def test_an_eoc_inside_a_quoted_argument_being_written_is_no_pause() -> None:
 
 
 def test_the_loop_runs_a_command_whose_argument_holds_an_eoc() -> None:
-    got: list[str] = []
+    from side_effects import echoing
 
-    def echo(text: str) -> str:
-        """Echo.
-
-        Args:
-            text: Text.
-        """
-        got.append(text)
-        return "ok"
-
+    got, echo = echoing()
     backend = FakeBackend(script=['<|Commands|>: echo("a<eoc>', 'b")<eoc>', " ok<eom>"], chars_per_token=3)
     result = run_loop(backend, "", get_dialect("moss"), ToolRegistry([echo]), LoopConfig())
     assert got == ["a<eoc>b"]

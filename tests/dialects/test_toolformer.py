@@ -293,17 +293,9 @@ def test_quotes_that_start_no_argument_leave_the_call_malformed(text: str) -> No
 
 
 def test_the_loop_runs_a_call_whose_argument_holds_an_arrow() -> None:
-    got: list[str] = []
+    from side_effects import echoing
 
-    def echo(text: str) -> str:
-        """Echo.
-
-        Args:
-            text: Text.
-        """
-        got.append(text)
-        return "ok"
-
+    got, echo = echoing()
     backend = FakeBackend(script=['Map: [echo("a ->', ' b") ->', " done"], chars_per_token=3)
     result = run_loop(backend, "Q: ", get_dialect("toolformer"), ToolRegistry([echo]), LoopConfig())
     assert got == ["a -> b"]  # was 'a -> Error: malformed call] b': the error spliced into the string

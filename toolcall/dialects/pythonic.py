@@ -215,23 +215,17 @@ def _syntax_fault(region: str, start: int, err: SyntaxError) -> Fault:
 def _break(text: str, start: int, end: int) -> Fault | Truncated:
     """Where the call list at `text[start]` (read no further than `end`) breaks, read in C (for when the grammar's
     budget is spent): still open at `end`, where Python's parser stops, or its start."""
-    depth = 0
-    for m in _PIECES.finditer(text, start, end):
-        c = m.group()
-        if c in "[({":
-            depth += 1
-        elif c in "])}":
-            depth -= 1
-            if depth <= 0:
-                region = text[start:m.end()]
-                try:
-                    ast.parse(region, mode="eval")
-                except SyntaxError as err:
-                    return _syntax_fault(region, start, err)
-                except (ValueError, RecursionError, MemoryError):
-                    pass
-                return Fault(start, "a pythonic call list holds only calls with named literal arguments")
-    return Truncated(end)
+    close = closing_bracket(text, start, end, _PIECES)
+    if close is None:
+        return Truncated(end)
+    region = text[start:close]
+    try:
+        ast.parse(region, mode="eval")
+    except SyntaxError as err:
+        return _syntax_fault(region, start, err)
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return Fault(start, "a pythonic call list holds only calls with named literal arguments")
 
 
 def _parser() -> Lark:

@@ -62,12 +62,17 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def engine_name(backend: str) -> str:
+    """The backend's own name for a name or alias as typed (an unknown one as it is: get_scorer refuses it)."""
+    from ..backends import backends
+
+    return backends.canonical(backend) if backend in backends else backend
+
+
 def dtype_option(backend: str, dtype: str) -> dict[str, str]:
     """The backend option that loads the model in `dtype`: the transformers backend resolves "auto" for its device;
     vLLM keeps its own default unless a type is named; the fake backend has no weights."""
-    from ..backends import backends
-
-    name = backends.canonical(backend) if backend in backends else backend
+    name = engine_name(backend)
     if name == "transformers" or (name == "vllm" and dtype != "auto"):
         return {"dtype": dtype}
     return {}
@@ -126,11 +131,9 @@ def run(args: argparse.Namespace) -> int:
     options.update(dtype_option(args.backend, args.dtype))
     sampler_model = model_name(args.model)
     judge = scorer_model(args.model, args.scorer_model)
-    from ..backends import backends
-
     # Stored in run.json: a --resume with other models, or another engine, is refused (its calls would come from
     # another model: a fake run resumed on the embedded model mixed the toy's texts with SmolLM2's).
-    engine = backends.canonical(args.backend) if args.backend in backends else args.backend
+    engine = engine_name(args.backend)
     models = {"sampler": sampler_model, "scorer": judge, "dtype": args.dtype, "backend": engine}
     # What tools print (a --tools-from file's debugging) goes to stderr: stdout holds the summary line alone.
     with contextlib.redirect_stdout(sys.stderr):

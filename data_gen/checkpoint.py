@@ -140,6 +140,12 @@ class RunDir:
             self._lock.close()
             self._lock = None
 
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def _check_corpus(self) -> None:
         """Every committed record is one JSON object: one damaged in the middle of the corpus was found only by the
         export, after every remaining text had been processed, and then again on every resume."""

@@ -186,8 +186,8 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
     --resume with other models is refused, since its calls would come from another model than the first part's.
     `texts`: the input as `read_inputs(input_path, limit)` reads it, when the caller has read it already."""
     texts = read_inputs(input_path, limit) if texts is None else texts
-    run = RunDir(Path(output_dir), resume, run_record(input_path, limit, pipeline.config, pipeline.registry, models))
-    try:
+    with RunDir(Path(output_dir), resume, run_record(input_path, limit, pipeline.config, pipeline.registry,
+                                                     models)) as run:
         bars = _bars(len(texts), len(run.done), progress)
         began, finished = time.perf_counter(), 0
         try:
@@ -206,8 +206,6 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
             for bar in (bars or {}).values():
                 bar.close()
         return finish(run, len(texts), pipeline)
-    finally:
-        run.close()
 
 
 def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:

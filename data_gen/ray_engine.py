@@ -184,8 +184,7 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
     directory ends up as a single-process run leaves it. `texts`: the input as read_inputs reads it, when read."""
     texts = read_inputs(input_path, limit) if texts is None else texts
     # Refuses a used directory without --resume, checks a resumed one.
-    run = RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models))
-    try:
+    with RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models)) as run:
         work = run.path / RAY_DIR
         todo = _stage_inputs(texts, run.done, work / "input")
         if todo:
@@ -195,8 +194,6 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
         _assemble(run, rows, texts)
         return write_outputs(run.path, run.summaries, len(texts), list(tools),
                              {t.lower(): config.for_tool(t)[2].tau_f for t in tools})
-    finally:
-        run.close()
 
 
 def _execute(work: Path, make_pipeline: Callable[[], Pipeline], progress: bool, options: RayOptions) -> None:

@@ -403,3 +403,30 @@ def test_a_reply_that_keeps_calling_past_its_limit_ends_after_max_refused_calls(
                       get_dialect("pythonic"), ToolRegistry([charge]), LoopConfig(max_calls=2, max_new_tokens=100_000))
     assert len(ran) == 2 and len(result.calls) == 2 + MAX_REFUSED_CALLS
     assert all("call limit" in c.result for c in result.calls[2:])
+
+
+@pytest.mark.parametrize(("dialect", "piece"), [
+    ("pythonic", "see [note] and [a(x=1), [b] "), ("llama3_json", 'a } b {"name": "f"} } '),
+    ("hermes", "text </tool_call> more "), ("mistral", "[TOOL_CALLS][a] {b} "),
+])
+def test_the_loop_reads_each_stop_from_where_a_call_may_still_begin(dialect: str, piece: str) -> None:
+    """A reply full of call markers (prose, broken calls) stops at each; reading the whole text at every one made the
+    loop quadratic (pythonic: 21 s for 32 KB). The dialect is asked from where the last look left off, so all the
+    looks together read the reply a few times, not once per marker."""
+    from toolcall.dialects.base import PendingCalls
+    from toolcall.loop import decode_with_tools
+
+    real = get_dialect(dialect)
+    read: list[int] = []
+
+    class Counting(type(real)):  # type: ignore[misc]
+        def pending_from(self, text: str, start: int) -> tuple[PendingCalls | None, int]:
+            read.append(len(text) - start)
+            return super().pending_from(text, start)
+
+    text = piece * 400
+    session = FakeBackend(script=lambda so_far: text[len(so_far) - 3:len(so_far) + 253] or None).start("Q: ")
+    flow = decode_with_tools(session, Counting(), None, LoopConfig(max_new_tokens=10 ** 6))
+    for _ in flow:
+        pass
+    assert len(read) >= 200 and sum(read) < 3 * len(session.text), (len(read), sum(read), len(session.text))

@@ -20,7 +20,7 @@ from .options import at_least, check_types, flag_of, option
 from .specs import ToolSpec, ToolSpecs
 
 if TYPE_CHECKING:
-    from .dialects.base import Dialect
+    from .dialects.base import Dialect, PendingCalls
 
 
 @dataclass
@@ -202,6 +202,7 @@ class _Run:
     # Where the reply ends in the session's text when it was decoded past its end: after handing calls back, the
     # loop looks at what the model writes next for more calls, and drops it when it is something else.
     end: int | None = None
+    look_from: int = 0  # where the dialect next reads the text for pending calls (Dialect.pending_from)
 
     def __post_init__(self) -> None:
         self.budget = self.config.max_new_tokens
@@ -218,6 +219,13 @@ def _can_ban_open(dialect: "Dialect") -> bool:
     # with "<eom>", both starting with "<", so there tools stay un-banned and stray calls get an error result.
     opener = dialect.open_marker
     return bool(opener) and not any(m.startswith(opener[0]) for m in dialect.end_markers)
+
+
+def _pending(run: _Run) -> "PendingCalls | None":
+    """The calls awaiting results at the end of the session's text, read from where they may begin: the loop looks at
+    every call marker of a reply, and reading the whole reply each time made one full of markers quadratic."""
+    pending, run.look_from = run.dialect.pending_from(run.session.text, run.look_from)
+    return pending
 
 
 def _tools_on(run: _Run) -> bool:
@@ -296,7 +304,7 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     if s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers or run.budget <= 0:
         return False
     # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text.
-    pending = dialect.pending(s.text)
+    pending = _pending(run)
     if pending is None:
         return True
     # 3. Ask for each call's outcome, reporting it as it is asked for and answered.
@@ -379,7 +387,7 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
         run.budget -= s.counters.decoded_tokens - before
         if not _may_be_calls(dialect, held) or s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
             return
-        pending = dialect.pending(s.text)
+        pending = _pending(run)
         if pending is None:
             continue  # a marker inside a call still being written (an argument's own "}")
         calls = [c for c in pending.calls if c.span[0] >= run.end]

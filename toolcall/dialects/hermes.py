@@ -72,11 +72,11 @@ class HermesDialect(StructuredDialect):
         return rest.startswith(CALL_OPEN) or CALL_OPEN.startswith(rest)
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
-                budget: GrammarBudget) -> tuple[list[Group], bool]:
+                budget: GrammarBudget, start: int = 0) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        start = text.find(CALL_OPEN)
+        start = text.find(CALL_OPEN, start)
         while start >= 0:
             # A block is read no further than the next opening tag (or MAX_CALL_CHARS): hostile text with many
             # unclosed blocks is then read once, not once per block.
@@ -183,11 +183,11 @@ class HermesDialect(StructuredDialect):
         closed = [g for g in found.groups if g.style != "unclosed"]
         return closed[-1].span[1] if closed else 0
 
-    def _result_blocks(self, text: str) -> list[ResultBlock]:
+    def _result_blocks(self, text: str, start: int = 0) -> list[ResultBlock]:
         # str.find from where the last block ended: an opening tag whose closing tag never comes ends the search
         # (every later one has none either), so the search stays linear.
         blocks = []
-        pos = 0
+        pos = start
         while (start := text.find(RESPONSE_OPEN, pos)) >= 0:
             body = start + len(RESPONSE_OPEN)
             close = text.find(RESPONSE_CLOSE, body)

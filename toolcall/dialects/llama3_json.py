@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,6 +30,7 @@ from .structured import (
 )
 
 PYTHON_TAG = "<|python_tag|>"
+_HEADER_OPEN = "<|start_header_id|>"
 HEADER = "<|start_header_id|>{role}<|end_header_id|>\n\n"
 END_OF_TURN = "<|eot_id|>"
 # Llama's turn tokens: they delimit the replies (a call is a whole reply) and the ipython turns that hold results.
@@ -57,18 +59,21 @@ def _break(text: str, start: int, end: int) -> Fault | Truncated | None:
         pos = skip_space(text, pos + 1)
 
 
-def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | None:
+def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | Truncated | None:
     """The calls written from `reply[pos]` to its end (optionally after the python tag, separated by ";"), decoded in
-    C, with spans in `reply`; a Fault the grammar does not see; None when they are not all calls (the grammar and
-    call_from_object then say why, where a reply means to be calls)."""
+    C, with spans in `reply`; a Fault the grammar does not see; Truncated when the reply ends inside a value (more text
+    may make them calls); None when they are not all calls (the grammar and call_from_object then say why, where a
+    reply means to be calls)."""
     style = ""
     if reply.startswith(PYTHON_TAG, pos):
         pos, style = skip_space(reply, pos + len(PYTHON_TAG)), "tag"
     calls: list[ToolCall] = []
     while True:
         decoded = decode_json(reply, pos, len(reply))
+        if decoded is None and _open_string(reply, pos):
+            return Truncated(len(reply))
         if not isinstance(decoded, tuple):
-            return decoded if isinstance(decoded, Fault) else None
+            return decoded
         value, stop = decoded
         call = call_from_value(value, (pos, stop), ("parameters", "arguments"), require_args=True)
         if call is None:
@@ -82,6 +87,20 @@ def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | N
         pos = skip_space(reply, pos + 1)
         if pos >= len(reply):
             return calls, style
+
+
+def _open_string(text: str, pos: int) -> bool:
+    """Whether the JSON value at `text[pos]` breaks only where a string in it runs on to the end of the text."""
+    try:
+        json.JSONDecoder(strict=False).raw_decode(text, pos)
+    except json.JSONDecodeError as err:
+        return err.msg.startswith("Unterminated string")
+    return False
+
+
+def _inside_reply(text: str, pos: int) -> bool:
+    """Whether `pos` is inside a reply: neither the start of the text nor at a turn token."""
+    return pos > 0 and _TURN_TOKEN.match(text, pos) is None
 
 
 def _shift(call: ToolCall, offset: int) -> ToolCall:
@@ -99,9 +118,9 @@ class LlamaResults:
     reserved: tuple[str, ...] = (PYTHON_TAG, "<|start_header_id|>", "<|end_header_id|>", END_OF_TURN, "<|eom_id|>",
                                  "<|begin_of_text|>", "<|end_of_text|>")
 
-    def _result_blocks(self, text: str) -> list[ResultBlock]:
+    def _result_blocks(self, text: str, start: int = 0) -> list[ResultBlock]:
         blocks = []
-        for m in _RESULT.finditer(text):
+        for m in _RESULT.finditer(text, start):
             header_end = text.find("<|end_header_id|>", m.start()) + len("<|end_header_id|>")
             end = m.end() + (len(END_OF_TURN) if text.startswith(END_OF_TURN, m.end()) else 0)
             blocks.append(ResultBlock((m.start(), end), (m.start(), header_end), (header_end, m.end()), m.group(1).strip()))
@@ -144,12 +163,15 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         return not rest or rest.startswith("{")
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
-                budget: GrammarBudget) -> tuple[list[Group], bool]:
+                budget: GrammarBudget, start: int = 0) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        bounds = [0] + [p for m in _TURN_TOKEN.finditer(text) for p in m.span()] + [len(text)]
-        results = self._result_blocks(text)
+        # A look that starts inside a reply starts where `_resume` found that reply to be prose: no call reply.
+        prose_head = _inside_reply(text, start)
+        window = start
+        bounds = [start] + [p for m in _TURN_TOKEN.finditer(text, start) for p in m.span()] + [len(text)]
+        results = self._result_blocks(text, start)
         result_starts = [b.span[0] for b in results]
         for seg_start, seg_end in zip(bounds[::2], bounds[1::2]):
             at = bisect.bisect_right(result_starts, seg_start) - 1
@@ -163,7 +185,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
             end = seg_start + len(segment.rstrip())
             reply = text[start:end]
             cut = False
-            if reply.startswith((PYTHON_TAG, "{")):
+            if reply.startswith((PYTHON_TAG, "{")) and not (prose_head and seg_start == window):
                 made = _reply_calls(reply, 0)
                 if isinstance(made, tuple):
                     calls, style = made
@@ -244,6 +266,33 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         found = self.scan(text)
         limit = self._settled(text, found)
         return [c for g in found.groups if g.span[1] <= limit for c in g.calls], limit, False
+
+    def _resume(self, text: str, end: int, found: Scan, start: int) -> int:
+        """The reply being written is looked at again from its turn token while it may be a call reply; once it is
+        prose (it did not start like a call), from its first candidate that more text may still make calls, so the
+        loop does not decode every `{"name": ...}` of a long prose reply again at each "}"."""
+        last = max(_TURN_TOKEN.finditer(text, start), key=lambda m: m.start(), default=None)
+        boundary = last.start() if last is not None else start
+        head = last.end() if last is not None else start
+        # A turn header still being written (a "}" in its role the marker) is a turn token once written: look from
+        # there. One with a "<" in it never is.
+        header = text.rfind(_HEADER_OPEN, head)
+        limit = end if header < 0 or text.find("<", header + len(_HEADER_OPEN)) >= 0 else min(header, end)
+        if found.groups and found.groups[-1].span[1] > head:
+            group = found.groups[-1]
+            reply_start = skip_space(text, head)
+            return min(boundary if group.span[0] <= reply_start else group.span[0], limit)
+        reply = text[head:limit]
+        body = reply.lstrip()
+        if not (last is None and _inside_reply(text, start)) and body.startswith((PYTHON_TAG, "{")) \
+                and _LOOKS_LIKE_CALL.match(body):
+            return min(boundary, limit)
+        pos = 0
+        while (m := _CALL_START.search(reply, pos)) is not None:
+            if _reply_calls(reply, m.start()) is not None:
+                return head + m.start()
+            pos = m.start() + 1
+        return limit
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         body = "; ".join(dump_call_json({"name": c.tool, "parameters": keyword_args(c, self.name)}, self.reserved)

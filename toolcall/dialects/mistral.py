@@ -40,11 +40,12 @@ _NAMED = re.compile(r"[ \t\r\n]*([A-Za-z_][A-Za-z0-9_.\-]*)[ \t\r\n]*(?:\[CALL_I
                     r"\[ARGS\][ \t\r\n]*")
 
 
-def _blocks_between(text: str, opener: str, closer: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """(block span, body span) of each `opener ... closer` block, found with str.find: an opener whose closer never
-    comes ends the search (no later one has a closer either), so it stays linear."""
+def _blocks_between(text: str, opener: str, closer: str,
+                    start: int = 0) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(block span, body span) of each `opener ... closer` block from `start` on, found with str.find: an opener whose
+    closer never comes ends the search (no later one has a closer either), so it stays linear."""
     out = []
-    pos = 0
+    pos = start
     while (start := text.find(opener, pos)) >= 0:
         body = start + len(opener)
         close = text.find(closer, body)
@@ -90,11 +91,11 @@ class MistralDialect(StructuredDialect):
         return f"MistralDialect(spelling={self.spelling!r})"
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
-                budget: GrammarBudget) -> tuple[list[Group], bool]:
+                budget: GrammarBudget, start: int = 0) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        start = text.find(TOOL_CALLS)
+        start = text.find(TOOL_CALLS, start)
         while start >= 0:
             # Read no further than the next [TOOL_CALLS] (or MAX_CALL_CHARS), so many unclosed ones stay linear.
             following = text.find(TOOL_CALLS, start + len(TOOL_CALLS))
@@ -217,9 +218,9 @@ class MistralDialect(StructuredDialect):
             fault(Fault(start, "a [TOOL_CALLS] list holds no call"))
         return calls
 
-    def _result_blocks(self, text: str) -> list[ResultBlock]:
+    def _result_blocks(self, text: str, start: int = 0) -> list[ResultBlock]:
         blocks = []
-        for span, body_span in _blocks_between(text, RESULTS_OPEN, RESULTS_CLOSE):
+        for span, body_span in _blocks_between(text, RESULTS_OPEN, RESULTS_CLOSE, start):
             body = text[body_span[0]:body_span[1]].strip()
             result, ident = body, None
             decoded = decode_json(body, 0, len(body))

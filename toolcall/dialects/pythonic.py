@@ -253,11 +253,11 @@ class PythonicDialect(LlamaResults, StructuredDialect):
     stream_newline_ends_strings = True
 
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
-                budget: GrammarBudget) -> tuple[list[Group], bool]:
+                budget: GrammarBudget, start: int = 0) -> tuple[list[Group], bool]:
         parser = _parser()
         groups: list[Group] = []
         cut = False
-        match = _CANDIDATE.search(text)
+        match = _CANDIDATE.search(text, start)
         while match is not None:
             start = match.start()
             following = _CANDIDATE.search(text, match.end())

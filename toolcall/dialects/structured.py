@@ -568,13 +568,14 @@ class StructuredDialect(Dialect):
     # -- what subclasses provide ---------------------------------------------------------------
     @abstractmethod
     def _groups(self, text: str, issues: list[SyntaxIssue], failed: list[tuple[int, int]],
-                budget: GrammarBudget) -> tuple[list[Group], bool]:
-        """The call groups of `text`; malformed candidates go to `issues` and their spans to `failed` (the grammar
-        reading them within `budget`); and whether the last candidate was cut off by the end of the text."""
+                budget: GrammarBudget, start: int = 0) -> tuple[list[Group], bool]:
+        """The call groups of `text` from `start` on; malformed candidates go to `issues` and their spans to `failed`
+        (the grammar reading them within `budget`); and whether the last candidate was cut off by the end of the text.
+        `start` is 0 or a place `_resume` gave: no candidate begins before it that is not settled."""
 
     @abstractmethod
-    def _result_blocks(self, text: str) -> list[ResultBlock]:
-        """Every result block in `text`, in order."""
+    def _result_blocks(self, text: str, start: int = 0) -> list[ResultBlock]:
+        """Every result block in `text` that begins at or after `start`, in order."""
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """The calls as one group, the way the model writes parallel calls."""
@@ -669,13 +670,14 @@ class StructuredDialect(Dialect):
         return None
 
     # -- scanning ------------------------------------------------------------------------------
-    def scan(self, text: str, strict: bool = False) -> Scan:
+    def scan(self, text: str, strict: bool = False, start: int = 0) -> Scan:
+        """The groups, result blocks and issues of `text` from `start` on (see `_groups`), results paired with calls."""
         issues: list[SyntaxIssue] = []
         failed: list[tuple[int, int]] = []
-        groups, cut = self._groups(text, issues, failed, GrammarBudget(len(text)))
+        groups, cut = self._groups(text, issues, failed, GrammarBudget(len(text) - start), start)
         if strict and issues:
             raise_issue(min(issues, key=lambda i: i.pos))
-        found = Scan(groups, self._result_blocks(text), sorted(issues, key=lambda i: i.pos), failed, cut=cut)
+        found = Scan(groups, self._result_blocks(text, start), sorted(issues, key=lambda i: i.pos), failed, cut=cut)
         self._pair(text, found)
         return found
 
@@ -885,10 +887,33 @@ class StructuredDialect(Dialect):
     def pending(self, text: str) -> PendingCalls | None:
         """The unanswered calls of the run of groups that ends the text; a malformed last call is pending with its
         issue; a call still being written (the marker was a bracket inside it) is not pending yet."""
+        return self.pending_from(text, 0)[0]
+
+    def pending_from(self, text: str, start: int) -> tuple[PendingCalls | None, int]:
         end = self._reply_end(text)
-        if not text[:end].endswith(self.call_markers):
-            return None
-        found = self.scan(text)
+        if not text.endswith(self.call_markers, 0, end):
+            return None, start
+        found = self.scan(text, start=start)
+        return self._pending(text, end, found), max(start, self._resume(text, end, found, start))
+
+    def _resume(self, text: str, end: int, found: Scan, start: int) -> int:
+        """Where the next look at a longer text may start: the first candidate still being written or not settled, or
+        that ends the text (its calls or its error are pending now), and before it the run of groups that ends there
+        (calls written next to them join their run); else the end. The text ends with a call marker, which no call
+        opener can be partly written before, so no candidate starts before that and is not seen yet."""
+        limit = self._settled(text, found)
+        starts = [g.span[0] for g in found.groups if g.span[1] > limit]
+        starts += [s for s, e in found.failed if e >= end]
+        if found.cut and found.failed:  # the last candidate, open at the end (one nested too deep reports where)
+            starts.append(found.failed[-1][0])
+        anchor = min(starts, default=end)
+        g = bisect.bisect_right(found.groups, anchor, key=lambda group: group.span[1]) - 1
+        while g >= 0 and _BLANK.fullmatch(text, found.groups[g].span[1], anchor):
+            anchor = found.groups[g].span[0]
+            g -= 1
+        return anchor
+
+    def _pending(self, text: str, end: int, found: Scan) -> PendingCalls | None:
         if found.cut:
             return None
         last_group = found.groups[-1] if found.groups else None

@@ -57,6 +57,8 @@ def best_sentence(question: str) -> str | None:
     if not hits:
         return None
     asked = [_corpus.suffix_stem(w) for w in _corpus.words(question) if (len(w) > 2 or w.isdigit()) and w not in _STOP]
+    if not asked:
+        return None  # "Who?", "Who is he?": nothing to look for (the search matched "who" and answered at random)
     idf = _corpus.index().idf(asked)
     kinds = [pattern for ask, pattern in _KIND if ask.search(question.strip().lower())]
     best, best_score = "", -1.0
@@ -65,6 +67,8 @@ def best_sentence(question: str) -> str | None:
             # The title counts, because sentences say "He was born ..." about the passage's subject.
             present = {_corpus.suffix_stem(w) for w in _corpus.words(f"{passage.title} {sentence}")}
             score = sum(idf[w] for w in set(asked) if w in present)
+            if score <= 0:
+                continue  # shares no word the question asks about: no answer to it
             if kinds and any(k.search(sentence) for k in kinds):
                 score *= KIND_BONUS
             score -= 0.01 * rank  # ties go to the better-ranked passage

@@ -85,6 +85,13 @@ def test_qa_is_extractive_over_the_demo_corpus(question: str, answer: str) -> No
     assert qa.qa(question) == answer
 
 
+@pytest.mark.parametrize("question", ["Who?", "Who is he?", "What is it?", "Who was it?"])
+def test_qa_answers_nothing_to_a_question_that_names_nothing_in_the_corpus(question: str) -> None:
+    """A question with no word to look for (or none the corpus has) has no answer here; "Who?" got a random sentence
+    about Marie Curie, "Who is he?" one about Joe Biden."""
+    assert qa.qa(question) == "No answer found."
+
+
 def test_qa_answerer_is_pluggable() -> None:
     qa.set_answerer(lambda q: f"answer to {q}")
     assert qa.qa("why?") == "answer to why?"

@@ -89,10 +89,13 @@ def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | T
             return calls, style
 
 
+_LENIENT = json.JSONDecoder(strict=False)
+
+
 def _open_string(text: str, pos: int) -> bool:
     """Whether the JSON value at `text[pos]` breaks only where a string in it runs on to the end of the text."""
     try:
-        json.JSONDecoder(strict=False).raw_decode(text, pos)
+        _LENIENT.raw_decode(text, pos)
     except json.JSONDecodeError as err:
         return err.msg.startswith("Unterminated string")
     return False

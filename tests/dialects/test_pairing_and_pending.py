@@ -45,6 +45,74 @@ def test_genuine_hermes_transcripts_pair_as_before() -> None:
     assert [c.tool for c in unclosed.calls] == ["Calculator"] and unclosed.issues == []
 
 
+def _loop_pairs(name: str, pieces: list[str]) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]:
+    """The loop's work on a reply the model writes in `pieces` (each ending where it stops at a call marker): at each
+    stop, the pending calls closed with a result each (a malformed call with an error). Returns (tool, result) for each
+    call the loop ran, and what a parse of the whole text pairs with the calls at those spans."""
+    dialect = get_dialect(name)
+    text, ran, written = "", [], 0
+    for piece in pieces:
+        text += piece
+        pending = dialect.pending(text)
+        assert pending is not None, text
+        results = [f"result {written + i}" for i in range(len(pending.calls) or 1)]
+        written += len(results)
+        ran += [(c.span, c.tool, r) for c, r in zip(pending.calls, results)]
+        text += dialect.close(pending, results)
+    parsed = {c.span: (c.tool, c.result) for c in dialect.parse(text).calls}
+    return [(tool, result) for _, tool, result in ran], [parsed.get(span, ("?", None)) for span, _, _ in ran]
+
+
+GOOD_AND_BROKEN_ITEMS = {  # one group: a good call and an item that is not one (the loop runs the good call alone)
+    "hermes": ("hermes", '<tool_call>[{"name": "f", "arguments": {}}, 3]</tool_call>'),
+    "hermes-broken-first": ("hermes", '<tool_call>[{"name": 3}, {"name": "f", "arguments": {}}]</tool_call>'),
+    "mistral": ("mistral", '[TOOL_CALLS][{"name": "f", "arguments": {}}, 3]'),
+    "mistral-broken-first": ("mistral", '[TOOL_CALLS][3, {"name": "f", "arguments": {}}]'),
+    "llama3_json": ("llama3_json", '{"name": "f", "parameters": {}}; {"name": 3, "parameters": {}}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOOD_AND_BROKEN_ITEMS))
+def test_a_broken_item_beside_a_good_call_takes_none_of_its_result(case: str) -> None:
+    # The broken item was a failed candidate of its own that took the result the loop wrote for the good call.
+    name, text = GOOD_AND_BROKEN_ITEMS[case]
+    ran, parsed = _loop_pairs(name, [text])
+    assert ran == parsed == [("f", "result 0")]
+
+
+UNCLOSED_BEFORE_GOOD = {  # a candidate never closed, then a good call: the loop runs the good call alone
+    "hermes-open-object": ["hermes", '<tool_call>{"name": "f", <tool_call>{"name": "g", "arguments": {}}</tool_call>'],
+    "hermes-empty": ["hermes", '<tool_call><tool_call>{"name": "g", "arguments": {}}</tool_call>'],
+    "mistral": ["mistral", '[TOOL_CALLS]3[TOOL_CALLS][{"name": "g", "arguments": {}}]'],
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNCLOSED_BEFORE_GOOD))
+def test_an_unclosed_candidate_before_a_good_call_takes_none_of_its_result(case: str) -> None:
+    name, text = UNCLOSED_BEFORE_GOOD[case]
+    ran, parsed = _loop_pairs(name, [text])
+    assert ran == parsed == [("g", "result 0")]
+    # A broken call the loop answers (it ends the text) still takes its error, and the next call its own result.
+    broken = '<tool_call>{"name": 3}</tool_call>' if name == "hermes" else '[TOOL_CALLS][{"name": 3}]'
+    ran, parsed = _loop_pairs(name, [broken, text])
+    assert ran == parsed == [("g", "result 1")]
+
+
+STRAY_OPENERS = {  # the model wrote a result opener of its own, never closed, before its call
+    "hermes": ("hermes", 'Looking it up. <tool_response> <tool_call>{"name": "g", "arguments": {}}</tool_call>'),
+    "mistral-list": ("mistral", 'Looking it up. [TOOL_RESULTS] [TOOL_CALLS][{"name": "g", "arguments": {}}]'),
+    "mistral-args": ("mistral", 'Looking it up. [TOOL_RESULTS] [TOOL_CALLS]g[ARGS]{}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRAY_OPENERS))
+def test_a_stray_result_opener_does_not_swallow_the_calls_after_it(case: str) -> None:
+    # The closer close() writes completed the stray opener, so one "result" held the call and it had none.
+    name, text = STRAY_OPENERS[case]
+    ran, parsed = _loop_pairs(name, [text])
+    assert ran == parsed == [("g", "result 0")]
+
+
 @pytest.mark.parametrize("spelling", ["list", "args"])
 def test_mistral_calls_sharing_an_id_pair_in_order(spelling: str) -> None:
     mistral = get_dialect("mistral")

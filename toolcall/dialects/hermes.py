@@ -193,6 +193,11 @@ class HermesDialect(StructuredDialect):
             close = text.find(RESPONSE_CLOSE, body)
             if close < 0:
                 break
+            # A closing tag closes the nearest opening tag before it: close() writes results with their markup broken,
+            # so an earlier opener is one the model left unclosed, and pairing with it swallowed the calls after it
+            # (and the result the loop wrote for them). rfind reads only the stretch find just read: still linear.
+            start = max(start, text.rfind(RESPONSE_OPEN, body, close))
+            body = start + len(RESPONSE_OPEN)
             end = close + len(RESPONSE_CLOSE)
             blocks.append(ResultBlock((start, end), (start, body), (body, close), text[body:close].strip()))
             pos = end

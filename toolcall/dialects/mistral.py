@@ -43,7 +43,9 @@ _NAMED = re.compile(r"[ \t\r\n]*([A-Za-z_][A-Za-z0-9_.\-]*)[ \t\r\n]*(?:\[CALL_I
 def _blocks_between(text: str, opener: str, closer: str,
                     start: int = 0) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """(block span, body span) of each `opener ... closer` block from `start` on, found with str.find: an opener whose
-    closer never comes ends the search (no later one has a closer either), so it stays linear."""
+    closer never comes ends the search (no later one has a closer either), so it stays linear. A closer closes the
+    nearest opener before it: an earlier one is a stray the model wrote (close() breaks markup in results), and
+    pairing with it swallowed the calls after it."""
     out = []
     pos = start
     while (start := text.find(opener, pos)) >= 0:
@@ -51,6 +53,8 @@ def _blocks_between(text: str, opener: str, closer: str,
         close = text.find(closer, body)
         if close < 0:
             break
+        start = max(start, text.rfind(opener, body, close))  # reads only what find just read: still linear
+        body = start + len(opener)
         pos = close + len(closer)
         out.append(((start, pos), (body, close)))
     return out

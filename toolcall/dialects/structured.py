@@ -559,7 +559,8 @@ class StructuredDialect(Dialect):
     #: Text that may end a reply after its calls and still leave them pending (an end-of-turn token).
     trailers: tuple[str, ...] = ()
     #: Whether a malformed call takes the result that follows it (the loop's error text). True where a candidate is
-    #: surely a call attempt (a tag); False where prose can look like one, so prose never takes a call's result.
+    #: surely a call attempt (a tag); False where prose can look like one, so prose never takes a call's result. Even
+    #: then, as the loop answers them, only a candidate that ends its run and is not an item of a group takes one.
     failed_take_results: bool = True
     #: Styles of groups whose calls never ran (hermes: a block the model did not close), so no result answers them.
     unanswered_styles: frozenset[str] = frozenset()
@@ -697,23 +698,38 @@ class StructuredDialect(Dialect):
                 unanswerable[first[g]:first[g + 1]] = b"\x01" * len(grp.calls)
         units: list[tuple[int, int, int]] = [(g.span[0], g.span[1], n) for n, g in enumerate(groups)]
         if self.failed_take_results:
-            units += [(s, e, -1) for s, e in found.failed]
+            for s, e in found.failed:
+                # A broken item of a group (`[good, 3]`) is no candidate of its own: the loop ran the group's good calls
+                # and answered only them, so the item's slot would take a good call's result.
+                g = bisect.bisect_right(groups, s, key=lambda grp: grp.span[0]) - 1
+                if g < 0 or groups[g].span[1] < e:
+                    units.append((s, e, -1))
         units.sort(key=lambda u: u[:2])
         runs: list[list[int]] = []  # each slot: a call's number, or -1 for a failed candidate
         run_ends: list[int] = []
         run_of = [0] * len(groups)  # the run each group is in
         last_end = -1
+        # Failed candidates after the current run's last group. The loop answers a failed candidate only when it ends
+        # the text (pending reports it then), and its result then ends the run; one that a group follows in its run
+        # (an unclosed block before a good one) was never answered, so it takes a slot only if the run ends with it.
+        failed_tail = 0
         for start, end, n in units:
-            slots = list(range(first[n], first[n + 1])) if n >= 0 else [-1]
-            if runs and _BLANK.fullmatch(text, last_end, start) is not None:  # no copy of the prose between
-                runs[-1].extend(slots)
-                run_ends[-1] = end
-            else:
-                runs.append(slots)
+            if not runs or _BLANK.fullmatch(text, last_end, start) is None:  # no copy of the prose between
+                if runs:
+                    runs[-1].extend([-1] * failed_tail)
+                failed_tail = 0
+                runs.append([])
                 run_ends.append(end)
             if n >= 0:
+                failed_tail = 0
+                runs[-1].extend(range(first[n], first[n + 1]))
                 run_of[n] = len(runs) - 1
+            else:
+                failed_tail += 1
+            run_ends[-1] = end
             last_end = end
+        if runs:
+            runs[-1].extend([-1] * failed_tail)
         # Calls that carry an id, by id, in text order (ids made from a call repeat for equal calls): (end of its
         # group, call number, its run) each.
         by_id: dict[str, list[tuple[int, int, int]]] = {}

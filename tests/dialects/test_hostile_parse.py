@@ -385,6 +385,39 @@ def test_a_closed_string_the_grammar_refuses_is_not_read_again_to_the_end() -> N
     assert [i.pos for i in parsed.issues] == [text.index('"a b"')]
 
 
+@pytest.mark.parametrize("after", [0, 1_100, 20_000])
+@pytest.mark.parametrize(("text", "args"), [
+    ('[f(x="[g(")]', {"x": "[g("}),
+    ('[f(x="see [g(y=1)] first", n=2)]', {"x": "see [g(y=1)] first", "n": 2}),
+    ('[f(x=["[g(", \'[g(y=1)]\'],\n  y={"k": "[h("})]', {"x": ["[g(", "[g(y=1)]"], "y": {"k": "[h("}}),
+], ids=["open-candidate", "whole-call", "multi-line"])
+def test_a_list_whose_strings_hold_candidates_is_a_call_however_much_text_follows(
+        text: str, args: dict, after: int) -> None:
+    """`[g(` in a string starts a candidate, so the list was read up to it, failed there, and was read again by the
+    grammar to the end of the text: past ~1,100 characters after it that spent the budget, and the valid list (which
+    the loop had run at its "]") came back as two issues and no call. It is read in C, as far as it reaches."""
+    prose = ("The weather in Paris is mild, and the answer should be checked twice. " * 300)[:after]
+    full = text + prose
+    parsed = get_dialect("pythonic").parse(full)
+    assert [(c.tool, dict(c.args)) for c in parsed.calls] == [("f", args)] and parsed.issues == [], parsed.issues
+    assert parsed.calls[0].span == (1, len(text) - 1)
+
+
+@pytest.mark.parametrize("after", [0, 1_100, 20_000])
+def test_broken_lists_whose_strings_hold_candidates_cost_no_more_when_more_text_follows(after: int) -> None:
+    """A broken list whose string holds the next candidate was read again by the grammar to the end of the text, so
+    five of them spent the budget even with no text after, and past ~1,100 characters after them the first did: the
+    later ones lost the grammar's diagnosis, and a list only the grammar reads (`;` between calls) was lost. Each is
+    read again only as far as it reaches, and a list no further than its "]": the answers do not depend on `after`."""
+    broken = '[f(x="[g(", y=1 2)]\n'  # the inner `[g(` is a candidate with a string that does not close on its line
+    text = broken * 5 + "[f(x=1); g(y=2)]\n" + "prose " * (after // 6)
+    parsed = get_dialect("pythonic").parse(text)
+    assert [(c.tool, dict(c.args)) for c in parsed.calls] == [("f", {"x": 1}), ("g", {"y": 2})]
+    assert [(i.pos, i.message.split(" in ")[0]) for i in parsed.issues] == [
+        (k * len(broken) + at, why) for k in range(5) for at, why in [(9, "unexpected character '\"'"),
+                                                                       (16, "unexpected '2'")]]
+
+
 @pytest.mark.parametrize(("name", "text", "at"), [
     ("hermes", '<tool_call>{"name": "f", "arguments": {"a": [' + "1, " * 3000, ""),
     ("hermes", '<tool_call>{"name": "f", "arguments": {"a": [' + "1, " * 3000 + "x]}}</tool_call>", "x]"),

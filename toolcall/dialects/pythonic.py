@@ -4,8 +4,9 @@ from __future__ import annotations
 import ast
 import math
 import re
+import string
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from lark import Lark, Token, Tree
 
@@ -38,7 +39,8 @@ from .structured import (
 PYTHON_TAG = "<|python_tag|>"
 # Where a call list may start: "[" before `name(` (dotted names too), or the python tag before such a list.
 # Prose brackets ([1], [a, b], [link](url)) never match.
-_CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?\[(?=\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\()")
+_CALL_BRACKET = re.compile(r"\[(?=\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\()")
+_CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?" + _CALL_BRACKET.pattern)
 
 
 # Python strings (skipped) and single brackets, for measuring how deep a call list nests.
@@ -80,7 +82,8 @@ def _check_numbers(tree: Tree | Token, offset: int) -> None:
 
 # Python's own parser reads the common call list in C; what the grammar would read differently (escapes, string
 # prefixes, other number bases, comments, parenthesised values) is left to Lark.
-_LIST_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}#\\]|[A-Za-z_]['"]|0[xXoObB]""")
+# A quote that starts no string (last) is skipped: the list then fails in Python's parser, where it says why.
+_LIST_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}#\\]|[A-Za-z_]['"]|0[xXoObB]|['"]""")
 _CONSTANTS = {"true": True, "false": False, "null": None}
 # The escapes Python and py_string resolve alike (not octal, \N{name}, or an unknown escape).
 _SHARED_ESCAPE = re.compile(r"""\\(?:[ntr\\'"abfv]|0(?![0-7])|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})""")
@@ -127,13 +130,32 @@ def _dotted(node: ast.expr) -> str:
     raise _NotLiteral
 
 
-def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | Fault | Truncated | None:
-    """The calls of the list whose "[" is at `text[start]` (read no further than `end`) and where it ends, read by
-    Python's parser; else the grammar must read it, and this is where it breaks as a cheap reading sees it (still open
-    at `end`, where Python's parser stops) or None (any shape the two might read differently)."""
+def _fast_list(text: str, start: int, end: int,
+               limit: int) -> tuple[list[ToolCall], int] | Fault | Truncated | None:
+    """The calls of the list whose "[" is at `text[start]` (read no further than `end`, the next candidate) and where
+    it ends, read by Python's parser; else the grammar must read it, and this is where it breaks as a cheap reading
+    sees it (still open at `end`, where Python's parser stops) or None (any shape the two might read differently). A
+    list one of whose strings holds the next candidate (`[f(x="[g(")]`, which fails at `end`) is read on as far as it
+    reaches, up to `limit`: a well-formed list is calls, read in C, however much text follows it and whatever is left
+    of the grammar's budget."""
+    got, open_quote = _window_list(text, start, end)
+    if open_quote and limit > end and not isinstance(got, tuple):
+        reach = _extent(text, start, end, limit)
+        if reach.how == "closed" and reach.plain:
+            whole = _parsed_list(text, start, reach.end, reach.parens)
+            if isinstance(whole, tuple):
+                return whole
+    return got
+
+
+def _window_list(text: str, start: int,
+                 end: int) -> tuple[tuple[list[ToolCall], int] | Fault | Truncated | None, bool]:
+    """`_fast_list` read no further than `end`, and whether a quote in it starts no string there (one that runs past
+    `end` may hold the next candidate)."""
     depth = 0
     parens = 0
     stop = -1
+    open_quote = False
     for m in _LIST_PIECES.finditer(text, start, end):
         c = m.group()
         if len(c) == 1:
@@ -141,18 +163,26 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
                 depth += 1
                 parens += c == "("
                 if depth > MAX_DEPTH:
-                    return None  # the grammar's path reports it
+                    return None, open_quote  # the grammar's path reports it
             elif c in "])}":
                 depth -= 1
                 if depth == 0:
                     stop = m.end()
                     break
+            elif c in "'\"":
+                open_quote = True
             else:
-                return None  # a comment or a backslash outside a string
+                return None, open_quote  # a comment or a backslash outside a string
         elif c[0] not in "'\"" or ("\\" in c and "\\" in _SHARED_ESCAPE.sub("", c)):
-            return None  # a string prefix, another number base, an escape the two read differently
+            return None, open_quote  # a string prefix, another number base, an escape the two read differently
     if stop < 0:
-        return Truncated(end)
+        return Truncated(end), open_quote
+    return _parsed_list(text, start, stop, parens), open_quote
+
+
+def _parsed_list(text: str, start: int, stop: int, parens: int) -> tuple[list[ToolCall], int] | Fault | None:
+    """The calls of the list `text[start:stop]` (its brackets closed there, `parens` of them "(") read by Python's
+    parser, where that parser stops in it, or None (a shape the grammar might read differently)."""
     region = text[start:stop]
     try:
         tree = ast.parse(region, mode="eval")
@@ -198,6 +228,61 @@ def _fast_list(text: str, start: int, end: int) -> tuple[list[ToolCall], int] | 
     return calls, stop
 
 
+# Strings, a quote that starts none (a string that does not close on its line), single brackets, a backslash, and what
+# Python's parser and the grammar read differently but that ends no string (a comment's "#", another number base).
+_EXTENT_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"\[\](){}#\\]|0[xXoObB]""")
+_PREFIX_CHARS = frozenset(string.ascii_letters + "_")  # before a quote: a string prefix (r'', b'') or no Python
+
+
+class _Extent(NamedTuple):
+    """How far a call list reaches as Python's tokenizer reads it (see `_extent`). `how`: "closed" (`end` is just past
+    its closing bracket), "candidate" (it runs into a candidate outside its strings, which starts at `end`), "quote" (a
+    quote at `end` starts no string), "backslash" (one at `end` outside strings), "open" (open at the limit, `end`)."""
+
+    end: int
+    how: Literal["closed", "candidate", "quote", "backslash", "open"]
+    parens: int  # the "(" in it, which tell tuples and parenthesised values from calls
+    plain: bool  # nothing in it that Python's parser and the grammar read differently (see `_window_list`)
+
+
+def _extent(text: str, start: int, end: int, limit: int) -> _Extent:
+    """How far the call list whose "[" is at `text[start]` reaches, no further than `limit`: to where its brackets
+    close, or to the first candidate outside its strings (no value starts with a name), which is the next one, at
+    `end`, unless a string of the list holds that. It stops where Python's tokenizer does, at a quote that starts no
+    string and at a backslash outside strings; then at any place in the text at most three such readings are under way
+    (one outside strings, one inside a '-string, one inside a "-string: a reading that starts inside another's string
+    never falls into step with it, which would take the same quote as an opening and a closing one), so reading every
+    candidate this way takes time linear in the text."""
+    depth = 0
+    parens = 0
+    plain = True
+    for m in _EXTENT_PIECES.finditer(text, start, limit):
+        c = m.group()
+        at = m.start()
+        if c[0] in "'\"":
+            if len(c) == 1:
+                return _Extent(at, "quote", parens, plain)
+            if plain and (text[at - 1] in _PREFIX_CHARS or ("\\" in c and "\\" in _SHARED_ESCAPE.sub("", c))):
+                plain = False  # a string prefix, or an escape the two read differently
+        elif c in "[({":
+            if c == "[" and at >= end and _CALL_BRACKET.match(text, at):
+                tag = text.rfind(PYTHON_TAG, start, at)
+                begins = tag if tag >= 0 and not text[tag + len(PYTHON_TAG):at].strip() else at
+                return _Extent(begins, "candidate", parens, plain)
+            depth += 1
+            parens += c == "("
+            plain = plain and depth <= MAX_DEPTH
+        elif c in "])}":
+            depth -= 1
+            if depth == 0:
+                return _Extent(m.end(), "closed", parens, plain)
+        elif c == "\\":
+            return _Extent(at, "backslash", parens, plain)
+        else:
+            plain = False  # a comment, another number base
+    return _Extent(limit, "open", parens, plain)
+
+
 _LONG_NUMBER = re.compile(r"\d{4300,}")
 
 
@@ -226,6 +311,16 @@ def _break(text: str, start: int, end: int) -> Fault | Truncated:
     except (ValueError, RecursionError, MemoryError):
         pass
     return Fault(start, "a pythonic call list holds only calls with named literal arguments")
+
+
+def _reread_end(text: str, start: int, end: int, limit: int) -> int:
+    """How far the grammar reads again the call list whose "[" is at `text[start]` (`end`: the next candidate): as far
+    as `_extent` finds it reaches, past a quote that starts no string or a backslash only by that character (the
+    grammar fails there whatever follows), or to `limit` where that quote's line runs to it (more may follow)."""
+    reach = _extent(text, start, end, limit)
+    if reach.how == "quote" and text.find("\n", reach.end, limit) < 0:
+        return limit
+    return reach.end + 1 if reach.how in ("quote", "backslash") else reach.end
 
 
 def _parser() -> Lark:
@@ -262,28 +357,32 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             start = match.start()
             following = _CANDIDATE.search(text, match.end())
             # First read no further than the next candidate (so many unclosed lists are read once, not once each);
-            # only a list that runs into it (a string holding `[name(`) is read again, up to MAX_CALL_CHARS.
+            # only a list that runs into it inside a string of its own (`[f(x="[g(")]`) is read on, as far as it
+            # reaches (`_extent`), up to MAX_CALL_CHARS.
             end = len(text) if following is None else following.start()
             bracket = start + (text.index("[", start) - start if text.startswith(PYTHON_TAG, start) else 0)
-            fast = _fast_list(text, bracket, min(end, start + MAX_CALL_CHARS))
+            window, limit = min(end, start + MAX_CALL_CHARS), min(len(text), start + MAX_CALL_CHARS)
+            fast = _fast_list(text, bracket, window, limit)
             if isinstance(fast, tuple):
                 calls, stop = fast
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
                 cut = False
                 match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
                 continue
-            got = self._list(parser, text, start, min(end, start + MAX_CALL_CHARS), issues, failed, budget, fast, end)
+            left = budget.left
+            got = self._list(parser, text, start, window, issues, failed, budget, fast, end)
             # Read again only when a string was open at the next candidate (it may hold `[name(`): a list that runs
             # into the next candidate otherwise fails there whatever follows (no value starts with a name). A string
             # the grammar refused but that closes before the next candidate (`[QA("a b")]`, positional) is not open
             # there, and reading the rest of the text again for it would spend the budget that later lists need.
+            # It is read again only as far as it reaches: read to the end of the text, a broken list cost the budget
+            # more the more text followed it, and later lists' answers depended on that.
             if (got is None and following is not None and issues and issues[-1].pos < end
                     and text[issues[-1].pos] in "'\"" and failed[-1][0] == start
                     and not _closes_before(text, issues[-1].pos, end)):
                 issues.pop()
                 failed.pop()
-                got = self._list(parser, text, start, min(len(text), start + MAX_CALL_CHARS), issues, failed, budget,
-                                 region_end=len(text))
+                got = self._list(parser, text, start, _reread_end(text, bracket, window, limit), issues, failed, budget)
             if got is None and end - start > MAX_CALL_CHARS and failed and failed[-1][0] == start:
                 # Longer than the parser reads: the list is malformed (whatever the parser made of its start), and
                 # ends where its brackets close (the loop then gives the model its error), or is still being written
@@ -298,8 +397,8 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             if isinstance(got, tuple):
                 tree, stop = got
                 calls = [self._call(c, start) for c in tree.children if isinstance(c, Tree) and rule(c) == "call"]
-                if calls:  # a list the C reader left to the grammar (a tuple, 0x1F, r'...'): calls never use the budget up
-                    budget.refund(min(end, start + MAX_CALL_CHARS) - start)
+                if calls:  # a list the C reader left to the grammar (`;` between calls, `\d`): calls never use up
+                    budget.refund(left - budget.left - budget.START_COST)  # the budget: all its reads, one or two
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
             match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
         return groups, cut
@@ -307,10 +406,11 @@ class PythonicDialect(LlamaResults, StructuredDialect):
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
               failed: list[tuple[int, int]], budget: GrammarBudget,
               known: Fault | Truncated | None = None, region_end: int | None = None) -> tuple[Tree, int] | None | bool:
-        """The call list at `start` read no further than `end`, as `_candidate` gives it (`known`: where the C reader
-        found it breaks, if it did); nesting deeper than MAX_DEPTH is an issue before any parse, the list taking the
-        text up to where its brackets close (before `region_end`, the next candidate), or cut off while they are open
-        at the end of the text: the loop gives the model its error once the list is written, as for any broken call."""
+        """The call list at `start` read no further than `end` (nor than its closing "]"), as `_candidate` gives it
+        (`known`: where the C reader found it breaks, if it did); nesting deeper than MAX_DEPTH is an issue before any
+        parse, the list taking the text up to where its brackets close (before `region_end`, the next candidate), or
+        cut off while they are open at the end of the text: the loop gives the model its error once the list is
+        written, as for any broken call."""
         deep = nesting_fault(text, start, end, _PIECES)
         if deep is not None:
             issues.append(make_issue(text, deep, f"arguments nested deeper than {MAX_DEPTH} levels in a pythonic call "
@@ -319,6 +419,12 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             close = closing_bracket(text, start, region_end, _CLOSE_PIECES, newline_ends_strings=True)
             failed.append((start, deep + 1 if close is None else close))
             return False if close is None and region_end >= len(text) else None
+        if not isinstance(known, Truncated):
+            # No further than its closing "]" where it has one: charged up to the next candidate or the end of the
+            # text, a list only the grammar reads (`;` between calls) was lost once about 1,100 characters followed it.
+            reach = _extent(text, start, end, end)
+            if reach.how == "closed" and text[reach.end - 1] == "]":
+                end = reach.end
         got = self._candidate(parser, text, start, end, ("]",), "a pythonic call list", issues, failed, budget,
                               lambda: known if known is not None else _break(text, start, end))
         if not isinstance(got, tuple):

@@ -430,3 +430,29 @@ def test_the_loop_reads_each_stop_from_where_a_call_may_still_begin(dialect: str
     for _ in flow:
         pass
     assert len(read) >= 200 and sum(read) < 3 * len(session.text), (len(read), sum(read), len(session.text))
+
+
+def test_a_call_quoted_inside_a_string_argument_being_written_is_not_run() -> None:
+    """A pythonic call list whose string argument quotes another call (`content="… [charge(amount=5)] …"`): the loop
+    stops at the quoted call's "]" while the string is still open, and ran `charge` there, mid-argument, though the
+    finished text holds one call, to `echo`, with the quote as its text."""
+    from side_effects import charging, echoing
+
+    ran, charge = charging()
+    got, echo = echoing()
+    written = '[echo(text="To pay, call [charge(amount=5)] and wait.")]'
+    backend = FakeBackend(script=lambda so_far: written[len(so_far) - 3:] or None, chars_per_token=3)
+    result = run_loop(backend, "Q: ", get_dialect("pythonic"), ToolRegistry([charge, echo]), LoopConfig())
+    assert ran == [] and got == ["To pay, call [charge(amount=5)] and wait."]
+    assert [c.tool for c in result.calls] == ["echo"]
+
+
+@pytest.mark.parametrize("text", ['[f(x="[g(y=1)]" 2)]', "[f(x='a [g(y=1)] b', 3)]"])
+def test_a_call_quoted_in_a_broken_lists_string_is_no_call(text: str) -> None:
+    """The loop leaves a call quoted in a string alone while the list around it is written; once that list turns
+    out broken, parsing the text must not read the quoted call as one either (it took the next real call's result)."""
+    pythonic = get_dialect("pythonic")
+    inner_end = text.index("]") + 1
+    assert pythonic.pending(text[:inner_end]) is None
+    assert [c.tool for c in pythonic.parse(text).calls] == []
+    assert pythonic.pending(text) is not None and pythonic.pending(text).malformed  # type: ignore[union-attr]

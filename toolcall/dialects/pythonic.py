@@ -323,6 +323,24 @@ def _reread_end(text: str, start: int, end: int, limit: int) -> int:
     return reach.end + 1 if reach.how in ("quote", "backslash") else reach.end
 
 
+def _outside_broken_lists(groups: list[Group], failed: list[tuple[int, int]]) -> list[Group]:
+    """The groups that lie in no broken list's span begun before them: in `[f(x="[g(y=1)]" 2)]` the `[g(y=1)]` is text
+    the broken list quotes, not a call (the loop stopped at its "]" while the string around it was open, and left it
+    alone; read as a call afterwards, it would take the result of the next call the loop did run)."""
+    if not failed or not groups:
+        return groups
+    spans = sorted(failed)
+    kept: list[Group] = []
+    reach, i = -1, 0
+    for group in groups:
+        while i < len(spans) and spans[i][0] < group.span[0]:
+            reach = max(reach, spans[i][1])
+            i += 1
+        if reach < group.span[1]:
+            kept.append(group)
+    return kept
+
+
 def _parser() -> Lark:
     return load_parser("pythonic.lark", ("start",))
 
@@ -393,6 +411,10 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 elif end == len(text):
                     got = False
             cut = got is False
+            if cut:
+                # Still being written, it runs to the end of the text: the candidates after it lie inside it, and a
+                # `[g(x=1)]` in its string argument is text it quotes, not a call (the loop ran it mid-argument).
+                break
             stop = match.end()
             if isinstance(got, tuple):
                 tree, stop = got
@@ -401,7 +423,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                     budget.refund(left - budget.left - budget.START_COST)  # the budget: all its reads, one or two
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
             match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
-        return groups, cut
+        return _outside_broken_lists(groups, failed), cut
 
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
               failed: list[tuple[int, int]], budget: GrammarBudget,

@@ -872,6 +872,15 @@ class StructuredDialect(Dialect):
     def _settled(self, text: str, found: Scan) -> int:
         return found.groups[-1].span[1] if found.groups else 0
 
+    def _unsettled_starts(self, text: str, found: Scan) -> list[int]:
+        """Where the groups more text may still change begin (past `_settled`), and the last candidate if it is open at
+        the end (cut; one nested too deep reports where, not the end)."""
+        limit = self._settled(text, found)
+        starts = [g.span[0] for g in found.groups if g.span[1] > limit]
+        if found.cut and found.failed:
+            starts.append(found.failed[-1][0])
+        return starts
+
     def stream_scan(self, text: str) -> tuple[list[ToolCall], int, bool]:
         """For IncrementalParser: the calls of `text` that more text cannot change; where a later parse must start
         (no text before it can still become a call: a failed candidate stays failed however the text goes on); and
@@ -880,9 +889,7 @@ class StructuredDialect(Dialect):
         limit = self._settled(text, found)
         final = [c for g in found.groups if g.span[1] <= limit for c in g.calls]
         done = max((g.span[1] for g in found.groups if g.span[1] <= limit), default=0)
-        starts = [g.span[0] for g in found.groups if g.span[1] > limit]
-        if found.cut and found.failed:
-            starts.append(found.failed[-1][0])
+        starts = self._unsettled_starts(text, found)
         if starts:
             return final, max(done, min(starts)), True
         return final, max(done, len(text) - self.stream_lookback), False
@@ -917,11 +924,7 @@ class StructuredDialect(Dialect):
         that ends the text (its calls or its error are pending now), and before it the run of groups that ends there
         (calls written next to them join their run); else the end. The text ends with a call marker, which no call
         opener can be partly written before, so no candidate starts before that and is not seen yet."""
-        limit = self._settled(text, found)
-        starts = [g.span[0] for g in found.groups if g.span[1] > limit]
-        starts += [s for s, e in found.failed if e >= end]
-        if found.cut and found.failed:  # the last candidate, open at the end (one nested too deep reports where)
-            starts.append(found.failed[-1][0])
+        starts = self._unsettled_starts(text, found) + [s for s, e in found.failed if e >= end]
         anchor = min(starts, default=end)
         g = bisect.bisect_right(found.groups, anchor, key=lambda group: group.span[1]) - 1
         while g >= 0 and _BLANK.fullmatch(text, found.groups[g].span[1], anchor):

@@ -396,3 +396,11 @@ def test_pending_from_reads_a_long_handed_back_run_from_where_it_stopped() -> No
     reply = Reply("\n".join(_hermes(("f", {"i": i})) for i in range(60)), handoff=True)
     _run(hermes, [reply], random.Random(0), stats)
     assert stats.calls == 60 and stats.most_calls == 60, stats
+
+
+@pytest.mark.parametrize("start", [-1, 10_000])
+def test_a_start_outside_the_text_is_a_clear_error(start: int) -> None:
+    from toolcall.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="outside the text"):
+        get_dialect("pythonic").pending_from("[f(x=1)]", start)

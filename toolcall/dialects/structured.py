@@ -913,6 +913,9 @@ class StructuredDialect(Dialect):
         return self.pending_from(text, 0)[0]
 
     def pending_from(self, text: str, start: int) -> tuple[PendingCalls | None, int]:
+        if not 0 <= start <= len(text):  # a negative start would read from the end (str.find's indexing)
+            raise ConfigError(f"pending_from: start {start} lies outside the text (0 to {len(text)}); pass 0, or what "
+                              "the last look at a text this one continues returned")
         end = self._reply_end(text)
         if not text.endswith(self.call_markers, 0, end):
             return None, start

@@ -2,10 +2,12 @@
 
 One JSON line. The model (the fake backend, 4 characters a token) writes a reply of N characters that stops at a call
 marker every few characters: prose full of `]`, `}`, `->`, `</tool_call>`, `<eoc>` ("prose"); candidates that break
-("broken": `[a(x=1), [b] `, `{"name": "f"} } `, ...); or one call left open while markers arrive inside it ("open").
-At each stop the loop asks the dialect for the pending calls. Measured in the same run: the loop as shipped
-(`Dialect.pending_from`, which reads from where a call may still begin) and the baseline, the same loop reading the
-whole text at every stop (`pending_from` always from 0, as the loop did before). Reported per dialect and shape: CPU
+("broken": `[a(x=1), [b] `, `{"name": "f"} } `, ...); one call left open while markers arrive inside it ("open": nested
+lists); or code written into a call's string argument, its brackets and arrows stopping the loop ("code"). At each
+stop the loop asks the dialect for the pending calls. Measured in the same run: the loop as shipped (its ReplyReader:
+`Dialect.pending_from`, which reads from where a call may still begin, and no look while the text stays inside a
+call's open string, `Dialect.quiet_string`) and the baseline, the same loop reading the whole text at every stop
+(`pending_from` always from 0, as the loop did before). Reported per dialect and shape: CPU
 seconds at each size, the largest / smallest ratio (linear time gives the size ratio, 4 by default; the baseline's
 grows with its square), the speed-up over the baseline at the largest size, and whether both loops wrote the same
 text (they differ only where the baseline's grammar budget, which one read of the whole text spends on the candidates
@@ -44,6 +46,12 @@ SHAPES: dict[str, dict[str, tuple[str, str]]] = {
              "hermes": ('<tool_call>{"name": "f", "arguments": {"x": "', "a</tool_call> "),
              "pythonic": ("[f(x=[", "[1], "), "llama3_json": ('{"name": "f", "parameters": {"x": [', "{}, "),
              "mistral": ('[TOOL_CALLS][{"name": "f", "arguments": {"x": [', "[1], {}, ")},
+    "code": {"toolformer": ('[Python("', "def f(x) -> int: return x[0]\\n"),
+             "moss": ('<|Commands|>: Python("', "y = x[0] + {1: 2}[1]\\n"),
+             "hermes": ('<tool_call>{"name": "write_file", "arguments": {"content": "', "y = x[0] + {1: 2}[1]\\n"),
+             "pythonic": ('[write_file(path="a.py", content="', "y = x[0] + {1: 2}[1]\\n"),
+             "llama3_json": ('{"name": "write_file", "parameters": {"content": "', "y = x[0] + {1: 2}[1]\\n"),
+             "mistral": ('[TOOL_CALLS][{"name": "write_file", "arguments": {"content": "', "y = x[0] + {1: 2}[1]\\n")},
 }
 
 
@@ -58,6 +66,9 @@ class WholeText:
 
     def pending_from(self, text: str, start: int) -> tuple[PendingCalls | None, int]:
         return self._dialect.pending_from(text, 0)[0], 0
+
+    def quiet_string(self, text: str, start: int) -> None:
+        return None  # a look at every stop
 
 
 def run_loop(dialect: Any, text: str) -> tuple[float, str]:

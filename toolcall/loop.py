@@ -20,7 +20,7 @@ from .options import at_least, check_types, flag_of, option
 from .specs import ToolSpec, ToolSpecs
 
 if TYPE_CHECKING:
-    from .dialects.base import Dialect, PendingCalls
+    from .dialects.base import Dialect, PendingCalls, ReplyReader
 
 
 @dataclass
@@ -202,10 +202,13 @@ class _Run:
     # Where the reply ends in the session's text when it was decoded past its end: after handing calls back, the
     # loop looks at what the model writes next for more calls, and drops it when it is something else.
     end: int | None = None
-    look_from: int = 0  # where the dialect next reads the text for pending calls (Dialect.pending_from)
+    reader: "ReplyReader" = field(init=False)  # the pending calls at each call marker of the reply
 
     def __post_init__(self) -> None:
+        from .dialects.base import ReplyReader
+
         self.budget = self.config.max_new_tokens
+        self.reader = ReplyReader(self.dialect)
 
     def result(self) -> LoopResult:
         s = self.session
@@ -224,8 +227,7 @@ def _can_ban_open(dialect: "Dialect") -> bool:
 def _pending(run: _Run) -> "PendingCalls | None":
     """The calls awaiting results at the end of the session's text, read from where they may begin: the loop looks at
     every call marker of a reply, and reading the whole reply each time made one full of markers quadratic."""
-    pending, run.look_from = run.dialect.pending_from(run.session.text, run.look_from)
-    return pending
+    return run.reader.pending(run.session.text)
 
 
 def _tools_on(run: _Run) -> bool:

@@ -385,6 +385,46 @@ def writable_name(name: str, dialect: str, pattern: re.Pattern[str] = CALL_NAME)
     return name
 
 
+class QuietString:
+    """What a look at a reply found at its end: one call still being written, its text ending inside a string
+    argument (code, a document). Text the model adds there leaves the call open and nothing pending until it holds one
+    of `breaks` (what may close or break the string, or begin another call) or the call reaches the length cap; till
+    then a call marker inside the string (a "]" of the code) needs no look, which would read the whole call again."""
+
+    def __init__(self, text_end: int, floor: int, limit: int, breaks: re.Pattern[str], overlap: int = 0) -> None:
+        self._checked = text_end  # the text up to here holds no break after `floor`
+        self._floor = floor  # where the string's content begins: a break is looked for no earlier
+        self._limit = limit  # a text longer than this may make the call too long: look again
+        self._breaks = breaks
+        self._overlap = overlap  # how far back a break may begin and end in the new text (the longest break - 1)
+
+    def holds(self, text: str) -> bool:
+        """Whether `text`, which continues the text of the last look, is still quiet (only the new part is read)."""
+        if len(text) > self._limit or self._breaks.search(text, max(self._floor, self._checked - self._overlap)):
+            return False
+        self._checked = len(text)
+        return True
+
+
+class ReplyReader:
+    """The pending calls at each call marker of one growing reply (the decoding loop holds one per reply). Each look
+    reads from where a call may still begin (`Dialect.pending_from`), and none is needed while the text goes on inside
+    an open string of a call (`Dialect.quiet_string`), so the loop's work stays linear in the reply."""
+
+    def __init__(self, dialect: "Dialect") -> None:
+        self.dialect = dialect
+        self.start = 0  # where the next look reads from
+        self._quiet: QuietString | None = None
+
+    def pending(self, text: str) -> PendingCalls | None:
+        """`dialect.pending(text)`; `text` continues the text of the last call (or is the reply's first look)."""
+        if self._quiet is not None and self._quiet.holds(text):
+            return None
+        pending, self.start = self.dialect.pending_from(text, self.start)
+        self._quiet = self.dialect.quiet_string(text, self.start) if pending is None else None
+        return pending
+
+
 class Dialect(ABC):
     """One way of writing tool calls into text; it answers every question about its wire format.
 
@@ -467,6 +507,12 @@ class Dialect(ABC):
         reply, and reading only from where a call may still begin keeps its work linear in the reply. A dialect
         whose `pending` is already cheap at every marker reads what it needs and says 0."""
         return self.pending(text), 0
+
+    def quiet_string(self, text: str, start: int) -> QuietString | None:
+        """After a look from `start` (what `pending_from` returned) found nothing pending in `text`: whether the text
+        ends inside a string argument of a call still being written, and what added text could change that. None where
+        the dialect cannot tell cheaply (then every call marker is looked at)."""
+        return None
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """The text a model writes to make these calls, up to and including the call marker: `pending` of a text

@@ -17,6 +17,7 @@ from .base import (
     MAX_DEPTH,
     ZERO_WIDTH_SPACE,
     GrammarBudget,
+    QuietString,
     load_parser,
     make_issue,
     nesting_fault,
@@ -139,6 +140,8 @@ def _fast_list(text: str, start: int, end: int,
     reaches, up to `limit`: a well-formed list is calls, read in C, however much text follows it and whatever is left
     of the grammar's budget."""
     got, open_quote = _window_list(text, start, end)
+    if open_quote and not isinstance(got, tuple) and _string_open_at_end(text, start, end):
+        return Truncated(end)
     if open_quote and limit > end and not isinstance(got, tuple):
         reach = _extent(text, start, end, limit)
         if reach.how == "closed" and reach.plain:
@@ -297,9 +300,23 @@ def _syntax_fault(region: str, start: int, err: SyntaxError) -> Fault:
     return Fault(start + min(at, len(region) - 1), err.msg)
 
 
+def _string_open_at_end(text: str, start: int, end: int) -> bool:
+    """Whether the call list whose "[" is at `text[start]` runs to the end of the text (`end`) inside a string still
+    being written there: one that starts before any bracket closes the list, on the text's last line. A cheap reading
+    that took that string's brackets for the list's (`"1) item]"`) called a long string argument malformed at the
+    "]" where the model paused, mid-argument; Python's parser, which says "unterminated string literal" there, hides
+    any fault before the string, so the grammar, when its budget allows, says which it is."""
+    if end != len(text):
+        return False
+    reach = _extent(text, start, end, end)
+    return reach.how == "quote" and text.find("\n", reach.end, end) < 0 and text[reach.end - 1] not in _PREFIX_CHARS
+
+
 def _break(text: str, start: int, end: int) -> Fault | Truncated:
     """Where the call list at `text[start]` (read no further than `end`) breaks, read in C (for when the grammar's
     budget is spent): still open at `end`, where Python's parser stops, or its start."""
+    if _string_open_at_end(text, start, end):
+        return Truncated(end)
     close = closing_bracket(text, start, end, _PIECES)
     if close is None:
         return Truncated(end)
@@ -321,6 +338,16 @@ def _reread_end(text: str, start: int, end: int, limit: int) -> int:
     if reach.how == "quote" and text.find("\n", reach.end, limit) < 0:
         return limit
     return reach.end + 1 if reach.how in ("quote", "backslash") else reach.end
+
+
+# What may end a string of a call list still being written, or change what the list is, in text added inside it: its
+# quote, a line break, NUL, an escape Python and the grammar read differently, a special token, or a candidate.
+_NOT_SHARED_ESCAPE = r"""\\(?!(?:[ntr\\'"abfv]|0(?![0-7])|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))"""
+_STRING_BREAKS = {q: re.compile(rf"{q}|[\n\r\x00]|{_NOT_SHARED_ESCAPE}|<\||{_CALL_BRACKET.pattern}") for q in "'\""}
+# A break that begins before the text already read and ends after it (`<|`, `[ name(`) is found from this far back.
+_BREAK_OVERLAP = 64
+# Whole strings, and outside them a quote that starts none (on its line), "#" or a backslash.
+_STRING_STATE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"#\\]""")
 
 
 def _outside_broken_lists(groups: list[Group], failed: list[tuple[int, int]]) -> list[Group]:
@@ -424,6 +451,22 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
             match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
         return _outside_broken_lists(groups, failed), cut
+
+    def quiet_string(self, text: str, start: int) -> QuietString | None:
+        """Quiet where the text from `start` (settled calls, then the list still being written) ends inside a plain
+        string argument: one without a prefix, begun on the last line, whose text so far holds no break."""
+        if text.find('"""', start) >= 0 or text.find("'''", start) >= 0:
+            return None  # a triple-quoted string is read as three quotes here
+        for m in _STRING_STATE.finditer(text, start):
+            piece, at = m.group(), m.start()
+            if len(piece) > 1:
+                if text[at - 1] in _PREFIX_CHARS:
+                    return None  # f"{x["y"]}" nests quotes
+                continue
+            if piece not in "'\"" or text[at - 1] in _PREFIX_CHARS or _STRING_BREAKS[piece].search(text, at + 1):
+                return None
+            return QuietString(len(text), at + 1, start + MAX_CALL_CHARS - 1, _STRING_BREAKS[piece], _BREAK_OVERLAP)
+        return None
 
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
               failed: list[tuple[int, int]], budget: GrammarBudget,

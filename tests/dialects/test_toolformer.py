@@ -367,3 +367,41 @@ def test_locating_the_issues_of_many_malformed_pauses_reads_the_text_once(monkey
         assert pending is not None and pending.malformed and pending.issues[0].line == n
         text += "\n"
     assert counting.scanned < 3 * len(text)
+
+
+@pytest.mark.parametrize("text", [
+    '[WikiSearch("see [Calculator(2*3) ->', "[Python('x = [f(1) ->", '<API> echo("a [charge(5) →',
+    '[echo(x, "[charge(5) -> ok] and [charge(6) ->',
+])
+def test_a_call_quoted_in_an_argument_being_written_is_not_pending(text: str) -> None:
+    # Bare arguments hold no brackets, so a call inside another is in a quoted argument: text, not a call to run.
+    assert get_dialect("toolformer").pending(text) is None
+
+
+@pytest.mark.parametrize(("text", "tool", "args"), [
+    ('[WikiSearch("see [Calculator(2*3) -> 6] more") ->', "WikiSearch", ("see [Calculator(2*3) -> 6] more",)),
+    ('<API> WikiSearch("[f(1) -> 2]") →', "WikiSearch", ("[f(1) -> 2]",)),
+    ("[WikiSearch(Joe's [Calculator(2*3) ->", "Calculator", ("2*3",)),  # an apostrophe in bare text quotes nothing
+    ('[WikiSearch("a") and [Calculator(2*3) ->', "Calculator", ("2*3",)),  # the quote closed before the call
+])
+def test_the_arrow_after_a_quoted_call_ends_the_call_around_it(text: str, tool: str, args: tuple[str, ...]) -> None:
+    toolformer = get_dialect("toolformer")
+    pending = toolformer.pending(text)
+    assert pending is not None and [(c.tool, c.args) for c in pending.calls] == [(tool, args)]
+    closed = text + toolformer.close(pending, ["r"])
+    assert [(c.tool, c.args, c.result) for c in parse(closed).calls][-1:] == [(tool, args, "r")]  # as parse reads it
+
+
+def test_the_loop_runs_the_call_not_the_call_its_argument_quotes() -> None:
+    """`[echo("To pay, call [charge(5) -> ...") ->`: the loop stopped at the quoted call's arrow while the string was
+    open and ran `charge` there, mid-argument, though the finished text is one call, to `echo`."""
+    from side_effects import charging, echoing
+
+    ran, charge = charging()
+    got, echo = echoing()
+    written = 'Sure: [echo("To pay, call [charge(5) -> charged] and wait.") -> '
+    backend = FakeBackend(script=lambda so_far: written[len(so_far) - 3:] or None, chars_per_token=3)
+    result = run_loop(backend, "Q: ", get_dialect("toolformer"), ToolRegistry([charge, echo]), LoopConfig())
+    assert ran == [] and got == ["To pay, call [charge(5) -> charged] and wait."]
+    assert [c.tool for c in result.calls] == ["echo"]
+    assert [(c.tool, c.result) for c in parse(result.text).calls] == [("echo", "ok")]

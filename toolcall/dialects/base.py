@@ -315,7 +315,14 @@ def in_open_string(err: UnexpectedInput, text: str, offset: int) -> bool:
     terminal = "DQ_STRING" if quote == '"' else "SQ_STRING"
     if not any(str(name).rsplit("__", 1)[-1] == terminal for name in expected):
         return False
-    return _OPEN_STRING[quote].fullmatch(text, pos) is not None
+    return opens_string_to_end(text, pos)
+
+
+def opens_string_to_end(text: str, pos: int) -> bool:
+    """Whether the quote at `text[pos]` opens a quoted argument that runs to the end of the text, on its line, without
+    closing."""
+    pattern = _OPEN_STRING.get(text[pos:pos + 1])
+    return pattern is not None and pattern.fullmatch(text, pos) is not None
 
 
 def raise_issue(issue: SyntaxIssue) -> None:

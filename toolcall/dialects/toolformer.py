@@ -32,6 +32,7 @@ from .base import (
     line_column,
     load_parser,
     make_issue,
+    opens_string_to_end,
     paused_gc,
     positional,
     raise_issue,
@@ -367,6 +368,30 @@ def _opening(text: str, arrow: int) -> int | None:
     return None
 
 
+_ARGUMENT_START = re.compile(r"[(,][ \t]*\Z")
+
+
+def _line_start(text: str, pos: int) -> int:
+    """Where the line of `text[pos]` begins, looking no further back than a call's length (MAX_CALL_CHARS)."""
+    lo = max(0, pos - MAX_CALL_CHARS)
+    return text.rfind("\n", lo, pos) + 1 or lo
+
+
+def _quoting_call(text: str, start: int) -> int | None:
+    """The candidate before `text[start]` on its line whose quoted argument, still being written at the end of the
+    text, holds it (`[WikiSearch("see [Calculator(2*3) ->`), or None: bare arguments hold no brackets, so a call is
+    inside another only in a quoted one. The last quote of each kind before it is the only one that can still be open
+    there."""
+    lo = _line_start(text, start)
+    for quote in "\"'":
+        at = text.rfind(quote, lo, start)
+        if at > lo and opens_string_to_end(text, at) and _ARGUMENT_START.search(text, max(lo, at - 64), at):
+            outer = _last_opening(text, lo, at)
+            if outer is not None:
+                return outer
+    return None
+
+
 class ToolformerDialect(Dialect):
     """Toolformer inline calls (Schick et al. 2023) in every spelling seen in the wild.
 
@@ -550,6 +575,13 @@ class ToolformerDialect(Dialect):
             if not isinstance(read, SyntaxIssue):
                 return None
             return PendingCalls((), (read,), _Closing(" ", closer))
+        outer = _quoting_call(body, start)
+        if outer is not None and len(body) - outer <= MAX_CALL_CHARS:
+            try:
+                parser.parse(body[outer:], start="pending")
+            except UnexpectedInput as err:
+                if in_open_string(err, body, outer):
+                    return None  # a call quoted in an argument still being written: text, never run mid-argument
         chunk = body[start:]
         try:
             tree = parser.parse(chunk, start="pending")
@@ -557,9 +589,25 @@ class ToolformerDialect(Dialect):
             if in_open_string(err, body, start):
                 return None  # the arrow is part of a quoted argument: the call is still being written
             if self._is_complete_call(parser, chunk):
-                return None  # the arrow follows a finished call: prose, nothing pending
+                # The arrow follows a finished call: prose, unless that call is quoted in an argument of the call
+                # before it, which the arrow ends (`[WikiSearch("see [Calculator(2*3) -> 6]") ->`, as parse reads it).
+                before = _last_opening(body, _line_start(body, start), start)
+                if before is None or len(body) - before > MAX_CALL_CHARS:
+                    return None
+                try:
+                    tree = parser.parse(body[before:], start="pending")
+                except UnexpectedInput:
+                    return None
+                start, chunk = before, body[before:]
+                closer = "</API>" if body.startswith("<API>", start) else "]"
+                return self._pending_call(tree, body, start, chunk, closer)
             issue = issue_from_error(err, parser, body, start, len(chunk), "a pending Toolformer call")
             return PendingCalls((), (issue,), _Closing(" ", closer))
+        return self._pending_call(tree, body, start, chunk, closer)
+
+    @staticmethod
+    def _pending_call(tree: Tree, body: str, start: int, chunk: str, closer: str) -> PendingCalls:
+        """The pending call the grammar's `pending` rule read at `body[start:]` (`chunk`), and how to close it."""
         opening, arrow = tree.children[0], tree.children[-1]
         assert isinstance(opening, Tree) and isinstance(arrow, Token)  # the grammar's `pending` rule
         invocation = find_child(opening, "invocation")

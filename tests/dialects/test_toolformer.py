@@ -405,3 +405,36 @@ def test_the_loop_runs_the_call_not_the_call_its_argument_quotes() -> None:
     assert ran == [] and got == ["To pay, call [charge(5) -> charged] and wait."]
     assert [c.tool for c in result.calls] == ["echo"]
     assert [(c.tool, c.result) for c in parse(result.text).calls] == [("echo", "ok")]
+
+
+def _loop_and_parse(written: str) -> tuple[str, dict[tuple[str, int], str], dict[tuple[str, int], str | None]]:
+    """The text the loop makes of `written` (stopping at each arrow, closing pending calls with results R0, R1, ...),
+    the result it wrote for each call it ran, and what parse reads of that text: (tool, start) -> result."""
+    toolformer = get_dialect("toolformer")
+    text, ran, i = "", {}, 0
+    while i < len(written):
+        j = i + 1
+        while j < len(written) and not (text + written[i:j]).endswith(toolformer.call_markers):
+            j += 1
+        text += written[i:j]
+        i = j
+        pending = toolformer.pending(text) if text.endswith(toolformer.call_markers) else None
+        if pending is not None:
+            result = f"R{len(ran)}"
+            ran.update({(c.tool, c.span[0]): result for c in pending.calls})
+            text += toolformer.close(pending, [result])
+    return text, ran, {(c.tool, c.span[0]): c.result for c in toolformer.parse(text).calls}
+
+
+@pytest.mark.parametrize(("written", "ran"), [
+    ('[f(1, "a [Calculator(2*3) -> 6] b") -> ', ["f"]),
+    ('[echo("see [f(") -> ', ["echo"]),  # the quoted candidate never closes
+    ('[echo("x [g(1) -> y" 2) -> ', []),  # the call around it breaks after its string: g stays quoted text
+    ("[echo(\"a [echo('b [Calculator(1) -> c') -> d\") -> ", ["echo"]),  # quoted twice over
+    ('<API> echo("[Calculator(1) -> 1]") → ', ["echo"]),
+    ('[echo("a") -> [Calculator(2*3) -> ', ["echo", "Calculator"]),  # the string closed first: both are calls
+])
+def test_the_loop_and_parse_agree_on_calls_quoted_in_arguments(written: str, ran: list[str]) -> None:
+    text, asked, parsed = _loop_and_parse(written)
+    assert sorted(tool for tool, _ in asked) == sorted(ran), text
+    assert {key: r for key, r in parsed.items() if r is not None} == asked, text

@@ -5,7 +5,7 @@ import bisect
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from string import Template
 
 from lark import Lark, Token, Tree
@@ -32,7 +32,7 @@ from .base import (
     line_column,
     load_parser,
     make_issue,
-    opens_string_to_end,
+    open_string_reach,
     paused_gc,
     positional,
     raise_issue,
@@ -369,6 +369,9 @@ def _opening(text: str, arrow: int) -> int | None:
 
 
 _ARGUMENT_START = re.compile(r"[(,][ \t]*\Z")
+_ARGUMENT_QUOTE = re.compile(r"""[(,][ \t]*["']""")
+#: How many calls before the one an arrow follows are tried as the call whose quoted argument holds it.
+MAX_ENCLOSING = 4
 
 
 def _line_start(text: str, pos: int) -> int:
@@ -377,19 +380,70 @@ def _line_start(text: str, pos: int) -> int:
     return text.rfind("\n", lo, pos) + 1 or lo
 
 
-def _quoting_call(text: str, start: int) -> int | None:
-    """The candidate before `text[start]` on its line whose quoted argument, still being written at the end of the
-    text, holds it (`[WikiSearch("see [Calculator(2*3) ->`), or None: bare arguments hold no brackets, so a call is
-    inside another only in a quoted one. The last quote of each kind before it is the only one that can still be open
-    there."""
-    lo = _line_start(text, start)
+@dataclass
+class _Quoting:
+    """What one parse learns of quoted arguments, kept for its later calls (see `_declined`): how far each quote's
+    string runs, the candidate before each quote, and the grammar's verdict on each (candidate, quote)."""
+
+    reach: dict[int, int] = field(default_factory=dict)
+    outer: dict[int, int | None] = field(default_factory=dict)
+    verdicts: dict[tuple[int, int], bool] = field(default_factory=dict)
+
+
+def _argument_quotes(text: str, lo: int, before: int, end: int, memo: _Quoting | None = None) -> list[int]:
+    """The last quote of each kind in `text[lo:before]` that starts an argument (after "(" or "," and spaces) and opens
+    a string still open at `end`: the only quotes before `before` that can be."""
+    quotes = []
     for quote in "\"'":
-        at = text.rfind(quote, lo, start)
-        if at > lo and opens_string_to_end(text, at) and _ARGUMENT_START.search(text, max(lo, at - 64), at):
-            outer = _last_opening(text, lo, at)
-            if outer is not None:
-                return outer
+        at = text.rfind(quote, lo, before)
+        if at <= lo:
+            continue
+        if memo is None:
+            runs = open_string_reach(text, at)
+        elif (runs := memo.reach.get(at, -2)) == -2:
+            runs = memo.reach[at] = open_string_reach(text, at)
+        if runs >= end and _ARGUMENT_START.search(text, max(lo, at - 64), at):
+            quotes.append(at)
+    return quotes
+
+
+def _quoting_call(text: str, start: int, end: int, memo: _Quoting | None = None) -> tuple[int, int] | None:
+    """The candidate before `text[start]` on its line whose quoted argument, still being written at `end` (where the
+    text ends at an arrow), may hold it (`[WikiSearch("see [Calculator(2*3) ->`), and that argument's quote; or None:
+    bare arguments hold no brackets, so a call is inside another only in a quoted one."""
+    lo = _line_start(text, start)
+    for at in _argument_quotes(text, lo, start, end, memo):
+        # The last candidate before the quote on its line; looked for as far back as any start's line reaches, so
+        # one parse finds it once per quote.
+        if memo is None or at not in memo.outer:
+            outer = _last_opening(text, _line_start(text, at), at)
+            if memo is not None:
+                memo.outer[at] = outer
+        else:
+            outer = memo.outer[at]
+        if outer is not None and outer >= lo:
+            return outer, at
     return None
+
+
+def _declined(parser: Lark, text: str, start: int, end: int, memo: _Quoting | None = None) -> bool:
+    """Whether the arrow that ends `text[:end]`, whose nearest call opening is at `start`, lies in a quoted argument,
+    still being written there, of a call begun before that opening: the call at `start` is text the argument quotes.
+    The decoding loop runs nothing there, and parse, reading the finished text, reads no call there either. The
+    grammar reads the call before it only up to that argument's quote (where it stops, the string being open)."""
+    memo = memo or _Quoting()
+    found = _quoting_call(text, start, end, memo)
+    if found is None:
+        return False
+    if found not in memo.verdicts:
+        outer, quote = found
+        chunk = text[outer:quote + 1]
+        try:
+            parser.parse(chunk, start="pending")
+            memo.verdicts[found] = False
+        except UnexpectedInput as err:
+            memo.verdicts[found] = in_open_string(err, chunk, 0)
+    return memo.verdicts[found]
 
 
 class ToolformerDialect(Dialect):
@@ -424,6 +478,7 @@ class ToolformerDialect(Dialect):
         budget = GrammarBudget(len(text))
         pos = 0
         line_end = -1
+        quoting = _Quoting()
         while (match := CANDIDATE.search(text, pos)) is not None:
             start = match.start()
             if line_end < start:  # the end of the candidate's line, found once per line
@@ -437,6 +492,14 @@ class ToolformerDialect(Dialect):
                 pos = start + 1  # a bracket call may still start inside a broken <API> span
                 continue
             call, span, pos = read
+            if span is not None and _argument_quotes(text, _line_start(text, start), span[0][0], span[0][1], quoting):
+                # The nearest opening before the arrow, as the loop finds it (`_opening`): in this call's text, unless
+                # that is a "[" the "<API>" before it opens.
+                nearest = _last_opening(text, start, span[0][0])
+                nearest = _opening(text, span[0][0]) if nearest is None else nearest
+                if nearest is not None and _declined(parser, text, nearest, span[0][1], quoting):
+                    pos = start + 1  # quoted in an argument being written when its arrow came: the loop ran nothing
+                    continue
             yield call, span
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
@@ -575,32 +638,34 @@ class ToolformerDialect(Dialect):
             if not isinstance(read, SyntaxIssue):
                 return None
             return PendingCalls((), (read,), _Closing(" ", closer))
-        outer = _quoting_call(body, start)
-        if outer is not None and len(body) - outer <= MAX_CALL_CHARS:
-            try:
-                parser.parse(body[outer:], start="pending")
-            except UnexpectedInput as err:
-                if in_open_string(err, body, outer):
-                    return None  # a call quoted in an argument still being written: text, never run mid-argument
+        if _declined(parser, body, start, len(body)):
+            return None  # a call quoted in an argument still being written: text, never run mid-argument
         chunk = body[start:]
         try:
             tree = parser.parse(chunk, start="pending")
         except UnexpectedInput as err:
+            # Not a call the arrow ends: a call before it may be, quoting it in an argument (`[WikiSearch("see
+            # [Calculator(2*3) -> 6]") ->`, `[echo("[f(") ->`, where the quote that ends the argument would open one
+            # of `[f(`), as parse reads the text; a few are tried, nearest first, each only where a quoted argument
+            # may begin between it and the call after it.
+            lo, inner = _line_start(body, start), start
+            for _ in range(MAX_ENCLOSING):
+                before = _last_opening(body, lo, inner)
+                if before is None or len(body) - before > MAX_CALL_CHARS:
+                    break
+                if _ARGUMENT_QUOTE.search(body, before, inner) is not None:
+                    try:
+                        tree = parser.parse(body[before:], start="pending")
+                    except UnexpectedInput:
+                        pass
+                    else:
+                        closer = "</API>" if body.startswith("<API>", before) else "]"
+                        return self._pending_call(tree, body, before, body[before:], closer)
+                inner = before
             if in_open_string(err, body, start):
                 return None  # the arrow is part of a quoted argument: the call is still being written
             if self._is_complete_call(parser, chunk):
-                # The arrow follows a finished call: prose, unless that call is quoted in an argument of the call
-                # before it, which the arrow ends (`[WikiSearch("see [Calculator(2*3) -> 6]") ->`, as parse reads it).
-                before = _last_opening(body, _line_start(body, start), start)
-                if before is None or len(body) - before > MAX_CALL_CHARS:
-                    return None
-                try:
-                    tree = parser.parse(body[before:], start="pending")
-                except UnexpectedInput:
-                    return None
-                start, chunk = before, body[before:]
-                closer = "</API>" if body.startswith("<API>", start) else "]"
-                return self._pending_call(tree, body, start, chunk, closer)
+                return None  # the arrow follows a finished call: prose, nothing pending
             issue = issue_from_error(err, parser, body, start, len(chunk), "a pending Toolformer call")
             return PendingCalls((), (issue,), _Closing(" ", closer))
         return self._pending_call(tree, body, start, chunk, closer)

@@ -88,6 +88,8 @@ BROKEN: dict[str, tuple[str, ...]] = {
         '{"name": "f", "parameters": {}}; ', '{"name": "f", "parameters": {}}; {"name": 1}', '{"name": ',
         f'{{"name": "f", "parameters": {{"x": {DEEP}}}}}', '{"name": "f", "parameters": {"s": "\\q"}}',
         '<|python_tag|>{"name": "f", "parameters": {}} {"name": "g", "parameters": {}}', '{"name": "f", "parameters": []}',
+        # A string argument still being written (code, a document): the prose after it goes on inside it.
+        '{"name": "write_file", "parameters": {"content": "', '<|python_tag|>{"name": "f", "parameters": {"s": "a\\"b\\n',
     ),
     "mistral": (
         '[TOOL_CALLS][{"arguments": {}}]', '[TOOL_CALLS]f[ARGS]{"x": }', "[TOOL_CALLS][1, 2]", "[TOOL_CALLS] just prose ",
@@ -340,7 +342,7 @@ def test_pending_from_answers_as_pending_at_every_stop_of_random_replies(name: s
     # of several calls (handed back, or written as one group).
     assert stats.calls >= 100 and stats.malformed >= 50 and stats.none >= 10, stats
     assert stats.most_calls >= (1 if name == "toolformer" else 3), stats
-    if name == "pythonic":
+    if name in ("pythonic", "llama3_json"):
         assert stats.quiet >= 50, stats  # stops inside open strings, answered without a look
 
 

@@ -125,3 +125,34 @@ def test_the_loop_writes_a_long_string_argument_whole() -> None:
     for _ in answered(decode_with_tools(session, pythonic, specs, LoopConfig(max_new_tokens=10 ** 6)), run):
         pass
     assert len(ran) == 1 and ran[0]["content"] == (CODE_LINE * 350).replace("\\n", "\n")
+
+
+def test_llama3_json_stops_inside_a_long_string_argument_need_no_look() -> None:
+    """The same for a JSON call: every "}" of the code in its string is a stop."""
+    llama = get_dialect("llama3_json")
+    counting = CountingDialect(llama)
+    reader = ReplyReader(counting)  # type: ignore[arg-type]
+    line = '    config = {\\"a\\": [1, {\\"b\\": 2}]}  # see {1}\\n'
+    reply = '<|python_tag|>{"name": "write_file", "parameters": {"path": "c.py", "content": "' + line * 300 + '"}}'
+    stops = _stops(reply, "}")
+    answers = [reader.pending(text) for text in stops]
+    assert answers[:-2] == [None] * (len(stops) - 2) and answers[-2] is None
+    last = answers[-1]
+    assert last is not None and [c.tool for c in last.calls] == ["write_file"]
+    args = last.calls[0].args
+    assert isinstance(args, KeywordArgs) and args["content"].count('config = {"a"') == 300
+    # Looks: the first "}" (which finds the open string), the "}" that closes the arguments and the one that ends the
+    # call (the closing quote came between).
+    assert len(stops) > 900 and counting.looks == 3
+    assert [llama.pending(text) for text in (stops[0], stops[450], stops[-1])] == [None, None, last]
+
+
+@pytest.mark.parametrize("added", ['\\x41}', "\n}", "<|eot_id|>}", '"}'])
+def test_llama3_json_what_may_change_the_call_is_looked_at(added: str) -> None:
+    llama = get_dialect("llama3_json")
+    counting = CountingDialect(llama)
+    reader = ReplyReader(counting)  # type: ignore[arg-type]
+    text = '{"name": "f", "parameters": {"s": "x = {1}'
+    assert reader.pending(text) is None and reader.pending(text + " {2}") is None and counting.looks == 1
+    text += " {2}" + added
+    assert (reader.pending(text) is None) == (llama.pending(text) is None) and counting.looks == 2

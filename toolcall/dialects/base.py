@@ -401,20 +401,24 @@ def writable_name(name: str, dialect: str, pattern: re.Pattern[str] = CALL_NAME)
 
 class QuietString:
     """What a look at a reply found at its end: one call still being written, its text ending inside a string
-    argument (code, a document). Text the model adds there leaves the call open and nothing pending until it holds one
-    of `breaks` (what may close or break the string, or begin another call) or the call reaches the length cap; till
-    then a call marker inside the string (a "]" of the code) needs no look, which would read the whole call again."""
+    argument (code, a document). Text the model adds there leaves the call open and nothing pending while all of it is
+    `plain`, the string's own content (no closing quote, line break or special token, no escape the readers take
+    differently, no call opener), and the call is under the length cap; till then a call marker inside the string (a
+    "]" of the code) needs no look, which would read the whole call again."""
 
-    def __init__(self, text_end: int, floor: int, limit: int, breaks: re.Pattern[str], overlap: int = 0) -> None:
-        self._checked = text_end  # the text up to here holds no break after `floor`
-        self._floor = floor  # where the string's content begins: a break is looked for no earlier
+    #: How far before the text already read the new text is read from: an escape or a special token that the end of
+    #: the last look cut in two is read whole (a look ends at a call marker, so two characters are enough).
+    BACK = 2
+
+    def __init__(self, text_end: int, floor: int, limit: int, plain: re.Pattern[str]) -> None:
+        self._checked = text_end  # the text up to here is plain from `floor` on
+        self._floor = floor  # where the string's content begins
         self._limit = limit  # a text longer than this may make the call too long: look again
-        self._breaks = breaks
-        self._overlap = overlap  # how far back a break may begin and end in the new text (the longest break - 1)
+        self._plain = plain  # what the string's content may be (fullmatched from a place between two of its pieces)
 
     def holds(self, text: str) -> bool:
         """Whether `text`, which continues the text of the last look, is still quiet (only the new part is read)."""
-        if len(text) > self._limit or self._breaks.search(text, max(self._floor, self._checked - self._overlap)):
+        if len(text) > self._limit or self._plain.fullmatch(text, max(self._floor, self._checked - self.BACK)) is None:
             return False
         self._checked = len(text)
         return True

@@ -11,7 +11,7 @@ from lark import Lark, Tree
 from lark.exceptions import UnexpectedInput
 
 from ..calls import SyntaxIssue, ToolCall
-from .base import MAX_CALL_CHARS, GrammarBudget, issue_from_error, load_parser, make_issue, rule
+from .base import MAX_CALL_CHARS, GrammarBudget, QuietString, issue_from_error, load_parser, make_issue, rule
 from .structured import (
     Fault,
     Group,
@@ -40,6 +40,14 @@ _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[
 _LOOKS_LIKE_CALL = re.compile(r'\s*(?:<\|python_tag\|>|\{\s*"name"\s*:)')
 # Where calls may start after prose.
 _CALL_START = re.compile(r'<\|python_tag\|>|\{[ \t\r\n]*"name"[ \t\r\n]*:')
+
+
+# The content of a JSON string still being written that text added inside it cannot change: no closing quote (an
+# escaped one is content), no control character, only JSON's escapes, no special token ("<|": a turn token ends the
+# reply).
+_PLAIN_JSON = re.compile(r'(?:[^"\\\x00-\x1f<]|<(?!\|)|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*+')
+# Whole JSON strings, and a quote that starts one running to the end of the text.
+_JSON_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|"', re.S)
 
 
 def _break(text: str, start: int, end: int) -> Fault | Truncated | None:
@@ -296,6 +304,22 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                 return head + m.start()
             pos = m.start() + 1
         return limit
+
+    def quiet_string(self, text: str, start: int) -> QuietString | None:
+        """Quiet where the reply from `start` (its turn token, or its first call in prose) is JSON, written from its
+        first "{" to the end of the text with no turn token, that ends inside a string whose content so far is plain."""
+        turn = _TURN_TOKEN.match(text, start)
+        pos = skip_space(text, turn.end() if turn is not None else start)
+        if text.startswith(PYTHON_TAG, pos):
+            pos = skip_space(text, pos + len(PYTHON_TAG))
+        if not text.startswith("{", pos) or _TURN_TOKEN.search(text, pos) is not None:
+            return None
+        for m in _JSON_STRINGS.finditer(text, pos):
+            if m.end() - m.start() == 1:  # the string still being written
+                if _PLAIN_JSON.fullmatch(text, m.end()) is None:
+                    return None
+                return QuietString(len(text), m.end(), start + MAX_CALL_CHARS - 1, _PLAIN_JSON)
+        return None
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         body = "; ".join(dump_call_json({"name": c.tool, "parameters": keyword_args(c, self.name)}, self.reserved)

@@ -40,7 +40,8 @@ from .structured import (
 PYTHON_TAG = "<|python_tag|>"
 # Where a call list may start: "[" before `name(` (dotted names too), or the python tag before such a list.
 # Prose brackets ([1], [a, b], [link](url)) never match.
-_CALL_BRACKET = re.compile(r"\[(?=\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\()")
+_CALL_AHEAD = r"\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\("  # what follows the "["
+_CALL_BRACKET = re.compile(rf"\[(?={_CALL_AHEAD})")
 _CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?" + _CALL_BRACKET.pattern)
 
 
@@ -340,12 +341,11 @@ def _reread_end(text: str, start: int, end: int, limit: int) -> int:
     return reach.end + 1 if reach.how in ("quote", "backslash") else reach.end
 
 
-# What may end a string of a call list still being written, or change what the list is, in text added inside it: its
-# quote, a line break, NUL, an escape Python and the grammar read differently, a special token, or a candidate.
-_NOT_SHARED_ESCAPE = r"""\\(?!(?:[ntr\\'"abfv]|0(?![0-7])|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))"""
-_STRING_BREAKS = {q: re.compile(rf"{q}|[\n\r\x00]|{_NOT_SHARED_ESCAPE}|<\||{_CALL_BRACKET.pattern}") for q in "'\""}
-# A break that begins before the text already read and ends after it (`<|`, `[ name(`) is found from this far back.
-_BREAK_OVERLAP = 64
+# The content of a string of a call list still being written that text added inside it cannot change: no quote of
+# its kind (an escaped one is content), line break or NUL, only escapes Python and the grammar read alike, no special
+# token ("<|"), no call opener ("[" before `name(`).
+_PLAIN_IN = {q: re.compile(rf"(?:[^{q}\\\n\r\x00<\[]|<(?!\|)|\[(?!{_CALL_AHEAD})|{_SHARED_ESCAPE.pattern})*+")
+             for q in "'\""}
 # Whole strings, and outside them a quote that starts none (on its line), "#" or a backslash.
 _STRING_STATE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"#\\]""")
 
@@ -463,9 +463,9 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 if text[at - 1] in _PREFIX_CHARS:
                     return None  # f"{x["y"]}" nests quotes
                 continue
-            if piece not in "'\"" or text[at - 1] in _PREFIX_CHARS or _STRING_BREAKS[piece].search(text, at + 1):
+            if piece not in "'\"" or text[at - 1] in _PREFIX_CHARS or _PLAIN_IN[piece].fullmatch(text, at + 1) is None:
                 return None
-            return QuietString(len(text), at + 1, start + MAX_CALL_CHARS - 1, _STRING_BREAKS[piece], _BREAK_OVERLAP)
+            return QuietString(len(text), at + 1, start + MAX_CALL_CHARS - 1, _PLAIN_IN[piece])
         return None
 
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],

@@ -7,7 +7,7 @@ For each dialect and size: CPU seconds (wall seconds too) and MB/s of `dialect.p
 region (json.loads on it where the format is JSON), measured in the same run; the 8 MB / 1 MB time ratio (linear time
 gives ~8); and the slowest single parse of hostile inputs under 10 KB (many brackets, deep nesting, many unclosed
 openers, one long line, the shortest opener repeated, one call left open, many broken calls, dense calls the grammar
-reads). Targets (issue 19): >= 5 MB/s clean, >= 2 MB/s malformed, ratio <= 10, small < 50 ms.
+reads, calls quoted in the strings of broken calls). Targets (issue 19): >= 5 MB/s clean, >= 2 MB/s malformed, ratio <= 10, small < 50 ms.
 
     python benchmarks/parse.py [--sizes 1,2,4,8] [--dialects hermes,pythonic] [--repeat 2]
 """
@@ -162,7 +162,14 @@ def hostile(name: str) -> dict[str, str]:
     dense = {"toolformer": "<API> Calculator(1, 2) → 3 </API> ", "moss": "<|Commands|>: Search(a, b)<eoc>\n",
              "hermes": '<tool_call>[{"name": "f", "arguments": {}}]</tool_call>', "pythonic": "[f(x=(1, 2))] ",
              "llama3_json": '{"name": "f", "parameters": {}}; ', "mistral": '[TOOL_CALLS]f[ARGS]{"a": 1}'}[name]
+    # Calls quoted in the string arguments of calls that then break (`[g("[f(1) -> 2]" x`): a quoted call is text, and
+    # telling so reads each broken call's arguments once.
+    quoted = {"toolformer": '[g("[f(1) -> 2] \'[h(3) -> 4]\' " x ', "moss": '<|Commands|>: Search("a<eoc>b" x)<eoc>\n',
+              "hermes": '<tool_call>{"name": "f", "arguments": {"s": "<tool_call>"} x}</tool_call>',
+              "pythonic": '[g(s="[f(x=1)]" 2)] ', "llama3_json": '{"name": "f", "parameters": {"s": "{\\"name\\""} x}',
+              "mistral": '[TOOL_CALLS][{"name": "f", "arguments": {"s": "[TOOL_CALLS]"} x}]'}[name]
     return {
+        "quoted_calls_in_broken_calls": (quoted * 2000)[:9900],
         "many_brackets": wrap.format(f"[{brackets}]")[:9900],
         "deep_nesting": wrap.format("[" * 3000 + "]" * 3000)[:9900],
         "many_unclosed": (opener * 2000)[:9900],

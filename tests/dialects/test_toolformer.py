@@ -433,6 +433,15 @@ def _loop_and_parse(written: str) -> tuple[str, dict[tuple[str, int], str], dict
     ("[echo(\"a [echo('b [Calculator(1) -> c') -> d\") -> ", ["echo"]),  # quoted twice over
     ('<API> echo("[Calculator(1) -> 1]") → ', ["echo"]),
     ('[echo("a") -> [Calculator(2*3) -> ', ["echo", "Calculator"]),  # the string closed first: both are calls
+    # The quoted argument is the second, after one that quotes a finished call; an escaped quote inside it; the
+    # quoted call left open, so the closing quote looks like its own; more quoted candidates than one or two.
+    ('[echo("[Calculator(1+1) -> 2]", "[Calculator(2*3) -> 6]") -> ', ["echo"]),
+    ("[WikiSearch('Joe\\'s [Calculator(2*3) -> 6]') -> ", ["WikiSearch"]),
+    ('[echo("he said \\"[f(x) -> y\\"") -> ', ["echo"]),
+    ('[echo("see [f(x") -> ', ["echo"]),
+    ('[WikiSearch("how [Calculator(2*3 -> ") -> ', ["WikiSearch"]),
+    ('[Python("xs = [int(a)] + [int(b)] + [int(c)] + [int(d)] + [int(e)]") -> ', ["Python"]),
+    ("[e(\",\", '[W() -> ') -> ", ["e"]),
 ])
 def test_the_loop_and_parse_agree_on_calls_quoted_in_arguments(written: str, ran: list[str]) -> None:
     text, asked, parsed = _loop_and_parse(written)

@@ -5,7 +5,7 @@ import bisect
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from string import Template
 
 from lark import Lark, Token, Tree
@@ -32,7 +32,7 @@ from .base import (
     line_column,
     load_parser,
     make_issue,
-    open_string_reach,
+    opens_string_to_end,
     paused_gc,
     positional,
     raise_issue,
@@ -368,82 +368,116 @@ def _opening(text: str, arrow: int) -> int | None:
     return None
 
 
-_ARGUMENT_START = re.compile(r"[(,][ \t]*\Z")
-_ARGUMENT_QUOTE = re.compile(r"""[(,][ \t]*["']""")
-#: How many calls before the one an arrow follows are tried as the call whose quoted argument holds it.
-MAX_ENCLOSING = 4
-
-
 def _line_start(text: str, pos: int) -> int:
     """Where the line of `text[pos]` begins, looking no further back than a call's length (MAX_CALL_CHARS)."""
     lo = max(0, pos - MAX_CALL_CHARS)
     return text.rfind("\n", lo, pos) + 1 or lo
 
 
-@dataclass
-class _Quoting:
-    """What one parse learns of quoted arguments, kept for its later calls (see `_declined`): how far each quote's
-    string runs, the candidate before each quote, and the grammar's verdict on each (candidate, quote)."""
-
-    reach: dict[int, int] = field(default_factory=dict)
-    outer: dict[int, int | None] = field(default_factory=dict)
-    verdicts: dict[tuple[int, int], bool] = field(default_factory=dict)
-
-
-def _argument_quotes(text: str, lo: int, before: int, end: int, memo: _Quoting | None = None) -> list[int]:
-    """The last quote of each kind in `text[lo:before]` that starts an argument (after "(" or "," and spaces) and opens
-    a string still open at `end`: the only quotes before `before` that can be."""
-    quotes = []
-    for quote in "\"'":
-        at = text.rfind(quote, lo, before)
-        if at <= lo:
-            continue
-        if memo is None:
-            runs = open_string_reach(text, at)
-        elif (runs := memo.reach.get(at, -2)) == -2:
-            runs = memo.reach[at] = open_string_reach(text, at)
-        if runs >= end and _ARGUMENT_START.search(text, max(lo, at - 64), at):
-            quotes.append(at)
-    return quotes
+# A candidate's head up to its argument list's "(", as grammars/toolformer.lark reads it: `[Tool(`, `<API> Tool(`,
+# `<API>[Tool(`.
+_HEAD = re.compile(r"(?:<API>[ \t]*\[?|\[)[A-Za-z_][A-Za-z0-9_]*\([ \t]*")
+# common.lark's argument pieces: a quoted string, a bare argument's first piece (BARE) and a later one (BARE_MORE),
+# the spaces after a comma, and inside a parenthesised group the characters that end or break it.
+_STRING_ARG = {q: re.compile(rf"{q}(?:[^{q}\\\n]|\\.)*{q}[ \t]*") for q in "\"'"}
+_BARE_FIRST = re.compile(r"""[^\s(),\[\]"'](?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))*""")
+_BARE_MORE = re.compile(r"(?:[^(),\[\]\n]|(?<=\d),(?=\d{3}(?!\d)))+")
+_AFTER_COMMA = re.compile(r",[ \t]*")
+_IN_GROUP = re.compile(r"[()\[\]\n]")
 
 
-def _quoting_call(text: str, start: int, end: int, memo: _Quoting | None = None) -> tuple[int, int] | None:
-    """The candidate before `text[start]` on its line whose quoted argument, still being written at `end` (where the
-    text ends at an arrow), may hold it (`[WikiSearch("see [Calculator(2*3) ->`), and that argument's quote; or None:
-    bare arguments hold no brackets, so a call is inside another only in a quoted one."""
-    lo = _line_start(text, start)
-    for at in _argument_quotes(text, lo, start, end, memo):
-        # The last candidate before the quote on its line; looked for as far back as any start's line reaches, so
-        # one parse finds it once per quote.
-        if memo is None or at not in memo.outer:
-            outer = _last_opening(text, _line_start(text, at), at)
-            if memo is not None:
-                memo.outer[at] = outer
+def _group_end(text: str, pos: int, end: int) -> int:
+    """Where the parenthesised group at `text[pos]` of a bare argument closes, or -1 (it breaks, or `end` comes first):
+    inside it anything but brackets and line breaks is plain text."""
+    depth = 0
+    for m in _IN_GROUP.finditer(text, pos, end):
+        c = m.group()
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return m.end()
         else:
-            outer = memo.outer[at]
-        if outer is not None and outer >= lo:
-            return outer, at
-    return None
+            return -1
+    return -1
 
 
-def _declined(parser: Lark, text: str, start: int, end: int, memo: _Quoting | None = None) -> bool:
-    """Whether the arrow that ends `text[:end]`, whose nearest call opening is at `start`, lies in a quoted argument,
-    still being written there, of a call begun before that opening: the call at `start` is text the argument quotes.
-    The decoding loop runs nothing there, and parse, reading the finished text, reads no call there either. The
-    grammar reads the call before it only up to that argument's quote (where it stops, the string being open)."""
-    memo = memo or _Quoting()
-    found = _quoting_call(text, start, end, memo)
-    if found is None:
-        return False
-    if found not in memo.verdicts:
-        outer, quote = found
-        chunk = text[outer:quote + 1]
-        try:
-            parser.parse(chunk, start="pending")
-            memo.verdicts[found] = False
-        except UnexpectedInput as err:
-            memo.verdicts[found] = in_open_string(err, chunk, 0)
-    return memo.verdicts[found]
+def _quoted_arguments(text: str, start: int, end: int) -> tuple[list[tuple[int, int]], bool]:
+    """The spans of the quoted arguments of the candidate at `text[start]`, read as the grammar reads its argument list
+    and no further than `end`, up to where the list closes or breaks; and whether the last of them is still being
+    written at `end` (open there, on its line). A string that a line break ends is its span up to the break: while
+    it was being written the loop saw it open. Bare arguments hold no brackets, so a candidate inside another is in
+    one of these spans: text that the argument quotes."""
+    head = _HEAD.match(text, start, end)
+    spans: list[tuple[int, int]] = []
+    if head is None:
+        return spans, False
+    pos = head.end()
+    while pos < end and text[pos] != ")":
+        quote = text[pos]
+        if quote in "\"'":
+            closed = _STRING_ARG[quote].match(text, pos, end)
+            if closed is None:
+                line_end = text.find("\n", pos, end)
+                spans.append((pos, end if line_end < 0 else line_end))
+                return spans, line_end < 0 and opens_string_to_end(text, pos, end)
+            spans.append((pos, closed.end()))
+            pos = closed.end()
+        else:
+            piece = _BARE_FIRST.match(text, pos, end)
+            if piece is None and quote != "(":
+                break
+            pos = piece.end() if piece is not None else pos
+            while pos < end:
+                if text[pos] == "(":
+                    pos = _group_end(text, pos, end)
+                    if pos < 0:
+                        return spans, False
+                elif (more := _BARE_MORE.match(text, pos, end)) is not None:
+                    pos = more.end()
+                else:
+                    break
+        comma = _AFTER_COMMA.match(text, pos, end)
+        if comma is None:
+            break
+        pos = comma.end()
+    return spans, False
+
+
+def _live_openings(text: str, lo: int, hi: int, end: int) -> tuple[int | None, bool]:
+    """Of the candidates in `text[lo:hi]` that lie in no quoted argument of a candidate before them (read to `end`,
+    where the text ends at an arrow), the last one (a "[" right after "<API>" is that tag's); and whether the arrow
+    lies in a quoted argument still being written there (then the loop runs nothing: that argument quotes text)."""
+    covered = -1
+    last = None
+    for m in CANDIDATE.finditer(text, lo):
+        at = m.start()
+        if at >= hi:
+            break
+        if at < covered:
+            continue
+        # Outside its strings an argument list ends at the first "[" after the head: a candidate with no quote before
+        # that (or before `end`) quotes nothing, and is not read.
+        quote = min((q for q in (text.find('"', at, end), text.find("'", at, end)) if q >= 0), default=-1)
+        bracket = text.find("[", at + 1, end)
+        if quote >= 0 and (bracket < 0 or quote < bracket):
+            spans, open_at_end = _quoted_arguments(text, at, end)
+            if open_at_end:
+                return at, True
+            if spans:
+                covered = max(covered, spans[-1][1])
+        if not (text[at] == "[" and _after_tag(text, at)):
+            last = at
+    return last, False
+
+
+def _after_tag(text: str, at: int) -> bool:
+    """Whether the "[" at `text[at]` follows "<API>" (spaces between, at most a call's length): the tagged call's own."""
+    j = at
+    while j > 0 and at - j < MAX_CALL_CHARS and text[j - 1].isspace():
+        j -= 1
+    return text.startswith("<API>", j - 5) and j >= 5
 
 
 class ToolformerDialect(Dialect):
@@ -478,28 +512,26 @@ class ToolformerDialect(Dialect):
         budget = GrammarBudget(len(text))
         pos = 0
         line_end = -1
-        quoting = _Quoting()
+        covered = -1  # candidates before this lie in a quoted argument of a broken candidate on their line
         while (match := CANDIDATE.search(text, pos)) is not None:
             start = match.start()
             if line_end < start:  # the end of the candidate's line, found once per line
                 line_end = text.find("\n", start)
                 line_end = len(text) if line_end < 0 else line_end
-            read = _read_candidate(parser, text, start, min(line_end, start + MAX_CALL_CHARS), closers, budget)
+            if start < covered:
+                pos = start + 1  # text the argument quotes: the loop, pausing at its arrow, ran nothing there
+                continue
+            stop = min(line_end, start + MAX_CALL_CHARS)
+            read = _read_candidate(parser, text, start, stop, closers, budget)
             if isinstance(read, SyntaxIssue):
                 if strict:
                     raise_issue(read)
                 issues.append(read)
                 pos = start + 1  # a bracket call may still start inside a broken <API> span
+                spans, _ = _quoted_arguments(text, start, stop)
+                covered = max(covered, spans[-1][1]) if spans else covered
                 continue
             call, span, pos = read
-            if span is not None and _argument_quotes(text, _line_start(text, start), span[0][0], span[0][1], quoting):
-                # The nearest opening before the arrow, as the loop finds it (`_opening`): in this call's text, unless
-                # that is a "[" the "<API>" before it opens.
-                nearest = _last_opening(text, start, span[0][0])
-                nearest = _opening(text, span[0][0]) if nearest is None else nearest
-                if nearest is not None and _declined(parser, text, nearest, span[0][1], quoting):
-                    pos = start + 1  # quoted in an argument being written when its arrow came: the loop ran nothing
-                    continue
             yield call, span
 
     def parse(self, text: str, strict: bool = False) -> Parsed:
@@ -638,30 +670,20 @@ class ToolformerDialect(Dialect):
             if not isinstance(read, SyntaxIssue):
                 return None
             return PendingCalls((), (read,), _Closing(" ", closer))
-        if _declined(parser, body, start, len(body)):
-            return None  # a call quoted in an argument still being written: text, never run mid-argument
+        # The candidates in quoted arguments of others are text: the call the arrow may end is the last of the others,
+        # unless it lies in a quoted argument still being written (`[WikiSearch("see [Calculator(2*3) ->`).
+        live, quoted = _live_openings(body, _line_start(body, start), start + 1, len(body))
+        if quoted or live is None:
+            return None
+        if live != start:
+            if len(body) - live > MAX_CALL_CHARS:
+                return None  # longer than a call may be: parse reads no call there either
+            start = live
+            closer = "</API>" if body.startswith("<API>", start) else "]"
         chunk = body[start:]
         try:
             tree = parser.parse(chunk, start="pending")
         except UnexpectedInput as err:
-            # Not a call the arrow ends: a call before it may be, quoting it in an argument (`[WikiSearch("see
-            # [Calculator(2*3) -> 6]") ->`, `[echo("[f(") ->`, where the quote that ends the argument would open one
-            # of `[f(`), as parse reads the text; a few are tried, nearest first, each only where a quoted argument
-            # may begin between it and the call after it.
-            lo, inner = _line_start(body, start), start
-            for _ in range(MAX_ENCLOSING):
-                before = _last_opening(body, lo, inner)
-                if before is None or len(body) - before > MAX_CALL_CHARS:
-                    break
-                if _ARGUMENT_QUOTE.search(body, before, inner) is not None:
-                    try:
-                        tree = parser.parse(body[before:], start="pending")
-                    except UnexpectedInput:
-                        pass
-                    else:
-                        closer = "</API>" if body.startswith("<API>", before) else "]"
-                        return self._pending_call(tree, body, before, body[before:], closer)
-                inner = before
             if in_open_string(err, body, start):
                 return None  # the arrow is part of a quoted argument: the call is still being written
             if self._is_complete_call(parser, chunk):

@@ -62,7 +62,6 @@ def test_stops_inside_a_long_string_argument_need_no_look() -> None:
 @pytest.mark.parametrize("added, kind", [
     ('", mode="w")]', "calls"),  # the quote ends the string: the call is read and pending
     ("\n] and on]", None),  # a line break: looked at again (the grammar reads the rest)
-    ('\\d]', None),  # an escape Python and the grammar read differently: looked at again (still open)
     (" [delete_all(confirm=True)]", None),  # a candidate inside the open list: looked at again, never run
     ("<|eot_id|>]", None),  # a special token: looked at again
 ])
@@ -73,7 +72,8 @@ def test_what_may_change_the_call_is_looked_at(added: str, kind: str | None) -> 
     text = '[write_file(content="x = a[1]'
     assert reader.pending(text + "]") is None and counting.looks == 1
     assert reader.pending(text + "] + b[2]") is None and counting.looks == 1  # quiet: no look
-    text += "] + b[2]" + added
+    assert reader.pending(text + "] + b[2] + re(r'\\d+\\]')]") is None and counting.looks == 1  # escapes are content
+    text += "] + b[2] + re(r'\\d+\\]')]" + added
     got = reader.pending(text)
     assert counting.looks == 2
     assert (got is None if kind is None else got is not None and
@@ -156,3 +156,38 @@ def test_llama3_json_what_may_change_the_call_is_looked_at(added: str) -> None:
     assert reader.pending(text) is None and reader.pending(text + " {2}") is None and counting.looks == 1
     text += " {2}" + added
     assert (reader.pending(text) is None) == (llama.pending(text) is None) and counting.looks == 2
+
+
+def test_the_reader_is_not_quiet_on_a_string_of_a_list_quoted_in_another() -> None:
+    """The list cut at the end of the text may start inside a closed string of a broken list before it: read from that
+    list's start, the quotes pair off wrongly, and the reader went quiet while the quoted list closed."""
+    pythonic = get_dialect("pythonic")
+    for reply in ('[f("[g(x=" ", y=[1])]', '[f("[f(x="",z=[]]',
+                  'Saving: [write_file(path="README.md", content="Call it like [send(text="Hello.", to=[1])] in your code")]'):
+        reader = ReplyReader(pythonic)
+        for text in _stops(reply, "]"):
+            assert (reader.pending(text) is None) == (pythonic.pending(text) is None), text
+
+
+def test_a_call_in_a_long_string_still_being_written_is_not_run() -> None:
+    """Past the grammar's budget (a string argument over ~1,100 characters), the list around a quoted call was not
+    read again to the end of the text, so the quoted call was read as a call and run: `rm` here, mid-argument."""
+    pythonic = get_dialect("pythonic")
+    code = "".join(f"    x{i} = load({i})\\n" for i in range(150))
+    text = '[write_file(path="a.py", content="' + code + "# then [rm(path='/')]"
+    assert pythonic.pending(text) is None
+    assert pythonic.pending('[write(content="' + "a" * 1200 + " [g(y=1)]") is None
+
+
+def test_a_broken_list_before_a_quote_is_malformed_past_the_budget() -> None:
+    pythonic = get_dialect("pythonic")
+    spent = "[f(x=1 2)] " * 60  # broken lists that spend the grammar's budget
+    for last in ('[see(above) and "the quoted part]', '[f(x=1) 5"]'):
+        pending = pythonic.pending(spent + last)
+        assert pending is not None and pending.malformed
+
+
+def test_a_lone_carriage_return_in_a_list_is_no_crash() -> None:
+    pythonic = get_dialect("pythonic")
+    assert [c.args for c in pythonic.parse("[f(x=1,\ry=2)]").calls] == [{"x": 1, "y": 2}]
+    assert pythonic.pending("[f(x=1),\rg(y=2)]") is not None

@@ -188,6 +188,8 @@ def _parsed_list(text: str, start: int, stop: int, parens: int) -> tuple[list[To
     """The calls of the list `text[start:stop]` (its brackets closed there, `parens` of them "(") read by Python's
     parser, where that parser stops in it, or None (a shape the grammar might read differently)."""
     region = text[start:stop]
+    if "\r" in region:
+        return None  # Python's parser ends a line at a lone "\r" too; the positions below count "\n" only
     try:
         tree = ast.parse(region, mode="eval")
     except SyntaxError as err:
@@ -303,14 +305,47 @@ def _syntax_fault(region: str, start: int, err: SyntaxError) -> Fault:
 
 def _string_open_at_end(text: str, start: int, end: int) -> bool:
     """Whether the call list whose "[" is at `text[start]` runs to the end of the text (`end`) inside a string still
-    being written there: one that starts before any bracket closes the list, on the text's last line. A cheap reading
-    that took that string's brackets for the list's (`"1) item]"`) called a long string argument malformed at the
-    "]" where the model paused, mid-argument; Python's parser, which says "unterminated string literal" there, hides
-    any fault before the string, so the grammar, when its budget allows, says which it is."""
+    being written there: one that starts before any bracket closes the list, on the text's last line, in a list that
+    reads as calls up to it. A cheap reading that took that string's brackets for the list's (`"1) item]"`) called a
+    long string argument malformed at the "]" where the model paused, mid-argument."""
     if end != len(text):
         return False
     reach = _extent(text, start, end, end)
-    return reach.how == "quote" and text.find("\n", reach.end, end) < 0 and text[reach.end - 1] not in _PREFIX_CHARS
+    return (reach.how == "quote" and text.find("\n", reach.end, end) < 0 and text[reach.end - 1] not in _PREFIX_CHARS
+            and _calls_up_to(text, start, reach.end))
+
+
+def _quoted_to_end(text: str, start: int, window: int, limit: int) -> bool:
+    """Whether the call list whose "[" is at `text[start]` meets, before `window` (the next candidate), a string still
+    being written at the end of the text (see `_string_open_at_end`): the candidates after it lie in that string."""
+    if limit != len(text):
+        return False
+    reach = _extent(text, start, window, limit)
+    return (reach.how == "quote" and text.find("\n", reach.end, limit) < 0 and text[reach.end - 1] not in _PREFIX_CHARS
+            and _calls_up_to(text, start, reach.end))
+
+
+_CLOSER = {"[": "]", "(": ")", "{": "}"}
+
+
+def _calls_up_to(text: str, start: int, quote: int) -> bool:
+    """Whether the call list whose "[" is at `text[start]` reads, as Python's parser reads it, as calls with keyword
+    arguments up to the string the quote at `text[quote]` opens (that string and the brackets open there closed for the
+    test): a list still being written inside the string, not one broken before it (`[see(above) and "...`)."""
+    stack: list[str] = []
+    for m in _PIECES.finditer(text, start, quote):
+        c = m.group()
+        if len(c) > 1:
+            continue
+        if c in _CLOSER:
+            stack.append(c)
+        elif not stack or _CLOSER[stack.pop()] != c:
+            return False
+    if not stack or quote - start > MAX_CALL_CHARS:
+        return False
+    probe = text[start:quote] + text[quote] * 2 + "".join(_CLOSER[c] for c in reversed(stack))
+    parens = sum(1 for m in _PIECES.finditer(probe) if m.group() == "(")
+    return isinstance(_parsed_list(probe, 0, len(probe), parens), tuple)
 
 
 def _break(text: str, start: int, end: int) -> Fault | Truncated:
@@ -342,10 +377,10 @@ def _reread_end(text: str, start: int, end: int, limit: int) -> int:
 
 
 # The content of a string of a call list still being written that text added inside it cannot change: no quote of
-# its kind (an escaped one is content), line break or NUL, only escapes Python and the grammar read alike, no special
-# token ("<|"), no call opener ("[" before `name(`).
-_PLAIN_IN = {q: re.compile(rf"(?:[^{q}\\\n\r\x00<\[]|<(?!\|)|\[(?!{_CALL_AHEAD})|{_SHARED_ESCAPE.pattern})*+")
-             for q in "'\""}
+# its kind (an escaped one is content), line break or NUL, no special token ("<|"), no call opener ("[" before
+# `name(`); any other escape is content too while the string is open (the grammar and Python's tokenizer both read
+# `\\.` so).
+_PLAIN_IN = {q: re.compile(rf"(?:[^{q}\\\n\r\x00<\[]|<(?!\|)|\[(?!{_CALL_AHEAD})|\\[^\n\r\x00])*+") for q in "'\""}
 # Whole strings, and outside them a quote that starts none (on its line), "#" or a backslash.
 _STRING_STATE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"#\\]""")
 
@@ -422,9 +457,13 @@ class PythonicDialect(LlamaResults, StructuredDialect):
             # there, and reading the rest of the text again for it would spend the budget that later lists need.
             # It is read again only as far as it reaches: read to the end of the text, a broken list cost the budget
             # more the more text followed it, and later lists' answers depended on that.
-            if (got is None and following is not None and issues and issues[-1].pos < end
-                    and text[issues[-1].pos] in "'\"" and failed[-1][0] == start
-                    and not _closes_before(text, issues[-1].pos, end)):
+            # Past the grammar's budget (nothing was spent on it) the issue is placed the cheap way, not at the quote: a
+            # list whose string, still being written at the end of the text, holds the next candidate is read again all
+            # the same (the candidate after it was read as a call and run, mid-argument).
+            if (got is None and following is not None and issues and failed[-1][0] == start
+                    and ((issues[-1].pos < end and text[issues[-1].pos] in "'\""
+                          and not _closes_before(text, issues[-1].pos, end))
+                         or (budget.left == left and _quoted_to_end(text, bracket, window, limit)))):
                 issues.pop()
                 failed.pop()
                 got = self._list(parser, text, start, _reread_end(text, bracket, window, limit), issues, failed, budget)
@@ -460,8 +499,8 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         for m in _STRING_STATE.finditer(text, start):
             piece, at = m.group(), m.start()
             if len(piece) > 1:
-                if text[at - 1] in _PREFIX_CHARS:
-                    return None  # f"{x["y"]}" nests quotes
+                if text[at - 1] in _PREFIX_CHARS or _CANDIDATE.search(text, at, m.end()) is not None:
+                    return None  # f"{x["y"]}" nests quotes; a list quoted in a string may be the one cut at the end
                 continue
             if piece not in "'\"" or text[at - 1] in _PREFIX_CHARS or _PLAIN_IN[piece].fullmatch(text, at + 1) is None:
                 return None

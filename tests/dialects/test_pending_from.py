@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from counting_dialect import CountingDialect
 
 from toolcall.backends import find_stop
 from toolcall.calls import PendingCalls, ToolCall
@@ -237,21 +238,6 @@ def _tails(dialect: Dialect) -> tuple[str, ...]:
     return (" ", "\n", " \n\n") + trailers + tuple(t + "\n" for t in trailers)
 
 
-class _Spy:
-    """A dialect that counts the looks a ReplyReader takes."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._dialect = dialect
-        self.looks = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dialect, name)
-
-    def pending_from(self, text: str, start: int) -> tuple[PendingCalls | None, int]:
-        self.looks += 1
-        return self._dialect.pending_from(text, start)
-
-
 def _check(dialect: Dialect, reply: Reply, stats: Stats) -> PendingCalls | None:
     """pending_from against pending on the whole text, at a stop; the new start is kept for the next stop."""
     text = reply.text
@@ -262,9 +248,9 @@ def _check(dialect: Dialect, reply: Reply, stats: Stats) -> PendingCalls | None:
     assert start >= reply.start, f"start went back from {reply.start} to {start}; {where}"
     assert _answer(got) == _answer(ref), where
     reply.start = start
-    reply.reader = reply.reader or ReplyReader(_Spy(dialect))  # type: ignore[arg-type]
+    reply.reader = reply.reader or ReplyReader(CountingDialect(dialect))  # type: ignore[arg-type]
     spy = reply.reader.dialect
-    assert isinstance(spy, _Spy)
+    assert isinstance(spy, CountingDialect)
     looks = spy.looks
     assert _answer(reply.reader.pending(text)) == _answer(ref), f"ReplyReader: {where}"
     stats.quiet += spy.looks == looks

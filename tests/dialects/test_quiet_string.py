@@ -5,30 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from counting_dialect import CountingDialect
 
 from toolcall.backends.fake import FakeBackend
-from toolcall.calls import KeywordArgs, PendingCalls
+from toolcall.calls import KeywordArgs
 from toolcall.dialects import get_dialect
-from toolcall.dialects.base import Dialect, ReplyReader
+from toolcall.dialects.base import ReplyReader
 from toolcall.loop import CallRequest, LoopConfig, Result, answered, decode_with_tools
 from toolcall.specs import ToolSpec, ToolSpecs
 
 CODE_LINE = "    total = values[i] + weights[(i + 1) % n]  # see [1]\\n"
-
-
-class CountingDialect:
-    """A dialect that counts the looks taken at it."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._dialect = dialect
-        self.looks = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dialect, name)
-
-    def pending_from(self, text: str, start: int) -> tuple[PendingCalls | None, int]:
-        self.looks += 1
-        return self._dialect.pending_from(text, start)
 
 
 def _stops(text: str, marker: str) -> list[str]:

@@ -402,8 +402,8 @@ def writable_name(name: str, dialect: str, pattern: re.Pattern[str] = CALL_NAME)
 class QuietString:
     """What a look at a reply found at its end: one call still being written, its text ending inside a string
     argument (code, a document). Text the model adds there leaves the call open and nothing pending while all of it is
-    `plain`, the string's own content (no closing quote, line break or special token, no escape the readers take
-    differently, no call opener), and the call is under the length cap; till then a call marker inside the string (a
+    `plain`, the string's own content (no closing quote, line break or special token, no escape that may end or break
+    the string, no call opener), and the call is under the length cap; till then a call marker inside the string (a
     "]" of the code) needs no look, which would read the whole call again."""
 
     #: How far before the text already read the new text is read from: an escape or a special token that the end of

@@ -332,8 +332,7 @@ def _last_opening(text: str, lo: int, hi: int) -> int | None:
             break
         starts.append(m.start())
     for start in reversed(starts):
-        # A call is at most MAX_CALL_CHARS long, so no more than that is looked back for its "<API>".
-        if text[start] == "[" and text[max(0, start - MAX_CALL_CHARS):start].rstrip().endswith("<API>"):
+        if text[start] == "[" and _after_tag(text, start):
             continue
         return start
     return None
@@ -459,9 +458,9 @@ def _live_openings(text: str, lo: int, hi: int, end: int) -> tuple[int | None, b
             continue
         # Outside its strings an argument list ends at the first "[" after the head: a candidate with no quote before
         # that (or before `end`) quotes nothing, and is not read.
-        quote = min((q for q in (text.find('"', at, end), text.find("'", at, end)) if q >= 0), default=-1)
         bracket = text.find("[", at + 1, end)
-        if quote >= 0 and (bracket < 0 or quote < bracket):
+        stop = end if bracket < 0 else bracket
+        if text.find('"', at, stop) >= 0 or text.find("'", at, stop) >= 0:
             spans, open_at_end = _quoted_arguments(text, at, end)
             if open_at_end:
                 return at, True
@@ -473,7 +472,8 @@ def _live_openings(text: str, lo: int, hi: int, end: int) -> tuple[int | None, b
 
 
 def _after_tag(text: str, at: int) -> bool:
-    """Whether the "[" at `text[at]` follows "<API>" (spaces between, at most a call's length): the tagged call's own."""
+    """Whether the "[" at `text[at]` follows "<API>" (spaces between): the tagged call's own. A call is at most
+    MAX_CALL_CHARS long, so no further than that is looked back."""
     j = at
     while j > 0 and at - j < MAX_CALL_CHARS and text[j - 1].isspace():
         j -= 1

@@ -321,15 +321,8 @@ def in_open_string(err: UnexpectedInput, text: str, offset: int) -> bool:
 def opens_string_to_end(text: str, pos: int, end: int | None = None) -> bool:
     """Whether the quote at `text[pos]` opens a quoted argument that runs to the end of the text (or to `end`), on its
     line, without closing."""
-    return open_string_reach(text, pos) >= (len(text) if end is None else end)
-
-
-def open_string_reach(text: str, pos: int) -> int:
-    """How far the quoted argument the quote at `text[pos]` opens is still open: to its closing quote or its line's
-    end (-1 where `text[pos]` is no quote)."""
     pattern = _OPEN_STRING.get(text[pos:pos + 1])
-    found = None if pattern is None else pattern.match(text, pos)
-    return -1 if found is None else found.end()
+    return pattern is not None and pattern.fullmatch(text, pos, len(text) if end is None else end) is not None
 
 
 def raise_issue(issue: SyntaxIssue) -> None:

@@ -141,7 +141,7 @@ def _fast_list(text: str, start: int, end: int,
     reaches, up to `limit`: a well-formed list is calls, read in C, however much text follows it and whatever is left
     of the grammar's budget."""
     got, open_quote = _window_list(text, start, end)
-    if open_quote and not isinstance(got, tuple) and _string_open_at_end(text, start, end):
+    if open_quote and not isinstance(got, tuple) and _quoted_to_end(text, start, end, end):
         return Truncated(end)
     if open_quote and limit > end and not isinstance(got, tuple):
         reach = _extent(text, start, end, limit)
@@ -303,21 +303,12 @@ def _syntax_fault(region: str, start: int, err: SyntaxError) -> Fault:
     return Fault(start + min(at, len(region) - 1), err.msg)
 
 
-def _string_open_at_end(text: str, start: int, end: int) -> bool:
-    """Whether the call list whose "[" is at `text[start]` runs to the end of the text (`end`) inside a string still
-    being written there: one that starts before any bracket closes the list, on the text's last line, in a list that
-    reads as calls up to it. A cheap reading that took that string's brackets for the list's (`"1) item]"`) called a
-    long string argument malformed at the "]" where the model paused, mid-argument."""
-    if end != len(text):
-        return False
-    reach = _extent(text, start, end, end)
-    return (reach.how == "quote" and text.find("\n", reach.end, end) < 0 and text[reach.end - 1] not in _PREFIX_CHARS
-            and _calls_up_to(text, start, reach.end))
-
-
 def _quoted_to_end(text: str, start: int, window: int, limit: int) -> bool:
-    """Whether the call list whose "[" is at `text[start]` meets, before `window` (the next candidate), a string still
-    being written at the end of the text (see `_string_open_at_end`): the candidates after it lie in that string."""
+    """Whether the call list whose "[" is at `text[start]` meets, before `window` (the next candidate, or the end of the
+    text), a string still being written at the end of the text (`limit`, its last line): one that starts before any
+    bracket closes the list, in a list that reads as calls up to it. The candidates after it lie in that string. A
+    cheap reading that took that string's brackets for the list's (`"1) item]"`) called a long string argument
+    malformed at the "]" where the model paused, mid-argument."""
     if limit != len(text):
         return False
     reach = _extent(text, start, window, limit)
@@ -333,25 +324,26 @@ def _calls_up_to(text: str, start: int, quote: int) -> bool:
     arguments up to the string the quote at `text[quote]` opens (that string and the brackets open there closed for the
     test): a list still being written inside the string, not one broken before it (`[see(above) and "...`)."""
     stack: list[str] = []
+    parens = 0
     for m in _PIECES.finditer(text, start, quote):
         c = m.group()
         if len(c) > 1:
             continue
         if c in _CLOSER:
             stack.append(c)
+            parens += c == "("
         elif not stack or _CLOSER[stack.pop()] != c:
             return False
     if not stack or quote - start > MAX_CALL_CHARS:
         return False
     probe = text[start:quote] + text[quote] * 2 + "".join(_CLOSER[c] for c in reversed(stack))
-    parens = sum(1 for m in _PIECES.finditer(probe) if m.group() == "(")
     return isinstance(_parsed_list(probe, 0, len(probe), parens), tuple)
 
 
 def _break(text: str, start: int, end: int) -> Fault | Truncated:
     """Where the call list at `text[start]` (read no further than `end`) breaks, read in C (for when the grammar's
     budget is spent): still open at `end`, where Python's parser stops, or its start."""
-    if _string_open_at_end(text, start, end):
+    if _quoted_to_end(text, start, end, end):
         return Truncated(end)
     close = closing_bracket(text, start, end, _PIECES)
     if close is None:

@@ -95,6 +95,8 @@ class RunDir:
                 raise ConfigError(f"output directory {self.path} cannot be written: {err.strerror or err}") from None
         self._lock = self._take_lock()
         try:
+            if resume:
+                self._record_resume(run_info)
             self._recover()
         except OSError as err:   # progress.jsonl or corpus.jsonl a folder, unreadable: a traceback before
             self.close()
@@ -123,7 +125,7 @@ class RunDir:
         second run on the same directory, resumed or not, wrote the same texts' records twice (1,053 records for
         600 texts), and every later resume kept them."""
         try:
-            handle = (self.path / RUN).open("rb")
+            handle = (self.path / RUN).open("r+b")
         except OSError as err:
             raise ConfigError(f"output directory {self.path}: its {RUN} cannot be opened: {err.strerror or err}") from None
         try:
@@ -133,6 +135,20 @@ class RunDir:
             raise ConfigError(f"output directory {self.path} is in use by another data-gen run; wait for it to end "
                               "(then --resume), or choose another directory") from None
         return handle
+
+    def _record_resume(self, run_info: dict[str, Any]) -> None:
+        """run.json says the input path and --limit of the latest run on the directory (it kept the first run's, so a
+        run resumed to --limit 600 still said 2). Written through the locked handle: a new file in its place would
+        leave the lock on the old one."""
+        handle = self._lock
+        old = json.loads(handle.read().decode("utf-8"))
+        new = {**old, **{key: run_info.get(key) for key in ("input", "limit")}}
+        if new != old:
+            handle.seek(0)
+            handle.write((json.dumps(new, indent=2) + "\n").encode("utf-8"))
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def close(self) -> None:
         """Let another run use the directory."""

@@ -40,6 +40,19 @@ def test_a_resume_on_another_engine_is_refused_and_an_older_record_resumes(tmp_p
     RunDir(tmp_path / "old", True, info("transformers")).close()
 
 
+def test_run_json_says_the_input_and_limit_of_the_latest_run_and_keeps_its_lock(tmp_path: Path) -> None:
+    # It kept the first run's --limit: a run resumed to --limit 4 still said 2.
+    RunDir(tmp_path / "out", False, {**info(), "input": "texts.txt", "limit": 2}).close()
+    resumed = RunDir(tmp_path / "out", True, {**info(), "input": "moved/texts.txt", "limit": 4})
+    record = json.loads((tmp_path / "out" / RUN).read_text())
+    assert record == {**info(), "input": "moved/texts.txt", "limit": 4}
+    with pytest.raises(ConfigError, match="is in use by another data-gen run"):   # still the file it holds locked
+        RunDir(tmp_path / "out", True, info())
+    resumed.close()
+    RunDir(tmp_path / "out", True, {**info(), "input": "texts.txt", "limit": None}).close()
+    assert json.loads((tmp_path / "out" / RUN).read_text())["limit"] is None
+
+
 def test_a_corpus_damaged_inside_is_refused_on_resume_before_any_text_is_done(tmp_path: Path) -> None:
     # Found only by the export, after every remaining text was processed, and again on every resume.
     run = RunDir(tmp_path / "out", False, info())

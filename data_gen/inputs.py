@@ -33,10 +33,11 @@ def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[st
             texts.append((string_field(record, "text", where, allow_empty=True), _fields(record, where)))
         return texts
     for _, line in read_lines(path, "input file"):
-        if limit is not None and len(texts) >= limit:
-            break
-        if line.strip():
-            texts.append((line.strip(), {}))
+        for piece in line.split("\r"):   # a file saved with classic Mac line ends (CR alone) holds many texts
+            if limit is not None and len(texts) >= limit:
+                return texts
+            if piece.strip():
+                texts.append((piece.strip(), {}))
     return texts
 
 

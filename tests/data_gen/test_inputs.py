@@ -28,3 +28,12 @@ def test_a_date_is_kept_as_the_day_it_names(tmp_path: Path) -> None:
     # " 2024-01-05\n" was accepted and copied into the output record as written.
     (tmp_path / "in.jsonl").write_text(json.dumps({"text": "a", "date": " 2024-01-05\n", "id": 7}) + "\n")
     assert read_inputs(tmp_path / "in.jsonl") == [("a", {"date": "2024-01-05", "id": 7})]
+
+
+def test_a_txt_file_is_one_text_a_line_whatever_its_line_ends(tmp_path: Path) -> None:
+    # A file saved with CR alone between lines (classic Mac) was one text holding every line.
+    texts = ["It sells 17 * 23 = 391 pens.", "Four times 5 is 20.", "The sum 12 + 30 = 42."]
+    for name, end in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):
+        (tmp_path / f"{name}.txt").write_bytes((end.join(texts) + end + end).encode())
+        assert read_inputs(tmp_path / f"{name}.txt") == [(t, {}) for t in texts], name
+        assert read_inputs(tmp_path / f"{name}.txt", limit=2) == [(t, {}) for t in texts[:2]], name

@@ -28,7 +28,11 @@ class UnknownNameError(ToolcallError, KeyError):
 
 
 class DuplicateNameError(ToolcallError, ValueError):
-    """A name was registered twice without replace=True."""
+    """A name was registered twice without replace=True; `owner` is the name of what holds it already."""
+
+    def __init__(self, message: str, *, owner: str | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
 
 
 class DialectSyntaxError(ToolcallError, ValueError):

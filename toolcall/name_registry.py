@@ -29,9 +29,11 @@ class NameRegistry(Generic[T]):
         for key in (name, *aliases):
             owner = self._names.get(key.lower())
             if owner is not None and owner != name and not replace:
-                raise DuplicateNameError(f"{self.kind} name {key!r} is already registered (for {owner!r}); pass replace=True to replace it")
+                raise DuplicateNameError(f"{self.kind} name {key!r} is already registered (for {owner!r}); pass "
+                                         "replace=True to replace it", owner=owner)
         if name in self._items and not replace:
-            raise DuplicateNameError(f"{self.kind} {name!r} is already registered; pass replace=True to replace it")
+            raise DuplicateNameError(f"{self.kind} {name!r} is already registered; pass replace=True to replace it",
+                                     owner=name)
         # Whatever held these names goes whole, its other aliases too: replacing "Foo" by "foo" left "Foo" listed
         # and offered, run as the new item, and not callable after unregister("Foo").
         held = {self._names[k.lower()] for k in (name, *aliases) if k.lower() in self._names}

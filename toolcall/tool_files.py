@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, DuplicateNameError
 
 if TYPE_CHECKING:
     from .registry import ToolRegistry
@@ -111,6 +112,24 @@ def _import_file(path: Path, source: str) -> ModuleType:
     return module
 
 
+def _taken(owner: str, err: BaseException) -> str:
+    """Which earlier tool holds the name a decorated function asked for, and where it is defined: the registry's
+    own message told a --tools-from user to pass replace=True."""
+    from .registry import user_tools
+
+    users = user_tools()
+    func = users.get(owner).func if owner in users else None
+    try:
+        source = inspect.getsourcefile(inspect.unwrap(func)) if func is not None else None
+    except TypeError:
+        source = None
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not is_toolcall_source(f.filename)
+              and "importlib" not in f.filename]
+    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return (f"a tool{at} takes the name of the tool {owner!r}{f' of {source}' if source else ''}, loaded before it; "
+            "give one of them another name, e.g. @toolcall.tool(name=...)")
+
+
 def is_toolcall_source(filename: str) -> bool:
     """Whether a source file is toolcall's own (its package or its built-in tools), not a user's."""
     import toolcall
@@ -122,6 +141,8 @@ def is_toolcall_source(filename: str) -> bool:
 def _short_trace(err: BaseException) -> str:
     """The exception and the last line of the user's code it came from (file:line), not the import machinery nor
     toolcall's own code (a decorator that refused a function pointed at toolcall's schema reader)."""
+    if isinstance(err, DuplicateNameError) and err.owner is not None:
+        return _taken(err.owner, err)
     frames = [f for f in traceback.extract_tb(err.__traceback__) if "importlib" not in f.filename
               and not is_toolcall_source(f.filename)]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""

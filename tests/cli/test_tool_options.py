@@ -116,6 +116,18 @@ def test_repeatable_and_loaded_again_in_one_process(words: Path, tmp_path: Path)
     assert names(argv) == ["Shout", "Whisper", "char_count", "word_count"]  # a second run reloads, no clash
 
 
+
+def test_two_files_defining_one_tool_name_say_which_file_holds_it(words: Path, tmp_path: Path) -> None:
+    # The registry's message told a --tools-from user to "pass replace=True", naming neither file.
+    other = tmp_path / "same_name.py"
+    other.write_text(WORDS.replace('"Shout"', '"Whisper"'))
+    load_tools(str(words))
+    with pytest.raises(ConfigError, match=rf"--tools-from {other}: importing it failed: a tool at {other}:\d+ takes "
+                                          rf"the name of the tool 'word_count' of {words}, loaded before it; give one "
+                                          r"of them another name, e\.g\. @toolcall\.tool\(name=\.\.\.\)"):
+        load_tools(str(other))
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 

@@ -431,3 +431,27 @@ def test_equal_calls_hash_alike_whatever_their_numbers_type() -> None:
     one, one_float, true = (ToolCall("f", {"n": v}) for v in (1, 1.0, True))
     assert one == one_float == true and len({one, one_float, true}) == 1
     assert len({ToolCall("f", {"a": [1, {"b": 2}]}), ToolCall("f", {"a": [1.0, {"b": 2.0}]})}) == 1
+
+
+@pytest.mark.parametrize("text", [
+    "[obtener(monto_del_credito=1000000.0, año_vehiculo=2024)]",     # as Python's parser reads it
+    "[obtener(monto_del_credito=1000000.0;\n año_vehiculo=2024)]".replace(";", ","),
+    "[obtener(monto_del_credito=1000000.0, año_vehiculo=2024); other()]",   # as the grammar alone reads it
+])
+def test_pythonic_keywords_in_any_script(text: str) -> None:
+    # A tool registered from `def obtener(monto_del_credito: float, año_vehiculo: int)` got a schema, and its call was
+    # "unexpected character 'ñ'" (a BFCL live item) and could not be rendered.
+    pythonic = get_dialect("pythonic")
+    parsed = pythonic.parse(text)
+    assert parsed.issues == [] and (parsed.calls[0].tool, dict(parsed.calls[0].args)) == (
+        "obtener", {"monto_del_credito": 1000000.0, "año_vehiculo": 2024})
+    assert text[parsed.calls[0].span[0]:parsed.calls[0].span[1]].endswith("año_vehiculo=2024)")
+    rendered = pythonic.render_call(parsed.calls[0])
+    assert [dict(c.args) for c in pythonic.parse(rendered).calls] == [dict(parsed.calls[0].args)]
+
+
+def test_a_pythonic_keyword_is_kept_as_written() -> None:
+    # Python's parser reads the ligature "ﬁle" as "file" (NFKC); a schema's name is matched as the model spelt it.
+    for text in ("[f(ﬁle=1)]", "[f(ﬁle=1); g()]", "é [f(x='é', ﬁle=1)]"):
+        assert dict(get_dialect("pythonic").parse(text).calls[0].args) == {"ﬁle": 1} | (
+            {"x": "é"} if "x=" in text else {}), text

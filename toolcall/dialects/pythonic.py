@@ -60,6 +60,8 @@ def _closes_before(text: str, pos: int, end: int) -> bool:
 
 #: What the pythonic grammar reads as a call's name: names joined by dots.
 _DOTTED_NAME = re.compile(rf"{CALL_NAME.pattern}(\.{CALL_NAME.pattern})*")
+#: What it reads as a keyword: an identifier in any script (the grammar's KEYWORD).
+_KEYWORD = re.compile(r"[^\W\d]\w*")
 
 class _ListFault(ValueError):
     """A call list the grammar reads but a caller cannot take: a number no JSON holds, a keyword given twice."""
@@ -199,7 +201,7 @@ def _parsed_list(text: str, start: int, stop: int, parens: int) -> tuple[list[To
     if not isinstance(tree.body, ast.List) or not tree.body.elts:
         return None
     calls: list[ToolCall] = []
-    ascii_only = region.isascii()
+    ascii_only = ascii_region = region.isascii()
     lines = None if ascii_only else region.split("\n")
     line_starts = None
     if lines is not None:
@@ -214,8 +216,11 @@ def _parsed_list(text: str, start: int, stop: int, parens: int) -> tuple[list[To
 
     try:
         for node in tree.body.elts:
-            if not isinstance(node, ast.Call) or node.args or any(k.arg is None or not k.arg.isascii() for k in node.keywords):
+            if not isinstance(node, ast.Call) or node.args or any(k.arg is None for k in node.keywords):
                 return None
+            if not ascii_region and any(not text.startswith(k.arg, offset(k.lineno, k.col_offset))
+                                        for k in node.keywords if k.arg is not None):
+                return None  # Python's parser normalises a name (NFKC: "ﬁle" is "file"); the grammar keeps it as written
             if len({k.arg for k in node.keywords}) < len(node.keywords):
                 return None  # a keyword repeated: the grammar's reading says where
             if ascii_only and (node.lineno != 1 or node.end_lineno != 1):
@@ -558,7 +563,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         for c in calls:   # a name or keyword Python cannot read made text that parsed back to no call
             writable_name(c.tool, self.name, _DOTTED_NAME)
             for key in keyword_args(c, self.name):
-                writable_name(key, self.name)
+                writable_name(key, self.name, _KEYWORD)
         body = ", ".join(f"{c.tool}({', '.join(f'{k}={py_literal(v)}' for k, v in keyword_args(c, self.name).items())})"
                          for c in calls)
         return f"{PYTHON_TAG if style == 'tag' else ''}[{body}]"

@@ -141,8 +141,33 @@ class Thing:
         return n
 
 
+class Box:
+    def weigh(self: "Box", grams: int) -> int:
+        """Weigh something.
+
+        Args:
+            grams: How heavy.
+        """
+        return grams
+
+
+def f_narrowed(x: int, secret: str) -> str:
+    """A function whose signature says less than its hints.
+
+    Args:
+        x: A number.
+    """
+    return secret
+
+
+f_narrowed.__signature__ = inspect.signature(lambda x: None).replace(  # type: ignore[attr-defined]
+    parameters=[inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int)])
+
+
+# Box().weigh and f_narrowed: a hint of a parameter the signature leaves out (a bound method's annotated receiver)
+# was described too, so the bound method was refused ("cannot describe type hint <class 'Box'>").
 @pytest.mark.parametrize("func", [f_basic, f_defaults, f_optional, f_lists, f_choices, f_typed_doc, f_no_args, f_any,
-                                  f_union_complex, Thing().method, Thing.method])
+                                  f_union_complex, Thing().method, Thing.method, Box().weigh, f_narrowed])
 def test_function_schema_equals_transformers(func: Any) -> None:
     assert function_schema(func) == get_json_schema(func)
 
@@ -184,7 +209,15 @@ def test_refuses_what_has_no_schema() -> None:
     def no_doc(x: int):
         pass
 
-    for func, words in ((no_hint, "no type hint"), (undocumented_arg, "'y'"), (custom, "cannot describe"), (no_doc, "no docstring")):
+    def scalar_choices(x: int):
+        """Doc.
+
+        Args:
+            x: X. (choices: 5)
+        """
+
+    for func, words in ((no_hint, "no type hint"), (undocumented_arg, "'y'"), (custom, "cannot describe"), (no_doc, "no docstring"),
+                        (scalar_choices, "choices that are not a JSON list: '5'")):   # a bare TypeError
         with pytest.raises(ConfigError, match=words):
             function_schema(func)
 

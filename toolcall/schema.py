@@ -215,7 +215,7 @@ def parameters_schema(func: Callable[..., Any]) -> dict[str, Any]:
                 properties[pname] = type_schema(hint)
             except SchemaError:
                 pass
-        else:
+        elif pname in sig.parameters:   # a bound method's signature leaves out its receiver, annotated or not
             properties[pname] = type_schema(hint)
     out: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
@@ -244,6 +244,9 @@ def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[s
                 values = json.loads(choices.group(1))
             except json.JSONDecodeError as err:
                 raise SchemaError(f"tool function {fname}: argument {arg!r} has choices that are not a JSON list: {choices.group(1)!r}") from err
+            if not isinstance(values, list):   # (choices: 5) was a bare TypeError
+                raise SchemaError(f"tool function {fname}: argument {arg!r} has choices that are not a JSON list: "
+                                  f"{choices.group(1)!r}")
             schema["enum"] = [v.strip() if isinstance(v, str) else v for v in values]
             text = text[:choices.start()].strip()
         schema["description"] = text

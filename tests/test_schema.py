@@ -359,3 +359,44 @@ def test_docstring_choices_are_enforced() -> None:
         _bind(("kelvin", "fast", "red"), f_choices, "W")
     assert _bind(("celsius", "fast", "red", "2"), f_choices, "W") == {"unit": "celsius", "mode": "fast",
                                                                       "color": Color.RED, "level": 2}
+
+
+# Every hint shape, as a parameter and as the return, with and without postponed annotations: the schema is
+# transformers' own, or both refuse (compared as JSON text, so True is not 1 and key order counts).
+HINT_SHAPES = [
+    "str", "int", "float", "bool", "None", "Any", "list", "dict", "tuple", "Optional[int]", "Union[int, str]",
+    "int | None", "str | int | None", "list[str]", "List[int]", "Dict[str, float]", "dict[str, list[int]]",
+    "tuple[int, str]", "tuple[int, ...]", "tuple[int]", "Tuple[str, int, bool]", "Literal['a', 'b']",
+    "Literal[1, 'x', None]", "Literal[True]", "Optional[Literal['x', 'y']]", "list[int] | dict[str, int]",
+    "Color", "Optional[Color]", "list[Color]", "Annotated[int, 'meta']", "Custom", "list[Custom]",
+    "Union[list[int], None]", "dict[str, Any]", "list[dict[str, Optional[int]]]", "'int'", "'Undefined'",
+]
+
+
+def _both(source: str) -> tuple[str, str]:
+    import json
+
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)   # noqa: S102 - test functions written here
+    out = []
+    for make in (get_json_schema, function_schema):
+        try:
+            out.append(json.dumps(make(namespace["f"])))
+        except Exception:   # noqa: BLE001 - only whether each refuses is compared
+            out.append("refused")
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("future", [False, True])
+@pytest.mark.parametrize("hint", HINT_SHAPES)
+def test_every_hint_shape_as_transformers_writes_it(hint: str, future: bool) -> None:
+    head = ("from __future__ import annotations\n" if future else "") + (
+        "import enum\nfrom typing import Any, Annotated, Dict, List, Literal, Optional, Tuple, Union\n"
+        "class Color(enum.Enum):\n    RED = 'red'\n    GREEN = 'green'\nclass Custom:\n    pass\n")
+    doc = '    """Do it.\n\n    Args:\n        x: The x.\n        y: The y.\n\n    Returns:\n        What it did.\n    """\n'
+    as_parameter = head + f"def f(x: {hint}, y: int = 3) -> str:\n{doc}    return ''\n"
+    as_return = head + f"def f(x: int, y: str = 'a') -> {hint}:\n{doc}    return None\n"
+    hf, ours = _both(as_parameter)
+    assert ours == hf
+    hf, ours = _both(as_return)
+    assert ours == hf

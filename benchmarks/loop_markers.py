@@ -6,7 +6,7 @@ marker every few characters: prose full of `]`, `}`, `->`, `</tool_call>`, `<eoc
 lists); or code written into a call's string argument, its brackets and arrows stopping the loop ("code"). At each
 stop the loop asks the dialect for the pending calls. Measured in the same run: the loop as shipped (its ReplyReader:
 `Dialect.pending_from`, which reads from where a call may still begin, and no look while the text stays inside a
-call's open string, `Dialect.quiet_string`) and the baseline, the same loop reading the whole text at every stop
+call's open string or in its data outside strings, `Dialect.quiet_string` and `Dialect.quiet_value`) and the baseline, the same loop reading the whole text at every stop
 (`pending_from` always from 0, as the loop did before). Reported per dialect and shape: CPU
 seconds at each size, the largest / smallest ratio (linear time gives the size ratio, 4 by default; the baseline's
 grows with its square), the speed-up over the baseline at the largest size, and whether both loops wrote the same
@@ -69,6 +69,9 @@ class WholeText:
 
     def quiet_string(self, text: str, start: int) -> None:
         return None  # a look at every stop
+
+    def quiet_value(self, text: str, start: int) -> None:
+        return None
 
 
 def run_loop(dialect: Any, text: str) -> tuple[float, str]:

@@ -22,7 +22,7 @@ from counting_dialect import CountingDialect
 from toolcall.backends import find_stop
 from toolcall.calls import PendingCalls, ToolCall
 from toolcall.dialects import get_dialect
-from toolcall.dialects.base import Dialect, GrammarBudget, ReplyReader
+from toolcall.dialects.base import Dialect, GrammarBudget, QuietValue, ReplyReader
 
 NAMES = ("hermes", "pythonic", "llama3_json", "mistral", "toolformer", "moss")
 
@@ -84,6 +84,11 @@ BROKEN: dict[str, tuple[str, ...]] = {
         '[write_file(path="a.py", content="', "[note(text='", '[f(x=1, y=r"', '[f(x="a\\n\\tb',
         # Lists quoted in a string of a list that breaks before its first "]" (the quotes pair off from either start).
         '[f("[g(x=" ", y=[1])]', '[f("[f(x="",z=[]]', '[f(1, "[g(y="', "re(r'\\d+\\]')",
+        # Data in an argument still being written, and more of it: the pieces after such a list go on inside it.
+        "[plot(points=[[1, 2], [3, 4], [5, 6], [7, 8], [9, 0], ", "<|python_tag|>[f(d={'k': [1, 2], 'j': [[3], [4]], ",
+        "[f(x=[1, [2, 3], (4, 5), {'a': ['b]', \"c]\"]}, ", "[a.b(c=[[1]], d=[", "[1, 2], [3, [4]], ", "{'k': [1]}, ",
+        "'s]', [True, None], ", "'see [g(y=1)]', [1], ", "'a # b]', [2], ", "[1,\n 2], [3], ", "[-1.5e3, 0x1F], ",
+        "[r'\\d]', 1], ", "[1 2], [3], ", "]], [4]]",
     ),
     "llama3_json": (
         '{"name": "f", "parameters": {"x": 1}', '{"name": "f"}', '{"name": "f", "parameters": "x"}',
@@ -93,6 +98,11 @@ BROKEN: dict[str, tuple[str, ...]] = {
         '<|python_tag|>{"name": "f", "parameters": {}} {"name": "g", "parameters": {}}', '{"name": "f", "parameters": []}',
         # A string argument still being written (code, a document): the prose after it goes on inside it.
         '{"name": "write_file", "parameters": {"content": "', '<|python_tag|>{"name": "f", "parameters": {"s": "a\\"b\\n',
+        # Data in an argument still being written, and more of it: the pieces after such a call go on inside it.
+        '{"name": "plot", "parameters": {"points": [[1, 2], [3, 4], [5, 6], [7, 8], ', '{"name": "f", "parameters": {"d": {',
+        '<|python_tag|>{"name": "f", "parameters": {"x": [{"a": [1]}, {"b": "c]}"}, ', '[1, 2], [3, [4]], ',
+        '{"k": [1]}, ', '"s]}", [true, null], ', '"k": {"j": [1, 2]}, ', '[1,\n 2], [3], ', '"\\ud800", [1], ', "[1 2], ",
+        '"a": 1}, ', "]], [4]]", "]}}",
     ),
     "mistral": (
         '[TOOL_CALLS][{"arguments": {}}]', '[TOOL_CALLS]f[ARGS]{"x": }', "[TOOL_CALLS][1, 2]", "[TOOL_CALLS] just prose ",
@@ -100,6 +110,10 @@ BROKEN: dict[str, tuple[str, ...]] = {
         '[TOOL_CALLS][{"name": "f", "arguments": "x"}]', "[TOOL_CALLS][]", f'[TOOL_CALLS]f[ARGS]{{"x": {DEEP}}}',
         '[TOOL_CALLS]f[CALL_ID]bad id[ARGS]{}', '[TOOL_CALLS][{"name": "f", "arguments": {}}, 3]', "[TOOL_CALLS]f[ARGS]",
         '[TOOL_CALLS]f[ARGS]{"s": "\\q"}', '[TOOL_CALLS][{"name": "f", "arguments": {"s": "a]}b"}}, {"name"}]',
+        # Data in an argument still being written, and more of it: the pieces after such a call go on inside it.
+        '[TOOL_CALLS][{"name": "plot", "arguments": {"points": [[1, 2], [3, 4], [5, 6], ', '[TOOL_CALLS]f[ARGS]{"d": [',
+        '[TOOL_CALLS]f[CALL_ID]a1B2c3D4e[ARGS]{"x": [{"a": [1]}, {"b": "c]}"}, ', '[1, 2], [3, [4]], ', '{"k": [1]}, ',
+        '"s]}", [true, null], ', '"[TOOL_CALLS]", [1], ', '[1 2], ', "]], [4]]", "]}}]",
     ),
     "toolformer": (
         "[f(2, 3 ->", "[Calculator(1,) ->", '[f("unclosed ->', "<API> ->", "[Calculator(1) -> 2] ->", "[f(x)) ->",
@@ -210,7 +224,8 @@ class Stats:
     calls: int = 0
     malformed: int = 0
     most_calls: int = 0
-    quiet: int = 0  # stops a ReplyReader answered without a look (inside a call's open string)
+    quiet: int = 0  # stops a ReplyReader answered without a look (inside a call's open string or its data)
+    quiet_values: int = 0  # of those, the stops inside a call's data (a QuietValue)
 
 
 @dataclass
@@ -254,6 +269,7 @@ def _check(dialect: Dialect, reply: Reply, stats: Stats) -> PendingCalls | None:
     looks = spy.looks
     assert _answer(reply.reader.pending(text)) == _answer(ref), f"ReplyReader: {where}"
     stats.quiet += spy.looks == looks
+    stats.quiet_values += spy.looks == looks and isinstance(reply.reader._quiet, QuietValue)
     stats.stops += 1
     if ref is None:
         stats.none += 1
@@ -331,7 +347,9 @@ def test_pending_from_answers_as_pending_at_every_stop_of_random_replies(name: s
     assert stats.calls >= 100 and stats.malformed >= 50 and stats.none >= 10, stats
     assert stats.most_calls >= (1 if name == "toolformer" else 3), stats
     if name in ("pythonic", "llama3_json"):
-        assert stats.quiet >= 50, stats  # stops inside open strings, answered without a look
+        assert stats.quiet >= 50, stats  # stops inside open strings or data, answered without a look
+    if name in ("pythonic", "llama3_json", "mistral"):
+        assert stats.quiet_values >= 50, stats
 
 
 # ---------------------------------------------------------------------------------------------- known subtle cases

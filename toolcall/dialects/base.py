@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.lexer import LexerThread
 
 from ..calls import Parsed, PendingCalls, SyntaxIssue, ToolCall
 from ..errors import ConfigError, DialectSyntaxError
@@ -417,6 +418,80 @@ class QuietString:
         return True
 
 
+class QuietValue:
+    """What a look at a reply found at its end: one call still being written, its text ending inside its arguments
+    (data: `[plot(points=[[1, 2], [3, 4], ...`, perhaps inside a string of it). Text the model adds there leaves the
+    call open and nothing pending while the call's grammar reads all of it as more of the call, no bracket closes the
+    call, its nesting stays under MAX_DEPTH, it holds nothing `unsure` (a call opener, a special token, what the
+    dialect's cheap reading and its grammar might read apart), a string left open at its end holds only `plain`
+    content (as in QuietString), and the call is under the length cap. The grammar reads only the added text: its LALR
+    parser is kept where the last look left it, so the stops at the brackets of a long argument cost what their text
+    does, not the whole call again."""
+
+    def __init__(self, parser: Any, text_end: int, limit: int, unsure: re.Pattern[str],
+                 plain: Mapping[str, re.Pattern[str]]) -> None:
+        self._parser = parser  # a Lark InteractiveParser that has read the call up to `_read_to`
+        self._depth = 0  # brackets open there, the call's own among them
+        self._read_to = 0  # where the parser's reading stopped: the text's end, or the quote of a string open there
+        self._checked = text_end  # the text up to here is read (what of it is an open string, plain)
+        self._limit = limit
+        self._unsure = unsure
+        self._plain = plain  # by quote: what an open string's content may be
+
+    @classmethod
+    def after(cls, parser: Lark, start: str, text: str, begin: int, opened: int, limit: int,
+              unsure: re.Pattern[str], plain: Mapping[str, re.Pattern[str]]) -> QuietValue | None:
+        """Quiet for a call written from `text[begin]` to the end of `text` (its own opener, which `unsure` may match,
+        ending at `opened`), or None where `parser` (LALR, from rule `start`) does not read it as a call still being
+        written inside its brackets."""
+        if len(text) > limit or unsure.search(text, opened) is not None:
+            return None
+        quiet = cls(parser.parse_interactive(text[begin:], start=start), len(text), limit, unsure, plain)
+        return quiet if quiet._read(text, begin, closed_ends=False) else None
+
+    def holds(self, text: str) -> bool:
+        """Whether `text`, which continues the text of the last look, is still quiet (only the new part is read)."""
+        if len(text) > self._limit or self._unsure.search(text, self._checked) is not None:
+            return False
+        if self._read_to < self._checked:  # a string open at the last look's end: does it go on, plain?
+            quote = text[self._read_to]
+            if self._plain[quote].fullmatch(text, self._checked) is not None:
+                self._checked = len(text)
+                return True
+        self._parser.lexer_thread = LexerThread.from_text(self._parser.lexer_thread.lexer, text[self._read_to:])
+        if not self._read(text, self._read_to, closed_ends=True):
+            return False
+        self._checked = len(text)
+        return True
+
+    def _read(self, text: str, base: int, closed_ends: bool) -> bool:
+        """Feed the parser the text its lexer holds (`text` from `base` on); False where that is no more of the call
+        still open (or, with `closed_ends`, where a call closes in it: a look finds what it makes pending)."""
+        self._read_to = len(text)
+        try:
+            for token in self._parser.lexer_thread.lex(self._parser.parser_state):
+                self._parser.feed_token(token)
+                kind = token.type
+                self._depth += kind in _OPENERS
+                self._depth -= kind in _CLOSERS
+                if self._depth > MAX_DEPTH or (closed_ends and self._depth <= 0):
+                    return False
+        except UnexpectedCharacters as err:  # a string still open at the end is read once it closes
+            at = base + (err.pos_in_stream or 0)
+            plain = self._plain.get(text[at])
+            if plain is None or plain.fullmatch(text, at + 1) is None:
+                return False
+            self._read_to = at
+        except LarkError:
+            return False
+        return self._depth > 0
+
+
+#: Lark's names of the bracket terminals the call grammars write as literals.
+_OPENERS = frozenset({"LSQB", "LPAR", "LBRACE"})
+_CLOSERS = frozenset({"RSQB", "RPAR", "RBRACE"})
+
+
 class ReplyReader:
     """The pending calls at each call marker of one growing reply (the decoding loop holds one per reply). Each look
     reads from where a call may still begin (`Dialect.pending_from`), and none is needed while the text goes on inside
@@ -425,14 +500,23 @@ class ReplyReader:
     def __init__(self, dialect: "Dialect") -> None:
         self.dialect = dialect
         self.start = 0  # where the next look reads from
-        self._quiet: QuietString | None = None
+        self._quiet: QuietString | QuietValue | None = None
+        self._value_after = 0  # no QuietValue is tried for a text shorter than this
 
     def pending(self, text: str) -> PendingCalls | None:
         """`dialect.pending(text)`; `text` continues the text of the last call (or is the reply's first look)."""
         if self._quiet is not None and self._quiet.holds(text):
             return None
         pending, self.start = self.dialect.pending_from(text, self.start)
-        self._quiet = self.dialect.quiet_string(text, self.start) if pending is None else None
+        self._quiet = None
+        if pending is None:
+            self._quiet = self.dialect.quiet_string(text, self.start)
+            if self._quiet is None and len(text) >= self._value_after:
+                self._quiet = self.dialect.quiet_value(text, self.start)
+                # Reading the call with the grammar costs more than a look: after one that found no quiet, or whose
+                # quiet broke, the next is tried once the text has grown by a quarter, so the tries cost a few reads
+                # of the reply in all however often the text breaks quiet.
+                self._value_after = len(text) + max(len(text) - self.start, 256) // 4
         return pending
 
 
@@ -523,6 +607,12 @@ class Dialect(ABC):
         """After a look from `start` (what `pending_from` returned) found nothing pending in `text`: whether the text
         ends inside a string argument of a call still being written, and what added text could change that. None where
         the dialect cannot tell cheaply (then every call marker is looked at)."""
+        return None
+
+    def quiet_value(self, text: str, start: int) -> QuietValue | None:
+        """After a look from `start` found nothing pending in `text` and no quiet string: whether the text ends inside
+        the arguments of a call still being written, outside any string, that the call's grammar reads so far. None
+        where the dialect cannot tell (then every call marker is looked at)."""
         return None
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:

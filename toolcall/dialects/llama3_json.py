@@ -11,8 +11,18 @@ from lark import Lark, Tree
 from lark.exceptions import UnexpectedInput
 
 from ..calls import SyntaxIssue, ToolCall
-from .base import MAX_CALL_CHARS, GrammarBudget, QuietString, issue_from_error, load_parser, make_issue, rule
+from .base import (
+    MAX_CALL_CHARS,
+    GrammarBudget,
+    QuietString,
+    QuietValue,
+    issue_from_error,
+    load_parser,
+    make_issue,
+    rule,
+)
 from .structured import (
+    PLAIN_JSON,
     Fault,
     Group,
     ResultBlock,
@@ -34,6 +44,10 @@ _HEADER_OPEN = "<|start_header_id|>"
 HEADER = "<|start_header_id|>{role}<|end_header_id|>\n\n"
 END_OF_TURN = "<|eot_id|>"
 # Llama's turn tokens: they delimit the replies (a call is a whole reply) and the ipython turns that hold results.
+# What the JSON of a call still being written may not hold for QuietValue: a call's start (an object the dialect may
+# read as a call of its own, where the one around it cannot be one: `{"name": {"name": "f", ...}}`), a special token
+# ("<|": a turn, the python tag) and an escape of a lone surrogate half, which the grammar reads and a decoder may not.
+_UNSURE = re.compile(r'\{[ \t\r\n]*"name"[ \t\r\n]*:|<\||\\u[dD][89a-fA-F]')
 _TURN_TOKEN = re.compile(r"<\|start_header_id\|>[^<]*<\|end_header_id\|>|<\|eot_id\|>|<\|eom_id\|>|<\|begin_of_text\|>")
 _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[ \t]*\n?(.*?)(?=<\|eot_id\|>|<\|eom_id\|>|<\|start_header_id\|>|$)", re.S)
 # A reply that means to be a JSON call: `{"name"` first (or the python tag), so a malformed one is reported.
@@ -42,10 +56,6 @@ _LOOKS_LIKE_CALL = re.compile(r'\s*(?:<\|python_tag\|>|\{\s*"name"\s*:)')
 _CALL_START = re.compile(r'<\|python_tag\|>|\{[ \t\r\n]*"name"[ \t\r\n]*:')
 
 
-# The content of a JSON string still being written that text added inside it cannot change: no closing quote (an
-# escaped one is content), no control character, only JSON's escapes, no special token ("<|": a turn token ends the
-# reply).
-_PLAIN_JSON = re.compile(r'(?:[^"\\\x00-\x1f<]|<(?!\|)|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*+')
 # Whole JSON strings, and a quote that starts one running to the end of the text.
 _JSON_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|"', re.S)
 
@@ -316,10 +326,25 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
             return None
         for m in _JSON_STRINGS.finditer(text, pos):
             if m.end() - m.start() == 1:  # the string still being written
-                if _PLAIN_JSON.fullmatch(text, m.end()) is None:
+                if PLAIN_JSON.fullmatch(text, m.end()) is None:
                     return None
-                return QuietString(len(text), m.end(), start + MAX_CALL_CHARS - 1, _PLAIN_JSON)
+                return QuietString(len(text), m.end(), start + MAX_CALL_CHARS - 1, PLAIN_JSON)
         return None
+
+    def quiet_value(self, text: str, start: int) -> QuietValue | None:
+        """Quiet where the reply from `start` is JSON, written from its first "{" (or its python tag) to the end of the
+        text with no turn token, that the grammar reads so far and that ends inside a call's arguments, outside any
+        string (data: `{"name": "plot", "parameters": {"points": [[1, 2], [3, 4], `)."""
+        turn = _TURN_TOKEN.match(text, start)
+        pos = skip_space(text, turn.end() if turn is not None else start)
+        begin = pos
+        if text.startswith(PYTHON_TAG, pos):
+            pos = skip_space(text, pos + len(PYTHON_TAG))
+        opener = _CALL_START.match(text, pos)
+        if opener is None:
+            return None
+        return QuietValue.after(_parser(), "start", text, begin, opener.end(), start + MAX_CALL_CHARS - 1, _UNSURE,
+                                {'"': PLAIN_JSON})
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         body = "; ".join(dump_call_json({"name": c.tool, "parameters": keyword_args(c, self.name)}, self.reserved)

@@ -9,8 +9,9 @@ from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from ..errors import ConfigError
-from .base import MAX_CALL_CHARS, GrammarBudget, load_parser, make_issue, rule
+from .base import MAX_CALL_CHARS, GrammarBudget, QuietValue, load_parser, make_issue, rule
 from .structured import (
+    PLAIN_JSON,
     Fault,
     Group,
     ResultBlock,
@@ -35,6 +36,9 @@ TOOL_CALLS = "[TOOL_CALLS]"
 RESULTS_OPEN = "[TOOL_RESULTS]"
 RESULTS_CLOSE = "[/TOOL_RESULTS]"
 SPELLINGS = ("auto", "list", "args")
+# What the calls of a [TOOL_CALLS] still being written may not hold for QuietValue: another [TOOL_CALLS], a result, a
+# turn or a special token (also inside a string: the dialect finds them anywhere), "\r", a lone surrogate's escape.
+_UNSURE = re.compile(r"\[/?(?:TOOL_CALLS|TOOL_RESULTS|INST)\]|</?s>|<\||\r|\\u[dD][89a-fA-F]")
 # The v11 spelling's head, `name[ARGS]` or `name[CALL_ID]id[ARGS]`, as grammars/mistral.lark spells it.
 _NAMED = re.compile(r"[ \t\r\n]*([A-Za-z_][A-Za-z0-9_.\-]*)[ \t\r\n]*(?:\[CALL_ID\][ \t\r\n]*([A-Za-z0-9]+)[ \t\r\n]*)?"
                     r"\[ARGS\][ \t\r\n]*")
@@ -240,6 +244,15 @@ class MistralDialect(StructuredDialect):
         if self.spelling != "auto":
             return self.spelling
         return style or "list"
+
+    def quiet_value(self, text: str, start: int) -> QuietValue | None:
+        """Quiet where the text from `start` holds one `[TOOL_CALLS]`, whose calls the grammar reads so far and whose
+        text ends inside a call's arguments, outside any string (data: `{"points": [[1, 2], [3, 4], `)."""
+        first = text.find(TOOL_CALLS, start)
+        if first < 0 or text.find(TOOL_CALLS, first + 1) >= 0:
+            return None  # one alone: a second may lie in a string of the first
+        return QuietValue.after(_parser(), "start", text, first, first + len(TOOL_CALLS), start + MAX_CALL_CHARS - 1,
+                                _UNSURE, {'"': PLAIN_JSON})
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         if self._spelling(style) == "args":

@@ -18,6 +18,7 @@ from .base import (
     ZERO_WIDTH_SPACE,
     GrammarBudget,
     QuietString,
+    QuietValue,
     load_parser,
     make_issue,
     nesting_fault,
@@ -378,6 +379,10 @@ def _reread_end(text: str, start: int, end: int, limit: int) -> int:
 # `name(`); any other escape is content too while the string is open (the grammar and Python's tokenizer both read
 # `\\.` so).
 _PLAIN_IN = {q: re.compile(rf"(?:[^{q}\\\n\r\x00<\[]|<(?!\|)|\[(?!{_CALL_AHEAD})|\\[^\n\r\x00])*+") for q in "'\""}
+# What a call list still being written may not hold for QuietValue: a call opener (a list the grammar would read on
+# its own, or one quoted in a string), a special token or a result turn ("<|"), three quotes (one string to Python,
+# three to the grammar) and "\r" (a line end to Python's parser, not to the grammar).
+_UNSURE = re.compile(rf"""\[(?={_CALL_AHEAD})|<\||\r|'''|\"\"\"""")
 # Whole strings, and outside them a quote that starts none (on its line), "#" or a backslash.
 _STRING_STATE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"#\\]""")
 
@@ -503,6 +508,15 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 return None
             return QuietString(len(text), at + 1, start + MAX_CALL_CHARS - 1, _PLAIN_IN[piece])
         return None
+
+    def quiet_value(self, text: str, start: int) -> QuietValue | None:
+        """Quiet where the text from `start` is one call list still being written that the grammar reads so far and
+        that ends outside any string (data in an argument: `[plot(points=[[1, 2], [3, 4], `)."""
+        first = _CANDIDATE.search(text, start)
+        if first is None or _CANDIDATE.search(text, first.end()) is not None:
+            return None  # one list alone: a second may lie in a string of the first, or the first may be broken
+        return QuietValue.after(_parser(), "start", text, first.end() - 1, first.end(), start + MAX_CALL_CHARS - 1,
+                                _UNSURE, _PLAIN_IN)
 
     def _list(self, parser: Lark, text: str, start: int, end: int, issues: list[SyntaxIssue],
               failed: list[tuple[int, int]], budget: GrammarBudget,

@@ -224,6 +224,12 @@ def bad_number(text: str, pos: int = 0) -> int:
     return pos
 
 
+#: The content of a JSON string still being written that text added inside it cannot change: no closing quote (an
+#: escaped one is content), no control character, only JSON's escapes, no special token ("<|": a turn token ends a
+#: Llama reply).
+PLAIN_JSON = re.compile(r'(?:[^"\\\x00-\x1f<]|<(?!\|)|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*+')
+
+
 def skip_space(text: str, pos: int) -> int:
     """The first position at or after `pos` that is not JSON whitespace."""
     m = _SPACE.match(text, pos)

@@ -455,3 +455,19 @@ def test_a_pythonic_keyword_is_kept_as_written() -> None:
     for text in ("[f(ﬁle=1)]", "[f(ﬁle=1); g()]", "é [f(x='é', ﬁle=1)]"):
         assert dict(get_dialect("pythonic").parse(text).calls[0].args) == {"ﬁle": 1} | (
             {"x": "é"} if "x=" in text else {}), text
+
+
+def test_llama3_json_a_call_shaped_object_in_the_data_of_a_call_being_written_is_not_run() -> None:
+    # After prose or the python tag, a call-shaped object in the arguments of a call still being written was pending:
+    # the loop ran `g` mid-argument, and once `batch` closed, a look from where it had gone on missed `batch` itself.
+    llama = get_dialect("llama3_json")
+    head = 'Sure. <|python_tag|>{"name": "batch", "parameters": {"calls": [{"name": "g", "parameters": {"x": 1}}'
+    assert llama.pending(head) is None and llama.pending(head + "]}") is None
+    reader_start = llama.pending_from(head, 0)[1]
+    assert reader_start == head.index("<|python_tag|>")
+    whole = head + "]}}"
+    pending = llama.pending_from(whole, reader_start)[0]
+    assert pending is not None and [c.tool for c in pending.calls] == ["batch"] and pending == llama.pending(whole)
+    assert dict(pending.calls[0].args) == {"calls": [{"name": "g", "parameters": {"x": 1}}]}
+    # A turn that ended with the call left open leaves its calls as they were read.
+    assert [c.tool for c in llama.parse(head + "<|eot_id|>").calls] == ["g"]

@@ -232,6 +232,10 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                     issues.append(make_issue(text, start + made.pos, made.message + " in a JSON tool call"))
                     failed.append((start + m.start(), end))
                     break
+                if isinstance(made, Truncated) and seg_end == len(text):
+                    # A call still being written: a call-shaped object in its arguments is its data, not a call (the
+                    # loop ran `g` of `Sure. {"name": "batch", "parameters": {"calls": [{"name": "g", ...}` at once).
+                    break
                 pos = m.start() + 1
         return groups, cut
 

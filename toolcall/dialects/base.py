@@ -495,7 +495,8 @@ _CLOSERS = frozenset({"RSQB", "RPAR", "RBRACE"})
 class ReplyReader:
     """The pending calls at each call marker of one growing reply (the decoding loop holds one per reply). Each look
     reads from where a call may still begin (`Dialect.pending_from`), and none is needed while the text goes on inside
-    an open string of a call (`Dialect.quiet_string`), so the loop's work stays linear in the reply."""
+    an open string of a call (`Dialect.quiet_string`) or inside the data of its arguments (`Dialect.quiet_value`), so
+    the loop's work stays linear in the reply."""
 
     def __init__(self, dialect: "Dialect") -> None:
         self.dialect = dialect

@@ -59,7 +59,6 @@ CHANGES = [
     ("pythonic", "[" * (MAX_DEPTH + 2) + "]"),  # nested past the limit
     ("llama3_json", "[0, 0]]}}"),
     ("llama3_json", "[1 2], {}"),
-    ("llama3_json", '{"name": "rm", "parameters": {"path": "/"}}]'),  # an object the dialect may read as a call
     ("llama3_json", '"\\ud800", {}'),  # a lone surrogate half
     ("llama3_json", "<|eom_id|>}"),
     ("mistral", '[0, 0]]}, "id": "a1B2c3D4e"}]'),
@@ -114,3 +113,43 @@ def test_data_that_breaks_quiet_often_is_read_with_the_grammar_rarely() -> None:
         text += f"['<|{i}'], " if i % 3 == 0 else f"[{i}], "
         reader.pending(text.rstrip(", "))
     assert spy.looks > 600 and spy.tries < 40, (spy.looks, spy.tries)
+
+
+def test_a_call_shaped_object_in_the_data_is_data() -> None:
+    # `{"name": ...}` objects are common data ("name" keys); while the call around them is written they are its data.
+    dialect, counting, reader = _reader("llama3_json")
+    text = 'Here: {"name": "add_people", "parameters": {"people": ['
+    stops = _stops(text + '{"name": "Bob", "age": 3}, {"name": "rm", "parameters": {"path": "/"}}, ' * 200,
+                   dialect.call_markers)
+    assert [reader.pending(stop) for stop in stops] == [None] * len(stops) and counting.looks <= 3
+    assert all(dialect.pending(stop) is None for stop in stops[::97])
+    end = stops[-1] + "]}}"
+    got = reader.pending(end)
+    assert got is not None and [c.tool for c in got.calls] == ["add_people"] and got == dialect.pending(end)
+
+
+def test_a_number_the_decoder_refuses_is_looked_at() -> None:
+    # 1e999 (and an integer past 4,000 digits) is a malformed call as soon as it is written; quiet, it was found only
+    # at the bracket that closed the call.
+    for number in ("1e999", "-1E400", "1" * 4001):
+        dialect, counting, reader = _reader("llama3_json")
+        text = '{"name": "f", "parameters": {"a": {}'
+        assert reader.pending(text) is None
+        text += f', "b": {{"c": {number}}}'
+        got = reader.pending(text)
+        assert got is not None and got.malformed and got == dialect.pending(text) and counting.looks == 2
+
+
+def test_a_quiet_reader_keeps_no_tree() -> None:
+    # The kept parser built the tree of all it read: about 250 bytes a character, 15 MiB for a 60 KB call, per reply.
+    import tracemalloc
+
+    head, item, _ = REPLIES["pythonic"]
+    dialect, _, reader = _reader("pythonic")
+    stops = _stops(head + item * 1500, dialect.call_markers)
+    tracemalloc.start()
+    for stop in stops:
+        reader.pending(stop)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(stops[-1]) > 45_000 and held < 2 * 2 ** 20, held

@@ -7,7 +7,7 @@ import gc
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -429,7 +429,8 @@ class QuietValue:
     does, not the whole call again."""
 
     def __init__(self, parser: Any, text_end: int, limit: int, unsure: re.Pattern[str],
-                 plain: Mapping[str, re.Pattern[str]]) -> None:
+                 plain: Mapping[str, re.Pattern[str]], refused: Callable[[Token], bool] | None = None) -> None:
+        _build_nothing(parser)
         self._parser = parser  # a Lark InteractiveParser that has read the call up to `_read_to`
         self._depth = 0  # brackets open there, the call's own among them
         self._read_to = 0  # where the parser's reading stopped: the text's end, or the quote of a string open there
@@ -437,16 +438,18 @@ class QuietValue:
         self._limit = limit
         self._unsure = unsure
         self._plain = plain  # by quote: what an open string's content may be
+        self._refused = refused  # a token the grammar takes and the dialect's reading of an open call does not (1e999)
 
     @classmethod
     def after(cls, parser: Lark, start: str, text: str, begin: int, opened: int, limit: int,
-              unsure: re.Pattern[str], plain: Mapping[str, re.Pattern[str]]) -> QuietValue | None:
+              unsure: re.Pattern[str], plain: Mapping[str, re.Pattern[str]],
+              refused: Callable[[Token], bool] | None = None) -> QuietValue | None:
         """Quiet for a call written from `text[begin]` to the end of `text` (its own opener, which `unsure` may match,
         ending at `opened`), or None where `parser` (LALR, from rule `start`) does not read it as a call still being
         written inside its brackets."""
         if len(text) > limit or unsure.search(text, opened) is not None:
             return None
-        quiet = cls(parser.parse_interactive(text[begin:], start=start), len(text), limit, unsure, plain)
+        quiet = cls(parser.parse_interactive(text[begin:], start=start), len(text), limit, unsure, plain, refused)
         return quiet if quiet._read(text, begin, closed_ends=False) else None
 
     def holds(self, text: str) -> bool:
@@ -470,6 +473,8 @@ class QuietValue:
         self._read_to = len(text)
         try:
             for token in self._parser.lexer_thread.lex(self._parser.parser_state):
+                if self._refused is not None and self._refused(token):
+                    return False
                 self._parser.feed_token(token)
                 kind = token.type
                 self._depth += kind in _OPENERS
@@ -485,6 +490,22 @@ class QuietValue:
         except LarkError:
             return False
         return self._depth > 0
+
+
+def _build_nothing(parser: Any) -> None:
+    """Have a Lark InteractiveParser keep its state and build no tree: a reader kept the whole tree of the call it
+    read (about 250 bytes a character, 15 MiB for a 60 KB call, per reply). A Lark whose parser is laid out otherwise
+    keeps its tree."""
+    try:
+        conf = parser.parser_state.parse_conf
+        parser.parser_state.parse_conf = type(conf)(conf.parse_table, dict.fromkeys(conf.callbacks, _no_tree),
+                                                    conf.start)
+    except (AttributeError, TypeError):
+        pass
+
+
+def _no_tree(children: Any) -> None:
+    return None
 
 
 #: Lark's names of the bracket terminals the call grammars write as literals.
@@ -511,13 +532,16 @@ class ReplyReader:
         pending, self.start = self.dialect.pending_from(text, self.start)
         self._quiet = None
         if pending is None:
-            self._quiet = self.dialect.quiet_string(text, self.start)
-            if self._quiet is None and len(text) >= self._value_after:
+            # A QuietValue first: it also goes on through the strings of the data, where a QuietString ends at each
+            # one's closing quote (data whose every string holds a "]" took a look at every stop).
+            if len(text) >= self._value_after:
                 self._quiet = self.dialect.quiet_value(text, self.start)
                 # Reading the call with the grammar costs more than a look: after one that found no quiet, or whose
                 # quiet broke, the next is tried once the text has grown by a quarter, so the tries cost a few reads
                 # of the reply in all however often the text breaks quiet.
                 self._value_after = len(text) + max(len(text) - self.start, 256) // 4
+            if self._quiet is None:
+                self._quiet = self.dialect.quiet_string(text, self.start)
         return pending
 
 

@@ -36,6 +36,7 @@ from .structured import (
     dump_call_json,
     json_break,
     keyword_args,
+    refused_number_token,
     skip_space,
 )
 
@@ -44,10 +45,10 @@ _HEADER_OPEN = "<|start_header_id|>"
 HEADER = "<|start_header_id|>{role}<|end_header_id|>\n\n"
 END_OF_TURN = "<|eot_id|>"
 # Llama's turn tokens: they delimit the replies (a call is a whole reply) and the ipython turns that hold results.
-# What the JSON of a call still being written may not hold for QuietValue: a call's start (an object the dialect may
-# read as a call of its own, where the one around it cannot be one: `{"name": {"name": "f", ...}}`), a special token
-# ("<|": a turn, the python tag) and an escape of a lone surrogate half, which the grammar reads and a decoder may not.
-_UNSURE = re.compile(r'\{[ \t\r\n]*"name"[ \t\r\n]*:|<\||\\u[dD][89a-fA-F]')
+# What the JSON of a call still being written may not hold for QuietValue: a special token ("<|": a turn, the python
+# tag) and an escape of a lone surrogate half, which the grammar reads and a decoder may not. (A call-shaped object in
+# its data is its data while it is written, `{"name": "Bob", ...}`: see `_groups`.)
+_UNSURE = re.compile(r"<\||\\u[dD][89a-fA-F]")
 _TURN_TOKEN = re.compile(r"<\|start_header_id\|>[^<]*<\|end_header_id\|>|<\|eot_id\|>|<\|eom_id\|>|<\|begin_of_text\|>")
 _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[ \t]*\n?(.*?)(?=<\|eot_id\|>|<\|eom_id\|>|<\|start_header_id\|>|$)", re.S)
 # A reply that means to be a JSON call: `{"name"` first (or the python tag), so a malformed one is reported.
@@ -348,7 +349,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         if opener is None:
             return None
         return QuietValue.after(_parser(), "start", text, begin, opener.end(), start + MAX_CALL_CHARS - 1, _UNSURE,
-                                {'"': PLAIN_JSON})
+                                {'"': PLAIN_JSON}, refused_number_token)
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         body = "; ".join(dump_call_json({"name": c.tool, "parameters": keyword_args(c, self.name)}, self.reserved)

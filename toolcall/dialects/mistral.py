@@ -29,6 +29,7 @@ from .structured import (
     json_break,
     json_value,
     keyword_args,
+    refused_number_token,
     skip_space,
 )
 
@@ -252,7 +253,7 @@ class MistralDialect(StructuredDialect):
         if first < 0 or text.find(TOOL_CALLS, first + 1) >= 0:
             return None  # one alone: a second may lie in a string of the first
         return QuietValue.after(_parser(), "start", text, first, first + len(TOOL_CALLS), start + MAX_CALL_CHARS - 1,
-                                _UNSURE, {'"': PLAIN_JSON})
+                                _UNSURE, {'"': PLAIN_JSON}, refused_number_token)
 
     def _render_group(self, calls: Sequence[ToolCall], style: str) -> str:
         if self._spelling(style) == "args":

@@ -219,9 +219,19 @@ def bad_number(text: str, pos: int = 0) -> int:
         raw = m.group()
         if raw[0] == '"':
             continue
-        if len(raw) > _MAX_DIGITS or (not raw.lstrip("-").isdigit() and not math.isfinite(float(raw))):
+        if refused_number(raw):
             return m.start()
     return pos
+
+
+def refused_number(raw: str) -> bool:
+    """Whether a JSON number the grammar reads is one the decoder refuses: too long, or not finite as a float."""
+    return len(raw) > _MAX_DIGITS or (not raw.lstrip("-").isdigit() and not math.isfinite(float(raw)))
+
+
+def refused_number_token(token: Token) -> bool:
+    """`refused_number` of a JSON grammar's NUMBER token (False for any other token)."""
+    return token.type.endswith("NUMBER") and refused_number(str(token))
 
 
 #: The content of a JSON string still being written that text added inside it cannot change: no closing quote (an

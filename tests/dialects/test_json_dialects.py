@@ -471,3 +471,17 @@ def test_llama3_json_a_call_shaped_object_in_the_data_of_a_call_being_written_is
     assert dict(pending.calls[0].args) == {"calls": [{"name": "g", "parameters": {"x": 1}}]}
     # A turn that ended with the call left open leaves its calls as they were read.
     assert [c.tool for c in llama.parse(head + "<|eot_id|>").calls] == ["g"]
+
+
+def test_a_pythonic_tool_name_python_would_normalise_is_no_tool_name() -> None:
+    # Python's reader took `ﬁle(` as `file(` once the list closed, while the grammar (ASCII tool names) read the list
+    # as malformed while it was written: the loop's answer depended on where its look started.
+    pythonic = get_dialect("pythonic")
+    text = "[f(x=[1], y=[2]), ﬁle(a=[3]), file(a=[4])]"
+    parsed = pythonic.parse(text)
+    assert parsed.calls == [] and "unexpected 'ﬁle'" in parsed.issues[0].message
+    stops = [text[:i + 1] for i, c in enumerate(text) if c == "]"]
+    start = 0
+    for stop in stops:
+        got, start = pythonic.pending_from(stop, start)
+        assert got == pythonic.pending(stop), stop

@@ -219,9 +219,13 @@ def _parsed_list(text: str, start: int, stop: int, parens: int) -> tuple[list[To
         for node in tree.body.elts:
             if not isinstance(node, ast.Call) or node.args or any(k.arg is None for k in node.keywords):
                 return None
-            if not ascii_region and any(not text.startswith(k.arg, offset(k.lineno, k.col_offset))
-                                        for k in node.keywords if k.arg is not None):
-                return None  # Python's parser normalises a name (NFKC: "ﬁle" is "file"); the grammar keeps it as written
+            if not ascii_region and (
+                    not text.startswith(_dotted(node.func), offset(node.func.lineno, node.func.col_offset))
+                    or any(not text.startswith(k.arg, offset(k.lineno, k.col_offset))
+                           for k in node.keywords if k.arg is not None)):
+                # Python's parser normalises a name (NFKC: "ﬁle" is "file"); the grammar reads it as written (a tool's
+                # name is ASCII, so `[ﬁle(a=1)]` is no call; a keyword is kept as written).
+                return None
             if len({k.arg for k in node.keywords}) < len(node.keywords):
                 return None  # a keyword repeated: the grammar's reading says where
             if ascii_only and (node.lineno != 1 or node.end_lineno != 1):

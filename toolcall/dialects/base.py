@@ -635,9 +635,9 @@ class Dialect(ABC):
         return None
 
     def quiet_value(self, text: str, start: int) -> QuietValue | None:
-        """After a look from `start` found nothing pending in `text` and no quiet string: whether the text ends inside
-        the arguments of a call still being written, outside any string, that the call's grammar reads so far. None
-        where the dialect cannot tell (then every call marker is looked at)."""
+        """After a look from `start` found nothing pending in `text`: whether the text ends inside the arguments of a
+        call still being written (its data, perhaps inside a string of it) that the call's grammar reads so far. None
+        where the dialect cannot tell (then a QuietString is tried, else every call marker is looked at)."""
         return None
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:

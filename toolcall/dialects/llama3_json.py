@@ -338,8 +338,8 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
 
     def quiet_value(self, text: str, start: int) -> QuietValue | None:
         """Quiet where the reply from `start` is JSON, written from its first "{" (or its python tag) to the end of the
-        text with no turn token, that the grammar reads so far and that ends inside a call's arguments, outside any
-        string (data: `{"name": "plot", "parameters": {"points": [[1, 2], [3, 4], `)."""
+        text with no turn token, that the grammar reads so far and that ends inside a call's arguments (data:
+        `{"name": "plot", "parameters": {"points": [[1, 2], [3, 4], `)."""
         turn = _TURN_TOKEN.match(text, start)
         pos = skip_space(text, turn.end() if turn is not None else start)
         begin = pos

@@ -248,7 +248,7 @@ class MistralDialect(StructuredDialect):
 
     def quiet_value(self, text: str, start: int) -> QuietValue | None:
         """Quiet where the text from `start` holds one `[TOOL_CALLS]`, whose calls the grammar reads so far and whose
-        text ends inside a call's arguments, outside any string (data: `{"points": [[1, 2], [3, 4], `)."""
+        text ends inside a call's arguments (data: `{"points": [[1, 2], [3, 4], `)."""
         first = text.find(TOOL_CALLS, start)
         if first < 0 or text.find(TOOL_CALLS, first + 1) >= 0:
             return None  # one alone: a second may lie in a string of the first

@@ -515,7 +515,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
 
     def quiet_value(self, text: str, start: int) -> QuietValue | None:
         """Quiet where the text from `start` is one call list still being written that the grammar reads so far and
-        that ends outside any string (data in an argument: `[plot(points=[[1, 2], [3, 4], `)."""
+        that ends inside a call's arguments (data: `[plot(points=[[1, 2], [3, 4], `)."""
         first = _CANDIDATE.search(text, start)
         if first is None or _CANDIDATE.search(text, first.end()) is not None:
             return None  # one list alone: a second may lie in a string of the first, or the first may be broken

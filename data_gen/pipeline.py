@@ -2,7 +2,6 @@
 resumable."""
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections import Counter
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from toolcall.backends import as_scorer
 from toolcall.backends.base import Scorer
 from toolcall.errors import ConfigError
-from toolcall.tool_files import is_toolcall_source
+from toolcall.tool_files import is_toolcall_source, tool_source
 from toolcall.tool_type import about_text
 
 from .author_text import safe_text
@@ -161,11 +160,7 @@ def tool_code(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
     changed --tools-from file mixed the old code's results with the new one's in one corpus."""
     out: dict[str, str] = {}
     for name in tools:
-        source = None
-        try:
-            source = inspect.getsourcefile(inspect.unwrap(registry.get(name).func))
-        except TypeError:  # a built-in or a C function: no file
-            pass
+        source = tool_source(registry.get(name).func)
         if source is not None and not is_toolcall_source(source) and Path(source).is_file():
             out[name] = file_sha256(Path(source))
     return out

@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DuplicateNameError
 
@@ -118,16 +118,19 @@ def _taken(owner: str, err: BaseException) -> str:
     from .registry import user_tools
 
     users = user_tools()
-    func = users.get(owner).func if owner in users else None
-    try:
-        source = inspect.getsourcefile(inspect.unwrap(func)) if func is not None else None
-    except TypeError:
-        source = None
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if not is_toolcall_source(f.filename)
-              and "importlib" not in f.filename]
-    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    source = tool_source(users.get(owner).func) if owner in users else None
+    frame = _user_frame(err)
+    at = f" at {frame.filename}:{frame.lineno}" if frame is not None else ""
     return (f"a tool{at} takes the name of the tool {owner!r}{f' of {source}' if source else ''}, loaded before it; "
             "give one of them another name, e.g. @toolcall.tool(name=...)")
+
+
+def tool_source(func: Any) -> str | None:
+    """The file that defines a tool's function (through its decorators), or None (a built-in or a C function)."""
+    try:
+        return inspect.getsourcefile(inspect.unwrap(func))
+    except TypeError:
+        return None
 
 
 def is_toolcall_source(filename: str) -> bool:
@@ -143,9 +146,15 @@ def _short_trace(err: BaseException) -> str:
     toolcall's own code (a decorator that refused a function pointed at toolcall's schema reader)."""
     if isinstance(err, DuplicateNameError) and err.owner is not None:
         return _taken(err.owner, err)
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if "importlib" not in f.filename
-              and not is_toolcall_source(f.filename)]
-    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    frame = _user_frame(err)
+    where = f" (at {frame.filename}:{frame.lineno})" if frame is not None else ""
     if isinstance(err, SyntaxError) and err.filename:
         where = f" (at {err.filename}:{err.lineno})"
     return f"{type(err).__name__}: {err}{where}"
+
+
+def _user_frame(err: BaseException) -> traceback.FrameSummary | None:
+    """The last frame of `err`'s traceback in the user's code: neither the import machinery nor toolcall's own."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "importlib" not in f.filename
+              and not is_toolcall_source(f.filename)]
+    return frames[-1] if frames else None

@@ -125,6 +125,16 @@ def _inside_reply(text: str, pos: int) -> bool:
     return pos > 0 and _TURN_TOKEN.match(text, pos) is None
 
 
+def _json_start(text: str, start: int) -> tuple[int, int]:
+    """Where the reply a look from `start` reads begins (after its turn token and blanks), and where its JSON begins
+    there (after the python tag, if it opens with one)."""
+    turn = _TURN_TOKEN.match(text, start)
+    begin = pos = skip_space(text, turn.end() if turn is not None else start)
+    if text.startswith(PYTHON_TAG, pos):
+        pos = skip_space(text, pos + len(PYTHON_TAG))
+    return begin, pos
+
+
 def _shift(call: ToolCall, offset: int) -> ToolCall:
     return replace(call, span=(call.span[0] + offset, call.span[1] + offset))
 
@@ -323,10 +333,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     def quiet_string(self, text: str, start: int) -> QuietString | None:
         """Quiet where the reply from `start` (its turn token, or its first call in prose) is JSON, written from its
         first "{" to the end of the text with no turn token, that ends inside a string whose content so far is plain."""
-        turn = _TURN_TOKEN.match(text, start)
-        pos = skip_space(text, turn.end() if turn is not None else start)
-        if text.startswith(PYTHON_TAG, pos):
-            pos = skip_space(text, pos + len(PYTHON_TAG))
+        pos = _json_start(text, start)[1]
         if not text.startswith("{", pos) or _TURN_TOKEN.search(text, pos) is not None:
             return None
         for m in _JSON_STRINGS.finditer(text, pos):
@@ -340,11 +347,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         """Quiet where the reply from `start` is JSON, written from its first "{" (or its python tag) to the end of the
         text with no turn token, that the grammar reads so far and that ends inside a call's arguments (data:
         `{"name": "plot", "parameters": {"points": [[1, 2], [3, 4], `)."""
-        turn = _TURN_TOKEN.match(text, start)
-        pos = skip_space(text, turn.end() if turn is not None else start)
-        begin = pos
-        if text.startswith(PYTHON_TAG, pos):
-            pos = skip_space(text, pos + len(PYTHON_TAG))
+        begin, pos = _json_start(text, start)
         opener = _CALL_START.match(text, pos)
         if opener is None:
             return None

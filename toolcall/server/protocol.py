@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ..backends.base import MAX_SEED
 from ..errors import ToolcallError
@@ -202,6 +202,12 @@ class ChatRequest(_Strict):
     modalities: list[str] | None = None
     prediction: Any = None
     response_format: dict[str, Any] | None = None
+
+    @field_validator("n", "stream", "parallel_tool_calls", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        """OpenAI reads an explicit null as the field left out; clients and proxies that send every field do so."""
+        return cls.model_fields[str(info.field_name)].default if value is None else value
 
     @field_validator("tools", mode="before")
     @classmethod

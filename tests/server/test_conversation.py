@@ -69,12 +69,30 @@ def test_a_call_answered_twice_is_a_400() -> None:
         conversation(messages, get_dialect("hermes"), WEATHER)
 
 
-def test_a_call_of_an_undeclared_function_or_with_bad_json_is_a_400() -> None:
-    bad_name = exchange()
-    bad_name[2] = Message.model_validate({"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "nope", "arguments": "{}"}}]})
-    with pytest.raises(ApiError, match="not among the request's tools"):
-        conversation(bad_name, get_dialect("hermes"), WEATHER)
+def called(name: str, arguments: str) -> list[Message]:
+    messages = exchange()
+    messages[2] = Message.model_validate({"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": name, "arguments": arguments}}]})
+    return messages
+
+
+@pytest.mark.parametrize("name", ["hermes", "pythonic", "llama3_json", "mistral", "moss", "toolformer"])
+def test_a_call_of_a_function_this_request_does_not_offer_is_history_all_the_same(name: str) -> None:
+    """OpenAI takes a conversation whose earlier calls name functions the request no longer lists (a client often
+    leaves `tools` out of the turn that asks for the answer): it is written back as written, positional arguments in
+    the order the call gave them."""
+    dialect = get_dialect(name)
+    tail = conversation(called("get_time", '{"zone": "Asia/Tokyo", "hours": 24}'), dialect, ToolSpecs()).tail
+    parsed = dialect.parse(tail)
+    assert [(c.tool, c.result) for c in parsed.calls] == [("get_time", "rain in Oslo")] and not parsed.issues
+    call = parsed.calls[0]
+    assert (dict(call.args) if dialect.named_arguments else list(call.args)) in (
+        {"zone": "Asia/Tokyo", "hours": 24}, ["Asia/Tokyo", 24], ["Asia/Tokyo", "24"])
+
+
+def test_a_call_whose_name_the_dialect_cannot_write_or_with_bad_json_is_a_400() -> None:
+    with pytest.raises(ApiError, match="cannot be written in a toolformer call"):
+        conversation(called("get-time", "{}"), get_dialect("toolformer"), WEATHER)
     bad_json = exchange()
     bad_json[2] = Message.model_validate({"role": "assistant", "content": "", "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "[1]"}}]})
@@ -133,3 +151,64 @@ def test_a_schema_the_engine_cannot_hold_calls_to_is_a_400_before_decoding(schem
     with pytest.raises(ApiError) as info:
         plan_request(request, ServerSettings("m", None, LoopConfig()), get_dialect("hermes"), FakeBackend(script=[]))
     assert info.value.status == 400 and "cannot be held to these functions' schemas" in str(info.value)
+
+
+def strict_request(strict: bool | None) -> Any:
+    from toolcall.server.protocol import ChatRequest
+
+    function = {"name": "book", "parameters": {"type": "object", "additionalProperties": False, "required": ["n"],
+                                               "properties": {"n": {"type": "integer", "maximum": 4}}}}
+    if strict is not None:
+        function["strict"] = strict
+    return ChatRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                       "tools": [{"type": "function", "function": function}]})
+
+
+@pytest.mark.parametrize("strict", [True, False, None])
+@pytest.mark.parametrize("name", ["hermes", "pythonic", "llama3_json", "mistral", "moss", "toolformer"])
+def test_a_strict_function_holds_the_replys_calls_to_the_schemas(strict: bool | None, name: str) -> None:
+    """OpenAI's `strict: true` promises arguments that follow the schema exactly (`{"n": 99}` against a maximum of 4
+    was handed back as written): the calls are decoded under the functions' schemas where the dialect has a call
+    grammar, else checked against them before they are handed back (`Plan.strict`)."""
+    pytest.importorskip("llguidance")
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.loop import LoopConfig
+    from toolcall.server.planning import ServerSettings, plan_request
+
+    dialect = get_dialect(name)
+    settings = ServerSettings("m", None, LoopConfig())
+    plan = plan_request(strict_request(strict), settings, dialect, FakeBackend(script=[]))
+    assert plan.strict == ({"book"} if strict else set())
+    assert plan.config.constrain_calls is (bool(strict) and _holds_calls(dialect))
+
+
+def test_a_strict_schema_with_a_regex_is_a_400_where_calls_are_checked_after_they_are_written() -> None:
+    """Checking a client's regex against what the model wrote could backtrack for ever (`^(a+)+$`); a property
+    named "pattern" is no regex."""
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.loop import LoopConfig
+    from toolcall.server.planning import ServerSettings, plan_request
+    from toolcall.server.protocol import ChatRequest
+
+    def request(properties: dict[str, Any]) -> ChatRequest:
+        return ChatRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [
+            {"type": "function", "function": {"name": "f", "strict": True,
+                                              "parameters": {"type": "object", "properties": properties}}}]})
+
+    settings = ServerSettings("m", None, LoopConfig())
+    regex = {"code": {"type": "array", "items": {"type": "string", "pattern": "^(a+)+$"}}}
+    with pytest.raises(ApiError, match="'pattern'") as info:
+        plan_request(request(regex), settings, get_dialect("pythonic"), FakeBackend(script=[]))
+    assert info.value.status == 400
+    named = {"pattern": {"type": "string"}, "patternProperties": {"type": "integer"}}
+    assert plan_request(request(named), settings, get_dialect("pythonic"), FakeBackend(script=[])).strict == {"f"}
+
+
+def _holds_calls(dialect: Any) -> bool:
+    from toolcall.errors import ConfigError
+
+    try:
+        dialect.call_grammar(ToolSpecs([ToolSpec("book")]), closers=dialect.call_markers)
+    except ConfigError:
+        return False
+    return True

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..binding import positional_arguments
 from ..calls import KeywordArgs, PendingCalls, ToolCall
-from ..dialects.base import defuse
+from ..dialects.base import CALL_NAME, defuse
 from ..errors import ConfigError, ToolArgumentError
 from ..specs import ToolSpecs
 from .handoffs import HandedReply, HandoffMemory, MessageDigest
@@ -40,11 +40,13 @@ class _OpenCalls:
 
 
 def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, where: str, call_id: str) -> ToolCall:
-    """A client's tool call as the dialect writes calls: named arguments, or positional in the schema's order."""
+    """A client's tool call as the dialect writes calls: named arguments, or positional in the schema's order (for a
+    function this request no longer offers, as OpenAI takes one in the history: in the order the arguments are
+    written)."""
     spec = client.find(name)
-    if spec is None:
-        raise ApiError(400, f"{where}: tool call {call_id!r} names {name!r}, which is not among the request's tools "
-                       f"({', '.join(client.names()) or 'none'})", param="messages")
+    if spec is None and not dialect.named_arguments and not CALL_NAME.fullmatch(name):
+        raise ApiError(400, f"{where}: tool call {call_id!r} names {name!r}, which cannot be written in a "
+                       f"{dialect.name} call (letters, digits and _, not starting with a digit)", param="messages")
     try:
         data = json.loads(arguments or "{}")
         # Nested JSON can carry what the body's own reader refuses: a lone surrogate (written \ud800 in the
@@ -62,13 +64,15 @@ def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, wher
     if not isinstance(data, dict):
         raise ApiError(400, f"{where}: function.arguments of tool call {call_id!r} must be a JSON object",
                        param="messages")
+    tool = spec.name if spec is not None else name
     if dialect.named_arguments:
-        return ToolCall(spec.name, KeywordArgs(data), id=call_id)
+        return ToolCall(tool, KeywordArgs(data), id=call_id)
+    parameters = spec.parameters if spec is not None else {"type": "object", "properties": {k: {} for k in data}}
     try:
-        args = positional_arguments(data, spec.parameters, tool=spec.name)
+        args = positional_arguments(data, parameters, tool=tool)
     except ToolArgumentError as err:
         raise ApiError(400, f"{where}: tool call {call_id!r}: {err}", param="messages") from None
-    return ToolCall(spec.name, tuple(json.dumps(a) if isinstance(a, (dict, list)) else a for a in args), id=call_id)
+    return ToolCall(tool, args, id=call_id)
 
 
 def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:

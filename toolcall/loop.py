@@ -156,7 +156,11 @@ class Result:
 
 @dataclass(frozen=True)
 class Handoff:
-    """An answer to a CallRequest: end the reply with this call pending; whoever made the request answers it later."""
+    """An answer to a CallRequest: end the reply with this call pending; whoever made the request answers it later.
+    `further`: whether the calls the model writes right after it still join the reply (parallel calls, see
+    `_further_calls`); False ends the reply at this call's marker without decoding on."""
+
+    further: bool = True
 
 
 Outcome = Result | Handoff
@@ -198,6 +202,7 @@ class _Run:
     refused: int = 0
     budget: int = 0
     forced: bool = False  # the forced call (force_call) has been opened
+    further: bool = True  # whether to decode on for calls written right after the handed-off ones
     grammar: str | None = None  # the offered tools' call grammar under constrain_calls, built on first use
     # Where the reply ends in the session's text when it was decoded past its end: after handing calls back, the
     # loop looks at what the model writes next for more calls, and drops it when it is something else.
@@ -353,6 +358,7 @@ def _ask(run: _Run, calls: Sequence[ToolCall]) -> Generator[Event, "Outcome | No
             run.executed += 1  # a call handed to the caller counts too: the reply made it
         if isinstance(outcome, Handoff):
             run.handed_off.append(request)
+            run.further = run.further and outcome.further
             continue
         record = _record(request, outcome)
         run.calls.append(record)
@@ -406,7 +412,7 @@ def _after_decode(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     decode again."""
     if (yield from _after_stop(run)):
         return True
-    if run.handed_off and run.end is None:
+    if run.handed_off and run.end is None and run.further:
         yield from _further_calls(run)
     return False
 

@@ -68,6 +68,19 @@ def meta_schema_problem(schema: Any) -> str | None:
     return None
 
 
+def schema_violation(value: Any, schema: Any) -> str | None:
+    """Where and how `value` breaks the JSON schema `schema` (the first error jsonschema finds, cut to 200
+    characters), or None when it follows it. `schema` passed meta_schema_problem; its regexes run as Python's."""
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+
+    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "the arguments"
+    message = f"{where}: {error.message}"
+    return message if len(message) <= 200 else message[:197] + "..."
+
+
 def short_json(value: Any) -> str:
     """`value` as JSON for an error message, cut to 60 characters (a pydantic model as its own JSON)."""
     dump = getattr(value, "model_dump_json", None)

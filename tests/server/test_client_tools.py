@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from live_server import ASK_WEATHER, MODEL, WEATHER, Live, SlowFake, question, serve, settings
 
@@ -185,6 +186,7 @@ def test_every_call_of_a_reply_is_handed_back_and_what_follows_them_is_not_shown
 
     for live in serve(SlowFake(script=script), settings(), dialect=dialect):
         client = live.client()
+        decoded: dict[bool, int] = {}
         for parallel in (True, False):
             whole = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER],
                                                    parallel_tool_calls=parallel)
@@ -192,11 +194,15 @@ def test_every_call_of_a_reply_is_handed_back_and_what_follows_them_is_not_shown
             assert choice.finish_reason == "tool_calls" and not choice.message.content
             cities = [json.loads(c.function.arguments)["city"] for c in choice.message.tool_calls]
             assert cities == (["Paris", "Rome"] if parallel else ["Paris"])
+            # Without parallel calls the reply ends at the first call: nothing after it is decoded only to be refused.
+            assert (choice.message.model_extra.get("tool_runs") or []) == []
+            decoded[parallel] = whole.usage.completion_tokens
             chunks = stream(live, messages=ASK_WEATHER, tools=[WEATHER], parallel_tool_calls=parallel)
             assert "".join(c.choices[0].delta.content or "" for c in chunks) == ""
             parts = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
             assert len({p.index for p in parts}) == len(cities)
             assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+        assert decoded[False] * 4 < decoded[True] * 3
 
 
 def test_a_server_tool_called_after_a_client_call_is_not_run() -> None:
@@ -390,3 +396,35 @@ def test_a_reply_that_ends_normally_keeps_prose_that_mentions_call_markup() -> N
         for live in serve(SlowFake(script=script), settings(), dialect=dialect):
             reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER)
             assert reply.choices[0].message.content == text
+
+
+BOOK = {"type": "function", "function": {"name": "book", "strict": True, "parameters": {
+    "type": "object", "additionalProperties": False, "required": ["n"],
+    "properties": {"n": {"type": "integer", "maximum": 4}}}}}
+
+
+def test_a_strict_functions_call_that_breaks_its_schema_is_not_handed_back() -> None:
+    """In a dialect without a call grammar (pythonic) the calls of a strict function cannot be decoded under its
+    schema: each is checked before it is handed back, and one that breaks the schema gets the error as its result,
+    so the model can write it again (`book(n=99)` against a maximum of 4 was handed back as written)."""
+    def script(text: str) -> str:
+        reply = text[text.rfind("\nassistant:") + len("\nassistant:"):]
+        return "[book(n=3)]" if "maximum" in reply else "[book(n=99)]"
+
+    for live in serve(SlowFake(script=script), settings(), dialect="pythonic"):
+        reply = live.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "book"}],
+                                                      tools=[BOOK])
+        message = reply.choices[0].message
+        assert reply.choices[0].finish_reason == "tool_calls"
+        assert [json.loads(c.function.arguments) for c in message.tool_calls] == [{"n": 3}]
+        (run,) = message.model_extra["tool_runs"]
+        assert run["tool"] == "book" and not run["ok"] and "99 is greater than the maximum of 4" in run["error"]
+        loose = {"type": "function", "function": {**BOOK["function"], "strict": False}}
+        reply = live.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "book"}],
+                                                      tools=[loose])
+        assert [json.loads(c.function.arguments) for c in reply.choices[0].message.tool_calls] == [{"n": 99}]
+        patterned = {"type": "function", "function": {**BOOK["function"], "parameters": {
+            "type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}}}
+        answer = httpx.post(live.url + "/v1/chat/completions", timeout=30, json={
+            "model": MODEL, "messages": [{"role": "user", "content": "book"}], "tools": [patterned]})
+        assert answer.status_code == 400 and "'pattern'" in answer.json()["error"]["message"]

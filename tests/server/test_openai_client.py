@@ -171,6 +171,38 @@ def test_n_choices(live: Live) -> None:
         assert [c.choices[0].finish_reason for c in chunks if c.choices[0].index == i][-1] == "stop"
 
 
+def test_a_seeded_requests_choices_each_sample_with_a_seed_of_their_own(live: Live, monkeypatch: Any) -> None:
+    """The same seed made every choice of n the same text; choice i samples with seed + i (choice 0 is the reply the
+    same request with n=1 gets), wrapping past 2^64 - 1."""
+    from toolcall.server.shared_model import SharedModel
+
+    seeds: list[int | None] = []
+    original = SharedModel.start
+
+    def start(self: SharedModel, prompt: str, cancel: Any, sampling: Any) -> Any:
+        seeds.append(sampling.seed)
+        return original(self, prompt, cancel, sampling)
+
+    monkeypatch.setattr(SharedModel, "start", start)
+    live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, n=3, temperature=0.7, seed=2**64 - 2)
+    assert sorted(seeds) == [0, 2**64 - 2, 2**64 - 1]  # type: ignore[type-var]
+    seeds.clear()
+    live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, n=2, temperature=0.7)
+    assert seeds == [None, None]  # unseeded choices draw from fresh randomness each
+
+
+def test_an_explicit_null_is_the_field_left_out(live: Live) -> None:
+    """OpenAI reads `"n": null` as no n; clients and proxies that send every field got a 400 for n, stream and
+    parallel_tool_calls."""
+    import httpx
+
+    body = {"model": MODEL, "messages": ASK_CALC, "n": None, "stream": None, "parallel_tool_calls": None,
+            "temperature": None, "stop": None, "tools": None, "tool_choice": None, "stream_options": None}
+    reply = httpx.post(live.url + "/v1/chat/completions", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert [c["message"]["content"] for c in reply.json()["choices"]] == ["Let me compute: so the answer is 391."]
+
+
 def test_sampling_fields_are_accepted(live: Live) -> None:
     reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, temperature=0.7, top_p=0.9, seed=3,
                                                   user="u1", metadata={"a": "b"})

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ..backends.base import MAX_SEED
 from ..loop import (
     CallFinished,
     CallRefused,
@@ -33,6 +34,7 @@ from .reply_filter import ReplyFilter
 from .shared_model import SharedModel
 
 if TYPE_CHECKING:
+    from ..backends.base import Sampling
     from ..dialects.base import Dialect
 
 
@@ -59,6 +61,23 @@ def run_choice(engine: SharedModel, dialect: "Dialect", plan: Plan, index: int, 
         emit(ReplyEvent(index, "error", f"{type(err).__name__}: {err}"))
     finally:
         engine.enter(-1)
+
+
+def choice_sampling(sampling: "Sampling", index: int) -> "Sampling":
+    """The sampling of choice `index` of a request: a seeded request's choices each sample with a seed of their own
+    (seed + index), as the same seed made every choice of `n` the same text."""
+    if sampling.seed is None or index == 0:
+        return sampling
+    return replace(sampling, seed=(sampling.seed + index) % (MAX_SEED + 1))
+
+
+def _strict_violation(plan: Plan, request: CallRequest) -> str | None:
+    """How a call of a strict function breaks its schema, where its calls were not decoded under the schema."""
+    if request.tool not in plan.strict or plan.config.constrain_calls or request.spec is None:
+        return None
+    from ..schema import schema_violation
+
+    return schema_violation(request.arguments, request.spec.parameters)
 
 
 def _server_answer(engine: SharedModel, registry: ToolRegistry | None, plan: Plan, request: CallRequest) -> Result:
@@ -127,6 +146,11 @@ class _Choice:
         """The server's policy for one call."""
         plan = self.plan
         handing = request.tool in plan.client and request.arguments is not None
+        broken = _strict_violation(plan, request) if handing else None
+        if broken is not None:  # a strict function's call breaks its schema: the model is told, as for a bind failure
+            self.show_run(request, reply)
+            message = f"{request.tool}: {broken}"
+            return Result(f"Error: {message}", False, message)
         if self.handed and not (handing and plan.parallel):
             # The reply ends with calls for the client: a later call is not run (its result could not reach the
             # model), and one call per reply unless parallel_tool_calls.
@@ -141,7 +165,8 @@ class _Choice:
         if handing:
             self.say(reply.cut_call(request.call.span[0]) if not self.handed else "")
             self.handed.append(request)
-            return Handoff()
+            # One call per reply unless parallel_tool_calls: no decoding on for calls only to be refused.
+            return Handoff(further=plan.parallel)
         # A server tool, an unknown name, or a client function whose arguments do not bind (the model sees why).
         self.show_run(request, reply)
         if request.tool in plan.client:
@@ -160,7 +185,7 @@ class _Choice:
 
     def run(self) -> None:
         plan = self.plan
-        session = self.engine.start(plan.prompt, self.cancel, plan.sampling)
+        session = self.engine.start(plan.prompt, self.cancel, choice_sampling(plan.sampling, self.index))
         prompt_tokens = session.counters.input_tokens  # the prompt's, before any result is spliced
         # The dialect's end-of-reply markers (MOSS's "<eom>") end the reply as a stop sequence does, unshown.
         reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup,

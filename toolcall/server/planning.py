@@ -47,6 +47,7 @@ class Plan:
     tail: str = ""               # the assistant text the client asked to continue (already in the prompt)
     tail_answered: int = 0       # tail[:tail_answered] ends with calls the client answered: none is open there
     context: str = ""            # the digest of the request's messages (what a reply handed to the client answers)
+    strict: frozenset[str] = frozenset()  # the client's functions whose arguments must follow their schema exactly
 
 
 def client_specs(request: ChatRequest, dialect: "Dialect") -> ToolSpecs:
@@ -134,6 +135,10 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         tools = ToolSpecs([*offered, *client]) or None
         if tools is None:
             config = replace(config, tools_enabled=False)
+    strict = frozenset(t.function.name for t in request.tools or () if t.function.strict) if config.tools_enabled \
+        else frozenset()
+    if strict:
+        config = _strict_config(config, dialect, strict, client)
     shown = tools if config.tools_enabled else None
     if shown is not None and (config.constrain_calls or config.force_call):
         _check_call_grammar(dialect, shown, backend, required=config.constrain_calls)
@@ -142,7 +147,44 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
                             instruction=settings.instruction) + talk.tail
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
                 bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail,
-                talk.answered, talk.digest)
+                talk.answered, talk.digest, strict)
+
+
+def _strict_config(config: LoopConfig, dialect: "Dialect", strict: frozenset[str], client: ToolSpecs) -> LoopConfig:
+    """OpenAI's `strict: true` promises arguments that follow the function's schema exactly: the calls are decoded
+    under the schemas where the dialect has a call grammar; elsewhere each strict function's arguments are checked
+    against its schema before they are handed back (`Plan.strict`), and a schema with a regex is refused there, since
+    checking a client's regex against what the model wrote could backtrack for ever."""
+    try:
+        dialect.call_grammar(client, closers=dialect.call_markers)
+    except ConfigError:
+        for name in sorted(strict):
+            spec = client.find(name)
+            if spec is not None and _has_regex(spec.parameters):
+                raise ApiError(400, f"tools: function {name!r} is strict and its schema has a 'pattern', which the "
+                               f"{dialect.name} dialect cannot hold its calls to; leave out strict or the pattern",
+                               param="tools") from None
+        return config
+    return replace(config, constrain_calls=True)
+
+
+#: Keywords whose value maps names to schemas: a property called "pattern" is no regex.
+_NAMED_SCHEMAS = ("properties", "$defs", "definitions", "dependentSchemas")
+
+
+def _has_regex(schema: Any) -> bool:
+    """Whether a JSON schema holds a `pattern` or `patternProperties` anywhere."""
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, dict):
+            if "pattern" in node or "patternProperties" in node:
+                return True
+            for key, value in node.items():
+                todo.extend(value.values() if key in _NAMED_SCHEMAS and isinstance(value, dict) else [value])
+    return False
 
 
 def _check_call_grammar(dialect: "Dialect", tools: ToolSpecs, backend: Backend, required: bool) -> None:
@@ -154,8 +196,8 @@ def _check_call_grammar(dialect: "Dialect", tools: ToolSpecs, backend: Backend, 
     except ConfigError as err:
         if not required:
             return  # a forced call is then opened and written freely, as the loop does
-        raise ApiError(400, f"tools: the calls cannot be held to these functions' schemas: {err}",
-                       param="tools") from None
+        raise ApiError(400, f"tools: the calls cannot be held to these functions' schemas (strict, or "
+                       f"toolcall.constrain_calls): {err}", param="tools") from None
     try:
         backend.check_constraint(grammar)
     except (ConfigError, BackendError) as err:

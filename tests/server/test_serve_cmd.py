@@ -25,6 +25,19 @@ def test_flags_build_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert server.settings.config.max_calls == 2 and server.settings.config.trigger_top_k == 5
 
 
+def test_a_reply_without_max_tokens_may_use_the_context_up_to_the_limit(tmp_path: Path) -> None:
+    """OpenAI and vLLM run a reply without max_tokens to the end of the context: it stopped at --max-new-tokens'
+    default (200) with finish_reason "length". A typed --max-new-tokens still sets the default."""
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["Hello."]))
+    serve = ["serve", "--backend", "fake", "--model", str(script)]
+    assert build_app(build_parser().parse_args(serve)).state.server.settings.config.max_new_tokens == 4096
+    args = build_parser().parse_args([*serve, "--max-tokens-limit", "1000"])
+    assert build_app(args).state.server.settings.config.max_new_tokens == 1000
+    args = build_parser().parse_args([*serve, "--max-new-tokens", "64"])
+    assert build_app(args).state.server.settings.config.max_new_tokens == 64
+
+
 def test_model_id_comes_from_the_model_path() -> None:
     parse = build_parser().parse_args
     assert model_id(parse(["serve"])) == "SmolLM2-135M-Instruct"

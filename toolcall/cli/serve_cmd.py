@@ -8,6 +8,7 @@ from typing import Any
 
 from ..api import make_dialect
 from ..errors import ConfigError, MissingDependencyError
+from ..loop import LoopConfig
 from ..options import add_options, from_args
 from .generate_cmd import add_generation_options, backend_from_args, config_from_args
 from .tool_options import registry_from_args
@@ -54,7 +55,9 @@ def register(subparsers: Any) -> None:
                         help="the model id clients send (default: the model's file or folder name; 'fake' for "
                              "--backend fake)")
     parser.add_argument("--max-tokens-limit", type=int, default=4096, metavar="N",
-                        help="the largest max_tokens a request may ask for (default 4096)")
+                        help="the largest max_tokens a request may ask for, and what a request without max_tokens may "
+                             "use, cut to what its prompt leaves of the model's context (default 4096; "
+                             "--max-new-tokens sets a smaller default)")
     parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
                         help="decode concurrent replies together: their steps as one batch on transformers, their "
                              "requests streamed on the async engine on vLLM, which batches them continuously (each reply "
@@ -89,7 +92,9 @@ def build_app(args: argparse.Namespace) -> Any:
     if args.max_tokens_limit < 1:
         raise ConfigError(f"--max-tokens-limit must be >= 1, got {args.max_tokens_limit}")
     from_args(_guard_config(), args)  # bad network settings fail before the model loads
-    config = config_from_args(args)  # invalid numbers fail before the model loads
+    # A reply without max_tokens may run to the end of the model's context, as OpenAI's and vLLM's do (the app cuts the
+    # budget to what the prompt leaves), up to --max-tokens-limit; a typed --max-new-tokens sets a smaller default.
+    config = config_from_args(args, LoopConfig(max_new_tokens=args.max_tokens_limit))  # bad numbers fail before loading
     auto = args.dialect.strip().lower() == "auto"
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
     # vLLM serves concurrent replies on its async engine: each streams its own request, batched continuously.

@@ -66,6 +66,18 @@ def test_hermes_last_block_without_its_closing_tag() -> None:
     assert [c.tool for c in stream.finish().calls] == ["f"] and stream.reported[0].span == (6, len(text) - 1)
 
 
+@pytest.mark.parametrize("name", ["hermes", "pythonic", "llama3_json", "mistral", "moss", "toolformer"])
+def test_the_incremental_parser_takes_a_dialects_name_as_every_entry_point_does(name: str) -> None:
+    """`IncrementalParser("pythonic")` found no calls in any chunk and failed in `finish` with an AttributeError."""
+    dialect = get_dialect(name)
+    text = dialect.write_calls([ToolCall("f", KeywordArgs({"a": 1}) if dialect.named_arguments else (1,))])
+    text += dialect.close(dialect.pending(text), ["2"]) + " Done."  # type: ignore[arg-type]
+    by_name, by_object = IncrementalParser(name), IncrementalParser(dialect)
+    for ch in text:
+        assert by_name.feed(ch) == by_object.feed(ch)
+    assert [c.tool for c in by_name.finish().calls] == [c.tool for c in by_object.finish().calls] == ["f"]
+
+
 def test_hermes_array_inside_one_tag() -> None:
     text = '<tool_call>[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"x": 1}}]</tool_call>'
     assert calls_of(text, "hermes") == [("a", {}, None), ("b", {"x": 1}, None)]

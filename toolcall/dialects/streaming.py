@@ -61,7 +61,11 @@ class IncrementalParser:
     can end a call while that call's brackets are balanced.
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect | str) -> None:
+        if isinstance(dialect, str):  # a name, as every other entry point takes one ("pythonic" found no calls)
+            from . import get_dialect
+
+            dialect = get_dialect(dialect)
         self.dialect = dialect
         self.reported: list[ToolCall] = []
         self._parts: list[str] = []  # every chunk so far (joined on demand)

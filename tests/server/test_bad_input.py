@@ -38,6 +38,12 @@ BAD = [
     pytest.param({"model": MODEL, "messages": "hi"}, "messages", "", id="messages-not-a-list"),
     pytest.param({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role", "", id="role"),
     pytest.param({"model": MODEL, "messages": [{"role": "user", "content": 5}]}, None, "", id="content-type"),
+    # A part the model cannot read is named; a broken text part says what it lacks (both were "not a valid string").
+    pytest.param({"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+        "messages.0.content", 'part 1 is of type "image_url"', id="image-part"),
+    pytest.param({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        "messages.0.content.0.text", "Missing required parameter", id="text-part-without-text"),
     pytest.param({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
                  None, "", id="image-content"),
     pytest.param({"model": MODEL, "messages": HI, "max_tokens": -1}, "max_tokens", "", id="negative-max-tokens"),
@@ -171,3 +177,10 @@ def test_api_key_is_required_when_set(locked: Live) -> None:
     with pytest.raises(openai.AuthenticationError):
         locked.client(api_key="nope").models.list()
     assert [m.id for m in locked.client(api_key="s3cret").models.list()] == [MODEL]
+
+
+def test_a_text_part_with_a_hint_for_other_servers_is_read(live: Live) -> None:
+    """`cache_control` (a prompt-caching hint some clients add to every part) means nothing here: the part is read."""
+    part = {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}
+    response = post(live, {"model": MODEL, "messages": [{"role": "user", "content": [part]}]})
+    assert response.status_code == 200, response.text

@@ -60,7 +60,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class TextPart(_Strict):
+class TextPart(BaseModel):
+    # Keys beside type and text are hints to other servers (`cache_control`): nothing here reads them.
+    model_config = ConfigDict(extra="ignore", strict=True)
     type: Literal["text"]
     text: str
 
@@ -86,6 +88,18 @@ class Message(BaseModel):
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
     reasoning_content: str | None = None  # what the server gave as the reply's thoughts field (MOSS), sent back
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, content: Any) -> Any:
+        """A part the model cannot read (an image, audio, a file) is named, not reported as "not a valid string"."""
+        if isinstance(content, list):
+            for i, part in enumerate(content):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if isinstance(kind, str) and kind != "text":
+                    raise ValueError(f"part {i} is of type {short_json(kind)}: this server's model reads text "
+                                     "only; send text parts ({\"type\": \"text\", \"text\": ...}) or a string")
+        return content
 
     def text(self) -> str:
         if self.content is None:
@@ -267,7 +281,14 @@ def parse_request(body: bytes) -> ChatRequest:
     try:
         request = ChatRequest.model_validate_json(body)
     except ValidationError as err:
-        first = err.errors(include_url=False)[0]
+        errors = err.errors(include_url=False)
+        first = errors[0]
+        if first["loc"]:
+            # A field of several types reports each type's error, the first (not a string) seldom the one meant: the
+            # error reaching deepest into the value is ({"type": "text"} is missing its "text", not "a string").
+            field = _param(first["loc"]) or ""
+            same = [e for e in errors if (_param(e["loc"]) or "").startswith(field)]
+            first = max(same, key=lambda e: len(_param(e["loc"]) or ""))
         if first["type"] == "json_invalid":
             raise ApiError(400, f"the body is not valid JSON: {first['msg']}", code="invalid_json") from None
         if first["type"] == "model_type" and not first["loc"]:

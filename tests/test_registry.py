@@ -529,9 +529,9 @@ def test_worker_overhead_is_small() -> None:
     assert per_call < 0.02, f"{per_call * 1000:.2f} ms per isolated call"
 
 
-def test_identical_calls_are_cached_when_cacheable() -> None:
+def test_identical_calls_are_cached_when_the_tool_says_it_may_be() -> None:
     reg = ToolRegistry()
-    reg.add(add)
+    reg.add(add, cache=True)
     calls.clear()
     first, second = reg.call("add", ("1", "2")), reg.call("add", {"a": 1, "b": "2"})
     assert (first.cached, second.cached, second.text, len(calls)) == (False, True, "3", 1)
@@ -540,9 +540,25 @@ def test_identical_calls_are_cached_when_cacheable() -> None:
     reg.call("add_nocache", ("1",))
     assert len(calls) == 3
     small = ToolRegistry(cache_size=1)
-    small.add(add)
+    small.add(add, cache=True)
     small.call("add", ("1",)), small.call("add", ("2",)), small.call("add", ("1",))
     assert len(calls) == 6  # LRU of size 1 evicted the first call
+
+
+def test_a_plain_function_is_not_cached_unless_it_says_so() -> None:
+    """A function may read a clock, a file or a service: a server or chat answered every later call with its first
+    result (the registry kept it, up to 1,024 calls). The built-ins that are pure say so."""
+    ticks = iter(range(100))
+
+    def tick_counter() -> int:
+        """How many times this was called before."""
+        return next(ticks)
+
+    reg = ToolRegistry([tick_counter])
+    assert [reg.call("tick_counter").text for _ in range(3)] == ["0", "1", "2"]
+    assert not make_tool(add).cacheable and make_tool(add, cache=True).cacheable
+    builtins = default_registry()
+    assert {t.name for t in builtins if t.cacheable} == {"Calculator", "Solve", "Search", "MT"}
 
 
 def test_errors_are_not_cached() -> None:
@@ -570,7 +586,7 @@ def flood_error(n: int) -> str:
 
 
 def test_a_result_or_error_longer_than_the_limit_is_cut_and_says_so() -> None:
-    reg = ToolRegistry([flood, flood_error], max_result_chars=1_000)
+    reg = ToolRegistry([make_tool(flood, cache=True), flood_error], max_result_chars=1_000)
     fits = reg.call("flood", {"n": 1_000})
     assert fits.ok and fits.text == "w" * 1_000
     cut = reg.call("flood", {"n": 5_000_000})
@@ -874,7 +890,7 @@ def test_numbers_that_fit_are_still_read_as_written() -> None:
 
 def test_calls_with_large_arguments_are_run_but_not_cached() -> None:
     reg = ToolRegistry()
-    reg.add(count_items)
+    reg.add(count_items, cache=True)
     big = list(range(registry_mod.MAX_CACHED_ARGUMENT_CHARS))
     assert reg.call("count_items", {"xs": big}).text == str(len(big))
     assert not reg.call("count_items", {"xs": big}).cached

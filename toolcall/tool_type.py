@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_TIMEOUT", "Admissible", "AdmissibleGrammar", "Proposal", "Pr
 
 #: What the caller knows about the text a call is made for, e.g. {"date": "2025-03-04"}: data_gen sets it from each
 #: input record, so a tool whose answer depends on the document (Calendar: the paper dates each text by its own
-#: date) answers for that text. Such a tool must be made with cache=False.
+#: date) answers for that text. Such a tool must not be cached (cache=True).
 text_context: ContextVar[Mapping[str, Any]] = ContextVar("toolcall_text_context", default=MappingProxyType({}))
 
 
@@ -71,6 +71,9 @@ Setup = Callable[[Backend], "Callable[..., Any] | None"]
 class Tool:
     """A callable tool: the function plus its name, description, JSON schema and how to run it.
 
+    `cacheable=True` (`cache=True` in `@tool` and make_tool) lets a registry answer a call it has answered before
+    from its cache: only for a pure function (Calculator). Off by default, since a plain function may read a clock, a
+    file or a service, and a server or chat would go on answering with its first result.
     `isolated=True` runs it in a worker process that is killed on timeout (for CPU-heavy tools; the function
     must then be importable by module and name). `joiner` glues positional pieces back together for a tool
     whose only parameter is a string. `proposer` reads a text and proposes calls of this tool (data_gen's
@@ -92,7 +95,7 @@ class Tool:
     parameters: dict[str, Any]
     func: Callable[..., Any]
     timeout: float = DEFAULT_TIMEOUT
-    cacheable: bool = True
+    cacheable: bool = False
     aliases: tuple[str, ...] = ()
     example: str | None = None
     isolated: bool = False
@@ -207,7 +210,7 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
         function_ref(func)  # fail now, not at the first call
     return Tool(name=schema["name"], description=description or schema["description"], parameters=schema["parameters"],
                 func=func, timeout=DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout, f"tool {schema['name']}"),
-                cacheable=True if cache is None else cache, aliases=names, example=example,
+                cacheable=bool(cache), aliases=names, example=example,
                 isolated=bool(isolated), joiner=", " if joiner is None else joiner, returns=schema.get("return"),
                 proposer=proposer, restyle=restyle, argument_grammar=argument_grammar, admissible=admissible,
                 admissible_grammar=admissible_grammar, setup=setup)

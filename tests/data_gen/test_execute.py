@@ -22,7 +22,7 @@ def stamp(label: str) -> str:
 
 def registry() -> ToolRegistry:
     reg = ToolRegistry()
-    reg.add(stamp, "Fixed")               # cacheable: the same arguments always give the same answer
+    reg.add(stamp, "Fixed", cache=True)   # cacheable: the same arguments always give the same answer
     reg.add(stamp, "Clock", cache=False)  # like Calendar: the answer may change between calls
     return reg
 

@@ -137,7 +137,7 @@ def test_the_runs_result_cache_keeps_the_most_recent(monkeypatch: pytest.MonkeyP
     from toolcall.data_gen import execute
 
     monkeypatch.setattr(execute, "RESULT_CACHE_SIZE", 2)   # it kept every result of the run: 1.8 GB by 200 texts
-    runner = execute.CallRunner(ToolRegistry([echo]))
+    runner = execute.CallRunner(ToolRegistry([make_tool(echo, cache=True)]))
     runner.run_many([("echo", [str(i)]) for i in range(5)])
     assert list(runner._cache) == [json.dumps(["echo", ["3"]]), json.dumps(["echo", ["4"]])]
 

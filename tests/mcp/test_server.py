@@ -291,6 +291,54 @@ def test_tool_calls_running_at_once_are_bounded_in_all_and_per_session() -> None
     assert "at most 3 tool calls at once, 2 per session" in results["a3"][0]
 
 
+NAP_FILE = """
+import time
+
+import toolcall
+
+
+@toolcall.tool(timeout=30)
+def nap(seconds: float) -> float:
+    \"\"\"Sleep a while.
+
+    Args:
+        seconds: How long.
+    \"\"\"
+    time.sleep(seconds)
+    return seconds
+"""
+
+
+def test_one_clients_calls_are_bounded_per_session_over_a_real_connection(tmp_path: Path) -> None:
+    """The SDK makes a ServerSession per request: counted by it, 40 calls of one stdio client ran 32 at once (the
+    server's bound), not 8."""
+    from toolcall.mcp.server import MAX_SESSION_CALLS
+
+    path = tmp_path / "nap_tools.py"
+    path.write_text(NAP_FILE, encoding="utf-8")
+    argv = [sys.executable, "-m", "toolcall", "mcp-serve", "--tools", "", "--tools-from", str(path)]
+
+    async def main() -> list[types.CallToolResult]:
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=ENV)
+        results: list[types.CallToolResult] = []
+        with anyio.fail_after(90):
+            async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+
+                async def one(i: int) -> None:
+                    results.append(await session.call_tool("nap", {"seconds": 2 + i / 1000}))
+
+                async with anyio.create_task_group() as group:
+                    for i in range(MAX_SESSION_CALLS + 4):
+                        group.start_soon(one, i)
+        return results
+
+    results = anyio.run(main)
+    refused = [r for r in results if r.is_error]
+    assert len(results) - len(refused) == MAX_SESSION_CALLS and len(refused) == 4
+    assert all(f"{MAX_SESSION_CALLS} per session" in r.content[0].text for r in refused)  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("host", ["127.0.0.2", "127.1.2.3", "::1", "localhost"])
 def test_every_loopback_address_gets_the_host_and_origin_checks(host: str) -> None:
     """On 127.0.0.2 nothing was checked (and the warning called it "not a loopback address")."""

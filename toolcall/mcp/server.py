@@ -91,6 +91,14 @@ class CallRunner:
         return result.text, result.ok
 
 
+def _client_of(ctx: Any) -> Any:
+    """The client connection a call came in on, by which calls are counted (a stdio server has one). The SDK makes a
+    ServerSession per request, so counting by it counted every call alone and the per-session limit never held: the
+    connection is the session's (a private attribute of the SDK's, read where it is there)."""
+    session = getattr(ctx, "session", None)
+    return getattr(session, "_connection", None) or session
+
+
 def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
     """An MCP Server whose tools/list is the registry's tools and whose tools/call goes through `registry.call`
     (argument coercion, time limits, errors as text; a failed call is a result with isError set), a bounded number
@@ -103,9 +111,7 @@ def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
         return types.ListToolsResult(tools=[list_entry(item) for item in registry])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        # Calls are counted by the client session that made them (a stdio server has one).
-        session = getattr(ctx, "session", None) or runner
-        text, ok = await runner.call(session, params.name, dict(params.arguments or {}))
+        text, ok = await runner.call(_client_of(ctx) or runner, params.name, dict(params.arguments or {}))
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=not ok)
 
     def input_schema(tool_name: str) -> dict[str, Any] | None:

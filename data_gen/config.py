@@ -245,8 +245,14 @@ class DataGenConfig:
     execute: ExecuteConfig = field(default_factory=ExecuteConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     overrides: dict[str, ToolOverride] | None = None
+    max_text_chars: int = option(4000, metavar="CHARS",
+                                 help="split a longer input text at paragraph, line, sentence or word breaks into "
+                                      "texts of at most this many characters (each its own record, with \"part\": 0, "
+                                      "1, ...), which the model reads within its context (default 4000, about 1,000 "
+                                      "tokens; the paper fine-tunes on 1,024)")
 
     def __post_init__(self) -> None:
+        at_least(self, max_text_chars=100)
         if not self.tools:
             raise ConfigError("tools is empty; give at least one tool name, e.g. --tools calculator")
         if self.sampling not in SAMPLINGS:
@@ -288,6 +294,8 @@ class DataGenConfig:
             if f.name == "overrides":
                 out[f.name] = {k: {g.name: getattr(v, g.name) for g in fields(v)}
                                for k, v in sorted(self.tool_overrides().items())}
+            elif f.name == "max_text_chars":
+                out[f.name] = value
             elif f.name not in ("tools", "sampling"):
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
         return out

@@ -1,6 +1,7 @@
 """Reading input texts: .jsonl (a "text" field per line, optionally its "date") or .txt (one text per non-empty line)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,50 @@ from toolcall.jsonl import read_jsonl, read_lines, string_field
 TEXT_FIELDS = ("date", "id")
 
 
-def read_inputs(path: Path, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """(text, its fields) for each input text, at most `limit`; a .txt line has no fields."""
+#: Where a long text is split, best first: a paragraph break, a line break, a sentence's end, a space.
+_BREAKS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"[.!?][\"')\]]*\s+"), re.compile(r"\s+"))
+
+
+def split_text(text: str, max_chars: int) -> list[str]:
+    """`text` (stripped) in pieces of at most `max_chars` characters, each cut at the best break (see _BREAKS) in
+    the second half of the piece it ends, else at `max_chars`; the pieces, in order, are the text less the white
+    space at the cuts. Linear in the text."""
+    pieces: list[str] = []
+    text = text.strip()
+    start = 0  # read by position: slicing off each piece copied the rest, quadratic in a long text
+    while len(text) - start > max_chars:
+        cut = start + max_chars
+        for pattern in _BREAKS:
+            ends = [m.end() for m in pattern.finditer(text, start + max_chars // 2, start + max_chars + 1)]
+            if ends:
+                cut = ends[-1]
+                break
+        piece = text[start:cut].rstrip()
+        if piece:  # a run of white space longer than a piece gives none
+            pieces.append(piece)
+        start = cut + len(text[cut:cut + max_chars]) - len(text[cut:cut + max_chars].lstrip())
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def read_inputs(path: Path, limit: int | None = None,
+                max_chars: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(text, its fields) for each input text, at most `limit`; a .txt line has no fields. A text longer than
+    `max_chars` is split (`split_text`) into texts of its own, each with its fields and "part" (0, 1, ...): the
+    model reads each with the prompt before it, within its context, and the forward over a long one grows with its
+    square (one 60 KB document took over 15 minutes, past the model's context)."""
+    texts = _read(path, limit)
+    if max_chars is None:
+        return texts
+    out: list[tuple[str, dict[str, Any]]] = []
+    for text, fields in texts:
+        pieces = split_text(text, max_chars) if len(text) > max_chars else [text]
+        out.extend((piece, {**fields, "part": k} if len(pieces) > 1 else fields) for k, piece in enumerate(pieces))
+    return out
+
+
+def _read(path: Path, limit: int | None) -> list[tuple[str, dict[str, Any]]]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"input file {path} does not exist")

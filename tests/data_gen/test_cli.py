@@ -259,3 +259,28 @@ def test_ctrl_c_ends_data_gen_without_waiting_out_a_running_tool(tmp_path: Path)
         assert time.monotonic() - began < 5 and proc.returncode == 130 and "interrupted" in err
     finally:
         proc.kill()
+
+
+def test_a_long_input_text_runs_as_its_parts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each part is a text of its own (its record says which part of which input), and every export takes them."""
+    import json
+
+    long = "\n\n".join(f"Shop {i} sold 2 and 3 boxes, so 5 boxes in all. " * 4 for i in range(6))
+    texts = tmp_path / "t.jsonl"
+    texts.write_text(json.dumps({"text": long, "id": "doc"}) + "\n" + json.dumps({"text": "Today is Monday."}) + "\n")
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--max-text-chars", "500", "--no-prefilter"]) == 0
+    parts = -(-len(long) // 500)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["texts_in"] >= parts + 1
+    assert json.loads((out / "run.json").read_text())["config"]["max_text_chars"] == 500
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(out / "hf_dataset"))
+    records = [json.loads(line) for line in (out / "corpus.jsonl").read_text().splitlines()]
+    assert all(len(r["original"]) <= 500 and r["part"] >= 0 for r in records if r.get("id") == "doc")
+    assert len(ds) == len(records)
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--max-text-chars", "400", "--no-prefilter", "--resume"]) == 1   # other pieces: another run
+    assert "config differs" in capsys.readouterr().err

@@ -37,3 +37,42 @@ def test_a_txt_file_is_one_text_a_line_whatever_its_line_ends(tmp_path: Path) ->
         (tmp_path / f"{name}.txt").write_bytes((end.join(texts) + end + end).encode())
         assert read_inputs(tmp_path / f"{name}.txt") == [(t, {}) for t in texts], name
         assert read_inputs(tmp_path / f"{name}.txt", limit=2) == [(t, {}) for t in texts[:2]], name
+
+
+def test_a_long_text_is_split_at_the_best_break_into_pieces_that_fit() -> None:
+    from toolcall.data_gen.inputs import split_text
+
+    paragraphs = ["First paragraph. " * 10, "Second one, longer. " * 9, "Third. " * 3]
+    text = "\n\n".join(p.strip() for p in paragraphs)
+    pieces = split_text(text, 250)
+    assert all(len(p) <= 250 for p in pieces) and pieces[0] == paragraphs[0].strip()  # at the paragraph break
+    assert " ".join(pieces).split() == text.split()  # nothing lost or reordered, only the white space at the cuts
+    assert all(p.endswith(".") for p in split_text("A sentence here. " * 60, 200))  # at a sentence's end
+    words = split_text("word " * 1000, 103)
+    assert all(w.split() == ["word"] * len(w.split()) for w in words) and all(len(w) <= 103 for w in words)
+    assert split_text("x" * 250, 100) == ["x" * 100, "x" * 100, "x" * 50]  # no break at all: cut at the limit
+    assert split_text("a" + " " * 10_000 + "b", 200) == ["a", "b"] and split_text("  short  ", 100) == ["short"]
+
+
+def test_a_long_split_stays_linear() -> None:
+    """Each piece was sliced off the rest of the text, copying it: quadratic in a long document."""
+    import time
+
+    from toolcall.data_gen.inputs import split_text
+
+    text = "word " * 2_000_000   # 10 MB
+    began = time.process_time()
+    assert len(split_text(text, 4000)) == 2500
+    assert time.process_time() - began < 5
+
+
+def test_a_text_longer_than_max_chars_becomes_texts_of_its_own_with_their_part(tmp_path: Path) -> None:
+    """One 60 KB document took over 15 minutes of one forward pass, past the model's context."""
+    long = "\n\n".join(f"Paragraph {i}: " + "some words here. " * 20 for i in range(12))
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": long, "id": "doc", "date": "2024-01-05"}) + "\n"
+                                       + json.dumps({"text": "short", "id": 2}) + "\n")
+    texts = read_inputs(tmp_path / "in.jsonl", limit=1, max_chars=1000)
+    assert len(texts) > 3 and all(len(t) <= 1000 for t, _ in texts)
+    assert [f for _, f in texts] == [{"id": "doc", "date": "2024-01-05", "part": k} for k in range(len(texts))]
+    assert read_inputs(tmp_path / "in.jsonl", max_chars=1000)[-1] == ("short", {"id": 2})  # no "part" when whole
+    assert read_inputs(tmp_path / "in.jsonl")[0] == (long, {"id": "doc", "date": "2024-01-05"})

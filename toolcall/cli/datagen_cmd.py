@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
                     "tau_f 0.5).")
     p.add_argument("--input", required=True, type=Path, help="texts: .jsonl with a \"text\" field per line, or .txt with one text per line")
     p.add_argument("--output", required=True, type=Path, help="output directory (must be new or empty unless --resume)")
-    add_options(p, DataGenConfig, only=("tools", "sampling"))
+    add_options(p, DataGenConfig, only=("tools", "sampling", "max_text_chars"))
     add_tool_source_options(p)
     add_model_options(p)
     p.add_argument("--scorer-model", default=None, metavar="MODEL",
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output
     check_output_dir(out, args.resume)  # before any model is loaded
     # Read (and checked: a malformed line, a bad date) before any model loads too; a failure took the model's load.
-    texts = read_inputs(args.input, args.limit)
+    texts = read_inputs(args.input, args.limit, config.max_text_chars)
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
     options.update(dtype_option(args.backend, args.dtype))
     sampler_model = model_name(args.model)

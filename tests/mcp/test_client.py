@@ -82,6 +82,21 @@ def test_optional_before_required_and_names_python_cannot_spell() -> None:
     assert not result.ok and "missing required argument" in result.text
 
 
+def test_a_name_the_grammars_accept_is_kept_and_only_the_others_are_renamed_around_it() -> None:
+    """A server listing `a-b` before `a_b`: `a-b` took `a_b` and the real `a_b` became `a_b_`, so a call of `a_b`
+    ran the server's `a-b`."""
+    client = MCPClient("unused-server")
+    recorder = Recorder()
+    empty = {"type": "object", "properties": {}}
+    client.tools = [listing("a-b", empty), listing("a_b", empty), listing("a.b", empty), listing("A_B_", empty)]
+    client.call = recorder.call  # type: ignore[method-assign]
+    tools = client.registry_tools()
+    assert [t.name for t in tools] == ["a_b__", "a_b", "a_b___", "A_B_"]
+    ToolRegistry(tools).call("a_b", [])
+    assert recorder.sent[-1][0] == "a_b"
+    client.close()
+
+
 def test_a_name_the_call_grammar_cannot_spell_is_adapted_and_the_server_still_gets_its_own() -> None:
     assert [callable_name(n) for n in ("add", "get-forecast", "weather.today", "3d", "")] == [
         "add", "get_forecast", "weather_today", "_3d", "tool"]

@@ -276,10 +276,12 @@ class MCPClient:
 
     def registry_tools(self, timeout: float = DEFAULT_TIMEOUT) -> list[Tool]:
         """The server's tools as registry Tools (each calls through this connection)."""
-        taken: set[str] = set()
+        # A name the grammars accept is the tool's own; only the others are renamed, around them: renamed in listing
+        # order, `a-b` took `a_b`, the server's real `a_b` became `a_b_`, and a call of `a_b` ran `a-b`.
+        taken = {e.name.lower() for e in self.tools if callable_name(e.name) == e.name}
         out = []
         for entry in self.tools:
-            local = callable_name(entry.name, taken)
+            local = entry.name if callable_name(entry.name) == entry.name else callable_name(entry.name, taken)
             taken.add(local.lower())
             out.append(remote_tool(self, entry, timeout, local))
         return out

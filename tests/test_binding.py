@@ -134,3 +134,29 @@ def test_round_trip_through_positions(city: str, days: int, unit: str, exact: bo
     named = {"city": city, "days": days, "unit": unit, "exact": exact}
     assert bind(positional_arguments(named, WEATHER)) == named
     assert bind(tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in positional_arguments(named, WEATHER))) == named
+
+
+REFERRING = {
+    "type": "object",
+    "$defs": {"Point": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
+              "Color": {"type": "string", "enum": ["red", "green"]}, "Count": {"type": "integer"},
+              "Loop": {"$ref": "#/$defs/Pool"}, "Pool": {"$ref": "#/$defs/Loop"}},
+    "properties": {"p": {"$ref": "#/$defs/Point"}, "color": {"allOf": [{"$ref": "#/$defs/Color"}]},
+                   "n": {"$ref": "#/$defs/Count", "description": "How many."},
+                   "points": {"type": "array", "items": {"$ref": "#/$defs/Point"}},
+                   "loop": {"$ref": "#/$defs/Loop"}, "far": {"$ref": "other.json#/Thing"}},
+}
+
+
+def test_local_references_are_followed_as_pydantic_and_fastmcp_write_every_model_and_enum() -> None:
+    """A `$ref` parameter took text as written: `{"x": 1}` went to the server as a string, "5" stayed "5", and an
+    enum behind a reference was not checked."""
+    bound = bind_arguments({"p": '{"x": "1"}', "color": "green", "n": "5", "points": '[{"x": 2}]'}, REFERRING,
+                           tool="t")
+    assert bound == {"p": {"x": 1}, "color": "green", "n": 5, "points": [{"x": 2}]}
+    with pytest.raises(ToolArgumentError, match='one of "red", "green"'):
+        bind_arguments({"color": "blue"}, REFERRING, tool="t")
+    with pytest.raises(ToolArgumentError, match="an integer"):
+        bind_arguments({"n": "many"}, REFERRING, tool="t")
+    # A loop of references, or one to another document, takes the value as written.
+    assert bind_arguments({"loop": "7", "far": "8"}, REFERRING, tool="t") == {"loop": "7", "far": "8"}

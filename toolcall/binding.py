@@ -101,7 +101,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     for key, value in bound.items():
         schema = properties.get(key)
         try:
-            out[key] = coerce(value, schema if isinstance(schema, Mapping) else {})
+            out[key] = coerce(value, schema if isinstance(schema, Mapping) else {}, parameters)
         except Mismatch as err:
             if value is None and key not in required:
                 continue  # null for an optional parameter that takes none: not given (its default applies)
@@ -136,9 +136,38 @@ def _kinds(schema: Mapping[str, Any]) -> list[str]:
     return kinds
 
 
-def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
+#: How many `$ref`s in a row one value's schema may go through (a reference to a reference ... to itself is a loop).
+MAX_REF_HOPS = 32
+
+
+def resolve(schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """`schema` with its local `$ref` (`#/$defs/Person`, as pydantic and FastMCP write every model and Enum
+    parameter) and a lone `allOf` (pydantic v1's wrapper of one) followed, within `root`; a reference that leads
+    nowhere, or elsewhere than this document, is left as it is."""
+    for _ in range(MAX_REF_HOPS):
+        ref = schema.get("$ref")
+        parts = schema.get("allOf")
+        if isinstance(ref, str) and ref.startswith("#") and root is not None:
+            target: Any = root
+            for part in ref[1:].split("/")[1:]:
+                part = part.replace("~1", "/").replace("~0", "~")
+                target = target.get(part) if isinstance(target, Mapping) else None
+            if not isinstance(target, Mapping):
+                return schema
+            # The referring schema's own keywords (its description, an enum) stay beside the target's.
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        elif isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], Mapping):
+            schema = {**parts[0], **{k: v for k, v in schema.items() if k != "allOf"}}
+        else:
+            return schema
+    return schema
+
+
+def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
     """`value` (model text, or a JSON value) as the JSON type `schema` declares; Mismatch says what was expected.
-    A schema without a type (or one this binder does not know) takes the value as written."""
+    A schema without a type (or one this binder does not know) takes the value as written. `root` is the document
+    `schema` belongs to (the tool's parameters), in which its local `$ref`s are followed."""
+    schema = resolve(schema, root)
     if "anyOf" in schema or "oneOf" in schema:
         options = [s for s in schema.get("anyOf") or schema.get("oneOf") or () if isinstance(s, Mapping)]
         if schema.get("nullable"):
@@ -146,7 +175,7 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
         wanted = []
         for option in options:
             try:
-                return coerce(value, option)
+                return coerce(value, option, root)
             except Mismatch as err:
                 wanted.append(str(err))
         raise Mismatch(" or ".join(dict.fromkeys(wanted)) or "a value of another shape")
@@ -154,9 +183,9 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
     if not kinds:
         out = value
     elif len(kinds) == 1:
-        out = _as(value, kinds[0], schema)
+        out = _as(value, kinds[0], schema, root)
     else:
-        out = _first_fit(value, kinds, schema)
+        out = _first_fit(value, kinds, schema, root)
     allowed = [schema["const"]] if "const" in schema else schema.get("enum")  # a const is an enum of one
     if isinstance(allowed, list) and allowed and not any(_same(out, a) for a in allowed):
         # An untyped enum, or a value the type did not change: the text may still spell a choice ("2" for 2).
@@ -173,7 +202,7 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any]) -> Any:
+def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> Any:
     """A value for a type list: kept when it already is one of the types, else the first type it converts to."""
     if not isinstance(value, str) or "string" not in kinds:
         for kind in kinds:
@@ -183,7 +212,7 @@ def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any]) -> Any:
     wanted = []
     for kind in tried:
         try:
-            return _as(value, kind, schema)
+            return _as(value, kind, schema, root)
         except Mismatch as err:
             wanted.append(str(err))
     raise Mismatch(" or ".join(wanted))
@@ -199,7 +228,7 @@ def _is(value: Any, kind: str) -> bool:
     return isinstance(value, checks.get(kind, object))
 
 
-def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
+def _as(value: Any, kind: str, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
     """`value` as one JSON type."""
     text = value.strip() if isinstance(value, str) else None
     if kind == "string":
@@ -242,9 +271,9 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
         if isinstance(fixed, list) and fixed:
             if len(items) != len(fixed) and schema.get("items") is not True:
                 raise Mismatch(f"a list of {len(fixed)} items")
-            return [coerce(v, s) for v, s in zip(items, fixed)] + list(items[len(fixed):])
+            return [coerce(v, s, root) for v, s in zip(items, fixed)] + list(items[len(fixed):])
         each = schema.get("items")
-        return [coerce(v, each) for v in items] if isinstance(each, Mapping) else list(items)
+        return [coerce(v, each, root) for v in items] if isinstance(each, Mapping) else list(items)
     if kind == "object":
         data: Any = value
         if text is not None:
@@ -254,8 +283,8 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any]) -> Any:
         found = schema.get("properties")
         props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         rest = schema.get("additionalProperties")
-        return {k: coerce(v, props[k]) if isinstance(props.get(k), Mapping)
-                else coerce(v, rest) if isinstance(rest, Mapping) else v for k, v in data.items()}
+        return {k: coerce(v, props[k], root) if isinstance(props.get(k), Mapping)
+                else coerce(v, rest, root) if isinstance(rest, Mapping) else v for k, v in data.items()}
     return value  # a type name JSON schema does not have: passed as written
 
 

@@ -176,16 +176,20 @@ def test_a_slow_tool_times_out_and_the_session_stays_usable(tiny: MCPClient) -> 
         tiny.call("slow", {"seconds": 30}, timeout=0.3)
 
 
-def test_a_server_killed_mid_call_gives_error_results_not_a_crash() -> None:
+def test_a_server_killed_mid_call_gives_an_error_result_and_the_next_call_starts_it_again() -> None:
+    """The dead connection was kept: every later call said "Connection closed", and import_tools gave the same dead
+    client, so a long-running serve or chat could not go on without a restart."""
     with MCPClient(STDIO) as client:
         registry = ToolRegistry(client.registry_tools(timeout=20))
         start = time.perf_counter()
         result = registry.call("crash", [])
         assert not result.ok and "crash: MCP server" in result.text and "failed" in result.text
         assert time.perf_counter() - start < 10  # noticed when the pipe closed, not at the time limit
-        after = registry.call("add", ["1", "2"])
-        assert not after.ok and after.text.startswith("Error: add: ")
+        assert [registry.call("add", ["1", str(i)]).text for i in (2, 3)] == ["3", "4"]
+        assert not registry.call("crash", []).ok and registry.call("add", ["2", "2"]).text == "4"  # and again
     assert client.closed
+    with pytest.raises(ToolError, match="not connected"):
+        client.call("add", {"a": 1, "b": 1})  # closed by its owner: never started again
 
 
 def free_port() -> int:

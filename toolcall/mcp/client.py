@@ -139,6 +139,8 @@ class MCPClient:
         self._failure: BaseException | None = None
         self._garbage = 0   # stdout lines that were not JSON-RPC
         self._lock = threading.Lock()
+        self._revive_lock = threading.Lock()
+        self._gone = False   # a call found the connection closed (the server exited): the next call starts it again
         self.closed = False
 
     def __repr__(self) -> str:
@@ -249,6 +251,8 @@ class MCPClient:
         """Call tool `name`; its text, or ToolError (ToolTimeoutError after `timeout` seconds; None waits). Error
         messages begin with `label` (the name the registry knows the tool by), else `name`."""
         shown = label or name
+        if self._gone and not self.closed:
+            self._revive(CONNECT_TIMEOUT if timeout is None else min(max(timeout, 1.0), CONNECT_TIMEOUT))
         session = self._session
         if session is None or self.closed:
             why = f": {_describe(self._failure)}" if self._failure is not None else ""
@@ -267,12 +271,31 @@ class MCPClient:
             future.cancel()  # cancels the request task, which tells the server the call was abandoned
             raise ToolTimeoutError(f"{shown}: timed out after {timeout:g} s") from None
         except Exception as err:  # a dead server, a closed pipe, a protocol error: the model gets text
+            if _connection_closed(err):
+                self._gone = True
             raise ToolError(f"{shown}: MCP server {self.name} failed: {_describe(err)}") from err
         text = result_text(result)
         if result.is_error:
             # toolcall's own servers send "Error: ..."; the registry adds that prefix again, so it is dropped here.
             raise ToolError(text.removeprefix("Error: "))
         return text
+
+    def _revive(self, timeout: float) -> None:
+        """After a call found the connection closed (the server exited, or an HTTP server went away): start the
+        server, or reach it, again, as a person would, so a long-running `serve` or `chat` goes on. Once per loss,
+        however many calls find it; a server that cannot be started again leaves the calls failing with why."""
+        with self._revive_lock:
+            if not self._gone or self.closed:
+                return
+            if self._holder is not None and not self._finished.is_set():
+                self._loop.call_soon_threadsafe(self._closing.set)   # the old owner task leaves its dead transport
+                if not self._finished.wait(CLOSE_TIMEOUT):
+                    self._holder.cancel()
+                    self._finished.wait(CLOSE_TIMEOUT)
+            self._ready, self._finished, self._closing = threading.Event(), threading.Event(), asyncio.Event()
+            self._session, self._failure, self._gone = None, None, False
+            self._holder = asyncio.run_coroutine_threadsafe(self._hold(), self._loop)
+            self._ready.wait(timeout)
 
     def registry_tools(self, timeout: float = DEFAULT_TIMEOUT) -> list[Tool]:
         """The server's tools as registry Tools (each calls through this connection)."""
@@ -285,6 +308,18 @@ class MCPClient:
             taken.add(local.lower())
             out.append(remote_tool(self, entry, timeout, local))
         return out
+
+
+def _connection_closed(err: BaseException) -> bool:
+    """Whether a call failed because the connection to the server is gone (not because of the call)."""
+    import anyio
+    from mcp.shared.exceptions import MCPError
+    from mcp.types import CONNECTION_CLOSED
+
+    if isinstance(err, MCPError):
+        return err.code == CONNECTION_CLOSED
+    return isinstance(err, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, EOFError,
+                            BrokenPipeError, ConnectionError))
 
 
 async def _cancel_others() -> None:

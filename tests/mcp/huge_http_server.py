@@ -1,5 +1,6 @@
 """A hostile MCP server over streamable HTTP, written as a bare ASGI app: it answers tools/call `big` with a JSON
-body of SIZE bytes, streamed without a length (or, tool `declared`, with a Content-Length saying so).
+body of SIZE bytes, streamed without a length (or, tool `declared`, with a Content-Length saying so; tool `event`, as
+one server-sent event, as the SDK's own servers answer).
 
 Run: python huge_http_server.py PORT SIZE
 """
@@ -13,7 +14,7 @@ import uvicorn
 
 SIZE = int(sys.argv[2]) if len(sys.argv) > 2 else 1 << 20
 TOOLS = [{"name": name, "description": "A big answer.", "inputSchema": {"type": "object", "properties": {}}}
-         for name in ("big", "declared")]
+         for name in ("big", "declared", "event")]
 
 
 async def respond(send: Any, status: int, body: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -41,6 +42,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         head = b'{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"' % ident
         tail = b'"}]}}'
         headers = json_type
+        if request["params"]["name"] == "event":
+            head, tail = b"event: message\ndata: " + head, tail + b"\n\n"
+            headers = [(b"content-type", b"text/event-stream")]
         if request["params"]["name"] == "declared":
             headers = [*json_type, (b"content-length", str(len(head) + SIZE + len(tail)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -191,5 +191,8 @@ async def bounded_http_client(url: str, limit: int | None = None) -> AsyncIterat
     timeout = httpx2.Timeout(TIMEOUT, read=READ_TIMEOUT)
     transport = BoundedTransport(MAX_RESPONSE_BYTES if limit is None else limit)
     async with (httpx2.AsyncClient(timeout=timeout, transport=transport) as client,
-                streamable_http_client(url, http_client=client) as streams):
+                # An answer may come as one server-sent event (the SDK's servers answer so): the SDK's own cap of
+                # 1 MiB an event failed results the transport's bound allows; that bound holds for events too.
+                streamable_http_client(url, http_client=client,
+                                       max_sse_event_size=MAX_RESPONSE_BYTES if limit is None else limit) as streams):
         yield streams

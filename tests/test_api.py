@@ -84,6 +84,9 @@ def test_misused_arguments_are_config_errors_that_say_what_is_allowed() -> None:
             generate("q", backend=backend, **options)   # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="backend is an engine's name"):
         generate("q", backend=None)   # type: ignore[arg-type]
+    for prompt in (None, b"hi", "", "  \n"):  # an AttributeError, a TypeError, and two runs of the model on nothing
+        with pytest.raises(ConfigError, match="needs the prompt as text"):
+            generate(prompt, backend=backend)   # type: ignore[arg-type]
 
 
 def test_one_name_or_file_is_not_split_into_its_letters() -> None:

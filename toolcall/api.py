@@ -75,10 +75,13 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
 
     `tools`: tool names (case-insensitive), a Toolset (names, --tools-from files, MCP servers), a ToolRegistry,
     None for every registered tool, () for none.
+    `history`: earlier messages, [{"role": "user" | "assistant" | "system", "content": str}, ...], before `prompt`.
     `raw=True` sends `prompt` as is, without instructions or chat template. `loop_options` are LoopConfig fields
     (max_calls, max_new_tokens, trigger_top_k, call_threshold, tools_enabled, call_timeout, max_triggers, ...), over
     what the model's folder recommends (its toolcall.json).
     """
+    if not isinstance(prompt, str) or not prompt.strip():  # None and bytes failed deep inside, "" ran the model
+        raise ConfigError(f"generate() needs the prompt as text that says something, got {prompt!r:.60}")
     unknown = sorted(set(loop_options) - {f.name for f in fields(LoopConfig)})
     if unknown:   # a typo (max_cals=2) was a TypeError from LoopConfig that listed nothing
         raise ConfigError(f"generate() takes no option {unknown[0]!r}; the loop's options are: "

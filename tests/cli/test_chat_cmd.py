@@ -175,3 +175,86 @@ def test_a_conversation_past_the_context_is_said_and_the_chat_goes_on(monkeypatc
     out = chat(monkeypatch, capsys, tmp_path, ["Short."] * 3, f"hi\n{'word ' * 400}\n/reset\nhi\n", "--no-few-shot")
     assert "(the conversation is " in out and "this model reads at most 400; /reset clears the conversation)" in out
     assert out.count("Short.") == 2
+
+
+def test_ctrl_c_stops_the_reply_and_the_next_question_reads_the_conversation_afresh(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Stopped inside a model step, the session's cache may be torn: the next turn starts a session of its own. A
+    question stopped before any reply is dropped, not read again before every later one."""
+    from toolcall.backends.fake import FakeSession
+    from toolcall.cli import build_parser
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["A long story about a dog.", "Forty-two.", "Seven."]))
+    chat = Chat(build_parser().parse_args(["chat", "--backend", "fake", "--model", str(script)]), io.StringIO())
+    original = FakeSession.stream
+    stop_after: list[int] = [2]
+
+    def interrupted(self: FakeSession, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if stop_after == [0]:  # while the question is read, before any reply
+            stop_after.clear()
+            raise KeyboardInterrupt
+        for n, piece in enumerate(original(self, *args, **kwargs)):  # type: ignore[arg-type]
+            if stop_after and n == stop_after[0]:
+                stop_after.clear()
+                raise KeyboardInterrupt
+            yield piece
+
+    monkeypatch.setattr(FakeSession, "stream", interrupted)
+    chat.reply("Tell me a story.")
+    assert chat.session is None and "(reply stopped)" in chat.out.getvalue()  # type: ignore[attr-defined]
+    held = chat.turns[0].held
+    assert chat.turns[0].question == "Tell me a story." and held.startswith("A long") and held != "A long story about a dog."
+    assert chat.reply("What is 6 times 7?") is not None and chat.session is not None
+    stop_after.append(0)
+    assert chat.reply("A question stopped at once.") is None
+    assert [t.question for t in chat.turns] == ["Tell me a story.", "What is 6 times 7?"]
+    assert "(stopped; the question was dropped)" in chat.out.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_reply_cut_by_the_token_limit_says_so(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    out = chat(monkeypatch, capsys, tmp_path, ["word " * 50], "Go on.\n", "--max-new-tokens", "5")
+    assert "(reply cut: it reached the token limit, --max-new-tokens 5)" in out
+
+
+def test_a_line_starting_with_two_slashes_is_a_message(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from toolcall.backends import fake
+
+    seen: list[str] = []
+    original = fake.FakeBackend.start
+    monkeypatch.setattr(fake.FakeBackend, "start", lambda self, prompt: (seen.append(prompt), original(self, prompt))[1])
+    out = chat(monkeypatch, capsys, tmp_path, ["Three dollars."], "//3 apples cost how much?\n")
+    assert "unknown command" not in out and "user: /3 apples cost how much?" in seen[-1]
+
+
+@pytest.mark.model
+def test_ctrl_c_inside_a_forward_of_the_embedded_model_leaves_the_chat_going(tmp_path: Path) -> None:
+    """Ctrl-C during a forward extended some layers' KV caches and not others; the next question died on "The size
+    of tensor a (443) must match the size of tensor b (444)" and ended the chat."""
+    from toolcall.cli import build_parser
+    from toolcall.errors import BackendError
+
+    chat = Chat(build_parser().parse_args(["chat", "--max-new-tokens", "12"]), io.StringIO())
+    layer = chat.backend.model.model.layers[15]  # type: ignore[attr-defined]
+    original, countdown = layer.forward, [6]
+
+    def forward(*args: object, **kwargs: object) -> object:
+        countdown[0] -= 1
+        if countdown[0] == 0:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    layer.forward = forward
+    chat.reply("Tell me a story about a dog.")
+    torn = chat.turns and chat.session is None
+    assert torn or countdown[0] > 0
+    assert chat.reply("What is 6 times 7?") is not None
+    # A torn session refuses to go on, in words, rather than failing on a tensor size.
+    session = chat.backend.start("Hello")
+    countdown[0] = 2
+    with pytest.raises(KeyboardInterrupt):
+        list(session.stream((), 4))
+    with pytest.raises(BackendError, match="stopped inside a model step"):
+        list(session.stream((), 4))

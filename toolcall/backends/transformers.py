@@ -54,6 +54,7 @@ class TransformersSession(DecodeSession):
         self.rollback_tokens = 0                # decoded tokens dropped because a stop string ended inside them
         self.reprefilled_tokens = 0             # tokens re-encoded from those dropped tokens' kept characters
         self._seeded: Any = None                # the generator of a session with its own seed, made on first use
+        self._torn = False                      # a model step was stopped halfway: the cache cannot be used on
         self.counters.input_tokens = len(prompt_ids)
 
     @property
@@ -63,12 +64,21 @@ class TransformersSession(DecodeSession):
 
     # --- model steps ---------------------------------------------------------------------
     def _feed(self, ids: list[int]) -> None:
+        if self._torn:
+            raise BackendError("this session was stopped inside a model step (Ctrl-C, or an error), which left its "
+                               "cache holding more of some layers than of others; start a new session")
         batcher = self._backend.batcher
-        if batcher is None:
-            logits = self._forward(ids)
-        else:
-            with self.released():  # the caller's hold on the shared model, given up while the step waits for others
-                logits = batcher.feed(self, ids)
+        try:
+            if batcher is None:
+                logits = self._forward(ids)
+            else:
+                with self.released():  # the caller's hold on the shared model, given up while the step waits
+                    logits = batcher.feed(self, ids)
+        except BaseException:
+            # A forward stopped halfway has extended some layers' caches and not others: going on from here failed
+            # later on a tensor size (the chat, after Ctrl-C). The session says so instead.
+            self._torn = True
+            raise
         self.token_ids += ids
         self._logits = logits
         self.counters.forward_passes += 1

@@ -31,7 +31,9 @@ HELP = """commands:
   /disable NAME   turn a tool off
   /reset          forget the conversation
   /help           this text
-  /quit           leave (Ctrl-D too); Ctrl-C stops the current reply"""
+  /quit           leave (/exit, /q, Ctrl-D too); Ctrl-C stops the current reply
+Each line is one message (no multi-line input); start it with // to send a message that begins with /.
+Lines typed at a terminal are kept in ~/.toolcall_history (readable by you alone) for the arrow keys."""
 
 
 def register(subparsers: Any) -> None:
@@ -78,7 +80,8 @@ def _format_call(record: Any) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in record.args.items())
     else:
         args = ", ".join(str(a) for a in record.args)
-    return printable(f"→ {record.tool}({args}) = {record.result}")
+    # One line per call: a result's line breaks are shown, so it cannot write lines (a fake "you> ") of its own.
+    return printable(f"→ {record.tool}({args}) = {record.result}").replace("\n", "⏎")
 
 
 @dataclass
@@ -190,6 +193,7 @@ class Chat:
             self.write(f"{dim}({err}; /reset clears the conversation){reset}\n")
             return None
         result: LoopResult | None = None
+        stopped = False
         try:
             for event in resume_loop(session, self.dialect, registry, config):
                 if isinstance(event, TextDelta):
@@ -202,10 +206,26 @@ class Chat:
                 elif isinstance(event, Done):
                     result = event.result
         except KeyboardInterrupt:
+            stopped = True
+            # Stopped inside a model step, the model's cache may hold more of some layers than of others: the next
+            # turn reads the conversation again in a session of its own (continuing this one failed on a tensor size).
+            self.session = None
+        text = session.generated
+        if stopped and not text.strip():
+            # Stopped before the model wrote anything (a long question still being read): the question is dropped,
+            # not kept to be read again before every later one.
+            self.write(f"\n{dim}(stopped; the question was dropped){reset}\n")
+            return None
+        if stopped:
             self.write(f"\n{dim}(reply stopped){reset}")
+        elif result is not None and result.stop_reason == "length":
+            limit = self.backend.context_size()
+            full = limit is not None and self.backend.prompt_tokens(session.text) >= limit - 1
+            why = "the end of the model's context; /reset clears the conversation" if full else \
+                f"the token limit, --max-new-tokens {config.max_new_tokens}"
+            self.write(f"\n{dim}(reply cut: it reached {why}){reset}")
         self.write("\n")
         # What the session holds of this reply, also when it was stopped: the next turn continues after it.
-        text = session.generated
         self.turns.append(Turn(question, text, self.dialect.reply(text)))
         return result
 
@@ -234,11 +254,11 @@ class Chat:
             line = line.strip()
             if not line:
                 continue
-            if line.startswith("/"):
+            if line.startswith("/") and not line.startswith("//"):
                 if not self.command(line):
                     break
                 continue
-            self.reply(line)
+            self.reply(line[1:] if line.startswith("//") else line)
         if interactive:
             self.write("\n")
         return 0

@@ -88,10 +88,11 @@ def test_a_name_the_grammars_accept_is_kept_and_only_the_others_are_renamed_arou
     client = MCPClient("unused-server")
     recorder = Recorder()
     empty = {"type": "object", "properties": {}}
-    client.tools = [listing("a-b", empty), listing("a_b", empty), listing("a.b", empty), listing("A_B_", empty)]
+    client.tools = [listing("a-b", empty), listing("a_b", empty), listing("a.b", empty), listing("A_B_", empty),
+                    listing("Add", empty), listing("add", empty)]
     client.call = recorder.call  # type: ignore[method-assign]
     tools = client.registry_tools()
-    assert [t.name for t in tools] == ["a_b__", "a_b", "a_b___", "A_B_"]
+    assert [t.name for t in tools] == ["a_b__", "a_b", "a_b___", "A_B_", "Add", "add_"]
     ToolRegistry(tools).call("a_b", [])
     assert recorder.sent[-1][0] == "a_b"
     client.close()

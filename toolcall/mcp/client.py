@@ -301,10 +301,16 @@ class MCPClient:
         """The server's tools as registry Tools (each calls through this connection)."""
         # A name the grammars accept is the tool's own; only the others are renamed, around them: renamed in listing
         # order, `a-b` took `a_b`, the server's real `a_b` became `a_b_`, and a call of `a_b` ran `a-b`.
-        taken = {e.name.lower() for e in self.tools if callable_name(e.name) == e.name}
+        # Names are told apart without case, as the registry looks them up: of `Add` and `add`, the second is renamed.
+        kept: dict[int, str] = {}
+        taken: set[str] = set()
+        for i, entry in enumerate(self.tools):
+            if callable_name(entry.name) == entry.name and entry.name.lower() not in taken:
+                kept[i] = entry.name
+                taken.add(entry.name.lower())
         out = []
-        for entry in self.tools:
-            local = entry.name if callable_name(entry.name) == entry.name else callable_name(entry.name, taken)
+        for i, entry in enumerate(self.tools):
+            local = kept.get(i) or callable_name(entry.name, taken)
             taken.add(local.lower())
             out.append(remote_tool(self, entry, timeout, local))
         return out

@@ -191,6 +191,46 @@ def test_a_corpus_with_no_token_for_the_loss_is_refused(tiny: Path, tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
+def test_a_run_of_the_other_kind_into_the_same_output_leaves_only_its_own_model(tiny: Path, tmp_path: Path) -> None:
+    """A full fine-tune written into an adapter's folder left adapter_config.json beside it, and the loader took the
+    folder for the old adapter: with --no-verify it said "saved" and --model gave base + the old adapter."""
+    pytest.importorskip("peft")
+    from toolcall.backends.hf_loading import load_model_and_tokenizer
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", TEXTS)
+    out = tmp_path / "out"
+    train(TrainConfig(corpus=corpus, output=out, model=str(tiny), max_steps=1, batch_size=2, lora=True))
+    assert (out / "adapter_config.json").is_file()
+    train(TrainConfig(corpus=corpus, output=out, model=str(tiny), max_steps=2, batch_size=2, lr=1e-2, verify=False))
+    assert not (out / "adapter_config.json").exists() and not (out / "adapter_model.safetensors").exists()
+    model, _ = load_model_and_tokenizer(out)
+    assert torch.equal(model.get_input_embeddings().weight.detach(), _weights(out)["model.embed_tokens.weight"])
+    train(TrainConfig(corpus=corpus, output=out, model=str(tiny), max_steps=1, batch_size=2, lora=True))
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+
+
+def test_texts_past_max_length_are_counted_and_said(tiny: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the first --max-length tokens of each text are learned: a 100,000-character record was cut to ~960
+    characters without a word, and data-gen's 4,000-character texts run past the default 512 tokens."""
+    from toolcall.training import train
+
+    corpus = write_corpus(tmp_path / "gen", [*TEXTS, " ".join(TEXTS) * 20])
+    result = train(TrainConfig(corpus=corpus, output=tmp_path / "out", model=str(tiny), max_steps=1, batch_size=2,
+                               max_length=128, verify=False))
+    assert result.cut_examples == 1 and "1 of 5 texts are longer than --max-length 128" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "train_result.json").read_text())["cut_examples"] == 1
+
+
+def test_an_output_under_a_file_is_refused_before_any_model_loads(tmp_path: Path) -> None:
+    from toolcall.training import check_output_dir
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="lies under .*afile, which is a file"):
+        check_output_dir(tmp_path / "afile" / "sub")
+
+
 def test_lora_fine_tune_saves_an_adapter_that_reloads(tiny: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     from toolcall.backends.hf_loading import load_model_and_tokenizer

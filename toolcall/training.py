@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -97,6 +98,7 @@ class TrainResult:
     tokens: int
     masked_tokens: int                 # tokens excluded from the loss: tool results, and prompts when masked
     lora: bool
+    cut_examples: int = 0              # texts longer than --max-length, learned only up to it
     verified_max_logit_diff: float | None = None
     log: list[dict[str, float]] = field(default_factory=list)
 
@@ -258,6 +260,21 @@ def _plain_config_dict(config: Any) -> dict[str, Any]:
     return data
 
 
+#: What a checkpoint folder holds of each kind: a run of the other kind into the same --output removes them, since
+#: the loader takes a folder with adapter_config.json for an adapter (a full fine-tune written over an adapter's
+#: folder reloaded as the old adapter).
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+_FULL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json",
+               "generation_config.json")
+
+
+def _remove_files(output: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        (output / name).unlink(missing_ok=True)
+    for shard in output.glob("model-*-of-*.safetensors"):
+        shard.unlink()
+
+
 def save_checkpoint(model: Any, tokenizer: Any, output: Path) -> None:
     """A checkpoint directory load_model_and_tokenizer (and vLLM) opens: weights, config.json, tokenizer.
 
@@ -267,6 +284,7 @@ def save_checkpoint(model: Any, tokenizer: Any, output: Path) -> None:
     from safetensors.torch import save_file
 
     output.mkdir(parents=True, exist_ok=True)
+    _remove_files(output, _ADAPTER_FILES)
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}
     save_file(state, str(output / "model.safetensors"), metadata={"format": "pt"})
@@ -279,6 +297,7 @@ def save_checkpoint(model: Any, tokenizer: Any, output: Path) -> None:
 def save_lora(model: Any, tokenizer: Any, output: Path, base: str | None) -> None:
     """The adapter plus tokenizer; base_model_name_or_path names the base for hf_loading ("embedded" = SmolLM2)."""
     output.mkdir(parents=True, exist_ok=True)
+    _remove_files(output, _FULL_FILES)
     # Embeddings are never LoRA targets here; "auto" would go looking for the base's config to decide.
     model.save_pretrained(output, save_embedding_layers=False)
     config_path = output / "adapter_config.json"
@@ -358,6 +377,9 @@ def check_output_dir(output: Path) -> None:
     training into a directory of other files replaced a user's config.json without a word."""
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; the checkpoint or adapter is saved into a directory")
+    above = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if above is not None:  # Trainer failed on it with a NotADirectoryError traceback, after the model had loaded
+        raise ConfigError(f"--output {output} lies under {above}, which is a file; give a directory's path")
     if output.is_dir() and any(output.iterdir()) and not (output / RESULT_FILE).is_file():
         raise ConfigError(f"--output {output} is a directory of other files (no {RESULT_FILE} from an earlier "
                           "`toolcall train`); give a new or empty directory")
@@ -381,6 +403,12 @@ def train(config: TrainConfig) -> TrainResult:
                                  prompt_chars=p if config.mask_prompt else 0) for t, p in records]
     tokens = sum(len(e["labels"]) for e in examples)
     masked = sum(sum(1 for x in e["labels"] if x == IGNORE_INDEX) for e in examples)
+    cut = sum(1 for (text, _), e in zip(records, examples) if len(e["input_ids"]) >= config.max_length
+              and len(tokenizer(text, add_special_tokens=True)["input_ids"]) > config.max_length)
+    if cut:  # the rest of each was dropped without a word: data-gen's 4,000-character texts run past 512 tokens
+        print(f"toolcall train: {cut:,} of {len(examples):,} texts are longer than --max-length {config.max_length} "
+              "tokens and are learned only up to it; raise --max-length (or split the texts) to learn all of them",
+              file=sys.stderr)
     if masked >= tokens:
         raise ConfigError(f"no token of {config.corpus} counts toward the loss: all {tokens:,} are tool results or "
                           f"prompts (--max-length {config.max_length} may cut each text before its reply)")
@@ -439,7 +467,7 @@ def train(config: TrainConfig) -> TrainResult:
     _remove_empty(work)
     result = TrainResult(
         output=str(config.output), examples=len(examples), steps=int(out.global_step), train_loss=float(out.training_loss),
-        seconds=round(seconds, 3), tokens=tokens, masked_tokens=masked, lora=lora,
+        seconds=round(seconds, 3), tokens=tokens, masked_tokens=masked, lora=lora, cut_examples=cut,
         log=[{k: float(v) for k, v in entry.items() if isinstance(v, (int, float))} for entry in trainer.state.log_history],
     )
     if config.verify:

@@ -84,3 +84,42 @@ def test_page_shows_a_moss_reply_with_its_thoughts_folded(page: Any) -> None:
             assert "It is 391." in reply and "<eot>" not in reply and "Commands" not in reply
         finally:
             page.goto(back)
+
+
+def test_a_long_line_without_spaces_streams_without_freezing_and_reset_starts_clean(page: Any) -> None:
+    """A reply of one 16 KB line (base64, a long URL) was laid out again at every piece: the tab froze for minutes.
+    And Reset during a reply put the old partial reply into the new conversation's first request."""
+    import time
+
+    from live_server import SlowFake, serve, settings
+
+    line = "A" * 16_000
+    sent: list[str] = []
+
+    def script(text: str) -> str:
+        sent.append(text)
+        return line if "long" in text[text.rfind("user:"):] else "Fresh."
+
+    back = page.url
+    for live in serve(SlowFake(script=script), settings(max_new_tokens=4_000), dialect="hermes"):
+        try:
+            page.goto(live.url + "/")
+            page.wait_for_selector("#tools input")
+            began = time.perf_counter()
+            page.fill("#input", "a long line please")
+            page.press("#input", "Enter")
+            page.wait_for_function("() => !document.querySelector('#send').disabled", timeout=30_000)
+            assert time.perf_counter() - began < 20
+            assert line in page.locator(".msg.assistant").last.inner_text()
+            page.fill("#input", "a long line again")
+            page.press("#input", "Enter")
+            page.click("#reset")
+            page.fill("#input", "fresh start")
+            page.press("#input", "Enter")
+            page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1 && "
+                                   "!document.querySelector('#send').disabled")
+            last = sent[-1][sent[-1].rfind("\nuser:"):]
+            assert "user: fresh start" in last and "AAAA" not in sent[-1] and "a long line" not in sent[-1]
+            assert sent[-1].count("assistant:") == 1  # only the new reply's: no turn of the old conversation
+        finally:
+            page.goto(back)

@@ -123,3 +123,28 @@ def test_a_long_line_without_spaces_streams_without_freezing_and_reset_starts_cl
             assert sent[-1].count("assistant:") == 1  # only the new reply's: no turn of the old conversation
         finally:
             page.goto(back)
+
+
+def test_the_api_key_is_asked_for_said_when_refused_and_the_tool_toggles_survive_it(page: Any) -> None:
+    """A wrong key left the key field showing with no word, and entering a key again ticked every tool back on."""
+    from live_server import SlowFake, serve, settings
+
+    back = page.url
+    for live in serve(SlowFake(script=["Hi."]), settings(), api_key="k1"):
+        try:
+            page.goto(live.url + "/")
+            page.wait_for_selector(".msg.error")
+            assert "needs an API key" in page.locator(".msg.error").last.inner_text()
+            page.fill("#key", "wrong")
+            page.dispatch_event("#key", "change")
+            page.wait_for_function("() => document.querySelectorAll('.msg.error').length === 2")
+            assert "was not accepted" in page.locator(".msg.error").last.inner_text()
+            page.fill("#key", "k1")
+            page.dispatch_event("#key", "change")
+            page.wait_for_selector("#tools input[data-tool=Calculator]")
+            page.uncheck("#tools input[data-tool=Calculator]")
+            page.dispatch_event("#key", "change")  # the key entered again: the list is built anew
+            page.wait_for_selector("#tools input[data-tool=Calculator]")
+            assert not page.is_checked("#tools input[data-tool=Calculator]")
+        finally:
+            page.goto(back)

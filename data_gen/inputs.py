@@ -16,6 +16,7 @@ from toolcall.jsonl import read_jsonl, read_lines, string_field
 TEXT_FIELDS = ("date", "id")
 
 
+_SPACE = re.compile(r"\s*")  # the white space after a cut, which neither piece keeps
 #: Where a long text is split, best first: a paragraph break, a line break, a sentence's end, a space.
 _BREAKS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"[.!?][\"')\]]*\s+"), re.compile(r"\s+"))
 
@@ -34,10 +35,8 @@ def split_text(text: str, max_chars: int) -> list[str]:
             if ends:
                 cut = ends[-1]
                 break
-        piece = text[start:cut].rstrip()
-        if piece:  # a run of white space longer than a piece gives none
-            pieces.append(piece)
-        start = cut + len(text[cut:cut + max_chars]) - len(text[cut:cut + max_chars].lstrip())
+        pieces.append(text[start:cut].rstrip())
+        start = _SPACE.match(text, cut).end()  # type: ignore[union-attr]
     if start < len(text):
         pieces.append(text[start:])
     return pieces

@@ -223,6 +223,48 @@ def test_texts_past_max_length_are_counted_and_said(tiny: Path, tmp_path: Path,
     assert json.loads((tmp_path / "out" / "train_result.json").read_text())["cut_examples"] == 1
 
 
+def test_a_plain_text_quoting_a_special_token_learns_its_characters(tiny: Path) -> None:
+    """A document that quotes `<eos>` (SmolLM2: `<|endoftext|>`, `<|im_start|>`) taught the control token mid-text."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    text = "The file ends with <eos> and then more text."
+    literal = tokenize_example(text, tok, 256, literal=True, add_eos=False)
+    read = tokenize_example(text, tok, 256, add_eos=False)
+    assert tok.eos_token_id in read["input_ids"]  # what a chat record's own markup needs
+    assert tok.eos_token_id not in literal["input_ids"] and tok.decode(literal["input_ids"]) == text
+
+
+def test_a_corpus_in_another_dialect_than_the_one_given_is_refused(tmp_path: Path) -> None:
+    """A hermes corpus trained with the default --dialect toolformer learned every tool response, without a word."""
+    from toolcall.training import check_result_dialect
+
+    hermes = ['<|im_start|>assistant\n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call><|im_end|>\n'
+              '<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>\n'] * 3
+    with pytest.raises(ConfigError, match="3 of the first 3 records hold tool results written in the hermes dialect.*"
+                                          "pass --dialect hermes"):
+        check_result_dialect(hermes, "toolformer")
+    check_result_dialect(hermes, "hermes")
+    check_result_dialect(TEXTS, "toolformer")
+    check_result_dialect(["no calls here", "nor here"], "toolformer")
+    with pytest.raises(ConfigError, match="toolformer dialect"):
+        check_result_dialect(TEXTS, "hermes")
+
+
+def test_records_whose_prompt_fills_max_length_are_counted_and_said(tiny: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from toolcall.training import train
+
+    f = tmp_path / "chat.jsonl"
+    long_prompt = "user: " + " ".join(TEXTS) * 5 + "\nassistant:"
+    f.write_text(json.dumps({"text": long_prompt + " Yes.", "prompt_chars": len(long_prompt)}) + "\n"
+                 + "".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+    result = train(TrainConfig(corpus=f, output=tmp_path / "out", model=str(tiny), max_steps=1, batch_size=2,
+                               max_length=64, verify=False))
+    assert result.unlearned_examples == 1
+    assert "1 of 5 records have no token in the loss" in capsys.readouterr().err
+
+
 def test_an_output_under_a_file_is_refused_before_any_model_loads(tmp_path: Path) -> None:
     from toolcall.training import check_output_dir
 
@@ -368,7 +410,7 @@ def test_a_chat_record_learns_only_its_reply_and_not_its_tool_responses(tiny: Pa
     f = tmp_path / "chat.jsonl"
     f.write_text(json.dumps({"text": prompt + reply, "prompt_chars": len(prompt)}) + "\n" +
                  json.dumps({"text": "plain"}) + "\n", encoding="utf-8")
-    assert read_training_records(f) == [(prompt + reply, len(prompt)), ("plain", 0)]
+    assert read_training_records(f) == [(prompt + reply, len(prompt)), ("plain", None)]
     ex = tokenize_example(prompt + reply, tok, 512, dialect="hermes", prompt_chars=len(prompt))
     learned = "".join(tok.decode([i]) for i, label in zip(ex["input_ids"], ex["labels"]) if label != IGNORE_INDEX)
     assert "Weather in Oslo" not in learned and "get_weather(city)" not in learned

@@ -40,7 +40,8 @@ class TrainConfig:
     dialect: str = option("toolformer", help="the dialect the corpus is written in (which characters are results)")
     mask_prompt: bool = option(True, help="leave a record's prompt (its first prompt_chars characters: the system "
                                           "message offering tools, the user's request) out of the loss; records "
-                                          "without prompt_chars are learned whole")
+                                          "without prompt_chars are learned whole, their special texts read as "
+                                          "written)")
     lora: bool = option(False, help="train a LoRA adapter (PEFT) instead of all weights")
     lora_r: int = option(8, metavar="R", help="LoRA rank")
     lora_alpha: int = option(16, metavar="ALPHA", help="LoRA alpha")
@@ -99,6 +100,7 @@ class TrainResult:
     masked_tokens: int                 # tokens excluded from the loss: tool results, and prompts when masked
     lora: bool
     cut_examples: int = 0              # texts longer than --max-length, learned only up to it
+    unlearned_examples: int = 0        # records with no token in the loss (prompt or results fill --max-length)
     verified_max_logit_diff: float | None = None
     log: list[dict[str, float]] = field(default_factory=list)
 
@@ -138,14 +140,17 @@ def read_training_texts(path: str | Path) -> list[str]:
     return [text for text, _ in read_training_records(path)]
 
 
-def read_training_records(path: str | Path) -> list[tuple[str, int]]:
+def read_training_records(path: str | Path) -> list[tuple[str, int | None]]:
     """(text, prompt_chars) of every corpus record: a chat record's prompt_chars says where the assistant's reply
-    starts (0 for a plain text, which is learned whole)."""
+    starts; None for a plain text, which is learned whole and read as written (see tokenize_example's `literal`)."""
     file = corpus_file(path)
-    out = []
+    out: list[tuple[str, int | None]] = []
     for where, record in read_jsonl(file, "corpus"):
         text = string_field(record, "text", where)
-        prompt = record.get("prompt_chars", 0)
+        if "prompt_chars" not in record:
+            out.append((text, None))
+            continue
+        prompt = record["prompt_chars"]
         if isinstance(prompt, bool) or not isinstance(prompt, int) or not 0 <= prompt <= len(text):
             raise ConfigError(f"{where}: prompt_chars must be a character offset into the text (0..{len(text)}), "
                               f"got {prompt!r}")
@@ -156,6 +161,29 @@ def read_training_records(path: str | Path) -> list[tuple[str, int]]:
 
 
 # --- which characters are tool results --------------------------------------------------------------
+
+#: How many records check_result_dialect reads: enough to see a corpus's format, bounded for a large corpus.
+DIALECT_SAMPLE = 200
+
+
+def check_result_dialect(texts: Sequence[str], dialect: str) -> None:
+    """A ConfigError when `dialect` finds no tool result in the corpus but another dialect does: its results would
+    be learned as text (a hermes corpus trained with the default toolformer dialect learns every tool response)."""
+    from .dialects import dialects, get_dialect
+
+    sample = texts[:DIALECT_SAMPLE]
+    chosen = get_dialect(dialect)
+    if any(chosen.result_spans(t) for t in sample):
+        return
+    for name in dialects.names():
+        if name == chosen.name:
+            continue
+        found = sum(1 for t in sample if get_dialect(name).result_spans(t))
+        if found:
+            raise ConfigError(f"{found} of the first {len(sample)} records hold tool results written in the {name} "
+                              f"dialect, and --dialect {chosen.name} finds none, so they would be learned as text: "
+                              f"pass --dialect {name} (or --no-mask-results to learn them)")
+
 
 def result_token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> list[bool]:
     """True for tokens to leave out of the loss: tokens overlapping a result, unless they also hold part of its
@@ -179,10 +207,14 @@ def result_token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[
 
 
 def tokenize_example(text: str, tokenizer: Any, max_length: int, mask_results: bool = True,
-                     dialect: str = "toolformer", add_eos: bool = True, prompt_chars: int = 0) -> dict[str, list[int]]:
+                     dialect: str = "toolformer", add_eos: bool = True, prompt_chars: int = 0,
+                     literal: bool = False) -> dict[str, list[int]]:
     """input_ids, attention_mask and labels for one text; labels are -100 on result tokens when masking, and on the
-    tokens that end within the first `prompt_chars` characters (a chat record's prompt)."""
-    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True, truncation=True, max_length=max_length)
+    tokens that end within the first `prompt_chars` characters (a chat record's prompt). `literal`: the tokenizer's
+    special texts in it are read as the characters they are, not as control tokens (a document quoting
+    `<|im_start|>` or `<|endoftext|>` would otherwise teach a turn or an end in the middle of a text)."""
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True, truncation=True, max_length=max_length,
+                    split_special_tokens=literal)
     ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     labels = list(ids)
@@ -399,15 +431,24 @@ def train(config: TrainConfig) -> TrainResult:
     base, tokenizer = load_model_and_tokenizer(base_name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if config.mask_results:
+        check_result_dialect([t for t, _ in records], config.dialect)
     examples = [tokenize_example(t, tokenizer, config.max_length, config.mask_results, config.dialect,
-                                 prompt_chars=p if config.mask_prompt else 0) for t, p in records]
+                                 prompt_chars=(p or 0) if config.mask_prompt else 0, literal=p is None)
+                for t, p in records]
     tokens = sum(len(e["labels"]) for e in examples)
     masked = sum(sum(1 for x in e["labels"] if x == IGNORE_INDEX) for e in examples)
-    cut = sum(1 for (text, _), e in zip(records, examples) if len(e["input_ids"]) >= config.max_length
-              and len(tokenizer(text, add_special_tokens=True)["input_ids"]) > config.max_length)
+    cut = sum(1 for (text, p), e in zip(records, examples) if len(e["input_ids"]) >= config.max_length
+              and len(tokenizer(text, add_special_tokens=True, split_special_tokens=p is None)["input_ids"])
+              > config.max_length)
     if cut:  # the rest of each was dropped without a word: data-gen's 4,000-character texts run past 512 tokens
         print(f"toolcall train: {cut:,} of {len(examples):,} texts are longer than --max-length {config.max_length} "
               "tokens and are learned only up to it; raise --max-length (or split the texts) to learn all of them",
+              file=sys.stderr)
+    unlearned = sum(1 for e in examples if all(x == IGNORE_INDEX for x in e["labels"]))
+    if unlearned and masked < tokens:  # a chat record whose prompt (or results) fill --max-length adds nothing
+        print(f"toolcall train: {unlearned:,} of {len(examples):,} records have no token in the loss (their prompt "
+              f"or tool results fill --max-length {config.max_length}): raise --max-length to learn their replies",
               file=sys.stderr)
     if masked >= tokens:
         raise ConfigError(f"no token of {config.corpus} counts toward the loss: all {tokens:,} are tool results or "
@@ -468,6 +509,7 @@ def train(config: TrainConfig) -> TrainResult:
     result = TrainResult(
         output=str(config.output), examples=len(examples), steps=int(out.global_step), train_loss=float(out.training_loss),
         seconds=round(seconds, 3), tokens=tokens, masked_tokens=masked, lora=lora, cut_examples=cut,
+        unlearned_examples=unlearned,
         log=[{k: float(v) for k, v in entry.items() if isinstance(v, (int, float))} for entry in trainer.state.log_history],
     )
     if config.verify:

@@ -142,6 +142,25 @@ def test_every_answer_forbids_framing_and_sniffing(live: Live) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
+def test_the_page_runs_only_its_own_script_and_talks_only_to_this_server(live: Live) -> None:
+    """The page showed model text and tool results under `frame-ancestors 'none'` alone: any markup slip would run."""
+    import base64
+    import hashlib
+
+    response = httpx.get(live.url + "/", timeout=10)
+    policies = response.headers.get_list("content-security-policy")
+    assert len(policies) == 1
+    rules = dict(rule.strip().split(" ", 1) for rule in policies[0].split(";"))
+    assert rules["default-src"] == "'none'" and rules["connect-src"] == "'self'"
+    assert rules["frame-ancestors"] == "'none'" and rules["base-uri"] == "'none'" and rules["form-action"] == "'none'"
+    script = re.search(r"<script>(.*?)</script>", response.text, re.DOTALL)
+    assert script is not None
+    digest = base64.b64encode(hashlib.sha256(script.group(1).encode()).digest()).decode()
+    assert rules["script-src"] == f"'sha256-{digest}'"  # that script only: no 'unsafe-inline', no other source
+    api = httpx.get(live.url + "/v1/models", timeout=10).headers.get_list("content-security-policy")
+    assert api == ["frame-ancestors 'none'"]
+
+
 def scope(host: str, *, method: str = "POST", origin: str | None = None, server: tuple[str, int] = ("127.0.0.1", 8000),
           kind: str = "application/json") -> dict[str, Any]:
     headers = [(b"host", host.encode()), (b"content-type", kind.encode())]

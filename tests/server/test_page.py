@@ -148,3 +148,22 @@ def test_the_api_key_is_asked_for_said_when_refused_and_the_tool_toggles_survive
             assert not page.is_checked("#tools input[data-tool=Calculator]")
         finally:
             page.goto(back)
+
+
+def test_markup_slipped_into_the_page_does_not_run(page: Any) -> None:
+    """Model text and tool results are shown in the page: were one ever written as markup, its script must not run.
+    The page's own script runs (every test above), and nothing of it trips the policy."""
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.reload()
+    page.wait_for_selector("#tools input[data-tool=Calculator]")
+    assert violations == []
+    page.evaluate("""() => {
+        const s = document.createElement("script"); s.textContent = "window.ranScript = 1"; document.body.append(s);
+        const d = document.createElement("div"); d.innerHTML = '<img src="x" onerror="window.ranHandler = 1">';
+        document.body.append(d);
+    }""")
+    page.wait_for_function("() => document.querySelector('img[src=x]') !== null")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => [window.ranScript, window.ranHandler]") == [None, None]
+    assert len(violations) >= 2  # the browser said why it refused both

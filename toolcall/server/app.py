@@ -1,8 +1,11 @@
 """The FastAPI app: /health, /v1/models, /v1/chat/completions (JSON or SSE), the chat page at /, OpenAI-shaped errors."""
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 import uuid
@@ -54,6 +57,18 @@ class Server:
     handoffs: HandoffMemory = field(default_factory=HandoffMemory)  # replies that ended with the client's calls
 
 
+def page_policy(html: str) -> str:
+    """The chat page's Content-Security-Policy: its own inline script and style run (by their hashes), it talks to
+    this server only, and nothing else runs, loads or frames it: model text and tool results are shown in it, so a
+    markup slip there must not become a script from the reply."""
+    def hashes(tag: str) -> str:
+        bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies)
+
+    return (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; connect-src 'self'; "
+            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 def _fastapi() -> Any:
     try:
         import fastapi
@@ -82,6 +97,7 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
     app.add_middleware(HideCrashes)
     app.add_middleware(Guard, config=server.guard)  # added last: it runs first
     page_html = resources.files("toolcall.server").joinpath("static/index.html").read_text("utf-8")
+    page_headers = {"content-security-policy": page_policy(page_html)}
 
     def error(err: ApiError) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status)
@@ -133,7 +149,7 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
-        return HTMLResponse(page_html)
+        return HTMLResponse(page_html, headers=page_headers)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:  # JSON or an SSE stream

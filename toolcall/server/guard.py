@@ -127,7 +127,8 @@ class Guard:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                own = {name.lower() for name, _ in message.get("headers", ())}  # the page sets a stricter CSP
+                message["headers"] = [*message.get("headers", ()), *(h for h in SECURITY_HEADERS if h[0] not in own)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

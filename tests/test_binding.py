@@ -160,3 +160,46 @@ def test_local_references_are_followed_as_pydantic_and_fastmcp_write_every_model
         bind_arguments({"n": "many"}, REFERRING, tool="t")
     # A loop of references, or one to another document, takes the value as written.
     assert bind_arguments({"loop": "7", "far": "8"}, REFERRING, tool="t") == {"loop": "7", "far": "8"}
+
+
+def test_a_typed_string_stays_the_string_it_is_where_a_string_is_allowed() -> None:
+    """JSON and Python-literal calls carry their types: a zip code "02134" for string|integer lost its zero, and
+    "None" for an optional string became null. A positional call's values are text, read as the first type they fit."""
+    code = {"type": "object", "properties": {"code": {"type": ["string", "integer"]},
+                                             "name": {"type": "string", "nullable": True},
+                                             "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                                             "codes": {"type": "array", "items": {"type": ["string", "integer"]}}}}
+    typed = bind({"code": "02134", "name": "None", "either": "007", "codes": ["02134", 5]}, code)
+    assert typed == {"code": "02134", "name": "None", "either": "007", "codes": ["02134", 5]}
+    assert bind({"code": 2134, "either": 7}, code) == {"code": 2134, "either": 7}
+    assert bind(("02134", "None", "007"), code) == {"code": 2134, "name": None, "either": 7}  # text: as before
+    assert bind(("1", None, None, '["02134", 5]'), code)["codes"] == ["02134", 5]  # JSON inside text is typed too
+    assert bind(("1", None, None, "02134, 5"), code)["codes"] == [2134, 5]
+    assert bind({"code": "02134"}, code, typed=False) == {"code": 2134}
+
+
+def test_text_reads_a_digit_as_a_number_before_a_boolean() -> None:
+    flag = {"type": "object", "properties": {"n": {"type": ["integer", "boolean"]}}}
+    assert type(bind(("1",), flag)["n"]) is int and bind(("yes",), flag)["n"] is True and bind({"n": True}, flag)["n"] is True
+
+
+def test_null_for_a_nullable_enum_is_null_not_a_refusal() -> None:
+    """Optional[Literal[...]] and Optional[Enum]: HF writes the choices without null, and null was refused (or, for
+    an optional parameter, silently replaced by the default)."""
+    mode = {"type": "object", "properties": {"mode": {"type": "string", "enum": ["fast", "slow"], "nullable": True}},
+            "required": ["mode"]}
+    assert bind({"mode": None}, mode) == {"mode": None}
+    assert bind({"mode": "slow"}, mode) == {"mode": "slow"}
+    with pytest.raises(ToolArgumentError, match='expected one of "fast", "slow"'):
+        bind({"mode": "x"}, mode)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("12345678901234567890.0", 12345678901234567890), ("9007199254740993.0", 9007199254740993), ("1e3", 1000),
+    ("1_000", 1000), ("1,200", 1200), ("3.0000000000000001", None), ("3.5", None), ("1e999999999", None),
+    ("nan", None), ("Infinity", None), ("three", None)])
+def test_an_integer_is_read_exactly_or_not_at_all(text: str, expected: int | None) -> None:
+    """Through a float, "9007199254740993.0" became ...992 and "3.0000000000000001" became 3."""
+    from toolcall.binding import integer_text
+
+    assert integer_text(text) == expected

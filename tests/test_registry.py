@@ -933,3 +933,28 @@ def test_a_worker_memory_cap_that_cannot_work_is_named(value: str, monkeypatch: 
     for fine, expected in [("0", 0), (" 512 ", 512), ("", 4096)]:
         monkeypatch.setenv("TOOLCALL_WORKER_MEMORY_MB", fine)
         assert worker_memory_mb() == expected
+
+
+class Shade(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def paint(code: str | int, shade: Shade | None = Shade.RED, name: str | None = "friend") -> str:
+    """Paint.
+
+    Args:
+        code: a code
+        shade: the shade
+        name: who
+    """
+    return repr((code, shade, name))
+
+
+def test_a_json_call_reaches_the_function_with_its_values_as_typed() -> None:
+    """"02134" for `str | int` reached the tool as "2134"; null for `Shade | None = Shade.RED` as Shade.RED; the
+    name "None" as None."""
+    reg = ToolRegistry([paint])
+    assert reg.call("paint", {"code": "02134", "shade": None, "name": "None"}).text == "('02134', None, 'None')"
+    assert reg.call("paint", {"code": 7, "shade": "blue"}).text == "(7, <Shade.BLUE: 'blue'>, 'friend')"
+    assert reg.call("paint", ("02134", "None", "None")).text == "(2134, None, None)"  # a positional call is text

@@ -1,6 +1,7 @@
 """Model-written call arguments bound to a tool's JSON schema: by name or by position, each value coerced to its type."""
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import re
@@ -21,16 +22,23 @@ _GROUPED_INT = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
 #: The largest whole number a float holds: a "number" past it is refused rather than read as infinity.
 _LARGEST_FLOAT = int(sys.float_info.max)
 _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
-# For a value written as text, the JSON types tried in this order; "string" last, so "5" for integer|string is 5.
-_TEXT_ORDER = ("null", "boolean", "integer", "number", "array", "object", "string")
+# For a value written as text, the JSON types tried in this order; "string" last, so "5" for integer|string is 5,
+# and numbers before booleans, so "1" for integer|boolean is 1 ("yes" is still true).
+_TEXT_ORDER = ("null", "integer", "number", "boolean", "array", "object", "string")
 
 
 class Mismatch(ValueError):
     """A value does not fit a schema or a type hint; the message says what was expected."""
 
 
+#: The largest power of ten an integer written with an exponent may have ("1e300"); past it the text writes none
+#: (building 10**(10**9) would take the process's memory).
+MAX_INTEGER_EXPONENT = 400
+
+
 def integer_text(text: str) -> int | None:
-    """The integer a text writes ("42", "1,200", "1_000", "3.0"), or None when it writes none."""
+    """The integer a text writes ("42", "1,200", "1_000", "3.0", "1e3"), exactly, or None when it writes none
+    ("3.5", and "3.0000000000000001", which a float would have rounded to 3)."""
     plain = text.replace("_", "")
     if _GROUPED_INT.fullmatch(plain):
         plain = plain.replace(",", "")
@@ -38,10 +46,12 @@ def integer_text(text: str) -> int | None:
         return int(plain)
     except ValueError:
         try:
-            number = float(plain)
-        except ValueError:
+            number = decimal.Decimal(plain.strip())
+        except decimal.InvalidOperation:
             return None
-        return int(number) if number.is_integer() else None
+        if not number.is_finite() or number.adjusted() > MAX_INTEGER_EXPONENT or number != number.to_integral_value():
+            return None
+        return int(number)
 
 
 def parameter_order(parameters: Mapping[str, Any]) -> list[str]:
@@ -64,14 +74,19 @@ def _required(parameters: Mapping[str, Any]) -> list[str]:
 
 
 def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[str, Any], *, tool: str,
-                   joiner: str = ", ") -> dict[str, Any]:
+                   joiner: str = ", ", typed: bool | None = None) -> dict[str, Any]:
     """The model-written arguments of a call of `tool` as the JSON object its `parameters` schema describes.
 
     A mapping is checked by name; a sequence is mapped in `parameter_order`, and pieces beyond the last parameter are
     joined with `joiner` onto it when it is a string (a dialect may have split `Paris, France` at the comma). Every
-    value is coerced to its declared JSON type and checked against its enum. Raises ToolArgumentError naming the
-    tool, the argument, the value and what is allowed.
+    value is coerced to its declared JSON type and checked against its enum. `typed` (default: whether `args` is a
+    mapping, as JSON and Python-literal calls give them): the values carry their JSON types, so a string stays the
+    string it is where the schema takes a string (`"02134"` for string|integer); a positional call's values are
+    text, read as the first type they fit ("5" for integer|string is 5). Raises ToolArgumentError naming the tool,
+    the argument, the value and what is allowed.
     """
+    if typed is None:
+        typed = isinstance(args, Mapping)
     properties = _properties(parameters)
     order = parameter_order(parameters)
     names = ", ".join(order) or "no arguments"
@@ -101,7 +116,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     for key, value in bound.items():
         schema = properties.get(key)
         try:
-            out[key] = coerce(value, schema if isinstance(schema, Mapping) else {}, parameters)
+            out[key] = coerce(value, schema if isinstance(schema, Mapping) else {}, parameters, typed=typed)
         except Mismatch as err:
             if value is None and key not in required:
                 continue  # null for an optional parameter that takes none: not given (its default applies)
@@ -163,19 +178,23 @@ def resolve(schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> Mappin
     return schema
 
 
-def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, *,
+           typed: bool = False) -> Any:
     """`value` (model text, or a JSON value) as the JSON type `schema` declares; Mismatch says what was expected.
     A schema without a type (or one this binder does not know) takes the value as written. `root` is the document
-    `schema` belongs to (the tool's parameters), in which its local `$ref`s are followed."""
+    `schema` belongs to (the tool's parameters), in which its local `$ref`s are followed. `typed`: see
+    bind_arguments."""
     schema = resolve(schema, root)
     if "anyOf" in schema or "oneOf" in schema:
         options = [s for s in schema.get("anyOf") or schema.get("oneOf") or () if isinstance(s, Mapping)]
         if schema.get("nullable"):
             options.append({"type": "null"})
+        if typed:  # the options the value already is come first: "02134" for integer-or-string stays a string
+            options.sort(key=lambda o: not any(_is(value, k) for k in _kinds(resolve(o, root))))
         wanted = []
         for option in options:
             try:
-                return coerce(value, option, root)
+                return coerce(value, option, root, typed=typed)
             except Mismatch as err:
                 wanted.append(str(err))
         raise Mismatch(" or ".join(dict.fromkeys(wanted)) or "a value of another shape")
@@ -183,9 +202,11 @@ def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None
     if not kinds:
         out = value
     elif len(kinds) == 1:
-        out = _as(value, kinds[0], schema, root)
+        out = _as(value, kinds[0], schema, root, typed)
     else:
-        out = _first_fit(value, kinds, schema, root)
+        out = _first_fit(value, kinds, schema, root, typed)
+    if out is None and "null" in kinds:
+        return None  # null for a nullable enum (Optional[Literal[...]], Optional[Enum]): HF lists no null among them
     allowed = [schema["const"]] if "const" in schema else schema.get("enum")  # a const is an enum of one
     if isinstance(allowed, list) and allowed and not any(_same(out, a) for a in allowed):
         # An untyped enum, or a value the type did not change: the text may still spell a choice ("2" for 2).
@@ -202,9 +223,11 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> Any:
-    """A value for a type list: kept when it already is one of the types, else the first type it converts to."""
-    if not isinstance(value, str) or "string" not in kinds:
+def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any], root: Mapping[str, Any] | None,
+               typed: bool = False) -> Any:
+    """A value for a type list: kept when it already is one of the types, else the first type it converts to. A
+    text (not `typed`) is read as the first type in _TEXT_ORDER it writes, even where "string" is allowed."""
+    if typed or not isinstance(value, str) or "string" not in kinds:
         for kind in kinds:
             if _is(value, kind):
                 return value
@@ -212,7 +235,7 @@ def _first_fit(value: Any, kinds: list[str], schema: Mapping[str, Any], root: Ma
     wanted = []
     for kind in tried:
         try:
-            return _as(value, kind, schema, root)
+            return _as(value, kind, schema, root, typed)
         except Mismatch as err:
             wanted.append(str(err))
     raise Mismatch(" or ".join(wanted))
@@ -228,7 +251,8 @@ def _is(value: Any, kind: str) -> bool:
     return isinstance(value, checks.get(kind, object))
 
 
-def _as(value: Any, kind: str, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+def _as(value: Any, kind: str, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None,
+        typed: bool = False) -> Any:
     """`value` as one JSON type."""
     text = value.strip() if isinstance(value, str) else None
     if kind == "string":
@@ -265,26 +289,28 @@ def _as(value: Any, kind: str, schema: Mapping[str, Any], root: Mapping[str, Any
         items: Any = value
         if text is not None:
             items = json_value(text, "a list") if text.startswith("[") else [p.strip() for p in text.split(",")] if text else []
+            typed = text.startswith("[")  # values read from JSON carry their types; comma-split pieces are text
         if not isinstance(items, (list, tuple)):
             raise Mismatch("a list")
         fixed = schema.get("prefixItems")
         if isinstance(fixed, list) and fixed:
             if len(items) != len(fixed) and schema.get("items") is not True:
                 raise Mismatch(f"a list of {len(fixed)} items")
-            return [coerce(v, s, root) for v, s in zip(items, fixed)] + list(items[len(fixed):])
+            return [coerce(v, s, root, typed=typed) for v, s in zip(items, fixed)] + list(items[len(fixed):])
         each = schema.get("items")
-        return [coerce(v, each, root) for v in items] if isinstance(each, Mapping) else list(items)
+        return [coerce(v, each, root, typed=typed) for v in items] if isinstance(each, Mapping) else list(items)
     if kind == "object":
         data: Any = value
         if text is not None:
             data = json_value(text, "an object")
+            typed = True
         if not isinstance(data, Mapping):
             raise Mismatch("an object written as JSON" if text is not None else "an object")
         found = schema.get("properties")
         props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         rest = schema.get("additionalProperties")
-        return {k: coerce(v, props[k], root) if isinstance(props.get(k), Mapping)
-                else coerce(v, rest, root) if isinstance(rest, Mapping) else v for k, v in data.items()}
+        return {k: coerce(v, props[k], root, typed=typed) if isinstance(props.get(k), Mapping)
+                else coerce(v, rest, root, typed=typed) if isinstance(rest, Mapping) else v for k, v in data.items()}
     return value  # a type name JSON schema does not have: passed as written
 
 

@@ -284,6 +284,8 @@ def _coerce(value: Any, hint: Any) -> Any:
         return value
     text = value.strip() if isinstance(value, str) else None
     if origin is Union or origin is types.UnionType:
+        if any(type(value) is a for a in args):
+            return value  # already one of the types: "02134" for str | int stays the string it was bound as
         if type(None) in args and (value is None or (text is not None and text.lower() in _NONE)):
             return None
         wanted = []

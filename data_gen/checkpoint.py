@@ -209,7 +209,8 @@ class RunDir:
         lines = []
         for r in rejected:
             at = r.get("position", 0)
-            lines.append(json.dumps({"index": index, **r, "before": text[max(0, at - 40):at]}, ensure_ascii=False))
+            before = r["before"] if "before" in r else text[max(0, at - 40):at]  # the pipeline's, when it gave one
+            lines.append(json.dumps({"index": index, **r, "before": before}, ensure_ascii=False))
         with (self.path / REJECTED).open("a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
 

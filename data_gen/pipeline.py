@@ -134,6 +134,9 @@ class Pipeline:
              "reason": "below tau_f" if not c.kept else "another call at this position won",
              **{k: getattr(c, k) for k in ("loss_eps", "loss_null", "loss_plus", "loss_reduction")}}
             for c, kept in zip(scored, in_corpus) if not kept]
+        # The text around each, from the text annotated (markup broken: positions count its zero-width spaces).
+        self.last_rejected = [{**r, "before": text[max(0, r.get("position", 0) - 40):r.get("position", 0)]}
+                              for r in self.last_rejected]
         summary = {
             "tools": list(rec.tools),
             "positions": {t: len(p) for t, p in rec.positions.items()},

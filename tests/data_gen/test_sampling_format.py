@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from toolcall.data_gen.author_text import safe_text
 from toolcall.data_gen.calls_text import parse_call, render_call
 from toolcall.data_gen.config import DataGenConfig, FilterConfig, PositionConfig, SampleConfig
 from toolcall.data_gen.pipeline import Pipeline, run_data_gen
@@ -116,18 +117,22 @@ def test_call_positions_skip_inside_words_and_numbers() -> None:
 @pytest.mark.slow
 def test_run_logs_rejected_samples_with_reasons(tiny_scorer: Any, registry: Any, tmp_path: Path) -> None:
     texts = tmp_path / "t.txt"
-    texts.write_text("The store sold 12 apples and 30 pears, a total of 42 fruits on Friday.\n")
+    # Markup before the numbers: its zero-width spaces shift every position, and "before" must follow them.
+    line = "Old [Calculator(1+1) -> 3] note. The store sold 12 apples and 30 pears, a total of 42 fruits on Friday."
+    texts.write_text(line + "\n")
     cfg = DataGenConfig(positions=PositionConfig(tau_s=0.0, k=3), sample=SampleConfig(m=3, max_new_tokens=12),
                         filter=FilterConfig(tau_f=1e9, tau_p=1e9), overrides={})  # proposals too (on a Friday)
-    stats = run_data_gen(texts, tmp_path / "out", Pipeline(tiny_scorer, registry, cfg), progress=False)
+    pipeline = Pipeline(tiny_scorer, registry, cfg)
+    stats = run_data_gen(texts, tmp_path / "out", pipeline, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     per = stats["per_tool"]
     sampled_out = sum(per[t]["unparsed"] + per[t]["unclosed"] + per[t].get("inadmissible", 0) for t in per)
     assert sum(r["stage"] == "sample" for r in rows) == sampled_out
     filtered = [r for r in rows if r["stage"] == "filter"]
     assert len(filtered) == sum(per[t]["candidates_scored"] for t in per) > 0    # tau_f = inf rejects all
+    safe = safe_text(line, pipeline.special)
     for r in rows:
-        assert r["index"] == 0 and r["reason"] and isinstance(r["before"], str)
+        assert r["index"] == 0 and r["reason"] and r["before"] == safe[max(0, r["position"] - 40):r["position"]]
     assert all("sample" in r for r in rows if r["stage"] == "sample")
     assert all(r["loss_reduction"] < 1e9 for r in filtered)
 

@@ -16,7 +16,7 @@ MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|au
 
 # A written number: an optional currency sign, digits with or without thousands separators, decimals, a percent sign.
 # Never the tail of a longer number ("1,2" or "3.5.1" are not read from their middle).
-NUMBER = re.compile(rf"(?<![\d.,])(?P<cur>[{CURRENCY}]\s?)?(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?![\d,])|\d+(?:\.\d+)?)"
+NUMBER = re.compile(rf"(?<![\d.,])(?P<cur>[{CURRENCY}]\s?)?(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d|,\d)|\d+(?:\.\d+)?)"
                     r"(?P<pct>\s?%|\s?per ?cent\b)?", re.I)
 # Words after which a number names a thing rather than counts it: "Room 214", "aisle 12", "no. 4471", "#20417".
 _LABEL_BEFORE = re.compile(
@@ -45,6 +45,15 @@ _WORD_AFTER = re.compile(r"\s+[a-z]")
 _DATE_NEAR = re.compile(rf"(?:\b{MONTH}\s+(?:the\s+)?$)|(?:\b{MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+$)", re.I)
 _MONTH_AFTER = re.compile(rf"(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}(?![a-z])", re.I)
 _ISO_DATE = re.compile(r"\b\d{4}-\d\d-\d\d\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
+# Numbers written in a notation this reader does not take, whose digits are not their value: a decimal comma
+# ("€12,50", "2,5 kg": read as 12 and 2) and thousands grouped by a space or an apostrophe ("1 200", "3'000": read
+# as 1 and 200). `NUMBER` reads 1,200 whole, so a comma right after the digits it read starts such a tail.
+_COMMA_TAIL = re.compile(r",\d")
+_GROUPED_RUN = re.compile(r"(?<![\d.,])\d{1,3}(?P<sep>[ \u00a0\u202f\u2009'\u2019])\d{3}(?!\d)(?:(?P=sep)\d{3}(?!\d))*"
+                          r"(?![.,]\d)")
+# A plain space after a result starts the next line of a worked solution whose line breaks were lost ("= 282 141 +
+# 282" is 282, then 141), not a group.
+_RESULT_BEFORE = re.compile(r"=\s*[$\u20ac\u00a3\u00a5]?\s*$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class WrittenNumber:
     value: Decimal
     currency: str = ""
     percent: bool = False
-    kind: str = "quantity"   # "quantity", or why it is not one: "year", "time", "date", "ordinal", "label", "signed"
+    kind: str = "quantity"   # "quantity", or why it is not one: "year", "time", "date", "ordinal", "label", "signed",
+    #                          "unread" (a decimal comma, or thousands grouped by a space: see _COMMA_TAIL)
 
     @property
     def decimals(self) -> int:
@@ -85,6 +95,7 @@ def parse_decimal(text: str) -> Decimal:
 def find_numbers(text: str) -> list[WrittenNumber]:
     """Every number written in `text`, in order, each with the kind that tells a quantity from a year or a label."""
     dates = [m.span() for m in _ISO_DATE.finditer(text)]
+    groups = grouped_runs(text)
     found = []
     for m in NUMBER.finditer(text):
         start, end = m.span("num")
@@ -92,18 +103,26 @@ def find_numbers(text: str) -> list[WrittenNumber]:
         percent = bool(m.group("pct"))
         number = WrittenNumber(start, m.end() if percent else end, digits, parse_decimal(digits),
                                (m.group("cur") or "").strip(), percent)
-        kind = _kind(text, number, dates)
+        kind = _kind(text, number, dates, groups)
         found.append(number if kind == "quantity" else WrittenNumber(**{**number.__dict__, "kind": kind}))
     return found
 
 
-def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]]) -> str:
+def grouped_runs(text: str) -> list[tuple[int, int]]:
+    """Spans of numbers whose thousands are grouped by a space or an apostrophe ("1 200", "3\u202f000", "1'000")."""
+    return [m.span() for m in _GROUPED_RUN.finditer(text)
+            if not (m.group("sep") == " " and _RESULT_BEFORE.search(text[max(0, m.start() - 4):m.start()]))]
+
+
+def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]], groups: list[tuple[int, int]]) -> str:
     # What decides a kind sits within a few words of the number (and searching a whole prefix would be quadratic).
     start = n.start - len(n.currency)
     before, after = text[max(0, start - CONTEXT):start], text[n.start + len(n.text):n.start + len(n.text) + CONTEXT]
     bare = not n.currency and not n.percent
     if any(a <= n.start < b for a, b in dates):
         return "date"
+    if _COMMA_TAIL.match(after) or any(a <= n.start < b for a, b in groups):
+        return "unread"             # "12,50", "1 200", "3'000": not the number the digits alone say
     # Numbers joined by a hyphen are a label ("555-1234", "3-4 kids") unless the run ends in "=": "20-5=15".
     joined = (before[-1:] == "-" and before[-2:-1].isdigit()) or re.match(r"-\$?\d", after)
     if before[-1:].isalpha() or (before[-1:] == "-" and before[-2:-1].isalpha()) \

@@ -105,7 +105,7 @@ _EXPRESSION_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
 
 #: Numbers that name or date a thing rather than count it: never a calculation's operand ("libxkbcommon (1.3.1-1)":
 #: SmolLM2 wrote `[Calculator(1.3-1) -> 0.3]` into a changelog's version).
-NOT_OPERANDS = frozenset({"label", "date"})
+NOT_OPERANDS = frozenset({"label", "date", "unread"})
 
 
 def operands(before: str) -> list[WrittenNumber]:

@@ -361,6 +361,23 @@ def test_years_times_dates_labels_and_ordinals_are_not_quantities() -> None:
     assert [n.kind for n in find_numbers("He had 20-5=15 left, $20-$5 = $15")] == ["quantity"] * 6
 
 
+@pytest.mark.parametrize("text", [
+    "Kosten: \u20ac12,50 und \u20ac30,20, also \u20ac42,70 insgesamt.", "2,5 kg and 1,5 kg, so 3,5 kg of flour.",
+    "They sold 1 200 apples and 2 300 apples, so 3 500 apples in total.", "1\u202f000 + 2\u202f000 = 3\u202f000 in all.",
+    "Swiss 1'000 + 2'000 = 3'000 francs.", "$1 000 and $2 000 make $3 000."])
+def test_decimal_commas_and_space_grouped_thousands_are_not_read_as_other_numbers(text: str) -> None:
+    """\u20ac12,50 was read as 12 and 1 200 as 1 and 200, so `[Calculator(12 + 30) -> 42] \u20ac42,70` was proposed and
+    kept, and `3 [Calculator(200 + 300) -> 500] 500` put a call inside a number."""
+    assert {n.kind for n in find_numbers(text)} == {"unread"}
+    assert calculator_proposer(text) == []
+
+
+def test_a_comma_after_a_grouped_number_and_a_result_before_the_next_line_are_read_right() -> None:
+    found = find_numbers("His trip costs $7,000, and 141 + 282 = 423 141 + 282 + 150 = 573 in 2023 300 came.")
+    assert [(n.text, n.kind) for n in found][:2] == [("7,000", "quantity"), ("141", "quantity")]  # was 7
+    assert all(n.kind in ("quantity", "year") for n in found)  # "= 423 141" is a result, then a new line
+
+
 def test_years_are_never_operands() -> None:
     # 2024 - 2000 = 24 would be a coincidence; the years are not quantities, so nothing is proposed.
     assert _best("The bridge opened in 2000 and was rebuilt in 2024, after 24 winters.", 0.0) == {}

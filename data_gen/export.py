@@ -1,10 +1,10 @@
 """Writing the corpus in other forms: an HF `datasets` dataset on disk and MOSS-format conversations.
 
 MOSS mapping (moss-003 SFT plugin layout, one turn per text, written by the MOSS dialect):
-- Human: "Continue the text: " + the original text up to the first call's position (stripped);
+- Human: "Continue the text: " + the original text up to where the first call is written (stripped);
 - Inner Thoughts: "None" (the corpus has no reasoning to put there);
 - Commands and Tool Responses: every call of the text, in order, with its result, under MOSS's API names;
-- MOSS: the rest of the original text (from the first call's position on), so the reply is what the tools helped write.
+- MOSS: the rest of the original text (from there on), so the reply is what the tools helped write.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from toolcall.calls import ToolCall
 from toolcall.dialects.moss import MossDialect
+from toolcall.dialects.toolformer import ToolformerDialect
 from toolcall.errors import MissingDependencyError
 from toolcall.jsonl import read_jsonl
 
@@ -29,12 +30,22 @@ def to_moss(record: dict[str, Any], index: int, tools: list[str]) -> dict[str, A
     """One corpus record as a moss-003 conversation; `tools` are the run's tools, enabled in the meta-instruction."""
     moss = MossDialect()
     original = record["original"]
-    first = record["calls"][0]["position"]
+    first = _first_call_at(record)
     calls = [ToolCall(moss.api_name(c["tool"]), tuple(str(a) for a in c["args"]), str(c["result"]))
              for c in record["calls"]]
     turn = moss.render_turn(f"Continue the text: {original[:first].strip()}", "None", calls, original[first:].strip())
     meta = moss.meta_instruction([moss.api_name(t) for t in tools])
     return {"conversation_id": index + 1, "meta_instruction": meta, "num_turns": 1, "chat": {"turn_1": turn}}
+
+
+def _first_call_at(record: dict[str, Any]) -> int:
+    """Where the first call is written, as an offset into the original: the text before it is the original's (calls
+    are only inserted), and a call is written before the space and currency sign of the token it was scored at
+    (`so [Calculator(12 + 30) -> 42] $42`, position at "42"), which the calls' "position" does not say."""
+    written = ToolformerDialect().parse(record["text"]).calls
+    if written and record["text"][:written[0].span[0]] == record["original"][:written[0].span[0]]:
+        return written[0].span[0]
+    return int(record["calls"][0]["position"])
 
 
 def write_moss(records: list[dict[str, Any]], path: Path, tools: list[str]) -> None:

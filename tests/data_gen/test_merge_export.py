@@ -111,6 +111,17 @@ def test_moss_mapping() -> None:
     assert "- Calendar: enabled." in conv["meta_instruction"]
 
 
+def test_the_moss_turn_is_cut_where_the_call_is_written_not_at_its_token() -> None:
+    """Scored at "42", written before " $42": the Human turn ended in "$" and MOSS's began with "42"."""
+    original = "He paid $12 and $30, so $42 in total."
+    at = original.index("42 in")
+    text = original[:at - 2] + " [Calculator(12 + 30) -> 42]" + original[at - 2:]
+    call = {"tool": "Calculator", "args": ["12 + 30"], "result": "42", "position": at}
+    turn = to_moss({"text": text, "original": original, "calls": [call]}, 0, ["Calculator"])["chat"]["turn_1"]
+    assert turn["Human"] == "<|Human|>: Continue the text: He paid $12 and $30, so<eoh>\n"
+    assert turn["MOSS"] == "<|MOSS|>: $42 in total.<eom>\n"
+
+
 def test_every_moss_export_round_trips_through_the_moss_parser() -> None:
     text = "One. Two, three. Four."
     results = ["it's 2", 'say "hi"', "line one\nline two", "a, b, c", "", "No result."]

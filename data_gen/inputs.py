@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,22 @@ TEXT_FIELDS = ("date", "id")
 
 
 _SPACE = re.compile(r"\s*")  # the white space after a cut, which neither piece keeps
-#: Where a long text is split, best first: a paragraph break, a line break, a sentence's end, a space.
-_BREAKS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"), re.compile(r"[.!?][\"')\]]*\s+"), re.compile(r"\s+"))
+#: Where a long text is split, best first: a paragraph break, a line break, a sentence's end (a CJK one needs no
+#: space after it), a space.
+_BREAKS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"),
+           re.compile(r"[.!?][\"')\]]*\s+|[\u3002\uff01\uff1f][\u300d\u300f\"')\]\uff09]*\s*"), re.compile(r"\s+"))
+#: Characters that belong to the one before them: a hard cut before one would split a letter from its accent or an
+#: emoji sequence (a joiner, a variation selector, a skin tone).
+_JOINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u200d\ufe00-\ufe0f"
+                      r"\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]")
+
+
+def _whole_cut(text: str, cut: int, floor: int) -> int:
+    """`cut` moved back, not below `floor`, until it splits no character from the marks and joiners that go with it."""
+    while cut > floor and (_JOINING.match(text, cut) or text[cut - 1] == "\u200d"
+                           or unicodedata.combining(text[cut])):
+        cut -= 1
+    return cut
 
 
 def split_text(text: str, max_chars: int) -> list[str]:
@@ -29,7 +44,7 @@ def split_text(text: str, max_chars: int) -> list[str]:
     text = text.strip()
     start = 0  # read by position: slicing off each piece copied the rest, quadratic in a long text
     while len(text) - start > max_chars:
-        cut = start + max_chars
+        cut = _whole_cut(text, start + max_chars, start + max_chars // 2)
         for pattern in _BREAKS:
             ends = [m.end() for m in pattern.finditer(text, start + max_chars // 2, start + max_chars + 1)]
             if ends:

@@ -19,8 +19,9 @@ def utf8_text(data: bytes, source: str) -> str:
 
 
 def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str]]:
-    """Yield ("FILE:LINE", line) for every line of the UTF-8 text file `path` (a byte-order mark at its start is
-    dropped); bytes that are not UTF-8 raise ConfigError at their line and column instead of a codec traceback."""
+    """Yield ("FILE:LINE", line) for every line of the UTF-8 text file `path` (a byte-order mark at the start of a
+    line is dropped: files joined with `cat` carry one at each file's first line); bytes that are not UTF-8 raise
+    ConfigError at their line and column instead of a codec traceback."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
@@ -28,7 +29,7 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str
         for number, raw in enumerate(fh, 1):
             where = f"{path}:{number}"
             try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                line = raw.decode("utf-8-sig")
             except UnicodeDecodeError as err:
                 column = len(raw[:err.start].decode("utf-8", errors="replace")) + 1
                 raise ConfigError(f"{where}:{column}: {what} is not UTF-8 text (byte 0x{raw[err.start]:02x}: "

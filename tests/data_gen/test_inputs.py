@@ -76,3 +76,24 @@ def test_a_text_longer_than_max_chars_becomes_texts_of_its_own_with_their_part(t
     assert [f for _, f in texts] == [{"id": "doc", "date": "2024-01-05", "part": k} for k in range(len(texts))]
     assert read_inputs(tmp_path / "in.jsonl", max_chars=1000)[-1] == ("short", {"id": 2})  # no "part" when whole
     assert read_inputs(tmp_path / "in.jsonl")[0] == (long, {"id": "doc", "date": "2024-01-05"})
+
+
+def test_files_joined_with_cat_lose_every_byte_order_mark(tmp_path: Path) -> None:
+    """Each joined file's BOM stayed at the start of its first text (.txt) or refused the line (.jsonl)."""
+    (tmp_path / "t.txt").write_bytes(b"\xef\xbb\xbfFirst text.\n\xef\xbb\xbfSecond text.\n")
+    assert [t for t, _ in read_inputs(tmp_path / "t.txt")] == ["First text.", "Second text."]
+    (tmp_path / "t.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "a"}\n\xef\xbb\xbf{"text": "b"}\n')
+    assert [t for t, _ in read_inputs(tmp_path / "t.jsonl")] == ["a", "b"]
+
+
+def test_a_split_keeps_cjk_sentences_letters_and_emoji_whole() -> None:
+    from toolcall.data_gen.inputs import split_text
+
+    cjk = "我们买了十二个苹果。我们又买了三十个梨。所以一共是四十二个水果。" * 4
+    assert all(piece.endswith("。") for piece in split_text(cjk, 40))  # a sentence's end, not mid-sentence
+    accent = "a" * 94 + "e\u0301" + "b" * 10
+    family = "x" * 93 + "\U0001f468\u200d\U0001f469\u200d\U0001f467" + "y" * 10
+    for text in (accent, family):
+        pieces = split_text(text, 95)
+        assert "".join(pieces) == text and len(pieces) == 2
+        assert pieces[1][0] in "e\U0001f468"  # the whole letter or emoji sequence went to the next piece

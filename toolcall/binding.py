@@ -101,7 +101,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
         values = list(args)
         if not order and len(values) == 1 and isinstance(values[0], str) and not values[0].strip():
             values = []  # `Calendar()` read as one empty argument: nothing was passed
-        if len(values) > len(order) and order and "string" in _kinds(properties.get(order[-1]) or {}):
+        if len(values) > len(order) and order and "string" in json_kinds(properties.get(order[-1]) or {}):
             keep = len(order) - 1
             values = values[:keep] + [joiner.join(_text(v) for v in values[keep:])]
         if len(values) > len(order):
@@ -143,7 +143,8 @@ def positional_arguments(named: Mapping[str, Any], parameters: Mapping[str, Any]
 
 # ---------------------------------------------------------------------------------------------- coercion
 
-def _kinds(schema: Mapping[str, Any]) -> list[str]:
+def json_kinds(schema: Mapping[str, Any]) -> list[str]:
+    """The JSON types a schema declares, "null" added when it is nullable (HF's form of Optional)."""
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else []
     if schema.get("nullable") and "null" not in kinds:
@@ -190,7 +191,7 @@ def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None
         if schema.get("nullable"):
             options.append({"type": "null"})
         if typed:  # the options the value already is come first: "02134" for integer-or-string stays a string
-            options.sort(key=lambda o: not any(_is(value, k) for k in _kinds(resolve(o, root))))
+            options.sort(key=lambda o: not any(_is(value, k) for k in json_kinds(resolve(o, root))))
         wanted = []
         for option in options:
             try:
@@ -198,7 +199,7 @@ def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None
             except Mismatch as err:
                 wanted.append(str(err))
         raise Mismatch(" or ".join(dict.fromkeys(wanted)) or "a value of another shape")
-    kinds = _kinds(schema)
+    kinds = json_kinds(schema)
     if not kinds:
         out = value
     elif len(kinds) == 1:

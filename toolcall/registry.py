@@ -101,8 +101,10 @@ class ToolRegistry(NameRegistry[Tool]):
         with self._cache_lock:
             self._cache.clear()
 
-    def call(self, name: str, args: Sequence[Any] | Mapping[str, Any] = (), timeout: float | None = None) -> ToolResult:
-        """Run tool `name` on model-written arguments. Every failure comes back as ok=False with text "Error: ..."."""
+    def call(self, name: str, args: Sequence[Any] | Mapping[str, Any] = (), timeout: float | None = None, *,
+             typed: bool | None = None) -> ToolResult:
+        """Run tool `name` on model-written arguments. Every failure comes back as ok=False with text "Error: ...".
+        `typed`: whether the values carry their JSON types (default: when `args` is a mapping; see bind_arguments)."""
         start = time.perf_counter()
         if not isinstance(name, str):
             return self._failure(repr(name)[:64], (), f"a tool name is text, not {type(name).__name__}", start)
@@ -120,7 +122,7 @@ class ToolRegistry(NameRegistry[Tool]):
         except UnknownNameError as err:
             return self._failure(name, shown_args, str(err), start)
         try:
-            kwargs = bind_arguments(shown_args, item.parameters, tool=item.name, joiner=item.joiner)
+            kwargs = bind_arguments(shown_args, item.parameters, tool=item.name, joiner=item.joiner, typed=typed)
             kwargs = python_arguments(item.func, kwargs, tool=item.name)
         except ToolArgumentError as err:
             return self._failure(item.name, shown_args, str(err), start)

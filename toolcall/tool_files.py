@@ -88,10 +88,10 @@ def _import_source(source: str) -> ModuleType:
 def _import_file(path: Path, source: str) -> ModuleType:
     # Named after the file, as `python my_tools.py` would make it importable, so an isolated tool's worker process
     # can import it again (the directory joins sys.path, at the end so it shadows nothing installed); a stem that
-    # another module already uses gets a unique name instead.
+    # names another module, loaded or not (email.py, ctypes.py), gets a unique name instead: registered under
+    # "email", the file was what a later `import email.message` found.
     name = path.stem
-    existing = sys.modules.get(name)
-    if not name.isidentifier() or (existing is not None and getattr(existing, "__file__", None) != str(path)):
+    if not name.isidentifier() or _names_another_module(name, path):
         name = f"toolcall_tools_from_{name if name.isidentifier() else 'file'}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     folder = str(path.parent)
     if folder not in sys.path:
@@ -110,6 +110,20 @@ def _import_file(path: Path, source: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise ConfigError(f"--tools-from {source}: importing it failed: {_short_trace(err)}") from err
     return module
+
+
+def _names_another_module(name: str, path: Path) -> bool:
+    """Whether `name` is a module other than the file `path`: loaded, in the standard library, or importable."""
+    existing = sys.modules.get(name)
+    if existing is not None:
+        return getattr(existing, "__file__", None) != str(path)
+    if name in sys.stdlib_module_names:
+        return True
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True
+    return spec is not None and spec.origin != str(path)
 
 
 def _taken(owner: str, err: BaseException) -> str:

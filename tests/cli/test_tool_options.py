@@ -200,6 +200,25 @@ def test_an_isolated_tool_from_a_file_no_import_finds_runs_in_its_worker(file_na
     assert ToolRegistry([loaded]).call(name, ("10",)).text == "45"
 
 
+@pytest.mark.parametrize("file_name", ["email.py", "colorsys.py", "quopri.py"])
+def test_a_file_named_like_a_module_not_yet_imported_shadows_nothing(file_name: str, tmp_path: Path) -> None:
+    """A tools file email.py was registered as the module `email` before the standard library's was imported: every
+    command then failed in `import email.message` ("'email' is not a package")."""
+    import importlib
+    import subprocess
+    import sys
+
+    stem = file_name.split(".")[0]
+    (tmp_path / file_name).write_text(WORDS.replace("word_count", f"count_{stem}"))
+    code = (f"import sys; from toolcall.tool_files import load_tools; load_tools({str(tmp_path / file_name)!r}); "
+            f"import {stem}, importlib; assert {stem}.__file__ != {str(tmp_path / file_name)!r}, {stem}.__file__; "
+            f"print(sys.modules[{stem!r}].__name__)")
+    # A fresh process: in this one the module may be imported already, which hid the fault.
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert importlib.import_module(stem).__file__ != str(tmp_path / file_name)
+
+
 def test_an_unknown_module_and_a_decorated_clash_with_an_alias(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--tools-from no_such_pkg_xyz\.tools: no such file or importable module"):
         load_tools("no_such_pkg_xyz.tools")

@@ -82,3 +82,71 @@ def test_a_tools_control_characters_are_printed_visibly(capsys: pytest.CaptureFi
                        '        x: Anything.\n    """\n    raise toolcall.ToolError("\\x1b]0;owned\\x07" + x)\n')
     assert main(["tool", "--tools-from", str(failing), "fails", "y"]) == 1
     assert capsys.readouterr().err == "toolcall tool: error: fails: \u241b]0;owned\u2407y\n"
+
+
+ADD = '''
+import time
+import toolcall
+
+print("loading the adding tools")
+
+
+@toolcall.tool
+def chatty(x: str) -> str:
+    """Double.
+
+    Args:
+        x: what
+    """
+    print("working on", x)
+    return x * 2
+
+
+@toolcall.tool
+def add_up(a: int, b: int = 2, c: str = "z") -> str:
+    """Add.
+
+    Args:
+        a: first
+        b: second
+        c: label
+    """
+    return f"{a + b} {c}"
+
+
+@toolcall.tool
+def nap(s: float) -> str:
+    """Sleep.
+
+    Args:
+        s: seconds
+    """
+    time.sleep(s)
+    return "done"
+'''
+
+
+def test_tool_takes_named_arguments_words_and_options_after_its_name(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`add a=1` said "'a=1' is not valid: expected an integer", `shout text=hi` printed TEXT=HI, shell words were
+    joined with commas, and `--timeout` after the name left the arguments unread."""
+    tools = tmp_path / "adding.py"
+    tools.write_text(ADD)
+    run = ["tool", "--tools-from", str(tools)]
+    assert main([*run, "add_up", "a=1"]) == 0 and capsys.readouterr().out == "3 z\n"
+    assert main([*run, "add_up", "1", "c=hello"]) == 0 and capsys.readouterr().out == "3 hello\n"  # b skipped
+    assert main([*run, "add_up", "1", "5", "hello", "world"]) == 0 and capsys.readouterr().out == "6 hello world\n"
+    assert main([*run, "add_up", "-3", "2"]) == 0 and capsys.readouterr().out == "-1 z\n"
+    assert main([*run, "add_up", "1", "a=2"]) == 1
+    assert "a is given by position and as a=" in capsys.readouterr().err
+    assert main([*run, "nap", "--timeout", "0.2", "5"]) == 1 and "timed out after 0.2 s" in capsys.readouterr().err
+    assert main(["tool", "Solve", "x = 5"]) == 0 and "5" in capsys.readouterr().out  # "=" in a value is a value
+    with pytest.raises(SystemExit):
+        main([*run, "add_up", "1", "--bogus"])
+    capsys.readouterr()
+    # What a tools file and a tool print goes to stderr: stdout is the result, or the listing programs read.
+    assert main([*run, "chatty", "ab"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == "abab\n" and "working on ab" in printed.err
+    assert main(["tools", "--json", "--tools-from", str(tools)]) == 0
+    assert "chatty" in [t["name"] for t in json.loads(capsys.readouterr().out)]

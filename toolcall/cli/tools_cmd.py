@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ToolError
+from ..binding import json_kinds, parameter_order
+from ..errors import ConfigError, ToolError
 from ..executor import check_timeout
 from ..registry import Tool, ToolRegistry
 from ..terminal import printable
@@ -25,7 +28,10 @@ def register(subparsers: Any) -> None:
                                    description="Run a tool through the registry (argument coercion, time limit) and print its result. "
                                                "Exit status 1 with the error on stderr when the call fails.")
     single.add_argument("name", help="tool name or alias (any case), e.g. Calculator")
-    single.add_argument("args", nargs="*", metavar="ARG", help="arguments as the model would write them, e.g. '400 / 1400'")
+    single.add_argument("args", nargs="*", metavar="ARG",
+                        help="arguments as text, in the tool's order (required ones first), or NAME=VALUE for its "
+                             "parameter NAME, e.g. '400 / 1400' or expression='400 / 1400'; words past the last "
+                             "parameter join it with spaces when it is a string")
     single.add_argument("--timeout", type=float, default=None, help="seconds before the call is abandoned (default: the tool's own)")
     add_tool_options(single, default="all", sources_replace_default=False)
     single.set_defaults(func=run_call)
@@ -51,8 +57,10 @@ def _params(item: Tool) -> list[str]:
 
 
 def _registry(args: argparse.Namespace) -> ToolRegistry:
-    """The tools `--tools` names (default: every registered tool, kept beside --tools-from and --mcp tools)."""
-    return toolset_from_args(args, names_given=True).build()
+    """The tools `--tools` names (default: every registered tool, kept beside --tools-from and --mcp tools). What a
+    tools file prints while it is imported goes to stderr: stdout is the listing (`--json` is read by programs)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return toolset_from_args(args, names_given=True).build()
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -76,9 +84,42 @@ def run_call(args: argparse.Namespace) -> int:
     if args.timeout is not None:
         check_timeout(args.timeout, "--timeout")  # before any tool or MCP server is loaded
     reg = _registry(args)
-    result = reg.call(args.name, tuple(args.args), timeout=args.timeout)
+    item = reg.get(args.name)
+    with contextlib.redirect_stdout(sys.stderr):  # what the tool prints: stdout is its result, read by pipes
+        result = reg.call(args.name, command_line_arguments(args.args, item), timeout=args.timeout, typed=False)
     if not result.ok:
         raise ToolError(result.error or result.text)
     text = printable(result.text)
     sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
     return 0
+
+
+def command_line_arguments(words: Sequence[str], item: Tool) -> tuple[str, ...] | dict[str, str]:
+    """A shell's words as a call's arguments: NAME=VALUE for a parameter NAME of the tool (any other word holding
+    "=" is a value: `x = 5` for Solve), the rest in the tool's positional order, those past the last parameter
+    joined onto it with spaces when it takes a string (`toolcall tool WikiSearch Brown Act`); a name given twice, or
+    given by position and by name, is a ConfigError."""
+    order = parameter_order(item.parameters)
+    named: dict[str, str] = {}
+    positional: list[str] = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        if eq and key in order:
+            if key in named:
+                raise ConfigError(f"{item.name}: {key}= is given twice")
+            named[key] = value
+        else:
+            positional.append(word)
+    if order and len(positional) > len(order):
+        last = (item.parameters.get("properties") or {}).get(order[-1]) or {}
+        if "string" in json_kinds(last):
+            positional = positional[:len(order) - 1] + [" ".join(positional[len(order) - 1:])]
+    if not named:
+        return tuple(positional)
+    both = [n for n in order[:len(positional)] if n in named]
+    if both:
+        raise ConfigError(f"{item.name}: {both[0]} is given by position and as {both[0]}=; give it once")
+    if len(positional) > len(order):
+        raise ConfigError(f"{item.name}: takes at most {len(order)} argument(s) ({', '.join(order)}) but got "
+                          f"{len(positional) + len(named)}")
+    return {**dict(zip(order, positional)), **named}

@@ -958,3 +958,10 @@ def test_a_json_call_reaches_the_function_with_its_values_as_typed() -> None:
     assert reg.call("paint", {"code": "02134", "shade": None, "name": "None"}).text == "('02134', None, 'None')"
     assert reg.call("paint", {"code": 7, "shade": "blue"}).text == "(7, <Shade.BLUE: 'blue'>, 'friend')"
     assert reg.call("paint", ("02134", "None", "None")).text == "(2134, None, None)"  # a positional call is text
+
+
+def test_a_name_given_to_the_decorator_by_position_says_to_give_it_by_keyword() -> None:
+    """`@tool("search_web")` said "a tool must be a function or a Tool, got str"."""
+    with pytest.raises(ConfigError, match=r"@tool\('search_web'\): give the name as a keyword, "
+                                          r"@toolcall.tool\(name='search_web'\)"):
+        tool("search_web")  # type: ignore[call-overload]

@@ -272,6 +272,8 @@ def tool(func: Callable[..., Any] | None = None, /, *, name: str | None = None, 
         again = made.name in _USER and _same_function(_USER.get(made.name).func, f)
         return _USER.add(made, replace=replace or again)  # re-running a definition (a notebook cell) replaces it
 
+    if isinstance(func, str):  # `@tool("search_web")`: the name is a keyword, and the decorator got no function
+        raise ConfigError(f"@tool({func!r}): give the name as a keyword, @toolcall.tool(name={func!r})")
     return wrap(func) if func is not None else wrap
 
 

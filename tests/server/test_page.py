@@ -167,3 +167,23 @@ def test_markup_slipped_into_the_page_does_not_run(page: Any) -> None:
     page.wait_for_timeout(300)
     assert page.evaluate("() => [window.ranScript, window.ranHandler]") == [None, None]
     assert len(violations) >= 2  # the browser said why it refused both
+
+
+def test_later_turns_send_the_earlier_calls_and_results_back(page: Any, live: Live) -> None:
+    """The page sent back each reply's text alone: the next turn's model saw its answer without the call it ran."""
+    page.click("#reset")
+    page.wait_for_selector("#tools input[data-tool=Calculator]")
+    page.check("#tools input[data-tool=Calculator]")
+    page.fill("#input", "What is 17 * 23?")
+    page.press("#input", "Enter")
+    page.wait_for_selector("details.tool-card.done")
+    page.wait_for_function("() => !document.querySelector('#send').disabled")
+    page.fill("#input", "thanks")
+    page.press("#input", "Enter")
+    page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 2 && "
+                           "!document.querySelector('#send').disabled")
+    second = live.backend.prompts[-1]
+    assert "user: thanks" in second
+    assert "Let me compute: [Calculator(17 * 23) -> 391] so the answer is 391." in second
+    assert "You said: thanks" in page.locator(".msg.assistant").last.inner_text()
+    page.click("#reset")

@@ -481,8 +481,47 @@ def test_llama3_json_a_call_shaped_object_in_the_data_of_a_call_being_written_is
     pending = llama.pending_from(whole, reader_start)[0]
     assert pending is not None and [c.tool for c in pending.calls] == ["batch"] and pending == llama.pending(whole)
     assert dict(pending.calls[0].args) == {"calls": [{"name": "g", "parameters": {"x": 1}}]}
-    # A turn that ended with the call left open leaves its calls as they were read.
-    assert [c.tool for c in llama.parse(head + "<|eot_id|>").calls] == ["g"]
+    # A turn that ended with the call left open: `g` is still the data of `batch`, which never closed (the loop never
+    # ran it either).
+    assert llama.parse(head + "<|eot_id|>").calls == []
+
+
+@pytest.mark.parametrize("text", [
+    'Here is an example config: {"service": {"name": "prod", "parameters": {"replicas": 3}}, "region": "eu"} ok',
+    '{"type": "function", "function": {"name": "get_current_traffic", "parameters": {"location": "Sydney"}}}',
+    '{"type": "function", "function": {"name": "get_current_traffic", "parameters": {"location": "Sydney"}}'])
+def test_llama3_json_a_call_shaped_object_inside_another_object_is_its_data(text: str) -> None:
+    """Llama-3.2-Vision's reply (vllm#11786) and an example config in prose: at the inner object's "}" the loop saw a
+    call, and ran it mid-object, where the whole reply parses to none."""
+    llama = get_dialect("llama3_json")
+    assert llama.parse(text).calls == []
+    for i, c in enumerate(text):
+        if c == "}":
+            assert llama.pending(text[:i + 1]) is None, text[:i + 1]
+
+
+def test_llama3_json_a_call_written_type_first_is_a_call_or_an_issue_like_one_written_name_first() -> None:
+    """Meta's own examples of Llama 3.1/3.3 replies write `{"type": "function", "name": ...}`: after text, or cut off,
+    it was no call and no issue, so a cut reply was shown as its JSON."""
+    llama = get_dialect("llama3_json")
+    for head in ('{"name": ', '{"type": "function", "name": '):
+        assert [c.tool for c in llama.parse(head + '"f", "parameters": {"x": 1}}').calls] == ["f"]
+        assert [c.tool for c in llama.parse("Sure. " + head + '"f", "parameters": {"x": 1}}').calls] == ["f"]
+        followed = llama.parse(head + '"getOpenIncidentsTool", "parameters": {}} \n\nWould you like to know more?')
+        assert followed.calls == [] and "unexpected character 'W'" in followed.issues[0].message
+        cut = head + '"trending_songs", "parameters": {"n": "10", "genre": "al'
+        assert llama.begins_call(cut) and llama.parse(cut).issues
+
+
+def test_llama3_json_objects_left_open_in_prose_are_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `{"name":` was decoded to the reply's end: 928 KB of `{"name": "a", "parameters": {` took 9.8 s."""
+    from toolcall.dialects import llama3_json
+
+    decoded: list[int] = []
+    real = llama3_json._reply_calls
+    monkeypatch.setattr(llama3_json, "_reply_calls", lambda reply, pos: decoded.append(pos) or real(reply, pos))
+    get_dialect("llama3_json").parse("Sure. " + '{"name": "a", "parameters": {' * 2_000 + "<|eot_id|>")
+    assert len(decoded) <= 2
 
 
 def test_a_pythonic_tool_name_python_would_normalise_is_no_tool_name() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from lark import Lark, Tree
@@ -51,10 +51,12 @@ END_OF_TURN = "<|eot_id|>"
 _UNSURE = re.compile(r"<\||\\u[dD][89a-fA-F]")
 _TURN_TOKEN = re.compile(r"<\|start_header_id\|>[^<]*<\|end_header_id\|>|<\|eot_id\|>|<\|eom_id\|>|<\|begin_of_text\|>")
 _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[ \t]*\n?(.*?)(?=<\|eot_id\|>|<\|eom_id\|>|<\|start_header_id\|>|$)", re.S)
-# A reply that means to be a JSON call: `{"name"` first (or the python tag), so a malformed one is reported.
-_LOOKS_LIKE_CALL = re.compile(r'\s*(?:<\|python_tag\|>|\{\s*"name"\s*:)')
+# A reply that means to be a JSON call: `{"name"` first (or the python tag), so a malformed one is reported. Meta's
+# own examples of Llama 3.1/3.3 replies write `{"type": "function", "name": ...}`: that is a call's start too.
+_TYPE_FIRST = r'(?:"type"[ \t\r\n]*:[ \t\r\n]*"function"[ \t\r\n]*,[ \t\r\n]*)?'
+_LOOKS_LIKE_CALL = re.compile(rf'\s*(?:<\|python_tag\|>|\{{\s*{_TYPE_FIRST}"name"\s*:)')
 # Where calls may start after prose.
-_CALL_START = re.compile(r'<\|python_tag\|>|\{[ \t\r\n]*"name"[ \t\r\n]*:')
+_CALL_START = re.compile(rf'<\|python_tag\|>|\{{[ \t\r\n]*{_TYPE_FIRST}"name"[ \t\r\n]*:')
 
 
 # Whole JSON strings, and a quote that starts one running to the end of the text.
@@ -133,6 +135,57 @@ def _json_start(text: str, start: int) -> tuple[int, int]:
     if text.startswith(PYTHON_TAG, pos):
         pos = skip_space(text, pos + len(PYTHON_TAG))
     return begin, pos
+
+
+class _Nesting:
+    """How deep in JSON objects a prose reply is at a point, read forward once: a `{"name":` inside an object still
+    open (`{"service": {"name": "prod", "parameters": {...}}, ...`, an example config) is that object's data, not a
+    call. Quotes count as strings only inside an object, so a prose quote cannot hide a brace."""
+
+    _TOP = re.compile(r"\{")
+    _INSIDE = re.compile(r'[{}"]')
+    _STRING = re.compile(r'["\\]')
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos, self.depth, self.in_string = text, 0, 0, False
+        self.outer = 0  # where the outermost object still open begins (when depth > 0)
+
+    def open_at(self, target: int) -> bool:
+        """Whether an object opened before `target` is still open there (`target` never goes back)."""
+        text = self.text
+        while self.pos < target:
+            if self.in_string:
+                m = self._STRING.search(text, self.pos, target)
+                if m is None:
+                    self.pos = target
+                elif m.group() == "\\":
+                    self.pos = m.end() + 1  # the escaped character, whatever it is
+                else:
+                    self.in_string, self.pos = False, m.end()
+                continue
+            m = (self._TOP if self.depth == 0 else self._INSIDE).search(text, self.pos, target)
+            if m is None:
+                self.pos = target
+                continue
+            self.pos = m.end()
+            if m.group() == '"':
+                self.in_string = True
+            elif m.group() == "{":
+                if self.depth == 0:
+                    self.outer = m.start()
+                self.depth += 1
+            else:
+                self.depth -= 1
+        return self.depth > 0
+
+
+def _prose_calls(reply: str, nesting: _Nesting | None = None) -> Iterator[re.Match[str]]:
+    """The places in a prose reply where calls may start: `_CALL_START`s inside no object left open before them (each
+    one decoded to the reply's end made the look quadratic in `{"name": "a", "parameters": {` repeated)."""
+    nesting = nesting if nesting is not None else _Nesting(reply)
+    for m in _CALL_START.finditer(reply):
+        if not nesting.open_at(m.start()):
+            yield m
 
 
 def _shift(call: ToolCall, offset: int) -> ToolCall:
@@ -232,8 +285,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                     cut = self._report(parser, text, start, end, seg_end, issues, failed, groups, budget)
                     continue
             # Prose first: the calls are the JSON that runs from a call's `{"name":` to the end of the reply.
-            pos = 0
-            while (m := _CALL_START.search(reply, pos)) is not None:
+            for m in _prose_calls(reply):
                 made = _reply_calls(reply, m.start())
                 if isinstance(made, tuple):
                     calls, style = made
@@ -247,7 +299,6 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                     # A call still being written: a call-shaped object in its arguments is its data, not a call (the
                     # loop ran `g` of `Sure. {"name": "batch", "parameters": {"calls": [{"name": "g", ...}` at once).
                     break
-                pos = m.start() + 1
         return groups, cut
 
     def _report(self, parser: Lark, text: str, start: int, end: int, seg_end: int, issues: list[SyntaxIssue],
@@ -323,12 +374,12 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
         if not (last is None and _inside_reply(text, start)) and body.startswith((PYTHON_TAG, "{")) \
                 and _LOOKS_LIKE_CALL.match(body):
             return min(boundary, limit)
-        pos = 0
-        while (m := _CALL_START.search(reply, pos)) is not None:
+        nesting = _Nesting(reply)
+        for m in _prose_calls(reply, nesting):
             if _reply_calls(reply, m.start()) is not None:
                 return head + m.start()
-            pos = m.start() + 1
-        return limit
+        # A later look starts where no object is open, or a call-shaped object in one would look like a call to it.
+        return head + nesting.outer if nesting.open_at(len(reply)) else limit
 
     def quiet_string(self, text: str, start: int) -> QuietString | None:
         """Quiet where the reply from `start` (its turn token, or its first call in prose) is JSON, written from its

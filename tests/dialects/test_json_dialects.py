@@ -536,3 +536,16 @@ def test_a_pythonic_tool_name_python_would_normalise_is_no_tool_name() -> None:
     for stop in stops:
         got, start = pythonic.pending_from(stop, start)
         assert got == pythonic.pending(stop), stop
+
+
+def test_hermes_a_call_drafted_in_the_thoughts_is_not_made() -> None:
+    """Qwen3 drafts a call inside <think> and writes it again after </think>: both were read, and the loop ran the
+    draft at its </tool_call> (QwenLM/Qwen3#1459: duplicate calls). A <think> left open runs to the end."""
+    hermes = get_dialect("hermes")
+    call = '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>'
+    text = f"<think>I could write {call} here.</think>\n\n{call}"
+    assert [c.span[0] for c in hermes.parse(text).calls] == [text.rindex("<tool_call>")]
+    draft_end = text.index("</tool_call>") + len("</tool_call>")
+    assert hermes.pending(text[:draft_end]) is None and hermes.pending(text) is not None
+    assert hermes.parse(f"<think>still thinking {call}").calls == []
+    assert len(hermes.parse(f"<think>short</think> {call} <think>again</think> {call}").calls) == 2

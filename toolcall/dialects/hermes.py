@@ -1,7 +1,9 @@
 """The Hermes dialect (Hermes 2 Pro/3, Qwen2.5, Qwen3): `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`."""
 from __future__ import annotations
 
+import bisect
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,25 @@ CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
 RESPONSE_OPEN = "<tool_response>"
 RESPONSE_CLOSE = "</tool_response>"
+#: A reasoning model's thoughts (Qwen3, QwQ): a call drafted in them is not made there; the model writes it again
+#: after `</think>` (run at both places, it ran twice). A `<think>` never closed runs to the end of the text.
+_THINK = re.compile(r"<think>|</think>")
+
+
+def _thoughts(text: str, start: int) -> list[tuple[int, int]]:
+    """The spans of `<think>` ... `</think>` from `start` on, in order."""
+    spans: list[tuple[int, int]] = []
+    opened = -1
+    for m in _THINK.finditer(text, start):
+        if m.group() == "<think>":
+            if opened < 0:
+                opened = m.start()
+        elif opened >= 0:
+            spans.append((opened, m.end()))
+            opened = -1
+    if opened >= 0:
+        spans.append((opened, len(text)))
+    return spans
 # End-of-turn tokens a reply decoded with its special tokens kept may end with, right after an unclosed call.
 TURN_ENDS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 
@@ -76,8 +97,14 @@ class HermesDialect(StructuredDialect):
         parser = _parser()
         groups: list[Group] = []
         cut = False
+        thoughts = _thoughts(text, start) if "<think>" in text else []
+        ends = [b for _, b in thoughts]
         start = text.find(CALL_OPEN, start)
         while start >= 0:
+            k = bisect.bisect_right(ends, start)
+            if k < len(thoughts) and thoughts[k][0] < start:  # drafted in the thoughts: read on after them
+                start = text.find(CALL_OPEN, thoughts[k][1])
+                continue
             # A block is read no further than the next opening tag (or MAX_CALL_CHARS): hostile text with many
             # unclosed blocks is then read once, not once per block.
             following = text.find(CALL_OPEN, start + len(CALL_OPEN))

@@ -150,3 +150,26 @@ def test_tool_takes_named_arguments_words_and_options_after_its_name(tmp_path: P
     assert printed.out == "abab\n" and "working on ab" in printed.err
     assert main(["tools", "--json", "--tools-from", str(tools)]) == 0
     assert "chatty" in [t["name"] for t in json.loads(capsys.readouterr().out)]
+
+
+def test_the_listing_follows_refs_and_lists_an_anyofs_types() -> None:
+    """FastMCP writes every model and Enum parameter as a $ref, and Optional as anyOf: the listing said `any`."""
+    import dataclasses
+
+    from toolcall.cli.tools_cmd import _params
+    from toolcall.tool_type import make_tool
+
+    def lookup(p: str) -> str:
+        """Look up.
+
+        Args:
+            p: what
+        """
+        return p
+
+    parameters = {"type": "object", "$defs": {"Unit": {"type": "string", "enum": ["c", "f"]}},
+                  "properties": {"unit": {"$ref": "#/$defs/Unit", "description": "the unit"},
+                                 "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "a note"}},
+                  "required": ["unit"]}
+    listed = _params(dataclasses.replace(make_tool(lookup), parameters=parameters))
+    assert listed == ["unit (string, required one of ['c', 'f']): the unit", "note (string|null, optional): a note"]

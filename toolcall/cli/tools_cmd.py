@@ -6,10 +6,10 @@ import contextlib
 import json
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..binding import json_kinds, parameter_order
+from ..binding import json_kinds, parameter_order, resolve
 from ..errors import ConfigError, ToolError
 from ..executor import check_timeout
 from ..registry import Tool, ToolRegistry
@@ -47,13 +47,23 @@ def _params(item: Tool) -> list[str]:
     props = item.parameters.get("properties", {})
     required = set(item.parameters.get("required", []))
     lines = []
-    for name, spec in props.items():
-        kind = spec.get("type", "any")
-        kind = "|".join(map(str, kind)) if isinstance(kind, list) else kind
+    for name, given in props.items():
+        spec = resolve(given if isinstance(given, dict) else {}, item.parameters)  # an MCP server's $ref, allOf
+        kind = _kind_text(spec, item.parameters)
         flag = "required" if name in required else "optional"
         choices = f" one of {spec['enum']}" if "enum" in spec else ""
         lines.append(f"{name} ({kind}, {flag}{choices}): {spec.get('description', '')}")
     return lines or ["(no arguments)"]
+
+
+def _kind_text(spec: Mapping[str, Any], root: Mapping[str, Any]) -> str:
+    """The JSON type(s) a parameter takes, as `string|null`; an anyOf/oneOf lists its options' types."""
+    options = spec.get("anyOf") or spec.get("oneOf")
+    if isinstance(options, list):
+        kinds = [k for o in options if isinstance(o, dict) for k in json_kinds(resolve(o, root))]
+    else:
+        kinds = json_kinds(spec)
+    return "|".join(dict.fromkeys(kinds)) or "any"
 
 
 def _registry(args: argparse.Namespace) -> ToolRegistry:

@@ -127,6 +127,8 @@ def test_oversized_body_is_a_413(live: Live) -> None:
 def test_unknown_path_and_method(live: Live) -> None:
     assert_error(httpx.get(live.url + "/v1/nothing"), 404)
     assert_error(httpx.get(live.url + "/v1/chat/completions"), 405)
+    # A client built for the Responses API (LangChain's use_responses_api, the Agents SDK's default) got "Not Found".
+    assert_error(httpx.post(live.url + "/v1/responses", json={}), 404, None, "serves POST /v1/chat/completions")
 
 
 def test_a_refused_value_is_shown_short(live: Live) -> None:
@@ -183,4 +185,11 @@ def test_a_text_part_with_a_hint_for_other_servers_is_read(live: Live) -> None:
     """`cache_control` (a prompt-caching hint some clients add to every part) means nothing here: the part is read."""
     part = {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}
     response = post(live, {"model": MODEL, "messages": [{"role": "user", "content": [part]}]})
+    assert response.status_code == 200, response.text
+
+
+def test_openai_python_3s_prompt_cache_fields_are_accepted(live: Live) -> None:
+    """The Agents SDK's `prompt_cache_retention="24h"` was a 400: a caching hint, like prompt_cache_key."""
+    response = post(live, {"model": MODEL, "messages": HI, "prompt_cache_retention": "24h",
+                           "prompt_cache_options": {"mode": "auto"}})
     assert response.status_code == 200, response.text

@@ -340,8 +340,13 @@ def test_a_remembered_reply_is_used_only_in_its_own_conversation_and_as_it_was_s
         (call,) = message.tool_calls
         rome = {**sent, "tool_calls": [{**sent["tool_calls"][0], "function": {
             "name": "get_weather", "arguments": '{"city": "Rome"}'}}]}
+        # The AI SDK sends the arguments back re-serialised, openai-python's helpers add keys of their own: the same
+        # message (the server tool's call and result were lost from the continuation, or the request was a 400).
+        compact = {**sent, "tool_calls": [{**sent["tool_calls"][0], "index": 0, "function": {
+            "name": "get_weather", "arguments": '{"city":"Paris"}', "parsed_arguments": None}}]}
         for before, back, remembered in (
                 (asked, sent, True),
+                (asked, compact, True),
                 ([{"role": "user", "content": "Write a haiku about rain."}], sent, False),
                 ([{"role": "system", "content": "Be brief."}, *asked], sent, False),
                 (asked, rome, False)):

@@ -109,7 +109,11 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
     @app.exception_handler(HTTPException)
     async def http_error(_: Any, err: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
-        return error(ApiError(err.status_code, str(err.detail), code=code))
+        message = str(err.detail)
+        if err.status_code == 404:  # a client built for another API (/v1/responses, /v1/completions) learns why
+            message = ("Not Found: this server serves POST /v1/chat/completions, GET /v1/models, GET /health and the "
+                       "chat page at /; the Responses and legacy Completions APIs are not served")
+        return error(ApiError(err.status_code, message, code=code))
 
     def authorize(request: Request) -> None:
         if server.api_key is None:

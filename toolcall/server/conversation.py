@@ -103,13 +103,23 @@ def _recall(memory: HandoffMemory | None, dialect: "Dialect", m: Message, before
         return None
     reply = memory.recall([tc.id for tc in m.tool_calls], m.text())
     if (reply is None or reply.context != context or not reply.text.startswith(before)
-            or reply.tool_calls != tuple((tc.id, tc.function.name, tc.function.arguments) for tc in m.tool_calls)
+            or [(i, n, _json_or_text(a)) for i, n, a in reply.tool_calls]
+            != [(tc.id, tc.function.name, _json_or_text(tc.function.arguments)) for tc in m.tool_calls]
             or m.reasoning_content not in (None, reply.reasoning)):
         return None
     pending = dialect.pending(reply.text)
     if pending is None or pending.malformed or [c.span[0] for c in pending.calls] != [c.start for c in reply.calls]:
         return None
     return reply, pending
+
+
+def _json_or_text(arguments: str) -> Any:
+    """A call's arguments as the value they write, so the same arguments sent back re-serialised (the AI SDK writes
+    `{"city":"Paris"}` where the server wrote `{"city": "Paris"}`) are the same; text that is no JSON, as written."""
+    try:
+        return ("json", json.loads(arguments))
+    except (ValueError, RecursionError):
+        return ("text", arguments)
 
 
 def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSpecs,

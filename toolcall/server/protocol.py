@@ -22,7 +22,8 @@ from ..schema import (
 
 #: Request fields the OpenAI API defines that change nothing here (ids, storage, penalties at their neutral value).
 IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort", "verbosity", "prompt_cache_key",
-                  "safety_identifier", "web_search_options", "frequency_penalty", "presence_penalty")
+                  "prompt_cache_retention", "prompt_cache_options", "safety_identifier", "web_search_options",
+                  "frequency_penalty", "presence_penalty")
 #: Request fields the OpenAI API defines that would change the answer in a way this server cannot honour:
 #: refused unless they hold their neutral value, so a client never gets a silently different answer.
 UNSUPPORTED_FIELDS = {
@@ -67,12 +68,18 @@ class TextPart(BaseModel):
     text: str
 
 
-class FunctionCall(_Strict):
+class _SentBack(BaseModel):
+    # A message the client got from this server and sends back: openai-python's stream and parse helpers add keys of
+    # their own (`index`, `parsed_arguments`), which mean nothing here.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class FunctionCall(_SentBack):
     name: str
     arguments: str
 
 
-class ToolCallIn(_Strict):
+class ToolCallIn(_SentBack):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
@@ -203,6 +210,8 @@ class ChatRequest(_Strict):
     reasoning_effort: str | None = None
     verbosity: str | None = None
     prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
     safety_identifier: str | None = None
     web_search_options: dict[str, Any] | None = None
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)

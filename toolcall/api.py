@@ -94,6 +94,6 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     d.check_history(history)
     registry = make_registry(tools, engine)
     config = replace(recommended(LoopConfig(), model if isinstance(backend, str) else None), **loop_options)
-    shown = registry.specs() if registry is not None and config.tools_enabled else None
+    shown = registry.specs() if registry is not None and config.tools_enabled and config.json_schema is None else None
     full = prompt if raw else d.prompt(prompt, shown, engine.chat_prompt, history, few_shot, prompt_path)
     return run_loop(engine, full, d, registry, config)

@@ -6,6 +6,7 @@ request and is sent the response. toolcall.runner answers with a tool registry; 
 """
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,10 @@ class LoopConfig:
     force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
                                           "model writes the call, under the offered tools' call grammar where the "
                                           "dialect has one (what the server does for tool_choice 'required')")
+    json_schema: str | None = option(None, metavar="SCHEMA", help="the reply is one JSON value that follows this "
+                                     "JSON schema (its JSON text; '{\"type\": \"object\"}' for any object), held to "
+                                     "it token by token (llguidance) and ended once complete; such a reply runs no "
+                                     "tools (the server's response_format)")
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -61,6 +66,20 @@ class LoopConfig:
         if not self.call_threshold < 1.0:
             raise ConfigError(f"call_threshold ({flag_of(type(self), 'call_threshold')}) must be below 1 (a "
                               f"probability; 0 = off), got {self.call_threshold}")
+        if self.json_schema is not None:
+            reply_grammar(self.json_schema)  # JSON text of a schema object, or a ConfigError saying what it is not
+
+
+def reply_grammar(schema_text: str) -> str:
+    """The grammar (llguidance Lark) of a reply that is one JSON value following the schema written in `schema_text`."""
+    try:
+        schema = json.loads(schema_text)
+    except (ValueError, RecursionError):
+        raise ConfigError("json_schema (--json-schema) must be a JSON schema written as JSON text, e.g. "
+                          '\'{"type": "object", "properties": {"name": {"type": "string"}}}\'') from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"json_schema (--json-schema) must be a JSON object (a schema), got {type(schema).__name__}")
+    return f"start: %json {json.dumps(schema, ensure_ascii=False)}\n"
 
 
 #: How much blank text after handed-off calls the loop waits through for another call before it ends the reply.
@@ -236,7 +255,7 @@ def _pending(run: _Run) -> "PendingCalls | None":
 
 
 def _tools_on(run: _Run) -> bool:
-    return run.config.tools_enabled and run.executed < run.config.max_calls
+    return run.config.tools_enabled and run.config.json_schema is None and run.executed < run.config.max_calls
 
 
 def _call_grammar(run: _Run) -> str | None:
@@ -257,6 +276,8 @@ def _call_grammar(run: _Run) -> str | None:
 def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
     """Stop strings and steering for the next decode of this run."""
     cfg, dialect = run.config, run.dialect
+    if cfg.json_schema is not None:  # the whole reply is the JSON answer, held to its schema from its first token
+        return tuple(dialect.end_markers), Steering(None, constrain=reply_grammar(cfg.json_schema), call_open=True)
     if _tools_on(run):
         force = cfg.force_call and not run.forced and bool(dialect.open_marker)
         grammar = _call_grammar(run) if cfg.constrain_calls or force else None

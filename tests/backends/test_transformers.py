@@ -172,3 +172,26 @@ def test_special_texts_are_what_the_tokenizer_reads_as_one_token_and_defused_the
     eos = backend.tokenizer.convert_tokens_to_ids("<|endoftext|>")
     quoted = "Models end with <|endoftext|> here."
     assert eos in backend.encode(quoted) and eos not in backend.encode(defuse(quoted, texts))
+
+
+def test_a_reply_held_to_a_json_schema_is_that_json_and_ends_with_it(backend) -> None:  # type: ignore[no-untyped-def]
+    """LoopConfig.json_schema (the server's response_format): held from the first token, sampled too, and ended once
+    the value is complete; no tool runs."""
+    import json
+
+    import jsonschema
+
+    from toolcall.backends.transformers import TransformersBackend
+    from toolcall.registry import default_registry
+    from toolcall.runner import run_loop
+
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                               "count": {"type": "integer", "minimum": 0, "maximum": 1000}},
+              "required": ["name", "count"], "additionalProperties": False}
+    config = LoopConfig(json_schema=json.dumps(schema), max_new_tokens=60)
+    prompt = "<|im_start|>user\nA crate holds 17 rows of 23 bottles. Answer in JSON.<|im_end|>\n<|im_start|>assistant\n"
+    sampler = TransformersBackend(lm=backend.model, tokenizer=backend.tokenizer, temperature=1.0, seed=0)
+    for engine in (backend, sampler, sampler):
+        out = run_loop(engine, prompt, get_dialect("toolformer"), default_registry(["calculator"]), config)
+        jsonschema.validate(json.loads(out.text), schema)
+        assert out.calls == [] and out.stop_reason == "eos"

@@ -289,6 +289,25 @@ def test_real_vllm_steers_as_the_transformers_engine(real_vllm: Any, real_hf: An
 
 @pytest.mark.vllm
 @pytest.mark.slow
+def test_real_vllm_holds_a_json_reply_to_its_schema(real_vllm: Any) -> None:
+    """LoopConfig.json_schema (the server's response_format) through vLLM's structured outputs: the reply is JSON
+    of the schema, and ends with it."""
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                               "count": {"type": "integer", "minimum": 0, "maximum": 1000}},
+              "required": ["name", "count"], "additionalProperties": False}
+    prompt = "<|im_start|>user\nA crate holds 17 rows of 23 bottles. Answer in JSON.<|im_end|>\n<|im_start|>assistant\n"
+    out = run_loop(real_vllm, prompt, get_dialect("toolformer"), ToolRegistry(),
+                   LoopConfig(json_schema=json.dumps(schema), max_new_tokens=60))
+    jsonschema.validate(json.loads(out.text), schema)
+    assert out.calls == []
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_real_vllm_scores_as_the_transformers_engine(real_vllm: Any, real_hf: Any) -> None:
     from toolcall.backends.base import Branch
 

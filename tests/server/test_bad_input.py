@@ -58,8 +58,8 @@ BAD = [
     pytest.param({"model": MODEL, "messages": HI, "stop": ["a", "b", "c", "d", "e"]}, "stop", "at most", id="stops"),
     pytest.param({"model": MODEL, "messages": HI, "frobnicate": 1}, "frobnicate", "Unrecognized", id="unknown-field"),
     pytest.param({"model": MODEL, "messages": HI, "logprobs": True}, "logprobs", "does not support", id="logprobs"),
-    pytest.param({"model": MODEL, "messages": HI, "response_format": {"type": "json_object"}}, "response_format",
-                 "does not support", id="response-format"),
+    pytest.param({"model": MODEL, "messages": HI, "response_format": {"type": "json_schema"}}, "response_format",
+                 "needs its json_schema object", id="response-format"),
     pytest.param({"model": MODEL, "messages": HI, "tools": [WEATHER], "tool_choice": {
         "type": "function", "function": {"name": "launch_rockets"}}}, "tool_choice", "launch_rockets", id="choice"),
     pytest.param({"model": MODEL, "messages": HI, "tool_choice": "required"}, "tool_choice", "", id="required-no-tools"),

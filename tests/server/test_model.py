@@ -84,3 +84,20 @@ def test_hermes_client_tools_flow_on_the_embedded_model(hermes_server: Live) -> 
     streamed = client.chat.completions.create(model=NAME, messages=messages, tools=[weather], max_tokens=40,
                                               stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in streamed) == answer.message.content
+
+
+def test_a_structured_output_request_gets_its_object(model_server: Live) -> None:
+    """openai-python's `.parse()` (LangChain's with_structured_output and the AI SDK's generateObject send the same
+    response_format): the 135M model's reply is held to the schema, so it always parses."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Order(pydantic.BaseModel):
+        item: str
+        boxes: int
+        pens_per_box: int
+
+    reply = model_server.client(timeout=600).chat.completions.parse(
+        model=NAME, messages=[{"role": "user", "content": PENS[0]["content"] + " Give the order as JSON."}],
+        response_format=Order, max_tokens=60)
+    assert isinstance(reply.choices[0].message.parsed, Order)
+    assert reply.choices[0].finish_reason == "stop"

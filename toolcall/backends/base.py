@@ -54,7 +54,8 @@ class Steering:
     # it completes, so a started call always parses; tokens holding open_text glued to more text are banned.
     constrain: str | None = None
     # True: the call is already open when decoding starts (the loop wrote open_text, as for a forced call), so the
-    # first token is decoded under `constrain`.
+    # first token is decoded under `constrain`. With no open_text, the whole reply is decoded under `constrain` and
+    # ends where the grammar is complete (a JSON answer: LoopConfig.json_schema).
     call_open: bool = False
 
 

@@ -252,7 +252,7 @@ class TransformersSession(DecodeSession):
             boundaries = [0]         # len(shown) after each token whose text is complete (no split UTF-8)
             bounds_at = [0]          # number of generated tokens at each boundary
             forced: list[int] = []
-            grammar = steering.constrain if steering is not None and steering.open_text else None
+            grammar = steering.constrain if steering is not None and (steering.open_text or steering.call_open) else None
             call: Any = None         # the open call's grammar matcher (constrained steering), None outside a call
             if grammar is not None and steering is not None and steering.call_open:
                 call = backend._token_masks().matchers(grammar, 1)[0]
@@ -286,6 +286,12 @@ class TransformersSession(DecodeSession):
                     bounds_at.append(len(generated))
                     yield delta
                     continue
+                if call is not None and steering is not None and not steering.open_text:
+                    # The whole reply was held to the grammar (a JSON answer), and it is complete: the reply ends.
+                    shown = decoded
+                    self.stop_reason = "eos"
+                    yield delta
+                    return
                 if call is not None:
                     call = None  # this token closed the call: its closing marker is matched as a stop below
                 elif (grammar is not None and not forced and steering is not None and steering.open_text

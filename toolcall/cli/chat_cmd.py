@@ -188,7 +188,8 @@ class Chat:
             config = replace(config, tools_enabled=False)  # every tool switched off: ban the call opener too
         dim, reset = self.style.dim, self.style.reset
         try:
-            session = self._session_for(question, registry if config.tools_enabled else None)
+            session = self._session_for(question, registry if config.tools_enabled and config.json_schema is None
+                                        else None)
         except ConfigError as err:  # the chat goes on: the next question may be shorter, or the history cleared
             self.write(f"{dim}({err}; /reset clears the conversation){reset}\n")
             return None

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.add_argument("--dialect", default=None, help="call dialect (default toolformer; hermes for --task bfcl)")
     # Both modes share these; tools_enabled is what the two modes differ in.
-    add_options(p, LoopConfig, exclude=("tools_enabled",), base=EVAL_LOOP, group="generation (the decoding loop)")
+    add_options(p, LoopConfig, exclude=("tools_enabled", "json_schema"), base=EVAL_LOOP,
+                group="generation (the decoding loop)")
     p.add_argument("--output", type=Path, default=None, help="write per-item results here (JSONL)")
     p.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no per-item progress on stderr")

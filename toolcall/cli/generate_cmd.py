@@ -20,13 +20,14 @@ from .model_options import add_model_options
 from .tool_options import add_tool_options, registry_from_args
 
 
-def add_generation_options(parser: argparse.ArgumentParser) -> None:
-    """The options `generate`, `chat` and `serve` share: backend, model, dialect, tools and the LoopConfig fields."""
+def add_generation_options(parser: argparse.ArgumentParser, per_request: tuple[str, ...] = ()) -> None:
+    """The options `generate`, `chat` and `serve` share: backend, model, dialect, tools and the LoopConfig fields
+    (less `per_request`, the ones a server's client sets for each request)."""
     add_model_options(parser)
     parser.add_argument("--dialect", default="toolformer", help="toolformer (default), moss, hermes, pythonic, llama3_json, mistral, or auto (the one the "
                              "model's chat template implies; toolformer when it implies none)")
     add_tool_options(parser)
-    add_options(parser, LoopConfig, group="generation (the decoding loop)")
+    add_options(parser, LoopConfig, exclude=per_request, group="generation (the decoding loop)")
     parser.add_argument("--prompt-file", default=None, metavar="PATH",
                         help="replace the instruction (Toolformer; {tools} is filled in) or the MOSS meta-instruction ({plugins})")
     parser.add_argument("--no-few-shot", action="store_true", help="instructions only, no worked examples")
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if registry is not None:
         set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
     dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
-    shown = registry.specs() if registry is not None and config.tools_enabled else None
+    shown = registry.specs() if registry is not None and config.tools_enabled and config.json_schema is None else None
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
                                                       few_shot=not args.no_few_shot, instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="serve an OpenAI-compatible API and a chat page (tools run "
                                                  "mid-generation)",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_generation_options(parser)
+    add_generation_options(parser, per_request=("json_schema",))  # a request's response_format
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--api-key", default=None, metavar="KEY",

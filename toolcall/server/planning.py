@@ -1,13 +1,14 @@
 """What one request asks for: the prompt, the tools offered (the server's and the client's), tool_choice, sampling."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, Sampling
 from ..dialects.base import CALL_NAME
 from ..errors import BackendError, ConfigError
-from ..loop import LoopConfig
+from ..loop import LoopConfig, reply_grammar
 from ..registry import ToolRegistry
 from ..specs import ToolSpec, ToolSpecs
 from .conversation import conversation
@@ -135,6 +136,10 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         tools = ToolSpecs([*offered, *client]) or None
         if tools is None:
             config = replace(config, tools_enabled=False)
+    reply_schema = request.response_format.reply_schema() if request.response_format is not None else None
+    if reply_schema is not None:
+        tools, server = None, None
+        config = _json_reply_config(config, reply_schema, dialect, backend, client_tools=bool(client) and choice != "none")
     strict = frozenset(t.function.name for t in request.tools or () if t.function.strict) if config.tools_enabled \
         else frozenset()
     if strict:
@@ -148,6 +153,27 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
                 bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail,
                 talk.answered, talk.digest, strict)
+
+
+def _json_reply_config(config: LoopConfig, schema: dict[str, Any], dialect: "Dialect", backend: Backend,
+                       client_tools: bool) -> LoopConfig:
+    """response_format json_object / json_schema: the reply is one JSON value held to the schema from its first token
+    (LoopConfig.json_schema; llguidance), and runs no tools. A schema the engine cannot hold is a 400 before anything
+    is decoded, as a function's is."""
+    if client_tools:
+        raise ApiError(400, "response_format: a reply held to JSON cannot call the request's tools here; ask for the "
+                       "JSON in a request after the tools' results, without tools or with tool_choice 'none'",
+                       param="response_format")
+    if dialect.answer_opener:
+        raise ApiError(400, f"response_format: the {dialect.name} dialect writes its answer in a field of its own "
+                       "reply, which JSON cannot be held to; serve another dialect", param="response_format")
+    text = json.dumps(schema, ensure_ascii=False)
+    try:
+        backend.check_constraint(reply_grammar(text))
+    except (ConfigError, BackendError) as err:
+        raise ApiError(400, f"response_format: the reply cannot be held to this schema: {str(err)[:300]}",
+                       param="response_format") from None
+    return replace(config, tools_enabled=False, json_schema=text)
 
 
 def _strict_config(config: LoopConfig, dialect: "Dialect", strict: frozenset[str], client: ToolSpecs) -> LoopConfig:

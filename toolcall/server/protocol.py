@@ -29,7 +29,6 @@ IGNORED_FIELDS = ("user", "metadata", "store", "service_tier", "reasoning_effort
 UNSUPPORTED_FIELDS = {
     "logprobs": (None, False), "top_logprobs": (None, 0), "logit_bias": (None, {}), "functions": (None, []),
     "function_call": (None, "none", "auto"), "audio": (None,), "modalities": (None, ["text"]), "prediction": (None,),
-    "response_format": (None, {"type": "text"}),
 }
 MAX_CHOICES = 8
 MAX_STOPS = 4
@@ -156,6 +155,47 @@ def schema_problem(parameters: dict[str, Any]) -> str | None:
     return None
 
 
+class JsonSchemaFormat(_Strict):
+    """response_format's json_schema: the schema the reply's JSON follows (name, description and strict are OpenAI's
+    labels; the reply is held to the schema either way)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _usable(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if json_nodes(schema, MAX_SCHEMA_NODES) > MAX_SCHEMA_NODES:
+            raise ValueError(f"the schema holds more than {MAX_SCHEMA_NODES:,} objects and lists")
+        if nesting_depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
+        problem = meta_schema_problem(schema)
+        if problem is not None:
+            raise ValueError(problem)
+        return schema
+
+
+class ResponseFormat(_Strict):
+    """The reply's form: text (the default), any JSON object, or JSON following a schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    def reply_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the reply is held to; None for text."""
+        if self.type == "text":
+            return None
+        if self.type == "json_object":
+            return {"type": "object"}
+        if self.json_schema is None:
+            raise ApiError(400, "response_format: a json_schema response format needs its json_schema object "
+                           '({"name": ..., "schema": {...}})', param="response_format")
+        return self.json_schema.schema_
+
+
 class ToolDef(_Strict):
     type: Literal["function"]
     function: FunctionDef
@@ -224,7 +264,7 @@ class ChatRequest(_Strict):
     audio: Any = None
     modalities: list[str] | None = None
     prediction: Any = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("n", "stream", "parallel_tool_calls", mode="before")
     @classmethod

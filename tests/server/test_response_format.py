@@ -1,0 +1,65 @@
+"""response_format: a reply held to JSON (any object, or a schema) from its first token, as the structured-output
+paths of LangChain, the AI SDK, instructor and openai-python's `.parse()` ask for; refused where it cannot hold."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from live_server import MODEL, WEATHER, SlowFake, serve, settings
+
+httpx = pytest.importorskip("httpx")
+
+PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+ASK = [{"role": "user", "content": "Alice is 31. Give her as JSON."}]
+
+
+def _post(url: str, **body: Any) -> httpx.Response:
+    return httpx.post(url + "/v1/chat/completions", json={"model": MODEL, "messages": ASK, **body}, timeout=60)
+
+
+def test_a_json_reply_is_decoded_under_its_schema_with_no_tools_offered() -> None:
+    backend = SlowFake(script=lambda text: '{"name": "Alice", "age": 31}')
+    for live in serve(backend, settings()):
+        for form, schema in (({"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON,
+                                                                       "strict": True}}, PERSON),
+                             ({"type": "json_object"}, {"type": "object"})):
+            response = _post(live.url, response_format=form)
+            assert response.status_code == 200, response.text
+            assert response.json()["choices"][0]["message"]["content"] == '{"name": "Alice", "age": 31}'
+            stops, _, steering = backend.calls[-1]
+            assert steering.open_text is None and steering.call_open
+            assert steering.constrain.startswith("start: %json ") and f'"type": "{schema["type"]}"' in steering.constrain
+            assert "Calculator" not in backend.prompts[-1]  # no tool is offered to a JSON reply
+        assert _post(live.url, response_format={"type": "text"}).status_code == 200
+
+
+def test_openai_pythons_parse_gets_the_object() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Person(pydantic.BaseModel):
+        name: str
+        age: int
+
+    for live in serve(SlowFake(script=lambda text: '{"name": "Alice", "age": 31}'), settings()):
+        parsed = live.client().chat.completions.parse(model=MODEL, messages=ASK, response_format=Person)
+        assert parsed.choices[0].message.parsed == Person(name="Alice", age=31)
+
+
+@pytest.mark.parametrize(("body", "dialect", "says"), [
+    ({"response_format": {"type": "json_object"}, "tools": [WEATHER]}, "toolformer", "cannot call the request's tools"),
+    ({"response_format": {"type": "json_object"}}, "moss", "writes its answer in a field"),
+    ({"response_format": {"type": "json_schema"}}, "toolformer", "needs its json_schema object"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "objekt"}}}},
+     "toolformer", "response_format"),
+    ({"response_format": {"type": "xml"}}, "toolformer", "response_format"),
+])
+def test_what_cannot_be_held_is_a_400(body: dict[str, Any], dialect: str, says: str) -> None:
+    for live in serve(SlowFake(script=lambda text: "{}"), settings(), dialect=dialect):
+        response = _post(live.url, **body)
+        assert response.status_code == 400 and says in response.json()["error"]["message"], response.text
+        assert response.json()["error"]["param"].startswith("response_format")
+    # With tool_choice "none" the tools are not offered, so the JSON reply may be held.
+    for live in serve(SlowFake(script=lambda text: "{}"), settings()):
+        assert _post(live.url, response_format={"type": "json_object"}, tools=[WEATHER],
+                     tool_choice="none").status_code == 200

@@ -7,6 +7,7 @@ import re
 from importlib import resources
 from typing import Any
 
+from toolcall.binding import resolve
 from toolcall.errors import ConfigError
 
 # A string argument: double-quoted, 1-80 characters, no quote, backslash or control character inside. The body class
@@ -55,9 +56,10 @@ def schema_argument_grammar(parameters: dict[str, Any]) -> str:
 
     No parameters give "" (the call is `Name()`). Each parameter is a quoted string, a number, an integer, true/false
     or one of its enum values; the required ones come first, in order, comma-separated, and the optional ones may
-    follow in order. A type without a spelling of its own (array, object) is written as a quoted string, and so is an
-    enum value the dialect cannot write (a list, a string with a quote or a control character): such an enum, or one
-    of more than MAX_ENUM_VALUES values, holds the argument to its type only, and binding then checks the value.
+    follow in order. An array or object is JSON text in a quoted string, its quotes escaped (`"{\\"city\\": \\"Paris\\"}"`,
+    as the dialect reads a string back), held to the schema's properties, items and types (`_EscapedJson`). An enum
+    value the dialect cannot write (a list, a string with a quote or a control character) is left out: such an enum,
+    or one of more than MAX_ENUM_VALUES values, holds the argument to its type only, and binding then checks the value.
     """
     found = parameters.get("properties")
     properties: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -69,9 +71,10 @@ def schema_argument_grammar(parameters: dict[str, Any]) -> str:
     listed = parameters.get("required")
     required = {r for r in listed if isinstance(r, str)} if isinstance(listed, list) else set()
     names = [n for n in properties if n in required] + [n for n in properties if n not in required]
-    pieces = [f"({_value_grammar(properties[n])})" for n in names]
-    needed = sum(1 for n in names if n in required)
     rules: list[str] = []
+    escaped = _EscapedJson(parameters, rules)
+    pieces = [f"({_value_grammar(properties[n], escaped)})" for n in names]
+    needed = sum(1 for n in names if n in required)
     if needed == 0:  # every parameter optional: nothing, or the first one and then the others in order
         start = f"start: ({pieces[0]}{_optional_tail(pieces, 1, rules)})?"
     else:
@@ -90,8 +93,10 @@ def _optional_tail(pieces: list[str], first: int, rules: list[str]) -> str:
     return f" opt{first}?"
 
 
-def _value_grammar(schema: Any) -> str:
-    """Lark for one argument value."""
+def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None) -> str:
+    """Lark for one argument value (arrays and objects through `escaped`, when given)."""
+    if escaped is not None and isinstance(schema, dict):
+        schema = resolve(schema, escaped.root)
     if not isinstance(schema, dict):  # `true` (anything), or a schema from elsewhere that is no object
         return ANY_VALUE
     values = [schema["const"]] if "const" in schema else schema.get("enum")
@@ -101,14 +106,106 @@ def _value_grammar(schema: Any) -> str:
             return " | ".join(spelled)
     branches = schema.get("anyOf", schema.get("oneOf"))
     if isinstance(branches, list):
-        parts = list(dict.fromkeys(f"({_value_grammar(s)})" for s in branches if s is not False))
+        parts = list(dict.fromkeys(f"({_value_grammar(s, escaped)})" for s in branches if s is not False))
         if parts:
             return " | ".join(parts)
     kinds = schema.get("type", "string")
     kinds = kinds if isinstance(kinds, list) else [kinds]
-    spelled_as = {"string": QUOTED, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN}
-    choices = list(dict.fromkeys(spelled_as.get(k, QUOTED) for k in kinds if isinstance(k, str) and k != "null"))
-    return " | ".join(choices or [QUOTED])
+    # null is written bare, and read back as null where the parameter takes it (a quoted "null" is the text).
+    spelled_as = {"string": QUOTED, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN, "null": '"null"'}
+    choices = []
+    for kind in kinds:
+        if not isinstance(kind, str):
+            continue
+        if kind in ("object", "array") and escaped is not None:
+            choices.append(f'"\\"" ({escaped.value(dict(schema, type=kind), 0)}) "\\""')
+        else:
+            choices.append(spelled_as.get(kind, QUOTED))
+    return " | ".join(dict.fromkeys(choices)) or QUOTED
+
+
+#: How deep the JSON of an array or object argument is held to its schema; deeper values are any JSON scalar.
+MAX_JSON_DEPTH = 4
+#: Items an array argument may hold under the grammar (binding checks the schema's own bounds).
+MAX_JSON_ITEMS = 16
+# JSON scalars as they are written inside a quoted argument: a string's quotes escaped, its body QUOTED's characters.
+_ESCAPED_STRING = r'/\\"[^"\\\x00-\x1F\x7F]{0,80}\\"/'
+_ESCAPED_SCALAR = f'{_ESCAPED_STRING} | {NUMBER} | {BOOLEAN} | "null"'
+
+
+class _EscapedJson:
+    """Lark for JSON text written inside a Toolformer quoted argument (every `"` as `\\"`), held to a JSON schema:
+    an object's properties in the schema's order (required first, each optional one only after the one before it,
+    none other), an array's items, enums, anyOf, `$ref`s within `root`; past MAX_JSON_DEPTH, any scalar. The rules it
+    needs go to `rules`."""
+
+    def __init__(self, root: dict[str, Any], rules: list[str]) -> None:
+        self.root, self.rules, self.count = root, rules, 0
+
+    def value(self, schema: Any, depth: int) -> str:
+        schema = resolve(schema, self.root) if isinstance(schema, dict) else schema
+        if not isinstance(schema, dict) or depth > MAX_JSON_DEPTH:
+            return _ESCAPED_SCALAR
+        values = [schema["const"]] if "const" in schema else schema.get("enum")
+        if isinstance(values, list):
+            spelled = list(dict.fromkeys(self._literal(v) for v in values if _spellable(v)))
+            if spelled and len(values) <= MAX_ENUM_VALUES:
+                return " | ".join(spelled)
+        branches = schema.get("anyOf", schema.get("oneOf"))
+        if isinstance(branches, list) and any(isinstance(b, dict) for b in branches):
+            return " | ".join(dict.fromkeys(f"({self.value(b, depth)})" for b in branches if isinstance(b, dict)))
+        kinds = schema.get("type", ["string", "number", "boolean", "null"])
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        spelled_as = {"string": _ESCAPED_STRING, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN,
+                      "null": '"null"'}
+        out = []
+        for kind in kinds:
+            if kind == "object":
+                out.append(self._object(schema, depth))
+            elif kind == "array":
+                out.append(self._array(schema, depth))
+            elif isinstance(kind, str):
+                out.append(spelled_as.get(kind, _ESCAPED_SCALAR))
+        return " | ".join(dict.fromkeys(out)) or _ESCAPED_SCALAR
+
+    def _name(self) -> str:
+        self.count += 1
+        return f"json{self.count}"
+
+    def _object(self, schema: dict[str, Any], depth: int) -> str:
+        found = schema.get("properties")
+        properties = {k: v for k, v in found.items() if _SPELLABLE.fullmatch(k)} if isinstance(found, dict) else {}
+        if not properties:  # an object the schema says nothing of: `{}`, or string keys with scalar values
+            pair = f'{_ESCAPED_STRING} ":" ({_ESCAPED_SCALAR})'
+            return f'"{{" ({pair} ("," {pair}){{0,{MAX_JSON_ITEMS - 1}}})? "}}"'
+        listed = schema.get("required")
+        required = {r for r in listed if isinstance(r, str)} if isinstance(listed, list) else set()
+        names = [n for n in properties if n in required] + [n for n in properties if n not in required]
+        members = [f"{json.dumps(chr(92) + chr(34) + n + chr(92) + chr(34) + ':')} ({self.value(properties[n], depth + 1)})"
+                   for n in names]
+        needed = sum(1 for n in names if n in required)
+        name = self._name()
+        tail = ""
+        for i in range(len(members) - 1, needed - 1, -1):  # `name_opt{i}: "," member_i name_opt{i+1}?`
+            follow = f" {name}_opt{i + 1}?" if i + 1 < len(members) else ""
+            lead = '"," ' if i > 0 else ""
+            self.rules.append(f"{name}_opt{i}: {lead}{members[i]}{follow}")
+            tail = f" {name}_opt{i}?"
+        head = ' "," '.join(members[:needed])
+        self.rules.append(f'{name}: "{{" {head}{tail} "}}"')
+        return name
+
+    def _array(self, schema: dict[str, Any], depth: int) -> str:
+        item = self.value(schema.get("items", True), depth + 1)
+        name = self._name()
+        self.rules.append(f'{name}: "[" (({item}) ("," ({item})){{0,{MAX_JSON_ITEMS - 1}}})? "]"')
+        return name
+
+    @staticmethod
+    def _literal(value: Any) -> str:
+        """An enum value as a Lark literal of its JSON, a string's quotes escaped."""
+        text = chr(92) + chr(34) + value + chr(92) + chr(34) if isinstance(value, str) else json.dumps(value)
+        return json.dumps(text, ensure_ascii=False)
 
 
 def _spellable(value: Any) -> bool:

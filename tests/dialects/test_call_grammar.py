@@ -252,3 +252,34 @@ def test_namespacing_renames_only_what_the_grammar_defines() -> None:
 def test_groups_nested_in_groups_parse(text: str, args: tuple[str, ...]) -> None:
     (call,) = get_dialect("toolformer").parse(text, strict=True).calls
     assert call.args == args
+
+
+def test_an_object_or_array_argument_is_escaped_json_held_to_its_schema(masks: TokenMasks) -> None:
+    """An object parameter (a pydantic model: the Agents SDK's tools) was a quoted string that could hold no quote, so
+    a held call could never carry it: the model wrote `"./forecast.json"`, and no call bound."""
+    from toolcall.specs import ToolSpec
+
+    params = {"type": "object",
+              "$defs": {"Loc": {"type": "object", "properties": {"city": {"type": "string"},
+                                                                 "country": {"type": "string"}},
+                                "required": ["city"]}},
+              "properties": {"loc": {"$ref": "#/$defs/Loc"},
+                             "unit": {"anyOf": [{"enum": ["c", "f"], "type": "string"}, {"type": "null"}]},
+                             "tags": {"type": "array", "items": {"enum": ["rain", "wind"]}}},
+              "required": ["loc", "unit"]}
+    grammar = ToolformerDialect().call_grammar([ToolSpec("forecast", "", params)])
+    assert LLMatcher.validate_grammar(grammar) == ""
+    rng = random.Random(11)
+    texts = [t for t in (walk(masks, grammar, rng, max_tokens=600) for _ in range(40)) if t is not None]
+    assert len(texts) >= 30
+    seen_tags = False
+    for text in texts:
+        call = one_call(text)
+        from toolcall.binding import bind_arguments
+
+        bound = bind_arguments(call.args, params, tool="forecast")
+        assert set(bound["loc"]) <= {"city", "country"} and isinstance(bound["loc"]["city"], str), text
+        assert set(bound.get("tags", [])) <= {"rain", "wind"}, text
+        assert bound["unit"] in ("c", "f", None), text  # null is written bare (it was any quoted text)
+        seen_tags = seen_tags or "tags" in bound
+    assert seen_tags

@@ -93,12 +93,12 @@ def _optional_tail(pieces: list[str], first: int, rules: list[str]) -> str:
     return f" opt{first}?"
 
 
-def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None) -> str:
+def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None, depth: int = 0) -> str:
     """Lark for one argument value (arrays and objects through `escaped`, when given)."""
     if escaped is not None and isinstance(schema, dict):
         schema = resolve(schema, escaped.root)
-    if not isinstance(schema, dict):  # `true` (anything), or a schema from elsewhere that is no object
-        return ANY_VALUE
+    if not isinstance(schema, dict) or depth > MAX_JSON_DEPTH:  # `true` (anything), a schema that is no object, or
+        return ANY_VALUE                                         # anyOf's that refer to themselves
     values = [schema["const"]] if "const" in schema else schema.get("enum")
     if isinstance(values, list):
         spelled = list(dict.fromkeys(_literal(v) for v in values if _spellable(v)))
@@ -106,7 +106,9 @@ def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None) -> str:
             return " | ".join(spelled)
     branches = schema.get("anyOf", schema.get("oneOf"))
     if isinstance(branches, list):
-        parts = list(dict.fromkeys(f"({_value_grammar(s, escaped)})" for s in branches if s is not False))
+        # Each branch is counted, copies too: a branch that refers back to its anyOf repeats the work it names.
+        made = (f"({_value_grammar(s, escaped, depth + 1)})" for s in branches if s is not False)
+        parts = list(dict.fromkeys(escaped.spend(p) if escaped is not None else p for p in made))
         if parts:
             return " | ".join(parts)
     kinds = schema.get("type", "string")
@@ -126,6 +128,9 @@ def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None) -> str:
 
 #: How deep the JSON of an array or object argument is held to its schema; deeper values are any JSON scalar.
 MAX_JSON_DEPTH = 4
+#: Characters of grammar one tool's schema may make: `$ref`s share a schema, so a small one can name an exponential
+#: tree (an object whose 50 properties each refer to it again), which is refused instead of built.
+MAX_GRAMMAR_CHARS = 200_000
 #: Items an array argument may hold under the grammar (binding checks the schema's own bounds).
 MAX_JSON_ITEMS = 16
 # JSON scalars as they are written inside a quoted argument: a string's quotes escaped, its body QUOTED's characters.
@@ -140,9 +145,20 @@ class _EscapedJson:
     needs go to `rules`."""
 
     def __init__(self, root: dict[str, Any], rules: list[str]) -> None:
-        self.root, self.rules, self.count = root, rules, 0
+        self.root, self.rules, self.count, self.spent = root, rules, 0, 0
+
+    def spend(self, text: str) -> str:
+        """`text`, counted against MAX_GRAMMAR_CHARS (a ConfigError past it)."""
+        self.spent += len(text)
+        if self.spent > MAX_GRAMMAR_CHARS:
+            raise ConfigError(f"this tool's schema makes a call grammar of more than {MAX_GRAMMAR_CHARS:,} characters "
+                              "(its $refs name the same schemas over and over); offer a smaller schema")
+        return text
 
     def value(self, schema: Any, depth: int) -> str:
+        return self.spend(self._value(schema, depth))
+
+    def _value(self, schema: Any, depth: int) -> str:
         schema = resolve(schema, self.root) if isinstance(schema, dict) else schema
         if not isinstance(schema, dict) or depth > MAX_JSON_DEPTH:
             return _ESCAPED_SCALAR
@@ -153,7 +169,7 @@ class _EscapedJson:
                 return " | ".join(spelled)
         branches = schema.get("anyOf", schema.get("oneOf"))
         if isinstance(branches, list) and any(isinstance(b, dict) for b in branches):
-            return " | ".join(dict.fromkeys(f"({self.value(b, depth)})" for b in branches if isinstance(b, dict)))
+            return " | ".join(dict.fromkeys(f"({self.value(b, depth + 1)})" for b in branches if isinstance(b, dict)))
         kinds = schema.get("type", ["string", "number", "boolean", "null"])
         kinds = kinds if isinstance(kinds, list) else [kinds]
         spelled_as = {"string": _ESCAPED_STRING, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN,
@@ -189,16 +205,16 @@ class _EscapedJson:
         for i in range(len(members) - 1, needed - 1, -1):  # `name_opt{i}: "," member_i name_opt{i+1}?`
             follow = f" {name}_opt{i + 1}?" if i + 1 < len(members) else ""
             lead = '"," ' if i > 0 else ""
-            self.rules.append(f"{name}_opt{i}: {lead}{members[i]}{follow}")
+            self.rules.append(self.spend(f"{name}_opt{i}: {lead}{members[i]}{follow}"))
             tail = f" {name}_opt{i}?"
         head = ' "," '.join(members[:needed])
-        self.rules.append(f'{name}: "{{" {head}{tail} "}}"')
+        self.rules.append(self.spend(f'{name}: "{{" {head}{tail} "}}"'))
         return name
 
     def _array(self, schema: dict[str, Any], depth: int) -> str:
         item = self.value(schema.get("items", True), depth + 1)
         name = self._name()
-        self.rules.append(f'{name}: "[" (({item}) ("," ({item})){{0,{MAX_JSON_ITEMS - 1}}})? "]"')
+        self.rules.append(self.spend(f'{name}: "[" (({item}) ("," ({item})){{0,{MAX_JSON_ITEMS - 1}}})? "]"'))
         return name
 
     @staticmethod

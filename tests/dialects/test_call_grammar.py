@@ -283,3 +283,22 @@ def test_an_object_or_array_argument_is_escaped_json_held_to_its_schema(masks: T
         assert bound["unit"] in ("c", "f", None), text  # null is written bare (it was any quoted text)
         seen_tags = seen_tags or "tags" in bound
     assert seen_tags
+
+
+def test_schemas_whose_refs_name_themselves_or_a_tree_are_bounded() -> None:
+    """$refs share schemas: an anyOf that refers to itself recursed without end, and an object whose 50 properties
+    refer to it again named 50^4 rules. Each is held to a depth, and past a size refused with why."""
+    from toolcall.specs import ToolSpec
+
+    itself = {"type": "object", "$defs": {"A": {"anyOf": [{"$ref": "#/$defs/A"}, {"type": "integer"}]},
+                                          "B": {"type": "object", "properties": {"b": {"$ref": "#/$defs/B"}}}},
+              "properties": {"a": {"$ref": "#/$defs/A"}, "b": {"$ref": "#/$defs/B"}}, "required": ["a", "b"]}
+    assert LLMatcher.validate_grammar(ToolformerDialect().call_grammar([ToolSpec("f", "", itself)])) == ""
+    tree = {"type": "object", "$defs": {"L": {"type": "object",
+                                              "properties": {f"p{i}": {"$ref": "#/$defs/L"} for i in range(50)}}},
+            "properties": {"x": {"$ref": "#/$defs/L"}}, "required": ["x"]}
+    wide = {"type": "object", "$defs": {"A": {"anyOf": [{"$ref": "#/$defs/A"}, {"type": "integer"}] * 1000}},
+            "properties": {"x": {"$ref": "#/$defs/A"}}, "required": ["x"]}
+    for schema in (tree, wide):
+        with pytest.raises(ConfigError, match="call grammar of more than 200,000 characters"):
+            ToolformerDialect().call_grammar([ToolSpec("f", "", schema)])

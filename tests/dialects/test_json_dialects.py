@@ -548,4 +548,26 @@ def test_hermes_a_call_drafted_in_the_thoughts_is_not_made() -> None:
     draft_end = text.index("</tool_call>") + len("</tool_call>")
     assert hermes.pending(text[:draft_end]) is None and hermes.pending(text) is not None
     assert hermes.parse(f"<think>still thinking {call}").calls == []
-    assert len(hermes.parse(f"<think>short</think> {call} <think>again</think> {call}").calls) == 2
+    assert hermes.parse(f"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>a {call}</think>{call}").calls
+    # Only thoughts that open a reply: a `<think>` quoted in a result, an argument or prose is text (one in a web
+    # page's text switched every later call off), and the loop's look from where it left off agrees at every stop.
+    result = "\n<tool_response>\nQwen3 writes its reasoning in <think> tags.\n</tool_response>\n"
+    quoted = '<tool_call>\n{"name": "a", "arguments": {"q": "<think>"}}\n</tool_call>'
+    for text in (call + result + call, quoted + call, f"I wrote <think> in prose. {call}",
+                 f"<think>\nI could call {call}\nor maybe {call}\n</think>\n\n{call}"):
+        whole = hermes.parse(text).calls
+        assert len(whole) == (1 if text.startswith(("<think>", "I wrote")) else 2), text
+        start = 0
+        for i in range(len(text)):
+            if text.startswith("</tool_call>", i):
+                stop = text[:i + len("</tool_call>")]
+                got, start = hermes.pending_from(stop, start)
+                assert got == hermes.pending(stop), stop
+    # Streamed in chunks, a long thought's drafted call is still a thought's.
+    long = "<think>" + "x" * 3000 + call + "</think>" + call
+    for size in (1, 7, 37, 400):
+        parser = IncrementalParser(hermes)
+        for k in range(0, len(long), size):
+            parser.feed(long[k:k + size])
+        assert [c.span[0] for c in parser.finish().calls] == [long.rindex("<tool_call>")]
+        assert [c.span[0] for c in parser.reported] == [long.rindex("<tool_call>")]

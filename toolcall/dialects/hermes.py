@@ -38,23 +38,25 @@ CALL_CLOSE = "</tool_call>"
 RESPONSE_OPEN = "<tool_response>"
 RESPONSE_CLOSE = "</tool_response>"
 #: A reasoning model's thoughts (Qwen3, QwQ): a call drafted in them is not made there; the model writes it again
-#: after `</think>` (run at both places, it ran twice). A `<think>` never closed runs to the end of the text.
-_THINK = re.compile(r"<think>|</think>")
+#: after `</think>` (run at both places, it ran twice). Thoughts open a reply: a `<think>` first in the text or in an
+#: assistant turn, up to the first `</think>` (a `<think>` never closed runs to the end). One anywhere else (quoted in
+#: a tool's result, in an argument, in prose) is text, or a web page could switch every later call off.
+_THOUGHTS_OPEN = re.compile(r"(?:\A|<\|im_start\|>assistant\n)[ \t\r\n]*(<think>)")
+_ASSISTANT_TURN = "<|im_start|>assistant\n"
+_LEADING_THINK = re.compile(r"[ \t\r\n]*<think>")
 
 
 def _thoughts(text: str, start: int) -> list[tuple[int, int]]:
-    """The spans of `<think>` ... `</think>` from `start` on, in order."""
+    """The spans of the thoughts that open a reply, from the turn `start` is in on, in order."""
+    turn = text.rfind(_ASSISTANT_TURN, 0, start + 1)
     spans: list[tuple[int, int]] = []
-    opened = -1
-    for m in _THINK.finditer(text, start):
-        if m.group() == "<think>":
-            if opened < 0:
-                opened = m.start()
-        elif opened >= 0:
-            spans.append((opened, m.end()))
-            opened = -1
-    if opened >= 0:
-        spans.append((opened, len(text)))
+    pos = max(turn, 0)
+    while (m := _THOUGHTS_OPEN.search(text, pos)) is not None:
+        close = text.find("</think>", m.end(1))
+        spans.append((m.start(1), len(text) if close < 0 else close + len("</think>")))
+        if close < 0:
+            break
+        pos = close
     return spans
 # End-of-turn tokens a reply decoded with its special tokens kept may end with, right after an unclosed call.
 TURN_ENDS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
@@ -204,6 +206,21 @@ class HermesDialect(StructuredDialect):
         issues.append(make_issue(text, fault.pos, fault.message + " in a <tool_call> block"))
         close = text.find(CALL_CLOSE, fault.pos, end)
         failed.append((start, close + len(CALL_CLOSE) if close >= 0 else max(start + 1, min(end, fault.pos + 1))))
+
+    def stream_scan(self, text: str) -> tuple[list[ToolCall], int, bool]:
+        """As for every structured dialect, but a later parse never starts inside thoughts (IncrementalParser reads a
+        window of the text from `resume` on, and a window that began inside them read the calls drafted there)."""
+        final, resume, open_call = super().stream_scan(text)
+        if "<think>" in text:
+            thoughts = _thoughts(text, 0)
+            for a, b in thoughts:
+                if a < resume < b:  # not inside thoughts: from their end once closed, else from their opener
+                    return final, (b if b < len(text) else a), open_call
+            # Nor right before a `<think>` that opens no thoughts here (in prose): the window would read it as one.
+            m = _LEADING_THINK.match(text, resume)
+            if m is not None and m.end() - len("<think>") not in {a for a, _ in thoughts}:
+                resume = m.end()
+        return final, resume, open_call
 
     def _settled(self, text: str, found: Scan) -> int:
         """Up to the end of the last closed block (an unclosed one at the end may still get its closing tag)."""

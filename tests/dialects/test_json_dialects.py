@@ -487,6 +487,16 @@ def test_llama3_json_a_call_shaped_object_in_the_data_of_a_call_being_written_is
 
 
 @pytest.mark.parametrize("text", [
+    'Use the "{" key. {"name": "get_weather", "parameters": {"city": "Paris"}}',
+    'Sets look like {1, 2. In C a block opens with {. {"name": "get_weather", "parameters": {"city": "Paris"}}'])
+def test_llama3_json_a_brace_in_prose_that_opens_no_json_hides_no_call(text: str) -> None:
+    """The first nesting rule counted every prose "{" and no prose "}": an unmatched one hid every later call."""
+    llama = get_dialect("llama3_json")
+    assert [c.tool for c in llama.parse(text).calls] == ["get_weather"]
+    assert llama.pending(text) is not None
+
+
+@pytest.mark.parametrize("text", [
     'Here is an example config: {"service": {"name": "prod", "parameters": {"replicas": 3}}, "region": "eu"} ok',
     '{"type": "function", "function": {"name": "get_current_traffic", "parameters": {"location": "Sydney"}}}',
     '{"type": "function", "function": {"name": "get_current_traffic", "parameters": {"location": "Sydney"}}'])
@@ -519,8 +529,13 @@ def test_llama3_json_objects_left_open_in_prose_are_decoded_once(monkeypatch: py
 
     decoded: list[int] = []
     real = llama3_json._reply_calls
-    monkeypatch.setattr(llama3_json, "_reply_calls", lambda reply, pos: decoded.append(pos) or real(reply, pos))
-    get_dialect("llama3_json").parse("Sure. " + '{"name": "a", "parameters": {' * 2_000 + "<|eot_id|>")
+    monkeypatch.setattr(llama3_json, "_reply_calls",
+                        lambda reply, pos, breaks=None: decoded.append(pos) or real(reply, pos, breaks))
+    get_dialect("llama3_json").parse("Sure. " + '{"name": "a", "parameters": {"x": ' * 2_000 + "<|eot_id|>")
+    assert len(decoded) <= 2
+    # A run of calls broken by text at its end was decoded again from each of its calls (quadratic; 106 KB: 9 s).
+    decoded.clear()
+    get_dialect("llama3_json").parse("Hi " + '{"type": "function", "name": "a", "parameters": {}}; ' * 2_000 + "x")
     assert len(decoded) <= 2
 
 

@@ -80,11 +80,13 @@ def _break(text: str, start: int, end: int) -> Fault | Truncated | None:
         pos = skip_space(text, pos + 1)
 
 
-def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | Truncated | None:
+def _reply_calls(reply: str, pos: int, breaks: list[int] | None = None
+                 ) -> tuple[list[ToolCall], str] | Fault | Truncated | None:
     """The calls written from `reply[pos]` to its end (optionally after the python tag, separated by ";"), decoded in
     C, with spans in `reply`; a Fault the grammar does not see; Truncated when the reply ends inside a value (more text
     may make them calls); None when they are not all calls (the grammar and call_from_object then say why, where a
-    reply means to be calls)."""
+    reply means to be calls). Where a run of calls broke on other text, its position is added to `breaks`: a look from
+    any later call of the run breaks there too."""
     style = ""
     if reply.startswith(PYTHON_TAG, pos):
         pos, style = skip_space(reply, pos + len(PYTHON_TAG)), "tag"
@@ -94,16 +96,22 @@ def _reply_calls(reply: str, pos: int) -> tuple[list[ToolCall], str] | Fault | T
         if decoded is None and _open_string(reply, pos):
             return Truncated(len(reply))
         if not isinstance(decoded, tuple):
+            if decoded is None and calls and breaks is not None:
+                breaks.append(pos)
             return decoded
         value, stop = decoded
         call = call_from_value(value, (pos, stop), ("parameters", "arguments"), require_args=True)
         if call is None:
+            if calls and breaks is not None:
+                breaks.append(pos)
             return None
         calls.append(call)
         pos = skip_space(reply, stop)
         if pos >= len(reply):
             return calls, style
         if not reply.startswith(";", pos):
+            if breaks is not None:
+                breaks.append(pos)
             return None
         pos = skip_space(reply, pos + 1)
         if pos >= len(reply):
@@ -138,50 +146,47 @@ def _json_start(text: str, start: int) -> tuple[int, int]:
 
 
 class _Nesting:
-    """How deep in JSON objects a prose reply is at a point, read forward once: a `{"name":` inside an object still
-    open (`{"service": {"name": "prod", "parameters": {...}}, ...`, an example config) is that object's data, not a
-    call. Quotes count as strings only inside an object, so a prose quote cannot hide a brace."""
+    """Which parts of a prose reply lie inside a JSON object, read forward once: a `{"name":` inside an object (an
+    example config, `{"service": {"name": "prod", "parameters": {...}}, ...}`, or OpenAI's wrapper) is that object's
+    data, not a call. An object is a `{` from which JSON decodes, whole (its inside is skipped) or up to the end of
+    the reply (still being written: everything after it is inside); a `{` from which no JSON decodes (`{1, 2`, a quoted
+    "{") is prose, and reading goes on where the decoder stopped."""
 
-    _TOP = re.compile(r"\{")
-    _INSIDE = re.compile(r'[{}"]')
-    _STRING = re.compile(r'["\\]')
+    _BRACE = re.compile(r"\{")
 
     def __init__(self, text: str) -> None:
-        self.text, self.pos, self.depth, self.in_string = text, 0, 0, False
-        self.outer = 0  # where the outermost object still open begins (when depth > 0)
+        self.text, self.pos, self.inside_until = text, 0, 0
+        self.outer: int | None = None  # where an object still open at the end of the text begins
 
     def open_at(self, target: int) -> bool:
-        """Whether an object opened before `target` is still open there (`target` never goes back)."""
+        """Whether `target` (never going back) lies inside an object that begins before it."""
         text = self.text
-        while self.pos < target:
-            if self.in_string:
-                m = self._STRING.search(text, self.pos, target)
-                if m is None:
-                    self.pos = target
-                elif m.group() == "\\":
-                    self.pos = m.end() + 1  # the escaped character, whatever it is
-                else:
-                    self.in_string, self.pos = False, m.end()
-                continue
-            m = (self._TOP if self.depth == 0 else self._INSIDE).search(text, self.pos, target)
+        while self.outer is None and self.pos < target:
+            m = self._BRACE.search(text, self.pos, target)
             if m is None:
                 self.pos = target
-                continue
-            self.pos = m.end()
-            if m.group() == '"':
-                self.in_string = True
-            elif m.group() == "{":
-                if self.depth == 0:
-                    self.outer = m.start()
-                self.depth += 1
-            else:
-                self.depth -= 1
-        return self.depth > 0
+                break
+            self._object_at(m.start())
+        return target < self.inside_until or (self.outer is not None and self.outer < target)
+
+    def _object_at(self, at: int) -> None:
+        """Read the object that may begin at `at`; self.pos moves past it, or past where it stopped being JSON."""
+        try:
+            _, end = _LENIENT.raw_decode(self.text, at)
+        except json.JSONDecodeError as err:
+            if err.pos >= len(self.text.rstrip()) or err.msg.startswith("Unterminated string"):
+                self.outer = at  # it runs to the end of the text (a string in it too): still being written
+            self.pos = max(err.pos, at + 1)
+        except RecursionError:  # nested past what the decoder reads (no call nests so deep): data to the end
+            self.outer = at
+            self.pos = len(self.text)
+        else:
+            self.pos = self.inside_until = end
 
 
 def _prose_calls(reply: str, nesting: _Nesting | None = None) -> Iterator[re.Match[str]]:
-    """The places in a prose reply where calls may start: `_CALL_START`s inside no object left open before them (each
-    one decoded to the reply's end made the look quadratic in `{"name": "a", "parameters": {` repeated)."""
+    """The places in a prose reply where calls may start: `_CALL_START`s inside no object before them (each one
+    decoded to the reply's end made the look quadratic in `{"name": "a", "parameters": {` repeated)."""
     nesting = nesting if nesting is not None else _Nesting(reply)
     for m in _CALL_START.finditer(reply):
         if not nesting.open_at(m.start()):
@@ -285,8 +290,11 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                     cut = self._report(parser, text, start, end, seg_end, issues, failed, groups, budget)
                     continue
             # Prose first: the calls are the JSON that runs from a call's `{"name":` to the end of the reply.
+            breaks: list[int] = []
             for m in _prose_calls(reply):
-                made = _reply_calls(reply, m.start())
+                if breaks and m.start() < breaks[-1]:
+                    continue  # a later call of a run that broke on text: it breaks at the same place
+                made = _reply_calls(reply, m.start(), breaks)
                 if isinstance(made, tuple):
                     calls, style = made
                     groups.append(Group((start + m.start(), end), [_shift(c, start) for c in calls], style))
@@ -375,11 +383,15 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
                 and _LOOKS_LIKE_CALL.match(body):
             return min(boundary, limit)
         nesting = _Nesting(reply)
+        breaks: list[int] = []
         for m in _prose_calls(reply, nesting):
-            if _reply_calls(reply, m.start()) is not None:
+            if breaks and m.start() < breaks[-1]:
+                continue
+            if _reply_calls(reply, m.start(), breaks) is not None:
                 return head + m.start()
         # A later look starts where no object is open, or a call-shaped object in one would look like a call to it.
-        return head + nesting.outer if nesting.open_at(len(reply)) else limit
+        nesting.open_at(len(reply))
+        return head + nesting.outer if nesting.outer is not None else limit
 
     def quiet_string(self, text: str, start: int) -> QuietString | None:
         """Quiet where the reply from `start` (its turn token, or its first call in prose) is JSON, written from its

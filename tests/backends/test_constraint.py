@@ -56,6 +56,17 @@ def test_a_grammar_llguidance_cannot_read_is_a_config_error() -> None:
         backend.sample_branches(backend.prefix_state(ids), [(2, [])], 1, grammar='start: /a(?=b)/ "b"\n')
 
 
+def test_a_grammar_that_fails_at_its_first_mask_is_a_config_error() -> None:
+    """llguidance reports some faults only when the first mask is computed (`{"$ref": "#"}`): that mask allowed only
+    the end, and a reply held to the schema came back empty, as if complete, with a 200."""
+    from char_vocab import char_masks
+
+    masks = char_masks(["<s>", "</s>"] + [chr(c) for c in range(32, 127)])
+    with pytest.raises(ConfigError, match="constraint grammar cannot be used"):
+        masks.matchers('start: %json {"$ref": "#"}\n', 1)
+    assert masks.matchers('start: %json {"type": "object"}\n', 1)
+
+
 def test_token_masks_pad_ids_the_tokenizer_lacks() -> None:
     tokens = ["<s>", "</s>", "a", "b", "ab"]
     masks = TokenMasks.for_tokens(tokens, 1, lambda t: [tokens.index(c) for c in t], [0])

@@ -85,6 +85,13 @@ class TokenMasks:
             # A grammar it cannot use gives a matcher in error, with llguidance's message (line, column, what is
             # unsupported): compiled once, not once to validate and again to match.
             proto = llguidance_module().LLMatcher(self.tokenizer, grammar)
+            if not proto.is_error():
+                # Some faults show only when the first mask is computed (a schema that refers to itself, `{"$ref":
+                # "#"}`): its mask then allows only the end, and a held reply came back empty as if complete.
+                probe = proto.deep_copy()
+                self.allowed([probe])
+                if probe.is_error():
+                    proto = probe
             if proto.is_error():
                 raise ConfigError(f"the constraint grammar cannot be used: {proto.get_error()}")
             with self._lock:

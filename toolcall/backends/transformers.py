@@ -267,6 +267,8 @@ class TransformersSession(DecodeSession):
                 tok = forced.pop(0) if forced else self._pick(steering, forced, call)
                 self.counters.decoded_tokens += 1
                 if tok in backend.eos_ids:
+                    if call is not None and call.is_error():  # the grammar failed mid-way: no complete value to show
+                        raise BackendError(f"the constraint grammar failed while decoding: {call.get_error()}")
                     # End of sequence: the eos token is neither in the text nor in the cache.
                     self.stop_reason = "eos"
                     return

@@ -2,6 +2,7 @@
 which of them are quantities rather than years, times, dates, ordinals or labels ("Room 214", "#20417")."""
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -108,10 +109,18 @@ def find_numbers(text: str) -> list[WrittenNumber]:
     return found
 
 
+def _inside(spans: list[tuple[int, int]], at: int) -> bool:
+    """Whether `at` lies in one of `spans` (in order, not overlapping): a bisection, so a text of many numbers and
+    groups stays linear (a scan of every span per number took 18 s on 120 KB of "1 000 ")."""
+    k = bisect.bisect_right(spans, (at, float("inf"))) - 1
+    return k >= 0 and spans[k][0] <= at < spans[k][1]
+
+
 def grouped_runs(text: str) -> list[tuple[int, int]]:
     """Spans of numbers whose thousands are grouped by a space or an apostrophe ("1 200", "3\u202f000", "1'000")."""
     return [m.span() for m in _GROUPED_RUN.finditer(text)
-            if not (m.group("sep") == " " and _RESULT_BEFORE.search(text[max(0, m.start() - 4):m.start()]))]
+            if not (m.group("sep") == " " and (_RESULT_BEFORE.search(text[max(0, m.start() - 4):m.start()])
+                                               or text.startswith("-", m.end())))]
 
 
 def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]], groups: list[tuple[int, int]]) -> str:
@@ -119,9 +128,9 @@ def _kind(text: str, n: WrittenNumber, dates: list[tuple[int, int]], groups: lis
     start = n.start - len(n.currency)
     before, after = text[max(0, start - CONTEXT):start], text[n.start + len(n.text):n.start + len(n.text) + CONTEXT]
     bare = not n.currency and not n.percent
-    if any(a <= n.start < b for a, b in dates):
+    if _inside(dates, n.start):
         return "date"
-    if _COMMA_TAIL.match(after) or any(a <= n.start < b for a, b in groups):
+    if _COMMA_TAIL.match(after) or _inside(groups, n.start):
         return "unread"             # "12,50", "1 200", "3'000": not the number the digits alone say
     # Numbers joined by a hyphen are a label ("555-1234", "3-4 kids") unless the run ends in "=": "20-5=15".
     joined = (before[-1:] == "-" and before[-2:-1].isdigit()) or re.match(r"-\$?\d", after)

@@ -137,8 +137,11 @@ def test_tool_takes_named_arguments_words_and_options_after_its_name(tmp_path: P
     assert main([*run, "add_up", "1", "c=hello"]) == 0 and capsys.readouterr().out == "3 hello\n"  # b skipped
     assert main([*run, "add_up", "1", "5", "hello", "world"]) == 0 and capsys.readouterr().out == "6 hello world\n"
     assert main([*run, "add_up", "-3", "2"]) == 0 and capsys.readouterr().out == "-1 z\n"
-    assert main([*run, "add_up", "1", "a=2"]) == 1
-    assert "a is given by position and as a=" in capsys.readouterr().err
+    assert main([*run, "add_up", "2", "c=x", "1"]) == 0 and capsys.readouterr().out == "3 x\n"  # words fill the rest
+    assert main([*run, "add_up", "1", "5", "hello", "world", "a=2"]) == 0  # the last free one takes the extra words
+    assert capsys.readouterr().out == "3 5 hello world\n"
+    assert main([*run, "add_up", "a=1", "a=2"]) == 1 and "a= is given twice" in capsys.readouterr().err
+    assert main([*run, "add_up", "1", "--timeout", "3", "--", "-4"]) == 0 and capsys.readouterr().out == "-3 z\n"
     assert main([*run, "nap", "--timeout", "0.2", "5"]) == 1 and "timed out after 0.2 s" in capsys.readouterr().err
     assert main(["tool", "Solve", "x = 5"]) == 0 and "5" in capsys.readouterr().out  # "=" in a value is a value
     with pytest.raises(SystemExit):

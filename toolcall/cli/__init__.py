@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "tool" and not any(e.startswith("-") and not _number(e) for e in extra):
+    if extra and args.command == "tool" and extra[0] == "--":
+        args.args += extra[1:]  # `toolcall tool NAME --timeout 3 -- -x`: all after "--" are the tool's
+    elif extra and args.command == "tool" and not any(e.startswith("-") and not _number(e) for e in extra):
         args.args += extra  # words after an option (`toolcall tool Sleep --timeout 2 5`) are the tool's too
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

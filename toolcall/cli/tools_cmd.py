@@ -107,8 +107,8 @@ def run_call(args: argparse.Namespace) -> int:
 def command_line_arguments(words: Sequence[str], item: Tool) -> tuple[str, ...] | dict[str, str]:
     """A shell's words as a call's arguments: NAME=VALUE for a parameter NAME of the tool (any other word holding
     "=" is a value: `x = 5` for Solve), the rest in the tool's positional order, those past the last parameter
-    joined onto it with spaces when it takes a string (`toolcall tool WikiSearch Brown Act`); a name given twice, or
-    given by position and by name, is a ConfigError."""
+    joined onto it with spaces when it takes a string (`toolcall tool WikiSearch Brown Act`); the words fill the
+    parameters not named, in order (`look brown act lang=fr`); a name given twice is a ConfigError."""
     order = parameter_order(item.parameters)
     named: dict[str, str] = {}
     positional: list[str] = []
@@ -120,16 +120,15 @@ def command_line_arguments(words: Sequence[str], item: Tool) -> tuple[str, ...] 
             named[key] = value
         else:
             positional.append(word)
-    if order and len(positional) > len(order):
-        last = (item.parameters.get("properties") or {}).get(order[-1]) or {}
+    # The words fill the parameters not given by name, in order; those past the last join it when it is a string.
+    free = [n for n in order if n not in named] if named else order
+    if free and len(positional) > len(free):
+        last = (item.parameters.get("properties") or {}).get(free[-1]) or {}
         if "string" in json_kinds(last):
-            positional = positional[:len(order) - 1] + [" ".join(positional[len(order) - 1:])]
+            positional = positional[:len(free) - 1] + [" ".join(positional[len(free) - 1:])]
     if not named:
         return tuple(positional)
-    both = [n for n in order[:len(positional)] if n in named]
-    if both:
-        raise ConfigError(f"{item.name}: {both[0]} is given by position and as {both[0]}=; give it once")
-    if len(positional) > len(order):
+    if len(positional) > len(free):
         raise ConfigError(f"{item.name}: takes at most {len(order)} argument(s) ({', '.join(order)}) but got "
                           f"{len(positional) + len(named)}")
-    return {**dict(zip(order, positional)), **named}
+    return {**dict(zip(free, positional)), **named}

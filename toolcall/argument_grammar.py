@@ -160,8 +160,14 @@ class _EscapedJson:
 
     def _value(self, schema: Any, depth: int) -> str:
         schema = resolve(schema, self.root) if isinstance(schema, dict) else schema
-        if not isinstance(schema, dict) or depth > MAX_JSON_DEPTH:
+        if not isinstance(schema, dict):
             return _ESCAPED_SCALAR
+        if depth > MAX_JSON_DEPTH:  # still its type: an empty object or list, or a scalar of the kind it names
+            kinds = schema.get("type")
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            shallow = {"object": '"{" "}"', "array": '"[" "]"', "string": _ESCAPED_STRING, "number": NUMBER,
+                       "integer": INTEGER, "boolean": BOOLEAN, "null": '"null"'}
+            return " | ".join(dict.fromkeys(shallow[k] for k in kinds if k in shallow)) or _ESCAPED_SCALAR
         values = [schema["const"]] if "const" in schema else schema.get("enum")
         if isinstance(values, list):
             spelled = list(dict.fromkeys(self._literal(v) for v in values if _spellable(v)))
@@ -190,12 +196,20 @@ class _EscapedJson:
 
     def _object(self, schema: dict[str, Any], depth: int) -> str:
         found = schema.get("properties")
-        properties = {k: v for k, v in found.items() if _SPELLABLE.fullmatch(k)} if isinstance(found, dict) else {}
-        if not properties:  # an object the schema says nothing of: `{}`, or string keys with scalar values
-            pair = f'{_ESCAPED_STRING} ":" ({_ESCAPED_SCALAR})'
-            return f'"{{" ({pair} ("," {pair}){{0,{MAX_JSON_ITEMS - 1}}})? "}}"'
         listed = schema.get("required")
         required = {r for r in listed if isinstance(r, str)} if isinstance(listed, list) else set()
+        unwritable = [r for r in required if not _SPELLABLE.fullmatch(r)]
+        if unwritable:
+            raise ConfigError(f"the property name {unwritable[0]!r} cannot be written in a Toolformer call (a quote, "
+                              "backslash or control character)")
+        properties = {k: v for k, v in found.items() if _SPELLABLE.fullmatch(k)} if isinstance(found, dict) else {}
+        if not properties:  # an object of keys the schema does not list: `{}`, or string keys with their values
+            rest = schema.get("additionalProperties", True)
+            if rest is False:
+                return '"{" "}"'
+            value = self.value(rest, depth + 1) if isinstance(rest, dict) else _ESCAPED_SCALAR
+            pair = f'{_ESCAPED_STRING} ":" ({value})'
+            return f'"{{" ({pair} ("," {pair}){{0,{MAX_JSON_ITEMS - 1}}})? "}}"'
         names = [n for n in properties if n in required] + [n for n in properties if n not in required]
         members = [f"{json.dumps(chr(92) + chr(34) + n + chr(92) + chr(34) + ':')} ({self.value(properties[n], depth + 1)})"
                    for n in names]
@@ -212,6 +226,12 @@ class _EscapedJson:
         return name
 
     def _array(self, schema: dict[str, Any], depth: int) -> str:
+        fixed = schema.get("prefixItems")
+        if isinstance(fixed, list) and fixed:  # a tuple: exactly these items, in order
+            name = self._name()
+            items = ' "," '.join(f"({self.value(s, depth + 1)})" for s in fixed)
+            self.rules.append(self.spend(f'{name}: "[" {items} "]"'))
+            return name
         item = self.value(schema.get("items", True), depth + 1)
         name = self._name()
         self.rules.append(self.spend(f'{name}: "[" (({item}) ("," ({item})){{0,{MAX_JSON_ITEMS - 1}}})? "]"'))

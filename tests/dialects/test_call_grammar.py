@@ -302,3 +302,29 @@ def test_schemas_whose_refs_name_themselves_or_a_tree_are_bounded() -> None:
     for schema in (tree, wide):
         with pytest.raises(ConfigError, match="call grammar of more than 200,000 characters"):
             ToolformerDialect().call_grammar([ToolSpec("f", "", schema)])
+
+
+def test_tuples_maps_and_deep_values_are_held_to_their_types(masks: TokenMasks) -> None:
+    """`tuple[int, str]` (prefixItems) and `dict[str, int]` (additionalProperties) took any scalars, and past the depth
+    bound a value could be any scalar where an object was required: calls that never bound."""
+    from toolcall.binding import bind_arguments
+    from toolcall.specs import ToolSpec
+
+    deep: dict[str, Any] = {"type": "integer"}
+    for _ in range(7):
+        deep = {"type": "object", "properties": {"k": deep}, "required": ["k"]}
+    params = {"type": "object", "properties": {
+        "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}]},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "deep": deep}, "required": ["pair", "counts", "deep"]}
+    grammar = ToolformerDialect().call_grammar([ToolSpec("f", "", params)])
+    rng = random.Random(5)
+    texts = [t for t in (walk(masks, grammar, rng, max_tokens=800) for _ in range(30)) if t is not None]
+    assert len(texts) >= 20
+    for text in texts:
+        bound = bind_arguments(one_call(text).args, params, tool="f")
+        assert isinstance(bound["pair"][0], int) and isinstance(bound["pair"][1], str), text
+        assert all(isinstance(v, int) for v in bound["counts"].values()), text
+    with pytest.raises(ConfigError, match="cannot be written in a Toolformer call"):
+        ToolformerDialect().call_grammar([ToolSpec("f", "", {"type": "object", "properties": {"o": {
+            "type": "object", "properties": {'x"y': {"type": "integer"}}, "required": ['x"y']}}})])

@@ -161,3 +161,19 @@ def test_toolformer_demos_keep_each_tool_whole_and_one_tool_fixed() -> None:
     assert _called("What day of the week is it?", three_names, few_shot=2) == ["Calculator"] * 2
     assert _called("What day of the week is it?", three_names, few_shot=6) == ["Calculator"] * 5 + ["Calendar"]
     assert _called("How many eggs?", three_names, few_shot=7)[:2] == ["Calendar", "WikiSearch"]
+
+
+def test_a_moss_reply_written_back_with_its_calls_opens_with_its_thoughts_field() -> None:
+    """The server writes a reply with its calls back as one assistant turn starting with its thoughts: rendered after
+    `<|MOSS|>:`, the thoughts and commands sat in the answer field, unlike every worked turn."""
+    from toolcall.dialects import get_dialect
+
+    moss = get_dialect("moss")
+    whole = (' need math<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>\n<|Results|>:\nCalculator("17 * 23") => '
+             "'391'\n<eor>\n<|MOSS|>: It is 391.")
+    history = [{"role": "user", "content": "What is 17 * 23?"}, {"role": "assistant", "content": whole},
+               {"role": "user", "content": "thanks"}, {"role": "assistant", "content": "You are welcome."}]
+    prompt = moss.prompt("again?", None, CHAT, history)
+    assert f"<|Human|>: What is 17 * 23?<eoh>\n<|Inner Thoughts|>:{whole}<eom>\n" in prompt
+    assert "<|Human|>: thanks<eoh>\n<|MOSS|>: You are welcome.<eom>\n" in prompt
+    assert [c.tool for c in moss.parse(prompt).calls] == ["Calculator"]

@@ -501,7 +501,13 @@ class MossDialect(Dialect):
             if message["role"] == "user":
                 parts.append(f"{HUMAN_OPEN} {message['content']}<eoh>\n")
             elif message["role"] == "assistant":
-                parts.append(f"{MOSS_OPEN} {message['content']}<eom>\n")
+                content = message["content"]
+                if self.thoughts_end in content or COMMANDS_OPEN in content:
+                    # A whole reply written back with its calls (the server's history): it opens with its thoughts
+                    # field, as the worked turns do; only an answer alone goes after MOSS's opener.
+                    parts.append(f"{THOUGHTS_OPEN}{'' if content.startswith(' ') else ' '}{content}<eom>\n")
+                else:
+                    parts.append(f"{MOSS_OPEN} {content}<eom>\n")
         parts.append(f"{HUMAN_OPEN} {question}<eoh>\n{THOUGHTS_OPEN}")
         return "".join(parts)
 

@@ -58,6 +58,8 @@ def _thoughts(text: str, start: int) -> list[tuple[int, int]]:
             break
         pos = close
     return spans
+
+
 # End-of-turn tokens a reply decoded with its special tokens kept may end with, right after an unclosed call.
 TURN_ENDS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 

@@ -75,22 +75,27 @@ def schema_argument_grammar(parameters: dict[str, Any]) -> str:
     escaped = _EscapedJson(parameters, rules)
     pieces = [f"({_value_grammar(properties[n], escaped)})" for n in names]
     needed = sum(1 for n in names if n in required)
-    if needed == 0:  # every parameter optional: nothing, or the first one and then the others in order
-        start = f"start: ({pieces[0]}{_optional_tail(pieces, 1, rules)})?"
-    else:
-        start = "start: " + ' "," '.join(pieces[:needed]) + _optional_tail(pieces, needed, rules)
+    start = "start: " + _sequence(pieces, needed, rules)
     return "\n".join([start, *rules]) + "\n"
 
 
-def _optional_tail(pieces: list[str], first: int, rules: list[str]) -> str:
+def _optional_tail(pieces: list[str], first: int, rules: list[str], prefix: str = "opt") -> str:
     """` opt{first}?` and the rules `opt{i}: "," piece_i opt{i+1}?`: each optional argument may follow only when the
-    one before it is there. One rule each, not nested brackets: 28 optional parameters nested past what Lark takes."""
+    one before it is there. One rule each, not nested brackets: 28 optional parameters nested past what Lark takes.
+    `prefix` names the rules (an object's members in a JSON argument have their own)."""
     if first >= len(pieces):
         return ""
     for i in range(first, len(pieces)):
-        follow = f" opt{i + 1}?" if i + 1 < len(pieces) else ""
-        rules.append(f'opt{i}: "," {pieces[i]}{follow}')
-    return f" opt{first}?"
+        follow = f" {prefix}{i + 1}?" if i + 1 < len(pieces) else ""
+        rules.append(f'{prefix}{i}: "," {pieces[i]}{follow}')
+    return f" {prefix}{first}?"
+
+
+def _sequence(pieces: list[str], needed: int, rules: list[str], prefix: str = "opt") -> str:
+    """The first `needed` pieces comma-separated, then the optional rest in order (see _optional_tail)."""
+    if needed == 0:  # every piece optional: nothing, or the first one and then the others in order
+        return f"({pieces[0]}{_optional_tail(pieces, 1, rules, prefix)})?"
+    return ' "," '.join(pieces[:needed]) + _optional_tail(pieces, needed, rules, prefix)
 
 
 def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None, depth: int = 0) -> str:
@@ -113,8 +118,6 @@ def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None, depth: in
             return " | ".join(parts)
     kinds = schema.get("type", "string")
     kinds = kinds if isinstance(kinds, list) else [kinds]
-    # null is written bare, and read back as null where the parameter takes it (a quoted "null" is the text).
-    spelled_as = {"string": QUOTED, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN, "null": '"null"'}
     choices = []
     for kind in kinds:
         if not isinstance(kind, str):
@@ -122,7 +125,7 @@ def _value_grammar(schema: Any, escaped: "_EscapedJson | None" = None, depth: in
         if kind in ("object", "array") and escaped is not None:
             choices.append(f'"\\"" ({escaped.value(dict(schema, type=kind), 0)}) "\\""')
         else:
-            choices.append(spelled_as.get(kind, QUOTED))
+            choices.append(_SPELLING.get(kind, QUOTED))
     return " | ".join(dict.fromkeys(choices)) or QUOTED
 
 
@@ -136,6 +139,15 @@ MAX_JSON_ITEMS = 16
 # JSON scalars as they are written inside a quoted argument: a string's quotes escaped, its body QUOTED's characters.
 _ESCAPED_STRING = r'/\\"[^"\\\x00-\x1F\x7F]{0,80}\\"/'
 _ESCAPED_SCALAR = f'{_ESCAPED_STRING} | {NUMBER} | {BOOLEAN} | "null"'
+#: How each JSON type is written: as an argument (null bare, read back as null where the parameter takes it; a quoted
+#: "null" is the text), and inside an argument's escaped JSON.
+_SPELLING = {"string": QUOTED, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN, "null": '"null"'}
+_ESCAPED_SPELLING = {**_SPELLING, "string": _ESCAPED_STRING}
+
+
+def _escaped(text: str) -> str:
+    """`text` quoted as it is written inside a quoted argument: `\\"text\\"`."""
+    return chr(92) + chr(34) + text + chr(92) + chr(34)
 
 
 class _EscapedJson:
@@ -165,8 +177,7 @@ class _EscapedJson:
         if depth > MAX_JSON_DEPTH:  # still its type: an empty object or list, or a scalar of the kind it names
             kinds = schema.get("type")
             kinds = kinds if isinstance(kinds, list) else [kinds]
-            shallow = {"object": '"{" "}"', "array": '"[" "]"', "string": _ESCAPED_STRING, "number": NUMBER,
-                       "integer": INTEGER, "boolean": BOOLEAN, "null": '"null"'}
+            shallow = {**_ESCAPED_SPELLING, "object": '"{" "}"', "array": '"[" "]"'}
             return " | ".join(dict.fromkeys(shallow[k] for k in kinds if k in shallow)) or _ESCAPED_SCALAR
         values = [schema["const"]] if "const" in schema else schema.get("enum")
         if isinstance(values, list):
@@ -178,8 +189,6 @@ class _EscapedJson:
             return " | ".join(dict.fromkeys(f"({self.value(b, depth + 1)})" for b in branches if isinstance(b, dict)))
         kinds = schema.get("type", ["string", "number", "boolean", "null"])
         kinds = kinds if isinstance(kinds, list) else [kinds]
-        spelled_as = {"string": _ESCAPED_STRING, "number": NUMBER, "integer": INTEGER, "boolean": BOOLEAN,
-                      "null": '"null"'}
         out = []
         for kind in kinds:
             if kind == "object":
@@ -187,7 +196,7 @@ class _EscapedJson:
             elif kind == "array":
                 out.append(self._array(schema, depth))
             elif isinstance(kind, str):
-                out.append(spelled_as.get(kind, _ESCAPED_SCALAR))
+                out.append(_ESCAPED_SPELLING.get(kind, _ESCAPED_SCALAR))
         return " | ".join(dict.fromkeys(out)) or _ESCAPED_SCALAR
 
     def _name(self) -> str:
@@ -211,18 +220,13 @@ class _EscapedJson:
             pair = f'{_ESCAPED_STRING} ":" ({value})'
             return f'"{{" ({pair} ("," {pair}){{0,{MAX_JSON_ITEMS - 1}}})? "}}"'
         names = [n for n in properties if n in required] + [n for n in properties if n not in required]
-        members = [f"{json.dumps(chr(92) + chr(34) + n + chr(92) + chr(34) + ':')} ({self.value(properties[n], depth + 1)})"
-                   for n in names]
-        needed = sum(1 for n in names if n in required)
+        members = [f"{json.dumps(_escaped(n) + ':')} ({self.value(properties[n], depth + 1)})" for n in names]
         name = self._name()
-        tail = ""
-        for i in range(len(members) - 1, needed - 1, -1):  # `name_opt{i}: "," member_i name_opt{i+1}?`
-            follow = f" {name}_opt{i + 1}?" if i + 1 < len(members) else ""
-            lead = '"," ' if i > 0 else ""
-            self.rules.append(self.spend(f"{name}_opt{i}: {lead}{members[i]}{follow}"))
-            tail = f" {name}_opt{i}?"
-        head = ' "," '.join(members[:needed])
-        self.rules.append(self.spend(f'{name}: "{{" {head}{tail} "}}"'))
+        made = len(self.rules)
+        body = _sequence(members, sum(1 for n in names if n in required), self.rules, f"{name}_opt")
+        for rule in self.rules[made:]:
+            self.spend(rule)
+        self.rules.append(self.spend(f'{name}: "{{" {body} "}}"'))
         return name
 
     def _array(self, schema: dict[str, Any], depth: int) -> str:
@@ -240,7 +244,7 @@ class _EscapedJson:
     @staticmethod
     def _literal(value: Any) -> str:
         """An enum value as a Lark literal of its JSON, a string's quotes escaped."""
-        text = chr(92) + chr(34) + value + chr(92) + chr(34) if isinstance(value, str) else json.dumps(value)
+        text = _escaped(value) if isinstance(value, str) else json.dumps(value)
         return json.dumps(text, ensure_ascii=False)
 
 

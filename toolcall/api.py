@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .backends import get_backend
 from .backends.base import Backend
 from .errors import ConfigError
-from .loop import LoopConfig, LoopResult
+from .loop import LoopConfig, LoopResult, offers_tools
 from .models import recommended
 from .runner import run_loop
 
@@ -94,6 +94,6 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     d.check_history(history)
     registry = make_registry(tools, engine)
     config = replace(recommended(LoopConfig(), model if isinstance(backend, str) else None), **loop_options)
-    shown = registry.specs() if registry is not None and config.tools_enabled and config.json_schema is None else None
+    shown = registry.specs() if registry is not None and offers_tools(config, d) else None
     full = prompt if raw else d.prompt(prompt, shown, engine.chat_prompt, history, few_shot, prompt_path)
     return run_loop(engine, full, d, registry, config)

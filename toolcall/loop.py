@@ -7,6 +7,7 @@ request and is sent the response. toolcall.runner answers with a tool registry; 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -55,8 +56,9 @@ class LoopConfig:
                                           "dialect has one (what the server does for tool_choice 'required')")
     json_schema: str | None = option(None, metavar="SCHEMA", help="the reply is one JSON value that follows this "
                                      "JSON schema (its JSON text; '{\"type\": \"object\"}' for any object), held to "
-                                     "it token by token (llguidance) and ended once complete; such a reply runs no "
-                                     "tools (the server's response_format)")
+                                     "it token by token (llguidance) and ended once complete (the server's "
+                                     "response_format); it may call the offered tools before it only in a dialect "
+                                     "whose calls stand apart from the answer (hermes), and runs none elsewhere")
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -80,6 +82,29 @@ def reply_grammar(schema_text: str) -> str:
     if not isinstance(schema, dict):
         raise ConfigError(f"json_schema (--json-schema) must be a JSON object (a schema), got {type(schema).__name__}")
     return f"start: %json {json.dumps(schema, ensure_ascii=False)}\n"
+
+
+def calls_before_json(dialect: "Dialect") -> bool:
+    """Whether a reply held to JSON (json_schema) may call the offered tools before it answers, in this dialect: its
+    calls stand apart from the answer, behind an opener no JSON value starts with, and it has a call grammar to hold
+    them to (hermes). Elsewhere such a reply runs no tools."""
+    from .dialects.base import Dialect
+
+    opener = dialect.open_marker.lstrip()
+    return (bool(opener) and opener[0] not in '{["-0123456789tfn' and not dialect.answer_opener
+            and type(dialect).call_grammar is not Dialect.call_grammar)
+
+
+def answer_or_calls_grammar(schema_text: str, dialect: "Dialect", tools: ToolSpecs) -> str:
+    """The grammar (llguidance Lark) of a reply held to JSON that may call tools first: either the JSON value of
+    `reply_grammar`, or one of `tools`' calls in the dialect's form (opener, then its call grammar, to the call
+    marker, where the loop answers it), so an Agents SDK's `output_type` with tools gets either."""
+    answer = reply_grammar(schema_text).removeprefix("start: ")
+    call = dialect.call_grammar(tools, closers=dialect.call_markers)
+    if not call.startswith("start:") or re.search(r"(?m)^(?:reply_\w+|call_start)\s*:", call):
+        raise ConfigError(f"the {dialect.name} dialect's call grammar cannot be combined with a JSON answer")
+    return ("start: reply_json | reply_call\n"
+            f"reply_json: {answer}reply_call: {json.dumps(dialect.open_marker)} call_start\ncall_{call}")
 
 
 #: How much blank text after handed-off calls the loop waits through for another call before it ends the reply.
@@ -254,8 +279,14 @@ def _pending(run: _Run) -> "PendingCalls | None":
     return run.reader.pending(run.session.text)
 
 
+def offers_tools(config: LoopConfig, dialect: "Dialect") -> bool:
+    """Whether a reply decoded with `config` is offered its tools (in the prompt): a reply held to JSON is only where
+    the dialect can call them before the answer."""
+    return config.tools_enabled and (config.json_schema is None or calls_before_json(dialect))
+
+
 def _tools_on(run: _Run) -> bool:
-    return run.config.tools_enabled and run.config.json_schema is None and run.executed < run.config.max_calls
+    return offers_tools(run.config, run.dialect) and run.executed < run.config.max_calls
 
 
 def _call_grammar(run: _Run) -> str | None:
@@ -276,7 +307,14 @@ def _call_grammar(run: _Run) -> str | None:
 def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
     """Stop strings and steering for the next decode of this run."""
     cfg, dialect = run.config, run.dialect
-    if cfg.json_schema is not None:  # the whole reply is the JSON answer, held to its schema from its first token
+    # A reply held to JSON is held from its first token: the JSON answer, or (tools offered) calls before it. A call
+    # the loop must open first (force_call) is opened as in any reply, and after calls handed back the loop only looks
+    # for more calls, as in any reply (what else the model writes there ends the reply and is never shown).
+    if cfg.json_schema is not None and not run.handed_off and not (cfg.force_call and not run.forced and _tools_on(run)):
+        if _tools_on(run) and run.tools:
+            held = answer_or_calls_grammar(cfg.json_schema, dialect, run.tools)
+            return tuple(dialect.call_markers) + tuple(dialect.end_markers), Steering(
+                None, constrain=held, call_open=True, held_opener=dialect.open_marker, min_open_prob=cfg.call_threshold)
         return tuple(dialect.end_markers), Steering(None, constrain=reply_grammar(cfg.json_schema), call_open=True)
     if _tools_on(run):
         force = cfg.force_call and not run.forced and bool(dialect.open_marker)

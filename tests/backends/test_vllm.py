@@ -306,6 +306,37 @@ def test_real_vllm_holds_a_json_reply_to_its_schema(real_vllm: Any) -> None:
     assert out.calls == []
 
 
+def weather_now(city: str) -> str:
+    """Current weather in a city.
+
+    Args:
+        city: The city.
+    """
+    return "Sunny, 21 C"
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_holds_a_reply_with_tools_to_calls_then_its_json(real_vllm: Any) -> None:
+    """A reply held to JSON with tools offered (hermes; the Agents SDK's output_type with tools): whatever the model
+    chooses, its calls are offered ones that run, and the reply ends with JSON of the schema."""
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                                               "summary": {"type": "string", "maxLength": 40}},
+              "required": ["city", "summary"], "additionalProperties": False}
+    hermes = get_dialect("hermes")
+    registry = ToolRegistry([weather_now])
+    prompt = hermes.prompt("What's the weather in Paris? Answer in JSON.", registry.specs(), real_vllm.chat_prompt)
+    out = run_loop(real_vllm, prompt, hermes, registry,
+                   LoopConfig(json_schema=json.dumps(schema), max_new_tokens=160, max_calls=1))
+    assert all(c.tool == "weather_now" and c.ok for c in out.calls), out.calls
+    answer = out.text.rsplit("</tool_response>", 1)[-1].strip()
+    jsonschema.validate(json.loads(answer), schema)
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_real_vllm_scores_as_the_transformers_engine(real_vllm: Any, real_hf: Any) -> None:

@@ -104,3 +104,44 @@ def test_with_its_recommended_call_threshold_it_never_calls_the_wrong_tool() -> 
     # all three. A threshold may withhold a call, never change which tool is called.
     assert all(p is None or p == wanted for p, (_, wanted) in zip(picked, REQUESTS)), picked
     assert sum(p is not None for p in picked) >= 2, picked
+
+
+@pytest.mark.model
+def test_an_agent_with_tools_and_an_output_type_gets_a_call_then_its_object() -> None:
+    """The OpenAI Agents SDK's `output_type` with tools over `toolcall serve`: `response_format` and `tools` in one
+    request. The reply calls the client's function (handed back), and once its result is sent the answer is the
+    schema's object; a request no tool fits gets the object at once (the adapter's call threshold)."""
+    import jsonschema
+    from live_server import serve
+
+    from toolcall.api import make_backend
+    from toolcall.loop import LoopConfig
+    from toolcall.models import recommended
+    from toolcall.server import ServerSettings
+
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city.", "strict": True,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                       "additionalProperties": False}}}
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "summary": {"type": "string"}},
+              "required": ["city", "summary"], "additionalProperties": False}
+    output = {"type": "json_schema", "json_schema": {"name": "final_output", "strict": True, "schema": schema}}
+    settings = ServerSettings(NAME, None, recommended(LoopConfig(max_new_tokens=120), NAME))
+    for live in serve(make_backend("transformers", NAME), settings, dialect="hermes"):
+        client = live.client(timeout=600)
+        messages: list[dict] = [{"role": "user", "content": "What's the weather in Paris?"}]
+        first = client.chat.completions.create(model=NAME, messages=messages, tools=[weather], response_format=output)
+        assert first.choices[0].finish_reason == "tool_calls", first
+        (call,) = first.choices[0].message.tool_calls
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+        messages += [first.choices[0].message.model_dump(exclude_none=True),
+                     {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C"}]
+        answer = client.chat.completions.create(model=NAME, messages=messages, tools=[weather], response_format=output)
+        assert answer.choices[0].finish_reason == "stop" and not answer.choices[0].message.tool_calls
+        final = json.loads(answer.choices[0].message.content)
+        jsonschema.validate(final, schema)
+        assert final["city"] == "Paris"          # measured: {"city": "Paris", "summary": "Sunny"}
+        haiku = client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "Write a haiku "
+                                               "about the sea."}], tools=[weather], response_format=output)
+        assert haiku.choices[0].finish_reason == "stop" and not haiku.choices[0].message.tool_calls
+        jsonschema.validate(json.loads(haiku.choices[0].message.content), schema)

@@ -1,5 +1,6 @@
 """response_format: a reply held to JSON (any object, or a schema) from its first token, as the structured-output
-paths of LangChain, the AI SDK, instructor and openai-python's `.parse()` ask for; refused where it cannot hold."""
+paths of LangChain, the AI SDK, instructor and openai-python's `.parse()` ask for; with tools in hermes, calls
+before it (the Agents SDK's `output_type`); refused where it cannot hold."""
 from __future__ import annotations
 
 from typing import Any
@@ -44,6 +45,30 @@ def test_openai_pythons_parse_gets_the_object() -> None:
     for live in serve(SlowFake(script=lambda text: '{"name": "Alice", "age": 31}'), settings()):
         parsed = live.client().chat.completions.parse(model=MODEL, messages=ASK, response_format=Person)
         assert parsed.choices[0].message.parsed == Person(name="Alice", age=31)
+
+
+def test_in_hermes_a_json_reply_may_call_the_tools_first() -> None:
+    """The OpenAI Agents SDK's `output_type` with tools: `response_format` and `tools` in one request. The client's
+    function is offered and its call handed back; with its result the answer is the object, under the same grammar."""
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    backend = SlowFake(script=[call, "", '{"name": "Paris", "age": 2000}'])  # "": after the call, it ends
+    output = {"type": "json_schema", "json_schema": {"name": "final_output", "schema": PERSON}}
+    for live in serve(backend, settings(), dialect="hermes"):
+        first = _post(live.url, response_format=output, tools=[WEATHER])
+        assert first.status_code == 200, first.text
+        choice = first.json()["choices"][0]
+        assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+        (handed,) = choice["message"]["tool_calls"]
+        assert handed["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+        assert "get_weather" in backend.prompts[-1] and "Calculator" in backend.prompts[-1]  # server tools too
+        _, _, steering = backend.calls[0]
+        assert "reply_json: %json " in steering.constrain and "get_weather" in steering.constrain
+        answered = [*ASK, choice["message"], {"role": "tool", "tool_call_id": handed["id"], "content": "sunny"}]
+        second = httpx.post(live.url + "/v1/chat/completions", timeout=60, json={
+            "model": MODEL, "messages": answered, "tools": [WEATHER], "response_format": output})
+        assert second.status_code == 200, second.text
+        assert second.json()["choices"][0]["message"]["content"] == '{"name": "Paris", "age": 2000}'
+        assert "reply_call" in backend.calls[-1][2].constrain
 
 
 @pytest.mark.parametrize(("body", "dialect", "says"), [

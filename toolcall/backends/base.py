@@ -57,6 +57,10 @@ class Steering:
     # first token is decoded under `constrain`. With no open_text, the whole reply is decoded under `constrain` and
     # ends where the grammar is complete (a JSON answer: LoopConfig.json_schema).
     call_open: bool = False
+    # With no open_text, a whole reply held to `constrain` that may open calls before its answer (a JSON answer with
+    # tools offered): their opener, whose first tokens min_open_prob holds while the reply is still blank, as it holds
+    # a free reply's (engines that cannot read probabilities under a grammar ignore it).
+    held_opener: str = ""
 
 
 #: A seed is an unsigned 64-bit number (what torch's generators take).

@@ -162,7 +162,7 @@ class TransformersSession(DecodeSession):
         self._logits = None
 
     # --- steering and sampling ------------------------------------------------------------
-    def _pick(self, steering: Steering | None, forced: list[int], call: Any = None) -> int:
+    def _pick(self, steering: Steering | None, forced: list[int], call: Any = None, blank: bool = False) -> int:
         torch = _torch()
         backend = self._backend
         scores = self._logits
@@ -172,6 +172,12 @@ class TransformersSession(DecodeSession):
             if not bool(allowed.any()):
                 raise BackendError("the call grammar allows no next token with this tokenizer")
             scores = scores.masked_fill(~allowed, float("-inf"))
+            if blank and steering is not None and steering.held_opener and steering.min_open_prob > 0:
+                # A held reply that may call before its answer decides at its first written token: below the call
+                # threshold the opener is banned there, so the answer's branch is taken.
+                begin_ids, ban_ids = backend.open_token_ids(steering.held_opener)
+                if float(torch.softmax(self._logits.float(), -1)[list(begin_ids)].sum()) < steering.min_open_prob:
+                    scores[list(ban_ids)] = float("-inf")
         elif steering is not None and steering.open_text and steering.constrain and not steering.disable:
             # A call may open only at the end of a token, where the grammar takes over: tokens that hold the
             # opener with more text after it ('["', "[[") would start a call the grammar never saw.
@@ -256,6 +262,7 @@ class TransformersSession(DecodeSession):
             call: Any = None         # the open call's grammar matcher (constrained steering), None outside a call
             if grammar is not None and steering is not None and steering.call_open:
                 call = backend._token_masks().matchers(grammar, 1)[0]
+            blank = True             # nothing but white space decoded yet (where a held reply decides to call)
             budget = max_new_tokens if limit is None else min(max_new_tokens, limit - held)
             while True:
                 if len(generated) >= budget:
@@ -264,7 +271,7 @@ class TransformersSession(DecodeSession):
                 if self._carry:  # feed the previous token now that its logits are needed
                     last, self._carry = self._carry, []
                     self._feed(last)
-                tok = forced.pop(0) if forced else self._pick(steering, forced, call)
+                tok = forced.pop(0) if forced else self._pick(steering, forced, call, blank)
                 self.counters.decoded_tokens += 1
                 if tok in backend.eos_ids:
                     if call is not None and call.is_error():  # the grammar failed mid-way: no complete value to show
@@ -281,6 +288,7 @@ class TransformersSession(DecodeSession):
                     continue  # half a UTF-8 character: wait for the token that completes it
                 delta, before = decoded[len(shown):], len(self.text)
                 self.text += delta
+                blank = blank and not delta.strip()
                 if call is not None and not call.is_stopped():
                     # The call is still open: a stop string inside it (an arrow in a quoted argument) is argument text.
                     shown = decoded
@@ -289,9 +297,11 @@ class TransformersSession(DecodeSession):
                     yield delta
                     continue
                 if call is not None and steering is not None and not steering.open_text:
-                    # The whole reply was held to the grammar (a JSON answer), and it is complete: the reply ends.
+                    # The whole reply was held to the grammar, and it is complete: the reply ends, at a stop string
+                    # when the grammar ends with one (a call before a JSON answer ends at its call marker).
                     shown = decoded
-                    self.stop_reason = "eos"
+                    self.matched_stop = next((m for m in stop if m and self.text.endswith(m)), None)
+                    self.stop_reason = "eos" if self.matched_stop is None else "stop"
                     yield delta
                     return
                 if call is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from ..api import make_dialect
 from ..backends.base import DecodeSession
 from ..errors import ConfigError, UnknownNameError
-from ..loop import CallFinished, Done, LoopResult, TextDelta
+from ..loop import CallFinished, Done, LoopResult, TextDelta, offers_tools
 from ..runner import resume_loop
 from ..terminal import printable
 from ..toolset import set_up_tools
@@ -188,8 +188,7 @@ class Chat:
             config = replace(config, tools_enabled=False)  # every tool switched off: ban the call opener too
         dim, reset = self.style.dim, self.style.reset
         try:
-            session = self._session_for(question, registry if config.tools_enabled and config.json_schema is None
-                                        else None)
+            session = self._session_for(question, registry if offers_tools(config, self.dialect) else None)
         except ConfigError as err:  # the chat goes on: the next question may be shorter, or the history cleared
             self.write(f"{dim}({err}; /reset clears the conversation){reset}\n")
             return None

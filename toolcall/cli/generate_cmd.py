@@ -11,7 +11,7 @@ from ..api import make_backend, make_dialect
 from ..backends.base import Backend
 from ..errors import ConfigError
 from ..jsonl import utf8_text
-from ..loop import LoopConfig
+from ..loop import LoopConfig, offers_tools
 from ..options import add_options, from_args
 from ..runner import run_loop
 from ..terminal import escaped_controls, printable
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if registry is not None:
         set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
     dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
-    shown = registry.specs() if registry is not None and config.tools_enabled and config.json_schema is None else None
+    shown = registry.specs() if registry is not None and offers_tools(config, dialect) else None
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
                                                       few_shot=not args.no_few_shot, instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends.base import Backend, Sampling
 from ..dialects.base import CALL_NAME
 from ..errors import BackendError, ConfigError
-from ..loop import LoopConfig, reply_grammar
+from ..loop import LoopConfig, answer_or_calls_grammar, calls_before_json, offers_tools, reply_grammar
 from ..registry import ToolRegistry
 from ..specs import ToolSpec, ToolSpecs
 from .conversation import conversation
@@ -138,8 +138,10 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
             config = replace(config, tools_enabled=False)
     reply_schema = request.response_format.reply_schema() if request.response_format is not None else None
     if reply_schema is not None:
-        tools, server = None, None
-        config = _json_reply_config(config, reply_schema, dialect, backend, client_tools=bool(client) and choice != "none")
+        config = _json_reply_config(config, reply_schema, dialect, backend, tools,
+                                    client_tools=bool(client) and choice != "none")
+        if not offers_tools(config, dialect):
+            tools, server = None, None
     strict = frozenset(t.function.name for t in request.tools or () if t.function.strict) if config.tools_enabled \
         else frozenset()
     if strict:
@@ -156,24 +158,28 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
 
 
 def _json_reply_config(config: LoopConfig, schema: dict[str, Any], dialect: "Dialect", backend: Backend,
-                       client_tools: bool) -> LoopConfig:
+                       tools: ToolSpecs | None, client_tools: bool) -> LoopConfig:
     """response_format json_object / json_schema: the reply is one JSON value held to the schema from its first token
-    (LoopConfig.json_schema; llguidance), and runs no tools. A schema the engine cannot hold is a 400 before anything
-    is decoded, as a function's is."""
-    if client_tools:
-        raise ApiError(400, "response_format: a reply held to JSON cannot call the request's tools here; ask for the "
-                       "JSON in a request after the tools' results, without tools or with tool_choice 'none'",
-                       param="response_format")
+    (LoopConfig.json_schema; llguidance). Where the dialect's calls stand apart from its answer (hermes) the reply may
+    call the offered tools before it, each call held to its function's schema (the Agents SDK's `output_type` with
+    tools); elsewhere it runs no tools, and the request's own tools are a 400. A schema the engine cannot hold is a 400
+    before anything is decoded, as a function's is."""
     if dialect.answer_opener:
         raise ApiError(400, f"response_format: the {dialect.name} dialect writes its answer in a field of its own "
                        "reply, which JSON cannot be held to; serve another dialect", param="response_format")
     text = json.dumps(schema, ensure_ascii=False)
+    mixed = config.tools_enabled and bool(tools) and calls_before_json(dialect)
+    if client_tools and not mixed:
+        raise ApiError(400, f"response_format: in the {dialect.name} dialect a reply held to JSON cannot call the "
+                       "request's tools (the hermes dialect can); ask for the JSON in a request after the tools' "
+                       "results, without tools or with tool_choice 'none'", param="response_format")
     try:
-        backend.check_constraint(reply_grammar(text))
+        backend.check_constraint(answer_or_calls_grammar(text, dialect, tools) if mixed and tools
+                                 else reply_grammar(text))
     except (ConfigError, BackendError) as err:
-        raise ApiError(400, f"response_format: the reply cannot be held to this schema: {str(err)[:300]}",
-                       param="response_format") from None
-    return replace(config, tools_enabled=False, json_schema=text)
+        raise ApiError(400, f"response_format: the reply cannot be held to this schema{' and the tools' * mixed}: "
+                       f"{str(err)[:300]}", param="response_format") from None
+    return replace(config, json_schema=text) if mixed else replace(config, tools_enabled=False, json_schema=text)
 
 
 def _strict_config(config: LoopConfig, dialect: "Dialect", strict: frozenset[str], client: ToolSpecs) -> LoopConfig:

@@ -203,3 +203,13 @@ def test_an_integer_is_read_exactly_or_not_at_all(text: str, expected: int | Non
     from toolcall.binding import integer_text
 
     assert integer_text(text) == expected
+
+
+def test_json_text_with_a_number_past_pythons_digit_limit_is_a_mismatch_not_a_crash() -> None:
+    """A list or object parameter's JSON text holding a 5,000-digit integer: Python's reader raises ValueError
+    (its 4,300-digit limit), which ended a reply in the loop and was a 500 from the server."""
+    listed = {"type": "object", "properties": {"values": {"type": "array", "items": {"type": "integer"}}},
+              "required": ["values"]}
+    for args in (("[" + "1" * 5000 + "]",), {"values": "[" + "1" * 5000 + "]"}):
+        with pytest.raises(ToolArgumentError, match="at most 4,300 digits"):
+            bind_arguments(args, listed, tool="total")

@@ -456,3 +456,25 @@ def test_a_call_quoted_in_a_broken_lists_string_is_no_call(text: str) -> None:
     assert pythonic.pending(text[:inner_end]) is None
     assert [c.tool for c in pythonic.parse(text).calls] == []
     assert pythonic.pending(text) is not None and pythonic.pending(text).malformed  # type: ignore[union-attr]
+
+
+def test_arguments_that_trip_the_binder_are_an_error_result_not_the_end_of_the_reply(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import toolcall.loop as loop
+
+    def trips(*args: object, **kwargs: object) -> None:
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+    monkeypatch.setattr(loop, "bind_arguments", trips)
+    backend = FakeBackend(script=["It is [multiply(2, 3) ->", " six."])
+    asked: list[CallRequest] = []
+
+    def answer(request: CallRequest) -> loop.Result:
+        asked.append(request)
+        return loop.Result(f"Error: {request.error}", False, request.error)
+
+    session = backend.start("Q:")
+    events = list(loop.answered(loop.decode_with_tools(session, TF, ToolRegistry([multiply]).specs(), LoopConfig()),
+                                answer))
+    assert asked[0].arguments is None and asked[0].error == "multiply: arguments that could not be read (ValueError)"
+    assert isinstance(events[-1], Done) and events[-1].result.text.endswith(" six.")

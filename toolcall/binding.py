@@ -324,6 +324,8 @@ def json_value(text: str, what: str) -> Any:
         raise Mismatch(f"{what} written as JSON") from err
     except RecursionError:
         raise Mismatch(f"{what} written as JSON, nested less deep") from None
+    except ValueError:  # an integer past Python's 4,300 digits: no JSON number a tool can be given
+        raise Mismatch(f"{what} written as JSON with numbers of at most 4,300 digits") from None
 
 
 def number_text(text: str) -> int | float:

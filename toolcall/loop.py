@@ -339,6 +339,11 @@ def _request(run: _Run, call: ToolCall) -> CallRequest:
         arguments = bind_arguments(call.args, spec.parameters, tool=spec.name, joiner=spec.joiner)
     except ToolArgumentError as err:
         return CallRequest(new_call_id(), call, spec.name, None, str(err), spec)
+    except (ValueError, TypeError, RecursionError, OverflowError) as err:
+        # The arguments are the model's text: whatever binding trips on is an error result for this call, not the
+        # end of the reply (a 5,000-digit integer in JSON text once ended it with a ValueError, a server's a 500).
+        return CallRequest(new_call_id(), call, spec.name, None, f"{spec.name}: arguments that could not be read "
+                           f"({type(err).__name__})", spec)
     return CallRequest(new_call_id(), call, spec.name, arguments, None, spec)
 
 

@@ -5,6 +5,7 @@ import enum
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -667,6 +668,8 @@ class _EntryPoint:
     def load(self) -> Any:
         if self._fail:
             raise ImportError("no module named pkg")
+        if self._value == "exits":  # a plug-in module that calls sys.exit() when imported
+            raise SystemExit("this plug-in quit")
         return self._value
 
 
@@ -678,11 +681,15 @@ def test_entry_point_tools(monkeypatch: pytest.MonkeyPatch) -> None:
     def fake_entry_points(group: str) -> list[_EntryPoint]:
         seen.append(group)
         return [_EntryPoint("Plus", add), _EntryPoint("napper", make_tool(nap, "Napper")),
-                _EntryPoint("several", [boom, make_tool(spin, "Spinner", isolated=True)]), _EntryPoint("broken", None, fail=True)]
+                _EntryPoint("several", [boom, make_tool(spin, "Spinner", isolated=True)]), _EntryPoint("broken", None, fail=True),
+                _EntryPoint("quits", "exits")]
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
-    with pytest.warns(RuntimeWarning, match="skipping tool entry point 'broken'"):
+    with pytest.warns(RuntimeWarning) as warned:
         reg = default_registry()
+    said = [str(w.message) for w in warned]
+    assert any("skipping tool entry point 'broken'" in w for w in said)
+    assert any("skipping tool entry point 'quits'" in w and "this plug-in quit" in w for w in said), said
     assert seen == ["toolcall.tools"]
     assert {"Plus", "Napper", "boom", "Spinner", "Calculator"} <= set(reg.names())
     assert reg.call("plus", ("2",)).text == "4"
@@ -965,3 +972,16 @@ def test_a_name_given_to_the_decorator_by_position_says_to_give_it_by_keyword() 
     with pytest.raises(ConfigError, match=r"@tool\('search_web'\): give the name as a keyword, "
                                           r"@toolcall.tool\(name='search_web'\)"):
         tool("search_web")  # type: ignore[call-overload]
+
+
+def test_a_worker_does_not_import_files_of_the_folder_it_runs_in(tmp_path: Path) -> None:
+    """`python -c` puts the working folder first on the path: a json.py there was imported by each tool worker in
+    place of the standard module, and run (Calculator: "the tool's worker process died")."""
+    import subprocess
+    import sys
+
+    (tmp_path / "json.py").write_text("raise SystemExit('the json.py of the working folder ran')\n")
+    code = ("from toolcall.registry import default_registry; "
+            "print(default_registry(['calculator']).call('Calculator', ('6*7',)).text)")
+    done = subprocess.run([sys.executable, "-P", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "42", done.stdout + done.stderr[-2000:]

@@ -346,7 +346,9 @@ class Worker:
         memory = worker_memory_mb()
         # -c with a fresh interpreter: no re-import of the caller's __main__, no fork of a threaded parent.
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from toolcall.executor import worker_main; worker_main()"],
+            # -P: the folder the command runs in is not put first on the path, so a json.py there is not imported in
+            # place of the standard module (and run) by the worker.
+            [sys.executable, "-P", "-c", "from toolcall.executor import worker_main; worker_main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, bufsize=0,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )

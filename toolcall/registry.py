@@ -310,7 +310,9 @@ def entry_point_tools() -> list[Tool]:
                     found.append(make_tool(item, ep.name if len(items) == 1 else None))
                 else:
                     raise ConfigError(f"{type(item).__name__} is neither a function nor a Tool")
-        except Exception as err:  # noqa: BLE001 - any plug-in failure is reported, not fatal
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:  # noqa: BLE001 - any plug-in failure, SystemExit too, is reported, not fatal
             warnings.warn(f"toolcall: skipping tool entry point {ep.name!r} ({ep.value}): {err}", RuntimeWarning, stacklevel=2)
     return found
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from toolcall import registry as registry_mod
-from toolcall.errors import ConfigError, DuplicateNameError, ToolTimeoutError, UnknownNameError
+from toolcall.errors import ConfigError, DuplicateNameError, ToolError, ToolTimeoutError, UnknownNameError
 from toolcall.executor import shared_pool
 from toolcall.registry import Tool, ToolRegistry, ToolResult, default_registry, make_tool, tool
 
@@ -985,3 +985,61 @@ def test_a_worker_does_not_import_files_of_the_folder_it_runs_in(tmp_path: Path)
             "print(default_registry(['calculator']).call('Calculator', ('6*7',)).text)")
     done = subprocess.run([sys.executable, "-P", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "42", done.stdout + done.stderr[-2000:]
+
+
+class _SlowText(str):
+    def __str__(self) -> str:
+        time.sleep(30)
+        return "late"
+
+
+class _SlowMessage(Exception):
+    def __str__(self) -> str:
+        time.sleep(30)
+        return "late"
+
+
+class _ExitingMessage(Exception):
+    def __str__(self) -> str:
+        raise SystemExit(7)
+
+
+class _ExitingBase(BaseException):
+    def __str__(self) -> str:
+        raise SystemExit(7)
+
+
+class _BrokenToolError(ToolError):
+    def __str__(self) -> str:
+        raise ValueError("no message")
+
+
+def test_what_a_tool_returns_or_raises_is_written_within_its_time_limit_and_never_escapes() -> None:
+    """The text of a result or of an error was written in the caller's thread, after the limit: a str subclass or an
+    exception whose __str__ sleeps took 30 s with a 2 s limit, one whose __str__ raised SystemExit ended the process
+    (or was a success with result None), and a ToolError's that raised came out of registry.call."""
+    def returns_slow_text(x: str) -> str:
+        """Return text that writes itself slowly.
+
+        Args:
+            x: Anything.
+        """
+        return _SlowText("early")
+
+    def raising(kind: str) -> str:
+        """Raise one of the hostile exceptions.
+
+        Args:
+            kind: Which.
+        """
+        raise {"slow": _SlowMessage, "exits": _ExitingMessage, "base": _ExitingBase, "broken": _BrokenToolError}[kind]()
+
+    registry = ToolRegistry([make_tool(returns_slow_text, timeout=1.0), make_tool(raising, timeout=1.0)])
+    began = time.monotonic()
+    assert registry.call("returns_slow_text", ("x",)).text == "early"
+    slow = registry.call("raising", ("slow",))
+    assert not slow.ok and "timed out after 1 s" in slow.text
+    for kind in ("exits", "base", "broken"):
+        failed = registry.call("raising", (kind,))
+        assert not failed.ok and "its message could not be written" in failed.text, (kind, failed)
+    assert time.monotonic() - began < 10

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import ConfigError, ToolError, ToolTimeoutError
+from .errors import ConfigError, ToolcallError, ToolError, ToolTimeoutError
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
 # MemoryError instead of swapping the machine. Override with TOOLCALL_WORKER_MEMORY_MB (0 = no cap).
@@ -93,17 +93,18 @@ def _positional_only(func: Callable[..., Any]) -> list[str]:
 
 
 def error_text(err: BaseException) -> str:
-    """str(err), or what can be said of it when its own __str__ fails."""
+    """str(err), or what can be said of it when its own __str__ fails (SystemExit raised there too: the exception
+    type is the tool's code)."""
     try:
-        return str(err)
-    except Exception as inner:  # noqa: BLE001 - a tool's exception type is the tool's code
+        return str.__str__(str(err))
+    except BaseException as inner:  # noqa: BLE001
         return f"(its message could not be written: {type(inner).__name__})"
 
 
 def result_text(value: Any) -> str:
     """A tool's return value as the text spliced into the model's output."""
     if isinstance(value, str):
-        return value
+        return str.__str__(value)  # a plain copy of a str subclass, whose own __str__ could take any time later
     if value is None:
         return ""
     if isinstance(value, (dict, list, tuple)):
@@ -164,10 +165,14 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     context = contextvars.copy_context()
 
     def target() -> None:
+        # A failure's message is written here, within the time limit: the tool's exception may write itself slowly,
+        # or raise (SystemExit too) when written, and the caller only reads the text.
         try:
             box["value"] = context.run(call)
-        except Exception as err:  # re-raised in the caller's thread
-            box["error"] = err
+        except ToolTimeoutError as err:
+            box["error"] = ToolTimeoutError(error_text(err))
+        except ToolcallError as err:
+            box["error"] = ToolError(error_text(err))
         except BaseException as err:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the tool: its failure,
             # not a signal to the caller (a real Ctrl-C reaches the main thread, not this one)
             box["error"] = ToolError(f"{type(err).__name__}: {error_text(err)}")

@@ -308,6 +308,12 @@ class Parser:
                     value = value * rhs
                 elif rhs == 0:
                     raise ToolError("division by zero")
+                elif op == "%" and rhs.is_number and not rhs.free_symbols and not rhs.is_Rational:
+                    # sympy's Mod by a part equal to zero that it cannot see (log(8)/log(2) - 3) recursed to its limit.
+                    rhs = _told_from_zero(rhs)[0]
+                    if rhs == 0:
+                        raise ToolError("division by zero")
+                    value = sympy.Mod(value, rhs)
                 else:
                     value = value / rhs if op == "/" else sympy.Mod(value, rhs)
             elif self.tok.kind == "name" or self._is("("):
@@ -415,6 +421,21 @@ def parse_items(text: str, *, symbols: bool) -> list[tuple[Any, Any | None]]:
     return Parser(text, symbols=symbols).parse_items()
 
 
+def _told_from_zero(value: Any) -> tuple[Any, Any]:
+    """(value, its 15-digit float) when its digits can be told; evaluated loosely, a part equal to zero that sympy
+    cannot see is (log(8)/log(2) - 3) read as a tiny number, and 10^-140 divided by it was a result of 15.24. Such a
+    value is simplified once: zero is 0, a division by it undefined, and anything else a clear error."""
+    try:
+        return value, sympy.N(value, 15, strict=True)
+    except PrecisionExhausted:
+        simpler = sympy.simplify(value)
+    check_size(simpler)  # zoo, nan: a division by a part equal to zero
+    try:
+        return simpler, sympy.N(simpler, 15, strict=True)
+    except PrecisionExhausted:
+        raise ToolError(f"the result cannot be told from zero: {value} (a part of it may be exactly 0)") from None
+
+
 def format_number(value: Any, decimals: int = 2) -> str:
     """A real number as the paper's calculator shows it: rounded to `decimals` places, integers without ".0".
 
@@ -428,7 +449,9 @@ def format_number(value: Any, decimals: int = 2) -> str:
             ctx.prec = len(str(abs(value.p))) + decimals + 10
             exact = Decimal(int(value.p)) / Decimal(int(value.q))
         else:
-            probe = sympy.N(value, 15)
+            value, probe = _told_from_zero(value)
+            if value.is_Integer:
+                return str(int(value))
             if not probe.is_real:
                 if probe.is_number and sympy.im(probe) != 0:
                     raise ToolError(f"the result is not a real number ({sympy.N(value, 6)})")
@@ -444,7 +467,9 @@ def format_number(value: Any, decimals: int = 2) -> str:
             digits = max(int(size), 0) + decimals + 15
             ctx.prec = digits + 5
             try:
-                exact = Decimal(str(sympy.N(value, digits)))
+                exact = Decimal(str(sympy.N(value, digits, strict=True)))
+            except PrecisionExhausted as err:
+                raise ToolError(f"the result cannot be written to {digits} digits: {value}") from err
             except InvalidOperation as err:
                 raise ToolError(f"the result is not a finite number: {value}") from err
         if exact != 0 and exact.adjusted() >= MAX_DIGITS:

@@ -27,6 +27,9 @@ from toolcall.errors import ToolError
     ("11.4%", "0.11"),
     ("200 * 11.4%", "22.8"),
     ("10 % 3", "1"),                # an operand after % makes it modulo
+    ("sin(1)^2 + cos(1)^2 - 1", "0"),  # zero that sympy's loose evaluation does not see: simplified once
+    ("(log(8)/log(2) - 3) * 10^200", "0"),
+    ("10 % (log(9)/log(3))", "0"),
     ("3 x 4", "12"), ("3x4", "12"), ("3 × 4", "12"), ("12 ÷ 8", "1.5"), ("7 − 2", "5"),
     ("2^10", "1024"), ("2**10", "1024"), ("2^3^2", "512"), ("-2^2", "-4"), ("2^-1", "0.5"),
     ("10^16", "10000000000000000"), # MOSS's example
@@ -145,6 +148,12 @@ def test_a_value_past_a_float_is_written_whole() -> None:
     ("log(8, 0)", "log(x, base) needs a positive base other than 1, got 0"),  # was 0: log(8)/zoo
     ("log(8, -2)", "a positive base other than 1"),
     ("0x10 + 1", "'0x10' at position 0: hexadecimal numbers are not read; write the number in decimal (16)"),  # was 1
+    # A part equal to zero that sympy does not see (log(8)/log(2) - 3): read loosely it was a tiny number, and these
+    # were 15.24, 152429128433.4, a bare InvalidOperation and a RecursionError after 1.2 s.
+    ("10^-140/(log(8)/log(2) - 3)", "division by zero or undefined result"),
+    ("10^-130/(log(8)/log(2) - 3)", "division by zero or undefined result"),
+    ("1/(sin(pi/7)^2+cos(pi/7)^2-1)", "division by zero or undefined result"),
+    ("10 % (log(8)/log(2) - 3)", "division by zero"),
 ])
 def test_hostile_and_bad_inputs_fail_fast_with_a_message(text: str, words: str) -> None:
     start = time.perf_counter()

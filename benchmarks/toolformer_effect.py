@@ -160,6 +160,20 @@ def ship(adapter: Path, dest: Path, report: dict[str, Any]) -> None:
     (dest / "README.md").write_text(recipe(report), encoding="utf-8")
 
 
+#: The settings that make the adapter and its table, as this script's flags: a rebuild names every one of them, so a
+#: default changed since (600 texts where 400 were annotated) cannot make another adapter and ship it in this one's place.
+REBUILD_FLAGS = {"model": "--model", "train_texts": "--train-texts", "texts": "--texts", "math": "--math",
+                 "dates": "--dates", "today": "--today", "epochs": "--epochs", "lr": "--lr", "lora_r": "--lora-r",
+                 "lora_targets": "--lora-targets", "batch_size": "--batch-size", "seed": "--seed",
+                 "public_limit": "--public-limit", "data_gen_args": "--data-gen-args"}
+
+
+def rebuild_flags(settings: dict[str, Any]) -> str:
+    """The flags that rebuild a run with `settings` (its report's), each given explicitly."""
+    return "".join(f" {flag} {shlex.quote(str(settings[key]))}" for key, flag in REBUILD_FLAGS.items()
+                   if settings.get(key) not in (None, ""))
+
+
 def recipe(report: dict[str, Any]) -> str:
     """How the shipped adapter was made, and what it scored."""
     s = report["settings"]
@@ -172,7 +186,7 @@ def recipe(report: dict[str, Any]) -> str:
             rows.append(f"| {task} | {model} | {cells} | {100 * calls['call_rate']:.0f}% | "
                         f"{100 * calls['right_call_rate']:.0f}% |")
     table = "\n".join(rows)
-    rebuild_args = f" --data-gen-args {shlex.quote(s['data_gen_args'])}" if s["data_gen_args"] else ""
+    rebuild_args = rebuild_flags(s)
     return f"""# toolformer-smollm2
 
 A LoRA adapter over the embedded SmolLM2-135M-Instruct, fine-tuned on a Toolformer corpus that toolcall made itself:
@@ -216,7 +230,7 @@ def public_targets(res: dict[str, Any] | None) -> dict[str, Any] | None:
             "met": over_base >= PUBLIC_OVER_BASE and over_trained >= PUBLIC_OVER_TRAINED}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/effect"), help="run directory")
     p.add_argument("--model", default=None, help="base checkpoint (default: the embedded SmolLM2-135M-Instruct)")
@@ -238,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="delete DIR first instead of reusing finished steps")
     p.add_argument("--ship", action="store_true",
                    help=f"copy the trained adapter (weights in float16) and its recipe into {SHIPPED.relative_to(ROOT)}")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     out: Path = args.out
     timings_file, timings = run_dir(out, args.fresh)

@@ -48,8 +48,9 @@ class LoopConfig:
                                                           "tau_s, applied while decoding; 0 = off)")
     constrain_calls: bool = option(False, help="once a call is open (the model or the top-K trigger wrote the "
                                                "call-open marker), allow only tokens that continue a well-formed "
-                                               "call of a registered tool until its arrow, so a started call always "
-                                               "parses (llguidance; Toolformer dialect)")
+                                               "call of a registered tool until its end (Toolformer: its arrow; "
+                                               "hermes: its closing tag), so a started call always parses "
+                                               "(llguidance; the dialects with a call grammar: toolformer, hermes)")
 
     force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
                                           "model writes the call, under the offered tools' call grammar where the "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from types import ModuleType
 
@@ -70,3 +71,15 @@ def test_public_word_problem_targets(effect: ModuleType) -> None:
     assert met["trained_tools_minus_base_no_tools"] == 0.25 and met["met"] is True
     assert effect.public_targets(res(0.05, 0.25, 0.30))["met"] is False     # +5 over itself without tools: missed
     assert effect.PUBLIC_MATH.is_file()
+
+
+def test_the_rebuild_line_names_every_setting_that_made_the_adapter(effect: ModuleType) -> None:
+    """The shipped adapter's README gave `--out runs/effect --ship` and the data-gen flags only: run as written it
+    annotated 600 texts for 3 epochs, not the 400 for 4 it said, and --ship put that other adapter in its place."""
+    args = effect.build_parser().parse_args(["--texts", "400", "--math", "100", "--dates", "24", "--epochs", "4",
+                                             "--data-gen-args", "--tau-p 0.1 --samples 2"])
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    flags = effect.rebuild_flags(settings)
+    again = effect.build_parser().parse_args(["--out", "elsewhere", *shlex.split(flags)])
+    assert {k: v for k, v in vars(again).items() if k != "out"} == {k: v for k, v in vars(args).items() if k != "out"}
+    assert "--texts 400" in flags and "--epochs 4.0" in flags and "--data-gen-args '--tau-p 0.1 --samples 2'" in flags

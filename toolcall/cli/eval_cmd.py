@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..bfcl import DEFAULT_MAX_NEW_TOKENS as BFCL_MAX_NEW_TOKENS
 from ..bfcl import BfclConfig
 from ..errors import ConfigError
 from ..evaluation import EVAL_LOOP, EvalConfig, ResultsFile, check_output
@@ -34,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Both modes share these; tools_enabled is what the two modes differ in.
     add_options(p, LoopConfig, exclude=("tools_enabled", "json_schema"), base=EVAL_LOOP,
                 group="generation (the decoding loop)")
+    budget = flag_of(LoopConfig, "max_new_tokens")
+    for action in p._actions:  # a BFCL reply writes its calls whole: its own default budget, said where the flag is
+        if budget in action.option_strings and action.help:
+            action.help = action.help.replace(f"(default: {EVAL_LOOP.max_new_tokens})",
+                                              f"(default: {EVAL_LOOP.max_new_tokens}; {BFCL_MAX_NEW_TOKENS} for "
+                                              "--task bfcl)")
     p.add_argument("--output", type=Path, default=None, help="write per-item results here (JSONL)")
     p.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no per-item progress on stderr")

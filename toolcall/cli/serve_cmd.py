@@ -20,7 +20,7 @@ DESCRIPTION = f"""\
 An OpenAI-compatible server: one model loaded once, tools run inside the generation.
 
   GET  /                      a chat page (streams replies, shows each tool call as a card)
-  GET  /health                {{"status": "ok", "model", "active"}}
+  GET  /health                {{"status": "ok", "model", "active", "waiting"}}
   GET  /v1/models             the one model it serves (--served-model-name)
   POST /v1/chat/completions   OpenAI's chat completions: messages, max_tokens / max_completion_tokens,
                               temperature, top_p, seed, stop, n, stream (+ stream_options.include_usage),

@@ -93,7 +93,7 @@ def test_eval_starts_from_its_own_loop_defaults() -> None:
     assert cfg.tool_names() == ("Calendar", "Calculator") and cfg.few_shot is None
     assert from_args(EvalConfig, build_parser().parse_args(["eval", "--task", "math"])).tool_names() == ("Calculator",)
     text = subcommands()["eval"].format_help()
-    assert "(default: 48)" in text and "--no-tools" not in text  # the two modes are tools off, then on
+    assert "(default: 48; 192 for --task bfcl)" in text and "--no-tools" not in text  # the two modes: tools off, then on
 
 
 def test_serve_help_documents_the_endpoint() -> None:

@@ -178,6 +178,23 @@ def safe_power(base: Any, exponent: Any) -> Any:
     return check_size(base ** exponent)
 
 
+def _check_binomial(n: Any, k: Any) -> None:
+    """Refuse binomial(n, k) before sympy computes it when it would be too large or take a product of too many terms:
+    binomial(10^99, 5*10^98) and binomial(1/2, 10^6) each ran to the Calculator's time limit."""
+    if n.free_symbols or k.free_symbols or not (n.is_number and k.is_number):
+        return
+    if k.is_Integer and n.is_Integer and 0 <= k <= n:
+        small = min(int(k), int(n - k))
+        if small > MAX_FACTORIAL:
+            # log10 of binomial(n, small), from the log-gamma function: how many digits it has, without computing it.
+            digits = (math.lgamma(float(n) + 1) - math.lgamma(small + 1) - math.lgamma(float(n) - small + 1)) / math.log(10)
+            if digits > MAX_DIGITS:
+                raise ToolError(f"result too large: this binomial has about {digits:.3g} digits (limit {MAX_DIGITS})")
+        return
+    if abs(float(sympy.N(k, 15))) > MAX_FACTORIAL:
+        raise ToolError(f"binomial(n, k) with k above {MAX_FACTORIAL} is computed only for whole numbers 0 <= k <= n")
+
+
 def _factorial(n: Any) -> Any:
     if not (n.is_Integer and n >= 0):
         raise ToolError(f"factorial needs a whole number >= 0, got {n}")
@@ -412,6 +429,8 @@ class Parser:
         for arg in args:  # huge arguments make sin/log/... evaluation arbitrarily slow
             if name.text in _BOUNDED_ARGS and arg.is_number and not arg.free_symbols and _log10_abs(arg) > 100:
                 raise ToolError(f"{name.text}() of a number this large is not computed")
+        if name.text in ("binomial", "comb"):
+            _check_binomial(*args)
         assert func is not None, name.text   # only factorial, round and log have none, and they returned above
         return check_size(func(*args))
 

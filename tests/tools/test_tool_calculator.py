@@ -28,6 +28,7 @@ from toolcall.errors import ToolError
     ("200 * 11.4%", "22.8"),
     ("10 % 3", "1"),                # an operand after % makes it modulo
     ("sin(1)^2 + cos(1)^2 - 1", "0"),  # zero that sympy's loose evaluation does not see: simplified once
+    ("binomial(52, 5)", "2598960"), ("binomial(10^99, 2)", str((10**198 - 10**99) // 2)), ("binomial(1/2, 3)", "0.06"),
     ("(log(8)/log(2) - 3) * 10^200", "0"),
     ("10 % (log(9)/log(3))", "0"),
     ("3 x 4", "12"), ("3x4", "12"), ("3 × 4", "12"), ("12 ÷ 8", "1.5"), ("7 − 2", "5"),
@@ -154,6 +155,10 @@ def test_a_value_past_a_float_is_written_whole() -> None:
     ("10^-130/(log(8)/log(2) - 3)", "division by zero or undefined result"),
     ("1/(sin(pi/7)^2+cos(pi/7)^2-1)", "division by zero or undefined result"),
     ("10 % (log(8)/log(2) - 3)", "division by zero"),
+    # Each ran to the time limit (5 s): a product of 5*10^98 or 10^6 terms.
+    ("binomial(10^99, 5*10^98)", "this binomial has about 3.01e+98 digits"),
+    ("binomial(1/2, 10^6)", "with k above 5000 is computed only for whole numbers"),
+    ("comb(pi, 10^99)", "with k above 5000"),
 ])
 def test_hostile_and_bad_inputs_fail_fast_with_a_message(text: str, words: str) -> None:
     start = time.perf_counter()

@@ -444,3 +444,22 @@ def test_scored_reply_cuts_calls_and_moss_fields() -> None:
     moss = ("search needed<eot>\n<|Commands|>: Calculate(\"2*3\")<eoc>\n<|Results|>:\nCalculate(\"2*3\") => '6'\n<eor>\n"
             "<|MOSS|>: The answer is 6.<eom>")
     assert get_dialect("moss").reply(moss, keep_calls=False) == "The answer is 6."
+
+
+def test_a_call_the_token_limit_cut_is_not_read_as_the_answer() -> None:
+    """`[Calculator(42 * 1` at the end of a reply cut by its length: the first-number rule read 42, the call's."""
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    registry = default_registry(["Calculator"])
+    items = [EvalItem("What is 6 times 7?", "42")]
+    cut = evaluate(items, "math", FakeBackend(script=["It is [Calculator(42 * 1 + 0 + 0"] * 2),
+                   get_dialect("toolformer"), registry, LoopConfig(max_new_tokens=6))
+    on = [r for r in cut.items if r.mode == "tools"]
+    assert [(r.prediction, r.correct, r.stop_reason) for r in on] == [("It is", False, "length")]
+    # A bracket that opens no call, and a reply that ended by itself, are read as written.
+    kept = evaluate(items, "math", FakeBackend(script=["It is 42 [sic"] * 2), get_dialect("toolformer"), registry,
+                    LoopConfig(max_new_tokens=3))
+    assert [r.correct for r in kept.items] == [True, True]

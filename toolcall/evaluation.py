@@ -383,12 +383,22 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
 
 def _grade(mode: str, item: EvalItem, out: "LoopResult", dialect: "Dialect",
            grade: Callable[[str, str], tuple[bool, bool]], seconds: float) -> ItemResult:
-    prediction = dialect.reply(out.text, keep_calls=False)
+    prediction = _before_unfinished_call(dialect.reply(out.text, keep_calls=False), dialect, out.stop_reason)
     correct, exact = grade(prediction, item.answer)
     # Only executed calls count as tool use; a call refused because tools are off is not one.
     calls = [c.to_dict() for c in out.calls if c.ok or c.error != "Error: tools are disabled"]
     return ItemResult(mode, item.question, item.answer, prediction, correct, exact, out.text, calls,
                       round(seconds, 3), out.stop_reason)
+
+
+def _before_unfinished_call(prediction: str, dialect: "Dialect", stop_reason: str | None) -> str:
+    """The reply a person reads, without a call the token limit cut (`[Calculator(17 * 23` at its end): its numbers
+    are the call's, not an answer, and the first-number rule read them as one. The server shows such a reply so too."""
+    opener = dialect.call_start or dialect.open_marker
+    if stop_reason != "length" or not opener:
+        return prediction
+    at = prediction.rfind(opener)
+    return prediction[:at].rstrip() if at >= 0 and dialect.begins_call(prediction[at:]) else prediction
 
 
 def _summarise(mode: str, results: Sequence[ItemResult], seconds: float, decoded: int) -> ModeSummary:

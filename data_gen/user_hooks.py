@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from toolcall.errors import ToolRaised
 from toolcall.executor import call_in_thread, error_text
 from toolcall.registry import MAX_RESULT_CHARS
 from toolcall.tool_type import Proposal
@@ -32,7 +33,8 @@ def hook_value(tool: str, hook: str, call: Callable[[], Any], fallback: T, usabl
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # noqa: BLE001 - SystemExit too: a proposer that exits ended the run with status 0
-        _warn(tool, hook, f"raised {type(err).__name__}: {error_text(err)[:200]}")
+        kind, text = (err.kind, err.text) if isinstance(err, ToolRaised) else (type(err).__name__, error_text(err))
+        _warn(tool, hook, f"raised {kind}: {text[:200]}")
         return fallback
     if not usable(value):
         _warn(tool, hook, f"returned {value!r:.80}, which it may not")

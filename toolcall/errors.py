@@ -62,6 +62,15 @@ class ToolTimeoutError(ToolError, TimeoutError):
     """A tool did not finish within its time limit."""
 
 
+class ToolRaised(ToolError):
+    """A tool's function raised an exception of its own: its type's name and its message, written as text where it
+    was raised (an exception's __str__ is the tool's code, which may be slow or raise)."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(f"{kind}: {text}")
+        self.kind, self.text = kind, text
+
+
 class BackendError(ToolcallError):
     """A model backend failed to load or to generate."""
 

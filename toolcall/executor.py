@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import ConfigError, ToolcallError, ToolError, ToolTimeoutError
+from .errors import ConfigError, ToolcallError, ToolError, ToolRaised, ToolTimeoutError
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
 # MemoryError instead of swapping the machine. Override with TOOLCALL_WORKER_MEMORY_MB (0 = no cap).
@@ -175,7 +175,7 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
             box["error"] = ToolError(error_text(err))
         except BaseException as err:  # SystemExit, KeyboardInterrupt, GeneratorExit raised by the tool: its failure,
             # not a signal to the caller (a real Ctrl-C reaches the main thread, not this one)
-            box["error"] = ToolError(f"{type(err).__name__}: {error_text(err)}")
+            box["error"] = ToolRaised(type(err).__name__, error_text(err))
 
     thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
     thread.start()

@@ -180,19 +180,25 @@ def safe_power(base: Any, exponent: Any) -> Any:
 
 def _check_binomial(n: Any, k: Any) -> None:
     """Refuse binomial(n, k) before sympy computes it when it would be too large or take a product of too many terms:
-    binomial(10^99, 5*10^98) and binomial(1/2, 10^6) each ran to the Calculator's time limit."""
+    binomial(10^99, 5*10^98) and binomial(1/2, 10^6) each ran to the Calculator's time limit. Whole numbers whose
+    value is 0 (k < 0, or k > n >= 0) or small (binomial(-2, 6000) = 6001) are left to sympy."""
     if n.free_symbols or k.free_symbols or not (n.is_number and k.is_number):
         return
-    if k.is_Integer and n.is_Integer and 0 <= k <= n:
-        small = min(int(k), int(n - k))
+    if k.is_Integer and n.is_Integer:
+        if k < 0 or 0 <= n < k:
+            return
+        # binomial(n, k) for a negative n is +-binomial(k - n - 1, k): the same count of digits.
+        top, bottom = (int(n), int(k)) if n >= 0 else (int(k - n - 1), int(k))
+        small = min(bottom, top - bottom)
         if small > MAX_FACTORIAL:
-            # log10 of binomial(n, small), from the log-gamma function: how many digits it has, without computing it.
-            digits = (math.lgamma(float(n) + 1) - math.lgamma(small + 1) - math.lgamma(float(n) - small + 1)) / math.log(10)
+            # log10 of binomial(top, small), from the log-gamma function: how many digits it has, without computing it.
+            digits = (math.lgamma(float(top) + 1) - math.lgamma(small + 1) - math.lgamma(float(top) - small + 1)) \
+                / math.log(10)
             if digits > MAX_DIGITS:
                 raise ToolError(f"result too large: this binomial has about {digits:.3g} digits (limit {MAX_DIGITS})")
         return
     if abs(float(sympy.N(k, 15))) > MAX_FACTORIAL:
-        raise ToolError(f"binomial(n, k) with k above {MAX_FACTORIAL} is computed only for whole numbers 0 <= k <= n")
+        raise ToolError(f"binomial(n, k) with k above {MAX_FACTORIAL} is computed only for whole numbers n and k")
 
 
 def _factorial(n: Any) -> Any:
@@ -440,17 +446,23 @@ def parse_items(text: str, *, symbols: bool) -> list[tuple[Any, Any | None]]:
     return Parser(text, symbols=symbols).parse_items()
 
 
+#: Digits of working precision within which a value must show digits other than zeros before it is simplified: past
+#: what a result may have (sqrt(10^1998 + 1) - 10^999 is 5e-1000), where sympy's default of about 100 refused
+#: sqrt(10^120 + 1) - 10^60.
+_ZERO_TEST_DIGITS = 2 * MAX_DIGITS + 100
+
+
 def _told_from_zero(value: Any) -> tuple[Any, Any]:
     """(value, its 15-digit float) when its digits can be told; evaluated loosely, a part equal to zero that sympy
     cannot see is (log(8)/log(2) - 3) read as a tiny number, and 10^-140 divided by it was a result of 15.24. Such a
     value is simplified once: zero is 0, a division by it undefined, and anything else a clear error."""
     try:
-        return value, sympy.N(value, 15, strict=True)
+        return value, sympy.N(value, 15, strict=True, maxn=_ZERO_TEST_DIGITS)
     except PrecisionExhausted:
         simpler = sympy.simplify(value)
     check_size(simpler)  # zoo, nan: a division by a part equal to zero
     try:
-        return simpler, sympy.N(simpler, 15, strict=True)
+        return simpler, sympy.N(simpler, 15, strict=True, maxn=_ZERO_TEST_DIGITS)
     except PrecisionExhausted:
         raise ToolError(f"the result cannot be told from zero: {value} (a part of it may be exactly 0)") from None
 
@@ -486,7 +498,7 @@ def format_number(value: Any, decimals: int = 2) -> str:
             digits = max(int(size), 0) + decimals + 15
             ctx.prec = digits + 5
             try:
-                exact = Decimal(str(sympy.N(value, digits, strict=True)))
+                exact = Decimal(str(sympy.N(value, digits, strict=True, maxn=_ZERO_TEST_DIGITS + digits)))
             except PrecisionExhausted as err:
                 raise ToolError(f"the result cannot be written to {digits} digits: {value}") from err
             except InvalidOperation as err:

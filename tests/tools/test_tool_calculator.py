@@ -29,6 +29,11 @@ from toolcall.errors import ToolError
     ("10 % 3", "1"),                # an operand after % makes it modulo
     ("sin(1)^2 + cos(1)^2 - 1", "0"),  # zero that sympy's loose evaluation does not see: simplified once
     ("binomial(52, 5)", "2598960"), ("binomial(10^99, 2)", str((10**198 - 10**99) // 2)), ("binomial(1/2, 3)", "0.06"),
+    # Whole numbers past the bound whose value is 0 or small (the first bound refused these).
+    ("binomial(10, 6000)", "0"), ("comb(0, 10000)", "0"), ("binomial(-1, 6000)", "1"), ("binomial(-2, 6000)", "6001"),
+    # Tiny but not zero: sympy's default precision (about 100 digits) could not tell these from zero.
+    ("sqrt(10^120 + 1) - 10^60 > 0", None), ("10^100 * (sqrt(10^200 + 1) - 10^100)", "0.5"),
+    ("exp(sqrt(10^200 + 1) - 10^100)", "1"),
     ("(log(8)/log(2) - 3) * 10^200", "0"),
     ("10 % (log(9)/log(3))", "0"),
     ("3 x 4", "12"), ("3x4", "12"), ("3 × 4", "12"), ("12 ÷ 8", "1.5"), ("7 − 2", "5"),
@@ -159,6 +164,7 @@ def test_a_value_past_a_float_is_written_whole() -> None:
     ("binomial(10^99, 5*10^98)", "this binomial has about 3.01e+98 digits"),
     ("binomial(1/2, 10^6)", "with k above 5000 is computed only for whole numbers"),
     ("comb(pi, 10^99)", "with k above 5000"),
+    ("binomial(-10^99, 10^99)", "this binomial has about"),
 ])
 def test_hostile_and_bad_inputs_fail_fast_with_a_message(text: str, words: str) -> None:
     start = time.perf_counter()

@@ -30,9 +30,20 @@ def get_weather(city: str) -> str:
 
 
 def test_only_dialects_whose_calls_stand_apart_call_before_a_json_answer() -> None:
+    from toolcall.dialects.toolformer import ToolformerDialect
+
     assert calls_before_json(HERMES)
     for name in ("toolformer", "pythonic", "llama3_json", "mistral", "moss"):
         assert not calls_before_json(get_dialect(name)), name
+    # Toolformer's tagged spelling opens with <API>, which no JSON starts with, but it has no call grammar: a held
+    # reply there was a ConfigError.
+    tagged = ToolformerDialect("tagged")
+    assert not calls_before_json(tagged)
+    backend = FakeBackend(script=['{"city": "Paris", "summary": "Sunny"}'])
+    registry = ToolRegistry([get_weather])
+    result = run_loop(backend, "Weather in Paris?", tagged, registry, LoopConfig(json_schema=json.dumps(SCHEMA)))
+    assert result.text == result.answer == '{"city": "Paris", "summary": "Sunny"}' and result.calls == []
+    assert run_loop(FakeBackend(script=["Sunny."]), "Weather?", HERMES, registry, LoopConfig()).answer is None
     held = LoopConfig(json_schema=json.dumps(SCHEMA))
     assert offers_tools(held, HERMES) and not offers_tools(held, get_dialect("toolformer"))
     assert not offers_tools(LoopConfig(json_schema="{}", tools_enabled=False), HERMES)
@@ -73,7 +84,7 @@ def test_a_held_reply_calls_first_then_answers_under_the_same_grammar() -> None:
     assert "get_weather" in prompt
     result = run_loop(backend, prompt, HERMES, registry, config)
     assert [c.tool for c in result.calls] == ["get_weather"] and result.calls[0].result == "Sunny, 21 C"
-    assert result.text.endswith(ANSWER) and result.stop_reason == "eos"
+    assert result.text.endswith(ANSWER) and result.stop_reason == "eos" and result.answer == ANSWER
     for stop, _, steering in backend.calls:
         assert "</tool_call>" in stop
         assert steering.open_text is None and steering.call_open and "reply_call" in steering.constrain
@@ -92,6 +103,7 @@ def test_after_calls_handed_back_it_only_looks_for_more_calls() -> None:
     events = list(answered(decode_with_tools(session, HERMES, registry.specs(), config), lambda request: Handoff()))
     done = events[-1].result  # type: ignore[attr-defined]
     assert [r.tool for r in done.handed_off] == ["get_weather"] and done.stop_reason == "tool_calls"
+    assert done.answer is None
     (_, _, held), (_, _, after) = backend.calls
     assert "reply_call" in held.constrain
     assert after is None or (after.constrain is None and not after.call_open)

@@ -6,6 +6,7 @@ request and is sent the response. toolcall.runner answers with a tool registry; 
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -89,11 +90,32 @@ def calls_before_json(dialect: "Dialect") -> bool:
     """Whether a reply held to JSON (json_schema) may call the offered tools before it answers, in this dialect: its
     calls stand apart from the answer, behind an opener no JSON value starts with, and it has a call grammar to hold
     them to (hermes). Elsewhere such a reply runs no tools."""
-    from .dialects.base import Dialect
-
     opener = dialect.open_marker.lstrip()
     return (bool(opener) and opener[0] not in '{["-0123456789tfn' and not dialect.answer_opener
-            and type(dialect).call_grammar is not Dialect.call_grammar)
+            and _has_call_grammar(dialect))
+
+
+def _has_call_grammar(dialect: "Dialect") -> bool:
+    """Whether the dialect writes a call grammar (Toolformer's tagged and paper spellings, say, do not); asked once
+    per dialect where it can be remembered."""
+    try:
+        return _remembered_call_grammar(dialect)
+    except TypeError:  # a dialect that cannot be hashed (a user's dataclass) is asked each time
+        return _builds_call_grammar(dialect)
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_call_grammar(dialect: "Dialect") -> bool:
+    return _builds_call_grammar(dialect)
+
+
+def _builds_call_grammar(dialect: "Dialect") -> bool:
+    probe = ToolSpec("probe", "", {"type": "object", "properties": {"x": {"type": "string"}}})
+    try:
+        dialect.call_grammar(ToolSpecs([probe]), closers=dialect.call_markers)
+    except ConfigError:
+        return False
+    return True
 
 
 def answer_or_calls_grammar(schema_text: str, dialect: "Dialect", tools: ToolSpecs) -> str:
@@ -153,6 +175,10 @@ class LoopResult:
     counters: Counters = field(default_factory=Counters)
     stop_reason: str | None = None  # "stop", "length", "eos", "cancelled", or "tool_calls" when calls were handed off
     handed_off: list[CallRequest] = field(default_factory=list)  # calls left unanswered for the caller (Handoff)
+    # A reply held to JSON (LoopConfig.json_schema): what it wrote after its calls and their results, the JSON answer
+    # (`text` has the calls too, where the dialect calls before answering); None for other replies and for one that
+    # ended with calls handed back.
+    answer: str | None = None
 
 
 # --- what the loop yields, and what it is sent back ----------------------------------------------------------------
@@ -252,6 +278,7 @@ class _Run:
     # Where the reply ends in the session's text when it was decoded past its end: after handing calls back, the
     # loop looks at what the model writes next for more calls, and drops it when it is something else.
     end: int | None = None
+    answer_from: int | None = None  # where the last decode held to JSON (or its calls) began in the session's text
     reader: "ReplyReader" = field(init=False)  # the pending calls at each call marker of the reply
 
     def __post_init__(self) -> None:
@@ -263,8 +290,9 @@ class _Run:
     def result(self) -> LoopResult:
         s = self.session
         reason = "tool_calls" if self.handed_off else s.stop_reason
+        answer = None if self.answer_from is None or self.handed_off else s.text[self.answer_from:self.end]
         return LoopResult(s.text[:s.prompt_chars], s.text[s.prompt_chars:self.end], list(self.calls),
-                          replace(s.counters), reason, list(self.handed_off))
+                          replace(s.counters), reason, list(self.handed_off), answer)
 
 
 def _can_ban_open(dialect: "Dialect") -> bool:
@@ -312,6 +340,7 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
     # the loop must open first (force_call) is opened as in any reply, and after calls handed back the loop only looks
     # for more calls, as in any reply (what else the model writes there ends the reply and is never shown).
     if cfg.json_schema is not None and not run.handed_off and not (cfg.force_call and not run.forced and _tools_on(run)):
+        run.answer_from = len(run.session.text)
         if _tools_on(run) and run.tools:
             held = answer_or_calls_grammar(cfg.json_schema, dialect, run.tools)
             return tuple(dialect.call_markers) + tuple(dialect.end_markers), Steering(

@@ -88,3 +88,21 @@ def test_a_lone_surrogate_in_the_models_text_is_printed_escaped(tmp_path: Path) 
         assert done.returncode == 0, done.stderr[-400:]
         shown = done.stdout if not more else json.loads(done.stdout)["reply"]   # the same text, escaped in JSON
         assert shown.endswith("and \\ud800 ok.\n" if not more else "and \ud800 ok.")
+
+
+def test_a_json_schema_reply_prints_its_json_alone_with_the_calls_on_stderr(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In hermes a reply held to JSON may call the Calculator (the default tool) first: the calls and their results
+    were printed before the JSON, so what --json-schema promises parses did not."""
+    call = '<tool_call>\n{"name": "Calculator", "arguments": {"expression": "1234 * 5678"}}\n</tool_call>'
+    (tmp_path / "s.json").write_text(json.dumps([call, '{"result": 7006652}']))
+    schema = '{"type": "object", "properties": {"result": {"type": "number"}}, "required": ["result"]}'
+    base = ["generate", "--backend", "fake", "--model", str(tmp_path / "s.json"), "--dialect", "hermes",
+            "--json-schema", schema, "What is 1234 * 5678?"]
+    assert main(base) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"result": 7006652}
+    assert 'called Calculator({"expression": "1234 * 5678"}) -> 7006652' in err
+    assert main([*base[:-1], "--json", base[-1]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert json.loads(shown["reply"]) == {"result": 7006652} and "<tool_call>" in shown["text"]

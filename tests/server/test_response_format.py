@@ -71,6 +71,32 @@ def test_in_hermes_a_json_reply_may_call_the_tools_first() -> None:
         assert "reply_call" in backend.calls[-1][2].constrain
 
 
+def test_a_server_tool_whose_schema_cannot_be_held_leaves_the_json_reply_without_tools() -> None:
+    """A server tool (an MCP server's, say) whose schema llguidance refuses (a backreference) made every
+    response_format request a 400 once the reply could call tools; now such a reply runs none, as elsewhere."""
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import ToolRegistry
+    from toolcall.server import ServerSettings
+    from toolcall.tool_type import Tool
+
+    def lookup(code: str) -> str:
+        return "x"
+
+    odd = Tool(name="lookup", description="Look up a code.", func=lookup, parameters={
+        "type": "object", "properties": {"code": {"type": "string", "pattern": "^(a)\\1$"}}, "required": ["code"]})
+    backend = SlowFake(script=lambda text: '{"name": "Alice", "age": 31}')
+    for live in serve(backend, ServerSettings(MODEL, ToolRegistry([odd]), LoopConfig()), dialect="hermes"):
+        response = _post(live.url, response_format={"type": "json_object"})
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["message"]["content"] == '{"name": "Alice", "age": 31}'
+        assert "lookup" not in backend.prompts[-1] and backend.calls[-1][2].constrain.startswith("start: %json ")
+        # The request's own function with such a schema is still refused, as any unholdable schema is.
+        weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string", "pattern": "^(a)\\1$"}}}}}
+        refused = _post(live.url, response_format={"type": "json_object"}, tools=[weather])
+        assert refused.status_code == 400 and "tools' schemas" in refused.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(("body", "dialect", "says"), [
     ({"response_format": {"type": "json_object"}, "tools": [WEATHER]}, "toolformer", "cannot call the request's tools"),
     ({"response_format": {"type": "json_object"}}, "moss", "writes its answer in a field"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..api import make_backend, make_dialect
 from ..backends.base import Backend
+from ..calls import args_json
 from ..errors import ConfigError
 from ..jsonl import utf8_text
 from ..loop import LoopConfig, offers_tools
@@ -87,12 +88,19 @@ def run(args: argparse.Namespace) -> int:
     prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
                                                       few_shot=not args.no_few_shot, instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)
+    # A reply held to JSON prints its JSON alone (what --json-schema promises parses); the calls it made before it
+    # are told on stderr.
+    reply = result.answer if result.answer is not None else dialect.reply(result.text)
     if args.json:
         # Controls (and lone surrogates, which cannot be printed) written as \u escapes: the same JSON.
-        print(escaped_controls(json.dumps({"text": result.text, "reply": dialect.reply(result.text),
+        print(escaped_controls(json.dumps({"text": result.text, "reply": reply,
                                            "calls": [c.to_dict() for c in result.calls],
                                            "counters": asdict(result.counters), "stop_reason": result.stop_reason},
                                           ensure_ascii=False)))
     else:
-        print(printable(dialect.reply(result.text)))
+        if result.answer is not None:
+            for call in result.calls:
+                print(printable(f"called {call.tool}({json.dumps(args_json(call.args), ensure_ascii=False)}) -> "
+                                f"{call.result}"), file=sys.stderr)
+        print(printable(reply))
     return 0

@@ -173,13 +173,22 @@ def _json_reply_config(config: LoopConfig, schema: dict[str, Any], dialect: "Dia
         raise ApiError(400, f"response_format: in the {dialect.name} dialect a reply held to JSON cannot call the "
                        "request's tools (the hermes dialect can); ask for the JSON in a request after the tools' "
                        "results, without tools or with tool_choice 'none'", param="response_format")
+    if mixed and tools:
+        try:
+            backend.check_constraint(answer_or_calls_grammar(text, dialect, tools))
+            return replace(config, json_schema=text)
+        except (ConfigError, BackendError) as err:
+            if client_tools:
+                raise ApiError(400, "response_format: the reply cannot be held to this schema and the tools' schemas: "
+                               f"{str(err)[:300]}", param="response_format") from None
+            # Only the server's own tools, one of whose schemas cannot be held (an MCP server's regex): the reply
+            # runs none, as a reply held to JSON does in the other dialects, rather than refusing every request.
     try:
-        backend.check_constraint(answer_or_calls_grammar(text, dialect, tools) if mixed and tools
-                                 else reply_grammar(text))
+        backend.check_constraint(reply_grammar(text))
     except (ConfigError, BackendError) as err:
-        raise ApiError(400, f"response_format: the reply cannot be held to this schema{' and the tools' * mixed}: "
-                       f"{str(err)[:300]}", param="response_format") from None
-    return replace(config, json_schema=text) if mixed else replace(config, tools_enabled=False, json_schema=text)
+        raise ApiError(400, f"response_format: the reply cannot be held to this schema: {str(err)[:300]}",
+                       param="response_format") from None
+    return replace(config, tools_enabled=False, json_schema=text)
 
 
 def _strict_config(config: LoopConfig, dialect: "Dialect", strict: frozenset[str], client: ToolSpecs) -> LoopConfig:

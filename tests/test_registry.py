@@ -1043,3 +1043,29 @@ def test_what_a_tool_returns_or_raises_is_written_within_its_time_limit_and_neve
         failed = registry.call("raising", (kind,))
         assert not failed.ok and "its message could not be written" in failed.text, (kind, failed)
     assert time.monotonic() - began < 10
+
+
+def test_one_tool_cannot_take_every_worker() -> None:
+    """Two slow Solve calls on a pool of two workers made every Calculator call wait its whole limit and fail: one
+    tool now holds all workers but one, and another tool's call runs meanwhile."""
+    import threading
+
+    from toolcall.executor import WorkerPool
+
+    pool = WorkerPool(max_workers=2)
+    pool.warm()
+    try:
+        slow = [threading.Thread(target=pool.call, args=(spin, {"seconds": 3}, 10, "slow"), daemon=True)
+                for _ in range(2)]
+        for thread in slow:
+            thread.start()
+        time.sleep(0.5)  # one slow call is running, the other waits for the slow tool's one slot
+        start = time.perf_counter()
+        assert pool.call(spin, {"seconds": 0.01}, 2, "fast").isdigit()
+        assert time.perf_counter() - start < 1.5
+        with pytest.raises(ToolTimeoutError, match="as many as one tool may run on this pool's 2 workers"):
+            pool.call(spin, {"seconds": 0.01}, 0.3, "slow")
+        for thread in slow:
+            thread.join(15)
+    finally:
+        pool.close()

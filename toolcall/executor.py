@@ -444,7 +444,10 @@ class Worker:
 
 
 class WorkerPool:
-    """Reused worker processes, at most `max_workers` busy at once; a killed worker is replaced by a fresh one in advance."""
+    """Reused worker processes, at most `max_workers` busy at once; a killed worker is replaced by a fresh one in advance.
+
+    One tool holds at most all workers but one (where there are two or more): two slow Solve calls on two workers made
+    every Calculator call wait its whole limit and fail, so one client's calls of a slow tool could stop the others'."""
 
     def __init__(self, max_workers: int = 2, preload: tuple[str, ...] = ()) -> None:
         self.max_workers = max(1, max_workers)
@@ -454,6 +457,8 @@ class WorkerPool:
         self._idle: list[Worker] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_workers)
+        self.per_tool = max(1, self.max_workers - 1)
+        self._tool_slots: dict[str, threading.BoundedSemaphore] = {}  # by the calls' label (the tool's name)
         self.started = 0  # workers started so far (tests check reuse)
 
     def _new(self) -> Worker:
@@ -476,7 +481,25 @@ class WorkerPool:
         # waited their turn and then their whole limit, reporting "timed out after 5 s" after 12.
         bounded = timeout is not None and timeout > 0
         started = time.monotonic()
-        if not self._acquire(timeout if bounded else None):
+        with self._lock:
+            own = self._tool_slots.setdefault(label, threading.BoundedSemaphore(self.per_tool))
+        if not self._acquire(own, timeout if bounded else None):
+            if _cancelled():
+                raise ToolError(f"{label}: the call was cancelled")
+            running = (f"{self.per_tool} calls of it were running, as many as one tool may run on this pool's "
+                       f"{self.max_workers} workers" if self.per_tool < self.max_workers
+                       else f"{self.max_workers} isolated calls were running")
+            raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s (waiting for a free worker: {running})")
+        try:
+            return self._call_in_slot(ref, kwargs, timeout, label, started)
+        finally:
+            own.release()
+
+    def _call_in_slot(self, ref: FunctionRef, kwargs: Mapping[str, Any], timeout: float | None, label: str,
+                      started: float) -> str:
+        bounded = timeout is not None and timeout > 0
+        left = None if not bounded or timeout is None else timeout - (time.monotonic() - started)
+        if not self._acquire(self._slots, None if left is None else max(0.0, left)):
             if _cancelled():
                 raise ToolError(f"{label}: the call was cancelled")
             raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s (waiting for a free worker: "
@@ -499,12 +522,13 @@ class WorkerPool:
         finally:
             self._slots.release()
 
-    def _acquire(self, timeout: float | None) -> bool:
-        """A worker slot within `timeout` seconds (None: no limit), given up when the caller cancels the call."""
+    @staticmethod
+    def _acquire(slots: threading.BoundedSemaphore, timeout: float | None) -> bool:
+        """One of `slots` within `timeout` seconds (None: no limit), given up when the caller cancels the call."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = CANCEL_POLL if deadline is None else min(CANCEL_POLL, deadline - time.monotonic())
-            if self._slots.acquire(timeout=max(0.0, wait)):
+            if slots.acquire(timeout=max(0.0, wait)):
                 return True
             if _cancelled() or (deadline is not None and time.monotonic() >= deadline):
                 return False

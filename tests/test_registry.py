@@ -1065,6 +1065,8 @@ def test_one_tool_cannot_take_every_worker() -> None:
         assert time.perf_counter() - start < 1.5
         with pytest.raises(ToolTimeoutError, match="as many as one tool may run on this pool's 2 workers"):
             pool.call(spin, {"seconds": 0.01}, 0.3, "slow")
+        # Another function of the same name (another registry's tool) is another tool, with a share of its own.
+        assert pool.call(nap, {"seconds": 0.01}, 2, "slow") == "awake"
         for thread in slow:
             thread.join(15)
     finally:

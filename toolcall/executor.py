@@ -458,7 +458,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_workers)
         self.per_tool = max(1, self.max_workers - 1)
-        self._tool_slots: dict[str, threading.BoundedSemaphore] = {}  # by the calls' label (the tool's name)
+        # By the tool's name and its function: another registry's tool of the same name is another tool.
+        self._tool_slots: dict[tuple[str, FunctionRef], threading.BoundedSemaphore] = {}
         self.started = 0  # workers started so far (tests check reuse)
 
     def _new(self) -> Worker:
@@ -482,7 +483,7 @@ class WorkerPool:
         bounded = timeout is not None and timeout > 0
         started = time.monotonic()
         with self._lock:
-            own = self._tool_slots.setdefault(label, threading.BoundedSemaphore(self.per_tool))
+            own = self._tool_slots.setdefault((label, ref), threading.BoundedSemaphore(self.per_tool))
         if not self._acquire(own, timeout if bounded else None):
             if _cancelled():
                 raise ToolError(f"{label}: the call was cancelled")

@@ -97,3 +97,19 @@ def test_one_name_or_file_is_not_split_into_its_letters() -> None:
     assert default_registry().subset("calendar").names() == ["Calendar"]
     made = Toolset(names=(), tools_from="my_tools.py", mcp="python server.py", mcp_env="TZ")   # type: ignore[arg-type]
     assert (made.tools_from, made.mcp, made.mcp_env) == (("my_tools.py",), ("python server.py",), ("TZ",))
+
+
+def test_a_callers_registry_is_not_bound_to_the_backend_of_a_generate_call() -> None:
+    """make_registry bound the caller's own registry's MT to the backend of each generate() call: with one registry
+    shared by two threads, both translated with the backend set up last, and its cache was emptied every call."""
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.registry import default_registry
+
+    shared = default_registry(["mt", "calculator"])
+    before = shared.get("MT").func
+    assert shared.call("Calculator", ("17*23",)).text == "391"
+    bound = make_registry(shared, FakeBackend())
+    assert bound is not shared and bound.get("MT").func is not before
+    assert shared.get("MT").func is before and shared.call("Calculator", ("17*23",)).cached
+    plain = default_registry(["calculator"])
+    assert make_registry(plain, FakeBackend()) is plain  # nothing to bind: the registry itself

@@ -56,8 +56,12 @@ def make_registry(tools: "Sequence[str] | ToolRegistry | Toolset | None" = ("cal
     from .toolset import Toolset, set_up_tools
 
     if isinstance(tools, ToolRegistry):
-        if backend is not None:
-            set_up_tools(tools, backend)
+        if backend is not None and any(item.setup is not None for item in tools):
+            # The caller's registry is theirs: a copy is bound to this backend. Binding theirs made MT translate
+            # with whichever backend a concurrent generate() had set up last, and emptied its cache each call.
+            own = tools.subset(tools.names())
+            set_up_tools(own, backend)
+            return own
         return tools
     toolset = tools if isinstance(tools, Toolset) else Toolset(names=None if tools is None else tuple(
         [tools] if isinstance(tools, str) else tools))

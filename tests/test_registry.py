@@ -1071,3 +1071,27 @@ def test_one_tool_cannot_take_every_worker() -> None:
             thread.join(15)
     finally:
         pool.close()
+
+
+def test_a_dropped_tool_does_not_keep_its_object_alive() -> None:
+    """The type hints of every tool function were kept in a module-level dict: a bound method of a per-session
+    object kept that object (and all it held) alive for the process's life."""
+    import gc
+    import weakref
+
+    class Session:
+        def lookup(self, key: str) -> str:
+            """Look a key up.
+
+            Args:
+                key: The key.
+            """
+            return key
+
+    session = Session()
+    gone = weakref.ref(session)
+    registry = ToolRegistry([session.lookup])
+    assert registry.call("lookup", {"key": "a"}).text == "a"
+    del session, registry
+    gc.collect()
+    assert gone() is None

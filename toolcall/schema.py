@@ -9,6 +9,7 @@ import re
 import sys
 import types
 import typing
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -368,7 +369,9 @@ def _shown(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-_HINTS: dict[Any, dict[str, Any]] = {}
+#: Weakly: a tool that is dropped (a bound method of a per-session object, a closure) takes its entry with it; held
+#: strongly, every such function and what it held stayed alive for the process's life.
+_HINTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -383,7 +386,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
         hints = {}
     try:
         _HINTS[func] = hints
-    except TypeError:  # unhashable callables are simply not cached
+    except TypeError:  # callables that cannot be hashed or weakly referenced are simply not cached
         pass
     return hints
 

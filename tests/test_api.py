@@ -1,9 +1,14 @@
 """toolcall.generate: prompt, backend, dialect and tools put together (on the fake backend)."""
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 import toolcall
 from toolcall.api import generate, make_registry
 from toolcall.backends.fake import FakeBackend
+from toolcall.errors import ConfigError
 from toolcall.registry import ToolRegistry
 
 
@@ -113,3 +118,15 @@ def test_a_callers_registry_is_not_bound_to_the_backend_of_a_generate_call() -> 
     assert shared.get("MT").func is before and shared.call("Calculator", ("17*23",)).cached
     plain = default_registry(["calculator"])
     assert make_registry(plain, FakeBackend()) is plain  # nothing to bind: the registry itself
+
+
+@pytest.mark.parametrize("call", [
+    lambda: toolcall.parse(None), lambda: toolcall.parse(b"[Calculator(2) ->"), lambda: toolcall.render("text"),
+    lambda: toolcall.parse("x", dialect=None), lambda: toolcall.default_registry([1]),
+    lambda: __import__("toolcall.backends", fromlist=["get_backend"]).get_backend(None),
+])
+def test_wrong_types_at_the_api_are_config_errors(call: Any) -> None:
+    """None, bytes or a number where a name or a text goes was an AttributeError or TypeError from deep inside
+    ("'int' object has no attribute 'lower'")."""
+    with pytest.raises(ConfigError, match=r"(named by text|reads text|writes what parse\(\) returned)"):
+        call()

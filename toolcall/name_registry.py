@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from .errors import DuplicateNameError, UnknownNameError
+from .errors import ConfigError, DuplicateNameError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -52,6 +52,9 @@ class NameRegistry(Generic[T]):
                 del self._names[key]
 
     def canonical(self, name: str) -> str:
+        if not isinstance(name, str):  # None or a number gave "'int' object has no attribute 'lower'"
+            raise ConfigError(f"a {self.kind} is named by text, got {type(name).__name__} {name!r:.60}; the "
+                              f"{self.kind}s here: {', '.join(self.names())}")
         with self._lock:
             found = self._names.get(name.lower())
             if found is None:

@@ -45,9 +45,13 @@ def _resolve(dialect: str | Dialect) -> Dialect:
 
 def parse(text: str, dialect: str | Dialect = "toolformer", strict: bool = False) -> Parsed:
     """Every call in `text`; malformed call-like spans go to `issues`, or raise DialectSyntaxError if strict."""
+    if not isinstance(text, str):
+        raise ConfigError(f"parse() reads text (a str), got {type(text).__name__}")
     return _resolve(dialect).parse(text, strict=strict)
 
 
 def render(parsed: Parsed, dialect: str | Dialect | None = None) -> str:
     """The text of `parsed` with its calls; `render(parse(s)) == s`. Defaults to the dialect it was parsed with."""
+    if not isinstance(parsed, Parsed):
+        raise ConfigError(f"render() writes what parse() returned (a Parsed), got {type(parsed).__name__}")
     return _resolve(dialect if dialect is not None else parsed.dialect).render(parsed)

@@ -463,3 +463,27 @@ def test_a_call_the_token_limit_cut_is_not_read_as_the_answer() -> None:
     kept = evaluate(items, "math", FakeBackend(script=["It is 42 [sic"] * 2), get_dialect("toolformer"), registry,
                     LoopConfig(max_new_tokens=3))
     assert [r.correct for r in kept.items] == [True, True]
+
+
+def test_the_leak_check_reads_each_question_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each prompt's check normalised every evaluated question again: 1,319 GSM8K-sized items took 27-31 s before the
+    first was asked (0.5 s now, the same fake run). The check still refuses a demonstration that is an item."""
+    import toolcall.evaluation as evaluation
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    seen: list[str] = []
+    norm = evaluation._norm
+    monkeypatch.setattr(evaluation, "_norm", lambda text: seen.append(text) or norm(text))
+    items = [EvalItem(f"Tom had {i} apples and bought {i + 1} more. How many now?", str(2 * i + 1)) for i in range(200)]
+    evaluate(items, "math", FakeBackend(script=lambda text: "1"), get_dialect("toolformer"),
+             default_registry(["calculator"]), LoopConfig(max_new_tokens=2))
+    assert len(seen) <= 2 * len(items)  # each question once, each prompt's context once: was 200 * 200 + 200
+    registry = default_registry(["Calculator"])
+    demo = get_dialect("toolformer").messages("x", registry)[1]["content"]
+    with pytest.raises(ConfigError, match="must not appear in the few-shot examples"):
+        evaluation.LeakCheck([demo, "What is 6 times 7?"]).check(
+            evaluation.eval_prompt("What is 6 times 7?", get_dialect("toolformer"), registry, FakeBackend()),
+            "What is 6 times 7?")

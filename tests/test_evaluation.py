@@ -30,6 +30,7 @@ from toolcall.grading import (
     normalize_answer,
     numbers_match,
     parse_number,
+    words,
     words_match,
 )
 
@@ -487,3 +488,11 @@ def test_the_leak_check_reads_each_question_once(monkeypatch: pytest.MonkeyPatch
         evaluation.LeakCheck([demo, "What is 6 times 7?"]).check(
             evaluation.eval_prompt("What is 6 times 7?", get_dialect("toolformer"), registry, FakeBackend()),
             "What is 6 times 7?")
+
+
+def test_words_of_any_script_are_words() -> None:
+    """Only [a-z0-9] made words: a Russian gold answer had none, so a reply equal to it scored wrong, and "février"
+    was two words."""
+    assert grade_dates("среда", "среда") == (True, True)
+    assert words("Le 3 février, mercredi.") == ["le", "3", "février", "mercredi"]
+    assert words("It is 1,625.5 km") == ["it", "is", "1625.5", "km"]

@@ -14,7 +14,7 @@ _NUMBER = re.compile(
     r"(?:\s?/\s?(?P<den>\d+)(?![\d.]))?"
 )
 _SIGN_ALLOWED_BEFORE = re.compile(r"(?:^|[\s(\[=:$])$")
-_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_WORD = re.compile(r"[^\W_]+(?:\.[0-9]+)?")  # letters and digits of any script: "среда", "février" are one word each
 _ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)?\s*", re.IGNORECASE)
 
 #: Relative tolerance of the numeric comparison (floating-point noise, not leniency).

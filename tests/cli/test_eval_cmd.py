@@ -141,6 +141,15 @@ def test_an_output_that_is_the_shipped_sample_or_the_script_is_refused(tmp_path:
     assert main(["eval", "--task", "math", "--backend", "fake", "--model", str(script), "--output", str(script)]) == 1
     assert f"--output {script} is --model {script}" in capsys.readouterr().err
     assert script.read_text() == '["168"]'
+    # A --tools-from file: the run succeeded and the tools file held the results.
+    tools = tmp_path / "my_tools.py"
+    tools.write_text('import toolcall\n\n@toolcall.tool\ndef twice(x: int) -> int:\n    """Twice x.\n\n    Args:\n'
+                     '        x: A number.\n    """\n    return 2 * x\n')
+    kept = tools.read_text()
+    assert main(["eval", "--task", "math", "--backend", "fake", "--model", str(script), "--tools-from", str(tools),
+                 "--output", str(tools)]) == 1
+    assert f"--output {tools} is --tools-from {tools}" in capsys.readouterr().err
+    assert tools.read_text() == kept
 
 
 @pytest.mark.usefixtures("no_model")

@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _tool_files(args: argparse.Namespace) -> dict[str, Path | None]:
+    """The --tools-from files the run reads, each by its flag (a module name is no file): --output must not be one
+    (`--tools-from my_tools.py --output my_tools.py` replaced the tools with the results)."""
+    return {f"--tools-from {source}": Path(source) for source in getattr(args, "tools_from", None) or ()}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..backends import get_backend
     from ..dialects import get_dialect
@@ -65,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     today = cfg.date()
     path = cfg.input or sample_path(cfg.task)
     if args.output is not None:
-        check_output(args.output, {"--input" if cfg.input else "the task's sample": path, "--model": model_path(args)})
+        check_output(args.output, {"--input" if cfg.input else "the task's sample": path, "--model": model_path(args),
+                                   **_tool_files(args)})
     items = load_items(path, cfg.task, today, cfg.limit)
     # --tools-from/--mcp tools are added to a typed --tools, and replace the task's default tool.
     registry = toolset_from_args(args, names=cfg.tool_names(), names_given=cfg.tools is not None).build() or None

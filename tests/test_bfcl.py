@@ -154,7 +154,9 @@ def test_a_second_sample_leaves_out_the_first_samples_items(tmp_path: Path) -> N
     assert any(set(ids(limit=6, seed=seed)) & set(first) for seed in range(1, 6))
     assert ids(limit=6, seed=0) == first                # the first sample is the one drawn before the option existed
     assert sorted(ids(limit=12, seed=2, exclude_seed=0)) == sorted(set(ids()) - set(ids(limit=12, seed=0)))  # 8 left
-    assert ids(exclude_seed=0) == ids()                 # no --limit: every item, nothing to leave out
+    assert ids(exclude_seed=0) == ids()                 # no --limit: every item (the command refuses it)
+    # A category no larger than the limit was drawn whole by seed 0: nothing is left, where it was drawn whole again.
+    assert ids(limit=30, seed=0) == ids() and ids(limit=30, seed=2, exclude_seed=0) == []
     with pytest.raises(ConfigError, match="exclude_seed"):
         BfclConfig(exclude_seed=-1)
 

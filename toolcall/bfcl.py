@@ -339,7 +339,7 @@ def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
                     data: str | Path | None = None, exclude_seed: int | None = None) -> list[BfclItem]:
     """The items of one category, all or `limit` of them drawn with `seed` (kept in file order); answers joined by id.
     With `exclude_seed`, the `limit` items are drawn from those the `exclude_seed` sample of the same size leaves out
-    (all of them when fewer remain).
+    (all of them when fewer remain; none when that sample took the whole category).
 
     Every line of the category's files is checked, drawn or not, so a bad file fails whatever the sample: a
     ConfigError names FILE:LINE, the field and what it must hold."""
@@ -354,10 +354,12 @@ def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
     for where, record in _read_entries(root / f"BFCL_v4_{stem}.json", "BFCL data file"):
         ident = _entry_id(where, record, lines)
         items.append(BfclItem(ident, category, _first_turn(where, record), _functions(where, record, judged), None))
-    if limit is not None and limit < len(items):
+    if limit is not None and (limit < len(items) or exclude_seed is not None):
         pool: Sequence[int] = range(len(items))
         if exclude_seed is not None:
-            taken = set(_draw(pool, limit, exclude_seed, category))
+            # A category no larger than the limit was sampled whole by that seed: none of its items is left (it was
+            # all drawn again, so "30 other items" shared every one of live_relevance's 16).
+            taken = set(_draw(pool, min(limit, len(pool)), exclude_seed, category))
             pool = [i for i in pool if i not in taken]
         items = [items[i] for i in _draw(pool, min(limit, len(pool)), seed, category)]
     if not judged:

@@ -275,3 +275,9 @@ def test_a_bfcl_output_inside_the_bfcl_data_is_refused(tmp_path: Path, capsys: p
                      "--output", str(output), "--quiet"])
         assert code == 1 and message in capsys.readouterr().err
     assert answers.read_text() == '{"id": "simple_python_0", "ground_truth": []}\n'
+
+
+def test_exclude_seed_needs_a_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --limit every item was evaluated, the excluded sample's too, with no word of it."""
+    assert main(["eval", "--task", "bfcl", "--backend", "fake", "--exclude-seed", "0"]) == 1
+    assert "--exclude-seed leaves out the sample --limit N draws with that seed; give --limit" in capsys.readouterr().err

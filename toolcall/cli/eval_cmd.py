@@ -142,6 +142,9 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
                           "instead of --input, and no --tools, --tools-from or --mcp")
     if cfg.few_shot is not None or cfg.today is not None:  # BFCL prompts show no worked examples and no Calendar
         raise ConfigError("--few-shot and --today are options of --task math and dates; --task bfcl does not use them")
+    if bfcl.exclude_seed is not None and cfg.limit is None:
+        raise ConfigError("--exclude-seed leaves out the sample --limit N draws with that seed; give --limit (without "
+                          "it every item is evaluated, the excluded ones too)")
     if args.output is not None:
         check_output(args.output, {"--bfcl-data": bfcl.bfcl_data, "--model": model_path(args)})
     # The math/dates reply budget is too short for parallel calls; a typed --max-new-tokens still wins.

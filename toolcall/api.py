@@ -96,6 +96,16 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     engine = make_backend(backend, model, backend_options)
     d = make_dialect(dialect, engine)
     d.check_history(history)
+    if not raw:
+        # The text is written into the model's chat template: a special token's text in it (`<|im_end|>` and a new
+        # `<|im_start|>system` turn, from a user or a document) would be read as that token and forge turns. It is
+        # broken as the server breaks it in messages; `raw=True` takes the text as the prompt, tokens and all.
+        from .dialects.base import defuse
+
+        specials = engine.special_texts()
+        prompt = defuse(prompt, specials)
+        history = [{**m, "content": defuse(m["content"], specials)} if isinstance(m.get("content"), str) else m
+                   for m in history] if history else history
     registry = make_registry(tools, engine)
     config = replace(recommended(LoopConfig(), model if isinstance(backend, str) else None), **loop_options)
     shown = registry.specs() if registry is not None and offers_tools(config, d) else None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ..api import make_dialect
 from ..backends.base import DecodeSession
+from ..dialects.base import defuse
 from ..errors import ConfigError, UnknownNameError
 from ..loop import CallFinished, Done, LoopResult, TextDelta, offers_tools
 from ..runner import resume_loop
@@ -182,6 +183,7 @@ class Chat:
         return self.session
 
     def reply(self, question: str) -> LoopResult | None:
+        question = defuse(question, self.backend.special_texts())  # typed or pasted text cannot write turns
         registry = self.registry.subset(sorted(self.enabled)) if self.registry is not None and self.enabled else None
         config = self.config
         if registry is None and config.tools_enabled:

@@ -10,6 +10,7 @@ from typing import Any
 from ..api import make_backend, make_dialect
 from ..backends.base import Backend
 from ..calls import args_json
+from ..dialects.base import defuse
 from ..errors import ConfigError
 from ..jsonl import utf8_text
 from ..loop import LoopConfig, offers_tools
@@ -85,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
         set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
     dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
     shown = registry.specs() if registry is not None and offers_tools(config, dialect) else None
-    prompt = question if args.raw else dialect.prompt(question, shown, backend.chat_prompt,
-                                                      few_shot=not args.no_few_shot, instruction=args.prompt_file)
+    # Not --raw: the question is written into the chat template, with special tokens' texts broken (as generate()).
+    prompt = question if args.raw else dialect.prompt(defuse(question, backend.special_texts()), shown,
+                                                      backend.chat_prompt, few_shot=not args.no_few_shot,
+                                                      instruction=args.prompt_file)
     result = run_loop(backend, prompt, dialect, registry, config)
     # A reply held to JSON prints its JSON alone (what --json-schema promises parses); the calls it made before it
     # are told on stderr.

@@ -1095,3 +1095,79 @@ def test_a_dropped_tool_does_not_keep_its_object_alive() -> None:
     del session, registry
     gc.collect()
     assert gone() is None
+
+
+class _LoopBound:
+    """Like an httpx.AsyncClient made at import: bound to the event loop it first runs on."""
+
+    def __init__(self) -> None:
+        self.loop: Any = None
+
+    async def get(self, key: str) -> str:
+        import asyncio
+
+        running = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = running
+        if running is not self.loop:
+            raise RuntimeError("Event loop is closed")
+        await asyncio.sleep(0)
+        return key.upper()
+
+
+_CLIENT = _LoopBound()
+_CANCELLED: list[str] = []
+
+
+async def fetch_shared(key: str) -> str:
+    """Fetch with a client kept between calls.
+
+    Args:
+        key: What to fetch.
+    """
+    return await _CLIENT.get(key)
+
+
+async def hang_async(key: str) -> str:
+    """Wait for ever, noting when cancelled.
+
+    Args:
+        key: A label.
+    """
+    import asyncio
+
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        _CANCELLED.append(key)
+        raise
+    return key
+
+
+def test_async_tools_share_one_loop_and_are_cancelled_past_their_limit() -> None:
+    """Each call ran in an event loop of its own (asyncio.run): a client kept between calls failed from the second
+    call on ("Event loop is closed"), and a call past its limit ran on in its abandoned thread for ever."""
+    import contextvars
+
+    registry = ToolRegistry([fetch_shared, make_tool(hang_async, timeout=0.3)])
+    assert [registry.call("fetch_shared", (k,)).text for k in ("a", "b", "c")] == ["A", "B", "C"]
+    began = time.monotonic()
+    late = registry.call("hang_async", ("x",))
+    assert not late.ok and "timed out after 0.3 s" in late.text and time.monotonic() - began < 1.0
+    deadline = time.monotonic() + 5
+    while not _CANCELLED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _CANCELLED == ["x"]
+    # The tool runs in its caller's context, as a tool run in a thread does.
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+    async def reads(key: str) -> str:
+        """Read the caller's context.
+
+        Args:
+            key: Unused.
+        """
+        return seen.get()
+
+    seen.set("the caller's")
+    assert ToolRegistry([reads]).call("reads", ("k",)).text == "the caller's"

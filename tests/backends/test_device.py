@@ -118,3 +118,24 @@ def test_a_model_directory_that_holds_nothing_or_no_tokenizer_is_one_line_that_s
     with pytest.raises(BackendError) as info:
         load_model_and_tokenizer(tmp_path / "bare")
     assert str(info.value).startswith(f"could not load model from {tmp_path / 'bare'}: ") and "\n" not in str(info.value)
+
+
+def test_loading_a_model_leaves_the_processs_progress_bars_as_they_were() -> None:
+    """The load switched transformers' progress bars off for the whole process and replaced the GGUF reader's tqdm
+    for good: a program embedding toolcall lost its own bars."""
+    pytest.importorskip("transformers")
+    import transformers
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from toolcall.backends.hf_loading import _quiet_progress
+
+    before = gguf_utils.tqdm
+    transformers.utils.logging.enable_progress_bar()
+    with _quiet_progress(transformers):
+        assert not transformers.utils.logging.is_progress_bar_enabled() and gguf_utils.tqdm is not before
+    assert transformers.utils.logging.is_progress_bar_enabled() and gguf_utils.tqdm is before
+    transformers.utils.logging.disable_progress_bar()
+    with _quiet_progress(transformers):
+        pass
+    assert not transformers.utils.logging.is_progress_bar_enabled()  # off before, off after
+    transformers.utils.logging.enable_progress_bar()

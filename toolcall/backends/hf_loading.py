@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -115,11 +117,39 @@ def _stamp(model: str | os.PathLike[str] | None) -> float:
 @lru_cache(maxsize=2)
 def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any, Any]:  # stamp: cache key only
     torch, transformers = _require_hf()
-    if not os.environ.get("TOOLCALL_SHOW_LOAD_PROGRESS"):
-        # De-quantizing the GGUF draws two progress bars per load; a CLI answer should not start with them.
-        transformers.utils.logging.disable_progress_bar()
-        _quiet_gguf_progress()
     _quiet_gguf_dtype_advice()
+    with _quiet_progress(transformers):
+        return _load(torch, transformers, model, dtype)
+
+
+@contextmanager
+def _quiet_progress(transformers: Any) -> Iterator[None]:
+    """De-quantizing the GGUF draws two progress bars per load, and a CLI answer should not start with them; the
+    process's own settings come back after the load (a program that embeds toolcall keeps its bars)."""
+    if os.environ.get("TOOLCALL_SHOW_LOAD_PROGRESS"):
+        yield
+        return
+    shown = transformers.utils.logging.is_progress_bar_enabled()
+    gguf_utils: Any
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    # transformers' GGUF reader calls tqdm directly (not its own switchable bar): it gets a silent one meanwhile.
+    drawn = getattr(gguf_utils, "tqdm", None)
+    transformers.utils.logging.disable_progress_bar()
+    if drawn is not None:
+        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        if shown:
+            transformers.utils.logging.enable_progress_bar()
+        if drawn is not None:
+            gguf_utils.tqdm = drawn
+
+
+def _load(torch: Any, transformers: Any, model: str | None, dtype: str) -> tuple[Any, Any]:
     path = embedded_model_path() if model is None else Path(model)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     try:
@@ -165,16 +195,6 @@ def _quiet_gguf_dtype_advice() -> None:
     logger = logging.getLogger("transformers.quantizers.quantizer_gguf")
     if not any(isinstance(f, _DropDtypeAdvice) for f in logger.filters):
         logger.addFilter(_DropDtypeAdvice())
-
-
-def _quiet_gguf_progress() -> None:
-    """transformers' GGUF reader calls tqdm directly (not its own switchable bar): hand it a silent one."""
-    try:
-        from transformers import modeling_gguf_pytorch_utils as gguf_utils
-    except ImportError:
-        return
-    if hasattr(gguf_utils, "tqdm"):
-        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
 
 
 def adapter_base(folder: str | os.PathLike[str]) -> str | None:

@@ -496,3 +496,11 @@ def test_words_of_any_script_are_words() -> None:
     assert grade_dates("среда", "среда") == (True, True)
     assert words("Le 3 février, mercredi.") == ["le", "3", "février", "mercredi"]
     assert words("It is 1,625.5 km") == ["it", "is", "1625.5", "km"]
+
+
+@pytest.mark.parametrize(("reply", "number"), [
+    ("Answer - 42", 42), ("The answer – 42", 42), ("- 42", 42),   # a separator or a bullet: was -42
+    ("x = - 3", -3), ("(- 3)", -3), ("-42", -42), ("is -42", -42), ("temp: -5", -5),
+])
+def test_a_dash_apart_from_its_digits_is_a_sign_only_after_an_equals_or_a_bracket(reply: str, number: float) -> None:
+    assert first_number(reply) == number

@@ -14,6 +14,9 @@ _NUMBER = re.compile(
     r"(?:\s?/\s?(?P<den>\d+)(?![\d.]))?"
 )
 _SIGN_ALLOWED_BEFORE = re.compile(r"(?:^|[\s(\[=:$])$")
+#: A sign apart from its digits ("- 3") is one only after "=" or an opening bracket: after a word or at a line's start
+#: the dash is a separator or a bullet ("Answer - 42", "- 42" in a list), and 42 was read as -42.
+_SPACED_SIGN_ALLOWED_BEFORE = re.compile(r"[(\[=]\s*$")
 _WORD = re.compile(r"[^\W_]+(?:\.[0-9]+)?")  # letters and digits of any script: "среда", "février" are one word each
 _ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)?\s*", re.IGNORECASE)
 
@@ -41,7 +44,9 @@ def first_number(text: str) -> float | None:
 def _iter_numbers(text: str) -> Iterator[tuple[float, int, int]]:
     """(value, start, end) of every number in `text`, left to right."""
     for m in _NUMBER.finditer(text):
-        sign = -1.0 if m.group("sign") and _SIGN_ALLOWED_BEFORE.search(text[: m.start()]) else 1.0
+        before, written = text[: m.start()], m.group("sign") or ""
+        allowed = _SPACED_SIGN_ALLOWED_BEFORE if written[1:].isspace() else _SIGN_ALLOWED_BEFORE
+        sign = -1.0 if written and allowed.search(before) else 1.0
         start = m.start() if sign < 0 else m.start("num")
         num = m.group("num").replace(",", "")
         try:

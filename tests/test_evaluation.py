@@ -504,3 +504,12 @@ def test_words_of_any_script_are_words() -> None:
 ])
 def test_a_dash_apart_from_its_digits_is_a_sign_only_after_an_equals_or_a_bracket(reply: str, number: float) -> None:
     assert first_number(reply) == number
+
+
+def test_a_limit_reads_no_line_past_its_last_item(tmp_path: Path) -> None:
+    """`--limit 2` read line 3 too: a file cut mid-line after the items asked for failed the run."""
+    path = tmp_path / "cut.jsonl"
+    path.write_text('{"question": "a?", "answer": "1"}\n{"question": "b?", "answer": "2"}\n{"question": "c?", "ans')
+    assert [it.answer for it in load_items(path, "math", limit=2)] == ["1", "2"]
+    with pytest.raises(ConfigError, match="cut.jsonl:3"):
+        load_items(path, "math", limit=3)

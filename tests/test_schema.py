@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from toolcall.binding import bind_arguments
 from toolcall.errors import ConfigError, ToolArgumentError
-from toolcall.schema import function_schema, parse_docstring, python_arguments, type_schema
+from toolcall.schema import SchemaError, function_schema, parse_docstring, python_arguments, type_schema
 
 transformers_utils = pytest.importorskip("transformers.utils")
 get_json_schema = transformers_utils.get_json_schema
@@ -400,3 +400,26 @@ def test_every_hint_shape_as_transformers_writes_it(hint: str, future: bool) -> 
     assert ours == hf
     hf, ours = _both(as_return)
     assert ours == hf
+
+
+def test_a_numpy_or_sphinx_docstring_is_told_apart_from_a_missing_description() -> None:
+    def numpy_style(x: int) -> int:
+        """Double.
+
+        Parameters
+        ----------
+        x : int
+            A number.
+        """
+        return 2 * x
+
+    def sphinx_style(x: int) -> int:
+        """Double.
+
+        :param x: A number.
+        """
+        return 2 * x
+
+    for func in (numpy_style, sphinx_style):
+        with pytest.raises(SchemaError, match="read in Google style.*looks like NumPy's or Sphinx's"):
+            function_schema(func)

@@ -150,9 +150,9 @@ def load_items(path: str | Path, task: str, today: dt.date | None = None, limit:
                           '{"question", "answer"} object per line')
     items: list[EvalItem] = []
     for where, record in read_jsonl(path, "eval input"):
-        if limit is not None and len(items) >= limit:
-            break
         items.append(_item(record, task, today, where))
+        if limit is not None and len(items) >= limit:
+            break  # the line after the last item asked for is not read (a download cut mid-line stays usable)
     if not items:
         raise ConfigError(f"eval input {path} holds no items")
     return items

@@ -250,7 +250,11 @@ def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[s
         ret["description"] = return_doc
     for arg, schema in params["properties"].items():
         if arg not in arg_docs:
-            raise SchemaError(f"tool function {fname}: the docstring's Args: section has no description for argument {arg!r}")
+            style = (" (docstrings are read in Google style: an Args: section of `name: description` lines; this one "
+                     "looks like NumPy's or Sphinx's)") if re.search(r"^\s*(Parameters\s*\n\s*-{3,}|:param\b)", doc,
+                                                                     re.MULTILINE) else ""
+            raise SchemaError(f"tool function {fname}: the docstring's Args: section has no description for argument "
+                              f"{arg!r}{style}")
         text = arg_docs[arg]
         choices = _CHOICES.search(text)
         if choices:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextvars
 import importlib
 import importlib.util
@@ -69,73 +68,20 @@ def check_timeout(value: Any, what: str) -> float:
     return float(value)
 
 
-def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None = None) -> str:
+def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
     """func(**kwargs) as text: its positional-only parameters given by position, an awaitable it returns (an
-    `async def` tool) run to its end on the process's one loop for tools (`timeout`: cancelled past it). Done in the
-    thread or process that runs the call, so turning the value into text counts against the time limit too."""
+    `async def` tool) run to its end in an event loop of its own. Done in the thread or process that runs the call,
+    so turning the value into text counts against the time limit too."""
     named = dict(kwargs)
     positional = [named.pop(n) for n in _positional_only(func) if n in named]
     value = func(*positional, **named)
     if inspect.isawaitable(value):
-        value = _await_on_tool_loop(value, timeout)
+        value = asyncio.run(_awaited(value))
     return result_text(value)
 
 
 async def _awaited(value: Any) -> Any:
     return await value
-
-
-_TOOL_LOOP: asyncio.AbstractEventLoop | None = None
-_TOOL_LOOP_LOCK = threading.Lock()
-
-
-def _tool_loop() -> asyncio.AbstractEventLoop:
-    """The event loop async tools run on, in a daemon thread of its own, started on first use. One loop for every
-    call, not one per call: a client an async tool keeps between calls (an `httpx.AsyncClient` made at import) is
-    bound to the loop it first ran on, and with a loop per call its second call failed ("Event loop is closed")."""
-    global _TOOL_LOOP
-    with _TOOL_LOOP_LOCK:
-        if _TOOL_LOOP is None:
-            _TOOL_LOOP = asyncio.new_event_loop()
-            threading.Thread(target=_TOOL_LOOP.run_forever, name="toolcall-async-tools", daemon=True).start()
-        return _TOOL_LOOP
-
-
-def _await_on_tool_loop(value: Any, timeout: float | None) -> Any:
-    """The awaitable's value, run as a task on the tool loop in the calling thread's context (the tool sees what its
-    caller set, as a thread-run tool does); cancelled when `timeout` passes or the waiting caller is interrupted."""
-    loop, context = _tool_loop(), contextvars.copy_context()
-    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-    def start() -> None:
-        task = loop.create_task(_awaited(value), context=context)
-
-        def finish(t: asyncio.Task[Any]) -> None:
-            if t.cancelled():
-                done.cancel()
-            elif t.exception() is not None:
-                done.set_exception(t.exception())
-            else:
-                done.set_result(t.result())
-
-        task.add_done_callback(finish)
-        done.add_done_callback(lambda f: loop.call_soon_threadsafe(task.cancel) if f.cancelled() else None)
-
-    loop.call_soon_threadsafe(start)
-    try:
-        # A moment past the limit: the caller has given up on the call by then and said so; this cancels the task,
-        # which would otherwise run on (a loop per call in an abandoned thread ran on for ever).
-        return done.result(None if timeout is None else timeout + _CANCEL_AFTER)
-    except concurrent.futures.TimeoutError:
-        done.cancel()
-        raise ToolTimeoutError(f"timed out after {timeout:g} s") from None
-    except BaseException:
-        done.cancel()
-        raise
-
-
-#: Seconds past its time limit after which an async tool's task is cancelled (the caller has reported the timeout).
-_CANCEL_AFTER = 1.0
 
 
 def _positional_only(func: Callable[..., Any]) -> list[str]:
@@ -202,7 +148,7 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead. While
     MAX_OVERDUE_CALLS of the tool's calls are still running so, the next is refused without starting.
     """
-    return str(call_in_thread(lambda: invoke(func, kwargs, timeout), timeout, label, func))
+    return str(call_in_thread(lambda: invoke(func, kwargs), timeout, label, func))
 
 
 def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, owner: Callable[..., Any]) -> Any:

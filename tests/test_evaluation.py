@@ -496,13 +496,17 @@ def test_words_of_any_script_are_words() -> None:
     assert grade_dates("среда", "среда") == (True, True)
     assert words("Le 3 février, mercredi.") == ["le", "3", "février", "mercredi"]
     assert words("It is 1,625.5 km") == ["it", "is", "1625.5", "km"]
+    # Numbers stand apart from letters, as they did: a date written in Chinese is read as its numbers.
+    assert words("今天是2025年6月18日") == ["今天是", "2025", "年", "6", "月", "18", "日"]
+    assert grade_dates("答案：2025年", "2025")[0]
 
 
 @pytest.mark.parametrize(("reply", "number"), [
-    ("Answer - 42", 42), ("The answer – 42", 42), ("- 42", 42),   # a separator or a bullet: was -42
-    ("x = - 3", -3), ("(- 3)", -3), ("-42", -42), ("is -42", -42), ("temp: -5", -5),
+    ("- 42", 42), ("Steps:\n  - 42 apples", 42), ("– 42", 42),   # a list's bullet: was -42
+    ("x = - 3", -3), ("(- 3)", -3), ("-42", -42), ("is -42", -42), ("temp: -5", -5), ("Answer: - 8", -8),
+    ("The temperature at midnight was - 8 degrees.", -8),  # the shipped sample's gold -8, written with a space
 ])
-def test_a_dash_apart_from_its_digits_is_a_sign_only_after_an_equals_or_a_bracket(reply: str, number: float) -> None:
+def test_a_dash_apart_from_its_digits_at_a_lines_start_is_a_bullet(reply: str, number: float) -> None:
     assert first_number(reply) == number
 
 

@@ -104,7 +104,9 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
 
         specials = engine.special_texts()
         prompt = defuse(prompt, specials)
-        history = [{**m, "content": defuse(m["content"], specials)} if isinstance(m.get("content"), str) else m
+        # The assistant's own turns keep their markup (its calls, in the dialect's form, are the model's writing).
+        history = [{**m, "content": defuse(m["content"], specials)}
+                   if isinstance(m.get("content"), str) and m.get("role") != "assistant" else m
                    for m in history] if history else history
     registry = make_registry(tools, engine)
     config = replace(recommended(LoopConfig(), model if isinstance(backend, str) else None), **loop_options)

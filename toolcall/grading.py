@@ -14,10 +14,11 @@ _NUMBER = re.compile(
     r"(?:\s?/\s?(?P<den>\d+)(?![\d.]))?"
 )
 _SIGN_ALLOWED_BEFORE = re.compile(r"(?:^|[\s(\[=:$])$")
-#: A sign apart from its digits ("- 3") is one only after "=" or an opening bracket: after a word or at a line's start
-#: the dash is a separator or a bullet ("Answer - 42", "- 42" in a list), and 42 was read as -42.
-_SPACED_SIGN_ALLOWED_BEFORE = re.compile(r"[(\[=]\s*$")
-_WORD = re.compile(r"[^\W_]+(?:\.[0-9]+)?")  # letters and digits of any script: "среда", "février" are one word each
+#: A sign apart from its digits ("- 3") at the start of a line is a list's bullet ("- 42"), not a minus: 42 was read
+#: as -42. Elsewhere it is a sign as before ("was - 8 degrees"; "Answer - 42" stays ambiguous and reads as -42).
+_BULLET_BEFORE = re.compile(r"(?:^|\n)[ \t]*$")
+# Letters of any script ("среда", "février" are one word each) and numbers, apart: "2025年6月18日" is 2025, 年, 6, ...
+_WORD = re.compile(r"[^\W\d_]+|\d+(?:\.\d+)?")
 _ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)?\s*", re.IGNORECASE)
 
 #: Relative tolerance of the numeric comparison (floating-point noise, not leniency).
@@ -45,8 +46,8 @@ def _iter_numbers(text: str) -> Iterator[tuple[float, int, int]]:
     """(value, start, end) of every number in `text`, left to right."""
     for m in _NUMBER.finditer(text):
         before, written = text[: m.start()], m.group("sign") or ""
-        allowed = _SPACED_SIGN_ALLOWED_BEFORE if written[1:].isspace() else _SIGN_ALLOWED_BEFORE
-        sign = -1.0 if written and allowed.search(before) else 1.0
+        bullet = written[1:].isspace() and _BULLET_BEFORE.search(before) is not None
+        sign = -1.0 if written and not bullet and _SIGN_ALLOWED_BEFORE.search(before) else 1.0
         start = m.start() if sign < 0 else m.start("num")
         num = m.group("num").replace(",", "")
         try:

@@ -139,3 +139,21 @@ def test_loading_a_model_leaves_the_processs_progress_bars_as_they_were() -> Non
         pass
     assert not transformers.utils.logging.is_progress_bar_enabled()  # off before, off after
     transformers.utils.logging.enable_progress_bar()
+
+
+def test_overlapping_loads_restore_the_progress_bars_once_both_are_done() -> None:
+    pytest.importorskip("transformers")
+    import transformers
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from toolcall.backends.hf_loading import _quiet_progress
+
+    before = gguf_utils.tqdm
+    transformers.utils.logging.enable_progress_bar()
+    first, second = _quiet_progress(transformers), _quiet_progress(transformers)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)      # the first load ends while the second goes on: still quiet
+    assert not transformers.utils.logging.is_progress_bar_enabled() and gguf_utils.tqdm is not before
+    second.__exit__(None, None, None)
+    assert transformers.utils.logging.is_progress_bar_enabled() and gguf_utils.tqdm is before

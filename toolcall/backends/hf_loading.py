@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,31 +123,43 @@ def _load_cached(model: str | None, dtype: str, stamp: float = 0.0) -> tuple[Any
         return _load(torch, transformers, model, dtype)
 
 
+#: Loads under way (threads may load two models at once) and what the first of them found, restored by the last.
+_QUIET: dict[str, Any] = {"loads": 0, "shown": False, "drawn": None}
+_QUIET_LOCK = threading.Lock()
+
+
 @contextmanager
 def _quiet_progress(transformers: Any) -> Iterator[None]:
     """De-quantizing the GGUF draws two progress bars per load, and a CLI answer should not start with them; the
-    process's own settings come back after the load (a program that embeds toolcall keeps its bars)."""
+    process's own settings come back after the last load under way (a program that embeds toolcall keeps its bars;
+    two overlapping loads restored in the wrong order left the silent reader in place)."""
     if os.environ.get("TOOLCALL_SHOW_LOAD_PROGRESS"):
         yield
         return
-    shown = transformers.utils.logging.is_progress_bar_enabled()
     gguf_utils: Any
     try:
         from transformers import modeling_gguf_pytorch_utils as gguf_utils
     except ImportError:
         gguf_utils = None
-    # transformers' GGUF reader calls tqdm directly (not its own switchable bar): it gets a silent one meanwhile.
-    drawn = getattr(gguf_utils, "tqdm", None)
-    transformers.utils.logging.disable_progress_bar()
-    if drawn is not None:
-        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+    with _QUIET_LOCK:
+        if _QUIET["loads"] == 0:
+            _QUIET["shown"] = transformers.utils.logging.is_progress_bar_enabled()
+            # transformers' GGUF reader calls tqdm directly (not its own switchable bar): a silent one meanwhile.
+            _QUIET["drawn"] = getattr(gguf_utils, "tqdm", None)
+            transformers.utils.logging.disable_progress_bar()
+            if _QUIET["drawn"] is not None:
+                gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+        _QUIET["loads"] += 1
     try:
         yield
     finally:
-        if shown:
-            transformers.utils.logging.enable_progress_bar()
-        if drawn is not None:
-            gguf_utils.tqdm = drawn
+        with _QUIET_LOCK:
+            _QUIET["loads"] -= 1
+            if _QUIET["loads"] == 0:
+                if _QUIET["shown"]:
+                    transformers.utils.logging.enable_progress_bar()
+                if _QUIET["drawn"] is not None:
+                    gguf_utils.tqdm = _QUIET["drawn"]
 
 
 def _load(torch: Any, transformers: Any, model: str | None, dtype: str) -> tuple[Any, Any]:

@@ -571,3 +571,12 @@ def test_every_items_own_answer_written_in_each_dialect_is_judged_right(category
             if not verdict.valid and it.id not in UNPASSABLE:
                 wrong.append((it.id, dialect.name, verdict.kind, verdict.error))
     assert wrong == []
+
+
+def test_a_category_with_no_items_left_shows_no_score() -> None:
+    """--exclude-seed on a category no larger than the limit leaves none: its row read "0 0.0% 0.0%", like a score."""
+    from toolcall.bfcl import BfclReport, CategorySummary
+
+    report = BfclReport({}, {"live_relevance": CategorySummary("live_relevance", 0, 0.0, 0.0, {}, 0.0)})
+    row = format_bfcl_table(report).splitlines()[-1]
+    assert "n/a" in row and "no items left to draw" in row and "%" not in row

@@ -668,5 +668,8 @@ def format_bfcl_table(report: BfclReport) -> str:
     rows = [head, "-" * (len(head) + 30)]
     for s in report.categories.values():
         kinds = ", ".join(f"{k} {v}" for k, v in s.failures.items()) or "-"
+        if not s.n:  # no item drawn (--exclude-seed left none): no score, rather than a 0.0% that reads as one
+            rows.append(f"{s.category:<24}{0:>5}{'n/a':>10}{'n/a':>8}  no items left to draw")
+            continue
         rows.append(f"{s.category:<24}{s.n:>5}{s.accuracy:>10.1%}{s.call_rate:>8.1%}  {kinds}")
     return "task bfcl\n" + "\n".join(rows)

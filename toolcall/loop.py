@@ -275,6 +275,7 @@ class _Run:
     forced: bool = False  # the forced call (force_call) has been opened
     further: bool = True  # whether to decode on for calls written right after the handed-off ones
     grammar: str | None = None  # the offered tools' call grammar under constrain_calls, built on first use
+    held: str | None = None  # a reply held to JSON with tools offered: its answer-or-calls grammar, built on first use
     # Where the reply ends in the session's text when it was decoded past its end: after handing calls back, the
     # loop looks at what the model writes next for more calls, and drops it when it is something else.
     end: int | None = None
@@ -342,9 +343,11 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
     if cfg.json_schema is not None and not run.handed_off and not (cfg.force_call and not run.forced and _tools_on(run)):
         run.answer_from = len(run.session.text)
         if _tools_on(run) and run.tools:
-            held = answer_or_calls_grammar(cfg.json_schema, dialect, run.tools)
+            if run.held is None:
+                run.held = answer_or_calls_grammar(cfg.json_schema, dialect, run.tools)
             return tuple(dialect.call_markers) + tuple(dialect.end_markers), Steering(
-                None, constrain=held, call_open=True, held_opener=dialect.open_marker, min_open_prob=cfg.call_threshold)
+                None, constrain=run.held, call_open=True, held_opener=dialect.open_marker,
+                min_open_prob=cfg.call_threshold)
         return tuple(dialect.end_markers), Steering(None, constrain=reply_grammar(cfg.json_schema), call_open=True)
     if _tools_on(run):
         force = cfg.force_call and not run.forced and bool(dialect.open_marker)

@@ -51,6 +51,12 @@ def find_stop(text: str, stop: Sequence[str], new_from: int) -> tuple[int, str] 
     return best
 
 
+def stop_at_end(text: str, stop: Sequence[str]) -> str | None:
+    """The stop string `text` ends with, if any: where a decode held to a grammar ended (the grammar, not a stop
+    string, ends it, and a call's grammar ends with its marker)."""
+    return next((s for s in stop if s and text.endswith(s)), None)
+
+
 def get_backend(name: str = "transformers", model: str | None = None, **options: Any) -> Backend:
     """Build the backend registered as `name` (case-insensitive); `model` is a path or None for the default. An option
     the engine does not take is a ConfigError naming the ones it does (`--backend fake --temperature 0.7` was a
@@ -106,4 +112,4 @@ def _require_scorer(engine: object, name: str) -> None:
 
 
 __all__ = ["Backend", "BackendFactory", "Branch", "Counters", "DecodeSession", "Prefix", "Scorer", "Steering",
-           "as_scorer", "backends", "find_stop", "get_backend", "get_scorer", "scoring_backends"]
+           "as_scorer", "backends", "find_stop", "get_backend", "get_scorer", "scoring_backends", "stop_at_end"]

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
-from . import find_stop
+from . import find_stop, stop_at_end
 from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens
 from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer, resolve_dtype
 from .hf_scoring import HFScoringMixin
@@ -176,7 +176,7 @@ class TransformersSession(DecodeSession):
                 # A held reply that may call before its answer decides at its first written token: below the call
                 # threshold the opener is banned there, so the answer's branch is taken.
                 begin_ids, ban_ids = backend.open_token_ids(steering.held_opener)
-                if float(torch.softmax(self._logits.float(), -1)[list(begin_ids)].sum()) < steering.min_open_prob:
+                if self._unlikely(begin_ids, steering.min_open_prob):
                     scores[list(ban_ids)] = float("-inf")
         elif steering is not None and steering.open_text and steering.constrain and not steering.disable:
             # A call may open only at the end of a token, where the grammar takes over: tokens that hold the
@@ -185,10 +185,8 @@ class TransformersSession(DecodeSession):
             scores[list(backend.glued_open_ids(steering.open_text))] = float("-inf")
         if call is None and steering is not None and steering.open_text:
             begin_ids, ban_ids = backend.open_token_ids(steering.open_text)
-            # Below the call threshold the model may not open a call here, by itself or through the trigger; the
-            # probability is the model's own (raw logits, temperature 1), as Toolformer's tau_s reads it.
-            unlikely = steering.min_open_prob > 0 and float(
-                torch.softmax(self._logits.float(), -1)[list(begin_ids)].sum()) < steering.min_open_prob
+            # Below the call threshold the model may not open a call here, by itself or through the trigger.
+            unlikely = steering.min_open_prob > 0 and self._unlikely(begin_ids, steering.min_open_prob)
             if steering.disable or unlikely:
                 scores = scores.clone()
                 scores[list(ban_ids)] = float("-inf")
@@ -215,6 +213,11 @@ class TransformersSession(DecodeSession):
             probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         # The generators live on the CPU (seeded samples must not depend on the device), so the draw does too.
         return int(torch.multinomial(probs.cpu(), 1, generator=self._generator()))
+
+    def _unlikely(self, begin_ids: frozenset[int], threshold: float) -> bool:
+        """Whether the model gives the call opener's first tokens less than `threshold` at this step (its own
+        probability: raw logits, temperature 1, as Toolformer's tau_s reads it)."""
+        return float(_torch().softmax(self._logits.float(), -1)[list(begin_ids)].sum()) < threshold
 
     def _generator(self) -> Any:
         """The session's own random generator when it has a seed (so its samples do not depend on other sessions),
@@ -300,7 +303,7 @@ class TransformersSession(DecodeSession):
                     # The whole reply was held to the grammar, and it is complete: the reply ends, at a stop string
                     # when the grammar ends with one (a call before a JSON answer ends at its call marker).
                     shown = decoded
-                    self.matched_stop = next((m for m in stop if m and self.text.endswith(m)), None)
+                    self.matched_stop = stop_at_end(self.text, stop)
                     self.stop_reason = "eos" if self.matched_stop is None else "stop"
                     yield delta
                     return

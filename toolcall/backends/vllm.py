@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, ConfigError
+from . import stop_at_end
 from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens
 from .vllm_async import AsyncEngine
 from .vllm_gather import RequestGatherer
@@ -202,7 +203,7 @@ class VLLMSession(DecodeSession):
         self.text += text[streamed:]
         self.matched_stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
         if self.matched_stop is None and completion.finish_reason != "length":
-            self.matched_stop = next((c for c in closers if c and text.endswith(c)), None)
+            self.matched_stop = stop_at_end(text, closers)
         if completion.finish_reason == "length":
             self.stop_reason = "length"
         elif self.matched_stop is not None:

@@ -176,7 +176,7 @@ class TransformersSession(DecodeSession):
                 # A held reply that may call before its answer decides at its first written token: below the call
                 # threshold the opener is banned there, so the answer's branch is taken.
                 begin_ids, ban_ids = backend.open_token_ids(steering.held_opener)
-                if self._unlikely(begin_ids, steering.min_open_prob):
+                if _unlikely(self._logits, begin_ids, steering.min_open_prob):
                     scores[list(ban_ids)] = float("-inf")
         elif steering is not None and steering.open_text and steering.constrain and not steering.disable:
             # A call may open only at the end of a token, where the grammar takes over: tokens that hold the
@@ -186,7 +186,7 @@ class TransformersSession(DecodeSession):
         if call is None and steering is not None and steering.open_text:
             begin_ids, ban_ids = backend.open_token_ids(steering.open_text)
             # Below the call threshold the model may not open a call here, by itself or through the trigger.
-            unlikely = steering.min_open_prob > 0 and self._unlikely(begin_ids, steering.min_open_prob)
+            unlikely = steering.min_open_prob > 0 and _unlikely(self._logits, begin_ids, steering.min_open_prob)
             if steering.disable or unlikely:
                 scores = scores.clone()
                 scores[list(ban_ids)] = float("-inf")
@@ -213,11 +213,6 @@ class TransformersSession(DecodeSession):
             probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         # The generators live on the CPU (seeded samples must not depend on the device), so the draw does too.
         return int(torch.multinomial(probs.cpu(), 1, generator=self._generator()))
-
-    def _unlikely(self, begin_ids: frozenset[int], threshold: float) -> bool:
-        """Whether the model gives the call opener's first tokens less than `threshold` at this step (its own
-        probability: raw logits, temperature 1, as Toolformer's tau_s reads it)."""
-        return float(_torch().softmax(self._logits.float(), -1)[list(begin_ids)].sum()) < threshold
 
     def _generator(self) -> Any:
         """The session's own random generator when it has a seed (so its samples do not depend on other sessions),
@@ -484,6 +479,12 @@ class TransformersBackend(HFScoringMixin, Backend):
                     ban.add(i)
             self._open_ids[open_text] = (frozenset(begin), frozenset(begin | ban))
         return self._open_ids[open_text]
+
+
+def _unlikely(logits: Any, begin_ids: frozenset[int], threshold: float) -> bool:
+    """Whether the model gives the call opener's first tokens less than `threshold` at this step (its own
+    probability: raw logits, temperature 1, as Toolformer's tau_s reads it)."""
+    return float(_torch().softmax(logits.float(), -1)[list(begin_ids)].sum()) < threshold
 
 
 @lru_cache(maxsize=4)

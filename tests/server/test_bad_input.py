@@ -127,8 +127,9 @@ def test_oversized_body_is_a_413(live: Live) -> None:
 def test_unknown_path_and_method(live: Live) -> None:
     assert_error(httpx.get(live.url + "/v1/nothing"), 404)
     assert_error(httpx.get(live.url + "/v1/chat/completions"), 405)
-    # A client built for the Responses API (LangChain's use_responses_api, the Agents SDK's default) got "Not Found".
-    assert_error(httpx.post(live.url + "/v1/responses", json={}), 404, None, "serves POST /v1/chat/completions")
+    # A client built for another API learns what is served.
+    assert_error(httpx.post(live.url + "/v1/completions", json={}), 404, None, "serves POST /v1/chat/completions, "
+                 "POST /v1/responses")
 
 
 def test_a_refused_value_is_shown_short(live: Live) -> None:

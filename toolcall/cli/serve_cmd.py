@@ -25,6 +25,9 @@ An OpenAI-compatible server: one model loaded once, tools run inside the generat
   POST /v1/chat/completions   OpenAI's chat completions: messages, max_tokens / max_completion_tokens,
                               temperature, top_p, seed, stop, n, stream (+ stream_options.include_usage),
                               tools, tool_choice (none/auto/required/a function), parallel_tool_calls
+  POST /v1/responses          OpenAI's Responses API over the same replies: input (a string or message,
+                              function_call, function_call_output and reasoning items), instructions, function
+                              tools, tool_choice, max_output_tokens, text.format, stream (its events); stateless
 
 The --tools run on the server while the model writes: each run is listed in the reply's message.tool_runs
 (streamed as delta.tool_runs: id, tool, arguments, then result or error and seconds). Functions in a

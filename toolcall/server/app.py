@@ -1,4 +1,5 @@
-"""The FastAPI app: /health, /v1/models, /v1/chat/completions (JSON or SSE), the chat page at /, OpenAI-shaped errors."""
+"""The FastAPI app: /health, /v1/models, /v1/chat/completions and /v1/responses (JSON or SSE), the chat page at /,
+OpenAI-shaped errors."""
 import asyncio
 import base64
 import contextlib
@@ -29,6 +30,7 @@ from .protocol import (
     parse_request,
     split_arguments,
 )
+from .responses import OutputItems, ResponsesRequest, in_responses_terms, parse_responses, response_body, response_id
 from .shared_model import SharedModel
 
 if TYPE_CHECKING:
@@ -111,8 +113,8 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
         message = str(err.detail)
         if err.status_code == 404:  # a client built for another API (/v1/responses, /v1/completions) learns why
-            message = ("Not Found: this server serves POST /v1/chat/completions, GET /v1/models, GET /health and the "
-                       "chat page at /; the Responses and legacy Completions APIs are not served")
+            message = ("Not Found: this server serves POST /v1/chat/completions, POST /v1/responses, GET /v1/models, "
+                       "GET /health and the chat page at /; the legacy Completions API is not served")
         return error(ApiError(err.status_code, message, code=code))
 
     def authorize(request: Request) -> None:
@@ -155,6 +157,25 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
     async def page() -> HTMLResponse:
         return HTMLResponse(page_html, headers=page_headers)
 
+    async def planned(chat: ChatRequest) -> Plan:
+        """The request's plan, once its model, choices and context are known to fit this server."""
+        if chat.model != settings.model_id:
+            raise ApiError(404, f"The model '{chat.model}' does not exist; this server serves "
+                           f"'{settings.model_id}'", param="model", code="model_not_found")
+        if chat.n > slots.size:
+            raise ApiError(400, f"n: this server generates at most {slots.size} choices at once, got {chat.n}",
+                           param="n")
+        # In a worker thread: the chat template is rendered, and under constrain_calls the call grammar built.
+        plan = await asyncio.to_thread(plan_request, chat, settings, dialect, server.engine.backend, server.handoffs)
+        room = await _check_context(server.engine, plan.prompt, chat)
+        if room is not None and room < plan.config.max_new_tokens:  # the reply may use what the context has left
+            plan.config = replace(plan.config, max_new_tokens=room)
+        return plan
+
+    def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+        return StreamingResponse(events, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:  # JSON or an SSE stream
         authorize(request)
@@ -162,21 +183,23 @@ def create_app(backend: "Backend", dialect: "Dialect", settings: ServerSettings,
         # In a worker thread: checking the functions' schemas takes up to about a second (MAX_SCHEMA_NODES), which
         # the event loop must not wait for while it serves every other connection.
         chat = await asyncio.to_thread(parse_request, body)
-        if chat.model != settings.model_id:
-            raise ApiError(404, f"The model '{chat.model}' does not exist; this server serves "
-                           f"'{settings.model_id}'", param="model", code="model_not_found")
-        if chat.n > slots.size:
-            raise ApiError(400, f"n: this server generates at most {slots.size} choices at once, got {chat.n}",
-                           param="n")
-        # In a worker thread too: the chat template is rendered, and under constrain_calls the call grammar built.
-        plan = await asyncio.to_thread(plan_request, chat, settings, dialect, server.engine.backend, server.handoffs)
-        room = await _check_context(server.engine, plan.prompt, chat)
-        if room is not None and room < plan.config.max_new_tokens:  # the reply may use what the context has left
-            plan.config = replace(plan.config, max_new_tokens=room)
+        plan = await planned(chat)
         if chat.stream:
-            return StreamingResponse(_sse(server, chat, plan, request, slots), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return event_stream(_sse(server, chat, plan, request, slots))
         return JSONResponse(await _complete(server, chat, plan, request, slots))
+
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Any:  # the Responses API over the same replies: JSON or SSE events
+        authorize(request)
+        body = await _read_body(request, server.max_body_bytes, server.guard.body_timeout)
+        asked, chat, origins = await asyncio.to_thread(parse_responses, body)
+        try:
+            plan = await planned(chat)
+        except ApiError as err:
+            raise in_responses_terms(err, origins) from None
+        if chat.stream:
+            return event_stream(_response_events(server, asked, plan, request, slots))
+        return JSONResponse(await _response(server, asked, plan, request, slots))
 
     return app
 
@@ -489,5 +512,77 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
         if with_usage:
             yield chunk(None, used=counted.body())
         yield "data: [DONE]\n\n"
+    finally:
+        choices.cancel.set()  # the client went away (the generator was closed) or the reply ended: stop decoding
+
+
+async def _response(server: Server, asked: ResponsesRequest, plan: Plan, request: "Request",
+                    slots: ChoiceSlots) -> dict[str, Any]:
+    """A Responses request answered whole: the Response object."""
+    output = OutputItems()
+    counted = UsageCount()
+    finish = "stop"
+    await slots.acquire(1)
+    choices = _Choices(server, plan, 1, slots)
+    choices.start()
+    try:
+        async for event in choices.events(request):
+            if event.kind == "error":
+                raise ApiError(500, _generic(_failure("generation failed", event.data)))
+            if event.kind == "done":
+                finish = event.data
+                counted.add(event.extra["counters"], event.extra["prompt"])
+            else:
+                output.feed(event.kind, event.data)
+    finally:
+        choices.cancel.set()
+    output.finish(finish)
+    cut = finish == "length"
+    return response_body(asked, response_id(), now(), status="incomplete" if cut else "completed",
+                         output=output.items, usage=counted.body(), incomplete="max_output_tokens" if cut else None,
+                         tool_runs=output.tool_runs())
+
+
+async def _response_events(server: Server, asked: ResponsesRequest, plan: Plan, request: "Request",
+                           slots: ChoiceSlots) -> AsyncIterator[str]:
+    """A Responses request answered as its stream of events (`event:` and `data:` lines, numbered in order)."""
+    ident, created = response_id(), now()
+    sequence = 0
+
+    def sse(event: dict[str, Any]) -> str:
+        nonlocal sequence
+        data = {**event, "sequence_number": sequence}
+        sequence += 1
+        return f"event: {event['type']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    output = OutputItems()
+    counted = UsageCount()
+    await slots.acquire(1)
+    choices = _Choices(server, plan, 1, slots)
+    choices.start()
+    try:
+        started = response_body(asked, ident, created, status="in_progress")
+        yield sse({"type": "response.created", "response": started})
+        yield sse({"type": "response.in_progress", "response": started})
+        async for event in choices.events(request):
+            if event.kind == "error":
+                failure = {"code": "server_error", "message": _generic(_failure("generation failed", event.data))}
+                yield sse({"type": "response.failed", "response": response_body(
+                    asked, ident, created, status="failed", output=output.items, error=failure,
+                    tool_runs=output.tool_runs())})
+                return
+            if event.kind != "done":
+                for piece in output.feed(event.kind, event.data):
+                    yield sse(piece)
+                continue
+            if event.data == "cancelled":
+                return
+            counted.add(event.extra["counters"], event.extra["prompt"])
+            for piece in output.finish(event.data):
+                yield sse(piece)
+            cut = event.data == "length"
+            yield sse({"type": "response.incomplete" if cut else "response.completed", "response": response_body(
+                asked, ident, created, status="incomplete" if cut else "completed", output=output.items,
+                usage=counted.body(), incomplete="max_output_tokens" if cut else None, tool_runs=output.tool_runs())})
     finally:
         choices.cancel.set()  # the client went away (the generator was closed) or the reply ended: stop decoding

@@ -330,32 +330,36 @@ def parse_request(body: bytes) -> ChatRequest:
     try:
         request = ChatRequest.model_validate_json(body)
     except ValidationError as err:
-        errors = err.errors(include_url=False)
-        first = errors[0]
-        if first["loc"]:
-            # A field of several types reports each type's error, the first (not a string) seldom the one meant: the
-            # error reaching deepest into the value is ({"type": "text"} is missing its "text", not "a string").
-            field = _param(first["loc"]) or ""
-            same = [e for e in errors if (_param(e["loc"]) or "").startswith(field)]
-            first = max(same, key=lambda e: len(_param(e["loc"]) or ""))
-        if first["type"] == "json_invalid":
-            raise ApiError(400, f"the body is not valid JSON: {first['msg']}", code="invalid_json") from None
-        if first["type"] == "model_type" and not first["loc"]:
-            raise ApiError(400, "the body must be a JSON object", code="invalid_json") from None
-        param = _param(first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise ApiError(400, f"Unrecognized request argument supplied: {param}", param=param,
-                           code="unknown_parameter") from None
-        if first["type"] == "missing":
-            raise ApiError(400, f"Missing required parameter: '{param}'.", param=param,
-                           code="missing_required_parameter") from None
-        message = first["msg"].removeprefix("Value error, ")
-        raise ApiError(400, f"Invalid value for '{param}': {message} (got {short_json(first.get('input'))})",
-                       param=param, code="invalid_value") from None
+        raise validation_error(err) from None
     check_fields(request)
     check_history(request)
     request.stops()  # a wrong stop list is refused here, before anything else is done with the request
     return request
+
+
+def validation_error(err: ValidationError, prefix: str = "") -> ApiError:
+    """The ApiError (400) for a request's first wrong field, named by its dotted path (after `prefix`, the path of
+    the object validated within the request), with what it must be."""
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    if first["loc"]:
+        # A field of several types reports each type's error, the first (not a string) seldom the one meant: the
+        # error reaching deepest into the value is ({"type": "text"} is missing its "text", not "a string").
+        field = _param(first["loc"]) or ""
+        same = [e for e in errors if (_param(e["loc"]) or "").startswith(field)]
+        first = max(same, key=lambda e: len(_param(e["loc"]) or ""))
+    if first["type"] == "json_invalid":
+        return ApiError(400, f"the body is not valid JSON: {first['msg']}", code="invalid_json")
+    if first["type"] == "model_type" and not first["loc"] and not prefix:
+        return ApiError(400, "the body must be a JSON object", code="invalid_json")
+    param = ".".join(p for p in (prefix, _param(first["loc"])) if p) or None
+    if first["type"] == "extra_forbidden":
+        return ApiError(400, f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter")
+    if first["type"] == "missing":
+        return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    message = first["msg"].removeprefix("Value error, ")
+    return ApiError(400, f"Invalid value for '{param}': {message} (got {short_json(first.get('input'))})",
+                    param=param, code="invalid_value")
 
 
 def _param(loc: tuple[Any, ...]) -> str | None:

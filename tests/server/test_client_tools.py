@@ -3,7 +3,7 @@ against the live server (fake backend): tools -> tool_calls with JSON arguments 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -275,11 +275,8 @@ SERVER_THEN_CLIENT = {
 }
 
 
-@pytest.mark.parametrize("dialect", sorted(SERVER_THEN_CLIENT))
-def test_what_a_server_tool_told_the_model_before_a_client_call_is_kept_for_the_continuation(dialect: str) -> None:
-    """The Calculator's call and result were cut from content, and the client sends back what it was shown: the
-    continuation used to lose them. The server remembers the reply by its calls' ids and continues what the model
-    wrote; a message the client edited is its own."""
+def server_then_client(dialect: str) -> Callable[[str], str | None]:
+    """A fake model that runs the Calculator, then calls get_weather, then answers with both results."""
     first, then = SERVER_THEN_CLIENT[dialect]
 
     def script(text: str) -> str | None:
@@ -290,7 +287,15 @@ def test_what_a_server_tool_told_the_model_before_a_client_call_is_kept_for_the_
             return None
         return then if "391" in reply else first
 
-    for live in serve(SlowFake(script=script), settings(), dialect=dialect):
+    return script
+
+
+@pytest.mark.parametrize("dialect", sorted(SERVER_THEN_CLIENT))
+def test_what_a_server_tool_told_the_model_before_a_client_call_is_kept_for_the_continuation(dialect: str) -> None:
+    """The Calculator's call and result were cut from content, and the client sends back what it was shown: the
+    continuation used to lose them. The server remembers the reply by its calls' ids and continues what the model
+    wrote; a message the client edited is its own."""
+    for live in serve(SlowFake(script=server_then_client(dialect)), settings(), dialect=dialect):
         client = live.client()
         messages: list[Any] = [{"role": "user", "content": "17 * 23, and the weather in Paris?"}]
         message = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER]).choices[0].message

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from live_server import MODEL, WEATHER, Live, SlowFake, serve, settings
-from test_client_tools import SERVER_THEN_CLIENT, moss_model
+from test_client_tools import moss_model, server_then_client
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")
@@ -95,17 +95,7 @@ def test_a_client_function_is_handed_back_as_a_function_call_item_and_answered_w
 def test_a_server_tools_work_before_a_client_call_is_kept_for_the_continuation() -> None:
     """The server remembers a reply that ran its own tool before handing the client's call back; the items the client
     sends back find it, as the same chat messages do."""
-    first, then = SERVER_THEN_CLIENT["hermes"]
-
-    def script(text: str) -> str | None:
-        reply = text[text.rfind("assistant:") + len("assistant:"):]
-        if "sunny" in reply:
-            return " Sunny, and 391."
-        if "get_weather" in reply:
-            return None
-        return then if "391" in reply else first
-
-    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+    for live in serve(SlowFake(script=server_then_client("hermes")), settings(), dialect="hermes"):
         asked: list[Any] = [{"role": "user", "content": "17 * 23, and the weather in Paris?"}]
         reply = live.client().responses.create(model=MODEL, input=asked, tools=[TOOL])
         assert reply.model_extra["tool_runs"][0]["result"] == "391" and "391" not in reply.output_text

@@ -63,3 +63,26 @@ def test_concurrent_tool_using_replies_equal_each_served_alone(live: Live) -> No
     assert [r[0] for r in together(lambda i: ask(live, QUESTIONS[i]), len(QUESTIONS))] == alone
     streamed, chunks = ask(live, QUESTIONS[0], stream=True)
     assert streamed == alone[0] and chunks > 2  # streamed as the engine decodes, not one chunk per segment
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_the_responses_api_gives_the_chat_reply_on_the_async_engine(live: Live) -> None:
+    chat, _ = ask(live, QUESTIONS[0])
+    body = {"model": MODEL, "input": QUESTIONS[0], "temperature": 0}
+    response = httpx.post(live.url + "/v1/responses", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    whole = response.json()
+    assert whole["output"][0]["content"][0]["text"] == chat and whole["status"] == "completed"
+    deltas = []
+    with httpx.stream("POST", live.url + "/v1/responses", json={**body, "stream": True}, timeout=300) as streamed:
+        for line in streamed.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event["type"] == "response.output_text.delta":
+                    deltas.append(event["delta"])
+    assert "".join(deltas) == chat and event["type"] == "response.completed"
+    def runs(body: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(r["tool"], r["result"]) for r in body["tool_runs"]]
+
+    assert runs(event["response"]) == runs(whole)

@@ -278,11 +278,8 @@ class ChatRequest(_Strict):
         """Counted before any function is checked: the schemas' check costs time by their size."""
         if not isinstance(tools, list):
             return tools
-        schemas = [t["function"].get("parameters") for t in tools
-                   if isinstance(t, dict) and isinstance(t.get("function"), dict)]
-        if json_nodes(schemas, MAX_SCHEMA_NODES + 1) > MAX_SCHEMA_NODES + 1:  # + 1: the list that holds them
-            raise ValueError(f"the functions' parameter schemas hold more than {MAX_SCHEMA_NODES:,} objects and "
-                             "lists together; offer fewer or smaller functions")
+        check_schemas_size([t["function"].get("parameters") for t in tools
+                            if isinstance(t, dict) and isinstance(t.get("function"), dict)])
         return tools
 
     def stops(self) -> tuple[str, ...]:
@@ -299,6 +296,13 @@ class ChatRequest(_Strict):
             raise ApiError(400, f"stop: a stop sequence may have at most {MAX_STOP_CHARS} characters, got {longest}",
                            param="stop")
         return tuple(items)
+
+
+def check_schemas_size(schemas: list[Any]) -> None:
+    """Refuse (a ValueError, for a validator) functions whose parameter schemas together are too large to check."""
+    if json_nodes(schemas, MAX_SCHEMA_NODES + 1) > MAX_SCHEMA_NODES + 1:  # + 1: the list that holds them
+        raise ValueError(f"the functions' parameter schemas hold more than {MAX_SCHEMA_NODES:,} objects and "
+                         "lists together; offer fewer or smaller functions")
 
 
 def check_history(request: ChatRequest) -> None:

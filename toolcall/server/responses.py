@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..schema import MAX_SCHEMA_NODES, json_nodes, short_json
+from ..schema import short_json
 from .protocol import (
     MAX_MESSAGES,
     MAX_TOOLS,
@@ -19,6 +19,7 @@ from .protocol import (
     ToolcallOptions,
     check_fields,
     check_history,
+    check_schemas_size,
     split_arguments,
     validation_error,
 )
@@ -216,10 +217,7 @@ class ResponsesRequest(_Strict):
                 raise ValueError(f"tools[{i}] is of type {short_json(kind)}: this server offers the model function "
                                  'tools only ({"type": "function", "name": ..., "parameters": {...}}); it runs no '
                                  "hosted tools")
-        schemas = [t.get("parameters") for t in tools if isinstance(t, dict)]
-        if json_nodes(schemas, MAX_SCHEMA_NODES + 1) > MAX_SCHEMA_NODES + 1:
-            raise ValueError(f"the functions' parameter schemas hold more than {MAX_SCHEMA_NODES:,} objects and "
-                             "lists together; offer fewer or smaller functions")
+        check_schemas_size([t.get("parameters") for t in tools])
         return tools
 
     def items(self) -> list[InputItem]:

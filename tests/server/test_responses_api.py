@@ -38,6 +38,9 @@ def test_a_reply_is_a_response_with_its_text_usage_and_tool_runs(live: Live) -> 
     assert run["tool"] == "Calculator" and run["result"] == "391" and "status" not in run
     assert response.tools == [] and response.tool_choice == "auto" and response.parallel_tool_calls
     assert response.store is False and response.text.format.type == "text"
+    from openai.types.responses import Response
+
+    Response.model_validate(post(live, input=CALC).json())  # every field openai's types require, of its type
 
 
 def test_the_stream_builds_the_same_response_through_openais_own_accumulator(live: Live) -> None:
@@ -171,6 +174,10 @@ def test_text_format_holds_the_reply_to_json() -> None:
 @pytest.mark.parametrize(("body", "status", "param", "says"), [
     ({"input": "hi", "previous_response_id": "resp_1"}, 400, "previous_response_id", "keeps no responses"),
     ({"input": "hi", "background": True}, 400, "background", "leave it out"),
+    ({"input": "hi", "include": ["reasoning.encrypted_content", "message.output_text.logprobs"]}, 400, "include",
+     "log probabilities"),
+    ({"input": "hi", "include": ["reasoning.encrypted_content"], "store": False, "truncation": "auto"}, 200, None,
+     None),
     ({"input": "hi", "n": 2}, 400, "n", "Unrecognized request argument"),
     ({"input": []}, 400, "input", "1 to 2048 items"),
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, 400, "input.0.type", "keeps no stored items"),
@@ -180,6 +187,18 @@ def test_text_format_holds_the_reply_to_json() -> None:
      400, "input.1.call_id", "Missing required parameter"),
     ({"input": [{"role": "user", "content": 5}]}, 400, "input.0.content", "Invalid value"),
     ({"input": "hi", "tools": [{"type": "web_search"}]}, 400, "tools", "runs no hosted tools"),
+    ({"input": "hi", "tools": [{**TOOL, "defer_loading": True}]}, 400, "tools.0.defer_loading", "Invalid value"),
+    ({"input": "hi", "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}}, 400, "tool_choice",
+     "send only those in 'tools'"),
+    ({"input": "hi", "tools": [TOOL], "max_tool_calls": 1}, 400, "max_tool_calls", "toolcall"),
+    ({"input": [{"role": "user", "content": "hi"}, {"type": "message", "role": "assistant", "content": "ok"},
+                {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{bad"},
+                {"type": "function_call_output", "call_id": "c1", "output": "x"}], "tools": [TOOL]}, 400, "input",
+     "input.1 to input.2: arguments of tool call 'c1' is not valid JSON"),
+    ({"input": [{"role": "user", "content": "hi"}, {"type": "function_call", "call_id": "c1", "name": "get_weather",
+                                                    "arguments": "{}"}], "tools": [TOOL]}, 400, "input",
+     "function calls without a function_call_output item answering them"),
+    ({"input": [{"role": "user", "content": "hi"}] * 2048, "instructions": "x"}, 400, "input", "2048 items besides the instructions"),
     ({"input": "hi", "tools": [{**TOOL, "parameters": {"type": "array"}}]}, 400, "tools.0.parameters",
      "of type 'object'"),
     ({"input": "hi", "tool_choice": {"type": "function", "name": "nope"}, "tools": [TOOL]}, 400, "tool_choice",
@@ -198,15 +217,17 @@ def test_bad_requests_are_said_in_the_responses_apis_terms(live: Live, body: dic
     if status != 200:
         error = reply.json()["error"]
         assert error["param"] == param and says in error["message"], error
-        assert "messages" not in error["message"] and "response_format" not in error["message"], error
+        for chat_word in ("messages", "response_format", "tool message", "'tool_calls'", "function.arguments"):
+            assert chat_word not in error["message"], error
 
 
 def test_a_prompt_past_the_context_is_said_of_the_input() -> None:
     for live in serve(SlowFake(script=lambda text: "x", max_context=2000), settings()):
-        for body, says in (({"input": "word " * 3000}, "your messages resulted in"),
+        for body, says in (({"input": "word " * 3000}, "your input resulted in"),
                            ({"input": "hi", "max_output_tokens": 1999}, "in the completion")):
             error = post(live, **body).json()["error"]
             assert error["code"] == "context_length_exceeded" and error["param"] == "input" and says in error["message"]
+            assert "messages" not in error["message"]
 
 
 def test_a_reply_that_fails_ends_the_stream_with_response_failed() -> None:
@@ -231,3 +252,58 @@ def test_the_guard_and_the_key_hold_for_responses_too() -> None:
         assert httpx.post(url, content=json.dumps(body), headers={**key, "Content-Type": "text/plain"},
                           timeout=30).status_code == 415
         assert httpx.post(url, json=body, headers=key, timeout=30).status_code == 200
+
+
+def test_a_moss_reply_is_one_message_and_one_reasoning_item_however_its_rounds_interleave() -> None:
+    """A second round's thoughts came after some of the answer: the answer was cut into two message items at that
+    point (mid-number: "It is 3" and "91. Final."), and the Agents SDK, which reads the last one, answered "91."."""
+    def script(text: str) -> str:
+        reply = text.split("<|Human|>:")[-1]
+        if reply.count("<|Results|>") == 2:
+            return " Final.<eom>"
+        if "<|Results|>" in reply:
+            return (' It is 391. <|Inner Thoughts|>: Check it again.<eot>\n<|Commands|>: Calculator("391 / 23")'
+                    "<eoc>")
+        return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
+
+    for live in serve(SlowFake(script=script), settings(), dialect="moss"):
+        whole = live.client().responses.create(model=MODEL, input="17 * 23?")
+        with live.client().responses.stream(model=MODEL, input="17 * 23?") as stream:
+            list(stream)
+            streamed = stream.get_final_response()
+        for response in (whole, streamed):
+            assert [o.type for o in response.output] == ["reasoning", "message"]
+            assert response.output[0].content[0].text == "I need to compute.\nCheck it again."
+            assert response.output_text == "It is 391. Final."
+
+
+def test_assistant_items_make_one_turn_only_where_they_can_be_one_reply(live: Live) -> None:
+    def prompt(*items: dict[str, Any]) -> str:
+        reply = post(live, input=[{"role": "user", "content": "hi"}, *items, {"role": "user", "content": "bye"}])
+        assert reply.status_code == 200, reply.text
+        return live.backend.prompts[-1]
+
+    said = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": t}]}
+            for t in ("Hello.", "How can I help?")]
+    two = prompt(*said)
+    assert "assistant: Hello.\nassistant: How can I help?\nuser: bye" in two  # two turns, not "Hello.How"
+    refused = {"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}
+    assert "No." not in prompt(refused)  # another server's refusal part is read as the chat API's refusal: not text
+
+
+def test_function_tools_as_openais_types_allow_them(live: Live) -> None:
+    tool = {**TOOL, "description": None, "strict": None, "output_schema": {"type": "object"},
+            "allowed_callers": ["direct"], "async": False, "defer_loading": False}
+    bare = {"type": "function", "name": "now", "parameters": None, "strict": None}
+    reply = post(live, input="What is the weather in Paris?", tools=[tool, bare])
+    assert reply.status_code == 200, reply.text
+    prompt = live.backend.prompts[-1]
+    assert "get_weather" in prompt and "now" in prompt and "The weather in a city now." not in prompt
+    assert reply.json()["tools"][0]["async"] is False
+
+
+def test_max_tool_calls_limits_the_servers_tools(live: Live) -> None:
+    limited = post(live, input=CALC, max_tool_calls=0).json()
+    assert limited["tool_runs"] == [] and limited["max_tool_calls"] == 0  # the model may not call (the fake's "["
+    assert "391" not in limited["output"][0]["content"][0]["text"]        # is banned)
+    assert post(live, input=CALC, max_tool_calls=1).json()["tool_runs"][0]["result"] == "391"

@@ -59,18 +59,27 @@ class TextContent(_SentBack):
     text: str
 
 
+class RefusalContent(_SentBack):
+    """A refusal another server's reply held: as the chat API's `refusal`, nothing the model reads."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
 class MessageItem(_SentBack):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[TextContent]
+    content: str | list[TextContent | RefusalContent]
 
     @field_validator("content", mode="before")
     @classmethod
     def _text_parts_only(cls, content: Any) -> Any:
-        return _text_only(content)
+        return _text_only(content, "refusal")
 
     def text(self) -> str:
-        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextContent))
 
 
 class FunctionCallItem(_SentBack):
@@ -113,21 +122,39 @@ _ITEMS: dict[str, type[_SentBack]] = {"message": MessageItem, "function_call": F
 InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem
 
 
-def _text_only(content: Any) -> Any:
+def _text_only(content: Any, *also: str) -> Any:
     """A part the model cannot read (an image, a file, audio) is named, not reported as "not a valid string"."""
     if isinstance(content, list):
         for i, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
-            if isinstance(kind, str) and kind not in ("input_text", "output_text"):
+            if isinstance(kind, str) and kind not in ("input_text", "output_text", *also):
                 raise ValueError(f"part {i} is of type {short_json(kind)}: this server's model reads text only; send "
                                  'text parts ({"type": "input_text", "text": ...}) or a string')
     return content
 
 
 class FunctionTool(FunctionDef):
-    """A function tool as the Responses API writes it: the chat API's function, flat, with its type beside it."""
+    """A function tool as the Responses API writes it: the chat API's function, flat, with its type beside it, and
+    fields that say how OpenAI's service calls it (none changes what the model is offered here)."""
 
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
     type: Literal["function"]
+    output_schema: dict[str, Any] | None = None  # what the function's output text holds: the client's to read
+    allowed_callers: list[Literal["direct", "programmatic"]] | None = None
+    async_: bool | None = Field(default=None, alias="async")
+    defer_loading: Literal[False] | None = None  # True: loaded by OpenAI's tool search, which this server lacks
+
+    @field_validator("description", "parameters", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: Any) -> Any:
+        """openai's own types allow null for both: the function has no description, takes no arguments."""
+        if value is not None:
+            return value
+        return "" if info.field_name == "description" else {"type": "object", "properties": {}}
+
+    def function(self) -> dict[str, Any]:
+        """The chat API's function object."""
+        return self.model_dump(include={"name", "description", "parameters", "strict"}, exclude_none=True)
 
 
 class FunctionChoice(_Strict):
@@ -198,6 +225,15 @@ class ResponsesRequest(_Strict):
     image: Any = None
     moderation: Any = None
 
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _function_choice(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("type") != "function":
+            raise ValueError(f"a tool_choice of type {short_json(value.get('type'))} is not supported here: send "
+                             '"none", "auto", "required" or {"type": "function", "name": ...} (to allow only some '
+                             "functions, send only those in 'tools')")
+        return value
+
     @field_validator("input")
     @classmethod
     def _bounded(cls, value: Any) -> Any:
@@ -254,11 +290,16 @@ def parse_responses(body: bytes) -> tuple[ResponsesRequest, ChatRequest, list[st
         if value not in neutral:
             why = _WHY.get(name, "this server does not support it")
             raise ApiError(400, f"{name}: {why}; leave it out", param=name, code="unsupported_parameter")
+    if "message.output_text.logprobs" in (request.include or ()):
+        raise ApiError(400, "include: this server does not give log probabilities "
+                       "('message.output_text.logprobs'); leave it out", param="include", code="unsupported_parameter")
     messages, origins = _messages(request)
+    if len(messages) > MAX_MESSAGES:
+        raise ApiError(400, f"input: {len(messages) - 1} items besides the instructions; at most {MAX_MESSAGES - 1} "
+                       "are allowed with instructions", param="input", code="invalid_value")
     chat: dict[str, Any] = {"model": request.model, "messages": messages, "stream": bool(request.stream)}
     if request.tools is not None:
-        chat["tools"] = [{"type": "function", "function": t.model_dump(exclude={"type"}, exclude_none=True)}
-                         for t in request.tools]
+        chat["tools"] = [{"type": "function", "function": t.function()} for t in request.tools]
     if isinstance(request.tool_choice, FunctionChoice):
         chat["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice.name}}
     elif request.tool_choice is not None:
@@ -277,6 +318,11 @@ def parse_responses(body: bytes) -> tuple[ResponsesRequest, ChatRequest, list[st
         chat["response_format"] = {"type": "json_object"}
     options = request.toolcall.model_dump(exclude_none=True) if request.toolcall is not None else {}
     if request.max_tool_calls is not None:
+        if request.tools:
+            raise ApiError(400, "max_tool_calls limits the calls of the server's own tools, and this server can limit "
+                           "them only together with the calls of the request's functions; leave it out, or send "
+                           '{"toolcall": {"max_calls": N}} for all calls of the reply', param="max_tool_calls",
+                           code="unsupported_parameter")
         options["max_calls"] = min(request.max_tool_calls, options.get("max_calls", 32))
     if options:
         chat["toolcall"] = options
@@ -293,44 +339,63 @@ def parse_responses(body: bytes) -> tuple[ResponsesRequest, ChatRequest, list[st
 
 
 def _messages(request: ResponsesRequest) -> tuple[list[dict[str, Any]], list[str]]:
-    """The chat messages the input's items say, in order: the assistant's items between two others (its messages,
-    reasoning and function calls) are one assistant message, as this server's own reply is written as items."""
+    """The chat messages the input's items say, in order, and which items each came from. The assistant's items
+    between two others are one assistant message where they can be one reply, as this server writes a reply (a
+    reasoning item, a message item, then function calls): a second message or reasoning item, or one after the
+    calls, is the next reply."""
     messages: list[dict[str, Any]] = []
     origins: list[str] = []
     if request.instructions is not None:
         messages.append({"role": "system", "content": request.instructions})
         origins.append("instructions")
     turn: dict[str, Any] | None = None  # the assistant message being gathered
+    kinds: set[str] = set()  # the kinds of item in it
+    first = 0
     for i, item in enumerate(request.items()):
-        where = f"input.{i}"
         if isinstance(item, MessageItem) and item.role != "assistant":
             turn = None
             messages.append({"role": item.role, "content": item.text()})
-            origins.append(where)
-        elif isinstance(item, FunctionCallOutputItem):
+            origins.append(f"input.{i}")
+            continue
+        if isinstance(item, FunctionCallOutputItem):
             turn = None
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.text()})
-            origins.append(where)
+            origins.append(f"input.{i}")
+            continue
+        kind = "call" if isinstance(item, FunctionCallItem) else item.type
+        if turn is not None and kind != "call" and (kind in kinds or "call" in kinds):
+            turn = None
+        if turn is None:
+            turn, kinds, first = {"role": "assistant", "content": None}, set(), i
+            messages.append(turn)
+            origins.append("")
+        kinds.add(kind)
+        origins[-1] = f"input.{first}" if first == i else f"input.{first} to input.{i}"
+        if isinstance(item, MessageItem):
+            turn["content"] = item.text()
+        elif isinstance(item, ReasoningItem):
+            turn["reasoning_content"] = item.text()
         else:
-            if turn is None:
-                turn = {"role": "assistant", "content": None}
-                messages.append(turn)
-                origins.append(where)
-            if isinstance(item, MessageItem):
-                turn["content"] = (turn["content"] or "") + item.text()
-            elif isinstance(item, ReasoningItem):
-                turn["reasoning_content"] = turn.get("reasoning_content", "") + item.text()
-            else:
-                assert isinstance(item, FunctionCallItem)
-                turn.setdefault("tool_calls", []).append({"id": item.call_id, "type": "function",
-                                                          "function": {"name": item.name, "arguments": item.arguments}})
+            assert isinstance(item, FunctionCallItem)
+            turn.setdefault("tool_calls", []).append({"id": item.call_id, "type": "function",
+                                                      "function": {"name": item.name, "arguments": item.arguments}})
     return messages, origins
 
 
 #: Chat request words in an error's text and param, and what the Responses API calls them.
 _RENAMED = (("max_completion_tokens", "max_output_tokens"), ("max_tokens", "max_output_tokens"),
             ("response_format.json_schema", "text.format"), ("response_format", "text.format"),
-            ("toolcall.max_calls", "max_tool_calls"))
+            ("function.arguments", "arguments"),
+            ("an assistant message with 'tool_calls' must be followed by tool messages answering each 'tool_call_id'",
+             "function_call items must be followed by function_call_output items answering each 'call_id'"),
+            ("a tool message must answer a tool call of the assistant message before it",
+             "a function_call_output item must answer a function_call item before it"),
+            ("tool calls without a tool message answering them", "function calls without a function_call_output "
+             "item answering them"),
+            ("with an assistant reply to continue after a user message", "with assistant items to continue after a "
+             "user message"),
+            ("your messages resulted in", "your input resulted in"), ("in the messages", "in the input"),
+            ("the length of the messages", "the length of the input"))
 
 
 def in_responses_terms(err: ApiError, origins: list[str]) -> ApiError:
@@ -343,7 +408,7 @@ def in_responses_terms(err: ApiError, origins: list[str]) -> ApiError:
         text = re.sub(r"messages(?:\[|\.)(\d+)\]?", message_place, text)
         text = re.sub(r"\btools\.(\d+)\.function\b", r"tools.\1", text)
         for old, new in _RENAMED:
-            text = re.sub(rf"\b{re.escape(old)}\b", new, text)
+            text = re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w])", new, text)
         return text.replace("'messages'", "'input'").replace("messages:", "input:")
 
     param = None if err.param is None else said(err.param).replace("messages", "input")
@@ -362,15 +427,16 @@ def _item_id(prefix: str) -> str:
 class OutputItems:
     """A reply's events as the Response's output items, and the stream events that build them, in order.
 
-    The text the reply shows is a message item, the thoughts a dialect writes in a field of their own (MOSS) a
-    reasoning item, each call handed to the client a function_call item; consecutive events of one kind extend one
-    item. `feed` and `finish` return the stream events; `items` is the output either way.
+    The text the reply shows is one message item and the thoughts a dialect writes in a field of their own (MOSS) one
+    reasoning item, each opened at its first text and open together (a second round's thoughts may come after some
+    of the answer, and the answer is one text, as a chat reply's content is); each call handed to the client is a
+    function_call item after them. `feed` and `finish` return the stream events; `items` is the output either way.
     """
 
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
         self.runs: dict[str, dict[str, Any]] = {}  # the server's tool runs, by id (the tool_runs extension)
-        self._open: dict[str, Any] | None = None
+        self._open: dict[str, dict[str, Any]] = {}  # the message and reasoning items still written to, by type
 
     def feed(self, kind: str, data: Any) -> list[dict[str, Any]]:
         if kind == "text":
@@ -385,7 +451,7 @@ class OutputItems:
         return []
 
     def finish(self, finish: str) -> list[dict[str, Any]]:
-        """The events that end the output: the open item closes (incomplete where the token limit cut the reply); a
+        """The events that end the output: the open items close (incomplete where the token limit cut the reply); a
         reply that wrote nothing still has its (empty) message."""
         status = "incomplete" if finish == "length" else "completed"
         events = self._close(status)
@@ -397,17 +463,12 @@ class OutputItems:
         return [{k: v for k, v in run.items() if k != "status"} for run in self.runs.values()]
 
     def _write(self, kind: str, text: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        if self._open is not None and self._open["type"] != kind:
-            events += self._close("completed")
-        if self._open is None:
-            events += self._start(kind)
-        item = self._open
-        assert item is not None
+        events = [] if kind in self._open else self._start(kind)
+        item = self._open[kind]
         item["content"][0]["text"] += text
         if text:
             delta = "response.output_text.delta" if kind == "message" else "response.reasoning_text.delta"
-            events.append({"type": delta, "item_id": item["id"], "output_index": len(self.items) - 1,
+            events.append({"type": delta, "item_id": item["id"], "output_index": self.items.index(item),
                            "content_index": 0, "delta": text, **({"logprobs": []} if kind == "message" else {})})
         return events
 
@@ -420,7 +481,7 @@ class OutputItems:
             item = {"type": "reasoning", "id": _item_id("rs"), "status": "in_progress", "summary": [], "content": []}
             part = {"type": "reasoning_text", "text": ""}
         self.items.append(item)
-        self._open = item
+        self._open[kind] = item
         index = len(self.items) - 1
         events = [{"type": "response.output_item.added", "output_index": index, "item": _copy(item)},
                   {"type": "response.content_part.added", "item_id": item["id"], "output_index": index,
@@ -429,18 +490,19 @@ class OutputItems:
         return events
 
     def _close(self, status: str) -> list[dict[str, Any]]:
-        item, self._open = self._open, None
-        if item is None:
-            return []
-        item["status"] = status
-        index = self.items.index(item)
-        part = item["content"][0]
-        done = "response.output_text.done" if item["type"] == "message" else "response.reasoning_text.done"
-        return [{"type": done, "item_id": item["id"], "output_index": index, "content_index": 0, "text": part["text"],
-                 **({"logprobs": []} if item["type"] == "message" else {})},
-                {"type": "response.content_part.done", "item_id": item["id"], "output_index": index,
-                 "content_index": 0, "part": dict(part)},
-                {"type": "response.output_item.done", "output_index": index, "item": _copy(item)}]
+        events: list[dict[str, Any]] = []
+        for item in sorted(self._open.values(), key=self.items.index):
+            item["status"] = status
+            index = self.items.index(item)
+            part = item["content"][0]
+            done = "response.output_text.done" if item["type"] == "message" else "response.reasoning_text.done"
+            events += [{"type": done, "item_id": item["id"], "output_index": index, "content_index": 0,
+                        "text": part["text"], **({"logprobs": []} if item["type"] == "message" else {})},
+                       {"type": "response.content_part.done", "item_id": item["id"], "output_index": index,
+                        "content_index": 0, "part": dict(part)},
+                       {"type": "response.output_item.done", "output_index": index, "item": _copy(item)}]
+        self._open.clear()
+        return events
 
     def _call(self, call: dict[str, Any]) -> list[dict[str, Any]]:
         function = call["function"]
@@ -482,12 +544,13 @@ def response_body(request: ResponsesRequest, ident: str, created: int, *, status
         "parallel_tool_calls": request.parallel_tool_calls is not False,
         "temperature": request.temperature, "top_p": request.top_p,
         "tool_choice": choice.model_dump() if isinstance(choice, FunctionChoice) else choice,
-        "tools": [t.model_dump(exclude_none=True) for t in request.tools or ()],
-        "text": {"format": fmt}, "truncation": request.truncation or "disabled", "store": False,
+        "tools": [t.model_dump(exclude_none=True, by_alias=True) for t in request.tools or ()],
+        "text": {"format": fmt}, "truncation": "disabled", "store": False,
         "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "background": False,
         "usage": None if usage is None else {
             "input_tokens": usage["prompt_tokens"],
-            "input_tokens_details": {"cached_tokens": usage["prompt_tokens_details"]["cached_tokens"]},
+            "input_tokens_details": {"cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
+                                     "cache_write_tokens": 0},
             "output_tokens": usage["completion_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage["total_tokens"]},
     }

@@ -194,7 +194,14 @@ def test_text_format_holds_the_reply_to_json() -> None:
     ({"input": [{"role": "user", "content": "hi"}, {"type": "message", "role": "assistant", "content": "ok"},
                 {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{bad"},
                 {"type": "function_call_output", "call_id": "c1", "output": "x"}], "tools": [TOOL]}, 400, "input",
-     "input.1 to input.2: arguments of tool call 'c1' is not valid JSON"),
+     "input.1 to input.2: arguments of function call 'c1' is not valid JSON"),
+    ({"input": [{"role": "user", "content": "hi"}] + [{"type": "function_call", "call_id": "c1", "name": "get_weather",
+                                                      "arguments": "{}"}] * 2, "tools": [TOOL]}, 400, "input",
+     "input.1 to input.2: call_id 'c1' is used twice there"),
+    ({"input": "hi", "tools": [TOOL, TOOL]}, 400, "tools", "tools.1: function 'get_weather' is declared twice"),
+    ({"input": "hi", "tools": [{**TOOL, "allowed_callers": ["programmatic"]}]}, 400, "tools.0.allowed_callers",
+     "directly only"),
+    ({"input": "hi", "tools": [{**TOOL, "async_": True}]}, 400, "tools.0.async_", "Unrecognized"),
     ({"input": [{"role": "user", "content": "hi"}, {"type": "function_call", "call_id": "c1", "name": "get_weather",
                                                     "arguments": "{}"}], "tools": [TOOL]}, 400, "input",
      "function calls without a function_call_output item answering them"),
@@ -307,3 +314,24 @@ def test_max_tool_calls_limits_the_servers_tools(live: Live) -> None:
     assert limited["tool_runs"] == [] and limited["max_tool_calls"] == 0  # the model may not call (the fake's "["
     assert "391" not in limited["output"][0]["content"][0]["text"]        # is banned)
     assert post(live, input=CALC, max_tool_calls=1).json()["tool_runs"][0]["result"] == "391"
+
+
+@pytest.mark.parametrize("name", ["messages", "response_format", "max_tokens", "messages[0]", "tool call"])
+def test_what_an_error_quotes_of_the_request_is_left_as_written(live: Live, name: str) -> None:
+    """The chat errors' words are said the Responses way, but a name or id the client sent that holds them was
+    rewritten too: a tool_choice naming "response_format" was "function 'text.format' is not among the tools"."""
+    tools = [TOOL, {**TOOL, "name": "get_time"}]
+    error = post(live, input="hi", tools=tools, tool_choice={"type": "function", "name": name}).json()["error"]
+    assert repr(name) in error["message"] and error["param"] == "tool_choice", error
+    items = [{"role": "user", "content": "hi"}, {"type": "function_call_output", "call_id": name, "output": "x"}]
+    error = post(live, input=items).json()["error"]
+    assert repr(name) in error["message"] and error["message"].startswith("input.1: "), error
+
+
+def test_a_cut_reply_marks_only_the_item_the_limit_cut_incomplete() -> None:
+    script = ' I need to compute.<eot>\n<|Commands|>: None<eoc>\n<|MOSS|>: ' + "It is a long answer. " * 20
+    for live in serve(SlowFake(script=lambda text: script), settings(), dialect="moss"):
+        body = post(live, input="hello", max_output_tokens=40).json()
+        assert body["status"] == "incomplete", body
+        assert [(o["type"], o["status"]) for o in body["output"]] == [("reasoning", "completed"),
+                                                                       ("message", "incomplete")]

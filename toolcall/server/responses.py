@@ -137,12 +137,20 @@ class FunctionTool(FunctionDef):
     """A function tool as the Responses API writes it: the chat API's function, flat, with its type beside it, and
     fields that say how OpenAI's service calls it (none changes what the model is offered here)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: Literal["function"]
     output_schema: dict[str, Any] | None = None  # what the function's output text holds: the client's to read
     allowed_callers: list[Literal["direct", "programmatic"]] | None = None
     async_: bool | None = Field(default=None, alias="async")
     defer_loading: Literal[False] | None = None  # True: loaded by OpenAI's tool search, which this server lacks
+
+    @field_validator("allowed_callers")
+    @classmethod
+    def _called_directly(cls, callers: list[str] | None) -> list[str] | None:
+        if callers is not None and "direct" not in callers:
+            raise ValueError("this server's model calls a function directly only (OpenAI's programmatic callers "
+                             'run code it does not have): leave it out or include "direct"')
+        return callers
 
     @field_validator("description", "parameters", mode="before")
     @classmethod
@@ -382,36 +390,55 @@ def _messages(request: ResponsesRequest) -> tuple[list[dict[str, Any]], list[str
     return messages, origins
 
 
-#: Chat request words in an error's text and param, and what the Responses API calls them.
+#: Whole phrases of the chat request's errors (they quote the chat API's own field names), said the Responses way.
+_PHRASES = (
+    ("an assistant message with 'tool_calls' must be followed by tool messages answering each 'tool_call_id'",
+     "function_call items must be followed by function_call_output items answering each 'call_id'"),
+    ("a tool message must answer a tool call of the assistant message before it",
+     "a function_call_output item must answer a function_call item before it"),
+    ("tool calls without a tool message answering them",
+     "function calls without a function_call_output item answering them"),
+    ("with an assistant reply to continue after a user message",
+     "with assistant items to continue after a user message"),
+    ("your messages resulted in", "your input resulted in"), ("in the messages,", "in the input,"),
+    ("the length of the messages", "the length of the input"))
+#: Chat request words outside quotes, and what the Responses API calls them.
 _RENAMED = (("max_completion_tokens", "max_output_tokens"), ("max_tokens", "max_output_tokens"),
             ("response_format.json_schema", "text.format"), ("response_format", "text.format"),
-            ("function.arguments", "arguments"),
-            ("an assistant message with 'tool_calls' must be followed by tool messages answering each 'tool_call_id'",
-             "function_call items must be followed by function_call_output items answering each 'call_id'"),
-            ("a tool message must answer a tool call of the assistant message before it",
-             "a function_call_output item must answer a function_call item before it"),
-            ("tool calls without a tool message answering them", "function calls without a function_call_output "
-             "item answering them"),
-            ("with an assistant reply to continue after a user message", "with assistant items to continue after a "
-             "user message"),
-            ("your messages resulted in", "your input resulted in"), ("in the messages", "in the input"),
-            ("the length of the messages", "the length of the input"))
+            ("function.arguments", "arguments"), ("tool call id", "call_id"), ("tool calls", "function calls"),
+            ("tool call", "function call"))
+#: A value an error quotes (a repr or JSON string: a name, an id the client sent), which is left as it was written;
+#: an apostrophe in a word ("model's") opens none.
+_QUOTED = re.compile(r"""(?<!\w)'(?:[^'\\\n]|\\.)*'(?!\w)|(?<!\w)"(?:[^"\\\n]|\\.)*"(?!\w)""")
 
 
 def in_responses_terms(err: ApiError, origins: list[str]) -> ApiError:
-    """A chat request's error, said of the Responses request it came from (messages[3] is input.2)."""
-    def message_place(match: re.Match[str]) -> str:
+    """A chat request's error, said of the Responses request it came from (messages[3] is input.2, response_format
+    is text.format); what it quotes of the request (names, ids) is left as written."""
+    def place(match: re.Match[str]) -> str:
         k = int(match.group(1))
         return origins[k] if k < len(origins) else match.group(0)
 
-    def said(text: str) -> str:
-        text = re.sub(r"messages(?:\[|\.)(\d+)\]?", message_place, text)
-        text = re.sub(r"\btools\.(\d+)\.function\b", r"tools.\1", text)
+    def renamed(text: str) -> str:
+        text = re.sub(r"(?<![\w.])messages(?:\[|\.)(\d+)\]?", place, text)
+        text = re.sub(r"(?<![\w.])tools(?:\[(\d+)\]|\.(\d+)\.function\b)", lambda m: f"tools.{m[1] or m[2]}", text)
         for old, new in _RENAMED:
-            text = re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w])", new, text)
-        return text.replace("'messages'", "'input'").replace("messages:", "input:")
+            text = re.sub(rf"(?<![\w.]){re.escape(old)}(?!\w)", new, text)
+        return re.sub(r"(?<![\w.])messages(?=:|$)", "input", text)
 
-    param = None if err.param is None else said(err.param).replace("messages", "input")
+    def said(text: str) -> str:
+        for old, new in _PHRASES:
+            text = text.replace(old, new)
+        pieces, last = [], 0
+        for quoted in _QUOTED.finditer(text):
+            pieces += [renamed(text[last:quoted.start()]), quoted.group(0)]
+            last = quoted.end()
+        text = "".join([*pieces, renamed(text[last:])])
+        # An id used twice within one turn's items: both places are the turn's range.
+        return re.sub(r"^(input\.\d+ to input\.\d+): (call_id .*) is already used in \1;", r"\1: \2 is used twice there;",
+                      text)
+
+    param = None if err.param is None else renamed(err.param)
     return ApiError(err.status, said(err.message), param=param, code=err.code, kind=err.kind)
 
 
@@ -437,6 +464,7 @@ class OutputItems:
         self.items: list[dict[str, Any]] = []
         self.runs: dict[str, dict[str, Any]] = {}  # the server's tool runs, by id (the tool_runs extension)
         self._open: dict[str, dict[str, Any]] = {}  # the message and reasoning items still written to, by type
+        self._last: str | None = None  # the type of the item written to last (the one a token limit cuts)
 
     def feed(self, kind: str, data: Any) -> list[dict[str, Any]]:
         if kind == "text":
@@ -453,10 +481,10 @@ class OutputItems:
     def finish(self, finish: str) -> list[dict[str, Any]]:
         """The events that end the output: the open items close (incomplete where the token limit cut the reply); a
         reply that wrote nothing still has its (empty) message."""
-        status = "incomplete" if finish == "length" else "completed"
-        events = self._close(status)
+        cut = self._last if finish == "length" else None
+        events = self._close("completed", cut)
         if not self.items:
-            events += self._write("message", "") + self._close(status)
+            events += self._write("message", "") + self._close("completed", "message" if cut else None)
         return events
 
     def tool_runs(self) -> list[dict[str, Any]]:
@@ -464,6 +492,7 @@ class OutputItems:
 
     def _write(self, kind: str, text: str) -> list[dict[str, Any]]:
         events = [] if kind in self._open else self._start(kind)
+        self._last = kind
         item = self._open[kind]
         item["content"][0]["text"] += text
         if text:
@@ -489,10 +518,11 @@ class OutputItems:
         item["content"].append(part)
         return events
 
-    def _close(self, status: str) -> list[dict[str, Any]]:
+    def _close(self, status: str, cut: str | None = None) -> list[dict[str, Any]]:
+        """Close the open items with `status`; the one of type `cut` is incomplete (the token limit struck in it)."""
         events: list[dict[str, Any]] = []
-        for item in sorted(self._open.values(), key=self.items.index):
-            item["status"] = status
+        for kind, item in sorted(self._open.items(), key=lambda pair: self.items.index(pair[1])):
+            item["status"] = "incomplete" if kind == cut else status
             index = self.items.index(item)
             part = item["content"][0]
             done = "response.output_text.done" if item["type"] == "message" else "response.reasoning_text.done"

@@ -362,17 +362,18 @@ def test_a_remembered_reply_is_used_only_in_its_own_conversation_and_as_it_was_s
             assert ("Rome" in prompt) is (back is rome)
 
 
-def test_a_second_moss_round_shows_its_thoughts_as_reasoning_and_its_fields_not_at_all() -> None:
-    def script(text: str) -> str:
-        reply = text.split("<|Human|>:")[-1]
-        if reply.count("<|Results|>") == 2:
-            return " Final.<eom>"
-        if "<|Results|>" in reply:
-            return (' It is 391. <|Inner Thoughts|>: Check it again.<eot>\n<|Commands|>: Calculator("391 / 23")'
-                    "<eoc>")
-        return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
+def moss_two_rounds(text: str) -> str:
+    """A fake MOSS model that thinks, computes, answers in part, thinks and computes again, then ends its answer."""
+    reply = text.split("<|Human|>:")[-1]
+    if reply.count("<|Results|>") == 2:
+        return " Final.<eom>"
+    if "<|Results|>" in reply:
+        return ' It is 391. <|Inner Thoughts|>: Check it again.<eot>\n<|Commands|>: Calculator("391 / 23")<eoc>'
+    return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
 
-    for live in serve(SlowFake(script=script), settings(), dialect="moss"):
+
+def test_a_second_moss_round_shows_its_thoughts_as_reasoning_and_its_fields_not_at_all() -> None:
+    for live in serve(SlowFake(script=moss_two_rounds), settings(), dialect="moss"):
         kwargs: dict[str, Any] = {"messages": [{"role": "user", "content": "17 * 23?"}]}
         message = live.client().chat.completions.create(model=MODEL, **kwargs).choices[0].message
         assert message.content == "It is 391. Final."

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from live_server import MODEL, WEATHER, Live, SlowFake, serve, settings
-from test_client_tools import moss_model, server_then_client
+from test_client_tools import moss_model, moss_two_rounds, server_then_client
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("openai", reason="the tests drive the server with the openai client (the [dev] extra)")
@@ -264,16 +264,7 @@ def test_the_guard_and_the_key_hold_for_responses_too() -> None:
 def test_a_moss_reply_is_one_message_and_one_reasoning_item_however_its_rounds_interleave() -> None:
     """A second round's thoughts came after some of the answer: the answer was cut into two message items at that
     point (mid-number: "It is 3" and "91. Final."), and the Agents SDK, which reads the last one, answered "91."."""
-    def script(text: str) -> str:
-        reply = text.split("<|Human|>:")[-1]
-        if reply.count("<|Results|>") == 2:
-            return " Final.<eom>"
-        if "<|Results|>" in reply:
-            return (' It is 391. <|Inner Thoughts|>: Check it again.<eot>\n<|Commands|>: Calculator("391 / 23")'
-                    "<eoc>")
-        return ' I need to compute.<eot>\n<|Commands|>: Calculator("17 * 23")<eoc>'
-
-    for live in serve(SlowFake(script=script), settings(), dialect="moss"):
+    for live in serve(SlowFake(script=moss_two_rounds), settings(), dialect="moss"):
         whole = live.client().responses.create(model=MODEL, input="17 * 23?")
         with live.client().responses.stream(model=MODEL, input="17 * 23?") as stream:
             list(stream)

@@ -1,4 +1,5 @@
-"""An OpenAI-compatible chat-completions server that runs tools mid-generation, with a web chat page (`toolcall serve`)."""
+"""An OpenAI-compatible server (chat completions and the Responses API) that runs tools mid-generation, with a web chat
+page (`toolcall serve`)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

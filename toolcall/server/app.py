@@ -537,9 +537,7 @@ async def _response(server: Server, asked: ResponsesRequest, plan: Plan, request
     finally:
         choices.cancel.set()
     output.finish(finish)
-    cut = finish == "length"
-    return response_body(asked, response_id(), now(), status="incomplete" if cut else "completed",
-                         output=output.items, usage=counted.body(), incomplete="max_output_tokens" if cut else None,
+    return response_body(asked, response_id(), now(), finish=finish, output=output.items, usage=counted.body(),
                          tool_runs=output.tool_runs())
 
 
@@ -561,15 +559,14 @@ async def _response_events(server: Server, asked: ResponsesRequest, plan: Plan, 
     choices = _Choices(server, plan, 1, slots)
     choices.start()
     try:
-        started = response_body(asked, ident, created, status="in_progress")
+        started = response_body(asked, ident, created)
         yield sse({"type": "response.created", "response": started})
         yield sse({"type": "response.in_progress", "response": started})
         async for event in choices.events(request):
             if event.kind == "error":
                 failure = {"code": "server_error", "message": _generic(_failure("generation failed", event.data))}
                 yield sse({"type": "response.failed", "response": response_body(
-                    asked, ident, created, status="failed", output=output.items, error=failure,
-                    tool_runs=output.tool_runs())})
+                    asked, ident, created, output=output.items, error=failure, tool_runs=output.tool_runs())})
                 return
             if event.kind != "done":
                 for piece in output.feed(event.kind, event.data):
@@ -580,9 +577,8 @@ async def _response_events(server: Server, asked: ResponsesRequest, plan: Plan, 
             counted.add(event.extra["counters"], event.extra["prompt"])
             for piece in output.finish(event.data):
                 yield sse(piece)
-            cut = event.data == "length"
-            yield sse({"type": "response.incomplete" if cut else "response.completed", "response": response_body(
-                asked, ident, created, status="incomplete" if cut else "completed", output=output.items,
-                usage=counted.body(), incomplete="max_output_tokens" if cut else None, tool_runs=output.tool_runs())})
+            body = response_body(asked, ident, created, finish=event.data, output=output.items,
+                                 usage=counted.body(), tool_runs=output.tool_runs())
+            yield sse({"type": f"response.{body['status']}", "response": body})
     finally:
         choices.cancel.set()  # the client went away (the generator was closed) or the reply ended: stop decoding

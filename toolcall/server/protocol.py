@@ -98,14 +98,7 @@ class Message(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _text_parts_only(cls, content: Any) -> Any:
-        """A part the model cannot read (an image, audio, a file) is named, not reported as "not a valid string"."""
-        if isinstance(content, list):
-            for i, part in enumerate(content):
-                kind = part.get("type") if isinstance(part, dict) else None
-                if isinstance(kind, str) and kind != "text":
-                    raise ValueError(f"part {i} is of type {short_json(kind)}: this server's model reads text "
-                                     "only; send text parts ({\"type\": \"text\", \"text\": ...}) or a string")
-        return content
+        return text_parts_only(content, ("text",))
 
     def text(self) -> str:
         if self.content is None:
@@ -113,6 +106,18 @@ class Message(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
+
+
+def text_parts_only(content: Any, kinds: tuple[str, ...]) -> Any:
+    """`content` as given, unless it is a list holding a part whose type is not among `kinds` (the first is the text
+    part's): a part the model cannot read (an image, audio, a file) is named, not reported as "not a valid string"."""
+    if isinstance(content, list):
+        for i, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if isinstance(kind, str) and kind not in kinds:
+                raise ValueError(f"part {i} is of type {short_json(kind)}: this server's model reads text only; send "
+                                 f'text parts ({{"type": "{kinds[0]}", "text": ...}}) or a string')
+    return content
 
 
 class FunctionDef(_Strict):

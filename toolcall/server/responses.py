@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from ..schema import short_json
 from .protocol import (
@@ -17,10 +17,13 @@ from .protocol import (
     FunctionDef,
     JsonSchemaFormat,
     ToolcallOptions,
+    _SentBack,
+    _Strict,
     check_fields,
     check_history,
     check_schemas_size,
     split_arguments,
+    text_parts_only,
     validation_error,
 )
 
@@ -43,17 +46,6 @@ _WHY = {
 }
 
 
-class _Strict(BaseModel):
-    # As the chat request: "5" is not a number, and a misspelt field is an error, not silently dropped.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _SentBack(BaseModel):
-    # An output item the client got from this server (or another) and sends back: ids, status, annotations and the
-    # like mean nothing here.
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-
 class TextContent(_SentBack):
     type: Literal["input_text", "output_text"]
     text: str
@@ -74,7 +66,7 @@ class MessageItem(_SentBack):
     @field_validator("content", mode="before")
     @classmethod
     def _text_parts_only(cls, content: Any) -> Any:
-        return _text_only(content, "refusal")
+        return text_parts_only(content, ("input_text", "output_text", "refusal"))
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -97,7 +89,7 @@ class FunctionCallOutputItem(_SentBack):
     @field_validator("output", mode="before")
     @classmethod
     def _text_parts_only(cls, output: Any) -> Any:
-        return _text_only(output)
+        return text_parts_only(output, ("input_text", "output_text"))
 
     def text(self) -> str:
         return self.output if isinstance(self.output, str) else "".join(p.text for p in self.output)
@@ -120,17 +112,6 @@ class ReasoningItem(_SentBack):
 _ITEMS: dict[str, type[_SentBack]] = {"message": MessageItem, "function_call": FunctionCallItem,
                                       "function_call_output": FunctionCallOutputItem, "reasoning": ReasoningItem}
 InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem
-
-
-def _text_only(content: Any, *also: str) -> Any:
-    """A part the model cannot read (an image, a file, audio) is named, not reported as "not a valid string"."""
-    if isinstance(content, list):
-        for i, part in enumerate(content):
-            kind = part.get("type") if isinstance(part, dict) else None
-            if isinstance(kind, str) and kind not in ("input_text", "output_text", *also):
-                raise ValueError(f"part {i} is of type {short_json(kind)}: this server's model reads text only; send "
-                                 'text parts ({"type": "input_text", "text": ...}) or a string')
-    return content
 
 
 class FunctionTool(FunctionDef):
@@ -555,12 +536,14 @@ def _copy(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "content": [dict(p) for p in item["content"]]}
 
 
-def response_body(request: ResponsesRequest, ident: str, created: int, *, status: str = "completed",
+def response_body(request: ResponsesRequest, ident: str, created: int, *, finish: str | None = None,
                   output: list[dict[str, Any]] | None = None, usage: dict[str, Any] | None = None,
-                  incomplete: str | None = None, error: dict[str, Any] | None = None,
-                  tool_runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  error: dict[str, Any] | None = None, tool_runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The Response object: the request's settings as this server applied them, the output and the usage (a chat
-    usage body, renamed the Responses way)."""
+    usage body, renamed the Responses way). Its status follows from the reply's finish reason (None: still running)
+    or the error that ended it; a reply the token limit cut is incomplete."""
+    status = ("failed" if error is not None else "in_progress" if finish is None
+              else "incomplete" if finish == "length" else "completed")
     fmt: dict[str, Any] = {"type": "text"}
     if request.text is not None and request.text.format is not None:
         fmt = request.text.format.model_dump(exclude_none=True, by_alias=True)
@@ -568,7 +551,7 @@ def response_body(request: ResponsesRequest, ident: str, created: int, *, status
     body: dict[str, Any] = {
         "id": ident, "object": "response", "created_at": created, "status": status, "model": request.model,
         "output": output or [], "error": error,
-        "incomplete_details": {"reason": incomplete} if incomplete else None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": request.instructions, "max_output_tokens": request.max_output_tokens,
         "max_tool_calls": request.max_tool_calls, "metadata": request.metadata or {},
         "parallel_tool_calls": request.parallel_tool_calls is not False,

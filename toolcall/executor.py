@@ -1,7 +1,6 @@
 """Running a tool function under a time limit: in a thread (I/O tools) or in a reusable worker process that is killed on timeout."""
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextvars
 import importlib
@@ -20,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .errors import ConfigError, ToolcallError, ToolError, ToolRaised, ToolTimeoutError
+from .tool_loop import GIVEN_UP, run_awaitable
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
 # MemoryError instead of swapping the machine. Override with TOOLCALL_WORKER_MEMORY_MB (0 = no cap).
@@ -70,18 +70,14 @@ def check_timeout(value: Any, what: str) -> float:
 
 def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
     """func(**kwargs) as text: its positional-only parameters given by position, an awaitable it returns (an
-    `async def` tool) run to its end in an event loop of its own. Done in the thread or process that runs the call,
-    so turning the value into text counts against the time limit too."""
+    `async def` tool) run to its end on the event loop async tools share (`toolcall.tool_loop`). Done in the thread
+    or process that runs the call, so turning the value into text counts against the time limit too."""
     named = dict(kwargs)
     positional = [named.pop(n) for n in _positional_only(func) if n in named]
     value = func(*positional, **named)
     if inspect.isawaitable(value):
-        value = asyncio.run(_awaited(value))
+        value = run_awaitable(value)
     return result_text(value)
-
-
-async def _awaited(value: Any) -> Any:
-    return await value
 
 
 def _positional_only(func: Callable[..., Any]) -> list[str]:
@@ -163,6 +159,8 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     box: dict[str, Any] = {}
     # The tool runs in a copy of the caller's context, so it sees what the caller set (toolcall.tool_type.text_context).
     context = contextvars.copy_context()
+    given_up = threading.Event()  # set once this caller stops waiting: an async tool's task is then cancelled
+    context.run(GIVEN_UP.set, given_up)
 
     def target() -> None:
         # A failure's message is written here, within the time limit: the tool's exception may write itself slowly,
@@ -181,6 +179,7 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     thread.start()
     cancelled = _wait(thread, timeout)
     if thread.is_alive():
+        given_up.set()
         with _overdue_lock:
             # The thread holds `owner`, so its id stays this function's while the thread runs.
             _overdue.setdefault((label, id(owner)), []).append(thread)

@@ -1,0 +1,260 @@
+"""The event loop async tools share: kept between calls, and guarded against the tools that share it."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import http.server
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from toolcall import tool_loop
+from toolcall.executor import overdue_calls
+from toolcall.registry import ToolRegistry, make_tool
+
+
+class _LoopBound:
+    """Like an httpx.AsyncClient made at import: bound to the event loop it first runs on."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def get(self, key: str) -> str:
+        running = asyncio.get_running_loop()
+        if self.loop is None or self.loop.is_closed():
+            self.loop = running
+        if running is not self.loop:
+            raise RuntimeError("bound to a different event loop")
+        await asyncio.sleep(0)
+        return key.upper()
+
+
+_CLIENT = _LoopBound()
+_CANCELLED: list[str] = []
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+
+async def kept(key: str) -> str:
+    """Fetch with a client kept between calls.
+
+    Args:
+        key: What to fetch.
+    """
+    return await _CLIENT.get(key)
+
+
+async def hangs(key: str) -> str:
+    """Wait for ever, noting when cancelled.
+
+    Args:
+        key: A label.
+    """
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        _CANCELLED.append(key)
+        raise
+    return key
+
+
+async def blocks(seconds: float) -> str:
+    """Block the loop, as `time.sleep` in a coroutine does.
+
+    Args:
+        seconds: For how long.
+    """
+    time.sleep(seconds)
+    return "woke"
+
+
+async def reads_context() -> str:
+    """The caller's context variable."""
+    await asyncio.sleep(0)
+    return _SEEN.get()
+
+
+async def raises(kind: str) -> str:
+    """Raise what is asked.
+
+    Args:
+        kind: SystemExit, KeyboardInterrupt or TimeoutError.
+    """
+    await asyncio.sleep(0)
+    if kind == "SystemExit":
+        raise SystemExit("bye")
+    if kind == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    raise TimeoutError("the upstream service took too long")
+
+
+async def loop_id() -> str:
+    """Which event loop the call runs on."""
+    return str(id(asyncio.get_running_loop()))
+
+
+_NESTED = ToolRegistry([reads_context])
+
+
+async def calls_another(key: str) -> str:
+    """Call another async tool synchronously, as a tool may through a registry.
+
+    Args:
+        key: What the other fetches.
+    """
+    await asyncio.sleep(0)
+    return "inner: " + _NESTED.call("reads_context").text
+
+
+@pytest.fixture
+def registry() -> ToolRegistry:
+    return ToolRegistry([kept, loop_id, reads_context, raises, calls_another, make_tool(hangs, timeout=0.3),
+                         make_tool(blocks, timeout=0.5)])
+
+
+def test_a_client_kept_between_calls_stays_usable(registry: ToolRegistry) -> None:
+    # Each call ran on an event loop of its own (asyncio.run), so the second call of a tool holding a client made at
+    # import failed: "Event loop is closed" from httpx.
+    assert [registry.call("kept", (k,)).text for k in ("a", "b", "c")] == ["A", "B", "C"]
+    assert len({registry.call("loop_id").text for _ in range(3)}) == 1
+
+
+def test_a_call_past_its_limit_is_cancelled_and_stops_counting_as_running(registry: ToolRegistry) -> None:
+    # It ran on for ever in its abandoned thread, and counted against the tool's overdue calls.
+    _CANCELLED.clear()
+    began = time.monotonic()
+    late = registry.call("hangs", ("x",))
+    assert not late.ok and "timed out after 0.3 s" in late.text and time.monotonic() - began < 1.0
+    deadline = time.monotonic() + 5
+    while (not _CANCELLED or overdue_calls("hangs")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _CANCELLED == ["x"] and overdue_calls("hangs") == 0
+
+
+def test_the_tool_runs_in_its_callers_context(registry: ToolRegistry) -> None:
+    token = _SEEN.set("the caller's")
+    try:
+        assert registry.call("reads_context").text == "the caller's"
+    finally:
+        _SEEN.reset(token)
+
+
+@pytest.mark.parametrize("kind", ["SystemExit", "KeyboardInterrupt"])
+def test_an_exit_raised_by_a_tool_is_its_failure_and_the_loop_goes_on(registry: ToolRegistry, kind: str) -> None:
+    # Raised out of a task, these stop the loop they run on: every async tool after it would have failed.
+    registry.call("kept", ("a",))
+    loop = tool_loop._shared()
+    result = registry.call("raises", (kind,))
+    assert not result.ok and kind in result.text
+    assert registry.call("kept", ("b",)).text == "B" and tool_loop._shared() is loop
+
+
+def test_a_tools_own_timeout_error_is_not_read_as_its_time_limit(registry: ToolRegistry) -> None:
+    result = registry.call("raises", ("TimeoutError",))
+    assert not result.ok and "TimeoutError: the upstream service took too long" in result.text
+    assert "timed out after" not in result.text
+
+
+def test_a_tool_that_blocks_the_loop_does_not_hold_up_the_others(registry: ToolRegistry) -> None:
+    # Calls waiting behind a blocked loop run on a loop of their own once it has started nothing for BLOCKED_AFTER
+    # seconds, and later ones at once, until the shared loop runs again.
+    assert registry.call("kept", ("a",)).text == "A"
+    shared = tool_loop._shared()
+    blocker = threading.Thread(target=registry.call, args=("blocks", (3.0,)), daemon=True)
+    blocker.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    assert registry.call("reads_context", timeout=5).text == "unset"
+    assert time.monotonic() - began < 2.0  # BLOCKED_AFTER and a margin; the blocking call takes 3 s
+    began = time.monotonic()
+    assert registry.call("reads_context", timeout=5).text == "unset" and time.monotonic() - began < 0.5
+    blocker.join()
+    deadline = time.monotonic() + 5
+    while shared.blocked.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The loop is the same one, so a client bound to it works again.
+    assert registry.call("kept", ("b",)).text == "B" and tool_loop._shared() is shared
+
+
+def test_a_tool_calling_an_async_tool_synchronously_does_not_deadlock(registry: ToolRegistry) -> None:
+    # The inner call waited for the loop its caller was holding, until the time limit.
+    began = time.monotonic()
+    assert registry.call("calls_another", ("q",), timeout=5).text == "inner: unset"
+    assert time.monotonic() - began < 3.0  # deadlocked, it waited out the 5 s limit
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_loop_of_its_own(registry: ToolRegistry) -> None:
+    registry.call("kept", ("a",))
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # forking a process with threads
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's loop thread does not exist here
+        try:
+            began = time.monotonic()
+            loops = {registry.call("loop_id", timeout=5).text for _ in range(3)}
+            os.write(write, f"{len(loops)} {time.monotonic() - began < 0.5}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "1 True"
+
+
+def test_an_isolated_async_tool_keeps_its_loop_in_its_worker() -> None:
+    isolated = ToolRegistry([make_tool(kept, isolated=True)])
+    assert [isolated.call("kept", (k,)).text for k in ("a", "b")] == ["A", "B"]
+
+
+# ---------------------------------------------------------------------------------------------- a real client
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the client's second request reuses the first one's connection
+
+    def do_GET(self) -> None:
+        body = self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+_HTTP: dict[str, Any] = {}
+
+
+async def fetch_path(path: str) -> str:
+    """Fetch a path from the local test server with a client made once.
+
+    Args:
+        path: The path.
+    """
+    return (await _HTTP["client"].get(f"{_HTTP['base']}/{path}")).text
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_httpx_client_made_once_serves_every_call(echo_server: str) -> None:
+    httpx = pytest.importorskip("httpx")
+    _HTTP.update(client=httpx.AsyncClient(timeout=5), base=echo_server)
+    registry = ToolRegistry([fetch_path])
+    # Before: "Event loop is closed" on the second call, when the pooled connection belonged to the first call's loop.
+    assert [registry.call("fetch_path", (p,), timeout=5).text for p in ("a", "b", "c")] == ["/a", "/b", "/c"]

@@ -51,6 +51,7 @@ TODAY = dt.date(2026, 11, 25)  # a Wednesday
         ("It costs $60.", 60.0),
         ("on 2026-12-02", 2026.0),
         ("a total of 12,5 is not a thousands group", 12.0),
+        ("1/0 is undefined, so 5", 5.0),            # "1/0" was read as 1
         ("no numbers here", None),
         ("", None),
     ],
@@ -75,6 +76,8 @@ def test_numbers_match_tolerance_and_two_decimal_rounding() -> None:
     assert numbers_match(0.29, 7 / 24)          # the calculator rounds to 2 decimals
     assert not numbers_match(0.3, 7 / 24)
     assert not numbers_match(8.01, 8.0)          # an integer gold is not rounded away
+    assert not numbers_match(0.0, 0.004)         # rounded to 0, nothing of the gold is left: "0" was right
+    assert numbers_match(0.004, 0.004) and numbers_match(1.0, 1.004)
     assert not numbers_match(None, 8.0)
 
 
@@ -89,6 +92,7 @@ def test_math_scores_first_number_and_exact_answer() -> None:
 
 def test_exact_match_normalises() -> None:
     assert normalize_answer("  The answer is $1,625. ") == "1625"
+    assert normalize_answer("3–5") == normalize_answer("3−5") == "3-5"  # en dash and minus, as the number reader
     assert exact_match("\n\nThursday.\nsomething else", "Thursday")
     assert not exact_match("It is Thursday.", "Thursday")
 
@@ -245,6 +249,18 @@ def test_a_math_answer_must_be_a_number_the_grader_reads(tmp_path: Path, answer:
     f = tmp_path / "m.jsonl"
     f.write_text('{"question": "Fine?", "answer": "1"}\n{"question": "How many?", "answer": ' + answer + "}\n")
     with pytest.raises(ConfigError, match=f"m.jsonl:2: {message}"):
+        load_items(f, "math")
+
+
+def test_a_gsm8k_line_is_read_as_its_final_number(tmp_path: Path) -> None:
+    # GSM8K's own files give a worked solution ending "#### 72": refused as "one finite number" before.
+    f = tmp_path / "gsm8k.jsonl"
+    solution = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
+    lines = [{"question": "How many clips?", "answer": solution}, {"question": "How much?", "answer": "Total.\n#### 1,250"}]
+    f.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert [item.answer for item in load_items(f, "math")] == ["72", "1,250"]
+    f.write_text(json.dumps({"question": "How many?", "answer": "Work.\n#### many"}) + "\n")
+    with pytest.raises(ConfigError, match="one finite number"):
         load_items(f, "math")
 
 

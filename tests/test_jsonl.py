@@ -78,3 +78,12 @@ def test_an_integer_past_pythons_digit_limit_is_an_error_at_its_line(tmp_path: P
     # json.loads raised a ValueError no reader caught: a traceback from eval, train and data-gen.
     with pytest.raises(ConfigError, match=r"long.jsonl:2: a number in it is too long to read"):
         list(read_jsonl(path))
+
+
+@pytest.mark.parametrize("text", ['[\n  {"question": "a"}\n]\n', '[{"question": "a"}]\n', '{\n  "question": "a"\n}\n'])
+def test_a_json_document_is_told_from_json_lines(tmp_path: Path, text: str) -> None:
+    # A pretty-printed array (SVAMP's own file) was "not valid JSON (Expecting value at column 1)" and no more.
+    f = tmp_path / "data.json"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match="data.json:1: .*looks like one JSON document.*one object per line"):
+        list(read_jsonl(f))

@@ -45,7 +45,8 @@ class EvalConfig:
     """What an evaluation runs: the task, its items and tools, the prompt; every field is a `toolcall eval` flag."""
 
     task: str = option(choices=TASKS, help="math word problems, date questions, or BFCL function calling (bfcl)")
-    input: Path | None = option(None, metavar="FILE", help='JSONL of {"question", "answer"} (dates may use "rule") '
+    input: Path | None = option(None, metavar="FILE", help='JSONL of {"question", "answer"} (dates may use "rule"; '
+                                                          "a math answer may be GSM8K's, ending '#### 72') "
                                                           "(default: the shipped sample)")
     tools: tuple[str, ...] | None = option(None, metavar="NAMES", help="comma-separated tools offered (default: "
                                                                        "Calculator for math, Calendar for dates)")
@@ -174,16 +175,22 @@ def _item(record: Any, task: str, today: dt.date | None, where: str) -> EvalItem
 _NUMBER_FORMS = '"168", "1,625", "-8", "34.5", "7/24" or "$60"'
 
 
+#: The last line of a GSM8K answer, which holds its final number after a worked solution.
+_GSM8K_FINAL = re.compile(r"(?:^|\n)####[ \t]*([^\n]*)\s*\Z")
+
+
 def _gold(record: dict[str, Any], task: str, where: str) -> str:
     """The gold answer as text. str() of anything else made null "None" and NaN "nan", gold answers no reply
     can match, so an item was scored wrong without a word: only text and finite numbers are answers, and a math
-    answer must be one number the grader can read."""
+    answer must be one number the grader can read (or a worked solution ending in GSM8K's "#### 72" line)."""
     value = record.get("answer")
     if "answer" not in record or (isinstance(value, str) and not value.strip()):
         raise ConfigError(f"{where}: each line needs an 'answer' (or, for dates, a 'rule')")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ConfigError(f"{where}: 'answer' must be text or a number, got {short_json(value)}")
     text = value.strip() if isinstance(value, str) else _number_text(value, where)
+    if task == "math" and (final := _GSM8K_FINAL.search(text)):
+        text = final.group(1).strip()  # GSM8K's own lines: the worked solution, then "#### 72"
     if task == "math":
         number = parse_number(text)
         if number is None or not math.isfinite(number):

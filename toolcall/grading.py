@@ -50,20 +50,22 @@ def _iter_numbers(text: str) -> Iterator[tuple[float, int, int]]:
         sign = -1.0 if written and not bullet and _SIGN_ALLOWED_BEFORE.search(before) else 1.0
         start = m.start() if sign < 0 else m.start("num")
         num = m.group("num").replace(",", "")
-        try:
-            value = float(Fraction(num) / Fraction(m.group("den"))) if m.group("den") else float(num)
-        except ZeroDivisionError:
-            value = float(num)
+        if m.group("den") and int(m.group("den")) == 0:
+            continue  # "1/0" is no number: it was read as 1
+        value = float(Fraction(num) / Fraction(m.group("den"))) if m.group("den") else float(num)
         yield sign * value, start, m.end()
 
 
 def numbers_match(predicted: float | None, gold: float | None) -> bool:
-    """Numeric equality with float tolerance; a prediction rounded to 2 decimals (the paper's calculator) counts too."""
+    """Numeric equality with float tolerance; a prediction rounded to 2 decimals (the paper's calculator) counts too,
+    unless the rounding leaves nothing of the gold answer (0 was right for 0.004)."""
     if predicted is None or gold is None:
         return False
     if math.isclose(predicted, gold, rel_tol=REL_TOL, abs_tol=1e-9):
         return True
-    return math.isclose(predicted, round(gold, 2), abs_tol=1e-9) and not math.isclose(gold, round(gold, 2), abs_tol=1e-9)
+    rounded = round(gold, 2)
+    return (rounded != 0 and math.isclose(predicted, rounded, abs_tol=1e-9)
+            and not math.isclose(gold, rounded, abs_tol=1e-9))
 
 
 def answer_line(reply: str) -> str:
@@ -75,10 +77,11 @@ def answer_line(reply: str) -> str:
 
 
 def normalize_answer(text: str) -> str:
-    """Lower-case, drop an "Answer:" prefix, thousands separators, '$', trailing punctuation and extra spaces."""
+    """Lower-case, drop an "Answer:" prefix, thousands separators, '$', trailing punctuation and extra spaces; a
+    minus or an en dash is a hyphen (the number reader takes all three as a minus)."""
     text = _ANSWER_PREFIX.sub("", text.strip())
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
-    text = text.replace("$", "").replace("−", "-")
+    text = text.replace("$", "").replace("−", "-").replace("–", "-")
     text = re.sub(r"\s+", " ", text).strip().rstrip(".!?;:,").strip()
     return text.lower()
 

@@ -54,13 +54,14 @@ def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dic
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+            raise ConfigError(f"{where}: not valid JSON ({err.msg} at column {err.colno}){_spread_hint(line)}") from err
         except RecursionError:
             raise ConfigError(f"{where}: the JSON nests deeper than can be read") from None
         except ValueError as err:  # an integer past Python's 4,300-digit conversion limit
             raise ConfigError(f"{where}: a number in it is too long to read ({err})") from None
         if not isinstance(record, dict):
-            raise ConfigError(f"{where}: each line must be a JSON object, found {type(record).__name__}")
+            raise ConfigError(f"{where}: each line must be a JSON object, found {type(record).__name__}"
+                              f"{_spread_hint(line) if isinstance(record, list) else ''}")
         try:
             field = _surrogate_field(record) if _ESCAPED_SURROGATE.search(line) else None
         except RecursionError:
@@ -69,6 +70,15 @@ def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dic
             raise ConfigError(f"{where}: {field} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its "
                               "pair), which is not text")
         yield where, record
+
+
+def _spread_hint(line: str) -> str:
+    """What to do when a line opens a JSON array or a pretty-printed object: a JSON document, not JSON Lines."""
+    if not line.lstrip().startswith("[") and line.strip() != "{":
+        return ""
+    return ("; the file looks like one JSON document (an array, or an object over several lines), and this reads "
+            "JSON Lines, one object per line: convert it with python -c \"import json, sys; "
+            "[print(json.dumps(r)) for r in json.load(open(sys.argv[1]))]\" FILE > FILE.jsonl")
 
 
 #: A JSON escape of a UTF-16 surrogate; only lines holding one are searched for a lone one after decoding.

@@ -1,6 +1,8 @@
 """toolcall.registry: Tool, @tool, ToolRegistry.call (never raises; timeouts, cache, isolation), entry points, defaults."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import enum
 import os
 import re
@@ -1095,3 +1097,56 @@ def test_a_dropped_tool_does_not_keep_its_object_alive() -> None:
     del session, registry
     gc.collect()
     assert gone() is None
+
+
+@dataclasses.dataclass
+class _Weather:
+    city: str
+    temperature: float
+    day: dt.date
+
+
+class _Sky(enum.Enum):
+    CLEAR = "clear"
+
+
+def _returns(kind: str) -> Any:
+    """Return a value of the kind asked for.
+
+    Args:
+        kind: What to return.
+    """
+    weather = _Weather("Oslo", -3.5, dt.date(2026, 1, 2))
+    values: dict[str, Any] = {
+        "dataclass": weather, "nested": {"now": weather, "sky": _Sky.CLEAR, "seen": {3, 1, 2}, "raw": b"ok"},
+        "enum": _Sky.CLEAR, "bytes": "café".encode(), "binary": b"\xff\xfe", "set": frozenset({"b", "a"}),
+        "generator": (n for n in range(3)), "number": 4.5}
+    return values[kind]
+
+
+@pytest.mark.parametrize(("kind", "text"), [
+    # Each was its repr: "_Weather(city='Oslo', temperature=-3.5, day=datetime.date(2026, 1, 2))", "_Sky.CLEAR",
+    # "b'caf\\xc3\\xa9'", "<generator object ...>".
+    ("dataclass", '{"city": "Oslo", "temperature": -3.5, "day": "2026-01-02"}'),
+    ("nested", '{"now": {"city": "Oslo", "temperature": -3.5, "day": "2026-01-02"}, "sky": "clear", '
+               '"seen": [1, 2, 3], "raw": "ok"}'),
+    ("enum", "clear"), ("bytes", "café"), ("binary", "(2 bytes that are not UTF-8 text)"), ("set", '["a", "b"]'),
+    ("generator", "Error: _returns: returned a generator, which is not a result: return a list or a str"),
+    ("number", "4.5"),
+])
+def test_what_a_tool_returns_is_written_as_data_where_it_is_data(kind: str, text: str) -> None:
+    assert ToolRegistry([_returns]).call("_returns", (kind,)).text == text
+
+
+def test_a_pydantic_model_returned_is_written_as_its_json() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Reading(pydantic.BaseModel):
+        value: int
+        at: dt.datetime
+
+    def reading() -> Any:
+        """A reading."""
+        return Reading(value=3, at=dt.datetime(2026, 1, 2, 12, 30))
+
+    assert ToolRegistry([reading]).call("reading").text == '{"value": 3, "at": "2026-01-02T12:30:00"}'

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import dataclasses
+import enum
 import importlib
 import importlib.util
 import inspect
@@ -98,17 +100,61 @@ def error_text(err: BaseException) -> str:
 
 
 def result_text(value: Any) -> str:
-    """A tool's return value as the text spliced into the model's output."""
+    """A tool's return value as the text spliced into the model's output: a str as it is, None as nothing, data
+    (dicts, lists, tuples, sets, dataclasses, pydantic models, arrays with `tolist`) as JSON, an Enum as its value,
+    UTF-8 bytes as their text, anything else as str() gives it. A generator is refused: its repr is no result."""
     if isinstance(value, str):
         return str.__str__(value)  # a plain copy of a str subclass, whose own __str__ could take any time later
     if value is None:
         return ""
-    if isinstance(value, (dict, list, tuple)):
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        raise ToolError(f"returned a {type(value).__name__}, which is not a result: return a list or a str")
+    if isinstance(value, enum.Enum):
+        return result_text(value.value)
+    if isinstance(value, bytes | bytearray):
         try:
-            return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return f"({len(value):,} bytes that are not UTF-8 text)"
+    if isinstance(value, dict | list | tuple | set | frozenset) or _as_data(value) is not value:
+        try:
+            return json.dumps(_as_data(value), ensure_ascii=False, default=_json_default)
+        except (TypeError, ValueError, RecursionError):
             return str(value)
     return str(value)
+
+
+def _as_data(value: Any) -> Any:
+    """`value` as JSON-ready data if it is a dataclass instance, a pydantic model, a set or an array (`tolist`);
+    otherwise `value` itself. A conversion that fails leaves the value as it is (it is then written by str())."""
+    try:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        if isinstance(value, set | frozenset):
+            items = list(value)
+            try:
+                return sorted(items)
+            except TypeError:
+                return items
+        dump = getattr(type(value), "model_dump", None)
+        if callable(dump) and hasattr(type(value), "model_fields"):
+            return value.model_dump(mode="json")
+        tolist = getattr(value, "tolist", None)
+        if callable(tolist) and not isinstance(value, type):
+            return tolist()
+    except Exception:  # noqa: BLE001 - the tool's own conversion failing: its str() is still a result
+        return value
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """What json.dumps writes for a value it has no form for: data as data, an Enum as its value, bytes as text."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    data = _as_data(value)
+    return str(value) if data is value else data
 
 
 # ---------------------------------------------------------------------------------------------- threads

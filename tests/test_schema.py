@@ -1,8 +1,10 @@
 """toolcall.schema: schemas equal transformers' get_json_schema, and bound arguments reach a function as its hints' types."""
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
+import typing
 from typing import Any, Literal, Optional, Union
 
 import pytest
@@ -423,3 +425,121 @@ def test_a_numpy_or_sphinx_docstring_is_told_apart_from_a_missing_description() 
     for func in (numpy_style, sphinx_style):
         with pytest.raises(SchemaError, match="read in Google style.*looks like NumPy's or Sphinx's"):
             function_schema(func)
+
+
+# ---------------------------------------------------------------------------------------------- records as arguments
+
+try:
+    import pydantic
+except ImportError:  # pydantic comes with the server's extra
+    pydantic = None
+
+@dataclasses.dataclass
+class Parcel:
+    weight: float
+    fragile: bool = False
+    labels: list[str] = dataclasses.field(default_factory=list, metadata={"description": "What is written on it."})
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0:
+            raise ValueError("weight must be more than 0")
+
+
+class Sender(typing.TypedDict):
+    name: str
+    phone: typing.NotRequired[str]
+
+
+def ship(parcel: Parcel, sender: Sender, more: list[Parcel] | None = None) -> Parcel:
+    """Ship parcels.
+
+    Args:
+        parcel: The parcel.
+        sender: Who sends it.
+        more: Other parcels.
+    """
+    return parcel
+
+
+_PARCEL = {"type": "object", "properties": {"weight": {"type": "number"}, "fragile": {"type": "boolean"},
+                                            "labels": {"type": "array", "items": {"type": "string"},
+                                                       "description": "What is written on it."}},
+           "required": ["weight"]}
+
+
+def test_a_dataclass_or_typeddict_parameter_is_an_object_of_its_fields() -> None:
+    # transformers refuses them ("a custom class or object"), and so did toolcall: a typed tool could not be registered.
+    with pytest.raises(Exception, match="custom class"):
+        get_json_schema(ship)
+    schema = function_schema(ship)["function"]["parameters"]
+    assert schema["properties"]["parcel"] == {**_PARCEL, "description": "The parcel."}
+    assert schema["properties"]["sender"] == {"type": "object", "properties": {"name": {"type": "string"},
+                                                                               "phone": {"type": "string"}},
+                                              "required": ["name"], "description": "Who sends it."}
+    assert schema["properties"]["more"] == {"type": "array", "items": _PARCEL, "nullable": True,
+                                            "description": "Other parcels."}
+    assert schema["required"] == ["parcel", "sender"] and function_schema(ship)["function"]["return"] == _PARCEL
+
+
+def test_a_calls_object_becomes_the_record_its_parameter_names() -> None:
+    out = _bind({"parcel": {"weight": 2, "labels": ["up"]}, "sender": {"name": "Ada"},
+                 "more": [{"weight": 1.5, "fragile": "yes"}]}, ship, "ship")
+    assert out == {"parcel": Parcel(2.0, False, ["up"]), "sender": {"name": "Ada"}, "more": [Parcel(1.5, True)]}
+    assert isinstance(out["parcel"].weight, float)
+    # Written as JSON text where the dialect gives text (Toolformer's positional strings).
+    assert _bind(('{"weight": 3}', '{"name": "Bo", "phone": "555"}'), ship, "ship")["sender"] == \
+        {"name": "Bo", "phone": "555"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"parcel": {"weight": -1}, "sender": {"name": "A"}}, "expected a valid Parcel \\(weight must be more than 0\\)"),
+    ({"parcel": {"fragile": True}, "sender": {"name": "A"}}, "'weight'"),
+    ({"parcel": {"weight": 1, "colour": "red"}, "sender": {"name": "A"}}, "colour"),
+    ({"parcel": {"weight": 1}, "sender": {"name": "A"}, "more": [{"weight": 1, "fragile": "maybe"}]}, "boolean"),
+])
+def test_a_record_that_does_not_fit_is_a_positioned_argument_error(args: dict[str, Any], message: str) -> None:
+    with pytest.raises(ToolArgumentError, match=message):
+        _bind(args, ship, "ship")
+
+
+if pydantic is not None:
+    class Place(pydantic.BaseModel):
+        city: str = pydantic.Field(description="The city.")
+        postcode: str | None = pydantic.Field(default=None, alias="zip")
+
+
+@pytest.mark.skipif(pydantic is None, reason="needs pydantic")
+def test_a_pydantic_model_parameter_is_its_fields_by_their_aliases() -> None:
+    def weather(place: Place) -> str:
+        """Weather at a place.
+
+        Args:
+            place: Where.
+        """
+        return place.city
+
+    schema = function_schema(weather)["function"]["parameters"]["properties"]["place"]
+    assert schema == {"type": "object", "properties": {"city": {"type": "string", "description": "The city."},
+                                                       "zip": {"type": "string", "nullable": True}},
+                      "required": ["city"], "description": "Where."}
+    assert _bind({"place": {"city": "Oslo", "zip": "0150"}}, weather, "weather")["place"] == \
+        Place(city="Oslo", zip="0150")
+
+
+@dataclasses.dataclass
+class Node:
+    name: str
+    children: list[Node]
+
+
+def test_a_record_that_holds_itself_is_refused_with_a_reason() -> None:
+    def tree(root: Node) -> str:
+        """A tree.
+
+        Args:
+            root: The root.
+        """
+        return root.name
+
+    with pytest.raises(SchemaError, match="Node holds itself .*recursive type"):
+        function_schema(tree)

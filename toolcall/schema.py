@@ -1,12 +1,14 @@
 """Typed, Google-docstringed functions → JSON schemas (as transformers' get_json_schema makes them) and text → typed values."""
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 import json
 import math
 import re
 import sys
+import threading
 import types
 import typing
 import weakref
@@ -160,8 +162,12 @@ def type_schema(hint: Any) -> dict[str, Any]:
         except TypeError:  # unhashable annotation objects
             found = None
         if found is None:
+            fields = record_fields(hint)
+            if fields is not None:
+                return _record_schema(hint, fields)
             raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema; use str, int, float, bool, "
-                              "Enum, Literal, or list/tuple/dict/Union of those")
+                              "Enum, Literal, a dataclass, TypedDict or pydantic model, or list/tuple/dict/Union "
+                              "of those")
         return dict(found)
     if origin is Union or origin is types.UnionType:
         parts = [type_schema(t) for t in args if t is not type(None)]
@@ -193,6 +199,96 @@ def type_schema(hint: Any) -> dict[str, Any]:
             out["additionalProperties"] = type_schema(args[1])
         return out
     raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordFields:
+    """The fields of a dataclass, TypedDict or pydantic model as a call writes them: by the key a JSON object holds
+    each under (a pydantic field's alias), its type hint, whether it is required, its description if it has one."""
+
+    hints: dict[str, Any]
+    required: tuple[str, ...]
+    descriptions: dict[str, str]
+
+
+def record_fields(hint: Any) -> RecordFields | None:
+    """The fields of `hint` if it is a dataclass, TypedDict or pydantic model type, else None. transformers refuses
+    these; a tool that takes one is described as an object of its fields, and a call's object becomes one."""
+    if not isinstance(hint, type) or hint in _BARE_TYPES:
+        return None
+    try:
+        return _FIELDS[hint]
+    except (KeyError, TypeError):
+        pass
+    fields = _read_fields(hint)
+    try:
+        _FIELDS[hint] = fields
+    except TypeError:  # a type that cannot be weakly referenced is read again each time
+        pass
+    return fields
+
+
+#: Weakly, as _HINTS: a class made per session goes with its session.
+_FIELDS: weakref.WeakKeyDictionary[type, RecordFields | None] = weakref.WeakKeyDictionary()
+_BARE_TYPES = (int, float, str, bool, list, tuple, dict, type(None))
+
+
+def _read_fields(hint: type) -> RecordFields | None:
+    try:
+        if dataclasses.is_dataclass(hint):
+            hints = get_type_hints(hint)
+            fields = [f for f in dataclasses.fields(hint) if f.init]
+            return RecordFields(
+                {f.name: hints[f.name] for f in fields},
+                tuple(f.name for f in fields
+                      if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING),
+                {f.name: f.metadata["description"] for f in fields if isinstance(f.metadata.get("description"), str)})
+        if typing.is_typeddict(hint):
+            hints = get_type_hints(hint)
+            required = set(getattr(hint, "__required_keys__", hints))
+            # Under postponed annotations the class saw NotRequired[...] as text and counted the key required.
+            for key, marked in get_type_hints(hint, include_extras=True).items():
+                if get_origin(marked) is typing.NotRequired:
+                    required.discard(key)
+                elif get_origin(marked) is typing.Required:
+                    required.add(key)
+            return RecordFields(hints, tuple(n for n in hints if n in required), {})
+        model_fields = getattr(hint, "model_fields", None)
+        if isinstance(model_fields, dict) and callable(getattr(hint, "model_validate", None)):
+            keys = {name: (getattr(f, "alias", None) or name) for name, f in model_fields.items()}
+            return RecordFields({keys[n]: f.annotation for n, f in model_fields.items()},
+                                tuple(keys[n] for n, f in model_fields.items() if f.is_required()),
+                                {keys[n]: f.description for n, f in model_fields.items()
+                                 if isinstance(getattr(f, "description", None), str)})
+    except SchemaError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a hint naming what cannot be imported here, and the like
+        raise SchemaError(f"cannot read the fields of {hint.__name__} ({err})") from err
+    return None
+
+
+#: The record types being described on this thread: a type that holds itself (a tree of nodes) has no finite schema.
+_DESCRIBING = threading.local()
+
+
+def _record_schema(hint: type, fields: RecordFields) -> dict[str, Any]:
+    within: list[type] = _DESCRIBING.__dict__.setdefault("types", [])
+    if hint in within:
+        raise SchemaError(f"{hint.__name__} holds itself (through {' -> '.join(t.__name__ for t in within)}): "
+                          "a recursive type has no JSON schema here; take its JSON as a dict or a str")
+    within.append(hint)
+    try:
+        properties: dict[str, Any] = {}
+        for key, field_hint in fields.hints.items():
+            properties[key] = type_schema(field_hint)
+            if key in fields.descriptions:
+                properties[key]["description"] = fields.descriptions[key]
+    finally:
+        within.pop()
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if fields.required:
+        out["required"] = list(fields.required)
+    return out
 
 
 def _receiver(sig: inspect.Signature) -> str | None:
@@ -363,9 +459,52 @@ def _coerce(value: Any, hint: Any) -> Any:
         if len(args) == 2:
             return {str(k): _coerce(v, args[1]) for k, v in mapping.items()}
         return mapping
+    fields = record_fields(hint)
+    if fields is not None:
+        return _record(value, text, hint, fields)
     if isinstance(hint, type) and isinstance(value, hint):
         return value
     raise Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")
+
+
+def _record(value: Any, text: str | None, hint: type, fields: RecordFields) -> Any:
+    """A call's object as the dataclass, TypedDict or pydantic model `hint` (its fields converted one by one)."""
+    if not typing.is_typeddict(hint) and isinstance(value, hint):
+        return value
+    mapping = json_value(text, "an object") if text is not None else value
+    if not isinstance(mapping, dict):
+        raise Mismatch(f"an object of {hint.__name__}'s fields")
+    missing = [key for key in fields.required if key not in mapping]
+    if missing:
+        raise Mismatch(f"an object with {', '.join(repr(k) for k in missing)} ({hint.__name__}'s required fields)")
+    unknown = [key for key in mapping if key not in fields.hints]
+    if unknown:
+        raise Mismatch(f"an object of {hint.__name__}'s fields ({', '.join(repr(k) for k in fields.hints)}), "
+                       f"not {', '.join(repr(str(k)) for k in unknown[:5])}")
+    converted: dict[str, Any] = {}
+    for key, item in mapping.items():
+        try:
+            converted[key] = _coerce(item, fields.hints[key])
+        except Mismatch as err:
+            raise Mismatch(f"an object whose {key!r} is {err}") from None
+    try:
+        if dataclasses.is_dataclass(hint):
+            return hint(**converted)
+        if typing.is_typeddict(hint):
+            return converted
+        return hint.model_validate(converted)  # type: ignore[attr-defined]
+    except Exception as err:  # noqa: BLE001 - the type's own checks (__post_init__, validators) refusing the values
+        reason = error_line(err)
+        raise Mismatch(f"a valid {hint.__name__}{f' ({reason})' if reason else ''}") from None
+
+
+def error_line(err: BaseException) -> str:
+    """The first line of an exception's message, at most 200 characters."""
+    try:
+        line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    except Exception:  # noqa: BLE001 - a message that cannot be written is no message
+        return ""
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _shown(value: Any) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import http.server
 import os
@@ -147,10 +148,10 @@ def test_the_tool_runs_in_its_callers_context(registry: ToolRegistry) -> None:
 def test_an_exit_raised_by_a_tool_is_its_failure_and_the_loop_goes_on(registry: ToolRegistry, kind: str) -> None:
     # Raised out of a task, these stop the loop they run on: every async tool after it would have failed.
     registry.call("kept", ("a",))
-    loop = tool_loop._shared()
+    loop = tool_loop._loop_for(kept.__module__)
     result = registry.call("raises", (kind,))
     assert not result.ok and kind in result.text
-    assert registry.call("kept", ("b",)).text == "B" and tool_loop._shared() is loop
+    assert registry.call("kept", ("b",)).text == "B" and tool_loop._loop_for(kept.__module__) is loop
 
 
 def test_a_tools_own_timeout_error_is_not_read_as_its_time_limit(registry: ToolRegistry) -> None:
@@ -160,24 +161,21 @@ def test_a_tools_own_timeout_error_is_not_read_as_its_time_limit(registry: ToolR
 
 
 def test_a_tool_that_blocks_the_loop_does_not_hold_up_the_others(registry: ToolRegistry) -> None:
-    # Calls waiting behind a blocked loop run on a loop of their own once it has started nothing for BLOCKED_AFTER
-    # seconds, and later ones at once, until the shared loop runs again.
+    # Calls the blocked loop has not started run on a loop of their own once its heartbeat is BLOCKED_AFTER late,
+    # until it beats again; limits shorter than a second hold (they all timed out while the loop was blocked).
     assert registry.call("kept", ("a",)).text == "A"
-    shared = tool_loop._shared()
+    shared = tool_loop._loop_for(kept.__module__)
     blocker = threading.Thread(target=registry.call, args=("blocks", (3.0,)), daemon=True)
     blocker.start()
-    time.sleep(0.2)
-    began = time.monotonic()
-    assert registry.call("reads_context", timeout=5).text == "unset"
-    assert time.monotonic() - began < 2.0  # BLOCKED_AFTER and a margin; the blocking call takes 3 s
-    began = time.monotonic()
-    assert registry.call("reads_context", timeout=5).text == "unset" and time.monotonic() - began < 0.5
+    time.sleep(0.1)
+    outcomes = [registry.call("reads_context", timeout=0.9) for _ in range(4)]
+    assert [r.text for r in outcomes] == ["unset"] * 4
     blocker.join()
     deadline = time.monotonic() + 5
-    while shared.blocked.is_set() and time.monotonic() < deadline:
+    while shared.blocked() and time.monotonic() < deadline:
         time.sleep(0.05)
     # The loop is the same one, so a client bound to it works again.
-    assert registry.call("kept", ("b",)).text == "B" and tool_loop._shared() is shared
+    assert registry.call("kept", ("b",)).text == "B" and tool_loop._loop_for(kept.__module__) is shared
 
 
 def test_a_tool_calling_an_async_tool_synchronously_does_not_deadlock(registry: ToolRegistry) -> None:
@@ -191,7 +189,7 @@ def test_a_tool_calling_an_async_tool_synchronously_does_not_deadlock(registry: 
 def test_a_forked_child_gets_a_loop_of_its_own(registry: ToolRegistry) -> None:
     registry.call("kept", ("a",))
     read, write = os.pipe()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tool_loop._lock:  # another thread may hold the lock at the fork: it is the parent's
         warnings.simplefilter("ignore")  # forking a process with threads
         pid = os.fork()
     if pid == 0:  # the child: the parent's loop thread does not exist here
@@ -210,6 +208,166 @@ def test_a_forked_child_gets_a_loop_of_its_own(registry: ToolRegistry) -> None:
 def test_an_isolated_async_tool_keeps_its_loop_in_its_worker() -> None:
     isolated = ToolRegistry([make_tool(kept, isolated=True)])
     assert [isolated.call("kept", (k,)).text for k in ("a", "b")] == ["A", "B"]
+
+
+# ---------------------------------------------------------------------------------------------- what a tool starts
+
+_POOL = concurrent.futures.ThreadPoolExecutor(2)
+_LEFT: list[str] = []
+
+
+async def inner(key: str) -> str:
+    """Upper-case, asynchronously.
+
+    Args:
+        key: The text.
+    """
+    await asyncio.sleep(0)
+    return key.upper()
+
+
+async def via_a_thread(key: str) -> str:
+    """Call `inner` synchronously through a thread pool, as a sync library's callback would.
+
+    Args:
+        key: The text.
+    """
+    return _POOL.submit(_STARTS.call, "inner", (key,), 0.9).result().text
+
+
+async def races(key: str) -> str:
+    """Ask two mirrors and keep the first answer; the other is left pending.
+
+    Args:
+        key: The answer.
+    """
+    async def never() -> str:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            _LEFT.append(key)
+            raise
+        return key
+
+    fast, slow = asyncio.ensure_future(asyncio.sleep(0, key)), asyncio.ensure_future(never())
+    done, _ = await asyncio.wait({fast, slow}, return_when=asyncio.FIRST_COMPLETED)
+    return str(done.pop().result())
+
+
+async def in_a_thread(seconds: float) -> str:
+    """A blocking driver run the recommended way, in a thread.
+
+    Args:
+        seconds: How long it blocks.
+    """
+    await asyncio.to_thread(time.sleep, seconds)
+    return "done"
+
+
+async def child_exits() -> str:
+    """A child task calls sys.exit."""
+    async def child() -> None:
+        await asyncio.sleep(0)
+        raise SystemExit(3)
+
+    await asyncio.gather(child(), asyncio.sleep(0.05))
+    return "returned"
+
+
+async def callback_exits() -> str:
+    """A callback it schedules raises SystemExit, then it stops the loop."""
+    loop = asyncio.get_running_loop()
+    loop.call_soon(_exit_now)
+    await asyncio.sleep(0.05)
+    loop.stop()
+    await asyncio.sleep(0.05)
+    return "returned"
+
+
+def _exit_now() -> None:
+    raise SystemExit(4)
+
+
+async def slow_io(seconds: float) -> str:
+    """Wait on I/O.
+
+    Args:
+        seconds: How long.
+    """
+    await asyncio.sleep(seconds)
+    return "io done"
+
+
+_STARTS = ToolRegistry([inner, via_a_thread, races, in_a_thread, child_exits, callback_exits, slow_io, loop_id,
+                        make_tool(hangs, timeout=0.3)])
+
+
+def test_an_async_tool_called_through_another_thread_runs_within_its_limit() -> None:
+    # The inner call waited for the loop its caller held (the caller's context does not reach a pool's thread).
+    for _ in range(2):
+        began = time.monotonic()
+        assert _STARTS.call("via_a_thread", ("x",), timeout=5).text == "X"
+        assert time.monotonic() - began < 3.0
+
+
+def test_tasks_a_call_leaves_pending_are_cancelled_when_it_ends() -> None:
+    # asyncio.run cancelled them when each call had a loop of its own; on a kept loop they piled up for ever.
+    _LEFT.clear()
+    assert [_STARTS.call("races", (k,)).text for k in ("a", "b")] == ["a", "b"]
+    deadline = time.monotonic() + 5
+    while len(_LEFT) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(_LEFT) == ["a", "b"]
+
+
+def test_thread_jobs_neither_queue_behind_each_other_nor_starve_later_calls() -> None:
+    # The loop's default pool had min(32, CPUs + 4) threads: 18 one-second jobs took 3 s here, and jobs hung past
+    # their limit left no thread for any later to_thread or name lookup.
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        began = time.monotonic()
+        texts = list(pool.map(lambda _: _STARTS.call("in_a_thread", (0.5,), timeout=5).text, range(12)))
+        assert texts == ["done"] * 12 and time.monotonic() - began < 2.5
+        hung = list(pool.map(lambda _: _STARTS.call("in_a_thread", (3.0,), timeout=0.3).text, range(6)))
+    assert all("timed out after 0.3 s" in text for text in hung)
+    # Each hung job counts as a call running past its limit while it runs, as a hung thread-run tool does.
+    assert overdue_calls("in_a_thread") == 6
+    assert _STARTS.call("in_a_thread", (0.01,), timeout=2).text == "done"
+
+
+@pytest.mark.parametrize(("tool", "code"), [("child_exits", "3"), ("callback_exits", None)])
+def test_an_exit_from_a_tools_child_task_or_callback_leaves_the_loop_running(tool: str, code: str | None) -> None:
+    # SystemExit escaped run_forever and the loop closed: an unrelated call in flight was cancelled and every later
+    # call ran on a loop of its own; a tool's loop.stop() did the same.
+    before = _STARTS.call("loop_id").text
+    neighbour: dict[str, str] = {}
+    thread = threading.Thread(target=lambda: neighbour.setdefault("text", _STARTS.call("slow_io", (0.4,), 5).text))
+    thread.start()
+    time.sleep(0.05)
+    result = _STARTS.call(tool, timeout=5)
+    if code is not None:
+        assert not result.ok and f"SystemExit: {code}" in result.text
+    thread.join()
+    assert neighbour["text"] == "io done" and _STARTS.call("loop_id").text == before
+
+
+def test_a_call_given_up_while_the_caller_is_interrupted_is_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C in a chat while a tool ran: the chat went on, and the call's task ran on for ever.
+    from toolcall import executor
+
+    _CANCELLED.clear()
+    real_wait = executor._wait
+
+    def interrupted(thread: threading.Thread, timeout: float | None) -> bool:
+        real_wait(thread, 0.2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executor, "_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        executor.run_in_thread(hangs, {"key": "ctrl-c"}, 10, "hangs")
+    deadline = time.monotonic() + 3
+    while not _CANCELLED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _CANCELLED == ["ctrl-c"]
 
 
 # ---------------------------------------------------------------------------------------------- a real client

@@ -78,7 +78,7 @@ def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
     positional = [named.pop(n) for n in _positional_only(func) if n in named]
     value = func(*positional, **named)
     if inspect.isawaitable(value):
-        value = run_awaitable(value)
+        value = run_awaitable(value, getattr(func, "__module__", None) or "")
     return result_text(value)
 
 
@@ -223,18 +223,28 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
 
     thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
     thread.start()
-    cancelled = _wait(thread, timeout)
+    try:
+        cancelled = _wait(thread, timeout)
+    except BaseException:  # Ctrl-C while waiting (a chat goes on after it): the call is given up, not left running
+        _give_up(thread, given_up, label, owner)
+        raise
     if thread.is_alive():
-        given_up.set()
-        with _overdue_lock:
-            # The thread holds `owner`, so its id stays this function's while the thread runs.
-            _overdue.setdefault((label, id(owner)), []).append(thread)
+        _give_up(thread, given_up, label, owner)
         if cancelled:
             raise ToolError(f"{label}: the call was cancelled")
         raise ToolTimeoutError(f"{label}: timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def _give_up(thread: threading.Thread, given_up: threading.Event, label: str, owner: Callable[..., Any]) -> None:
+    """Stop waiting on a call's thread: an async tool's task is cancelled, and the thread counts as overdue while it
+    runs on."""
+    given_up.set()
+    with _overdue_lock:
+        # The thread holds `owner`, so its id stays this function's while the thread runs.
+        _overdue.setdefault((label, id(owner)), []).append(thread)
 
 
 def _wait(thread: threading.Thread, timeout: float | None) -> bool:

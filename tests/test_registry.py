@@ -1150,3 +1150,59 @@ def test_a_pydantic_model_returned_is_written_as_its_json() -> None:
         return Reading(value=3, at=dt.datetime(2026, 1, 2, 12, 30))
 
     assert ToolRegistry([reading]).call("reading").text == '{"value": 3, "at": "2026-01-02T12:30:00"}'
+
+
+# ---------------------------------------------------------------------------------------------- records: where they are built
+
+@dataclasses.dataclass
+class _Checked:
+    value: int
+    mode: str = dataclasses.field(default="plain", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise SystemExit("a library's exit in a constructor")
+        if self.value > 100:
+            time.sleep(3)
+
+
+def _checked(item: _Checked) -> str:
+    """Echo a checked record.
+
+    Args:
+        item: The record.
+    """
+    return f"{item.value} {item.mode}"
+
+
+def test_a_records_constructor_runs_as_the_tools_code_within_its_limit() -> None:
+    # It ran in the caller's thread before the call: a SystemExit escaped call() (and ended mcp-serve), and a slow
+    # constructor took 3 s under a 0.5 s limit.
+    registry = ToolRegistry([make_tool(_checked, timeout=0.5)])
+    exited = registry.call("_checked", {"item": {"value": -1}})
+    assert not exited.ok and "SystemExit: a library's exit in a constructor" in exited.text
+    began = time.monotonic()
+    slow = registry.call("_checked", {"item": {"value": 101}})
+    assert not slow.ok and "timed out after 0.5 s" in slow.text and time.monotonic() - began < 2.0
+    assert registry.call("_checked", {"item": {"value": 1}}).text == "1 plain"
+
+
+def test_a_cached_tools_key_is_the_calls_values_not_a_records_repr() -> None:
+    # A field left out of the repr was left out of the key: the second call got the first one's answer.
+    registry = ToolRegistry([make_tool(_checked, cache=True)])
+    assert registry.call("_checked", {"item": {"value": 1}}).text == "1 plain"
+    assert registry.call("_checked", {"item": {"value": 1, "mode": "loud"}}).text == "1 loud"
+
+
+def test_an_isolated_tool_from_a_file_no_import_finds_gets_its_records(tmp_path: Path) -> None:
+    # The record was pickled to the worker, which could not import the file's module to read it: the worker died on
+    # every call.
+    from toolcall.tool_files import load_tools
+
+    source = tmp_path / "my-tools.py"
+    source.write_text(
+        "import dataclasses\nimport toolcall\n\n@dataclasses.dataclass\nclass Point:\n    x: int\n    y: int\n\n"
+        "@toolcall.tool(isolated=True)\ndef norm(p: Point) -> int:\n"
+        '    """Manhattan norm.\n\n    Args:\n        p: The point.\n    """\n    return abs(p.x) + abs(p.y)\n')
+    registry = ToolRegistry(load_tools(str(source)))
+    assert [registry.call("norm", {"p": {"x": 3, "y": -4}}, timeout=30).text for _ in range(2)] == ["7", "7"]

@@ -464,7 +464,7 @@ def ship(parcel: Parcel, sender: Sender, more: list[Parcel] | None = None) -> Pa
 _PARCEL = {"type": "object", "properties": {"weight": {"type": "number"}, "fragile": {"type": "boolean"},
                                             "labels": {"type": "array", "items": {"type": "string"},
                                                        "description": "What is written on it."}},
-           "required": ["weight"]}
+           "additionalProperties": False, "required": ["weight"]}
 
 
 def test_a_dataclass_or_typeddict_parameter_is_an_object_of_its_fields() -> None:
@@ -475,7 +475,8 @@ def test_a_dataclass_or_typeddict_parameter_is_an_object_of_its_fields() -> None
     assert schema["properties"]["parcel"] == {**_PARCEL, "description": "The parcel."}
     assert schema["properties"]["sender"] == {"type": "object", "properties": {"name": {"type": "string"},
                                                                                "phone": {"type": "string"}},
-                                              "required": ["name"], "description": "Who sends it."}
+                                              "additionalProperties": False, "required": ["name"],
+                                              "description": "Who sends it."}
     assert schema["properties"]["more"] == {"type": "array", "items": _PARCEL, "nullable": True,
                                             "description": "Other parcels."}
     assert schema["required"] == ["parcel", "sender"] and function_schema(ship)["function"]["return"] == _PARCEL
@@ -521,7 +522,7 @@ def test_a_pydantic_model_parameter_is_its_fields_by_their_aliases() -> None:
     schema = function_schema(weather)["function"]["parameters"]["properties"]["place"]
     assert schema == {"type": "object", "properties": {"city": {"type": "string", "description": "The city."},
                                                        "zip": {"type": "string", "nullable": True}},
-                      "required": ["city"], "description": "Where."}
+                      "additionalProperties": False, "required": ["city"], "description": "Where."}
     assert _bind({"place": {"city": "Oslo", "zip": "0150"}}, weather, "weather")["place"] == \
         Place(city="Oslo", zip="0150")
 
@@ -543,3 +544,116 @@ def test_a_record_that_holds_itself_is_refused_with_a_reason() -> None:
 
     with pytest.raises(SchemaError, match="Node holds itself .*recursive type"):
         function_schema(tree)
+
+
+@dataclasses.dataclass
+class Rect:
+    w: int
+    h: int
+    scale: dataclasses.InitVar[int] = 1
+    area: int = dataclasses.field(init=False, default=0)
+
+    def __post_init__(self, scale: int) -> None:
+        self.w, self.h = self.w * scale, self.h * scale
+        self.area = self.w * self.h
+
+
+@dataclasses.dataclass(init=False)
+class Parsed:
+    number: int
+
+    def __init__(self, raw: str) -> None:
+        self.number = int(raw)
+
+
+def measure(rect: Rect, parsed: Parsed) -> int:
+    """Measure.
+
+    Args:
+        rect: A rectangle.
+        parsed: A number written as text.
+    """
+    return rect.area + parsed.number
+
+
+def test_a_dataclass_is_what_its_constructor_takes() -> None:
+    # An InitVar was left out (and then refused as unknown, while the constructor required it), an init=False field
+    # was asked for, and a constructor of the class's own was given the fields: every call failed.
+    properties = function_schema(measure)["function"]["parameters"]["properties"]
+    assert properties["rect"]["properties"] == {"w": {"type": "integer"}, "h": {"type": "integer"},
+                                                "scale": {"type": "integer"}}
+    assert properties["rect"]["required"] == ["w", "h"]
+    assert properties["parsed"]["properties"] == {"raw": {"type": "string"}}
+    out = _bind({"rect": {"w": 2, "h": 3, "scale": 2}, "parsed": {"raw": "7"}}, measure, "measure")
+    assert out["rect"].area == 24 and out["parsed"].number == 7
+
+
+if pydantic is not None:
+    class Order(pydantic.BaseModel):
+        user_id: int = pydantic.Field(validation_alias="userId", gt=0)
+        sku: str
+
+        @pydantic.field_validator("sku")
+        @classmethod
+        def _sku(cls, value: str) -> str:
+            if not value.startswith("SKU-"):
+                raise ValueError("sku must start with 'SKU-'")
+            return value
+
+    class Either(pydantic.BaseModel):
+        name: str = pydantic.Field(validation_alias=pydantic.AliasChoices("name", "title"))
+
+
+@pytest.mark.skipif(pydantic is None, reason="needs pydantic")
+def test_a_pydantic_field_is_read_under_its_validation_alias_and_its_errors_say_why() -> None:
+    def place(order: Order) -> int:
+        """Place an order.
+
+        Args:
+            order: The order.
+        """
+        return order.user_id
+
+    assert list(function_schema(place)["function"]["parameters"]["properties"]["order"]["properties"]) == \
+        ["userId", "sku"]
+    assert _bind({"order": {"userId": 5, "sku": "SKU-1"}}, place, "place")["order"].user_id == 5
+    # Its errors were "2 validation errors for Order", and no more.
+    with pytest.raises(ToolArgumentError, match="userId: Input should be greater than 0; sku: Value error, sku must"):
+        _bind({"order": {"userId": 0, "sku": "x"}}, place, "place")
+
+    def named(item: Either) -> str:
+        """Name.
+
+        Args:
+            item: The item.
+        """
+        return item.name
+
+    with pytest.raises(SchemaError, match="Either.name: a validation alias of several names"):
+        function_schema(named)
+
+
+try:
+    import typing_extensions
+except ImportError:  # it comes with pydantic
+    typing_extensions = None  # type: ignore[assignment]
+
+if typing_extensions is not None:
+    class Options(typing_extensions.TypedDict):
+        depth: int
+        note: typing.Annotated[typing_extensions.NotRequired[str], "free text"]
+
+
+@pytest.mark.skipif(typing_extensions is None, reason="needs typing_extensions")
+def test_a_typing_extensions_typeddict_and_an_annotated_not_required_key() -> None:
+    # Refused ("use ... TypedDict"), and, written this way under postponed annotations, the key counted required.
+    def search(options: Options) -> str:
+        """Search.
+
+        Args:
+            options: How.
+        """
+        return str(options)
+
+    schema = function_schema(search)["function"]["parameters"]["properties"]["options"]
+    assert schema["required"] == ["depth"] and set(schema["properties"]) == {"depth", "note"}

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .errors import ConfigError, ToolcallError, ToolError, ToolRaised, ToolTimeoutError
+from .schema import python_arguments
 from .tool_loop import GIVEN_UP, run_awaitable
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
@@ -70,11 +71,13 @@ def check_timeout(value: Any, what: str) -> float:
     return float(value)
 
 
-def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
-    """func(**kwargs) as text: its positional-only parameters given by position, an awaitable it returns (an
-    `async def` tool) run to its end on the event loop async tools share (`toolcall.tool_loop`). Done in the thread
-    or process that runs the call, so turning the value into text counts against the time limit too."""
-    named = dict(kwargs)
+def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any], label: str = "") -> str:
+    """func(**kwargs) as text: the arguments bound to the tool's schema made the Python types its hints name
+    (`toolcall.schema.python_arguments`), its positional-only parameters given by position, an awaitable it returns
+    (an `async def` tool) run to its end on its module's event loop (`toolcall.tool_loop`). Done in the thread or
+    process that runs the call, so building a record argument (the tool's own code) and turning the value into text
+    count against the time limit too."""
+    named = python_arguments(func, kwargs, tool=label or getattr(func, "__name__", "tool"))
     positional = [named.pop(n) for n in _positional_only(func) if n in named]
     value = func(*positional, **named)
     if inspect.isawaitable(value):
@@ -190,7 +193,7 @@ def run_in_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], timeout: 
     which is acceptable for I/O-bound tools only; CPU-bound tools use the worker process instead. While
     MAX_OVERDUE_CALLS of the tool's calls are still running so, the next is refused without starting.
     """
-    return str(call_in_thread(lambda: invoke(func, kwargs), timeout, label, func))
+    return str(call_in_thread(lambda: invoke(func, kwargs, label), timeout, label, func))
 
 
 def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, owner: Callable[..., Any]) -> Any:
@@ -299,8 +302,12 @@ def _read_exactly(stream: Any, size: int) -> bytes:
 
 
 def _recv(stream: Any) -> Any:
+    return pickle.loads(_recv_frame(stream))
+
+
+def _recv_frame(stream: Any) -> bytes:
     (size,) = struct.unpack("!I", _read_exactly(stream, 4))
-    return pickle.loads(_read_exactly(stream, size))
+    return _read_exactly(stream, size)
 
 
 def _resolve(ref: FunctionRef) -> Callable[..., Any]:
@@ -363,16 +370,19 @@ def worker_main() -> None:
     cache: dict[FunctionRef, Callable[..., Any]] = {}
     while True:
         try:
-            ref, kwargs = _recv(channel_in)
+            frame = _recv_frame(channel_in)
         except EOFError:
             return
         try:
+            # Unpickled here, not as it is read: a request that cannot be (a class its module cannot import in the
+            # worker) is that call's error, where it was the worker's death for every call.
+            ref, kwargs, label = pickle.loads(frame)
             func = cache.get(ref)
             if func is None:
                 # Importing the tool's module is start-up, not the call: say so, and the caller starts its clock now.
                 func = cache[ref] = _resolve(ref)
                 _send(channel_out, ("imported",))
-            reply: tuple[Any, ...] = ("ok", invoke(func, kwargs))
+            reply: tuple[Any, ...] = ("ok", invoke(func, kwargs, label))
         except BaseException as err:  # every failure goes back to the caller as data
             reply = ("error", type(err).__name__, error_text(err), isinstance(err, ToolError))
         _send(channel_out, reply)
@@ -445,7 +455,7 @@ class Worker:
     def call(self, ref: FunctionRef, kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
         try:
             self.wait_ready()
-            _send(self.proc.stdin, (ref, dict(kwargs)))
+            _send(self.proc.stdin, (ref, dict(kwargs), label))
             if ref not in self.imported:
                 reply = self._read(START_TIMEOUT)
                 if reply is not None and reply[0] == "imported":

@@ -123,7 +123,9 @@ class ToolRegistry(NameRegistry[Tool]):
             return self._failure(name, shown_args, str(err), start)
         try:
             kwargs = bind_arguments(shown_args, item.parameters, tool=item.name, joiner=item.joiner, typed=typed)
-            kwargs = python_arguments(item.func, kwargs, tool=item.name)
+            # Checked here, so a wrong argument is an error before anything starts; made the function's types where
+            # the call runs (records are built by the tool's own code, which runs under the call's time limit).
+            python_arguments(item.func, kwargs, tool=item.name, build=False)
         except ToolArgumentError as err:
             return self._failure(item.name, shown_args, str(err), start)
         except (ValueError, TypeError, OverflowError, RecursionError) as err:

@@ -1,6 +1,7 @@
 """Typed, Google-docstringed functions → JSON schemas (as transformers' get_json_schema makes them) and text → typed values."""
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import inspect
@@ -228,6 +229,53 @@ def record_fields(hint: Any) -> RecordFields | None:
     return fields
 
 
+try:  # pydantic asks for typing_extensions' TypedDict on Python < 3.12; its classes are TypedDicts too
+    import typing_extensions as _te
+except ImportError:  # pragma: no cover - it comes with pydantic and most installs
+    _te = None  # type: ignore[assignment]
+_NOT_REQUIRED = {typing.NotRequired} | ({_te.NotRequired} if _te else set())
+_REQUIRED = {typing.Required} | ({_te.Required} if _te else set())
+
+
+def _is_typeddict(hint: Any) -> bool:
+    return typing.is_typeddict(hint) or (_te is not None and _te.is_typeddict(hint))
+
+
+def _dataclass_fields(hint: type) -> RecordFields:
+    """What a dataclass's constructor takes (its InitVars too, not its `init=False` fields; a constructor of its
+    own by its own parameters), each by its hint."""
+    own: dict[str, Any] = {}
+    try:
+        own = get_type_hints(getattr(hint, "__init__"))  # noqa: B009 - mypy refuses hint.__init__ on a type
+    except Exception:  # noqa: BLE001 - a generated constructor's hints are the fields'
+        pass
+    fields = get_type_hints(hint)
+    hints: dict[str, Any] = {}
+    required: list[str] = []
+    for param in list(inspect.signature(hint).parameters.values()):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise SchemaError(f"{hint.__name__}: its constructor takes *{param.name}, which a call's object cannot "
+                              "describe")
+        found = own.get(param.name, fields.get(param.name))
+        if found is None:
+            raise SchemaError(f"{hint.__name__}: its constructor's argument {param.name!r} has no type hint")
+        hints[param.name] = found.type if isinstance(found, dataclasses.InitVar) else found
+        if param.default is inspect.Parameter.empty:
+            required.append(param.name)
+    described = {f.name: f.metadata["description"] for f in dataclasses.fields(hint)
+                 if isinstance(f.metadata.get("description"), str) and f.name in hints}
+    return RecordFields(hints, tuple(required), described)
+
+
+def _validation_key(hint: type, name: str, field: Any) -> str:
+    """The key pydantic reads a field under: its validation alias, its alias, or its name."""
+    alias = getattr(field, "validation_alias", None)
+    if alias is not None and not isinstance(alias, str):
+        raise SchemaError(f"{hint.__name__}.{name}: a validation alias of several names or a path "
+                          f"({type(alias).__name__}) cannot be written as one key; give it a str alias")
+    return alias or getattr(field, "alias", None) or name
+
+
 #: Weakly, as _HINTS: a class made per session goes with its session.
 _FIELDS: weakref.WeakKeyDictionary[type, RecordFields | None] = weakref.WeakKeyDictionary()
 _BARE_TYPES = (int, float, str, bool, list, tuple, dict, type(None))
@@ -236,26 +284,22 @@ _BARE_TYPES = (int, float, str, bool, list, tuple, dict, type(None))
 def _read_fields(hint: type) -> RecordFields | None:
     try:
         if dataclasses.is_dataclass(hint):
-            hints = get_type_hints(hint)
-            fields = [f for f in dataclasses.fields(hint) if f.init]
-            return RecordFields(
-                {f.name: hints[f.name] for f in fields},
-                tuple(f.name for f in fields
-                      if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING),
-                {f.name: f.metadata["description"] for f in fields if isinstance(f.metadata.get("description"), str)})
-        if typing.is_typeddict(hint):
+            return _dataclass_fields(hint)
+        if _is_typeddict(hint):
             hints = get_type_hints(hint)
             required = set(getattr(hint, "__required_keys__", hints))
             # Under postponed annotations the class saw NotRequired[...] as text and counted the key required.
             for key, marked in get_type_hints(hint, include_extras=True).items():
-                if get_origin(marked) is typing.NotRequired:
+                while get_origin(marked) is typing.Annotated:
+                    marked = get_args(marked)[0]
+                if get_origin(marked) in _NOT_REQUIRED:
                     required.discard(key)
-                elif get_origin(marked) is typing.Required:
+                elif get_origin(marked) in _REQUIRED:
                     required.add(key)
             return RecordFields(hints, tuple(n for n in hints if n in required), {})
         model_fields = getattr(hint, "model_fields", None)
         if isinstance(model_fields, dict) and callable(getattr(hint, "model_validate", None)):
-            keys = {name: (getattr(f, "alias", None) or name) for name, f in model_fields.items()}
+            keys = {name: _validation_key(hint, name, f) for name, f in model_fields.items()}
             return RecordFields({keys[n]: f.annotation for n, f in model_fields.items()},
                                 tuple(keys[n] for n, f in model_fields.items() if f.is_required()),
                                 {keys[n]: f.description for n, f in model_fields.items()
@@ -285,7 +329,8 @@ def _record_schema(hint: type, fields: RecordFields) -> dict[str, Any]:
                 properties[key]["description"] = fields.descriptions[key]
     finally:
         within.pop()
-    out: dict[str, Any] = {"type": "object", "properties": properties}
+    # No other keys: a call's object with one is refused when it is read, so a constrained call must not write one.
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if fields.required:
         out["required"] = list(fields.required)
     return out
@@ -469,7 +514,7 @@ def _coerce(value: Any, hint: Any) -> Any:
 
 def _record(value: Any, text: str | None, hint: type, fields: RecordFields) -> Any:
     """A call's object as the dataclass, TypedDict or pydantic model `hint` (its fields converted one by one)."""
-    if not typing.is_typeddict(hint) and isinstance(value, hint):
+    if not _is_typeddict(hint) and isinstance(value, hint):
         return value
     mapping = json_value(text, "an object") if text is not None else value
     if not isinstance(mapping, dict):
@@ -487,22 +532,38 @@ def _record(value: Any, text: str | None, hint: type, fields: RecordFields) -> A
             converted[key] = _coerce(item, fields.hints[key])
         except Mismatch as err:
             raise Mismatch(f"an object whose {key!r} is {err}") from None
+    if not _BUILD_RECORDS.get():
+        return converted
     try:
         if dataclasses.is_dataclass(hint):
             return hint(**converted)
-        if typing.is_typeddict(hint):
+        if _is_typeddict(hint):
             return converted
         return hint.model_validate(converted)  # type: ignore[attr-defined]
     except Exception as err:  # noqa: BLE001 - the type's own checks (__post_init__, validators) refusing the values
-        reason = error_line(err)
+        reason = _validation_errors(err) or error_line(err)
         raise Mismatch(f"a valid {hint.__name__}{f' ({reason})' if reason else ''}") from None
+
+
+def _validation_errors(err: Exception) -> str:
+    """A pydantic ValidationError's first errors as `field: message`, its first line saying only how many."""
+    errors = getattr(err, "errors", None)
+    if not callable(errors):
+        return ""
+    try:
+        found = errors()
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in found[:3]]
+    except Exception:  # noqa: BLE001 - not pydantic's after all
+        return ""
+    more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+    return "; ".join(parts)[:300] + more
 
 
 def error_line(err: BaseException) -> str:
     """The first line of an exception's message, at most 200 characters."""
     try:
         line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    except Exception:  # noqa: BLE001 - a message that cannot be written is no message
+    except BaseException:  # noqa: BLE001 - a message that cannot be written (SystemExit in __str__) is no message
         return ""
     return line if len(line) <= 200 else line[:197] + "..."
 
@@ -534,15 +595,27 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     return hints
 
 
-def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool: str) -> dict[str, Any]:
+def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool: str,
+                     build: bool = True) -> dict[str, Any]:
     """Arguments bound to a tool's JSON schema (toolcall.binding) as the Python types `func`'s hints name: JSON has
     no Enum, tuple or float-that-looks-like-an-int, so `Color.GREEN` arrives as "green" and a `tuple[int, int]` as
-    a list. Raises ToolArgumentError when a value cannot become its hint's type."""
+    a list. Raises ToolArgumentError when a value cannot become its hint's type. `build=False` checks the values
+    without building records (dataclasses, pydantic models): their constructors are the tool's code, and run where
+    the call runs, under its time limit (`toolcall.executor.invoke`)."""
     hints = _hints(func)
     out: dict[str, Any] = {}
-    for key, value in bound.items():
-        try:
-            out[key] = _coerce(value, hints.get(key, Any))
-        except Mismatch as err:
-            raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: expected {err}") from None
+    token = _BUILD_RECORDS.set(build)
+    try:
+        for key, value in bound.items():
+            try:
+                out[key] = _coerce(value, hints.get(key, Any))
+            except Mismatch as err:
+                raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: "
+                                        f"expected {err}") from None
+    finally:
+        _BUILD_RECORDS.reset(token)
     return out
+
+
+#: Whether _coerce builds records or only checks their fields (python_arguments' `build`).
+_BUILD_RECORDS: contextvars.ContextVar[bool] = contextvars.ContextVar("toolcall_build_records", default=True)

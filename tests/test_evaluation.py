@@ -52,6 +52,9 @@ TODAY = dt.date(2026, 11, 25)  # a Wednesday
         ("on 2026-12-02", 2026.0),
         ("a total of 12,5 is not a thousands group", 12.0),
         ("1/0 is undefined, so 5", 5.0),            # "1/0" was read as 1
+        # Past 4,300 digits a ValueError, past a float's range an OverflowError, ended the whole eval.
+        pytest.param("1/" + "7" * 5000 + " or 5", 5.0, id="5000-digit denominator"),
+        pytest.param("9" * 400 + "/3 or 2", 2.0, id="400-digit numerator"),
         ("no numbers here", None),
         ("", None),
     ],

@@ -1,6 +1,9 @@
 """toolcall.jsonl: one reader for every JSON Lines input, errors with file and line."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,5 +88,12 @@ def test_a_json_document_is_told_from_json_lines(tmp_path: Path, text: str) -> N
     # A pretty-printed array (SVAMP's own file) was "not valid JSON (Expecting value at column 1)" and no more.
     f = tmp_path / "data.json"
     f.write_text(text)
-    with pytest.raises(ConfigError, match="data.json:1: .*looks like one JSON document.*one object per line"):
+    with pytest.raises(ConfigError, match="data.json:1: .*looks like one JSON document.*one object per line") as err:
         list(read_jsonl(f))
+    # The command it gives converts the file (for an object, it iterated the object's keys).
+    command = re.search(r'convert it with python -c "(.*)" FILE > FILE.jsonl', str(err.value))
+    assert command is not None
+    out = subprocess.run([sys.executable, "-c", command.group(1), str(f)], capture_output=True, text=True, check=True)
+    converted = tmp_path / "data.jsonl"
+    converted.write_text(out.stdout)
+    assert [record for _, record in read_jsonl(converted)] == [{"question": "a"}]

@@ -1138,6 +1138,44 @@ def test_what_a_tool_returns_is_written_as_data_where_it_is_data(kind: str, text
     assert ToolRegistry([_returns]).call("_returns", (kind,)).text == text
 
 
+class _Proxy:
+    """Answers every attribute, as an RPC proxy or a mock does."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+    def __str__(self) -> str:
+        return "a proxy"
+
+
+def _returns_more(kind: str) -> Any:
+    """Return a value of the kind asked for.
+
+    Args:
+        kind: What to return.
+    """
+    import numpy
+
+    values: dict[str, Any] = {
+        "memoryview": memoryview(b"hi"), "proxy": _Proxy(), "float32": numpy.float32(0.1),
+        "floats32": numpy.array([[0.1, 0.25]], dtype=numpy.float32), "ints": numpy.arange(3),
+        "in a dict": {"n": numpy.int64(4), "x": numpy.float64(0.5)},
+        "dates": numpy.array(["2024-01-02"], dtype="datetime64[D]"), "big": numpy.zeros(2_000_000)}
+    return values[kind]
+
+
+@pytest.mark.parametrize(("kind", "text"), [
+    # A memoryview was its byte values, a proxy had .tolist() called on it, a float32 was 0.10000000149011612,
+    # datetime64 values were nanosecond integers, and a 2 M-element array was made a list whole (200 MB) to be cut.
+    ("memoryview", "hi"), ("proxy", "a proxy"), ("float32", "0.1"), ("floats32", "[[0.1, 0.25]]"),
+    ("ints", "[0, 1, 2]"), ("in a dict", '{"n": 4, "x": 0.5}'), ("dates", "['2024-01-02']"),
+    ("big", "[0. 0. 0. ... 0. 0. 0.]"),
+])
+def test_numpy_values_and_other_lookalikes_are_written_by_their_type(kind: str, text: str) -> None:
+    pytest.importorskip("numpy")
+    assert ToolRegistry([_returns_more]).call("_returns_more", (kind,)).text == text
+
+
 def test_a_pydantic_model_returned_is_written_as_its_json() -> None:
     pydantic = pytest.importorskip("pydantic")
 

@@ -104,8 +104,9 @@ def error_text(err: BaseException) -> str:
 
 def result_text(value: Any) -> str:
     """A tool's return value as the text spliced into the model's output: a str as it is, None as nothing, data
-    (dicts, lists, tuples, sets, dataclasses, pydantic models, arrays with `tolist`) as JSON, an Enum as its value,
-    UTF-8 bytes as their text, anything else as str() gives it. A generator is refused: its repr is no result."""
+    (dicts, lists, tuples, sets, dataclasses, pydantic models, NumPy arrays and numbers) as JSON, an Enum as its
+    value, UTF-8 bytes as their text, anything else as str() writes it (a pandas table, with its index). A generator
+    is refused: its repr is no result."""
     if isinstance(value, str):
         return str.__str__(value)  # a plain copy of a str subclass, whose own __str__ could take any time later
     if value is None:
@@ -114,50 +115,85 @@ def result_text(value: Any) -> str:
         raise ToolError(f"returned a {type(value).__name__}, which is not a result: return a list or a str")
     if isinstance(value, enum.Enum):
         return result_text(value.value)
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, bytes | bytearray | memoryview):
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
-            return f"({len(value):,} bytes that are not UTF-8 text)"
-    if isinstance(value, dict | list | tuple | set | frozenset) or _as_data(value) is not value:
-        try:
-            return json.dumps(_as_data(value), ensure_ascii=False, default=_json_default)
-        except (TypeError, ValueError, RecursionError):
-            return str(value)
-    return str(value)
+            return f"({len(bytes(value)):,} bytes that are not UTF-8 text)"
+    data = _as_data(value)
+    if data is _NOT_DATA:
+        return str(value)
+    if isinstance(data, str):  # a NumPy number or string: as it writes itself
+        return data
+    try:
+        return json.dumps(data, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+#: _as_data's answer for a value that is not data: it is written by str().
+_NOT_DATA: Any = object()
+#: The most elements of a NumPy array written as a JSON list; a larger one is written as NumPy summarises it (the
+#: text would be cut to the result limit anyway, after a list of every element was built: 2 M elements took 200 MB).
+MAX_ARRAY_ITEMS = 10_000
 
 
 def _as_data(value: Any) -> Any:
-    """`value` as JSON-ready data if it is a dataclass instance, a pydantic model, a set or an array (`tolist`);
-    otherwise `value` itself. A conversion that fails leaves the value as it is (it is then written by str())."""
+    """`value` as JSON-ready data: containers as they are, a dataclass instance or a pydantic model as its fields,
+    a set as a sorted list, a NumPy array or number as Python's; _NOT_DATA for anything else, or when the value's
+    own conversion fails (it is then written by str())."""
+    if isinstance(value, dict | list | tuple):
+        return value
     try:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return dataclasses.asdict(value)
         if isinstance(value, set | frozenset):
             items = list(value)
             try:
                 return sorted(items)
             except TypeError:
                 return items
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
         dump = getattr(type(value), "model_dump", None)
         if callable(dump) and hasattr(type(value), "model_fields"):
             return value.model_dump(mode="json")
-        tolist = getattr(value, "tolist", None)
-        if callable(tolist) and not isinstance(value, type):
-            return tolist()
-    except Exception:  # noqa: BLE001 - the tool's own conversion failing: its str() is still a result
-        return value
-    return value
+        return _numpy_data(value)
+    except Exception:  # noqa: BLE001 - the value's own conversion failing: its str() is still a result
+        return _NOT_DATA
+
+
+def _numpy_data(value: Any) -> Any:
+    """A NumPy array or number as Python data, by its type (not by a `tolist` any object may have): numbers and
+    strings as they are; a float32 as it prints (0.1, not 0.10000000149011612); dates, times and objects, or an
+    array past MAX_ARRAY_ITEMS, as NumPy writes them (a str)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return _NOT_DATA
+    if isinstance(value, numpy.generic):
+        kind = value.dtype.kind
+        if kind in "biu" or value.dtype == numpy.float64 or kind == "U":
+            return value.item()
+        return str(value)
+    if isinstance(value, numpy.ndarray):
+        if value.size > MAX_ARRAY_ITEMS or value.dtype.kind not in "biufU":
+            return str(value)
+        if value.dtype.kind == "f" and value.dtype != numpy.float64:
+            return _floats(value.astype(str).tolist())  # each as it prints, then read as a float
+        return value.tolist()
+    return _NOT_DATA
+
+
+def _floats(items: Any) -> Any:
+    return [_floats(item) for item in items] if isinstance(items, list) else float(items)
 
 
 def _json_default(value: Any) -> Any:
     """What json.dumps writes for a value it has no form for: data as data, an Enum as its value, bytes as text."""
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
     data = _as_data(value)
-    return str(value) if data is value else data
+    return str(value) if data is _NOT_DATA or data is value else data
 
 
 # ---------------------------------------------------------------------------------------------- threads

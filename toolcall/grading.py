@@ -50,9 +50,12 @@ def _iter_numbers(text: str) -> Iterator[tuple[float, int, int]]:
         sign = -1.0 if written and not bullet and _SIGN_ALLOWED_BEFORE.search(before) else 1.0
         start = m.start() if sign < 0 else m.start("num")
         num = m.group("num").replace(",", "")
-        if m.group("den") and int(m.group("den")) == 0:
-            continue  # "1/0" is no number: it was read as 1
-        value = float(Fraction(num) / Fraction(m.group("den"))) if m.group("den") else float(num)
+        try:
+            if m.group("den") and int(m.group("den")) == 0:
+                continue  # "1/0" is no number: it was read as 1
+            value = float(Fraction(num) / Fraction(m.group("den"))) if m.group("den") else float(num)
+        except (ValueError, OverflowError):  # past Python's 4,300 digits or a float's range: a reply's run of
+            continue  # digits read as no number, where it ended the whole eval with a traceback
         yield sign * value, start, m.end()
 
 

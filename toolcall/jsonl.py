@@ -77,8 +77,9 @@ def _spread_hint(line: str) -> str:
     if not line.lstrip().startswith("[") and line.strip() != "{":
         return ""
     return ("; the file looks like one JSON document (an array, or an object over several lines), and this reads "
-            "JSON Lines, one object per line: convert it with python -c \"import json, sys; "
-            "[print(json.dumps(r)) for r in json.load(open(sys.argv[1]))]\" FILE > FILE.jsonl")
+            "JSON Lines, one object per line: convert it with python -c \"import json, sys; d = "
+            "json.load(open(sys.argv[1])); [print(json.dumps(r)) for r in (d if isinstance(d, list) else [d])]\" "
+            "FILE > FILE.jsonl")
 
 
 #: A JSON escape of a UTF-16 surrogate; only lines holding one are searched for a lone one after decoding.

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import inspect
+import pathlib
 import typing
+import uuid
 from typing import Any, Literal, Optional, Union
 
 import pytest
@@ -657,3 +660,48 @@ def test_a_typing_extensions_typeddict_and_an_annotated_not_required_key() -> No
 
     schema = function_schema(search)["function"]["parameters"]["properties"]["options"]
     assert schema["required"] == ["depth"] and set(schema["properties"]) == {"depth", "note"}
+
+
+# ---------------------------------------------------------------------------------------------- dates, ids, paths
+
+def book(day: dt.date, at: dt.time, until: dt.datetime | None = None, ref: uuid.UUID | None = None,
+         folder: pathlib.Path | None = None) -> str:
+    """Book a room.
+
+    Args:
+        day: The day.
+        at: The hour.
+        until: When it ends.
+        ref: A reference.
+        folder: Where the files go.
+    """
+    return ""
+
+
+def test_dates_times_uuids_and_paths_are_strings_in_their_form() -> None:
+    # transformers refuses them, and so did toolcall: a tool taking a date could not be registered.
+    with pytest.raises(Exception, match="custom class"):
+        get_json_schema(book)
+    properties = function_schema(book)["function"]["parameters"]["properties"]
+    assert properties["day"] == {"type": "string", "format": "date", "description": "The day."}
+    assert properties["at"]["format"] == "time" and properties["until"]["format"] == "date-time"
+    assert properties["until"]["nullable"] is True and properties["ref"]["format"] == "uuid"
+    assert properties["folder"] == {"type": "string", "nullable": True, "description": "Where the files go."}
+    out = _bind({"day": "2026-12-07", "at": "14:30", "until": "2026-12-07T16:00:00+01:00",
+                 "ref": "12345678-1234-5678-1234-567812345678", "folder": "out/rooms"}, book, "book")
+    assert out["day"] == dt.date(2026, 12, 7) and out["at"] == dt.time(14, 30)
+    assert out["until"].utcoffset() == dt.timedelta(hours=1) and out["ref"].hex.startswith("12345678")
+    assert out["folder"] == pathlib.Path("out/rooms")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"day": "next Tuesday", "at": "14:30"}, "argument 'day' = 'next Tuesday' is not valid: expected a date written "
+                                              "YYYY-MM-DD"),
+    ({"day": "2026-02-30", "at": "14:30"}, "expected a date written YYYY-MM-DD"),
+    ({"day": "2026-12-07", "at": "25:00"}, "expected a time written HH:MM or HH:MM:SS"),
+    ({"day": "2026-12-07", "at": "9:00", "ref": "not-a-uuid"}, "expected a (time|UUID)"),
+    ({"day": "2026-12-07", "at": "09:00", "folder": "a\x00b"}, "expected a path"),
+])
+def test_a_date_or_id_not_in_its_form_is_an_argument_error(args: dict[str, Any], message: str) -> None:
+    with pytest.raises(ToolArgumentError, match=message):
+        _bind(args, book, "book")

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import datetime as dt
 import enum
 import inspect
 import json
 import math
+import pathlib
 import re
 import sys
 import threading
 import types
 import typing
+import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -166,9 +169,12 @@ def type_schema(hint: Any) -> dict[str, Any]:
             fields = record_fields(hint)
             if fields is not None:
                 return _record_schema(hint, fields)
+            written = _WRITTEN.get(hint) if isinstance(hint, type) else None
+            if written is not None:
+                return dict(written[0])
             raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema; use str, int, float, bool, "
-                              "Enum, Literal, a dataclass, TypedDict or pydantic model, or list/tuple/dict/Union "
-                              "of those")
+                              "Enum, Literal, a date, time, datetime, UUID or Path, a dataclass, TypedDict or "
+                              "pydantic model, or list/tuple/dict/Union of those")
         return dict(found)
     if origin is Union or origin is types.UnionType:
         parts = [type_schema(t) for t in args if t is not type(None)]
@@ -200,6 +206,18 @@ def type_schema(hint: Any) -> dict[str, Any]:
             out["additionalProperties"] = type_schema(args[1])
         return out
     raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema")
+
+
+#: Types a call writes as a string in a set form (transformers refuses them): each with its schema and how its text
+#: is read. A datetime is not a date here: the table is looked up by the exact type.
+_WRITTEN: dict[type, tuple[dict[str, Any], Callable[[str], Any], str]] = {
+    dt.date: ({"type": "string", "format": "date"}, dt.date.fromisoformat, "a date written YYYY-MM-DD"),
+    dt.datetime: ({"type": "string", "format": "date-time"}, dt.datetime.fromisoformat,
+                  "a date and time written as ISO 8601 (2026-12-07T14:30:00)"),
+    dt.time: ({"type": "string", "format": "time"}, dt.time.fromisoformat, "a time written HH:MM or HH:MM:SS"),
+    uuid.UUID: ({"type": "string", "format": "uuid"}, uuid.UUID, "a UUID"),
+    pathlib.Path: ({"type": "string"}, pathlib.Path, "a path"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -509,6 +527,14 @@ def _coerce(value: Any, hint: Any) -> Any:
         return _record(value, text, hint, fields)
     if isinstance(hint, type) and isinstance(value, hint):
         return value
+    written = _WRITTEN.get(hint) if isinstance(hint, type) else None
+    if written is not None:
+        if text is None or (hint is pathlib.Path and not text) or "\0" in text:
+            raise Mismatch(written[2])
+        try:
+            return written[1](text)
+        except ValueError:
+            raise Mismatch(written[2]) from None
     raise Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")
 
 

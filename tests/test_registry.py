@@ -1244,3 +1244,23 @@ def test_an_isolated_tool_from_a_file_no_import_finds_gets_its_records(tmp_path:
         '    """Manhattan norm.\n\n    Args:\n        p: The point.\n    """\n    return abs(p.x) + abs(p.y)\n')
     registry = ToolRegistry(load_tools(str(source)))
     assert [registry.call("norm", {"p": {"x": 3, "y": -4}}, timeout=30).text for _ in range(2)] == ["7", "7"]
+
+
+def _nums(x: float, y: int) -> str:
+    """Add.
+
+    Args:
+        x: A number.
+        y: A whole number.
+    """
+    return f"{x + y} #{next(_NUMS_CALLED)}"
+
+
+_NUMS_CALLED = iter(range(100))
+
+
+def test_calls_the_function_sees_alike_share_a_cache_entry() -> None:
+    registry = ToolRegistry([make_tool(_nums, cache=True)])
+    first = registry.call("_nums", {"x": 1, "y": 2}).text
+    assert registry.call("_nums", {"x": 1.0, "y": 2}).text == first  # the function gets 1.0 both times
+    assert registry.call("_nums", {"x": 1.5, "y": 2}).text != first

@@ -6,10 +6,14 @@ import concurrent.futures
 import contextvars
 import http.server
 import os
+import subprocess
+import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,10 +152,10 @@ def test_the_tool_runs_in_its_callers_context(registry: ToolRegistry) -> None:
 def test_an_exit_raised_by_a_tool_is_its_failure_and_the_loop_goes_on(registry: ToolRegistry, kind: str) -> None:
     # Raised out of a task, these stop the loop they run on: every async tool after it would have failed.
     registry.call("kept", ("a",))
-    loop = tool_loop._loop_for(kept.__module__)
+    loop = tool_loop._shared()
     result = registry.call("raises", (kind,))
     assert not result.ok and kind in result.text
-    assert registry.call("kept", ("b",)).text == "B" and tool_loop._loop_for(kept.__module__) is loop
+    assert registry.call("kept", ("b",)).text == "B" and tool_loop._shared() is loop
 
 
 def test_a_tools_own_timeout_error_is_not_read_as_its_time_limit(registry: ToolRegistry) -> None:
@@ -164,7 +168,7 @@ def test_a_tool_that_blocks_the_loop_does_not_hold_up_the_others(registry: ToolR
     # Calls the blocked loop has not started run on a loop of their own once its heartbeat is BLOCKED_AFTER late,
     # until it beats again; limits shorter than a second hold (they all timed out while the loop was blocked).
     assert registry.call("kept", ("a",)).text == "A"
-    shared = tool_loop._loop_for(kept.__module__)
+    shared = tool_loop._shared()
     blocker = threading.Thread(target=registry.call, args=("blocks", (3.0,)), daemon=True)
     blocker.start()
     time.sleep(0.1)
@@ -175,7 +179,7 @@ def test_a_tool_that_blocks_the_loop_does_not_hold_up_the_others(registry: ToolR
     while shared.blocked() and time.monotonic() < deadline:
         time.sleep(0.05)
     # The loop is the same one, so a client bound to it works again.
-    assert registry.call("kept", ("b",)).text == "B" and tool_loop._loop_for(kept.__module__) is shared
+    assert registry.call("kept", ("b",)).text == "B" and tool_loop._shared() is shared
 
 
 def test_a_tool_calling_an_async_tool_synchronously_does_not_deadlock(registry: ToolRegistry) -> None:
@@ -368,6 +372,132 @@ def test_a_call_given_up_while_the_caller_is_interrupted_is_cancelled(monkeypatc
     while not _CANCELLED and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _CANCELLED == ["ctrl-c"]
+
+
+# ---------------------------------------------------------------------------------------------- one loop, busy or blocked
+
+def test_tools_of_two_modules_share_the_loop_a_client_they_share_is_bound_to() -> None:
+    # A loop per module broke a client kept in a helper module and used by tools in two others.
+    other = types.ModuleType("toolcall_test_other_tools")
+    exec("import asyncio\n\nasync def other_loop() -> str:\n    \"\"\"Which loop.\"\"\"\n"
+         "    return str(id(asyncio.get_running_loop()))\n", other.__dict__)
+    registry = ToolRegistry([loop_id, other.other_loop])
+    assert registry.call("loop_id").text == registry.call("other_loop").text
+
+
+_WAKE = {"at": 0.0}
+
+
+async def parses(key: str) -> str:
+    """Fetch with the kept client, wait for the replies to come in together, then read one on the CPU, as a parser
+    does.
+
+    Args:
+        key: What to fetch.
+    """
+    text = await _CLIENT.get(key)
+    await asyncio.sleep(max(0.0, _WAKE["at"] - time.monotonic()))
+    until = time.thread_time() + 0.15
+    while time.thread_time() < until:
+        pass
+    return text
+
+
+def test_a_loop_late_because_it_computes_is_busy_not_blocked() -> None:
+    # Ten replies read at once made the heartbeat 1.5 s late: calls that came in meanwhile ran on loops of their own,
+    # and the kept client failed in them.
+    registry = ToolRegistry([parses])
+    _WAKE["at"] = time.monotonic() + 0.8
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        first = [pool.submit(registry.call, "parses", (k,), 30) for k in "abcdefghij"]
+        time.sleep(max(0.0, _WAKE["at"] + 0.3 - time.monotonic()))
+        second = [pool.submit(registry.call, "parses", (k,), 30) for k in "klmnop"]
+        texts = [future.result().text for future in first + second]
+    assert texts == list("ABCDEFGHIJKLMNOP")
+
+
+async def via_to_thread(key: str) -> str:
+    """Call another async tool from a thread it awaits, the way that does not block the loop.
+
+    Args:
+        key: Unused.
+    """
+    inner_loop = await asyncio.to_thread(_STARTS.call, "loop_id")
+    return str(inner_loop.text == str(id(asyncio.get_running_loop())))
+
+
+_COMMITTED: list[str] = []
+
+
+async def commits(key: str) -> str:
+    """Shield a commit from the call's cancellation.
+
+    Args:
+        key: What is committed.
+    """
+    async def commit() -> None:
+        await asyncio.sleep(0.6)
+        _COMMITTED.append(key)
+
+    await asyncio.shield(asyncio.ensure_future(commit()))
+    return key
+
+
+async def fans_out(count: int) -> str:
+    """Run many blocking jobs in threads at once.
+
+    Args:
+        count: How many.
+    """
+    peak = 0
+
+    def job() -> None:
+        nonlocal peak
+        peak = max(peak, sum(t.name == "toolcall-async-job" for t in threading.enumerate()))
+        time.sleep(0.05)
+
+    await asyncio.gather(*(asyncio.to_thread(job) for _ in range(count)))
+    return str(peak)
+
+
+_MORE = ToolRegistry([via_to_thread, make_tool(commits, timeout=0.2), fans_out])
+
+
+def test_an_async_tool_awaiting_another_from_a_thread_shares_its_loop() -> None:
+    # It was sent to a loop of its own (same module as its caller), where a kept client fails.
+    assert _MORE.call("via_to_thread", ("k",), timeout=5).text == "True"
+
+
+def test_a_commit_a_timed_out_call_shielded_still_ends() -> None:
+    _COMMITTED.clear()
+    result = _MORE.call("commits", ("k1",))
+    assert not result.ok and "timed out after 0.2 s" in result.text
+    deadline = time.monotonic() + 5
+    while not _COMMITTED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _COMMITTED == ["k1"]
+
+
+def test_thread_jobs_are_capped_and_reused() -> None:
+    # A thread per job: 1,000 jobs ran 465 threads at once, and an isolated worker ran out of address space.
+    peak = int(_MORE.call("fans_out", (400,), timeout=60).text)
+    assert peak <= tool_loop.JOB_THREADS
+
+
+def test_no_task_is_reported_destroyed_at_exit(tmp_path: Path) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import asyncio, contextvars\nfrom toolcall.registry import ToolRegistry\n\n"
+        "async def stubborn() -> str:\n    \"\"\"Leave a task that ignores its cancellation.\"\"\"\n"
+        "    async def keep() -> None:\n        while True:\n            try:\n                await asyncio.sleep(10)\n"
+        "            except asyncio.CancelledError:\n                pass\n"
+        "    KEPT.add(asyncio.get_running_loop().create_task(keep(), context=contextvars.Context()))\n"
+        "    return 'left'\n\nKEPT = set()\n"
+        "print(ToolRegistry([stubborn]).call('stubborn').text)\n")
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "left" and "destroyed" not in done.stderr and "Traceback" not in done.stderr
+    assert time.monotonic() - began < 20
 
 
 # ---------------------------------------------------------------------------------------------- a real client

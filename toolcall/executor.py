@@ -74,14 +74,14 @@ def check_timeout(value: Any, what: str) -> float:
 def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any], label: str = "") -> str:
     """func(**kwargs) as text: the arguments bound to the tool's schema made the Python types its hints name
     (`toolcall.schema.python_arguments`), its positional-only parameters given by position, an awaitable it returns
-    (an `async def` tool) run to its end on its module's event loop (`toolcall.tool_loop`). Done in the thread or
+    (an `async def` tool) run to its end on the event loop async tools share (`toolcall.tool_loop`). Done in the thread or
     process that runs the call, so building a record argument (the tool's own code) and turning the value into text
     count against the time limit too."""
     named = python_arguments(func, kwargs, tool=label or getattr(func, "__name__", "tool"))
     positional = [named.pop(n) for n in _positional_only(func) if n in named]
     value = func(*positional, **named)
     if inspect.isawaitable(value):
-        value = run_awaitable(value, getattr(func, "__module__", None) or "")
+        value = run_awaitable(value)
     return result_text(value)
 
 

@@ -125,7 +125,7 @@ class ToolRegistry(NameRegistry[Tool]):
             kwargs = bind_arguments(shown_args, item.parameters, tool=item.name, joiner=item.joiner, typed=typed)
             # Checked here, so a wrong argument is an error before anything starts; made the function's types where
             # the call runs (records are built by the tool's own code, which runs under the call's time limit).
-            python_arguments(item.func, kwargs, tool=item.name, build=False)
+            checked = python_arguments(item.func, kwargs, tool=item.name, build=False)
         except ToolArgumentError as err:
             return self._failure(item.name, shown_args, str(err), start)
         except (ValueError, TypeError, OverflowError, RecursionError) as err:
@@ -133,7 +133,8 @@ class ToolRegistry(NameRegistry[Tool]):
             # past what Python's recursion takes, or an int past str()'s 4,300 digits.
             return self._failure(item.name, (), f"{item.name}: the arguments could not be read: "
                                                 f"{type(err).__name__}: {str(err)[:200]}", start)
-        key = _cache_key(item.name, kwargs) if item.cacheable else None
+        # Keyed by the values the function gets (1 and 1.0 for a float are one call), records as all their fields.
+        key = _cache_key(item.name, checked) if item.cacheable else None
         if key is not None:
             with self._cache_lock:
                 hit = self._cache.get(key)

@@ -1,4 +1,4 @@
-"""The event loops `async def` tools run on: one kept per module of tools, with the guards a shared loop needs."""
+"""The event loop `async def` tools share, kept between calls, with the guards a shared loop needs."""
 from __future__ import annotations
 
 import asyncio
@@ -6,20 +6,26 @@ import atexit
 import concurrent.futures
 import contextvars
 import os
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-#: A loop whose heartbeat is this many seconds late is blocked (an async tool calling `time.sleep` or a blocking
-#: client, or a tool calling another synchronously): calls it has not started run on a loop of their own until it
-#: beats again, rather than waiting behind the tool that blocks it.
+#: A loop whose heartbeat is this many seconds late while its thread hardly ran (it waits in a blocking call: an
+#: async tool calling `time.sleep` or a blocking client, or a tool calling another synchronously) is blocked: calls
+#: it has not started run on a loop of their own until it beats again, rather than waiting behind the tool that
+#: blocks it. A loop late because it computes (many replies parsed at once) is busy, not blocked: calls wait for it.
 BLOCKED_AFTER = 0.5
-#: How often a loop beats, and how often a waiting caller looks whether its call was given up or is stuck.
+#: The share of the late time the loop's thread may have spent on the CPU and still count as blocked.
+_BLOCKED_CPU_SHARE = 0.5
+#: How often the loop beats, and how often a waiting caller looks whether its call was given up or is stuck.
 _BEAT = 0.1
 _POLL = 0.1
-#: Seconds the process's exit gives the loops to end their tasks once cancelled.
+#: Seconds the tasks a cancelled call left running (a commit it shielded) get to end before they are cancelled too.
+LEFTOVER_GRACE = 10.0
+#: Seconds the process's exit gives the loop's tasks to end once cancelled.
 _EXIT_GRACE = 1.0
 
 #: Set by the thread that waits on a call (`toolcall.executor.call_in_thread`) once it has given up on it (its time
@@ -29,35 +35,78 @@ GIVEN_UP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVa
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("toolcall_async_call", default=None)
 
 
+# ---------------------------------------------------------------------------------------------- thread jobs
+
+#: Job threads that may run at once for calls still waited on; a job of a call given up (hung past its limit) does
+#: not count, so hung jobs starve no later one. At most _MOST_JOB_THREADS in all, whatever hangs.
+JOB_THREADS = 64
+_MOST_JOB_THREADS = 256
+#: Seconds an idle job thread waits for work before it ends.
+_JOB_IDLE = 30.0
+
+
 class _JobThreads(concurrent.futures.ThreadPoolExecutor):
-    """The loops' default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`, name lookups): a daemon
-    thread per job. A shared pool of a few threads let jobs that hang past their call's limit starve every later
-    one (and the lookups of every client), and the interpreter waits for a pool's threads at exit."""
+    """The loop's default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`, name lookups): daemon
+    threads, reused, JOB_THREADS of them for the calls still waited on. A pool of CPUs + 4 threads let jobs that hang
+    past their call's limit starve every later one (the lookups of every client too), and the interpreter waits for
+    a standard pool's threads at exit."""
 
     def __init__(self) -> None:
-        super().__init__(max_workers=1)
+        super().__init__(max_workers=1)  # the base class's own threads are never started
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any], _Call | None]] = \
+            queue.SimpleQueue()
+        self._jobs_idle = threading.Semaphore(0)  # one release per idle job thread, taken by the job that wakes it
+        self._jobs_running: dict[int, _Call | None] = {}  # by job thread: the call of the job it runs
+        self._job_threads = 0
+        self._jobs_lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as err:  # noqa: BLE001 - the job's failure is its awaiting task's to read
-                future.set_exception(err)
-
-        thread = threading.Thread(target=run, name="toolcall-async-job", daemon=True)
         call = _CALL.get()
         if call is not None:
-            call.threads.append(thread)
-        thread.start()
+            call.job_started()
+        self._jobs.put((future, lambda: fn(*args, **kwargs), call))
+        if self._jobs_idle.acquire(blocking=False):
+            return future  # an idle thread takes it
+        with self._jobs_lock:
+            if self._job_threads < _MOST_JOB_THREADS and self._job_threads - self._hung() < JOB_THREADS:
+                self._job_threads += 1
+                threading.Thread(target=self._work, name="toolcall-async-job", daemon=True).start()
         return future
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Nothing to wait for: the jobs' threads are daemons (a hung job must not hold the process's exit)."""
+    def _hung(self) -> int:
+        """Job threads running a job of a call given up: they do not count against JOB_THREADS."""
+        return sum(1 for call in list(self._jobs_running.values()) if call is not None and call.given_up())
 
+    def _work(self) -> None:
+        me = threading.get_ident()
+        while True:
+            try:
+                future, job, call = self._jobs.get(timeout=_JOB_IDLE)
+            except queue.Empty:
+                if self._jobs_idle.acquire(blocking=False):  # still counted idle: nobody is waking it, so it ends
+                    with self._jobs_lock:
+                        self._job_threads -= 1
+                    return
+                continue  # a job was handed to it as it timed out
+            self._jobs_running[me] = call
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(job())
+                    except BaseException as err:  # noqa: BLE001 - the job's failure is its awaiting task's to read
+                        future.set_exception(err)
+            finally:
+                del self._jobs_running[me]
+                if call is not None:
+                    call.job_ended()
+            self._jobs_idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to wait for: the job threads are daemons (a hung job must not hold the process's exit)."""
+
+
+# ---------------------------------------------------------------------------------------------- the loop
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> Any:
     """Every task is tracked by the call it was made in, so what a call leaves pending is cancelled when it ends
@@ -79,12 +128,18 @@ class _ToolLoop:
         self.loop.set_task_factory(_task_factory)
         self.pid = os.getpid()
         self.beat = time.monotonic()
+        self.beat_cpu = 0.0
         self.closing = False
+        self._cpu_clock: int | None = None
         self.thread = threading.Thread(target=self._run, name="toolcall-async-tools", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        try:
+            self._cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):  # not on this platform: lateness alone tells a blocked loop
+            pass
         self.loop.call_soon(self._tick)
         while True:
             try:
@@ -97,17 +152,27 @@ class _ToolLoop:
         self._close()
 
     def _tick(self) -> None:
-        self.beat = time.monotonic()
+        self.beat, self.beat_cpu = time.monotonic(), time.thread_time()
         self.loop.call_later(_BEAT, self._tick)
 
     def blocked(self) -> bool:
-        return time.monotonic() - self.beat > BLOCKED_AFTER
+        """Whether the loop is late and its thread waits rather than computes (see BLOCKED_AFTER)."""
+        late = time.monotonic() - self.beat
+        if late <= BLOCKED_AFTER:
+            return False
+        if self._cpu_clock is None:
+            return True
+        try:
+            used = time.clock_gettime(self._cpu_clock) - self.beat_cpu
+        except OSError:  # the thread ended
+            return True
+        return used < late * _BLOCKED_CPU_SHARE
 
     def usable(self) -> bool:
         return self.pid == os.getpid() and self.thread.is_alive() and not self.loop.is_closed()
 
     def _close(self) -> None:
-        """What still runs is cancelled and given a moment to end, so no task is destroyed pending."""
+        """What still runs is cancelled and given a moment to end, so no task is left pending unannounced."""
         pending = asyncio.all_tasks(self.loop)
         for task in pending:
             task.cancel()
@@ -117,6 +182,10 @@ class _ToolLoop:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         except BaseException:  # noqa: BLE001 - a tool's cleanup failing at exit is not the caller's failure
             pass
+        for task in asyncio.all_tasks(self.loop):
+            # Still running past the grace: the process is ending; asyncio would print "Task was destroyed but
+            # it is pending!" for each.
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
         self.loop.close()
 
     def stop(self, deadline: float) -> None:
@@ -129,26 +198,26 @@ class _ToolLoop:
             self.thread.join(max(0.0, deadline - time.monotonic()))
 
 
-#: The loop of each module of tools (by the module's name): a client a module keeps at import is shared by its tools,
-#: and a tool of one module that blocks its loop holds up no other module's calls.
-_loops: dict[str, _ToolLoop] = {}
+#: One loop for every async tool in the process, as in any asyncio program: a client kept at import (in one module
+#: or shared by several) is bound to it.
+_current: _ToolLoop | None = None
 _lock = threading.Lock()
 
 
-def _loop_for(module: str) -> _ToolLoop:
-    """The module's loop, started on first use, and again if it cannot run (a forked child, a loop that ended)."""
+def _shared() -> _ToolLoop:
+    """The loop, started on first use, and again if it cannot run (a forked child, a loop that ended)."""
+    global _current
     with _lock:
-        found = _loops.get(module)
-        if found is None or not found.usable():
-            found = _loops[module] = _ToolLoop()
-        return found
+        if _current is None or not _current.usable():
+            _current = _ToolLoop()
+        return _current
 
 
 def _forget_in_child() -> None:
     """A forked child has none of its parent's threads; the lock may have been held by one of them."""
-    global _lock
+    global _lock, _current
     _lock = threading.Lock()
-    _loops.clear()
+    _current = None
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -156,30 +225,32 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 @atexit.register
 def _stop_at_exit() -> None:
-    deadline = time.monotonic() + _EXIT_GRACE + 0.5
     with _lock:
-        loops = [loop for loop in _loops.values() if loop.pid == os.getpid()]
-    for loop in loops:
-        loop.stop(deadline)
+        loop = _current
+    if loop is not None and loop.pid == os.getpid():
+        loop.stop(time.monotonic() + _EXIT_GRACE + 0.5)
 
+
+# ---------------------------------------------------------------------------------------------- one call
 
 class _Call:
-    """One awaitable, started on a loop unless the waiting caller revoked it first (so it can run elsewhere), with
-    the tasks and job threads it starts."""
+    """One awaitable, started on the loop unless the waiting caller revoked it first (so it can run elsewhere), with
+    the tasks and thread jobs it starts."""
 
-    def __init__(self, awaitable: Awaitable[Any], context: contextvars.Context, module: str) -> None:
+    def __init__(self, awaitable: Awaitable[Any], context: contextvars.Context,
+                 given_up: threading.Event | None) -> None:
         self.awaitable = awaitable
-        self.module = module
         self.context = context
+        self._given_up = given_up
         self.done: concurrent.futures.Future[tuple[bool, Any]] = concurrent.futures.Future()
         self.task: asyncio.Task[tuple[bool, Any]] | None = None
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-        self.threads: list[threading.Thread] = []
+        self._jobs = 0
         self._state = "waiting"  # -> "started" on the loop, or -> "revoked" by the caller; whichever comes first
-        self._state_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._state_lock:
+        with self._lock:
             if self._state != "waiting":
                 return
             self._state = "started"
@@ -193,7 +264,7 @@ class _Call:
 
     def revoke(self) -> bool:
         """True if the call had not started and now never will on the loop it was sent to."""
-        with self._state_lock:
+        with self._lock:
             if self._state != "waiting":
                 return False
             self._state = "revoked"
@@ -203,46 +274,75 @@ class _Call:
         if self.task is not None:
             self.task.cancel()
 
+    def given_up(self) -> bool:
+        return self._given_up is not None and self._given_up.is_set()
+
+    def job_started(self) -> None:
+        with self._lock:
+            self._jobs += 1
+
+    def job_ended(self) -> None:
+        with self._lock:
+            self._jobs -= 1
+
     def running_on(self) -> bool:
-        """Whether anything of the call still runs: its task, or a job thread it started."""
-        return not self.done.done() or any(thread.is_alive() for thread in self.threads)
+        """Whether anything of the call still runs: its task, or a thread job it started."""
+        with self._lock:
+            return not self.done.done() or self._jobs > 0
+
+    def holds(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether the loop is running one of this call's tasks now (a tool waiting synchronously holds it)."""
+        running = asyncio.current_task(loop)
+        return running is not None and (running is self.task or running in self.tasks)
 
 
 async def _settled(call: _Call, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
     """(True, value) or (False, what it raised), never raising: SystemExit or KeyboardInterrupt raised by a tool
     would otherwise leave the task and stop the loop other calls share, and a TimeoutError of the tool's own is its
-    failure, not the call's time limit. What the call left pending is cancelled once it ends."""
+    failure, not the call's time limit. What the call left pending is cancelled once it ends; after a cancellation
+    (its time limit), LEFTOVER_GRACE seconds later, so a commit it shielded can end."""
     _CALL.set(call)
+    cancelled = False
     try:
         return True, await awaitable
+    except asyncio.CancelledError as err:
+        cancelled = True
+        return False, err
     except BaseException as err:  # noqa: BLE001 - every failure goes back to the caller as a value
         return False, err
     finally:
         current = asyncio.current_task()
-        for task in list(call.tasks):
-            if task is not current and not task.done():
-                task.cancel()
+        leftovers = [task for task in call.tasks if task is not current and not task.done()]
+        if cancelled and leftovers:
+            asyncio.get_running_loop().call_later(LEFTOVER_GRACE, _cancel_all, leftovers)
+        else:
+            _cancel_all(leftovers)
 
 
-def run_awaitable(awaitable: Awaitable[Any], module: str = "") -> Any:
-    """The awaitable's value, awaited on the loop of the tool's `module` (what it raises, raised here). Called in
-    the thread that runs a tool call; the loop is kept between calls, so a client the module keeps (an
-    `httpx.AsyncClient` made at import) stays bound to a live loop. A call given up by its caller (GIVEN_UP) is
-    cancelled, and waited for while it ignores that, so the waiting thread counts as a call running past its limit."""
+def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+
+
+def run_awaitable(awaitable: Awaitable[Any]) -> Any:
+    """The awaitable's value, awaited on the loop async tools share (what it raises, raised here). Called in the
+    thread that runs a tool call; the loop is kept between calls, so a client a tool keeps (an `httpx.AsyncClient`
+    made at import) stays bound to a live loop. A call given up by its caller (GIVEN_UP) is cancelled, and waited
+    for while it ignores that, so the waiting thread counts as a call running past its limit."""
     given_up = GIVEN_UP.get()
+    if _loop_running_here():
+        return _run_alone(awaitable, given_up)
+    tool_loop = _shared()
     outer = _CALL.get()
-    if _loop_running_here() or (outer is not None and outer.module == module):
-        # A tool called synchronously from a coroutine: the loop it would go to is held by its caller.
+    if tool_loop.blocked() or (outer is not None and outer.holds(tool_loop.loop)):
+        # Blocked, or held by the tool that called this one synchronously: it could not start here.
         return _run_alone(awaitable, given_up)
-    tool_loop = _loop_for(module)
-    if tool_loop.blocked():
-        return _run_alone(awaitable, given_up)
-    call = _Call(awaitable, contextvars.copy_context(), module)
+    call = _Call(awaitable, contextvars.copy_context(), given_up)
     try:
         tool_loop.loop.call_soon_threadsafe(call.start, tool_loop.loop)
     except RuntimeError:  # closed: the process is exiting
         return _run_alone(awaitable, given_up)
-    outcome = _wait(call, tool_loop, given_up)
+    outcome = _wait(call, tool_loop)
     if outcome is None:  # the loop is blocked and never started it
         return _run_alone(awaitable, given_up)
     ok, value = outcome
@@ -251,32 +351,28 @@ def run_awaitable(awaitable: Awaitable[Any], module: str = "") -> Any:
     return value
 
 
-def _wait(call: _Call, tool_loop: _ToolLoop, given_up: threading.Event | None) -> tuple[bool, Any] | None:
+def _wait(call: _Call, tool_loop: _ToolLoop) -> tuple[bool, Any] | None:
     """The call's outcome; None if the loop was blocked and never started it (it may run elsewhere)."""
     while True:
         try:
             outcome = call.done.result(timeout=_POLL)
         except concurrent.futures.TimeoutError:
             outcome = None
-        if given_up is not None and given_up.is_set():
+        if call.given_up():
             if call.revoke():
                 _close(call.awaitable)
                 return False, asyncio.CancelledError()
-            _cancel(call, tool_loop)
-            while call.running_on():  # a tool that ignores the cancellation, or a job thread that hangs
+            try:
+                tool_loop.loop.call_soon_threadsafe(call.cancel)
+            except RuntimeError:  # closed: nothing runs there any more
+                pass
+            while call.running_on():  # a tool that ignores the cancellation, or a thread job that hangs
                 time.sleep(_POLL)
             return call.done.result()
         if outcome is not None:
             return outcome
         if tool_loop.blocked() and call.revoke():
             return None
-
-
-def _cancel(call: _Call, tool_loop: _ToolLoop) -> None:
-    try:
-        tool_loop.loop.call_soon_threadsafe(call.cancel)
-    except RuntimeError:  # closed: nothing runs there any more
-        pass
 
 
 def _close(awaitable: Awaitable[Any]) -> None:
@@ -287,8 +383,8 @@ def _close(awaitable: Awaitable[Any]) -> None:
 
 
 def _run_alone(awaitable: Awaitable[Any], given_up: threading.Event | None) -> Any:
-    """The awaitable run to its end on an event loop of its own (what every call did before loops were kept), and
-    cancelled once given up: in this thread, or in a helper thread if this one runs a loop already."""
+    """The awaitable run to its end on an event loop of its own (what every call did before the loop was kept),
+    and cancelled once given up: in this thread, or in a helper thread if this one runs a loop already."""
     if not _loop_running_here():
         return _alone(awaitable, given_up)
     box: dict[str, tuple[bool, Any]] = {}

@@ -484,6 +484,84 @@ def test_thread_jobs_are_capped_and_reused() -> None:
     assert peak <= tool_loop.JOB_THREADS
 
 
+async def hangs_in_threads(count: int) -> str:
+    """Start thread jobs that hang.
+
+    Args:
+        count: How many.
+    """
+    await asyncio.gather(*(asyncio.to_thread(time.sleep, 8) for _ in range(count)))
+    return "done"
+
+
+async def quick_job() -> str:
+    """One quick thread job."""
+    return await asyncio.to_thread(lambda: "quick")
+
+
+_INNER_LOOPS: list[str] = []
+
+
+async def doubles(x: int) -> int:
+    """Double a number in a thread, noting the loop's thread.
+
+    Args:
+        x: The number.
+    """
+    _INNER_LOOPS.append(threading.current_thread().name)
+    return await asyncio.to_thread(lambda: x * 2)
+
+
+def _calls_doubles(x: int) -> str:
+    time.sleep(0.2)
+    return _JOBS.call("doubles", (x,), 5).text
+
+
+async def fans_calls(count: int) -> str:
+    """Call `doubles` synchronously from many thread jobs at once.
+
+    Args:
+        count: How many.
+    """
+    texts = await asyncio.gather(*(asyncio.to_thread(_calls_doubles, i) for i in range(count)))
+    return ",".join(texts)
+
+
+_JOBS = ToolRegistry([make_tool(hangs_in_threads, timeout=0.5), make_tool(quick_job, timeout=5), doubles,
+                      make_tool(fans_calls, timeout=60)])
+
+
+def test_a_job_queued_behind_hung_jobs_runs_once_their_call_is_given_up() -> None:
+    # Threads were started only as jobs came in: a job queued at the cap waited for a hung job to end.
+    threading.Thread(target=_JOBS.call, args=("hangs_in_threads", (tool_loop.JOB_THREADS,)), daemon=True).start()
+    time.sleep(0.3)
+    began = time.monotonic()
+    assert _JOBS.call("quick_job").text == "quick" and time.monotonic() - began < 2.5
+
+
+def test_more_jobs_waiting_on_tool_calls_than_threads_do_not_deadlock() -> None:
+    # 64 job threads each waited on a call whose own job was queued behind them, to their limits; and calls made from
+    # a thread the loop awaited ran on loops of their own (a snapshot of the task the loop ran said it was held).
+    _INNER_LOOPS.clear()
+    count = tool_loop.JOB_THREADS + 6
+    texts = _JOBS.call("fans_calls", (count,)).text.split(",")
+    assert texts == [str(2 * i) for i in range(count)]
+    assert set(_INNER_LOOPS) == {"toolcall-async-tools"}
+
+
+def test_idle_job_threads_end_and_a_later_job_still_gets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A job queued at the cap took no idle token, so the pool counted threads that did not exist once they ended:
+    # every later job waited for ever.
+    monkeypatch.setattr(tool_loop, "_JOB_IDLE", 0.3)
+    assert _MORE.call("fans_out", (tool_loop.JOB_THREADS + 30,), timeout=60).ok
+    pool = tool_loop._shared().jobs
+    deadline = time.monotonic() + 10
+    while pool._job_threads and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pool._job_threads == 0
+    assert _JOBS.call("quick_job").text == "quick"
+
+
 def test_no_task_is_reported_destroyed_at_exit(tmp_path: Path) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(

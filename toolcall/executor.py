@@ -1,6 +1,7 @@
 """Running a tool function under a time limit: in a thread (I/O tools) or in a reusable worker process that is killed on timeout."""
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextvars
 import dataclasses
@@ -22,7 +23,7 @@ from typing import Any
 
 from .errors import ConfigError, ToolcallError, ToolError, ToolRaised, ToolTimeoutError
 from .schema import python_arguments
-from .tool_loop import GIVEN_UP, run_awaitable
+from .tool_loop import GIVEN_UP, LOOP_HELD, run_awaitable, waiting_on_a_call
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
 # MemoryError instead of swapping the machine. Override with TOOLCALL_WORKER_MEMORY_MB (0 = no cap).
@@ -246,6 +247,9 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     context = contextvars.copy_context()
     given_up = threading.Event()  # set once this caller stops waiting: an async tool's task is then cancelled
     context.run(GIVEN_UP.set, given_up)
+    held = _running_loop()
+    if held is not None:  # called synchronously from a coroutine, whose loop waits with it
+        context.run(LOOP_HELD.set, held)
 
     def target() -> None:
         # A failure's message is written here, within the time limit: the tool's exception may write itself slowly,
@@ -263,7 +267,8 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     thread = threading.Thread(target=target, name=f"toolcall-{label}", daemon=True)
     thread.start()
     try:
-        cancelled = _wait(thread, timeout)
+        with waiting_on_a_call():
+            cancelled = _wait(thread, timeout)
     except BaseException:  # Ctrl-C while waiting (a chat goes on after it): the call is given up, not left running
         _give_up(thread, given_up, label, owner)
         raise
@@ -275,6 +280,13 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _give_up(thread: threading.Thread, given_up: threading.Event, label: str, owner: Callable[..., Any]) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import contextvars
 import os
 import queue
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 #: A loop whose heartbeat is this many seconds late while its thread hardly ran (it waits in a blocking call: an
@@ -31,6 +32,10 @@ _EXIT_GRACE = 1.0
 #: Set by the thread that waits on a call (`toolcall.executor.call_in_thread`) once it has given up on it (its time
 #: limit, the caller cancelling, Ctrl-C): the tool's task is then cancelled instead of running on for ever.
 GIVEN_UP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("toolcall_given_up", default=None)
+#: The event loop a caller waits on a tool call in (a coroutine calling `registry.call` synchronously): set by
+#: `toolcall.executor.call_in_thread`, so an async tool it calls does not wait for the loop its caller holds.
+LOOP_HELD: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar("toolcall_loop_held",
+                                                                                            default=None)
 #: The call a task or a thread job belongs to, so what a tool starts is tracked by its call.
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("toolcall_async_call", default=None)
 
@@ -47,49 +52,67 @@ _JOB_IDLE = 30.0
 
 class _JobThreads(concurrent.futures.ThreadPoolExecutor):
     """The loop's default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`, name lookups): daemon
-    threads, reused, JOB_THREADS of them for the calls still waited on. A pool of CPUs + 4 threads let jobs that hang
+    threads, reused, JOB_THREADS of them for the jobs still waited on. A pool of CPUs + 4 threads let jobs that hang
     past their call's limit starve every later one (the lookups of every client too), and the interpreter waits for
-    a standard pool's threads at exit."""
+    a standard pool's threads at exit. A job of a call given up, or one waiting on a tool call of its own (a nested
+    call, which may need a job thread itself), does not count against JOB_THREADS."""
 
     def __init__(self) -> None:
         super().__init__(max_workers=1)  # the base class's own threads are never started
         self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any], _Call | None]] = \
             queue.SimpleQueue()
-        self._jobs_idle = threading.Semaphore(0)  # one release per idle job thread, taken by the job that wakes it
-        self._jobs_running: dict[int, _Call | None] = {}  # by job thread: the call of the job it runs
-        self._job_threads = 0
         self._jobs_lock = threading.Lock()
+        self._queued = 0  # jobs put and not yet taken
+        self._idle = 0  # job threads waiting for a job
+        self._job_threads = 0
+        self._jobs_running: dict[int, _Call | None] = {}  # by job thread: the call of the job it runs
+        self._nested: set[int] = set()  # job threads waiting on a tool call of their own
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         call = _CALL.get()
         if call is not None:
             call.job_started()
-        self._jobs.put((future, lambda: fn(*args, **kwargs), call))
-        if self._jobs_idle.acquire(blocking=False):
-            return future  # an idle thread takes it
         with self._jobs_lock:
-            if self._job_threads < _MOST_JOB_THREADS and self._job_threads - self._hung() < JOB_THREADS:
-                self._job_threads += 1
-                threading.Thread(target=self._work, name="toolcall-async-job", daemon=True).start()
+            self._queued += 1
+        self._jobs.put((future, lambda: fn(*args, **kwargs), call))
+        self.start_threads()
         return future
 
-    def _hung(self) -> int:
-        """Job threads running a job of a call given up: they do not count against JOB_THREADS."""
-        return sum(1 for call in list(self._jobs_running.values()) if call is not None and call.given_up())
+    def start_threads(self) -> None:
+        """Start threads for queued jobs no idle thread will take, as far as the limits allow. Called as jobs come
+        in and end, and at every heartbeat of the loop (a call given up frees room for the jobs queued behind it)."""
+        with self._jobs_lock:
+            while self._queued > self._idle and self._job_threads < _MOST_JOB_THREADS and \
+                    self._job_threads - self._uncounted() < JOB_THREADS:
+                self._job_threads += 1
+                self._idle += 1  # counted idle until it takes its first job
+                threading.Thread(target=self._work, name="toolcall-async-job", daemon=True).start()
+
+    def _uncounted(self) -> int:
+        """Job threads that do not count against JOB_THREADS: hung past their call's limit, or waiting on a nested
+        call."""
+        hung = sum(1 for me, call in list(self._jobs_running.items())
+                   if call is not None and call.given_up() and me not in self._nested)
+        return hung + len(self._nested)
 
     def _work(self) -> None:
         me = threading.get_ident()
+        _JOB_THREAD.pool = self
         while True:
             try:
                 future, job, call = self._jobs.get(timeout=_JOB_IDLE)
             except queue.Empty:
-                if self._jobs_idle.acquire(blocking=False):  # still counted idle: nobody is waking it, so it ends
-                    with self._jobs_lock:
+                with self._jobs_lock:
+                    if self._queued <= self._idle - 1:  # no job is left for this thread: it ends
+                        self._idle -= 1
                         self._job_threads -= 1
-                    return
-                continue  # a job was handed to it as it timed out
-            self._jobs_running[me] = call
+                        return
+                continue
+            with self._jobs_lock:
+                self._queued -= 1
+                self._idle -= 1
+                self._jobs_running[me] = call
             try:
                 if future.set_running_or_notify_cancel():
                     try:
@@ -97,13 +120,41 @@ class _JobThreads(concurrent.futures.ThreadPoolExecutor):
                     except BaseException as err:  # noqa: BLE001 - the job's failure is its awaiting task's to read
                         future.set_exception(err)
             finally:
-                del self._jobs_running[me]
+                with self._jobs_lock:
+                    del self._jobs_running[me]
+                    self._idle += 1
                 if call is not None:
                     call.job_ended()
-            self._jobs_idle.release()
+            self.start_threads()
+
+    def nested(self, waiting: bool) -> None:
+        with self._jobs_lock:
+            (self._nested.add if waiting else self._nested.discard)(threading.get_ident())
+        if waiting:
+            self.start_threads()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to wait for: the job threads are daemons (a hung job must not hold the process's exit)."""
+
+
+#: In a job thread: its pool (so a tool call made from the job marks the thread as waiting on it).
+_JOB_THREAD = threading.local()
+
+
+@contextlib.contextmanager
+def waiting_on_a_call() -> Iterator[None]:
+    """Around a thread's wait on a tool call (`toolcall.executor.call_in_thread`): a job thread waiting so stops
+    counting against JOB_THREADS, so the nested call's own jobs can run (64 jobs each waiting on a call whose job
+    was queued behind them waited to their limits)."""
+    pool = getattr(_JOB_THREAD, "pool", None)
+    if pool is None:
+        yield
+        return
+    pool.nested(True)
+    try:
+        yield
+    finally:
+        pool.nested(False)
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -124,7 +175,8 @@ class _ToolLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.loop.set_default_executor(_JobThreads())
+        self.jobs = _JobThreads()
+        self.loop.set_default_executor(self.jobs)
         self.loop.set_task_factory(_task_factory)
         self.pid = os.getpid()
         self.beat = time.monotonic()
@@ -153,6 +205,7 @@ class _ToolLoop:
 
     def _tick(self) -> None:
         self.beat, self.beat_cpu = time.monotonic(), time.thread_time()
+        self.jobs.start_threads()
         self.loop.call_later(_BEAT, self._tick)
 
     def blocked(self) -> bool:
@@ -254,7 +307,9 @@ class _Call:
             if self._state != "waiting":
                 return
             self._state = "started"
-        # The task runs in a copy of the caller's context, as a tool run in a thread does (it sees text_context).
+        # The task runs in a copy of the caller's context, as a tool run in a thread does (it sees text_context);
+        # a call made from another's tool is its own call, not one of the other's tasks.
+        self.context.run(_CALL.set, None)
         self.task = loop.create_task(_settled(self, self.awaitable), context=self.context)
         self.task.add_done_callback(self._finish)
 
@@ -289,11 +344,6 @@ class _Call:
         """Whether anything of the call still runs: its task, or a thread job it started."""
         with self._lock:
             return not self.done.done() or self._jobs > 0
-
-    def holds(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether the loop is running one of this call's tasks now (a tool waiting synchronously holds it)."""
-        running = asyncio.current_task(loop)
-        return running is not None and (running is self.task or running in self.tasks)
 
 
 async def _settled(call: _Call, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
@@ -333,9 +383,8 @@ def run_awaitable(awaitable: Awaitable[Any]) -> Any:
     if _loop_running_here():
         return _run_alone(awaitable, given_up)
     tool_loop = _shared()
-    outer = _CALL.get()
-    if tool_loop.blocked() or (outer is not None and outer.holds(tool_loop.loop)):
-        # Blocked, or held by the tool that called this one synchronously: it could not start here.
+    if tool_loop.blocked() or LOOP_HELD.get() is tool_loop.loop:
+        # Blocked, or held by the tool that called this one synchronously from its coroutine: it could not start.
         return _run_alone(awaitable, given_up)
     call = _Call(awaitable, contextvars.copy_context(), given_up)
     try:

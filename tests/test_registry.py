@@ -1264,3 +1264,19 @@ def test_calls_the_function_sees_alike_share_a_cache_entry() -> None:
     first = registry.call("_nums", {"x": 1, "y": 2}).text
     assert registry.call("_nums", {"x": 1.0, "y": 2}).text == first  # the function gets 1.0 both times
     assert registry.call("_nums", {"x": 1.5, "y": 2}).text != first
+
+
+def _at(when: dt.datetime) -> str:
+    """Echo a moment with its offset.
+
+    Args:
+        when: The moment.
+    """
+    return when.isoformat()
+
+
+def test_one_instant_in_two_offsets_is_two_calls_to_the_cache() -> None:
+    # Equal datetimes were one cache key: 15:30+01:00 got the answer written for 14:30+00:00.
+    registry = ToolRegistry([make_tool(_at, cache=True)])
+    assert registry.call("_at", {"when": "2026-12-07T14:30:00+00:00"}).text == "2026-12-07T14:30:00+00:00"
+    assert registry.call("_at", {"when": "2026-12-07T15:30:00+01:00"}).text == "2026-12-07T15:30:00+01:00"

@@ -683,8 +683,7 @@ def test_dates_times_uuids_and_paths_are_strings_in_their_form() -> None:
     with pytest.raises(Exception, match="custom class"):
         get_json_schema(book)
     properties = function_schema(book)["function"]["parameters"]["properties"]
-    assert properties["day"] == {"type": "string", "format": "date", "description": "The day."}
-    assert properties["at"]["format"] == "time" and properties["until"]["format"] == "date-time"
+    assert set(properties["day"]) == {"type", "pattern", "description"} and properties["day"]["type"] == "string"
     assert properties["until"]["nullable"] is True and properties["ref"]["format"] == "uuid"
     assert properties["folder"] == {"type": "string", "nullable": True, "description": "Where the files go."}
     out = _bind({"day": "2026-12-07", "at": "14:30", "until": "2026-12-07T16:00:00+01:00",
@@ -699,9 +698,43 @@ def test_dates_times_uuids_and_paths_are_strings_in_their_form() -> None:
                                               "YYYY-MM-DD"),
     ({"day": "2026-02-30", "at": "14:30"}, "expected a date written YYYY-MM-DD"),
     ({"day": "2026-12-07", "at": "25:00"}, "expected a time written HH:MM or HH:MM:SS"),
-    ({"day": "2026-12-07", "at": "9:00", "ref": "not-a-uuid"}, "expected a (time|UUID)"),
+    ({"day": "2026-12-07", "at": "09:00", "ref": "not-a-uuid"}, "argument 'ref' .* expected a UUID"),
     ({"day": "2026-12-07", "at": "09:00", "folder": "a\x00b"}, "expected a path"),
 ])
 def test_a_date_or_id_not_in_its_form_is_an_argument_error(args: dict[str, Any], message: str) -> None:
     with pytest.raises(ToolArgumentError, match=message):
         _bind(args, book, "book")
+
+
+@pytest.mark.parametrize(("hint", "read", "refused"), [
+    (dt.time, ["14:30", "14:30:00", "14:30:00.5", "14:30:00Z", "09:05:00+01:00"], ["9:00", "24:00", "14:30:00z",
+                                                                                   "23:59:60Z", "14h30"]),
+    (dt.date, ["2026-12-07", "2028-02-29", "0001-01-01"], ["0000-01-01", "2026-13-01", "2026-04-31", "07/12/2026"]),
+    (dt.datetime, ["2026-12-07T14:30", "2026-12-07 14:30:00", "2026-12-07T14:30:00+01:00"],
+     ["2026-12-07", "2026-12-07T25:00", "2026-12-07T14:30:00z"]),
+])
+def test_a_date_or_time_pattern_allows_what_python_reads(hint: Any, read: list[str], refused: list[str]) -> None:
+    # JSON Schema's formats are RFC 3339's: a constrained call could not write "14:30" (a time needs an offset
+    # there), and could write "23:59:60Z" or "0000-01-01", which no call could then bind.
+    import re
+
+    pattern = type_schema(hint)["pattern"]
+    for text in read:
+        assert re.fullmatch(pattern, text) and hint.fromisoformat(text) is not None
+    for text in refused:
+        assert not re.fullmatch(pattern, text)
+
+
+def test_a_path_is_the_text_as_written() -> None:
+    def save(folder: pathlib.Path | None = None) -> str:
+        """Save.
+
+        Args:
+            folder: Where.
+        """
+        return str(folder)
+
+    # "None" was None and " my files " lost its spaces.
+    assert _bind({"folder": "None"}, save, "save")["folder"] == pathlib.Path("None")
+    assert _bind({"folder": " my files "}, save, "save")["folder"] == pathlib.Path(" my files ")
+    assert _bind({"folder": None}, save, "save")["folder"] is None

@@ -1,6 +1,7 @@
 """The tool registry that calls tools safely, the @tool decorator, and the default set (built-ins, entry points, @tool)."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import warnings
@@ -226,6 +227,8 @@ def _freeze(value: Any) -> Any:
                 else tuple(items))
     if isinstance(value, float):
         return ("float", repr(value))
+    if isinstance(value, dt.date | dt.time):
+        return (type(value).__qualname__, value.isoformat())  # 15:30+01:00 and 14:30+00:00 are equal, not alike
     try:
         hash(value)
     except TypeError:

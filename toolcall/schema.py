@@ -210,11 +210,19 @@ def type_schema(hint: Any) -> dict[str, Any]:
 
 #: Types a call writes as a string in a set form (transformers refuses them): each with its schema and how its text
 #: is read. A datetime is not a date here: the table is looked up by the exact type.
+#: Patterns, not JSON Schema's formats, for dates and times: a constrained call is held to the schema, and the
+#: formats are RFC 3339's (a time must carry an offset; "14:30" is refused, "23:59:60Z" and "0000-01-01" allowed),
+#: not what `fromisoformat` reads. These allow what it reads, an offset optional (February 29 in any year).
+_YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+_MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-9])|(?:0[13-9]|1[0-2])-30|(?:0[13578]|1[02])-31)"
+_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
 _WRITTEN: dict[type, tuple[dict[str, Any], Callable[[str], Any], str]] = {
-    dt.date: ({"type": "string", "format": "date"}, dt.date.fromisoformat, "a date written YYYY-MM-DD"),
-    dt.datetime: ({"type": "string", "format": "date-time"}, dt.datetime.fromisoformat,
-                  "a date and time written as ISO 8601 (2026-12-07T14:30:00)"),
-    dt.time: ({"type": "string", "format": "time"}, dt.time.fromisoformat, "a time written HH:MM or HH:MM:SS"),
+    dt.date: ({"type": "string", "pattern": f"^{_YEAR}-{_MONTH_DAY}$"}, dt.date.fromisoformat,
+              "a date written YYYY-MM-DD"),
+    dt.datetime: ({"type": "string", "pattern": f"^{_YEAR}-{_MONTH_DAY}[T ]{_CLOCK}$"}, dt.datetime.fromisoformat,
+                  "a date and time written as ISO 8601 (2026-12-07T14:30:00, an offset such as +01:00 optional)"),
+    dt.time: ({"type": "string", "pattern": f"^{_CLOCK}$"}, dt.time.fromisoformat,
+              "a time written HH:MM or HH:MM:SS (an offset such as +01:00 optional)"),
     uuid.UUID: ({"type": "string", "format": "uuid"}, uuid.UUID, "a UUID"),
     pathlib.Path: ({"type": "string"}, pathlib.Path, "a path"),
 }
@@ -450,7 +458,9 @@ def _coerce(value: Any, hint: Any) -> Any:
     if origin is Union or origin is types.UnionType:
         if any(type(value) is a for a in args):
             return value  # already one of the types: "02134" for str | int stays the string it was bound as
-        if type(None) in args and (value is None or (text is not None and text.lower() in _NONE)):
+        # "None" or "" for a Path is a path, as for a str (the str case returned above).
+        if type(None) in args and (value is None or (text is not None and text.lower() in _NONE
+                                                     and pathlib.Path not in args)):
             return None
         wanted = []
         for sub in (a for a in args if a is not type(None)):
@@ -529,10 +539,11 @@ def _coerce(value: Any, hint: Any) -> Any:
         return value
     written = _WRITTEN.get(hint) if isinstance(hint, type) else None
     if written is not None:
-        if text is None or (hint is pathlib.Path and not text) or "\0" in text:
+        written_as = value if hint is pathlib.Path else text  # a path's spaces are its own
+        if not isinstance(written_as, str) or not written_as or "\0" in written_as:
             raise Mismatch(written[2])
         try:
-            return written[1](text)
+            return written[1](written_as)
         except ValueError:
             raise Mismatch(written[2]) from None
     raise Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")

@@ -562,6 +562,68 @@ def test_idle_job_threads_end_and_a_later_job_still_gets_one(monkeypatch: pytest
     assert _JOBS.call("quick_job").text == "quick"
 
 
+def test_nesting_past_the_thread_cap_does_not_deadlock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Job threads waiting on a nested call counted against the hard cap: 300 such jobs filled 256 threads, and the
+    # inner calls' jobs queued behind them waited to their limits.
+    monkeypatch.setattr(tool_loop, "JOB_THREADS", 4)
+    monkeypatch.setattr(tool_loop, "_MOST_JOB_THREADS", 8)
+    texts = _JOBS.call("fans_calls", (20,)).text.split(",")
+    assert texts == [str(2 * i) for i in range(20)]
+
+
+async def calls_doubles_directly(count: int) -> str:
+    """Call `doubles` synchronously from the coroutine, many times (each runs on a loop of its own).
+
+    Args:
+        count: How many.
+    """
+    return ",".join(_JOBS.call("doubles", (i,), 5).text for i in range(count))
+
+
+async def bounds_a_blocking_read() -> str:
+    """Bound a blocking read the usual way, leaving the read running when it gives up."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(time.sleep, 3), 0.1) or "read"
+    except TimeoutError:
+        return "upstream timed out"
+
+
+def test_calls_run_alone_share_the_process_pool() -> None:
+    # Each such call made a pool of its own, whose idle thread outlived it: 300 calls left 300 threads.
+    registry = ToolRegistry([calls_doubles_directly])
+    count = tool_loop.JOB_THREADS + 16
+    assert registry.call("calls_doubles_directly", (count,), timeout=30).text == ",".join(str(2 * i) for i in range(count))
+    assert sum(t.name == "toolcall-async-job" for t in threading.enumerate()) <= tool_loop.JOB_THREADS
+
+
+def test_a_call_is_held_to_its_limit_by_the_thread_jobs_it_leaves_running() -> None:
+    # It answered at once and left the job running uncounted: 64 such calls took every job thread from other tools.
+    registry = ToolRegistry([make_tool(bounds_a_blocking_read, timeout=1.0), quick_job])
+    began = time.monotonic()
+    result = registry.call("bounds_a_blocking_read")
+    assert not result.ok and "timed out after 1 s" in result.text and time.monotonic() - began < 2.0
+    assert registry.call("quick_job").text == "quick"
+
+
+def test_a_job_thread_that_cannot_start_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pool counted the thread that failed to start as an idle one: its job, and every later one once the real
+    # threads had ended, waited for ever.
+    pool = tool_loop._JobThreads()
+    real_start = threading.Thread.start
+
+    def cannot_start(thread: threading.Thread) -> None:
+        if thread.name == "toolcall-async-job":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", cannot_start)
+    future = pool.submit(lambda: "ran")
+    assert (pool._job_threads, pool._idle, pool._queued) == (0, 0, 1)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    pool.start_threads()  # what the loop's heartbeat does every tenth of a second
+    assert future.result(timeout=5) == "ran"
+
+
 def test_no_task_is_reported_destroyed_at_exit(tmp_path: Path) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(

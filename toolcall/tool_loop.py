@@ -83,11 +83,16 @@ class _JobThreads(concurrent.futures.ThreadPoolExecutor):
         """Start threads for queued jobs no idle thread will take, as far as the limits allow. Called as jobs come
         in and end, and at every heartbeat of the loop (a call given up frees room for the jobs queued behind it)."""
         with self._jobs_lock:
-            while self._queued > self._idle and self._job_threads < _MOST_JOB_THREADS and \
+            while self._queued > self._idle and self._job_threads - len(self._nested) < _MOST_JOB_THREADS and \
                     self._job_threads - self._uncounted() < JOB_THREADS:
                 self._job_threads += 1
                 self._idle += 1  # counted idle until it takes its first job
-                threading.Thread(target=self._work, name="toolcall-async-job", daemon=True).start()
+                try:
+                    threading.Thread(target=self._work, name="toolcall-async-job", daemon=True).start()
+                except RuntimeError:  # "can't start new thread" (a process or memory limit): later, maybe
+                    self._job_threads -= 1
+                    self._idle -= 1
+                    return
 
     def _uncounted(self) -> int:
         """Job threads that do not count against JOB_THREADS: hung past their call's limit, or waiting on a nested
@@ -175,7 +180,7 @@ class _ToolLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.jobs = _JobThreads()
+        self.jobs = _job_threads()
         self.loop.set_default_executor(self.jobs)
         self.loop.set_task_factory(_task_factory)
         self.pid = os.getpid()
@@ -205,8 +210,8 @@ class _ToolLoop:
 
     def _tick(self) -> None:
         self.beat, self.beat_cpu = time.monotonic(), time.thread_time()
-        self.jobs.start_threads()
         self.loop.call_later(_BEAT, self._tick)
+        self.jobs.start_threads()
 
     def blocked(self) -> bool:
         """Whether the loop is late and its thread waits rather than computes (see BLOCKED_AFTER)."""
@@ -266,11 +271,25 @@ def _shared() -> _ToolLoop:
         return _current
 
 
+_pool: _JobThreads | None = None
+_pool_lock = threading.Lock()
+
+
+def _job_threads() -> _JobThreads:
+    """The process's one pool of job threads, for the shared loop and the loops calls run alone on."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = _JobThreads()
+        return _pool
+
+
 def _forget_in_child() -> None:
     """A forked child has none of its parent's threads; the lock may have been held by one of them."""
-    global _lock, _current
-    _lock = threading.Lock()
+    global _lock, _current, _pool, _pool_lock
+    _lock, _pool_lock = threading.Lock(), threading.Lock()
     _current = None
+    _pool = None
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -418,9 +437,12 @@ def _wait(call: _Call, tool_loop: _ToolLoop) -> tuple[bool, Any] | None:
             while call.running_on():  # a tool that ignores the cancellation, or a thread job that hangs
                 time.sleep(_POLL)
             return call.done.result()
-        if outcome is not None:
+        if outcome is not None and not call.running_on():
+            # Done, and no thread job of it runs on: a job it left running is waited for, as asyncio.run waits for
+            # its executor, so a tool that leaves jobs hanging is held to its time limit (and then counts as a call
+            # running past it), and the jobs of calls nobody waits on cannot pile up.
             return outcome
-        if tool_loop.blocked() and call.revoke():
+        if outcome is None and tool_loop.blocked() and call.revoke():
             return None
 
 
@@ -455,7 +477,8 @@ def _run_alone(awaitable: Awaitable[Any], given_up: threading.Event | None) -> A
 
 def _alone(awaitable: Awaitable[Any], given_up: threading.Event | None) -> Any:
     with asyncio.Runner() as runner:
-        runner.get_loop().set_default_executor(_JobThreads())
+        runner.get_loop().set_default_executor(_job_threads())  # one pool for every loop: each its own left
+        # its idle threads behind (300 calls run alone, 300 threads), beyond any cap
         return runner.run(_watched(awaitable, given_up))
 
 

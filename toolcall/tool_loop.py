@@ -442,7 +442,9 @@ def _wait(call: _Call, tool_loop: _ToolLoop) -> tuple[bool, Any] | None:
             # its executor, so a tool that leaves jobs hanging is held to its time limit (and then counts as a call
             # running past it), and the jobs of calls nobody waits on cannot pile up.
             return outcome
-        if outcome is None and tool_loop.blocked() and call.revoke():
+        if outcome is not None:
+            time.sleep(_POLL)  # done, its jobs not: result() no longer waits
+        elif tool_loop.blocked() and call.revoke():
             return None
 
 

@@ -686,3 +686,16 @@ def test_an_httpx_client_made_once_serves_every_call(echo_server: str) -> None:
     registry = ToolRegistry([fetch_path])
     # Before: "Event loop is closed" on the second call, when the pooled connection belonged to the first call's loop.
     assert [registry.call("fetch_path", (p,), timeout=5).text for p in ("a", "b", "c")] == ["/a", "/b", "/c"]
+
+
+async def leaves_a_job() -> str:
+    """Leave a one-second job running and answer."""
+    asyncio.get_running_loop().run_in_executor(None, time.sleep, 1.0)
+    return "done"
+
+
+def test_waiting_for_the_jobs_a_call_left_running_takes_no_cpu() -> None:
+    # The wait looked at a done call's result in a loop that never slept: a core spun for the job's whole second.
+    began = time.process_time()
+    assert ToolRegistry([leaves_a_job]).call("leaves_a_job", timeout=10).text == "done"
+    assert time.process_time() - began < 0.5

@@ -1159,7 +1159,7 @@ def _returns_more(kind: str) -> Any:
     values: dict[str, Any] = {
         "memoryview": memoryview(b"hi"), "proxy": _Proxy(), "float32": numpy.float32(0.1),
         "floats32": numpy.array([[0.1, 0.25]], dtype=numpy.float32), "ints": numpy.arange(3),
-        "in a dict": {"n": numpy.int64(4), "x": numpy.float64(0.5)},
+        "in a dict": {"n": numpy.int64(4), "x": numpy.float64(0.5), "b": numpy.bool_(True)}, "bool": numpy.bool_(True),
         "dates": numpy.array(["2024-01-02"], dtype="datetime64[D]"), "big": numpy.zeros(2_000_000)}
     return values[kind]
 
@@ -1168,7 +1168,7 @@ def _returns_more(kind: str) -> Any:
     # A memoryview was its byte values, a proxy had .tolist() called on it, a float32 was 0.10000000149011612,
     # datetime64 values were nanosecond integers, and a 2 M-element array was made a list whole (200 MB) to be cut.
     ("memoryview", "hi"), ("proxy", "a proxy"), ("float32", "0.1"), ("floats32", "[[0.1, 0.25]]"),
-    ("ints", "[0, 1, 2]"), ("in a dict", '{"n": 4, "x": 0.5}'), ("dates", "['2024-01-02']"),
+    ("ints", "[0, 1, 2]"), ("in a dict", '{"n": 4, "x": 0.5, "b": true}'), ("bool", "True"), ("dates", "['2024-01-02']"),
     ("big", "[0. 0. 0. ... 0. 0. 0.]"),
 ])
 def test_numpy_values_and_other_lookalikes_are_written_by_their_type(kind: str, text: str) -> None:

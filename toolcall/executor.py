@@ -124,8 +124,8 @@ def result_text(value: Any) -> str:
     data = _as_data(value)
     if data is _NOT_DATA:
         return str(value)
-    if isinstance(data, str):  # a NumPy number or string: as it writes itself
-        return data
+    if isinstance(data, str | bool | int | float):  # a NumPy number or string, as Python writes it (True, not true)
+        return str(data)
     try:
         return json.dumps(data, ensure_ascii=False, default=_json_default)
     except (TypeError, ValueError, RecursionError):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import enum
 import inspect
 import pathlib
@@ -738,3 +739,26 @@ def test_a_path_is_the_text_as_written() -> None:
     assert _bind({"folder": "None"}, save, "save")["folder"] == pathlib.Path("None")
     assert _bind({"folder": " my files "}, save, "save")["folder"] == pathlib.Path(" my files ")
     assert _bind({"folder": None}, save, "save")["folder"] is None
+
+
+def pay(amount: decimal.Decimal, tip: decimal.Decimal | None = None) -> str:
+    """Pay.
+
+    Args:
+        amount: How much.
+        tip: A tip.
+    """
+    return str(amount + (tip or 0))
+
+
+def test_a_decimal_is_a_number_in_the_call_and_exact_in_the_function() -> None:
+    # transformers refuses it, and so did toolcall; money tools take Decimals.
+    properties = function_schema(pay)["function"]["parameters"]["properties"]
+    assert properties["amount"] == {"type": "number", "description": "How much."}
+    out = _bind({"amount": 0.1, "tip": 0.2}, pay, "pay")
+    assert out == {"amount": decimal.Decimal("0.1"), "tip": decimal.Decimal("0.2")}
+    assert out["amount"] + out["tip"] == decimal.Decimal("0.3")  # 0.1 + 0.2 as floats is 0.30000000000000004
+    assert _bind(("1,200.50",), pay, "pay")["amount"] == decimal.Decimal("1200.5")
+    assert _bind({"amount": 3}, pay, "pay")["amount"] == decimal.Decimal(3)
+    with pytest.raises(ToolArgumentError, match="argument 'amount' = 'lots' is not valid: expected a number"):
+        _bind({"amount": "lots"}, pay, "pay")

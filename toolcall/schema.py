@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
+import decimal
 import enum
 import inspect
 import json
@@ -172,8 +173,10 @@ def type_schema(hint: Any) -> dict[str, Any]:
             written = _WRITTEN.get(hint) if isinstance(hint, type) else None
             if written is not None:
                 return dict(written[0])
+            if hint is decimal.Decimal:  # money: a number in the call, exact in the function
+                return {"type": "number"}
             raise SchemaError(f"cannot describe type hint {hint!r} in JSON schema; use str, int, float, bool, "
-                              "Enum, Literal, a date, time, datetime, UUID or Path, a dataclass, TypedDict or "
+                              "Enum, Literal, a Decimal, date, time, datetime, UUID or Path, a dataclass, TypedDict or "
                               "pydantic model, or list/tuple/dict/Union of those")
         return dict(found)
     if origin is Union or origin is types.UnionType:
@@ -537,6 +540,8 @@ def _coerce(value: Any, hint: Any) -> Any:
         return _record(value, text, hint, fields)
     if isinstance(hint, type) and isinstance(value, hint):
         return value
+    if hint is decimal.Decimal:
+        return _decimal(value, text)
     written = _WRITTEN.get(hint) if isinstance(hint, type) else None
     if written is not None:
         written_as = value if hint is pathlib.Path else text  # a path's spaces are its own
@@ -547,6 +552,18 @@ def _coerce(value: Any, hint: Any) -> Any:
         except ValueError:
             raise Mismatch(written[2]) from None
     raise Mismatch(f"a value of type {getattr(hint, '__name__', hint)}")
+
+
+def _decimal(value: Any, text: str | None) -> decimal.Decimal:
+    """A number as a Decimal: a whole number exactly, a JSON double as it prints (19.99, not its binary value)."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None and text is not None:
+        number = number_text(text)
+    if number is None:
+        raise Mismatch("a number")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise Mismatch("a finite number")
+    return decimal.Decimal(number if isinstance(number, int) else repr(number))
 
 
 def _record(value: Any, text: str | None, hint: type, fields: RecordFields) -> Any:

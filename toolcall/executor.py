@@ -1,7 +1,6 @@
 """Running a tool function under a time limit: in a thread (I/O tools) or in a reusable worker process that is killed on timeout."""
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextvars
 import dataclasses
@@ -23,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigError, ToolcallError, ToolError, ToolRaised, ToolTimeoutError
 from .schema import python_arguments
-from .tool_loop import GIVEN_UP, LOOP_HELD, run_awaitable, waiting_on_a_call
+from .tool_loop import GIVEN_UP, LOOP_HELD, run_awaitable, running_loop, waiting_on_a_call
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
 # MemoryError instead of swapping the machine. Override with TOOLCALL_WORKER_MEMORY_MB (0 = no cap).
@@ -247,7 +246,7 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     context = contextvars.copy_context()
     given_up = threading.Event()  # set once this caller stops waiting: an async tool's task is then cancelled
     context.run(GIVEN_UP.set, given_up)
-    held = _running_loop()
+    held = running_loop()
     if held is not None:  # called synchronously from a coroutine, whose loop waits with it
         context.run(LOOP_HELD.set, held)
 
@@ -280,13 +279,6 @@ def call_in_thread(call: Callable[[], Any], timeout: float | None, label: str, o
     if "error" in box:
         raise box["error"]
     return box.get("value")
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _give_up(thread: threading.Thread, given_up: threading.Event, label: str, owner: Callable[..., Any]) -> None:

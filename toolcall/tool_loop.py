@@ -42,8 +42,9 @@ _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("toolcall_a
 
 # ---------------------------------------------------------------------------------------------- thread jobs
 
-#: Job threads that may run at once for calls still waited on; a job of a call given up (hung past its limit) does
-#: not count, so hung jobs starve no later one. At most _MOST_JOB_THREADS in all, whatever hangs.
+#: Job threads that may run at once for jobs still waited on; a job of a call given up (hung past its limit), or one
+#: waiting on a nested tool call, does not count, so neither starves a later job. At most _MOST_JOB_THREADS in all,
+#: whatever hangs (threads waiting on a nested call aside).
 JOB_THREADS = 64
 _MOST_JOB_THREADS = 256
 #: Seconds an idle job thread waits for work before it ends.
@@ -399,7 +400,7 @@ def run_awaitable(awaitable: Awaitable[Any]) -> Any:
     made at import) stays bound to a live loop. A call given up by its caller (GIVEN_UP) is cancelled, and waited
     for while it ignores that, so the waiting thread counts as a call running past its limit."""
     given_up = GIVEN_UP.get()
-    if _loop_running_here():
+    if running_loop() is not None:
         return _run_alone(awaitable, given_up)
     tool_loop = _shared()
     if tool_loop.blocked() or LOOP_HELD.get() is tool_loop.loop:
@@ -458,7 +459,7 @@ def _close(awaitable: Awaitable[Any]) -> None:
 def _run_alone(awaitable: Awaitable[Any], given_up: threading.Event | None) -> Any:
     """The awaitable run to its end on an event loop of its own (what every call did before the loop was kept),
     and cancelled once given up: in this thread, or in a helper thread if this one runs a loop already."""
-    if not _loop_running_here():
+    if running_loop() is None:
         return _alone(awaitable, given_up)
     box: dict[str, tuple[bool, Any]] = {}
 
@@ -496,9 +497,9 @@ async def _watched(awaitable: Awaitable[Any], given_up: threading.Event | None) 
             cancelled = True
 
 
-def _loop_running_here() -> bool:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if one is."""
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None

@@ -1,9 +1,12 @@
 """toolcall.registry: Tool, @tool, ToolRegistry.call (never raises; timeouts, cache, isolation), entry points, defaults."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import enum
+import functools
+import json
 import os
 import re
 import time
@@ -231,6 +234,15 @@ class _Maker:
 
     def run(self, a: int) -> int:
         """Runs.
+
+        Args:
+            a: A number.
+        """
+        return a
+
+    @classmethod
+    def make(cls, a: int) -> int:
+        """Makes.
 
         Args:
             a: A number.
@@ -1280,3 +1292,93 @@ def test_one_instant_in_two_offsets_is_two_calls_to_the_cache() -> None:
     registry = ToolRegistry([make_tool(_at, cache=True)])
     assert registry.call("_at", {"when": "2026-12-07T14:30:00+00:00"}).text == "2026-12-07T14:30:00+00:00"
     assert registry.call("_at", {"when": "2026-12-07T15:30:00+01:00"}).text == "2026-12-07T15:30:00+01:00"
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+def _search(query: str, api_key: str, color: Color = Color.RED, limit: int = 5) -> str:
+    """Search the catalogue.
+
+    Args:
+        query: What to look for.
+        api_key: The service's key.
+        color: Which shelf.
+        limit: How many results.
+    """
+    return f"{query}|{api_key}|{color!r}|{limit}"
+
+
+class _Forecaster:
+    """Tells the weather."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+
+    def __call__(self, city: str, days: int = 1) -> str:
+        """The forecast for a city.
+
+        Args:
+            city: The city.
+            days: How many days ahead.
+        """
+        return f"{city}: 20 {self.unit} for {days} day(s)"
+
+
+class _AsyncForecaster:
+    """Tells the weather, awaiting a service. Its __call__ has no docstring of its own: the class's says what it does.
+
+    Args:
+        city: The city.
+    """
+
+    async def __call__(self, city: str) -> str:
+        await asyncio.sleep(0)
+        return f"{city}: sunny"
+
+
+def test_a_partial_is_a_tool_of_the_parameters_it_leaves_open_and_hides_what_it_binds() -> None:
+    # functools.partial(search, api_key=KEY) is how a key or a client reaches a tool: it was refused ("tool function
+    # operation: cannot resolve its type hints"), and a schema from inspect's signature would show the key as a default.
+    secret = "sk-" + "9" * 20
+    made = make_tool(functools.partial(_search, api_key=secret))
+    assert made.name == "_search" and made.description == "Search the catalogue."
+    assert made.parameters == {"type": "object", "properties": {
+        "query": {"type": "string", "description": "What to look for."},
+        "color": {"type": "string", "enum": ["red", "green"], "description": "Which shelf."},
+        "limit": {"type": "integer", "description": "How many results."}}, "required": ["query"]}
+    assert secret not in json.dumps(made.schema)
+    reg = ToolRegistry([made])
+    assert reg.call("_search", {"query": "ink", "color": "green"}).text == f"ink|{secret}|<Color.GREEN: 'green'>|5"
+    assert reg.call("_search", ("ink",)).text == f"ink|{secret}|<Color.RED: 'red'>|5"
+    over = reg.call("_search", {"query": "ink", "api_key": "mine"})   # the model cannot set what the caller bound
+    assert not over.ok and "unexpected argument 'api_key'" in over.text and secret not in over.text
+    positional = make_tool(functools.partial(_search, "ink"), name="shelf")   # a bound first argument is gone too
+    assert list(positional.parameters["properties"]) == ["api_key", "color", "limit"]
+
+
+def test_a_callable_object_is_a_tool_named_after_its_class() -> None:
+    made = make_tool(_Forecaster("C"))
+    assert (made.name, made.description) == ("_Forecaster", "The forecast for a city.")
+    assert ToolRegistry([made]).call("_Forecaster", ("Oslo", "2")).text == "Oslo: 20 C for 2 day(s)"
+    awaited = make_tool(_AsyncForecaster(), name="forecast")
+    assert awaited.description.startswith("Tells the weather, awaiting a service.")
+    assert ToolRegistry([awaited]).call("forecast", ("Oslo",)).text == "Oslo: sunny"
+
+
+def test_a_partial_or_an_object_cannot_run_isolated_and_says_so() -> None:
+    for func in (functools.partial(add, b=3), _Forecaster("C"), _Maker(1).run):
+        with pytest.raises(ConfigError, match="isolated process must be a module-level function"):
+            make_tool(func, name="x", isolated=True)
+    assert make_tool(_Maker.make, isolated=True).name == "make"   # a classmethod is found by its name
+
+
+def test_a_partial_made_again_replaces_its_tool_and_another_function_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_mod, "_USER", ToolRegistry())
+    tool(functools.partial(_search, api_key="a"), name="search")
+    again = tool(functools.partial(_search, api_key="b"), name="search")   # a notebook cell run again
+    assert registry_mod.user_tools().get("search") is again
+    with pytest.raises(DuplicateNameError):
+        tool(functools.partial(add, b=1), name="search")

@@ -314,6 +314,13 @@ def function_ref(func: Callable[..., Any]) -> FunctionRef:
     """(module, qualified name, file) by which a worker process imports `func`; ConfigError if it cannot. The file
     is for a module `--tools-from` loaded from a path under a name of its own (`my-tools.py`, or a `calendar.py`
     that the standard library's would shadow), which no import statement finds."""
+    if not (inspect.isfunction(func) or inspect.isbuiltin(func) or hasattr(func, "__wrapped__")
+            or (inspect.ismethod(func) and inspect.isclass(func.__self__))):
+        # A partial, a bound method or an object carries values of its own, which a worker importing a name would
+        # not have (a classmethod's class it finds by the same name).
+        raise ConfigError(f"{type(func).__name__} object: a tool run in an isolated process must be a module-level "
+                          "function in an importable module (it is imported there by name); wrap this one in such a "
+                          "function")
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", "")
     if not module or module == "__main__" or "<locals>" in qualname or "<lambda>" in qualname:

@@ -20,7 +20,7 @@ from .errors import (
 )
 from .executor import check_timeout, error_text, run_in_thread, run_isolated
 from .name_registry import NameRegistry
-from .schema import python_arguments
+from .schema import described, python_arguments
 from .specs import ToolSpecs
 from .tool_type import (
     DEFAULT_TIMEOUT,
@@ -284,6 +284,8 @@ def tool(func: Callable[..., Any] | None = None, /, *, name: str | None = None, 
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """Whether two callables are one definition made again (a partial or an object by the function it calls)."""
+    a, b = described(a), described(b)
     return (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
 
 

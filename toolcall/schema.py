@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import inspect
 import json
 import math
@@ -373,10 +374,69 @@ def _receiver(sig: inspect.Signature) -> str | None:
     return None
 
 
+def described(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The function whose name, docstring and type hints describe a tool's callable: a `functools.partial`'s function
+    (a bound key or client is the caller's), an object's own `__call__` method (an object made with its settings);
+    `func` itself for a function, a method or a decorated function."""
+    for _ in range(64):   # partials flatten when made, but one built by hand can wrap another
+        if isinstance(func, functools.partial):
+            func = func.func
+            continue
+        call = _object_call(func)
+        return func if call is None else types.MethodType(call, func)
+    return func
+
+
+def _object_call(func: object) -> Callable[..., Any] | None:
+    """The Python function a class of the user's defines as __call__, for one of its instances (not a function, a
+    method, a class, a C callable, or a decorator's wrapper, which says what it wraps through __wrapped__)."""
+    if inspect.isroutine(func) or inspect.isclass(func) or hasattr(func, "__wrapped__"):
+        return None
+    call = next((vars(base)["__call__"] for base in type(func).__mro__ if "__call__" in vars(base)), None)
+    return call if inspect.isfunction(call) else None
+
+
+def _docstring(func: Callable[..., Any]) -> str | None:
+    """What describes `func`: the docstring of what `described` finds, or for a callable object its __call__'s own
+    docstring, else its class's (not one inspect finds on a base class: `type.__call__`'s "Call self as a function")."""
+    inner = described(func)
+    if isinstance(inner, types.MethodType) and _object_call(inner.__self__) is inner.__func__:
+        raw = inner.__func__.__doc__ or type(inner.__self__).__doc__
+        return inspect.cleandoc(raw) if raw else None
+    return inspect.getdoc(inner)
+
+
+def tool_signature(func: Callable[..., Any]) -> inspect.Signature:
+    """The parameters a call fills: `func`'s signature without the keywords a `functools.partial` bound (an API key
+    given there is not the model's to see, or to set), which inspect keeps as keyword-only parameters with the bound
+    value as their default."""
+    sig = inspect.signature(func)
+    bound: set[str] = set()
+    for _ in range(64):
+        if not isinstance(func, functools.partial):
+            break
+        bound.update(func.keywords)
+        func = func.func
+    if bound:
+        sig = sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in bound])
+    return sig
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """The name a tool made from `func` has unless one is given: a function's own, a partial's function's, a callable
+    object's class name."""
+    inner = func
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    if _object_call(inner) is not None:
+        return type(inner).__name__
+    return str(getattr(inner, "__name__", "operation"))
+
+
 def parameters_schema(func: Callable[..., Any]) -> dict[str, Any]:
     """The "parameters" object (plus a "return" entry in properties when the return hint is describable)."""
-    name = getattr(func, "__name__", "operation")
-    sig = inspect.signature(func)
+    name = default_name(func)
+    sig = tool_signature(func)
     skip = _receiver(sig)
     required = []
     for pname, param in sig.parameters.items():
@@ -387,7 +447,7 @@ def parameters_schema(func: Callable[..., Any]) -> dict[str, Any]:
         if param.default is inspect.Parameter.empty:
             required.append(pname)
     try:
-        hints = get_type_hints(func)
+        hints = get_type_hints(described(func))
     except Exception as err:  # NameError for a hint naming something not importable here, and the like
         raise SchemaError(f"tool function {name}: cannot resolve its type hints ({err})") from err
     properties: dict[str, Any] = {}
@@ -409,8 +469,8 @@ def parameters_schema(func: Callable[..., Any]) -> dict[str, Any]:
 
 def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[str, Any]:
     """{"type": "function", "function": {name, description, parameters[, return]}}, equal to transformers' get_json_schema(func)."""
-    fname = getattr(func, "__name__", "operation")
-    doc = inspect.getdoc(func)
+    fname = default_name(func)
+    doc = _docstring(func)
     if not doc:
         raise SchemaError(f"tool function {fname} has no docstring; write a Google-style one with an Args: section")
     description, arg_docs, return_doc = parse_docstring(doc.strip())
@@ -639,7 +699,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     except (KeyError, TypeError):
         pass
     try:
-        hints = get_type_hints(func)
+        hints = get_type_hints(described(func))
     except Exception:  # noqa: BLE001 - unresolvable forward references: convert nothing rather than fail the call
         hints = {}
     try:

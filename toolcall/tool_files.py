@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DuplicateNameError
+from .schema import described
 
 if TYPE_CHECKING:
     from .registry import ToolRegistry
@@ -37,7 +38,7 @@ def load_tools(source: str) -> list[Tool]:
         raise
     found = [item for item in users if before.get(item.name) is not item]
     for value in list(vars(module).values()):
-        if (isinstance(value, Tool) and getattr(value.func, "__module__", None) == module.__name__
+        if (isinstance(value, Tool) and getattr(described(value.func), "__module__", None) == module.__name__
                 and all(value is not item for item in found)):
             found.append(value)
     if not found:
@@ -142,7 +143,7 @@ def _taken(owner: str, err: BaseException) -> str:
 def tool_source(func: Any) -> str | None:
     """The file that defines a tool's function (through its decorators), or None (a built-in or a C function)."""
     try:
-        return inspect.getsourcefile(inspect.unwrap(func))
+        return inspect.getsourcefile(inspect.unwrap(described(func)))
     except TypeError:
         return None
 

@@ -14,7 +14,7 @@ from typing import Any
 from .backends.base import Backend
 from .errors import ConfigError
 from .executor import check_timeout, function_ref
-from .schema import function_schema
+from .schema import default_name, described, function_schema, tool_signature
 from .specs import TOOL_NAME, ToolSpec
 
 DEFAULT_TIMEOUT = 10.0
@@ -113,7 +113,7 @@ class Tool:
         # docstring, and (inspect.signature follows __wrapped__) its parameters, which read (*args, **kwargs).
         self.__wrapped__ = self.func
         self.__name__ = getattr(self.func, "__name__", self.name)
-        self.__doc__ = getattr(self.func, "__doc__", None)
+        self.__doc__ = getattr(described(self.func), "__doc__", None)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickled by reference when a module's name holds it (a decorated function: pickling it by value found the
@@ -236,14 +236,15 @@ def _check_callable(func: object) -> None:
     """A ConfigError unless a call's named arguments can run `func` and its return value is the result."""
     if not callable(func):
         raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
-    label = getattr(func, "__qualname__", None) or repr(func)
+    # Not repr(func): a partial's repr shows the values it binds, an API key among them.
+    label = getattr(func, "__qualname__", None) or default_name(func)
     if inspect.isclass(func):
         raise ConfigError(f"{label} is a class: a tool is a function (one that makes and uses the object)")
-    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+    if inspect.isgeneratorfunction(described(func)) or inspect.isasyncgenfunction(described(func)):
         raise ConfigError(f"{label} is a generator function: a tool returns its result (collect the items into a "
                           "list and return it)")
     try:
-        parameters = list(inspect.signature(func).parameters.values())
+        parameters = list(tool_signature(func).parameters.values())
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{label}: its signature cannot be read ({err}), so a call cannot be bound to it: wrap it in "
                           "a typed function") from None

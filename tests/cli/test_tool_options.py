@@ -99,6 +99,60 @@ def test_tools_from_replaces_the_default_and_adds_to_typed_tools(words: Path) ->
     assert names(["mcp-serve", "--tools-from", str(words)]) == ["Shout", "word_count"]
 
 
+KEYED = '''
+import functools
+import os
+
+import toolcall
+from toolcall.tool_type import make_tool
+
+
+def _lookup(word: str, api_key: str) -> str:
+    """Look a word up in a dictionary service.
+
+    Args:
+        word: The word.
+        api_key: The service's key.
+    """
+    return f"{word}: found with a key of {len(api_key)} characters"
+
+
+class Counter:
+    """Counts what it is given, from a start the file sets."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def __call__(self, text: str) -> int:
+        """Count the letters of a text, from the start.
+
+        Args:
+            text: The text.
+        """
+        return self.start + len(text)
+
+
+lookup = make_tool(functools.partial(_lookup, api_key=os.environ["DICT_KEY"]), "lookup")
+toolcall.tool(Counter(100), name="count_letters")
+'''
+
+
+def test_a_file_may_bind_a_key_with_partial_and_register_an_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DICT_KEY", "k" * 32)
+    path = tmp_path / "keyed.py"
+    path.write_text(KEYED, encoding="utf-8")
+    assert names(["generate", "--tools-from", str(path), "q"]) == ["count_letters", "lookup"]
+    assert main(["tools", "--tools", "", "--tools-from", str(path), "--json"]) == 0
+    listed = {t["name"]: t["schema"]["function"] for t in json.loads(capsys.readouterr().out)}
+    assert list(listed["lookup"]["parameters"]["properties"]) == ["word"]   # the key is neither offered nor shown
+    assert "k" * 32 not in json.dumps(listed)
+    assert main(["tool", "--tools-from", str(path), "lookup", "ink"]) == 0
+    assert capsys.readouterr().out == "ink: found with a key of 32 characters\n"
+    assert main(["tool", "--tools-from", str(path), "count_letters", "abc"]) == 0
+    assert capsys.readouterr().out == "103\n"
+
+
 def test_an_importable_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = tmp_path / "acme_tools_pkg"
     package.mkdir()

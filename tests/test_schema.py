@@ -408,26 +408,121 @@ def test_every_hint_shape_as_transformers_writes_it(hint: str, future: bool) -> 
     assert ours == hf
 
 
-def test_a_numpy_or_sphinx_docstring_is_told_apart_from_a_missing_description() -> None:
-    def numpy_style(x: int) -> int:
-        """Double.
+def _forecast_sphinx(city: str, days: int = 1) -> str:
+    """The forecast for a city.
 
-        Parameters
-        ----------
-        x : int
-            A number.
+    Reads the national service.
+
+    :param city: The city, as its people
+        write it.
+    :type city: str
+    :param int days: How many days ahead. (choices: [1, 2, 3])
+    :raises ValueError: for a city the service does not know
+    :returns: what the service says.
+    :rtype: str
+    """
+    return city
+
+
+def _forecast_numpy(city: str, lat: float, lon: float, days: int = 1) -> str:
+    """The forecast for a place.
+
+    Parameters
+    ----------
+    city : str
+        The city, as its people
+        write it.
+    lat, lon : float
+        Where it is.
+    days : int, optional
+        How many days ahead.
+
+    Returns
+    -------
+    str
+        What the service says.
+
+    Raises
+    ------
+    ValueError
+        For a place the service does not know.
+    """
+    return city
+
+
+def test_sphinx_and_numpy_docstrings_are_read_where_transformers_refuses_them() -> None:
+    # Both are refused by transformers (no Args: section) and were by toolcall: code written to other conventions
+    # could not be registered without rewriting its docstrings.
+    for func in (_forecast_sphinx, _forecast_numpy):
+        with pytest.raises(Exception, match="no description for the argument 'city'"):
+            get_json_schema(func)
+    sphinx = function_schema(_forecast_sphinx)["function"]
+    assert sphinx["description"] == "The forecast for a city.\n\nReads the national service."
+    assert sphinx["parameters"] == {"type": "object", "properties": {
+        "city": {"type": "string", "description": "The city, as its people write it."},
+        "days": {"type": "integer", "enum": [1, 2, 3], "description": "How many days ahead."}},
+        "required": ["city"]}
+    assert sphinx["return"] == {"type": "string", "description": "what the service says."}
+    numpy = function_schema(_forecast_numpy)["function"]
+    assert numpy["description"] == "The forecast for a place."
+    assert {k: v["description"] for k, v in numpy["parameters"]["properties"].items()} == {
+        "city": "The city, as its people write it.", "lat": "Where it is.", "lon": "Where it is.",
+        "days": "How many days ahead."}
+    assert numpy["return"] == {"type": "string", "description": "What the service says."}
+
+
+def test_an_argument_may_be_described_in_its_annotated_hint() -> None:
+    # The hints name the module's own pydantic and typing_extensions (below): get_type_hints reads a nested
+    # function's postponed annotations in the module's globals.
+    if pydantic is None or typing_extensions is None:
+        pytest.skip("needs pydantic and typing_extensions")
+
+    def convert(amount: typing.Annotated[float, "How much, in the first currency."],
+                sell: typing.Annotated[str, pydantic.Field(description="The currency sold, as an ISO code.")],
+                buy: typing.Annotated[str, typing_extensions.Doc("The currency bought.")] = "EUR",
+                note: typing.Annotated[str, 7] = "") -> float:
+        """Convert money.
+
+        Args:
+            note: A note to keep.
         """
+        return amount
+
+    assert {k: v["description"] for k, v in function_schema(convert)["function"]["parameters"]["properties"].items()} \
+        == {"amount": "How much, in the first currency.", "sell": "The currency sold, as an ISO code.",
+            "buy": "The currency bought.", "note": "A note to keep."}
+
+    def documented_twice(n: typing.Annotated[int, "From the hint."]) -> int:
+        """Count.
+
+        Args:
+            n: From the docstring.
+        """
+        return n
+
+    # What transformers accepts keeps transformers' schema: the docstring's words, the hint's metadata dropped.
+    assert function_schema(documented_twice) == get_json_schema(documented_twice)
+    assert function_schema(documented_twice)["function"]["parameters"]["properties"]["n"]["description"] == \
+        "From the docstring."
+
+
+def test_an_argument_described_nowhere_says_where_a_description_may_go() -> None:
+    def forgot(x: int, y: int) -> int:
+        """Add.
+
+        Args:
+            x: A number.
+        """
+        return x + y
+
+    def bare(x: typing.Annotated[int, 3]) -> int:
+        """Double."""
         return 2 * x
 
-    def sphinx_style(x: int) -> int:
-        """Double.
-
-        :param x: A number.
-        """
-        return 2 * x
-
-    for func in (numpy_style, sphinx_style):
-        with pytest.raises(SchemaError, match="read in Google style.*looks like NumPy's or Sphinx's"):
+    for func, arg in ((forgot, "y"), (bare, "x")):
+        with pytest.raises(SchemaError, match=f"no description for argument '{arg}'; write one in its Args: section "
+                                              r"\(Google style; a Sphinx `:param name:` line or a NumPy Parameters "
+                                              r"section is read too\), or give the argument's hint as Annotated"):
             function_schema(func)
 
 

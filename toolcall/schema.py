@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .binding import Mismatch, integer_text, json_value, number_text
-from .errors import ConfigError, ToolArgumentError
+from .errors import ConfigError, MissingDependencyError, ToolArgumentError
 
 # JSON type names of the Python scalars a schema "enum" may hold.
 _SCALARS: dict[type, str] = {int: "integer", float: "number", str: "string", bool: "boolean", type(None): "null"}
@@ -130,6 +130,59 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str], str | None]:
     if head:
         returns = doc[head.end():_first(doc, ("Raises:",), head.end())].strip()
     return description, args, returns
+
+
+def other_style_docstring(doc: str) -> tuple[str, dict[str, str], str | None] | None:
+    """(description, {arg: description}, returns description) of a Sphinx (`:param name: ...`) or NumPy
+    (`Parameters` / `----------`) docstring, read by docstring_parser; None for a docstring in neither style. Each
+    description is joined onto one line, as a Google one is read."""
+    try:
+        import docstring_parser
+    except ImportError as err:   # a core dependency; an install that lost it still reads Google docstrings
+        raise MissingDependencyError("docstring_parser", None, "Sphinx and NumPy docstrings") from err
+    best: Any = None
+    for style in (docstring_parser.DocstringStyle.REST, docstring_parser.DocstringStyle.NUMPYDOC):
+        try:
+            parsed = docstring_parser.parse(doc, style=style)
+        except docstring_parser.ParseError:
+            continue
+        if parsed.params and (best is None or len(parsed.params) > len(best.params)):
+            best = parsed
+    if best is None:
+        return None
+    args: dict[str, str] = {}
+    for param in best.params:
+        for name in param.arg_name.split(","):   # NumPy's `x, y : float` describes both
+            if name.strip() and param.description:
+                args.setdefault(name.strip(), _one_line(param.description))
+    returns = best.returns.description if best.returns is not None and best.returns.description else None
+    return (best.description or "").strip(), args, None if returns is None else _one_line(returns)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def annotated_docs(func: Callable[..., Any]) -> dict[str, str]:
+    """{arg: description} from the arguments' hints: `Annotated[str, "The city"]` (as LangChain and AutoGen read
+    it), `Annotated[str, Field(description=...)]` (pydantic, as FastMCP reads it) or `Annotated[str, Doc(...)]`
+    (PEP 727's typing_extensions.Doc); the first such metadata of each."""
+    try:
+        hints = get_type_hints(described(func), include_extras=True)
+    except Exception:  # noqa: BLE001 - parameters_schema has already said why the hints cannot be read
+        return {}
+    out: dict[str, str] = {}
+    for name, hint in hints.items():
+        if name == "return" or get_origin(hint) is not typing.Annotated:
+            continue
+        for meta in hint.__metadata__:
+            text = meta if isinstance(meta, str) else getattr(meta, "description", None)
+            if text is None and type(meta).__name__ == "Doc":
+                text = getattr(meta, "documentation", None)
+            if isinstance(text, str) and text.strip():
+                out[name] = _one_line(text)
+                break
+    return out
 
 
 def _parse_args_block(block: str) -> dict[str, str]:
@@ -476,15 +529,20 @@ def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[s
     description, arg_docs, return_doc = parse_docstring(doc.strip())
     params = parameters_schema(func)
     ret = params["properties"].pop("return", None)
+    if any(arg not in arg_docs for arg in params["properties"]):
+        # transformers refuses this function; read what else the function says of its arguments, as a user expects.
+        other = other_style_docstring(doc)
+        if other is not None:
+            description, arg_docs, return_doc = other
+        arg_docs = {**annotated_docs(func), **arg_docs}
     if ret is not None and return_doc is not None:
         ret["description"] = return_doc
     for arg, schema in params["properties"].items():
         if arg not in arg_docs:
-            style = (" (docstrings are read in Google style: an Args: section of `name: description` lines; this one "
-                     "looks like NumPy's or Sphinx's)") if re.search(r"^\s*(Parameters\s*\n\s*-{3,}|:param\b)", doc,
-                                                                     re.MULTILINE) else ""
-            raise SchemaError(f"tool function {fname}: the docstring's Args: section has no description for argument "
-                              f"{arg!r}{style}")
+            raise SchemaError(f"tool function {fname}: the docstring has no description for argument {arg!r}; write "
+                              "one in its Args: section (Google style; a Sphinx `:param name:` line or a NumPy "
+                              "Parameters section is read too), or give the argument's hint as "
+                              "Annotated[type, \"description\"]")
         text = arg_docs[arg]
         choices = _CHOICES.search(text)
         if choices:

@@ -229,6 +229,12 @@ def without_overrides(overrides: dict[str, ToolOverride], names: set[str]) -> di
     return {tool: replace(o, **cleared) for tool, o in overrides.items()}
 
 
+#: What a .txt input holds (DataGenConfig.txt).
+TXT_UNITS = ("lines", "whole")
+#: The input options and their defaults (DataGenConfig.to_dict leaves them out at these).
+_INPUT_DEFAULTS = {"text_field": "text", "txt": "lines"}
+
+
 @dataclass(frozen=True)
 class DataGenConfig:
     """All stages together; `for_tool(name)` applies that tool's overrides (None: those of the sampling mode)."""
@@ -250,9 +256,19 @@ class DataGenConfig:
                                       "texts of at most this many characters (each its own record, with \"part\": 0, "
                                       "1, ...), which the model reads within its context (default 4000, about 1,000 "
                                       "tokens; the paper fine-tunes on 1,024)")
+    text_field: str = option("text", metavar="NAME",
+                             help="the field (.jsonl) or column (.parquet) that holds each text")
+    txt: str = option("lines", choices=TXT_UNITS,
+                      help="what a .txt input holds: lines, one text per non-empty line; whole, one document, split "
+                           "at paragraph breaks into texts of at most --max-text-chars (a book or an article, whose "
+                           "lines are wrapped)")
 
     def __post_init__(self) -> None:
         at_least(self, max_text_chars=100)
+        if self.txt not in TXT_UNITS:
+            raise ConfigError(f"txt {self.txt!r} is not allowed; use one of: {', '.join(TXT_UNITS)}")
+        if not isinstance(self.text_field, str) or not self.text_field:
+            raise ConfigError("text_field (--text-field) is the name of the field that holds each text, e.g. text")
         if not self.tools:
             raise ConfigError("tools is empty; give at least one tool name, e.g. --tools calculator")
         if self.sampling not in SAMPLINGS:
@@ -296,6 +312,10 @@ class DataGenConfig:
                                for k, v in sorted(self.tool_overrides().items())}
             elif f.name == "max_text_chars":
                 out[f.name] = value
+            elif f.name in _INPUT_DEFAULTS:
+                # Written only when not the default, so a run from before these options resumes unchanged.
+                if value != _INPUT_DEFAULTS[f.name]:
+                    out[f.name] = value
             elif f.name not in ("tools", "sampling"):
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
         return out

@@ -1,15 +1,18 @@
-"""Reading input texts: .jsonl (a "text" field per line, optionally its "date") or .txt (one text per non-empty line)."""
+"""Reading input texts: .jsonl (a "text" field per line, optionally its "date"), .txt (one text per non-empty line,
+or the file as one document) or .parquet (a "text" column), compressed or not."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from toolcall.tools.calendar import parse_date
 
-from toolcall.errors import ConfigError
-from toolcall.jsonl import read_jsonl, read_lines, string_field
+from toolcall.errors import ConfigError, MissingDependencyError
+from toolcall.jsonl import COMPRESSED, content_suffix, read_jsonl, read_lines
 
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context), and that its
 #: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
@@ -57,45 +60,112 @@ def split_text(text: str, max_chars: int) -> list[str]:
     return pieces
 
 
-def read_inputs(path: Path, limit: int | None = None,
-                max_chars: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """(text, its fields) for each input text, at most `limit`; a .txt line has no fields. A text longer than
-    `max_chars` is split (`split_text`) into texts of its own, each with its fields and "part" (0, 1, ...): the
+def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = None, *, text_field: str = "text",
+                txt: str = "lines") -> list[tuple[str, dict[str, Any]]]:
+    """(text, its fields) for each input text, at most `limit`. A .jsonl (or JSON Lines .json) line's text is its
+    `text_field`, a .parquet row's that column; a .txt file is one text per non-empty line (`txt="lines"`, no
+    fields) or one document (`"whole"`). Files ending .gz, .bz2 or .xz are read decompressed. A text longer than
+    `max_chars` is split (`split_text`) into texts of their own, each with its fields and "part" (0, 1, ...): the
     model reads each with the prompt before it, within its context, and the forward over a long one grows with its
     square (one 60 KB document took over 15 minutes, past the model's context)."""
-    texts = _read(path, limit)
+    texts = _read(Path(path), limit, text_field, txt)
     if max_chars is None:
         return texts
     out: list[tuple[str, dict[str, Any]]] = []
     for text, fields in texts:
         pieces = split_text(text, max_chars) if len(text) > max_chars else [text]
         out.extend((piece, {**fields, "part": k} if len(pieces) > 1 else fields) for k, piece in enumerate(pieces))
+        if txt == "whole" and limit is not None and len(out) >= limit:
+            return out[:limit]   # a whole file's --limit counts its parts, the texts the model reads
     return out
 
 
-def _read(path: Path, limit: int | None) -> list[tuple[str, dict[str, Any]]]:
-    path = Path(path)
+#: What an input file may hold, by its suffix (under a compression suffix: `c4.json.gz` is JSON Lines).
+INPUT_KINDS = (".jsonl", ".json", ".txt", ".parquet")
+
+
+def _read(path: Path, limit: int | None, text_field: str, txt: str) -> list[tuple[str, dict[str, Any]]]:
     if not path.exists():
         raise ConfigError(f"input file {path} does not exist")
     if not path.is_file():  # a folder, a pipe: a run's texts are read again on --resume, so they must be a file
-        raise ConfigError(f"input {path} is not a regular file; give a .jsonl or .txt file")
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".txt"):
-        raise ConfigError(f"input {path} must end in .jsonl or .txt")
-    texts: list[tuple[str, dict[str, Any]]] = []
-    if suffix == ".jsonl":
-        for where, record in read_jsonl(path, "input file"):
-            if limit is not None and len(texts) >= limit:
-                break
-            texts.append((string_field(record, "text", where, allow_empty=True), _fields(record, where)))
-        return texts
-    for _, line in read_lines(path, "input file"):
-        for piece in line.split("\r"):   # a file saved with classic Mac line ends (CR alone) holds many texts
-            if limit is not None and len(texts) >= limit:
-                return texts
-            if piece.strip():
-                texts.append((piece.strip(), {}))
-    return texts
+        raise ConfigError(f"input {path} is not a regular file; give a .jsonl, .txt or .parquet file")
+    kind = content_suffix(path)
+    if kind not in INPUT_KINDS or (kind == ".parquet" and path.suffix.lower() in COMPRESSED):
+        raise ConfigError(f"input {path} must end in .jsonl, .json (JSON Lines), .txt or .parquet (the first three "
+                          f"may be compressed: .gz, .bz2, .xz)")
+    if kind == ".parquet":
+        return _take(_parquet_rows(path, text_field), limit)
+    if kind != ".txt":
+        return _take(((_text_of(record, text_field, where), _fields(record, where))
+                      for where, record in read_jsonl(path, "input file")), limit)
+    if txt == "whole":
+        whole = "".join(line for _, line in read_lines(path, "input file")).replace("\r\n", "\n").replace("\r", "\n")
+        return [(whole.strip(), {})] if whole.strip() else []
+    return _take(((piece.strip(), {}) for _, line in read_lines(path, "input file")
+                  # a file saved with classic Mac line ends (CR alone) holds many texts
+                  for piece in line.split("\r") if piece.strip()), limit)
+
+
+def _day(value: Any) -> Any:
+    """A Parquet date or timestamp column's value as the day it names, YYYY-MM-DD (text is read as jsonl's is)."""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _take(items: Iterator[tuple[str, dict[str, Any]]], limit: int | None) -> list[tuple[str, dict[str, Any]]]:
+    """The first `limit` items (all when None), read no further: a --limit 10 run of a large file reads 10 texts."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for item in items:
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(item)
+    return out
+
+
+def _text_of(record: dict[str, Any], field: str, where: str) -> str:
+    value = record.get(field)
+    if isinstance(value, str):
+        return value
+    if value is None and field not in record:
+        strings = [k for k, v in record.items() if isinstance(v, str)][:8]
+        hint = f"; its text fields: {', '.join(strings)} (--text-field names the one to read)" if strings else ""
+        raise ConfigError(f"{where}: each line needs a string field {field!r}{hint}")
+    raise ConfigError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
+
+
+def _parquet_rows(path: Path, text_field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(text, fields) for each row of a Parquet file, read a batch of rows at a time (a shard of a web corpus is
+    gigabytes; a --limit run reads what it needs)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise MissingDependencyError("pyarrow", "hf", "reading .parquet inputs") from err
+    try:
+        reader = pq.ParquetFile(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow's own errors (ArrowInvalid) for a file that is not Parquet
+        raise ConfigError(f"input {path} cannot be read as Parquet ({err})") from None
+    names = list(reader.schema_arrow.names)
+    if text_field not in names:
+        raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {', '.join(names[:20])}"
+                          f"{' ...' if len(names) > 20 else ''} (--text-field names the one holding the texts)")
+    columns = [text_field] + [c for c in TEXT_FIELDS if c in names and c != text_field]
+    row = 0
+    try:
+        for batch in reader.iter_batches(batch_size=256, columns=columns):
+            for record in batch.to_pylist():
+                row += 1
+                where = f"{path}: row {row:,}"
+                value = {k: _day(v) if k == "date" else v for k, v in record.items()}
+                text = value[text_field]
+                if not isinstance(text, str):
+                    raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
+                                      f"{'null' if text is None else type(text).__name__}")
+                yield text, _fields({k: v for k, v in value.items() if k != text_field}, where)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged row group, an unreadable column type
+        raise ConfigError(f"input {path} cannot be read after row {row:,} ({type(err).__name__}: {err})") from None
 
 
 def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:

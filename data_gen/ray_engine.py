@@ -182,7 +182,8 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
     `config` and `registry` are the driver's view of the same run (its description, tools and thresholds), `models`
     names its models as `run_data_gen`'s does (a --resume with others is refused). Returns the stats; the output
     directory ends up as a single-process run leaves it. `texts`: the input as read_inputs reads it, when read."""
-    texts = read_inputs(input_path, limit, config.max_text_chars) if texts is None else texts
+    texts = read_inputs(input_path, limit, config.max_text_chars, text_field=config.text_field,
+                    txt=config.txt) if texts is None else texts
     # Refuses a used directory without --resume, checks a resumed one.
     with RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models)) as run:
         work = run.path / RAY_DIR

@@ -1,8 +1,13 @@
 """Reading JSON Lines files: one object per non-blank line, errors named by file and line number."""
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import json
+import lzma
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +30,19 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
+    number = 0
+    with open_binary(path) as fh:
+        lines = iter(fh)
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
+                # A download cut short, or a file that only ends in .gz: the lines read so far were good.
+                raise ConfigError(f"{path}: {what} cannot be decompressed after line {number:,} ({err}); the "
+                                  "file is damaged or not what its name says") from None
+            number += 1
             where = f"{path}:{number}"
             try:
                 line = raw.decode("utf-8-sig")
@@ -35,6 +51,30 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str
                 raise ConfigError(f"{where}:{column}: {what} is not UTF-8 text (byte 0x{raw[err.start]:02x}: "
                                   f"{err.reason}); save it as UTF-8") from None
             yield where, line
+
+
+#: Compressed files are read as what their name says, as the corpora people download come (C4's .json.gz shards).
+COMPRESSED = (".gz", ".bz2", ".xz")
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """`path` opened for reading bytes, decompressed as its last suffix says (.gz, .bz2, .xz)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        return lzma.open(path, "rb")
+    return path.open("rb")
+
+
+def content_suffix(path: Path) -> str:
+    """The suffix that says what a file holds, under a compression suffix: .jsonl for `c4.jsonl.gz`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
 
 
 def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dict[str, Any]]]:

@@ -53,7 +53,7 @@ def test_input_formats(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"d.txt:2:3: input file is not UTF-8 text"):
         read_inputs(tmp_path / "d.txt")
     (tmp_path / "c.csv").write_text("x\n")
-    with pytest.raises(ConfigError, match=r"must end in .jsonl or .txt"):
+    with pytest.raises(ConfigError, match=r"must end in .jsonl, .json \(JSON Lines\), .txt or .parquet"):
         read_inputs(tmp_path / "c.csv")
 
 
@@ -284,3 +284,31 @@ def test_a_long_input_text_runs_as_its_parts(tmp_path: Path, capsys: pytest.Capt
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
                  "--max-text-chars", "400", "--no-prefilter", "--resume"]) == 1   # other pieces: another run
     assert "config differs" in capsys.readouterr().err
+
+
+def test_the_text_field_and_a_whole_txt_reach_the_run_and_a_resume_must_keep_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+    import json
+
+    texts = tmp_path / "squad.jsonl.gz"
+    with gzip.open(texts, "wt") as fh:
+        for context in ("The total of 2 and 3 is 5.", "Four."):
+            fh.write(json.dumps({"text": "A title", "context": context}) + "\n")
+    out = tmp_path / "out"
+    base = ["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress", "--samples",
+            "1", "--no-prefilter"]
+    assert main([*base, "--text-field", "context"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["texts_in"] == 2
+    assert json.loads((out / "run.json").read_text())["config"]["text_field"] == "context"
+    assert main([*base, "--resume"]) == 1   # the same file read by another field is other texts
+    assert "the config differs" in capsys.readouterr().err
+    assert main([*base, "--text-field", "context", "--resume"]) == 0
+    book = tmp_path / "book.txt"
+    book.write_text("It had 2 pens\nand 3 more, 5 in all.\n\nThen it had\n6.\n")
+    whole = tmp_path / "whole"
+    assert main(["data-gen", "--backend", "fake", "--input", str(book), "--output", str(whole), "--no-progress",
+                 "--samples", "1", "--no-prefilter", "--txt", "whole"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["texts_in"] == 1
+    config = json.loads((whole / "run.json").read_text())["config"]
+    assert config["txt"] == "whole" and "text_field" not in config   # a default is not written: older runs resume

@@ -1,9 +1,14 @@
 """Reading data-gen's input texts: what is refused, with where, and what is kept of each record."""
 from __future__ import annotations
 
+import bz2
+import datetime as dt
+import gzip
 import json
+import lzma
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from toolcall.data_gen.inputs import read_inputs
@@ -97,3 +102,75 @@ def test_a_split_keeps_cjk_sentences_letters_and_emoji_whole() -> None:
         pieces = split_text(text, 95)
         assert "".join(pieces) == text and len(pieces) == 2
         assert pieces[1][0] in "e\U0001f468"  # the whole letter or emoji sequence went to the next piece
+
+
+ROWS = [{"text": f"A shop sold {i} boxes of 12 pens: 12 * {i} = {12 * i} pens.", "url": f"https://example.org/{i}"}
+        for i in range(1, 6)]
+
+
+@pytest.mark.parametrize(("name", "opener"), [("c4.json.gz", gzip.open), ("texts.jsonl.bz2", bz2.open),
+                                              ("texts.jsonl.xz", lzma.open), ("lines.txt.gz", gzip.open)])
+def test_a_compressed_file_is_read_as_its_name_says(name: str, opener: Any, tmp_path: Path) -> None:
+    # C4's shards are .json.gz JSON Lines; each was refused ("must end in .jsonl or .txt").
+    lines = [r["text"] if name.startswith("lines") else json.dumps(r) for r in ROWS]
+    with opener(tmp_path / name, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    assert read_inputs(tmp_path / name) == [(r["text"], {}) for r in ROWS]
+    assert read_inputs(tmp_path / name, limit=2) == [(r["text"], {}) for r in ROWS[:2]]
+
+
+def test_a_damaged_or_misnamed_compressed_file_is_an_error_after_the_lines_it_read(tmp_path: Path) -> None:
+    data = gzip.compress("".join(json.dumps({"text": os.urandom(30).hex()}) + "\n" for _ in range(400)).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[:len(data) // 2])   # a download cut short
+    with pytest.raises(ConfigError, match=r"cut.jsonl.gz: input file cannot be decompressed after line [1-9][\d,]*"):
+        read_inputs(tmp_path / "cut.jsonl.gz")
+    (tmp_path / "plain.jsonl.gz").write_text(json.dumps({"text": "a"}) + "\n")
+    with pytest.raises(ConfigError, match=r"cannot be decompressed after line 0 .*not what its name says"):
+        read_inputs(tmp_path / "plain.jsonl.gz")
+    for name in ("texts.csv", "texts.parquet.gz", "texts.gz"):
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(ConfigError, match=r"must end in .jsonl, .json \(JSON Lines\), .txt or .parquet"):
+            read_inputs(tmp_path / name)
+
+
+def test_another_field_holds_the_text_and_a_missing_one_names_those_there(tmp_path: Path) -> None:
+    path = tmp_path / "squad.jsonl"
+    path.write_text("".join(json.dumps({"title": "Normans", "context": r["text"], "n": 3}) + "\n" for r in ROWS))
+    with pytest.raises(ConfigError, match=r"squad.jsonl:1: each line needs a string field 'text'; its text fields: "
+                                          r"title, context \(--text-field names the one to read\)"):
+        read_inputs(path)
+    assert read_inputs(path, text_field="context") == [(r["text"], {}) for r in ROWS]
+    with pytest.raises(ConfigError, match="squad.jsonl:1: field 'n' must be a string, got int"):
+        read_inputs(path, text_field="n")
+
+
+def test_a_parquet_file_is_read_by_its_text_column_with_its_date_and_id(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    days = [dt.datetime(2024, 1, i, 9, 30) for i in range(1, 6)]
+    table = pa.Table.from_pylist([{**r, "id": i, "date": day} for i, (r, day) in enumerate(zip(ROWS, days))])
+    pq.write_table(table, tmp_path / "web.parquet", row_group_size=2)
+    assert read_inputs(tmp_path / "web.parquet") == [(r["text"], {"date": f"2024-01-0{i + 1}", "id": i})
+                                                      for i, r in enumerate(ROWS)]
+    assert len(read_inputs(tmp_path / "web.parquet", limit=3)) == 3
+    with pytest.raises(ConfigError, match=r"web.parquet has no column 'content'; its columns: text, url, id, date"):
+        read_inputs(tmp_path / "web.parquet", text_field="content")
+    with pytest.raises(ConfigError, match=r"web.parquet: row 1: column 'id' must hold text, got int"):
+        read_inputs(tmp_path / "web.parquet", text_field="id")
+    (tmp_path / "fake.parquet").write_text("text\nnot parquet\n")
+    with pytest.raises(ConfigError, match="fake.parquet cannot be read as Parquet"):
+        read_inputs(tmp_path / "fake.parquet")
+
+
+def test_a_whole_txt_file_is_one_document_split_at_its_paragraphs(tmp_path: Path) -> None:
+    # A book's lines are wrapped: read a line at a time, each text was a fragment of a sentence.
+    paragraph = ("It was a bright cold day in April, and the clocks\nwere striking thirteen. He had 3 coins and "
+                 "spent 2,\nso 3 - 2 = 1 was left.")
+    (tmp_path / "book.txt").write_text("\r\n\r\n".join([paragraph.replace("\n", "\r\n")] * 40) + "\r\n")
+    texts = read_inputs(tmp_path / "book.txt", max_chars=400, txt="whole")
+    assert [fields for _, fields in texts] == [{"part": k} for k in range(len(texts))] and len(texts) == 14
+    assert all(text.startswith("It was") and text.endswith("was left.") for text, _ in texts)
+    assert "\n\n".join(text for text, _ in texts) == "\n\n".join([paragraph] * 40)
+    assert len(read_inputs(tmp_path / "book.txt", limit=3, max_chars=400, txt="whole")) == 3  # --limit counts parts
+    (tmp_path / "blank.txt").write_text("\n \n")
+    assert read_inputs(tmp_path / "blank.txt", txt="whole") == []

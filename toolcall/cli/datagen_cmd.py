@@ -29,9 +29,10 @@ def register(subparsers: Any) -> None:
                     "Stage flags given here apply to every tool; without them the sampling mode's per-tool values are "
                     "used (the paper's: tau_s 0.05, k 5, m 5, tau_f 1.0; Calculator and MT: tau_s 0.0, k 20, m 10, "
                     "tau_f 0.5).")
-    p.add_argument("--input", required=True, type=Path, help="texts: .jsonl with a \"text\" field per line, or .txt with one text per line")
+    p.add_argument("--input", required=True, type=Path, help="texts: .jsonl (or .json) with a \"text\" field per line, .txt with one text per line (--txt), or .parquet "
+                        "with a \"text\" column (--text-field names another); .gz, .bz2 or .xz compressed too")
     p.add_argument("--output", required=True, type=Path, help="output directory (must be new or empty unless --resume)")
-    add_options(p, DataGenConfig, only=("tools", "sampling", "max_text_chars"))
+    add_options(p, DataGenConfig, only=("tools", "sampling", "max_text_chars", "text_field", "txt"))
     add_tool_source_options(p)
     add_model_options(p)
     p.add_argument("--scorer-model", default=None, metavar="MODEL",
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output
     check_output_dir(out, args.resume)  # before any model is loaded
     # Read (and checked: a malformed line, a bad date) before any model loads too; a failure took the model's load.
-    texts = read_inputs(args.input, args.limit, config.max_text_chars)
+    texts = read_inputs(args.input, args.limit, config.max_text_chars, text_field=config.text_field, txt=config.txt)
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
     options.update(dtype_option(args.backend, args.dtype))
     sampler_model = model_name(args.model)

@@ -71,4 +71,12 @@ def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
         ds = datasets.Dataset.from_list(rows)
     else:
         ds = datasets.Dataset.from_dict({"text": [], "original": [], "calls": []})
-    ds.save_to_disk(str(path))
+    # datasets draws a bar of its own for the save (to stderr, at every run's end, --no-progress or not): a save of
+    # one small table needs none.
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        ds.save_to_disk(str(path))
+    finally:
+        if shown:
+            datasets.enable_progress_bars()

@@ -162,3 +162,16 @@ def test_a_proposed_call_wins_over_a_sampled_one_at_a_place_and_for_an_identical
     proposed = cand("Calculator", 14, text.index(" 12"), 0.2, call="[Calculator(3 * 4) -> 12]", source="both")
     out = merged(text, sampled, proposed)
     assert out is not None and [c["source"] for c in out["calls"]] == ["both"]
+
+
+def test_the_dataset_export_draws_no_bar_and_leaves_datasets_bars_as_they_were(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    datasets = pytest.importorskip("datasets")
+    # "Saving the dataset (1/1 shards)" was drawn at the end of every run, --no-progress too.
+    record = {"text": "It is 5.", "original": "It is 5.", "calls": []}
+    for shown in (True, False):
+        (datasets.enable_progress_bars if shown else datasets.disable_progress_bars)()
+        write_hf_dataset([record], tmp_path / f"hf{shown}")
+        assert datasets.is_progress_bar_enabled() is shown
+    datasets.enable_progress_bars()
+    assert "Saving the dataset" not in capfd.readouterr().err

@@ -857,3 +857,41 @@ def test_a_decimal_is_a_number_in_the_call_and_exact_in_the_function() -> None:
     assert _bind({"amount": 3}, pay, "pay")["amount"] == decimal.Decimal(3)
     with pytest.raises(ToolArgumentError, match="argument 'amount' = 'lots' is not valid: expected a number"):
         _bind({"amount": "lots"}, pay, "pay")
+
+
+try:
+    import annotated_types
+except ImportError:  # it comes with pydantic
+    annotated_types = None  # type: ignore[assignment]
+
+def _top(n: typing.Annotated[int, pydantic.Field(ge=1, le=10)],   # read only where pydantic is installed
+         code: typing.Annotated[str, pydantic.Field(pattern=r"^[A-Z]{3}$")] = "EUR",
+         tags: typing.Annotated[list[str], annotated_types.Len(1, 2)] | None = None,
+         note: typing.Annotated[str, "A free note."] = "") -> str:
+    """The top results.
+
+    Args:
+        n: How many.
+        code: A currency code.
+        tags: Labels.
+        note: A note.
+    """
+    return f"{n} {code} {tags}"
+
+
+@pytest.mark.skipif(pydantic is None or annotated_types is None, reason="needs pydantic")
+def test_constraints_in_an_annotated_hint_are_checked_and_the_schema_stays_transformers() -> None:
+    # Field(ge=1, le=10) was dropped without a word: 11, or 10**9 rows, reached the function.
+    from toolcall.registry import ToolRegistry
+
+    assert function_schema(_top) == get_json_schema(_top)
+    reg = ToolRegistry([_top])
+    assert reg.call("_top", {"n": 5, "tags": ["x"]}).text == "5 EUR ['x']"
+    assert reg.call("_top", {"n": 2, "tags": None, "note": "free"}).text == "2 EUR None"
+    for args, words in (({"n": 11}, "'n' = 11 is not valid: input should be less than or equal to 10"),
+                        (("0",), "'n' = 0 is not valid: input should be greater than or equal to 1"),
+                        ({"n": 2, "code": "eur"}, "'code' = 'eur' is not valid: string should match pattern"),
+                        ({"n": 2, "tags": ["a", "b", "c"]}, "'tags' = ['a', 'b', 'c'] is not valid: list should "
+                                                            "have at most 2 items")):
+        result = reg.call("_top", args)
+        assert not result.ok and result.text.startswith(f"Error: _top: argument {words}"), result.text

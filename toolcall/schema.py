@@ -774,7 +774,7 @@ def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool
     a list. Raises ToolArgumentError when a value cannot become its hint's type. `build=False` checks the values
     without building records (dataclasses, pydantic models): their constructors are the tool's code, and run where
     the call runs, under its time limit (`toolcall.executor.invoke`)."""
-    hints = _hints(func)
+    hints, checks = _hints(func), _constraint_checks(func)
     out: dict[str, Any] = {}
     token = _BUILD_RECORDS.set(build)
     try:
@@ -784,9 +784,87 @@ def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool
             except Mismatch as err:
                 raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: "
                                         f"expected {err}") from None
+            broken = checks[key](out[key]) if key in checks else None
+            if broken is not None:
+                raise ToolArgumentError(f"{tool}: argument {key!r} = {_shown(value)} is not valid: {broken}")
     finally:
         _BUILD_RECORDS.reset(token)
     return out
+
+
+#: Per function, weakly (as _HINTS): {argument: check} for the arguments whose hints carry constraints.
+_CHECKS: weakref.WeakKeyDictionary[Any, dict[str, Callable[[Any], str | None]]] = weakref.WeakKeyDictionary()
+
+
+def _constraint_checks(func: Callable[..., Any]) -> dict[str, Callable[[Any], str | None]]:
+    """{argument: check(value) -> what is wrong, or None} for each argument whose hint is `Annotated` with
+    constraints (annotated_types' `Ge(1)`, `Len(1, 3)`, ...; pydantic's `Field(ge=1, max_length=8, pattern=...)`),
+    directly or under `| None`, checked by pydantic as pydantic-based tool frameworks check them. The schema stays
+    transformers' (which leaves them out), so a value out of bounds is an argument error the model reads; a hint
+    over a record, or one pydantic cannot read, is not checked (its record's own code checks its fields)."""
+    try:
+        return _CHECKS[func]
+    except (KeyError, TypeError):
+        pass
+    out: dict[str, Callable[[Any], str | None]] = {}
+    try:
+        hints = get_type_hints(described(func), include_extras=True)
+    except Exception:  # noqa: BLE001 - the schema said why already; convert and check nothing
+        hints = {}
+    for name, hint in hints.items():
+        if name != "return" and _constrained(hint):
+            check = _pydantic_check(hint)
+            if check is not None:
+                out[name] = check
+    try:
+        _CHECKS[func] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _constrained(hint: Any) -> bool:
+    """Whether `hint` is Annotated (or an Optional of one) with constraint metadata and no record under it."""
+    options = [hint] + (list(get_args(hint)) if get_origin(hint) in (Union, types.UnionType) else [])
+    for option in options:
+        if get_origin(option) is not typing.Annotated:
+            continue
+        base = get_args(option)[0]
+        if any(record_fields(b) is not None for b in (base, *get_args(base))):
+            return False
+        if any(_is_constraint(m) for m in option.__metadata__):
+            return True
+    return False
+
+
+def _is_constraint(meta: Any) -> bool:
+    """annotated_types' constraints (not Predicate, the user's own code) and pydantic Field()s that hold some."""
+    kind = type(meta)
+    if kind.__module__.startswith("annotated_types"):
+        return kind.__name__ != "Predicate"
+    constraints = getattr(meta, "metadata", None) if kind.__module__.startswith("pydantic") else None
+    return isinstance(constraints, list) and any(
+        type(c).__module__.startswith(("annotated_types", "pydantic")) and type(c).__name__ != "Predicate"
+        for c in constraints)
+
+
+def _pydantic_check(hint: Any) -> Callable[[Any], str | None] | None:
+    try:
+        from pydantic import TypeAdapter, ValidationError
+        adapter: Any = TypeAdapter(hint)
+    except Exception:  # noqa: BLE001 - no pydantic, or a type it cannot read: left unchecked
+        return None
+
+    def check(value: Any) -> str | None:
+        try:
+            adapter.validate_python(value)
+        except ValidationError as err:
+            problems = err.errors(include_url=False)
+            message = str(problems[0].get("msg", err)) if problems else str(err)
+            return message[:1].lower() + message[1:]
+        return None
+
+    return check
 
 
 #: Whether _coerce builds records or only checks their fields (python_arguments' `build`).

@@ -1382,3 +1382,77 @@ def test_a_partial_made_again_replaces_its_tool_and_another_function_does_not(mo
     assert registry_mod.user_tools().get("search") is again
     with pytest.raises(DuplicateNameError):
         tool(functools.partial(add, b=1), name="search")
+
+
+def test_a_partial_whose_arguments_do_not_fit_names_them_without_their_values() -> None:
+    # inspect's message holds the partial's repr, and it was the error: the key reached the terminal.
+    secret = "sk-live-" + "7" * 16
+    for partial, words in ((functools.partial(_search, apikey=secret), "0 by position; by keyword: apikey"),
+                           (functools.partial(_search, "ink", query=secret), "1 by position; by keyword: query")):
+        with pytest.raises(ConfigError, match=re.escape(f"_search: the partial's arguments ({words}) do not fit")) as err:
+            make_tool(partial)
+        assert secret not in str(err.value)
+
+
+def test_a_tool_made_from_a_partial_shows_no_bound_value_in_its_repr_or_signature() -> None:
+    import inspect
+
+    secret = "sk-live-" + "8" * 16
+    made = make_tool(functools.partial(_search, api_key=secret))
+    assert secret not in repr(made) and secret not in str(inspect.signature(made))
+    assert list(inspect.signature(made).parameters) == ["query", "color", "limit"]
+
+
+def test_a_partial_of_a_class_is_refused_as_the_class_is_and_one_of_a_tool_reads_its_function() -> None:
+    with pytest.raises(ConfigError, match="is a class: a tool is a function"):
+        make_tool(functools.partial(_Maker, a=1), name="maker")
+    shout = make_tool(add)
+    made = make_tool(functools.partial(shout, b=5), name="add5")   # a Tool (a @tool function) bound further
+    assert made.parameters["properties"] == {"a": {"type": "integer", "description": "The first number."}}
+    assert ToolRegistry([made]).call("add5", {"a": 1}).text == "6"
+
+
+class _StaticEcho:
+    """Echoes."""
+
+    @staticmethod
+    def __call__(text: str) -> str:
+        """Echo a text.
+
+        Args:
+            text: The text.
+        """
+        return text
+
+
+class _ClassEcho:
+    @classmethod
+    def __call__(cls, text: str) -> str:
+        """Echo a text, by class.
+
+        Args:
+            text: The text.
+        """
+        return f"{cls.__name__}: {text}"
+
+
+def test_an_object_whose_call_is_a_static_or_class_method_is_a_tool() -> None:
+    reg = ToolRegistry([make_tool(_StaticEcho()), make_tool(_ClassEcho())])
+    assert reg.get("_StaticEcho").description == "Echo a text."
+    assert reg.call("_StaticEcho", ("hi",)).text == "hi" and reg.call("_ClassEcho", ("hi",)).text == "_ClassEcho: hi"
+
+
+def test_an_isolated_tool_must_be_importable_by_name_however_it_is_wrapped_or_copied() -> None:
+    from tests import bound_methods
+
+    for method in (bound_methods.service.scale, bound_methods.service.cached):   # each failed at every call
+        with pytest.raises(ConfigError, match="isolated process must be a module-level function"):
+            ToolRegistry().add(method, isolated=True)
+    made = make_tool(functools.partial(add, b=1))
+    with pytest.raises(ConfigError, match="isolated process must be a module-level function"):
+        ToolRegistry().add(made, isolated=True)   # a Tool copied with isolated=True was not checked
+    assert ToolRegistry().add(make_tool(add), isolated=True).isolated
+    from toolcall.executor import function_ref
+
+    compiled = pytest.importorskip("pandas._libs.lib")   # a Cython function is imported by its name as well
+    assert function_ref(compiled.is_bool_list)[:2] == ("pandas._libs.lib", "is_bool_list")

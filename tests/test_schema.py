@@ -506,6 +506,42 @@ def test_an_argument_may_be_described_in_its_annotated_hint() -> None:
         "From the docstring."
 
 
+def test_an_optional_annotated_argument_and_a_mixed_or_odd_docstring_are_read() -> None:
+    def optional(limit: typing.Optional[typing.Annotated[int, "Max results."]] = None,  # noqa: UP045 - the form tested
+                 offset: typing.Annotated[int, "Where to start."] | None = None) -> int:
+        """Count."""
+        return 0
+
+    assert {k: v["description"] for k, v in function_schema(optional)["function"]["parameters"]["properties"].items()} \
+        == {"limit": "Max results.", "offset": "Where to start."}
+
+    def mixed(city: str, days: int) -> str:
+        """Forecast.
+
+        Args:
+            city: The city.
+
+        :param days: Days ahead.
+        """
+        return city
+
+    # The Sphinx line replaced the Args: section, and the error said 'city' had no description.
+    described = function_schema(mixed)["function"]
+    assert described["description"] == "Forecast."
+    assert {k: v["description"] for k, v in described["parameters"]["properties"].items()} == {
+        "city": "The city.", "days": "Days ahead."}
+
+    def odd(x: int) -> int:
+        """Do.
+
+        : :
+        """
+        return x
+
+    with pytest.raises(SchemaError, match="no description for argument 'x'"):   # docstring_parser's IndexError
+        function_schema(odd)
+
+
 def test_an_argument_described_nowhere_says_where_a_description_may_go() -> None:
     def forgot(x: int, y: int) -> int:
         """Add.

@@ -5,6 +5,7 @@ import atexit
 import contextvars
 import dataclasses
 import enum
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .errors import ConfigError, ToolcallError, ToolError, ToolRaised, ToolTimeoutError
-from .schema import python_arguments
+from .schema import object_call, python_arguments, tool_signature
 from .tool_loop import GIVEN_UP, LOOP_HELD, run_awaitable, running_loop, waiting_on_a_call
 
 # Address-space cap for worker processes: a hostile expression that allocates without bound dies with
@@ -87,7 +88,7 @@ def invoke(func: Callable[..., Any], kwargs: Mapping[str, Any], label: str = "")
 
 def _positional_only(func: Callable[..., Any]) -> list[str]:
     try:
-        parameters = inspect.signature(func).parameters.values()
+        parameters = tool_signature(func).parameters.values()
     except (TypeError, ValueError):  # no signature to read: everything goes by name
         return []
     return [p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_ONLY]
@@ -314,10 +315,10 @@ def function_ref(func: Callable[..., Any]) -> FunctionRef:
     """(module, qualified name, file) by which a worker process imports `func`; ConfigError if it cannot. The file
     is for a module `--tools-from` loaded from a path under a name of its own (`my-tools.py`, or a `calendar.py`
     that the standard library's would shadow), which no import statement finds."""
-    if not (inspect.isfunction(func) or inspect.isbuiltin(func) or hasattr(func, "__wrapped__")
-            or (inspect.ismethod(func) and inspect.isclass(func.__self__))):
-        # A partial, a bound method or an object carries values of its own, which a worker importing a name would
-        # not have (a classmethod's class it finds by the same name).
+    if (isinstance(func, functools.partial) or (inspect.ismethod(func) and not inspect.isclass(func.__self__))
+            or object_call(func) is not None):
+        # A partial, a method bound to an object (a decorated one too) or a callable object carries values of its
+        # own, which a worker importing a name would not have (a classmethod's class it finds by that name).
         raise ConfigError(f"{type(func).__name__} object: a tool run in an isolated process must be a module-level "
                           "function in an importable module (it is imported there by name); wrap this one in such a "
                           "function")

@@ -144,7 +144,7 @@ def other_style_docstring(doc: str) -> tuple[str, dict[str, str], str | None] | 
     for style in (docstring_parser.DocstringStyle.REST, docstring_parser.DocstringStyle.NUMPYDOC):
         try:
             parsed = docstring_parser.parse(doc, style=style)
-        except docstring_parser.ParseError:
+        except Exception:  # noqa: BLE001 - ParseError, and an IndexError of its own for a line such as ": :"
             continue
         if parsed.params and (best is None or len(parsed.params) > len(best.params)):
             best = parsed
@@ -157,6 +157,9 @@ def other_style_docstring(doc: str) -> tuple[str, dict[str, str], str | None] | 
                 args.setdefault(name.strip(), _one_line(param.description))
     returns = best.returns.description if best.returns is not None and best.returns.description else None
     return (best.description or "").strip(), args, None if returns is None else _one_line(returns)
+
+
+_SPHINX_FIELD = re.compile(r"(?:^|\s):(?:param|type|arg|argument|key|keyword|raises?|returns?|rtype)\b")
 
 
 def _one_line(text: str) -> str:
@@ -173,16 +176,28 @@ def annotated_docs(func: Callable[..., Any]) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for name, hint in hints.items():
-        if name == "return" or get_origin(hint) is not typing.Annotated:
+        if name == "return":
             continue
-        for meta in hint.__metadata__:
-            text = meta if isinstance(meta, str) else getattr(meta, "description", None)
-            if text is None and type(meta).__name__ == "Doc":
-                text = getattr(meta, "documentation", None)
-            if isinstance(text, str) and text.strip():
-                out[name] = _one_line(text)
+        # `Optional[Annotated[int, "..."]]` and `Annotated[int, "..."] | None` describe the argument too.
+        options = [hint, *get_args(hint)] if get_origin(hint) in (Union, types.UnionType) else [hint]
+        for option in options:
+            text = _annotated_text(option)
+            if text is not None:
+                out[name] = text
                 break
     return out
+
+
+def _annotated_text(hint: Any) -> str | None:
+    if get_origin(hint) is not typing.Annotated:
+        return None
+    for meta in hint.__metadata__:
+        text = meta if isinstance(meta, str) else getattr(meta, "description", None)
+        if text is None and type(meta).__name__ == "Doc":
+            text = getattr(meta, "documentation", None)
+        if isinstance(text, str) and text.strip():
+            return _one_line(text)
+    return None
 
 
 def _parse_args_block(block: str) -> dict[str, str]:
@@ -429,40 +444,72 @@ def _receiver(sig: inspect.Signature) -> str | None:
 
 def described(func: Callable[..., Any]) -> Callable[..., Any]:
     """The function whose name, docstring and type hints describe a tool's callable: a `functools.partial`'s function
-    (a bound key or client is the caller's), an object's own `__call__` method (an object made with its settings);
-    `func` itself for a function, a method or a decorated function."""
+    (a bound key or client is the caller's), an object's own `__call__` method (an object made with its settings), a
+    wrapper object's function where the wrapper keeps no annotations of its own (a `toolcall.Tool`); `func` itself for
+    a function, a method, a class or a decorated function."""
     for _ in range(64):   # partials flatten when made, but one built by hand can wrap another
         if isinstance(func, functools.partial):
             func = func.func
-            continue
-        call = _object_call(func)
-        return func if call is None else types.MethodType(call, func)
+        elif _bare_wrapper(func):
+            func = typing.cast(Any, func).__wrapped__
+        else:
+            call = object_call(func)
+            return func if call is None else call
     return func
 
 
-def _object_call(func: object) -> Callable[..., Any] | None:
-    """The Python function a class of the user's defines as __call__, for one of its instances (not a function, a
-    method, a class, a C callable, or a decorator's wrapper, which says what it wraps through __wrapped__)."""
+def _bare_wrapper(func: object) -> bool:
+    """An object (not a function or a class) that says what it wraps (`__wrapped__`) but keeps none of its annotations,
+    as `functools.update_wrapper` copies them: a Tool, whose own class annotations are its dataclass fields."""
+    return (not inspect.isroutine(func) and not inspect.isclass(func) and hasattr(func, "__wrapped__")
+            and "__annotations__" not in getattr(func, "__dict__", {}))
+
+
+def _unpartial(func: Any) -> Any:
+    for _ in range(64):
+        if not isinstance(func, functools.partial):
+            break
+        func = func.func
+    return func
+
+
+def object_call(func: object) -> Callable[..., Any] | None:
+    """An instance's own `__call__`, bound as calling the instance binds it (a plain function, a staticmethod or a
+    classmethod of a class of the user's), for an object that is not a function, a method, a class, a C callable or a
+    decorator's wrapper (which says what it wraps through __wrapped__); None otherwise."""
     if inspect.isroutine(func) or inspect.isclass(func) or hasattr(func, "__wrapped__"):
         return None
-    call = next((vars(base)["__call__"] for base in type(func).__mro__ if "__call__" in vars(base)), None)
-    return call if inspect.isfunction(call) else None
+    raw = next((vars(base)["__call__"] for base in type(func).__mro__ if "__call__" in vars(base)), None)
+    if isinstance(raw, staticmethod | classmethod) and inspect.isfunction(raw.__func__):
+        bound: Callable[..., Any] = raw.__get__(func, type(func))
+        return bound
+    return types.MethodType(raw, func) if inspect.isfunction(raw) else None
 
 
 def _docstring(func: Callable[..., Any]) -> str | None:
     """What describes `func`: the docstring of what `described` finds, or for a callable object its __call__'s own
     docstring, else its class's (not one inspect finds on a base class: `type.__call__`'s "Call self as a function")."""
-    inner = described(func)
-    if isinstance(inner, types.MethodType) and _object_call(inner.__self__) is inner.__func__:
-        raw = inner.__func__.__doc__ or type(inner.__self__).__doc__
+    target = _unpartial(func)
+    while _bare_wrapper(target):
+        target = _unpartial(target.__wrapped__)
+    call = object_call(target)
+    if call is not None:
+        raw = getattr(call, "__func__", call).__doc__ or type(target).__doc__
         return inspect.cleandoc(raw) if raw else None
-    return inspect.getdoc(inner)
+    return inspect.getdoc(described(func))
 
 
 def tool_signature(func: Callable[..., Any]) -> inspect.Signature:
     """The parameters a call fills: `func`'s signature without the keywords a `functools.partial` bound (an API key
     given there is not the model's to see, or to set), which inspect keeps as keyword-only parameters with the bound
     value as their default."""
+    target = _unpartial(func)
+    call = object_call(target)
+    if call is not None:   # inspect reads an object's staticmethod __call__ as if its first parameter were self
+        if func is target:
+            func = call
+        elif isinstance(func, functools.partial) and func.func is target:
+            func = functools.partial(call, *func.args, **func.keywords)
     sig = inspect.signature(func)
     bound: set[str] = set()
     for _ in range(64):
@@ -478,10 +525,8 @@ def tool_signature(func: Callable[..., Any]) -> inspect.Signature:
 def default_name(func: Callable[..., Any]) -> str:
     """The name a tool made from `func` has unless one is given: a function's own, a partial's function's, a callable
     object's class name."""
-    inner = func
-    while isinstance(inner, functools.partial):
-        inner = inner.func
-    if _object_call(inner) is not None:
+    inner = _unpartial(func)
+    if object_call(inner) is not None:
         return type(inner).__name__
     return str(getattr(inner, "__name__", "operation"))
 
@@ -533,7 +578,11 @@ def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[s
         # transformers refuses this function; read what else the function says of its arguments, as a user expects.
         other = other_style_docstring(doc)
         if other is not None:
-            description, arg_docs, return_doc = other
+            if not arg_docs:   # no Args: section, so the Google reading took the `:param` lines for description
+                description = other[0]
+            # A Google entry read on into the Sphinx lines after it ends where they start.
+            arg_docs = {**other[1], **{k: _SPHINX_FIELD.split(v, 1)[0].strip() for k, v in arg_docs.items()}}
+            return_doc = return_doc if return_doc is not None else other[2]
         arg_docs = {**annotated_docs(func), **arg_docs}
     if ret is not None and return_doc is not None:
         ret["description"] = return_doc

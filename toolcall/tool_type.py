@@ -1,13 +1,14 @@
 """The Tool type: a Python function with its name, JSON schema and how it runs; and what one call of it produced."""
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -93,7 +94,7 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    func: Callable[..., Any]
+    func: Callable[..., Any] = field(repr=False)  # a partial's repr shows what it binds (an API key)
     timeout: float = DEFAULT_TIMEOUT
     cacheable: bool = False
     aliases: tuple[str, ...] = ()
@@ -114,6 +115,13 @@ class Tool:
         self.__wrapped__ = self.func
         self.__name__ = getattr(self.func, "__name__", self.name)
         self.__doc__ = getattr(described(self.func), "__doc__", None)
+        if isinstance(self.func, functools.partial):
+            # What the call fills, not the partial's signature: that shows each bound keyword's value (an API key) as
+            # its default, in help() and inspect.signature.
+            try:
+                self.__signature__ = tool_signature(self.func)
+            except (TypeError, ValueError):
+                pass
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickled by reference when a module's name holds it (a decorated function: pickling it by value found the
@@ -187,6 +195,8 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
     if isinstance(func, Tool):
         base = func
         new_name = base.name if name is None else _tool_name(name)
+        if isolated and not base.isolated:
+            function_ref(base.func)  # fail now, not at the first call
         return Tool(name=new_name, description=description or base.description, parameters=base.parameters,
                     func=base.func, timeout=base.timeout if timeout is None else check_timeout(timeout, f"tool {new_name}"),
                     cacheable=base.cacheable if cache is None else cache,
@@ -216,6 +226,15 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                 admissible_grammar=admissible_grammar, setup=setup)
 
 
+def _bound_keywords(func: functools.partial[Any]) -> set[str]:
+    names: set[str] = set()
+    inner: Any = func
+    while isinstance(inner, functools.partial):
+        names.update(inner.keywords)
+        inner = inner.func
+    return names
+
+
 def _tool_name(name: object) -> str:
     """`name` if a call can write it (specs.TOOL_NAME), else a ConfigError saying what a name may be."""
     if not isinstance(name, str):
@@ -238,7 +257,7 @@ def _check_callable(func: object) -> None:
         raise ConfigError(f"a tool must be a function or a Tool, got {type(func).__name__}")
     # Not repr(func): a partial's repr shows the values it binds, an API key among them.
     label = getattr(func, "__qualname__", None) or default_name(func)
-    if inspect.isclass(func):
+    if inspect.isclass(func) or inspect.isclass(described(func)):   # a partial of a class makes an object too
         raise ConfigError(f"{label} is a class: a tool is a function (one that makes and uses the object)")
     if inspect.isgeneratorfunction(described(func)) or inspect.isasyncgenfunction(described(func)):
         raise ConfigError(f"{label} is a generator function: a tool returns its result (collect the items into a "
@@ -246,6 +265,11 @@ def _check_callable(func: object) -> None:
     try:
         parameters = list(tool_signature(func).parameters.values())
     except (TypeError, ValueError) as err:
+        if isinstance(func, functools.partial):
+            # Not err: inspect's message holds the partial's repr, with the values it binds (an API key).
+            keywords = ", ".join(sorted(_bound_keywords(func)))
+            raise ConfigError(f"{label}: the partial's arguments ({len(func.args)} by position; by keyword: "
+                              f"{keywords or 'none'}) do not fit its function's parameters") from None
         raise ConfigError(f"{label}: its signature cannot be read ({err}), so a call cannot be bound to it: wrap it in "
                           "a typed function") from None
     for p in parameters:

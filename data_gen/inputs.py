@@ -3,6 +3,7 @@ or the file as one document) or .parquet (a "text" column), compressed or not.""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -69,13 +70,14 @@ def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     model reads each with the prompt before it, within its context, and the forward over a long one grows with its
     square (one 60 KB document took over 15 minutes, past the model's context)."""
     texts = _read(Path(path), limit, text_field, txt)
+    whole = txt == "whole" and content_suffix(Path(path)) == ".txt"   # --txt says how a .txt file is read, only
     if max_chars is None:
         return texts
     out: list[tuple[str, dict[str, Any]]] = []
     for text, fields in texts:
         pieces = split_text(text, max_chars) if len(text) > max_chars else [text]
         out.extend((piece, {**fields, "part": k} if len(pieces) > 1 else fields) for k, piece in enumerate(pieces))
-        if txt == "whole" and limit is not None and len(out) >= limit:
+        if whole and limit is not None and len(out) >= limit:
             return out[:limit]   # a whole file's --limit counts its parts, the texts the model reads
     return out
 
@@ -115,12 +117,7 @@ def _day(value: Any) -> Any:
 
 def _take(items: Iterator[tuple[str, dict[str, Any]]], limit: int | None) -> list[tuple[str, dict[str, Any]]]:
     """The first `limit` items (all when None), read no further: a --limit 10 run of a large file reads 10 texts."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for item in items:
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(item)
-    return out
+    return list(items if limit is None else itertools.islice(items, limit))   # never pulls (and checks) one more
 
 
 def _text_of(record: dict[str, Any], field: str, where: str) -> str:

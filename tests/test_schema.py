@@ -7,6 +7,8 @@ import decimal
 import enum
 import inspect
 import pathlib
+import threading
+import time
 import typing
 import uuid
 from typing import Any, Literal, Optional, Union
@@ -931,3 +933,122 @@ def test_constraints_in_an_annotated_hint_are_checked_and_the_schema_stays_trans
                                                             "have at most 2 items")):
         result = reg.call("_top", args)
         assert not result.ok and result.text.startswith(f"Error: _top: argument {words}"), result.text
+
+
+@dataclasses.dataclass
+class _Spot:
+    x: int
+
+    def __post_init__(self) -> None:
+        if self.x < 0:
+            raise KeyError("negative")
+        if self.x == 99:
+            time.sleep(3)
+
+
+def _spots(pts: typing.Annotated[dict[str, list[_Spot]], annotated_types.Len(1, 3)]) -> str:
+    """Spots.
+
+    Args:
+        pts: Spots by name.
+    """
+    return ",".join(sorted(pts))
+
+
+def _guarded(n: typing.Annotated[int, pydantic.Field(ge=1), annotated_types.Predicate(lambda v: _refuse_13(v))]) -> int:
+    """Guarded.
+
+    Args:
+        n: A number.
+    """
+    return n
+
+
+_PREDICATE_THREADS: list[str] = []
+
+
+def _refuse_13(v: int) -> bool:
+    _PREDICATE_THREADS.append(threading.current_thread().name)
+    if v == 13:
+        raise LookupError("unlucky")
+    return True
+
+
+@pytest.mark.skipif(pydantic is None or annotated_types is None, reason="needs pydantic")
+def test_constraints_run_where_the_call_runs_and_a_hint_holding_a_record_is_left_to_the_record() -> None:
+    # The check ran the records' constructors and a Predicate in the caller, before the time limit started: a 3 s
+    # constructor made a 1 s limit 4 s, and what it raised escaped registry.call.
+    from toolcall.registry import ToolRegistry
+
+    reg = ToolRegistry([_spots, _guarded])
+    start = time.perf_counter()
+    slow = reg.call("_spots", {"pts": {"a": [{"x": 99}]}}, timeout=1.0)
+    assert not slow.ok and "timed out" in slow.text and time.perf_counter() - start < 2.0
+    refused = reg.call("_spots", {"pts": {"a": [{"x": -1}]}})
+    assert not refused.ok and "negative" in refused.text
+    assert reg.call("_spots", {"pts": {"a": [], "b": [], "c": [], "d": []}}).text == "a,b,c,d"   # left to the record
+    _PREDICATE_THREADS.clear()
+    unlucky = reg.call("_guarded", {"n": 13})
+    assert not unlucky.ok and "LookupError: unlucky" in unlucky.text
+    assert _PREDICATE_THREADS and threading.main_thread().name not in _PREDICATE_THREADS
+    assert "greater than or equal to 1" in reg.call("_guarded", {"n": 0}).text
+
+
+@pytest.mark.skipif(pydantic is None or annotated_types is None, reason="needs pydantic")
+def test_string_constraints_and_constraints_inside_a_container_are_checked() -> None:
+    from toolcall.registry import ToolRegistry
+
+    def codes(code: typing.Annotated[str, pydantic.StringConstraints(min_length=2, pattern=r"^[a-z]+$")],
+              short: pydantic.constr(max_length=3) = "ab",  # type: ignore[valid-type]
+              counts: list[typing.Annotated[int, pydantic.Field(ge=1)]] | None = None) -> str:
+        """Codes.
+
+        Args:
+            code: A code.
+            short: A short code.
+            counts: How many of each.
+        """
+        return code
+
+    reg = ToolRegistry([codes])
+    assert reg.call("codes", {"code": "ab", "counts": [1, 2]}).text == "ab"
+    for args, words in (({"code": "A1"}, "string should match pattern"), ({"code": "ab", "short": "abcd"},
+                        "at most 3 characters"), ({"code": "ab", "counts": [1, 0]}, "greater than or equal to 1")):
+        assert words in reg.call("codes", args).text, args
+
+
+@pytest.mark.skipif(pydantic is None, reason="needs pydantic")
+def test_a_constraint_pydantic_cannot_check_is_refused_when_the_tool_is_made() -> None:
+    from toolcall.tool_type import make_tool
+
+    def digits(s: typing.Annotated[str, pydantic.Field(pattern=r"^(?=.*\d).+$", max_length=8)]) -> str:
+        """Digits.
+
+        Args:
+            s: A text with a digit.
+        """
+        return s
+
+    # It was made, and no constraint of it (max_length neither) was ever checked.
+    with pytest.raises(SchemaError, match=r"tool function digits: argument 's': its constraints cannot be checked"):
+        make_tool(digits)
+
+
+@pytest.mark.skipif(pydantic is None, reason="needs pydantic")
+def test_the_checks_of_an_object_that_cannot_be_hashed_are_made_once() -> None:
+    from toolcall.schema import constraint_checks
+
+    @dataclasses.dataclass
+    class Top:
+        unit: str
+
+        def __call__(self, n: typing.Annotated[int, pydantic.Field(ge=1)]) -> str:
+            """Top.
+
+            Args:
+                n: How many.
+            """
+            return f"{n} {self.unit}"
+
+    tool = Top("kg")
+    assert constraint_checks(tool) is constraint_checks(tool)

@@ -801,8 +801,9 @@ _HINTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictiona
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     """The resolved type hints of `func`, computed once per function ({} when they cannot be resolved)."""
+    key = _hint_source(func)
     try:
-        return _HINTS[func]
+        return _HINTS[key]
     except (KeyError, TypeError):
         pass
     try:
@@ -810,7 +811,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - unresolvable forward references: convert nothing rather than fail the call
         hints = {}
     try:
-        _HINTS[func] = hints
+        _HINTS[key] = hints
     except TypeError:  # callables that cannot be hashed or weakly referenced are simply not cached
         pass
     return hints
@@ -820,10 +821,11 @@ def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool
                      build: bool = True) -> dict[str, Any]:
     """Arguments bound to a tool's JSON schema (toolcall.binding) as the Python types `func`'s hints name: JSON has
     no Enum, tuple or float-that-looks-like-an-int, so `Color.GREEN` arrives as "green" and a `tuple[int, int]` as
-    a list. Raises ToolArgumentError when a value cannot become its hint's type. `build=False` checks the values
-    without building records (dataclasses, pydantic models): their constructors are the tool's code, and run where
-    the call runs, under its time limit (`toolcall.executor.invoke`)."""
-    hints, checks = _hints(func), _constraint_checks(func)
+    a list. Raises ToolArgumentError when a value cannot become its hint's type or breaks its hint's constraints
+    (`constraint_checks`). `build=False` checks the values without building records (dataclasses, pydantic models)
+    or checking constraints: record constructors and pydantic validators are the tool's code, and run where the call
+    runs, under its time limit (`toolcall.executor.invoke`)."""
+    hints, checks = _hints(func), (constraint_checks(func) if build else {})
     out: dict[str, Any] = {}
     token = _BUILD_RECORDS.set(build)
     try:
@@ -845,14 +847,18 @@ def python_arguments(func: Callable[..., Any], bound: Mapping[str, Any], *, tool
 _CHECKS: weakref.WeakKeyDictionary[Any, dict[str, Callable[[Any], str | None]]] = weakref.WeakKeyDictionary()
 
 
-def _constraint_checks(func: Callable[..., Any]) -> dict[str, Callable[[Any], str | None]]:
-    """{argument: check(value) -> what is wrong, or None} for each argument whose hint is `Annotated` with
-    constraints (annotated_types' `Ge(1)`, `Len(1, 3)`, ...; pydantic's `Field(ge=1, max_length=8, pattern=...)`),
-    directly or under `| None`, checked by pydantic as pydantic-based tool frameworks check them. The schema stays
-    transformers' (which leaves them out), so a value out of bounds is an argument error the model reads; a hint
-    over a record, or one pydantic cannot read, is not checked (its record's own code checks its fields)."""
+def constraint_checks(func: Callable[..., Any]) -> dict[str, Callable[[Any], str | None]]:
+    """{argument: check(value) -> what is wrong, or None} for each argument whose hint holds constraints in an
+    `Annotated` (annotated_types' `Ge(1)`, `Len(1, 3)`, `Predicate`; pydantic's `Field(ge=1, pattern=...)`,
+    `StringConstraints`, `constr(...)`, its validators), at any depth (`list[Annotated[int, Field(ge=1)]]`), checked by
+    pydantic as pydantic-based tool frameworks check them. The schema stays transformers' (which leaves them out), so
+    a value out of bounds is an argument error the model reads. A hint that holds a record (a dataclass, TypedDict or
+    pydantic model) is not checked: its record's own code checks its fields. SchemaError when pydantic cannot read a
+    constrained hint (a pattern with look-around), MissingDependencyError when pydantic is not installed: checked when
+    the tool is made, so no constraint is dropped without a word."""
+    key = _hint_source(func)
     try:
-        return _CHECKS[func]
+        return _CHECKS[key]
     except (KeyError, TypeError):
         pass
     out: dict[str, Callable[[Any], str | None]] = {}
@@ -862,47 +868,61 @@ def _constraint_checks(func: Callable[..., Any]) -> dict[str, Callable[[Any], st
         hints = {}
     for name, hint in hints.items():
         if name != "return" and _constrained(hint):
-            check = _pydantic_check(hint)
-            if check is not None:
-                out[name] = check
+            out[name] = _pydantic_check(hint, f"tool function {default_name(func)}: argument {name!r}")
     try:
-        _CHECKS[func] = out
+        _CHECKS[key] = out
     except TypeError:
         pass
     return out
 
 
+def _hint_source(func: Callable[..., Any]) -> Any:
+    """What a function's hints are cached by: the function under a partial, a bound method or a callable object
+    (one that cannot be hashed, a dataclass with __call__, would otherwise be read again at every call)."""
+    inner = described(func)
+    return getattr(inner, "__func__", inner)
+
+
 def _constrained(hint: Any) -> bool:
-    """Whether `hint` is Annotated (or an Optional of one) with constraint metadata and no record under it."""
-    options = [hint] + (list(get_args(hint)) if get_origin(hint) in (Union, types.UnionType) else [])
-    for option in options:
-        if get_origin(option) is not typing.Annotated:
+    """Whether `hint` holds constraint metadata anywhere in it and no record type."""
+    found, todo, seen = False, [hint], 0
+    while todo and seen < 1_000:
+        item, seen = todo.pop(), seen + 1
+        if get_origin(item) is typing.Annotated:
+            found = found or any(_is_constraint(m) for m in item.__metadata__)
+            todo.append(get_args(item)[0])
             continue
-        base = get_args(option)[0]
-        if any(record_fields(b) is not None for b in (base, *get_args(base))):
+        if isinstance(item, type) and record_fields(item) is not None:
             return False
-        if any(_is_constraint(m) for m in option.__metadata__):
-            return True
-    return False
+        todo.extend(a for a in get_args(item) if not isinstance(a, str | int | float | bool | enum.Enum | type(None))
+                    or isinstance(a, type))
+    return found
 
 
 def _is_constraint(meta: Any) -> bool:
-    """annotated_types' constraints (not Predicate, the user's own code) and pydantic Field()s that hold some."""
-    kind = type(meta)
-    if kind.__module__.startswith("annotated_types"):
-        return kind.__name__ != "Predicate"
-    constraints = getattr(meta, "metadata", None) if kind.__module__.startswith("pydantic") else None
-    return isinstance(constraints, list) and any(
-        type(c).__module__.startswith(("annotated_types", "pydantic")) and type(c).__name__ != "Predicate"
-        for c in constraints)
+    """annotated_types' metadata and pydantic's (StringConstraints, validators, a Field() with constraints or
+    validators in it); not a bare description (a str, Doc, Field(description=...))."""
+    module = type(meta).__module__
+    if module.startswith("annotated_types"):
+        return type(meta).__name__ not in ("DocInfo", "doc")
+    if not module.startswith("pydantic"):
+        return False
+    inner = getattr(meta, "metadata", None)
+    if isinstance(inner, list) and type(meta).__name__ == "FieldInfo":
+        return bool(inner)
+    return True
 
 
-def _pydantic_check(hint: Any) -> Callable[[Any], str | None] | None:
+def _pydantic_check(hint: Any, what: str) -> Callable[[Any], str | None]:
     try:
         from pydantic import TypeAdapter, ValidationError
+    except ImportError as err:
+        raise MissingDependencyError("pydantic", None, f"checking the constraints of {what}") from err
+    try:
         adapter: Any = TypeAdapter(hint)
-    except Exception:  # noqa: BLE001 - no pydantic, or a type it cannot read: left unchecked
-        return None
+    except Exception as err:  # noqa: BLE001 - pydantic's own errors: a look-around pattern, a type it cannot read
+        raise SchemaError(f"{what}: its constraints cannot be checked ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:200]})") from None
 
     def check(value: Any) -> str | None:
         try:

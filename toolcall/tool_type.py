@@ -15,7 +15,7 @@ from typing import Any
 from .backends.base import Backend
 from .errors import ConfigError
 from .executor import check_timeout, function_ref
-from .schema import default_name, described, function_schema, tool_signature
+from .schema import constraint_checks, default_name, described, function_schema, tool_signature
 from .specs import TOOL_NAME, ToolSpec
 
 DEFAULT_TIMEOUT = 10.0
@@ -215,6 +215,7 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
         raise ConfigError(f"a tool's name is text, got {type(name).__name__}")
     schema = function_schema(func, name)["function"]
     _tool_name(schema["name"])
+    constraint_checks(func)   # a constraint pydantic cannot check is refused now, not dropped at every call
     names = _aliases(aliases, schema["name"])
     if isolated:
         function_ref(func)  # fail now, not at the first call

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolcall.errors import ConfigError, MissingDependencyError
-from toolcall.jsonl import read_jsonl, read_lines
+from toolcall.jsonl import content_suffix, read_jsonl, read_lines
 
 ENV_VAR = "TOOLCALL_WIKI_CORPUS"
 DEMO_CORPUS = Path(__file__).parent / "data" / "demo_wiki.jsonl"
@@ -48,7 +48,7 @@ def corpus_path() -> Path:
 
 def load_passages(path: Path) -> list[Passage]:
     passages: list[Passage] = []
-    if path.suffix in (".jsonl", ".json"):
+    if content_suffix(path) in (".jsonl", ".json"):   # wiki.jsonl.gz too: read_lines decompresses it
         for _, row in read_jsonl(path, "corpus"):
             body = str(row.get("text") or row.get("contents") or "").strip()
             if body:

@@ -174,3 +174,19 @@ def test_a_whole_txt_file_is_one_document_split_at_its_paragraphs(tmp_path: Path
     assert len(read_inputs(tmp_path / "book.txt", limit=3, max_chars=400, txt="whole")) == 3  # --limit counts parts
     (tmp_path / "blank.txt").write_text("\n \n")
     assert read_inputs(tmp_path / "blank.txt", txt="whole") == []
+
+
+def test_a_limit_reads_and_checks_no_text_past_it(tmp_path: Path) -> None:
+    # The reader took one more record, and its bad date (or a damaged end) failed a --limit run that never used it.
+    (tmp_path / "dates.jsonl").write_text('{"text": "one", "date": "2024-01-05"}\n{"text": "two", "date": "yesterday"}\n')
+    assert read_inputs(tmp_path / "dates.jsonl", limit=1) == [("one", {"date": "2024-01-05"})]
+    data = gzip.compress(("".join(json.dumps({"text": os.urandom(30).hex()}) + "\n" for _ in range(400))).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[:len(data) // 2])
+    assert len(read_inputs(tmp_path / "cut.jsonl.gz", limit=3)) == 3
+
+
+def test_txt_whole_changes_nothing_for_other_inputs(tmp_path: Path) -> None:
+    long = " ".join(["A sentence of some length."] * 400)
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": long, "id": i}) + "\n" for i in range(2)))
+    lines, whole = (read_inputs(tmp_path / "docs.jsonl", 2, 4000, txt=txt) for txt in ("lines", "whole"))
+    assert lines == whole and {fields["id"] for _, fields in whole} == {0, 1}

@@ -43,6 +43,20 @@ def test_configured_jsonl_and_text_corpora(tmp_path: Path, monkeypatch: pytest.M
     assert qa.qa("What stripes do zebras have?") == "Zebras have black and white stripes."
 
 
+def test_a_compressed_jsonl_corpus_is_read_as_its_rows(tmp_path: Path) -> None:
+    import gzip
+
+    # Read as text once files were decompressed, it was one passage of raw JSON.
+    with gzip.open(tmp_path / "wiki.jsonl.gz", "wt", encoding="utf-8") as fh:
+        for title, body in (("Paris", "Paris is the capital of France."), ("Berlin", "Berlin is the capital of Germany.")):
+            fh.write(json.dumps({"title": title, "text": body}) + "\n")
+    assert _corpus.load_passages(tmp_path / "wiki.jsonl.gz") == [
+        _corpus.Passage("Paris", "Paris is the capital of France."),
+        _corpus.Passage("Berlin", "Berlin is the capital of Germany.")]
+    wikisearch.configure(tmp_path / "wiki.jsonl.gz", top_k=1, max_chars=200)
+    assert wikisearch.wiki_search("capital of Germany") == "Berlin: Berlin is the capital of Germany."
+
+
 def test_index_is_built_once_and_rebuilt_when_the_file_changes(tmp_path: Path) -> None:
     path = tmp_path / "c.txt"
     path.write_text("Cats purr.\n\nDogs bark.\n")

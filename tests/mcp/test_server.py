@@ -217,6 +217,64 @@ def test_round_trip_gives_the_same_schema_and_result(tools_file: Path, monkeypat
         assert imported.call("explode", ["no"]).text == "Error: explode: RuntimeError: no"
 
 
+def test_an_optional_parameter_is_listed_as_json_schema_writes_it_and_null_comes_back_as_none(
+        tmp_path: Path) -> None:
+    # transformers' "nullable": true is OpenAPI's word, not JSON Schema's: a client that checks its arguments against
+    # inputSchema (as MCP says it is) refused null for an Optional parameter.
+    import jsonschema
+
+    from toolcall.mcp.server import json_schema, list_entry
+    from toolcall.tool_type import make_tool
+
+    source = tmp_path / "optional_tools.py"
+    source.write_text('''
+import dataclasses
+from typing import Literal, Optional
+
+import toolcall
+
+
+@dataclasses.dataclass
+class Window:
+    start: str
+    end: Optional[str] = None
+
+
+@toolcall.tool
+def find(name: Optional[str] = None, kind: Optional[Literal["a", "b"]] = None,
+         tags: Optional[list[str]] = None, window: Optional[Window] = None) -> str:
+    """Find things.
+
+    Args:
+        name: Whose.
+        kind: Which kind.
+        tags: Labels.
+        window: When.
+    """
+    return f"{name!r} {kind!r} {tags!r} {window!r}"
+''', encoding="utf-8")
+    from toolcall.tool_files import load_tools
+
+    (found,) = load_tools(str(source))
+    listed = list_entry(found).input_schema
+    assert "nullable" not in json.dumps(listed)
+    properties = listed["properties"]
+    assert properties["name"]["type"] == ["string", "null"]
+    assert properties["kind"]["enum"] == ["a", "b", None]
+    assert properties["tags"]["type"] == ["array", "null"]
+    assert properties["window"]["properties"]["end"]["type"] == ["string", "null"]
+    jsonschema.Draft202012Validator.check_schema(listed)
+    jsonschema.validate({"name": None, "kind": None, "tags": None, "window": {"start": "9", "end": None}}, listed)
+    assert found.parameters["properties"]["name"]["nullable"] is True   # the registry's own stays transformers'
+    assert json_schema(found.parameters) == listed
+    assert json_schema(make_tool(found).parameters) == listed
+    argv = [sys.executable, "-m", "toolcall", "mcp-serve", "--tools", "", "--tools-from", str(source)]
+    with MCPClient(shlex.join(argv)) as client:
+        imported = ToolRegistry(client.registry_tools(timeout=30))
+        assert imported.call("find", {"name": None, "kind": None, "tags": ["x"]}).text == "None None ['x'] None"
+        assert imported.call("find", {"kind": "b"}).text == "None 'b' None None"
+
+
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("localhost", False), ("::1", False),
                                               ("0.0.0.0", True), ("192.168.1.5", True)])
 def test_serving_beyond_loopback_says_that_nothing_checks_host_or_origin(host: str, warned: bool) -> None:

@@ -32,10 +32,43 @@ __all__ = ["DEFAULT_PORT", "HTTP_PATH", "TRANSPORTS", "build_server", "list_entr
 
 
 def list_entry(item: Any) -> "types.Tool":
-    """How one registry Tool is listed: its schema's `parameters` object is MCP's inputSchema, unchanged. The
-    schema's "return" (a bare type, which MCP's object-only outputSchema cannot hold) travels in `_meta`."""
+    """How one registry Tool is listed: its schema's `parameters` object is MCP's inputSchema, in JSON Schema's
+    words (`json_schema`). The schema's "return" (a bare type, which MCP's object-only outputSchema cannot hold)
+    travels in `_meta`."""
     meta = {RETURN_META: item.returns} if item.returns is not None else None
-    return types.Tool(name=item.name, description=item.description, input_schema=item.parameters, _meta=meta)
+    return types.Tool(name=item.name, description=item.description, input_schema=json_schema(item.parameters),
+                      _meta=meta)
+
+
+def json_schema(schema: Any, depth: int = 0) -> Any:
+    """A tool schema as JSON Schema writes it: transformers' `"nullable": true` (OpenAPI's word, which JSON Schema
+    does not have, so a client that checks arguments against inputSchema refused null for an Optional parameter) as
+    "null" among the types (and None among an enum's values, or a null option beside an anyOf). A copy; the
+    registry's schema stays transformers'."""
+    if depth > 64 or not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
+            out[key] = {k: json_schema(v, depth + 1) for k, v in value.items()}
+        elif key in ("anyOf", "oneOf", "allOf", "prefixItems") and isinstance(value, list):
+            out[key] = [json_schema(v, depth + 1) for v in value]
+        elif key in ("items", "additionalProperties", "not", "contains"):
+            out[key] = ([json_schema(v, depth + 1) for v in value] if isinstance(value, list)
+                        else json_schema(value, depth + 1))
+        elif key != "nullable":
+            out[key] = value
+    if schema.get("nullable") is True:
+        kind = out.get("type")
+        if isinstance(kind, str) and kind != "null":
+            out["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            out["type"] = [*kind, "null"]
+        elif kind is None and isinstance(out.get("anyOf"), list) and {"type": "null"} not in out["anyOf"]:
+            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+    return out
 
 
 #: Tool calls running at once, in all and per client session: one client cannot take every worker thread (anyio
@@ -115,7 +148,7 @@ def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=not ok)
 
     def input_schema(tool_name: str) -> dict[str, Any] | None:
-        return registry.get(tool_name).parameters if tool_name in registry else None
+        return json_schema(registry.get(tool_name).parameters) if tool_name in registry else None
 
     return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool,
                   get_tool_input_schema=input_schema)

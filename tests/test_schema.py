@@ -473,6 +473,36 @@ def test_sphinx_and_numpy_docstrings_are_read_where_transformers_refuses_them() 
     assert numpy["return"] == {"type": "string", "description": "What the service says."}
 
 
+def test_google_docstrings_with_another_head_and_epydoc_ones_are_read_too() -> None:
+    def arguments(city: str, days: int = 1) -> str:
+        """Forecast.
+
+        Arguments:
+            city (str): The city.
+            days: Days
+                ahead.
+
+        Returns:
+            The text.
+        """
+        return city
+
+    def epydoc(city: str) -> str:
+        """Forecast.
+
+        @param city: The city.
+        @return: The text.
+        """
+        return city
+
+    for func in (arguments, epydoc):
+        described = function_schema(func)["function"]
+        assert described["description"] == "Forecast."
+        assert described["parameters"]["properties"]["city"]["description"] == "The city."
+        assert described["return"]["description"] == "The text."
+    assert function_schema(arguments)["function"]["parameters"]["properties"]["days"]["description"] == "Days ahead."
+
+
 def test_an_argument_may_be_described_in_its_annotated_hint() -> None:
     # The hints name the module's own pydantic and typing_extensions (below): get_type_hints reads a nested
     # function's postponed annotations in the module's globals.

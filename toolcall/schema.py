@@ -133,15 +133,18 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str], str | None]:
 
 
 def other_style_docstring(doc: str) -> tuple[str, dict[str, str], str | None] | None:
-    """(description, {arg: description}, returns description) of a Sphinx (`:param name: ...`) or NumPy
-    (`Parameters` / `----------`) docstring, read by docstring_parser; None for a docstring in neither style. Each
-    description is joined onto one line, as a Google one is read."""
+    """(description, {arg: description}, returns description) of a Sphinx (`:param name: ...`), NumPy
+    (`Parameters` / `----------`), Epydoc (`@param name: ...`) or Google docstring with another head (`Arguments:`,
+    `Parameters:`), read by docstring_parser; None for a docstring in none of them. Each description is joined onto
+    one line, as a Google one is read."""
     try:
         import docstring_parser
     except ImportError as err:   # a core dependency; an install that lost it still reads Google docstrings
         raise MissingDependencyError("docstring_parser", None, "Sphinx and NumPy docstrings") from err
     best: Any = None
-    for style in (docstring_parser.DocstringStyle.REST, docstring_parser.DocstringStyle.NUMPYDOC):
+    styles = docstring_parser.DocstringStyle
+    # Google's own too: transformers reads only an "Args:" head, not "Arguments:" or "Parameters:".
+    for style in (styles.REST, styles.NUMPYDOC, styles.GOOGLE, styles.EPYDOC):
         try:
             parsed = docstring_parser.parse(doc, style=style)
         except Exception:  # noqa: BLE001 - ParseError, and an IndexError of its own for a line such as ": :"

@@ -468,6 +468,17 @@ def _bare_wrapper(func: object) -> bool:
             and "__annotations__" not in getattr(func, "__dict__", {}))
 
 
+def partial_keywords(func: Any) -> set[str]:
+    """The names of the keywords a `functools.partial` (and any partial it wraps) binds; none for anything else."""
+    names: set[str] = set()
+    for _ in range(64):
+        if not isinstance(func, functools.partial):
+            break
+        names.update(func.keywords)
+        func = func.func
+    return names
+
+
 def _unpartial(func: Any) -> Any:
     for _ in range(64):
         if not isinstance(func, functools.partial):
@@ -514,12 +525,7 @@ def tool_signature(func: Callable[..., Any]) -> inspect.Signature:
         elif isinstance(func, functools.partial) and func.func is target:
             func = functools.partial(call, *func.args, **func.keywords)
     sig = inspect.signature(func)
-    bound: set[str] = set()
-    for _ in range(64):
-        if not isinstance(func, functools.partial):
-            break
-        bound.update(func.keywords)
-        func = func.func
+    bound = partial_keywords(func)
     if bound:
         sig = sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in bound])
     return sig

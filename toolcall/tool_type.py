@@ -15,7 +15,14 @@ from typing import Any
 from .backends.base import Backend
 from .errors import ConfigError
 from .executor import check_timeout, function_ref
-from .schema import constraint_checks, default_name, described, function_schema, tool_signature
+from .schema import (
+    constraint_checks,
+    default_name,
+    described,
+    function_schema,
+    partial_keywords,
+    tool_signature,
+)
 from .specs import TOOL_NAME, ToolSpec
 
 DEFAULT_TIMEOUT = 10.0
@@ -227,15 +234,6 @@ def make_tool(func: Callable[..., Any] | Tool, name: str | None = None, *, timeo
                 admissible_grammar=admissible_grammar, setup=setup)
 
 
-def _bound_keywords(func: functools.partial[Any]) -> set[str]:
-    names: set[str] = set()
-    inner: Any = func
-    while isinstance(inner, functools.partial):
-        names.update(inner.keywords)
-        inner = inner.func
-    return names
-
-
 def _tool_name(name: object) -> str:
     """`name` if a call can write it (specs.TOOL_NAME), else a ConfigError saying what a name may be."""
     if not isinstance(name, str):
@@ -268,7 +266,7 @@ def _check_callable(func: object) -> None:
     except (TypeError, ValueError) as err:
         if isinstance(func, functools.partial):
             # Not err: inspect's message holds the partial's repr, with the values it binds (an API key).
-            keywords = ", ".join(sorted(_bound_keywords(func)))
+            keywords = ", ".join(sorted(partial_keywords(func)))
             raise ConfigError(f"{label}: the partial's arguments ({len(func.args)} by position; by keyword: "
                               f"{keywords or 'none'}) do not fit its function's parameters") from None
         raise ConfigError(f"{label}: its signature cannot be read ({err}), so a call cannot be bound to it: wrap it in "

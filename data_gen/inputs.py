@@ -12,8 +12,8 @@ from typing import Any
 
 from toolcall.tools.calendar import parse_date
 
-from toolcall.errors import ConfigError, MissingDependencyError
-from toolcall.jsonl import COMPRESSED, content_suffix, read_jsonl, read_lines
+from toolcall.errors import ConfigError
+from toolcall.jsonl import COMPRESSED, content_suffix, parquet_columns, read_jsonl, read_lines, read_records
 
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context), and that its
 #: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
@@ -132,37 +132,20 @@ def _text_of(record: dict[str, Any], field: str, where: str) -> str:
 
 
 def _parquet_rows(path: Path, text_field: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(text, fields) for each row of a Parquet file, read a batch of rows at a time (a shard of a web corpus is
-    gigabytes; a --limit run reads what it needs)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:
-        raise MissingDependencyError("pyarrow", "hf", "reading .parquet inputs") from err
-    try:
-        reader = pq.ParquetFile(path)
-    except Exception as err:  # noqa: BLE001 - pyarrow's own errors (ArrowInvalid) for a file that is not Parquet
-        raise ConfigError(f"input {path} cannot be read as Parquet ({err})") from None
-    names = list(reader.schema_arrow.names)
+    """(text, fields) for each row of a Parquet file (its text column, and its date and id columns where it has
+    them), read a batch of rows at a time."""
+    names = parquet_columns(path, "input")
     if text_field not in names:
         raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {', '.join(names[:20])}"
                           f"{' ...' if len(names) > 20 else ''} (--text-field names the one holding the texts)")
     columns = [text_field] + [c for c in TEXT_FIELDS if c in names and c != text_field]
-    row = 0
-    try:
-        for batch in reader.iter_batches(batch_size=256, columns=columns):
-            for record in batch.to_pylist():
-                row += 1
-                where = f"{path}: row {row:,}"
-                value = {k: _day(v) if k == "date" else v for k, v in record.items()}
-                text = value[text_field]
-                if not isinstance(text, str):
-                    raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
-                                      f"{'null' if text is None else type(text).__name__}")
-                yield text, _fields({k: v for k, v in value.items() if k != text_field}, where)
-    except ConfigError:
-        raise
-    except Exception as err:  # noqa: BLE001 - a damaged row group, an unreadable column type
-        raise ConfigError(f"input {path} cannot be read after row {row:,} ({type(err).__name__}: {err})") from None
+    for where, record in read_records(path, "input", columns=columns):
+        text = record[text_field]
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
+                              f"{'null' if text is None else type(text).__name__}")
+        fields = {k: _day(v) if k == "date" else v for k, v in record.items() if k != text_field}
+        yield text, _fields(fields, where)
 
 
 def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:

@@ -536,3 +536,23 @@ def test_a_limit_reads_no_line_past_its_last_item(tmp_path: Path) -> None:
     assert [it.answer for it in load_items(path, "math", limit=2)] == ["1", "2"]
     with pytest.raises(ConfigError, match="cut.jsonl:3"):
         load_items(path, "math", limit=3)
+
+
+def test_gsm8k_as_the_hub_serves_it_and_compressed_json_lines_are_read(tmp_path: Path) -> None:
+    # GSM8K on the Hugging Face Hub is a Parquet file of question/answer columns; eval --input read JSON Lines only.
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import gzip
+
+    rows = [{"question": "Tom has 3 apples and buys 4 more. How many now?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+            {"question": "A box holds 6 eggs. How many in 5 boxes?", "answer": "6 * 5 = <<6*5=30>>30\n#### 30"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "train-00000-of-00001.parquet")
+    with gzip.open(tmp_path / "test.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+    for name in ("train-00000-of-00001.parquet", "test.jsonl.gz"):
+        items = load_items(tmp_path / name, "math")
+        assert [(i.question, i.answer) for i in items] == [(r["question"], a) for r, a in zip(rows, ("7", "30"))]
+        assert len(load_items(tmp_path / name, "math", limit=1)) == 1
+    pq.write_table(pa.Table.from_pylist([{"Body": "x", "Answer": 1.0}]), tmp_path / "svamp.parquet")
+    with pytest.raises(ConfigError, match=r"svamp.parquet: row 1: each line needs a non-empty string field 'question'"):
+        load_items(tmp_path / "svamp.parquet", "math")

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .grading import GRADERS, parse_number
-from .jsonl import read_jsonl
+from .jsonl import read_records
 from .loop import LoopConfig
 from .options import at_least, option
 from .schema import short_json
@@ -46,8 +46,9 @@ class EvalConfig:
 
     task: str = option(choices=TASKS, help="math word problems, date questions, or BFCL function calling (bfcl)")
     input: Path | None = option(None, metavar="FILE", help='JSONL of {"question", "answer"} (dates may use "rule"; '
-                                                          "a math answer may be GSM8K's, ending '#### 72') "
-                                                          "(default: the shipped sample)")
+                                                          "a math answer may be GSM8K's, ending '#### 72'), "
+                                                          "compressed (.gz, .bz2, .xz) or not, or a .parquet file "
+                                                          "with those columns (default: the shipped sample)")
     tools: tuple[str, ...] | None = option(None, metavar="NAMES", help="comma-separated tools offered (default: "
                                                                        "Calculator for math, Calendar for dates)")
     limit: int | None = option(None, metavar="N", help="evaluate only the first N items (bfcl: N per category, "
@@ -144,13 +145,14 @@ def sample_path(task: str) -> Path:
 
 
 def load_items(path: str | Path, task: str, today: dt.date | None = None, limit: int | None = None) -> list[EvalItem]:
-    """Read {"question", "answer"} lines; date lines may carry a "rule" instead, answered for `today`."""
+    """Read {"question", "answer"} records (JSON Lines, compressed or not, or Parquet rows, as GSM8K comes from the
+    Hub); date records may carry a "rule" instead, answered for `today`."""
     _check_task(task)
-    if Path(path).is_dir():  # read_jsonl would call it missing
+    if Path(path).is_dir():  # read_records would call it missing
         raise ConfigError(f"eval input {path} is a directory, not a file: give a .jsonl file with one "
                           '{"question", "answer"} object per line')
     items: list[EvalItem] = []
-    for where, record in read_jsonl(path, "eval input"):
+    for where, record in read_records(path, "eval input"):   # JSON Lines, compressed or not, or Parquet
         items.append(_item(record, task, today, where))
         if limit is not None and len(items) >= limit:
             break  # the line after the last item asked for is not read (a download cut mid-line stays usable)

@@ -1,4 +1,5 @@
-"""Reading JSON Lines files: one object per non-blank line, errors named by file and line number."""
+"""Reading record files: JSON Lines (one object per non-blank line, compressed or not) and Parquet (one object per
+row), errors named by file and line or row."""
 from __future__ import annotations
 
 import bz2
@@ -8,11 +9,11 @@ import json
 import lzma
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, MissingDependencyError
 
 
 def utf8_text(data: bytes, source: str) -> str:
@@ -148,3 +149,44 @@ def string_field(record: dict[str, Any], name: str, where: str, *, allow_empty: 
         kind = "string" if allow_empty else "non-empty string"
         raise ConfigError(f"{where}: each line needs a {kind} field {name!r}")
     return value
+
+
+def read_records(path: str | Path, what: str = "input", *,
+                 columns: Sequence[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("FILE:LINE" or "FILE: row N", object) for each record of a JSON Lines file (`read_jsonl`) or each row of a
+    Parquet file (`.parquet`, the Hugging Face Hub's form), read a batch of rows at a time, so that taking the first
+    few of a shard of gigabytes reads what they need; `columns`: the Parquet columns to read (each must be there:
+    `parquet_columns` says which are)."""
+    path = Path(path)
+    if content_suffix(path) != ".parquet":
+        yield from read_jsonl(path, what)
+        return
+    reader = _parquet_file(path, what)
+    row = 0
+    try:
+        for batch in reader.iter_batches(batch_size=256, columns=None if columns is None else list(columns)):
+            for record in batch.to_pylist():
+                row += 1
+                yield f"{path}: row {row:,}", record
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pyarrow's own: a damaged row group, a column type it cannot convert
+        raise ConfigError(f"{what} {path} cannot be read after row {row:,} ({type(err).__name__}: {err})") from None
+
+
+def parquet_columns(path: str | Path, what: str = "input") -> list[str]:
+    """The column names of a Parquet file (ConfigError for a file that is not Parquet)."""
+    return list(_parquet_file(Path(path), what).schema_arrow.names)
+
+
+def _parquet_file(path: Path, what: str) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise MissingDependencyError("pyarrow", "hf", f"reading .parquet files ({what})") from err
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        return pq.ParquetFile(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow's own errors (ArrowInvalid) for a file that is not Parquet
+        raise ConfigError(f"{what} {path} cannot be read as Parquet ({err})") from None

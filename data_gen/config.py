@@ -232,7 +232,7 @@ def without_overrides(overrides: dict[str, ToolOverride], names: set[str]) -> di
 #: What a .txt input holds (DataGenConfig.txt).
 TXT_UNITS = ("lines", "whole")
 #: The input options and their defaults (DataGenConfig.to_dict leaves them out at these).
-_INPUT_DEFAULTS = {"text_field": "text", "txt": "lines"}
+_INPUT_DEFAULTS = {"text_field": "text", "txt": "lines", "date_field": "date", "id_field": "id"}
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,11 @@ class DataGenConfig:
                                       "tokens; the paper fine-tunes on 1,024)")
     text_field: str = option("text", metavar="NAME",
                              help="the field (.jsonl) or column (.parquet) that holds each text")
+    date_field: str = option("date", metavar="NAME",
+                             help="the field or column that holds each text's date, which the Calendar answers "
+                                  "(CCNet's date_download, C4's timestamp; YYYY-MM-DD, an ISO 8601 timestamp or an "
+                                  "e-mail's date, read as the day it names)")
+    id_field: str = option("id", metavar="NAME", help="the field or column kept as each text's \"id\" (a url)")
     txt: str = option("lines", choices=TXT_UNITS,
                       help="what a .txt input holds: lines, one text per non-empty line; whole, one document, split "
                            "at paragraph breaks into texts of at most --max-text-chars (a book or an article, whose "
@@ -267,8 +272,11 @@ class DataGenConfig:
         at_least(self, max_text_chars=100)
         if self.txt not in TXT_UNITS:
             raise ConfigError(f"txt {self.txt!r} is not allowed; use one of: {', '.join(TXT_UNITS)}")
-        if not isinstance(self.text_field, str) or not self.text_field:
-            raise ConfigError("text_field (--text-field) is the name of the field that holds each text, e.g. text")
+        for name in ("text_field", "date_field", "id_field"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{name} ({flag_of(type(self), name)}) is the name of a field, e.g. "
+                                  f"{_INPUT_DEFAULTS[name]}")
         if not self.tools:
             raise ConfigError("tools is empty; give at least one tool name, e.g. --tools calculator")
         if self.sampling not in SAMPLINGS:

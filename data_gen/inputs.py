@@ -3,6 +3,7 @@ or the file as one document) or .parquet (a "text" column), compressed or not.""
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import itertools
 import re
 import unicodedata
@@ -62,14 +63,16 @@ def split_text(text: str, max_chars: int) -> list[str]:
 
 
 def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = None, *, text_field: str = "text",
-                txt: str = "lines") -> list[tuple[str, dict[str, Any]]]:
+                txt: str = "lines", date_field: str = "date",
+                id_field: str = "id") -> list[tuple[str, dict[str, Any]]]:
     """(text, its fields) for each input text, at most `limit`. A .jsonl (or JSON Lines .json) line's text is its
-    `text_field`, a .parquet row's that column; a .txt file is one text per non-empty line (`txt="lines"`, no
-    fields) or one document (`"whole"`). Files ending .gz, .bz2 or .xz are read decompressed. A text longer than
+    `text_field`, a .parquet row's that column, and its "date" and "id" those of `date_field` and `id_field`
+    (CCNet's `date_download`, C4's `timestamp`, a `url`); a .txt file is one text per non-empty line (`txt="lines"`,
+    no fields) or one document (`"whole"`). Files ending .gz, .bz2 or .xz are read decompressed. A text longer than
     `max_chars` is split (`split_text`) into texts of their own, each with its fields and "part" (0, 1, ...): the
     model reads each with the prompt before it, within its context, and the forward over a long one grows with its
     square (one 60 KB document took over 15 minutes, past the model's context)."""
-    texts = _read(Path(path), limit, text_field, txt)
+    texts = _read(Path(path), limit, text_field, txt, {"date": date_field, "id": id_field})
     whole = txt == "whole" and content_suffix(Path(path)) == ".txt"   # --txt says how a .txt file is read, only
     if max_chars is None:
         return texts
@@ -82,11 +85,18 @@ def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     return out
 
 
+def input_options(config: Any) -> dict[str, str]:
+    """read_inputs' keyword options as a DataGenConfig sets them."""
+    return {"text_field": config.text_field, "txt": config.txt, "date_field": config.date_field,
+            "id_field": config.id_field}
+
+
 #: What an input file may hold, by its suffix (under a compression suffix: `c4.json.gz` is JSON Lines).
 INPUT_KINDS = (".jsonl", ".json", ".txt", ".parquet")
 
 
-def _read(path: Path, limit: int | None, text_field: str, txt: str) -> list[tuple[str, dict[str, Any]]]:
+def _read(path: Path, limit: int | None, text_field: str, txt: str,
+          named: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     if not path.exists():
         raise ConfigError(f"input file {path} does not exist")
     if not path.is_file():  # a folder, a pipe: a run's texts are read again on --resume, so they must be a file
@@ -96,9 +106,9 @@ def _read(path: Path, limit: int | None, text_field: str, txt: str) -> list[tupl
         raise ConfigError(f"input {path} must end in .jsonl, .json (JSON Lines), .txt or .parquet (the first three "
                           f"may be compressed: .gz, .bz2, .xz)")
     if kind == ".parquet":
-        return _take(_parquet_rows(path, text_field), limit)
+        return _take(_parquet_rows(path, text_field, named), limit)
     if kind != ".txt":
-        return _take(((_text_of(record, text_field, where), _fields(record, where))
+        return _take(((_text_of(record, text_field, where), _fields(record, where, named))
                       for where, record in read_jsonl(path, "input file")), limit)
     if txt == "whole":
         whole = "".join(line for _, line in read_lines(path, "input file")).replace("\r\n", "\n").replace("\r", "\n")
@@ -106,13 +116,6 @@ def _read(path: Path, limit: int | None, text_field: str, txt: str) -> list[tupl
     return _take(((piece.strip(), {}) for _, line in read_lines(path, "input file")
                   # a file saved with classic Mac line ends (CR alone) holds many texts
                   for piece in line.split("\r") if piece.strip()), limit)
-
-
-def _day(value: Any) -> Any:
-    """A Parquet date or timestamp column's value as the day it names, YYYY-MM-DD (text is read as jsonl's is)."""
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def _take(items: Iterator[tuple[str, dict[str, Any]]], limit: int | None) -> list[tuple[str, dict[str, Any]]]:
@@ -131,31 +134,56 @@ def _text_of(record: dict[str, Any], field: str, where: str) -> str:
     raise ConfigError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
 
 
-def _parquet_rows(path: Path, text_field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(text, fields) for each row of a Parquet file (its text column, and its date and id columns where it has
     them), read a batch of rows at a time."""
     names = parquet_columns(path, "input")
     if text_field not in names:
         raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {', '.join(names[:20])}"
                           f"{' ...' if len(names) > 20 else ''} (--text-field names the one holding the texts)")
-    columns = [text_field] + [c for c in TEXT_FIELDS if c in names and c != text_field]
+    columns = list(dict.fromkeys([text_field, *(c for c in named.values() if c in names)]))
     for where, record in read_records(path, "input", columns=columns):
         text = record[text_field]
         if not isinstance(text, str):
             raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
                               f"{'null' if text is None else type(text).__name__}")
-        fields = {k: _day(v) if k == "date" else v for k, v in record.items() if k != text_field}
-        yield text, _fields(fields, where)
+        yield text, _fields(record, where, named)
 
 
-def _fields(record: dict[str, Any], where: str) -> dict[str, Any]:
-    fields = {k: record[k] for k in TEXT_FIELDS if record.get(k) is not None}
+def _fields(record: dict[str, Any], where: str, named: dict[str, str] | None = None) -> dict[str, Any]:
+    """The record's TEXT_FIELDS, each read from the field `named` gives it (its own name by default)."""
+    named = named or {k: k for k in TEXT_FIELDS}
+    fields = {k: record[named[k]] for k in TEXT_FIELDS if record.get(named[k]) is not None}
+    id_name, date_name = named["id"], named["date"]
     if "id" in fields and (isinstance(fields["id"], bool) or not isinstance(fields["id"], (str, int))):
-        raise ConfigError(f"{where}: \"id\" must be a string or an integer, got {fields['id']!r}")
+        raise ConfigError(f"{where}: {id_name!r} (its id) must be a string or an integer, got {fields['id']!r}")
     if isinstance(fields.get("id"), int) and not -2**63 <= fields["id"] < 2**63:
         # The HF dataset stores ids as 64-bit integers: a larger one failed that export at the end of every run.
-        raise ConfigError(f"{where}: an integer \"id\" must be in [-2^63, 2^63), got {fields['id']}; write a larger "
-                          "one as a string")
+        raise ConfigError(f"{where}: an integer {id_name!r} (its id) must be in [-2^63, 2^63), got {fields['id']}; "
+                          "write a larger one as a string")
     if "date" in fields:  # kept as the day it names (" 2024-01-05\n" was copied into the output record as written)
-        fields["date"] = parse_date(fields["date"], f"{where}: \"date\" (the document's date)").isoformat()
+        fields["date"] = document_day(fields["date"], f"{where}: {date_name!r} (the document's date)").isoformat()
     return fields
+
+
+def document_day(value: Any, what: str) -> dt.date:
+    """The calendar day a document's date names, as written: YYYY-MM-DD; an ISO 8601 timestamp (FineWeb's
+    `2013-05-18T05:48:54Z`, CCNet's `date_download`, C4's `timestamp`), or an e-mail's or feed's
+    (`Sat, 06 May 2023 21:25:54 +0200`), is the day it was written in its own time zone; a Parquet date or timestamp
+    its day."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return dt.datetime.fromisoformat(text).date() if len(text) > 10 else parse_date(text, what)
+        except ValueError:
+            pass
+        try:
+            return email.utils.parsedate_to_datetime(text).date()
+        except (TypeError, ValueError, IndexError):
+            pass
+    raise ConfigError(f"{what}: {value!r} is not a date: write YYYY-MM-DD, an ISO 8601 timestamp "
+                      "(2013-05-18T05:48:54Z) or an e-mail's date (Sat, 06 May 2023 21:25:54 +0200)")

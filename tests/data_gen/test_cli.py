@@ -65,10 +65,11 @@ def test_a_jsonl_record_may_carry_the_texts_date(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text('{"text": "x", "date": "2025-03-04", "id": 7}\n{"text": "y", "id": "b"}\n')
     assert read_inputs(tmp_path / "d.jsonl") == [("x", {"date": "2025-03-04", "id": 7}), ("y", {"id": "b"})]
     (tmp_path / "id.jsonl").write_text('{"text": "x", "id": [1]}\n')
-    with pytest.raises(ConfigError, match=r"id.jsonl:1.*\"id\" must be a string or an integer"):
+    with pytest.raises(ConfigError, match=r"id.jsonl:1: 'id' \(its id\) must be a string or an integer"):
         read_inputs(tmp_path / "id.jsonl")
     (tmp_path / "bad.jsonl").write_text('{"text": "x", "date": "March 4"}\n')
-    with pytest.raises(ConfigError, match=r"bad.jsonl:1: \"date\" .*'March 4' is not a date in the form YYYY-MM-DD"):
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1: 'date' \(the document's date\): 'March 4' is not a date: "
+                                          r"write YYYY-MM-DD, an ISO 8601 timestamp"):
         read_inputs(tmp_path / "bad.jsonl")
     # A number was read as a date (fromisoformat reads 20230130), and crashed the export later.
     for date in ("20230130", "2023-W05-1"):
@@ -312,3 +313,21 @@ def test_the_text_field_and_a_whole_txt_reach_the_run_and_a_resume_must_keep_the
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["texts_in"] == 1
     config = json.loads((whole / "run.json").read_text())["config"]
     assert config["txt"] == "whole" and "text_field" not in config   # a default is not written: older runs resume
+
+
+def test_the_date_field_reaches_the_calendar_and_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    texts = tmp_path / "c4.jsonl"
+    texts.write_text(json.dumps({"text": "Today is Monday, March 4, 2024.", "timestamp": "2024-03-04T10:00:00Z",
+                                 "url": "https://e.example/1"}) + "\n")
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
+                 "--tools", "calendar", "--date-field", "timestamp", "--id-field", "url", "--samples", "1"]) == 0
+    capsys.readouterr()
+    (record,) = [json.loads(line) for line in (out / "corpus.jsonl").read_text().splitlines()]
+    assert (record["date"], record["id"]) == ("2024-03-04", "https://e.example/1")
+    # The Calendar answered for the document's own day, read from its timestamp.
+    assert [c["result"] for c in record["calls"]] == ["Today is Monday, March 4, 2024."]
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert (config["date_field"], config["id_field"]) == ("timestamp", "url") and "text_field" not in config

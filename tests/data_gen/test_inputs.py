@@ -190,3 +190,29 @@ def test_txt_whole_changes_nothing_for_other_inputs(tmp_path: Path) -> None:
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": long, "id": i}) + "\n" for i in range(2)))
     lines, whole = (read_inputs(tmp_path / "docs.jsonl", 2, 4000, txt=txt) for txt in ("lines", "whole"))
     assert lines == whole and {fields["id"] for _, fields in whole} == {0, 1}
+
+
+def test_web_corpora_dates_are_read_as_the_day_they_name(tmp_path: Path) -> None:
+    # FineWeb's "date" column holds "2013-05-18T05:48:54Z": every such run failed at its first row ("is not a date in
+    # the form YYYY-MM-DD"); CCNet dates its documents in "date_download", C4 in "timestamp".
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    fineweb = [{"text": "It rained.", "id": "<urn:uuid:1>", "date": "2013-05-18T05:48:54Z", "url": "https://a.example"},
+               {"text": "It snowed.", "id": "<urn:uuid:2>", "date": "2013-05-18T23:30:00-05:00", "url": "https://b"}]
+    pq.write_table(pa.Table.from_pylist(fineweb), tmp_path / "000_00000.parquet")
+    assert read_inputs(tmp_path / "000_00000.parquet") == [
+        ("It rained.", {"date": "2013-05-18", "id": "<urn:uuid:1>"}),
+        ("It snowed.", {"date": "2013-05-18", "id": "<urn:uuid:2>"})]   # the day where it was written
+    assert read_inputs(tmp_path / "000_00000.parquet", id_field="url")[0][1] == {"date": "2013-05-18",
+                                                                               "id": "https://a.example"}
+    ccnet = [{"raw_content": "Prices rose 3%.", "date_download": "2019-01-16T09:03:29Z", "url": "http://c.example"},
+             {"raw_content": "A letter.", "date_download": "Sat, 06 May 2023 21:25:54 +0200", "url": "http://d"}]
+    with gzip.open(tmp_path / "en_head_0000.json.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in ccnet))
+    assert read_inputs(tmp_path / "en_head_0000.json.gz", text_field="raw_content", date_field="date_download",
+                       id_field="url") == [("Prices rose 3%.", {"date": "2019-01-16", "id": "http://c.example"}),
+                                           ("A letter.", {"date": "2023-05-06", "id": "http://d"})]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "x", "timestamp": "last Tuesday"}) + "\n")
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1: 'timestamp' \(the document's date\): 'last Tuesday' is "
+                                          r"not a date: write YYYY-MM-DD, an ISO 8601 timestamp"):
+        read_inputs(tmp_path / "bad.jsonl", date_field="timestamp")

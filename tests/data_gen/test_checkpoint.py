@@ -83,7 +83,7 @@ def test_the_command_records_its_engine_and_checks_its_input_before_any_model_lo
 
     monkeypatch.setattr(backends, "get_scorer", no_model)
     for line, words in [({"text": TEXT, "date": "2024-02-30"}, "in.jsonl:2"),
-                        ({"text": TEXT, "id": 2**64}, "an integer \"id\" must be in [-2^63, 2^63)")]:
+                        ({"text": TEXT, "id": 2**64}, "an integer 'id' (its id) must be in [-2^63, 2^63)")]:
         (tmp_path / "bad.jsonl").write_text(json.dumps({"text": TEXT}) + "\n" + json.dumps(line) + "\n")
         assert main(["data-gen", "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "bad"),
                      "--no-progress"]) == 1

@@ -277,6 +277,10 @@ class DataGenConfig:
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{name} ({flag_of(type(self), name)}) is the name of a field, e.g. "
                                   f"{_INPUT_DEFAULTS[name]}")
+            if name != "text_field" and value == self.text_field:
+                raise ConfigError(f"{name} ({flag_of(type(self), name)}) names the field that holds the text "
+                                  f"({value!r}): each split part would carry the whole document as its "
+                                  f"{name.removesuffix('_field')}")
         if not self.tools:
             raise ConfigError("tools is empty; give at least one tool name, e.g. --tools calculator")
         if self.sampling not in SAMPLINGS:

@@ -72,7 +72,12 @@ def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     `max_chars` is split (`split_text`) into texts of their own, each with its fields and "part" (0, 1, ...): the
     model reads each with the prompt before it, within its context, and the forward over a long one grows with its
     square (one 60 KB document took over 15 minutes, past the model's context)."""
-    texts = _read(Path(path), limit, text_field, txt, {"date": date_field, "id": id_field})
+    named = {"date": date_field, "id": id_field}
+    texts = _read(Path(path), limit, text_field, txt, named)
+    for key, field in named.items():
+        # A field named on purpose that no text has is a misspelling (the Calendar then answered for the clock).
+        if field != key and texts and content_suffix(Path(path)) != ".txt" and all(key not in f for _, f in texts):
+            raise ConfigError(f"--{key}-field {field!r}: no input text read from {path} has that field")
     whole = txt == "whole" and content_suffix(Path(path)) == ".txt"   # --txt says how a .txt file is read, only
     if max_chars is None:
         return texts
@@ -141,6 +146,10 @@ def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterato
     if text_field not in names:
         raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {', '.join(names[:20])}"
                           f"{' ...' if len(names) > 20 else ''} (--text-field names the one holding the texts)")
+    for key, field in named.items():
+        if field != key and field not in names:
+            raise ConfigError(f"input {path} has no column {field!r} (--{key}-field); its columns: "
+                              f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
     columns = list(dict.fromkeys([text_field, *(c for c in named.values() if c in names)]))
     for where, record in read_records(path, "input", columns=columns):
         text = record[text_field]
@@ -178,12 +187,18 @@ def document_day(value: Any, what: str) -> dt.date:
     if isinstance(value, str):
         text = value.strip()
         try:
-            return dt.datetime.fromisoformat(text).date() if len(text) > 10 else parse_date(text, what)
-        except ValueError:
+            if _ISO_STAMP.match(text):   # a day written YYYY-MM-DD first, as parse_date asks of a date alone
+                return dt.datetime.fromisoformat(text).date()
+            if _MAIL_DATE.match(text):
+                return email.utils.parsedate_to_datetime(text).date()
+            return parse_date(text, what)
+        except (TypeError, ValueError, IndexError, ConfigError):
             pass
-        try:
-            return email.utils.parsedate_to_datetime(text).date()
-        except (TypeError, ValueError, IndexError):
-            pass
-    raise ConfigError(f"{what}: {value!r} is not a date: write YYYY-MM-DD, an ISO 8601 timestamp "
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:80] + "..."   # a whole document, by mistake
+    raise ConfigError(f"{what}: {shown} is not a date: write YYYY-MM-DD, an ISO 8601 timestamp "
                       "(2013-05-18T05:48:54Z) or an e-mail's date (Sat, 06 May 2023 21:25:54 +0200)")
+
+
+#: A timestamp that begins with its day as YYYY-MM-DD; an e-mail's or feed's date with a four-digit year (RFC 2822).
+_ISO_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\S")
+_MAIL_DATE = re.compile(r"(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s")

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -554,5 +555,35 @@ def test_gsm8k_as_the_hub_serves_it_and_compressed_json_lines_are_read(tmp_path:
         assert [(i.question, i.answer) for i in items] == [(r["question"], a) for r, a in zip(rows, ("7", "30"))]
         assert len(load_items(tmp_path / name, "math", limit=1)) == 1
     pq.write_table(pa.Table.from_pylist([{"Body": "x", "Answer": 1.0}]), tmp_path / "svamp.parquet")
-    with pytest.raises(ConfigError, match=r"svamp.parquet: row 1: each line needs a non-empty string field 'question'"):
+    with pytest.raises(ConfigError, match=r"svamp.parquet has no column 'question'; its columns: Body, Answer"):
         load_items(tmp_path / "svamp.parquet", "math")
+
+
+def test_a_parquet_files_empty_cells_odd_numbers_and_extra_columns(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import decimal
+
+    from toolcall import evaluation
+
+    # A row has every column: a value one record lacks is an empty cell, which counted as a field given (null).
+    pq.write_table(pa.table({"question": ["Which weekday is it?", "And tomorrow?"], "rule": ["weekday", "weekday"],
+                             "days": pa.array([None, 1], pa.int64())}), tmp_path / "wd.parquet")
+    assert [(i.question, i.answer) for i in load_items(tmp_path / "wd.parquet", "dates", dt.date(2023, 1, 30))] == [
+        ("Which weekday is it?", "Monday"), ("And tomorrow?", "Tuesday")]
+    pq.write_table(pa.table({"question": ["What is 2+2?", "Half of 3?", "A tenth?"],
+                             "answer": pa.array([4.0, 1.5, 0.1], pa.float32()),
+                             "rule": pa.array([None, None, None], pa.string()),
+                             "exact": pa.array([decimal.Decimal("4"), decimal.Decimal("1.50"), decimal.Decimal("0.1")],
+                                               pa.decimal128(4, 2)),
+                             "text": ["x" * 100] * 3}), tmp_path / "m.parquet")
+    read: list[Any] = []
+    real = evaluation.read_records
+    monkeypatch.setattr(evaluation, "read_records", lambda *a, **k: read.append(k.get("columns")) or real(*a, **k))
+    # A float32 0.1 is 0.10000000149011612 as a double: the gold answer is the number the file prints.
+    assert [i.answer for i in load_items(tmp_path / "m.parquet", "math")] == ["4", "1.5", "0.1"]
+    assert read == [["question", "answer", "rule"]]   # the text column is never read
+    with pytest.raises(ConfigError, match=r"m.parquet has no column 'question'; its columns: q, a"):
+        pq.write_table(pa.table({"q": ["x"], "a": ["1"]}), tmp_path / "m.parquet")
+        load_items(tmp_path / "m.parquet", "math")

@@ -503,6 +503,58 @@ def test_google_docstrings_with_another_head_and_epydoc_ones_are_read_too() -> N
     assert function_schema(arguments)["function"]["parameters"]["properties"]["days"]["description"] == "Days ahead."
 
 
+def test_attributes_a_numpy_body_under_a_google_head_and_yields_are_not_read_as_arguments_or_return() -> None:
+    def forecast(city: str, days: int = 1) -> str:
+        """Weather forecast for a city.
+
+        :param city: The city.
+        :param days: Days ahead.
+
+        Attributes:
+            api_key: The service key.
+            base_url: Where the service is.
+            session: The HTTP session.
+        """
+        return city
+
+    # The three attributes outnumbered the two :param lines, and 'city' was called undescribed.
+    assert {k: v["description"] for k, v in function_schema(forecast)["function"]["parameters"]["properties"].items()} \
+        == {"city": "The city.", "days": "Days ahead."}
+
+    def attributes_only(city: str) -> str:
+        """Weather forecast.
+
+        Attributes:
+            city: The module's default city, not this argument.
+        """
+        return city
+
+    def numpy_body(query: str) -> str:
+        """Search.
+
+        Parameters:
+            query : str
+                What to look for.
+        """
+        return query
+
+    for func, arg in ((attributes_only, "city"), (numpy_body, "query")):   # the attribute's words, or "str What..."
+        with pytest.raises(SchemaError, match=f"no description for argument '{arg}'"):
+            function_schema(func)
+
+    def counts(n: int) -> list[int]:
+        """Count.
+
+        :param n: How far.
+
+        Yields:
+            Each number.
+        """
+        return list(range(n))
+
+    assert "description" not in function_schema(counts)["function"]["return"]
+
+
 def test_an_argument_may_be_described_in_its_annotated_hint() -> None:
     # The hints name the module's own pydantic and typing_extensions (below): get_type_hints reads a nested
     # function's postponed annotations in the module's globals.

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .grading import GRADERS, parse_number
-from .jsonl import read_records
+from .jsonl import content_suffix, parquet_columns, read_records
 from .loop import LoopConfig
 from .options import at_least, option
 from .schema import short_json
@@ -144,6 +144,10 @@ def sample_path(task: str) -> Path:
     return Path(str(resources.files("toolcall.data").joinpath(SAMPLE_FILES[task])))
 
 
+#: The fields an eval item is read from: its question and answer, or its date rule and the rule's counts.
+ITEM_FIELDS = ("question", "answer", "rule", "days", "years", "months", "month", "day")
+
+
 def load_items(path: str | Path, task: str, today: dt.date | None = None, limit: int | None = None) -> list[EvalItem]:
     """Read {"question", "answer"} records (JSON Lines, compressed or not, or Parquet rows, as GSM8K comes from the
     Hub); date records may carry a "rule" instead, answered for `today`."""
@@ -152,7 +156,14 @@ def load_items(path: str | Path, task: str, today: dt.date | None = None, limit:
         raise ConfigError(f"eval input {path} is a directory, not a file: give a .jsonl file with one "
                           '{"question", "answer"} object per line')
     items: list[EvalItem] = []
-    for where, record in read_records(path, "eval input"):   # JSON Lines, compressed or not, or Parquet
+    columns = None
+    if content_suffix(Path(path)) == ".parquet":   # only the fields an item reads: a corpus's text column stays unread
+        names = parquet_columns(path, "eval input")
+        if "question" not in names:
+            raise ConfigError(f"eval input {path} has no column 'question'; its columns: {', '.join(names[:20])}"
+                              f"{' ...' if len(names) > 20 else ''}")
+        columns = [c for c in names if c in ITEM_FIELDS]
+    for where, record in read_records(path, "eval input", columns=columns):   # JSON Lines, compressed or not; Parquet
         items.append(_item(record, task, today, where))
         if limit is not None and len(items) >= limit:
             break  # the line after the last item asked for is not read (a download cut mid-line stays usable)

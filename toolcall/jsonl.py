@@ -3,6 +3,8 @@ row), errors named by file and line or row."""
 from __future__ import annotations
 
 import bz2
+import datetime as dt
+import decimal
 import gzip
 import io
 import json
@@ -165,13 +167,36 @@ def read_records(path: str | Path, what: str = "input", *,
     row = 0
     try:
         for batch in reader.iter_batches(batch_size=256, columns=None if columns is None else list(columns)):
-            for record in batch.to_pylist():
+            for record in _json_like(batch).to_pylist():
                 row += 1
-                yield f"{path}: row {row:,}", record
+                # An empty cell is a field the record does not have, as a JSON line leaves it out.
+                yield f"{path}: row {row:,}", {k: _plain(v) for k, v in record.items() if v is not None}
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 - pyarrow's own: a damaged row group, a column type it cannot convert
         raise ConfigError(f"{what} {path} cannot be read after row {row:,} ({type(err).__name__}: {err})") from None
+
+
+def _json_like(batch: Any) -> Any:
+    """`batch` with float32 and float16 columns read as the numbers they print as (a float32 0.1 is
+    0.10000000149011612 as a double; through its text, 0.1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for index, field in enumerate(batch.schema):
+        if pa.types.is_float32(field.type) or pa.types.is_float16(field.type):
+            as_text = pc.cast(batch.column(index), pa.string())
+            batch = batch.set_column(index, field.name, pc.cast(as_text, pa.float64()))
+    return batch
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet value as JSON would hold it: a Decimal as the number it is, a date or time as ISO 8601 text."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return value
 
 
 def parquet_columns(path: str | Path, what: str = "input") -> list[str]:

@@ -132,16 +132,19 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str], str | None]:
     return description, args, returns
 
 
-def other_style_docstring(doc: str) -> tuple[str, dict[str, str], str | None] | None:
+def other_style_docstring(doc: str, names: Sequence[str] = ()) -> tuple[str, dict[str, str], str | None] | None:
     """(description, {arg: description}, returns description) of a Sphinx (`:param name: ...`), NumPy
     (`Parameters` / `----------`), Epydoc (`@param name: ...`) or Google docstring with another head (`Arguments:`,
-    `Parameters:`), read by docstring_parser; None for a docstring in none of them. Each description is joined onto
-    one line, as a Google one is read."""
+    `Parameters:`), read by docstring_parser: the style that describes the most of the function's arguments `names`
+    (any entries, without names); None for a docstring in none of them. A class's `Attributes:` are not arguments,
+    nor is a `Yields:` its return. Each description is joined onto one line, as a Google one is read."""
     try:
         import docstring_parser
     except ImportError as err:   # a core dependency; an install that lost it still reads Google docstrings
         raise MissingDependencyError("docstring_parser", None, "Sphinx and NumPy docstrings") from err
+    wanted = set(names)
     best: Any = None
+    best_args: dict[str, str] = {}
     styles = docstring_parser.DocstringStyle
     # Google's own too: transformers reads only an "Args:" head, not "Arguments:" or "Parameters:".
     for style in (styles.REST, styles.NUMPYDOC, styles.GOOGLE, styles.EPYDOC):
@@ -149,17 +152,31 @@ def other_style_docstring(doc: str) -> tuple[str, dict[str, str], str | None] | 
             parsed = docstring_parser.parse(doc, style=style)
         except Exception:  # noqa: BLE001 - ParseError, and an IndexError of its own for a line such as ": :"
             continue
-        if parsed.params and (best is None or len(parsed.params) > len(best.params)):
-            best = parsed
+        if style is styles.GOOGLE and _NUMPY_ENTRY.search(doc):
+            continue   # `name : type` lines under a Google head: read so, the type becomes the description
+        args: dict[str, str] = {}
+        for param in parsed.params:
+            if param.args and param.args[0] == "attribute":
+                continue
+            text = _SECTION_AFTER.split(param.description or "", 1)[0]   # not the Attributes: block after it
+            for name in param.arg_name.split(","):   # NumPy's `x, y : float` describes both
+                if name.strip() and text.strip():
+                    args.setdefault(name.strip(), _one_line(text))
+        covered = len(wanted & set(args)) if wanted else len(args)
+        if args and (best is None or covered > (len(wanted & set(best_args)) if wanted else len(best_args))):
+            best, best_args = parsed, args
     if best is None:
         return None
-    args: dict[str, str] = {}
-    for param in best.params:
-        for name in param.arg_name.split(","):   # NumPy's `x, y : float` describes both
-            if name.strip() and param.description:
-                args.setdefault(name.strip(), _one_line(param.description))
-    returns = best.returns.description if best.returns is not None and best.returns.description else None
-    return (best.description or "").strip(), args, None if returns is None else _one_line(returns)
+    returns = best.returns
+    text = returns.description if returns is not None and not returns.is_generator and returns.description else None
+    return (best.description or "").strip(), best_args, None if text is None else _one_line(text)
+
+
+#: A line that is a section's head alone (`Attributes:`, `Examples:`), which ends the entry before it (the parser
+#: reads it as more of that entry's description).
+_SECTION_AFTER = re.compile(r"\n[ \t]*[A-Z][A-Za-z ]{2,30}:[ \t]*(?:\n|$)")
+#: A NumPy parameter line, `name : type` (a space before the colon), which no Google entry writes.
+_NUMPY_ENTRY = re.compile(r"^[ \t]*\w+(?:[ \t]*,[ \t]*\w+)*[ \t]+:[ \t]", re.MULTILINE)
 
 
 _SPHINX_FIELD = re.compile(r"(?:^|\s):(?:param|type|arg|argument|key|keyword|raises?|returns?|rtype)\b")
@@ -585,7 +602,7 @@ def function_schema(func: Callable[..., Any], name: str | None = None) -> dict[s
     ret = params["properties"].pop("return", None)
     if any(arg not in arg_docs for arg in params["properties"]):
         # transformers refuses this function; read what else the function says of its arguments, as a user expects.
-        other = other_style_docstring(doc)
+        other = other_style_docstring(doc, list(params["properties"]))
         if other is not None:
             if not arg_docs:   # no Args: section, so the Google reading took the `:param` lines for description
                 description = other[0]

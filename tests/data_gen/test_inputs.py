@@ -216,3 +216,28 @@ def test_web_corpora_dates_are_read_as_the_day_they_name(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"bad.jsonl:1: 'timestamp' \(the document's date\): 'last Tuesday' is "
                                           r"not a date: write YYYY-MM-DD, an ISO 8601 timestamp"):
         read_inputs(tmp_path / "bad.jsonl", date_field="timestamp")
+
+
+def test_a_date_or_id_field_that_names_nothing_or_the_text_is_an_error(tmp_path: Path) -> None:
+    from toolcall.data_gen.config import DataGenConfig
+
+    # A misspelt --date-field ran without dates: the Calendar answered for the clock, without a word.
+    (tmp_path / "c4.jsonl").write_text(json.dumps({"text": "Today is Monday.", "timestamp": "2024-03-04T10:00Z"}) + "\n")
+    with pytest.raises(ConfigError, match=r"--date-field 'timestmap': no input text read from .*c4.jsonl has that field"):
+        read_inputs(tmp_path / "c4.jsonl", date_field="timestmap")
+    with pytest.raises(ConfigError, match=r"--id-field 'url': no input text read"):
+        read_inputs(tmp_path / "c4.jsonl", id_field="url")
+    assert read_inputs(tmp_path / "c4.jsonl", date_field="timestamp") == [("Today is Monday.", {"date": "2024-03-04"})]
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"text": ["a"], "date_download": ["2019-01-16T09:03:29Z"]}), tmp_path / "cc.parquet")
+    with pytest.raises(ConfigError, match=r"cc.parquet has no column 'date_downlaod' \(--date-field\); its columns: "
+                                          r"text, date_download"):
+        read_inputs(tmp_path / "cc.parquet", date_field="date_downlaod")
+    for flag in ("date_field", "id_field"):
+        with pytest.raises(ConfigError, match=f"{flag} .*names the field that holds the text"):
+            DataGenConfig(**{flag: "text"})
+    (tmp_path / "long.jsonl").write_text(json.dumps({"text": "a", "date": "y" * 5000}) + "\n")
+    with pytest.raises(ConfigError) as err:
+        read_inputs(tmp_path / "long.jsonl")
+    assert len(str(err.value)) < 400

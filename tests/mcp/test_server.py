@@ -275,6 +275,26 @@ def find(name: Optional[str] = None, kind: Optional[Literal["a", "b"]] = None,
         assert imported.call("find", {"kind": "b"}).text == "None 'b' None None"
 
 
+def test_null_is_an_option_beside_a_ref_an_allof_or_a_const() -> None:
+    import jsonschema
+
+    from toolcall.mcp.server import json_schema
+
+    # A schema from elsewhere (an MCP server's, served again) may say nullable beside these: null was refused.
+    parameters = {"type": "object", "$defs": {"C": {"type": "string", "enum": ["r", "b"]}}, "properties": {
+        "c": {"$ref": "#/$defs/C", "nullable": True, "description": "A colour."},
+        "d": {"allOf": [{"$ref": "#/$defs/C"}], "nullable": True},
+        "e": {"const": "x", "nullable": True}, "f": {"nullable": True, "description": "Anything."}}}
+    listed = json_schema(parameters)
+    assert listed["properties"]["c"] == {"description": "A colour.", "anyOf": [{"$ref": "#/$defs/C"}, {"type": "null"}]}
+    assert listed["properties"]["f"] == {"description": "Anything."}
+    jsonschema.Draft202012Validator.check_schema(listed)
+    jsonschema.validate({"c": None, "d": None, "e": None, "f": None}, listed)
+    jsonschema.validate({"c": "r", "d": "b", "e": "x"}, listed)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"c": "green"}, listed)
+
+
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("localhost", False), ("::1", False),
                                               ("0.0.0.0", True), ("192.168.1.5", True)])
 def test_serving_beyond_loopback_says_that_nothing_checks_host_or_origin(host: str, warned: bool) -> None:

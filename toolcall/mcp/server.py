@@ -58,17 +58,27 @@ def json_schema(schema: Any, depth: int = 0) -> Any:
                         else json_schema(value, depth + 1))
         elif key != "nullable":
             out[key] = value
-    if schema.get("nullable") is True:
-        kind = out.get("type")
-        if isinstance(kind, str) and kind != "null":
-            out["type"] = [kind, "null"]
-        elif isinstance(kind, list) and "null" not in kind:
-            out["type"] = [*kind, "null"]
-        elif kind is None and isinstance(out.get("anyOf"), list) and {"type": "null"} not in out["anyOf"]:
-            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+    if schema.get("nullable") is not True:
+        return out
+    kind = out.get("type")
+    if "const" not in out and isinstance(kind, str | list):
+        out["type"] = ([kind] if isinstance(kind, str) else list(kind)) + ([] if "null" in kind else ["null"])
         if isinstance(out.get("enum"), list) and None not in out["enum"]:
             out["enum"] = [*out["enum"], None]
-    return out
+        return out
+    if kind is None and "const" not in out and isinstance(out.get("anyOf"), list) and set(out) <= _ANNOTATIONS | {"anyOf"}:
+        if {"type": "null"} not in out["anyOf"]:
+            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+        return out
+    if not set(out) - _ANNOTATIONS:
+        return out   # no constraint at all: null is allowed already
+    # A $ref, an allOf, a const, an enum without a type: null as an option of its own beside them.
+    kept = {k: out.pop(k) for k in list(out) if k in _ANNOTATIONS}
+    return {**kept, "anyOf": [out, {"type": "null"}]}
+
+
+#: Keywords that describe a value and constrain nothing: they stay outside the anyOf that adds null.
+_ANNOTATIONS = {"description", "title", "default", "examples"}
 
 
 #: Tool calls running at once, in all and per client session: one client cannot take every worker thread (anyio

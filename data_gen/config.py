@@ -260,8 +260,8 @@ class DataGenConfig:
                              help="the field (.jsonl) or column (.parquet) that holds each text")
     date_field: str = option("date", metavar="NAME",
                              help="the field or column that holds each text's date, which the Calendar answers "
-                                  "(CCNet's date_download, C4's timestamp; YYYY-MM-DD, an ISO 8601 timestamp or an "
-                                  "e-mail's date, read as the day it names)")
+                                  "(CCNet's date_download, C4's timestamp; YYYY-MM-DD, an ISO 8601 timestamp that "
+                                  "starts so, or an e-mail's date, read as the day it names)")
     id_field: str = option("id", metavar="NAME", help="the field or column kept as each text's \"id\" (a url)")
     txt: str = option("lines", choices=TXT_UNITS,
                       help="what a .txt input holds: lines, one text per non-empty line; whole, one document, split "

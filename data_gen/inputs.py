@@ -7,6 +7,7 @@ import email.utils
 import itertools
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,12 @@ def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     named = {"date": date_field, "id": id_field}
     texts = _read(Path(path), limit, text_field, txt, named)
     for key, field in named.items():
-        # A field named on purpose that no text has is a misspelling (the Calendar then answered for the clock).
-        if field != key and texts and content_suffix(Path(path)) != ".txt" and all(key not in f for _, f in texts):
-            raise ConfigError(f"--{key}-field {field!r}: no input text read from {path} has that field")
+        # A field named on purpose that no text has may be a misspelling (the Calendar then answers for the clock);
+        # a Parquet file without the column is an error (_parquet_rows), a JSON Lines file may hold it further on.
+        json_lines = content_suffix(Path(path)) in (".jsonl", ".json")
+        if json_lines and field != key and texts and all(key not in f for _, f in texts):
+            warnings.warn(f"--{key}-field {field!r}: none of the {len(texts):,} input texts read from {path} has "
+                          "that field", RuntimeWarning, stacklevel=2)
     whole = txt == "whole" and content_suffix(Path(path)) == ".txt"   # --txt says how a .txt file is read, only
     if max_chars is None:
         return texts
@@ -152,7 +156,7 @@ def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterato
                               f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
     columns = list(dict.fromkeys([text_field, *(c for c in named.values() if c in names)]))
     for where, record in read_records(path, "input", columns=columns):
-        text = record[text_field]
+        text = record.get(text_field)   # an empty cell is a field not given
         if not isinstance(text, str):
             raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
                               f"{'null' if text is None else type(text).__name__}")
@@ -200,5 +204,5 @@ def document_day(value: Any, what: str) -> dt.date:
 
 
 #: A timestamp that begins with its day as YYYY-MM-DD; an e-mail's or feed's date with a four-digit year (RFC 2822).
-_ISO_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\S")
+_ISO_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\S")
 _MAIL_DATE = re.compile(r"(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s")

@@ -538,9 +538,11 @@ def test_attributes_a_numpy_body_under_a_google_head_and_yields_are_not_read_as_
         """
         return query
 
-    for func, arg in ((attributes_only, "city"), (numpy_body, "query")):   # the attribute's words, or "str What..."
-        with pytest.raises(SchemaError, match=f"no description for argument '{arg}'"):
-            function_schema(func)
+    with pytest.raises(SchemaError, match="no description for argument 'city'"):   # not the attribute's words
+        function_schema(attributes_only)
+    # Read as Google, the entry's type line was its description ("str What to look for.").
+    assert function_schema(numpy_body)["function"]["parameters"]["properties"]["query"]["description"] == \
+        "What to look for."
 
     def counts(n: int) -> list[int]:
         """Count.
@@ -553,6 +555,63 @@ def test_attributes_a_numpy_body_under_a_google_head_and_yields_are_not_read_as_
         return list(range(n))
 
     assert "description" not in function_schema(counts)["function"]["return"]
+
+
+def test_a_description_keeps_its_own_lines_and_a_colon_in_prose_does_not_stop_the_google_reading() -> None:
+    def loose(x: int, y: str) -> str:
+        """Do it.
+
+        Example:
+            result : int = loose(1, "a")
+
+        Arguments:
+            x : The value.
+            y : The name.
+        """
+        return y
+
+    def sphinx(x: int, y: str = "fast") -> str:
+        """Do it.
+
+        :param x: the count of items,
+            Default:
+            5
+        :param y: the mode.
+            Note:
+            fast or slow.
+        """
+        return y
+
+    def numpy(x: int) -> int:
+        """Do it.
+
+        Parameters
+        ----------
+        x : int
+            The value to use.
+            For example:
+            3 or 4.
+        """
+        return x
+
+    def described(func: typing.Any) -> dict[str, str]:
+        return {k: v["description"] for k, v in function_schema(func)["function"]["parameters"]["properties"].items()}
+
+    # A line shaped `word : ...` anywhere stopped the Google reading, and a `Note:` line cut a description short.
+    assert described(loose) == {"x": "The value.", "y": "The name."}
+    assert described(sphinx) == {"x": "the count of items, Default: 5", "y": "the mode. Note: fast or slow."}
+    assert described(numpy) == {"x": "The value to use. For example: 3 or 4."}
+
+    def continued(x: int) -> int:
+        """Do it.
+
+        Arguments:
+            x: The value.
+                More about it.
+        """
+        return x
+
+    assert described(continued) == {"x": "The value. More about it."}
 
 
 def test_an_argument_may_be_described_in_its_annotated_hint() -> None:

@@ -190,12 +190,17 @@ def _json_like(batch: Any) -> Any:
     return batch
 
 
-def _plain(value: Any) -> Any:
-    """A Parquet value as JSON would hold it: a Decimal as the number it is, a date or time as ISO 8601 text."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A Parquet value as JSON would hold it: a Decimal as the number it is, a date or time as ISO 8601 text, in
+    lists and structs too."""
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
+    if depth < 32 and isinstance(value, list):
+        return [_plain(v, depth + 1) for v in value]
+    if depth < 32 and isinstance(value, dict):
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
     return value
 
 

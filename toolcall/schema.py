@@ -152,13 +152,13 @@ def other_style_docstring(doc: str, names: Sequence[str] = ()) -> tuple[str, dic
             parsed = docstring_parser.parse(doc, style=style)
         except Exception:  # noqa: BLE001 - ParseError, and an IndexError of its own for a line such as ": :"
             continue
-        if style is styles.GOOGLE and _NUMPY_ENTRY.search(doc):
-            continue   # `name : type` lines under a Google head: read so, the type becomes the description
         args: dict[str, str] = {}
         for param in parsed.params:
             if param.args and param.args[0] == "attribute":
                 continue
             text = _SECTION_AFTER.split(param.description or "", 1)[0]   # not the Attributes: block after it
+            if style is styles.GOOGLE:
+                text = _numpy_body(doc, param.arg_name, text)
             for name in param.arg_name.split(","):   # NumPy's `x, y : float` describes both
                 if name.strip() and text.strip():
                     args.setdefault(name.strip(), _one_line(text))
@@ -172,11 +172,17 @@ def other_style_docstring(doc: str, names: Sequence[str] = ()) -> tuple[str, dic
     return (best.description or "").strip(), best_args, None if text is None else _one_line(text)
 
 
-#: A line that is a section's head alone (`Attributes:`, `Examples:`), which ends the entry before it (the parser
-#: reads it as more of that entry's description).
-_SECTION_AFTER = re.compile(r"\n[ \t]*[A-Z][A-Za-z ]{2,30}:[ \t]*(?:\n|$)")
-#: A NumPy parameter line, `name : type` (a space before the colon), which no Google entry writes.
-_NUMPY_ENTRY = re.compile(r"^[ \t]*\w+(?:[ \t]*,[ \t]*\w+)*[ \t]+:[ \t]", re.MULTILINE)
+#: A line that is alone the head of a section no argument's description goes on into (`Attributes:`), which ends
+#: the entry before it: the Sphinx reader takes it, and what follows, as more of that entry.
+_SECTION_AFTER = re.compile(r"\n[ \t]*(?:Attributes|Returns|Raises|Yields):[ \t]*(?:\n|$)")
+
+
+def _numpy_body(doc: str, name: str, text: str) -> str:
+    """A Google reading's description of `name` without its first line where the docstring writes the entry as
+    NumPy does under a Google head (`query : str`, then the description below): that line is its type."""
+    first, _, rest = text.partition("\n")
+    entry = re.compile(rf"^[ \t]*{re.escape(name.strip())}[ \t]+:[ \t]*{re.escape(first.strip())}[ \t]*$", re.MULTILINE)
+    return rest if rest.strip() and first.strip() and entry.search(doc) else text
 
 
 _SPHINX_FIELD = re.compile(r"(?:^|\s):(?:param|type|arg|argument|key|keyword|raises?|returns?|rtype)\b")

@@ -221,11 +221,13 @@ def test_web_corpora_dates_are_read_as_the_day_they_name(tmp_path: Path) -> None
 def test_a_date_or_id_field_that_names_nothing_or_the_text_is_an_error(tmp_path: Path) -> None:
     from toolcall.data_gen.config import DataGenConfig
 
-    # A misspelt --date-field ran without dates: the Calendar answered for the clock, without a word.
+    # A misspelt --date-field ran without dates: the Calendar answered for the clock, without a word. A JSON Lines
+    # file may hold the field past --limit, so it is said, not refused.
     (tmp_path / "c4.jsonl").write_text(json.dumps({"text": "Today is Monday.", "timestamp": "2024-03-04T10:00Z"}) + "\n")
-    with pytest.raises(ConfigError, match=r"--date-field 'timestmap': no input text read from .*c4.jsonl has that field"):
-        read_inputs(tmp_path / "c4.jsonl", date_field="timestmap")
-    with pytest.raises(ConfigError, match=r"--id-field 'url': no input text read"):
+    with pytest.warns(RuntimeWarning, match=r"--date-field 'timestmap': none of the 1 input texts read from "
+                                            r".*c4.jsonl has that field"):
+        assert read_inputs(tmp_path / "c4.jsonl", date_field="timestmap") == [("Today is Monday.", {})]
+    with pytest.warns(RuntimeWarning, match=r"--id-field 'url': none of the 1 input texts read"):
         read_inputs(tmp_path / "c4.jsonl", id_field="url")
     assert read_inputs(tmp_path / "c4.jsonl", date_field="timestamp") == [("Today is Monday.", {"date": "2024-03-04"})]
     pa = pytest.importorskip("pyarrow")
@@ -241,3 +243,22 @@ def test_a_date_or_id_field_that_names_nothing_or_the_text_is_an_error(tmp_path:
     with pytest.raises(ConfigError) as err:
         read_inputs(tmp_path / "long.jsonl")
     assert len(str(err.value)) < 400
+
+
+def test_a_null_text_cell_a_lowercase_t_and_nested_parquet_values(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import decimal
+
+    from toolcall.jsonl import read_records
+
+    # An empty text cell was a KeyError with a traceback once empty cells became fields not given.
+    pq.write_table(pa.table({"text": pa.array([None, "a"], pa.string()), "id": [1, 2]}), tmp_path / "nt.parquet")
+    with pytest.raises(ConfigError, match=r"nt.parquet: row 1: column 'text' must hold text, got null"):
+        read_inputs(tmp_path / "nt.parquet")
+    (tmp_path / "t.jsonl").write_text(json.dumps({"text": "a", "date": "2013-05-18t05:48"}) + "\n")   # RFC 3339 allows t
+    assert read_inputs(tmp_path / "t.jsonl") == [("a", {"date": "2013-05-18"})]
+    nested = pa.table({"row": [{"day": dt.date(2024, 1, 5), "price": decimal.Decimal("1.50"), "days": [dt.date(2024, 1, 6)]}]})
+    pq.write_table(nested, tmp_path / "nested.parquet")
+    assert [r for _, r in read_records(tmp_path / "nested.parquet")] == [
+        {"row": {"day": "2024-01-05", "price": 1.5, "days": ["2024-01-06"]}}]

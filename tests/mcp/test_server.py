@@ -293,6 +293,11 @@ def test_null_is_an_option_beside_a_ref_an_allof_or_a_const() -> None:
     jsonschema.validate({"c": "r", "d": "b", "e": "x"}, listed)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"c": "green"}, listed)
+    # Definitions beside the nullable $ref stay at the root, where the $ref finds them.
+    alone = json_schema({"$ref": "#/$defs/X", "$defs": {"X": {"type": "integer"}}, "nullable": True})
+    assert alone == {"$defs": {"X": {"type": "integer"}}, "anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}]}
+    jsonschema.validate(None, alone)
+    jsonschema.validate(3, alone)
 
 
 @pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("localhost", False), ("::1", False),

@@ -77,8 +77,10 @@ def json_schema(schema: Any, depth: int = 0) -> Any:
     return {**kept, "anyOf": [out, {"type": "null"}]}
 
 
-#: Keywords that describe a value and constrain nothing: they stay outside the anyOf that adds null.
-_ANNOTATIONS = {"description", "title", "default", "examples"}
+#: Keywords that describe a value, or the document, and constrain nothing: they stay outside the anyOf that adds
+#: null (a `$ref` inside it still finds `#/$defs/...` at the root).
+_ANNOTATIONS = {"description", "title", "default", "examples", "$defs", "definitions", "$id", "$schema", "$comment",
+                "$anchor"}
 
 
 #: Tool calls running at once, in all and per client session: one client cannot take every worker thread (anyio

@@ -73,16 +73,17 @@ def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     `max_chars` is split (`split_text`) into texts of their own, each with its fields and "part" (0, 1, ...): the
     model reads each with the prompt before it, within its context, and the forward over a long one grows with its
     square (one 60 KB document took over 15 minutes, past the model's context)."""
+    path = Path(path)
+    kind = content_suffix(path)
     named = {"date": date_field, "id": id_field}
-    texts = _read(Path(path), limit, text_field, txt, named)
+    texts = _read(path, kind, limit, text_field, txt, named)
     for key, field in named.items():
         # A field named on purpose that no text has may be a misspelling (the Calendar then answers for the clock);
         # a Parquet file without the column is an error (_parquet_rows), a JSON Lines file may hold it further on.
-        json_lines = content_suffix(Path(path)) in (".jsonl", ".json")
-        if json_lines and field != key and texts and all(key not in f for _, f in texts):
+        if kind in (".jsonl", ".json") and field != key and texts and all(key not in f for _, f in texts):
             warnings.warn(f"--{key}-field {field!r}: none of the {len(texts):,} input texts read from {path} has "
                           "that field", RuntimeWarning, stacklevel=2)
-    whole = txt == "whole" and content_suffix(Path(path)) == ".txt"   # --txt says how a .txt file is read, only
+    whole = txt == "whole" and kind == ".txt"   # --txt says how a .txt file is read, only
     if max_chars is None:
         return texts
     out: list[tuple[str, dict[str, Any]]] = []
@@ -104,13 +105,12 @@ def input_options(config: Any) -> dict[str, str]:
 INPUT_KINDS = (".jsonl", ".json", ".txt", ".parquet")
 
 
-def _read(path: Path, limit: int | None, text_field: str, txt: str,
+def _read(path: Path, kind: str, limit: int | None, text_field: str, txt: str,
           named: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     if not path.exists():
         raise ConfigError(f"input file {path} does not exist")
     if not path.is_file():  # a folder, a pipe: a run's texts are read again on --resume, so they must be a file
         raise ConfigError(f"input {path} is not a regular file; give a .jsonl, .txt or .parquet file")
-    kind = content_suffix(path)
     if kind not in INPUT_KINDS or (kind == ".parquet" and path.suffix.lower() in COMPRESSED):
         raise ConfigError(f"input {path} must end in .jsonl, .json (JSON Lines), .txt or .parquet (the first three "
                           f"may be compressed: .gz, .bz2, .xz)")

@@ -145,6 +145,7 @@ def other_style_docstring(doc: str, names: Sequence[str] = ()) -> tuple[str, dic
     wanted = set(names)
     best: Any = None
     best_args: dict[str, str] = {}
+    best_covered = -1
     styles = docstring_parser.DocstringStyle
     # Google's own too: transformers reads only an "Args:" head, not "Arguments:" or "Parameters:".
     for style in (styles.REST, styles.NUMPYDOC, styles.GOOGLE, styles.EPYDOC):
@@ -163,8 +164,8 @@ def other_style_docstring(doc: str, names: Sequence[str] = ()) -> tuple[str, dic
                 if name.strip() and text.strip():
                     args.setdefault(name.strip(), _one_line(text))
         covered = len(wanted & set(args)) if wanted else len(args)
-        if args and (best is None or covered > (len(wanted & set(best_args)) if wanted else len(best_args))):
-            best, best_args = parsed, args
+        if args and covered > best_covered:
+            best, best_args, best_covered = parsed, args, covered
     if best is None:
         return None
     returns = best.returns

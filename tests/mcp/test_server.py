@@ -44,6 +44,16 @@ def scale(value: float, factor: int = 2, negate: bool = False) -> float:
 
 
 @toolcall.tool
+def locate(city: str) -> dict:
+    """Where a city is.
+
+    Args:
+        city: The city's name.
+    """
+    return {"city": city, "lat": 51.05, "lon": 3.72, "tags": ["port", None]}
+
+
+@toolcall.tool
 def explode(reason: str) -> str:
     """Always fail.
 
@@ -74,6 +84,7 @@ async def exercise(session: ClientSession) -> tuple[list[types.Tool], dict[str, 
     calls = {"calc": await session.call_tool("Calculator", {"expression": "17 * 23"}),
              "alias": await session.call_tool("calculate", {"expression": "2^10"}),
              "scale": await session.call_tool("scale", {"value": 1.5, "factor": 4}),
+             "record": await session.call_tool("locate", {"city": "Ghent"}),
              "error": await session.call_tool("explode", {"reason": "out of cheese"}),
              "bad_args": await session.call_tool("scale", {"value": "lots"}),
              "unknown": await session.call_tool("nope", {})}
@@ -88,7 +99,7 @@ def check(listed: list[types.Tool], calls: dict[str, types.CallToolResult], tool
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = {t.name: t.schema["function"] for t in default_registry(SERVED.split(","))}
-    expected.update({t.name: t.schema["function"] for t in (module.scale, module.explode)})
+    expected.update({t.name: t.schema["function"] for t in (module.scale, module.locate, module.explode)})
     # The input schemas are exactly the registry's "parameters" objects; descriptions are the tools'.
     assert {t.name: {"name": t.name, "description": t.description, "parameters": t.input_schema}
             for t in listed} == {n: {k: f[k] for k in ("name", "description", "parameters")} for n, f in expected.items()}
@@ -100,6 +111,10 @@ def check(listed: list[types.Tool], calls: dict[str, types.CallToolResult], tool
     assert (text(calls["calc"]), calls["calc"].is_error) == ("391", False)
     assert (text(calls["alias"]), calls["alias"].is_error) == ("1024", False)
     assert (text(calls["scale"]), calls["scale"].is_error) == ("6.0", False)
+    # A JSON object comes back as structuredContent too (its text stays); nothing else does.
+    record = {"city": "Ghent", "lat": 51.05, "lon": 3.72, "tags": ["port", None]}
+    assert json.loads(text(calls["record"])) == calls["record"].structured_content == record
+    assert [n for n, c in calls.items() if c.structured_content is not None] == ["record"]
     assert calls["error"].is_error and text(calls["error"]) == "Error: explode: RuntimeError: out of cheese"
     assert calls["bad_args"].is_error and "argument 'value' = 'lots' is not valid" in text(calls["bad_args"])
     assert calls["unknown"].is_error and "unknown tool 'nope'" in text(calls["unknown"])
@@ -476,3 +491,18 @@ def test_a_cancelled_call_is_told_so_and_counts_until_its_thread_is_done() -> No
     text, ok = anyio.run(main)
     assert not ok and "1 per session" in text
     assert seen.is_set() and runner.running.get(session) == 0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a": 1, "b": [true, null]}', {"a": 1, "b": [True, None]}),
+    ('[1, 2]', None),                                  # a list: structuredContent is an object
+    ('391', None),
+    ('{"a": NaN}', None),                              # Python's json writes it; JSON has no such word
+    ('{"a": 1} [... cut: 90,000 characters, the first 80,000 shown]', None),
+    ('{not json}', None),
+    ('{"a":' * 100_000 + '1' + '}' * 100_000, None),   # nested past what json reads: no structure, no error
+], ids=["object", "list", "number", "nan", "cut", "not-json", "deep"])
+def test_structured_content_is_a_result_that_is_a_json_object(text: str, expected: Any) -> None:
+    from toolcall.mcp.server import structured
+
+    assert structured(text) == expected

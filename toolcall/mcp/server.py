@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import sys
 import threading
@@ -136,6 +137,26 @@ class CallRunner:
         return result.text, result.ok
 
 
+def structured(text: str) -> dict[str, Any] | None:
+    """A result's structuredContent: the result itself where it is a JSON object (a tool that returns a dict, a
+    dataclass or a pydantic model is written as one), so a client reads its fields without parsing the text; the
+    text block stays, as MCP asks for clients that read only text. None for anything else (a number, a list, prose,
+    a result cut to the registry's limit). No outputSchema is declared: what a tool returns is written by rules its
+    return annotation does not always match (a Decimal inside as a string), and a declared schema binds every result."""
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _not_json(word: str) -> Any:
+    """NaN and Infinity, which Python's json writes and JSON has no word for: no structured content then."""
+    raise ValueError(f"{word} is not JSON")
+
+
 def _client_of(ctx: Any) -> Any:
     """The client connection a call came in on, by which calls are counted (a stdio server has one). The SDK makes a
     ServerSession per request, so counting by it counted every call alone and the per-session limit never held: the
@@ -157,7 +178,8 @@ def build_server(registry: "ToolRegistry", name: str = "toolcall") -> Server:
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         text, ok = await runner.call(_client_of(ctx) or runner, params.name, dict(params.arguments or {}))
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=not ok)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                    structured_content=structured(text) if ok else None, is_error=not ok)
 
     def input_schema(tool_name: str) -> dict[str, Any] | None:
         return json_schema(registry.get(tool_name).parameters) if tool_name in registry else None

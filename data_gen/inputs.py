@@ -101,6 +101,10 @@ def input_options(config: Any) -> dict[str, str]:
             "id_field": config.id_field}
 
 
+#: The longest file `--txt whole` reads as one document (it is held whole, then split at its paragraphs): a long
+#: book is a few megabytes; a file past this is many documents, or a decompression bomb.
+MAX_WHOLE_BYTES = 256 * 1024 * 1024
+
 #: What an input file may hold, by its suffix (under a compression suffix: `c4.json.gz` is JSON Lines).
 INPUT_KINDS = (".jsonl", ".json", ".txt", ".parquet")
 
@@ -120,7 +124,8 @@ def _read(path: Path, kind: str, limit: int | None, text_field: str, txt: str,
         return _take(((_text_of(record, text_field, where), _fields(record, where, named))
                       for where, record in read_jsonl(path, "input file")), limit)
     if txt == "whole":
-        whole = "".join(line for _, line in read_lines(path, "input file")).replace("\r\n", "\n").replace("\r", "\n")
+        whole = "".join(line for _, line in read_lines(path, "input file", max_bytes=MAX_WHOLE_BYTES))
+        whole = whole.replace("\r\n", "\n").replace("\r", "\n")
         return [(whole.strip(), {})] if whole.strip() else []
     return _take(((piece.strip(), {}) for _, line in read_lines(path, "input file")
                   # a file saved with classic Mac line ends (CR alone) holds many texts

@@ -97,3 +97,31 @@ def test_a_json_document_is_told_from_json_lines(tmp_path: Path, text: str) -> N
     converted = tmp_path / "data.jsonl"
     converted.write_text(out.stdout)
     assert [record for _, record in read_jsonl(converted)] == [{"question": "a"}]
+
+
+def test_a_line_past_the_limit_is_an_error_at_its_line_having_read_no_further(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    import toolcall.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1_000)
+    path = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(path, "wb") as fh:  # 80 bytes of gzip for a 1 MB line
+        fh.write(b'{"text": "fine"}\n{"text": "' + b"a" * 1_000_000 + b'"}\n')
+    rows = read_jsonl(path)
+    assert next(rows)[1] == {"text": "fine"}
+    with pytest.raises(ConfigError, match=r"bomb\.jsonl\.gz:2: input has a line longer than 1,000 bytes"):
+        next(rows)
+    exact = tmp_path / "exact.txt"
+    exact.write_bytes(b"b" * 999 + b"\n" + b"c" * 1_000)   # 1,000 bytes each, with and without a line end
+    assert [len(line) for _, line in read_lines(exact)] == [1_000, 1_000]
+
+
+def test_lines_past_a_total_are_an_error_having_read_no_further(tmp_path: Path) -> None:
+    path = tmp_path / "book.txt"
+    path.write_text("a line of ten\n" * 100, encoding="utf-8")
+    assert len(list(read_lines(path, max_bytes=1_400))) == 100
+    with pytest.raises(ConfigError, match=r"book\.txt: input is longer than 1,399 bytes \(read no further, at line "
+                                          r"100\)"):
+        list(read_lines(path, max_bytes=1_399))

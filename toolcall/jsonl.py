@@ -26,27 +26,40 @@ def utf8_text(data: bytes, source: str) -> str:
         raise ConfigError(f"{source} is not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start:,}") from None
 
 
-def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[str, str]]:
+#: The longest line read, in bytes: a line is read whole, so a 200 KB .gz that expands to one line of gigabytes
+#: took that much memory before anything could say no. A record of a corpus (a C4 or FineWeb document, a book in
+#: JSON) is far shorter.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+def read_lines(path: str | Path, what: str = "input", *, max_bytes: int | None = None) -> Iterator[tuple[str, str]]:
     """Yield ("FILE:LINE", line) for every line of the UTF-8 text file `path` (a byte-order mark at the start of a
     line is dropped: files joined with `cat` carry one at each file's first line); bytes that are not UTF-8 raise
-    ConfigError at their line and column instead of a codec traceback."""
+    ConfigError at their line and column instead of a codec traceback. A line longer than MAX_LINE_BYTES, or lines
+    past `max_bytes` in all, raise ConfigError when they are met, having read no more than that."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
-    number = 0
+    number, total = 0, 0
     with open_binary(path) as fh:
-        lines = iter(fh)
         while True:
             try:
-                raw = next(lines)
-            except StopIteration:
-                return
+                raw = fh.readline(MAX_LINE_BYTES + 1)
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
                 # A download cut short, or a file that only ends in .gz: the lines read so far were good.
                 raise ConfigError(f"{path}: {what} cannot be decompressed after line {number:,} ({err}); the "
                                   "file is damaged or not what its name says") from None
+            if not raw:
+                return
             number += 1
             where = f"{path}:{number}"
+            if len(raw) > MAX_LINE_BYTES:
+                raise ConfigError(f"{where}: {what} has a line longer than {MAX_LINE_BYTES:,} bytes (read no further); "
+                                  "a record is one line of JSON, a text of a .txt file one line: split it")
+            total += len(raw)
+            if max_bytes is not None and total > max_bytes:
+                raise ConfigError(f"{path}: {what} is longer than {max_bytes:,} bytes (read no further, at line "
+                                  f"{number:,}): split it into files")
             try:
                 line = raw.decode("utf-8-sig")
             except UnicodeDecodeError as err:

@@ -262,3 +262,13 @@ def test_a_null_text_cell_a_lowercase_t_and_nested_parquet_values(tmp_path: Path
     pq.write_table(nested, tmp_path / "nested.parquet")
     assert [r for _, r in read_records(tmp_path / "nested.parquet")] == [
         {"row": {"day": "2024-01-05", "price": 1.5, "days": ["2024-01-06"]}}]
+
+
+def test_a_whole_txt_file_past_its_limit_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import toolcall.data_gen.inputs as inputs
+
+    monkeypatch.setattr(inputs, "MAX_WHOLE_BYTES", 100)
+    (tmp_path / "book.txt").write_text("A paragraph.\n\n" * 10, encoding="utf-8")   # 140 bytes
+    with pytest.raises(ConfigError, match=r"book\.txt: input file is longer than 100 bytes"):
+        read_inputs(tmp_path / "book.txt", txt="whole")
+    assert read_inputs(tmp_path / "book.txt") == [("A paragraph.", {})] * 10   # a text a line: no total

@@ -48,19 +48,23 @@ def places(text: str, every_word: bool) -> list[tuple[int, str]]:
     """(offset, the answer written there) for each place a call is put: not the first word (a call there has
     nothing to read), nor a word inside the answer of the place before ("Valley" of "Buckland Valley")."""
     out: list[tuple[int, str]] = []
+    covered = 0   # the end of the last name, number or date run
     for word in re.finditer(r"\S+", text):
         at = word.start()
-        if at == 0 or (out and at < out[-1][0] + len(out[-1][1])):
+        if at == 0 or at < covered:
             continue
         rest = text[at:]
         if _ANSWER_START.match(rest):
-            found = _span._DATE.match(rest) or _NUMBER_RUN.match(rest) if rest.lstrip("$£€")[:1].isdigit() else _NAME_RUN.match(rest)
+            digit = rest.lstrip("$£€")[:1].isdigit()
+            found = _span._DATE.match(rest) or (_NUMBER_RUN.match(rest) if digit else _NAME_RUN.match(rest))
         elif every_word:
             found = _WORDS.match(rest)
         else:
             continue
-        answer = found.group().rstrip(",.;:'\"”)") if found else rest.split()[0]
-        out.append((at, answer or rest.split()[0]))
+        answer = (found.group().rstrip(",.;:'\"”)") if found else "") or rest.split()[0]
+        if _ANSWER_START.match(rest):
+            covered = at + len(answer)
+        out.append((at, answer))
     return out
 
 

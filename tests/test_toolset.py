@@ -104,3 +104,16 @@ def test_mcp_settings_are_checked_before_any_server_starts() -> None:
         "HOME_DIR": "/h", "TOKEN": "abc", "EMPTY": ""}
     with pytest.warns(RuntimeWarning, match="--mcp-env MISSING: not set"):
         assert mcp_environment(("MISSING",), {}) == {}
+
+
+def test_a_wiki_corpus_travels_with_the_toolset_and_is_searched_once_built(tmp_path: Path) -> None:
+    from toolcall.tools import wikisearch
+
+    own = tmp_path / "wiki.txt"
+    own.write_text("Zorblax is a moon of Quux.\n\nQuux is a planet.\n", encoding="utf-8")
+    toolset = pickle.loads(pickle.dumps(Toolset(names=("wikisearch",), wiki_corpus=str(own))))
+    try:
+        registry = toolset.build()
+        assert registry.call("WikiSearch", {"query": "Zorblax"}).text.startswith("Zorblax is a moon of Quux.")
+    finally:
+        wikisearch.configure(None)

@@ -31,6 +31,8 @@ class Toolset:
     - `mcp_timeout`: seconds each server has to start, initialize and list its tools.
     - `mcp_env`: None lets stdio servers inherit this process's whole environment; a tuple passes only these
       variables (`NAME` copies ours, `NAME=VALUE` sets one) besides the few the MCP SDK always passes (PATH, HOME...).
+    - `wiki_corpus`: the passages WikiSearch and QA search (a file), set for the process when the registry is built;
+      None leaves them as they are ($TOOLCALL_WIKI_CORPUS, else the demo corpus).
 
     A tool an MCP server lists under the name (or alias) of a built-in, entry-point or @tool tool replaces that tool,
     with a warning: a server is asked for by name, the built-ins come by default. A clash with a `tools_from` tool or
@@ -43,6 +45,7 @@ class Toolset:
     names_given: bool = True
     mcp_timeout: float = MCP_CONNECT_TIMEOUT
     mcp_env: tuple[str, ...] | None = None
+    wiki_corpus: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("names", "tools_from", "mcp", "mcp_env"):
@@ -62,6 +65,10 @@ class Toolset:
         from .registry import ToolRegistry, default_registry
         from .tool_files import load_tools
 
+        if self.wiki_corpus is not None:
+            from .tools import wikisearch
+
+            wikisearch.configure(self.wiki_corpus)
         loaded = [item for source in self.tools_from for item in load_tools(source)]
         names = self.names
         if (self.tools_from or self.mcp) and not self.names_given:
@@ -75,6 +82,10 @@ class Toolset:
         # MCP servers start last, after every local name has been checked.
         for server in self.mcp:
             self._add_mcp_tools(registry, server, chosen)
+        if self.wiki_corpus is not None and any(name in registry for name in ("WikiSearch", "QA")):
+            from .tools import _corpus
+
+            _corpus.index()   # a file that cannot be read is an error now, not every call's result
         if backend is not None:
             set_up_tools(registry, backend)
         return registry

@@ -1,10 +1,12 @@
 """The local passage corpus shared by WikiSearch and QA: loading (JSONL or plain text), a lazily built, cached BM25 index."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +103,11 @@ class Index:
 
 
 def index() -> Index:
-    """The index for the current corpus, built on first use and kept until the file changes."""
+    """The index for the current corpus, built on first use and kept until the file changes. The demo corpus is
+    said once: a corpus made or an answer given from its 34 passages is rarely what was meant."""
     path = corpus_path()
+    if path == DEMO_CORPUS:
+        _say_demo()
     key = (str(path.resolve()), path.stat().st_mtime)
     with _lock:
         found = _indexes.get(key)
@@ -112,6 +117,12 @@ def index() -> Index:
                 del _indexes[old]
             found = _indexes[key] = Index(load_passages(path))
         return found
+
+
+@functools.cache
+def _say_demo() -> None:
+    warnings.warn(f"toolcall: WikiSearch and QA search the demo corpus of 34 passages shipped with toolcall; give "
+                  f"--wiki-corpus FILE (or ${ENV_VAR}) for your own passages", RuntimeWarning, stacklevel=4)
 
 
 def suffix_stem(word: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,28 @@ def test_the_listing_follows_refs_and_lists_an_anyofs_types() -> None:
                   "required": ["unit"]}
     listed = _params(dataclasses.replace(make_tool(lookup), parameters=parameters))
     assert listed == ["unit (string, required one of ['c', 'f']): the unit", "note (string|null, optional): a note"]
+
+
+def test_wiki_corpus_is_what_wikisearch_and_qa_search_and_a_bad_one_fails_at_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    from toolcall.tools import wikisearch
+
+    own = tmp_path / "wiki.jsonl.gz"
+    with gzip.open(own, "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps({"title": "Zorblax", "text": "Zorblax is a moon of Quux. It was found in 2091."}) + "\n")
+    try:
+        assert main(["tool", "--wiki-corpus", str(own), "WikiSearch", "Zorblax moon"]) == 0
+        assert capsys.readouterr().out.strip() == "Zorblax: Zorblax is a moon of Quux. It was found in 2091."
+        assert main(["tool", "--wiki-corpus", str(own), "QA", "When was Zorblax found?"]) == 0
+        assert capsys.readouterr().out.strip() == "It was found in 2091."
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"title": "A", "text": "fine"}\nnot json\n', encoding="utf-8")
+        # the corpus is read when the tools are made, so a broken one is one error, not every call's result
+        assert main(["tool", "--wiki-corpus", str(bad), "Calculator", "1+1"]) == 1
+        assert re.search(r"bad\.jsonl:2: not valid JSON", capsys.readouterr().err)
+        assert main(["tool", "--wiki-corpus", str(tmp_path / "none.jsonl"), "WikiSearch", "x"]) == 1
+        assert "none.jsonl is not a file" in capsys.readouterr().err
+    finally:
+        wikisearch.configure(None)

@@ -157,3 +157,18 @@ def test_qa_counts_the_corpus_words_once_and_bounds_its_question_and_answer(tmp_
 
     with pytest.raises(ToolError, match="question too long"):
         qa.qa("why " * 1_000)
+
+
+def test_the_demo_corpus_is_said_once_and_a_users_corpus_not_at_all(tmp_path: Path) -> None:
+    _corpus._say_demo.cache_clear()
+    with pytest.warns(RuntimeWarning, match=r"demo corpus of 34 passages .* --wiki-corpus FILE"):
+        wikisearch.wiki_search("Ghana flag")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wikisearch.wiki_search("Joe Biden")   # said already
+        own = tmp_path / "own.jsonl"
+        own.write_text(json.dumps({"title": "Zorblax", "text": "Zorblax is a moon of Quux."}) + "\n")
+        wikisearch.configure(own)
+        assert wikisearch.wiki_search("Zorblax moon") == "Zorblax: Zorblax is a moon of Quux."

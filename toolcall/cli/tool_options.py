@@ -4,6 +4,7 @@ Which tools a command gets:
 - `--tools NAMES` selects built-in, entry-point and @toolcall.tool tools by name ('all' for every one).
 - `--tools-from FILE|MODULE` (repeatable) imports a Python file or module; every tool it defines is added.
 - `--mcp SERVER` (repeatable) connects to an MCP server; every tool it lists is added (`--mcp-timeout`, `--mcp-env`).
+- `--wiki-corpus FILE` is what WikiSearch and QA search.
 - Without `--tools`, a command's default (`calculator` for generate, chat, serve) applies only when neither
   `--tools-from` nor `--mcp` is given: `--tools-from my_tools.py` alone offers exactly my_tools' tools.
 What the flags mean once read is toolcall.toolset's business; this module only parses them.
@@ -28,6 +29,9 @@ MCP_HELP = ("an MCP server whose tools are added: a command line run as a subpro
             "a built-in tool's name replaces that one, with a warning")
 MCP_TIMEOUT_HELP = (f"seconds each --mcp server has to start, initialize and list its tools "
                     f"(default: {MCP_CONNECT_TIMEOUT:g})")
+WIKI_CORPUS_HELP = ("the passages WikiSearch and QA search: a .jsonl with title and text per line (compressed or "
+                    "not: .gz, .bz2, .xz) or a .txt of paragraphs separated by blank lines (default: "
+                    "$TOOLCALL_WIKI_CORPUS, else a demo corpus of 34 passages)")
 MCP_ENV_HELP = ("pass only this environment variable to stdio --mcp servers (NAME copies ours, NAME=VALUE sets it); "
                 "repeatable. Without it a server inherits the whole environment")
 
@@ -52,6 +56,7 @@ def add_tool_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mcp-timeout", type=float, default=MCP_CONNECT_TIMEOUT, metavar="SECONDS",
                         help=MCP_TIMEOUT_HELP)
     parser.add_argument("--mcp-env", action="append", default=None, metavar="NAME[=VALUE]", help=MCP_ENV_HELP)
+    parser.add_argument("--wiki-corpus", default=None, metavar="FILE", help=WIKI_CORPUS_HELP)
 
 
 def tool_names(args: argparse.Namespace) -> list[str] | None:
@@ -77,7 +82,7 @@ def toolset_from_args(args: argparse.Namespace, *, names: Sequence[str] | None |
     return Toolset(names=None if chosen is None else tuple(chosen), tools_from=tuple(getattr(args, "tools_from", ())),
                    mcp=tuple(getattr(args, "mcp", ())), names_given=given,
                    mcp_timeout=getattr(args, "mcp_timeout", MCP_CONNECT_TIMEOUT),
-                   mcp_env=None if env is None else tuple(env))
+                   mcp_env=None if env is None else tuple(env), wiki_corpus=getattr(args, "wiki_corpus", None))
 
 
 def registry_from_args(args: argparse.Namespace, backend: Backend | None = None) -> ToolRegistry | None:

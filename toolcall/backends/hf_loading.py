@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,9 +171,15 @@ def _load(torch: Any, transformers: Any, model: str | None, dtype: str) -> tuple
         if path.suffix == ".gguf":
             if not path.is_file():
                 raise BackendError(f"model file {path} does not exist")
-            kwargs["gguf_file"] = path.name
-            source = str(path.parent)
-            tok = transformers.AutoTokenizer.from_pretrained(source, gguf_file=path.name)
+            kept = gguf_checkpoint(path, transformers)
+            if kept is not None:
+                try:
+                    return _load_kept(transformers, kept, kwargs)
+                except (OSError, ValueError):   # a damaged copy: the GGUF is read again, and kept anew
+                    import shutil
+
+                    shutil.rmtree(kept, ignore_errors=True)
+            return _load_gguf(torch, transformers, path, dtype)
         else:
             source = str(path)
             if path.is_dir() and not any(path.iterdir()):
@@ -180,7 +188,7 @@ def _load(torch: Any, transformers: Any, model: str | None, dtype: str) -> tuple
             # A shipped adapter carries no tokenizer of its own: None makes it use its base model's.
             bare_adapter = (path / "adapter_config.json").is_file() and not any(
                 (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
-            tok = None if bare_adapter else transformers.AutoTokenizer.from_pretrained(source)
+            tok: Any = None if bare_adapter else transformers.AutoTokenizer.from_pretrained(source)
         if (Path(source) / "adapter_config.json").is_file():
             return _load_lora(source, tok, dtype)
         lm = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -192,6 +200,118 @@ def _load(torch: Any, transformers: Any, model: str | None, dtype: str) -> tuple
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return lm, tok
+
+
+#: Set to "off" to read a GGUF file at every load instead of keeping its de-quantized checkpoint.
+GGUF_CACHE_ENV = "TOOLCALL_GGUF_CACHE"
+#: Where kept checkpoints go: $TOOLCALL_CACHE_DIR, else $XDG_CACHE_HOME/toolcall, else ~/.cache/toolcall.
+CACHE_DIR_ENV = "TOOLCALL_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The folder toolcall keeps converted models in (GGUF checkpoints here, vLLM's exports)."""
+    chosen = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if chosen:
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", "").strip() or "~/.cache").expanduser() / "toolcall"
+
+
+def gguf_checkpoint_path(path: Path, transformers: Any) -> Path:
+    """Where the de-quantized checkpoint of the GGUF file `path` is kept: named by the file, its size and time, and
+    the transformers version that converted it (another version may convert the tokenizer another way)."""
+    stat = path.stat()
+    return cache_dir() / "gguf" / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}-transformers-{transformers.__version__}"
+
+
+def gguf_checkpoint(path: Path, transformers: Any) -> Path | None:
+    """The kept checkpoint of the GGUF file `path`, or None when there is none (or keeping is off). transformers
+    reads a GGUF three times per load (config, tokenizer, weights) and de-quantizes it: 14 s of the embedded model's
+    19 s `generate` on a 2-core CPU, at every command; the checkpoint it makes loads in about 2 s."""
+    if _gguf_cache_off():
+        return None
+    target = gguf_checkpoint_path(path, transformers)
+    return target if (target / "config.json").is_file() else None
+
+
+def _load_kept(transformers: Any, kept: Path, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    tok = transformers.AutoTokenizer.from_pretrained(str(kept))
+    return _ready(transformers.AutoModelForCausalLM.from_pretrained(str(kept), **kwargs), tok)
+
+
+def _load_gguf(torch: Any, transformers: Any, path: Path, dtype: str) -> tuple[Any, Any]:
+    """Load a GGUF file as transformers reads it and keep its checkpoint for the next load: read in float32 (its
+    de-quantized values exactly), kept, then loaded from what was kept in `dtype`, as every later load is (the same
+    weights, and the rotary buffers in float32 as loading in `dtype` leaves them, where a cast of the whole model
+    would not). Where nothing can be kept (keeping off, a read-only or full disk) it is read in `dtype` as before."""
+    kwargs = {"gguf_file": path.name, "dtype": getattr(torch, dtype)}
+    if not _gguf_cache_off():
+        tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        lm = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), **{**kwargs, "dtype": torch.float32})
+        target = gguf_checkpoint_path(path, transformers)
+        if _keep_checkpoint(lm, tok, target):
+            return _load_kept(transformers, target, {"dtype": getattr(torch, dtype)})
+        if dtype == "float32":
+            return _ready(lm, tok)
+    tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return _ready(transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), **kwargs), tok)
+
+
+def _ready(lm: Any, tok: Any) -> tuple[Any, Any]:
+    lm.eval()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return lm, tok
+
+
+def _gguf_cache_off() -> bool:
+    return os.environ.get(GGUF_CACHE_ENV, "").strip().lower() in ("off", "0", "false", "no")
+
+
+def _keep_checkpoint(lm: Any, tok: Any, target: Path) -> bool:
+    """Write `lm` and `tok` as an ordinary checkpoint at `target`: its de-quantized weights (GGUF-loaded models refuse
+    save_pretrained) without the tied lm_head, its config without the quantization entry, its tokenizer. Written
+    aside and moved into place, so a load running at the same time (another process, a Ray actor) sees it whole or
+    not at all; the file's older checkpoints (another version of it, or of transformers) are removed."""
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    aside: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tied = bool(getattr(lm.config, "tie_word_embeddings", False))
+        state = {k: v.detach().contiguous() for k, v in lm.state_dict().items() if not (tied and k == "lm_head.weight")}
+        save_file(state, str(aside / "model.safetensors"))
+        config = lm.config.to_dict()
+        config.pop("quantization_config", None)
+        (aside / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        tok.save_pretrained(str(aside))
+        try:
+            os.rename(aside, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+            # another load (a process, a Ray actor) moved its copy in first: that one is kept
+        stem = _gguf_stem(target.name)
+        for old in target.parent.iterdir():
+            # A copy half-written by a load that was killed is left aside under a dot name: gone after an hour.
+            stale = old.name.startswith(".") and time.time() - old.stat().st_mtime > 3600
+            if old != target and old.is_dir() and _gguf_stem(old.name.lstrip(".")) == stem and \
+                    (stale or not old.name.startswith(".")):
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        return False   # a read-only or full cache folder: the model is loaded, only the next load takes longer
+    finally:
+        if aside is not None and aside.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
+def _gguf_stem(name: str) -> str:
+    """The GGUF file's name in a kept checkpoint's folder name (`gguf_checkpoint_path`)."""
+    return name.split("-transformers-")[0].rsplit("-", 2)[0]
 
 
 class _DropDtypeAdvice:

@@ -90,7 +90,9 @@ def vllm_checkpoint(model: str | None) -> str:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "toolcall"
+    from .hf_loading import cache_dir
+
+    return cache_dir()
 
 
 class VLLMSession(DecodeSession):

@@ -148,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
                                   f"backends that can: {', '.join(scoring_backends())}")
             # Each actor builds its own model and registry from the toolset; files are named absolutely for the workers.
             sources = tuple(str(Path(f).resolve()) if Path(f).exists() else f for f in toolset.tools_from)
-            spec = PipelineSpec(config, args.backend, sampler_model, options, replace(toolset, tools_from=sources),
-                                scorer_model=judge)
+            corpus = str(Path(toolset.wiki_corpus).resolve()) if toolset.wiki_corpus else None
+            spec = PipelineSpec(config, args.backend, sampler_model, options,
+                                replace(toolset, tools_from=sources, wiki_corpus=corpus), scorer_model=judge)
             stats = run_data_gen_ray(args.input, out, spec, config, registry, resume=args.resume, limit=args.limit,
                                      progress=not args.no_progress, options=RayOptions(args.address, args.actors),
                                      models=models, texts=texts)

@@ -76,8 +76,11 @@ def test_a_damaged_copy_is_removed_and_the_gguf_read_again(tmp_path: Path, monke
     kept.mkdir()
     (kept / "config.json").write_text("{}", encoding="utf-8")
 
+    class SafetensorError(Exception):   # safetensors' own error type is not an OSError
+        pass
+
     def damaged(*_: Any) -> Any:
-        raise OSError("unexpected end of file")
+        raise SafetensorError("Error while deserializing header: incomplete metadata")
 
     monkeypatch.setattr(hf_loading, "gguf_checkpoint", lambda path, transformers: kept)
     monkeypatch.setattr(hf_loading, "_load_kept", damaged)
@@ -127,3 +130,60 @@ def test_the_kept_checkpoint_is_the_model_and_tokenizer_the_gguf_gives(monkeypat
         assert next(float32.parameters()).dtype == torch.float32
     finally:
         hf_loading._load_cached.cache_clear()
+
+
+def test_a_write_that_fails_its_own_way_keeps_nothing_and_leaves_nothing(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import safetensors.torch
+
+    def full(*_: Any) -> None:
+        raise RuntimeError("Error while serializing: I/O error: File too large (os error 27)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    assert not hf_loading._keep_checkpoint(_Model(), _Tokenizer(), tmp_path / "gguf" / "m-1-2-transformers-5")
+    assert list((tmp_path / "gguf").iterdir()) == []
+
+
+def test_a_kept_copy_can_be_read_by_whoever_may_read_this_users_files(tmp_path: Path) -> None:
+    target = tmp_path / "gguf" / "m-1-2-transformers-5"
+    assert hf_loading._keep_checkpoint(_Model(), _Tokenizer(), target)
+    umask = hf_loading._umask()
+    assert target.stat().st_mode & 0o777 == (0o777 & ~umask)
+    assert {p.stat().st_mode & 0o777 for p in target.iterdir()} == {0o666 & ~umask}
+
+
+def test_two_gguf_files_of_one_name_are_two_kept_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    monkeypatch.setenv(hf_loading.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    transformers = types.SimpleNamespace(__version__="5.0")
+    first, second = tmp_path / "a" / "model.gguf", tmp_path / "b" / "model.gguf"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(b"GGUF")
+    one, two = (hf_loading.gguf_checkpoint_path(p, transformers) for p in (first, second))
+    assert one != two and one.parent == two.parent
+    assert hf_loading._keep_checkpoint(_Model(), _Tokenizer(), one)
+    assert hf_loading._keep_checkpoint(_Model(), _Tokenizer(), two)
+    assert sorted(p.name for p in one.parent.iterdir()) == sorted([one.name, two.name])   # neither evicts the other
+    assert hf_loading.gguf_checkpoint(first, transformers) == one
+
+
+def test_a_copy_this_user_may_not_read_is_passed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    monkeypatch.setenv(hf_loading.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    transformers = types.SimpleNamespace(__version__="5.0")
+    target = hf_loading.gguf_checkpoint_path(gguf, transformers)
+    assert hf_loading._keep_checkpoint(_Model(), _Tokenizer(), target)
+    real = Path.is_file
+
+    def denied(self: Path) -> bool:
+        if self == target / "config.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    assert hf_loading.gguf_checkpoint(gguf, transformers) is None

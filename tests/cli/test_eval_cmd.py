@@ -264,6 +264,14 @@ def test_math_and_dates_options_are_refused_for_bfcl(extra: list[str], capsys: p
 
 
 @pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("extra", [["--tools", "calculator"], ["--mcp", "python server.py"],
+                                   ["--wiki-corpus", "wiki.jsonl"]])
+def test_tool_options_are_refused_for_bfcl(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--task", "bfcl", "--backend", "fake", *extra]) == 1
+    assert "no --tools, --tools-from, --mcp or --wiki-corpus" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_model")
 def test_a_bfcl_output_inside_the_bfcl_data_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "bfcl"
     (data / "possible_answer").mkdir(parents=True)

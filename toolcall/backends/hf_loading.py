@@ -175,8 +175,8 @@ def _load(torch: Any, transformers: Any, model: str | None, dtype: str) -> tuple
             if kept is not None:
                 try:
                     return _load_kept(transformers, kept, kwargs)
-                except (OSError, ValueError):   # a damaged copy: the GGUF is read again, and kept anew
-                    import shutil
+                except Exception:  # noqa: BLE001 - a damaged or unreadable copy (safetensors' own error too): the
+                    import shutil  # GGUF is read again, and kept anew where it can be
 
                     shutil.rmtree(kept, ignore_errors=True)
             return _load_gguf(torch, transformers, path, dtype)
@@ -217,10 +217,15 @@ def cache_dir() -> Path:
 
 
 def gguf_checkpoint_path(path: Path, transformers: Any) -> Path:
-    """Where the de-quantized checkpoint of the GGUF file `path` is kept: named by the file, its size and time, and
-    the transformers version that converted it (another version may convert the tokenizer another way)."""
+    """Where the de-quantized checkpoint of the GGUF file `path` is kept: named by the file's name and where it is
+    (two `model.gguf` files in two folders are two models), its size and time, and the transformers version that
+    converted it (another version may convert the tokenizer another way)."""
+    import hashlib
+
     stat = path.stat()
-    return cache_dir() / "gguf" / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}-transformers-{transformers.__version__}"
+    where = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return cache_dir() / "gguf" / (f"{path.stem}-{where}-{stat.st_size}-{stat.st_mtime_ns}"
+                                   f"-transformers-{transformers.__version__}")
 
 
 def gguf_checkpoint(path: Path, transformers: Any) -> Path | None:
@@ -230,7 +235,10 @@ def gguf_checkpoint(path: Path, transformers: Any) -> Path | None:
     if _gguf_cache_off():
         return None
     target = gguf_checkpoint_path(path, transformers)
-    return target if (target / "config.json").is_file() else None
+    try:
+        return target if (target / "config.json").is_file() else None
+    except OSError:   # a copy this user may not read (another user's, or root's): the GGUF is read instead
+        return None
 
 
 def _load_kept(transformers: Any, kept: Path, kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -288,29 +296,56 @@ def _keep_checkpoint(lm: Any, tok: Any, target: Path) -> bool:
         config.pop("quantization_config", None)
         (aside / "config.json").write_text(json.dumps(config), encoding="utf-8")
         tok.save_pretrained(str(aside))
+        # mkdtemp makes the folder for its owner alone (and safetensors its file): as any file this user writes,
+        # so a cache shared between users, or filled by root, can be read
+        mode = 0o666 & ~_umask()
+        for made in aside.iterdir():
+            made.chmod(mode)
+        aside.chmod(mode | (mode & 0o444) >> 2)   # x where r: a folder is entered where it is read
         try:
             os.rename(aside, target)
         except OSError:
             if not (target / "config.json").is_file():
                 raise
             # another load (a process, a Ray actor) moved its copy in first: that one is kept
-        stem = _gguf_stem(target.name)
-        for old in target.parent.iterdir():
-            # A copy half-written by a load that was killed is left aside under a dot name: gone after an hour.
-            stale = old.name.startswith(".") and time.time() - old.stat().st_mtime > 3600
-            if old != target and old.is_dir() and _gguf_stem(old.name.lstrip(".")) == stem and \
-                    (stale or not old.name.startswith(".")):
-                shutil.rmtree(old, ignore_errors=True)
-    except OSError:
-        return False   # a read-only or full cache folder: the model is loaded, only the next load takes longer
+        _remove_older(target)
+    except Exception:  # noqa: BLE001 - a read-only or full cache folder (safetensors says so in its own error
+        return False   # type): the model is loaded, only the next load takes longer
     finally:
         if aside is not None and aside.exists():
             shutil.rmtree(aside, ignore_errors=True)
     return True
 
 
+def _remove_older(target: Path) -> None:
+    """Remove the kept copies of an older version of the same file (or made by another transformers version), and a
+    copy a killed load left half-written under a dot name over an hour ago. Another load may be removing them too."""
+    import shutil
+
+    stem = _gguf_stem(target.name)
+    try:
+        for old in target.parent.iterdir():
+            if old == target or _gguf_stem(old.name.lstrip(".")) != stem:
+                continue
+            if not old.name.startswith(".") or time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask sets it, for every thread at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def _gguf_stem(name: str) -> str:
-    """The GGUF file's name in a kept checkpoint's folder name (`gguf_checkpoint_path`)."""
+    """The GGUF file's name and place in a kept checkpoint's folder name (`gguf_checkpoint_path`)."""
     return name.split("-transformers-")[0].rsplit("-", 2)[0]
 
 

@@ -137,9 +137,9 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     bfcl: BfclConfig = from_args(BfclConfig, args)
     # BFCL items are chat requests with function schemas: a chat-model format fits them, Toolformer's does not.
     args.dialect = args.dialect or "hermes"
-    if cfg.input is not None or cfg.tools is not None or args.tools_from or args.mcp:
+    if cfg.input is not None or cfg.tools is not None or args.tools_from or args.mcp or args.wiki_corpus:
         raise ConfigError("--task bfcl offers each item's own functions and reads BFCL's data: use --bfcl-data DIR "
-                          "instead of --input, and no --tools, --tools-from or --mcp")
+                          "instead of --input, and no --tools, --tools-from, --mcp or --wiki-corpus")
     if cfg.few_shot is not None or cfg.today is not None:  # BFCL prompts show no worked examples and no Calendar
         raise ConfigError("--few-shot and --today are options of --task math and dates; --task bfcl does not use them")
     if bfcl.exclude_seed is not None and cfg.limit is None:

@@ -54,6 +54,19 @@ def locate(city: str) -> dict:
 
 
 @toolcall.tool
+def nest(depth: int) -> dict:
+    """A record holding a record, depth times.
+
+    Args:
+        depth: How deep.
+    """
+    value: dict = {}
+    for _ in range(depth):
+        value = {"in": value}
+    return value
+
+
+@toolcall.tool
 def explode(reason: str) -> str:
     """Always fail.
 
@@ -85,6 +98,7 @@ async def exercise(session: ClientSession) -> tuple[list[types.Tool], dict[str, 
              "alias": await session.call_tool("calculate", {"expression": "2^10"}),
              "scale": await session.call_tool("scale", {"value": 1.5, "factor": 4}),
              "record": await session.call_tool("locate", {"city": "Ghent"}),
+             "deep": await session.call_tool("nest", {"depth": 300}),
              "error": await session.call_tool("explode", {"reason": "out of cheese"}),
              "bad_args": await session.call_tool("scale", {"value": "lots"}),
              "unknown": await session.call_tool("nope", {})}
@@ -99,7 +113,7 @@ def check(listed: list[types.Tool], calls: dict[str, types.CallToolResult], tool
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = {t.name: t.schema["function"] for t in default_registry(SERVED.split(","))}
-    expected.update({t.name: t.schema["function"] for t in (module.scale, module.locate, module.explode)})
+    expected.update({t.name: t.schema["function"] for t in (module.scale, module.locate, module.nest, module.explode)})
     # The input schemas are exactly the registry's "parameters" objects; descriptions are the tools'.
     assert {t.name: {"name": t.name, "description": t.description, "parameters": t.input_schema}
             for t in listed} == {n: {k: f[k] for k in ("name", "description", "parameters")} for n, f in expected.items()}
@@ -115,6 +129,7 @@ def check(listed: list[types.Tool], calls: dict[str, types.CallToolResult], tool
     record = {"city": "Ghent", "lat": 51.05, "lon": 3.72, "tags": ["port", None]}
     assert json.loads(text(calls["record"])) == calls["record"].structured_content == record
     assert [n for n, c in calls.items() if c.structured_content is not None] == ["record"]
+    assert text(calls["deep"]).count('{"in": ') == 300 and not calls["deep"].is_error   # the text alone, whole
     assert calls["error"].is_error and text(calls["error"]) == "Error: explode: RuntimeError: out of cheese"
     assert calls["bad_args"].is_error and "argument 'value' = 'lots' is not valid" in text(calls["bad_args"])
     assert calls["unknown"].is_error and "unknown tool 'nope'" in text(calls["unknown"])
@@ -501,7 +516,13 @@ def test_a_cancelled_call_is_told_so_and_counts_until_its_thread_is_done() -> No
     ('{"a": 1} [... cut: 90,000 characters, the first 80,000 shown]', None),
     ('{not json}', None),
     ('{"a":' * 100_000 + '1' + '}' * 100_000, None),   # nested past what json reads: no structure, no error
-], ids=["object", "list", "number", "nan", "cut", "not-json", "deep"])
+    ('{"a":' * 64 + '1' + '}' * 64, json.loads('{"a":' * 64 + '1' + '}' * 64)),
+    ('{"a":' * 65 + '1' + '}' * 65, None),             # past what is sent: the text alone goes (the SDK's
+    ('{"a":' * 64 + '[1]' + '}' * 64, None),           # serialiser failed the whole answer at 255 levels)
+    ('{"a": 1e400, "b": 1}', None),                    # infinity to Python, null to the SDK
+    ('{"a": 1, "a": 2}', None),                        # two values in the text, one in a dict
+], ids=["object", "list", "number", "nan", "cut", "not-json", "deep", "64-deep", "65-deep", "64-deep-list", "huge",
+        "twice"])
 def test_structured_content_is_a_result_that_is_a_json_object(text: str, expected: Any) -> None:
     from toolcall.mcp.server import structured
 

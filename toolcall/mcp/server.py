@@ -146,15 +146,48 @@ def structured(text: str) -> dict[str, Any] | None:
     if not text.startswith("{"):
         return None
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_unique)
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and _depth_within(value, MAX_STRUCTURED_DEPTH) else None
+
+
+#: The deepest structuredContent sent: the SDK's serialiser gives up at 255 levels, and the whole answer with it
+#: (the text included), where the text alone would have gone.
+MAX_STRUCTURED_DEPTH = 64
 
 
 def _not_json(word: str) -> Any:
     """NaN and Infinity, which Python's json writes and JSON has no word for: no structured content then."""
     raise ValueError(f"{word} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A number too large for a double (1e400) is infinity to Python and null to the SDK: no structure, not a
+    different value from the text's."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is past what a double holds")
+    return value
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with a key twice holds two values in the text and one in a dict: no structure then."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key is given twice")
+    return out
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
 
 
 def _client_of(ctx: Any) -> Any:

@@ -125,3 +125,30 @@ def test_lines_past_a_total_are_an_error_having_read_no_further(tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"book\.txt: input is longer than 1,399 bytes \(read no further, at line "
                                           r"100\)"):
         list(read_lines(path, max_bytes=1_399))
+
+
+def test_the_line_end_does_not_count_and_classic_mac_files_are_read_past_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolcall.data_gen.inputs import read_inputs
+
+    import toolcall.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 10)
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"0123456789\r\n" + b"abcdefghij\n" + b"0123456789")
+    assert [line for _, line in read_lines(crlf)] == ["0123456789\r\n", "abcdefghij\n", "0123456789"]
+    long = tmp_path / "long.txt"
+    long.write_bytes(b"0123456789A\r\n")
+    with pytest.raises(ConfigError, match=r"long\.txt:1: input has a line longer than 10 bytes"):
+        list(read_lines(long))
+    # A file saved with CR alone between its texts is one "line" to readline: 45 bytes here, past the limit
+    texts = [f"text {i}" for i in range(7)]
+    mac = tmp_path / "mac.txt"
+    mac.write_bytes("\r".join(texts).encode() + b"\r")
+    assert "".join(line for _, line in read_lines(mac)).encode() == mac.read_bytes()
+    assert [t for t, _ in read_inputs(mac)] == texts
+    assert read_inputs(mac, txt="whole") == [("\n".join(texts), {})]
+    run_on = tmp_path / "run_on.txt"     # CRs, then eleven bytes without one
+    run_on.write_bytes(b"ab\rcd\r0123456789A")
+    with pytest.raises(ConfigError, match=r"run_on\.txt:2: input has a line longer than 10 bytes"):
+        list(read_lines(run_on))

@@ -40,22 +40,29 @@ def read_lines(path: str | Path, what: str = "input", *, max_bytes: int | None =
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
-    number, total = 0, 0
+    number, total, pending = 0, 0, b""
     with open_binary(path) as fh:
         while True:
-            try:
-                raw = fh.readline(MAX_LINE_BYTES + 1)
-            except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
-                # A download cut short, or a file that only ends in .gz: the lines read so far were good.
-                raise ConfigError(f"{path}: {what} cannot be decompressed after line {number:,} ({err}); the "
-                                  "file is damaged or not what its name says") from None
+            raw, pending = pending, b""
+            if not raw.endswith(b"\n") and len(raw) <= MAX_LINE_BYTES + 1:
+                try:   # the line end is not counted: a line of MAX_LINE_BYTES and its CR LF is read whole
+                    raw += fh.readline(MAX_LINE_BYTES + 2 - len(raw))
+                except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
+                    # A download cut short, or a file that only ends in .gz: the lines read so far were good.
+                    raise ConfigError(f"{path}: {what} cannot be decompressed after line {number:,} ({err}); the "
+                                      "file is damaged or not what its name says") from None
             if not raw:
                 return
             number += 1
             where = f"{path}:{number}"
-            if len(raw) > MAX_LINE_BYTES:
-                raise ConfigError(f"{where}: {what} has a line longer than {MAX_LINE_BYTES:,} bytes (read no further); "
-                                  "a record is one line of JSON, a text of a .txt file one line: split it")
+            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+                # A file with classic Mac line ends (CR alone) is one "line" to readline: what was read is given up
+                # to its last CR, and the rest read on from there.
+                cut = raw.rfind(b"\r", 0, MAX_LINE_BYTES + 1)
+                if cut < 0:
+                    raise ConfigError(f"{where}: {what} has a line longer than {MAX_LINE_BYTES:,} bytes (read no "
+                                      "further); a record is one line of JSON, a text of a .txt file one line: split it")
+                raw, pending = raw[:cut + 1], raw[cut + 1:]
             total += len(raw)
             if max_bytes is not None and total > max_bytes:
                 raise ConfigError(f"{path}: {what} is longer than {max_bytes:,} bytes (read no further, at line "

@@ -41,6 +41,7 @@ _ANSWER_START = re.compile(r"[\"'“(]?[A-Z0-9$£€]")
 # The answer written next at such a place: a capitalised run (with its glue words), or a number with its unit.
 _NAME_RUN = re.compile(r"[\"'“(]?[A-Z0-9$£€][\w,.'’\-%]*(?:\s+(?:of|the|de|and|von|van)?\s*[A-Z0-9][\w.'’\-%]*)*")
 _NUMBER_RUN = re.compile(r"[$£€]?\d[\d,.]*%?(?:\s+(?:million|billion|thousand|hundred|percent|per cent))?")
+_OPENING = "\"'“‘(["
 _WORDS = re.compile(r"[^\s,;:.!?]+(?:\s+[^\s,;:.!?]+){0,2}")
 
 
@@ -61,7 +62,7 @@ def places(text: str, every_word: bool) -> list[tuple[int, str]]:
             found = _WORDS.match(rest)
         else:
             continue
-        answer = (found.group().rstrip(",.;:'\"”)") if found else "") or rest.split()[0]
+        answer = (found.group().rstrip(",.;:'\"”)").lstrip(_OPENING) if found else "") or rest.split()[0]
         if _ANSWER_START.match(rest):
             covered = at + len(answer)
         out.append((at, answer))
@@ -73,9 +74,10 @@ def crowd_starts(rec: dict[str, Any]) -> set[int]:
 
 
 def at_spot(text: str, at: int, starts: set[int]) -> int | None:
-    """The crowd start this place is at (white space between allowed, as the benchmarks' matching rule), or None."""
+    """The crowd start this place is at, or None: white space between allowed, as the benchmarks' matching rule, and
+    the opening bracket or quotation mark the place starts with (the crowd's `LA Galaxy` of `(LA Galaxy`)."""
     for start in starts:
-        if at <= start and not text[at:start].strip():
+        if at <= start and not text[at:start].strip().lstrip(_OPENING):
             return start
     return None
 

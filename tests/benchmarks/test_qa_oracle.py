@@ -8,7 +8,7 @@ def test_places_are_where_names_numbers_and_dates_start_with_the_answer_written_
     module = load_script(BENCHMARKS / "qa_oracle.py", beside=True)
     text = 'On 18 November 2015, Sky announced Sky Q, a range for $5.3 million, in 2016 and "Go".'
     assert module.places(text, False) == [(3, "18 November 2015"), (21, "Sky"), (35, "Sky Q"), (54, "$5.3 million"),
-                                          (71, "2016"), (80, '"Go')]
+                                          (71, "2016"), (80, "Go")]
     # every word but the first, and none inside a name before it
     assert module.places("Born in Scranton Pennsylvania, he ran", True) == [
         (5, "in Scranton Pennsylvania"), (8, "Scranton Pennsylvania"), (31, "he ran"), (34, "ran")]
@@ -28,3 +28,4 @@ def test_figures_count_places_at_crowd_starts_and_questions_met_once() -> None:
     assert report["sweep"]["1.0"] == {"precision": 0.667, "recall": 0.333, "kept": 3, "right": 2}
     assert report["top1"] == {"precision": 0.5, "recall": 0.333, "kept": 2, "right": 1}   # a: position 14; b: 3
     assert module.at_spot("in  Scranton", 2, {4}) == 4 and module.at_spot("in Scranton", 0, {3}) is None
+    assert module.at_spot("by (LA Galaxy)", 2, {4}) == 4   # the bracket the place starts with

@@ -59,9 +59,11 @@ class Toolset:
         for entry in self.mcp_env or ():  # a malformed entry fails now, before any server starts
             _env_entry(entry)
 
-    def build(self, backend: Backend | None = None) -> ToolRegistry:
+    def build(self, backend: Backend | None = None, *, read_corpus: bool = True) -> ToolRegistry:
         """The registry these tools make (empty when they name none). Unknown names and broken tool files raise
-        before any MCP server starts; `backend` is handed to every tool that declares `setup` (MT)."""
+        before any MCP server starts; `backend` is handed to every tool that declares `setup` (MT). A `wiki_corpus`
+        is read (its index built) now, where WikiSearch or QA is among the tools, unless `read_corpus` is False (a
+        listing of the tools, which searches nothing)."""
         from .registry import ToolRegistry, default_registry
         from .tool_files import load_tools
 
@@ -82,7 +84,7 @@ class Toolset:
         # MCP servers start last, after every local name has been checked.
         for server in self.mcp:
             self._add_mcp_tools(registry, server, chosen)
-        if self.wiki_corpus is not None and any(name in registry for name in ("WikiSearch", "QA")):
+        if read_corpus and self.wiki_corpus is not None and any(name in registry for name in ("WikiSearch", "QA")):
             from .tools import _corpus
 
             _corpus.index()   # a file that cannot be read is an error now, not every call's result

@@ -202,3 +202,18 @@ def test_wiki_corpus_is_what_wikisearch_and_qa_search_and_a_bad_one_fails_at_onc
         assert "none.jsonl is not a file" in capsys.readouterr().err
     finally:
         wikisearch.configure(None)
+
+
+def test_a_listing_does_not_index_the_wiki_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolcall.tools import _corpus, wikisearch
+
+    built: list[int] = []
+    monkeypatch.setattr(_corpus, "index", lambda: built.append(1))
+    own = tmp_path / "wiki.txt"
+    own.write_text("Zorblax is a moon of Quux.\n", encoding="utf-8")
+    try:
+        assert main(["tools", "--json", "--wiki-corpus", str(own)]) == 0
+        assert "WikiSearch" in capsys.readouterr().out and built == []
+    finally:
+        wikisearch.configure(None)

@@ -66,15 +66,15 @@ def _kind_text(spec: Mapping[str, Any], root: Mapping[str, Any]) -> str:
     return "|".join(dict.fromkeys(kinds)) or "any"
 
 
-def _registry(args: argparse.Namespace) -> ToolRegistry:
+def _registry(args: argparse.Namespace, *, read_corpus: bool = True) -> ToolRegistry:
     """The tools `--tools` names (default: every registered tool, kept beside --tools-from and --mcp tools). What a
     tools file prints while it is imported goes to stderr: stdout is the listing (`--json` is read by programs)."""
     with contextlib.redirect_stdout(sys.stderr):
-        return toolset_from_args(args, names_given=True).build()
+        return toolset_from_args(args, names_given=True).build(read_corpus=read_corpus)
 
 
 def run_list(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _registry(args, read_corpus=False)   # a listing searches nothing: a large --wiki-corpus is not indexed
     if args.json:
         print(json.dumps([describe(t) for t in reg], indent=2, ensure_ascii=False))
         return 0

@@ -700,3 +700,21 @@ def test_vllm_loads_adapters_and_ggufs_as_exported_checkpoints(tmp_path: Any, mo
     count = len(exported)
     assert module.vllm_checkpoint(str(checkpoint)) == str(checkpoint) and len(exported) == count
     assert module.vllm_checkpoint("org/some-model") == "org/some-model"
+
+
+def test_the_embedded_models_vllm_checkpoint_is_the_kept_gguf_checkpoint(tmp_path: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the embedded model keeps its GGUF's checkpoint in the form vLLM reads: that one is handed to vLLM,
+    not a second 538 MB copy."""
+    from toolcall.backends import hf_loading
+    from toolcall.backends import vllm as module
+
+    kept = tmp_path / "cache" / "gguf" / "smollm2-kept"
+    kept.mkdir(parents=True)
+    (kept / "model.safetensors").write_bytes(b"")
+    monkeypatch.setenv(hf_loading.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(hf_loading, "load_model_and_tokenizer", lambda model=None, dtype="float32": (None, None))
+    monkeypatch.setattr(hf_loading, "embedded_model_path", lambda: tmp_path / "m.gguf")
+    monkeypatch.setattr(hf_loading, "gguf_checkpoint", lambda path, transformers: kept)
+    assert module.export_embedded_checkpoint() == kept
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["gguf"]   # nothing written beside it

@@ -59,9 +59,16 @@ def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None, 
         return target
     from safetensors.torch import save_file
 
-    from .hf_loading import load_model_and_tokenizer
+    from .hf_loading import embedded_model_path, gguf_checkpoint, load_model_and_tokenizer
 
     lm, tok = load_model_and_tokenizer(model)
+    if directory is None and model is None:
+        import transformers
+
+        # Loading kept the GGUF's checkpoint, in this very form: vLLM reads that one, and no second copy is made.
+        kept = gguf_checkpoint(embedded_model_path(), transformers)
+        if kept is not None and (kept / "model.safetensors").is_file():
+            return kept
     target.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in lm.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(target / "model.safetensors"))

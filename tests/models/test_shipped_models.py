@@ -58,6 +58,29 @@ def test_the_shipped_adapter_changes_the_model_and_calls_the_calculator() -> Non
     assert right_calculator_calls("toolformer-smollm2", problems) >= 2
 
 
+@pytest.mark.model
+def test_an_adapter_is_merged_into_a_base_of_its_own_and_leaves_the_kept_base_alone() -> None:
+    import torch
+
+    from toolcall.backends import hf_loading
+
+    hf_loading._load_cached.cache_clear()
+    try:
+        tuned, _ = hf_loading.load_model_and_tokenizer("toolformer-smollm2")
+        # Only the adapter is kept in memory: its base was loaded for it, not kept beside it (~540 MB)
+        assert hf_loading._load_cached.cache_info().currsize == 1
+        base, tok = hf_loading.load_model_and_tokenizer(None)
+        assert hf_loading._load_cached.cache_info().currsize == 2
+        fresh, _ = hf_loading.load_model_and_tokenizer(None, cache=False)
+        assert fresh is not base and hf_loading._load_cached.cache_info().currsize == 2
+        ids = tok("A baker fills 7 trays with 24 muffins each, so she bakes", return_tensors="pt").input_ids
+        with torch.no_grad():   # merging changed the adapter's own base, not the one kept or loaded after
+            assert torch.equal(base(ids).logits, fresh(ids).logits)
+            assert not torch.equal(base(ids).logits, tuned(ids).logits)
+    finally:
+        hf_loading._load_cached.cache_clear()
+
+
 def right_calculator_calls(model: str | None, problems: list[tuple[str, str]]) -> int:
     """How many of the problems get a Calculator call whose result is the answer (greedy, the calculator offered)."""
     from toolcall.api import generate

@@ -237,7 +237,7 @@ def gguf_checkpoint_path(path: Path, transformers: Any) -> Path:
 def gguf_checkpoint(path: Path, transformers: Any) -> Path | None:
     """The kept checkpoint of the GGUF file `path`, or None when there is none (or keeping is off). transformers
     reads a GGUF three times per load (config, tokenizer, weights) and de-quantizes it: 14 s of the embedded model's
-    19 s `generate` on a 2-core CPU, at every command; the checkpoint it makes loads in about 2 s."""
+    19 s `generate` on a 2-core CPU, at every command; the checkpoint it makes loads in under a second there."""
     if _gguf_cache_off():
         return None
     target = gguf_checkpoint_path(path, transformers)

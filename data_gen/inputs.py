@@ -95,10 +95,10 @@ def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     return out
 
 
-def input_options(config: Any) -> dict[str, str]:
-    """read_inputs' keyword options as a DataGenConfig sets them."""
-    return {"text_field": config.text_field, "txt": config.txt, "date_field": config.date_field,
-            "id_field": config.id_field}
+def read_run_inputs(path: Path, limit: int | None, config: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The input texts of a data-gen run as its DataGenConfig says to read them (read_inputs)."""
+    return read_inputs(path, limit, config.max_text_chars, text_field=config.text_field, txt=config.txt,
+                       date_field=config.date_field, id_field=config.id_field)
 
 
 #: The longest file `--txt whole` reads as one document (it is held whole, then split at its paragraphs): a long
@@ -153,12 +153,11 @@ def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterato
     them), read a batch of rows at a time."""
     names = parquet_columns(path, "input")
     if text_field not in names:
-        raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {', '.join(names[:20])}"
-                          f"{' ...' if len(names) > 20 else ''} (--text-field names the one holding the texts)")
+        raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {_shown(names)} (--text-field "
+                          "names the one holding the texts)")
     for key, field in named.items():
         if field != key and field not in names:
-            raise ConfigError(f"input {path} has no column {field!r} (--{key}-field); its columns: "
-                              f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+            raise ConfigError(f"input {path} has no column {field!r} (--{key}-field); its columns: {_shown(names)}")
     columns = list(dict.fromkeys([text_field, *(c for c in named.values() if c in names)]))
     for where, record in read_records(path, "input", columns=columns):
         text = record.get(text_field)   # an empty cell is a field not given
@@ -166,6 +165,10 @@ def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterato
             raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
                               f"{'null' if text is None else type(text).__name__}")
         yield text, _fields(record, where, named)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
 
 
 def _fields(record: dict[str, Any], where: str, named: dict[str, str] | None = None) -> dict[str, Any]:

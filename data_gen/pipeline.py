@@ -21,7 +21,7 @@ from .config import DataGenConfig
 from .execute import CallRunner, execute_calls
 from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
-from .inputs import input_options, read_inputs
+from .inputs import read_run_inputs
 from .merge import merge_record
 from .positions import PromptStates, add_positions, find_positions
 from .prefilter import prefilter
@@ -184,8 +184,7 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
     --resume with other models is refused, since its calls would come from another model than the first part's.
     `texts`: the input as `read_inputs(input_path, limit, config.max_text_chars)` reads it, when the caller has read
     it already."""
-    texts = read_inputs(input_path, limit, pipeline.config.max_text_chars,
-                                        **input_options(pipeline.config)) if texts is None else texts
+    texts = read_run_inputs(input_path, limit, pipeline.config) if texts is None else texts
     with RunDir(Path(output_dir), resume, run_record(input_path, limit, pipeline.config, pipeline.registry,
                                                      models)) as run:
         bars = _bars(len(texts), len(run.done), progress)

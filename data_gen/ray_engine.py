@@ -25,7 +25,7 @@ from toolcall.toolset import Toolset
 
 from .checkpoint import RunDir
 from .config import DataGenConfig
-from .inputs import input_options, read_inputs
+from .inputs import read_run_inputs
 from .pipeline import Pipeline, run_record, write_outputs
 
 RAY_DIR = "ray"
@@ -182,8 +182,7 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
     `config` and `registry` are the driver's view of the same run (its description, tools and thresholds), `models`
     names its models as `run_data_gen`'s does (a --resume with others is refused). Returns the stats; the output
     directory ends up as a single-process run leaves it. `texts`: the input as read_inputs reads it, when read."""
-    texts = read_inputs(input_path, limit, config.max_text_chars,
-                                        **input_options(config)) if texts is None else texts
+    texts = read_run_inputs(input_path, limit, config) if texts is None else texts
     # Refuses a used directory without --resume, checks a resumed one.
     with RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models)) as run:
         work = run.path / RAY_DIR

@@ -258,15 +258,14 @@ def _load_gguf(torch: Any, transformers: Any, path: Path, dtype: str) -> tuple[A
     weights, and the rotary buffers in float32 as loading in `dtype` leaves them, where a cast of the whole model
     would not). Where nothing can be kept (keeping off, a read-only or full disk) it is read in `dtype` as before."""
     kwargs = {"gguf_file": path.name, "dtype": getattr(torch, dtype)}
+    tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     if not _gguf_cache_off():
-        tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         lm = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), **{**kwargs, "dtype": torch.float32})
         target = gguf_checkpoint_path(path, transformers)
         if _keep_checkpoint(lm, tok, target):
             return _load_kept(transformers, target, {"dtype": getattr(torch, dtype)})
         if dtype == "float32":
             return _ready(lm, tok)
-    tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     return _ready(transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), **kwargs), tok)
 
 

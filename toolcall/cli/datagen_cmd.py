@@ -13,7 +13,7 @@ from ..backends.base import Backend
 from ..backends.hf_loading import DTYPES
 from ..data_gen.checkpoint import check_output_dir
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
-from ..data_gen.inputs import input_options, read_inputs
+from ..data_gen.inputs import read_run_inputs
 from ..errors import ConfigError
 from ..models import EMBEDDED, resolve_model
 from ..options import add_options, from_args, given
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output
     check_output_dir(out, args.resume)  # before any model is loaded
     # Read (and checked: a malformed line, a bad date) before any model loads too; a failure took the model's load.
-    texts = read_inputs(args.input, args.limit, config.max_text_chars, **input_options(config))
+    texts = read_run_inputs(args.input, args.limit, config)
     options = {"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens is not None else {}
     options.update(dtype_option(args.backend, args.dtype))
     sampler_model = model_name(args.model)

@@ -15,7 +15,15 @@ from typing import Any
 from toolcall.tools.calendar import parse_date
 
 from toolcall.errors import ConfigError
-from toolcall.jsonl import COMPRESSED, content_suffix, parquet_columns, read_jsonl, read_lines, read_records
+from toolcall.jsonl import (
+    COMPRESSED,
+    content_suffix,
+    parquet_columns,
+    read_jsonl,
+    read_lines,
+    read_records,
+    shown_columns,
+)
 
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context), and that its
 #: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
@@ -153,11 +161,11 @@ def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterato
     them), read a batch of rows at a time."""
     names = parquet_columns(path, "input")
     if text_field not in names:
-        raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {_shown(names)} (--text-field "
+        raise ConfigError(f"input {path} has no column {text_field!r}; its columns: {shown_columns(names)} (--text-field "
                           "names the one holding the texts)")
     for key, field in named.items():
         if field != key and field not in names:
-            raise ConfigError(f"input {path} has no column {field!r} (--{key}-field); its columns: {_shown(names)}")
+            raise ConfigError(f"input {path} has no column {field!r} (--{key}-field); its columns: {shown_columns(names)}")
     columns = list(dict.fromkeys([text_field, *(c for c in named.values() if c in names)]))
     for where, record in read_records(path, "input", columns=columns):
         text = record.get(text_field)   # an empty cell is a field not given
@@ -165,10 +173,6 @@ def _parquet_rows(path: Path, text_field: str, named: dict[str, str]) -> Iterato
             raise ConfigError(f"{where}: column {text_field!r} must hold text, got "
                               f"{'null' if text is None else type(text).__name__}")
         yield text, _fields(record, where, named)
-
-
-def _shown(names: list[str]) -> str:
-    return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
 
 
 def _fields(record: dict[str, Any], where: str, named: dict[str, str] | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .grading import GRADERS, parse_number
-from .jsonl import content_suffix, parquet_columns, read_records
+from .jsonl import content_suffix, parquet_columns, read_records, shown_columns
 from .loop import LoopConfig
 from .options import at_least, option
 from .schema import short_json
@@ -160,8 +160,7 @@ def load_items(path: str | Path, task: str, today: dt.date | None = None, limit:
     if content_suffix(Path(path)) == ".parquet":   # only the fields an item reads: a corpus's text column stays unread
         names = parquet_columns(path, "eval input")
         if "question" not in names:
-            raise ConfigError(f"eval input {path} has no column 'question'; its columns: {', '.join(names[:20])}"
-                              f"{' ...' if len(names) > 20 else ''}")
+            raise ConfigError(f"eval input {path} has no column 'question'; its columns: {shown_columns(names)}")
         columns = [c for c in names if c in ITEM_FIELDS]
     for where, record in read_records(path, "eval input", columns=columns):   # JSON Lines, compressed or not; Parquet
         items.append(_item(record, task, today, where))

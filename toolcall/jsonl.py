@@ -224,6 +224,11 @@ def _plain(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def shown_columns(names: Sequence[str]) -> str:
+    """A file's column names as an error message lists them: the first 20."""
+    return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+
+
 def parquet_columns(path: str | Path, what: str = "input") -> list[str]:
     """The column names of a Parquet file (ConfigError for a file that is not Parquet)."""
     return list(_parquet_file(Path(path), what).schema_arrow.names)

@@ -195,11 +195,14 @@ class RunDir:
         if isinstance(models, dict) and "backend" not in models and "backend" in (run_info.get("models") or {}):
             # Runs from before the backend was recorded: which one made them is not known, so any may resume them.
             old["models"] = {**models, "backend": run_info["models"]["backend"]}
-        for key in ("input_sha256", "config", "models", "tool_code"):
+        if "tool_data" not in old:   # runs from before it was recorded: which corpus they searched is not known
+            old["tool_data"] = run_info.get("tool_data")
+        for key in ("input_sha256", "config", "models", "tool_code", "tool_data"):
             if old.get(key) != run_info.get(key):
                 shown = f" (that run: {old.get(key)}; now: {run_info.get(key)})" if key == "models" else ""
-                raise ConfigError(f"--resume: the {key.replace('_', ' ')} differs from the run in {self.path}{shown}; "
-                                  "resume with the same input, models, --dtype, settings and tools' code, or choose "
+                what = "--wiki-corpus file's content" if key == "tool_data" else key.replace("_", " ")
+                raise ConfigError(f"--resume: the {what} differs from the run in {self.path}{shown}; resume with the "
+                                  "same input, models, --dtype, settings, tools' code and --wiki-corpus, or choose "
                                   "another directory")
 
     def log_rejected(self, index: int, text: str, rejected: list[dict[str, Any]]) -> None:

@@ -152,10 +152,11 @@ def run_record(input_path: Path, limit: int | None, config: DataGenConfig, regis
                models: dict[str, str | None] | None) -> dict[str, Any]:
     """What run.json says of a run, and a --resume must match (checkpoint.RunDir): its input, settings, models and
     its user tools' code. Both engines write it."""
-    code = tool_code(registry, [registry.canonical(t) for t in config.tools])
+    tools = [registry.canonical(t) for t in config.tools]
+    code, data = tool_code(registry, tools), tool_data(registry, tools)
     return {"input": str(input_path), "input_sha256": file_sha256(input_path), "limit": limit,
             "config": config.to_dict(), **({"models": models} if models is not None else {}),
-            **({"tool_code": code} if code else {})}
+            **({"tool_code": code} if code else {}), **({"tool_data": data} if data else {})}
 
 
 def tool_code(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
@@ -167,6 +168,20 @@ def tool_code(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
         if source is not None and not is_toolcall_source(source) and Path(source).is_file():
             out[name] = file_sha256(Path(source))
     return out
+
+
+#: The built-in tools whose results come from the passages of --wiki-corpus.
+CORPUS_READERS = ("toolcall.tools.wikisearch", "toolcall.tools.qa")
+
+
+def tool_data(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
+    """The sha256 of the data the run's tools answer from, beyond their code: the --wiki-corpus file that WikiSearch
+    and QA search (a --resume with another corpus, or none, mixed two corpora's results in one run without a word)."""
+    if any(getattr(registry.get(name).func, "__module__", None) in CORPUS_READERS for name in tools):
+        from toolcall.tools import _corpus
+
+        return {"wiki_corpus_sha256": _corpus.corpus_sha256()}
+    return {}
 
 
 def _args_key(args: Any) -> str:

@@ -331,3 +331,41 @@ def test_the_date_field_reaches_the_calendar_and_the_output(tmp_path: Path, caps
     assert [c["result"] for c in record["calls"]] == ["Today is Monday, March 4, 2024."]
     config = json.loads((out / "run.json").read_text())["config"]
     assert (config["date_field"], config["id_field"]) == ("timestamp", "url") and "text_field" not in config
+
+
+def test_a_resume_must_search_the_same_wiki_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+    import json
+
+    from toolcall.tools import wikisearch
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("Zorblax is a moon of Quux.\nIt was found in 2091.\n")
+    one, two = tmp_path / "one.txt", tmp_path / "two.txt"
+    one.write_text("Zorblax is a moon of Quux.\n", encoding="utf-8")
+    two.write_text("Quux has no moons.\n", encoding="utf-8")
+    out = tmp_path / "out"
+    base = ["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress", "--samples",
+            "1", "--no-prefilter", "--tools", "wikisearch"]
+    try:
+        assert main([*base, "--limit", "1", "--wiki-corpus", str(one)]) == 0
+        recorded = json.loads((out / "run.json").read_text())["tool_data"]["wiki_corpus_sha256"]
+        assert recorded == hashlib.sha256(one.read_bytes()).hexdigest()
+        capsys.readouterr()
+        for other in (["--wiki-corpus", str(two)], []):   # other passages, or the demo corpus
+            assert main([*base, "--resume", *other]) == 1
+            assert "--wiki-corpus file's content differs" in capsys.readouterr().err
+        copy = tmp_path / "copy.txt"   # the same passages from another path resume it
+        copy.write_bytes(one.read_bytes())
+        assert main([*base, "--resume", "--wiki-corpus", str(copy)]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["texts_in"] == 2
+        # A run whose tools search nothing records no corpus, and one from before it was recorded resumes.
+        record = json.loads((out / "run.json").read_text())
+        del record["tool_data"]
+        (out / "run.json").write_text(json.dumps(record))
+        assert main([*base, "--resume", "--wiki-corpus", str(two)]) == 0
+        calc = tmp_path / "calc"
+        assert main([*base[:6], str(calc), *base[7:-1], "calculator", "--wiki-corpus", str(one)]) == 0
+        assert "tool_data" not in json.loads((calc / "run.json").read_text())
+    finally:
+        wikisearch.configure(None)

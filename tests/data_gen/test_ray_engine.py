@@ -239,15 +239,15 @@ def test_the_actors_get_every_tool_option_the_command_line_gave(tmp_path: Path, 
         assert main(["data-gen", "--input", str(texts), "--output", str(tmp_path / "o"), "--engine", "ray",
                      "--backend", "fake", "--tools-from", "ray_actor_tools.py", "--mcp-timeout", "7",
                      "--mcp-env", "FOO=1", "--wiki-corpus", "wiki.txt"]) == 0
+        toolset = pickle.loads(pickle.dumps(seen[0])).toolset
+        assert toolset.tools_from == (str(tmp_path / "ray_actor_tools.py"),)   # absolute: an actor runs elsewhere
+        assert toolset.wiki_corpus == str(tmp_path / "wiki.txt")
+        assert (toolset.mcp_timeout, toolset.mcp_env) == (7.0, ("FOO=1",))
+        assert [t.name for t in seen[0].registry()] == ["echo_upper"]   # an actor's build configures the corpus too
     finally:
         from toolcall.tools import wikisearch
 
         wikisearch.configure(None)
-    toolset = pickle.loads(pickle.dumps(seen[0])).toolset
-    assert toolset.tools_from == (str(tmp_path / "ray_actor_tools.py"),)   # absolute: an actor runs elsewhere
-    assert toolset.wiki_corpus == str(tmp_path / "wiki.txt")
-    assert (toolset.mcp_timeout, toolset.mcp_env) == (7.0, ("FOO=1",))
-    assert [t.name for t in seen[0].registry()] == ["echo_upper"]
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ MOSS mapping (moss-003 SFT plugin layout, one turn per text, written by the MOSS
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,22 @@ from toolcall.errors import MissingDependencyError
 from toolcall.jsonl import read_jsonl
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a corpus.jsonl this pipeline wrote (none when the file does not exist yet)."""
-    if not path.exists():
-        return []
-    return [record for _, record in read_jsonl(path, "corpus")]
+class CorpusRecords:
+    """The records of a corpus.jsonl this pipeline wrote, read again, a line at a time, by each pass over them (none
+    when the file does not exist yet): the exports of a run that kept hundreds of thousands of texts held them all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return iter(())
+        return (record for _, record in read_jsonl(self.path, "corpus"))
+
+
+def read_records(path: Path) -> CorpusRecords:
+    """The records of a corpus.jsonl, read as they are asked for (CorpusRecords)."""
+    return CorpusRecords(path)
 
 
 def to_moss(record: dict[str, Any], index: int, tools: list[str]) -> dict[str, Any]:
@@ -48,29 +60,63 @@ def _first_call_at(record: dict[str, Any]) -> int:
     return int(record["calls"][0]["position"])
 
 
-def write_moss(records: list[dict[str, Any]], path: Path, tools: list[str]) -> None:
+def write_moss(records: Iterable[dict[str, Any]], path: Path, tools: list[str]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for i, rec in enumerate(records):
             fh.write(json.dumps(to_moss(rec, i, tools), ensure_ascii=False) + "\n")
 
 
-def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
-    """datasets.save_to_disk; call args are stored as strings so the Arrow schema is one type."""
+#: Rows per Arrow batch of the dataset export: what it holds in memory at once.
+EXPORT_BATCH = 1000
+
+
+def write_hf_dataset(records: Iterable[dict[str, Any]], path: Path) -> None:
+    """datasets.save_to_disk of the records, call args stored as strings so the Arrow schema is one type. Read in
+    three passes (a list, or CorpusRecords, which reads its file again), a batch at a time: the columns and the ids'
+    types, the schema of every row, then the rows, written to an Arrow file beside `path` that the dataset maps and
+    saves; made at once from a list of every row, 5,000 records of 4 KB took 150 MB more than the run had used."""
     try:
         import datasets
+        import pyarrow as pa
     except ImportError as err:
         raise MissingDependencyError("datasets", "hf", "exporting an HF dataset") from err
-    rows = [{**r, "calls": [{**c, "args": [str(a) for a in c["args"]], "result": str(c["result"])} for c in r["calls"]]}
-            for r in records]
+    if isinstance(records, Iterator):   # read more than once
+        records = list(records)
     # Every row gets every column (a text without a date has date None): the columns are not the first row's alone.
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    rows = [{k: r.get(k) for k in columns} for r in rows]
-    if len({type(r["id"]) for r in rows if r.get("id") is not None}) > 1:
-        rows = [{**r, "id": None if r["id"] is None else str(r["id"])} for r in rows]  # one Arrow type: ids as text
-    if rows:
-        ds = datasets.Dataset.from_list(rows)
+    columns: dict[str, None] = {}
+    id_types = set()
+    for record in records:
+        columns.update(dict.fromkeys(record))
+        if record.get("id") is not None:
+            id_types.add(type(record["id"]))
+    as_text = len(id_types) > 1   # one Arrow type: ids as text
+
+    def rows() -> Iterator[list[dict[str, Any]]]:
+        batch = []
+        for r in records:
+            row = {k: r.get(k) for k in columns}
+            row["calls"] = [{**c, "args": [str(a) for a in c["args"]], "result": str(c["result"])}
+                            for c in r["calls"]]
+            if as_text and row["id"] is not None:
+                row["id"] = str(row["id"])
+            batch.append(row)
+            if len(batch) == EXPORT_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    if columns:
+        # The types every row's values need, as one table of them all would infer them (a struct's fields united).
+        schema = pa.unify_schemas([pa.Table.from_pylist(batch).schema for batch in rows()],
+                                  promote_options="permissive")
+        staged = path.parent / f".{path.name}.arrow"
+        with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for batch in rows():
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+        ds = datasets.Dataset.from_file(str(staged))
     else:
-        ds = datasets.Dataset.from_dict({"text": [], "original": [], "calls": []})
+        staged, ds = None, datasets.Dataset.from_dict({"text": [], "original": [], "calls": []})
     # datasets draws a bar of its own for the save (to stderr, at every run's end, --no-progress or not): a save of
     # one small table needs none.
     shown = datasets.is_progress_bar_enabled()
@@ -80,3 +126,6 @@ def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
     finally:
         if shown:
             datasets.enable_progress_bars()
+        del ds
+        if staged is not None:
+            staged.unlink(missing_ok=True)

@@ -74,39 +74,84 @@ def split_text(text: str, max_chars: int) -> list[str]:
 def read_inputs(path: Path, limit: int | None = None, max_chars: int | None = None, *, text_field: str = "text",
                 txt: str = "lines", date_field: str = "date",
                 id_field: str = "id") -> list[tuple[str, dict[str, Any]]]:
-    """(text, its fields) for each input text, at most `limit`. A .jsonl (or JSON Lines .json) line's text is its
-    `text_field`, a .parquet row's that column, and its "date" and "id" those of `date_field` and `id_field`
-    (CCNet's `date_download`, C4's `timestamp`, a `url`); a .txt file is one text per non-empty line (`txt="lines"`,
-    no fields) or one document (`"whole"`). Files ending .gz, .bz2 or .xz are read decompressed. A text longer than
-    `max_chars` is split (`split_text`) into texts of their own, each with its fields and "part" (0, 1, ...): the
-    model reads each with the prompt before it, within its context, and the forward over a long one grows with its
-    square (one 60 KB document took over 15 minutes, past the model's context)."""
+    """(text, its fields) for each input text, at most `limit`, in a list (iter_inputs, read whole)."""
+    kept, seen = [], set[str]()
+    for text, fields in iter_inputs(path, limit, max_chars, text_field=text_field, txt=txt, date_field=date_field,
+                                    id_field=id_field):
+        kept.append((text, fields))
+        seen.update(fields)
+    _warn_unseen(Path(path), len(kept), seen, {"date": date_field, "id": id_field})
+    return kept
+
+
+def iter_inputs(path: Path, limit: int | None = None, max_chars: int | None = None, *, text_field: str = "text",
+                txt: str = "lines", date_field: str = "date",
+                id_field: str = "id") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(text, its fields) for each input text, at most `limit`, read as they are asked for. A .jsonl (or JSON Lines
+    .json) line's text is its `text_field`, a .parquet row's that column, and its "date" and "id" those of
+    `date_field` and `id_field` (CCNet's `date_download`, C4's `timestamp`, a `url`); a .txt file is one text per
+    non-empty line (`txt="lines"`, no fields) or one document (`"whole"`). Files ending .gz, .bz2 or .xz are read
+    decompressed. A text longer than `max_chars` is split (`split_text`) into texts of their own, each with its
+    fields and "part" (0, 1, ...): the model reads each with the prompt before it, within its context, and the
+    forward over a long one grows with its square (one 60 KB document took over 15 minutes, past the model's
+    context). What is wrong with the file (missing, not a file, an unknown kind) is raised here, before any text."""
     path = Path(path)
     kind = content_suffix(path)
-    named = {"date": date_field, "id": id_field}
-    texts = _read(path, kind, limit, text_field, txt, named)
-    for key, field in named.items():
-        # A field named on purpose that no text has may be a misspelling (the Calendar then answers for the clock);
-        # a Parquet file without the column is an error (_parquet_rows), a JSON Lines file may hold it further on.
-        if kind in (".jsonl", ".json") and field != key and texts and all(key not in f for _, f in texts):
-            warnings.warn(f"--{key}-field {field!r}: none of the {len(texts):,} input texts read from {path} has "
-                          "that field", RuntimeWarning, stacklevel=2)
+    texts = _read(path, kind, limit, text_field, txt, {"date": date_field, "id": id_field})
     whole = txt == "whole" and kind == ".txt"   # --txt says how a .txt file is read, only
-    if max_chars is None:
-        return texts
-    out: list[tuple[str, dict[str, Any]]] = []
+    return texts if max_chars is None else _split(texts, max_chars, limit if whole else None)
+
+
+def _split(texts: Iterator[tuple[str, dict[str, Any]]], max_chars: int,
+           limit: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The texts, each longer than `max_chars` split into its parts; at most `limit` parts in all (a whole file's
+    --limit counts its parts, the texts the model reads)."""
+    given = 0
     for text, fields in texts:
         pieces = split_text(text, max_chars) if len(text) > max_chars else [text]
-        out.extend((piece, {**fields, "part": k} if len(pieces) > 1 else fields) for k, piece in enumerate(pieces))
-        if whole and limit is not None and len(out) >= limit:
-            return out[:limit]   # a whole file's --limit counts its parts, the texts the model reads
-    return out
+        for k, piece in enumerate(pieces):
+            if limit is not None and given >= limit:
+                return
+            given += 1
+            yield piece, ({**fields, "part": k} if len(pieces) > 1 else fields)
 
 
-def read_run_inputs(path: Path, limit: int | None, config: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The input texts of a data-gen run as its DataGenConfig says to read them (read_inputs)."""
-    return read_inputs(path, limit, config.max_text_chars, text_field=config.text_field, txt=config.txt,
-                       date_field=config.date_field, id_field=config.id_field)
+def _warn_unseen(path: Path, count: int, seen: set[str], named: dict[str, str]) -> None:
+    """A field named on purpose that no text has may be a misspelling (the Calendar then answers for the clock); a
+    Parquet file without the column is an error (_parquet_rows), a JSON Lines file may hold it further on."""
+    for key, field in named.items():
+        if content_suffix(path) in (".jsonl", ".json") and field != key and count and key not in seen:
+            warnings.warn(f"--{key}-field {field!r}: none of the {count:,} input texts read from {path} has "
+                          "that field", RuntimeWarning, stacklevel=3)
+
+
+class RunInputs:
+    """A data-gen run's input texts as its DataGenConfig says to read them (iter_inputs), not held: made, they are
+    read through once, which checks every one (a malformed line, a bad date: an error before any model loads) and
+    counts them; each pass over them reads the file again, a text at a time. Held in a list, a whole FineWeb shard
+    took gigabytes before its first text was done."""
+
+    def __init__(self, path: Path, limit: int | None, config: Any) -> None:
+        self.path, self.limit = Path(path), limit
+        self.options = {"max_chars": config.max_text_chars, "text_field": config.text_field, "txt": config.txt,
+                        "date_field": config.date_field, "id_field": config.id_field}
+        count, seen = 0, set[str]()
+        for _, fields in self:
+            count += 1
+            seen.update(fields)
+        self.count = count
+        _warn_unseen(self.path, count, seen, {"date": config.date_field, "id": config.id_field})
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return iter_inputs(self.path, self.limit, **self.options)
+
+
+def read_run_inputs(path: Path, limit: int | None, config: Any) -> RunInputs:
+    """The input texts of a data-gen run, checked and counted, read again by each pass over them (RunInputs)."""
+    return RunInputs(path, limit, config)
 
 
 #: The longest file `--txt whole` reads as one document (it is held whole, then split at its paragraphs): a long
@@ -118,7 +163,7 @@ INPUT_KINDS = (".jsonl", ".json", ".txt", ".parquet")
 
 
 def _read(path: Path, kind: str, limit: int | None, text_field: str, txt: str,
-          named: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+          named: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
     if not path.exists():
         raise ConfigError(f"input file {path} does not exist")
     if not path.is_file():  # a folder, a pipe: a run's texts are read again on --resume, so they must be a file
@@ -132,17 +177,23 @@ def _read(path: Path, kind: str, limit: int | None, text_field: str, txt: str,
         return _take(((_text_of(record, text_field, where), _fields(record, where, named))
                       for where, record in read_jsonl(path, "input file")), limit)
     if txt == "whole":
-        whole = "".join(line for _, line in read_lines(path, "input file", max_bytes=MAX_WHOLE_BYTES))
-        whole = whole.replace("\r\n", "\n").replace("\r", "\n")
-        return [(whole.strip(), {})] if whole.strip() else []
+        return _whole(path)
     return _take(((piece.strip(), {}) for _, line in read_lines(path, "input file")
                   # a file saved with classic Mac line ends (CR alone) holds many texts
                   for piece in line.split("\r") if piece.strip()), limit)
 
 
-def _take(items: Iterator[tuple[str, dict[str, Any]]], limit: int | None) -> list[tuple[str, dict[str, Any]]]:
+def _whole(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A .txt file as one document (none when it holds only white space)."""
+    whole = "".join(line for _, line in read_lines(path, "input file", max_bytes=MAX_WHOLE_BYTES))
+    whole = whole.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if whole:
+        yield whole, {}
+
+
+def _take(items: Iterator[tuple[str, dict[str, Any]]], limit: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
     """The first `limit` items (all when None), read no further: a --limit 10 run of a large file reads 10 texts."""
-    return list(items if limit is None else itertools.islice(items, limit))   # never pulls (and checks) one more
+    return items if limit is None else itertools.islice(items, limit)   # never pulls (and checks) one more
 
 
 def _text_of(record: dict[str, Any], field: str, where: str) -> str:

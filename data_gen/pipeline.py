@@ -21,7 +21,7 @@ from .config import DataGenConfig
 from .execute import CallRunner, execute_calls
 from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
-from .inputs import read_run_inputs
+from .inputs import RunInputs, read_run_inputs
 from .merge import merge_record
 from .positions import PromptStates, add_positions, find_positions
 from .prefilter import prefilter
@@ -192,13 +192,12 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
                  limit: int | None = None, progress: bool = True,
                  on_text_done: Callable[[int], None] | None = None,
                  models: dict[str, str | None] | None = None,
-                 texts: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+                 texts: RunInputs | None = None) -> dict[str, Any]:
     """Process every input text not already done in output_dir, then write stats and the exports; returns the stats.
 
     `models` names the sampling and scoring models ({"sampler": ..., "scorer": ...}): stored in run.json, and a
     --resume with other models is refused, since its calls would come from another model than the first part's.
-    `texts`: the input as `read_inputs(input_path, limit, config.max_text_chars)` reads it, when the caller has read
-    it already."""
+    `texts`: the run's inputs (read_run_inputs), when the caller has checked them already (before its models loaded)."""
     texts = read_run_inputs(input_path, limit, pipeline.config) if texts is None else texts
     with RunDir(Path(output_dir), resume, run_record(input_path, limit, pipeline.config, pipeline.registry,
                                                      models)) as run:

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from toolcall.errors import ConfigError, MissingDependencyError
 from toolcall.toolset import Toolset
 
 from .checkpoint import RunDir
 from .config import DataGenConfig
-from .inputs import read_run_inputs
+from .inputs import RunInputs, read_run_inputs
 from .pipeline import Pipeline, run_record, write_outputs
 
 RAY_DIR = "ray"
@@ -148,40 +148,81 @@ def _pool(ray: Any, options: RayOptions) -> tuple[int, float, float]:
     return max(1, slots), options.cpus_per_actor, 0.0
 
 
-def _stage_inputs(texts: Sequence[tuple[str, dict[str, Any]]], done: set[int], folder: Path) -> int:
-    """Write the texts not yet done as shards of {"id", "text", "fields"} lines (the plan's read); how many."""
+def _stage_inputs(texts: Iterable[tuple[str, dict[str, Any]]], done: set[int], folder: Path) -> int:
+    """Write the texts not yet done as shards of {"id", "text", "fields"} lines (the plan's read), a text at a
+    time; how many."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.jsonl"):
         old.unlink()
-    todo = [(i, t, f) for i, (t, f) in enumerate(texts) if i not in done]
-    for start in range(0, len(todo), SHARD_TEXTS):
-        with (folder / f"{start // SHARD_TEXTS:06d}.jsonl").open("w", encoding="utf-8") as fh:
-            for i, text, fields in todo[start:start + SHARD_TEXTS]:
-                fh.write(json.dumps({"id": i, "text": text, "fields": json.dumps(fields)}, ensure_ascii=False) + "\n")
-    return len(todo)
+    todo = 0
+    shard: TextIO | None = None
+    try:
+        for i, (text, fields) in enumerate(texts):
+            if i in done:
+                continue
+            if shard is None or todo % SHARD_TEXTS == 0:
+                if shard is not None:
+                    shard.close()
+                shard = (folder / f"{todo // SHARD_TEXTS:06d}.jsonl").open("w", encoding="utf-8")
+            shard.write(json.dumps({"id": i, "text": text, "fields": json.dumps(fields)}, ensure_ascii=False) + "\n")
+            todo += 1
+    finally:
+        if shard is not None:
+            shard.close()
+    return todo
 
 
-def read_rows(folder: Path) -> dict[int, dict[str, Any]]:
-    """The rows the actors wrote, by text index (a row written twice is kept once: its content is the same)."""
-    rows: dict[int, dict[str, Any]] = {}
-    for path in sorted(folder.glob("*.json*")) if folder.is_dir() else []:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    row = json.loads(line)
-                    rows.setdefault(int(row["id"]), row)
-    return rows
+class Rows(Mapping[int, dict[str, Any]]):
+    """The rows the actors wrote, by text index, each read from its file when asked for (a row written twice is kept
+    once: its content is the same); only where each row lies is held, as the rows of a large run are its corpus."""
+
+    def __init__(self, folder: Path) -> None:
+        self._where: dict[int, tuple[Path, int]] = {}
+        self._open: tuple[Path, BinaryIO] | None = None
+        for path in sorted(folder.glob("*.json*")) if folder.is_dir() else []:
+            with path.open("rb") as fh:
+                offset = 0
+                for line in fh:
+                    if line.strip():
+                        self._where.setdefault(int(json.loads(line)["id"]), (path, offset))
+                    offset += len(line)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, offset = self._where[index]
+        if self._open is None or self._open[0] != path:   # rows are asked for in index order, mostly a file's
+            self.close()
+            self._open = (path, path.open("rb"))
+        fh = self._open[1]
+        fh.seek(offset)
+        row: dict[str, Any] = json.loads(fh.readline())
+        return row
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+
+def read_rows(folder: Path) -> Rows:
+    """The rows the actors wrote, by text index (Rows: each read when asked for)."""
+    return Rows(folder)
 
 
 def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable[[], Pipeline],
                      config: DataGenConfig, registry: Any, *, resume: bool = False, limit: int | None = None,
                      progress: bool = True, options: RayOptions = RayOptions(),
                      models: dict[str, str | None] | None = None,
-                     texts: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+                     texts: RunInputs | None = None) -> dict[str, Any]:
     """`run_data_gen` on Ray Data: `make_pipeline` (picklable, e.g. a PipelineSpec) builds each actor's Pipeline;
     `config` and `registry` are the driver's view of the same run (its description, tools and thresholds), `models`
     names its models as `run_data_gen`'s does (a --resume with others is refused). Returns the stats; the output
-    directory ends up as a single-process run leaves it. `texts`: the input as read_inputs reads it, when read."""
+    directory ends up as a single-process run leaves it. `texts`: the run's inputs (read_run_inputs), when checked already."""
     texts = read_run_inputs(input_path, limit, config) if texts is None else texts
     # Refuses a used directory without --resume, checks a resumed one.
     with RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models)) as run:
@@ -215,48 +256,74 @@ def _execute(work: Path, make_pipeline: Callable[[], Pipeline], progress: bool, 
     ds.write_json(str((work / "rows").resolve()))
 
 
-def _assemble(run: RunDir, rows: dict[int, dict[str, Any]], texts: Sequence[tuple[str, dict[str, Any]]]) -> None:
+def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[tuple[str, dict[str, Any]]]) -> None:
     """Rewrite corpus.jsonl and progress.jsonl in input order from what is already committed there (a single-process
     run being resumed) and the rows Ray wrote; written aside, then moved into place, so a crash leaves the old ones.
-    The rows' reasons for dropping samples are appended to rejected.jsonl as a single-process run logs them."""
-    committed = _committed_records(run)
-    for index, row in rows.items():
-        if index in committed:
-            continue
-        summary = json.loads(row["summary"])
-        committed[index] = (json.loads(row["record"]) if row["record"] else None, summary)
-        # A row past this run's texts is one a run with a larger --limit did: kept, as a single-process resume keeps
-        # it, its dropped samples logged without the text around them.
-        run.log_rejected(index, texts[index][0] if index < len(texts) else "", json.loads(row["rejected"]))
+    The rows' reasons for dropping samples are appended to rejected.jsonl as a single-process run logs them. A record
+    at a time: what is committed is copied from the old corpus by its place there, a row read when its turn comes,
+    and the texts (for the rejected log) read again alongside, in the same order."""
+    committed = _committed_spans(run)
     corpus_tmp, progress_tmp = run.corpus.with_suffix(".tmp"), run.progress.with_suffix(".tmp")
     size, summaries = 0, []
-    with corpus_tmp.open("w", encoding="utf-8") as corpus, progress_tmp.open("w", encoding="utf-8") as log:
-        for index in sorted(committed):
-            record, summary = committed[index]
-            if record is not None:
-                line = json.dumps(record, ensure_ascii=False) + "\n"
+    given = _TextsInOrder(texts)
+    with corpus_tmp.open("wb") as corpus, progress_tmp.open("w", encoding="utf-8") as log, \
+            run.corpus.open("rb") as old:
+        for index in sorted(set(committed) | set(rows)):
+            line: bytes | None = None
+            if index in committed:
+                span, summary = committed[index]
+                if span is not None:
+                    old.seek(span[0])
+                    line = old.read(span[1] - span[0])
+            else:
+                row = rows[index]
+                summary = json.loads(row["summary"])
+                if row["record"]:
+                    line = (json.dumps(json.loads(row["record"]), ensure_ascii=False) + "\n").encode("utf-8")
+                rejected = json.loads(row["rejected"])
+                if rejected:
+                    # A row past this run's texts is one a run with a larger --limit did: kept, as a single-process
+                    # resume keeps it, its dropped samples logged without the text around them.
+                    run.log_rejected(index, given.text(index), rejected)
+            if line is not None:
                 corpus.write(line)
-                size += len(line.encode("utf-8"))
+                size += len(line)
             entry = {"index": index, "corpus_bytes": size, **{k: v for k, v in summary.items()
                                                                if k not in ("index", "corpus_bytes")}}
             log.write(json.dumps(entry, ensure_ascii=False) + "\n")
             summaries.append(entry)
+    if isinstance(rows, Rows):
+        rows.close()
     os.replace(corpus_tmp, run.corpus)
     os.replace(progress_tmp, run.progress)
-    run.summaries, run.done = summaries, set(committed)
+    run.summaries, run.done = summaries, {entry["index"] for entry in summaries}
 
 
-def _committed_records(run: RunDir) -> dict[int, tuple[dict[str, Any] | None, dict[str, Any]]]:
-    """{index: (record or None, summary)} of what progress.jsonl commits: a summary whose corpus_bytes grew owns the
-    next corpus line."""
-    out: dict[int, tuple[dict[str, Any] | None, dict[str, Any]]] = {}
-    # Split at newlines only: a record's text may hold U+2028 or U+0085, which JSON leaves raw and splitlines() cuts.
-    lines = iter(run.corpus.read_text(encoding="utf-8").split("\n")) if run.corpus.exists() else iter(())
+class _TextsInOrder:
+    """The input texts read once, in order, to be asked for by rising index ("" past their end)."""
+
+    def __init__(self, texts: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        self._texts = texts
+        self._iter: Iterator[tuple[int, tuple[str, dict[str, Any]]]] | None = None
+        self._at, self._text = -1, ""
+
+    def text(self, index: int) -> str:
+        if self._iter is None:   # read only when a rejected log asks for a text
+            self._iter = enumerate(self._texts)
+        while self._at < index:
+            self._at, (self._text, _) = next(self._iter, (index + 1, ("", {})))
+        return self._text if self._at == index else ""
+
+
+def _committed_spans(run: RunDir) -> dict[int, tuple[tuple[int, int] | None, dict[str, Any]]]:
+    """{index: (where its record lies in the corpus, or None; summary)} of what progress.jsonl commits: a summary
+    whose corpus_bytes grew owns the corpus's bytes since the one before."""
+    out: dict[int, tuple[tuple[int, int] | None, dict[str, Any]]] = {}
     before = 0
     for entry in run.summaries:
         grew = entry["corpus_bytes"] > before
+        out[entry["index"]] = ((before, entry["corpus_bytes"]) if grew else None, entry)
         before = entry["corpus_bytes"]
-        out[entry["index"]] = (json.loads(next(lines)) if grew else None, entry)
     return out
 
 

@@ -272,3 +272,31 @@ def test_a_whole_txt_file_past_its_limit_is_an_error(tmp_path: Path, monkeypatch
     with pytest.raises(ConfigError, match=r"book\.txt: input file is longer than 100 bytes"):
         read_inputs(tmp_path / "book.txt", txt="whole")
     assert read_inputs(tmp_path / "book.txt") == [("A paragraph.", {})] * 10   # a text a line: no total
+
+
+def test_a_runs_inputs_are_checked_and_counted_when_made_and_read_again_by_each_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's texts are not held: a whole web shard took gigabytes before its first text was done."""
+    from toolcall.data_gen import inputs
+    from toolcall.data_gen.config import DataGenConfig
+
+    path = tmp_path / "in.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for i in range(5):
+            fh.write(json.dumps({"text": f"text {i} " + "word " * 30, "id": i, "timestamp": "2024-03-04T10:00Z"}) + "\n")
+    config = DataGenConfig(max_text_chars=100, date_field="timestamp")
+    opened: list[int] = []
+    real = inputs.read_jsonl
+    monkeypatch.setattr(inputs, "read_jsonl", lambda *a, **k: opened.append(1) or real(*a, **k))
+    texts = inputs.read_run_inputs(path, 4, config)
+    assert len(texts) == 8 and len(opened) == 1   # 4 texts of 2 parts each, read through once to check them
+    assert not hasattr(texts, "texts") and all(not isinstance(v, list) for v in vars(texts).values())
+    first, again = list(texts), list(texts)
+    assert len(opened) == 3 and first == again == read_inputs(path, 4, 100, date_field="timestamp")
+    assert first[1] == (first[1][0], {"id": 0, "date": "2024-03-04", "part": 1})
+    with gzip.open(path, "at", encoding="utf-8") as fh:
+        fh.write("not json\n")
+    with pytest.raises(ConfigError, match=r"in.jsonl.gz:6: not valid JSON"):   # a bad line fails the making
+        inputs.read_run_inputs(path, None, config)
+    with pytest.warns(RuntimeWarning, match=r"--id-field 'url': none of the 4 input texts"):
+        inputs.read_run_inputs(path, 2, DataGenConfig(max_text_chars=100, id_field="url"))

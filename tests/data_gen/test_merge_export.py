@@ -175,3 +175,29 @@ def test_the_dataset_export_draws_no_bar_and_leaves_datasets_bars_as_they_were(
         assert datasets.is_progress_bar_enabled() is shown
     datasets.enable_progress_bars()
     assert "Saving the dataset" not in capfd.readouterr().err
+
+
+def test_the_dataset_export_reads_its_records_in_batches_and_writes_what_one_table_of_them_all_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    from toolcall.data_gen import export
+
+    monkeypatch.setattr(export, "EXPORT_BATCH", 2)   # columns and call fields that only later batches have
+    call = {"tool": "Calculator", "args": [2, "3"], "result": 5, "position": 0}
+    records = [{"text": f"t{i}", "original": f"o{i}", "calls": [call]} for i in range(5)]
+    records[3]["date"] = "2024-01-05"
+    records[4]["id"] = 9
+    records[4]["calls"] = [{**call, "source": "model", "loss_reduction": 1}]
+    records[1]["calls"] = [{**call, "loss_reduction": 0.5}]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = [{k: r.get(k) for k in ("text", "original", "calls", "date", "id")} for r in records]
+    for row in rows:
+        row["calls"] = [{**c, "args": [str(a) for a in c["args"]], "result": str(c["result"])} for c in row["calls"]]
+    whole = datasets.Dataset.from_list(rows)
+    for given in (read_records(corpus), iter(records), records):   # a generator is read once, then held
+        export.write_hf_dataset(given, tmp_path / "hf")
+        ds = datasets.load_from_disk(str(tmp_path / "hf"))
+        assert ds.features == whole.features and ds.to_list() == whole.to_list()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "hf"]   # nothing staged is left
+        del ds

@@ -275,3 +275,38 @@ def test_the_join_reads_records_holding_line_separators_and_keeps_rows_past_the_
     records = [json.loads(line) for line in (tmp_path / "out" / CORPUS).read_text(encoding="utf-8").split("\n") if line]
     assert [r["original"] for r in records] == [odd["original"], "later"]
     assert [s["index"] for s in run.summaries] == [0, 1, 3]
+
+
+def test_the_join_reads_rows_from_their_files_in_input_order_with_their_texts(tmp_path: Path) -> None:
+    """The driver holds where each row lies, not the rows: a row is read from its file when its turn comes, the
+    committed records are copied from the old corpus, and the texts are read once, alongside, for the rejected log."""
+    from toolcall.data_gen.checkpoint import RunDir
+    from toolcall.data_gen.ray_engine import _assemble, read_rows
+
+    run = RunDir(tmp_path / "out", False, {})
+    run.commit(0, {"original": "zero é", "text": "zero é", "calls": []}, {"kept": 1})
+    run.commit(2, None, {"kept": 0})
+
+    def row(index: int, kept: bool, reason: str) -> str:
+        record = json.dumps({"original": f"t{index}", "text": f"t{index}", "calls": []}) if kept else ""
+        rejected = [{"stage": "sample", "position": 4, "reason": reason}] if reason else []
+        return json.dumps({"id": index, "record": record, "summary": json.dumps({"kept": int(kept)}),
+                           "rejected": json.dumps(rejected)}) + "\n"
+
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    (folder / "b.json").write_text(row(5, True, "past") + row(1, True, "one"))
+    (folder / "a.json").write_text(row(3, False, "") + row(1, True, "first copy"))   # a row written twice
+    rows = read_rows(folder)
+    assert sorted(rows) == [1, 3, 5] and json.loads(rows[1]["rejected"])[0]["reason"] == "first copy"
+    texts = [("t0", {}), ("t1 text", {}), ("t2", {}), ("t3", {})]   # this run's --limit: 4 texts
+    _assemble(run, rows, iter(texts))
+    lines = (tmp_path / "out" / CORPUS).read_text(encoding="utf-8").split("\n")
+    assert [json.loads(line)["original"] for line in lines if line] == ["zero é", "t1", "t5"]
+    assert [(s["index"], s["kept"]) for s in run.summaries] == [(0, 1), (1, 1), (2, 0), (3, 0), (5, 1)]
+    logged = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    assert [(entry["index"], entry["before"]) for entry in logged] == [(1, "t1 t"), (5, "")]
+    run.close()
+    reopened = RunDir(tmp_path / "out", True, {})   # what was written is a whole, committed run
+    assert reopened.done == {0, 1, 2, 3, 5}
+    reopened.close()

@@ -12,6 +12,8 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +33,36 @@ def _append(path: Path, line: str) -> int:
         return fh.tell()
 
 
-def _commits(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The progress log's complete commit lines, and the byte offset after each (the log ends before a torn line or
-    one that is no commit)."""
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One text's commit: its input index, the corpus's size after it, and the progress log's."""
+
+    index: int
+    corpus_bytes: int
+    progress_end: int
+
+
+def _commits(path: Path) -> list[Commit]:
+    """The progress log's complete commit lines, read a line at a time (the log ends before a torn line or one that
+    is no commit); only where each lies is kept, not its summary (a run of a million texts held them all)."""
     if not path.exists():
-        return [], []
-    data = path.read_bytes()
-    good: list[dict[str, Any]] = []
-    ends: list[int] = []
+        return []
+    good: list[Commit] = []
     end = 0
-    for raw in data.split(b"\n")[:-1]:    # the piece after the last newline is incomplete
-        try:
-            entry = json.loads(raw)
-        except ValueError:  # not JSON, or not UTF-8: the log ends before this line
-            break
-        if not (isinstance(entry, dict) and type(entry.get("index")) is int
-                and type(entry.get("corpus_bytes")) is int):
-            break
-        end += len(raw) + 1
-        good.append(entry)
-        ends.append(end)
-    return good, ends
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):   # the piece after the last newline is incomplete
+                break
+            try:
+                entry = json.loads(raw)
+            except ValueError:  # not JSON, or not UTF-8: the log ends before this line
+                break
+            if not (isinstance(entry, dict) and type(entry.get("index")) is int
+                    and type(entry.get("corpus_bytes")) is int):
+                break
+            end += len(raw)
+            good.append(Commit(entry["index"], entry["corpus_bytes"], end))
+    return good
 
 
 def check_output_dir(path: Path, resume: bool) -> None:
@@ -105,19 +116,20 @@ class RunDir:
 
     def _recover(self) -> None:
         """Cut the progress log and the corpus back to what was committed whole; note which texts are done."""
-        self.summaries, ends = _commits(self.progress)
+        self.commits = _commits(self.progress)
         size = self.corpus.stat().st_size if self.corpus.exists() else 0
-        kept = len(self.summaries)
-        while kept and self.summaries[kept - 1]["corpus_bytes"] > size:
+        kept = len(self.commits)
+        while kept and self.commits[kept - 1].corpus_bytes > size:
             kept -= 1  # this text's record is not (whole) in the corpus: it is done again
-        self.summaries = self.summaries[:kept]
+        del self.commits[kept:]
         if self.progress.exists():
-            os.truncate(self.progress, ends[kept - 1] if kept else 0)
-        corpus_bytes = self.summaries[-1]["corpus_bytes"] if self.summaries else 0
+            os.truncate(self.progress, self.commits[-1].progress_end if self.commits else 0)
+        corpus_bytes = self.commits[-1].corpus_bytes if self.commits else 0
         if size > corpus_bytes:
             os.truncate(self.corpus, corpus_bytes)
-        self.done = {s["index"] for s in self.summaries}
+        self.done = {c.index for c in self.commits}
         self.corpus.touch()   # present even when no text keeps a call
+        self.progress.touch()
         self._check_corpus()
 
     def _take_lock(self) -> Any:
@@ -222,9 +234,17 @@ class RunDir:
         if record is not None:
             size = _append(self.corpus, json.dumps(record, ensure_ascii=False))
         entry = {"index": index, "corpus_bytes": size, **summary}
-        _append(self.progress, json.dumps(entry, ensure_ascii=False))
-        self.summaries.append(entry)
+        end = _append(self.progress, json.dumps(entry, ensure_ascii=False))
+        self.commits.append(Commit(index, size, end))
         self.done.add(index)
+
+    def summaries(self) -> Iterator[dict[str, Any]]:
+        """Each committed text's progress entry (its summary, index and corpus size), read from the log in commit
+        order, a line at a time."""
+        end = self.commits[-1].progress_end if self.commits else 0
+        with self.progress.open("rb") as fh:
+            while fh.tell() < end:
+                yield json.loads(fh.readline())
 
 
 def file_sha256(path: Path) -> str:

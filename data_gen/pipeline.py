@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,16 +222,16 @@ def run_data_gen(input_path: Path, output_dir: Path, pipeline: Pipeline, *, resu
 
 
 def finish(run: RunDir, texts_in: int, pipeline: Pipeline) -> dict[str, Any]:
-    return write_outputs(run.path, run.summaries, texts_in, list(pipeline.tools),
+    return write_outputs(run.path, run.summaries(), texts_in, list(pipeline.tools),
                          {t: f.tau_f for t, f in pipeline.filters.items()})
 
 
-def write_outputs(path: Path, summaries: list[dict[str, Any]], texts_in: int, tools: list[str],
+def write_outputs(path: Path, summaries: Iterable[dict[str, Any]], texts_in: int, tools: list[str],
                   taus: dict[str, float]) -> dict[str, Any]:
     """stats.json (and its histogram), moss.jsonl and hf_dataset/ from a run directory's corpus and progress log;
     every engine ends a run with this, so their outputs are alike. Returns the stats."""
     # The stats describe the directory's corpus: a --resume with a smaller --limit reads fewer inputs than were done.
-    stats = aggregate(summaries, max(texts_in, len(summaries)), tools)
+    stats = aggregate(summaries, texts_in, tools)
     write_stats(stats, path, taus)
     records = read_records(path / CORPUS)
     write_moss(records, path / "moss.jsonl", tools)

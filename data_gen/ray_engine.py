@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, TextIO
 from toolcall.errors import ConfigError, MissingDependencyError
 from toolcall.toolset import Toolset
 
-from .checkpoint import RunDir
+from .checkpoint import Commit, RunDir
 from .config import DataGenConfig
 from .inputs import RunInputs, read_run_inputs
 from .pipeline import Pipeline, run_record, write_outputs
@@ -233,7 +233,7 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
         rows = read_rows(work / "rows")
         tools = tuple(registry.canonical(t) for t in config.tools)
         _assemble(run, rows, texts)
-        return write_outputs(run.path, run.summaries, len(texts), list(tools),
+        return write_outputs(run.path, run.summaries(), len(texts), list(tools),
                              {t.lower(): config.for_tool(t)[2].tau_f for t in tools})
 
 
@@ -264,17 +264,19 @@ def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[t
     and the texts (for the rejected log) read again alongside, in the same order."""
     committed = _committed_spans(run)
     corpus_tmp, progress_tmp = run.corpus.with_suffix(".tmp"), run.progress.with_suffix(".tmp")
-    size, summaries = 0, []
+    size, end, commits = 0, 0, []
     given = _TextsInOrder(texts)
-    with corpus_tmp.open("wb") as corpus, progress_tmp.open("w", encoding="utf-8") as log, \
-            run.corpus.open("rb") as old:
+    with corpus_tmp.open("wb") as corpus, progress_tmp.open("wb") as log, run.corpus.open("rb") as old, \
+            run.progress.open("rb") as old_log:
         for index in sorted(set(committed) | set(rows)):
             line: bytes | None = None
             if index in committed:
-                span, summary = committed[index]
+                span, (start, stop) = committed[index]
                 if span is not None:
                     old.seek(span[0])
                     line = old.read(span[1] - span[0])
+                old_log.seek(start)
+                summary = json.loads(old_log.read(stop - start))
             else:
                 row = rows[index]
                 summary = json.loads(row["summary"])
@@ -290,13 +292,13 @@ def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[t
                 size += len(line)
             entry = {"index": index, "corpus_bytes": size, **{k: v for k, v in summary.items()
                                                                if k not in ("index", "corpus_bytes")}}
-            log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            summaries.append(entry)
+            end += log.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+            commits.append(Commit(index, size, end))
     if isinstance(rows, Rows):
         rows.close()
     os.replace(corpus_tmp, run.corpus)
     os.replace(progress_tmp, run.progress)
-    run.summaries, run.done = summaries, {entry["index"] for entry in summaries}
+    run.commits, run.done = commits, {c.index for c in commits}
 
 
 class _TextsInOrder:
@@ -315,15 +317,15 @@ class _TextsInOrder:
         return self._text if self._at == index else ""
 
 
-def _committed_spans(run: RunDir) -> dict[int, tuple[tuple[int, int] | None, dict[str, Any]]]:
-    """{index: (where its record lies in the corpus, or None; summary)} of what progress.jsonl commits: a summary
-    whose corpus_bytes grew owns the corpus's bytes since the one before."""
-    out: dict[int, tuple[tuple[int, int] | None, dict[str, Any]]] = {}
-    before = 0
-    for entry in run.summaries:
-        grew = entry["corpus_bytes"] > before
-        out[entry["index"]] = ((before, entry["corpus_bytes"]) if grew else None, entry)
-        before = entry["corpus_bytes"]
+def _committed_spans(run: RunDir) -> dict[int, tuple[tuple[int, int] | None, tuple[int, int]]]:
+    """{index: (where its record lies in the corpus, or None; where its line lies in progress.jsonl)} of what the
+    progress log commits: a commit whose corpus size grew owns the corpus's bytes since the one before."""
+    out: dict[int, tuple[tuple[int, int] | None, tuple[int, int]]] = {}
+    before = logged = 0
+    for commit in run.commits:
+        grew = commit.corpus_bytes > before
+        out[commit.index] = ((before, commit.corpus_bytes) if grew else None, (logged, commit.progress_end))
+        before, logged = commit.corpus_bytes, commit.progress_end
     return out
 
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
-def _quantiles(values: list[float]) -> dict[str, float]:
+def _quantiles(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {}
     import numpy as np
@@ -16,7 +18,7 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     return {f"q{int(q * 100)}": float(np.quantile(values, q)) for q in QUANTILES}
 
 
-def _histogram(values: list[float], bins: int = 20) -> dict[str, list[float]]:
+def _histogram(values: Sequence[float], bins: int = 20) -> dict[str, list[float]]:
     if not values:
         return {"edges": [], "counts": []}
     import numpy as np
@@ -25,15 +27,24 @@ def _histogram(values: list[float], bins: int = 20) -> dict[str, list[float]]:
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def aggregate(summaries: list[dict[str, Any]], texts_in: int, tools: list[str]) -> dict[str, Any]:
+def aggregate(summaries: Iterable[dict[str, Any]], texts_in: int, tools: list[str]) -> dict[str, Any]:
+    """The run's statistics from its texts' progress entries, read once (a run's whole log is not held); `texts_in`
+    is raised to the texts done where a --resume with a smaller --limit read fewer inputs than were done."""
     per_tool: dict[str, dict[str, Any]] = {t: {"texts_after_prefilter": 0, "positions": 0, "samples": 0, "unclosed": 0,
                                                "unparsed": 0, "inadmissible": 0, "duplicates": 0, "executed": 0, "errors": 0,
                                                "candidates_scored": 0, "kept": 0} for t in tools}
-    reductions: list[float] = []
-    kept_reductions: list[float] = []
+    reductions = array("d")
+    kept_reductions = array("d")
     # Who wrote the calls that were kept: the model ("model"), a tool's proposer ("proposer"), or both alike ("both").
     kept_by_source: dict[str, int] = {}
+    done = after_prefilter = texts_kept = calls_kept = 0
+    seconds = 0.0
     for s in summaries:
+        done += 1
+        after_prefilter += bool(s.get("tools"))
+        texts_kept += bool(s.get("kept"))
+        calls_kept += s.get("kept", 0)
+        seconds += s.get("seconds", 0.0)
         for tool in s.get("tools", []):
             per_tool.setdefault(tool, {}).setdefault("texts_after_prefilter", 0)
             per_tool[tool]["texts_after_prefilter"] += 1
@@ -51,16 +62,16 @@ def aggregate(summaries: list[dict[str, Any]], texts_in: int, tools: list[str]) 
                 who = source[0] if source else "unknown"
                 kept_by_source[who] = kept_by_source.get(who, 0) + 1
     return {
-        "texts_in": texts_in,
-        "texts_done": len(summaries),
-        "texts_after_prefilter": sum(1 for s in summaries if s.get("tools")),
-        "texts_kept": sum(1 for s in summaries if s.get("kept")),
-        "calls_kept": sum(s.get("kept", 0) for s in summaries),
+        "texts_in": max(texts_in, done),
+        "texts_done": done,
+        "texts_after_prefilter": after_prefilter,
+        "texts_kept": texts_kept,
+        "calls_kept": calls_kept,
         "calls_kept_by_source": kept_by_source,
         "per_tool": per_tool,
         "loss_reduction_all": {"n": len(reductions), **_quantiles(reductions), "histogram": _histogram(reductions)},
         "loss_reduction_kept": {"n": len(kept_reductions), **_quantiles(kept_reductions)},
-        "seconds": sum(s.get("seconds", 0.0) for s in summaries),
+        "seconds": seconds,
     }
 
 

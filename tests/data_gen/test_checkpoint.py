@@ -101,3 +101,25 @@ def test_a_run_directory_whose_files_are_folders_is_refused_in_one_line(tmp_path
             RunDir(tmp_path / name, True, info())
         with (tmp_path / name / RUN).open("rb") as fh:   # the refused run let its lock go
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_the_run_holds_where_each_commit_lies_not_its_summary_and_reads_them_back_in_order(tmp_path: Path) -> None:
+    from toolcall.data_gen.checkpoint import Commit
+    from toolcall.data_gen.stats import aggregate
+
+    run = RunDir(tmp_path / "out", False, info())
+    scored = [["Calculator", 0.5, True, True, "model"], ["Calculator", -0.2, False, False, "proposer"]]
+    run.commit(0, {"text": TEXT, "original": TEXT, "calls": []}, {"tools": ["Calculator"], "scored": scored, "kept": 1})
+    run.commit(2, None, {"tools": [], "kept": 0})
+    assert all(type(c) is Commit for c in run.commits) and [c.index for c in run.commits] == [0, 2]
+    entries = list(run.summaries())
+    assert [(e["index"], e["kept"]) for e in entries] == [(0, 1), (2, 0)] and entries[0]["scored"] == scored
+    (tmp_path / "out" / "progress.jsonl").open("a").write('{"index": 3, "corpus_bytes"')   # a torn commit
+    run.close()
+    again = RunDir(tmp_path / "out", True, info())
+    assert again.commits == run.commits and list(again.summaries()) == entries and again.done == {0, 2}
+    stats = aggregate(again.summaries(), 1, ["Calculator"])   # read once, as the log is read
+    assert (stats["texts_in"], stats["texts_done"], stats["texts_kept"], stats["calls_kept"]) == (2, 2, 1, 1)
+    assert stats["per_tool"]["Calculator"]["candidates_scored"] == 2 and stats["loss_reduction_all"]["n"] == 2
+    assert stats["calls_kept_by_source"] == {"model": 1}
+    again.close()

@@ -274,7 +274,7 @@ def test_the_join_reads_records_holding_line_separators_and_keeps_rows_past_the_
     _assemble(run, {3: row}, [("one\u2028two\x85three", {}), ("plain", {})])   # this run's --limit: 2 texts
     records = [json.loads(line) for line in (tmp_path / "out" / CORPUS).read_text(encoding="utf-8").split("\n") if line]
     assert [r["original"] for r in records] == [odd["original"], "later"]
-    assert [s["index"] for s in run.summaries] == [0, 1, 3]
+    assert [s["index"] for s in run.summaries()] == [0, 1, 3]
 
 
 def test_the_join_reads_rows_from_their_files_in_input_order_with_their_texts(tmp_path: Path) -> None:
@@ -303,7 +303,7 @@ def test_the_join_reads_rows_from_their_files_in_input_order_with_their_texts(tm
     _assemble(run, rows, iter(texts))
     lines = (tmp_path / "out" / CORPUS).read_text(encoding="utf-8").split("\n")
     assert [json.loads(line)["original"] for line in lines if line] == ["zero é", "t1", "t5"]
-    assert [(s["index"], s["kept"]) for s in run.summaries] == [(0, 1), (1, 1), (2, 0), (3, 0), (5, 1)]
+    assert [(s["index"], s["kept"]) for s in run.summaries()] == [(0, 1), (1, 1), (2, 0), (3, 0), (5, 1)]
     logged = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     assert [(entry["index"], entry["before"]) for entry in logged] == [(1, "t1 t"), (5, "")]
     run.close()

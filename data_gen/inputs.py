@@ -135,6 +135,7 @@ class RunInputs:
         self.path, self.limit = Path(path), limit
         self.options = {"max_chars": config.max_text_chars, "text_field": config.text_field, "txt": config.txt,
                         "date_field": config.date_field, "id_field": config.id_field}
+        self._stamp: tuple[int, int] | None = None
         count, seen = 0, set[str]()
         for _, fields in self:
             count += 1
@@ -146,7 +147,15 @@ class RunInputs:
         return self.count
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        return iter_inputs(self.path, self.limit, **self.options)
+        texts = iter_inputs(self.path, self.limit, **self.options)   # a missing or odd file is said first
+        stamp = (self.path.stat().st_size, self.path.stat().st_mtime_ns)
+        if self._stamp is None:
+            self._stamp = stamp
+        elif stamp != self._stamp:
+            # Its texts would not be the ones counted, checked and hashed for run.json.
+            raise ConfigError(f"input {self.path} changed while the run was reading it (a run reads its input again as "
+                              "it goes); leave it as it was until the run ends, or start a run on the new file")
+        return texts
 
 
 def read_run_inputs(path: Path, limit: int | None, config: Any) -> RunInputs:

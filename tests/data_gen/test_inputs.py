@@ -300,3 +300,16 @@ def test_a_runs_inputs_are_checked_and_counted_when_made_and_read_again_by_each_
         inputs.read_run_inputs(path, None, config)
     with pytest.warns(RuntimeWarning, match=r"--id-field 'url': none of the 4 input texts"):
         inputs.read_run_inputs(path, 2, DataGenConfig(max_text_chars=100, id_field="url"))
+
+
+def test_an_input_changed_after_it_was_checked_is_an_error_not_other_texts(tmp_path: Path) -> None:
+    from toolcall.data_gen.config import DataGenConfig
+    from toolcall.data_gen.inputs import read_run_inputs
+
+    path = tmp_path / "in.txt"
+    path.write_text("one\ntwo\n")
+    texts = read_run_inputs(path, None, DataGenConfig())
+    assert [t for t, _ in texts] == ["one", "two"]
+    path.write_text("one\ntwo\nthree and more\n")
+    with pytest.raises(ConfigError, match=r"in.txt changed while the run was reading it"):
+        list(texts)

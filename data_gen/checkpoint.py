@@ -155,6 +155,8 @@ class RunDir:
         handle = self._lock
         old = json.loads(handle.read().decode("utf-8"))
         new = {**old, **{key: run_info.get(key) for key in ("input", "limit")}}
+        if "tool_data" not in old and run_info.get("tool_data"):   # a run from before it was recorded: from now on
+            new["tool_data"] = run_info["tool_data"]
         if new != old:
             handle.seek(0)
             handle.write((json.dumps(new, indent=2) + "\n").encode("utf-8"))

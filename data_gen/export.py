@@ -106,26 +106,25 @@ def write_hf_dataset(records: Iterable[dict[str, Any]], path: Path) -> None:
         if batch:
             yield batch
 
-    if columns:
-        # The types every row's values need, as one table of them all would infer them (a struct's fields united).
-        schema = pa.unify_schemas([pa.Table.from_pylist(batch).schema for batch in rows()],
-                                  promote_options="permissive")
-        staged = path.parent / f".{path.name}.arrow"
-        with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-            for batch in rows():
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-        ds = datasets.Dataset.from_file(str(staged))
-    else:
-        staged, ds = None, datasets.Dataset.from_dict({"text": [], "original": [], "calls": []})
+    staged = path.parent / f".{path.name}.arrow"
     # datasets draws a bar of its own for the save (to stderr, at every run's end, --no-progress or not): a save of
     # one small table needs none.
     shown = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
-    try:
+    try:   # the staged file, as large as the dataset, goes whatever happens
+        if columns:
+            # The types every row's values need, as one table of them all would infer them (a struct's fields united).
+            schema = pa.unify_schemas([pa.Table.from_pylist(batch).schema for batch in rows()],
+                                      promote_options="permissive")
+            with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+                for batch in rows():
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            ds = datasets.Dataset.from_file(str(staged))
+        else:
+            ds = datasets.Dataset.from_dict({"text": [], "original": [], "calls": []})
         ds.save_to_disk(str(path))
+        del ds
     finally:
         if shown:
             datasets.enable_progress_bars()
-        del ds
-        if staged is not None:
-            staged.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)

@@ -135,7 +135,7 @@ class RunInputs:
         self.path, self.limit = Path(path), limit
         self.options = {"max_chars": config.max_text_chars, "text_field": config.text_field, "txt": config.txt,
                         "date_field": config.date_field, "id_field": config.id_field}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         count, seen = 0, set[str]()
         for _, fields in self:
             count += 1
@@ -148,14 +148,27 @@ class RunInputs:
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         texts = iter_inputs(self.path, self.limit, **self.options)   # a missing or odd file is said first
-        stamp = (self.path.stat().st_size, self.path.stat().st_mtime_ns)
         if self._stamp is None:
-            self._stamp = stamp
-        elif stamp != self._stamp:
+            self._stamp = self._stat()
+            return texts
+        self._same()
+        return self._checked(texts)
+
+    def _checked(self, texts: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The texts, the file looked at before each is given (a stat: nothing beside a text's processing)."""
+        for item in texts:
+            self._same()
+            yield item
+
+    def _stat(self) -> tuple[int, int, int]:
+        stat = self.path.stat()
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def _same(self) -> None:
+        if self._stat() != self._stamp:
             # Its texts would not be the ones counted, checked and hashed for run.json.
             raise ConfigError(f"input {self.path} changed while the run was reading it (a run reads its input again as "
                               "it goes); leave it as it was until the run ends, or start a run on the new file")
-        return texts
 
 
 def read_run_inputs(path: Path, limit: int | None, config: Any) -> RunInputs:

@@ -13,8 +13,10 @@ sees (a shared mount), as Ray Data's checkpointing requires.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,8 +266,21 @@ def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[t
     and the texts (for the rejected log) read again alongside, in the same order."""
     committed = _committed_spans(run)
     corpus_tmp, progress_tmp = run.corpus.with_suffix(".tmp"), run.progress.with_suffix(".tmp")
-    size, end, commits = 0, 0, []
     given = _TextsInOrder(texts)
+    with contextlib.ExitStack() as done:
+        if isinstance(rows, Rows):
+            done.callback(rows.close)
+        commits = _join(run, rows, committed, given, corpus_tmp, progress_tmp)
+    os.replace(corpus_tmp, run.corpus)
+    os.replace(progress_tmp, run.progress)
+    run.commits, run.done = commits, {c.index for c in commits}
+
+
+def _join(run: RunDir, rows: Mapping[int, dict[str, Any]],
+          committed: dict[int, tuple[tuple[int, int] | None, tuple[int, int]]], given: _TextsInOrder,
+          corpus_tmp: Path, progress_tmp: Path) -> list[Commit]:
+    """_assemble's writing of the joined corpus and log aside; their commits."""
+    size, end, commits = 0, 0, []
     with corpus_tmp.open("wb") as corpus, progress_tmp.open("wb") as log, run.corpus.open("rb") as old, \
             run.progress.open("rb") as old_log:
         for index in sorted(set(committed) | set(rows)):
@@ -294,11 +309,7 @@ def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[t
                                                                if k not in ("index", "corpus_bytes")}}
             end += log.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
             commits.append(Commit(index, size, end))
-    if isinstance(rows, Rows):
-        rows.close()
-    os.replace(corpus_tmp, run.corpus)
-    os.replace(progress_tmp, run.progress)
-    run.commits, run.done = commits, {c.index for c in commits}
+    return commits
 
 
 class _TextsInOrder:
@@ -310,10 +321,15 @@ class _TextsInOrder:
         self._at, self._text = -1, ""
 
     def text(self, index: int) -> str:
-        if self._iter is None:   # read only when a rejected log asks for a text
-            self._iter = enumerate(self._texts)
         while self._at < index:
-            self._at, (self._text, _) = next(self._iter, (index + 1, ("", {})))
+            try:
+                if self._iter is None:   # read only when a rejected log asks for a text
+                    self._iter = enumerate(self._texts)
+                self._at, (self._text, _) = next(self._iter, (index + 1, ("", {})))
+            except ConfigError as err:   # the rows are there: they are joined, their dropped samples logged bare
+                warnings.warn(f"toolcall: the rejected samples' log is written without their texts from here: {err}",
+                              RuntimeWarning, stacklevel=2)
+                self._iter, self._at = iter(()), index + 1
         return self._text if self._at == index else ""
 
 

@@ -364,6 +364,12 @@ def test_a_resume_must_search_the_same_wiki_corpus(tmp_path: Path, capsys: pytes
         del record["tool_data"]
         (out / "run.json").write_text(json.dumps(record))
         assert main([*base, "--resume", "--wiki-corpus", str(two)]) == 0
+        # ... and from then on, the corpus it was resumed with is its own.
+        assert json.loads((out / "run.json").read_text())["tool_data"]["wiki_corpus_sha256"] == \
+            hashlib.sha256(two.read_bytes()).hexdigest()
+        capsys.readouterr()
+        assert main([*base, "--resume", "--wiki-corpus", str(one)]) == 1
+        assert "--wiki-corpus file's content differs" in capsys.readouterr().err
         calc = tmp_path / "calc"
         assert main([*base[:6], str(calc), *base[7:-1], "calculator", "--wiki-corpus", str(one)]) == 0
         assert "tool_data" not in json.loads((calc / "run.json").read_text())

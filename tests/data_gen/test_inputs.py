@@ -313,3 +313,10 @@ def test_an_input_changed_after_it_was_checked_is_an_error_not_other_texts(tmp_p
     path.write_text("one\ntwo\nthree and more\n")
     with pytest.raises(ConfigError, match=r"in.txt changed while the run was reading it"):
         list(texts)
+    texts = read_run_inputs(path, None, DataGenConfig())
+    given = iter(texts)
+    assert next(given)[0] == "one"
+    with path.open("a") as fh:   # a line added while the run reads the file: not a text of this run
+        fh.write("four\n")
+    with pytest.raises(ConfigError, match=r"changed while the run was reading it"):
+        list(given)

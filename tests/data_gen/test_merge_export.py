@@ -201,3 +201,17 @@ def test_the_dataset_export_reads_its_records_in_batches_and_writes_what_one_tab
         assert ds.features == whole.features and ds.to_list() == whole.to_list()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "hf"]   # nothing staged is left
         del ds
+
+
+def test_the_staged_arrow_file_goes_when_the_export_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    from toolcall.data_gen import export
+
+    def fail(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets.Dataset, "from_file", fail)
+    record = {"text": "It is 5.", "original": "It is 5.", "calls": []}
+    with pytest.raises(KeyboardInterrupt):
+        export.write_hf_dataset([record], tmp_path / "hf")
+    assert list(tmp_path.iterdir()) == []

@@ -310,3 +310,25 @@ def test_the_join_reads_rows_from_their_files_in_input_order_with_their_texts(tm
     reopened = RunDir(tmp_path / "out", True, {})   # what was written is a whole, committed run
     assert reopened.done == {0, 1, 2, 3, 5}
     reopened.close()
+
+
+def test_the_join_goes_on_without_texts_when_the_input_cannot_be_read_again(tmp_path: Path) -> None:
+    """The rows are there: an input changed (or broken) after the run read it loses only the rejected log's texts,
+    not the join (it stopped with corpus.jsonl and progress.jsonl left unjoined)."""
+    from toolcall.data_gen.checkpoint import RunDir
+    from toolcall.data_gen.config import DataGenConfig
+    from toolcall.data_gen.inputs import read_run_inputs
+    from toolcall.data_gen.ray_engine import _assemble
+
+    texts = tmp_path / "in.txt"
+    texts.write_text("zero\none\n")
+    inputs = read_run_inputs(texts, None, DataGenConfig())
+    texts.write_text("zero\none\ntwo\n")
+    run = RunDir(tmp_path / "out", False, {})
+    row = {"record": json.dumps({"original": "one", "text": "one", "calls": []}), "summary": json.dumps({"kept": 1}),
+           "rejected": json.dumps([{"stage": "sample", "position": 2, "reason": "x"}])}
+    with pytest.warns(RuntimeWarning, match="without their texts from here: input .* changed"):
+        _assemble(run, {1: row}, inputs)
+    assert [s["index"] for s in run.summaries()] == [1]
+    assert json.loads((tmp_path / "out" / "rejected.jsonl").read_text())["before"] == ""
+    run.close()

@@ -38,7 +38,7 @@ def aggregate(summaries: Iterable[dict[str, Any]], texts_in: int, tools: list[st
     # Who wrote the calls that were kept: the model ("model"), a tool's proposer ("proposer"), or both alike ("both").
     kept_by_source: dict[str, int] = {}
     done = after_prefilter = texts_kept = calls_kept = 0
-    seconds = 0.0
+    seconds: float = 0   # an empty run says 0, as before
     for s in summaries:
         done += 1
         after_prefilter += bool(s.get("tools"))

@@ -347,7 +347,7 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
                 run.held = answer_or_calls_grammar(cfg.json_schema, dialect, run.tools)
             return tuple(dialect.call_markers) + tuple(dialect.end_markers), Steering(
                 None, constrain=run.held, call_open=True, held_opener=dialect.open_marker,
-                min_open_prob=cfg.call_threshold)
+                min_open_prob=cfg.call_threshold, held_answer=reply_grammar(cfg.json_schema))
         return tuple(dialect.end_markers), Steering(None, constrain=reply_grammar(cfg.json_schema), call_open=True)
     if _tools_on(run):
         force = cfg.force_call and not run.forced and bool(dialect.open_marker)

@@ -337,6 +337,40 @@ def test_real_vllm_holds_a_reply_with_tools_to_calls_then_its_json(real_vllm: An
     jsonschema.validate(json.loads(answer), schema)
 
 
+def held_reply(backend: Any, threshold: float) -> tuple[str, list[str | None]]:
+    """A reply held to JSON with a tool offered (hermes), under a call threshold: its text and the tools it called.
+    One turn is shown before (a call, its result, the JSON), so that the base model calls at a low threshold."""
+    import json
+
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+              "required": ["city"], "additionalProperties": False}
+    hermes = get_dialect("hermes")
+    registry = ToolRegistry([weather_now])
+    shown = ('<tool_call>\n{"name": "weather_now", "arguments": {"city": "Rome"}}\n</tool_call><|im_end|>\n'
+             "<|im_start|>user\n<tool_response>\nCloudy, 15 C\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+             '{"city": "Rome"}<|im_end|>\n<|im_start|>user\nWhat\'s the weather in Paris? Answer in JSON.<|im_end|>\n'
+             "<|im_start|>assistant\n")
+    prompt = hermes.prompt("What's the weather in Rome? Answer in JSON.", registry.specs(), backend.chat_prompt)
+    config = LoopConfig(json_schema=json.dumps(schema), max_new_tokens=80, max_calls=1, call_threshold=threshold)
+    result = run_loop(backend, prompt + shown, hermes, registry, config)
+    return result.text, [c.tool for c in result.calls]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("threshold", [1e-9, 0.999999])
+def test_real_vllm_holds_a_reply_with_tools_to_the_call_threshold_as_the_transformers_engine(
+        real_vllm: Any, real_hf: Any, threshold: float) -> None:
+    """The call threshold in a reply held to JSON with tools offered: decided by a one-token request on vLLM, by
+    banning the opener at the first token on transformers; the same replies either side of it."""
+    import json
+
+    text, calls = held_reply(real_vllm, threshold)
+    assert (text, calls) == held_reply(real_hf, threshold)
+    assert calls == ([] if threshold > 0.5 else ["weather_now"])   # the threshold decided
+    assert json.loads(text.rsplit("</tool_response>", 1)[-1])["city"] == "Paris"
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_real_vllm_scores_as_the_transformers_engine(real_vllm: Any, real_hf: Any) -> None:
@@ -658,6 +692,15 @@ def test_real_async_engine_replies_as_the_offline_engine(real_async_vllm: Any, r
 
 @pytest.mark.vllm
 @pytest.mark.slow
+def test_real_async_engine_holds_a_reply_with_tools_to_the_call_threshold(real_async_vllm: Any,
+                                                                          real_vllm: Any) -> None:
+    for threshold in (1e-9, 0.999999):
+        assert held_reply(real_async_vllm, threshold) == held_reply(real_vllm, threshold)
+    assert held_reply(real_async_vllm, 0.999999)[1] == []
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_real_async_engine_streams_tokens_and_runs_concurrent_replies_as_alone(real_async_vllm: Any) -> None:
     from toolcall.api import make_registry
     from toolcall.errors import BackendError
@@ -718,3 +761,58 @@ def test_the_embedded_models_vllm_checkpoint_is_the_kept_gguf_checkpoint(tmp_pat
     monkeypatch.setattr(hf_loading, "gguf_checkpoint", lambda path, transformers: kept)
     assert module.export_embedded_checkpoint() == kept
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["gguf"]   # nothing written beside it
+
+
+def test_the_decide_rule_says_what_the_transformers_threshold_says(stand_in: None) -> None:
+    """A held decode cannot read the opener's probability inside vLLM (its grammar masks the logits first), so a
+    one-token request without the grammar decides it: `yes` where transformers lets the opener stand, `no` where it
+    bans it."""
+    torch = pytest.importorskip("torch")
+    from toolcall.backends.transformers import _unlikely
+    from toolcall.backends.vllm_steering import TokenRule
+
+    begin = [VOCAB.index(" ["), VOCAB.index("[")]
+    for seed in range(40):
+        logits = torch.randn(len(VOCAB), generator=torch.Generator().manual_seed(seed)) * 3
+        for threshold in (0.05, 0.2, 0.5):
+            rule = TokenRule({"decide": [7, 9], "min_open": threshold, "begin": begin})
+            got = int(torch.argmax(rule([], logits.clone())))
+            assert got == (9 if _unlikely(logits, frozenset(begin), threshold) else 7), (seed, threshold)
+
+
+@pytest.mark.parametrize("likely", [True, False])
+def test_a_held_reply_with_tools_is_held_to_its_answer_below_the_call_threshold(structured_stand_in: None,
+                                                                             likely: bool) -> None:
+    """vLLM ignored the call threshold in a reply held to JSON with tools offered; now a one-token request decides it
+    before each held decode, and below the threshold the decode is held to the answer alone."""
+    import json
+
+    from toolcall.backends.vllm import VLLMBackend
+    from toolcall.loop import reply_grammar
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    call = '<tool_call>\n{"name": "weather_now", "arguments": {"city": "Paris"}}\n</tool_call>'
+    answer = '{"city": "Paris"}'
+    decided = "<" if likely else "x"   # what the engine's rule produced: yes (the opener's first token) or no
+    llm = ScriptedLLM([decided, call if likely else answer, "x", answer])
+    hermes = get_dialect("hermes")
+    out = run_loop(VLLMBackend.from_vllm(llm, logits_processor=True), "Q:", hermes, ToolRegistry([weather_now]),
+                   LoopConfig(json_schema=json.dumps(schema), call_threshold=0.9, max_new_tokens=120))
+    assert [c.tool for c in out.calls] == (["weather_now"] if likely else [])
+    assert out.text.endswith(answer)
+    probe = llm.params[0]
+    assert probe.max_tokens == 1 and probe.structured_outputs is None
+    from toolcall.backends.vllm_steering import EXTRA_KEY
+
+    assert probe.extra_args[EXTRA_KEY]["decide"] == [ord("<"), ord("x")] and probe.extra_args[EXTRA_KEY]["min_open"] == 0.9
+    assert probe.extra_args[EXTRA_KEY]["begin"] == [ord("<")]
+    held = llm.params[1].structured_outputs.grammar
+    assert ("reply_call" in held) == likely and (held == reply_grammar(json.dumps(schema))) == (not likely)
+    if likely:   # after the call and its result, the next held decode is decided again
+        assert llm.params[2].max_tokens == 1 and llm.params[3].structured_outputs.grammar == reply_grammar(
+            json.dumps(schema))
+    # Without the threshold nothing is asked first.
+    plain = ScriptedLLM([answer])
+    run_loop(VLLMBackend.from_vllm(plain, logits_processor=True), "Q:", hermes, ToolRegistry([weather_now]),
+             LoopConfig(json_schema=json.dumps(schema), max_new_tokens=120))
+    assert len(plain.params) == 1 and "reply_call" in plain.params[0].structured_outputs.grammar

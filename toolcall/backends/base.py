@@ -59,8 +59,12 @@ class Steering:
     call_open: bool = False
     # With no open_text, a whole reply held to `constrain` that may open calls before its answer (a JSON answer with
     # tools offered): their opener, whose first tokens min_open_prob holds while the reply is still blank, as it holds
-    # a free reply's (engines that cannot read probabilities under a grammar ignore it).
+    # a free reply's.
     held_opener: str = ""
+    # With held_opener: the grammar of the answer alone. An engine that reads the opener's probability before a held
+    # decode instead of during it (vLLM: its grammar masks the logits its processors see) holds the decode to this
+    # one where the opener is below min_open_prob, as banning the opener at the first token does.
+    held_answer: str | None = None
 
 
 #: A seed is an unsigned 64-bit number (what torch's generators take).

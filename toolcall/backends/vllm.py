@@ -134,10 +134,23 @@ class VLLMSession(DecodeSession):
         decoded under its grammar; a constrained call that opens goes on under its grammar in a second request."""
         if not self._begin(budget):
             return
-        yield from self._request(stop, budget, steering, _opened_grammar(steering))
+        yield from self._request(stop, budget, steering, self._backend._start_grammar(self, steering))
         left = self._constrained_left(budget, steering)
         if left > 0 and steering is not None:
             yield from self._request(stop, left, steering, steering.constrain)
+
+    def _probe(self, params: Any) -> Any:
+        """The output of one request over the ids so far that adds nothing to the reply (the engine's own, with the
+        caller's hold on it given up while it works)."""
+        backend = self._backend
+        with self.released():
+            if backend.async_engine is None:
+                return backend.offline_llm().generate([{"prompt_token_ids": list(self.ids)}], [params],
+                                                      use_tqdm=False)[0]
+            outputs = list(backend.async_engine.stream(list(self.ids), params))
+        if not outputs:
+            raise BackendError("the vLLM engine returned nothing for a one-token request")
+        return outputs[-1]
 
     def _begin(self, budget: int) -> bool:
         """Start a decode of `budget` tokens (its stop not known yet); False, and a "length" stop, for none at all."""
@@ -401,7 +414,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 if s._begin(b)]
         if not todo:
             return
-        self._decode(todo, [_opened_grammar(sg) for _, _, _, sg in todo])
+        self._decode(todo, [self._start_grammar(s, sg) for s, _, _, sg in todo])
         # A constrained call that opened in that decode goes on under its grammar, within what is left of the budget.
         opened: list[tuple[VLLMSession, Sequence[str], int, Steering | None]] = []
         for s, st, b, sg in todo:
@@ -424,6 +437,25 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         for (s, st, _, _), out, g, p in zip(todo, outputs, grammars, params):
             s._absorb(out, seconds, closers=st if g is not None else ())
             self._count_triggers(s, p, out)
+
+    def _start_grammar(self, session: VLLMSession, steering: Steering | None) -> str | None:
+        """The grammar a decode starts under (_opened_grammar); a reply held to a grammar that may open calls, where
+        the call threshold does not let one open at its first token, is held to its answer alone (held_answer)."""
+        grammar = _opened_grammar(steering)
+        if steering is None or not steering.held_opener or steering.min_open_prob <= 0 or not steering.held_answer:
+            return grammar
+        self._need_processor("call_threshold")
+        # A one-token request without the grammar, whose processor sees the raw logits and says which side of the
+        # threshold the opener is on by the token it produces (the prefix cache serves its prompt).
+        begin, _, _ = self._open_sets(steering.held_opener)
+        if not begin:   # nothing begins the opener: no call can open
+            return steering.held_answer
+        # Two ordinary tokens (a special one, such as the end of text, may not come back among the output's ids).
+        yes, no = begin[0], next(i for i in self.encode("x") + self.encode("y") if i not in begin)
+        params = import_vllm().SamplingParams(max_tokens=1, temperature=0.0, extra_args={
+            EXTRA_KEY: {"decide": [yes, no], "min_open": steering.min_open_prob, "begin": begin}})
+        out = session._probe(params)
+        return steering.held_answer if list(out.outputs[0].token_ids[:1]) == [no] else grammar
 
     @staticmethod
     def _count_triggers(session: VLLMSession, params: Any, out: Any) -> None:

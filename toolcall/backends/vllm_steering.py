@@ -15,7 +15,10 @@ The extra argument, a dict of plain lists (it crosses the process boundary as ms
   tokens but the top token is not one of them, the best-ranked of them is forced, then `rest[str(id)]` (the
   opener's remaining tokens), at most `triggers` times in the request;
 - "min_open", "begin", "ban_open": the call threshold: at a free step where the `begin` tokens' probability (softmax
-  of the raw logits) is below `min_open`, the `ban_open` tokens get -inf and the trigger does not fire.
+  of the raw logits) is below `min_open`, the `ban_open` tokens get -inf and the trigger does not fire;
+- "decide" [yes, no], with "min_open" and "begin": a one-token request that says whether the call threshold lets
+  a call open at its first step, by producing `yes` or `no` (a decode held to a grammar cannot read it: vLLM masks
+  the logits before its processors see them).
 """
 from __future__ import annotations
 
@@ -37,11 +40,15 @@ class TokenRule:
         self.rest = {int(k): [int(t) for t in v] for k, v in dict(spec.get("rest", {})).items()}
         self.min_open = float(spec.get("min_open", 0.0))
         self.ban_open = sorted({int(t) for t in spec.get("ban_open", ())})
+        self.decide = [int(t) for t in spec.get("decide", ())]
         self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
         self.fired = 0
 
     def __call__(self, output_ids: Sequence[int], logits: Any) -> Any:
         step = len(output_ids)
+        if self.decide:
+            yes, no = self.decide
+            return _only(logits, yes if _probability(logits, self.begin) >= self.min_open else no)
         if step < len(self.force):
             return _only(logits, self.force[step])
         if self.queued:

@@ -84,13 +84,25 @@ class Toolset:
         # MCP servers start last, after every local name has been checked.
         for server in self.mcp:
             self._add_mcp_tools(registry, server, chosen)
-        if read_corpus and self.wiki_corpus is not None and any(name in registry for name in ("WikiSearch", "QA")):
+        if read_corpus and self._searches(registry):
             from .tools import _corpus
 
             _corpus.index()   # a file that cannot be read is an error now, not every call's result
         if backend is not None:
             set_up_tools(registry, backend)
         return registry
+
+    def check_corpus(self, registry: ToolRegistry) -> None:
+        """Read a `wiki_corpus` through, where WikiSearch or QA is among the tools, without indexing it: what a
+        process that builds the tools for others checks (a Ray driver: a broken file is one error before any actor
+        starts, and the index is built only where it is searched)."""
+        if self._searches(registry):
+            from .tools import _corpus
+
+            _corpus.check()
+
+    def _searches(self, registry: ToolRegistry) -> bool:
+        return self.wiki_corpus is not None and any(name in registry for name in ("WikiSearch", "QA"))
 
     def _add_mcp_tools(self, registry: ToolRegistry, server: str, replaceable: set[str]) -> list[Tool]:
         from .mcp.client import connect

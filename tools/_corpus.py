@@ -9,6 +9,7 @@ import re
 import threading
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,22 +57,42 @@ def corpus_sha256() -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def load_passages(path: Path) -> list[Passage]:
-    passages: list[Passage] = []
+def iter_passages(path: Path) -> Iterator[Passage]:
+    """The corpus's passages, read a line at a time (JSONL with "title"/"text", or plain text with blank-line-separated
+    paragraphs)."""
     if content_suffix(path) in (".jsonl", ".json"):   # wiki.jsonl.gz too: read_lines decompresses it
         for _, row in read_jsonl(path, "corpus"):
             body = str(row.get("text") or row.get("contents") or "").strip()
             if body:
-                passages.append(Passage(str(row.get("title") or "").strip(), body))
-    else:
-        text = "".join(line for _, line in read_lines(path, "corpus"))
-        for block in re.split(r"\n\s*\n", text):
-            body = " ".join(block.split())
-            if body:
-                passages.append(Passage("", body))
+                yield Passage(str(row.get("title") or "").strip(), body)
+        return
+    block: list[str] = []
+    for _, line in read_lines(path, "corpus"):
+        if line.strip():
+            block.append(line)
+        elif block:
+            yield Passage("", " ".join("".join(block).split()))
+            block = []
+    if block:
+        yield Passage("", " ".join("".join(block).split()))
+
+
+def load_passages(path: Path) -> list[Passage]:
+    passages = list(iter_passages(path))
     if not passages:
         raise ConfigError(f"corpus {path} holds no passages")
     return passages
+
+
+def check() -> int:
+    """How many passages the corpus searched now holds, read through without keeping them: what a process that
+    will not search it checks (a data-gen run's Ray driver, whose actors search; indexing there took the corpus's
+    index in the driver's memory for nothing)."""
+    path = corpus_path()
+    count = sum(1 for _ in iter_passages(path))
+    if not count:
+        raise ConfigError(f"corpus {path} holds no passages")
+    return count
 
 
 class Index:

@@ -332,3 +332,33 @@ def test_the_join_goes_on_without_texts_when_the_input_cannot_be_read_again(tmp_
     assert [s["index"] for s in run.summaries()] == [1]
     assert json.loads((tmp_path / "out" / "rejected.jsonl").read_text())["before"] == ""
     run.close()
+
+
+def test_the_driver_reads_the_wiki_corpus_through_but_leaves_its_index_to_the_actors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from toolcall.data_gen import ray_engine
+    from toolcall.tools import _corpus, wikisearch
+
+    from toolcall.cli import main
+
+    built: list[int] = []
+    monkeypatch.setattr(_corpus, "index", lambda: built.append(1))
+    stats = {"texts_in": 1, "texts_after_prefilter": 1, "texts_kept": 0, "calls_kept": 0, "per_tool": {}}
+    monkeypatch.setattr(ray_engine, "run_data_gen_ray", lambda *a, **k: stats)
+    texts = tmp_path / "t.txt"
+    texts.write_text("Zorblax is a moon.\n")
+    good, bad = tmp_path / "wiki.jsonl", tmp_path / "bad.jsonl"
+    good.write_text(json.dumps({"title": "Zorblax", "text": "Zorblax is a moon of Quux."}) + "\n")
+    bad.write_text(json.dumps({"title": "A", "text": "fine"}) + "\nnot json\n")
+    base = ["data-gen", "--engine", "ray", "--backend", "fake", "--input", str(texts), "--tools", "wikisearch",
+            "--no-progress"]
+    try:
+        assert main([*base, "--output", str(tmp_path / "o1"), "--wiki-corpus", str(good)]) == 0
+        assert built == []   # not indexed where it is not searched
+        assert main([*base, "--output", str(tmp_path / "o2"), "--wiki-corpus", str(bad)]) == 1
+        assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err   # but read through: a broken one fails now
+        (tmp_path / "empty.txt").write_text("\n\n")
+        assert main([*base, "--output", str(tmp_path / "o3"), "--wiki-corpus", str(tmp_path / "empty.txt")]) == 1
+        assert "holds no passages" in capsys.readouterr().err
+    finally:
+        wikisearch.configure(None)

@@ -118,9 +118,12 @@ def run(args: argparse.Namespace) -> int:
     # added to a typed --tools, and replace the default one.
     tool_names, names_given = tuple(config.tools), "tools" in given(args, DataGenConfig)
     toolset = toolset_from_args(args, names=tool_names, names_given=names_given)
-    registry = toolset.build() or None
+    # A Ray run's actors search the --wiki-corpus: the driver reads it through (to fail now) but does not index it.
+    registry = toolset.build(read_corpus=args.engine != "ray") or None
     if registry is None:
         raise ConfigError("no tools; give --tools, --tools-from or --mcp")
+    if args.engine == "ray":
+        toolset.check_corpus(registry)
     if args.tools_from or args.mcp:  # the pipeline samples the tools config.tools names
         config = replace(config, tools=tuple(item.name for item in registry))
     if args.engine != "ray" and (args.address is not None or args.actors is not None):

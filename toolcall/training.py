@@ -5,6 +5,7 @@ import json
 import math
 import sys
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -381,16 +382,28 @@ class _StderrLog:
 
 
 class _Examples:
-    """A map-style dataset over pre-tokenized examples (Trainer needs only __len__ and __getitem__)."""
+    """A map-style dataset over pre-tokenized examples (Trainer needs only __len__ and __getitem__), held as two flat
+    int32 arrays of every example's ids and labels and where each ends: lists of Python ints took 57 bytes a token
+    (a corpus of 100M tokens: 5.7 GB before training began), these take 8.2."""
 
-    def __init__(self, items: list[dict[str, list[int]]]) -> None:
-        self.items = items
+    def __init__(self) -> None:
+        self.ids, self.labels, self.ends = array("i"), array("i"), array("q")
+
+    def add(self, example: dict[str, list[int]]) -> None:
+        self.ids.extend(example["input_ids"])
+        self.labels.extend(example["labels"])
+        self.ends.append(len(self.ids))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.ends)
 
     def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return self.items[i]
+        if not -len(self.ends) <= i < len(self.ends):
+            raise IndexError(i)
+        i %= len(self.ends)
+        start, end = (self.ends[i - 1] if i else 0), self.ends[i]
+        ids = self.ids[start:end].tolist()
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": self.labels[start:end].tolist()}
 
 
 def _accelerator(torch: Any) -> bool:
@@ -433,19 +446,24 @@ def train(config: TrainConfig) -> TrainResult:
         tokenizer.pad_token = tokenizer.eos_token
     if config.mask_results:
         check_result_dialect([t for t, _ in records], config.dialect)
-    examples = [tokenize_example(t, tokenizer, config.max_length, config.mask_results, config.dialect,
-                                 prompt_chars=(p or 0) if config.mask_prompt else 0, literal=p is None)
-                for t, p in records]
-    tokens = sum(len(e["labels"]) for e in examples)
-    masked = sum(sum(1 for x in e["labels"] if x == IGNORE_INDEX) for e in examples)
-    cut = sum(1 for (text, p), e in zip(records, examples) if len(e["input_ids"]) >= config.max_length
-              and len(tokenizer(text, add_special_tokens=True, split_special_tokens=p is None)["input_ids"])
-              > config.max_length)
+    examples = _Examples()
+    tokens = masked = cut = unlearned = 0
+    for text, p in records:
+        example = tokenize_example(text, tokenizer, config.max_length, config.mask_results, config.dialect,
+                                   prompt_chars=(p or 0) if config.mask_prompt else 0, literal=p is None)
+        examples.add(example)
+        left_out = sum(1 for x in example["labels"] if x == IGNORE_INDEX)
+        tokens, masked = tokens + len(example["labels"]), masked + left_out
+        unlearned += left_out == len(example["labels"])
+        cut += (len(example["input_ids"]) >= config.max_length
+                and len(tokenizer(text, add_special_tokens=True, split_special_tokens=p is None)["input_ids"])
+                > config.max_length)
+    first_text = records[0][0]   # what the reload check reads
+    del records   # the texts are in the examples now
     if cut:  # the rest of each was dropped without a word: data-gen's 4,000-character texts run past 512 tokens
         print(f"toolcall train: {cut:,} of {len(examples):,} texts are longer than --max-length {config.max_length} "
               "tokens and are learned only up to it; raise --max-length (or split the texts) to learn all of them",
               file=sys.stderr)
-    unlearned = sum(1 for e in examples if all(x == IGNORE_INDEX for x in e["labels"]))
     if unlearned and masked < tokens:  # a chat record whose prompt (or results) fill --max-length adds nothing
         print(f"toolcall train: {unlearned:,} of {len(examples):,} records have no token in the loss (their prompt "
               f"or tool results fill --max-length {config.max_length}): raise --max-length to learn their replies",
@@ -483,7 +501,7 @@ def train(config: TrainConfig) -> TrainResult:
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=_Examples(examples),
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=examples,
                                    data_collator=PadCollator(tokenizer.pad_token_id))
     # Progress goes to stderr, so stdout stays free for the command's own summary (and --json).
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
@@ -513,7 +531,7 @@ def train(config: TrainConfig) -> TrainResult:
         log=[{k: float(v) for k, v in entry.items() if isinstance(v, (int, float))} for entry in trainer.state.log_history],
     )
     if config.verify:
-        result.verified_max_logit_diff = verify_checkpoint(model, config.output, records[0][0])
+        result.verified_max_logit_diff = verify_checkpoint(model, config.output, first_text)
     (config.output / RESULT_FILE).write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     return result
 

@@ -816,3 +816,82 @@ def test_a_held_reply_with_tools_is_held_to_its_answer_below_the_call_threshold(
     run_loop(VLLMBackend.from_vllm(plain, logits_processor=True), "Q:", hermes, ToolRegistry([weather_now]),
              LoopConfig(json_schema=json.dumps(schema), max_new_tokens=120))
     assert len(plain.params) == 1 and "reply_call" in plain.params[0].structured_outputs.grammar
+
+
+def _held_steering(threshold: float) -> Steering:
+    import json
+
+    from toolcall.loop import answer_or_calls_grammar, reply_grammar
+
+    schema = json.dumps({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    hermes = get_dialect("hermes")
+    return Steering(None, constrain=answer_or_calls_grammar(schema, hermes, ToolRegistry([weather_now]).specs()),
+                    call_open=True, held_opener=hermes.open_marker, min_open_prob=threshold,
+                    held_answer=reply_grammar(schema))
+
+
+def test_the_held_replys_one_token_request_is_counted_as_its_work_not_as_cache(structured_stand_in: None) -> None:
+    """The decode after it finds its prefill in the cache: counted so, the reply reported its prompt as served by
+    the cache (cached tokens up, prefilled tokens down against the same reply without a threshold)."""
+    import json
+
+    from toolcall.backends.vllm import VLLMBackend
+
+    schema = json.dumps({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    counted = {}
+    for threshold in (0.0, 0.9):
+        llm = ScriptedLLM((["x"] if threshold else []) + ['{"city": "Paris"}'])
+        out = run_loop(VLLMBackend.from_vllm(llm, logits_processor=True), "PROMPT:", get_dialect("hermes"),
+                       ToolRegistry([weather_now]), LoopConfig(json_schema=schema, call_threshold=threshold))
+        c = out.counters
+        counted[threshold] = (out.text, c.prefilled_tokens, c.cached_tokens, c.decoded_tokens, c.forward_passes)
+    assert counted[0.9] == counted[0.0]
+    with pytest.raises(ConfigError, match="needs Steering.held_answer"):
+        VLLMBackend.from_vllm(ScriptedLLM([]), logits_processor=True).start("P").generate(
+            [], 10, Steering(None, constrain="start: /x/", call_open=True, held_opener="<", min_open_prob=0.5))
+
+
+@pytest.mark.parametrize("gathered", [False, True], ids=["lock-step", "gathered"])
+def test_held_replies_under_a_threshold_keep_the_offline_engine_to_one_call_at_a_time(
+        structured_stand_in: None, gathered: bool) -> None:
+    """Behind the server's lock (`serve --backend vllm --no-batch`) the one-token request gave the lock up around a
+    call of the offline engine, which is not for two threads at once (six real replies hung); with the gatherer, it
+    took up a lock its thread did not hold and the reply waited for ever."""
+    import threading
+    import time
+
+    from toolcall.backends.base import Sampling
+    from toolcall.backends.vllm import VLLMBackend
+    from toolcall.server.shared_model import SharedModel
+
+    class OneAtATime(ScriptedLLM):
+        inside, overlapped = 0, False
+
+        def generate(self, prompts: list[dict[str, Any]], params: list[SamplingParams],
+                     use_tqdm: bool = False) -> list[Any]:
+            self.inside += 1
+            self.overlapped = self.overlapped or self.inside > 1
+            time.sleep(0.1)
+            try:
+                return super().generate(prompts, params, use_tqdm)
+            finally:
+                self.inside -= 1
+
+    llm = OneAtATime(["x", '{"city": "Paris"}'] * 2)
+    backend = VLLMBackend.from_vllm(llm, logits_processor=True)
+    if gathered:
+        backend.batch_concurrent()
+    shared = SharedModel(backend)
+    texts: list[str] = []
+
+    def reply(i: int) -> None:
+        session = shared.start(f"P{i}:", threading.Event(), Sampling())
+        texts.append("".join(session.stream(["<|im_end|>"], 100, _held_steering(0.9))))
+
+    threads = [threading.Thread(target=reply, args=(i,), daemon=True) for i in range(2 if not gathered else 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads) and not llm.overlapped
+    assert texts and all(t == '{"city": "Paris"}' for t in texts)

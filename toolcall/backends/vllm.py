@@ -28,6 +28,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,23 +135,46 @@ class VLLMSession(DecodeSession):
         decoded under its grammar; a constrained call that opens goes on under its grammar in a second request."""
         if not self._begin(budget):
             return
-        yield from self._request(stop, budget, steering, self._backend._start_grammar(self, steering))
+        grammar = _opened_grammar(steering)
+        decision = self._backend._held_decision(steering)
+        if decision is not None:
+            grammar = decision.grammar(self._probe(decision.params))
+        yield from self._request(stop, budget, steering, grammar)
         left = self._constrained_left(budget, steering)
         if left > 0 and steering is not None:
             yield from self._request(stop, left, steering, steering.constrain)
 
     def _probe(self, params: Any) -> Any:
-        """The output of one request over the ids so far that adds nothing to the reply (the engine's own, with the
-        caller's hold on it given up while it works)."""
+        """The output of one request on the async engine over the ids so far that adds nothing to the reply, its
+        prefill counted (the caller's hold on the engine given up while it works, as `_request` gives it up)."""
         backend = self._backend
+        assert backend.async_engine is not None
+        began = time.perf_counter()
         with self.released():
-            if backend.async_engine is None:
-                return backend.offline_llm().generate([{"prompt_token_ids": list(self.ids)}], [params],
-                                                      use_tqdm=False)[0]
             outputs = list(backend.async_engine.stream(list(self.ids), params))
         if not outputs:
             raise BackendError("the vLLM engine returned nothing for a one-token request")
+        self._count_probe(outputs[-1], time.perf_counter() - began)
         return outputs[-1]
+
+    def _count_prefill(self, output: Any) -> tuple[int, int]:
+        """Count the prompt one request carried: what it prefilled, and of the input no request had carried yet, what
+        the cache served; (its length, the tokens the cache served)."""
+        prompt_len = len(output.prompt_token_ids or self.ids)
+        cached = getattr(output, "num_cached_tokens", None) or 0
+        self.cached_tokens += cached
+        self.counters.prefilled_tokens += prompt_len - cached
+        # Of the input this request carried for the first time (at the end of its prompt), what the cache served.
+        self.counters.cached_tokens += max(0, min(self._unsent, cached - (prompt_len - self._unsent)))
+        self._unsent = 0
+        return prompt_len, cached
+
+    def _count_probe(self, output: Any, seconds: float) -> None:
+        """A one-token request that decided a held decode's grammar: its prefill and its forward are work this reply
+        did (the decode after it finds that prefill in the cache), its token no part of the reply."""
+        self._count_prefill(output)
+        self.counters.forward_passes += 1
+        self.counters.decode_seconds += seconds
 
     def _begin(self, budget: int) -> bool:
         """Start a decode of `budget` tokens (its stop not known yet); False, and a "length" stop, for none at all."""
@@ -200,13 +224,7 @@ class VLLMSession(DecodeSession):
         counters. A decode under a grammar ends when the grammar is complete, not at a stop string: one of `closers`
         that ends its text counts as the stop it matched."""
         completion = output.outputs[0]
-        prompt_len = len(output.prompt_token_ids or self.ids)
-        cached = getattr(output, "num_cached_tokens", None) or 0
-        self.cached_tokens += cached
-        self.counters.prefilled_tokens += prompt_len - cached
-        # Of the input this request carried for the first time (at the end of its prompt), what the cache served.
-        self.counters.cached_tokens += max(0, min(self._unsent, cached - (prompt_len - self._unsent)))
-        self._unsent = 0
+        prompt_len, cached = self._count_prefill(output)
         produced = len(completion.token_ids)
         eos = getattr(self._backend.tokenizer, "eos_token_id", None)
         if closers and produced and completion.token_ids[-1] == eos:
@@ -414,7 +432,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 if s._begin(b)]
         if not todo:
             return
-        self._decode(todo, [self._start_grammar(s, sg) for s, _, _, sg in todo])
+        self._decode(todo, self._start_grammars([(s, sg) for s, _, _, sg in todo]))
         # A constrained call that opened in that decode goes on under its grammar, within what is left of the budget.
         opened: list[tuple[VLLMSession, Sequence[str], int, Steering | None]] = []
         for s, st, b, sg in todo:
@@ -438,24 +456,42 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             s._absorb(out, seconds, closers=st if g is not None else ())
             self._count_triggers(s, p, out)
 
-    def _start_grammar(self, session: VLLMSession, steering: Steering | None) -> str | None:
-        """The grammar a decode starts under (_opened_grammar); a reply held to a grammar that may open calls, where
-        the call threshold does not let one open at its first token, is held to its answer alone (held_answer)."""
-        grammar = _opened_grammar(steering)
-        if steering is None or not steering.held_opener or steering.min_open_prob <= 0 or not steering.held_answer:
-            return grammar
+    def _start_grammars(self, todo: list[tuple[VLLMSession, Steering | None]]) -> list[str | None]:
+        """The grammar each decode starts under (_opened_grammar); a reply held to a grammar that may open calls,
+        where the call threshold does not let one open at its first token, is held to its answer alone. The held
+        replies' one-token requests go to the offline engine together, under the caller's hold on it."""
+        grammars = [_opened_grammar(sg) for _, sg in todo]
+        asked = [(k, s, d) for k, (s, sg) in enumerate(todo) if (d := self._held_decision(sg)) is not None]
+        if asked:
+            began = time.perf_counter()
+            outputs = self.offline_llm().generate([{"prompt_token_ids": list(s.ids)} for _, s, _ in asked],
+                                                  [d.params for _, _, d in asked], use_tqdm=False)
+            seconds = (time.perf_counter() - began) / len(asked)
+            for (k, s, d), out in zip(asked, outputs):
+                s._count_probe(out, seconds)
+                grammars[k] = d.grammar(out)
+        return grammars
+
+    def _held_decision(self, steering: Steering | None) -> "_HeldDecision | None":
+        """For a decode held to a grammar that may open calls before its answer, under a call threshold: the
+        one-token request that decides it. vLLM applies the grammar's mask before its logits processors see the
+        logits, so the opener's probability is read by a request without the grammar (the prefix cache serves its
+        prompt), whose processor says which side of the threshold it is on by the token it produces."""
+        if steering is None or not steering.held_opener or steering.min_open_prob <= 0:
+            return None
         self._need_processor("call_threshold")
-        # A one-token request without the grammar, whose processor sees the raw logits and says which side of the
-        # threshold the opener is on by the token it produces (the prefix cache serves its prompt).
+        if steering.held_answer is None or steering.constrain is None:
+            raise ConfigError("a held reply's call threshold needs Steering.held_answer (the answer's grammar alone) "
+                              "on the vLLM engine")
         begin, _, _ = self._open_sets(steering.held_opener)
-        if not begin:   # nothing begins the opener: no call can open
-            return steering.held_answer
-        # Two ordinary tokens (a special one, such as the end of text, may not come back among the output's ids).
-        yes, no = begin[0], next(i for i in self.encode("x") + self.encode("y") if i not in begin)
+        # Two ordinary tokens (a special one, such as the end of text, may not come back among the output's ids);
+        # with nothing that begins the opener, no call can open, and `no` is what the rule gives.
+        yes = begin[0] if begin else None
+        no = next(i for i in self.encode("x") + self.encode("y") if i not in begin)
         params = import_vllm().SamplingParams(max_tokens=1, temperature=0.0, extra_args={
-            EXTRA_KEY: {"decide": [yes, no], "min_open": steering.min_open_prob, "begin": begin}})
-        out = session._probe(params)
-        return steering.held_answer if list(out.outputs[0].token_ids[:1]) == [no] else grammar
+            EXTRA_KEY: {"decide": [no if yes is None else yes, no], "min_open": steering.min_open_prob,
+                        "begin": begin}})
+        return _HeldDecision(params, no, steering.constrain, steering.held_answer)
 
     @staticmethod
     def _count_triggers(session: VLLMSession, params: Any, out: Any) -> None:
@@ -467,6 +503,21 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                     for step in (completion.logprobs or [])]
             session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
                                                list(completion.token_ids), tops)
+
+
+@dataclass(frozen=True)
+class _HeldDecision:
+    """The one-token request that decides a held decode's grammar, and the grammars either side of the threshold."""
+
+    params: Any
+    no: int
+    calls: str     # the reply's grammar: calls or the answer
+    answer: str    # the answer's alone, below the threshold
+
+    def grammar(self, output: Any) -> str:
+        # An empty output (the engine's own end) leaves the reply's grammar, as before the threshold was read.
+        produced = list(output.outputs[0].token_ids[:1]) if output.outputs else []
+        return self.answer if produced == [self.no] else self.calls
 
 
 def _opened_grammar(steering: Steering | None) -> str | None:

@@ -78,6 +78,60 @@ def test_disconnect_mid_stream_stops_generation(slow: Live) -> None:
     assert decoded < 400  # the whole reply is ~500 tokens (10 s): it stopped early
 
 
+def test_a_client_that_leaves_a_whole_reply_unwaited_stops_its_generation(slow: Live) -> None:
+    """A reply that is not streamed has no write to fail: the connection is asked (with steady tokens too: below)."""
+    backend = slow.backend
+    assert isinstance(backend, SlowFake)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "long"}]}
+    before = backend.pieces
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(slow.url + "/v1/chat/completions", json=body, timeout=0.5)
+    deadline = time.monotonic() + 5
+    while httpx.get(slow.url + "/health").json()["active"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert httpx.get(slow.url + "/health").json()["active"] == 0
+    decoded = backend.pieces - before
+    time.sleep(0.3)
+    assert backend.pieces - before == decoded and decoded < 400   # stopped early, and nothing decodes any more
+
+
+def test_the_connection_is_asked_for_the_client_while_events_keep_coming() -> None:
+    """The events of a reply whose tokens come steadily (the embedded model: one every ~30 ms, a reply of up to 4,096
+    tokens) are no reason not to ask: the client of a non-streamed reply that left was found only after a quiet
+    half second, which steady tokens never gave, and the reply decoded to its end."""
+    import asyncio
+    import types
+
+    from toolcall.server import app
+    from toolcall.server.choice import ReplyEvent
+
+    async def main() -> tuple[int, bool, float]:
+        choices = app._Choices.__new__(app._Choices)
+        choices.queue, choices.cancel, choices.live = asyncio.Queue(), threading.Event(), 1
+        asked: list[float] = []
+
+        async def is_disconnected() -> bool:
+            asked.append(time.monotonic())
+            return len(asked) >= 2   # the client leaves after the first look
+
+        async def feed() -> None:
+            while not choices.cancel.is_set():
+                choices.queue.put_nowait(ReplyEvent(0, "text", "x"))
+                await asyncio.sleep(0.01)
+
+        feeder = asyncio.ensure_future(feed())
+        began, seen = time.monotonic(), 0
+        async for _ in choices.events(types.SimpleNamespace(is_disconnected=is_disconnected)):  # type: ignore[arg-type]
+            seen += 1
+            if time.monotonic() - began > 5:
+                break
+        feeder.cancel()
+        return seen, choices.cancel.is_set(), time.monotonic() - began
+
+    seen, cancelled, seconds = asyncio.run(main())
+    assert cancelled and seconds < 3 * app.LOOK_SECONDS + 1 and seen > 10
+
+
 def test_a_request_cancelled_as_slots_free_up_loses_no_slot() -> None:
     """A waiting request whose client leaves (uvicorn cancels its task) in the same loop turn as a release: the
     release granted the cancelled waiter its slots, which were then held for good (8 of 64 per such request, until

@@ -358,6 +358,10 @@ def _generic(ident: str) -> str:
     return f"The server had an error while processing your request (request id {ident}); its log has the details."
 
 
+#: How often, at most, a reply's request asks its connection whether the client is still there.
+LOOK_SECONDS = 0.5
+
+
 class _Choices:
     """The worker threads of one request's choices, and the queue their events reach the event loop through."""
 
@@ -396,14 +400,22 @@ class _Choices:
                 raise
 
     async def events(self, request: "Request") -> AsyncIterator[ReplyEvent]:
-        """Events until every choice is done; stops the workers when the client disconnects."""
+        """Events until every choice is done; stops the workers when the client disconnects. The connection is asked
+        at least every LOOK_SECONDS, whether events come or not: asked only after a quiet spell, a reply whose tokens
+        came steadily (not streamed, no write to fail) went on decoding to its end for a client long gone."""
+        clock = asyncio.get_running_loop().time
+        look = clock() + LOOK_SECONDS
         while self.live:
             try:
-                event = await asyncio.wait_for(self.queue.get(), timeout=0.5)
+                event: ReplyEvent | None = await asyncio.wait_for(self.queue.get(), timeout=LOOK_SECONDS)
             except TimeoutError:
+                event = None
+            if event is None or clock() >= look:
                 if await request.is_disconnected():  # no write fails while a tool runs: ask the connection
                     self.cancel.set()
                     return
+                look = clock() + LOOK_SECONDS
+            if event is None:
                 continue
             if event.kind in ("done", "error"):
                 self.live -= 1

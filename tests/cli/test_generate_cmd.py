@@ -106,3 +106,17 @@ def test_a_json_schema_reply_prints_its_json_alone_with_the_calls_on_stderr(
     assert main([*base[:-1], "--json", base[-1]]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert json.loads(shown["reply"]) == {"result": 7006652} and "<tool_call>" in shown["text"]
+
+
+def test_a_json_schema_reply_cut_by_its_token_limit_is_said_and_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The grammar ends a reply once its JSON is complete; a reply the token limit cut first was printed as if it
+    were the JSON, exit 0 and not a word (the embedded model kept adding keys a schema did not forbid)."""
+    (tmp_path / "s.json").write_text(json.dumps(['{"result": 70, "more": "and more and more and more"}']))
+    schema = '{"type": "object", "properties": {"result": {"type": "number"}}, "required": ["result"]}'
+    base = ["generate", "--backend", "fake", "--model", str(tmp_path / "s.json"), "--json-schema", schema, "q"]
+    assert main([*base[:-1], "--max-new-tokens", "8", "q"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith('{"result": 70') and "before its JSON was complete" in err and "--max-new-tokens (8)" in err
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == 70

@@ -70,6 +70,23 @@ class PrintableFormatter(logging.Formatter):
         return self.inner.format(clean)
 
 
+def plain_warnings() -> None:
+    """toolcall's own warnings ("toolcall: ...", meant for the user of a command) print as their message alone, its
+    control characters visible: Python's form named a file inside the package and quoted its source line. Others
+    keep Python's form. For a command that owns the process, not for a library."""
+    import warnings
+
+    python_form = warnings.formatwarning
+
+    def shown(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              line: str | None = None) -> str:
+        if str(message).startswith("toolcall"):
+            return printable(str(message)) + "\n"
+        return python_form(message, category, filename, lineno, line)
+
+    warnings.formatwarning = shown
+
+
 def printable_logs(*names: str) -> None:
     """Every handler of the root logger and of the loggers `names` prints control characters visibly (see
     PrintableFormatter); a root logger without handlers gets one on stderr at WARNING, which is what Python's

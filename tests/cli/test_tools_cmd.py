@@ -217,3 +217,17 @@ def test_a_listing_does_not_index_the_wiki_corpus(tmp_path: Path, capsys: pytest
         assert "WikiSearch" in capsys.readouterr().out and built == []
     finally:
         wikisearch.configure(None)
+
+
+def test_the_commands_own_warnings_print_as_their_message_alone(tmp_path: Path) -> None:
+    """Python's form named a file inside the package and quoted its source line under the message."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TOOLCALL_WIKI_CORPUS"}
+    done = subprocess.run([sys.executable, "-m", "toolcall", "tool", "WikiSearch", "Ghana flag"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-400:]
+    assert done.stderr.startswith("toolcall: WikiSearch and QA search the demo corpus") and ".py:" not in done.stderr
+    assert "Ghana" in done.stdout

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ToolcallError
-from ..terminal import printable, printable_logs
+from ..terminal import plain_warnings, printable, printable_logs
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func=run(args) -> int`.
 COMMAND_MODULES = ("parse_cmd", "tools_cmd", "generate_cmd", "chat_cmd", "datagen_cmd", "eval_cmd", "train_cmd", "serve_cmd",
@@ -62,6 +62,7 @@ def entry() -> int:
     from ..executor import abandon_calls
 
     printable_logs()
+    plain_warnings()
     try:
         return main()
     finally:

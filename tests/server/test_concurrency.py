@@ -68,14 +68,19 @@ def test_disconnect_mid_stream_stops_generation(slow: Live) -> None:
         lines = response.iter_lines()
         got = [next(lines) for _ in range(10)]
     assert any(line.startswith("data: ") for line in got)
+    assert_stopped(slow, backend, before)
+
+
+def assert_stopped(live: Live, backend: SlowFake, before: int) -> None:
+    """The server's replies all end soon, nothing decodes after, and the reply stopped early (it is ~500 tokens,
+    10 s, whole)."""
     deadline = time.monotonic() + 5
-    while httpx.get(slow.url + "/health").json()["active"] and time.monotonic() < deadline:
+    while httpx.get(live.url + "/health").json()["active"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert httpx.get(slow.url + "/health").json()["active"] == 0
+    assert httpx.get(live.url + "/health").json()["active"] == 0
     decoded = backend.pieces - before
     time.sleep(0.3)
-    assert backend.pieces - before == decoded  # nothing decodes any more
-    assert decoded < 400  # the whole reply is ~500 tokens (10 s): it stopped early
+    assert backend.pieces - before == decoded and decoded < 400
 
 
 def test_a_client_that_leaves_a_whole_reply_unwaited_stops_its_generation(slow: Live) -> None:
@@ -86,13 +91,7 @@ def test_a_client_that_leaves_a_whole_reply_unwaited_stops_its_generation(slow: 
     before = backend.pieces
     with pytest.raises(httpx.TimeoutException):
         httpx.post(slow.url + "/v1/chat/completions", json=body, timeout=0.5)
-    deadline = time.monotonic() + 5
-    while httpx.get(slow.url + "/health").json()["active"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert httpx.get(slow.url + "/health").json()["active"] == 0
-    decoded = backend.pieces - before
-    time.sleep(0.3)
-    assert backend.pieces - before == decoded and decoded < 400   # stopped early, and nothing decodes any more
+    assert_stopped(slow, backend, before)
 
 
 def test_the_connection_is_asked_for_the_client_while_events_keep_coming() -> None:

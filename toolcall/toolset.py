@@ -115,8 +115,11 @@ class Toolset:
                 if old not in replaceable:
                     raise ConfigError(f"--mcp {server}: its tool {item.name!r} has the name of a tool already "
                                       f"offered ({old!r}, from --tools-from or another --mcp); leave that one out")
-                warnings.warn(f"toolcall: --mcp {server}: its tool {item.name!r} replaces the tool {old!r}; "
-                              "leave that one out of --tools to keep both apart", RuntimeWarning, stacklevel=3)
+                # Every built-in is offered where no names were given (`tools`, `tool`): there is no --tools to mend.
+                hint = ("; name the built-in tools to keep with --tools (--tools '' for none)" if self.names is None
+                        else "; leave that one out of --tools to keep both apart")
+                warnings.warn(f"toolcall: --mcp {server}: its tool {item.name!r} replaces the tool {old!r}{hint}",
+                              RuntimeWarning, stacklevel=3)
                 registry.unregister(old)
             added.append(registry.add(item))
         return added

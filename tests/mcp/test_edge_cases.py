@@ -43,7 +43,8 @@ def test_a_tool_named_like_a_built_in_replaces_it_with_a_warning(capsys: pytest.
         names, _ = listed(capsys, ["--mcp", fake()])
     assert "calculate" in names and "Calculator" not in names and "Calendar" in names
     messages = [str(w.message) for w in warned]
-    assert any("its tool 'calculate' replaces the tool 'Calculator'" in m for m in messages), messages
+    assert any("its tool 'calculate' replaces the tool 'Calculator'; name the built-in tools to keep with --tools"
+               in m for m in messages), messages   # no --tools was typed: none to leave it out of
     # the tool that requires MCP tasks is left out, and a warning says so
     assert "long_job" not in names
     assert any("not offering 'long_job'" in m and "taskSupport" in m for m in messages), messages
@@ -54,6 +55,9 @@ def test_tools_leaves_the_built_ins_out(capsys: pytest.CaptureFixture[str], recw
     assert names == ["calculate", "echo_env"]
     assert not [w for w in recwarn if "replaces" in str(w.message)]
     names, _ = listed(capsys, ["--tools", "calendar", "--mcp", fake()])
+    assert names == ["Calendar", "calculate", "echo_env"]
+    with pytest.warns(RuntimeWarning, match="replaces the tool 'Calculator'; leave that one out of --tools"):
+        names, _ = listed(capsys, ["--tools", "calculator,calendar", "--mcp", fake()])
     assert names == ["Calendar", "calculate", "echo_env"]
 
 

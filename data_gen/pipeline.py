@@ -180,7 +180,7 @@ def tool_data(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
     if any(getattr(registry.get(name).func, "__module__", None) in CORPUS_READERS for name in tools):
         from toolcall.tools import _corpus
 
-        return {"wiki_corpus_sha256": _corpus.corpus_sha256()}
+        return {"wiki_corpus_sha256": file_sha256(_corpus.corpus_path())}
     return {}
 
 

@@ -13,7 +13,6 @@ sees (a shared mount), as Ray Data's checkpointing requires.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import warnings
@@ -267,10 +266,11 @@ def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[t
     committed = _committed_spans(run)
     corpus_tmp, progress_tmp = run.corpus.with_suffix(".tmp"), run.progress.with_suffix(".tmp")
     given = _TextsInOrder(texts)
-    with contextlib.ExitStack() as done:
-        if isinstance(rows, Rows):
-            done.callback(rows.close)
+    try:
         commits = _join(run, rows, committed, given, corpus_tmp, progress_tmp)
+    finally:
+        if isinstance(rows, Rows):
+            rows.close()
     os.replace(corpus_tmp, run.corpus)
     os.replace(progress_tmp, run.progress)
     run.commits, run.done = commits, {c.index for c in commits}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import re
@@ -48,13 +47,6 @@ def corpus_path() -> Path:
             raise ConfigError(f"{ENV_VAR}={env} is not a file")
         return Path(env)
     return DEMO_CORPUS
-
-
-def corpus_sha256() -> str:
-    """The SHA-256 of the corpus file searched now (corpus_path()), read in pieces: what a data-gen run records, so
-    that a resume searching other passages is refused."""
-    with corpus_path().open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def iter_passages(path: Path) -> Iterator[Passage]:

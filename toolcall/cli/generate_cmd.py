@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 print(printable(f"called {call.tool}({json.dumps(args_json(call.args), ensure_ascii=False)}) -> "
                                 f"{call.result}"), file=sys.stderr)
         print(printable(reply))
-    if config.json_schema is not None and not _parses(result.answer if result.answer is not None else reply):
+    if config.json_schema is not None and not _parses(reply):
         # The grammar ends the reply once its JSON is complete; one cut first by the token limit is not JSON.
         print(f"toolcall generate: the reply ended ({result.stop_reason}) before its JSON was complete, so it does "
               f"not parse: raise --max-new-tokens ({config.max_new_tokens}), or bound the schema "

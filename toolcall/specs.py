@@ -15,6 +15,51 @@ __all__ = ["TOOL_NAME", "ToolSpec", "ToolSpecs"]
 TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
+#: Keywords whose value is one schema, and those whose value is a list of schemas (JSON Schema 2020-12).
+_ONE_SCHEMA = ("items", "additionalProperties", "unevaluatedProperties", "unevaluatedItems", "contains",
+               "propertyNames", "not", "if", "then", "else")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_NAMED_SCHEMAS = ("properties", "$defs", "definitions")
+#: Deeper than any schema a tool may have (toolcall.schema's and the MCP client's limit is 32): left as it is.
+_TITLE_DEPTH = 64
+
+
+def offered_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """`parameters` without the titles pydantic writes by itself: the whole object's (`get_forecastArguments`, the
+    model's class name) and each property's or definition's that only repeats its name (`"city": {"title": "City"}`).
+    Pydantic-made schemas carry them (FastMCP's and the MCP SDK's servers, openai's `pydantic_function_tool`, the
+    Agents SDK's function tools); a small model offered them copies them into its calls as arguments
+    (`{"city": "Paris", "title": "City", "type": "string"}`). A title that says more than the name is kept, and a
+    property named `title` is a property like any other."""
+    return _untitled(parameters, None, 0)
+
+
+def _untitled(schema: Any, name: str | None, depth: int) -> Any:
+    """`schema` without its title where it is generated (`name` None: any title; "": none)."""
+    if not isinstance(schema, dict) or depth > _TITLE_DEPTH:
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str) and (name is None or (name and _same_words(value, name))):
+            continue
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            out[key] = {k: _untitled(v, k, depth + 1) for k, v in value.items()}
+        elif key in _ONE_SCHEMA:
+            out[key] = _untitled(value, "", depth + 1)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_untitled(v, "", depth + 1) for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def _same_words(title: str, name: str) -> bool:
+    """Whether `title` is `name` in pydantic's title case (`unit_price` -> `Unit Price`), spacing and case aside."""
+    def words(text: str) -> str:
+        return re.sub(r"[\s_-]", "", text).lower()
+    return words(title) == words(name)
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A tool as it is offered to a model: no function, nothing to run.
@@ -35,8 +80,10 @@ class ToolSpec:
 
     @property
     def schema(self) -> dict[str, Any]:
-        """{"type": "function", "function": {...}} in the form of transformers' get_json_schema."""
-        function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": self.parameters}
+        """{"type": "function", "function": {...}} in the form of transformers' get_json_schema (which writes no
+        titles: see offered_parameters)."""
+        function: dict[str, Any] = {"name": self.name, "description": self.description,
+                                    "parameters": offered_parameters(self.parameters)}
         if self.returns is not None:
             function["return"] = self.returns
         return {"type": "function", "function": function}

@@ -291,3 +291,17 @@ def test_listing_stops_asking_for_pages_past_what_could_be_offered() -> None:
     pager = Pager()
     listed = asyncio.run(_list_all(pager))  # type: ignore[arg-type]
     assert pager.asked == 4 and MAX_LISTED <= len(listed) < MAX_LISTED + 300
+
+
+def test_the_readme_example_server_offers_its_forecast_without_pydantics_titles() -> None:
+    example = Path(__file__).parents[2] / "examples" / "weather_server.py"
+    with MCPClient(f"{sys.executable} {example}") as client:
+        (forecast,) = client.registry_tools(timeout=10)
+        assert "title" in forecast.parameters["properties"]["city"]  # as the SDK's server lists it
+        offered = forecast.schema["function"]["parameters"]
+        assert offered == {"type": "object", "required": ["city"], "properties": {
+            "city": {"description": 'The city, e.g. "Paris".', "type": "string"},
+            "day": {"default": "today", "description": '"today", "tomorrow" or a weekday.', "type": "string"}}}
+        registry = ToolRegistry([forecast])
+        first = registry.call("get_forecast", {"city": "Paris"}).text
+        assert first.startswith("Paris, today: ") and registry.call("get_forecast", ["Paris"]).text == first

@@ -81,11 +81,28 @@ def test_stream_invariants_and_equal_text(live: Live) -> None:
     assert finishes == ["stop"]
     assert "".join(d.content or "" for d in deltas) == whole.choices[0].message.content
     runs = [r for d in deltas for r in (d.model_extra or {}).get("tool_runs", [])]
-    assert [r["status"] for r in runs] == ["running", "done"] and runs[1]["result"] == "391"
-    assert runs[0]["id"] == runs[1]["id"]
+    # The run's id, tool and arguments first, its outcome later under the same index (clients merge by index).
+    assert runs == [{"index": 0, "id": runs[0]["id"], "tool": "Calculator", "arguments": {"expression": "17 * 23"}},
+                    {"index": 0, "ok": True, "result": "391", "error": None, "seconds": runs[1]["seconds"]}]
+    assert runs[0]["id"].startswith("run_")
     # include_usage: one last chunk with no choices and the usage; every other chunk has usage null.
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == whole.usage.total_tokens
     assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_the_clients_stream_helper_merges_the_runs_into_the_finished_replys(live: Live) -> None:
+    whole = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC)
+    with live.client().chat.completions.stream(model=MODEL, messages=ASK_CALC) as helper:
+        for _ in helper:  # openai-python merges each delta into its snapshot: an entry without `index` raised
+            pass
+        final = helper.get_final_completion()
+    message = final.choices[0].message
+    assert message.content == whole.choices[0].message.content
+    (merged,) = message.model_extra["tool_runs"]
+    (done,) = whole.choices[0].message.model_extra["tool_runs"]
+    assert {k: v for k, v in merged.items() if k not in ("index", "id", "seconds")} == \
+        {k: v for k, v in done.items() if k not in ("id", "seconds")}
+    assert merged["index"] == 0 and merged["id"].startswith("run_") and merged["seconds"] >= 0
 
 
 def test_stream_without_usage_has_no_usage_chunk(live: Live) -> None:

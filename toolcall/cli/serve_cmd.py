@@ -30,8 +30,8 @@ An OpenAI-compatible server: one model loaded once, tools run inside the generat
                               tools, tool_choice, max_output_tokens, text.format, stream (its events); stateless
 
 The --tools run on the server while the model writes: each run is listed in the reply's message.tool_runs
-(streamed as delta.tool_runs: id, tool, arguments, then result or error and seconds). Functions in a
-request's "tools" are the client's: a call of one ends the reply with finish_reason "tool_calls", and the
+(streamed as delta.tool_runs: index, id, tool, arguments, then that index with result or error and seconds).
+Functions in a request's "tools" are the client's: a call of one ends the reply with finish_reason "tool_calls", and the
 conversation goes on when the client sends "tool" messages with the results. The extension object
 "toolcall": {{"keep_markup", "tools", "trigger_top_k", "call_threshold", "max_calls", "constrain_calls"}}
 sets this server's tool handling per request. Errors are 4xx in OpenAI's shape

@@ -422,8 +422,18 @@ class _Choices:
             yield event
 
 
-def _run_delta(run: dict[str, Any]) -> dict[str, Any]:
-    return {"tool_runs": [run]}
+def _run_delta(run: dict[str, Any], indices: dict[str, int]) -> dict[str, Any]:
+    """A server tool run's piece of a streamed delta. Clients merge a delta's lists of objects by each entry's
+    `index`, as they merge `tool_calls` (openai-python's stream helper refuses an entry without one), joining strings
+    and adding numbers: so a run's first entry carries its id, tool and arguments, and its outcome (ok, result or
+    error, seconds) comes in a second entry of the same index, with nothing the first already said. Merged, a run
+    reads as the finished reply's `tool_runs` entry does (with its `index`)."""
+    first = run["id"] not in indices
+    index = indices.setdefault(run["id"], len(indices))
+    entry = {"index": index}
+    entry.update((key, value) for key, value in run.items()
+                 if key != "status" and (first or key not in ("id", "tool", "arguments")))
+    return {"tool_runs": [entry]}
 
 
 async def _complete(server: Server, chat: ChatRequest, plan: Plan, request: "Request",
@@ -488,6 +498,7 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     counted = UsageCount()
+    run_indices: list[dict[str, int]] = [{} for _ in range(chat.n)]
     await slots.acquire(chat.n)
     choices = _Choices(server, plan, chat.n, slots)
     choices.start()
@@ -501,7 +512,7 @@ async def _sse(server: Server, chat: ChatRequest, plan: Plan, request: "Request"
             elif event.kind == "reasoning":
                 yield chunk(i, {"reasoning_content": event.data})
             elif event.kind == "run":
-                yield chunk(i, _run_delta(event.data))
+                yield chunk(i, _run_delta(event.data, run_indices[i]))
             elif event.kind == "tool_calls":
                 for k, call in enumerate(event.data):
                     pieces = split_arguments(call["function"]["arguments"])

@@ -478,3 +478,16 @@ def test_arguments_that_trip_the_binder_are_an_error_result_not_the_end_of_the_r
                                 answer))
     assert asked[0].arguments is None and asked[0].error == "multiply: arguments that could not be read (ValueError)"
     assert isinstance(events[-1], Done) and events[-1].result.text.endswith(" six.")
+
+
+@pytest.mark.parametrize(("budget", "text", "calls"), [
+    (10, "6 times 7 is [multiply(6, 7) -", 0),  # cut inside the call: nothing runs
+    (11, "6 times 7 is [multiply(6, 7) -> 42.0]", 1),  # the arrow is the budget's last token (31 characters)
+    (12, "6 times 7 is [multiply(6, 7) -> 42.0] so", 1)])
+def test_a_call_written_on_the_budgets_last_token_is_answered_and_the_reply_ends_cut(
+        tools: ToolRegistry, budget: int, text: str, calls: int) -> None:
+    """A call whose arrow was the budget's last token ended the reply as `stop` with the call unanswered: the server
+    then showed its markup as the answer (`finish_reason: "stop"`)."""
+    _, result = run(["6 times 7 is [multiply(6, 7) ->", " so 42."], tools, max_new_tokens=budget)
+    assert (result.text, len(result.calls), result.stop_reason) == (text, calls, "length")
+    assert result.counters.decoded_tokens == budget

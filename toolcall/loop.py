@@ -280,6 +280,7 @@ class _Run:
     # loop looks at what the model writes next for more calls, and drops it when it is something else.
     end: int | None = None
     answer_from: int | None = None  # where the last decode held to JSON (or its calls) began in the session's text
+    spent: bool = False  # the token budget ran out as a call marker was written (the session says "stop")
     reader: "ReplyReader" = field(init=False)  # the pending calls at each call marker of the reply
 
     def __post_init__(self) -> None:
@@ -290,7 +291,7 @@ class _Run:
 
     def result(self) -> LoopResult:
         s = self.session
-        reason = "tool_calls" if self.handed_off else s.stop_reason
+        reason = "tool_calls" if self.handed_off else "length" if self.spent else s.stop_reason
         answer = None if self.answer_from is None or self.handed_off else s.text[self.answer_from:self.end]
         return LoopResult(s.text[:s.prompt_chars], s.text[s.prompt_chars:self.end], list(self.calls),
                           replace(s.counters), reason, list(self.handed_off), answer)
@@ -404,13 +405,15 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     """Handle the end of one decode: ask for the pending calls' outcomes and close the calls with their results;
     returns whether to decode again."""
     s, dialect = run.session, run.dialect
-    # 1. Only a call marker pauses for tools; an end marker, eos or the token budget ends the generation.
-    if s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers or run.budget <= 0:
+    # 1. Only a call marker pauses for tools; an end marker, eos or the token budget ends the generation. A call
+    # whose marker is the budget's last token is still a whole call: it is answered (or handed back), and then the
+    # reply ends there.
+    if s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
         return False
     # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text.
     pending = _pending(run)
     if pending is None:
-        return True
+        return _budget_left(run)
     # 3. Ask for each call's outcome, reporting it as it is asked for and answered.
     results = yield from _ask(run, pending.calls)
     # 4. Handed-off calls end the reply here, unanswered: the text stops at the call marker.
@@ -431,7 +434,15 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     closing = dialect.close(pending, [defuse(r, s.special_texts()) for r in results])
     s.append(closing)
     yield TextDelta(closing, "tool")
-    return run.refused < MAX_REFUSED_CALLS
+    return run.refused < MAX_REFUSED_CALLS and _budget_left(run)
+
+
+def _budget_left(run: _Run) -> bool:
+    """Whether tokens are left to decode on; a reply whose budget ran out on a call marker ends there ("length")."""
+    if run.budget > 0:
+        return True
+    run.spent = True
+    return False
 
 
 def _ask(run: _Run, calls: Sequence[ToolCall]) -> Generator[Event, "Outcome | None", list[str]]:

@@ -164,6 +164,28 @@ def test_max_calls_holds_for_server_tools_and_client_functions_alike() -> None:
         assert [c["function"]["arguments"] for c in calls] == ['{"amount": 1}']
 
 
+def test_every_parallel_call_of_the_requests_functions_is_handed_back_past_the_servers_call_limit() -> None:
+    """Four cities under the server's default max_calls (3): the fourth call was never decoded, and the client got
+    three of the four calls with nothing said; an explicit toolcall.max_calls still holds."""
+    import httpx
+
+    cities = ["Paris", "Rome", "Berlin", "Madrid"]
+    blocks = [f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{c}"}}}}\n</tool_call>' for c in cities]
+
+    def script(text: str) -> str:  # the blocks not yet written in this reply
+        written = text[text.rfind("\nassistant:"):].count("<tool_call>")
+        return ("\n" if written else "") + "\n".join(blocks[written:])
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        body = {"model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER]}
+        for extra, expected in (({}, cities), ({"toolcall": {"max_calls": 2}}, cities[:2]),
+                                ({"parallel_tool_calls": False}, cities[:1])):
+            reply = httpx.post(live.url + "/v1/chat/completions", json={**body, **extra}, timeout=30).json()
+            calls = reply["choices"][0]["message"]["tool_calls"]
+            assert [json.loads(c["function"]["arguments"])["city"] for c in calls] == expected, extra
+            assert reply["choices"][0]["finish_reason"] == "tool_calls"
+
+
 #: Two calls of get_weather and then what the model writes after them, as each dialect writes them one by one.
 TWO_CALLS = {
     "hermes": ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
@@ -322,6 +344,32 @@ def test_a_reply_that_max_tokens_ends_inside_a_call_shows_no_markup() -> None:
             assert choice.finish_reason == "length" and choice.message.content == "Let me check."
             chunks = stream(live, **kwargs)
             assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Let me check."
+
+
+def test_a_call_that_max_tokens_ends_right_after_is_handed_back_or_run_never_shown_as_the_answer() -> None:
+    """At every limit around the call's last token: a whole call is handed back (`tool_calls`) or, for a server
+    tool, run (`length`); a call cut before its end is hidden (`length`). A call whose marker was the limit's last
+    token came back as its markup with `finish_reason: "stop"`, neither run nor handed back."""
+    weather = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    calc = 'Let me compute.\n<tool_call>\n{"name": "Calculator", "arguments": {"expression": "17 * 23"}}\n</tool_call>'
+    for full, tools in ((weather, [WEATHER]), (calc, None)):
+        whole_at = -(-len(full) // 4)  # the fake writes 4 characters a token
+        for live in serve(SlowFake(script=lambda text, full=full: full + " And more."), settings(), dialect="hermes"):
+            for limit in range(whole_at - 2, whole_at + 2):
+                kwargs: dict[str, Any] = {"messages": ASK_WEATHER, "max_tokens": limit}
+                if tools:
+                    kwargs["tools"] = tools
+                choice = live.client().chat.completions.create(model=MODEL, **kwargs).choices[0]
+                message = choice.message
+                assert "<tool_call>" not in (message.content or ""), (limit, message.content)
+                if limit < whole_at:
+                    assert choice.finish_reason == "length" and not message.tool_calls
+                    assert message.model_extra["tool_runs"] == []
+                elif tools:
+                    assert choice.finish_reason == "tool_calls" and message.tool_calls[0].function.name == "get_weather"
+                else:
+                    (run,) = message.model_extra["tool_runs"]
+                    assert run["result"] == "391" and choice.finish_reason == "length", (limit, choice)
 
 
 def test_a_remembered_reply_is_used_only_in_its_own_conversation_and_as_it_was_sent() -> None:

@@ -84,6 +84,11 @@ def _server_tools(request: ChatRequest, settings: ServerSettings) -> ToolRegistr
     return server.subset(options.tools) if options.tools else None
 
 
+#: The calls a reply may make when the request has functions of its own and says no `toolcall.max_calls`: each
+#: function's calls are handed back to the client, as many as the model writes up to this.
+CLIENT_CALLS = 16
+
+
 def _loop_config(request: ChatRequest, settings: ServerSettings) -> LoopConfig:
     config = settings.config
     limit = request.max_completion_tokens or request.max_tokens
@@ -136,6 +141,10 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         tools = ToolSpecs([*offered, *client]) or None
         if tools is None:
             config = replace(config, tools_enabled=False)
+    if client and config.tools_enabled and request.parallel_tool_calls is not False and \
+            (request.toolcall is None or request.toolcall.max_calls is None):
+        # OpenAI hands back every call a reply writes; the server's own limit (3 by default) is for its tools' runs.
+        config = replace(config, max_calls=max(config.max_calls, CLIENT_CALLS))
     reply_schema = request.response_format.reply_schema() if request.response_format is not None else None
     if reply_schema is not None:
         config = _json_reply_config(config, reply_schema, dialect, backend, tools,

@@ -7,7 +7,11 @@ Run: python fake_server.py MODE, where MODE is
   garbage  prints a banner on stdout before any JSON-RPC;
   chatty   like ok, but prints a log line on stdout before each tools/call reply;
   flood    lists 1,000 tools besides ok's, one with a schema nested 5,000 levels deep, one with a 1 MB description and
-           one with a 10,000-character name, and answers every call with 5 MB of text.
+           one with a 10,000-character name, and answers every call with 5 MB of text;
+  never    like ok, but never answers a tools/call; each notifications/cancelled it gets is a line in the file
+           FAKE_SERVER_LOG names;
+  flaky    like ok, counting its starts in the file FAKE_SERVER_LOG names: the first start dies at its first call,
+           the second exits before answering initialize (a server still restarting), later ones work.
 """
 from __future__ import annotations
 
@@ -58,13 +62,29 @@ def call(name: str, arguments: dict[str, str]) -> str:
 def main(mode: str) -> None:
     if mode == "garbage":
         print("Welcome to the fake server, version 1!", flush=True)
+    log = os.environ.get("FAKE_SERVER_LOG", "")
+    start = 0
+    if mode == "flaky":
+        with open(log, "a+") as counts:
+            counts.seek(0)
+            start = len(counts.read().split()) + 1
+            counts.write(f"{start}\n")
     for line in sys.stdin:
         if mode == "silent":
             continue
         message = json.loads(line)
         method, request_id = message.get("method"), message.get("id")
         if request_id is None:
+            if mode == "never" and method == "notifications/cancelled":
+                with open(log, "a") as cancels:
+                    cancels.write(f"{message['params']['requestId']}\n")
             continue  # a notification
+        if method == "initialize" and mode == "flaky" and start == 2:
+            sys.exit(1)
+        if method == "tools/call" and mode == "flaky" and start == 1:
+            os._exit(1)
+        if method == "tools/call" and mode == "never":
+            continue
         if method == "initialize":
             reply(request_id, {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
                                "serverInfo": {"name": "fake-server", "version": "1"}})

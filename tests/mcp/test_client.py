@@ -2,6 +2,7 @@
 streamable HTTP, errors and timeouts as results, a server killed mid-call, and the Tool built from a listing."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -193,6 +194,49 @@ def test_a_server_killed_mid_call_gives_an_error_result_and_the_next_call_starts
         client.call("add", {"a": 1, "b": 1})  # closed by its owner: never started again
 
 
+FAKE = Path(__file__).with_name("fake_server.py")
+
+
+def test_a_server_that_fails_to_start_again_is_tried_again_by_a_later_call(tmp_path: Path) -> None:
+    """The first try to start a dead server again cleared the loss before the new session was up: a server still
+    restarting (it exited during initialize) left every later call "not connected", for good."""
+    from toolcall.mcp.client import REVIVE_INTERVAL
+
+    env = {**os.environ, "FAKE_SERVER_LOG": str(tmp_path / "starts")}
+    with MCPClient(f"{sys.executable} {FAKE} flaky", env=env) as client:
+        with pytest.raises(ToolError, match="failed"):
+            client.call("calculate", {"expression": "1+1"}, timeout=10)  # the first start dies mid-call
+        with pytest.raises(ToolError, match="not connected"):
+            client.call("calculate", {"expression": "1+2"}, timeout=10)  # the second exits in initialize
+        time.sleep(REVIVE_INTERVAL)
+        assert client.call("calculate", {"expression": "1+3"}, timeout=10) == "4"
+    assert (tmp_path / "starts").read_text().split() == ["1", "2", "3"]
+
+
+def test_a_call_past_the_registrys_limit_is_cancelled_on_the_server_and_holds_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry call of an MCP tool past its time limit went on waiting for the server (WAIT_CEILING, 600 s)
+    without telling it: the server was never sent notifications/cancelled, and once 8 such calls waited, the tool
+    refused every call ("not run: 8 earlier calls ... still running") for ten minutes."""
+    from toolcall.executor import MAX_OVERDUE_CALLS
+    from toolcall.mcp import import_tools
+
+    log = tmp_path / "cancelled"
+    monkeypatch.setenv("FAKE_SERVER_LOG", str(log))
+    registry = ToolRegistry(import_tools(f"{sys.executable} {FAKE} never", timeout=0.3))
+    try:
+        texts = [registry.call("calculate", ["1+1"]).text for _ in range(MAX_OVERDUE_CALLS + 2)]
+        assert texts == ["Error: calculate: timed out after 0.3 s"] * (MAX_OVERDUE_CALLS + 2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(log.read_text().split() if log.exists() else ()) < len(texts):
+            time.sleep(0.1)
+        assert len(log.read_text().split()) == len(texts)  # the server heard of each call given up
+    finally:
+        from toolcall.mcp.client import close_all
+
+        close_all()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -222,6 +266,31 @@ def test_imports_from_a_streamable_http_server() -> None:
             registry = ToolRegistry(client.registry_tools(timeout=10))
             assert "add" in registry and registry.call("add", ["20", "22"]).text == "42"
             assert not registry.call("fail", ["nope"]).ok
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_restarted_http_server_gets_the_next_call_in_a_new_session() -> None:
+    """A restarted HTTP server does not know the session: the client kept sending it, and every call after the
+    restart failed with "Session not found". The MCP spec asks the client to start a new session then; the call,
+    which never ran, is made again in it."""
+    port = free_port()
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, str(TINY), "http", str(port)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_for_port(port, proc)
+        return proc
+
+    proc = start()
+    try:
+        with MCPClient(f"http://127.0.0.1:{port}/mcp") as client:
+            assert client.call("add", {"a": 1, "b": 2}, timeout=10) == "3"
+            proc.terminate()
+            proc.wait(10)
+            proc = start()
+            assert [client.call("add", {"a": 2, "b": i}, timeout=10) for i in (1, 2)] == ["3", "4"]
     finally:
         proc.terminate()
         proc.wait(10)

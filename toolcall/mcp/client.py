@@ -11,6 +11,7 @@ import re
 import shlex
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
@@ -55,6 +56,11 @@ MAX_SCHEMA_CHARS = 32_768
 #: per-call override such as --call-timeout, which the tool cannot see) ends the call for the model first; this
 #: ceiling only ends the abandoned wait and cancels the request on the server.
 WAIT_CEILING = 600.0
+#: Seconds between looks at whether the registry gave a call up (it then cancels the request on the server).
+GIVEN_UP_POLL = 0.1
+#: Seconds after a failed try to start a lost server again (or reach it) before the next: a server still restarting is
+#: tried again by a later call, not by every call at once.
+REVIVE_INTERVAL = 1.0
 
 __all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "WAIT_CEILING", "MCPClient", "callable_name", "close_all", "connect",
            "import_tools", "remote_tool", "tasks_required"]
@@ -141,6 +147,7 @@ class MCPClient:
         self._lock = threading.Lock()
         self._revive_lock = threading.Lock()
         self._gone = False   # a call found the connection closed (the server exited): the next call starts it again
+        self._next_revive = float("-inf")
         self.closed = False
 
     def __repr__(self) -> str:
@@ -247,9 +254,11 @@ class MCPClient:
     # ------------------------------------------------------------------------------------------ calls
 
     def call(self, name: str, arguments: Mapping[str, Any], timeout: float | None = DEFAULT_TIMEOUT,
-             label: str | None = None) -> str:
+             label: str | None = None, *, again: bool = True) -> str:
         """Call tool `name`; its text, or ToolError (ToolTimeoutError after `timeout` seconds; None waits). Error
-        messages begin with `label` (the name the registry knows the tool by), else `name`."""
+        messages begin with `label` (the name the registry knows the tool by), else `name`. A call an HTTP server
+        refused because it no longer knows the session (it restarted) never ran there: it is made once more, in a
+        new session (`again`)."""
         shown = label or name
         if self._gone and not self.closed:
             self._revive(CONNECT_TIMEOUT if timeout is None else min(max(timeout, 1.0), CONNECT_TIMEOUT))
@@ -266,13 +275,18 @@ class MCPClient:
             request.close()
             raise ToolError(f"{shown}: the MCP server {self.name} is not connected (closed)") from err
         try:
-            result = future.result(timeout)
+            result = _result(future, timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()  # cancels the request task, which tells the server the call was abandoned
             raise ToolTimeoutError(f"{shown}: timed out after {timeout:g} s") from None
+        except _GivenUp:
+            future.cancel()
+            raise ToolError(f"{shown}: the call was given up by its caller") from None
         except Exception as err:  # a dead server, a closed pipe, a protocol error: the model gets text
             if _connection_closed(err):
                 self._gone = True
+                if again and _session_lost(err):
+                    return self.call(name, arguments, timeout, label, again=False)
             raise ToolError(f"{shown}: MCP server {self.name} failed: {_describe(err)}") from err
         text = result_text(result)
         if result.is_error:
@@ -281,11 +295,12 @@ class MCPClient:
         return text
 
     def _revive(self, timeout: float) -> None:
-        """After a call found the connection closed (the server exited, or an HTTP server went away): start the
-        server, or reach it, again, as a person would, so a long-running `serve` or `chat` goes on. Once per loss,
-        however many calls find it; a server that cannot be started again leaves the calls failing with why."""
+        """After a call found the connection closed (the server exited, an HTTP server went away or forgot the
+        session): start the server, or reach it, again, as a person would, so a long-running `serve` or `chat` goes
+        on. Once per loss, however many calls find it at once; a server that cannot be started (or reached) again
+        leaves that call failing with why, and a later one tries again, at most once per REVIVE_INTERVAL."""
         with self._revive_lock:
-            if not self._gone or self.closed:
+            if not self._gone or self.closed or time.monotonic() < self._next_revive:
                 return
             if self._holder is not None and not self._finished.is_set():
                 self._loop.call_soon_threadsafe(self._closing.set)   # the old owner task leaves its dead transport
@@ -293,9 +308,12 @@ class MCPClient:
                     self._holder.cancel()
                     self._finished.wait(CLOSE_TIMEOUT)
             self._ready, self._finished, self._closing = threading.Event(), threading.Event(), asyncio.Event()
-            self._session, self._failure, self._gone = None, None, False
+            self._session, self._failure = None, None
             self._holder = asyncio.run_coroutine_threadsafe(self._hold(), self._loop)
             self._ready.wait(timeout)
+            # Lost until a session is up again: a failed start (the server still restarting) is tried again later.
+            self._gone = self._session is None
+            self._next_revive = time.monotonic() + REVIVE_INTERVAL if self._gone else float("-inf")
 
     def registry_tools(self, timeout: float = DEFAULT_TIMEOUT) -> list[Tool]:
         """The server's tools as registry Tools (each calls through this connection)."""
@@ -317,15 +335,55 @@ class MCPClient:
 
 
 def _connection_closed(err: BaseException) -> bool:
-    """Whether a call failed because the connection to the server is gone (not because of the call)."""
+    """Whether a call failed because the connection to the server is gone (not because of the call): closed, or an
+    HTTP server that no longer knows the session (restarted: a 404, which the SDK reports as "Session terminated",
+    or the server's own "Session not found"; the MCP spec then asks the client for a new session)."""
     import anyio
+    import httpx2
     from mcp.shared.exceptions import MCPError
     from mcp.types import CONNECTION_CLOSED
 
     if isinstance(err, MCPError):
-        return err.code == CONNECTION_CLOSED
+        return err.code == CONNECTION_CLOSED or _session_lost(err)
     return isinstance(err, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, EOFError,
-                            BrokenPipeError, ConnectionError))
+                            BrokenPipeError, ConnectionError, httpx2.TransportError))
+
+
+def _session_lost(err: BaseException) -> bool:
+    """Whether an HTTP server refused a request because it does not know the session (so the request never ran)."""
+    from mcp.shared.exceptions import MCPError
+
+    return isinstance(err, MCPError) and bool(_SESSION_LOST.search(str(err)))
+
+
+#: How an HTTP server's answer says it no longer knows the session.
+_SESSION_LOST = re.compile(r"\bsession (?:terminated|not found|expired)\b", re.IGNORECASE)
+
+
+class _GivenUp(Exception):
+    """The call's caller stopped waiting for it (its time limit in the registry passed, or it was cancelled)."""
+
+
+def _result(future: concurrent.futures.Future[Any], timeout: float | None) -> Any:
+    """The call's result within `timeout` seconds (TimeoutError after); _GivenUp as soon as the registry gives the call
+    up (its own limit passed first, or its caller cancelled it), so the request is cancelled on the server then, not
+    when WAIT_CEILING ends the abandoned wait."""
+    from ..tool_loop import GIVEN_UP
+
+    given_up = GIVEN_UP.get()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise concurrent.futures.TimeoutError
+        if given_up is not None and given_up.is_set():
+            raise _GivenUp
+        step = GIVEN_UP_POLL if left is None else min(left, GIVEN_UP_POLL)
+        try:
+            return future.result(step if given_up is not None else left)
+        except concurrent.futures.TimeoutError:
+            if given_up is None:
+                raise
 
 
 async def _cancel_others() -> None:

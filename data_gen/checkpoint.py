@@ -211,10 +211,18 @@ class RunDir:
             old["models"] = {**models, "backend": run_info["models"]["backend"]}
         if "tool_data" not in old:   # runs from before it was recorded: which corpus they searched is not known
             old["tool_data"] = run_info.get("tool_data")
+        models = old.get("models")
+        now = run_info.get("models")
         for key in ("input_sha256", "config", "models", "tool_code", "tool_data"):
-            if old.get(key) != run_info.get(key):
-                shown = f" (that run: {old.get(key)}; now: {run_info.get(key)})" if key == "models" else ""
+            if key == "models" and isinstance(models, dict) and isinstance(now, dict):
+                differences = _model_differences(models, now)
+            elif key == "config":
+                differences = _setting_differences(_canonical(old.get(key)), _canonical(run_info.get(key)))[:3]
+            else:
+                differences = [] if old.get(key) == run_info.get(key) else [""]
+            if differences:
                 what = "--wiki-corpus file's content" if key == "tool_data" else key.replace("_", " ")
+                shown = f": {'; '.join(differences)}" if any(differences) else ""
                 raise ConfigError(f"--resume: the {what} differs from the run in {self.path}{shown}; resume with the "
                                   "same input, models, --dtype, settings, tools' code and --wiki-corpus, or choose "
                                   "another directory")
@@ -247,6 +255,58 @@ class RunDir:
         with self.progress.open("rb") as fh:
             while fh.tell() < end:
                 yield json.loads(fh.readline())
+
+
+def model_sha256(model: str | None) -> str | None:
+    """What a model's files hold, as one SHA-256: a file's own, or a folder's over its files' paths and contents (a
+    checkpoint, an adapter), so a run knows its model by what it is, not by how its path was typed; None for the
+    embedded model and for a name that is no file here."""
+    if model is None:
+        return None
+    path = Path(model)
+    if path.is_file():
+        return file_sha256(path)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path).as_posix()}\0{file_sha256(item)}\0".encode())
+    return digest.hexdigest()
+
+
+def _model_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """How the models a run recorded differ from the ones given now: each role's by content where both runs know it
+    (one model typed as another path is the same; a folder trained again is not), else by name as typed."""
+    out = []
+    for role in ("sampler", "scorer"):
+        digest = f"{role}_sha256"
+        if old.get(digest) is not None and new.get(digest) is not None:
+            if old[digest] != new[digest]:
+                out.append(f"the {role} model's files (that run: {old.get(role)} {old[digest][:12]}; now: "
+                           f"{new.get(role)} {new[digest][:12]})")
+        elif old.get(role) != new.get(role):
+            out.append(f"the {role} model (that run: {old.get(role)}; now: {new.get(role)})")
+    for key in ("dtype", "backend"):
+        if old.get(key) != new.get(key):
+            out.append(f"the {key} (that run: {old.get(key)}; now: {new.get(key)})")
+    return out
+
+
+def _canonical(config: Any) -> Any:
+    """A run's config as compared on resume: tool names in any case are the same tools, as --tools reads them."""
+    if isinstance(config, dict) and isinstance(config.get("tools"), list):
+        return {**config, "tools": [t.lower() if isinstance(t, str) else t for t in config["tools"]]}
+    return config
+
+
+def _setting_differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """The settings that differ between two runs' configs, by their paths (`tools.Calculator.tau_f`)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            out += _setting_differences(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+        return out
+    return [] if old == new else [f"{where or 'the settings'} (that run: {json.dumps(old)}; now: {json.dumps(new)})"]
 
 
 def file_sha256(path: Path) -> str:

@@ -121,8 +121,8 @@ def _warn_unseen(path: Path, count: int, seen: set[str], named: dict[str, str]) 
     Parquet file without the column is an error (_parquet_rows), a JSON Lines file may hold it further on."""
     for key, field in named.items():
         if content_suffix(path) in (".jsonl", ".json") and field != key and count and key not in seen:
-            warnings.warn(f"--{key}-field {field!r}: none of the {count:,} input texts read from {path} has "
-                          "that field", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"toolcall: --{key}-field {field!r}: none of the {count:,} input texts read from {path} "
+                          "has that field", RuntimeWarning, stacklevel=3)
 
 
 class RunInputs:

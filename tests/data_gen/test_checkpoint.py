@@ -33,7 +33,7 @@ def test_a_second_run_on_a_directory_in_use_is_refused_until_the_first_ends(tmp_
 def test_a_resume_on_another_engine_is_refused_and_an_older_record_resumes(tmp_path: Path) -> None:
     # A fake-backend run resumed on the embedded model mixed the toy's records with SmolLM2's, exit 0.
     RunDir(tmp_path / "out", False, info("fake")).close()
-    with pytest.raises(ConfigError, match="the models differs.*'backend': 'fake'.*'backend': 'transformers'"):
+    with pytest.raises(ConfigError, match=r"the models differs.*the backend \(that run: fake; now: transformers\)"):
         RunDir(tmp_path / "out", True, info("transformers"))
     # A run recorded before the engine was: which one made it is not known, so it resumes.
     RunDir(tmp_path / "old", False, info(None)).close()

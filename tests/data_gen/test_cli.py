@@ -154,8 +154,11 @@ def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsy
     out = tmp_path / "out"
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
                  "--scorer-model", str(script)]) == 0
-    assert json.loads((out / "run.json").read_text())["models"] == {"sampler": None, "scorer": str(script), "dtype": "auto",
-                                                                "backend": "fake"}
+    from toolcall.data_gen.checkpoint import file_sha256
+
+    assert json.loads((out / "run.json").read_text())["models"] == {
+        "sampler": None, "scorer": str(script), "sampler_sha256": None, "scorer_sha256": file_sha256(script),
+        "dtype": "auto", "backend": "fake"}
     capsys.readouterr()
     # Resuming with the scorer as the sampling model too is another run: refused.
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress",
@@ -170,6 +173,48 @@ def test_scorer_model_is_set_apart_from_the_sampling_model(tmp_path: Path, capsy
     assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(ray_out), "--no-progress",
                  "--engine", "ray", "--actors", "1", "--resume"]) == 1
     assert "models differs" in capsys.readouterr().err
+
+
+def test_resume_knows_a_model_by_its_files_and_says_which_setting_differs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run knew its model by the path as typed: the same folder typed as an absolute path was refused, and a folder
+    trained again in place (the corpus -> train -> data-gen iteration does that) resumed, mixing two models' calls.
+    A config that differed said only "the config differs"."""
+    texts = tmp_path / "t.txt"
+    texts.write_text("The total of 2 and 3 is 5.\nThe total of 4 and 3 is 7.\n")
+    model = tmp_path / "m1.json"  # the fake backend's model is one file; a folder is hashed over its files
+    model.write_text('["hello"]')
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    base = ["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress"]
+    assert main([*base, "--model", "m1.json", "--limit", "1"]) == 0
+    assert main([*base, "--model", str(model), "--limit", "2", "--resume"]) == 0  # the same file, another path
+    model.write_text('["hello", "again"]')  # trained again in place
+    capsys.readouterr()
+    assert main([*base, "--model", "m1.json", "--resume"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the sampler model's files (that run: " in err and "the scorer model's files" in err
+    model.write_text('["hello"]')
+    assert main([*base, "--model", "m1.json", "--resume", "--samples", "7"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "config differs" in err and "(that run: " in err and "now: 7)" in err, err
+
+
+def test_a_models_folder_is_known_by_its_files_paths_and_contents(tmp_path: Path) -> None:
+    from toolcall.data_gen.checkpoint import model_sha256
+
+    folder = tmp_path / "adapter"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x01")
+    first = model_sha256(str(folder))
+    assert first is not None and model_sha256(str(tmp_path / "adapter" / ".")) == first
+    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x02")
+    assert model_sha256(str(folder)) not in (None, first)
+    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x01")
+    (folder / "sub" / "weights.bin").rename(folder / "weights.bin")  # the same bytes elsewhere: another model
+    assert model_sha256(str(folder)) != first
+    assert model_sha256(None) is None and model_sha256(str(tmp_path / "no such model")) is None
 
 
 def test_a_ray_actor_builds_the_judge_apart_from_the_sampler(tmp_path: Path) -> None:
@@ -375,3 +420,18 @@ def test_a_resume_must_search_the_same_wiki_corpus(tmp_path: Path, capsys: pytes
         assert "tool_data" not in json.loads((calc / "run.json").read_text())
     finally:
         wikisearch.configure(None)
+
+
+def test_a_field_no_text_has_is_said_in_one_plain_line(tmp_path: Path) -> None:
+    """The warning named a file inside toolcall and quoted its source line (Python's form)."""
+    import subprocess
+    import sys
+
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"text": "The total of 2 and 3 is 5."}\n')
+    done = subprocess.run([sys.executable, "-m", "toolcall", "data-gen", "--backend", "fake", "--input", str(texts),
+                           "--output", str(tmp_path / "o"), "--no-progress", "--date-field", "timestamp"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if "timestamp" in x]
+    assert line.startswith("toolcall: --date-field 'timestamp': none of the 1 input texts") and ".py" not in line

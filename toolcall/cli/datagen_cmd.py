@@ -11,7 +11,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..backends.hf_loading import DTYPES
-from ..data_gen.checkpoint import check_output_dir
+from ..data_gen.checkpoint import check_output_dir, model_sha256
 from ..data_gen.config import STAGES, DataGenConfig, ToolOverride, mode_overrides, without_overrides
 from ..data_gen.inputs import read_run_inputs
 from ..errors import ConfigError
@@ -139,7 +139,11 @@ def run(args: argparse.Namespace) -> int:
     # Stored in run.json: a --resume with other models, or another engine, is refused (its calls would come from
     # another model: a fake run resumed on the embedded model mixed the toy's texts with SmolLM2's).
     engine = engine_name(args.backend)
-    models = {"sampler": sampler_model, "scorer": judge, "dtype": args.dtype, "backend": engine}
+    # Each model by its files too: the same folder typed as another path resumes, one trained again does not.
+    sampler_sha = model_sha256(resolve_model(sampler_model))
+    scorer_sha = sampler_sha if judge == sampler_model else model_sha256(resolve_model(judge))
+    models = {"sampler": sampler_model, "scorer": judge, "sampler_sha256": sampler_sha, "scorer_sha256": scorer_sha,
+              "dtype": args.dtype, "backend": engine}
     # What tools print (a --tools-from file's debugging) goes to stderr: stdout holds the summary line alone.
     with contextlib.redirect_stdout(sys.stderr):
         if args.engine == "ray":

@@ -187,6 +187,31 @@ def test_http_server_on_a_free_loopback_port(tools_file: Path) -> None:
     assert proc.returncode is not None
 
 
+def test_sessions_are_bounded_and_refusals_logged_a_few_times(tools_file: Path) -> None:
+    """The SDK's defaults kept 10,000 sessions for 30 minutes each: a client that only opened sessions took the
+    server from 108 to 485 MB, locked every other client out, and logged each refusal."""
+    import httpx
+
+    from toolcall.mcp.server import MAX_SESSIONS
+
+    log: list[str] = []
+    proc = subprocess.Popen(serve_argv(tools_file, "--transport", "http", "--port", "0"), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = announced_url(proc, log=log)
+        opening = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}}
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        with httpx.Client(timeout=10) as client:
+            codes = [client.post(url, headers=headers, json=opening).status_code for _ in range(MAX_SESSIONS + 20)]
+        assert codes == [200] * MAX_SESSIONS + [503] * 20
+        time.sleep(0.5)
+        assert sum("Refusing to open a new session" in line for line in log) <= 5
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_the_http_server_refuses_other_web_pages_and_host_names(tools_file: Path) -> None:
     """Any web page the user opens can reach a loopback port: a request from another origin (CSRF), under another host
     name (DNS rebinding) or not declared JSON never reaches a tool (the SDK's transport security, which mcp-serve

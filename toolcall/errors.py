@@ -12,6 +12,10 @@ class ConfigError(ToolcallError, ValueError):
     """A setting or argument has a value that is not allowed."""
 
 
+class ChatTemplateError(ConfigError):
+    """The model's chat template refused the messages (a template that raises on, say, two user turns in a row)."""
+
+
 class UnknownNameError(ToolcallError, KeyError):
     """A name (tool, dialect, backend) was looked up that no registry holds."""
 

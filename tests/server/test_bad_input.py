@@ -194,3 +194,29 @@ def test_openai_python_3s_prompt_cache_fields_are_accepted(live: Live) -> None:
     response = post(live, {"model": MODEL, "messages": HI, "prompt_cache_retention": "24h",
                            "prompt_cache_options": {"mode": "auto"}})
     assert response.status_code == 200, response.text
+
+
+class _AlternatingTemplate:
+    """A tokenizer whose chat template raises on two user turns in a row, as many shipped templates do
+    (`raise_exception('Conversation roles must alternate ...')`)."""
+
+    chat_template = "{{ messages }}"
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], **_: Any) -> str:
+        from jinja2.exceptions import TemplateError
+
+        roles = [m["role"] for m in messages if m["role"] != "system"]
+        if any(a == b for a, b in zip(roles, roles[1:])):
+            raise TemplateError("Conversation roles must alternate user/assistant/user/assistant/...")
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+
+def test_messages_the_models_chat_template_refuses_are_a_400_that_quotes_it() -> None:
+    """A 500 naming only a request id, where the template's own message says what to change."""
+    backend = SlowFake(script=lambda text: "ok")
+    backend.tokenizer = _AlternatingTemplate()  # type: ignore[attr-defined]
+    for live in serve(backend, settings()):
+        twice = [{"role": "user", "content": "hi"}, {"role": "user", "content": "again"}]
+        assert_error(post(live, {"model": MODEL, "messages": twice}), 400, "messages",
+                     "the model's chat template refused the messages: Conversation roles must alternate")
+        assert post(live, {"model": MODEL, "messages": HI}).json()["choices"][0]["message"]["content"] == "ok"

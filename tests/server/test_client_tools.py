@@ -335,6 +335,20 @@ def test_what_a_server_tool_told_the_model_before_a_client_call_is_kept_for_the_
             assert prompt.count("sunny") == 1
 
 
+def test_a_function_tool_choice_leaves_out_gets_a_reason_not_none() -> None:
+    """tool_choice names get_time; the model calls get_weather anyway (pythonic cannot open the named call for it):
+    the model read `Error: get_weather: None`."""
+    import httpx
+
+    clock = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+    for live in serve(SlowFake(script=model("pythonic")), settings(), dialect="pythonic"):
+        reply = httpx.post(live.url + "/v1/chat/completions", timeout=30, json={
+            "model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER, clock],
+            "tool_choice": {"type": "function", "function": {"name": "get_time"}}}).json()
+        run = reply["choices"][0]["message"]["tool_runs"][0]  # this fake model calls it again after each error
+        assert run["tool"] == "get_weather" and run["error"] == "get_weather: not offered in this reply"
+
+
 def test_a_reply_that_max_tokens_ends_inside_a_call_shows_no_markup() -> None:
     full = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
     for live in serve(SlowFake(script=lambda text: full), settings(), dialect="hermes"):

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import BackendError, ConfigError
+from ..errors import BackendError, ChatTemplateError, ConfigError
 
 
 def scoring_start_id(tokenizer: Any) -> int:
@@ -174,9 +174,14 @@ class Backend(ABC):
         """
         tokenizer: Any = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
         if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+            from jinja2 import TemplateError
+
             extra = {"tools": list(tools)} if tools else {}
-            return str(tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                                     add_generation_prompt=add_generation_prompt, **extra))
+            try:
+                return str(tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                         add_generation_prompt=add_generation_prompt, **extra))
+            except TemplateError as err:  # the template's own raise_exception: these messages are not its form
+                raise ChatTemplateError(f"the model's chat template refused the messages: {err}") from None
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
 

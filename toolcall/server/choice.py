@@ -170,7 +170,9 @@ class _Choice:
         # A server tool, an unknown name, or a client function whose arguments do not bind (the model sees why).
         self.show_run(request, reply)
         if request.tool in plan.client:
-            message = f"{request.tool}: {request.error}"
+            # Arguments that do not bind say why; a function the request declares but this reply does not offer
+            # (tool_choice names another) had no reason, and the model read "get_weather: None".
+            message = f"{request.tool}: {request.error or 'not offered in this reply'}"
             return Result(f"Error: {message}", False, message)
         return _server_answer(self.engine, plan.server, plan, request)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, Sampling
 from ..dialects.base import CALL_NAME
-from ..errors import BackendError, ConfigError
+from ..errors import BackendError, ChatTemplateError, ConfigError
 from ..loop import LoopConfig, answer_or_calls_grammar, calls_before_json, offers_tools, reply_grammar
 from ..registry import ToolRegistry
 from ..specs import ToolSpec, ToolSpecs
@@ -159,8 +159,11 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
     if shown is not None and (config.constrain_calls or config.force_call):
         _check_call_grammar(dialect, shown, backend, required=config.constrain_calls)
     talk = conversation(request.messages, dialect, client, backend.special_texts(), memory)
-    prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
-                            instruction=settings.instruction) + talk.tail
+    try:
+        prompt = dialect.prompt(talk.question, shown, backend.chat_prompt, talk.history, few_shot=settings.few_shot,
+                                instruction=settings.instruction) + talk.tail
+    except ChatTemplateError as err:
+        raise ApiError(400, str(err), param="messages") from None
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
                 bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail,
                 talk.answered, talk.digest, strict)

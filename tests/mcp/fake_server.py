@@ -10,6 +10,11 @@ Run: python fake_server.py MODE, where MODE is
            one with a 10,000-character name, and answers every call with 5 MB of text;
   never    like ok, but never answers a tools/call; each notifications/cancelled it gets is a line in the file
            FAKE_SERVER_LOG names;
+  badlisting  like ok, but also lists a tool whose inputSchema is an array's and an entry without a name (not MCP
+           tools: the SDK refuses the whole page for them);
+  badresult  like ok, but answers a call with content that is not a list;
+  endless  lists one tool a page, each page with a cursor to another;
+  badnotif like ok, but sends 20 malformed progress notifications before each tools/call reply;
   flaky    like ok, counting its starts in the file FAKE_SERVER_LOG names: the first start dies at its first call,
            the second exits before answering initialize (a server still restarting), later ones work.
 """
@@ -88,13 +93,26 @@ def main(mode: str) -> None:
         if method == "initialize":
             reply(request_id, {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
                                "serverInfo": {"name": "fake-server", "version": "1"}})
+        elif method == "tools/list" and mode == "endless":
+            page = int((message.get("params") or {}).get("cursor") or 0)
+            reply(request_id, {"tools": [{"name": f"t{page}", "inputSchema": {"type": "object"}}],
+                               "nextCursor": str(page + 1)})
         elif method == "tools/list":
-            reply(request_id, {"tools": flood_tools() if mode == "flood" else TOOLS})
+            broken = [{"name": "listy", "inputSchema": {"type": "array"}}, {"inputSchema": {"type": "object"}}]
+            reply(request_id, {"tools": flood_tools() if mode == "flood" else
+                               TOOLS + broken if mode == "badlisting" else TOOLS})
         elif method == "tools/call":
             params = message["params"]
             text = "x" * 5_000_000 if mode == "flood" else call(params["name"], params.get("arguments") or {})
             if mode == "chatty":
                 print(f"calling {params['name']}", flush=True)
+            if mode == "badresult":
+                reply(request_id, {"content": "not a list"})
+                continue
+            if mode == "badnotif":
+                for i in range(20):
+                    print(json.dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"bogus": i}}),
+                          flush=True)
             reply(request_id, {"content": [{"type": "text", "text": text}], "isError": False})
         else:
             reply(request_id, {})

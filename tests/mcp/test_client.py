@@ -358,7 +358,7 @@ def test_listing_stops_asking_for_pages_past_what_could_be_offered() -> None:
             return types.ListToolsResult(tools=tools, next_cursor=f"page{self.asked}")
 
     pager = Pager()
-    listed = asyncio.run(_list_all(pager))  # type: ignore[arg-type]
+    listed, _ = asyncio.run(_list_all(pager))  # type: ignore[arg-type]
     assert pager.asked == 4 and MAX_LISTED <= len(listed) < MAX_LISTED + 300
 
 

@@ -93,6 +93,50 @@ def test_a_server_that_prints_garbage_gives_one_line(capsys: pytest.CaptureFixtu
     assert time.perf_counter() - start < 10   # at once, not after the 30 s connect timeout
 
 
+def test_malformed_notifications_during_a_call_are_logged_in_a_few_lines_naming_the_server(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty malformed progress notifications in a call gave 20 tracebacks (342 lines): the SDK's session logs as
+    `client`, and a call's messages were handled outside the client's context, where the log was left whole."""
+    import logging
+
+    registry = Toolset(names=(), mcp=(fake("badnotif"),)).build()
+    with caplog.at_level(logging.WARNING):
+        assert registry.call("calculate", ("1+1",)).text == "2"
+    records = [r for r in caplog.records if "notification" in r.getMessage()]
+    assert 1 <= len(records) <= 5, [r.getMessage() for r in caplog.records]
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
+    assert all(r.getMessage().startswith("MCP server fake-server: Failed to validate notification") for r in records)
+
+
+def test_entries_that_are_no_mcp_tools_are_left_out_and_the_others_offered() -> None:
+    """The SDK refused the whole listing for one tool whose inputSchema is not an object's, so the server could not be
+    used at all, and the error kept only the first line of pydantic's message (not what was wrong)."""
+    with pytest.warns(RuntimeWarning) as said:
+        registry = Toolset(names=(), mcp=(fake("badlisting"),)).build()
+    assert registry.call("calculate", ("2+2",)).text == "4"
+    messages = [str(w.message) for w in said]
+    assert "toolcall: --mcp fake-server: not offering 'tools[4]': it is not an MCP tool (name: Field required)" \
+        in messages, messages
+    assert "toolcall: --mcp fake-server: not offering 'listy': its inputSchema is not an object's (type \"array\")" \
+        in messages, messages
+
+
+def test_a_result_outside_the_protocol_says_what_and_where() -> None:
+    """The model read `ValidationError: 1 validation error for CallToolResult`, which says neither."""
+    registry = Toolset(names=(), mcp=(fake("badresult"),)).build()
+    text = registry.call("calculate", ("1+1",)).text
+    assert text.startswith("Error: calculate: MCP server fake-server failed: the server's CallToolResult breaks the "
+                           "MCP protocol at content: "), text
+
+
+def test_a_listing_that_never_ends_is_cut_with_a_warning() -> None:
+    from toolcall.mcp.client import MAX_PAGES
+
+    with pytest.warns(RuntimeWarning, match=f"its listing goes on past {MAX_PAGES} pages"):
+        registry = Toolset(names=(), mcp=(fake("endless"),)).build()
+    assert len(registry) == MAX_PAGES
+
+
 def test_garbage_after_the_session_started_is_reported_once_and_ignored(capfd: pytest.CaptureFixture[str]) -> None:
     registry = Toolset(names=(), mcp=(fake("chatty"),)).build()
     assert [registry.call("calculate", (f"{i}+1",)).text for i in range(3)] == ["1", "2", "3"]

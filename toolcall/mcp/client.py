@@ -28,6 +28,7 @@ from . import RETURN_META
 try:
     from mcp import ClientSession, StdioServerParameters, types
     from mcp.client.stdio import stdio_client
+    from pydantic import BaseModel, ValidationError
 
     from .bounded_http import bounded_http_client
 except ImportError as err:  # the optional `mcp` extra
@@ -94,17 +95,20 @@ class _OneLine(logging.Filter):
         self.repeats = RepeatFilter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _CLIENT.get() is None:
+        client = _CLIENT.get()
+        if client is None:
             return True
         if not self.repeats.filter(record):  # keyed by the message's template, before it is filled in
             return False
-        record.msg = record.getMessage().strip().split("\n", 1)[0][:300]
+        record.msg = f"MCP server {getattr(client, 'name', '?')}: " + \
+            record.getMessage().strip().split("\n", 1)[0][:300]
         record.args, record.exc_info, record.exc_text, record.stack_info = (), None, None, None
         return True
 
 
 logging.getLogger("mcp.client.stdio").addFilter(_StdoutGarbage())
-for _name in [n for n in logging.Logger.manager.loggerDict if n.startswith(("mcp.client", "mcp.shared"))]:
+# The SDK's client session logs as "client" (the validation of what a server sends it, notifications included).
+for _name in [n for n in logging.Logger.manager.loggerDict if n.startswith(("mcp.client", "mcp.shared"))] + ["client"]:
     logging.getLogger(_name).addFilter(_OneLine())
 
 
@@ -195,10 +199,12 @@ class MCPClient:
                 session = await stack.enter_async_context(ClientSession(read, write))
                 started = await session.initialize()
                 self.name = _short_name(started.server_info.name) or self.name
-                listed = await _list_all(session)
+                listed, invalid = await _list_all(session)
                 if self._failure is not None:   # it printed garbage before answering: refuse it however it answered
                     return
                 self.tools, self.skipped = offered(listed)
+                for why, names in invalid.items():
+                    self.skipped.setdefault(why, []).extend(names)
                 self._session = session
                 self._ready.set()
                 await self._closing.wait()
@@ -268,7 +274,7 @@ class MCPClient:
             raise ToolError(f"{shown}: the MCP server {self.name} is not connected{why}")
         # The SDK's own read timeout is only a backstop, later than ours, so a slow tool reads as a timeout.
         backstop = None if timeout is None else timeout + 5.0
-        request = session.call_tool(name, dict(arguments), read_timeout_seconds=backstop)
+        request = self._own(session.call_tool(name, dict(arguments), read_timeout_seconds=backstop))
         try:
             future = asyncio.run_coroutine_threadsafe(request, self._loop)
         except RuntimeError as err:  # closed in the meantime by another thread
@@ -293,6 +299,12 @@ class MCPClient:
             # toolcall's own servers send "Error: ..."; the registry adds that prefix again, so it is dropped here.
             raise ToolError(text.removeprefix("Error: "))
         return text
+
+    async def _own(self, request: Any) -> Any:
+        """`request` awaited in this client's context: what the SDK logs while it serves the call (a server's
+        malformed notifications in the call's stream) is then ours to shorten (_OneLine)."""
+        _CLIENT.set(self)
+        return await request
 
     def _revive(self, timeout: float) -> None:
         """After a call found the connection closed (the server exited, an HTTP server went away or forgot the
@@ -394,16 +406,61 @@ async def _cancel_others() -> None:
     await asyncio.gather(*others, return_exceptions=True)
 
 
-async def _list_all(session: ClientSession) -> list[types.Tool]:
+async def _list_all(session: ClientSession) -> tuple[list[types.Tool], dict[str, list[str]]]:
+    """The tools the server lists (MAX_PAGES pages, MAX_LISTED tools at most), and those that are not MCP tools at
+    all by why: the SDK refuses a whole page for one such entry (an inputSchema whose type is not "object"), and with
+    it every other tool of the server; such a page is read again as plain JSON and its tools taken one by one."""
     listed: list[types.Tool] = []
+    invalid: dict[str, list[str]] = {}
     cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
-        listed.extend(page.tools)
-        cursor = page.next_cursor
+    for page_number in range(MAX_PAGES + 1):
+        if page_number == MAX_PAGES:
+            invalid.setdefault(f"its listing goes on past {MAX_PAGES} pages; the tools of the first {MAX_PAGES} are "
+                               "offered", [])
+            break
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        try:
+            page = await session.list_tools(params=params)
+            tools, cursor = list(page.tools), page.next_cursor
+        except ValidationError:
+            send_raw = getattr(getattr(session, "_dispatcher", None), "send_raw_request", None)
+            if send_raw is None:  # an SDK without the raw request (ours is pinned below 3): the listing's error
+                raise
+            tools, cursor = await _list_leniently(send_raw, params, invalid)
+            absorb = getattr(session, "_absorb_tool_listing", None)
+            if absorb is not None:  # what the session keeps of a listing (output schemas), or each call lists again
+                absorb(types.ListToolsResult(tools=tools), complete=False)
+        listed.extend(tools)
         if not cursor or len(listed) >= MAX_LISTED:
             break
-    return listed
+    return listed, invalid
+
+
+class _RawListing(BaseModel):
+    """A tools/list page whose tools are taken as plain JSON, each checked on its own."""
+
+    tools: list[Any] = []
+    nextCursor: str | None = None  # noqa: N815 - the wire's name
+
+
+async def _list_leniently(send_raw: Any, params: types.PaginatedRequestParams | None,
+                          invalid: dict[str, list[str]]) -> tuple[list[types.Tool], str | None]:
+    """One page of tools/list read as plain JSON (the SDK's session checks a whole page against the protocol, so its
+    raw request is used): its valid tools, its next cursor; the others go to `invalid`."""
+    data = params.model_dump(by_alias=True, mode="json", exclude_none=True) if params is not None else None
+    raw = _RawListing.model_validate(await send_raw("tools/list", data, {}))
+    cursor = raw.nextCursor
+    tools: list[types.Tool] = []
+    for number, entry in enumerate(raw.tools):
+        try:
+            tools.append(types.Tool.model_validate(entry))
+        except ValidationError as err:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            problem = err.errors()[0] if err.errors() else {"loc": (), "msg": str(err)}
+            where = ".".join(str(part) for part in problem.get("loc", ()))
+            why = f"it is not an MCP tool ({where}: {problem.get('msg')})" if where else "it is not an MCP tool"
+            invalid.setdefault(why, []).append(name if isinstance(name, str) else f"tools[{number}]")
+    return tools, cursor if isinstance(cursor, str) else None
 
 
 def result_text(result: types.CallToolResult) -> str:
@@ -461,6 +518,8 @@ def not_offered(entry: types.Tool) -> str | None:
     if len(entry.description or "") > MAX_DESCRIPTION:
         return f"its description is longer than {MAX_DESCRIPTION:,} characters"
     schema = entry.input_schema or {}
+    if schema.get("type", "object") != "object":  # MCP's rule: a call's arguments are one object
+        return f"its inputSchema is not an object's (type {json.dumps(schema.get('type'))[:40]})"
     if nesting_depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
         return f"its inputSchema nests deeper than {MAX_SCHEMA_DEPTH} levels"
     if len(json.dumps(schema, ensure_ascii=False)) > MAX_SCHEMA_CHARS:
@@ -504,7 +563,14 @@ def _describe(err: BaseException | None) -> str:
         err = err.exceptions[0]
     if err is None:
         return "unknown error"
-    # The first line, bounded: a pydantic ValidationError of a server's listing runs to dozens of lines.
+    if isinstance(err, ValidationError) and err.errors():
+        # What the server sent that breaks the protocol, where: pydantic's own text runs to dozens of lines, and its
+        # first says only "1 validation error for CallToolResult".
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        return f"the server's {err.title} breaks the MCP protocol at {where or 'its top'}: {first.get('msg')}{more}"
+    # The first line, bounded.
     text = str(err).strip().split("\n", 1)[0][:300]
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
@@ -571,6 +637,9 @@ def connect(server: str, timeout: float = CONNECT_TIMEOUT, *, env: Mapping[str, 
             raise
         _CONNECTED[key] = client
     for why, names in client.skipped.items():
+        if not names:  # about the listing, not a tool
+            warnings.warn(f"toolcall: --mcp {client.name}: {why}", RuntimeWarning, stacklevel=2)
+            continue
         shown = ", ".join(repr(n if len(n) <= MAX_NAME else n[:MAX_NAME] + "...") for n in names[:5])
         more = f" and {len(names) - 5:,} more" if len(names) > 5 else ""
         warnings.warn(f"toolcall: --mcp {client.name}: not offering {shown}{more}: {why}", RuntimeWarning, stacklevel=2)

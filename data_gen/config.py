@@ -11,7 +11,7 @@ from typing import Any
 from toolcall.backends.base import MAX_TEMPERATURE
 from toolcall.errors import ConfigError
 from toolcall.executor import check_timeout
-from toolcall.options import at_least, flag_of, option
+from toolcall.options import at_least, flag_of, option, within
 
 PLACEMENTS = ("prefix", "inline")
 #: `--prompt`: what precedes the text when positions are found and calls sampled ("few-shot": the paper's P(x)).
@@ -59,8 +59,15 @@ class PositionConfig:
     def __post_init__(self) -> None:
         at_least(self, k=1, min_token=0)
         _no_nan(self, "tau_s")
+        within(self, tau_s=(0.0, 1.0), k=(1, MAX_POSITIONS))
         if self.prompt not in PROMPTS:
             raise ConfigError(f"prompt {self.prompt!r} is not allowed; use one of: {', '.join(PROMPTS)}")
+
+
+#: Positions kept per text and tool, and calls sampled per position, at most: the paper's are 20 and 10; a million
+#: samples a position ran for minutes on the fake engine before a single text was done.
+MAX_POSITIONS = 1_000
+MAX_SAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         at_least(self, m=1, temperature=0, top_k=0, max_new_tokens=1)
+        within(self, m=(1, MAX_SAMPLES))
         # Checked before the model loads: inf made torch's sampler fail on NaN, and a seed past 2^32 overflowed the
         # per-position seed the engine derives from it.
         if not self.temperature <= MAX_TEMPERATURE:
@@ -176,6 +184,7 @@ class ProposeConfig:
     def __post_init__(self) -> None:
         at_least(self, per_position=1, per_text=1)
         _no_nan(self, "min_score")
+        within(self, min_score=(0.0, 1.0))
 
 
 #: The stage configs whose fields are data-gen flags, by their DataGenConfig field name.
@@ -197,6 +206,9 @@ class ToolOverride:
     tau_f: float | None = None
     tau_p: float | None = None
     propose: bool | None = None     # False: this tool's proposer stays off
+
+    def __post_init__(self) -> None:
+        within(self, tau_s=(0.0, 1.0), k=(1, MAX_POSITIONS), m=(1, MAX_SAMPLES))
 
 
 # Paper §4.1: Calculator and MT get a lower threshold and more positions/samples.
@@ -278,9 +290,10 @@ class DataGenConfig:
                 raise ConfigError(f"{name} ({flag_of(type(self), name)}) is the name of a field, e.g. "
                                   f"{_INPUT_DEFAULTS[name]}")
             if name != "text_field" and value == self.text_field:
-                raise ConfigError(f"{name} ({flag_of(type(self), name)}) names the field that holds the text "
-                                  f"({value!r}): each split part would carry the whole document as its "
-                                  f"{name.removesuffix('_field')}")
+                # Either flag may be the one typed (--text-field id meets --id-field's default): both are named.
+                raise ConfigError(f"{flag_of(type(self), 'text_field')} and {flag_of(type(self), name)} both name "
+                                  f"the field {value!r}: each split part would carry the whole document as its "
+                                  f"{name.removesuffix('_field')}; give {flag_of(type(self), name)} another field")
         if not self.tools:
             raise ConfigError("tools is empty; give at least one tool name, e.g. --tools calculator")
         if self.sampling not in SAMPLINGS:

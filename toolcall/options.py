@@ -107,6 +107,14 @@ def at_least(config: Any, **bounds: float) -> None:
             raise ConfigError(f"{name} ({flag_of(type(config), name)}) must be >= {low}, got {value}")
 
 
+def within(config: Any, **bounds: tuple[float, float]) -> None:
+    """Raise ConfigError unless each named field of `config` lies in its closed range [low, high] (None passes)."""
+    for name, (low, high) in bounds.items():
+        value = getattr(config, name)
+        if value is not None and not low <= value <= high:  # NaN fails both comparisons
+            raise ConfigError(f"{name} ({flag_of(type(config), name)}) must be in [{low:g}, {high:g}], got {value}")
+
+
 def check_types(config: Any) -> None:
     """Raise ConfigError unless each field of the dataclass `config` holds a value of its declared type (for
     __post_init__): from Python, `max_calls=None` failed later inside the loop and `tools_enabled="no"` counted as

@@ -158,3 +158,19 @@ def test_cli_rejects_an_empty_tool_list() -> None:
 
     with pytest.raises(ConfigError, match="--tools calculator"):
         build_config(_args(tools=" , "))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"positions": {"tau_s": 2.0}}, r"tau_s \(--tau-s\) must be in \[0, 1\], got 2.0"),
+    ({"positions": {"tau_s": -1.0}}, r"tau_s \(--tau-s\) must be in \[0, 1\], got -1.0"),
+    ({"positions": {"k": 5000}}, r"k \(--top-k\) must be in \[1, 1000\]"),
+    ({"sample": {"m": 1_000_000}}, r"m \(--samples\) must be in \[1, 100\]"),
+    ({"propose": {"min_score": 2.0}}, r"min_score \(--min-score\) must be in \[0, 1\]")])
+def test_thresholds_and_counts_out_of_their_range_are_refused(flags: dict[str, dict[str, float]],
+                                                               message: str) -> None:
+    """--tau-s 2 and --min-score 2 kept nothing without a word; --samples 1000000 ran for minutes on one text."""
+    from toolcall.data_gen.config import STAGES
+
+    ((stage, values),) = flags.items()
+    with pytest.raises(ConfigError, match=message):
+        STAGES[stage](**values)

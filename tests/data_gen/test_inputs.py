@@ -236,9 +236,12 @@ def test_a_date_or_id_field_that_names_nothing_or_the_text_is_an_error(tmp_path:
     with pytest.raises(ConfigError, match=r"cc.parquet has no column 'date_downlaod' \(--date-field\); its columns: "
                                           r"text, date_download"):
         read_inputs(tmp_path / "cc.parquet", date_field="date_downlaod")
-    for flag in ("date_field", "id_field"):
-        with pytest.raises(ConfigError, match=f"{flag} .*names the field that holds the text"):
-            DataGenConfig(**{flag: "text"})
+    for flag in ("date-field", "id-field"):
+        with pytest.raises(ConfigError, match=f"--text-field and --{flag} both name the field 'text'"):
+            DataGenConfig(**{flag.replace("-", "_"): "text"})
+    with pytest.raises(ConfigError, match="--text-field and --id-field both name the field 'id'.*give --id-field "
+                                          "another field"):
+        DataGenConfig(text_field="id")  # --id-field's default: the message named only the flag never typed
     (tmp_path / "long.jsonl").write_text(json.dumps({"text": "a", "date": "y" * 5000}) + "\n")
     with pytest.raises(ConfigError) as err:
         read_inputs(tmp_path / "long.jsonl")

@@ -213,3 +213,24 @@ def test_json_text_with_a_number_past_pythons_digit_limit_is_a_mismatch_not_a_cr
     for args in (("[" + "1" * 5000 + "]",), {"values": "[" + "1" * 5000 + "]"}):
         with pytest.raises(ToolArgumentError, match="at most 4,300 digits"):
             bind_arguments(args, listed, tool="total")
+
+
+def test_a_schema_that_takes_other_arguments_or_requires_unlisted_ones_can_be_called() -> None:
+    """An MCP server's `additionalProperties: true` was not honoured (`unexpected argument 'y'`), and a tool requiring
+    a name its properties leave out could not be called either way."""
+    from toolcall.binding import bind_arguments
+    from toolcall.errors import ToolArgumentError
+
+    listed = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    assert bind_arguments({"x": 1, "y": "z"}, {**listed, "additionalProperties": True}, tool="t") == {"x": 1, "y": "z"}
+    typed = {**listed, "additionalProperties": {"type": "integer"}}
+    assert bind_arguments({"x": 1, "y": 2}, typed, tool="t") == {"x": 1, "y": 2}
+    with pytest.raises(ToolArgumentError, match="argument 'y' = 'z' is not valid"):
+        bind_arguments({"x": 1, "y": "z"}, typed, tool="t")  # held to the schema given for them
+    ghost = {"type": "object", "properties": {}, "required": ["ghost"]}
+    assert bind_arguments({"ghost": 1}, ghost, tool="t") == {"ghost": 1}
+    with pytest.raises(ToolArgumentError, match="missing required argument 'ghost'"):
+        bind_arguments({}, ghost, tool="t")
+    for closed in (listed, {**listed, "additionalProperties": False}):  # the default: only what it lists
+        with pytest.raises(ToolArgumentError, match="unexpected argument 'y'; it takes: x"):
+            bind_arguments({"x": 1, "y": 2}, closed, tool="t")

@@ -92,8 +92,13 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     names = ", ".join(order) or "no arguments"
     if isinstance(args, str):  # a bare string is one argument, not a sequence of characters
         args = (args,)
+    # A schema that says so takes arguments it does not list (`additionalProperties: true` or a schema for them), and
+    # a name it requires is one it takes, listed or not: an MCP server's tool of `required: ["q"]` and no properties
+    # could not be called at all ("missing 'q'" without it, "unexpected 'q'" with it).
+    others = parameters.get("additionalProperties")
     if isinstance(args, Mapping):
-        extra = [k for k in args if k not in properties]
+        known = set(properties) | set(_required(parameters))
+        extra = [] if others is True or isinstance(others, Mapping) else [k for k in args if k not in known]
         if extra:
             raise ToolArgumentError(f"{tool}: unexpected argument {extra[0]!r}; it takes: {names}")
         bound = dict(args)
@@ -114,7 +119,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     out: dict[str, Any] = {}
     required = set(_required(parameters))
     for key, value in bound.items():
-        schema = properties.get(key)
+        schema = properties.get(key, others if key not in properties and isinstance(others, Mapping) else None)
         try:
             out[key] = coerce(value, schema if isinstance(schema, Mapping) else {}, parameters, typed=typed)
         except Mismatch as err:

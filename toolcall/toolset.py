@@ -82,7 +82,8 @@ class Toolset:
             if item.name not in registry:
                 registry.add(item)
         # MCP servers start last, after every local name has been checked.
-        for server in self.mcp:
+        # The same server named twice is one server (its connection is shared anyway), not a clash with itself.
+        for server in dict.fromkeys(entry.strip() for entry in self.mcp):
             self._add_mcp_tools(registry, server, chosen)
         if read_corpus and self._searches(registry):
             from .tools import _corpus

@@ -201,3 +201,11 @@ def test_the_short_name_is_the_servers_own(tmp_path: Path) -> None:
         assert client.name == "fake-server"
     assert MCPClient(f"{sys.executable} {FAKE}").name == Path(sys.executable).name
     assert MCPClient("https://tools.example.com:8443/mcp").name == "tools.example.com"
+
+
+def test_the_same_server_named_twice_is_one_server() -> None:
+    """`--mcp S --mcp S` was refused: each of S's tools 'has the name of a tool already offered' (by S)."""
+    with pytest.warns(RuntimeWarning):  # the fake server's task-only tool
+        registry = Toolset(names=(), mcp=(fake(), " " + fake())).build()
+    assert sorted(t.name for t in registry) == ["calculate", "echo_env"]
+    assert registry.call("calculate", ("2+3",)).text == "5"

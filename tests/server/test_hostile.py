@@ -110,6 +110,14 @@ def test_a_host_that_is_not_this_server_is_refused(live: Live, host: str) -> Non
     error_of(httpx.get(live.url + "/v1/models", headers=headers, timeout=10), 400, "invalid_host")
 
 
+def test_a_host_without_the_port_is_told_the_port_to_use(live: Live) -> None:
+    """`Host: 127.0.0.1` (the scheme's port, 80) was told "use 127.0.0.1 or localhost", the name it had sent."""
+    error = error_of(httpx.get(live.url + "/v1/models", headers={"Host": "127.0.0.1"}, timeout=10), 400,
+                     "invalid_host")
+    port = port_of(live)
+    assert f"use 127.0.0.1:{port} or localhost:{port}" in error["message"], error
+
+
 def test_a_port_written_in_other_digits_is_refused_not_a_crash(live: Live) -> None:
     # "²".isdigit() is true and int("²") raises: a plain 500 without the guard's headers.
     bad_host = {"Host": b"127.0.0.1:\xb2"}

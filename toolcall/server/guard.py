@@ -150,8 +150,12 @@ class Guard:
         host_header = headers.get("host", "")
         host = _split_host(host_header, 443 if scheme == "https" else 80)
         if host is None or not self._host_allowed(host, scope.get("server")):
-            return ApiError(400, f"Host {host_header!r} is not a name of this server; use 127.0.0.1 or localhost, "
-                            "or start it with --allowed-host NAME", code="invalid_host")
+            # With the port this server listens on: a Host without one means the scheme's (80), which is not ours,
+            # and "use 127.0.0.1" read as a contradiction to a client that had sent 127.0.0.1.
+            server = scope.get("server")
+            port = f":{server[1]}" if server and len(server) > 1 and server[1] else ""
+            return ApiError(400, f"Host {host_header!r} is not a name of this server; use 127.0.0.1{port} or "
+                            f"localhost{port}, or start it with --allowed-host NAME", code="invalid_host")
         method = scope.get("method", "GET")
         navigation = method in SAFE_METHODS and headers.get("sec-fetch-mode") == "navigate"
         if not navigation:

@@ -1462,3 +1462,26 @@ def test_an_isolated_tool_must_be_importable_by_name_however_it_is_wrapped_or_co
 
     compiled = pytest.importorskip("pandas._libs.lib")   # a Cython function is imported by its name as well
     assert function_ref(compiled.is_bool_list)[:2] == ("pandas._libs.lib", "is_bool_list")
+
+
+def test_a_worker_whose_parent_is_gone_ends_quietly() -> None:
+    """A worker answering a parent that had been killed printed a BrokenPipeError traceback into its terminal."""
+    import pickle
+    import struct
+    import subprocess
+    import sys
+
+    from toolcall.executor import _recv, _send
+
+    worker = subprocess.Popen([sys.executable, "-P", "-c", "from toolcall.executor import worker_main; worker_main()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert worker.stdin is not None and worker.stdout is not None
+    _send(worker.stdin, {"path": sys.path, "preload": ()})
+    assert _recv(worker.stdout)[0] == "ready"
+    worker.stdout.close()  # the parent's end of the result channel: gone, as when the parent is killed
+    call = pickle.dumps((("math", "sqrt", None), {"x": 4.0}, "sqrt"))
+    worker.stdin.write(struct.pack("!I", len(call)) + call)
+    worker.stdin.flush()
+    worker.stdin.close()
+    assert worker.wait(30) == 0
+    assert b"Traceback" not in (worker.stderr.read() if worker.stderr else b"")

@@ -390,7 +390,16 @@ def _die_with_parent() -> None:
 
 
 def worker_main() -> None:
-    """The worker's loop: read (ref, kwargs), call, write ("ok", text) or ("error", type, message). Stdlib only at start."""
+    """The worker's loop (see _serve); a parent gone mid-call (killed: its end of the pipes closed) ends it quietly,
+    where it printed a BrokenPipeError traceback into the terminal the parent had left."""
+    try:
+        _serve()
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        os._exit(0)  # not a normal exit: flushing the closed result channel at exit would raise again
+
+
+def _serve() -> None:
+    """Read (ref, kwargs), call, write ("ok", text) or ("error", type, message). Stdlib only at start."""
     channel_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # tool prints go to stderr, never into the result channel
     channel_in = sys.stdin.buffer

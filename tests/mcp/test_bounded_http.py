@@ -197,4 +197,4 @@ def test_the_sdks_log_is_one_line_a_record_for_our_clients(caplog: pytest.LogCap
     records = [r for r in caplog.records if r.name == "mcp.client.streamable_http"]
     assert len(records) == 5
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
-    assert records[0].getMessage() == "Error parsing SSE message: event 0"
+    assert records[0].getMessage() == "MCP server ?: Error parsing SSE message: event 0"

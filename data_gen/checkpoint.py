@@ -257,10 +257,15 @@ class RunDir:
                 yield json.loads(fh.readline())
 
 
+#: The files of a model folder that make the model (weights, configs, tokenizer, chat template), as loaders read them
+#: from its top level; a model card, a download's cache and lock files, training logs and checkpoint subfolders do not.
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".json", ".model", ".txt", ".tiktoken", ".jinja")
+
+
 def model_sha256(model: str | None) -> str | None:
-    """What a model's files hold, as one SHA-256: a file's own, or a folder's over its files' paths and contents (a
-    checkpoint, an adapter), so a run knows its model by what it is, not by how its path was typed; None for the
-    embedded model and for a name that is no file here."""
+    """What a model's files hold, as one SHA-256: a file's own, or a folder's over the names and contents of the files
+    that make the model (MODEL_FILE_SUFFIXES, at its top level), so a run knows its model by what it is, not by how
+    its path was typed; None for the embedded model and for a name that is no file here."""
     if model is None:
         return None
     path = Path(model)
@@ -269,8 +274,9 @@ def model_sha256(model: str | None) -> str | None:
     if not path.is_dir():
         return None
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{item.relative_to(path).as_posix()}\0{file_sha256(item)}\0".encode())
+    for item in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() in MODEL_FILE_SUFFIXES):
+        digest.update(f"{item.name}\0{file_sha256(item)}\0".encode())
     return digest.hexdigest()
 
 

@@ -231,6 +231,9 @@ def test_a_schema_that_takes_other_arguments_or_requires_unlisted_ones_can_be_ca
     assert bind_arguments({"ghost": 1}, ghost, tool="t") == {"ghost": 1}
     with pytest.raises(ToolArgumentError, match="missing required argument 'ghost'"):
         bind_arguments({}, ghost, tool="t")
+    closed_ghost = {**listed, "required": ["x", "q"], "additionalProperties": False}
+    with pytest.raises(ToolArgumentError, match="unexpected argument 'q'"):
+        bind_arguments({"x": 1, "q": 2}, closed_ghost, tool="t")  # it forbids what it does not list
     for closed in (listed, {**listed, "additionalProperties": False}):  # the default: only what it lists
         with pytest.raises(ToolArgumentError, match="unexpected argument 'y'; it takes: x"):
             bind_arguments({"x": 1, "y": 2}, closed, tool="t")

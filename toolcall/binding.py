@@ -97,7 +97,7 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     # could not be called at all ("missing 'q'" without it, "unexpected 'q'" with it).
     others = parameters.get("additionalProperties")
     if isinstance(args, Mapping):
-        known = set(properties) | set(_required(parameters))
+        known = set(properties) | (set(_required(parameters)) if others is not False else set())
         extra = [] if others is True or isinstance(others, Mapping) else [k for k in args if k not in known]
         if extra:
             raise ToolArgumentError(f"{tool}: unexpected argument {extra[0]!r}; it takes: {names}")

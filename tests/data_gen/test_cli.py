@@ -204,15 +204,22 @@ def test_a_models_folder_is_known_by_its_files_paths_and_contents(tmp_path: Path
     from toolcall.data_gen.checkpoint import model_sha256
 
     folder = tmp_path / "adapter"
-    (folder / "sub").mkdir(parents=True)
+    (folder / ".cache" / "huggingface").mkdir(parents=True)
+    (folder / "checkpoint-10").mkdir()
     (folder / "adapter_config.json").write_text("{}")
-    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x01")
+    (folder / "adapter_model.safetensors").write_bytes(b"\x00\x01")
     first = model_sha256(str(folder))
     assert first is not None and model_sha256(str(tmp_path / "adapter" / ".")) == first
-    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x02")
+    # What does not make the model: a model card, a download's metadata (written again by each download), training
+    # checkpoints beside the result.
+    (folder / "README.md").write_text("# my adapter")
+    (folder / ".cache" / "huggingface" / "adapter_model.safetensors.metadata").write_text("1733580000.123")
+    (folder / "checkpoint-10" / "adapter_model.safetensors").write_bytes(b"\x09")
+    assert model_sha256(str(folder)) == first
+    (folder / "adapter_model.safetensors").write_bytes(b"\x00\x02")  # trained again
     assert model_sha256(str(folder)) not in (None, first)
-    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x01")
-    (folder / "sub" / "weights.bin").rename(folder / "weights.bin")  # the same bytes elsewhere: another model
+    (folder / "adapter_model.safetensors").write_bytes(b"\x00\x01")
+    (folder / "adapter_model.safetensors").rename(folder / "model.safetensors")  # the same bytes, another file
     assert model_sha256(str(folder)) != first
     assert model_sha256(None) is None and model_sha256(str(tmp_path / "no such model")) is None
 

@@ -14,6 +14,9 @@ Run: python fake_server.py MODE, where MODE is
            tools: the SDK refuses the whole page for them);
   badresult  like ok, but answers a call with content that is not a list;
   endless  lists one tool a page, each page with a cursor to another;
+  sessionerror  like ok, but answers a tools/call with the JSON-RPC error "Session not found" (a tool's own words
+           over stdio, not a lost HTTP session); its starts are lines in the file FAKE_SERVER_LOG names;
+  slowstart  like flaky's first start, then every later start takes 2 s before it answers initialize;
   badnotif like ok, but sends 20 malformed progress notifications before each tools/call reply;
   flaky    like ok, counting its starts in the file FAKE_SERVER_LOG names: the first start dies at its first call,
            the second exits before answering initialize (a server still restarting), later ones work.
@@ -69,7 +72,7 @@ def main(mode: str) -> None:
         print("Welcome to the fake server, version 1!", flush=True)
     log = os.environ.get("FAKE_SERVER_LOG", "")
     start = 0
-    if mode == "flaky":
+    if mode in ("flaky", "sessionerror", "slowstart"):
         with open(log, "a+") as counts:
             counts.seek(0)
             start = len(counts.read().split()) + 1
@@ -86,8 +89,15 @@ def main(mode: str) -> None:
             continue  # a notification
         if method == "initialize" and mode == "flaky" and start == 2:
             sys.exit(1)
-        if method == "tools/call" and mode == "flaky" and start == 1:
+        if method == "initialize" and mode == "slowstart" and start > 1:
+            time.sleep(2)
+        if method == "tools/call" and mode in ("flaky", "slowstart") and start == 1:
             os._exit(1)
+        if method == "tools/call" and mode == "sessionerror":
+            sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": request_id,
+                                         "error": {"code": -32000, "message": "Session not found"}}) + "\n")
+            sys.stdout.flush()
+            continue
         if method == "tools/call" and mode == "never":
             continue
         if method == "initialize":

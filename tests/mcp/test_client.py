@@ -213,6 +213,30 @@ def test_a_server_that_fails_to_start_again_is_tried_again_by_a_later_call(tmp_p
     assert (tmp_path / "starts").read_text().split() == ["1", "2", "3"]
 
 
+def test_a_tools_own_session_error_over_stdio_is_not_taken_for_a_lost_session(tmp_path: Path) -> None:
+    """Any error mentioning a lost session restarted the server and ran the call again, over stdio too."""
+    env = {**os.environ, "FAKE_SERVER_LOG": str(tmp_path / "starts")}
+    with MCPClient(f"{sys.executable} {FAKE} sessionerror", env=env) as client:
+        for _ in range(2):
+            with pytest.raises(ToolError, match="Session not found"):
+                client.call("calculate", {"expression": "1+1"}, timeout=10)
+    assert (tmp_path / "starts").read_text().split() == ["1"]
+
+
+def test_a_server_slower_to_start_than_a_call_is_waited_for_not_started_again(tmp_path: Path) -> None:
+    """Each call after a loss gave up on the start under way after its own time limit and started another, so a
+    server slower to start than a call's limit never came back."""
+    env = {**os.environ, "FAKE_SERVER_LOG": str(tmp_path / "starts")}
+    with MCPClient(f"{sys.executable} {FAKE} slowstart", env=env) as client:
+        with pytest.raises(ToolError, match="failed"):
+            client.call("calculate", {"expression": "1+1"}, timeout=10)  # the first start dies mid-call
+        with pytest.raises(ToolError, match="not connected"):
+            client.call("calculate", {"expression": "1+2"}, timeout=1)  # its restart takes 2 s
+        time.sleep(1.5)
+        assert client.call("calculate", {"expression": "1+3"}, timeout=5) == "4"
+    assert (tmp_path / "starts").read_text().split() == ["1", "2"]
+
+
 def test_a_call_past_the_registrys_limit_is_cancelled_on_the_server_and_holds_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A registry call of an MCP tool past its time limit went on waiting for the server (WAIT_CEILING, 600 s)

@@ -186,6 +186,21 @@ def test_every_parallel_call_of_the_requests_functions_is_handed_back_past_the_s
             assert reply["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_the_client_calls_limit_leaves_the_servers_own_tools_at_theirs() -> None:
+    """With a function of the request's own, the reply's limit rose to 16 for the server's tools too (and from
+    --max-calls 0): a model calling the Calculator again and again ran it 6 times under the server's 3."""
+    import httpx
+
+    calc = '<tool_call>\n{"name": "Calculator", "arguments": {"expression": "1 + 1"}}\n</tool_call>'
+    for limit in (3, 0):
+        for live in serve(SlowFake(script=lambda text: calc), settings(max_calls=limit), dialect="hermes"):
+            reply = httpx.post(live.url + "/v1/chat/completions", timeout=30, json={
+                "model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER], "max_tokens": 400}).json()
+            runs = reply["choices"][0]["message"]["tool_runs"]
+            assert [r["ok"] for r in runs[:limit]] == [True] * limit
+            assert runs[limit]["error"] == f"call limit reached ({limit})", runs
+
+
 #: Two calls of get_weather and then what the model writes after them, as each dialect writes them one by one.
 TWO_CALLS = {
     "hermes": ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'

@@ -174,12 +174,14 @@ class Backend(ABC):
         """
         tokenizer: Any = getattr(self, "tokenizer", None)  # HF-tokenizer backends (transformers, vLLM) carry one
         if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-            from jinja2 import TemplateError
+            from jinja2 import TemplateError, TemplateSyntaxError
 
             extra = {"tools": list(tools)} if tools else {}
             try:
                 return str(tokenizer.apply_chat_template(list(messages), tokenize=False,
                                                          add_generation_prompt=add_generation_prompt, **extra))
+            except TemplateSyntaxError:
+                raise  # the template itself is broken: the model's fault, not the messages'
             except TemplateError as err:  # the template's own raise_exception: these messages are not its form
                 raise ChatTemplateError(f"the model's chat template refused the messages: {err}") from None
         lines = [f"{m['role']}: {m['content']}" for m in messages]

@@ -28,7 +28,7 @@ from . import RETURN_META
 try:
     from mcp import ClientSession, StdioServerParameters, types
     from mcp.client.stdio import stdio_client
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel, ConfigDict, ValidationError
 
     from .bounded_http import bounded_http_client
 except ImportError as err:  # the optional `mcp` extra
@@ -206,6 +206,7 @@ class MCPClient:
                 for why, names in invalid.items():
                     self.skipped.setdefault(why, []).extend(names)
                 self._session = session
+                self._gone = False  # a start that outlived the call that made it (a slow server) is the connection
                 self._ready.set()
                 await self._closing.wait()
                 self._session = None
@@ -289,9 +290,11 @@ class MCPClient:
             future.cancel()
             raise ToolError(f"{shown}: the call was given up by its caller") from None
         except Exception as err:  # a dead server, a closed pipe, a protocol error: the model gets text
-            if _connection_closed(err):
-                self._gone = True
-                if again and _session_lost(err):
+            lost = self.is_http and _session_lost(err)
+            if lost or _connection_closed(err):
+                if session is self._session:  # not one another call has already replaced
+                    self._gone = True
+                if again and lost:
                     return self.call(name, arguments, timeout, label, again=False)
             raise ToolError(f"{shown}: MCP server {self.name} failed: {_describe(err)}") from err
         text = result_text(result)
@@ -312,7 +315,15 @@ class MCPClient:
         on. Once per loss, however many calls find it at once; a server that cannot be started (or reached) again
         leaves that call failing with why, and a later one tries again, at most once per REVIVE_INTERVAL."""
         with self._revive_lock:
-            if not self._gone or self.closed or time.monotonic() < self._next_revive:
+            if not self._gone or self.closed:
+                return
+            if self._holder is not None and not self._ready.is_set() and not self._finished.is_set():
+                # The last try is still starting it (a server slower to start than a call's time limit): wait for
+                # that one rather than kill it and start another that would be cut short the same way.
+                self._ready.wait(timeout)
+                self._gone = self._session is None
+                return
+            if time.monotonic() < self._next_revive:
                 return
             if self._holder is not None and not self._finished.is_set():
                 self._loop.call_soon_threadsafe(self._closing.set)   # the old owner task leaves its dead transport
@@ -356,20 +367,23 @@ def _connection_closed(err: BaseException) -> bool:
     from mcp.types import CONNECTION_CLOSED
 
     if isinstance(err, MCPError):
-        return err.code == CONNECTION_CLOSED or _session_lost(err)
+        # The SDK's own error for a closed connection; a server may answer -32000 ("server error") itself.
+        return err.code == CONNECTION_CLOSED and err.error.message.strip().lower().startswith("connection closed")
     return isinstance(err, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, EOFError,
                             BrokenPipeError, ConnectionError, httpx2.TransportError))
 
 
 def _session_lost(err: BaseException) -> bool:
-    """Whether an HTTP server refused a request because it does not know the session (so the request never ran)."""
+    """Whether an HTTP server refused a request because it does not know the session (so the request never ran): the
+    SDK's own words for a 404 to a request of a session (`Session terminated`), or its server's (`Session not
+    found`), as the whole message; a tool's own error that mentions a session is not this."""
     from mcp.shared.exceptions import MCPError
 
-    return isinstance(err, MCPError) and bool(_SESSION_LOST.search(str(err)))
+    return isinstance(err, MCPError) and bool(_SESSION_LOST.fullmatch(err.error.message.strip()))
 
 
 #: How an HTTP server's answer says it no longer knows the session.
-_SESSION_LOST = re.compile(r"\bsession (?:terminated|not found|expired)\b", re.IGNORECASE)
+_SESSION_LOST = re.compile(r"session (?:terminated|not found)\.?", re.IGNORECASE)
 
 
 class _GivenUp(Exception):
@@ -428,8 +442,9 @@ async def _list_all(session: ClientSession) -> tuple[list[types.Tool], dict[str,
                 raise
             tools, cursor = await _list_leniently(send_raw, params, invalid)
             absorb = getattr(session, "_absorb_tool_listing", None)
-            if absorb is not None:  # what the session keeps of a listing (output schemas), or each call lists again
-                absorb(types.ListToolsResult(tools=tools), complete=False)
+            if absorb is not None:  # what the session keeps of a listing (output schemas), or each call lists again;
+                # it also drops the tools the protocol says a client must not use
+                tools = list(absorb(types.ListToolsResult(tools=tools), complete=False).tools)
         listed.extend(tools)
         if not cursor or len(listed) >= MAX_LISTED:
             break
@@ -438,6 +453,8 @@ async def _list_all(session: ClientSession) -> tuple[list[types.Tool], dict[str,
 
 class _RawListing(BaseModel):
     """A tools/list page whose tools are taken as plain JSON, each checked on its own."""
+
+    model_config = ConfigDict(title="ListToolsResult")  # what an error about the page calls it
 
     tools: list[Any] = []
     nextCursor: str | None = None  # noqa: N815 - the wire's name

@@ -102,6 +102,7 @@ class _Choice:
             engine, dialect, plan, index, emit, cancel, memory)
         self.running: list[dict[str, Any]] = []  # server tool runs started and not yet finished
         self.handed: list[CallRequest] = []      # client calls handed back as tool_calls
+        self.server_runs = 0                     # the server's own tools' calls answered (see Plan.server_calls)
         self.shown: list[str] = []               # the content the client is given
         self.thoughts: list[str] = []            # and its reasoning
         # The calls asked for since the loop last closed calls with their results: [start in the reply, the id of
@@ -169,6 +170,11 @@ class _Choice:
             return Handoff(further=plan.parallel)
         # A server tool, an unknown name, or a client function whose arguments do not bind (the model sees why).
         self.show_run(request, reply)
+        if request.tool not in plan.client and plan.server_calls is not None:
+            if self.server_runs >= plan.server_calls:  # the loop's limit was raised for the client's calls only
+                message = f"call limit reached ({plan.server_calls})"
+                return Result(f"Error: {message}", False, message)
+            self.server_runs += 1
         if request.tool in plan.client:
             # Arguments that do not bind say why; a function the request declares but this reply does not offer
             # (tool_choice names another) had no reason, and the model read "get_weather: None".

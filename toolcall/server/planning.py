@@ -49,6 +49,7 @@ class Plan:
     tail_answered: int = 0       # tail[:tail_answered] ends with calls the client answered: none is open there
     context: str = ""            # the digest of the request's messages (what a reply handed to the client answers)
     strict: frozenset[str] = frozenset()  # the client's functions whose arguments must follow their schema exactly
+    server_calls: int | None = None  # the server's tools' runs per reply, where it is below config.max_calls
 
 
 def client_specs(request: ChatRequest, dialect: "Dialect") -> ToolSpecs:
@@ -141,9 +142,12 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         tools = ToolSpecs([*offered, *client]) or None
         if tools is None:
             config = replace(config, tools_enabled=False)
+    server_calls: int | None = None
     if client and config.tools_enabled and request.parallel_tool_calls is not False and \
             (request.toolcall is None or request.toolcall.max_calls is None):
-        # OpenAI hands back every call a reply writes; the server's own limit (3 by default) is for its tools' runs.
+        # OpenAI hands back every call a reply writes; the server's own limit (3 by default) stays its tools' runs'
+        # (the reply's choice refuses a server tool past it).
+        server_calls = config.max_calls
         config = replace(config, max_calls=max(config.max_calls, CLIENT_CALLS))
     reply_schema = request.response_format.reply_schema() if request.response_format is not None else None
     if reply_schema is not None:
@@ -166,7 +170,7 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         raise ApiError(400, str(err), param="messages") from None
     return Plan(prompt, tools, client, server, config, sampling(request), request.stops(),
                 bool(request.toolcall and request.toolcall.keep_markup), request.parallel_tool_calls, talk.tail,
-                talk.answered, talk.digest, strict)
+                talk.answered, talk.digest, strict, server_calls)
 
 
 def _json_reply_config(config: LoopConfig, schema: dict[str, Any], dialect: "Dialect", backend: Backend,

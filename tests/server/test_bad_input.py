@@ -32,6 +32,8 @@ def assert_error(response: httpx.Response, status: int, param: str | None = None
 
 
 BAD = [
+    pytest.param({"model": MODEL, "messages": HI, "stream_options": {"include_usage": True}}, "stream_options",
+                 'only allowed with "stream": true', id="stream-options-without-stream"),
     pytest.param({"messages": HI}, "model", "Missing required parameter", id="no-model"),
     pytest.param({"model": MODEL}, "messages", "Missing required parameter", id="no-messages"),
     pytest.param({"model": MODEL, "messages": []}, "messages", "", id="empty-messages"),

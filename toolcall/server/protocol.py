@@ -332,6 +332,8 @@ def check_fields(request: ChatRequest) -> None:
         if getattr(request, name) not in (None, 0, 0.0):
             raise ApiError(400, f"{name}: this server does not apply penalties; leave it out or send 0",
                            param=name, code="unsupported_parameter")
+    if request.stream_options is not None and not request.stream:  # as OpenAI answers it: it would be ignored
+        raise ApiError(400, "stream_options: only allowed with \"stream\": true", param="stream_options")
 
 
 def parse_request(body: bytes) -> ChatRequest:

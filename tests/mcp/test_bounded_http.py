@@ -76,6 +76,41 @@ def test_json_bodies_are_bounded_by_bytes_and_by_objects() -> None:
         asyncio.run(read_all(transport(declared), request))
 
 
+def test_an_http_error_without_a_json_rpc_error_says_its_status_and_a_404_is_left_to_the_sdk() -> None:
+    """A proxy's 401 page or a 500 reached the user as the SDK's "Server returned an error response": a missing
+    token read like a broken server."""
+    import json
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        status = int(request.url.path.rsplit("/", 1)[-1])
+        return httpx2.Response(status, text=f"  <h1>no\n  entry</h1>{'x' * 5000}",
+                               headers={"content-type": "text/html"})
+
+    async def main() -> list[tuple[int, bytes]]:
+        bounded = transport(handler)
+        out = []
+        for status in (401, 500, 404):
+            request = httpx2.Request("POST", f"http://127.0.0.1:9/{status}", json={
+                "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {}})
+            response = await bounded.handle_async_request(request)
+            out.append((response.status_code, await read_all_of(response)))
+        return out
+
+    async def read_all_of(response: httpx2.Response) -> bytes:
+        body = b""
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            body += chunk
+        return body
+
+    (s401, b401), (s500, b500), (s404, b404) = asyncio.run(main())
+    said = json.loads(b401)
+    assert s401 == 401 and said["id"] == 7 and said["error"]["message"].startswith(
+        "the server answered HTTP 401 Unauthorized: <h1>no entry</h1>xxx")
+    assert len(said["error"]["message"]) < 300
+    assert json.loads(b500)["error"]["message"].startswith("the server answered HTTP 500 Internal Server Error")
+    assert s404 == 404 and b404.startswith(b"  <h1>no")  # the SDK reads a bare 404 as a lost session
+
+
 def test_a_redirect_cannot_pass_an_endless_body_off_as_an_event_stream() -> None:
     # Only a successful event stream is left to the SDK's per-event bound: a 307 "event stream" it reads whole.
     async def redirect(request: httpx2.Request) -> httpx2.Response:

@@ -105,6 +105,35 @@ class _BoundedStream(httpx2.AsyncByteStream):
         await self.inner.aclose()
 
 
+#: Characters of an HTTP error page quoted in the request's error.
+ERROR_EXCERPT = 200
+
+
+async def _status_said(request: httpx2.Request, response: httpx2.Response, request_id: Any) -> httpx2.Response | None:
+    """For a request the server refused with an HTTP error and no JSON-RPC error of its own (a proxy's 401 page, a
+    500), a JSON-RPC error that says the status and the start of the page: the SDK's own stand-in said only "Server
+    returned an error response", so a missing token read like a broken server. A 404 is left to the SDK, which reads
+    it as a session the server no longer knows (see toolcall.mcp.client); None for every other answer."""
+    status = response.status_code
+    if status < 400 or status == 404 or \
+            response.headers.get("content-type", "").lower().startswith("application/json"):
+        return None
+    body = b""
+    try:
+        async for chunk in response.aiter_bytes():  # decoded, should the page be compressed
+            body += chunk
+            if len(body) >= 4 * ERROR_EXCERPT:
+                break
+    finally:
+        await response.aclose()
+    page = " ".join(body.decode("utf-8", "replace").split())[:ERROR_EXCERPT]
+    reason = httpx2.codes.get_reason_phrase(status)
+    text = f"the server answered HTTP {status}{' ' + reason if reason else ''}" + (f": {page}" if page else "")
+    error = {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32603, "message": text}}
+    return httpx2.Response(status, headers={"content-type": "application/json"}, request=request,
+                           content=json.dumps(error).encode())
+
+
 def _message(request: httpx2.Request) -> dict[str, Any] | None:
     """The JSON-RPC message a POST from the SDK carries (the client's own, small), or None."""
     if request.method != "POST":
@@ -162,6 +191,10 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
                 return httpx2.Response(202, request=request)
             return self._bounded(request, response, None)
         response = await self.inner.handle_async_request(request)
+        if message is not None and "id" in message and "method" in message:
+            said = await _status_said(request, response, message["id"])
+            if said is not None:
+                return said
         return self._bounded(request, response, message.get("id") if message is not None else None)
 
     def _bounded(self, request: httpx2.Request, response: httpx2.Response, request_id: Any) -> httpx2.Response:

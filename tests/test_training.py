@@ -273,6 +273,17 @@ def test_an_output_under_a_file_is_refused_before_any_model_loads(tmp_path: Path
         check_output_dir(tmp_path / "afile" / "sub")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no directory can be made")
+def test_an_output_that_cannot_be_created_is_refused_before_any_model_loads(tmp_path: Path) -> None:
+    """Trainer failed on it with a FileNotFoundError traceback, after the model had loaded."""
+    from toolcall.training import check_output_dir
+
+    with pytest.raises(ConfigError, match="--output /proc/toolcall-no-such/out cannot be created"):
+        check_output_dir(Path("/proc/toolcall-no-such/out"))
+    check_output_dir(tmp_path / "new" / "out")
+    assert (tmp_path / "new" / "out").is_dir()
+
+
 def test_lora_fine_tune_saves_an_adapter_that_reloads(tiny: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     from toolcall.backends.hf_loading import load_model_and_tokenizer

@@ -506,8 +506,13 @@ class ResultsFile:
         self.lines += 1
 
     def close(self) -> None:
-        """Close; a file this run created and wrote nothing into is removed (the run failed before its first item)."""
-        self._fh.close()
+        """Close; a file this run created and wrote nothing into is removed (the run failed before its first item).
+        A line whose write failed (a full disk) is still in the buffer: closing tries it once more, and a failure
+        then is the write's, already reported, not a second error (it came out as a traceback)."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
         if self._created and self.lines == 0 and self._regular:
             self.path.unlink(missing_ok=True)
 

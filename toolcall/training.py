@@ -428,6 +428,10 @@ def check_output_dir(output: Path) -> None:
     if output.is_dir() and any(output.iterdir()) and not (output / RESULT_FILE).is_file():
         raise ConfigError(f"--output {output} is a directory of other files (no {RESULT_FILE} from an earlier "
                           "`toolcall train`); give a new or empty directory")
+    try:  # made now, so a path that cannot be (read-only, /proc) is said before the model loads, not by Trainer
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--output {output} cannot be created: {err.strerror or err}") from None
 
 
 def train(config: TrainConfig) -> TrainResult:

@@ -289,3 +289,15 @@ def test_exclude_seed_needs_a_limit(capsys: pytest.CaptureFixture[str]) -> None:
     """Without --limit every item was evaluated, the excluded sample's too, with no word of it."""
     assert main(["eval", "--task", "bfcl", "--backend", "fake", "--exclude-seed", "0"]) == 1
     assert "--exclude-seed leaves out the sample --limit N draws with that seed; give --limit" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_an_output_that_fills_up_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk gave a chained traceback ending in close()'s OSError, the message buried in it."""
+    items = write_jsonl(tmp_path / "mine.jsonl", MATH_ITEMS)
+    fake_model(monkeypatch, FakeBackend(script=lambda text: "It is 4."))
+    assert main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--quiet",
+                 "--output", "/dev/full"]) == 1
+    err = capsys.readouterr().err
+    assert "--output /dev/full: writing line 1 failed: No space left on device" in err and "Traceback" not in err

@@ -113,3 +113,19 @@ def test_an_unknown_model_name_is_an_error_naming_the_shipped_ones() -> None:
 
     with pytest.raises(BackendError, match=r"no model 'no-such-model'.*toolformer-smollm2"):
         load_model_and_tokenizer("no-such-model")
+
+
+@pytest.mark.parametrize("path", ["./typo_dir", "../elsewhere/model", "/no/such/checkpoint", "adapter.gguf"])
+def test_a_model_written_as_a_path_that_is_not_there_is_refused_at_once(path: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers asked huggingface.co for `./typo_dir`; with no network that took 49 s of retries."""
+    from toolcall.backends import hf_loading
+    from toolcall.errors import BackendError
+
+    def hub(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(hf_loading, "_load_quietly", hub)
+    monkeypatch.setattr(hf_loading, "_load_cached", hub)
+    with pytest.raises(BackendError, match=rf"no model '{path}': .*it is written as a path"):
+        hf_loading.load_model_and_tokenizer(path)

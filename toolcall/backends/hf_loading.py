@@ -98,15 +98,26 @@ def load_model_and_tokenizer(model: str | os.PathLike[str] | None = None, dtype:
 
     model = resolve_model(str(model) if model is not None else None)
     dtype = resolve_dtype(dtype, default_device())
+    missing = (f"no model {model!r}: it is not a file or directory here, nor a shipped model "
+               f"({', '.join(NAMED_MODELS)}), nor in the Hugging Face cache; pass a checkpoint directory, a .gguf file "
+               "or a LoRA adapter directory")
+    if model is not None and _local_path(model) and not Path(model).expanduser().exists():
+        # A path (./typo, /data/m, m.gguf) is no hub name: transformers asked huggingface.co for it, and without a
+        # network retried for 49 s before this same answer.
+        raise BackendError(missing.replace(", nor in the Hugging Face cache", "; it is written as a path"))
     try:
         return _load_cached(model, dtype, _stamp(model)) if cache else _load_quietly(model, dtype)
     except BackendError as err:
         if model is None or Path(model).exists():
             raise
         # Neither here nor in the hub cache: say what a name may be.
-        raise BackendError(f"no model {model!r}: it is not a file or directory here, nor a shipped model "
-                           f"({', '.join(NAMED_MODELS)}), nor in the Hugging Face cache; pass a checkpoint "
-                           "directory, a .gguf file or a LoRA adapter directory") from err
+        raise BackendError(missing) from err
+
+
+def _local_path(model: str) -> bool:
+    """Whether `model` is written as a path, never a hub name (`org/name`, `gpt2`)."""
+    return (model.startswith(("./", "../", "/", "~", ".\\", "..\\")) or "\\" in model or model.endswith(("/", ".gguf"))
+            or model in (".", ".."))
 
 
 def _stamp(model: str | os.PathLike[str] | None) -> float:

@@ -117,3 +117,16 @@ def test_a_wiki_corpus_travels_with_the_toolset_and_is_searched_once_built(tmp_p
         assert registry.call("WikiSearch", {"query": "Zorblax"}).text.startswith("Zorblax is a moon of Quux.")
     finally:
         wikisearch.configure(None)
+
+
+def test_a_tools_file_named_twice_is_imported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--tools-from t.py --tools-from ./t.py` imported it twice: its import-time side effects ran twice."""
+    counter = tmp_path / "imports"
+    tools_file = tmp_path / "twice_tools.py"
+    tools_file.write_text(f'import pathlib\nimport toolcall\n\npathlib.Path({str(counter)!r}).open("a").write("x")\n\n\n'
+                          '@toolcall.tool\ndef twice_echo(text: str) -> str:\n    """Echo.\n\n    Args:\n'
+                          '        text: What to echo.\n    """\n    return text\n')
+    monkeypatch.chdir(tmp_path)
+    with user_tools_restored("twice_tools"):
+        registry = Toolset(names=(), tools_from=("twice_tools.py", "./twice_tools.py", str(tools_file))).build()
+    assert registry.names() == ["twice_echo"] and counter.read_text() == "x"

@@ -5,6 +5,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
@@ -71,7 +72,12 @@ class Toolset:
             from .tools import wikisearch
 
             wikisearch.configure(self.wiki_corpus)
-        loaded = [item for source in self.tools_from for item in load_tools(source)]
+        # One import per file however it is named (./t.py, t.py, its absolute path): a second ran its side effects
+        # again.
+        sources: dict[str, str] = {}
+        for src in self.tools_from:
+            sources.setdefault(str(Path(src).resolve()) if Path(src).is_file() else src, src)
+        loaded = [item for source in sources.values() for item in load_tools(source)]
         names = self.names
         if (self.tools_from or self.mcp) and not self.names_given:
             names = ()

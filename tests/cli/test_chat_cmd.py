@@ -64,6 +64,13 @@ def test_tool_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert "unused" not in out  # /quit ended the session before "never"
 
 
+def test_enabling_a_tool_in_a_chat_without_tools_says_there_are_none(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """It answered `usage: /enable NAME` to `/enable Calculator`."""
+    out = chat(monkeypatch, capsys, tmp_path, ["x"], "/enable Calculator\n", "--tools", "")
+    assert "this chat has no tools; start it with --tools" in out and "usage:" not in out
+
+
 def test_end_of_input_exits_cleanly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:
     assert chat(monkeypatch, capsys, tmp_path, ["x"], "") == ""

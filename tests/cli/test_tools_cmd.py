@@ -231,3 +231,16 @@ def test_the_commands_own_warnings_print_as_their_message_alone(tmp_path: Path) 
     assert done.returncode == 0, done.stderr[-400:]
     assert done.stderr.startswith("toolcall: WikiSearch and QA search the demo corpus") and ".py:" not in done.stderr
     assert "Ghana" in done.stdout
+
+
+def test_tools_json_escapes_what_a_terminal_would_act_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """json.dumps writes C1 controls (CSI) and bidirectional overrides as they are: `--json` sent them raw."""
+    tools_file = tmp_path / "ctl.py"
+    tools_file.write_text('import toolcall\n\n\n@toolcall.tool\ndef shout(text: str) -> str:\n'
+                          '    """Evil \\x9b2J desc \\u202eesrever \\x1b]0;t\\x07 end.\n\n    Args:\n'
+                          '        text: What to say.\n    """\n    return text\n')
+    assert main(["tools", "--json", "--tools", "", "--tools-from", str(tools_file)]) == 0
+    out = capsys.readouterr().out
+    assert "\x9b" not in out and "\u202e" not in out and "\x1b" not in out
+    (listed,) = json.loads(out)
+    assert listed["description"] == "Evil \x9b2J desc \u202eesrever \x1b]0;t\x07 end."

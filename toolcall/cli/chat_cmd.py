@@ -141,7 +141,10 @@ class Chat:
             if not self.registry:
                 self.write("  (no tools)\n")
         elif name in ("enable", "disable"):
-            if not rest or self.registry is None:
+            if self.registry is None:  # it said "usage: /enable NAME" to a NAME given
+                self.write("this chat has no tools; start it with --tools (or --tools-from, --mcp) to offer some\n")
+                return True
+            if not rest:
                 self.write(f"usage: /{name} NAME\n")
                 return True
             try:

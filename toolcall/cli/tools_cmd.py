@@ -13,7 +13,7 @@ from ..binding import json_kinds, parameter_order, resolve
 from ..errors import ConfigError, ToolError
 from ..executor import check_timeout
 from ..registry import Tool, ToolRegistry
-from ..terminal import printable
+from ..terminal import escaped_controls, printable
 from .tool_options import add_tool_options, toolset_from_args
 
 
@@ -76,7 +76,7 @@ def _registry(args: argparse.Namespace, *, read_corpus: bool = True) -> ToolRegi
 def run_list(args: argparse.Namespace) -> int:
     reg = _registry(args, read_corpus=False)   # a listing searches nothing: a large --wiki-corpus is not indexed
     if args.json:
-        print(json.dumps([describe(t) for t in reg], indent=2, ensure_ascii=False))
+        print(escaped_controls(json.dumps([describe(t) for t in reg], indent=2, ensure_ascii=False)))
         return 0
     width = max((len(t.name) for t in reg), default=4)
     for item in reg:

@@ -428,10 +428,17 @@ def check_output_dir(output: Path) -> None:
     if output.is_dir() and any(output.iterdir()) and not (output / RESULT_FILE).is_file():
         raise ConfigError(f"--output {output} is a directory of other files (no {RESULT_FILE} from an earlier "
                           "`toolcall train`); give a new or empty directory")
-    try:  # made now, so a path that cannot be (read-only, /proc) is said before the model loads, not by Trainer
-        output.mkdir(parents=True, exist_ok=True)
+    if output.exists():
+        return
+    # Made and removed again now, so a path that cannot be made (read-only, /proc) is said before the model loads,
+    # not by Trainer after it; a run refused later leaves nothing behind.
+    missing = [p for p in (output, *output.parents) if not p.exists()]
+    try:
+        output.mkdir(parents=True)
     except OSError as err:
         raise ConfigError(f"--output {output} cannot be created: {err.strerror or err}") from None
+    for made in missing:  # deepest first
+        made.rmdir()
 
 
 def train(config: TrainConfig) -> TrainResult:

@@ -96,8 +96,9 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
     # a name it requires is one it takes, listed or not: an MCP server's tool of `required: ["q"]` and no properties
     # could not be called at all ("missing 'q'" without it, "unexpected 'q'" with it).
     others = parameters.get("additionalProperties")
+    required_names = _required(parameters)
     if isinstance(args, Mapping):
-        known = set(properties) | (set(_required(parameters)) if others is not False else set())
+        known = set(properties) | (set(required_names) if others is not False else set())
         extra = [] if others is True or isinstance(others, Mapping) else [k for k in args if k not in known]
         if extra:
             raise ToolArgumentError(f"{tool}: unexpected argument {extra[0]!r}; it takes: {names}")
@@ -113,11 +114,11 @@ def bind_arguments(args: Sequence[Any] | Mapping[str, Any], parameters: Mapping[
             raise ToolArgumentError(f"{tool}: takes at most {len(order)} argument(s) ({names}) but got {len(values)}: "
                                     + ", ".join(_shown(v) for v in values))
         bound = dict(zip(order, values))
-    missing = [n for n in _required(parameters) if n not in bound]
+    missing = [n for n in required_names if n not in bound]
     if missing:
         raise ToolArgumentError(f"{tool}: missing required argument {missing[0]!r}; it takes: {names}")
     out: dict[str, Any] = {}
-    required = set(_required(parameters))
+    required = set(required_names)
     for key, value in bound.items():
         schema = properties.get(key, others if key not in properties and isinstance(others, Mapping) else None)
         try:

@@ -381,12 +381,17 @@ def _request(run: _Run, call: ToolCall) -> CallRequest:
     return CallRequest(new_call_id(), call, spec.name, arguments, None, spec)
 
 
+def call_limit_reached(limit: int) -> str:
+    """What a call past a reply's limit of `limit` calls is told (the loop's max_calls, the server's own tools')."""
+    return f"call limit reached ({limit})"
+
+
 def _refusal(run: _Run) -> str | None:
     """Why a call gets an error result without being asked for: tools off, or the call limit reached."""
     if not run.config.tools_enabled or not run.tools:
         return "tools are disabled"
     if run.executed >= run.config.max_calls:
-        return f"call limit reached ({run.config.max_calls})"
+        return call_limit_reached(run.config.max_calls)
     return None
 
 

@@ -22,6 +22,7 @@ from ..loop import (
     Outcome,
     Result,
     TextDelta,
+    call_limit_reached,
     decode_with_tools,
 )
 from ..registry import ToolRegistry
@@ -172,7 +173,7 @@ class _Choice:
         self.show_run(request, reply)
         if request.tool not in plan.client and plan.server_calls is not None:
             if self.server_runs >= plan.server_calls:  # the loop's limit was raised for the client's calls only
-                message = f"call limit reached ({plan.server_calls})"
+                message = call_limit_reached(plan.server_calls)
                 return Result(f"Error: {message}", False, message)
             self.server_runs += 1
         if request.tool in plan.client:

@@ -297,6 +297,21 @@ def test_generate_and_tool_run_file_tools(words: Path, tmp_path: Path, capsys: p
     assert {"Calculator", "word_count", "Shout"} <= listed
 
 
+def test_generate_json_stdout_is_the_json_alone_when_tools_print(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    noisy = tmp_path / "noisy.py"
+    noisy.write_text("import toolcall\nprint('importing noisy')\n\n\n@toolcall.tool\ndef echo(text: str) -> str:\n"
+                     "    \"\"\"Echo.\n\n    Args:\n        text: the text\n    \"\"\"\n    print('echo ran')\n"
+                     "    return text\n")
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["It says [echo(hi) ->", " hi."]))
+    assert main(["generate", "--backend", "fake", "--model", str(script), "--tools-from", str(noisy), "--json",
+                 "q"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["calls"][0]["result"] == "hi"
+    assert "importing noisy" in err and "echo ran" in err
+
+
 def test_eval_offers_file_tools(words: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     items = tmp_path / "math.jsonl"
     items.write_text(json.dumps({"question": "How many words in 'a b c'?", "answer": "3"}) + "\n")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import asdict
@@ -80,17 +81,21 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # invalid numbers fail before the model loads
     auto = args.dialect.strip().lower() == "auto"
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
-    registry = registry_from_args(args)
-    backend = backend_from_args(args)
-    if registry is not None:
-        set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
-    dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its chat template
-    shown = registry.specs() if registry is not None and offers_tools(config, dialect) else None
-    # Not --raw: the question is written into the chat template, with special tokens' texts broken (as generate()).
-    prompt = question if args.raw else dialect.prompt(defuse(question, backend.special_texts()), shown,
-                                                      backend.chat_prompt, few_shot=not args.no_few_shot,
-                                                      instruction=args.prompt_file)
-    result = run_loop(backend, prompt, dialect, registry, config)
+    # What a tools file prints while it is imported, or a tool while it runs, goes to stderr: stdout is the reply
+    # alone (--json is read by programs).
+    with contextlib.redirect_stdout(sys.stderr):
+        registry = registry_from_args(args)
+        backend = backend_from_args(args)
+        if registry is not None:
+            set_up_tools(registry, backend)   # a tool that decodes with a model (MT) uses this one, not a second copy
+        dialect = make_dialect(args.dialect, backend) if dialect is None else dialect   # "auto": from its template
+        shown = registry.specs() if registry is not None and offers_tools(config, dialect) else None
+        # Not --raw: the question is written into the chat template, with special tokens' texts broken (as
+        # generate()).
+        prompt = question if args.raw else dialect.prompt(defuse(question, backend.special_texts()), shown,
+                                                          backend.chat_prompt, few_shot=not args.no_few_shot,
+                                                          instruction=args.prompt_file)
+        result = run_loop(backend, prompt, dialect, registry, config)
     # A reply held to JSON prints its JSON alone (what --json-schema promises parses); the calls it made before it
     # are told on stderr.
     reply = result.answer if result.answer is not None else dialect.reply(result.text)

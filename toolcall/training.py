@@ -14,7 +14,7 @@ from typing import Any
 from .errors import BackendError, ConfigError, MissingDependencyError
 from .jsonl import read_jsonl, string_field
 from .models import EMBEDDED, resolve_model
-from .options import option
+from .options import flag_of, option
 
 #: Labels of this value are ignored by the loss (the convention of PyTorch's cross-entropy and transformers).
 IGNORE_INDEX = -100
@@ -63,25 +63,26 @@ class TrainConfig:
     def validate(self) -> None:
         """Every option checked before a model loads (a bad one used to fail inside Trainer or torch after it)."""
         if not math.isfinite(self.epochs) or (self.epochs <= 0 and self.max_steps <= 0):
-            raise ConfigError(f"epochs must be a finite number > 0 (got {self.epochs}) unless max_steps > 0")
+            raise ConfigError(f"epochs (--epochs) must be a finite number > 0 (got {self.epochs}) unless max_steps "
+                              "(--max-steps) > 0")
         for name in ("batch_size", "grad_accum", "max_length", "lora_r", "logging_steps"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} ({flag_of(TrainConfig, name)}) must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.warmup < 1:
-            raise ConfigError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+            raise ConfigError(f"warmup (--warmup) is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.from_adapter is not None and self.model is not None:
             raise ConfigError("--from-adapter trains the adapter over its own base model; leave --model out "
                               f"(got --model {self.model})")
         if self.lora and not self.lora_targets:
-            raise ConfigError("lora_targets must name at least one module, e.g. q_proj,v_proj")
+            raise ConfigError("lora_targets (--lora-targets) must name at least one module, e.g. q_proj,v_proj")
         if not 0 < self.learning_rate() < math.inf:
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+            raise ConfigError(f"lr (--lr) must be a finite number > 0, got {self.lr}")
         if not self.lora_alpha > 0:
-            raise ConfigError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+            raise ConfigError(f"lora_alpha (--lora-alpha) must be > 0, got {self.lora_alpha}")
         if not 0 <= self.lora_dropout < 1:
-            raise ConfigError(f"lora_dropout is a probability in [0, 1), got {self.lora_dropout}")
+            raise ConfigError(f"lora_dropout (--lora-dropout) is a probability in [0, 1), got {self.lora_dropout}")
         if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be in [0, 2^32), got {self.seed}")
+            raise ConfigError(f"seed (--seed) must be in [0, 2^32), got {self.seed}")
         from .dialects import get_dialect
 
         get_dialect(self.dialect)

@@ -321,6 +321,11 @@ def test_check_no_leak() -> None:
     check_no_leak(prompt, "How many legs has a cat?", ["How many legs has a cat?", "What is 3 + 3?"])
     with pytest.raises(ConfigError, match="what is  2"):
         check_no_leak(prompt, "How many legs has a cat?", ["How many legs has a cat?", "what is  2 + 2?"])
+    # Whole words only: a short question inside a longer one, or inside a word, is no demonstration.
+    demos = "Q: What is 25 + 1?\nA: 26\nQ: How many legs has a cat?\nA:"
+    check_no_leak(demos, "How many legs has a cat?", ["How many legs has a cat?", "What is 2", "hat", "A: 2"])
+    with pytest.raises(ConfigError, match="'what is 25'"):
+        check_no_leak(demos, "How many legs has a cat?", ["How many legs has a cat?", "what is 25"])
 
 
 @pytest.mark.parametrize(("task", "tool"), [("math", "Calculator"), ("dates", "Calendar")])

@@ -325,6 +325,19 @@ def check_no_leak(prompt: str, question: str, questions: Sequence[str]) -> None:
     LeakCheck(questions).check(prompt, question)
 
 
+def _holds_words(text: str, words: str) -> bool:
+    """Whether `words` stands in `text` as whole words: a question "q" or "What is 2" is not in "quick" or
+    "What is 25 + 1?" (a substring match stopped a run on such a prompt)."""
+    start = text.find(words)
+    while start >= 0:
+        end = start + len(words)
+        if ((start == 0 or not (text[start - 1].isalnum() and words[0].isalnum()))
+                and (end == len(text) or not (text[end].isalnum() and words[-1].isalnum()))):
+            return True
+        start = text.find(words, start + 1)
+    return False
+
+
 class LeakCheck:
     """check_no_leak over many prompts: each question normalised once, and each distinct context (the prompt less
     its question: one per few-shot setting, however many items) searched once. Checked item by item, 1,319
@@ -340,7 +353,7 @@ class LeakCheck:
         if context in self.checked:
             return
         for normed, other in self.questions.items():
-            if normed in context:
+            if normed in context and _holds_words(context, normed):
                 raise ConfigError(f"the prompt's demonstrations contain an evaluated question ({other!r}); "
                                   "evaluation items must not appear in the few-shot examples")
         self.checked.add(context)

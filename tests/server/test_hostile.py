@@ -483,6 +483,11 @@ def test_a_sound_function_schema_is_accepted(live: Live) -> None:
     assert post(live, ask(tools=function(parameters))).status_code == 200
 
 
+def test_a_functions_null_description_and_parameters_are_read_as_left_out(live: Live) -> None:
+    tools = [{"type": "function", "function": {"name": "now", "description": None, "parameters": None}}]
+    assert post(live, ask(tools=tools)).status_code == 200
+
+
 @pytest.mark.parametrize("seed", [2**64, 2**80, -1])
 def test_a_seed_outside_64_bits_is_a_400(live: Live, seed: int) -> None:
     assert error_of(post(live, ask(seed=seed)), 400)["param"] == "seed"

@@ -126,6 +126,14 @@ class FunctionDef(_Strict):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
 
+    @field_validator("description", "parameters", mode="before")
+    @classmethod
+    def _null_is_left_out(cls, value: Any, info: ValidationInfo) -> Any:
+        # OpenAI's SDKs and other clients send a field they have no value for as null: read as left out.
+        if value is None:
+            return "" if info.field_name == "description" else {"type": "object", "properties": {}}
+        return value
+
     @field_validator("parameters")
     @classmethod
     def _usable_schema(cls, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -100,8 +100,9 @@ def content_suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ("FILE:LINE", object) for every non-blank line of `path`.
+def read_jsonl(path: str | Path, what: str = "input", *, max_bytes: int | None = None
+               ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ("FILE:LINE", object) for every non-blank line of `path` (past `max_bytes` in all: as read_lines).
 
     A missing file, bytes that are not UTF-8, a line that is not JSON (or nests deeper than Python's JSON reader
     goes), a line that is not a JSON object, or a string holding a lone surrogate (`"\\ud800"`, which no UTF-8 file
@@ -111,7 +112,7 @@ def read_jsonl(path: str | Path, what: str = "input") -> Iterator[tuple[str, dic
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist (a .jsonl file with one JSON object per line is expected)")
-    for where, line in read_lines(path, what):
+    for where, line in read_lines(path, what, max_bytes=max_bytes):
         if not line.strip():
             continue
         try:

@@ -49,24 +49,49 @@ def corpus_path() -> Path:
     return DEMO_CORPUS
 
 
+#: The most a corpus may hold, decompressed. The index takes several times its text in memory, and a small .gz can
+#: expand to gigabytes; past this a corpus is read no further.
+MAX_CORPUS_BYTES = 4 * 1024**3
+#: A passage longer than this is searched as several: one giant passage (a .txt without blank lines, a record of a
+#: whole book) made the index take twenty times its text, and a hit on it returns nothing a reader can use.
+MAX_PASSAGE_CHARS = 20_000
+
+
 def iter_passages(path: Path) -> Iterator[Passage]:
     """The corpus's passages, read a line at a time (JSONL with "title"/"text", or plain text with blank-line-separated
-    paragraphs)."""
+    paragraphs), each at most MAX_PASSAGE_CHARS (a longer one cut at white space into several, titled alike)."""
     if content_suffix(path) in (".jsonl", ".json"):   # wiki.jsonl.gz too: read_lines decompresses it
-        for _, row in read_jsonl(path, "corpus"):
+        for _, row in read_jsonl(path, "corpus", max_bytes=MAX_CORPUS_BYTES):
             body = str(row.get("text") or row.get("contents") or "").strip()
             if body:
-                yield Passage(str(row.get("title") or "").strip(), body)
+                title = str(row.get("title") or "").strip()
+                yield from (Passage(title, piece) for piece in _pieces(body))
         return
     block: list[str] = []
-    for _, line in read_lines(path, "corpus"):
+    size = 0
+    for _, line in read_lines(path, "corpus", max_bytes=MAX_CORPUS_BYTES):
         if line.strip():
             block.append(line)
-        elif block:
-            yield Passage("", " ".join("".join(block).split()))
-            block = []
+            size += len(line)
+            if size < MAX_PASSAGE_CHARS:
+                continue
+        if block:
+            yield from (Passage("", piece) for piece in _pieces(" ".join("".join(block).split())))
+            block, size = [], 0
     if block:
-        yield Passage("", " ".join("".join(block).split()))
+        yield from (Passage("", piece) for piece in _pieces(" ".join("".join(block).split())))
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """`text` in pieces of at most MAX_PASSAGE_CHARS, cut at the last white space before the limit where there is
+    one."""
+    while len(text) > MAX_PASSAGE_CHARS:
+        cut = text.rfind(" ", MAX_PASSAGE_CHARS // 2, MAX_PASSAGE_CHARS + 1)
+        cut = cut if cut > 0 else MAX_PASSAGE_CHARS
+        yield text[:cut].strip()
+        text = text[cut:].strip()
+    if text:
+        yield text
 
 
 def load_passages(path: Path) -> list[Passage]:
@@ -90,7 +115,7 @@ def check() -> int:
 class Index:
     """BM25 (bm25s) over title + text of each passage."""
 
-    def __init__(self, passages: list[Passage]) -> None:
+    def __init__(self, passages: list[Passage], path: Path | str = "given") -> None:
         try:
             import bm25s
         except ImportError as err:
@@ -99,6 +124,9 @@ class Index:
         self.passages = passages
         self.retriever = bm25s.BM25()
         tokens = bm25s.tokenize([f"{p.title}. {p.text}" for p in passages], stopwords="en", show_progress=False)
+        if not tokens.vocab:   # bm25s raises a bare ValueError (max() of an empty sequence) on it
+            raise ConfigError(f"corpus {path} holds no word to search by (only stop words, single characters or punctuation); "
+                              "give passages of text")
         self.retriever.index(tokens, show_progress=False)
         self._frequency: Counter[str] | None = None
         self._frequency_lock = threading.Lock()
@@ -136,7 +164,7 @@ def index() -> Index:
             # An edited file's older indexes go: each edit of a served corpus kept one more (30 MB each for 9 MB).
             for old in [k for k in _indexes if k[0] == key[0]]:
                 del _indexes[old]
-            found = _indexes[key] = Index(load_passages(path))
+            found = _indexes[key] = Index(load_passages(path), path)
         return found
 
 

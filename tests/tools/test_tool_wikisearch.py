@@ -172,3 +172,36 @@ def test_the_demo_corpus_is_said_once_and_a_users_corpus_not_at_all(tmp_path: Pa
         own.write_text(json.dumps({"title": "Zorblax", "text": "Zorblax is a moon of Quux."}) + "\n")
         wikisearch.configure(own)
         assert wikisearch.wiki_search("Zorblax moon") == "Zorblax: Zorblax is a moon of Quux."
+
+
+@pytest.mark.parametrize(("name", "content"), [("stop.txt", "the and of\n\nis a\n"),
+                                               ("one.jsonl", '{"title": "a", "text": "5"}\n')])
+def test_a_corpus_with_no_word_to_search_by_is_one_error(tmp_path: Path, name: str, content: str) -> None:
+    # bm25s raised a bare ValueError (max() arg is an empty sequence) from inside its index.
+    (tmp_path / name).write_text(content)
+    wikisearch.configure(tmp_path / name)
+    with pytest.raises(ConfigError, match=rf"corpus .*{name} holds no word to search by"):
+        _corpus.index()
+
+
+def test_a_long_passage_is_searched_as_several(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A .txt without blank lines was one passage: 356 KB of gzip took 2 GB to index, and a hit on it returned its start.
+    monkeypatch.setattr(_corpus, "MAX_PASSAGE_CHARS", 60)
+    text = tmp_path / "lines.txt"
+    text.write_text("".join(f"Line {i} tells of the river number {i}.\n" for i in range(10)))
+    passages = _corpus.load_passages(text)
+    assert len(passages) > 1 and all(len(p.text) <= 60 for p in passages)
+    assert " ".join(p.text for p in passages) == " ".join(text.read_text().split())
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"title": "Book", "text": "word " * 50}) + "\n")
+    book = _corpus.load_passages(rows)
+    assert len(book) == 5 and {p.title for p in book} == {"Book"} and all(len(p.text) <= 60 for p in book)
+
+
+def test_a_corpus_past_its_size_bound_is_read_no_further(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_corpus, "MAX_CORPUS_BYTES", 1000)
+    for name in ("big.txt", "big.jsonl"):
+        line = "Some words of text.\n" if name.endswith(".txt") else json.dumps({"text": "Some words."}) + "\n"
+        (tmp_path / name).write_text(line * 200)
+        with pytest.raises(ConfigError, match="longer than 1,000 bytes"):
+            _corpus.load_passages(tmp_path / name)

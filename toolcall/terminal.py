@@ -1,10 +1,13 @@
 """Model, tool and client text made safe to print: control characters shown, never obeyed by the terminal."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # C0 controls but tab and newline, DEL and the C1 controls: a terminal obeys them (ESC starts sequences that clear the
@@ -100,3 +103,28 @@ def printable_logs(*names: str) -> None:
         for handler in logger.handlers:
             if not isinstance(handler.formatter, PrintableFormatter):
                 handler.setFormatter(PrintableFormatter(handler.formatter))
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """What is written to standard output meanwhile goes to standard error: Python's `print` and, with file
+    descriptor 1 itself pointed at 2, a subprocess's or C code's output too, so that a command's stdout holds only what
+    it prints itself (a tools file that ran `echo` at import broke `generate --json`). For a command that owns the
+    process; where a descriptor cannot be moved (closed, or no file), Python's own output is still moved."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved: int | None = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)

@@ -3,6 +3,7 @@ files and modules, and the errors for a missing, broken, empty or clashing tools
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,7 +260,6 @@ def test_a_file_named_like_a_module_not_yet_imported_shadows_nothing(file_name: 
     """A tools file email.py was registered as the module `email` before the standard library's was imported: every
     command then failed in `import email.message` ("'email' is not a package")."""
     import importlib
-    import subprocess
     import sys
 
     stem = file_name.split(".")[0]
@@ -297,19 +297,53 @@ def test_generate_and_tool_run_file_tools(words: Path, tmp_path: Path, capsys: p
     assert {"Calculator", "word_count", "Shout"} <= listed
 
 
-def test_generate_json_stdout_is_the_json_alone_when_tools_print(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    noisy = tmp_path / "noisy.py"
-    noisy.write_text("import toolcall\nprint('importing noisy')\n\n\n@toolcall.tool\ndef echo(text: str) -> str:\n"
-                     "    \"\"\"Echo.\n\n    Args:\n        text: the text\n    \"\"\"\n    print('echo ran')\n"
-                     "    return text\n")
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps(["It says [echo(hi) ->", " hi."]))
-    assert main(["generate", "--backend", "fake", "--model", str(script), "--tools-from", str(noisy), "--json",
-                 "q"]) == 0
-    out, err = capsys.readouterr()
-    assert json.loads(out)["calls"][0]["result"] == "hi"
-    assert "importing noisy" in err and "echo ran" in err
+NOISY = """import os, subprocess, sys
+import toolcall
+print("print at import")
+os.write(1, b"fd 1 at import\\n")
+subprocess.run(["echo", "echo at import"], check=True)
+
+
+@toolcall.tool
+def echo(text: str) -> str:
+    \"\"\"Echo.
+
+    Args:
+        text: the text
+    \"\"\"
+    print("print in the tool")
+    os.write(1, b"fd 1 in the tool\\n")
+    subprocess.run(["echo", "echo in the tool"], check=True)
+    return text
+"""
+
+
+@pytest.mark.parametrize("command", [["generate", "--backend", "fake", "--model", "SCRIPT", "--json", "q"],
+                                     ["tools", "--json"], ["tool", "echo", "hi"],
+                                     ["eval", "--task", "math", "--input", "ITEMS", "--backend", "fake", "--model",
+                                      "SCRIPT", "--json", "--quiet"]])
+def test_stdout_holds_the_commands_output_alone_when_tools_print(tmp_path: Path, command: list[str]) -> None:
+    """What a tools file or its tool writes, by print, to file descriptor 1 or from a subprocess, goes to stderr: a
+    subprocess's output at import broke generate --json (only Python's print was moved)."""
+    (tmp_path / "noisy.py").write_text(NOISY)
+    # A fake reply a line: eval's first is the no-tools mode's.
+    script = ["2", "[echo(hi) ->", " 2."] if command[0] == "eval" else ["It says [echo(hi) ->", " hi."]
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    (tmp_path / "items.jsonl").write_text(json.dumps({"question": "Say hi.", "answer": "2"}) + "\n")
+    argv = [str(tmp_path / "script.json") if a == "SCRIPT" else str(tmp_path / "items.jsonl") if a == "ITEMS" else a
+            for a in command]
+    done = subprocess.run([sys.executable, "-m", "toolcall", *argv, "--tools-from", str(tmp_path / "noisy.py")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for said in ("print at import", "fd 1 at import", "echo at import"):
+        assert said not in done.stdout and said in done.stderr
+    if command[0] != "tools":
+        for said in ("print in the tool", "fd 1 in the tool", "echo in the tool"):
+            assert said not in done.stdout and said in done.stderr
+    if command[0] == "tool":
+        assert done.stdout == "hi\n"
+    else:
+        json.loads(done.stdout.splitlines()[-1] if command[0] == "eval" else done.stdout)
 
 
 def test_eval_offers_file_tools(words: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -385,7 +419,6 @@ def test_mcp_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_toolcall_tool_stays_the_decorator_whatever_was_imported_first() -> None:
-    import subprocess
 
     code = ("import toolcall.registry, toolcall.tool_type as t, toolcall; "
             "assert toolcall.tool is toolcall.registry.tool and t.Tool is toolcall.Tool, toolcall.tool")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from dataclasses import fields, replace
@@ -17,6 +16,7 @@ from ..data_gen.inputs import read_run_inputs
 from ..errors import ConfigError
 from ..models import EMBEDDED, resolve_model
 from ..options import add_options, from_args, given
+from ..terminal import stdout_to_stderr
 from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
 
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     models = {"sampler": sampler_model, "scorer": judge, "sampler_sha256": sampler_sha, "scorer_sha256": scorer_sha,
               "dtype": args.dtype, "backend": engine}
     # What tools print (a --tools-from file's debugging) goes to stderr: stdout holds the summary line alone.
-    with contextlib.redirect_stdout(sys.stderr):
+    with stdout_to_stderr():
         if args.engine == "ray":
             from ..backends import scoring_backends
             from ..data_gen.ray_engine import PipelineSpec, RayOptions, run_data_gen_ray

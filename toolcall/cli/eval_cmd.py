@@ -13,12 +13,15 @@ from ..errors import ConfigError
 from ..evaluation import EVAL_LOOP, EvalConfig, ResultsFile, check_output
 from ..loop import LoopConfig
 from ..options import add_options, flag_of, from_args, given
+from ..terminal import stdout_to_stderr
 from .generate_cmd import config_from_args
 from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
 
 if TYPE_CHECKING:
-    from ..evaluation import ItemResult
+    import datetime as dt
+
+    from ..evaluation import EvalItem, EvalReport, ItemResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,9 +57,7 @@ def _tool_files(args: argparse.Namespace) -> dict[str, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backends import get_backend
-    from ..dialects import get_dialect
-    from ..evaluation import check_few_shot, evaluate, format_table, load_items, sample_path
+    from ..evaluation import format_table, load_items, sample_path
 
     cfg: EvalConfig = from_args(EvalConfig, args)
     config = config_from_args(args, base=EVAL_LOOP)
@@ -74,6 +75,24 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.output, {"--input" if cfg.input else "the task's sample": path, "--model": model_path(args),
                                    **_tool_files(args)})
     items = load_items(path, cfg.task, today, cfg.limit)
+    # What a tools file prints at import, or a tool while it runs, goes to stderr: stdout is the report.
+    with stdout_to_stderr():
+        report = _measure(args, cfg, config, items, path, today)
+    print(format_table(report))
+    if args.output is not None:
+        print(f"per-item results: {args.output}")
+    if args.json:
+        print(json.dumps(report.summary(), sort_keys=True))
+    return 0
+
+
+def _measure(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig, items: "list[EvalItem]", path: Path,
+             today: "dt.date | None") -> "EvalReport":
+    """The math or dates task's report: both modes run over `items` with the tools the flags name."""
+    from ..backends import get_backend
+    from ..dialects import get_dialect
+    from ..evaluation import check_few_shot, evaluate
+
     # --tools-from/--mcp tools are added to a typed --tools, and replace the task's default tool.
     registry = toolset_from_args(args, names=cfg.tool_names(), names_given=cfg.tools is not None).build() or None
     tools = tuple(item.name for item in registry) if (args.tools_from or args.mcp) and registry else cfg.tool_names()
@@ -95,17 +114,11 @@ def run(args: argparse.Namespace) -> int:
                 mark = "ok " if result.correct else "-- "
                 print(f"[{mode} {done}/{len(items)}] {mark}{result.prediction[:70]!r}", file=sys.stderr)
 
-        report = evaluate(items, cfg.task, backend, dialect, registry, config, few_shot=cfg.few_shot, today=today,
-                          settings=settings, progress=progress)
+        return evaluate(items, cfg.task, backend, dialect, registry, config, few_shot=cfg.few_shot, today=today,
+                        settings=settings, progress=progress)
     finally:
         if results is not None:
             results.close()
-    print(format_table(report))
-    if args.output is not None:
-        print(f"per-item results: {args.output}")
-    if args.json:
-        print(json.dumps(report.summary(), sort_keys=True))
-    return 0
 
 
 def refuse_bfcl_options(args: argparse.Namespace, task: str) -> None:

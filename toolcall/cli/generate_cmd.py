@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from ..jsonl import utf8_text
 from ..loop import LoopConfig, offers_tools
 from ..options import add_options, from_args
 from ..runner import run_loop
-from ..terminal import escaped_controls, printable
+from ..terminal import escaped_controls, printable, stdout_to_stderr
 from ..toolset import set_up_tools
 from .model_options import add_model_options
 from .tool_options import add_tool_options, registry_from_args
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     dialect = None if auto else make_dialect(args.dialect)   # an unknown dialect fails before the model loads
     # What a tools file prints while it is imported, or a tool while it runs, goes to stderr: stdout is the reply
     # alone (--json is read by programs).
-    with contextlib.redirect_stdout(sys.stderr):
+    with stdout_to_stderr():
         registry = registry_from_args(args)
         backend = backend_from_args(args)
         if registry is not None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from typing import Any
 
 from ..mcp import DEFAULT_PORT, TRANSPORTS
+from ..terminal import stdout_to_stderr
 from .tool_options import add_tool_options, registry_from_args
 
 DESCRIPTION = """\
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..mcp.server import serve
 
     # Over stdio, stdout is the JSON-RPC channel: a tools file that prints while it is imported must not write there.
-    with contextlib.redirect_stdout(sys.stderr) if args.transport == "stdio" else contextlib.nullcontext():
+    with stdout_to_stderr() if args.transport == "stdio" else contextlib.nullcontext():
         registry = registry_from_args(args)
     if registry is None:
         raise ConfigError("no tools to serve; name some with --tools, --tools-from or --mcp")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import textwrap
@@ -13,7 +12,7 @@ from ..binding import json_kinds, parameter_order, resolve
 from ..errors import ConfigError, ToolError
 from ..executor import check_timeout
 from ..registry import Tool, ToolRegistry
-from ..terminal import escaped_controls, printable
+from ..terminal import escaped_controls, printable, stdout_to_stderr
 from .tool_options import add_tool_options, toolset_from_args
 
 
@@ -69,7 +68,7 @@ def _kind_text(spec: Mapping[str, Any], root: Mapping[str, Any]) -> str:
 def _registry(args: argparse.Namespace, *, read_corpus: bool = True) -> ToolRegistry:
     """The tools `--tools` names (default: every registered tool, kept beside --tools-from and --mcp tools). What a
     tools file prints while it is imported goes to stderr: stdout is the listing (`--json` is read by programs)."""
-    with contextlib.redirect_stdout(sys.stderr):
+    with stdout_to_stderr():
         return toolset_from_args(args, names_given=True).build(read_corpus=read_corpus)
 
 
@@ -95,7 +94,7 @@ def run_call(args: argparse.Namespace) -> int:
         check_timeout(args.timeout, "--timeout")  # before any tool or MCP server is loaded
     reg = _registry(args)
     item = reg.get(args.name)
-    with contextlib.redirect_stdout(sys.stderr):  # what the tool prints: stdout is its result, read by pipes
+    with stdout_to_stderr():  # what the tool prints: stdout is its result, read by pipes
         result = reg.call(args.name, command_line_arguments(args.args, item), timeout=args.timeout, typed=False)
     if not result.ok:
         raise ToolError(result.error or result.text)

@@ -237,3 +237,40 @@ def test_a_schema_that_takes_other_arguments_or_requires_unlisted_ones_can_be_ca
     for closed in (listed, {**listed, "additionalProperties": False}):  # the default: only what it lists
         with pytest.raises(ToolArgumentError, match="unexpected argument 'y'; it takes: x"):
             bind_arguments({"x": 1, "y": 2}, closed, tool="t")
+
+
+def doubling(depth: int) -> dict[str, Any]:
+    """A schema whose every level offers two options that both lead to the next level: 2**depth paths in 2 KB."""
+    defs: dict[str, Any] = {f"d{i}": {"anyOf": [{"$ref": f"#/$defs/d{i + 1}"}, {"$ref": f"#/$defs/d{i + 1}"}]}
+                            for i in range(depth)}
+    defs[f"d{depth}"] = {"type": "integer"}
+    return {"type": "object", "$defs": defs, "properties": {"a": {"$ref": "#/$defs/d0"}}, "required": ["a"]}
+
+
+def test_a_value_meets_each_part_of_a_branching_schema_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every path was tried: a wrong value for 26 levels took a server's reply slot for ~15 minutes.
+    import toolcall.binding as binding
+
+    tries = 0
+    inner = binding._coerce
+
+    def counted(*args: Any) -> Any:
+        nonlocal tries
+        tries += 1
+        return inner(*args)
+
+    monkeypatch.setattr(binding, "_coerce", counted)
+    with pytest.raises(ToolArgumentError, match="an integer"):
+        bind({"a": "x"}, doubling(12))
+    assert tries <= 3 * 13
+    assert bind({"a": "7"}, doubling(40)) == {"a": 7}
+
+
+def test_a_branching_schema_checks_in_bounded_steps() -> None:
+    from toolcall.schema import schema_violation
+
+    # jsonschema tries every option: 18 levels took 42 s; past the steps allowed, the arguments are refused.
+    assert "took more than" in (schema_violation({"a": "x"}, doubling(16)) or "")
+    assert schema_violation({"a": 5}, doubling(40)) is None
+    assert schema_violation({"a": list(range(5000))}, {"type": "object", "properties": {"a": {
+        "type": "array", "items": {"type": "integer"}}}}) is None

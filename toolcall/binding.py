@@ -1,6 +1,7 @@
 """Model-written call arguments bound to a tool's JSON schema: by name or by position, each value coerced to its type."""
 from __future__ import annotations
 
+import contextvars
 import decimal
 import json
 import math
@@ -185,12 +186,43 @@ def resolve(schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> Mappin
     return schema
 
 
+#: What one coercion (a value and everything in it) has found so far: (value, schema, root, typed) by their ids -> the
+#: outcome, with the objects kept so that no id is reused meanwhile. anyOf options that lead, through `$ref`s, to the
+#: same definitions were tried again on every path: 2**depth tries for a 2 KB schema (hours for 30 levels).
+_found: contextvars.ContextVar[dict[tuple[int, int, int, bool], tuple[Any, ...]] | None] = contextvars.ContextVar(
+    "toolcall_coercions", default=None)
+
+
 def coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, *,
            typed: bool = False) -> Any:
     """`value` (model text, or a JSON value) as the JSON type `schema` declares; Mismatch says what was expected.
     A schema without a type (or one this binder does not know) takes the value as written. `root` is the document
     `schema` belongs to (the tool's parameters), in which its local `$ref`s are followed. `typed`: see
-    bind_arguments."""
+    bind_arguments. Each (part of the value, part of the schema) is tried once, so the time is at most the value's
+    size times the schema's, however its options branch."""
+    found = _found.get()
+    if found is None:
+        token = _found.set({})
+        try:
+            return coerce(value, schema, root, typed=typed)
+        finally:
+            _found.reset(token)
+    key = (id(value), id(schema), id(root), typed)
+    if key in found:
+        outcome = found[key][-1]
+        if isinstance(outcome, Mismatch):
+            raise Mismatch(str(outcome))
+        return outcome
+    try:
+        out = _coerce(value, schema, root, typed)
+    except Mismatch as err:
+        found[key] = (value, schema, root, err)
+        raise
+    found[key] = (value, schema, root, out)
+    return out
+
+
+def _coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None, typed: bool) -> Any:
     schema = resolve(schema, root)
     if "anyOf" in schema or "oneOf" in schema:
         options = [s for s in schema.get("anyOf") or schema.get("oneOf") or () if isinstance(s, Mapping)]

@@ -77,17 +77,68 @@ def meta_schema_problem(schema: Any) -> str | None:
     return None
 
 
+#: Keyword checks one validation may make, besides CHECKS_PER_NODE for each object, list and scalar in the value:
+#: jsonschema tries every anyOf option, so options that lead through `$ref`s to the same definitions again take time
+#: exponential in their depth (42 s for 18 levels of a 2 KB schema).
+BASE_CHECKS = 20_000
+CHECKS_PER_NODE = 100
+
+_checks_left: contextvars.ContextVar[list[int]] = contextvars.ContextVar("toolcall_schema_checks")
+
+
+class _TooManyChecks(Exception):
+    pass
+
+
 def schema_violation(value: Any, schema: Any) -> str | None:
     """Where and how `value` breaks the JSON schema `schema` (the first error jsonschema finds, cut to 200
-    characters), or None when it follows it. `schema` passed meta_schema_problem; its regexes run as Python's."""
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-
-    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    characters), or None when it follows it. `schema` passed meta_schema_problem; its regexes run as Python's. A
+    schema that needs more than BASE_CHECKS + CHECKS_PER_NODE per part of the value to check it is a violation."""
+    budget = BASE_CHECKS + CHECKS_PER_NODE * _parts(value, BASE_CHECKS)
+    token = _checks_left.set([budget])
+    try:
+        error = next(iter(_budgeted_validator()(schema).iter_errors(value)), None)
+    except _TooManyChecks:
+        return (f"the arguments: checking them against this schema took more than {budget:,} steps (its anyOf/oneOf "
+                "options, followed through $ref, multiply); a schema that branches less can be checked")
+    finally:
+        _checks_left.reset(token)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "the arguments"
     message = f"{where}: {error.message}"
     return message if len(message) <= 200 else message[:197] + "..."
+
+
+@functools.cache
+def _budgeted_validator() -> Any:
+    """Draft 2020-12's validator whose every keyword check spends one of the steps schema_violation allows."""
+    from jsonschema import Draft202012Validator, validators  # type: ignore[import-untyped, unused-ignore]
+
+    def budgeted(check: Callable[..., Any]) -> Callable[..., Any]:
+        def run(validator: Any, wanted: Any, instance: Any, schema: Any) -> Any:
+            left = _checks_left.get()
+            left[0] -= 1
+            if left[0] < 0:
+                raise _TooManyChecks
+            errors = check(validator, wanted, instance, schema)
+            if errors is not None:
+                yield from errors
+        return run
+
+    return validators.extend(Draft202012Validator, {keyword: budgeted(check) for keyword, check
+                                                    in Draft202012Validator.VALIDATORS.items()})
+
+
+def _parts(value: Any, limit: int) -> int:
+    """How many objects, lists and scalars a JSON value holds, counted up to `limit`."""
+    count, todo = 0, [value]
+    while todo and count < limit:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict | list):
+            todo.extend(item.values() if isinstance(item, dict) else item)
+    return count
 
 
 def short_json(value: Any) -> str:

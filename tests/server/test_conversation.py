@@ -45,6 +45,34 @@ def test_every_dialect_writes_client_calls_back_as_its_own_calls_and_results(nam
     assert not parsed.issues
 
 
+@pytest.mark.parametrize("name", ["hermes", "pythonic", "llama3_json", "mistral"])  # toolformer reads a line a look
+def test_a_long_history_of_calls_is_written_back_reading_each_part_a_few_times(name: str,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each call's write-back read the whole turn again: 1,023 calls in one history took 27 s (hermes).
+    dialect = get_dialect(name)
+    read = 0
+    whole, from_start = dialect.pending, dialect.pending_from
+
+    def pending(text: str) -> Any:
+        nonlocal read
+        read += len(text)
+        return whole(text)
+
+    def pending_from(text: str, start: int) -> Any:
+        nonlocal read
+        read += len(text) - start
+        return from_start(text, start)
+
+    monkeypatch.setattr(dialect, "pending", pending)
+    monkeypatch.setattr(dialect, "pending_from", pending_from)
+    messages = [Message(role="user", content="Weather?")]
+    for i in range(60):
+        messages += exchange("", ((f"c{i}", f"City{i}"),))[2:]
+    tail = conversation(messages, dialect, WEATHER).tail
+    assert len(dialect.parse(tail).calls) == 60
+    assert read < 4 * len(tail)
+
+
 def test_toolformer_writes_parallel_client_calls_one_after_another() -> None:
     tail = conversation(exchange("", (("c1", "Oslo"), ("c2", "Rome"))), get_dialect("toolformer"), WEATHER).tail
     assert tail == "[w(Oslo) -> rain in Oslo] [w(Rome) -> rain in Rome]"

@@ -75,8 +75,10 @@ def _call(dialect: "Dialect", name: str, arguments: str, client: ToolSpecs, wher
     return ToolCall(tool, args, id=call_id)
 
 
-def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:
-    """`text` followed by the group's calls and their results, as the model would have written and been given them."""
+def _write_back(dialect: "Dialect", text: str, group: _OpenCalls, start: int = 0) -> tuple[str, int]:
+    """`text` followed by the group's calls and their results, as the model would have written and been given them,
+    and where a later look at the text may start (`Dialect.pending_from`; `start` is where this one may, 0 for a text
+    no look has read): each look at the whole turn made a history of many calls quadratic (1,023 calls: 27 s)."""
     calls = [c for _, c in group.calls]
     results = [group.results[i] for i, _ in group.calls]
     try:
@@ -86,12 +88,12 @@ def _write_back(dialect: "Dialect", text: str, group: _OpenCalls) -> str:
     for batch, answers in batches:
         separator = "" if not text or text[-1].isspace() else (" " if dialect.one_line_calls else "\n")
         text += separator + dialect.write_calls(batch)
-        pending = dialect.pending(text)
+        pending, start = dialect.pending_from(text, start)
         if pending is None or len(pending.calls) != len(batch) or pending.malformed:
             raise ApiError(400, f"messages: the tool calls {', '.join(c.tool for c in batch)} cannot be written back "
                            f"in the {dialect.name} dialect", param="messages")
         text += dialect.close(pending, answers)
-    return text
+    return text, start
 
 
 def _recall(memory: HandoffMemory | None, dialect: "Dialect", m: Message, before: str,
@@ -143,6 +145,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
     group: _OpenCalls | None = None
     seen_ids: set[str] = set()
     continuing = False  # the last assistant turn got its results: the next assistant message continues it
+    look_from = 0  # where the next look at the last assistant turn's text may start (_write_back)
     digest = MessageDigest()  # of the messages before the one read
 
     def text(m: Message) -> str:
@@ -168,6 +171,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                 else:
                     turns.append({"role": "assistant", "content": remembered[0].text})
                     answered = 0
+                look_from = 0
             elif joined:
                 turns[-1]["content"] += text(m)
             else:
@@ -177,7 +181,7 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                     thoughts = defuse(m.reasoning_content or "", special_texts + dialect.reserved)
                     content = f" {thoughts.strip()}{dialect.thoughts_end}\n{content.lstrip()}"
                 turns.append({"role": "assistant", "content": content})
-                answered = 0
+                answered, look_from = 0, 0
             continuing = False
             if m.tool_calls:
                 group = _OpenCalls(remembered=remembered)
@@ -200,8 +204,9 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
                 if group.remembered is not None:
                     reply, pending = group.remembered
                     turns[-1]["content"] = reply.text + dialect.close(pending, reply.results(group.results))
+                    look_from = 0
                 else:
-                    turns[-1]["content"] = _write_back(dialect, turns[-1]["content"], group)
+                    turns[-1]["content"], look_from = _write_back(dialect, turns[-1]["content"], group, look_from)
                 answered = len(turns[-1]["content"])
                 group, continuing = None, True
         digest.add(m.model_dump(mode="json", exclude_none=True))

@@ -369,6 +369,27 @@ def test_idle_connections_beyond_the_cap_make_room_for_an_honest_client(live: Li
             sock.close()
 
 
+def test_bodies_never_sent_make_room_for_an_honest_client(live: Live) -> None:
+    # Connections that sent their headers and held back the body kept every new client out until body_timeout.
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port_of(live)}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
+    flood = []
+    try:
+        for _ in range(GUARD.max_connections + 8):
+            sock = connect(live)
+            sock.sendall(head)
+            flood.append(sock)
+            time.sleep(0.01)
+        began = time.monotonic()
+        assert httpx.get(live.url + "/health", timeout=5).status_code == 200
+        assert time.monotonic() - began < GUARD.body_timeout / 2
+        took, _ = closed_after(flood[0], 2)  # the one that had been sending longest made room
+        assert took < 0.5
+    finally:
+        for sock in flood:
+            sock.close()
+
+
 def test_busy_connections_are_not_closed_for_new_ones(live: Live) -> None:
     # A reply being streamed is never the one closed: a newcomer past the cap is refused instead.
     guard = GuardConfig(max_connections=2, header_timeout=5.0, body_timeout=5.0, keep_alive_timeout=5)

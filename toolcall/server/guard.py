@@ -212,9 +212,10 @@ def protocol_class(config: GuardConfig) -> type:
     uvicorn times out only an idle connection after a response; a connection that never sends, trickles its headers
     or never finishes its body would be held forever. Here a request must have its headers within header_timeout of
     the connection's start (or of its previous response), and its body within body_timeout more. Past
-    max_connections, a new connection closes the one that has waited longest without sending a request (or, when
-    every connection is busy, is closed itself): idle sockets can neither use up the file descriptors nor keep an
-    honest client, who sends its request at once, out.
+    max_connections, a new connection closes the one that has waited longest without sending a request, else the one
+    that has been sending a body longest (or, when every connection is being answered, is closed itself): idle
+    sockets, or bodies sent never or a byte at a time, can neither use up the file descriptors nor keep an honest
+    client, who sends its request at once, out.
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -224,18 +225,29 @@ def protocol_class(config: GuardConfig) -> type:
             super().connection_made(transport)
             self._deadline: asyncio.TimerHandle | None = None
             self._idle_since = self.loop.time()
+            self._body_since: float | None = None   # when its headers arrived, while its body is still coming
             if len(self.connections) > config.max_connections:
-                idle = [c for c in self.connections
-                        if c is not self and isinstance(c, GuardedH11Protocol) and c._waiting()]
-                if not idle:
+                others = [c for c in self.connections if c is not self and isinstance(c, GuardedH11Protocol)]
+                idle = [c for c in others if c._waiting()]
+                # 140 connections that sent headers and never their body kept every client out for 30 s at a time.
+                sending = [c for c in others if c._sending_body()]
+                if idle:
+                    min(idle, key=lambda c: c._idle_since).transport.abort()
+                elif sending:
+                    min(sending, key=lambda c: c._body_since or 0.0).transport.abort()
+                else:
                     transport.close()
                     return
-                min(idle, key=lambda c: c._idle_since).transport.abort()
             self._arm(config.header_timeout)
 
         def _waiting(self) -> bool:
             """Open and waiting for a request's headers (new, or idle between requests)."""
             return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+
+        def _sending_body(self) -> bool:
+            """Open, its request's headers in and its body not yet whole."""
+            return (self._body_since is not None and self.conn.their_state is h11.SEND_BODY
+                    and not self.transport.is_closing())
 
         def _arm(self, seconds: float) -> None:
             if self._deadline is not None:
@@ -251,6 +263,7 @@ def protocol_class(config: GuardConfig) -> type:
             waiting = self.conn.their_state is h11.IDLE
             super().data_received(data)
             if waiting and self.conn.their_state is not h11.IDLE:  # the headers are in: the body's turn
+                self._body_since = self.loop.time()
                 self._arm(config.body_timeout + 1)  # the app answers 408 at body_timeout; this closes a second later
 
         def on_response_complete(self) -> None:

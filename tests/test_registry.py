@@ -436,6 +436,28 @@ def test_isolated_timeout_kills_the_worker_and_frees_the_cpu() -> None:
     assert fresh.ok and int(fresh.text) != pid
 
 
+def huge(megabytes: int) -> str:
+    """A result of this many megabytes.
+
+    Args:
+        megabytes: How many.
+    """
+    return "x" * (megabytes * 1024 * 1024)
+
+
+def test_an_isolated_result_past_the_reply_bound_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 300 MB was read whole into the caller, past the call's limit, to be cut to 32,768 characters.
+    from toolcall import executor
+
+    monkeypatch.setattr(executor, "MAX_REPLY_BYTES", 2 * 1024 * 1024)
+    reg = ToolRegistry()
+    reg.add(huge, isolated=True, cache=False)
+    assert reg.call("huge", ("1",)).ok
+    result = reg.call("huge", ("3",))
+    assert not result.ok and "more than the 2,097,152 a worker may send back" in (result.error or "")
+    assert reg.call("huge", ("1",)).ok   # a fresh worker takes the next call
+
+
 def test_a_cancelled_isolated_call_frees_its_worker_at_once() -> None:
     """A caller that gives up on a call (an MCP client's notifications/cancelled) sets executor.CANCELLED's event:
     the call stops waiting and its worker is killed within CANCEL_POLL, not at the call's time limit, and another

@@ -353,6 +353,17 @@ def _recv(stream: Any) -> Any:
     return pickle.loads(_recv_frame(stream))
 
 
+#: The largest reply a worker may send (a result, an error): one of 300 MB was read whole, past its call's limit, into
+#: twice its size of the caller's memory, to be cut to the registry's 32,768 characters.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+
+class _Oversized(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 def _recv_frame(stream: Any) -> bytes:
     (size,) = struct.unpack("!I", _read_exactly(stream, 4))
     return _read_exactly(stream, size)
@@ -503,7 +514,10 @@ class Worker:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, min(left, CANCEL_POLL)))
             if ready:
-                return _recv(self.proc.stdout)
+                (size,) = struct.unpack("!I", _read_exactly(self.proc.stdout, 4))
+                if size > MAX_REPLY_BYTES:
+                    raise _Oversized(size)
+                return pickle.loads(_read_exactly(self.proc.stdout, size))
             if _cancelled():
                 raise _Cancelled
             if left <= CANCEL_POLL:
@@ -526,6 +540,10 @@ class Worker:
         except _Cancelled:
             self.kill()  # the call's result is no longer wanted: its worker is freed now, not at its time limit
             raise ToolError(f"{label}: the call was cancelled") from None
+        except _Oversized as err:
+            self.kill()
+            raise ToolError(f"{label}: the tool's result is {err.size:,} bytes as sent by its worker process, more "
+                            f"than the {MAX_REPLY_BYTES:,} a worker may send back") from None
         except BaseException:
             # Interrupted mid-call (Ctrl-C): the worker's late reply would answer the next call, so drop the worker.
             self.kill()

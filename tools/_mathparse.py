@@ -265,11 +265,12 @@ def _log(x: Any, base: Any = None) -> Any:
 class Parser:
     """Precedence climbing over the tokens: sums, products (with implicit ones before "(" and names), powers, postfix % and !."""
 
-    def __init__(self, text: str, *, symbols: bool) -> None:
+    def __init__(self, text: str, *, symbols: bool, variables: frozenset[str] = frozenset()) -> None:
         if len(text) > MAX_INPUT:
             raise MathSyntaxError(f"expression too long ({len(text)} characters; limit {MAX_INPUT})")
         self.text = text
         self.symbols = symbols
+        self.variables = variables  # names read as unknowns though they name a constant (E in "E = m*c^2, E")
         self.tokens = tokenize(text, times_x=not symbols)
         self.i = 0
         self.depth = 0
@@ -399,7 +400,7 @@ class Parser:
             self._take()
             if tok.text in FUNCTIONS and self._is("("):
                 return self._call(tok)
-            if tok.text in CONSTANTS:
+            if tok.text in CONSTANTS and not (self.symbols and tok.text in self.variables):
                 return CONSTANTS[tok.text]
             if self.symbols and tok.text not in FUNCTIONS and len(tok.text) <= MAX_NAME and not tok.text.startswith("_"):
                 return sympy.Symbol(tok.text)
@@ -441,9 +442,10 @@ class Parser:
         return check_size(func(*args))
 
 
-def parse_items(text: str, *, symbols: bool) -> list[tuple[Any, Any | None]]:
-    """Parse comma-separated `expr` or `expr = expr` items into sympy expressions."""
-    return Parser(text, symbols=symbols).parse_items()
+def parse_items(text: str, *, symbols: bool, variables: frozenset[str] = frozenset()) -> list[tuple[Any, Any | None]]:
+    """Parse comma-separated `expr` or `expr = expr` items into sympy expressions; with `symbols`, the names in
+    `variables` are unknowns even where they name a constant."""
+    return Parser(text, symbols=symbols, variables=variables).parse_items()
 
 
 #: Digits of working precision within which a value must show digits other than zeros before it is simplified: past

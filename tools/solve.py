@@ -1,6 +1,7 @@
 """The Solve tool (from MOSS): solves equations such as "2*x + 3 = 7" or "x^2 - 4 = 0, x" with sympy."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sympy
@@ -8,7 +9,7 @@ from sympy.polys.polyerrors import BasePolynomialError
 
 from toolcall.errors import ToolError
 
-from ._mathparse import format_number, parse_items
+from ._mathparse import CONSTANTS, format_number, parse_items
 
 MAX_EQUATIONS = 6
 MAX_ANSWER = 1000   # characters of an answer: a general quartic's roots run to 13,816, more than a model can use
@@ -61,7 +62,8 @@ def solve(equation: str) -> str:
 
     An equation in sin, cos, tan, abs, floor, ceil, min or max is solved for a real unknown, and periodic
     solutions are written with an integer n ("x = pi*n + pi/4, for any integer n"); others are solved over the
-    complex numbers.
+    complex numbers. e and E are Euler's number and pi is π, unless named after the equations as an unknown
+    ("E = m*c^2, E").
 
     Args:
         equation: One or more equations separated by commas, optionally followed by the variables to solve for, for example "x^2 - 4 = 0, x" or "x + y = 3, x - y = 1". An expression without "=" is set equal to zero.
@@ -73,7 +75,11 @@ def solve(equation: str) -> str:
     text = equation.strip().strip("\"'`")
     if not text:
         raise ToolError("empty equation; write one like 2*x + 3 = 7")
-    items = parse_items(text, symbols=True)
+    # A constant's name (e, E, pi) named after the equations as what to solve for is that unknown throughout: "E = m*c^2,
+    # E" read E as Euler's number and answered "No solution."
+    named = re.search(r"(?:,\s*[A-Za-z_]\w*\s*)+$", text)
+    listed = frozenset(re.findall(r"[A-Za-z_]\w*", named.group())) if named else frozenset()
+    items = parse_items(text, symbols=True, variables=listed & CONSTANTS.keys())
     equations, unknowns = [], []
     for left, right in items:
         if right is None and isinstance(left, sympy.Symbol) and len(items) > 1:

@@ -186,6 +186,10 @@ def test_hostile_and_bad_inputs_fail_fast_with_a_message(text: str, words: str) 
     # No radicals for these roots: sympy answered [] for the equation in a list, read as "No solution."
     ("x^5 - x + 1 = 0", "x = -1.17 or x = -0.18 - 1.08*I or x = -0.18 + 1.08*I or x = 0.76 - 0.35*I or x = 0.76 + 0.35*I"),
     ("x^5 + x = 3, x", "x = 1.13 or x = -1.04 - 0.82*I or x = -1.04 + 0.82*I or x = 0.48 - 1.13*I or x = 0.48 + 1.13*I"),
+    # A constant's name named as the unknown is that unknown (it read E as Euler's number: "No solution.").
+    ("E = m*c^2, E", "E = c**2*m"),
+    ("e^x = 5", "x = log(5) ≈ 1.61"),
+    ("pi*r^2 = 4, pi", "pi = 4/r**2"),
 ])
 def test_solve(text: str, expected: str) -> None:
     assert solve(text) == expected

@@ -447,3 +447,50 @@ def test_the_loop_and_parse_agree_on_calls_quoted_in_arguments(written: str, ran
     text, asked, parsed = _loop_and_parse(written)
     assert sorted(tool for tool, _ in asked) == sorted(ran), text
     assert {key: r for key, r in parsed.items() if r is not None} == asked, text
+
+
+@pytest.mark.parametrize("before", ["<API>\n", "<API>\r\n", "<API> \n", "a <API>\n", "<API>\n\n", "<API>\x0b"])
+def test_a_bracket_call_after_an_api_tag_and_a_line_break_is_its_own_call(before: str) -> None:
+    """`<API>` and the "[" of a tagged call are on one line (spaces or tabs between, the grammar's WS): after a line
+    break the "[" opens a bracket call, which parse reads. The loop took that "[" for the tag's and ran nothing at
+    its arrow, so the result the model wrote itself was parsed as the call's (`<API>\\n[Calculator(2*3)->6]`)."""
+    dialect = get_dialect("toolformer")
+    text = before + "[Calculator(2*3)->"
+    pending = dialect.pending(text)
+    assert pending is not None and pending.issues == ()
+    assert [(c.tool, c.span) for c in pending.calls] == [("Calculator", (len(before), len(text)))]
+    assert dialect.close(pending, ["6"]) == "6]"
+    assert [(c.tool, c.result, c.span) for c in parse(text + "6]").calls] == [
+        ("Calculator", "6", (len(before), len(text) + 2))]
+
+
+@pytest.mark.parametrize("before", ["<API>", "<API> ", "<API>\t "])
+def test_a_bracket_after_an_api_tag_on_its_line_is_the_tagged_calls(before: str) -> None:
+    pending = get_dialect("toolformer").pending(before + "[Calculator(2*3)->")
+    assert pending is not None and [c.span[0] for c in pending.calls] == [0]
+    assert get_dialect("toolformer").close(pending, ["6"]) == "6]</API>"
+
+
+def test_the_loop_runs_the_call_after_an_api_tag_line_not_the_one_its_result_holds() -> None:
+    """`<API>\\n[WikiSearch(q)→ x [Calculator(2*3)->`: the loop ran nothing at WikiSearch's arrow, then ran
+    Calculator, and parse gave WikiSearch (never run) the text after its arrow, Calculator's result in it."""
+    text, asked, parsed = _loop_and_parse("<API>\n[WikiSearch(q)→ x [Calculator(2*3)->6]]")
+    assert sorted(asked) == [("Calculator", 27), ("WikiSearch", 6)], text
+    assert {key: r for key, r in parsed.items() if r is not None} == asked, text
+
+
+def test_the_loop_and_parse_agree_around_api_tags_and_line_breaks() -> None:
+    """Random pieces of calls, tags, arrows, line breaks and results the model writes itself: every call the loop ran
+    parses with the result it wrote, and no other call has a result."""
+    import random
+
+    pieces = ["<API>", "<API>\n", "<API> \r\n", "</API>", "\n", " ", "[Calculator(2*3)", "[WikiSearch(q) ", "Calendar()",
+              "->", "→", "6] ", "x"]
+    rng = random.Random("toolformer-api-lines")
+    ran = 0
+    for _ in range(2000):
+        written = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        text, asked, parsed = _loop_and_parse(written)
+        assert {key: r for key, r in parsed.items() if r is not None} == asked, text
+        ran += len(asked)
+    assert ran >= 200

@@ -60,6 +60,32 @@ def _thoughts(text: str, start: int) -> list[tuple[int, int]]:
     return spans
 
 
+# Text that more text may turn into a `<think>` first in a window: blanks, then a part of the tag (or nothing).
+_THINK_TO_COME = re.compile(r"[ \t\r\n]*(?:<(?:t(?:h(?:i(?:n(?:k)?)?)?)?)?)?")
+
+
+def _unambiguous(text: str, resume: int, floor: int) -> int:
+    """`resume`, or a little before it (no earlier than `floor`, where the calls reported end), so that a window of the
+    text from there reads thoughts as the whole text does, whatever text comes next.
+
+    A window is read as a text of its own, so a `<think>` first in it opens thoughts there. Where the text seen so far
+    ends with blanks or a part of `<think>` (`<t`), or nothing, after `resume`, the next window would start with the
+    rest of that tag and read the calls after it as thoughts, though in the whole text the tag is prose (a `<think>`
+    opens thoughts only first in the text or in an assistant turn); likewise a window starting inside a turn's header
+    misses the thoughts the header opens. The window then starts at the header's "<", or at the last character
+    before the blanks (the ">" that ends the last reported call, say), which no `<think>` can follow at a window's start.
+    """
+    lt = text.rfind("<", max(floor, resume - len(_ASSISTANT_TURN) + 1), resume)
+    if lt >= 0 and _ASSISTANT_TURN.startswith(text[lt:lt + len(_ASSISTANT_TURN)]):
+        resume = lt  # a turn's header (perhaps still being written) runs over `resume`: read it whole
+    if resume == 0 or not _THINK_TO_COME.fullmatch(text, resume):
+        return resume  # what comes next cannot make a `<think>` first in the window
+    last = len(text[:resume].rstrip(" \t\r\n"))  # past the last character before the blanks
+    if text.endswith(_ASSISTANT_TURN[:-1], 0, last) and text.startswith("\n", last):
+        return resume  # right after a turn's header: a `<think>` there opens thoughts in the whole text too
+    return max(floor - 1, last - 1, 0)
+
+
 # End-of-turn tokens a reply decoded with its special tokens kept may end with, right after an unclosed call.
 TURN_ENDS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 
@@ -211,18 +237,32 @@ class HermesDialect(StructuredDialect):
 
     def stream_scan(self, text: str) -> tuple[list[ToolCall], int, bool]:
         """As for every structured dialect, but a later parse never starts inside thoughts (IncrementalParser reads a
-        window of the text from `resume` on, and a window that began inside them read the calls drafted there)."""
+        window of the text from `resume` on, and a window that began inside them read the calls drafted there), nor
+        where text still to come may make the window read thoughts the whole text does not (see `_unambiguous`)."""
         final, resume, open_call = super().stream_scan(text)
         if "<think>" in text:
             thoughts = _thoughts(text, 0)
-            for a, b in thoughts:
-                if a < resume < b:  # not inside thoughts: from their end once closed, else from their opener
-                    return final, (b if b < len(text) else a), open_call
-            # Nor right before a `<think>` that opens no thoughts here (in prose): the window would read it as one.
-            m = _LEADING_THINK.match(text, resume)
-            if m is not None and m.end() - len("<think>") not in {a for a, _ in thoughts}:
-                resume = m.end()
-        return final, resume, open_call
+            inside = next(((a, b) for a, b in thoughts if a < resume < b), None)
+            if inside is not None:  # not inside thoughts: from their end once closed, else from their opener
+                resume = inside[1] if inside[1] < len(text) else inside[0]
+            else:
+                # Nor right before a `<think>` that opens no thoughts here (in prose): the window would read it as one.
+                m = _LEADING_THINK.match(text, resume)
+                if m is not None and m.end() - len("<think>") not in {a for a, _ in thoughts}:
+                    resume = m.end()
+        return final, _unambiguous(text, resume, max((c.span[1] for c in final), default=0)), open_call
+
+    def _resume(self, text: str, end: int, found: Scan, start: int) -> int:
+        """As for every structured dialect, but never past the opener of thoughts still open at the end: a later look
+        reads thoughts from the assistant turn `start` is in, and one that began after a turn header written inside
+        the thoughts (`<think>x<|im_start|>assistant\\n</tool_call>`) did not see them, so it ran a call the model
+        drafted in them, which a read of the whole text leaves out."""
+        resume = super()._resume(text, end, found, start)
+        if "<think>" in text:
+            open_thoughts = [a for a, b in _thoughts(text, start) if b == len(text)]
+            if open_thoughts:
+                resume = min(resume, open_thoughts[0])
+        return resume
 
     def _settled(self, text: str, found: Scan) -> int:
         """Up to the end of the last closed block (an unclosed one at the end may still get its closing tag)."""

@@ -23,7 +23,9 @@ class _Depth:
 
     def feed(self, text: str) -> bool:
         """Track `text`; whether the brackets were balanced outside a string at some point in it (or at its end)."""
-        hit = False
+        # Balanced before the chunk counts too: a signal completed by this chunk may end a call that was balanced
+        # when the chunk began, though the chunk goes on to open a bracket (`</tool_call>{`).
+        hit = self.depth <= 0 and self.quote is None
         skip = 1 if self.escape else 0  # positions below `skip` are escaped characters
         self.escape = False
         for m in _PIECE.finditer(text):
@@ -73,6 +75,7 @@ class IncrementalParser:
         self._base = 0
         self._tail = ""  # the last characters fed, so that a signal split across two chunks is seen
         self._tracker: _Depth | None = None
+        self._signalled = False  # a signal arrived since the last parse (it is not lost while brackets are open)
         self._signals: tuple[str, ...] = tuple(getattr(dialect, "stream_signals", ()))
         self._reach = max((len(s) for s in self._signals), default=1) - 1
 
@@ -92,12 +95,17 @@ class IncrementalParser:
             return []
         self._window.append(chunk)
         seen = self._tail + chunk
-        self._tail = seen[len(seen) - self._reach:] if self._reach else ""
+        # The last `_reach` characters, or all of them while fewer were fed: a negative start (`len(seen) - _reach`
+        # below 0) counted from the end and cut the tail, so a closing tag fed in small chunks was never seen whole.
+        self._tail = seen[max(0, len(seen) - self._reach):] if self._reach else ""
         balanced = self._tracker.feed(chunk) if self._tracker is not None else True
         # Only text that ends a call (a closing tag or bracket, a turn token) can make one final, and only once the
-        # call's brackets are balanced: otherwise nothing is parsed again.
-        if not balanced or not any(s in seen for s in self._signals):
+        # call's brackets are balanced: otherwise nothing is parsed again. A signal that came while they were not is
+        # kept until they are (it is no longer in `seen` then).
+        self._signalled = self._signalled or any(s in seen for s in self._signals)
+        if not balanced or not self._signalled:
             return []
+        self._signalled = False
         window = "".join(self._window)
         final, resume, open_call = self.dialect.stream_scan(window)  # type: ignore[attr-defined]
         fresh = [ToolCall(c.tool, c.args, None, (c.span[0] + self._base, c.span[1] + self._base), c.id) for c in final]
@@ -115,5 +123,9 @@ class IncrementalParser:
     def finish(self) -> Parsed:
         """The parse of the whole text; calls not reported yet are added to `reported`."""
         parsed = self.dialect.parse(self.text)
-        self.reported.extend(c.with_result(None) for c in parsed.calls[len(self.reported):])
+        # Matched by span, not by count: a call is added only if no call at its place was reported (filling in by
+        # index took the reported calls for a prefix of the parse's, and a call reported out of its turn made one
+        # reported twice and another never).
+        seen = {c.span for c in self.reported}
+        self.reported.extend(c.with_result(None) for c in parsed.calls if c.span not in seen)
         return parsed

@@ -473,9 +473,14 @@ def _live_openings(text: str, lo: int, hi: int, end: int) -> tuple[int | None, b
 
 def _after_tag(text: str, at: int) -> bool:
     """Whether the "[" at `text[at]` follows "<API>" (spaces between): the tagged call's own. A call is at most
-    MAX_CALL_CHARS long, so no further than that is looked back."""
+    MAX_CALL_CHARS long, so no further than that is looked back.
+
+    Only spaces and tabs count, as the grammar's WS between "<API>" and "[": a call lives on one line, so after
+    `<API>\\n` the "[" opens a bracket call of its own, which parse reads (and pairs with the result after its
+    arrow). Skipping any whitespace made the loop run nothing at that arrow, and the result the model wrote
+    itself there was parsed as the call's."""
     j = at
-    while j > 0 and at - j < MAX_CALL_CHARS and text[j - 1].isspace():
+    while j > 0 and at - j < MAX_CALL_CHARS and text[j - 1] in " \t":
         j -= 1
     return text.startswith("<API>", j - 5) and j >= 5
 

@@ -48,6 +48,24 @@ def test_make_registry_forms() -> None:
     assert make_registry(()) is None
     assert make_registry("calculator").names() == ["Calculator"]
     assert "Calculator" in make_registry(None).names()
+    assert make_registry("all").names() == make_registry(None).names()   # as --tools all
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"tools": 5}, r"generate\(tools=...\) takes tool names"),
+    ({"tools": b"calculator"}, r"generate\(tools=...\) takes tool names"),
+    ({"tools": ["calculator", 3]}, r"generate\(tools=...\) takes tool names"),
+    ({"few_shot": "no"}, r"generate\(few_shot=...\) takes True"),
+    ({"few_shot": None}, r"generate\(few_shot=...\) takes True"),
+    ({"few_shot": -1}, r"generate\(few_shot=...\) takes True"),
+    ({"raw": "no"}, r"generate\(raw=...\) takes True or False"),
+    ({"prompt_path": 123}, r"generate\(prompt_path=...\) takes a file's path"),
+])
+def test_generates_arguments_of_the_wrong_type_are_config_errors(options: dict[str, Any], message: str) -> None:
+    # A TypeError or ValueError from deep inside, or (raw="no") taken as true.
+    with pytest.raises(ConfigError, match=message):
+        toolcall.generate("q", backend=FakeBackend(), **options)
+    assert toolcall.generate("q", backend=FakeBackend(script=lambda _: "ok"), few_shot=1, tools=["calculator"]).text
 
 
 def test_a_named_model_brings_its_recommended_loop_settings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

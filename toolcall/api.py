@@ -1,6 +1,7 @@
 """The small Python API: `generate(prompt, ...)` builds the prompt, backend, dialect and tools, and runs the loop."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ def make_dialect(dialect: "str | Dialect" = "toolformer", backend: Backend | Non
 def make_registry(tools: "Sequence[str] | ToolRegistry | Toolset | None" = ("calculator",),
                   backend: Backend | None = None) -> "ToolRegistry | None":
     """A ToolRegistry: passed through, built from a Toolset, the named built-in/registered tools, or all of them
-    (None); None when that is no tool at all.
+    (None, or "all" as on the command line); None when that is no tool at all.
 
     `backend`: a model already loaded, which tools that declare `setup` (MT) then use instead of loading their own.
     """
@@ -63,10 +64,31 @@ def make_registry(tools: "Sequence[str] | ToolRegistry | Toolset | None" = ("cal
             set_up_tools(own, backend)
             return own
         return tools
+    if isinstance(tools, str) and tools.strip().lower() == "all":
+        tools = None   # as the command line's --tools all
     toolset = tools if isinstance(tools, Toolset) else Toolset(names=None if tools is None else tuple(
         [tools] if isinstance(tools, str) else tools))
     registry = toolset.build(backend)
     return registry if len(registry) else None
+
+
+def _check_arguments(tools: Any, few_shot: Any, raw: Any, prompt_path: Any) -> None:
+    """generate()'s arguments of the wrong type as a ConfigError saying what each takes (tools=5 was a TypeError
+    from deep inside, few_shot="no" a ValueError, raw="no" was taken as true)."""
+    from .registry import ToolRegistry
+    from .toolset import Toolset
+
+    if not (tools is None or isinstance(tools, (str, ToolRegistry, Toolset))
+            or (isinstance(tools, (list, tuple, set, frozenset)) and all(isinstance(t, str) for t in tools))):
+        raise ConfigError(f"generate(tools=...) takes tool names (a list of strings), a Toolset, a ToolRegistry, None "
+                          f"for every registered tool or () for none, not {type(tools).__name__} {tools!r:.60}")
+    if not isinstance(few_shot, int) or (not isinstance(few_shot, bool) and few_shot < 0):
+        raise ConfigError(f"generate(few_shot=...) takes True (every worked example), False (none) or a number "
+                          f"K >= 0 (the first K), not {few_shot!r:.60}")
+    if not isinstance(raw, bool):
+        raise ConfigError(f"generate(raw=...) takes True or False, not {raw!r:.60}")
+    if prompt_path is not None and not isinstance(prompt_path, (str, os.PathLike)):
+        raise ConfigError(f"generate(prompt_path=...) takes a file's path or None, not {type(prompt_path).__name__}")
 
 
 def generate(prompt: str, *, backend: str | Backend = "transformers", model: str | None = None,
@@ -93,6 +115,7 @@ def generate(prompt: str, *, backend: str | Backend = "transformers", model: str
     if isinstance(backend, Backend) and (model is not None or backend_options):
         raise ConfigError("model= and backend_options= describe a backend for generate() to build; a built backend "
                           "was passed, which they would not change")
+    _check_arguments(tools, few_shot, raw, prompt_path)   # before a model loads: these failed deep inside, or not
     engine = make_backend(backend, model, backend_options)
     d = make_dialect(dialect, engine)
     d.check_history(history)

@@ -293,6 +293,26 @@ def _bind(args: Any, func: Any = typed, tool: str = "T", joiner: str = ", ") -> 
     return python_arguments(func, bound, tool=tool)
 
 
+def keyed(counts: dict[int, str], shades: dict[Color, int]) -> dict[str, Any]:
+    """Keys of a type.
+
+    Args:
+        counts: c
+        shades: s
+    """
+    return locals()
+
+
+def test_an_objects_keys_get_the_key_type_of_the_hint() -> None:
+    # String keys reached a dict[int, str] function, and "x" was taken for an int key.
+    assert _bind({"counts": {"1": "a", "20": "b"}, "shades": {"green": 2}}, keyed) == {
+        "counts": {1: "a", 20: "b"}, "shades": {Color.GREEN: 2}}
+    with pytest.raises(ToolArgumentError, match=r"keys are each an integer \(got the key \"x\"\)"):
+        _bind({"counts": {"1": "a", "x": "b"}, "shades": {}}, keyed)
+    with pytest.raises(ToolArgumentError, match="keys are different ints"):
+        _bind({"counts": {"1": "a", "01": "b"}, "shades": {}}, keyed)
+
+
 def test_coerces_positional_text() -> None:
     out = _bind(("12", "3.5", "yes", "[1, 2, 3]", '{"a": 1}', "none", "b", "green", "hi"))
     assert out == {"count": 12, "ratio": 3.5, "flag": True, "items": [1, 2, 3], "mapping": {"a": 1}, "maybe": None,

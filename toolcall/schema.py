@@ -702,6 +702,21 @@ _FALSE = {"false", "no", "n", "off", "0", "f"}
 _NONE = {"none", "null", "nil", ""}
 
 
+def _kind_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint)
+
+
+def _key(key: Any, hint: Any) -> Any:
+    """An object's key (JSON's keys are text) as the key type of a `dict[K, V]` hint: `dict[int, str]` gets int keys,
+    and a key that is no K is a Mismatch (string keys reached the function, and "x" was taken for an int)."""
+    if hint is Any or hint is str:
+        return str(key)
+    try:
+        return _coerce(str(key), hint)
+    except Mismatch as err:
+        raise Mismatch(f"an object whose keys are each {err} (got the key {json.dumps(str(key))[:60]})") from None
+
+
 def _coerce(value: Any, hint: Any) -> Any:
     """`value` (a bound JSON value, or text where the schema said less than the hint) converted to `hint`, or
     Mismatch naming what was expected."""
@@ -784,7 +799,13 @@ def _coerce(value: Any, hint: Any) -> Any:
         if not isinstance(mapping, dict):
             raise Mismatch("an object written as JSON")
         if len(args) == 2:
-            return {str(k): _coerce(v, args[1]) for k, v in mapping.items()}
+            out: dict[Any, Any] = {}
+            for k, v in mapping.items():
+                key = _key(k, args[0])
+                if key in out:   # "1" and "01" for dict[int, ...]: one would silently replace the other
+                    raise Mismatch(f"an object whose keys are different {_kind_name(args[0])}s (two keys are {key!r})")
+                out[key] = _coerce(v, args[1])
+            return out
         return mapping
     fields = record_fields(hint)
     if fields is not None:

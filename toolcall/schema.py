@@ -799,13 +799,13 @@ def _coerce(value: Any, hint: Any) -> Any:
         if not isinstance(mapping, dict):
             raise Mismatch("an object written as JSON")
         if len(args) == 2:
-            out: dict[Any, Any] = {}
+            keyed: dict[Any, Any] = {}
             for k, v in mapping.items():
                 key = _key(k, args[0])
-                if key in out:   # "1" and "01" for dict[int, ...]: one would silently replace the other
+                if key in keyed:   # "1" and "01" for dict[int, ...]: one would silently replace the other
                     raise Mismatch(f"an object whose keys are different {_kind_name(args[0])}s (two keys are {key!r})")
-                out[key] = _coerce(v, args[1])
-            return out
+                keyed[key] = _coerce(v, args[1])
+            return keyed
         return mapping
     fields = record_fields(hint)
     if fields is not None:

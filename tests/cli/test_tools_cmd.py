@@ -43,6 +43,10 @@ def test_tool_runs_and_prints(capsys: pytest.CaptureFixture[str], monkeypatch: p
     assert capsys.readouterr().out == "Today is Monday, January 30, 2023.\n"
     assert main(["tool", "solve", "x^2 - 4 = 0", "x"]) == 0
     assert capsys.readouterr().out == "x = -2 or x = 2\n"
+    # A value that starts with a minus is a value, not an unknown option (argparse refused "-5+3").
+    for value, shown in (("-5+3", "-2"), ("-(2*3)", "-6"), ("-.5*4", "-2")):
+        assert main(["tool", "Calculator", value]) == 0
+        assert capsys.readouterr().out == shown + "\n"
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,9 @@ def register(subparsers: Any) -> None:
                              "parameter NAME, e.g. '400 / 1400' or expression='400 / 1400'; words past the last "
                              "parameter join it with spaces when it is a string")
     single.add_argument("--timeout", type=float, default=None, help="seconds before the call is abandoned (default: the tool's own)")
+    # An argument that starts with a minus and then a digit, "." or "(" is a value ("-5+3", "-(2*3)"), not an unknown
+    # option: argparse takes only a plain negative number ("-5") for one, and refused the rest.
+    single._negative_number_matcher = re.compile(r"^-[\d.(]")
     add_tool_options(single, default="all", sources_replace_default=False)
     single.set_defaults(func=run_call)
 

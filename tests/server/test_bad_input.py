@@ -65,6 +65,11 @@ BAD = [
     pytest.param({"model": MODEL, "messages": HI, "tools": [WEATHER], "tool_choice": {
         "type": "function", "function": {"name": "launch_rockets"}}}, "tool_choice", "launch_rockets", id="choice"),
     pytest.param({"model": MODEL, "messages": HI, "tool_choice": "required"}, "tool_choice", "", id="required-no-tools"),
+    pytest.param({"model": MODEL, "messages": HI, "tool_choice": {"type": "custom", "custom": {"name": "x"}}},
+                 "tool_choice", 'a tool_choice of type "custom" is not supported here', id="choice-type"),
+    pytest.param({"model": MODEL, "messages": HI, "tools": [WEATHER], "tool_choice": {
+        "type": "function", "function": {"name": "Calculator"}}}, "tool_choice", "one of the server's own tools",
+                 id="choice-of-a-server-tool"),
     pytest.param({"model": MODEL, "messages": HI, "tool_choice": "sometimes"}, "tool_choice", "", id="choice-value"),
     pytest.param({"model": MODEL, "messages": HI, "tools": [{"type": "function", "function": {
         "name": "bad-name", "parameters": {"type": "object", "properties": {}}}}]}, "tools", "bad-name", id="name"),

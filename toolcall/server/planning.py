@@ -129,8 +129,10 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         # call grammar of the allowed functions where the dialect has one, so it always parses).
         named = None if isinstance(choice, str) else choice.function.name
         if named is not None and named not in client:
+            own = " (it is one of the server's own tools, which it calls when the model writes a call; tool_choice " \
+                "names a function of the request's 'tools')" if server is not None and named in server else ""
             raise ApiError(400, f"tool_choice: function {named!r} is not among the request's tools "
-                           f"({', '.join(client.names()) or 'none'})", param="tool_choice")
+                           f"({', '.join(client.names()) or 'none'}){own}", param="tool_choice")
         tools, server = (client.subset([named]) if named else client), None
         config = replace(config, tools_enabled=True, force_call=True, max_calls=max(config.max_calls, 1))
     elif choice == "none":

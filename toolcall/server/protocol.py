@@ -285,6 +285,17 @@ class ChatRequest(_Strict):
         """OpenAI reads an explicit null as the field left out; clients and proxies that send every field do so."""
         return cls.model_fields[str(info.field_name)].default if value is None else value
 
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _function_choice(cls, value: Any) -> Any:
+        # {"type": "custom", ...} or {"type": "allowed_tools", ...} read "Missing required parameter
+        # 'tool_choice.function'", which named a field rather than what this server cannot do.
+        if isinstance(value, dict) and value.get("type") != "function":
+            raise ValueError(f"a tool_choice of type {short_json(value.get('type'))} is not supported here: send "
+                             '"none", "auto", "required" or {"type": "function", "function": {"name": ...}} (to allow '
+                             "only some functions, send only those in 'tools')")
+        return value
+
     @field_validator("tools", mode="before")
     @classmethod
     def _bounded_schemas(cls, tools: Any) -> Any:

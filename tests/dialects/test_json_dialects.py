@@ -2,7 +2,9 @@
 ones, round trips, the loop's pending/close, and the same calls under any chunking (vLLM's tool-parser test style)."""
 from __future__ import annotations
 
+import ast
 import json
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,6 +181,33 @@ def test_a_keyword_given_twice_is_a_positioned_issue_as_python_makes_it() -> Non
         parsed = get_dialect("pythonic").parse(text)
         assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos == pos
         assert "keyword argument" in parsed.issues[0].message and "repeated" in parsed.issues[0].message
+
+
+# Values Python reads one way and the grammar's reading read another, silently: `\01` was NUL then "1", `\101` stayed
+# as written, `\N{BULLET}` too, and `1__0` (no Python number) was 10.
+@pytest.mark.parametrize("literal", [r"'\00'", r"'\01'", r"'\1'", r"'\101'", r"'\777'", r"'a\0b'", r"'\8'",
+                                     r"'\N{BULLET}'", r"'\N{bullet}'", r"'\N{LINE FEED}'", r"'\x41\u00e9\U0001F600'",
+                                     "1_000", "1e1_0", "0_0", "00", "1.e5", ".5", "1_0.5_0", "-1_0"])
+@pytest.mark.parametrize("template", ["[f(a={})]", "[f(a={}); g()]"])  # `;` is the grammar's alone
+def test_pythonic_values_read_as_python_reads_them(literal: str, template: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Python 3.12 warns of `\777` and `\8`, and reads them all the same
+        expected = ast.literal_eval(literal)
+    parsed = get_dialect("pythonic").parse(template.format(literal))
+    assert parsed.issues == [] and parsed.calls[0].args["a"] == expected
+
+
+@pytest.mark.parametrize("literal, at", [
+    (r"'\N{NO SUCH NAME}'", 1), (r"'ab\N{LATIN CAPITAL LETTER A WITH MACRON AND GRAVE}'", 3), (r"'\N'", 1),
+    (r"'\x4'", 1), (r"'a\u12'", 2), (r"'\U00110000'", 1),  # escapes Python refuses
+    ("1__0", 1), ("01", 1), ("1_", 1), ("1_.5", 1), ("007", 2),  # numbers Python refuses
+])
+def test_pythonic_values_python_refuses_are_positioned_issues(literal: str, at: int) -> None:
+    with pytest.raises(SyntaxError):
+        ast.literal_eval(literal)
+    for template in ("[f(a={})]", "[f(a={}); g()]"):
+        parsed = get_dialect("pythonic").parse(template.format(literal))
+        assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos == len("[f(a=") + at, parsed
 
 
 def test_pythonic_pending_waits_for_the_closing_bracket() -> None:

@@ -9,7 +9,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -227,7 +227,14 @@ def caret_context(text: str, pos: int, span: int = 40) -> str:
     return f"{before}{after}\n{' ' * len(before.expandtabs())}^\n"
 
 
-def nesting_fault(text: str, start: int, end: int, pieces: re.Pattern[str]) -> int | None:
+class Pieces(Protocol):
+    """What finds the pieces of a text (strings, brackets, ...): a compiled regex, or an object that finds the same in
+    linear time where the regex alone would not (pythonic's)."""
+
+    def finditer(self, string: str, pos: int = ..., endpos: int = ...) -> Iterator[re.Match[str]]: ...
+
+
+def nesting_fault(text: str, start: int, end: int, pieces: Pieces) -> int | None:
     """Where the brackets of the value starting at `text[start]` (read no further than `end`) first nest deeper than
     MAX_DEPTH, or None. `pieces` matches the dialect's strings (skipped) and single brackets; the scan stops where the
     value's brackets close. Cheap when the span holds few brackets."""

@@ -25,6 +25,7 @@ from .structured import (
     PLAIN_JSON,
     Fault,
     Group,
+    JsonStop,
     ResultBlock,
     Scan,
     StructuredDialect,
@@ -36,6 +37,7 @@ from .structured import (
     dump_call_json,
     json_break,
     keyword_args,
+    raw_decode,
     refused_number_token,
     skip_space,
 )
@@ -124,8 +126,8 @@ _LENIENT = json.JSONDecoder(strict=False)
 def _open_string(text: str, pos: int) -> bool:
     """Whether the JSON value at `text[pos]` breaks only where a string in it runs on to the end of the text."""
     try:
-        _LENIENT.raw_decode(text, pos)
-    except json.JSONDecodeError as err:
+        raw_decode(_LENIENT, text, pos, len(text))
+    except JsonStop as err:
         return err.msg.startswith("Unterminated string")
     return False
 
@@ -157,6 +159,7 @@ class _Nesting:
     def __init__(self, text: str) -> None:
         self.text, self.pos, self.inside_until = text, 0, 0
         self.outer: int | None = None  # where an object still open at the end of the text begins
+        self.text_end = len(text.rstrip())  # once: stripped at each failed object, a long text was copied each time
 
     def open_at(self, target: int) -> bool:
         """Whether `target` (never going back) lies inside an object that begins before it."""
@@ -172,9 +175,9 @@ class _Nesting:
     def _object_at(self, at: int) -> None:
         """Read the object that may begin at `at`; self.pos moves past it, or past where it stopped being JSON."""
         try:
-            _, end = _LENIENT.raw_decode(self.text, at)
-        except json.JSONDecodeError as err:
-            if err.pos >= len(self.text.rstrip()) or err.msg.startswith("Unterminated string"):
+            _, end = raw_decode(_LENIENT, self.text, at, len(self.text))
+        except JsonStop as err:
+            if err.pos >= self.text_end or err.msg.startswith("Unterminated string"):
                 self.outer = at  # it runs to the end of the text (a string in it too): still being written
             self.pos = max(err.pos, at + 1)
         except RecursionError:  # nested past what the decoder reads (no call nests so deep): data to the end

@@ -53,8 +53,11 @@ META_FILE = "moss_meta.txt"
 _BLOCK = re.compile(r"<\|(Commands|Results)\|>:")
 # Any field opener (`<|Human|>:`, `<|MOSS|>:`, ...) but not the numbered snippets `<|1|>:`.
 _FIELD = re.compile(r"<\|[A-Za-z][A-Za-z ]*\|>:")
-# Possessive: with backtracking, the regex kept ~120 bytes of state per character of a long string.
-_QUOTED = re.compile(r'"(?:[^"\\\n]++|\\.)*+"')
+# A double-quoted string on one line, closed (group "close") or not. Possessive: with backtracking, the regex kept ~120
+# bytes of state per character of a long string. A string that does not close is matched too, to its line's end: left
+# to fail, the search tried again from each quote after it on the line (each one escaped, so each fails as well), which
+# made a line of `\"` quadratic (40,000 characters took 10 s).
+_QUOTED = re.compile(r'"(?:[^"\\\n]++|\\.)*+(?P<close>")?')
 _SNIPPET_VALUE = re.compile(r"\s*<\|\d+\|>:[ \t]?(.*)", re.S)
 
 
@@ -201,7 +204,7 @@ class MossDialect(Dialect):
     @staticmethod
     def _mask_quotes(text: str) -> str:
         """`text` with the inside of one-line double-quoted strings blanked, so markers in arguments are not fields."""
-        return _QUOTED.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', text)
+        return _QUOTED.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"' if m.group("close") else m.group(), text)
 
     @staticmethod
     def _field_limit(text: str, start: int) -> int:

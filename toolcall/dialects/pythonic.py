@@ -5,7 +5,8 @@ import ast
 import math
 import re
 import string
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NamedTuple
 
 from lark import Lark, Token, Tree
@@ -35,6 +36,7 @@ from .structured import (
     dump,
     keyword_args,
     py_literal,
+    py_string_fault,
     py_value,
 )
 
@@ -46,17 +48,61 @@ _CALL_BRACKET = re.compile(rf"\[(?={_CALL_AHEAD})")
 _CANDIDATE = re.compile(r"(?:<\|python_tag\|>\s*)?" + _CALL_BRACKET.pattern)
 
 
+# A Python string on one line, by its quote. Possessive: its two kinds of piece never overlap, so nothing is lost.
+_STRING = {q: rf"{q}(?:[^{q}\\\n]++|\\.)*+{q}" for q in "'\""}
+_CLOSED_STRING = {q: re.compile(pattern) for q, pattern in _STRING.items()}
+
+
+class _Pieces:
+    """The pieces of a call list a regex finds with `finditer` (Python strings, then the alternatives `rest`), found in
+    time linear in the text. A string that does not close on its line fails only at the line's end, and so does every
+    later one on its line with the same quote (the first one's reading took each of them for an escaped quote, and a
+    reading from one goes on as the first one's did): a plain regex tried each of them again, which made a line of
+    `\\"` quadratic (40,000 characters took 7 s). Here such a quote is a lone quote without trying, up to the line's
+    end. `lone`: whether a lone quote is a piece (else it is skipped, as the regex without `['"]` skips it)."""
+
+    def __init__(self, rest: str, lone: bool) -> None:
+        self._lone = lone
+        # By which kinds of quote start no string where the search starts ("'", '"'): a lone quote matches last.
+        self._patterns = {(single, double): re.compile("|".join((
+            "'" if single else _STRING["'"], '"' if double else _STRING['"'], rest, "['\"]")))
+            for single in (False, True) for double in (False, True)}
+
+    def finditer(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> Iterator[re.Match[str]]:
+        endpos = min(endpos, len(text))
+        lone_to = {"'": -1, '"': -1}  # the quotes of each kind before this start no string
+        while True:
+            dead = {q: pos < lone_to[q] for q in lone_to}  # the kinds read as lone quotes from `pos` on
+            for m in self._patterns[dead["'"], dead['"']].finditer(text, pos, endpos):
+                c = m.group()
+                if c != "'" and c != '"':
+                    yield m
+                    continue
+                if dead[c] and m.start() >= lone_to[c]:
+                    pos = m.start()  # past the line where its kind starts no string: read it as a string's quote
+                    break
+                if self._lone:
+                    yield m
+                if not dead[c]:  # its string does not close: nor do the later ones of its kind on its line
+                    line_end = text.find("\n", m.start(), endpos)
+                    lone_to[c] = endpos if line_end < 0 else line_end
+                    pos = m.end()
+                    break
+            else:
+                return
+
+
 # Python strings (skipped) and single brackets, for measuring how deep a call list nests.
-_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}]""")
+_PIECES = _Pieces(r"[\[\](){}]", lone=False)
 
 
 # The same, with a lone quote (a string that does not close on its line): for finding where a call list closes.
-_CLOSE_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"]|[\[\](){}]""")
+_CLOSE_PIECES = _Pieces(r"[\[\](){}]", lone=True)
 
 
 def _closes_before(text: str, pos: int, end: int) -> bool:
     """Whether the Python string literal whose quote is `text[pos]` closes on its line before `end`."""
-    return _PIECES.match(text, pos, end) is not None
+    return _CLOSED_STRING[text[pos]].match(text, pos, end) is not None
 
 
 #: What the pythonic grammar reads as a call's name: names joined by dots.
@@ -85,12 +131,24 @@ def _check_numbers(tree: Tree | Token, offset: int) -> None:
             raise _ListFault(f"the number {raw[:40]} is too large to be finite", offset + (token.start_pos or 0))
 
 
+def _check_strings(tree: Tree | Token, offset: int) -> None:
+    """Raise _ListFault at the first escape in a string of `tree` that Python refuses (`\\N{NO SUCH NAME}`, `\\x4`):
+    kept as written, it made a value that Python never gives, and no issue said so."""
+    for token in (tree.scan_values(lambda t: isinstance(t, Token) and t.type == "STRING") if isinstance(tree, Tree)
+                  else [tree] if tree.type == "STRING" else []):
+        fault = py_string_fault(str(token))
+        if fault is not None:
+            raise _ListFault(fault[1], offset + (token.start_pos or 0) + fault[0])
+
+
 # Python's own parser reads the common call list in C; what the grammar would read differently (escapes, string
 # prefixes, other number bases, comments, parenthesised values) is left to Lark.
 # A quote that starts no string (last) is skipped: the list then fails in Python's parser, where it says why.
-_LIST_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[\[\](){}#\\]|[A-Za-z_]['"]|0[xXoObB]|['"]""")
+_LIST_PIECES = _Pieces(r"""[\[\](){}#\\]|[A-Za-z_]['"]|0[xXoObB]""", lone=True)
 _CONSTANTS = {"true": True, "false": False, "null": None}
-# The escapes Python and py_string resolve alike (not octal, \N{name}, or an unknown escape).
+# The escapes left to Python's parser. An octal one (Python warns past \377), \N{name} (Python's error for an unknown
+# name says not where) and an unknown escape (a warning) go to the grammar: py_string reads them as Python does, and
+# `_check_strings` places an issue at one Python refuses.
 _SHARED_ESCAPE = re.compile(r"""\\(?:[ntr\\'"abfv]|0(?![0-7])|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})""")
 
 
@@ -246,7 +304,7 @@ def _parsed_list(text: str, start: int, stop: int, parens: int) -> tuple[list[To
 
 # Strings, a quote that starts none (a string that does not close on its line), single brackets, a backslash, and what
 # Python's parser and the grammar read differently but that ends no string (a comment's "#", another number base).
-_EXTENT_PIECES = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"\[\](){}#\\]|0[xXoObB]""")
+_EXTENT_PIECES = _Pieces(r"[\[\](){}#\\]|0[xXoObB]", lone=True)
 _PREFIX_CHARS = frozenset(string.ascii_letters + "_")  # before a quote: a string prefix (r'', b'') or no Python
 
 
@@ -388,7 +446,7 @@ _PLAIN_IN = {q: re.compile(rf"(?:[^{q}\\\n\r\x00<\[]|<(?!\|)|\[(?!{_CALL_AHEAD})
 # three to the grammar) and "\r" (a line end to Python's parser, not to the grammar).
 _UNSURE = re.compile(rf"""\[(?={_CALL_AHEAD})|<\||\r|'''|\"\"\"""")
 # Whole strings, and outside them a quote that starts none (on its line), "#" or a backslash.
-_STRING_STATE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|['"#\\]""")
+_STRING_STATE = _Pieces(r"[#\\]", lone=True)
 
 
 def _outside_broken_lists(groups: list[Group], failed: list[tuple[int, int]]) -> list[Group]:
@@ -530,6 +588,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         parse, the list taking the text up to where its brackets close (before `region_end`, the next candidate), or
         cut off while they are open at the end of the text: the loop gives the model its error once the list is
         written, as for any broken call."""
+        # nesting_fault reads its pieces with `finditer` alone; its annotation names the compiled regex only.
         deep = nesting_fault(text, start, end, _PIECES)
         if deep is not None:
             issues.append(make_issue(text, deep, f"arguments nested deeper than {MAX_DEPTH} levels in a pythonic call "
@@ -560,6 +619,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                                                    start + (getattr(key, "start_pos", None) or 0))
                             named.add(str(key))
                             _check_numbers(kwarg.children[1], start)
+                            _check_strings(kwarg.children[1], start)
         except _ListFault as err:
             issues.append(make_issue(text, err.pos, f"{err} in a pythonic call list"))
             failed.append((start, got[1]))

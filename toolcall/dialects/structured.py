@@ -7,6 +7,8 @@ import json
 import math
 import re
 import string
+import sys
+import unicodedata
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from .base import (
     MAX_DEPTH,
     Dialect,
     GrammarBudget,
+    Pieces,
     ResultSpan,
     _display_terminal,
     apply_edits,
@@ -131,47 +134,94 @@ def _no_constant(raw: str) -> Any:
 _DECODER = json.JSONDecoder(strict=False, parse_float=finite_float, parse_int=bounded_int, parse_constant=_no_constant)
 
 
+# A decode reads at first this much of the text after the value's start (its window grows four times over while the
+# reading reaches the window's end), and the decoder looks at most this far past where it reports a fault (a literal
+# such as -Infinity, a \uXXXX escape).
+_WINDOW = 1024
+_LOOKAHEAD = 16
+# A window never ends in these: a cut through a number would make it another (a shorter one, a float without its
+# exponent), with another fault.
+_NUMBER_CHARS = "0123456789.eE+-"
+
+
+class JsonStop(ValueError):
+    """Where in the whole text (`pos`) and why (`msg`) the JSON decoder stopped: a JSONDecodeError's pos and msg."""
+
+    def __init__(self, msg: str, pos: int) -> None:
+        super().__init__(msg)
+        self.msg, self.pos = msg, pos
+
+
+def raw_decode(decoder: json.JSONDecoder, text: str, pos: int, end: int) -> tuple[Any, int]:
+    """`decoder.raw_decode` of the value at `text[pos]`, read no further than `end`; JsonStop where it fails.
+
+    A JSONDecodeError counts the lines of its whole text up to where it stops, so each failed decode cost the length
+    of the text before it (a megabyte of `x{"name": "f", "parameters": {` took 22 s, one failed decode per "{"). The
+    value is decoded from a window of the text after `pos` instead, which grows while the reading reaches its end: a
+    reading that ends inside the window (a fault well before its end, not a string running to it) is the reading of
+    the whole text.
+    """
+    end = min(end, len(text))
+    size = _WINDOW
+    while True:
+        cut = min(pos + size, end)
+        source = text if pos == 0 and cut == len(text) else text[pos:cut]
+        if cut < end:
+            source = source.rstrip(_NUMBER_CHARS)
+            if not source:  # a number all through, which may go on
+                size *= 4
+                continue
+        try:
+            value, stop = decoder.raw_decode(source)
+        except json.JSONDecodeError as err:
+            if cut == end or (err.pos < len(source) - _LOOKAHEAD and not err.msg.startswith("Unterminated")):
+                raise JsonStop(err.msg, pos + err.pos) from None
+        else:
+            return value, pos + stop
+        size *= 4
+
+
 def decode_json(text: str, pos: int, end: int) -> tuple[Any, int] | Fault | Truncated | None:
     """The JSON value starting at `text[pos]` (read no further than `end`) and where it ends, decoded in C.
 
     A fault the grammar does not describe (a bad escape, a number that is not finite or too long, nesting deeper than
     MAX_DEPTH, a lone surrogate) is a Fault at its position; any other syntax error is None, so that the Lark grammar
     reports it with what was expected there; Truncated when the text ran out inside the value (but not inside a
-    string, whose opening quote is the better place to point at). Only a bounded `end` copies text: pass the text already cut to decode
-    many values of one stretch.
+    string, whose opening quote is the better place to point at). The text is read from `pos` on only as far as the
+    value reaches (see `raw_decode`).
     """
-    source, idx, base = (text, pos, 0) if end >= len(text) else (text[pos:end], 0, pos)
+    end = min(end, len(text))
     try:
-        value, stop = _DECODER.raw_decode(source, idx)
-    except json.JSONDecodeError as err:
-        if err.pos >= len(source) and not err.msg.startswith("Unterminated"):
-            return Truncated(base + err.pos)
+        value, stop = raw_decode(_DECODER, text, pos, end)
+    except JsonStop as err:
+        if err.pos >= end and not err.msg.startswith("Unterminated"):
+            return Truncated(err.pos)
         if err.msg.startswith("Invalid \\escape"):
-            return Fault(base + err.pos, f"invalid escape {source[err.pos:err.pos + 2]!r} in a JSON string (JSON "
-                                         r'allows \" \\ \/ \b \f \n \r \t \uXXXX; a backslash itself is written \\)')
+            return Fault(err.pos, f"invalid escape {text[err.pos:min(err.pos + 2, end)]!r} in a JSON string (JSON "
+                                  r'allows \" \\ \/ \b \f \n \r \t \uXXXX; a backslash itself is written \\)')
         return None
     except ValueFault as err:
-        return Fault(base + bad_number(source, idx), str(err))
+        return Fault(bad_number(text, pos, end), str(err))
     except RecursionError:  # far deeper than MAX_DEPTH
-        where = nesting_fault(source, idx, len(source), JSON_PIECES)
-        return Fault(base + (idx if where is None else where), f"arguments nested deeper than {MAX_DEPTH} levels")
+        where = nesting_fault(text, pos, end, JSON_PIECES)
+        return Fault(pos if where is None else where, f"arguments nested deeper than {MAX_DEPTH} levels")
     # Nesting within what the decoder allows, but deeper than the rest of the program may recurse into.
-    where = nesting_fault(source, idx, stop, JSON_PIECES)
+    where = nesting_fault(text, pos, stop, JSON_PIECES)
     if where is not None:
-        return Fault(base + where, f"arguments nested deeper than {MAX_DEPTH} levels")
-    if _SURROGATE_ESCAPE.search(source, idx, stop):
+        return Fault(where, f"arguments nested deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text, pos, stop):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            return Fault(base + idx, r"a \u escape in a JSON string is half of a surrogate pair, which is no character")
-    return value, base + stop
+            return Fault(pos, r"a \u escape in a JSON string is half of a surrogate pair, which is no character")
+    return value, stop
 
 
 # JSON strings, a quote that opens a string never closed, and single brackets: for finding where a value closes.
 JSON_CLOSE_PIECES = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{}]', re.S)
 
 
-def closing_bracket(text: str, pos: int, end: int, pieces: re.Pattern[str] = JSON_CLOSE_PIECES,
+def closing_bracket(text: str, pos: int, end: int, pieces: Pieces = JSON_CLOSE_PIECES,
                     newline_ends_strings: bool = False) -> int | None:
     """Where the brackets opened from `text[pos]` on are all closed again (just past the closing one), reading no
     further than `end`; None when some are still open there (more text may close them). `pieces` matches strings
@@ -179,21 +229,23 @@ def closing_bracket(text: str, pos: int, end: int, pieces: re.Pattern[str] = JSO
     `end`, or to its line's end where `newline_ends_strings` (Python), after which counting goes on. One pass, in C
     but for one step per bracket: where a malformed call too long or too deep for the parser ends."""
     depth = 0
-    i = pos
-    while (m := pieces.search(text, i, end)) is not None:
-        c = m.group()
-        i = m.end()
-        if c in "[{(":
-            depth += 1
-        elif c in "]})":
-            depth -= 1
-            if depth <= 0:
-                return i
-        elif len(c) == 1:  # a string that does not close
-            line_end = text.find("\n", i, end) if newline_ends_strings else -1
-            if line_end < 0:
-                return None
-            i = line_end + 1
+    i: int | None = pos
+    while i is not None:
+        start, i = i, None
+        for m in pieces.finditer(text, start, end):
+            c = m.group()
+            if c in "[{(":
+                depth += 1
+            elif c in "]})":
+                depth -= 1
+                if depth <= 0:
+                    return m.end()
+            elif len(c) == 1:  # a string that does not close
+                line_end = text.find("\n", m.end(), end) if newline_ends_strings else -1
+                if line_end < 0:
+                    return None
+                i = line_end + 1  # counting goes on from the next line
+                break
     return None
 
 
@@ -201,21 +253,22 @@ def json_break(text: str, pos: int, end: int) -> Fault | Truncated | None:
     """Where the JSON value at `text[pos]` (read no further than `end`) stops being JSON, as the C decoder says: a
     Truncated when the text ran out inside it, a Fault at the place and with the decoder's reason otherwise, None
     when it decodes (its fault, if any, is not in its syntax). The cheap reading of a broken JSON call."""
-    source, idx, base = (text, pos, 0) if end >= len(text) else (text[pos:end], 0, pos)
+    end = min(end, len(text))
     try:
-        _DECODER.raw_decode(source, idx)
-    except json.JSONDecodeError as err:
-        if err.pos >= len(source) and not err.msg.startswith("Unterminated"):
-            return Truncated(base + err.pos)
-        return Fault(base + err.pos, err.msg[0].lower() + err.msg[1:])
+        raw_decode(_DECODER, text, pos, end)
+    except JsonStop as err:
+        if err.pos >= end and not err.msg.startswith("Unterminated"):
+            return Truncated(err.pos)
+        return Fault(err.pos, err.msg[0].lower() + err.msg[1:])
     except (ValueFault, RecursionError):  # decode_json reports these before any grammar reading
         return Fault(pos, "a value that cannot be a call's")
     return None
 
 
-def bad_number(text: str, pos: int = 0) -> int:
-    """Where the first number from `text[pos]` on that cannot be a value is (strings are skipped); `pos` if none."""
-    for m in _NUMBER_OR_STRING.finditer(text, pos):
+def bad_number(text: str, pos: int = 0, end: int | None = None) -> int:
+    """Where the first number from `text[pos]` on (up to `end`) that cannot be a value is (strings are skipped); `pos`
+    if none."""
+    for m in _NUMBER_OR_STRING.finditer(text, pos, len(text) if end is None else end):
         raw = m.group()
         if raw[0] == '"':
             continue
@@ -402,20 +455,52 @@ def decode_items(text: str, pos: int, end: int) -> tuple[list[tuple[Any, int, in
 
 
 # ---------------------------------------------------------------------------------------------- Python literals
-_PY_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", "a": "\a", "b": "\b",
-               "f": "\f", "v": "\v", "\n": ""}
-_PY_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.S)
+_PY_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f",
+               "v": "\v", "\n": ""}
+# An escape as Python reads it: a fixed number of hex digits, one to three octal digits (`\0`, `\01`, `\101`: NUL,
+# U+0001, "A"), a named character (`\N{BULLET}`; no name is longer than 100 characters, and a bound keeps a string of
+# many unclosed `\N{` linear), or one other character.
+_PY_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3}|N\{[^}]{0,100}\}|.)", re.S)
+
+
+def _py_escape(code: str) -> str | None:
+    """What Python reads for the escape `\\` + `code` (`_PY_ESCAPE`'s group), or None for one it refuses: a \\x, \\u or
+    \\U with too few hex digits or past U+10FFFF, a \\N that names no character. An unknown escape is kept as written,
+    as in Python."""
+    if code[0] in "xuU":
+        value = int(code[1:], 16) if len(code) > 1 else sys.maxunicode + 1
+        return chr(value) if value <= sys.maxunicode else None
+    if code[0] in "01234567":
+        return chr(int(code, 8))
+    if code[0] == "N":
+        try:
+            char = unicodedata.lookup(code[2:-1]) if len(code) > 1 else ""
+        except KeyError:
+            return None
+        return char if len(char) == 1 else None  # a named sequence is several characters: Python refuses it
+    return _PY_ESCAPES.get(code, "\\" + code)
 
 
 def py_string(token: str) -> str:
-    """The value of a quoted Python string literal (the grammar checked it): escapes resolved, nothing evaluated."""
+    """The value of a quoted Python string literal (the grammar checked it): escapes resolved as Python resolves them,
+    nothing evaluated. An escape Python refuses stays as written: `py_string_fault` says where it is."""
     def sub(m: re.Match[str]) -> str:
-        code = m.group(1)
-        if code[0] in "xuU" and len(code) > 1:
-            return chr(int(code[1:], 16))
-        return _PY_ESCAPES.get(code, "\\" + code)  # an unknown escape stays as written, as in Python
+        char = _py_escape(m.group(1))
+        return m.group() if char is None else char
 
     return _PY_ESCAPE.sub(sub, token[1:-1])
+
+
+def py_string_fault(token: str) -> tuple[int, str] | None:
+    """Where in a quoted Python string literal (an offset in `token`) the first escape Python refuses is, and why."""
+    for m in _PY_ESCAPE.finditer(token, 1, len(token) - 1):
+        if _py_escape(m.group(1)) is None:
+            escape = m.group()
+            why = ("names no Unicode character" if escape[1] == "N" else
+                   "is past U+10FFFF, the last character" if len(escape) == 10 else
+                   f"needs {dict(x=2, u=4, U=8)[escape[1]]} hex digits")
+            return m.start(), f"the escape {escape} {why} (Python refuses it)"
+    return None
 
 
 def py_value(tree: Tree | Token) -> Any:

@@ -155,6 +155,18 @@ def test_what_is_not_pending() -> None:
     assert tail is not None and [(c.tool, c.args, c.span) for c in tail.calls] == [("Calculate", ("2*3",), (1, 17))]
 
 
+@pytest.mark.parametrize("text", ["<|Commands|>: Search(<|MOSS|>:)<eoc>",
+                                  "<|Commands|>: Search(x), Calculate(<|Human|>: 2)<eoc>"])
+def test_a_field_opener_in_an_unquoted_argument_ends_the_field_for_the_loop_too(text: str) -> None:
+    # The loop ran Search('<|MOSS|>:'); parse ends the field at the opener, so the call's result answered no call.
+    dialect = get_dialect("moss")
+    pending = dialect.pending(text)
+    assert pending is not None and pending.malformed and pending.calls == ()
+    assert parse(text, "moss").issues[0].pos == pending.issues[0].pos
+    quoted = dialect.pending('<|Commands|>: Search("<|MOSS|>:")<eoc>')   # in quotes it is the argument's text
+    assert quoted is not None and [c.args for c in quoted.calls] == [("<|MOSS|>:",)]
+
+
 def test_a_malformed_commands_field_closes_with_its_error() -> None:
     dialect = get_dialect("moss")
     text = "<|Commands|>: look it up<eoc>"

@@ -400,6 +400,15 @@ class MossDialect(Dialect):
             return PendingCalls((), (issue_from_error(err, parser, body, start, len(chunk), "a MOSS Commands field"),))
         if start + (_closer(tree).end_pos or 0) != len(body):
             return None  # the last Commands field closed earlier: the final <eoc> is not its closer
+        limit = self._field_limit(masked, start)
+        if limit < len(body):
+            # A field opener in an unquoted argument (`Search(<|MOSS|>:)`) ends the field there, as parse reads it: the
+            # call ran, and parse then found no call for its result.
+            try:
+                parser.parse(body[start:limit], start=kind)
+            except UnexpectedInput as err:
+                return PendingCalls((), (issue_from_error(err, parser, body, start, limit - start,
+                                                          "a MOSS Commands field"),))
         return PendingCalls(tuple(self._commands(tree, chunk, start)))
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:

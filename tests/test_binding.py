@@ -274,3 +274,7 @@ def test_a_branching_schema_checks_in_bounded_steps() -> None:
     assert schema_violation({"a": 5}, doubling(40)) is None
     assert schema_violation({"a": list(range(5000))}, {"type": "object", "properties": {"a": {
         "type": "array", "items": {"type": "integer"}}}}) is None
+    # A wide schema read once per part fits: 200 codes against a oneOf of 250 documented consts.
+    codes = {"type": "object", "properties": {"codes": {"type": "array", "items": {"oneOf": [
+        {"const": f"C{i:03d}", "description": f"code {i}"} for i in range(250)]}}}}
+    assert schema_violation({"codes": [f"C{i:03d}" for i in range(200)]}, codes) is None

@@ -11,7 +11,7 @@ import threading
 import time
 import typing
 import uuid
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, NewType, Optional, Union
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +23,9 @@ from toolcall.schema import SchemaError, function_schema, parse_docstring, pytho
 
 transformers_utils = pytest.importorskip("transformers.utils")
 get_json_schema = transformers_utils.get_json_schema
+
+
+UserId = NewType("UserId", str)
 
 
 class Color(enum.Enum):
@@ -311,6 +314,21 @@ def test_an_objects_keys_get_the_key_type_of_the_hint() -> None:
         _bind({"counts": {"1": "a", "x": "b"}, "shades": {}}, keyed)
     with pytest.raises(ToolArgumentError, match="keys are different ints"):
         _bind({"counts": {"1": "a", "01": "b"}, "shades": {}}, keyed)
+
+
+
+def named_keys(by_user: dict[UserId, int], tags: dict[Annotated[str, "a tag"], int]) -> dict[str, Any]:
+    """Keys of a string type under another name.
+
+    Args:
+        by_user: u
+        tags: t
+    """
+    return locals()
+
+
+def test_keys_of_a_string_type_under_another_name_stay_text() -> None:
+    assert _bind({"by_user": {"u1": 3}, "tags": {"a": 1}}, named_keys) == {"by_user": {"u1": 3}, "tags": {"a": 1}}
 
 
 def test_coerces_positional_text() -> None:

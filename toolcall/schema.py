@@ -77,11 +77,14 @@ def meta_schema_problem(schema: Any) -> str | None:
     return None
 
 
-#: Keyword checks one validation may make, besides CHECKS_PER_NODE for each object, list and scalar in the value:
-#: jsonschema tries every anyOf option, so options that lead through `$ref`s to the same definitions again take time
-#: exponential in their depth (42 s for 18 levels of a 2 KB schema).
+#: Keyword checks one validation may make: BASE_CHECKS, and CHECKS_PER_PAIR for each pair of a part of the value (an
+#: object, list or scalar) and an object of the schema, up to MAX_CHECKS (about 10 s). A schema read once per part of
+#: the value fits (a list of 150 codes against a oneOf of 250 documented consts takes ~110,000); one whose anyOf
+#: options lead through `$ref`s to the same definitions again takes time exponential in its depth (42 s for 18 levels
+#: of a 2 KB schema) and is stopped.
 BASE_CHECKS = 20_000
-CHECKS_PER_NODE = 100
+CHECKS_PER_PAIR = 4
+MAX_CHECKS = 1_000_000
 
 _checks_left: contextvars.ContextVar[list[int]] = contextvars.ContextVar("toolcall_schema_checks")
 
@@ -94,13 +97,15 @@ def schema_violation(value: Any, schema: Any) -> str | None:
     """Where and how `value` breaks the JSON schema `schema` (the first error jsonschema finds, cut to 200
     characters), or None when it follows it. `schema` passed meta_schema_problem; its regexes run as Python's. A
     schema that needs more than BASE_CHECKS + CHECKS_PER_NODE per part of the value to check it is a violation."""
-    budget = BASE_CHECKS + CHECKS_PER_NODE * _parts(value, BASE_CHECKS)
+    pairs = _parts(value, MAX_CHECKS) * _parts(schema, MAX_CHECKS, objects_only=True)
+    budget = min(MAX_CHECKS, BASE_CHECKS + CHECKS_PER_PAIR * pairs)
     token = _checks_left.set([budget])
     try:
         error = next(iter(_budgeted_validator()(schema).iter_errors(value)), None)
     except _TooManyChecks:
         return (f"the arguments: checking them against this schema took more than {budget:,} steps (its anyOf/oneOf "
-                "options, followed through $ref, multiply); a schema that branches less can be checked")
+                "options, followed through $ref, multiply); a schema that branches less, or smaller arguments, can "
+                "be checked")
     finally:
         _checks_left.reset(token)
     if error is None:
@@ -130,12 +135,12 @@ def _budgeted_validator() -> Any:
                                                     in Draft202012Validator.VALIDATORS.items()})
 
 
-def _parts(value: Any, limit: int) -> int:
-    """How many objects, lists and scalars a JSON value holds, counted up to `limit`."""
+def _parts(value: Any, limit: int, *, objects_only: bool = False) -> int:
+    """How many objects, lists and scalars (`objects_only`: objects) a JSON value holds, counted up to `limit`."""
     count, todo = 0, [value]
     while todo and count < limit:
         item = todo.pop()
-        count += 1
+        count += 1 if not objects_only or isinstance(item, dict) else 0
         if isinstance(item, dict | list):
             todo.extend(item.values() if isinstance(item, dict) else item)
     return count
@@ -706,10 +711,22 @@ def _kind_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint)
 
 
+#: Key types read from a JSON key's text; any other key hint (str, a NewType or Annotated of it, a class) gets the
+#: text as it is, as before keys were typed.
+_KEY_TYPES = (int, float, bool, decimal.Decimal)
+
+
 def _key(key: Any, hint: Any) -> Any:
     """An object's key (JSON's keys are text) as the key type of a `dict[K, V]` hint: `dict[int, str]` gets int keys,
-    and a key that is no K is a Mismatch (string keys reached the function, and "x" was taken for an int)."""
-    if hint is Any or hint is str:
+    and a key that is no K is a Mismatch (string keys reached the function, and "x" was taken for an int). A key hint
+    that is not a number, a boolean, an Enum or a Literal (or a union of them) takes the key as text."""
+    while get_origin(hint) is typing.Annotated:
+        hint = get_args(hint)[0]
+    while hasattr(hint, "__supertype__"):   # a NewType
+        hint = hint.__supertype__
+    kinds = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    if not all(k in _KEY_TYPES or k is type(None) or get_origin(k) is Literal
+               or (isinstance(k, type) and issubclass(k, enum.Enum)) for k in kinds):
         return str(key)
     try:
         return _coerce(str(key), hint)

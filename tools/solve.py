@@ -9,7 +9,7 @@ from sympy.polys.polyerrors import BasePolynomialError
 
 from toolcall.errors import ToolError
 
-from ._mathparse import CONSTANTS, format_number, parse_items
+from ._mathparse import CONSTANTS, MAX_INPUT, format_number, parse_items
 
 MAX_EQUATIONS = 6
 MAX_ANSWER = 1000   # characters of an answer: a general quartic's roots run to 13,816, more than a model can use
@@ -77,7 +77,8 @@ def solve(equation: str) -> str:
         raise ToolError("empty equation; write one like 2*x + 3 = 7")
     # A constant's name (e, E, pi) named after the equations as what to solve for is that unknown throughout: "E = m*c^2,
     # E" read E as Euler's number and answered "No solution."
-    named = re.search(r"(?:,\s*[A-Za-z_]\w*\s*)+$", text)
+    # Only on text the parser will read (a longer one is refused there): the search is quadratic in a list of names.
+    named = re.search(r"(?:,\s*[A-Za-z_]\w*\s*)+$", text) if len(text) <= MAX_INPUT else None
     listed = frozenset(re.findall(r"[A-Za-z_]\w*", named.group())) if named else frozenset()
     items = parse_items(text, symbols=True, variables=listed & CONSTANTS.keys())
     equations, unknowns = [], []

@@ -195,6 +195,13 @@ def test_solve(text: str, expected: str) -> None:
     assert solve(text) == expected
 
 
+def test_solve_refuses_a_long_list_of_names_at_once() -> None:
+    began = time.monotonic()
+    with pytest.raises(ToolError, match="expression too long"):
+        solve(",a" * 20000 + "!")   # the names' search ran first: quadratic, 10 s
+    assert time.monotonic() - began < 2
+
+
 @pytest.mark.parametrize("text, expected", [
     # Periodic: sympy.solve listed one period as the whole answer ("x = 0 or x = pi", "x = pi/4").
     ("sin(x) = 0", "x = 2*pi*n or x = 2*pi*n + pi, for any integer n"),

@@ -196,6 +196,8 @@ def test_a_long_passage_is_searched_as_several(tmp_path: Path, monkeypatch: pyte
     rows.write_text(json.dumps({"title": "Book", "text": "word " * 50}) + "\n")
     book = _corpus.load_passages(rows)
     assert len(book) == 5 and {p.title for p in book} == {"Book"} and all(len(p.text) <= 60 for p in book)
+    # About equal pieces, cut at any white space, without a short tail: 61 characters are two of ~30.
+    assert [len(p) for p in _corpus._pieces("a\tb\n" * 15 + "c")] == [29, 31]
 
 
 def test_a_corpus_past_its_size_bound_is_read_no_further(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -390,6 +390,33 @@ def test_bodies_never_sent_make_room_for_an_honest_client(live: Live) -> None:
             sock.close()
 
 
+def test_an_upload_under_way_outlasts_a_flood_of_bodiless_requests(live: Live) -> None:
+    # The connection sending its body longest was closed first: a flood of fresh header-only connections closed an
+    # honest upload that had been going on longer than they had.
+    body = json.dumps(ask()).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port_of(live)}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    honest = connect(live)
+    honest.sendall(head + body[:5])
+    time.sleep(0.05)
+    flood = []
+    try:
+        for i in range(GUARD.max_connections + 8):
+            sock = connect(live)
+            sock.sendall(head[:-2] + b"X-Flood: 1\r\n\r\n")
+            flood.append(sock)
+            time.sleep(0.01)   # its headers read before the next one comes: it sends a body, not waits
+            if i % 8 == 0:
+                honest.sendall(body[5 + i // 8:6 + i // 8])   # a byte now and then: slow, but under way
+        honest.sendall(body[6 + (GUARD.max_connections + 7) // 8:])
+        honest.settimeout(10)
+        assert honest.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        honest.close()
+        for sock in flood:
+            sock.close()
+
+
 def test_busy_connections_are_not_closed_for_new_ones(live: Live) -> None:
     # A reply being streamed is never the one closed: a newcomer past the cap is refused instead.
     guard = GuardConfig(max_connections=2, header_timeout=5.0, body_timeout=5.0, keep_alive_timeout=5)

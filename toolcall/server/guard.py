@@ -213,9 +213,10 @@ def protocol_class(config: GuardConfig) -> type:
     or never finishes its body would be held forever. Here a request must have its headers within header_timeout of
     the connection's start (or of its previous response), and its body within body_timeout more. Past
     max_connections, a new connection closes the one that has waited longest without sending a request, else the one
-    that has been sending a body longest (or, when every connection is being answered, is closed itself): idle
-    sockets, or bodies sent never or a byte at a time, can neither use up the file descriptors nor keep an honest
-    client, who sends its request at once, out.
+    sending its body slowest (bytes a second since its headers; the oldest of equals), or, when every connection is
+    being answered, is closed itself: idle sockets, or bodies sent never or a byte at a time, can neither use up the
+    file descriptors nor keep an honest client, who sends its request at once, out, and a flood of new connections
+    that send headers only cannot close an upload under way (the oldest sender was the one closed).
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -226,6 +227,7 @@ def protocol_class(config: GuardConfig) -> type:
             self._deadline: asyncio.TimerHandle | None = None
             self._idle_since = self.loop.time()
             self._body_since: float | None = None   # when its headers arrived, while its body is still coming
+            self._body_bytes = 0   # bytes received since then
             if len(self.connections) > config.max_connections:
                 others = [c for c in self.connections if c is not self and isinstance(c, GuardedH11Protocol)]
                 idle = [c for c in others if c._waiting()]
@@ -234,7 +236,8 @@ def protocol_class(config: GuardConfig) -> type:
                 if idle:
                     min(idle, key=lambda c: c._idle_since).transport.abort()
                 elif sending:
-                    min(sending, key=lambda c: c._body_since or 0.0).transport.abort()
+                    now = self.loop.time()
+                    min(sending, key=lambda c: (c._body_rate(now), c._body_since or 0.0)).transport.abort()
                 else:
                     transport.close()
                     return
@@ -249,6 +252,10 @@ def protocol_class(config: GuardConfig) -> type:
             return (self._body_since is not None and self.conn.their_state is h11.SEND_BODY
                     and not self.transport.is_closing())
 
+        def _body_rate(self, now: float) -> float:
+            """Bytes a second its body has come at since its headers."""
+            return self._body_bytes / max(now - (self._body_since or now), 0.001)
+
         def _arm(self, seconds: float) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
@@ -261,9 +268,11 @@ def protocol_class(config: GuardConfig) -> type:
 
         def data_received(self, data: bytes) -> None:
             waiting = self.conn.their_state is h11.IDLE
+            if not waiting and self._body_since is not None:
+                self._body_bytes += len(data)
             super().data_received(data)
             if waiting and self.conn.their_state is not h11.IDLE:  # the headers are in: the body's turn
-                self._body_since = self.loop.time()
+                self._body_since, self._body_bytes = self.loop.time(), 0
                 self._arm(config.body_timeout + 1)  # the app answers 408 at body_timeout; this closes a second later
 
         def on_response_complete(self) -> None:

@@ -247,7 +247,7 @@ def measure(records: list[dict[str, Any]], registry: Any, config: DataGenConfig,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--data", type=Path, required=True, help="gold texts (jsonl: text, gold spots)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N texts")
     parser.add_argument("--skip", type=int, default=0, help="leave out the first N texts (before --limit)")

@@ -175,7 +175,7 @@ def _check_out(out: Path, corpus: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m toolcall.data_gen.answer_filter", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m toolcall.data_gen.answer_filter", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("corpus", help="a chat corpus (JSONL records with text, prompt_chars and calls)")
     parser.add_argument("--out", required=True, help="where the kept records go (JSONL); a .scores.json is written beside")
     parser.add_argument("--model", default=None, help="the scoring model (default: the embedded one)")

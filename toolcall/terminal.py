@@ -114,10 +114,13 @@ def stdout_to_stderr() -> Iterator[None]:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    saved: int | None = None
     try:
-        saved: int | None = os.dup(1)
+        saved = os.dup(1)
         os.dup2(2, 1)
     except OSError:
+        if saved is not None:   # fd 1 copied but not moved (fd 2 closed): nothing to restore, and no copy to leak
+            os.close(saved)
         saved = None
     try:
         with contextlib.redirect_stdout(sys.stderr):

@@ -128,4 +128,5 @@ class IncrementalParser:
         # reported twice and another never).
         seen = {c.span for c in self.reported}
         self.reported.extend(c.with_result(None) for c in parsed.calls if c.span not in seen)
+        self.reported.sort(key=lambda c: c.span)   # in the text's order, as parse gives them
         return parsed

@@ -27,8 +27,9 @@ def register(subparsers: Any) -> None:
         description="Sample calls at likely positions, run them, keep those with L- - L+ >= tau_f, and write "
                     "DIR/corpus.jsonl, DIR/stats.json, DIR/loss_reduction_hist.png, DIR/hf_dataset/, DIR/moss.jsonl. "
                     "Stage flags given here apply to every tool; without them the sampling mode's per-tool values are "
-                    "used (the paper's: tau_s 0.05, k 5, m 5, tau_f 1.0; Calculator and MT: tau_s 0.0, k 20, m 10, "
-                    "tau_f 0.5).")
+                    "used over the stage values (tau_s 0.05, k 5, m 5, tau_f 1.0, the paper's): with --sampling "
+                    "default, Calculator tau_s 0.0, k 5, m 1 greedy, tau_f 0.5, Calendar m 1, MT tau_s 0.0, k 20, m 10, "
+                    "tau_f 0.5; with --sampling paper, the paper's, Calculator and MT tau_s 0.0, k 20, m 10, tau_f 0.5.")
     p.add_argument("--input", required=True, type=Path, help="texts: .jsonl (or .json) with a \"text\" field per line, .txt with one text per line (--txt), or .parquet "
                         "with a \"text\" column (--text-field names another); .gz, .bz2 or .xz compressed too")
     p.add_argument("--output", required=True, type=Path, help="output directory (must be new or empty unless --resume)")

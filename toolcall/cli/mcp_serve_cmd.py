@@ -21,8 +21,10 @@ and the error text.
   toolcall mcp-serve --transport http --host 0.0.0.0 --allowed-host tools.lan
                                                           on every interface, for clients that call it tools.lan
 
-Over HTTP, a request whose Host header is not a loopback name or an --allowed-host, or that comes from a web page
-(Origin) other than a loopback one or an --allowed-origin, is refused; so is a body not declared JSON.
+Over HTTP on a loopback address (or with --allowed-host given), a request whose Host header is not a loopback name
+or an --allowed-host, or that comes from a web page (Origin) other than a loopback one or an --allowed-origin, is
+refused; so is a body not declared JSON. On another address without --allowed-host nothing is checked (a warning
+says so).
 """
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cpu_timing import cpu_seconds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -165,15 +166,6 @@ def _shapes(name: str) -> dict[str, Callable[[int], str]]:
     return {"many_brackets": brackets, "deep_nesting": nesting, "many_unclosed": unclosed, "long_line": long_line}
 
 
-def _cpu_seconds(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return max(best, 1e-3)  # below the clock's resolution both sizes are "instant"
-
-
 def _stream(name: str, text: str) -> None:
     stream = IncrementalParser(get_dialect(name))
     for i in range(0, len(text), 3):
@@ -189,8 +181,8 @@ def test_parse_time_is_linear(name: str, shape: str) -> None:
     dialect = get_dialect(name)
     dialect.parse(make(2000))  # build the parser first
     small, large = make(4000), make(32000)
-    one_shot = _cpu_seconds(lambda: dialect.parse(large)) / _cpu_seconds(lambda: dialect.parse(small))
-    streamed = _cpu_seconds(lambda: _stream(name, large)) / _cpu_seconds(lambda: _stream(name, small))
+    one_shot = cpu_seconds(lambda: dialect.parse(large)) / cpu_seconds(lambda: dialect.parse(small))
+    streamed = cpu_seconds(lambda: _stream(name, large)) / cpu_seconds(lambda: _stream(name, small))
     # Linear time gives about 8 for 8 times the text, quadratic 64: 24 leaves room for a noisy machine.
     assert one_shot < 24 and streamed < 24, (one_shot, streamed)
 
@@ -207,14 +199,14 @@ def test_thousands_commas_cannot_make_the_call_regex_exponential(name: str, make
     dialect.parse(make(24))
     dialect.reply(make(24), keep_calls=False)
     assert time.process_time() - started < 1.0
-    assert _cpu_seconds(lambda: dialect.parse(make(4000))) / _cpu_seconds(lambda: dialect.parse(make(500))) < 24
+    assert cpu_seconds(lambda: dialect.parse(make(4000))) / cpu_seconds(lambda: dialect.parse(make(500))) < 24
 
 
 def test_a_moss_result_line_of_spaces_is_read_in_linear_time() -> None:
     """An inline result followed by a long run of spaces and then more text: 100 KB took 31 s (quadratic)."""
     moss = get_dialect("moss")
     text = "<|Results|>:\nf(1) => x{}y"
-    assert _cpu_seconds(lambda: moss.parse(text.format(" " * 80_000))) / _cpu_seconds(
+    assert cpu_seconds(lambda: moss.parse(text.format(" " * 80_000))) / cpu_seconds(
         lambda: moss.parse(text.format(" " * 10_000))) < 24
     assert moss.parse('<|Commands|>: f(1)<eoc>\n<|Results|>:\nf(1) => 5  \n<eor>').calls[0].result == "5"
 

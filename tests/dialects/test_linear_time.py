@@ -3,21 +3,12 @@ pythonic) and prose of call-shaped openers (the JSON dialects)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
+from cpu_timing import cpu_seconds
 
 from toolcall.dialects import get_dialect
-
-
-def _cpu_seconds(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return max(best, 1e-3)  # below the clock's resolution both sizes are "instant"
 
 
 def _growth(name: str, make: Callable[[int], str], small: int) -> float:
@@ -26,7 +17,7 @@ def _growth(name: str, make: Callable[[int], str], small: int) -> float:
     dialect = get_dialect(name)
     dialect.parse(make(small))  # build the parser first
     short, long = make(small), make(8 * small)
-    return _cpu_seconds(lambda: dialect.parse(long)) / _cpu_seconds(lambda: dialect.parse(short))
+    return cpu_seconds(lambda: dialect.parse(long)) / cpu_seconds(lambda: dialect.parse(short))
 
 
 @pytest.mark.parametrize("make", [

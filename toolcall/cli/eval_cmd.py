@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..bfcl import DEFAULT_MAX_NEW_TOKENS as BFCL_MAX_NEW_TOKENS
 from ..bfcl import BfclConfig
@@ -78,11 +78,16 @@ def run(args: argparse.Namespace) -> int:
     # What a tools file prints at import, or a tool while it runs, goes to stderr: stdout is the report.
     with stdout_to_stderr():
         report = _measure(args, cfg, config, items, path, today)
-    print(format_table(report))
+    return _report(args, format_table(report), report.summary())
+
+
+def _report(args: argparse.Namespace, table: str, summary: dict[str, Any]) -> int:
+    """The report on stdout: the table, where the items went, and (--json) the summary as its last line."""
+    print(table)
     if args.output is not None:
         print(f"per-item results: {args.output}")
     if args.json:
-        print(json.dumps(report.summary(), sort_keys=True))
+        print(json.dumps(summary, sort_keys=True))
     return 0
 
 
@@ -185,9 +190,4 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
     finally:
         if results is not None:
             results.close()
-    print(format_bfcl_table(report))
-    if args.output is not None:
-        print(f"per-item results: {args.output}")
-    if args.json:
-        print(json.dumps(report.summary(), sort_keys=True))
-    return 0
+    return _report(args, format_bfcl_table(report), report.summary())

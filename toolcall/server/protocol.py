@@ -218,6 +218,17 @@ class FunctionName(_Strict):
     name: str
 
 
+def function_choice_only(value: Any, written: str) -> Any:
+    """A tool_choice as given, unless it is an object of another type than "function" (custom, allowed_tools, a hosted
+    tool's), which this server cannot honour: a ValueError saying what it takes, the function form `written` as the
+    API writes it."""
+    if isinstance(value, dict) and value.get("type") != "function":
+        raise ValueError(f"a tool_choice of type {short_json(value.get('type'))} is not supported here: send "
+                         f'"none", "auto", "required" or {written} (to allow only some functions, send only those in '
+                         "'tools')")
+    return value
+
+
 class NamedToolChoice(_Strict):
     type: Literal["function"]
     function: FunctionName
@@ -290,11 +301,7 @@ class ChatRequest(_Strict):
     def _function_choice(cls, value: Any) -> Any:
         # {"type": "custom", ...} or {"type": "allowed_tools", ...} read "Missing required parameter
         # 'tool_choice.function'", which named a field rather than what this server cannot do.
-        if isinstance(value, dict) and value.get("type") != "function":
-            raise ValueError(f"a tool_choice of type {short_json(value.get('type'))} is not supported here: send "
-                             '"none", "auto", "required" or {"type": "function", "function": {"name": ...}} (to allow '
-                             "only some functions, send only those in 'tools')")
-        return value
+        return function_choice_only(value, '{"type": "function", "function": {"name": ...}}')
 
     @field_validator("tools", mode="before")
     @classmethod

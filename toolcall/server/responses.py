@@ -22,6 +22,7 @@ from .protocol import (
     check_fields,
     check_history,
     check_schemas_size,
+    function_choice_only,
     split_arguments,
     text_parts_only,
     validation_error,
@@ -217,11 +218,7 @@ class ResponsesRequest(_Strict):
     @field_validator("tool_choice", mode="before")
     @classmethod
     def _function_choice(cls, value: Any) -> Any:
-        if isinstance(value, dict) and value.get("type") != "function":
-            raise ValueError(f"a tool_choice of type {short_json(value.get('type'))} is not supported here: send "
-                             '"none", "auto", "required" or {"type": "function", "name": ...} (to allow only some '
-                             "functions, send only those in 'tools')")
-        return value
+        return function_choice_only(value, '{"type": "function", "name": ...}')
 
     @field_validator("input")
     @classmethod

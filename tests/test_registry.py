@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -456,6 +457,28 @@ def test_an_isolated_result_past_the_reply_bound_is_an_error(monkeypatch: pytest
     result = reg.call("huge", ("3",))
     assert not result.ok and "more than the 2,097,152 a worker may send back" in (result.error or "")
     assert reg.call("huge", ("1",)).ok   # a fresh worker takes the next call
+
+
+def test_a_worker_that_stops_partway_through_its_reply_is_given_up_at_the_deadline() -> None:
+    # After its first bytes the reply was read with no deadline: a worker stalled mid-frame held its caller for good.
+    import struct
+    import types
+
+    from toolcall import executor
+
+    read_end, write_end = os.pipe()
+    worker = executor.Worker.__new__(executor.Worker)
+    worker.proc = types.SimpleNamespace(stdout=os.fdopen(read_end, "rb", buffering=0))  # type: ignore[assignment]
+    try:
+        os.write(write_end, struct.pack("!I", 100) + b"x" * 10)   # a frame of 100 bytes, 10 of them sent
+        got: list[Any] = []
+        reader = threading.Thread(target=lambda: got.append(worker._read(0.5)), daemon=True)
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive() and got == [None]
+    finally:
+        os.close(write_end)
+        worker.proc.stdout.close()
 
 
 def test_a_cancelled_isolated_call_frees_its_worker_at_once() -> None:

@@ -506,22 +506,39 @@ class Worker:
     def _read(self, timeout: float) -> Any:
         """The next message, or None when none arrives within `timeout` seconds; raises ToolError when the caller
         gave up on the call (CANCELLED)."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        head = self._take(4, deadline)
+        if head is None:
+            return None
+        (size,) = struct.unpack("!I", head)
+        if size > MAX_REPLY_BYTES:
+            raise _Oversized(size)
+        # The frame is read by the same deadline: a worker that stopped partway through one held its caller for good.
+        frame = self._take(size, deadline)
+        return None if frame is None else pickle.loads(frame)
+
+    def _take(self, size: int, deadline: float) -> bytes | None:
+        """`size` bytes from the worker, or None when they have not all come by `deadline`."""
         import select
 
-        assert self.proc.stdout is not None  # started with stdout=PIPE
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, min(left, CANCEL_POLL)))
+        stream = self.proc.stdout
+        assert stream is not None  # started with stdout=PIPE
+        chunks, left = [], size
+        while left:
+            wait = deadline - time.monotonic()
+            ready, _, _ = select.select([stream], [], [], max(0.0, min(wait, CANCEL_POLL)))
             if ready:
-                (size,) = struct.unpack("!I", _read_exactly(self.proc.stdout, 4))
-                if size > MAX_REPLY_BYTES:
-                    raise _Oversized(size)
-                return pickle.loads(_read_exactly(self.proc.stdout, size))
+                chunk = stream.read(left)
+                if not chunk:
+                    raise EOFError("worker channel closed")
+                chunks.append(chunk)
+                left -= len(chunk)
+                continue
             if _cancelled():
                 raise _Cancelled
-            if left <= CANCEL_POLL:
+            if wait <= CANCEL_POLL:
                 return None
+        return b"".join(chunks)
 
     def call(self, ref: FunctionRef, kwargs: Mapping[str, Any], timeout: float | None, label: str) -> str:
         try:

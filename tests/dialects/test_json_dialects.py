@@ -200,7 +200,7 @@ def test_pythonic_values_read_as_python_reads_them(literal: str, template: str) 
 @pytest.mark.parametrize("literal, at", [
     (r"'\N{NO SUCH NAME}'", 1), (r"'ab\N{LATIN CAPITAL LETTER A WITH MACRON AND GRAVE}'", 3), (r"'\N'", 1),
     (r"'\x4'", 1), (r"'a\u12'", 2), (r"'\U00110000'", 1),  # escapes Python refuses
-    ("1__0", 1), ("01", 1), ("1_", 1), ("1_.5", 1), ("007", 2),  # numbers Python refuses
+    ("1__0", 1), ("01", 0), ("1_", 1), ("1_.5", 1), ("007", 0), ("-0_1", 0),  # numbers Python refuses
 ])
 def test_pythonic_values_python_refuses_are_positioned_issues(literal: str, at: int) -> None:
     with pytest.raises(SyntaxError):
@@ -208,6 +208,8 @@ def test_pythonic_values_python_refuses_are_positioned_issues(literal: str, at: 
     for template in ("[f(a={})]", "[f(a={}); g()]"):
         parsed = get_dialect("pythonic").parse(template.format(literal))
         assert parsed.calls == [] and len(parsed.issues) == 1 and parsed.issues[0].pos == len("[f(a=") + at, parsed
+        if literal.lstrip("-").startswith("0"):   # said as Python says it, not "unexpected '1'"
+            assert "without leading zeros" in parsed.issues[0].message
 
 
 def test_pythonic_pending_waits_for_the_closing_bracket() -> None:

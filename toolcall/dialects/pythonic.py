@@ -118,6 +118,10 @@ class _ListFault(ValueError):
         self.pos = pos
 
 
+# An integer of more than one digit whose first is 0 ("01"; "00" is 0, as Python reads it).
+_LEADING_ZERO = re.compile(r"[+-]?0+[1-9]\d*")
+
+
 def _check_numbers(tree: Tree | Token, offset: int) -> None:
     """Raise _ListFault at the first number literal in `tree` that is no finite JSON number (1e999, or thousands of
     digits), which could not be written back as JSON."""
@@ -129,6 +133,11 @@ def _check_numbers(tree: Tree | Token, offset: int) -> None:
             raise _ListFault(f"a number of {digits} digits is too long", offset + (token.start_pos or 0))
         if any(c in raw for c in ".eE") and not math.isfinite(float(raw)):
             raise _ListFault(f"the number {raw[:40]} is too large to be finite", offset + (token.start_pos or 0))
+        if _LEADING_ZERO.fullmatch(raw):
+            sign = raw[0] if raw[0] in "+-" else ""
+            raise _ListFault(f"an integer is written without leading zeros, as Python reads it: {raw[:40]} (write "
+                             f"{sign}{raw.lstrip('+-').lstrip('0')[:40]}, or the text in quotes)",
+                             offset + (token.start_pos or 0))
 
 
 def _check_strings(tree: Tree | Token, offset: int) -> None:

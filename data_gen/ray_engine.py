@@ -1,20 +1,21 @@
 """data_gen on Ray Data: the same `Pipeline.process` per text, in a pool of actors that each hold a model, across machines.
 
-The plan is read -> map_batches -> write, so Ray Data's own checkpointing can resume it: each text carries its input
-index as a unique id column, every block written is checkpointed (a two-phase commit: Ray removes a data file whose
-checkpoint never landed), and a re-run with the same output directory reads past the ids already written. When the
-plan has finished, the driver joins the written rows in input order into the files a single-process run writes
+The plan is read -> map_batches -> write, each text carrying its input index as an id column. A re-run with the same
+output directory reads back the rows written (a line cut short by a crash counts as none) and stages only the texts
+that have none, so a text is done again rather than lost (Ray Data's checkpoint, which decided this before, once
+recorded a text whose rows it had not written, and the resumed run skipped it). When the plan has finished, the driver joins the written rows in input order into the files a single-process run writes
 (corpus.jsonl, progress.jsonl, rejected.jsonl, stats.json and the exports), so the two engines' outputs are the same
 and either engine can resume the other's run.
 
 Layout under the output directory: ray/input/ (the texts still to do, in shards: the plan's read), ray/rows/ (what
-the actors wrote), ray/checkpoint/ (Ray Data's checkpoint). On a cluster these paths must be on storage every node
-sees (a shared mount), as Ray Data's checkpointing requires.
+the actors wrote). On a cluster these paths must be on storage every node sees (a shared mount): the actors read the
+one and write the other.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -184,8 +185,12 @@ class Rows(Mapping[int, dict[str, Any]]):
             with path.open("rb") as fh:
                 offset = 0
                 for line in fh:
-                    if line.strip():
-                        self._where.setdefault(int(json.loads(line)["id"]), (path, offset))
+                    try:
+                        row = json.loads(line) if line.strip() else None
+                    except ValueError:   # a line cut short by a crash while it was written: its text is done again
+                        row = None
+                    if isinstance(row, dict) and "id" in row:
+                        self._where.setdefault(int(row["id"]), (path, offset))
                     offset += len(line)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -228,7 +233,13 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
     # Refuses a used directory without --resume, checks a resumed one.
     with RunDir(Path(output_dir), resume, run_record(input_path, limit, config, registry, models)) as run:
         work = run.path / RAY_DIR
-        todo = _stage_inputs(texts, run.done, work / "input")
+        # The texts left are those neither committed nor with a whole row written, as read back here. Ray Data's
+        # checkpoint decided it before, and once skipped a text whose rows it had not written (a crash between the
+        # two): the text was lost. A checkpoint an earlier version left goes.
+        written = read_rows(work / "rows")
+        todo = _stage_inputs(texts, run.done | set(written), work / "input")
+        written.close()
+        shutil.rmtree(work / "checkpoint", ignore_errors=True)
         if todo:
             _execute(work, make_pipeline, progress, options)
         rows = read_rows(work / "rows")
@@ -241,15 +252,10 @@ def run_data_gen_ray(input_path: Path, output_dir: Path, make_pipeline: Callable
 def _execute(work: Path, make_pipeline: Callable[[], Pipeline], progress: bool, options: RayOptions) -> None:
     ray = init_ray(options.address)
     from ray.data import ActorPoolStrategy, DataContext
-    from ray.data.checkpoint import CheckpointConfig
 
     actors, cpus, gpus = _pool(ray, options)
     context = DataContext.get_current()
     context.enable_progress_bars = progress
-    # Kept after success: the driver joins the rows after the plan ends, and a crash between the two must not
-    # make a re-run process every text again (the rows are there; the checkpoint says so).
-    context.checkpoint_config = CheckpointConfig(id_column="id", checkpoint_path=str((work / "checkpoint").resolve()),
-                                                 delete_checkpoint_on_success=False)
     shards = sorted(str(p.resolve()) for p in (work / "input").glob("*.jsonl"))
     ds = ray.data.read_json(shards)   # pyarrow blocks: the checkpoint filter takes no pandas ones
     ds = ds.map_batches(_TextActor, fn_constructor_args=(make_pipeline,), batch_size=1,

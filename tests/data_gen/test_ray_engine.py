@@ -133,6 +133,29 @@ def loopback(ip: str) -> bool:
 
 
 @pytest.mark.slow
+def test_a_text_whose_row_was_not_written_whole_is_done_again(ray_local: Any, texts: Path, tmp_path: Path) -> None:
+    """Ray Data's checkpoint once recorded a text whose row it had not written (a crash between the two), and the
+    resumed run skipped it: the text was lost. The rows read back decide what is left."""
+    from toolcall.data_gen.ray_engine import RAY_DIR, run_data_gen_ray
+
+    run_data_gen(texts, tmp_path / "local", spec()(), progress=False)
+    out, first, second = tmp_path / "ray", tmp_path / "first.log", tmp_path / "second.log"
+    with pytest.raises(Exception, match="crash on text 9"):
+        run_data_gen_ray(texts, out, Recording(str(first), crash_at=9), CONFIG, spec().registry(), progress=False)
+    files = sorted((out / RAY_DIR / "rows").glob("*.json*"))
+    lines = [(p, line) for p in files for line in p.read_text().splitlines(keepends=True)]
+    assert len(lines) >= 2
+    (lost_path, lost), (cut_path, cut) = lines[0], lines[-1]
+    lost_id, cut_id = json.loads(lost)["id"], json.loads(cut)["id"]
+    for path in {lost_path, cut_path}:   # one row gone, another cut short
+        kept = [line for p, line in lines if p == path and line is not lost]
+        path.write_text("".join(line[: len(line) // 2] if line is cut else line for line in kept))
+    run_data_gen_ray(texts, out, Recording(str(second)), CONFIG, spec().registry(), resume=True, progress=False)
+    assert {lost_id, cut_id} <= set(processed(second))
+    assert (out / CORPUS).read_text() == (tmp_path / "local" / CORPUS).read_text()
+
+
+@pytest.mark.slow
 def test_a_crashed_run_resumed_loses_and_duplicates_nothing(ray_local: Any, texts: Path, tmp_path: Path) -> None:
     from toolcall.data_gen.ray_engine import RAY_DIR, read_rows, run_data_gen_ray
 

@@ -1,6 +1,7 @@
 """Tests of `toolcall eval` through the CLI entry point, on the fake backend."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ def test_eval_math_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFix
     assert summary["tools"]["call_share"] == 0.5 and summary["tools"]["avg_calls"] == 0.5
     assert summary["no_tools"]["call_share"] == 0.0
     assert summary["tools"]["n"] == 2 and summary["backend"] == "fake" and summary["tools_offered"] == ["Calculator"]
+    assert summary["versions"]["torch"] == importlib.metadata.version("torch")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["mode"], r["correct"]) for r in rows] == [("no_tools", False), ("no_tools", True),
                                                           ("tools", True), ("tools", True)]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..bfcl import DEFAULT_MAX_NEW_TOKENS as BFCL_MAX_NEW_TOKENS
 from ..bfcl import BfclConfig
 from ..errors import ConfigError
-from ..evaluation import EVAL_LOOP, EvalConfig, ResultsFile, check_output
+from ..evaluation import EVAL_LOOP, EvalConfig, ResultsFile, check_output, software_versions
 from ..loop import LoopConfig
 from ..options import add_options, flag_of, from_args, given
 from ..terminal import stdout_to_stderr
@@ -109,7 +109,8 @@ def _measure(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig, item
         settings = {"input": str(path), "backend": args.backend, "model": args.model or "embedded",
                     "dialect": args.dialect, "tools_offered": list(tools), "few_shot": cfg.few_shot,
                     "max_new_tokens": config.max_new_tokens, "max_calls": config.max_calls,
-                    "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
+                    "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold,
+                    "versions": software_versions()}
 
         def progress(mode: str, done: int, result: ItemResult) -> None:
             # Each item is written as it is graded, so a long run that is stopped keeps what it measured.
@@ -175,7 +176,8 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
         settings = {"backend": args.backend, "model": args.model or "embedded", "dialect": args.dialect,
                     "limit": cfg.limit, "seed": bfcl.seed, "exclude_seed": bfcl.exclude_seed, "max_new_tokens": budget,
                     "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
-                    "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold}
+                    "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold,
+                    "versions": software_versions()}
 
         def progress(done: int, total: int, result: BfclResult) -> None:
             # Each item is written as it is judged, so a long run that is stopped keeps what it measured.

@@ -177,6 +177,19 @@ def test_stop_sequence_and_length(live: Live) -> None:
     assert also.usage.completion_tokens == 2
 
 
+def test_a_stop_after_a_prose_bracket_ends_the_reply(live: Live) -> None:
+    """After "[1]" in prose a stop sequence was never applied (held back as a possible call, the text was released
+    unsearched at the end): the reply ran on past it, and its text was shown."""
+    client = live.client()
+    ask = [{"role": "user", "content": "see [1] for details. STOP here, and more"}]
+    whole = client.chat.completions.create(model=MODEL, messages=ask)
+    reply = client.chat.completions.create(model=MODEL, messages=ask, stop=["STOP"])
+    assert reply.choices[0].message.content == "You said: see [1] for details." == "".join(
+        c.choices[0].delta.content or "" for c in stream(live, messages=ask, stop=["STOP"]))
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens < whole.usage.completion_tokens   # decoding ended at the stop
+
+
 def test_n_choices(live: Live) -> None:
     reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, n=3)
     assert [c.index for c in reply.choices] == [0, 1, 2]

@@ -141,3 +141,54 @@ def test_a_call_the_reply_ended_in_is_cut_and_prose_brackets_stay(dialect: str, 
         f = ReplyFilter(d.call_start or d.open_marker, keep, (), one_line_calls=d.one_line_calls)
         out = "".join(f.text(c) for c in text) + f.finish(is_call)
         assert out == (text.rstrip() if keep else shown)
+
+
+@pytest.mark.parametrize("dialect", ["pythonic", "toolformer"])
+def test_a_bracket_that_cannot_open_a_call_streams_at_once_and_its_stops_apply(dialect: str) -> None:
+    """"[1]" in prose was held back as a possible call to the end of its line (toolformer) or of the reply
+    (pythonic): the reply came in one piece at the end, and a stop sequence after it was never applied."""
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect(dialect)
+
+    def run(text: str, stops: tuple[str, ...] = ()) -> tuple[list[str], ReplyFilter]:
+        f = ReplyFilter(d.call_start or d.open_marker, False, stops, one_line_calls=d.one_line_calls,
+                        may_open=d.may_open_call)
+        return [f.text(c) for c in text], f
+
+    released, _ = run("See [1] and [see the docs] for more, much more.")
+    assert "".join(released[:len("See [1] and [see the docs] for")]) == "See [1] and [see the docs] for"
+    released, f = run("See [1] for details. STOP here, and more.", ("STOP",))
+    assert f.stopped and "".join(released) == "See [1] for details."
+    released, f = run('Action Input: ["Paris", "Rome"]\nObservation: made up', ("\nObservation:",))
+    assert f.stopped and "".join(released) == 'Action Input: ["Paris", "Rome"]'
+    held, f = run("See [f(x) for the list")   # may still be a call: held to the end, as before
+    assert "".join(held) == "See" and not f.stopped
+
+
+def test_a_stop_in_text_held_to_the_end_ends_the_reply_there() -> None:
+    f = ReplyFilter("[", False, ("STOP",))
+    out = "".join(f.text(c) for c in "See [f(x) STOP and more")
+    assert out == "See" and not f.stopped
+    assert f.finish() == " [f(x)" and f.stopped
+
+
+@pytest.mark.parametrize("dialect, text, shown", [
+    ("hermes", "I will look it up.\n<tool_call>", "I will look it up."),
+    ("hermes", "I will look it up.\n<tool_call>\n", "I will look it up."),
+    ("pythonic", "I will look it up. [get_weather", "I will look it up."),
+    ("toolformer", "I will look it up. [get_weather", "I will look it up."),
+    ("toolformer", "I will look it up. [", "I will look it up."),
+    ("llama3_json", 'Sure. {"na', "Sure."),
+    ("pythonic", "See [1, 2", "See [1, 2"),
+    ("toolformer", "See [the docs", "See [the docs"),
+    ("llama3_json", 'Sure. {"a": 1', 'Sure. {"a": 1'),
+])
+def test_a_call_opener_the_token_limit_struck_in_is_cut(dialect: str, text: str, shown: str) -> None:
+    """Cut by max_tokens right after "<tool_call>" or inside a tool's name, the markup was the reply's content."""
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect(dialect)
+    f = ReplyFilter(d.call_start or d.open_marker, False, (), one_line_calls=d.one_line_calls,
+                    may_open=d.may_open_call)
+    assert "".join(f.text(c) for c in text) + f.finish(d.begins_call) == shown

@@ -389,6 +389,34 @@ def defuse(text: str, markers: tuple[str, ...]) -> str:
 
 #: A name as the call grammars read it (common.lark's NAME): a tool's in a positional call, a keyword in pythonic.
 CALL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: How much of a possible call's start `Dialect.may_open_call` reads: enough for a tool's name (at most 64 characters
+#: where toolcall registers it; BFCL's dotted names are longer) and its opening bracket.
+CALL_HEAD_CHARS = 256
+
+
+def name_then_paren(text: str, at: int, *, dotted: bool, spaced: bool) -> bool:
+    """Whether `text[at:]` may still begin `NAME(` (`spaced`: white space around the name and its dots, as Python
+    allows; `dotted`: `a.b.c(` too), reading at most CALL_HEAD_CHARS: False at the first character that cannot."""
+    end = min(len(text), at + CALL_HEAD_CHARS)
+
+    def skip(i: int) -> int:
+        while spaced and i < end and text[i].isspace():
+            i += 1
+        return i
+
+    i = skip(at)
+    while True:
+        name = CALL_NAME.match(text, i, end)
+        if name is None:
+            return i >= end
+        i = skip(name.end())
+        if i >= end or text[i] == "(":
+            return True
+        if not (dotted and text[i] == "."):
+            return False
+        i = skip(i + 1)
+        if i >= end:
+            return True
 
 
 def writable_name(name: str, dialect: str, pattern: re.Pattern[str] = CALL_NAME) -> str:
@@ -652,16 +680,32 @@ class Dialect(ABC):
         ending with it finds exactly these calls (how a conversation whose calls a client answered is written back)."""
         return "".join(self.render_call(c.with_result(None)) for c in calls)
 
+    def may_open_call(self, text: str) -> bool:
+        """Whether `text`, which starts where a call may start (`call_start`, else `open_marker`), may still be the
+        start of a call: False once what follows cannot begin one ("[1]", "[see the docs]" where a tool's name and
+        its "(" must follow), so a streaming reader shows it as prose at once instead of holding it back. Only a head
+        of `text` is read (CALL_HEAD_CHARS). A dialect that cannot tell from a head says True."""
+        return True
+
     def begins_call(self, text: str) -> bool:
         """Whether `text`, which starts where a call may start, is a call, finished or not (a reply the token limit
-        cut inside one): a call is read there, or the start of one that then breaks ("<tool_call> tags" breaks at
-        once, and is prose)."""
+        cut inside one): a call is read there, the start of one that then breaks ("<tool_call> tags" breaks at
+        once, and is prose), the opener alone, or what `may_open_call` reads as a call begun ("[get_weather")."""
         parsed = self.parse(text)
         if any(c.span[0] == 0 for c in parsed.calls):
             return True
         opener = self.call_start or self.open_marker
-        body = len(text) - len(text[len(opener):].lstrip()) if text.startswith(opener) else 0
-        return any(issue.pos > body for issue in parsed.issues)
+        if not text.startswith(opener):
+            return False
+        body = len(text) - len(text[len(opener):].lstrip())
+        if body == len(text):   # the limit struck right after the opener ("<tool_call>\n")
+            return True
+        return any(issue.pos > body for issue in parsed.issues) or self._head_is_call(text)
+
+    def _head_is_call(self, text: str) -> bool:
+        """Whether a `text` that neither parses nor breaks as a call is the start of one (see begins_call): only a
+        dialect whose may_open_call reads the head exactly can say so (the base's says True for anything)."""
+        return False
 
     def continues_calls(self, text: str) -> bool:
         """Whether `text`, written right after a call group, may still be (the start of) more calls of the same

@@ -12,6 +12,7 @@ from lark.exceptions import UnexpectedInput
 
 from ..calls import SyntaxIssue, ToolCall
 from .base import (
+    CALL_HEAD_CHARS,
     MAX_CALL_CHARS,
     GrammarBudget,
     QuietString,
@@ -57,6 +58,8 @@ _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[
 # own examples of Llama 3.1/3.3 replies write `{"type": "function", "name": ...}`: that is a call's start too.
 _TYPE_FIRST = r'(?:"type"[ \t\r\n]*:[ \t\r\n]*"function"[ \t\r\n]*,[ \t\r\n]*)?'
 _LOOKS_LIKE_CALL = re.compile(rf'\s*(?:<\|python_tag\|>|\{{\s*{_TYPE_FIRST}"name"\s*:)')
+# The start of a call object without its white space, for may_open_call.
+_CALL_FORMS = ('{"name":', '{"type":"function","name":')
 # Where calls may start after prose.
 _CALL_START = re.compile(rf'<\|python_tag\|>|\{{[ \t\r\n]*{_TYPE_FIRST}"name"[ \t\r\n]*:')
 
@@ -244,6 +247,18 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     open_marker = ""  # "{" is too common in text to ban or trigger
     call_start = "{"
     trailers = ("<|eot_id|>", "<|eom_id|>")
+
+    def may_open_call(self, text: str) -> bool:
+        # A call's object writes its "name" first (after '"type": "function",' in Meta's examples): `{"a": 1}` and
+        # `{ return x; }` are no call from the first character that differs. Read without white space, which JSON
+        # allows between these tokens (and which, inside one, at worst holds prose back as before).
+        if not text.startswith("{"):
+            return True
+        head = "".join(text[:CALL_HEAD_CHARS].split())
+        return any(head.startswith(form) or form.startswith(head) for form in _CALL_FORMS)
+
+    def _head_is_call(self, text: str) -> bool:
+        return text.startswith("{") and self.may_open_call(text)
 
     def continues_calls(self, text: str) -> bool:
         # The calls of a reply are one ";"-separated run: `{...}; {...}`.

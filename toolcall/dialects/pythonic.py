@@ -22,6 +22,7 @@ from .base import (
     QuietValue,
     load_parser,
     make_issue,
+    name_then_paren,
     nesting_fault,
     rule,
     writable_name,
@@ -563,6 +564,14 @@ class PythonicDialect(LlamaResults, StructuredDialect):
                 groups.append(Group((start, stop), calls, "tag" if text.startswith(PYTHON_TAG, start) else ""))
             match = following if following is not None and following.start() >= stop else _CANDIDATE.search(text, stop)
         return _outside_broken_lists(groups, failed), cut
+
+    def may_open_call(self, text: str) -> bool:
+        # A call list is "[" and a (dotted) name and "(", white space allowed between them: "[1, 2]", "[see the docs]"
+        # and "['a', 'b']" are lists or prose from their first character that cannot be one.
+        return not text.startswith("[") or name_then_paren(text, 1, dotted=True, spaced=True)
+
+    def _head_is_call(self, text: str) -> bool:
+        return text.startswith("[") and self.may_open_call(text)
 
     def quiet_string(self, text: str, start: int) -> QuietString | None:
         """Quiet where the text from `start` (settled calls, then the list still being written) ends inside a plain

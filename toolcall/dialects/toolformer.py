@@ -32,6 +32,7 @@ from .base import (
     line_column,
     load_parser,
     make_issue,
+    name_then_paren,
     opens_string_to_end,
     paused_gc,
     positional,
@@ -649,6 +650,13 @@ class ToolformerDialect(Dialect):
             arguments="\n".join(arguments))
 
     # -- the decoding loop ---------------------------------------------------------------------
+    def may_open_call(self, text: str) -> bool:
+        # "[" opens a call only as "[Name(": "[1]", "[see the docs]" and "[Name (" are prose from their second word.
+        return not text.startswith("[") or name_then_paren(text, 1, dotted=False, spaced=False)
+
+    def _head_is_call(self, text: str) -> bool:
+        return text.startswith("[") and self.may_open_call(text)
+
     def pending(self, text: str) -> PendingCalls | None:
         """The call whose arrow ends `text`, and how to close it: spaced like the text before the arrow.
 

@@ -200,7 +200,8 @@ class _Choice:
         reply = ReplyFilter(self.dialect.call_start or self.dialect.open_marker, plan.keep_markup,
                             plan.stops + self.dialect.end_markers,
                             one_line_calls=self.dialect.one_line_calls, start=len(plan.prompt),
-                            open_marker=self.dialect.open_marker, grouped=self.dialect.named_arguments)
+                            open_marker=self.dialect.open_marker, grouped=self.dialect.named_arguments,
+                            may_open=self.dialect.may_open_call)
         reply.prime(plan.tail, plan.tail_answered)
         # With the markup kept the client reads the reply as written; else only its answer field, and its reasoning.
         field = AnswerField("" if plan.keep_markup else self.dialect.answer_opener, self.dialect.thoughts_end,
@@ -270,6 +271,8 @@ class _Choice:
         cut = finish == "length"  # the token limit struck: thoughts or a call may be unfinished
         self.show(field.finish(cut), reply)
         self.say(reply.finish(self.dialect.begins_call if cut else None))
+        if reply.stopped and not self.handed:
+            finish = "stop"   # a stop sequence in text held back to the end: the reply ends there, as it would have
         self.remember(done_text)
         if self.handed:
             self.emit(ReplyEvent(self.index, "tool_calls", [

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from ..dialects.base import CALL_HEAD_CHARS
+
 #: How many characters after a possible call start are held back from the reply before they are released as prose.
 HOLD_CHARS = 4000
 #: How many possible call starts the end of a reply looks at for a call the model did not finish.
@@ -26,8 +28,12 @@ class ReplyFilter:
     """
 
     def __init__(self, call_start: str, keep_markup: bool, stops: Sequence[str], *, one_line_calls: bool = False,
-                 start: int = 0, open_marker: str = "", grouped: bool = False) -> None:
+                 start: int = 0, open_marker: str = "", grouped: bool = False,
+                 may_open: Callable[[str], bool] | None = None) -> None:
         self.opener = call_start
+        # Whether the text from a call start may still begin a call (the dialect's may_open_call): "[1]" in prose is
+        # released at its "1", not held back to the end of its line or of the reply.
+        self.may_open = may_open
         self.marker = open_marker   # written before a group of calls ("[TOOL_CALLS]"): cut with the group
         self.grouped = grouped      # calls sit inside a list or object ("[f(x), g(y)]"): its bracket goes too
         self.one_line = one_line_calls
@@ -71,7 +77,8 @@ class ReplyFilter:
 
     def _live(self, text: str, at: int) -> bool:
         """Whether a call opened at `at` may still be open at the end of `text`."""
-        return len(text) - at < HOLD_CHARS and not (self.one_line and "\n" in text[at:])
+        return (len(text) - at < HOLD_CHARS and not (self.one_line and "\n" in text[at:])
+                and (self.may_open is None or self.may_open(text[at:at + CALL_HEAD_CHARS])))
 
     def _live_start(self) -> int:
         """Where the first live call start in the held text is (-1: none): a call's arguments may hold the same
@@ -147,7 +154,10 @@ class ReplyFilter:
         if not self.stops:
             return
         limit = self._live_start()
-        limit = len(self.held) if limit < 0 else limit
+        self._stop_before(len(self.held) if limit < 0 else limit)
+
+    def _stop_before(self, limit: int) -> None:
+        """End the held text at the first stop sequence that lies before `limit` in text not yet searched."""
         begin = max(self.hidden, self.floor, self.scanned - max(len(s) for s in self.stops) + 1)
         found = [at for at in (self.held.find(s, begin, limit) for s in self.stops) if at >= 0]
         if found:
@@ -205,4 +215,7 @@ class ReplyFilter:
             # The first characters of a marker such as "<tool_call>" at the very end: the call was being opened.
             partial = marker_begun(self.held, (self.opener,), shortest=2)
             self.held = self.held[:max(len(self.held) - partial, self.hidden)]
+        if self.stops and not self.stopped:
+            # Held as a possible call start, it turned out prose: a stop sequence in it ends the reply there too.
+            self._stop_before(len(self.held))
         return self._release(len(self.held.rstrip()))

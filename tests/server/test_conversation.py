@@ -82,12 +82,22 @@ def test_toolformer_writes_parallel_client_calls_one_after_another() -> None:
     (lambda m: m[:-1], "without a tool message"),
     (lambda m: [*m, Message(role="tool", tool_call_id="c1", content="again")], "no open call has id 'c1'"),
     (lambda m: [*m, Message(role="tool", tool_call_id="zz", content="x")], "no open call has id"),
-    (lambda m: [*m, Message(role="user", content="more"), *exchange()[2:]], "used twice"),
+    (lambda m: m[:2] + exchange("", (("c1", "Oslo"), ("c1", "Rome")))[2:], "used twice there"),
 ])
 def test_broken_histories_are_400s(change, message: str) -> None:
     with pytest.raises(ApiError) as err:
         conversation(change(exchange()), get_dialect("hermes"), WEATHER)
     assert err.value.status == 400 and message in err.value.message
+
+
+def test_an_id_used_again_in_a_later_turn_is_that_turns_call() -> None:
+    """Some providers number calls per turn (`call_0` each time): their histories were refused as reusing ids."""
+    again = exchange("", (("call_0", "Rome"),))
+    messages = [*exchange("", (("call_0", "Oslo"),)), Message(role="assistant", content=" Rain."),
+                Message(role="user", content="And Rome?"), again[2], again[3]]
+    talk = conversation(messages, get_dialect("toolformer"), WEATHER)
+    assert talk.history[-1] == {"role": "assistant", "content": "[w(Oslo) -> rain in Oslo] Rain."}
+    assert talk.question == "And Rome?" and talk.tail == "[w(Rome) -> rain in Rome]"
 
 
 def test_a_call_answered_twice_is_a_400() -> None:

@@ -143,7 +143,6 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
     turns: list[dict[str, str]] = []
     answered = 0  # how much of the last turn's text ends with written-back results (0: none)
     group: _OpenCalls | None = None
-    seen_ids: set[str] = set()
     continuing = False  # the last assistant turn got its results: the next assistant message continues it
     look_from = 0  # where the next look at the last assistant turn's text may start (_write_back)
     digest = MessageDigest()  # of the messages before the one read
@@ -186,10 +185,9 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             if m.tool_calls:
                 group = _OpenCalls(remembered=remembered)
                 for tc in m.tool_calls:
-                    if tc.id in seen_ids:
-                        raise ApiError(400, f"{where}: tool call id {tc.id!r} is used twice in the conversation; "
-                                       "each call needs its own id", param="messages")
-                    seen_ids.add(tc.id)
+                    if any(cid == tc.id for cid, _ in group.calls):   # the same id in another turn is another call
+                        raise ApiError(400, f"{where}: tool call id {tc.id!r} is used twice there; the calls of an "
+                                       "assistant message each need an id of their own", param="messages")
                     group.calls.append((tc.id, _call(dialect, tc.function.name, tc.function.arguments, client,
                                                      where, tc.id)))
         else:  # tool

@@ -337,14 +337,15 @@ def check_schemas_size(schemas: list[Any]) -> None:
 
 
 def check_history(request: ChatRequest) -> None:
-    """Refuse a conversation whose tool calls reuse an id: a tool message could not say which call it answers."""
-    seen: dict[str, int] = {}
+    """Refuse an assistant message whose tool calls share an id: a tool message could not say which it answers. The
+    same id in another assistant message is another call (tool messages answer the message just before them): some
+    providers number calls per turn (`call_0`, Kimi's `get_weather:0`), and their histories were refused here."""
     for i, m in enumerate(request.messages):
-        for tc in m.tool_calls or ():
-            if tc.id in seen:
-                raise ApiError(400, f"messages[{i}]: tool call id {tc.id!r} is already used in messages[{seen[tc.id]}]; "
-                               "every tool call needs an id of its own", param="messages", code="duplicate_tool_call_id")
-            seen[tc.id] = i
+        ids = [tc.id for tc in m.tool_calls or ()]
+        twice = next((cid for k, cid in enumerate(ids) if cid in ids[:k]), None)
+        if twice is not None:
+            raise ApiError(400, f"messages[{i}]: tool call id {twice!r} is used twice there; the calls of an assistant "
+                           "message each need an id of their own", param="messages", code="duplicate_tool_call_id")
 
 
 def check_fields(request: ChatRequest) -> None:

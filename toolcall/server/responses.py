@@ -372,6 +372,8 @@ def _messages(request: ResponsesRequest) -> tuple[list[dict[str, Any]], list[str
 _PHRASES = (
     ("an assistant message with 'tool_calls' must be followed by tool messages answering each 'tool_call_id'",
      "function_call items must be followed by function_call_output items answering each 'call_id'"),
+    ("the calls of an assistant message each need an id of their own",
+     "the function_call items of a turn each need a call_id of their own"),
     ("a tool message must answer a tool call of the assistant message before it",
      "a function_call_output item must answer a function_call item before it"),
     ("tool calls without a tool message answering them",
@@ -412,9 +414,7 @@ def in_responses_terms(err: ApiError, origins: list[str]) -> ApiError:
             pieces += [renamed(text[last:quoted.start()]), quoted.group(0)]
             last = quoted.end()
         text = "".join([*pieces, renamed(text[last:])])
-        # An id used twice within one turn's items: both places are the turn's range.
-        return re.sub(r"^(input\.\d+ to input\.\d+): (call_id .*) is already used in \1;", r"\1: \2 is used twice there;",
-                      text)
+        return text
 
     param = None if err.param is None else renamed(err.param)
     return ApiError(err.status, said(err.message), param=param, code=err.code, kind=err.kind)

@@ -10,7 +10,7 @@ import pytest
 from toolcall.backends.fake import FakeBackend
 from toolcall.calls import ToolCall
 from toolcall.dialects import base, get_dialect, parse, render
-from toolcall.dialects.toolformer import MAX_CALL_CHARS
+from toolcall.dialects.toolformer import MAX_CALL_CHARS, ToolformerDialect
 from toolcall.errors import ConfigError, DialectSyntaxError
 from toolcall.loop import LoopConfig
 from toolcall.registry import ToolRegistry
@@ -494,3 +494,34 @@ def test_the_loop_and_parse_agree_around_api_tags_and_line_breaks() -> None:
         assert {key: r for key, r in parsed.items() if r is not None} == asked, text
         ran += len(asked)
     assert ran >= 200
+
+
+@pytest.mark.parametrize("opened", ["It is [WikiSearch(Paris) ->", "It is <API>[WikiSearch(Paris)]->",
+                                    "It is <API> WikiSearch(Paris) →"])
+def test_a_long_result_that_cites_in_brackets_is_read_as_the_calls(opened: str) -> None:
+    """A result past the parser's 512-character window that held a paired bracket ("[1]", as search results cite)
+    or any tagged one was read by the grammar within a budget of about a tenth of the text: its call was prose to
+    parse (and to training's masks), though the loop had run it."""
+    d = ToolformerDialect()
+    result = "Paris [1] is the capital of France [2]. " * 150   # 6,000 characters
+    text = opened + d.close(d.pending(opened), [result]) + " Next."
+    parsed = d.parse(text)
+    assert [(c.tool, c.args, c.result) for c in parsed.calls] == [("WikiSearch", ("Paris",), result.strip())]
+    assert d.render(parsed) == text and not parsed.issues
+    ((_, (begin, end)),) = d.result_spans(text)
+    assert text[begin:end].strip() == result.strip()
+
+
+@pytest.mark.parametrize("spelling", ["bracket", "tagged", "paper"])
+def test_a_result_longer_than_a_call_parse_reads_is_cut_to_fit(spelling: str) -> None:
+    """A tool may give 32,768 characters; parse reads no call past 8,192, so the call written around a longer result
+    was prose to every reader (data-gen kept it, and training learned the result as the model's text)."""
+    d = ToolformerDialect(spelling)
+    long = "word " * 4_000
+    written = d.render_call(ToolCall("WikiSearch", ("Paris",), long, (0, 0)))
+    opened = d.write_calls([ToolCall("WikiSearch", ("Paris",), None, (0, 0))])
+    closed = opened + d.close(d.pending(opened), [long])
+    for text in (written, closed):
+        (call,) = d.parse(f"A {text} b.").calls
+        assert len(text) <= 8_192 and call.result is not None
+        assert call.result.startswith("word word") and call.result.endswith("(cut: 20,000 characters in all)")

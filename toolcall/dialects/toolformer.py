@@ -136,6 +136,16 @@ def one_line(result: str) -> str:
     return LINE_JOINER.join(line.strip() for line in result.splitlines() if line.strip())
 
 
+def _fitted(result: str, room: int) -> str:
+    """A result as written inside a call (defused) cut to `room` characters with a note of how long it was: parse
+    reads no call longer than MAX_CALL_CHARS, so a longer result (a tool may give 32,768 characters) made its call
+    prose to every reader of the text (training masked none of it)."""
+    if len(result) <= room:
+        return result
+    note = f" … (cut: {len(result):,} characters in all)"
+    return _paired(result[:max(0, room - len(note))].rstrip()) + note
+
+
 def _paired(result: str) -> str:
     """A result whose square brackets all pair up (paired ones nest inside a call's): an unpaired "[" or "]" becomes
     its full-width form, which no reader takes for the bracket that closes the call or opens one."""
@@ -154,6 +164,14 @@ def _paired(result: str) -> str:
     for i in open_at:
         chars[i] = "\uff3b"
     return "".join(chars)
+
+
+class _Resulted(Exception):
+    """A call read up to its arrow whose result is known to close (see _parse_call): where its arrow and closer are."""
+
+    def __init__(self, arrow: int, after: int, close: int) -> None:
+        super().__init__()
+        self.arrow, self.after, self.close = arrow, after, close
 
 
 class _Unclosed(Exception):
@@ -179,6 +197,10 @@ class _Closers:
 
     def bracket(self, pos: int, stop: int) -> bool:
         """Whether a "]" in text[pos:stop] closes a bracket open at `pos` (brackets between them nest)."""
+        return self.bracket_at(pos, stop) >= 0
+
+    def bracket_at(self, pos: int, stop: int) -> int:
+        """Where the "]" in text[pos:stop] that closes a bracket open at `pos` stands; -1 for none."""
         if self._brackets is None:
             self._brackets = []
             depth = 0
@@ -192,19 +214,23 @@ class _Closers:
                     depth -= 1
         k = bisect.bisect_left(self._brackets, pos)
         if k >= len(self._brackets):
-            return False
+            return -1
         depth = self._depth_before[k]
         # The first "]" after pos that leaves the depth pos had: the one that closes the open bracket.
         closes = self._by_depth.get(depth, [])
         j = bisect.bisect_left(closes, pos)
-        return j < len(closes) and closes[j] < stop
+        return closes[j] if j < len(closes) and closes[j] < stop else -1
 
     def tag(self, pos: int, stop: int) -> bool:
         """Whether "</API>" occurs in text[pos:stop]."""
+        return self.tag_at(pos, stop) >= 0
+
+    def tag_at(self, pos: int, stop: int) -> int:
+        """Where the first "</API>" in text[pos:stop] stands; -1 for none."""
         if self._tags is None:
             self._tags = [m.start() for m in _API_CLOSE.finditer(self.text, self._lo, self._hi)]
         j = bisect.bisect_left(self._tags, pos)
-        return j < len(self._tags) and self._tags[j] + len("</API>") <= stop
+        return self._tags[j] if j < len(self._tags) and self._tags[j] + len("</API>") <= stop else -1
 
 
 # What the call grammar expects right after the arrow of a bracket call, as Lark lists it (learnt from the first one).
@@ -241,11 +267,17 @@ def _parse_call(parser: Lark, chunk: str, offset: int, stop: int, closers: _Clos
         interactive.feed_token(token)
         if token.type == "ARROW":
             after = offset + token.end_pos
-            if not (closers.bracket(after, stop) if depth > 0 else closers.tag(after, stop)):
+            close = closers.bracket_at(after, stop) if depth > 0 else closers.tag_at(after, stop)
+            if close < 0:
                 expected = tuple(sorted({_display_terminal(parser, n) for n in interactive.choices() if n.isupper()}))
                 if depth == 1 and not tagged:
                     _EXPECTED["bracket"] = expected
                 raise _Unclosed(expected)
+            if depth == (0 if tagged else 1):
+                # The call's own result: whatever stands up to its closer is one (the grammar takes any text there
+                # whose brackets pair, or any without "</API>"), so it is not read token by token. A long one ran
+                # past the parser's window and budget, and its call (a search result citing "[1]") was lost.
+                raise _Resulted(offset + (token.start_pos or 0), after, close)
         elif token.value == "[":
             depth += 1
         elif token.value == "]":
@@ -255,6 +287,20 @@ def _parse_call(parser: Lark, chunk: str, offset: int, stop: int, closers: _Clos
         elif token.type == "API_CLOSE":
             return interactive.feed_eof(token)
     return interactive.feed_eof()
+
+
+def _resulted_call(parser: Lark, text: str, start: int, got: _Resulted) -> tuple[ToolCall, ResultSpan, int]:
+    """The call at `text[start]` whose head up to its arrow parsed and whose result ends at `got.close`: the head read
+    again as a pending call (it is short), the result as the text up to the closer."""
+    head = parser.parse(text[start:got.after], start="pending")
+    opened = head.children[0]
+    assert isinstance(opened, Tree)
+    invocation = find_child(opened, "invocation")
+    assert invocation is not None  # the grammar requires one
+    end = got.close + (len("</API>") if text.startswith("<API>", start) else 1)
+    call = ToolCall(str(invocation.children[0]), args_from_tree(invocation.children[1], text[start:got.after]),
+                    text[got.after:got.close].strip(), (start, end))
+    return call, ((got.arrow, got.after), (got.after, got.close)), end
 
 
 def _undiagnosed(text: str, start: int) -> SyntaxIssue:
@@ -293,6 +339,9 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
                 raise
             chunk = text[start:stop]
             tree = _parse_call(parser, chunk, start, stop, closers)
+    except _Resulted as got:
+        budget.refund(len(chunk) if len(chunk) == edge - start else len(chunk) + edge - start + budget.START_COST)
+        return _resulted_call(parser, text, start, got)
     except _Unclosed as err:
         line, column = line_column(text, start)
         return make_issue(text, stop, f"unexpected end of input in a Toolformer call starting at line {line}, "
@@ -563,10 +612,16 @@ class ToolformerDialect(Dialect):
         if len(args) == 1:
             bare = f"{call.tool}({args[0]})"
             if bare != quoted:
-                text = self._spell(bare, result, spelling)
+                text = self._spell(bare, self._fit(bare, result, spelling), spelling)
                 if self._reads_back(text, str(args[0])):
                     return text
-        return self._spell(quoted, result, spelling)
+        return self._spell(quoted, self._fit(quoted, result, spelling), spelling)
+
+    def _fit(self, invocation: str, result: str | None, spelling: str) -> str | None:
+        """`result` cut so that the call written around it is no longer than a call parse reads."""
+        if result is None:
+            return None
+        return _fitted(result, MAX_CALL_CHARS - len(self._spell(invocation, "", spelling)))
 
     def write_calls(self, calls: Sequence[ToolCall]) -> str:
         """One call up to its arrow (`[Calculator(2 * 3) ->`): the loop pauses at every call of this dialect."""
@@ -741,7 +796,9 @@ class ToolformerDialect(Dialect):
         closing = pending.closing
         if not isinstance(closing, _Closing):
             raise ConfigError("close() needs the PendingCalls that ToolformerDialect.pending returned")
-        return f"{closing.lead}{self.defuse_result(one_line(str(results[0])))}{closing.closer}"
+        start, arrow = pending.calls[0].span if pending.calls else (0, 0)
+        room = MAX_CALL_CHARS - (arrow - start) - len(closing.lead) - len(closing.closer)
+        return f"{closing.lead}{_fitted(self.defuse_result(one_line(str(results[0]))), room)}{closing.closer}"
 
     def defuse_result(self, result: str) -> str:
         """Reserved tags broken, and unpaired brackets made full-width (see _paired): the result ends where it should."""

@@ -50,15 +50,22 @@ def _commits(path: Path) -> list[Commit]:
     good: list[Commit] = []
     end = 0
     with path.open("rb") as fh:
-        for raw in fh:
+        for number, raw in enumerate(fh, 1):
             if not raw.endswith(b"\n"):   # the piece after the last newline is incomplete
                 break
             try:
                 entry = json.loads(raw)
             except ValueError:  # not JSON, or not UTF-8: the log ends before this line
-                break
+                entry = None
             if not (isinstance(entry, dict) and type(entry.get("index")) is int
                     and type(entry.get("corpus_bytes")) is int):
+                if fh.readline():
+                    # A crash tears only the last line; one broken before others is damage, and cutting the log
+                    # there cut the corpus back to it: the texts committed after it were lost without a word.
+                    raise ConfigError(f"{path}:{number}: not a progress line, and lines follow it: the log is "
+                                      "damaged, and resuming from it would do every text committed after this line "
+                                      f"again; restore the file, or keep only its first {number - 1} lines to do "
+                                      "them again")
                 break
             end += len(raw)
             good.append(Commit(entry["index"], entry["corpus_bytes"], end))
@@ -109,6 +116,9 @@ class RunDir:
             if resume:
                 self._record_resume(run_info)
             self._recover()
+        except ConfigError:
+            self.close()
+            raise
         except OSError as err:   # progress.jsonl or corpus.jsonl a folder, unreadable: a traceback before
             self.close()
             raise ConfigError(f"output directory {self.path} cannot be resumed: {err.filename or ''}: "
@@ -116,8 +126,12 @@ class RunDir:
 
     def _recover(self) -> None:
         """Cut the progress log and the corpus back to what was committed whole; note which texts are done."""
-        self.commits = _commits(self.progress)
         size = self.corpus.stat().st_size if self.corpus.exists() else 0
+        if size and not self.progress.exists():   # a run makes its log before its first record
+            raise ConfigError(f"{self.progress} is missing, and {self.corpus} holds {size:,} bytes of records: which "
+                              "texts they come from cannot be told, and resuming would empty the corpus and do every "
+                              f"text again; restore the log, or remove {self.corpus.name} to do them again")
+        self.commits = _commits(self.progress)
         kept = len(self.commits)
         while kept and self.commits[kept - 1].corpus_bytes > size:
             kept -= 1  # this text's record is not (whole) in the corpus: it is done again

@@ -103,6 +103,30 @@ def test_a_run_directory_whose_files_are_folders_is_refused_in_one_line(tmp_path
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+@pytest.mark.parametrize("damage", ["log removed", "log broken inside"])
+def test_a_progress_log_lost_or_damaged_before_its_end_is_refused_and_the_corpus_kept(tmp_path: Path,
+                                                                                       damage: str) -> None:
+    """Resumed without its log (a copy that left it out), or with a line broken before others, the run cut its corpus
+    back to the last commit it could read: a finished corpus became empty without a word."""
+    run = RunDir(tmp_path / "out", False, info())
+    for index in range(3):
+        run.commit(index, {"original": f"text {index}", "text": f"text {index}", "calls": []}, {"kept": 1})
+    run.close()
+    corpus, log = tmp_path / "out" / CORPUS, tmp_path / "out" / "progress.jsonl"
+    before = corpus.read_bytes()
+    if damage == "log removed":
+        log.unlink()
+        expected = "progress.jsonl is missing"
+    else:
+        lines = log.read_text().splitlines(keepends=True)
+        log.write_text(lines[0] + "{broken\n" + "".join(lines[2:]))
+        expected = "progress.jsonl:2: not a progress line"
+    with pytest.raises(ConfigError, match=expected):
+        RunDir(tmp_path / "out", True, info())
+    assert corpus.read_bytes() == before
+    RunDir(tmp_path / "elsewhere", False, info()).close()
+
+
 def test_the_run_holds_where_each_commit_lies_not_its_summary_and_reads_them_back_in_order(tmp_path: Path) -> None:
     from toolcall.data_gen.checkpoint import Commit
     from toolcall.data_gen.stats import aggregate

@@ -94,14 +94,21 @@ def test_a_corpus_that_lost_its_tail_is_mended_on_resume(pipeline: Pipeline, tex
     assert lines(out / CORPUS) == want and stats["texts_done"] == 5
 
 
-def test_a_progress_line_that_is_no_commit_ends_the_log(pipeline: Pipeline, texts: Path, tmp_path: Path) -> None:
+def test_a_progress_line_that_is_no_commit_is_refused_and_cut_off_the_texts_after_it_are_done_again(
+        pipeline: Pipeline, texts: Path, tmp_path: Path) -> None:
+    """A broken line with commits after it was taken for the log's end: the texts after it were done again without a
+    word (hours, for a long run, where restoring the file would have done)."""
     out = tmp_path / "out"
     run_data_gen(texts, out, pipeline, progress=False)
     want = lines(out / CORPUS)
     progress = lines(out / PROGRESS)
     (out / PROGRESS).write_text("\n".join(progress[:2] + ["null", *progress[2:]]) + "\n")
+    with pytest.raises(ConfigError, match=r"progress\.jsonl:3: not a progress line.*first 2 lines"):
+        run_data_gen(texts, out, pipeline, resume=True, progress=False)
+    assert lines(out / CORPUS) == want
+    (out / PROGRESS).write_text("\n".join(progress[:2]) + "\n")   # as the message says: the texts after are done again
     run_data_gen(texts, out, pipeline, resume=True, progress=False)
-    assert lines(out / CORPUS) == want and len(lines(out / PROGRESS)) == 5
+    assert lines(out / CORPUS) == want and len(lines(out / PROGRESS)) == len(progress)
 
 
 def test_existing_output_needs_resume(pipeline: Pipeline, texts: Path, tmp_path: Path) -> None:

@@ -544,6 +544,15 @@ def test_a_limit_reads_no_line_past_its_last_item(tmp_path: Path) -> None:
         load_items(path, "math", limit=3)
 
 
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_a_config_error(tmp_path: Path, limit: int) -> None:
+    """`load_items(limit=0)` gave one item: the count was checked after the first was taken."""
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"question": "a?", "answer": "1"}\n{"question": "b?", "answer": "2"}\n')
+    with pytest.raises(ConfigError, match=f"limit must be >= 1, got {limit}"):
+        load_items(path, "math", limit=limit)
+
+
 def test_gsm8k_as_the_hub_serves_it_and_compressed_json_lines_are_read(tmp_path: Path) -> None:
     # GSM8K on the Hugging Face Hub is a Parquet file of question/answer columns; eval --input read JSON Lines only.
     pa = pytest.importorskip("pyarrow")

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -171,6 +171,8 @@ def load_items(path: str | Path, task: str, today: dt.date | None = None, limit:
     """Read {"question", "answer"} records (JSON Lines, compressed or not, or Parquet rows, as GSM8K comes from the
     Hub); date records may carry a "rule" instead, answered for `today`."""
     _check_task(task)
+    if limit is not None and limit < 1:   # 0 gave one item: the count was checked after the first was taken
+        raise ConfigError(f"limit must be >= 1, got {limit}")
     if Path(path).is_dir():  # read_records would call it missing
         raise ConfigError(f"eval input {path} is a directory, not a file: give a .jsonl file with one "
                           '{"question", "answer"} object per line')
@@ -488,7 +490,8 @@ def _summarise(mode: str, results: Sequence[ItemResult], seconds: float, decoded
 def check_output(output: Path, reads: Mapping[str, Path | None]) -> None:
     """Refuse, before any model loads, an --output that cannot be a file or would replace what the run reads
     (`reads`: each input by its flag). `--input mine.jsonl --output mine.jsonl` replaced the items with the results;
-    overwriting an earlier results file stays allowed: rerunning an evaluation into it is normal."""
+    overwriting an earlier results file stays allowed: rerunning an evaluation into it is normal; an existing file
+    that holds anything else (a finished data-gen corpus, a script) is refused."""
     if output.is_dir():
         raise ConfigError(f"--output {output} is a directory; give the path of a file for the per-item results (JSONL)")
     for folder in output.absolute().parents:  # the nearest folder that exists must be one
@@ -507,6 +510,56 @@ def check_output(output: Path, reads: Mapping[str, Path | None]) -> None:
         if not source.is_dir() and os.path.samefile(output, source):
             raise ConfigError(f"--output {output} is {flag} {source}, which this run reads: writing the results "
                               "there would replace it; give another file")
+    found = _not_results(output) if output.is_file() else None   # a device (/dev/null) or a pipe holds nothing
+    if found is not None:
+        # A finished data-gen corpus, a script: replaced by the results without a word.
+        raise ConfigError(f"--output {output} exists and is not an earlier eval results file: {found}; eval replaces "
+                          "only a file of its own per-item results: give another path, or remove the file if it may "
+                          "go")
+
+
+#: The most of an existing --output read to tell whether it holds eval results: its first line, bounded.
+RESULTS_PEEK_BYTES = 16 * 1024 * 1024
+
+
+def results_fields() -> tuple[tuple[str, ...], ...]:
+    """The fields a per-item results row always has, in order: math and dates (ItemResult), BFCL (BfclResult)."""
+    from .bfcl import BfclResult
+
+    return tuple(tuple(f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING)
+                 for kind in (ItemResult, BfclResult))
+
+
+def _not_results(output: Path) -> str | None:
+    """What the existing file `output` looks like when it is not an eval results file (judged by its first non-blank
+    line: a JSON object with the fields of a results row); None when it is one, or holds nothing but white space."""
+    try:
+        with output.open("rb") as fh:
+            raw = b""
+            while not raw.strip():
+                raw = fh.readline(RESULTS_PEEK_BYTES)
+                if not raw:
+                    return None
+    except OSError as err:
+        return f"it cannot be read to tell ({err.strerror or err})"
+    try:
+        line = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        return "its first line is not UTF-8 text (a binary file?)"
+    shown = line if len(line) <= 60 else line[:60] + "..."
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return f"its first line is not JSON ({shown!r})"
+    if not isinstance(row, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(row), "a number")
+        return f"its first line is JSON but {kind}, not an object ({shown!r})"
+    need = results_fields()
+    if any(row.keys() >= set(names) for names in need):
+        return None
+    has = ", ".join(str(k) for k in list(row)[:8]) + (" ..." if len(row) > 8 else "")
+    rows = " or ".join(", ".join(names[:4]) + " ..." for names in need)
+    return f"its first line is a JSON object with the fields {has or '(none)'}, not a results row ({rows})"
 
 
 class ResultsFile:

@@ -24,6 +24,12 @@ def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
     return path
 
 
+#: A line of an earlier run's per-item results, which a new run into the same --output replaces.
+EARLIER = json.dumps({"mode": "no_tools", "question": "What is 2+3?", "gold": "5", "prediction": "an earlier run's",
+                      "correct": False, "exact": False, "transcript": "an earlier run's", "calls": [],
+                      "seconds": 0.0, "stop_reason": "eos"}) + "\n"
+
+
 def test_eval_math_on_the_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     items = write_jsonl(tmp_path / "math.jsonl", MATH_ITEMS)
     # The fake hands out one continuation per decode: tools off (item 1, item 2), then tools on, where item 1
@@ -155,6 +161,62 @@ def test_an_output_that_is_the_shipped_sample_or_the_script_is_refused(tmp_path:
 
 
 @pytest.mark.usefixtures("no_model")
+def test_an_output_that_is_the_wiki_corpus_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The passages WikiSearch searched were replaced by the results, exit 0."""
+    monkeypatch.delenv("TOOLCALL_WIKI_CORPUS", raising=False)
+    items = write_jsonl(tmp_path / "math.jsonl", MATH_ITEMS)
+    wiki = write_jsonl(tmp_path / "wiki.jsonl", [{"title": "Paris", "text": "Paris is the capital of France."}])
+    before = wiki.read_text()
+    run = ["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--tools", "wikisearch", "--quiet"]
+    assert main([*run, "--wiki-corpus", str(wiki), "--output", str(wiki)]) == 1
+    assert f"--output {wiki} is --wiki-corpus {wiki}, which this run reads" in capsys.readouterr().err
+    monkeypatch.setenv("TOOLCALL_WIKI_CORPUS", str(wiki))
+    assert main([*run, "--output", str(wiki)]) == 1
+    assert f"--output {wiki} is $TOOLCALL_WIKI_CORPUS {wiki}, which this run reads" in capsys.readouterr().err
+    assert wiki.read_text() == before
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize(
+    ("name", "content", "looks"),
+    [
+        ("corpus.jsonl", '{"text": "It is [Calculator(2 + 3) -> 5] 5.", "original": "It is 5.", "calls": []}\n',
+         "its first line is a JSON object with the fields text, original, calls, not a results row (mode, question, "
+         "gold, prediction ... or id, category, valid, kind ...)"),
+        ("my_code.py", 'print("my code")\n', "its first line is not JSON ('print(\"my code\")')"),
+        ("list.jsonl", '\n["a", "list"]\n', "its first line is JSON but an array, not an object"),
+        ("data.bin", "\udcff\udcfe\n", "its first line is not UTF-8 text (a binary file?)"),
+    ],
+)
+def test_an_output_that_holds_anything_but_eval_results_is_refused(tmp_path: Path, name: str, content: str,
+                                                                   looks: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A finished data-gen corpus or a script given as --output was replaced by the results without a word."""
+    out = tmp_path / name
+    out.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert main(["eval", "--task", "math", "--backend", "fake", "--output", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"--output {out} exists and is not an earlier eval results file: {looks}" in err
+    assert "give another path, or remove the file if it may go" in err
+    assert out.read_bytes() == content.encode("utf-8", "surrogateescape")
+
+
+def test_an_empty_file_or_earlier_bfcl_results_may_be_replaced(tmp_path: Path) -> None:
+    from toolcall.bfcl import BfclResult
+    from toolcall.evaluation import check_output
+
+    bfcl = tmp_path / "bfcl.jsonl"
+    row = BfclResult("simple_0", "simple", True, "ok", None, [], [], "reply", 0.1).to_json()
+    del row["unconstrained"]   # a field with a default: older results files lack it
+    write_jsonl(bfcl, [row])
+    empty, blank = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl"
+    empty.write_text("")
+    blank.write_text("\n  \n")
+    for path in (bfcl, empty, blank, tmp_path / "new.jsonl"):
+        check_output(path, {})
+
+
+@pytest.mark.usefixtures("no_model")
 @pytest.mark.parametrize(
     ("output", "message"),
     [
@@ -180,7 +242,7 @@ def test_an_earlier_results_file_is_replaced(tmp_path: Path, capsys: pytest.Capt
     items = write_jsonl(tmp_path / "math.jsonl", MATH_ITEMS)
     out = tmp_path / "new" / "results.jsonl"  # a missing folder is made
     out.parent.mkdir()
-    out.write_text("an earlier run's results\n" * 10)
+    out.write_text(EARLIER * 10)
     script = tmp_path / "script.json"
     script.write_text(json.dumps(["168", "225", "168", "225"]))
     code = main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--model", str(script),
@@ -202,7 +264,7 @@ def test_each_result_is_written_as_it_is_graded(tmp_path: Path, monkeypatch: pyt
 
     fake_model(monkeypatch, FakeBackend(script=model))
     out = tmp_path / "results.jsonl"
-    out.write_text("an earlier run's results\n")
+    out.write_text(EARLIER)
     # The results were written only at the end: Ctrl-C after 7 s of a 64-item run lost every finished item.
     assert main(["eval", "--task", "math", "--input", str(items), "--backend", "fake", "--output", str(out),
                  "--quiet"]) == 130
@@ -218,11 +280,11 @@ def test_a_run_that_fails_before_its_first_item_keeps_the_earlier_results(
 
     monkeypatch.setattr("toolcall.backends.get_backend", load)
     out, new = tmp_path / "results.jsonl", tmp_path / "new.jsonl"
-    out.write_text("an earlier run's results\n")
+    out.write_text(EARLIER)
     for path in (out, new):
         assert main(["eval", "--task", "math", "--backend", "fake", "--output", str(path), "--quiet"]) == 1
         assert "no such model" in capsys.readouterr().err
-    assert out.read_text() == "an earlier run's results\n"
+    assert out.read_text() == EARLIER
     assert not new.exists()  # no empty file left behind
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from ..evaluation import EVAL_LOOP, EvalConfig, ResultsFile, check_output, softw
 from ..loop import LoopConfig
 from ..options import add_options, flag_of, from_args, given
 from ..terminal import stdout_to_stderr
+from ..tools._corpus import ENV_VAR as CORPUS_VARIABLE
 from .generate_cmd import config_from_args
 from .model_options import add_model_options
 from .tool_options import add_tool_source_options, toolset_from_args
@@ -51,9 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _tool_files(args: argparse.Namespace) -> dict[str, Path | None]:
-    """The --tools-from files the run reads, each by its flag (a module name is no file): --output must not be one
-    (`--tools-from my_tools.py --output my_tools.py` replaced the tools with the results)."""
-    return {f"--tools-from {source}": Path(source) for source in getattr(args, "tools_from", None) or ()}
+    """The --tools-from files and the WikiSearch corpus the run reads, each by its flag (a module name is no file):
+    --output must not be one (`--tools-from my_tools.py --output my_tools.py` replaced the tools with the results,
+    `--wiki-corpus wiki.jsonl --output wiki.jsonl` the passages)."""
+    files: dict[str, Path | None] = {f"--tools-from {source}": Path(source)
+                                     for source in getattr(args, "tools_from", None) or ()}
+    corpus = getattr(args, "wiki_corpus", None)
+    if corpus:
+        files["--wiki-corpus"] = Path(corpus)
+    elif os.environ.get(CORPUS_VARIABLE):   # what WikiSearch and QA search without --wiki-corpus
+        files[f"${CORPUS_VARIABLE}"] = Path(os.environ[CORPUS_VARIABLE])
+    return files
 
 
 def run(args: argparse.Namespace) -> int:

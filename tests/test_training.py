@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,30 @@ def _weights(path: Path) -> dict:
     return load_file(str(path / "model.safetensors"))
 
 
+def test_an_output_that_is_a_model_the_run_reads_is_refused(tmp_path: Path) -> None:
+    """`--from-adapter DIR --output DIR` trained the adapter further and saved it over itself; --model DIR alike."""
+    base, adapter = tmp_path / "base", tmp_path / "adapter"
+    for folder in (base, adapter):
+        folder.mkdir()
+        (folder / "train_result.json").write_text("{}")   # an earlier run's output, which check_output_dir allows
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    corpus = Path("corpus.jsonl")
+    for config, message in [
+        (TrainConfig(corpus, adapter, from_adapter=str(adapter)),
+         f"--output {adapter} is --from-adapter {adapter}, which this run reads: saving there would replace it"),
+        (TrainConfig(corpus, adapter / "again", from_adapter=str(adapter)),
+         f"--output {adapter / 'again'} lies inside --from-adapter {adapter}, which this run reads"),
+        (TrainConfig(corpus, base, from_adapter=str(adapter)),
+         f"--output {base} is the base model of --from-adapter {adapter}, which this run reads"),
+        (TrainConfig(corpus, tmp_path / "." / "base", model=str(base)),
+         f"--output {tmp_path / '.' / 'base'} is --model {base}, which this run reads"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config.validate()
+    TrainConfig(corpus, tmp_path / "new", from_adapter=str(adapter)).validate()
+    TrainConfig(corpus, tmp_path / "new", model=str(base)).validate()
+
+
 def test_full_fine_tune_saves_a_checkpoint_that_reloads(tiny: Path, tmp_path: Path) -> None:
     from toolcall.backends.hf_loading import load_model_and_tokenizer
     from toolcall.training import train
@@ -189,6 +214,24 @@ def test_a_corpus_with_no_token_for_the_loss_is_refused(tiny: Path, tmp_path: Pa
         train(TrainConfig(corpus=corpus, output=tmp_path / "out", model=str(tiny), max_steps=1, batch_size=2,
                           max_length=4))   # the cut leaves no end-of-text token either
     assert not (tmp_path / "out").exists()
+
+
+def test_a_corpus_without_a_tool_call_is_trained_with_a_warning(tiny: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """It trained on plain text without a word: "masked_tokens": 0 was the only sign."""
+    from toolcall.training import train
+
+    corpus = tmp_path / "plain.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["The sky is blue.", "Grass is green."]))
+    result = train(TrainConfig(corpus=corpus, output=tmp_path / "out", model=str(tiny), max_steps=1, batch_size=2,
+                               verify=False))
+    assert result.steps == 1 and result.masked_tokens == 0
+    assert (f"toolcall train: warning: no record of {corpus} holds a tool call with its result (in the toolformer "
+            "dialect), so the model learns no call") in capsys.readouterr().err
+    for mask_results, texts in ((True, TEXTS[:2]), (False, ["The sky is blue."])):   # calls, or results learned
+        train(TrainConfig(corpus=write_corpus(tmp_path / f"gen{mask_results}", texts), output=tmp_path / "o",
+                          model=str(tiny), max_steps=1, batch_size=2, verify=False, mask_results=mask_results))
+        assert "warning" not in capsys.readouterr().err
 
 
 def test_a_run_of_the_other_kind_into_the_same_output_leaves_only_its_own_model(tiny: Path, tmp_path: Path) -> None:

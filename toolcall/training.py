@@ -86,7 +86,29 @@ class TrainConfig:
         from .dialects import get_dialect
 
         get_dialect(self.dialect)
+        check_output_reads(self.output, self.reads())
         check_output_dir(self.output)
+
+    def reads(self) -> dict[str, Path]:
+        """The model directories the run reads, each by its flag: --output must not be one, nor lie inside one."""
+        folders: dict[str, Path] = {}
+        if self.from_adapter is not None:
+            adapter = Path(resolve_model(self.from_adapter) or self.from_adapter)
+            folders[f"--from-adapter {self.from_adapter}"] = adapter
+            try:   # its base, when a directory: loaded, and an adapter saved there removes its weights (a broken
+                # adapter_config.json is said where the adapter is read)
+                from .backends.hf_loading import adapter_base
+
+                base = adapter_base(adapter)
+            except (OSError, ValueError):
+                base = None
+            if base is not None:
+                folders[f"the base model of --from-adapter {self.from_adapter}"] = Path(resolve_model(base) or base)
+        if self.model is not None:
+            model = resolve_model(self.model)
+            if model is not None:
+                folders[f"--model {self.model}"] = Path(model)
+        return folders
 
 
 @dataclass
@@ -185,6 +207,18 @@ def check_result_dialect(texts: Sequence[str], dialect: str) -> None:
             raise ConfigError(f"{found} of the first {len(sample)} records hold tool results written in the {name} "
                               f"dialect, and --dialect {chosen.name} finds none, so they would be learned as text: "
                               f"pass --dialect {name} (or --no-mask-results to learn them)")
+
+
+def warn_without_results(texts: Sequence[str], dialect: str, corpus: Path) -> None:
+    """Say on stderr when no text holds a tool call with its result in `dialect`: the run learns plain text, no call
+    ("masked_tokens": 0 was the only sign), which may be meant, but a corpus of the wrong file or run rarely is."""
+    from .dialects import get_dialect
+
+    chosen = get_dialect(dialect)
+    if not any(chosen.result_spans(t) for t in texts):   # stops at the first text with a result
+        print(f"toolcall train: warning: no record of {corpus} holds a tool call with its result (in the "
+              f"{chosen.name} dialect), so the model learns no call, only the text; give a data-gen corpus to teach "
+              "calls", file=sys.stderr)
 
 
 def result_token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> list[bool]:
@@ -418,6 +452,22 @@ def _accelerator(torch: Any) -> bool:
 RESULT_FILE = "train_result.json"
 
 
+def check_output_reads(output: Path, reads: dict[str, Path]) -> None:
+    """A ConfigError when `output` is, or lies inside, a directory the run reads (`reads`: each by its flag):
+    `--from-adapter DIR --output DIR` replaced the adapter it was training further, `--model DIR --output DIR` the
+    checkpoint."""
+    target = output.resolve()
+    for flag, folder in reads.items():
+        if not folder.is_dir():
+            continue
+        if target == folder.resolve():
+            raise ConfigError(f"--output {output} is {flag}, which this run reads: saving there would replace it; "
+                              "give another directory")
+        if target.is_relative_to(folder.resolve()):
+            raise ConfigError(f"--output {output} lies inside {flag}, which this run reads; give a directory "
+                              "outside it")
+
+
 def check_output_dir(output: Path) -> None:
     """A ConfigError unless `output` is a new or empty directory, or one a previous run wrote (it holds RESULT_FILE):
     training into a directory of other files replaced a user's config.json without a word."""
@@ -449,6 +499,9 @@ def train(config: TrainConfig) -> TrainResult:
     from .backends.hf_loading import load_model_and_tokenizer
 
     records = read_training_records(config.corpus)
+    if config.mask_results:   # said before the model loads
+        check_result_dialect([t for t, _ in records], config.dialect)
+        warn_without_results([t for t, _ in records], config.dialect, corpus_file(config.corpus))
     base_name, adapter = config.model, None
     if config.from_adapter is not None:
         adapter, base_name = adapter_folder(config.from_adapter)
@@ -456,8 +509,6 @@ def train(config: TrainConfig) -> TrainResult:
     base, tokenizer = load_model_and_tokenizer(base_name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if config.mask_results:
-        check_result_dialect([t for t, _ in records], config.dialect)
     examples = _Examples()
     tokens = masked = cut = unlearned = 0
     for text, p in records:

@@ -112,6 +112,21 @@ def test_train_refuses_an_output_that_is_a_file_or_a_directory_of_other_files(co
     assert "is a file; the checkpoint or adapter is saved into a directory" in capsys.readouterr().err
 
 
+def test_train_refuses_an_output_that_is_the_adapter_it_trains_further(corpus: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The adapter it read was replaced in place by the one trained from it."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "embedded"}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    (adapter / "train_result.json").write_text("{}")   # an earlier `toolcall train` made it
+    assert main(["train", "--corpus", str(corpus), "--from-adapter", str(adapter), "--output", str(adapter),
+                 "--max-steps", "1"]) == 1
+    assert (f"--output {adapter} is --from-adapter {adapter}, which this run reads: saving there would replace it; "
+            "give another directory") in capsys.readouterr().err
+    assert (adapter / "adapter_model.safetensors").read_bytes() == b"weights"
+
+
 def test_train_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--corpus", "x"])

@@ -94,8 +94,11 @@ def iter_inputs(path: Path, limit: int | None = None, max_chars: int | None = No
     decompressed. A text longer than `max_chars` is split (`split_text`) into texts of their own, each with its
     fields and "part" (0, 1, ...): the model reads each with the prompt before it, within its context, and the
     forward over a long one grows with its square (one 60 KB document took over 15 minutes, past the model's
-    context). What is wrong with the file (missing, not a file, an unknown kind) is raised here, before any text."""
+    context). What is wrong with the file (missing, not a file, an unknown kind), or a `limit` below 1, is raised
+    here, before any text."""
     path = Path(path)
+    if limit is not None and limit < 1:   # -1 was itertools.islice's bare ValueError, 0 no text without a word
+        raise ConfigError(f"limit must be at least 1, got {limit}")
     kind = content_suffix(path)
     texts = _read(path, kind, limit, text_field, txt, {"date": date_field, "id": id_field})
     whole = txt == "whole" and kind == ".txt"   # --txt says how a .txt file is read, only
@@ -128,7 +131,7 @@ def _warn_unseen(path: Path, count: int, seen: set[str], named: dict[str, str]) 
 class RunInputs:
     """A data-gen run's input texts as its DataGenConfig says to read them (iter_inputs), not held: made, they are
     read through once, which checks every one (a malformed line, a bad date: an error before any model loads) and
-    counts them; each pass over them reads the file again, a text at a time. Held in a list, a whole FineWeb shard
+    counts them (none is an error too); each pass over them reads the file again, a text at a time. Held in a list, a whole FineWeb shard
     took gigabytes before its first text was done."""
 
     def __init__(self, path: Path, limit: int | None, config: Any) -> None:
@@ -140,6 +143,9 @@ class RunInputs:
         for _, fields in self:
             count += 1
             seen.update(fields)
+        if not count:   # the run "succeeded" on nothing, texts_in 0, and left a used output directory
+            empty = "it has no rows" if content_suffix(self.path) == ".parquet" else "it is empty or only blank lines"
+            raise ConfigError(f"input {self.path} holds no texts ({empty}); give a file with at least one")
         self.count = count
         _warn_unseen(self.path, count, seen, {"date": config.date_field, "id": config.id_field})
 

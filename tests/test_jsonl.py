@@ -52,6 +52,34 @@ def test_bytes_that_are_not_utf8_are_placed_by_line_and_column(tmp_path: Path) -
         list(read_jsonl(path))
 
 
+def test_a_nul_byte_is_placed_by_line_and_column_and_a_json_escape_of_one_is_text(tmp_path: Path) -> None:
+    """A NUL byte was read as part of a text; a .jsonl's raw one said "not valid JSON (Expecting value)"."""
+    path = tmp_path / "nul.txt"
+    path.write_bytes(b"fine\nThe total is 5.\x00 zero\n")
+    with pytest.raises(ConfigError, match=r"nul\.txt:2:16: input holds a NUL byte \(0x00\), and text files hold "
+                                          r"none \(is it a binary file\?\)$"):
+        list(read_lines(path))
+    raw = tmp_path / "raw.jsonl"
+    raw.write_bytes(b'{"text": "fine"}\n\x00{"text": "x"}\n')
+    with pytest.raises(ConfigError, match=r"raw\.jsonl:2:1: corpus holds a NUL byte"):
+        list(read_jsonl(raw, "corpus"))
+    escaped = tmp_path / "escaped.jsonl"   # JSON's own escape: the value holds U+0000, the file no NUL byte
+    escaped.write_text('{"text": "5.\\u0000"}\n', encoding="utf-8")
+    assert [r for _, r in read_jsonl(escaped)] == [{"text": "5.\x00"}]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_file_without_a_byte_order_mark_is_told_to_be_saved_as_utf8(tmp_path: Path, encoding: str) -> None:
+    """A UTF-16LE .txt without a BOM was read as texts with a NUL after every letter."""
+    path = tmp_path / "u16.txt"
+    path.write_bytes("2 + 3 = 5.\n17 * 23 = 391.\n".encode(encoding))
+    column = 2 if encoding == "utf-16-le" else 1
+    with pytest.raises(ConfigError, match=rf"u16\.txt:1:{column}: input file holds a NUL byte \(0x00\), and text files "
+                                          r"hold none; the file looks like UTF-16 \(a NUL at every other byte\): "
+                                          r"save it as UTF-8"):
+        list(read_lines(path, "input file"))
+
+
 def test_a_byte_order_mark_at_the_start_is_dropped(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"text": "one"}\n')

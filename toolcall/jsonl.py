@@ -34,9 +34,10 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 
 def read_lines(path: str | Path, what: str = "input", *, max_bytes: int | None = None) -> Iterator[tuple[str, str]]:
     """Yield ("FILE:LINE", line) for every line of the UTF-8 text file `path` (a byte-order mark at the start of a
-    line is dropped: files joined with `cat` carry one at each file's first line); bytes that are not UTF-8 raise
-    ConfigError at their line and column instead of a codec traceback. A line longer than MAX_LINE_BYTES, or lines
-    past `max_bytes` in all, raise ConfigError when they are met, having read no more than that."""
+    line is dropped: files joined with `cat` carry one at each file's first line); bytes that are not UTF-8, and a NUL
+    byte (no text file holds one; UTF-16 without its BOM has one at every other byte), raise ConfigError at their line
+    and column instead of a codec traceback or a text of NULs. A line longer than MAX_LINE_BYTES, or lines past
+    `max_bytes` in all, raise ConfigError when they are met, having read no more than that."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
@@ -67,6 +68,11 @@ def read_lines(path: str | Path, what: str = "input", *, max_bytes: int | None =
             if max_bytes is not None and total > max_bytes:
                 raise ConfigError(f"{path}: {what} is longer than {max_bytes:,} bytes (read no further, at line "
                                   f"{number:,}): split it into files")
+            nul = raw.find(b"\0")
+            if nul >= 0:   # no text holds one: read on, a UTF-16 file without its BOM gave texts of a letter a word
+                column = len(raw[:nul].decode("utf-8", errors="replace").removeprefix("\ufeff")) + 1
+                raise ConfigError(f"{where}:{column}: {what} holds a NUL byte (0x00), and text files hold none"
+                                  f"{_nul_hint(raw)}")
             try:
                 line = raw.decode("utf-8-sig")
             except UnicodeDecodeError as err:
@@ -74,6 +80,18 @@ def read_lines(path: str | Path, what: str = "input", *, max_bytes: int | None =
                 raise ConfigError(f"{where}:{column}: {what} is not UTF-8 text (byte 0x{raw[err.start]:02x}: "
                                   f"{err.reason}); save it as UTF-8") from None
             yield where, line
+
+
+def _nul_hint(raw: bytes) -> str:
+    """What a line holding NUL bytes may be: where they stand at every other byte, as UTF-16 writes Latin text (its
+    line end's second byte begins the next line), the file is UTF-16, to be saved as UTF-8."""
+    body = raw.rstrip(b"\r\n")
+    even, odd = body[0::2].count(0), body[1::2].count(0)
+    most, least = max(even, odd), min(even, odd)
+    # A NUL in at least half the bytes of one parity, and hardly one in the other.
+    if len(body) >= 2 and most * 4 >= len(body) and least * 10 <= most:
+        return "; the file looks like UTF-16 (a NUL at every other byte): save it as UTF-8"
+    return " (is it a binary file?)"
 
 
 #: Compressed files are read as what their name says, as the corpora people download come (C4's .json.gz shards).
@@ -104,10 +122,10 @@ def read_jsonl(path: str | Path, what: str = "input", *, max_bytes: int | None =
                ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ("FILE:LINE", object) for every non-blank line of `path` (past `max_bytes` in all: as read_lines).
 
-    A missing file, bytes that are not UTF-8, a line that is not JSON (or nests deeper than Python's JSON reader
-    goes), a line that is not a JSON object, or a string holding a lone surrogate (`"\\ud800"`, which no UTF-8 file
-    can hold and nothing downstream can write) raises ConfigError naming the file, the line and what was found, so a
-    caller can add its own field checks with the same location.
+    A missing file, bytes that are not UTF-8 or a NUL byte (a JSON escape `\\u0000` is text), a line that is not
+    JSON (or nests deeper than Python's JSON reader goes), a line that is not a JSON object, or a string holding a
+    lone surrogate (`"\\ud800"`, which no UTF-8 file can hold and nothing downstream can write) raises ConfigError
+    naming the file, the line and what was found, so a caller can add its own field checks with the same location.
     """
     path = Path(path)
     if not path.is_file():

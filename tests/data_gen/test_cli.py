@@ -33,6 +33,18 @@ def test_limit_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--limit must be at least 1, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+def test_an_input_without_a_text_is_refused_before_the_output_is_made(tmp_path: Path, content: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """eval and train refuse an empty input; data-gen exited 0 with texts_in 0 and left a used output directory."""
+    texts = tmp_path / "t.jsonl"
+    texts.write_text(content)
+    out = tmp_path / "out"
+    assert main(["data-gen", "--backend", "fake", "--input", str(texts), "--output", str(out), "--no-progress"]) == 1
+    assert f"input {texts} holds no texts" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bad_placement_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["data-gen", "--input", "x.txt", "--output", "o", "--placement", "middle"])

@@ -305,6 +305,29 @@ def test_a_runs_inputs_are_checked_and_counted_when_made_and_read_again_by_each_
         inputs.read_run_inputs(path, 2, DataGenConfig(max_text_chars=100, id_field="url"))
 
 
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_a_config_error(tmp_path: Path, limit: int) -> None:
+    """-1 was itertools.islice's bare ValueError ("Stop argument for islice() must be None or an integer")."""
+    (tmp_path / "t.txt").write_text("one\ntwo\n")
+    with pytest.raises(ConfigError, match=f"limit must be at least 1, got {limit}"):
+        read_inputs(tmp_path / "t.txt", limit=limit)
+
+
+@pytest.mark.parametrize(("name", "content", "txt"), [("empty.jsonl", "", "lines"), ("blank.jsonl", "\n  \n", "lines"),
+                                                      ("blank.txt", "\n\n  \n", "lines"),
+                                                      ("blank.txt", " \n\n", "whole")])
+def test_a_run_on_a_file_without_a_text_is_refused(tmp_path: Path, name: str, content: str, txt: str) -> None:
+    """It ran on nothing, exit 0 with texts_in 0, and left an output directory behind."""
+    from toolcall.data_gen.config import DataGenConfig
+    from toolcall.data_gen.inputs import read_run_inputs
+
+    (tmp_path / name).write_text(content)
+    assert read_inputs(tmp_path / name, txt=txt) == []   # the reader itself may give none
+    with pytest.raises(ConfigError, match=rf"input .*{name} holds no texts \(it is empty or only blank lines\); "
+                                          "give a file with at least one"):
+        read_run_inputs(tmp_path / name, None, DataGenConfig(txt=txt))
+
+
 def test_an_input_changed_after_it_was_checked_is_an_error_not_other_texts(tmp_path: Path) -> None:
     from toolcall.data_gen.config import DataGenConfig
     from toolcall.data_gen.inputs import read_run_inputs

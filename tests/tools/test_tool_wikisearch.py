@@ -184,6 +184,26 @@ def test_a_corpus_with_no_word_to_search_by_is_one_error(tmp_path: Path, name: s
         _corpus.index()
 
 
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("u16.txt", "Paris is the capital of France.\n\nBerlin is the capital of Germany.\n".encode("utf-16-le"),
+     r"u16\.txt:1:2: corpus holds a NUL byte \(0x00\), and text files hold none; the file looks like UTF-16 \(a NUL "
+     r"at every other byte\): save it as UTF-8"),
+    ("nul.jsonl", b'{"title": "Paris", "text": "Paris is the capital of France."}\n{"text": "Berlin\x00"}\n',
+     r"nul\.jsonl:2:17: corpus holds a NUL byte \(0x00\), and text files hold none"),
+])
+def test_a_corpus_holding_nul_bytes_is_one_error_at_its_line(tmp_path: Path, name: str, content: bytes,
+                                                             message: str) -> None:
+    """A UTF-16 .txt without a byte-order mark was read as passages of single letters."""
+    (tmp_path / name).write_bytes(content)
+    wikisearch.configure(tmp_path / name)
+    for read in (_corpus.index, _corpus.check):
+        with pytest.raises(ConfigError, match=message):
+            read()
+    escaped = tmp_path / "escaped.jsonl"   # JSON's escape of U+0000 is no NUL byte in the file
+    escaped.write_text(json.dumps({"title": "Paris", "text": "Paris is the capital of France.\u0000"}) + "\n")
+    assert _corpus.load_passages(escaped) == [_corpus.Passage("Paris", "Paris is the capital of France.\x00")]
+
+
 def test_a_long_passage_is_searched_as_several(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A .txt without blank lines was one passage: 356 KB of gzip took 2 GB to index, and a hit on it returned its start.
     monkeypatch.setattr(_corpus, "MAX_PASSAGE_CHARS", 60)

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,9 @@ class RunDir:
                                   "that run, or choose another directory")
             self._check_same_run(run_info)
         else:
+            if resume:   # a mistyped directory started a new run without a word, the old one left as it was
+                print(f"toolcall data-gen: --resume: {self.path} holds no run to resume; starting a new one there",
+                      file=sys.stderr)
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
                 (self.path / RUN).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")

@@ -147,3 +147,11 @@ def test_the_run_holds_where_each_commit_lies_not_its_summary_and_reads_them_bac
     assert stats["per_tool"]["Calculator"]["candidates_scored"] == 2 and stats["loss_reduction_all"]["n"] == 2
     assert stats["calls_kept_by_source"] == {"model": 1}
     again.close()
+
+
+def test_a_resume_where_no_run_is_says_it_starts_a_new_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--resume with a mistyped directory started a new run there without a word."""
+    RunDir(tmp_path / "typo", True, info()).close()
+    assert "holds no run to resume; starting a new one" in capsys.readouterr().err
+    RunDir(tmp_path / "typo", True, info()).close()
+    assert capsys.readouterr().err == ""

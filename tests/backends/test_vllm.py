@@ -569,9 +569,10 @@ def _vllm_rule(steering: Steering, triggers: int = 0) -> dict[str, Any]:
                                       Steering("[", trigger_top_k=3, constrain="start: /.+/"),
                                       Steering("[", constrain="start: /.+/"), Steering("[", min_open_prob=0.3),
                                       Steering("[", trigger_top_k=3, min_open_prob=0.05),
-                                      Steering("[", constrain="start: /.+/", min_open_prob=0.3)],
+                                      Steering("[", constrain="start: /.+/", min_open_prob=0.3),
+                                      Steering("[", trigger_top_k=10 ** 6)],
                          ids=["disable", "trigger", "trigger+constrain", "constrain", "threshold", "trigger+threshold",
-                              "constrain+threshold"])
+                              "constrain+threshold", "trigger-past-the-vocabulary"])
 def test_the_logits_processor_picks_what_the_transformers_backend_picks(stand_in: None, steering: Steering, seed: int) -> None:
     torch = pytest.importorskip("torch")
     from toolcall.backends.vllm_steering import TokenRule
@@ -589,6 +590,21 @@ def test_the_logits_processor_picks_what_the_transformers_backend_picks(stand_in
         spec = _vllm_rule(steering)
         raw_top = [int(t) for t in torch.argsort(logits, descending=True)]
         assert fired_triggers(frozenset(spec["begin"]), spec.get("ban", ()), spec["top_k"], [got], [raw_top]) == rule.fired
+
+
+@pytest.mark.parametrize(("own", "backend_temperature", "sent"), [
+    (1e-300, 0.0, 0.0), (1e-45, 0.7, 0.0), (0.009, 0.7, 0.0), (0.01, 0.0, 0.01), (0.7, 0.0, 0.7), (None, 1e-300, 0.0),
+    (None, 0.5, 0.5)])
+def test_a_temperature_below_the_greedy_floor_is_sent_as_greedy(stand_in: None, own: float | None,
+                                                                backend_temperature: float, sent: float) -> None:
+    """vLLM raises a temperature in (0, 0.01) to 0.01 and samples; the transformers engine divided its logits by it
+    (NaN at 1e-300): both now decode greedily below GREEDY_BELOW, so an engine never decides differently."""
+    from toolcall.backends.base import Sampling
+    from toolcall.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend.from_vllm(ScriptedLLM([]), temperature=backend_temperature)
+    session = types.SimpleNamespace(triggers=0, sampling=Sampling(temperature=own))
+    assert backend._params([], 5, None, None, session).temperature == sent
 
 
 def test_the_call_threshold_bans_the_opener_only_where_it_is_unlikely(stand_in: None) -> None:

@@ -1,6 +1,7 @@
 """The backend interfaces: decode sessions that pause at stop strings, and the Scorer protocol data_gen scores with."""
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -71,25 +72,44 @@ class Steering:
 MAX_SEED = 2**64 - 1
 #: The highest sampling temperature taken (OpenAI's bound): past it every token is about as likely as any other.
 MAX_TEMPERATURE = 2.0
+#: A positive temperature below this decodes greedily, as 0 does, in every engine (see `sampling_temperature`).
+GREEDY_BELOW = 0.01
+
+
+def sampling_temperature(temperature: float) -> float:
+    """The temperature an engine samples at for a requested one: 0 (greedy) below GREEDY_BELOW, else the same.
+
+    Dividing logits by a tiny temperature overflows (softmax(scores / 1e-300) was NaN in the transformers backend, a
+    raw RuntimeError mid-reply; 1e-45 is 0 in float32), and vLLM raises any temperature below 0.01 to 0.01 itself. At
+    0.01 a token 0.05 below the best logit is already e^-5 as likely, so every engine reads a lower one as greedy, the
+    limit it tends to, and they agree on it.
+    """
+    return 0.0 if temperature < GREEDY_BELOW else float(temperature)
 
 
 @dataclass(frozen=True)
 class Sampling:
     """One session's own sampling settings; None keeps the backend's (engines that do not sample ignore them)."""
 
-    temperature: float | None = None  # 0: greedy
+    temperature: float | None = None  # 0 (or below GREEDY_BELOW): greedy
     top_p: float | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        # Checked where they are given, not where they are used: NaN made torch raise on the first sampled step, and
-        # a seed past 64 bits "Overflow when unpacking long long", both after the model had loaded.
+        # Checked where they are given, not where they are used: NaN made torch raise on the first sampled step, a
+        # seed past 64 bits "Overflow when unpacking long long", and a seed of 1.5 manual_seed's TypeError, all after
+        # the model had loaded. A bool is no number here (True passed as a temperature of 1).
+        for name, allowed in (("temperature", f"in [0, {MAX_TEMPERATURE:g}] (0: greedy)"), ("top_p", "in (0, 1]")):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+                raise ConfigError(f"{name} must be a number {allowed}, not {type(value).__name__} ({value!r:.40})")
         if self.temperature is not None and not 0 <= self.temperature <= MAX_TEMPERATURE:
             raise ConfigError(f"temperature must be in [0, {MAX_TEMPERATURE:g}] (0: greedy), got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED):
-            raise ConfigError(f"seed must be a whole number in [0, 2^64), got {self.seed}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
+                                      or not 0 <= self.seed <= MAX_SEED):
+            raise ConfigError(f"seed must be a whole number in [0, 2^64), got {self.seed!r:.40}")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, MissingDependencyError
-from .base import Branch, Prefix, branch_grammars, check_batch_tokens, scoring_start_id
+from .base import Branch, Prefix, branch_grammars, check_batch_tokens, sampling_temperature, scoring_start_id
 
 
 def _torch() -> Any:
@@ -399,7 +399,7 @@ class HFScoringMixin:
         for step in range(max_new_tokens):
             if matchers is not None:
                 logits = self._grammar_masked(logits, live, done, generated, matchers)
-            if temperature <= 0:
+            if sampling_temperature(temperature) <= 0:   # below GREEDY_BELOW too: logits / 1e-300 overflowed
                 tokens = logits.argmax(-1)
             else:
                 scaled = logits / temperature

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 from ..errors import BackendError, ConfigError
+from .base import sampling_temperature
 
 # GPT-2-like pieces: a word or one digit with its leading space, a punctuation run with its leading space (so " ["
 # and ")]" are one token each, as in real byte-level vocabularies), whitespace (a run before a word leaves its last
@@ -102,11 +103,14 @@ class ToyLM:
             return END
         scored = [(self.prob(context, t), n, t) for n, t in enumerate(choices)]
         scored.sort(key=lambda s: (-s[0], s[1]))
+        temperature = sampling_temperature(temperature)
         if temperature <= 0:
             return scored[0][2]
         if top_k > 0:
             scored = scored[:top_k]
-        weights = [p ** (1.0 / temperature) for p, _, _ in scored]
+        # Relative to the likeliest, so the weights never all underflow to 0 (random.choices refuses that).
+        best = scored[0][0]
+        weights = [(p / best) ** (1.0 / temperature) for p, _, _ in scored]
         return rng.choices([t for _, _, t in scored], weights)[0]
 
 

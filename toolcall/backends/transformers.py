@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
 from . import find_stop, stop_at_end
-from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens
+from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
 from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer, resolve_dtype
 from .hf_scoring import HFScoringMixin
 from .prefix_cache import PrefixCache
@@ -191,7 +191,9 @@ class TransformersSession(DecodeSession):
                 scores = scores.clone()
                 scores[list(ban_ids)] = float("-inf")
             elif steering.trigger_top_k > 0 and self.triggers < steering.max_triggers and begin_ids:
-                top = torch.topk(scores, steering.trigger_top_k).indices.tolist()
+                # A k past the vocabulary is the whole vocabulary (torch.topk refused it: "selected index k out of
+                # range", mid-reply).
+                top = torch.topk(scores, min(steering.trigger_top_k, scores.shape[-1])).indices.tolist()
                 ranked = [t for t in top if t in begin_ids]
                 # Force the call open when its token is in the top-k but greedy would not pick it (Toolformer §4.2).
                 if ranked and top[0] not in begin_ids:
@@ -201,7 +203,7 @@ class TransformersSession(DecodeSession):
                     forced.extend(backend.encode(rest) if rest else [])
                     return opener
         own = self.sampling
-        temperature = backend.temperature if own.temperature is None else own.temperature
+        temperature = sampling_temperature(backend.temperature if own.temperature is None else own.temperature)
         top_p = backend.top_p if own.top_p is None else own.top_p
         if temperature <= 0:
             return int(torch.argmax(scores))

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from . import stop_at_end
-from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens
+from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
 from .vllm_async import AsyncEngine
 from .vllm_gather import RequestGatherer
 from .vllm_scoring import VLLMScoringMixin
@@ -393,8 +393,10 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         own = session.sampling if session is not None else None
         options: dict[str, Any] = {"stop": list(stop), "include_stop_str_in_output": True,
                                    "max_tokens": max(1, max_new_tokens),
-                                   "temperature": self.temperature if own is None or own.temperature is None
-                                   else own.temperature,
+                                   # Below GREEDY_BELOW greedy, as in every engine (vLLM itself would raise it
+                                   # to 0.01 and sample).
+                                   "temperature": sampling_temperature(self.temperature if own is None
+                                                                       or own.temperature is None else own.temperature),
                                    "top_p": self.top_p if own is None or own.top_p is None else own.top_p,
                                    "seed": self.seed if own is None or own.seed is None else own.seed}
         if grammar is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError
-from .base import Branch, Prefix, branch_grammars, scoring_start_id
+from .base import Branch, Prefix, branch_grammars, sampling_temperature, scoring_start_id
 from .vllm_steering import EXTRA_KEY
 from .vllm_support import import_vllm, structured_grammar
 
@@ -160,6 +160,7 @@ class VLLMScoringMixin:
         ids = list(self._own(prefix).ids)
         if not branches or n < 1:
             return [[] for _ in branches]
+        temperature = sampling_temperature(temperature)   # below GREEDY_BELOW: greedy, as in every engine
         greedy = temperature <= 0
         per = 1 if greedy else n
         grammars = branch_grammars(grammar, len(branches))

@@ -491,3 +491,84 @@ def test_a_call_written_on_the_budgets_last_token_is_answered_and_the_reply_ends
     _, result = run(["6 times 7 is [multiply(6, 7) ->", " so 42."], tools, max_new_tokens=budget)
     assert (result.text, len(result.calls), result.stop_reason) == (text, calls, "length")
     assert result.counters.decoded_tokens == budget
+
+
+def test_max_calls_zero_offers_no_tools() -> None:
+    """With max_calls 0 the call opener is banned from the start, yet the prompt taught the tools (the instruction and
+    worked examples) for a call that could never run."""
+    from toolcall.api import generate
+    from toolcall.loop import offers_tools
+
+    assert not offers_tools(LoopConfig(max_calls=0), TF) and offers_tools(LoopConfig(max_calls=1), TF)
+    prompts = {}
+    for limit in (0, 1):
+        backend = FakeBackend(script=["6 times 7 is 42."])
+        generate("What is 6 times 7?", backend=backend, tools=ToolRegistry([multiply]), max_calls=limit)
+        prompts[limit] = backend.prompts[0]
+    assert "multiply" in prompts[1] and "multiply" not in prompts[0]
+
+
+def test_a_toolformer_call_whose_quote_its_line_leaves_open_gets_its_error_where_the_line_ends(
+        tools: ToolRegistry) -> None:
+    """`[multiply("6, 7) ->`: the quote took the rest of the line, so neither that call nor the one after it ran, and
+    the model read no error (`[multiply(6, 7 ->` gets one). The loop now also stops at the line's end while an arrow
+    lies in an open quoted argument, and gives the error there, on a line of its own."""
+    backend = FakeBackend(script=['A [multiply("6, 7) ->', " then [multiply(2, 3) ->", " end.\n",
+                                  "So [multiply(4, 5) ->", " done."], chars_per_token=3)
+    events = list(stream_loop(backend, "Q: ", TF, tools))
+    result = next(e.result for e in events if isinstance(e, Done))
+    assert result.text == ('A [multiply("6, 7) -> then [multiply(2, 3) -> end.\nError: malformed call\n'
+                           "So [multiply(4, 5) -> 20.0] done.")
+    bad, good = result.calls
+    assert (bad.tool, bad.ok, bad.result) == (None, False, "Error: malformed call") and bad.issue is not None
+    assert (good.tool, good.result) == ("multiply", "20.0")
+    assert [type(e).__name__ for e in events if isinstance(e, (MalformedCall, CallFinished))] == \
+        ["MalformedCall", "CallFinished", "CallFinished"]
+    # The line break was a stop only while the quote was open after an arrow.
+    assert [stop for stop, _, _ in backend.calls] == [("->", "→"), ("->", "→", "\n"), ("->", "→", "\n"), ("->", "→"),
+                                                      ("->", "→")]
+    parsed = TF.parse(result.prompt + result.text)   # the session's text, where the loop's issue positions lie
+    assert [(c.tool, c.result) for c in parsed.calls] == [("multiply", "20.0")] and parsed.issues == [bad.issue]
+
+
+def test_an_arrow_in_a_quoted_argument_that_closes_on_its_line_is_text() -> None:
+    def echo(text: str) -> str:
+        """Say it back.
+
+        Args:
+            text: What to say.
+        """
+        return text
+
+    backend, result = run(['[echo("a ->', ' b") ->', " ok.\nDone."], ToolRegistry([echo]))
+    assert result.text == '[echo("a -> b") -> a -> b] ok.\nDone.' and [c.result for c in result.calls] == ["a -> b"]
+    # A stop at the line's end only while the quote was open at the first arrow; none after the call ran.
+    assert [stop for stop, _, _ in backend.calls] == [("->", "→"), ("->", "→", "\n"), ("->", "→")]
+
+
+def test_a_hermes_string_open_at_a_closing_tag_that_starts_a_line_gets_its_error_there(tools: ToolRegistry) -> None:
+    """`{"expression": "1+1}}\\n</tool_call>`: the string ran over the closing tag, so the loop saw no call there, gave
+    no error, and the model was free to write its own <tool_response>."""
+    hermes = get_dialect("hermes")
+    broken = '<tool_call>\n{"name": "multiply", "arguments": {"a": 6, "b": "7}}\n</tool_call>'
+    good = '<tool_call>\n{"name": "multiply", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+    _, result = run([broken, "\nthen " + good, " done"], tools, dialect=hermes)
+    bad, ran = result.calls
+    assert (bad.tool, bad.result) == (None, "Error: malformed call") and (ran.tool, ran.result) == ("multiply", "6.0")
+    assert result.text.startswith(broken + "\n<tool_response>\nError: malformed call\n</tool_response>\n")
+    parsed = hermes.parse(result.prompt + result.text)
+    assert [(c.tool, c.result) for c in parsed.calls] == [("multiply", "6.0")] and parsed.issues == [bad.issue]
+
+
+def test_a_llama3_json_reply_that_breaks_gets_its_error_at_the_brace_after_the_fault() -> None:
+    """A reply in Llama's own template (it starts after the assistant header) that starts as a call and breaks is a
+    malformed call, and the loop says so at the "}" after the fault, as parse reads it. (A reply that continues a
+    prompt without Llama's turn tokens is read with that prompt, as prose, where a broken object is no call.)"""
+    llama = get_dialect("llama3_json")
+    prompt = "<|start_header_id|>user<|end_header_id|>\n\nq<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    backend = FakeBackend(script=['{"name": "multiply", "parameters": {"a": 6+1}', "} and more"], chars_per_token=3)
+    result = run_loop(backend, prompt, llama, ToolRegistry([multiply]), LoopConfig())
+    (bad,) = result.calls
+    assert (bad.tool, bad.result) == (None, "Error: malformed call")
+    assert [(i.message, i.pos) for i in llama.parse(result.prompt + result.text).issues] == \
+        [(bad.issue.message, bad.issue.pos)]  # type: ignore[union-attr]

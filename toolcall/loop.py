@@ -311,9 +311,11 @@ def _pending(run: _Run) -> "PendingCalls | None":
 
 
 def offers_tools(config: LoopConfig, dialect: "Dialect") -> bool:
-    """Whether a reply decoded with `config` is offered its tools (in the prompt): a reply held to JSON is only where
-    the dialect can call them before the answer."""
-    return config.tools_enabled and (config.json_schema is None or calls_before_json(dialect))
+    """Whether a reply decoded with `config` is offered its tools (in the prompt): not with tools off, nor where it
+    may make no call (max_calls 0: the call opener is banned, and the instruction and worked examples only taught a
+    call that could never run); a reply held to JSON only where the dialect can call them before the answer."""
+    return (config.tools_enabled and config.max_calls > 0
+            and (config.json_schema is None or calls_before_json(dialect)))
 
 
 def _tools_on(run: _Run) -> bool:
@@ -357,11 +359,23 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
         if cfg.trigger_top_k > 0 or cfg.call_threshold > 0 or grammar is not None or force:
             steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
                                 constrain=grammar, call_open=force, min_open_prob=cfg.call_threshold)
-        return tuple(dialect.call_markers) + tuple(dialect.end_markers), steering
+        return _call_stops(run), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.
         return tuple(dialect.end_markers), Steering(dialect.open_marker, disable=True)
-    return tuple(dialect.call_markers) + tuple(dialect.end_markers), None
+    return _call_stops(run), None
+
+
+def _call_stops(run: _Run) -> tuple[str, ...]:
+    """Where a decode that may write calls stops: the call markers, the end markers, and what would leave a call the
+    text ends inside malformed (the reader's breaks: Toolformer's line break inside a quoted argument after an arrow)."""
+    return tuple(run.dialect.call_markers) + tuple(run.dialect.end_markers) + _breaks(run)
+
+
+def _breaks(run: _Run) -> tuple[str, ...]:
+    """The reader's breaks that are not already a call or end marker (an end marker still ends the reply)."""
+    dialect = run.dialect
+    return tuple(b for b in run.reader.breaks if b not in dialect.call_markers and b not in dialect.end_markers)
 
 
 def _request(run: _Run, call: ToolCall) -> CallRequest:
@@ -410,10 +424,10 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     """Handle the end of one decode: ask for the pending calls' outcomes and close the calls with their results;
     returns whether to decode again."""
     s, dialect = run.session, run.dialect
-    # 1. Only a call marker pauses for tools; an end marker, eos or the token budget ends the generation. A call
-    # whose marker is the budget's last token is still a whole call: it is answered (or handed back), and then the
-    # reply ends there.
-    if s.stop_reason != "stop" or s.matched_stop not in dialect.call_markers:
+    # 1. Only a call marker pauses for tools (or a break: what ended a call the last marker lay in, malformed); an end
+    # marker, eos or the token budget ends the generation. A call whose marker is the budget's last token is still a
+    # whole call: it is answered (or handed back), and then the reply ends there.
+    if s.stop_reason != "stop" or (s.matched_stop not in dialect.call_markers and s.matched_stop not in _breaks(run)):
         return False
     # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text.
     pending = _pending(run)

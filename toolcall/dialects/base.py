@@ -559,6 +559,9 @@ class ReplyReader:
         self.start = 0  # where the next look reads from
         self._quiet: QuietString | QuietValue | None = None
         self._value_after = 0  # no QuietValue is tried for a text shorter than this
+        # What, written next, leaves the call the text ends inside malformed (`Dialect.call_breaks` after the last
+        # look): the loop stops there too, to give the model its error.
+        self.breaks: tuple[str, ...] = ()
 
     def pending(self, text: str) -> PendingCalls | None:
         """`dialect.pending(text)`; `text` continues the text of the last call (or is the reply's first look)."""
@@ -566,6 +569,13 @@ class ReplyReader:
             return None
         pending, self.start = self.dialect.pending_from(text, self.start)
         self._quiet = None
+        if pending is not None:
+            self.breaks = ()
+        elif not self.breaks or text.endswith(self.breaks):
+            self.breaks = self.dialect.call_breaks(text, self.start)
+        # Else no break was written since they were asked for (each is a stop): they stand, and are not asked for again
+        # at every marker of a long quoted argument. Should the call have closed meanwhile, a break is one more stop,
+        # where `pending` finds nothing.
         if pending is None:
             # A QuietValue first: it also goes on through the strings of the data, where a QuietString ends at each
             # one's closing quote (data whose every string holds a "]" took a look at every stop).
@@ -651,7 +661,8 @@ class Dialect(ABC):
     # -- the decoding loop -----------------------------------------------------------------------
     @abstractmethod
     def pending(self, text: str) -> PendingCalls | None:
-        """The calls awaiting results at the end of `text`, which ends with a call marker.
+        """The calls awaiting results at the end of `text`, which ends with a call marker (or with one of the texts
+        `call_breaks` named for it).
 
         None when the marker opens no call (an arrow in prose): there is nothing to close.
         """
@@ -662,6 +673,15 @@ class Dialect(ABC):
         reply, and reading only from where a call may still begin keeps its work linear in the reply. A dialect
         whose `pending` is already cheap at every marker reads what it needs and says 0."""
         return self.pending(text), 0
+
+    def call_breaks(self, text: str, start: int) -> tuple[str, ...]:
+        """After a look from `start` (what `pending_from` returned) found nothing pending in `text`, which ends with a
+        call marker: the texts that, written next, leave the call that marker lies in malformed for good (a model that
+        wrote the marker meant the call to end there). The loop stops at them too, and `pending` of the text ending
+        with one reports that call malformed, so the model reads an error where it would have read nothing (the call
+        and any after it skipped without a word). Empty where no such text is known: only call markers stop the
+        loop."""
+        return ()
 
     def quiet_string(self, text: str, start: int) -> QuietString | None:
         """After a look from `start` (what `pending_from` returned) found nothing pending in `text`: whether the text

@@ -94,6 +94,29 @@ def _parser() -> Lark:
     return load_parser("hermes.lark", ("start",))
 
 
+#: The closing tag as the format writes it, at the start of a line (after blanks).
+_LINE_CLOSE = re.compile(r"\n[ \t]*" + re.escape(CALL_CLOSE))
+
+
+def _swallowed_close(text: str, body: int, limit: int) -> tuple[int, int] | None:
+    """Where a JSON string of the block whose JSON starts at `text[body]` opens, and where the closing tag ends that it
+    runs over, when that tag starts a line (read up to `limit`: where the JSON ends, else where the block may); None
+    when the JSON ends or breaks before the first such tag.
+
+    Strings may hold raw line breaks and the tag itself as text (`"</tool_call> is text here"`), but a string still
+    open at a closing tag that starts a line is the model closing its call with the quote forgotten
+    (`{"expression": "1+1}}\\n</tool_call>`): read on, the loop saw no call at that tag and gave no error, and the
+    model went on to write its own <tool_response>. The block ends at that tag, malformed, where the loop gives the
+    model its error."""
+    tag = _LINE_CLOSE.search(text, body, limit)
+    if tag is None:
+        return None
+    where = json_break(text, body, tag.start())
+    if isinstance(where, Fault) and where.message.startswith("unterminated string"):
+        return where.pos, tag.end()
+    return None
+
+
 class HermesDialect(StructuredDialect):
     """Hermes-style calls: each call a JSON object in `<tool_call>` tags, parallel calls as blocks in a row.
 
@@ -165,6 +188,13 @@ class HermesDialect(StructuredDialect):
         (cut off by the end of the text) as `_candidate` says."""
         body = skip_space(text, start + len(CALL_OPEN))
         decoded = decode_json(text, body, end)
+        swallowed = _swallowed_close(text, body, decoded[1] if isinstance(decoded, tuple) else end)
+        if swallowed is not None:
+            quote, close = swallowed
+            issues.append(make_issue(text, quote, f"a string not closed before the {CALL_CLOSE} that starts a line, "
+                                                  "in a <tool_call> block"))
+            failed.append((start, close))
+            return None, close
         if isinstance(decoded, Truncated):
             if end < len(text):  # it runs into the next block: no need for the grammar to say so
                 issues.append(self._unfinished(text, start, end, "a <tool_call> block"))

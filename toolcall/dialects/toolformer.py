@@ -521,6 +521,18 @@ def _live_openings(text: str, lo: int, hi: int, end: int) -> tuple[int | None, b
     return last, False
 
 
+def _open_quote_with_arrow(text: str, end: int) -> int | None:
+    """Where the call begins whose quoted argument runs, open, to `end` on the line `end` is on, holding an arrow (a
+    call marker the model wrote inside it); None if no candidate on that line is so (read back no further than a
+    call's length, as `pending` reads)."""
+    start, quoted = _live_openings(text, _line_start(text, end), end, end)
+    if not quoted or start is None:
+        return None
+    spans, _ = _quoted_arguments(text, start, end)
+    at = spans[-1][0] if spans else start
+    return start if any(text.find(arrow, at, end) >= 0 for arrow in _ARROWS) else None
+
+
 def _after_tag(text: str, at: int) -> bool:
     """Whether the "[" at `text[at]` follows "<API>" (spaces between): the tagged call's own. A call is at most
     MAX_CALL_CHARS long, so no further than that is looked back.
@@ -718,8 +730,41 @@ class ToolformerDialect(Dialect):
         `[Calculator(3 * 4) ->` closes with " 12]", `[Calculator(3*4)->` with "12]", `<API>[Calculator(3*4)]->`
         with "12</API>", `<API> Calculator(3*4) →` with " 12 </API>". A malformed call (`[f(2, 3 ->`) is closed
         the same way, with what opened it, so its error result ends it. An arrow inside a quoted argument still being
-        written (`[echo("a ->`) ends no call: None, as for an arrow in prose.
+        written (`[echo("a ->`) ends no call: None, as for an arrow in prose; if the line then ends with that
+        argument still open (`call_breaks`: the loop stops at the line break), the call is malformed, and pending of
+        the text ending with that line break says so.
         """
+        found = self._at_arrow(text)
+        if found is None and text.endswith("\n"):
+            return self._quote_left_open(text)
+        return found
+
+    def call_breaks(self, text: str, start: int) -> tuple[str, ...]:
+        """A line break, while an arrow lies in a quoted argument still open on the text's last line: a call lives on
+        one line, so the line's end leaves that argument, and the call, unclosed for good. `[Calculator("3+4) -> then
+        [Calculator(2+2) ->` ran neither call and gave no error: the quote took the rest of the line."""
+        body = text.rstrip()
+        if not body.endswith(self.call_markers) or _opening(body, len(body) - (1 if body.endswith("→") else 2)) is None:
+            return ()  # no call on the line (read as cheaply as pending reads it): prose arrows cost no more
+        return ("\n",) if _open_quote_with_arrow(body, len(body)) is not None else ()
+
+    @staticmethod
+    def _quote_left_open(text: str) -> PendingCalls | None:
+        """At a line break that ends `text`: the call on the line before it whose quoted argument, holding an arrow,
+        was still open there (see call_breaks), malformed with the issue parse reports for it; None if there is none.
+        Its error goes on the next line ("Error: ..." and a line break): the call's own line is over."""
+        end = len(text) - 1
+        start = _open_quote_with_arrow(text, end)
+        if start is None:
+            return None
+        stop = min(end, start + MAX_CALL_CHARS)
+        read = _read_candidate(_parser(), text, start, stop, _Closers(text, start, stop), GrammarBudget(len(text)))
+        if not isinstance(read, SyntaxIssue):
+            return None
+        return PendingCalls((), (read,), _Closing("", "\n"))
+
+    def _at_arrow(self, text: str) -> PendingCalls | None:
+        """`pending` at the arrow that ends `text` (trailing white space aside)."""
         body = text.rstrip()
         if not body.endswith(self.call_markers):
             return None

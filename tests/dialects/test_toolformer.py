@@ -525,3 +525,17 @@ def test_a_result_longer_than_a_call_parse_reads_is_cut_to_fit(spelling: str) ->
         (call,) = d.parse(f"A {text} b.").calls
         assert len(text) <= 8_192 and call.result is not None
         assert call.result.startswith("word word") and call.result.endswith("(cut: 20,000 characters in all)")
+
+
+@pytest.mark.parametrize("text, result", [
+    ("Ok <API>[Calculator(2*3) ]->6</API> done", "6"),
+    ("Ok <API>[Calculator(2*3)->]->6</API> done", "6"),
+    ("Ok <API>[Calculator(2*3)->5]->6</API> done", "6"),   # the tagged call's own result wins, as before
+    ("Ok <API> [Calculator(2*3)] -> 6</API> done", "6"),
+])
+def test_a_tagged_call_whose_head_holds_more_than_a_pending_call_is_read(text: str, result: str) -> None:
+    """Reading the result up to its closer, the head was read again as a pending call, which takes no inner arrow nor
+    space before "]": parse raised Lark's UnexpectedToken on calls it had always read."""
+    (call,) = parse(text).calls
+    assert (call.tool, call.args, call.result) == ("Calculator", ("2*3",), result)
+    assert get_dialect("toolformer").reply(text, keep_calls=False) == "Ok done"

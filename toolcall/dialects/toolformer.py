@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..specs import ToolSpec, ToolSpecs
 from .base import (
     BARE_ARGUMENT,
+    CALL_HEAD_CHARS,
     CALL_NAME,
     Dialect,
     GrammarBudget,
@@ -143,7 +144,9 @@ def _fitted(result: str, room: int) -> str:
     if len(result) <= room:
         return result
     note = f" … (cut: {len(result):,} characters in all)"
-    return _paired(result[:max(0, room - len(note))].rstrip()) + note
+    if room < len(note):   # arguments that leave no room even for the note: the first `room` characters alone
+        return _paired(result[:max(0, room)])
+    return _paired(result[:room - len(note)].rstrip()) + note
 
 
 def _paired(result: str) -> str:
@@ -291,15 +294,15 @@ def _parse_call(parser: Lark, chunk: str, offset: int, stop: int, closers: _Clos
 
 def _resulted_call(parser: Lark, text: str, start: int, got: _Resulted) -> tuple[ToolCall, ResultSpan, int]:
     """The call at `text[start]` whose head up to its arrow parsed and whose result ends at `got.close`: the head read
-    again as a pending call (it is short), the result as the text up to the closer."""
-    head = parser.parse(text[start:got.after], start="pending")
-    opened = head.children[0]
-    assert isinstance(opened, Tree)
-    invocation = find_child(opened, "invocation")
-    assert invocation is not None  # the grammar requires one
-    end = got.close + (len("</API>") if text.startswith("<API>", start) else 1)
-    call = ToolCall(str(invocation.children[0]), args_from_tree(invocation.children[1], text[start:got.after]),
-                    text[got.after:got.close].strip(), (start, end))
+    again (it is short) as the call it makes with an empty result, which the grammar takes after any arrow it took
+    (an inner bracket's own arrow and result, a space before its "]"), the result as the text up to the closer."""
+    closer = "</API>" if text.startswith("<API>", start) else "]"
+    head = text[start:got.after] + closer
+    call_tree = parser.parse(head, start="call").children[0]
+    assert isinstance(call_tree, Tree)
+    empty = _call_from_tree(call_tree, head, start)
+    end = got.close + len(closer)
+    call = ToolCall(empty.tool, empty.args, text[got.after:got.close].strip(), (start, end))
     return call, ((got.arrow, got.after), (got.after, got.close)), end
 
 
@@ -722,7 +725,8 @@ class ToolformerDialect(Dialect):
         return not text.startswith("[") or name_then_paren(text, 1, dotted=False, spaced=False)
 
     def _head_is_call(self, text: str) -> bool:
-        return text.startswith("[") and self.may_open_call(text)
+        # "[Name(" is a call begun; "[Note" at a cut may be prose as well as a call's name, and stays.
+        return text.startswith("[") and self.may_open_call(text) and "(" in text[:CALL_HEAD_CHARS]
 
     def pending(self, text: str) -> PendingCalls | None:
         """The call whose arrow ends `text`, and how to close it: spaced like the text before the arrow.

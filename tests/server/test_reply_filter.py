@@ -176,13 +176,18 @@ def test_a_stop_in_text_held_to_the_end_ends_the_reply_there() -> None:
 @pytest.mark.parametrize("dialect, text, shown", [
     ("hermes", "I will look it up.\n<tool_call>", "I will look it up."),
     ("hermes", "I will look it up.\n<tool_call>\n", "I will look it up."),
-    ("pythonic", "I will look it up. [get_weather", "I will look it up."),
-    ("toolformer", "I will look it up. [get_weather", "I will look it up."),
-    ("toolformer", "I will look it up. [", "I will look it up."),
-    ("llama3_json", 'Sure. {"na', "Sure."),
+    ("pythonic", "I will look it up. [get_weather(", "I will look it up."),
+    ("pythonic", "I will look it up. [ weather . get (city=", "I will look it up."),
+    ("toolformer", "I will look it up. [get_weather(Par", "I will look it up."),
+    ("llama3_json", 'Sure. {"name": "get_we', "Sure."),
     ("pythonic", "See [1, 2", "See [1, 2"),
     ("toolformer", "See [the docs", "See [the docs"),
     ("llama3_json", 'Sure. {"a": 1', 'Sure. {"a": 1'),
+    # A word or a bracket alone at the cut may be prose as well as a call's start: it stays.
+    ("toolformer", "The total is 42 [Note", "The total is 42 [Note"),
+    ("pythonic", "The total is [x2", "The total is [x2"),
+    ("toolformer", "Answer: 7 [", "Answer: 7 ["),
+    ("llama3_json", 'Sure. {"na', 'Sure. {"na'),
 ])
 def test_a_call_opener_the_token_limit_struck_in_is_cut(dialect: str, text: str, shown: str) -> None:
     """Cut by max_tokens right after "<tool_call>" or inside a tool's name, the markup was the reply's content."""
@@ -192,3 +197,16 @@ def test_a_call_opener_the_token_limit_struck_in_is_cut(dialect: str, text: str,
     f = ReplyFilter(d.call_start or d.open_marker, False, (), one_line_calls=d.one_line_calls,
                     may_open=d.may_open_call)
     assert "".join(f.text(c) for c in text) + f.finish(d.begins_call) == shown
+
+
+def test_a_llama3_json_call_in_any_key_order_is_held_and_prose_braces_are_not() -> None:
+    """After the python tag a call's keys come in any order: one that began with "parameters" was released as prose
+    (its JSON shown in content as well as handed back)."""
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect("llama3_json")
+    f = ReplyFilter(d.call_start, False, (), may_open=d.may_open_call)
+    out = "".join(f.text(c) for c in 'Sure. {"parameters": {"city": "Paris"}, "name": "get_weather"}')
+    assert out == "Sure."
+    f = ReplyFilter(d.call_start, False, (), may_open=d.may_open_call)
+    assert "".join(f.text(c) for c in "int f() { return 1; } and more") == "int f() { return 1; } and more"

@@ -718,8 +718,8 @@ class Dialect(ABC):
         if not text.startswith(opener):
             return False
         body = len(text) - len(text[len(opener):].lstrip())
-        if body == len(text):   # the limit struck right after the opener ("<tool_call>\n")
-            return True
+        if body == len(text) and len(opener) > 1:   # the limit struck right after the opener ("<tool_call>\n"); a
+            return True                             # lone "[" may as well be prose
         return any(issue.pos > body for issue in parsed.issues) or self._head_is_call(text)
 
     def _head_is_call(self, text: str) -> bool:

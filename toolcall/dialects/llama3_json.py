@@ -58,8 +58,6 @@ _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[
 # own examples of Llama 3.1/3.3 replies write `{"type": "function", "name": ...}`: that is a call's start too.
 _TYPE_FIRST = r'(?:"type"[ \t\r\n]*:[ \t\r\n]*"function"[ \t\r\n]*,[ \t\r\n]*)?'
 _LOOKS_LIKE_CALL = re.compile(rf'\s*(?:<\|python_tag\|>|\{{\s*{_TYPE_FIRST}"name"\s*:)')
-# The start of a call object without its white space, for may_open_call.
-_CALL_FORMS = ('{"name":', '{"type":"function","name":')
 # Where calls may start after prose.
 _CALL_START = re.compile(rf'<\|python_tag\|>|\{{[ \t\r\n]*{_TYPE_FIRST}"name"[ \t\r\n]*:')
 
@@ -249,16 +247,16 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
     def may_open_call(self, text: str) -> bool:
-        # A call's object writes its "name" first (after '"type": "function",' in Meta's examples): `{"a": 1}` and
-        # `{ return x; }` are no call from the first character that differs. Read without white space, which JSON
-        # allows between these tokens (and which, inside one, at worst holds prose back as before).
+        # A call is a JSON object, its keys in any order after the python tag or at a reply's start: `{ return x; }`
+        # and `{1}` are no call from their first character that is not a key's quote.
         if not text.startswith("{"):
             return True
-        head = "".join(text[:CALL_HEAD_CHARS].split())
-        return any(head.startswith(form) or form.startswith(head) for form in _CALL_FORMS)
+        rest = text[1:CALL_HEAD_CHARS].lstrip()
+        return not rest or rest.startswith('"')
 
     def _head_is_call(self, text: str) -> bool:
-        return text.startswith("{") and self.may_open_call(text)
+        # `{"name":` is a call begun; `{"a": 1` at a cut may be any JSON in prose, and stays.
+        return _CALL_START.match(text) is not None
 
     def continues_calls(self, text: str) -> bool:
         # The calls of a reply are one ";"-separated run: `{...}; {...}`.

@@ -13,6 +13,7 @@ from lark import Lark, Token, Tree
 
 from ..calls import KeywordArgs, SyntaxIssue, ToolCall
 from .base import (
+    CALL_HEAD_CHARS,
     CALL_NAME,
     MAX_CALL_CHARS,
     MAX_DEPTH,
@@ -571,7 +572,8 @@ class PythonicDialect(LlamaResults, StructuredDialect):
         return not text.startswith("[") or name_then_paren(text, 1, dotted=True, spaced=True)
 
     def _head_is_call(self, text: str) -> bool:
-        return text.startswith("[") and self.may_open_call(text)
+        # "[name(" is a call begun; "[x2" at a cut may be a list or prose as well as a call's name, and stays.
+        return text.startswith("[") and self.may_open_call(text) and "(" in text[:CALL_HEAD_CHARS]
 
     def quiet_string(self, text: str, start: int) -> QuietString | None:
         """Quiet where the text from `start` (settled calls, then the list still being written) ends inside a plain

@@ -35,6 +35,7 @@ class _OpenCalls:
 
     calls: list[tuple[str, ToolCall]] = field(default_factory=list)  # (tool_call_id, call) in the message's order
     results: dict[str, str] = field(default_factory=dict)
+    ids: set[str] = field(default_factory=set)   # the calls' ids: a message of 12,000 calls was read in quadratic time
     # The reply as the model wrote it, when the server remembers it, and its calls awaiting results.
     remembered: tuple[HandedReply, PendingCalls] | None = None
 
@@ -185,14 +186,14 @@ def conversation(messages: Sequence[Message], dialect: "Dialect", client: ToolSp
             if m.tool_calls:
                 group = _OpenCalls(remembered=remembered)
                 for tc in m.tool_calls:
-                    if any(cid == tc.id for cid, _ in group.calls):   # the same id in another turn is another call
+                    if tc.id in group.ids:   # the same id in another turn is another call
                         raise ApiError(400, f"{where}: tool call id {tc.id!r} is used twice there; the calls of an "
                                        "assistant message each need an id of their own", param="messages")
+                    group.ids.add(tc.id)
                     group.calls.append((tc.id, _call(dialect, tc.function.name, tc.function.arguments, client,
                                                      where, tc.id)))
         else:  # tool
-            ids = [cid for cid, _ in group.calls] if group is not None else []
-            if group is None or m.tool_call_id not in ids:
+            if group is None or m.tool_call_id not in group.ids:
                 raise ApiError(400, f"{where}: a tool message must answer a tool call of the assistant message before "
                                f"it; no open call has id {m.tool_call_id!r}", param="messages")
             if m.tool_call_id in group.results:

@@ -341,8 +341,13 @@ def check_history(request: ChatRequest) -> None:
     same id in another assistant message is another call (tool messages answer the message just before them): some
     providers number calls per turn (`call_0`, Kimi's `get_weather:0`), and their histories were refused here."""
     for i, m in enumerate(request.messages):
-        ids = [tc.id for tc in m.tool_calls or ()]
-        twice = next((cid for k, cid in enumerate(ids) if cid in ids[:k]), None)
+        seen: set[str] = set()
+        twice = None
+        for tc in m.tool_calls or ():
+            if tc.id in seen:
+                twice = tc.id
+                break
+            seen.add(tc.id)
         if twice is not None:
             raise ApiError(400, f"messages[{i}]: tool call id {twice!r} is used twice there; the calls of an assistant "
                            "message each need an id of their own", param="messages", code="duplicate_tool_call_id")

@@ -57,7 +57,7 @@ def test_a_nul_byte_is_placed_by_line_and_column_and_a_json_escape_of_one_is_tex
     path = tmp_path / "nul.txt"
     path.write_bytes(b"fine\nThe total is 5.\x00 zero\n")
     with pytest.raises(ConfigError, match=r"nul\.txt:2:16: input holds a NUL byte \(0x00\), and text files hold "
-                                          r"none \(is it a binary file\?\)$"):
+                                          r"none \(is it a binary file\? .*tr -d"):
         list(read_lines(path))
     raw = tmp_path / "raw.jsonl"
     raw.write_bytes(b'{"text": "fine"}\n\x00{"text": "x"}\n')

@@ -91,7 +91,7 @@ def _nul_hint(raw: bytes) -> str:
     # A NUL in at least half the bytes of one parity, and hardly one in the other.
     if len(body) >= 2 and most * 4 >= len(body) and least * 10 <= most:
         return "; the file looks like UTF-16 (a NUL at every other byte): save it as UTF-8"
-    return " (is it a binary file?)"
+    return " (is it a binary file? if the text is right otherwise, remove them: tr -d '\\000' < FILE > NEW)"
 
 
 #: Compressed files are read as what their name says, as the corpora people download come (C4's .json.gz shards).

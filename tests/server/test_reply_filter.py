@@ -210,3 +210,35 @@ def test_a_llama3_json_call_in_any_key_order_is_held_and_prose_braces_are_not() 
     assert out == "Sure."
     f = ReplyFilter(d.call_start, False, (), may_open=d.may_open_call)
     assert "".join(f.text(c) for c in "int f() { return 1; } and more") == "int f() { return 1; } and more"
+
+
+@pytest.mark.parametrize("dialect, text, shown", [
+    ("pythonic", "Sure. <|python_tag|>[get_weather(city='Paris')]", "Sure."),
+    ("pythonic", "Sure: [ get_weather(city='Paris')]", "Sure:"),
+    ("llama3_json", 'Sure. <|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris"}}', "Sure."),
+    ("toolformer", "It is <API>[get_weather(Paris)]->", "It is"),
+])
+def test_the_markup_a_call_begins_with_is_cut_with_it(dialect: str, text: str, shown: str) -> None:
+    """Llama's python tag, a tagged Toolformer call's <API> and the space after a pythonic list's bracket were left
+    in the reply's content when the call was cut (handed back, or run by the server)."""
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect(dialect)
+    for chunk in (1, 3, len(text)):
+        f = ReplyFilter(d.call_start or d.open_marker, False, (), one_line_calls=d.one_line_calls,
+                        open_marker=d.open_marker, grouped=d.named_arguments, may_open=d.may_open_call,
+                        prefixes=d.call_prefixes)
+        out = "".join(f.text(text[i:i + chunk]) for i in range(0, len(text), chunk))
+        start = d.parse(text).calls[0].span[0]
+        assert out + f.cut_call(start) + f.finish() == shown
+
+
+def test_a_prose_bracket_before_a_hermes_block_stays() -> None:
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect("hermes")
+    text = 'Options: [\n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
+    f = ReplyFilter(d.open_marker, False, (), open_marker=d.open_marker, grouped=d.named_arguments,
+                    may_open=d.may_open_call, prefixes=d.call_prefixes)
+    out = "".join(f.text(c) for c in text)
+    assert out + f.cut_call(d.parse(text).calls[0].span[0]) + f.finish() == "Options: ["

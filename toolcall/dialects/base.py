@@ -608,6 +608,9 @@ class Dialect(ABC):
     #: Text from which a call may begin, for a streaming reader that must not show a call as prose before it knows
     #: (empty: the open marker; a dialect without one names the character its calls start with).
     call_start: str = ""
+    #: Markup a model may write right before a call start, which belongs to the call (Llama's `<|python_tag|>`; the
+    #: `<API>` of a tagged Toolformer call where "[" starts calls): a reader showing the reply cuts it with the call.
+    call_prefixes: tuple[str, ...] = ()
     #: Whether a call is written on one line, so a newline after `call_start` means it was prose after all.
     one_line_calls: bool = False
     #: Whether calls name their arguments (a JSON object) rather than list them in order.

@@ -244,6 +244,7 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     end_markers = ()
     open_marker = ""  # "{" is too common in text to ban or trigger
     call_start = "{"
+    call_prefixes = (PYTHON_TAG,)
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
     def may_open_call(self, text: str) -> bool:

@@ -497,6 +497,7 @@ class PythonicDialect(LlamaResults, StructuredDialect):
     end_markers = ()
     open_marker = ""  # "[" also opens prose brackets and lists, so it is never banned or triggered
     call_start = "["
+    call_prefixes = (PYTHON_TAG,)
     trailers = ("<|eot_id|>", "<|eom_id|>")
     failed_take_results = False  # "[see(above)]" in prose is an issue, not a call awaiting a result
     stream_quotes = "'\""

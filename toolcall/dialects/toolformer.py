@@ -569,6 +569,8 @@ class ToolformerDialect(Dialect):
             raise ConfigError(f"unknown toolformer spelling {spelling!r}; valid spellings: {', '.join(SPELLINGS)}")
         self.spelling = spelling
         self.open_marker = "<API>" if spelling in ("tagged", "paper") else "["
+        # Where "[" starts calls, a tagged call's "<API>" stands before it ("<API>[f(x)]->"): cut with the call.
+        self.call_prefixes = ("<API>",) if self.open_marker == "[" else ()
 
     def __repr__(self) -> str:
         return f"ToolformerDialect(spelling={self.spelling!r})"

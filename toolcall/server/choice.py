@@ -201,7 +201,7 @@ class _Choice:
                             plan.stops + self.dialect.end_markers,
                             one_line_calls=self.dialect.one_line_calls, start=len(plan.prompt),
                             open_marker=self.dialect.open_marker, grouped=self.dialect.named_arguments,
-                            may_open=self.dialect.may_open_call)
+                            may_open=self.dialect.may_open_call, prefixes=self.dialect.call_prefixes)
         reply.prime(plan.tail, plan.tail_answered)
         # With the markup kept the client reads the reply as written; else only its answer field, and its reasoning.
         field = AnswerField("" if plan.keep_markup else self.dialect.answer_opener, self.dialect.thoughts_end,

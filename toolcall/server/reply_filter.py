@@ -29,11 +29,13 @@ class ReplyFilter:
 
     def __init__(self, call_start: str, keep_markup: bool, stops: Sequence[str], *, one_line_calls: bool = False,
                  start: int = 0, open_marker: str = "", grouped: bool = False,
-                 may_open: Callable[[str], bool] | None = None) -> None:
+                 may_open: Callable[[str], bool] | None = None, prefixes: Sequence[str] = ()) -> None:
         self.opener = call_start
         # Whether the text from a call start may still begin a call (the dialect's may_open_call): "[1]" in prose is
         # released at its "1", not held back to the end of its line or of the reply.
         self.may_open = may_open
+        # Markup written right before a call start that belongs to the call ("<|python_tag|>"): held and cut with it.
+        self.prefixes = tuple(p for p in prefixes if p)
         self.marker = open_marker   # written before a group of calls ("[TOOL_CALLS]"): cut with the group
         self.grouped = grouped      # calls sit inside a list or object ("[f(x), g(y)]"): its bracket goes too
         self.one_line = one_line_calls
@@ -96,9 +98,11 @@ class ReplyFilter:
         if self.opener:
             at = self._live_start()
             if at >= 0:
-                end = at
+                end = self._prefix_start(at)
             else:
                 end -= marker_begun(self.held, (self.opener,))
+        if self.prefixes:   # a call prefix the text ends with, whole or begun: a call start may follow
+            end = min(end, self._prefix_start(len(self.held)), len(self.held) - marker_begun(self.held, self.prefixes))
         if self.stops:
             end = min(end, max(0, len(self.held) - max(len(s) for s in self.stops) + 1))
         end = max(end, self.hidden)
@@ -182,13 +186,26 @@ class ReplyFilter:
         self.settled = len(self.held)
         return self._release(self._hold_from())
 
+    def _prefix_start(self, at: int) -> int:
+        """Where the call prefix ("<|python_tag|>") right before `at` (white space between) begins; `at` if none."""
+        head = self.held[:at].rstrip()
+        found = next((p for p in self.prefixes if head.endswith(p)), None)
+        return len(head) - len(found) if found is not None else at
+
     def _group_start(self, at: int) -> int:
-        """Where the group holding a call that starts at `at` begins: the list bracket and open marker before it."""
+        """Where the group holding a call that starts at `at` begins: the list bracket (white space between: "[
+        get_weather(...)]"), the open marker and a call prefix before it."""
         while True:
-            if self.grouped and at > 0 and self.held[at - 1] in "[{":
-                at -= 1
+            before = len(self.held[:at].rstrip())
+            # White space between only where that bracket is itself where calls start (pythonic's "["): a prose
+            # bracket before a hermes block ("options: [\n<tool_call>") is the reply's.
+            if self.grouped and before > 0 and self.held[before - 1] in "[{" and (
+                    before == at or self.held[before - 1] == self.opener):
+                at = before - 1
             elif self.marker and self.held[:at].rstrip().endswith(self.marker):
                 at = len(self.held[:at].rstrip()) - len(self.marker)  # "[TOOL_CALLS] [" and "<|Commands|>: f()"
+            elif self._prefix_start(at) < at:
+                at = self._prefix_start(at)
             else:
                 return at
 
@@ -210,7 +227,7 @@ class ReplyFilter:
             starts = starts[-MAX_UNFINISHED_STARTS:]  # the call the limit struck in is the last thing written
             for k, at in enumerate(starts):
                 if is_call(self.held[at:starts[k + 1] if k + 1 < len(starts) else len(self.held)]):
-                    self.held = self.held[:max(at, self.hidden)]
+                    self.held = self.held[:max(self._prefix_start(at), self.hidden)]
                     break
             # The first characters of a marker such as "<tool_call>" at the very end: the call was being opened.
             partial = marker_begun(self.held, (self.opener,), shortest=2)

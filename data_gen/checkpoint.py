@@ -43,6 +43,44 @@ class Commit:
     progress_end: int
 
 
+#: The journal of a pair of files being moved into place together (see `swap_in`).
+SWAP = "swap.json"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def swap_in(folder: Path, moves: list[tuple[Path, Path]]) -> None:
+    """Move each (new, old) file of `folder` into place, all of them or, across a crash, none until the next run on
+    the folder finishes the job (`finish_swap`): a corpus and its progress log describe each other, and a kill
+    between two renames left the new corpus with the old log, which the next --resume cut back by the old offsets."""
+    for new, _ in moves:
+        _fsync(new)
+    pending = folder / (SWAP + ".tmp")
+    pending.write_text(json.dumps([[new.name, old.name] for new, old in moves]), encoding="utf-8")
+    _fsync(pending)
+    os.replace(pending, folder / SWAP)   # from here on, the moves are as good as done
+    _fsync(folder)
+    finish_swap(folder)
+
+
+def finish_swap(folder: Path) -> None:
+    """Make the moves a journal left by `swap_in` says, those not made yet (a crash between them), and drop it."""
+    journal = folder / SWAP
+    if not journal.exists():
+        return
+    for new, old in json.loads(journal.read_text(encoding="utf-8")):
+        if (folder / new).exists():
+            os.replace(folder / new, folder / old)
+    _fsync(folder)
+    journal.unlink()
+
+
 def _commits(path: Path) -> list[Commit]:
     """The progress log's complete commit lines, read a line at a time (the log ends before a torn line or one that
     is no commit); only where each lies is kept, not its summary (a run of a million texts held them all)."""
@@ -119,6 +157,7 @@ class RunDir:
         try:
             if resume:
                 self._record_resume(run_info)
+            finish_swap(self.path)
             self._recover()
         except ConfigError:
             self.close()

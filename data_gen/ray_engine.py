@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TextIO
 from toolcall.errors import ConfigError, MissingDependencyError
 from toolcall.toolset import Toolset
 
-from .checkpoint import Commit, RunDir
+from .checkpoint import Commit, RunDir, swap_in
 from .config import DataGenConfig
 from .inputs import RunInputs, read_run_inputs
 from .pipeline import Pipeline, run_record, write_outputs
@@ -277,8 +277,7 @@ def _assemble(run: RunDir, rows: Mapping[int, dict[str, Any]], texts: Iterable[t
     finally:
         if isinstance(rows, Rows):
             rows.close()
-    os.replace(corpus_tmp, run.corpus)
-    os.replace(progress_tmp, run.progress)
+    swap_in(run.path, [(corpus_tmp, run.corpus), (progress_tmp, run.progress)])
     run.commits, run.done = commits, {c.index for c in commits}
 
 

@@ -155,3 +155,42 @@ def test_a_resume_where_no_run_is_says_it_starts_a_new_one(tmp_path: Path, capsy
     assert "holds no run to resume; starting a new one" in capsys.readouterr().err
     RunDir(tmp_path / "typo", True, info()).close()
     assert capsys.readouterr().err == ""
+
+
+def test_a_corpus_and_log_swapped_in_by_a_run_killed_between_the_moves_are_both_in_place_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--engine ray writes the corpus and log joined in input order aside and moves them into place: killed between
+    the two moves, the new corpus stood beside the old log, and the next --resume cut it back by the old offsets."""
+    import os
+
+    from toolcall.data_gen.checkpoint import SWAP, swap_in
+
+    run = RunDir(tmp_path / "out", False, info())
+    for index in (0, 2):
+        run.commit(index, {"original": f"text {index}", "text": f"text {index}", "calls": []}, {"kept": 1})
+    run.close()
+    out = tmp_path / "out"
+    lines = [json.dumps({"original": f"text {i}", "text": f"text {i}", "calls": []}) + "\n" for i in range(3)]
+    (out / "corpus.tmp").write_text("".join(lines))
+    size, log = 0, []
+    for i, line in enumerate(lines):
+        size += len(line.encode())
+        log.append(json.dumps({"index": i, "corpus_bytes": size, "kept": 1}) + "\n")
+    (out / "progress.tmp").write_text("".join(log))
+    moves, real = [], os.replace
+
+    def killed(src: Any, dst: Any) -> None:
+        moves.append(dst)
+        if Path(dst).name == "progress.jsonl":
+            raise KeyboardInterrupt   # the kill, after the corpus moved and before the log did
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        swap_in(out, [(out / "corpus.tmp", out / CORPUS), (out / "progress.tmp", out / "progress.jsonl")])
+    monkeypatch.setattr(os, "replace", real)
+    assert (out / SWAP).exists() and (out / CORPUS).read_text() == "".join(lines)
+    resumed = RunDir(out, True, info())
+    assert resumed.done == {0, 1, 2} and (out / CORPUS).read_text() == "".join(lines)
+    assert not (out / SWAP).exists()
+    resumed.close()

@@ -210,13 +210,18 @@ class RunDir:
         run resumed to --limit 600 still said 2). Written through the locked handle: a new file in its place would
         leave the lock on the old one."""
         handle = self._lock
-        old = json.loads(handle.read().decode("utf-8"))
+        raw = handle.read()
+        old = json.loads(raw.decode("utf-8"))
         new = {**old, **{key: run_info.get(key) for key in ("input", "limit")}}
         if "tool_data" not in old and run_info.get("tool_data"):   # a run from before it was recorded: from now on
             new["tool_data"] = run_info["tool_data"]
         if new != old:
+            data = (json.dumps(new, indent=2) + "\n").encode("utf-8")
+            # Padded with spaces to the old length (JSON allows them at the end), so nothing is cut after the write:
+            # killed between a write and a truncate, the file held the old record's tail, and resuming was refused.
+            data += b" " * max(0, len(raw) - len(data))
             handle.seek(0)
-            handle.write((json.dumps(new, indent=2) + "\n").encode("utf-8"))
+            handle.write(data)
             handle.truncate()
             handle.flush()
             os.fsync(handle.fileno())

@@ -194,3 +194,13 @@ def test_a_corpus_and_log_swapped_in_by_a_run_killed_between_the_moves_are_both_
     assert resumed.done == {0, 1, 2} and (out / CORPUS).read_text() == "".join(lines)
     assert not (out / SWAP).exists()
     resumed.close()
+
+
+def test_run_json_rewritten_shorter_is_padded_so_no_cut_follows_the_write(tmp_path: Path) -> None:
+    """Rewritten in place (the lock is on it), a shorter record was written then cut: killed between the two, the file
+    held the old record's tail after the new one, and every later --resume was refused as a damaged record."""
+    RunDir(tmp_path / "out", False, {**info(), "input": "a/long/path/to/the/texts.txt", "limit": 2}).close()
+    before = (tmp_path / "out" / RUN).stat().st_size
+    RunDir(tmp_path / "out", True, {**info(), "input": "t.txt", "limit": 2}).close()
+    assert (tmp_path / "out" / RUN).stat().st_size == before
+    assert json.loads((tmp_path / "out" / RUN).read_text())["input"] == "t.txt"

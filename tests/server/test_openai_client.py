@@ -237,3 +237,13 @@ def test_sampling_fields_are_accepted(live: Live) -> None:
     reply = live.client().chat.completions.create(model=MODEL, messages=ASK_CALC, temperature=0.7, top_p=0.9, seed=3,
                                                   user="u1", metadata={"a": "b"})
     assert reply.choices[0].message.content == "Let me compute: so the answer is 391."
+
+
+def test_a_request_that_allows_no_call_is_offered_no_tools(live: Live) -> None:
+    """toolcall.max_calls 0 banned every call, while the prompt still offered the tools and showed calls to copy."""
+    client = live.client()
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello"}])
+    assert "Calculator" in live.backend.prompts[-1]
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello"}],
+                                   extra_body={"toolcall": {"max_calls": 0}})
+    assert "Calculator" not in live.backend.prompts[-1]

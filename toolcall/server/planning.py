@@ -161,7 +161,7 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         else frozenset()
     if strict:
         config = _strict_config(config, dialect, strict, client)
-    shown = tools if config.tools_enabled else None
+    shown = tools if offers_tools(config, dialect) else None   # max_calls 0: no call may run, none is offered
     if shown is not None and (config.constrain_calls or config.force_call):
         _check_call_grammar(dialect, shown, backend, required=config.constrain_calls)
     talk = conversation(request.messages, dialect, client, backend.special_texts(), memory)

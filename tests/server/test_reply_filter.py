@@ -242,3 +242,37 @@ def test_a_prose_bracket_before_a_hermes_block_stays() -> None:
                     may_open=d.may_open_call, prefixes=d.call_prefixes)
     out = "".join(f.text(c) for c in text)
     assert out + f.cut_call(d.parse(text).calls[0].span[0]) + f.finish() == "Options: ["
+
+
+def test_json_in_llama3_json_prose_streams_from_its_first_key_that_no_call_has() -> None:
+    """Held while any object might be a call, a config in prose came at the reply's end."""
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect("llama3_json")
+    text = 'Here is a config: {"host": "a", "port": 1} and then ' + "word " * 20
+    f = ReplyFilter(d.call_start, False, (), may_open=d.may_open_call, prefixes=d.call_prefixes)
+    released = [f.text(c) for c in text]
+    assert "".join(released[:len('Here is a config: {"host": "a"')]) == 'Here is a config: {"host": "a"'
+
+
+def test_a_malformed_call_already_shown_as_prose_cuts_nothing_else() -> None:
+    """A Toolformer call found malformed at its line's end was released as prose there; cut from the last "[" still
+    held, the reply lost prose after it ('[x' and the line break) and kept the call's head."""
+    f = ReplyFilter("[", False, ("ZZZZZZZZ",), one_line_calls=True, may_open=get_toolformer().may_open_call)
+    out = "".join(f.text(c) for c in 'Try [Calculator("a -> b [x\n') + f.cut_call()
+    assert out + f.text("Next line.") + f.finish() == 'Try [Calculator("a -> b [x\nNext line.'
+
+
+@pytest.mark.parametrize("dialect", ["pythonic", "llama3_json"])
+def test_a_python_tag_the_token_limit_struck_after_is_cut(dialect: str) -> None:
+    from toolcall.dialects import get_dialect
+
+    d = get_dialect(dialect)
+    f = ReplyFilter(d.call_start, False, (), may_open=d.may_open_call, prefixes=d.call_prefixes)
+    assert "".join(f.text(c) for c in "Sure. <|python_tag|>") + f.finish(d.begins_call) == "Sure."
+
+
+def get_toolformer():  # type: ignore[no-untyped-def]
+    from toolcall.dialects import get_dialect
+
+    return get_dialect("toolformer")

@@ -58,6 +58,8 @@ _RESULT = re.compile(r"<\|start_header_id\|>ipython<\|end_header_id\|>[ \t]*\n?[
 # own examples of Llama 3.1/3.3 replies write `{"type": "function", "name": ...}`: that is a call's start too.
 _TYPE_FIRST = r'(?:"type"[ \t\r\n]*:[ \t\r\n]*"function"[ \t\r\n]*,[ \t\r\n]*)?'
 _LOOKS_LIKE_CALL = re.compile(rf'\s*(?:<\|python_tag\|>|\{{\s*{_TYPE_FIRST}"name"\s*:)')
+# The keys of a call's object, one of which it writes first.
+_CALL_KEYS = ("name", "parameters", "arguments", "type")
 # Where calls may start after prose.
 _CALL_START = re.compile(rf'<\|python_tag\|>|\{{[ \t\r\n]*{_TYPE_FIRST}"name"[ \t\r\n]*:')
 
@@ -248,12 +250,18 @@ class Llama3JsonDialect(LlamaResults, StructuredDialect):
     trailers = ("<|eot_id|>", "<|eom_id|>")
 
     def may_open_call(self, text: str) -> bool:
-        # A call is a JSON object, its keys in any order after the python tag or at a reply's start: `{ return x; }`
-        # and `{1}` are no call from their first character that is not a key's quote.
+        # A call is a JSON object whose first key is one a call has (its keys in any order after the python tag or at
+        # a reply's start): `{ return x; }`, `{1}` and `{"host": "a"}` are no call from the first character that
+        # cannot begin one of those keys, and stream on from there.
         if not text.startswith("{"):
             return True
         rest = text[1:CALL_HEAD_CHARS].lstrip()
-        return not rest or rest.startswith('"')
+        if not rest:
+            return True
+        if not rest.startswith('"'):
+            return False
+        key, quote, _ = rest[1:].partition('"')
+        return any(k == key if quote else k.startswith(key) for k in _CALL_KEYS)
 
     def _head_is_call(self, text: str) -> bool:
         # `{"name":` is a call begun; `{"a": 1` at a cut may be any JSON in prose, and stays.

@@ -92,6 +92,16 @@ class ReplyFilter:
             at = self.held.find(self.opener, at + 1)
         return at
 
+    def _last_live(self) -> int:
+        """The last live call start in the held text (-1: none)."""
+        last, at = -1, self._live_start()
+        while at >= 0:
+            last = at
+            at = self.held.find(self.opener, at + 1)
+            while at >= 0 and not self._live(self.held, at):
+                at = self.held.find(self.opener, at + 1)
+        return last
+
     def _hold_from(self) -> int:
         """Where the held text must stop being released: a live call start, a partial stop, trailing space."""
         end = len(self.held)
@@ -174,8 +184,8 @@ class ReplyFilter:
         call start on; returns what can be released now."""
         if start is not None:
             at = self._group_start(self._index(start))
-        else:
-            at = self.held.rfind(self.opener, self.settled) if self.opener else -1
+        else:   # the last start still held as a call's: one already released as prose is not cut, nor prose after it
+            at = self._last_live()
         if at >= 0:
             self.held = self.held[:at]
             self.hidden = min(self.hidden, at)
@@ -188,7 +198,7 @@ class ReplyFilter:
 
     def _prefix_start(self, at: int) -> int:
         """Where the call prefix ("<|python_tag|>") right before `at` (white space between) begins; `at` if none."""
-        head = self.held[:at].rstrip()
+        head = self.held[:at].rstrip(" \t")   # on the call's line, as the dialects join them
         found = next((p for p in self.prefixes if head.endswith(p)), None)
         return len(head) - len(found) if found is not None else at
 
@@ -232,6 +242,8 @@ class ReplyFilter:
             # The first characters of a marker such as "<tool_call>" at the very end: the call was being opened.
             partial = marker_begun(self.held, (self.opener,), shortest=2)
             self.held = self.held[:max(len(self.held) - partial, self.hidden)]
+            # A call prefix the limit struck right after ("Sure. <|python_tag|>"): the call it began was not written.
+            self.held = self.held[:max(self._prefix_start(len(self.held.rstrip())), self.hidden)]
         if self.stops and not self.stopped:
             # Held as a possible call start, it turned out prose: a stop sequence in it ends the reply there too.
             self._stop_before(len(self.held))

@@ -74,7 +74,16 @@ def finish_swap(folder: Path) -> None:
     journal = folder / SWAP
     if not journal.exists():
         return
-    for new, old in json.loads(journal.read_text(encoding="utf-8")):
+    try:
+        moves = json.loads(journal.read_text(encoding="utf-8"))
+        if not (isinstance(moves, list) and all(isinstance(m, list) and len(m) == 2 and all(
+                isinstance(n, str) and n and Path(n).name == n for n in m) for m in moves)):
+            raise ValueError("not a list of [new, old] file names")
+    except ValueError as err:   # written aside and renamed whole, so only damage from outside gives this
+        raise ConfigError(f"{journal} is damaged ({err}): it lists files to move into place; if corpus.jsonl and "
+                          "progress.jsonl are the pair you want, remove it, else move corpus.tmp and progress.tmp "
+                          "into their places first") from None
+    for new, old in moves:
         if (folder / new).exists():
             os.replace(folder / new, folder / old)
     _fsync(folder)

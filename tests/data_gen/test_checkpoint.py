@@ -204,3 +204,14 @@ def test_run_json_rewritten_shorter_is_padded_so_no_cut_follows_the_write(tmp_pa
     RunDir(tmp_path / "out", True, {**info(), "input": "t.txt", "limit": 2}).close()
     assert (tmp_path / "out" / RUN).stat().st_size == before
     assert json.loads((tmp_path / "out" / RUN).read_text())["input"] == "t.txt"
+
+
+@pytest.mark.parametrize("journal", ["", "{torn", '[["../x", "corpus.jsonl"]]'])
+def test_a_damaged_swap_journal_is_one_error_that_says_what_to_do(tmp_path: Path, journal: str) -> None:
+    from toolcall.data_gen.checkpoint import SWAP
+
+    RunDir(tmp_path / "out", False, info()).close()
+    (tmp_path / "out" / SWAP).write_text(journal)
+    with pytest.raises(ConfigError, match="swap.json is damaged .*remove it"):
+        RunDir(tmp_path / "out", True, info())
+    RunDir(tmp_path / "elsewhere", False, info()).close()

@@ -34,6 +34,8 @@ def test_bools_strings_and_fractional_seeds_are_refused(fields: dict[str, Any], 
 def test_whole_seeds_and_numbers_of_any_kind_are_taken() -> None:
     assert Sampling(temperature=1, top_p=0.5, seed=2**64 - 1) == Sampling(1, 0.5, 2**64 - 1)
     assert Sampling(temperature=1e-300).temperature == 1e-300   # taken; it decodes greedily (below)
+    seeded = Sampling(seed=7.0)   # a whole number written as a float (JSON, YAML) is that integer
+    assert seeded.seed == 7 and type(seeded.seed) is int
 
 
 @pytest.mark.parametrize(("asked", "used"), [(0, 0.0), (1e-300, 0.0), (1e-45, 0.0), (GREEDY_BELOW / 2, 0.0),

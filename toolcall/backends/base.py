@@ -107,6 +107,8 @@ class Sampling:
             raise ConfigError(f"temperature must be in [0, {MAX_TEMPERATURE:g}] (0: greedy), got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.seed, float) and self.seed.is_integer():   # 1.0, as JSON or YAML may give one
+            object.__setattr__(self, "seed", int(self.seed))
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
                                       or not 0 <= self.seed <= MAX_SEED):
             raise ConfigError(f"seed must be a whole number in [0, 2^64), got {self.seed!r:.40}")

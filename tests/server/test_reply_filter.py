@@ -126,20 +126,31 @@ def test_stops_end_only_the_models_own_shown_text() -> None:
     ("hermes", 'Let me check. <tool_call>\n{"name": "get_weather", "argu', "Let me check."),
     ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Pa', ""),
     ("toolformer", "It is [see above] and [Calculator(17 * ", "It is [see above] and"),
+    # Cut right after "<tool_call>" or inside a call begun, the markup was the reply's content too.
+    ("hermes", "I will look it up.\n<tool_call>", "I will look it up."),
+    ("hermes", "I will look it up.\n<tool_call>\n", "I will look it up."),
+    ("pythonic", "I will look it up. [get_weather(", "I will look it up."),
+    ("pythonic", "I will look it up. [ weather . get (city=", "I will look it up."),
+    ("toolformer", "I will look it up. [get_weather(Par", "I will look it up."),
+    ("llama3_json", 'Sure. {"name": "get_we', "Sure."),
+    ("pythonic", "See [1, 2", "See [1, 2"),
+    ("toolformer", "See [the docs", "See [the docs"),
+    ("llama3_json", 'Sure. {"a": 1', 'Sure. {"a": 1'),
+    # A word or a bracket alone at the cut may be prose as well as a call's start: it stays.
+    ("toolformer", "The total is 42 [Note", "The total is 42 [Note"),
+    ("pythonic", "The total is [x2", "The total is [x2"),
+    ("toolformer", "Answer: 7 [", "Answer: 7 ["),
+    ("llama3_json", 'Sure. {"na', 'Sure. {"na'),
 ])
 def test_a_call_the_reply_ended_in_is_cut_and_prose_brackets_stay(dialect: str, text: str, shown: str) -> None:
     """max_tokens striking inside a call used to give its markup as the reply's content."""
     from toolcall.dialects import get_dialect
 
     d = get_dialect(dialect)
-
-    def is_call(stretch: str) -> bool:
-        parsed = d.parse(stretch)
-        return bool(parsed.calls or parsed.issues)
-
     for keep in (False, True):
-        f = ReplyFilter(d.call_start or d.open_marker, keep, (), one_line_calls=d.one_line_calls)
-        out = "".join(f.text(c) for c in text) + f.finish(is_call)
+        f = ReplyFilter(d.call_start or d.open_marker, keep, (), one_line_calls=d.one_line_calls,
+                        may_open=d.may_open_call, prefixes=d.call_prefixes)
+        out = "".join(f.text(c) for c in text) + f.finish(d.begins_call)
         assert out == (text.rstrip() if keep else shown)
 
 
@@ -171,32 +182,6 @@ def test_a_stop_in_text_held_to_the_end_ends_the_reply_there() -> None:
     out = "".join(f.text(c) for c in "See [f(x) STOP and more")
     assert out == "See" and not f.stopped
     assert f.finish() == " [f(x)" and f.stopped
-
-
-@pytest.mark.parametrize("dialect, text, shown", [
-    ("hermes", "I will look it up.\n<tool_call>", "I will look it up."),
-    ("hermes", "I will look it up.\n<tool_call>\n", "I will look it up."),
-    ("pythonic", "I will look it up. [get_weather(", "I will look it up."),
-    ("pythonic", "I will look it up. [ weather . get (city=", "I will look it up."),
-    ("toolformer", "I will look it up. [get_weather(Par", "I will look it up."),
-    ("llama3_json", 'Sure. {"name": "get_we', "Sure."),
-    ("pythonic", "See [1, 2", "See [1, 2"),
-    ("toolformer", "See [the docs", "See [the docs"),
-    ("llama3_json", 'Sure. {"a": 1', 'Sure. {"a": 1'),
-    # A word or a bracket alone at the cut may be prose as well as a call's start: it stays.
-    ("toolformer", "The total is 42 [Note", "The total is 42 [Note"),
-    ("pythonic", "The total is [x2", "The total is [x2"),
-    ("toolformer", "Answer: 7 [", "Answer: 7 ["),
-    ("llama3_json", 'Sure. {"na', 'Sure. {"na'),
-])
-def test_a_call_opener_the_token_limit_struck_in_is_cut(dialect: str, text: str, shown: str) -> None:
-    """Cut by max_tokens right after "<tool_call>" or inside a tool's name, the markup was the reply's content."""
-    from toolcall.dialects import get_dialect
-
-    d = get_dialect(dialect)
-    f = ReplyFilter(d.call_start or d.open_marker, False, (), one_line_calls=d.one_line_calls,
-                    may_open=d.may_open_call)
-    assert "".join(f.text(c) for c in text) + f.finish(d.begins_call) == shown
 
 
 def test_a_llama3_json_call_in_any_key_order_is_held_and_prose_braces_are_not() -> None:

@@ -224,10 +224,6 @@ class _Closers:
         j = bisect.bisect_left(closes, pos)
         return closes[j] if j < len(closes) and closes[j] < stop else -1
 
-    def tag(self, pos: int, stop: int) -> bool:
-        """Whether "</API>" occurs in text[pos:stop]."""
-        return self.tag_at(pos, stop) >= 0
-
     def tag_at(self, pos: int, stop: int) -> int:
         """Where the first "</API>" in text[pos:stop] stands; -1 for none."""
         if self._tags is None:
@@ -334,6 +330,7 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
     chunk = text[start:edge]
     if not budget.spend(len(chunk)):  # given back below when it is a call
         return _undiagnosed(text, start)
+    resulted: _Resulted | None = None   # a call whose result is read up to its closer (see _parse_call)
     try:
         try:
             tree = _parse_call(parser, chunk, start, stop, closers)
@@ -343,8 +340,7 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
             chunk = text[start:stop]
             tree = _parse_call(parser, chunk, start, stop, closers)
     except _Resulted as got:
-        budget.refund(len(chunk) if len(chunk) == edge - start else len(chunk) + edge - start + budget.START_COST)
-        return _resulted_call(parser, text, start, got)
+        resulted = got
     except _Unclosed as err:
         line, column = line_column(text, start)
         return make_issue(text, stop, f"unexpected end of input in a Toolformer call starting at line {line}, "
@@ -352,6 +348,8 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
     except UnexpectedInput as err:
         return issue_from_error(err, parser, text, start, len(chunk), "a Toolformer call")
     budget.refund(len(chunk) if len(chunk) == edge - start else len(chunk) + edge - start + budget.START_COST)
+    if resulted is not None:
+        return _resulted_call(parser, text, start, resulted)
     call_tree = tree.children[0]
     return _call_from_tree(call_tree, chunk, start), _result_span(call_tree, start), start + call_tree.meta.end_pos
 

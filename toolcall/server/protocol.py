@@ -342,15 +342,12 @@ def check_history(request: ChatRequest) -> None:
     providers number calls per turn (`call_0`, Kimi's `get_weather:0`), and their histories were refused here."""
     for i, m in enumerate(request.messages):
         seen: set[str] = set()
-        twice = None
         for tc in m.tool_calls or ():
             if tc.id in seen:
-                twice = tc.id
-                break
+                raise ApiError(400, f"messages[{i}]: tool call id {tc.id!r} is used twice there; the calls of an "
+                               "assistant message each need an id of their own", param="messages",
+                               code="duplicate_tool_call_id")
             seen.add(tc.id)
-        if twice is not None:
-            raise ApiError(400, f"messages[{i}]: tool call id {twice!r} is used twice there; the calls of an assistant "
-                           "message each need an id of their own", param="messages", code="duplicate_tool_call_id")
 
 
 def check_fields(request: ChatRequest) -> None:

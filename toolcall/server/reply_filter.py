@@ -1,7 +1,7 @@
 """The loop's text as the client reads it, released incrementally so streamed and non-streamed replies are equal."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ..dialects.base import CALL_HEAD_CHARS
 
@@ -82,25 +82,22 @@ class ReplyFilter:
         return (len(text) - at < HOLD_CHARS and not (self.one_line and "\n" in text[at:])
                 and (self.may_open is None or self.may_open(text[at:at + CALL_HEAD_CHARS])))
 
-    def _live_start(self) -> int:
-        """Where the first live call start in the held text is (-1: none): a call's arguments may hold the same
-        character (a pythonic list)."""
-        if not self.opener:
-            return -1
-        at = self.held.find(self.opener, self.settled)
-        while at >= 0 and not self._live(self.held, at):
+    def _live_starts(self) -> Iterator[int]:
+        """The live call starts in the held text, in order: a call's arguments may hold the same character (a
+        pythonic list)."""
+        at = self.held.find(self.opener, self.settled) if self.opener else -1
+        while at >= 0:
+            if self._live(self.held, at):
+                yield at
             at = self.held.find(self.opener, at + 1)
-        return at
+
+    def _live_start(self) -> int:
+        """Where the first live call start in the held text is (-1: none)."""
+        return next(self._live_starts(), -1)
 
     def _last_live(self) -> int:
         """The last live call start in the held text (-1: none)."""
-        last, at = -1, self._live_start()
-        while at >= 0:
-            last = at
-            at = self.held.find(self.opener, at + 1)
-            while at >= 0 and not self._live(self.held, at):
-                at = self.held.find(self.opener, at + 1)
-        return last
+        return max(self._live_starts(), default=-1)
 
     def _hold_from(self) -> int:
         """Where the held text must stop being released: a live call start, a partial stop, trailing space."""
@@ -207,15 +204,16 @@ class ReplyFilter:
         get_weather(...)]"), the open marker and a call prefix before it."""
         while True:
             before = len(self.held[:at].rstrip())
+            prefixed = self._prefix_start(at)
             # White space between only where that bracket is itself where calls start (pythonic's "["): a prose
             # bracket before a hermes block ("options: [\n<tool_call>") is the reply's.
             if self.grouped and before > 0 and self.held[before - 1] in "[{" and (
                     before == at or self.held[before - 1] == self.opener):
                 at = before - 1
-            elif self.marker and self.held[:at].rstrip().endswith(self.marker):
-                at = len(self.held[:at].rstrip()) - len(self.marker)  # "[TOOL_CALLS] [" and "<|Commands|>: f()"
-            elif self._prefix_start(at) < at:
-                at = self._prefix_start(at)
+            elif self.marker and self.held.endswith(self.marker, 0, before):
+                at = before - len(self.marker)  # "[TOOL_CALLS] [" and "<|Commands|>: f()"
+            elif prefixed < at:
+                at = prefixed
             else:
                 return at
 

@@ -413,8 +413,7 @@ def in_responses_terms(err: ApiError, origins: list[str]) -> ApiError:
         for quoted in _QUOTED.finditer(text):
             pieces += [renamed(text[last:quoted.start()]), quoted.group(0)]
             last = quoted.end()
-        text = "".join([*pieces, renamed(text[last:])])
-        return text
+        return "".join([*pieces, renamed(text[last:])])
 
     param = None if err.param is None else renamed(err.param)
     return ApiError(err.status, said(err.message), param=param, code=err.code, kind=err.kind)

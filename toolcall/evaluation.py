@@ -142,8 +142,8 @@ REPLY_PACKAGES = ("toolcall", "torch", "transformers", "peft", "llguidance", "gg
 
 
 def software_versions() -> dict[str, str]:
-    """Python's and the installed REPLY_PACKAGES' versions: the same model and items scored 43.3% and later 33.3%
-    on BFCL's multiple category with no change to this code, after these packages were upgraded."""
+    """Python's and the installed REPLY_PACKAGES' versions: a figure is comparable only with one made under the same
+    versions and settings, and a rerun whose versions were not recorded could not be told apart from the first."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}

@@ -539,3 +539,32 @@ def test_a_tagged_call_whose_head_holds_more_than_a_pending_call_is_read(text: s
     (call,) = parse(text).calls
     assert (call.tool, call.args, call.result) == ("Calculator", ("2*3",), result)
     assert get_dialect("toolformer").reply(text, keep_calls=False) == "Ok done"
+
+
+@pytest.mark.parametrize("spelling", ["bracket", "tagged"])
+@pytest.mark.parametrize("after", ["", " and then some prose." * 2_000, "\nAnother line." * 2_000],
+                         ids=["short text", "long line", "long text"])
+def test_a_call_with_an_argument_past_the_window_is_read(spelling: str, after: str) -> None:
+    """An argument the fast reader leaves to the grammar (parentheses) longer than the 512-character window: the
+    window's read and the whole line's were both charged, so a 600-character expression in a short text, and any
+    past ~1,000 characters on a long line, was prose to parse (and to training's masks), said to be unclosed."""
+    d = ToolformerDialect(spelling)
+    for size in (600, 950):
+        expression = "(1+2)" + "*(4+5)" * (size // 6)
+        written = d.render_call(ToolCall("Calculator", (expression,), "5", (0, 0)))
+        text = f"So {written} more.{after}"
+        parsed = d.parse(text)
+        assert [(c.tool, c.args, c.result) for c in parsed.calls] == [("Calculator", (expression,), "5")]
+        assert not parsed.issues and d.render(parsed) == text
+    expression = "(1+2)" + "*(4+5)" * 500
+    if after:   # a long text lets the grammar read a long call, however long its line
+        assert len(d.parse(f"So {d.render_call(ToolCall('Calculator', (expression,), '5', (0, 0)))}{after}").calls) == 1
+
+
+def test_a_call_past_what_a_short_text_lets_the_grammar_read_is_not_said_to_be_unclosed() -> None:
+    """Where the budget stops the read, the call may well be good: its issue says it was not read, at its start."""
+    expression = "(1+2)" + "*(4+5)" * 500
+    parsed = parse(f"So [Calculator({expression}) -> 5] more.")
+    (issue,) = parsed.issues
+    assert not parsed.calls and issue.pos == 3
+    assert "is not read" in issue.message and "unexpected end" not in issue.message

@@ -310,6 +310,29 @@ def _undiagnosed(text: str, start: int) -> SyntaxIssue:
                                    "examines in detail)")
 
 
+def _longer_reads(text: str, start: int, edge: int, stop: int, closers: _Closers) -> list[int]:
+    """Where to end the reads of a candidate that parsed without a fault up to the window's `edge`: just past its
+    closer when one stands between the edge and `stop` (a good call's parse stops there, and a long call is not
+    charged the rest of a long line), then `stop`."""
+    if text.startswith("<API>", start):
+        close = closers.tag_at(start, stop)
+        end = close + len("</API>") if close >= 0 else -1
+    else:
+        close = closers.bracket_at(start + 1, stop)
+        end = close + 1 if close >= 0 else -1
+    return [end, stop] if edge < end < stop else [stop]
+
+
+def _unread(text: str, start: int, read: int) -> SyntaxIssue:
+    """The issue of a candidate whose first `read` characters parsed and that goes on past what the budget lets the
+    grammar read in this text (see GrammarBudget): it may be a good call, so no fault is claimed."""
+    line, column = line_column(text, start)
+    return make_issue(text, start, f"a Toolformer call starting at line {line}, column {column} is not read: it goes "
+                                   f"on without a fault past its first {read} characters, and this text lets "
+                                   "the parser read no more of it (a call longer than about 1,000 characters is read "
+                                   "only in a text ten times its length)")
+
+
 def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Closers,
                     budget: GrammarBudget) -> tuple[ToolCall, ResultSpan | None, int] | SyntaxIssue:
     """The call at the candidate `text[start]` (its line or MAX_CALL_CHARS ends at `stop`), its result span and where
@@ -325,20 +348,40 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
                                       f"column {column}", _EXPECTED["bracket"])
     # Read a window first: Lark's error path matches its longest terminals to the end of what it is given, so a
     # broken call costs the window, not its whole line. Only a fault the window's edge may have caused (the
-    # text ran out, or a quote whose string closes past it) is read again in full.
+    # text ran out, or a quote's string closes past it) is read again, up to the candidate's closer and then, if
+    # that edge faults too, its whole line.
     edge = min(stop, start + _WINDOW)
     chunk = text[start:edge]
     if not budget.spend(len(chunk)):  # given back below when it is a call
         return _undiagnosed(text, start)
+    charged = len(chunk)
+    tree: Tree | None = None
     resulted: _Resulted | None = None   # a call whose result is read up to its closer (see _parse_call)
     try:
         try:
             tree = _parse_call(parser, chunk, start, stop, closers)
         except UnexpectedInput as err:
-            if edge == stop or not _edge_fault(err, text, start, edge) or not budget.spend(stop - start):
+            if edge == stop or not _edge_fault(err, text, start, edge):
                 raise
-            chunk = text[start:stop]
-            tree = _parse_call(parser, chunk, start, stop, closers)
+            # The window found no fault of its own, so the longer reads alone are charged: charging the window too
+            # lost every good call longer than about half the budget (a 600-character expression in a short text).
+            # A candidate's reads cost at most twice what it is charged, so the grammar's reading stays linear.
+            budget.refund(charged)
+            charged = 0
+            for end in _longer_reads(text, start, edge, stop, closers):
+                if not budget.spend(end - start):
+                    if not charged:
+                        budget.spend(len(chunk))  # the window's read, charged after all
+                    return _unread(text, start, len(chunk))
+                charged += end - start
+                chunk = text[start:end]
+                try:
+                    tree = _parse_call(parser, chunk, start, stop, closers)
+                    break
+                except UnexpectedInput as longer:
+                    if end == stop or not _edge_fault(longer, text, start, end):
+                        raise
+            assert tree is not None  # the last read is the whole line's, whose faults are raised
     except _Resulted as got:
         resulted = got
     except _Unclosed as err:
@@ -347,9 +390,10 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
                                       f"column {column}", err.expected)
     except UnexpectedInput as err:
         return issue_from_error(err, parser, text, start, len(chunk), "a Toolformer call")
-    budget.refund(len(chunk) if len(chunk) == edge - start else len(chunk) + edge - start + budget.START_COST)
+    budget.refund(charged)
     if resulted is not None:
         return _resulted_call(parser, text, start, resulted)
+    assert tree is not None
     call_tree = tree.children[0]
     return _call_from_tree(call_tree, chunk, start), _result_span(call_tree, start), start + call_tree.meta.end_pos
 

@@ -149,8 +149,10 @@ class BfclResult:
 
 #: Why an item failed: no call where one was due; call-like text that did not parse; a function that is not the
 #: expected one (or not offered); the wrong number of calls; the right function with wrong or missing arguments;
-#: a call where no offered function fits (irrelevance).
-FAILURE_KINDS = ("no_call", "unparsable", "wrong_function", "wrong_count", "wrong_args", "called_irrelevant")
+#: a call where no offered function fits (irrelevance); calls the AST checker raised an exception on (not accepted:
+#: BFCL's own runner would stop there; the exception is the item's error).
+FAILURE_KINDS = ("no_call", "unparsable", "wrong_function", "wrong_count", "wrong_args", "called_irrelevant",
+                 "checker_error")
 
 
 @dataclass
@@ -370,6 +372,12 @@ def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
         if item.id not in answers:
             raise ConfigError(f"BFCL item {item.id!r} ({lines[item.id]}) has no possible answer in {answer_file}: "
                               "an answer line with the same id is needed")
+        offered = [str(f["name"]) for f in item.functions]
+        # The checker looks each expected call's function up among the offered ones, and fails on one it lacks.
+        for name in (next(iter(call)) for call in answers[item.id]):
+            if name not in offered:
+                raise ConfigError(f"BFCL item {item.id!r} ({lines[item.id]}): its possible answer in {answer_file} "
+                                  f"calls {name!r}, which the item does not offer (offered: {', '.join(offered)})")
         items[i] = replace(item, answer=answers[item.id])
     return items
 
@@ -422,9 +430,10 @@ def item_prompt(item: BfclItem, dialect: Dialect, chat: Callable[..., str]) -> s
 # --- reading the reply --------------------------------------------------------------------------------------------
 
 def _plain(value: Any) -> Any:
-    # The checker compares with type(...) ==: tuples (pythonic) must be lists, mappings plain dicts.
+    # The checker compares with type(...) ==: mappings must be plain dicts, sequences lists. A key keeps its type: BFCL
+    # decodes `{1: "a"}` with its int key, which the checker does not take for the answer's "1" (str() made it pass).
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
@@ -433,21 +442,20 @@ def _plain(value: Any) -> Any:
 def model_output(parsed: Parsed, item: BfclItem) -> list[dict[str, Any]]:
     """The parsed calls in BFCL's model_output form `[{name: {arg: value}}]`.
 
-    A call named like an offered function with its dots written as underscores (`math_factorial` for
-    `math.factorial`, as models trained on OpenAI-style names write them) takes the offered name; positional
-    arguments (Toolformer, MOSS) are named in the schema's parameter order.
+    Names stay as written: the functions are offered under their own names, dots included, and BFCL judges a model
+    offered those (its prompting and local FC handlers, whose table entries say `underscore_to_dot=False`) by them, so
+    `math_factorial` is not `math.factorial`. Positional arguments (Toolformer, MOSS) are named in the schema's
+    parameter order.
     """
     offered = {str(f["name"]): f for f in item.functions}
-    by_underscore = {name.replace(".", "_"): name for name in offered}
     out: list[dict[str, Any]] = []
     for call in parsed.calls:
-        name = call.tool if call.tool in offered else by_underscore.get(call.tool, call.tool)
         if isinstance(call.args, Mapping):
             args = dict(call.args)
         else:
-            params = offered.get(name, {}).get("parameters") or {}
+            params = offered.get(call.tool, {}).get("parameters") or {}
             args = dict(zip(parameter_order(params), call.args))
-        out.append({name: _plain(args)})
+        out.append({call.tool: _plain(args)})
     return out
 
 
@@ -456,7 +464,7 @@ def model_output(parsed: Parsed, item: BfclItem) -> list[dict[str, Any]]:
 Judge = Callable[[Sequence[Mapping[str, Any]], list[dict[str, Any]], Sequence[Mapping[str, Any]], str], dict[str, Any]]
 
 #: The model name handed to the checker. It looks the model up in BFCL's table of leaderboard models only to learn
-#: whether that model writes dotted function names with underscores; model_output() has already mapped those back.
+#: whether the names were offered with their dots as underscores; they are offered as they are (see model_output).
 _MODEL_NAME = "toolcall"
 _CHECKER = "bfcl_eval.eval_checker.ast_eval.ast_checker"
 _MODEL_CONFIG = "bfcl_eval.constants.model_config"
@@ -522,7 +530,8 @@ def _failure_kind(error_type: str, output: list[dict[str, Any]], item: BfclItem)
 def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | None,
                 seconds: float = 0.0) -> BfclResult:
     """Parse one reply with the dialect and judge it as BFCL does: irrelevance items are right when no call was
-    written, live_relevance items when one was, the others when the AST checker accepts the calls."""
+    written, live_relevance items when one was, the others when the AST checker accepts the calls (calls it raises
+    on are not accepted: kind "checker_error", its exception kept as the error)."""
     parsed = dialect.parse(reply)
     output = model_output(parsed, item)
     called = bool(output)
@@ -539,7 +548,12 @@ def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | Non
         return result(False, silent)
     if judge is None or item.answer is None:
         raise ConfigError(f"BFCL item {item.id!r} needs the AST checker and its possible answer")
-    verdict = judge(item.functions, output, item.answer, item.category)
+    try:
+        verdict = judge(item.functions, output, item.answer, item.category)
+    except Exception as err:  # noqa: BLE001 - any reply is judged; one the checker cannot read is not accepted
+        # e.g. `[1]` for a list of objects whose answer may be left out: the checker calls .items() on the 1.
+        return result(False, "checker_error", f"checker_error:{type(err).__name__}",
+                      [f"the AST checker raised {type(err).__name__}: {err}"[:2000]])
     if verdict.get("valid"):
         return result(True, "ok")
     error_type = str(verdict.get("error_type", ""))

@@ -28,6 +28,8 @@ from toolcall.errors import ConfigError, ToolcallError
 from toolcall.jsonl import read_jsonl
 from toolcall.terminal import printable
 
+from .checkpoint import json_line
+
 
 @dataclass(frozen=True)
 class AnswerScore:
@@ -212,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
                "reduction_quartiles": [round(q, 4) for q in statistics.quantiles(reductions, n=4)]
                if len(reductions) > 1 else None}
     try:
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        out.write_text("".join(json_line(r) + "\n" for r in kept), encoding="utf-8")
         scores_path.write_text(json.dumps({"summary": summary, "scores": [s.__dict__ for s in scores]}, indent=1),
                                encoding="utf-8")
     except OSError as err:  # what the checks before scoring cannot see: no permission, a full disk

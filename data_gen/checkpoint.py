@@ -26,6 +26,17 @@ RUN = "run.json"
 REJECTED = "rejected.jsonl"
 
 
+#: The line breaks JSON leaves raw in a string (ensure_ascii=False) that str.splitlines() splits on: a record holding
+#: one (U+2028 in web text, a NEL from a cp1252 page) was two "lines" to every reader of the corpus that splits so.
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of JSON Lines, UTF-8 text kept as it is but for the line breaks that JSON leaves raw
+    (`_LINE_BREAKS`), which are escaped: every line reader sees one line, and every JSON reader the same value."""
+    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
 def _append(path: Path, line: str) -> int:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(line + "\n")
@@ -306,16 +317,16 @@ class RunDir:
         for r in rejected:
             at = r.get("position", 0)
             before = r["before"] if "before" in r else text[max(0, at - 40):at]  # the pipeline's, when it gave one
-            lines.append(json.dumps({"index": index, **r, "before": before}, ensure_ascii=False))
+            lines.append(json_line({"index": index, **r, "before": before}))
         with (self.path / REJECTED).open("a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
 
     def commit(self, index: int, record: dict[str, Any] | None, summary: dict[str, Any]) -> None:
         size = self.corpus.stat().st_size if self.corpus.exists() else 0
         if record is not None:
-            size = _append(self.corpus, json.dumps(record, ensure_ascii=False))
+            size = _append(self.corpus, json_line(record))
         entry = {"index": index, "corpus_bytes": size, **summary}
-        end = _append(self.progress, json.dumps(entry, ensure_ascii=False))
+        end = _append(self.progress, json_line(entry))
         self.commits.append(Commit(index, size, end))
         self.done.add(index)
 

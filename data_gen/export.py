@@ -8,7 +8,8 @@ MOSS mapping (moss-003 SFT plugin layout, one turn per text, written by the MOSS
 """
 from __future__ import annotations
 
-import json
+import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from toolcall.dialects.moss import MossDialect
 from toolcall.dialects.toolformer import ToolformerDialect
 from toolcall.errors import MissingDependencyError
 from toolcall.jsonl import read_jsonl
+
+from .checkpoint import json_line
 
 
 class CorpusRecords:
@@ -61,9 +64,16 @@ def _first_call_at(record: dict[str, Any]) -> int:
 
 
 def write_moss(records: Iterable[dict[str, Any]], path: Path, tools: list[str]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for i, rec in enumerate(records):
-            fh.write(json.dumps(to_moss(rec, i, tools), ensure_ascii=False) + "\n")
+    """moss.jsonl, written aside and moved into place whole: a run killed while writing it left a file cut at any
+    line in its place (a resumed run's whole one, too), which read as an export with fewer conversations."""
+    staged = path.parent / f".{path.name}.tmp"
+    try:
+        with staged.open("w", encoding="utf-8") as fh:
+            for i, rec in enumerate(records):
+                fh.write(json_line(to_moss(rec, i, tools)) + "\n")
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 #: Rows per Arrow batch of the dataset export: what it holds in memory at once.
@@ -107,6 +117,8 @@ def write_hf_dataset(records: Iterable[dict[str, Any]], path: Path) -> None:
             yield batch
 
     staged = path.parent / f".{path.name}.arrow"
+    saved = path.parent / f".{path.name}.tmp"   # saved aside, then moved into place: a kill leaves no half dataset
+    shutil.rmtree(saved, ignore_errors=True)
     # datasets draws a bar of its own for the save (to stderr, at every run's end, --no-progress or not): a save of
     # one small table needs none.
     shown = datasets.is_progress_bar_enabled()
@@ -122,9 +134,22 @@ def write_hf_dataset(records: Iterable[dict[str, Any]], path: Path) -> None:
             ds = datasets.Dataset.from_file(str(staged))
         else:
             ds = datasets.Dataset.from_dict({"text": [], "original": [], "calls": []})
-        ds.save_to_disk(str(path))
+        ds.save_to_disk(str(saved))
         del ds
+        _move_into_place(saved, path)
     finally:
         if shown:
             datasets.enable_progress_bars()
         staged.unlink(missing_ok=True)
+        shutil.rmtree(saved, ignore_errors=True)
+
+
+def _move_into_place(new: Path, path: Path) -> None:
+    """The folder `new` moved to `path`, the one there before removed: at every moment `path` is a whole dataset or
+    missing (a kill between the two moves; the next run's export writes it again), never a half-saved one."""
+    old = path.parent / f".{path.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -25,6 +25,8 @@ from toolcall.jsonl import (
     shown_columns,
 )
 
+from .tokens import JOINING
+
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context), and that its
 #: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
 #: as the paper dates each document; "id", a string or an integer, says which input the record came from.
@@ -38,8 +40,7 @@ _BREAKS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"),
            re.compile(r"[.!?][\"')\]]*\s+|[\u3002\uff01\uff1f][\u300d\u300f\"')\]\uff09]*\s*"), re.compile(r"\s+"))
 #: Characters that belong to the one before them: a hard cut before one would split a letter from its accent or an
 #: emoji sequence (a joiner, a variation selector, a skin tone).
-_JOINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u200d\ufe00-\ufe0f"
-                      r"\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]")
+_JOINING = JOINING
 
 
 def _whole_cut(text: str, cut: int, floor: int) -> int:

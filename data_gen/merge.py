@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .calls_text import parse_call
 from .records import Candidate, TextRecord
 
 CALL_FIELDS = ("tool", "args", "result", "position", "loss_minus", "loss_plus", "loss_reduction")
@@ -18,7 +19,7 @@ def merge_record(record: TextRecord) -> dict[str, Any] | None:
     original = record.text
     best: dict[int, Candidate] = {}
     for cand in record.candidates:
-        if not cand.kept:
+        if not cand.kept or _written_call(cand) is None:
             continue
         at = write_at(original, cand)
         if at not in best or rank(cand) > rank(best[at]):
@@ -38,13 +39,38 @@ def merge_record(record: TextRecord) -> dict[str, Any] | None:
     for at in sorted(best, reverse=True):
         gap = " " if at < len(original) and original[at].isspace() else ""
         text = text[:at] + gap + best[at].text_call + text[at:]
-    calls = [output_call(cand) for cand in sorted(best.values(), key=lambda c: c.position)]
+    # In the order the text writes them: a prefix call moved before the space of its token comes before an inline one
+    # scored at that token (listed by position, the two were the other way round).
+    calls = [output_call(best[at]) for at in sorted(best)]
     return {"text": text, "original": original, "calls": calls}
 
 
 def output_call(cand: Candidate) -> dict[str, Any]:
-    """A kept call as corpus.jsonl writes it: CALL_FIELDS, then its source."""
-    return {**{k: list(cand.args) if k == "args" else getattr(cand, k) for k in CALL_FIELDS}, "source": cand.source}
+    """A kept call as corpus.jsonl writes it: CALL_FIELDS, then its source. Its args and result are the ones its text
+    holds, as the dialect reads them back: the text writes a result on one line, its unpaired brackets and markup
+    broken, stripped, and a long one cut (`[Echo(2) -> a］b]` for "a]b", "line1 | line2" for two lines), and the
+    record said the tool's own output, so a reader of the corpus found calls in the text that its record did not."""
+    written = _written_call(cand)
+    if written is None:
+        raise ValueError(f"a call that does not read back as one call was merged: {cand.text_call!r}")
+    args, result = written
+    return {**{k: getattr(cand, k) for k in CALL_FIELDS}, "args": list(args), "result": result, "source": cand.source}
+
+
+def written_args(cand: Candidate) -> tuple[Any, ...]:
+    """The candidate's arguments as its text writes them (a list argument is written as its text: `Sum("[12, 30]")`),
+    the ones its output record lists; its own where it has no text yet."""
+    written = _written_call(cand)
+    return cand.args if written is None else written[0]
+
+
+def _written_call(cand: Candidate) -> tuple[tuple[Any, ...], str | None] | None:
+    """(args, result) of the call as its text writes it, or None when that text is not one call of its tool: such a
+    call would be prose to every reader of the corpus, so it is not written."""
+    call = parse_call(cand.text_call)
+    if call is None or call.tool != cand.tool or not isinstance(call.args, tuple):
+        return None
+    return call.args, call.result
 
 
 def rank(cand: Candidate) -> tuple[bool, float]:

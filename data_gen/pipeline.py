@@ -22,7 +22,7 @@ from .execute import CallRunner, execute_calls
 from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
 from .inputs import RunInputs, read_run_inputs
-from .merge import merge_record
+from .merge import merge_record, written_args
 from .positions import PromptStates, add_positions, find_positions
 from .prefilter import prefilter
 from .propose import add_proposals, choose_proposals
@@ -126,7 +126,7 @@ class Pipeline:
         unclaimed = Counter((c["tool"], c["position"], c["loss_reduction"], _args_key(c["args"])) for c in written)
         in_corpus = []
         for c in scored:
-            key = (c.tool, c.position, c.loss_reduction, _args_key(c.args))
+            key = (c.tool, c.position, c.loss_reduction, _args_key(written_args(c)))   # as the record lists them
             in_corpus.append(unclaimed[key] > 0)
             unclaimed[key] -= 1 if in_corpus[-1] else 0
         self.last_rejected = list(rec.rejected) + [

@@ -83,8 +83,10 @@ def find_positions(record: TextRecord, tool: str, states: PromptStates, config: 
     opens = states.opens
     plen, tt, _, open_p = states.get(tool, record.text)
     scored = []
-    for i in range(max(config.min_token, 0), len(tt.ids)):
-        if config.word_start_only and not call_may_start(tt, i):
+    # Token i's p_i is read from the row before it: without a prompt, token 0 has none (open_p[-1] is the row after
+    # the whole text, which --prompt none --min-token 0 read as p_0).
+    for i in range(max(config.min_token, 0 if plen else 1), len(tt.ids)):
+        if tt.splits_character(i) or (config.word_start_only and not call_may_start(tt, i)):
             continue
         row = open_p[plen + i - 1]   # what prompt + x_{<i} predicts for the token at i
         p = sum(row)
@@ -107,8 +109,8 @@ def add_positions(record: TextRecord, tool: str, states: PromptStates, tokens: I
     have = list(record.positions.get(tool, ()))
     taken = {p.token for p in have}
     for i in sorted(set(tokens)):
-        if i in taken or not 0 < i < len(tt.ids):   # token 0 has nothing before it to predict the call-open from
-            continue
+        if i in taken or not 0 < i < len(tt.ids) or tt.splits_character(i):
+            continue   # token 0 has nothing before it to predict the call-open from; no call goes inside a character
         row = open_p[plen + i - 1]
         spaced = tt.text[:tt.starts[i]][-1:].isspace()
         fits = [j for j, (text, _) in enumerate(states.opens) if not (spaced and text[:1].isspace())] \

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TextIO
 from toolcall.errors import ConfigError, MissingDependencyError
 from toolcall.toolset import Toolset
 
-from .checkpoint import Commit, RunDir, swap_in
+from .checkpoint import Commit, RunDir, json_line, swap_in
 from .config import DataGenConfig
 from .inputs import RunInputs, read_run_inputs
 from .pipeline import Pipeline, run_record, write_outputs
@@ -166,7 +166,7 @@ def _stage_inputs(texts: Iterable[tuple[str, dict[str, Any]]], done: set[int], f
                 if shard is not None:
                     shard.close()
                 shard = (folder / f"{todo // SHARD_TEXTS:06d}.jsonl").open("w", encoding="utf-8")
-            shard.write(json.dumps({"id": i, "text": text, "fields": json.dumps(fields)}, ensure_ascii=False) + "\n")
+            shard.write(json_line({"id": i, "text": text, "fields": json.dumps(fields)}) + "\n")
             todo += 1
     finally:
         if shard is not None:
@@ -301,7 +301,7 @@ def _join(run: RunDir, rows: Mapping[int, dict[str, Any]],
                 row = rows[index]
                 summary = json.loads(row["summary"])
                 if row["record"]:
-                    line = (json.dumps(json.loads(row["record"]), ensure_ascii=False) + "\n").encode("utf-8")
+                    line = (json_line(json.loads(row["record"])) + "\n").encode("utf-8")
                 rejected = json.loads(row["rejected"])
                 if rejected:
                     # A row past this run's texts is one a run with a larger --limit did: kept, as a single-process
@@ -312,7 +312,7 @@ def _join(run: RunDir, rows: Mapping[int, dict[str, Any]],
                 size += len(line)
             entry = {"index": index, "corpus_bytes": size, **{k: v for k, v in summary.items()
                                                                if k not in ("index", "corpus_bytes")}}
-            end += log.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+            end += log.write((json_line(entry) + "\n").encode("utf-8"))
             commits.append(Commit(index, size, end))
     return commits
 

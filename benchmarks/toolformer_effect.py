@@ -68,14 +68,14 @@ def toolcall(*args: str) -> list[str]:
 
 def eval_summary(path: Path) -> dict[str, Any]:
     """The summary JSON line `toolcall eval --json` printed last into `path`."""
-    for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+    for line in reversed(path.read_text(encoding="utf-8").split("\n")):
         if line.startswith("{"):
             return json.loads(line)
     raise SystemExit(f"no summary line in {path}")
 
 
 def _has_summary(path: Path) -> bool:
-    return any(line.startswith("{") for line in path.read_text(encoding="utf-8").splitlines())
+    return any(line.startswith("{") for line in path.read_text(encoding="utf-8").split("\n"))
 
 
 def call_quality(items_path: Path, task: str = "math") -> dict[str, float]:
@@ -92,7 +92,7 @@ def call_quality(items_path: Path, task: str = "math") -> dict[str, float]:
             return numbers_match(parse_number(result), parse_number(gold))
         return normalize_answer(gold) in normalize_answer(result)
 
-    rows = [json.loads(line) for line in items_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in items_path.read_text(encoding="utf-8").split("\n") if line.strip()]
     on = [r for r in rows if r["mode"] == "tools"]
     with_call = [r for r in on if r["calls"]]
     right = [r for r in with_call if any(answered(c, r["gold"]) for c in r["calls"])]
@@ -107,11 +107,11 @@ def corpus_quality(train: Path, datagen: Path, n: int) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).parent))
     from datagen_quality import score
 
-    records = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines()[:n] if line.strip()]
+    records = [json.loads(line) for line in train.read_text(encoding="utf-8").split("\n")[:n] if line.strip()]
     if not all("gold" in r for r in records):
         return {}
     kept = {}
-    for line in (datagen / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (datagen / "corpus.jsonl").read_text(encoding="utf-8").split("\n"):
         if line.strip():
             out = json.loads(line)
             kept[out["original"]] = out

@@ -45,10 +45,10 @@ def corpus_quality(texts: Path, datagen: Path, limit: int) -> dict[str, Any]:
     scoring: a kept call is right when it sits at a gold spot and its result is the gold value)."""
     from datagen_quality import score
 
-    records = [json.loads(line) for line in texts.read_text(encoding="utf-8").splitlines()[:limit] if line.strip()]
+    records = [json.loads(line) for line in texts.read_text(encoding="utf-8").split("\n")[:limit] if line.strip()]
     kept: dict[str, dict[str, Any]] = {}
     corpus = datagen / "corpus.jsonl"
-    for line in corpus.read_text(encoding="utf-8").splitlines() if corpus.is_file() else []:
+    for line in corpus.read_text(encoding="utf-8").split("\n") if corpus.is_file() else []:
         if line.strip():
             out = json.loads(line)
             kept[out["original"]] = out

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     def chat(messages: list[dict[str, str]]) -> str:
         return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
-    corpus = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    corpus = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").split("\n") if line.strip()]
     records = chat_records(corpus, chat)
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     print(json.dumps({"benchmark": "word_problem_chat", "corpus_records": len(corpus), "chat_records": len(records)}))

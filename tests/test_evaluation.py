@@ -601,3 +601,70 @@ def test_a_parquet_files_empty_cells_odd_numbers_and_extra_columns(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"m.parquet has no column 'question'; its columns: q, a"):
         pq.write_table(pa.table({"q": ["x"], "a": ["1"]}), tmp_path / "m.parquet")
         load_items(tmp_path / "m.parquet", "math")
+
+
+def moss_script(text: str) -> str:
+    """A MOSS model that writes a command each turn, then answers from its result (or without one)."""
+    if "<|Results|>" in text.rsplit("<|Human|>", 1)[-1]:
+        return " The answer is 42.<eom>"
+    return ' need the calculator<eot>\n<|Commands|>: Calculate("6*7")<eoc>'
+
+
+def test_a_call_refused_is_not_counted_as_tool_use() -> None:
+    """The refusal's error is "tools are disabled", but "Error: tools are disabled" was left out, so nothing was: with
+    tools off a dialect whose call opener cannot be banned (MOSS) reported a call on every item, as if a tool had run."""
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    report = evaluate([EvalItem("What is 6 times 7?", "42")], "math", FakeBackend(script=moss_script),
+                      get_dialect("moss"), default_registry(["Calculator"]), LoopConfig(max_calls=1, max_new_tokens=100))
+    off, on = report.modes["no_tools"], report.modes["tools"]
+    assert "Error: tools are disabled" in report.items[0].transcript   # the loop refused it, and said so
+    assert (off.call_share, off.avg_calls, report.items[0].calls) == (0.0, 0.0, [])
+    assert (on.call_share, on.avg_calls) == (1.0, 1.0) and report.items[1].calls[0]["result"] == "42"
+
+
+def test_a_call_past_the_limit_is_not_counted() -> None:
+    """Two commands on one MOSS line with one call allowed: the second is refused, and counted as a call no more."""
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    def two(text: str) -> str:
+        if "<|Results|>" in text.rsplit("<|Human|>", 1)[-1]:
+            return " The answer is 42.<eom>"
+        return ' two<eot>\n<|Commands|>: Calculate("6*7"), Calculate("7*6")<eoc>'
+
+    report = evaluate([EvalItem("What is 6 times 7?", "42")], "math", FakeBackend(script=two),
+                      get_dialect("moss"), default_registry(["Calculator"]), LoopConfig(max_calls=1, max_new_tokens=100))
+    on = next(r for r in report.items if r.mode == "tools")
+    assert "call limit reached (1)" in on.transcript
+    assert [c["result"] for c in on.calls] == ["42"] and report.modes["tools"].avg_calls == 1.0
+
+
+@pytest.mark.parametrize(("transcript", "prediction", "correct"), [
+    # Cutting the call joined the words on either side of it: "is12" holds no number the first-number rule reads.
+    ("The total is[Calculator(3 * 4) -> 12]12 apples.", "The total is 12 apples.", True),
+    ("It costs $[Calculator(3 * 4) -> 12]12.", "It costs $12.", True),
+    ("It is [Calculator(3 * 4) -> 12] 12.", "It is 12.", True),
+    ("It is 12[Calculator(3 * 4) -> 12].", "It is 12.", True),
+])
+def test_a_cut_call_leaves_the_words_around_it_apart(transcript: str, prediction: str, correct: bool) -> None:
+    from toolcall.backends.fake import FakeBackend
+    from toolcall.dialects import get_dialect
+    from toolcall.loop import LoopConfig
+    from toolcall.registry import default_registry
+
+    head, tail = transcript.split("->", 1)
+
+    def script(text: str) -> str:
+        return tail.split("]", 1)[1] if "->" in _reply_part(text) else head + "->"
+
+    report = evaluate([EvalItem("How many apples?", "12")], "math", FakeBackend(script=script),
+                      get_dialect("toolformer"), default_registry(["Calculator"]), LoopConfig(max_new_tokens=60))
+    on = next(r for r in report.items if r.mode == "tools")
+    assert on.transcript == transcript
+    assert (on.prediction, on.correct) == (prediction, correct)

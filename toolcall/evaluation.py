@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .errors import ConfigError
 from .grading import GRADERS, parse_number
 from .jsonl import content_suffix, parquet_columns, read_records, shown_columns
-from .loop import LoopConfig
+from .loop import LoopConfig, call_limit_reached
 from .options import at_least, option
 from .schema import short_json
 
@@ -100,7 +100,7 @@ class ItemResult:
     correct: bool
     exact: bool
     transcript: str          # the generated text as decoded, calls and results included
-    calls: list[dict[str, Any]]
+    calls: list[dict[str, Any]]  # the tool use (see _tool_use): none with tools off, none refused past the call limit
     seconds: float
     stop_reason: str | None
 
@@ -116,7 +116,7 @@ class ModeSummary:
     n: int
     accuracy: float          # Toolformer's score: first number (math) / answer in the first words (dates)
     exact_accuracy: float    # normalised string equality of the answer line
-    call_share: float        # share of items with at least one executed call
+    call_share: float        # share of items with at least one call in their `calls` (tools on; malformed ones too)
     avg_calls: float
     seconds: float
     decoded_tokens: int
@@ -442,7 +442,7 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
                 start = time.perf_counter()
                 out = run_loop(backend, prompt, dialect, registry, config)
                 decoded += out.counters.decoded_tokens
-                results.append(_grade(mode, it, out, dialect, grade, time.perf_counter() - start))
+                results.append(_grade(mode, it, out, dialect, config, grade, time.perf_counter() - start))
                 if progress is not None:
                     progress(mode, len(results), results[-1])
             # 3. Aggregate.
@@ -451,14 +451,34 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
     return report
 
 
-def _grade(mode: str, item: EvalItem, out: "LoopResult", dialect: "Dialect",
+def _grade(mode: str, item: EvalItem, out: "LoopResult", dialect: "Dialect", config: "LoopConfig",
            grade: Callable[[str, str], tuple[bool, bool]], seconds: float) -> ItemResult:
-    prediction = _before_unfinished_call(dialect.reply(out.text, keep_calls=False), dialect, out.stop_reason)
+    prediction = _before_unfinished_call(_without_calls(out.text, dialect), dialect, out.stop_reason)
     correct, exact = grade(prediction, item.answer)
-    # Only executed calls count as tool use; a call refused because tools are off is not one.
-    calls = [c.to_dict() for c in out.calls if c.ok or c.error != "Error: tools are disabled"]
-    return ItemResult(mode, item.question, item.answer, prediction, correct, exact, out.text, calls,
+    return ItemResult(mode, item.question, item.answer, prediction, correct, exact, out.text, _tool_use(out, config),
                       round(seconds, 3), out.stop_reason)
+
+
+def _tool_use(out: "LoopResult", config: "LoopConfig") -> list[dict[str, Any]]:
+    """The calls that count as tool use: none with tools off (every call there was refused, or malformed, and nothing
+    ran); with tools on, every call but those refused past the call limit. The refusal's error is "tools are disabled",
+    where "Error: tools are disabled" was left out, so nothing was: with tools off, a dialect whose call opener cannot
+    be banned (MOSS) was reported to call a tool on every item it wrote a command for."""
+    if not config.tools_enabled:
+        return []
+    refused = call_limit_reached(config.max_calls)
+    return [c.to_dict() for c in out.calls if c.error != refused]
+
+
+def _without_calls(text: str, dialect: "Dialect") -> str:
+    """The reply with its calls and results cut out (the dialect's reply), where a call that stood between two words or
+    numbers leaves a space: cut from "The total is[Calculator(3 * 4) -> 12]12" it left "is12", in which the first-number
+    rule reads no number."""
+    glued = [start for start, end in (call.span for call in dialect.parse(text).calls)
+             if start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()]
+    for at in sorted(glued, reverse=True):
+        text = text[:at] + " " + text[at:]
+    return dialect.reply(text, keep_calls=False)
 
 
 def _before_unfinished_call(prediction: str, dialect: "Dialect", stop_reason: str | None) -> str:

@@ -69,3 +69,29 @@ def test_the_fake_backend_samples_branches_greedily_below_the_floor() -> None:
     greedy = backend.sample_branches(prefix, [(2, [])], 2, stop=["mat"], max_new_tokens=6, temperature=0.0)
     assert backend.sample_branches(prefix, [(2, [])], 2, stop=["mat"], max_new_tokens=6,
                                    temperature=1e-300, seed=3) == greedy
+
+
+class _Vocab:
+    """A tokenizer of a few tokens, as `_vocab` reads one."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def batch_decode(self, ids: list[list[int]], **_: object) -> list[str]:
+        return [self.texts[i] for (i,) in ids]
+
+
+def test_banning_the_opener_bans_every_token_that_holds_it() -> None:
+    """Tokens holding "[" after other text ("([", ".[": SmolLM2 has 39) were left open: a reply with tools off, or at a
+    step below the call threshold, could still open a call through them."""
+    from toolcall.backends.transformers import TransformersBackend
+
+    texts = ["[", " [", "([", ".[", '["', "[[", "(", "a", "]"]
+    backend = TransformersBackend.__new__(TransformersBackend)
+    backend.tokenizer, backend._open_ids = _Vocab(texts), {}
+    begin, ban = backend.open_token_ids("[")
+    assert sorted(texts[i] for i in begin) == [" [", "["]
+    assert sorted(texts[i] for i in ban) == sorted([" [", "([", ".[", '["', "[", "[["])

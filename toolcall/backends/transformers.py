@@ -469,7 +469,9 @@ class TransformersBackend(HFScoringMixin, Backend):
         """(tokens that begin `open_text`, tokens to ban to disable it).
 
         A token begins it when its text, leading whitespace removed, is a non-empty prefix of open_text
-        (SmolLM2: "[" and " ["). Banning also covers tokens that contain the whole opener and more ('["', "[[").
+        (SmolLM2: "[" and " ["). Banning also covers tokens that hold the whole opener with more text, after it or
+        before it ('["', "[[", "([", ".[": SmolLM2 has 39 of the latter, through which a reply with tools off still
+        opened calls, and a call opened past the call threshold).
         """
         if open_text not in self._open_ids:
             begin, ban = set(), set()
@@ -477,7 +479,7 @@ class TransformersBackend(HFScoringMixin, Backend):
                 core = text.lstrip()
                 if core and open_text.startswith(core):
                     begin.add(i)
-                elif core.startswith(open_text):
+                elif open_text in text:
                     ban.add(i)
             self._open_ids[open_text] = (frozenset(begin), frozenset(begin | ban))
         return self._open_ids[open_text]

@@ -346,7 +346,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         return size if isinstance(size, int) and size > 0 else None
 
     def _ban_ids(self, open_text: str) -> list[int]:
-        """Tokens to ban to disable the opener: those that begin it and those that hold all of it."""
+        """Tokens to ban to disable the opener: those that begin it and those that hold all of it, anywhere."""
         return self._open_sets(open_text)[1]
 
     def _open_sets(self, open_text: str) -> tuple[list[int], list[int], list[int]]:
@@ -361,7 +361,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 if core and open_text.startswith(core):
                     begin.append(i)
                     ban.append(i)
-                elif core.startswith(open_text):
+                elif open_text in text:
                     ban.append(i)
                 if open_text in text and not text.endswith(open_text):
                     glued.append(i)

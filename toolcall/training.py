@@ -116,7 +116,7 @@ class TrainResult:
     """What a run did: where it saved, how long, and how much of the text the loss saw."""
 
     output: str
-    examples: int
+    examples: int                      # records trained on (unlearned_examples are not among them)
     steps: int
     train_loss: float
     seconds: float
@@ -124,7 +124,7 @@ class TrainResult:
     masked_tokens: int                 # tokens excluded from the loss: tool results, and prompts when masked
     lora: bool
     cut_examples: int = 0              # texts longer than --max-length, learned only up to it
-    unlearned_examples: int = 0        # records with no token in the loss (prompt or results fill --max-length)
+    unlearned_examples: int = 0        # records left out: no token in the loss (prompt or results fill --max-length)
     verified_max_logit_diff: float | None = None
     log: list[dict[str, float]] = field(default_factory=list)
 
@@ -265,8 +265,17 @@ def tokenize_example(text: str, tokenizer: Any, max_length: int, mask_results: b
         for i, (_, end) in enumerate(offsets):
             if end <= prompt_chars:
                 labels[i] = IGNORE_INDEX
+    # A chat record whose template ended the reply with the end-of-text token (SmolLM2's `<|im_end|>`, then "\n")
+    # has its end: the blank text after it is the template's, which the model never writes (decoding stops at the
+    # token), and a second end-of-text token after it taught `<|im_end|>\n<|im_end|>`.
+    last = len(ids)
+    while last > 0 and offsets[last - 1][1] > offsets[last - 1][0] and not text[slice(*offsets[last - 1])].strip():
+        last -= 1
+    ended = tokenizer.eos_token_id is not None and last > 0 and ids[last - 1] == tokenizer.eos_token_id
+    if ended:
+        labels[last:] = [IGNORE_INDEX] * (len(ids) - last)
     # An end-of-text token teaches the model to stop after a passage, when there is room for it.
-    if add_eos and tokenizer.eos_token_id is not None and len(ids) < max_length and (not ids or ids[-1] != tokenizer.eos_token_id):
+    elif add_eos and tokenizer.eos_token_id is not None and len(ids) < max_length:
         ids.append(tokenizer.eos_token_id)
         labels.append(tokenizer.eos_token_id)
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
@@ -514,23 +523,28 @@ def train(config: TrainConfig) -> TrainResult:
     for text, p in records:
         example = tokenize_example(text, tokenizer, config.max_length, config.mask_results, config.dialect,
                                    prompt_chars=(p or 0) if config.mask_prompt else 0, literal=p is None)
-        examples.add(example)
         left_out = sum(1 for x in example["labels"] if x == IGNORE_INDEX)
         tokens, masked = tokens + len(example["labels"]), masked + left_out
-        unlearned += left_out == len(example["labels"])
+        if left_out == len(example["labels"]):
+            # Nothing to learn: kept, it cost a forward and backward pass, and a batch of such records was a step
+            # of loss 0 that counted toward --max-steps and pulled the reported train loss down.
+            unlearned += 1
+        else:
+            examples.add(example)
         cut += (len(example["input_ids"]) >= config.max_length
                 and len(tokenizer(text, add_special_tokens=True, split_special_tokens=p is None)["input_ids"])
                 > config.max_length)
     first_text = records[0][0]   # what the reload check reads
+    read = len(records)
     del records   # the texts are in the examples now
     if cut:  # the rest of each was dropped without a word: data-gen's 4,000-character texts run past 512 tokens
-        print(f"toolcall train: {cut:,} of {len(examples):,} texts are longer than --max-length {config.max_length} "
+        print(f"toolcall train: {cut:,} of {read:,} texts are longer than --max-length {config.max_length} "
               "tokens and are learned only up to it; raise --max-length (or split the texts) to learn all of them",
               file=sys.stderr)
     if unlearned and masked < tokens:  # a chat record whose prompt (or results) fill --max-length adds nothing
-        print(f"toolcall train: {unlearned:,} of {len(examples):,} records have no token in the loss (their prompt "
-              f"or tool results fill --max-length {config.max_length}): raise --max-length to learn their replies",
-              file=sys.stderr)
+        print(f"toolcall train: {unlearned:,} of {read:,} records have no token in the loss (their prompt "
+              f"or tool results fill --max-length {config.max_length}) and are left out: raise --max-length to learn "
+              "their replies", file=sys.stderr)
     if masked >= tokens:
         raise ConfigError(f"no token of {config.corpus} counts toward the loss: all {tokens:,} are tool results or "
                           f"prompts (--max-length {config.max_length} may cut each text before its reply)")

@@ -128,8 +128,8 @@ def test_hermes_pending_and_close_cycle() -> None:
     assert hermes.parse(again).calls == []
     later = again + '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>\n<tool_response>\nok\n</tool_response>'
     assert calls_of(later, "hermes") == [("g", {}, "ok")]  # the error response answered the malformed call
-    spans = hermes.result_spans(closed)
-    assert [(closed[m[0]:m[1]], closed[r[0]:r[1]].strip()) for m, r in spans] == [("<tool_response>", "5")]
+    spans = hermes.result_spans(closed)   # the opener says the calls are done; the rest is the loop's
+    assert [(closed[m[0]:m[1]], closed[r[0]:r[1]]) for m, r in spans] == [("<tool_response>", "\n5\n</tool_response>\n")]
 
 
 def test_hermes_render_changed_and_new_calls() -> None:
@@ -261,8 +261,10 @@ def test_llama3_json_turns_and_results() -> None:
     assert llama.pending(head + '{"name": "add", "parameters": {"a": 1') is None  # still being written
     closed = text + llama.close(pending, ["3"])
     assert calls_of(closed, "llama3_json") == [("add", {"a": 1, "b": 2}, "3")]
-    (marker, body), = llama.result_spans(closed)
-    assert closed[marker[0]:marker[1]] == "<|start_header_id|>ipython<|end_header_id|>" and closed[body[0]:body[1]].strip() == "3"
+    (marker, body), = llama.result_spans(closed)   # the model ends its turn; the ipython turn is the loop's
+    assert marker == (body[0], body[0]) and closed[:body[0]].endswith("<|eot_id|>") and body[1] == len(closed)
+    assert closed[body[0]:] == ("<|start_header_id|>ipython<|end_header_id|>\n\n3<|eot_id|>"
+                                "<|start_header_id|>assistant<|end_header_id|>\n\n")
 
 
 # ---------------------------------------------------------------------------------------------- mistral

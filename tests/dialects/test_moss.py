@@ -201,14 +201,15 @@ def test_api_names_come_from_the_plugin_data() -> None:
         "Calculate", "Calculate", "Search", "Search", "Solve", "Calendar"]
 
 
-def test_result_spans_are_the_results_bodies() -> None:
+def test_result_spans_are_the_results_bodies_through_the_reply_opener() -> None:
     text = TURN + "<|Commands|>: None<eoc>\n<|Results|>:\nNone\n<eor>\n<|MOSS|>: x<eom>\n<|Results|>:\nbroken\n<eor>"
     spans = get_dialect("moss").result_spans(text)
     assert [text[m[0]:m[1]] for m, _ in spans] == ["<|Results|>:", "<|Results|>:"]
     bodies = [text[r[0]:r[1]] for _, r in spans]
+    # The body, and what the loop writes after it: <eor> and the opener of the reply.
     assert bodies[0] == ('\nSearch("who founded X") =>\n<|1|>: "X was founded by Y, in [1901]."\n<|2|>: "Y also founded Z."\n'
-                         "Calculate(\"10^16\") => '10000000000000000'")
-    assert bodies[1] == "\nNone"
+                         "Calculate(\"10^16\") => '10000000000000000'\n<eor>\n<|MOSS|>:")
+    assert bodies[1] == "\nNone\n<eor>\n<|MOSS|>:"
     assert all(m[1] == r[0] for m, r in spans)
 
 

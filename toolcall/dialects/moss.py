@@ -367,12 +367,17 @@ class MossDialect(Dialect):
         return apply_edits(text, edits)
 
     def result_spans(self, text: str) -> list[ResultSpan]:
-        """The `<|Results|>:` opener of each Results field that parses, and its body up to `<eor>`."""
+        """The `<|Results|>:` opener of each Results field that parses, and after it what `close` writes: the body,
+        `<eor>`, and the `<|MOSS|>:` opener that follows it. The opener stays in the loss (decoding freely, a model
+        says with it that its commands are done, and MOSS's own training learns it); the `<eor>` and `<|MOSS|>:` the
+        loop writes were learned too, before."""
         spans = []
+        after = "\n" + MOSS_OPEN   # what close writes after <eor>
         for rnd in self._rounds(text, [], False):
             if rnd.results is not None and rnd.results_body is not None:
                 opener = (rnd.results[0], rnd.results[0] + len(RESULTS_OPEN))
-                spans.append((opener, rnd.results_body))
+                end = rnd.results[1] + (len(after) if text.startswith(after, rnd.results[1]) else 0)
+                spans.append((opener, (rnd.results_body[0], end)))
         return spans
 
     # -- the decoding loop ---------------------------------------------------------------------

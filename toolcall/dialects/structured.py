@@ -892,8 +892,38 @@ class StructuredDialect(Dialect):
         return Parsed(text, calls, self.name, issues, tuple(calls))
 
     def result_spans(self, text: str) -> list[ResultSpan]:
-        """Each result block's opening marker and its body (what the program writes at inference)."""
-        return [(b.marker, b.body) for b in self._result_blocks(text)]
+        """For each run of result blocks (blocks apart only by white space, as `close` writes the results of a group
+        of calls): the text the program writes there, from the first block's body through the last block and what
+        `close` writes after it (hermes: the line break; Llama: the assistant's header), and before it the marker.
+
+        The marker is the first block's opener when it is one of `result_markers` (hermes `<tool_response>`, mistral
+        `[TOOL_RESULTS]`): decoding freely, a model says with it that its calls are done (BFCL's replies end there, a
+        server's handed-back calls too), so it stays in the loss. Elsewhere (Llama's ipython header, which the model
+        never writes: its turn ends with `<|eot_id|>`) the opener is the program's too and the marker is empty. Training
+        learned every `</tool_response>`, and every later block's opener, before results covered the whole run."""
+        blocks = self._result_blocks(text)
+        trail = self._after_results()
+        spans: list[ResultSpan] = []
+        i = 0
+        while i < len(blocks):
+            first, last = blocks[i], i
+            while last + 1 < len(blocks) and _BLANK.fullmatch(text, blocks[last].span[1], blocks[last + 1].span[0]):
+                last += 1
+            end = blocks[last].span[1]
+            if trail and text.startswith(trail, end):
+                end += len(trail)
+            if text[first.marker[0]:first.marker[1]] in self.result_markers:
+                spans.append((first.marker, (first.marker[1], end)))
+            else:
+                spans.append(((first.span[0], first.span[0]), (first.span[0], end)))
+            i = last + 1
+        return spans
+
+    def _after_results(self) -> str:
+        """What `close` writes after the last result block of a run (result_spans), read off a rendering."""
+        probe = self._render_results([ToolCall("", ())], ["\ue000"])
+        blocks = self._result_blocks(probe)
+        return probe[blocks[-1].span[1]:] if blocks else ""
 
     # -- rendering -----------------------------------------------------------------------------
     def render_call(self, call: ToolCall) -> str:

@@ -118,6 +118,14 @@ def _result_span(call_tree: Tree, offset: int) -> ResultSpan | None:
     return span
 
 
+def _closer_length(text: str, at: int) -> int:
+    """The length of the closer ("]" or "</API>") of a call whose result ends at `at` (result_spans)."""
+    for closer in ("]", "</API>"):
+        if text.startswith(closer, at):
+            return len(closer)
+    return 0
+
+
 def _simple_call(m: re.Match[str]) -> tuple[ToolCall, ResultSpan | None]:
     """The call and result span of a _SIMPLE_CALL match, as _call_from_tree and _result_span make them."""
     listed = m.group("args")
@@ -655,9 +663,15 @@ class ToolformerDialect(Dialect):
         return Parsed(text, calls, self.name, issues, tuple(calls))
 
     def result_spans(self, text: str) -> list[ResultSpan]:
-        """The arrow ("->" or "→") and everything between it and the closing "]" or "</API>", spaces included:
-        at inference the program writes exactly that text (`close`)."""
-        return [span for _, span in self._found(text, [], False) if span is not None]
+        """The arrow ("->" or "→"), and everything after it through the closing "]" or "</API>", spaces included:
+        at inference the model writes the arrow and the program writes the rest (`close`: the result and the closer).
+        Training learned the "]" the loop always writes, and a token fusing it with the prose after it (`].`)."""
+        spans = []
+        for _, span in self._found(text, [], False):
+            if span is not None:
+                marker, (begin, end) = span
+                spans.append((marker, (begin, end + _closer_length(text, end))))
+        return spans
 
     # -- rendering -----------------------------------------------------------------------------
     def render_call(self, call: ToolCall, spelling: str | None = None) -> str:

@@ -111,7 +111,7 @@ def test_a_session_that_starts_later_takes_the_row_of_one_sitting_steps_out(tiny
         packed = batcher._place([first, second])
         later = prefilled("the cat")
         assert batcher._place([second, later]) is packed and batcher.packs == 1
-    assert packed.members[0] is later and first._cache is not None  # `first` has its own keys back, as they were
+    assert packed.member(0) is later and first._cache is not None  # `first` has its own keys back, as they were
     assert all(layer.keys.equal(k) for layer, k in zip(first._cache.layers, keys))
 
 
@@ -128,7 +128,7 @@ def test_prompts_arriving_together_are_prefilled_in_one_forward_and_decode_as_al
 
     alone = backend(tiny, batch=False)
     expected = [run(alone, p) for p in prompts]
-    batched = TransformersBackend(str(tiny), batch_steps=True, prefix_cache=True, prefill_chunk=0)
+    batched: Any = TransformersBackend(str(tiny), batch_steps=True, prefix_cache=True, prefill_chunk=0)
     run(batched, shared + "x")  # stores the shared prefix
     batched.batcher.gather_seconds = 0.5  # the prompts surely arrive in one gathering
     assert together(lambda i: run(batched, prompts[i]), len(prompts)) == expected
@@ -152,7 +152,7 @@ def test_prompts_arriving_together_at_a_cold_prefix_cache_start_from_the_first_o
     prompts = [shared + p for p in PROMPTS]
     alone = backend(tiny, batch=False)
     expected = [reply(alone, p, ["e"]) for p in prompts]
-    batched = TransformersBackend(str(tiny), batch_steps=True, prefix_cache=True, prefill_chunk=0)
+    batched: Any = TransformersBackend(str(tiny), batch_steps=True, prefix_cache=True, prefill_chunk=0)
     batched.batcher.gather_seconds = 0.5
     assert together(lambda i: reply(batched, prompts[i], ["e"]), len(prompts)) == expected
     assert batched.prefix_cache.hits == len(prompts) - 1

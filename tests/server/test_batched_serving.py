@@ -1,6 +1,9 @@
 """`toolcall serve` with the step batcher: concurrent replies decode together, each what it is when served alone."""
 from __future__ import annotations
 
+import gc
+import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +43,48 @@ def ask(live: Live, question: str) -> str:
 
 def test_concurrent_replies_are_batched_and_each_is_the_reply_served_alone(live: Live) -> None:
     alone = [ask(live, q) for q in QUESTIONS]
-    batcher = live.backend.batcher
+    batcher = live.backend.batcher  # type: ignore[attr-defined]  # the transformers backend, not the fake
     before = batcher.batches
     assert together(lambda i: ask(live, QUESTIONS[i]), len(QUESTIONS)) == alone
     assert batcher.batches > before  # decode steps of different replies ran in one forward
+
+
+def ask_and_leave(live: Live, question: str) -> str:
+    """A streamed request whose client goes away after its first few lines."""
+    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": question}], "temperature": 0,
+                            "stream": True}
+    with httpx.stream("POST", live.url + "/v1/chat/completions", json=body, timeout=120) as response:
+        for n, _ in enumerate(response.iter_lines()):
+            if n >= 2:
+                break
+    return "left"
+
+
+def test_replies_ended_or_abandoned_free_their_sessions_and_the_shared_cache(live: Live,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each session (its KV cache) goes with its reply, a client's that went away too: the shared cache held the
+    sessions of the last batched steps until later steps gave their rows back (never, on a server gone quiet), and
+    the server's wrappers made every session hold itself, so it lived on until the cycle collector ran."""
+    alone = [ask(live, q) for q in QUESTIONS[:4]]
+    backend: Any = live.backend  # the transformers backend, not the fake `Live` names
+    sessions: list[Any] = []
+    start = backend.start
+
+    def tracked(prompt: str) -> Any:
+        session = start(prompt)
+        sessions.append(weakref.ref(session))
+        return session
+
+    monkeypatch.setattr(backend, "start", tracked)
+    gc.disable()  # what goes, goes as its reply ends, not when the cycle collector runs
+    try:
+        got = together(lambda i: ask(live, QUESTIONS[i]) if i < 4 else ask_and_leave(live, QUESTIONS[i - 4]), 7)
+        assert got == [*alone, "left", "left", "left"]
+        ends = time.monotonic() + 10
+        while (any(ref() is not None for ref in sessions) or backend.batcher._packed is not None) \
+                and time.monotonic() < ends:
+            time.sleep(0.02)
+        assert len(sessions) == 7 and [ref() for ref in sessions] == [None] * 7
+        assert backend.batcher._packed is None
+    finally:
+        gc.enable()

@@ -9,11 +9,17 @@ tool's short result rides along in the batched steps a token at a time. A sessio
 idled too long, or a newcomer needed the row) takes its keys with it, and returns in a free row: one row's copy,
 not the batch's. Every forward runs in the batcher's one thread; prompts that arrive together prefill there as one
 forward, between batches.
+
+The shared cache holds its sessions weakly: a session dropped by its caller (a reply that ended, a client gone) frees
+its row, and when no session is left, or none has stepped for `release_seconds`, the shared cache is given back whole.
+A batched forward that fails (out of memory halfway through the layers) leaves every row as it was before the step,
+and each session of the step runs it alone: one session's failure is its own, and the batcher's thread goes on.
 """
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,10 +50,19 @@ class _Packed:
     """The shared cache of the sessions decoding together. Row i belongs to members[i] (None: a free row); `mask` marks
     the positions of each row that hold its real tokens (0: left padding, or a step the row sat out)."""
 
-    members: list["TransformersSession | None"]
+    members: list["weakref.ref[TransformersSession] | None"]  # weak: a session its caller dropped frees its row
     cache: Any
     mask: Any  # [rows, positions]
     idle: list[int]  # batched steps each row has sat out in a row
+
+    def member(self, row: int) -> "TransformersSession | None":
+        """The session of `row` (None: a free row, or one whose session is gone)."""
+        ref = self.members[row]
+        return ref() if ref is not None else None
+
+    def live(self) -> list["TransformersSession"]:
+        """The sessions that hold rows, in row order."""
+        return [s for s in (self.member(r) for r in range(len(self.members))) if s is not None]
 
 
 class StepBatcher:
@@ -72,6 +87,7 @@ class StepBatcher:
         self.packs = 0         # times the shared cache was built from every member's own (not a row's copy)
         self.prefill_batches = 0  # forwards that prefilled several sessions together
         self.prefill_rows = 0     # the prefills they held
+        self.failed_batches = 0   # batched forwards that raised (each of their sessions then ran its step alone)
 
     # --- what sessions call (their own threads) ------------------------------------------------
     def enter(self) -> None:
@@ -93,6 +109,12 @@ class StepBatcher:
         """Run `work` (which uses the session's own cache) in the batcher's thread, with the session unpacked."""
         return self._submit(_Job(session, [], work))
 
+    def _gone(self, _: object) -> None:
+        """A packed session was dropped by its caller: wake the batcher, which gives the shared cache back when no
+        session is left in it (a weakref callback: any thread, any time)."""
+        with self._cv:
+            self._cv.notify_all()
+
     def _submit(self, job: _Job) -> Any:
         with self._cv:
             if self._thread is None:
@@ -106,51 +128,81 @@ class StepBatcher:
         return job.logits
 
     # --- the batcher's thread --------------------------------------------------------------
+    #: Seconds without any step after which the packed rows are given back to their sessions (the shared cache is
+    #: freed): the replies all ended, or wait on tools. A row's keys are held by its session again, as unbatched.
+    release_seconds = 0.5
+
     def _serve(self) -> None:
         while True:
             with self._cv:
-                while not self._jobs:
-                    self._cv.wait()
-                # Give the other decoding sessions a moment to ask for their step too.
-                deadline = time.monotonic() + self.gather_seconds
-                while len(self._jobs) < min(self._decoding, self.max_batch):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cv.wait(left)
-                jobs, self._jobs = self._jobs[:self.max_batch], self._jobs[self.max_batch:]
-            steps: list[_Job] = []
-            alone: list[_Job] = []
-            for job in jobs:
-                (steps if self._rides(job) else alone).append(job)
-            if len(steps) == 1:
-                alone, steps = alone + steps, []  # nothing to ride along with: one forward over its tokens is cheaper
-            feeds = [job for job in alone if job.work is None and len(job.pending) > 1]
-            if len(feeds) > 1 and self.prefill_together:
-                alone = [job for job in alone if job not in feeds]
-                self._prefill_together(feeds)
-            for job in alone:
-                self._run(job, lambda j=job: self._forward_alone(j))
-            if steps:
-                try:
-                    with _torch().inference_mode():  # the packed cache's tensors are written in place
-                        logits = self._forward_together(steps)
-                except BaseException as err:  # noqa: BLE001  # handed to the waiting sessions, which raise it
-                    self._unpack_all()
-                    for job in steps:
+                idle = self._wait_for_jobs()
+                if not idle:
+                    # Give the other decoding sessions a moment to ask for their step too.
+                    deadline = time.monotonic() + self.gather_seconds
+                    while len(self._jobs) < min(self._decoding, self.max_batch):
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cv.wait(left)
+                    jobs, self._jobs = self._jobs[:self.max_batch], self._jobs[self.max_batch:]
+            if idle:
+                self._unpack_all()
+                continue
+            try:
+                self._serve_round(jobs)
+            except BaseException as err:  # noqa: BLE001  # the thread must outlive any round: every session waits on it
+                self._unpack_all()  # the pack's state is not known: each session gets its own cache back where it can
+                for job in jobs:
+                    if not job.done.is_set():
                         job.error = err
                         job.done.set()
-                else:
-                    unfinished = []
-                    for job, row in zip(steps, logits):
-                        if job.fed < len(job.ids):
-                            unfinished.append(job)  # its next token rides in the next batch, before any other work
-                        else:
-                            job.logits = row
-                            job.done.set()
-                    if unfinished:
-                        with self._cv:
-                            self._jobs[:0] = unfinished
+            del jobs  # nor does this thread keep the round's sessions alive while it waits for the next
+
+    def _wait_for_jobs(self) -> bool:
+        """Wait (holding the condition) for jobs; True instead when the shared cache is to be given back first: no
+        live session is left in it, or no job came for `release_seconds`."""
+        while not self._jobs:
+            packed = self._packed
+            if packed is None:
+                self._cv.wait()
+            elif not packed.live() or (not self._cv.wait(self.release_seconds) and not self._jobs):
+                return True
+        return False
+
+    def _serve_round(self, jobs: list[_Job]) -> None:
+        """Run the jobs gathered for one round: work and long feeds alone (or prefills together), then the steps."""
+        steps: list[_Job] = []
+        alone: list[_Job] = []
+        for job in jobs:
+            (steps if self._rides(job) else alone).append(job)
+        if len(steps) == 1:
+            alone, steps = alone + steps, []  # nothing to ride along with: one forward over its tokens is cheaper
+        feeds = [job for job in alone if job.work is None and len(job.pending) > 1]
+        if len(feeds) > 1 and self.prefill_together:
+            alone = [job for job in alone if job not in feeds]
+            self._prefill_together(feeds)
+        for job in alone:
+            self._run(job, lambda j=job: self._forward_alone(j))
+        if steps:
+            try:
+                with _torch().inference_mode():  # the packed cache's tensors are written in place
+                    logits = self._forward_together(steps)
+            except Exception:  # noqa: BLE001  # every row is as before the step: each session runs it alone
+                self.failed_batches += 1
+                self._unpack_all()
+                for job in steps:
+                    self._run(job, lambda j=job: self._forward_alone(j))
+            else:
+                unfinished = []
+                for job, row in zip(steps, logits):
+                    if job.fed < len(job.ids):
+                        unfinished.append(job)  # its next token rides in the next batch, before any other work
+                    else:
+                        job.logits = row
+                        job.done.set()
+                if unfinished:
+                    with self._cv:
+                        self._jobs[:0] = unfinished
 
     @staticmethod
     def _run(job: _Job, work: Any) -> None:
@@ -199,8 +251,13 @@ class StepBatcher:
                         continue
                     runs.append((job, run))
                 batch = _within(self.prefill_tokens, runs)
-                if len(batch) > 1:
-                    for (job, _), row in zip(batch, self._forward_prefills(batch)):
+                try:
+                    rows = self._forward_prefills(batch) if len(batch) > 1 else []
+                except Exception:  # noqa: BLE001  # each session has its own cache back, as before: each runs alone
+                    self.failed_batches += 1
+                    rows = []
+                if rows:
+                    for (job, _), row in zip(batch, rows):
                         job.session._store_prefix(job.pending)
                         job.logits = row
                         job.done.set()
@@ -223,19 +280,24 @@ class StepBatcher:
         cached = [_cached(s) for s in sessions]
         width = max(len(run) for _, run in batch)
         packed = self._pack(sessions)
-        real = torch.zeros((len(sessions), width), dtype=packed.mask.dtype, device=device)
-        tokens = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
-        positions = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
-        for row, ((_, run), n) in enumerate(zip(batch, cached)):
-            real[row, width - len(run):] = 1
-            tokens[row, width - len(run):] = torch.tensor(run, dtype=torch.long, device=device)
-            positions[row, :] = n  # the padding's positions: any, no real token sees it
-            positions[row, width - len(run):] = torch.arange(n, n + len(run), device=device)
-        packed.mask = torch.cat([packed.mask, real], dim=1)
-        out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions, use_cache=True,
-                                 logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
-        for row in range(len(sessions)):
-            self._release_row(packed, row)
+        before = packed.mask.shape[1]
+        try:
+            real = torch.zeros((len(sessions), width), dtype=packed.mask.dtype, device=device)
+            tokens = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
+            positions = torch.zeros((len(sessions), width), dtype=torch.long, device=device)
+            for row, ((_, run), n) in enumerate(zip(batch, cached)):
+                real[row, width - len(run):] = 1
+                tokens[row, width - len(run):] = torch.tensor(run, dtype=torch.long, device=device)
+                positions[row, :] = n  # the padding's positions: any, no real token sees it
+                positions[row, width - len(run):] = torch.arange(n, n + len(run), device=device)
+            packed.mask = torch.cat([packed.mask, real], dim=1)
+            out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
+                                     use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        except BaseException:
+            _cut(packed, before)  # the layers that ran, back to where they were: each session's cache as it came
+            self._give_back(packed)
+            raise
+        self._give_back(packed)
         self.prefill_batches += 1
         self.prefill_rows += len(sessions)
         return [out.logits[row, -1].float() for row in range(len(sessions))]
@@ -246,27 +308,38 @@ class StepBatcher:
         not the whole batch's."""
         torch = _torch()
         sessions = [j.session for j in steps]
+        if self._packed is not None:
+            # A row that has sat out many steps (its reply ended, or waits on a slow tool) gives its keys back.
+            for r, member in enumerate(self._packed.members):
+                if member is not None and self._packed.idle[r] > self.idle_steps:
+                    self._release_row(self._packed, r)
         packed = self._place(sessions)
         rows = len(packed.members)
-        row_of = {id(s): r for r, s in enumerate(packed.members) if s is not None}
-        stepping = torch.zeros((rows, 1), dtype=packed.mask.dtype, device=packed.mask.device)
-        tokens = torch.zeros((rows, 1), dtype=torch.long, device=self.backend.device)
-        positions = torch.zeros((rows, 1), dtype=torch.long, device=self.backend.device)
-        for job in steps:
-            r = row_of[id(job.session)]
-            stepping[r, 0] = 1
-            tokens[r, 0] = job.ids[job.fed]
-            positions[r, 0] = len(job.session.token_ids) + job.fed  # the session counts its tokens when the job ends
-            job.fed += 1
-        packed.mask = torch.cat([packed.mask, stepping], dim=1)
-        out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
-                                 use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        row_of = {id(s): r for r, s in enumerate(map(packed.member, range(rows))) if s is not None}
+        fed = [job.fed for job in steps]
+        before = packed.mask.shape[1]
+        try:
+            stepping = torch.zeros((rows, 1), dtype=packed.mask.dtype, device=packed.mask.device)
+            tokens = torch.zeros((rows, 1), dtype=torch.long, device=self.backend.device)
+            positions = torch.zeros((rows, 1), dtype=torch.long, device=self.backend.device)
+            for job in steps:
+                r = row_of[id(job.session)]
+                stepping[r, 0] = 1
+                tokens[r, 0] = job.ids[job.fed]
+                positions[r, 0] = len(job.session.token_ids) + job.fed  # the session counts its tokens at the job's end
+                job.fed += 1
+            packed.mask = torch.cat([packed.mask, stepping], dim=1)
+            out = self.backend.model(input_ids=tokens, attention_mask=packed.mask, position_ids=positions,
+                                     use_cache=True, logits_to_keep=1, **{self.backend.cache_kwarg: packed.cache})
+        except BaseException:
+            # Stopped halfway (out of memory in a later layer): the layers that ran give their new position back, so
+            # every row (those that sat this step out too) holds what it held before, and no step counts as run.
+            _cut(packed, before)
+            for job, n in zip(steps, fed):
+                job.fed = n
+            raise
         for r in range(rows):
             packed.idle[r] = 0 if stepping[r, 0] else packed.idle[r] + 1
-        # A row that has sat out many steps (its reply ended, or waits on a slow tool) gives its keys back.
-        for r, member in enumerate(packed.members):
-            if member is not None and packed.idle[r] > self.idle_steps:
-                self._release_row(packed, r)
         self.batches += 1
         self.batched_rows += len(steps)
         self.ridden_tokens += sum(len(job.ids) > 1 for job in steps)
@@ -282,13 +355,14 @@ class StepBatcher:
         if packed is not None:
             length = packed.mask.shape[1]
             needed = [s for s in sessions if _row(packed, s) is None]
-            free = [r for r, m in enumerate(packed.members) if m is None]
             # Rows of sessions that sit this step out (a reply that ended or waits on a tool), the longest idle first:
             # given back to make room, one row's copy each, rather than re-packing every row.
             stepping = {id(s) for s in sessions}
-            spare = sorted((r for r, m in enumerate(packed.members) if m is not None and id(m) not in stepping),
+            members = [packed.member(r) for r in range(len(packed.members))]
+            free = [r for r, m in enumerate(members) if m is None]  # a row whose session is gone is free
+            spare = sorted((r for r, m in enumerate(members) if m is not None and id(m) not in stepping),
                            key=lambda r: -packed.idle[r])
-            live = [len(m.token_ids) for m in packed.members if m is not None] + [len(s.token_ids) for s in needed]
+            live = [len(m.token_ids) for m in members if m is not None] + [len(s.token_ids) for s in needed]
             if (len(needed) <= len(free) + len(spare) and all(_cached(s) <= length for s in needed)
                     and length <= 2 * max(live) + 64):
                 for r in spare[:max(0, len(needed) - len(free))]:
@@ -297,10 +371,10 @@ class StepBatcher:
                 for s, r in zip(needed, free):
                     self._fill_row(packed, r, s)
                 return packed
-        members = [m for m in (packed.members if packed is not None else []) if m is not None]
-        members += [s for s in sessions if not any(m is s for m in members)]
+        kept = packed.live() if packed is not None else []
+        kept += [s for s in sessions if not any(m is s for m in kept)]
         self._unpack_all()
-        self._packed = self._pack(members)
+        self._packed = self._pack(kept)
         self.packs += 1
         return self._packed
 
@@ -333,7 +407,7 @@ class StepBatcher:
             mask[row, longest - n:] = 1
         for s in sessions:
             s._cache = None  # its keys and values are in the packed cache until it is unpacked
-        return _Packed(list(sessions), packed, mask, [0] * len(sessions))
+        return _Packed([weakref.ref(s, self._gone) for s in sessions], packed, mask, [0] * len(sessions))
 
     def _fill_row(self, packed: _Packed, row: int, session: "TransformersSession") -> None:
         """Copy a session's own keys and values into a free row, right-aligned."""
@@ -345,15 +419,18 @@ class StepBatcher:
             shared.values[row, :, length - n:] = own.values[0]
         packed.mask[row] = 0
         packed.mask[row, length - n:] = 1
-        packed.members[row], packed.idle[row] = session, 0
+        packed.members[row], packed.idle[row] = weakref.ref(session, self._gone), 0
         session._cache = None
 
     def _release_row(self, packed: _Packed, row: int) -> None:
-        """Give a packed session its own keys and values back (its real positions only); its row is free again."""
+        """Give a packed session its own keys and values back (its real positions only); its row is free again (a
+        session that is gone gets nothing)."""
         from transformers import DynamicCache
 
-        session = packed.members[row]
-        assert session is not None
+        session = packed.member(row)
+        if session is None:
+            packed.members[row] = None
+            return
         real = packed.mask[row].bool()
         own = DynamicCache(config=self.backend.model.config)
         for layer, shared in enumerate(packed.cache.layers):
@@ -369,12 +446,33 @@ class StepBatcher:
             self._release_row(packed, row)
 
     def _unpack_all(self) -> None:
+        """Every packed session has its own cache back; the shared cache is freed."""
         packed, self._packed = self._packed, None
-        if packed is None:
-            return
-        for row, member in enumerate(packed.members):
-            if member is not None:
+        if packed is not None:
+            self._give_back(packed)
+
+    def _give_back(self, packed: _Packed) -> None:
+        """Every row's session has its own cache back."""
+        for row in range(len(packed.members)):
+            try:
                 self._release_row(packed, row)
+            except BaseException:  # noqa: BLE001  # out of memory for its copy: that session's keys are lost
+                _lose(packed.member(row))
+
+
+def _lose(session: "TransformersSession | None") -> None:
+    """A session whose keys and values were lost: its next step raises, as after a forward stopped halfway."""
+    if session is not None:
+        session._torn = True
+
+
+def _cut(packed: _Packed, length: int) -> None:
+    """Every layer of the pack, and its mask, back to their first `length` positions (a forward that failed wrote
+    past them in the layers it ran)."""
+    packed.mask = packed.mask[:, :length]
+    for layer in packed.cache.layers:
+        if layer.keys is not None and layer.keys.dim() == 4 and layer.keys.shape[2] > length:
+            layer.keys, layer.values = layer.keys[:, :, :length], layer.values[:, :, :length]
 
 
 def _within(budget: int, batch: list[tuple[_Job, list[int]]]) -> list[tuple[_Job, list[int]]]:
@@ -450,7 +548,7 @@ def _cached(session: "TransformersSession") -> int:
 
 def _row(packed: _Packed, session: "TransformersSession") -> int | None:
     """The session's row (sessions compare by identity: two with the same text are not the same session)."""
-    return next((r for r, m in enumerate(packed.members) if m is session), None)
+    return next((r for r in range(len(packed.members)) if packed.member(r) is session), None)
 
 
 def _torch() -> Any:

@@ -13,6 +13,7 @@ as one forward.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -90,22 +91,31 @@ class SharedModel:
 
 def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event) -> None:
     """Wrap the session's stream and append so each step holds the engine lock and decoding ends as soon as `cancel`
-    is set (the client went away)."""
-    inner_stream, inner_append = session.stream, session.append
+    is set (the client went away).
+
+    The wrappers are the session's own attributes, so they hold it weakly: through a strong reference (its bound
+    methods included) the session would hold itself, and a finished reply's session, its KV cache with it, would live
+    on until the cycle collector ran, not end with its reply."""
+    me = weakref.ref(session)
+    inner_stream, inner_append = weakref.WeakMethod(session.stream), weakref.WeakMethod(session.append)
 
     def step(iterator: Iterator[str]) -> str | None:
         with engine.lock:
             return next(iterator, None)
 
     def stream(stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
-        iterator = inner_stream(stop, max_new_tokens, steering)
+        own, method = me(), inner_stream()
+        assert own is not None and method is not None  # reached through the session, which is therefore alive
+        return guarded(own, method(stop, max_new_tokens, steering))
+
+    def guarded(own: DecodeSession, iterator: Iterator[str]) -> Iterator[str]:
         try:
             while not cancel.is_set():
                 delta = step(iterator)
                 if delta is None:
                     return
                 yield delta
-            session.stop_reason, session.matched_stop = "cancelled", None
+            own.stop_reason, own.matched_stop = "cancelled", None
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -113,8 +123,10 @@ def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event)
                     close()  # runs the backend's own clean-up (counters) under the lock too
 
     def append(text: str) -> None:
+        method = inner_append()
+        assert method is not None
         with engine.lock:  # tokenizes the text: the tokenizer is the backend's, shared like the model
-            inner_append(text)
+            method(text)
 
     session.stream = stream  # type: ignore[method-assign]  # instance attributes shadow the methods
     session.append = append  # type: ignore[method-assign]

@@ -176,3 +176,38 @@ def test_sessions_idle_past_release_seconds_take_their_keys_back_and_go_on_as_al
 
     assert together(run, len(PROMPTS)) == expected
     assert b.batcher.packs >= 2  # packed again after the pause
+
+
+def test_a_session_whose_keys_are_lost_after_a_failed_batch_says_so_instead_of_decoding_without_them(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Giving a failed batch's rows back can itself run out of memory: that session's keys are lost, and its step then
+    ran the pending token at position 0 with an empty cache and sampled from that, without a word."""
+    from toolcall.backends.step_batcher import StepBatcher
+
+    b = backend(tiny, batch=True)
+    release, lost = StepBatcher._release_row, [0]
+    armed = [False]
+
+    def release_row(self: StepBatcher, packed: Any, row: int) -> None:
+        if armed[0] and packed.member(row) is not None and not lost[0]:
+            lost[0] += 1
+            raise RuntimeError("out of memory copying a row back (a test's)")
+        release(self, packed, row)
+
+    def batched_step(hidden: Any) -> bool:
+        armed[0] = armed[0] or (hidden.shape[0] > 1 and hidden.shape[1] == 1)
+        return hidden.shape[0] > 1 and hidden.shape[1] == 1
+
+    def work(i: int) -> str:
+        try:
+            reply(b, PROMPTS[i])
+            return "replied"
+        except Exception as err:  # noqa: BLE001 - the one whose keys were lost says so
+            return f"{type(err).__name__}: {err}"
+
+    monkeypatch.setattr(StepBatcher, "_release_row", release_row)
+    with failing(b, 1, batched_step):
+        got = together(work, len(PROMPTS))
+    assert lost == [1] and None not in got
+    errors = [g for g in got if g != "replied"]
+    assert len(errors) == 1 and errors[0].startswith("BackendError") and "cache was lost" in errors[0]

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ..errors import BackendError
+
 if TYPE_CHECKING:
     from .transformers import TransformersBackend, TransformersSession
 
@@ -152,10 +154,7 @@ class StepBatcher:
                 self._serve_round(jobs)
             except BaseException as err:  # noqa: BLE001  # the thread must outlive any round: every session waits on it
                 self._unpack_all()  # the pack's state is not known: each session gets its own cache back where it can
-                for job in jobs:
-                    if not job.done.is_set():
-                        job.error = err
-                        job.done.set()
+                _fail(jobs, err)
             del jobs  # nor does this thread keep the round's sessions alive while it waits for the next
 
     def _wait_for_jobs(self) -> bool:
@@ -225,6 +224,8 @@ class StepBatcher:
     def _forward_alone(self, job: _Job) -> Any:
         with _torch().inference_mode():
             self._unpack(job.session)
+        if job.work is None:
+            _check_whole(job.session)
         return job.work() if job.work is not None else job.session._forward(job.pending)
 
     prefill_together = True  # prefills that arrive together run as one forward (False: each alone)
@@ -247,7 +248,7 @@ class StepBatcher:
                     run = job.session._start_from_prefix(job.pending)
                     if not _cached(job.session):
                         # Nothing of it seen before: alone now, so that the prompts after it can start from its prefix.
-                        self._run(job, lambda j=job, r=run: j.session._extend(r, j.pending))
+                        self._run(job, lambda j=job, r=run: _extend_whole(j.session, r, j.pending))
                         continue
                     runs.append((job, run))
                 batch = _within(self.prefill_tokens, runs)
@@ -269,7 +270,7 @@ class StepBatcher:
             return
         for job, run in runs:  # those left out of the batch: their prefix (if any) is in their cache, `run` follows
             if not job.done.is_set():
-                self._run(job, lambda j=job, r=run: j.session._extend(r, j.pending))
+                self._run(job, lambda j=job, r=run: _extend_whole(j.session, r, j.pending))
 
     def _forward_prefills(self, batch: list[tuple[_Job, list[int]]]) -> list[Any]:
         """One forward over the sessions' caches, packed apart from the decoding sessions' pack, each followed by its
@@ -458,6 +459,28 @@ class StepBatcher:
                 self._release_row(packed, row)
             except BaseException:  # noqa: BLE001  # out of memory for its copy: that session's keys are lost
                 _lose(packed.member(row))
+
+
+def _fail(jobs: list[_Job], err: BaseException) -> None:
+    """Hand `err` to the jobs still waiting (in a frame of its own: no loop variable keeps a session alive after)."""
+    for job in jobs:
+        if not job.done.is_set():
+            job.error = err
+            job.done.set()
+
+
+def _check_whole(session: "TransformersSession") -> None:
+    """Raise for a session whose keys were lost giving a failed batch's rows back (`_lose`): its step would run the
+    pending tokens with no context at all (position 0, an empty cache) and sample from that, without a word."""
+    if session._torn:
+        raise BackendError("this session's cache was lost when a batched model step failed (out of memory giving its "
+                           "keys back); start a new session")
+
+
+def _extend_whole(session: "TransformersSession", run: list[int], pending: list[int]) -> Any:
+    """The session's prefill of `run` alone, once its cache is known to be whole (`_check_whole`)."""
+    _check_whole(session)
+    return session._extend(run, pending)
 
 
 def _lose(session: "TransformersSession | None") -> None:

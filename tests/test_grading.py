@@ -32,9 +32,26 @@ def test_only_a_fraction_written_as_one_is_read_as_its_value(reply: str, first: 
     assert first_number(reply) == pytest.approx(first)
 
 
-def test_a_division_written_out_is_no_gold_answer() -> None:
+def test_a_division_written_out_is_no_number_of_a_reply() -> None:
     assert parse_number("12 / 4") is None and parse_number("9.6/4") is None
     assert parse_number("7/24") == pytest.approx(7 / 24)
+
+
+def test_a_gold_fraction_may_be_written_with_spaces() -> None:
+    """A gold answer is one value: "3 / 4" is 3/4 (the stricter reply rule made it no number, and a reply of 0.75
+    wrong against it)."""
+    from toolcall.grading import parse_gold
+
+    assert parse_gold("3 / 4") == 0.75 and parse_gold("-3 / 4") == -0.75 and parse_gold("7/24") == pytest.approx(7 / 24)
+    assert parse_gold("9.6 / 4") is None and parse_gold("3 / 4 / 5") is None
+    assert grade_math("It is 0.75.", "3 / 4") == (True, False) and grade_math("It is 3.", "3 / 4")[0] is False
+
+
+@pytest.mark.parametrize(("predicted", "gold"), [(0.0001, 0.00014), (0.0001, 0.00005), (0.0003, 1 / 3000)])
+def test_a_rounding_past_two_decimals_keeps_two_significant_digits(predicted: float, gold: float) -> None:
+    """Compared at the decimals it writes, 0.0001 was right for 0.00014 (29% off) and for 0.00005 (twice it)."""
+    assert not numbers_match(predicted, gold)
+    assert numbers_match(0.00014, 1 / 7000) and numbers_match(0.00033, 1 / 3000)
 
 
 @pytest.mark.parametrize(("reply", "value"), [("-$5", -5.0), ("It lost -$1,200.50", -1200.5), ("$-5", -5.0),

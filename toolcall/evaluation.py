@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .grading import GRADERS, parse_number
+from .grading import GRADERS, parse_gold
 from .jsonl import content_suffix, parquet_columns, read_records, shown_columns
 from .loop import LoopConfig, call_limit_reached
 from .options import at_least, option
@@ -204,8 +204,8 @@ def _item(record: Any, task: str, today: dt.date | None, where: str) -> EvalItem
     return EvalItem(record["question"].strip(), _gold(record, task, where))
 
 
-#: What a math answer may look like: what toolcall.grading.parse_number reads as one number.
-_NUMBER_FORMS = '"168", "1,625", "-8", "34.5", "7/24" or "$60"'
+#: What a math answer may look like: what toolcall.grading.parse_gold reads as one number.
+_NUMBER_FORMS = '"168", "1,625", "-8", "34.5", "7/24", "3 / 4" or "$60"'
 
 
 #: The last line of a GSM8K answer, which holds its final number after a worked solution.
@@ -225,7 +225,7 @@ def _gold(record: dict[str, Any], task: str, where: str) -> str:
     if task == "math" and (final := _GSM8K_FINAL.search(text)):
         text = final.group(1).strip()  # GSM8K's own lines: the worked solution, then "#### 72"
     if task == "math":
-        number = parse_number(text)
+        number = parse_gold(text)
         if number is None or not math.isfinite(number):
             raise ConfigError(f"{where}: a math 'answer' must be one finite number, such as {_NUMBER_FORMS}; "
                               f"got {short_json(value)}")

@@ -87,8 +87,8 @@ def _is_minus(text: str, at: int, written: str) -> bool:
 def numbers_match(predicted: float | None, gold: float | None) -> bool:
     """Numeric equality up to float noise; a prediction that is the gold rounded as the paper's calculator rounds counts
     too: half up (2.675 -> 2.68, 1/8 -> 0.13), to 2 decimals or to as many as the prediction writes where it writes
-    more (0.333 for 1/3; the calculator's 0.00014 for 1/7000), unless the rounding leaves nothing of the gold answer
-    (0 was right for 0.004)."""
+    more (0.333 for 1/3; the calculator's 0.00014 for 1/7000) and keeps two significant digits there, unless the
+    rounding leaves nothing of the gold answer (0 was right for 0.004)."""
     if predicted is None or gold is None:
         return False
     if math.isclose(predicted, gold, rel_tol=REL_TOL):
@@ -100,7 +100,11 @@ def numbers_match(predicted: float | None, gold: float | None) -> bool:
     places = max(ROUNDED_DECIMALS, -int(written.as_tuple().exponent))
     with localcontext(_EXACT):
         rounded = Decimal(repr(gold)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return rounded != 0 and rounded == written
+    if rounded == 0 or rounded != written:
+        return False
+    # Past 2 decimals, a rounding that keeps one significant digit is too far: 0.0001 for 0.00014 or for 0.00005
+    # (the calculator writes those two digits, as it writes 0.00014).
+    return places <= ROUNDED_DECIMALS or rounded.adjusted() + places >= 1
 
 
 def answer_line(reply: str) -> str:
@@ -143,9 +147,22 @@ def words_match(reply: str, gold: str, window: int = 5) -> bool:
     return any(have[i:i + len(want)] == want for i in range(min(window, len(have))))
 
 
+#: A fraction written with spaces around its slash ("3 / 4").
+_SPACED_FRACTION = re.compile(r"(?<=\d)[ \t]*/[ \t]*(?=\d)")
+
+
+def parse_gold(text: str) -> float | None:
+    """The value of a gold answer written as one number: as `parse_number` reads it, and a fraction with spaces around
+    its slash ("3 / 4" is 3/4: a gold answer is one value, where in a reply "12 / 4" is a division written out)."""
+    value = parse_number(text)
+    if value is None and text.count("/") == 1:
+        value = parse_number(_SPACED_FRACTION.sub("/", text))
+    return value
+
+
 def grade_math(reply: str, gold: str) -> tuple[bool, bool]:
     """(correct by the first number, exact answer) for a math reply."""
-    gold_value = parse_number(gold)
+    gold_value = parse_gold(gold)
     if gold_value is None:
         gold_value = first_number(gold)
     return numbers_match(first_number(reply), gold_value), exact_match(reply, gold)

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto", help="what the model computes in (data-gen's --dtype)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.sampling.split(",") if m.strip()]
-    records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").split("\n") if line.strip()]
     if args.kinds:
         records = [r for r in records if r.get("kind") in set(args.kinds.split(","))]
     records = records[:args.limit] if args.limit else records

@@ -189,7 +189,9 @@ def from_rows(path: Path, records: list[dict[str, Any]]) -> dict[str, list[tuple
     """The scored candidates of a --candidates file, per pair, for the texts every pair finished."""
     by_pair: dict[str, dict[str, list[Candidate]]] = {}
     done: dict[str, set[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
         row = json.loads(line)
         if "done" in row:
             done.setdefault(row["pair"], set()).add(row["done"])
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at-proposals", action=argparse.BooleanOptionalAction, default=None,
                         help="the model samples at the proposals' tokens too (default: the config's)")
     args = parser.parse_args(argv)
-    records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").split("\n") if line.strip()]
     records = records[args.skip:]
     records = records[:args.limit] if args.limit else records
     if args.corpus is not None:

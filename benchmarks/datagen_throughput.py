@@ -35,7 +35,7 @@ OLD_COMMIT = "72a4e04"
 def write_texts(path: Path, limit: int, source: Path = DEV) -> int:
     """The first `limit` texts of `source` whose gold spots are Calculator calls, as the data-gen input (.jsonl,
     "text")."""
-    records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in source.read_text(encoding="utf-8").split("\n") if line.strip()]
     texts = [r["text"] for r in records if any(g["tool"] == "Calculator" for g in r["gold"])][:limit]
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     return len(texts)
@@ -63,7 +63,7 @@ def run_datagen(name: str, texts: Path, out: Path, extra: list[str], env: dict[s
     wall = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"{name} run failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-3000:]}")
-    progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines() if line.strip()]
+    progress = [json.loads(line) for line in (out / "progress.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
     seconds = sum(p.get("seconds", 0.0) for p in progress)
     stats = json.loads((out / "stats.json").read_text())
     return {"texts": len(progress), "seconds": round(seconds, 1), "wall_s": round(wall, 1),

@@ -37,7 +37,7 @@ PEER_BATCH = 8
 
 def load_texts(limit: int) -> list[dict[str, Any]]:
     """The first `limit` dev records whose gold spots are Calculator calls."""
-    records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in DEV.read_text(encoding="utf-8").split("\n") if line.strip()]
     return [r for r in records if any(g["tool"] == "Calculator" for g in r["gold"])][:limit]
 
 

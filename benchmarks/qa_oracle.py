@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from toolcall.backends.hf_loading import load_model_and_tokenizer
     from toolcall.backends.hf_scoring import HFScorer
 
-    records = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").split("\n") if line.strip()]
     records = records[:args.limit] if args.limit else records
     model, tokenizer = load_model_and_tokenizer(args.scorer)
     scorer = HFScorer(model, tokenizer)

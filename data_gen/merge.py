@@ -64,6 +64,11 @@ def written_args(cand: Candidate) -> tuple[Any, ...]:
     return cand.args if written is None else written[0]
 
 
+def reads_back(cand: Candidate) -> bool:
+    """Whether the call's text reads back as one call of its tool (a kept call that does not is not written)."""
+    return _written_call(cand) is not None
+
+
 def _written_call(cand: Candidate) -> tuple[tuple[Any, ...], str | None] | None:
     """(args, result) of the call as its text writes it, or None when that text is not one call of its tool: such a
     call would be prose to every reader of the corpus, so it is not written."""

@@ -22,7 +22,7 @@ from .execute import CallRunner, execute_calls
 from .export import read_records, write_hf_dataset, write_moss
 from .filter import score_candidates
 from .inputs import RunInputs, read_run_inputs
-from .merge import merge_record, written_args
+from .merge import merge_record, reads_back, written_args
 from .positions import PromptStates, add_positions, find_positions
 from .prefilter import prefilter
 from .propose import add_proposals, choose_proposals
@@ -131,7 +131,7 @@ class Pipeline:
             unclaimed[key] -= 1 if in_corpus[-1] else 0
         self.last_rejected = list(rec.rejected) + [
             {"stage": "filter", "tool": c.tool, "position": c.position, "call": c.text_call,
-             "reason": "below tau_f" if not c.kept else "another call at this position won",
+             "reason": _why_left_out(c),
              **{k: getattr(c, k) for k in ("loss_eps", "loss_null", "loss_plus", "loss_reduction")}}
             for c, kept in zip(scored, in_corpus) if not kept]
         # The text around each, from the text annotated (markup broken: positions count its zero-width spaces).
@@ -182,6 +182,15 @@ def tool_data(registry: ToolRegistry, tools: Sequence[str]) -> dict[str, str]:
 
         return {"wiki_corpus_sha256": file_sha256(_corpus.corpus_path())}
     return {}
+
+
+def _why_left_out(cand: Candidate) -> str:
+    """Why a scored candidate is not in the corpus (rejected.jsonl's reason)."""
+    if not cand.kept:
+        return "below tau_f"
+    if not reads_back(cand):
+        return "its call, written with its result, does not read back as one call of its tool"
+    return "another call won at this position, or the same call was kept at another"
 
 
 def _args_key(args: Any) -> str:

@@ -344,7 +344,8 @@ def load_bfcl_items(category: str, limit: int | None = None, seed: int = 0,
     (all of them when fewer remain; none when that sample took the whole category).
 
     Every line of the category's files is checked, drawn or not, so a bad file fails whatever the sample: a
-    ConfigError names FILE:LINE, the field and what it must hold."""
+    ConfigError names FILE:LINE, the field and what it must hold. That a possible answer calls only offered functions
+    is checked for the items drawn."""
     if category not in CATEGORIES:
         raise ConfigError(f"unknown BFCL category {category!r}; valid: {', '.join(CATEGORIES)}")
     root = Path(data) if data is not None else data_dir()

@@ -337,8 +337,8 @@ def _unread(text: str, start: int, read: int) -> SyntaxIssue:
     line, column = line_column(text, start)
     return make_issue(text, start, f"a Toolformer call starting at line {line}, column {column} is not read: it goes "
                                    f"on without a fault past its first {read} characters, and this text lets "
-                                   "the parser read no more of it (a call longer than about 1,000 characters is read "
-                                   "only in a text ten times its length)")
+                                   "the parser read no more of it (a call of L characters past about 1,000 is read "
+                                   "in a text of at least 10 x (L - 1,000) characters)")
 
 
 def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Closers,
@@ -381,7 +381,7 @@ def _read_candidate(parser: Lark, text: str, start: int, stop: int, closers: _Cl
                     if not charged:
                         budget.spend(len(chunk))  # the window's read, charged after all
                     return _unread(text, start, len(chunk))
-                charged += end - start
+                charged += end - start + (budget.START_COST if charged else 0)   # a second read's start too
                 chunk = text[start:end]
                 try:
                     tree = _parse_call(parser, chunk, start, stop, closers)

@@ -337,7 +337,7 @@ def test_the_filter_computes_the_papers_weighted_losses(tiny_scorer: Any, regist
 def test_a_kept_call_that_does_not_read_back_is_said_so_in_the_rejected_log() -> None:
     """A kept call whose written text is not one call (here: no call at all) is not written; the rejected log said that
     another call at its position had won."""
-    from data_gen.pipeline import _why_left_out
+    from toolcall.data_gen.pipeline import _why_left_out
 
     cand = Candidate("Calculator", ("1 + 1",), "", 0, 0, result="2", loss_reduction=1.0, kept=True,
                      text_call="[Calculator(1 + 1 -> 2]")

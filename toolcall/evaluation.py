@@ -453,7 +453,7 @@ def evaluate(items: Sequence[EvalItem], task: str, backend: "Backend", dialect: 
 
 def _grade(mode: str, item: EvalItem, out: "LoopResult", dialect: "Dialect", config: "LoopConfig",
            grade: Callable[[str, str], tuple[bool, bool]], seconds: float) -> ItemResult:
-    prediction = _before_unfinished_call(_without_calls(out.text, dialect), dialect, out.stop_reason)
+    prediction = _before_unfinished_call(dialect.reply(out.text, keep_calls=False), dialect, out.stop_reason)
     correct, exact = grade(prediction, item.answer)
     return ItemResult(mode, item.question, item.answer, prediction, correct, exact, out.text, _tool_use(out, config),
                       round(seconds, 3), out.stop_reason)
@@ -468,17 +468,6 @@ def _tool_use(out: "LoopResult", config: "LoopConfig") -> list[dict[str, Any]]:
         return []
     refused = call_limit_reached(config.max_calls)
     return [c.to_dict() for c in out.calls if c.error != refused]
-
-
-def _without_calls(text: str, dialect: "Dialect") -> str:
-    """The reply with its calls and results cut out (the dialect's reply), where a call that stood between two words or
-    numbers leaves a space: cut from "The total is[Calculator(3 * 4) -> 12]12" it left "is12", in which the first-number
-    rule reads no number."""
-    glued = [start for start, end in (call.span for call in dialect.parse(text).calls)
-             if start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()]
-    for at in sorted(glued, reverse=True):
-        text = text[:at] + " " + text[at:]
-    return dialect.reply(text, keep_calls=False)
 
 
 def _before_unfinished_call(prediction: str, dialect: "Dialect", stop_reason: str | None) -> str:

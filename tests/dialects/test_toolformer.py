@@ -568,3 +568,9 @@ def test_a_call_past_what_a_short_text_lets_the_grammar_read_is_not_said_to_be_u
     (issue,) = parsed.issues
     assert not parsed.calls and issue.pos == 3
     assert "is not read" in issue.message and "unexpected end" not in issue.message
+
+
+def test_a_call_cut_from_between_two_words_leaves_them_apart() -> None:
+    dialect = get_dialect("toolformer")
+    assert dialect.reply("The total is[Calculator(3 * 4) -> 12]12 apples.", keep_calls=False) == "The total is 12 apples."
+    assert dialect.reply("(x[Calculator(1) -> 1])", keep_calls=False) == "(x)"

@@ -354,14 +354,26 @@ def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
 
 
 def cut_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """`text` without the (start, end) spans; a span starting inside an earlier cut one is already gone."""
-    pieces, pos = [], 0
+    """`text` without the (start, end) spans; a span starting inside an earlier cut one is already gone. Where a cut
+    leaves two letters or digits side by side, a space stands between them: a call cut from "The total
+    is[Calculator(3 * 4) -> 12]12" left "is12", in which the first-number rule reads no number."""
+    pieces: list[str] = []
+    pos = 0
     for start, end in sorted(spans):
-        if start >= pos:
-            pieces.append(text[pos:start])
+        if start >= pos and end > start:
+            _keep(pieces, text[pos:start])
             pos = end
-    pieces.append(text[pos:])
+    _keep(pieces, text[pos:])
     return "".join(pieces)
+
+
+def _keep(pieces: list[str], piece: str) -> None:
+    """Add a kept piece after a cut (cut_spans), apart from the one before it when both sides are letters or digits."""
+    if not piece:
+        return
+    if pieces and pieces[-1][-1].isalnum() and piece[0].isalnum():
+        pieces.append(" ")
+    pieces.append(piece)
 
 
 #: common.lark's BARE argument as a regex, for the dialects' fast paths (Toolformer's simple calls, MOSS's fields):

@@ -6,7 +6,6 @@ import datetime as dt
 import email.utils
 import itertools
 import re
-import unicodedata
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from toolcall.jsonl import (
     shown_columns,
 )
 
-from .tokens import JOINING
+from .tokens import joins_previous
 
 #: Record fields that describe the text (the tools read them through toolcall.tool_type.text_context), and that its
 #: output record keeps: "date", the document's date as YYYY-MM-DD, is what the Calendar tool answers for that text,
@@ -38,15 +37,10 @@ _SPACE = re.compile(r"\s*")  # the white space after a cut, which neither piece 
 #: space after it), a space.
 _BREAKS = (re.compile(r"\n[ \t]*\n\s*"), re.compile(r"\n\s*"),
            re.compile(r"[.!?][\"')\]]*\s+|[\u3002\uff01\uff1f][\u300d\u300f\"')\]\uff09]*\s*"), re.compile(r"\s+"))
-#: Characters that belong to the one before them: a hard cut before one would split a letter from its accent or an
-#: emoji sequence (a joiner, a variation selector, a skin tone).
-_JOINING = JOINING
-
-
 def _whole_cut(text: str, cut: int, floor: int) -> int:
-    """`cut` moved back, not below `floor`, until it splits no character from the marks and joiners that go with it."""
-    while cut > floor and (_JOINING.match(text, cut) or text[cut - 1] == "\u200d"
-                           or unicodedata.combining(text[cut])):
+    """`cut` moved back, not below `floor`, until it splits no character from the marks and joiners that go with it
+    (a hard cut before one would split a letter from its accent or an emoji sequence)."""
+    while cut > floor and joins_previous(text, cut):
         cut -= 1
     return cut
 

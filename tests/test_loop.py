@@ -374,6 +374,104 @@ def test_calls_written_after_a_handed_off_call_are_asked_for_too(dialect: str, b
     assert result.stop_reason == "tool_calls" and result.text == calls
 
 
+def _answering(prompt: str, calls: str, invented: str, answer: str):  # type: ignore[no-untyped-def]
+    """A fake model that writes all its calls, then a result of its own making, as a model trained on groups of calls
+    does when nobody answers them; once results are spliced after its calls, it answers."""
+    def script(text: str) -> str | None:
+        reply = text[len(prompt):]
+        if "RESULT" in reply:
+            return answer
+        full = calls + invented
+        return full[len(reply):] if full.startswith(reply) else None
+    return script
+
+
+@pytest.mark.parametrize("dialect", sorted(HANDED))
+@pytest.mark.parametrize("batched", [False, True])
+def test_every_call_of_a_group_written_one_after_another_is_run_before_the_results(dialect: str, batched: bool) -> None:
+    """hermes (and llama3_json) write a group's calls one after another, each ending at a call marker: the loop
+    answered the first at its marker, spliced its result, and the model never wrote the second (two cities asked
+    for, one weather run). The loop now looks on after a call for more, and splices all the results after the last."""
+    from toolcall.loop import Result, answered, decode_with_tools, step_batch
+
+    prompt = "user: weather in Paris and Rome?\nassistant:"
+    calls, invented = HANDED[dialect]
+    backend = FakeBackend(script=_answering(prompt, calls, invented, " Both sunny."))
+    ran: list[str] = []
+
+    def weather(request: CallRequest) -> Result:
+        ran.append(request.arguments["city"] if request.arguments else "?")
+        return Result(f"RESULT: sunny in {ran[-1]}")
+
+    if batched:
+        (result,) = step_batch([backend.start(prompt)], backend, dialect, _weather_specs(), LoopConfig(), weather)
+        shown = result.text
+    else:
+        flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), LoopConfig())
+        events = list(answered(flow, weather))
+        result = events[-1].result  # type: ignore[union-attr]
+        shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+        kinds = [type(e).__name__ for e in events if not isinstance(e, TextDelta)]
+        assert kinds == ["CallRequest", "CallFinished"] * 2 + ["Done"]
+        assert events.index(next(e for e in events if isinstance(e, CallRequest))) > max(
+            i for i, e in enumerate(events) if isinstance(e, TextDelta) and e.source == "model" and "Rome" in e.text)
+    assert ran == ["Paris", "Rome"]
+    assert [c.result for c in result.calls] == ["RESULT: sunny in Paris", "RESULT: sunny in Rome"]
+    assert shown == result.text and result.text.startswith(calls) and result.text.endswith(" Both sunny.")
+    closing = result.text[len(calls):-len(" Both sunny.")]
+    assert "sunny in Paris" in closing and "sunny in Rome" in closing and "made up" not in result.text
+    assert get_dialect(dialect).parse(prompt + result.text).calls and result.stop_reason == "eos"
+
+
+@pytest.mark.parametrize("dialect", sorted(HANDED))
+def test_without_parallel_calls_each_call_is_answered_as_it_is_written(dialect: str) -> None:
+    from toolcall.loop import Result, answered, decode_with_tools
+
+    prompt = "user: weather in Paris and Rome?\nassistant:"
+    calls, invented = HANDED[dialect]
+    backend = FakeBackend(script=_answering(prompt, calls, invented, " Sunny."))
+    ran: list[str] = []
+
+    def weather(request: CallRequest) -> Result:
+        ran.append(request.arguments["city"] if request.arguments else "?")
+        return Result("RESULT: sunny")
+
+    flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), LoopConfig(parallel_calls=False))
+    result = [e for e in answered(flow, weather) if isinstance(e, Done)][0].result
+    assert ran == ["Paris"] and result.text.endswith(" Sunny.")
+
+
+def test_a_look_for_more_calls_that_finds_none_costs_no_budget_and_shows_nothing() -> None:
+    """After the call the list-script model writes prose: the loop decodes a little of it to see it is no call,
+    rewinds, splices the result, and the prose comes again after it, the whole budget still there."""
+    registry = ToolRegistry()
+    registry.add(calculate, name="Calculator")
+    call = '<tool_call>\n{"name": "Calculator", "arguments": {"expression": "17*23"}}\n</tool_call>'
+    for budget in (200, len(call) // 3 + 1):
+        backend, result = run([call, " It is 391.", " Extra."], registry, dialect=get_dialect("hermes"),
+                              max_new_tokens=budget)
+        assert [c.result for c in result.calls] == ["391"]
+        if budget == 200:
+            assert result.text.endswith("</tool_response>\n It is 391.") and result.stop_reason == "eos"
+            assert len(backend.calls) == 3  # the call, the look ahead (rewound), the answer
+            assert backend.calls[1][1] == 8  # the look ahead's first decode is short
+        else:
+            assert len(backend.calls) == 1 and result.stop_reason == "length"  # no token left to look ahead with
+
+
+def test_the_look_ahead_gathers_calls_up_to_max_calls_and_the_rest_are_refused_after_the_results() -> None:
+    registry = ToolRegistry()
+    registry.add(calculate, name="Calculator")
+    block = '<tool_call>\n{{"name": "Calculator", "arguments": {{"expression": "{}"}}}}\n</tool_call>'
+    blocks = [block.format(e) for e in ("1+1", "2+2", "3+3")]
+    _, result = run([blocks[0], "\n" + blocks[1], "\n" + blocks[2], " Done."], registry,
+                    dialect=get_dialect("hermes"), max_calls=2)
+    # The look ahead stopped at the limit: the results follow the second call, before the model wrote a third.
+    assert [c.result for c in result.calls] == ["2", "4"]
+    assert result.text.startswith(blocks[0] + "\n" + blocks[1] + "\n<tool_response>\n2\n</tool_response>\n"
+                                  "<tool_response>\n4\n</tool_response>\n")
+
+
 @pytest.mark.parametrize("dialect", sorted(HANDED))
 def test_after_a_handoff_prose_or_the_call_limit_ends_the_reply(dialect: str) -> None:
     from toolcall.loop import Handoff, answered, decode_with_tools

@@ -6,6 +6,7 @@ request and is sent the response. toolcall.runner answers with a tool registry; 
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -53,6 +54,10 @@ class LoopConfig:
                                                "hermes: its closing tag), so a started call always parses "
                                                "(llguidance; the dialects with a call grammar: toolformer, hermes)")
 
+    parallel_calls: bool = option(True, flag="--no-parallel-calls", help="answer each call as soon as it is "
+                                  "written; by default, where a dialect writes a reply's calls one after another "
+                                  "(hermes, llama3_json), the model first writes every call it means to make, as "
+                                  "these formats are trained (the server's parallel_tool_calls false)")
     force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
                                           "model writes the call, under the offered tools' call grammar where the "
                                           "dialect has one (what the server does for tool_choice 'required')")
@@ -429,14 +434,20 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     # whole call: it is answered (or handed back), and then the reply ends there.
     if s.stop_reason != "stop" or (s.matched_stop not in dialect.call_markers and s.matched_stop not in _breaks(run)):
         return False
-    # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text.
+    # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text. Where
+    # the dialect writes a group's calls one block at a time (hermes), the calls the model writes right after are
+    # gathered into the group first, so a model that writes all its calls before any result gets them all run.
     pending = _pending(run)
     if pending is None:
         return _budget_left(run)
+    pending, looked = yield from _gather(run, pending)
     # 3. Ask for each call's outcome, reporting it as it is asked for and answered.
     results = yield from _ask(run, pending.calls)
-    # 4. Handed-off calls end the reply here, unanswered: the text stops at the call marker.
+    # 4. Handed-off calls end the reply here, unanswered: the text stops at the call marker. When the model was seen to
+    # write no more calls after them, there is none to look for (`_further_calls`).
     if run.handed_off:
+        if looked:
+            run.end = len(s.text)
         return False
     # 5. A malformed call runs nothing but gets an error result too, so generation can go on.
     if pending.malformed:
@@ -454,6 +465,84 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     s.append(closing)
     yield TextDelta(closing, "tool")
     return run.refused < MAX_REFUSED_CALLS and _budget_left(run)
+
+
+def _gather(run: _Run, pending: "PendingCalls") -> Generator[Event, "Outcome | None", tuple["PendingCalls", bool]]:
+    """The pending calls with those the model writes right after them (`_look_ahead`) while the group may grow;
+    whether the model was seen to write something other than a call after the last of them."""
+    while _may_grow(run, pending):
+        more = yield from _look_ahead(run)
+        if more is None:
+            return pending, True
+        pending = more
+    return pending, False
+
+
+def _may_grow(run: _Run, pending: "PendingCalls") -> bool:
+    """Whether to look for calls written right after `pending`'s: the dialect writes a group's calls one after another
+    (each ending at a call marker), more of them could still run, and the session can go back to here."""
+    cfg = run.config
+    return (cfg.parallel_calls and run.dialect.continues_calls("") and not pending.malformed
+            and cfg.json_schema is None and run.budget > 0
+            and _tools_on(run) and run.executed + len(pending.calls) < cfg.max_calls
+            and run.session.checkpoint() is not None)
+
+
+#: Tokens decoded at first when looking for another call after a call group: enough to see an opener and a few blanks
+#: (an engine that returns a decode only when it is done, vLLM's offline one, would otherwise write the whole answer
+#: before the loop could see it is one).
+LOOK_AHEAD_TOKENS = 8
+
+
+def _look_ahead(run: _Run) -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
+    """Decode on after a call group for more calls of it: the pending calls, the new ones included, once a call marker
+    closes them; None, the session rewound to where it stood, when the model writes something else (the results'
+    opener, its end of turn, prose), stops, or runs out of tokens first. Tokens decoded and dropped are not charged to
+    the reply's budget; the kept calls' are, and their text is reported then."""
+    s, dialect = run.session, run.dialect
+    point, reader = s.checkpoint(), copy.copy(run.reader)
+    assert point is not None  # _may_grow asked
+    end = len(s.text)
+    cap = min(LOOK_AHEAD_TOKENS, run.budget)
+    spent = 0
+    while run.budget - spent > 0:
+        stop, steering = _decode_args(run)
+        limit = min(cap, run.budget - spent) if cap else run.budget - spent
+        before = s.counters.decoded_tokens
+        stream = s.stream(stop, limit, steering)
+        try:
+            for _ in stream:
+                if not _may_be_calls(dialect, s.text[end:]):
+                    break
+        finally:
+            if isinstance(stream, Generator):
+                stream.close()  # the engine stops here (it may hold a lock or a batch slot), not when collected
+        spent += s.counters.decoded_tokens - before
+        held = s.text[end:]
+        if not _may_be_calls(dialect, held):
+            break
+        if s.stop_reason == "length" and cap:
+            # The first look was too short to tell: decode again from here without the cap (one decode, so a call
+            # held to a grammar is held from its opener on).
+            s.rewind(point)
+            run.reader = copy.copy(reader)
+            cap = 0
+            spent = 0
+            continue
+        if s.stop_reason != "stop" or (s.matched_stop not in dialect.call_markers and s.matched_stop not in _breaks(run)):
+            break
+        found = _pending(run)
+        if found is None:
+            cap = 0
+            continue  # a marker inside a call still being written (an argument's own "</tool_call>")
+        if found.malformed or any(c.span[0] >= end for c in found.calls):
+            run.budget -= spent
+            yield TextDelta(held)
+            return found
+        break
+    s.rewind(point)
+    run.reader = reader
+    return None
 
 
 def _budget_left(run: _Run) -> bool:

@@ -159,3 +159,23 @@ def test_fake_sampling_stops_before_a_stop_string_glued_to_other_characters() ->
     a = backend.sample_branches(prefix, [(2, ids[2:3]), (3, [])], 4, max_new_tokens=6, seed=5)
     assert a == backend.sample_branches(prefix, [(2, ids[2:3]), (3, [])], 4, max_new_tokens=6, seed=5)
     assert a != backend.sample_branches(prefix, [(2, ids[2:3]), (3, [])], 4, max_new_tokens=6, seed=6)
+
+
+def test_a_rewind_cuts_the_text_and_hands_the_script_item_out_again() -> None:
+    """The fake model, asked again from the same text, says the same: a rewound decode's item is handed out again,
+    unless another session took one since."""
+    backend = FakeBackend(script=["one two", " three", " four", " five"], chars_per_token=3)
+    s = backend.start("P:")
+    s.generate([], 10)
+    point = s.checkpoint()
+    assert s.generate(["e"], 10) == " thre" and s.stop_reason == "stop"
+    s.rewind(point)
+    assert s.text == "P:one two" and s.stop_reason == "eos"
+    assert s.generate([], 10) == " three"
+    point = s.checkpoint()
+    s.generate([], 10)
+    assert backend.start("other").generate([], 10) == " five"  # another session took one since: none is handed back
+    s.rewind(point)
+    assert s.text == "P:one two three" and s.generate([], 10) == ""
+    with pytest.raises(BackendError, match="cannot rewind to character"):
+        s.rewind(type(point)(999, None, None, 0))

@@ -156,3 +156,48 @@ def test_prompts_arriving_together_at_a_cold_prefix_cache_start_from_the_first_o
     batched.batcher.gather_seconds = 0.5
     assert together(lambda i: reply(batched, prompts[i], ["e"]), len(prompts)) == expected
     assert batched.prefix_cache.hits == len(prompts) - 1
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["alone", "batched"])
+@pytest.mark.parametrize("stop", [[], ["e"]], ids=["token-boundary", "stop-inside-a-token"])
+def test_a_rewound_session_decodes_as_if_the_detour_never_happened(tiny: Path, batch: bool, stop: list[str]) -> None:
+    """The loop decodes ahead after a call group to see whether the model writes another call, and rewinds when it
+    does not: the cache drops the detour's tokens (a stop's rollback may have cut into the tokens cached before), and
+    what comes next is what a session that never took it decodes."""
+    b = backend(tiny, batch=batch)
+    straight = b.start("the cat")
+    straight.sampling = Sampling(temperature=0.0)
+    first = straight.generate(stop, 12)
+    straight.append(" -> 42]")
+    ids = list(straight.ids)
+    expected = straight.generate([], 10)
+
+    s = b.start("the cat")
+    s.sampling = Sampling(temperature=0.0)
+    assert s.generate(stop, 12) == first
+    point = s.checkpoint()
+    detour = s.generate(["o"], 7)
+    assert detour and s.text.endswith(detour)
+    s.rewind(point)
+    assert s.text == "the cat" + first and s.stop_reason == point.stop_reason
+    s.append(" -> 42]")
+    assert s.ids == ids  # the model sees the very tokens the straight session does
+    assert s.generate([], 10) == expected
+    # A rewind to the same point again, after more was decoded and appended, works as well.
+    s.rewind(point)
+    s.append(" -> 42]")
+    assert s.ids == ids and s.generate([], 10) == expected
+    if not batch:
+        s._prefill()
+        assert s._cache.get_seq_length() == len(s.token_ids)  # the cache holds exactly the session's tokens
+    # A checkpoint with nothing queued, and a detour that cut into the tokens cached then (as a stop's rollback does
+    # when it drops the last cached token to re-run it): those tokens are queued again.
+    s.rewind(point)
+    s._prefill()
+    point = s.checkpoint()
+    last = s.token_ids[-1]
+    s._crop(len(s.token_ids) - 1)
+    s._fresh = [last]  # the detour ended here, its last token queued to run again
+    s.rewind(point)
+    s.append(" -> 42]")
+    assert s.ids == ids and s.generate([], 10) == expected

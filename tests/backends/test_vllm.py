@@ -911,3 +911,30 @@ def test_held_replies_under_a_threshold_keep_the_offline_engine_to_one_call_at_a
         t.join(10)
     assert not any(t.is_alive() for t in threads) and not llm.overlapped
     assert texts and all(t == '{"city": "Paris"}' for t in texts)
+
+
+def _rewound_reply(backend: Any) -> tuple[str, str]:
+    """Decode, append a result, decode again; and the same with a detour decoded and rewound before the append."""
+    prompt = get_dialect("toolformer").prompt(QUESTIONS[0], None, backend.chat_prompt)
+    straight = backend.start(prompt)
+    straight.generate([], 6)
+    straight.append(" [Calculator(17 * 23) -> 391]")
+    expected = straight.generate([], 8)
+    session = backend.start(prompt)
+    session.generate([], 6)
+    point = session.checkpoint()
+    session.generate([], 5)
+    session.rewind(point)
+    session.append(" [Calculator(17 * 23) -> 391]")
+    assert session.ids == straight.ids[:len(session.ids)]
+    return session.generate([], 8), expected
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_sessions_rewind_to_a_checkpoint(real_vllm: Any, real_async_vllm: Any) -> None:
+    """The loop's look ahead for more calls rewinds when it finds none: both engines then decode as if it never
+    happened (greedy)."""
+    for backend in (real_vllm, real_async_vllm):
+        got, expected = _rewound_reply(backend)
+        assert got == expected

@@ -36,6 +36,8 @@ def model(dialect: str):  # type: ignore[no-untyped-def]
             return "It is sunny in Paris."
         if "391" in reply:
             return "So it is 391."
+        if reply.endswith((weather, calc)):
+            return ""  # its call written, the model waits for the result (the loop looks for more calls first)
         if "weather" in asked:
             return "Let me check.\n" + weather if dialect == "hermes" else weather
         if "17 * 23" in asked:
@@ -117,7 +119,8 @@ def test_a_client_call_with_arguments_that_do_not_bind_is_answered_with_an_error
     bad = '<tool_call>\n{"name": "get_weather", "arguments": {"town": "Paris"}}\n</tool_call>'
 
     def script(text: str) -> str:
-        return "Sorry." if "tool_response" in text.split("assistant:")[-1] else bad
+        reply = text.split("assistant:")[-1]
+        return "Sorry." if "tool_response" in reply else "" if reply.endswith(bad) else bad
 
     for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
         reply = live.client().chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER])
@@ -516,3 +519,24 @@ def test_a_strict_functions_call_that_breaks_its_schema_is_not_handed_back() -> 
         answer = httpx.post(live.url + "/v1/chat/completions", timeout=30, json={
             "model": MODEL, "messages": [{"role": "user", "content": "book"}], "tools": [patterned]})
         assert answer.status_code == 400 and "'pattern'" in answer.json()["error"]["message"]
+
+
+def test_the_servers_own_tools_run_every_call_the_model_writes_before_their_results() -> None:
+    """A model that writes all its calls first (hermes blocks one after another, as Qwen and our corpora do) had only
+    the first run: its result was spliced at the first closing tag, and the second call was never written."""
+    calc = '<tool_call>\n{{"name": "Calculator", "arguments": {{"expression": "{}"}}}}\n</tool_call>'
+    full = calc.format("17 * 23") + "\n" + calc.format("6 * 7") + "\n<tool_response>\nmade up\n</tool_response>"
+
+    def script(text: str) -> str | None:
+        reply = text[text.rfind("assistant:") + len("assistant:"):]
+        if "391" in reply:
+            return " 391 and 42." if "42" in reply else " only 391."
+        return full[len(reply):] if full.startswith(reply) else None
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        for parallel, runs, answer in ((True, ["391", "42"], "391 and 42."), (False, ["391"], "only 391.")):
+            reply = live.client().chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "17 * 23 and 6 * 7?"}], parallel_tool_calls=parallel)
+            message = reply.choices[0].message
+            assert [r["result"] for r in message.model_extra["tool_runs"]] == runs
+            assert message.content == answer and "made up" not in message.content

@@ -114,6 +114,16 @@ class Sampling:
             raise ConfigError(f"seed must be a whole number in [0, 2^64), got {self.seed!r:.40}")
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a session stood (its text's length, and what the engine needs to stand there again), for `rewind`."""
+
+    chars: int
+    stop_reason: str | None
+    matched_stop: str | None
+    state: Any = None
+
+
 @dataclass
 class DecodeSession(ABC):
     """One growing text being decoded; keeps whatever model state lets it resume cheaply."""
@@ -161,6 +171,24 @@ class DecodeSession(ABC):
 
     def _reset_reply(self) -> None:  # noqa: B027  # a hook engines may leave as it is
         """Hook: forget per-reply engine state (nothing by default)."""
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Where the session stands now, to come back to with `rewind` after decoding on to look at what the model
+        writes next; None where this engine cannot go back (the default: the loop then does without looking ahead)."""
+        return None
+
+    def rewind(self, point: Checkpoint) -> None:
+        """Drop everything decoded or appended since `point` (one of this session's checkpoints, taken since the last
+        `next_turn`): the text and the model's state stand where they stood then."""
+        raise BackendError(f"{type(self).__name__} cannot rewind (its checkpoint() is None)")
+
+    def _cut_text(self, point: Checkpoint) -> None:
+        """The engine-independent part of a rewind: the text and the last stop."""
+        if not self.prompt_chars <= point.chars <= len(self.text):
+            raise BackendError(f"cannot rewind to character {point.chars}: the reply spans characters "
+                               f"{self.prompt_chars}-{len(self.text)} (a checkpoint from another turn or session)")
+        self.text = self.text[:point.chars]
+        self.stop_reason, self.matched_stop = point.stop_reason, point.matched_stop
 
     def released(self) -> AbstractContextManager[object]:
         """Hook: what the caller holds while this session decodes (a server's model lock), given up while a step

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from . import find_stop
-from .base import Backend, Branch, DecodeSession, Prefix, Steering, branch_grammars, check_batch_tokens
+from .base import Backend, Branch, Checkpoint, DecodeSession, Prefix, Steering, branch_grammars, check_batch_tokens
 from .toy_lm import END, START, ToyLM, sample_text
 
 # Characters always in the toy vocabulary while sampling under a grammar, so any call the grammar allows can be spelled.
@@ -31,6 +31,7 @@ class FakeSession(DecodeSession):
     def __init__(self, backend: "FakeBackend", prompt: str) -> None:
         super().__init__(text=prompt, prompt_chars=len(prompt))
         self._backend = backend
+        self._took = -1  # the list script's item the last stream took (-1: none)
         self._unprefilled = len(prompt)  # characters appended since the last stream, "prefilled" on the next one
         self.counters.input_tokens = self._tokens(len(prompt))
 
@@ -47,6 +48,7 @@ class FakeSession(DecodeSession):
             self.counters.prefilled_tokens += self._tokens(self._unprefilled)
             self.counters.forward_passes += 1
             self._unprefilled = 0
+        self._took = backend.position
         more = backend._next_continuation(self.text)
         if more is None:
             self.stop_reason = "eos"
@@ -81,6 +83,18 @@ class FakeSession(DecodeSession):
         self.text += text
         self._unprefilled += len(text)
         self.counters.input_tokens += self._tokens(len(text))
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(len(self.text), self.stop_reason, self.matched_stop, self._backend.position)
+
+    def rewind(self, point: Checkpoint) -> None:
+        self._cut_text(point)
+        self._unprefilled = min(self._unprefilled, len(self.text))
+        # A list script hands out again the continuation the rewound decode took (the model, asked again from the same
+        # text, says the same), unless another session has taken one since; a function of the text needs nothing.
+        backend = self._backend
+        if self._took >= point.state and backend.position == self._took + 1:
+            backend.position = self._took
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError, MissingDependencyError
 from . import find_stop, stop_at_end
-from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
+from .base import Backend, Checkpoint, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
 from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer, resolve_dtype
 from .hf_scoring import HFScoringMixin
 from .prefix_cache import PrefixCache
@@ -350,6 +350,29 @@ class TransformersSession(DecodeSession):
 
     def _reset_reply(self) -> None:
         self.triggers = 0  # the top-k trigger's limit counts per reply
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(len(self.text), self.stop_reason, self.matched_stop,
+                          (list(self.token_ids), list(self._carry), list(self._fresh), self.triggers))
+
+    def rewind(self, point: Checkpoint) -> None:
+        cached, carry, fresh, triggers = point.state
+        self._cut_text(point)
+        # The cache keeps what it shares with the tokens cached then (a stop's rollback may have dropped a few of
+        # those since); the rest of them is queued again with what was queued then.
+        keep = 0
+        for now, then in zip(self.token_ids, cached):
+            if now != then:
+                break
+            keep += 1
+        if keep < len(self.token_ids):
+            self._crop(keep)  # the logits after the kept tokens are gone with the rest
+        self._carry, self._fresh, self.triggers = [], list(cached[keep:]) + list(carry) + list(fresh), triggers
+        if self._logits is None and not self._fresh:
+            # Nothing queued to feed, but the next step needs logits: re-run the last cached token.
+            last = self.token_ids[-1]
+            self._crop(len(self.token_ids) - 1)
+            self._fresh = [last]
 
     def append(self, text: str) -> None:
         # Tokenize only the new text: the decoded tokens before it stay exactly as the model produced them.

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import BackendError, ConfigError
 from . import stop_at_end
-from .base import Backend, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
+from .base import Backend, Checkpoint, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
 from .vllm_async import AsyncEngine
 from .vllm_gather import RequestGatherer
 from .vllm_scoring import VLLMScoringMixin
@@ -260,6 +260,20 @@ class VLLMSession(DecodeSession):
 
     def _reset_reply(self) -> None:
         self.triggers = 0  # the top-k trigger's limit counts per reply
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(len(self.text), self.stop_reason, self.matched_stop, (len(self.ids), self.triggers))
+
+    def rewind(self, point: Checkpoint) -> None:
+        ids, triggers = point.state
+        if ids > len(self.ids):
+            raise BackendError(f"cannot rewind to a checkpoint {ids} tokens in: the session holds {len(self.ids)} "
+                               "(a checkpoint from another session)")
+        self._cut_text(point)
+        # Each request resubmits every id (the prefix cache skips what it has), so dropping them is the whole rewind.
+        del self.ids[ids:]
+        self._unsent = min(self._unsent, len(self.ids))
+        self.triggers = triggers
 
 
 class VLLMBackend(VLLMScoringMixin, Backend):

@@ -145,6 +145,8 @@ def plan_request(request: ChatRequest, settings: ServerSettings, dialect: "Diale
         if tools is None:
             config = replace(config, tools_enabled=False)
     server_calls: int | None = None
+    if request.parallel_tool_calls is False:
+        config = replace(config, parallel_calls=False)  # one call at a time: the first is answered as it is written
     if client and config.tools_enabled and request.parallel_tool_calls is not False and \
             (request.toolcall is None or request.toolcall.max_calls is None):
         # OpenAI hands back every call a reply writes; the server's own limit (3 by default) stays its tools' runs'

@@ -413,8 +413,11 @@ def test_every_call_of_a_group_written_one_after_another_is_run_before_the_resul
         shown = "".join(e.text for e in events if isinstance(e, TextDelta))
         kinds = [type(e).__name__ for e in events if not isinstance(e, TextDelta)]
         assert kinds == ["CallRequest", "CallFinished"] * 2 + ["Done"]
-        assert events.index(next(e for e in events if isinstance(e, CallRequest))) > max(
-            i for i, e in enumerate(events) if isinstance(e, TextDelta) and e.source == "model" and "Rome" in e.text)
+        # Each call is asked for as it is written; the results are spliced once the model wrote its last call.
+        rome = max(i for i, e in enumerate(events) if isinstance(e, TextDelta) and e.source == "model" and "Rome" in e.text)
+        asked = [i for i, e in enumerate(events) if isinstance(e, CallRequest)]
+        spliced = min(i for i, e in enumerate(events) if isinstance(e, TextDelta) and e.source == "tool")
+        assert asked[0] < rome < asked[1] < spliced
     assert ran == ["Paris", "Rome"]
     assert [c.result for c in result.calls] == ["RESULT: sunny in Paris", "RESULT: sunny in Rome"]
     assert shown == result.text and result.text.startswith(calls) and result.text.endswith(" Both sunny.")
@@ -441,22 +444,111 @@ def test_without_parallel_calls_each_call_is_answered_as_it_is_written(dialect: 
     assert ran == ["Paris"] and result.text.endswith(" Sunny.")
 
 
-def test_a_look_for_more_calls_that_finds_none_costs_no_budget_and_shows_nothing() -> None:
+def test_a_look_for_more_calls_that_finds_none_shows_nothing_and_is_charged_to_the_budget() -> None:
     """After the call the list-script model writes prose: the loop decodes a little of it to see it is no call,
-    rewinds, splices the result, and the prose comes again after it, the whole budget still there."""
+    rewinds, splices the result, and the prose comes again after it. The tokens looked at count against the budget,
+    so max_new_tokens bounds the work (and a server's usage)."""
     registry = ToolRegistry()
     registry.add(calculate, name="Calculator")
     call = '<tool_call>\n{"name": "Calculator", "arguments": {"expression": "17*23"}}\n</tool_call>'
-    for budget in (200, len(call) // 3 + 1):
+    for budget in (200, len(call) // 3 + 2):
         backend, result = run([call, " It is 391.", " Extra."], registry, dialect=get_dialect("hermes"),
                               max_new_tokens=budget)
-        assert [c.result for c in result.calls] == ["391"]
+        assert [c.result for c in result.calls] == ["391"] and "It is" not in result.text.split("</tool_call>")[0]
+        assert result.counters.decoded_tokens <= budget
         if budget == 200:
             assert result.text.endswith("</tool_response>\n It is 391.") and result.stop_reason == "eos"
             assert len(backend.calls) == 3  # the call, the look ahead (rewound), the answer
             assert backend.calls[1][1] == 8  # the look ahead's first decode is short
         else:
-            assert len(backend.calls) == 1 and result.stop_reason == "length"  # no token left to look ahead with
+            assert [c[1] for c in backend.calls][1:] == [1]  # one token left: looked at once, not again uncapped
+            assert result.stop_reason == "length" and result.text.endswith("</tool_response>\n")
+
+
+def test_a_model_that_keeps_opening_calls_it_never_closes_stays_within_its_budget() -> None:
+    """A call after each result and then, seen only by the look ahead, a call that never closes: decoded to the end
+    of the budget and rewound each time, uncharged, the reply decoded 15,240 tokens under max_new_tokens 2,000."""
+    registry = ToolRegistry()
+    registry.add(calculate, name="Calculator")
+    call = '<tool_call>\n{{"name": "Calculator", "arguments": {{"expression": "{} * 2"}}}}\n</tool_call>'
+    junk = '\n<tool_call>\n{"name": "Calculator", "arguments": {"expression": "' + "9" * 5000
+
+    def script(text: str) -> str:
+        reply = text[len("Q: "):]
+        return junk if reply.endswith("</tool_call>") else " and " + call.format(reply.count("<tool_response>"))
+
+    for budget, calls in ((400, 3), (2000, 10)):
+        result = run_loop(FakeBackend(script=script, chars_per_token=3), "Q: ", get_dialect("hermes"), registry,
+                          LoopConfig(max_new_tokens=budget, max_calls=calls))
+        assert result.counters.decoded_tokens <= budget, (budget, result.counters.decoded_tokens)
+
+
+def test_a_malformed_call_after_a_good_one_leaves_the_good_one_its_result() -> None:
+    """hermes reads a group with a malformed block as malformed as a whole: a look ahead that kept it threw away the
+    good call before it (nothing ran, one error answered both); now the good call is answered first, as without
+    looking, and the model writes the broken one again after the result."""
+    from toolcall.loop import Handoff, Result, answered, decode_with_tools
+
+    prompt = "user: weather?\nassistant:"
+    good = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    bad = '\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}\n</tool_call>'
+    for outcome in (Result("RESULT"), Handoff()):
+        ran: list[str] = []
+
+        def answer(request: CallRequest, outcome: Result | Handoff = outcome, ran: list[str] = ran) -> Result | Handoff:
+            ran.append(request.arguments["city"] if request.arguments else "?")
+            return outcome
+
+        backend = FakeBackend(script=_answering(prompt, good + bad, "", " Done."))
+        flow = decode_with_tools(backend.start(prompt), "hermes", _weather_specs(), LoopConfig())
+        result = [e for e in answered(flow, answer) if isinstance(e, Done)][0].result
+        assert ran == ["Paris"]
+        if isinstance(outcome, Handoff):
+            assert result.stop_reason == "tool_calls" and result.text == good
+        else:
+            assert result.text == good + "\n<tool_response>\nRESULT\n</tool_response>\n Done."
+
+
+def test_a_handoff_without_further_calls_ends_the_reply_before_any_look_ahead() -> None:
+    """Handoff(further=False) ends the reply at its call's marker: the look ahead asked for the calls after it first."""
+    from toolcall.loop import Handoff, answered, decode_with_tools
+
+    prompt = "user: weather in Paris and Rome?\nassistant:"
+    calls, after = HANDED["hermes"]
+    backend = FakeBackend(script=_replying(prompt, calls + after))
+    asked: list[str] = []
+
+    def hand(request: CallRequest) -> Handoff:
+        asked.append(request.arguments["city"] if request.arguments else "?")
+        return Handoff(further=False)
+
+    flow = decode_with_tools(backend.start(prompt), "hermes", _weather_specs(), LoopConfig())
+    result = [e for e in answered(flow, hand) if isinstance(e, Done)][0].result
+    assert asked == ["Paris"] and len(backend.calls) == 1 and result.text == calls.split("\n\n")[0]
+
+
+def test_a_reply_cancelled_while_the_loop_looks_for_more_calls_ends_there() -> None:
+    """The server's cancel (the client went away) ended the look ahead, whose rewind restored the stop at the call
+    marker: the loop went on splicing results and decoding for a client that was gone."""
+    from toolcall.backends.fake import FakeSession
+    from toolcall.loop import Result, answered, decode_with_tools
+
+    class Cancelling(FakeSession):
+        def stream(self, stop, max_new_tokens, steering=None):  # type: ignore[no-untyped-def]
+            looking = len(self._backend.calls) >= 1
+            for piece in super().stream(stop, max_new_tokens, steering):
+                yield piece
+                if looking:
+                    self.stop_reason = "cancelled"
+                    return
+
+    prompt = "user: weather?\nassistant:"
+    good = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    backend = FakeBackend(script=_answering(prompt, good, "\n<tool_call>\n{", " Done."))
+    flow = decode_with_tools(Cancelling(backend, prompt), "hermes", _weather_specs(), LoopConfig())
+    events = list(answered(flow, lambda r: Result("RESULT")))
+    result = events[-1].result  # type: ignore[union-attr]
+    assert result.stop_reason == "cancelled" and result.text == good and len(backend.calls) == 2
 
 
 def test_the_look_ahead_gathers_calls_up_to_max_calls_and_the_rest_are_refused_after_the_results() -> None:

@@ -434,15 +434,17 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     # whole call: it is answered (or handed back), and then the reply ends there.
     if s.stop_reason != "stop" or (s.matched_stop not in dialect.call_markers and s.matched_stop not in _breaks(run)):
         return False
-    # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text. Where
-    # the dialect writes a group's calls one block at a time (hermes), the calls the model writes right after are
-    # gathered into the group first, so a model that writes all its calls before any result gets them all run.
+    # 2. Find the calls that await results at the end of the text; a marker that opens no call is just text.
     pending = _pending(run)
     if pending is None:
         return _budget_left(run)
-    pending, looked = yield from _gather(run, pending)
-    # 3. Ask for each call's outcome, reporting it as it is asked for and answered.
+    # 3. Ask for each call's outcome, reporting it as it is asked for and answered. Where the dialect writes a group's
+    # calls one block at a time (hermes), the calls the model writes right after are asked for too, as each is
+    # written, so a model that writes all its calls before any result gets them all run (`_gather`).
     results = yield from _ask(run, pending.calls)
+    pending, looked = yield from _gather(run, pending, results)
+    if s.stop_reason == "cancelled":
+        return False  # the reply was cancelled while the loop looked for more calls: nothing more is written
     # 4. Handed-off calls end the reply here, unanswered: the text stops at the call marker. When the model was seen to
     # write no more calls after them, there is none to look for (`_further_calls`).
     if run.handed_off:
@@ -467,24 +469,27 @@ def _after_stop(run: _Run) -> Generator[Event, "Outcome | None", bool]:
     return run.refused < MAX_REFUSED_CALLS and _budget_left(run)
 
 
-def _gather(run: _Run, pending: "PendingCalls") -> Generator[Event, "Outcome | None", tuple["PendingCalls", bool]]:
-    """The pending calls with those the model writes right after them (`_look_ahead`) while the group may grow;
-    whether the model was seen to write something other than a call after the last of them."""
+def _gather(run: _Run, pending: "PendingCalls",
+            results: list[str]) -> Generator[Event, "Outcome | None", tuple["PendingCalls", bool]]:
+    """The pending calls with those the model writes right after them (`_look_ahead`), each asked for as it is found
+    (its result added to `results`), while the group may grow; and whether the model was seen to write something
+    other than a call after the last of them."""
     while _may_grow(run, pending):
-        more = yield from _look_ahead(run)
+        more = yield from _look_ahead(run, pending)
         if more is None:
             return pending, True
+        results += yield from _ask(run, more.calls[len(pending.calls):])
         pending = more
     return pending, False
 
 
 def _may_grow(run: _Run, pending: "PendingCalls") -> bool:
     """Whether to look for calls written right after `pending`'s: the dialect writes a group's calls one after another
-    (each ending at a call marker), more of them could still run, and the session can go back to here."""
+    (each ending at a call marker), more of them could still run, none was handed back with `further` off, and the
+    session can go back to here."""
     cfg = run.config
-    return (cfg.parallel_calls and run.dialect.continues_calls("") and not pending.malformed
-            and cfg.json_schema is None and run.budget > 0
-            and _tools_on(run) and run.executed + len(pending.calls) < cfg.max_calls
+    return (cfg.parallel_calls and run.further and run.dialect.continues_calls("") and not pending.malformed
+            and cfg.json_schema is None and run.budget > 0 and _tools_on(run)
             and run.session.checkpoint() is not None)
 
 
@@ -492,42 +497,47 @@ def _may_grow(run: _Run, pending: "PendingCalls") -> bool:
 #: (an engine that returns a decode only when it is done, vLLM's offline one, would otherwise write the whole answer
 #: before the loop could see it is one).
 LOOK_AHEAD_TOKENS = 8
+#: Text after a call group that still may be calls once it is this long is a call being written: the loop stops asking
+#: at each token (the question reads the whole text, which made a long call quadratic).
+_SETTLED_CHARS = 256
 
 
-def _look_ahead(run: _Run) -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
-    """Decode on after a call group for more calls of it: the pending calls, the new ones included, once a call marker
-    closes them; None, the session rewound to where it stood, when the model writes something else (the results'
-    opener, its end of turn, prose), stops, or runs out of tokens first. Tokens decoded and dropped are not charged to
-    the reply's budget; the kept calls' are, and their text is reported then."""
+def _look_ahead(run: _Run, pending: "PendingCalls") -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
+    """Decode on after the call group `pending` for more calls of it: the pending calls, `pending`'s and then the new
+    ones, once a call marker closes a whole new call; None, the session rewound to where it stood, when the model writes something else (the
+    results' opener, its end of turn, prose, a malformed call), stops, or runs out of tokens first. Every token decoded
+    is charged to the reply's budget, so max_new_tokens bounds the work (and a server's usage) as before; the kept
+    calls' text is reported once they are whole."""
     s, dialect = run.session, run.dialect
     point, reader = s.checkpoint(), copy.copy(run.reader)
     assert point is not None  # _may_grow asked
     end = len(s.text)
-    cap = min(LOOK_AHEAD_TOKENS, run.budget)
-    spent = 0
-    while run.budget - spent > 0:
+    cap = LOOK_AHEAD_TOKENS
+    while run.budget > 0:
         stop, steering = _decode_args(run)
-        limit = min(cap, run.budget - spent) if cap else run.budget - spent
+        limit = min(cap, run.budget) if cap else run.budget
+        short = limit < run.budget  # the short first look, with tokens left beyond it
         before = s.counters.decoded_tokens
         stream = s.stream(stop, limit, steering)
+        held = s.text[end:]
         try:
-            for _ in stream:
-                if not _may_be_calls(dialect, s.text[end:]):
+            for delta in stream:
+                held += delta
+                if len(held) < _SETTLED_CHARS and not _may_be_calls(dialect, held):
                     break
         finally:
             if isinstance(stream, Generator):
                 stream.close()  # the engine stops here (it may hold a lock or a batch slot), not when collected
-        spent += s.counters.decoded_tokens - before
+        run.budget -= s.counters.decoded_tokens - before
         held = s.text[end:]
-        if not _may_be_calls(dialect, held):
+        if s.stop_reason == "cancelled" or not _may_be_calls(dialect, held):
             break
-        if s.stop_reason == "length" and cap:
-            # The first look was too short to tell: decode again from here without the cap (one decode, so a call
-            # held to a grammar is held from its opener on).
+        if s.stop_reason == "length" and short:
+            # The short look could not tell: decode again from the call group's end, in one decode with the budget
+            # left, so a call held to a grammar is held from its opener on (a second decode would start in its middle).
+            cap = 0
             s.rewind(point)
             run.reader = copy.copy(reader)
-            cap = 0
-            spent = 0
             continue
         if s.stop_reason != "stop" or (s.matched_stop not in dialect.call_markers and s.matched_stop not in _breaks(run)):
             break
@@ -535,14 +545,25 @@ def _look_ahead(run: _Run) -> Generator[Event, "Outcome | None", "PendingCalls |
         if found is None:
             cap = 0
             continue  # a marker inside a call still being written (an argument's own "</tool_call>")
-        if found.malformed or any(c.span[0] >= end for c in found.calls):
-            run.budget -= spent
+        if _grown(pending, found, end):
             yield TextDelta(held)
             return found
+        # A malformed call after good ones (their results come first, as without looking), or text the dialect reads
+        # as another group: no call of this group.
         break
+    cancelled = s.stop_reason == "cancelled"
     s.rewind(point)
     run.reader = reader
+    if cancelled:
+        s.stop_reason = "cancelled"
     return None
+
+
+def _grown(pending: "PendingCalls", found: "PendingCalls", end: int) -> bool:
+    """Whether `found` is `pending`'s group with whole calls written after `end` added, and nothing malformed."""
+    old = [c.span for c in pending.calls]
+    return (not found.malformed and len(found.calls) > len(old) and [c.span for c in found.calls[:len(old)]] == old
+            and all(c.span[0] >= end for c in found.calls[len(old):]))
 
 
 def _budget_left(run: _Run) -> bool:

@@ -178,4 +178,12 @@ def test_a_rewind_cuts_the_text_and_hands_the_script_item_out_again() -> None:
     s.rewind(point)
     assert s.text == "P:one two three" and s.generate([], 10) == ""
     with pytest.raises(BackendError, match="cannot rewind to character"):
-        s.rewind(type(point)(999, None, None, 0))
+        s.rewind(type(point)(999, None, None, point.state))
+    # A rewind over several decodes hands all their items out again.
+    backend = FakeBackend(script=["A", "B", "C", "D"])
+    s = backend.start("P:")
+    point = s.checkpoint()
+    s.generate([], 5)
+    s.generate([], 5)
+    s.rewind(point)
+    assert s.generate([], 5) == "A" and s.generate([], 5) == "B"

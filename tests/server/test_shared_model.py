@@ -41,3 +41,36 @@ def test_a_cancelled_session_stops_decoding() -> None:
     cancel.set()
     rest = list(stream)
     assert rest == [] and session.stop_reason == "cancelled"
+
+
+def test_a_rewind_under_the_step_batcher_leaves_the_engine_lock_free(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`toolcall serve` (the step batcher, the default) with a reply whose look for more calls found none: the rewind
+    cropped the cache giving up the engine lock it was not holding, took it back for good, and every later step of
+    every session waited forever."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    from tiny_model import make_tiny_model
+
+    from toolcall.backends.transformers import TransformersBackend
+
+    path = make_tiny_model(tmp_path, ["the cat sat on the mat and the dog ran to the park"] * 8)
+    engine = SharedModel(TransformersBackend(str(path), batch_steps=True, prefill_chunk=0))
+    done = threading.Event()
+
+    def reply() -> None:  # in a thread: a deadlock fails the test instead of hanging it
+        session = engine.start("the cat", threading.Event(), Sampling(temperature=0.0))
+        session.generate([], 5)
+        point = session.checkpoint()
+        assert point is not None
+        session.generate([], 5)
+        session.rewind(point)
+        session.append(" -> 42]")
+        session.generate([], 3)
+        engine.start("the dog", threading.Event(), Sampling(temperature=0.0)).generate([], 3)
+        done.set()
+
+    worker = threading.Thread(target=reply, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done.is_set()

@@ -31,7 +31,7 @@ class FakeSession(DecodeSession):
     def __init__(self, backend: "FakeBackend", prompt: str) -> None:
         super().__init__(text=prompt, prompt_chars=len(prompt))
         self._backend = backend
-        self._took = -1  # the list script's item the last stream took (-1: none)
+        self._taken = 0  # list-script items this session's streams took
         self._unprefilled = len(prompt)  # characters appended since the last stream, "prefilled" on the next one
         self.counters.input_tokens = self._tokens(len(prompt))
 
@@ -48,8 +48,9 @@ class FakeSession(DecodeSession):
             self.counters.prefilled_tokens += self._tokens(self._unprefilled)
             self.counters.forward_passes += 1
             self._unprefilled = 0
-        self._took = backend.position
+        took = backend.position
         more = backend._next_continuation(self.text)
+        self._taken += backend.position - took
         if more is None:
             self.stop_reason = "eos"
             return
@@ -85,16 +86,18 @@ class FakeSession(DecodeSession):
         self.counters.input_tokens += self._tokens(len(text))
 
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(len(self.text), self.stop_reason, self.matched_stop, self._backend.position)
+        return Checkpoint(len(self.text), self.stop_reason, self.matched_stop, (self._backend.position, self._taken))
 
     def rewind(self, point: Checkpoint) -> None:
         self._cut_text(point)
         self._unprefilled = min(self._unprefilled, len(self.text))
-        # A list script hands out again the continuation the rewound decode took (the model, asked again from the same
-        # text, says the same), unless another session has taken one since; a function of the text needs nothing.
+        # A list script hands out again the continuations the rewound decodes took (the model, asked again from the
+        # same text, says the same), unless another session has taken one since; a function of the text needs nothing.
         backend = self._backend
-        if self._took >= point.state and backend.position == self._took + 1:
-            backend.position = self._took
+        position, taken = point.state
+        if backend.position - position == self._taken - taken:
+            backend.position = position
+        self._taken = taken
 
 
 @dataclass(frozen=True)

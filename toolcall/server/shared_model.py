@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from ..backends.base import Backend, DecodeSession, Sampling, Steering
+from ..backends.base import Backend, Checkpoint, DecodeSession, Sampling, Steering
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ class SharedModel:
 
 
 def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event) -> None:
-    """Wrap the session's stream and append so each step holds the engine lock and decoding ends as soon as `cancel`
+    """Wrap the session's stream, append and rewind so each step holds the engine lock and decoding ends as soon as `cancel`
     is set (the client went away).
 
     The wrappers are the session's own attributes, so they hold it weakly: through a strong reference (its bound
@@ -98,6 +98,7 @@ def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event)
     on until the cycle collector ran, not end with its reply."""
     me = weakref.ref(session)
     inner_stream, inner_append = weakref.WeakMethod(session.stream), weakref.WeakMethod(session.append)
+    inner_rewind = weakref.WeakMethod(session.rewind)
 
     def step(iterator: Iterator[str]) -> str | None:
         with engine.lock:
@@ -128,6 +129,13 @@ def _guard(engine: SharedModel, session: DecodeSession, cancel: threading.Event)
         with engine.lock:  # tokenizes the text: the tokenizer is the backend's, shared like the model
             method(text)
 
+    def rewind(point: Checkpoint) -> None:
+        method = inner_rewind()
+        assert method is not None
+        with engine.lock:  # drops cached tokens: the model's cache is the engine's, and a step may give the lock up
+            method(point)
+
     session.stream = stream  # type: ignore[method-assign]  # instance attributes shadow the methods
     session.append = append  # type: ignore[method-assign]
+    session.rewind = rewind  # type: ignore[method-assign]
     session.released = engine.lock.released  # type: ignore[method-assign]  # a batched step waits without the lock

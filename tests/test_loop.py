@@ -762,3 +762,27 @@ def test_a_llama3_json_reply_that_breaks_gets_its_error_at_the_brace_after_the_f
     assert (bad.tool, bad.result) == (None, "Error: malformed call")
     assert [(i.message, i.pos) for i in llama.parse(result.prompt + result.text).issues] == \
         [(bad.issue.message, bad.issue.pos)]  # type: ignore[union-attr]
+
+
+def test_a_look_ahead_interrupted_leaves_the_session_at_the_call() -> None:
+    """Ctrl-C (or an engine error) while the loop looked past a call left the look's text, never shown, in the
+    session, and `toolcall chat` kept it as the reply."""
+    from toolcall.backends.fake import FakeSession
+    from toolcall.loop import Result, answered, decode_with_tools
+
+    prompt = "user: weather?\nassistant:"
+    good = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+
+    class Interrupted(FakeSession):
+        def stream(self, stop, max_new_tokens, steering=None):  # type: ignore[no-untyped-def]
+            for piece in super().stream(stop, max_new_tokens, steering):
+                yield piece
+                if self.text.endswith(good + "\n<"):
+                    raise KeyboardInterrupt
+
+    backend = FakeBackend(script=_answering(prompt, good, "\n<tool_response>\nmade up", " Done."), chars_per_token=2)
+    session = Interrupted(backend, prompt)
+    flow = decode_with_tools(session, "hermes", _weather_specs(), LoopConfig())
+    with pytest.raises(KeyboardInterrupt):
+        list(answered(flow, lambda r: Result("RESULT")))
+    assert session.text == prompt + good

@@ -6,6 +6,7 @@ request and is sent the response. toolcall.runner answers with a tool registry; 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -15,7 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, Counters, DecodeSession, Steering
+from .backends.base import Backend, Checkpoint, Counters, DecodeSession, Steering
 from .binding import bind_arguments
 from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
 from .errors import ConfigError, ToolArgumentError
@@ -504,14 +505,37 @@ _SETTLED_CHARS = 256
 
 def _look_ahead(run: _Run, pending: "PendingCalls") -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
     """Decode on after the call group `pending` for more calls of it: the pending calls, `pending`'s and then the new
-    ones, once a call marker closes a whole new call; None, the session rewound to where it stood, when the model writes something else (the
-    results' opener, its end of turn, prose, a malformed call), stops, or runs out of tokens first. Every token decoded
-    is charged to the reply's budget, so max_new_tokens bounds the work (and a server's usage) as before; the kept
-    calls' text is reported once they are whole."""
-    s, dialect = run.session, run.dialect
+    ones, once a call marker closes a whole new call (their text is reported then); None, the session rewound to where
+    it stood, when the model writes something else (the results' opener, its end of turn, prose, a malformed call),
+    stops, or runs out of tokens first, and when the look is interrupted (Ctrl-C, an engine error: a chat keeps what
+    the session holds, and the look's text was never shown). Every token decoded counts against the reply's budget, so
+    max_new_tokens bounds the work (and a server's usage) as before."""
+    s = run.session
     point, reader = s.checkpoint(), copy.copy(run.reader)
     assert point is not None  # _may_grow asked
     end = len(s.text)
+    try:
+        found = _look(run, pending, point, reader)
+    except BaseException:
+        with contextlib.suppress(Exception):  # a session torn by the interruption says so at its next use
+            s.rewind(point)
+        run.reader = reader
+        raise
+    if found is not None:
+        yield TextDelta(s.text[end:])
+        return found
+    cancelled = s.stop_reason == "cancelled"
+    s.rewind(point)
+    run.reader = reader
+    if cancelled:
+        s.stop_reason = "cancelled"
+    return None
+
+
+def _look(run: _Run, pending: "PendingCalls", point: Checkpoint, reader: "ReplyReader") -> "PendingCalls | None":
+    """The decoding of `_look_ahead`: the grown group, or None (the caller rewinds)."""
+    s, dialect = run.session, run.dialect
+    end = point.chars
     cap = LOOK_AHEAD_TOKENS
     while run.budget > 0:
         stop, steering = _decode_args(run)
@@ -531,31 +555,25 @@ def _look_ahead(run: _Run, pending: "PendingCalls") -> Generator[Event, "Outcome
         run.budget -= s.counters.decoded_tokens - before
         held = s.text[end:]
         if s.stop_reason == "cancelled" or not _may_be_calls(dialect, held):
-            break
-        if s.stop_reason == "length" and short:
-            # The short look could not tell: decode again from the call group's end, in one decode with the budget
-            # left, so a call held to a grammar is held from its opener on (a second decode would start in its middle).
+            return None
+        opened = steering is not None and bool(steering.open_text) and s.matched_stop == steering.open_text
+        if short and (s.stop_reason == "length" or opened):
+            # The short look could not tell (or ended right at a call's opener, as vLLM's does where a call held to a
+            # grammar is left no tokens): decode again from the group's end, in one decode with the budget left, so a
+            # call held to a grammar is held from its opener on (a second decode would start in its middle).
             cap = 0
             s.rewind(point)
             run.reader = copy.copy(reader)
             continue
         if s.stop_reason != "stop" or (s.matched_stop not in dialect.call_markers and s.matched_stop not in _breaks(run)):
-            break
+            return None
         found = _pending(run)
         if found is None:
             cap = 0
             continue  # a marker inside a call still being written (an argument's own "</tool_call>")
-        if _grown(pending, found, end):
-            yield TextDelta(held)
-            return found
         # A malformed call after good ones (their results come first, as without looking), or text the dialect reads
-        # as another group: no call of this group.
-        break
-    cancelled = s.stop_reason == "cancelled"
-    s.rewind(point)
-    run.reader = reader
-    if cancelled:
-        s.stop_reason = "cancelled"
+        # as another group, is no call of this group.
+        return found if _grown(pending, found, end) else None
     return None
 
 

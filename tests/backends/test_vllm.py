@@ -938,3 +938,91 @@ def test_real_vllm_sessions_rewind_to_a_checkpoint(real_vllm: Any, real_async_vl
     for backend in (real_vllm, real_async_vllm):
         got, expected = _rewound_reply(backend)
         assert got == expected
+
+
+def _cut(reply: str, p: Any) -> tuple[str, str, str | None]:
+    """What vLLM returns of `reply` under params `p`: up to a stop string completed within max_tokens, else the cap."""
+    hits = sorted((reply.find(s) + len(s), s) for s in p.stop if s in reply and reply.find(s) + len(s) <= p.max_tokens)
+    if hits:
+        return reply[:hits[0][0]], "stop", hits[0][1]
+    if len(reply) > p.max_tokens:
+        return reply[:p.max_tokens], "length", None
+    return reply, "stop", None
+
+
+def _output(ids: list[int], text: str, finish: str | None, reason: str | None) -> Any:
+    done = types.SimpleNamespace(text=text, token_ids=[ord(x) for x in text], finish_reason=finish, stop_reason=reason)
+    return types.SimpleNamespace(prompt_token_ids=ids, num_cached_tokens=0, outputs=[done])
+
+
+class _TextModelLLM(ScriptedLLM):
+    """The offline engine over a model that is a function of its text (one token a character); under a grammar a
+    request ends where the call closes."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__([])
+        self.model = model
+
+    def generate(self, prompts: Any, params: Any, use_tqdm: bool = False) -> list[Any]:
+        out = []
+        for prompt, p in zip(prompts, params):
+            self.params.append(p)
+            reply = self.model(self.tokenizer.decode(prompt["prompt_token_ids"]))
+            if getattr(p, "structured_outputs", None) and "</tool_call>" in reply:
+                reply = reply[:reply.index("</tool_call>") + len("</tool_call>")]
+            out.append(_output(prompt["prompt_token_ids"], *_cut(reply, p)))
+        return out
+
+
+def _two_calls(prompt: str, full: str, answer: str) -> Any:
+    def model(text: str) -> str:
+        reply = text[len(prompt):]
+        return full[len(reply):] if full.startswith(reply) else answer
+    return model
+
+
+def test_a_look_ahead_whose_short_decode_ends_on_the_opener_still_gets_the_call(
+        structured_stand_in: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a call grammar vLLM's decode stops at the opener and goes on under the grammar in a second request; a
+    short look ending right on the opener left that request no tokens and said "stop" there (the transformers engine
+    says "length"), and the loop gave the second call up."""
+    import toolcall.loop as loop
+    from toolcall.backends.vllm import VLLMBackend
+
+    opener = "\n<tool_call>"
+    monkeypatch.setattr(loop, "LOOK_AHEAD_TOKENS", len(opener))
+    body = '\n{{"name": "double", "arguments": {{"x": {}}}}}\n</tool_call>'
+    full = "<tool_call>" + body.format(1) + opener + body.format(2) + "\n<tool_response>\nmade up"
+    result = run_loop(VLLMBackend.from_vllm(_TextModelLLM(_two_calls("P:", full, " done."))), "P:",
+                      get_dialect("hermes"), ToolRegistry([double]), LoopConfig(constrain_calls=True))
+    assert [c.result for c in result.calls] == ["2", "4"] and result.text.endswith(" done.")
+
+
+def test_the_async_engine_counts_the_tokens_of_a_decode_the_loop_stops_reading(stand_in: None) -> None:
+    """The loop stops reading a look ahead once it is no call: the async engine's request ended before it counted
+    its tokens, so usage and the reply's budget missed them, where the offline engine counts them."""
+    from toolcall.backends.vllm import VLLMBackend
+
+    call = '<tool_call>\n{"name": "double", "arguments": {"x": 21}}\n</tool_call>'
+    model = _two_calls("P:", call + "\n<tool_response>\nmade up\n</tool_response>\nmore", " The answer is 42.")
+
+    class AsyncStandIn:
+        """One cumulative output per token, as AsyncEngine.stream yields them."""
+
+        tokenizer = CharTokenizer()
+
+        def stream(self, ids: list[int], params: Any) -> Any:
+            text, finish, reason = _cut(model(self.tokenizer.decode(ids)), params)
+            for n in range(1, len(text) + 1):
+                last = n == len(text)
+                yield _output(ids, text[:n], finish if last else None, reason if last else None)
+
+    counted = {}
+    for engine in ("offline", "async"):
+        backend = VLLMBackend.from_vllm(_TextModelLLM(model))
+        if engine == "async":
+            backend.async_engine = AsyncStandIn()
+        result = run_loop(backend, "P:", "hermes", ToolRegistry([double]), LoopConfig())
+        assert result.text.endswith(" The answer is 42.") and [c.result for c in result.calls] == ["42"]
+        counted[engine] = result.counters.decoded_tokens
+    assert counted["async"] == counted["offline"] > len(call) + len(" The answer is 42.")

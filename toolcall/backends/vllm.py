@@ -214,10 +214,14 @@ class VLLMSession(DecodeSession):
                     yield delta
         finally:
             outputs.close()
+            if last is not None:
+                # Also when the caller stopped reading early (the loop, once what it looks at is no call): the tokens
+                # decoded so far are counted (usage, the reply's budget) and the ids match the text.
+                self._absorb(last, time.perf_counter() - began, closers=stop if grammar is not None else (),
+                             streamed=shown)
+                backend._count_triggers(self, params, last)
         if last is None:
             raise BackendError("the vLLM engine finished a request without any output")
-        self._absorb(last, time.perf_counter() - began, closers=stop if grammar is not None else (), streamed=shown)
-        backend._count_triggers(self, params, last)
 
     def _absorb(self, output: Any, seconds: float, closers: Sequence[str] = (), streamed: int = 0) -> None:
         """Take one RequestOutput: text (after the `streamed` characters already appended), ids, stop reason and

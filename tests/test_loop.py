@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -386,12 +387,9 @@ def _answering(prompt: str, calls: str, invented: str, answer: str):  # type: ig
     return script
 
 
-@pytest.mark.parametrize("dialect", sorted(HANDED))
-@pytest.mark.parametrize("batched", [False, True])
-def test_every_call_of_a_group_written_one_after_another_is_run_before_the_results(dialect: str, batched: bool) -> None:
-    """hermes (and llama3_json) write a group's calls one after another, each ending at a call marker: the loop
-    answered the first at its marker, spliced its result, and the model never wrote the second (two cities asked
-    for, one weather run). The loop now looks on after a call for more, and splices all the results after the last."""
+def _two_cities(dialect: str, config: LoopConfig, batched: bool = False) -> tuple[list[str], Any, list[Any]]:
+    """The two-city model of HANDED under the loop, each weather call run (its result says RESULT): the cities run,
+    the LoopResult and the events (none when batched)."""
     from toolcall.loop import Result, answered, decode_with_tools, step_batch
 
     prompt = "user: weather in Paris and Rome?\nassistant:"
@@ -404,13 +402,22 @@ def test_every_call_of_a_group_written_one_after_another_is_run_before_the_resul
         return Result(f"RESULT: sunny in {ran[-1]}")
 
     if batched:
-        (result,) = step_batch([backend.start(prompt)], backend, dialect, _weather_specs(), LoopConfig(), weather)
-        shown = result.text
-    else:
-        flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), LoopConfig())
-        events = list(answered(flow, weather))
-        result = events[-1].result  # type: ignore[union-attr]
-        shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+        (result,) = step_batch([backend.start(prompt)], backend, dialect, _weather_specs(), config, weather)
+        return ran, result, []
+    events = list(answered(decode_with_tools(backend.start(prompt), dialect, _weather_specs(), config), weather))
+    return ran, events[-1].result, events
+
+
+@pytest.mark.parametrize("dialect", sorted(HANDED))
+@pytest.mark.parametrize("batched", [False, True])
+def test_every_call_of_a_group_written_one_after_another_is_run_before_the_results(dialect: str, batched: bool) -> None:
+    """hermes (and llama3_json) write a group's calls one after another, each ending at a call marker: the loop
+    answered the first at its marker, spliced its result, and the model never wrote the second (two cities asked
+    for, one weather run). The loop now looks on after a call for more, and splices all the results after the last."""
+    ran, result, events = _two_cities(dialect, LoopConfig(), batched)
+    calls = HANDED[dialect][0]
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta)) if events else result.text
+    if events:
         kinds = [type(e).__name__ for e in events if not isinstance(e, TextDelta)]
         assert kinds == ["CallRequest", "CallFinished"] * 2 + ["Done"]
         # Each call is asked for as it is written; the results are spliced once the model wrote its last call.
@@ -423,25 +430,13 @@ def test_every_call_of_a_group_written_one_after_another_is_run_before_the_resul
     assert shown == result.text and result.text.startswith(calls) and result.text.endswith(" Both sunny.")
     closing = result.text[len(calls):-len(" Both sunny.")]
     assert "sunny in Paris" in closing and "sunny in Rome" in closing and "made up" not in result.text
-    assert get_dialect(dialect).parse(prompt + result.text).calls and result.stop_reason == "eos"
+    assert get_dialect(dialect).parse("Q" + result.text).calls and result.stop_reason == "eos"
 
 
 @pytest.mark.parametrize("dialect", sorted(HANDED))
 def test_without_parallel_calls_each_call_is_answered_as_it_is_written(dialect: str) -> None:
-    from toolcall.loop import Result, answered, decode_with_tools
-
-    prompt = "user: weather in Paris and Rome?\nassistant:"
-    calls, invented = HANDED[dialect]
-    backend = FakeBackend(script=_answering(prompt, calls, invented, " Sunny."))
-    ran: list[str] = []
-
-    def weather(request: CallRequest) -> Result:
-        ran.append(request.arguments["city"] if request.arguments else "?")
-        return Result("RESULT: sunny")
-
-    flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), LoopConfig(parallel_calls=False))
-    result = [e for e in answered(flow, weather) if isinstance(e, Done)][0].result
-    assert ran == ["Paris"] and result.text.endswith(" Sunny.")
+    ran, result, _ = _two_cities(dialect, LoopConfig(parallel_calls=False))
+    assert ran == ["Paris"] and result.text.endswith(" Both sunny.")
 
 
 def test_a_look_for_more_calls_that_finds_none_shows_nothing_and_is_charged_to_the_budget() -> None:

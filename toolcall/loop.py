@@ -235,7 +235,7 @@ class Result:
 class Handoff:
     """An answer to a CallRequest: end the reply with this call pending; whoever made the request answers it later.
     `further`: whether the calls the model writes right after it still join the reply (parallel calls, see
-    `_further_calls`); False ends the reply at this call's marker without decoding on."""
+    `_gather` and `_further_calls`); False ends the reply at this call's marker without decoding on."""
 
     further: bool = True
 

@@ -25,6 +25,8 @@ Both see the same prompt: toolcall's hermes system message offering the Calculat
 call `<tool_call>...</tool_call>` then `<tool_response>...</tool_response>` in the same assistant turn (the peer's chat
 template writes exactly that). Reported per level and server: chats/s, tokens/s, p50/p95 chat latency, and prompt
 tokens prefilled per chat (what vLLM's prefix cache did not serve: `usage.prompt_tokens_details.cached_tokens`).
+toolcall's chats are also run with `parallel_tool_calls: false` ("toolcall_no_look_ahead": no look for more calls
+after each call), and `chats_per_s_look_ahead_over_none` says what that look costs.
 """
 from __future__ import annotations
 
@@ -128,7 +130,7 @@ def chat(client: Any, model: str, question: str, mode: str, max_tokens: int,
     began = time.perf_counter()
     messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
     asks = ASKS.get(mode, {})
-    if mode == "server_tools":
+    if mode in ("server_tools", "server_tools_one_at_a_time"):
         reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
                                                extra_body=asks.get("extra_body"))
         ran = bool(reply.choices[0].message.model_extra.get("tool_runs"))
@@ -411,6 +413,9 @@ def peer(levels: list[int], args: Any) -> dict[str, Any]:
     # own way: toolcall decodes the calls the model opens under their JSON schema (constrain_calls), vLLM's server
     # forces the first turn's call under the function's schema (tool_choice "required", its structured outputs).
     ASKS["server_tools"] = {"extra_body": {"toolcall": {"constrain_calls": True}}}
+    # The same without the loop's look for more calls after each call (each call answered as it is written).
+    ASKS["server_tools_one_at_a_time"] = {"extra_body": {"toolcall": {"constrain_calls": True},
+                                                         "parallel_tool_calls": False}}
     ASKS["peer"] = {"first_tool_choice": "required"}
     out = []
     try:
@@ -425,11 +430,16 @@ def peer(levels: list[int], args: Any) -> dict[str, Any]:
                 row: dict[str, Any] = {"concurrency": concurrency}
                 row["toolcall"] = level(mine, model, "server_tools", concurrency, chats, args.max_tokens)
                 row["toolcall"]["prompt_tokens_prefilled_per_chat"] = round(ours.take() / chats, 1)
+                row["toolcall_no_look_ahead"] = level(mine, model, "server_tools_one_at_a_time", concurrency, chats,
+                                                      args.max_tokens)
+                row["toolcall_no_look_ahead"]["prompt_tokens_prefilled_per_chat"] = round(ours.take() / chats, 1)
                 row["vllm_serve"] = level(url, model, "peer", concurrency, chats, args.max_tokens, prefilled=theirs)
                 row["vllm_serve"]["prompt_tokens_prefilled_per_chat"] = round(theirs.take() / chats, 1)
                 row["chats_per_s_toolcall_over_vllm_serve"] = round(row["toolcall"]["chats_per_s"]
                                                                      / row["vllm_serve"]["chats_per_s"], 2)
                 row["p95_toolcall_over_vllm_serve"] = round(row["toolcall"]["p95_s"] / row["vllm_serve"]["p95_s"], 2)
+                row["chats_per_s_look_ahead_over_none"] = round(row["toolcall"]["chats_per_s"]
+                                                                / row["toolcall_no_look_ahead"]["chats_per_s"], 2)
                 out.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
             next(server, None)

@@ -1,6 +1,7 @@
 """Fixtures for data_gen tests: a tiny Llama trained for a moment on bracket calls, and the real tool registry."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,3 +32,13 @@ def registry() -> Any:
     from toolcall.registry import default_registry
 
     return default_registry(["calculator", "calendar"])
+
+
+@pytest.fixture()
+def pinned_date() -> Iterator[None]:
+    """Today is 2023-01-30 for the Calendar tool (what the tests' gold calls say), and the real date again after."""
+    from toolcall.tools import calendar
+
+    calendar.set_today("2023-01-30")
+    yield
+    calendar.set_today(None)

@@ -11,7 +11,6 @@ right-to-left text, long lines, blank texts, numbers with separators and units.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,14 @@ from toolcall.data_gen.pipeline import Pipeline, run_data_gen
 from toolcall.data_gen.positions import PromptStates, find_positions
 from toolcall.data_gen.records import Candidate, TextRecord
 from toolcall.data_gen.tokens import TokenizedText
-from toolcall.tools import calendar
 
 from toolcall.backends.fake import FakeBackend
 from toolcall.backends.toy_lm import ToyLM
 from toolcall.calls import ToolCall
 from toolcall.dialects.moss import MossDialect
 from toolcall.dialects.toolformer import ToolformerDialect
+
+pytestmark = pytest.mark.usefixtures("pinned_date")  # Calendar calls answer as on 2023-01-30
 
 ZWSP = "\u200b"
 LM_TEXTS = [
@@ -64,13 +64,6 @@ HOSTILE = [
 RESULTS = ["a]b", "x -> y", "[Calculator(1) -> 2]", "line1\nline2", "cr\rlf\r\n end", "</API> <API>", "  padded  ",
            "]]]", "[[[", "emoji \U0001f600 e\u0301", "\u200fRTL\u202e", "1,234.5 kg", "(", "->", "\u2192", ""]
 ARGS = ["a]b", "x -> y", 'q"uote', "back\\slash", "line\nnew", "(", ")", ",", "  sp  ", "[Calc(1)]", "a,b", "'s"]
-
-
-@pytest.fixture(autouse=True)
-def _pinned_date() -> Iterator[None]:
-    calendar.set_today("2023-01-30")
-    yield
-    calendar.set_today(None)
 
 
 def toy() -> FakeBackend:

@@ -1,7 +1,6 @@
 """The propose stage: tools' proposals become candidates at token starts, capped, deduplicated, judged like samples."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -12,12 +11,13 @@ from toolcall.data_gen.pipeline import Pipeline
 from toolcall.data_gen.propose import proposal_token, propose_calls
 from toolcall.data_gen.records import Candidate, TextRecord
 from toolcall.data_gen.tokens import TokenizedText
-from toolcall.tools import calendar
 
 from toolcall.backends.fake import FakeBackend
 from toolcall.backends.toy_lm import ToyLM
 from toolcall.registry import ToolRegistry, default_registry, user_tools
 from toolcall.tool_type import Proposal, make_tool
+
+pytestmark = pytest.mark.usefixtures("pinned_date")  # Calendar calls answer as on 2023-01-30
 
 # " 2,800" is cut " " + "2" + ",800" and " $180" is " $" + "180", as SmolLM2 does.
 TEXT = "We sold 1,240 and 1,560, so 2,800 in all for $180."
@@ -45,13 +45,6 @@ def adder(a: str) -> str:
 
 def registry_with(proposer: Any) -> ToolRegistry:
     return ToolRegistry([make_tool(adder, "Adder", proposer=proposer)])
-
-
-@pytest.fixture(autouse=True)
-def _pinned_date() -> Iterator[None]:
-    calendar.set_today("2023-01-30")
-    yield
-    calendar.set_today(None)
 
 
 def test_a_proposal_goes_to_the_token_where_its_number_starts() -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from toolcall.data_gen.positions import PromptStates, add_positions, find_positi
 from toolcall.data_gen.records import TextRecord
 from toolcall.data_gen.reference import naive_losses
 from toolcall.data_gen.sample import sample_calls
-from toolcall.tools import calendar
 
 from toolcall.backends import as_scorer, get_scorer, scoring_backends
 from toolcall.backends.base import Backend, DecodeSession
@@ -23,6 +21,8 @@ from toolcall.backends.fake import FakeBackend
 from toolcall.backends.toy_lm import ToyLM
 from toolcall.errors import ConfigError
 from toolcall.registry import ToolRegistry
+
+pytestmark = pytest.mark.usefixtures("pinned_date")  # Calendar calls answer as on 2023-01-30
 
 # The toy LM learns where a Calculator call goes (after "a total of") and what it says, from these texts alone.
 LM_TEXTS = [
@@ -36,13 +36,6 @@ TEXT = "The shop sold 12 apples and 30 pears, a total of 42 fruits."
 @pytest.fixture()
 def fake() -> FakeBackend:
     return FakeBackend(lm=ToyLM(LM_TEXTS, order=5, smoothing=0.1))
-
-
-@pytest.fixture(autouse=True)
-def _pinned_date() -> Iterator[None]:
-    calendar.set_today("2023-01-30")
-    yield
-    calendar.set_today(None)
 
 
 def config(placement: str = "prefix", tau_f: float = -1e9, tau_p: float = 0.0) -> DataGenConfig:

@@ -475,8 +475,8 @@ def _gather(run: _Run, pending: "PendingCalls",
     """The pending calls with those the model writes right after them (`_look_ahead`), each asked for as it is found
     (its result added to `results`), while the group may grow; and whether the model was seen to write something
     other than a call after the last of them."""
-    while _may_grow(run, pending):
-        more = yield from _look_ahead(run, pending)
+    while _may_grow(run, pending) and (point := run.session.checkpoint()) is not None:
+        more = yield from _look_ahead(run, pending, point)
         if more is None:
             return pending, True
         results += yield from _ask(run, more.calls[len(pending.calls):])
@@ -486,12 +486,11 @@ def _gather(run: _Run, pending: "PendingCalls",
 
 def _may_grow(run: _Run, pending: "PendingCalls") -> bool:
     """Whether to look for calls written right after `pending`'s: the dialect writes a group's calls one after another
-    (each ending at a call marker), more of them could still run, none was handed back with `further` off, and the
-    session can go back to here."""
+    (each ending at a call marker), more of them could still run, and none was handed back with `further` off (the
+    session must also be able to go back to here: `_gather` asks for its checkpoint)."""
     cfg = run.config
     return (cfg.parallel_calls and run.further and run.dialect.continues_calls("") and not pending.malformed
-            and cfg.json_schema is None and run.budget > 0 and _tools_on(run)
-            and run.session.checkpoint() is not None)
+            and cfg.json_schema is None and run.budget > 0 and _tools_on(run))
 
 
 #: Tokens decoded at first when looking for another call after a call group: enough to see an opener and a few blanks
@@ -503,16 +502,16 @@ LOOK_AHEAD_TOKENS = 8
 _SETTLED_CHARS = 256
 
 
-def _look_ahead(run: _Run, pending: "PendingCalls") -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
-    """Decode on after the call group `pending` for more calls of it: the pending calls, `pending`'s and then the new
+def _look_ahead(run: _Run, pending: "PendingCalls",
+                point: Checkpoint) -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
+    """Decode on after the call group `pending` (the session at `point`) for more calls of it: the pending calls, `pending`'s and then the new
     ones, once a call marker closes a whole new call (their text is reported then); None, the session rewound to where
     it stood, when the model writes something else (the results' opener, its end of turn, prose, a malformed call),
     stops, or runs out of tokens first, and when the look is interrupted (Ctrl-C, an engine error: a chat keeps what
     the session holds, and the look's text was never shown). Every token decoded counts against the reply's budget, so
     max_new_tokens bounds the work (and a server's usage) as before."""
     s = run.session
-    point, reader = s.checkpoint(), copy.copy(run.reader)
-    assert point is not None  # _may_grow asked
+    reader = copy.copy(run.reader)
     end = len(s.text)
     try:
         found = _look(run, pending, point, reader)

@@ -504,12 +504,12 @@ _SETTLED_CHARS = 256
 
 def _look_ahead(run: _Run, pending: "PendingCalls",
                 point: Checkpoint) -> Generator[Event, "Outcome | None", "PendingCalls | None"]:
-    """Decode on after the call group `pending` (the session at `point`) for more calls of it: the pending calls, `pending`'s and then the new
-    ones, once a call marker closes a whole new call (their text is reported then); None, the session rewound to where
-    it stood, when the model writes something else (the results' opener, its end of turn, prose, a malformed call),
-    stops, or runs out of tokens first, and when the look is interrupted (Ctrl-C, an engine error: a chat keeps what
-    the session holds, and the look's text was never shown). Every token decoded counts against the reply's budget, so
-    max_new_tokens bounds the work (and a server's usage) as before."""
+    """Decode on after the call group `pending` (the session at `point`) for more calls of it: the pending calls,
+    `pending`'s and then the new ones, once a call marker closes a whole new call (their text is reported then); None,
+    the session rewound to `point`, when the model writes something else (the results' opener, its end of turn, prose,
+    a malformed call), stops, or runs out of tokens first, and when the look is interrupted (Ctrl-C, an engine error: a
+    chat keeps what the session holds, and the look's text was never shown). Every token decoded counts against the
+    reply's budget, so max_new_tokens bounds the work (and a server's usage) as before."""
     s = run.session
     reader = copy.copy(run.reader)
     end = len(s.text)

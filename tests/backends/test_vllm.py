@@ -639,6 +639,26 @@ def test_the_call_threshold_bans_the_opener_only_where_it_is_unlikely(stand_in: 
     assert TokenRule(_vllm_rule(Steering("[", min_open_prob=0.65)))([], split.clone())[opener] == float("-inf")
 
 
+def test_a_reply_decoded_under_the_call_threshold_alone_runs_its_call(stand_in: None) -> None:
+    """The call threshold alone (no trigger) puts the opener's tokens in the engine's rule, and counting the trigger's
+    firings after each request then read the trigger's k that rule does not have: every such decode raised KeyError."""
+    from toolcall.backends.vllm import VLLMBackend
+
+    class WithLogprobs(ScriptedLLM):
+        def generate(self, prompts: Any, params: Any, use_tqdm: bool = False) -> list[Any]:
+            outputs = super().generate(prompts, params, use_tqdm)
+            for out in outputs:
+                out.outputs[0].logprobs = None   # what vLLM returns where no logprobs were asked for
+            return outputs
+
+    # The call; the loop's look for a second call, which finds the answer and is rewound; the answer.
+    llm = WithLogprobs(['<tool_call>\n{"name": "double", "arguments": {"x": 2}}\n</tool_call>', " Four.", " Four."])
+    result = run_loop(VLLMBackend.from_vllm(llm, logits_processor=True), "P:", "hermes", ToolRegistry([double]),
+                      LoopConfig(call_threshold=0.5))
+    assert [c.result for c in result.calls] == ["4"] and result.text.endswith(" Four.")
+    assert llm.params[0].extra_args["toolcall"]["min_open"] == 0.5
+
+
 def test_without_the_logits_processor_the_call_threshold_is_refused(stand_in: None) -> None:
     from toolcall.backends.vllm import VLLMBackend
 

@@ -515,9 +515,10 @@ class VLLMBackend(VLLMScoringMixin, Backend):
 
     @staticmethod
     def _count_triggers(session: VLLMSession, params: Any, out: Any) -> None:
-        """The rule ran in the engine process: replay it on the raw top tokens to count its firings."""
+        """The rule ran in the engine process: replay it on the raw top tokens to count its firings (a rule without
+        the trigger, the call threshold's alone, has none)."""
         rule = (getattr(params, "extra_args", None) or {}).get(EXTRA_KEY, {})
-        if rule.get("begin"):
+        if rule.get("begin") and rule.get("top_k"):
             completion = out.outputs[0]
             tops = [[t for t, _ in sorted(step.items(), key=lambda kv: -kv[1].logprob)]
                     for step in (completion.logprobs or [])]

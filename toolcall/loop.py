@@ -364,7 +364,8 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
         steering = None
         if cfg.trigger_top_k > 0 or cfg.call_threshold > 0 or grammar is not None or force:
             steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
-                                constrain=grammar, call_open=force, min_open_prob=cfg.call_threshold)
+                                constrain=grammar, call_open=force, min_open_prob=cfg.call_threshold,
+                                constrain_end=dialect.held_call_end if grammar is not None else "")
         return _call_stops(run), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.
@@ -488,9 +489,22 @@ def _may_grow(run: _Run, pending: "PendingCalls") -> bool:
     """Whether to look for calls written right after `pending`'s: the dialect writes a group's calls one after another
     (each ending at a call marker), more of them could still run, and none was handed back with `further` off (the
     session must also be able to go back to here: `_gather` asks for its checkpoint)."""
+    return _may_look(run) and not pending.malformed and run.budget > 0
+
+
+def _may_look(run: _Run) -> bool:
+    """Whether this run looks on after a call group for more of its calls (see `_may_grow`)."""
     cfg = run.config
-    return (cfg.parallel_calls and run.further and run.dialect.continues_calls("") and not pending.malformed
-            and cfg.json_schema is None and run.budget > 0 and _tools_on(run))
+    return (cfg.parallel_calls and run.further and run.dialect.continues_calls("") and cfg.json_schema is None
+            and _tools_on(run))
+
+
+def _plan_look(run: _Run) -> None:
+    """Tell the session, before a decode, whether a stop at a call marker will be followed by the loop's look (its
+    `read_on` hint: an engine may read the look's tokens in the same request)."""
+    s = run.session
+    s.read_on_markers = tuple(run.dialect.call_markers) if _may_look(run) else ()
+    s.read_on_tokens = LOOK_AHEAD_TOKENS
 
 
 #: Tokens decoded at first when looking for another call after a call group: enough to see an opener and a few blanks
@@ -540,6 +554,7 @@ def _look(run: _Run, pending: "PendingCalls", point: Checkpoint, reader: "ReplyR
         stop, steering = _decode_args(run)
         limit = min(cap, run.budget) if cap else run.budget
         short = limit < run.budget  # the short first look, with tokens left beyond it
+        _plan_look(run)
         before = s.counters.decoded_tokens
         stream = s.stream(stop, limit, steering)
         held = s.text[end:]
@@ -634,6 +649,7 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
     s, dialect = run.session, run.dialect
     run.end = len(s.text)
     held = ""  # decoded since the last calls, shown once it is known to be calls
+    s.read_on_markers = ()  # each decode here runs on to the next marker: there is no look to read for
     while run.budget > 0 and _tools_on(run):
         stop, steering = _decode_args(run)
         before = s.counters.decoded_tokens
@@ -685,6 +701,7 @@ def _flow(run: _Run) -> Flow:
         stop, steering = _decode_args(run)
         yield from _open_forced_call(run)
         run.forced = run.forced or bool(steering is not None and steering.call_open)
+        _plan_look(run)
         before = s.counters.decoded_tokens
         for delta in s.stream(stop, run.budget, steering):
             if delta:  # an empty delta is an engine step that wrote nothing (a chunk of a long prefill)

@@ -960,6 +960,70 @@ def test_real_vllm_sessions_rewind_to_a_checkpoint(real_vllm: Any, real_async_vl
         assert got == expected
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_async_engine_reads_the_look_in_the_calls_own_request(real_async_vllm: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the async engine reads past a marker the loop will look on from is what a request of its own from there
+    decodes (greedy), and it saves that request (and, after a rewind to the marker, the one after it)."""
+    backend = real_async_vllm
+    prompt = get_dialect("toolformer").prompt(QUESTIONS[0], None, backend.chat_prompt)
+    probe = backend.start(prompt)
+    probe.generate([], 24)
+    written = probe.ids[len(backend.start(prompt).ids):]
+    marker = backend.decode_ids(written[2:5])   # a "call marker" the greedy reply writes, ending between two tokens
+    assert probe.generated.find(marker) == len(backend.decode_ids(written[:2]))
+    streams = backend.async_engine.stream
+    sent: list[int] = []
+    monkeypatch.setattr(backend.async_engine, "stream", lambda ids, params: (sent.append(1), streams(ids, params))[1])
+
+    def reply(read_on: bool) -> tuple[str, str, str, list[int]]:
+        session = backend.start(prompt)
+        session.read_on_markers, session.read_on_tokens = ((marker,) if read_on else ()), 8
+        head = session.generate([marker], 100)
+        point = session.checkpoint()
+        look = session.generate([marker], 8)
+        session.rewind(point)
+        return head, look, session.generate([marker], 6), list(session.ids)
+
+    alone = reply(False)
+    requests = len(sent)
+    assert reply(True) == alone and alone[0].endswith(marker) and alone[1]
+    assert (requests, len(sent) - requests) == (3, 1)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_async_engine_reads_the_look_past_a_call_held_to_its_grammar(real_async_vllm: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under constrained calls a call is a request under its grammar; followed by free text, that request reads the
+    look's tokens after the call: the call is the same, held to the grammar, and so is the look, one request fewer."""
+    backend = real_async_vllm
+    dialect = get_dialect("hermes")
+    steering = Steering(dialect.open_marker, constrain=dialect.call_grammar(ToolRegistry([double]).specs()),
+                        constrain_end=dialect.held_call_end)
+    shot = '<tool_call>\n{{"name": "double", "arguments": {{"x": {}}}}}\n</tool_call>\n'
+    prompt = "Q: double 3\n" + shot.format(3) + "Q: double 5\n" + shot.format(5) + "Q: double 8\n"
+    streams = backend.async_engine.stream
+    sent: list[bool] = []   # whether each request was held to a grammar
+    monkeypatch.setattr(backend.async_engine, "stream", lambda ids, params: (
+        sent.append(getattr(params, "structured_outputs", None) is not None), streams(ids, params))[1])
+
+    def reply(read_on: bool) -> tuple[Any, ...]:
+        session = backend.start(prompt)
+        session.read_on_markers, session.read_on_tokens = (dialect.call_markers if read_on else ()), 8
+        call = session.generate(dialect.call_markers, 100, steering)
+        point = session.checkpoint()
+        look = session.generate(dialect.call_markers, 8, steering)
+        session.rewind(point)
+        return call, look, list(session.ids), session.counters.decoded_tokens
+
+    alone = reply(False)
+    before = list(sent)
+    assert reply(True) == alone and before == [False, True, False] and sent[len(before):] == [False, True]
+    assert alone[0] == '<tool_call>\n{"name": "double", "arguments": {"x": 8}}\n</tool_call>'
+
+
 def _cut(reply: str, p: Any) -> tuple[str, str, str | None]:
     """What vLLM returns of `reply` under params `p`: up to a stop string completed within max_tokens, else the cap."""
     hits = sorted((reply.find(s) + len(s), s) for s in p.stop if s in reply and reply.find(s) + len(s) <= p.max_tokens)

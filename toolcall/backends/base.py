@@ -62,6 +62,9 @@ class Steering:
     # tools offered): their opener, whose first tokens min_open_prob holds while the reply is still blank, as it holds
     # a free reply's.
     held_opener: str = ""
+    # With constrain: text that ends a call held to it and that no such call holds before its end (the dialect's
+    # held_call_end; "" where there is none). An engine may read past it in the call's own request.
+    constrain_end: str = ""
     # With held_opener: the grammar of the answer alone. An engine that reads the opener's probability before a held
     # decode instead of during it (vLLM: its grammar masks the logits its processors see) holds the decode to this
     # one where the opener is below min_open_prob, as banning the opener at the first token does.
@@ -134,6 +137,12 @@ class DecodeSession(ABC):
     stop_reason: str | None = None            # "stop", "length", "eos" after a stream ends
     matched_stop: str | None = None
     sampling: Sampling = field(default_factory=Sampling)  # this session's sampling, over the backend's defaults
+    # The caller's plan, a hint: a decode that stops at one of these markers is followed by a decode of up to
+    # `read_on_tokens` tokens from there (the loop's look for another call written right after). An engine whose decode
+    # is one streamed request may read those tokens in that same request and hand them to that next decode, saving a
+    # request of its own (vLLM's async engine); the others ignore it.
+    read_on_markers: tuple[str, ...] = ()
+    read_on_tokens: int = 0
 
     @property
     def generated(self) -> str:

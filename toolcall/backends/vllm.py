@@ -18,7 +18,10 @@ yields one delta per decode (a segment up to the next call marker or the end); c
 when `batch_concurrent()` is on (vllm_gather), and such a batch returns when its longest decode does. With
 `engine="async"` (what `toolcall serve --backend vllm` uses) the backend runs vLLM's `AsyncLLM` (vllm_async): each
 decode is its own engine request, streamed token by token, and the engine batches all running requests continuously;
-it cannot score (data-gen). An `LLM` built by
+it cannot score (data-gen). Where the loop will look on past a call marker for another call (`read_on_markers`), the
+async engine does not stop the request there: it reads the look's few tokens in the same request (a call held to its
+grammar is then decoded under the grammar followed by free text, `with_free_tail`, and ends at the dialect's
+`held_call_end`) and the look's decode takes them, so the look costs no request of its own. An `LLM` built by
 the caller without toolcall's logits processor (`from_vllm(llm)`) gets `disable` as a -100 `logit_bias` and no
 trigger.
 """
@@ -27,8 +30,9 @@ from __future__ import annotations
 import json
 import os
 import time
+import types
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +43,15 @@ from .vllm_async import AsyncEngine
 from .vllm_gather import RequestGatherer
 from .vllm_scoring import VLLMScoringMixin
 from .vllm_steering import EXTRA_KEY, fired_triggers
-from .vllm_support import guidance_engine_options, import_vllm, structured_grammar
+from .vllm_support import guidance_engine_options, import_vllm, structured_grammar, with_free_tail
 
 DEFAULT_ENGINE = {"max_model_len": 2048, "enable_prefix_caching": True, "enforce_eager": True, "dtype": "bfloat16"}
 #: toolcall's logits processor, by import path: vLLM's engine-core process imports it there.
 LOGITS_PROCESSOR = "toolcall.backends.vllm_steering:ToolcallLogitsProcessor"
 #: Raw top tokens asked per step while the trigger is armed, to count afterwards whether it fired.
 TRIGGER_LOGPROBS = 20
+#: The most tokens one streamed output of the async engine is searched back through for a call marker's end.
+_OUTPUT_TOKENS = 8
 
 
 def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None, model: str | None = None) -> Path:
@@ -113,8 +119,9 @@ class VLLMSession(DecodeSession):
         self.cached_tokens = 0  # prompt tokens the prefix cache served, summed over streams
         self._unsent = len(ids)  # input tokens (prompt, appended results) no request has carried yet
         self.counters.input_tokens = len(ids)
-        self._decoded_before = 0  # decoded_tokens when the current request was sent (budget of a constrained call)
+        self._decoded_before = 0  # decoded_tokens when the current decode began (budget of a constrained call)
         self.triggers = 0  # how often the top-k trigger forced a call open in this reply
+        self._read: _ReadOn | None = None  # tokens the last request decoded past its call marker, for the next decode
 
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
         if self._backend.async_engine is not None:
@@ -135,11 +142,15 @@ class VLLMSession(DecodeSession):
         decoded under its grammar; a constrained call that opens goes on under its grammar in a second request."""
         if not self._begin(budget):
             return
+        self._decoded_before = self.counters.decoded_tokens
         grammar = _opened_grammar(steering)
         decision = self._backend._held_decision(steering)
         if decision is not None:
             grammar = decision.grammar(self._probe(decision.params))
-        yield from self._request(stop, budget, steering, grammar)
+        if grammar is None:
+            yield from self._serve_read_on(stop, budget, steering)
+        if self.stop_reason is None:  # not decoded from tokens read on: a request of its own
+            yield from self._request(stop, budget, steering, grammar)
         left = self._constrained_left(budget, steering)
         if left > 0 and steering is not None:
             yield from self._request(stop, left, steering, steering.constrain)
@@ -195,11 +206,16 @@ class VLLMSession(DecodeSession):
         engine (a server's lock) is given up while the engine works."""
         backend = self._backend
         assert backend.async_engine is not None
-        self._decoded_before = self.counters.decoded_tokens
-        params = backend._params(stop, budget, steering, grammar, self)
+        if self._read is not None and len(self.ids) <= self._read.origin:
+            self._read = None  # this request decodes from there itself
+        watch = self._read_on_markers(stop, budget, steering, grammar)
+        held = grammar is not None and bool(watch)  # a call's grammar, followed by free text to read on in
+        params = backend._params([m for m in stop if m not in watch], budget, steering,
+                                 with_free_tail(grammar) if held and grammar is not None else grammar, self)
         began = time.perf_counter()
         outputs = backend.async_engine.stream(list(self.ids), params)
         last, shown = None, 0
+        cut: _Cut | None = None  # where a watched marker ended the decode, and what was read past it
         try:
             while True:
                 with self.released():
@@ -207,21 +223,135 @@ class VLLMSession(DecodeSession):
                 if out is None:
                     break
                 last = out
-                text = out.outputs[0].text
-                if len(text) > shown:
-                    delta, shown = text[shown:], len(text)
+                completion = out.outputs[0]
+                text = completion.text
+                if cut is None and watch:
+                    cut = self._find_marker(completion, watch, shown, budget, bare=held)
+                visible = text if cut is None else text[:cut.chars]
+                if len(visible) > shown:
+                    delta, shown = visible[shown:], len(visible)
                     self.text += delta
                     yield delta
+                if cut is not None and cut.read_past(completion):
+                    break
         finally:
             outputs.close()
             if last is not None:
                 # Also when the caller stopped reading early (the loop, once what it looks at is no call): the tokens
                 # decoded so far are counted (usage, the reply's budget) and the ids match the text.
-                self._absorb(last, time.perf_counter() - began, closers=stop if grammar is not None else (),
-                             streamed=shown)
-                backend._count_triggers(self, params, last)
+                seconds = time.perf_counter() - began
+                if cut is None:
+                    self._absorb(last, seconds, closers=stop if grammar is not None else (), streamed=shown)
+                    backend._count_triggers(self, params, last)
+                else:
+                    self._absorb(cut.head(last), seconds, streamed=shown)
+                    self._keep_read_on(cut, stop, steering)
         if last is None:
             raise BackendError("the vLLM engine finished a request without any output")
+
+    def _read_on_markers(self, stop: Sequence[str], budget: int, steering: Steering | None,
+                         grammar: str | None) -> dict[str, str]:
+        """What this request reads past where it would end (the read_on hint), each with the call marker it counts as:
+        in a free decode the call markers; under an opened call's grammar (then followed by free text), the text that
+        ends such a call (`Steering.constrain_end`). Nothing under the top-k trigger (its firings are counted per
+        request), and under a grammar nothing where the look's own decode would steer in a way the free text after
+        the call is not (the call threshold), for a forced call (the look's steering is another) or another grammar."""
+        if (self.read_on_tokens <= 0 or budget <= 1
+                or (steering is not None and not steering.disable and steering.trigger_top_k > 0)):
+            return {}
+        if grammar is None:
+            return {m: m for m in self.read_on_markers if m and m in stop}
+        if (steering is None or grammar != steering.constrain or not steering.constrain_end or steering.call_open
+                or steering.min_open_prob > 0):
+            return {}
+        end = steering.constrain_end
+        marker = next((m for m in self.read_on_markers if m and m in stop and end.endswith(m)), None)
+        return {} if marker is None else {end: marker}
+
+    def _find_marker(self, completion: Any, watch: dict[str, str], shown: int, budget: int,
+                     bare: bool) -> "_Cut | None":
+        """Where the text first reaches the end of a watched text (searched from where the last output could have
+        begun one), as a `_Cut` (`bare`: what follows was decoded without the decode's steering); None where none has
+        yet."""
+        text = completion.text
+        hits = [(at + len(w), w) for w in watch if (at := text.find(w, max(0, shown - len(w) + 1))) >= 0]
+        if not hits:
+            return None
+        end, seen = min(hits)
+        marker = watch[seen]
+        ids = list(completion.token_ids)
+        # The tokens up to the marker's end, when it ends between two tokens of the last few (an output adds one or a
+        # few); else the tokens past it are no continuation of the text up to it, and none are read.
+        upto = next((k for k in range(len(ids), max(0, len(ids) - _OUTPUT_TOKENS), -1)
+                     if self._backend.decode_ids(ids[:k]) == text[:end]), None)
+        return _Cut(end, marker, upto, 0 if upto is None else min(self.read_on_tokens, budget - upto), bare)
+
+    def _keep_read_on(self, cut: "_Cut", stop: Sequence[str], steering: Steering | None) -> None:
+        """Keep what the request decoded past the marker for the next decode from here; its tokens were the engine's
+        work (forward passes) whether or not a decode takes them."""
+        self._read = None
+        if cut.steps:
+            self._read = _ReadOn(len(self.ids), tuple(stop), steering, cut.steps, cut.tail_ids, cut.end, cut.bare)
+            self.counters.forward_passes += cut.steps[-1][0]
+
+    def _serve_read_on(self, stop: Sequence[str], budget: int, steering: Steering | None) -> Iterator[str]:
+        """Decode from the tokens the last request read past its call marker, when this decode starts where that
+        marker ended, under the same stops and steering, and ends within them (at a stop string, the budget or the
+        request's own end; stop_reason says how): output by output as the engine streamed them, so a reader that stops
+        early has taken, and been charged, only what it read, as from a request of its own. A decode that would go on
+        past them is a request of its own from the start (one continuing them would miss a stop string begun in
+        them)."""
+        read = self._read
+        if read is None or read.origin != len(self.ids) or read.stop != tuple(stop) or read.steering != steering:
+            return
+        steps = self._read_on_steps(read, tuple(stop), budget, steering)
+        if not steps:
+            return
+        taken, served = 0, ""
+        try:
+            for n, text, ended in steps:
+                delta, served = text[len(served):], text
+                self.text += delta
+                self.counters.decoded_tokens += n - taken
+                taken = n
+                if ended is not None:
+                    self.stop_reason, self.matched_stop = ended
+                if delta:
+                    yield delta
+        finally:
+            ids = read.ids[:taken]
+            if self._backend.decode_ids(ids) != served:
+                ids = self._backend.encode(served)
+            self.ids += ids
+
+    def _read_on_steps(self, read: "_ReadOn", stop: tuple[str, ...], budget: int,
+                       steering: Steering | None) -> list[tuple[int, str, tuple[str, str | None] | None]]:
+        """The outputs a decode of `budget` tokens takes from `read`, (tokens, text, how the decode ends there), the
+        last one ending it; empty where it does not end within them."""
+        stops, banned = stop, frozenset[int]()
+        if read.bare and steering is not None and steering.open_text and steering.constrain and not steering.disable:
+            # Read after a call under its grammar, without the steering this decode has: as its own request would,
+            # it stops at the opener (a call's grammar takes over there) and takes no token that glues the opener to
+            # more text.
+            stops += (steering.open_text,)
+            banned = frozenset(self._backend._open_sets(steering.open_text)[2])
+        steps: list[tuple[int, str, tuple[str, str | None] | None]] = []
+        taken = 0
+        for n, step in read.steps:
+            if n > budget or not banned.isdisjoint(read.ids[taken:n]):
+                return []
+            taken = n
+            hits = [(at + len(m), m) for m in stops if m and (at := step.find(m)) >= 0]
+            if hits:
+                end, marker = min(hits)
+                return [*steps, (n, step[:end], ("stop", marker))]
+            if n == budget:
+                return [*steps, (n, step, ("length", None))]
+            steps.append((n, step, None))
+        if read.end is None:
+            return []
+        n, step, _ = steps[-1]
+        return [*steps[:-1], (n, step, read.end)]
 
     def _absorb(self, output: Any, seconds: float, closers: Sequence[str] = (), streamed: int = 0) -> None:
         """Take one RequestOutput: text (after the `streamed` characters already appended), ids, stop reason and
@@ -256,6 +386,7 @@ class VLLMSession(DecodeSession):
             self.stop_reason = "eos"
 
     def append(self, text: str) -> None:
+        self._read = None
         self.text += text
         ids = self._backend.encode(text)
         self.ids += ids
@@ -274,10 +405,66 @@ class VLLMSession(DecodeSession):
             raise BackendError(f"cannot rewind to a checkpoint {ids} tokens in: the session holds {len(self.ids)} "
                                "(a checkpoint from another session)")
         self._cut_text(point)
-        # Each request resubmits every id (the prefix cache skips what it has), so dropping them is the whole rewind.
+        # Each request resubmits every id (the prefix cache skips what it has), so dropping them is the whole rewind;
+        # tokens read past a call marker stay for a decode from there again (`_serve_read_on` checks where it starts).
         del self.ids[ids:]
         self._unsent = min(self._unsent, len(self.ids))
         self.triggers = triggers
+
+
+@dataclass
+class _Cut:
+    """Where a watched text (a call marker, or a held call's end) ended a request's text, counted as the call marker
+    it stands for, and the tokens the request decoded past it (its tail)."""
+
+    chars: int              # the marker's end, in the request's text
+    marker: str
+    upto: int | None        # tokens up to it; None where it ends inside a token (nothing is read past it then)
+    cap: int                # tokens to read past it
+    bare: bool = False      # the tail is decoded without the decode's steering (free text after a call's grammar)
+    steps: list[tuple[int, str]] = field(default_factory=list)  # (tokens, text) past it, cumulative, as streamed
+    tail_ids: list[int] = field(default_factory=list)
+    end: tuple[str, str | None] | None = None  # how the request ended by itself within the tail (reason, stop matched)
+
+    def read_past(self, completion: Any) -> bool:
+        """Take one more output of the request; whether reading is done (the tail is as long as asked for, the request
+        ended, or the marker ends inside a token)."""
+        if self.upto is None:
+            return True
+        ids = list(completion.token_ids)
+        n = len(ids) - self.upto
+        if n > 0:
+            self.steps.append((n, completion.text[self.chars:]))
+            self.tail_ids = ids[self.upto:]
+        if completion.finish_reason is not None:
+            stopped = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+            self.end = (("length", None) if completion.finish_reason == "length"
+                        else ("stop", stopped) if stopped is not None else ("eos", None))
+            return True
+        return n >= self.cap
+
+    def head(self, output: Any) -> Any:
+        """The request's output as if it had stopped at the marker (as vLLM reports a stop string it stopped at)."""
+        completion = output.outputs[0]
+        ids = list(completion.token_ids)
+        done = types.SimpleNamespace(text=completion.text[:self.chars], token_ids=ids if self.upto is None
+                                     else ids[:self.upto], finish_reason="stop", stop_reason=self.marker)
+        return types.SimpleNamespace(prompt_token_ids=output.prompt_token_ids,
+                                     num_cached_tokens=getattr(output, "num_cached_tokens", None), outputs=[done])
+
+
+@dataclass
+class _ReadOn:
+    """What a request decoded past the call marker it reached, kept for the session's next decode from there (the loop's
+    look for another call), under the stops and steering that request had."""
+
+    origin: int                          # the session's ids at the marker's end
+    stop: tuple[str, ...]
+    steering: Steering | None
+    steps: list[tuple[int, str]]         # (tokens, text) past the marker, cumulative
+    ids: list[int]
+    end: tuple[str, str | None] | None   # how the request ended within them; None: it was read no further
+    bare: bool                           # decoded without the steering (free text after a call's grammar)
 
 
 class VLLMBackend(VLLMScoringMixin, Backend):

@@ -1,7 +1,8 @@
-"""What the vLLM backend and its scorer share: the lazy vLLM import, and the structured-outputs options in the
-spelling of the installed vLLM."""
+"""What the vLLM backend and its scorer share: the lazy vLLM import, and the structured-outputs options (and grammars)
+in the spelling of the installed vLLM."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import BackendError, MissingDependencyError
@@ -45,3 +46,12 @@ def guidance_engine_options() -> dict[str, Any]:
     except ImportError:
         return {"guided_decoding_backend": "guidance"}
     return {"structured_outputs_config": {"backend": "guidance"}}
+
+
+def with_free_tail(grammar: str) -> str:
+    """`grammar` (Lark text whose first rule is `start`) followed by any text: a request decoding a call under it goes
+    on past the call's end, where it would otherwise end (its reader stops it there)."""
+    held, n = re.subn(r"^start(\s*):", r"toolcall_held_call\1:", grammar, count=1, flags=re.MULTILINE)
+    if not n:
+        raise BackendError("a held call's grammar has no start rule to follow with free text")
+    return "start: toolcall_held_call TOOLCALL_FREE_TAIL\nTOOLCALL_FREE_TAIL: /(?s:.*)/\n" + held

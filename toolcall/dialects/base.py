@@ -639,6 +639,10 @@ class Dialect(ABC):
     reserved: tuple[str, ...] = ()
     #: The roles an earlier message may have in `prompt`'s history; None: any, as the model's chat template takes them.
     history_roles: tuple[str, ...] | None = None
+    #: Text that ends a call held to this dialect's call grammar and that the grammar lets no call hold before its end,
+    #: so its first occurrence after the opener is where the call ends ("" where none: a Toolformer call's quoted
+    #: argument may hold its arrow). An engine may then decode on past the call in the same request.
+    held_call_end: str = ""
 
     def check_history(self, history: object) -> None:
         """A ConfigError unless `history` is a list of {"role": str, "content": str} messages whose roles this dialect

@@ -135,6 +135,9 @@ class HermesDialect(StructuredDialect):
     end_markers = ()
     open_marker = CALL_OPEN
     result_markers = (RESPONSE_OPEN,)
+    # The call grammar ends a call with "}\n</tool_call>"; inside it a line break is JSON's blank, after which no "<"
+    # may follow, and a JSON string holds no raw line break: the first "\n</tool_call>" is the call's end.
+    held_call_end = "\n" + CALL_CLOSE
     # A block without its closing tag ends a reply that the loop never paused in, so no call ran: a <tool_response>
     # after it is the model's own invention, not the call's result.
     unanswered_styles = frozenset({"unclosed"})

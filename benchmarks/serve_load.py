@@ -23,7 +23,8 @@ vllm --dialect hermes` running the tool in the server, on the same model (the sh
 `schema-tools-smollm2`, merged into a checkpoint for vLLM) and the same chats, the two servers alternated per level.
 Both see the same prompt: toolcall's hermes system message offering the Calculator, the user's question, and after a
 call `<tool_call>...</tool_call>` then `<tool_response>...</tool_response>` in the same assistant turn (the peer's chat
-template writes exactly that). Reported per level and server: chats/s, tokens/s, p50/p95 chat latency, and prompt
+template writes exactly that); the client stops each of the peer's turns at `</tool_call>`, as toolcall's server stops its
+decode there (this model writes more calls after one, up to max_tokens). Reported per level and server: chats/s, tokens/s, p50/p95 chat latency, and prompt
 tokens prefilled per chat (what vLLM's prefix cache did not serve: `usage.prompt_tokens_details.cached_tokens`).
 toolcall's chats are also run with `parallel_tool_calls: false` ("toolcall_no_look_ahead": no look for more calls
 after each call), and `chats_per_s_look_ahead_over_none` says what that look costs.
@@ -142,8 +143,9 @@ def chat(client: Any, model: str, question: str, mode: str, max_tokens: int,
     extra = {"toolcall": {"tools": []}} if mode == "client_tools" else {}
     for turn in range(3):  # the call, then the answer (a model may call again)
         choice = asks.get("first_tool_choice", "auto") if turn == 0 else "auto"
+        stop = {"stop": asks["stop"]} if "stop" in asks else {}
         reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
-                                               tools=[CALCULATOR], tool_choice=choice, extra_body=extra)
+                                               tools=[CALCULATOR], tool_choice=choice, extra_body=extra, **stop)
         tokens += reply.usage.completion_tokens
         if prefilled is not None:
             details = getattr(reply.usage, "prompt_tokens_details", None)
@@ -416,7 +418,10 @@ def peer(levels: list[int], args: Any) -> dict[str, Any]:
     # The same without the loop's look for more calls after each call (each call answered as it is written).
     ASKS["server_tools_one_at_a_time"] = {"extra_body": {"toolcall": {"constrain_calls": True},
                                                          "parallel_tool_calls": False}}
-    ASKS["peer"] = {"first_tool_choice": "required"}
+    # This model does not end its turn after a call: it writes more calls up to max_tokens, and vLLM's server then
+    # says "length" and hands no call back. The client stops each turn at the call's end, as toolcall's server stops
+    # its decode there (vLLM's hermes parser reads a call whose closing tag is cut off).
+    ASKS["peer"] = {"first_tool_choice": "required", "stop": ["</tool_call>"]}
     out = []
     try:
         for url in vllm_serve(checkpoint, model, peer_template(backend)):

@@ -2,18 +2,18 @@
 stops and token counts are those of the look in a request of its own, with fewer requests."""
 from __future__ import annotations
 
-import sys
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.backends.test_vllm import CharTokenizer, ConstrainedSamplingParams, StructuredOutputsParams, double
+from tests.backends.test_vllm import CharTokenizer, double, structured_stand_in  # noqa: F401  # a fixture, used below
 from toolcall.loop import LoopConfig
 from toolcall.registry import ToolRegistry
 from toolcall.runner import run_loop
 
+pytestmark = pytest.mark.usefixtures("structured_stand_in")   # a stand-in vllm module, with structured outputs
 EOS = 0
 CALL = '<tool_call>\n{{"name": "double", "arguments": {{"x": {}}}}}\n</tool_call>'
 Model = Callable[[str], str]
@@ -157,22 +157,12 @@ SCRIPTS = {
 }
 
 
-@pytest.fixture
-def vllm_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("vllm")
-    module.SamplingParams = ConstrainedSamplingParams  # type: ignore[attr-defined]
-    params = types.ModuleType("vllm.sampling_params")
-    params.StructuredOutputsParams = StructuredOutputsParams  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    monkeypatch.setitem(sys.modules, "vllm.sampling_params", params)
-
-
 @pytest.mark.parametrize("look", [8, 80], ids=["short look", "long look"])  # 80: a whole next call is read on
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 @pytest.mark.parametrize("tok", [CharTokenizer(), MergingTokenizer(), GluingTokenizer()], ids=["chars", "merged", "glued"])
 @pytest.mark.parametrize("config", [LoopConfig(), LoopConfig(constrain_calls=True), LoopConfig(call_threshold=0.3)],
                          ids=["free", "constrained", "threshold"])
-def test_replies_are_those_of_looks_in_requests_of_their_own_at_every_budget(vllm_stand_in: None, monkeypatch: pytest.MonkeyPatch,
+def test_replies_are_those_of_looks_in_requests_of_their_own_at_every_budget(monkeypatch: pytest.MonkeyPatch,
                                                          look: int, script: str, tok: CharTokenizer,
                                                          config: LoopConfig) -> None:
     import toolcall.loop as loop
@@ -202,7 +192,7 @@ def test_replies_are_those_of_looks_in_requests_of_their_own_at_every_budget(vll
     assert requests < 0 or (requests == 0 and type(tok) is MergingTokenizer)
 
 
-def test_a_single_call_costs_two_requests_not_three(vllm_stand_in: None) -> None:
+def test_a_single_call_costs_two_requests_not_three() -> None:
     """The call's request reads the look's tokens; the answer's is the second. Without the look (parallel_calls off)
     it is two as well, and the offline engine needs a third for the look."""
     reply, answer = SCRIPTS["one call"]
@@ -216,7 +206,7 @@ def test_a_single_call_costs_two_requests_not_three(vllm_stand_in: None) -> None
     assert counts == {"look": (3, 2), "no look": (2, 2)}
 
 
-def test_two_calls_in_a_row_are_both_run_before_their_results(vllm_stand_in: None) -> None:
+def test_two_calls_in_a_row_are_both_run_before_their_results() -> None:
     reply, answer = SCRIPTS["two calls"]
     _, streamed = backends(scripted("P:", reply, answer), CharTokenizer())
     result = run_loop(streamed, "P:", "hermes", ToolRegistry([double]), LoopConfig())
@@ -225,7 +215,7 @@ def test_two_calls_in_a_row_are_both_run_before_their_results(vllm_stand_in: Non
                            "<tool_response>\n4\n</tool_response>\n" + answer)
 
 
-def test_read_tokens_are_dropped_once_text_is_appended(vllm_stand_in: None) -> None:
+def test_read_tokens_are_dropped_once_text_is_appended() -> None:
     """Tokens read past a marker belong to the point they were read at: a decode after appended text (a tool result)
     or from an earlier point never takes them."""
     reply, answer = SCRIPTS["one call"]

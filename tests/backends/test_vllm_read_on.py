@@ -241,3 +241,15 @@ def test_read_tokens_are_dropped_once_text_is_appended() -> None:
     assert again._read is not None
     again.append(" result")         # after a tool result the read tokens are no continuation
     assert again._read is None and "".join(again.stream(stop, 200)) == " The answer is 42."
+
+
+def test_a_read_cut_by_its_requests_budget_does_not_end_a_longer_decode() -> None:
+    """The request that read on ended at its own max_tokens: a later decode from the marker with more tokens left goes
+    on past them, as a request of its own does, and does not stop there with "length"."""
+    reply = CALL.format(1) + "\n" + CALL.format(2) + "\n<tool_response>"
+    _, streamed = backends(scripted("P:", reply, "x"), CharTokenizer())
+    session = streamed.start("P:")
+    session.read_on_markers, session.read_on_tokens = ("</tool_call>",), 8
+    stop = ["</tool_call>"]
+    assert "".join(session.stream(stop, len(CALL.format(1)) + 3)) == CALL.format(1)   # 3 tokens read on
+    assert ("".join(session.stream(stop, 200)), session.stop_reason) == ("\n" + CALL.format(2), "stop")

@@ -437,9 +437,10 @@ class _Cut:
             self.steps.append((n, completion.text[self.chars:]))
             self.tail_ids = ids[self.upto:]
         if completion.finish_reason is not None:
+            # The model's own end (a stop string, EOS) ends any decode from here; the request's max_tokens only its own.
             stopped = completion.stop_reason if isinstance(completion.stop_reason, str) else None
-            self.end = (("length", None) if completion.finish_reason == "length"
-                        else ("stop", stopped) if stopped is not None else ("eos", None))
+            if completion.finish_reason != "length":
+                self.end = ("stop", stopped) if stopped is not None else ("eos", None)
             return True
         return n >= self.cap
 

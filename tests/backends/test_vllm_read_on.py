@@ -253,3 +253,64 @@ def test_a_read_cut_by_its_requests_budget_does_not_end_a_longer_decode() -> Non
     stop = ["</tool_call>"]
     assert "".join(session.stream(stop, len(CALL.format(1)) + 3)) == CALL.format(1)   # 3 tokens read on
     assert ("".join(session.stream(stop, 200)), session.stop_reason) == ("\n" + CALL.format(2), "stop")
+
+
+class TagTokenizer(CharTokenizer):
+    """One token a character, except "<tool_call>" and "</tool_call>", one token each (as in Qwen's vocabulary)."""
+
+    TAGS = {302: "<tool_call>", 303: "</tool_call>"}
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        ids, i = [], 0
+        while i < len(text):
+            tag = next((k for k, t in self.TAGS.items() if text.startswith(t, i)), None)
+            ids.append(ord(text[i]) if tag is None else tag)
+            i += 1 if tag is None else len(self.TAGS[tag])
+        return ids
+
+    def decode(self, ids: list[int], **_: Any) -> str:
+        return "".join(self.TAGS.get(i, chr(i)) for i in ids)
+
+    def __len__(self) -> int:
+        return 304
+
+
+class MergedOutputs(AsyncStandIn):
+    """Outputs of up to `k` new tokens each, as vLLM's async engine hands a slow reader (or speculative decoding)."""
+
+    k = 1
+
+    def stream(self, ids: list[int], params: Any) -> Iterator[Any]:
+        kept = None
+        for out in super().stream(ids, params):
+            kept = out
+            if len(out.outputs[0].token_ids) % self.k == 0 or out.outputs[0].finish_reason is not None:
+                yield out
+                kept = None
+        if kept is not None:
+            yield kept
+
+
+@pytest.mark.parametrize("k", [3, 16])
+@pytest.mark.parametrize("tok", [TagTokenizer(), MergingTokenizer(), CharTokenizer()], ids=["tags", "merged", "chars"])
+@pytest.mark.parametrize("constrain", [False, True], ids=["free", "constrained"])
+def test_outputs_of_several_tokens_are_charged_up_to_the_stop(monkeypatch: pytest.MonkeyPatch, k: int,
+                                                              tok: CharTokenizer, constrain: bool) -> None:
+    """A request of its own ends at the token that completes a stop; the request reading on runs past it, and an
+    output may bring several tokens: only those up to the one that completes the stop or marker are the decode's."""
+    reply, answer = CALL.format(1) + "\n" + CALL.format(2) + "\n<tool_response>\n0", " 2 and 4."
+    model = scripted("P:", reply, answer)
+    monkeypatch.setattr(MergedOutputs, "k", k)
+
+    def run(budget: int) -> tuple[Any, ...]:
+        _, streamed = backends(model, tok)
+        streamed.async_engine = MergedOutputs(model, tok)
+        return summary(run_loop(streamed, "P:", "hermes", ToolRegistry([double]),
+                                LoopConfig(constrain_calls=constrain, max_new_tokens=budget)))
+
+    budgets = range(40, 170, 3)
+    got = [run(b) for b in budgets]
+    with monkeypatch.context() as patch:
+        without_read_on(patch)
+        assert got == [run(b) for b in budgets]
+    assert got[-1][0].endswith(answer)

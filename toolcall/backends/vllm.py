@@ -50,8 +50,6 @@ DEFAULT_ENGINE = {"max_model_len": 2048, "enable_prefix_caching": True, "enforce
 LOGITS_PROCESSOR = "toolcall.backends.vllm_steering:ToolcallLogitsProcessor"
 #: Raw top tokens asked per step while the trigger is armed, to count afterwards whether it fired.
 TRIGGER_LOGPROBS = 20
-#: The most tokens one streamed output of the async engine is searched back through for a call marker's end.
-_OUTPUT_TOKENS = 8
 
 
 def export_embedded_checkpoint(directory: str | os.PathLike[str] | None = None, model: str | None = None) -> Path:
@@ -214,7 +212,7 @@ class VLLMSession(DecodeSession):
                                  with_free_tail(grammar) if held and grammar is not None else grammar, self)
         began = time.perf_counter()
         outputs = backend.async_engine.stream(list(self.ids), params)
-        last, shown = None, 0
+        last, shown, tokens = None, 0, 0
         cut: _Cut | None = None  # where a watched marker ended the decode, and what was read past it
         try:
             while True:
@@ -226,7 +224,8 @@ class VLLMSession(DecodeSession):
                 completion = out.outputs[0]
                 text = completion.text
                 if cut is None and watch:
-                    cut = self._find_marker(completion, watch, shown, budget, bare=held)
+                    cut = self._find_marker(completion, watch, shown, tokens, budget, bare=held)
+                tokens = len(completion.token_ids)
                 visible = text if cut is None else text[:cut.chars]
                 if len(visible) > shown:
                     delta, shown = visible[shown:], len(visible)
@@ -268,11 +267,11 @@ class VLLMSession(DecodeSession):
         marker = next((m for m in self.read_on_markers if m and m in stop and end.endswith(m)), None)
         return {} if marker is None else {end: marker}
 
-    def _find_marker(self, completion: Any, watch: dict[str, str], shown: int, budget: int,
+    def _find_marker(self, completion: Any, watch: dict[str, str], shown: int, before: int, budget: int,
                      bare: bool) -> "_Cut | None":
         """Where the text first reaches the end of a watched text (searched from where the last output could have
-        begun one), as a `_Cut` (`bare`: what follows was decoded without the decode's steering); None where none has
-        yet."""
+        begun one; `shown` characters and `before` tokens came in earlier outputs), as a `_Cut` (`bare`: what follows
+        was decoded without the decode's steering); None where none has yet."""
         text = completion.text
         hits = [(at + len(w), w) for w in watch if (at := text.find(w, max(0, shown - len(w) + 1))) >= 0]
         if not hits:
@@ -280,11 +279,18 @@ class VLLMSession(DecodeSession):
         end, seen = min(hits)
         marker = watch[seen]
         ids = list(completion.token_ids)
-        # The tokens up to the marker's end, when it ends between two tokens of the last few (an output adds one or a
-        # few); else the tokens past it are no continuation of the text up to it, and none are read.
-        upto = next((k for k in range(len(ids), max(0, len(ids) - _OUTPUT_TOKENS), -1)
-                     if self._backend.decode_ids(ids[:k]) == text[:end]), None)
-        return _Cut(end, marker, upto, 0 if upto is None else min(self.read_on_tokens, budget - upto), bare)
+        # The token that completes the marker (an output may bring several: the rest are past it). Where the marker
+        # ends inside it, the tokens after it are no continuation of the text up to the marker, and none are read.
+        covering = self._tokens_to(ids, before, end)
+        upto = covering if self._backend.decode_ids(ids[:covering]) == text[:end] else None
+        return _Cut(end, marker, upto, 0 if upto is None else min(self.read_on_tokens, budget - upto), bare,
+                    covering)
+
+    def _tokens_to(self, ids: list[int], before: int, chars: int) -> int:
+        """The fewest of `ids` (more than `before`, whose text is shorter) whose text reaches `chars` characters; all
+        of them where none does."""
+        return next((k for k in range(before + 1, len(ids) + 1) if len(self._backend.decode_ids(ids[:k])) >= chars),
+                    len(ids))
 
     def _keep_read_on(self, cut: "_Cut", stop: Sequence[str], steering: Steering | None) -> None:
         """Keep what the request decoded past the marker for the next decode from here; its tokens were the engine's
@@ -338,10 +344,12 @@ class VLLMSession(DecodeSession):
         steps: list[tuple[int, str, tuple[str, str | None] | None]] = []
         taken = 0
         for n, step in read.steps:
+            hits = [(at + len(m), m) for m in stops if m and (at := step.find(m)) >= 0]
+            if hits:  # up to the token that completes the stop (a step may hold several)
+                n = self._tokens_to(read.ids[:n], taken, min(hits)[0])
             if n > budget or not banned.isdisjoint(read.ids[taken:n]):
                 return []
             taken = n
-            hits = [(at + len(m), m) for m in stops if m and (at := step.find(m)) >= 0]
             if hits:
                 end, marker = min(hits)
                 return [*steps, (n, step[:end], ("stop", marker))]
@@ -422,6 +430,7 @@ class _Cut:
     upto: int | None        # tokens up to it; None where it ends inside a token (nothing is read past it then)
     cap: int                # tokens to read past it
     bare: bool = False      # the tail is decoded without the decode's steering (free text after a call's grammar)
+    covering: int = 0       # tokens up to the one that completes the marker (upto, where it ends between two)
     steps: list[tuple[int, str]] = field(default_factory=list)  # (tokens, text) past it, cumulative, as streamed
     tail_ids: list[int] = field(default_factory=list)
     end: tuple[str, str | None] | None = None  # how the request ended by itself within the tail (reason, stop matched)
@@ -448,8 +457,8 @@ class _Cut:
         """The request's output as if it had stopped at the marker (as vLLM reports a stop string it stopped at)."""
         completion = output.outputs[0]
         ids = list(completion.token_ids)
-        done = types.SimpleNamespace(text=completion.text[:self.chars], token_ids=ids if self.upto is None
-                                     else ids[:self.upto], finish_reason="stop", stop_reason=self.marker)
+        done = types.SimpleNamespace(text=completion.text[:self.chars], token_ids=ids[:self.covering],
+                                     finish_reason="stop", stop_reason=self.marker)
         return types.SimpleNamespace(prompt_token_ids=output.prompt_token_ids,
                                      num_cached_tokens=getattr(output, "num_cached_tokens", None), outputs=[done])
 

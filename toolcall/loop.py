@@ -501,9 +501,11 @@ def _may_look(run: _Run) -> bool:
 
 def _plan_look(run: _Run) -> None:
     """Tell the session, before a decode, whether a stop at a call marker will be followed by the loop's look (its
-    `read_on` hint: an engine may read the look's tokens in the same request)."""
+    `read_on` hint: an engine may read the look's tokens in the same request); not where the call it stops at would be
+    the last the reply may run (no look follows it)."""
     s = run.session
-    s.read_on_markers = tuple(run.dialect.call_markers) if _may_look(run) else ()
+    last = run.executed + 1 >= run.config.max_calls
+    s.read_on_markers = tuple(run.dialect.call_markers) if _may_look(run) and not last else ()
     s.read_on_tokens = LOOK_AHEAD_TOKENS
 
 

@@ -314,3 +314,52 @@ def test_outputs_of_several_tokens_are_charged_up_to_the_stop(monkeypatch: pytes
         without_read_on(patch)
         assert got == [run(b) for b in budgets]
     assert got[-1][0].endswith(answer)
+
+
+def echo(s: str) -> str:
+    """Echo a text.
+
+    Args:
+        s: The text.
+    """
+    return s
+
+
+class CountingWork(AsyncStandIn):
+    """Counts every token the engine decoded (the last output each request handed out)."""
+
+    produced = 0
+
+    def stream(self, ids: list[int], params: Any) -> Iterator[Any]:
+        last = None
+        try:
+            for out in super().stream(ids, params):
+                last = out
+                yield out
+        finally:
+            if last is not None:
+                self.produced += len(last.outputs[0].token_ids)
+
+
+NO_LOOK_AFTER = {
+    # a good call that is the reply's last (max_calls 1): no look follows it
+    "last call": (CALL.format(21) + "\n<tool_response>\n0", [double]),
+    # a malformed call: no look follows it; its error result is appended and the reply goes on
+    "malformed": (CALL.format("]") + "\n<tool_response>\n0", [double]),
+    # markers inside a string argument: each stops the decode, and the next decode starts there
+    "markers in an argument": ('<tool_call>\n{"name": "echo", "arguments": {"s": "' + "a</tool_call>bbbbbbbbbbbbbbb" * 6
+                               + '"}}\n</tool_call>\n<tool_response>', [echo]),
+}
+
+
+@pytest.mark.parametrize("script", sorted(NO_LOOK_AFTER))
+@pytest.mark.parametrize("max_calls", [3, 1], ids=["max_calls 3", "max_calls 1"])
+def test_the_engine_decodes_no_more_than_max_new_tokens(script: str, max_calls: int) -> None:
+    """Tokens read past a marker that no look takes were still the engine's work: max_new_tokens bounds it all, as it
+    did with each look a request of its own (a review found 308 to 356 tokens decoded under a budget of 300)."""
+    reply, tools = NO_LOOK_AFTER[script]
+    model = scripted("P:", reply, " " + "a" * 400)
+    _, streamed = backends(model, CharTokenizer())
+    streamed.async_engine = CountingWork(model, CharTokenizer())
+    result = run_loop(streamed, "P:", "hermes", ToolRegistry(tools), LoopConfig(max_new_tokens=300, max_calls=max_calls))
+    assert streamed.async_engine.produced <= 300 and result.counters.decoded_tokens == 300

@@ -120,6 +120,7 @@ class VLLMSession(DecodeSession):
         self._decoded_before = 0  # decoded_tokens when the current decode began (budget of a constrained call)
         self.triggers = 0  # how often the top-k trigger forced a call open in this reply
         self._read: _ReadOn | None = None  # tokens the last request decoded past its call marker, for the next decode
+        self._unpaid = 0  # tokens read on that no decode took: engine work the next decode pays for
 
     def stream(self, stop: Sequence[str], max_new_tokens: int, steering: Steering | None = None) -> Iterator[str]:
         if self._backend.async_engine is not None:
@@ -145,10 +146,23 @@ class VLLMSession(DecodeSession):
         decision = self._backend._held_decision(steering)
         if decision is not None:
             grammar = decision.grammar(self._probe(decision.params))
+        seam = ""
         if grammar is None:
+            before = len(self.text)
             yield from self._serve_read_on(stop, budget, steering)
-        if self.stop_reason is None:  # not decoded from tokens read on: a request of its own
-            yield from self._request(stop, budget, steering, grammar)
+            seam = self.text[before:]
+        if self.stop_reason is None:  # not all of this decode from tokens read on: a request (for the rest)
+            if self._read is not None and len(self.ids) <= self._read.origin:
+                self._drop_read()  # this request decodes from there itself
+            # Tokens read on that no decode took were the engine's work: they count against this decode's tokens, so
+            # max_new_tokens bounds all the work a reply makes the engine do.
+            spent = self.counters.decoded_tokens - self._decoded_before
+            paid, self._unpaid = min(self._unpaid, budget - spent), 0
+            self.counters.decoded_tokens += paid
+            if spent + paid >= budget:
+                self.stop_reason = "length"
+                return
+            yield from self._request(stop, budget - spent - paid, steering, grammar, seam)
         left = self._constrained_left(budget, steering)
         if left > 0 and steering is not None:
             yield from self._request(stop, left, steering, steering.constrain)
@@ -199,13 +213,15 @@ class VLLMSession(DecodeSession):
             return 0
         return max(0, budget - (self.counters.decoded_tokens - self._decoded_before))
 
-    def _request(self, stop: Sequence[str], budget: int, steering: Steering | None, grammar: str | None) -> Iterator[str]:
+    def _request(self, stop: Sequence[str], budget: int, steering: Steering | None, grammar: str | None,
+                 seam: str = "") -> Iterator[str]:
         """One engine request over the ids so far, its text yielded as it comes; the caller's hold on the shared
-        engine (a server's lock) is given up while the engine works."""
+        engine (a server's lock) is given up while the engine works. `seam`: what this decode took from tokens read
+        on just before (the request goes on from there): a stop string begun in it and completed in the request's
+        text ends the decode, as within one request."""
         backend = self._backend
         assert backend.async_engine is not None
-        if self._read is not None and len(self.ids) <= self._read.origin:
-            self._read = None  # this request decodes from there itself
+        seam_stops = tuple(m for m in (*stop, _engine_opener(steering)) if m) if seam else ()
         watch = self._read_on_markers(stop, budget, steering, grammar)
         held = grammar is not None and bool(watch)  # a call's grammar, followed by free text to read on in
         params = backend._params([m for m in stop if m not in watch], budget, steering,
@@ -223,6 +239,8 @@ class VLLMSession(DecodeSession):
                 last = out
                 completion = out.outputs[0]
                 text = completion.text
+                if cut is None and seam_stops and len(text) > shown:
+                    cut = self._seam_stop(completion, seam, seam_stops, tokens)
                 if cut is None and watch:
                     cut = self._find_marker(completion, watch, shown, tokens, budget, bare=held)
                 tokens = len(completion.token_ids)
@@ -286,6 +304,23 @@ class VLLMSession(DecodeSession):
         return _Cut(end, marker, upto, 0 if upto is None else min(self.read_on_tokens, budget - upto), bare,
                     covering)
 
+    def _seam_stop(self, completion: Any, seam: str, stops: tuple[str, ...], before: int) -> "_Cut | None":
+        """Where a stop string begun in `seam` ends in the request's text, as a `_Cut` that reads nothing past it."""
+        text = completion.text
+        hits = []
+        for s in stops:
+            carried = seam[max(0, len(seam) - len(s) + 1):] if len(s) > 1 else ""
+            at = (carried + text).find(s)
+            if carried and 0 <= at < len(carried):
+                hits.append((at + len(s) - len(carried), s))
+        if not hits:
+            return None
+        end, marker = min(hits)
+        ids = list(completion.token_ids)
+        covering = self._tokens_to(ids, before, end)
+        upto = covering if self._backend.decode_ids(ids[:covering]) == text[:end] else None
+        return _Cut(end, marker, upto, 0, False, covering)
+
     def _tokens_to(self, ids: list[int], before: int, chars: int) -> int:
         """The fewest of `ids` (more than `before`, whose text is shorter) whose text reaches `chars` characters; all
         of them where none does."""
@@ -295,24 +330,24 @@ class VLLMSession(DecodeSession):
     def _keep_read_on(self, cut: "_Cut", stop: Sequence[str], steering: Steering | None) -> None:
         """Keep what the request decoded past the marker for the next decode from here; its tokens were the engine's
         work (forward passes) whether or not a decode takes them."""
-        self._read = None
+        self._drop_read()
         if cut.steps:
             self._read = _ReadOn(len(self.ids), tuple(stop), steering, cut.steps, cut.tail_ids, cut.end, cut.bare)
             self.counters.forward_passes += cut.steps[-1][0]
 
     def _serve_read_on(self, stop: Sequence[str], budget: int, steering: Steering | None) -> Iterator[str]:
         """Decode from the tokens the last request read past its call marker, when this decode starts where that
-        marker ended, under the same stops and steering, and ends within them (at a stop string, the budget or the
-        request's own end; stop_reason says how): output by output as the engine streamed them, so a reader that stops
-        early has taken, and been charged, only what it read, as from a request of its own. A decode that would go on
-        past them is a request of its own from the start (one continuing them would miss a stop string begun in
-        them)."""
+        marker ended, under the same stops and steering: output by output as the engine streamed them, so a reader
+        that stops early has taken, and been charged, only what it read, as from a request of its own; up to a stop
+        string, the budget or the request's own end (stop_reason says how), else all of them (stop_reason stays None:
+        a request goes on from there)."""
         read = self._read
         if read is None or read.origin != len(self.ids) or read.stop != tuple(stop) or read.steering != steering:
             return
         steps = self._read_on_steps(read, tuple(stop), budget, steering)
         if not steps:
             return
+        read.taken = True
         taken, served = 0, ""
         try:
             for n, text, ended in steps:
@@ -332,23 +367,28 @@ class VLLMSession(DecodeSession):
 
     def _read_on_steps(self, read: "_ReadOn", stop: tuple[str, ...], budget: int,
                        steering: Steering | None) -> list[tuple[int, str, tuple[str, str | None] | None]]:
-        """The outputs a decode of `budget` tokens takes from `read`, (tokens, text, how the decode ends there), the
-        last one ending it; empty where it does not end within them."""
+        """The outputs a decode of `budget` tokens takes from `read`, (tokens, text, how the decode ends there, None
+        where it goes on)."""
         stops, banned = stop, frozenset[int]()
-        if read.bare and steering is not None and steering.open_text and steering.constrain and not steering.disable:
+        if read.bare and (opener := _engine_opener(steering)):
             # Read after a call under its grammar, without the steering this decode has: as its own request would,
             # it stops at the opener (a call's grammar takes over there) and takes no token that glues the opener to
             # more text.
-            stops += (steering.open_text,)
-            banned = frozenset(self._backend._open_sets(steering.open_text)[2])
+            stops += (opener,)
+            banned = frozenset(self._backend._open_sets(opener)[2])
         steps: list[tuple[int, str, tuple[str, str | None] | None]] = []
         taken = 0
         for n, step in read.steps:
             hits = [(at + len(m), m) for m in stops if m and (at := step.find(m)) >= 0]
             if hits:  # up to the token that completes the stop (a step may hold several)
                 n = self._tokens_to(read.ids[:n], taken, min(hits)[0])
-            if n > budget or not banned.isdisjoint(read.ids[taken:n]):
-                return []
+            if n > budget:  # the budget ends inside an output of several tokens: as many as it allows
+                text = self._backend.decode_ids(read.ids[:budget])
+                if not step.startswith(text) or not banned.isdisjoint(read.ids[taken:budget]):
+                    return steps
+                return [*steps, (budget, text, ("length", None))]
+            if not banned.isdisjoint(read.ids[taken:n]):
+                return steps  # from a token the decode's steering refuses on, a request decodes
             taken = n
             if hits:
                 end, marker = min(hits)
@@ -357,7 +397,7 @@ class VLLMSession(DecodeSession):
                 return [*steps, (n, step, ("length", None))]
             steps.append((n, step, None))
         if read.end is None:
-            return []
+            return steps
         n, step, _ = steps[-1]
         return [*steps[:-1], (n, step, read.end)]
 
@@ -394,7 +434,7 @@ class VLLMSession(DecodeSession):
             self.stop_reason = "eos"
 
     def append(self, text: str) -> None:
-        self._read = None
+        self._drop_read()
         self.text += text
         ids = self._backend.encode(text)
         self.ids += ids
@@ -403,6 +443,13 @@ class VLLMSession(DecodeSession):
 
     def _reset_reply(self) -> None:
         self.triggers = 0  # the top-k trigger's limit counts per reply
+        self._unpaid = 0
+
+    def _drop_read(self) -> None:
+        """Forget the tokens read on; where no decode took them, the next decode pays for them (`_unpaid`)."""
+        if self._read is not None and not self._read.taken:
+            self._unpaid += len(self._read.ids)
+        self._read = None
 
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(len(self.text), self.stop_reason, self.matched_stop, (len(self.ids), self.triggers))
@@ -438,8 +485,8 @@ class _Cut:
     def read_past(self, completion: Any) -> bool:
         """Take one more output of the request; whether reading is done (the tail is as long as asked for, the request
         ended, or the marker ends inside a token)."""
-        if self.upto is None:
-            return True
+        if self.upto is None or self.cap <= 0:
+            return True  # nothing to read past it (tokens an output brought past it are the engine's running ahead)
         ids = list(completion.token_ids)
         n = len(ids) - self.upto
         if n > 0:
@@ -475,6 +522,7 @@ class _ReadOn:
     ids: list[int]
     end: tuple[str, str | None] | None   # how the request ended within them; None: it was read no further
     bare: bool                           # decoded without the steering (free text after a call's grammar)
+    taken: bool = False                  # a decode took (some of) them
 
 
 class VLLMBackend(VLLMScoringMixin, Backend):
@@ -736,6 +784,14 @@ class _HeldDecision:
         # An empty output (the engine's own end) leaves the reply's grammar, as before the threshold was read.
         produced = list(output.outputs[0].token_ids[:1]) if output.outputs else []
         return self.answer if produced == [self.no] else self.calls
+
+
+def _engine_opener(steering: Steering | None) -> str:
+    """The call opener a free decode under constrained calls also stops at (where the call's grammar takes over;
+    `_params` adds it to the request's stops); "" where there is none."""
+    if steering is not None and steering.open_text and steering.constrain and not steering.disable:
+        return steering.open_text
+    return ""
 
 
 def _opened_grammar(steering: Steering | None) -> str | None:

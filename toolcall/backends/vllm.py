@@ -21,7 +21,8 @@ decode is its own engine request, streamed token by token, and the engine batche
 it cannot score (data-gen). Where the loop will look on past a call marker for another call (`read_on_markers`), the
 async engine does not stop the request there: it reads the look's few tokens in the same request (a call held to its
 grammar is then decoded under the grammar followed by free text, `with_free_tail`, and ends at the dialect's
-`held_call_end`) and the look's decode takes them, so the look costs no request of its own. An `LLM` built by
+`held_call_end`) and the look's decode takes them, so the look costs no request of its own (tokens read that no decode
+takes are charged to the next decode, so max_new_tokens bounds the engine's work). An `LLM` built by
 the caller without toolcall's logits processor (`from_vllm(llm)`) gets `disable` as a -100 `logit_bias` and no
 trigger.
 """

@@ -223,6 +223,7 @@ class VLLMSession(DecodeSession):
         backend = self._backend
         assert backend.async_engine is not None
         seam_stops = tuple(m for m in (*stop, _engine_opener(steering)) if m) if seam else ()
+        seam_reach = max((len(m) for m in seam_stops), default=0)  # a stop begun in the seam ends this early
         watch = self._read_on_markers(stop, budget, steering, grammar)
         held = grammar is not None and bool(watch)  # a call's grammar, followed by free text to read on in
         params = backend._params([m for m in stop if m not in watch], budget, steering,
@@ -240,7 +241,7 @@ class VLLMSession(DecodeSession):
                 last = out
                 completion = out.outputs[0]
                 text = completion.text
-                if cut is None and seam_stops and len(text) > shown:
+                if cut is None and shown < seam_reach and len(text) > shown:
                     cut = self._seam_stop(completion, seam, seam_stops, tokens)
                 if cut is None and watch:
                     cut = self._find_marker(completion, watch, shown, tokens, budget, bare=held)

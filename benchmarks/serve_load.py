@@ -23,9 +23,10 @@ vllm --dialect hermes` running the tool in the server, on the same model (the sh
 `schema-tools-smollm2`, merged into a checkpoint for vLLM) and the same chats, the two servers alternated per level.
 Both see the same prompt: toolcall's hermes system message offering the Calculator, the user's question, and after a
 call `<tool_call>...</tool_call>` then `<tool_response>...</tool_response>` in the same assistant turn (the peer's chat
-template writes exactly that); the client stops each of the peer's turns at `</tool_call>`, as toolcall's server stops its
-decode there (this model writes more calls after one, up to max_tokens). Reported per level and server: chats/s, tokens/s, p50/p95 chat latency, and prompt
-tokens prefilled per chat (what vLLM's prefix cache did not serve: `usage.prompt_tokens_details.cached_tokens`).
+template writes exactly that); the client stops each of the peer's turns at `</tool_call>`, as toolcall's server stops
+its decode there (this model writes more calls after one, up to max_tokens). Reported per level and server: chats/s,
+tokens/s, p50/p95 chat latency, and prompt tokens prefilled per chat (what vLLM's prefix cache did not serve:
+`usage.prompt_tokens_details.cached_tokens`).
 toolcall's chats are also run with `parallel_tool_calls: false` ("toolcall_no_look_ahead": no look for more calls
 after each call), and `chats_per_s_look_ahead_over_none` says what that look costs.
 """

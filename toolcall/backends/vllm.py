@@ -297,14 +297,7 @@ class VLLMSession(DecodeSession):
         if not hits:
             return None
         end, seen = min(hits)
-        marker = watch[seen]
-        ids = list(completion.token_ids)
-        # The token that completes the marker (an output may bring several: the rest are past it). Where the marker
-        # ends inside it, the tokens after it are no continuation of the text up to the marker, and none are read.
-        covering = self._tokens_to(ids, before, end)
-        upto = covering if self._backend.decode_ids(ids[:covering]) == text[:end] else None
-        return _Cut(end, marker, upto, 0 if upto is None else min(self.read_on_tokens, budget - upto), bare,
-                    covering)
+        return self._cut_at(completion, end, watch[seen], before, budget, bare)
 
     def _seam_stop(self, completion: Any, seam: str, stops: tuple[str, ...], before: int) -> "_Cut | None":
         """Where a stop string begun in `seam` ends in the request's text, as a `_Cut` that reads nothing past it."""
@@ -318,10 +311,16 @@ class VLLMSession(DecodeSession):
         if not hits:
             return None
         end, marker = min(hits)
+        return self._cut_at(completion, end, marker, before, 0, False)
+
+    def _cut_at(self, completion: Any, end: int, marker: str, before: int, budget: int, bare: bool) -> "_Cut":
+        """The request's text cut at character `end`, as the stop `marker`, reading on past it within `budget`."""
         ids = list(completion.token_ids)
+        # The token that completes the marker (an output may bring several: the rest are past it). Where the marker
+        # ends inside it, the tokens after it are no continuation of the text up to the marker, and none are read.
         covering = self._tokens_to(ids, before, end)
-        upto = covering if self._backend.decode_ids(ids[:covering]) == text[:end] else None
-        return _Cut(end, marker, upto, 0, False, covering)
+        between = self._backend.decode_ids(ids[:covering]) == completion.text[:end]
+        return _Cut(end, marker, covering, min(self.read_on_tokens, budget - covering) if between else 0, bare)
 
     def _tokens_to(self, ids: list[int], before: int, chars: int) -> int:
         """The fewest of `ids` (more than `before`, whose text is shorter) whose text reaches `chars` characters; all
@@ -476,10 +475,9 @@ class _Cut:
 
     chars: int              # the marker's end, in the request's text
     marker: str
-    upto: int | None        # tokens up to it; None where it ends inside a token (nothing is read past it then)
-    cap: int                # tokens to read past it
+    covering: int           # tokens up to the one that completes the marker (all of it, where it ends between two)
+    cap: int                # tokens to read past it (0 where it ends inside a token: none are its continuation)
     bare: bool = False      # the tail is decoded without the decode's steering (free text after a call's grammar)
-    covering: int = 0       # tokens up to the one that completes the marker (upto, where it ends between two)
     steps: list[tuple[int, str]] = field(default_factory=list)  # (tokens, text) past it, cumulative, as streamed
     tail_ids: list[int] = field(default_factory=list)
     end: tuple[str, str | None] | None = None  # how the request ended by itself within the tail (reason, stop matched)
@@ -487,13 +485,13 @@ class _Cut:
     def read_past(self, completion: Any) -> bool:
         """Take one more output of the request; whether reading is done (the tail is as long as asked for, the request
         ended, or the marker ends inside a token)."""
-        if self.upto is None or self.cap <= 0:
+        if self.cap <= 0:
             return True  # nothing to read past it (tokens an output brought past it are the engine's running ahead)
         ids = list(completion.token_ids)
-        n = len(ids) - self.upto
+        n = len(ids) - self.covering
         if n > 0:
             self.steps.append((n, completion.text[self.chars:]))
-            self.tail_ids = ids[self.upto:]
+            self.tail_ids = ids[self.covering:]
         if completion.finish_reason is not None:
             # The model's own end (a stop string, EOS) ends any decode from here; the request's max_tokens only its own.
             stopped = completion.stop_reason if isinstance(completion.stop_reason, str) else None

@@ -30,7 +30,7 @@ class PrefixCache:
         with self._lock:
             best, layers = 0, None
             for key, stored in self._stored.items():
-                n = _common(key, ids)
+                n = common_prefix(key, ids)
                 if n > best:
                     best, layers, found = n, stored, key
             if layers is None:
@@ -74,7 +74,8 @@ def _kept(layer: Any, n: int, copy: bool) -> tuple[Any, Any]:
     return (keys.clone(), values.clone()) if copy else (keys, values)
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
     n = 0
     for x, y in zip(a, b):
         if x != y:

@@ -25,7 +25,7 @@ from . import find_stop, stop_at_end
 from .base import Backend, Checkpoint, DecodeSession, Sampling, Steering, check_batch_tokens, sampling_temperature
 from .hf_loading import DEVICE_ENV, default_device, load_model_and_tokenizer, resolve_dtype
 from .hf_scoring import HFScoringMixin
-from .prefix_cache import PrefixCache
+from .prefix_cache import PrefixCache, common_prefix
 from .step_batcher import StepBatcher
 
 
@@ -360,11 +360,7 @@ class TransformersSession(DecodeSession):
         self._cut_text(point)
         # The cache keeps what it shares with the tokens cached then (a stop's rollback may have dropped a few of
         # those since); the rest of them is queued again with what was queued then.
-        keep = 0
-        for now, then in zip(self.token_ids, cached):
-            if now != then:
-                break
-            keep += 1
+        keep = common_prefix(self.token_ids, cached)
         if keep < len(self.token_ids):
             self._crop(keep)  # the logits after the kept tokens are gone with the rest
         self._carry, self._fresh, self.triggers = [], list(cached[keep:]) + list(carry) + list(fresh), triggers

@@ -109,3 +109,38 @@ def test_an_answer_calling_a_function_the_item_does_not_offer_fails_the_load(tmp
     with pytest.raises(ConfigError, match="BFCL item 'parallel_0' .*calls 'kitchen.boil_tea', which the item does "
                                           "not offer \\(offered: kitchen.boil_water\\)"):
         load_bfcl_items("parallel", data=tmp_path)
+
+
+def test_a_call_written_again_is_judged_as_the_loop_hands_it_back(judge: Any) -> None:
+    """hermes writes a group a block at a time, and with repeat_calls off the loop's group ends before a call it
+    already made: the reply `f(1.5)`, `f(1.5)` hands back one call, judged right on a one-call item (by default, as
+    BFCL reads it: wrong_count), the repeat counted in `repeated`. A call with other arguments is another call;
+    pythonic writes its group whole, as the model meant it, and every call of it is judged."""
+    it = item("multiple", [KETTLE], [{"kitchen.boil_water": {"litres": [1.5]}}])
+    hermes_ = get_dialect("hermes")
+    twice = hermes("kitchen.boil_water", {"litres": 1.5}) + "\n" + hermes("kitchen.boil_water", {"litres": 1.5})
+    got = judge_reply(it, twice + "\n<tool_response>", hermes_, judge, repeat_calls=False)
+    assert (got.valid, got.kind, got.repeated) == (True, "ok", 1)
+    assert got.calls == [{"kitchen.boil_water": {"litres": 1.5}}]
+    assert (judge_reply(it, twice, hermes_, judge).kind, judge_reply(it, twice, hermes_, judge).repeated) == (
+        "wrong_count", 0)
+    other = judge_reply(it, twice.replace("1.5}", "2.5}", 1), hermes_, judge, repeat_calls=False)
+    assert (other.valid, other.kind, other.repeated) == (False, "wrong_count", 0)
+    whole = judge_reply(it, "[kitchen.boil_water(litres=1.5), kitchen.boil_water(litres=1.5)]",
+                        get_dialect("pythonic"), judge, repeat_calls=False)
+    assert (whole.valid, whole.kind, whole.repeated) == (False, "wrong_count", 0)
+
+
+def test_the_eval_judges_with_the_loops_repeat_calls_setting() -> None:
+    """evaluate_bfcl hands judge_reply the config's repeat_calls: the same reply, right with it off, wrong with it on."""
+    from toolcall.loop import LoopConfig
+
+    it = item("multiple", [KETTLE], [{"kitchen.boil_water": {"litres": [1.5]}}])
+    twice = hermes("kitchen.boil_water", {"litres": 1.5}) + "\n" + hermes("kitchen.boil_water", {"litres": 1.5})
+    verdicts = []
+    for repeats in (True, False):
+        backend = FakeBackend(script=lambda text: twice)
+        report = evaluate_bfcl({"multiple": [it]}, backend, get_dialect("hermes"),
+                               config=LoopConfig(repeat_calls=repeats))
+        verdicts.append((report.items[0].kind, report.items[0].repeated))
+    assert verdicts == [("wrong_count", 0), ("ok", 1)]

@@ -1,6 +1,7 @@
 """The decoding loop on the fake backend: calls found, run, spliced and resumed; every failure becomes a result."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -373,6 +374,77 @@ def test_calls_written_after_a_handed_off_call_are_asked_for_too(dialect: str, b
     assert asked == ["Paris", "Rome"]
     assert [r.arguments["city"] for r in result.handed_off] == ["Paris", "Rome"]  # type: ignore[index]
     assert result.stop_reason == "tool_calls" and result.text == calls
+
+
+def _block(city: str, dialect: str = "hermes") -> str:
+    call = json.dumps({"name": "get_weather", ("parameters" if dialect == "llama3_json" else "arguments"): {"city": city}})
+    return call if dialect == "llama3_json" else f"<tool_call>\n{call}\n</tool_call>"
+
+
+_JOIN = {"hermes": "\n", "llama3_json": " ;\n"}
+
+
+@pytest.mark.parametrize("dialect", sorted(HANDED))
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_call_written_again_ends_the_handed_off_group_before_it(dialect: str, batched: bool) -> None:
+    """A 135M model asked for one thing writes the call, then the same call again (BFCL: 2 of 30 multiple-function
+    replies). With repeat_calls off the group ends before the repeat, so a client is handed the call once; a call
+    that differs (Rome) before the repeat is still handed. By default every call is handed, as written."""
+    from toolcall.loop import Handoff, answered, decode_with_tools, step_batch
+
+    join = _JOIN[dialect]
+    for cities, handed, repeats in ((["Paris", "Paris"], ["Paris"], False),
+                                    (["Paris", "Rome", "Paris", "Oslo"], ["Paris", "Rome"], False),
+                                    (["Paris", "Paris"], ["Paris", "Paris"], True)):
+        prompt = "user: weather?\nassistant:"
+        calls = join.join(_block(c, dialect) for c in cities)
+        backend = FakeBackend(script=_replying(prompt, calls + HANDED[dialect][1]))
+        asked: list[str] = []
+
+        def hand(request: CallRequest, asked: list[str] = asked) -> Handoff:
+            asked.append(request.arguments["city"] if request.arguments else "?")
+            return Handoff()
+
+        config = LoopConfig(repeat_calls=repeats)
+        if batched:
+            (result,) = step_batch([backend.start(prompt)], backend, dialect, _weather_specs(), config, hand)
+        else:
+            flow = decode_with_tools(backend.start(prompt), dialect, _weather_specs(), config)
+            events = list(answered(flow, hand))
+            result = events[-1].result  # type: ignore[union-attr]
+            assert "".join(e.text for e in events if isinstance(e, TextDelta)) == result.text
+        assert asked == handed and [r.arguments["city"] for r in result.handed_off] == handed  # type: ignore[index]
+        assert result.stop_reason == "tool_calls" and result.text == join.join(_block(c, dialect) for c in handed)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_call_written_again_in_a_group_is_not_run_again(batched: bool) -> None:
+    """Where the loop runs the tools, with repeat_calls off, the look for more calls ends at a call the group already
+    made: the tool runs once, the repeat is never shown, and the model answers after the one result. A call with
+    other arguments (`1` and `1.0` are written differently, though Python takes them for equal) is another call and
+    runs; by default every call written runs (two random numbers are two calls)."""
+    from toolcall.loop import Result, answered, decode_with_tools, step_batch
+
+    prompt = "user: weather?\nassistant:"
+    once, other = _block("Paris"), _block("Paris").replace('"Paris"}', '"Paris", "where": {"n": 1}}')
+    for calls, runs, repeats in (([once, once, once], 1, False), ([other, other.replace("1}", "1.0}")], 2, False),
+                                 ([once, once, once], 3, True)):
+        backend = FakeBackend(script=_answering(prompt, "\n".join(calls), "\n<tool_response>\nmade up", " Done."))
+        ran: list[str] = []
+
+        def weather(request: CallRequest, ran: list[str] = ran) -> Result:
+            ran.append(request.call.tool)
+            return Result(f"RESULT {len(ran)}")
+
+        config = LoopConfig(repeat_calls=repeats)
+        if batched:
+            (result,) = step_batch([backend.start(prompt)], backend, "hermes", _weather_specs(), config, weather)
+        else:
+            flow = decode_with_tools(backend.start(prompt), "hermes", _weather_specs(), config)
+            result = list(answered(flow, weather))[-1].result  # type: ignore[union-attr]
+        assert len(ran) == runs and len(result.calls) == runs
+        assert result.text.startswith("\n".join(calls[:runs]) + "\n<tool_response>\nRESULT 1\n</tool_response>")
+        assert result.text.count("<tool_call>") == runs and result.text.endswith(" Done.")
 
 
 def _answering(prompt: str, calls: str, invented: str, answer: str):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .binding import parameter_order
+from .calls import ToolCall, until_repeat
 from .errors import BackendError, ConfigError, MissingDependencyError
 from .jsonl import read_jsonl
 from .options import at_least, option
@@ -142,6 +143,9 @@ class BfclResult:
     # True when the calls were to be held to the offered schemas but this item's grammar could not be used, so its
     # reply was decoded without it.
     unconstrained: bool = False
+    # With repeat_calls off, the calls in the reply from the first written again on (`handed_calls`): the loop's
+    # group ends before it, so they are neither handed to a client nor judged.
+    repeated: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -440,8 +444,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def model_output(parsed: Parsed, item: BfclItem) -> list[dict[str, Any]]:
-    """The parsed calls in BFCL's model_output form `[{name: {arg: value}}]`.
+def handed_calls(parsed: Parsed, dialect: Dialect, repeat_calls: bool = True) -> list[ToolCall]:
+    """The calls of a reply that the loop would hand to a client: all of them, or, with repeat_calls off where the
+    dialect writes a group's calls one block at a time (hermes), those before the first call written again
+    (`until_repeat`), where the loop's look for more calls ends; other dialects write a group whole."""
+    if repeat_calls or not dialect.continues_calls(""):
+        return list(parsed.calls)
+    return until_repeat(parsed.calls)
+
+
+def model_output(parsed: Parsed, item: BfclItem, calls: Sequence[ToolCall] | None = None) -> list[dict[str, Any]]:
+    """The parsed calls (or `calls`, some of them) in BFCL's model_output form `[{name: {arg: value}}]`.
 
     Names stay as written: the functions are offered under their own names, dots included, and BFCL judges a model
     offered those (its prompting and local FC handlers, whose table entries say `underscore_to_dot=False`) by them, so
@@ -450,7 +463,7 @@ def model_output(parsed: Parsed, item: BfclItem) -> list[dict[str, Any]]:
     """
     offered = {str(f["name"]): f for f in item.functions}
     out: list[dict[str, Any]] = []
-    for call in parsed.calls:
+    for call in parsed.calls if calls is None else calls:
         if isinstance(call.args, Mapping):
             args = dict(call.args)
         else:
@@ -529,17 +542,20 @@ def _failure_kind(error_type: str, output: list[dict[str, Any]], item: BfclItem)
 
 
 def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | None,
-                seconds: float = 0.0) -> BfclResult:
-    """Parse one reply with the dialect and judge it as BFCL does: irrelevance items are right when no call was
-    written, live_relevance items when one was, the others when the AST checker accepts the calls (calls it raises
-    on are not accepted: kind "checker_error", its exception kept as the error)."""
+                seconds: float = 0.0, repeat_calls: bool = True) -> BfclResult:
+    """Parse one reply with the dialect and judge the calls the loop would hand back (`handed_calls`) as BFCL does:
+    irrelevance items are right when no call was written, live_relevance items when one was, the others when the AST
+    checker accepts the calls (calls it raises on are not accepted: kind "checker_error", its exception kept as the
+    error)."""
     parsed = dialect.parse(reply)
-    output = model_output(parsed, item)
+    handed = handed_calls(parsed, dialect, repeat_calls)
+    output = model_output(parsed, item, handed)
     called = bool(output)
     silent = "no_call" if not parsed.issues else "unparsable"
 
     def result(valid: bool, kind: str, error_type: str | None = None, error: Sequence[str] = ()) -> BfclResult:
-        return BfclResult(item.id, item.category, valid, kind, error_type, list(error), output, reply, round(seconds, 3))
+        return BfclResult(item.id, item.category, valid, kind, error_type, list(error), output, reply, round(seconds, 3),
+                          repeated=len(parsed.calls) - len(handed))
 
     if "irrelevance" in item.category:
         return result(True, "ok") if not called else result(False, "called_irrelevant")
@@ -646,7 +662,8 @@ def evaluate_bfcl(items_by_category: Mapping[str, Sequence[BfclItem]], backend: 
             for item, (reply, unconstrained) in zip(batch, replies):
                 if judge is None and item.answer is not None:
                     judge = ast_judge()
-                results.append(judge_reply(item, reply, dialect, judge, each))
+                results.append(judge_reply(item, reply, dialect, judge, each,
+                                           config.repeat_calls if config is not None else True))
                 results[-1].unconstrained = unconstrained
                 done += 1
                 if progress is not None:

@@ -1,7 +1,8 @@
 """The parse result types: a tool call with its span, a syntax issue, a parsed text, the calls awaiting results."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,27 @@ class ToolCall:
         if result is self.result:
             return self
         return ToolCall(self.tool, self.args, result, self.span, self.id)
+
+
+def request_key(call: ToolCall) -> tuple[str, str]:
+    """What makes two calls the same request: the tool and its arguments with their JSON types (`1`, `1.0` and `true`
+    differ here, though Python's == takes them for one). A list's order counts; an object's field order does not."""
+    return call.tool, json.dumps(args_json(call.args), sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def until_repeat(calls: Sequence[ToolCall], earlier: Sequence[ToolCall] = ()) -> list[ToolCall]:
+    """`calls` up to the first that repeats a request made before it in the same group (`earlier`'s calls, then
+    `calls`' own): a group asks once for what it needs, so a call written again is a model going round, not a request
+    (a small model writes `f(x)` a second time where one call was asked for)."""
+    seen = {request_key(c) for c in earlier}
+    kept: list[ToolCall] = []
+    for call in calls:
+        key = request_key(call)
+        if key in seen:
+            break
+        seen.add(key)
+        kept.append(call)
+    return kept
 
 
 @dataclass(frozen=True)

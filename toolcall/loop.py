@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Checkpoint, Counters, DecodeSession, Steering
 from .binding import bind_arguments
-from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json
+from .calls import KeywordArgs, SyntaxIssue, ToolCall, args_json, until_repeat
 from .errors import ConfigError, ToolArgumentError
 from .executor import check_timeout
 from .options import at_least, check_types, flag_of, option
@@ -59,6 +59,11 @@ class LoopConfig:
                                   "written; by default, where a dialect writes a reply's calls one after another "
                                   "(hermes, llama3_json), the model first writes every call it means to make, as "
                                   "these formats are trained (the server's parallel_tool_calls false)")
+    repeat_calls: bool = option(True, flag="--no-repeat-calls", help="end a group of calls before a call it "
+                                "already made, written again (tool and arguments alike): that call is neither run "
+                                "nor handed back nor shown (a small model often writes its one call twice); by "
+                                "default every call written runs, as tools whose calls differ each time need (two "
+                                "random numbers are two calls)")
     force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
                                           "model writes the call, under the offered tools' call grammar where the "
                                           "dialect has one (what the server does for tool_choice 'required')")
@@ -589,15 +594,18 @@ def _look(run: _Run, pending: "PendingCalls", point: Checkpoint, reader: "ReplyR
             continue  # a marker inside a call still being written (an argument's own "</tool_call>")
         # A malformed call after good ones (their results come first, as without looking), or text the dialect reads
         # as another group, is no call of this group.
-        return found if _grown(pending, found, end) else None
+        return found if _grown(pending, found, end, run.config.repeat_calls) else None
     return None
 
 
-def _grown(pending: "PendingCalls", found: "PendingCalls", end: int) -> bool:
-    """Whether `found` is `pending`'s group with whole calls written after `end` added, and nothing malformed."""
+def _grown(pending: "PendingCalls", found: "PendingCalls", end: int, repeats: bool = True) -> bool:
+    """Whether `found` is `pending`'s group with whole calls written after `end` added, and nothing malformed; without
+    `repeats` (repeat_calls off), none of them a request the group already made (the group ends before it)."""
     old = [c.span for c in pending.calls]
+    added = found.calls[len(old):]
     return (not found.malformed and len(found.calls) > len(old) and [c.span for c in found.calls[:len(old)]] == old
-            and all(c.span[0] >= end for c in found.calls[len(old):]))
+            and all(c.span[0] >= end for c in added)
+            and (repeats or len(until_repeat(added, found.calls[:len(old)])) == len(added)))
 
 
 def _budget_left(run: _Run) -> bool:
@@ -647,7 +655,8 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
     """After calls were handed back: the calls the model writes right after them belong to the same reply (hermes
     writes a block per call, each ending at a call marker), so decode on while the text may still be calls (the
     dialect's `continues_calls`) and ask for those too. The reply ends after the last of them: text that turns out
-    to be something else is decoded but never shown, and is not part of the reply."""
+    to be something else (or, with repeat_calls off, a call the group already made) is decoded but never shown, and
+    is not part of the reply."""
     s, dialect = run.session, run.dialect
     run.end = len(s.text)
     held = ""  # decoded since the last calls, shown once it is known to be calls
@@ -673,6 +682,9 @@ def _further_calls(run: _Run) -> Generator[Event, "Outcome | None", None]:
         calls = [c for c in pending.calls if c.span[0] >= run.end]
         if pending.malformed or not calls:
             return
+        earlier = [c for c in pending.calls if c.span[0] < run.end]
+        if not run.config.repeat_calls and len(until_repeat(calls, earlier)) < len(calls):
+            return  # a call written again ends the group before it, as in the look (`_grown`)
         yield TextDelta(held)
         held = ""
         yield from _ask(run, calls)

@@ -189,6 +189,27 @@ def test_every_parallel_call_of_the_requests_functions_is_handed_back_past_the_s
             assert reply["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_a_request_may_end_its_call_group_at_a_call_written_again() -> None:
+    """toolcall.repeat_calls false: the model's second, identical call is not handed back (a client would run it
+    twice); by default, and for a call with other arguments, every call is."""
+    import httpx
+
+    blocks = [f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{c}"}}}}\n</tool_call>'
+              for c in ("Paris", "Paris", "Rome")]
+
+    def script(text: str) -> str:  # the blocks not yet written in this reply
+        written = text[text.rfind("\nassistant:"):].count("<tool_call>")
+        return ("\n" if written else "") + "\n".join(blocks[written:])
+
+    for live in serve(SlowFake(script=script), settings(), dialect="hermes"):
+        body = {"model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER]}
+        for extra, expected in (({}, ["Paris", "Paris", "Rome"]), ({"toolcall": {"repeat_calls": False}}, ["Paris"])):
+            reply = httpx.post(live.url + "/v1/chat/completions", json={**body, **extra}, timeout=30).json()
+            calls = reply["choices"][0]["message"]["tool_calls"]
+            assert [json.loads(c["function"]["arguments"])["city"] for c in calls] == expected, extra
+            assert reply["choices"][0]["finish_reason"] == "tool_calls"
+
+
 def test_the_client_calls_limit_leaves_the_servers_own_tools_at_theirs() -> None:
     """With a function of the request's own, the reply's limit rose to 16 for the server's tools too (and from
     --max-calls 0): a model calling the Calculator again and again ran it 6 times under the server's 3."""

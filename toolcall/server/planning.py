@@ -100,8 +100,8 @@ def _loop_config(request: ChatRequest, settings: ServerSettings) -> LoopConfig:
         config = replace(config, max_new_tokens=limit)
     options = request.toolcall
     if options is not None:
-        changes = {k: getattr(options, k) for k in ("trigger_top_k", "call_threshold", "max_calls", "constrain_calls")
-                   if getattr(options, k) is not None}
+        changes = {k: getattr(options, k) for k in ("trigger_top_k", "call_threshold", "max_calls", "constrain_calls",
+                                                    "repeat_calls") if getattr(options, k) is not None}
         config = replace(config, **changes)
     return config
 

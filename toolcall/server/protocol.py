@@ -248,6 +248,7 @@ class ToolcallOptions(_Strict):
     call_threshold: float | None = Field(default=None, ge=0, lt=1)
     max_calls: int | None = Field(default=None, ge=0, le=32)
     constrain_calls: bool | None = None
+    repeat_calls: bool | None = None
 
 
 class ChatRequest(_Strict):

@@ -175,12 +175,13 @@ def test_tools_disabled_runs_nothing(tools: ToolRegistry) -> None:
 
 def test_trigger_top_k_is_passed_as_steering(tools: ToolRegistry) -> None:
     backend, _ = run(["x"], tools, trigger_top_k=10)
-    assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1)
+    # The dialect's call markers end an open call: where one is open, the trigger does not fire.
+    assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1, close_texts=TF.call_markers)
 
 
 def test_call_threshold_is_passed_as_steering(tools: ToolRegistry) -> None:
     backend, _ = run(["x"], tools, call_threshold=0.9)
-    assert backend.calls[0][2] == Steering("[", min_open_prob=0.9)
+    assert backend.calls[0][2] == Steering("[", min_open_prob=0.9, close_texts=TF.call_markers)
     backend, _ = run(["x"], tools, call_threshold=0.9, tools_enabled=False)   # tools off: banned outright
     assert backend.calls[0][2] == Steering("[", disable=True)
 
@@ -188,7 +189,8 @@ def test_call_threshold_is_passed_as_steering(tools: ToolRegistry) -> None:
 def test_constrain_calls_steers_with_the_registry_call_grammar_until_the_arrow(tools: ToolRegistry) -> None:
     backend, result = run(["I get [multiply(2, 3) ->", " more."], tools, constrain_calls=True, max_calls=1)
     first, second = (call[2] for call in backend.calls)
-    assert first == Steering("[", constrain=TF.call_grammar(tools, closers=TF.call_markers))
+    assert first == Steering("[", constrain=TF.call_grammar(tools, closers=TF.call_markers),
+                             close_texts=TF.call_markers)
     assert '"multiply("' in first.constrain and '"sleepy("' in first.constrain
     assert 'close: "->" | "→"' in first.constrain     # the call ends where the loop runs it, never at a bare "]"
     assert second == Steering("[", disable=True)       # the call limit is reached: tools off, no constraint

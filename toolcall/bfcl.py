@@ -602,7 +602,7 @@ def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -
         return Steering(dialect.open_marker, disable=True)
     grammar = dialect.call_grammar(item_specs(item), closers=dialect.call_markers) if config.constrain_calls else None
     return Steering(dialect.open_marker, trigger_top_k=config.trigger_top_k, max_triggers=config.max_triggers,
-                    constrain=grammar, min_open_prob=config.call_threshold)
+                    constrain=grammar, min_open_prob=config.call_threshold, close_texts=tuple(dialect.call_markers))
 
 
 def _replies(batch: Sequence[BfclItem], backend: Backend, dialect: Dialect, max_new_tokens: int,

@@ -39,7 +39,7 @@ class LoopConfig:
                                                  "tools disabled")
     max_new_tokens: int = option(200, metavar="N", help="tokens the model may generate per reply, across all calls")
     trigger_top_k: int = option(0, metavar="K", help="open a call whenever its first token is among the top-K next "
-                                                     "tokens (Toolformer §4.2; 0 = off)")
+                                                     "tokens, outside a call already open (Toolformer §4.2; 0 = off)")
     tools_enabled: bool = option(True, flag="--no-tools", help="ban the call-open token where the dialect allows it "
                                                                "and run no tools")
     call_timeout: float | None = option(None, metavar="SECONDS", help="time limit per tool call (default: each "
@@ -47,8 +47,9 @@ class LoopConfig:
     max_triggers: int = option(1, metavar="N", help="how often the top-K trigger may fire per reply (the paper: once)")
     call_threshold: float = option(0.0, metavar="P", help="open a call only where the model gives the call-open "
                                                           "token probability >= P; below it the token is banned "
-                                                          "at that step, for the top-K trigger too (Toolformer's "
-                                                          "tau_s, applied while decoding; 0 = off)")
+                                                          "at that step, for the top-K trigger too; inside a call "
+                                                          "already open it does not apply (Toolformer's tau_s, "
+                                                          "applied while decoding; 0 = off)")
     constrain_calls: bool = option(False, help="once a call is open (the model or the top-K trigger wrote the "
                                                "call-open marker), allow only tokens that continue a well-formed "
                                                "call of a registered tool until its end (Toolformer: its arrow; "
@@ -370,7 +371,8 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
         if cfg.trigger_top_k > 0 or cfg.call_threshold > 0 or grammar is not None or force:
             steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
                                 constrain=grammar, call_open=force, min_open_prob=cfg.call_threshold,
-                                constrain_end=dialect.held_call_end if grammar is not None else "")
+                                constrain_end=dialect.held_call_end if grammar is not None else "",
+                                close_texts=tuple(dialect.call_markers))
         return _call_stops(run), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.

@@ -74,11 +74,37 @@ def test_trigger_top_k_forces_a_call_and_disable_bans_it(backend) -> None:  # ty
     banned = backend.start(PROMPT + "17 times 23 is")
     assert "[" not in banned.generate([], 10, Steering("[", disable=True))
     # The next reply in the same session (a chat turn) may trigger again: the limit counts per reply.
-    forced.next_turn(" 391]<|im_end|>\n" + PROMPT.split("<|im_end|>\n", 1)[0].replace("17 times 23", "12 times 34")
+    forced.next_turn(" 391]<|im_end|>\n" + PROMPT.split("<|im_end|>\n", 1)[0].replace("17 times 23", "12 plus 34")
                      + "<|im_end|>\n<|im_start|>assistant\n")
     assert forced.triggers == 0 and forced.generated == "" and forced.counters.decoded_tokens == 0
     again = forced.generate(["->"], 10, Steering("[", trigger_top_k=10))
     assert forced.triggers == 1 and "[" in again
+
+
+@pytest.mark.parametrize("close", [(), ("]",)])
+def test_the_trigger_and_the_threshold_leave_an_open_call_alone(backend, close) -> None:  # type: ignore[no-untyped-def]
+    """Inside a call the decode itself opened, the trigger forced a second opener (the schema adapter wrote
+    `<tool_call>` and then, forced, `<tool_call>` again) and the threshold banned the opener's tokens from the
+    arguments. Now both apply only where a call may open: the one opener is the model's or the trigger's, and the
+    arguments are what the free model writes after it. With the dialect's close texts, a decode that starts inside
+    a call (the session's text ends in one) knows it is: the prompt's own `[...]` example is closed."""
+    free = backend.start(PROMPT).generate(["->"], 16)
+    steer = Steering("[", trigger_top_k=10, max_triggers=5, close_texts=close)
+    forced = backend.start(PROMPT)
+    text = forced.generate(["->"], 16, steer)
+    assert text.count("[") == 1 and forced.triggers == 1 and "[" not in free
+    head = text[:text.index("[") + 1]
+    plain = backend.start(PROMPT + head).generate(["->"], 12)
+    assert text.endswith(plain)  # after the opener: what the free model writes
+    opened = backend.start(PROMPT)
+    assert opened.generate(["["], 16, steer) == head  # the trigger opens the call; this decode stops right after it
+    rest = opened.generate(["->"], 12, steer)
+    # Without close texts a decode cannot tell it starts inside a call: the trigger fired in its arguments.
+    assert (rest == plain, opened.triggers) == ((True, 1) if close else (False, 2))
+    if close:
+        held = backend.start(PROMPT + head)
+        after = held.generate(["->"], 8, Steering("[", min_open_prob=0.99, close_texts=close))
+        assert after == backend.start(PROMPT + head).generate(["->"], 8)
 
 
 def test_the_call_threshold_holds_back_the_trigger_where_a_call_is_unlikely(backend) -> None:  # type: ignore[no-untyped-def]

@@ -535,7 +535,7 @@ class VocabTokenizer:
         return len(VOCAB)
 
 
-def _hf_pick(logits: Any, steering: Steering, triggers: int = 0) -> tuple[int, list[int]]:
+def _hf_pick(logits: Any, steering: Steering, triggers: int = 0, opened: bool = False) -> tuple[int, list[int]]:
     """The transformers backend's `_pick` on these logits (a stand-in session and backend, no model)."""
     from toolcall.backends.base import Sampling
     from toolcall.backends.transformers import TransformersBackend, TransformersSession
@@ -547,10 +547,10 @@ def _hf_pick(logits: Any, steering: Steering, triggers: int = 0) -> tuple[int, l
     backend.encode = lambda t: VocabTokenizer().encode(t)
     session = types.SimpleNamespace(_backend=backend, _logits=logits.clone(), triggers=triggers, sampling=Sampling())
     forced: list[int] = []
-    return TransformersSession._pick(session, steering, forced), forced
+    return TransformersSession._pick(session, steering, forced, opened=opened), forced
 
 
-def _vllm_rule(steering: Steering, triggers: int = 0) -> dict[str, Any]:
+def _vllm_rule(steering: Steering, triggers: int = 0, text: str = "") -> dict[str, Any]:
     """The extra_args rule VLLMBackend sends for this steering (over the same vocabulary)."""
     from toolcall.backends.base import Sampling
     from toolcall.backends.vllm import VLLMBackend
@@ -559,7 +559,7 @@ def _vllm_rule(steering: Steering, triggers: int = 0) -> dict[str, Any]:
     llm = ScriptedLLM([])
     llm.tokenizer = VocabTokenizer()  # type: ignore[assignment]
     backend = VLLMBackend.from_vllm(llm, logits_processor=True)
-    session = types.SimpleNamespace(triggers=triggers, sampling=Sampling())
+    session = types.SimpleNamespace(triggers=triggers, sampling=Sampling(), text=text)
     params = backend._params([], 5, steering, None, session)
     return (getattr(params, "extra_args", None) or {}).get(EXTRA_KEY, {})
 
@@ -605,6 +605,49 @@ def test_a_temperature_below_the_greedy_floor_is_sent_as_greedy(stand_in: None, 
     backend = VLLMBackend.from_vllm(ScriptedLLM([]), temperature=backend_temperature)
     session = types.SimpleNamespace(triggers=0, sampling=Sampling(temperature=own))
     assert backend._params([], 5, None, None, session).temperature == sent
+
+
+def _steps(rule: Any, output: list[int], logits: Any) -> Any:
+    """The rule's logits after `output`, called at every step before, as the engine calls it."""
+    for step in range(len(output)):
+        rule(output[:step], logits.clone())
+    return rule(output, logits.clone())
+
+
+def test_inside_an_open_call_neither_the_trigger_nor_the_threshold_applies(stand_in: None) -> None:
+    """The trigger forced a second opener right after the model's own (`<tool_call>` then, forced, `<tool_call>`)
+    and the threshold banned the opener's tokens inside a call's arguments. The rule now reads the output: after an
+    opener run a call is open and both rest, as in the transformers backend, until a close text's run ends it; a
+    request whose prompt ends inside a call starts open. The replay that counts firings reads it the same way."""
+    torch = pytest.importorskip("torch")
+    from toolcall.backends.vllm_steering import TokenRule, fired_triggers
+
+    opener, a, close = VOCAB.index(" ["), VOCAB.index("a"), VOCAB.index("]")
+    logits = torch.full((len(VOCAB),), -5.0)
+    logits[a], logits[opener] = 2.0, 1.0          # "a" greedy, the opener second: the trigger would fire
+    steering = Steering("[", trigger_top_k=3, max_triggers=5, min_open_prob=0.01, close_texts=("]",))
+    spec = _vllm_rule(steering)
+    assert [opener] in spec["opened"] and [VOCAB.index("[")] in spec["opened"] and spec["closed"] == [[close]]
+    assert spec["open"] is False
+    for before, inside in (([], False), ([a, opener], True), ([a, opener, a], True), ([opener, a, close], False),
+                           ([opener, close, a, VOCAB.index("[")], True)):
+        got = int(torch.argmax(_steps(TokenRule(spec), before, logits)))
+        want, _ = _hf_pick(logits, steering, opened=inside)
+        assert got == want == (a if inside else opener), before
+    threshold = _vllm_rule(Steering("[", min_open_prob=0.9, close_texts=("]",)))
+    up = logits.clone()
+    up[opener] = 1.9                              # p(opener) < 0.9: banned outside a call, free inside one
+    assert TokenRule(threshold)([], up.clone())[opener] == float("-inf")
+    assert _steps(TokenRule(threshold), [opener, a], up)[opener] > float("-inf")
+    assert TokenRule({**threshold, "open": True})([], up.clone())[opener] > float("-inf")
+    # A request that starts inside a call: its session's text ends in one.
+    session_spec = _vllm_rule(steering, text="Q: [x")
+    assert session_spec["open"] is True and int(torch.argmax(TokenRule(session_spec)([], logits.clone()))) == a
+    # The replay: the model opens at step 0 and writes "a" twice (never a firing), then closes and is triggered.
+    raw = [[opener, a], [a, opener], [a, opener], [close, a], [a, opener]]
+    out = [opener, a, opener, close, opener]
+    assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw, spec["opened"], spec["closed"]) == 1
+    assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw) == 2   # read without the runs, as before
 
 
 def test_the_call_threshold_bans_the_opener_only_where_it_is_unlikely(stand_in: None) -> None:

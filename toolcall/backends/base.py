@@ -65,10 +65,29 @@ class Steering:
     # With constrain: text that ends a call held to it and that no such call holds before its end (the dialect's
     # held_call_end; "" where there is none). An engine may read past it in the call's own request.
     constrain_end: str = ""
+    # The texts that end an open call (the dialect's call markers). Where a decode writes open_text, a call is open
+    # and neither min_open_prob nor the trigger applies (they are for where a call may open, not for its arguments)
+    # until one of these ends it; without them, until the decode ends (the loop's decodes end at a call marker).
+    close_texts: tuple[str, ...] = ()
     # With held_opener: the grammar of the answer alone. An engine that reads the opener's probability before a held
     # decode instead of during it (vLLM: its grammar masks the logits its processors see) holds the decode to this
     # one where the opener is below min_open_prob, as banning the opener at the first token does.
     held_answer: str | None = None
+
+    def call_open_after(self, text: str, new: int | None = None, was: bool = False) -> bool:
+        """Whether a call is open at the end of `text`, given that it was (`was`) before `text[new:]` was written:
+        the last opener or close text ending in the new text says, else it stays as it was. With `new` None, the
+        whole text is read, and only where close texts are known (else nothing says a call in it has ended)."""
+        opener = self.open_text or ""
+        if not opener or (new is None and not self.close_texts):
+            return False if new is None else was
+        reach = max([len(opener), *map(len, self.close_texts)]) - 1
+        window = text if new is None else text[max(0, new - reach):]
+        opened = window.rfind(opener)
+        closed = max((window.rfind(c) for c in self.close_texts if c), default=-1)
+        if opened < 0 and closed < 0:
+            return was
+        return opened > closed
 
 
 #: A seed is an unsigned 64-bit number (what torch's generators take).

@@ -162,7 +162,8 @@ class TransformersSession(DecodeSession):
         self._logits = None
 
     # --- steering and sampling ------------------------------------------------------------
-    def _pick(self, steering: Steering | None, forced: list[int], call: Any = None, blank: bool = False) -> int:
+    def _pick(self, steering: Steering | None, forced: list[int], call: Any = None, blank: bool = False,
+              opened: bool = False) -> int:
         torch = _torch()
         backend = self._backend
         scores = self._logits
@@ -183,7 +184,10 @@ class TransformersSession(DecodeSession):
             # opener with more text after it ('["', "[[") would start a call the grammar never saw.
             scores = scores.clone()
             scores[list(backend.glued_open_ids(steering.open_text))] = float("-inf")
-        if call is None and steering is not None and steering.open_text:
+        if call is None and steering is not None and steering.open_text and (steering.disable or not opened):
+            # Where this decode wrote the opener, a call is open (`opened`) until its close text or the decode's
+            # end: the threshold and the trigger are for where a call may open, not for its arguments (the trigger
+            # wrote a second opener right after the model's own; the threshold banned "<" inside them).
             begin_ids, ban_ids = backend.open_token_ids(steering.open_text)
             # Below the call threshold the model may not open a call here, by itself or through the trigger.
             unlikely = steering.min_open_prob > 0 and _unlikely(self._logits, begin_ids, steering.min_open_prob)
@@ -263,6 +267,8 @@ class TransformersSession(DecodeSession):
             if grammar is not None and steering is not None and steering.call_open:
                 call = backend._token_masks().matchers(grammar, 1)[0]
             blank = True             # nothing but white space decoded yet (where a held reply decides to call)
+            # Whether a call is open: the text so far says, where the dialect's close texts are known.
+            opened = steering is not None and steering.call_open_after(self.text)
             budget = max_new_tokens if limit is None else min(max_new_tokens, limit - held)
             while True:
                 if len(generated) >= budget:
@@ -271,7 +277,7 @@ class TransformersSession(DecodeSession):
                 if self._carry:  # feed the previous token now that its logits are needed
                     last, self._carry = self._carry, []
                     self._feed(last)
-                tok = forced.pop(0) if forced else self._pick(steering, forced, call, blank)
+                tok = forced.pop(0) if forced else self._pick(steering, forced, call, blank, opened)
                 self.counters.decoded_tokens += 1
                 if tok in backend.eos_ids:
                     if call is not None and call.is_error():  # the grammar failed mid-way: no complete value to show
@@ -289,6 +295,8 @@ class TransformersSession(DecodeSession):
                 delta, before = decoded[len(shown):], len(self.text)
                 self.text += delta
                 blank = blank and not delta.strip()
+                if steering is not None and steering.open_text:
+                    opened = steering.call_open_after(self.text, max(start, before), opened)
                 if call is not None and not call.is_stopped():
                     # The call is still open: a stop string inside it (an arrow in a quoted argument) is argument text.
                     shown = decoded

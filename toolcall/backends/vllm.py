@@ -642,6 +642,23 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 for i, t in zip(begin, vocab)}
         return {"begin": begin, "top_k": steering.trigger_top_k, "triggers": left, "rest": rest}
 
+    def _opener_runs(self, open_text: str) -> list[list[int]]:
+        """The token runs that write `open_text` as this engine writes it (its own encoding, and each opener token
+        followed by the encoding of the rest, as the trigger forces it): where a request writes one, a call is open,
+        and the threshold and the trigger do not apply until a close text's run ends it (as in the transformers
+        backend, which reads the text; a close text the model writes in other tokens than its encoding is not seen,
+        and the call is then taken to be open until the request ends)."""
+        begin, _, _ = self._open_sets(open_text)
+        vocab = self.tokenizer.batch_decode([[i] for i in begin], skip_special_tokens=False,
+                                            clean_up_tokenization_spaces=False)
+        runs = [self.encode(open_text)]
+        for i, t in zip(begin, vocab):
+            rest = open_text[len(t.lstrip()):]
+            run = [i, *(self.encode(rest) if rest else [])]
+            if run not in runs:
+                runs.append(run)
+        return [r for r in runs if r]
+
     def _need_processor(self, what: str) -> None:
         if not self.steers:
             raise ConfigError(f"{what} needs toolcall's logits processor in the vLLM engine: build the LLM with "
@@ -682,6 +699,10 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 if left > 0:
                     rule.update(self._trigger_rule(steering, left))
                     options["logprobs"] = TRIGGER_LOGPROBS  # raw top tokens: how the trigger's firings are counted
+            if rule.get("begin"):
+                rule["opened"] = self._opener_runs(steering.open_text)
+                rule["closed"] = [run for run in map(self.encode, steering.close_texts) if run]
+                rule["open"] = session is not None and steering.call_open_after(session.text)
             if rule.get("ban") or rule.get("begin"):
                 if self.steers:
                     options["extra_args"] = {EXTRA_KEY: rule}
@@ -768,7 +789,8 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             tops = [[t for t, _ in sorted(step.items(), key=lambda kv: -kv[1].logprob)]
                     for step in (completion.logprobs or [])]
             session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
-                                               list(completion.token_ids), tops)
+                                               list(completion.token_ids), tops, rule.get("opened", ()),
+                                               rule.get("closed", ()), bool(rule.get("open")))
 
 
 @dataclass(frozen=True)

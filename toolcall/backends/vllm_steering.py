@@ -16,6 +16,10 @@ The extra argument, a dict of plain lists (it crosses the process boundary as ms
   opener's remaining tokens), at most `triggers` times in the request;
 - "min_open", "begin", "ban_open": the call threshold: at a free step where the `begin` tokens' probability (softmax
   of the raw logits) is below `min_open`, the `ban_open` tokens get -inf and the trigger does not fire;
+- "opened", "closed": token runs that write the call opener and those that write a text ending a call: once the
+  request's output ends with an opener run, a call is open, and neither the threshold nor the trigger applies (a
+  call's arguments are not a place where a call opens) until it ends with a closing run; "open": the request
+  starts inside a call (its prompt ends in one);
 - "decide" [yes, no], with "min_open" and "begin": a one-token request that says whether the call threshold lets
   a call open at its first step, by producing `yes` or `no` (a decode held to a grammar cannot read it: vLLM masks
   the logits before its processors see them).
@@ -41,8 +45,11 @@ class TokenRule:
         self.min_open = float(spec.get("min_open", 0.0))
         self.ban_open = sorted({int(t) for t in spec.get("ban_open", ())})
         self.decide = [int(t) for t in spec.get("decide", ())]
+        self.opened_runs = [[int(t) for t in run] for run in spec.get("opened", ()) if run]
+        self.closed_runs = [[int(t) for t in run] for run in spec.get("closed", ()) if run]
         self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
         self.fired = 0
+        self.opened = bool(spec.get("open", False))  # a call is open (the prompt's, or one the output opened)
 
     def __call__(self, output_ids: Sequence[int], logits: Any) -> Any:
         step = len(output_ids)
@@ -53,6 +60,11 @@ class TokenRule:
             return _only(logits, self.force[step])
         if self.queued:
             return _only(logits, self.queued.pop(0))
+        self.opened = _call_open(output_ids, self.opened_runs, self.closed_runs, self.opened)
+        if self.opened:
+            if self.ban:
+                logits[self.ban] = float("-inf")
+            return logits
         unlikely = self.min_open > 0 and _probability(logits, self.begin) < self.min_open
         if unlikely:
             logits[self.ban_open] = float("-inf")   # below the call threshold: no call opens here, not even by trigger
@@ -71,6 +83,23 @@ class TokenRule:
         return logits
 
 
+def _ends_with_run(ids: Sequence[int], runs: Sequence[Sequence[int]], end: int | None = None) -> bool:
+    """Whether `ids[:end]` ends with one of `runs` (compared in place: the output is not copied at each step)."""
+    n = len(ids) if end is None else end
+    return any(0 < len(run) <= n and all(ids[n - len(run) + j] == t for j, t in enumerate(run)) for run in runs)
+
+
+def _call_open(ids: Sequence[int], opened: Sequence[Sequence[int]], closed: Sequence[Sequence[int]], was: bool,
+               end: int | None = None) -> bool:
+    """Whether a call is open after `ids[:end]`, given whether it was one token before: an opener run ending there
+    opens one, a closing run ends it."""
+    if _ends_with_run(ids, opened, end):
+        return True
+    if _ends_with_run(ids, closed, end):
+        return False
+    return was
+
+
 def _probability(logits: Any, tokens: frozenset[int]) -> float:
     """The probability the raw `logits` give to any of `tokens` (softmax at temperature 1)."""
     import torch
@@ -87,14 +116,18 @@ def _only(logits: Any, token: int) -> Any:
 
 
 def fired_triggers(begin: frozenset[int], ban: Sequence[int], top_k: int, output_ids: Sequence[int],
-                   raw_top: Sequence[Sequence[int]]) -> int:
+                   raw_top: Sequence[Sequence[int]], opened: Sequence[Sequence[int]] = (),
+                   closed: Sequence[Sequence[int]] = (), open_at_start: bool = False) -> int:
     """How many times the trigger fired in a finished request, replayed from the raw top tokens vLLM returned per
-    step (`logprobs=N`; raw, before any processor): at a step that produced a `begin` token, the rule fired iff the
-    best token left after the ban was not one of `begin` and the produced one was among the top_k left."""
+    step (`logprobs=N`; raw, before any processor): at a step that produced a `begin` token outside an open call
+    (`opened` and `closed`, as the rule reads them), the rule fired iff the best token left after the ban was not
+    one of `begin` and the produced one was among the top_k left."""
     banned = set(ban)
     fired = 0
-    for tok, top in zip(output_ids, raw_top):
-        if tok not in begin:
+    inside = open_at_start
+    for step, (tok, top) in enumerate(zip(output_ids, raw_top)):
+        inside = _call_open(output_ids, opened, closed, inside, step)
+        if inside or tok not in begin:
             continue
         left = [t for t in top if t not in banned][:top_k]
         if left and left[0] not in begin and tok in left:

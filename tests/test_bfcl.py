@@ -479,7 +479,7 @@ def test_toolcall_eval_task_bfcl_on_the_fake_backend(tmp_path: Path, capsys: pyt
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["task"] == "bfcl" and summary["dialect"] == "pythonic"
-    assert summary["max_new_tokens"] == 192
+    assert summary["max_new_tokens"] == 192 and summary["repeat_calls"] is True
     # What can change the replies is named: the same items scored 10 points apart after an upgrade of these.
     assert {"python", "toolcall", "torch", "transformers"} <= set(summary["versions"])
     cats = summary["categories"]

@@ -60,11 +60,11 @@ class LoopConfig:
                                   "written; by default, where a dialect writes a reply's calls one after another "
                                   "(hermes, llama3_json), the model first writes every call it means to make, as "
                                   "these formats are trained (the server's parallel_tool_calls false)")
-    repeat_calls: bool = option(True, flag="--no-repeat-calls", help="end a group of calls before a call it "
-                                "already made, written again (tool and arguments alike): that call is neither run "
-                                "nor handed back nor shown (a small model often writes its one call twice); by "
-                                "default every call written runs, as tools whose calls differ each time need (two "
-                                "random numbers are two calls)")
+    repeat_calls: bool = option(True, help="run every call a group writes, as written (the default: tools whose "
+                                "calls differ each time need it, two random numbers being two calls); with "
+                                "--no-repeat-calls a group ends before a call it already made, written again (tool "
+                                "and arguments alike), which is then neither run nor handed back nor shown (a small "
+                                "model often writes its one call twice; schema-tools-smollm2's folder recommends it)")
     force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
                                           "model writes the call, under the offered tools' call grammar where the "
                                           "dialect has one (what the server does for tool_choice 'required')")

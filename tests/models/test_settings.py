@@ -59,4 +59,6 @@ def test_the_shipped_generalist_recommends_its_call_threshold() -> None:
     assert path is not None
     settings = json.loads((path / "toolcall.json").read_text(encoding="utf-8"))
     assert recommended(LoopConfig(), "schema-tools-smollm2").call_threshold == settings["loop"]["call_threshold"] > 0
+    # It writes its one call twice now and then: its group ends before a call written again.
+    assert recommended(LoopConfig(), "schema-tools-smollm2").repeat_calls is settings["loop"]["repeat_calls"] is False
     assert recommended(LoopConfig(), "toolformer-smollm2") == LoopConfig()

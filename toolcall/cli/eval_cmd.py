@@ -187,7 +187,7 @@ def run_bfcl(args: argparse.Namespace, cfg: EvalConfig, config: LoopConfig) -> i
                     "limit": cfg.limit, "seed": bfcl.seed, "exclude_seed": bfcl.exclude_seed, "max_new_tokens": budget,
                     "data": data_version(bfcl.bfcl_data), "constrain_calls": config.constrain_calls,
                     "trigger_top_k": config.trigger_top_k, "call_threshold": config.call_threshold,
-                    "versions": software_versions()}
+                    "repeat_calls": config.repeat_calls, "versions": software_versions()}
 
         def progress(done: int, total: int, result: BfclResult) -> None:
             # Each item is written as it is judged, so a long run that is stopped keeps what it measured.

@@ -176,12 +176,12 @@ def test_tools_disabled_runs_nothing(tools: ToolRegistry) -> None:
 def test_trigger_top_k_is_passed_as_steering(tools: ToolRegistry) -> None:
     backend, _ = run(["x"], tools, trigger_top_k=10)
     # The dialect's call markers end an open call: where one is open, the trigger does not fire.
-    assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1, close_texts=TF.call_markers)
+    assert backend.calls[0][2] == Steering("[", trigger_top_k=10, max_triggers=1, close_texts=TF.call_closers)
 
 
 def test_call_threshold_is_passed_as_steering(tools: ToolRegistry) -> None:
     backend, _ = run(["x"], tools, call_threshold=0.9)
-    assert backend.calls[0][2] == Steering("[", min_open_prob=0.9, close_texts=TF.call_markers)
+    assert backend.calls[0][2] == Steering("[", min_open_prob=0.9, close_texts=TF.call_closers)
     backend, _ = run(["x"], tools, call_threshold=0.9, tools_enabled=False)   # tools off: banned outright
     assert backend.calls[0][2] == Steering("[", disable=True)
 
@@ -190,7 +190,7 @@ def test_constrain_calls_steers_with_the_registry_call_grammar_until_the_arrow(t
     backend, result = run(["I get [multiply(2, 3) ->", " more."], tools, constrain_calls=True, max_calls=1)
     first, second = (call[2] for call in backend.calls)
     assert first == Steering("[", constrain=TF.call_grammar(tools, closers=TF.call_markers),
-                             close_texts=TF.call_markers)
+                             close_texts=TF.call_closers)
     assert '"multiply("' in first.constrain and '"sleepy("' in first.constrain
     assert 'close: "->" | "→"' in first.constrain     # the call ends where the loop runs it, never at a bare "]"
     assert second == Steering("[", disable=True)       # the call limit is reached: tools off, no constraint
@@ -417,6 +417,30 @@ def test_a_call_written_again_ends_the_handed_off_group_before_it(dialect: str, 
             assert "".join(e.text for e in events if isinstance(e, TextDelta)) == result.text
         assert asked == handed and [r.arguments["city"] for r in result.handed_off] == handed  # type: ignore[index]
         assert result.stop_reason == "tool_calls" and result.text == join.join(_block(c, dialect) for c in handed)
+
+
+def test_a_block_written_whole_is_taken_or_left_whole() -> None:
+    """hermes may write several calls in one block (a JSON list): the loop reads it at its marker as written, so a
+    first block `[Paris, Paris]` is handed back whole, and a later block `[Rome, Paris]` that repeats the group's
+    Paris is left whole; the eval judges the same calls (`handed_calls`)."""
+    from toolcall.bfcl import handed_calls
+    from toolcall.loop import Handoff, answered, decode_with_tools
+
+    def listed(*cities: str) -> str:
+        calls = ", ".join(json.dumps({"name": "get_weather", "arguments": {"city": c}}) for c in cities)
+        return f"<tool_call>\n[{calls}]\n</tool_call>"
+
+    hermes = get_dialect("hermes")
+    for reply, handed in ((listed("Paris", "Paris"), ["Paris", "Paris"]),
+                          (_block("Paris") + "\n" + listed("Rome", "Paris"), ["Paris"]),
+                          (_block("Paris") + "\n" + listed("Rome", "Oslo"), ["Paris", "Rome", "Oslo"])):
+        prompt = "user: weather?\nassistant:"
+        backend = FakeBackend(script=_replying(prompt, reply + HANDED["hermes"][1]))
+        flow = decode_with_tools(backend.start(prompt), "hermes", _weather_specs(), LoopConfig(repeat_calls=False))
+        result = list(answered(flow, lambda request: Handoff()))[-1].result  # type: ignore[union-attr]
+        assert [r.arguments["city"] for r in result.handed_off] == handed, reply  # type: ignore[index]
+        judged = handed_calls(hermes.parse(reply + "\n<tool_response>"), hermes, repeat_calls=False)
+        assert [c.args["city"] for c in judged] == handed  # type: ignore[index, call-overload]
 
 
 @pytest.mark.parametrize("batched", [False, True])

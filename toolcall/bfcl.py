@@ -445,12 +445,27 @@ def _plain(value: Any) -> Any:
 
 
 def handed_calls(parsed: Parsed, dialect: Dialect, repeat_calls: bool = True) -> list[ToolCall]:
-    """The calls of a reply that the loop would hand to a client: all of them, or, with repeat_calls off where the
-    dialect writes a group's calls one block at a time (hermes), those before the first call written again
-    (`until_repeat`), where the loop's look for more calls ends; other dialects write a group whole."""
-    if repeat_calls or not dialect.continues_calls(""):
-        return list(parsed.calls)
-    return until_repeat(parsed.calls)
+    """The calls of a reply that BFCL judges: all of them, or, with repeat_calls off where the dialect writes a
+    group a block at a time (hermes, each block ending at a call marker), those the loop's look for more calls takes
+    with it: the first block whole, then each block that makes no request made before it or twice in itself, up to
+    the first that does (`until_repeat`). Dialects that write a group whole run it as written. (Calls after prose
+    are judged as BFCL reads a reply, where the loop's group would have ended at the prose.)"""
+    calls = list(parsed.calls)
+    if repeat_calls or not dialect.continues_calls("") or not calls:
+        return calls
+    blocks: list[list[ToolCall]] = [[calls[0]]]
+    for before, call in zip(calls, calls[1:]):
+        between = parsed.text[before.span[0]:call.span[0]]
+        if any(marker in between for marker in dialect.call_markers):
+            blocks.append([call])
+        else:
+            blocks[-1].append(call)
+    kept = list(blocks[0])
+    for block in blocks[1:]:
+        if len(until_repeat(block, kept)) < len(block):
+            break
+        kept += block
+    return kept
 
 
 def model_output(parsed: Parsed, item: BfclItem, calls: Sequence[ToolCall] | None = None) -> list[dict[str, Any]]:
@@ -602,7 +617,7 @@ def item_steering(item: BfclItem, dialect: Dialect, config: LoopConfig | None) -
         return Steering(dialect.open_marker, disable=True)
     grammar = dialect.call_grammar(item_specs(item), closers=dialect.call_markers) if config.constrain_calls else None
     return Steering(dialect.open_marker, trigger_top_k=config.trigger_top_k, max_triggers=config.max_triggers,
-                    constrain=grammar, min_open_prob=config.call_threshold, close_texts=tuple(dialect.call_markers))
+                    constrain=grammar, min_open_prob=config.call_threshold, close_texts=dialect.call_closers)
 
 
 def _replies(batch: Sequence[BfclItem], backend: Backend, dialect: Dialect, max_new_tokens: int,

@@ -62,9 +62,11 @@ class LoopConfig:
                                   "these formats are trained (the server's parallel_tool_calls false)")
     repeat_calls: bool = option(True, help="run every call a group writes, as written (the default: tools whose "
                                 "calls differ each time need it, two random numbers being two calls); with "
-                                "--no-repeat-calls a group ends before a call it already made, written again (tool "
-                                "and arguments alike), which is then neither run nor handed back nor shown (a small "
-                                "model often writes its one call twice; schema-tools-smollm2's folder recommends it)")
+                                "--no-repeat-calls, where a model writes its calls a block at a time (hermes, "
+                                "llama3_json), the group ends before a block that makes a request the group already "
+                                "made (tool and arguments alike), which is then neither run nor handed back nor "
+                                "shown (a small model often writes its one call twice; schema-tools-smollm2's "
+                                "folder recommends it). A block written whole runs as written")
     force_call: bool = option(False, help="start the reply with a call: the loop writes the call-open marker and the "
                                           "model writes the call, under the offered tools' call grammar where the "
                                           "dialect has one (what the server does for tool_choice 'required')")
@@ -372,7 +374,7 @@ def _decode_args(run: _Run) -> tuple[tuple[str, ...], Steering | None]:
             steering = Steering(dialect.open_marker, trigger_top_k=cfg.trigger_top_k, max_triggers=cfg.max_triggers,
                                 constrain=grammar, call_open=force, min_open_prob=cfg.call_threshold,
                                 constrain_end=dialect.held_call_end if grammar is not None else "",
-                                close_texts=tuple(dialect.call_markers))
+                                close_texts=dialect.call_closers)
         return _call_stops(run), steering
     if _can_ban_open(dialect):
         # Tools off: the model cannot open a call, so call markers are ordinary text.

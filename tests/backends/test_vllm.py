@@ -559,7 +559,7 @@ def _vllm_rule(steering: Steering, triggers: int = 0, text: str = "") -> dict[st
     llm = ScriptedLLM([])
     llm.tokenizer = VocabTokenizer()  # type: ignore[assignment]
     backend = VLLMBackend.from_vllm(llm, logits_processor=True)
-    session = types.SimpleNamespace(triggers=triggers, sampling=Sampling(), text=text)
+    session = types.SimpleNamespace(triggers=triggers, sampling=Sampling(), text=text, prompt_chars=0)
     params = backend._params([], 5, steering, None, session)
     return (getattr(params, "extra_args", None) or {}).get(EXTRA_KEY, {})
 
@@ -627,8 +627,10 @@ def test_inside_an_open_call_neither_the_trigger_nor_the_threshold_applies(stand
     logits[a], logits[opener] = 2.0, 1.0          # "a" greedy, the opener second: the trigger would fire
     steering = Steering("[", trigger_top_k=3, max_triggers=5, min_open_prob=0.01, close_texts=("]",))
     spec = _vllm_rule(steering)
-    assert [opener] in spec["opened"] and [VOCAB.index("[")] in spec["opened"] and spec["closed"] == [[close]]
-    assert spec["open"] is False
+    # One token holds each marker here: each says what it does; no run of several tokens writes one.
+    assert {VOCAB[int(k)]: v for k, v in spec["marks"].items()} == {" [": True, "[": True, '["': True, "[[": True,
+                                                                    "]": False}
+    assert spec["opened"] == spec["closed"] == [] and spec["open"] is False
     for before, inside in (([], False), ([a, opener], True), ([a, opener, a], True), ([opener, a, close], False),
                            ([opener, close, a, VOCAB.index("[")], True)):
         got = int(torch.argmax(_steps(TokenRule(spec), before, logits)))
@@ -646,8 +648,55 @@ def test_inside_an_open_call_neither_the_trigger_nor_the_threshold_applies(stand
     # The replay: the model opens at step 0 and writes "a" twice (never a firing), then closes and is triggered.
     raw = [[opener, a], [a, opener], [a, opener], [close, a], [a, opener]]
     out = [opener, a, opener, close, opener]
-    assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw, spec["opened"], spec["closed"]) == 1
+    assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw, spec["opened"], spec["closed"],
+                          marks=spec["marks"]) == 1
     assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw) == 2   # read without the runs, as before
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_both_engines_read_alike_whether_a_call_is_open(stand_in: None, seed: int) -> None:
+    """The transformers backend reads from the text whether a call is open; vLLM's rule from token runs and marks
+    built over the vocabulary. Over random replies that write hermes markers whole, char by char, glued to other
+    text (`.<`), after a space (` <`) or split at `</`, both say the same after every token."""
+    import random
+
+    from toolcall.backends.base import Sampling
+    from toolcall.backends.vllm import VLLMBackend
+    from toolcall.backends.vllm_steering import TokenRule
+
+    pieces = ["<tool_call>", "</tool_call>", "<", " <", ".<", "</", "/", "x", "}", "\n", *"tool_call>"]
+    vocab = list(dict.fromkeys(pieces))
+
+    class Tokenizer:
+        def batch_decode(self, rows: list[list[int]], **_: Any) -> list[str]:
+            return ["".join(vocab[i] for i in r) for r in rows]
+
+        def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+            return [vocab.index(text)] if text in vocab else [vocab.index(c) for c in text]
+
+        def __len__(self) -> int:
+            return len(vocab)
+
+    llm = ScriptedLLM([])
+    llm.tokenizer = Tokenizer()  # type: ignore[assignment]
+    backend = VLLMBackend.from_vllm(llm, logits_processor=True)
+    steering = Steering("<tool_call>", min_open_prob=0.5, close_texts=("</tool_call>",))
+    session = types.SimpleNamespace(triggers=0, sampling=Sampling(), text="", prompt_chars=0)
+    spec = backend._params([], 5, steering, None, session).extra_args["toolcall"]
+    rng = random.Random(seed)
+    spellings = [["<tool_call>"], ["<", *"tool_call>"], [" <", *"tool_call>"], [".<", *"tool_call>"],
+                 ["</tool_call>"], ["</", *"tool_call>"], ["<", "/", *"tool_call>"], ["x"], ["}"], ["\n"], ["<"]]
+    ids: list[int] = []
+    for _ in range(12):
+        ids += [vocab.index(t) for t in rng.choice(spellings)]
+    rule, text, was = TokenRule(spec), "", False
+    logits = __import__("torch").zeros(len(vocab))
+    for n in range(len(ids) + 1):
+        rule(ids[:n], logits.clone())
+        was = steering.call_open_after(text, max(0, len(text) - len(vocab[ids[n - 1]])) if n else 0, was)
+        assert rule.opened == was, (n, text)
+        if n < len(ids):
+            text += vocab[ids[n]]
 
 
 def test_the_call_threshold_bans_the_opener_only_where_it_is_unlikely(stand_in: None) -> None:

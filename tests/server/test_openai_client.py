@@ -67,7 +67,7 @@ def test_the_request_steering_reaches_the_engine(live: Live) -> None:
     live.backend.calls.clear()
     live.client().chat.completions.create(model=MODEL, messages=ASK_CALC,
                                           extra_body={"toolcall": {"call_threshold": 0.8, "trigger_top_k": 4}})
-    assert live.backend.calls[0][2] == Steering("[", trigger_top_k=4, min_open_prob=0.8, close_texts=("->", "→"))
+    assert live.backend.calls[0][2] == Steering("[", trigger_top_k=4, min_open_prob=0.8, close_texts=("->", "→", "]"))
 
 
 def test_stream_invariants_and_equal_text(live: Live) -> None:

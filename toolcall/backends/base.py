@@ -74,20 +74,31 @@ class Steering:
     # one where the opener is below min_open_prob, as banning the opener at the first token does.
     held_answer: str | None = None
 
-    def call_open_after(self, text: str, new: int | None = None, was: bool = False) -> bool:
+    def call_mark(self, text: str, start: int = 0, after: int = 0) -> bool | None:
+        """What the last opener or close text in `text[start:]` that ends past `after` says: True a call opens (the
+        opener also where both end at once: mistral's `[TOOL_CALLS]` ends in its `]`), False it ends, None no such
+        marker is there."""
+        def end(marker: str) -> int:
+            at = text.rfind(marker, start) if marker else -1
+            return at + len(marker) if at >= 0 and at + len(marker) > after else -1
+
+        opened = end(self.open_text or "")
+        closed = max((end(c) for c in self.close_texts), default=-1)
+        if opened < 0 and closed < 0:
+            return None
+        return opened >= closed
+
+    def call_open_after(self, text: str, new: int | None = None, was: bool = False, floor: int = 0) -> bool:
         """Whether a call is open at the end of `text`, given that it was (`was`) before `text[new:]` was written:
-        the last opener or close text ending in the new text says, else it stays as it was. With `new` None, the
-        whole text is read, and only where close texts are known (else nothing says a call in it has ended)."""
+        the opener or close text that ends last in the new text says (`call_mark`), else it stays as it was. With
+        `new` None, `text[floor:]` is read whole (a reply), and only where close texts are known (else nothing says
+        a call in it has ended). Nothing before `floor` (the prompt) is read."""
         opener = self.open_text or ""
         if not opener or (new is None and not self.close_texts):
             return False if new is None else was
         reach = max([len(opener), *map(len, self.close_texts)]) - 1
-        window = text if new is None else text[max(0, new - reach):]
-        opened = window.rfind(opener)
-        closed = max((window.rfind(c) for c in self.close_texts if c), default=-1)
-        if opened < 0 and closed < 0:
-            return was
-        return opened > closed
+        mark = self.call_mark(text, floor, floor) if new is None else self.call_mark(text, max(floor, new - reach), new)
+        return was if mark is None else mark
 
 
 #: A seed is an unsigned 64-bit number (what torch's generators take).

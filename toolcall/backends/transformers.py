@@ -268,7 +268,7 @@ class TransformersSession(DecodeSession):
                 call = backend._token_masks().matchers(grammar, 1)[0]
             blank = True             # nothing but white space decoded yet (where a held reply decides to call)
             # Whether a call is open: the text so far says, where the dialect's close texts are known.
-            opened = steering is not None and steering.call_open_after(self.text)
+            opened = steering is not None and steering.call_open_after(self.text, floor=self.prompt_chars)
             budget = max_new_tokens if limit is None else min(max_new_tokens, limit - held)
             while True:
                 if len(generated) >= budget:
@@ -296,7 +296,7 @@ class TransformersSession(DecodeSession):
                 self.text += delta
                 blank = blank and not delta.strip()
                 if steering is not None and steering.open_text:
-                    opened = steering.call_open_after(self.text, max(start, before), opened)
+                    opened = steering.call_open_after(self.text, max(start, before), opened, self.prompt_chars)
                 if call is not None and not call.is_stopped():
                     # The call is still open: a stop string inside it (an arrow in a quoted argument) is argument text.
                     shown = decoded

@@ -563,6 +563,9 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         self.steers = bool(logits_processor)
         self.tokenizer = self.async_engine.tokenizer() if self.async_engine is not None else llm.get_tokenizer()
         self._open_ids: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        self._runs: dict[str, list[list[int]]] = {}
+        self._marks: dict[str, dict[str, bool]] = {}
+        self._vocab_texts: list[str] | None = None
         # Concurrent sessions' decodes sent to the offline engine together (a server's replies); None: one at a time.
         self.gatherer: RequestGatherer | None = None
 
@@ -642,22 +645,45 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                 for i, t in zip(begin, vocab)}
         return {"begin": begin, "top_k": steering.trigger_top_k, "triggers": left, "rest": rest}
 
-    def _opener_runs(self, open_text: str) -> list[list[int]]:
-        """The token runs that write `open_text` as this engine writes it (its own encoding, and each opener token
-        followed by the encoding of the rest, as the trigger forces it): where a request writes one, a call is open,
-        and the threshold and the trigger do not apply until a close text's run ends it (as in the transformers
-        backend, which reads the text; a close text the model writes in other tokens than its encoding is not seen,
-        and the call is then taken to be open until the request ends)."""
-        begin, _, _ = self._open_sets(open_text)
-        vocab = self.tokenizer.batch_decode([[i] for i in begin], skip_special_tokens=False,
-                                            clean_up_tokenization_spaces=False)
-        runs = [self.encode(open_text)]
-        for i, t in zip(begin, vocab):
-            rest = open_text[len(t.lstrip()):]
-            run = [i, *(self.encode(rest) if rest else [])]
-            if run not in runs:
-                runs.append(run)
-        return [r for r in runs if r]
+    def _vocab(self) -> list[str]:
+        if self._vocab_texts is None:
+            self._vocab_texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))],
+                                                            skip_special_tokens=False,
+                                                            clean_up_tokenization_spaces=False)
+        return self._vocab_texts
+
+    def _marker_runs(self, marker: str) -> list[list[int]]:
+        """The runs of several tokens that end by writing `marker`, as this engine may write it: its own encoding,
+        and each token whose text ends with a start of it (` <`, `.<`, `([`, `\n</`) followed by the encoding of the
+        rest (a token holding all of it is in `_token_marks`). Where a request's output ends with an opener's run a
+        call is open, and the threshold and the trigger do not apply until a close text's run ends it, as the
+        transformers backend reads the same from the text (a marker written in tokens none of these runs holds is
+        not seen: the call stays as it was taken to be)."""
+        if marker not in self._runs:
+            rests: dict[str, list[int]] = {}
+            runs = {tuple(self.encode(marker))}
+            for i, text in enumerate(self._vocab()):
+                k = next((k for k in range(min(len(text), len(marker) - 1), 0, -1) if text.endswith(marker[:k])), 0)
+                if k:
+                    rest = marker[k:]
+                    if rest not in rests:
+                        rests[rest] = self.encode(rest)
+                    runs.add((i, *rests[rest]))
+            self._runs[marker] = sorted(list(r) for r in runs if len(r) > 1)
+        return self._runs[marker]
+
+    def _token_marks(self, steering: Steering) -> dict[str, bool]:
+        """Tokens whose own text holds a whole opener or close text, with what the last of them says (a call opens,
+        or ends: `Steering.call_mark`), keyed by the token id as text (the rule crosses a process boundary)."""
+        key = "\x00".join((steering.open_text or "", *steering.close_texts))
+        if key not in self._marks:
+            marks = {}
+            for i, text in enumerate(self._vocab()):
+                mark = steering.call_mark(text)
+                if mark is not None:
+                    marks[str(i)] = mark
+            self._marks[key] = marks
+        return self._marks[key]
 
     def _need_processor(self, what: str) -> None:
         if not self.steers:
@@ -700,9 +726,11 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                     rule.update(self._trigger_rule(steering, left))
                     options["logprobs"] = TRIGGER_LOGPROBS  # raw top tokens: how the trigger's firings are counted
             if rule.get("begin"):
-                rule["opened"] = self._opener_runs(steering.open_text)
-                rule["closed"] = [run for run in map(self.encode, steering.close_texts) if run]
-                rule["open"] = session is not None and steering.call_open_after(session.text)
+                rule["opened"] = self._marker_runs(steering.open_text)
+                rule["closed"] = [run for c in steering.close_texts if c for run in self._marker_runs(c)]
+                rule["marks"] = self._token_marks(steering)
+                rule["open"] = session is not None and steering.call_open_after(session.text,
+                                                                                 floor=session.prompt_chars)
             if rule.get("ban") or rule.get("begin"):
                 if self.steers:
                     options["extra_args"] = {EXTRA_KEY: rule}
@@ -790,7 +818,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                     for step in (completion.logprobs or [])]
             session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
                                                list(completion.token_ids), tops, rule.get("opened", ()),
-                                               rule.get("closed", ()), bool(rule.get("open")))
+                                               rule.get("closed", ()), bool(rule.get("open")), rule.get("marks"))
 
 
 @dataclass(frozen=True)

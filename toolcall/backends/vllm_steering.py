@@ -16,10 +16,10 @@ The extra argument, a dict of plain lists (it crosses the process boundary as ms
   opener's remaining tokens), at most `triggers` times in the request;
 - "min_open", "begin", "ban_open": the call threshold: at a free step where the `begin` tokens' probability (softmax
   of the raw logits) is below `min_open`, the `ban_open` tokens get -inf and the trigger does not fire;
-- "opened", "closed": token runs that write the call opener and those that write a text ending a call: once the
-  request's output ends with an opener run, a call is open, and neither the threshold nor the trigger applies (a
-  call's arguments are not a place where a call opens) until it ends with a closing run; "open": the request
-  starts inside a call (its prompt ends in one);
+- "opened", "closed", "marks", "open": whether a call is open, where neither the threshold nor the trigger applies
+  (a call's arguments are not a place where a call opens): runs of several tokens that write the call opener or a
+  text ending a call, the tokens that hold a whole one (with what the last says: true opens), and whether the
+  request starts inside a call (its reply so far ends in one);
 - "decide" [yes, no], with "min_open" and "begin": a one-token request that says whether the call threshold lets
   a call open at its first step, by producing `yes` or `no` (a decode held to a grammar cannot read it: vLLM masks
   the logits before its processors see them).
@@ -45,8 +45,9 @@ class TokenRule:
         self.min_open = float(spec.get("min_open", 0.0))
         self.ban_open = sorted({int(t) for t in spec.get("ban_open", ())})
         self.decide = [int(t) for t in spec.get("decide", ())]
-        self.opened_runs = [[int(t) for t in run] for run in spec.get("opened", ()) if run]
-        self.closed_runs = [[int(t) for t in run] for run in spec.get("closed", ()) if run]
+        self.opened_runs = _by_last(spec.get("opened", ()))
+        self.closed_runs = _by_last(spec.get("closed", ()))
+        self.marks = {int(k): bool(v) for k, v in dict(spec.get("marks", {})).items()}
         self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
         self.fired = 0
         self.opened = bool(spec.get("open", False))  # a call is open (the prompt's, or one the output opened)
@@ -60,7 +61,7 @@ class TokenRule:
             return _only(logits, self.force[step])
         if self.queued:
             return _only(logits, self.queued.pop(0))
-        self.opened = _call_open(output_ids, self.opened_runs, self.closed_runs, self.opened)
+        self.opened = _call_open(output_ids, self.opened_runs, self.closed_runs, self.opened, marks=self.marks)
         if self.opened:
             if self.ban:
                 logits[self.ban] = float("-inf")
@@ -83,20 +84,39 @@ class TokenRule:
         return logits
 
 
-def _ends_with_run(ids: Sequence[int], runs: Sequence[Sequence[int]], end: int | None = None) -> bool:
+Runs = dict[int, list[list[int]]]
+
+
+def _by_last(runs: Any) -> Runs:
+    """Token runs indexed by their last token: at each step only those ending in the token just produced are read."""
+    out: Runs = {}
+    for run in runs:
+        if run:
+            out.setdefault(int(run[-1]), []).append([int(t) for t in run])
+    return out
+
+
+def _ends_with_run(ids: Sequence[int], runs: Runs, end: int | None = None) -> bool:
     """Whether `ids[:end]` ends with one of `runs` (compared in place: the output is not copied at each step)."""
     n = len(ids) if end is None else end
-    return any(0 < len(run) <= n and all(ids[n - len(run) + j] == t for j, t in enumerate(run)) for run in runs)
+    if n == 0:
+        return False
+    return any(len(run) <= n and all(ids[n - len(run) + j] == t for j, t in enumerate(run))
+               for run in runs.get(ids[n - 1], ()))
 
 
-def _call_open(ids: Sequence[int], opened: Sequence[Sequence[int]], closed: Sequence[Sequence[int]], was: bool,
-               end: int | None = None) -> bool:
-    """Whether a call is open after `ids[:end]`, given whether it was one token before: an opener run ending there
-    opens one, a closing run ends it."""
+def _call_open(ids: Sequence[int], opened: Runs, closed: Runs, was: bool, end: int | None = None,
+               marks: dict[int, bool] | None = None) -> bool:
+    """Whether a call is open after `ids[:end]`, given whether it was one token before: a run of several tokens
+    ending there that writes an opener opens one (the opener's where a closing run ends there too), one that writes
+    a close text ends it; else a token holding a whole marker says what its last one does (`marks`)."""
     if _ends_with_run(ids, opened, end):
         return True
     if _ends_with_run(ids, closed, end):
         return False
+    n = len(ids) if end is None else end
+    if marks and n:
+        return marks.get(ids[n - 1], was)
     return was
 
 
@@ -117,7 +137,8 @@ def _only(logits: Any, token: int) -> Any:
 
 def fired_triggers(begin: frozenset[int], ban: Sequence[int], top_k: int, output_ids: Sequence[int],
                    raw_top: Sequence[Sequence[int]], opened: Sequence[Sequence[int]] = (),
-                   closed: Sequence[Sequence[int]] = (), open_at_start: bool = False) -> int:
+                   closed: Sequence[Sequence[int]] = (), open_at_start: bool = False,
+                   marks: dict[str, bool] | None = None) -> int:
     """How many times the trigger fired in a finished request, replayed from the raw top tokens vLLM returned per
     step (`logprobs=N`; raw, before any processor): at a step that produced a `begin` token outside an open call
     (`opened` and `closed`, as the rule reads them), the rule fired iff the best token left after the ban was not
@@ -125,8 +146,10 @@ def fired_triggers(begin: frozenset[int], ban: Sequence[int], top_k: int, output
     banned = set(ban)
     fired = 0
     inside = open_at_start
+    opened_runs, closed_runs = _by_last(opened), _by_last(closed)
+    token_marks = {int(k): bool(v) for k, v in (marks or {}).items()}
     for step, (tok, top) in enumerate(zip(output_ids, raw_top)):
-        inside = _call_open(output_ids, opened, closed, inside, step)
+        inside = _call_open(output_ids, opened_runs, closed_runs, inside, step, token_marks)
         if inside or tok not in begin:
             continue
         left = [t for t in top if t not in banned][:top_k]

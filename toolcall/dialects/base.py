@@ -643,6 +643,15 @@ class Dialect(ABC):
     #: so its first occurrence after the opener is where the call ends ("" where none: a Toolformer call's quoted
     #: argument may hold its arrow). An engine may then decode on past the call in the same request.
     held_call_end: str = ""
+    #: Text after which no call this dialect's opener began is still open (besides its call markers): Toolformer's
+    #: `]`, which ends a bracket that was prose (`[1]`, `x[0]`), so steering does not take it for an open call.
+    span_closers: tuple[str, ...] = ()
+
+    @property
+    def call_closers(self) -> tuple[str, ...]:
+        """What ends an open call for the decoding's steering (`Steering.close_texts`): the call markers, then
+        `span_closers`."""
+        return tuple(dict.fromkeys((*self.call_markers, *self.span_closers)))
 
     def check_history(self, history: object) -> None:
         """A ConfigError unless `history` is a list of {"role": str, "content": str} messages whose roles this dialect

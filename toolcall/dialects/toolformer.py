@@ -610,6 +610,7 @@ class ToolformerDialect(Dialect):
 
     name = "toolformer"
     call_markers = ("->", "→")
+    span_closers = ("]",)
     reserved = ("<API>", "</API>")  # and unpaired brackets: see _paired
     one_line_calls = True
     end_markers = ()

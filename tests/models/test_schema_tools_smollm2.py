@@ -107,6 +107,22 @@ def test_with_its_recommended_call_threshold_it_never_calls_the_wrong_tool() -> 
 
 
 @pytest.mark.model
+def test_the_top_k_trigger_leaves_the_call_it_opened_alone() -> None:
+    """With --trigger-top-k and no threshold, the adapter opens its own call at the first token, and at the next one
+    (a newline greedy, `<` in the top ten) the trigger wrote a second opener: `<tool_call>\n<tool_call>`. Inside a
+    call the trigger now rests: one opener per call, each call well formed."""
+    from toolcall.api import make_backend
+
+    backend = make_backend("transformers", NAME)
+    registry = ToolRegistry([get_air_quality, translate_text, search_library_catalogue])
+    for request, _ in REQUESTS:
+        result = toolcall.generate(request, backend=backend, dialect="hermes", tools=registry, few_shot=False,
+                                   max_new_tokens=64, max_calls=1, trigger_top_k=10, call_threshold=0)
+        assert "<tool_call>\n<tool_call>" not in result.text, result.text
+        assert all(c.tool in REQUESTS_TOOLS for c in result.calls), result.text
+
+
+@pytest.mark.model
 def test_an_agent_with_tools_and_an_output_type_gets_a_call_then_its_object() -> None:
     """The OpenAI Agents SDK's `output_type` with tools over `toolcall serve`: `response_format` and `tools` in one
     request. The reply calls the client's function (handed back), and once its result is sent the answer is the

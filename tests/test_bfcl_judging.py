@@ -131,6 +131,26 @@ def test_a_call_written_again_is_judged_as_the_loop_hands_it_back(judge: Any) ->
     assert (whole.valid, whole.kind, whole.repeated) == (False, "wrong_count", 0)
 
 
+def test_handed_calls_ends_where_the_loops_look_ends() -> None:
+    """Block by block: a list block is taken whole (its closing tag in an argument is no block end), a block after
+    a malformed one is not taken, a later block repeating a call ends the group before it."""
+    from toolcall.bfcl import handed_calls
+
+    d = get_dialect("hermes")
+
+    def block(*litres: Any) -> str:
+        calls = [{"name": "kitchen.boil_water", "arguments": {"litres": x}} for x in litres]
+        return f"<tool_call>\n{json.dumps(calls[0] if len(calls) == 1 else calls)}\n</tool_call>"
+
+    bad = '<tool_call>\n{"name": "kitchen.boil_water", "arguments": {"litres": 3}\n</tool_call>'
+    for reply, kept in ((block("a</tool_call>b", "a</tool_call>b"), ["a</tool_call>b"] * 2),
+                        (block(1) + "\n" + bad + "\n" + block(2), [1]),
+                        (block(1) + "\n" + block(2, 1) + "\n" + block(3), [1]),
+                        (block(1) + "\n" + block(2, 3) + "\n" + block(3), [1, 2, 3])):
+        got = [c.args["litres"] for c in handed_calls(d.parse(reply), d, repeat_calls=False)]  # type: ignore[call-overload]
+        assert got == kept, reply
+
+
 def test_the_eval_judges_with_the_loops_repeat_calls_setting() -> None:
     """evaluate_bfcl hands judge_reply the config's repeat_calls: the same reply, right with it off, wrong with it on."""
     from toolcall.loop import LoopConfig

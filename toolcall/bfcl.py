@@ -448,14 +448,20 @@ def handed_calls(parsed: Parsed, dialect: Dialect, repeat_calls: bool = True) ->
     """The calls of a reply that BFCL judges: all of them, or, with repeat_calls off where the dialect writes a
     group a block at a time (hermes, each block ending at a call marker), those the loop's look for more calls takes
     with it: the first block whole, then each block that makes no request made before it or twice in itself, up to
-    the first that does (`until_repeat`). Dialects that write a group whole run it as written. (Calls after prose
-    are judged as BFCL reads a reply, where the loop's group would have ended at the prose.)"""
+    the first that does (`until_repeat`) or a malformed call between blocks, where the look ends too. Dialects that
+    write a group whole run it as written. (Calls after prose are judged as BFCL reads a reply, where the loop's
+    group would have ended at the prose.)"""
     calls = list(parsed.calls)
     if repeat_calls or not dialect.continues_calls("") or not calls:
         return calls
     blocks: list[list[ToolCall]] = [[calls[0]]]
     for before, call in zip(calls, calls[1:]):
-        between = parsed.text[before.span[0]:call.span[0]]
+        if any(before.span[1] <= issue.pos < call.span[0] for issue in parsed.issues):
+            break  # a malformed call after good ones ends the group: the look takes no malformed block
+        # A block ends at a call marker after its last call (a single call's span holds its closing tag; a marker
+        # inside a call's own arguments is no end).
+        reach = max(map(len, dialect.call_markers), default=0)
+        between = parsed.text[max(before.span[0], before.span[1] - reach):call.span[0]]
         if any(marker in between for marker in dialect.call_markers):
             blocks.append([call])
         else:

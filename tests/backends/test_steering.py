@@ -24,9 +24,27 @@ def test_the_prompt_is_not_read_and_a_bracket_of_prose_closes() -> None:
     assert not tf.call_open_after("I get [Calculator(2 * 3) ->")
 
 
+def test_the_marker_that_ends_last_decides_and_the_opener_wins_a_tie() -> None:
+    """An opener that ends in a close text (`[TOOL_CALLS]` ends in "]") opens; the close text after it closes."""
+    st = Steering("[TOOL_CALLS]", close_texts=("]", "}"))
+    assert st.call_open_after("[TOOL_CALLS]") and not st.call_open_after('[TOOL_CALLS][{"a": 1}]')
+    assert st.call_open_after("x[TOOL_CALLS]", 5, False) and not st.call_open_after("[TOOL_CALLS]{}", 13, True)
+
+
+def test_a_mistral_call_stays_open_through_its_arguments() -> None:
+    """Mistral's call markers are JSON's brackets, inside arguments too: as close texts they ended its call at the
+    first `}` or `]` of its arguments (and at its `[ARGS]`), where the threshold then banned `[` from a list value.
+    It has none: a call it opens is open until the decode ends."""
+    st = steering("mistral")
+    assert st.close_texts == ()
+    was = False
+    for piece in ("[TOOL_CALLS]", "get_weather[ARGS]", '{"xs": [1]', ", ", '"a": {}'):
+        text = "R " + piece
+        was = st.call_open_after(text, 2, was)
+        assert was, piece
+
+
 @pytest.mark.parametrize(("dialect", "text", "open_"), [
-    ("mistral", "[TOOL_CALLS]", True),                      # its opener ends in its own close text "]"
-    ("mistral", '[TOOL_CALLS][{"name": "f", "arguments": {}}]', False),
     ("hermes", "<tool_call>\n{", True),
     ("hermes", '<tool_call>\n{"name": "f"}\n</tool_call>\n', False),
     ("hermes", "no call here", False),
@@ -35,7 +53,7 @@ def test_a_reply_read_whole(dialect: str, text: str, open_: bool) -> None:
     assert steering(dialect).call_open_after("PROMPT " + text, floor=7) is open_
 
 
-@pytest.mark.parametrize("dialect", ["toolformer", "hermes", "mistral", "moss"])
+@pytest.mark.parametrize("dialect", ["toolformer", "hermes", "moss"])
 def test_read_a_piece_at_a_time_as_read_whole(dialect: str) -> None:
     """Token by token (each piece read with the last few characters before it) the state is the whole text's."""
     import random

@@ -657,14 +657,15 @@ def test_inside_an_open_call_neither_the_trigger_nor_the_threshold_applies(stand
 def test_both_engines_read_alike_whether_a_call_is_open(stand_in: None, seed: int) -> None:
     """The transformers backend reads from the text whether a call is open; vLLM's rule from token runs and marks
     built over the vocabulary. Over random replies that write hermes markers whole, char by char, glued to other
-    text (`.<`), after a space (` <`) or split at `</`, both say the same after every token."""
+    text (`.<`), after a space (` <`), split at `</` or glued to what follows (`>\n`, `><`), and begun in the
+    reply before the request, both say the same after every token."""
     import random
 
     from toolcall.backends.base import Sampling
     from toolcall.backends.vllm import VLLMBackend
     from toolcall.backends.vllm_steering import TokenRule
 
-    pieces = ["<tool_call>", "</tool_call>", "<", " <", ".<", "</", "/", "x", "}", "\n", *"tool_call>"]
+    pieces = ["<tool_call>", "</tool_call>", "<", " <", ".<", "</", "/", "x", "}", "\n", *"tool_call>", ">\n", "><"]
     vocab = list(dict.fromkeys(pieces))
 
     class Tokenizer:
@@ -681,22 +682,31 @@ def test_both_engines_read_alike_whether_a_call_is_open(stand_in: None, seed: in
     llm.tokenizer = Tokenizer()  # type: ignore[assignment]
     backend = VLLMBackend.from_vllm(llm, logits_processor=True)
     steering = Steering("<tool_call>", min_open_prob=0.5, close_texts=("</tool_call>",))
-    session = types.SimpleNamespace(triggers=0, sampling=Sampling(), text="", prompt_chars=0)
-    spec = backend._params([], 5, steering, None, session).extra_args["toolcall"]
     rng = random.Random(seed)
     spellings = [["<tool_call>"], ["<", *"tool_call>"], [" <", *"tool_call>"], [".<", *"tool_call>"],
-                 ["</tool_call>"], ["</", *"tool_call>"], ["<", "/", *"tool_call>"], ["x"], ["}"], ["\n"], ["<"]]
+                 ["</tool_call>"], ["</", *"tool_call>"], ["<", "/", *"tool_call>"], ["x"], ["}"], ["\n"], ["<"],
+                 ["<", *"tool_call", ">\n"], ["<", "/", *"tool_call", "><"], ["<", "/", *"tool_call", ">\n"]]
     ids: list[int] = []
     for _ in range(12):
         ids += [vocab.index(t) for t in rng.choice(spellings)]
-    rule, text, was = TokenRule(spec), "", False
+    # The reply so far (a marker may be begun in it), then one request; the prompt ends in an opener left open.
+    cut = rng.randint(0, len(ids))
+    prompt = "P <tool_call>"
+    reply = "".join(vocab[i] for i in ids[:cut])
+    session = types.SimpleNamespace(triggers=0, sampling=Sampling(), text=prompt + reply, prompt_chars=len(prompt),
+                                    ids=[0] * 5 + ids[:cut])
+    spec = backend._params([], 5, steering, None, session).extra_args["toolcall"]
+    rule, text = TokenRule(spec), reply
+    was = steering.call_open_after(text)
     logits = __import__("torch").zeros(len(vocab))
-    for n in range(len(ids) + 1):
-        rule(ids[:n], logits.clone())
-        was = steering.call_open_after(text, max(0, len(text) - len(vocab[ids[n - 1]])) if n else 0, was)
-        assert rule.opened == was, (n, text)
-        if n < len(ids):
-            text += vocab[ids[n]]
+    out = ids[cut:]
+    for n in range(len(out) + 1):
+        rule(out[:n], logits.clone())
+        if n:
+            was = steering.call_open_after(text, len(text) - len(vocab[out[n - 1]]), was)
+        assert rule.opened == was, (cut, n, text)
+        if n < len(out):
+            text += vocab[out[n]]
 
 
 def test_the_call_threshold_bans_the_opener_only_where_it_is_unlikely(stand_in: None) -> None:

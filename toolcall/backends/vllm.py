@@ -652,25 +652,36 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                                                             clean_up_tokenization_spaces=False)
         return self._vocab_texts
 
-    def _marker_runs(self, marker: str) -> list[list[int]]:
+    def _marker_runs(self, marker: str, glued_end: bool = False) -> list[list[int]]:
         """The runs of several tokens that end by writing `marker`, as this engine may write it: its own encoding,
         and each token whose text ends with a start of it (` <`, `.<`, `([`, `\n</`) followed by the encoding of the
-        rest (a token holding all of it is in `_token_marks`). Where a request's output ends with an opener's run a
-        call is open, and the threshold and the trigger do not apply until a close text's run ends it, as the
-        transformers backend reads the same from the text (a marker written in tokens none of these runs holds is
-        not seen: the call stays as it was taken to be)."""
-        if marker not in self._runs:
-            rests: dict[str, list[int]] = {}
-            runs = {tuple(self.encode(marker))}
+        rest (a token holding all of it is in `_token_marks`). With `glued_end`, the runs whose last token holds the
+        marker's end and more text after it (`>\n`, `><`): the encoding of the marker's start, then that token. Where
+        a request's output ends with an opener's run a call is open, and the threshold and the trigger do not apply
+        until a close text's run ends it, as the transformers backend reads the same from the text (a marker written
+        in tokens none of these runs holds is not seen: the call stays as it was taken to be)."""
+        key = ("\x00end" if glued_end else "") + marker
+        if key not in self._runs:
+            parts: dict[str, list[int]] = {}
+
+            def encoded(text: str) -> list[int]:
+                if text not in parts:
+                    parts[text] = self.encode(text) if text else []
+                return parts[text]
+
+            runs = set() if glued_end else {tuple(self.encode(marker))}
             for i, text in enumerate(self._vocab()):
+                if glued_end:
+                    k = next((k for k in range(1, len(marker)) if text.startswith(marker[k:])
+                              and len(text) > len(marker) - k), 0)
+                    if k:
+                        runs.add((*encoded(marker[:k]), i))
+                    continue
                 k = next((k for k in range(min(len(text), len(marker) - 1), 0, -1) if text.endswith(marker[:k])), 0)
                 if k:
-                    rest = marker[k:]
-                    if rest not in rests:
-                        rests[rest] = self.encode(rest)
-                    runs.add((i, *rests[rest]))
-            self._runs[marker] = sorted(list(r) for r in runs if len(r) > 1)
-        return self._runs[marker]
+                    runs.add((i, *encoded(marker[k:])))
+            self._runs[key] = sorted(list(r) for r in runs if len(r) > 1)
+        return self._runs[key]
 
     def _token_marks(self, steering: Steering) -> dict[str, bool]:
         """Tokens whose own text holds a whole opener or close text, with what the last of them says (a call opens,
@@ -728,9 +739,16 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             if rule.get("begin"):
                 rule["opened"] = self._marker_runs(steering.open_text)
                 rule["closed"] = [run for c in steering.close_texts if c for run in self._marker_runs(c)]
+                rule["opened_in"] = self._marker_runs(steering.open_text, glued_end=True)
+                rule["closed_in"] = [run for c in steering.close_texts if c for run in self._marker_runs(c, True)]
                 rule["marks"] = self._token_marks(steering)
                 rule["open"] = session is not None and steering.call_open_after(session.text,
                                                                                  floor=session.prompt_chars)
+                if session is not None and len(session.text) > session.prompt_chars:
+                    # A marker begun in the reply may end in this request: the rule reads on from its last tokens.
+                    longest = max(map(len, [*rule["opened"], *rule["closed"], *rule["opened_in"],
+                                            *rule["closed_in"]]), default=1)
+                    rule["tail"] = list(session.ids[-(longest - 1):]) if longest > 1 else []
             if rule.get("ban") or rule.get("begin"):
                 if self.steers:
                     options["extra_args"] = {EXTRA_KEY: rule}
@@ -818,7 +836,9 @@ class VLLMBackend(VLLMScoringMixin, Backend):
                     for step in (completion.logprobs or [])]
             session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
                                                list(completion.token_ids), tops, rule.get("opened", ()),
-                                               rule.get("closed", ()), bool(rule.get("open")), rule.get("marks"))
+                                               rule.get("closed", ()), bool(rule.get("open")), rule.get("marks"),
+                                               rule.get("tail", ()), rule.get("opened_in", ()),
+                                               rule.get("closed_in", ()))
 
 
 @dataclass(frozen=True)

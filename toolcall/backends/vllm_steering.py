@@ -45,12 +45,10 @@ class TokenRule:
         self.min_open = float(spec.get("min_open", 0.0))
         self.ban_open = sorted({int(t) for t in spec.get("ban_open", ())})
         self.decide = [int(t) for t in spec.get("decide", ())]
-        self.opened_runs = _by_last(spec.get("opened", ()))
-        self.closed_runs = _by_last(spec.get("closed", ()))
-        self.marks = {int(k): bool(v) for k, v in dict(spec.get("marks", {})).items()}
+        self.reader = OpenCallReader(spec)
         self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
         self.fired = 0
-        self.opened = bool(spec.get("open", False))  # a call is open (the prompt's, or one the output opened)
+        self.opened = self.reader.open  # a call is open (one the reply so far left open, or the output opened)
 
     def __call__(self, output_ids: Sequence[int], logits: Any) -> Any:
         step = len(output_ids)
@@ -61,7 +59,7 @@ class TokenRule:
             return _only(logits, self.force[step])
         if self.queued:
             return _only(logits, self.queued.pop(0))
-        self.opened = _call_open(output_ids, self.opened_runs, self.closed_runs, self.opened, marks=self.marks)
+        self.opened = self.reader.feed(output_ids)
         if self.opened:
             if self.ban:
                 logits[self.ban] = float("-inf")
@@ -105,8 +103,42 @@ def _ends_with_run(ids: Sequence[int], runs: Runs, end: int | None = None) -> bo
                for run in runs.get(ids[n - 1], ()))
 
 
+class OpenCallReader:
+    """Whether a call is open, read token by token from a rule's "opened", "closed", "marks" and "open", over the
+    reply's last tokens before the request ("tail": a marker begun there may end in the request) and its output."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.opened_runs = _by_last(spec.get("opened", ()))
+        self.closed_runs = _by_last(spec.get("closed", ()))
+        self.opened_in = _by_last(spec.get("opened_in", ()))   # runs whose last token goes on past the marker
+        self.closed_in = _by_last(spec.get("closed_in", ()))
+        self.marks = {int(k): bool(v) for k, v in dict(spec.get("marks", {})).items()}
+        self.open = bool(spec.get("open", False))
+        runs = [r for by in (self.opened_runs, self.closed_runs, self.opened_in, self.closed_in)
+                for rs in by.values() for r in rs]
+        self.keep = max(map(len, runs), default=1)
+        self.recent = [int(t) for t in spec.get("tail", ())][-self.keep:]
+        self.seen = 0
+
+    def feed_one(self, token: int) -> bool:
+        self.recent.append(int(token))
+        del self.recent[:-self.keep]
+        # A marker that ends with the token ends last; then one the token holds whole (its last says); then one
+        # whose end the token holds before more text.
+        self.open = _call_open(self.recent, self.opened_runs, self.closed_runs, self.open, marks=self.marks,
+                               inner=(self.opened_in, self.closed_in))
+        return self.open
+
+    def feed(self, output_ids: Sequence[int]) -> bool:
+        """The state after `output_ids`, the request's whole output so far (read from where the last call left)."""
+        for token in output_ids[self.seen:]:
+            self.feed_one(token)
+        self.seen = len(output_ids)
+        return self.open
+
+
 def _call_open(ids: Sequence[int], opened: Runs, closed: Runs, was: bool, end: int | None = None,
-               marks: dict[int, bool] | None = None) -> bool:
+               marks: dict[int, bool] | None = None, inner: tuple[Runs, Runs] | None = None) -> bool:
     """Whether a call is open after `ids[:end]`, given whether it was one token before: a run of several tokens
     ending there that writes an opener opens one (the opener's where a closing run ends there too), one that writes
     a close text ends it; else a token holding a whole marker says what its last one does (`marks`)."""
@@ -115,8 +147,13 @@ def _call_open(ids: Sequence[int], opened: Runs, closed: Runs, was: bool, end: i
     if _ends_with_run(ids, closed, end):
         return False
     n = len(ids) if end is None else end
-    if marks and n:
-        return marks.get(ids[n - 1], was)
+    if marks and n and ids[n - 1] in marks:
+        return marks[ids[n - 1]]
+    if inner is not None:
+        if _ends_with_run(ids, inner[0], end):
+            return True
+        if _ends_with_run(ids, inner[1], end):
+            return False
     return was
 
 
@@ -138,18 +175,19 @@ def _only(logits: Any, token: int) -> Any:
 def fired_triggers(begin: frozenset[int], ban: Sequence[int], top_k: int, output_ids: Sequence[int],
                    raw_top: Sequence[Sequence[int]], opened: Sequence[Sequence[int]] = (),
                    closed: Sequence[Sequence[int]] = (), open_at_start: bool = False,
-                   marks: dict[str, bool] | None = None) -> int:
+                   marks: dict[str, bool] | None = None, tail: Sequence[int] = (),
+                   opened_in: Sequence[Sequence[int]] = (), closed_in: Sequence[Sequence[int]] = ()) -> int:
     """How many times the trigger fired in a finished request, replayed from the raw top tokens vLLM returned per
     step (`logprobs=N`; raw, before any processor): at a step that produced a `begin` token outside an open call
     (`opened` and `closed`, as the rule reads them), the rule fired iff the best token left after the ban was not
     one of `begin` and the produced one was among the top_k left."""
     banned = set(ban)
     fired = 0
-    inside = open_at_start
-    opened_runs, closed_runs = _by_last(opened), _by_last(closed)
-    token_marks = {int(k): bool(v) for k, v in (marks or {}).items()}
-    for step, (tok, top) in enumerate(zip(output_ids, raw_top)):
-        inside = _call_open(output_ids, opened_runs, closed_runs, inside, step, token_marks)
+    reader = OpenCallReader({"opened": opened, "closed": closed, "marks": marks or {}, "open": open_at_start,
+                             "tail": tail, "opened_in": opened_in, "closed_in": closed_in})
+    for tok, top in zip(output_ids, raw_top):
+        inside = reader.open
+        reader.feed_one(tok)
         if inside or tok not in begin:
             continue
         left = [t for t in top if t not in banned][:top_k]

@@ -91,6 +91,12 @@ class MistralDialect(StructuredDialect):
     open_marker = TOOL_CALLS
     result_markers = (RESULTS_OPEN,)
 
+    @property
+    def call_closers(self) -> tuple[str, ...]:
+        """None: its call markers are JSON's own brackets, inside arguments too (and `[ARGS]` ends in one), so a
+        call it opens is taken to be open until its decode ends (the loop's ends at a marker that closes it)."""
+        return ()
+
     def __init__(self, spelling: str = "auto") -> None:
         if spelling not in SPELLINGS:
             raise ConfigError(f"unknown mistral spelling {spelling!r}; valid spellings: {', '.join(SPELLINGS)}")

@@ -18,3 +18,9 @@ def test_a_group_ends_before_its_first_repeat() -> None:
     assert until_repeat([a, b, a, c]) == [a, b]
     assert until_repeat([b, c], earlier=[a, c]) == [b]
     assert until_repeat([a, b, c]) == [a, b, c] and until_repeat([]) == []
+
+
+def test_keys_that_cannot_be_ordered_still_make_a_key() -> None:
+    """A pythonic dict with an int and a str key: json.dumps(sort_keys=True) raised TypeError."""
+    mixed = ToolCall("f", {"x": {1: 2, "a": 3}})
+    assert request_key(mixed) == request_key(ToolCall("f", {"x": {1: 2, "a": 3}})) != request_key(ToolCall("f", {}))

@@ -143,8 +143,8 @@ class BfclResult:
     # True when the calls were to be held to the offered schemas but this item's grammar could not be used, so its
     # reply was decoded without it.
     unconstrained: bool = False
-    # With repeat_calls off, the calls in the reply from the first written again on (`handed_calls`): the loop's
-    # group ends before it, so they are neither handed to a client nor judged.
+    # With repeat_calls off, the reply's calls the loop's look would not take (`handed_calls`: from the first block
+    # that repeats a call of the group, or after a malformed block): neither handed to a client nor judged.
     repeated: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -455,12 +455,12 @@ def handed_calls(parsed: Parsed, dialect: Dialect, repeat_calls: bool = True) ->
     if repeat_calls or not dialect.continues_calls("") or not calls:
         return calls
     blocks: list[list[ToolCall]] = [[calls[0]]]
+    reach = max(map(len, dialect.call_markers), default=0)
     for before, call in zip(calls, calls[1:]):
         if any(before.span[1] <= issue.pos < call.span[0] for issue in parsed.issues):
             break  # a malformed call after good ones ends the group: the look takes no malformed block
         # A block ends at a call marker after its last call (a single call's span holds its closing tag; a marker
         # inside a call's own arguments is no end).
-        reach = max(map(len, dialect.call_markers), default=0)
         between = parsed.text[max(before.span[0], before.span[1] - reach):call.span[0]]
         if any(marker in between for marker in dialect.call_markers):
             blocks.append([call])
@@ -564,7 +564,7 @@ def _failure_kind(error_type: str, output: list[dict[str, Any]], item: BfclItem)
 
 def judge_reply(item: BfclItem, reply: str, dialect: Dialect, judge: Judge | None,
                 seconds: float = 0.0, repeat_calls: bool = True) -> BfclResult:
-    """Parse one reply with the dialect and judge the calls the loop would hand back (`handed_calls`) as BFCL does:
+    """Parse one reply with the dialect and judge its calls (`handed_calls`, under repeat_calls) as BFCL does:
     irrelevance items are right when no call was written, live_relevance items when one was, the others when the AST
     checker accepts the calls (calls it raises on are not accepted: kind "checker_error", its exception kept as the
     error)."""

@@ -106,14 +106,19 @@ class ToolCall:
 
 def request_key(call: ToolCall) -> tuple[str, str]:
     """What makes two calls the same request: the tool and its arguments with their JSON types (`1`, `1.0` and `true`
-    differ here, though Python's == takes them for one). A list's order counts; an object's field order does not."""
-    return call.tool, json.dumps(args_json(call.args), sort_keys=True, ensure_ascii=False, default=repr)
+    differ here, though Python's == takes them for one). A list's order counts; an object's field order does not
+    (keys that cannot be ordered, a pythonic `{1: 2, "a": 3}`, keep theirs)."""
+    args = args_json(call.args)
+    try:
+        return call.tool, json.dumps(args, sort_keys=True, ensure_ascii=False, default=repr)
+    except TypeError:
+        return call.tool, repr(args)
 
 
 def until_repeat(calls: Sequence[ToolCall], earlier: Sequence[ToolCall] = ()) -> list[ToolCall]:
     """`calls` up to the first that repeats a request made before it in the same group (`earlier`'s calls, then
-    `calls`' own): a group asks once for what it needs, so a call written again is a model going round, not a request
-    (a small model writes `f(x)` a second time where one call was asked for)."""
+    `calls`' own): where repeat_calls is off, such a call is taken for a model going round, not a request (a small
+    model writes `f(x)` a second time where one call was asked for)."""
     seen = {request_key(c) for c in earlier}
     kept: list[ToolCall] = []
     for call in calls:

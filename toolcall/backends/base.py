@@ -65,7 +65,7 @@ class Steering:
     # With constrain: text that ends a call held to it and that no such call holds before its end (the dialect's
     # held_call_end; "" where there is none). An engine may read past it in the call's own request.
     constrain_end: str = ""
-    # The texts that end an open call (the dialect's call markers). Where a decode writes open_text, a call is open
+    # The texts that end an open call (`Dialect.call_closers`). Where a decode writes open_text, a call is open
     # and neither min_open_prob nor the trigger applies (they are for where a call may open, not for its arguments)
     # until one of these ends it; without them, until the decode ends (the loop's decodes end at a call marker).
     close_texts: tuple[str, ...] = ()

@@ -16,10 +16,11 @@ The extra argument, a dict of plain lists (it crosses the process boundary as ms
   opener's remaining tokens), at most `triggers` times in the request;
 - "min_open", "begin", "ban_open": the call threshold: at a free step where the `begin` tokens' probability (softmax
   of the raw logits) is below `min_open`, the `ban_open` tokens get -inf and the trigger does not fire;
-- "opened", "closed", "marks", "open": whether a call is open, where neither the threshold nor the trigger applies
-  (a call's arguments are not a place where a call opens): runs of several tokens that write the call opener or a
-  text ending a call, the tokens that hold a whole one (with what the last says: true opens), and whether the
-  request starts inside a call (its reply so far ends in one);
+- "opened", "closed", "marks", "opened_in", "closed_in", "open", "tail": whether a call is open, where neither the
+  threshold nor the trigger applies (a call's arguments are not a place where a call opens): runs of several tokens
+  that end by writing the call opener or a text ending a call, the tokens that hold a whole one (with what the last
+  says: true opens), runs whose last token holds a marker's end and more text, whether the request starts inside a
+  call (its reply so far ends in one), and the reply's last tokens before the request (a marker begun there);
 - "decide" [yes, no], with "min_open" and "begin": a one-token request that says whether the call threshold lets
   a call open at its first step, by producing `yes` or `no` (a decode held to a grammar cannot read it: vLLM masks
   the logits before its processors see them).
@@ -141,7 +142,8 @@ def _call_open(ids: Sequence[int], opened: Runs, closed: Runs, was: bool, end: i
                marks: dict[int, bool] | None = None, inner: tuple[Runs, Runs] | None = None) -> bool:
     """Whether a call is open after `ids[:end]`, given whether it was one token before: a run of several tokens
     ending there that writes an opener opens one (the opener's where a closing run ends there too), one that writes
-    a close text ends it; else a token holding a whole marker says what its last one does (`marks`)."""
+    a close text ends it; else a token holding a whole marker says what its last one does (`marks`); else a run
+    whose last token holds a marker's end before more text (`inner`: opener runs, closing runs)."""
     if _ends_with_run(ids, opened, end):
         return True
     if _ends_with_run(ids, closed, end):

@@ -619,10 +619,8 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         """(tokens that begin `open_text`, tokens to ban to disable it, tokens that glue it to more text), as the
         transformers backend's open_token_ids and glued_open_ids define them."""
         if open_text not in self._open_ids:
-            vocab = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=False,
-                                                clean_up_tokenization_spaces=False)
             begin, ban, glued = [], [], []
-            for i, text in enumerate(vocab):
+            for i, text in enumerate(self._vocab()):
                 core = text.lstrip()
                 if core and open_text.startswith(core):
                     begin.append(i)

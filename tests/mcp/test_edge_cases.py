@@ -90,7 +90,8 @@ def test_a_server_that_prints_garbage_gives_one_line(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "printed a line that is not JSON-RPC: 'Welcome to the fake server, version 1!'" in err
-    assert time.perf_counter() - start < 10   # at once, not after the 30 s connect timeout
+    # At once, not after the 30 s connect timeout (5 s alone here; 20 s once with the two cores shared).
+    assert time.perf_counter() - start < 25
 
 
 def test_malformed_notifications_during_a_call_are_logged_in_a_few_lines_naming_the_server(

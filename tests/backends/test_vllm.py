@@ -523,16 +523,20 @@ VOCAB = ["a", "b", " [", "[", '["', "[[", " x", "]", " ->", "c"]
 
 
 class VocabTokenizer:
-    """A tokenizer over VOCAB (ids = positions), enough for the opener sets."""
+    """A tokenizer over a vocabulary (VOCAB by default; ids = positions), enough for the opener sets: a text is one
+    token where the vocabulary has it, else one per character."""
+
+    def __init__(self, vocab: list[str] = VOCAB) -> None:
+        self.vocab = vocab
 
     def batch_decode(self, rows: list[list[int]], **_: Any) -> list[str]:
-        return ["".join(VOCAB[i] for i in r) for r in rows]
+        return ["".join(self.vocab[i] for i in r) for r in rows]
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return [VOCAB.index(text)] if text in VOCAB else [VOCAB.index(c) for c in text]
+        return [self.vocab.index(text)] if text in self.vocab else [self.vocab.index(c) for c in text]
 
     def __len__(self) -> int:
-        return len(VOCAB)
+        return len(self.vocab)
 
 
 def _hf_pick(logits: Any, steering: Steering, triggers: int = 0, opened: bool = False) -> tuple[int, list[int]]:
@@ -648,8 +652,7 @@ def test_inside_an_open_call_neither_the_trigger_nor_the_threshold_applies(stand
     # The replay: the model opens at step 0 and writes "a" twice (never a firing), then closes and is triggered.
     raw = [[opener, a], [a, opener], [a, opener], [close, a], [a, opener]]
     out = [opener, a, opener, close, opener]
-    assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw, spec["opened"], spec["closed"],
-                          marks=spec["marks"]) == 1
+    assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw, spec) == 1
     assert fired_triggers(frozenset(spec["begin"]), (), 3, out, raw) == 2   # read without the runs, as before
 
 
@@ -667,19 +670,8 @@ def test_both_engines_read_alike_whether_a_call_is_open(stand_in: None, seed: in
 
     pieces = ["<tool_call>", "</tool_call>", "<", " <", ".<", "</", "/", "x", "}", "\n", *"tool_call>", ">\n", "><"]
     vocab = list(dict.fromkeys(pieces))
-
-    class Tokenizer:
-        def batch_decode(self, rows: list[list[int]], **_: Any) -> list[str]:
-            return ["".join(vocab[i] for i in r) for r in rows]
-
-        def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-            return [vocab.index(text)] if text in vocab else [vocab.index(c) for c in text]
-
-        def __len__(self) -> int:
-            return len(vocab)
-
     llm = ScriptedLLM([])
-    llm.tokenizer = Tokenizer()  # type: ignore[assignment]
+    llm.tokenizer = VocabTokenizer(vocab)  # type: ignore[assignment]
     backend = VLLMBackend.from_vllm(llm, logits_processor=True)
     steering = Steering("<tool_call>", min_open_prob=0.5, close_texts=("</tool_call>",))
     rng = random.Random(seed)

@@ -636,8 +636,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
         """The logits processor's trigger arguments: the opener tokens, k, how many triggers are left, and the
         tokens that complete the opener after each of them."""
         begin, _, _ = self._open_sets(steering.open_text or "")
-        vocab = self.tokenizer.batch_decode([[i] for i in begin], skip_special_tokens=False,
-                                            clean_up_tokenization_spaces=False)
+        vocab = [self._vocab()[i] for i in begin]
         opener = steering.open_text or ""
         rest = {str(i): self.encode(opener[len(t.lstrip()):]) if opener[len(t.lstrip()):] else []
                 for i, t in zip(begin, vocab)}
@@ -833,10 +832,7 @@ class VLLMBackend(VLLMScoringMixin, Backend):
             tops = [[t for t, _ in sorted(step.items(), key=lambda kv: -kv[1].logprob)]
                     for step in (completion.logprobs or [])]
             session.triggers += fired_triggers(frozenset(rule["begin"]), rule.get("ban", ()), rule["top_k"],
-                                               list(completion.token_ids), tops, rule.get("opened", ()),
-                                               rule.get("closed", ()), bool(rule.get("open")), rule.get("marks"),
-                                               rule.get("tail", ()), rule.get("opened_in", ()),
-                                               rule.get("closed_in", ()))
+                                               list(completion.token_ids), tops, rule)
 
 
 @dataclass(frozen=True)

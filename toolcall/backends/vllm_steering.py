@@ -49,7 +49,11 @@ class TokenRule:
         self.reader = OpenCallReader(spec)
         self.queued: list[int] = []    # the opener's remaining tokens after a trigger fired
         self.fired = 0
-        self.opened = self.reader.open  # a call is open (one the reply so far left open, or the output opened)
+
+    @property
+    def opened(self) -> bool:
+        """Whether a call is open (one the reply so far left open, or the output opened), as last read."""
+        return self.reader.open
 
     def __call__(self, output_ids: Sequence[int], logits: Any) -> Any:
         step = len(output_ids)
@@ -60,8 +64,7 @@ class TokenRule:
             return _only(logits, self.force[step])
         if self.queued:
             return _only(logits, self.queued.pop(0))
-        self.opened = self.reader.feed(output_ids)
-        if self.opened:
+        if self.reader.feed(output_ids):
             if self.ban:
                 logits[self.ban] = float("-inf")
             return logits
@@ -175,18 +178,14 @@ def _only(logits: Any, token: int) -> Any:
 
 
 def fired_triggers(begin: frozenset[int], ban: Sequence[int], top_k: int, output_ids: Sequence[int],
-                   raw_top: Sequence[Sequence[int]], opened: Sequence[Sequence[int]] = (),
-                   closed: Sequence[Sequence[int]] = (), open_at_start: bool = False,
-                   marks: dict[str, bool] | None = None, tail: Sequence[int] = (),
-                   opened_in: Sequence[Sequence[int]] = (), closed_in: Sequence[Sequence[int]] = ()) -> int:
+                   raw_top: Sequence[Sequence[int]], rule: dict[str, Any] | None = None) -> int:
     """How many times the trigger fired in a finished request, replayed from the raw top tokens vLLM returned per
     step (`logprobs=N`; raw, before any processor): at a step that produced a `begin` token outside an open call
-    (`opened` and `closed`, as the rule reads them), the rule fired iff the best token left after the ban was not
-    one of `begin` and the produced one was among the top_k left."""
+    (read from `rule`'s keys as the rule reads them: `OpenCallReader`), the rule fired iff the best token left after
+    the ban was not one of `begin` and the produced one was among the top_k left."""
     banned = set(ban)
     fired = 0
-    reader = OpenCallReader({"opened": opened, "closed": closed, "marks": marks or {}, "open": open_at_start,
-                             "tail": tail, "opened_in": opened_in, "closed_in": closed_in})
+    reader = OpenCallReader(rule or {})
     for tok, top in zip(output_ids, raw_top):
         inside = reader.open
         reader.feed_one(tok)
